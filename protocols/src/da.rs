@@ -1,0 +1,1 @@
+//! DA events (filled in next).

@@ -1,0 +1,20 @@
+//! DSDN wire types, the CBOR codec, signatures and pure protocol state machines.
+//!
+//! This crate performs no I/O. Everything that crosses the network or is written to disk
+//! is defined here, is encoded with [`codec`] (the only place that touches `serde_cbor`)
+//! and carries an explicit size cap that is enforced *before* decoding.
+//!
+//! Spec: `dsdn-roadmap.md`, Tahap 28.1.B §2–§3 (handshake, PEX), 28.1.C §2 (service types)
+//! and Tahap 14A §1 (DA events).
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod da;
+pub mod handshake;
+pub mod network;
+pub mod pex;
+pub mod service;
+
+pub use network::{NetworkId, NetworkIdError, PeerSource, ProtocolVersion, PROTOCOL_VERSION};
+pub use service::{ServiceSet, ServiceType, UnknownServiceType};
