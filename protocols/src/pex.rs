@@ -10,14 +10,17 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::handshake::{MAX_ADDR_BYTES, MAX_LISTEN_ADDRS};
+use crate::handshake::MAX_ADDR_BYTES;
 use crate::ServiceSet;
 
 /// Most entries in one PEX response.
 pub const MAX_PEX_ENTRIES: usize = 1000;
 
-/// Largest encoded PEX response accepted, in bytes (1000 full entries fit).
-pub const MAX_PEX_RESPONSE_BYTES: usize = 1024 * 1024;
+/// Most addresses in one PEX entry.
+pub const MAX_PEX_ADDRS: usize = 8;
+
+/// Largest encoded PEX response accepted, in bytes (1000 entries of 8 maximal addresses fit).
+pub const MAX_PEX_RESPONSE_BYTES: usize = 2 * 1024 * 1024;
 
 /// Largest encoded PEX request accepted, in bytes.
 pub const MAX_PEX_REQUEST_BYTES: usize = 64;
@@ -43,7 +46,7 @@ pub struct PexEntry {
     /// The peer's libp2p PeerId, as bytes.
     #[serde(with = "serde_bytes")]
     pub node_id: Vec<u8>,
-    /// Its addresses as binary multiaddrs (at most 16, each at most 128 bytes).
+    /// Its addresses as binary multiaddrs (at most [`MAX_PEX_ADDRS`], each at most 128 bytes).
     pub addrs: Vec<serde_bytes::ByteBuf>,
     /// The service types it advertised in its last handshake.
     pub services: ServiceSet,
@@ -84,7 +87,7 @@ impl PexResponse {
                 !e.node_id.is_empty()
                     && e.node_id.len() <= 64
                     && !e.addrs.is_empty()
-                    && e.addrs.len() <= MAX_LISTEN_ADDRS
+                    && e.addrs.len() <= MAX_PEX_ADDRS
                     && e.addrs.iter().all(|a| a.len() <= MAX_ADDR_BYTES)
             })
             .collect())
@@ -149,7 +152,7 @@ mod tests {
     fn entry(n: u8) -> PexEntry {
         PexEntry {
             node_id: vec![n; 38],
-            addrs: vec![serde_bytes::ByteBuf::from(vec![n; MAX_ADDR_BYTES]); MAX_LISTEN_ADDRS],
+            addrs: vec![serde_bytes::ByteBuf::from(vec![n; MAX_ADDR_BYTES]); MAX_PEX_ADDRS],
             services: ServiceSet::from_bits(0x7f),
             last_success_unix: u64::MAX,
         }
@@ -205,7 +208,7 @@ mod tests {
             if let Ok(resp) = codec::decode::<PexResponse>(&bytes, MAX_PEX_RESPONSE_BYTES) {
                 if let Ok(entries) = resp.validated() {
                     prop_assert!(entries.len() <= MAX_PEX_ENTRIES);
-                    prop_assert!(entries.iter().all(|e| !e.addrs.is_empty() && e.addrs.len() <= MAX_LISTEN_ADDRS));
+                    prop_assert!(entries.iter().all(|e| !e.addrs.is_empty() && e.addrs.len() <= MAX_PEX_ADDRS));
                 }
             }
         }
