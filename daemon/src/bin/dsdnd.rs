@@ -1,1 +1,205 @@
-fn main() {}
+//! `dsdnd`: the DSDN peer-to-peer daemon.
+//!
+//! ```text
+//! dsdnd init --data-dir DIR
+//! dsdnd --mode bootstrap|storage|coordinator --config FILE --data-dir DIR --listen IP:PORT --api IP:PORT
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use dsdn_bootstrap::config::SeedsConfig;
+use dsdn_daemon::key;
+use dsdn_daemon::server::{self, ApiState};
+use dsdn_p2p::{Node, NodeConfig};
+use dsdn_protocols::{ServiceSet, ServiceType};
+use tracing_subscriber::EnvFilter;
+
+/// The DSDN peer-to-peer daemon.
+#[derive(Parser, Debug)]
+#[command(name = "dsdnd", version, about)]
+struct Cli {
+    /// What this daemon advertises and runs.
+    #[arg(long, value_enum, default_value_t = Mode::Storage)]
+    mode: Mode,
+    /// seeds.toml: network id, DA authority, bootstrap sources and limits.
+    #[arg(long, default_value = "seeds.toml")]
+    config: PathBuf,
+    /// Data directory: node key, peers.dat, control cookie.
+    #[arg(long, global = true, default_value = "dsdn-data")]
+    data_dir: PathBuf,
+    /// One IP:PORT served by both QUIC (UDP) and TCP [default: 0.0.0.0:<default_port>].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Address of the HTTP/JSON control API.
+    #[arg(long, default_value = "127.0.0.1:8645")]
+    api: SocketAddr,
+    /// With `--mode storage`: advertise a data-centre storage node (storage-dc).
+    #[arg(long)]
+    dc: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create the data directory and node key if missing; print the peer id and public key
+    /// as JSON.
+    Init,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Dedicated bootstrap node: handshake, PEX and Kademlia only.
+    Bootstrap,
+    /// Storage node.
+    Storage,
+    /// Coordinator (publishes DA events when its key is the DA authority).
+    Coordinator,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Bootstrap => "bootstrap",
+            Mode::Storage => "storage",
+            Mode::Coordinator => "coordinator",
+        }
+    }
+
+    fn services(self, dc: bool) -> ServiceSet {
+        ServiceSet::from_types([match (self, dc) {
+            (Mode::Bootstrap, _) => ServiceType::Bootstrap,
+            (Mode::Storage, false) => ServiceType::Storage,
+            (Mode::Storage, true) => ServiceType::StorageDc,
+            (Mode::Coordinator, _) => ServiceType::Coordinator,
+        }])
+    }
+}
+
+fn init(data_dir: &Path) -> anyhow::Result<()> {
+    let (kp, _) = key::load_or_create(data_dir)?;
+    let public = key::public_key_bytes(&kp).context("node key is not Ed25519")?;
+    let out = serde_json::json!({
+        "peer_id": kp.public().to_peer_id().to_string(),
+        "public_key": hex::encode(public),
+    });
+    println!("{out}");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install SIGTERM handler");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let seeds = SeedsConfig::load(&cli.config)
+        .with_context(|| format!("invalid configuration {}", cli.config.display()))?;
+    let (keypair, created) = key::load_or_create(&cli.data_dir)?;
+    let peer_id = keypair.public().to_peer_id();
+    if created {
+        tracing::info!(%peer_id, "created a new node key");
+    }
+    let listen = cli.listen.unwrap_or(SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        seeds.bootstrap.default_port,
+    ));
+    let peers_file = if seeds.bootstrap.peers_file.is_absolute() {
+        seeds.bootstrap.peers_file.clone()
+    } else {
+        cli.data_dir.join(&seeds.bootstrap.peers_file)
+    };
+    let services = cli.mode.services(cli.dc);
+    if cli.dc && cli.mode != Mode::Storage {
+        bail!("--dc applies to --mode storage only");
+    }
+    let own_key = key::public_key_bytes(&keypair);
+    if cli.mode == Mode::Coordinator
+        && seeds.network.da_authority.is_some()
+        && seeds.network.da_authority != own_key
+    {
+        tracing::warn!("this coordinator's key is not the network's da_authority: it will relay but not publish DA events");
+    }
+    let agent_version = format!("dsdnd/{}", env!("CARGO_PKG_VERSION"));
+    let cfg = NodeConfig {
+        keypair,
+        network: seeds.network.name.clone(),
+        da_authority: seeds.network.da_authority,
+        services,
+        subscribe_da: cli.mode != Mode::Bootstrap,
+        listen,
+        bootstrap: seeds.bootstrap.clone(),
+        peers_file,
+        agent_version: agent_version.clone(),
+        mode: cli.mode.name().to_owned(),
+    };
+    let node = Node::start(cfg).context("cannot start the network layer")?;
+    if let Some(path) = &node.store_report.moved_aside {
+        tracing::warn!(path = %path.display(), "peers.dat was corrupt: moved aside, rebuilding from seeds");
+    }
+    tracing::info!(
+        %peer_id,
+        mode = cli.mode.name(),
+        network = %seeds.network.name,
+        %listen,
+        "dsdnd started"
+    );
+    let state = ApiState {
+        node: node.handle.clone(),
+        metrics: node.metrics.clone(),
+        mode: cli.mode.name().to_owned(),
+        network: seeds.network.name.to_string(),
+        services: services.names().into_iter().map(String::from).collect(),
+        agent_version,
+    };
+    let event_loop = tokio::spawn(node.event_loop.run());
+    let api = cli.api;
+    server::serve(api, state, shutdown_signal())
+        .await
+        .with_context(|| format!("control API on {api}"))?;
+    // The API held the last handles; dropping them stops the event loop.
+    drop(node.handle);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), event_loop).await;
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Some(Command::Init) => init(&cli.data_dir),
+        None => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(run(cli)),
+            Err(e) => Err(e.into()),
+        },
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

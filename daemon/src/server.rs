@@ -1,0 +1,178 @@
+//! The control API server (HTTP/JSON; shapes in [`crate::api`]).
+
+use std::net::SocketAddr;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use dsdn_p2p::da::PublishError;
+use dsdn_p2p::{Metrics, NodeHandle};
+use dsdn_protocols::da::DaEvent;
+use dsdn_protocols::PROTOCOL_VERSION;
+
+use crate::api::{ApiError, DaStateResponse, PeerInfo, PublishResponse, StatusResponse};
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// What the handlers need.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The node.
+    pub node: NodeHandle,
+    /// Its metrics.
+    pub metrics: Metrics,
+    /// `bootstrap`, `storage` or `coordinator`.
+    pub mode: String,
+    /// The network id.
+    pub network: String,
+    /// Advertised service names.
+    pub services: Vec<String>,
+    /// e.g. `dsdnd/0.1.0`.
+    pub agent_version: String,
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, Json(ApiError { error: msg.into() })).into_response()
+}
+
+fn stopped() -> Response {
+    error(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down")
+}
+
+async fn status(State(s): State<ApiState>) -> Response {
+    let Ok(st) = s.node.status().await else {
+        return stopped();
+    };
+    Json(StatusResponse {
+        peer_id: st.peer_id.to_string(),
+        mode: s.mode.clone(),
+        network: s.network.clone(),
+        services: s.services.clone(),
+        connected_peers: st.connected_peers,
+        known_peers: st.known_peers,
+        listen_addrs: st.listen_addrs.iter().map(|a| a.to_string()).collect(),
+        protocol_version: PROTOCOL_VERSION.to_string(),
+        agent_version: s.agent_version.clone(),
+        uptime_secs: st.uptime.as_secs(),
+        bootstrap_stage: st.bootstrap_stage,
+        isolated: st.isolated,
+        da_authority: st.da_authority.map(hex::encode),
+        is_da_authority: st.is_da_authority,
+    })
+    .into_response()
+}
+
+async fn peers(State(s): State<ApiState>) -> Response {
+    let Ok(peers) = s.node.peers().await else {
+        return stopped();
+    };
+    let out: Vec<PeerInfo> = peers
+        .into_iter()
+        .map(|p| PeerInfo {
+            peer_id: p.peer_id.to_string(),
+            addresses: p.addrs.iter().map(|a| a.to_string()).collect(),
+            services: p.services.names().into_iter().map(String::from).collect(),
+            source: p.source.as_str().to_owned(),
+            connected: p.connected_outbound.is_some(),
+            direction: p
+                .connected_outbound
+                .map(|o| if o { "outbound" } else { "inbound" }.to_owned()),
+            last_seen: p.last_seen,
+            last_success: p.last_success,
+            success_count: p.success_count,
+            failure_count: p.failure_count,
+            score: p.score,
+        })
+        .collect();
+    Json(out).into_response()
+}
+
+async fn publish(State(s): State<ApiState>, body: axum::body::Bytes) -> Response {
+    let events: Vec<DaEvent> = match serde_json::from_slice(&body) {
+        Ok(e) => e,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("body is not a JSON array of DA events: {e}"),
+            )
+        }
+    };
+    match s.node.publish_da(events).await {
+        Err(_) => stopped(),
+        Ok(Ok(p)) => Json(PublishResponse {
+            events: p.events,
+            envelopes: p.seqs.len(),
+            first_seq: p.seqs.first().copied().unwrap_or(0),
+            last_seq: p.seqs.last().copied().unwrap_or(0),
+        })
+        .into_response(),
+        Ok(Err(e)) => {
+            let status = match e {
+                PublishError::NotAuthority(_) | PublishError::NotSubscribed => {
+                    StatusCode::FORBIDDEN
+                }
+                PublishError::Empty | PublishError::Invalid(_) => StatusCode::BAD_REQUEST,
+                PublishError::Gossip(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            error(status, e.to_string())
+        }
+    }
+}
+
+async fn da_state(State(s): State<ApiState>) -> Response {
+    let Ok(st) = s.node.da_state().await else {
+        return stopped();
+    };
+    Json(DaStateResponse {
+        events: st.events,
+        envelopes: st.applied_seq,
+        pending: st.pending,
+        rejected: st.rejected,
+        state_root: hex::encode(st.state_root),
+    })
+    .into_response()
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+/// The API's router.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/peers", get(peers))
+        .route("/v1/da/events", post(publish))
+        .route("/v1/da/state", get(da_state))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Binds `addr` and serves the API until `shutdown` resolves.
+///
+/// # Errors
+/// When `addr` cannot be bound.
+pub async fn serve(
+    addr: SocketAddr,
+    state: ApiState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "control API listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

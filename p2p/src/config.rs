@@ -1,0 +1,37 @@
+//! Configuration of a node's peer-to-peer layer.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use dsdn_bootstrap::config::BootstrapConfig;
+use dsdn_protocols::{NetworkId, ServiceSet};
+use libp2p::identity::Keypair;
+
+/// Everything [`crate::Node::start`] needs.
+///
+/// The daemon builds it from seeds.toml (`dsdn_bootstrap::config::SeedsConfig`), the
+/// command line and the node key in the data directory.
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// The node's Ed25519 identity; its PeerId is the node id.
+    pub keypair: Keypair,
+    /// The network id; every protocol id but the handshake's carries it.
+    pub network: NetworkId,
+    /// The Ed25519 public key whose signature makes a DA envelope valid (`None`: this node
+    /// accepts no DA events).
+    pub da_authority: Option<[u8; 32]>,
+    /// Service types advertised in the handshake and in PEX entries.
+    pub services: ServiceSet,
+    /// Whether to subscribe to the DA events topic (dedicated bootstrap nodes do not).
+    pub subscribe_da: bool,
+    /// One `IP:PORT` served by both QUIC (UDP) and TCP.
+    pub listen: SocketAddr,
+    /// Bootstrap sources, limits and timeouts from seeds.toml.
+    pub bootstrap: BootstrapConfig,
+    /// Absolute path of peers.dat.
+    pub peers_file: PathBuf,
+    /// Reported in the status, e.g. `dsdnd/0.1.0`.
+    pub agent_version: String,
+    /// The daemon's mode (`bootstrap`, `storage`, `coordinator`), for status output.
+    pub mode: String,
+}

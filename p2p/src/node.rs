@@ -1,0 +1,211 @@
+//! Building the swarm and starting a node.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dsdn_bootstrap::resolver::SeedResolver;
+use dsdn_peers::store::{OpenReport, PeerStore};
+use dsdn_protocols::da::MAX_ENVELOPE_BYTES;
+use dsdn_protocols::handshake::{HANDSHAKE_PROTOCOL, MAX_HANDSHAKE_BYTES};
+use dsdn_protocols::pex::{MAX_PEX_REQUEST_BYTES, MAX_PEX_RESPONSE_BYTES};
+use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::{kad, noise, tcp, yamux, Multiaddr, StreamProtocol, Swarm, SwarmBuilder};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::behaviour::Behaviour;
+use crate::codec::CborCodec;
+use crate::config::NodeConfig;
+use crate::da::DaGossip;
+use crate::event_loop::EventLoop;
+use crate::handle::{NodeHandle, COMMAND_QUEUE};
+use crate::metrics::Metrics;
+use crate::peer_manager::PeerManager;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// peers.dat could not be opened (e.g. it belongs to another network).
+    #[error("peers.dat: {0}")]
+    PeerStore(#[from] dsdn_peers::store::StoreError),
+    /// The DNS resolver could not be configured.
+    #[error("DNS resolver: {0}")]
+    Resolver(String),
+    /// The transport or a behaviour could not be built.
+    #[error("swarm: {0}")]
+    Swarm(String),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+    /// The metrics registry refused a metric.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// A started node: the handle for requests, the event loop to spawn, and what happened
+/// while opening peers.dat.
+pub struct Node {
+    /// Cloneable handle.
+    pub handle: NodeHandle,
+    /// The event loop; run it with `tokio::spawn(event_loop.run())`.
+    pub event_loop: EventLoop,
+    /// The node's metrics (also served by the daemon at `/metrics`).
+    pub metrics: Metrics,
+    /// Whether a corrupt peers.dat was moved aside.
+    pub store_report: OpenReport,
+}
+
+/// The QUIC and TCP multiaddrs of one `IP:PORT`.
+pub fn listen_addrs(listen: SocketAddr) -> [Multiaddr; 2] {
+    let ip = match listen.ip() {
+        std::net::IpAddr::V4(a) => Protocol::Ip4(a),
+        std::net::IpAddr::V6(a) => Protocol::Ip6(a),
+    };
+    let base = Multiaddr::empty().with(ip);
+    [
+        base.clone()
+            .with(Protocol::Udp(listen.port()))
+            .with(Protocol::QuicV1),
+        base.with(Protocol::Tcp(listen.port())),
+    ]
+}
+
+fn protocol(name: String) -> Result<StreamProtocol, StartError> {
+    StreamProtocol::try_from_owned(name).map_err(|e| StartError::Swarm(e.to_string()))
+}
+
+fn build_behaviour(
+    cfg: &NodeConfig,
+    key: &libp2p::identity::Keypair,
+    manager: PeerManager,
+) -> Result<Behaviour, StartError> {
+    let net = &cfg.network;
+    let rr_cfg =
+        request_response::Config::default().with_request_timeout(cfg.bootstrap.peer_connect_timeout);
+    let handshake = request_response::Behaviour::with_codec(
+        CborCodec::new(MAX_HANDSHAKE_BYTES, MAX_HANDSHAKE_BYTES),
+        [(StreamProtocol::new(HANDSHAKE_PROTOCOL), ProtocolSupport::Full)],
+        rr_cfg.clone(),
+    );
+    let pex = request_response::Behaviour::with_codec(
+        CborCodec::new(MAX_PEX_REQUEST_BYTES, MAX_PEX_RESPONSE_BYTES),
+        [(protocol(net.protocol("pex", "1.0.0"))?, ProtocolSupport::Full)],
+        rr_cfg.with_request_timeout(Duration::from_secs(30)),
+    );
+    let gossip_cfg = gossipsub::ConfigBuilder::default()
+        .protocol_id_prefix(format!("/dsdn/{net}/meshsub"))
+        .validate_messages()
+        .validation_mode(ValidationMode::Strict)
+        .max_transmit_size(MAX_ENVELOPE_BYTES + 4096)
+        .heartbeat_interval(Duration::from_secs(1))
+        .message_id_fn(|m: &gossipsub::Message| {
+            gossipsub::MessageId::from(Sha256::digest(&m.data).to_vec())
+        })
+        .build()
+        .map_err(|e| StartError::Swarm(e.to_string()))?;
+    let gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_cfg)
+        .map_err(|e| StartError::Swarm(e.to_string()))?;
+    let peer_id = key.public().to_peer_id();
+    let mut kad = kad::Behaviour::with_config(
+        peer_id,
+        kad::store::MemoryStore::new(peer_id),
+        kad::Config::new(protocol(net.protocol("kad", "1.0.0"))?),
+    );
+    kad.set_mode(Some(kad::Mode::Server));
+    Ok(Behaviour {
+        peer_manager: manager,
+        handshake,
+        pex,
+        gossipsub,
+        kad,
+    })
+}
+
+impl Node {
+    /// Opens peers.dat, builds the swarm, starts listening and returns the node, ready to
+    /// be run.
+    ///
+    /// # Errors
+    /// [`StartError`] when peers.dat belongs to another network, the resolver or swarm
+    /// cannot be built, or the listen address cannot be bound.
+    pub fn start(cfg: NodeConfig) -> Result<Node, StartError> {
+        let metrics = Metrics::new()?;
+        let (store, store_report) = PeerStore::open(&cfg.peers_file, &cfg.network)?;
+        let store = Arc::new(store);
+        let resolver = SeedResolver::new(&cfg.bootstrap.dns_servers, cfg.bootstrap.dns_resolve_timeout)
+            .map_err(|e| StartError::Resolver(e.to_string()))?;
+        let key = cfg.keypair.clone();
+        let manager = PeerManager::new(
+            key.public().to_peer_id(),
+            cfg.bootstrap.clone(),
+            store.clone(),
+            Arc::new(resolver),
+            metrics.clone(),
+        );
+        let behaviour = build_behaviour(&cfg, &key, manager)?;
+        let mut swarm: Swarm<Behaviour> = SwarmBuilder::with_existing_identity(key.clone())
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| StartError::Swarm(e.to_string()))?
+            .with_quic()
+            .with_behaviour(|_| behaviour)
+            .map_err(|e| StartError::Swarm(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
+            .build();
+        for addr in listen_addrs(cfg.listen) {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| StartError::Listen {
+                    addr,
+                    reason: e.to_string(),
+                })?;
+        }
+        let topic = IdentTopic::new(cfg.network.da_topic());
+        if cfg.subscribe_da {
+            swarm
+                .behaviour_mut()
+                .gossipsub
+                .subscribe(&topic)
+                .map_err(|e| StartError::Swarm(e.to_string()))?;
+        }
+        let signing = signing_key(&key)?;
+        let da = DaGossip::new(cfg.network.clone(), cfg.da_authority, signing, metrics.clone());
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let event_loop = EventLoop::new(swarm, rx, store, metrics.clone(), da, topic, cfg);
+        Ok(Node {
+            handle: NodeHandle::new(tx),
+            event_loop,
+            metrics,
+            store_report,
+        })
+    }
+}
+
+/// The ed25519-dalek signing key of a libp2p Ed25519 keypair (same secret).
+///
+/// # Errors
+/// [`StartError::Swarm`] when the keypair is not Ed25519.
+pub fn signing_key(key: &libp2p::identity::Keypair) -> Result<ed25519_dalek::SigningKey, StartError> {
+    let ed = key
+        .clone()
+        .try_into_ed25519()
+        .map_err(|_| StartError::Swarm("the node key must be Ed25519".into()))?;
+    let secret = ed.secret();
+    let bytes: [u8; 32] = secret
+        .as_ref()
+        .try_into()
+        .map_err(|_| StartError::Swarm("bad Ed25519 secret".into()))?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds everything and runs every test: unit, property, swarm-level and multi-process
+# (real dsdnd daemons on 127.0.0.x and a real in-process DNS seed server).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
+cargo build --workspace --bins
+cargo test --workspace --no-fail-fast
