@@ -125,9 +125,15 @@ mod tests {
         let proto = StreamProtocol::new("/test/1");
         let mut codec = CborCodec::<Vec<u8>, String>::new(64, 64);
         let mut buf = Cursor::new(Vec::new());
-        codec.write_request(&proto, &mut buf, vec![1, 2, 3]).await.unwrap();
+        codec
+            .write_request(&proto, &mut buf, vec![1, 2, 3])
+            .await
+            .unwrap();
         let mut rd = Cursor::new(buf.into_inner());
-        assert_eq!(codec.read_request(&proto, &mut rd).await.unwrap(), vec![1, 2, 3]);
+        assert_eq!(
+            codec.read_request(&proto, &mut rd).await.unwrap(),
+            vec![1, 2, 3]
+        );
 
         // A length prefix over the cap is refused without reading the body.
         let mut huge = Cursor::new(u32::MAX.to_be_bytes().to_vec());

@@ -54,8 +54,7 @@ impl DaGossip {
         key: SigningKey,
         metrics: Metrics,
     ) -> Self {
-        let signer =
-            (authority == Some(key.verifying_key().to_bytes())).then_some(key);
+        let signer = (authority == Some(key.verifying_key().to_bytes())).then_some(key);
         Self {
             network,
             authority,
@@ -137,7 +136,10 @@ impl DaGossip {
     /// # Errors
     /// [`PublishError`] when this node is not the authority, `events` is empty, or an event
     /// is invalid (nothing is signed then).
-    pub fn prepare(&self, events: Vec<DaEvent>) -> Result<Vec<(DaEnvelope, Vec<u8>)>, PublishError> {
+    pub fn prepare(
+        &self,
+        events: Vec<DaEvent>,
+    ) -> Result<Vec<(DaEnvelope, Vec<u8>)>, PublishError> {
         let signer = self
             .signer
             .as_ref()
@@ -189,9 +191,17 @@ mod tests {
         for (env, _) in &envs {
             coord.on_published(env);
         }
-        let mut node = DaGossip::new(net.clone(), Some(auth), SigningKey::from_bytes(&[1; 32]), metrics.clone());
+        let mut node = DaGossip::new(
+            net.clone(),
+            Some(auth),
+            SigningKey::from_bytes(&[1; 32]),
+            metrics.clone(),
+        );
         assert!(!node.is_authority());
-        assert!(matches!(node.prepare(vec![event(1)]), Err(PublishError::NotAuthority(_))));
+        assert!(matches!(
+            node.prepare(vec![event(1)]),
+            Err(PublishError::NotAuthority(_))
+        ));
         // Delivered out of order: same root in the end.
         assert_eq!(node.on_message(&envs[1].1), MessageAcceptance::Accept);
         assert_eq!(node.log().events(), 0);

@@ -6,11 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dsdn_peers::score::score;
-use dsdn_peers::store::PeerStore;
+use dsdn_peers::store::{LearnedPeer, PeerStore};
 use dsdn_protocols::handshake::{Handshake, HandshakeError, MAX_ADDR_BYTES, MAX_LISTEN_ADDRS};
-use dsdn_protocols::pex::{
-    PexEntry, PexRateLimiter, PexRequest, PexResponse, MAX_PEX_ADDRS, MAX_PEX_ENTRIES,
-};
+use dsdn_protocols::pex::{PexRateLimiter, PexRequest, PexResponse, MAX_PEX_ENTRIES};
 use dsdn_protocols::{PeerSource, ServiceSet, PROTOCOL_VERSION};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic};
@@ -98,6 +96,7 @@ impl EventLoop {
         let pex_tick = (self.cfg.bootstrap.pex_interval / 4).max(Duration::from_secs(1));
         let mut pex_timer = tokio::time::interval(pex_tick);
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+        let mut gc = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tokio::select! {
                 command = self.commands.recv() => match command {
@@ -107,6 +106,11 @@ impl EventLoop {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = pex_timer.tick() => self.pex_round(),
                 _ = housekeeping.tick() => self.housekeeping(),
+                _ = gc.tick() => match self.store.gc(unix_now()) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "peers.dat garbage-collected"),
+                    Err(e) => tracing::warn!(error = %e, "peers.dat garbage collection failed"),
+                },
             }
         }
         tracing::info!("network event loop stopped");
@@ -237,7 +241,11 @@ impl EventLoop {
             self.da.on_published(&env);
             seqs.push(env.seq);
         }
-        tracing::info!(events = count, envelopes = seqs.len(), "published DA events");
+        tracing::info!(
+            events = count,
+            envelopes = seqs.len(),
+            "published DA events"
+        );
         Ok(Published {
             events: count,
             seqs,
@@ -293,12 +301,7 @@ impl EventLoop {
         }
     }
 
-    fn check_handshake(
-        &mut self,
-        peer: PeerId,
-        connection: ConnectionId,
-        hs: &Handshake,
-    ) {
+    fn check_handshake(&mut self, peer: PeerId, connection: ConnectionId, hs: &Handshake) {
         match hs.check(&self.cfg.network, PROTOCOL_VERSION, &peer.to_bytes()) {
             Ok(()) => {
                 let info = VerifiedInfo {
@@ -323,9 +326,10 @@ impl EventLoop {
             request_response::Event::Message {
                 peer,
                 connection_id,
-                message: Message::Request {
-                    request, channel, ..
-                },
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
             } => {
                 // Always answer, so a peer of another network learns why it is refused.
                 let ours = self.our_handshake();
@@ -338,10 +342,11 @@ impl EventLoop {
             }
             request_response::Event::Message {
                 peer,
-                message: Message::Response {
-                    request_id,
-                    response,
-                },
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
                 ..
             } => {
                 if let Some(conn) = self.handshakes.remove(&request_id) {
@@ -418,14 +423,9 @@ impl EventLoop {
             .unwrap_or_default();
         PexResponse {
             entries: records
-                .into_iter()
+                .iter()
                 .filter(|r| !r.addrs.is_empty())
-                .map(|r| PexEntry {
-                    node_id: r.peer_id.to_bytes(),
-                    addrs: encode_addrs(&r.addrs, MAX_PEX_ADDRS),
-                    services: r.services,
-                    last_success_unix: r.last_success.unwrap_or(0),
-                })
+                .map(|r| r.to_pex_entry())
                 .collect(),
         }
     }
@@ -434,9 +434,10 @@ impl EventLoop {
         match event {
             request_response::Event::Message {
                 peer,
-                message: Message::Request {
-                    request, channel, ..
-                },
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
                 ..
             } => {
                 self.metrics
@@ -468,29 +469,31 @@ impl EventLoop {
             }
         };
         let local = *self.swarm.local_peer_id();
-        let now = unix_now();
-        let mut learned = 0;
-        for entry in entries {
-            let Ok(peer) = PeerId::from_bytes(&entry.node_id) else {
-                continue;
-            };
-            let addrs = decode_addrs(&entry.addrs);
-            if peer == local || addrs.is_empty() {
-                continue;
-            }
-            match self
-                .store
-                .learn(peer, &addrs, entry.services, PeerSource::PeerExchange, now)
-            {
-                Ok(true) => learned += 1,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot write peers.dat"),
-            }
+        let learned: Vec<LearnedPeer> = entries
+            .iter()
+            .filter_map(|e| {
+                let peer_id = PeerId::from_bytes(&e.node_id).ok()?;
+                let addrs = decode_addrs(&e.addrs);
+                (peer_id != local && !addrs.is_empty()).then_some(LearnedPeer {
+                    peer_id,
+                    addrs,
+                    services: e.services,
+                })
+            })
+            .collect();
+        let inserted = self
+            .store
+            .learn_many(&learned, PeerSource::PeerExchange, unix_now())
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot write peers.dat");
+                0
+            });
+        for p in learned {
             self.swarm
                 .behaviour_mut()
                 .peer_manager
-                .discovered(peer, addrs);
+                .discovered(p.peer_id, p.addrs);
         }
-        tracing::debug!(peer = %from, learned, "PEX response");
+        tracing::debug!(peer = %from, inserted, "PEX response");
     }
 }

@@ -95,7 +95,10 @@ pub enum Command {
     /// List known peers.
     Peers(oneshot::Sender<Vec<PeerView>>),
     /// Sign and gossip DA events (DA authority only).
-    PublishDa(Vec<DaEvent>, oneshot::Sender<Result<Published, PublishError>>),
+    PublishDa(
+        Vec<DaEvent>,
+        oneshot::Sender<Result<Published, PublishError>>,
+    ),
     /// Report the DA state.
     DaState(oneshot::Sender<DaStateView>),
 }

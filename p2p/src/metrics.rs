@@ -153,7 +153,9 @@ mod tests {
     fn exact_names_are_exposed() {
         let m = Metrics::new().unwrap();
         m.dns_resolve_success.inc();
-        m.handshake_failure.with_label_values(&["network_mismatch"]).inc();
+        m.handshake_failure
+            .with_label_values(&["network_mismatch"])
+            .inc();
         let text = m.encode();
         for name in [
             "bootstrap_dns_resolve_total 0",

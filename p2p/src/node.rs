@@ -88,16 +88,22 @@ fn build_behaviour(
     manager: PeerManager,
 ) -> Result<Behaviour, StartError> {
     let net = &cfg.network;
-    let rr_cfg =
-        request_response::Config::default().with_request_timeout(cfg.bootstrap.peer_connect_timeout);
+    let rr_cfg = request_response::Config::default()
+        .with_request_timeout(cfg.bootstrap.peer_connect_timeout);
     let handshake = request_response::Behaviour::with_codec(
         CborCodec::new(MAX_HANDSHAKE_BYTES, MAX_HANDSHAKE_BYTES),
-        [(StreamProtocol::new(HANDSHAKE_PROTOCOL), ProtocolSupport::Full)],
+        [(
+            StreamProtocol::new(HANDSHAKE_PROTOCOL),
+            ProtocolSupport::Full,
+        )],
         rr_cfg.clone(),
     );
     let pex = request_response::Behaviour::with_codec(
         CborCodec::new(MAX_PEX_REQUEST_BYTES, MAX_PEX_RESPONSE_BYTES),
-        [(protocol(net.protocol("pex", "1.0.0"))?, ProtocolSupport::Full)],
+        [(
+            protocol(net.protocol("pex", "1.0.0"))?,
+            ProtocolSupport::Full,
+        )],
         rr_cfg.with_request_timeout(Duration::from_secs(30)),
     );
     let gossip_cfg = gossipsub::ConfigBuilder::default()
@@ -140,8 +146,11 @@ impl Node {
         let metrics = Metrics::new()?;
         let (store, store_report) = PeerStore::open(&cfg.peers_file, &cfg.network)?;
         let store = Arc::new(store);
-        let resolver = SeedResolver::new(&cfg.bootstrap.dns_servers, cfg.bootstrap.dns_resolve_timeout)
-            .map_err(|e| StartError::Resolver(e.to_string()))?;
+        let resolver = SeedResolver::new(
+            &cfg.bootstrap.dns_servers,
+            cfg.bootstrap.dns_resolve_timeout,
+        )
+        .map_err(|e| StartError::Resolver(e.to_string()))?;
         let key = cfg.keypair.clone();
         let manager = PeerManager::new(
             key.public().to_peer_id(),
@@ -181,7 +190,12 @@ impl Node {
                 .map_err(|e| StartError::Swarm(e.to_string()))?;
         }
         let signing = signing_key(&key)?;
-        let da = DaGossip::new(cfg.network.clone(), cfg.da_authority, signing, metrics.clone());
+        let da = DaGossip::new(
+            cfg.network.clone(),
+            cfg.da_authority,
+            signing,
+            metrics.clone(),
+        );
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let event_loop = EventLoop::new(swarm, rx, store, metrics.clone(), da, topic, cfg);
         Ok(Node {
@@ -197,7 +211,9 @@ impl Node {
 ///
 /// # Errors
 /// [`StartError::Swarm`] when the keypair is not Ed25519.
-pub fn signing_key(key: &libp2p::identity::Keypair) -> Result<ed25519_dalek::SigningKey, StartError> {
+pub fn signing_key(
+    key: &libp2p::identity::Keypair,
+) -> Result<ed25519_dalek::SigningKey, StartError> {
     let ed = key
         .clone()
         .try_into_ed25519()

@@ -29,8 +29,8 @@ use libp2p::core::Endpoint;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{
-    dummy, CloseConnection, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour,
-    THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+    dummy, CloseConnection, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler,
+    THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
 use libp2p::{Multiaddr, PeerId};
 
@@ -327,7 +327,10 @@ impl PeerManager {
                         tracing::warn!(error = %e, "cannot read peers.dat");
                         Vec::new()
                     });
-                tracing::debug!(candidates = candidates.len(), "bootstrap: dialling peers.dat");
+                tracing::debug!(
+                    candidates = candidates.len(),
+                    "bootstrap: dialling peers.dat"
+                );
                 for rec in candidates {
                     if self.dial(Some(rec.peer_id), rec.addrs.clone(), rec.source, true) {
                         self.bump_open();
@@ -407,13 +410,10 @@ impl PeerManager {
         if in_action {
             self.settle_one(newly);
         }
-        if let Err(e) = self.store.record_success(
-            peer,
-            &info.listen_addrs,
-            info.services,
-            source,
-            unix_now(),
-        ) {
+        if let Err(e) =
+            self.store
+                .record_success(peer, &info.listen_addrs, info.services, source, unix_now())
+        {
             tracing::warn!(error = %e, "cannot write peers.dat");
         }
         if newly {
@@ -643,11 +643,12 @@ impl NetworkBehaviour for PeerManager {
                     },
                 );
                 if outbound {
-                    self.events
-                        .push_back(ToSwarm::GenerateEvent(PeerManagerEvent::SendHandshake {
+                    self.events.push_back(ToSwarm::GenerateEvent(
+                        PeerManagerEvent::SendHandshake {
                             peer: e.peer_id,
                             connection: e.connection_id,
-                        }));
+                        },
+                    ));
                 }
             }
             FromSwarm::DialFailure(e) => {
@@ -673,10 +674,9 @@ impl NetworkBehaviour for PeerManager {
                     .any(|c| c.peer == e.peer_id && c.verified);
                 if !still_verified && self.verified.remove(&e.peer_id).is_some() {
                     tracing::info!(peer = %e.peer_id, "peer disconnected");
-                    self.events
-                        .push_back(ToSwarm::GenerateEvent(PeerManagerEvent::PeerDisconnected {
-                            peer: e.peer_id,
-                        }));
+                    self.events.push_back(ToSwarm::GenerateEvent(
+                        PeerManagerEvent::PeerDisconnected { peer: e.peer_id },
+                    ));
                     if self.verified.is_empty() {
                         self.chain.trigger_now(Instant::now());
                     }
@@ -705,7 +705,10 @@ impl NetworkBehaviour for PeerManager {
         match event {}
     }
 
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
         loop {
             if let Some(ev) = self.events.pop_front() {
                 return Poll::Ready(ev);

@@ -151,6 +151,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(path) = &node.store_report.moved_aside {
         tracing::warn!(path = %path.display(), "peers.dat was corrupt: moved aside, rebuilding from seeds");
     }
+    if node.store_report.purged_records > 0 {
+        tracing::warn!(records = node.store_report.purged_records, "peers.dat had undecodable records: removed");
+    }
     tracing::info!(
         %peer_id,
         mode = cli.mode.name(),

@@ -1,0 +1,406 @@
+//! One peers.dat entry ([`PeerRecord`]) and its private, versioned on-disk encoding.
+//!
+//! Spec: 28.1.B §4 (the fields of a peers.dat entry, the "suspicious" mark after 10
+//! consecutive failures). All times are UNIX seconds.
+//!
+//! On disk a record is a private struct (`RecordV1`) holding the PeerId and the multiaddrs as
+//! raw bytes, encoded with [`dsdn_protocols::codec`] under [`MAX_RECORD_BYTES`]. Decoding never
+//! trusts the bytes: the version, the PeerId, every multiaddr (count and size bounds included),
+//! the network id and the table key are all checked before a [`PeerRecord`] is built.
+
+use dsdn_protocols::codec::{self, CodecError};
+use dsdn_protocols::handshake::{MAX_ADDR_BYTES, MAX_LISTEN_ADDRS};
+use dsdn_protocols::{NetworkId, PeerSource, ServiceSet};
+use libp2p_identity::PeerId;
+use multiaddr::Multiaddr;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+/// Most addresses kept per peer (16, as in the handshake).
+pub const MAX_ADDRS: usize = MAX_LISTEN_ADDRS;
+
+/// Largest binary multiaddr kept, in bytes (128, as in the handshake).
+pub const MAX_ADDR_LEN: usize = MAX_ADDR_BYTES;
+
+/// Largest encoded record accepted on disk, in bytes (8 KiB; a full record is about 2.3 KiB).
+pub const MAX_RECORD_BYTES: usize = 8 * 1024;
+
+/// Consecutive failures after which an entry is "suspicious" and ranked after all others
+/// (28.1.B §4).
+pub const SUSPICIOUS_CONSECUTIVE_FAILURES: u32 = 10;
+
+/// Version tag of the current on-disk record layout.
+const RECORD_VERSION: u8 = 1;
+
+/// What the node knows about one peer: one entry of peers.dat (28.1.B §4).
+///
+/// All times are UNIX seconds. Counters saturate instead of wrapping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerRecord {
+    /// The peer's libp2p identity.
+    pub peer_id: PeerId,
+    /// Its dialable addresses: at most [`MAX_ADDRS`], each at most [`MAX_ADDR_LEN`] bytes,
+    /// without duplicates. Empty for a placeholder created by a ban.
+    pub addrs: Vec<Multiaddr>,
+    /// The network the peer belongs to (always the store's network).
+    pub network: NetworkId,
+    /// The service types it advertised (verified by a handshake once `last_success` is set).
+    pub services: ServiceSet,
+    /// Where the node first learned of the peer; never changed afterwards.
+    pub source: PeerSource,
+    /// When the record was created.
+    pub first_seen: u64,
+    /// When the peer was last heard of (insert or successful handshake).
+    pub last_seen: u64,
+    /// When the last verified handshake with the peer completed, if ever.
+    pub last_success: Option<u64>,
+    /// When the last failed connection attempt was recorded, if ever.
+    pub last_attempt: Option<u64>,
+    /// Number of successful handshakes.
+    pub success_count: u32,
+    /// Number of failed connection attempts.
+    pub failure_count: u32,
+    /// Failed attempts since the last success.
+    pub consecutive_failures: u32,
+    /// The peer is banned while `now < banned_until`.
+    pub banned_until: Option<u64>,
+}
+
+impl PeerRecord {
+    /// A record for a peer first learned at `now`, never contacted.
+    pub fn new(
+        peer_id: PeerId,
+        addrs: Vec<Multiaddr>,
+        network: NetworkId,
+        services: ServiceSet,
+        source: PeerSource,
+        now: u64,
+    ) -> Self {
+        Self {
+            peer_id,
+            addrs,
+            network,
+            services,
+            source,
+            first_seen: now,
+            last_seen: now,
+            last_success: None,
+            last_attempt: None,
+            success_count: 0,
+            failure_count: 0,
+            consecutive_failures: 0,
+            banned_until: None,
+        }
+    }
+
+    /// True while a ban is in force at `now` (`now < banned_until`).
+    pub fn is_banned(&self, now: u64) -> bool {
+        self.banned_until.is_some_and(|until| now < until)
+    }
+
+    /// True after [`SUSPICIOUS_CONSECUTIVE_FAILURES`] (10) or more consecutive failures.
+    pub fn is_suspicious(&self) -> bool {
+        self.consecutive_failures >= SUSPICIOUS_CONSECUTIVE_FAILURES
+    }
+
+    /// True when the last successful contact was at most `secs` seconds before `now`
+    /// (a timestamp in the future counts as "just now"); false if never contacted.
+    pub fn contacted_within(&self, now: u64, secs: u64) -> bool {
+        self.last_success
+            .is_some_and(|t| now.saturating_sub(t) <= secs)
+    }
+}
+
+/// Keeps the addresses a record may hold: drops empty and over-long ([`MAX_ADDR_LEN`]) ones
+/// and duplicates, keeps the first [`MAX_ADDRS`] in the given order.
+pub(crate) fn sanitize_addrs(addrs: &[Multiaddr]) -> Vec<Multiaddr> {
+    let mut out: Vec<Multiaddr> = Vec::with_capacity(addrs.len().min(MAX_ADDRS));
+    for a in addrs {
+        if out.len() == MAX_ADDRS {
+            break;
+        }
+        if !a.is_empty() && a.len() <= MAX_ADDR_LEN && !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+/// Why stored bytes are not a valid record. Such records are deleted, never returned.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RecordError {
+    /// Not a CBOR `RecordV1`, or larger than [`MAX_RECORD_BYTES`].
+    #[error("undecodable record: {0}")]
+    Codec(#[from] CodecError),
+    /// A record layout this build does not know.
+    #[error("unknown record version {0}")]
+    Version(u8),
+    /// The PeerId bytes do not parse.
+    #[error("invalid peer id: {0}")]
+    PeerId(String),
+    /// The PeerId does not match the table key it is stored under.
+    #[error("peer id does not match its key")]
+    KeyMismatch,
+    /// More than [`MAX_ADDRS`] addresses.
+    #[error("{0} addresses (max {MAX_ADDRS})")]
+    TooManyAddrs(usize),
+    /// An address is empty, longer than [`MAX_ADDR_LEN`] or not a multiaddr.
+    #[error("invalid address: {0}")]
+    Addr(String),
+    /// The record belongs to another network than the store.
+    #[error("record of network {found}, store is {expected}")]
+    Network {
+        /// The store's network.
+        expected: NetworkId,
+        /// The record's network.
+        found: NetworkId,
+    },
+}
+
+/// The on-disk layout, version 1. Field names are part of the format.
+#[derive(Serialize, Deserialize)]
+struct RecordV1 {
+    v: u8,
+    peer_id: ByteBuf,
+    addrs: Vec<ByteBuf>,
+    network: NetworkId,
+    services: ServiceSet,
+    source: PeerSource,
+    first_seen: u64,
+    last_seen: u64,
+    last_success: Option<u64>,
+    last_attempt: Option<u64>,
+    success_count: u32,
+    failure_count: u32,
+    consecutive_failures: u32,
+    banned_until: Option<u64>,
+}
+
+/// Encodes a record for the peers table (key: `peer_id.to_bytes()`).
+///
+/// # Errors
+/// [`CodecError::TooLarge`] if the encoding exceeds [`MAX_RECORD_BYTES`] (impossible for a
+/// record whose addresses went through `sanitize_addrs`).
+pub(crate) fn encode_record(r: &PeerRecord) -> Result<Vec<u8>, CodecError> {
+    let stored = RecordV1 {
+        v: RECORD_VERSION,
+        peer_id: ByteBuf::from(r.peer_id.to_bytes()),
+        addrs: r.addrs.iter().map(|a| ByteBuf::from(a.to_vec())).collect(),
+        network: r.network.clone(),
+        services: r.services,
+        source: r.source,
+        first_seen: r.first_seen,
+        last_seen: r.last_seen,
+        last_success: r.last_success,
+        last_attempt: r.last_attempt,
+        success_count: r.success_count,
+        failure_count: r.failure_count,
+        consecutive_failures: r.consecutive_failures,
+        banned_until: r.banned_until,
+    };
+    codec::encode(&stored, MAX_RECORD_BYTES)
+}
+
+/// Decodes and validates a stored record found under table key `key` in a store of network
+/// `network`.
+///
+/// # Errors
+/// A [`RecordError`] naming the first check that failed.
+pub(crate) fn decode_record(
+    key: &[u8],
+    bytes: &[u8],
+    network: &NetworkId,
+) -> Result<PeerRecord, RecordError> {
+    let s: RecordV1 = codec::decode(bytes, MAX_RECORD_BYTES)?;
+    if s.v != RECORD_VERSION {
+        return Err(RecordError::Version(s.v));
+    }
+    let peer_id = PeerId::from_bytes(&s.peer_id).map_err(|e| RecordError::PeerId(e.to_string()))?;
+    if s.peer_id.as_slice() != key {
+        return Err(RecordError::KeyMismatch);
+    }
+    if s.addrs.len() > MAX_ADDRS {
+        return Err(RecordError::TooManyAddrs(s.addrs.len()));
+    }
+    let mut addrs = Vec::with_capacity(s.addrs.len());
+    for raw in s.addrs {
+        if raw.is_empty() || raw.len() > MAX_ADDR_LEN {
+            return Err(RecordError::Addr(format!("{} bytes", raw.len())));
+        }
+        let a =
+            Multiaddr::try_from(raw.into_vec()).map_err(|e| RecordError::Addr(e.to_string()))?;
+        addrs.push(a);
+    }
+    if &s.network != network {
+        return Err(RecordError::Network {
+            expected: network.clone(),
+            found: s.network,
+        });
+    }
+    Ok(PeerRecord {
+        peer_id,
+        addrs,
+        network: s.network,
+        services: s.services,
+        source: s.source,
+        first_seen: s.first_seen,
+        last_seen: s.last_seen,
+        last_success: s.last_success,
+        last_attempt: s.last_attempt,
+        success_count: s.success_count,
+        failure_count: s.failure_count,
+        consecutive_failures: s.consecutive_failures,
+        banned_until: s.banned_until,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A distinct, valid PeerId per `n` (identity multihash of `n`'s bytes).
+    pub(crate) fn peer(n: u64) -> PeerId {
+        let mut bytes = vec![0x00, 8];
+        bytes.extend_from_slice(&n.to_be_bytes());
+        PeerId::from_bytes(&bytes).unwrap()
+    }
+
+    /// `/ip4/10.x.y.z/tcp/<port>`.
+    pub(crate) fn addr(n: u32, port: u16) -> Multiaddr {
+        let [a, b, c, d] = n.to_be_bytes();
+        format!("/ip4/{}.{b}.{c}.{d}/tcp/{port}", 10u8.wrapping_add(a))
+            .parse()
+            .unwrap()
+    }
+
+    pub(crate) fn net() -> NetworkId {
+        NetworkId::new("devnet").unwrap()
+    }
+
+    fn full_record() -> PeerRecord {
+        PeerRecord {
+            peer_id: peer(7),
+            addrs: (0..MAX_ADDRS as u32).map(|i| addr(i, 4001)).collect(),
+            network: net(),
+            services: ServiceSet::from_bits(u16::MAX),
+            source: PeerSource::PeerExchange,
+            first_seen: 1,
+            last_seen: 2,
+            last_success: Some(3),
+            last_attempt: Some(4),
+            success_count: u32::MAX,
+            failure_count: 6,
+            consecutive_failures: 7,
+            banned_until: Some(u64::MAX),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let r = full_record();
+        let bytes = encode_record(&r).unwrap();
+        assert!(bytes.len() < MAX_RECORD_BYTES);
+        let back = decode_record(&r.peer_id.to_bytes(), &bytes, &net()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn decoding_validates() {
+        let r = full_record();
+        let bytes = encode_record(&r).unwrap();
+        // Stored under another key.
+        assert!(matches!(
+            decode_record(&peer(8).to_bytes(), &bytes, &net()),
+            Err(RecordError::KeyMismatch)
+        ));
+        // Another network.
+        let other = NetworkId::new("testnet").unwrap();
+        assert!(matches!(
+            decode_record(&r.peer_id.to_bytes(), &bytes, &other),
+            Err(RecordError::Network { .. })
+        ));
+        // Too many addresses, a bad address, a bad peer id, a future version.
+        let mut s: RecordV1 = codec::decode(&bytes, MAX_RECORD_BYTES).unwrap();
+        s.addrs.push(ByteBuf::from(addr(99, 1).to_vec()));
+        let b = codec::encode(&s, MAX_RECORD_BYTES).unwrap();
+        assert!(matches!(
+            decode_record(&r.peer_id.to_bytes(), &b, &net()),
+            Err(RecordError::TooManyAddrs(17))
+        ));
+        s.addrs = vec![ByteBuf::from(vec![0xff, 0xff, 0xff])];
+        let b = codec::encode(&s, MAX_RECORD_BYTES).unwrap();
+        assert!(matches!(
+            decode_record(&r.peer_id.to_bytes(), &b, &net()),
+            Err(RecordError::Addr(_))
+        ));
+        s.addrs = vec![];
+        s.peer_id = ByteBuf::from(vec![1, 2, 3]);
+        let b = codec::encode(&s, MAX_RECORD_BYTES).unwrap();
+        assert!(matches!(
+            decode_record(&[1, 2, 3], &b, &net()),
+            Err(RecordError::PeerId(_))
+        ));
+        s.peer_id = ByteBuf::from(r.peer_id.to_bytes());
+        s.v = 2;
+        let b = codec::encode(&s, MAX_RECORD_BYTES).unwrap();
+        assert!(matches!(
+            decode_record(&r.peer_id.to_bytes(), &b, &net()),
+            Err(RecordError::Version(2))
+        ));
+        // Oversized input is refused before decoding.
+        assert!(matches!(
+            decode_record(&[], &vec![0u8; MAX_RECORD_BYTES + 1], &net()),
+            Err(RecordError::Codec(CodecError::TooLarge { .. }))
+        ));
+    }
+
+    #[test]
+    fn helpers() {
+        let mut r = PeerRecord::new(
+            peer(1),
+            vec![],
+            net(),
+            ServiceSet::EMPTY,
+            PeerSource::Inbound,
+            100,
+        );
+        assert!(!r.is_banned(100));
+        r.banned_until = Some(200);
+        assert!(r.is_banned(199));
+        assert!(!r.is_banned(200));
+        assert!(!r.contacted_within(100, 10));
+        r.last_success = Some(90);
+        assert!(r.contacted_within(100, 10));
+        assert!(!r.contacted_within(101, 10));
+        assert!(r.contacted_within(50, 0), "future timestamps count as now");
+        r.consecutive_failures = 9;
+        assert!(!r.is_suspicious());
+        r.consecutive_failures = 10;
+        assert!(r.is_suspicious());
+    }
+
+    #[test]
+    fn sanitize_bounds_and_dedupes() {
+        let long: Multiaddr = format!("/dns/{}/tcp/1", "a".repeat(200)).parse().unwrap();
+        assert!(long.len() > MAX_ADDR_LEN);
+        let mut input = vec![addr(1, 1), Multiaddr::empty(), long, addr(1, 1)];
+        input.extend((2..40).map(|i| addr(i, 1)));
+        let out = sanitize_addrs(&input);
+        assert_eq!(out.len(), MAX_ADDRS);
+        assert_eq!(out[0], addr(1, 1));
+        assert_eq!(out[1], addr(2, 1));
+        assert!(out.iter().all(|a| a.len() <= MAX_ADDR_LEN && !a.is_empty()));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(key in proptest::collection::vec(any::<u8>(), 0..48),
+                                       bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Ok(r) = decode_record(&key, &bytes, &net()) {
+                prop_assert!(r.addrs.len() <= MAX_ADDRS);
+                prop_assert_eq!(r.peer_id.to_bytes(), key);
+            }
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! Opening peers.dat: schema and network checks, and moving unreadable files aside.
+//!
+//! Spec: 28.1.B §4. The file is a redb database with two tables:
+//!
+//! * `meta` (`&str → &[u8]`): `schema_version` = [`SCHEMA_VERSION`] as 4 big-endian bytes,
+//!   `network_id` = the network id as UTF-8;
+//! * `peers` (`&[u8] → &[u8]`): PeerId bytes → record encoded by [`crate::record`].
+//!
+//! A file redb refuses (random bytes, truncated, zero-length, failed integrity check, even a
+//! panic inside redb), a redb file without our meta table, or one with an unknown schema
+//! version is renamed to `<name>.corrupt-<unix-seconds>` next to it and a fresh store is
+//! created. A store of another network is refused and left in place.
+
+use std::fs;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use dsdn_protocols::NetworkId;
+use redb::{
+    Builder, CommitError, Database, DatabaseError, ReadableTable, StorageError, TableDefinition,
+    TableError, TableHandle, TransactionError,
+};
+
+use super::txn::{apply, Eviction, Index, WriteCtx, PEERS};
+use super::{StoreError, MAX_ENTRIES};
+use crate::record::decode_record;
+use crate::score::Standing;
+
+/// The peers.dat schema this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// meta table: key → value bytes.
+pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(super) const SCHEMA_KEY: &str = "schema_version";
+pub(super) const NETWORK_KEY: &str = "network_id";
+
+/// redb page cache, in bytes (the whole 10 000-entry file is a few MiB).
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+/// A successfully opened and checked database.
+pub(super) struct Opened {
+    pub(super) db: Database,
+    pub(super) index: Index,
+    /// Records deleted because they failed to decode.
+    pub(super) purged: usize,
+}
+
+/// Why an open attempt failed.
+enum Failure {
+    /// The file cannot be used as a peers.dat of this build: move it aside.
+    Corrupt(String),
+    /// Anything else (I/O, lock, network mismatch): report to the caller.
+    Fatal(StoreError),
+}
+
+fn fatal(e: impl Into<StoreError>) -> Failure {
+    Failure::Fatal(e.into())
+}
+
+/// Opens `path`, moving it aside once if it is unusable. Returns the store and the path the
+/// unusable file was moved to.
+pub(super) fn open_or_recover(
+    path: &Path,
+    network: &NetworkId,
+) -> Result<(Opened, Option<PathBuf>), StoreError> {
+    let reason = match try_open(path, network) {
+        Ok(opened) => return Ok((opened, None)),
+        Err(Failure::Fatal(e)) => return Err(e),
+        Err(Failure::Corrupt(reason)) => reason,
+    };
+    let target = move_aside(path, unix_now())?;
+    tracing::warn!(
+        file = %path.display(),
+        moved_to = %target.display(),
+        %reason,
+        "peers.dat is unusable; moved it aside and starting with an empty peer store"
+    );
+    match try_open(path, network) {
+        Ok(opened) => Ok((opened, Some(target))),
+        Err(Failure::Fatal(e)) => Err(e),
+        Err(Failure::Corrupt(reason)) => Err(StoreError::Unusable {
+            file: path.to_owned(),
+            reason,
+        }),
+    }
+}
+
+fn try_open(path: &Path, network: &NetworkId) -> Result<Opened, Failure> {
+    let io_err = |source: io::Error| {
+        Failure::Fatal(StoreError::Io {
+            file: path.to_owned(),
+            source,
+        })
+    };
+    if path.file_name().is_none() {
+        return Err(io_err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "peers.dat path has no file name",
+        )));
+    }
+    let exists = match fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            return Err(io_err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "peers.dat path is a directory",
+            )))
+        }
+        Ok(m) if m.len() == 0 => return Err(Failure::Corrupt("zero-length file".into())),
+        Ok(_) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return Err(io_err(e)),
+    };
+    // redb may panic (debug assertions) on files corrupted outside redb: such a file is
+    // treated as corrupt too. Every value touched inside is dropped during unwinding.
+    let attempt = catch_unwind(AssertUnwindSafe(|| -> Result<Opened, Failure> {
+        let mut builder = Builder::new();
+        builder
+            .set_check_integrity_on_open(true)
+            .set_cache_size(CACHE_BYTES);
+        let db = if exists {
+            builder.open(path)
+        } else {
+            builder.create(path)
+        }
+        .map_err(|e| classify_db(e, path))?;
+        let (index, purged) = check_and_load(&db, path, network)?;
+        Ok(Opened { db, index, purged })
+    }));
+    match attempt {
+        Ok(result) => result,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Failure::Corrupt(format!("redb panicked: {msg}")))
+        }
+    }
+}
+
+/// Checks (or, for a new file, writes) the meta table, loads the index and deletes records
+/// that fail to decode, all in one write transaction.
+fn check_and_load(
+    db: &Database,
+    path: &Path,
+    network: &NetworkId,
+) -> Result<(Index, usize), Failure> {
+    let txn = db.begin_write().map_err(|e| classify_txn(e, path))?;
+    let names: Vec<String> = txn
+        .list_tables()
+        .map_err(|e| classify_storage(e, path))?
+        .map(|h| h.name().to_owned())
+        .collect();
+    if names.iter().any(|n| n == META.name()) {
+        let meta = txn.open_table(META).map_err(|e| classify_table(e, path))?;
+        let version = meta
+            .get(SCHEMA_KEY)
+            .map_err(|e| classify_storage(e, path))?;
+        let version = version
+            .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(|| Failure::Corrupt("missing or malformed schema version".into()))?;
+        if version != SCHEMA_VERSION {
+            return Err(Failure::Corrupt(format!(
+                "schema version {version}, this build reads {SCHEMA_VERSION}"
+            )));
+        }
+        let found = meta
+            .get(NETWORK_KEY)
+            .map_err(|e| classify_storage(e, path))?;
+        let found = found
+            .and_then(|v| std::str::from_utf8(v.value()).ok().map(NetworkId::new))
+            .and_then(Result::ok)
+            .ok_or_else(|| Failure::Corrupt("missing or malformed network id".into()))?;
+        if &found != network {
+            return Err(Failure::Fatal(StoreError::NetworkMismatch {
+                file: path.to_owned(),
+                expected: network.clone(),
+                found,
+            }));
+        }
+    } else if names.is_empty() {
+        let mut meta = txn.open_table(META).map_err(|e| classify_table(e, path))?;
+        meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_be_bytes().as_slice())
+            .map_err(|e| classify_storage(e, path))?;
+        meta.insert(NETWORK_KEY, network.as_str().as_bytes())
+            .map_err(|e| classify_storage(e, path))?;
+    } else {
+        return Err(Failure::Corrupt(format!(
+            "not a peers.dat: tables {names:?} but no meta table"
+        )));
+    }
+
+    let mut index = Index::new();
+    let mut purged = 0;
+    let overlay = {
+        let mut table = txn.open_table(PEERS).map_err(|e| classify_table(e, path))?;
+        let mut bad: Vec<Vec<u8>> = Vec::new();
+        for item in table.iter().map_err(|e| classify_storage(e, path))? {
+            let (k, v) = item.map_err(|e| classify_storage(e, path))?;
+            match decode_record(k.value(), v.value(), network) {
+                Ok(r) => {
+                    index.insert(r.peer_id, Standing::from(&r));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "deleting undecodable peers.dat record");
+                    bad.push(k.value().to_vec());
+                }
+            }
+        }
+        for key in &bad {
+            table
+                .remove(key.as_slice())
+                .map_err(|e| classify_storage(e, path))?;
+            purged += 1;
+        }
+        // A file written with a larger capacity is trimmed to ours.
+        let mut ctx = WriteCtx {
+            table,
+            base: &index,
+            overlay: Default::default(),
+            network,
+        };
+        let now = unix_now();
+        while ctx.len() > MAX_ENTRIES {
+            match ctx.worst(Eviction::Any, now) {
+                Some(victim) => {
+                    ctx.remove(&victim).map_err(Failure::Fatal)?;
+                }
+                None => break,
+            }
+        }
+        ctx.overlay
+    };
+    txn.commit().map_err(|e| classify_commit(e, path))?;
+    apply(&mut index, overlay);
+    Ok((index, purged))
+}
+
+/// Renames `path` to `<name>.corrupt-<now>` (with `.1`, `.2`, … appended if taken).
+pub(super) fn move_aside(path: &Path, now: u64) -> Result<PathBuf, StoreError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "peers.dat".to_owned());
+    let base = format!("{name}.corrupt-{now}");
+    let mut target = path.with_file_name(&base);
+    let mut n = 1u32;
+    while fs::symlink_metadata(&target).is_ok() {
+        target = path.with_file_name(format!("{base}.{n}"));
+        n += 1;
+    }
+    fs::rename(path, &target).map_err(|source| StoreError::Io {
+        file: path.to_owned(),
+        source,
+    })?;
+    Ok(target)
+}
+
+/// Seconds since the UNIX epoch (0 if the clock is before 1970).
+pub(super) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn classify_db(e: DatabaseError, path: &Path) -> Failure {
+    match e {
+        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
+            Failure::Fatal(StoreError::AlreadyOpen {
+                file: path.to_owned(),
+            })
+        }
+        DatabaseError::UpgradeRequired(v) => {
+            Failure::Corrupt(format!("old redb file format {v} needs an upgrade"))
+        }
+        DatabaseError::RepairAborted => Failure::Corrupt("redb repair aborted".into()),
+        DatabaseError::Storage(s) => classify_storage(s, path),
+        other => fatal(other),
+    }
+}
+
+fn classify_storage(e: StorageError, path: &Path) -> Failure {
+    match e {
+        StorageError::Corrupted(m) => Failure::Corrupt(m),
+        StorageError::Io(io)
+            if matches!(
+                io.kind(),
+                io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData
+            ) =>
+        {
+            Failure::Corrupt(io.to_string())
+        }
+        StorageError::Io(source) => Failure::Fatal(StoreError::Io {
+            file: path.to_owned(),
+            source,
+        }),
+        other => fatal(other),
+    }
+}
+
+fn classify_table(e: TableError, path: &Path) -> Failure {
+    match e {
+        TableError::Storage(s) => classify_storage(s, path),
+        e @ (TableError::TableTypeMismatch { .. }
+        | TableError::TableIsMultimap(_)
+        | TableError::TypeDefinitionChanged { .. }) => Failure::Corrupt(e.to_string()),
+        other => fatal(other),
+    }
+}
+
+fn classify_txn(e: TransactionError, path: &Path) -> Failure {
+    match e {
+        TransactionError::Storage(s) => classify_storage(s, path),
+        other => fatal(other),
+    }
+}
+
+fn classify_commit(e: CommitError, path: &Path) -> Failure {
+    match e {
+        CommitError::Storage(s) => classify_storage(s, path),
+        other => fatal(other),
+    }
+}
