@@ -1,1 +1,24 @@
-//! placeholder
+//! Bootstrap of the DSDN P2P daemon (Tahap 28.1.A): seeds.toml, DNS seed resolution, a small
+//! authoritative seed DNS server, and the pure bootstrap fallback chain.
+//!
+//! - [`config`]: seeds.toml ([`SeedsConfig`]), DNS seeds and static peers (28.1.A §1–§3).
+//! - [`resolver`]: [`SeedResolver`], an async, timeout-bounded A/AAAA resolver for DNS seeds
+//!   (28.1.A deliverable 3, 28.1.B §1).
+//! - [`seed_server`]: [`SeedServer`], an in-process authoritative DNS server answering
+//!   A/AAAA for seed names, for local networks and tests.
+//! - [`fallback`]: [`FallbackChain`], the peers.dat → static peers → DNS seeds → retry chain
+//!   of 28.1.A §4, as a pure state machine driven by the caller's clock.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod fallback;
+pub mod resolver;
+pub mod seed_server;
+
+pub use config::{
+    socket_dial_addrs, BootstrapConfig, ConfigError, DnsSeed, KeyError, NetworkConfig, SeedsConfig,
+    StaticPeer,
+};
+pub use fallback::{Action, FallbackChain, FallbackConfig, Stage};
+pub use resolver::{ResolveError, Resolved, ResolverInitError, SeedResolver};
+pub use seed_server::SeedServer;

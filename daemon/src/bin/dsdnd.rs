@@ -118,11 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         seeds.bootstrap.default_port,
     ));
-    let peers_file = if seeds.bootstrap.peers_file.is_absolute() {
-        seeds.bootstrap.peers_file.clone()
-    } else {
-        cli.data_dir.join(&seeds.bootstrap.peers_file)
-    };
+    let peers_file = seeds.bootstrap.peers_path(&cli.data_dir);
     let services = cli.mode.services(cli.dc);
     if cli.dc && cli.mode != Mode::Storage {
         bail!("--dc applies to --mode storage only");

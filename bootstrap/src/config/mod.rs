@@ -1,0 +1,443 @@
+//! seeds.toml: the node's network and bootstrap configuration (28.1.A §1–§3).
+//!
+//! ```toml
+//! [network]
+//! name = "devnet"
+//! # da_authority = "<64 hex chars>"
+//! [bootstrap]
+//! dns_seeds = ["seed1.dsdn.network"]
+//! static_peers = ["203.0.113.50:30303", "/ip4/198.51.100.10/tcp/30303"]
+//! ```
+//!
+//! Every section and every key is optional; missing ones take the defaults documented on
+//! [`BootstrapConfig`] and [`NetworkConfig`]. Unknown keys and malformed values are refused
+//! with an error naming the key (see [`ConfigError`]).
+
+mod seed;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::hash::Hash;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dsdn_protocols::NetworkId;
+use serde::Deserialize;
+
+pub use seed::{
+    socket_dial_addrs, DnsSeed, DnsSeedError, StaticPeer, StaticPeerError, MAX_DOMAIN_LEN,
+    MAX_LABEL_LEN,
+};
+
+/// Port of the standard DNS service, used for a `dns_servers` entry written without a port.
+pub const DNS_PORT: u16 = 53;
+
+/// Longest accepted duration setting (`*_secs` keys), in seconds: one week.
+pub const MAX_DURATION_SECS: u64 = 7 * 24 * 3600;
+
+/// The whole of seeds.toml.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeedsConfig {
+    /// `[network]`.
+    pub network: NetworkConfig,
+    /// `[bootstrap]`.
+    pub bootstrap: BootstrapConfig,
+}
+
+/// `[network]`: which network the node belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// `name`: the network id (`mainnet`, `testnet`, `devnet` or a private network's name).
+    /// Default `devnet`.
+    pub name: NetworkId,
+    /// `da_authority`: the Ed25519 public key (32 bytes, written as 64 hex characters) whose
+    /// signature makes a DA event valid. `None` (the default, key absent) means this node
+    /// accepts no DA events and cannot publish any.
+    pub da_authority: Option<[u8; 32]>,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            name: default_network(),
+            da_authority: None,
+        }
+    }
+}
+
+fn default_network() -> NetworkId {
+    // "devnet" satisfies every NetworkId rule; the fallback arm is unreachable in practice.
+    NetworkId::new("devnet").unwrap_or_else(|e| unreachable!("{e}"))
+}
+
+/// `[bootstrap]`: where to find the first peers and connection limits (28.1.A §3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootstrapConfig {
+    /// `dns_seeds`: domain names resolved (A and AAAA) to bootstrap nodes listening on
+    /// `default_port`. Default empty; `mainnet` requires at least one. Duplicates removed.
+    pub dns_seeds: Vec<DnsSeed>,
+    /// `static_peers`: `IP:PORT` or multiaddr entry points. Default empty. Duplicates removed.
+    pub static_peers: Vec<StaticPeer>,
+    /// `peers_file`: the peer cache, relative to the data directory unless absolute
+    /// (see [`BootstrapConfig::peers_path`]). Default `peers.dat`.
+    pub peers_file: PathBuf,
+    /// `dns_servers`: name servers (`IP:PORT`, or `IP` for port 53) used to resolve the DNS
+    /// seeds over UDP and TCP. Default empty: the system resolver configuration.
+    pub dns_servers: Vec<SocketAddr>,
+    /// `default_port`: the P2P port assumed for addresses resolved from DNS seeds, and the
+    /// default listen port. Default 30303.
+    pub default_port: u16,
+    /// `max_outbound_connections`: outbound peers the node wants (at least 1). Default 8.
+    pub max_outbound_connections: usize,
+    /// `max_inbound_connections`: inbound peers accepted (0 = none). Default 125.
+    pub max_inbound_connections: usize,
+    /// `dns_resolve_timeout_secs`: limit for resolving one DNS seed (A and AAAA together).
+    /// Default 10 s.
+    pub dns_resolve_timeout: Duration,
+    /// `peer_connect_timeout_secs`: limit for one dial plus handshake. Default 5 s.
+    pub peer_connect_timeout: Duration,
+    /// `pex_interval_secs`: minimum interval between PEX requests to, or from, one peer.
+    /// Default 900 s.
+    pub pex_interval: Duration,
+    /// `retry_interval_secs`: how often bootstrap is retried while the node has fewer peers
+    /// than it wants. Default 30 s.
+    pub retry_interval: Duration,
+}
+
+impl Default for BootstrapConfig {
+    fn default() -> Self {
+        Self {
+            dns_seeds: Vec::new(),
+            static_peers: Vec::new(),
+            peers_file: PathBuf::from("peers.dat"),
+            dns_servers: Vec::new(),
+            default_port: 30303,
+            max_outbound_connections: 8,
+            max_inbound_connections: 125,
+            dns_resolve_timeout: Duration::from_secs(10),
+            peer_connect_timeout: Duration::from_secs(5),
+            pex_interval: Duration::from_secs(900),
+            retry_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+impl BootstrapConfig {
+    /// The peer cache path: `peers_file` joined to `data_dir` (an absolute `peers_file` is
+    /// returned unchanged).
+    pub fn peers_path(&self, data_dir: &Path) -> PathBuf {
+        data_dir.join(&self.peers_file)
+    }
+}
+
+/// One invalid setting: the dotted key (`bootstrap.static_peers[0]`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError {
+    /// The key path, e.g. `network.name`, `bootstrap.dns_seeds[2]`.
+    pub key: String,
+    /// The problem, e.g. `invalid type: string "x", expected u16`.
+    pub message: String,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Why seeds.toml could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not TOML (the message carries line and column).
+    #[error("{0}")]
+    Syntax(String),
+    /// A key that seeds.toml does not define, e.g. `unknown key bootstrap.foo`.
+    #[error("unknown key {key}")]
+    UnknownKey {
+        /// The dotted key path.
+        key: String,
+    },
+    /// One or more values of the wrong type or failing validation, each naming its key;
+    /// displayed as `key: message` entries joined by `; `.
+    #[error("{}", join(.0))]
+    Invalid(Vec<KeyError>),
+}
+
+fn join(errors: &[KeyError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ConfigError {
+    /// The keys this error names (empty for [`ConfigError::Io`] and [`ConfigError::Syntax`]).
+    pub fn keys(&self) -> Vec<&str> {
+        match self {
+            ConfigError::Io { .. } | ConfigError::Syntax(_) => Vec::new(),
+            ConfigError::UnknownKey { key } => vec![key.as_str()],
+            ConfigError::Invalid(errors) => errors.iter().map(|e| e.key.as_str()).collect(),
+        }
+    }
+}
+
+/// seeds.toml as written, before semantic validation.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawFile {
+    network: RawNetwork,
+    bootstrap: RawBootstrap,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawNetwork {
+    name: String,
+    da_authority: Option<String>,
+}
+
+impl Default for RawNetwork {
+    fn default() -> Self {
+        Self {
+            name: "devnet".to_owned(),
+            da_authority: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawBootstrap {
+    dns_seeds: Vec<String>,
+    static_peers: Vec<String>,
+    peers_file: PathBuf,
+    dns_servers: Vec<String>,
+    default_port: u16,
+    max_outbound_connections: usize,
+    max_inbound_connections: usize,
+    dns_resolve_timeout_secs: u64,
+    peer_connect_timeout_secs: u64,
+    pex_interval_secs: u64,
+    retry_interval_secs: u64,
+}
+
+impl Default for RawBootstrap {
+    fn default() -> Self {
+        let d = BootstrapConfig::default();
+        Self {
+            dns_seeds: Vec::new(),
+            static_peers: Vec::new(),
+            peers_file: d.peers_file,
+            dns_servers: Vec::new(),
+            default_port: d.default_port,
+            max_outbound_connections: d.max_outbound_connections,
+            max_inbound_connections: d.max_inbound_connections,
+            dns_resolve_timeout_secs: d.dns_resolve_timeout.as_secs(),
+            peer_connect_timeout_secs: d.peer_connect_timeout.as_secs(),
+            pex_interval_secs: d.pex_interval.as_secs(),
+            retry_interval_secs: d.retry_interval.as_secs(),
+        }
+    }
+}
+
+impl SeedsConfig {
+    /// Reads and validates seeds.toml at `path`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Io`] when the file cannot be read, otherwise as
+    /// [`SeedsConfig::from_toml_str`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    /// Parses and validates the text of seeds.toml.
+    ///
+    /// Duplicate DNS seeds and static peers are dropped (the first occurrence is kept).
+    ///
+    /// # Errors
+    /// - [`ConfigError::Syntax`]: not TOML.
+    /// - [`ConfigError::UnknownKey`]: a key seeds.toml does not define (`unknown key
+    ///   bootstrap.foo`).
+    /// - [`ConfigError::Invalid`]: a value of the wrong type (`bootstrap.default_port: invalid
+    ///   type: string "x", expected u16`), or every value failing validation: `network.name`
+    ///   (not a [`NetworkId`]), `network.da_authority` (not 64 hex characters),
+    ///   `bootstrap.dns_seeds[i]`, `bootstrap.static_peers[i]`, `bootstrap.dns_servers[i]`,
+    ///   `bootstrap.peers_file` (empty), `bootstrap.default_port` (0),
+    ///   `bootstrap.max_outbound_connections` (0), any `*_secs` key outside
+    ///   1..=[`MAX_DURATION_SECS`], and `bootstrap.dns_seeds` empty on `mainnet`.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| ConfigError::Syntax(e.to_string().trim_end().to_owned()))?;
+        let raw: RawFile = serde_path_to_error::deserialize(de).map_err(type_error)?;
+        validate(raw)
+    }
+}
+
+/// Turns a deserialisation error into an error naming its key.
+fn type_error(err: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    let message = inner.message().to_owned();
+    // serde's `deny_unknown_fields` message is "unknown field `foo`, expected one of ...";
+    // serde_path_to_error already put the unknown key at the end of the path.
+    if message.starts_with("unknown field `") {
+        return ConfigError::UnknownKey { key: path };
+    }
+    if path == "." || path.is_empty() {
+        return ConfigError::Syntax(inner.to_string().trim_end().to_owned());
+    }
+    ConfigError::Invalid(vec![KeyError { key: path, message }])
+}
+
+/// Collects validation errors, each naming its key.
+#[derive(Default)]
+struct Errors(Vec<KeyError>);
+
+impl Errors {
+    fn push(&mut self, key: impl Into<String>, message: impl fmt::Display) {
+        self.0.push(KeyError {
+            key: key.into(),
+            message: message.to_string(),
+        });
+    }
+
+    fn secs(&mut self, key: &str, secs: u64) -> Duration {
+        if secs == 0 || secs > MAX_DURATION_SECS {
+            self.push(
+                format!("bootstrap.{key}"),
+                format!("must be between 1 and {MAX_DURATION_SECS} seconds, got {secs}"),
+            );
+        }
+        Duration::from_secs(secs)
+    }
+}
+
+fn dedup<T: Clone + Eq + Hash>(items: Vec<T>) -> Vec<T> {
+    let mut seen = HashSet::new();
+    items
+        .into_iter()
+        .filter(|item| seen.insert(item.clone()))
+        .collect()
+}
+
+fn parse_name_server(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    let addr = s
+        .parse::<SocketAddr>()
+        .or_else(|_| s.parse().map(|ip| SocketAddr::new(ip, DNS_PORT)))
+        .map_err(|_| format!("invalid name server {s:?}: expected IP:PORT, [IPv6]:PORT or IP"))?;
+    if addr.port() == 0 || addr.ip().is_unspecified() {
+        return Err(format!(
+            "invalid name server {s:?}: port 0 and unspecified addresses are not usable"
+        ));
+    }
+    Ok(addr)
+}
+
+fn parse_authority(hex_key: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(hex_key.trim()).map_err(|e| {
+        format!("expected an Ed25519 public key as 64 hex characters, got {hex_key:?}: {e}")
+    })?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+        format!(
+            "expected an Ed25519 public key as 64 hex characters, got {} characters",
+            hex_key.trim().len()
+        )
+    })
+}
+
+fn validate(raw: RawFile) -> Result<SeedsConfig, ConfigError> {
+    let mut errs = Errors::default();
+    let RawFile { network, bootstrap } = raw;
+
+    let name = NetworkId::new(&network.name).unwrap_or_else(|e| {
+        errs.push("network.name", e);
+        default_network()
+    });
+    let da_authority = network.da_authority.as_deref().and_then(|k| {
+        parse_authority(k)
+            .map_err(|e| errs.push("network.da_authority", e))
+            .ok()
+    });
+
+    let b = bootstrap;
+    let mut dns_seeds = Vec::new();
+    for (i, s) in b.dns_seeds.iter().enumerate() {
+        match DnsSeed::new(s) {
+            Ok(seed) => dns_seeds.push(seed),
+            Err(e) => errs.push(format!("bootstrap.dns_seeds[{i}]"), e),
+        }
+    }
+    let mut static_peers = Vec::new();
+    for (i, s) in b.static_peers.iter().enumerate() {
+        match StaticPeer::parse(s) {
+            Ok(peer) => static_peers.push(peer),
+            Err(e) => errs.push(format!("bootstrap.static_peers[{i}]"), e),
+        }
+    }
+    let mut dns_servers = Vec::new();
+    for (i, s) in b.dns_servers.iter().enumerate() {
+        match parse_name_server(s) {
+            Ok(addr) => dns_servers.push(addr),
+            Err(e) => errs.push(format!("bootstrap.dns_servers[{i}]"), e),
+        }
+    }
+    if b.peers_file.as_os_str().is_empty() {
+        errs.push("bootstrap.peers_file", "must not be empty");
+    }
+    if b.default_port == 0 {
+        errs.push("bootstrap.default_port", "must not be 0");
+    }
+    if b.max_outbound_connections == 0 {
+        errs.push("bootstrap.max_outbound_connections", "must be at least 1");
+    }
+    let dns_resolve_timeout = errs.secs("dns_resolve_timeout_secs", b.dns_resolve_timeout_secs);
+    let peer_connect_timeout = errs.secs("peer_connect_timeout_secs", b.peer_connect_timeout_secs);
+    let pex_interval = errs.secs("pex_interval_secs", b.pex_interval_secs);
+    let retry_interval = errs.secs("retry_interval_secs", b.retry_interval_secs);
+    if name.is_mainnet() && b.dns_seeds.is_empty() {
+        errs.push(
+            "bootstrap.dns_seeds",
+            "mainnet requires at least one DNS seed",
+        );
+    }
+
+    if !errs.0.is_empty() {
+        return Err(ConfigError::Invalid(errs.0));
+    }
+    Ok(SeedsConfig {
+        network: NetworkConfig { name, da_authority },
+        bootstrap: BootstrapConfig {
+            dns_seeds: dedup(dns_seeds),
+            static_peers: dedup(static_peers),
+            peers_file: b.peers_file,
+            dns_servers: dedup(dns_servers),
+            default_port: b.default_port,
+            max_outbound_connections: b.max_outbound_connections,
+            max_inbound_connections: b.max_inbound_connections,
+            dns_resolve_timeout,
+            peer_connect_timeout,
+            pex_interval,
+            retry_interval,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,287 @@
+use super::*;
+
+fn err(text: &str) -> ConfigError {
+    match SeedsConfig::from_toml_str(text) {
+        Ok(cfg) => panic!("accepted {text:?}: {cfg:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn empty_file_gives_defaults() {
+    let cfg = SeedsConfig::from_toml_str("").unwrap();
+    assert_eq!(cfg, SeedsConfig::default());
+    assert_eq!(cfg.network.name.as_str(), "devnet");
+    assert_eq!(cfg.network.da_authority, None);
+    let b = &cfg.bootstrap;
+    assert!(b.dns_seeds.is_empty() && b.static_peers.is_empty() && b.dns_servers.is_empty());
+    assert_eq!(b.peers_file, PathBuf::from("peers.dat"));
+    assert_eq!(b.default_port, 30303);
+    assert_eq!(b.max_outbound_connections, 8);
+    assert_eq!(b.max_inbound_connections, 125);
+    assert_eq!(b.dns_resolve_timeout, Duration::from_secs(10));
+    assert_eq!(b.peer_connect_timeout, Duration::from_secs(5));
+    assert_eq!(b.pex_interval, Duration::from_secs(900));
+    assert_eq!(b.retry_interval, Duration::from_secs(30));
+    // A section with some keys keeps the defaults of the others.
+    let cfg = SeedsConfig::from_toml_str("[bootstrap]\ndefault_port = 4000\n").unwrap();
+    assert_eq!(cfg.bootstrap.default_port, 4000);
+    assert_eq!(cfg.bootstrap.max_outbound_connections, 8);
+    assert_eq!(cfg.network, NetworkConfig::default());
+}
+
+#[test]
+fn shipped_seeds_toml_parses_to_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds.toml");
+    let cfg = SeedsConfig::load(&path).unwrap();
+    assert_eq!(cfg, SeedsConfig::default());
+}
+
+#[test]
+fn full_file() {
+    let key = "ab".repeat(32);
+    let text = format!(
+        r#"
+[network]
+name = "mainnet"
+da_authority = "{key}"
+[bootstrap]
+dns_seeds = ["Seed1.DSDN.network", "seed2.dsdn.network.", "seed1.dsdn.network"]
+static_peers = ["203.0.113.50:30303", "[2001:db8::1]:30303", "/ip4/198.51.100.10/tcp/4001", "203.0.113.50:30303"]
+peers_file = "/var/lib/dsdn/peers.dat"
+dns_servers = ["127.0.0.1:5353", "9.9.9.9", "[::1]:53"]
+default_port = 4001
+max_outbound_connections = 4
+max_inbound_connections = 0
+dns_resolve_timeout_secs = 2
+peer_connect_timeout_secs = 3
+pex_interval_secs = 60
+retry_interval_secs = 7
+"#
+    );
+    let cfg = SeedsConfig::from_toml_str(&text).unwrap();
+    assert!(cfg.network.name.is_mainnet());
+    assert_eq!(cfg.network.da_authority, Some([0xab; 32]));
+    let b = &cfg.bootstrap;
+    let seeds: Vec<&str> = b.dns_seeds.iter().map(DnsSeed::as_str).collect();
+    assert_eq!(seeds, ["seed1.dsdn.network", "seed2.dsdn.network"]);
+    let peers: Vec<String> = b.static_peers.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        peers,
+        [
+            "203.0.113.50:30303",
+            "[2001:db8::1]:30303",
+            "/ip4/198.51.100.10/tcp/4001"
+        ]
+    );
+    let servers: Vec<String> = b.dns_servers.iter().map(ToString::to_string).collect();
+    assert_eq!(servers, ["127.0.0.1:5353", "9.9.9.9:53", "[::1]:53"]);
+    assert_eq!(
+        b.peers_path(Path::new("/data")),
+        PathBuf::from("/var/lib/dsdn/peers.dat")
+    );
+    assert_eq!(b.default_port, 4001);
+    assert_eq!(b.max_outbound_connections, 4);
+    assert_eq!(b.max_inbound_connections, 0);
+    assert_eq!(b.dns_resolve_timeout, Duration::from_secs(2));
+    assert_eq!(b.peer_connect_timeout, Duration::from_secs(3));
+    assert_eq!(b.pex_interval, Duration::from_secs(60));
+    assert_eq!(b.retry_interval, Duration::from_secs(7));
+    assert_eq!(
+        BootstrapConfig::default().peers_path(Path::new("/data")),
+        PathBuf::from("/data/peers.dat")
+    );
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    for (text, key) in [
+        ("[bootstrap]\nfoo = 1\n", "bootstrap.foo"),
+        ("[network]\nid = \"x\"\n", "network.id"),
+        ("foo = 1\n", "foo"),
+        ("[boostrap]\n", "boostrap"),
+        ("[bootstrap.extra]\na = 1\n", "bootstrap.extra"),
+    ] {
+        let e = err(text);
+        assert!(
+            matches!(e, ConfigError::UnknownKey { .. }),
+            "{text:?}: {e:?}"
+        );
+        assert_eq!(e.to_string(), format!("unknown key {key}"));
+        assert_eq!(e.keys(), [key]);
+    }
+}
+
+#[test]
+fn type_errors_are_named() {
+    assert_eq!(
+        err("[bootstrap]\ndefault_port = \"x\"\n").to_string(),
+        "bootstrap.default_port: invalid type: string \"x\", expected u16"
+    );
+    for (text, key) in [
+        (
+            "[bootstrap]\ndefault_port = 70000\n",
+            "bootstrap.default_port",
+        ),
+        (
+            "[bootstrap]\nmax_inbound_connections = -1\n",
+            "bootstrap.max_inbound_connections",
+        ),
+        (
+            "[bootstrap]\ndns_seeds = \"seed.example\"\n",
+            "bootstrap.dns_seeds",
+        ),
+        (
+            "[bootstrap]\nstatic_peers = [\"1.2.3.4:1\", 5]\n",
+            "bootstrap.static_peers[1]",
+        ),
+        ("[network]\nname = 5\n", "network.name"),
+        ("network = 5\n", "network"),
+        (
+            "[bootstrap]\nretry_interval_secs = 1.5\n",
+            "bootstrap.retry_interval_secs",
+        ),
+    ] {
+        let e = err(text);
+        assert!(matches!(e, ConfigError::Invalid(_)), "{text:?}: {e:?}");
+        assert_eq!(e.keys(), [key], "{text:?}: {e}");
+        assert!(e.to_string().starts_with(&format!("{key}: ")), "{e}");
+    }
+}
+
+#[test]
+fn syntax_errors() {
+    let e = err("[bootstrap\n");
+    assert!(matches!(e, ConfigError::Syntax(_)), "{e:?}");
+    assert!(e.to_string().contains("line 1"), "{e}");
+    assert!(e.keys().is_empty());
+}
+
+#[test]
+fn semantic_errors_are_named() {
+    for (text, key, needle) in [
+        (
+            "[network]\nname = \"Main Net\"\n",
+            "network.name",
+            "invalid network id",
+        ),
+        (
+            "[network]\nda_authority = \"abcd\"\n",
+            "network.da_authority",
+            "64 hex",
+        ),
+        (
+            "[network]\nda_authority = \"zz\"\n",
+            "network.da_authority",
+            "64 hex",
+        ),
+        (
+            "[bootstrap]\ndns_seeds = [\"ok.example\", \"a.example\", \"bad_seed\"]\n",
+            "bootstrap.dns_seeds[2]",
+            "invalid DNS seed \"bad_seed\"",
+        ),
+        (
+            "[bootstrap]\nstatic_peers = [\"1.2.3.4\"]\n",
+            "bootstrap.static_peers[0]",
+            "invalid static peer \"1.2.3.4\"",
+        ),
+        (
+            "[bootstrap]\ndns_servers = [\"resolver.example\"]\n",
+            "bootstrap.dns_servers[0]",
+            "invalid name server",
+        ),
+        (
+            "[bootstrap]\ndefault_port = 0\n",
+            "bootstrap.default_port",
+            "0",
+        ),
+        (
+            "[bootstrap]\nmax_outbound_connections = 0\n",
+            "bootstrap.max_outbound_connections",
+            "at least 1",
+        ),
+        (
+            "[bootstrap]\npeers_file = \"\"\n",
+            "bootstrap.peers_file",
+            "empty",
+        ),
+        (
+            "[bootstrap]\ndns_resolve_timeout_secs = 0\n",
+            "bootstrap.dns_resolve_timeout_secs",
+            "between 1",
+        ),
+        (
+            "[bootstrap]\npeer_connect_timeout_secs = 0\n",
+            "bootstrap.peer_connect_timeout_secs",
+            "between 1",
+        ),
+        (
+            "[bootstrap]\npex_interval_secs = 0\n",
+            "bootstrap.pex_interval_secs",
+            "between 1",
+        ),
+        (
+            "[bootstrap]\nretry_interval_secs = 99999999999\n",
+            "bootstrap.retry_interval_secs",
+            "between 1",
+        ),
+        (
+            "[network]\nname = \"mainnet\"\n",
+            "bootstrap.dns_seeds",
+            "mainnet requires at least one DNS seed",
+        ),
+    ] {
+        let e = err(text);
+        assert_eq!(e.keys(), [key], "{text:?}: {e}");
+        let shown = e.to_string();
+        assert!(shown.starts_with(&format!("{key}: ")), "{shown}");
+        assert!(shown.contains(needle), "{shown:?} lacks {needle:?}");
+    }
+}
+
+#[test]
+fn every_semantic_error_is_reported() {
+    let e = err(
+        "[network]\nname = \"x y\"\n[bootstrap]\ndns_seeds = [\"-a\", \"ok.example\", \"b..c\"]\ndefault_port = 0\n",
+    );
+    assert_eq!(
+        e.keys(),
+        [
+            "network.name",
+            "bootstrap.dns_seeds[0]",
+            "bootstrap.dns_seeds[2]",
+            "bootstrap.default_port"
+        ]
+    );
+    assert_eq!(e.to_string().matches("; ").count(), 3, "{e}");
+}
+
+#[test]
+fn empty_lists_are_valid_off_mainnet() {
+    for name in ["devnet", "testnet", "my-private-net"] {
+        let text = format!(
+            "[network]\nname = \"{name}\"\n[bootstrap]\ndns_seeds = []\nstatic_peers = []\n"
+        );
+        let cfg = SeedsConfig::from_toml_str(&text).unwrap();
+        assert_eq!(cfg.network.name.as_str(), name);
+    }
+    let ok = "[network]\nname = \"mainnet\"\n[bootstrap]\ndns_seeds = [\"seed1.dsdn.network\"]\n";
+    assert!(SeedsConfig::from_toml_str(ok).is_ok());
+}
+
+#[test]
+fn load_reports_missing_file_and_reads_a_real_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    let e = SeedsConfig::load(&missing).unwrap_err();
+    assert!(matches!(e, ConfigError::Io { .. }));
+    assert!(e.to_string().contains("nope.toml"), "{e}");
+
+    let path = dir.path().join("seeds.toml");
+    std::fs::write(&path, "[bootstrap]\nstatic_peers = [\"127.0.0.1:4000\"]\n").unwrap();
+    let cfg = SeedsConfig::load(&path).unwrap();
+    assert_eq!(
+        cfg.bootstrap.static_peers,
+        [StaticPeer::Socket("127.0.0.1:4000".parse().unwrap())]
+    );
+}
