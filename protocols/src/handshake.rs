@@ -155,7 +155,9 @@ mod tests {
         assert_eq!(hs.check(&net, PROTOCOL_VERSION, &[7; 38]), Ok(()));
         let other = NetworkId::new("testnet").unwrap();
         assert_eq!(
-            hs.check(&other, PROTOCOL_VERSION, &[7; 38]).unwrap_err().reason(),
+            hs.check(&other, PROTOCOL_VERSION, &[7; 38])
+                .unwrap_err()
+                .reason(),
             "network_mismatch"
         );
         let v2 = ProtocolVersion { major: 2, minor: 0 };
@@ -164,13 +166,17 @@ mod tests {
             "incompatible_version"
         );
         assert_eq!(
-            hs.check(&net, PROTOCOL_VERSION, &[8; 38]).unwrap_err().reason(),
+            hs.check(&net, PROTOCOL_VERSION, &[8; 38])
+                .unwrap_err()
+                .reason(),
             "node_id_mismatch"
         );
         let mut many = sample();
         many.listen_addrs = vec![serde_bytes::ByteBuf::from(vec![0]); MAX_LISTEN_ADDRS + 1];
         assert_eq!(
-            many.check(&net, PROTOCOL_VERSION, &[7; 38]).unwrap_err().reason(),
+            many.check(&net, PROTOCOL_VERSION, &[7; 38])
+                .unwrap_err()
+                .reason(),
             "malformed"
         );
     }

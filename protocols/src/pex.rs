@@ -167,7 +167,10 @@ mod tests {
         assert!(bytes.len() <= MAX_PEX_RESPONSE_BYTES, "{}", bytes.len());
         let back: PexResponse = codec::decode(&bytes, MAX_PEX_RESPONSE_BYTES).unwrap();
         assert_eq!(back.validated().unwrap().len(), MAX_PEX_ENTRIES);
-        let req = PexRequest { max_entries: u16::MAX, services: ServiceSet::from_bits(u16::MAX) };
+        let req = PexRequest {
+            max_entries: u16::MAX,
+            services: ServiceSet::from_bits(u16::MAX),
+        };
         assert!(codec::encode(&req, MAX_PEX_REQUEST_BYTES).is_ok());
     }
 
@@ -176,16 +179,27 @@ mod tests {
         let resp = PexResponse {
             entries: (0..=MAX_PEX_ENTRIES).map(|_| entry(1)).collect(),
         };
-        assert_eq!(resp.validated(), Err(PexError::TooManyEntries(MAX_PEX_ENTRIES + 1)));
+        assert_eq!(
+            resp.validated(),
+            Err(PexError::TooManyEntries(MAX_PEX_ENTRIES + 1))
+        );
     }
 
     #[test]
     fn malformed_entries_are_dropped() {
         let mut bad = entry(1);
         bad.addrs.push(serde_bytes::ByteBuf::from(vec![1]));
-        let empty_id = PexEntry { node_id: vec![], ..entry(2) };
-        let no_addr = PexEntry { addrs: vec![], ..entry(3) };
-        let resp = PexResponse { entries: vec![bad, empty_id, no_addr, entry(4)] };
+        let empty_id = PexEntry {
+            node_id: vec![],
+            ..entry(2)
+        };
+        let no_addr = PexEntry {
+            addrs: vec![],
+            ..entry(3)
+        };
+        let resp = PexResponse {
+            entries: vec![bad, empty_id, no_addr, entry(4)],
+        };
         assert_eq!(resp.validated().unwrap(), vec![entry(4)]);
     }
 

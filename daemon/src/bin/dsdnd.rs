@@ -148,7 +148,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tracing::warn!(path = %path.display(), "peers.dat was corrupt: moved aside, rebuilding from seeds");
     }
     if node.store_report.purged_records > 0 {
-        tracing::warn!(records = node.store_report.purged_records, "peers.dat had undecodable records: removed");
+        tracing::warn!(
+            records = node.store_report.purged_records,
+            "peers.dat had undecodable records: removed"
+        );
     }
     tracing::info!(
         %peer_id,

@@ -53,24 +53,39 @@ fn verify_rejects() {
     let auth = k.verifying_key().to_bytes();
     let env = DaEnvelope::sign(&k, &net(), 1, sample_events()).unwrap();
     let other = NetworkId::new("testnet").unwrap();
-    assert!(matches!(env.verify(&other, Some(&auth)), Err(DaError::WrongNetwork { .. })));
+    assert!(matches!(
+        env.verify(&other, Some(&auth)),
+        Err(DaError::WrongNetwork { .. })
+    ));
     assert_eq!(env.verify(&net(), None), Err(DaError::NoAuthority));
 
     let rogue = DaEnvelope::sign(&key(2), &net(), 1, sample_events()).unwrap();
-    assert!(matches!(rogue.verify(&net(), Some(&auth)), Err(DaError::NotAuthority(_))));
+    assert!(matches!(
+        rogue.verify(&net(), Some(&auth)),
+        Err(DaError::NotAuthority(_))
+    ));
 
     // A forged publisher field with a signature from another key.
     let mut forged = rogue.clone();
     forged.publisher = Bytes32(auth);
-    assert_eq!(forged.verify(&net(), Some(&auth)), Err(DaError::BadSignature));
+    assert_eq!(
+        forged.verify(&net(), Some(&auth)),
+        Err(DaError::BadSignature)
+    );
 
     let mut tampered = env.clone();
     tampered.seq = 2;
-    assert_eq!(tampered.verify(&net(), Some(&auth)), Err(DaError::BadSignature));
+    assert_eq!(
+        tampered.verify(&net(), Some(&auth)),
+        Err(DaError::BadSignature)
+    );
 
     let mut v2 = env;
     v2.version = 2;
-    assert_eq!(v2.verify(&net(), Some(&auth)), Err(DaError::UnsupportedVersion(2)));
+    assert_eq!(
+        v2.verify(&net(), Some(&auth)),
+        Err(DaError::UnsupportedVersion(2))
+    );
 }
 
 #[test]
@@ -90,7 +105,12 @@ fn bounds() {
         capacity_bytes: u64::MAX,
         class: "c".repeat(MAX_TEXT_LEN),
     };
-    let env = DaEnvelope::sign(&key(1), &net(), u64::MAX, vec![max_event; MAX_EVENTS_PER_ENVELOPE]);
+    let env = DaEnvelope::sign(
+        &key(1),
+        &net(),
+        u64::MAX,
+        vec![max_event; MAX_EVENTS_PER_ENVELOPE],
+    );
     assert!(env.is_ok());
 }
 

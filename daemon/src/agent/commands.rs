@@ -1,0 +1,365 @@
+//! `status`, `peers list`, `da publish` and `da state`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use dsdn_daemon::api::{DaStateResponse, PeerInfo, PublishResponse, StatusResponse};
+use dsdn_daemon::client::ApiClient;
+use dsdn_protocols::da::DaEvent;
+use dsdn_protocols::ServiceType;
+
+use super::print_out;
+use super::table::{format_duration, render_kv, render_table, short_id, yes_no};
+
+/// `dsdn-agent status [--json]`.
+pub(crate) async fn status(client: &ApiClient, json: bool) -> anyhow::Result<()> {
+    let status = client.status().await?;
+    if json {
+        return print_out(&to_json(&status)?);
+    }
+    print_out(&status_table(&status))
+}
+
+/// `dsdn-agent peers list [--json] [--type SERVICE]`.
+pub(crate) async fn peers_list(
+    client: &ApiClient,
+    json: bool,
+    service: Option<ServiceType>,
+) -> anyhow::Result<()> {
+    let peers = filter_peers(client.peers().await?, service);
+    if json {
+        return print_out(&to_json(&peers)?);
+    }
+    print_out(&peers_table(&peers))
+}
+
+/// `dsdn-agent da publish --file EVENTS.json`.
+pub(crate) async fn da_publish(client: &ApiClient, file: &Path) -> anyhow::Result<()> {
+    let events = read_events(file)?;
+    let resp = client.da_publish(&events).await?;
+    print_out(&publish_summary(&events, &resp, &client.addr().to_string()))
+}
+
+/// `dsdn-agent da state [--json]`.
+pub(crate) async fn da_state(client: &ApiClient, json: bool) -> anyhow::Result<()> {
+    let state = client.da_state().await?;
+    if json {
+        return print_out(&to_json(&state)?);
+    }
+    print_out(&da_state_table(&state))
+}
+
+/// Pretty JSON and a newline.
+fn to_json<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
+    let mut s = serde_json::to_string_pretty(value).context("cannot encode JSON")?;
+    s.push('\n');
+    Ok(s)
+}
+
+fn status_table(s: &StatusResponse) -> String {
+    let authority = match (&s.da_authority, s.is_da_authority) {
+        (Some(key), true) => format!("{key} (this node)"),
+        (Some(key), false) => key.clone(),
+        (None, _) => "none".to_owned(),
+    };
+    render_kv(&[
+        ("peer id", s.peer_id.clone()),
+        ("mode", s.mode.clone()),
+        ("network", s.network.clone()),
+        ("services", join_or_dash(&s.services)),
+        ("connected peers", s.connected_peers.to_string()),
+        ("known peers", s.known_peers.to_string()),
+        ("listen addrs", join_or_dash(&s.listen_addrs)),
+        ("protocol", s.protocol_version.clone()),
+        ("agent", s.agent_version.clone()),
+        ("uptime", format_duration(s.uptime_secs)),
+        ("bootstrap stage", s.bootstrap_stage.clone()),
+        ("isolated", yes_no(s.isolated).to_owned()),
+        ("DA authority", authority),
+    ])
+}
+
+fn join_or_dash(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn filter_peers(peers: Vec<PeerInfo>, service: Option<ServiceType>) -> Vec<PeerInfo> {
+    match service {
+        None => peers,
+        Some(t) => peers
+            .into_iter()
+            .filter(|p| p.services.iter().any(|s| s == t.as_str()))
+            .collect(),
+    }
+}
+
+/// Connected peers first, then by score (highest first), then by id.
+fn peers_table(peers: &[PeerInfo]) -> String {
+    if peers.is_empty() {
+        return "no known peers\n".to_owned();
+    }
+    let mut sorted: Vec<&PeerInfo> = peers.iter().collect();
+    sorted.sort_by(|a, b| {
+        b.connected
+            .cmp(&a.connected)
+            .then(b.score.cmp(&a.score))
+            .then(a.peer_id.cmp(&b.peer_id))
+    });
+    let rows: Vec<Vec<String>> = sorted
+        .iter()
+        .map(|p| {
+            let connected = match (p.connected, &p.direction) {
+                (true, Some(d)) => format!("yes ({d})"),
+                (true, None) => "yes".to_owned(),
+                (false, _) => "no".to_owned(),
+            };
+            vec![
+                short_id(&p.peer_id),
+                join_or_dash(&p.addresses).replace(", ", ","),
+                join_or_dash(&p.services).replace(", ", ","),
+                p.source.clone(),
+                connected,
+                p.score.to_string(),
+            ]
+        })
+        .collect();
+    let connected = peers.iter().filter(|p| p.connected).count();
+    let mut out = render_table(
+        &[
+            "PEER ID",
+            "ADDRESSES",
+            "SERVICES",
+            "SOURCE",
+            "CONNECTED",
+            "SCORE",
+        ],
+        &rows,
+    );
+    out.push_str(&format!(
+        "{} peer{}, {connected} connected\n",
+        peers.len(),
+        if peers.len() == 1 { "" } else { "s" }
+    ));
+    out
+}
+
+/// Reads and checks a JSON array of DA events; every error names the file.
+fn read_events(file: &Path) -> anyhow::Result<Vec<DaEvent>> {
+    let name = file.display();
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {name}"))?;
+    let events = parse_events(&text).with_context(|| format!("{name}"))?;
+    Ok(events)
+}
+
+fn parse_events(text: &str) -> anyhow::Result<Vec<DaEvent>> {
+    let events: Vec<DaEvent> = serde_json::from_str(text)
+        .map_err(|e| anyhow::anyhow!("not a JSON array of DA events: {e}"))?;
+    if events.is_empty() {
+        bail!("contains no DA events");
+    }
+    for (i, e) in events.iter().enumerate() {
+        e.validate()
+            .map_err(|err| anyhow::anyhow!("event #{} is invalid: {err}", i + 1))?;
+    }
+    Ok(events)
+}
+
+fn publish_summary(events: &[DaEvent], resp: &PublishResponse, via: &str) -> String {
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in events {
+        *kinds.entry(e.kind()).or_default() += 1;
+    }
+    let mut out = format!(
+        "published {} event{} in {} envelope{} (seq {}..{}) via {via}\n",
+        resp.events,
+        if resp.events == 1 { "" } else { "s" },
+        resp.envelopes,
+        if resp.envelopes == 1 { "" } else { "s" },
+        resp.first_seq,
+        resp.last_seq
+    );
+    let pairs: Vec<(&str, String)> = kinds.iter().map(|(k, n)| (*k, n.to_string())).collect();
+    for line in render_kv(&pairs).lines() {
+        out.push_str("  ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+fn da_state_table(s: &DaStateResponse) -> String {
+    render_kv(&[
+        ("events", s.events.to_string()),
+        ("envelopes", s.envelopes.to_string()),
+        ("pending", s.pending.to_string()),
+        ("rejected", s.rejected.to_string()),
+        ("state root", s.state_root.clone()),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(id: &str, services: &[&str], connected: bool, score: i64) -> PeerInfo {
+        PeerInfo {
+            peer_id: id.to_owned(),
+            addresses: vec![format!("/ip4/127.0.0.2/tcp/3000/p2p/{id}")],
+            services: services.iter().map(|s| (*s).to_owned()).collect(),
+            source: "dns_seed".to_owned(),
+            connected,
+            direction: connected.then(|| "outbound".to_owned()),
+            last_seen: None,
+            last_success: None,
+            success_count: 0,
+            failure_count: 0,
+            score,
+        }
+    }
+
+    #[test]
+    fn peers_filter_and_table() {
+        let peers = vec![
+            peer("12D3KooWaaaaaaaaaaaaaaaa", &["storage"], false, 10),
+            peer("12D3KooWbbbbbbbbbbbbbbbb", &["bootstrap"], true, 5),
+            peer(
+                "12D3KooWcccccccccccccccc",
+                &["storage", "storage-dc"],
+                true,
+                7,
+            ),
+        ];
+        let storage = filter_peers(peers.clone(), Some(ServiceType::Storage));
+        assert_eq!(storage.len(), 2);
+        let dc = filter_peers(peers.clone(), Some(ServiceType::StorageDc));
+        assert_eq!(dc.len(), 1);
+        assert_eq!(filter_peers(peers.clone(), None).len(), 3);
+
+        let table = peers_table(&peers);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("PEER ID"), "{table}");
+        // Connected first, by score.
+        assert!(lines[1].starts_with("12D3…cccccccc"), "{table}");
+        assert!(lines[1].contains("storage,storage-dc"), "{table}");
+        assert!(lines[1].contains("yes (outbound)"), "{table}");
+        assert!(lines[2].starts_with("12D3…bbbbbbbb"), "{table}");
+        assert!(lines[3].contains(" no "), "{table}");
+        assert_eq!(lines[4], "3 peers, 2 connected");
+        assert_eq!(peers_table(&[]), "no known peers\n");
+    }
+
+    #[test]
+    fn event_file_errors_are_precise() {
+        let err =
+            parse_events("[{\"type\": \"replica_added\", \"chunk_id\": \"00\"}]").expect_err("bad");
+        let msg = err.to_string();
+        assert!(msg.starts_with("not a JSON array of DA events"), "{msg}");
+        assert!(msg.contains("line 1 column"), "{msg}");
+
+        assert!(parse_events("[]")
+            .expect_err("empty")
+            .to_string()
+            .contains("no DA events"));
+
+        let chunk = "ab".repeat(32);
+        let empty_node = format!(
+            "[{{\"type\": \"replica_added\", \"chunk_id\": \"{chunk}\", \"node_id\": \"\"}}]"
+        );
+        let msg = parse_events(&empty_node).expect_err("invalid").to_string();
+        assert!(msg.starts_with("event #1 is invalid"), "{msg}");
+
+        let good = format!(
+            "[{{\"type\": \"replica_added\", \"chunk_id\": \"{chunk}\", \"node_id\": \"n1\"}}]"
+        );
+        assert_eq!(parse_events(&good).expect("good").len(), 1);
+    }
+
+    #[test]
+    fn unreadable_file_names_the_file() {
+        let err = read_events(Path::new("/nonexistent/events.json")).expect_err("missing");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.starts_with("cannot read /nonexistent/events.json: "),
+            "{msg}"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("events.json");
+        std::fs::write(&path, "{ not json").expect("write");
+        let msg = format!("{:#}", read_events(&path).expect_err("bad json"));
+        assert!(
+            msg.starts_with(&format!("{}: not a JSON array", path.display())),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
+    fn publish_summary_lists_kinds() {
+        let events = dsdn_daemon::localnet::sample_da_events(&["n1".to_owned()], 6);
+        let resp = PublishResponse {
+            events: 6,
+            envelopes: 1,
+            first_seq: 1,
+            last_seq: 1,
+        };
+        let s = publish_summary(&events, &resp, "127.0.0.1:8645");
+        assert!(s.starts_with("published 6 events in 1 envelope (seq 1..1) via 127.0.0.1:8645\n"));
+        let counts: Vec<(&str, &str)> = s
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let mut it = l.split_whitespace();
+                Some((it.next()?, it.next()?))
+            })
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                ("chunk_declared", "2"),
+                ("delete_requested", "1"),
+                ("node_registered", "1"),
+                ("replica_added", "1"),
+                ("replica_removed", "1")
+            ],
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn status_and_state_tables() {
+        let s = StatusResponse {
+            peer_id: "12D3KooWx".into(),
+            mode: "coordinator".into(),
+            network: "devnet".into(),
+            services: vec!["coordinator".into()],
+            connected_peers: 3,
+            known_peers: 4,
+            listen_addrs: vec![],
+            protocol_version: "1.0".into(),
+            agent_version: "dsdnd/0.1.0".into(),
+            uptime_secs: 65,
+            bootstrap_stage: "idle".into(),
+            isolated: false,
+            da_authority: Some("ab".repeat(32)),
+            is_da_authority: true,
+        };
+        let t = status_table(&s);
+        assert!(t.contains("connected peers  3\n"), "{t}");
+        assert!(t.contains("listen addrs     -\n"), "{t}");
+        assert!(t.contains("uptime           1m 05s\n"), "{t}");
+        assert!(t.contains("(this node)"), "{t}");
+        let d = da_state_table(&DaStateResponse {
+            events: 20,
+            envelopes: 1,
+            pending: 0,
+            rejected: 0,
+            state_root: "00".repeat(32),
+        });
+        assert!(d.starts_with("events      20\n"), "{d}");
+    }
+}

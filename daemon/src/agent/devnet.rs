@@ -1,0 +1,571 @@
+//! `dsdn-agent devnet`: a local network of real dsdnd processes, watched live.
+//!
+//! Phases: start (seed server, bootstrap, coordinator, storage nodes) → wait until they
+//! find each other → publish sample DA events through the coordinator → live table until
+//! Ctrl-C/SIGTERM or `--duration` → stop every process (SIGTERM, then SIGKILL).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use dsdn_daemon::client::ApiClient;
+use dsdn_daemon::localnet::{find_dsdnd, sample_da_events, LocalNet, LocalNetSpec, NodeMode};
+use dsdn_protocols::da::DaEvent;
+use tokio::sync::watch;
+
+use super::table::{render_table, short_hex, short_id};
+use super::{print_out, DevnetArgs};
+
+/// How long to wait for every node to be connected to every other before going on anyway.
+const MESH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Pause after the nodes are connected and before publishing, so gossip meshes can form
+/// (gossipsub grafts peers on its heartbeat, about once a second).
+const GOSSIP_SETTLE: Duration = Duration::from_secs(3);
+
+/// Table refresh on a terminal.
+const TTY_REFRESH: Duration = Duration::from_secs(1);
+
+/// Table print interval when stdout is not a terminal.
+const PLAIN_REFRESH: Duration = Duration::from_secs(5);
+
+/// Timeout of one API request of the live table.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs `dsdn-agent devnet`.
+pub(crate) async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
+    let stop = stop_signal();
+    let dsdnd = find_dsdnd()?;
+    // Without --dir, use our own temporary directory so the logs can be kept on failure.
+    let (tempdir, dir) = match &args.dir {
+        Some(dir) => (None, dir.clone()),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("dsdn-devnet-")
+                .tempdir()
+                .context("cannot create a temporary directory")?;
+            let path = t.path().to_path_buf();
+            (Some(t), path)
+        }
+    };
+    match run_in(&args, dsdnd, &dir, stop).await {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            let logs = match tempdir {
+                Some(t) => format!("logs kept in {}", t.keep().display()),
+                None => format!("logs in {}", dir.display()),
+            };
+            let first = format!("{e:#}");
+            let first = first.lines().next().unwrap_or_default().trim_end();
+            Err(anyhow::anyhow!("devnet: {first} ({logs})"))
+        }
+    }
+}
+
+async fn run_in(
+    args: &DevnetArgs,
+    dsdnd: PathBuf,
+    dir: &Path,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<ExitCode> {
+    let spec = LocalNetSpec {
+        storage_nodes: usize::from(args.storage),
+        dir: Some(dir.to_path_buf()),
+        dsdnd: Some(dsdnd),
+        rust_log: args.rust_log.clone(),
+        ..LocalNetSpec::default()
+    };
+    say(&format!(
+        "starting 1 bootstrap, 1 coordinator and {} storage nodes in {}",
+        args.storage,
+        dir.display()
+    ));
+    let start = LocalNet::start_with_progress(spec, say);
+    let mut net = tokio::select! {
+        net = start => net?,
+        () = stopped(&mut stop) => {
+            say("interrupted while starting; stopping");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+
+    let mut outcome = Outcome::Interrupted;
+    if wait_mesh(&net, &mut stop).await? && pause(GOSSIP_SETTLE, &mut stop).await {
+        let expected = publish(&net, args.events).await?;
+        outcome = watch_table(&net, &mut stop, args.duration, expected).await?;
+    }
+
+    say(&format!(
+        "stopping {} nodes (SIGTERM, SIGKILL after 10 s)",
+        net.nodes().len()
+    ));
+    let stopped = net.stop_all().await?;
+    let killed: Vec<&str> = stopped
+        .iter()
+        .filter(|(_, clean)| !clean)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if killed.is_empty() {
+        say("all nodes stopped");
+    } else {
+        say(&format!("had to kill: {}", killed.join(", ")));
+    }
+    if args.dir.is_some() {
+        say(&format!(
+            "config, data and logs kept in {} (logs: <node>/dsdnd.log)",
+            net.dir().display()
+        ));
+    }
+    match outcome {
+        Outcome::Elapsed {
+            converged: false,
+            summary,
+        } => anyhow::bail!(
+            "after {} s the nodes' DA state had not converged: {summary}",
+            args.duration.unwrap_or(0)
+        ),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// How the live table ended.
+enum Outcome {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// `--duration` elapsed; whether every node held the published events and one root.
+    Elapsed { converged: bool, summary: String },
+}
+
+/// Prints one progress line.
+fn say(line: &str) {
+    let _ = print_out(&format!("[devnet] {line}\n"));
+}
+
+/// A receiver that turns `true` on the first Ctrl-C (or SIGTERM on Unix).
+fn stop_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = tx.send(true);
+        // Keep the sender alive so receivers see `true`, not a closed channel.
+        std::future::pending::<()>().await;
+    });
+    rx
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => {
+                    if r.is_err() {
+                        term.recv().await;
+                    }
+                }
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Resolves once a stop was requested.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Sleeps `d`; false when interrupted.
+async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(d) => true,
+        () = stopped(stop) => false,
+    }
+}
+
+/// Waits (printing peer counts as they change) until every node is connected to every
+/// other, or [`MESH_TIMEOUT`]; false when interrupted.
+async fn wait_mesh(net: &LocalNet, stop: &mut watch::Receiver<bool>) -> anyhow::Result<bool> {
+    say("waiting for the nodes to find each other (DNS seed -> bootstrap -> peer exchange)");
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        net.check_alive()?;
+        let report = net.mesh_report().await;
+        let line = report.to_string();
+        if line != last {
+            say(&format!(
+                "t+{:>2}s connected peers: {line}",
+                started.elapsed().as_secs()
+            ));
+            last = line;
+        }
+        if report.complete() {
+            say(&format!(
+                "all {} nodes are connected to each other after {} s",
+                net.nodes().len(),
+                started.elapsed().as_secs()
+            ));
+            return Ok(true);
+        }
+        if started.elapsed() >= MESH_TIMEOUT {
+            say(&format!(
+                "warning: not fully connected after {} s; going on",
+                MESH_TIMEOUT.as_secs()
+            ));
+            return Ok(true);
+        }
+        if !pause(Duration::from_secs(1), stop).await {
+            return Ok(false);
+        }
+    }
+}
+
+/// Publishes the sample events through the coordinator; returns how many were published.
+async fn publish(net: &LocalNet, count: usize) -> anyhow::Result<u64> {
+    let ids: Vec<String> = net
+        .storage_nodes()
+        .map(|n| n.peer_id().to_owned())
+        .collect();
+    let events = sample_da_events(&ids, count);
+    let coordinator = net.coordinator();
+    let resp = coordinator
+        .client()
+        .da_publish(&events)
+        .await
+        .context("publishing sample DA events through the coordinator")?;
+    say(&format!(
+        "published {} DA events in {} envelope{} (seq {}..{}) through the coordinator at {}: {}",
+        resp.events,
+        resp.envelopes,
+        if resp.envelopes == 1 { "" } else { "s" },
+        resp.first_seq,
+        resp.last_seq,
+        coordinator.api_addr(),
+        kind_counts(&events)
+    ));
+    Ok(resp.events as u64)
+}
+
+/// `4 node_registered, 4 chunk_declared, …` in order of first appearance.
+fn kind_counts(events: &[DaEvent]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for e in events {
+        match counts.iter_mut().find(|(k, _)| *k == e.kind()) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((e.kind(), 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One line of the live table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct NodeRow {
+    name: String,
+    mode: NodeMode,
+    ip: String,
+    peer_id: String,
+    /// The process has exited.
+    exited: bool,
+    /// Connected peers, when the API answered.
+    peers: Option<usize>,
+    /// DA events applied and state root, when the API answered.
+    da: Option<(u64, String)>,
+}
+
+async fn collect_rows(net: &LocalNet) -> Vec<NodeRow> {
+    let mut rows = Vec::with_capacity(net.nodes().len());
+    for node in net.nodes() {
+        let exited = !node.is_running();
+        let (peers, da) = if exited {
+            (None, None)
+        } else {
+            let client = ApiClient::with_timeout(node.api_addr(), REQUEST_TIMEOUT);
+            let peers = client.status().await.ok().map(|s| s.connected_peers);
+            let da = if carries_da(node.mode()) {
+                client
+                    .da_state()
+                    .await
+                    .ok()
+                    .map(|s| (s.events, s.state_root))
+            } else {
+                None
+            };
+            (peers, da)
+        };
+        rows.push(NodeRow {
+            name: node.name().to_owned(),
+            mode: node.mode(),
+            ip: node.ip().to_string(),
+            peer_id: node.peer_id().to_owned(),
+            exited,
+            peers,
+            da,
+        });
+    }
+    rows
+}
+
+/// Whether nodes of this mode carry DA events (dedicated bootstrap nodes do not: they
+/// never subscribe to the DA topic and always report an empty DA state).
+fn carries_da(mode: NodeMode) -> bool {
+    mode != NodeMode::Bootstrap
+}
+
+/// The rows of nodes that carry DA events.
+fn da_rows(rows: &[NodeRow]) -> impl Iterator<Item = &NodeRow> {
+    rows.iter().filter(|r| carries_da(r.mode))
+}
+
+/// The root every DA-carrying node should hold: the coordinator's (the DA authority), else
+/// the most common one.
+fn reference_root(rows: &[NodeRow]) -> Option<&str> {
+    let coordinator = rows
+        .iter()
+        .find(|r| r.mode == NodeMode::Coordinator)
+        .and_then(|r| r.da.as_ref())
+        .map(|(_, root)| root.as_str());
+    coordinator.or_else(|| {
+        let roots: Vec<&str> = rows
+            .iter()
+            .filter_map(|r| r.da.as_ref().map(|(_, root)| root.as_str()))
+            .collect();
+        roots
+            .iter()
+            .max_by_key(|root| roots.iter().filter(|r| r == root).count())
+            .copied()
+    })
+}
+
+/// True when every DA-carrying node answered with `expected` events and the reference root.
+fn converged(rows: &[NodeRow], expected: u64) -> bool {
+    let reference = reference_root(rows);
+    reference.is_some()
+        && da_rows(rows).all(|r| {
+            r.da.as_ref().is_some_and(|(events, root)| {
+                *events == expected && Some(root.as_str()) == reference
+            })
+        })
+}
+
+/// `DA converged: 5/5 nodes agree on root a1b2c3d4e5f6, 5/5 hold all 20 events` and the
+/// like (over DA-carrying nodes only).
+fn summary_line(rows: &[NodeRow], expected: u64) -> String {
+    let Some(reference) = reference_root(rows) else {
+        return "DA: no node answered".to_owned();
+    };
+    let agree = da_rows(rows)
+        .filter(|r| r.da.as_ref().is_some_and(|(_, root)| root == reference))
+        .count();
+    let complete = da_rows(rows)
+        .filter(|r| r.da.as_ref().is_some_and(|(events, _)| *events == expected))
+        .count();
+    let total = da_rows(rows).count();
+    let verdict = if converged(rows, expected) {
+        "converged"
+    } else {
+        "not converged"
+    };
+    format!(
+        "DA {verdict}: {agree}/{total} nodes agree on root {}, {complete}/{total} hold all {expected} events",
+        short_hex(reference),
+    )
+}
+
+fn render_devnet(rows: &[NodeRow], expected: u64) -> String {
+    let reference = reference_root(rows);
+    let table_rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let peers = match (r.exited, r.peers) {
+                (true, _) => "exited".to_owned(),
+                (false, Some(p)) => p.to_string(),
+                (false, None) => "down".to_owned(),
+            };
+            let (events, root, agree) = match &r.da {
+                Some((events, root)) => (
+                    events.to_string(),
+                    short_hex(root),
+                    if Some(root.as_str()) == reference {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                ),
+                None if !carries_da(r.mode) => ("n/a".to_owned(), "n/a".to_owned(), "-"),
+                None => ("-".to_owned(), "-".to_owned(), "?"),
+            };
+            vec![
+                r.name.clone(),
+                r.mode.to_string(),
+                r.ip.clone(),
+                short_id(&r.peer_id),
+                peers,
+                events,
+                root,
+                agree.to_owned(),
+            ]
+        })
+        .collect();
+    let mut out = render_table(
+        &[
+            "NODE",
+            "MODE",
+            "IP",
+            "PEER ID",
+            "PEERS",
+            "DA EVENTS",
+            "STATE ROOT",
+            "AGREE",
+        ],
+        &table_rows,
+    );
+    out.push_str(&summary_line(rows, expected));
+    out.push('\n');
+    out
+}
+
+/// The live table: redrawn every second on a terminal, printed every few seconds
+/// otherwise, until a stop signal or `duration` seconds.
+async fn watch_table(
+    net: &LocalNet,
+    stop: &mut watch::Receiver<bool>,
+    duration: Option<u64>,
+    expected: u64,
+) -> anyhow::Result<Outcome> {
+    let tty = std::io::stdout().is_terminal();
+    let refresh = if tty { TTY_REFRESH } else { PLAIN_REFRESH };
+    let started = Instant::now();
+    let deadline = duration.map(|d| started + Duration::from_secs(d));
+    let dir: PathBuf = net.dir().to_path_buf();
+    loop {
+        let rows = collect_rows(net).await;
+        let table = render_devnet(&rows, expected);
+        let elapsed = started.elapsed().as_secs();
+        if tty {
+            let until = match duration {
+                Some(d) => format!("stops after {d} s"),
+                None => "Ctrl-C to stop".to_owned(),
+            };
+            print_out(&format!(
+                "\x1b[2J\x1b[Hdsdn devnet: network {}, port {}, seed {} via {}, dir {}\n\n{table}\nt+{elapsed}s, {until}\n",
+                net.config().network,
+                net.port(),
+                net.seed_name(),
+                net.seed_server().local_addr(),
+                dir.display(),
+            ))?;
+        } else {
+            print_out(&format!("[devnet] t+{elapsed}s\n{table}"))?;
+        }
+        let now = Instant::now();
+        if let Some(deadline) = deadline {
+            if now >= deadline {
+                return Ok(Outcome::Elapsed {
+                    converged: converged(&rows, expected),
+                    summary: summary_line(&rows, expected),
+                });
+            }
+        }
+        let wait = deadline.map_or(refresh, |d| refresh.min(d - now));
+        if !pause(wait, stop).await {
+            return Ok(Outcome::Interrupted);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, mode: NodeMode, da: Option<(u64, &str)>) -> NodeRow {
+        NodeRow {
+            name: name.to_owned(),
+            mode,
+            ip: "127.0.0.2".to_owned(),
+            peer_id: format!("12D3KooW{name}xxxxxxxxxxxx"),
+            exited: false,
+            peers: Some(5),
+            da: da.map(|(e, r)| (e, r.to_owned())),
+        }
+    }
+
+    #[test]
+    fn agreement_follows_the_coordinator() {
+        let a = "aa".repeat(32);
+        let b = "bb".repeat(32);
+        let rows = vec![
+            row("bootstrap", NodeMode::Bootstrap, None),
+            row("coordinator", NodeMode::Coordinator, Some((20, a.as_str()))),
+            row("storage-1", NodeMode::Storage, Some((20, a.as_str()))),
+        ];
+        assert!(converged(&rows, 20));
+        assert!(!converged(&rows, 21));
+        assert_eq!(
+            summary_line(&rows, 20),
+            "DA converged: 2/2 nodes agree on root aaaaaaaaaaaa, 2/2 hold all 20 events"
+        );
+
+        let mut split = rows.clone();
+        split[2].da = Some((12, b.clone()));
+        assert!(!converged(&split, 20));
+        let table = render_devnet(&split, 20);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("NODE"), "{table}");
+        assert!(lines[0].ends_with("AGREE"), "{table}");
+        assert!(lines[3].starts_with("storage-1"), "{table}");
+        assert!(lines[3].ends_with("bbbbbbbbbbbb  no"), "{table}");
+        assert!(lines[2].ends_with("aaaaaaaaaaaa  yes"), "{table}");
+        assert!(lines[1].ends_with("n/a        n/a           -"), "{table}");
+        assert!(lines[4].starts_with("DA not converged: 1/2"), "{table}");
+    }
+
+    #[test]
+    fn down_and_exited_nodes() {
+        let a = "aa".repeat(32);
+        let mut rows = vec![
+            row("coordinator", NodeMode::Coordinator, Some((5, a.as_str()))),
+            row("storage-1", NodeMode::Storage, None),
+            row("storage-2", NodeMode::Storage, None),
+        ];
+        rows[1].peers = None;
+        rows[2].exited = true;
+        rows[2].peers = None;
+        let table = render_devnet(&rows, 5);
+        assert!(table.contains(" down "), "{table}");
+        assert!(table.contains(" exited "), "{table}");
+        assert!(!converged(&rows, 5));
+        // Without the coordinator, the majority root is the reference.
+        let b = "bb".repeat(32);
+        let rows = vec![
+            row("storage-1", NodeMode::Storage, Some((5, b.as_str()))),
+            row("storage-2", NodeMode::Storage, Some((5, b.as_str()))),
+            row("storage-3", NodeMode::Storage, Some((5, a.as_str()))),
+        ];
+        assert_eq!(reference_root(&rows), Some(b.as_str()));
+        assert_eq!(reference_root(&[]), None);
+        assert_eq!(summary_line(&[], 1), "DA: no node answered");
+    }
+
+    #[test]
+    fn kinds_in_order_of_appearance() {
+        let events = sample_da_events(&["n1".to_owned(), "n2".to_owned()], 12);
+        assert_eq!(
+            kind_counts(&events),
+            "2 node_registered, 2 chunk_declared, 4 replica_added, 2 replica_removed, 2 delete_requested"
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! Plain-text tables for humans.
+
+/// Columns separated by two spaces, each as wide as its widest cell; no trailing spaces.
+pub(crate) fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            let w = cell.chars().count();
+            match widths.get_mut(i) {
+                Some(width) => *width = (*width).max(w),
+                None => widths.push(w),
+            }
+        }
+    }
+    let mut out = String::new();
+    let header_row: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
+    for row in std::iter::once(&header_row).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            line.extend(std::iter::repeat_n(' ', pad));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `key  value` lines with the values aligned.
+pub(crate) fn render_kv(pairs: &[(&str, String)]) -> String {
+    let width = pairs
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for (k, v) in pairs {
+        let pad = width - k.chars().count();
+        let line = format!("{k}{}  {v}", " ".repeat(pad));
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A PeerId shortened for tables: `12D3…` and its last 8 characters.
+pub(crate) fn short_id(id: &str) -> String {
+    let n = id.chars().count();
+    if n <= 14 {
+        return id.to_owned();
+    }
+    let head: String = id.chars().take(4).collect();
+    let tail: String = id.chars().skip(n - 8).collect();
+    format!("{head}…{tail}")
+}
+
+/// The first 12 characters of a hex digest.
+pub(crate) fn short_hex(hex: &str) -> String {
+    hex.chars().take(12).collect()
+}
+
+/// `42s`, `5m 03s`, `1h 02m 03s`, `3d 04h 05m`.
+pub(crate) fn format_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}d {h:02}h {m:02}m")
+    } else if h > 0 {
+        format!("{h}h {m:02}m {s:02}s")
+    } else if m > 0 {
+        format!("{m}m {s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// `yes` / `no`.
+pub(crate) fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_aligned_without_trailing_spaces() {
+        let t = render_table(
+            &["NAME", "PEERS", "ROOT"],
+            &[
+                vec!["bootstrap".into(), "5".into(), "abc".into()],
+                vec!["storage-10".into(), "12".into(), "".into()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "NAME        PEERS  ROOT\n\
+             bootstrap   5      abc\n\
+             storage-10  12\n"
+        );
+    }
+
+    #[test]
+    fn table_counts_characters_not_bytes() {
+        let t = render_table(&["ID", "X"], &[vec!["12D3…abcdefgh".into(), "1".into()]]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0].find('X'), Some("12D3…abcdefgh  ".chars().count()));
+    }
+
+    #[test]
+    fn kv_is_aligned() {
+        let t = render_kv(&[("mode", "storage".into()), ("peer id", "12D3".into())]);
+        assert_eq!(t, "mode     storage\npeer id  12D3\n");
+    }
+
+    #[test]
+    fn ids_and_durations() {
+        assert_eq!(
+            short_id("12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo"),
+            "12D3…kSCVe2Xo"
+        );
+        assert_eq!(short_id("short"), "short");
+        assert_eq!(short_hex(&"ab".repeat(32)), "abababababab");
+        assert_eq!(format_duration(42), "42s");
+        assert_eq!(format_duration(303), "5m 03s");
+        assert_eq!(format_duration(3723), "1h 02m 03s");
+        assert_eq!(
+            format_duration(3 * 86_400 + 4 * 3600 + 5 * 60),
+            "3d 04h 05m"
+        );
+    }
+}
