@@ -6,3 +6,5 @@ cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast
+# Tests that need the dsdnd binary built above (ignored in a plain `cargo test`).
+cargo test -p dsdn-daemon --lib -- --ignored

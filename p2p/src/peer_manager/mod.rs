@@ -1,4 +1,4 @@
-//! The peer manager: a [`NetworkBehaviour`] that runs the bootstrap fallback chain, asks the
+//! The peer manager: a [`NetworkBehaviour`](libp2p::swarm::NetworkBehaviour) that runs the bootstrap fallback chain, asks the
 //! swarm to dial, enforces connection limits and keeps peers.dat up to date.
 //!
 //! It owns no sockets. It decides *whom* to dial (peers.dat → static peers → DNS seeds, then
@@ -9,11 +9,9 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dsdn_bootstrap::config::{socket_dial_addrs, BootstrapConfig, StaticPeer};
@@ -24,17 +22,14 @@ use dsdn_protocols::handshake::HandshakeError;
 use dsdn_protocols::{PeerSource, ServiceSet};
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use libp2p::core::transport::PortUse;
-use libp2p::core::Endpoint;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{
-    dummy, CloseConnection, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler,
-    THandlerInEvent, THandlerOutEvent, ToSwarm,
-};
+use libp2p::swarm::{CloseConnection, ConnectionDenied, ConnectionId, ToSwarm};
 use libp2p::{Multiaddr, PeerId};
 
 use crate::metrics::Metrics;
+
+mod swarm;
 
 /// What the peer manager tells the event loop.
 #[derive(Debug, Clone)]
@@ -585,155 +580,3 @@ pub struct BannedPeer(pub PeerId);
 #[derive(Debug, thiserror::Error)]
 #[error("inbound connection limit of {0} reached")]
 pub struct InboundLimit(pub usize);
-
-impl NetworkBehaviour for PeerManager {
-    type ConnectionHandler = dummy::ConnectionHandler;
-    type ToSwarm = PeerManagerEvent;
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        _connection_id: ConnectionId,
-        peer: PeerId,
-        _local_addr: &Multiaddr,
-        _remote_addr: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.deny_if_banned(&peer)?;
-        let inbound = self.conns.values().filter(|c| !c.outbound).count();
-        if inbound >= self.cfg.max_inbound_connections {
-            return Err(ConnectionDenied::new(InboundLimit(
-                self.cfg.max_inbound_connections,
-            )));
-        }
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        _connection_id: ConnectionId,
-        peer: PeerId,
-        _addr: &Multiaddr,
-        _role_override: Endpoint,
-        _port_use: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.deny_if_banned(&peer)?;
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn on_swarm_event(&mut self, event: FromSwarm) {
-        match event {
-            FromSwarm::ConnectionEstablished(e) => {
-                let outbound = e.endpoint.is_dialer();
-                let dial = self.dials.remove(&e.connection_id);
-                let (source, in_action) = match (&dial, outbound) {
-                    (Some(d), _) => (d.source, d.in_action),
-                    // Dialled by another behaviour (Kademlia, gossipsub): a discovered peer.
-                    (None, true) => (PeerSource::PeerExchange, false),
-                    (None, false) => (PeerSource::Inbound, false),
-                };
-                self.conns.insert(
-                    e.connection_id,
-                    Conn {
-                        peer: e.peer_id,
-                        outbound,
-                        source,
-                        in_action,
-                        opened: Instant::now(),
-                        verified: false,
-                        remote: e.endpoint.get_remote_address().clone(),
-                    },
-                );
-                if outbound {
-                    self.events.push_back(ToSwarm::GenerateEvent(
-                        PeerManagerEvent::SendHandshake {
-                            peer: e.peer_id,
-                            connection: e.connection_id,
-                        },
-                    ));
-                }
-            }
-            FromSwarm::DialFailure(e) => {
-                if let Some(dial) = self.dials.remove(&e.connection_id) {
-                    tracing::debug!(peer = ?dial.peer, error = %e.error, "dial failed");
-                    if dial.in_action {
-                        self.settle_one(false);
-                    }
-                    if let Some(peer) = dial.peer.or(e.peer_id) {
-                        let _ = self.store.record_failure(&peer, unix_now());
-                    }
-                }
-            }
-            FromSwarm::ConnectionClosed(e) => {
-                if let Some(conn) = self.conns.remove(&e.connection_id) {
-                    if !conn.verified && conn.in_action {
-                        self.settle_one(false);
-                    }
-                }
-                let still_verified = self
-                    .conns
-                    .values()
-                    .any(|c| c.peer == e.peer_id && c.verified);
-                if !still_verified && self.verified.remove(&e.peer_id).is_some() {
-                    tracing::info!(peer = %e.peer_id, "peer disconnected");
-                    self.events.push_back(ToSwarm::GenerateEvent(
-                        PeerManagerEvent::PeerDisconnected { peer: e.peer_id },
-                    ));
-                    if self.verified.is_empty() {
-                        self.chain.trigger_now(Instant::now());
-                    }
-                }
-            }
-            FromSwarm::NewListenAddr(e) => {
-                if let Some(s) = socket_of(e.addr) {
-                    self.listen_sockets.insert(s);
-                }
-            }
-            FromSwarm::ExpiredListenAddr(e) => {
-                if let Some(s) = socket_of(e.addr) {
-                    self.listen_sockets.remove(&s);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn on_connection_handler_event(
-        &mut self,
-        _peer_id: PeerId,
-        _connection_id: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        match event {}
-    }
-
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        loop {
-            if let Some(ev) = self.events.pop_front() {
-                return Poll::Ready(ev);
-            }
-            if let Some(fut) = self.dns.as_mut() {
-                if let Poll::Ready(result) = fut.poll_unpin(cx) {
-                    self.dns = None;
-                    self.on_dns_result(result);
-                    continue;
-                }
-            }
-            let now = Instant::now();
-            self.expire(now);
-            self.drive_chain(now);
-            if !self.events.is_empty() {
-                continue;
-            }
-            let deadline = self.next_deadline(now);
-            self.timer
-                .as_mut()
-                .reset(tokio::time::Instant::from_std(deadline));
-            if self.timer.as_mut().poll(cx).is_ready() {
-                continue;
-            }
-            return Poll::Pending;
-        }
-    }
-}

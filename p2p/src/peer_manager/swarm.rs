@@ -1,0 +1,169 @@
+//! [`NetworkBehaviour`] for [`PeerManager`]: connection admission, swarm events and `poll`.
+
+use std::future::Future;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use dsdn_protocols::PeerSource;
+use futures::FutureExt;
+use libp2p::core::transport::PortUse;
+use libp2p::core::Endpoint;
+use libp2p::swarm::{
+    dummy, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
+    THandlerOutEvent, ToSwarm,
+};
+use libp2p::{Multiaddr, PeerId};
+
+use super::{socket_of, unix_now, Conn, InboundLimit, PeerManager, PeerManagerEvent};
+
+impl NetworkBehaviour for PeerManager {
+    type ConnectionHandler = dummy::ConnectionHandler;
+    type ToSwarm = PeerManagerEvent;
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        _connection_id: ConnectionId,
+        peer: PeerId,
+        _local_addr: &Multiaddr,
+        _remote_addr: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.deny_if_banned(&peer)?;
+        let inbound = self.conns.values().filter(|c| !c.outbound).count();
+        if inbound >= self.cfg.max_inbound_connections {
+            return Err(ConnectionDenied::new(InboundLimit(
+                self.cfg.max_inbound_connections,
+            )));
+        }
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _connection_id: ConnectionId,
+        peer: PeerId,
+        _addr: &Multiaddr,
+        _role_override: Endpoint,
+        _port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.deny_if_banned(&peer)?;
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match event {
+            FromSwarm::ConnectionEstablished(e) => {
+                let outbound = e.endpoint.is_dialer();
+                let dial = self.dials.remove(&e.connection_id);
+                let (source, in_action) = match (&dial, outbound) {
+                    (Some(d), _) => (d.source, d.in_action),
+                    // Dialled by another behaviour (Kademlia, gossipsub): a discovered peer.
+                    (None, true) => (PeerSource::PeerExchange, false),
+                    (None, false) => (PeerSource::Inbound, false),
+                };
+                self.conns.insert(
+                    e.connection_id,
+                    Conn {
+                        peer: e.peer_id,
+                        outbound,
+                        source,
+                        in_action,
+                        opened: Instant::now(),
+                        verified: false,
+                        remote: e.endpoint.get_remote_address().clone(),
+                    },
+                );
+                if outbound {
+                    self.events.push_back(ToSwarm::GenerateEvent(
+                        PeerManagerEvent::SendHandshake {
+                            peer: e.peer_id,
+                            connection: e.connection_id,
+                        },
+                    ));
+                }
+            }
+            FromSwarm::DialFailure(e) => {
+                if let Some(dial) = self.dials.remove(&e.connection_id) {
+                    tracing::debug!(peer = ?dial.peer, error = %e.error, "dial failed");
+                    if dial.in_action {
+                        self.settle_one(false);
+                    }
+                    if let Some(peer) = dial.peer.or(e.peer_id) {
+                        let _ = self.store.record_failure(&peer, unix_now());
+                    }
+                }
+            }
+            FromSwarm::ConnectionClosed(e) => {
+                if let Some(conn) = self.conns.remove(&e.connection_id) {
+                    if !conn.verified && conn.in_action {
+                        self.settle_one(false);
+                    }
+                }
+                let still_verified = self
+                    .conns
+                    .values()
+                    .any(|c| c.peer == e.peer_id && c.verified);
+                if !still_verified && self.verified.remove(&e.peer_id).is_some() {
+                    tracing::info!(peer = %e.peer_id, "peer disconnected");
+                    self.events.push_back(ToSwarm::GenerateEvent(
+                        PeerManagerEvent::PeerDisconnected { peer: e.peer_id },
+                    ));
+                    if self.verified.is_empty() {
+                        self.chain.trigger_now(Instant::now());
+                    }
+                }
+            }
+            FromSwarm::NewListenAddr(e) => {
+                if let Some(s) = socket_of(e.addr) {
+                    self.listen_sockets.insert(s);
+                }
+            }
+            FromSwarm::ExpiredListenAddr(e) => {
+                if let Some(s) = socket_of(e.addr) {
+                    self.listen_sockets.remove(&s);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        _peer_id: PeerId,
+        _connection_id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        loop {
+            if let Some(ev) = self.events.pop_front() {
+                return Poll::Ready(ev);
+            }
+            if let Some(fut) = self.dns.as_mut() {
+                if let Poll::Ready(result) = fut.poll_unpin(cx) {
+                    self.dns = None;
+                    self.on_dns_result(result);
+                    continue;
+                }
+            }
+            let now = Instant::now();
+            self.expire(now);
+            self.drive_chain(now);
+            if !self.events.is_empty() {
+                continue;
+            }
+            let deadline = self.next_deadline(now);
+            self.timer
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(deadline));
+            if self.timer.as_mut().poll(cx).is_ready() {
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+}
