@@ -142,12 +142,14 @@ pub fn find_dsdnd() -> Result<PathBuf, LocalNetError> {
 }
 
 /// Ports [`free_port`] picks from.
-const PORT_RANGE: std::ops::Range<u16> = 20000..60000;
+/// Below Linux's ephemeral range (32768-60999), so an outgoing connection cannot take a
+/// port between the check and the daemon binding it.
+const PORT_RANGE: std::ops::Range<u16> = 20000..32000;
 
 /// Attempts [`try_free_port`] makes before giving up.
 const PORT_ATTEMPTS: usize = 500;
 
-/// A random port in 20000..60000 such that TCP `p`, UDP `p` and TCP `p + 1` (the control
+/// A random port in 20000..32000 such that TCP `p`, UDP `p` and TCP `p + 1` (the control
 /// API) are bindable on every IP of `ips` (at the moment of the check).
 ///
 /// # Errors
@@ -172,7 +174,7 @@ pub fn try_free_port(ips: &[Ipv4Addr]) -> io::Result<u16> {
 pub fn free_port(ips: &[Ipv4Addr]) -> u16 {
     match try_free_port(ips) {
         Ok(port) => port,
-        Err(e) => panic!("no port in 20000..60000 is free on all of {ips:?}: {e}"),
+        Err(e) => panic!("no port in 20000..32000 is free on all of {ips:?}: {e}"),
     }
 }
 

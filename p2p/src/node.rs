@@ -120,11 +120,12 @@ fn build_behaviour(
     let gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_cfg)
         .map_err(|e| StartError::Swarm(e.to_string()))?;
     let peer_id = key.public().to_peer_id();
-    let mut kad = kad::Behaviour::with_config(
-        peer_id,
-        kad::store::MemoryStore::new(peer_id),
-        kad::Config::new(protocol(net.protocol("kad", "1.0.0"))?),
-    );
+    let mut kad_cfg = kad::Config::new(protocol(net.protocol("kad", "1.0.0"))?);
+    // Routing-table entries come from verified handshakes; the peer manager, not kad's
+    // periodic bootstrap, decides when the node looks for peers.
+    kad_cfg.set_periodic_bootstrap_interval(None);
+    let mut kad =
+        kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_cfg);
     kad.set_mode(Some(kad::Mode::Server));
     Ok(Behaviour {
         peer_manager: manager,

@@ -540,6 +540,14 @@ impl PeerManager {
             self.last_fallbacks = fallbacks;
         }
         let isolated = self.is_isolated();
+        if isolated && self.metrics.isolated.get() == 0 {
+            tracing::warn!(
+                "no bootstrap source reachable (peers.dat, static peers, DNS seeds): \
+                 staying up and retrying with backoff"
+            );
+        } else if !isolated && self.metrics.isolated.get() == 1 {
+            tracing::info!("bootstrap source reachable again");
+        }
         self.metrics.isolated.set(i64::from(isolated));
     }
 
