@@ -30,6 +30,9 @@ pub struct NodeConfig {
     pub bootstrap: BootstrapConfig,
     /// Absolute path of peers.dat.
     pub peers_file: PathBuf,
+    /// Where `peers add` / `peers add-seed` additions are kept
+    /// (`<data dir>/added-peers.toml`); read at start, rewritten on each addition.
+    pub added_file: PathBuf,
     /// Reported in the status, e.g. `dsdnd/0.1.0`.
     pub agent_version: String,
     /// The daemon's mode (`bootstrap`, `storage`, `coordinator`), for status output.

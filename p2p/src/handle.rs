@@ -3,8 +3,10 @@
 //! Every request is a [`Command`] on a bounded channel with a oneshot reply, as in
 //! rust-libp2p's `file-sharing` example.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use dsdn_bootstrap::config::{DnsSeed, StaticPeer};
 use dsdn_protocols::da::DaEvent;
 use dsdn_protocols::{PeerSource, ServiceSet};
 use libp2p::{Multiaddr, PeerId};
@@ -61,6 +63,82 @@ pub struct PeerView {
     pub failure_count: u32,
     /// The 28.1.B §5 score now.
     pub score: i64,
+    /// The netgroup of its first address (`ipv4:203.0`, `ipv6:2001:db8`, `local:127.0.0.2`).
+    pub netgroup: Option<String>,
+    /// 10 or more consecutive failures (28.1.B §4): dialled last.
+    pub suspicious: bool,
+    /// UNIX seconds until which a ban is in force, if banned now.
+    pub banned_until: Option<u64>,
+}
+
+/// Address-book health and connection mix, for `dsdn-agent peers stats` (28.1.C §7).
+#[derive(Debug, Clone, Default)]
+pub struct PeerStatsView {
+    /// Entries in peers.dat.
+    pub entries: usize,
+    /// Entries by source (`dns_seed`, `static_config`, `peer_exchange`, `inbound`).
+    pub by_source: BTreeMap<String, usize>,
+    /// Entries offering each service type (an entry may count under several).
+    pub by_service: BTreeMap<String, usize>,
+    /// Entries by the netgroup of their first address.
+    pub by_netgroup: BTreeMap<String, usize>,
+    /// Entries successfully contacted at least once ("tried", in Bitcoin Core's terms).
+    pub tried: usize,
+    /// Entries with 10 or more consecutive failures.
+    pub suspicious: usize,
+    /// Entries banned now.
+    pub banned: usize,
+    /// Sum of successful handshakes over all entries.
+    pub success_count: u64,
+    /// Sum of failed attempts over all entries.
+    pub failure_count: u64,
+    /// Verified connected peers.
+    pub connected: usize,
+    /// Of which we dialled.
+    pub outbound: usize,
+    /// Of which dialled us.
+    pub inbound: usize,
+    /// Connected peers offering each service type.
+    pub connected_by_service: BTreeMap<String, usize>,
+    /// Connected peers by the source we learned them from.
+    pub connected_by_source: BTreeMap<String, usize>,
+    /// Every connected peer came from one source (the 28.1.C §6 eclipse warning).
+    pub single_source: bool,
+    /// Connected peers are below `min_peers` (28.1.C §4 partition recovery running).
+    pub partitioned: bool,
+    /// Static peers in use: seeds.toml's plus those added with `peers add`.
+    pub static_peers: Vec<String>,
+    /// DNS seeds in use: seeds.toml's plus those added with `peers add-seed`.
+    pub dns_seeds: Vec<String>,
+}
+
+/// Why a peer-management command failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ControlError {
+    /// The static peer or DNS seed is configured already.
+    #[error("{0} is already configured")]
+    AlreadyPresent(String),
+    /// The list of additions is full.
+    #[error("too many additions (max {0})")]
+    TooMany(usize),
+    /// The addition could not be written to the data directory.
+    #[error("cannot save the addition: {0}")]
+    Persist(String),
+    /// peers.dat could not be read or written.
+    #[error("peers.dat: {0}")]
+    Store(String),
+    /// The request names our own PeerId.
+    #[error("that is this node's own peer id")]
+    OwnPeer,
+}
+
+/// What `peers reset` did.
+#[derive(Debug, Clone)]
+pub struct ResetReport {
+    /// Entries removed from peers.dat.
+    pub removed: usize,
+    /// Connections closed.
+    pub disconnected: usize,
 }
 
 /// The DA state of a node.
@@ -101,6 +179,19 @@ pub enum Command {
     ),
     /// Report the DA state.
     DaState(oneshot::Sender<DaStateView>),
+    /// Address-book and connection statistics.
+    PeerStats(oneshot::Sender<PeerStatsView>),
+    /// Add a static peer (persisted in the data directory) and dial it now.
+    AddPeer(StaticPeer, oneshot::Sender<Result<(), ControlError>>),
+    /// Add a DNS seed (persisted in the data directory) and resolve it now.
+    AddSeed(DnsSeed, oneshot::Sender<Result<(), ControlError>>),
+    /// Clear peers.dat, drop every connection and bootstrap again from the seeds.
+    ResetPeers(oneshot::Sender<Result<ResetReport, ControlError>>),
+    /// Ban a peer for a duration (persisted, disconnected now); replies the UNIX second the
+    /// ban ends.
+    Ban(PeerId, Duration, oneshot::Sender<Result<u64, ControlError>>),
+    /// Lift a ban; replies whether the peer had one.
+    Unban(PeerId, oneshot::Sender<Result<bool, ControlError>>),
 }
 
 /// The event loop stopped; no more requests can be served.
@@ -159,5 +250,60 @@ impl NodeHandle {
     /// [`Stopped`] when the event loop has ended.
     pub async fn da_state(&self) -> Result<DaStateView, Stopped> {
         self.ask(Command::DaState).await
+    }
+
+    /// Address-book and connection statistics.
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended.
+    pub async fn peer_stats(&self) -> Result<PeerStatsView, Stopped> {
+        self.ask(Command::PeerStats).await
+    }
+
+    /// Adds a static peer, persisted across restarts, and dials it.
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended; the inner [`ControlError`] when it is
+    /// configured already or cannot be saved.
+    pub async fn add_peer(&self, peer: StaticPeer) -> Result<Result<(), ControlError>, Stopped> {
+        self.ask(|tx| Command::AddPeer(peer, tx)).await
+    }
+
+    /// Adds a DNS seed, persisted across restarts, and resolves it.
+    ///
+    /// # Errors
+    /// As [`NodeHandle::add_peer`].
+    pub async fn add_seed(&self, seed: DnsSeed) -> Result<Result<(), ControlError>, Stopped> {
+        self.ask(|tx| Command::AddSeed(seed, tx)).await
+    }
+
+    /// Clears peers.dat, closes every connection and bootstraps again from the seeds.
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended; [`ControlError::Store`] if peers.dat
+    /// cannot be cleared.
+    pub async fn reset_peers(&self) -> Result<Result<ResetReport, ControlError>, Stopped> {
+        self.ask(Command::ResetPeers).await
+    }
+
+    /// Bans `peer` for `duration`; returns the UNIX second the ban ends.
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended; [`ControlError::OwnPeer`] or
+    /// [`ControlError::Store`].
+    pub async fn ban(
+        &self,
+        peer: PeerId,
+        duration: Duration,
+    ) -> Result<Result<u64, ControlError>, Stopped> {
+        self.ask(|tx| Command::Ban(peer, duration, tx)).await
+    }
+
+    /// Lifts a ban on `peer`; returns whether it had one.
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended; [`ControlError::Store`].
+    pub async fn unban(&self, peer: PeerId) -> Result<Result<bool, ControlError>, Stopped> {
+        self.ask(|tx| Command::Unban(peer, tx)).await
     }
 }

@@ -12,10 +12,12 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod netgroup;
 pub mod record;
 pub mod score;
 pub mod store;
 
+pub use netgroup::{netgroup_of, NetGroup};
 pub use record::{PeerRecord, SUSPICIOUS_CONSECUTIVE_FAILURES};
 pub use score::{dial_order, score};
 pub use store::{

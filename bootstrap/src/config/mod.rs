@@ -103,6 +103,28 @@ pub struct BootstrapConfig {
     /// `retry_interval_secs`: how often bootstrap is retried while the node has fewer peers
     /// than it wants. Default 30 s.
     pub retry_interval: Duration,
+    /// `min_peers`: below this many connected peers the node considers itself partitioned
+    /// and runs partition recovery (every DNS seed, every cached and static peer, with
+    /// exponential backoff; 28.1.C §4). At least 1. Default 3.
+    pub min_peers: usize,
+    /// `max_connections_per_peer`: simultaneous connections accepted to or from one PeerId
+    /// (at least 1). Default 2 (one TCP and one QUIC).
+    pub max_connections_per_peer: usize,
+    /// `inbound_per_ip_per_minute`: inbound connection attempts accepted from one IP address
+    /// per minute; more are refused before any handshake (28.1.C §6). At least 1. Default 10.
+    pub inbound_per_ip_per_minute: u32,
+    /// `dns_refresh_interval_secs`: one random DNS seed is resolved this often to learn new
+    /// peers, even while connected (28.1.B §6). Default 1800 s.
+    pub dns_refresh_interval: Duration,
+    /// `feeler_interval_secs`: this often two random cached peers that are not connected
+    /// are tried (feeler connections, 28.1.B §6). Default 3600 s.
+    pub feeler_interval: Duration,
+    /// `recovery_backoff_max_secs`: cap of the doubling delay between partition-recovery
+    /// sweeps while the node stays below `min_peers`. Default 300 s.
+    pub recovery_backoff_max: Duration,
+    /// `ban_duration_secs`: how long a misbehaving peer is banned, and the default of
+    /// `dsdn-agent peers ban`. Default 86400 s (24 h).
+    pub ban_duration: Duration,
 }
 
 impl Default for BootstrapConfig {
@@ -119,6 +141,13 @@ impl Default for BootstrapConfig {
             peer_connect_timeout: Duration::from_secs(5),
             pex_interval: Duration::from_secs(900),
             retry_interval: Duration::from_secs(30),
+            min_peers: 3,
+            max_connections_per_peer: 2,
+            inbound_per_ip_per_minute: 10,
+            dns_refresh_interval: Duration::from_secs(1800),
+            feeler_interval: Duration::from_secs(3600),
+            recovery_backoff_max: Duration::from_secs(300),
+            ban_duration: Duration::from_secs(86_400),
         }
     }
 }
@@ -230,6 +259,13 @@ struct RawBootstrap {
     peer_connect_timeout_secs: u64,
     pex_interval_secs: u64,
     retry_interval_secs: u64,
+    min_peers: usize,
+    max_connections_per_peer: usize,
+    inbound_per_ip_per_minute: u32,
+    dns_refresh_interval_secs: u64,
+    feeler_interval_secs: u64,
+    recovery_backoff_max_secs: u64,
+    ban_duration_secs: u64,
 }
 
 impl Default for RawBootstrap {
@@ -247,6 +283,13 @@ impl Default for RawBootstrap {
             peer_connect_timeout_secs: d.peer_connect_timeout.as_secs(),
             pex_interval_secs: d.pex_interval.as_secs(),
             retry_interval_secs: d.retry_interval.as_secs(),
+            min_peers: d.min_peers,
+            max_connections_per_peer: d.max_connections_per_peer,
+            inbound_per_ip_per_minute: d.inbound_per_ip_per_minute,
+            dns_refresh_interval_secs: d.dns_refresh_interval.as_secs(),
+            feeler_interval_secs: d.feeler_interval.as_secs(),
+            recovery_backoff_max_secs: d.recovery_backoff_max.as_secs(),
+            ban_duration_secs: d.ban_duration.as_secs(),
         }
     }
 }
@@ -411,6 +454,19 @@ fn validate(raw: RawFile) -> Result<SeedsConfig, ConfigError> {
     let peer_connect_timeout = errs.secs("peer_connect_timeout_secs", b.peer_connect_timeout_secs);
     let pex_interval = errs.secs("pex_interval_secs", b.pex_interval_secs);
     let retry_interval = errs.secs("retry_interval_secs", b.retry_interval_secs);
+    let dns_refresh_interval = errs.secs("dns_refresh_interval_secs", b.dns_refresh_interval_secs);
+    let feeler_interval = errs.secs("feeler_interval_secs", b.feeler_interval_secs);
+    let recovery_backoff_max = errs.secs("recovery_backoff_max_secs", b.recovery_backoff_max_secs);
+    let ban_duration = errs.secs("ban_duration_secs", b.ban_duration_secs);
+    if b.min_peers == 0 {
+        errs.push("bootstrap.min_peers", "must be at least 1");
+    }
+    if b.max_connections_per_peer == 0 {
+        errs.push("bootstrap.max_connections_per_peer", "must be at least 1");
+    }
+    if b.inbound_per_ip_per_minute == 0 {
+        errs.push("bootstrap.inbound_per_ip_per_minute", "must be at least 1");
+    }
     if name.is_mainnet() && b.dns_seeds.is_empty() {
         errs.push(
             "bootstrap.dns_seeds",
@@ -435,6 +491,13 @@ fn validate(raw: RawFile) -> Result<SeedsConfig, ConfigError> {
             peer_connect_timeout,
             pex_interval,
             retry_interval,
+            min_peers: b.min_peers,
+            max_connections_per_peer: b.max_connections_per_peer,
+            inbound_per_ip_per_minute: b.inbound_per_ip_per_minute,
+            dns_refresh_interval,
+            feeler_interval,
+            recovery_backoff_max,
+            ban_duration,
         },
     })
 }

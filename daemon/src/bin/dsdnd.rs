@@ -140,6 +140,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         listen,
         bootstrap: seeds.bootstrap.clone(),
         peers_file,
+        added_file: cli.data_dir.join("added-peers.toml"),
         agent_version: agent_version.clone(),
         mode: cli.mode.name().to_owned(),
     };

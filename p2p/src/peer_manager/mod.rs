@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dsdn_bootstrap::config::{socket_dial_addrs, BootstrapConfig, StaticPeer};
+use dsdn_bootstrap::config::{socket_dial_addrs, BootstrapConfig, DnsSeed, StaticPeer};
 use dsdn_bootstrap::fallback::{Action, FallbackChain, FallbackConfig, Stage};
 use dsdn_bootstrap::resolver::{ResolveError, Resolved, SeedResolver};
 use dsdn_peers::store::PeerStore;
@@ -27,6 +27,7 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{CloseConnection, ConnectionDenied, ConnectionId, ToSwarm};
 use libp2p::{Multiaddr, PeerId};
 
+use crate::handle::ControlError;
 use crate::metrics::Metrics;
 
 mod swarm;
@@ -68,6 +69,8 @@ pub struct ConnectedPeer {
     pub services: ServiceSet,
     /// Advertised listen addresses.
     pub listen_addrs: Vec<Multiaddr>,
+    /// Where we learned of it (`inbound` for peers that dialled us).
+    pub source: PeerSource,
     /// When the handshake verified.
     pub since: Instant,
 }
@@ -213,6 +216,64 @@ impl PeerManager {
     /// True when every bootstrap source failed and no peer is connected.
     pub fn is_isolated(&self) -> bool {
         self.chain.is_isolated() && self.verified.is_empty()
+    }
+
+    /// True when at least two peers are connected and all came from one source (the
+    /// 28.1.C §6 eclipse warning).
+    pub fn single_source(&self) -> bool {
+        let mut sources = self.verified.values().map(|p| p.source);
+        match sources.next() {
+            Some(first) => self.verified.len() >= 2 && sources.all(|s| s == first),
+            None => false,
+        }
+    }
+
+    /// True while fewer than `min_peers` peers are connected (28.1.C §4).
+    pub fn is_partitioned(&self) -> bool {
+        self.verified.len() < self.cfg.min_peers
+    }
+
+    /// The static peers in use (seeds.toml's, then those added at run time).
+    pub fn static_peers(&self) -> &[StaticPeer] {
+        &self.cfg.static_peers
+    }
+
+    /// The DNS seeds in use (seeds.toml's, then those added at run time).
+    pub fn dns_seeds(&self) -> &[DnsSeed] {
+        &self.cfg.dns_seeds
+    }
+
+    /// Adds a static peer and dials it now.
+    ///
+    /// # Errors
+    /// [`ControlError::AlreadyPresent`] when it is configured already.
+    pub fn add_static_peer(&mut self, peer: StaticPeer) -> Result<(), ControlError> {
+        if self.cfg.static_peers.contains(&peer) {
+            return Err(ControlError::AlreadyPresent(peer.to_string()));
+        }
+        self.cfg.static_peers.push(peer.clone());
+        let peer_id = static_peer_id(&peer);
+        self.dial(peer_id, peer.dial_addrs(), PeerSource::StaticConfig, false);
+        tracing::info!(%peer, "static peer added");
+        Ok(())
+    }
+
+    /// Adds a DNS seed and resolves it now.
+    ///
+    /// # Errors
+    /// [`ControlError::AlreadyPresent`] when it is configured already.
+    pub fn add_dns_seed(&mut self, seed: DnsSeed) -> Result<(), ControlError> {
+        if self.cfg.dns_seeds.contains(&seed) {
+            return Err(ControlError::AlreadyPresent(seed.to_string()));
+        }
+        self.cfg.dns_seeds.push(seed.clone());
+        tracing::info!(%seed, "DNS seed added");
+        Ok(())
+    }
+
+    /// Starts bootstrap again now (after `peers reset`).
+    pub fn rebootstrap(&mut self) {
+        self.chain.trigger_now(Instant::now());
     }
 
     fn outbound_verified(&self) -> usize {
@@ -418,6 +479,7 @@ impl PeerManager {
                     outbound,
                     services: info.services,
                     listen_addrs: info.listen_addrs.clone(),
+                    source,
                     since: Instant::now(),
                 },
             );

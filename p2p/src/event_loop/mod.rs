@@ -25,6 +25,8 @@ use crate::handle::{Command, DaStateView, NodeStatus, PeerView, Published};
 use crate::metrics::Metrics;
 use crate::peer_manager::{unix_now, PeerManagerEvent, VerifiedInfo};
 
+mod control;
+
 /// Owns the swarm; see the module documentation.
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -154,6 +156,24 @@ impl EventLoop {
                     state_root: log.state_root(),
                 });
             }
+            Command::PeerStats(tx) => {
+                let _ = tx.send(self.peer_stats());
+            }
+            Command::AddPeer(peer, tx) => {
+                let _ = tx.send(self.add_peer(peer));
+            }
+            Command::AddSeed(seed, tx) => {
+                let _ = tx.send(self.add_seed(seed));
+            }
+            Command::ResetPeers(tx) => {
+                let _ = tx.send(self.reset_peers());
+            }
+            Command::Ban(peer, duration, tx) => {
+                let _ = tx.send(self.ban(peer, duration));
+            }
+            Command::Unban(peer, tx) => {
+                let _ = tx.send(self.unban(peer));
+            }
         }
     }
 
@@ -184,6 +204,13 @@ impl EventLoop {
                 peer_id: r.peer_id,
                 connected_outbound: connected.get(&r.peer_id).map(|p| p.outbound),
                 score: score(&r, now),
+                netgroup: r
+                    .addrs
+                    .first()
+                    .and_then(dsdn_peers::netgroup_of)
+                    .map(|g| g.to_string()),
+                suspicious: r.is_suspicious(),
+                banned_until: r.banned_until.filter(|_| r.is_banned(now)),
                 addrs: r.addrs,
                 services: r.services,
                 source: r.source,
@@ -199,17 +226,20 @@ impl EventLoop {
                     peer_id: *peer,
                     addrs: p.listen_addrs.clone(),
                     services: p.services,
-                    source: if p.outbound {
-                        PeerSource::PeerExchange
-                    } else {
-                        PeerSource::Inbound
-                    },
+                    source: p.source,
                     connected_outbound: Some(p.outbound),
                     last_seen: None,
                     last_success: None,
                     success_count: 0,
                     failure_count: 0,
                     score: 0,
+                    netgroup: p
+                        .listen_addrs
+                        .first()
+                        .and_then(dsdn_peers::netgroup_of)
+                        .map(|g| g.to_string()),
+                    suspicious: false,
+                    banned_until: None,
                 });
             }
         }
