@@ -5,7 +5,8 @@
 //! counter's name as given instead of appending `_total`.
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// All metrics of a node, registered in one [`Registry`].
@@ -34,6 +35,45 @@ pub struct Metrics {
     pub fallback_triggered: IntCounter,
     /// `bootstrap_isolated`: 1 while every bootstrap source failed and no peer is connected.
     pub isolated: IntGauge,
+    /// `bootstrap_partitioned`: 1 while fewer than `min_peers` peers are connected
+    /// (28.1.C §4).
+    pub partitioned: IntGauge,
+    /// `bootstrap_partition_recovery_total`: partition-recovery sweeps run.
+    pub partition_recovery: IntCounter,
+    /// `bootstrap_eclipse_warning`: 1 while every outbound peer came from one source
+    /// (28.1.C §6).
+    pub eclipse_warning: IntGauge,
+    /// `bootstrap_active_peers_by_type{service}`: connected peers offering each service type.
+    pub active_peers_by_type: IntGaugeVec,
+    /// `bootstrap_feeler_connections_total`: feeler dials (28.1.B §6 rotation).
+    pub feelers: IntCounter,
+    /// `bootstrap_inbound_rate_limited_total`: inbound attempts refused by the per-IP limit.
+    pub inbound_rate_limited: IntCounter,
+    /// `bootstrap_connections_denied_total{reason}`: connections refused (`banned`,
+    /// `rate_limited`, `inbound_limit`, `outbound_limit`, `per_peer`).
+    pub connections_denied: IntCounterVec,
+    /// `bootstrap_misbehaving_total{reason}`: peers penalised and banned, by reason.
+    pub misbehaving: IntCounterVec,
+    /// `bootstrap_pex_addrs_received_total`: addresses received in PEX responses.
+    pub pex_addrs_received: IntCounter,
+    /// `bootstrap_pex_addrs_rate_limited_total`: received PEX addresses dropped by the
+    /// per-peer token bucket.
+    pub pex_addrs_rate_limited: IntCounter,
+    /// `bootstrap_peers_dat_corrupt_total`: corrupt peers.dat files moved aside.
+    pub peers_dat_corrupt: IntCounter,
+    /// `bootstrap_peers_dat_entries_by_source{source}`: peers.dat entries by source.
+    pub peers_dat_by_source: IntGaugeVec,
+    /// `bootstrap_peers_dat_entries_by_netgroup{netgroup}`: peers.dat entries of the 16
+    /// largest netgroups, the rest summed under `netgroup="other"` (bounded cardinality).
+    pub peers_dat_by_netgroup: IntGaugeVec,
+    /// `bootstrap_peers_dat_netgroups`: distinct netgroups in peers.dat.
+    pub peers_dat_netgroups: IntGauge,
+    /// `bootstrap_peers_dat_tried`: entries contacted successfully at least once.
+    pub peers_dat_tried: IntGauge,
+    /// `bootstrap_peers_dat_suspicious`: entries with 10 or more consecutive failures.
+    pub peers_dat_suspicious: IntGauge,
+    /// `bootstrap_peers_dat_banned`: entries banned now.
+    pub peers_dat_banned: IntGauge,
     /// `da_events_accepted_total`: DA events accepted and applied in order.
     pub da_events_accepted: IntCounter,
     /// `da_envelopes_rejected_total{reason}`: DA envelopes refused by validation.
@@ -62,6 +102,12 @@ impl Metrics {
                 let c = IntCounterVec::new(Opts::new(name, help), &[label])?;
                 registry.register(Box::new(c.clone()))?;
                 Ok(c)
+            };
+        let gauge_vec =
+            |name: &str, help: &str, label: &str| -> Result<IntGaugeVec, prometheus::Error> {
+                let g = IntGaugeVec::new(Opts::new(name, help), &[label])?;
+                registry.register(Box::new(g.clone()))?;
+                Ok(g)
             };
         let dns_resolve_latency_ms = Histogram::with_opts(
             HistogramOpts::new(
@@ -114,6 +160,79 @@ impl Metrics {
                 "bootstrap_isolated",
                 "1 while every bootstrap source failed and no peer is connected.",
             )?,
+            partitioned: gauge(
+                "bootstrap_partitioned",
+                "1 while fewer than min_peers peers are connected (partition recovery runs).",
+            )?,
+            partition_recovery: counter(
+                "bootstrap_partition_recovery_total",
+                "Partition-recovery sweeps run (every DNS seed, static and cached peer).",
+            )?,
+            eclipse_warning: gauge(
+                "bootstrap_eclipse_warning",
+                "1 while every outbound peer came from a single source.",
+            )?,
+            active_peers_by_type: gauge_vec(
+                "bootstrap_active_peers_by_type",
+                "Connected peers offering each service type.",
+                "service",
+            )?,
+            feelers: counter(
+                "bootstrap_feeler_connections_total",
+                "Feeler connections dialled to test cached peers.",
+            )?,
+            inbound_rate_limited: counter(
+                "bootstrap_inbound_rate_limited_total",
+                "Inbound connection attempts refused by the per-IP rate limit.",
+            )?,
+            connections_denied: counter_vec(
+                "bootstrap_connections_denied_total",
+                "Connections refused by admission control, by reason.",
+                "reason",
+            )?,
+            misbehaving: counter_vec(
+                "bootstrap_misbehaving_total",
+                "Peers penalised and banned for misbehaviour, by reason.",
+                "reason",
+            )?,
+            pex_addrs_received: counter(
+                "bootstrap_pex_addrs_received_total",
+                "Addresses received in PEX responses.",
+            )?,
+            pex_addrs_rate_limited: counter(
+                "bootstrap_pex_addrs_rate_limited_total",
+                "Received PEX addresses dropped by the per-peer token bucket.",
+            )?,
+            peers_dat_corrupt: counter(
+                "bootstrap_peers_dat_corrupt_total",
+                "Corrupt peers.dat files moved aside and rebuilt.",
+            )?,
+            peers_dat_by_source: gauge_vec(
+                "bootstrap_peers_dat_entries_by_source",
+                "peers.dat entries by the source they were learned from.",
+                "source",
+            )?,
+            peers_dat_by_netgroup: gauge_vec(
+                "bootstrap_peers_dat_entries_by_netgroup",
+                "peers.dat entries of the 16 largest netgroups (the rest under \"other\").",
+                "netgroup",
+            )?,
+            peers_dat_netgroups: gauge(
+                "bootstrap_peers_dat_netgroups",
+                "Distinct netgroups in peers.dat.",
+            )?,
+            peers_dat_tried: gauge(
+                "bootstrap_peers_dat_tried",
+                "peers.dat entries contacted successfully at least once.",
+            )?,
+            peers_dat_suspicious: gauge(
+                "bootstrap_peers_dat_suspicious",
+                "peers.dat entries with 10 or more consecutive failures.",
+            )?,
+            peers_dat_banned: gauge(
+                "bootstrap_peers_dat_banned",
+                "peers.dat entries banned now.",
+            )?,
             da_events_accepted: counter(
                 "da_events_accepted_total",
                 "DA events accepted and applied in order.",
@@ -128,6 +247,13 @@ impl Metrics {
         // Make the labelled series visible at zero before the first event.
         for dir in ["sent", "received"] {
             m.pex_requests_total.with_label_values(&[dir]);
+        }
+        for service in dsdn_protocols::ServiceType::ALL {
+            m.active_peers_by_type
+                .with_label_values(&[service.as_str()]);
+        }
+        for source in ["dns_seed", "static_config", "peer_exchange", "inbound"] {
+            m.peers_dat_by_source.with_label_values(&[source]);
         }
         Ok(m)
     }
@@ -167,6 +293,16 @@ mod tests {
             "bootstrap_active_peers 0",
             "bootstrap_pex_requests_total{direction=\"sent\"} 0",
             "bootstrap_fallback_triggered 0",
+            "bootstrap_partitioned 0",
+            "bootstrap_partition_recovery_total 0",
+            "bootstrap_eclipse_warning 0",
+            "bootstrap_active_peers_by_type{service=\"storage-dc\"} 0",
+            "bootstrap_inbound_rate_limited_total 0",
+            "bootstrap_peers_dat_corrupt_total 0",
+            "bootstrap_peers_dat_entries_by_source{source=\"dns_seed\"} 0",
+            "bootstrap_peers_dat_suspicious 0",
+            "bootstrap_peers_dat_banned 0",
+            "bootstrap_dns_resolve_latency_ms_bucket{le=\"1\"} 0",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
