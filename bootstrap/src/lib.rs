@@ -8,13 +8,18 @@
 //!   A/AAAA for seed names, for local networks and tests.
 //! - [`fallback`]: [`FallbackChain`], the peers.dat → static peers → DNS seeds → retry chain
 //!   of 28.1.A §4, as a pure state machine driven by the caller's clock.
+//! - [`added`]: [`AddedSources`], static peers and DNS seeds added by the operator at run
+//!   time (`dsdn-agent peers add`, `peers add-seed`; 28.1.C §7), kept in
+//!   `added-peers.toml` across restarts.
 #![deny(missing_docs)]
 
+pub mod added;
 pub mod config;
 pub mod fallback;
 pub mod resolver;
 pub mod seed_server;
 
+pub use added::{AddedError, AddedKind, AddedSources, ADDED_FILE, MAX_ADDED};
 pub use config::{
     socket_dial_addrs, BootstrapConfig, ConfigError, DnsSeed, KeyError, NetworkConfig, SeedsConfig,
     StaticPeer,
