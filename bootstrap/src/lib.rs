@@ -11,11 +11,14 @@
 //! - [`added`]: [`AddedSources`], static peers and DNS seeds added by the operator at run
 //!   time (`dsdn-agent peers add`, `peers add-seed`; 28.1.C §7), kept in
 //!   `added-peers.toml` across restarts.
+//! - [`recovery`]: [`PartitionRecovery`], partition detection (fewer than `min_peers`
+//!   peers) and recovery sweeps with exponential backoff (28.1.C §4), pure like the chain.
 #![deny(missing_docs)]
 
 pub mod added;
 pub mod config;
 pub mod fallback;
+pub mod recovery;
 pub mod resolver;
 pub mod seed_server;
 
@@ -25,5 +28,6 @@ pub use config::{
     StaticPeer,
 };
 pub use fallback::{Action, FallbackChain, FallbackConfig, Stage};
+pub use recovery::{PartitionRecovery, RecoveryConfig, RecoveryEvent};
 pub use resolver::{ResolveError, Resolved, ResolverInitError, SeedResolver};
 pub use seed_server::SeedServer;

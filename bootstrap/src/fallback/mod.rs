@@ -142,7 +142,7 @@ pub struct FallbackChain {
 }
 
 /// `now + d`, saturating at a far-future instant instead of panicking on overflow.
-fn later(now: Instant, d: Duration) -> Instant {
+pub(crate) fn later(now: Instant, d: Duration) -> Instant {
     const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
     now.checked_add(d)
         .or_else(|| now.checked_add(YEAR))
