@@ -13,6 +13,8 @@
 //!   `added-peers.toml` across restarts.
 //! - [`recovery`]: [`PartitionRecovery`], partition detection (fewer than `min_peers`
 //!   peers) and recovery sweeps with exponential backoff (28.1.C §4), pure like the chain.
+//! - [`rotation`]: [`RotationSchedule`], the periodic DNS refresh, PEX and feeler tasks of
+//!   28.1.B §6, pure like the chain.
 #![deny(missing_docs)]
 
 pub mod added;
@@ -20,6 +22,7 @@ pub mod config;
 pub mod fallback;
 pub mod recovery;
 pub mod resolver;
+pub mod rotation;
 pub mod seed_server;
 
 pub use added::{AddedError, AddedKind, AddedSources, ADDED_FILE, MAX_ADDED};
@@ -30,4 +33,5 @@ pub use config::{
 pub use fallback::{Action, FallbackChain, FallbackConfig, Stage};
 pub use recovery::{PartitionRecovery, RecoveryConfig, RecoveryEvent};
 pub use resolver::{ResolveError, Resolved, ResolverInitError, SeedResolver};
+pub use rotation::{Rotation, RotationConfig, RotationSchedule, FEELERS_PER_ROUND};
 pub use seed_server::SeedServer;
