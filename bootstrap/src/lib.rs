@@ -1,5 +1,6 @@
-//! Bootstrap of the DSDN P2P daemon (Tahap 28.1.A): seeds.toml, DNS seed resolution, a small
-//! authoritative seed DNS server, and the pure bootstrap fallback chain.
+//! Bootstrap of the DSDN P2P daemon (Tahap 28.1.A–C): seeds.toml, DNS seed resolution, a
+//! small authoritative seed DNS server, the operator's run-time additions, and the pure state
+//! machines deciding when to bootstrap, recover from a partition and refresh peers.
 //!
 //! - [`config`]: seeds.toml ([`SeedsConfig`]), DNS seeds and static peers (28.1.A §1–§3).
 //! - [`resolver`]: [`SeedResolver`], an async, timeout-bounded A/AAAA resolver for DNS seeds
