@@ -23,6 +23,13 @@ fn empty_file_gives_defaults() {
     assert_eq!(b.peer_connect_timeout, Duration::from_secs(5));
     assert_eq!(b.pex_interval, Duration::from_secs(900));
     assert_eq!(b.retry_interval, Duration::from_secs(30));
+    assert_eq!(b.min_peers, 3);
+    assert_eq!(b.max_connections_per_peer, 2);
+    assert_eq!(b.inbound_per_ip_per_minute, 10);
+    assert_eq!(b.dns_refresh_interval, Duration::from_secs(1800));
+    assert_eq!(b.feeler_interval, Duration::from_secs(3600));
+    assert_eq!(b.recovery_backoff_max, Duration::from_secs(300));
+    assert_eq!(b.ban_duration, Duration::from_secs(86_400));
     // A section with some keys keeps the defaults of the others.
     let cfg = SeedsConfig::from_toml_str("[bootstrap]\ndefault_port = 4000\n").unwrap();
     assert_eq!(cfg.bootstrap.default_port, 4000);
@@ -35,6 +42,155 @@ fn shipped_seeds_toml_parses_to_the_defaults() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds.toml");
     let cfg = SeedsConfig::load(&path).unwrap();
     assert_eq!(cfg, SeedsConfig::default());
+    // The keys added for peer management are written out in the shipped file (not just
+    // defaulted by omission), and each written value is the default.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let d = BootstrapConfig::default();
+    for (key, value) in [
+        ("min_peers", d.min_peers.to_string()),
+        (
+            "max_connections_per_peer",
+            d.max_connections_per_peer.to_string(),
+        ),
+        (
+            "inbound_per_ip_per_minute",
+            d.inbound_per_ip_per_minute.to_string(),
+        ),
+        (
+            "dns_refresh_interval_secs",
+            d.dns_refresh_interval.as_secs().to_string(),
+        ),
+        (
+            "feeler_interval_secs",
+            d.feeler_interval.as_secs().to_string(),
+        ),
+        (
+            "recovery_backoff_max_secs",
+            d.recovery_backoff_max.as_secs().to_string(),
+        ),
+        ("ban_duration_secs", d.ban_duration.as_secs().to_string()),
+    ] {
+        let line = format!("\n{key} = {value}\n");
+        assert!(text.contains(&line), "seeds.toml lacks {line:?}");
+    }
+}
+
+#[test]
+fn peer_management_keys_are_parsed() {
+    let text = r#"
+[bootstrap]
+min_peers = 5
+max_connections_per_peer = 1
+inbound_per_ip_per_minute = 60
+dns_refresh_interval_secs = 600
+feeler_interval_secs = 120
+recovery_backoff_max_secs = 900
+ban_duration_secs = 3600
+"#;
+    let b = SeedsConfig::from_toml_str(text).unwrap().bootstrap;
+    assert_eq!(b.min_peers, 5);
+    assert_eq!(b.max_connections_per_peer, 1);
+    assert_eq!(b.inbound_per_ip_per_minute, 60);
+    assert_eq!(b.dns_refresh_interval, Duration::from_secs(600));
+    assert_eq!(b.feeler_interval, Duration::from_secs(120));
+    assert_eq!(b.recovery_backoff_max, Duration::from_secs(900));
+    assert_eq!(b.ban_duration, Duration::from_secs(3600));
+    // The other keys keep their defaults.
+    let d = BootstrapConfig::default();
+    assert_eq!(b.retry_interval, d.retry_interval);
+    assert_eq!(b.max_outbound_connections, d.max_outbound_connections);
+
+    // Each key alone, so a key wired to the wrong field is caught: exactly that field
+    // differs from the defaults.
+    type Set = fn(&mut BootstrapConfig);
+    for (key, set) in [
+        ("min_peers", (|b| b.min_peers = 4) as Set),
+        ("max_connections_per_peer", |b| {
+            b.max_connections_per_peer = 4
+        }),
+        ("inbound_per_ip_per_minute", |b| {
+            b.inbound_per_ip_per_minute = 4
+        }),
+        ("dns_refresh_interval_secs", |b| {
+            b.dns_refresh_interval = Duration::from_secs(4)
+        }),
+        ("feeler_interval_secs", |b| {
+            b.feeler_interval = Duration::from_secs(4)
+        }),
+        ("recovery_backoff_max_secs", |b| {
+            b.recovery_backoff_max = Duration::from_secs(4)
+        }),
+        ("ban_duration_secs", |b| {
+            b.ban_duration = Duration::from_secs(4)
+        }),
+    ] {
+        let b = SeedsConfig::from_toml_str(&format!("[bootstrap]\n{key} = 4\n"))
+            .unwrap()
+            .bootstrap;
+        let mut expected = BootstrapConfig::default();
+        set(&mut expected);
+        assert_ne!(
+            expected,
+            BootstrapConfig::default(),
+            "{key}: 4 is the default"
+        );
+        assert_eq!(b, expected, "{key}");
+    }
+}
+
+#[test]
+fn peer_management_keys_refuse_zero_and_out_of_range() {
+    for key in [
+        "min_peers",
+        "max_connections_per_peer",
+        "inbound_per_ip_per_minute",
+    ] {
+        let e = err(&format!("[bootstrap]\n{key} = 0\n"));
+        assert_eq!(e.keys(), [format!("bootstrap.{key}")], "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!("bootstrap.{key}: must be at least 1")
+        );
+    }
+    for key in [
+        "dns_refresh_interval_secs",
+        "feeler_interval_secs",
+        "recovery_backoff_max_secs",
+        "ban_duration_secs",
+    ] {
+        for value in [0, MAX_DURATION_SECS + 1] {
+            let e = err(&format!("[bootstrap]\n{key} = {value}\n"));
+            assert_eq!(e.keys(), [format!("bootstrap.{key}")], "{e}");
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "bootstrap.{key}: must be between 1 and {MAX_DURATION_SECS} seconds, got {value}"
+                )
+            );
+        }
+        let ok = format!("[bootstrap]\n{key} = {MAX_DURATION_SECS}\n");
+        assert!(SeedsConfig::from_toml_str(&ok).is_ok(), "{ok}");
+    }
+    // Negative values are type errors naming the key.
+    for key in [
+        "min_peers",
+        "inbound_per_ip_per_minute",
+        "feeler_interval_secs",
+    ] {
+        let e = err(&format!("[bootstrap]\n{key} = -1\n"));
+        assert!(matches!(e, ConfigError::Invalid(_)), "{e:?}");
+        assert_eq!(e.keys(), [format!("bootstrap.{key}")], "{e}");
+    }
+    // Several zeros are all reported.
+    let e = err("[bootstrap]\nmin_peers = 0\nfeeler_interval_secs = 0\nban_duration_secs = 0\n");
+    assert_eq!(
+        e.keys(),
+        [
+            "bootstrap.feeler_interval_secs",
+            "bootstrap.ban_duration_secs",
+            "bootstrap.min_peers"
+        ]
+    );
 }
 
 #[test]

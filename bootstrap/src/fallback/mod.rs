@@ -26,10 +26,10 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FallbackConfig {
     /// Number of static peers (`bootstrap.static_peers`); indices of [`Action::DialStatic`]
-    /// are below it.
+    /// are below it. Changed at run time with [`FallbackChain::set_sources`].
     pub static_peers: usize,
     /// Number of DNS seeds (`bootstrap.dns_seeds`); indices of [`Action::ResolveSeed`] are
-    /// below it.
+    /// below it. Changed at run time with [`FallbackChain::set_sources`].
     pub dns_seeds: usize,
     /// Delay before the next run after a run ended while the node was not isolated (a stage
     /// produced a peer, or the node already had peers). Default 30 s.
@@ -142,7 +142,7 @@ pub struct FallbackChain {
 }
 
 /// `now + d`, saturating at a far-future instant instead of panicking on overflow.
-fn later(now: Instant, d: Duration) -> Instant {
+pub(crate) fn later(now: Instant, d: Duration) -> Instant {
     const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
     now.checked_add(d)
         .or_else(|| now.checked_add(YEAR))
@@ -195,6 +195,11 @@ impl FallbackChain {
                 self.issue(Step::Cached)
             }
             Phase::Ready(step, _) => {
+                let Some(step) = self.first_valid(step) else {
+                    // The sources shrank under a run; nothing is left to try in it.
+                    self.end_run(now, connected);
+                    return None;
+                };
                 let dns_needless = matches!(step, Step::Seed(_)) && connected > 0;
                 if connected >= wanted {
                     self.satisfied(now);
@@ -269,7 +274,45 @@ impl FallbackChain {
         }
     }
 
-    /// The source after `step`, skipping empty lists.
+    /// Changes the sizes of the source lists, e.g. after `dsdn-agent peers add` or
+    /// `peers add-seed` appended an entry (28.1.C §7). Appended entries keep the indices of
+    /// the existing ones valid; a run in progress reaches them if it has not passed their
+    /// list yet, otherwise the next run does.
+    ///
+    /// Lists are only expected to grow, but shrinking is safe: a pending stage whose index
+    /// is now past the end is skipped (not counted as a fallback) and [`FallbackChain::poll`]
+    /// never returns an index outside the new sizes. An outstanding action whose index is
+    /// past the end is still reported with [`FallbackChain::on_outcome`] as usual.
+    pub fn set_sources(&mut self, static_peers: usize, dns_seeds: usize) {
+        self.cfg.static_peers = static_peers;
+        self.cfg.dns_seeds = dns_seeds;
+        if let Phase::Ready(step, since) = self.phase {
+            if let Some(valid) = self.first_valid(step) {
+                self.phase = Phase::Ready(valid, since);
+            }
+        }
+    }
+
+    /// Whether `step` indexes an existing source.
+    fn is_valid(&self, step: Step) -> bool {
+        match step {
+            Step::Cached => true,
+            Step::Static(i) => i < self.cfg.static_peers,
+            Step::Seed(i) => i < self.cfg.dns_seeds,
+        }
+    }
+
+    /// `step` if it is valid, else the first valid source after it, if any.
+    fn first_valid(&self, step: Step) -> Option<Step> {
+        let mut step = step;
+        while !self.is_valid(step) {
+            step = self.successor(step)?;
+        }
+        Some(step)
+    }
+
+    /// The source after `step`, skipping empty lists. `Static(i)` and `Seed(i)` past the
+    /// end of their list are handled like the last entry.
     fn successor(&self, step: Step) -> Option<Step> {
         let first_seed = (self.cfg.dns_seeds > 0).then_some(Step::Seed(0));
         match step {

@@ -391,3 +391,176 @@ fn from_bootstrap_config() {
     assert_eq!(cfg.retry_interval, secs(7));
     assert_eq!((cfg.backoff_initial, cfg.backoff_max), (secs(1), secs(30)));
 }
+
+/// Reports a failed action (0 new peers, 0 connected) `DIAL` later.
+fn fail(chain: &mut FallbackChain, now: &mut Instant) {
+    *now += DIAL;
+    chain.on_outcome(*now, 0, 0);
+}
+
+#[test]
+fn sources_added_during_a_run_are_reached_by_it() {
+    let t0 = Instant::now();
+    let mut now = t0;
+    // Only one DNS seed in seeds.toml; the operator adds two static peers while peers.dat
+    // is being dialled.
+    let mut chain = World::new(false, &[], &[false]).chain(t0);
+    assert_eq!(chain.poll(now, 0, 8), Some(DialCached));
+    chain.set_sources(2, 1);
+    assert_eq!(chain.config().static_peers, 2);
+    let mut w = World::new(false, &[false, true], &[false]);
+    fail(&mut chain, &mut now);
+    assert_eq!(
+        w.run(&mut chain, &mut now),
+        [DialStatic(0), DialStatic(1)],
+        "the added peers come before the seeds"
+    );
+    assert_eq!(w.connected, 1);
+    assert!(!chain.is_isolated());
+}
+
+#[test]
+fn sources_added_after_a_run_are_used_by_the_next() {
+    let t0 = Instant::now();
+    let mut now = t0;
+    // No source but peers.dat: the node is isolated.
+    let mut w = World::new(false, &[], &[]);
+    let mut chain = w.chain(t0);
+    assert_eq!(w.run(&mut chain, &mut now), [DialCached]);
+    assert!(chain.is_isolated());
+    // `peers add-seed` and `peers add`: the caller grows the lists and triggers a run.
+    chain.set_sources(1, 1);
+    chain.trigger_now(now);
+    let mut w = World::new(false, &[false], &[true]);
+    assert_eq!(
+        w.run(&mut chain, &mut now),
+        [DialCached, DialStatic(0), ResolveSeed(0)]
+    );
+    assert!(!chain.is_isolated());
+
+    // A static peer added while the last seed is outstanding waits for the next run.
+    let mut chain = World::new(false, &[false], &[false]).chain(t0);
+    let mut now = t0;
+    assert_eq!(chain.poll(now, 0, 8), Some(DialCached));
+    fail(&mut chain, &mut now);
+    assert_eq!(chain.poll(now, 0, 8), Some(DialStatic(0)));
+    fail(&mut chain, &mut now);
+    assert_eq!(chain.poll(now, 0, 8), Some(ResolveSeed(0)));
+    chain.set_sources(2, 1);
+    fail(&mut chain, &mut now);
+    assert!(chain.is_isolated(), "this run is over");
+    let next = chain.next_wakeup().unwrap();
+    let mut w = World::new(false, &[false, true], &[false]);
+    let mut now = next;
+    assert_eq!(
+        w.run(&mut chain, &mut now),
+        [DialCached, DialStatic(0), DialStatic(1)]
+    );
+}
+
+#[test]
+fn shrinking_skips_indices_past_the_end() {
+    let t0 = Instant::now();
+    let mut now = t0;
+    // Pending static peer 2 of 3; the list shrinks to 1: straight to the seed.
+    let mut chain = World::new(false, &[false; 3], &[false]).chain(t0);
+    for expected in [DialCached, DialStatic(0), DialStatic(1)] {
+        assert_eq!(chain.poll(now, 0, 8), Some(expected));
+        fail(&mut chain, &mut now);
+    }
+    assert_eq!(chain.stage(), Stage::Static(2));
+    let fallbacks = chain.fallbacks_triggered();
+    chain.set_sources(1, 1);
+    assert_eq!(chain.stage(), Stage::DnsSeed(0));
+    assert_eq!(chain.poll(now, 0, 8), Some(ResolveSeed(0)));
+    assert_eq!(
+        chain.fallbacks_triggered(),
+        fallbacks,
+        "a skip is no fallback"
+    );
+
+    // Pending static peer 2, and both lists shrink to nothing past it: the run ends on
+    // the next poll, isolated, with no out-of-range action.
+    let mut chain = World::new(false, &[false; 3], &[false]).chain(t0);
+    let mut now = t0;
+    for expected in [DialCached, DialStatic(0), DialStatic(1)] {
+        assert_eq!(chain.poll(now, 0, 8), Some(expected));
+        fail(&mut chain, &mut now);
+    }
+    chain.set_sources(1, 0);
+    assert_eq!(chain.poll(now, 0, 8), None);
+    assert!(chain.is_isolated());
+    assert_eq!(chain.next_wakeup(), Some(now + secs(1)));
+
+    // The same with a peer connected: the run ends without isolation.
+    let mut chain = World::new(false, &[false; 3], &[]).chain(t0);
+    let mut now = t0;
+    assert_eq!(chain.poll(now, 1, 8), Some(DialCached));
+    now += DIAL;
+    chain.on_outcome(now, 0, 1);
+    chain.set_sources(0, 0);
+    assert_eq!(chain.poll(now, 1, 8), None);
+    assert!(!chain.is_isolated());
+    assert_eq!(chain.next_wakeup(), Some(now + RETRY));
+
+    // An outstanding action past the new end is still reported; the chain moves on.
+    let mut chain = World::new(false, &[false; 3], &[false; 2]).chain(t0);
+    let mut now = t0;
+    assert_eq!(chain.poll(now, 0, 8), Some(DialCached));
+    fail(&mut chain, &mut now);
+    assert_eq!(chain.poll(now, 0, 8), Some(DialStatic(0)));
+    chain.set_sources(0, 1);
+    fail(&mut chain, &mut now);
+    assert_eq!(chain.poll(now, 0, 8), Some(ResolveSeed(0)));
+    chain.set_sources(0, 0);
+    fail(&mut chain, &mut now);
+    assert_eq!(
+        chain.stage(),
+        Stage::Backoff {
+            until: now + secs(1)
+        }
+    );
+}
+
+/// For every point of a run and every new pair of sizes, the chain only returns indices
+/// inside the current sizes and every run terminates.
+#[test]
+fn no_action_outside_the_sources_whatever_the_resize() {
+    let t0 = Instant::now();
+    for steps in 0..6 {
+        for statics in 0..4 {
+            for seeds in 0..4 {
+                let label = format!("after {steps} actions, resize to ({statics}, {seeds})");
+                let mut chain = World::new(false, &[false; 3], &[false; 3]).chain(t0);
+                let mut now = t0;
+                let mut resized = false;
+                let mut count = 0;
+                loop {
+                    if count == steps && !resized {
+                        chain.set_sources(statics, seeds);
+                        resized = true;
+                    }
+                    let Some(action) = chain.poll(now, 0, 8) else {
+                        break;
+                    };
+                    let (s, d) = if resized { (statics, seeds) } else { (3, 3) };
+                    match action {
+                        DialCached => {}
+                        DialStatic(i) => assert!(i < s, "{label}: {action:?}"),
+                        ResolveSeed(i) => assert!(i < d, "{label}: {action:?}"),
+                    }
+                    fail(&mut chain, &mut now);
+                    count += 1;
+                    assert!(count < 20, "{label}: runaway");
+                }
+                assert!(chain.is_isolated(), "{label}");
+                // The next run covers exactly the new lists.
+                let next = chain.next_wakeup().unwrap();
+                let (s, d) = if resized { (statics, seeds) } else { (3, 3) };
+                let mut w = World::new(false, &vec![false; s], &vec![false; d]);
+                let mut now = next;
+                assert_eq!(w.run(&mut chain, &mut now).len(), 1 + s + d, "{label}");
+            }
+        }
+    }
+}
