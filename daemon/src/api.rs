@@ -2,15 +2,32 @@
 //!
 //! These types are the contract between `dsdnd` (server) and `dsdn-agent` (client).
 //!
-//! | method | path             | body / answer |
-//! |--------|------------------|---------------|
-//! | GET    | `/v1/status`     | → [`StatusResponse`] |
-//! | GET    | `/v1/peers`      | → `Vec<`[`PeerInfo`]`>` (every known peer: peers.dat ∪ connected) |
-//! | POST   | `/v1/da/events`  | `Vec<DaEvent>` (JSON form of `dsdn_protocols::da::DaEvent`) → [`PublishResponse`]; coordinator that is the DA authority only |
-//! | GET    | `/v1/da/state`   | → [`DaStateResponse`] |
-//! | GET    | `/metrics`       | → Prometheus text exposition |
+//! Every request, `/metrics` included, must carry `Authorization: Bearer <token>`, the
+//! token being the content of `<data dir>/.cookie` that the daemon writes at each start
+//! (see [`crate::cookie`]). A missing or wrong token is answered `401 Unauthorized` with
+//! `WWW-Authenticate: Bearer` and an [`ApiError`] body.
 //!
-//! Errors are answered with a 4xx/5xx status and an [`ApiError`] body.
+//! | method | path                       | body / answer |
+//! |--------|----------------------------|---------------|
+//! | GET    | `/v1/status`               | → [`StatusResponse`] |
+//! | GET    | `/v1/peers[?type=SERVICE]` | → `Vec<`[`PeerInfo`]`>` (every known peer: peers.dat ∪ connected; only those offering `SERVICE` when given) |
+//! | POST   | `/v1/peers`                | [`AddPeerRequest`] → [`AddedResponse`]; 409 when configured already |
+//! | POST   | `/v1/seeds`                | [`AddSeedRequest`] → [`AddedResponse`]; 409 when configured already |
+//! | GET    | `/v1/peers/stats`          | → [`PeerStatsResponse`] |
+//! | POST   | `/v1/peers/reset`          | → [`ResetResponse`] |
+//! | POST   | `/v1/peers/{peer_id}/ban`  | [`BanRequest`] (body optional) → [`BanResponse`] |
+//! | DELETE | `/v1/peers/{peer_id}/ban`  | → [`UnbanResponse`] |
+//! | POST   | `/v1/da/events`            | `Vec<DaEvent>` (JSON form of `dsdn_protocols::da::DaEvent`) → [`PublishResponse`]; coordinator that is the DA authority only |
+//! | GET    | `/v1/da/state`             | → [`DaStateResponse`] |
+//! | GET    | `/metrics`                 | → Prometheus text exposition |
+//!
+//! The peer-management endpoints are the daemon side of `dsdn-agent peers …` (roadmap
+//! 28.1.C §7). Errors are answered with a 4xx/5xx status and an [`ApiError`] body: 400 for
+//! a malformed body, service name or peer id, 401 for a missing or wrong token, 409 for an
+//! addition that is configured already (or a full list of additions), 503 while the node
+//! shuts down.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +90,133 @@ pub struct PeerInfo {
     pub failure_count: u32,
     /// The 28.1.B §5 score at the time of the request.
     pub score: i64,
+    /// The netgroup of its first address (`ipv4:203.0`, `ipv6:2001:db8`,
+    /// `local:127.0.0.2`); `None` without a usable address.
+    #[serde(default)]
+    pub netgroup: Option<String>,
+    /// 10 or more consecutive failures (28.1.B §4): dialled last.
+    #[serde(default)]
+    pub suspicious: bool,
+    /// UNIX seconds until which a ban is in force, if the peer is banned now.
+    #[serde(default)]
+    pub banned_until: Option<u64>,
+}
+
+/// Body of `POST /v1/peers`: a static peer to add (persisted in the data directory and
+/// dialled at once).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddPeerRequest {
+    /// `IP:PORT`, `[IPv6]:PORT` or a multiaddr such as `/ip4/203.0.113.50/tcp/30303`
+    /// (the forms of seeds.toml's `static_peers`).
+    pub addr: String,
+}
+
+/// Body of `POST /v1/seeds`: a DNS seed to add (persisted and resolved at once).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddSeedRequest {
+    /// A domain name, e.g. `seed4.dsdn.network`.
+    pub domain: String,
+}
+
+/// Answer to `POST /v1/peers` and `POST /v1/seeds`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddedResponse {
+    /// The static peer or seed as the daemon stores it (normalised form of the input).
+    pub added: String,
+}
+
+/// `GET /v1/peers/stats`: address-book health and connection mix (28.1.C §7
+/// `peers stats`). Maps are sorted by key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerStatsResponse {
+    /// Entries in peers.dat.
+    pub entries: usize,
+    /// Entries by source (`dns_seed`, `static_config`, `peer_exchange`, `inbound`).
+    pub by_source: BTreeMap<String, usize>,
+    /// Entries offering each service type (an entry may count under several).
+    pub by_service: BTreeMap<String, usize>,
+    /// Entries by the netgroup of their first address.
+    pub by_netgroup: BTreeMap<String, usize>,
+    /// Entries successfully contacted at least once.
+    pub tried: usize,
+    /// Entries with 10 or more consecutive failures.
+    pub suspicious: usize,
+    /// Entries banned now.
+    pub banned: usize,
+    /// Sum of successful handshakes over all entries.
+    pub success_count: u64,
+    /// Sum of failed attempts over all entries.
+    pub failure_count: u64,
+    /// `success_count / (success_count + failure_count)`, in `[0, 1]`; `null` before any
+    /// attempt.
+    pub success_rate: Option<f64>,
+    /// Verified connected peers.
+    pub connected: usize,
+    /// Of which we dialled.
+    pub outbound: usize,
+    /// Of which dialled us.
+    pub inbound: usize,
+    /// Connected peers offering each service type.
+    pub connected_by_service: BTreeMap<String, usize>,
+    /// Connected peers by the source we learned them from.
+    pub connected_by_source: BTreeMap<String, usize>,
+    /// Every connected peer came from one source (the 28.1.C §6 eclipse warning).
+    pub single_source: bool,
+    /// Connected peers are below `min_peers` (28.1.C §4 partition recovery is running).
+    pub partitioned: bool,
+    /// Static peers in use: seeds.toml's plus those added with `POST /v1/peers`.
+    pub static_peers: Vec<String>,
+    /// DNS seeds in use: seeds.toml's plus those added with `POST /v1/seeds`.
+    pub dns_seeds: Vec<String>,
+}
+
+/// `successes / (successes + failures)`; `None` when both are zero.
+pub fn success_rate(successes: u64, failures: u64) -> Option<f64> {
+    // u64 → f64 loses precision only beyond 2^53 attempts; the sum cannot overflow in f64.
+    let total = successes as f64 + failures as f64;
+    (total > 0.0).then(|| successes as f64 / total)
+}
+
+/// Answer to `POST /v1/peers/reset` (peers.dat cleared, connections dropped, bootstrap
+/// started again from the seeds).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetResponse {
+    /// Entries removed from peers.dat.
+    pub removed: usize,
+    /// Connections closed.
+    pub disconnected: usize,
+}
+
+/// Body of `POST /v1/peers/{peer_id}/ban`; the body may be omitted altogether.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanRequest {
+    /// Ban length in seconds, 1 ..= [`MAX_BAN_SECS`]; default: seeds.toml's
+    /// `[bootstrap] ban_duration_secs`.
+    #[serde(default)]
+    pub duration_secs: Option<u64>,
+}
+
+/// Longest ban `POST /v1/peers/{peer_id}/ban` accepts, in seconds: 365 days.
+pub const MAX_BAN_SECS: u64 = 365 * 86_400;
+
+/// Answer to `POST /v1/peers/{peer_id}/ban`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanResponse {
+    /// The banned peer (base58).
+    pub peer_id: String,
+    /// The ban length applied, in seconds.
+    pub duration_secs: u64,
+    /// UNIX seconds at which the ban ends.
+    pub banned_until: u64,
+}
+
+/// Answer to `DELETE /v1/peers/{peer_id}/ban`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnbanResponse {
+    /// The peer (base58).
+    pub peer_id: String,
+    /// True when the peer was banned (and is not any more); false when it had no ban.
+    pub unbanned: bool,
 }
 
 /// Answer to `POST /v1/da/events`.
@@ -108,4 +252,36 @@ pub struct DaStateResponse {
 pub struct ApiError {
     /// One human-readable line.
     pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_rates() {
+        assert_eq!(success_rate(0, 0), None);
+        assert_eq!(success_rate(3, 1), Some(0.75));
+        assert_eq!(success_rate(0, 5), Some(0.0));
+        assert_eq!(success_rate(u64::MAX, u64::MAX), Some(0.5));
+    }
+
+    #[test]
+    fn peer_info_without_the_newer_fields_still_decodes() {
+        let old = r#"{"peer_id": "12D3KooWx", "addresses": [], "services": ["storage"],
+            "source": "dns_seed", "connected": false, "direction": null, "last_seen": null,
+            "last_success": null, "success_count": 0, "failure_count": 0, "score": 10}"#;
+        let p: PeerInfo = serde_json::from_str(old).expect("decode");
+        assert_eq!(p.netgroup, None);
+        assert!(!p.suspicious);
+        assert_eq!(p.banned_until, None);
+    }
+
+    #[test]
+    fn ban_body_is_optional_field() {
+        let b: BanRequest = serde_json::from_str("{}").expect("decode");
+        assert_eq!(b.duration_secs, None);
+        let b: BanRequest = serde_json::from_str(r#"{"duration_secs": 60}"#).expect("decode");
+        assert_eq!(b.duration_secs, Some(60));
+    }
 }

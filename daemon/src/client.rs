@@ -1,9 +1,15 @@
 //! HTTP client for the control API of a running `dsdnd` (see [`crate::api`]).
 //!
+//! Every request carries `Authorization: Bearer <token>`, the token being the daemon's
+//! cookie ([`crate::cookie`]): give it with [`ApiClient::with_token`], or let the client
+//! read the cookie file at each request with [`ApiClient::with_cookie_file`] (for a daemon
+//! that is starting or restarting and so (re)writing its cookie).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), dsdn_daemon::client::ClientError> {
 //! use dsdn_daemon::client::{metric_value, ApiClient};
-//! let client = ApiClient::new("127.0.0.1:8645".parse().expect("address"));
+//! let client = ApiClient::new("127.0.0.1:8645".parse().expect("address"))
+//!     .with_cookie_file("dsdn-data/.cookie");
 //! let status = client.status().await?;
 //! println!("{} has {} peers", status.peer_id, status.connected_peers);
 //! let metrics = client.metrics_text().await?;
@@ -12,12 +18,22 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use dsdn_protocols::da::DaEvent;
 use serde::de::DeserializeOwned;
 
-use crate::api::{ApiError, DaStateResponse, PeerInfo, PublishResponse, StatusResponse};
+use crate::api::{
+    AddPeerRequest, AddSeedRequest, AddedResponse, ApiError, BanRequest, BanResponse,
+    DaStateResponse, PeerInfo, PeerStatsResponse, PublishResponse, ResetResponse, StatusResponse,
+    UnbanResponse,
+};
+use crate::cookie::read_cookie;
+
+mod metrics;
+
+pub use metrics::metric_value;
 
 /// The control API's default address.
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8645";
@@ -49,7 +65,15 @@ pub enum ClientError {
         /// The timeout that expired.
         timeout: Duration,
     },
-    /// The daemon answered with a non-2xx status.
+    /// The daemon answered 401: no token was sent, or not the daemon's current one.
+    #[error("the control API at {addr} refused the {}: pass --data-dir of the daemon or --cookie FILE", if *sent_token { "token" } else { "request without a token" })]
+    Unauthorized {
+        /// The API address.
+        addr: SocketAddr,
+        /// Whether a token was sent at all.
+        sent_token: bool,
+    },
+    /// The daemon answered with a non-2xx status (other than 401).
     #[error("dsdnd answered {}: {message}", status_text(*status))]
     Api {
         /// The HTTP status code.
@@ -69,12 +93,24 @@ pub enum ClientError {
     },
 }
 
+/// Where the bearer token of a request comes from.
+#[derive(Clone, Debug)]
+enum Auth {
+    /// No `Authorization` header (the daemon answers 401).
+    None,
+    /// A fixed token.
+    Token(String),
+    /// The cookie file, read at each request (no header while it cannot be read).
+    CookieFile(PathBuf),
+}
+
 /// A client for one daemon's control API.
 #[derive(Clone, Debug)]
 pub struct ApiClient {
     addr: SocketAddr,
     timeout: Duration,
     http: reqwest::Client,
+    auth: Auth,
 }
 
 impl ApiClient {
@@ -96,7 +132,22 @@ impl ApiClient {
             addr,
             timeout,
             http,
+            auth: Auth::None,
         }
+    }
+
+    /// This client, sending `Authorization: Bearer <token>` with every request.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.auth = Auth::Token(token.into());
+        self
+    }
+
+    /// This client, reading the token from the cookie file `path` (e.g.
+    /// `<data dir>/.cookie`) at each request, so it follows a daemon that restarts and
+    /// writes a new cookie. While the file cannot be read, requests go without a token.
+    pub fn with_cookie_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.auth = Auth::CookieFile(path.into());
+        self
     }
 
     /// The API address this client talks to.
@@ -118,6 +169,87 @@ impl ApiClient {
     /// Any [`ClientError`].
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, ClientError> {
         self.get_json("/v1/peers").await
+    }
+
+    /// `GET /v1/peers?type=SERVICE`: the known peers offering `service` (a service type
+    /// name such as `storage-dc`); every known peer for `None`.
+    ///
+    /// # Errors
+    /// Any [`ClientError`]; an unknown service name is [`ClientError::Api`] (400).
+    pub async fn peers_of_type(&self, service: Option<&str>) -> Result<Vec<PeerInfo>, ClientError> {
+        let path = "/v1/peers";
+        let mut req = self.http.get(self.url(path));
+        if let Some(t) = service {
+            req = req.query(&[("type", t)]);
+        }
+        let body = self.send(path, req).await?;
+        self.decode(path, &body)
+    }
+
+    /// `POST /v1/peers`: adds a static peer (`IP:PORT` or a multiaddr), persisted by the
+    /// daemon and dialled at once.
+    ///
+    /// # Errors
+    /// Any [`ClientError`]; a bad address is [`ClientError::Api`] 400, one configured
+    /// already 409.
+    pub async fn add_peer(&self, addr: &str) -> Result<AddedResponse, ClientError> {
+        let body = AddPeerRequest {
+            addr: addr.to_owned(),
+        };
+        self.post_json("/v1/peers", Some(&body)).await
+    }
+
+    /// `POST /v1/seeds`: adds a DNS seed, persisted by the daemon and resolved at once.
+    ///
+    /// # Errors
+    /// As [`ApiClient::add_peer`].
+    pub async fn add_seed(&self, domain: &str) -> Result<AddedResponse, ClientError> {
+        let body = AddSeedRequest {
+            domain: domain.to_owned(),
+        };
+        self.post_json("/v1/seeds", Some(&body)).await
+    }
+
+    /// `GET /v1/peers/stats`.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn peer_stats(&self) -> Result<PeerStatsResponse, ClientError> {
+        self.get_json("/v1/peers/stats").await
+    }
+
+    /// `POST /v1/peers/reset`: clears peers.dat, drops every connection and bootstraps
+    /// again from the seeds.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn reset_peers(&self) -> Result<ResetResponse, ClientError> {
+        self.post_json::<(), _>("/v1/peers/reset", None).await
+    }
+
+    /// `POST /v1/peers/{peer_id}/ban` for `duration_secs` (`None`: the daemon's configured
+    /// `ban_duration_secs`).
+    ///
+    /// # Errors
+    /// Any [`ClientError`]; a bad peer id or duration is [`ClientError::Api`] 400.
+    pub async fn ban(
+        &self,
+        peer_id: &str,
+        duration_secs: Option<u64>,
+    ) -> Result<BanResponse, ClientError> {
+        let path = format!("/v1/peers/{}/ban", encode_segment(peer_id));
+        self.post_json(&path, Some(&BanRequest { duration_secs }))
+            .await
+    }
+
+    /// `DELETE /v1/peers/{peer_id}/ban`.
+    ///
+    /// # Errors
+    /// Any [`ClientError`]; a bad peer id is [`ClientError::Api`] 400.
+    pub async fn unban(&self, peer_id: &str) -> Result<UnbanResponse, ClientError> {
+        let path = format!("/v1/peers/{}/ban", encode_segment(peer_id));
+        let body = self.send(&path, self.http.delete(self.url(&path))).await?;
+        self.decode(&path, &body)
     }
 
     /// `POST /v1/da/events`: publishes `events` (the node must be the DA authority).
@@ -175,6 +307,28 @@ impl ApiClient {
         self.decode(path, &body)
     }
 
+    async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let mut req = self.http.post(self.url(path));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let body = self.send(path, req).await?;
+        self.decode(path, &body)
+    }
+
+    /// The token to send now, if any.
+    fn token(&self) -> Option<String> {
+        match &self.auth {
+            Auth::None => None,
+            Auth::Token(t) => Some(t.clone()),
+            Auth::CookieFile(path) => read_cookie(path).ok(),
+        }
+    }
+
     fn decode<T: DeserializeOwned>(&self, path: &str, body: &[u8]) -> Result<T, ClientError> {
         serde_json::from_slice(body).map_err(|e| ClientError::BadResponse {
             addr: self.addr,
@@ -185,6 +339,11 @@ impl ApiClient {
 
     /// Sends `req` and returns the body of a 2xx answer.
     async fn send(&self, path: &str, req: reqwest::RequestBuilder) -> Result<Vec<u8>, ClientError> {
+        let token = self.token();
+        let req = match &token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
         let resp = req
             .send()
             .await
@@ -196,6 +355,12 @@ impl ApiClient {
             .map_err(|e| self.transport_error(path, &e))?;
         if status.is_success() {
             return Ok(body.to_vec());
+        }
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(ClientError::Unauthorized {
+                addr: self.addr,
+                sent_token: token.is_some(),
+            });
         }
         Err(ClientError::Api {
             status: status.as_u16(),
@@ -223,6 +388,20 @@ impl ApiClient {
             reason: root_cause(e),
         }
     }
+}
+
+/// A path segment with every byte but `A-Z a-z 0-9 - . _ ~` percent-encoded (PeerIds are
+/// base58, but the input comes from the command line).
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `403 Forbidden`, or just `403` for a code without a reason phrase.
@@ -281,189 +460,9 @@ fn root_cause(e: &reqwest::Error) -> String {
     }
 }
 
-/// Reads one value from a Prometheus / OpenMetrics text exposition.
-///
-/// A sample matches when its metric name is `name`, `name` + `_total` (prometheus-client
-/// appends `_total` to counters, so `bootstrap_dns_resolve_total` may be exposed as
-/// `bootstrap_dns_resolve_total_total`), or `name` without a trailing `_total`; and when it
-/// carries every `(label, value)` pair of `labels` (other labels are ignored). The values
-/// of all matching samples are summed, so `metric_value(t, "x", &[])` on a labelled family
-/// is the total over its label values. `None` when no sample matches.
-pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let with_total = format!("{name}_total");
-    let without_total = name.strip_suffix("_total");
-    let mut sum = None;
-    for line in text.lines() {
-        let Some(sample) = parse_sample(line) else {
-            continue;
-        };
-        let name_matches = sample.name == name
-            || sample.name == with_total
-            || without_total.is_some_and(|n| sample.name == n);
-        if !name_matches {
-            continue;
-        }
-        let labels_match = labels
-            .iter()
-            .all(|(k, v)| sample.labels.iter().any(|(sk, sv)| sk == k && sv == v));
-        if labels_match {
-            *sum.get_or_insert(0.0) += sample.value;
-        }
-    }
-    sum
-}
-
-/// One sample line of a text exposition.
-#[derive(Debug, PartialEq)]
-struct Sample<'a> {
-    name: &'a str,
-    labels: Vec<(String, String)>,
-    value: f64,
-}
-
-/// Parses `name{k="v",…} value [timestamp]`; `None` for comments, blank or broken lines.
-fn parse_sample(line: &str) -> Option<Sample<'_>> {
-    let line = line.trim();
-    if line.is_empty() || line.starts_with('#') {
-        return None;
-    }
-    let name_end = line
-        .find(|c: char| c == '{' || c.is_whitespace())
-        .unwrap_or(line.len());
-    let name = &line[..name_end];
-    let mut rest = &line[name_end..];
-    let mut labels = Vec::new();
-    if let Some(after_brace) = rest.strip_prefix('{') {
-        let (parsed, after) = parse_labels(after_brace)?;
-        labels = parsed;
-        rest = after;
-    }
-    let value = rest.split_whitespace().next()?.parse::<f64>().ok()?;
-    if name.is_empty() {
-        return None;
-    }
-    Some(Sample {
-        name,
-        labels,
-        value,
-    })
-}
-
-/// Parses the label set after `{` up to and including the closing `}`; returns the labels
-/// and the text after `}`.
-fn parse_labels(mut s: &str) -> Option<(Vec<(String, String)>, &str)> {
-    let mut labels = Vec::new();
-    loop {
-        s = s.trim_start();
-        if let Some(after) = s.strip_prefix('}') {
-            return Some((labels, after));
-        }
-        let eq = s.find('=')?;
-        let key = s[..eq].trim().to_owned();
-        s = s[eq + 1..].trim_start().strip_prefix('"')?;
-        let mut value = String::new();
-        let mut chars = s.char_indices();
-        let end = loop {
-            let (i, c) = chars.next()?;
-            match c {
-                '"' => break i,
-                '\\' => match chars.next()?.1 {
-                    'n' => value.push('\n'),
-                    other => value.push(other),
-                },
-                c => value.push(c),
-            }
-        };
-        labels.push((key, value));
-        s = s[end + 1..].trim_start();
-        if let Some(after) = s.strip_prefix(',') {
-            s = after;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const SAMPLE: &str = r#"# HELP bootstrap_dns_resolve_total DNS seed resolutions attempted.
-# TYPE bootstrap_dns_resolve_total counter
-bootstrap_dns_resolve_total_total 3
-# HELP bootstrap_dns_resolve_success DNS seed resolutions that returned addresses.
-# TYPE bootstrap_dns_resolve_success counter
-bootstrap_dns_resolve_success_total 2
-# TYPE bootstrap_peer_handshake_failure counter
-bootstrap_peer_handshake_failure_total{reason="network_mismatch"} 4
-bootstrap_peer_handshake_failure_total{reason="version_mismatch",dir="in"} 1
-bootstrap_peer_handshake_failure_total{reason="odd \"quoted\", value\\x"} 7
-# TYPE bootstrap_active_peers gauge
-bootstrap_active_peers 5
-bootstrap_peers_dat_size{} 12.5 1700000000000
-# TYPE bootstrap_fallback_triggered counter
-bootstrap_fallback_triggered_total 0
-# EOF
-"#;
-
-    #[test]
-    fn reads_gauges_and_counters_with_suffix_tolerance() {
-        assert_eq!(
-            metric_value(SAMPLE, "bootstrap_active_peers", &[]),
-            Some(5.0)
-        );
-        assert_eq!(
-            metric_value(SAMPLE, "bootstrap_peers_dat_size", &[]),
-            Some(12.5)
-        );
-        // Counter named `…_total` exposed as `…_total_total`.
-        assert_eq!(
-            metric_value(SAMPLE, "bootstrap_dns_resolve_total", &[]),
-            Some(3.0)
-        );
-        // Counter asked by its family name or by its sample name.
-        assert_eq!(
-            metric_value(SAMPLE, "bootstrap_dns_resolve_success", &[]),
-            Some(2.0)
-        );
-        assert_eq!(
-            metric_value(SAMPLE, "bootstrap_dns_resolve_success_total", &[]),
-            Some(2.0)
-        );
-        assert_eq!(
-            metric_value(SAMPLE, "bootstrap_fallback_triggered", &[]),
-            Some(0.0)
-        );
-    }
-
-    #[test]
-    fn label_matching_and_summing() {
-        let name = "bootstrap_peer_handshake_failure";
-        assert_eq!(
-            metric_value(SAMPLE, name, &[("reason", "network_mismatch")]),
-            Some(4.0)
-        );
-        assert_eq!(
-            metric_value(SAMPLE, name, &[("reason", "version_mismatch")]),
-            Some(1.0)
-        );
-        assert_eq!(
-            metric_value(SAMPLE, name, &[("reason", "odd \"quoted\", value\\x")]),
-            Some(7.0)
-        );
-        assert_eq!(metric_value(SAMPLE, name, &[]), Some(12.0));
-        assert_eq!(metric_value(SAMPLE, name, &[("reason", "timeout")]), None);
-    }
-
-    #[test]
-    fn absent_metric_and_no_prefix_confusion() {
-        assert_eq!(
-            metric_value(SAMPLE, "bootstrap_pex_requests_total", &[]),
-            None
-        );
-        // `bootstrap_active` is a prefix of a real name but not a metric itself.
-        assert_eq!(metric_value(SAMPLE, "bootstrap_active", &[]), None);
-        assert_eq!(metric_value("", "x", &[]), None);
-        assert_eq!(metric_value("garbage line\nx{unclosed 1", "x", &[]), None);
-    }
 
     #[test]
     fn api_error_bodies() {
@@ -483,6 +482,41 @@ bootstrap_fallback_triggered_total 0
             "dsdnd answered 403 Forbidden: this node is not the DA authority"
         );
         assert_eq!(status_text(599), "599");
+    }
+
+    #[test]
+    fn unauthorized_and_segments() {
+        let addr: SocketAddr = "127.0.0.1:8645".parse().expect("addr");
+        let err = ClientError::Unauthorized {
+            addr,
+            sent_token: true,
+        };
+        assert_eq!(
+            err.to_string(),
+            "the control API at 127.0.0.1:8645 refused the token: pass --data-dir of the daemon or --cookie FILE"
+        );
+        let err = ClientError::Unauthorized {
+            addr,
+            sent_token: false,
+        };
+        assert!(err
+            .to_string()
+            .contains("refused the request without a token"));
+        assert_eq!(encode_segment("12D3KooWabc"), "12D3KooWabc");
+        assert_eq!(encode_segment("a/b c%"), "a%2Fb%20c%25");
+    }
+
+    #[test]
+    fn cookie_file_is_read_per_request() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(".cookie");
+        let client = ApiClient::new("127.0.0.1:1".parse().expect("addr")).with_cookie_file(&path);
+        assert_eq!(client.token(), None);
+        std::fs::write(&path, "abc\n").expect("write");
+        assert_eq!(client.token().as_deref(), Some("abc"));
+        std::fs::write(&path, "def").expect("write");
+        assert_eq!(client.token().as_deref(), Some("def"));
+        assert_eq!(client.with_token("x").token().as_deref(), Some("x"));
     }
 
     #[tokio::test]

@@ -1,13 +1,14 @@
 //! The `dsdnd` daemon and the `dsdn-agent` operator tool.
 //!
 //! The library part holds what the binaries and the integration tests share: the control
-//! API's JSON shapes ([`api`]) and server ([`server`]), the node key ([`key`]), an HTTP
-//! client for the API ([`client`]) and a launcher for local networks of real `dsdnd`
-//! processes ([`localnet`]).
+//! API's JSON shapes ([`api`]) and server ([`server`]), its cookie authentication
+//! ([`cookie`]), the node key ([`key`]), an HTTP client for the API ([`client`]) and a
+//! launcher for local networks of real `dsdnd` processes ([`localnet`]).
 #![deny(missing_docs)]
 
 pub mod api;
 pub mod client;
+pub mod cookie;
 pub mod key;
 pub mod localnet;
 pub mod server;

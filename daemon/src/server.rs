@@ -1,18 +1,33 @@
-//! The control API server (HTTP/JSON; shapes in [`crate::api`]).
+//! The control API server (HTTP/JSON; shapes and routes in [`crate::api`]).
+//!
+//! Every route, `/metrics` and unknown paths included, sits behind [`require_token`]: the
+//! request must carry `Authorization: Bearer <token>` with the token of the daemon's
+//! cookie ([`crate::cookie`]).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use dsdn_p2p::da::PublishError;
+use dsdn_p2p::handle::PeerView;
 use dsdn_p2p::{Metrics, NodeHandle};
 use dsdn_protocols::da::DaEvent;
-use dsdn_protocols::PROTOCOL_VERSION;
+use dsdn_protocols::{ServiceType, PROTOCOL_VERSION};
+use serde::Deserialize;
 
 use crate::api::{ApiError, DaStateResponse, PeerInfo, PublishResponse, StatusResponse};
+use crate::cookie::{bearer_token, token_matches};
+
+mod control;
+#[cfg(test)]
+mod tests;
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -32,6 +47,41 @@ pub struct ApiState {
     pub services: Vec<String>,
     /// e.g. `dsdnd/0.1.0`.
     pub agent_version: String,
+    /// The bearer token every request must carry (the content of `<data dir>/.cookie`).
+    pub token: Arc<str>,
+    /// Ban length of `POST /v1/peers/{peer_id}/ban` without `duration_secs`
+    /// (seeds.toml's `[bootstrap] ban_duration_secs`).
+    pub ban_duration: Duration,
+}
+
+/// The answer to a request without the right token: 401, `WWW-Authenticate: Bearer` and
+/// an [`ApiError`] body.
+fn unauthorized(msg: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer realm=\"dsdnd\"")],
+        Json(ApiError {
+            error: msg.to_owned(),
+        }),
+    )
+        .into_response()
+}
+
+/// Middleware: passes the request on when it carries `Authorization: Bearer <token>` with
+/// [`ApiState::token`] (compared in constant time), else answers 401.
+pub async fn require_token(State(s): State<ApiState>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token);
+    match presented {
+        Some(token) if token_matches(token, &s.token) => next.run(req).await,
+        Some(_) => unauthorized("wrong API token: use the one in the daemon's <data dir>/.cookie"),
+        None => unauthorized(
+            "missing API token: send Authorization: Bearer <content of the daemon's <data dir>/.cookie>",
+        ),
+    }
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -65,27 +115,56 @@ async fn status(State(s): State<ApiState>) -> Response {
     .into_response()
 }
 
-async fn peers(State(s): State<ApiState>) -> Response {
+/// Query of `GET /v1/peers`.
+#[derive(Debug, Deserialize)]
+struct PeersQuery {
+    /// A service type name: only peers offering it.
+    #[serde(rename = "type")]
+    service: Option<String>,
+}
+
+fn peer_info(p: PeerView) -> PeerInfo {
+    PeerInfo {
+        peer_id: p.peer_id.to_string(),
+        addresses: p.addrs.iter().map(|a| a.to_string()).collect(),
+        services: p.services.names().into_iter().map(String::from).collect(),
+        source: p.source.as_str().to_owned(),
+        connected: p.connected_outbound.is_some(),
+        direction: p
+            .connected_outbound
+            .map(|o| if o { "outbound" } else { "inbound" }.to_owned()),
+        last_seen: p.last_seen,
+        last_success: p.last_success,
+        success_count: p.success_count,
+        failure_count: p.failure_count,
+        score: p.score,
+        netgroup: p.netgroup,
+        suspicious: p.suspicious,
+        banned_until: p.banned_until,
+    }
+}
+
+async fn peers(
+    State(s): State<ApiState>,
+    query: Result<Query<PeersQuery>, QueryRejection>,
+) -> Response {
+    let service = match query {
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+        Ok(Query(PeersQuery { service: None })) => None,
+        Ok(Query(PeersQuery {
+            service: Some(name),
+        })) => match name.parse::<ServiceType>() {
+            Ok(t) => Some(t),
+            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        },
+    };
     let Ok(peers) = s.node.peers().await else {
         return stopped();
     };
     let out: Vec<PeerInfo> = peers
         .into_iter()
-        .map(|p| PeerInfo {
-            peer_id: p.peer_id.to_string(),
-            addresses: p.addrs.iter().map(|a| a.to_string()).collect(),
-            services: p.services.names().into_iter().map(String::from).collect(),
-            source: p.source.as_str().to_owned(),
-            connected: p.connected_outbound.is_some(),
-            direction: p
-                .connected_outbound
-                .map(|o| if o { "outbound" } else { "inbound" }.to_owned()),
-            last_seen: p.last_seen,
-            last_success: p.last_success,
-            success_count: p.success_count,
-            failure_count: p.failure_count,
-            score: p.score,
-        })
+        .filter(|p| service.is_none_or(|t| p.services.contains(t)))
+        .map(peer_info)
         .collect();
     Json(out).into_response()
 }
@@ -148,16 +227,24 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such endpoint")
 }
 
-/// The API's router.
+/// The API's router: every route of [`crate::api`], behind [`require_token`].
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/status", get(status))
-        .route("/v1/peers", get(peers))
+        .route("/v1/peers", get(peers).post(control::add_peer))
+        .route("/v1/seeds", post(control::add_seed))
+        .route("/v1/peers/stats", get(control::stats))
+        .route("/v1/peers/reset", post(control::reset))
+        .route(
+            "/v1/peers/{peer_id}/ban",
+            post(control::ban).delete(control::unban),
+        )
         .route("/v1/da/events", post(publish))
         .route("/v1/da/state", get(da_state))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }
 

@@ -1,16 +1,15 @@
-//! `status`, `peers list`, `da publish` and `da state`.
+//! `status`, `da publish` and `da state` (the `peers` commands are in `peers.rs`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use dsdn_daemon::api::{DaStateResponse, PeerInfo, PublishResponse, StatusResponse};
+use dsdn_daemon::api::{DaStateResponse, PublishResponse, StatusResponse};
 use dsdn_daemon::client::ApiClient;
 use dsdn_protocols::da::DaEvent;
-use dsdn_protocols::ServiceType;
 
 use super::print_out;
-use super::table::{format_duration, render_kv, render_table, short_id, yes_no};
+use super::table::{format_duration, render_kv, yes_no};
 
 /// `dsdn-agent status [--json]`.
 pub(crate) async fn status(client: &ApiClient, json: bool) -> anyhow::Result<()> {
@@ -19,19 +18,6 @@ pub(crate) async fn status(client: &ApiClient, json: bool) -> anyhow::Result<()>
         return print_out(&to_json(&status)?);
     }
     print_out(&status_table(&status))
-}
-
-/// `dsdn-agent peers list [--json] [--type SERVICE]`.
-pub(crate) async fn peers_list(
-    client: &ApiClient,
-    json: bool,
-    service: Option<ServiceType>,
-) -> anyhow::Result<()> {
-    let peers = filter_peers(client.peers().await?, service);
-    if json {
-        return print_out(&to_json(&peers)?);
-    }
-    print_out(&peers_table(&peers))
 }
 
 /// `dsdn-agent da publish --file EVENTS.json`.
@@ -51,7 +37,7 @@ pub(crate) async fn da_state(client: &ApiClient, json: bool) -> anyhow::Result<(
 }
 
 /// Pretty JSON and a newline.
-fn to_json<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
     let mut s = serde_json::to_string_pretty(value).context("cannot encode JSON")?;
     s.push('\n');
     Ok(s)
@@ -80,72 +66,12 @@ fn status_table(s: &StatusResponse) -> String {
     ])
 }
 
-fn join_or_dash(items: &[String]) -> String {
+pub(crate) fn join_or_dash(items: &[String]) -> String {
     if items.is_empty() {
         "-".to_owned()
     } else {
         items.join(", ")
     }
-}
-
-fn filter_peers(peers: Vec<PeerInfo>, service: Option<ServiceType>) -> Vec<PeerInfo> {
-    match service {
-        None => peers,
-        Some(t) => peers
-            .into_iter()
-            .filter(|p| p.services.iter().any(|s| s == t.as_str()))
-            .collect(),
-    }
-}
-
-/// Connected peers first, then by score (highest first), then by id.
-fn peers_table(peers: &[PeerInfo]) -> String {
-    if peers.is_empty() {
-        return "no known peers\n".to_owned();
-    }
-    let mut sorted: Vec<&PeerInfo> = peers.iter().collect();
-    sorted.sort_by(|a, b| {
-        b.connected
-            .cmp(&a.connected)
-            .then(b.score.cmp(&a.score))
-            .then(a.peer_id.cmp(&b.peer_id))
-    });
-    let rows: Vec<Vec<String>> = sorted
-        .iter()
-        .map(|p| {
-            let connected = match (p.connected, &p.direction) {
-                (true, Some(d)) => format!("yes ({d})"),
-                (true, None) => "yes".to_owned(),
-                (false, _) => "no".to_owned(),
-            };
-            vec![
-                short_id(&p.peer_id),
-                join_or_dash(&p.addresses).replace(", ", ","),
-                join_or_dash(&p.services).replace(", ", ","),
-                p.source.clone(),
-                connected,
-                p.score.to_string(),
-            ]
-        })
-        .collect();
-    let connected = peers.iter().filter(|p| p.connected).count();
-    let mut out = render_table(
-        &[
-            "PEER ID",
-            "ADDRESSES",
-            "SERVICES",
-            "SOURCE",
-            "CONNECTED",
-            "SCORE",
-        ],
-        &rows,
-    );
-    out.push_str(&format!(
-        "{} peer{}, {connected} connected\n",
-        peers.len(),
-        if peers.len() == 1 { "" } else { "s" }
-    ));
-    out
 }
 
 /// Reads and checks a JSON array of DA events; every error names the file.
@@ -205,53 +131,6 @@ fn da_state_table(s: &DaStateResponse) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn peer(id: &str, services: &[&str], connected: bool, score: i64) -> PeerInfo {
-        PeerInfo {
-            peer_id: id.to_owned(),
-            addresses: vec![format!("/ip4/127.0.0.2/tcp/3000/p2p/{id}")],
-            services: services.iter().map(|s| (*s).to_owned()).collect(),
-            source: "dns_seed".to_owned(),
-            connected,
-            direction: connected.then(|| "outbound".to_owned()),
-            last_seen: None,
-            last_success: None,
-            success_count: 0,
-            failure_count: 0,
-            score,
-        }
-    }
-
-    #[test]
-    fn peers_filter_and_table() {
-        let peers = vec![
-            peer("12D3KooWaaaaaaaaaaaaaaaa", &["storage"], false, 10),
-            peer("12D3KooWbbbbbbbbbbbbbbbb", &["bootstrap"], true, 5),
-            peer(
-                "12D3KooWcccccccccccccccc",
-                &["storage", "storage-dc"],
-                true,
-                7,
-            ),
-        ];
-        let storage = filter_peers(peers.clone(), Some(ServiceType::Storage));
-        assert_eq!(storage.len(), 2);
-        let dc = filter_peers(peers.clone(), Some(ServiceType::StorageDc));
-        assert_eq!(dc.len(), 1);
-        assert_eq!(filter_peers(peers.clone(), None).len(), 3);
-
-        let table = peers_table(&peers);
-        let lines: Vec<&str> = table.lines().collect();
-        assert!(lines[0].starts_with("PEER ID"), "{table}");
-        // Connected first, by score.
-        assert!(lines[1].starts_with("12D3…cccccccc"), "{table}");
-        assert!(lines[1].contains("storage,storage-dc"), "{table}");
-        assert!(lines[1].contains("yes (outbound)"), "{table}");
-        assert!(lines[2].starts_with("12D3…bbbbbbbb"), "{table}");
-        assert!(lines[3].contains(" no "), "{table}");
-        assert_eq!(lines[4], "3 peers, 2 connected");
-        assert_eq!(peers_table(&[]), "no known peers\n");
-    }
 
     #[test]
     fn event_file_errors_are_precise() {

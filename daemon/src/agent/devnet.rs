@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use dsdn_daemon::client::ApiClient;
 use dsdn_daemon::localnet::{find_dsdnd, sample_da_events, LocalNet, LocalNetSpec, NodeMode};
 use dsdn_protocols::da::DaEvent;
 use tokio::sync::watch;
@@ -293,7 +292,7 @@ async fn collect_rows(net: &LocalNet) -> Vec<NodeRow> {
         let (peers, da) = if exited {
             (None, None)
         } else {
-            let client = ApiClient::with_timeout(node.api_addr(), REQUEST_TIMEOUT);
+            let client = node.client_with_timeout(REQUEST_TIMEOUT);
             let peers = client.status().await.ok().map(|s| s.connected_peers);
             let da = if carries_da(node.mode()) {
                 client

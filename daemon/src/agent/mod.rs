@@ -2,16 +2,23 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use dsdn_daemon::client::{ApiClient, DEFAULT_API_ADDR};
+use dsdn_daemon::cookie::{cookie_path, read_cookie};
 use dsdn_protocols::ServiceType;
 
 mod commands;
 mod devnet;
+mod peers;
 mod table;
+
+/// The daemon's default data directory (`dsdnd --data-dir`), where its cookie is looked
+/// for when neither `--data-dir` nor `--cookie` is given.
+const DEFAULT_DATA_DIR: &str = "dsdn-data";
 
 /// Operator tool for dsdnd: node status, peers, DA events, and local devnets.
 #[derive(Debug, Parser)]
@@ -27,6 +34,15 @@ struct Cli {
     )]
     api: SocketAddr,
 
+    /// The daemon's data directory: the API token is read from DIR/.cookie
+    /// [default: dsdn-data].
+    #[arg(long, global = true, value_name = "DIR", conflicts_with = "cookie")]
+    data_dir: Option<PathBuf>,
+
+    /// The daemon's cookie file (the API token), e.g. /var/lib/dsdn/.cookie.
+    #[arg(long, global = true, value_name = "FILE")]
+    cookie: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -39,7 +55,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Inspect the node's peers.
+    /// Inspect and manage the node's peers and seeds.
     #[command(subcommand)]
     Peers(PeersCommand),
     /// Publish and inspect DA events.
@@ -61,6 +77,44 @@ enum PeersCommand {
         /// coordinator, validator, chain, ingress).
         #[arg(long = "type", value_name = "SERVICE", value_parser = parse_service_type)]
         service: Option<ServiceType>,
+    },
+    /// Add a static peer (kept in the daemon's data directory) and dial it now.
+    Add {
+        /// IP:PORT, [IPv6]:PORT or a multiaddr such as /ip4/203.0.113.50/tcp/30303.
+        #[arg(value_name = "IP:PORT|MULTIADDR")]
+        addr: String,
+    },
+    /// Add a DNS seed (kept in the daemon's data directory) and resolve it now.
+    AddSeed {
+        /// The seed's domain name, e.g. seed4.dsdn.network.
+        #[arg(value_name = "DOMAIN")]
+        domain: String,
+    },
+    /// Address-book and connection statistics (peers.dat health, eclipse and partition
+    /// warnings).
+    Stats {
+        /// Print the statistics as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Force a re-bootstrap: clear peers.dat, drop every connection and start again from
+    /// the DNS seeds and static peers. Asks no confirmation.
+    Reset,
+    /// Ban a peer: disconnect it and refuse it until the ban ends.
+    Ban {
+        /// The peer's id (base58, 12D3Koo…).
+        #[arg(value_name = "PEER", value_parser = peers::parse_peer_id)]
+        peer: String,
+        /// Ban length: 90s, 30m, 12h, 7d, 2w or plain seconds (at most 365d)
+        /// [default: the daemon's ban_duration_secs].
+        #[arg(long = "for", value_name = "DURATION", value_parser = peers::parse_ban_duration)]
+        duration: Option<u64>,
+    },
+    /// Lift a peer's ban.
+    Unban {
+        /// The peer's id (base58, 12D3Koo…).
+        #[arg(value_name = "PEER", value_parser = peers::parse_peer_id)]
+        peer: String,
     },
 }
 
@@ -130,17 +184,51 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let client = ApiClient::new(cli.api);
+    // Every command but devnet talks to one daemon, with its token.
+    let (api, cookie, data_dir) = (cli.api, cli.cookie, cli.data_dir);
+    let client = move || -> anyhow::Result<ApiClient> {
+        let token = read_token(cookie.as_deref(), data_dir.as_deref())?;
+        Ok(ApiClient::new(api).with_token(token))
+    };
     match cli.command {
-        Command::Status { json } => commands::status(&client, json).await?,
-        Command::Peers(PeersCommand::List { json, service }) => {
-            commands::peers_list(&client, json, service).await?
-        }
-        Command::Da(DaCommand::Publish { file }) => commands::da_publish(&client, &file).await?,
-        Command::Da(DaCommand::State { json }) => commands::da_state(&client, json).await?,
         Command::Devnet(args) => return devnet::run(args).await,
+        Command::Status { json } => commands::status(&client()?, json).await?,
+        Command::Peers(cmd) => {
+            let client = client()?;
+            match cmd {
+                PeersCommand::List { json, service } => peers::list(&client, json, service).await?,
+                PeersCommand::Add { addr } => peers::add(&client, &addr).await?,
+                PeersCommand::AddSeed { domain } => peers::add_seed(&client, &domain).await?,
+                PeersCommand::Stats { json } => peers::stats(&client, json).await?,
+                PeersCommand::Reset => peers::reset(&client).await?,
+                PeersCommand::Ban { peer, duration } => {
+                    peers::ban(&client, &peer, duration).await?
+                }
+                PeersCommand::Unban { peer } => peers::unban(&client, &peer).await?,
+            }
+        }
+        Command::Da(DaCommand::Publish { file }) => commands::da_publish(&client()?, &file).await?,
+        Command::Da(DaCommand::State { json }) => commands::da_state(&client()?, json).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The API token: from `--cookie FILE`, else `DIR/.cookie` of `--data-dir DIR`, else
+/// `dsdn-data/.cookie`. Every error says which file was tried and what to pass instead.
+fn read_token(cookie: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<String> {
+    let (path, how) = match (cookie, data_dir) {
+        (Some(file), _) => (file.to_path_buf(), "--cookie"),
+        (None, Some(dir)) => (cookie_path(dir), "--data-dir"),
+        (None, None) => (cookie_path(Path::new(DEFAULT_DATA_DIR)), "default"),
+    };
+    read_cookie(&path).with_context(|| {
+        let hint = match how {
+            "--cookie" => "is dsdnd running? it writes the cookie at start",
+            "--data-dir" => "is dsdnd running with this --data-dir? it writes the cookie at start",
+            _ => "pass --data-dir DIR of the daemon or --cookie FILE",
+        };
+        format!("cannot read the API cookie {} ({hint})", path.display())
+    })
 }
 
 /// The error and its causes on one line (`a: b: c`), cut at the first line break (some
@@ -201,6 +289,104 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Cli::try_parse_from(["dsdn-agent", "devnet", "--storage", "3"]).is_err());
+    }
+
+    #[test]
+    fn parses_peer_commands() {
+        let peer = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";
+        let parse = |args: &[&str]| {
+            let mut all = vec!["dsdn-agent"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all)
+        };
+        let peers = |args: &[&str]| match parse(args).map(|c| c.command) {
+            Ok(Command::Peers(p)) => p,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        assert!(matches!(
+            peers(&["peers", "add", "203.0.113.50:30303"]),
+            PeersCommand::Add { addr } if addr == "203.0.113.50:30303"
+        ));
+        assert!(matches!(
+            peers(&["peers", "add-seed", "seed4.dsdn.network"]),
+            PeersCommand::AddSeed { domain } if domain == "seed4.dsdn.network"
+        ));
+        assert!(matches!(
+            peers(&["peers", "stats", "--json"]),
+            PeersCommand::Stats { json: true }
+        ));
+        assert!(matches!(peers(&["peers", "reset"]), PeersCommand::Reset));
+        assert!(matches!(
+            peers(&["peers", "ban", peer, "--for", "12h"]),
+            PeersCommand::Ban {
+                duration: Some(43_200),
+                ..
+            }
+        ));
+        assert!(matches!(
+            peers(&["peers", "ban", peer]),
+            PeersCommand::Ban { duration: None, .. }
+        ));
+        assert!(matches!(
+            peers(&["peers", "unban", peer]),
+            PeersCommand::Unban { .. }
+        ));
+        assert!(matches!(
+            peers(&["peers", "list", "--type", "chain", "--json"]),
+            PeersCommand::List {
+                json: true,
+                service: Some(ServiceType::Chain)
+            }
+        ));
+        assert!(parse(&["peers", "ban", "nope"]).is_err());
+        assert!(parse(&["peers", "ban", peer, "--for", "1y"]).is_err());
+        assert!(parse(&["peers", "add"]).is_err());
+        assert!(parse(&["peers", "reset", "--yes"]).is_err());
+
+        // Auth flags are global and exclusive.
+        let cli = parse(&["peers", "stats", "--data-dir", "/srv/dsdn"]).expect("parse");
+        assert_eq!(cli.data_dir.as_deref(), Some(Path::new("/srv/dsdn")));
+        let cli = parse(&["--cookie", "/tmp/c", "status"]).expect("parse");
+        assert_eq!(cli.cookie.as_deref(), Some(Path::new("/tmp/c")));
+        assert!(parse(&["--cookie", "/tmp/c", "--data-dir", "/d", "status"]).is_err());
+    }
+
+    #[test]
+    fn token_sources() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(".cookie"), "tok1\n").expect("write");
+        let other = dir.path().join("other");
+        std::fs::write(&other, "tok2").expect("write");
+        assert_eq!(read_token(None, Some(dir.path())).expect("dir"), "tok1");
+        assert_eq!(read_token(Some(&other), None).expect("file"), "tok2");
+
+        let missing = dir.path().join("missing");
+        let msg = one_line(&read_token(None, Some(&missing)).expect_err("no cookie"));
+        assert!(
+            msg.starts_with(&format!(
+                "cannot read the API cookie {}/.cookie (is dsdnd running with this --data-dir?",
+                missing.display()
+            )),
+            "{msg}"
+        );
+        let msg = one_line(&read_token(Some(&missing), None).expect_err("no cookie"));
+        assert!(msg.contains("is dsdnd running?"), "{msg}");
+        std::fs::write(&other, "  \n").expect("write");
+        let msg = one_line(&read_token(Some(&other), None).expect_err("empty"));
+        assert!(msg.ends_with("the cookie file is empty"), "{msg}");
+    }
+
+    #[test]
+    fn default_cookie_path_error_names_the_flags() {
+        // The test runs in the crate directory, which has no dsdn-data/.cookie.
+        if Path::new(DEFAULT_DATA_DIR).join(".cookie").exists() {
+            return;
+        }
+        let msg = one_line(&read_token(None, None).expect_err("no default cookie"));
+        assert!(
+            msg.starts_with("cannot read the API cookie dsdn-data/.cookie (pass --data-dir DIR of the daemon or --cookie FILE)"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -77,6 +77,28 @@ pub(crate) fn format_duration(secs: u64) -> String {
     }
 }
 
+/// `2024-03-01 12:00:00 UTC` for UNIX seconds (proleptic Gregorian calendar).
+pub(crate) fn format_unix_utc(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 /// `yes` / `no`.
 pub(crate) fn yes_no(b: bool) -> &'static str {
     if b {
@@ -135,5 +157,13 @@ mod tests {
             format_duration(3 * 86_400 + 4 * 3600 + 5 * 60),
             "3d 04h 05m"
         );
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(format_unix_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_unix_utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(format_unix_utc(1_709_294_400), "2024-03-01 12:00:00 UTC");
+        assert_eq!(format_unix_utc(4_102_444_799), "2099-12-31 23:59:59 UTC");
     }
 }

@@ -4,6 +4,10 @@
 //! dsdnd init --data-dir DIR
 //! dsdnd --mode bootstrap|storage|coordinator --config FILE --data-dir DIR --listen IP:PORT --api IP:PORT
 //! ```
+//!
+//! While it runs, `<data dir>/.cookie` (mode 0600) holds the token the control API demands
+//! (`Authorization: Bearer <token>`); it is rewritten at each start and removed on a clean
+//! shutdown.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -11,8 +15,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use dsdn_bootstrap::config::SeedsConfig;
-use dsdn_daemon::key;
 use dsdn_daemon::server::{self, ApiState};
+use dsdn_daemon::{cookie, key};
 use dsdn_p2p::{Node, NodeConfig};
 use dsdn_protocols::{ServiceSet, ServiceType};
 use tracing_subscriber::EnvFilter;
@@ -161,6 +165,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         %listen,
         "dsdnd started"
     );
+    let token = cookie::write_cookie(&cli.data_dir).with_context(|| {
+        format!(
+            "cannot write the control API cookie {}",
+            cookie::cookie_path(&cli.data_dir).display()
+        )
+    })?;
     let state = ApiState {
         node: node.handle.clone(),
         metrics: node.metrics.clone(),
@@ -168,12 +178,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         network: seeds.network.name.to_string(),
         services: services.names().into_iter().map(String::from).collect(),
         agent_version,
+        token: token.into(),
+        ban_duration: seeds.bootstrap.ban_duration,
     };
     let event_loop = tokio::spawn(node.event_loop.run());
     let api = cli.api;
-    server::serve(api, state, shutdown_signal())
+    let served = server::serve(api, state, shutdown_signal())
         .await
-        .with_context(|| format!("control API on {api}"))?;
+        .with_context(|| format!("control API on {api}"));
+    if let Err(e) = cookie::remove_cookie(&cli.data_dir) {
+        tracing::warn!(error = %e, "cannot remove the control API cookie");
+    }
+    served?;
     // The API held the last handles; dropping them stops the event loop.
     drop(node.handle);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), event_loop).await;
