@@ -2,6 +2,8 @@
 //!
 //! * [`record`] — [`PeerRecord`], one peers.dat entry, and its private versioned encoding;
 //! * [`mod@score`] — the 28.1.B §5 score and the dial order (suspicious entries last);
+//! * [`ratelimit`] — the inbound connection limiter per IP ([`InboundRateLimiter`]) and the
+//!   per-peer PEX address token bucket ([`AddrTokenBucket`]);
 //! * [`store`] — [`PeerStore`], the persistent, bounded ([`MAX_ENTRIES`]) peer cache with
 //!   test-before-evict, garbage collection, bans, dial candidates and PEX selection.
 //!
@@ -13,11 +15,13 @@
 #![forbid(unsafe_code)]
 
 pub mod netgroup;
+pub mod ratelimit;
 pub mod record;
 pub mod score;
 pub mod store;
 
 pub use netgroup::{netgroup_of, NetGroup};
+pub use ratelimit::{AddrTokenBucket, InboundRateLimiter, MAX_TRACKED_IPS};
 pub use record::{PeerRecord, SUSPICIOUS_CONSECUTIVE_FAILURES};
 pub use score::{dial_order, score};
 pub use store::{
