@@ -3,10 +3,19 @@
 //! Spec: 28.1.B §4 (the fields of a peers.dat entry, the "suspicious" mark after 10
 //! consecutive failures). All times are UNIX seconds.
 //!
-//! On disk a record is a private struct (`RecordV1`) holding the PeerId and the multiaddrs as
-//! raw bytes, encoded with [`dsdn_protocols::codec`] under [`MAX_RECORD_BYTES`]. Decoding never
-//! trusts the bytes: the version, the PeerId, every multiaddr (count and size bounds included),
-//! the network id and the table key are all checked before a [`PeerRecord`] is built.
+//! On disk a record is a private struct (`StoredRecord`) holding the PeerId and the multiaddrs
+//! as raw bytes, encoded with [`dsdn_protocols::codec`] under [`MAX_RECORD_BYTES`]. Two layouts
+//! exist, told apart by the field `v`:
+//!
+//! * v1 (schema 1): no netgroups; still decoded, the netgroups are computed;
+//! * v2 (schema 2, written by this build): also `netgroups`, the [`NetGroup`] of each address
+//!   in its `Display` form (`"ipv4:203.0"`, …; CBOR null for an address without one), as
+//!   28.1.C §6 asks peers.dat to hold "the netgroup of each address".
+//!
+//! Decoding never trusts the bytes: the version, the PeerId, every multiaddr (count and size
+//! bounds included), the stored netgroups (which must equal the ones recomputed from the
+//! addresses), the network id and the table key are all checked before a [`PeerRecord`] is
+//! built.
 
 use dsdn_protocols::codec::{self, CodecError};
 use dsdn_protocols::handshake::{MAX_ADDR_BYTES, MAX_LISTEN_ADDRS};
@@ -15,6 +24,8 @@ use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+
+use crate::netgroup::NetGroup;
 
 /// Most addresses kept per peer (16, as in the handshake).
 pub const MAX_ADDRS: usize = MAX_LISTEN_ADDRS;
@@ -29,8 +40,11 @@ pub const MAX_RECORD_BYTES: usize = 8 * 1024;
 /// (28.1.B §4).
 pub const SUSPICIOUS_CONSECUTIVE_FAILURES: u32 = 10;
 
-/// Version tag of the current on-disk record layout.
-const RECORD_VERSION: u8 = 1;
+/// Version tag of the current on-disk record layout (with netgroups).
+pub(crate) const RECORD_VERSION: u8 = 2;
+
+/// Version tag of the schema-1 layout (no netgroups), still decoded.
+pub(crate) const RECORD_V1: u8 = 1;
 
 /// What the node knows about one peer: one entry of peers.dat (28.1.B §4).
 ///
@@ -109,6 +123,27 @@ impl PeerRecord {
         self.last_success
             .is_some_and(|t| now.saturating_sub(t) <= secs)
     }
+
+    /// The netgroup of each address, in `addrs` order (`None` for an address without one,
+    /// e.g. `/memory`); what peers.dat stores next to each address (28.1.C §6).
+    pub fn netgroups(&self) -> Vec<Option<NetGroup>> {
+        self.addrs.iter().map(NetGroup::of_addr).collect()
+    }
+
+    /// The primary netgroup: that of the first address; `None` without addresses or if the
+    /// first address has none. Outbound selection allows one peer per primary netgroup
+    /// (28.1.C §6, see [`crate::select`]).
+    pub fn netgroup(&self) -> Option<NetGroup> {
+        self.addrs.first().and_then(NetGroup::of_addr)
+    }
+}
+
+/// The stored form of each address's netgroup: its `Display` string.
+fn netgroup_strings(addrs: &[Multiaddr]) -> Vec<Option<String>> {
+    addrs
+        .iter()
+        .map(|a| NetGroup::of_addr(a).map(|g| g.to_string()))
+        .collect()
 }
 
 /// Keeps the addresses a record may hold: drops empty and over-long ([`MAX_ADDR_LEN`]) ones
@@ -129,7 +164,7 @@ pub(crate) fn sanitize_addrs(addrs: &[Multiaddr]) -> Vec<Multiaddr> {
 /// Why stored bytes are not a valid record. Such records are deleted, never returned.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RecordError {
-    /// Not a CBOR `RecordV1`, or larger than [`MAX_RECORD_BYTES`].
+    /// Not a CBOR `StoredRecord`, or larger than [`MAX_RECORD_BYTES`].
     #[error("undecodable record: {0}")]
     Codec(#[from] CodecError),
     /// A record layout this build does not know.
@@ -147,6 +182,10 @@ pub(crate) enum RecordError {
     /// An address is empty, longer than [`MAX_ADDR_LEN`] or not a multiaddr.
     #[error("invalid address: {0}")]
     Addr(String),
+    /// The stored netgroups are missing (v2), present (v1) or differ from the ones computed
+    /// from the addresses.
+    #[error("netgroups do not match the addresses: {0}")]
+    NetGroups(String),
     /// The record belongs to another network than the store.
     #[error("record of network {found}, store is {expected}")]
     Network {
@@ -157,12 +196,15 @@ pub(crate) enum RecordError {
     },
 }
 
-/// The on-disk layout, version 1. Field names are part of the format.
+/// The on-disk layouts v1 and v2 (v1 has no `netgroups`). Field names are part of the format.
 #[derive(Serialize, Deserialize)]
-struct RecordV1 {
+struct StoredRecord {
     v: u8,
     peer_id: ByteBuf,
     addrs: Vec<ByteBuf>,
+    /// v2 only: the netgroup of each address, as its `Display` string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    netgroups: Option<Vec<Option<String>>>,
     network: NetworkId,
     services: ServiceSet,
     source: PeerSource,
@@ -182,10 +224,17 @@ struct RecordV1 {
 /// [`CodecError::TooLarge`] if the encoding exceeds [`MAX_RECORD_BYTES`] (impossible for a
 /// record whose addresses went through `sanitize_addrs`).
 pub(crate) fn encode_record(r: &PeerRecord) -> Result<Vec<u8>, CodecError> {
-    let stored = RecordV1 {
-        v: RECORD_VERSION,
+    encode_record_as(r, RECORD_VERSION)
+}
+
+/// Encodes a record in layout `version` ([`RECORD_V1`] or [`RECORD_VERSION`]); v1 is only
+/// written by tests (to build schema-1 files).
+pub(crate) fn encode_record_as(r: &PeerRecord, version: u8) -> Result<Vec<u8>, CodecError> {
+    let stored = StoredRecord {
+        v: version,
         peer_id: ByteBuf::from(r.peer_id.to_bytes()),
         addrs: r.addrs.iter().map(|a| ByteBuf::from(a.to_vec())).collect(),
+        netgroups: (version >= RECORD_VERSION).then(|| netgroup_strings(&r.addrs)),
         network: r.network.clone(),
         services: r.services,
         source: r.source,
@@ -211,8 +260,21 @@ pub(crate) fn decode_record(
     bytes: &[u8],
     network: &NetworkId,
 ) -> Result<PeerRecord, RecordError> {
-    let s: RecordV1 = codec::decode(bytes, MAX_RECORD_BYTES)?;
-    if s.v != RECORD_VERSION {
+    decode_record_versioned(key, bytes, network).map(|(r, _)| r)
+}
+
+/// [`decode_record`] that also returns the layout version the record was stored in (to
+/// rewrite v1 records when a schema-1 file is upgraded).
+///
+/// # Errors
+/// A [`RecordError`] naming the first check that failed.
+pub(crate) fn decode_record_versioned(
+    key: &[u8],
+    bytes: &[u8],
+    network: &NetworkId,
+) -> Result<(PeerRecord, u8), RecordError> {
+    let s: StoredRecord = codec::decode(bytes, MAX_RECORD_BYTES)?;
+    if s.v != RECORD_VERSION && s.v != RECORD_V1 {
         return Err(RecordError::Version(s.v));
     }
     let peer_id = PeerId::from_bytes(&s.peer_id).map_err(|e| RecordError::PeerId(e.to_string()))?;
@@ -231,13 +293,26 @@ pub(crate) fn decode_record(
             Multiaddr::try_from(raw.into_vec()).map_err(|e| RecordError::Addr(e.to_string()))?;
         addrs.push(a);
     }
+    match (s.v, s.netgroups) {
+        (RECORD_V1, None) => {}
+        (RECORD_V1, Some(_)) => return Err(RecordError::NetGroups("in a v1 record".into())),
+        (_, None) => return Err(RecordError::NetGroups("missing".into())),
+        (_, Some(stored)) => {
+            let computed = netgroup_strings(&addrs);
+            if stored != computed {
+                return Err(RecordError::NetGroups(format!(
+                    "stored {stored:?}, computed {computed:?}"
+                )));
+            }
+        }
+    }
     if &s.network != network {
         return Err(RecordError::Network {
             expected: network.clone(),
             found: s.network,
         });
     }
-    Ok(PeerRecord {
+    let record = PeerRecord {
         peer_id,
         addrs,
         network: s.network,
@@ -251,7 +326,8 @@ pub(crate) fn decode_record(
         failure_count: s.failure_count,
         consecutive_failures: s.consecutive_failures,
         banned_until: s.banned_until,
-    })
+    };
+    Ok((record, s.v))
 }
 
 #[cfg(test)]
@@ -321,7 +397,7 @@ pub(crate) mod tests {
             Err(RecordError::Network { .. })
         ));
         // Too many addresses, a bad address, a bad peer id, a future version.
-        let mut s: RecordV1 = codec::decode(&bytes, MAX_RECORD_BYTES).unwrap();
+        let mut s: StoredRecord = codec::decode(&bytes, MAX_RECORD_BYTES).unwrap();
         s.addrs.push(ByteBuf::from(addr(99, 1).to_vec()));
         let b = codec::encode(&s, MAX_RECORD_BYTES).unwrap();
         assert!(matches!(
@@ -342,17 +418,96 @@ pub(crate) mod tests {
             Err(RecordError::PeerId(_))
         ));
         s.peer_id = ByteBuf::from(r.peer_id.to_bytes());
-        s.v = 2;
-        let b = codec::encode(&s, MAX_RECORD_BYTES).unwrap();
-        assert!(matches!(
-            decode_record(&r.peer_id.to_bytes(), &b, &net()),
-            Err(RecordError::Version(2))
-        ));
+        for v in [0, 3, 255] {
+            s.v = v;
+            let b = codec::encode(&s, MAX_RECORD_BYTES).unwrap();
+            assert!(matches!(
+                decode_record(&r.peer_id.to_bytes(), &b, &net()),
+                Err(RecordError::Version(x)) if x == v
+            ));
+        }
         // Oversized input is refused before decoding.
         assert!(matches!(
             decode_record(&[], &vec![0u8; MAX_RECORD_BYTES + 1], &net()),
             Err(RecordError::Codec(CodecError::TooLarge { .. }))
         ));
+    }
+
+    #[test]
+    fn v2_stores_netgroups_and_v1_still_decodes() {
+        let mut r = full_record();
+        r.addrs = vec![
+            "/ip4/203.0.113.5/tcp/1".parse().unwrap(),
+            "/memory/5".parse().unwrap(),
+            "/dns4/Seed.Example/tcp/1".parse().unwrap(),
+        ];
+        let key = r.peer_id.to_bytes();
+        let v2 = encode_record(&r).unwrap();
+        let s: StoredRecord = codec::decode(&v2, MAX_RECORD_BYTES).unwrap();
+        assert_eq!(s.v, 2);
+        assert_eq!(
+            s.netgroups,
+            Some(vec![
+                Some("ipv4:203.0".to_owned()),
+                None,
+                Some("dns:seed.example".to_owned())
+            ])
+        );
+        assert_eq!(
+            decode_record_versioned(&key, &v2, &net()).unwrap(),
+            (r.clone(), 2)
+        );
+        let v1 = encode_record_as(&r, RECORD_V1).unwrap();
+        assert!(v1.len() < v2.len());
+        assert_eq!(
+            decode_record_versioned(&key, &v1, &net()).unwrap(),
+            (r.clone(), 1)
+        );
+        assert_eq!(
+            r.netgroups(),
+            vec![
+                Some(NetGroup::Ipv4([203, 0])),
+                None,
+                Some(NetGroup::Dns("seed.example".into()))
+            ]
+        );
+        assert_eq!(r.netgroup(), Some(NetGroup::Ipv4([203, 0])));
+        r.addrs.clear();
+        assert_eq!(r.netgroup(), None);
+    }
+
+    #[test]
+    fn netgroups_must_match_the_addresses() {
+        let r = full_record();
+        let key = r.peer_id.to_bytes();
+        let good: StoredRecord =
+            codec::decode(&encode_record(&r).unwrap(), MAX_RECORD_BYTES).unwrap();
+        let check = |s: &StoredRecord| {
+            decode_record(&key, &codec::encode(s, MAX_RECORD_BYTES).unwrap(), &net())
+        };
+        assert!(check(&good).is_ok());
+        let tamper: [fn(&mut StoredRecord); 5] = [
+            // A v2 record without netgroups.
+            |s| s.netgroups = None,
+            // A v1 record with netgroups.
+            |s| s.v = RECORD_V1,
+            // One netgroup too few, one wrong, one missing.
+            |s| drop(s.netgroups.as_mut().unwrap().pop()),
+            |s| s.netgroups.as_mut().unwrap()[3] = Some("ipv4:1.2".into()),
+            |s| s.netgroups.as_mut().unwrap()[0] = None,
+        ];
+        for (i, t) in tamper.iter().enumerate() {
+            let mut s: StoredRecord = codec::decode(
+                &codec::encode(&good, MAX_RECORD_BYTES).unwrap(),
+                MAX_RECORD_BYTES,
+            )
+            .unwrap();
+            t(&mut s);
+            assert!(
+                matches!(check(&s), Err(RecordError::NetGroups(_))),
+                "tamper {i}"
+            );
+        }
     }
 
     #[test]

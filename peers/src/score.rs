@@ -70,6 +70,11 @@ impl Standing {
         s
     }
 
+    /// True while a ban is in force at `now` (`now < banned_until`).
+    pub(crate) fn is_banned(&self, now: u64) -> bool {
+        self.banned_until.is_some_and(|until| now < until)
+    }
+
     pub(crate) fn is_suspicious(&self) -> bool {
         self.consecutive_failures >= SUSPICIOUS_CONSECUTIVE_FAILURES
     }

@@ -1,9 +1,15 @@
-//! [`PeerStore`]: peers.dat as a redb database (28.1.B §3–§5).
+//! [`PeerStore`]: peers.dat as a redb database (28.1.B §3–§5, 28.1.C §6–§8).
 //!
 //! Every mutating call is one redb write transaction (crash-safe, default durability: a
 //! committed call survives a crash, an interrupted one leaves no trace). Every read goes
-//! through a redb read transaction. An in-memory index of each entry's score inputs mirrors
-//! the file so that [`PeerStore::len`] and the choice of the entry to evict are cheap.
+//! through a redb read transaction. An in-memory index of each entry's score inputs, source,
+//! services and primary netgroup mirrors the file so that [`PeerStore::len`],
+//! [`PeerStore::stats`], the choice of the entry to evict and the outbound and feeler choices
+//! are cheap.
+//!
+//! Besides the peers, the file keeps the anchors ([`PeerStore::save_anchors`],
+//! [`PeerStore::take_anchors`]): the outbound peers of the last run, redialled first at the
+//! next start, as Bitcoin Core's anchors.dat.
 //!
 //! 28.1.B §4 asks for atomic writes (temp file, then rename); redb's checksummed
 //! copy-on-write commits give the same guarantee for every transaction, without rewriting
@@ -11,34 +17,48 @@
 //!
 //! All `now` and time arguments are UNIX seconds.
 
+mod anchors;
 mod open;
+mod outbound;
+mod stats;
 mod txn;
 mod types;
 
+#[cfg(test)]
+mod tests_anchors;
+#[cfg(test)]
+mod tests_fuzz;
 #[cfg(test)]
 mod tests_open;
 #[cfg(test)]
 mod tests_ops;
 #[cfg(test)]
+mod tests_outbound;
+#[cfg(test)]
 mod tests_select;
+#[cfg(test)]
+mod tests_upgrade;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use dsdn_protocols::pex::{MAX_PEX_ENTRIES, PEX_FRESHNESS};
 use dsdn_protocols::{NetworkId, PeerSource, ServiceSet};
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 
+pub use anchors::MAX_ANCHORS;
 pub use open::SCHEMA_VERSION;
+pub use stats::StoreStats;
 pub use types::{LearnedPeer, OpenReport, StoreError};
 
 use crate::record::{decode_record, sanitize_addrs, PeerRecord};
 use crate::score::dial_order;
-use txn::{apply, Eviction, Index, WriteCtx, PEERS};
+use txn::{apply, Eviction, Index, WriteCtx, ANCHORS, PEERS};
 
 /// Most entries peers.dat holds (28.1.B §4).
 pub const MAX_ENTRIES: usize = 10_000;
@@ -61,6 +81,8 @@ pub struct PeerStore {
     path: PathBuf,
     network: NetworkId,
     index: Mutex<Index>,
+    /// Number of saved anchors; only changed while the index lock is held, after a commit.
+    anchors: AtomicUsize,
 }
 
 impl fmt::Debug for PeerStore {
@@ -76,9 +98,11 @@ impl fmt::Debug for PeerStore {
 impl PeerStore {
     /// Opens or creates peers.dat at `path` for `network`.
     ///
+    /// A schema-1 file is upgraded in place to [`SCHEMA_VERSION`] (records rewritten with
+    /// their netgroups, anchors table added; reported in [`OpenReport::upgraded_from`]).
     /// An unusable file (redb refuses it: random bytes, truncated, zero-length, failed
-    /// integrity check; a redb file that is not a peers.dat; an unknown or newer
-    /// [`SCHEMA_VERSION`]) is renamed to `<name>.corrupt-<unix-seconds>` in the same
+    /// integrity check; a redb file that is not a peers.dat; an unknown older schema such as
+    /// 0) is renamed to `<name>.corrupt-<unix-seconds>` in the same
     /// directory, logged once with `tracing::warn!`, replaced by an empty store and reported
     /// in [`OpenReport::moved_aside`]. Records that fail to decode are deleted and counted in
     /// [`OpenReport::purged_records`].
@@ -86,6 +110,8 @@ impl PeerStore {
     /// # Errors
     /// * [`StoreError::NetworkMismatch`] for a store of another network (the file is left
     ///   untouched);
+    /// * [`StoreError::NewerSchema`] for a file of a schema newer than [`SCHEMA_VERSION`]
+    ///   (the file is left untouched);
     /// * [`StoreError::AlreadyOpen`] if the file is open elsewhere;
     /// * [`StoreError::Io`] for file-system failures (missing directory, permissions,
     ///   `path` is a directory, the rename fails);
@@ -97,10 +123,12 @@ impl PeerStore {
             path: path.to_owned(),
             network: network.clone(),
             index: Mutex::new(opened.index),
+            anchors: AtomicUsize::new(opened.anchors),
         };
         let report = OpenReport {
             moved_aside,
             purged_records: opened.purged,
+            upgraded_from: opened.upgraded_from,
         };
         Ok((store, report))
     }
@@ -288,7 +316,8 @@ impl PeerStore {
         self.write(|ctx| ctx.remove(peer))
     }
 
-    /// Deletes every record (the meta table is kept).
+    /// Deletes every record and the saved anchors (the meta table is kept); the 28.1.C §7
+    /// `dsdn-agent peers reset`.
     ///
     /// # Errors
     /// [`StoreError::Database`] if the transaction fails.
@@ -296,8 +325,10 @@ impl PeerStore {
         let mut index = self.lock_index();
         let txn = self.db.begin_write()?;
         txn.open_table(PEERS)?.retain(|_, _| false)?;
+        txn.open_table(ANCHORS)?.retain(|_, _| false)?;
         txn.commit()?;
         index.clear();
+        self.anchors.store(0, Ordering::Relaxed);
         Ok(())
     }
 
@@ -453,6 +484,16 @@ impl PeerStore {
         &self,
         f: impl FnOnce(&mut WriteCtx<'_, '_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.write_with(|_, ctx| f(ctx), |_| {})
+    }
+
+    /// [`PeerStore::write`] where `f` may also open other tables of the transaction, and
+    /// `after` runs with `f`'s result once the transaction committed, under the index lock.
+    fn write_with<T>(
+        &self,
+        f: impl FnOnce(&WriteTransaction, &mut WriteCtx<'_, '_>) -> Result<T, StoreError>,
+        after: impl FnOnce(&T),
+    ) -> Result<T, StoreError> {
         let mut index = self.lock_index();
         let txn = self.db.begin_write()?;
         let (out, overlay) = {
@@ -462,11 +503,12 @@ impl PeerStore {
                 overlay: HashMap::new(),
                 network: &self.network,
             };
-            let out = f(&mut ctx)?;
+            let out = f(&txn, &mut ctx)?;
             (out, ctx.overlay)
         };
         txn.commit()?;
         apply(&mut index, overlay);
+        after(&out);
         Ok(out)
     }
 

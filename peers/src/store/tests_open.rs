@@ -172,20 +172,70 @@ fn truncated_store_is_moved_aside() {
 }
 
 #[test]
-fn newer_schema_is_moved_aside() {
+fn newer_schema_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
     populated(&dat(&dir));
-    set_meta(&dat(&dir), SCHEMA_KEY, &2u32.to_be_bytes());
+    let newer = SCHEMA_VERSION + 1;
+    set_meta(&dat(&dir), SCHEMA_KEY, &newer.to_be_bytes());
+    let before = fs::read(dat(&dir)).unwrap();
+    let err = PeerStore::open(&dat(&dir), &net()).unwrap_err();
+    match &err {
+        StoreError::NewerSchema {
+            file,
+            found,
+            supported,
+        } => {
+            assert_eq!(file, &dat(&dir));
+            assert_eq!((*found, *supported), (newer, SCHEMA_VERSION));
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+    let msg = err.to_string();
+    for needle in [
+        "schema version 3",
+        "up to 2",
+        "newer dsdnd",
+        "left untouched",
+        "peers.dat",
+    ] {
+        assert!(msg.contains(needle), "{needle:?} not in {msg:?}");
+    }
+    // Not moved aside, not changed by a single byte, not mixed with a fresh store.
+    assert!(corrupt_files(dir.path()).is_empty());
+    assert_eq!(fs::read(dat(&dir)).unwrap(), before);
+    let db = Database::open(dat(&dir)).unwrap();
+    let txn = db.begin_read().unwrap();
+    assert_eq!(
+        txn.open_table(META)
+            .unwrap()
+            .get(SCHEMA_KEY)
+            .unwrap()
+            .unwrap()
+            .value(),
+        newer.to_be_bytes()
+    );
+    assert_eq!(
+        redb::ReadableTableMetadata::len(&txn.open_table(PEERS).unwrap()).unwrap(),
+        3
+    );
+}
+
+#[test]
+fn unknown_older_schema_is_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    populated(&dat(&dir));
+    set_meta(&dat(&dir), SCHEMA_KEY, &0u32.to_be_bytes());
     let (s, report) = PeerStore::open(&dat(&dir), &net()).unwrap();
     let aside = report.moved_aside.expect("moved aside");
+    assert_eq!(report.upgraded_from, None);
     assert_fresh_and_usable(&s);
-    // The old file is intact: still a redb store of schema 2 with its three peers.
+    // The old file is intact: still a redb store of schema 0 with its three peers.
     let db = Database::open(&aside).unwrap();
     let txn = db.begin_read().unwrap();
     let meta = txn.open_table(META).unwrap();
     assert_eq!(
         meta.get(SCHEMA_KEY).unwrap().unwrap().value(),
-        2u32.to_be_bytes()
+        0u32.to_be_bytes()
     );
     assert_eq!(
         redb::ReadableTableMetadata::len(&txn.open_table(PEERS).unwrap()).unwrap(),

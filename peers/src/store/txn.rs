@@ -1,25 +1,58 @@
 //! The in-memory eviction index and the write context shared by every mutating operation.
 //!
-//! The index maps every stored PeerId to its [`Standing`] so that the store's length and the
-//! eviction victim are found without decoding 10 000 records. It is only a mirror: it is
-//! rebuilt from the file at open, and changes made inside a write transaction are staged in
-//! an overlay and applied to it only after the transaction committed.
+//! The index maps every stored PeerId to an [`IndexEntry`] (its [`Standing`], source,
+//! services, primary netgroup and whether it has addresses) so that the store's length, its
+//! statistics, the eviction victim and the outbound and feeler choices are found without
+//! decoding 10 000 records. It is only a mirror: it is rebuilt from the file at open, and
+//! changes made inside a write transaction are staged in an overlay and applied to it only
+//! after the transaction committed.
 
 use std::collections::HashMap;
 
-use dsdn_protocols::NetworkId;
+use dsdn_protocols::{NetworkId, PeerSource, ServiceSet};
 use libp2p_identity::PeerId;
 use redb::{ReadableTable, Table, TableDefinition};
 
 use super::StoreError;
+use crate::netgroup::NetGroup;
 use crate::record::{decode_record, encode_record, PeerRecord};
 use crate::score::Standing;
 
 /// peers table: PeerId bytes → encoded record.
 pub(super) const PEERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("peers");
 
-/// PeerId → standing of every record in the file.
-pub(super) type Index = HashMap<PeerId, Standing>;
+/// anchors table: position (0, 1, …) → PeerId bytes of a saved anchor.
+pub(super) const ANCHORS: TableDefinition<u32, &[u8]> = TableDefinition::new("anchors");
+
+/// What the index keeps of one record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct IndexEntry {
+    /// Score and ranking inputs, including `banned_until`.
+    pub(crate) standing: Standing,
+    /// Where the peer was first learned.
+    pub(crate) source: PeerSource,
+    /// Its advertised services.
+    pub(crate) services: ServiceSet,
+    /// The netgroup of its first address.
+    pub(crate) netgroup: Option<NetGroup>,
+    /// True if it has at least one address (it can be dialled).
+    pub(crate) has_addrs: bool,
+}
+
+impl From<&PeerRecord> for IndexEntry {
+    fn from(r: &PeerRecord) -> Self {
+        Self {
+            standing: Standing::from(r),
+            source: r.source,
+            services: r.services,
+            netgroup: r.netgroup(),
+            has_addrs: !r.addrs.is_empty(),
+        }
+    }
+}
+
+/// PeerId → index entry of every record in the file.
+pub(super) type Index = HashMap<PeerId, IndexEntry>;
 
 /// Which entries an insertion into a full store may evict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +70,7 @@ pub(super) struct WriteCtx<'a, 't> {
     pub(super) table: Table<'t, &'static [u8], &'static [u8]>,
     pub(super) base: &'a Index,
     /// `Some` = upserted, `None` = removed, in this transaction.
-    pub(super) overlay: HashMap<PeerId, Option<Standing>>,
+    pub(super) overlay: HashMap<PeerId, Option<IndexEntry>>,
     pub(super) network: &'a NetworkId,
 }
 
@@ -88,7 +121,7 @@ impl WriteCtx<'_, '_> {
         let bytes = encode_record(r)?;
         let key = r.peer_id.to_bytes();
         self.table.insert(key.as_slice(), bytes.as_slice())?;
-        self.overlay.insert(r.peer_id, Some(Standing::from(r)));
+        self.overlay.insert(r.peer_id, Some(IndexEntry::from(r)));
         Ok(())
     }
 
@@ -127,10 +160,11 @@ impl WriteCtx<'_, '_> {
             .base
             .iter()
             .filter(|(p, _)| !self.overlay.contains_key(*p))
+            .map(|(p, e)| (p, &e.standing))
             .chain(
                 self.overlay
                     .iter()
-                    .filter_map(|(p, s)| s.as_ref().map(|s| (p, s))),
+                    .filter_map(|(p, s)| s.as_ref().map(|s| (p, &s.standing))),
             );
         let unbanned = |s: &Standing| s.banned_until.is_none_or(|u| now >= u);
         let allowed: Box<dyn Fn(&Standing) -> bool> = match eviction {
@@ -152,7 +186,7 @@ impl WriteCtx<'_, '_> {
 }
 
 /// Applies the staged changes of a committed transaction to the index.
-pub(super) fn apply(index: &mut Index, overlay: HashMap<PeerId, Option<Standing>>) {
+pub(super) fn apply(index: &mut Index, overlay: HashMap<PeerId, Option<IndexEntry>>) {
     for (peer, change) in overlay {
         match change {
             Some(s) => {

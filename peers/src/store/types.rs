@@ -29,6 +29,24 @@ pub enum StoreError {
         /// The network recorded in the file.
         found: NetworkId,
     },
+    /// The file was written by a newer build (its schema version is above
+    /// [`SCHEMA_VERSION`]). It is left untouched — neither read, changed nor moved aside — so
+    /// that the newer build can still use it: run the newer dsdnd again, or move the file
+    /// away deliberately to start this build with an empty peer store.
+    #[error(
+        "{}: peers.dat has schema version {found}, but this dsdnd only understands schema \
+         versions up to {supported} (the file was written by a newer dsdnd). The file was left \
+         untouched: run the newer dsdnd, or move the file away to start with an empty peer store",
+        file.display()
+    )]
+    NewerSchema {
+        /// The peers.dat path.
+        file: PathBuf,
+        /// The schema version recorded in the file.
+        found: u32,
+        /// The newest schema this build reads ([`SCHEMA_VERSION`]).
+        supported: u32,
+    },
     /// Another [`PeerStore`] (in this or another process) has the file open.
     #[error("{}: peers.dat is already open", file.display())]
     AlreadyOpen {
@@ -86,6 +104,9 @@ pub struct OpenReport {
     pub moved_aside: Option<PathBuf>,
     /// Records deleted because they failed to decode.
     pub purged_records: usize,
+    /// The older schema version the file was upgraded from in place (to [`SCHEMA_VERSION`]),
+    /// if it was.
+    pub upgraded_from: Option<u32>,
 }
 
 /// A peer learned second-hand, for [`PeerStore::learn_many`].
