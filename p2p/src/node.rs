@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dsdn_bootstrap::added::AddedSources;
 use dsdn_bootstrap::resolver::SeedResolver;
 use dsdn_peers::store::{OpenReport, PeerStore};
 use dsdn_protocols::da::MAX_ENVELOPE_BYTES;
@@ -23,7 +24,7 @@ use crate::da::DaGossip;
 use crate::event_loop::EventLoop;
 use crate::handle::{NodeHandle, COMMAND_QUEUE};
 use crate::metrics::Metrics;
-use crate::peer_manager::PeerManager;
+use crate::peer_manager::{PeerManager, PeerManagerParts};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,9 @@ pub enum StartError {
         /// Why.
         reason: String,
     },
+    /// The operator additions file could not be read.
+    #[error("{0}")]
+    Added(String),
     /// The metrics registry refused a metric.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -146,7 +150,15 @@ impl Node {
     pub fn start(cfg: NodeConfig) -> Result<Node, StartError> {
         let metrics = Metrics::new()?;
         let (store, store_report) = PeerStore::open(&cfg.peers_file, &cfg.network)?;
+        if store_report.moved_aside.is_some() {
+            metrics.peers_dat_corrupt.inc();
+        }
         let store = Arc::new(store);
+        let (added, added_moved) =
+            AddedSources::load(&cfg.added_file).map_err(|e| StartError::Added(e.to_string()))?;
+        if let Some(path) = added_moved {
+            tracing::warn!(path = %path.display(), "the operator additions file was corrupt: moved aside");
+        }
         let resolver = SeedResolver::new(
             &cfg.bootstrap.dns_servers,
             cfg.bootstrap.dns_resolve_timeout,
@@ -154,11 +166,15 @@ impl Node {
         .map_err(|e| StartError::Resolver(e.to_string()))?;
         let key = cfg.keypair.clone();
         let manager = PeerManager::new(
-            key.public().to_peer_id(),
             cfg.bootstrap.clone(),
-            store.clone(),
-            Arc::new(resolver),
-            metrics.clone(),
+            PeerManagerParts {
+                local_peer_id: key.public().to_peer_id(),
+                store: store.clone(),
+                resolver: Arc::new(resolver),
+                metrics: metrics.clone(),
+                added,
+                added_file: cfg.added_file.clone(),
+            },
         );
         let behaviour = build_behaviour(&cfg, &key, manager)?;
         let mut swarm: Swarm<Behaviour> = SwarmBuilder::with_existing_identity(key.clone())

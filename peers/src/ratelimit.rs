@@ -138,6 +138,16 @@ impl AddrTokenBucket {
         }
     }
 
+    /// A full bucket (1000 tokens) for a peer connected at `now`: used for the addresses we
+    /// *serve* a requester, so its first PEX answer is complete and later ones are paced at
+    /// 0.1 address per second.
+    pub fn full(now: Instant) -> Self {
+        Self {
+            tokens: MAX_ADDR_PROCESSING_TOKEN_BUCKET,
+            updated: now,
+        }
+    }
+
     /// We sent the peer a PEX request: adds 1000 tokens, beyond the cap (Bitcoin Core does
     /// this when it sends GETADDR).
     pub fn on_request_sent(&mut self) {

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dsdn_peers::ratelimit::AddrTokenBucket;
 use dsdn_peers::score::score;
 use dsdn_peers::store::{LearnedPeer, PeerStore};
 use dsdn_protocols::handshake::{Handshake, HandshakeError, MAX_ADDR_BYTES, MAX_LISTEN_ADDRS};
-use dsdn_protocols::pex::{PexRateLimiter, PexRequest, PexResponse, MAX_PEX_ENTRIES};
-use dsdn_protocols::{PeerSource, ServiceSet, PROTOCOL_VERSION};
+use dsdn_protocols::pex::{PexError, PexRateLimiter, PexRequest, PexResponse, MAX_PEX_ENTRIES};
+use dsdn_protocols::{PeerSource, ServiceSet, ServiceType, PROTOCOL_VERSION};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::multiaddr::Protocol;
@@ -27,6 +28,12 @@ use crate::peer_manager::{unix_now, PeerManagerEvent, VerifiedInfo};
 
 mod control;
 
+/// How often the address-book gauges are recomputed.
+const STATS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Netgroups exported one by one in `bootstrap_peers_dat_entries_by_netgroup`.
+const TOP_NETGROUPS: usize = 16;
+
 /// Owns the swarm; see the module documentation.
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -40,6 +47,12 @@ pub struct EventLoop {
     handshakes: HashMap<OutboundRequestId, ConnectionId>,
     pex_out: PexRateLimiter<PeerId>,
     pex_in: PexRateLimiter<PeerId>,
+    /// Per-peer token buckets for addresses received through PEX (Bitcoin Core's ADDR
+    /// processing bucket).
+    addr_buckets: HashMap<PeerId, AddrTokenBucket>,
+    /// Per-peer token buckets for addresses served through PEX.
+    serve_buckets: HashMap<PeerId, AddrTokenBucket>,
+    last_stats: Option<Instant>,
 }
 
 /// Decodes and filters advertised addresses: well-formed, IP-based, not unspecified.
@@ -88,15 +101,18 @@ impl EventLoop {
             cfg,
             started: Instant::now(),
             handshakes: HashMap::new(),
-            pex_out: PexRateLimiter::new(interval),
+            // Our own requests: one at verification and one per rotation, never more often
+            // than half the interval; requests from a peer: at most one per interval.
+            pex_out: PexRateLimiter::new(interval / 2),
             pex_in: PexRateLimiter::new(interval),
+            addr_buckets: HashMap::new(),
+            serve_buckets: HashMap::new(),
+            last_stats: None,
         }
     }
 
     /// Runs until every [`crate::NodeHandle`] is dropped.
     pub async fn run(mut self) {
-        let pex_tick = (self.cfg.bootstrap.pex_interval / 4).max(Duration::from_secs(1));
-        let mut pex_timer = tokio::time::interval(pex_tick);
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         let mut gc = tokio::time::interval(Duration::from_secs(3600));
         loop {
@@ -106,7 +122,6 @@ impl EventLoop {
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                _ = pex_timer.tick() => self.pex_round(),
                 _ = housekeeping.tick() => self.housekeeping(),
                 _ = gc.tick() => match self.store.gc(unix_now()) {
                     Ok(0) => {}
@@ -114,6 +129,11 @@ impl EventLoop {
                     Err(e) => tracing::warn!(error = %e, "peers.dat garbage collection failed"),
                 },
             }
+        }
+        let anchors = self.swarm.behaviour().peer_manager.anchor_peers();
+        match self.store.save_anchors(&anchors) {
+            Ok(()) => tracing::info!(anchors = anchors.len(), "anchors saved for the next start"),
+            Err(e) => tracing::warn!(error = %e, "cannot save the anchors"),
         }
         tracing::info!("network event loop stopped");
     }
@@ -131,8 +151,60 @@ impl EventLoop {
 
     fn housekeeping(&mut self) {
         self.metrics.peers_dat_size.set(self.store.len() as i64);
-        let connected = self.swarm.behaviour().peer_manager.connected().len();
-        self.metrics.active_peers.set(connected as i64);
+        let connected = self.swarm.behaviour().peer_manager.connected();
+        self.metrics.active_peers.set(connected.len() as i64);
+        for service in ServiceType::ALL {
+            let n = connected
+                .values()
+                .filter(|p| p.services.contains(service))
+                .count();
+            self.metrics
+                .active_peers_by_type
+                .with_label_values(&[service.as_str()])
+                .set(n as i64);
+        }
+        let now = Instant::now();
+        if self
+            .last_stats
+            .is_none_or(|t| now.duration_since(t) >= STATS_INTERVAL)
+        {
+            self.last_stats = Some(now);
+            self.export_store_stats();
+        }
+    }
+
+    /// Exports the address-book health gauges (28.1.C §8) from the store's in-memory index.
+    fn export_store_stats(&self) {
+        let st = self.store.stats(unix_now());
+        let m = &self.metrics;
+        for source in PeerSource::ALL {
+            let n = st.by_source.get(&source).copied().unwrap_or(0);
+            m.peers_dat_by_source
+                .with_label_values(&[source.as_str()])
+                .set(n as i64);
+        }
+        let mut groups: Vec<(String, usize)> = st
+            .by_netgroup
+            .iter()
+            .map(|(g, n)| (g.to_string(), *n))
+            .collect();
+        groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        m.peers_dat_by_netgroup.reset();
+        let other: usize = groups.iter().skip(TOP_NETGROUPS).map(|(_, n)| n).sum();
+        for (g, n) in groups.iter().take(TOP_NETGROUPS) {
+            m.peers_dat_by_netgroup
+                .with_label_values(&[g])
+                .set(*n as i64);
+        }
+        if other > 0 {
+            m.peers_dat_by_netgroup
+                .with_label_values(&["other"])
+                .set(other as i64);
+        }
+        m.peers_dat_netgroups.set(st.by_netgroup.len() as i64);
+        m.peers_dat_tried.set(st.tried as i64);
+        m.peers_dat_suspicious.set(st.suspicious as i64);
+        m.peers_dat_banned.set(st.banned as i64);
     }
 
     fn on_command(&mut self, command: Command) {
@@ -323,9 +395,12 @@ impl EventLoop {
                 }
                 self.request_pex(peer);
             }
+            PeerManagerEvent::RequestPex { peer } => self.request_pex(peer),
             PeerManagerEvent::PeerDisconnected { peer } => {
                 self.pex_out.forget(&peer);
                 self.pex_in.forget(&peer);
+                self.addr_buckets.remove(&peer);
+                self.serve_buckets.remove(&peer);
                 self.swarm.behaviour_mut().kad.remove_peer(&peer);
             }
         }
@@ -416,27 +491,15 @@ impl EventLoop {
             .pex_requests_total
             .with_label_values(&["sent"])
             .inc();
+        self.addr_buckets
+            .entry(peer)
+            .or_insert_with(|| AddrTokenBucket::new(Instant::now()))
+            .on_request_sent();
         let req = PexRequest {
             max_entries: MAX_PEX_ENTRIES as u16,
             services: ServiceSet::EMPTY,
         };
         self.swarm.behaviour_mut().pex.send_request(&peer, req);
-    }
-
-    fn pex_round(&mut self) {
-        let now = Instant::now();
-        let due: Vec<PeerId> = self
-            .swarm
-            .behaviour()
-            .peer_manager
-            .connected()
-            .keys()
-            .filter(|p| self.pex_out.would_allow(p, now))
-            .copied()
-            .collect();
-        for peer in due {
-            self.request_pex(peer);
-        }
     }
 
     fn pex_answer(&mut self, peer: PeerId, req: &PexRequest) -> PexResponse {
@@ -446,7 +509,13 @@ impl EventLoop {
             tracing::debug!(%peer, "PEX request refused (unverified or too frequent)");
             return PexResponse::default();
         }
+        let now = Instant::now();
+        let bucket = self
+            .serve_buckets
+            .entry(peer)
+            .or_insert_with(|| AddrTokenBucket::full(now));
         let limit = usize::from(req.max_entries).min(MAX_PEX_ENTRIES);
+        let limit = bucket.take(limit, now);
         let records = self
             .store
             .pex_entries(unix_now(), &peer, req.services, limit)
@@ -482,6 +551,18 @@ impl EventLoop {
                 message: Message::Response { response, .. },
                 ..
             } => self.on_pex_response(peer, response),
+            request_response::Event::OutboundFailure {
+                peer,
+                error: OutboundFailure::Io(e),
+                ..
+            } if e.kind() == std::io::ErrorKind::InvalidData => {
+                // Larger than the 2 MiB cap or not a PEX response at all.
+                tracing::warn!(%peer, error = %e, "undecodable PEX response");
+                self.swarm
+                    .behaviour_mut()
+                    .peer_manager
+                    .penalize(peer, "pex_malformed");
+            }
             request_response::Event::OutboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "PEX request failed");
             }
@@ -490,14 +571,33 @@ impl EventLoop {
     }
 
     fn on_pex_response(&mut self, from: PeerId, response: PexResponse) {
-        let entries = match response.validated() {
+        let mut entries = match response.validated() {
             Ok(entries) => entries,
             Err(e) => {
-                tracing::warn!(peer = %from, error = %e, "invalid PEX response; disconnecting");
-                let _ = self.swarm.disconnect_peer_id(from);
+                tracing::warn!(peer = %from, error = %e, "invalid PEX response");
+                let PexError::TooManyEntries(_) = e;
+                self.swarm
+                    .behaviour_mut()
+                    .peer_manager
+                    .penalize(from, "pex_oversized");
                 return;
             }
         };
+        let now = Instant::now();
+        let received = entries.len();
+        let allowed = self
+            .addr_buckets
+            .entry(from)
+            .or_insert_with(|| AddrTokenBucket::new(now))
+            .take(received, now);
+        entries.truncate(allowed);
+        self.metrics.pex_addrs_received.inc_by(received as u64);
+        if allowed < received {
+            self.metrics
+                .pex_addrs_rate_limited
+                .inc_by((received - allowed) as u64);
+            tracing::debug!(peer = %from, received, allowed, "PEX addresses rate-limited");
+        }
         let local = *self.swarm.local_peer_id();
         let learned: Vec<LearnedPeer> = entries
             .iter()

@@ -1,36 +1,64 @@
-//! The peer manager: a [`NetworkBehaviour`](libp2p::swarm::NetworkBehaviour) that runs the bootstrap fallback chain, asks the
-//! swarm to dial, enforces connection limits and keeps peers.dat up to date.
+//! The peer manager: a [`NetworkBehaviour`](libp2p::swarm::NetworkBehaviour) that decides
+//! whom the node dials and whom it accepts, and keeps peers.dat up to date.
 //!
-//! It owns no sockets. It decides *whom* to dial (peers.dat → static peers → DNS seeds, then
-//! peers learned through PEX), tracks every dial and connection until the handshake verifies
-//! or refuses it, and reports outcomes to the pure [`FallbackChain`] (28.1.A §4). The event
-//! loop feeds it handshake results ([`PeerManager::on_handshake_ok`],
-//! [`PeerManager::on_handshake_failed`]) and PEX discoveries ([`PeerManager::discovered`]).
+//! It owns no sockets: it asks the swarm to dial ([`ToSwarm::Dial`]) and to close
+//! connections, and it tells the event loop what happened ([`PeerManagerEvent`]). Its pure
+//! parts live elsewhere and are driven here with `now`:
+//!
+//! * the bootstrap [`FallbackChain`] (28.1.A §4): anchors and peers.dat → static peers →
+//!   DNS seeds, retried with backoff ([`dialing`]);
+//! * [`PartitionRecovery`] (28.1.C §4): below `min_peers`, sweep every DNS seed, static and
+//!   cached peer with exponential backoff ([`maintenance`]);
+//! * the [`RotationSchedule`] (28.1.B §6): a random DNS seed every 30 min, PEX to a random
+//!   peer every 15 min, two feeler connections to cached peers every hour ([`maintenance`]);
+//! * outbound selection with netgroup and source diversity and the eclipse warning
+//!   (28.1.C §6, [`dsdn_peers::select`]);
+//! * admission control (28.1.C §6): bans, per-IP inbound rate limit, inbound, outbound and
+//!   per-peer connection limits ([`swarm`]).
+//!
+//! The event loop feeds it handshake results ([`PeerManager::on_handshake_ok`],
+//! [`PeerManager::on_handshake_failed`]), PEX discoveries ([`PeerManager::discovered`]) and
+//! misbehaviour ([`PeerManager::penalize`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dsdn_bootstrap::config::{socket_dial_addrs, BootstrapConfig, DnsSeed, StaticPeer};
-use dsdn_bootstrap::fallback::{Action, FallbackChain, FallbackConfig, Stage};
+use dsdn_bootstrap::added::AddedSources;
+use dsdn_bootstrap::config::BootstrapConfig;
+use dsdn_bootstrap::fallback::{FallbackChain, FallbackConfig, Stage};
+use dsdn_bootstrap::recovery::{PartitionRecovery, RecoveryConfig};
 use dsdn_bootstrap::resolver::{ResolveError, Resolved, SeedResolver};
+use dsdn_bootstrap::rotation::{RotationConfig, RotationSchedule};
+use dsdn_peers::ratelimit::InboundRateLimiter;
 use dsdn_peers::store::PeerStore;
+use dsdn_peers::{NetGroup, PeerRecord};
 use dsdn_protocols::handshake::HandshakeError;
 use dsdn_protocols::{PeerSource, ServiceSet};
 use futures::future::BoxFuture;
-use futures::FutureExt;
+use futures::stream::FuturesUnordered;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{CloseConnection, ConnectionDenied, ConnectionId, ToSwarm};
+use libp2p::swarm::{CloseConnection, ConnectionId, ToSwarm};
 use libp2p::{Multiaddr, PeerId};
 
-use crate::handle::ControlError;
 use crate::metrics::Metrics;
 
+mod control;
+mod dialing;
+mod maintenance;
 mod swarm;
+
+/// Outbound connections allowed beyond `max_outbound_connections`: two feelers, one
+/// diversity dial and one connection opened by Kademlia or gossipsub.
+pub const EXTRA_OUTBOUND: usize = 4;
+
+/// First delay between partition-recovery sweeps (doubling up to
+/// `recovery_backoff_max_secs`).
+pub const RECOVERY_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 
 /// What the peer manager tells the event loop.
 #[derive(Debug, Clone)]
@@ -58,6 +86,11 @@ pub enum PeerManagerEvent {
         /// The peer.
         peer: PeerId,
     },
+    /// Rotation (28.1.B §6): ask this connected peer for addresses.
+    RequestPex {
+        /// A random verified peer.
+        peer: PeerId,
+    },
 }
 
 /// A verified, connected peer as the manager sees it.
@@ -65,12 +98,16 @@ pub enum PeerManagerEvent {
 pub struct ConnectedPeer {
     /// True when the first verified connection was outbound.
     pub outbound: bool,
+    /// True for a feeler connection that will be closed (it does not use an outbound slot).
+    pub feeler: bool,
     /// Advertised service types.
     pub services: ServiceSet,
     /// Advertised listen addresses.
     pub listen_addrs: Vec<Multiaddr>,
     /// Where we learned of it (`inbound` for peers that dialled us).
     pub source: PeerSource,
+    /// The netgroup of the connection's remote address.
+    pub netgroup: Option<NetGroup>,
     /// When the handshake verified.
     pub since: Instant,
 }
@@ -84,11 +121,23 @@ pub struct VerifiedInfo {
     pub services: ServiceSet,
 }
 
+/// Why a dial was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DialKind {
+    /// A full outbound peer (bootstrap, recovery, PEX discovery, operator addition).
+    Outbound,
+    /// A feeler (28.1.B §6): tests an address; kept only if an outbound slot is free.
+    Feeler,
+}
+
 #[derive(Debug)]
 struct Dial {
     source: PeerSource,
     peer: Option<PeerId>,
+    kind: DialKind,
+    /// The fallback-chain action this dial belongs to, if any.
     in_action: bool,
+    netgroup: Option<NetGroup>,
     started: Instant,
 }
 
@@ -97,6 +146,7 @@ struct Conn {
     peer: PeerId,
     outbound: bool,
     source: PeerSource,
+    kind: DialKind,
     in_action: bool,
     opened: Instant,
     verified: bool,
@@ -105,10 +155,25 @@ struct Conn {
 
 #[derive(Debug)]
 struct ActionState {
+    /// Generation, so a late DNS answer of an earlier action is not counted.
+    id: u64,
     open: usize,
     produced: usize,
     deadline: Instant,
 }
+
+/// Why a DNS seed is being resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DnsPurpose {
+    /// A fallback-chain stage (the action's generation).
+    Chain(u64),
+    /// A partition-recovery sweep: dial every address.
+    Sweep,
+    /// The 30-minute refresh: dial new addresses as feelers.
+    Refresh,
+}
+
+type DnsFuture = BoxFuture<'static, (DnsPurpose, Result<Resolved, ResolveError>)>;
 
 /// See the module documentation.
 pub struct PeerManager {
@@ -118,8 +183,18 @@ pub struct PeerManager {
     resolver: Arc<SeedResolver>,
     metrics: Metrics,
     chain: FallbackChain,
+    recovery: PartitionRecovery,
+    rotation: RotationSchedule,
+    inbound_limiter: InboundRateLimiter,
+    added: AddedSources,
+    added_file: PathBuf,
+    /// Anchors of the last clean shutdown, dialled before any other cached peer.
+    anchors: Vec<PeerRecord>,
     action: Option<ActionState>,
-    dns: Option<BoxFuture<'static, Result<Resolved, ResolveError>>>,
+    action_ids: u64,
+    /// When the current recovery sweep is considered settled.
+    sweep_deadline: Option<Instant>,
+    dns: FuturesUnordered<DnsFuture>,
     dials: HashMap<ConnectionId, Dial>,
     conns: HashMap<ConnectionId, Conn>,
     verified: HashMap<PeerId, ConnectedPeer>,
@@ -127,6 +202,9 @@ pub struct PeerManager {
     events: VecDeque<ToSwarm<PeerManagerEvent, Infallible>>,
     timer: Pin<Box<tokio::time::Sleep>>,
     last_fallbacks: u64,
+    eclipse_warned: bool,
+    /// Earliest time of the next diversity dial while the eclipse warning holds.
+    next_diversity_dial: Instant,
 }
 
 /// Current UNIX time in seconds (peers.dat stores wall-clock times).
@@ -153,16 +231,29 @@ pub(crate) fn socket_of(addr: &Multiaddr) -> Option<SocketAddr> {
     None
 }
 
+/// Everything [`PeerManager::new`] needs besides the configuration.
+pub struct PeerManagerParts {
+    /// The local node's PeerId (never dialled).
+    pub local_peer_id: PeerId,
+    /// peers.dat.
+    pub store: Arc<PeerStore>,
+    /// The DNS seed resolver.
+    pub resolver: Arc<SeedResolver>,
+    /// The node's metrics.
+    pub metrics: Metrics,
+    /// Operator additions (`peers add`, `peers add-seed`) loaded from `added_file`.
+    pub added: AddedSources,
+    /// Where additions are saved.
+    pub added_file: PathBuf,
+}
+
 impl PeerManager {
-    /// A manager for `local_peer_id` using the bootstrap sources and limits of `cfg`.
-    pub fn new(
-        local_peer_id: PeerId,
-        cfg: BootstrapConfig,
-        store: Arc<PeerStore>,
-        resolver: Arc<SeedResolver>,
-        metrics: Metrics,
-    ) -> Self {
+    /// A manager using the bootstrap sources, limits and intervals of `cfg` (plus the
+    /// operator additions of `parts.added`). Takes the anchors saved at the last clean
+    /// shutdown out of peers.dat; they are dialled first.
+    pub fn new(mut cfg: BootstrapConfig, parts: PeerManagerParts) -> Self {
         let now = Instant::now();
+        parts.added.merge_into(&mut cfg);
         let chain = FallbackChain::new(
             FallbackConfig {
                 static_peers: cfg.static_peers.len(),
@@ -173,15 +264,44 @@ impl PeerManager {
             },
             now,
         );
+        let grace = cfg.dns_resolve_timeout + cfg.peer_connect_timeout * 2;
+        let recovery = PartitionRecovery::new(
+            RecoveryConfig {
+                min_peers: cfg.min_peers,
+                backoff_initial: RECOVERY_BACKOFF_INITIAL,
+                backoff_max: cfg.recovery_backoff_max,
+            },
+            grace,
+            now,
+        );
+        let rotation = RotationSchedule::new(RotationConfig::from_bootstrap(&cfg), now);
+        let anchors = parts.store.take_anchors(unix_now()).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the anchors in peers.dat");
+            Vec::new()
+        });
+        if !anchors.is_empty() {
+            tracing::info!(
+                count = anchors.len(),
+                "dialling the anchors of the last shutdown first"
+            );
+        }
         Self {
-            local_peer_id,
+            local_peer_id: parts.local_peer_id,
+            inbound_limiter: InboundRateLimiter::new(cfg.inbound_per_ip_per_minute),
             cfg,
-            store,
-            resolver,
-            metrics,
+            store: parts.store,
+            resolver: parts.resolver,
+            metrics: parts.metrics,
             chain,
+            recovery,
+            rotation,
+            added: parts.added,
+            added_file: parts.added_file,
+            anchors,
             action: None,
-            dns: None,
+            action_ids: 0,
+            sweep_deadline: None,
+            dns: FuturesUnordered::new(),
             dials: HashMap::new(),
             conns: HashMap::new(),
             verified: HashMap::new(),
@@ -189,6 +309,8 @@ impl PeerManager {
             events: VecDeque::new(),
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             last_fallbacks: 0,
+            eclipse_warned: false,
+            next_diversity_dial: now,
         }
     }
 
@@ -218,235 +340,34 @@ impl PeerManager {
         self.chain.is_isolated() && self.verified.is_empty()
     }
 
-    /// True when at least two peers are connected and all came from one source (the
-    /// 28.1.C §6 eclipse warning).
-    pub fn single_source(&self) -> bool {
-        let mut sources = self.verified.values().map(|p| p.source);
-        match sources.next() {
-            Some(first) => self.verified.len() >= 2 && sources.all(|s| s == first),
-            None => false,
-        }
-    }
-
-    /// True while fewer than `min_peers` peers are connected (28.1.C §4).
+    /// True while fewer than `min_peers` peers are connected after the start-up grace
+    /// period (28.1.C §4: partition recovery runs).
     pub fn is_partitioned(&self) -> bool {
-        self.verified.len() < self.cfg.min_peers
+        self.recovery.is_partitioned()
     }
 
-    /// The static peers in use (seeds.toml's, then those added at run time).
-    pub fn static_peers(&self) -> &[StaticPeer] {
-        &self.cfg.static_peers
-    }
-
-    /// The DNS seeds in use (seeds.toml's, then those added at run time).
-    pub fn dns_seeds(&self) -> &[DnsSeed] {
-        &self.cfg.dns_seeds
-    }
-
-    /// Adds a static peer and dials it now.
-    ///
-    /// # Errors
-    /// [`ControlError::AlreadyPresent`] when it is configured already.
-    pub fn add_static_peer(&mut self, peer: StaticPeer) -> Result<(), ControlError> {
-        if self.cfg.static_peers.contains(&peer) {
-            return Err(ControlError::AlreadyPresent(peer.to_string()));
-        }
-        self.cfg.static_peers.push(peer.clone());
-        let peer_id = static_peer_id(&peer);
-        self.dial(peer_id, peer.dial_addrs(), PeerSource::StaticConfig, false);
-        tracing::info!(%peer, "static peer added");
-        Ok(())
-    }
-
-    /// Adds a DNS seed and resolves it now.
-    ///
-    /// # Errors
-    /// [`ControlError::AlreadyPresent`] when it is configured already.
-    pub fn add_dns_seed(&mut self, seed: DnsSeed) -> Result<(), ControlError> {
-        if self.cfg.dns_seeds.contains(&seed) {
-            return Err(ControlError::AlreadyPresent(seed.to_string()));
-        }
-        self.cfg.dns_seeds.push(seed.clone());
-        tracing::info!(%seed, "DNS seed added");
-        Ok(())
-    }
-
-    /// Starts bootstrap again now (after `peers reset`).
-    pub fn rebootstrap(&mut self) {
-        self.chain.trigger_now(Instant::now());
-    }
-
-    fn outbound_verified(&self) -> usize {
-        self.verified.values().filter(|p| p.outbound).count()
-    }
-
-    fn outbound_in_flight(&self) -> usize {
-        self.dials.len()
-            + self
-                .conns
-                .values()
-                .filter(|c| c.outbound && !c.verified)
-                .count()
-    }
-
-    fn free_outbound_slots(&self) -> usize {
-        self.cfg
-            .max_outbound_connections
-            .saturating_sub(self.outbound_verified() + self.outbound_in_flight())
-    }
-
-    fn is_self(&self, addr: &Multiaddr) -> bool {
-        socket_of(addr).is_some_and(|s| self.listen_sockets.contains(&s))
-    }
-
-    /// True when `addr` is the socket of a peer we are connected to or dialling already.
-    fn is_known_socket(&self, addr: &Multiaddr) -> bool {
-        let Some(sock) = socket_of(addr) else {
-            return false;
-        };
-        self.conns
+    /// True when at least two outbound peers are connected and all came from one source
+    /// (the 28.1.C §6 eclipse warning).
+    pub fn single_source(&self) -> bool {
+        let sources: Vec<PeerSource> = self
+            .verified
             .values()
-            .any(|c| socket_of(&c.remote) == Some(sock))
-            || self
-                .verified
-                .values()
-                .any(|p| p.listen_addrs.iter().any(|a| socket_of(a) == Some(sock)))
+            .filter(|p| p.outbound && !p.feeler)
+            .map(|p| p.source)
+            .collect();
+        dsdn_peers::select::single_source(&sources)
     }
 
-    fn busy_peers(&self) -> HashSet<PeerId> {
-        let mut set: HashSet<PeerId> = self.verified.keys().copied().collect();
-        set.extend(self.conns.values().map(|c| c.peer));
-        set.extend(self.dials.values().filter_map(|d| d.peer));
-        set.insert(self.local_peer_id);
-        set
-    }
-
-    /// Queues a dial and returns whether one was queued.
-    fn dial(
-        &mut self,
-        peer: Option<PeerId>,
-        addrs: Vec<Multiaddr>,
-        source: PeerSource,
-        in_action: bool,
-    ) -> bool {
-        let addrs: Vec<Multiaddr> = addrs.into_iter().filter(|a| !self.is_self(a)).collect();
-        if addrs.is_empty() || peer == Some(self.local_peer_id) {
-            return false;
-        }
-        let opts = match peer {
-            Some(peer) => DialOpts::peer_id(peer)
-                .addresses(addrs)
-                .condition(PeerCondition::DisconnectedAndNotDialing)
-                .build(),
-            None => {
-                // Without a PeerId libp2p dials one address; prefer TCP, whose refusals are
-                // immediate, and fall back to the first address.
-                let addr = addrs
-                    .iter()
-                    .find(|a| a.iter().any(|p| matches!(p, Protocol::Tcp(_))))
-                    .unwrap_or(&addrs[0])
-                    .clone();
-                if self.is_known_socket(&addr) {
-                    return false;
-                }
-                DialOpts::unknown_peer_id().address(addr).build()
-            }
-        };
-        self.dials.insert(
-            opts.connection_id(),
-            Dial {
-                source,
-                peer,
-                in_action,
-                started: Instant::now(),
-            },
-        );
-        self.metrics.peer_connect_total.inc();
-        self.events.push_back(ToSwarm::Dial { opts });
-        true
-    }
-
-    fn start_action(&mut self, action: Action, now: Instant) {
-        let deadline = now + self.cfg.peer_connect_timeout * 2 + self.cfg.dns_resolve_timeout;
-        self.action = Some(ActionState {
-            open: 0,
-            produced: 0,
-            deadline,
-        });
-        match action {
-            Action::DialCached => {
-                let wanted = self.free_outbound_slots();
-                let candidates = self
-                    .store
-                    .dial_candidates(unix_now(), &self.busy_peers(), wanted)
-                    .unwrap_or_else(|e| {
-                        tracing::warn!(error = %e, "cannot read peers.dat");
-                        Vec::new()
-                    });
-                tracing::debug!(
-                    candidates = candidates.len(),
-                    "bootstrap: dialling peers.dat"
-                );
-                for rec in candidates {
-                    if self.dial(Some(rec.peer_id), rec.addrs.clone(), rec.source, true) {
-                        self.bump_open();
-                    }
-                }
-            }
-            Action::DialStatic(i) => {
-                if let Some(peer) = self.cfg.static_peers.get(i).cloned() {
-                    tracing::debug!(%peer, "bootstrap: dialling static peer");
-                    let peer_id = static_peer_id(&peer);
-                    if self.dial(peer_id, peer.dial_addrs(), PeerSource::StaticConfig, true) {
-                        self.bump_open();
-                    }
-                }
-            }
-            Action::ResolveSeed(i) => {
-                if let Some(seed) = self.cfg.dns_seeds.get(i).cloned() {
-                    tracing::info!(%seed, "bootstrap: resolving DNS seed");
-                    self.metrics.dns_resolve_total.inc();
-                    let resolver = self.resolver.clone();
-                    self.dns = Some(async move { resolver.resolve(&seed).await }.boxed());
-                    self.bump_open();
-                }
-            }
-        }
-    }
-
-    fn bump_open(&mut self) {
-        if let Some(a) = self.action.as_mut() {
-            a.open += 1;
-        }
-    }
-
-    fn settle_one(&mut self, produced: bool) {
-        if let Some(a) = self.action.as_mut() {
-            a.open = a.open.saturating_sub(1);
-            if produced {
-                a.produced += 1;
-            }
-        }
-    }
-
-    fn on_dns_result(&mut self, result: Result<Resolved, ResolveError>) {
-        match result {
-            Ok(resolved) => {
-                self.metrics.dns_resolve_success.inc();
-                self.metrics
-                    .dns_resolve_latency_ms
-                    .observe(resolved.elapsed.as_secs_f64() * 1000.0);
-                tracing::info!(ips = ?resolved.ips, "bootstrap: DNS seed resolved");
-                for ip in resolved.ips {
-                    let addrs = socket_dial_addrs(SocketAddr::new(ip, self.cfg.default_port));
-                    if self.dial(None, addrs, PeerSource::DnsSeed, true) {
-                        self.bump_open();
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "bootstrap: DNS seed failed"),
-        }
-        self.settle_one(false);
+    /// The peers to remember as anchors at a clean shutdown: the verified full outbound
+    /// peers, longest-connected first.
+    pub fn anchor_peers(&self) -> Vec<PeerId> {
+        let mut v: Vec<(&PeerId, &ConnectedPeer)> = self
+            .verified
+            .iter()
+            .filter(|(_, p)| p.outbound && !p.feeler)
+            .collect();
+        v.sort_by_key(|(_, p)| p.since);
+        v.into_iter().map(|(id, _)| *id).collect()
     }
 
     /// Records a verified handshake on `connection` (called by the event loop).
@@ -458,7 +379,9 @@ impl PeerManager {
             return;
         }
         conn.verified = true;
-        let (outbound, source, in_action) = (conn.outbound, conn.source, conn.in_action);
+        let (outbound, source, in_action, kind) =
+            (conn.outbound, conn.source, conn.in_action, conn.kind);
+        let netgroup = NetGroup::of_addr(&conn.remote);
         let newly = !self.verified.contains_key(&peer);
         if outbound {
             self.metrics.peer_connect_success.inc();
@@ -472,26 +395,40 @@ impl PeerManager {
         {
             tracing::warn!(error = %e, "cannot write peers.dat");
         }
-        if newly {
-            self.verified.insert(
-                peer,
-                ConnectedPeer {
-                    outbound,
-                    services: info.services,
-                    listen_addrs: info.listen_addrs.clone(),
-                    source,
-                    since: Instant::now(),
-                },
-            );
-            tracing::info!(%peer, outbound, services = %info.services, "peer verified");
-            self.events
-                .push_back(ToSwarm::GenerateEvent(PeerManagerEvent::PeerVerified {
-                    peer,
-                    listen_addrs: info.listen_addrs,
-                    services: info.services,
-                    outbound,
-                }));
+        if !newly {
+            return;
         }
+        // A feeler is promoted to a full outbound peer when a slot is free; otherwise it has
+        // done its job (peers.dat now knows the address works) and is closed.
+        let feeler = kind == DialKind::Feeler
+            && self.outbound_verified() >= self.cfg.max_outbound_connections;
+        if feeler {
+            tracing::debug!(%peer, "feeler verified; closing");
+            self.events.push_back(ToSwarm::CloseConnection {
+                peer_id: peer,
+                connection: CloseConnection::All,
+            });
+        }
+        self.verified.insert(
+            peer,
+            ConnectedPeer {
+                outbound,
+                feeler,
+                services: info.services,
+                listen_addrs: info.listen_addrs.clone(),
+                source,
+                netgroup,
+                since: Instant::now(),
+            },
+        );
+        tracing::info!(%peer, outbound, source = source.as_str(), services = %info.services, "peer verified");
+        self.events
+            .push_back(ToSwarm::GenerateEvent(PeerManagerEvent::PeerVerified {
+                peer,
+                listen_addrs: info.listen_addrs,
+                services: info.services,
+                outbound,
+            }));
     }
 
     /// Records a failed or refused handshake on `connection` and closes it.
@@ -525,120 +462,118 @@ impl PeerManager {
         });
     }
 
+    /// Misbehaviour (e.g. an oversized or malformed PEX response, 28.1.C §6): the peer is
+    /// charged a failure in peers.dat, banned for `ban_duration_secs` (persisted) and
+    /// disconnected. `reason` labels `bootstrap_misbehaving_total`.
+    pub fn penalize(&mut self, peer: PeerId, reason: &'static str) {
+        self.metrics.misbehaving.with_label_values(&[reason]).inc();
+        let now = unix_now();
+        let until = now.saturating_add(self.cfg.ban_duration.as_secs());
+        let _ = self.store.record_failure(&peer, now);
+        if let Err(e) = self.store.ban(&peer, until, now) {
+            tracing::warn!(error = %e, "cannot write peers.dat");
+        }
+        tracing::warn!(%peer, reason, ban_secs = self.cfg.ban_duration.as_secs(), "peer misbehaved: banned and disconnected");
+        self.events.push_back(ToSwarm::CloseConnection {
+            peer_id: peer,
+            connection: CloseConnection::All,
+        });
+    }
+
     /// A peer learned through PEX (already stored in peers.dat): dial it if an outbound slot
-    /// is free. It counts as a good peer only once its handshake verifies.
+    /// is free and its netgroup has no outbound peer yet. It counts as a good peer only once
+    /// its handshake verifies.
     pub fn discovered(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
         if self.free_outbound_slots() == 0 || self.busy_peers().contains(&peer) {
             return;
         }
+        if let Some(g) = addrs.first().and_then(NetGroup::of_addr) {
+            if self.outbound_netgroups().contains(&g) {
+                return;
+            }
+        }
         if self.store.is_banned(&peer, unix_now()).unwrap_or(false) {
             return;
         }
-        self.dial(Some(peer), addrs, PeerSource::PeerExchange, false);
+        self.dial(
+            Some(peer),
+            addrs,
+            PeerSource::PeerExchange,
+            DialKind::Outbound,
+            false,
+        );
     }
 
-    fn expire(&mut self, now: Instant) {
-        let connect_timeout = self.cfg.peer_connect_timeout;
-        // Stop waiting for dials that take too long (libp2p cannot cancel them; a late
-        // success is still handshaked, it just no longer holds up the fallback chain).
-        let mut late = 0;
-        for dial in self.dials.values_mut() {
-            if dial.in_action && now.duration_since(dial.started) >= connect_timeout {
-                dial.in_action = false;
-                late += 1;
-            }
-        }
-        // Close connections whose handshake did not complete in time.
-        let mut stale = Vec::new();
-        for (id, conn) in self.conns.iter_mut() {
-            if !conn.verified && now.duration_since(conn.opened) >= connect_timeout * 2 {
-                if conn.in_action {
-                    conn.in_action = false;
-                    late += 1;
-                }
-                stale.push((conn.peer, *id));
-            }
-        }
-        for _ in 0..late {
-            self.settle_one(false);
-        }
-        for (peer, id) in stale {
-            self.conns.remove(&id);
-            self.metrics
-                .handshake_failure
-                .with_label_values(&[HandshakeError::Timeout.reason()])
-                .inc();
-            self.events.push_back(ToSwarm::CloseConnection {
-                peer_id: peer,
-                connection: CloseConnection::One(id),
-            });
-        }
+    fn outbound_verified(&self) -> usize {
+        self.verified
+            .values()
+            .filter(|p| p.outbound && !p.feeler)
+            .count()
     }
 
-    fn drive_chain(&mut self, now: Instant) {
-        if let Some(a) = &self.action {
-            if a.open == 0 || now >= a.deadline {
-                let produced = a.produced;
-                self.action = None;
-                self.dns = None;
-                self.chain
-                    .on_outcome(now, produced, self.outbound_verified());
-            }
-        }
-        if self.action.is_none() {
-            if let Some(action) = self.chain.poll(
-                now,
-                self.outbound_verified(),
-                self.cfg.max_outbound_connections,
-            ) {
-                self.start_action(action, now);
-            }
-        }
-        let fallbacks = self.chain.fallbacks_triggered();
-        if fallbacks > self.last_fallbacks {
-            self.metrics
-                .fallback_triggered
-                .inc_by(fallbacks - self.last_fallbacks);
-            self.last_fallbacks = fallbacks;
-        }
-        let isolated = self.is_isolated();
-        if isolated && self.metrics.isolated.get() == 0 {
-            tracing::warn!(
-                "no bootstrap source reachable (peers.dat, static peers, DNS seeds): \
-                 staying up and retrying with backoff"
-            );
-        } else if !isolated && self.metrics.isolated.get() == 1 {
-            tracing::info!("bootstrap source reachable again");
-        }
-        self.metrics.isolated.set(i64::from(isolated));
+    fn outbound_in_flight(&self) -> usize {
+        self.dials
+            .values()
+            .filter(|d| d.kind == DialKind::Outbound)
+            .count()
+            + self
+                .conns
+                .values()
+                .filter(|c| c.outbound && !c.verified && c.kind == DialKind::Outbound)
+                .count()
     }
 
-    fn next_deadline(&self, now: Instant) -> Instant {
-        let mut next = now + Duration::from_secs(1);
-        if let Some(t) = self.chain.next_wakeup() {
-            next = next.min(t);
-        }
-        if let Some(a) = &self.action {
-            next = next.min(a.deadline);
-        }
-        next.max(now + Duration::from_millis(10))
+    /// Outbound slots left: `max_outbound_connections` minus verified and in-flight
+    /// outbound peers, plus one diversity slot while every outbound peer came from a single
+    /// source (28.1.C §6: the node is made to diversify).
+    fn free_outbound_slots(&self) -> usize {
+        let used = self.outbound_verified() + self.outbound_in_flight();
+        let max = self.cfg.max_outbound_connections + usize::from(self.single_source());
+        max.saturating_sub(used)
     }
 
-    fn deny_if_banned(&self, peer: &PeerId) -> Result<(), ConnectionDenied> {
-        if self.store.is_banned(peer, unix_now()).unwrap_or(false) {
-            return Err(ConnectionDenied::new(BannedPeer(*peer)));
-        }
-        Ok(())
+    /// Netgroups of the verified and in-flight outbound peers.
+    fn outbound_netgroups(&self) -> HashSet<NetGroup> {
+        let mut set: HashSet<NetGroup> = self
+            .verified
+            .values()
+            .filter(|p| p.outbound && !p.feeler)
+            .filter_map(|p| p.netgroup.clone())
+            .collect();
+        set.extend(
+            self.dials
+                .values()
+                .filter(|d| d.kind == DialKind::Outbound)
+                .filter_map(|d| d.netgroup.clone()),
+        );
+        set
     }
-}
 
-fn static_peer_id(peer: &StaticPeer) -> Option<PeerId> {
-    peer.dial_addrs().iter().find_map(|a| {
-        a.iter().find_map(|p| match p {
-            Protocol::P2p(id) => Some(id),
-            _ => None,
-        })
-    })
+    fn is_self(&self, addr: &Multiaddr) -> bool {
+        socket_of(addr).is_some_and(|s| self.listen_sockets.contains(&s))
+    }
+
+    /// True when `addr` is the socket of a peer we are connected to or dialling already.
+    fn is_known_socket(&self, addr: &Multiaddr) -> bool {
+        let Some(sock) = socket_of(addr) else {
+            return false;
+        };
+        self.conns
+            .values()
+            .any(|c| socket_of(&c.remote) == Some(sock))
+            || self
+                .verified
+                .values()
+                .any(|p| p.listen_addrs.iter().any(|a| socket_of(a) == Some(sock)))
+    }
+
+    fn busy_peers(&self) -> HashSet<PeerId> {
+        let mut set: HashSet<PeerId> = self.verified.keys().copied().collect();
+        set.extend(self.conns.values().map(|c| c.peer));
+        set.extend(self.dials.values().filter_map(|d| d.peer));
+        set.insert(self.local_peer_id);
+        set
+    }
 }
 
 /// A connection refused because the peer is banned.
@@ -646,7 +581,19 @@ fn static_peer_id(peer: &StaticPeer) -> Option<PeerId> {
 #[error("peer {0} is banned")]
 pub struct BannedPeer(pub PeerId);
 
-/// A connection refused because the inbound limit is reached.
+/// A connection refused by a limit of 28.1.C §6.
 #[derive(Debug, thiserror::Error)]
-#[error("inbound connection limit of {0} reached")]
-pub struct InboundLimit(pub usize);
+pub enum LimitExceeded {
+    /// `max_inbound_connections` inbound connections are open.
+    #[error("inbound connection limit of {0} reached")]
+    Inbound(usize),
+    /// `max_outbound_connections` plus [`EXTRA_OUTBOUND`] outbound connections are open.
+    #[error("outbound connection limit of {0} reached")]
+    Outbound(usize),
+    /// `max_connections_per_peer` connections with this peer are open.
+    #[error("{0} connections with this peer already")]
+    PerPeer(usize),
+    /// More than `inbound_per_ip_per_minute` attempts from this IP in the last minute.
+    #[error("too many connection attempts from {0} in the last minute")]
+    RateLimited(std::net::IpAddr),
+}

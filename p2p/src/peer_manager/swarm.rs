@@ -1,11 +1,12 @@
-//! [`NetworkBehaviour`] for [`PeerManager`]: connection admission, swarm events and `poll`.
+//! [`NetworkBehaviour`] for [`PeerManager`]: admission control (28.1.C §6), swarm events and
+//! `poll`.
 
 use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use dsdn_protocols::PeerSource;
-use futures::FutureExt;
+use futures::StreamExt;
 use libp2p::core::transport::PortUse;
 use libp2p::core::Endpoint;
 use libp2p::swarm::{
@@ -14,11 +15,52 @@ use libp2p::swarm::{
 };
 use libp2p::{Multiaddr, PeerId};
 
-use super::{socket_of, unix_now, Conn, InboundLimit, PeerManager, PeerManagerEvent};
+use super::{
+    socket_of, unix_now, Conn, DialKind, LimitExceeded, PeerManager, PeerManagerEvent,
+    EXTRA_OUTBOUND,
+};
+
+impl PeerManager {
+    fn deny(&self, reason: &'static str, err: LimitExceeded) -> ConnectionDenied {
+        self.metrics
+            .connections_denied
+            .with_label_values(&[reason])
+            .inc();
+        tracing::debug!(%err, "connection denied");
+        ConnectionDenied::new(err)
+    }
+
+    fn check_per_peer(&self, peer: &PeerId) -> Result<(), ConnectionDenied> {
+        let n = self.conns.values().filter(|c| c.peer == *peer).count();
+        if n >= self.cfg.max_connections_per_peer {
+            return Err(self.deny(
+                "per_peer",
+                LimitExceeded::PerPeer(self.cfg.max_connections_per_peer),
+            ));
+        }
+        Ok(())
+    }
+}
 
 impl NetworkBehaviour for PeerManager {
     type ConnectionHandler = dummy::ConnectionHandler;
     type ToSwarm = PeerManagerEvent;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        _connection_id: ConnectionId,
+        _local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        // Refused before the security handshake costs anything (28.1.C §6, spam connection).
+        if let Some(sock) = socket_of(remote_addr) {
+            if !self.inbound_limiter.allow(sock.ip(), Instant::now()) {
+                self.metrics.inbound_rate_limited.inc();
+                return Err(self.deny("rate_limited", LimitExceeded::RateLimited(sock.ip())));
+            }
+        }
+        Ok(())
+    }
 
     fn handle_established_inbound_connection(
         &mut self,
@@ -30,22 +72,34 @@ impl NetworkBehaviour for PeerManager {
         self.deny_if_banned(&peer)?;
         let inbound = self.conns.values().filter(|c| !c.outbound).count();
         if inbound >= self.cfg.max_inbound_connections {
-            return Err(ConnectionDenied::new(InboundLimit(
-                self.cfg.max_inbound_connections,
-            )));
+            return Err(self.deny(
+                "inbound_limit",
+                LimitExceeded::Inbound(self.cfg.max_inbound_connections),
+            ));
         }
+        self.check_per_peer(&peer)?;
         Ok(dummy::ConnectionHandler)
     }
 
     fn handle_established_outbound_connection(
         &mut self,
-        _connection_id: ConnectionId,
+        connection_id: ConnectionId,
         peer: PeerId,
         _addr: &Multiaddr,
         _role_override: Endpoint,
         _port_use: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
         self.deny_if_banned(&peer)?;
+        self.check_per_peer(&peer)?;
+        // Our own dials are budgeted already; connections opened by other behaviours
+        // (Kademlia, gossipsub) are held to the hard cap.
+        if !self.dials.contains_key(&connection_id) {
+            let cap = self.cfg.max_outbound_connections + EXTRA_OUTBOUND;
+            let outbound = self.conns.values().filter(|c| c.outbound).count();
+            if outbound >= cap {
+                return Err(self.deny("outbound_limit", LimitExceeded::Outbound(cap)));
+            }
+        }
         Ok(dummy::ConnectionHandler)
     }
 
@@ -54,11 +108,11 @@ impl NetworkBehaviour for PeerManager {
             FromSwarm::ConnectionEstablished(e) => {
                 let outbound = e.endpoint.is_dialer();
                 let dial = self.dials.remove(&e.connection_id);
-                let (source, in_action) = match (&dial, outbound) {
-                    (Some(d), _) => (d.source, d.in_action),
+                let (source, in_action, kind) = match (&dial, outbound) {
+                    (Some(d), _) => (d.source, d.in_action, d.kind),
                     // Dialled by another behaviour (Kademlia, gossipsub): a discovered peer.
-                    (None, true) => (PeerSource::PeerExchange, false),
-                    (None, false) => (PeerSource::Inbound, false),
+                    (None, true) => (PeerSource::PeerExchange, false, DialKind::Outbound),
+                    (None, false) => (PeerSource::Inbound, false, DialKind::Outbound),
                 };
                 self.conns.insert(
                     e.connection_id,
@@ -66,6 +120,7 @@ impl NetworkBehaviour for PeerManager {
                         peer: e.peer_id,
                         outbound,
                         source,
+                        kind,
                         in_action,
                         opened: Instant::now(),
                         verified: false,
@@ -143,16 +198,16 @@ impl NetworkBehaviour for PeerManager {
             if let Some(ev) = self.events.pop_front() {
                 return Poll::Ready(ev);
             }
-            if let Some(fut) = self.dns.as_mut() {
-                if let Poll::Ready(result) = fut.poll_unpin(cx) {
-                    self.dns = None;
-                    self.on_dns_result(result);
-                    continue;
-                }
+            if let Poll::Ready(Some((purpose, result))) = self.dns.poll_next_unpin(cx) {
+                self.on_dns_result(purpose, result);
+                continue;
             }
             let now = Instant::now();
             self.expire(now);
             self.drive_chain(now);
+            self.drive_recovery(now);
+            self.drive_rotation(now);
+            self.check_diversity(now);
             if !self.events.is_empty() {
                 continue;
             }

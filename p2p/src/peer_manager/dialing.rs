@@ -1,0 +1,357 @@
+//! Dialling: the fallback chain's actions (28.1.A §4), DNS answers, and the bookkeeping of
+//! dials and unverified connections.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use dsdn_bootstrap::config::{socket_dial_addrs, DnsSeed, StaticPeer};
+use dsdn_bootstrap::fallback::Action;
+use dsdn_bootstrap::resolver::{ResolveError, Resolved};
+use dsdn_peers::select::OutboundView;
+use dsdn_peers::{NetGroup, PeerRecord};
+use dsdn_protocols::handshake::HandshakeError;
+use dsdn_protocols::PeerSource;
+use futures::FutureExt;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{CloseConnection, ConnectionDenied, ToSwarm};
+use libp2p::{Multiaddr, PeerId};
+
+use super::{unix_now, ActionState, BannedPeer, Dial, DialKind, DnsPurpose, PeerManager};
+
+impl PeerManager {
+    /// Queues a dial and returns whether one was queued.
+    pub(super) fn dial(
+        &mut self,
+        peer: Option<PeerId>,
+        addrs: Vec<Multiaddr>,
+        source: PeerSource,
+        kind: DialKind,
+        in_action: bool,
+    ) -> bool {
+        let addrs: Vec<Multiaddr> = addrs.into_iter().filter(|a| !self.is_self(a)).collect();
+        if addrs.is_empty() || peer == Some(self.local_peer_id) {
+            return false;
+        }
+        let netgroup = addrs.first().and_then(NetGroup::of_addr);
+        let opts = match peer {
+            Some(peer) => DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build(),
+            None => {
+                // Without a PeerId libp2p dials one address; prefer TCP, whose refusals are
+                // immediate, and fall back to the first address.
+                let addr = addrs
+                    .iter()
+                    .find(|a| a.iter().any(|p| matches!(p, Protocol::Tcp(_))))
+                    .unwrap_or(&addrs[0])
+                    .clone();
+                if self.is_known_socket(&addr) {
+                    return false;
+                }
+                DialOpts::unknown_peer_id().address(addr).build()
+            }
+        };
+        self.dials.insert(
+            opts.connection_id(),
+            Dial {
+                source,
+                peer,
+                kind,
+                in_action,
+                netgroup,
+                started: Instant::now(),
+            },
+        );
+        self.metrics.peer_connect_total.inc();
+        if kind == DialKind::Feeler {
+            self.metrics.feelers.inc();
+        }
+        self.events.push_back(ToSwarm::Dial { opts });
+        true
+    }
+
+    /// Dials a cached peer (anchor or peers.dat entry) as a full outbound peer.
+    pub(super) fn dial_record(
+        &mut self,
+        rec: &PeerRecord,
+        kind: DialKind,
+        in_action: bool,
+    ) -> bool {
+        self.dial(
+            Some(rec.peer_id),
+            rec.addrs.clone(),
+            rec.source,
+            kind,
+            in_action,
+        )
+    }
+
+    /// Dials a static peer as a full outbound peer.
+    pub(super) fn dial_static(&mut self, peer: &StaticPeer, in_action: bool) -> bool {
+        tracing::debug!(%peer, "dialling static peer");
+        self.dial(
+            static_peer_id(peer),
+            peer.dial_addrs(),
+            PeerSource::StaticConfig,
+            DialKind::Outbound,
+            in_action,
+        )
+    }
+
+    /// Starts resolving `seed` for `purpose`.
+    pub(super) fn resolve(&mut self, seed: DnsSeed, purpose: DnsPurpose) {
+        tracing::info!(%seed, ?purpose, "resolving DNS seed");
+        self.metrics.dns_resolve_total.inc();
+        let resolver = self.resolver.clone();
+        self.dns
+            .push(async move { (purpose, resolver.resolve(&seed).await) }.boxed());
+    }
+
+    /// The best cached peers for `slots` outbound slots: not connected or being dialled, at
+    /// most one per netgroup (none in a netgroup we already have an outbound peer in), and
+    /// from a second source when every outbound peer came from one (28.1.C §6).
+    pub(super) fn outbound_candidates(&self, slots: usize) -> Vec<PeerRecord> {
+        if slots == 0 {
+            return Vec::new();
+        }
+        let mut sources: Vec<PeerSource> = self
+            .verified
+            .values()
+            .filter(|p| p.outbound && !p.feeler)
+            .map(|p| p.source)
+            .collect();
+        sources.extend(
+            self.dials
+                .values()
+                .filter(|d| d.kind == DialKind::Outbound)
+                .map(|d| d.source),
+        );
+        let view = OutboundView {
+            netgroups: self.outbound_netgroups(),
+            sources,
+        };
+        self.store
+            .outbound_candidates(unix_now(), &self.busy_peers(), &view, slots)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read peers.dat");
+                Vec::new()
+            })
+    }
+
+    pub(super) fn start_action(&mut self, action: Action, now: Instant) {
+        let deadline = now + self.cfg.peer_connect_timeout * 2 + self.cfg.dns_resolve_timeout;
+        self.action_ids += 1;
+        self.action = Some(ActionState {
+            id: self.action_ids,
+            open: 0,
+            produced: 0,
+            deadline,
+        });
+        match action {
+            Action::DialCached => {
+                let anchors = std::mem::take(&mut self.anchors);
+                for rec in &anchors {
+                    if self.dial_record(rec, DialKind::Outbound, true) {
+                        self.bump_open();
+                    }
+                }
+                let candidates = self.outbound_candidates(self.free_outbound_slots());
+                tracing::debug!(
+                    anchors = anchors.len(),
+                    candidates = candidates.len(),
+                    "bootstrap: dialling peers.dat"
+                );
+                for rec in candidates {
+                    if self.dial_record(&rec, DialKind::Outbound, true) {
+                        self.bump_open();
+                    }
+                }
+            }
+            Action::DialStatic(i) => {
+                if let Some(peer) = self.cfg.static_peers.get(i).cloned() {
+                    if self.dial_static(&peer, true) {
+                        self.bump_open();
+                    }
+                }
+            }
+            Action::ResolveSeed(i) => {
+                if let Some(seed) = self.cfg.dns_seeds.get(i).cloned() {
+                    self.resolve(seed, DnsPurpose::Chain(self.action_ids));
+                    self.bump_open();
+                }
+            }
+        }
+    }
+
+    fn bump_open(&mut self) {
+        if let Some(a) = self.action.as_mut() {
+            a.open += 1;
+        }
+    }
+
+    pub(super) fn settle_one(&mut self, produced: bool) {
+        if let Some(a) = self.action.as_mut() {
+            a.open = a.open.saturating_sub(1);
+            if produced {
+                a.produced += 1;
+            }
+        }
+    }
+
+    pub(super) fn on_dns_result(
+        &mut self,
+        purpose: DnsPurpose,
+        result: Result<Resolved, ResolveError>,
+    ) {
+        let chain_action = match purpose {
+            DnsPurpose::Chain(id) => self.action.as_ref().is_some_and(|a| a.id == id),
+            _ => false,
+        };
+        match result {
+            Ok(resolved) => {
+                self.metrics.dns_resolve_success.inc();
+                self.metrics
+                    .dns_resolve_latency_ms
+                    .observe(resolved.elapsed.as_secs_f64() * 1000.0);
+                tracing::info!(ips = ?resolved.ips, ?purpose, "DNS seed resolved");
+                for ip in resolved.ips {
+                    let addrs = socket_dial_addrs(SocketAddr::new(ip, self.cfg.default_port));
+                    let kind = match purpose {
+                        DnsPurpose::Refresh => super::DialKind::Feeler,
+                        _ => super::DialKind::Outbound,
+                    };
+                    if kind == super::DialKind::Outbound
+                        && !chain_action
+                        && self.free_outbound_slots() == 0
+                    {
+                        continue;
+                    }
+                    if self.dial(None, addrs, PeerSource::DnsSeed, kind, chain_action)
+                        && chain_action
+                    {
+                        self.bump_open();
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, ?purpose, "DNS seed failed"),
+        }
+        if chain_action {
+            self.settle_one(false);
+        }
+    }
+
+    pub(super) fn expire(&mut self, now: Instant) {
+        let connect_timeout = self.cfg.peer_connect_timeout;
+        // Stop waiting for dials that take too long (libp2p cannot cancel them; a late
+        // success is still handshaked, it just no longer holds up the fallback chain).
+        let mut late = 0;
+        for dial in self.dials.values_mut() {
+            if dial.in_action && now.duration_since(dial.started) >= connect_timeout {
+                dial.in_action = false;
+                late += 1;
+            }
+        }
+        // Close connections whose handshake did not complete in time.
+        let mut stale = Vec::new();
+        for (id, conn) in self.conns.iter_mut() {
+            if !conn.verified && now.duration_since(conn.opened) >= connect_timeout * 2 {
+                if conn.in_action {
+                    conn.in_action = false;
+                    late += 1;
+                }
+                stale.push((conn.peer, *id));
+            }
+        }
+        for _ in 0..late {
+            self.settle_one(false);
+        }
+        for (peer, id) in stale {
+            self.conns.remove(&id);
+            self.metrics
+                .handshake_failure
+                .with_label_values(&[HandshakeError::Timeout.reason()])
+                .inc();
+            self.events.push_back(ToSwarm::CloseConnection {
+                peer_id: peer,
+                connection: CloseConnection::One(id),
+            });
+        }
+    }
+
+    pub(super) fn drive_chain(&mut self, now: Instant) {
+        if let Some(a) = &self.action {
+            if a.open == 0 || now >= a.deadline {
+                let produced = a.produced;
+                self.action = None;
+                self.chain
+                    .on_outcome(now, produced, self.outbound_verified());
+            }
+        }
+        if self.action.is_none() {
+            if let Some(action) = self.chain.poll(
+                now,
+                self.outbound_verified(),
+                self.cfg.max_outbound_connections,
+            ) {
+                self.start_action(action, now);
+            }
+        }
+        let fallbacks = self.chain.fallbacks_triggered();
+        if fallbacks > self.last_fallbacks {
+            self.metrics
+                .fallback_triggered
+                .inc_by(fallbacks - self.last_fallbacks);
+            self.last_fallbacks = fallbacks;
+        }
+        let isolated = self.is_isolated();
+        if isolated && self.metrics.isolated.get() == 0 {
+            tracing::error!(
+                "isolated: no bootstrap source reachable (peers.dat, static peers, DNS seeds); \
+                 staying up and retrying with backoff"
+            );
+        } else if !isolated && self.metrics.isolated.get() == 1 {
+            tracing::info!("bootstrap source reachable again");
+        }
+        self.metrics.isolated.set(i64::from(isolated));
+    }
+
+    pub(super) fn next_deadline(&self, now: Instant) -> Instant {
+        let mut next = now + std::time::Duration::from_secs(1);
+        for t in [
+            self.chain.next_wakeup(),
+            self.recovery.next_wakeup(),
+            Some(self.rotation.next_wakeup()),
+            self.action.as_ref().map(|a| a.deadline),
+            self.sweep_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            next = next.min(t);
+        }
+        next.max(now + std::time::Duration::from_millis(10))
+    }
+
+    pub(super) fn deny_if_banned(&self, peer: &PeerId) -> Result<(), ConnectionDenied> {
+        if self.store.is_banned(peer, unix_now()).unwrap_or(false) {
+            self.metrics
+                .connections_denied
+                .with_label_values(&["banned"])
+                .inc();
+            return Err(ConnectionDenied::new(BannedPeer(*peer)));
+        }
+        Ok(())
+    }
+}
+
+/// The PeerId of a static peer given as a multiaddr ending in `/p2p/<id>`, if any.
+pub(super) fn static_peer_id(peer: &StaticPeer) -> Option<PeerId> {
+    peer.dial_addrs().iter().find_map(|a| {
+        a.iter().find_map(|p| match p {
+            Protocol::P2p(id) => Some(id),
+            _ => None,
+        })
+    })
+}

@@ -1,0 +1,163 @@
+//! Long-running upkeep: partition recovery (28.1.C §4), rotation and refresh (28.1.B §6),
+//! and the eclipse warning with its diversity dial (28.1.C §6).
+
+use std::time::Instant;
+
+use dsdn_bootstrap::recovery::RecoveryEvent;
+use dsdn_bootstrap::rotation::{Rotation, FEELERS_PER_ROUND};
+use dsdn_protocols::PeerSource;
+use libp2p::swarm::ToSwarm;
+use libp2p::PeerId;
+use rand::seq::IndexedRandom;
+
+use super::{unix_now, DialKind, DnsPurpose, PeerManager, PeerManagerEvent};
+
+impl PeerManager {
+    /// Runs partition detection and recovery: below `min_peers` connected peers, a sweep
+    /// resolves every DNS seed and dials every static peer and the best cached peers; the
+    /// sweeps back off exponentially while the node stays below (each failed one is logged
+    /// at error level); above, the state resets.
+    pub(super) fn drive_recovery(&mut self, now: Instant) {
+        let connected = self.verified.len();
+        if let Some(deadline) = self.sweep_deadline {
+            if now < deadline {
+                return;
+            }
+            self.sweep_deadline = None;
+            self.recovery.on_sweep_done(now, self.verified.len());
+            if self.recovery.is_partitioned() {
+                tracing::error!(
+                    connected,
+                    min_peers = self.cfg.min_peers,
+                    failed_sweeps = self.recovery.consecutive_failed_sweeps(),
+                    "CRITICAL: network partition persists after a recovery sweep; retrying with \
+                     exponential backoff"
+                );
+            }
+        }
+        match self.recovery.poll(now, connected) {
+            Some(RecoveryEvent::Sweep { attempt }) => {
+                if attempt <= 1 {
+                    tracing::error!(
+                        connected,
+                        min_peers = self.cfg.min_peers,
+                        "CRITICAL: network partition suspected: fewer connected peers than \
+                         min_peers; resolving every DNS seed and retrying every cached and \
+                         static peer"
+                    );
+                }
+                self.sweep(now);
+            }
+            Some(RecoveryEvent::Recovered { sweeps, since }) => {
+                tracing::info!(
+                    connected,
+                    sweeps,
+                    after_secs = now.duration_since(since).as_secs(),
+                    "partition recovered: min_peers reached again"
+                );
+            }
+            None => {}
+        }
+        self.metrics
+            .partitioned
+            .set(i64::from(self.recovery.is_partitioned()));
+    }
+
+    /// One recovery sweep: every DNS seed, every static peer, the best cached peers.
+    pub(super) fn sweep(&mut self, now: Instant) {
+        self.metrics.partition_recovery.inc();
+        for seed in self.cfg.dns_seeds.clone() {
+            self.resolve(seed, DnsPurpose::Sweep);
+        }
+        for peer in self.cfg.static_peers.clone() {
+            self.dial_static(&peer, false);
+        }
+        let slots = self.free_outbound_slots();
+        for rec in self.outbound_candidates(slots) {
+            self.dial_record(&rec, DialKind::Outbound, false);
+        }
+        self.sweep_deadline =
+            Some(now + self.cfg.dns_resolve_timeout + self.cfg.peer_connect_timeout * 2);
+    }
+
+    /// Runs the periodic refresh of 28.1.B §6.
+    pub(super) fn drive_rotation(&mut self, now: Instant) {
+        for r in self.rotation.poll(now) {
+            match r {
+                Rotation::ResolveRandomSeed => {
+                    let seed = self.cfg.dns_seeds.choose(&mut rand::rng()).cloned();
+                    if let Some(seed) = seed {
+                        self.resolve(seed, DnsPurpose::Refresh);
+                    }
+                }
+                Rotation::PexRandomPeer => {
+                    let peers: Vec<PeerId> = self
+                        .verified
+                        .iter()
+                        .filter(|(_, p)| !p.feeler)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    if let Some(peer) = peers.choose(&mut rand::rng()) {
+                        self.events.push_back(ToSwarm::GenerateEvent(
+                            PeerManagerEvent::RequestPex { peer: *peer },
+                        ));
+                    }
+                }
+                Rotation::Feelers => {
+                    let exclude = self.busy_peers();
+                    let feelers = self
+                        .store
+                        .feeler_candidates(unix_now(), &exclude, FEELERS_PER_ROUND)
+                        .unwrap_or_default();
+                    tracing::debug!(count = feelers.len(), "feeler connections");
+                    for rec in feelers {
+                        self.dial_record(&rec, DialKind::Feeler, false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The eclipse warning (28.1.C §6): logged once when every outbound peer came from one
+    /// source, exported as `bootstrap_eclipse_warning`; while it holds, one extra outbound
+    /// slot is open and, every `retry_interval`, the best cached peer of another source is
+    /// dialled into it.
+    pub(super) fn check_diversity(&mut self, now: Instant) {
+        let single = self.single_source();
+        if single && !self.eclipse_warned {
+            let source = self
+                .verified
+                .values()
+                .find(|p| p.outbound && !p.feeler)
+                .map_or("unknown", |p| p.source.as_str());
+            tracing::warn!(
+                source,
+                outbound = self.outbound_verified(),
+                "eclipse warning: every outbound peer came from one source; looking for peers \
+                 of another source"
+            );
+        } else if !single && self.eclipse_warned {
+            tracing::info!("outbound peers come from more than one source again");
+        }
+        self.eclipse_warned = single;
+        self.metrics.eclipse_warning.set(i64::from(single));
+        if !single || now < self.next_diversity_dial {
+            return;
+        }
+        self.next_diversity_dial = now + self.cfg.retry_interval;
+        let current: Option<PeerSource> = self
+            .verified
+            .values()
+            .find(|p| p.outbound && !p.feeler)
+            .map(|p| p.source);
+        let slots = self.free_outbound_slots();
+        if let Some(rec) = self
+            .outbound_candidates(slots)
+            .into_iter()
+            .find(|r| Some(r.source) != current)
+        {
+            tracing::info!(peer = %rec.peer_id, source = rec.source.as_str(), "diversity dial");
+            self.dial_record(&rec, DialKind::Outbound, false);
+        }
+    }
+}

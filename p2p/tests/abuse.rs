@@ -1,0 +1,258 @@
+//! Swarm-level anti-abuse tests (28.1.C §6): a real [`Node`] on loopback against a rogue
+//! libp2p peer that speaks the DSDN handshake and PEX protocols but misbehaves.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use dsdn_bootstrap::config::BootstrapConfig;
+use dsdn_p2p::behaviour::{HandshakeBehaviour, PexBehaviour};
+use dsdn_p2p::codec::CborCodec;
+use dsdn_p2p::node::listen_addrs;
+use dsdn_p2p::{Node, NodeConfig, NodeHandle};
+use dsdn_protocols::handshake::{Handshake, HANDSHAKE_PROTOCOL};
+use dsdn_protocols::pex::{PexEntry, PexResponse, MAX_PEX_ENTRIES, MAX_PEX_RESPONSE_BYTES};
+use dsdn_protocols::{NetworkId, ServiceSet, ServiceType, PROTOCOL_VERSION};
+use futures::StreamExt;
+use libp2p::identity::Keypair;
+use libp2p::request_response::{self, Message, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
+
+fn net() -> NetworkId {
+    NetworkId::new("devnet").unwrap()
+}
+
+/// A free loopback port on `ip`.
+fn free_addr(ip: &str) -> SocketAddr {
+    let l = std::net::TcpListener::bind((ip, 0)).unwrap();
+    let a = l.local_addr().unwrap();
+    drop(l);
+    a
+}
+
+fn start_node(dir: &std::path::Path, listen: SocketAddr) -> (NodeHandle, Node) {
+    let bootstrap = BootstrapConfig {
+        peer_connect_timeout: Duration::from_secs(2),
+        retry_interval: Duration::from_secs(1),
+        min_peers: 1,
+        ..BootstrapConfig::default()
+    };
+    let cfg = NodeConfig {
+        keypair: Keypair::generate_ed25519(),
+        network: net(),
+        da_authority: None,
+        services: ServiceSet::from_types([ServiceType::Storage]),
+        subscribe_da: true,
+        listen,
+        bootstrap,
+        peers_file: dir.join("peers.dat"),
+        added_file: dir.join("added-peers.toml"),
+        agent_version: "test".into(),
+        mode: "storage".into(),
+    };
+    let node = Node::start(cfg).unwrap();
+    (node.handle.clone(), node)
+}
+
+#[derive(NetworkBehaviour)]
+#[behaviour(prelude = "libp2p::swarm::derive_prelude")]
+struct Rogue {
+    handshake: HandshakeBehaviour,
+    pex: PexBehaviour,
+}
+
+fn rogue_swarm(key: Keypair) -> Swarm<Rogue> {
+    let cfg = request_response::Config::default().with_request_timeout(Duration::from_secs(10));
+    let handshake = request_response::Behaviour::with_codec(
+        CborCodec::new(4096, 4096),
+        [(
+            StreamProtocol::new(HANDSHAKE_PROTOCOL),
+            ProtocolSupport::Full,
+        )],
+        cfg.clone(),
+    );
+    let pex = request_response::Behaviour::with_codec(
+        CborCodec::new(64, MAX_PEX_RESPONSE_BYTES),
+        [(
+            StreamProtocol::try_from_owned(net().protocol("pex", "1.0.0")).unwrap(),
+            ProtocolSupport::Full,
+        )],
+        cfg,
+    );
+    SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| Rogue { handshake, pex })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
+fn rogue_handshake(peer: &PeerId) -> Handshake {
+    Handshake {
+        protocol_version: PROTOCOL_VERSION,
+        network_id: "devnet".into(),
+        node_id: peer.to_bytes(),
+        listen_addrs: vec![],
+        services: ServiceSet::from_types([ServiceType::Storage]),
+    }
+}
+
+fn entry(i: u32) -> PexEntry {
+    let peer = Keypair::generate_ed25519().public().to_peer_id();
+    // Loopback only: the node may dial what it learns.
+    let [_, _, c, d] = i.to_be_bytes();
+    let addr: Multiaddr = format!("/ip4/127.100.{c}.{d}/tcp/30303").parse().unwrap();
+    PexEntry {
+        node_id: peer.to_bytes(),
+        addrs: vec![serde_bytes::ByteBuf::from(addr.to_vec())],
+        services: ServiceSet::from_types([ServiceType::Storage]),
+        last_success_unix: 1,
+    }
+}
+
+/// Drives the rogue until the node asks it for PEX, answers with `entries` entries, and
+/// returns once the node closed the connection or `deadline` passed; returns whether the
+/// connection was closed.
+async fn serve_pex(swarm: &mut Swarm<Rogue>, entries: usize, deadline: Duration) -> bool {
+    let me = *swarm.local_peer_id();
+    let end = tokio::time::Instant::now() + deadline;
+    loop {
+        let ev = tokio::select! {
+            ev = swarm.select_next_some() => ev,
+            _ = tokio::time::sleep_until(end) => return false,
+        };
+        match ev {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                swarm
+                    .behaviour_mut()
+                    .handshake
+                    .send_request(&peer_id, rogue_handshake(&me));
+            }
+            SwarmEvent::Behaviour(RogueEvent::Handshake(request_response::Event::Message {
+                message: Message::Request { channel, .. },
+                ..
+            })) => {
+                let _ = swarm
+                    .behaviour_mut()
+                    .handshake
+                    .send_response(channel, rogue_handshake(&me));
+            }
+            SwarmEvent::Behaviour(RogueEvent::Pex(request_response::Event::Message {
+                message: Message::Request { channel, .. },
+                ..
+            })) => {
+                let resp = PexResponse {
+                    entries: (0..entries as u32).map(entry).collect(),
+                };
+                let _ = swarm.behaviour_mut().pex.send_response(channel, resp);
+            }
+            SwarmEvent::ConnectionClosed {
+                num_established: 0, ..
+            } => return true,
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_pex_response_bans_the_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr("127.0.0.1");
+    let (handle, node) = start_node(dir.path(), listen);
+    let metrics = node.metrics.clone();
+    tokio::spawn(node.event_loop.run());
+
+    let key = Keypair::generate_ed25519();
+    let rogue_id = key.public().to_peer_id();
+    let mut rogue = rogue_swarm(key);
+    let target = listen_addrs(listen)[1].clone();
+    rogue.dial(target.clone()).unwrap();
+    assert!(
+        serve_pex(&mut rogue, MAX_PEX_ENTRIES + 1, Duration::from_secs(20)).await,
+        "the node did not disconnect a peer that sent {} PEX entries",
+        MAX_PEX_ENTRIES + 1
+    );
+
+    let text = metrics.encode();
+    assert!(
+        text.contains("bootstrap_misbehaving_total{reason=\"pex_oversized\"} 1"),
+        "{text}"
+    );
+    let peers = handle.peers().await.unwrap();
+    let rogue_view = peers.iter().find(|p| p.peer_id == rogue_id).unwrap();
+    assert!(
+        rogue_view.banned_until.is_some(),
+        "rogue not banned: {rogue_view:?}"
+    );
+    assert!(
+        !peers.iter().any(|p| p
+            .addrs
+            .iter()
+            .any(|a| a.to_string().starts_with("/ip4/127.100."))),
+        "entries of an oversized response were stored"
+    );
+
+    // A banned peer is refused when it comes back.
+    rogue.dial(target).unwrap();
+    let refused = serve_pex(&mut rogue, 1, Duration::from_secs(5)).await;
+    assert!(refused, "a banned peer was accepted again");
+    let text = metrics.encode();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("bootstrap_connections_denied_total{reason=\"banned\"}")),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pex_response_is_learned() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr("127.0.0.1");
+    let (handle, node) = start_node(dir.path(), listen);
+    let metrics = node.metrics.clone();
+    tokio::spawn(node.event_loop.run());
+
+    let mut rogue = rogue_swarm(Keypair::generate_ed25519());
+    rogue.dial(listen_addrs(listen)[1].clone()).unwrap();
+    // The honest-but-large answer: exactly 1000 entries, all processed (we asked, so the
+    // token bucket holds 1 + 1000 tokens).
+    let closed = serve_pex(&mut rogue, MAX_PEX_ENTRIES, Duration::from_secs(3)).await;
+    assert!(
+        !closed,
+        "a well-formed 1000-entry response cost the connection"
+    );
+    let mut learned = 0;
+    for _ in 0..50 {
+        learned = handle
+            .peers()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|p| {
+                p.addrs
+                    .iter()
+                    .any(|a| a.to_string().starts_with("/ip4/127.100."))
+            })
+            .count();
+        if learned == MAX_PEX_ENTRIES {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(learned, MAX_PEX_ENTRIES);
+    let text = metrics.encode();
+    assert!(
+        text.contains("bootstrap_pex_addrs_received_total 1000"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bootstrap_pex_addrs_rate_limited_total 0"),
+        "{text}"
+    );
+}
