@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dsdn_bootstrap::config::{DnsSeed, StaticPeer};
-use dsdn_peers::PeerRecord;
 use libp2p::PeerId;
 
 use super::EventLoop;
@@ -22,24 +21,31 @@ fn bump(map: &mut BTreeMap<String, usize>, key: impl Into<String>) {
 
 impl EventLoop {
     pub(super) fn peer_stats(&self) -> PeerStatsView {
-        let now = unix_now();
-        let mut v = PeerStatsView::default();
-        let records: Vec<PeerRecord> = self.store.all().unwrap_or_default();
-        v.entries = records.len();
-        for r in &records {
-            bump(&mut v.by_source, r.source.as_str());
-            for name in r.services.names() {
-                bump(&mut v.by_service, name);
-            }
-            if let Some(g) = r.addrs.first().and_then(dsdn_peers::netgroup_of) {
-                bump(&mut v.by_netgroup, g.to_string());
-            }
-            v.tried += usize::from(r.last_success.is_some());
-            v.suspicious += usize::from(r.is_suspicious());
-            v.banned += usize::from(r.is_banned(now));
-            v.success_count += u64::from(r.success_count);
-            v.failure_count += u64::from(r.failure_count);
-        }
+        let st = self.store.stats(unix_now());
+        let mut v = PeerStatsView {
+            entries: st.entries,
+            by_source: st
+                .by_source
+                .iter()
+                .map(|(k, n)| (k.as_str().to_owned(), *n))
+                .collect(),
+            by_service: st
+                .by_service
+                .iter()
+                .map(|(k, n)| (k.as_str().to_owned(), *n))
+                .collect(),
+            by_netgroup: st
+                .by_netgroup
+                .iter()
+                .map(|(k, n)| (k.to_string(), *n))
+                .collect(),
+            tried: st.tried,
+            suspicious: st.suspicious,
+            banned: st.banned,
+            success_count: st.success_count,
+            failure_count: st.failure_count,
+            ..PeerStatsView::default()
+        };
         let pm = &self.swarm.behaviour().peer_manager;
         for p in pm.connected().values() {
             v.connected += 1;
