@@ -18,6 +18,7 @@
 //! All `now` and time arguments are UNIX seconds.
 
 mod anchors;
+mod evict;
 mod open;
 mod outbound;
 mod stats;
@@ -26,6 +27,8 @@ mod types;
 
 #[cfg(test)]
 mod tests_anchors;
+#[cfg(test)]
+mod tests_evict;
 #[cfg(test)]
 mod tests_fuzz;
 #[cfg(test)]
@@ -39,7 +42,7 @@ mod tests_select;
 #[cfg(test)]
 mod tests_upgrade;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -451,9 +454,9 @@ impl PeerStore {
         let old = |t: u64| now.saturating_sub(t) > GC_AFTER_SECS;
         self.write(|ctx| {
             let peers: Vec<PeerId> = ctx
-                .base
+                .base()
                 .keys()
-                .filter(|p| !ctx.overlay.contains_key(*p))
+                .filter(|p| !ctx.touched(p))
                 .copied()
                 .collect();
             let mut removed = 0;
@@ -497,14 +500,9 @@ impl PeerStore {
         let mut index = self.lock_index();
         let txn = self.db.begin_write()?;
         let (out, overlay) = {
-            let mut ctx = WriteCtx {
-                table: txn.open_table(PEERS)?,
-                base: &index,
-                overlay: HashMap::new(),
-                network: &self.network,
-            };
+            let mut ctx = WriteCtx::new(txn.open_table(PEERS)?, &index, &self.network);
             let out = f(&txn, &mut ctx)?;
-            (out, ctx.overlay)
+            (out, ctx.into_overlay())
         };
         txn.commit()?;
         apply(&mut index, overlay);

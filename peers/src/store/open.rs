@@ -299,22 +299,18 @@ fn check_and_load(db: &Database, path: &Path, network: &NetworkId) -> Result<Loa
                 .map_err(|e| classify_storage(e, path))?;
         }
         // A file written with a larger capacity is trimmed to ours.
-        let mut ctx = WriteCtx {
-            table,
-            base: &index,
-            overlay: Default::default(),
-            network,
-        };
+        let mut ctx = WriteCtx::new(table, &index, network);
         let now = unix_now();
         while ctx.len() > MAX_ENTRIES {
-            match ctx.worst(Eviction::Any, now) {
-                Some(victim) => {
-                    ctx.remove(&victim).map_err(Failure::Fatal)?;
-                }
-                None => break,
+            if ctx
+                .evict(Eviction::Any, now)
+                .map_err(Failure::Fatal)?
+                .is_none()
+            {
+                break;
             }
         }
-        ctx.overlay
+        ctx.into_overlay()
     };
     txn.commit().map_err(|e| classify_commit(e, path))?;
     apply(&mut index, overlay);

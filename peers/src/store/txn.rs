@@ -13,6 +13,7 @@ use dsdn_protocols::{NetworkId, PeerSource, ServiceSet};
 use libp2p_identity::PeerId;
 use redb::{ReadableTable, Table, TableDefinition};
 
+use super::evict::{allows, EvictionQueue};
 use super::StoreError;
 use crate::netgroup::NetGroup;
 use crate::record::{decode_record, encode_record, PeerRecord};
@@ -66,26 +67,95 @@ pub(super) enum Eviction {
 }
 
 /// One open write transaction on the peers table plus the staged index changes.
+///
+/// The overlay is only changed through [`WriteCtx::put`], [`WriteCtx::remove`] and the
+/// purge of undecodable records, which keep the entry count and the eviction queue in step.
 pub(super) struct WriteCtx<'a, 't> {
-    pub(super) table: Table<'t, &'static [u8], &'static [u8]>,
-    pub(super) base: &'a Index,
+    table: Table<'t, &'static [u8], &'static [u8]>,
+    base: &'a Index,
     /// `Some` = upserted, `None` = removed, in this transaction.
-    pub(super) overlay: HashMap<PeerId, Option<IndexEntry>>,
-    pub(super) network: &'a NetworkId,
+    overlay: HashMap<PeerId, Option<IndexEntry>>,
+    network: &'a NetworkId,
+    /// Number of entries as of this transaction.
+    len: usize,
+    /// The (eviction, now) of the last eviction found by a full scan.
+    scanned: Option<(Eviction, u64)>,
+    /// Eviction order, built on the second eviction for the same (eviction, now).
+    queue: Option<EvictionQueue>,
+}
+
+impl<'a, 't> WriteCtx<'a, 't> {
+    /// A context on `table` whose committed state is mirrored by `base`.
+    pub(super) fn new(
+        table: Table<'t, &'static [u8], &'static [u8]>,
+        base: &'a Index,
+        network: &'a NetworkId,
+    ) -> Self {
+        Self {
+            table,
+            base,
+            overlay: HashMap::new(),
+            network,
+            len: base.len(),
+            scanned: None,
+            queue: None,
+        }
+    }
 }
 
 impl WriteCtx<'_, '_> {
     /// Number of entries as of this transaction.
     pub(super) fn len(&self) -> usize {
-        let mut n = self.base.len();
-        for (peer, change) in &self.overlay {
-            match (self.base.contains_key(peer), change.is_some()) {
-                (false, true) => n += 1,
-                (true, false) => n -= 1,
-                _ => {}
-            }
+        self.len
+    }
+
+    /// The index as of the start of this transaction.
+    pub(super) fn base(&self) -> &Index {
+        self.base
+    }
+
+    /// True if this transaction upserted or removed `peer`.
+    pub(super) fn touched(&self, peer: &PeerId) -> bool {
+        self.overlay.contains_key(peer)
+    }
+
+    /// The staged index changes, to [`apply`] once the transaction committed.
+    pub(super) fn into_overlay(self) -> HashMap<PeerId, Option<IndexEntry>> {
+        self.overlay
+    }
+
+    /// The index entry of `peer` as of this transaction.
+    fn entry(&self, peer: &PeerId) -> Option<&IndexEntry> {
+        match self.overlay.get(peer) {
+            Some(change) => change.as_ref(),
+            None => self.base.get(peer),
         }
-        n
+    }
+
+    /// Every entry as of this transaction, with its standing.
+    pub(super) fn live(&self) -> impl Iterator<Item = (&PeerId, &Standing)> + Clone {
+        self.base
+            .iter()
+            .filter(|(p, _)| !self.overlay.contains_key(*p))
+            .map(|(p, e)| (p, &e.standing))
+            .chain(
+                self.overlay
+                    .iter()
+                    .filter_map(|(p, s)| s.as_ref().map(|s| (p, &s.standing))),
+            )
+    }
+
+    /// Stages `change` for `peer`, keeping the count and the eviction queue in step.
+    fn stage(&mut self, peer: PeerId, change: Option<IndexEntry>) {
+        match (self.entry(&peer).is_some(), change.is_some()) {
+            (false, true) => self.len += 1,
+            (true, false) => self.len -= 1,
+            _ => {}
+        }
+        if let (Some(queue), Some(e)) = (self.queue.as_mut(), change.as_ref()) {
+            queue.offer(peer, e.standing);
+        }
+        self.overlay.insert(peer, change);
     }
 
     /// Reads one record; an undecodable one is deleted (and logged) and reported as absent.
@@ -109,7 +179,7 @@ impl WriteCtx<'_, '_> {
                 tracing::warn!(error = %e, "deleting undecodable peers.dat record");
                 self.table.remove(key)?;
                 if let Ok(peer) = PeerId::from_bytes(key) {
-                    self.overlay.insert(peer, None);
+                    self.stage(peer, None);
                 }
                 Ok(None)
             }
@@ -121,7 +191,7 @@ impl WriteCtx<'_, '_> {
         let bytes = encode_record(r)?;
         let key = r.peer_id.to_bytes();
         self.table.insert(key.as_slice(), bytes.as_slice())?;
-        self.overlay.insert(r.peer_id, Some(IndexEntry::from(r)));
+        self.stage(r.peer_id, Some(IndexEntry::from(r)));
         Ok(())
     }
 
@@ -129,7 +199,7 @@ impl WriteCtx<'_, '_> {
     pub(super) fn remove(&mut self, peer: &PeerId) -> Result<bool, StoreError> {
         let key = peer.to_bytes();
         let existed = self.table.remove(key.as_slice())?.is_some();
-        self.overlay.insert(*peer, None);
+        self.stage(*peer, None);
         Ok(existed)
     }
 
@@ -144,39 +214,68 @@ impl WriteCtx<'_, '_> {
         now: u64,
     ) -> Result<bool, StoreError> {
         while self.len() >= capacity {
-            let Some(victim) = self.worst(eviction, now) else {
+            let Some(victim) = self.evict(eviction, now)? else {
                 return Ok(false);
             };
             tracing::debug!(evicted = %victim, newcomer = %r.peer_id, "peers.dat full, evicting");
-            self.remove(&victim)?;
         }
         self.put(r)?;
         Ok(true)
     }
 
-    /// The lowest-ranked entry `eviction` allows to evict, if any.
-    pub(super) fn worst(&self, eviction: Eviction, now: u64) -> Option<PeerId> {
-        let live = self
-            .base
-            .iter()
-            .filter(|(p, _)| !self.overlay.contains_key(*p))
-            .map(|(p, e)| (p, &e.standing))
-            .chain(
-                self.overlay
-                    .iter()
-                    .filter_map(|(p, s)| s.as_ref().map(|s| (p, &s.standing))),
-            );
-        let unbanned = |s: &Standing| s.banned_until.is_none_or(|u| now >= u);
-        let allowed: Box<dyn Fn(&Standing) -> bool> = match eviction {
-            Eviction::Any => Box::new(unbanned),
-            Eviction::UntestedOnly => Box::new(move |s| s.last_success.is_none() && unbanned(s)),
+    /// Removes the lowest-ranked entry `eviction` allows to evict at `now`, if any, and
+    /// returns it: the entry [`WriteCtx::worst_by_scan`] would pick.
+    ///
+    /// The first eviction for an (`eviction`, `now`) in the transaction is one scan (a
+    /// single insertion, such as `record_success` of a new peer, costs no more); the second
+    /// ranks the entries once into an [`EvictionQueue`] and every later one pops from it.
+    pub(super) fn evict(
+        &mut self,
+        eviction: Eviction,
+        now: u64,
+    ) -> Result<Option<PeerId>, StoreError> {
+        let queued = self.queue.as_ref().is_some_and(|q| q.is_for(eviction, now));
+        let victim = if !queued && self.scanned != Some((eviction, now)) {
+            self.scanned = Some((eviction, now));
+            self.worst_by_scan(eviction, now)
+        } else {
+            if !queued {
+                self.queue = Some(EvictionQueue::build(eviction, now, self.live()));
+            }
+            let popped = self.queue.as_mut().and_then(|queue| {
+                let (base, overlay) = (self.base, &self.overlay);
+                queue.pop(|p| {
+                    match overlay.get(p) {
+                        Some(change) => change.as_ref(),
+                        None => base.get(p),
+                    }
+                    .map(|e| e.standing)
+                })
+            });
+            // With nothing evictable left, `Any` falls back to the worst entry overall
+            // (every entry is under a ban); the scan finds it.
+            match (popped, eviction) {
+                (Some(p), _) => Some(p),
+                (None, Eviction::Any) => self.worst_by_scan(eviction, now),
+                (None, Eviction::UntestedOnly) => None,
+            }
         };
+        if let Some(p) = &victim {
+            self.remove(p)?;
+        }
+        Ok(victim)
+    }
+
+    /// The lowest-ranked entry `eviction` allows to evict, if any, by ranking every entry
+    /// (the reference for [`WriteCtx::evict`], and its fallback when every entry is banned).
+    pub(super) fn worst_by_scan(&self, eviction: Eviction, now: u64) -> Option<PeerId> {
+        let live = self.live();
         let pick = |candidates: &mut dyn Iterator<Item = (&PeerId, &Standing)>| {
             candidates
                 .max_by(|(pa, a), (pb, b)| a.rank(b, now).then_with(|| pa.cmp(pb)))
                 .map(|(p, _)| *p)
         };
-        let best = pick(&mut live.clone().filter(|(_, s)| allowed(s)));
+        let best = pick(&mut live.clone().filter(|(_, s)| allows(eviction, s, now)));
         match (best, eviction) {
             (Some(p), _) => Some(p),
             (None, Eviction::Any) => pick(&mut live.clone()),
