@@ -3,8 +3,9 @@
 //! Used by `dsdn-agent devnet`, by the multi-process integration tests and by benchmarks.
 //! It is a set of building blocks:
 //!
-//! - [`find_dsdnd`] locates the daemon binary, [`free_port`] picks a port usable on several
-//!   loopback IPs, [`init_node`] runs `dsdnd init`;
+//! - [`find_dsdnd`] locates the daemon binary, [`reserve_port`] reserves a port usable on
+//!   several loopback IPs (held against parallel tests until dropped; [`free_port`] only
+//!   checks), [`init_node`] runs `dsdnd init`;
 //! - [`ConfigSpec`] writes a seeds.toml;
 //! - [`NodeSpec`] / [`Node`] run one daemon process (log in `<data_dir>/dsdnd.log`);
 //! - [`LocalNet`] starts the common shape: a real DNS seed server, one bootstrap node,
@@ -149,8 +150,79 @@ const PORT_RANGE: std::ops::Range<u16> = 20000..32000;
 /// Attempts [`try_free_port`] makes before giving up.
 const PORT_ATTEMPTS: usize = 500;
 
+/// The loopback IP on which [`PortLease`]s hold their lock sockets (UDP). No node ever
+/// binds it, and nodes bind UDP on their own IP only, so holding `UDP LOCK_IP:p` never gets
+/// in a node's way. (TCP would: libp2p's TCP transport binds `0.0.0.0:<listen port>` to
+/// dial with port reuse, which a TCP socket on any IP with that port blocks.)
+pub const PORT_LOCK_IP: Ipv4Addr = Ipv4Addr::new(127, 255, 255, 254);
+
+/// A port reserved for one local network (one test) until dropped: TCP `p`, UDP `p` and
+/// TCP `p + 1` (the control API) were bindable on every requested IP when it was taken,
+/// and no other [`PortLease`] — in this process or any other (parallel test binaries) —
+/// can get `p` or `p + 1` while it lives.
+///
+/// The reservation is a pair of UDP sockets on [`PORT_LOCK_IP`]`:p` and `:p + 1`: the
+/// kernel arbitrates between processes, and the lock disappears with the process, so a
+/// crashed test leaves nothing behind. [`try_free_port`] skips leased ports too.
+#[derive(Debug)]
+pub struct PortLease {
+    port: u16,
+    _locks: [UdpSocket; 2],
+}
+
+impl PortLease {
+    /// The reserved port (`p`; the API port of nodes on it is `p + 1`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+/// Takes the lock of `port` (and `port + 1`), if no lease holds either.
+fn lock_port(port: u16) -> io::Result<[UdpSocket; 2]> {
+    let next = port
+        .checked_add(1)
+        .ok_or_else(|| io::Error::other("port overflow"))?;
+    Ok([
+        UdpSocket::bind((PORT_LOCK_IP, port))?,
+        UdpSocket::bind((PORT_LOCK_IP, next))?,
+    ])
+}
+
+/// Reserves a port for a local network whose nodes listen on `ips`: as [`try_free_port`],
+/// and held against every other [`reserve_port`] / [`try_free_port`] caller until the
+/// [`PortLease`] is dropped. Keep the lease alive as long as the nodes run.
+///
+/// # Errors
+/// The last bind error when no port was found after many attempts.
+pub fn reserve_port(ips: &[Ipv4Addr]) -> io::Result<PortLease> {
+    let mut last_err = None;
+    for _ in 0..PORT_ATTEMPTS {
+        let port = rand::random_range(PORT_RANGE);
+        // The lock first: a port another test uses is skipped without probing its IPs.
+        let locks = match lock_port(port) {
+            Ok(locks) => locks,
+            Err(e) => {
+                last_err = Some(e);
+                continue;
+            }
+        };
+        match port_is_free(ips, port) {
+            Ok(()) => {
+                return Ok(PortLease {
+                    port,
+                    _locks: locks,
+                })
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::other("no free port found")))
+}
+
 /// A random port in 20000..32000 such that TCP `p`, UDP `p` and TCP `p + 1` (the control
-/// API) are bindable on every IP of `ips` (at the moment of the check).
+/// API) are bindable on every IP of `ips` (at the moment of the check), and neither `p` nor
+/// `p + 1` is held by a [`PortLease`]. Prefer [`reserve_port`], which also keeps the port
+/// from other callers until the nodes have bound it.
 ///
 /// # Errors
 /// The last bind error when no such port was found after many attempts (e.g. an IP that
@@ -159,7 +231,12 @@ pub fn try_free_port(ips: &[Ipv4Addr]) -> io::Result<u16> {
     let mut last_err = None;
     for _ in 0..PORT_ATTEMPTS {
         let port = rand::random_range(PORT_RANGE);
-        match port_is_free(ips, port) {
+        let check = lock_port(port).and_then(|locks| {
+            port_is_free(ips, port)?;
+            drop(locks);
+            Ok(())
+        });
+        match check {
             Ok(()) => return Ok(port),
             Err(e) => last_err = Some(e),
         }
@@ -287,6 +364,32 @@ mod tests {
             let _u = UdpSocket::bind((ip, port)).expect("udp p");
             let _a = TcpListener::bind((ip, port + 1)).expect("tcp p+1");
         }
+    }
+
+    #[test]
+    fn leases_never_overlap_and_are_released_on_drop() {
+        let ips = [Ipv4Addr::new(127, 0, 0, 2)];
+        let leases: Vec<PortLease> = (0..20)
+            .map(|_| reserve_port(&ips).expect("lease"))
+            .collect();
+        for (i, a) in leases.iter().enumerate() {
+            assert!(PORT_RANGE.contains(&a.port()));
+            for b in &leases[i + 1..] {
+                // p and p + 1 of one lease are never p or p + 1 of another.
+                assert!(
+                    a.port().abs_diff(b.port()) >= 2,
+                    "{} {}",
+                    a.port(),
+                    b.port()
+                );
+            }
+            // A leased port is not "free" for try_free_port's check either.
+            assert!(lock_port(a.port()).is_err());
+            assert!(lock_port(a.port() - 1).is_err());
+        }
+        let port = leases[0].port();
+        drop(leases);
+        assert!(lock_port(port).is_ok());
     }
 
     #[test]

@@ -1,12 +1,41 @@
 //! Shared helpers for the multi-process tests and the bootstrap benchmark: small waits over
-//! the control API of real `dsdnd` processes started with `dsdn_daemon::localnet`.
+//! the control API of real `dsdnd` processes started with `dsdn_daemon::localnet`, and
+//! [`TestNet`], one test's set of daemons, DNS seed server, port and directory.
 #![deny(missing_docs)]
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
+use dsdn_bootstrap::seed_server::SeedServer;
 use dsdn_daemon::client::metric_value;
-use dsdn_daemon::localnet::Node;
+use dsdn_daemon::localnet::{
+    find_dsdnd, reserve_port, ConfigSpec, Node, NodeMode, NodeSpec, PortLease,
+};
+
+/// Default timeout of the waits in the scenarios: generous for 2 loaded cores, far below
+/// what a hang would take.
+pub const WAIT: Duration = Duration::from_secs(25);
+
+/// Environment variable: `RUST_LOG` of the daemons a [`TestNet`] starts (default `info`),
+/// e.g. `DSDN_TEST_RUST_LOG=info,dsdn_p2p=debug` to see every dial.
+pub const RUST_LOG_ENV: &str = "DSDN_TEST_RUST_LOG";
+
+/// Lines of each node's log printed when a test fails.
+const FAILURE_LOG_LINES: usize = 60;
+
+/// Lowest and highest last octet of the node IPs tests use (`127.0.0.10` … `127.0.0.99`).
+/// Every test reserves its own port on all of them, so tests running in parallel (threads
+/// of one binary or several binaries) never share an `IP:port`.
+pub const TEST_IPS: std::ops::RangeInclusive<u8> = 10..=99;
+
+/// `127.0.0.<last>`.
+pub fn ip(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, last)
+}
 
 /// Polls `check` every 200 ms until it returns `Some`, or fails after `timeout` with `what`.
 ///
@@ -37,6 +66,43 @@ pub async fn metric(node: &Node, name: &str, labels: &[(&str, &str)]) -> f64 {
     }
 }
 
+/// The value of metric `name` (with `labels`) on `node`; `None` when the metric is absent
+/// (not implemented yet) or the API does not answer.
+pub async fn metric_opt(node: &Node, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let text = node.client().metrics_text().await.ok()?;
+    metric_value(&text, name, labels)
+}
+
+/// Waits until metric `name{labels}` of `node` satisfies `pred`; returns the value. The
+/// error names the metric, the last value seen (`absent` when the daemon does not expose
+/// it) and the node.
+///
+/// # Errors
+/// When `timeout` passes first.
+pub async fn wait_metric(
+    node: &Node,
+    name: &str,
+    labels: &[(&str, &str)],
+    timeout: Duration,
+    pred: impl Fn(f64) -> bool,
+) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    loop {
+        let v = metric_opt(node, name, labels).await;
+        if let Some(v) = v.filter(|v| pred(*v)) {
+            return Ok(v);
+        }
+        if start.elapsed() > timeout {
+            let last = v.map_or_else(|| "absent".to_owned(), |v| v.to_string());
+            anyhow::bail!(
+                "{}: timed out after {timeout:?} waiting on metric {name}{labels:?} (last value: {last})",
+                node.name()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Peer ids `node` lists as connected.
 pub async fn connected_ids(node: &Node) -> Vec<String> {
     node.client()
@@ -50,6 +116,32 @@ pub async fn connected_ids(node: &Node) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Peer ids `node` knows (peers.dat ∪ connected).
+pub async fn known_ids(node: &Node) -> Vec<String> {
+    node.client()
+        .peers()
+        .await
+        .map(|peers| peers.into_iter().map(|p| p.peer_id).collect())
+        .unwrap_or_default()
+}
+
+/// True when `node` lists `other` as connected.
+pub async fn is_connected_to(node: &Node, other: &Node) -> bool {
+    connected_ids(node)
+        .await
+        .iter()
+        .any(|id| id == other.peer_id())
+}
+
+/// Waits until `node` is connected to at least `n` peers; returns the status' count.
+///
+/// # Errors
+/// When `timeout` passes first (the error quotes the node's last status and log tail).
+pub async fn wait_connected(node: &Node, n: usize, timeout: Duration) -> anyhow::Result<usize> {
+    let st = node.wait_until(timeout, |s| s.connected_peers >= n).await?;
+    Ok(st.connected_peers)
 }
 
 /// True when every node lists every other node as connected.
@@ -73,4 +165,462 @@ pub fn logs(nodes: &[&Node]) -> String {
         .map(|n| format!("--- {} ---\n{}", n.name(), n.log_tail(40)))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Removes ANSI colour sequences (`ESC [ … m`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The size of `node`'s log in bytes: an offset for [`log_lines_since`].
+pub fn log_offset(node: &Node) -> usize {
+    std::fs::metadata(node.log_path()).map_or(0, |m| m.len() as usize)
+}
+
+/// The lines of `node`'s log after byte `offset`, without colour codes.
+pub fn log_lines_since(node: &Node, offset: usize) -> Vec<String> {
+    let bytes = std::fs::read(node.log_path()).unwrap_or_default();
+    let tail = bytes.get(offset..).unwrap_or_default();
+    String::from_utf8_lossy(tail)
+        .lines()
+        .map(strip_ansi)
+        .collect()
+}
+
+/// Lines of `node`'s log after `offset` logged at `level` (`ERROR`, `WARN`, `INFO`; `None`:
+/// any) that contain `needle` (case-insensitive).
+pub fn log_matches(node: &Node, offset: usize, level: Option<&str>, needle: &str) -> Vec<String> {
+    let needle = needle.to_lowercase();
+    log_lines_since(node, offset)
+        .into_iter()
+        .filter(|l| level.is_none_or(|lv| l.split_whitespace().nth(1) == Some(lv)))
+        .filter(|l| l.to_lowercase().contains(&needle))
+        .collect()
+}
+
+/// Waits until [`log_matches`] finds a line; returns it.
+///
+/// # Errors
+/// When `timeout` passes first; the error quotes the log's tail.
+pub async fn wait_log(
+    node: &Node,
+    offset: usize,
+    level: Option<&str>,
+    needle: &str,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let what = format!(
+        "a {} log line containing {needle:?} on {}",
+        level.unwrap_or("any"),
+        node.name()
+    );
+    eventually(timeout, &what, || async {
+        log_matches(node, offset, level, needle).into_iter().next()
+    })
+    .await
+}
+
+/// UNIX seconds now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Writes a peers.dat at `path` for network `network` holding one verified-looking entry
+/// per address of `addrs` (each `IP:PORT`, stored as `/ip4/IP/tcp/PORT` and `/udp/PORT/quic-v1`
+/// under a fresh PeerId), learned from `source`. Returns the PeerIds. The file must not be
+/// open elsewhere (write it before the node starts).
+///
+/// # Errors
+/// When the store cannot be opened or written.
+pub fn write_peers_dat(
+    path: &Path,
+    network: &str,
+    addrs: &[SocketAddr],
+    source: dsdn_protocols::PeerSource,
+) -> anyhow::Result<Vec<String>> {
+    let network = dsdn_protocols::NetworkId::new(network).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (store, _) = dsdn_peers::PeerStore::open(path, &network)
+        .map_err(|e| anyhow::anyhow!("open {}: {e}", path.display()))?;
+    let now = unix_now();
+    let mut ids = Vec::new();
+    for (i, a) in addrs.iter().enumerate() {
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&now.to_le_bytes());
+        seed[8..16].copy_from_slice(&(i as u64).to_le_bytes());
+        seed[16..18].copy_from_slice(&a.port().to_le_bytes());
+        if let IpAddr::V4(v4) = a.ip() {
+            seed[18..22].copy_from_slice(&v4.octets());
+        }
+        let key = libp2p_identity::Keypair::ed25519_from_bytes(seed)
+            .map_err(|e| anyhow::anyhow!("key: {e}"))?;
+        let peer = key.public().to_peer_id();
+        let ip = a.ip();
+        let port = a.port();
+        let maddrs: Vec<multiaddr::Multiaddr> = [
+            format!("/ip4/{ip}/udp/{port}/quic-v1"),
+            format!("/ip4/{ip}/tcp/{port}"),
+        ]
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<_, _>>()?;
+        let services =
+            dsdn_protocols::ServiceSet::from_types([dsdn_protocols::ServiceType::Storage]);
+        store
+            .record_success(peer, &maddrs, services, source, now.saturating_sub(60))
+            .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?;
+        ids.push(peer.to_string());
+    }
+    Ok(ids)
+}
+
+/// The output of one `dsdn-agent` run.
+#[derive(Debug)]
+pub struct AgentRun {
+    /// Exit status was success.
+    pub ok: bool,
+    /// Stdout.
+    pub stdout: String,
+    /// Stderr.
+    pub stderr: String,
+}
+
+impl AgentRun {
+    fn from_output(out: Output) -> Self {
+        Self {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Fails (with both streams quoted) unless the run succeeded; returns stdout.
+    ///
+    /// # Errors
+    /// A non-zero exit.
+    pub fn success(self, what: &str) -> anyhow::Result<String> {
+        if self.ok {
+            Ok(self.stdout)
+        } else {
+            anyhow::bail!(
+                "`dsdn-agent {what}` failed\nstdout: {}\nstderr: {}",
+                self.stdout,
+                self.stderr
+            )
+        }
+    }
+}
+
+/// Runs the real `dsdn-agent` binary (next to `dsdnd`) against `node`:
+/// `dsdn-agent --api <api> --data-dir <data dir> ARGS…` (the data directory gives it the
+/// bearer token in `.cookie`), with a 30 s limit.
+///
+/// # Errors
+/// When the binary cannot be run or does not finish in time (a non-zero exit is not an
+/// error: see [`AgentRun::ok`]).
+pub async fn agent(node: &Node, args: &[&str]) -> anyhow::Result<AgentRun> {
+    let bin = find_dsdnd()?.with_file_name(format!("dsdn-agent{}", std::env::consts::EXE_SUFFIX));
+    let mut cmd = tokio::process::Command::new(&bin);
+    cmd.arg("--api")
+        .arg(node.api_addr().to_string())
+        .arg("--data-dir")
+        .arg(&node.spec().data_dir)
+        .args(args)
+        .env_remove("DSDN_API")
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .with_context(|| format!("dsdn-agent {args:?} did not finish in 30 s"))?
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    Ok(AgentRun::from_output(out))
+}
+
+/// One test's network: a temporary directory, a reserved port (the P2P port of every node;
+/// the API is on port + 1), a DNS seed server on 127.0.0.1 and the daemons started with
+/// [`TestNet::spawn`] on `127.0.0.<last>`.
+///
+/// Every daemon is killed when the `TestNet` is dropped. Unless [`TestNet::pass`] was
+/// called first (a failed assertion, a `?` error or a panic), the drop prints the last
+/// lines of every node's log and keeps the directory (its path is printed).
+pub struct TestNet {
+    name: String,
+    nodes: Vec<Node>,
+    dns: SeedServer,
+    started: Instant,
+    passed: bool,
+    lease: PortLease,
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl TestNet {
+    /// Reserves a port on every IP of [`TEST_IPS`], starts the DNS seed server (no
+    /// records) and creates the directory.
+    ///
+    /// # Errors
+    /// When the port, the server or the directory cannot be had.
+    pub async fn new(name: &str) -> anyhow::Result<TestNet> {
+        let ips: Vec<Ipv4Addr> = TEST_IPS.map(ip).collect();
+        let lease = reserve_port(&ips).context("reserve a port")?;
+        let dns = SeedServer::spawn("127.0.0.1:0".parse()?).await?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("dsdn-{name}-"))
+            .tempdir()?;
+        let path = dir.path().to_path_buf();
+        eprintln!(
+            "[{name}] dir {}, port {}, DNS seed server {}",
+            path.display(),
+            lease.port(),
+            dns.local_addr()
+        );
+        Ok(TestNet {
+            name: name.to_owned(),
+            nodes: Vec::new(),
+            dns,
+            started: Instant::now(),
+            passed: false,
+            lease,
+            dir: Some(dir),
+            path,
+        })
+    }
+
+    /// The P2P port of every node (DNS seed answers are dialled there).
+    pub fn port(&self) -> u16 {
+        self.lease.port()
+    }
+
+    /// The DNS seed server.
+    pub fn dns(&self) -> &SeedServer {
+        &self.dns
+    }
+
+    /// Points DNS seed `name` at the nodes `127.0.0.<last>` of `lasts`.
+    pub fn set_dns(&self, name: &str, lasts: &[u8]) {
+        self.dns
+            .set_records(name, lasts.iter().map(|l| IpAddr::V4(ip(*l))).collect());
+    }
+
+    /// `127.0.0.<last>:<port>`, the address of a node (or of nothing) on this net.
+    pub fn addr(&self, last: u8) -> String {
+        format!("{}:{}", ip(last), self.port())
+    }
+
+    /// The test's directory.
+    pub fn dir(&self) -> &Path {
+        &self.path
+    }
+
+    /// The data directory of node `name`.
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// The config of node `name` (`<dir>/<name>.toml`).
+    pub fn config_path(&self, name: &str) -> PathBuf {
+        self.path.join(format!("{name}.toml"))
+    }
+
+    /// The base config for this net: [`ConfigSpec::fast`] timings, `default_port` = the
+    /// reserved port, this net's DNS seed server, `min_peers = 1`, no source, and
+    /// `inbound_per_ip_per_minute = 1000`: TCP dials with port reuse leave from
+    /// `0.0.0.0:<port>`, so on loopback every node's TCP connections come from 127.0.0.1
+    /// and the default limit would throttle a test's own nodes.
+    pub fn config(&self) -> ConfigSpec {
+        ConfigSpec::default()
+            .fast()
+            .with_default_port(self.port())
+            .with_dns_server(self.dns.local_addr())
+            .with_min_peers(1)
+            .with_inbound_per_ip_per_minute(1000)
+    }
+
+    /// Writes `cfg` as node `name`'s config (used at its next start).
+    ///
+    /// # Errors
+    /// When the file cannot be written.
+    pub fn write_config(&self, name: &str, cfg: &ConfigSpec) -> anyhow::Result<()> {
+        cfg.write(&self.config_path(name))?;
+        Ok(())
+    }
+
+    /// Writes `cfg` for `name`, starts `dsdnd` on `127.0.0.<last>` with it (data directory
+    /// `<dir>/<name>`) and waits for its API.
+    ///
+    /// # Errors
+    /// When the daemon cannot start or its API does not answer within [`WAIT`].
+    pub async fn spawn(
+        &mut self,
+        name: &str,
+        mode: NodeMode,
+        last: u8,
+        cfg: &ConfigSpec,
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            TEST_IPS.contains(&last),
+            "node IP 127.0.0.{last} is outside TEST_IPS"
+        );
+        anyhow::ensure!(self.get(name).is_none(), "node {name} exists already");
+        self.write_config(name, cfg)?;
+        let mut spec = NodeSpec::new(
+            name,
+            mode,
+            ip(last),
+            self.port(),
+            self.config_path(name),
+            self.data_dir(name),
+        );
+        if let Ok(filter) = std::env::var(RUST_LOG_ENV) {
+            spec.rust_log = filter;
+        }
+        let node = Node::spawn(spec).await?;
+        self.nodes.push(node);
+        self.node(name).wait_ready(WAIT).await?;
+        Ok(())
+    }
+
+    /// Node `name`, if started.
+    pub fn get(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name() == name)
+    }
+
+    /// Node `name`.
+    ///
+    /// # Panics
+    /// When there is no such node (a bug in the test).
+    pub fn node(&self, name: &str) -> &Node {
+        self.get(name).unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    /// Node `name`, mutable (stop, kill, restart).
+    ///
+    /// # Panics
+    /// When there is no such node.
+    pub fn node_mut(&mut self, name: &str) -> &mut Node {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.name() == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    /// Every node, in start order.
+    pub fn nodes(&self) -> Vec<&Node> {
+        self.nodes.iter().collect()
+    }
+
+    /// Seconds since [`TestNet::new`].
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Marks the test as passed: the drop stays quiet and removes the directory. Prints
+    /// the test's wall time.
+    pub fn pass(mut self) {
+        self.passed = true;
+        eprintln!(
+            "[{}] passed in {:.1} s",
+            self.name,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+
+    /// The last `lines` lines of every node's log.
+    pub fn log_dump(&self, lines: usize) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "----- {} ({}) {} -----\n{}",
+                    n.name(),
+                    n.listen_addr(),
+                    n.peer_id(),
+                    n.log_tail(lines)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        if self.passed {
+            return;
+        }
+        let kept = self.dir.take().map(tempfile::TempDir::keep);
+        eprintln!(
+            "\n===== [{}] FAILED after {:.1} s; data and logs kept in {} =====\n{}\n===== end of [{}] logs =====",
+            self.name,
+            self.started.elapsed().as_secs_f64(),
+            kept.unwrap_or_else(|| self.path.clone()).display(),
+            self.log_dump(FAILURE_LOG_LINES),
+            self.name
+        );
+    }
+}
+
+/// Soft checks: records failures and goes on, so that one run of a scenario reports every
+/// part of the contract it misses, not only the first. [`Checks::finish`] fails with all
+/// of them.
+#[derive(Debug, Default)]
+pub struct Checks {
+    failures: Vec<String>,
+}
+
+impl Checks {
+    /// No failure yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps `r`'s value, or records its error (prefixed with `what`) and returns `None`.
+    pub fn check<T>(&mut self, what: &str, r: anyhow::Result<T>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let msg = format!("{what}: {e:#}");
+                eprintln!("CHECK FAILED: {msg}");
+                self.failures.push(msg);
+                None
+            }
+        }
+    }
+
+    /// Records a failure unless `cond` holds.
+    pub fn ensure(&mut self, cond: bool, msg: impl Into<String>) {
+        if !cond {
+            let msg = msg.into();
+            eprintln!("CHECK FAILED: {msg}");
+            self.failures.push(msg);
+        }
+    }
+
+    /// Fails with every recorded failure, one per line.
+    ///
+    /// # Errors
+    /// When any check failed.
+    pub fn finish(self) -> anyhow::Result<()> {
+        if self.failures.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "{} check(s) failed:\n- {}",
+            self.failures.len(),
+            self.failures.join("\n- ")
+        )
+    }
 }

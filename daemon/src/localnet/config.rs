@@ -38,6 +38,20 @@ pub struct ConfigSpec {
     pub pex_interval_secs: u64,
     /// `[bootstrap] retry_interval_secs`.
     pub retry_interval_secs: u64,
+    /// `[bootstrap] min_peers`: below this many connected peers the node is partitioned.
+    pub min_peers: u32,
+    /// `[bootstrap] max_connections_per_peer`.
+    pub max_connections_per_peer: u32,
+    /// `[bootstrap] inbound_per_ip_per_minute`.
+    pub inbound_per_ip_per_minute: u32,
+    /// `[bootstrap] dns_refresh_interval_secs`.
+    pub dns_refresh_interval_secs: u64,
+    /// `[bootstrap] feeler_interval_secs`.
+    pub feeler_interval_secs: u64,
+    /// `[bootstrap] recovery_backoff_max_secs`.
+    pub recovery_backoff_max_secs: u64,
+    /// `[bootstrap] ban_duration_secs`.
+    pub ban_duration_secs: u64,
 }
 
 impl Default for ConfigSpec {
@@ -56,6 +70,13 @@ impl Default for ConfigSpec {
             peer_connect_timeout_secs: 5,
             pex_interval_secs: 900,
             retry_interval_secs: 30,
+            min_peers: 3,
+            max_connections_per_peer: 2,
+            inbound_per_ip_per_minute: 10,
+            dns_refresh_interval_secs: 1800,
+            feeler_interval_secs: 3600,
+            recovery_backoff_max_secs: 300,
+            ban_duration_secs: 86_400,
         }
     }
 }
@@ -86,6 +107,13 @@ struct BootstrapSection<'a> {
     peer_connect_timeout_secs: u64,
     pex_interval_secs: u64,
     retry_interval_secs: u64,
+    min_peers: u32,
+    max_connections_per_peer: u32,
+    inbound_per_ip_per_minute: u32,
+    dns_refresh_interval_secs: u64,
+    feeler_interval_secs: u64,
+    recovery_backoff_max_secs: u64,
+    ban_duration_secs: u64,
 }
 
 impl ConfigSpec {
@@ -132,6 +160,97 @@ impl ConfigSpec {
         self
     }
 
+    /// Adds several DNS seed names, in order.
+    pub fn with_dns_seeds<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.dns_seeds.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds several static peers, in order.
+    pub fn with_static_peers<I, S>(mut self, peers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.static_peers.extend(peers.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets `peers_file` (relative to the data directory unless absolute).
+    pub fn with_peers_file(mut self, file: impl Into<String>) -> Self {
+        self.peers_file = file.into();
+        self
+    }
+
+    /// Sets `max_outbound_connections` and `max_inbound_connections`.
+    pub fn with_connection_limits(mut self, max_outbound: u32, max_inbound: u32) -> Self {
+        self.max_outbound_connections = max_outbound;
+        self.max_inbound_connections = max_inbound;
+        self
+    }
+
+    /// Sets `dns_resolve_timeout_secs` and `peer_connect_timeout_secs`.
+    pub fn with_timeouts(mut self, dns_resolve_secs: u64, peer_connect_secs: u64) -> Self {
+        self.dns_resolve_timeout_secs = dns_resolve_secs;
+        self.peer_connect_timeout_secs = peer_connect_secs;
+        self
+    }
+
+    /// Sets `min_peers` (the partition threshold).
+    pub fn with_min_peers(mut self, min_peers: u32) -> Self {
+        self.min_peers = min_peers;
+        self
+    }
+
+    /// Sets `max_connections_per_peer`.
+    pub fn with_max_connections_per_peer(mut self, n: u32) -> Self {
+        self.max_connections_per_peer = n;
+        self
+    }
+
+    /// Sets `inbound_per_ip_per_minute`.
+    pub fn with_inbound_per_ip_per_minute(mut self, n: u32) -> Self {
+        self.inbound_per_ip_per_minute = n;
+        self
+    }
+
+    /// Sets `dns_refresh_interval_secs` and `feeler_interval_secs`.
+    pub fn with_refresh_intervals(mut self, dns_refresh_secs: u64, feeler_secs: u64) -> Self {
+        self.dns_refresh_interval_secs = dns_refresh_secs;
+        self.feeler_interval_secs = feeler_secs;
+        self
+    }
+
+    /// Sets `recovery_backoff_max_secs`.
+    pub fn with_recovery_backoff_max(mut self, secs: u64) -> Self {
+        self.recovery_backoff_max_secs = secs;
+        self
+    }
+
+    /// Sets `ban_duration_secs`.
+    pub fn with_ban_duration(mut self, secs: u64) -> Self {
+        self.ban_duration_secs = secs;
+        self
+    }
+
+    /// Short timings for tests on loopback: retry every second, 2 s dial and DNS timeouts,
+    /// PEX every 2 s, partition-recovery backoff capped at 2 s, and DNS refresh / feeler
+    /// connections rare enough (1 h) not to disturb counters. Everything else unchanged.
+    pub fn fast(mut self) -> Self {
+        self.retry_interval_secs = 1;
+        self.pex_interval_secs = 2;
+        self.dns_resolve_timeout_secs = 2;
+        self.peer_connect_timeout_secs = 2;
+        self.recovery_backoff_max_secs = 2;
+        self.dns_refresh_interval_secs = 3600;
+        self.feeler_interval_secs = 3600;
+        self
+    }
+
     /// The seeds.toml text.
     ///
     /// # Errors
@@ -155,6 +274,13 @@ impl ConfigSpec {
                 peer_connect_timeout_secs: self.peer_connect_timeout_secs,
                 pex_interval_secs: self.pex_interval_secs,
                 retry_interval_secs: self.retry_interval_secs,
+                min_peers: self.min_peers,
+                max_connections_per_peer: self.max_connections_per_peer,
+                inbound_per_ip_per_minute: self.inbound_per_ip_per_minute,
+                dns_refresh_interval_secs: self.dns_refresh_interval_secs,
+                feeler_interval_secs: self.feeler_interval_secs,
+                recovery_backoff_max_secs: self.recovery_backoff_max_secs,
+                ban_duration_secs: self.ban_duration_secs,
             },
         };
         toml::to_string(&file)
@@ -211,6 +337,13 @@ mod tests {
             "peer_connect_timeout_secs",
             "pex_interval_secs",
             "retry_interval_secs",
+            "min_peers",
+            "max_connections_per_peer",
+            "inbound_per_ip_per_minute",
+            "dns_refresh_interval_secs",
+            "feeler_interval_secs",
+            "recovery_backoff_max_secs",
+            "ban_duration_secs",
         ] {
             assert!(b.contains_key(key), "missing {key} in\n{text}");
         }
@@ -219,6 +352,53 @@ mod tests {
         assert_eq!(b["default_port"].as_integer(), Some(31000));
         assert_eq!(b["pex_interval_secs"].as_integer(), Some(5));
         assert_eq!(b["retry_interval_secs"].as_integer(), Some(6));
+    }
+
+    #[test]
+    fn every_setter_is_written_and_accepted_by_the_daemon_parser() {
+        let spec = ConfigSpec::default()
+            .with_dns_seeds(["a.dsdn.test", "b.dsdn.test", "c.dsdn.test"])
+            .with_static_peers(["127.0.0.9:4000", "/ip4/127.0.0.10/tcp/4000"])
+            .with_peers_file("cache.dat")
+            .with_connection_limits(4, 20)
+            .with_timeouts(3, 4)
+            .with_min_peers(5)
+            .with_max_connections_per_peer(1)
+            .with_inbound_per_ip_per_minute(7)
+            .with_refresh_intervals(11, 12)
+            .with_recovery_backoff_max(13)
+            .with_ban_duration(14)
+            .fast();
+        let text = spec.to_toml().expect("toml");
+        let cfg = dsdn_bootstrap::config::SeedsConfig::from_toml_str(&text)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let b = cfg.bootstrap;
+        assert_eq!(b.dns_seeds.len(), 3);
+        assert_eq!(b.static_peers.len(), 2);
+        assert_eq!(b.peers_file, std::path::PathBuf::from("cache.dat"));
+        assert_eq!(
+            (b.max_outbound_connections, b.max_inbound_connections),
+            (4, 20)
+        );
+        assert_eq!(b.min_peers, 5);
+        assert_eq!(b.max_connections_per_peer, 1);
+        assert_eq!(b.inbound_per_ip_per_minute, 7);
+        assert_eq!(b.ban_duration.as_secs(), 14);
+        // fast() overrides the timings it names, after the setters.
+        assert_eq!(b.retry_interval.as_secs(), 1);
+        assert_eq!(b.peer_connect_timeout.as_secs(), 2);
+        assert_eq!(b.dns_resolve_timeout.as_secs(), 2);
+        assert_eq!(b.recovery_backoff_max.as_secs(), 2);
+        assert_eq!(b.dns_refresh_interval.as_secs(), 3600);
+        assert_eq!(b.feeler_interval.as_secs(), 3600);
+    }
+
+    #[test]
+    fn defaults_match_the_daemon_defaults() {
+        let text = ConfigSpec::default().to_toml().expect("toml");
+        let parsed = dsdn_bootstrap::config::SeedsConfig::from_toml_str(&text).expect("parses");
+        let d = dsdn_bootstrap::config::BootstrapConfig::default();
+        assert_eq!(parsed.bootstrap, d, "{text}");
     }
 
     #[test]

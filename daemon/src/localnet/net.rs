@@ -10,11 +10,11 @@ use dsdn_bootstrap::seed_server::SeedServer;
 use tempfile::TempDir;
 
 use super::{
-    find_dsdnd, init_node_with, port_is_free, try_free_port, ConfigSpec, LocalNetError, Node,
-    NodeMode, NodeSpec,
+    find_dsdnd, init_node_with, port_is_free, reserve_port, ConfigSpec, LocalNetError, Node,
+    NodeMode, NodeSpec, PortLease,
 };
 use crate::api::DaStateResponse;
-use crate::client::{ApiClient, ClientError};
+use crate::client::ClientError;
 
 /// IP of the DNS seed server.
 const SEED_SERVER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
@@ -112,6 +112,8 @@ pub struct LocalNet {
     config: ConfigSpec,
     config_path: PathBuf,
     port: u16,
+    /// Keeps `port` from other local networks (parallel tests) while the nodes run.
+    _lease: PortLease,
     dir: PathBuf,
     tempdir: Option<TempDir>,
 }
@@ -166,8 +168,9 @@ impl LocalNet {
             None => find_dsdnd()?,
         };
         let ips: Vec<Ipv4Addr> = (0..total).map(node_ip).collect();
-        let port = try_free_port(&ips)
+        let lease = reserve_port(&ips)
             .map_err(|e| LocalNetError::io(format!("no P2P port is free on all of {ips:?}"), e))?;
+        let port = lease.port();
 
         let seed = SeedServer::spawn(SocketAddr::from((SEED_SERVER_IP, 0)))
             .await
@@ -198,6 +201,7 @@ impl LocalNet {
             peer_connect_timeout_secs: spec.peer_connect_timeout_secs,
             pex_interval_secs: spec.pex_interval_secs,
             retry_interval_secs: spec.retry_interval_secs,
+            ..ConfigSpec::default()
         };
         let config_path = dir.join("seeds.toml");
         config.write(&config_path)?;
@@ -216,6 +220,7 @@ impl LocalNet {
             config,
             config_path,
             port,
+            _lease: lease,
             dir,
             tempdir,
         };
@@ -397,7 +402,7 @@ impl LocalNet {
     pub async fn mesh_report(&self) -> MeshReport {
         let mut nodes = Vec::with_capacity(self.nodes.len());
         for node in &self.nodes {
-            let client = ApiClient::with_timeout(node.api_addr(), POLL_REQUEST_TIMEOUT);
+            let client = node.client_with_timeout(POLL_REQUEST_TIMEOUT);
             let entry = match client.peers().await {
                 Ok(peers) => {
                     let connected: HashSet<&str> = peers
@@ -471,7 +476,7 @@ impl LocalNet {
             self.check_alive()?;
             let mut short = Vec::new();
             for node in &self.nodes {
-                let client = ApiClient::with_timeout(node.api_addr(), POLL_REQUEST_TIMEOUT);
+                let client = node.client_with_timeout(POLL_REQUEST_TIMEOUT);
                 match client.status().await {
                     Ok(s) if s.connected_peers >= min_peers => {}
                     Ok(s) => short.push(format!("{}={}", node.name(), s.connected_peers)),
@@ -498,7 +503,7 @@ impl LocalNet {
     pub async fn da_states(&self) -> Vec<(String, Result<DaStateResponse, ClientError>)> {
         let mut out = Vec::with_capacity(self.nodes.len());
         for node in &self.nodes {
-            let client = ApiClient::with_timeout(node.api_addr(), POLL_REQUEST_TIMEOUT);
+            let client = node.client_with_timeout(POLL_REQUEST_TIMEOUT);
             out.push((node.name().to_owned(), client.da_state().await));
         }
         out

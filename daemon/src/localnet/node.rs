@@ -233,9 +233,17 @@ impl Node {
         self.spec.api_addr()
     }
 
-    /// A control API client for this node.
+    /// A control API client for this node. It reads the node's cookie
+    /// (`<data_dir>/.cookie`) at each request, so it works before the process has written
+    /// it and across restarts.
     pub fn client(&self) -> ApiClient {
-        ApiClient::new(self.api_addr())
+        self.client_with_timeout(crate::client::DEFAULT_TIMEOUT)
+    }
+
+    /// As [`Node::client`], with requests failing after `timeout`.
+    pub fn client_with_timeout(&self, timeout: Duration) -> ApiClient {
+        ApiClient::with_timeout(self.api_addr(), timeout)
+            .with_cookie_file(crate::cookie::cookie_path(&self.spec.data_dir))
     }
 
     /// The node's log file.
@@ -358,7 +366,7 @@ impl Node {
         mut pred: impl FnMut(&StatusResponse) -> bool,
     ) -> Result<StatusResponse, LocalNetError> {
         let deadline = Instant::now() + timeout;
-        let client = ApiClient::with_timeout(self.api_addr(), POLL_REQUEST_TIMEOUT);
+        let client = self.client_with_timeout(POLL_REQUEST_TIMEOUT);
         loop {
             if let Some(status) = self.exit_status() {
                 return Err(self.node_err(format!(

@@ -20,12 +20,16 @@ impl PeerManager {
     pub(super) fn drive_recovery(&mut self, now: Instant) {
         let connected = self.verified.len();
         if let Some(deadline) = self.sweep_deadline {
-            if now < deadline {
+            // A sweep is settled at its deadline, or as soon as enough peers are connected.
+            if now < deadline && connected < self.cfg.min_peers {
+                self.metrics
+                    .partitioned
+                    .set(i64::from(self.recovery.is_partitioned()));
                 return;
             }
             self.sweep_deadline = None;
-            self.recovery.on_sweep_done(now, self.verified.len());
-            if self.recovery.is_partitioned() {
+            self.recovery.on_sweep_done(now, connected);
+            if connected < self.cfg.min_peers {
                 tracing::error!(
                     connected,
                     min_peers = self.cfg.min_peers,

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use dsdn_bootstrap::seed_server::SeedServer;
-use dsdn_daemon::localnet::{free_port, ConfigSpec, Node, NodeMode, NodeSpec};
+use dsdn_daemon::localnet::{reserve_port, ConfigSpec, Node, NodeMode, NodeSpec};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -67,7 +67,8 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let dir = dir.path();
     let ips: Vec<Ipv4Addr> = (2..=20).map(ip).collect();
-    let port = free_port(&ips);
+    let lease = reserve_port(&ips)?;
+    let port = lease.port();
     let dns = SeedServer::spawn("127.0.0.1:0".parse()?).await?;
     dns.set_records("seed.dsdn.test", vec![IpAddr::V4(ip(2))]);
     let cfg = dir.join("seeds.toml");
@@ -76,6 +77,8 @@ async fn main() -> anyhow::Result<()> {
         .with_dns_server(dns.local_addr())
         .with_default_port(port)
         .with_intervals(2, 2)
+        // One peer is all a joiner gets here: no partition recovery (it resolves DNS).
+        .with_min_peers(1)
         .write(&cfg)?;
 
     let bootstrap = spawn("bootstrap", NodeMode::Bootstrap, 2, port, &cfg, dir).await?;
