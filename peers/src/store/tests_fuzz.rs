@@ -178,3 +178,71 @@ proptest! {
         assert_valid(&s);
     }
 }
+
+/// A real PEX response with `n` entries, as bytes on the wire.
+fn real_pex_bytes(n: u64) -> Vec<u8> {
+    use dsdn_protocols::pex::{PexResponse, MAX_PEX_RESPONSE_BYTES};
+    let (_d, s) = super::tests_ops::store();
+    for i in 0..n {
+        s.record_success(
+            peer(i),
+            &[addr(i as u32, 1)],
+            ServiceSet::from_bits(1),
+            PeerSource::DnsSeed,
+            NOW,
+        )
+        .unwrap();
+    }
+    let resp = PexResponse {
+        entries: s
+            .all()
+            .unwrap()
+            .iter()
+            .map(PeerRecord::to_pex_entry)
+            .collect(),
+    };
+    dsdn_protocols::codec::encode(&resp, MAX_PEX_RESPONSE_BYTES).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Arbitrary bytes, or a real PEX response with arbitrary bytes spliced in, go through the
+    /// node's receive path (capped decode, `validated`, `LearnedPeer::from_pex_entry`,
+    /// `learn_many`): never a panic, never an invalid record stored, never more than 1000
+    /// entries accepted from one response.
+    #[test]
+    fn arbitrary_pex_bytes_never_store_invalid_records(
+        random in prop::collection::vec(any::<u8>(), 0..2048),
+        splice in prop::collection::vec(any::<u8>(), 1..64),
+        at in any::<prop::sample::Index>(),
+        use_real in any::<bool>(),
+    ) {
+        use dsdn_protocols::pex::{PexResponse, MAX_PEX_ENTRIES, MAX_PEX_RESPONSE_BYTES};
+        let bytes = if use_real {
+            let mut b = real_pex_bytes(12);
+            let i = at.index(b.len());
+            let end = (i + splice.len()).min(b.len());
+            b.splice(i..end, splice.iter().copied());
+            b
+        } else {
+            random
+        };
+        let Ok(resp) = dsdn_protocols::codec::decode::<PexResponse>(&bytes, MAX_PEX_RESPONSE_BYTES) else {
+            return Ok(());
+        };
+        let Ok(entries) = resp.validated() else {
+            return Ok(());
+        };
+        prop_assert!(entries.len() <= MAX_PEX_ENTRIES);
+        let learned: Vec<LearnedPeer> = entries.iter().filter_map(LearnedPeer::from_pex_entry).collect();
+        let (_d, s) = super::tests_ops::store();
+        let inserted = s.learn_many(&learned, PeerSource::PeerExchange, NOW).unwrap();
+        prop_assert!(inserted <= learned.len());
+        assert_valid(&s);
+        for r in s.all().unwrap() {
+            prop_assert_eq!(r.source, PeerSource::PeerExchange);
+            prop_assert!(r.last_success.is_none(), "learned peers are never counted as verified");
+        }
+    }
+}
