@@ -26,8 +26,20 @@ async fn s03_warm_restart_without_dns() -> anyhow::Result<()> {
         assert!(metric(joiner, "bootstrap_dns_resolve_success", &[]).await >= 1.0);
         wait_metric(joiner, "bootstrap_peers_dat_size", &[], WAIT, |v| v >= 1.0).await?;
     }
+    let before_stop = log_offset(net.node("joiner"));
     net.node_mut("joiner").stop().await?;
     assert!(net.data_dir("joiner").join("peers.dat").is_file());
+    // A clean shutdown remembers its outbound peers as anchors (28.1.B, Bitcoin Core's
+    // anchors.dat) ...
+    let saved = wait_log(
+        net.node("joiner"),
+        before_stop,
+        Some("INFO"),
+        "anchors saved",
+        WAIT,
+    )
+    .await?;
+    assert!(saved.contains("anchors=2"), "{saved}");
 
     // The seed is gone: NXDOMAIN from now on.
     assert!(net.dns().remove("seed.s3.dsdn.test"));
@@ -38,6 +50,16 @@ async fn s03_warm_restart_without_dns() -> anyhow::Result<()> {
     wait_connected(joiner, 1, WAIT).await?;
     let took = started.elapsed();
     eprintln!("s03: warm restart connected in {:.2} s", took.as_secs_f64());
+    // ... and dials them first at the next start.
+    let dialled = wait_log(
+        joiner,
+        before_stop,
+        Some("INFO"),
+        "dialling the anchors",
+        WAIT,
+    )
+    .await?;
+    assert!(dialled.contains("count=2"), "{dialled}");
 
     assert_eq!(
         metric(joiner, "bootstrap_dns_resolve_total", &[]).await,
