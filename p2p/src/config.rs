@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use dsdn_bootstrap::config::BootstrapConfig;
-use dsdn_protocols::{NetworkId, ServiceSet};
+use dsdn_protocols::{NetworkId, ServiceSet, ServiceType};
 use libp2p::identity::Keypair;
 
 /// Everything [`crate::Node::start`] needs.
@@ -35,6 +35,14 @@ pub struct NodeConfig {
     pub added_file: PathBuf,
     /// Reported in the status, e.g. `dsdnd/0.1.0`.
     pub agent_version: String,
-    /// The daemon's mode (`bootstrap`, `storage`, `coordinator`), for status output.
+    /// The daemon's mode (`bootstrap`, `storage`, `coordinator`, `validator`, `chain`,
+    /// `ingress`, `light`), for status output.
     pub mode: String,
+    /// Roles this node needs connected, with a minimum count each (28.1.C §1: a validator
+    /// needs chain and coordinator peers, …). The peer manager looks missing ones up in
+    /// Kademlia and keeps these minimums before filling the rest by score and diversity.
+    pub required_roles: Vec<(ServiceType, usize)>,
+    /// A light client: does not listen, runs Kademlia in client mode, answers no PEX
+    /// request and is never advertised (its handshake carries no listen address).
+    pub light: bool,
 }

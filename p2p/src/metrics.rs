@@ -252,8 +252,8 @@ impl Metrics {
             m.active_peers_by_type
                 .with_label_values(&[service.as_str()]);
         }
-        for source in ["dns_seed", "static_config", "peer_exchange", "inbound"] {
-            m.peers_dat_by_source.with_label_values(&[source]);
+        for source in dsdn_protocols::PeerSource::ALL {
+            m.peers_dat_by_source.with_label_values(&[source.as_str()]);
         }
         Ok(m)
     }

@@ -49,6 +49,8 @@ fn start_node(dir: &std::path::Path, listen: SocketAddr) -> (NodeHandle, Node) {
         added_file: dir.join("added-peers.toml"),
         agent_version: "test".into(),
         mode: "storage".into(),
+        required_roles: Vec::new(),
+        light: false,
     };
     let node = Node::start(cfg).unwrap();
     (node.handle.clone(), node)

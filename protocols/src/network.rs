@@ -130,25 +130,29 @@ pub enum PeerSource {
     PeerExchange,
     /// The peer connected to us.
     Inbound,
+    /// Found as a provider of a service type in the Kademlia DHT (28.1.C §2).
+    Kademlia,
 }
 
 impl PeerSource {
     /// All sources, in a fixed order.
-    pub const ALL: [PeerSource; 4] = [
+    pub const ALL: [PeerSource; 5] = [
         PeerSource::DnsSeed,
         PeerSource::StaticConfig,
         PeerSource::PeerExchange,
         PeerSource::Inbound,
+        PeerSource::Kademlia,
     ];
 
     /// The lowercase name used in JSON, metrics and tables (`dns_seed`, `static_config`,
-    /// `peer_exchange`, `inbound`).
+    /// `peer_exchange`, `inbound`, `kademlia`).
     pub fn as_str(&self) -> &'static str {
         match self {
             PeerSource::DnsSeed => "dns_seed",
             PeerSource::StaticConfig => "static_config",
             PeerSource::PeerExchange => "peer_exchange",
             PeerSource::Inbound => "inbound",
+            PeerSource::Kademlia => "kademlia",
         }
     }
 }

@@ -147,6 +147,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         added_file: cli.data_dir.join("added-peers.toml"),
         agent_version: agent_version.clone(),
         mode: cli.mode.name().to_owned(),
+        required_roles: Vec::new(),
+        light: false,
     };
     let node = Node::start(cfg).context("cannot start the network layer")?;
     if let Some(path) = &node.store_report.moved_aside {

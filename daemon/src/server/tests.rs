@@ -35,6 +35,8 @@ impl Served {
             added_file: dir.path().join("added-peers.toml"),
             agent_version: "dsdnd/test".to_owned(),
             mode: "storage".to_owned(),
+            required_roles: Vec::new(),
+            light: false,
         };
         let node = Node::start(cfg).expect("node");
         let state = ApiState {
