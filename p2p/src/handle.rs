@@ -12,7 +12,7 @@ use dsdn_protocols::{PeerSource, ServiceSet};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::da::PublishError;
+use crate::da::{DaNotice, PublishError, TooManySubscribers};
 
 /// Capacity of the command channel.
 pub const COMMAND_QUEUE: usize = 64;
@@ -192,6 +192,8 @@ pub enum Command {
     Ban(PeerId, Duration, oneshot::Sender<Result<u64, ControlError>>),
     /// Lift a ban; replies whether the peer had one.
     Unban(PeerId, oneshot::Sender<Result<bool, ControlError>>),
+    /// Subscribe to the DA envelopes this node applies, from now on.
+    SubscribeDa(oneshot::Sender<Result<mpsc::Receiver<DaNotice>, TooManySubscribers>>),
 }
 
 /// The event loop stopped; no more requests can be served.
@@ -305,5 +307,22 @@ impl NodeHandle {
     /// [`Stopped`] when the event loop has ended; [`ControlError::Store`].
     pub async fn unban(&self, peer: PeerId) -> Result<Result<bool, ControlError>, Stopped> {
         self.ask(|tx| Command::Unban(peer, tx)).await
+    }
+
+    /// Subscribes to the DA envelopes this node verifies and applies from now on (its own
+    /// publications included): one [`DaNotice`] per envelope, in sequence order, each with
+    /// the state root after it. Nothing before the subscription is replayed.
+    ///
+    /// The channel holds [`crate::da::DA_NOTICE_QUEUE`] notices; the event loop never waits
+    /// for a slow subscriber: notices that do not fit are dropped (a gap in `seq`, counted in
+    /// `da_notices_dropped_total`). Dropping the receiver unsubscribes.
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended; the inner [`TooManySubscribers`] when
+    /// [`crate::da::MAX_DA_SUBSCRIBERS`] receivers are open already.
+    pub async fn subscribe_da(
+        &self,
+    ) -> Result<Result<mpsc::Receiver<DaNotice>, TooManySubscribers>, Stopped> {
+        self.ask(Command::SubscribeDa).await
     }
 }

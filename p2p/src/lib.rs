@@ -13,6 +13,32 @@
 //!
 //! Start a node with [`Node::start`], spawn its [`EventLoop::run`], and talk to it through
 //! the [`NodeHandle`].
+//!
+//! # Light client
+//!
+//! A program that only wants to follow the network embeds a [`LightClient`]: it bootstraps
+//! through the same fallback chain (peers.dat, static peers, DNS seeds), does not listen, is
+//! never advertised, verifies every DA envelope against the network's DA authority and
+//! yields each applied envelope as a [`DaNotice`] (see [`light`]):
+//!
+//! ```no_run
+//! use dsdn_bootstrap::config::SeedsConfig;
+//! use dsdn_p2p::{LightClient, LightConfig};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let seeds = SeedsConfig::load("seeds.toml")?;
+//!     let mut config = LightConfig::from_seeds(&seeds);
+//!     config.data_dir = Some("light-data".into()); // optional: warm start next time
+//!     let mut client = LightClient::start(config)?;
+//!     while let Some(notice) = client.next().await {
+//!         for event in &notice.events {
+//!             println!("seq {} {} root {}", notice.seq, event.kind(), hex::encode(notice.state_root));
+//!         }
+//!     }
+//!     Ok(())
+//! }
+//! ```
 #![deny(missing_docs)]
 
 pub mod behaviour;
@@ -21,12 +47,15 @@ pub mod config;
 pub mod da;
 pub mod event_loop;
 pub mod handle;
+pub mod light;
 pub mod metrics;
 pub mod node;
 pub mod peer_manager;
 
 pub use config::NodeConfig;
+pub use da::DaNotice;
 pub use event_loop::EventLoop;
 pub use handle::NodeHandle;
+pub use light::{LightClient, LightConfig};
 pub use metrics::Metrics;
 pub use node::Node;

@@ -74,10 +74,21 @@ pub struct Metrics {
     pub peers_dat_suspicious: IntGauge,
     /// `bootstrap_peers_dat_banned`: entries banned now.
     pub peers_dat_banned: IntGauge,
+    /// `discovery_lookups_total{service}`: Kademlia provider lookups started for a role
+    /// this node is short of (28.1.C §1–§2).
+    pub discovery_lookups: IntCounterVec,
+    /// `discovery_providers_found_total{service}`: providers returned by those lookups.
+    pub providers_found: IntCounterVec,
+    /// `discovery_role_deficit{service}`: required minimum minus connected peers of a
+    /// role (0 when satisfied).
+    pub role_deficit: IntGaugeVec,
     /// `da_events_accepted_total`: DA events accepted and applied in order.
     pub da_events_accepted: IntCounter,
     /// `da_envelopes_rejected_total{reason}`: DA envelopes refused by validation.
     pub da_envelopes_rejected: IntCounterVec,
+    /// `da_notices_dropped_total`: applied-envelope notices not delivered to a DA subscriber
+    /// (`NodeHandle::subscribe_da`, the light client) because its queue was full.
+    pub da_notices_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -233,6 +244,21 @@ impl Metrics {
                 "bootstrap_peers_dat_banned",
                 "peers.dat entries banned now.",
             )?,
+            discovery_lookups: counter_vec(
+                "discovery_lookups_total",
+                "Kademlia provider lookups started for a role this node is short of.",
+                "service",
+            )?,
+            providers_found: counter_vec(
+                "discovery_providers_found_total",
+                "Providers returned by Kademlia provider lookups.",
+                "service",
+            )?,
+            role_deficit: gauge_vec(
+                "discovery_role_deficit",
+                "Required minimum minus connected peers of a role (0 when satisfied).",
+                "service",
+            )?,
             da_events_accepted: counter(
                 "da_events_accepted_total",
                 "DA events accepted and applied in order.",
@@ -241,6 +267,10 @@ impl Metrics {
                 "da_envelopes_rejected_total",
                 "DA envelopes refused by validation, by reason.",
                 "reason",
+            )?,
+            da_notices_dropped: counter(
+                "da_notices_dropped_total",
+                "Applied DA envelopes not delivered to a subscriber whose queue was full.",
             )?,
             registry,
         };

@@ -52,6 +52,18 @@ pub enum StartError {
     /// The metrics registry refused a metric.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The light client's data directory (or its temporary one) could not be created.
+    #[error("data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// [`crate::LightClient::start`] was called outside a tokio runtime.
+    #[error("no tokio runtime: start the light client from within one")]
+    NoRuntime,
 }
 
 /// A started node: the handle for requests, the event loop to spawn, and what happened
@@ -128,9 +140,19 @@ fn build_behaviour(
     // Routing-table entries come from verified handshakes; the peer manager, not kad's
     // periodic bootstrap, decides when the node looks for peers.
     kad_cfg.set_periodic_bootstrap_interval(None);
+    // Provider records of service types (28.1.C §2): they expire one lifetime after their
+    // last publication and are republished every half lifetime.
+    let ttl = cfg.bootstrap.service_record_ttl;
+    kad_cfg.set_provider_record_ttl(Some(ttl));
+    kad_cfg.set_provider_publication_interval(Some(ttl / 2));
     let mut kad =
         kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_cfg);
-    kad.set_mode(Some(kad::Mode::Server));
+    // A light client queries the DHT but never answers nor enters others' routing tables.
+    kad.set_mode(Some(if cfg.light {
+        kad::Mode::Client
+    } else {
+        kad::Mode::Server
+    }));
     Ok(Behaviour {
         peer_manager: manager,
         handshake,
@@ -190,7 +212,13 @@ impl Node {
             .map_err(|e| StartError::Swarm(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
             .build();
-        for addr in listen_addrs(cfg.listen) {
+        // A light client does not listen (`cfg.listen` is unused): it only dials out.
+        let listen = if cfg.light {
+            Vec::new()
+        } else {
+            listen_addrs(cfg.listen).to_vec()
+        };
+        for addr in listen {
             swarm
                 .listen_on(addr.clone())
                 .map_err(|e| StartError::Listen {

@@ -125,6 +125,10 @@ pub struct BootstrapConfig {
     /// `ban_duration_secs`: how long a misbehaving peer is banned, and the default of
     /// `dsdn-agent peers ban`. Default 86400 s (24 h).
     pub ban_duration: Duration,
+    /// `service_record_ttl_secs`: lifetime of the Kademlia provider record a node publishes
+    /// for each of its service types (28.1.C §2); republished every half of it, so a node
+    /// that leaves stops being returned within one lifetime. Default 3600 s.
+    pub service_record_ttl: Duration,
 }
 
 impl Default for BootstrapConfig {
@@ -148,6 +152,7 @@ impl Default for BootstrapConfig {
             feeler_interval: Duration::from_secs(3600),
             recovery_backoff_max: Duration::from_secs(300),
             ban_duration: Duration::from_secs(86_400),
+            service_record_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -266,6 +271,7 @@ struct RawBootstrap {
     feeler_interval_secs: u64,
     recovery_backoff_max_secs: u64,
     ban_duration_secs: u64,
+    service_record_ttl_secs: u64,
 }
 
 impl Default for RawBootstrap {
@@ -290,6 +296,7 @@ impl Default for RawBootstrap {
             feeler_interval_secs: d.feeler_interval.as_secs(),
             recovery_backoff_max_secs: d.recovery_backoff_max.as_secs(),
             ban_duration_secs: d.ban_duration.as_secs(),
+            service_record_ttl_secs: d.service_record_ttl.as_secs(),
         }
     }
 }
@@ -458,6 +465,7 @@ fn validate(raw: RawFile) -> Result<SeedsConfig, ConfigError> {
     let feeler_interval = errs.secs("feeler_interval_secs", b.feeler_interval_secs);
     let recovery_backoff_max = errs.secs("recovery_backoff_max_secs", b.recovery_backoff_max_secs);
     let ban_duration = errs.secs("ban_duration_secs", b.ban_duration_secs);
+    let service_record_ttl = errs.secs("service_record_ttl_secs", b.service_record_ttl_secs);
     if b.min_peers == 0 {
         errs.push("bootstrap.min_peers", "must be at least 1");
     }
@@ -498,6 +506,7 @@ fn validate(raw: RawFile) -> Result<SeedsConfig, ConfigError> {
             feeler_interval,
             recovery_backoff_max,
             ban_duration,
+            service_record_ttl,
         },
     })
 }

@@ -15,6 +15,7 @@ mod commands;
 mod devnet;
 mod peers;
 mod table;
+mod watch;
 
 /// The daemon's default data directory (`dsdnd --data-dir`), where its cookie is looked
 /// for when neither `--data-dir` nor `--cookie` is given.
@@ -35,7 +36,8 @@ struct Cli {
     api: SocketAddr,
 
     /// The daemon's data directory: the API token is read from DIR/.cookie
-    /// [default: dsdn-data].
+    /// [default: dsdn-data]. For `watch`: the light client's own directory (its peers.dat,
+    /// for a warm start next time) [default: a temporary one].
     #[arg(long, global = true, value_name = "DIR", conflicts_with = "cookie")]
     data_dir: Option<PathBuf>,
 
@@ -64,6 +66,10 @@ enum Command {
     /// Run a local devnet of real dsdnd processes on loopback (DNS seed server, bootstrap,
     /// coordinator, storage nodes), publish sample DA events and watch it until Ctrl-C.
     Devnet(DevnetArgs),
+    /// Follow the network's DA events as a light client, without a daemon: bootstrap from
+    /// seeds.toml, verify every event against network.da_authority and print each one as it
+    /// arrives (one line per event; --json: one JSON object per line). Ctrl-C stops it.
+    Watch(watch::WatchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -184,7 +190,8 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    // Every command but devnet talks to one daemon, with its token.
+    // Every command but devnet and watch talks to one daemon, with its token.
+    let watch_dir = cli.data_dir.clone();
     let (api, cookie, data_dir) = (cli.api, cli.cookie, cli.data_dir);
     let client = move || -> anyhow::Result<ApiClient> {
         let token = read_token(cookie.as_deref(), data_dir.as_deref())?;
@@ -192,6 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Devnet(args) => return devnet::run(args).await,
+        Command::Watch(args) => watch::run(&args, watch_dir.as_deref()).await?,
         Command::Status { json } => commands::status(&client()?, json).await?,
         Command::Peers(cmd) => {
             let client = client()?;
@@ -289,6 +297,32 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Cli::try_parse_from(["dsdn-agent", "devnet", "--storage", "3"]).is_err());
+
+        let cli = Cli::try_parse_from([
+            "dsdn-agent",
+            "watch",
+            "--config",
+            "seeds.toml",
+            "--json",
+            "--data-dir",
+            "light",
+            "--count",
+            "3",
+        ])
+        .expect("parse");
+        assert_eq!(cli.data_dir.as_deref(), Some(Path::new("light")));
+        match cli.command {
+            Command::Watch(w) => {
+                assert_eq!(w.config, Path::new("seeds.toml"));
+                assert!(w.json);
+                assert_eq!(w.count, Some(3));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["dsdn-agent", "watch"]).is_err());
+        assert!(
+            Cli::try_parse_from(["dsdn-agent", "watch", "--config", "s", "--count", "0"]).is_err()
+        );
     }
 
     #[test]

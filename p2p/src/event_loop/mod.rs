@@ -21,13 +21,16 @@ use tokio::sync::mpsc;
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::config::NodeConfig;
-use crate::da::{DaGossip, PublishError};
+use crate::da::{DaGossip, DaSubscribers, PublishError};
 use crate::handle::{Command, DaStateView, NodeStatus, PeerView, Published};
 use crate::metrics::Metrics;
 use crate::peer_manager::{unix_now, PeerManagerEvent, VerifiedInfo};
 
 mod control;
+mod discovery;
 mod pex;
+
+pub use discovery::service_key;
 
 /// Netgroups exported one by one in `bootstrap_peers_dat_entries_by_netgroup`.
 const TOP_NETGROUPS: usize = 16;
@@ -43,6 +46,7 @@ pub struct EventLoop {
     cfg: NodeConfig,
     started: Instant,
     handshakes: HashMap<OutboundRequestId, ConnectionId>,
+    discovery: discovery::Discovery,
     pex_out: PexRateLimiter<PeerId>,
     pex_in: PexRateLimiter<PeerId>,
     /// Per-peer token buckets for addresses received through PEX (Bitcoin Core's ADDR
@@ -50,6 +54,8 @@ pub struct EventLoop {
     addr_buckets: HashMap<PeerId, AddrTokenBucket>,
     /// Per-peer token buckets for addresses served through PEX.
     serve_buckets: HashMap<PeerId, AddrTokenBucket>,
+    /// Receivers of [`crate::da::DaNotice`]s (`NodeHandle::subscribe_da`).
+    da_subscribers: DaSubscribers,
 }
 
 /// Decodes and filters advertised addresses: well-formed, IP-based, not unspecified.
@@ -88,6 +94,7 @@ impl EventLoop {
         cfg: NodeConfig,
     ) -> Self {
         let interval = cfg.bootstrap.pex_interval;
+        let da_subscribers = DaSubscribers::new(&metrics);
         Self {
             swarm,
             commands,
@@ -98,13 +105,23 @@ impl EventLoop {
             cfg,
             started: Instant::now(),
             handshakes: HashMap::new(),
+            discovery: discovery::Discovery::default(),
             // Our own requests: one at verification and one per rotation, never more often
             // than half the interval; requests from a peer: at most one per interval.
             pex_out: PexRateLimiter::new(interval / 2),
             pex_in: PexRateLimiter::new(interval),
             addr_buckets: HashMap::new(),
             serve_buckets: HashMap::new(),
+            da_subscribers,
         }
+    }
+
+    /// Subscribes to DA notices before the loop runs (as [`crate::NodeHandle::subscribe_da`],
+    /// without the round trip; the light client's own feed).
+    pub(crate) fn subscribe_da(
+        &mut self,
+    ) -> Result<mpsc::Receiver<crate::da::DaNotice>, crate::da::TooManySubscribers> {
+        self.da_subscribers.subscribe()
     }
 
     /// Runs until every [`crate::NodeHandle`] is dropped.
@@ -136,12 +153,18 @@ impl EventLoop {
 
     fn our_handshake(&self) -> Handshake {
         let addrs: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+        // A light client is never advertised: no address to store or share, no services.
+        let (addrs, services) = if self.cfg.light {
+            (Vec::new(), dsdn_protocols::ServiceSet::EMPTY)
+        } else {
+            (addrs, self.cfg.services)
+        };
         Handshake {
             protocol_version: PROTOCOL_VERSION,
             network_id: self.cfg.network.to_string(),
             node_id: self.swarm.local_peer_id().to_bytes(),
             listen_addrs: encode_addrs(&addrs, MAX_LISTEN_ADDRS),
-            services: self.cfg.services,
+            services,
         }
     }
 
@@ -159,6 +182,7 @@ impl EventLoop {
                 .with_label_values(&[service.as_str()])
                 .set(n as i64);
         }
+        self.check_roles(Instant::now());
         // The store's in-memory index makes this one pass over at most 10,000 entries
         // (about 2 ms for a full peers.dat, see peers_bench).
         self.export_store_stats();
@@ -236,6 +260,9 @@ impl EventLoop {
             }
             Command::Unban(peer, tx) => {
                 let _ = tx.send(self.unban(peer));
+            }
+            Command::SubscribeDa(tx) => {
+                let _ = tx.send(self.da_subscribers.subscribe());
             }
         }
     }
@@ -332,6 +359,7 @@ impl EventLoop {
                 .publish(self.topic.clone(), bytes)
                 .map_err(|e| PublishError::Gossip(e.to_string()))?;
             self.da.on_published(&env);
+            self.da_subscribers.notify(self.da.take_applied());
             seqs.push(env.seq);
         }
         tracing::info!(
@@ -350,12 +378,14 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::PeerManager(e)) => self.on_peer_manager(e),
             SwarmEvent::Behaviour(BehaviourEvent::Handshake(e)) => self.on_handshake(e),
             SwarmEvent::Behaviour(BehaviourEvent::Pex(e)) => self.on_pex(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
                 message_id,
                 message,
             })) => {
                 let verdict = self.da.on_message(&message.data);
+                self.da_subscribers.notify(self.da.take_applied());
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
@@ -379,11 +409,18 @@ impl EventLoop {
                 self.handshakes.insert(id, connection);
             }
             PeerManagerEvent::PeerVerified {
-                peer, listen_addrs, ..
+                peer,
+                listen_addrs,
+                services,
+                ..
             } => {
+                if !self.check_provider(peer, services) {
+                    return;
+                }
                 for addr in listen_addrs {
                     self.swarm.behaviour_mut().kad.add_address(&peer, addr);
                 }
+                self.provide_services(Instant::now());
                 self.request_pex(peer);
             }
             PeerManagerEvent::RequestPex { peer } => self.request_pex(peer),

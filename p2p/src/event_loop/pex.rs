@@ -34,6 +34,10 @@ impl EventLoop {
     }
 
     fn pex_answer(&mut self, peer: PeerId, req: &PexRequest) -> PexResponse {
+        if self.cfg.light {
+            // A light client shares no addresses (it only consumes the network).
+            return PexResponse::default();
+        }
         if !self.swarm.behaviour().peer_manager.is_verified(&peer)
             || !self.pex_in.allow(&peer, Instant::now())
         {

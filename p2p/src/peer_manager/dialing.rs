@@ -10,7 +10,7 @@ use dsdn_bootstrap::resolver::{ResolveError, Resolved};
 use dsdn_peers::select::OutboundView;
 use dsdn_peers::{NetGroup, PeerRecord};
 use dsdn_protocols::handshake::HandshakeError;
-use dsdn_protocols::PeerSource;
+use dsdn_protocols::{PeerSource, ServiceType};
 use futures::FutureExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
@@ -70,6 +70,61 @@ impl PeerManager {
         }
         self.events.push_back(ToSwarm::Dial { opts });
         true
+    }
+
+    /// Dials a provider found in Kademlia (28.1.C §2) by PeerId alone: the addresses come
+    /// from Kademlia (routing table and the running lookup). It is an outbound peer of source
+    /// `kademlia` and is dialled even when the outbound slots are full, since it fills a
+    /// required role. Returns false for ourselves, a peer connected or being dialled, or a
+    /// banned one.
+    pub fn dial_provider(&mut self, peer: PeerId) -> bool {
+        if self.busy_peers().contains(&peer)
+            || self.store.is_banned(&peer, unix_now()).unwrap_or(false)
+        {
+            return false;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        self.dials.insert(
+            opts.connection_id(),
+            Dial {
+                source: PeerSource::Kademlia,
+                peer: Some(peer),
+                kind: DialKind::Outbound,
+                in_action: false,
+                netgroup: None,
+                started: Instant::now(),
+            },
+        );
+        self.metrics.peer_connect_total.inc();
+        self.events.push_back(ToSwarm::Dial { opts });
+        true
+    }
+
+    /// Role-aware top-up (28.1.C §1): dials up to `count` of the best cached peers that
+    /// advertise `service` and are not connected, even when the outbound slots are full, so a
+    /// required role reaches its minimum before the rest is filled by score and diversity.
+    /// Returns how many were dialled.
+    pub fn dial_role(&mut self, service: ServiceType, count: usize) -> usize {
+        let candidates = self
+            .store
+            .dial_candidates(unix_now(), &self.busy_peers(), usize::MAX)
+            .unwrap_or_default();
+        let mut dialled = 0;
+        for rec in candidates
+            .iter()
+            .filter(|r| r.services.contains(service) && !r.is_suspicious())
+        {
+            if dialled == count {
+                break;
+            }
+            if self.dial_record(rec, DialKind::Outbound, false) {
+                tracing::info!(peer = %rec.peer_id, %service, "dialling a cached peer for a required role");
+                dialled += 1;
+            }
+        }
+        dialled
     }
 
     /// Dials a cached peer (anchor or peers.dat entry) as a full outbound peer.

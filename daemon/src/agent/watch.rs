@@ -1,0 +1,332 @@
+//! `dsdn-agent watch --config seeds.toml [--json] [--data-dir DIR] [--count N]`: follow the
+//! network's DA events as a light client (issue "Light clients").
+//!
+//! Runs a [`LightClient`] in this process (no daemon, no API token): it bootstraps from
+//! seeds.toml's fallback chain (peers.dat of `--data-dir`, static peers, DNS seeds), does not
+//! listen and is never advertised, verifies every envelope against `network.da_authority`
+//! and prints each event as its envelope is applied, in sequence order:
+//!
+//! ```text
+//! seq 3 event 2/6 chunk_declared chunk=ab12cd34… size=4096 owner=0707…
+//! ```
+//!
+//! With `--json`, one object per event and line:
+//! `{"seq":3,"event_index":2,"event_count":6,"publisher":"<hex>","state_root":"<hex>","event":{…}}`
+//! (`event` in the DA event JSON form, `state_root` the DA state root after the envelope).
+//! Connection news goes to stderr; stdout carries only events. Ctrl-C stops it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use dsdn_bootstrap::config::SeedsConfig;
+use dsdn_p2p::{DaNotice, LightClient, LightConfig, NodeHandle};
+use dsdn_protocols::da::DaEvent;
+use libp2p::PeerId;
+use serde::Serialize;
+
+/// How often connection changes are looked for (reported on stderr).
+const PEER_POLL: Duration = Duration::from_secs(1);
+
+/// Options of `dsdn-agent watch` (the light client's data directory is the global
+/// `--data-dir`).
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// seeds.toml: the network, its DA authority and the bootstrap sources.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: PathBuf,
+    /// Print one JSON object per event and line.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Exit after this many DA envelopes (default: run until Ctrl-C).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) count: Option<u64>,
+}
+
+/// One `--json` line.
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    seq: u64,
+    /// 1-based position of the event in its envelope.
+    event_index: usize,
+    event_count: usize,
+    publisher: String,
+    state_root: String,
+    event: &'a DaEvent,
+}
+
+/// Runs the light client until `--count` envelopes were printed, stdout closed or Ctrl-C.
+pub(crate) async fn run(args: &WatchArgs, data_dir: Option<&Path>) -> anyhow::Result<()> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let path = args.config.display();
+    let seeds =
+        SeedsConfig::load(&args.config).with_context(|| format!("invalid configuration {path}"))?;
+    let Some(authority) = seeds.network.da_authority else {
+        bail!("{path}: network.da_authority is not set: without it no DA event can be verified");
+    };
+    let (dns, statics) = (
+        seeds.bootstrap.dns_seeds.len(),
+        seeds.bootstrap.static_peers.len(),
+    );
+    if dns + statics == 0 && data_dir.is_none() {
+        bail!("{path}: no bootstrap.dns_seeds and no bootstrap.static_peers: the light client has nowhere to start (or pass the --data-dir of an earlier watch)");
+    }
+    let mut cfg = LightConfig::from_seeds(&seeds);
+    cfg.data_dir = data_dir.map(Path::to_path_buf);
+    let mut client = LightClient::start(cfg).context("cannot start the light client")?;
+    eprintln!(
+        "watch: light client {} on network {}, DA authority {}; bootstrapping from {dns} DNS seed(s), {statics} static peer(s){}",
+        client.peer_id(),
+        seeds.network.name,
+        hex::encode(authority),
+        match data_dir {
+            Some(d) => format!(" and {}", d.join("peers.dat").display()),
+            None => String::new(),
+        }
+    );
+    let result = follow(&mut client, args).await;
+    client.shutdown().await;
+    result
+}
+
+async fn follow(client: &mut LightClient, args: &WatchArgs) -> anyhow::Result<()> {
+    let mut peers = PeerLog::default();
+    let mut poll = tokio::time::interval(PEER_POLL);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut envelopes = 0u64;
+    loop {
+        tokio::select! {
+            notice = client.next() => {
+                let Some(notice) = notice else {
+                    bail!("the light client stopped");
+                };
+                if !print_lines(&notice_lines(&notice, args.json)?)? {
+                    return Ok(());
+                }
+                envelopes += 1;
+                if args.count.is_some_and(|n| envelopes >= n) {
+                    return Ok(());
+                }
+            }
+            _ = poll.tick() => peers.update(client.handle()).await,
+            res = &mut ctrl_c => {
+                res.context("cannot listen for Ctrl-C")?;
+                eprintln!("watch: interrupted after {envelopes} envelope(s)");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Writes and flushes `text`; `false` when stdout is closed (`watch | head`).
+fn print_lines(text: &str) -> anyhow::Result<bool> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
+    }
+}
+
+/// The lines of one envelope, each ending in `\n`.
+pub(crate) fn notice_lines(n: &DaNotice, json: bool) -> anyhow::Result<String> {
+    let count = n.events.len();
+    let mut out = String::new();
+    for (i, event) in n.events.iter().enumerate() {
+        if json {
+            let line = JsonLine {
+                seq: n.seq,
+                event_index: i + 1,
+                event_count: count,
+                publisher: hex::encode(n.publisher),
+                state_root: hex::encode(n.state_root),
+                event,
+            };
+            out.push_str(&serde_json::to_string(&line).context("cannot encode JSON")?);
+        } else {
+            out.push_str(&format!(
+                "seq {} event {}/{count} {} {}",
+                n.seq,
+                i + 1,
+                event.kind(),
+                fields(event)
+            ));
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// `key=value` fields of an event; hashes shortened to 8 hex digits and `…`.
+fn fields(event: &DaEvent) -> String {
+    let short = |b: &[u8]| format!("{}…", hex::encode(&b[..b.len().min(4)]));
+    match event {
+        DaEvent::NodeRegistered {
+            node_id,
+            zone,
+            capacity_bytes,
+            class,
+        } => format!(
+            "node={} zone={} capacity={capacity_bytes} class={}",
+            text(node_id),
+            text(zone),
+            text(class)
+        ),
+        DaEvent::ChunkDeclared {
+            chunk_id,
+            size_bytes,
+            owner,
+        } => format!(
+            "chunk={} size={size_bytes} owner={}",
+            short(&chunk_id.0),
+            short(&owner.0)
+        ),
+        DaEvent::ReplicaAdded { chunk_id, node_id }
+        | DaEvent::ReplicaRemoved { chunk_id, node_id } => {
+            format!("chunk={} node={}", short(&chunk_id.0), text(node_id))
+        }
+        DaEvent::DeleteRequested { chunk_id, .. } => format!("chunk={}", short(&chunk_id.0)),
+    }
+}
+
+/// Network-supplied text with control characters and spaces escaped, so one event stays one
+/// line of `key=value` fields.
+fn text(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else if c.is_whitespace() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Reports connection changes of the light client on stderr.
+#[derive(Default)]
+struct PeerLog {
+    connected: Vec<PeerId>,
+    isolated: bool,
+    gap_warned: bool,
+}
+
+impl PeerLog {
+    async fn update(&mut self, handle: &NodeHandle) {
+        let (Ok(peers), Ok(status)) = (handle.peers().await, handle.status().await) else {
+            return;
+        };
+        let now: Vec<PeerId> = peers
+            .iter()
+            .filter(|p| p.connected_outbound.is_some())
+            .map(|p| p.peer_id)
+            .collect();
+        for p in peers.iter().filter(|p| p.connected_outbound.is_some()) {
+            if !self.connected.contains(&p.peer_id) {
+                let addr = p.addrs.first().map(ToString::to_string).unwrap_or_default();
+                eprintln!(
+                    "watch: connected to {} {addr} ({}, found via {}; {} peer(s))",
+                    p.peer_id,
+                    p.services,
+                    p.source.as_str(),
+                    now.len()
+                );
+            }
+        }
+        for p in &self.connected {
+            if !now.contains(p) {
+                eprintln!("watch: disconnected from {p} ({} peer(s))", now.len());
+            }
+        }
+        if status.isolated && !self.isolated {
+            eprintln!(
+                "watch: no bootstrap source answered yet (stage {}); retrying",
+                status.bootstrap_stage
+            );
+        }
+        self.isolated = status.isolated;
+        self.connected = now;
+        if let Ok(da) = handle.da_state().await {
+            if da.pending > 0 && !self.gap_warned {
+                self.gap_warned = true;
+                eprintln!(
+                    "watch: {} DA envelope(s) received but held: the envelopes before them (after seq {}) were published before this client joined, and the network offers no DA catch-up yet; they are printed once the gap fills",
+                    da.pending, da.applied_seq
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsdn_protocols::da::{Bytes32, Bytes64};
+
+    fn notice() -> DaNotice {
+        DaNotice {
+            seq: 3,
+            publisher: [0xab; 32],
+            state_root: [0x01; 32],
+            events: vec![
+                DaEvent::ChunkDeclared {
+                    chunk_id: Bytes32([0xab; 32]),
+                    size_bytes: 4096,
+                    owner: Bytes32([7; 32]),
+                },
+                DaEvent::ReplicaAdded {
+                    chunk_id: Bytes32([0x12; 32]),
+                    node_id: "evil\nnode x".into(),
+                },
+                DaEvent::DeleteRequested {
+                    chunk_id: Bytes32([0; 32]),
+                    owner_signature: Bytes64([1; 64]),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn human_lines() {
+        let text = notice_lines(&notice(), false).expect("lines");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "seq 3 event 1/3 chunk_declared chunk=abababab… size=4096 owner=07070707…",
+                "seq 3 event 2/3 replica_added chunk=12121212… node=evil\\nnode\\u{20}x",
+                "seq 3 event 3/3 delete_requested chunk=00000000…",
+            ]
+        );
+    }
+
+    #[test]
+    fn json_lines() {
+        let text = notice_lines(&notice(), true).expect("lines");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0]["seq"], 3);
+        assert_eq!(lines[0]["event_index"], 1);
+        assert_eq!(lines[0]["event_count"], 3);
+        assert_eq!(lines[0]["publisher"], "ab".repeat(32));
+        assert_eq!(lines[0]["state_root"], "01".repeat(32));
+        assert_eq!(lines[0]["event"]["type"], "chunk_declared");
+        assert_eq!(lines[0]["event"]["chunk_id"], "ab".repeat(32));
+        let back: DaEvent = serde_json::from_value(lines[1]["event"].clone()).expect("event");
+        assert_eq!(back, notice().events[1]);
+        assert!(text.starts_with("{\"seq\":3,\"event_index\":1,"), "{text}");
+    }
+}
