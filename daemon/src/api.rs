@@ -36,7 +36,8 @@ use serde::{Deserialize, Serialize};
 pub struct StatusResponse {
     /// This node's libp2p PeerId (base58).
     pub peer_id: String,
-    /// The mode the daemon runs in: `bootstrap`, `storage` or `coordinator`.
+    /// The mode the daemon runs in: `bootstrap`, `storage`, `coordinator`, `validator`,
+    /// `chain` or `ingress`.
     pub mode: String,
     /// The network id.
     pub network: String,

@@ -2,8 +2,9 @@
 //!
 //! The library part holds what the binaries and the integration tests share: the control
 //! API's JSON shapes ([`api`]) and server ([`server`]), its cookie authentication
-//! ([`cookie`]), the node key ([`key`]), an HTTP client for the API ([`client`]) and a
-//! launcher for local networks of real `dsdnd` processes ([`localnet`]).
+//! ([`cookie`]), the node key ([`key`]), an HTTP client for the API ([`client`]), the
+//! daemon modes with the roles they advertise and need ([`roles`]) and a launcher for
+//! local networks of real `dsdnd` processes ([`localnet`]).
 #![deny(missing_docs)]
 
 pub mod api;
@@ -11,4 +12,5 @@ pub mod client;
 pub mod cookie;
 pub mod key;
 pub mod localnet;
+pub mod roles;
 pub mod server;

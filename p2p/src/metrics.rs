@@ -77,7 +77,8 @@ pub struct Metrics {
     /// `discovery_lookups_total{service}`: Kademlia provider lookups started for a role
     /// this node is short of (28.1.C §1–§2).
     pub discovery_lookups: IntCounterVec,
-    /// `discovery_providers_found_total{service}`: providers returned by those lookups.
+    /// `discovery_providers_found_total{service}`: distinct providers returned by those
+    /// lookups (each counted once per lookup).
     pub providers_found: IntCounterVec,
     /// `discovery_role_deficit{service}`: required minimum minus connected peers of a
     /// role (0 when satisfied).
@@ -251,7 +252,7 @@ impl Metrics {
             )?,
             providers_found: counter_vec(
                 "discovery_providers_found_total",
-                "Providers returned by Kademlia provider lookups.",
+                "Distinct providers returned by Kademlia provider lookups (once per lookup).",
                 "service",
             )?,
             role_deficit: gauge_vec(

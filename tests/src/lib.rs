@@ -16,6 +16,8 @@ use dsdn_daemon::localnet::{
     find_dsdnd, reserve_port, ConfigSpec, Node, NodeMode, NodeSpec, PortLease,
 };
 
+pub mod roles;
+
 /// Default timeout of the waits in the scenarios: generous for 2 loaded cores, far below
 /// what a hang would take.
 pub const WAIT: Duration = Duration::from_secs(25);

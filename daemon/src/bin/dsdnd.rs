@@ -2,8 +2,13 @@
 //!
 //! ```text
 //! dsdnd init --data-dir DIR
-//! dsdnd --mode bootstrap|storage|coordinator --config FILE --data-dir DIR --listen IP:PORT --api IP:PORT
+//! dsdnd --mode bootstrap|storage|coordinator|validator|chain|ingress [--dc] \
+//!       --config FILE --data-dir DIR --listen IP:PORT --api IP:PORT
 //! ```
+//!
+//! The mode decides what the node advertises, which roles it keeps connected and whether it
+//! carries DA events: see [`dsdn_daemon::roles`]. `validator`, `chain` and `ingress` are
+//! discovery-only roles (they advertise and connect); `--dc` goes with `storage` only.
 //!
 //! While it runs, `<data dir>/.cookie` (mode 0600) holds the token the control API demands
 //! (`Authorization: Bearer <token>`); it is rewritten at each start and removed on a clean
@@ -12,20 +17,21 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
-use clap::{Parser, Subcommand, ValueEnum};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
 use dsdn_bootstrap::config::SeedsConfig;
+use dsdn_daemon::roles::Mode;
 use dsdn_daemon::server::{self, ApiState};
 use dsdn_daemon::{cookie, key};
 use dsdn_p2p::{Node, NodeConfig};
-use dsdn_protocols::{ServiceSet, ServiceType};
 use tracing_subscriber::EnvFilter;
 
 /// The DSDN peer-to-peer daemon.
 #[derive(Parser, Debug)]
 #[command(name = "dsdnd", version, about)]
 struct Cli {
-    /// What this daemon advertises and runs.
+    /// What this daemon advertises, which roles it keeps connected and whether it carries
+    /// DA events (validator, chain, ingress: discovery only).
     #[arg(long, value_enum, default_value_t = Mode::Storage)]
     mode: Mode,
     /// seeds.toml: network id, DA authority, bootstrap sources and limits.
@@ -40,7 +46,7 @@ struct Cli {
     /// Address of the HTTP/JSON control API.
     #[arg(long, default_value = "127.0.0.1:8645")]
     api: SocketAddr,
-    /// With `--mode storage`: advertise a data-centre storage node (storage-dc).
+    /// With `--mode storage`: a data-centre storage node (advertises storage and storage-dc).
     #[arg(long)]
     dc: bool,
     #[command(subcommand)]
@@ -52,35 +58,6 @@ enum Command {
     /// Create the data directory and node key if missing; print the peer id and public key
     /// as JSON.
     Init,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    /// Dedicated bootstrap node: handshake, PEX and Kademlia only.
-    Bootstrap,
-    /// Storage node.
-    Storage,
-    /// Coordinator (publishes DA events when its key is the DA authority).
-    Coordinator,
-}
-
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::Bootstrap => "bootstrap",
-            Mode::Storage => "storage",
-            Mode::Coordinator => "coordinator",
-        }
-    }
-
-    fn services(self, dc: bool) -> ServiceSet {
-        ServiceSet::from_types([match (self, dc) {
-            (Mode::Bootstrap, _) => ServiceType::Bootstrap,
-            (Mode::Storage, false) => ServiceType::Storage,
-            (Mode::Storage, true) => ServiceType::StorageDc,
-            (Mode::Coordinator, _) => ServiceType::Coordinator,
-        }])
-    }
 }
 
 fn init(data_dir: &Path) -> anyhow::Result<()> {
@@ -111,6 +88,7 @@ async fn shutdown_signal() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    cli.mode.check_dc(cli.dc)?;
     let seeds = SeedsConfig::load(&cli.config)
         .with_context(|| format!("invalid configuration {}", cli.config.display()))?;
     let (keypair, created) = key::load_or_create(&cli.data_dir)?;
@@ -124,9 +102,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     ));
     let peers_file = seeds.bootstrap.peers_path(&cli.data_dir);
     let services = cli.mode.services(cli.dc);
-    if cli.dc && cli.mode != Mode::Storage {
-        bail!("--dc applies to --mode storage only");
-    }
     let own_key = key::public_key_bytes(&keypair);
     if cli.mode == Mode::Coordinator
         && seeds.network.da_authority.is_some()
@@ -140,14 +115,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         network: seeds.network.name.clone(),
         da_authority: seeds.network.da_authority,
         services,
-        subscribe_da: cli.mode != Mode::Bootstrap,
+        // A dedicated bootstrap node subscribes to no data topic (28.1.C §3).
+        subscribe_da: cli.mode.subscribes_da(),
         listen,
         bootstrap: seeds.bootstrap.clone(),
         peers_file,
         added_file: cli.data_dir.join("added-peers.toml"),
         agent_version: agent_version.clone(),
-        mode: cli.mode.name().to_owned(),
-        required_roles: Vec::new(),
+        mode: cli.mode.as_str().to_owned(),
+        required_roles: cli.mode.required_roles(),
         light: false,
     };
     let node = Node::start(cfg).context("cannot start the network layer")?;
@@ -162,11 +138,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     tracing::info!(
         %peer_id,
-        mode = cli.mode.name(),
+        mode = cli.mode.as_str(),
         network = %seeds.network.name,
         %listen,
+        services = %services,
         "dsdnd started"
     );
+    if cli.mode.is_discovery_only() {
+        tracing::info!(
+            mode = cli.mode.as_str(),
+            "discovery-only role: this daemon advertises the role and keeps the peers it needs; the component itself runs elsewhere"
+        );
+    }
     let token = cookie::write_cookie(&cli.data_dir).with_context(|| {
         format!(
             "cannot write the control API cookie {}",
@@ -176,7 +159,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let state = ApiState {
         node: node.handle.clone(),
         metrics: node.metrics.clone(),
-        mode: cli.mode.name().to_owned(),
+        mode: cli.mode.as_str().to_owned(),
         network: seeds.network.name.to_string(),
         services: services.names().into_iter().map(String::from).collect(),
         agent_version,
@@ -222,5 +205,24 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mode_parses_and_dc_goes_with_storage_only() {
+        for m in Mode::ALL {
+            let cli = Cli::try_parse_from(["dsdnd", "--mode", m.as_str()]).expect("parses");
+            assert_eq!(cli.mode, m);
+        }
+        let cli = Cli::try_parse_from(["dsdnd", "--mode", "validator", "--dc"]).expect("parses");
+        assert!(cli.mode.check_dc(cli.dc).is_err());
+        let cli = Cli::try_parse_from(["dsdnd", "--dc"]).expect("parses");
+        assert_eq!(cli.mode, Mode::Storage);
+        assert_eq!(cli.mode.services(cli.dc).names(), ["storage", "storage-dc"]);
+        assert!(Cli::try_parse_from(["dsdnd", "--mode", "miner"]).is_err());
     }
 }

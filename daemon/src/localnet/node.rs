@@ -1,11 +1,9 @@
 //! One `dsdnd` process.
 
-use std::fmt;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,47 +22,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Timeout of one API request made while polling.
 const POLL_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The mode a daemon runs in (`--mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum NodeMode {
-    /// A dedicated bootstrap node.
-    Bootstrap,
-    /// A storage node.
-    Storage,
-    /// A coordinator (the DA authority in a [`super::LocalNet`]).
-    Coordinator,
-}
-
-impl NodeMode {
-    /// The `--mode` value: `bootstrap`, `storage` or `coordinator`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            NodeMode::Bootstrap => "bootstrap",
-            NodeMode::Storage => "storage",
-            NodeMode::Coordinator => "coordinator",
-        }
-    }
-}
-
-impl fmt::Display for NodeMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for NodeMode {
-    type Err = LocalNetError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "bootstrap" => Ok(NodeMode::Bootstrap),
-            "storage" => Ok(NodeMode::Storage),
-            "coordinator" => Ok(NodeMode::Coordinator),
-            other => Err(LocalNetError::Invalid(format!(
-                "unknown mode {other:?} (expected bootstrap, storage or coordinator)"
-            ))),
-        }
-    }
-}
+/// The mode a daemon runs in (`--mode`): the daemon's own [`crate::roles::Mode`], so a
+/// local network can run every mode `dsdnd` has.
+pub use crate::roles::Mode as NodeMode;
 
 /// How to run one daemon:
 /// `dsdnd --mode MODE --config CONFIG --data-dir DATA_DIR --listen IP:PORT --api IP:API_PORT
@@ -113,6 +73,13 @@ impl NodeSpec {
             extra_args: Vec::new(),
             rust_log: "info".to_owned(),
         }
+    }
+
+    /// This spec with `--dc` appended (a data-centre storage node; `dsdnd` refuses it
+    /// with any mode but [`NodeMode::Storage`]).
+    pub fn with_dc(mut self) -> Self {
+        self.extra_args.push("--dc".to_owned());
+        self
     }
 
     /// `ip:port`, the P2P listen address.
@@ -518,14 +485,10 @@ mod tests {
 
     #[test]
     fn modes_round_trip() {
-        for m in [
-            NodeMode::Bootstrap,
-            NodeMode::Storage,
-            NodeMode::Coordinator,
-        ] {
+        for m in NodeMode::ALL {
             assert_eq!(m.as_str().parse::<NodeMode>().expect("parse"), m);
         }
-        assert!("validator".parse::<NodeMode>().is_err());
+        assert!("miner".parse::<NodeMode>().is_err());
     }
 
     /// Drives the process plumbing (log file, SIGTERM, kill, restart, exit detection) with

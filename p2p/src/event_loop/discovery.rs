@@ -16,7 +16,7 @@
 //!
 //! [`BootstrapConfig::service_record_ttl`]: dsdn_bootstrap::config::BootstrapConfig::service_record_ttl
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use dsdn_protocols::{NetworkId, ServiceSet, ServiceType};
@@ -46,8 +46,8 @@ pub fn service_key(network: &NetworkId, service: ServiceType) -> RecordKey {
 /// Discovery state kept by the event loop.
 #[derive(Debug, Default)]
 pub(crate) struct Discovery {
-    /// Lookups in flight, by query.
-    lookups: HashMap<QueryId, ServiceType>,
+    /// Lookups in flight, by query, with the providers they returned so far.
+    lookups: HashMap<QueryId, (ServiceType, HashSet<PeerId>)>,
     /// When the next lookup of a type may start, and the pause after it.
     next_lookup: HashMap<ServiceType, (Instant, Duration)>,
     /// Providers dialled because of a lookup, with the type they must advertise.
@@ -108,7 +108,7 @@ impl EventLoop {
                 self.discovery.next_lookup.remove(&service);
                 continue;
             }
-            if self.discovery.lookups.values().any(|s| *s == service) {
+            if self.discovery.lookups.values().any(|(s, _)| *s == service) {
                 continue;
             }
             let (at, pause) = self
@@ -133,7 +133,7 @@ impl EventLoop {
                 .discovery_lookups
                 .with_label_values(&[service.as_str()])
                 .inc();
-            self.discovery.lookups.insert(id, service);
+            self.discovery.lookups.insert(id, (service, HashSet::new()));
             self.discovery
                 .next_lookup
                 .insert(service, (now + pause, (pause * 2).min(LOOKUP_BACKOFF_MAX)));
@@ -150,17 +150,28 @@ impl EventLoop {
         let QueryResult::GetProviders(result) = result else {
             return;
         };
-        let Some(service) = self.discovery.lookups.get(&id).copied() else {
+        let Some((service, _)) = self.discovery.lookups.get(&id) else {
             return;
+        };
+        let service = *service;
+        let Ok(GetProvidersOk::FoundProviders { providers, .. }) = result else {
+            if step.last {
+                self.discovery.lookups.remove(&id);
+            }
+            return;
+        };
+        let local = *self.swarm.local_peer_id();
+        // Several peers may return the same provider: count and dial each once per lookup.
+        let mut found: Vec<PeerId> = match self.discovery.lookups.get_mut(&id) {
+            Some((_, seen)) => providers
+                .into_iter()
+                .filter(|p| *p != local && seen.insert(*p))
+                .collect(),
+            None => Vec::new(),
         };
         if step.last {
             self.discovery.lookups.remove(&id);
         }
-        let Ok(GetProvidersOk::FoundProviders { providers, .. }) = result else {
-            return;
-        };
-        let local = *self.swarm.local_peer_id();
-        let mut found: Vec<PeerId> = providers.into_iter().filter(|p| *p != local).collect();
         found.sort();
         self.metrics
             .providers_found
