@@ -6,6 +6,7 @@
 
 use dsdn_protocols::handshake::Handshake;
 use dsdn_protocols::pex::{PexRequest, PexResponse};
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{gossipsub, kad, request_response};
 
@@ -27,7 +28,9 @@ pub struct Behaviour {
     /// `/dsdn/<network>/pex/1.0.0`: peer exchange.
     pub pex: PexBehaviour,
     /// `/dsdn/<network>/meshsub/1.1.0`: DA events and, later, receipts.
-    pub gossipsub: gossipsub::Behaviour,
+    /// Absent (disabled) on nodes that subscribe to no topic, such as a dedicated bootstrap
+    /// node (28.1.C §3): no gossipsub handler or protocol on their connections.
+    pub gossipsub: Toggle<gossipsub::Behaviour>,
     /// `/dsdn/<network>/kad/1.0.0`: the network's Kademlia DHT.
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
 }

@@ -133,8 +133,14 @@ fn build_behaviour(
         })
         .build()
         .map_err(|e| StartError::Swarm(e.to_string()))?;
-    let gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_cfg)
-        .map_err(|e| StartError::Swarm(e.to_string()))?;
+    let gossipsub = if cfg.subscribe_da {
+        Some(
+            gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_cfg)
+                .map_err(|e| StartError::Swarm(e.to_string()))?,
+        )
+    } else {
+        None
+    };
     let peer_id = key.public().to_peer_id();
     let mut kad_cfg = kad::Config::new(protocol(net.protocol("kad", "1.0.0"))?);
     // Routing-table entries come from verified handshakes; the peer manager, not kad's
@@ -157,7 +163,7 @@ fn build_behaviour(
         peer_manager: manager,
         handshake,
         pex,
-        gossipsub,
+        gossipsub: gossipsub.into(),
         kad,
     })
 }
@@ -227,10 +233,8 @@ impl Node {
                 })?;
         }
         let topic = IdentTopic::new(cfg.network.da_topic());
-        if cfg.subscribe_da {
-            swarm
-                .behaviour_mut()
-                .gossipsub
+        if let Some(gossipsub) = swarm.behaviour_mut().gossipsub.as_mut() {
+            gossipsub
                 .subscribe(&topic)
                 .map_err(|e| StartError::Swarm(e.to_string()))?;
         }

@@ -356,6 +356,8 @@ impl EventLoop {
             self.swarm
                 .behaviour_mut()
                 .gossipsub
+                .as_mut()
+                .ok_or(PublishError::NotSubscribed)?
                 .publish(self.topic.clone(), bytes)
                 .map_err(|e| PublishError::Gossip(e.to_string()))?;
             self.da.on_published(&env);
@@ -386,10 +388,13 @@ impl EventLoop {
             })) => {
                 let verdict = self.da.on_message(&message.data);
                 self.da_subscribers.notify(self.da.take_applied());
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&message_id, &propagation_source, verdict);
+                if let Some(gossipsub) = self.swarm.behaviour_mut().gossipsub.as_mut() {
+                    gossipsub.report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        verdict,
+                    );
+                }
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");

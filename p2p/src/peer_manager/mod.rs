@@ -47,8 +47,11 @@ use libp2p::{Multiaddr, PeerId};
 
 use crate::metrics::Metrics;
 
+pub use errors::{BannedPeer, LimitExceeded};
+
 mod control;
 mod dialing;
+mod errors;
 mod maintenance;
 mod swarm;
 
@@ -389,11 +392,19 @@ impl PeerManager {
         if in_action {
             self.settle_one(newly);
         }
-        if let Err(e) =
-            self.store
-                .record_success(peer, &info.listen_addrs, info.services, source, unix_now())
-        {
-            tracing::warn!(error = %e, "cannot write peers.dat");
+        // An inbound peer that advertises no address (a light client) can be neither dialled
+        // nor shared: peers.dat keeps nothing about it.
+        let storable = outbound || !info.listen_addrs.is_empty();
+        if storable {
+            if let Err(e) = self.store.record_success(
+                peer,
+                &info.listen_addrs,
+                info.services,
+                source,
+                unix_now(),
+            ) {
+                tracing::warn!(error = %e, "cannot write peers.dat");
+            }
         }
         if !newly {
             return;
@@ -574,26 +585,4 @@ impl PeerManager {
         set.insert(self.local_peer_id);
         set
     }
-}
-
-/// A connection refused because the peer is banned.
-#[derive(Debug, thiserror::Error)]
-#[error("peer {0} is banned")]
-pub struct BannedPeer(pub PeerId);
-
-/// A connection refused by a limit of 28.1.C §6.
-#[derive(Debug, thiserror::Error)]
-pub enum LimitExceeded {
-    /// `max_inbound_connections` inbound connections are open.
-    #[error("inbound connection limit of {0} reached")]
-    Inbound(usize),
-    /// `max_outbound_connections` plus [`EXTRA_OUTBOUND`] outbound connections are open.
-    #[error("outbound connection limit of {0} reached")]
-    Outbound(usize),
-    /// `max_connections_per_peer` connections with this peer are open.
-    #[error("{0} connections with this peer already")]
-    PerPeer(usize),
-    /// More than `inbound_per_ip_per_minute` attempts from this IP in the last minute.
-    #[error("too many connection attempts from {0} in the last minute")]
-    RateLimited(std::net::IpAddr),
 }
