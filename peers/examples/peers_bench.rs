@@ -141,6 +141,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let feeler_time = t.elapsed() / 10;
 
+    // A bootstrap node serving a 1,000-entry PEX request (any service), and the role-aware
+    // top-up's full dial list and an 8-peer dial list.
+    let requester = ids[1];
+    let t = Instant::now();
+    let mut pex_out = Vec::new();
+    for _ in 0..10 {
+        pex_out = store.pex_entries(NOW, &requester, ServiceSet::EMPTY, 1000)?;
+    }
+    let pex_time = t.elapsed() / 10;
+
+    let t = Instant::now();
+    let mut dial_all = Vec::new();
+    for _ in 0..10 {
+        dial_all = store.dial_candidates(NOW, &none, usize::MAX)?;
+    }
+    let dial_all_time = t.elapsed() / 10;
+
+    let t = Instant::now();
+    let mut dial_8 = Vec::new();
+    for _ in 0..10 {
+        dial_8 = store.dial_candidates(NOW, &none, 8)?;
+    }
+    let dial_8_time = t.elapsed() / 10;
+
     let t = Instant::now();
     let mut stats = store.stats(NOW);
     for _ in 0..99 {
@@ -205,6 +229,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{:<52} {:>14}",
         format!("feeler_candidates(2) -> {}", feelers.len()),
         ms(feeler_time)
+    );
+    println!(
+        "{:<52} {:>14}",
+        format!("pex_entries(1000) -> {}", pex_out.len()),
+        ms(pex_time)
+    );
+    println!(
+        "{:<52} {:>14}",
+        format!("dial_candidates(usize::MAX) -> {}", dial_all.len()),
+        ms(dial_all_time)
+    );
+    println!(
+        "{:<52} {:>14}",
+        format!("dial_candidates(8) -> {}", dial_8.len()),
+        ms(dial_8_time)
     );
     println!(
         "{:<52} {:>14}",

@@ -139,6 +139,8 @@ pub struct FallbackChain {
     backoff: Duration,
     isolated: bool,
     fallbacks: u64,
+    /// Verified peers in either direction, as last reported by [`FallbackChain::note_peers`].
+    any_peers: usize,
 }
 
 /// `now + d`, saturating at a far-future instant instead of panicking on overflow.
@@ -163,6 +165,7 @@ impl FallbackChain {
             backoff: cfg.backoff_initial,
             isolated: false,
             fallbacks: 0,
+            any_peers: 0,
         }
     }
 
@@ -200,7 +203,8 @@ impl FallbackChain {
                     self.end_run(now, connected);
                     return None;
                 };
-                let dns_needless = matches!(step, Step::Seed(_)) && connected > 0;
+                let dns_needless =
+                    matches!(step, Step::Seed(_)) && connected.max(self.any_peers) > 0;
                 if connected >= wanted {
                     self.satisfied(now);
                     return None;
@@ -243,7 +247,9 @@ impl FallbackChain {
             return;
         }
         match self.successor(step) {
-            Some(Step::Seed(_)) if connected > 0 => self.end_run(now, connected),
+            Some(Step::Seed(_)) if connected.max(self.any_peers) > 0 => {
+                self.end_run(now, connected)
+            }
             Some(next) => {
                 self.fallbacks += 1;
                 self.phase = Phase::Ready(next, now);
@@ -263,7 +269,7 @@ impl FallbackChain {
     /// Ends the current run without a successful stage.
     fn end_run(&mut self, now: Instant, connected: usize) {
         self.phase = Phase::Idle;
-        if connected == 0 {
+        if connected.max(self.any_peers) == 0 {
             self.isolated = true;
             self.next_run = later(now, self.backoff);
             self.backoff = self.backoff.saturating_mul(2).min(self.cfg.backoff_max);
@@ -333,6 +339,18 @@ impl FallbackChain {
             Phase::Idle => Some(self.next_run),
             Phase::Ready(_, since) => Some(since),
             Phase::Awaiting(_) => None,
+        }
+    }
+
+    /// Reports how many verified peers the node has in either direction (inbound included).
+    /// The `connected` arguments of [`FallbackChain::poll`] and
+    /// [`FallbackChain::on_outcome`] count the peers the node dialled, which decide whether
+    /// it has enough; this count only decides whether it has *any*: DNS seeds are not queried
+    /// and the node is not isolated while some peer, even one that dialled us, is connected.
+    pub fn note_peers(&mut self, total: usize) {
+        self.any_peers = total;
+        if total > 0 {
+            self.isolated = false;
         }
     }
 

@@ -564,3 +564,34 @@ fn no_action_outside_the_sources_whatever_the_resize() {
         }
     }
 }
+
+#[test]
+fn an_inbound_peer_keeps_dns_seeds_quiet() {
+    let t0 = Instant::now();
+    let mut c = FallbackChain::new(
+        FallbackConfig {
+            static_peers: 0,
+            dns_seeds: 2,
+            ..FallbackConfig::default()
+        },
+        t0,
+    );
+    // peers.dat yields nothing, but a peer dialled us meanwhile: no DNS query, not isolated.
+    assert_eq!(c.poll(t0, 0, 8), Some(Action::DialCached));
+    c.note_peers(1);
+    c.on_outcome(t0, 0, 0);
+    assert_eq!(c.poll(t0, 0, 8), None);
+    assert!(!c.is_isolated());
+    // Without it, the same outcome moves on to the first DNS seed.
+    let mut d = FallbackChain::new(
+        FallbackConfig {
+            static_peers: 0,
+            dns_seeds: 2,
+            ..FallbackConfig::default()
+        },
+        t0,
+    );
+    assert_eq!(d.poll(t0, 0, 8), Some(Action::DialCached));
+    d.on_outcome(t0, 0, 0);
+    assert_eq!(d.poll(t0, 0, 8), Some(Action::ResolveSeed(0)));
+}

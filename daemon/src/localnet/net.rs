@@ -19,6 +19,9 @@ use crate::client::ClientError;
 /// IP of the DNS seed server.
 const SEED_SERVER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 
+/// `inbound_per_ip_per_minute` of a local network (see [`LocalNet`]'s configuration).
+pub const LOOPBACK_INBOUND_PER_IP: u32 = 1000;
+
 /// IP of the first node; the others follow (`127.0.0.3`, `127.0.0.4`, …).
 const FIRST_NODE_IP: u8 = 2;
 
@@ -201,6 +204,10 @@ impl LocalNet {
             peer_connect_timeout_secs: spec.peer_connect_timeout_secs,
             pex_interval_secs: spec.pex_interval_secs,
             retry_interval_secs: spec.retry_interval_secs,
+            // libp2p dials TCP from 0.0.0.0:<listen port>, so on loopback every node's TCP
+            // connections come from 127.0.0.1: the per-IP limit would count the whole devnet
+            // as one host.
+            inbound_per_ip_per_minute: LOOPBACK_INBOUND_PER_IP,
             ..ConfigSpec::default()
         };
         let config_path = dir.join("seeds.toml");

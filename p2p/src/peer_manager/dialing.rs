@@ -336,6 +336,7 @@ impl PeerManager {
     }
 
     pub(super) fn drive_chain(&mut self, now: Instant) {
+        self.chain.note_peers(self.verified.len());
         if let Some(a) = &self.action {
             if a.open == 0 || now >= a.deadline {
                 let produced = a.produced;

@@ -4,8 +4,8 @@
 //! committed call survives a crash, an interrupted one leaves no trace). Every read goes
 //! through a redb read transaction. An in-memory index of each entry's score inputs, source,
 //! services and primary netgroup mirrors the file so that [`PeerStore::len`],
-//! [`PeerStore::stats`], the choice of the entry to evict and the outbound and feeler choices
-//! are cheap.
+//! [`PeerStore::stats`], the choice of the entry to evict, the outbound and feeler choices,
+//! the dial candidates and the PEX entries are cheap (only the chosen records are read).
 //!
 //! Besides the peers, the file keeps the anchors ([`PeerStore::save_anchors`],
 //! [`PeerStore::take_anchors`]): the outbound peers of the last run, redialled first at the
@@ -21,6 +21,7 @@ mod anchors;
 mod evict;
 mod open;
 mod outbound;
+mod ranked;
 mod stats;
 mod txn;
 mod types;
@@ -38,17 +39,18 @@ mod tests_ops;
 #[cfg(test)]
 mod tests_outbound;
 #[cfg(test)]
+mod tests_ranked;
+#[cfg(test)]
 mod tests_select;
 #[cfg(test)]
 mod tests_upgrade;
 
-use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use dsdn_protocols::pex::{MAX_PEX_ENTRIES, PEX_FRESHNESS};
+use dsdn_protocols::pex::PEX_FRESHNESS;
 use dsdn_protocols::{NetworkId, PeerSource, ServiceSet};
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
@@ -60,7 +62,6 @@ pub use stats::StoreStats;
 pub use types::{LearnedPeer, OpenReport, StoreError};
 
 use crate::record::{decode_record, sanitize_addrs, PeerRecord};
-use crate::score::dial_order;
 use txn::{apply, Eviction, Index, WriteCtx, ANCHORS, PEERS};
 
 /// Most entries peers.dat holds (28.1.B §4).
@@ -333,59 +334,6 @@ impl PeerStore {
         index.clear();
         self.anchors.store(0, Ordering::Relaxed);
         Ok(())
-    }
-
-    /// Up to `limit` peers to dial: not banned at `now`, not in `exclude` (e.g. already
-    /// connected), with at least one address; best first by [`dial_order`] (highest score,
-    /// ties by most recent success, suspicious entries last).
-    ///
-    /// # Errors
-    /// [`StoreError::Database`] if reading fails.
-    pub fn dial_candidates(
-        &self,
-        now: u64,
-        exclude: &HashSet<PeerId>,
-        limit: usize,
-    ) -> Result<Vec<PeerRecord>, StoreError> {
-        let mut v: Vec<PeerRecord> = self
-            .read_all()?
-            .into_iter()
-            .filter(|r| !r.is_banned(now) && !exclude.contains(&r.peer_id) && !r.addrs.is_empty())
-            .collect();
-        v.sort_by(|a, b| dial_order(a, b, now));
-        v.truncate(limit);
-        Ok(v)
-    }
-
-    /// Up to `min(limit, 1000)` peers to share in a PEX response (28.1.B §3): contacted
-    /// successfully within [`PEX_WINDOW_SECS`] (24 h) before `now`, not banned, not
-    /// `requester`, with at least one address and, if `services` is non-empty, offering at
-    /// least one of `services`; best first by [`dial_order`].
-    ///
-    /// # Errors
-    /// [`StoreError::Database`] if reading fails.
-    pub fn pex_entries(
-        &self,
-        now: u64,
-        requester: &PeerId,
-        services: ServiceSet,
-        limit: usize,
-    ) -> Result<Vec<PeerRecord>, StoreError> {
-        let any = services.is_empty();
-        let mut v: Vec<PeerRecord> = self
-            .read_all()?
-            .into_iter()
-            .filter(|r| {
-                r.contacted_within(now, PEX_WINDOW_SECS)
-                    && !r.is_banned(now)
-                    && r.peer_id != *requester
-                    && !r.addrs.is_empty()
-                    && (any || r.services.bits() & services.bits() != 0)
-            })
-            .collect();
-        v.sort_by(|a, b| dial_order(a, b, now));
-        v.truncate(limit.min(MAX_PEX_ENTRIES));
-        Ok(v)
     }
 
     /// Bans `peer` until `until` (exclusive). An unknown peer gets a placeholder record (no

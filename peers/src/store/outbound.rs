@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use libp2p_identity::PeerId;
 use rand::seq::SliceRandom;
-use redb::ReadableDatabase;
+use redb::{ReadTransaction, ReadableDatabase};
 
 use super::txn::PEERS;
 use super::{PeerStore, StoreError};
@@ -88,10 +88,21 @@ impl PeerStore {
         want: usize,
         keep: impl Fn(&PeerRecord) -> bool,
     ) -> Result<Vec<PeerRecord>, StoreError> {
+        self.fetch_in(&self.db.begin_read()?, ids, want, keep)
+    }
+
+    /// [`PeerStore::fetch`] in the read transaction `txn` (e.g. one begun while the index lock
+    /// was held, so that it sees exactly the state the index mirrored).
+    pub(super) fn fetch_in(
+        &self,
+        txn: &ReadTransaction,
+        ids: &[PeerId],
+        want: usize,
+        keep: impl Fn(&PeerRecord) -> bool,
+    ) -> Result<Vec<PeerRecord>, StoreError> {
         let mut out = Vec::with_capacity(want.min(ids.len()));
         let mut bad = Vec::new();
         {
-            let txn = self.db.begin_read()?;
             let table = txn.open_table(PEERS)?;
             for p in ids {
                 if out.len() == want {

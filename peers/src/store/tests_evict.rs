@@ -2,6 +2,8 @@
 //! [`WriteCtx::insert_new`] choose the same victims, in the same order, as the former
 //! per-insertion full scan ([`WriteCtx::worst_by_scan`]).
 
+use std::collections::HashSet;
+
 use dsdn_protocols::{PeerSource, ServiceSet};
 use proptest::prelude::*;
 

@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use super::tests_ops::{bulk_put, ids, rec, store, svc, DAY, HOUR, NOW};
 use super::*;
 use crate::record::tests::{addr, net, peer};
+use crate::score::dial_order;
 
 #[test]
 fn dial_candidates_order_and_filters() {

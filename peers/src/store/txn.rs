@@ -2,10 +2,10 @@
 //!
 //! The index maps every stored PeerId to an [`IndexEntry`] (its [`Standing`], source,
 //! services, primary netgroup and whether it has addresses) so that the store's length, its
-//! statistics, the eviction victim and the outbound and feeler choices are found without
-//! decoding 10 000 records. It is only a mirror: it is rebuilt from the file at open, and
-//! changes made inside a write transaction are staged in an overlay and applied to it only
-//! after the transaction committed.
+//! statistics, the eviction victim, the outbound and feeler choices, the dial candidates and
+//! the PEX entries are found without decoding 10 000 records. It is only a mirror: it is
+//! rebuilt from the file at open, and changes made inside a write transaction are staged in
+//! an overlay and applied to it only after the transaction committed.
 
 use std::collections::HashMap;
 
