@@ -4,10 +4,15 @@
 //! carrying that behaviour's event (hence the lint exception below).
 #![allow(missing_docs)]
 
-use dsdn_protocols::handshake::Handshake;
-use dsdn_protocols::pex::{PexRequest, PexResponse};
+use std::time::Duration;
+
+use dsdn_protocols::handshake::{Handshake, HANDSHAKE_PROTOCOL, MAX_HANDSHAKE_BYTES};
+use dsdn_protocols::pex::{PexRequest, PexResponse, MAX_PEX_REQUEST_BYTES, MAX_PEX_RESPONSE_BYTES};
+use dsdn_protocols::NetworkId;
+use libp2p::request_response::ProtocolSupport;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
+use libp2p::StreamProtocol;
 use libp2p::{gossipsub, kad, request_response};
 
 use crate::codec::CborCodec;
@@ -17,6 +22,38 @@ use crate::peer_manager::PeerManager;
 pub type HandshakeBehaviour = request_response::Behaviour<CborCodec<Handshake, Handshake>>;
 /// The PEX protocol: [`PexRequest`] → [`PexResponse`].
 pub type PexBehaviour = request_response::Behaviour<CborCodec<PexRequest, PexResponse>>;
+
+/// The handshake behaviour on `/dsdn/handshake/1.0.0`: 4 KiB caps both ways, requests time
+/// out after `timeout`.
+pub fn handshake_behaviour(timeout: Duration) -> HandshakeBehaviour {
+    request_response::Behaviour::with_codec(
+        CborCodec::new(MAX_HANDSHAKE_BYTES, MAX_HANDSHAKE_BYTES),
+        [(
+            StreamProtocol::new(HANDSHAKE_PROTOCOL),
+            ProtocolSupport::Full,
+        )],
+        request_response::Config::default().with_request_timeout(timeout),
+    )
+}
+
+/// The PEX behaviour on `/dsdn/<network>/pex/1.0.0`: 64 B requests, 2 MiB responses,
+/// requests time out after `timeout`.
+///
+/// # Errors
+/// The network id does not make a valid protocol name (it always does for a [`NetworkId`]).
+pub fn pex_behaviour(
+    network: &NetworkId,
+    timeout: Duration,
+) -> Result<PexBehaviour, libp2p::swarm::InvalidProtocol> {
+    Ok(request_response::Behaviour::with_codec(
+        CborCodec::new(MAX_PEX_REQUEST_BYTES, MAX_PEX_RESPONSE_BYTES),
+        [(
+            StreamProtocol::try_from_owned(network.protocol("pex", "1.0.0"))?,
+            ProtocolSupport::Full,
+        )],
+        request_response::Config::default().with_request_timeout(timeout),
+    ))
+}
 
 /// Every protocol a DSDN node speaks.
 #[derive(NetworkBehaviour)]

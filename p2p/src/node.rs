@@ -8,17 +8,13 @@ use dsdn_bootstrap::added::AddedSources;
 use dsdn_bootstrap::resolver::SeedResolver;
 use dsdn_peers::store::{OpenReport, PeerStore};
 use dsdn_protocols::da::MAX_ENVELOPE_BYTES;
-use dsdn_protocols::handshake::{HANDSHAKE_PROTOCOL, MAX_HANDSHAKE_BYTES};
-use dsdn_protocols::pex::{MAX_PEX_REQUEST_BYTES, MAX_PEX_RESPONSE_BYTES};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::{kad, noise, tcp, yamux, Multiaddr, StreamProtocol, Swarm, SwarmBuilder};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::behaviour::Behaviour;
-use crate::codec::CborCodec;
+use crate::behaviour::{handshake_behaviour, pex_behaviour, Behaviour};
 use crate::config::NodeConfig;
 use crate::da::DaGossip;
 use crate::event_loop::EventLoop;
@@ -104,24 +100,9 @@ fn build_behaviour(
     manager: PeerManager,
 ) -> Result<Behaviour, StartError> {
     let net = &cfg.network;
-    let rr_cfg = request_response::Config::default()
-        .with_request_timeout(cfg.bootstrap.peer_connect_timeout);
-    let handshake = request_response::Behaviour::with_codec(
-        CborCodec::new(MAX_HANDSHAKE_BYTES, MAX_HANDSHAKE_BYTES),
-        [(
-            StreamProtocol::new(HANDSHAKE_PROTOCOL),
-            ProtocolSupport::Full,
-        )],
-        rr_cfg.clone(),
-    );
-    let pex = request_response::Behaviour::with_codec(
-        CborCodec::new(MAX_PEX_REQUEST_BYTES, MAX_PEX_RESPONSE_BYTES),
-        [(
-            protocol(net.protocol("pex", "1.0.0"))?,
-            ProtocolSupport::Full,
-        )],
-        rr_cfg.with_request_timeout(Duration::from_secs(30)),
-    );
+    let handshake = handshake_behaviour(cfg.bootstrap.peer_connect_timeout);
+    let pex = pex_behaviour(net, Duration::from_secs(30))
+        .map_err(|e| StartError::Swarm(e.to_string()))?;
     let gossip_cfg = gossipsub::ConfigBuilder::default()
         .protocol_id_prefix(format!("/dsdn/{net}/meshsub"))
         .validate_messages()

@@ -5,18 +5,17 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use dsdn_bootstrap::config::BootstrapConfig;
-use dsdn_p2p::behaviour::{HandshakeBehaviour, PexBehaviour};
-use dsdn_p2p::codec::CborCodec;
+use dsdn_p2p::behaviour::{handshake_behaviour, pex_behaviour, HandshakeBehaviour, PexBehaviour};
 use dsdn_p2p::node::listen_addrs;
 use dsdn_p2p::{Node, NodeConfig, NodeHandle};
-use dsdn_protocols::handshake::{Handshake, HANDSHAKE_PROTOCOL};
-use dsdn_protocols::pex::{PexEntry, PexResponse, MAX_PEX_ENTRIES, MAX_PEX_RESPONSE_BYTES};
+use dsdn_protocols::handshake::Handshake;
+use dsdn_protocols::pex::{PexEntry, PexResponse, MAX_PEX_ENTRIES};
 use dsdn_protocols::{NetworkId, ServiceSet, ServiceType, PROTOCOL_VERSION};
 use futures::StreamExt;
 use libp2p::identity::Keypair;
-use libp2p::request_response::{self, Message, ProtocolSupport};
+use libp2p::request_response::{self, Message};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
+use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder};
 
 fn net() -> NetworkId {
     NetworkId::new("devnet").unwrap()
@@ -64,23 +63,8 @@ struct Rogue {
 }
 
 fn rogue_swarm(key: Keypair) -> Swarm<Rogue> {
-    let cfg = request_response::Config::default().with_request_timeout(Duration::from_secs(10));
-    let handshake = request_response::Behaviour::with_codec(
-        CborCodec::new(4096, 4096),
-        [(
-            StreamProtocol::new(HANDSHAKE_PROTOCOL),
-            ProtocolSupport::Full,
-        )],
-        cfg.clone(),
-    );
-    let pex = request_response::Behaviour::with_codec(
-        CborCodec::new(64, MAX_PEX_RESPONSE_BYTES),
-        [(
-            StreamProtocol::try_from_owned(net().protocol("pex", "1.0.0")).unwrap(),
-            ProtocolSupport::Full,
-        )],
-        cfg,
-    );
+    let handshake = handshake_behaviour(Duration::from_secs(10));
+    let pex = pex_behaviour(&net(), Duration::from_secs(10)).unwrap();
     SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(

@@ -9,19 +9,18 @@ use std::time::Duration;
 
 use dsdn_bootstrap::config::{BootstrapConfig, DnsSeed, StaticPeer};
 use dsdn_bootstrap::seed_server::SeedServer;
-use dsdn_p2p::behaviour::{HandshakeBehaviour, PexBehaviour};
-use dsdn_p2p::codec::CborCodec;
+use dsdn_p2p::behaviour::{handshake_behaviour, pex_behaviour, HandshakeBehaviour, PexBehaviour};
 use dsdn_p2p::node::{listen_addrs, signing_key};
 use dsdn_p2p::{DaNotice, LightClient, LightConfig, Node, NodeConfig, NodeHandle};
 use dsdn_protocols::da::{Bytes32, DaEvent};
-use dsdn_protocols::handshake::{Handshake, HANDSHAKE_PROTOCOL};
-use dsdn_protocols::pex::{PexEntry, PexRequest, MAX_PEX_ENTRIES, MAX_PEX_RESPONSE_BYTES};
+use dsdn_protocols::handshake::Handshake;
+use dsdn_protocols::pex::{PexEntry, PexRequest, MAX_PEX_ENTRIES};
 use dsdn_protocols::{NetworkId, PeerSource, ServiceSet, ServiceType, PROTOCOL_VERSION};
 use futures::StreamExt;
 use libp2p::identity::Keypair;
-use libp2p::request_response::{self, Message, ProtocolSupport};
+use libp2p::request_response::{self, Message};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, SwarmBuilder};
+use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, SwarmBuilder};
 
 const SEED: &str = "seed.devnet.test";
 
@@ -159,23 +158,8 @@ struct Probe {
 async fn pex_answer_of(target: Multiaddr) -> Vec<PexEntry> {
     let key = Keypair::generate_ed25519();
     let me = key.public().to_peer_id();
-    let cfg = request_response::Config::default().with_request_timeout(Duration::from_secs(10));
-    let handshake = request_response::Behaviour::with_codec(
-        CborCodec::new(4096, 4096),
-        [(
-            StreamProtocol::new(HANDSHAKE_PROTOCOL),
-            ProtocolSupport::Full,
-        )],
-        cfg.clone(),
-    );
-    let pex = request_response::Behaviour::with_codec(
-        CborCodec::new(64, MAX_PEX_RESPONSE_BYTES),
-        [(
-            StreamProtocol::try_from_owned(net().protocol("pex", "1.0.0")).unwrap(),
-            ProtocolSupport::Full,
-        )],
-        cfg,
-    );
+    let handshake = handshake_behaviour(Duration::from_secs(10));
+    let pex = pex_behaviour(&net(), Duration::from_secs(10)).unwrap();
     let mut swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(

@@ -20,16 +20,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use dsdn_daemon::localnet::{reserve_port, ConfigSpec, Node, NodeMode, NodeSpec};
-use dsdn_p2p::behaviour::{HandshakeBehaviour, PexBehaviour};
-use dsdn_p2p::codec::CborCodec;
-use dsdn_protocols::handshake::{Handshake, HANDSHAKE_PROTOCOL, MAX_HANDSHAKE_BYTES};
-use dsdn_protocols::pex::{PexRequest, PexResponse, MAX_PEX_REQUEST_BYTES, MAX_PEX_RESPONSE_BYTES};
+use dsdn_p2p::behaviour::{handshake_behaviour, pex_behaviour, HandshakeBehaviour, PexBehaviour};
+use dsdn_protocols::handshake::Handshake;
+use dsdn_protocols::pex::{PexRequest, PexResponse};
 use dsdn_protocols::{NetworkId, ServiceSet, ServiceType, PROTOCOL_VERSION};
 use futures::StreamExt;
 use libp2p::identity::Keypair;
-use libp2p::request_response::{self, Message, ProtocolSupport};
+use libp2p::request_response::{self, Message};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{noise, tcp, yamux, Multiaddr, StreamProtocol, Swarm, SwarmBuilder};
+use libp2p::{noise, tcp, yamux, Multiaddr, Swarm, SwarmBuilder};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 /// Network of the benchmark's seeds.toml.
@@ -122,23 +121,9 @@ fn mib(kib: u64) -> f64 {
 }
 
 fn peer_swarm(network: &NetworkId) -> anyhow::Result<Swarm<Peer>> {
-    let cfg = request_response::Config::default().with_request_timeout(Duration::from_secs(30));
-    let handshake = request_response::Behaviour::with_codec(
-        CborCodec::new(MAX_HANDSHAKE_BYTES, MAX_HANDSHAKE_BYTES),
-        [(
-            StreamProtocol::new(HANDSHAKE_PROTOCOL),
-            ProtocolSupport::Full,
-        )],
-        cfg.clone(),
-    );
-    let pex = request_response::Behaviour::with_codec(
-        CborCodec::new(MAX_PEX_REQUEST_BYTES, MAX_PEX_RESPONSE_BYTES),
-        [(
-            StreamProtocol::try_from_owned(network.protocol("pex", "1.0.0"))?,
-            ProtocolSupport::Full,
-        )],
-        cfg,
-    );
+    let timeout = Duration::from_secs(30);
+    let handshake = handshake_behaviour(timeout);
+    let pex = pex_behaviour(network, timeout)?;
     Ok(
         SwarmBuilder::with_existing_identity(Keypair::generate_ed25519())
             .with_tokio()
