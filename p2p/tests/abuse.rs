@@ -10,24 +10,15 @@ use dsdn_p2p::node::listen_addrs;
 use dsdn_p2p::{Node, NodeConfig, NodeHandle};
 use dsdn_protocols::handshake::Handshake;
 use dsdn_protocols::pex::{PexEntry, PexResponse, MAX_PEX_ENTRIES};
-use dsdn_protocols::{NetworkId, ServiceSet, ServiceType, PROTOCOL_VERSION};
+use dsdn_protocols::{ServiceSet, ServiceType, PROTOCOL_VERSION};
 use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, Message};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder};
 
-fn net() -> NetworkId {
-    NetworkId::new("devnet").unwrap()
-}
-
-/// A free loopback port on `ip`.
-fn free_addr(ip: &str) -> SocketAddr {
-    let l = std::net::TcpListener::bind((ip, 0)).unwrap();
-    let a = l.local_addr().unwrap();
-    drop(l);
-    a
-}
+mod common;
+use common::{free_addr, net};
 
 fn start_node(dir: &std::path::Path, listen: SocketAddr) -> (NodeHandle, Node) {
     let bootstrap = BootstrapConfig {

@@ -6,16 +6,12 @@ use std::time::Duration;
 
 use dsdn_bootstrap::config::{BootstrapConfig, StaticPeer};
 use dsdn_p2p::{Node, NodeConfig, NodeHandle};
-use dsdn_protocols::{NetworkId, PeerSource, ServiceSet, ServiceType};
+use dsdn_protocols::{PeerSource, ServiceSet, ServiceType};
 use libp2p::identity::Keypair;
 use libp2p::PeerId;
 
-fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
-    let a = l.local_addr().unwrap();
-    drop(l);
-    a
-}
+mod common;
+use common::{free_addr, net};
 
 struct Started {
     handle: NodeHandle,
@@ -32,7 +28,7 @@ fn start(
     max_outbound: usize,
 ) -> Started {
     let dir = tempfile::tempdir().unwrap();
-    let listen = free_addr();
+    let listen = free_addr("127.0.0.1");
     let keypair = Keypair::generate_ed25519();
     let peer_id = keypair.public().to_peer_id();
     let bootstrap = BootstrapConfig {
@@ -48,7 +44,7 @@ fn start(
     };
     let cfg = NodeConfig {
         keypair,
-        network: NetworkId::new("devnet").unwrap(),
+        network: net(),
         da_authority: None,
         services: ServiceSet::from_types([service]),
         subscribe_da: false,

@@ -15,26 +15,17 @@ use dsdn_p2p::{DaNotice, LightClient, LightConfig, Node, NodeConfig, NodeHandle}
 use dsdn_protocols::da::{Bytes32, DaEvent};
 use dsdn_protocols::handshake::Handshake;
 use dsdn_protocols::pex::{PexEntry, PexRequest, MAX_PEX_ENTRIES};
-use dsdn_protocols::{NetworkId, PeerSource, ServiceSet, ServiceType, PROTOCOL_VERSION};
+use dsdn_protocols::{PeerSource, ServiceSet, ServiceType, PROTOCOL_VERSION};
 use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, Message};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, SwarmBuilder};
 
+mod common;
+use common::{free_addr, net};
+
 const SEED: &str = "seed.devnet.test";
-
-fn net() -> NetworkId {
-    NetworkId::new("devnet").unwrap()
-}
-
-/// A free loopback port on `ip` (TCP; QUIC binds the same number on UDP).
-fn free_addr(ip: &str) -> SocketAddr {
-    let l = std::net::TcpListener::bind((ip, 0)).unwrap();
-    let a = l.local_addr().unwrap();
-    drop(l);
-    a
-}
 
 fn quick_bootstrap() -> BootstrapConfig {
     BootstrapConfig {

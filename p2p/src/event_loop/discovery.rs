@@ -34,6 +34,8 @@ const REPROVIDE_MIN: Duration = Duration::from_secs(2);
 /// New peers at which our provider records are pushed again (then Kademlia's own
 /// republication takes over).
 const EARLY_PROVIDES: u32 = 8;
+/// How long a dialled provider is remembered while its handshake is awaited.
+const EXPECT_FOR: Duration = Duration::from_secs(60);
 /// Providers dialled per lookup answer.
 const MAX_DIALS_PER_ANSWER: usize = 4;
 
@@ -50,8 +52,10 @@ pub(crate) struct Discovery {
     lookups: HashMap<QueryId, (ServiceType, HashSet<PeerId>)>,
     /// When the next lookup of a type may start, and the pause after it.
     next_lookup: HashMap<ServiceType, (Instant, Duration)>,
-    /// Providers dialled because of a lookup, with the type they must advertise.
-    expected: HashMap<PeerId, ServiceType>,
+    /// Providers dialled because of a lookup, with the type they must advertise and when
+    /// they were dialled (entries of dials that never verify expire after
+    /// [`EXPECT_FOR`]).
+    expected: HashMap<PeerId, (ServiceType, Instant)>,
     /// When our records were last pushed by [`EventLoop::provide_services`].
     provided: Option<Instant>,
     /// How many times they were.
@@ -89,6 +93,10 @@ impl EventLoop {
     /// Compares connected peers with the required roles, exports the deficits and starts
     /// provider lookups for the roles that are short.
     pub(super) fn check_roles(&mut self, now: Instant) {
+        // Providers whose dial failed never verify: forget them.
+        self.discovery
+            .expected
+            .retain(|_, (_, dialled)| now.duration_since(*dialled) < EXPECT_FOR);
         let required = self.cfg.required_roles.clone();
         for (service, min) in required {
             let have = self
@@ -185,7 +193,9 @@ impl EventLoop {
             let pm = &mut self.swarm.behaviour_mut().peer_manager;
             if pm.dial_provider(peer) {
                 dialled += 1;
-                self.discovery.expected.insert(peer, service);
+                self.discovery
+                    .expected
+                    .insert(peer, (service, Instant::now()));
                 tracing::info!(%peer, %service, "dialling a provider found in Kademlia");
             }
         }
@@ -194,7 +204,7 @@ impl EventLoop {
     /// Checks a verified peer against the type it was found providing: a provider that does
     /// not advertise it is penalised and forgotten (returns false then).
     pub(super) fn check_provider(&mut self, peer: PeerId, services: ServiceSet) -> bool {
-        let Some(service) = self.discovery.expected.remove(&peer) else {
+        let Some((service, _)) = self.discovery.expected.remove(&peer) else {
             return true;
         };
         if services.contains(service) {

@@ -49,12 +49,16 @@ impl EventLoop {
             .serve_buckets
             .entry(peer)
             .or_insert_with(|| AddrTokenBucket::full(now));
-        let limit = usize::from(req.max_entries).min(MAX_PEX_ENTRIES);
-        let limit = bucket.take(limit, now);
+        // Tokens pay for the addresses actually sent, not for the ones asked for.
+        let available = bucket.tokens(now).floor() as usize;
+        let limit = usize::from(req.max_entries)
+            .min(MAX_PEX_ENTRIES)
+            .min(available);
         let records = self
             .store
             .pex_entries(unix_now(), &peer, req.services, limit)
             .unwrap_or_default();
+        bucket.take(records.len(), now);
         PexResponse {
             entries: records
                 .iter()

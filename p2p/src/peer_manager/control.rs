@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use dsdn_bootstrap::added::AddedError;
+use dsdn_bootstrap::added::{AddedError, AddedSources};
 use dsdn_bootstrap::config::{DnsSeed, StaticPeer};
 
 use super::{DnsPurpose, PeerManager};
@@ -36,12 +36,7 @@ impl PeerManager {
         if self.cfg.static_peers.contains(&peer) {
             return Err(ControlError::AlreadyPresent(peer.to_string()));
         }
-        let mut added = self.added.clone();
-        if !added.add_static(peer.clone()).map_err(persist_err)? {
-            return Err(ControlError::AlreadyPresent(peer.to_string()));
-        }
-        added.save(&self.added_file).map_err(persist_err)?;
-        self.added = added;
+        self.save_addition(&peer, |a| a.add_static(peer.clone()))?;
         self.cfg.static_peers.push(peer.clone());
         self.chain
             .set_sources(self.cfg.static_peers.len(), self.cfg.dns_seeds.len());
@@ -60,17 +55,28 @@ impl PeerManager {
         if self.cfg.dns_seeds.contains(&seed) {
             return Err(ControlError::AlreadyPresent(seed.to_string()));
         }
-        let mut added = self.added.clone();
-        if !added.add_seed(seed.clone()).map_err(persist_err)? {
-            return Err(ControlError::AlreadyPresent(seed.to_string()));
-        }
-        added.save(&self.added_file).map_err(persist_err)?;
-        self.added = added;
+        self.save_addition(&seed, |a| a.add_seed(seed.clone()))?;
         self.cfg.dns_seeds.push(seed.clone());
         self.chain
             .set_sources(self.cfg.static_peers.len(), self.cfg.dns_seeds.len());
         tracing::info!(%seed, file = %self.added_file.display(), "DNS seed added");
         self.resolve(seed, DnsPurpose::Refresh);
+        Ok(())
+    }
+
+    /// Applies `add` to a copy of the additions and saves it; the in-memory copy changes
+    /// only once the file is written.
+    fn save_addition(
+        &mut self,
+        what: &dyn std::fmt::Display,
+        add: impl FnOnce(&mut AddedSources) -> Result<bool, AddedError>,
+    ) -> Result<(), ControlError> {
+        let mut added = self.added.clone();
+        if !add(&mut added).map_err(persist_err)? {
+            return Err(ControlError::AlreadyPresent(what.to_string()));
+        }
+        added.save(&self.added_file).map_err(persist_err)?;
+        self.added = added;
         Ok(())
     }
 
@@ -80,12 +86,7 @@ impl PeerManager {
     pub fn rebootstrap(&mut self) {
         let now = Instant::now();
         self.anchors.clear();
-        for seed in self.cfg.dns_seeds.clone() {
-            self.resolve(seed, DnsPurpose::Sweep);
-        }
-        for peer in self.cfg.static_peers.clone() {
-            self.dial_static(&peer, false);
-        }
+        self.contact_every_seed();
         self.chain.trigger_now(now);
     }
 }

@@ -70,18 +70,24 @@ impl PeerManager {
     /// One recovery sweep: every DNS seed, every static peer, the best cached peers.
     pub(super) fn sweep(&mut self, now: Instant) {
         self.metrics.partition_recovery.inc();
-        for seed in self.cfg.dns_seeds.clone() {
-            self.resolve(seed, DnsPurpose::Sweep);
-        }
-        for peer in self.cfg.static_peers.clone() {
-            self.dial_static(&peer, false);
-        }
+        self.contact_every_seed();
         let slots = self.free_outbound_slots();
         for rec in self.outbound_candidates(slots) {
             self.dial_record(&rec, DialKind::Outbound, false);
         }
         self.sweep_deadline =
             Some(now + self.cfg.dns_resolve_timeout + self.cfg.peer_connect_timeout * 2);
+    }
+
+    /// Resolves every DNS seed (their addresses dialled as outbound peers while slots are
+    /// free) and dials every static peer.
+    pub(super) fn contact_every_seed(&mut self) {
+        for seed in self.cfg.dns_seeds.clone() {
+            self.resolve(seed, DnsPurpose::Sweep);
+        }
+        for peer in self.cfg.static_peers.clone() {
+            self.dial_static(&peer, false);
+        }
     }
 
     /// Runs the periodic refresh of 28.1.B §6.
