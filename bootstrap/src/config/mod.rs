@@ -10,9 +10,10 @@
 //! ```
 //!
 //! Every section and every key is optional; missing ones take the defaults documented on
-//! [`BootstrapConfig`] and [`NetworkConfig`]. Unknown keys and malformed values are refused
+//! [`NetworkConfig`], [`BootstrapConfig`] and [`DaConfig`]. Unknown keys and malformed values are refused
 //! with an error naming the key (see [`ConfigError`]).
 
+mod da;
 mod seed;
 
 use std::collections::HashSet;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use dsdn_protocols::NetworkId;
 use serde::Deserialize;
 
+pub use da::{DaConfig, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_SYNC_CHUNK};
 pub use seed::{
     socket_dial_addrs, DnsSeed, DnsSeedError, StaticPeer, StaticPeerError, MAX_DOMAIN_LEN,
     MAX_LABEL_LEN,
@@ -43,6 +45,8 @@ pub struct SeedsConfig {
     pub network: NetworkConfig,
     /// `[bootstrap]`.
     pub bootstrap: BootstrapConfig,
+    /// `[da]`.
+    pub da: DaConfig,
 }
 
 /// `[network]`: which network the node belongs to.
@@ -232,6 +236,7 @@ impl ConfigError {
 struct RawFile {
     network: RawNetwork,
     bootstrap: RawBootstrap,
+    da: da::RawDa,
 }
 
 #[derive(Deserialize)]
@@ -414,7 +419,12 @@ fn parse_authority(hex_key: &str) -> Result<[u8; 32], String> {
 
 fn validate(raw: RawFile) -> Result<SeedsConfig, ConfigError> {
     let mut errs = Errors::default();
-    let RawFile { network, bootstrap } = raw;
+    let RawFile {
+        network,
+        bootstrap,
+        da,
+    } = raw;
+    let da = da::validate(da, &mut errs);
 
     let name = NetworkId::new(&network.name).unwrap_or_else(|e| {
         errs.push("network.name", e);
@@ -508,6 +518,7 @@ fn validate(raw: RawFile) -> Result<SeedsConfig, ConfigError> {
             ban_duration,
             service_record_ttl,
         },
+        da,
     })
 }
 

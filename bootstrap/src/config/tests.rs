@@ -69,6 +69,18 @@ fn shipped_seeds_toml_parses_to_the_defaults() {
             d.recovery_backoff_max.as_secs().to_string(),
         ),
         ("ban_duration_secs", d.ban_duration.as_secs().to_string()),
+        (
+            "batch_max_bytes",
+            DaConfig::default().batch_max_bytes.to_string(),
+        ),
+        (
+            "batch_interval_ms",
+            DaConfig::default().batch_interval.as_millis().to_string(),
+        ),
+        (
+            "publish_grace_secs",
+            DaConfig::default().publish_grace.as_secs().to_string(),
+        ),
     ] {
         let line = format!("\n{key} = {value}\n");
         assert!(text.contains(&line), "seeds.toml lacks {line:?}");

@@ -1,0 +1,201 @@
+//! `[da]` of seeds.toml: batching, sync and snapshot settings of the DA event log (issue 5,
+//! Tahap 14A).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::Errors;
+
+/// Largest accepted `da.batch_max_bytes`: the blob cap (256 KiB) minus room for the blob's
+/// own fields and signature.
+pub const MAX_BATCH_BYTES: usize = 256 * 1024 - 4096;
+
+/// Largest accepted `da.batch_max_events` (the most events one blob may carry).
+pub const MAX_BATCH_EVENTS: usize = 1024;
+
+/// Largest accepted `da.sync_chunk_blobs` (the most blobs one sync response carries).
+pub const MAX_SYNC_CHUNK: u32 = 64;
+
+/// `[da]`: how a coordinator batches DA events into blobs and how every node stores and
+/// backfills the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaConfig {
+    /// `batch_max_bytes`: a blob is sealed as soon as the events waiting for it encode to at
+    /// least this many bytes. 1024..=[`MAX_BATCH_BYTES`]; default 65,536.
+    pub batch_max_bytes: usize,
+    /// `batch_max_events`: a blob is sealed as soon as this many events wait.
+    /// 1..=[`MAX_BATCH_EVENTS`]; default 256.
+    pub batch_max_events: usize,
+    /// `batch_interval_ms`: the longest an event waits for its blob, in milliseconds.
+    /// 1..=60,000; default 100.
+    pub batch_interval: Duration,
+    /// `sync_chunk_blobs`: blobs asked for in one backfill request.
+    /// 1..=[`MAX_SYNC_CHUNK`]; default 64.
+    pub sync_chunk_blobs: u32,
+    /// `sync_request_timeout_secs`: a backfill request unanswered for this long counts as a
+    /// stall; the range is asked of another peer. Default 10.
+    pub sync_request_timeout: Duration,
+    /// `snapshot_interval_blobs`: the derived state is written to `da-state.cbor` every this
+    /// many applied blobs (and at shutdown). At least 1; default 1000.
+    pub snapshot_interval_blobs: u64,
+    /// `publish_grace_secs`: after a start, the DA authority seals nothing until a peer has
+    /// told it the log's tip (so it never forks its own log after losing its data directory)
+    /// or this long has passed with no DA peer answering. Default 5.
+    pub publish_grace: Duration,
+}
+
+impl Default for DaConfig {
+    fn default() -> Self {
+        Self {
+            batch_max_bytes: 65_536,
+            batch_max_events: 256,
+            batch_interval: Duration::from_millis(100),
+            sync_chunk_blobs: 64,
+            sync_request_timeout: Duration::from_secs(10),
+            snapshot_interval_blobs: 1000,
+            publish_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[da]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawDa {
+    batch_max_bytes: usize,
+    batch_max_events: usize,
+    batch_interval_ms: u64,
+    sync_chunk_blobs: u32,
+    sync_request_timeout_secs: u64,
+    snapshot_interval_blobs: u64,
+    publish_grace_secs: u64,
+}
+
+impl Default for RawDa {
+    fn default() -> Self {
+        let d = DaConfig::default();
+        Self {
+            batch_max_bytes: d.batch_max_bytes,
+            batch_max_events: d.batch_max_events,
+            batch_interval_ms: d.batch_interval.as_millis() as u64,
+            sync_chunk_blobs: d.sync_chunk_blobs,
+            sync_request_timeout_secs: d.sync_request_timeout.as_secs(),
+            snapshot_interval_blobs: d.snapshot_interval_blobs,
+            publish_grace_secs: d.publish_grace.as_secs(),
+        }
+    }
+}
+
+fn check<T: PartialOrd + std::fmt::Display + Copy>(
+    errs: &mut Errors,
+    key: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> T {
+    if value < min || value > max {
+        errs.push(
+            format!("da.{key}"),
+            format!("must be between {min} and {max}, got {value}"),
+        );
+    }
+    value
+}
+
+pub(super) fn validate(raw: RawDa, errs: &mut Errors) -> DaConfig {
+    let max_secs = super::MAX_DURATION_SECS;
+    DaConfig {
+        batch_max_bytes: check(
+            errs,
+            "batch_max_bytes",
+            raw.batch_max_bytes,
+            1024,
+            MAX_BATCH_BYTES,
+        ),
+        batch_max_events: check(
+            errs,
+            "batch_max_events",
+            raw.batch_max_events,
+            1,
+            MAX_BATCH_EVENTS,
+        ),
+        batch_interval: Duration::from_millis(check(
+            errs,
+            "batch_interval_ms",
+            raw.batch_interval_ms,
+            1,
+            60_000,
+        )),
+        sync_chunk_blobs: check(
+            errs,
+            "sync_chunk_blobs",
+            raw.sync_chunk_blobs,
+            1,
+            MAX_SYNC_CHUNK,
+        ),
+        sync_request_timeout: Duration::from_secs(check(
+            errs,
+            "sync_request_timeout_secs",
+            raw.sync_request_timeout_secs,
+            1,
+            max_secs,
+        )),
+        snapshot_interval_blobs: check(
+            errs,
+            "snapshot_interval_blobs",
+            raw.snapshot_interval_blobs,
+            1,
+            u64::MAX,
+        ),
+        publish_grace: Duration::from_secs(check(
+            errs,
+            "publish_grace_secs",
+            raw.publish_grace_secs,
+            1,
+            max_secs,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::SeedsConfig;
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let cfg = SeedsConfig::from_toml_str("").unwrap();
+        assert_eq!(cfg.da, DaConfig::default());
+        let cfg = SeedsConfig::from_toml_str(
+            "[da]\nbatch_max_bytes = 2048\nbatch_interval_ms = 5\nsync_chunk_blobs = 8\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.da.batch_max_bytes, 2048);
+        assert_eq!(cfg.da.batch_interval, Duration::from_millis(5));
+        assert_eq!(cfg.da.sync_chunk_blobs, 8);
+        assert_eq!(cfg.da.batch_max_events, 256);
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_keys() {
+        let err = SeedsConfig::from_toml_str(
+            "[da]\nbatch_max_bytes = 1\nbatch_max_events = 0\nsync_chunk_blobs = 65\n\
+             batch_interval_ms = 0\nsnapshot_interval_blobs = 0\npublish_grace_secs = 0\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.keys(),
+            [
+                "da.batch_max_bytes",
+                "da.batch_max_events",
+                "da.batch_interval_ms",
+                "da.sync_chunk_blobs",
+                "da.snapshot_interval_blobs",
+                "da.publish_grace_secs"
+            ]
+        );
+        let err = SeedsConfig::from_toml_str("[da]\nfoo = 1\n").unwrap_err();
+        assert_eq!(err.keys(), ["da.foo"]);
+    }
+}
