@@ -77,15 +77,24 @@ pub struct DaChain {
     state: DaState,
     pending: BTreeMap<u64, VerifiedBlob>,
     pending_bytes: usize,
+    max_pending_blobs: usize,
+    max_pending_bytes: usize,
 }
 
 impl DaChain {
     /// A chain continuing from `state` (empty, restored from a snapshot, or replayed).
     pub fn new(state: DaState) -> DaChain {
+        Self::with_limits(state, MAX_PENDING_BLOBS, MAX_PENDING_BYTES)
+    }
+
+    /// A chain with other hold bounds (tests exercise the bounds with small values).
+    pub(crate) fn with_limits(state: DaState, max_blobs: usize, max_bytes: usize) -> DaChain {
         DaChain {
             state,
             pending: BTreeMap::new(),
             pending_bytes: 0,
+            max_pending_blobs: max_blobs,
+            max_pending_bytes: max_bytes,
         }
     }
 
@@ -125,9 +134,9 @@ impl DaChain {
             };
         }
         let size = blob.encoded().len();
-        if height - tip > MAX_PENDING_BLOBS as u64
-            || self.pending.len() >= MAX_PENDING_BLOBS
-            || self.pending_bytes + size > MAX_PENDING_BYTES
+        if height - tip > self.max_pending_blobs as u64
+            || self.pending.len() >= self.max_pending_blobs
+            || self.pending_bytes + size > self.max_pending_bytes
         {
             return Offer::TooFarAhead;
         }
