@@ -1,0 +1,425 @@
+//! DA blobs: signed, hash-linked batches of events (14A §1 "ordered"), and their errors.
+//!
+//! Wire form of a blob (at most [`MAX_BLOB_BYTES`]): the CBOR array
+//! `[version: u16, network: text, height: u64, prev_hash: bytes32, timestamp_ms: u64,
+//! events: [WireEvent...], signature: bytes64]`. The version is read first, so a blob of an
+//! unknown version is refused as [`DaError::UnsupportedVersion`] whatever its shape.
+//!
+//! The authority signs [`DaBlob::signing_bytes`]; a blob's identity is
+//! `SHA-256(signing_bytes ‖ signature)` ([`VerifiedBlob::hash`]), and blob `h` names the hash
+//! of blob `h-1` in `prev_hash`.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use sha2::{Digest, Sha256};
+
+use super::{Bytes32, Bytes64, DaEvent, WireEvent};
+use crate::{codec, NetworkId};
+
+/// Blob format version this build writes and accepts.
+pub const DA_BLOB_VERSION: u16 = 1;
+
+/// Most events in one blob (a blob holds 1..=`MAX_EVENTS_PER_BLOB`).
+pub const MAX_EVENTS_PER_BLOB: usize = 1024;
+
+/// Largest encoded blob, in bytes; also the gossip message cap.
+pub const MAX_BLOB_BYTES: usize = 256 * 1024;
+
+/// `prev_hash` of the blob at height 1.
+pub const GENESIS_PREV_HASH: [u8; 32] = [0; 32];
+
+/// Domain separator of the signed bytes.
+const SIGNING_DOMAIN: &str = "dsdn/da-blob/v1";
+
+/// Why a blob (or a DA snapshot) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DaError {
+    /// Not decodable, or a field out of bounds; the text says what.
+    #[error("malformed DA data: {0}")]
+    Malformed(String),
+    /// A blob (or snapshot) format version this build does not know.
+    #[error("unsupported DA blob version {0} (this build accepts {DA_BLOB_VERSION})")]
+    UnsupportedVersion(u16),
+    /// A wire event kind this build does not know.
+    #[error("unknown DA event kind {0}")]
+    UnknownEventKind(u8),
+    /// A known event kind at a version this build does not know.
+    #[error("unsupported version {version} of DA event {kind}")]
+    UnsupportedEventVersion {
+        /// The kind's snake_case name.
+        kind: &'static str,
+        /// The version found.
+        version: u16,
+    },
+    /// Belongs to another network.
+    #[error("DA data for network {theirs:?}, this node is on {ours}")]
+    WrongNetwork {
+        /// Our network.
+        ours: String,
+        /// The data's network (at most 64 characters of it).
+        theirs: String,
+    },
+    /// The signature does not verify against the network's DA authority.
+    #[error("DA blob signature does not verify against the DA authority")]
+    BadSignature,
+    /// No (usable) DA authority key: the configured key is not a valid, non-weak Ed25519
+    /// point, or none is configured (callers without one report this).
+    #[error("no usable DA authority is configured for this network")]
+    NoAuthority,
+}
+
+impl DaError {
+    /// A stable metric label: `malformed`, `unsupported_version`, `unknown_event_kind`,
+    /// `unsupported_event_version`, `wrong_network`, `bad_signature`, `no_authority`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DaError::Malformed(_) => "malformed",
+            DaError::UnsupportedVersion(_) => "unsupported_version",
+            DaError::UnknownEventKind(_) => "unknown_event_kind",
+            DaError::UnsupportedEventVersion { .. } => "unsupported_event_version",
+            DaError::WrongNetwork { .. } => "wrong_network",
+            DaError::BadSignature => "bad_signature",
+            DaError::NoAuthority => "no_authority",
+        }
+    }
+}
+
+/// A batch of DA events at one height of the DA log (fields public; nothing is checked until
+/// [`DaBlob::verify`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaBlob {
+    /// Format version; only [`DA_BLOB_VERSION`] is accepted.
+    pub version: u16,
+    /// The network id the blob belongs to.
+    pub network: String,
+    /// Position in the log, ≥ 1.
+    pub height: u64,
+    /// Hash of the blob at `height - 1`; [`GENESIS_PREV_HASH`] (zeros) at height 1.
+    pub prev_hash: Bytes32,
+    /// When the authority sealed the blob, UNIX milliseconds; never decreases along the log.
+    pub timestamp_ms: u64,
+    /// The events, in order (1..=[`MAX_EVENTS_PER_BLOB`]).
+    pub events: Vec<DaEvent>,
+    /// Ed25519 signature by the DA authority over [`DaBlob::signing_bytes`] (zeros when
+    /// unsigned).
+    pub signature: Bytes64,
+}
+
+fn too_large(e: codec::CodecError) -> DaError {
+    DaError::Malformed(format!("blob: {e}"))
+}
+
+fn check_fields(height: u64, events: &[DaEvent]) -> Result<(), DaError> {
+    if height == 0 {
+        return Err(DaError::Malformed("blob heights start at 1".into()));
+    }
+    if events.is_empty() || events.len() > MAX_EVENTS_PER_BLOB {
+        return Err(DaError::Malformed(format!(
+            "blob of {} events (expected 1-{MAX_EVENTS_PER_BLOB})",
+            events.len()
+        )));
+    }
+    events.iter().try_for_each(DaEvent::validate)
+}
+
+impl DaBlob {
+    /// An unsigned blob (zero signature), e.g. for an external signer; add the signature
+    /// with [`DaBlob::with_signature`].
+    ///
+    /// # Errors
+    /// [`DaError::Malformed`] when `height` is 0, `events` is empty or longer than
+    /// [`MAX_EVENTS_PER_BLOB`], an event fails [`DaEvent::validate`], or the encoded blob
+    /// would exceed [`MAX_BLOB_BYTES`].
+    pub fn unsigned(
+        network: &NetworkId,
+        height: u64,
+        prev_hash: [u8; 32],
+        timestamp_ms: u64,
+        events: Vec<DaEvent>,
+    ) -> Result<DaBlob, DaError> {
+        check_fields(height, &events)?;
+        let blob = DaBlob {
+            version: DA_BLOB_VERSION,
+            network: network.to_string(),
+            height,
+            prev_hash: Bytes32(prev_hash),
+            timestamp_ms,
+            events,
+            signature: Bytes64([0; 64]),
+        };
+        blob.to_bytes()?;
+        Ok(blob)
+    }
+
+    fn wire_events(&self) -> Result<Vec<WireEvent>, DaError> {
+        self.events.iter().map(DaEvent::to_wire).collect()
+    }
+
+    fn encode_signing(&self, wire: &[WireEvent]) -> Result<Vec<u8>, DaError> {
+        let value = (
+            SIGNING_DOMAIN,
+            self.version,
+            &self.network,
+            self.height,
+            &self.prev_hash,
+            self.timestamp_ms,
+            wire,
+        );
+        codec::encode(&value, MAX_BLOB_BYTES).map_err(too_large)
+    }
+
+    fn encode_blob(&self, wire: &[WireEvent]) -> Result<Vec<u8>, DaError> {
+        let value = (
+            self.version,
+            &self.network,
+            self.height,
+            &self.prev_hash,
+            self.timestamp_ms,
+            wire,
+            &self.signature,
+        );
+        codec::encode(&value, MAX_BLOB_BYTES).map_err(too_large)
+    }
+
+    /// The bytes the authority signs: the CBOR array `["dsdn/da-blob/v1", version,
+    /// network, height, prev_hash: bytes32, timestamp_ms, [WireEvent...]]`.
+    ///
+    /// # Errors
+    /// [`DaError::Malformed`] when an event or the whole exceeds its size cap.
+    pub fn signing_bytes(&self) -> Result<Vec<u8>, DaError> {
+        self.encode_signing(&self.wire_events()?)
+    }
+
+    /// The blob with `signature` (64 bytes, Ed25519) in place of its current one.
+    pub fn with_signature(self, signature: [u8; 64]) -> DaBlob {
+        DaBlob {
+            signature: Bytes64(signature),
+            ..self
+        }
+    }
+
+    /// Builds a blob and signs it with `key` (the DA authority's key).
+    ///
+    /// # Errors
+    /// As [`DaBlob::unsigned`].
+    pub fn sign(
+        key: &SigningKey,
+        network: &NetworkId,
+        height: u64,
+        prev_hash: [u8; 32],
+        timestamp_ms: u64,
+        events: Vec<DaEvent>,
+    ) -> Result<DaBlob, DaError> {
+        let blob = Self::unsigned(network, height, prev_hash, timestamp_ms, events)?;
+        let signature = key.sign(&blob.signing_bytes()?).to_bytes();
+        Ok(blob.with_signature(signature))
+    }
+
+    /// The wire form (see the module docs), at most [`MAX_BLOB_BYTES`] bytes.
+    ///
+    /// # Errors
+    /// [`DaError::Malformed`] when an event or the whole exceeds its size cap.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, DaError> {
+        self.encode_blob(&self.wire_events()?)
+    }
+
+    /// Decodes a blob received from the network or read from disk. Checks the size cap
+    /// before decoding, then the blob version, then each event's kind and version. Does not
+    /// check the signature or bounds (see [`DaBlob::verify`]).
+    ///
+    /// # Errors
+    /// [`DaError::Malformed`] for input over [`MAX_BLOB_BYTES`] or undecodable input;
+    /// [`DaError::UnsupportedVersion`]; [`DaError::UnknownEventKind`];
+    /// [`DaError::UnsupportedEventVersion`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<DaBlob, DaError> {
+        let body = match codec::decode::<Versioned<BlobBodyV1>>(bytes, MAX_BLOB_BYTES)
+            .map_err(too_large)?
+        {
+            Versioned::Known(body) => body,
+            Versioned::Unknown(v) => return Err(DaError::UnsupportedVersion(v)),
+        };
+        let events = body
+            .events
+            .iter()
+            .map(DaEvent::from_wire)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(DaBlob {
+            version: DA_BLOB_VERSION,
+            network: body.network,
+            height: body.height,
+            prev_hash: body.prev_hash,
+            timestamp_ms: body.timestamp_ms,
+            events,
+            signature: body.signature,
+        })
+    }
+
+    /// Checks everything a node must check before storing, applying or forwarding the
+    /// blob: version, network, height ≥ 1, event count and [`DaEvent::validate`], and the
+    /// Ed25519 signature (`verify_strict`) against `authority` (a 32-byte public key).
+    /// Returns the blob with its hash and canonical encoding.
+    ///
+    /// # Errors
+    /// The first applicable of [`DaError::UnsupportedVersion`], [`DaError::WrongNetwork`],
+    /// [`DaError::Malformed`], [`DaError::NoAuthority`] (`authority` is not a usable key),
+    /// [`DaError::BadSignature`].
+    pub fn verify(
+        self,
+        network: &NetworkId,
+        authority: &[u8; 32],
+    ) -> Result<VerifiedBlob, DaError> {
+        if self.version != DA_BLOB_VERSION {
+            return Err(DaError::UnsupportedVersion(self.version));
+        }
+        if self.network != network.as_str() {
+            return Err(DaError::WrongNetwork {
+                ours: network.to_string(),
+                theirs: self.network.chars().take(64).collect(),
+            });
+        }
+        check_fields(self.height, &self.events)?;
+        let key = VerifyingKey::from_bytes(authority).map_err(|_| DaError::NoAuthority)?;
+        if key.is_weak() {
+            return Err(DaError::NoAuthority);
+        }
+        let wire = self.wire_events()?;
+        let mut msg = self.encode_signing(&wire)?;
+        let signature = Signature::from_bytes(&self.signature.0);
+        key.verify_strict(&msg, &signature)
+            .map_err(|_| DaError::BadSignature)?;
+        msg.extend_from_slice(&self.signature.0);
+        let hash = Sha256::digest(&msg).into();
+        let encoded = self.encode_blob(&wire)?;
+        Ok(VerifiedBlob {
+            blob: self,
+            hash,
+            encoded,
+        })
+    }
+
+    /// [`DaBlob::from_bytes`] then [`DaBlob::verify`].
+    ///
+    /// # Errors
+    /// As those two.
+    pub fn decode_verified(
+        bytes: &[u8],
+        network: &NetworkId,
+        authority: &[u8; 32],
+    ) -> Result<VerifiedBlob, DaError> {
+        Self::from_bytes(bytes)?.verify(network, authority)
+    }
+}
+
+/// A blob whose version, network, bounds and signature were checked; only
+/// [`DaBlob::verify`] makes one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedBlob {
+    blob: DaBlob,
+    hash: [u8; 32],
+    encoded: Vec<u8>,
+}
+
+impl VerifiedBlob {
+    /// The blob.
+    pub fn blob(&self) -> &DaBlob {
+        &self.blob
+    }
+
+    /// Its height (≥ 1).
+    pub fn height(&self) -> u64 {
+        self.blob.height
+    }
+
+    /// Hash of the blob it follows (zeros at height 1).
+    pub fn prev_hash(&self) -> [u8; 32] {
+        self.blob.prev_hash.0
+    }
+
+    /// Its identity: `SHA-256(signing_bytes ‖ signature)`.
+    pub fn hash(&self) -> [u8; 32] {
+        self.hash
+    }
+
+    /// The canonical wire form ([`DaBlob::to_bytes`]) to store and serve.
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+
+    /// The blob, giving up the verification record.
+    pub fn into_blob(self) -> DaBlob {
+        self.blob
+    }
+}
+
+/// A CBOR array whose first element is a u16 format version: [`Versioned::Known`] with the
+/// remaining elements when the version is `T::VERSION`, [`Versioned::Unknown`] otherwise
+/// (the rest is skipped unread), so unknown versions are reported as such whatever follows.
+pub(crate) enum Versioned<T> {
+    Known(T),
+    Unknown(u16),
+}
+
+/// The elements after the version of a [`Versioned`] array.
+pub(crate) trait VersionedBody: Sized {
+    /// The version whose layout this type decodes.
+    const VERSION: u16;
+    /// Decodes the remaining elements, in order.
+    fn from_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Self, A::Error>;
+}
+
+/// The next element of a versioned array, or an error naming the missing position.
+pub(crate) fn next<'de, A: SeqAccess<'de>, F: Deserialize<'de>>(
+    seq: &mut A,
+    index: usize,
+) -> Result<F, A::Error> {
+    seq.next_element()?
+        .ok_or_else(|| de::Error::custom(format_args!("array too short: no element {index}")))
+}
+
+impl<'de, T: VersionedBody> Deserialize<'de> for Versioned<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: VersionedBody> Visitor<'de> for V<T> {
+            type Value = Versioned<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array starting with a u16 version")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let version: u16 = next(&mut seq, 0)?;
+                if version != T::VERSION {
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    return Ok(Versioned::Unknown(version));
+                }
+                T::from_seq(&mut seq).map(Versioned::Known)
+            }
+        }
+        d.deserialize_seq(V(PhantomData))
+    }
+}
+
+/// The version-1 blob after its version element.
+struct BlobBodyV1 {
+    network: String,
+    height: u64,
+    prev_hash: Bytes32,
+    timestamp_ms: u64,
+    events: Vec<WireEvent>,
+    signature: Bytes64,
+}
+
+impl VersionedBody for BlobBodyV1 {
+    const VERSION: u16 = DA_BLOB_VERSION;
+    fn from_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Self, A::Error> {
+        Ok(BlobBodyV1 {
+            network: next(seq, 1)?,
+            height: next(seq, 2)?,
+            prev_hash: next(seq, 3)?,
+            timestamp_ms: next(seq, 4)?,
+            events: next(seq, 5)?,
+            signature: next(seq, 6)?,
+        })
+    }
+}

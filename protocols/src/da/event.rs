@@ -1,0 +1,286 @@
+//! DA events (14A §1) and their versioned wire form.
+//!
+//! An event has two encodings:
+//! - **JSON** (operator tools, HTTP API): an object with `"type"` set to the snake_case
+//!   variant name, hashes and signatures as lowercase hex.
+//! - **Wire** (inside DA blobs, signed and hashed): a [`WireEvent`], the CBOR array
+//!   `[kind: u8, version: u16, body: bytes]`. Every event is versioned on its own, so a later
+//!   build can add kinds or versions while this build refuses what it does not know
+//!   ([`DaError::UnknownEventKind`], [`DaError::UnsupportedEventVersion`]) instead of guessing.
+
+use ed25519_dalek::{Signer, SigningKey};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use super::{Bytes32, Bytes64, DaError};
+use crate::{codec, NetworkId};
+
+/// Longest text field (node id, zone, class) of an event, in bytes; text fields hold
+/// 1..=`MAX_TEXT_LEN` bytes.
+pub const MAX_TEXT_LEN: usize = 128;
+
+/// The event version this build writes and reads (every kind is at version 1).
+pub const EVENT_VERSION: u16 = 1;
+
+/// Largest CBOR body of one wire event, in bytes. The largest valid event (a
+/// `node_registered` with three 128-byte texts) encodes to about 400 bytes.
+pub const MAX_EVENT_BODY_BYTES: usize = 512;
+
+/// The node classes a `node_registered` event may name.
+pub const NODE_CLASSES: [&str; 2] = ["regular", "datacenter"];
+
+/// Domain separator of the bytes a chunk owner signs to request a deletion.
+const DELETE_DOMAIN: &str = "dsdn/delete-request/v1";
+
+/// Wire kind numbers (the first element of a [`WireEvent`]).
+const KIND_NODE_REGISTERED: u8 = 1;
+const KIND_CHUNK_DECLARED: u8 = 2;
+const KIND_REPLICA_ADDED: u8 = 3;
+const KIND_REPLICA_REMOVED: u8 = 4;
+const KIND_DELETE_REQUESTED: u8 = 5;
+
+/// One DA event (14A §1: deterministic, ordered, versioned).
+///
+/// JSON form: an object with `"type"` set to the snake_case variant name, e.g.
+/// `{"type": "replica_added", "chunk_id": "<64 hex>", "node_id": "12D3Koo..."}`; unknown
+/// fields are refused. Wire form: [`DaEvent::to_wire`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DaEvent {
+    /// A storage node joined (or re-registered in) the `node_registry` (14A §2).
+    NodeRegistered {
+        /// The node's PeerId (base58 text, 1..=128 bytes).
+        node_id: String,
+        /// Placement zone, e.g. `id-jkt-1` (1..=128 bytes).
+        zone: String,
+        /// Offered capacity, in bytes.
+        capacity_bytes: u64,
+        /// Node class: `regular` or `datacenter`.
+        class: String,
+    },
+    /// A chunk exists and belongs to `owner` (`chunk_map`, 14A §2).
+    ChunkDeclared {
+        /// Content hash of the chunk (32 bytes; hex in JSON).
+        chunk_id: Bytes32,
+        /// Chunk size, in bytes.
+        size_bytes: u64,
+        /// Owner's Ed25519 public key (32 bytes; hex in JSON).
+        owner: Bytes32,
+    },
+    /// `node_id` now holds a replica of `chunk_id` (`replica_map`, 14A §2).
+    ReplicaAdded {
+        /// The chunk.
+        chunk_id: Bytes32,
+        /// The storage node's PeerId (1..=128 bytes).
+        node_id: String,
+    },
+    /// `node_id` no longer holds a replica of `chunk_id`.
+    ReplicaRemoved {
+        /// The chunk.
+        chunk_id: Bytes32,
+        /// The storage node's PeerId (1..=128 bytes).
+        node_id: String,
+    },
+    /// The owner asked for the chunk to be deleted.
+    DeleteRequested {
+        /// The chunk.
+        chunk_id: Bytes32,
+        /// The owner's Ed25519 signature over [`DaEvent::delete_message`] (64 bytes; hex in
+        /// JSON).
+        owner_signature: Bytes64,
+    },
+}
+
+/// An event on the wire: the CBOR array `[kind: u8, version: u16, body: bytes]`.
+///
+/// `body` is the CBOR array of the kind's version-1 fields, in declaration order:
+/// - kind 1 `node_registered`: `[node_id: text, zone: text, capacity_bytes: u64, class: text]`
+/// - kind 2 `chunk_declared`: `[chunk_id: bytes32, size_bytes: u64, owner: bytes32]`
+/// - kind 3 `replica_added`: `[chunk_id: bytes32, node_id: text]`
+/// - kind 4 `replica_removed`: `[chunk_id: bytes32, node_id: text]`
+/// - kind 5 `delete_requested`: `[chunk_id: bytes32, owner_signature: bytes64]`
+///
+/// The body is at most [`MAX_EVENT_BODY_BYTES`] bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireEvent(pub u8, pub u16, pub ByteBuf);
+
+fn malformed(kind: &str, e: impl std::fmt::Display) -> DaError {
+    DaError::Malformed(format!("{kind} event: {e}"))
+}
+
+impl DaEvent {
+    /// The snake_case name of the variant (`node_registered`, `chunk_declared`,
+    /// `replica_added`, `replica_removed`, `delete_requested`), as in the JSON `"type"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DaEvent::NodeRegistered { .. } => "node_registered",
+            DaEvent::ChunkDeclared { .. } => "chunk_declared",
+            DaEvent::ReplicaAdded { .. } => "replica_added",
+            DaEvent::ReplicaRemoved { .. } => "replica_removed",
+            DaEvent::DeleteRequested { .. } => "delete_requested",
+        }
+    }
+
+    /// Checks the field bounds: every text field is 1..=[`MAX_TEXT_LEN`] bytes, and a
+    /// `node_registered` class is one of [`NODE_CLASSES`].
+    ///
+    /// # Errors
+    /// [`DaError::Malformed`] naming the kind and the offending field.
+    pub fn validate(&self) -> Result<(), DaError> {
+        let texts: &[(&str, &String)] = match self {
+            DaEvent::NodeRegistered {
+                node_id,
+                zone,
+                class,
+                ..
+            } => {
+                if !NODE_CLASSES.contains(&class.as_str()) {
+                    return Err(malformed(
+                        self.kind(),
+                        "field class must be \"regular\" or \"datacenter\"",
+                    ));
+                }
+                &[("node_id", node_id), ("zone", zone)]
+            }
+            DaEvent::ReplicaAdded { node_id, .. } | DaEvent::ReplicaRemoved { node_id, .. } => {
+                &[("node_id", node_id)]
+            }
+            DaEvent::ChunkDeclared { .. } | DaEvent::DeleteRequested { .. } => &[],
+        };
+        for (name, value) in texts {
+            if value.is_empty() || value.len() > MAX_TEXT_LEN {
+                return Err(malformed(
+                    self.kind(),
+                    format_args!("field {name} must be 1-{MAX_TEXT_LEN} bytes"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The versioned wire form of the event (see [`WireEvent`]); does not validate.
+    ///
+    /// # Errors
+    /// [`DaError::Malformed`] when the body would exceed [`MAX_EVENT_BODY_BYTES`] (a text
+    /// field far beyond [`MAX_TEXT_LEN`]).
+    pub fn to_wire(&self) -> Result<WireEvent, DaError> {
+        let cap = MAX_EVENT_BODY_BYTES;
+        let (kind, body) = match self {
+            DaEvent::NodeRegistered {
+                node_id,
+                zone,
+                capacity_bytes,
+                class,
+            } => (
+                KIND_NODE_REGISTERED,
+                codec::encode(&(node_id, zone, capacity_bytes, class), cap),
+            ),
+            DaEvent::ChunkDeclared {
+                chunk_id,
+                size_bytes,
+                owner,
+            } => (
+                KIND_CHUNK_DECLARED,
+                codec::encode(&(chunk_id, size_bytes, owner), cap),
+            ),
+            DaEvent::ReplicaAdded { chunk_id, node_id } => {
+                (KIND_REPLICA_ADDED, codec::encode(&(chunk_id, node_id), cap))
+            }
+            DaEvent::ReplicaRemoved { chunk_id, node_id } => (
+                KIND_REPLICA_REMOVED,
+                codec::encode(&(chunk_id, node_id), cap),
+            ),
+            DaEvent::DeleteRequested {
+                chunk_id,
+                owner_signature,
+            } => (
+                KIND_DELETE_REQUESTED,
+                codec::encode(&(chunk_id, owner_signature), cap),
+            ),
+        };
+        let body = body.map_err(|e| malformed(self.kind(), e))?;
+        Ok(WireEvent(kind, EVENT_VERSION, ByteBuf::from(body)))
+    }
+
+    /// Decodes a wire event. The kind is checked first, then the version, then the body;
+    /// nothing is guessed. Does not validate (see [`DaEvent::validate`]).
+    ///
+    /// # Errors
+    /// - [`DaError::UnknownEventKind`] for a kind other than 1..=5;
+    /// - [`DaError::UnsupportedEventVersion`] for a version other than [`EVENT_VERSION`];
+    /// - [`DaError::Malformed`] for a body that is not the kind's version-1 array or is
+    ///   larger than [`MAX_EVENT_BODY_BYTES`].
+    pub fn from_wire(w: &WireEvent) -> Result<DaEvent, DaError> {
+        let WireEvent(kind, version, body) = w;
+        let name = match *kind {
+            KIND_NODE_REGISTERED => "node_registered",
+            KIND_CHUNK_DECLARED => "chunk_declared",
+            KIND_REPLICA_ADDED => "replica_added",
+            KIND_REPLICA_REMOVED => "replica_removed",
+            KIND_DELETE_REQUESTED => "delete_requested",
+            other => return Err(DaError::UnknownEventKind(other)),
+        };
+        if *version != EVENT_VERSION {
+            return Err(DaError::UnsupportedEventVersion {
+                kind: name,
+                version: *version,
+            });
+        }
+        let cap = MAX_EVENT_BODY_BYTES;
+        let bad = |e| malformed(name, e);
+        Ok(match *kind {
+            KIND_NODE_REGISTERED => {
+                let (node_id, zone, capacity_bytes, class) =
+                    codec::decode(body, cap).map_err(bad)?;
+                DaEvent::NodeRegistered {
+                    node_id,
+                    zone,
+                    capacity_bytes,
+                    class,
+                }
+            }
+            KIND_CHUNK_DECLARED => {
+                let (chunk_id, size_bytes, owner) = codec::decode(body, cap).map_err(bad)?;
+                DaEvent::ChunkDeclared {
+                    chunk_id,
+                    size_bytes,
+                    owner,
+                }
+            }
+            KIND_REPLICA_ADDED => {
+                let (chunk_id, node_id) = codec::decode(body, cap).map_err(bad)?;
+                DaEvent::ReplicaAdded { chunk_id, node_id }
+            }
+            KIND_REPLICA_REMOVED => {
+                let (chunk_id, node_id) = codec::decode(body, cap).map_err(bad)?;
+                DaEvent::ReplicaRemoved { chunk_id, node_id }
+            }
+            _ => {
+                let (chunk_id, owner_signature) = codec::decode(body, cap).map_err(bad)?;
+                DaEvent::DeleteRequested {
+                    chunk_id,
+                    owner_signature,
+                }
+            }
+        })
+    }
+
+    /// The bytes a chunk owner signs to request a deletion: the CBOR array
+    /// `["dsdn/delete-request/v1", network name, chunk_id: bytes32]` (at most 100 bytes).
+    /// Binding the network keeps a request of one network from being replayed on another.
+    pub fn delete_message(network: &NetworkId, chunk_id: &Bytes32) -> Vec<u8> {
+        // A 22-byte domain, a network id of at most 32 bytes and 32 bytes of chunk id always
+        // fit the cap, so the fallback is unreachable.
+        codec::encode(&(DELETE_DOMAIN, network.as_str(), chunk_id), 256).unwrap_or_default()
+    }
+
+    /// A `delete_requested` event for `chunk_id`, signed by the chunk's `owner` over
+    /// [`DaEvent::delete_message`].
+    pub fn delete_requested(owner: &SigningKey, network: &NetworkId, chunk_id: Bytes32) -> DaEvent {
+        let signature = owner.sign(&Self::delete_message(network, &chunk_id));
+        DaEvent::DeleteRequested {
+            chunk_id,
+            owner_signature: Bytes64(signature.to_bytes()),
+        }
+    }
+}

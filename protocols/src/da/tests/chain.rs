@@ -1,0 +1,172 @@
+use super::*;
+
+fn chain() -> DaChain {
+    DaChain::new(DaState::new(net()))
+}
+
+fn heights(offer: &Offer) -> Vec<u64> {
+    match offer {
+        Offer::Applied(blobs) => blobs.iter().map(VerifiedBlob::height).collect(),
+        other => panic!("expected Applied, got {other:?}"),
+    }
+}
+
+#[test]
+fn applies_in_order_and_reports_duplicates_and_conflicts() {
+    let blobs = chain_of(3);
+    let mut c = chain();
+    assert_eq!(heights(&c.offer(blobs[0].clone())), [1]);
+    assert_eq!(c.offer(blobs[0].clone()), Offer::Duplicate);
+    assert_eq!(heights(&c.offer(blobs[1].clone())), [2]);
+    assert_eq!(c.offer(blobs[0].clone()), Offer::Duplicate, "below the tip");
+    assert_eq!(c.offer(blobs[1].clone()), Offer::Duplicate, "the tip");
+    let other_tip = signed(2, blobs[0].hash(), 5_000, vec![chunk(9)]);
+    assert_eq!(
+        c.offer(other_tip),
+        Offer::Rejected(ChainError::Conflict { height: 2 })
+    );
+    assert_eq!((c.height(), c.tip_hash()), (2, blobs[1].hash()));
+    assert_eq!(c.last_timestamp_ms(), blobs[1].blob().timestamp_ms);
+    assert_eq!(c.state().events(), 2 * chain_events(1).len() as u64);
+}
+
+#[test]
+fn holds_ahead_and_releases_when_the_gap_fills() {
+    let blobs = chain_of(6);
+    let mut c = chain();
+    assert_eq!(c.gap(), None);
+    assert_eq!(c.highest_held(), 0);
+    assert_eq!(c.offer(blobs[3].clone()), Offer::Held);
+    assert_eq!(c.offer(blobs[2].clone()), Offer::Held);
+    assert_eq!(c.offer(blobs[5].clone()), Offer::Held);
+    assert_eq!(c.offer(blobs[2].clone()), Offer::Duplicate, "held");
+    let conflicting = signed(3, [7; 32], 1, vec![chunk(9)]);
+    assert_eq!(
+        c.offer(conflicting),
+        Offer::Rejected(ChainError::Conflict { height: 3 })
+    );
+    assert_eq!(c.pending(), 3);
+    let bytes: usize = [2, 3, 5].iter().map(|&i| blobs[i].encoded().len()).sum();
+    assert_eq!(c.pending_bytes(), bytes);
+    assert_eq!(c.gap(), Some((1, 3)));
+    assert_eq!(c.highest_held(), 6);
+    assert_eq!(heights(&c.offer(blobs[0].clone())), [1]);
+    assert_eq!(c.gap(), Some((2, 3)));
+    assert_eq!(heights(&c.offer(blobs[1].clone())), [2, 3, 4]);
+    assert_eq!(c.gap(), Some((5, 6)));
+    assert_eq!(heights(&c.offer(blobs[4].clone())), [5, 6]);
+    assert_eq!(
+        (c.pending(), c.pending_bytes(), c.gap(), c.highest_held()),
+        (0, 0, None, 0)
+    );
+    assert_eq!(c.tip_hash(), blobs[5].hash());
+}
+
+#[test]
+fn rejects_blobs_that_break_the_chain_and_keeps_what_it_holds() {
+    let blobs = chain_of(3);
+    let mut c = chain();
+    assert_eq!(c.offer(blobs[2].clone()), Offer::Held);
+    let fork = signed(1, [1; 32], 0, vec![chunk(1)]);
+    assert_eq!(
+        c.offer(fork),
+        Offer::Rejected(ChainError::PrevHashMismatch { height: 1 })
+    );
+    assert_eq!(heights(&c.offer(blobs[0].clone())), [1]);
+    let late = signed(2, blobs[0].hash(), 0, vec![chunk(1)]);
+    assert_eq!(
+        c.offer(late),
+        Offer::Rejected(ChainError::TimestampRegression { height: 2 })
+    );
+    assert_eq!(c.pending(), 1);
+    assert_eq!(heights(&c.offer(blobs[1].clone())), [2, 3]);
+}
+
+#[test]
+fn a_released_blob_that_breaks_the_chain_is_dropped_with_everything_after_it() {
+    let blobs = chain_of(2);
+    // Held: a height-3 blob that does not follow blobs[1], and 4, 5 after it.
+    let bad3 = signed(3, [3; 32], 5_000, vec![chunk(30)]);
+    let b4 = signed(4, bad3.hash(), 5_000, vec![chunk(40)]);
+    let b5 = signed(5, b4.hash(), 5_000, vec![chunk(50)]);
+    let mut c = chain();
+    c.offer(blobs[0].clone());
+    for b in [&bad3, &b4, &b5] {
+        assert_eq!(c.offer(b.clone()), Offer::Held);
+    }
+    assert_eq!(heights(&c.offer(blobs[1].clone())), [2]);
+    assert_eq!(
+        (c.height(), c.pending(), c.pending_bytes(), c.gap()),
+        (2, 0, 0, None)
+    );
+
+    // Same with a timestamp regression in a held blob.
+    let back3 = signed(3, blobs[1].hash(), 0, vec![chunk(30)]);
+    let b4 = signed(4, back3.hash(), 5_000, vec![chunk(40)]);
+    let mut c = chain();
+    c.offer(blobs[0].clone());
+    c.offer(back3);
+    c.offer(b4);
+    assert_eq!(heights(&c.offer(blobs[1].clone())), [2]);
+    assert_eq!((c.height(), c.pending()), (2, 0));
+}
+
+#[test]
+fn the_hold_is_bounded_by_height_count_and_bytes() {
+    let blobs = chain_of(12);
+    let mut c = chain();
+    let far = signed(MAX_PENDING_BLOBS as u64, [0; 32], 0, vec![chunk(1)]);
+    assert_eq!(c.offer(far), Offer::Held);
+    let too_far = signed(1 + MAX_PENDING_BLOBS as u64, [0; 32], 0, vec![chunk(1)]);
+    assert_eq!(c.offer(too_far), Offer::TooFarAhead);
+
+    let mut c = DaChain::with_limits(DaState::new(net()), 4, usize::MAX);
+    assert_eq!(
+        c.offer(blobs[5].clone()),
+        Offer::TooFarAhead,
+        "tip + 6 > tip + 4"
+    );
+    for b in &blobs[1..4] {
+        assert_eq!(c.offer(b.clone()), Offer::Held);
+    }
+    assert_eq!(heights(&c.offer(blobs[0].clone())), [1, 2, 3, 4]);
+
+    let size = blobs[6].encoded().len();
+    let mut c = DaChain::with_limits(DaState::new(net()), 100, 2 * size + 10);
+    assert_eq!(c.offer(blobs[6].clone()), Offer::Held);
+    assert_eq!(c.offer(blobs[7].clone()), Offer::Held);
+    assert_eq!(c.offer(blobs[8].clone()), Offer::TooFarAhead, "bytes full");
+    assert!(c.pending_bytes() <= 2 * size + 10);
+}
+
+#[test]
+fn resumes_from_a_snapshot() {
+    let blobs = chain_of(8);
+    let mut c = chain();
+    for b in &blobs[..5] {
+        c.offer(b.clone());
+    }
+    let snap = c.state().to_snapshot().unwrap();
+    let mut resumed = DaChain::new(DaState::from_snapshot(&snap, &net()).unwrap());
+    assert_eq!(resumed.last_timestamp_ms(), c.last_timestamp_ms());
+    assert_eq!(resumed.offer(blobs[4].clone()), Offer::Duplicate);
+    for b in &blobs[5..] {
+        c.offer(b.clone());
+        resumed.offer(b.clone());
+    }
+    assert_eq!(resumed.state(), c.state());
+    assert_eq!(resumed.into_state().state_root(), c.state().state_root());
+}
+
+#[test]
+fn chain_error_reasons() {
+    assert_eq!(
+        ChainError::PrevHashMismatch { height: 1 }.reason(),
+        "prev_hash_mismatch"
+    );
+    assert_eq!(
+        ChainError::TimestampRegression { height: 1 }.reason(),
+        "timestamp_regression"
+    );
+    assert_eq!(ChainError::Conflict { height: 1 }.reason(), "conflict");
+}
