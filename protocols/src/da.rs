@@ -20,6 +20,10 @@ use crate::{codec, NetworkId};
 mod bytes;
 pub use bytes::{Bytes32, Bytes64};
 
+pub mod batch;
+pub mod register;
+pub mod sync;
+
 /// Envelope format version this build writes and accepts.
 pub const DA_ENVELOPE_VERSION: u16 = 1;
 
