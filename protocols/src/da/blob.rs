@@ -286,18 +286,26 @@ impl DaBlob {
             return Err(DaError::NoAuthority);
         }
         let wire = self.wire_events()?;
-        let mut msg = self.encode_signing(&wire)?;
+        let msg = self.encode_signing(&wire)?;
         let signature = Signature::from_bytes(&self.signature.0);
         key.verify_strict(&msg, &signature)
             .map_err(|_| DaError::BadSignature)?;
-        msg.extend_from_slice(&self.signature.0);
-        let hash = Sha256::digest(&msg).into();
+        let hash = hash_signed(msg, &self.signature.0);
         let encoded = self.encode_blob(&wire)?;
         Ok(VerifiedBlob {
             blob: self,
             hash,
             encoded,
         })
+    }
+
+    /// The blob's hash, SHA-256(signing bytes ‖ signature), as [`VerifiedBlob::hash`] — for
+    /// display of blobs that were verified before; it checks nothing.
+    ///
+    /// # Errors
+    /// As [`DaBlob::signing_bytes`].
+    pub fn hash(&self) -> Result<[u8; 32], DaError> {
+        Ok(hash_signed(self.signing_bytes()?, &self.signature.0))
     }
 
     /// [`DaBlob::from_bytes`] then [`DaBlob::verify`].
@@ -311,6 +319,12 @@ impl DaBlob {
     ) -> Result<VerifiedBlob, DaError> {
         Self::from_bytes(bytes)?.verify(network, authority)
     }
+}
+
+/// SHA-256(signed bytes ‖ signature): the identity of a blob in the hash chain.
+fn hash_signed(mut msg: Vec<u8>, signature: &[u8; 64]) -> [u8; 32] {
+    msg.extend_from_slice(signature);
+    Sha256::digest(&msg).into()
 }
 
 /// A blob whose version, network, bounds and signature were checked; only

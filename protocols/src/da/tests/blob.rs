@@ -290,3 +290,14 @@ fn error_reasons() {
         assert!(!e.to_string().is_empty());
     }
 }
+
+#[test]
+fn unverified_hash_matches_the_verified_one() {
+    let b = blob();
+    let unverified = b.hash().unwrap();
+    let v = b.verify(&net(), &auth()).unwrap();
+    assert_eq!(unverified, v.hash());
+    let mut signed = v.blob().signing_bytes().unwrap();
+    signed.extend_from_slice(&v.blob().signature.0);
+    assert_eq!(<[u8; 32]>::from(Sha256::digest(&signed)), v.hash());
+}

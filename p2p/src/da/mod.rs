@@ -1,0 +1,204 @@
+//! The DA event log of a node (Tahap 14A; issue 5): gossip, storage, replay, backfill and
+//! publishing.
+//!
+//! ```text
+//!  gossipsub dsdn/<net>/da-events/1 ─┐                      ┌─▶ da-log.redb (append-only, by height)
+//!  /dsdn/<net>/da-sync/1.0.0 ────────┼─▶ verify ─▶ DaChain ─┼─▶ DaState (14A §2) ─▶ da-state.cbor
+//!  POST /v1/da/blobs (submit) ───────┘   (Ed25519   (order, └─▶ DaNotice subscribers, height watch
+//!                                         against    hold,
+//!  POST /v1/da/events ─▶ Batcher ─▶ seal (authority)  hash chain)
+//!  /dsdn/<net>/da-register/1.0.0 ─┘
+//! ```
+//!
+//! * **Blobs.** Every blob ([`dsdn_protocols::da::DaBlob`]) is decoded under its size cap and
+//!   verified — network, bounds, event versions, Ed25519 signature by the network's DA
+//!   authority — before anything else looks at it. A gossiped blob that fails is rejected
+//!   (gossipsub penalises the sender); one that fails in a backfill response gets the sender
+//!   banned. A verified blob enters the [`DaChain`](dsdn_protocols::da::DaChain), which
+//!   applies blobs strictly by height along the hash chain, holds out-of-order ones (bounded)
+//!   and refuses blobs that break the chain (their sender is banned too). Nothing invalid is
+//!   stored.
+//! * **Storage.** Applied blobs are appended to `<data dir>/da-log.redb` ([`store`]); the
+//!   derived state is snapshotted to `<data dir>/da-state.cbor`. At start the snapshot is
+//!   used only when it matches the log, and every stored blob after it is verified again and
+//!   replayed; a corrupt file is moved aside and rebuilt (from the log, or from peers).
+//! * **Backfill.** A node that sees a height beyond its own (a held blob, a peer's reported
+//!   tip) or that starts late asks its DA peers for the missing range over
+//!   `/dsdn/<network>/da-sync/1.0.0`, in chunks, several peers at once, moving a range to
+//!   another peer when one stalls ([`dsdn_protocols::da::sync::BackfillPlanner`]).
+//! * **Publishing.** The node whose key is the DA authority batches posted events
+//!   ([`dsdn_protocols::da::batch::Batcher`]) and seals a blob when the batch is large or old
+//!   enough. Storage nodes register through `/dsdn/<network>/da-register/1.0.0`; the
+//!   authority answers once their `NodeRegistered` event is sealed.
+
+use dsdn_protocols::da::{ChainError, DaError, DaEvent};
+use serde::{Serialize, Serializer};
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+
+mod register;
+mod service;
+pub mod store;
+
+pub(crate) use register::Registrar;
+pub use register::RegistrationView;
+pub(crate) use service::{DaAction, DaService, DaServiceConfig, Reply};
+pub use service::{DaStateView, Published, Submitted};
+
+/// Capacity of one DA subscriber's channel, in notices (blobs).
+pub const DA_NOTICE_QUEUE: usize = 1024;
+
+/// Most simultaneous DA subscribers of one node.
+pub const MAX_DA_SUBSCRIBERS: usize = 16;
+
+/// Most events waiting to be sealed into blobs on the DA authority (posted events and
+/// registrations together); a publish that does not fit is refused with
+/// [`PublishError::QueueFull`].
+pub const MAX_QUEUED_EVENTS: usize = 65_536;
+
+/// One DA blob as applied by this node, in height order (14A §1 events).
+///
+/// JSON form (`serde_json`): `{"height": 3, "hash": "<64 hex>", "prev_hash": "<64 hex>",
+/// "timestamp_ms": 1700000000000, "events": [<DaEvent>…], "state_root": "<64 hex>"}`, each
+/// event in the [`DaEvent`] JSON form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DaNotice {
+    /// The blob's height (1, 2, 3, …). Consecutive notices of one subscriber have
+    /// consecutive heights unless the subscriber fell more than [`DA_NOTICE_QUEUE`] notices
+    /// behind (the dropped ones are counted in `da_notices_dropped_total`).
+    pub height: u64,
+    /// The blob's hash (SHA-256 of its signed bytes and signature).
+    #[serde(serialize_with = "hex32")]
+    pub hash: [u8; 32],
+    /// The hash of the blob before it (zeros for height 1).
+    #[serde(serialize_with = "hex32")]
+    pub prev_hash: [u8; 32],
+    /// When the DA authority sealed it, UNIX milliseconds.
+    pub timestamp_ms: u64,
+    /// The blob's events, in order.
+    pub events: Vec<DaEvent>,
+    /// The 14A §2 state root once this blob was applied. When a blob releases held ones
+    /// (a gap filled), the whole run is applied at once and each of its notices carries the
+    /// root after the run; the last notice of a run always has the exact root at its height.
+    #[serde(serialize_with = "hex32")]
+    pub state_root: [u8; 32],
+}
+
+pub(crate) fn hex32<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(bytes))
+}
+
+/// Refused [`crate::NodeHandle::subscribe_da`]: [`MAX_DA_SUBSCRIBERS`] are subscribed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("too many DA subscribers (max {MAX_DA_SUBSCRIBERS})")]
+pub struct TooManySubscribers;
+
+/// The bounded senders of the DA subscribers, owned by the event loop.
+///
+/// Sending never blocks: a notice for a subscriber whose channel is full is dropped (and
+/// counted in `da_notices_dropped_total`); a closed subscriber is removed.
+pub(crate) struct DaSubscribers {
+    senders: Vec<mpsc::Sender<DaNotice>>,
+    dropped: prometheus::IntCounter,
+}
+
+impl DaSubscribers {
+    pub(crate) fn new(metrics: &Metrics) -> Self {
+        Self {
+            senders: Vec::new(),
+            dropped: metrics.da_notices_dropped.clone(),
+        }
+    }
+
+    /// True when at least one subscriber is listening (notices are worth building).
+    pub(crate) fn wanted(&mut self) -> bool {
+        self.senders.retain(|tx| !tx.is_closed());
+        !self.senders.is_empty()
+    }
+
+    /// A new subscriber's receiver.
+    pub(crate) fn subscribe(&mut self) -> Result<mpsc::Receiver<DaNotice>, TooManySubscribers> {
+        self.senders.retain(|tx| !tx.is_closed());
+        if self.senders.len() >= MAX_DA_SUBSCRIBERS {
+            return Err(TooManySubscribers);
+        }
+        let (tx, rx) = mpsc::channel(DA_NOTICE_QUEUE);
+        self.senders.push(tx);
+        Ok(rx)
+    }
+
+    /// Offers each notice, in order, to every subscriber.
+    pub(crate) fn notify(&mut self, notices: Vec<DaNotice>) {
+        if self.senders.is_empty() {
+            return;
+        }
+        for notice in notices {
+            let dropped = &self.dropped;
+            self.senders.retain(|tx| match tx.try_send(notice.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    dropped.inc();
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
+        }
+    }
+}
+
+/// Why a publish request (`POST /v1/da/events`) is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// This node's key is not the network's DA authority.
+    #[error("this node is not the DA authority of network {0}: only the coordinator whose key is da_authority publishes")]
+    NotAuthority(String),
+    /// This node does not carry DA events (dedicated bootstrap node).
+    #[error("this node does not keep the DA log")]
+    NotSubscribed,
+    /// The request was empty.
+    #[error("no events to publish")]
+    Empty,
+    /// An event is invalid (the whole request is refused; nothing is queued).
+    #[error("event {index}: {error}")]
+    Invalid {
+        /// Position of the event in the request (0-based).
+        index: usize,
+        /// What is wrong with it.
+        error: DaError,
+    },
+    /// [`MAX_QUEUED_EVENTS`] events already wait to be sealed.
+    #[error("{queued} events already wait to be sealed (max {MAX_QUEUED_EVENTS}); retry later")]
+    QueueFull {
+        /// Events waiting.
+        queued: usize,
+    },
+    /// Signing or storing the blob failed.
+    #[error("sealing failed: {0}")]
+    Seal(String),
+}
+
+/// Why a submitted blob (`POST /v1/da/blobs`) is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// This node does not carry DA events (dedicated bootstrap node).
+    #[error("this node does not keep the DA log")]
+    NotSubscribed,
+    /// No DA authority is configured: no blob can be verified.
+    #[error("no DA authority is configured for this network")]
+    NoAuthority,
+    /// The blob does not decode or does not verify.
+    #[error(transparent)]
+    Invalid(#[from] DaError),
+    /// The blob is validly signed but does not extend the log.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The blob is too far ahead of the log to be held; sync first.
+    #[error("blob is too far ahead of the local log (height {height}, local {local})")]
+    TooFarAhead {
+        /// The blob's height.
+        height: u64,
+        /// The local log height.
+        local: u64,
+    },
+}
