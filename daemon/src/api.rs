@@ -17,8 +17,10 @@
 //! | POST   | `/v1/peers/reset`          | → [`ResetResponse`] |
 //! | POST   | `/v1/peers/{peer_id}/ban`  | [`BanRequest`] (body optional) → [`BanResponse`] |
 //! | DELETE | `/v1/peers/{peer_id}/ban`  | → [`UnbanResponse`] |
-//! | POST   | `/v1/da/events`            | `Vec<DaEvent>` (JSON form of `dsdn_protocols::da::DaEvent`) → [`PublishResponse`]; coordinator that is the DA authority only |
-//! | GET    | `/v1/da/state`             | → [`DaStateResponse`] |
+//! | POST   | `/v1/da/events`            | `Vec<DaEvent>` (JSON form of `dsdn_protocols::da::DaEvent`) → [`PublishResponse`] once every event is sealed in a blob; DA authority only (403 otherwise, 400 for an invalid event, 503 when the queue is full) |
+//! | POST   | `/v1/da/blobs`             | one CBOR-encoded `DaBlob` (signed elsewhere, e.g. by the committee) → [`SubmitResponse`]; 400 when it does not verify, 409 when it breaks the chain |
+//! | GET    | `/v1/da/blobs?from=H[&count=N]` | → `Vec<`[`BlobInfo`]`>`: up to N (default and max 64) blobs from height H, verified |
+//! | GET    | `/v1/da/state[?wait_height=H[&timeout_ms=T]]` | → [`DaStateResponse`]; with `wait_height`, answered once the log reaches H or after T ms (default 30,000, max 60,000) |
 //! | GET    | `/metrics`                 | → Prometheus text exposition |
 //!
 //! The peer-management endpoints are the daemon side of `dsdn-agent peers …` (roadmap
@@ -64,6 +66,14 @@ pub struct StatusResponse {
     pub da_authority: Option<String>,
     /// True when this node's key is the DA authority (it may publish DA events).
     pub is_da_authority: bool,
+    /// Height of the node's DA log (0 when empty or for a bootstrap node).
+    #[serde(default)]
+    pub da_height: u64,
+    /// A storage node's registration with the DA authority: `{"state": "pending",
+    /// "attempts": 2, "last_error": null}` or `{"state": "registered", "height": 7}`;
+    /// absent for other roles.
+    #[serde(default)]
+    pub registration: Option<serde_json::Value>,
 }
 
 /// One entry of `GET /v1/peers`.
@@ -220,32 +230,78 @@ pub struct UnbanResponse {
     pub unbanned: bool,
 }
 
-/// Answer to `POST /v1/da/events`.
+/// Answer to `POST /v1/da/events`, sent once every event is sealed in a blob.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishResponse {
     /// Events published.
     pub events: usize,
-    /// Envelopes the events were batched into.
-    pub envelopes: usize,
-    /// Sequence number of the first envelope.
-    pub first_seq: u64,
-    /// Sequence number of the last envelope.
-    pub last_seq: u64,
+    /// Heights of the blobs that carry them, ascending (one request may span blobs, and
+    /// one blob may carry events of several requests).
+    pub heights: Vec<u64>,
 }
 
-/// `GET /v1/da/state`.
+/// Answer to `POST /v1/da/blobs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitResponse {
+    /// The blob's height.
+    pub height: u64,
+    /// `applied`, `held` (waiting for earlier heights, which the node backfills) or
+    /// `duplicate`.
+    pub outcome: String,
+}
+
+/// One blob of `GET /v1/da/blobs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobInfo {
+    /// Height (1, 2, …).
+    pub height: u64,
+    /// The blob's hash (64 hex).
+    pub hash: String,
+    /// The previous blob's hash (64 hex; zeros at height 1).
+    pub prev_hash: String,
+    /// When the DA authority sealed it, UNIX milliseconds.
+    pub timestamp_ms: u64,
+    /// The events, in the JSON form of `dsdn_protocols::da::DaEvent`.
+    pub events: Vec<dsdn_protocols::da::DaEvent>,
+    /// The authority's Ed25519 signature (128 hex).
+    pub signature: String,
+}
+
+/// `GET /v1/da/state`: the node's DA log and the 14A §2 state replayed from it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DaStateResponse {
-    /// DA events accepted and applied.
+    /// Height of the last applied blob (0: empty log).
+    pub height: u64,
+    /// Its hash (64 hex; zeros for an empty log).
+    pub tip_hash: String,
+    /// Events in the applied blobs.
     pub events: u64,
-    /// Sequence number of the last applied envelope.
-    pub envelopes: u64,
-    /// Verified envelopes held until a gap in the sequence fills.
-    pub pending: usize,
-    /// Envelopes rejected (bad signature, wrong publisher or network, malformed).
-    pub rejected: u64,
-    /// The running state root (64 hex characters).
+    /// Of which changed nothing under the 14A §2 rules (e.g. a replica of an unknown
+    /// chunk, a delete with a bad owner signature).
+    pub ignored_events: u64,
+    /// The deterministic root of the 14A §2 state (64 hex): equal on every node at the same
+    /// height.
     pub state_root: String,
+    /// Registered storage nodes (`node_registry`).
+    pub nodes: usize,
+    /// Declared chunks (`chunk_map`).
+    pub chunks: usize,
+    /// Replicas over all chunks (`replica_map`).
+    pub replicas: usize,
+    /// Zones with at least one node (`zone_map`).
+    pub zones: usize,
+    /// Verified blobs held until the gap before them fills.
+    pub pending: usize,
+    /// The highest log tip any peer reported (the backfill target).
+    pub target_height: u64,
+    /// Blobs rejected since start (bad signature, broken chain, malformed, …).
+    pub rejected: u64,
+    /// True when no peer reported a higher tip and nothing is held.
+    pub synced: bool,
+    /// True when this node is the DA authority (it seals blobs).
+    pub is_authority: bool,
+    /// Events waiting to be sealed (DA authority only).
+    pub queued_events: usize,
 }
 
 /// Error body of every non-2xx answer.

@@ -31,7 +31,7 @@ mod net;
 mod node;
 
 pub use config::ConfigSpec;
-pub use events::sample_da_events;
+pub use events::{sample_da_events, sample_da_events_for};
 pub use net::{LocalNet, LocalNetSpec, MeshReport, NodeMesh};
 pub use node::{Node, NodeMode, NodeSpec, STOP_GRACE};
 
@@ -393,7 +393,10 @@ mod tests {
         // (or its neighbour) the moment it is released; were the locks not released, all
         // twenty would stay taken.
         let relocked = ports.iter().filter(|&&p| lock_port(p).is_ok()).count();
-        assert!(relocked >= 10, "only {relocked} of 20 released ports could be locked");
+        assert!(
+            relocked >= 10,
+            "only {relocked} of 20 released ports could be locked"
+        );
     }
 
     #[test]

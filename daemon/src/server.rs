@@ -15,17 +15,16 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use dsdn_p2p::da::PublishError;
 use dsdn_p2p::handle::PeerView;
 use dsdn_p2p::{Metrics, NodeHandle};
-use dsdn_protocols::da::DaEvent;
 use dsdn_protocols::{ServiceType, PROTOCOL_VERSION};
 use serde::Deserialize;
 
-use crate::api::{ApiError, DaStateResponse, PeerInfo, PublishResponse, StatusResponse};
+use crate::api::{ApiError, PeerInfo, StatusResponse};
 use crate::cookie::{bearer_token, token_matches};
 
 mod control;
+pub mod da;
 #[cfg(test)]
 mod tests;
 
@@ -84,11 +83,11 @@ pub async fn require_token(State(s): State<ApiState>, req: Request, next: Next) 
     }
 }
 
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(ApiError { error: msg.into() })).into_response()
 }
 
-fn stopped() -> Response {
+pub(crate) fn stopped() -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down")
 }
 
@@ -111,6 +110,8 @@ async fn status(State(s): State<ApiState>) -> Response {
         isolated: st.isolated,
         da_authority: st.da_authority.map(hex::encode),
         is_da_authority: st.is_da_authority,
+        da_height: s.node.da_height(),
+        registration: st.registration.and_then(|r| serde_json::to_value(r).ok()),
     })
     .into_response()
 }
@@ -169,52 +170,6 @@ async fn peers(
     Json(out).into_response()
 }
 
-async fn publish(State(s): State<ApiState>, body: axum::body::Bytes) -> Response {
-    let events: Vec<DaEvent> = match serde_json::from_slice(&body) {
-        Ok(e) => e,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("body is not a JSON array of DA events: {e}"),
-            )
-        }
-    };
-    match s.node.publish_da(events).await {
-        Err(_) => stopped(),
-        Ok(Ok(p)) => Json(PublishResponse {
-            events: p.events,
-            envelopes: p.seqs.len(),
-            first_seq: p.seqs.first().copied().unwrap_or(0),
-            last_seq: p.seqs.last().copied().unwrap_or(0),
-        })
-        .into_response(),
-        Ok(Err(e)) => {
-            let status = match e {
-                PublishError::NotAuthority(_) | PublishError::NotSubscribed => {
-                    StatusCode::FORBIDDEN
-                }
-                PublishError::Empty | PublishError::Invalid(_) => StatusCode::BAD_REQUEST,
-                PublishError::Gossip(_) => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            error(status, e.to_string())
-        }
-    }
-}
-
-async fn da_state(State(s): State<ApiState>) -> Response {
-    let Ok(st) = s.node.da_state().await else {
-        return stopped();
-    };
-    Json(DaStateResponse {
-        events: st.events,
-        envelopes: st.applied_seq,
-        pending: st.pending,
-        rejected: st.rejected,
-        state_root: hex::encode(st.state_root),
-    })
-    .into_response()
-}
-
 async fn metrics(State(s): State<ApiState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -239,8 +194,9 @@ pub fn router(state: ApiState) -> Router {
             "/v1/peers/{peer_id}/ban",
             post(control::ban).delete(control::unban),
         )
-        .route("/v1/da/events", post(publish))
-        .route("/v1/da/state", get(da_state))
+        .route("/v1/da/events", post(da::publish))
+        .route("/v1/da/blobs", get(da::blobs).post(da::submit))
+        .route("/v1/da/state", get(da::state))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -6,6 +6,10 @@
 
 use std::time::Duration;
 
+use dsdn_protocols::da::register::{RegisterRequest, RegisterResponse, MAX_REGISTER_BYTES};
+use dsdn_protocols::da::sync::{
+    SyncRequest, SyncResponse, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES,
+};
 use dsdn_protocols::handshake::{Handshake, HANDSHAKE_PROTOCOL, MAX_HANDSHAKE_BYTES};
 use dsdn_protocols::pex::{PexRequest, PexResponse, MAX_PEX_REQUEST_BYTES, MAX_PEX_RESPONSE_BYTES};
 use dsdn_protocols::NetworkId;
@@ -55,6 +59,57 @@ pub fn pex_behaviour(
     ))
 }
 
+/// The DA backfill protocol: [`SyncRequest`] → [`SyncResponse`].
+pub type DaSyncBehaviour = request_response::Behaviour<CborCodec<SyncRequest, SyncResponse>>;
+/// The storage-node registration protocol: [`RegisterRequest`] → [`RegisterResponse`].
+pub type DaRegisterBehaviour =
+    request_response::Behaviour<CborCodec<RegisterRequest, RegisterResponse>>;
+
+/// The DA backfill behaviour on `/dsdn/<network>/da-sync/1.0.0`: 64 B requests, responses
+/// up to [`MAX_SYNC_RESPONSE_BYTES`] (64 blobs, about 4 MiB), requests time out after
+/// `timeout`. `support` is [`ProtocolSupport::Full`] on nodes that keep the log and
+/// [`ProtocolSupport::Outbound`] on light clients (they ask, never serve).
+///
+/// # Errors
+/// The network id does not make a valid protocol name (it always does for a [`NetworkId`]).
+pub fn da_sync_behaviour(
+    network: &NetworkId,
+    timeout: Duration,
+    support: ProtocolSupport,
+) -> Result<DaSyncBehaviour, libp2p::swarm::InvalidProtocol> {
+    Ok(request_response::Behaviour::with_codec(
+        CborCodec::new(MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES),
+        [(
+            StreamProtocol::try_from_owned(network.protocol("da-sync", "1.0.0"))?,
+            support,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(timeout)
+            .with_max_concurrent_streams(8),
+    ))
+}
+
+/// The registration behaviour on `/dsdn/<network>/da-register/1.0.0`: 1 KiB both ways. The
+/// coordinator answers once the `NodeRegistered` event is sealed, so requests time out
+/// after 30 s.
+///
+/// # Errors
+/// The network id does not make a valid protocol name (it always does for a [`NetworkId`]).
+pub fn da_register_behaviour(
+    network: &NetworkId,
+) -> Result<DaRegisterBehaviour, libp2p::swarm::InvalidProtocol> {
+    Ok(request_response::Behaviour::with_codec(
+        CborCodec::new(MAX_REGISTER_BYTES, MAX_REGISTER_BYTES),
+        [(
+            StreamProtocol::try_from_owned(network.protocol("da-register", "1.0.0"))?,
+            ProtocolSupport::Full,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(Duration::from_secs(30))
+            .with_max_concurrent_streams(4),
+    ))
+}
+
 /// Every protocol a DSDN node speaks.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -70,4 +125,9 @@ pub struct Behaviour {
     pub gossipsub: Toggle<gossipsub::Behaviour>,
     /// `/dsdn/<network>/kad/1.0.0`: the network's Kademlia DHT.
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// `/dsdn/<network>/da-sync/1.0.0`: DA log backfill. Absent on nodes without the log.
+    pub da_sync: Toggle<DaSyncBehaviour>,
+    /// `/dsdn/<network>/da-register/1.0.0`: storage-node registration with the DA
+    /// authority. Absent on nodes without the log and on light clients.
+    pub da_register: Toggle<DaRegisterBehaviour>,
 }

@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use dsdn_bootstrap::config::BootstrapConfig;
+use dsdn_bootstrap::config::{BootstrapConfig, DaConfig};
+use dsdn_protocols::da::register::RegisterRequest;
 use dsdn_protocols::{NetworkId, ServiceSet, ServiceType};
 use libp2p::identity::Keypair;
 
@@ -17,13 +18,23 @@ pub struct NodeConfig {
     pub keypair: Keypair,
     /// The network id; every protocol id but the handshake's carries it.
     pub network: NetworkId,
-    /// The Ed25519 public key whose signature makes a DA envelope valid (`None`: this node
+    /// The Ed25519 public key whose signature makes a DA blob valid (`None`: this node
     /// accepts no DA events).
     pub da_authority: Option<[u8; 32]>,
     /// Service types advertised in the handshake and in PEX entries.
     pub services: ServiceSet,
-    /// Whether to subscribe to the DA events topic (dedicated bootstrap nodes do not).
+    /// Whether to keep the DA log: subscribe to the DA topic, store and serve the log
+    /// (dedicated bootstrap nodes do not).
     pub subscribe_da: bool,
+    /// `[da]` of seeds.toml: batching, backfill and snapshot settings.
+    pub da: DaConfig,
+    /// Where the DA log (`da-log.redb`) and state snapshot (`da-state.cbor`) live, normally
+    /// the data directory. `None`: the log is kept in memory only (light clients).
+    pub da_dir: Option<PathBuf>,
+    /// A storage node's registration (zone, capacity, class), sent to the DA authority
+    /// until the node's `NodeRegistered` event is in its replayed state. `None` for other
+    /// roles.
+    pub registration: Option<RegisterRequest>,
     /// One `IP:PORT` served by both QUIC (UDP) and TCP.
     pub listen: SocketAddr,
     /// Bootstrap sources, limits and timeouts from seeds.toml.

@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dsdn_bootstrap::config::{DnsSeed, StaticPeer};
-use dsdn_protocols::da::DaEvent;
+use dsdn_protocols::da::{DaBlob, DaEvent};
 use dsdn_protocols::{PeerSource, ServiceSet};
 use libp2p::{Multiaddr, PeerId};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::da::{DaNotice, PublishError, TooManySubscribers};
+use crate::da::{DaNotice, PublishError, SubmitError, TooManySubscribers};
+pub use crate::da::{DaStateView, Published, RegistrationView, Submitted};
 
 /// Capacity of the command channel.
 pub const COMMAND_QUEUE: usize = 64;
@@ -36,6 +37,8 @@ pub struct NodeStatus {
     pub is_da_authority: bool,
     /// The configured DA authority.
     pub da_authority: Option<[u8; 32]>,
+    /// A storage node's registration with the DA authority (`None` for other roles).
+    pub registration: Option<RegistrationView>,
     /// Time since the event loop started.
     pub uptime: Duration,
 }
@@ -141,28 +144,21 @@ pub struct ResetReport {
     pub disconnected: usize,
 }
 
-/// The DA state of a node.
-#[derive(Debug, Clone)]
-pub struct DaStateView {
-    /// Events applied.
-    pub events: u64,
-    /// Sequence number of the last applied envelope.
-    pub applied_seq: u64,
-    /// Envelopes waiting for a gap to fill.
-    pub pending: usize,
-    /// Envelopes rejected.
-    pub rejected: u64,
-    /// The running state root.
-    pub state_root: [u8; 32],
-}
-
-/// What a publish did.
-#[derive(Debug, Clone)]
-pub struct Published {
-    /// Events published.
-    pub events: usize,
-    /// Sequence numbers of the envelopes, in order.
-    pub seqs: Vec<u64>,
+/// Why [`NodeHandle::da_range`] returned no blobs.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RangeError {
+    /// No connected peer keeps the DA log.
+    #[error("no connected peer keeps the DA log")]
+    NoPeer,
+    /// No DA authority is configured: blobs cannot be verified.
+    #[error("no DA authority is configured for this network")]
+    NoAuthority,
+    /// The peer's answer failed verification (its blobs are not returned).
+    #[error("the peer's blobs failed verification: {0}")]
+    Invalid(String),
+    /// The request failed (timeout, connection closed, protocol not supported).
+    #[error("the request failed: {0}")]
+    Peer(String),
 }
 
 /// A request to the event loop.
@@ -172,13 +168,17 @@ pub enum Command {
     Status(oneshot::Sender<NodeStatus>),
     /// List known peers.
     Peers(oneshot::Sender<Vec<PeerView>>),
-    /// Sign and gossip DA events (DA authority only).
+    /// Queue DA events for the next blobs (DA authority only); answered once sealed.
     PublishDa(
         Vec<DaEvent>,
         oneshot::Sender<Result<Published, PublishError>>,
     ),
+    /// Verify, apply and gossip a blob signed elsewhere.
+    SubmitBlob(Vec<u8>, oneshot::Sender<Result<Submitted, SubmitError>>),
     /// Report the DA state.
     DaState(oneshot::Sender<DaStateView>),
+    /// Up to `count` verified blobs from height `from`.
+    DaRange(u64, u32, oneshot::Sender<Result<Vec<DaBlob>, RangeError>>),
     /// Address-book and connection statistics.
     PeerStats(oneshot::Sender<PeerStatsView>),
     /// Add a static peer (persisted in the data directory) and dial it now.
@@ -192,7 +192,7 @@ pub enum Command {
     Ban(PeerId, Duration, oneshot::Sender<Result<u64, ControlError>>),
     /// Lift a ban; replies whether the peer had one.
     Unban(PeerId, oneshot::Sender<Result<bool, ControlError>>),
-    /// Subscribe to the DA envelopes this node applies, from now on.
+    /// Subscribe to the DA blobs this node applies, from now on.
     SubscribeDa(oneshot::Sender<Result<mpsc::Receiver<DaNotice>, TooManySubscribers>>),
 }
 
@@ -205,11 +205,12 @@ pub struct Stopped;
 #[derive(Debug, Clone)]
 pub struct NodeHandle {
     tx: mpsc::Sender<Command>,
+    da_height: watch::Receiver<u64>,
 }
 
 impl NodeHandle {
-    pub(crate) fn new(tx: mpsc::Sender<Command>) -> Self {
-        Self { tx }
+    pub(crate) fn new(tx: mpsc::Sender<Command>, da_height: watch::Receiver<u64>) -> Self {
+        Self { tx, da_height }
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Stopped> {
@@ -234,16 +235,32 @@ impl NodeHandle {
         self.ask(Command::Peers).await
     }
 
-    /// Signs and gossips `events`.
+    /// Queues `events` for the next DA blobs and waits until all of them are sealed,
+    /// signed, stored and gossiped (at most `batch_interval_ms` plus the sealing time, or
+    /// the start grace right after the node started). DA authority only.
     ///
     /// # Errors
     /// [`Stopped`] when the event loop has ended; the inner [`PublishError`] when the node
-    /// may not publish or gossip refused.
+    /// is not the authority, an event is invalid (nothing is queued then), or the queue is
+    /// full.
     pub async fn publish_da(
         &self,
         events: Vec<DaEvent>,
     ) -> Result<Result<Published, PublishError>, Stopped> {
         self.ask(|tx| Command::PublishDa(events, tx)).await
+    }
+
+    /// Verifies, applies (or holds) and gossips a blob signed elsewhere, e.g. by the
+    /// coordinator committee's group key.
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended; the inner [`SubmitError`] when the blob
+    /// does not verify or does not extend the log.
+    pub async fn submit_blob(
+        &self,
+        bytes: Vec<u8>,
+    ) -> Result<Result<Submitted, SubmitError>, Stopped> {
+        self.ask(|tx| Command::SubmitBlob(bytes, tx)).await
     }
 
     /// The DA state.
@@ -252,6 +269,43 @@ impl NodeHandle {
     /// [`Stopped`] when the event loop has ended.
     pub async fn da_state(&self) -> Result<DaStateView, Stopped> {
         self.ask(Command::DaState).await
+    }
+
+    /// Up to `count` (at most 64) verified blobs from height `from`: read from the local
+    /// log on a node that keeps one, otherwise (a light client) asked of a connected DA
+    /// peer and verified — signature, heights and hash links — before they are returned.
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended; the inner [`RangeError`].
+    pub async fn da_range(
+        &self,
+        from: u64,
+        count: u32,
+    ) -> Result<Result<Vec<DaBlob>, RangeError>, Stopped> {
+        self.ask(|tx| Command::DaRange(from, count, tx)).await
+    }
+
+    /// The height of the last applied DA blob, without a round trip to the event loop.
+    pub fn da_height(&self) -> u64 {
+        *self.da_height.borrow()
+    }
+
+    /// Waits until the DA log reaches `height` or `timeout` passes, and returns the height
+    /// then (compare it with `height`).
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended.
+    pub async fn wait_da_height(&self, height: u64, timeout: Duration) -> Result<u64, Stopped> {
+        let mut rx = self.da_height.clone();
+        let reached = tokio::time::timeout(timeout, async {
+            rx.wait_for(|h| *h >= height).await.map(|h| *h)
+        })
+        .await;
+        match reached {
+            Ok(Ok(h)) => Ok(h),
+            Ok(Err(_)) => Err(Stopped),
+            Err(_) => Ok(*self.da_height.borrow()),
+        }
     }
 
     /// Address-book and connection statistics.
@@ -309,12 +363,13 @@ impl NodeHandle {
         self.ask(|tx| Command::Unban(peer, tx)).await
     }
 
-    /// Subscribes to the DA envelopes this node verifies and applies from now on (its own
-    /// publications included): one [`DaNotice`] per envelope, in sequence order, each with
-    /// the state root after it. Nothing before the subscription is replayed.
+    /// Subscribes to the DA blobs this node verifies and applies from now on (its own
+    /// publications and backfilled blobs included): one [`DaNotice`] per blob, in height
+    /// order, each with the state root after it. Nothing before the subscription is
+    /// replayed (use [`NodeHandle::da_range`] for history).
     ///
     /// The channel holds [`crate::da::DA_NOTICE_QUEUE`] notices; the event loop never waits
-    /// for a slow subscriber: notices that do not fit are dropped (a gap in `seq`, counted in
+    /// for a slow subscriber: notices that do not fit are dropped (a gap in `height`, counted in
     /// `da_notices_dropped_total`). Dropping the receiver unsubscribes.
     ///
     /// # Errors

@@ -7,8 +7,10 @@
 //!                                              │              ├─ handshake    /dsdn/handshake/1.0.0
 //!                                              │              ├─ pex          /dsdn/<net>/pex/1.0.0
 //!                                              │              ├─ gossipsub    /dsdn/<net>/meshsub/1.1.0
-//!                                              │              └─ kad          /dsdn/<net>/kad/1.0.0
-//!                                              └─ DaGossip (verify + in-order DA log)
+//!                                              │              ├─ kad          /dsdn/<net>/kad/1.0.0
+//!                                              │              ├─ da_sync      /dsdn/<net>/da-sync/1.0.0
+//!                                              │              └─ da_register  /dsdn/<net>/da-register/1.0.0
+//!                                              └─ DaService (verify, DaChain, da-log.redb, backfill, sealing)
 //! ```
 //!
 //! Start a node with [`Node::start`], spawn its [`EventLoop::run`], and talk to it through
@@ -18,8 +20,8 @@
 //!
 //! A program that only wants to follow the network embeds a [`LightClient`]: it bootstraps
 //! through the same fallback chain (peers.dat, static peers, DNS seeds), does not listen, is
-//! never advertised, verifies every DA envelope against the network's DA authority and
-//! yields each applied envelope as a [`DaNotice`] (see [`light`]):
+//! never advertised, verifies every DA blob against the network's DA authority and
+//! yields each applied blob as a [`DaNotice`] (see [`light`]):
 //!
 //! ```no_run
 //! use dsdn_bootstrap::config::SeedsConfig;
@@ -33,7 +35,7 @@
 //!     let mut client = LightClient::start(config)?;
 //!     while let Some(notice) = client.next().await {
 //!         for event in &notice.events {
-//!             println!("seq {} {} root {}", notice.seq, event.kind(), hex::encode(notice.state_root));
+//!             println!("height {} {} root {}", notice.height, event.kind(), hex::encode(notice.state_root));
 //!         }
 //!     }
 //!     Ok(())

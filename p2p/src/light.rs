@@ -11,16 +11,13 @@
 //!   ([`dsdn_peers::store::PeerStore::pex_entries`] skips address-less entries);
 //! * it answers every PEX request with an empty response.
 //!
-//! It subscribes to the network's DA events topic, verifies every envelope (network,
-//! signature by the configured DA authority) before accepting or relaying it, applies them
-//! in sequence order and hands each applied envelope to the program as a [`DaNotice`]
-//! (receipts will follow the same path once they exist).
-//!
-//! Limitation: envelopes are applied strictly from seq 1, and the network keeps no DA
-//! history to catch up from. A client started after the authority published its first
-//! envelope holds the newer ones (up to [`dsdn_protocols::da::MAX_PENDING_ENVELOPES`],
-//! visible as `pending` in [`NodeHandle::da_state`]) and yields nothing until a DA catch-up
-//! protocol exists.
+//! It subscribes to the network's DA events topic and verifies every blob exactly as a full
+//! node does (network, event versions, Ed25519 signature by the configured DA authority,
+//! height and hash chain) before accepting or relaying it. It keeps the chain in memory
+//! (no log on disk), backfills the heights it missed from its DA peers over
+//! `/dsdn/<network>/da-sync/1.0.0` (it asks, never serves), and hands each applied blob to
+//! the program as a [`DaNotice`], in height order from height 1. [`LightClient::range`]
+//! asks a peer for any range and returns it verified.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,7 +27,7 @@
 //! let seeds = SeedsConfig::load("seeds.toml")?;
 //! let mut client = LightClient::start(LightConfig::from_seeds(&seeds))?;
 //! while let Some(notice) = client.next().await {
-//!     println!("seq {}: {} events", notice.seq, notice.events.len());
+//!     println!("height {}: {} events", notice.height, notice.events.len());
 //! }
 //! # Ok(()) }
 //! ```
@@ -67,8 +64,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct LightConfig {
     /// The network to join (`[network] name` of seeds.toml).
     pub network: NetworkId,
-    /// The Ed25519 public key whose signature makes a DA envelope valid
-    /// (`[network] da_authority`). With `None` every envelope is rejected and the client
+    /// The Ed25519 public key whose signature makes a DA blob valid
+    /// (`[network] da_authority`). With `None` every blob is rejected and the client
     /// receives nothing.
     pub da_authority: Option<[u8; 32]>,
     /// Bootstrap sources, limits and timeouts (`[bootstrap]` of seeds.toml).
@@ -167,6 +164,9 @@ impl LightClient {
             da_authority: cfg.da_authority,
             services: ServiceSet::EMPTY,
             subscribe_da: true,
+            da: dsdn_bootstrap::config::DaConfig::default(),
+            da_dir: None,
+            registration: None,
             // Unused: a light node does not listen.
             listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
             bootstrap: cfg.bootstrap,
@@ -199,13 +199,29 @@ impl LightClient {
         })
     }
 
-    /// The next applied DA envelope, in sequence order; `None` once the node has stopped.
+    /// The next applied DA blob, in height order; `None` once the node has stopped.
     /// Cancel-safe (usable in `tokio::select!`).
     ///
     /// Notices are queued up to [`crate::da::DA_NOTICE_QUEUE`]; a consumer that falls further
-    /// behind sees a gap in `seq` (counted in `da_notices_dropped_total`).
+    /// behind sees a gap in `height` (counted in `da_notices_dropped_total`).
     pub async fn next(&mut self) -> Option<DaNotice> {
         self.notices.recv().await
+    }
+
+    /// Up to `count` (at most 64) blobs from height `from`, asked of a connected DA peer and
+    /// verified (signature by the DA authority, consecutive heights, hash links) before
+    /// they are returned.
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended; the inner
+    /// [`crate::handle::RangeError`] when no DA peer is connected or its answer fails
+    /// verification.
+    pub async fn range(
+        &self,
+        from: u64,
+        count: u32,
+    ) -> Result<Result<Vec<dsdn_protocols::da::DaBlob>, crate::handle::RangeError>, Stopped> {
+        self.handle.da_range(from, count).await
     }
 
     /// The node's handle, for peers, statistics and DA state (publishing is refused: a light

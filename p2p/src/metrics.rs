@@ -85,9 +85,33 @@ pub struct Metrics {
     pub role_deficit: IntGaugeVec,
     /// `da_events_accepted_total`: DA events accepted and applied in order.
     pub da_events_accepted: IntCounter,
-    /// `da_envelopes_rejected_total{reason}`: DA envelopes refused by validation.
-    pub da_envelopes_rejected: IntCounterVec,
-    /// `da_notices_dropped_total`: applied-envelope notices not delivered to a DA subscriber
+    /// `da_blobs_rejected_total{reason}`: DA blobs refused (gossip, sync or submission): a
+    /// [`dsdn_protocols::da::DaError::reason`] or a
+    /// [`dsdn_protocols::da::ChainError::reason`].
+    pub da_blobs_rejected: IntCounterVec,
+    /// `da_blobs_applied_total`: DA blobs applied to the log, in height order.
+    pub da_blobs_applied: IntCounter,
+    /// `da_blobs_published_total`: blobs this node sealed and signed as the DA authority.
+    pub da_blobs_published: IntCounter,
+    /// `da_height`: height of the last applied blob (0 for an empty log).
+    pub da_height: IntGauge,
+    /// `da_target_height`: the highest tip any peer reported (backfill target).
+    pub da_target_height: IntGauge,
+    /// `da_pending_blobs`: verified blobs held until the gap before them fills.
+    pub da_pending_blobs: IntGauge,
+    /// `da_sync_requests_total{result}`: backfill requests by outcome (`ok`, `failed`,
+    /// `stalled`, `invalid`).
+    pub da_sync_requests: IntCounterVec,
+    /// `da_sync_blobs_received_total`: blobs received in backfill responses.
+    pub da_sync_blobs_received: IntCounter,
+    /// `da_sync_blobs_served_total`: blobs sent to peers in backfill responses.
+    pub da_sync_blobs_served: IntCounter,
+    /// `da_store_corrupt_total`: corrupt DA log or state snapshot files moved aside.
+    pub da_store_corrupt: IntCounter,
+    /// `da_registrations_total{result}`: storage-node registration requests answered by
+    /// this coordinator (`published`, `known`, `refused`).
+    pub da_registrations: IntCounterVec,
+    /// `da_notices_dropped_total`: applied-blob notices not delivered to a DA subscriber
     /// (`NodeHandle::subscribe_da`, the light client) because its queue was full.
     pub da_notices_dropped: IntCounter,
 }
@@ -264,14 +288,53 @@ impl Metrics {
                 "da_events_accepted_total",
                 "DA events accepted and applied in order.",
             )?,
-            da_envelopes_rejected: counter_vec(
-                "da_envelopes_rejected_total",
-                "DA envelopes refused by validation, by reason.",
+            da_blobs_rejected: counter_vec(
+                "da_blobs_rejected_total",
+                "DA blobs refused (gossip, sync or submission), by reason.",
                 "reason",
+            )?,
+            da_blobs_applied: counter(
+                "da_blobs_applied_total",
+                "DA blobs applied to the log, in height order.",
+            )?,
+            da_blobs_published: counter(
+                "da_blobs_published_total",
+                "DA blobs sealed and signed by this node as the DA authority.",
+            )?,
+            da_height: gauge("da_height", "Height of the last applied DA blob.")?,
+            da_target_height: gauge(
+                "da_target_height",
+                "Highest DA log tip reported by any peer.",
+            )?,
+            da_pending_blobs: gauge(
+                "da_pending_blobs",
+                "Verified DA blobs held until the gap before them fills.",
+            )?,
+            da_sync_requests: counter_vec(
+                "da_sync_requests_total",
+                "DA backfill requests sent, by outcome.",
+                "result",
+            )?,
+            da_sync_blobs_received: counter(
+                "da_sync_blobs_received_total",
+                "DA blobs received in backfill responses.",
+            )?,
+            da_sync_blobs_served: counter(
+                "da_sync_blobs_served_total",
+                "DA blobs sent to peers in backfill responses.",
+            )?,
+            da_store_corrupt: counter(
+                "da_store_corrupt_total",
+                "Corrupt DA log or state snapshot files moved aside.",
+            )?,
+            da_registrations: counter_vec(
+                "da_registrations_total",
+                "Storage-node registration requests answered, by result.",
+                "result",
             )?,
             da_notices_dropped: counter(
                 "da_notices_dropped_total",
-                "Applied DA envelopes not delivered to a subscriber whose queue was full.",
+                "Applied DA blobs not delivered to a subscriber whose queue was full.",
             )?,
             registry,
         };
@@ -282,6 +345,12 @@ impl Metrics {
         for service in dsdn_protocols::ServiceType::ALL {
             m.active_peers_by_type
                 .with_label_values(&[service.as_str()]);
+        }
+        for result in ["ok", "failed", "stalled", "invalid"] {
+            m.da_sync_requests.with_label_values(&[result]);
+        }
+        for result in ["published", "known", "refused"] {
+            m.da_registrations.with_label_values(&[result]);
         }
         for source in dsdn_protocols::PeerSource::ALL {
             m.peers_dat_by_source.with_label_values(&[source.as_str()]);

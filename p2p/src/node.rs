@@ -7,16 +7,19 @@ use std::time::Duration;
 use dsdn_bootstrap::added::AddedSources;
 use dsdn_bootstrap::resolver::SeedResolver;
 use dsdn_peers::store::{OpenReport, PeerStore};
-use dsdn_protocols::da::MAX_ENVELOPE_BYTES;
+use dsdn_protocols::da::MAX_BLOB_BYTES;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::multiaddr::Protocol;
+use libp2p::request_response::ProtocolSupport;
 use libp2p::{kad, noise, tcp, yamux, Multiaddr, StreamProtocol, Swarm, SwarmBuilder};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::behaviour::{handshake_behaviour, pex_behaviour, Behaviour};
+use crate::behaviour::{
+    da_register_behaviour, da_sync_behaviour, handshake_behaviour, pex_behaviour, Behaviour,
+};
 use crate::config::NodeConfig;
-use crate::da::DaGossip;
+use crate::da::{DaService, DaServiceConfig, Registrar};
 use crate::event_loop::EventLoop;
 use crate::handle::{NodeHandle, COMMAND_QUEUE};
 use crate::metrics::Metrics;
@@ -60,6 +63,9 @@ pub enum StartError {
     /// [`crate::LightClient::start`] was called outside a tokio runtime.
     #[error("no tokio runtime: start the light client from within one")]
     NoRuntime,
+    /// The DA log could not be opened (another network's, a newer schema, or I/O).
+    #[error("DA log: {0}")]
+    DaStore(#[from] crate::da::store::DaStoreError),
 }
 
 /// A started node: the handle for requests, the event loop to spawn, and what happened
@@ -107,7 +113,7 @@ fn build_behaviour(
         .protocol_id_prefix(format!("/dsdn/{net}/meshsub"))
         .validate_messages()
         .validation_mode(ValidationMode::Strict)
-        .max_transmit_size(MAX_ENVELOPE_BYTES + 4096)
+        .max_transmit_size(MAX_BLOB_BYTES + 4096)
         .heartbeat_interval(Duration::from_secs(1))
         .message_id_fn(|m: &gossipsub::Message| {
             gossipsub::MessageId::from(Sha256::digest(&m.data).to_vec())
@@ -140,12 +146,30 @@ fn build_behaviour(
     } else {
         kad::Mode::Server
     }));
+    let swarm_err = |e: libp2p::swarm::InvalidProtocol| StartError::Swarm(e.to_string());
+    let da_sync = if cfg.subscribe_da {
+        let support = if cfg.light {
+            ProtocolSupport::Outbound
+        } else {
+            ProtocolSupport::Full
+        };
+        Some(da_sync_behaviour(net, cfg.da.sync_request_timeout, support).map_err(swarm_err)?)
+    } else {
+        None
+    };
+    let da_register = if cfg.subscribe_da && !cfg.light {
+        Some(da_register_behaviour(net).map_err(swarm_err)?)
+    } else {
+        None
+    };
     Ok(Behaviour {
         peer_manager: manager,
         handshake,
         pex,
         gossipsub: gossipsub.into(),
         kad,
+        da_sync: da_sync.into(),
+        da_register: da_register.into(),
     })
 }
 
@@ -219,17 +243,42 @@ impl Node {
                 .subscribe(&topic)
                 .map_err(|e| StartError::Swarm(e.to_string()))?;
         }
-        let signing = signing_key(&key)?;
-        let da = DaGossip::new(
-            cfg.network.clone(),
-            cfg.da_authority,
-            signing,
+        let (da, da_height) = DaService::open(
+            DaServiceConfig {
+                network: cfg.network.clone(),
+                authority: cfg.da_authority,
+                key: signing_key(&key)?,
+                dir: cfg.da_dir.clone().filter(|_| cfg.subscribe_da),
+                da: cfg.da.clone(),
+            },
             metrics.clone(),
-        );
+            std::time::Instant::now(),
+        )?;
+        let registrar = cfg.registration.clone().map(|request| {
+            let authority_peer = cfg.da_authority.and_then(|a| {
+                libp2p::identity::ed25519::PublicKey::try_from_bytes(&a)
+                    .ok()
+                    .map(|k| libp2p::identity::PublicKey::from(k).to_peer_id())
+            });
+            let mut r = Registrar::new(request, key.public().to_peer_id(), authority_peer);
+            r.observe(da.state());
+            r
+        });
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-        let event_loop = EventLoop::new(swarm, rx, store, metrics.clone(), da, topic, cfg);
+        let event_loop = EventLoop::new(
+            swarm,
+            rx,
+            store,
+            metrics.clone(),
+            crate::event_loop::DaParts {
+                service: da,
+                registrar,
+                topic,
+            },
+            cfg,
+        );
         Ok(Node {
-            handle: NodeHandle::new(tx),
+            handle: NodeHandle::new(tx, da_height),
             event_loop,
             metrics,
             store_report,

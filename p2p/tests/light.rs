@@ -58,6 +58,9 @@ fn start_node(
         services: ServiceSet::from_types([service]),
         // A dedicated bootstrap node carries no DA events (as dsdnd --mode bootstrap).
         subscribe_da: service != ServiceType::Bootstrap,
+        da: dsdn_bootstrap::config::DaConfig::default(),
+        da_dir: None,
+        registration: None,
         listen,
         bootstrap: BootstrapConfig {
             static_peers,
@@ -128,7 +131,7 @@ async fn publish(coord: &NodeHandle, batch: Vec<DaEvent>) -> Vec<u64> {
     let end = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         match coord.publish_da(batch.clone()).await.unwrap() {
-            Ok(p) => return p.seqs,
+            Ok(p) => return p.heights,
             Err(e) => {
                 assert!(tokio::time::Instant::now() < end, "publish failed: {e}");
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -268,13 +271,14 @@ async fn light_client_receives_the_coordinators_events_through_a_dns_seeded_boot
     assert_eq!(via.source, PeerSource::DnsSeed, "{via:?}");
     assert!(dns.query_count() > 0);
 
-    // Three publishes: 5 events, 70 events (two envelopes: 64 + 6), 1 event.
+    // Three publishes of 5, 70 and 1 events: one blob each (each publish waits for its
+    // blob to be sealed; a blob holds up to 256 events by default).
     let batches = [events(1, 5), events(2, 70), events(3, 1)];
     let mut seqs = Vec::new();
     for b in &batches {
         seqs.extend(publish(&coord.handle, b.clone()).await);
     }
-    assert_eq!(seqs, [1, 2, 3, 4]);
+    assert_eq!(seqs, [1, 2, 3]);
     let mut got: Vec<DaNotice> = Vec::new();
     while got.len() < seqs.len() {
         let n = tokio::time::timeout(Duration::from_secs(20), client.next())
@@ -283,12 +287,17 @@ async fn light_client_receives_the_coordinators_events_through_a_dns_seeded_boot
             .expect("light client stopped");
         got.push(n);
     }
-    assert_eq!(got.iter().map(|n| n.seq).collect::<Vec<_>>(), seqs);
+    assert_eq!(got.iter().map(|n| n.height).collect::<Vec<_>>(), seqs);
     let all: Vec<DaEvent> = got.iter().flat_map(|n| n.events.clone()).collect();
     assert_eq!(all, batches.concat(), "every event, in order");
-    assert!(got.iter().all(|n| n.publisher == authority));
+    assert_eq!(got[0].prev_hash, [0; 32]);
+    assert!(
+        got.windows(2).all(|w| w[1].prev_hash == w[0].hash),
+        "hash chain"
+    );
     let coord_state = coord.handle.da_state().await.unwrap();
-    assert_eq!(got[3].state_root, coord_state.state_root);
+    assert_eq!(got[2].state_root, coord_state.state_root);
+    assert_eq!(got[2].hash, coord_state.tip_hash);
     let light_state = client.handle().da_state().await.unwrap();
     assert_eq!(light_state.state_root, coord_state.state_root);
     assert_eq!(light_state.events, 76);

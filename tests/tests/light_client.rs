@@ -112,11 +112,11 @@ async fn light_client_watch_prints_da_events_in_order() -> anyhow::Result<()> {
 
     // K envelopes, one `da publish` each; the coordinator's root and sequence after each.
     let events = sample_da_events(&[c.peer_id().to_owned()], ENVELOPES * PER_ENVELOPE);
-    let mut after: Vec<(u64, String)> = Vec::new();
+    let mut after: Vec<(u64, String, String)> = Vec::new();
     for batch in events.chunks(PER_ENVELOPE).take(ENVELOPES) {
         agent_da_publish(c, &net.dir().join("events"), batch).await?;
         let st = c.client().da_state().await?;
-        after.push((st.envelopes, st.state_root));
+        after.push((st.height, st.state_root, st.tip_hash));
         record(b, strangers(b, &ours).await);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -178,24 +178,27 @@ async fn light_client_watch_prints_da_events_in_order() -> anyhow::Result<()> {
             line["event"] == want,
             format!("line {i}: event {} != published {want}", line["event"]),
         );
+        let height = line["height"].as_u64();
+        let (want_height, want_root, want_hash) = &after[i / PER_ENVELOPE];
         checks.ensure(
-            line["publisher"].as_str() == Some(authority.as_str()),
+            height == Some(*want_height),
             format!(
-                "line {i}: publisher {} != coordinator {authority}",
-                line["publisher"]
+                "line {i}: height {:?} != blob {want_height}",
+                line["height"]
             ),
         );
-        let seq = line["seq"].as_u64();
-        let (want_seq, want_root) = &after[i / PER_ENVELOPE];
         checks.ensure(
-            seq == Some(*want_seq),
-            format!("line {i}: seq {:?} != envelope {want_seq}", line["seq"]),
+            line["blob_hash"].as_str() == Some(want_hash.as_str()),
+            format!(
+                "line {i}: blob_hash {} != the coordinator's tip {want_hash}",
+                line["blob_hash"]
+            ),
         );
         if i % PER_ENVELOPE == PER_ENVELOPE - 1 {
             checks.ensure(
                 line["state_root"].as_str() == Some(want_root.as_str()),
                 format!(
-                    "line {i} (last of envelope {want_seq}): state_root {} != coordinator's {want_root}",
+                    "line {i} (last of blob {want_height}): state_root {} != coordinator's {want_root}",
                     line["state_root"]
                 ),
             );

@@ -101,13 +101,10 @@ fn publish_summary(events: &[DaEvent], resp: &PublishResponse, via: &str) -> Str
         *kinds.entry(e.kind()).or_default() += 1;
     }
     let mut out = format!(
-        "published {} event{} in {} envelope{} (seq {}..{}) via {via}\n",
+        "published {} event{} in {} via {via}\n",
         resp.events,
         if resp.events == 1 { "" } else { "s" },
-        resp.envelopes,
-        if resp.envelopes == 1 { "" } else { "s" },
-        resp.first_seq,
-        resp.last_seq
+        blobs_phrase(&resp.heights),
     );
     let pairs: Vec<(&str, String)> = kinds.iter().map(|(k, n)| (*k, n.to_string())).collect();
     for line in render_kv(&pairs).lines() {
@@ -118,13 +115,30 @@ fn publish_summary(events: &[DaEvent], resp: &PublishResponse, via: &str) -> Str
     out
 }
 
+/// `blob 7`, `3 blobs (heights 4..6)`.
+pub fn blobs_phrase(heights: &[u64]) -> String {
+    match heights {
+        [] => "no blob".to_owned(),
+        [h] => format!("blob {h}"),
+        [first, .., last] => format!("{} blobs (heights {first}..{last})", heights.len()),
+    }
+}
+
 fn da_state_table(s: &DaStateResponse) -> String {
     render_kv(&[
+        ("height", s.height.to_string()),
+        ("tip hash", s.tip_hash.clone()),
         ("events", s.events.to_string()),
-        ("envelopes", s.envelopes.to_string()),
-        ("pending", s.pending.to_string()),
-        ("rejected", s.rejected.to_string()),
+        ("ignored events", s.ignored_events.to_string()),
         ("state root", s.state_root.clone()),
+        ("nodes", s.nodes.to_string()),
+        ("chunks", s.chunks.to_string()),
+        ("replicas", s.replicas.to_string()),
+        ("zones", s.zones.to_string()),
+        ("pending", s.pending.to_string()),
+        ("target height", s.target_height.to_string()),
+        ("synced", s.synced.to_string()),
+        ("rejected", s.rejected.to_string()),
     ])
 }
 
@@ -182,12 +196,12 @@ mod tests {
         let events = dsdn_daemon::localnet::sample_da_events(&["n1".to_owned()], 6);
         let resp = PublishResponse {
             events: 6,
-            envelopes: 1,
-            first_seq: 1,
-            last_seq: 1,
+            heights: vec![1],
         };
         let s = publish_summary(&events, &resp, "127.0.0.1:8645");
-        assert!(s.starts_with("published 6 events in 1 envelope (seq 1..1) via 127.0.0.1:8645\n"));
+        assert!(s.starts_with("published 6 events in blob 1 via 127.0.0.1:8645\n"));
+        assert_eq!(blobs_phrase(&[4, 5, 6]), "3 blobs (heights 4..6)");
+        assert_eq!(blobs_phrase(&[]), "no blob");
         let counts: Vec<(&str, &str)> = s
             .lines()
             .skip(1)
@@ -226,6 +240,8 @@ mod tests {
             isolated: false,
             da_authority: Some("ab".repeat(32)),
             is_da_authority: true,
+            da_height: 0,
+            registration: None,
         };
         let t = status_table(&s);
         assert!(t.contains("connected peers  3\n"), "{t}");
@@ -233,12 +249,23 @@ mod tests {
         assert!(t.contains("uptime           1m 05s\n"), "{t}");
         assert!(t.contains("(this node)"), "{t}");
         let d = da_state_table(&DaStateResponse {
+            height: 1,
+            tip_hash: "11".repeat(32),
             events: 20,
-            envelopes: 1,
-            pending: 0,
-            rejected: 0,
+            ignored_events: 0,
             state_root: "00".repeat(32),
+            nodes: 3,
+            chunks: 4,
+            replicas: 5,
+            zones: 2,
+            pending: 0,
+            target_height: 1,
+            rejected: 0,
+            synced: true,
+            is_authority: false,
+            queued_events: 0,
         });
-        assert!(d.starts_with("events      20\n"), "{d}");
+        assert!(d.starts_with("height          1\n"), "{d}");
+        assert!(d.contains("events          20\n"), "{d}");
     }
 }

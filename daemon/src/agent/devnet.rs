@@ -242,12 +242,9 @@ async fn publish(net: &LocalNet, count: usize) -> anyhow::Result<u64> {
         .await
         .context("publishing sample DA events through the coordinator")?;
     say(&format!(
-        "published {} DA events in {} envelope{} (seq {}..{}) through the coordinator at {}: {}",
+        "published {} DA events in {} through the coordinator at {}: {}",
         resp.events,
-        resp.envelopes,
-        if resp.envelopes == 1 { "" } else { "s" },
-        resp.first_seq,
-        resp.last_seq,
+        super::commands::blobs_phrase(&resp.heights),
         coordinator.api_addr(),
         kind_counts(&events)
     ));

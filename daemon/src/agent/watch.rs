@@ -3,16 +3,17 @@
 //!
 //! Runs a [`LightClient`] in this process (no daemon, no API token): it bootstraps from
 //! seeds.toml's fallback chain (peers.dat of `--data-dir`, static peers, DNS seeds), does not
-//! listen and is never advertised, verifies every envelope against `network.da_authority`
-//! and prints each event as its envelope is applied, in sequence order:
+//! listen and is never advertised, verifies every DA blob against `network.da_authority`
+//! and its hash chain, backfills the blobs published before it joined from its peers, and
+//! prints each event as its blob is applied, in height order from height 1:
 //!
 //! ```text
-//! seq 3 event 2/6 chunk_declared chunk=ab12cd34… size=4096 owner=0707…
+//! height 3 event 2/6 chunk_declared chunk=ab12cd34… size=4096 owner=0707…
 //! ```
 //!
 //! With `--json`, one object per event and line:
-//! `{"seq":3,"event_index":2,"event_count":6,"publisher":"<hex>","state_root":"<hex>","event":{…}}`
-//! (`event` in the DA event JSON form, `state_root` the DA state root after the envelope).
+//! `{"height":3,"event_index":2,"event_count":6,"blob_hash":"<hex>","state_root":"<hex>","event":{…}}`
+//! (`event` in the DA event JSON form, `state_root` the DA state root after the blob).
 //! Connection news goes to stderr; stdout carries only events. Ctrl-C stops it.
 
 use std::io::Write;
@@ -40,7 +41,7 @@ pub(crate) struct WatchArgs {
     /// Print one JSON object per event and line.
     #[arg(long)]
     pub(crate) json: bool,
-    /// Exit after this many DA envelopes (default: run until Ctrl-C).
+    /// Exit after this many DA blobs (default: run until Ctrl-C).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) count: Option<u64>,
 }
@@ -48,16 +49,16 @@ pub(crate) struct WatchArgs {
 /// One `--json` line.
 #[derive(Serialize)]
 struct JsonLine<'a> {
-    seq: u64,
-    /// 1-based position of the event in its envelope.
+    height: u64,
+    /// 1-based position of the event in its blob.
     event_index: usize,
     event_count: usize,
-    publisher: String,
+    blob_hash: String,
     state_root: String,
     event: &'a DaEvent,
 }
 
-/// Runs the light client until `--count` envelopes were printed, stdout closed or Ctrl-C.
+/// Runs the light client until `--count` blobs were printed, stdout closed or Ctrl-C.
 pub(crate) async fn run(args: &WatchArgs, data_dir: Option<&Path>) -> anyhow::Result<()> {
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
@@ -136,25 +137,25 @@ fn print_lines(text: &str) -> anyhow::Result<bool> {
     }
 }
 
-/// The lines of one envelope, each ending in `\n`.
+/// The lines of one blob, each ending in `\n`.
 pub(crate) fn notice_lines(n: &DaNotice, json: bool) -> anyhow::Result<String> {
     let count = n.events.len();
     let mut out = String::new();
     for (i, event) in n.events.iter().enumerate() {
         if json {
             let line = JsonLine {
-                seq: n.seq,
+                height: n.height,
                 event_index: i + 1,
                 event_count: count,
-                publisher: hex::encode(n.publisher),
+                blob_hash: hex::encode(n.hash),
                 state_root: hex::encode(n.state_root),
                 event,
             };
             out.push_str(&serde_json::to_string(&line).context("cannot encode JSON")?);
         } else {
             out.push_str(&format!(
-                "seq {} event {}/{count} {} {}",
-                n.seq,
+                "height {} event {}/{count} {} {}",
+                n.height,
                 i + 1,
                 event.kind(),
                 fields(event)
@@ -218,7 +219,7 @@ fn text(s: &str) -> String {
 struct PeerLog {
     connected: Vec<PeerId>,
     isolated: bool,
-    gap_warned: bool,
+    catching_up: bool,
 }
 
 impl PeerLog {
@@ -257,13 +258,16 @@ impl PeerLog {
         self.isolated = status.isolated;
         self.connected = now;
         if let Ok(da) = handle.da_state().await {
-            if da.pending > 0 && !self.gap_warned {
-                self.gap_warned = true;
+            let behind = da.target_height > da.height;
+            if behind && !self.catching_up {
                 eprintln!(
-                    "watch: {} DA envelope(s) received but held: the envelopes before them (after seq {}) were published before this client joined, and the network offers no DA catch-up yet; they are printed once the gap fills",
-                    da.pending, da.applied_seq
+                    "watch: catching up: height {} of {} (backfilling from peers)",
+                    da.height, da.target_height
                 );
+            } else if !behind && self.catching_up {
+                eprintln!("watch: caught up at height {}", da.height);
             }
+            self.catching_up = behind;
         }
     }
 }
@@ -275,8 +279,10 @@ mod tests {
 
     fn notice() -> DaNotice {
         DaNotice {
-            seq: 3,
-            publisher: [0xab; 32],
+            height: 3,
+            hash: [0xab; 32],
+            prev_hash: [0xcd; 32],
+            timestamp_ms: 1_700_000_000_000,
             state_root: [0x01; 32],
             events: vec![
                 DaEvent::ChunkDeclared {
@@ -303,9 +309,9 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "seq 3 event 1/3 chunk_declared chunk=abababab… size=4096 owner=07070707…",
-                "seq 3 event 2/3 replica_added chunk=12121212… node=evil\\nnode\\u{20}x",
-                "seq 3 event 3/3 delete_requested chunk=00000000…",
+                "height 3 event 1/3 chunk_declared chunk=abababab… size=4096 owner=07070707…",
+                "height 3 event 2/3 replica_added chunk=12121212… node=evil\\nnode\\u{20}x",
+                "height 3 event 3/3 delete_requested chunk=00000000…",
             ]
         );
     }
@@ -318,15 +324,18 @@ mod tests {
             .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
             .collect();
         assert_eq!(lines.len(), 3);
-        assert_eq!(lines[0]["seq"], 3);
+        assert_eq!(lines[0]["height"], 3);
         assert_eq!(lines[0]["event_index"], 1);
         assert_eq!(lines[0]["event_count"], 3);
-        assert_eq!(lines[0]["publisher"], "ab".repeat(32));
+        assert_eq!(lines[0]["blob_hash"], "ab".repeat(32));
         assert_eq!(lines[0]["state_root"], "01".repeat(32));
         assert_eq!(lines[0]["event"]["type"], "chunk_declared");
         assert_eq!(lines[0]["event"]["chunk_id"], "ab".repeat(32));
         let back: DaEvent = serde_json::from_value(lines[1]["event"].clone()).expect("event");
         assert_eq!(back, notice().events[1]);
-        assert!(text.starts_with("{\"seq\":3,\"event_index\":1,"), "{text}");
+        assert!(
+            text.starts_with("{\"height\":3,\"event_index\":1,"),
+            "{text}"
+        );
     }
 }

@@ -3,8 +3,13 @@
 //! ```text
 //! dsdnd init --data-dir DIR
 //! dsdnd --mode bootstrap|storage|coordinator|validator|chain|ingress [--dc] \
-//!       --config FILE --data-dir DIR --listen IP:PORT --api IP:PORT
+//!       --config FILE --data-dir DIR --listen IP:PORT --api IP:PORT \
+//!       [--zone ZONE --capacity-bytes N] [--reindex-da]
 //! ```
+//!
+//! Every mode but `bootstrap` keeps the DA log in `<data dir>/da-log.redb` and its derived
+//! state in `<data dir>/da-state.cbor`. A storage node registers itself with the DA
+//! authority (zone, capacity, class `regular`, or `datacenter` with `--dc`).
 //!
 //! The mode decides what the node advertises, which roles it keeps connected and whether it
 //! carries DA events: see [`dsdn_daemon::roles`]. `validator`, `chain` and `ingress` are
@@ -24,6 +29,7 @@ use dsdn_daemon::roles::Mode;
 use dsdn_daemon::server::{self, ApiState};
 use dsdn_daemon::{cookie, key};
 use dsdn_p2p::{Node, NodeConfig};
+use dsdn_protocols::da::register::RegisterRequest;
 use tracing_subscriber::EnvFilter;
 
 /// The DSDN peer-to-peer daemon.
@@ -37,7 +43,7 @@ struct Cli {
     /// seeds.toml: network id, DA authority, bootstrap sources and limits.
     #[arg(long, default_value = "seeds.toml")]
     config: PathBuf,
-    /// Data directory: node key, peers.dat, control cookie.
+    /// Data directory: node key, peers.dat, DA log and state, control cookie.
     #[arg(long, global = true, default_value = "dsdn-data")]
     data_dir: PathBuf,
     /// One IP:PORT served by both QUIC (UDP) and TCP [default: 0.0.0.0:<default_port>].
@@ -49,6 +55,16 @@ struct Cli {
     /// With `--mode storage`: a data-centre storage node (advertises storage and storage-dc).
     #[arg(long)]
     dc: bool,
+    /// With `--mode storage`: the placement zone this node registers in (1-128 bytes).
+    #[arg(long, default_value = "default")]
+    zone: String,
+    /// With `--mode storage`: the capacity this node offers, in bytes.
+    #[arg(long, default_value_t = 1 << 40)]
+    capacity_bytes: u64,
+    /// Delete the derived DA state (`da-state.cbor`) before starting, so the state is
+    /// rebuilt by replaying the log.
+    #[arg(long)]
+    reindex_da: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -110,6 +126,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tracing::warn!("this coordinator's key is not the network's da_authority: it will relay but not publish DA events");
     }
     let agent_version = format!("dsdnd/{}", env!("CARGO_PKG_VERSION"));
+    let registration = (cli.mode == Mode::Storage).then(|| RegisterRequest {
+        zone: cli.zone.clone(),
+        capacity_bytes: cli.capacity_bytes,
+        class: if cli.dc { "datacenter" } else { "regular" }.to_owned(),
+    });
+    if let Some(r) = &registration {
+        r.validate().context("invalid --zone")?;
+    }
+    if cli.reindex_da {
+        let state = cli.data_dir.join(dsdn_p2p::da::store::DA_STATE_FILE);
+        match std::fs::remove_file(&state) {
+            Ok(()) => {
+                tracing::info!(path = %state.display(), "DA state deleted: it is rebuilt from the log")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot delete {}", state.display())),
+        }
+    }
     let cfg = NodeConfig {
         keypair,
         network: seeds.network.name.clone(),
@@ -117,6 +151,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         services,
         // A dedicated bootstrap node subscribes to no data topic (28.1.C §3).
         subscribe_da: cli.mode.subscribes_da(),
+        da: seeds.da.clone(),
+        da_dir: Some(cli.data_dir.clone()),
+        registration,
         listen,
         bootstrap: seeds.bootstrap.clone(),
         peers_file,

@@ -1,7 +1,8 @@
 //! Deterministic sample DA events for devnets, tests and benchmarks.
 
-use dsdn_protocols::da::{Bytes32, Bytes64, DaEvent};
-use ed25519_dalek::{Signer, SigningKey};
+use dsdn_protocols::da::{Bytes32, DaEvent};
+use dsdn_protocols::NetworkId;
+use ed25519_dalek::SigningKey;
 
 /// Zones the sample nodes are spread over.
 const ZONES: [&str; 3] = ["id-jkt-1", "id-sby-1", "sg-sin-1"];
@@ -19,12 +20,26 @@ const PLACEHOLDER_NODE: &str = "devnet-node-0";
 ///    `sg-sin-1` in turn; every third node of class `datacenter`, the others `regular`);
 /// 2. then, per sample chunk *i*: `ChunkDeclared`, `ReplicaAdded` on node *i* and on node
 ///    *i + 1* (one only when there is a single node), `ReplicaRemoved` from node *i*,
-///    `DeleteRequested` (with a real Ed25519 signature by the chunk's owner over the chunk
-///    id), until `count` events are reached.
+///    `DeleteRequested` (with a real Ed25519 signature by the chunk's owner over
+///    [`DaEvent::delete_message`] for `devnet`), until `count` events are reached.
 ///
 /// Returns `max(count, ids + 5)` events so every variant appears at least once. With no ids,
 /// the placeholder node id `devnet-node-0` is used.
 pub fn sample_da_events(storage_node_ids: &[String], count: usize) -> Vec<DaEvent> {
+    sample_da_events_for(&devnet(), storage_node_ids, count)
+}
+
+fn devnet() -> NetworkId {
+    NetworkId::new("devnet").unwrap_or_else(|e| unreachable!("{e}"))
+}
+
+/// As [`sample_da_events`], with the `DeleteRequested` signatures made for `network` (the
+/// owner signs [`DaEvent::delete_message`], which names the network).
+pub fn sample_da_events_for(
+    network: &NetworkId,
+    storage_node_ids: &[String],
+    count: usize,
+) -> Vec<DaEvent> {
     let placeholder = [PLACEHOLDER_NODE.to_owned()];
     let ids: &[String] = if storage_node_ids.is_empty() {
         &placeholder
@@ -70,10 +85,7 @@ pub fn sample_da_events(storage_node_ids: &[String], count: usize) -> Vec<DaEven
             chunk_id,
             node_id: first,
         });
-        group.push(DaEvent::DeleteRequested {
-            chunk_id,
-            owner_signature: Bytes64(owner.sign(&chunk_id.0).to_bytes()),
-        });
+        group.push(DaEvent::delete_requested(&owner, network, chunk_id));
         let room = total - events.len();
         events.extend(group.into_iter().take(room));
         chunk += 1;
@@ -172,12 +184,22 @@ mod tests {
                 } if c == chunk_id => Some(owner_signature.0),
                 _ => None,
             });
+            let msg = DaEvent::delete_message(&devnet(), chunk_id);
             if let Some(sig) = sig {
-                key.verify(&chunk_id.0, &Signature::from_bytes(&sig))
+                key.verify(&msg, &Signature::from_bytes(&sig))
                     .expect("owner signature");
             }
         }
         assert!(chunks.len() >= 5);
+        // Replayed, every event changes the state: nothing is ignored.
+        let authority = SigningKey::from_bytes(&[5; 32]);
+        let blob = dsdn_protocols::da::DaBlob::sign(&authority, &devnet(), 1, [0; 32], 1, events)
+            .expect("sign")
+            .verify(&devnet(), &authority.verifying_key().to_bytes())
+            .expect("verify");
+        let mut state = dsdn_protocols::da::DaState::new(devnet());
+        let summary = state.apply_blob(&blob).expect("apply");
+        assert_eq!(summary.ignored, 0, "{summary:?}");
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub mod store;
 
 pub(crate) use register::Registrar;
 pub use register::RegistrationView;
-pub(crate) use service::{DaAction, DaService, DaServiceConfig, Reply};
+pub(crate) use service::{DaAction, DaService, DaServiceConfig};
 pub use service::{DaStateView, Published, Submitted};
 
 /// Capacity of one DA subscriber's channel, in notices (blobs).

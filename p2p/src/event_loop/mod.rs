@@ -12,7 +12,7 @@ use dsdn_protocols::handshake::{Handshake, HandshakeError, MAX_ADDR_BYTES, MAX_L
 use dsdn_protocols::pex::PexRateLimiter;
 use dsdn_protocols::{PeerSource, ServiceType, PROTOCOL_VERSION};
 use futures::StreamExt;
-use libp2p::gossipsub::{self, IdentTopic};
+use libp2p::gossipsub::IdentTopic;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, Message, OutboundFailure, OutboundRequestId};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
@@ -21,12 +21,13 @@ use tokio::sync::mpsc;
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::config::NodeConfig;
-use crate::da::{DaGossip, DaSubscribers, PublishError};
-use crate::handle::{Command, DaStateView, NodeStatus, PeerView, Published};
+use crate::da::{DaService, DaSubscribers, PublishError, Registrar};
+use crate::handle::{Command, NodeStatus, PeerView};
 use crate::metrics::Metrics;
 use crate::peer_manager::{unix_now, PeerManagerEvent, VerifiedInfo};
 
 mod control;
+mod da;
 mod discovery;
 mod pex;
 
@@ -35,14 +36,33 @@ pub use discovery::service_key;
 /// Netgroups exported one by one in `bootstrap_peers_dat_entries_by_netgroup`.
 const TOP_NETGROUPS: usize = 16;
 
+/// The DA parts of a node, built by [`crate::Node::start`].
+pub(crate) struct DaParts {
+    /// The log, backfill and publishing.
+    pub(crate) service: DaService,
+    /// A storage node's registration.
+    pub(crate) registrar: Option<Registrar>,
+    /// The DA gossip topic.
+    pub(crate) topic: IdentTopic,
+}
+
+/// The DA state of the event loop: [`DaParts`] and the requests in flight.
+struct DaLoop {
+    service: DaService,
+    registrar: Option<Registrar>,
+    topic: IdentTopic,
+    sync_requests: HashMap<OutboundRequestId, (PeerId, dsdn_protocols::da::sync::SyncRequest)>,
+    range_fetches: HashMap<OutboundRequestId, da::RangeFetch>,
+    register_requests: HashMap<OutboundRequestId, PeerId>,
+}
+
 /// Owns the swarm; see the module documentation.
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
     store: Arc<PeerStore>,
     metrics: Metrics,
-    da: DaGossip,
-    topic: IdentTopic,
+    da: DaLoop,
     cfg: NodeConfig,
     started: Instant,
     handshakes: HashMap<OutboundRequestId, ConnectionId>,
@@ -56,6 +76,8 @@ pub struct EventLoop {
     serve_buckets: HashMap<PeerId, AddrTokenBucket>,
     /// Receivers of [`crate::da::DaNotice`]s (`NodeHandle::subscribe_da`).
     da_subscribers: DaSubscribers,
+    /// Registration requests from one peer: at most one per 5 s.
+    register_in: PexRateLimiter<PeerId>,
 }
 
 /// Decodes and filters advertised addresses: well-formed, IP-based, not unspecified.
@@ -89,8 +111,7 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         store: Arc<PeerStore>,
         metrics: Metrics,
-        da: DaGossip,
-        topic: IdentTopic,
+        da: DaParts,
         cfg: NodeConfig,
     ) -> Self {
         let interval = cfg.bootstrap.pex_interval;
@@ -100,8 +121,14 @@ impl EventLoop {
             commands,
             store,
             metrics,
-            da,
-            topic,
+            da: DaLoop {
+                service: da.service,
+                registrar: da.registrar,
+                topic: da.topic,
+                sync_requests: HashMap::new(),
+                range_fetches: HashMap::new(),
+                register_requests: HashMap::new(),
+            },
             cfg,
             started: Instant::now(),
             handshakes: HashMap::new(),
@@ -113,6 +140,7 @@ impl EventLoop {
             addr_buckets: HashMap::new(),
             serve_buckets: HashMap::new(),
             da_subscribers,
+            register_in: PexRateLimiter::new(Duration::from_secs(5)),
         }
     }
 
@@ -121,7 +149,9 @@ impl EventLoop {
     pub(crate) fn subscribe_da(
         &mut self,
     ) -> Result<mpsc::Receiver<crate::da::DaNotice>, crate::da::TooManySubscribers> {
-        self.da_subscribers.subscribe()
+        let rx = self.da_subscribers.subscribe();
+        self.da.service.set_want_notices(true);
+        rx
     }
 
     /// Runs until every [`crate::NodeHandle`] is dropped.
@@ -129,7 +159,18 @@ impl EventLoop {
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         let mut gc = tokio::time::interval(Duration::from_secs(3600));
         loop {
+            // The DA service's next timer (a batch to seal, a backfill request to time out),
+            // never sooner than 5 ms from now so an overdue timer cannot spin the loop.
+            let now = Instant::now();
+            let da_deadline = self
+                .da
+                .service
+                .next_deadline(now)
+                .map_or(now + Duration::from_secs(1), |d| {
+                    d.clamp(now + Duration::from_millis(5), now + Duration::from_secs(1))
+                });
             tokio::select! {
+                _ = tokio::time::sleep_until(da_deadline.into()) => self.da_poll(),
                 command = self.commands.recv() => match command {
                     Some(c) => self.on_command(c),
                     None => break,
@@ -143,6 +184,7 @@ impl EventLoop {
                 },
             }
         }
+        self.da.service.save_snapshot();
         let anchors = self.swarm.behaviour().peer_manager.anchor_peers();
         match self.store.save_anchors(&anchors) {
             Ok(()) => tracing::info!(anchors = anchors.len(), "anchors saved for the next start"),
@@ -183,6 +225,7 @@ impl EventLoop {
                 .set(n as i64);
         }
         self.check_roles(Instant::now());
+        self.da_poll();
         // The store's in-memory index makes this one pass over at most 10,000 entries
         // (about 2 ms for a full peers.dat, see peers_bench).
         self.export_store_stats();
@@ -231,18 +274,26 @@ impl EventLoop {
                 let _ = tx.send(self.peer_views());
             }
             Command::PublishDa(events, tx) => {
-                let _ = tx.send(self.publish(events));
+                if self.cfg.subscribe_da {
+                    self.da.service.publish(events, tx, Instant::now());
+                    self.da_poll();
+                } else {
+                    let _ = tx.send(Err(PublishError::NotSubscribed));
+                }
+            }
+            Command::SubmitBlob(bytes, tx) => {
+                if self.cfg.subscribe_da {
+                    let result = self.da.service.submit(&bytes);
+                    let _ = tx.send(result);
+                    self.after_da();
+                } else {
+                    let _ = tx.send(Err(crate::da::SubmitError::NotSubscribed));
+                }
             }
             Command::DaState(tx) => {
-                let log = self.da.log();
-                let _ = tx.send(DaStateView {
-                    events: log.events(),
-                    applied_seq: log.applied_seq(),
-                    pending: log.pending(),
-                    rejected: self.da.rejected(),
-                    state_root: log.state_root(),
-                });
+                let _ = tx.send(self.da.service.view());
             }
+            Command::DaRange(from, count, tx) => self.da_range(from, count, tx),
             Command::PeerStats(tx) => {
                 let _ = tx.send(self.peer_stats());
             }
@@ -262,7 +313,7 @@ impl EventLoop {
                 let _ = tx.send(self.unban(peer));
             }
             Command::SubscribeDa(tx) => {
-                let _ = tx.send(self.da_subscribers.subscribe());
+                let _ = tx.send(self.subscribe_da());
             }
         }
     }
@@ -276,8 +327,9 @@ impl EventLoop {
             known_peers: self.store.len(),
             bootstrap_stage: pm.stage(),
             isolated: pm.is_isolated(),
-            is_da_authority: self.da.is_authority(),
-            da_authority: self.da.authority(),
+            is_da_authority: self.da.service.is_authority(),
+            da_authority: self.da.service.authority(),
+            registration: self.da.registrar.as_ref().map(Registrar::view),
             uptime: self.started.elapsed(),
         }
     }
@@ -342,60 +394,15 @@ impl EventLoop {
         out
     }
 
-    fn publish(
-        &mut self,
-        events: Vec<dsdn_protocols::da::DaEvent>,
-    ) -> Result<Published, PublishError> {
-        if !self.cfg.subscribe_da {
-            return Err(PublishError::NotSubscribed);
-        }
-        let count = events.len();
-        let envelopes = self.da.prepare(events)?;
-        let mut seqs = Vec::new();
-        for (env, bytes) in envelopes {
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .as_mut()
-                .ok_or(PublishError::NotSubscribed)?
-                .publish(self.topic.clone(), bytes)
-                .map_err(|e| PublishError::Gossip(e.to_string()))?;
-            self.da.on_published(&env);
-            self.da_subscribers.notify(self.da.take_applied());
-            seqs.push(env.seq);
-        }
-        tracing::info!(
-            events = count,
-            envelopes = seqs.len(),
-            "published DA events"
-        );
-        Ok(Published {
-            events: count,
-            seqs,
-        })
-    }
-
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::PeerManager(e)) => self.on_peer_manager(e),
             SwarmEvent::Behaviour(BehaviourEvent::Handshake(e)) => self.on_handshake(e),
             SwarmEvent::Behaviour(BehaviourEvent::Pex(e)) => self.on_pex(e),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
-                propagation_source,
-                message_id,
-                message,
-            })) => {
-                let verdict = self.da.on_message(&message.data);
-                self.da_subscribers.notify(self.da.take_applied());
-                if let Some(gossipsub) = self.swarm.behaviour_mut().gossipsub.as_mut() {
-                    gossipsub.report_message_validation_result(
-                        &message_id,
-                        &propagation_source,
-                        verdict,
-                    );
-                }
-            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip(e),
+            SwarmEvent::Behaviour(BehaviourEvent::DaSync(e)) => self.on_da_sync(e),
+            SwarmEvent::Behaviour(BehaviourEvent::DaRegister(e)) => self.on_da_register(e),
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
             }
@@ -427,6 +434,7 @@ impl EventLoop {
                 }
                 self.provide_services(Instant::now());
                 self.request_pex(peer);
+                self.da_peer_connected(peer, services);
             }
             PeerManagerEvent::RequestPex { peer } => self.request_pex(peer),
             PeerManagerEvent::PeerDisconnected { peer } => {
@@ -435,6 +443,7 @@ impl EventLoop {
                 self.addr_buckets.remove(&peer);
                 self.serve_buckets.remove(&peer);
                 self.swarm.behaviour_mut().kad.remove_peer(&peer);
+                self.da_peer_disconnected(&peer);
             }
         }
     }

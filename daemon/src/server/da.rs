@@ -1,0 +1,161 @@
+//! The DA routes of the control API: `POST /v1/da/events`, `POST /v1/da/blobs`,
+//! `GET /v1/da/blobs` and `GET /v1/da/state` (issue 5; shapes in [`crate::api`]).
+
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use dsdn_p2p::da::{DaStateView, PublishError, SubmitError};
+use dsdn_protocols::da::{DaBlob, DaEvent};
+use serde::Deserialize;
+
+use super::{error, stopped, ApiState};
+use crate::api::{BlobInfo, DaStateResponse, PublishResponse, SubmitResponse};
+
+/// Default wait of `GET /v1/da/state?wait_height=H`, in milliseconds.
+pub const DEFAULT_WAIT_MS: u64 = 30_000;
+
+/// Longest wait of `GET /v1/da/state?wait_height=H`, in milliseconds.
+pub const MAX_WAIT_MS: u64 = 60_000;
+
+/// Most blobs `GET /v1/da/blobs` returns.
+pub const MAX_BLOBS_PER_REQUEST: u32 = 64;
+
+pub(super) async fn publish(State(s): State<ApiState>, body: axum::body::Bytes) -> Response {
+    let events: Vec<DaEvent> = match serde_json::from_slice(&body) {
+        Ok(e) => e,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("body is not a JSON array of DA events: {e}"),
+            )
+        }
+    };
+    match s.node.publish_da(events).await {
+        Err(_) => stopped(),
+        Ok(Ok(p)) => Json(PublishResponse {
+            events: p.events,
+            heights: p.heights,
+        })
+        .into_response(),
+        Ok(Err(e)) => {
+            let status = match e {
+                PublishError::NotAuthority(_) | PublishError::NotSubscribed => {
+                    StatusCode::FORBIDDEN
+                }
+                PublishError::Empty | PublishError::Invalid { .. } => StatusCode::BAD_REQUEST,
+                PublishError::QueueFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                PublishError::Seal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            error(status, e.to_string())
+        }
+    }
+}
+
+pub(super) async fn submit(State(s): State<ApiState>, body: axum::body::Bytes) -> Response {
+    match s.node.submit_blob(body.to_vec()).await {
+        Err(_) => stopped(),
+        Ok(Ok(r)) => Json(SubmitResponse {
+            height: r.height,
+            outcome: r.outcome.to_owned(),
+        })
+        .into_response(),
+        Ok(Err(e)) => {
+            let status = match e {
+                SubmitError::NotSubscribed | SubmitError::NoAuthority => StatusCode::FORBIDDEN,
+                SubmitError::Invalid(_) => StatusCode::BAD_REQUEST,
+                SubmitError::Chain(_) | SubmitError::TooFarAhead { .. } => StatusCode::CONFLICT,
+            };
+            error(status, e.to_string())
+        }
+    }
+}
+
+/// Query of `GET /v1/da/blobs`.
+#[derive(Debug, Deserialize)]
+pub(super) struct BlobsQuery {
+    from: u64,
+    count: Option<u32>,
+}
+
+pub(super) async fn blobs(
+    State(s): State<ApiState>,
+    query: Result<Query<BlobsQuery>, QueryRejection>,
+) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let count = q
+        .count
+        .unwrap_or(MAX_BLOBS_PER_REQUEST)
+        .clamp(1, MAX_BLOBS_PER_REQUEST);
+    match s.node.da_range(q.from, count).await {
+        Err(_) => stopped(),
+        Ok(Ok(blobs)) => Json(blobs.iter().map(blob_info).collect::<Vec<_>>()).into_response(),
+        Ok(Err(e)) => error(StatusCode::BAD_GATEWAY, e.to_string()),
+    }
+}
+
+fn blob_info(b: &DaBlob) -> BlobInfo {
+    let hash = b.hash().map(hex::encode).unwrap_or_default();
+    BlobInfo {
+        height: b.height,
+        hash,
+        prev_hash: hex::encode(b.prev_hash.0),
+        timestamp_ms: b.timestamp_ms,
+        events: b.events.clone(),
+        signature: hex::encode(b.signature.0),
+    }
+}
+
+/// Query of `GET /v1/da/state`.
+#[derive(Debug, Deserialize)]
+pub(super) struct StateQuery {
+    wait_height: Option<u64>,
+    timeout_ms: Option<u64>,
+}
+
+pub(super) async fn state(
+    State(s): State<ApiState>,
+    query: Result<Query<StateQuery>, QueryRejection>,
+) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if let Some(height) = q.wait_height {
+        let wait = Duration::from_millis(q.timeout_ms.unwrap_or(DEFAULT_WAIT_MS).min(MAX_WAIT_MS));
+        if s.node.wait_da_height(height, wait).await.is_err() {
+            return stopped();
+        }
+    }
+    match s.node.da_state().await {
+        Ok(st) => Json(state_response(st)).into_response(),
+        Err(_) => stopped(),
+    }
+}
+
+/// The API form of the node's DA state.
+pub fn state_response(st: DaStateView) -> DaStateResponse {
+    DaStateResponse {
+        height: st.height,
+        tip_hash: hex::encode(st.tip_hash),
+        events: st.events,
+        ignored_events: st.ignored_events,
+        state_root: hex::encode(st.state_root),
+        nodes: st.nodes,
+        chunks: st.chunks,
+        replicas: st.replicas,
+        zones: st.zones,
+        pending: st.pending,
+        target_height: st.target_height,
+        rejected: st.rejected,
+        synced: st.synced,
+        is_authority: st.is_authority,
+        queued_events: st.queued_events,
+    }
+}

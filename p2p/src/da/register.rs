@@ -1,0 +1,235 @@
+//! [`Registrar`]: a storage node's registration with the DA authority (issue 5 §2).
+//!
+//! A storage node registers itself: it sends a [`RegisterRequest`] (zone, capacity, class)
+//! over `/dsdn/<network>/da-register/1.0.0` to a connected coordinator — the DA authority's
+//! PeerId first, since it is derived from the `da_authority` key — and the coordinator
+//! publishes the `NodeRegistered` event. The node counts as registered only once that
+//! event is in its *own* replayed state with the same zone, capacity and class; until then
+//! it asks again every [`RETRY`] (another coordinator after a refusal or failure).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use dsdn_protocols::da::register::{RegisterRequest, RegisterResponse};
+use dsdn_protocols::da::DaState;
+use libp2p::PeerId;
+use serde::Serialize;
+
+/// Interval between two registration attempts while the node is not registered.
+pub const RETRY: Duration = Duration::from_secs(10);
+
+/// How long a coordinator that refused or failed is skipped.
+const REFUSED_FOR: Duration = Duration::from_secs(300);
+
+/// A registration in flight is forgotten after this long (the response never came).
+const IN_FLIGHT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where a storage node's registration stands (`GET /v1/status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RegistrationView {
+    /// Not in the replayed state yet.
+    Pending {
+        /// Requests sent so far.
+        attempts: u32,
+        /// The last refusal or failure, if any.
+        last_error: Option<String>,
+    },
+    /// The replayed state holds this node with the requested zone, capacity and class.
+    Registered {
+        /// Height of the blob that registered it.
+        height: u64,
+    },
+}
+
+/// The client side of registration; a pure state machine taking `now`.
+#[derive(Debug)]
+pub(crate) struct Registrar {
+    request: RegisterRequest,
+    node_id: String,
+    authority_peer: Option<PeerId>,
+    next_attempt: Option<Instant>,
+    in_flight: Option<(PeerId, Instant)>,
+    skipped: HashMap<PeerId, Instant>,
+    attempts: u32,
+    last_error: Option<String>,
+    registered_at: Option<u64>,
+}
+
+impl Registrar {
+    /// `node_id` is the node's own PeerId; `authority_peer` the PeerId of the DA authority
+    /// key, if it is an Ed25519 key.
+    pub(crate) fn new(
+        request: RegisterRequest,
+        node_id: PeerId,
+        authority_peer: Option<PeerId>,
+    ) -> Self {
+        Self {
+            request,
+            node_id: node_id.to_base58(),
+            authority_peer,
+            next_attempt: None,
+            in_flight: None,
+            skipped: HashMap::new(),
+            attempts: 0,
+            last_error: None,
+            registered_at: None,
+        }
+    }
+
+    /// Re-checks the replayed state; call after blobs were applied.
+    pub(crate) fn observe(&mut self, state: &DaState) {
+        self.registered_at = state.nodes().get(&self.node_id).and_then(|r| {
+            (r.zone == self.request.zone
+                && r.capacity_bytes == self.request.capacity_bytes
+                && r.class == self.request.class)
+                .then_some(r.registered_at)
+        });
+    }
+
+    /// The request to send now, and to whom, if any. `coordinators` are the connected peers
+    /// advertising the coordinator service type.
+    pub(crate) fn poll(
+        &mut self,
+        now: Instant,
+        coordinators: &[PeerId],
+    ) -> Option<(PeerId, RegisterRequest)> {
+        if self.registered_at.is_some() {
+            return None;
+        }
+        if let Some((_, sent)) = self.in_flight {
+            if now.duration_since(sent) < IN_FLIGHT_TIMEOUT {
+                return None;
+            }
+            self.in_flight = None;
+        }
+        if self.next_attempt.is_some_and(|t| now < t) {
+            return None;
+        }
+        self.skipped.retain(|_, until| *until > now);
+        let target = self
+            .authority_peer
+            .filter(|a| coordinators.contains(a) && !self.skipped.contains_key(a))
+            .or_else(|| {
+                coordinators
+                    .iter()
+                    .find(|p| !self.skipped.contains_key(p))
+                    .copied()
+            })?;
+        self.in_flight = Some((target, now));
+        self.next_attempt = Some(now + RETRY);
+        self.attempts += 1;
+        Some((target, self.request.clone()))
+    }
+
+    /// The coordinator answered.
+    pub(crate) fn on_response(&mut self, peer: PeerId, response: RegisterResponse, now: Instant) {
+        if self.in_flight.is_some_and(|(p, _)| p == peer) {
+            self.in_flight = None;
+        }
+        match response {
+            RegisterResponse::Registered { height } => {
+                tracing::info!(%peer, height, "registration published by the coordinator");
+                self.last_error = None;
+            }
+            RegisterResponse::Refused { reason } => {
+                tracing::warn!(%peer, %reason, "registration refused");
+                self.skipped.insert(peer, now + REFUSED_FOR);
+                self.last_error = Some(reason);
+                // Another coordinator may accept at once.
+                self.next_attempt = Some(now);
+            }
+        }
+    }
+
+    /// The request failed (timeout, connection closed, protocol not supported).
+    pub(crate) fn on_failure(&mut self, peer: PeerId, error: String, now: Instant) {
+        if self.in_flight.is_some_and(|(p, _)| p == peer) {
+            self.in_flight = None;
+        }
+        self.skipped.insert(peer, now + REFUSED_FOR);
+        self.last_error = Some(error);
+    }
+
+    /// Where the registration stands.
+    pub(crate) fn view(&self) -> RegistrationView {
+        match self.registered_at {
+            Some(height) => RegistrationView::Registered { height },
+            None => RegistrationView::Pending {
+                attempts: self.attempts,
+                last_error: self.last_error.clone(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsdn_protocols::da::{DaBlob, DaChain, DaEvent, Offer};
+    use dsdn_protocols::NetworkId;
+    use ed25519_dalek::SigningKey;
+
+    fn request() -> RegisterRequest {
+        RegisterRequest {
+            zone: "id-jkt-1".into(),
+            capacity_bytes: 1 << 40,
+            class: "regular".into(),
+        }
+    }
+
+    #[test]
+    fn authority_first_then_others_and_done_once_replayed() {
+        let me = PeerId::random();
+        let (auth, other) = (PeerId::random(), PeerId::random());
+        let mut r = Registrar::new(request(), me, Some(auth));
+        let t0 = Instant::now();
+        assert_eq!(r.poll(t0, &[]), None, "no coordinator connected");
+        assert_eq!(r.poll(t0, &[other, auth]).map(|x| x.0), Some(auth));
+        assert_eq!(r.poll(t0, &[other, auth]), None, "one in flight");
+        r.on_response(
+            auth,
+            RegisterResponse::Refused {
+                reason: "not the authority".into(),
+            },
+            t0,
+        );
+        assert_eq!(r.poll(t0, &[other, auth]).map(|x| x.0), Some(other));
+        r.on_failure(other, "timeout".into(), t0);
+        assert_eq!(r.poll(t0 + RETRY, &[other, auth]), None, "both skipped");
+        assert!(matches!(
+            r.view(),
+            RegistrationView::Pending { attempts: 2, .. }
+        ));
+        let later = t0 + REFUSED_FOR + RETRY;
+        assert_eq!(r.poll(later, &[other, auth]).map(|x| x.0), Some(auth));
+
+        // The event in the node's own state ends it; different parameters do not.
+        let net = NetworkId::new("devnet").unwrap();
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let auth_key = key.verifying_key().to_bytes();
+        let mut chain = DaChain::new(DaState::new(net.clone()));
+        let reg = |capacity| DaEvent::NodeRegistered {
+            node_id: me.to_base58(),
+            zone: "id-jkt-1".into(),
+            capacity_bytes: capacity,
+            class: "regular".into(),
+        };
+        let b1 = DaBlob::sign(&key, &net, 1, [0; 32], 1, vec![reg(5)])
+            .unwrap()
+            .verify(&net, &auth_key)
+            .unwrap();
+        let h1 = b1.hash();
+        assert!(matches!(chain.offer(b1), Offer::Applied(_)));
+        r.observe(chain.state());
+        assert!(matches!(r.view(), RegistrationView::Pending { .. }));
+        let b2 = DaBlob::sign(&key, &net, 2, h1, 2, vec![reg(1 << 40)])
+            .unwrap()
+            .verify(&net, &auth_key)
+            .unwrap();
+        assert!(matches!(chain.offer(b2), Offer::Applied(_)));
+        r.observe(chain.state());
+        assert_eq!(r.view(), RegistrationView::Registered { height: 2 });
+        assert_eq!(r.poll(later + RETRY, &[auth]), None);
+    }
+}

@@ -1,0 +1,372 @@
+//! The DA event log on disk: [`DaStore`], a redb database of encoded blobs by height, and
+//! the state-snapshot file helpers (issue 5 §3: the log lives in redb in the data
+//! directory, append-only, indexed by height).
+//!
+//! The store keeps bytes only: every blob is verified by the caller before
+//! [`DaStore::append`] and re-verified when it is read back at start, and a stored blob that
+//! fails re-verification is dropped with everything after it ([`DaStore::truncate_from`]).
+//!
+//! The log file ([`DA_LOG_FILE`]) is a redb database with two tables:
+//!
+//! * `meta` (`&str → &[u8]`): `schema_version` = [`SCHEMA_VERSION`] as 4 big-endian bytes,
+//!   `network_id` = the network id as UTF-8;
+//! * `blobs` (`u64 → &[u8]`): height (1, 2, 3, …, without gaps) → the blob's canonical
+//!   encoding.
+//!
+//! Opening follows peers.dat: a file of another network or of a newer schema is refused and
+//! left byte-for-byte unchanged (both are checked through a read-only handle first); a file
+//! redb refuses (random bytes, truncated, zero-length, failed integrity check, a panic inside
+//! redb), a redb file without our meta table or with wrongly typed tables, an unknown older
+//! schema (0), or a blobs table whose heights are not exactly `1..=N` is renamed to
+//! `<name>.corrupt-<unix-seconds>` and a fresh log is created.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use dsdn_protocols::NetworkId;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+mod files;
+mod open;
+
+pub use files::{load_snapshot, move_aside, save_snapshot};
+use open::{try_open, Failure};
+
+#[cfg(test)]
+mod tests;
+
+/// File name of the DA log in the data directory.
+pub const DA_LOG_FILE: &str = "da-log.redb";
+
+/// File name of the DA state snapshot in the data directory (written with
+/// [`save_snapshot`], read with [`load_snapshot`]).
+pub const DA_STATE_FILE: &str = "da-state.cbor";
+
+/// The DA log schema this build reads and writes. A file with a newer schema is refused
+/// ([`DaStoreError::NewerSchema`]).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// meta table: key → value bytes.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// blobs table: height → encoded blob.
+const BLOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("blobs");
+const SCHEMA_KEY: &str = "schema_version";
+const NETWORK_KEY: &str = "network_id";
+
+/// redb page cache, in bytes.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Errors of [`DaStore`].
+#[derive(Debug, thiserror::Error)]
+pub enum DaStoreError {
+    /// The log belongs to another network. It is left untouched: point the node at another
+    /// data directory or remove the file deliberately.
+    #[error("{}: the DA log belongs to network {found}, but this node runs on {expected}", file.display())]
+    WrongNetwork {
+        /// The log path.
+        file: PathBuf,
+        /// The network of this node.
+        expected: NetworkId,
+        /// The network recorded in the file.
+        found: NetworkId,
+    },
+    /// The log was written by a newer build (schema above [`SCHEMA_VERSION`]). It is left
+    /// untouched so that the newer build can still use it.
+    #[error(
+        "{}: the DA log has schema version {found}, but this dsdnd only understands schema \
+         versions up to {supported} (the file was written by a newer dsdnd). The file was left \
+         untouched: run the newer dsdnd, or move the file away to resync the log",
+        file.display()
+    )]
+    NewerSchema {
+        /// The log path.
+        file: PathBuf,
+        /// The schema version recorded in the file.
+        found: u32,
+        /// The newest schema this build reads ([`SCHEMA_VERSION`]).
+        supported: u32,
+    },
+    /// A file-system operation failed (missing directory, permissions, the path is a
+    /// directory, the rename when moving a corrupt file aside, …). The message names the
+    /// file; the kind is the original one.
+    #[error("DA log I/O error: {0}")]
+    Io(#[source] io::Error),
+    /// redb failed (including: the file is already open elsewhere, or is unusable even after
+    /// moving the old one aside). The message says what failed.
+    #[error("DA log database error: {0}")]
+    Db(String),
+    /// [`DaStore::append`] was given a height other than the next one.
+    #[error("DA log append out of order: expected height {expected}, got {got}")]
+    NotConsecutive {
+        /// The height the log needs next (tip + 1, or the previous given height + 1).
+        expected: u64,
+        /// The height given.
+        got: u64,
+    },
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for DaStoreError {
+            fn from(e: $t) -> Self {
+                DaStoreError::Db(e.to_string())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// An I/O error with the file name in its message and its kind kept.
+fn io_at(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// The result of [`DaStore::open`].
+#[derive(Debug)]
+pub struct StoreOpen {
+    /// The opened log.
+    pub store: DaStore,
+    /// Where an unusable log file was moved (`<name>.corrupt-<unix-seconds>` in the same
+    /// directory); `None` if the file was usable or absent.
+    pub moved_aside: Option<PathBuf>,
+}
+
+/// The DA log (issue 5 §3): encoded blobs of one network by height, append-only, in a redb
+/// database in the data directory. Heights start at 1 and have no gaps.
+///
+/// Thread-safe (`Send + Sync`); writes are serialised. Every write is one redb transaction
+/// (crash-safe: a committed call survives a crash, an interrupted one leaves no trace).
+/// Only one `DaStore` may have a file open at a time (redb takes a file lock).
+pub struct DaStore {
+    db: Database,
+    path: PathBuf,
+    /// The highest stored height (0 when empty); the lock is held across each write.
+    tip: Mutex<u64>,
+}
+
+impl std::fmt::Debug for DaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DaStore")
+            .field("path", &self.path)
+            .field("tip", &self.tip())
+            .finish()
+    }
+}
+
+impl DaStore {
+    /// Opens or creates the DA log at `path` (normally `<data dir>/`[`DA_LOG_FILE`]) for
+    /// `network`. The open verifies the checksums of the whole file once.
+    ///
+    /// An unusable file (see the module docs) is renamed to `<name>.corrupt-<unix-seconds>`,
+    /// logged with `tracing::warn!`, replaced by an empty log and reported in
+    /// [`StoreOpen::moved_aside`].
+    ///
+    /// # Errors
+    /// * [`DaStoreError::WrongNetwork`] for a log of another network and
+    ///   [`DaStoreError::NewerSchema`] for a schema above [`SCHEMA_VERSION`] (both checked
+    ///   read-only first; the file is left byte-for-byte unchanged);
+    /// * [`DaStoreError::Io`] for file-system failures (missing directory, permissions,
+    ///   `path` is a directory or has no file name, the rename fails);
+    /// * [`DaStoreError::Db`] if the file is open elsewhere or even a fresh file fails.
+    pub fn open(path: &Path, network: &NetworkId) -> Result<StoreOpen, DaStoreError> {
+        let reason = match try_open(path, network) {
+            Ok((db, tip)) => {
+                return Ok(StoreOpen {
+                    store: DaStore::new(db, path, tip),
+                    moved_aside: None,
+                })
+            }
+            Err(Failure::Fatal(e)) => return Err(e),
+            Err(Failure::Corrupt(reason)) => reason,
+        };
+        let target = move_aside(path).map_err(DaStoreError::Io)?;
+        tracing::warn!(
+            file = %path.display(),
+            moved_to = %target.display(),
+            %reason,
+            "the DA log is unusable; moved it aside and starting with an empty log"
+        );
+        match try_open(path, network) {
+            Ok((db, tip)) => Ok(StoreOpen {
+                store: DaStore::new(db, path, tip),
+                moved_aside: Some(target),
+            }),
+            Err(Failure::Fatal(e)) => Err(e),
+            Err(Failure::Corrupt(reason)) => Err(DaStoreError::Db(format!(
+                "{}: unusable even after moving the old file aside: {reason}",
+                path.display()
+            ))),
+        }
+    }
+
+    fn new(db: Database, path: &Path, tip: u64) -> DaStore {
+        DaStore {
+            db,
+            path: path.to_owned(),
+            tip: Mutex::new(tip),
+        }
+    }
+
+    fn lock_tip(&self) -> MutexGuard<'_, u64> {
+        self.tip.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The file this log was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The highest stored height, 0 when the log is empty (cached; no I/O).
+    pub fn tip(&self) -> u64 {
+        *self.lock_tip()
+    }
+
+    /// Appends `blobs` as `(height, encoded blob)` pairs in one transaction: all of them or
+    /// none. Heights must be `tip + 1, tip + 2, …`; an empty slice does nothing. The bytes
+    /// are stored as given (the caller verified them; each must be under redb's 3 GiB value
+    /// limit, blobs are at most 256 KiB).
+    ///
+    /// # Errors
+    /// [`DaStoreError::NotConsecutive`] for the first height out of order (nothing written);
+    /// [`DaStoreError::Db`] if the transaction fails (nothing written).
+    pub fn append(&self, blobs: &[(u64, &[u8])]) -> Result<(), DaStoreError> {
+        let mut tip = self.lock_tip();
+        let mut expected = tip.saturating_add(1);
+        for &(got, _) in blobs {
+            if got != expected {
+                return Err(DaStoreError::NotConsecutive { expected, got });
+            }
+            expected = expected.saturating_add(1);
+        }
+        let Some(&(last, _)) = blobs.last() else {
+            return Ok(());
+        };
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(BLOBS)?;
+            for &(height, bytes) in blobs {
+                table.insert(height, bytes)?;
+            }
+        }
+        txn.commit()?;
+        *tip = last;
+        Ok(())
+    }
+
+    /// The encoded blob at `height`, `None` if not stored (0 or above the tip).
+    ///
+    /// # Errors
+    /// [`DaStoreError::Db`] if the read fails.
+    pub fn get(&self, height: u64) -> Result<Option<Vec<u8>>, DaStoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(BLOBS)?;
+        let value = table.get(height)?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    /// Up to `max_count` encoded blobs at consecutive heights `from, from + 1, …` (for
+    /// serving sync requests). Stops before the total encoded size would exceed `max_bytes`,
+    /// but returns at least one blob when one is stored at `from` and `max_count ≥ 1`.
+    /// Empty when nothing is stored at `from` (including `from == 0`).
+    ///
+    /// # Errors
+    /// [`DaStoreError::Db`] if the read fails.
+    pub fn range(
+        &self,
+        from: u64,
+        max_count: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, DaStoreError> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        if from == 0 || max_count == 0 {
+            return Ok(out);
+        }
+        let mut total = 0usize;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(BLOBS)?;
+        for (i, item) in table.range(from..)?.enumerate() {
+            let (height, value) = item?;
+            let bytes = value.value();
+            let next = total.saturating_add(bytes.len());
+            let wanted = from.saturating_add(u64::try_from(i).unwrap_or(u64::MAX));
+            if height.value() != wanted
+                || out.len() >= max_count as usize
+                || (!out.is_empty() && next > max_bytes)
+            {
+                break;
+            }
+            out.push(bytes.to_vec());
+            total = next;
+        }
+        Ok(out)
+    }
+
+    /// Calls `f(height, encoded blob)` for every stored blob from `from` upwards, in height
+    /// order, streaming one blob at a time from a read snapshot (replay at start). Stops
+    /// early when `f` returns `false`.
+    ///
+    /// # Errors
+    /// [`DaStoreError::Db`] if a read fails (blobs before it were already passed to `f`).
+    pub fn for_each_from(
+        &self,
+        from: u64,
+        mut f: impl FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), DaStoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(BLOBS)?;
+        for item in table.range(from..)? {
+            let (height, value) = item?;
+            if !f(height.value(), value.value()) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the blob at `height` and every later one in one transaction (a stored blob
+    /// failed re-verification); the tip becomes `height - 1` (or stays, if it was lower;
+    /// `height` 0 is treated as 1: everything is removed).
+    /// Returns how many blobs were removed.
+    ///
+    /// # Errors
+    /// [`DaStoreError::Db`] if the transaction fails (nothing removed).
+    pub fn truncate_from(&self, height: u64) -> Result<u64, DaStoreError> {
+        let height = height.max(1);
+        let mut tip = self.lock_tip();
+        if height > *tip {
+            return Ok(0);
+        }
+        let txn = self.db.begin_write()?;
+        let mut removed = 0u64;
+        let new_tip = {
+            let mut table = txn.open_table(BLOBS)?;
+            while let Some((key, _)) = table.pop_last()? {
+                let key = key.value();
+                if key < height {
+                    // Cannot happen while the heights have no gaps (`height <= tip`); the
+                    // dropped transaction restores what was popped.
+                    return Err(DaStoreError::Db(format!(
+                        "{}: height {height} not stored below the tip",
+                        self.path.display()
+                    )));
+                }
+                removed += 1;
+                if key == height {
+                    break;
+                }
+            }
+            let last = table.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+            last
+        };
+        txn.commit()?;
+        *tip = new_tip;
+        Ok(removed)
+    }
+}

@@ -1,0 +1,337 @@
+//! The DA log in the event loop (issue 5): gossiped blobs, the backfill protocol
+//! `/dsdn/<net>/da-sync/1.0.0`, registrations over `/dsdn/<net>/da-register/1.0.0`, and the
+//! [`DaAction`]s of the [`crate::da::DaService`].
+
+use std::time::Instant;
+
+use dsdn_protocols::da::register::{RegisterRequest, RegisterResponse};
+use dsdn_protocols::da::sync::{SyncRequest, SyncResponse, MAX_SYNC_BLOBS};
+use dsdn_protocols::da::{DaBlob, DaError};
+use dsdn_protocols::{ServiceSet, ServiceType};
+use libp2p::gossipsub::{self, PublishError as GossipPublishError};
+use libp2p::request_response::{self, Message};
+use libp2p::PeerId;
+use tokio::sync::oneshot;
+
+use super::EventLoop;
+use crate::da::DaAction;
+use crate::handle::RangeError;
+
+/// True when a peer advertising `services` keeps the DA log (every role but a dedicated
+/// bootstrap node; light clients advertise nothing).
+pub(super) fn keeps_da_log(services: ServiceSet) -> bool {
+    services.iter().any(|s| s != ServiceType::Bootstrap)
+}
+
+/// A range asked of a peer for [`crate::NodeHandle::da_range`].
+pub(super) struct RangeFetch {
+    pub(super) request: SyncRequest,
+    pub(super) tx: oneshot::Sender<Result<Vec<DaBlob>, RangeError>>,
+}
+
+impl EventLoop {
+    /// Runs the DA service's timers and carries out what it asks.
+    pub(super) fn da_poll(&mut self) {
+        let now = Instant::now();
+        self.da.service.poll(now);
+        self.poll_registration(now);
+        self.after_da();
+    }
+
+    /// Carries out the DA service's actions, hands notices to subscribers and lets the
+    /// registrar look at the new state.
+    pub(super) fn after_da(&mut self) {
+        for action in self.da.service.take_actions() {
+            match action {
+                DaAction::Gossip(bytes) => self.gossip_blob(bytes),
+                DaAction::Sync(peer, request) => {
+                    if let Some(sync) = self.swarm.behaviour_mut().da_sync.as_mut() {
+                        let id = sync.send_request(&peer, request.clone());
+                        self.da.sync_requests.insert(id, (peer, request));
+                    }
+                }
+                DaAction::Respond(channel, response) => {
+                    if let Some(reg) = self.swarm.behaviour_mut().da_register.as_mut() {
+                        let _ = reg.send_response(channel, response);
+                    }
+                }
+                DaAction::Penalize(peer, reason) => self
+                    .swarm
+                    .behaviour_mut()
+                    .peer_manager
+                    .penalize(peer, reason),
+            }
+        }
+        self.da_subscribers.notify(self.da.service.take_notices());
+        let wanted = self.da_subscribers.wanted();
+        self.da.service.set_want_notices(wanted);
+        if let Some(r) = self.da.registrar.as_mut() {
+            r.observe(self.da.service.state());
+        }
+    }
+
+    fn gossip_blob(&mut self, bytes: Vec<u8>) {
+        let topic = self.da.topic.clone();
+        let Some(gossipsub) = self.swarm.behaviour_mut().gossipsub.as_mut() else {
+            return;
+        };
+        match gossipsub.publish(topic, bytes) {
+            Ok(_) | Err(GossipPublishError::Duplicate) => {}
+            // Stored in the log either way: peers that missed it backfill it.
+            Err(GossipPublishError::NoPeersSubscribedToTopic) => {
+                tracing::debug!("no DA peer to gossip the blob to yet; peers will backfill it");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot gossip a DA blob"),
+        }
+    }
+
+    /// A gossipsub message on the DA topic.
+    pub(super) fn on_gossip(&mut self, event: gossipsub::Event) {
+        if let gossipsub::Event::Message {
+            propagation_source,
+            message_id,
+            message,
+        } = event
+        {
+            let verdict = self.da.service.on_gossip(propagation_source, &message.data);
+            if let Some(gossipsub) = self.swarm.behaviour_mut().gossipsub.as_mut() {
+                gossipsub.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    verdict,
+                );
+            }
+            self.after_da();
+        }
+    }
+
+    /// A verified peer connected or left.
+    pub(super) fn da_peer_connected(&mut self, peer: PeerId, services: ServiceSet) {
+        if self.cfg.subscribe_da && keeps_da_log(services) {
+            self.da.service.peer_connected(peer, Instant::now());
+            self.da_poll();
+        }
+    }
+
+    pub(super) fn da_peer_disconnected(&mut self, peer: &PeerId) {
+        self.da.service.peer_disconnected(peer);
+        self.register_in.forget(peer);
+    }
+
+    /// `/dsdn/<net>/da-sync/1.0.0` events.
+    pub(super) fn on_da_sync(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
+        let now = Instant::now();
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let response = if self.swarm.behaviour().peer_manager.is_verified(&peer) {
+                    self.da.service.serve_sync(&request)
+                } else {
+                    // Unverified peers (no handshake yet) learn nothing.
+                    SyncResponse {
+                        tip: 0,
+                        blobs: Vec::new(),
+                    }
+                };
+                if let Some(sync) = self.swarm.behaviour_mut().da_sync.as_mut() {
+                    let _ = sync.send_response(channel, response);
+                }
+            }
+            request_response::Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(fetch) = self.da.range_fetches.remove(&request_id) {
+                    let result = self.verify_range(&fetch.request, response);
+                    let _ = fetch.tx.send(result);
+                } else if let Some((_, request)) = self.da.sync_requests.remove(&request_id) {
+                    self.da
+                        .service
+                        .on_sync_response(peer, &request, response, now);
+                    self.after_da();
+                }
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(fetch) = self.da.range_fetches.remove(&request_id) {
+                    let _ = fetch.tx.send(Err(RangeError::Peer(error.to_string())));
+                } else if let Some((_, request)) = self.da.sync_requests.remove(&request_id) {
+                    tracing::debug!(%peer, %error, from = request.from, "DA backfill request failed");
+                    self.da.service.on_sync_failure(peer, &request, now);
+                    self.da_poll();
+                }
+            }
+            request_response::Event::InboundFailure { .. }
+            | request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Checks a range fetched for [`crate::NodeHandle::da_range`]: every blob verified,
+    /// heights consecutive from the requested one, each linked to the one before.
+    fn verify_range(
+        &self,
+        request: &SyncRequest,
+        response: SyncResponse,
+    ) -> Result<Vec<DaBlob>, RangeError> {
+        let authority = self.da.service.authority().ok_or(RangeError::NoAuthority)?;
+        let response = response
+            .validated(request)
+            .map_err(|e| RangeError::Invalid(e.to_string()))?;
+        let mut out: Vec<DaBlob> = Vec::with_capacity(response.blobs.len());
+        let mut prev: Option<[u8; 32]> = None;
+        for (i, bytes) in response.blobs.iter().enumerate() {
+            let blob = DaBlob::decode_verified(bytes, &self.cfg.network, &authority)
+                .map_err(|e: DaError| RangeError::Invalid(e.to_string()))?;
+            if blob.height() != request.from + i as u64 {
+                return Err(RangeError::Invalid(format!(
+                    "expected height {}, got {}",
+                    request.from + i as u64,
+                    blob.height()
+                )));
+            }
+            if prev.is_some_and(|p| p != blob.prev_hash()) {
+                return Err(RangeError::Invalid(format!(
+                    "blob {} does not link to the one before it",
+                    blob.height()
+                )));
+            }
+            prev = Some(blob.hash());
+            out.push(blob.into_blob());
+        }
+        Ok(out)
+    }
+
+    /// `NodeHandle::da_range`: from the local log when it has the range, otherwise asked of
+    /// the connected DA peer with the highest known tip.
+    pub(super) fn da_range(
+        &mut self,
+        from: u64,
+        count: u32,
+        tx: oneshot::Sender<Result<Vec<DaBlob>, RangeError>>,
+    ) {
+        let count = count.clamp(1, MAX_SYNC_BLOBS);
+        let local = self.da.service.blobs(from, count);
+        if !local.is_empty() || (self.cfg.da_dir.is_some() && !self.cfg.light) {
+            let _ = tx.send(Ok(local));
+            return;
+        }
+        let connected = self.swarm.behaviour().peer_manager.connected();
+        let Some(peer) = connected
+            .iter()
+            .filter(|(_, p)| keeps_da_log(p.services))
+            .map(|(id, _)| *id)
+            .next()
+        else {
+            let _ = tx.send(Err(RangeError::NoPeer));
+            return;
+        };
+        let request = SyncRequest { from, count };
+        let Some(sync) = self.swarm.behaviour_mut().da_sync.as_mut() else {
+            let _ = tx.send(Err(RangeError::NoPeer));
+            return;
+        };
+        let id = sync.send_request(&peer, request.clone());
+        self.da.range_fetches.insert(id, RangeFetch { request, tx });
+    }
+
+    /// `/dsdn/<net>/da-register/1.0.0` events.
+    pub(super) fn on_da_register(
+        &mut self,
+        event: request_response::Event<RegisterRequest, RegisterResponse>,
+    ) {
+        let now = Instant::now();
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                if !self.swarm.behaviour().peer_manager.is_verified(&peer)
+                    || !self.register_in.allow(&peer, now)
+                {
+                    if let Some(reg) = self.swarm.behaviour_mut().da_register.as_mut() {
+                        let _ = reg.send_response(
+                            channel,
+                            RegisterResponse::Refused {
+                                reason: "too many registration requests".into(),
+                            },
+                        );
+                    }
+                    return;
+                }
+                self.da.service.on_register(peer, request, channel, now);
+                self.da_poll();
+            }
+            request_response::Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if self.da.register_requests.remove(&request_id).is_some() {
+                    if let Some(r) = self.da.registrar.as_mut() {
+                        r.on_response(peer, response, now);
+                    }
+                }
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if self.da.register_requests.remove(&request_id).is_some() {
+                    if let Some(r) = self.da.registrar.as_mut() {
+                        r.on_failure(peer, error.to_string(), now);
+                    }
+                }
+            }
+            request_response::Event::InboundFailure { .. }
+            | request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Sends the storage node's registration when it is due.
+    fn poll_registration(&mut self, now: Instant) {
+        let Some(registrar) = self.da.registrar.as_mut() else {
+            return;
+        };
+        let coordinators: Vec<PeerId> = self
+            .swarm
+            .behaviour()
+            .peer_manager
+            .connected()
+            .iter()
+            .filter(|(_, p)| p.services.contains(ServiceType::Coordinator))
+            .map(|(id, _)| *id)
+            .collect();
+        if let Some((peer, request)) = registrar.poll(now, &coordinators) {
+            if let Some(reg) = self.swarm.behaviour_mut().da_register.as_mut() {
+                tracing::info!(%peer, zone = %request.zone, "registering with the DA authority");
+                let id = reg.send_request(&peer, request);
+                self.da.register_requests.insert(id, peer);
+            }
+        }
+    }
+}
