@@ -25,9 +25,9 @@ use dsdn_protocols::da::DaEvent;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    AddPeerRequest, AddSeedRequest, AddedResponse, ApiError, BanRequest, BanResponse,
+    AddPeerRequest, AddSeedRequest, AddedResponse, ApiError, BanRequest, BanResponse, BlobInfo,
     DaStateResponse, PeerInfo, PeerStatsResponse, PublishResponse, ResetResponse, StatusResponse,
-    UnbanResponse,
+    SubmitResponse, UnbanResponse,
 };
 use crate::cookie::read_cookie;
 
@@ -270,6 +270,49 @@ impl ApiClient {
     /// Any [`ClientError`].
     pub async fn da_state(&self) -> Result<DaStateResponse, ClientError> {
         self.get_json("/v1/da/state").await
+    }
+
+    /// `GET /v1/da/state?wait_height=H&timeout_ms=T`: the state once the log reaches
+    /// `height`, or after `timeout` (the server caps it at 60 s; compare `height` of the
+    /// answer). The client's own request timeout must exceed `timeout`.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn da_wait_height(
+        &self,
+        height: u64,
+        timeout: Duration,
+    ) -> Result<DaStateResponse, ClientError> {
+        let path = format!(
+            "/v1/da/state?wait_height={height}&timeout_ms={}",
+            timeout.as_millis()
+        );
+        self.get_json(&path).await
+    }
+
+    /// `POST /v1/da/blobs`: submits one CBOR-encoded, signed DA blob.
+    ///
+    /// # Errors
+    /// Any [`ClientError`]; a blob that does not verify is [`ClientError::Api`] 400, one
+    /// that breaks the chain 409.
+    pub async fn da_submit(&self, blob: &[u8]) -> Result<SubmitResponse, ClientError> {
+        let path = "/v1/da/blobs";
+        let req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/cbor")
+            .body(blob.to_vec());
+        let body = self.send(path, req).await?;
+        self.decode(path, &body)
+    }
+
+    /// `GET /v1/da/blobs?from=H&count=N`: up to `count` (at most 64) verified blobs.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn da_blobs(&self, from: u64, count: u32) -> Result<Vec<BlobInfo>, ClientError> {
+        self.get_json(&format!("/v1/da/blobs?from={from}&count={count}"))
+            .await
     }
 
     /// `GET /metrics`: the Prometheus text exposition (read values with [`metric_value`]).

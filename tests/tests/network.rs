@@ -121,22 +121,44 @@ async fn seed_pex_da_restart_isolation() -> anyhow::Result<()> {
     assert_eq!(b.source, "dns_seed");
     assert!(peers.iter().any(|p| p.source == "peer_exchange"));
 
-    // 2. The coordinator's 100 events reach every storage node with equal state roots.
-    let events = sample_da_events(
-        &storage
-            .iter()
-            .map(|n| n.peer_id().to_owned())
-            .collect::<Vec<_>>(),
-        100,
-    );
+    // 2. Every storage node registered itself with the coordinator (its NodeRegistered
+    //    event is in the log); then the coordinator's 100 events about chunks on those nodes
+    //    reach every storage node with equal state roots.
+    let ids: Vec<String> = storage.iter().map(|n| n.peer_id().to_owned()).collect();
+    eventually(T, "every storage node to register itself", || async {
+        let st = coordinator.client().da_state().await.ok()?;
+        (st.nodes == ids.len()).then_some(())
+    })
+    .await?;
+    for n in &storage {
+        eventually(
+            T,
+            "each storage node to see its own registration",
+            || async {
+                let status = n.client().status().await.ok()?;
+                let reg = status.registration?;
+                (reg["state"] == "registered").then_some(())
+            },
+        )
+        .await?;
+    }
+    let events: Vec<_> = sample_da_events(&ids, 100 + ids.len())
+        .into_iter()
+        .filter(|e| !matches!(e, dsdn_protocols::da::DaEvent::NodeRegistered { .. }))
+        .collect();
     assert_eq!(events.len(), 100);
     let published = coordinator.client().da_publish(&events).await?;
     assert_eq!(published.events, 100);
-    let root = coordinator.client().da_state().await?.state_root;
+    let coord = coordinator.client().da_state().await?;
+    assert_eq!(
+        coord.ignored_events, 0,
+        "every sample event changes the state"
+    );
+    let (root, total) = (coord.state_root.clone(), coord.events);
     for n in &storage {
         eventually(T, "events on every storage node", || async {
             let st = n.client().da_state().await.ok()?;
-            (st.events == 100).then_some(st)
+            (st.events == total).then_some(st)
         })
         .await
         .map(|st| assert_eq!(st.state_root, root, "{}", n.name()))?;
@@ -195,14 +217,42 @@ async fn seed_pex_da_restart_isolation() -> anyhow::Result<()> {
     })
     .await?;
     tokio::time::sleep(Duration::from_secs(2)).await; // gossipsub subscriptions
-    rogue.client().da_publish(&events[..3]).await?;
+                                                      // The rogue seals only once no peer reports a longer log: it first asks its peers, finds
+                                                      // their blobs signed by another key and bans them. Whatever it publishes is never
+                                                      // accepted by an honest node.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(15),
+        rogue.client().da_publish(&events[..3]),
+    )
+    .await;
+    // A blob forged with another key, handed to every storage node directly, is refused
+    // with a clear error and counted; the log and state do not change.
+    let forger = ed25519_dalek::SigningKey::from_bytes(&[0x66; 32]);
+    let mut tip = [0u8; 32];
+    hex::decode_to_slice(&coord.tip_hash, &mut tip)?;
+    let forged = dsdn_protocols::da::DaBlob::sign(
+        &forger,
+        &dsdn_protocols::NetworkId::new("devnet")?,
+        coord.height + 1,
+        tip,
+        dsdn_integration_tests::unix_now() * 1000,
+        events[..3].to_vec(),
+    )?
+    .to_bytes()?;
     for n in &storage {
-        let st = eventually(T, "the forged envelope to be rejected", || async {
+        let err = n
+            .client()
+            .da_submit(&forged)
+            .await
+            .expect_err("a forged blob is refused");
+        assert!(err.to_string().contains("signature"), "{err}");
+        let st = eventually(T, "the forged blob to be counted", || async {
             let st = n.client().da_state().await.ok()?;
             (st.rejected >= 1).then_some(st)
         })
         .await?;
-        assert_eq!(st.events, 100);
+        assert_eq!(st.events, total);
+        assert_eq!(st.height, coord.height);
         assert_eq!(st.state_root, root);
     }
 

@@ -228,14 +228,43 @@ async fn wait_mesh(net: &LocalNet, stop: &mut watch::Receiver<bool>) -> anyhow::
     }
 }
 
-/// Publishes the sample events through the coordinator; returns how many were published.
+/// How long the devnet waits for every storage node to register itself.
+const REGISTRATION_WAIT: Duration = Duration::from_secs(30);
+
+/// Waits until every storage node registered itself with the coordinator (their
+/// `NodeRegistered` events are in the coordinator's log), then publishes `count` sample
+/// events about chunks on those nodes through the coordinator. Returns the number of events
+/// every node must end up holding: the coordinator's total after the publication.
 async fn publish(net: &LocalNet, count: usize) -> anyhow::Result<u64> {
     let ids: Vec<String> = net
         .storage_nodes()
         .map(|n| n.peer_id().to_owned())
         .collect();
-    let events = sample_da_events(&ids, count);
     let coordinator = net.coordinator();
+    let deadline = tokio::time::Instant::now() + REGISTRATION_WAIT;
+    loop {
+        let st = coordinator.client().da_state().await?;
+        if st.nodes >= ids.len() {
+            say(&format!(
+                "{} storage node(s) registered themselves (DA height {})",
+                st.nodes, st.height
+            ));
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "only {} of {} storage nodes registered with the coordinator within {REGISTRATION_WAIT:?}",
+                st.nodes,
+                ids.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The nodes registered themselves: the sample's own NodeRegistered events are left out.
+    let events: Vec<DaEvent> = sample_da_events(&ids, count + ids.len())
+        .into_iter()
+        .filter(|e| !matches!(e, DaEvent::NodeRegistered { .. }))
+        .collect();
     let resp = coordinator
         .client()
         .da_publish(&events)
@@ -248,7 +277,7 @@ async fn publish(net: &LocalNet, count: usize) -> anyhow::Result<u64> {
         coordinator.api_addr(),
         kind_counts(&events)
     ));
-    Ok(resp.events as u64)
+    Ok(coordinator.client().da_state().await?.events)
 }
 
 /// `4 node_registered, 4 chunk_declared, …` in order of first appearance.
