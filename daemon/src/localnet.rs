@@ -30,7 +30,7 @@ mod events;
 mod net;
 mod node;
 
-pub use config::ConfigSpec;
+pub use config::{ConfigSpec, DaSpec};
 pub use events::{sample_da_events, sample_da_events_for};
 pub use net::{LocalNet, LocalNetSpec, MeshReport, NodeMesh};
 pub use node::{Node, NodeMode, NodeSpec, STOP_GRACE};

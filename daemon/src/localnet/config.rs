@@ -52,6 +52,42 @@ pub struct ConfigSpec {
     pub recovery_backoff_max_secs: u64,
     /// `[bootstrap] ban_duration_secs`.
     pub ban_duration_secs: u64,
+    /// `[da]`: batching, backfill and snapshot settings.
+    pub da: DaSpec,
+}
+
+/// `[da]` of a [`ConfigSpec`]; defaults are the daemon's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DaSpec {
+    /// `batch_max_bytes`.
+    pub batch_max_bytes: usize,
+    /// `batch_max_events`.
+    pub batch_max_events: usize,
+    /// `batch_interval_ms`.
+    pub batch_interval_ms: u64,
+    /// `sync_chunk_blobs`.
+    pub sync_chunk_blobs: u32,
+    /// `sync_request_timeout_secs`.
+    pub sync_request_timeout_secs: u64,
+    /// `snapshot_interval_blobs`.
+    pub snapshot_interval_blobs: u64,
+    /// `publish_grace_secs`.
+    pub publish_grace_secs: u64,
+}
+
+impl Default for DaSpec {
+    fn default() -> Self {
+        let d = dsdn_bootstrap::config::DaConfig::default();
+        Self {
+            batch_max_bytes: d.batch_max_bytes,
+            batch_max_events: d.batch_max_events,
+            batch_interval_ms: d.batch_interval.as_millis() as u64,
+            sync_chunk_blobs: d.sync_chunk_blobs,
+            sync_request_timeout_secs: d.sync_request_timeout.as_secs(),
+            snapshot_interval_blobs: d.snapshot_interval_blobs,
+            publish_grace_secs: d.publish_grace.as_secs(),
+        }
+    }
 }
 
 impl Default for ConfigSpec {
@@ -77,6 +113,7 @@ impl Default for ConfigSpec {
             feeler_interval_secs: 3600,
             recovery_backoff_max_secs: 300,
             ban_duration_secs: 86_400,
+            da: DaSpec::default(),
         }
     }
 }
@@ -85,6 +122,7 @@ impl Default for ConfigSpec {
 struct File<'a> {
     network: NetworkSection<'a>,
     bootstrap: BootstrapSection<'a>,
+    da: &'a DaSpec,
 }
 
 #[derive(Serialize)]
@@ -237,6 +275,12 @@ impl ConfigSpec {
         self
     }
 
+    /// `[da]` settings.
+    pub fn with_da(mut self, da: DaSpec) -> Self {
+        self.da = da;
+        self
+    }
+
     /// Short timings for tests on loopback: retry every second, 2 s dial and DNS timeouts,
     /// PEX every 2 s, partition-recovery backoff capped at 2 s, and DNS refresh / feeler
     /// connections rare enough (1 h) not to disturb counters. Everything else unchanged.
@@ -282,6 +326,7 @@ impl ConfigSpec {
                 recovery_backoff_max_secs: self.recovery_backoff_max_secs,
                 ban_duration_secs: self.ban_duration_secs,
             },
+            da: &self.da,
         };
         toml::to_string(&file)
             .map_err(|e| LocalNetError::Invalid(format!("cannot encode seeds.toml: {e}")))
@@ -399,6 +444,18 @@ mod tests {
         let parsed = dsdn_bootstrap::config::SeedsConfig::from_toml_str(&text).expect("parses");
         let d = dsdn_bootstrap::config::BootstrapConfig::default();
         assert_eq!(parsed.bootstrap, d, "{text}");
+        assert_eq!(parsed.da, dsdn_bootstrap::config::DaConfig::default(), "{text}");
+        let fast = ConfigSpec::default()
+            .with_da(DaSpec {
+                batch_interval_ms: 7,
+                sync_request_timeout_secs: 2,
+                ..DaSpec::default()
+            })
+            .to_toml()
+            .expect("toml");
+        let parsed = dsdn_bootstrap::config::SeedsConfig::from_toml_str(&fast).expect("parses");
+        assert_eq!(parsed.da.batch_interval.as_millis(), 7);
+        assert_eq!(parsed.da.sync_request_timeout.as_secs(), 2);
     }
 
     #[test]
