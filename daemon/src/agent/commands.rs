@@ -1,10 +1,11 @@
-//! `status`, `da publish` and `da state` (the `peers` commands are in `peers.rs`).
+//! `status`, `da publish`, `da state`, `da blobs` and `da submit` (the `peers` commands are
+//! in `peers.rs`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use dsdn_daemon::api::{DaStateResponse, PublishResponse, StatusResponse};
+use dsdn_daemon::api::{BlobInfo, DaStateResponse, PublishResponse, StatusResponse};
 use dsdn_daemon::client::ApiClient;
 use dsdn_protocols::da::DaEvent;
 
@@ -36,6 +37,58 @@ pub(crate) async fn da_state(client: &ApiClient, json: bool) -> anyhow::Result<(
     print_out(&da_state_table(&state))
 }
 
+/// `dsdn-agent da blobs --from H [--count N] [--json]`: blobs of the node's log, verified.
+pub(crate) async fn da_blobs(
+    client: &ApiClient,
+    from: u64,
+    count: u32,
+    json: bool,
+) -> anyhow::Result<()> {
+    let blobs = client.da_blobs(from, count).await?;
+    if json {
+        return print_out(&to_json(&blobs)?);
+    }
+    print_out(&blobs_table(&blobs))
+}
+
+/// `dsdn-agent da submit --file BLOB.cbor`: hands a blob signed elsewhere to the node.
+pub(crate) async fn da_submit(client: &ApiClient, file: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let resp = client.da_submit(&bytes).await?;
+    print_out(&format!(
+        "blob {} {} by {}\n",
+        resp.height,
+        resp.outcome,
+        client.addr()
+    ))
+}
+
+/// One line per blob: height, hash, time, event count and kinds.
+fn blobs_table(blobs: &[BlobInfo]) -> String {
+    if blobs.is_empty() {
+        return "no blob at that height\n".to_owned();
+    }
+    let mut out = String::new();
+    for b in blobs {
+        let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in &b.events {
+            *kinds.entry(e.kind()).or_default() += 1;
+        }
+        let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        out.push_str(&format!(
+            "height {}  hash {}…  prev {}…  t={} ms  {} event{}: {}\n",
+            b.height,
+            &b.hash[..b.hash.len().min(12)],
+            &b.prev_hash[..b.prev_hash.len().min(12)],
+            b.timestamp_ms,
+            b.events.len(),
+            if b.events.len() == 1 { "" } else { "s" },
+            kinds.join(", ")
+        ));
+    }
+    out
+}
+
 /// Pretty JSON and a newline.
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
     let mut s = serde_json::to_string_pretty(value).context("cannot encode JSON")?;
@@ -63,7 +116,24 @@ fn status_table(s: &StatusResponse) -> String {
         ("bootstrap stage", s.bootstrap_stage.clone()),
         ("isolated", yes_no(s.isolated).to_owned()),
         ("DA authority", authority),
+        ("DA height", s.da_height.to_string()),
+        ("registration", registration_text(s.registration.as_ref())),
     ])
+}
+
+/// `registered at height 7`, `pending (2 attempts; last error: …)` or `-`.
+fn registration_text(r: Option<&serde_json::Value>) -> String {
+    let Some(r) = r else {
+        return "-".to_owned();
+    };
+    match r["state"].as_str() {
+        Some("registered") => format!("registered at height {}", r["height"]),
+        Some("pending") => match r["last_error"].as_str() {
+            Some(e) => format!("pending ({} attempts; last error: {e})", r["attempts"]),
+            None => format!("pending ({} attempts)", r["attempts"]),
+        },
+        _ => r.to_string(),
+    }
 }
 
 pub(crate) fn join_or_dash(items: &[String]) -> String {
@@ -267,5 +337,34 @@ mod tests {
         });
         assert!(d.starts_with("height          1\n"), "{d}");
         assert!(d.contains("events          20\n"), "{d}");
+    }
+
+    #[test]
+    fn blob_lines_and_registration_text() {
+        let b = BlobInfo {
+            height: 7,
+            hash: "ab".repeat(32),
+            prev_hash: "cd".repeat(32),
+            timestamp_ms: 1_700_000_000_123,
+            events: dsdn_daemon::localnet::sample_da_events(&["n1".to_owned()], 6),
+            signature: "00".repeat(64),
+        };
+        let t = blobs_table(&[b]);
+        assert_eq!(
+            t,
+            "height 7  hash abababababab…  prev cdcdcdcdcdcd…  t=1700000000123 ms  6 events: \
+             2 chunk_declared, 1 delete_requested, 1 node_registered, 1 replica_added, \
+             1 replica_removed\n"
+        );
+        assert_eq!(blobs_table(&[]), "no blob at that height\n");
+        assert_eq!(registration_text(None), "-");
+        let reg = serde_json::json!({"state": "registered", "height": 4});
+        assert_eq!(registration_text(Some(&reg)), "registered at height 4");
+        let pending =
+            serde_json::json!({"state": "pending", "attempts": 2, "last_error": "refused"});
+        assert_eq!(
+            registration_text(Some(&pending)),
+            "pending (2 attempts; last error: refused)"
+        );
     }
 }

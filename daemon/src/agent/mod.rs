@@ -133,11 +133,31 @@ enum DaCommand {
         #[arg(long, value_name = "EVENTS.json")]
         file: PathBuf,
     },
-    /// Show the node's DA state (events applied, state root).
+    /// Show the node's DA log and the state replayed from it (height, events, state root,
+    /// registry sizes, backfill progress).
     State {
         /// Print the state as one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Show blobs of the node's DA log (a light client fetches them from a peer).
+    Blobs {
+        /// First height.
+        #[arg(long, value_name = "H", default_value_t = 1)]
+        from: u64,
+        /// How many (at most 64).
+        #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=64))]
+        count: u32,
+        /// Print the blobs as a JSON array (events in their JSON form).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hand the node a blob signed elsewhere (e.g. by the coordinator committee): one
+    /// CBOR-encoded DA blob. The node verifies, applies or holds, and gossips it.
+    Submit {
+        /// The CBOR-encoded blob.
+        #[arg(long, value_name = "BLOB.cbor")]
+        file: PathBuf,
     },
 }
 
@@ -217,6 +237,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Da(DaCommand::Publish { file }) => commands::da_publish(&client()?, &file).await?,
         Command::Da(DaCommand::State { json }) => commands::da_state(&client()?, json).await?,
+        Command::Da(DaCommand::Blobs { from, count, json }) => {
+            commands::da_blobs(&client()?, from, count, json).await?
+        }
+        Command::Da(DaCommand::Submit { file }) => commands::da_submit(&client()?, &file).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,7 +11,7 @@ use dsdn_protocols::da::batch::{BatchConfig, Batcher};
 use dsdn_protocols::da::register::{RegisterRequest, RegisterResponse};
 use dsdn_protocols::da::sync::{
     BackfillPlanner, SyncAction, SyncConfig, SyncRequest, SyncResponse, MAX_SYNC_BLOBS,
-    MAX_SYNC_RESPONSE_BYTES,
+    MAX_SYNC_PAYLOAD_BYTES,
 };
 use dsdn_protocols::da::{
     DaBlob, DaChain, DaError, DaEvent, DaState, Offer, VerifiedBlob, MAX_SNAPSHOT_BYTES,
@@ -27,9 +27,6 @@ use tokio::sync::{oneshot, watch};
 use super::store::{self, DaStore, DA_LOG_FILE, DA_STATE_FILE};
 use super::{hex32, DaNotice, PublishError, SubmitError, MAX_QUEUED_EVENTS};
 use crate::metrics::Metrics;
-
-/// Room left in a sync response for its framing, in bytes.
-const SYNC_RESPONSE_SLACK: usize = 64 * 1024;
 
 /// What [`DaService::open`] needs.
 pub(crate) struct DaServiceConfig {
@@ -400,11 +397,7 @@ impl DaService {
         if let Some(store) = &self.store {
             let count = request.count.min(MAX_SYNC_BLOBS);
             if count > 0 && request.from >= 1 && request.from <= tip {
-                match store.range(
-                    request.from,
-                    count,
-                    MAX_SYNC_RESPONSE_BYTES - SYNC_RESPONSE_SLACK,
-                ) {
+                match store.range(request.from, count, MAX_SYNC_PAYLOAD_BYTES) {
                     Ok(found) => blobs = found,
                     Err(e) => tracing::warn!(error = %e, "cannot read the DA log"),
                 }
@@ -820,7 +813,7 @@ impl DaService {
             .range(
                 from.max(1),
                 count.min(MAX_SYNC_BLOBS),
-                MAX_SYNC_RESPONSE_BYTES,
+                MAX_SYNC_PAYLOAD_BYTES,
             )
             .unwrap_or_default()
             .iter()

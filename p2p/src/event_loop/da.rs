@@ -46,7 +46,7 @@ impl EventLoop {
                 DaAction::Gossip(bytes) => self.gossip_blob(bytes),
                 DaAction::Sync(peer, request) => {
                     if let Some(sync) = self.swarm.behaviour_mut().da_sync.as_mut() {
-                        let id = sync.send_request(&peer, request.clone());
+                        let id = sync.send_request(&peer, request);
                         self.da.sync_requests.insert(id, (peer, request));
                     }
                 }
@@ -245,7 +245,7 @@ impl EventLoop {
             let _ = tx.send(Err(RangeError::NoPeer));
             return;
         };
-        let id = sync.send_request(&peer, request.clone());
+        let id = sync.send_request(&peer, request);
         self.da.range_fetches.insert(id, RangeFetch { request, tx });
     }
 
