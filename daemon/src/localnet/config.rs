@@ -444,7 +444,11 @@ mod tests {
         let parsed = dsdn_bootstrap::config::SeedsConfig::from_toml_str(&text).expect("parses");
         let d = dsdn_bootstrap::config::BootstrapConfig::default();
         assert_eq!(parsed.bootstrap, d, "{text}");
-        assert_eq!(parsed.da, dsdn_bootstrap::config::DaConfig::default(), "{text}");
+        assert_eq!(
+            parsed.da,
+            dsdn_bootstrap::config::DaConfig::default(),
+            "{text}"
+        );
         let fast = ConfigSpec::default()
             .with_da(DaSpec {
                 batch_interval_ms: 7,
