@@ -950,3 +950,6 @@ fn replay(chain: &mut DaChain, store: &DaStore, network: &NetworkId, authority: 
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

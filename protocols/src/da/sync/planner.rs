@@ -281,6 +281,10 @@ impl<P: Clone + Eq + Hash + Ord + Debug> BackfillPlanner<P> {
         if let Some(state) = self.peers.get_mut(peer) {
             state.tip = Some(tip);
             if request.count > 0 && delivered == 0 && tip >= request.from {
+                // It claims heights it does not deliver: the claim is not believed (it
+                // would otherwise hold the target up, and keep the DA authority from
+                // sealing, for as long as it stays connected).
+                state.tip = Some(request.from.saturating_sub(1));
                 state.strikes = state.strikes.saturating_add(1);
                 state.backoff_until = now.checked_add(self.cfg.peer_backoff);
             } else {
@@ -479,6 +483,9 @@ impl<P: Clone + Eq + Hash + Ord + Debug> BackfillPlanner<P> {
 
     fn penalise(&mut self, peer: &P, now: Instant) {
         if let Some(state) = self.peers.get_mut(peer) {
+            // A peer that stalls or fails proves nothing: its tip is unknown again until it
+            // answers (a later probe), so it cannot hold the target up.
+            state.tip = None;
             state.strikes = state.strikes.saturating_add(1);
             state.backoff_until = now.checked_add(self.cfg.peer_backoff);
         }

@@ -324,8 +324,30 @@ fn claiming_blobs_but_delivering_none_backs_off() {
     p.peer_connected(1, t0);
     p.poll(t0);
     p.on_response(&1, &req(1, 10), 100, 0, t0);
+    // The unproven claim does not hold the target up (it would keep the DA authority from
+    // sealing for as long as the liar stays connected).
+    assert_eq!(p.target(), 0);
+    assert!(p.is_caught_up());
     assert!(p.poll(t0).is_empty());
     assert_eq!(sent(p.poll(t0 + 60 * SEC)), vec![(1, req(1, 10))]);
+}
+
+#[test]
+fn a_stalled_peer_does_not_hold_the_target_up() {
+    let t0 = Instant::now();
+    let mut p = BackfillPlanner::new(cfg(), 0);
+    p.peer_connected(1, t0);
+    p.poll(t0);
+    p.on_response(&1, &req(1, 10), 100, 10, t0);
+    p.set_local_height(10);
+    assert_eq!(p.target(), 100);
+    let next = sent(p.poll(t0));
+    assert_eq!(next, vec![(1, req(11, 10))]);
+    // It never answers: after the timeout its tip is unknown again.
+    p.poll(t0 + 11 * SEC);
+    assert_eq!(p.stalls(), 1);
+    assert!(p.target() <= 10, "target {}", p.target());
+    assert!(p.is_caught_up());
 }
 
 #[test]
