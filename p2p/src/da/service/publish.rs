@@ -1,0 +1,325 @@
+//! Publishing on the DA authority: posted events, registrations, submitted blobs and the
+//! sealing of batches into signed blobs (issue 5 §2).
+
+use super::*;
+
+impl DaService {
+    /// A blob handed to the node directly (signed elsewhere, e.g. by the coordinator
+    /// committee). Applied or held like a gossiped one, then gossiped.
+    ///
+    /// # Errors
+    /// [`SubmitError`] when it does not verify, breaks the chain or is too far ahead.
+    pub(crate) fn submit(&mut self, bytes: &[u8]) -> Result<Submitted, SubmitError> {
+        let authority = self.authority.ok_or(SubmitError::NoAuthority)?;
+        let blob = DaBlob::decode_verified(bytes, &self.network, &authority).map_err(|e| {
+            self.reject(e.reason(), &e);
+            SubmitError::Invalid(e)
+        })?;
+        let height = blob.height();
+        let encoded = blob.encoded().to_vec();
+        let outcome = match self.offer(blob) {
+            Offer::Applied(_) => "applied",
+            Offer::Held => "held",
+            Offer::Duplicate => "duplicate",
+            Offer::TooFarAhead => {
+                return Err(SubmitError::TooFarAhead {
+                    height,
+                    local: self.chain.height(),
+                })
+            }
+            Offer::Rejected(e) => {
+                self.reject(e.reason(), &e);
+                return Err(SubmitError::Chain(e));
+            }
+        };
+        if outcome != "duplicate" {
+            self.actions.push(DaAction::Gossip(encoded));
+        }
+        Ok(Submitted { height, outcome })
+    }
+
+    /// Queues `events` for sealing; `tx` is answered once all of them are in blobs.
+    pub(crate) fn publish(
+        &mut self,
+        events: Vec<DaEvent>,
+        tx: oneshot::Sender<Result<Published, PublishError>>,
+        now: Instant,
+    ) {
+        if let Err(e) = self.check_publish(&events) {
+            let _ = tx.send(Err(e));
+            return;
+        }
+        let id = self.next_publish;
+        self.next_publish += 1;
+        self.waiters.insert(
+            id,
+            PublishWaiter {
+                tx,
+                events: events.len(),
+                remaining: events.len(),
+                heights: BTreeSet::new(),
+            },
+        );
+        for event in events {
+            let size = event_size(&event);
+            // check_publish made room for every event.
+            let _ = self.batcher.push(
+                Queued {
+                    event,
+                    reply: Reply::Publish(id),
+                },
+                size,
+                now,
+            );
+        }
+    }
+
+    fn check_publish(&self, events: &[DaEvent]) -> Result<(), PublishError> {
+        if self.signer.is_none() {
+            return Err(PublishError::NotAuthority(self.network.to_string()));
+        }
+        if events.is_empty() {
+            return Err(PublishError::Empty);
+        }
+        for (index, event) in events.iter().enumerate() {
+            event
+                .validate()
+                .and_then(|()| event.to_wire().map(drop))
+                .map_err(|error| PublishError::Invalid { index, error })?;
+        }
+        let queued = self.batcher.len();
+        if queued + events.len() > MAX_QUEUED_EVENTS {
+            return Err(PublishError::QueueFull { queued });
+        }
+        Ok(())
+    }
+
+    /// A storage node asks to be registered (coordinator side).
+    pub(crate) fn on_register(
+        &mut self,
+        peer: PeerId,
+        request: RegisterRequest,
+        channel: ResponseChannel<RegisterResponse>,
+        now: Instant,
+    ) {
+        let refuse = |reason: String| RegisterResponse::Refused { reason };
+        let answer = if self.signer.is_none() {
+            Some(refuse(
+                "this coordinator is not the DA authority of the network".into(),
+            ))
+        } else if let Err(e) = request.validate() {
+            Some(refuse(e.to_string()))
+        } else {
+            let node_id = peer.to_base58();
+            match self.chain.state().nodes().get(&node_id) {
+                Some(r)
+                    if r.zone == request.zone
+                        && r.capacity_bytes == request.capacity_bytes
+                        && r.class == request.class =>
+                {
+                    self.metrics
+                        .da_registrations
+                        .with_label_values(&["known"])
+                        .inc();
+                    Some(RegisterResponse::Registered {
+                        height: r.registered_at,
+                    })
+                }
+                _ => {
+                    let event = DaEvent::NodeRegistered {
+                        node_id,
+                        zone: request.zone,
+                        capacity_bytes: request.capacity_bytes,
+                        class: request.class,
+                    };
+                    let size = event_size(&event);
+                    match self.batcher.push(
+                        Queued {
+                            event,
+                            reply: Reply::Register(channel),
+                        },
+                        size,
+                        now,
+                    ) {
+                        Ok(()) => {
+                            tracing::info!(%peer, "storage node registration queued");
+                            return;
+                        }
+                        Err(full) => {
+                            let Queued { reply, .. } = full.0;
+                            if let Reply::Register(channel) = reply {
+                                self.metrics
+                                    .da_registrations
+                                    .with_label_values(&["refused"])
+                                    .inc();
+                                self.actions.push(DaAction::Respond(
+                                    channel,
+                                    refuse("the coordinator's queue is full; retry later".into()),
+                                ));
+                            }
+                            return;
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(answer) = answer {
+            if matches!(answer, RegisterResponse::Refused { .. }) {
+                self.metrics
+                    .da_registrations
+                    .with_label_values(&["refused"])
+                    .inc();
+            }
+            self.actions.push(DaAction::Respond(channel, answer));
+        }
+    }
+
+    /// True when the authority may seal: it holds no out-of-order blob, no peer reported a
+    /// higher tip, and a peer told it the tip (or the start grace passed).
+    fn may_seal(&self, now: Instant) -> bool {
+        self.signer.is_some()
+            && self.chain.pending() == 0
+            && self.planner.target() <= self.chain.height()
+            && (self.planner.probes_answered() > 0
+                || now.duration_since(self.started) >= self.cfg.publish_grace)
+    }
+
+    /// Timers: backfill requests and stalls, sealing of batches (authority).
+    pub(crate) fn poll(&mut self, now: Instant) {
+        let stalls = self.planner.stalls();
+        let actions = self.planner.poll(now);
+        self.metrics
+            .da_sync_requests
+            .with_label_values(&["stalled"])
+            .inc_by(self.planner.stalls() - stalls);
+        for action in actions {
+            match action {
+                SyncAction::Request { peer, request } => {
+                    self.actions.push(DaAction::Sync(peer, request));
+                }
+            }
+        }
+        self.metrics
+            .da_target_height
+            .set(self.planner.target() as i64);
+        while self.may_seal(now) {
+            let Some(batch) = self.batcher.poll(now) else {
+                break;
+            };
+            self.seal(batch);
+        }
+    }
+
+    /// When [`DaService::poll`] next has something to do.
+    /// A batch counts only while the node may seal: during the start grace the housekeeping
+    /// tick polls again within a second.
+    pub(crate) fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let batch = if self.may_seal(now) {
+            self.batcher.next_deadline()
+        } else {
+            None
+        };
+        match (batch, self.planner.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn seal(&mut self, batch: Vec<Queued>) {
+        let Some(signer) = &self.signer else {
+            return;
+        };
+        let Some(authority) = self.authority else {
+            return;
+        };
+        let (events, replies): (Vec<DaEvent>, Vec<Reply>) =
+            batch.into_iter().map(|q| (q.event, q.reply)).unzip();
+        let height = self.chain.height() + 1;
+        let timestamp_ms = unix_ms().max(self.chain.last_timestamp_ms());
+        let sealed = DaBlob::sign(
+            signer,
+            &self.network,
+            height,
+            self.chain.tip_hash(),
+            timestamp_ms,
+            events,
+        )
+        .and_then(|b| b.verify(&self.network, &authority));
+        let blob = match sealed {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot seal a DA blob");
+                self.fail_replies(replies, &e.to_string());
+                return;
+            }
+        };
+        let encoded = blob.encoded().to_vec();
+        let events = blob.blob().events.len();
+        match self.offer(blob) {
+            Offer::Applied(_) => {}
+            other => {
+                let e = format!("the local chain refused the sealed blob: {other:?}");
+                tracing::error!(error = %e, "cannot seal a DA blob");
+                self.fail_replies(replies, &e);
+                return;
+            }
+        }
+        self.metrics.da_blobs_published.inc();
+        tracing::info!(height, events, "DA blob sealed");
+        self.actions.push(DaAction::Gossip(encoded));
+        for reply in replies {
+            match reply {
+                Reply::Publish(id) => self.publish_sealed(id, height),
+                Reply::Register(channel) => {
+                    self.metrics
+                        .da_registrations
+                        .with_label_values(&["published"])
+                        .inc();
+                    self.actions.push(DaAction::Respond(
+                        channel,
+                        RegisterResponse::Registered { height },
+                    ));
+                }
+            }
+        }
+    }
+
+    fn publish_sealed(&mut self, id: u64, height: u64) {
+        let Some(w) = self.waiters.get_mut(&id) else {
+            return;
+        };
+        w.remaining -= 1;
+        w.heights.insert(height);
+        if w.remaining == 0 {
+            if let Some(w) = self.waiters.remove(&id) {
+                let _ = w.tx.send(Ok(Published {
+                    events: w.events,
+                    heights: w.heights.into_iter().collect(),
+                }));
+            }
+        }
+    }
+
+    fn fail_replies(&mut self, replies: Vec<Reply>, error: &str) {
+        for reply in replies {
+            match reply {
+                Reply::Publish(id) => {
+                    if let Some(w) = self.waiters.remove(&id) {
+                        let _ = w.tx.send(Err(PublishError::Seal(error.to_owned())));
+                    }
+                }
+                Reply::Register(channel) => self.actions.push(DaAction::Respond(
+                    channel,
+                    RegisterResponse::Refused {
+                        reason: "sealing failed".into(),
+                    },
+                )),
+            }
+        }
+    }
+}
+
+/// Encoded size of an event (its wire body), for batching by size.
+pub(super) fn event_size(event: &DaEvent) -> usize {
+    event.to_wire().map_or(256, |w| w.2.len() + 8)
+}

@@ -1,0 +1,105 @@
+//! Backfill: serving and receiving `/dsdn/<network>/da-sync/1.0.0` (issue 5 §4).
+
+use super::*;
+
+impl DaService {
+    /// Answers a backfill request from the local log.
+    pub(crate) fn serve_sync(&self, request: &SyncRequest) -> SyncResponse {
+        let tip = self.chain.height();
+        let mut blobs = Vec::new();
+        if let Some(store) = &self.store {
+            let count = request.count.min(MAX_SYNC_BLOBS);
+            if count > 0 && request.from >= 1 && request.from <= tip {
+                match store.range(request.from, count, MAX_SYNC_PAYLOAD_BYTES) {
+                    Ok(found) => blobs = found,
+                    Err(e) => tracing::warn!(error = %e, "cannot read the DA log"),
+                }
+            }
+        }
+        self.metrics.da_sync_blobs_served.inc_by(blobs.len() as u64);
+        SyncResponse {
+            tip,
+            blobs: blobs.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+        }
+    }
+
+    /// A backfill response. Every blob is verified and offered in order; the first one that
+    /// fails stops the processing and gets the peer banned.
+    pub(crate) fn on_sync_response(
+        &mut self,
+        peer: PeerId,
+        request: &SyncRequest,
+        response: SyncResponse,
+        now: Instant,
+    ) {
+        let Some(authority) = self.authority else {
+            return;
+        };
+        let response = match response.validated(request) {
+            Ok(r) => r,
+            Err(e) => {
+                self.sync_invalid(peer, request, now, "malformed", &e);
+                return;
+            }
+        };
+        let delivered = response.blobs.len() as u32;
+        self.metrics
+            .da_sync_blobs_received
+            .inc_by(u64::from(delivered));
+        for (i, bytes) in response.blobs.iter().enumerate() {
+            let expected = request.from + i as u64;
+            let blob = match DaBlob::decode_verified(bytes, &self.network, &authority) {
+                Ok(b) if b.height() == expected => b,
+                Ok(b) => {
+                    let e = format!("asked for height {expected}, got {}", b.height());
+                    self.sync_invalid(peer, request, now, "wrong_height", &e);
+                    return;
+                }
+                Err(e) => {
+                    self.sync_invalid(peer, request, now, e.reason(), &e);
+                    return;
+                }
+            };
+            if let Offer::Rejected(e) = self.offer(blob) {
+                self.sync_invalid(peer, request, now, e.reason(), &e);
+                return;
+            }
+        }
+        self.metrics
+            .da_sync_requests
+            .with_label_values(&["ok"])
+            .inc();
+        self.planner
+            .on_response(&peer, request, response.tip, delivered, now);
+        self.metrics
+            .da_target_height
+            .set(self.planner.target() as i64);
+    }
+
+    fn sync_invalid(
+        &mut self,
+        peer: PeerId,
+        request: &SyncRequest,
+        now: Instant,
+        reason: &'static str,
+        error: &dyn std::fmt::Display,
+    ) {
+        self.reject(reason, error);
+        self.metrics
+            .da_sync_requests
+            .with_label_values(&["invalid"])
+            .inc();
+        self.planner.on_invalid(&peer, request, now);
+        self.actions
+            .push(DaAction::Penalize(peer, "da_invalid_blob"));
+    }
+
+    /// A backfill request failed (timeout, connection closed, unsupported protocol).
+    pub(crate) fn on_sync_failure(&mut self, peer: PeerId, request: &SyncRequest, now: Instant) {
+        self.metrics
+            .da_sync_requests
+            .with_label_values(&["failed"])
+            .inc();
+        self.planner.on_failure(&peer, request, now);
+    }
+}

@@ -1,0 +1,178 @@
+//! Publishing and sealing on the DA authority.
+
+use super::*;
+
+// ---- publishing -----------------------------------------------------------------------
+
+#[test]
+fn publish_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = open(dir.path());
+    let mut rx = publish(&mut o.svc, vec![chunk_event(1)], Instant::now());
+    assert!(matches!(rx.try_recv(), Ok(Err(PublishError::NotAuthority(n))) if n == "devnet"));
+    assert!(!o.svc.is_authority());
+
+    let dir = tempfile::tempdir().unwrap();
+    let now = Instant::now();
+    let mut a = open_authority(dir.path(), da(|_| {}), now);
+    assert!(a.svc.is_authority());
+    let mut rx = publish(&mut a.svc, vec![], now);
+    assert!(matches!(rx.try_recv(), Ok(Err(PublishError::Empty))));
+    let bad = DaEvent::NodeRegistered {
+        node_id: "n".into(),
+        zone: "z".into(),
+        capacity_bytes: 1,
+        class: "mainframe".into(),
+    };
+    let mut rx = publish(&mut a.svc, vec![chunk_event(1), bad], now);
+    assert!(matches!(
+        rx.try_recv(),
+        Ok(Err(PublishError::Invalid { index: 1, .. }))
+    ));
+    assert_eq!(
+        a.svc.view().queued_events,
+        0,
+        "a refused request queues nothing"
+    );
+
+    // The queue holds MAX_QUEUED_EVENTS events; one more is refused.
+    let all: Vec<DaEvent> = (0..MAX_QUEUED_EVENTS as u64).map(chunk_event).collect();
+    let mut rx_full = publish(&mut a.svc, all, now);
+    assert!(rx_full.try_recv().is_err(), "queued, not answered yet");
+    assert_eq!(a.svc.view().queued_events, MAX_QUEUED_EVENTS);
+    let mut rx = publish(&mut a.svc, vec![chunk_event(1)], now);
+    assert!(matches!(
+        rx.try_recv(),
+        Ok(Err(PublishError::QueueFull { queued })) if queued == MAX_QUEUED_EVENTS
+    ));
+}
+
+#[test]
+fn sealing_waits_for_the_publish_grace_when_no_peer_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let grace = Duration::from_secs(5);
+    let mut a = open_authority(dir.path(), da(|c| c.publish_grace = grace), t0);
+    let mut rx = publish(&mut a.svc, vec![chunk_event(1), chunk_event(2)], t0);
+    a.svc.poll(t0 + Duration::from_secs(1));
+    assert_eq!(a.svc.view().height, 0, "sealed during the start grace");
+    assert!(rx.try_recv().is_err());
+    assert!(gossiped(&a.svc.take_actions()).is_empty());
+    // During the grace the batch sets no deadline (the housekeeping tick polls again).
+    assert_eq!(a.svc.next_deadline(t0 + Duration::from_secs(1)), None);
+
+    a.svc.poll(t0 + grace);
+    let published = rx.try_recv().unwrap().unwrap();
+    assert_eq!((published.events, published.heights), (2, vec![1]));
+    let blobs = gossiped(&a.svc.take_actions());
+    assert_eq!(blobs.len(), 1);
+    assert_eq!(blobs[0].height(), 1);
+    assert_eq!(blobs[0].blob().events, vec![chunk_event(1), chunk_event(2)]);
+    let v = a.svc.view();
+    assert_eq!((v.height, v.tip_hash, v.chunks), (1, blobs[0].hash(), 2));
+    assert_eq!(*a.height.borrow(), 1);
+    assert_eq!(a.metrics.da_blobs_published.get(), 1);
+    // Sealed blobs are stored like any other.
+    assert_eq!(a.svc.blobs(1, 1)[0], *blobs[0].blob());
+}
+
+#[test]
+fn an_answered_probe_lets_the_authority_seal_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let mut a = open_authority(
+        dir.path(),
+        da(|c| c.publish_grace = Duration::from_secs(60)),
+        t0,
+    );
+    let p = peer();
+    a.svc.peer_connected(p, t0);
+    let probes = sync_actions(&mut a.svc, t0);
+    assert_eq!(probes, vec![(p, SyncRequest { from: 1, count: 64 })]);
+    a.svc
+        .on_sync_response(p, &probes[0].1, SyncResponse::default(), t0);
+    let mut rx = publish(&mut a.svc, vec![chunk_event(1)], t0);
+    a.svc.poll(t0 + Duration::from_millis(10));
+    assert_eq!(rx.try_recv().unwrap().unwrap().heights, vec![1]);
+}
+
+#[test]
+fn the_authority_does_not_seal_while_a_peer_reports_a_higher_tip() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = Chain::new(3);
+    let t0 = Instant::now();
+    let mut a = open_authority(
+        dir.path(),
+        da(|c| c.publish_grace = Duration::from_secs(1)),
+        t0,
+    );
+    let p = peer();
+    a.svc.peer_connected(p, t0);
+    let probes = sync_actions(&mut a.svc, t0);
+    assert_eq!(probes.len(), 1);
+    // The peer has blobs 1..=3 and proves it with the first one (a claimed tip without a
+    // delivered blob is not believed).
+    a.svc
+        .on_sync_response(p, &probes[0].1, response(&chain, 3, 1..=1), t0);
+    let mut rx = publish(&mut a.svc, vec![chunk_event(1)], t0);
+    let later = t0 + Duration::from_secs(30);
+    a.svc.poll(later);
+    let v = a.svc.view();
+    assert_eq!(v.height, 1, "the authority forked its own log");
+    assert_eq!(v.target_height, 3);
+    assert!(!v.synced);
+    assert!(rx.try_recv().is_err());
+    assert!(gossiped(&a.svc.take_actions()).is_empty());
+
+    // Once it has caught up, the queued event is sealed on top of the peer's blobs.
+    let req = SyncRequest { from: 2, count: 2 };
+    a.svc
+        .on_sync_response(p, &req, response(&chain, 3, 2..=3), later);
+    assert_eq!(a.svc.view().height, 3);
+    a.svc.poll(later);
+    assert_eq!(rx.try_recv().unwrap().unwrap().heights, vec![4]);
+    let blobs = gossiped(&a.svc.take_actions());
+    assert_eq!(blobs.len(), 1);
+    assert_eq!(
+        (blobs[0].height(), blobs[0].prev_hash()),
+        (4, chain.hash(3))
+    );
+}
+
+#[test]
+fn a_publish_spanning_several_blobs_is_answered_with_every_height() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let mut a = open_authority(
+        dir.path(),
+        da(|c| {
+            c.batch_max_events = 2;
+            c.publish_grace = Duration::ZERO;
+        }),
+        t0,
+    );
+    let mut rx = publish(&mut a.svc, (0..5).map(chunk_event).collect(), t0);
+    // Full batches are sealed at once; the remainder waits for batch_interval.
+    a.svc.poll(t0);
+    assert_eq!(a.svc.view().height, 2);
+    assert!(
+        rx.try_recv().is_err(),
+        "answered before all events were sealed"
+    );
+    a.svc.poll(t0 + Duration::from_millis(10));
+    let published = rx.try_recv().unwrap().unwrap();
+    assert_eq!((published.events, published.heights), (5, vec![1, 2, 3]));
+    // Two requests sharing a blob both get its height.
+    let t1 = t0 + Duration::from_secs(1);
+    let mut rx1 = publish(&mut a.svc, vec![chunk_event(7)], t1);
+    let mut rx2 = publish(&mut a.svc, vec![chunk_event(8)], t1);
+    a.svc.poll(t1);
+    assert_eq!(rx1.try_recv().unwrap().unwrap().heights, vec![4]);
+    assert_eq!(rx2.try_recv().unwrap().unwrap().heights, vec![4]);
+    let heights: Vec<u64> = gossiped(&a.svc.take_actions())
+        .iter()
+        .map(VerifiedBlob::height)
+        .collect();
+    assert_eq!(heights, vec![1, 2, 3, 4]);
+    assert_eq!(a.svc.view().queued_events, 0);
+}
