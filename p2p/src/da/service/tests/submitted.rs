@@ -134,3 +134,34 @@ fn notices_follow_applied_blobs_when_wanted() {
     assert_eq!(n[1].hash, chain.hash(3));
     assert!(n.iter().all(|n| n.state_root == chain.root(3)));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Arbitrary bytes, and a valid blob with one byte changed, submitted or gossiped, never
+    /// panic and are never stored (nothing is applied, held or written to the log).
+    #[test]
+    fn arbitrary_and_mutated_bytes_are_never_stored(
+        data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1024),
+        at in proptest::prelude::any::<proptest::sample::Index>(),
+        flip in 1u8..=255,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = Chain::new(1);
+        let mut mutated = chain.blob(1).to_vec();
+        let i = at.index(mutated.len());
+        mutated[i] ^= flip;
+        let mut o = open(dir.path());
+        for bytes in [&data[..], &mutated[..]] {
+            let _ = o.svc.submit(bytes);
+            let _ = o.svc.on_gossip(peer(), bytes);
+        }
+        let v = o.svc.view();
+        // A flipped byte may only leave the blob valid if it did not change it at all.
+        proptest::prop_assert!(v.height == 0 || v.tip_hash == chain.hash(1));
+        proptest::prop_assert_eq!(v.pending, 0);
+        drop(o);
+        let again = open(dir.path());
+        proptest::prop_assert_eq!(again.svc.view().height, v.height);
+    }
+}
