@@ -159,7 +159,9 @@ impl EventLoop {
                     self.da
                         .service
                         .on_sync_response(peer, &request, response, now);
-                    self.after_da();
+                    // The next range goes out now, not at the next timer tick: backfill is
+                    // paced by responses.
+                    self.da_poll();
                 }
             }
             request_response::Event::OutboundFailure {

@@ -1,0 +1,328 @@
+//! DA log benchmark on loopback (issue 5 §7), real `dsdnd` processes.
+//!
+//! Prints:
+//! * **catch-up**: a coordinator and two storage nodes hold a log of `--events` events
+//!   (published in POSTs of 1,000); a new storage node is started `--runs` times (fresh data
+//!   directory each time); its status is polled every 5 ms from before the start, and the
+//!   time from its first verified peer to the coordinator's height is the catch-up time
+//!   (median, and per 10,000 events; also from process start). Each run checks the
+//!   joiner's blob at that height is the coordinator's.
+//! * **end-to-end latency**: a network of `--nodes` nodes (1 coordinator + the rest storage)
+//!   on loopback; `--posts` times, one small event is posted to `POST /v1/da/events`, and
+//!   every node answers a long-poll `GET /v1/da/state?wait_height=H+1` started *before* the
+//!   POST. Latency = the node's answer − the instant just before the POST was sent. Prints
+//!   the median and 99th percentile per node (all samples) and of the last node per POST.
+//!   Runs with the daemon's default `batch_interval_ms` (100 ms), then again with
+//!   `--batch-interval-ms MS` if given. Ends with every node on the same tip and root.
+//!
+//! Exits non-zero when a node does not converge, a long-poll times out, or a joiner's
+//! chain differs.
+//!
+//! Run: `cargo build --release --bins && target/release/dsdn-bench-da [--events 10000]
+//! [--runs 5] [--nodes 20] [--posts 200] [--batch-interval-ms 10] [--skip-catchup]
+//! [--skip-latency]`
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use dsdn_daemon::client::ApiClient;
+use dsdn_daemon::cookie::cookie_path;
+use dsdn_daemon::localnet::{DaSpec, NodeMode};
+use dsdn_integration_tests::roles::Launch;
+use dsdn_integration_tests::{
+    chunk_events, da_publish_all, da_tip, ip, wait_da_equal, TestNet, WAIT,
+};
+
+/// Convergence timeout.
+const T: Duration = Duration::from_secs(120);
+
+/// Value of flag `name` (`--name VALUE`).
+fn flag<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::args()
+        .skip_while(|a| a != name)
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+}
+
+fn has(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
+fn sorted(mut v: Vec<Duration>) -> Vec<Duration> {
+    v.sort();
+    v
+}
+
+/// The `p`-th percentile (nearest rank) of sorted `v`.
+fn pct(v: &[Duration], p: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// `[da]` of the benchmark: the daemon's defaults, except a 1 s start grace.
+fn da(batch_interval_ms: u64) -> DaSpec {
+    DaSpec {
+        batch_interval_ms,
+        publish_grace_secs: 1,
+        ..DaSpec::default()
+    }
+}
+
+async fn catch_up(events: usize, runs: usize) -> anyhow::Result<()> {
+    let mut net = TestNet::new("bench-da-catchup").await?;
+    let cfg = net.da_config("coordinator", 10)?.with_da(da(100));
+    let names = net.start_da_net(10, 2, &cfg).await?;
+    let ids = net.peer_ids(&names);
+    let started = Instant::now();
+    let heights =
+        da_publish_all(net.node("coordinator"), &chunk_events(&ids, events), 1000).await?;
+    let log = da_tip(net.node("coordinator")).await?;
+    println!(
+        "catch-up: log of {events} events published in {} POSTs -> {} blobs in {:.2} s ({log})",
+        events.div_ceil(1000),
+        heights.len(),
+        started.elapsed().as_secs_f64()
+    );
+    wait_da_equal(&net.nodes(), &log, T).await?;
+
+    let (mut from_start, mut from_peer) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        let want = da_tip(net.node("coordinator")).await?;
+        let name = format!("late-{run}");
+        let last = 13 + run as u8;
+        // Watch the joiner's status every 5 ms from before its start: the instant of its
+        // first verified peer and of its reaching the coordinator's height.
+        let client = ApiClient::with_timeout(
+            std::net::SocketAddr::from((ip(last), net.port() + 1)),
+            Duration::from_secs(2),
+        )
+        .with_cookie_file(cookie_path(&net.data_dir(&name)));
+        let t0 = Instant::now();
+        let target = want.height;
+        let watch = tokio::spawn(async move {
+            let mut first_peer = None;
+            loop {
+                if let Ok(st) = client.status().await {
+                    if st.connected_peers >= 1 && first_peer.is_none() {
+                        first_peer = Some(t0.elapsed());
+                    }
+                    if st.da_height >= target {
+                        let done = t0.elapsed();
+                        return Some((first_peer.unwrap_or(done), done));
+                    }
+                }
+                if t0.elapsed() > T {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        net.spawn(&name, NodeMode::Storage, last, &cfg).await?;
+        let node = net.node(&name);
+        let Some((peer, took)) = watch.await? else {
+            anyhow::bail!(
+                "{name} did not reach height {target} in {T:?}:\n{}",
+                node.log_tail(40)
+            );
+        };
+        let blob = node.client().da_blobs(want.height, 1).await?;
+        anyhow::ensure!(
+            blob.first().is_some_and(|b| b.hash == want.tip_hash),
+            "{name}: another blob at height {}",
+            want.height
+        );
+        println!(
+            "  run {run}: {} blobs / {} events: {} from process start, {} from its first verified peer",
+            want.height,
+            want.events,
+            ms(took),
+            ms(took - peer)
+        );
+        from_start.push(took);
+        from_peer.push(took - peer);
+        // It registers (one more blob); stop it so the next joiner is alone.
+        net.wait_registered(&[&name]).await?;
+        net.node_mut(&name).stop().await?;
+    }
+    let (a, b) = (sorted(from_start), sorted(from_peer));
+    let med = pct(&b, 50.0);
+    println!(
+        "catch-up of a late joiner, {runs} runs, log of {} events: median {} from its first \
+         verified peer ({} from process start); per 10,000 events: {}",
+        log.events,
+        ms(med),
+        ms(pct(&a, 50.0)),
+        ms(med.mul_f64(10_000.0 / log.events.max(1) as f64))
+    );
+    let end = da_tip(net.node("coordinator")).await?;
+    let up: Vec<_> = net.nodes().into_iter().filter(|n| n.is_running()).collect();
+    wait_da_equal(&up, &end, T).await?;
+    net.pass();
+    Ok(())
+}
+
+async fn latency(nodes: usize, posts: usize, batch_interval_ms: u64) -> anyhow::Result<()> {
+    anyhow::ensure!((2..=80).contains(&nodes), "--nodes must be 2..=80");
+    let mut net = TestNet::new("bench-da-latency").await?;
+    let cfg = net
+        .da_config("coordinator", 10)?
+        .with_da(da(batch_interval_ms));
+    let mut coordinator_cfg = cfg.clone();
+    coordinator_cfg.static_peers.clear();
+    net.spawn("coordinator", NodeMode::Coordinator, 10, &coordinator_cfg)
+        .await?;
+    let names: Vec<String> = (1..nodes).map(|i| format!("storage-{i}")).collect();
+    let launches: Vec<Launch> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Launch::new(n.clone(), "storage", 11 + i as u8, cfg.clone()))
+        .collect();
+    net.spawn_all(&launches).await?;
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    net.wait_registered(&refs).await?;
+    let tip = da_tip(net.node("coordinator")).await?;
+    wait_da_equal(&net.nodes(), &tip, T).await?;
+    // Let PEX and the gossipsub mesh settle.
+    let want_peers = (nodes - 1).min(4);
+    for n in net.nodes() {
+        n.wait_until(WAIT, |s| s.connected_peers >= want_peers)
+            .await
+            .with_context(|| format!("{} connections", n.name()))?;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let ids = net.peer_ids(&names);
+    let events = chunk_events(&ids, posts);
+    let clients: Vec<_> = net
+        .nodes()
+        .iter()
+        .map(|n| {
+            (
+                n.name().to_owned(),
+                n.client_with_timeout(Duration::from_secs(20)),
+            )
+        })
+        .collect();
+    let publisher = net
+        .node("coordinator")
+        .client_with_timeout(Duration::from_secs(20));
+    let mut height = tip.height;
+    let (mut per_node, mut last_node, mut post_rtt) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, event) in events.iter().enumerate() {
+        let next = height + 1;
+        let polls: Vec<_> = clients
+            .iter()
+            .map(|(name, c)| {
+                let (name, c) = (name.clone(), c.clone());
+                tokio::spawn(async move {
+                    let r = c.da_wait_height(next, Duration::from_secs(15)).await;
+                    (name, Instant::now(), r)
+                })
+            })
+            .collect();
+        // The long-polls are in place before the clock starts.
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        let t0 = Instant::now();
+        let r = publisher
+            .da_publish(std::slice::from_ref(event))
+            .await
+            .with_context(|| format!("POST #{i}"))?;
+        post_rtt.push(t0.elapsed());
+        anyhow::ensure!(
+            r.heights == [next],
+            "POST #{i} sealed in {:?}, want [{next}] (another publisher?)",
+            r.heights
+        );
+        let mut worst = Duration::ZERO;
+        for p in polls {
+            let (name, at, r) = p.await?;
+            let st = r.with_context(|| format!("long-poll on {name}"))?;
+            anyhow::ensure!(
+                st.height >= next,
+                "{name} did not reach height {next} within 15 s (at {})",
+                st.height
+            );
+            let d = at.saturating_duration_since(t0);
+            per_node.push(d);
+            worst = worst.max(d);
+        }
+        last_node.push(worst);
+        height = next;
+    }
+    let end = da_tip(net.node("coordinator")).await?;
+    anyhow::ensure!(
+        end.height == height,
+        "coordinator at {end}, want height {height}"
+    );
+    wait_da_equal(&net.nodes(), &end, T).await?;
+    let (per_node, last_node, post_rtt) = (sorted(per_node), sorted(last_node), sorted(post_rtt));
+    println!(
+        "end-to-end latency, {nodes} nodes (1 coordinator + {} storage), {posts} POSTs of one \
+         event, batch_interval_ms = {batch_interval_ms}{}:",
+        nodes - 1,
+        if batch_interval_ms == 100 {
+            " (the daemon's default)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  every node's answer ({} samples): median {}, p99 {}, max {}",
+        per_node.len(),
+        ms(pct(&per_node, 50.0)),
+        ms(pct(&per_node, 99.0)),
+        ms(pct(&per_node, 100.0))
+    );
+    println!(
+        "  last node per POST ({} samples):  median {}, p99 {}, max {}",
+        last_node.len(),
+        ms(pct(&last_node, 50.0)),
+        ms(pct(&last_node, 99.0)),
+        ms(pct(&last_node, 100.0))
+    );
+    println!(
+        "  POST /v1/da/events round trip (sealed on the coordinator): median {}, p99 {}",
+        ms(pct(&post_rtt, 50.0)),
+        ms(pct(&post_rtt, 99.0))
+    );
+    println!("  final state on all {nodes} nodes: {end}");
+    net.pass();
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let events: usize = flag("--events").unwrap_or(10_000);
+    let runs: usize = flag("--runs").unwrap_or(5);
+    let nodes: usize = flag("--nodes").unwrap_or(20);
+    let posts: usize = flag("--posts").unwrap_or(200);
+    let fast: Option<u64> = flag("--batch-interval-ms");
+    anyhow::ensure!((1..=20).contains(&runs), "--runs must be 1..=20");
+    println!(
+        "dsdn-bench-da: {} ({} build), {} CPUs",
+        dsdn_daemon::localnet::find_dsdnd()?.display(),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    if !has("--skip-catchup") {
+        catch_up(events, runs).await?;
+    }
+    if !has("--skip-latency") {
+        latency(nodes, posts, DaSpec::default().batch_interval_ms).await?;
+        if let Some(ms) = fast {
+            latency(nodes, posts, ms).await?;
+        }
+    }
+    Ok(())
+}
