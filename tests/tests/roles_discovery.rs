@@ -414,17 +414,29 @@ async fn s11_multi_component_bootstrap() -> anyhow::Result<()> {
         .iter()
         .map(|s| net.node(s).peer_id().to_owned())
         .collect();
-    let events = sample_da_events(&storage_ids, EVENTS);
+    // The storage nodes register themselves first (their NodeRegistered events); the
+    // sample's own registrations are left out so theirs stay as they asked.
+    eventually(WAIT, "the storage nodes to register themselves", || async {
+        let st = coordinator.client().da_state().await.ok()?;
+        (st.nodes == storage_ids.len()).then_some(())
+    })
+    .await?;
+    let events: Vec<_> = sample_da_events(&storage_ids, EVENTS + storage_ids.len())
+        .into_iter()
+        .filter(|e| !matches!(e, dsdn_protocols::da::DaEvent::NodeRegistered { .. }))
+        .collect();
+    assert_eq!(events.len(), EVENTS);
     agent_da_publish(coordinator, &net.dir().join("events"), &events).await?;
-    let root = coordinator.client().da_state().await?.state_root;
-    assert_eq!(coordinator.client().da_state().await?.events, EVENTS as u64);
+    let coord = coordinator.client().da_state().await?;
+    let (root, total) = (coord.state_root, coord.events);
+    assert_eq!(total, (EVENTS + storage_ids.len()) as u64);
     for n in net.nodes().into_iter().filter(|n| n.name() != "bootstrap") {
         let got = eventually(
             WAIT,
-            &format!("{} to apply the {EVENTS} DA events", n.name()),
+            &format!("{} to apply the {total} DA events", n.name()),
             || async {
                 let st = n.client().da_state().await.ok()?;
-                (st.events == EVENTS as u64).then_some(st)
+                (st.events == total).then_some(st)
             },
         )
         .await;
