@@ -5,11 +5,13 @@
 //! and carries an explicit size cap that is enforced *before* decoding.
 //!
 //! Spec: `dsdn-roadmap.md`, Tahap 28.1.B §2–§3 (handshake, PEX), 28.1.C §2 (service types)
-//! and Tahap 14A §1 (DA events).
+//! Tahap 14A §1 (DA events) and 14A.2B.1 (the coordinator committee: FROST DKG and threshold
+//! signing).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod committee;
 pub mod da;
 pub mod handshake;
 pub mod network;
