@@ -123,22 +123,17 @@ impl EventLoop {
         let now = Instant::now();
         match event {
             request_response::Event::Message {
-                peer,
                 message:
                     Message::Request {
                         request, channel, ..
                     },
                 ..
             } => {
-                let response = if self.swarm.behaviour().peer_manager.is_verified(&peer) {
-                    self.da.service.serve_sync(&request)
-                } else {
-                    // Unverified peers (no handshake yet) learn nothing.
-                    SyncResponse {
-                        tip: 0,
-                        blobs: Vec::new(),
-                    }
-                };
+                // The log is public and the protocol id is network-scoped, so a peer whose
+                // handshake this node has not finished verifying yet is answered too: an
+                // empty answer would tell it a wrong tip (0), and it may be a DA authority
+                // deciding whether it may seal.
+                let response = self.da.service.serve_sync(&request);
                 if let Some(sync) = self.swarm.behaviour_mut().da_sync.as_mut() {
                     let _ = sync.send_response(channel, response);
                 }
@@ -266,9 +261,10 @@ impl EventLoop {
                     },
                 ..
             } => {
-                if !self.swarm.behaviour().peer_manager.is_verified(&peer)
-                    || !self.register_in.allow(&peer, now)
-                {
+                // Not gated on this node's side of the handshake: the requester verified us
+                // first and the protocol id is network-scoped; the PeerId (the node id of the
+                // event) is authenticated by noise. One request per peer per 5 s.
+                if !self.register_in.allow(&peer, now) {
                     if let Some(reg) = self.swarm.behaviour_mut().da_register.as_mut() {
                         let _ = reg.send_response(
                             channel,
