@@ -75,11 +75,16 @@ impl EventLoop {
         let Some(gossipsub) = self.swarm.behaviour_mut().gossipsub.as_mut() else {
             return;
         };
-        match gossipsub.publish(topic, bytes) {
-            Ok(_) | Err(GossipPublishError::Duplicate) => {}
-            // Stored in the log either way: peers that missed it backfill it.
+        // gossipsub refuses before caching the message id, so the same bytes can be sent
+        // again later. Only the newest unsent blob is kept: a peer that receives it
+        // backfills the heights before it.
+        match gossipsub.publish(topic, bytes.clone()) {
+            Ok(_) | Err(GossipPublishError::Duplicate) => self.da.unannounced = None,
             Err(GossipPublishError::NoPeersSubscribedToTopic) => {
-                tracing::debug!("no DA peer to gossip the blob to yet; peers will backfill it");
+                tracing::debug!(
+                    "no DA subscriber known yet: the blob is sent at the next subscription"
+                );
+                self.da.unannounced = Some(bytes);
             }
             Err(e) => tracing::warn!(error = %e, "cannot gossip a DA blob"),
         }
@@ -87,6 +92,16 @@ impl EventLoop {
 
     /// A gossipsub message on the DA topic.
     pub(super) fn on_gossip(&mut self, event: gossipsub::Event) {
+        if let gossipsub::Event::Subscribed { topic, .. } = &event {
+            // A blob sealed before any peer's subscription was known (the peers' own tip
+            // polls would find it only every 30 s).
+            if *topic == self.da.topic.hash() {
+                if let Some(bytes) = self.da.unannounced.take() {
+                    self.gossip_blob(bytes);
+                }
+            }
+            return;
+        }
         if let gossipsub::Event::Message {
             propagation_source,
             message_id,
