@@ -10,7 +10,10 @@
 //!   per-peer PEX address token bucket ([`AddrTokenBucket`]);
 //! * [`store`] — [`PeerStore`], the persistent, bounded ([`MAX_ENTRIES`]) peer cache with
 //!   test-before-evict, garbage collection, bans, dial, outbound and feeler candidates, PEX
-//!   selection, anchors ([`MAX_ANCHORS`]) and cheap statistics ([`StoreStats`]).
+//!   selection, anchors ([`MAX_ANCHORS`]) and cheap statistics ([`StoreStats`]);
+//! * [`redb_file`] and [`files`] — opening a redb file of the data directory (meta table,
+//!   network and schema checks, corruption sorted from other errors) and moving an unusable
+//!   file aside; shared with the DA log of `dsdn-p2p`.
 //!
 //! All times are UNIX seconds passed in by the caller (`now`), so everything but the file
 //! itself is deterministic; the rate limiters take `std::time::Instant`s. CBOR goes through
@@ -26,6 +29,7 @@ pub mod files;
 pub mod netgroup;
 pub mod ratelimit;
 pub mod record;
+pub mod redb_file;
 pub mod score;
 pub mod select;
 pub mod store;

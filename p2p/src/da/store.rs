@@ -31,7 +31,7 @@ mod files;
 mod open;
 
 pub use files::{load_snapshot, move_aside, save_snapshot};
-use open::{try_open, Failure};
+use open::try_open;
 
 #[cfg(test)]
 mod tests;
@@ -47,12 +47,8 @@ pub const DA_STATE_FILE: &str = "da-state.cbor";
 /// ([`DaStoreError::NewerSchema`]).
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// meta table: key → value bytes.
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// blobs table: height → encoded blob.
 const BLOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("blobs");
-const SCHEMA_KEY: &str = "schema_version";
-const NETWORK_KEY: &str = "network_id";
 
 /// redb page cache, in bytes.
 const CACHE_BYTES: usize = 32 * 1024 * 1024;
@@ -176,34 +172,12 @@ impl DaStore {
     ///   `path` is a directory or has no file name, the rename fails);
     /// * [`DaStoreError::Db`] if the file is open elsewhere or even a fresh file fails.
     pub fn open(path: &Path, network: &NetworkId) -> Result<StoreOpen, DaStoreError> {
-        let reason = match try_open(path, network) {
-            Ok((db, tip)) => {
-                return Ok(StoreOpen {
-                    store: DaStore::new(db, path, tip),
-                    moved_aside: None,
-                })
-            }
-            Err(Failure::Fatal(e)) => return Err(e),
-            Err(Failure::Corrupt(reason)) => reason,
-        };
-        let target = move_aside(path).map_err(DaStoreError::Io)?;
-        tracing::warn!(
-            file = %path.display(),
-            moved_to = %target.display(),
-            %reason,
-            "the DA log is unusable; moved it aside and starting with an empty log"
-        );
-        match try_open(path, network) {
-            Ok((db, tip)) => Ok(StoreOpen {
-                store: DaStore::new(db, path, tip),
-                moved_aside: Some(target),
-            }),
-            Err(Failure::Fatal(e)) => Err(e),
-            Err(Failure::Corrupt(reason)) => Err(DaStoreError::Db(format!(
-                "{}: unusable even after moving the old file aside: {reason}",
-                path.display()
-            ))),
-        }
+        let ((db, tip), moved_aside) =
+            dsdn_peers::redb_file::open_or_recover(path, "the DA log", || try_open(path, network))?;
+        Ok(StoreOpen {
+            store: DaStore::new(db, path, tip),
+            moved_aside,
+        })
     }
 
     fn new(db: Database, path: &Path, tip: u64) -> DaStore {

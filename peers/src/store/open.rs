@@ -18,17 +18,11 @@
 //! next to it and a fresh store is created. A store of another network is refused and left in
 //! place.
 
-use std::fs;
-use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dsdn_protocols::NetworkId;
-use redb::{
-    Builder, CommitError, Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError,
-    TableDefinition, TableError, TableHandle, TransactionError,
-};
+use redb::{Database, ReadableTable, TableHandle};
 
 use super::txn::{apply, Eviction, Index, IndexEntry, WriteCtx, ANCHORS, PEERS};
 use super::{StoreError, MAX_ENTRIES};
@@ -42,10 +36,7 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// The oldest schema this build can upgrade.
 const OLDEST_SCHEMA: u32 = 1;
 
-/// meta table: key → value bytes.
-pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-pub(super) const SCHEMA_KEY: &str = "schema_version";
-pub(super) const NETWORK_KEY: &str = "network_id";
+use crate::redb_file::{self, FileFault, MetaRefusal, OpenFailure, META};
 
 /// redb page cache, in bytes (the whole 10 000-entry file is a few MiB).
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
@@ -62,16 +53,43 @@ pub(super) struct Opened {
     pub(super) upgraded_from: Option<u32>,
 }
 
-/// Why an open attempt failed.
-enum Failure {
-    /// The file cannot be used as a peers.dat of this build: move it aside.
-    Corrupt(String),
-    /// Anything else (I/O, lock, network mismatch): report to the caller.
-    Fatal(StoreError),
-}
+type Failure = OpenFailure<StoreError>;
 
 fn fatal(e: impl Into<StoreError>) -> Failure {
     Failure::Fatal(e.into())
+}
+
+fn classify(e: impl Into<redb::Error>, path: &Path) -> Failure {
+    OpenFailure::classify(e, path)
+}
+
+/// The error for a file another build or network wrote; the file is left untouched.
+fn refusal(path: &Path, network: &NetworkId) -> impl FnOnce(MetaRefusal) -> StoreError {
+    let file = path.to_owned();
+    let expected = network.clone();
+    move |r| match r {
+        MetaRefusal::NewerSchema(found) => StoreError::NewerSchema {
+            file,
+            found,
+            supported: SCHEMA_VERSION,
+        },
+        MetaRefusal::WrongNetwork(found) => StoreError::NetworkMismatch {
+            file,
+            expected,
+            found,
+        },
+    }
+}
+
+impl From<FileFault> for StoreError {
+    fn from(f: FileFault) -> Self {
+        match f {
+            FileFault::AlreadyOpen { file } => StoreError::AlreadyOpen { file },
+            FileFault::Io { file, source } => StoreError::Io { file, source },
+            FileFault::Db(e) => StoreError::Database(e),
+            FileFault::Unusable { file, reason } => StoreError::Unusable { file, reason },
+        }
+    }
 }
 
 /// Opens `path`, moving it aside once if it is unusable. Returns the store and the path the
@@ -80,76 +98,15 @@ pub(super) fn open_or_recover(
     path: &Path,
     network: &NetworkId,
 ) -> Result<(Opened, Option<PathBuf>), StoreError> {
-    let reason = match try_open(path, network) {
-        Ok(opened) => return Ok((opened, None)),
-        Err(Failure::Fatal(e)) => return Err(e),
-        Err(Failure::Corrupt(reason)) => reason,
-    };
-    let target = move_aside(path, unix_now())?;
-    tracing::warn!(
-        file = %path.display(),
-        moved_to = %target.display(),
-        %reason,
-        "peers.dat is unusable; moved it aside and starting with an empty peer store"
-    );
-    match try_open(path, network) {
-        Ok(opened) => Ok((opened, Some(target))),
-        Err(Failure::Fatal(e)) => Err(e),
-        Err(Failure::Corrupt(reason)) => Err(StoreError::Unusable {
-            file: path.to_owned(),
-            reason,
-        }),
-    }
-}
-
-fn try_open(path: &Path, network: &NetworkId) -> Result<Opened, Failure> {
-    let io_err = |source: io::Error| {
-        Failure::Fatal(StoreError::Io {
-            file: path.to_owned(),
-            source,
-        })
-    };
-    if path.file_name().is_none() {
-        return Err(io_err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "peers.dat path has no file name",
-        )));
-    }
-    let exists = match fs::metadata(path) {
-        Ok(m) if m.is_dir() => {
-            return Err(io_err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "peers.dat path is a directory",
-            )))
-        }
-        Ok(m) if m.len() == 0 => return Err(Failure::Corrupt("zero-length file".into())),
-        Ok(_) => true,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-        Err(e) => return Err(io_err(e)),
-    };
-    // redb may panic (debug assertions) on files corrupted outside redb: such a file is
-    // treated as corrupt too. Every value touched inside is dropped during unwinding.
-    let attempt = catch_unwind(AssertUnwindSafe(|| -> Result<Opened, Failure> {
-        let mut builder = Builder::new();
-        builder
-            .set_check_integrity_on_open(true)
-            .set_cache_size(CACHE_BYTES);
-        if exists {
-            if let Some(found) = newer_schema(path) {
-                return Err(Failure::Fatal(StoreError::NewerSchema {
-                    file: path.to_owned(),
-                    found,
-                    supported: SCHEMA_VERSION,
-                }));
-            }
-        }
-        let db = if exists {
-            builder.open(path)
-        } else {
-            builder.create(path)
-        }
-        .map_err(|e| classify_db(e, path))?;
-        let loaded = check_and_load(&db, path, network)?;
+    redb_file::open_or_recover(path, "peers.dat", || {
+        let (db, loaded) = redb_file::open_db(
+            path,
+            "peers.dat",
+            CACHE_BYTES,
+            (SCHEMA_VERSION, network),
+            refusal(path, network),
+            |db| check_and_load(db, path, network),
+        )?;
         Ok(Opened {
             db,
             index: loaded.index,
@@ -157,31 +114,7 @@ fn try_open(path: &Path, network: &NetworkId) -> Result<Opened, Failure> {
             anchors: loaded.anchors,
             upgraded_from: loaded.upgraded_from,
         })
-    }));
-    match attempt {
-        Ok(result) => result,
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(Failure::Corrupt(format!("redb panicked: {msg}")))
-        }
-    }
-}
-
-/// The schema version of an existing file if it is newer than [`SCHEMA_VERSION`], read
-/// through a read-only redb handle so that such a file is not modified at all (opening it for
-/// writing may rewrite redb's header). `None` if it cannot be read that way (e.g. it needs
-/// crash recovery): the normal open then decides, and still refuses a newer schema.
-fn newer_schema(path: &Path) -> Option<u32> {
-    let db = Builder::new().open_read_only(path).ok()?;
-    let txn = db.begin_read().ok()?;
-    let meta = txn.open_table(META).ok()?;
-    let raw = meta.get(SCHEMA_KEY).ok()??;
-    let version = u32::from_be_bytes(<[u8; 4]>::try_from(raw.value()).ok()?);
-    (version > SCHEMA_VERSION).then_some(version)
+    })
 }
 
 /// What [`check_and_load`] found.
@@ -195,60 +128,29 @@ struct Loaded {
 /// Checks (or, for a new file, writes) the meta table, upgrades an older schema, loads the
 /// index and deletes records that fail to decode, all in one write transaction.
 fn check_and_load(db: &Database, path: &Path, network: &NetworkId) -> Result<Loaded, Failure> {
-    let txn = db.begin_write().map_err(|e| classify_txn(e, path))?;
+    let txn = db.begin_write().map_err(|e| classify(e, path))?;
     let names: Vec<String> = txn
         .list_tables()
-        .map_err(|e| classify_storage(e, path))?
+        .map_err(|e| classify(e, path))?
         .map(|h| h.name().to_owned())
         .collect();
     let mut upgraded_from = None;
     if names.iter().any(|n| n == META.name()) {
-        let mut meta = txn.open_table(META).map_err(|e| classify_table(e, path))?;
-        let version = meta
-            .get(SCHEMA_KEY)
-            .map_err(|e| classify_storage(e, path))?;
-        let version = version
-            .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
-            .map(u32::from_be_bytes)
-            .ok_or_else(|| Failure::Corrupt("missing or malformed schema version".into()))?;
-        if version > SCHEMA_VERSION {
-            return Err(Failure::Fatal(StoreError::NewerSchema {
-                file: path.to_owned(),
-                found: version,
-                supported: SCHEMA_VERSION,
-            }));
-        }
-        if version < OLDEST_SCHEMA {
-            return Err(Failure::Corrupt(format!(
-                "unknown schema version {version}, this build reads {OLDEST_SCHEMA} to \
-                 {SCHEMA_VERSION}"
-            )));
-        }
-        let found = meta
-            .get(NETWORK_KEY)
-            .map_err(|e| classify_storage(e, path))?;
-        let found = found
-            .and_then(|v| std::str::from_utf8(v.value()).ok().map(NetworkId::new))
-            .and_then(Result::ok)
-            .ok_or_else(|| Failure::Corrupt("missing or malformed network id".into()))?;
-        if &found != network {
-            return Err(Failure::Fatal(StoreError::NetworkMismatch {
-                file: path.to_owned(),
-                expected: network.clone(),
-                found,
-            }));
-        }
+        let meta = txn.open_table(META).map_err(|e| classify(e, path))?;
+        let version = redb_file::check_meta(
+            &meta,
+            path,
+            (OLDEST_SCHEMA, SCHEMA_VERSION),
+            network,
+            refusal(path, network),
+        )?;
+        drop(meta);
         if version < SCHEMA_VERSION {
-            meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_be_bytes().as_slice())
-                .map_err(|e| classify_storage(e, path))?;
+            redb_file::write_meta(&txn, path, SCHEMA_VERSION, network)?;
             upgraded_from = Some(version);
         }
     } else if names.is_empty() {
-        let mut meta = txn.open_table(META).map_err(|e| classify_table(e, path))?;
-        meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_be_bytes().as_slice())
-            .map_err(|e| classify_storage(e, path))?;
-        meta.insert(NETWORK_KEY, network.as_str().as_bytes())
-            .map_err(|e| classify_storage(e, path))?;
+        redb_file::write_meta(&txn, path, SCHEMA_VERSION, network)?;
     } else {
         return Err(Failure::Corrupt(format!(
             "not a peers.dat: tables {names:?} but no meta table"
@@ -257,22 +159,20 @@ fn check_and_load(db: &Database, path: &Path, network: &NetworkId) -> Result<Loa
 
     let anchors = {
         // Created here if absent (new or schema-1 file), so reads can always open it.
-        let table = txn
-            .open_table(ANCHORS)
-            .map_err(|e| classify_table(e, path))?;
-        let n = redb::ReadableTableMetadata::len(&table).map_err(|e| classify_storage(e, path))?;
+        let table = txn.open_table(ANCHORS).map_err(|e| classify(e, path))?;
+        let n = redb::ReadableTableMetadata::len(&table).map_err(|e| classify(e, path))?;
         usize::try_from(n).unwrap_or(usize::MAX)
     };
 
     let mut index = Index::new();
     let mut purged = 0;
     let overlay = {
-        let mut table = txn.open_table(PEERS).map_err(|e| classify_table(e, path))?;
+        let mut table = txn.open_table(PEERS).map_err(|e| classify(e, path))?;
         let mut bad: Vec<Vec<u8>> = Vec::new();
         // Records of an older layout, rewritten in the current one (schema upgrade).
         let mut old: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        for item in table.iter().map_err(|e| classify_storage(e, path))? {
-            let (k, v) = item.map_err(|e| classify_storage(e, path))?;
+        for item in table.iter().map_err(|e| classify(e, path))? {
+            let (k, v) = item.map_err(|e| classify(e, path))?;
             match decode_record_versioned(k.value(), v.value(), network) {
                 Ok((r, version)) => {
                     if version != RECORD_VERSION {
@@ -290,13 +190,13 @@ fn check_and_load(db: &Database, path: &Path, network: &NetworkId) -> Result<Loa
         for key in &bad {
             table
                 .remove(key.as_slice())
-                .map_err(|e| classify_storage(e, path))?;
+                .map_err(|e| classify(e, path))?;
             purged += 1;
         }
         for (key, bytes) in &old {
             table
                 .insert(key.as_slice(), bytes.as_slice())
-                .map_err(|e| classify_storage(e, path))?;
+                .map_err(|e| classify(e, path))?;
         }
         // A file written with a larger capacity is trimmed to ours.
         let mut ctx = WriteCtx::new(table, &index, network);
@@ -312,7 +212,7 @@ fn check_and_load(db: &Database, path: &Path, network: &NetworkId) -> Result<Loa
         }
         ctx.into_overlay()
     };
-    txn.commit().map_err(|e| classify_commit(e, path))?;
+    txn.commit().map_err(|e| classify(e, path))?;
     apply(&mut index, overlay);
     if let Some(from) = upgraded_from {
         tracing::info!(
@@ -330,77 +230,10 @@ fn check_and_load(db: &Database, path: &Path, network: &NetworkId) -> Result<Loa
     })
 }
 
-/// Renames `path` to `<name>.corrupt-<now>` (with `.1`, `.2`, … appended if taken).
-pub(super) fn move_aside(path: &Path, now: u64) -> Result<PathBuf, StoreError> {
-    crate::files::move_aside_at(path, now).map_err(|source| StoreError::Io {
-        file: path.to_owned(),
-        source,
-    })
-}
-
 /// Seconds since the UNIX epoch (0 if the clock is before 1970).
 pub(super) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-fn classify_db(e: DatabaseError, path: &Path) -> Failure {
-    match e {
-        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
-            Failure::Fatal(StoreError::AlreadyOpen {
-                file: path.to_owned(),
-            })
-        }
-        DatabaseError::UpgradeRequired(v) => {
-            Failure::Corrupt(format!("old redb file format {v} needs an upgrade"))
-        }
-        DatabaseError::RepairAborted => Failure::Corrupt("redb repair aborted".into()),
-        DatabaseError::Storage(s) => classify_storage(s, path),
-        other => fatal(other),
-    }
-}
-
-fn classify_storage(e: StorageError, path: &Path) -> Failure {
-    match e {
-        StorageError::Corrupted(m) => Failure::Corrupt(m),
-        StorageError::Io(io)
-            if matches!(
-                io.kind(),
-                io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData
-            ) =>
-        {
-            Failure::Corrupt(io.to_string())
-        }
-        StorageError::Io(source) => Failure::Fatal(StoreError::Io {
-            file: path.to_owned(),
-            source,
-        }),
-        other => fatal(other),
-    }
-}
-
-fn classify_table(e: TableError, path: &Path) -> Failure {
-    match e {
-        TableError::Storage(s) => classify_storage(s, path),
-        e @ (TableError::TableTypeMismatch { .. }
-        | TableError::TableIsMultimap(_)
-        | TableError::TypeDefinitionChanged { .. }) => Failure::Corrupt(e.to_string()),
-        other => fatal(other),
-    }
-}
-
-fn classify_txn(e: TransactionError, path: &Path) -> Failure {
-    match e {
-        TransactionError::Storage(s) => classify_storage(s, path),
-        other => fatal(other),
-    }
-}
-
-fn classify_commit(e: CommitError, path: &Path) -> Failure {
-    match e {
-        CommitError::Storage(s) => classify_storage(s, path),
-        other => fatal(other),
-    }
 }

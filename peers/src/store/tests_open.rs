@@ -7,10 +7,10 @@ use dsdn_protocols::{NetworkId, PeerSource, ServiceSet, ServiceType};
 use proptest::prelude::*;
 use redb::{Database, ReadableDatabase, TableDefinition};
 
-use super::open::{META, NETWORK_KEY, SCHEMA_KEY};
 use super::txn::PEERS;
 use super::*;
 use crate::record::tests::{addr, net, peer};
+use crate::redb_file::{META, NETWORK_KEY, SCHEMA_KEY};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -346,9 +346,9 @@ fn undecodable_records_are_purged_at_open() {
 fn move_aside_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dat(&dir), b"one").unwrap();
-    let a = super::open::move_aside(&dat(&dir), 42).unwrap();
+    let a = crate::files::move_aside_at(&dat(&dir), 42).unwrap();
     fs::write(dat(&dir), b"two").unwrap();
-    let b = super::open::move_aside(&dat(&dir), 42).unwrap();
+    let b = crate::files::move_aside_at(&dat(&dir), 42).unwrap();
     assert_eq!(a, dir.path().join("peers.dat.corrupt-42"));
     assert_eq!(b, dir.path().join("peers.dat.corrupt-42.1"));
     assert_eq!(fs::read(a).unwrap(), b"one");

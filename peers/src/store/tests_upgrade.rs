@@ -3,11 +3,11 @@
 use dsdn_protocols::{PeerSource, ServiceSet};
 use redb::{Database, ReadableDatabase, ReadableTable, TableHandle};
 
-use super::open::{META, SCHEMA_KEY};
 use super::txn::{ANCHORS, PEERS};
 use super::*;
 use crate::record::tests::{addr, net, peer};
 use crate::record::{decode_record_versioned, encode_record_as, RECORD_V1, RECORD_VERSION};
+use crate::redb_file::{META, SCHEMA_KEY};
 
 const NOW: u64 = 1_700_000_000;
 

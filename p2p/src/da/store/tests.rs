@@ -7,6 +7,7 @@ use redb::{Database, ReadableDatabase, ReadableTableMetadata};
 
 use super::files::{move_aside_at, unix_now};
 use super::*;
+use dsdn_peers::redb_file::{META, SCHEMA_KEY};
 
 fn net() -> NetworkId {
     NetworkId::new("devnet").unwrap()
