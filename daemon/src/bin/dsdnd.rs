@@ -162,6 +162,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         mode: cli.mode.as_str().to_owned(),
         required_roles: cli.mode.required_roles(),
         light: false,
+        committee: None,
     };
     let node = Node::start(cfg).context("cannot start the network layer")?;
     if let Some(path) = &node.store_report.moved_aside {

@@ -40,6 +40,7 @@ impl Served {
             mode: "storage".to_owned(),
             required_roles: Vec::new(),
             light: false,
+            committee: None,
         };
         let node = Node::start(cfg).expect("node");
         let state = ApiState {

@@ -31,17 +31,14 @@ fn refusal() -> impl Strategy<Value = Refusal> {
 
 fn request() -> impl Strategy<Value = CommitteeRequest> {
     prop_oneof![
-        (any::<u64>(), 2u16..=64, 2usize..=64).prop_map(|(e, t, n)| {
-            CommitteeRequest::DkgStart(config(t.min(n as u16), n, e))
-        }),
-        (any::<u64>(), blob(3000))
-            .prop_map(|(epoch, package)| CommitteeRequest::Dkg(DkgMessage::Round1(
-                Round1Message { epoch, package }
-            ))),
-        (any::<u64>(), blob(200))
-            .prop_map(|(epoch, package)| CommitteeRequest::Dkg(DkgMessage::Round2(
-                Round2Message { epoch, package }
-            ))),
+        (any::<u64>(), 2u16..=64, 2usize..=64)
+            .prop_map(|(e, t, n)| { CommitteeRequest::DkgStart(config(t.min(n as u16), n, e)) }),
+        (any::<u64>(), blob(3000)).prop_map(|(epoch, package)| CommitteeRequest::Dkg(
+            DkgMessage::Round1(Round1Message { epoch, package })
+        )),
+        (any::<u64>(), blob(200)).prop_map(|(epoch, package)| CommitteeRequest::Dkg(
+            DkgMessage::Round2(Round2Message { epoch, package })
+        )),
         (any::<u64>(), any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(epoch, t, k)| {
             CommitteeRequest::DkgConfirm {
                 epoch,
