@@ -247,8 +247,17 @@ impl CommitteeService {
         event: RoundEvent,
         now: Instant,
     ) -> Option<Result<[u8; 64], ThresholdSignError>> {
+        // Once the package is fixed, only the chosen signers matter (a commitment request's
+        // late failure or refusal from another member changes nothing).
+        let relevant = |peer: &PeerId| !r.sharing || r.signers.contains(peer);
         match event {
             RoundEvent::Timeout => return Some(Err(self.shortfall(r))),
+            RoundEvent::Failure(peer, _)
+            | RoundEvent::Answer(peer, CommitteeResponse::Refused(_))
+                if !relevant(&peer) =>
+            {
+                return None
+            }
             RoundEvent::Failure(peer, error) => {
                 r.failed.insert(peer, error);
             }
