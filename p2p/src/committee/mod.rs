@@ -261,3 +261,6 @@ pub fn member_id(peer: &PeerId) -> Result<MemberId, dsdn_protocols::committee::C
 pub fn member_peer(member: &MemberId) -> Option<PeerId> {
     PeerId::from_bytes(member.as_bytes()).ok()
 }
+
+#[cfg(test)]
+mod tests;
