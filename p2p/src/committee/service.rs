@@ -260,7 +260,7 @@ impl CommitteeService {
         if now.duration_since(entry.0) >= Duration::from_secs(1) {
             *entry = (now, 0);
         }
-        entry.1 += 1;
+        entry.1 = entry.1.saturating_add(1);
         entry.1 <= MAX_REQUESTS_PER_PEER_PER_SEC
     }
 

@@ -300,15 +300,27 @@ impl CommitteeService {
                 other => ThresholdSignError::Frost(other.to_string()),
             }));
         }
-        // Decided early when the round can no longer succeed.
+        // Decided before the deadline once every member asked in this phase answered,
+        // refused or failed and the round still cannot succeed (a member that is merely slow
+        // is waited for, so it is never reported as missing).
         let need = usize::from(self.config.threshold);
         let lost = r.failed.len() + r.refused.len();
+        let asked: &[PeerId] = if r.sharing {
+            &r.signers
+        } else {
+            &self.cfg.members
+        };
+        let outstanding = asked.iter().any(|p| {
+            !r.answered.contains(p)
+                && !r.failed.contains_key(p)
+                && !r.refused.iter().any(|(q, _)| q == p)
+        });
         let impossible = if r.sharing {
             lost > 0
         } else {
             self.config.members.len().saturating_sub(lost) < need
         };
-        impossible.then(|| Err(self.shortfall(r)))
+        (impossible && !outstanding).then(|| Err(self.shortfall(r)))
     }
 
     /// The package is fixed: sign our part (if chosen) and send it to the other signers.
