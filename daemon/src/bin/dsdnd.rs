@@ -288,4 +288,32 @@ mod tests {
         assert_eq!(cli.mode.services(cli.dc).names(), ["storage", "storage-dc"]);
         assert!(Cli::try_parse_from(["dsdnd", "--mode", "miner"]).is_err());
     }
+
+    #[test]
+    fn committee_flags_parse() {
+        let a = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let b = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let members = format!("{a},{b}");
+        let cli = Cli::try_parse_from([
+            "dsdnd",
+            "--mode",
+            "coordinator",
+            "--committee-members",
+            &members,
+            "--committee-threshold",
+            "2",
+            "--committee-epoch",
+            "3",
+        ])
+        .expect("parses");
+        assert_eq!(cli.committee_members, [a, b]);
+        assert_eq!((cli.committee_threshold, cli.committee_epoch), (2, 3));
+        let cli = Cli::try_parse_from(["dsdnd"]).expect("parses");
+        assert!(cli.committee_members.is_empty());
+        assert!(Cli::try_parse_from(["dsdnd", "--committee-members", "not-a-peer-id"]).is_err());
+    }
 }
