@@ -21,6 +21,8 @@
 //! | POST   | `/v1/da/blobs`             | one CBOR-encoded `DaBlob` (signed elsewhere, e.g. by the committee) → [`SubmitResponse`]; 400 when it does not verify, 409 when it breaks the chain |
 //! | GET    | `/v1/da/blobs?from=H[&count=N]` | → `Vec<`[`BlobInfo`]`>`: up to N (default and max 64) blobs from height H, verified |
 //! | GET    | `/v1/da/state[?wait_height=H[&timeout_ms=T]]` | → [`DaStateResponse`]; with `wait_height`, answered once the log reaches H or after T ms (default 30,000, max 60,000) |
+//! | POST   | `/v1/committee/dkg`        | → [`CommitteeStatusResponse`] once this member adopted the group key (the FROST DKG of the configured committee over the network); 403 on a non-member, 409 when a key share for the epoch exists, 502 when the ceremony failed (the message names the members) |
+//! | GET    | `/v1/committee/status`     | → [`CommitteeStatusResponse`]; 404 on a non-member |
 //! | GET    | `/metrics`                 | → Prometheus text exposition |
 //!
 //! The peer-management endpoints are the daemon side of `dsdn-agent peers …` (roadmap
@@ -302,6 +304,24 @@ pub struct DaStateResponse {
     pub is_authority: bool,
     /// Events waiting to be sealed (DA authority only).
     pub queued_events: usize,
+}
+
+/// `GET /v1/committee/status` and `POST /v1/committee/dkg`: the coordinator committee as
+/// this member sees it (Tahap 14A.2B.1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitteeStatusResponse {
+    /// This node's PeerId.
+    pub me: String,
+    /// The members' PeerIds, in FROST identifier order.
+    pub members: Vec<String>,
+    /// Signatures need `threshold` members.
+    pub threshold: u16,
+    /// The committee epoch.
+    pub epoch: u64,
+    /// The group public key (64 hex), once this member holds a key share.
+    pub group_key: Option<String>,
+    /// `no_share`, `dkg_round_1`…`dkg_round_3`, `ready`, or `failed: <reason>`.
+    pub state: String,
 }
 
 /// Error body of every non-2xx answer.

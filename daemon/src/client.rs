@@ -26,8 +26,8 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     AddPeerRequest, AddSeedRequest, AddedResponse, ApiError, BanRequest, BanResponse, BlobInfo,
-    DaStateResponse, PeerInfo, PeerStatsResponse, PublishResponse, ResetResponse, StatusResponse,
-    SubmitResponse, UnbanResponse,
+    CommitteeStatusResponse, DaStateResponse, PeerInfo, PeerStatsResponse, PublishResponse,
+    ResetResponse, StatusResponse, SubmitResponse, UnbanResponse,
 };
 use crate::cookie::read_cookie;
 
@@ -40,6 +40,9 @@ pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8645";
 
 /// How long one request may take before it fails with [`ClientError::Timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`ApiClient::committee_dkg`] waits (the daemon's DKG times out after 30 s).
+pub const COMMITTEE_DKG_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// Longest error body quoted in a [`ClientError::Api`] that is not an [`ApiError`] JSON body.
 const MAX_QUOTED_BODY: usize = 200;
@@ -153,6 +156,30 @@ impl ApiClient {
     /// The API address this client talks to.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `POST /v1/committee/dkg`: runs the committee DKG and waits (up to
+    /// [`COMMITTEE_DKG_TIMEOUT`]) until this member adopted the group key.
+    ///
+    /// # Errors
+    /// Any [`ClientError`]; [`ClientError::Api`] 403 on a non-member, 409 when a key share
+    /// exists for the epoch, 502 when the ceremony failed.
+    pub async fn committee_dkg(&self) -> Result<CommitteeStatusResponse, ClientError> {
+        let path = "/v1/committee/dkg";
+        let req = self
+            .http
+            .post(self.url(path))
+            .timeout(COMMITTEE_DKG_TIMEOUT);
+        let body = self.send(path, req).await?;
+        self.decode(path, &body)
+    }
+
+    /// `GET /v1/committee/status`.
+    ///
+    /// # Errors
+    /// Any [`ClientError`]; [`ClientError::Api`] 404 on a non-member.
+    pub async fn committee_status(&self) -> Result<CommitteeStatusResponse, ClientError> {
+        self.get_json("/v1/committee/status").await
     }
 
     /// `GET /v1/status`.

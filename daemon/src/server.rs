@@ -23,6 +23,7 @@ use serde::Deserialize;
 use crate::api::{ApiError, PeerInfo, StatusResponse};
 use crate::cookie::{bearer_token, token_matches};
 
+mod committee;
 mod control;
 pub mod da;
 #[cfg(test)]
@@ -197,6 +198,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/da/events", post(da::publish))
         .route("/v1/da/blobs", get(da::blobs).post(da::submit))
         .route("/v1/da/state", get(da::state))
+        .route("/v1/committee/dkg", post(committee::dkg))
+        .route("/v1/committee/status", get(committee::status))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -6,6 +6,9 @@
 
 use std::time::Duration;
 
+use dsdn_protocols::committee::{
+    CommitteeRequest, CommitteeResponse, MAX_COMMITTEE_REQUEST_BYTES, MAX_COMMITTEE_RESPONSE_BYTES,
+};
 use dsdn_protocols::da::register::{RegisterRequest, RegisterResponse, MAX_REGISTER_BYTES};
 use dsdn_protocols::da::sync::{
     SyncRequest, SyncResponse, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES,
@@ -110,6 +113,33 @@ pub fn da_register_behaviour(
     ))
 }
 
+/// The committee protocol: [`CommitteeRequest`] → [`CommitteeResponse`].
+pub type CommitteeBehaviour =
+    request_response::Behaviour<CborCodec<CommitteeRequest, CommitteeResponse>>;
+
+/// The committee behaviour on `/dsdn/<network>/committee/1.0.0` (FROST DKG and threshold
+/// signing between committee members): requests up to [`MAX_COMMITTEE_REQUEST_BYTES`]
+/// (a signing package of the largest message), responses up to
+/// [`MAX_COMMITTEE_RESPONSE_BYTES`]; requests time out after `timeout`.
+///
+/// # Errors
+/// The network id does not make a valid protocol name (it always does for a [`NetworkId`]).
+pub fn committee_behaviour(
+    network: &NetworkId,
+    timeout: Duration,
+) -> Result<CommitteeBehaviour, libp2p::swarm::InvalidProtocol> {
+    Ok(request_response::Behaviour::with_codec(
+        CborCodec::new(MAX_COMMITTEE_REQUEST_BYTES, MAX_COMMITTEE_RESPONSE_BYTES),
+        [(
+            StreamProtocol::try_from_owned(network.protocol("committee", "1.0.0"))?,
+            ProtocolSupport::Full,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(timeout)
+            .with_max_concurrent_streams(64),
+    ))
+}
+
 /// Every protocol a DSDN node speaks.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -130,4 +160,7 @@ pub struct Behaviour {
     /// `/dsdn/<network>/da-register/1.0.0`: storage-node registration with the DA
     /// authority. Absent on nodes without the log and on light clients.
     pub da_register: Toggle<DaRegisterBehaviour>,
+    /// `/dsdn/<network>/committee/1.0.0`: FROST DKG and threshold signing. Present only on
+    /// committee members.
+    pub committee: Toggle<CommitteeBehaviour>,
 }

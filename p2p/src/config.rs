@@ -8,6 +8,8 @@ use dsdn_protocols::da::register::RegisterRequest;
 use dsdn_protocols::{NetworkId, ServiceSet, ServiceType};
 use libp2p::identity::Keypair;
 
+use crate::committee::CommitteeNodeConfig;
+
 /// Everything [`crate::Node::start`] needs.
 ///
 /// The daemon builds it from seeds.toml (`dsdn_bootstrap::config::SeedsConfig`), the
@@ -56,4 +58,7 @@ pub struct NodeConfig {
     /// A light client: does not listen, runs Kademlia in client mode, answers no PEX
     /// request and is never advertised (its handshake carries no listen address).
     pub light: bool,
+    /// This node's membership of the coordinator committee (`None`: not a member; the
+    /// committee protocol is not spoken).
+    pub committee: Option<CommitteeNodeConfig>,
 }

@@ -7,11 +7,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dsdn_bootstrap::config::{DnsSeed, StaticPeer};
+use dsdn_protocols::committee::Slot;
 use dsdn_protocols::da::{DaBlob, DaEvent};
 use dsdn_protocols::{PeerSource, ServiceSet};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::committee::{CommitteeStatus, DkgRunError, ThresholdSignError};
 use crate::da::{DaNotice, PublishError, SubmitError, TooManySubscribers};
 pub use crate::da::{DaStateView, Published, RegistrationView, Submitted};
 
@@ -194,6 +196,16 @@ pub enum Command {
     Unban(PeerId, oneshot::Sender<Result<bool, ControlError>>),
     /// Subscribe to the DA blobs this node applies, from now on.
     SubscribeDa(oneshot::Sender<Result<mpsc::Receiver<DaNotice>, TooManySubscribers>>),
+    /// Start (or join) the committee DKG; answered when this member adopted the key.
+    CommitteeDkg(oneshot::Sender<Result<CommitteeStatus, DkgRunError>>),
+    /// The committee status (`None` when this node is not a member).
+    CommitteeStatus(oneshot::Sender<Option<CommitteeStatus>>),
+    /// Threshold-sign a message for a slot, as proposer.
+    ThresholdSign(
+        Slot,
+        Vec<u8>,
+        oneshot::Sender<Result<[u8; 64], ThresholdSignError>>,
+    ),
 }
 
 /// The event loop stopped; no more requests can be served.
@@ -379,5 +391,52 @@ impl NodeHandle {
         &self,
     ) -> Result<Result<mpsc::Receiver<DaNotice>, TooManySubscribers>, Stopped> {
         self.ask(Command::SubscribeDa).await
+    }
+
+    /// Starts the committee DKG for the configured t-of-n and epoch (or joins the one
+    /// running) and waits until this member adopted the group key: every member received
+    /// `DkgStart`, broadcast its round-1 package, sent each round-2 package to its recipient
+    /// only, and every member confirmed the same transcript. The key share is then stored in
+    /// `<committee dir>/key-share-<epoch>.cbor` (mode 0600). Returns the new status.
+    ///
+    /// # Errors
+    /// [`DkgRunError::NotConfigured`] on a non-member, [`DkgRunError::AlreadyHaveKey`] when
+    /// a key share for the epoch exists, [`DkgRunError::Failed`] (naming the members
+    /// concerned) when a member misbehaved, refused, or did not answer within the DKG
+    /// timeout; [`DkgRunError::Stopped`].
+    pub async fn committee_dkg(&self) -> Result<CommitteeStatus, DkgRunError> {
+        self.ask(Command::CommitteeDkg)
+            .await
+            .map_err(|_| DkgRunError::Stopped)?
+    }
+
+    /// The committee status: members, threshold, epoch, group key and this node's state;
+    /// `None` when this node is not a committee member.
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended.
+    pub async fn committee_status(&self) -> Result<Option<CommitteeStatus>, Stopped> {
+        self.ask(Command::CommitteeStatus).await
+    }
+
+    /// Threshold-signs `message` for `slot` with this member as proposer: commitments from
+    /// the first t members to answer (this one included), the signing package to exactly
+    /// those, their shares verified and aggregated into a 64-byte Ed25519 signature that
+    /// verifies against the group key. Each phase waits at most the configured phase
+    /// timeout (2 s by default).
+    ///
+    /// # Errors
+    /// [`ThresholdSignError::BelowThreshold`] (naming who did not answer and who refused),
+    /// [`ThresholdSignError::InvalidShare`] (naming the member),
+    /// [`ThresholdSignError::Equivocation`] (a member signed another message for the slot),
+    /// and the other [`ThresholdSignError`] variants.
+    pub async fn threshold_sign(
+        &self,
+        slot: Slot,
+        message: Vec<u8>,
+    ) -> Result<[u8; 64], ThresholdSignError> {
+        self.ask(|tx| Command::ThresholdSign(slot, message, tx))
+            .await
+            .map_err(|_| ThresholdSignError::Stopped)?
     }
 }

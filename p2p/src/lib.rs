@@ -9,8 +9,10 @@
 //!                                              │              ├─ gossipsub    /dsdn/<net>/meshsub/1.1.0
 //!                                              │              ├─ kad          /dsdn/<net>/kad/1.0.0
 //!                                              │              ├─ da_sync      /dsdn/<net>/da-sync/1.0.0
-//!                                              │              └─ da_register  /dsdn/<net>/da-register/1.0.0
-//!                                              └─ DaService (verify, DaChain, da-log.redb, backfill, sealing)
+//!                                              │              ├─ da_register  /dsdn/<net>/da-register/1.0.0
+//!                                              │              └─ committee    /dsdn/<net>/committee/1.0.0
+//!                                              ├─ DaService (verify, DaChain, da-log.redb, backfill, sealing)
+//!                                              └─ CommitteeService (FROST DKG, threshold signing, key share)
 //! ```
 //!
 //! Start a node with [`Node::start`], spawn its [`EventLoop::run`], and talk to it through
@@ -45,6 +47,7 @@
 
 pub mod behaviour;
 pub mod codec;
+pub mod committee;
 pub mod config;
 pub mod da;
 pub mod event_loop;

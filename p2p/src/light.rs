@@ -176,6 +176,7 @@ impl LightClient {
             mode: "light".to_owned(),
             required_roles: Vec::new(),
             light: true,
+            committee: None,
         };
         let mut node = Node::start(node_cfg)?;
         if let Some(path) = &node.store_report.moved_aside {

@@ -16,7 +16,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::behaviour::{
-    da_register_behaviour, da_sync_behaviour, handshake_behaviour, pex_behaviour, Behaviour,
+    committee_behaviour, da_register_behaviour, da_sync_behaviour, handshake_behaviour,
+    pex_behaviour, Behaviour,
 };
 use crate::config::NodeConfig;
 use crate::da::{DaService, DaServiceConfig, Registrar};
@@ -66,6 +67,10 @@ pub enum StartError {
     /// The DA log could not be opened (another network's, a newer schema, or I/O).
     #[error("DA log: {0}")]
     DaStore(#[from] crate::da::store::DaStoreError),
+    /// The committee configuration is invalid, this node is not a member, or the committee
+    /// directory cannot be created.
+    #[error("committee: {0}")]
+    Committee(#[from] crate::committee::CommitteeStartError),
 }
 
 /// A started node: the handle for requests, the event loop to spawn, and what happened
@@ -162,7 +167,12 @@ fn build_behaviour(
     } else {
         None
     };
+    let committee = match &cfg.committee {
+        Some(c) => Some(committee_behaviour(net, c.phase_timeout).map_err(swarm_err)?),
+        None => None,
+    };
     Ok(Behaviour {
+        committee: committee.into(),
         peer_manager: manager,
         handshake,
         pex,
@@ -264,6 +274,15 @@ impl Node {
             r.observe(da.state());
             r
         });
+        let committee = match cfg.committee.clone() {
+            Some(c) => {
+                let m = crate::committee::CommitteeMetrics::new(metrics.registry())?;
+                let service =
+                    crate::committee::CommitteeService::open(c, key.public().to_peer_id(), m)?;
+                Some(crate::event_loop::CommitteeLoop::new(service))
+            }
+            None => None,
+        };
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let event_loop = EventLoop::new(
             swarm,
@@ -275,6 +294,7 @@ impl Node {
                 registrar,
                 topic,
             },
+            committee,
             cfg,
         );
         Ok(Node {

@@ -44,6 +44,7 @@ fn start_node(dir: &std::path::Path, listen: SocketAddr) -> (NodeHandle, Node) {
         mode: "storage".into(),
         required_roles: Vec::new(),
         light: false,
+        committee: None,
     };
     let node = Node::start(cfg).unwrap();
     (node.handle.clone(), node)

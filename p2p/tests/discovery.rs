@@ -59,6 +59,7 @@ fn start(
         mode: service.as_str().into(),
         required_roles: required,
         light: false,
+        committee: None,
     };
     let node = Node::start(cfg).unwrap();
     let started = Started {

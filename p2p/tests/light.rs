@@ -72,6 +72,7 @@ fn start_node(
         mode: service.as_str().into(),
         required_roles: Vec::new(),
         light: false,
+        committee: None,
     };
     let node = Node::start(cfg).unwrap();
     tokio::spawn(node.event_loop.run());

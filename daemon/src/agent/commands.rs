@@ -28,6 +28,33 @@ pub(crate) async fn da_publish(client: &ApiClient, file: &Path) -> anyhow::Resul
     print_out(&publish_summary(&events, &resp, &client.addr().to_string()))
 }
 
+/// `dsdn-agent committee dkg|status [--json]`: members, threshold, epoch, group key, state.
+pub(crate) fn committee_status(
+    status: &dsdn_daemon::api::CommitteeStatusResponse,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        return print_out(&to_json(status)?);
+    }
+    let mut out = format!(
+        "committee epoch {}: {}-of-{}\nthis node: {} ({})\ngroup key: {}\nmembers:\n",
+        status.epoch,
+        status.threshold,
+        status.members.len(),
+        status.me,
+        status.state,
+        status
+            .group_key
+            .as_deref()
+            .unwrap_or("none (run `dsdn-agent committee dkg`)"),
+    );
+    for (i, m) in status.members.iter().enumerate() {
+        let me = if *m == status.me { "  (this node)" } else { "" };
+        out.push_str(&format!("  {:>2}. {m}{me}\n", i + 1));
+    }
+    print_out(&out)
+}
+
 /// `dsdn-agent da state [--json]`.
 pub(crate) async fn da_state(client: &ApiClient, json: bool) -> anyhow::Result<()> {
     let state = client.da_state().await?;

@@ -63,6 +63,9 @@ enum Command {
     /// Publish and inspect DA events.
     #[command(subcommand)]
     Da(DaCommand),
+    /// Run and inspect the coordinator committee (FROST DKG, threshold signing).
+    #[command(subcommand)]
+    Committee(CommitteeCommand),
     /// Run a local devnet of real dsdnd processes on loopback (DNS seed server, bootstrap,
     /// coordinator, storage nodes), publish sample DA events and watch it until Ctrl-C.
     Devnet(DevnetArgs),
@@ -121,6 +124,23 @@ enum PeersCommand {
         /// The peer's id (base58, 12D3Koo…).
         #[arg(value_name = "PEER", value_parser = peers::parse_peer_id)]
         peer: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CommitteeCommand {
+    /// Start the DKG of the configured committee (t-of-n, epoch) on this member and wait
+    /// until it adopted the group key; prints the committee status.
+    Dkg {
+        /// Print the status as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the committee: members, threshold, epoch, group key and this node's state.
+    Status {
+        /// Print the status as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -241,6 +261,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::da_blobs(&client()?, from, count, json).await?
         }
         Command::Da(DaCommand::Submit { file }) => commands::da_submit(&client()?, &file).await?,
+        Command::Committee(CommitteeCommand::Dkg { json }) => {
+            let status = client()?.committee_dkg().await?;
+            commands::committee_status(&status, json)?
+        }
+        Command::Committee(CommitteeCommand::Status { json }) => {
+            let status = client()?.committee_status().await?;
+            commands::committee_status(&status, json)?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

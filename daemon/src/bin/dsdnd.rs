@@ -65,6 +65,18 @@ struct Cli {
     /// rebuilt by replaying the log.
     #[arg(long)]
     reindex_da: bool,
+    /// With `--mode coordinator`: the coordinator committee's members, as comma-separated
+    /// PeerIds in the same order on every member (this node among them). Makes this node a
+    /// committee member: it speaks `/dsdn/<network>/committee/1.0.0` and keeps its key share
+    /// in `<data dir>/committee/`.
+    #[arg(long, value_delimiter = ',', value_name = "PEER_ID,...")]
+    committee_members: Vec<libp2p::PeerId>,
+    /// With `--committee-members`: the signing threshold t (2 ≤ t ≤ members).
+    #[arg(long, default_value_t = 2)]
+    committee_threshold: u16,
+    /// With `--committee-members`: the committee epoch (a new DKG and group key per epoch).
+    #[arg(long, default_value_t = 1)]
+    committee_epoch: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -144,6 +156,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Err(e) => return Err(e).with_context(|| format!("cannot delete {}", state.display())),
         }
     }
+    let committee = if cli.committee_members.is_empty() {
+        None
+    } else {
+        if cli.mode != Mode::Coordinator {
+            anyhow::bail!("--committee-members needs --mode coordinator");
+        }
+        Some(dsdn_p2p::committee::CommitteeNodeConfig::new(
+            cli.committee_members.clone(),
+            cli.committee_threshold,
+            cli.committee_epoch,
+            cli.data_dir.join("committee"),
+        ))
+    };
     let cfg = NodeConfig {
         keypair,
         network: seeds.network.name.clone(),
@@ -162,6 +187,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         mode: cli.mode.as_str().to_owned(),
         required_roles: cli.mode.required_roles(),
         light: false,
+        committee,
     };
     let node = Node::start(cfg).context("cannot start the network layer")?;
     if let Some(path) = &node.store_report.moved_aside {
@@ -261,5 +287,33 @@ mod tests {
         assert_eq!(cli.mode, Mode::Storage);
         assert_eq!(cli.mode.services(cli.dc).names(), ["storage", "storage-dc"]);
         assert!(Cli::try_parse_from(["dsdnd", "--mode", "miner"]).is_err());
+    }
+
+    #[test]
+    fn committee_flags_parse() {
+        let a = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let b = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let members = format!("{a},{b}");
+        let cli = Cli::try_parse_from([
+            "dsdnd",
+            "--mode",
+            "coordinator",
+            "--committee-members",
+            &members,
+            "--committee-threshold",
+            "2",
+            "--committee-epoch",
+            "3",
+        ])
+        .expect("parses");
+        assert_eq!(cli.committee_members, [a, b]);
+        assert_eq!((cli.committee_threshold, cli.committee_epoch), (2, 3));
+        let cli = Cli::try_parse_from(["dsdnd"]).expect("parses");
+        assert!(cli.committee_members.is_empty());
+        assert!(Cli::try_parse_from(["dsdnd", "--committee-members", "not-a-peer-id"]).is_err());
     }
 }

@@ -40,6 +40,7 @@ impl Served {
             mode: "storage".to_owned(),
             required_roles: Vec::new(),
             light: false,
+            committee: None,
         };
         let node = Node::start(cfg).expect("node");
         let state = ApiState {
@@ -303,4 +304,24 @@ async fn ban_and_unban() {
     let un: UnbanResponse = s.client().unban(&peer).await.expect("unban");
     assert!(un.unbanned);
     assert!(!s.client().unban(&peer).await.expect("unban again").unbanned);
+}
+
+#[tokio::test]
+async fn committee_routes_on_a_non_member() {
+    let s = Served::start().await;
+    let (status, body) = s
+        .call(reqwest::Method::GET, "/v1/committee/status", None)
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("not a committee member")));
+    let (status, _) = s
+        .call(reqwest::Method::POST, "/v1/committee/dkg", None)
+        .await;
+    assert_eq!(status, 403);
+    match s.client().committee_status().await {
+        Err(ClientError::Api { status: 404, .. }) => {}
+        other => panic!("{other:?}"),
+    }
 }

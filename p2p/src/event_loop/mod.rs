@@ -26,11 +26,13 @@ use crate::handle::{Command, NodeStatus, PeerView};
 use crate::metrics::Metrics;
 use crate::peer_manager::{unix_now, PeerManagerEvent, VerifiedInfo};
 
+mod committee;
 mod control;
 mod da;
 mod discovery;
 mod pex;
 
+pub(crate) use committee::CommitteeLoop;
 pub use discovery::service_key;
 
 /// Netgroups exported one by one in `bootstrap_peers_dat_entries_by_netgroup`.
@@ -81,6 +83,8 @@ pub struct EventLoop {
     da_subscribers: DaSubscribers,
     /// Registration requests from one peer: at most one per 5 s.
     register_in: PexRateLimiter<PeerId>,
+    /// The committee protocol, on committee members.
+    committee: Option<CommitteeLoop>,
 }
 
 /// Decodes and filters advertised addresses: well-formed, IP-based, not unspecified.
@@ -115,6 +119,7 @@ impl EventLoop {
         store: Arc<PeerStore>,
         metrics: Metrics,
         da: DaParts,
+        committee: Option<CommitteeLoop>,
         cfg: NodeConfig,
     ) -> Self {
         let interval = cfg.bootstrap.pex_interval;
@@ -145,6 +150,7 @@ impl EventLoop {
             serve_buckets: HashMap::new(),
             da_subscribers,
             register_in: PexRateLimiter::new(Duration::from_secs(5)),
+            committee,
         }
     }
 
@@ -166,15 +172,23 @@ impl EventLoop {
             // The DA service's next timer (a batch to seal, a backfill request to time out),
             // never sooner than 5 ms from now so an overdue timer cannot spin the loop.
             let now = Instant::now();
+            // The committee's timers (DKG retries, signing phase deadlines) share the sleep.
+            let committee_deadline = self.committee.as_ref().and_then(|c| c.next_deadline());
             let da_deadline = self
                 .da
                 .service
                 .next_deadline(now)
+                .into_iter()
+                .chain(committee_deadline)
+                .min()
                 .map_or(now + Duration::from_secs(1), |d| {
                     d.clamp(now + Duration::from_millis(5), now + Duration::from_secs(1))
                 });
             tokio::select! {
-                _ = tokio::time::sleep_until(da_deadline.into()) => self.da_poll(),
+                _ = tokio::time::sleep_until(da_deadline.into()) => {
+                    self.da_poll();
+                    self.committee_poll();
+                }
                 command = self.commands.recv() => match command {
                     Some(c) => self.on_command(c),
                     None => break,
@@ -319,6 +333,11 @@ impl EventLoop {
             Command::SubscribeDa(tx) => {
                 let _ = tx.send(self.subscribe_da());
             }
+            Command::CommitteeDkg(tx) => self.committee_dkg(tx),
+            Command::CommitteeStatus(tx) => {
+                let _ = tx.send(self.committee_status());
+            }
+            Command::ThresholdSign(slot, message, tx) => self.threshold_sign(slot, message, tx),
         }
     }
 
@@ -407,6 +426,7 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaSync(e)) => self.on_da_sync(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaRegister(e)) => self.on_da_register(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Committee(e)) => self.on_committee(e),
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
             }
@@ -448,6 +468,7 @@ impl EventLoop {
                 self.serve_buckets.remove(&peer);
                 self.swarm.behaviour_mut().kad.remove_peer(&peer);
                 self.da_peer_disconnected(&peer);
+                self.committee_peer_disconnected(&peer);
             }
         }
     }

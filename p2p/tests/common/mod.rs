@@ -287,6 +287,7 @@ pub fn start_da_node(spec: DaNodeSpec) -> DaNode {
         mode: spec.service.as_str().into(),
         required_roles: Vec::new(),
         light: false,
+        committee: None,
     };
     let node = Node::start(cfg).unwrap();
     let started = DaNode {

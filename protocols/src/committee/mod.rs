@@ -12,7 +12,8 @@
 //! - [`types`] — [`MemberId`], [`CommitteeConfig`], [`GroupKey`], [`KeyShareFile`];
 //! - [`dkg`] — [`DkgSession`] and its wire messages;
 //! - [`guard`] — [`Slot`] and the equivocation guard [`SlotGuard`];
-//! - [`signing`] — [`Signer`], [`SigningRound`] and their wire messages.
+//! - [`signing`] — [`Signer`], [`SigningRound`] and their wire messages;
+//! - [`wire`] — the request/response messages of `/dsdn/<network>/committee/1.0.0`.
 //!
 //! Randomness comes from a `rand_core` 0.6 RNG (what frost-ed25519 3 takes), re-exported
 //! here as [`RngCore`], [`CryptoRng`] and [`OsRng`].
@@ -21,6 +22,7 @@ pub mod dkg;
 pub mod guard;
 pub mod signing;
 pub mod types;
+pub mod wire;
 
 pub use dkg::{
     DkgError, DkgMessage, DkgOutput, DkgSession, Round1Message, Round2Message,
@@ -40,6 +42,10 @@ pub use types::{
     CommitteeConfig, ConfigError, GroupKey, KeyShareError, KeyShareFile, MemberId,
     KEY_SHARE_FILE_VERSION, MAX_KEY_SHARE_FILE_BYTES, MAX_MEMBERS, MAX_MEMBER_ID_BYTES,
     MIN_MEMBERS,
+};
+pub use wire::{
+    CommitteeRequest, CommitteeResponse, Refusal, MAX_COMMITTEE_REQUEST_BYTES,
+    MAX_COMMITTEE_RESPONSE_BYTES, MAX_REFUSAL_TEXT_BYTES,
 };
 
 #[cfg(test)]

@@ -78,6 +78,23 @@ pub struct SignatureShareMsg {
     pub share: Vec<u8>,
 }
 
+impl SigningPackageMsg {
+    /// The message the package asks to sign (what a member's signing policy looks at).
+    ///
+    /// # Errors
+    /// [`SignError::Malformed`] when the package does not parse;
+    /// [`SignError::MessageTooLarge`] over [`MAX_SIGNED_MESSAGE_BYTES`].
+    pub fn message(&self) -> Result<Vec<u8>, SignError> {
+        let package = frost::SigningPackage::deserialize(&self.package)
+            .map_err(|_| malformed(None, "signing package does not parse"))?;
+        let message = package.message();
+        if message.len() > MAX_SIGNED_MESSAGE_BYTES {
+            return Err(SignError::MessageTooLarge(message.len()));
+        }
+        Ok(message.clone())
+    }
+}
+
 cbor_wire!(CommitmentMsg, MAX_COMMITMENT_MSG_BYTES);
 cbor_wire!(SigningPackageMsg, MAX_SIGNING_PACKAGE_MSG_BYTES);
 cbor_wire!(SignatureShareMsg, MAX_SIGNATURE_SHARE_MSG_BYTES);

@@ -12,6 +12,7 @@ mod dkg;
 mod guard;
 mod props;
 mod signing;
+mod wire;
 
 pub(super) fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)

@@ -1,0 +1,40 @@
+//! The committee routes of the control API: `POST /v1/committee/dkg` and
+//! `GET /v1/committee/status` (issue 6; shapes in [`crate::api`]).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use dsdn_p2p::committee::{CommitteeStatus, DkgRunError};
+
+use super::{error, stopped, ApiState};
+use crate::api::CommitteeStatusResponse;
+
+fn response(s: CommitteeStatus) -> CommitteeStatusResponse {
+    CommitteeStatusResponse {
+        me: s.me.to_string(),
+        members: s.members.iter().map(ToString::to_string).collect(),
+        threshold: s.threshold,
+        epoch: s.epoch,
+        group_key: s.group_key,
+        state: s.state.to_string(),
+    }
+}
+
+pub(super) async fn dkg(State(s): State<ApiState>) -> Response {
+    match s.node.committee_dkg().await {
+        Ok(status) => Json(response(status)).into_response(),
+        Err(DkgRunError::Stopped) => stopped(),
+        Err(e @ DkgRunError::NotConfigured) => error(StatusCode::FORBIDDEN, e.to_string()),
+        Err(e @ DkgRunError::AlreadyHaveKey(_)) => error(StatusCode::CONFLICT, e.to_string()),
+        Err(e @ DkgRunError::Failed(_)) => error(StatusCode::BAD_GATEWAY, e.to_string()),
+    }
+}
+
+pub(super) async fn status(State(s): State<ApiState>) -> Response {
+    match s.node.committee_status().await {
+        Err(_) => stopped(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "this node is not a committee member"),
+        Ok(Some(status)) => Json(response(status)).into_response(),
+    }
+}

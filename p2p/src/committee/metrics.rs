@@ -1,0 +1,71 @@
+//! Prometheus metrics of the committee, registered in the node's registry.
+
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+
+/// The committee's metrics.
+#[derive(Clone)]
+pub struct CommitteeMetrics {
+    /// `committee_requests_refused_total{reason}`: inbound committee requests refused
+    /// (`not_a_member`, `rate_limited`, `equivocation`, `policy`, `other`).
+    pub refused: IntCounterVec,
+    /// `committee_signatures_total{result}`: threshold signing rounds this node proposed,
+    /// by outcome (`ok`, `below_threshold`, `invalid_share`, `equivocation`, `error`).
+    pub signatures: IntCounterVec,
+    /// `committee_sign_latency_ms`: time from `threshold_sign` to the aggregate signature.
+    pub sign_latency_ms: Histogram,
+    /// `committee_dkg_total{result}`: DKG ceremonies this node took part in, by outcome
+    /// (`ok`, `failed`).
+    pub dkg: IntCounterVec,
+}
+
+impl CommitteeMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    ///
+    /// # Errors
+    /// A name registered twice (a programming error).
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "committee_requests_refused_total",
+                "Inbound committee requests refused, by reason.",
+            ),
+            &["reason"],
+        )?;
+        let signatures = IntCounterVec::new(
+            Opts::new(
+                "committee_signatures_total",
+                "Threshold signing rounds proposed by this node, by outcome.",
+            ),
+            &["result"],
+        )?;
+        let sign_latency_ms = Histogram::with_opts(
+            HistogramOpts::new(
+                "committee_sign_latency_ms",
+                "Threshold signing latency (proposer side), in milliseconds.",
+            )
+            .buckets(vec![
+                1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
+            ]),
+        )?;
+        let dkg = IntCounterVec::new(
+            Opts::new(
+                "committee_dkg_total",
+                "DKG ceremonies this node took part in, by outcome.",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(refused.clone()))?;
+        registry.register(Box::new(signatures.clone()))?;
+        registry.register(Box::new(sign_latency_ms.clone()))?;
+        registry.register(Box::new(dkg.clone()))?;
+        for reason in ["not_a_member", "rate_limited", "equivocation", "policy"] {
+            refused.with_label_values(&[reason]);
+        }
+        Ok(Self {
+            refused,
+            signatures,
+            sign_latency_ms,
+            dkg,
+        })
+    }
+}

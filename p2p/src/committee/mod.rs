@@ -1,0 +1,266 @@
+//! The coordinator committee over the network (Tahap 14A.2B.1, issue 6 §2–3): FROST DKG and
+//! threshold signing between the configured members on `/dsdn/<network>/committee/1.0.0`.
+//!
+//! `CommitteeService` is pure (every call takes `now`); the event loop
+//! (`event_loop/committee.rs`) moves its queued requests over request-response and
+//! hands back responses, failures and inbound requests.
+//!
+//! Data flow of a DKG (`NodeHandle::committee_dkg` on any member):
+//! ```text
+//! initiator ──DkgStart──▶ every member            (each checks the configuration is its own)
+//! member    ──Dkg(Round1)──▶ every other member   (broadcast; retried until acknowledged)
+//! member    ──Dkg(Round2)──▶ its one recipient    (secret; retried until acknowledged)
+//! member    ──DkgConfirm{transcript, group key}──▶ every other member
+//! member: all n−1 confirmations equal its own transcript → key-share-<epoch>.cbor (0600)
+//! ```
+//! Data flow of a signature (`NodeHandle::threshold_sign` on any member, the proposer):
+//! ```text
+//! proposer ──Commit{slot, sha256(msg)}──▶ every member (itself locally)
+//! first t commitments ──▶ signing package ──Sign──▶ those t members
+//! member: SignPolicy ok, SlotGuard ok → slot-guard-<epoch>.cbor written → share
+//! proposer: t shares → aggregate → verified against the group key → 64-byte signature
+//! ```
+//! Only configured members are answered; anything else is refused and counted in
+//! `committee_requests_refused_total{reason}`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dsdn_protocols::committee::{MemberId, Slot};
+use libp2p::PeerId;
+
+mod dkg;
+pub mod files;
+mod metrics;
+mod service;
+mod signing;
+
+pub use metrics::CommitteeMetrics;
+pub(crate) use service::CommitteeService;
+pub use service::CommitteeStartError;
+
+/// Most signing rounds a proposer keeps open at once ([`ThresholdSignError::Busy`] beyond).
+pub const MAX_OPEN_ROUNDS: usize = 32;
+
+/// Most requests a member answers from one other member per second (the rest are refused
+/// as busy).
+pub const MAX_REQUESTS_PER_PEER_PER_SEC: u32 = 2000;
+
+/// Decides whether this member may sign `message` for `slot` (the hook the DA and receipt
+/// flows plug their checks into).
+///
+/// It is asked on the member side when a signing package arrives — after the equivocation
+/// guard allowed the commitment, before the share is computed — with the exact message the
+/// package signs. An `Err` refuses the share ([`dsdn_protocols::committee::Refusal::Policy`]
+/// to the proposer, with the text). The default ([`AcceptAll`]) accepts every DA-blob and
+/// receipt slot; DA blob validation (the blob at that height extends our log) will be wired
+/// here later.
+pub trait SignPolicy: Send + Sync {
+    /// `Ok(())` to sign, `Err(reason)` to refuse.
+    ///
+    /// # Errors
+    /// The reason the message is not acceptable for the slot.
+    fn check(&self, slot: &Slot, message: &[u8]) -> Result<(), String>;
+}
+
+/// The default [`SignPolicy`]: signs any message for any slot (the guard still prevents
+/// equivocation).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AcceptAll;
+
+impl SignPolicy for AcceptAll {
+    fn check(&self, _: &Slot, _: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A node's committee membership: who the members are and where its key material lives.
+#[derive(Clone)]
+pub struct CommitteeNodeConfig {
+    /// The members' PeerIds, in FROST identifier order (identical on every member); this
+    /// node must be one of them.
+    pub members: Vec<PeerId>,
+    /// Signatures need shares of `threshold` members (2 ≤ t ≤ n).
+    pub threshold: u16,
+    /// The committee epoch (one DKG, one group key per epoch).
+    pub epoch: u64,
+    /// Directory of `key-share-<epoch>.cbor` and `slot-guard-<epoch>.cbor` (normally
+    /// `<data dir>/committee`); created with mode 0700.
+    pub dir: PathBuf,
+    /// How long each signing phase (commitments, shares) waits; default 2 s.
+    pub phase_timeout: Duration,
+    /// How long a DKG may take from start to adopted key; default 30 s.
+    pub dkg_timeout: Duration,
+    /// What this member agrees to sign; default [`AcceptAll`].
+    pub policy: Arc<dyn SignPolicy>,
+    /// **Tests only**: this member answers signing packages with a corrupted share (so that
+    /// the proposer's detection can be exercised). Never set it in production.
+    pub test_corrupt_shares: bool,
+}
+
+impl CommitteeNodeConfig {
+    /// A membership with the default timeouts (2 s per signing phase, 30 s per DKG), the
+    /// [`AcceptAll`] policy and honest shares.
+    pub fn new(members: Vec<PeerId>, threshold: u16, epoch: u64, dir: PathBuf) -> Self {
+        Self {
+            members,
+            threshold,
+            epoch,
+            dir,
+            phase_timeout: Duration::from_secs(2),
+            dkg_timeout: Duration::from_secs(30),
+            policy: Arc::new(AcceptAll),
+            test_corrupt_shares: false,
+        }
+    }
+}
+
+impl fmt::Debug for CommitteeNodeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommitteeNodeConfig")
+            .field("members", &self.members)
+            .field("threshold", &self.threshold)
+            .field("epoch", &self.epoch)
+            .field("dir", &self.dir)
+            .field("phase_timeout", &self.phase_timeout)
+            .field("dkg_timeout", &self.dkg_timeout)
+            .field("test_corrupt_shares", &self.test_corrupt_shares)
+            .finish()
+    }
+}
+
+/// This node's committee state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitteeState {
+    /// No key share for the epoch: run a DKG.
+    NoShare,
+    /// A DKG is running: round 1 (commitments), 2 (secret shares) or 3 (transcript
+    /// confirmations).
+    Dkg {
+        /// 1, 2 or 3.
+        round: u8,
+    },
+    /// The key share is loaded: this member signs.
+    Ready,
+    /// The last DKG failed, or the key material on disk was unusable (moved aside), for
+    /// this reason. A new DKG may be started.
+    Failed(String),
+}
+
+impl fmt::Display for CommitteeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommitteeState::NoShare => f.write_str("no_share"),
+            CommitteeState::Dkg { round } => write!(f, "dkg_round_{round}"),
+            CommitteeState::Ready => f.write_str("ready"),
+            CommitteeState::Failed(r) => write!(f, "failed: {r}"),
+        }
+    }
+}
+
+/// What `NodeHandle::committee_status` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitteeStatus {
+    /// This node.
+    pub me: PeerId,
+    /// The members, in identifier order.
+    pub members: Vec<PeerId>,
+    /// The threshold t.
+    pub threshold: u16,
+    /// The epoch.
+    pub epoch: u64,
+    /// The group public key (lower-case hex), once a key share is held.
+    pub group_key: Option<String>,
+    /// This node's state.
+    pub state: CommitteeState,
+}
+
+/// Why `NodeHandle::committee_dkg` failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DkgRunError {
+    /// This node is not configured as a committee member.
+    #[error("this node is not a committee member")]
+    NotConfigured,
+    /// A key share for the configured epoch exists already (configure a new epoch).
+    #[error("a key share for epoch {0} exists already")]
+    AlreadyHaveKey(u64),
+    /// The ceremony failed (a member misbehaved, transcripts differ, a member refused, or
+    /// it timed out); the reason names the members concerned.
+    #[error("DKG failed: {0}")]
+    Failed(String),
+    /// The event loop stopped.
+    #[error("the network event loop has stopped")]
+    Stopped,
+}
+
+/// Why `NodeHandle::threshold_sign` produced no signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThresholdSignError {
+    /// This node is not configured as a committee member.
+    #[error("this node is not a committee member")]
+    NotConfigured,
+    /// This node holds no key share (run a DKG first).
+    #[error("no key share: run the DKG first")]
+    NoKeyShare,
+    /// The message is over the signing cap.
+    #[error("message of {0} bytes is over the signing cap")]
+    MessageTooLarge(usize),
+    /// Too many rounds open, or a round for this slot is open already.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// Fewer than t members took part in time.
+    #[error("{have} of the {need} needed members answered; no answer from {missing:?}; refused by {refused:?}")]
+    BelowThreshold {
+        /// Members that answered the current phase.
+        have: usize,
+        /// The threshold.
+        need: usize,
+        /// Members that did not answer (unreachable or timed out).
+        missing: Vec<PeerId>,
+        /// Members that refused, with their reason.
+        refused: Vec<(PeerId, String)>,
+    },
+    /// Members (possibly this node) refused because they signed another message for the
+    /// slot already.
+    #[error("equivocation refused for {slot} by {members:?}")]
+    Equivocation {
+        /// The slot.
+        slot: Slot,
+        /// The members that refused.
+        members: Vec<PeerId>,
+    },
+    /// A member's signature share (or share message) is invalid: the member is named.
+    #[error("invalid signature share from {member}")]
+    InvalidShare {
+        /// The culprit.
+        member: PeerId,
+    },
+    /// This node refused to take part (its own policy, a guard it cannot persist, …).
+    #[error("this node refused: {0}")]
+    Refused(String),
+    /// FROST failed for a reason that names no member.
+    #[error("threshold signing failed: {0}")]
+    Frost(String),
+    /// The event loop stopped.
+    #[error("the network event loop has stopped")]
+    Stopped,
+}
+
+/// The [`MemberId`] of a PeerId (its bytes).
+///
+/// # Errors
+/// Never for a real PeerId (at most 64 bytes); the [`dsdn_protocols::committee::ConfigError`]
+/// otherwise.
+pub fn member_id(peer: &PeerId) -> Result<MemberId, dsdn_protocols::committee::ConfigError> {
+    MemberId::new(peer.to_bytes())
+}
+
+/// The PeerId of a [`MemberId`], if its bytes are one.
+pub fn member_peer(member: &MemberId) -> Option<PeerId> {
+    PeerId::from_bytes(member.as_bytes()).ok()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,356 @@
+//! `CommitteeService`: the member's state (key share, signer, DKG run, open signing
+//! rounds), inbound request dispatch and outbound request bookkeeping. The DKG and signing
+//! steps are in `dkg.rs` and `signing.rs`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use dsdn_protocols::committee::{
+    CommitteeConfig, CommitteeRequest, CommitteeResponse, KeyShareFile, MemberId, Refusal, Signer,
+    SlotGuard, MAX_GUARD_BYTES, MAX_KEY_SHARE_FILE_BYTES,
+};
+use libp2p::PeerId;
+
+use super::dkg::DkgRun;
+use super::files::{ensure_dir, guard_path, key_share_path, read_capped};
+use super::signing::ProposerRound;
+use super::{
+    member_id, CommitteeMetrics, CommitteeNodeConfig, CommitteeState, CommitteeStatus,
+    MAX_REQUESTS_PER_PEER_PER_SEC,
+};
+
+/// A request the event loop must send; its answer comes back through
+/// [`CommitteeService::on_response`] or [`CommitteeService::on_failure`] with `tag`.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    /// The service's id of the request.
+    pub(crate) tag: u64,
+    /// The member to send it to.
+    pub(crate) peer: PeerId,
+    /// The request.
+    pub(crate) request: CommitteeRequest,
+}
+
+/// What an outstanding request belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    /// A DKG message (retried until acknowledged or the ceremony ends).
+    Dkg,
+    /// A request of the proposer round with this id.
+    Round(u64),
+}
+
+pub(super) struct Pending {
+    pub(super) peer: PeerId,
+    pub(super) purpose: Purpose,
+    /// Kept for DKG requests (they are re-sent on failure).
+    pub(super) request: Option<CommitteeRequest>,
+}
+
+/// Delay before a failed DKG request is sent again.
+pub(super) const DKG_RETRY: Duration = Duration::from_millis(300);
+
+/// The committee protocol of one member (see the module documentation of
+/// [`crate::committee`]).
+pub(crate) struct CommitteeService {
+    pub(super) cfg: CommitteeNodeConfig,
+    pub(super) config: CommitteeConfig,
+    pub(super) me: PeerId,
+    pub(super) my_id: MemberId,
+    pub(super) signer: Option<Signer>,
+    pub(super) state: CommitteeState,
+    pub(super) dkg: Option<DkgRun>,
+    pub(super) rounds: BTreeMap<u64, ProposerRound>,
+    pub(super) next_tag: u64,
+    pub(super) outbox: Vec<Outgoing>,
+    pub(super) pending: HashMap<u64, Pending>,
+    /// DKG requests to send again at the given instant.
+    pub(super) retries: Vec<(Instant, PeerId, CommitteeRequest)>,
+    rate: HashMap<PeerId, (Instant, u32)>,
+    pub(super) metrics: CommitteeMetrics,
+}
+
+/// Why the committee service could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitteeStartError {
+    /// The configuration is invalid or this node is not a member.
+    #[error("committee configuration: {0}")]
+    Config(String),
+    /// The committee directory cannot be created.
+    #[error("committee directory: {0}")]
+    Dir(#[from] std::io::Error),
+}
+
+impl CommitteeService {
+    /// Builds the service for `me`, loading the key share and guard of the configured epoch
+    /// from the committee directory. An unusable key share or guard file is moved aside
+    /// (`<name>.corrupt-<unix-seconds>`), logged and reported in the state; it is never
+    /// trusted (a corrupt guard means this node does not sign in this epoch).
+    pub(crate) fn open(
+        cfg: CommitteeNodeConfig,
+        me: PeerId,
+        metrics: CommitteeMetrics,
+    ) -> Result<Self, CommitteeStartError> {
+        let members = cfg
+            .members
+            .iter()
+            .map(member_id)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| CommitteeStartError::Config(e.to_string()))?;
+        let config = CommitteeConfig {
+            epoch: cfg.epoch,
+            threshold: cfg.threshold,
+            members,
+        };
+        config
+            .validate()
+            .map_err(|e| CommitteeStartError::Config(e.to_string()))?;
+        let my_id = member_id(&me).map_err(|e| CommitteeStartError::Config(e.to_string()))?;
+        if !config.contains(&my_id) {
+            return Err(CommitteeStartError::Config(format!(
+                "this node ({me}) is not one of the committee members"
+            )));
+        }
+        ensure_dir(&cfg.dir)?;
+        let mut service = Self {
+            cfg,
+            config,
+            me,
+            my_id,
+            signer: None,
+            state: CommitteeState::NoShare,
+            dkg: None,
+            rounds: BTreeMap::new(),
+            next_tag: 0,
+            outbox: Vec::new(),
+            pending: HashMap::new(),
+            retries: Vec::new(),
+            rate: HashMap::new(),
+            metrics,
+        };
+        service.load();
+        Ok(service)
+    }
+
+    fn load(&mut self) {
+        let epoch = self.config.epoch;
+        let key_path = key_share_path(&self.cfg.dir, epoch);
+        let key = match read_capped(&key_path, MAX_KEY_SHARE_FILE_BYTES) {
+            Ok(None) => return,
+            Ok(Some(bytes)) => KeyShareFile::from_bytes(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|k| {
+                    if *k.config() != self.config || *k.member() != self.my_id {
+                        Err("it is for another committee or member".to_string())
+                    } else {
+                        Ok(k)
+                    }
+                }),
+            Err(e) => Err(e.to_string()),
+        };
+        let key = match key {
+            Ok(k) => k,
+            Err(reason) => {
+                self.unusable(key_path, "key share", &reason);
+                return;
+            }
+        };
+        let guard_file = guard_path(&self.cfg.dir, epoch);
+        let guard = match read_capped(&guard_file, MAX_GUARD_BYTES) {
+            Ok(None) => Ok(SlotGuard::new()),
+            Ok(Some(bytes)) => SlotGuard::from_bytes(&bytes).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match guard {
+            Ok(guard) => {
+                tracing::info!(epoch, group_key = %key.group_key(), slots = guard.len(), "committee key share loaded");
+                self.signer = Some(Signer::new(key, guard));
+                self.state = CommitteeState::Ready;
+            }
+            Err(reason) => self.unusable(guard_file, "signing guard", &reason),
+        }
+    }
+
+    /// Moves an unusable file aside and records why in the state.
+    fn unusable(&mut self, path: PathBuf, what: &str, reason: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let moved = match dsdn_peers::files::move_aside_at(&path, now) {
+            Ok(to) => format!("moved aside to {}", to.display()),
+            Err(e) => format!("could not be moved aside: {e}"),
+        };
+        tracing::error!(path = %path.display(), %reason, %moved, "unusable committee {what} file");
+        self.state = CommitteeState::Failed(format!("{what} file unusable ({reason}); {moved}"));
+    }
+
+    /// The status for `NodeHandle::committee_status`.
+    pub(crate) fn status(&self) -> CommitteeStatus {
+        CommitteeStatus {
+            me: self.me,
+            members: self.cfg.members.clone(),
+            threshold: self.config.threshold,
+            epoch: self.config.epoch,
+            group_key: self
+                .signer
+                .as_ref()
+                .map(|s| s.key_share().group_key().to_hex()),
+            state: self.state.clone(),
+        }
+    }
+
+    /// Requests for the event loop to send.
+    pub(crate) fn take_outgoing(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Queues `request` to `peer` for `purpose`.
+    pub(super) fn send(&mut self, peer: PeerId, request: CommitteeRequest, purpose: Purpose) {
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        let keep = (purpose == Purpose::Dkg).then(|| request.clone());
+        self.pending.insert(
+            tag,
+            Pending {
+                peer,
+                purpose,
+                request: keep,
+            },
+        );
+        self.outbox.push(Outgoing { tag, peer, request });
+    }
+
+    /// The other members.
+    pub(super) fn others(&self) -> Vec<PeerId> {
+        self.cfg
+            .members
+            .iter()
+            .filter(|p| **p != self.me)
+            .copied()
+            .collect()
+    }
+
+    /// The earliest timer: a DKG deadline or retry, a signing phase deadline.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let dkg = self.dkg.as_ref().map(|d| d.deadline);
+        let retry = self.retries.iter().map(|(t, _, _)| *t).min();
+        let rounds = self.rounds.values().map(|r| r.deadline).min();
+        [dkg, retry, rounds].into_iter().flatten().min()
+    }
+
+    /// Runs the timers: re-sends due DKG requests, ends timed-out DKGs and signing phases.
+    pub(crate) fn poll(&mut self, now: Instant) {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retries)
+            .into_iter()
+            .partition(|(t, _, _)| *t <= now);
+        self.retries = later;
+        if self.dkg.is_some() {
+            for (_, peer, request) in due {
+                self.send(peer, request, Purpose::Dkg);
+            }
+        }
+        self.poll_dkg(now);
+        self.poll_rounds(now);
+    }
+
+    /// One more request from `peer` this second: false when over the per-peer rate.
+    fn allow(&mut self, peer: PeerId, now: Instant) -> bool {
+        let entry = self.rate.entry(peer).or_insert((now, 0));
+        if now.duration_since(entry.0) >= Duration::from_secs(1) {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        entry.1 <= MAX_REQUESTS_PER_PEER_PER_SEC
+    }
+
+    /// An inbound request from `peer` (authenticated by the transport): the answer to send.
+    pub(crate) fn on_request(
+        &mut self,
+        peer: PeerId,
+        request: CommitteeRequest,
+        now: Instant,
+    ) -> CommitteeResponse {
+        if peer == self.me || !self.cfg.members.contains(&peer) {
+            self.metrics
+                .refused
+                .with_label_values(&["not_a_member"])
+                .inc();
+            tracing::debug!(%peer, "committee request from a non-member refused");
+            return CommitteeResponse::Refused(Refusal::NotAMember);
+        }
+        if !self.allow(peer, now) {
+            self.metrics
+                .refused
+                .with_label_values(&["rate_limited"])
+                .inc();
+            return CommitteeResponse::Refused(Refusal::Busy("too many committee requests".into()));
+        }
+        let result = match request {
+            CommitteeRequest::DkgStart(config) => self.on_dkg_start(peer, &config, now),
+            CommitteeRequest::Dkg(msg) => self.on_dkg_message(peer, &msg, now),
+            CommitteeRequest::DkgConfirm {
+                epoch,
+                transcript,
+                group_key,
+            } => self.on_dkg_confirm(peer, epoch, transcript, group_key, now),
+            CommitteeRequest::Commit {
+                epoch,
+                slot,
+                message_hash,
+            } => self
+                .member_commit(epoch, slot, &message_hash)
+                .map(CommitteeResponse::Commitment),
+            CommitteeRequest::Sign(package) => {
+                self.member_sign(&package).map(CommitteeResponse::Share)
+            }
+        };
+        match result {
+            Ok(response) => response,
+            Err(refusal) => {
+                let reason = match refusal {
+                    Refusal::Equivocation(_) => "equivocation",
+                    Refusal::Policy(_) => "policy",
+                    _ => "other",
+                };
+                self.metrics.refused.with_label_values(&[reason]).inc();
+                tracing::debug!(%peer, %refusal, "committee request refused");
+                CommitteeResponse::Refused(refusal)
+            }
+        }
+    }
+
+    /// The answer to the request `tag`.
+    pub(crate) fn on_response(&mut self, tag: u64, response: CommitteeResponse, now: Instant) {
+        let Some(p) = self.pending.remove(&tag) else {
+            return;
+        };
+        match p.purpose {
+            Purpose::Dkg => self.on_dkg_response(p.peer, p.request, response, now),
+            Purpose::Round(id) => self.on_round_response(id, p.peer, response, now),
+        }
+    }
+
+    /// The request `tag` failed (unreachable, timed out, connection closed).
+    pub(crate) fn on_failure(&mut self, tag: u64, error: &str, now: Instant) {
+        let Some(p) = self.pending.remove(&tag) else {
+            return;
+        };
+        tracing::debug!(peer = %p.peer, %error, "committee request failed");
+        match p.purpose {
+            Purpose::Dkg => {
+                if let (Some(request), Some(run)) = (p.request, self.dkg.as_ref()) {
+                    if now + DKG_RETRY < run.deadline {
+                        self.retries.push((now + DKG_RETRY, p.peer, request));
+                    }
+                }
+            }
+            Purpose::Round(id) => self.on_round_failure(id, p.peer, error, now),
+        }
+    }
+
+    /// A member disconnected: forget its rate window.
+    pub(crate) fn peer_disconnected(&mut self, peer: &PeerId) {
+        self.rate.remove(peer);
+    }
+}

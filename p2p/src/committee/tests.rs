@@ -1,0 +1,171 @@
+//! The pure service without a network: three members whose requests are delivered by hand,
+//! with `now` moved explicitly (timeouts without waiting).
+
+use std::time::{Duration, Instant};
+
+use dsdn_protocols::committee::{GroupKey, Slot};
+use libp2p::identity::Keypair;
+use libp2p::PeerId;
+use tokio::sync::oneshot;
+
+use super::*;
+
+struct Sim {
+    nodes: Vec<CommitteeService>,
+    peers: Vec<PeerId>,
+    /// Members whose requests are never answered (as if unreachable and silent).
+    silent: Vec<usize>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Sim {
+    fn new(t: u16, n: usize) -> Self {
+        let keys: Vec<Keypair> = (0..n).map(|_| Keypair::generate_ed25519()).collect();
+        let peers: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
+        let mut nodes = Vec::new();
+        let mut dirs = Vec::new();
+        for p in &peers {
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = CommitteeNodeConfig::new(peers.clone(), t, 1, dir.path().join("c"));
+            let m = CommitteeMetrics::new(&prometheus::Registry::new()).unwrap();
+            nodes.push(CommitteeService::open(cfg, *p, m).unwrap());
+            dirs.push(dir);
+        }
+        Self {
+            nodes,
+            peers,
+            silent: Vec::new(),
+            _dirs: dirs,
+        }
+    }
+
+    /// Delivers every queued request (and the requests they cause) until none is left.
+    fn deliver(&mut self, now: Instant) {
+        loop {
+            let mut any = false;
+            for from in 0..self.nodes.len() {
+                for o in self.nodes[from].take_outgoing() {
+                    any = true;
+                    let to = self.peers.iter().position(|p| *p == o.peer).unwrap();
+                    if self.silent.contains(&to) {
+                        continue;
+                    }
+                    let resp = self.nodes[to].on_request(self.peers[from], o.request, now);
+                    self.nodes[from].on_response(o.tag, resp, now);
+                }
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    fn dkg(&mut self, now: Instant) -> GroupKey {
+        let (tx, mut rx) = oneshot::channel();
+        self.nodes[0].start_dkg(tx, now);
+        self.deliver(now);
+        let st = rx.try_recv().unwrap().unwrap();
+        assert_eq!(st.state, CommitteeState::Ready);
+        for n in &self.nodes {
+            assert_eq!(n.status().group_key, st.group_key);
+        }
+        let key: [u8; 32] = hex::decode(st.group_key.unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        GroupKey(key)
+    }
+
+    fn sign(
+        &mut self,
+        proposer: usize,
+        slot: Slot,
+        msg: &[u8],
+        now: Instant,
+    ) -> oneshot::Receiver<Result<[u8; 64], ThresholdSignError>> {
+        let (tx, rx) = oneshot::channel();
+        self.nodes[proposer].start_sign(slot, msg.to_vec(), tx, now);
+        self.deliver(now);
+        rx
+    }
+}
+
+#[test]
+fn dkg_and_signing_without_a_network() {
+    let now = Instant::now();
+    let mut sim = Sim::new(2, 3);
+    let key = sim.dkg(now);
+    let mut rx = sim.sign(1, Slot::DaBlob(1), b"one", now);
+    let sig = rx.try_recv().unwrap().unwrap();
+    assert!(key.verify(b"one", &sig));
+    // Another message for the same slot: the proposer refuses itself.
+    let mut rx = sim.sign(1, Slot::DaBlob(1), b"two", now);
+    assert!(matches!(
+        rx.try_recv().unwrap(),
+        Err(ThresholdSignError::Equivocation { .. })
+    ));
+}
+
+#[test]
+fn silent_members_time_out_into_below_threshold() {
+    let now = Instant::now();
+    let mut sim = Sim::new(3, 4);
+    sim.dkg(now);
+    sim.silent = vec![2, 3];
+    let mut rx = sim.sign(0, Slot::DaBlob(9), b"nine", now);
+    assert!(rx.try_recv().is_err(), "decided before the deadline");
+    let deadline = sim.nodes[0].next_deadline().unwrap();
+    assert_eq!(deadline, now + Duration::from_secs(2));
+    sim.nodes[0].poll(deadline);
+    match rx.try_recv().unwrap() {
+        Err(ThresholdSignError::BelowThreshold {
+            have,
+            need,
+            mut missing,
+            ..
+        }) => {
+            assert_eq!((have, need), (2, 3));
+            missing.sort();
+            let mut expected = vec![sim.peers[2], sim.peers[3]];
+            expected.sort();
+            assert_eq!(missing, expected);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sim.nodes[0].next_deadline(), None);
+}
+
+#[test]
+fn a_dkg_with_a_silent_member_fails_naming_it() {
+    let now = Instant::now();
+    let mut sim = Sim::new(2, 3);
+    sim.silent = vec![2];
+    let (tx, mut rx) = oneshot::channel();
+    sim.nodes[0].start_dkg(tx, now);
+    sim.deliver(now);
+    assert!(rx.try_recv().is_err());
+    sim.nodes[0].poll(now + Duration::from_secs(31));
+    match rx.try_recv().unwrap() {
+        Err(DkgRunError::Failed(reason)) => {
+            assert!(reason.contains(&sim.peers[2].to_string()), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        sim.nodes[0].status().state,
+        CommitteeState::Failed(_)
+    ));
+}
+
+#[test]
+fn a_node_outside_the_member_list_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let random = || Keypair::generate_ed25519().public().to_peer_id();
+    let members: Vec<PeerId> = (0..3).map(|_| random()).collect();
+    let cfg = CommitteeNodeConfig::new(members.clone(), 2, 1, dir.path().to_path_buf());
+    let m = CommitteeMetrics::new(&prometheus::Registry::new()).unwrap();
+    assert!(CommitteeService::open(cfg, random(), m).is_err());
+    let cfg = CommitteeNodeConfig::new(members.clone(), 4, 1, dir.path().to_path_buf());
+    let m = CommitteeMetrics::new(&prometheus::Registry::new()).unwrap();
+    assert!(CommitteeService::open(cfg, members[0], m).is_err());
+}
