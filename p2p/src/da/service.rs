@@ -28,9 +28,15 @@ use super::store::{self, DaStore, DA_LOG_FILE, DA_STATE_FILE};
 use super::{hex32, DaNotice, PublishError, SubmitError, MAX_QUEUED_EVENTS};
 use crate::metrics::Metrics;
 
+mod committee;
 mod load;
 mod publish;
 mod sync;
+
+use committee::PendingSeal;
+pub(crate) use committee::Sealer;
+#[cfg(test)]
+use committee::MAX_PROPOSAL_FUTURE_MS;
 
 use load::{load_state, replay};
 
@@ -81,6 +87,14 @@ pub(crate) enum DaAction {
     Respond(ResponseChannel<RegisterResponse>, RegisterResponse),
     /// Ban this peer (it sent a blob that breaks the signature or the chain).
     Penalize(PeerId, &'static str),
+    /// Have the coordinator committee threshold-sign `message` (a blob's signing bytes)
+    /// for the DA slot `height`; answer with [`DaService::on_threshold_signature`].
+    ThresholdSign {
+        /// The blob height (the committee slot).
+        height: u64,
+        /// [`DaBlob::signing_bytes`] of the proposed blob.
+        message: Vec<u8>,
+    },
 }
 
 /// What a publish did (`POST /v1/da/events`).
@@ -149,7 +163,9 @@ fn unix_ms() -> u64 {
 pub(crate) struct DaService {
     network: NetworkId,
     authority: Option<[u8; 32]>,
-    signer: Option<SigningKey>,
+    sealer: Sealer,
+    /// The blob waiting for the committee's signature (committee sealing only).
+    sealing: Option<PendingSeal>,
     chain: DaChain,
     store: Option<DaStore>,
     snapshot_path: Option<PathBuf>,
@@ -178,7 +194,11 @@ impl DaService {
         metrics: Metrics,
         now: Instant,
     ) -> Result<(DaService, watch::Receiver<u64>), store::DaStoreError> {
-        let signer = (cfg.authority == Some(cfg.key.verifying_key().to_bytes())).then_some(cfg.key);
+        let sealer = if cfg.authority == Some(cfg.key.verifying_key().to_bytes()) {
+            Sealer::Key(Box::new(cfg.key))
+        } else {
+            Sealer::None
+        };
         let (store, snapshot_path) = match &cfg.dir {
             Some(dir) => {
                 let opened = DaStore::open(&dir.join(DA_LOG_FILE), &cfg.network)?;
@@ -227,7 +247,8 @@ impl DaService {
         let service = DaService {
             network: cfg.network,
             authority: cfg.authority,
-            signer,
+            sealer,
+            sealing: None,
             chain,
             store,
             snapshot_path,
@@ -250,7 +271,7 @@ impl DaService {
 
     /// True when this node may seal blobs.
     pub(crate) fn is_authority(&self) -> bool {
-        self.signer.is_some()
+        !matches!(self.sealer, Sealer::None)
     }
 
     /// The configured DA authority.

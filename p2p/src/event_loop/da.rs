@@ -55,6 +55,12 @@ impl EventLoop {
                         let _ = reg.send_response(channel, response);
                     }
                 }
+                DaAction::ThresholdSign { height, .. } => {
+                    // Only a node with a committee key share seals this way, and this build
+                    // has no committee protocol yet to reach the other members.
+                    let e = "no committee protocol is running on this node".to_owned();
+                    self.da.service.on_threshold_signature(height, Err(e));
+                }
                 DaAction::Penalize(peer, reason) => self
                     .swarm
                     .behaviour_mut()

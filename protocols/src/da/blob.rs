@@ -193,6 +193,41 @@ impl DaBlob {
         self.encode_signing(&self.wire_events()?)
     }
 
+    /// The unsigned blob whose [`DaBlob::signing_bytes`] are `bytes`: what a committee
+    /// member is asked to threshold-sign (issue 6 §3) is checked through this. The bytes
+    /// must be canonical (re-encoding gives them back).
+    ///
+    /// # Errors
+    /// [`DaError::Malformed`] for input over [`MAX_BLOB_BYTES`], undecodable or
+    /// non-canonical input, another signing domain, or fields [`DaBlob::unsigned`] refuses;
+    /// [`DaError::UnsupportedVersion`]; the event errors of [`DaEvent::from_wire`].
+    pub fn from_signing_bytes(bytes: &[u8]) -> Result<DaBlob, DaError> {
+        type Signing = (String, u16, String, u64, Bytes32, u64, Vec<WireEvent>);
+        let (domain, version, network, height, prev_hash, timestamp_ms, wire) =
+            codec::decode::<Signing>(bytes, MAX_BLOB_BYTES).map_err(too_large)?;
+        if domain != SIGNING_DOMAIN {
+            return Err(DaError::Malformed(
+                "not the signing bytes of a DA blob".into(),
+            ));
+        }
+        if version != DA_BLOB_VERSION {
+            return Err(DaError::UnsupportedVersion(version));
+        }
+        let network = NetworkId::new(&network)
+            .map_err(|e| DaError::Malformed(format!("blob network: {e}")))?;
+        let events = wire
+            .iter()
+            .map(DaEvent::from_wire)
+            .collect::<Result<Vec<_>, _>>()?;
+        let blob = DaBlob::unsigned(&network, height, prev_hash.0, timestamp_ms, events)?;
+        if blob.signing_bytes()? != bytes {
+            return Err(DaError::Malformed(
+                "non-canonical blob signing bytes".into(),
+            ));
+        }
+        Ok(blob)
+    }
+
     /// The blob with `signature` (64 bytes, Ed25519) in place of its current one.
     pub fn with_signature(self, signature: [u8; 64]) -> DaBlob {
         DaBlob {

@@ -75,7 +75,7 @@ impl DaService {
     }
 
     fn check_publish(&self, events: &[DaEvent]) -> Result<(), PublishError> {
-        if self.signer.is_none() {
+        if !self.is_authority() {
             return Err(PublishError::NotAuthority(self.network.to_string()));
         }
         if events.is_empty() {
@@ -103,7 +103,7 @@ impl DaService {
         now: Instant,
     ) {
         let refuse = |reason: String| RegisterResponse::Refused { reason };
-        let answer = if self.signer.is_none() {
+        let answer = if !self.is_authority() {
             Some(refuse(
                 "this coordinator is not the DA authority of the network".into(),
             ))
@@ -177,7 +177,8 @@ impl DaService {
     /// True when the authority may seal: it holds no out-of-order blob, no peer reported a
     /// higher tip, and a peer told it the tip (or the start grace passed).
     fn may_seal(&self, now: Instant) -> bool {
-        self.signer.is_some()
+        self.is_authority()
+            && self.sealing.is_none()
             && self.chain.pending() == 0
             && self.planner.target() <= self.chain.height()
             && (self.planner.probes_answered() > 0
@@ -226,9 +227,6 @@ impl DaService {
     }
 
     fn seal(&mut self, batch: Vec<Queued>) {
-        let Some(signer) = &self.signer else {
-            return;
-        };
         let Some(authority) = self.authority else {
             return;
         };
@@ -236,23 +234,43 @@ impl DaService {
             batch.into_iter().map(|q| (q.event, q.reply)).unzip();
         let height = self.chain.height() + 1;
         let timestamp_ms = unix_ms().max(self.chain.last_timestamp_ms());
-        let sealed = DaBlob::sign(
-            signer,
+        let unsigned = DaBlob::unsigned(
             &self.network,
             height,
             self.chain.tip_hash(),
             timestamp_ms,
             events,
-        )
-        .and_then(|b| b.verify(&self.network, &authority));
-        let blob = match sealed {
-            Ok(b) => b,
+        );
+        let sealed = match (&self.sealer, unsigned) {
+            (Sealer::None, _) => return,
+            (_, Err(e)) => Err(e),
+            (Sealer::Key(signer), Ok(blob)) => blob.signing_bytes().and_then(|msg| {
+                let signature = ed25519_dalek::Signer::sign(signer, &msg).to_bytes();
+                blob.with_signature(signature)
+                    .verify(&self.network, &authority)
+            }),
+            (Sealer::Committee, Ok(blob)) => match blob.signing_bytes() {
+                Ok(message) => {
+                    self.actions
+                        .push(DaAction::ThresholdSign { height, message });
+                    self.sealing = Some(PendingSeal { blob, replies });
+                    return;
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match sealed {
+            Ok(blob) => self.finish_seal(blob, replies),
             Err(e) => {
                 tracing::error!(error = %e, "cannot seal a DA blob");
                 self.fail_replies(replies, &e.to_string());
-                return;
             }
-        };
+        }
+    }
+
+    /// Applies a signed blob this node sealed, gossips it and answers its events' waiters.
+    pub(super) fn finish_seal(&mut self, blob: VerifiedBlob, replies: Vec<Reply>) {
+        let height = blob.height();
         let encoded = blob.encoded().to_vec();
         let events = blob.blob().events.len();
         match self.offer(blob) {
@@ -300,7 +318,7 @@ impl DaService {
         }
     }
 
-    fn fail_replies(&mut self, replies: Vec<Reply>, error: &str) {
+    pub(super) fn fail_replies(&mut self, replies: Vec<Reply>, error: &str) {
         for reply in replies {
             match reply {
                 Reply::Publish(id) => {

@@ -301,3 +301,61 @@ fn unverified_hash_matches_the_verified_one() {
     signed.extend_from_slice(&v.blob().signature.0);
     assert_eq!(<[u8; 32]>::from(Sha256::digest(&signed)), v.hash());
 }
+
+#[test]
+fn signing_bytes_decode_to_the_unsigned_blob() {
+    let unsigned = DaBlob::unsigned(&net(), 3, [7; 32], 9_000, sample_events()).unwrap();
+    let msg = unsigned.signing_bytes().unwrap();
+    assert_eq!(DaBlob::from_signing_bytes(&msg).unwrap(), unsigned);
+    // The signature the committee produces over them makes a blob every node verifies.
+    let sig = authority().sign(&msg).to_bytes();
+    let v = unsigned
+        .with_signature(sig)
+        .verify(&net(), &auth())
+        .unwrap();
+    assert_eq!(v.height(), 3);
+}
+
+#[test]
+fn signing_bytes_of_other_shapes_are_refused() {
+    let b = blob();
+    // The wire form of a blob is not its signing bytes.
+    assert!(DaBlob::from_signing_bytes(&b.to_bytes().unwrap()).is_err());
+    let wire = b
+        .events
+        .iter()
+        .map(|e| e.to_wire().unwrap())
+        .collect::<Vec<_>>();
+    let with = |domain: &str, version: u16, height: u64| {
+        codec::encode(
+            &(
+                domain,
+                version,
+                "devnet",
+                height,
+                Bytes32([0; 32]),
+                5u64,
+                &wire,
+            ),
+            MAX_BLOB_BYTES,
+        )
+        .unwrap()
+    };
+    assert!(DaBlob::from_signing_bytes(&with("dsdn/da-blob/v1", 1, 1)).is_ok());
+    assert!(matches!(
+        DaBlob::from_signing_bytes(&with("dsdn/receipt/v1", 1, 1)),
+        Err(DaError::Malformed(_))
+    ));
+    assert_eq!(
+        DaBlob::from_signing_bytes(&with("dsdn/da-blob/v1", 2, 1)),
+        Err(DaError::UnsupportedVersion(2))
+    );
+    assert!(matches!(
+        DaBlob::from_signing_bytes(&with("dsdn/da-blob/v1", 1, 0)),
+        Err(DaError::Malformed(_))
+    ));
+    let mut long = with("dsdn/da-blob/v1", 1, 1);
+    long.push(0);
+    assert!(DaBlob::from_signing_bytes(&long).is_err());
+    assert!(DaBlob::from_signing_bytes(&[0xff; 16]).is_err());
+}

@@ -10,6 +10,7 @@ use dsdn_protocols::da::{Bytes32, ChainError, DaState};
 use super::*;
 
 mod backfill;
+mod committee;
 mod open;
 mod publishing;
 mod submitted;

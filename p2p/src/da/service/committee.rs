@@ -1,0 +1,116 @@
+//! Sealing through the coordinator committee (issue 6 §3, 14A.2B.1): when the DA authority
+//! is the committee's group key, a member seals a batch into an unsigned blob and has the
+//! committee threshold-sign its signing bytes ([`DaAction::ThresholdSign`]); every member
+//! checks a proposed blob against its own log before it signs
+//! ([`DaService::check_proposal`]). The committee's slot guard keeps a member from signing
+//! two blobs of one height, so two proposers can never both complete one (2t > n).
+
+use super::*;
+
+/// How far a proposed blob's timestamp may run ahead of a member's clock, in milliseconds.
+pub(crate) const MAX_PROPOSAL_FUTURE_MS: u64 = 60_000;
+
+/// How this node seals blobs.
+pub(crate) enum Sealer {
+    /// It seals nothing (not the authority).
+    None,
+    /// With its own key, which is the DA authority (a single-authority network, issue 5).
+    Key(Box<SigningKey>),
+    /// Through the committee: this node holds a key share of the group key that is the DA
+    /// authority.
+    Committee,
+}
+
+/// A blob waiting for the committee's signature, and who waits for it.
+pub(crate) struct PendingSeal {
+    pub(super) blob: DaBlob,
+    pub(super) replies: Vec<Reply>,
+}
+
+impl DaService {
+    /// Tells the service the group key of the committee this node is a member of (`None`:
+    /// no key share). The node seals through the committee when that key is the configured
+    /// DA authority; a node whose own key is the authority keeps sealing with it.
+    pub(crate) fn set_committee_key(&mut self, group_key: Option<[u8; 32]>) {
+        if matches!(self.sealer, Sealer::Key(_)) {
+            return;
+        }
+        self.sealer = if group_key.is_some() && group_key == self.authority {
+            Sealer::Committee
+        } else {
+            Sealer::None
+        };
+    }
+
+    /// Whether this member may sign `message` for the DA slot `height`: it must be the
+    /// signing bytes of a blob of this network at exactly that height, extending this
+    /// member's own tip, with a timestamp neither before the tip's nor more than
+    /// [`MAX_PROPOSAL_FUTURE_MS`] past `now_ms` (UNIX milliseconds). A member that is behind
+    /// refuses; the proposer needs only t answers.
+    ///
+    /// # Errors
+    /// Why the proposal is refused, for the proposer's error message.
+    pub(crate) fn check_proposal(
+        &self,
+        height: u64,
+        message: &[u8],
+        now_ms: u64,
+    ) -> Result<(), String> {
+        let blob = DaBlob::from_signing_bytes(message).map_err(|e| e.to_string())?;
+        if blob.network != self.network.as_str() {
+            return Err("a blob of another network".into());
+        }
+        if blob.height != height {
+            return Err(format!(
+                "blob height {} signed for slot {height}",
+                blob.height
+            ));
+        }
+        let next = self.chain.height() + 1;
+        if height != next {
+            return Err(format!(
+                "height {height} is not this member's next height {next}"
+            ));
+        }
+        if blob.prev_hash.0 != self.chain.tip_hash() {
+            return Err(format!("blob {height} does not extend this member's tip"));
+        }
+        if blob.timestamp_ms < self.chain.last_timestamp_ms() {
+            return Err(format!("blob {height} goes back in time"));
+        }
+        if blob.timestamp_ms > now_ms.saturating_add(MAX_PROPOSAL_FUTURE_MS) {
+            return Err(format!("blob {height} is dated in the future"));
+        }
+        Ok(())
+    }
+
+    /// The committee's answer to [`DaAction::ThresholdSign`] for `height`: the aggregate
+    /// signature, or why there is none (e.g. fewer than t members answered). A signed blob
+    /// is applied and gossiped like one sealed with a key; otherwise the waiting publishers
+    /// and registrations get the reason. Answers for anything but the pending blob are
+    /// ignored.
+    pub(crate) fn on_threshold_signature(&mut self, height: u64, result: Result<[u8; 64], String>) {
+        let Some(pending) = self.sealing.take_if(|p| p.blob.height == height) else {
+            return;
+        };
+        let Some(authority) = self.authority else {
+            return;
+        };
+        let network = &self.network;
+        let verified = result.and_then(|signature| {
+            pending
+                .blob
+                .with_signature(signature)
+                .verify(network, &authority)
+                .map_err(|e| format!("the aggregate signature does not verify: {e}"))
+        });
+        match verified {
+            Ok(blob) => self.finish_seal(blob, pending.replies),
+            Err(e) => {
+                tracing::warn!(height, error = %e, "the committee did not sign the DA blob");
+                let e = format!("the committee did not sign blob {height}: {e}");
+                self.fail_replies(pending.replies, &e);
+            }
+        }
+    }
+}
