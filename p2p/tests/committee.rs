@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dsdn_bootstrap::config::{DaConfig, StaticPeer};
+use dsdn_bootstrap::config::StaticPeer;
 use dsdn_p2p::behaviour::{committee_behaviour, CommitteeBehaviour};
 use dsdn_p2p::committee::files::{guard_path, key_share_path};
 use dsdn_p2p::committee::{
@@ -23,7 +23,9 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, tcp, yamux, PeerId, Swarm, SwarmBuilder};
 
 mod common;
-use common::{free_addr, is_connected, metric, net, quick_bootstrap, wait_until};
+use common::{
+    blob_events, free_addr, is_connected, metric, net, quick_bootstrap, quick_da, wait_until,
+};
 
 /// One committee member: its identity, address and data directory survive restarts.
 struct Member {
@@ -40,6 +42,8 @@ struct Committee {
     members: Vec<Member>,
     threshold: u16,
     epoch: u64,
+    /// `da_authority` of the members; when set they also keep the DA log.
+    da_authority: Option<[u8; 32]>,
 }
 
 impl Committee {
@@ -61,6 +65,7 @@ impl Committee {
             members,
             threshold: t,
             epoch: 1,
+            da_authority: None,
         }
     }
 
@@ -94,6 +99,9 @@ impl Committee {
             .filter(|(j, _)| *j != i)
             .map(|(_, o)| StaticPeer::Socket(o.listen))
             .collect();
+        if self.da_authority.is_some() {
+            std::fs::create_dir_all(m.dir.path().join("da")).unwrap();
+        }
         let mut committee = CommitteeNodeConfig::new(
             self.peers(),
             self.threshold,
@@ -104,11 +112,13 @@ impl Committee {
         let cfg = NodeConfig {
             keypair: m.key.clone(),
             network: net(),
-            da_authority: None,
+            da_authority: self.da_authority,
             services: ServiceSet::from_types([ServiceType::Coordinator]),
-            subscribe_da: false,
-            da: DaConfig::default(),
-            da_dir: None,
+            subscribe_da: self.da_authority.is_some(),
+            da: quick_da(),
+            da_dir: self
+                .da_authority
+                .map(|_| self.members[i].dir.path().join("da")),
             registration: None,
             listen: m.listen,
             bootstrap: quick_bootstrap(statics),
@@ -480,4 +490,72 @@ async fn requests_from_a_non_member_are_refused_and_counted() {
     );
     // The member is unaffected.
     assert_eq!(c.status(0).await.state, CommitteeState::Ready);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn da_blobs_are_sealed_by_the_committee_and_verified_against_the_group_key() {
+    let mut c = Committee::new(2, 3);
+    c.start_all().await;
+    let key = c.dkg().await;
+    // The group key becomes the DA authority (the network configuration is rewritten and
+    // the members restarted, as an operator would).
+    for i in 0..3 {
+        c.stop(i);
+    }
+    c.da_authority = Some(key.0);
+    for i in 0..3 {
+        c.start(i).await;
+    }
+    c.wait_mesh().await;
+
+    // Only the proposer (the first member) seals; the others refuse to publish.
+    let refused = c.handle(1).publish_da(blob_events(1)).await.unwrap();
+    assert!(refused.is_err(), "{refused:?}");
+    let published = c
+        .handle(0)
+        .publish_da(blob_events(1))
+        .await
+        .unwrap()
+        .expect("the committee signs blob 1");
+    assert_eq!(published.heights, vec![1]);
+    for i in 0..3 {
+        let h = c
+            .handle(i)
+            .wait_da_height(1, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(h >= 1, "member {i} got the committee-signed blob");
+    }
+
+    // One member of three down: 2-of-3 still signs, and the blob reaches the other member.
+    c.stop(2);
+    let published = c
+        .handle(0)
+        .publish_da(blob_events(2))
+        .await
+        .unwrap()
+        .expect("two of three members still sign");
+    assert_eq!(published.heights, vec![2]);
+    c.handle(1)
+        .wait_da_height(2, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let (a, b) = (
+        c.handle(0).da_state().await.unwrap(),
+        c.handle(1).da_state().await.unwrap(),
+    );
+    assert_eq!((a.tip_hash, a.state_root), (b.tip_hash, b.state_root));
+
+    // Below the threshold: no blob, and a clear error naming the missing member.
+    c.stop(1);
+    let failed = c.handle(0).publish_da(blob_events(3)).await.unwrap();
+    match failed {
+        Err(e) => {
+            let text = e.to_string();
+            assert!(text.contains("committee"), "{text}");
+            assert!(text.contains(&c.members[1].peer.to_string()), "{text}");
+        }
+        Ok(p) => panic!("sealed without a quorum: {p:?}"),
+    }
+    assert_eq!(c.handle(0).da_state().await.unwrap().height, 2);
 }

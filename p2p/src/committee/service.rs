@@ -200,6 +200,11 @@ impl CommitteeService {
         }
     }
 
+    /// The group key (32 bytes) once this member holds a key share.
+    pub(crate) fn group_key(&self) -> Option<[u8; 32]> {
+        self.signer.as_ref().map(|s| s.key_share().group_key().0)
+    }
+
     /// Requests for the event loop to send.
     pub(crate) fn take_outgoing(&mut self) -> Vec<Outgoing> {
         std::mem::take(&mut self.outbox)
@@ -262,6 +267,27 @@ impl CommitteeService {
         }
         entry.1 = entry.1.saturating_add(1);
         entry.1 <= MAX_REQUESTS_PER_PEER_PER_SEC
+    }
+
+    /// True when this node proposes the committee's DA blobs: the first member of the
+    /// list. One proposer per committee keeps two members from splitting a height's
+    /// signatures between two blobs (the guards would then block that height for good).
+    pub(crate) fn is_da_proposer(&self) -> bool {
+        self.cfg.members.first() == Some(&self.me)
+    }
+
+    /// True when `peer` is another member of this committee.
+    pub(crate) fn is_member(&self, peer: &PeerId) -> bool {
+        *peer != self.me && self.cfg.members.contains(peer)
+    }
+
+    /// The answer to a member's request that a check outside the service refused (the DA
+    /// blob a signing package signs does not extend this node's log), counted like a
+    /// [`super::SignPolicy`] refusal.
+    pub(crate) fn refuse_by_policy(&self, peer: PeerId, reason: &str) -> CommitteeResponse {
+        self.metrics.refused.with_label_values(&["policy"]).inc();
+        tracing::info!(%peer, %reason, "refused to sign a proposed DA blob");
+        CommitteeResponse::Refused(Refusal::Policy(Refusal::text(reason)))
     }
 
     /// An inbound request from `peer` (authenticated by the transport): the answer to send.

@@ -2,7 +2,7 @@
 //! [`crate::committee::CommitteeService`] timers and the handle's committee commands.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use dsdn_protocols::committee::{CommitteeRequest, CommitteeResponse, Slot};
 use libp2p::request_response::{self, Message, OutboundRequestId};
@@ -11,10 +11,16 @@ use tokio::sync::oneshot;
 use super::EventLoop;
 use crate::committee::{CommitteeService, CommitteeStatus, DkgRunError, ThresholdSignError};
 
+/// Where the result of a signing round arrives.
+type SignatureReceiver = oneshot::Receiver<Result<[u8; 64], ThresholdSignError>>;
+
 /// The committee state of the event loop: the service and our requests in flight.
 pub(crate) struct CommitteeLoop {
     service: CommitteeService,
     requests: HashMap<OutboundRequestId, u64>,
+    /// The DA blob this node proposed and the committee is signing: its height and where
+    /// the signature arrives.
+    da_round: Option<(u64, SignatureReceiver)>,
 }
 
 impl CommitteeLoop {
@@ -22,6 +28,7 @@ impl CommitteeLoop {
         Self {
             service,
             requests: HashMap::new(),
+            da_round: None,
         }
     }
 
@@ -38,6 +45,77 @@ impl EventLoop {
             c.service.poll(Instant::now());
         }
         self.committee_flush();
+    }
+
+    /// The group key this node holds a share of, if it is the committee's DA proposer: the
+    /// proposer seals blobs through the committee when that key is the DA authority.
+    pub(super) fn committee_proposer_key(&self) -> Option<[u8; 32]> {
+        self.committee
+            .as_ref()
+            .filter(|c| c.service.is_da_proposer())
+            .and_then(|c| c.service.group_key())
+    }
+
+    /// Has the committee sign the DA blob this node proposes at `height` (its
+    /// `DaAction::ThresholdSign`); the signature goes back to the DA service when the
+    /// round ends ([`EventLoop::committee_da_round`]).
+    pub(super) fn committee_sign_da(&mut self, height: u64, message: Vec<u8>) {
+        let Some(c) = self.committee.as_mut() else {
+            let e = "this node is not a committee member".to_owned();
+            self.da.service.on_threshold_signature(height, Err(e));
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        c.service
+            .start_sign(Slot::DaBlob(height), message, tx, Instant::now());
+        c.da_round = Some((height, rx));
+        self.committee_flush();
+        self.committee_da_round();
+    }
+
+    /// Hands the result of the DA signing round, once there is one, to the DA service.
+    fn committee_da_round(&mut self) {
+        let Some(c) = self.committee.as_mut() else {
+            return;
+        };
+        let Some((height, rx)) = c.da_round.as_mut() else {
+            return;
+        };
+        let height = *height;
+        let result = match rx.try_recv() {
+            Err(oneshot::error::TryRecvError::Empty) => return,
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(oneshot::error::TryRecvError::Closed) => Err("the signing round ended".into()),
+        };
+        c.da_round = None;
+        self.da.service.on_threshold_signature(height, result);
+        self.after_da();
+    }
+
+    /// A member's check of a DA blob it is asked to sign when the committee's group key is
+    /// the DA authority: the blob must extend this node's own log
+    /// (`DaService::check_proposal`). `Err` carries the reason to refuse; requests
+    /// other than a DA signing package, and packages that do not parse (the service refuses
+    /// those), pass.
+    fn check_da_proposal(&self, request: &CommitteeRequest) -> Result<(), String> {
+        let CommitteeRequest::Sign(package) = request else {
+            return Ok(());
+        };
+        let Slot::DaBlob(height) = package.slot else {
+            return Ok(());
+        };
+        // Only a committee whose group key is the DA authority signs this node's log.
+        let committee_key = self.committee.as_ref().and_then(|c| c.service.group_key());
+        if committee_key.is_none() || committee_key != self.da.service.authority() {
+            return Ok(());
+        }
+        let Ok(message) = package.message() else {
+            return Ok(());
+        };
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.da.service.check_proposal(height, &message, now_ms)
     }
 
     /// Sends the service's queued requests.
@@ -74,7 +152,19 @@ impl EventLoop {
                 ..
             } => {
                 // The PeerId is authenticated by noise; membership is decided by it alone.
-                let response = c.service.on_request(peer, request, now);
+                let member = c.service.is_member(&peer);
+                let checked = if member {
+                    self.check_da_proposal(&request)
+                } else {
+                    Ok(())
+                };
+                let Some(c) = self.committee.as_mut() else {
+                    return;
+                };
+                let response = match checked {
+                    Err(reason) => c.service.refuse_by_policy(peer, &reason),
+                    Ok(()) => c.service.on_request(peer, request, now),
+                };
                 if let Some(b) = self.swarm.behaviour_mut().committee.as_mut() {
                     let _ = b.send_response(channel, response);
                 }
@@ -102,6 +192,7 @@ impl EventLoop {
             | request_response::Event::ResponseSent { .. } => {}
         }
         self.committee_flush();
+        self.committee_da_round();
     }
 
     /// A peer disconnected.

@@ -33,6 +33,8 @@ impl EventLoop {
     /// Runs the DA service's timers and carries out what it asks.
     pub(super) fn da_poll(&mut self) {
         let now = Instant::now();
+        let proposer_key = self.committee_proposer_key();
+        self.da.service.set_committee_key(proposer_key);
         self.da.service.poll(now);
         self.poll_registration(now);
         self.after_da();
@@ -55,11 +57,8 @@ impl EventLoop {
                         let _ = reg.send_response(channel, response);
                     }
                 }
-                DaAction::ThresholdSign { height, .. } => {
-                    // Only a node with a committee key share seals this way, and this build
-                    // has no committee protocol yet to reach the other members.
-                    let e = "no committee protocol is running on this node".to_owned();
-                    self.da.service.on_threshold_signature(height, Err(e));
+                DaAction::ThresholdSign { height, message } => {
+                    self.committee_sign_da(height, message);
                 }
                 DaAction::Penalize(peer, reason) => self
                     .swarm

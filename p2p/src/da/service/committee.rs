@@ -2,8 +2,9 @@
 //! is the committee's group key, a member seals a batch into an unsigned blob and has the
 //! committee threshold-sign its signing bytes ([`DaAction::ThresholdSign`]); every member
 //! checks a proposed blob against its own log before it signs
-//! ([`DaService::check_proposal`]). The committee's slot guard keeps a member from signing
-//! two blobs of one height, so two proposers can never both complete one (2t > n).
+//! ([`DaService::check_proposal`]). One member proposes (the first of the member list); the
+//! committee's slot guard keeps a member from signing two blobs of one height, so even two
+//! proposers could never both complete one (2t > n).
 
 use super::*;
 
@@ -28,9 +29,10 @@ pub(crate) struct PendingSeal {
 }
 
 impl DaService {
-    /// Tells the service the group key of the committee this node is a member of (`None`:
-    /// no key share). The node seals through the committee when that key is the configured
-    /// DA authority; a node whose own key is the authority keeps sealing with it.
+    /// Tells the service the group key of the committee this node proposes DA blobs for
+    /// (`None`: no key share, or another member is the proposer). The node seals through
+    /// the committee when that key is the configured DA authority; a node whose own key is
+    /// the authority keeps sealing with it.
     pub(crate) fn set_committee_key(&mut self, group_key: Option<[u8; 32]>) {
         if matches!(self.sealer, Sealer::Key(_)) {
             return;

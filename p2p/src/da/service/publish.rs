@@ -245,7 +245,7 @@ impl DaService {
             (Sealer::None, _) => return,
             (_, Err(e)) => Err(e),
             (Sealer::Key(signer), Ok(blob)) => blob.signing_bytes().and_then(|msg| {
-                let signature = ed25519_dalek::Signer::sign(signer, &msg).to_bytes();
+                let signature = ed25519_dalek::Signer::sign(signer.as_ref(), &msg).to_bytes();
                 blob.with_signature(signature)
                     .verify(&self.network, &authority)
             }),
