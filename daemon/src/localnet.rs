@@ -390,9 +390,22 @@ mod tests {
         let ports: Vec<u16> = leases.iter().map(PortLease::port).collect();
         drop(leases);
         // Other tests of this binary lease ports concurrently and may take one of these
-        // (or its neighbour) the moment it is released; were the locks not released, all
-        // twenty would stay taken.
-        let relocked = ports.iter().filter(|&&p| lock_port(p).is_ok()).count();
+        // (or its neighbour) the moment it is released; and a process another test forks
+        // holds copies of every socket until it execs (CLOEXEC), so each port is retried
+        // for a while. Were the locks not released, all twenty would stay taken.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let relocked = ports
+            .iter()
+            .filter(|&&p| loop {
+                if lock_port(p).is_ok() {
+                    break true;
+                }
+                if std::time::Instant::now() > deadline {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            })
+            .count();
         assert!(
             relocked >= 10,
             "only {relocked} of 20 released ports could be locked"

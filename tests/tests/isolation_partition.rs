@@ -235,8 +235,9 @@ async fn s07_partitioned_groups_merge_through_dns_and_pex() -> anyhow::Result<()
         }
     }
     let mut checks = Checks::new();
-    // The first node gets a few seconds; by then the others must have caught up too.
-    let mut patience = Duration::from_secs(4);
+    // Each node's partition check runs on its own maintenance tick; under load a node may
+    // be a few seconds later than the first.
+    let patience = Duration::from_secs(10);
     for n in &all {
         checks.check(
             &format!(
@@ -249,7 +250,6 @@ async fn s07_partitioned_groups_merge_through_dns_and_pex() -> anyhow::Result<()
             &format!("{}: ERROR log about the partition", n.name()),
             wait_log(n, 0, Some("ERROR"), "partition", patience).await,
         );
-        patience = Duration::from_millis(500);
     }
     let queries_before = net.dns().query_count();
 

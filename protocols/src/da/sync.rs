@@ -199,20 +199,22 @@ pub struct SyncConfig {
     pub max_in_flight: usize,
     /// How long a peer is not asked after a stall or failure (default 60 s).
     pub peer_backoff: Duration,
-    /// When nothing is in flight, one peer is probed for its tip this often (default 30 s).
+    /// When nothing is in flight, one peer is probed for its tip this often (default 5 s):
+    /// the anti-entropy that catches a blob gossip did not deliver (e.g. a restarted peer
+    /// whose subscription the old, not yet timed-out connection hides from gossipsub).
     pub tip_poll_interval: Duration,
 }
 
 impl Default for SyncConfig {
     /// chunk 64, request_timeout 10 s, max_in_flight 4, peer_backoff 60 s,
-    /// tip_poll_interval 30 s.
+    /// tip_poll_interval 5 s.
     fn default() -> Self {
         Self {
             chunk: 64,
             request_timeout: Duration::from_secs(10),
             max_in_flight: 4,
             peer_backoff: Duration::from_secs(60),
-            tip_poll_interval: Duration::from_secs(30),
+            tip_poll_interval: Duration::from_secs(5),
         }
     }
 }

@@ -39,7 +39,7 @@ fn default_config_is_documented() {
     assert_eq!(c.request_timeout, 10 * SEC);
     assert_eq!(c.max_in_flight, 4);
     assert_eq!(c.peer_backoff, 60 * SEC);
-    assert_eq!(c.tip_poll_interval, 30 * SEC);
+    assert_eq!(c.tip_poll_interval, 5 * SEC);
 }
 
 #[test]
