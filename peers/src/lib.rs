@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod files;
 pub mod netgroup;
 pub mod ratelimit;
 pub mod record;

@@ -12,9 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use dsdn_bootstrap::seed_server::SeedServer;
 use dsdn_daemon::client::metric_value;
-use dsdn_daemon::localnet::{
-    find_dsdnd, reserve_port, ConfigSpec, Node, NodeMode, NodeSpec, PortLease,
-};
+use dsdn_daemon::localnet::{find_dsdnd, reserve_port, ConfigSpec, Node, NodeMode, PortLease};
 
 pub mod roles;
 
@@ -472,27 +470,7 @@ impl TestNet {
         last: u8,
         cfg: &ConfigSpec,
     ) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            TEST_IPS.contains(&last),
-            "node IP 127.0.0.{last} is outside TEST_IPS"
-        );
-        anyhow::ensure!(self.get(name).is_none(), "node {name} exists already");
-        self.write_config(name, cfg)?;
-        let mut spec = NodeSpec::new(
-            name,
-            mode,
-            ip(last),
-            self.port(),
-            self.config_path(name),
-            self.data_dir(name),
-        );
-        if let Ok(filter) = std::env::var(RUST_LOG_ENV) {
-            spec.rust_log = filter;
-        }
-        let node = Node::spawn(spec).await?;
-        self.nodes.push(node);
-        self.node(name).wait_ready(WAIT).await?;
-        Ok(())
+        self.spawn_with_args(name, mode, last, cfg, &[]).await
     }
 
     /// Node `name`, if started.

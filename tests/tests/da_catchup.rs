@@ -102,12 +102,12 @@ async fn late_joiner_bypasses_a_stalled_peer() -> anyhow::Result<()> {
     let mut net = TestNet::new("da-stalled-peer").await?;
     let mut cfg = net.da_config("coordinator", 80)?;
     // Many small blobs: the catch-up takes many requests.
-    cfg.da.batch_max_events = 40;
+    cfg.da.batch_max_events = 8;
     let names = net.start_da_net(80, 2, &cfg).await?;
     let ids = net.peer_ids(&names);
     da_publish_all(net.node("coordinator"), &chunk_events(&ids, 4000), 1000).await?;
     let want = da_tip(net.node("coordinator")).await?;
-    anyhow::ensure!(want.height >= 100, "{want}: want ≥ 100 blobs");
+    anyhow::ensure!(want.height >= 500, "{want}: want ≥ 500 blobs");
     wait_da_equal(&net.nodes(), &want, Duration::from_secs(40)).await?;
     // The coordinator leaves: the joiner's only DA peers are the two storage nodes.
     net.node_mut("coordinator").stop().await?;
@@ -125,7 +125,7 @@ async fn late_joiner_bypasses_a_stalled_peer() -> anyhow::Result<()> {
         .with_static_peer(net.addr(81))
         .with_static_peer(net.addr(82));
     // Small chunks: many requests, some of them to the frozen peer.
-    joiner_cfg.da.sync_chunk_blobs = 8;
+    joiner_cfg.da.sync_chunk_blobs = 1;
     let started = Instant::now();
     net.spawn("joiner", NodeMode::Storage, 83, &joiner_cfg)
         .await?;

@@ -755,9 +755,28 @@ mod tests {
             .storage_nodes()
             .map(|n| n.peer_id().to_owned())
             .collect();
-        let events = super::super::sample_da_events(&ids, 20);
-        // Gossip meshes form on the gossipsub heartbeat.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // The storage nodes register themselves; the sample's own registrations are left out.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while net
+            .coordinator()
+            .client()
+            .da_state()
+            .await
+            .expect("state")
+            .nodes
+            < ids.len()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "storage nodes did not register\n{}",
+                net.log_tails(20)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let events: Vec<_> = super::super::sample_da_events(&ids, 20 + ids.len())
+            .into_iter()
+            .filter(|e| !matches!(e, dsdn_protocols::da::DaEvent::NodeRegistered { .. }))
+            .collect();
         let resp = net
             .coordinator()
             .client()
@@ -765,6 +784,13 @@ mod tests {
             .await
             .expect("publish");
         assert_eq!(resp.events, 20);
+        let total = net
+            .coordinator()
+            .client()
+            .da_state()
+            .await
+            .expect("state")
+            .events;
         let err = net
             .node("storage-1")
             .expect("node")
@@ -774,7 +800,7 @@ mod tests {
             .expect_err("not the authority");
         assert!(matches!(err, ClientError::Api { .. }), "{err}");
         let root = net
-            .wait_da_converged(20, Duration::from_secs(30))
+            .wait_da_converged(total, Duration::from_secs(30))
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", net.log_tails(20)));
         println!("state root {root}");

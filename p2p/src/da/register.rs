@@ -18,8 +18,9 @@ use serde::Serialize;
 /// Interval between two registration attempts while the node is not registered.
 pub const RETRY: Duration = Duration::from_secs(10);
 
-/// How long a coordinator that refused or failed is skipped.
-const REFUSED_FOR: Duration = Duration::from_secs(300);
+/// How long a coordinator that refused or failed is skipped (other coordinators are asked
+/// meanwhile; with a single coordinator this is the retry interval after a refusal).
+const REFUSED_FOR: Duration = Duration::from_secs(30);
 
 /// A registration in flight is forgotten after this long (the response never came).
 const IN_FLIGHT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -75,11 +75,16 @@ impl EventLoop {
         let Some(gossipsub) = self.swarm.behaviour_mut().gossipsub.as_mut() else {
             return;
         };
-        match gossipsub.publish(topic, bytes) {
-            Ok(_) | Err(GossipPublishError::Duplicate) => {}
-            // Stored in the log either way: peers that missed it backfill it.
+        // gossipsub refuses before caching the message id, so the same bytes can be sent
+        // again later. Only the newest unsent blob is kept: a peer that receives it
+        // backfills the heights before it.
+        match gossipsub.publish(topic, bytes.clone()) {
+            Ok(_) | Err(GossipPublishError::Duplicate) => self.da.unannounced = None,
             Err(GossipPublishError::NoPeersSubscribedToTopic) => {
-                tracing::debug!("no DA peer to gossip the blob to yet; peers will backfill it");
+                tracing::debug!(
+                    "no DA subscriber known yet: the blob is sent at the next subscription"
+                );
+                self.da.unannounced = Some(bytes);
             }
             Err(e) => tracing::warn!(error = %e, "cannot gossip a DA blob"),
         }
@@ -87,6 +92,16 @@ impl EventLoop {
 
     /// A gossipsub message on the DA topic.
     pub(super) fn on_gossip(&mut self, event: gossipsub::Event) {
+        if let gossipsub::Event::Subscribed { topic, .. } = &event {
+            // A blob sealed before any peer's subscription was known (the peers' own tip
+            // polls would find it only every 30 s).
+            if *topic == self.da.topic.hash() {
+                if let Some(bytes) = self.da.unannounced.take() {
+                    self.gossip_blob(bytes);
+                }
+            }
+            return;
+        }
         if let gossipsub::Event::Message {
             propagation_source,
             message_id,
@@ -123,22 +138,17 @@ impl EventLoop {
         let now = Instant::now();
         match event {
             request_response::Event::Message {
-                peer,
                 message:
                     Message::Request {
                         request, channel, ..
                     },
                 ..
             } => {
-                let response = if self.swarm.behaviour().peer_manager.is_verified(&peer) {
-                    self.da.service.serve_sync(&request)
-                } else {
-                    // Unverified peers (no handshake yet) learn nothing.
-                    SyncResponse {
-                        tip: 0,
-                        blobs: Vec::new(),
-                    }
-                };
+                // The log is public and the protocol id is network-scoped, so a peer whose
+                // handshake this node has not finished verifying yet is answered too: an
+                // empty answer would tell it a wrong tip (0), and it may be a DA authority
+                // deciding whether it may seal.
+                let response = self.da.service.serve_sync(&request);
                 if let Some(sync) = self.swarm.behaviour_mut().da_sync.as_mut() {
                     let _ = sync.send_response(channel, response);
                 }
@@ -266,9 +276,10 @@ impl EventLoop {
                     },
                 ..
             } => {
-                if !self.swarm.behaviour().peer_manager.is_verified(&peer)
-                    || !self.register_in.allow(&peer, now)
-                {
+                // Not gated on this node's side of the handshake: the requester verified us
+                // first and the protocol id is network-scoped; the PeerId (the node id of the
+                // event) is authenticated by noise. One request per peer per 5 s.
+                if !self.register_in.allow(&peer, now) {
                     if let Some(reg) = self.swarm.behaviour_mut().da_register.as_mut() {
                         let _ = reg.send_response(
                             channel,

@@ -54,6 +54,9 @@ struct DaLoop {
     sync_requests: HashMap<OutboundRequestId, (PeerId, dsdn_protocols::da::sync::SyncRequest)>,
     range_fetches: HashMap<OutboundRequestId, da::RangeFetch>,
     register_requests: HashMap<OutboundRequestId, PeerId>,
+    /// The newest blob gossipsub could not send because no peer was known to subscribe yet
+    /// (e.g. sealed right after a restart); sent again at the next DA subscription.
+    unannounced: Option<Vec<u8>>,
 }
 
 /// Owns the swarm; see the module documentation.
@@ -128,6 +131,7 @@ impl EventLoop {
                 sync_requests: HashMap::new(),
                 range_fetches: HashMap::new(),
                 register_requests: HashMap::new(),
+                unannounced: None,
             },
             cfg,
             started: Instant::now(),

@@ -332,22 +332,10 @@ fn check_and_load(db: &Database, path: &Path, network: &NetworkId) -> Result<Loa
 
 /// Renames `path` to `<name>.corrupt-<now>` (with `.1`, `.2`, … appended if taken).
 pub(super) fn move_aside(path: &Path, now: u64) -> Result<PathBuf, StoreError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "peers.dat".to_owned());
-    let base = format!("{name}.corrupt-{now}");
-    let mut target = path.with_file_name(&base);
-    let mut n = 1u32;
-    while fs::symlink_metadata(&target).is_ok() {
-        target = path.with_file_name(format!("{base}.{n}"));
-        n += 1;
-    }
-    fs::rename(path, &target).map_err(|source| StoreError::Io {
+    crate::files::move_aside_at(path, now).map_err(|source| StoreError::Io {
         file: path.to_owned(),
         source,
-    })?;
-    Ok(target)
+    })
 }
 
 /// Seconds since the UNIX epoch (0 if the clock is before 1970).

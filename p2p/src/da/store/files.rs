@@ -92,20 +92,7 @@ pub fn move_aside(path: &Path) -> io::Result<PathBuf> {
     move_aside_at(path, unix_now())
 }
 
-pub(super) fn move_aside_at(path: &Path, now: u64) -> io::Result<PathBuf> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let base = format!("{}.corrupt-{now}", name.to_string_lossy());
-    let mut target = path.with_file_name(&base);
-    let mut n = 1u32;
-    while fs::symlink_metadata(&target).is_ok() {
-        target = path.with_file_name(format!("{base}.{n}"));
-        n += 1;
-    }
-    fs::rename(path, &target).map_err(|e| io_at(path, e))?;
-    Ok(target)
-}
+pub(super) use dsdn_peers::files::move_aside_at;
 
 /// Seconds since the UNIX epoch (0 if the clock is before 1970).
 pub(super) fn unix_now() -> u64 {
