@@ -14,10 +14,25 @@
 //! - `trace_root` = [`merkle::merkle_root`] of the [`Checkpoint::hash`]es, in order;
 //! - `checkpoints` = number of those checkpoints; `fuel_used` = fuel units consumed.
 //!
+//! Signed receipts: [`ReceiptV1`] (the node's signature over its commitment and usage,
+//! [`v1`]) inside a [`ThresholdReceipt`] (the committee's FROST signature, [`threshold`]),
+//! and [`ReceiptDedup`] for duplicate rejection.
+//!
 //! The commitment holds only values that are a deterministic function of (module, input,
 //! runtime limits); wall-clock time and memory peak live in [`ResourceUsage`] instead.
 
 pub mod merkle;
+pub mod threshold;
+pub mod v1;
+
+pub use threshold::{
+    committee_hash, committee_signing_bytes, ReceiptDedup, ThresholdReceipt, COMMITTEE_HASH_DOMAIN,
+    COMMITTEE_SIGNING_DOMAIN, MAX_THRESHOLD_RECEIPT_BYTES,
+};
+pub use v1::{
+    is_self_dealing, peer_id_bytes, receipt_id, usage_proof_hash, ReceiptDraft, ReceiptError,
+    ReceiptV1, MAX_RECEIPT_BYTES, RECEIPT_ID_DOMAIN, RECEIPT_SIGNING_DOMAIN,
+};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -169,6 +184,9 @@ impl ResourceUsage {
         codec::decode(bytes, MAX_USAGE_BYTES)
     }
 }
+
+#[cfg(test)]
+mod signed_tests;
 
 #[cfg(test)]
 mod tests {
