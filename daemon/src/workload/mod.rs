@@ -70,6 +70,10 @@ pub use runtime::WorkloadRuntime;
 /// Number of compiled modules kept in a runtime's cache (least recently used evicted).
 pub const MODULE_CACHE_ENTRIES: usize = 64;
 
+/// Total size of the compiled images (`Module::image_range`) kept in a runtime's cache, in
+/// bytes: 256 MiB (least recently used evicted; the newest module is always kept).
+pub const MODULE_CACHE_BYTES: usize = 256 << 20;
+
 /// Wall-clock tick of the epoch thread: the granularity of [`Limits::wall_time`].
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 

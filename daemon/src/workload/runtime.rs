@@ -11,14 +11,17 @@ use wasmtime::{Config, Engine, ExternType, Module, ValType};
 
 use super::cache::Lru;
 use super::exec;
-use super::{Execution, Limits, RuntimeError, EPOCH_TICK, MODULE_CACHE_ENTRIES};
+use super::{
+    Execution, Limits, RuntimeError, EPOCH_TICK, MODULE_CACHE_BYTES, MODULE_CACHE_ENTRIES,
+};
 
 /// Runs WASM workloads under one set of [`Limits`] (see the [module notes](super) for the
 /// ABI, determinism and checkpoint rules).
 ///
 /// Owns a wasmtime `Engine`, a background thread that advances the engine's epoch every
 /// [`EPOCH_TICK`] (stopped and joined on drop), and a cache of up to
-/// [`MODULE_CACHE_ENTRIES`] compiled modules keyed by workload id. `run` takes `&self` and
+/// [`MODULE_CACHE_ENTRIES`] compiled modules of at most [`MODULE_CACHE_BYTES`] of compiled
+/// code together, keyed by workload id. `run` takes `&self` and
 /// may be called from several threads at once; each call gets its own store.
 pub struct WorkloadRuntime {
     engine: Engine,
@@ -97,7 +100,7 @@ impl WorkloadRuntime {
         Ok(WorkloadRuntime {
             engine,
             limits,
-            cache: Mutex::new(Lru::new(MODULE_CACHE_ENTRIES)),
+            cache: Mutex::new(Lru::new(MODULE_CACHE_ENTRIES, MODULE_CACHE_BYTES)),
             _ticker: Ticker {
                 stop,
                 handle: Some(handle),
@@ -154,7 +157,9 @@ impl WorkloadRuntime {
         let compiled = Module::new(&self.engine, module)
             .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
         check_abi(&compiled)?;
-        self.lock_cache().insert(id, compiled.clone());
+        let range = compiled.image_range();
+        let weight = (range.end as usize).saturating_sub(range.start as usize);
+        self.lock_cache().insert(id, compiled.clone(), weight);
         Ok((id, compiled))
     }
 
