@@ -104,9 +104,10 @@ pub struct Limits {
     /// the ~8 G fuel/s of a tight loop). A checkpoint costs one SHA-256 pass over linear
     /// memory (~1.3 ms per MiB), so the overhead is about `memory_MiB × 1.3 ms / slice
     /// duration`, i.e. ~1 % per MiB of memory at this default. `examples/workload_bench.rs`
-    /// (release) measured, against the same run without intermediate checkpoints: a 1.1 MiB
-    /// hash loop +10.4 % at 10^8, +4.4 % at 3·10^8, -0.7 % (noise) at 10^9; a 0.6 MiB f64
-    /// matrix multiply +2.3 % at 10^8, -0.7 % at 10^9. The default stays under 10 % up to
+    /// (release; two runs on a shared machine, so about ±10 % of noise) measured, against
+    /// the same run without intermediate checkpoints: a 1.1 MiB hash loop +10 to +20 % at
+    /// 10^8, -6 to +4 % at 3·10^8, -8 to -1 % at 10^9; a 0.6 MiB f64 matrix multiply -3 to
+    /// +2 % at 10^8, -6 to -1 % at 10^9. The default stays under 10 % up to
     /// about 8 MiB of memory; larger memories need a larger interval (or incremental
     /// hashing of dirty pages, not implemented).
     pub checkpoint_interval_fuel: u64,
