@@ -4,7 +4,8 @@
 //! API's JSON shapes ([`api`]) and server ([`server`]), its cookie authentication
 //! ([`cookie`]), the node key ([`key`]), an HTTP client for the API ([`client`]), the
 //! daemon modes with the roles they advertise and need ([`roles`]) and a launcher for
-//! local networks of real `dsdnd` processes ([`localnet`]).
+//! local networks of real `dsdnd` processes ([`localnet`]), and the WASM workload runtime
+//! ([`workload`]).
 #![deny(missing_docs)]
 
 pub mod api;
@@ -14,3 +15,4 @@ pub mod key;
 pub mod localnet;
 pub mod roles;
 pub mod server;
+pub mod workload;

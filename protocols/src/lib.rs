@@ -6,7 +6,8 @@
 //!
 //! Spec: `dsdn-roadmap.md`, Tahap 28.1.B §2–§3 (handshake, PEX), 28.1.C §2 (service types)
 //! Tahap 14A §1 (DA events) and 14A.2B.1 (the coordinator committee: FROST DKG and threshold
-//! signing).
+//! signing), 14C.A/B, 18 and 18.8 §1 (execution commitments of WASM workloads and their
+//! merkleized trace).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ pub mod da;
 pub mod handshake;
 pub mod network;
 pub mod pex;
+pub mod receipt;
 pub mod service;
 
 pub use network::{NetworkId, NetworkIdError, PeerSource, ProtocolVersion, PROTOCOL_VERSION};

@@ -49,4 +49,4 @@ pub use wire::{
 };
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -14,18 +14,18 @@ mod props;
 mod signing;
 mod wire;
 
-pub(super) fn rng(seed: u64) -> ChaCha20Rng {
+pub(crate) fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
 }
 
-pub(super) fn member(i: usize) -> MemberId {
+pub(crate) fn member(i: usize) -> MemberId {
     // Shaped like an Ed25519 PeerId: 0x00 0x24 0x08 0x01 0x12 0x20 + 32 bytes.
     let mut b = vec![0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
     b.extend_from_slice(&[i as u8; 32]);
     MemberId::new(b).unwrap()
 }
 
-pub(super) fn config(t: u16, n: usize, epoch: u64) -> CommitteeConfig {
+pub(crate) fn config(t: u16, n: usize, epoch: u64) -> CommitteeConfig {
     CommitteeConfig {
         epoch,
         threshold: t,
@@ -40,7 +40,7 @@ pub(super) fn wire(msg: DkgMessage) -> DkgMessage {
 
 /// Runs a full DKG with every member in-process; messages are delivered in FIFO order
 /// through their CBOR encoding.
-pub(super) fn run_dkg(config: &CommitteeConfig, seed: u64) -> Vec<DkgOutput> {
+pub(crate) fn run_dkg(config: &CommitteeConfig, seed: u64) -> Vec<DkgOutput> {
     let mut rng = rng(seed);
     let mut sessions = Vec::new();
     // (from, to, message)
@@ -77,7 +77,7 @@ pub(super) fn run_dkg(config: &CommitteeConfig, seed: u64) -> Vec<DkgOutput> {
 }
 
 /// Signers for every member of a finished DKG.
-pub(super) fn signers(outputs: &[DkgOutput]) -> Vec<Signer> {
+pub(crate) fn signers(outputs: &[DkgOutput]) -> Vec<Signer> {
     outputs
         .iter()
         .map(|o| Signer::new(o.key_share.clone(), SlotGuard::new()))
@@ -85,7 +85,7 @@ pub(super) fn signers(outputs: &[DkgOutput]) -> Vec<Signer> {
 }
 
 /// One signing round with the members at `who` (indices), all messages through CBOR.
-pub(super) fn sign_with(
+pub(crate) fn sign_with(
     signers: &mut [Signer],
     who: &[usize],
     slot: Slot,
