@@ -393,7 +393,7 @@ mod tests {
         // (or its neighbour) the moment it is released; and a process another test forks
         // holds copies of every socket until it execs (CLOEXEC), so each port is retried
         // for a while. Were the locks not released, all twenty would stay taken.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let relocked = ports
             .iter()
             .filter(|&&p| loop {
@@ -403,7 +403,7 @@ mod tests {
                 if std::time::Instant::now() > deadline {
                     break false;
                 }
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(std::time::Duration::from_millis(10));
             })
             .count();
         assert!(
