@@ -212,8 +212,18 @@ async fn seed_pex_da_restart_isolation() -> anyhow::Result<()> {
         .with_da_authority(&rogue_key)
         .write(&rogue_cfg)?;
     let rogue = spawn("rogue", NodeMode::Coordinator, 9, port, &rogue_cfg, dir).await;
-    eventually(T, "the rogue coordinator to connect", || async {
-        (connected_ids(&rogue).await.len() >= 2).then_some(())
+    // It connects, asks its peers for their tips, finds their blobs signed by another key
+    // and bans them (within a tip poll): either state shows it met the network.
+    eventually(T, "the rogue coordinator to meet the network", || async {
+        let met = connected_ids(&rogue).await.len() >= 2
+            || metric(
+                &rogue,
+                "bootstrap_misbehaving_total",
+                &[("reason", "da_invalid_blob")],
+            )
+            .await
+                >= 1.0;
+        met.then_some(())
     })
     .await?;
     tokio::time::sleep(Duration::from_secs(2)).await; // gossipsub subscriptions

@@ -10,9 +10,11 @@ mod planner_props;
 
 const SEC: Duration = Duration::from_secs(1);
 
+/// Small chunks; the tip poll at 30 s so that it stays clear of the 10 s request timeout.
 fn cfg() -> SyncConfig {
     SyncConfig {
         chunk: 10,
+        tip_poll_interval: 30 * SEC,
         ..SyncConfig::default()
     }
 }
