@@ -34,6 +34,20 @@ pub(crate) fn config(t: u16, n: usize, epoch: u64) -> CommitteeConfig {
 }
 
 /// Passes a DKG message through its wire encoding.
+/// Any slot, for property tests.
+pub(super) fn slot() -> impl proptest::strategy::Strategy<Value = Slot> {
+    use proptest::prelude::*;
+    prop_oneof![
+        any::<u64>().prop_map(Slot::DaBlob),
+        any::<[u8; 32]>().prop_map(Slot::Receipt),
+    ]
+}
+
+/// Arbitrary bytes, shorter than `max`, for property tests.
+pub(super) fn blob(max: usize) -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(proptest::prelude::any::<u8>(), 0..max)
+}
+
 pub(super) fn wire(msg: DkgMessage) -> DkgMessage {
     DkgMessage::from_bytes(&msg.to_bytes().unwrap()).unwrap()
 }

@@ -4,17 +4,6 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn slot() -> impl Strategy<Value = Slot> {
-    prop_oneof![
-        any::<u64>().prop_map(Slot::DaBlob),
-        any::<[u8; 32]>().prop_map(Slot::Receipt),
-    ]
-}
-
-fn blob(max: usize) -> impl Strategy<Value = Vec<u8>> {
-    proptest::collection::vec(any::<u8>(), 0..max)
-}
-
 fn refusal() -> impl Strategy<Value = Refusal> {
     prop_oneof![
         Just(Refusal::NotAMember),
