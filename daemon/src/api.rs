@@ -23,6 +23,9 @@
 //! | GET    | `/v1/da/state[?wait_height=H[&timeout_ms=T]]` | → [`DaStateResponse`]; with `wait_height`, answered once the log reaches H or after T ms (default 30,000, max 60,000) |
 //! | POST   | `/v1/committee/dkg`        | → [`CommitteeStatusResponse`] once this member adopted the group key (the FROST DKG of the configured committee over the network); 403 on a non-member, 409 when a key share for the epoch exists, 502 when the ceremony failed (the message names the members) |
 //! | GET    | `/v1/committee/status`     | → [`CommitteeStatusResponse`]; 404 on a non-member |
+//! | POST   | `/v1/workloads`            | one CBOR-encoded, submitter-signed `WorkloadSubmission` (at most 5 MiB) → [`WorkloadResponse`] once a storage node executed it and the committee signed the receipt; 400 invalid submission, 403 not a committee member with a key share, 503 no storage node or busy, 502 every node failed or the committee did not sign (the message names who and why) |
+//! | GET    | `/v1/receipts/{id}`        | → [`ReceiptResponse`] of an accepted receipt (64 hex id); 404 unknown |
+//! | POST   | `/v1/receipts`             | one CBOR-encoded `ThresholdReceipt` → [`ReceiptResponse`] once verified (group key, node signature, commitment) and gossiped; 400 refused (the reason), 409 duplicate |
 //! | GET    | `/metrics`                 | → Prometheus text exposition |
 //!
 //! The peer-management endpoints are the daemon side of `dsdn-agent peers …` (roadmap
@@ -329,6 +332,119 @@ pub struct CommitteeStatusResponse {
 pub struct ApiError {
     /// One human-readable line.
     pub error: String,
+}
+
+/// A threshold-signed receipt (`GET /v1/receipts/{id}`, Tahap 14A.2B.1 §2b and 14C.A §1):
+/// its fields for display and the whole receipt as CBOR, so that anyone can verify it
+/// without trusting the daemon. 32-byte values are 64 hex characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptResponse {
+    /// The receipt id (the job: workload, input, node, submitter, nonce).
+    pub receipt_id: String,
+    /// `SHA-256(committee signing bytes ‖ aggregate signature)`, as in the DA log.
+    pub receipt_hash: String,
+    /// `SHA-256` of the module.
+    pub workload_id: String,
+    /// The executing node's PeerId.
+    pub node: String,
+    /// The submitter's Ed25519 public key.
+    pub submitter: String,
+    /// The submitter's nonce.
+    pub nonce: u64,
+    /// `SHA-256` of the input.
+    pub input_hash: String,
+    /// `SHA-256` of the output.
+    pub output_hash: String,
+    /// Memory hash before the run.
+    pub state_root_before: String,
+    /// Memory hash after the run.
+    pub state_root_after: String,
+    /// Merkle root of the checkpoints.
+    pub trace_root: String,
+    /// Number of checkpoints.
+    pub checkpoints: u64,
+    /// Fuel used.
+    pub fuel_used: u64,
+    /// Peak linear memory, in bytes.
+    pub memory_peak_bytes: u64,
+    /// Wall time of the run on the node, in milliseconds.
+    pub wall_time_ms: u64,
+    /// When the node executed it (UNIX ms).
+    pub executed_at_ms: u64,
+    /// The committee epoch.
+    pub epoch: u64,
+    /// The committee hash.
+    pub committee_hash: String,
+    /// The group key the receipt is signed under.
+    pub group_key: String,
+    /// The members whose shares were aggregated (PeerIds).
+    pub signers: Vec<String>,
+    /// The whole `ThresholdReceipt`, CBOR, in hex.
+    pub receipt_cbor: String,
+}
+
+impl ReceiptResponse {
+    /// The response for `receipt`.
+    ///
+    /// # Errors
+    /// The receipt cannot be encoded (over its size cap).
+    pub fn new(
+        receipt: &dsdn_protocols::receipt::ThresholdReceipt,
+    ) -> Result<Self, dsdn_protocols::receipt::ReceiptError> {
+        let r = &receipt.receipt;
+        let c = &r.commitment;
+        let h = |b: &dsdn_protocols::da::Bytes32| hex::encode(b.0);
+        let node = libp2p::PeerId::from_bytes(&r.node_peer_id())
+            .map_or_else(|_| h(&r.node_key), |p| p.to_string());
+        Ok(ReceiptResponse {
+            receipt_id: h(&r.receipt_id),
+            receipt_hash: h(&receipt.receipt_hash()?),
+            workload_id: h(&r.workload_id),
+            node,
+            submitter: h(&r.submitter),
+            nonce: r.nonce,
+            input_hash: h(&c.input_hash),
+            output_hash: h(&c.output_hash),
+            state_root_before: h(&c.state_root_before),
+            state_root_after: h(&c.state_root_after),
+            trace_root: h(&c.trace_root),
+            checkpoints: c.checkpoints,
+            fuel_used: c.fuel_used,
+            memory_peak_bytes: r.usage.memory_peak_bytes,
+            wall_time_ms: r.usage.wall_time_ms,
+            executed_at_ms: r.executed_at_ms,
+            epoch: receipt.epoch,
+            committee_hash: h(&receipt.committee_hash),
+            group_key: hex::encode(receipt.group_key.0),
+            signers: receipt
+                .signers
+                .iter()
+                .map(|m| {
+                    dsdn_p2p::committee::member_peer(m)
+                        .map_or_else(|| m.to_string(), |p| p.to_string())
+                })
+                .collect(),
+            receipt_cbor: hex::encode(receipt.to_bytes()?),
+        })
+    }
+
+    /// The receipt itself, decoded from [`ReceiptResponse::receipt_cbor`] (not verified).
+    ///
+    /// # Errors
+    /// A text when the hex or the CBOR is malformed.
+    pub fn decode(&self) -> Result<dsdn_protocols::receipt::ThresholdReceipt, String> {
+        let bytes = hex::decode(&self.receipt_cbor).map_err(|e| format!("receipt_cbor: {e}"))?;
+        dsdn_protocols::receipt::ThresholdReceipt::from_bytes(&bytes).map_err(|e| e.to_string())
+    }
+}
+
+/// `POST /v1/workloads`: the receipt and the output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadResponse {
+    /// The committee-signed receipt.
+    pub receipt: ReceiptResponse,
+    /// The output, in hex.
+    pub output: String,
 }
 
 #[cfg(test)]

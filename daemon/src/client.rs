@@ -32,6 +32,8 @@ use crate::api::{
 use crate::cookie::read_cookie;
 
 mod metrics;
+mod workload;
+pub use workload::WORKLOAD_TIMEOUT;
 
 pub use metrics::metric_value;
 

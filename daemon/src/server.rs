@@ -28,6 +28,7 @@ mod control;
 pub mod da;
 #[cfg(test)]
 mod tests;
+mod workload;
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -200,6 +201,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/da/state", get(da::state))
         .route("/v1/committee/dkg", post(committee::dkg))
         .route("/v1/committee/status", get(committee::status))
+        .route(
+            "/v1/workloads",
+            post(workload::submit).layer(axum::extract::DefaultBodyLimit::max(
+                dsdn_protocols::workload::MAX_SUBMISSION_BYTES,
+            )),
+        )
+        .route("/v1/receipts", post(workload::publish))
+        .route("/v1/receipts/{id}", get(workload::show))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

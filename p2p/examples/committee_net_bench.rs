@@ -73,6 +73,7 @@ fn start(t: u16, n: usize) -> Net {
             mode: "coordinator".into(),
             required_roles: Vec::new(),
             light: false,
+            workload: Default::default(),
             committee: Some(CommitteeNodeConfig::new(
                 peers.clone(),
                 t,

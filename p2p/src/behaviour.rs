@@ -15,6 +15,9 @@ use dsdn_protocols::da::sync::{
 };
 use dsdn_protocols::handshake::{Handshake, HANDSHAKE_PROTOCOL, MAX_HANDSHAKE_BYTES};
 use dsdn_protocols::pex::{PexRequest, PexResponse, MAX_PEX_REQUEST_BYTES, MAX_PEX_RESPONSE_BYTES};
+use dsdn_protocols::workload::{
+    WorkloadRequest, WorkloadResponse, MAX_WORKLOAD_REQUEST_BYTES, MAX_WORKLOAD_RESPONSE_BYTES,
+};
 use dsdn_protocols::NetworkId;
 use libp2p::request_response::ProtocolSupport;
 use libp2p::swarm::behaviour::toggle::Toggle;
@@ -140,6 +143,33 @@ pub fn committee_behaviour(
     ))
 }
 
+/// The workload protocol: [`WorkloadRequest`] → [`WorkloadResponse`].
+pub type WorkloadBehaviour =
+    request_response::Behaviour<CborCodec<WorkloadRequest, WorkloadResponse>>;
+
+/// The workload behaviour on `/dsdn/<network>/workload/1.0.0` (a coordinator asks a storage
+/// node to execute; the node fetches the module back): requests up to
+/// [`MAX_WORKLOAD_REQUEST_BYTES`], responses up to [`MAX_WORKLOAD_RESPONSE_BYTES`];
+/// requests time out after `timeout`, at most 8 streams at once per connection.
+///
+/// # Errors
+/// The network id does not make a valid protocol name (it always does for a [`NetworkId`]).
+pub fn workload_behaviour(
+    network: &NetworkId,
+    timeout: Duration,
+) -> Result<WorkloadBehaviour, libp2p::swarm::InvalidProtocol> {
+    Ok(request_response::Behaviour::with_codec(
+        CborCodec::new(MAX_WORKLOAD_REQUEST_BYTES, MAX_WORKLOAD_RESPONSE_BYTES),
+        [(
+            StreamProtocol::try_from_owned(network.protocol("workload", "1.0.0"))?,
+            ProtocolSupport::Full,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(timeout)
+            .with_max_concurrent_streams(8),
+    ))
+}
+
 /// Every protocol a DSDN node speaks.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -149,7 +179,7 @@ pub struct Behaviour {
     pub handshake: HandshakeBehaviour,
     /// `/dsdn/<network>/pex/1.0.0`: peer exchange.
     pub pex: PexBehaviour,
-    /// `/dsdn/<network>/meshsub/1.1.0`: DA events and, later, receipts.
+    /// `/dsdn/<network>/meshsub/1.1.0`: DA events and receipts.
     /// Absent (disabled) on nodes that subscribe to no topic, such as a dedicated bootstrap
     /// node (28.1.C §3): no gossipsub handler or protocol on their connections.
     pub gossipsub: Toggle<gossipsub::Behaviour>,
@@ -163,4 +193,7 @@ pub struct Behaviour {
     /// `/dsdn/<network>/committee/1.0.0`: FROST DKG and threshold signing. Present only on
     /// committee members.
     pub committee: Toggle<CommitteeBehaviour>,
+    /// `/dsdn/<network>/workload/1.0.0`: workload execution and module fetch. Absent on
+    /// nodes without the DA log and on light clients.
+    pub workload: Toggle<WorkloadBehaviour>,
 }

@@ -61,4 +61,6 @@ pub struct NodeConfig {
     /// This node's membership of the coordinator committee (`None`: not a member; the
     /// committee protocol is not spoken).
     pub committee: Option<CommitteeNodeConfig>,
+    /// Workload execution and receipts: the executor on storage nodes, caps and timeouts.
+    pub workload: crate::workload::WorkloadConfig,
 }

@@ -13,9 +13,13 @@ use dsdn_protocols::{PeerSource, ServiceSet};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::committee::{CommitteeStatus, DkgRunError, ThresholdSignError};
+use crate::committee::{CommitteeStatus, DkgRunError, GroupSignature, ThresholdSignError};
 use crate::da::{DaNotice, PublishError, SubmitError, TooManySubscribers};
 pub use crate::da::{DaStateView, Published, RegistrationView, Submitted};
+use crate::workload::{WorkloadError, WorkloadResult};
+use dsdn_protocols::da::Bytes32;
+use dsdn_protocols::receipt::{ReceiptError, ThresholdReceipt};
+use dsdn_protocols::workload::WorkloadSubmission;
 
 /// Capacity of the command channel.
 pub const COMMAND_QUEUE: usize = 64;
@@ -204,8 +208,20 @@ pub enum Command {
     ThresholdSign(
         Slot,
         Vec<u8>,
-        oneshot::Sender<Result<[u8; 64], ThresholdSignError>>,
+        oneshot::Sender<Result<GroupSignature, ThresholdSignError>>,
     ),
+    /// Execute a submitted workload and have the committee sign its receipt.
+    SubmitWorkload(
+        Box<WorkloadSubmission>,
+        oneshot::Sender<Result<WorkloadResult, WorkloadError>>,
+    ),
+    /// Verify, record and gossip a threshold receipt.
+    PublishReceipt(
+        Box<ThresholdReceipt>,
+        oneshot::Sender<Result<(), ReceiptError>>,
+    ),
+    /// A receipt this node accepted, by id.
+    Receipt(Bytes32, oneshot::Sender<Option<ThresholdReceipt>>),
 }
 
 /// The event loop stopped; no more requests can be served.
@@ -435,8 +451,64 @@ impl NodeHandle {
         slot: Slot,
         message: Vec<u8>,
     ) -> Result<[u8; 64], ThresholdSignError> {
+        self.threshold_sign_with_signers(slot, message)
+            .await
+            .map(|s| s.signature)
+    }
+
+    /// [`NodeHandle::threshold_sign`], also naming the t members whose shares were
+    /// aggregated.
+    ///
+    /// # Errors
+    /// As [`NodeHandle::threshold_sign`].
+    pub async fn threshold_sign_with_signers(
+        &self,
+        slot: Slot,
+        message: Vec<u8>,
+    ) -> Result<GroupSignature, ThresholdSignError> {
         self.ask(|tx| Command::ThresholdSign(slot, message, tx))
             .await
             .map_err(|_| ThresholdSignError::Stopped)?
+    }
+
+    /// Hands a signed workload submission to this coordinator: the module is kept by its
+    /// hash, a connected storage node not operated by the submitter executes it (the node
+    /// fetches the module by hash), the committee threshold-signs the node's receipt, and
+    /// the [`ThresholdReceipt`] is gossiped on `dsdn/<net>/receipts/1`. Waits for all of
+    /// it (each node tried waits at most `WorkloadConfig::execute_timeout`).
+    ///
+    /// # Errors
+    /// [`WorkloadError`]: invalid submission, not a committee member, no storage node, every
+    /// node refused (each named with its reason), the committee did not sign.
+    pub async fn submit_workload(
+        &self,
+        submission: WorkloadSubmission,
+    ) -> Result<WorkloadResult, WorkloadError> {
+        self.ask(|tx| Command::SubmitWorkload(Box::new(submission), tx))
+            .await
+            .map_err(|_| WorkloadError::Stopped)?
+    }
+
+    /// Verifies a threshold receipt (group key, node signature, commitment consistency, not
+    /// seen before), records it and gossips it.
+    ///
+    /// # Errors
+    /// The [`ReceiptError`] that refused it ([`ReceiptError::Duplicate`] for a receipt
+    /// already accepted); [`Stopped`] as `Ok(Err(ReceiptError::Codec))` is never used: a
+    /// stopped loop gives `Err(Stopped)`.
+    pub async fn publish_receipt(
+        &self,
+        receipt: ThresholdReceipt,
+    ) -> Result<Result<(), ReceiptError>, Stopped> {
+        self.ask(|tx| Command::PublishReceipt(Box::new(receipt), tx))
+            .await
+    }
+
+    /// A receipt this node accepted (from gossip, a submission, the API or the DA log).
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended.
+    pub async fn receipt(&self, id: Bytes32) -> Result<Option<ThresholdReceipt>, Stopped> {
+        self.ask(|tx| Command::Receipt(id, tx)).await
     }
 }

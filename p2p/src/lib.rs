@@ -56,6 +56,7 @@ pub mod light;
 pub mod metrics;
 pub mod node;
 pub mod peer_manager;
+pub mod workload;
 
 pub use config::NodeConfig;
 pub use da::DaNotice;

@@ -177,6 +177,7 @@ impl LightClient {
             required_roles: Vec::new(),
             light: true,
             committee: None,
+            workload: Default::default(),
         };
         let mut node = Node::start(node_cfg)?;
         if let Some(path) = &node.store_report.moved_aside {

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::behaviour::{
     committee_behaviour, da_register_behaviour, da_sync_behaviour, handshake_behaviour,
-    pex_behaviour, Behaviour,
+    pex_behaviour, workload_behaviour, Behaviour,
 };
 use crate::config::NodeConfig;
 use crate::da::{DaService, DaServiceConfig, Registrar};
@@ -171,8 +171,14 @@ fn build_behaviour(
         Some(c) => Some(committee_behaviour(net, c.phase_timeout).map_err(swarm_err)?),
         None => None,
     };
+    let workload = if cfg.subscribe_da && !cfg.light {
+        Some(workload_behaviour(net, cfg.workload.execute_timeout).map_err(swarm_err)?)
+    } else {
+        None
+    };
     Ok(Behaviour {
         committee: committee.into(),
+        workload: workload.into(),
         peer_manager: manager,
         handshake,
         pex,
@@ -248,10 +254,17 @@ impl Node {
                 })?;
         }
         let topic = IdentTopic::new(cfg.network.da_topic());
+        let receipts_topic = IdentTopic::new(cfg.network.receipts_topic());
         if let Some(gossipsub) = swarm.behaviour_mut().gossipsub.as_mut() {
             gossipsub
                 .subscribe(&topic)
                 .map_err(|e| StartError::Swarm(e.to_string()))?;
+            // Light clients follow the DA log only.
+            if !cfg.light {
+                gossipsub
+                    .subscribe(&receipts_topic)
+                    .map_err(|e| StartError::Swarm(e.to_string()))?;
+            }
         }
         let (da, da_height) = DaService::open(
             DaServiceConfig {
@@ -283,6 +296,12 @@ impl Node {
             }
             None => None,
         };
+        let workload = crate::event_loop::WorkloadLoop::new(
+            cfg.workload.clone(),
+            crate::workload::WorkloadMetrics::new(metrics.registry())?,
+            signing_key(&key)?,
+            receipts_topic,
+        );
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let event_loop = EventLoop::new(
             swarm,
@@ -295,6 +314,7 @@ impl Node {
                 topic,
             },
             committee,
+            workload,
             cfg,
         );
         Ok(Node {

@@ -45,6 +45,7 @@ fn start_node(dir: &std::path::Path, listen: SocketAddr) -> (NodeHandle, Node) {
         required_roles: Vec::new(),
         light: false,
         committee: None,
+        workload: Default::default(),
     };
     let node = Node::start(cfg).unwrap();
     (node.handle.clone(), node)

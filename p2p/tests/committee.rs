@@ -129,6 +129,7 @@ impl Committee {
             required_roles: Vec::new(),
             light: false,
             committee: Some(committee),
+            workload: Default::default(),
         };
         let end = tokio::time::Instant::now() + Duration::from_secs(10);
         let node = loop {

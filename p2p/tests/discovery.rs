@@ -60,6 +60,7 @@ fn start(
         required_roles: required,
         light: false,
         committee: None,
+        workload: Default::default(),
     };
     let node = Node::start(cfg).unwrap();
     let started = Started {

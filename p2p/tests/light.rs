@@ -73,6 +73,7 @@ fn start_node(
         required_roles: Vec::new(),
         light: false,
         committee: None,
+        workload: Default::default(),
     };
     let node = Node::start(cfg).unwrap();
     tokio::spawn(node.event_loop.run());

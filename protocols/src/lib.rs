@@ -19,6 +19,7 @@ pub mod network;
 pub mod pex;
 pub mod receipt;
 pub mod service;
+pub mod workload;
 
 pub use network::{NetworkId, NetworkIdError, PeerSource, ProtocolVersion, PROTOCOL_VERSION};
 pub use service::{ServiceSet, ServiceType, UnknownServiceType};

@@ -65,6 +65,11 @@ impl NetworkId {
     pub fn da_topic(&self) -> String {
         format!("dsdn/{}/da-events/1", self.0)
     }
+
+    /// The gossipsub topic of threshold-signed receipts: `dsdn/<network>/receipts/1`.
+    pub fn receipts_topic(&self) -> String {
+        format!("dsdn/{}/receipts/1", self.0)
+    }
 }
 
 impl fmt::Display for NetworkId {

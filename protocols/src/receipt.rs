@@ -26,8 +26,8 @@ pub mod threshold;
 pub mod v1;
 
 pub use threshold::{
-    committee_hash, committee_signing_bytes, ReceiptDedup, ThresholdReceipt, COMMITTEE_HASH_DOMAIN,
-    COMMITTEE_SIGNING_DOMAIN, MAX_THRESHOLD_RECEIPT_BYTES,
+    committee_hash, committee_signing_bytes, CommitteeMessage, ReceiptDedup, ThresholdReceipt,
+    COMMITTEE_HASH_DOMAIN, COMMITTEE_SIGNING_DOMAIN, MAX_THRESHOLD_RECEIPT_BYTES,
 };
 pub use v1::{
     is_self_dealing, peer_id_bytes, receipt_id, usage_proof_hash, ReceiptDraft, ReceiptError,

@@ -16,6 +16,7 @@ mod devnet;
 mod peers;
 mod table;
 mod watch;
+mod workload;
 
 /// The daemon's default data directory (`dsdnd --data-dir`), where its cookie is looked
 /// for when neither `--data-dir` nor `--cookie` is given.
@@ -66,6 +67,12 @@ enum Command {
     /// Run and inspect the coordinator committee (FROST DKG, threshold signing).
     #[command(subcommand)]
     Committee(CommitteeCommand),
+    /// Submit WASM workloads to a coordinator.
+    #[command(subcommand)]
+    Workload(workload::WorkloadCommand),
+    /// Show and verify threshold-signed receipts (re-execution: the start of a fraud check).
+    #[command(subcommand)]
+    Receipt(workload::ReceiptCommand),
     /// Run a local devnet of real dsdnd processes on loopback (DNS seed server, bootstrap,
     /// coordinator, storage nodes), publish sample DA events and watch it until Ctrl-C.
     Devnet(DevnetArgs),
@@ -269,6 +276,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let status = client()?.committee_status().await?;
             commands::committee_status(&status, json)?
         }
+        Command::Workload(cmd) => return workload::workload(&client()?, cmd).await,
+        Command::Receipt(cmd) => return workload::receipt(&client()?, cmd).await,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -28,8 +28,10 @@ use dsdn_bootstrap::config::SeedsConfig;
 use dsdn_daemon::roles::Mode;
 use dsdn_daemon::server::{self, ApiState};
 use dsdn_daemon::{cookie, key};
+use dsdn_p2p::workload::WorkloadConfig;
 use dsdn_p2p::{Node, NodeConfig};
 use dsdn_protocols::da::register::RegisterRequest;
+use dsdn_protocols::ServiceType;
 use tracing_subscriber::EnvFilter;
 
 /// The DSDN peer-to-peer daemon.
@@ -77,6 +79,11 @@ struct Cli {
     /// With `--committee-members`: the committee epoch (a new DKG and group key per epoch).
     #[arg(long, default_value_t = 1)]
     committee_epoch: u64,
+    /// **Tests only** (hidden): with `--mode storage`, report a made-up output for every
+    /// workload, with a commitment that matches it (a lying node, for the fraud-check
+    /// tests). Never use it on a real network.
+    #[arg(long, hide = true)]
+    test_lie_output: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -169,6 +176,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cli.data_dir.join("committee"),
         ))
     };
+    // Storage nodes execute workloads (Tahap 14C.B); every node verifies and forwards
+    // receipts.
+    let executes =
+        services.contains(ServiceType::Storage) || services.contains(ServiceType::StorageDc);
+    let workload = WorkloadConfig {
+        executor: if executes {
+            let executor = dsdn_daemon::workload::RuntimeExecutor::new()
+                .context("cannot build the WASM runtime")?;
+            Some(std::sync::Arc::new(executor) as std::sync::Arc<dyn dsdn_p2p::workload::Executor>)
+        } else {
+            None
+        },
+        test_lie_output: cli.test_lie_output,
+        ..WorkloadConfig::default()
+    };
+    if cli.test_lie_output {
+        tracing::warn!(
+            "--test-lie-output: this node reports made-up workload outputs (tests only)"
+        );
+    }
     let cfg = NodeConfig {
         keypair,
         network: seeds.network.name.clone(),
@@ -188,6 +215,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         required_roles: cli.mode.required_roles(),
         light: false,
         committee,
+        workload,
     };
     let node = Node::start(cfg).context("cannot start the network layer")?;
     if let Some(path) = &node.store_report.moved_aside {

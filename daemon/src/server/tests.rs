@@ -41,6 +41,7 @@ impl Served {
             required_roles: Vec::new(),
             light: false,
             committee: None,
+            workload: Default::default(),
         };
         let node = Node::start(cfg).expect("node");
         let state = ApiState {

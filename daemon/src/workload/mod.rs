@@ -64,13 +64,16 @@
 
 mod cache;
 mod exec;
+mod executor;
 mod runtime;
+pub mod samples;
 #[cfg(test)]
 mod tests;
 
 use std::time::Duration;
 
 pub use dsdn_protocols::receipt::{Checkpoint, ExecutionCommitment, ResourceUsage};
+pub use executor::{RuntimeExecutor, NETWORK_LIMITS};
 pub use runtime::WorkloadRuntime;
 
 /// Number of compiled modules kept in a runtime's cache (least recently used evicted).

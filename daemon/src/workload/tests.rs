@@ -496,3 +496,22 @@ fn compiled_modules_are_cached_and_the_cache_is_bounded() {
     assert!(!rt.is_cached(&id));
     assert!(rt.is_cached(&workload_id(&add_one(MODULE_CACHE_ENTRIES as u32))));
 }
+
+#[test]
+fn the_sample_module_computes_fnv_and_runs_through_the_network_executor() {
+    use dsdn_p2p::workload::Executor as _;
+    let module = super::samples::fnv_module(3).unwrap();
+    let exec = super::RuntimeExecutor::new().unwrap();
+    let a = exec.execute(&module, b"dsdn").unwrap();
+    assert_eq!(a.output, super::samples::fnv_expected(b"dsdn", 3));
+    assert_eq!(a.commitment.workload_id, workload_id(&module));
+    // A second, separate engine gives the identical commitment.
+    let b = super::RuntimeExecutor::new()
+        .unwrap()
+        .execute(&module, b"dsdn")
+        .unwrap();
+    assert_eq!(a.commitment, b.commitment);
+    // The network's caps hold.
+    let big = vec![0u8; dsdn_protocols::workload::MAX_INPUT_BYTES + 1];
+    assert!(exec.execute(&module, &big).is_err());
+}

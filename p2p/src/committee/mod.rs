@@ -76,6 +76,16 @@ impl SignPolicy for AcceptAll {
     }
 }
 
+/// The result of a threshold signing round: the aggregate signature and the members whose
+/// shares it combines (the [`dsdn_protocols::receipt::ThresholdReceipt::signers`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSignature {
+    /// The 64-byte Ed25519 signature under the group key.
+    pub signature: [u8; 64],
+    /// The t signers, in FROST identifier order.
+    pub signers: Vec<PeerId>,
+}
+
 /// A node's committee membership: who the members are and where its key material lives.
 #[derive(Clone)]
 pub struct CommitteeNodeConfig {

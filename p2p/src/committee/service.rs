@@ -205,6 +205,20 @@ impl CommitteeService {
         self.signer.as_ref().map(|s| s.key_share().group_key().0)
     }
 
+    /// What a receipt is signed under once this member holds a key share: the epoch, the
+    /// committee hash ([`dsdn_protocols::receipt::committee_hash`]) and the group key.
+    pub(crate) fn receipt_context(
+        &self,
+    ) -> Option<(
+        u64,
+        dsdn_protocols::da::Bytes32,
+        dsdn_protocols::committee::GroupKey,
+    )> {
+        let group_key = self.signer.as_ref()?.key_share().group_key();
+        let hash = dsdn_protocols::receipt::committee_hash(&self.config).ok()?;
+        Some((self.config.epoch, hash, group_key))
+    }
+
     /// Requests for the event loop to send.
     pub(crate) fn take_outgoing(&mut self) -> Vec<Outgoing> {
         std::mem::take(&mut self.outbox)

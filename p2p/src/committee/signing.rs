@@ -13,10 +13,10 @@ use tokio::sync::oneshot;
 
 use super::files::{guard_path, write_private};
 use super::service::{CommitteeService, Purpose};
-use super::{member_id, member_peer, ThresholdSignError, MAX_OPEN_ROUNDS};
+use super::{member_id, member_peer, GroupSignature, ThresholdSignError, MAX_OPEN_ROUNDS};
 
 /// The reply channel of `NodeHandle::threshold_sign`.
-pub(crate) type SignReply = oneshot::Sender<Result<[u8; 64], ThresholdSignError>>;
+pub(crate) type SignReply = oneshot::Sender<Result<GroupSignature, ThresholdSignError>>;
 
 /// One signing round this node proposes.
 pub(crate) struct ProposerRound {
@@ -246,7 +246,7 @@ impl CommitteeService {
         r: &mut ProposerRound,
         event: RoundEvent,
         now: Instant,
-    ) -> Option<Result<[u8; 64], ThresholdSignError>> {
+    ) -> Option<Result<GroupSignature, ThresholdSignError>> {
         // Once the package is fixed, only the chosen signers matter (a commitment request's
         // late failure or refusal from another member changes nothing).
         let relevant = |peer: &PeerId| !r.sharing || r.signers.contains(peer);
@@ -292,13 +292,21 @@ impl CommitteeService {
             }
         }
         if r.sharing && r.round.complete() {
-            return Some(r.round.aggregate().map_err(|e| match e {
-                SignError::InvalidShare { member } => match member_peer(&member) {
-                    Some(member) => ThresholdSignError::InvalidShare { member },
-                    None => ThresholdSignError::Frost(format!("invalid share from {member}")),
-                },
-                other => ThresholdSignError::Frost(other.to_string()),
-            }));
+            let signers = r.signers.clone();
+            return Some(
+                r.round
+                    .aggregate()
+                    .map(|signature| GroupSignature { signature, signers })
+                    .map_err(|e| match e {
+                        SignError::InvalidShare { member } => match member_peer(&member) {
+                            Some(member) => ThresholdSignError::InvalidShare { member },
+                            None => {
+                                ThresholdSignError::Frost(format!("invalid share from {member}"))
+                            }
+                        },
+                        other => ThresholdSignError::Frost(other.to_string()),
+                    }),
+            );
         }
         // Decided before the deadline once every member asked in this phase answered,
         // refused or failed and the round still cannot succeed (a member that is merely slow
@@ -330,7 +338,7 @@ impl CommitteeService {
         r: &mut ProposerRound,
         package: SigningPackageMsg,
         now: Instant,
-    ) -> Option<Result<[u8; 64], ThresholdSignError>> {
+    ) -> Option<Result<GroupSignature, ThresholdSignError>> {
         r.sharing = true;
         r.signers = r.round.signers().iter().filter_map(member_peer).collect();
         r.answered.clear();

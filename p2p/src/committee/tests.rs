@@ -82,7 +82,7 @@ impl Sim {
         slot: Slot,
         msg: &[u8],
         now: Instant,
-    ) -> oneshot::Receiver<Result<[u8; 64], ThresholdSignError>> {
+    ) -> oneshot::Receiver<Result<GroupSignature, ThresholdSignError>> {
         let (tx, rx) = oneshot::channel();
         self.nodes[proposer].start_sign(slot, msg.to_vec(), tx, now);
         self.deliver(now);
@@ -97,7 +97,8 @@ fn dkg_and_signing_without_a_network() {
     let key = sim.dkg(now);
     let mut rx = sim.sign(1, Slot::DaBlob(1), b"one", now);
     let sig = rx.try_recv().unwrap().unwrap();
-    assert!(key.verify(b"one", &sig));
+    assert!(key.verify(b"one", &sig.signature));
+    assert_eq!(sig.signers.len(), 2);
     // Another message for the same slot: the proposer refuses itself.
     let mut rx = sim.sign(1, Slot::DaBlob(1), b"two", now);
     assert!(matches!(

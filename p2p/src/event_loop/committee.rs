@@ -4,15 +4,19 @@
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use dsdn_protocols::committee::{CommitteeRequest, CommitteeResponse, Slot};
+use dsdn_protocols::committee::{CommitteeRequest, CommitteeResponse, GroupKey, Slot};
+use dsdn_protocols::da::Bytes32;
+use dsdn_protocols::receipt::CommitteeMessage;
 use libp2p::request_response::{self, Message, OutboundRequestId};
 use tokio::sync::oneshot;
 
 use super::EventLoop;
-use crate::committee::{CommitteeService, CommitteeStatus, DkgRunError, ThresholdSignError};
+use crate::committee::{
+    CommitteeService, CommitteeStatus, DkgRunError, GroupSignature, ThresholdSignError,
+};
 
 /// Where the result of a signing round arrives.
-type SignatureReceiver = oneshot::Receiver<Result<[u8; 64], ThresholdSignError>>;
+type SignatureReceiver = oneshot::Receiver<Result<GroupSignature, ThresholdSignError>>;
 
 /// The committee state of the event loop: the service and our requests in flight.
 pub(crate) struct CommitteeLoop {
@@ -35,6 +39,28 @@ impl CommitteeLoop {
     /// The service's next timer.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.service.next_deadline()
+    }
+
+    /// The epoch, committee hash and group key receipts are signed under (see
+    /// `CommitteeService::receipt_context`).
+    pub(super) fn receipt_context(&self) -> Option<(u64, Bytes32, GroupKey)> {
+        self.service.receipt_context()
+    }
+
+    /// The group key, once this member holds a share.
+    pub(super) fn group_key(&self) -> Option<[u8; 32]> {
+        self.service.group_key()
+    }
+
+    /// Starts a signing round this member proposes.
+    pub(super) fn start_sign(
+        &mut self,
+        slot: Slot,
+        message: Vec<u8>,
+        tx: oneshot::Sender<Result<GroupSignature, ThresholdSignError>>,
+        now: Instant,
+    ) {
+        self.service.start_sign(slot, message, tx, now);
     }
 }
 
@@ -84,7 +110,7 @@ impl EventLoop {
         let height = *height;
         let result = match rx.try_recv() {
             Err(oneshot::error::TryRecvError::Empty) => return,
-            Ok(r) => r.map_err(|e| e.to_string()),
+            Ok(r) => r.map(|s| s.signature).map_err(|e| e.to_string()),
             Err(oneshot::error::TryRecvError::Closed) => Err("the signing round ended".into()),
         };
         c.da_round = None;
@@ -97,12 +123,18 @@ impl EventLoop {
     /// (`DaService::check_proposal`). `Err` carries the reason to refuse; requests
     /// other than a DA signing package, and packages that do not parse (the service refuses
     /// those), pass.
-    fn check_da_proposal(&self, request: &CommitteeRequest) -> Result<(), String> {
+    fn check_proposal(&self, request: &CommitteeRequest) -> Result<(), String> {
         let CommitteeRequest::Sign(package) = request else {
             return Ok(());
         };
-        let Slot::DaBlob(height) = package.slot else {
-            return Ok(());
+        let height = match package.slot {
+            Slot::DaBlob(height) => height,
+            Slot::Receipt(id) => {
+                let Ok(message) = package.message() else {
+                    return Ok(());
+                };
+                return self.check_receipt_proposal(&id, &message);
+            }
         };
         // Only a committee whose group key is the DA authority signs this node's log.
         let committee_key = self.committee.as_ref().and_then(|c| c.service.group_key());
@@ -118,8 +150,28 @@ impl EventLoop {
         self.da.service.check_proposal(height, &message, now_ms)
     }
 
+    /// A member's check of a receipt it is asked to sign: the message is a receipt committee
+    /// message for this slot, under this committee's epoch, hash and group key, and the
+    /// node-signed receipt verifies (node signature, commitment consistency, derived ids,
+    /// anti-self-dealing). The member does not re-execute: that is the fraud check's job
+    /// (`dsdn-agent receipt verify --reexecute`).
+    fn check_receipt_proposal(&self, slot_id: &[u8; 32], message: &[u8]) -> Result<(), String> {
+        let parsed = CommitteeMessage::parse(message).map_err(|e| e.to_string())?;
+        let ours = self.committee.as_ref().and_then(|c| c.receipt_context());
+        let Some((epoch, hash, group_key)) = ours else {
+            return Err("no key share".into());
+        };
+        if (parsed.epoch, parsed.committee_hash, parsed.group_key) != (epoch, hash, group_key) {
+            return Err("the receipt names another committee".into());
+        }
+        if parsed.receipt.receipt_id.0 != *slot_id {
+            return Err("the slot is not the receipt's id".into());
+        }
+        parsed.receipt.verify().map_err(|e| e.to_string())
+    }
+
     /// Sends the service's queued requests.
-    fn committee_flush(&mut self) {
+    pub(super) fn committee_flush(&mut self) {
         let Some(c) = self.committee.as_mut() else {
             return;
         };
@@ -154,7 +206,7 @@ impl EventLoop {
                 // The PeerId is authenticated by noise; membership is decided by it alone.
                 let member = c.service.is_member(&peer);
                 let checked = if member {
-                    self.check_da_proposal(&request)
+                    self.check_proposal(&request)
                 } else {
                     Ok(())
                 };
@@ -225,7 +277,7 @@ impl EventLoop {
         &mut self,
         slot: Slot,
         message: Vec<u8>,
-        tx: oneshot::Sender<Result<[u8; 64], ThresholdSignError>>,
+        tx: oneshot::Sender<Result<GroupSignature, ThresholdSignError>>,
     ) {
         let Some(c) = self.committee.as_mut() else {
             let _ = tx.send(Err(ThresholdSignError::NotConfigured));

@@ -113,6 +113,10 @@ impl EventLoop {
             message,
         } = event
         {
+            if self.is_receipts_topic(&message.topic) {
+                self.on_receipt_gossip(propagation_source, &message_id, &message.data);
+                return;
+            }
             let verdict = self.da.service.on_gossip(propagation_source, &message.data);
             if let Some(gossipsub) = self.swarm.behaviour_mut().gossipsub.as_mut() {
                 gossipsub.report_message_validation_result(

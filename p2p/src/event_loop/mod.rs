@@ -31,9 +31,11 @@ mod control;
 mod da;
 mod discovery;
 mod pex;
+mod workload;
 
 pub(crate) use committee::CommitteeLoop;
 pub use discovery::service_key;
+pub(crate) use workload::WorkloadLoop;
 
 /// Netgroups exported one by one in `bootstrap_peers_dat_entries_by_netgroup`.
 const TOP_NETGROUPS: usize = 16;
@@ -85,6 +87,8 @@ pub struct EventLoop {
     register_in: PexRateLimiter<PeerId>,
     /// The committee protocol, on committee members.
     committee: Option<CommitteeLoop>,
+    /// Workload execution, receipt signing and the receipts topic.
+    workload: workload::WorkloadLoop,
 }
 
 /// Decodes and filters advertised addresses: well-formed, IP-based, not unspecified.
@@ -120,6 +124,7 @@ impl EventLoop {
         metrics: Metrics,
         da: DaParts,
         committee: Option<CommitteeLoop>,
+        workload: WorkloadLoop,
         cfg: NodeConfig,
     ) -> Self {
         let interval = cfg.bootstrap.pex_interval;
@@ -151,6 +156,7 @@ impl EventLoop {
             da_subscribers,
             register_in: PexRateLimiter::new(Duration::from_secs(5)),
             committee,
+            workload,
         }
     }
 
@@ -194,6 +200,7 @@ impl EventLoop {
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                Some(event) = self.workload.internal_rx.recv() => self.on_workload_internal(event),
                 _ = housekeeping.tick() => self.housekeeping(),
                 _ = gc.tick() => match self.store.gc(unix_now()) {
                     Ok(0) => {}
@@ -338,6 +345,13 @@ impl EventLoop {
                 let _ = tx.send(self.committee_status());
             }
             Command::ThresholdSign(slot, message, tx) => self.threshold_sign(slot, message, tx),
+            Command::SubmitWorkload(submission, tx) => self.submit_workload(*submission, tx),
+            Command::PublishReceipt(receipt, tx) => {
+                let _ = tx.send(self.publish_receipt(*receipt));
+            }
+            Command::Receipt(id, tx) => {
+                let _ = tx.send(self.receipt(&id));
+            }
         }
     }
 
@@ -427,6 +441,7 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::DaSync(e)) => self.on_da_sync(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaRegister(e)) => self.on_da_register(e),
             SwarmEvent::Behaviour(BehaviourEvent::Committee(e)) => self.on_committee(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Workload(e)) => self.on_workload(e),
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
             }

@@ -288,6 +288,7 @@ pub fn start_da_node(spec: DaNodeSpec) -> DaNode {
         required_roles: Vec::new(),
         light: false,
         committee: None,
+        workload: Default::default(),
     };
     let node = Node::start(cfg).unwrap();
     let started = DaNode {

@@ -96,6 +96,58 @@ pub fn committee_signing_bytes(
     Ok(codec::encode(&value, MAX_THRESHOLD_RECEIPT_BYTES)?)
 }
 
+/// A committee signing message taken apart: what a member checks before signing a
+/// [`crate::committee::Slot::Receipt`] (see [`committee_signing_bytes`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitteeMessage {
+    /// The committee epoch named in the message.
+    pub epoch: u64,
+    /// The committee hash named in the message.
+    pub committee_hash: Bytes32,
+    /// The group key named in the message.
+    pub group_key: GroupKey,
+    /// The node-signed receipt.
+    pub receipt: ReceiptV1,
+}
+
+impl CommitteeMessage {
+    /// Parses [`committee_signing_bytes`] output: the domain must be
+    /// [`COMMITTEE_SIGNING_DOMAIN`], the message canonical (it re-encodes to the same bytes)
+    /// and the inner receipt must decode. Checks no signature.
+    ///
+    /// # Errors
+    /// [`ReceiptError::Codec`] for oversized or malformed bytes, a wrong domain or a
+    /// non-canonical encoding.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ReceiptError> {
+        let (domain, epoch, committee_hash, group_key, inner): (
+            String,
+            u64,
+            Bytes32,
+            GroupKey,
+            serde_bytes::ByteBuf,
+        ) = codec::decode(bytes, MAX_THRESHOLD_RECEIPT_BYTES)?;
+        if domain != COMMITTEE_SIGNING_DOMAIN {
+            return Err(ReceiptError::Codec(
+                "not a receipt committee message".into(),
+            ));
+        }
+        let receipt = ReceiptV1::from_bytes(&inner)?;
+        let message = CommitteeMessage {
+            epoch,
+            committee_hash,
+            group_key,
+            receipt,
+        };
+        let again = committee_signing_bytes(&message.receipt, epoch, &committee_hash, &group_key)?;
+        if again != bytes {
+            return Err(ReceiptError::Codec(
+                "non-canonical receipt committee message".into(),
+            ));
+        }
+        Ok(message)
+    }
+}
+
 impl ThresholdReceipt {
     /// The bytes the committee signs: the CBOR array `["dsdn/receipt-committee/v1", epoch,
     /// committee_hash, group_key, receipt CBOR as a byte string]`.

@@ -1,0 +1,313 @@
+//! `dsdn-agent workload submit` and `dsdn-agent receipt show|verify` (issue 6, Tahap 14C).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use dsdn_daemon::api::ReceiptResponse;
+use dsdn_daemon::client::ApiClient;
+use dsdn_daemon::workload::{WorkloadRuntime, NETWORK_LIMITS};
+use dsdn_protocols::committee::GroupKey;
+use dsdn_protocols::receipt::{sha256, workload_id, ExecutionCommitment, ThresholdReceipt};
+use dsdn_protocols::workload::WorkloadSubmission;
+use ed25519_dalek::SigningKey;
+
+use super::commands::to_json;
+use super::print_out;
+
+/// `dsdn-agent workload …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum WorkloadCommand {
+    /// Hand a WASM workload to a coordinator (the node at --api): a storage node not
+    /// operated by the submitter executes it, the committee threshold-signs the receipt.
+    /// Prints the receipt and the output.
+    Submit {
+        /// The module: WebAssembly binary (.wasm) or text (.wat).
+        #[arg(value_name = "MODULE.wasm")]
+        module: PathBuf,
+        /// The input file (at most 1 MiB) [default: empty input].
+        #[arg(long, value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// The submitter's key: a node key file (64 hex characters, like
+        /// `<data dir>/node.key`). The node with that key never executes the workload
+        /// (anti-self-dealing) [default: a fresh key for this submission].
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// The submission nonce [default: the current time in nanoseconds].
+        #[arg(long)]
+        nonce: Option<u64>,
+        /// Print the answer as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `dsdn-agent receipt …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReceiptCommand {
+    /// Show a receipt the node accepted.
+    Show {
+        /// The receipt id (64 hex characters).
+        id: String,
+        /// Print the receipt as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a receipt here (group signature, node signature, commitment consistency);
+    /// with --reexecute also run the workload again and compare the commitments: a
+    /// mismatch is evidence of fraud (exit code 3).
+    Verify {
+        /// The receipt id (64 hex characters).
+        id: String,
+        /// Re-run the workload with the network's limits and compare commitments.
+        #[arg(long, requires = "module")]
+        reexecute: bool,
+        /// The module (.wasm or .wat), for --reexecute.
+        #[arg(long, value_name = "FILE")]
+        module: Option<PathBuf>,
+        /// The input file, for --reexecute [default: empty input].
+        #[arg(long, value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// The group key to verify against (64 hex) [default: the node's DA authority,
+        /// which is the committee's group key once published].
+        #[arg(long, value_name = "HEX")]
+        group_key: Option<String>,
+    },
+}
+
+/// Exit code of `receipt verify` when the receipt does not hold.
+const EXIT_INVALID: u8 = 2;
+/// Exit code of `receipt verify --reexecute` when the commitments differ (fraud).
+const EXIT_FRAUD: u8 = 3;
+
+/// Reads a module: WebAssembly text when it starts with `(` (after whitespace), else
+/// binary.
+pub(crate) fn read_module(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'(') {
+        let text = String::from_utf8(bytes).with_context(|| {
+            format!("{} is neither WebAssembly binary nor text", path.display())
+        })?;
+        return wat::parse_str(&text)
+            .with_context(|| format!("{} is not valid WebAssembly text", path.display()));
+    }
+    Ok(bytes)
+}
+
+fn read_input(path: Option<&Path>) -> anyhow::Result<Vec<u8>> {
+    match path {
+        Some(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display())),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .with_context(|| format!("{}: 64 hex characters expected", path.display()))?;
+    Ok(SigningKey::from_bytes(&bytes))
+}
+
+/// Runs `dsdn-agent workload …`.
+pub(crate) async fn workload(client: &ApiClient, cmd: WorkloadCommand) -> anyhow::Result<ExitCode> {
+    let WorkloadCommand::Submit {
+        module,
+        input,
+        key,
+        nonce,
+        json,
+    } = cmd;
+    let module = read_module(&module)?;
+    let input = read_input(input.as_deref())?;
+    let key = match key {
+        Some(path) => read_key(&path)?,
+        None => SigningKey::from_bytes(&rand::random::<[u8; 32]>()),
+    };
+    let nonce = nonce.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    let network = client.status().await?.network;
+    let submission = WorkloadSubmission::sign(&key, &network, module, input, nonce)
+        .map_err(|e| anyhow::anyhow!("cannot build the submission: {e}"))?;
+    let answer = client.submit_workload(&submission).await?;
+    if json {
+        print_out(&to_json(&answer)?)?;
+    } else {
+        let mut out = receipt_text(&answer.receipt);
+        out.push_str(&format!("output      {}\n", answer.output));
+        print_out(&out)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The receipt as aligned `name value` lines.
+pub(crate) fn receipt_text(r: &ReceiptResponse) -> String {
+    let rows = [
+        ("receipt", r.receipt_id.clone()),
+        ("hash", r.receipt_hash.clone()),
+        ("workload", r.workload_id.clone()),
+        ("node", r.node.clone()),
+        ("submitter", r.submitter.clone()),
+        ("nonce", r.nonce.to_string()),
+        ("input", r.input_hash.clone()),
+        ("output hash", r.output_hash.clone()),
+        ("state before", r.state_root_before.clone()),
+        ("state after", r.state_root_after.clone()),
+        (
+            "trace root",
+            format!("{} ({} checkpoints)", r.trace_root, r.checkpoints),
+        ),
+        (
+            "usage",
+            format!(
+                "{} fuel, {} bytes peak memory, {} ms",
+                r.fuel_used, r.memory_peak_bytes, r.wall_time_ms
+            ),
+        ),
+        (
+            "committee",
+            format!("epoch {}, group key {}", r.epoch, r.group_key),
+        ),
+        ("signers", r.signers.join(", ")),
+    ];
+    rows.iter().map(|(k, v)| format!("{k:<11} {v}\n")).collect()
+}
+
+/// Runs `dsdn-agent receipt …`.
+pub(crate) async fn receipt(client: &ApiClient, cmd: ReceiptCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ReceiptCommand::Show { id, json } => {
+            let r = client.receipt(&id).await?;
+            print_out(&if json { to_json(&r)? } else { receipt_text(&r) })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ReceiptCommand::Verify {
+            id,
+            reexecute,
+            module,
+            input,
+            group_key,
+        } => {
+            let shown = client.receipt(&id).await?;
+            let receipt = shown
+                .decode()
+                .map_err(|e| anyhow::anyhow!("the node's receipt does not decode: {e}"))?;
+            let group_key = match group_key {
+                Some(hex) => parse_key(&hex)?,
+                None => match client.status().await?.da_authority {
+                    Some(hex) => parse_key(&hex)?,
+                    None => bail!(
+                        "the node has no DA authority (group key) configured: pass --group-key"
+                    ),
+                },
+            };
+            if let Err(e) = receipt.verify(&group_key) {
+                print_out(&format!("INVALID: {e}\n"))?;
+                return Ok(ExitCode::from(EXIT_INVALID));
+            }
+            let mut out = format!(
+                "receipt {id}: valid (group signature of {} signers under {}, node signature, commitment consistent)\n",
+                receipt.signers.len(),
+                hex::encode(group_key.0)
+            );
+            if reexecute {
+                let module = read_module(module.as_deref().context("--module is required")?)?;
+                let input = read_input(input.as_deref())?;
+                let verdict = reexecute_and_compare(&receipt, &module, &input)?;
+                out.push_str(&verdict.text);
+                print_out(&out)?;
+                return Ok(if verdict.fraud {
+                    ExitCode::from(EXIT_FRAUD)
+                } else {
+                    ExitCode::SUCCESS
+                });
+            }
+            print_out(&out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn parse_key(hex_key: &str) -> anyhow::Result<GroupKey> {
+    let bytes: [u8; 32] = hex::decode(hex_key.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .with_context(|| format!("invalid group key {hex_key:?}: 64 hex characters expected"))?;
+    Ok(GroupKey(bytes))
+}
+
+/// The outcome of a re-execution.
+struct Verdict {
+    fraud: bool,
+    text: String,
+}
+
+/// Re-runs `module` on `input` with the network's limits and compares the commitment with
+/// the receipt's (the start of a fraud check, Tahap 18.8).
+fn reexecute_and_compare(
+    receipt: &ThresholdReceipt,
+    module: &[u8],
+    input: &[u8],
+) -> anyhow::Result<Verdict> {
+    let claimed = &receipt.receipt.commitment;
+    if workload_id(module) != claimed.workload_id {
+        bail!("the module given is not the receipt's workload (its SHA-256 differs)");
+    }
+    if sha256(input) != claimed.input_hash {
+        bail!("the input given is not the receipt's input (its SHA-256 differs)");
+    }
+    let runtime = WorkloadRuntime::new(NETWORK_LIMITS).context("cannot build the WASM runtime")?;
+    let ours = match runtime.run(module, input) {
+        Ok(e) => e.commitment,
+        Err(e) => {
+            return Ok(Verdict {
+                fraud: true,
+                text: format!("FRAUD: re-execution fails ({e}), yet the node claimed a result\n"),
+            })
+        }
+    };
+    let differing = differing_fields(claimed, &ours);
+    if differing.is_empty() {
+        return Ok(Verdict {
+            fraud: false,
+            text: "re-execution: identical commitment\n".into(),
+        });
+    }
+    let mut text = format!(
+        "FRAUD: re-execution gives another commitment ({} differ)\n",
+        differing.join(", ")
+    );
+    text.push_str(&format!(
+        "  claimed output hash {}\n  actual  output hash {}\n",
+        hex::encode(claimed.output_hash.0),
+        hex::encode(ours.output_hash.0)
+    ));
+    Ok(Verdict { fraud: true, text })
+}
+
+fn differing_fields(a: &ExecutionCommitment, b: &ExecutionCommitment) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let pairs = [
+        ("output_hash", a.output_hash == b.output_hash),
+        (
+            "state_root_before",
+            a.state_root_before == b.state_root_before,
+        ),
+        ("state_root_after", a.state_root_after == b.state_root_after),
+        ("trace_root", a.trace_root == b.trace_root),
+        ("checkpoints", a.checkpoints == b.checkpoints),
+        ("fuel_used", a.fuel_used == b.fuel_used),
+    ];
+    for (name, same) in pairs {
+        if !same {
+            out.push(name);
+        }
+    }
+    out
+}

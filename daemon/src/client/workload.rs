@@ -1,0 +1,78 @@
+//! Client calls of the workload and receipt routes (`POST /v1/workloads`,
+//! `GET /v1/receipts/{id}`, `POST /v1/receipts`).
+
+use std::time::Duration;
+
+use dsdn_protocols::receipt::ThresholdReceipt;
+use dsdn_protocols::workload::WorkloadSubmission;
+
+use super::{ApiClient, ClientError};
+use crate::api::{ReceiptResponse, WorkloadResponse};
+
+/// How long `POST /v1/workloads` may take: the coordinator tries up to 3 nodes, each
+/// allowed 60 s (module fetch and a 10 s run included), then the committee signs.
+pub const WORKLOAD_TIMEOUT: Duration = Duration::from_secs(200);
+
+impl ApiClient {
+    /// `POST /v1/workloads`: submits a signed workload and waits (up to
+    /// [`WORKLOAD_TIMEOUT`]) for the committee-signed receipt and the output.
+    ///
+    /// # Errors
+    /// Any [`ClientError`]; [`ClientError::Api`] 400 invalid submission, 403 not a
+    /// coordinator with a key share, 503 no storage node, 502 no node executed it or the
+    /// committee did not sign.
+    pub async fn submit_workload(
+        &self,
+        submission: &WorkloadSubmission,
+    ) -> Result<WorkloadResponse, ClientError> {
+        let path = "/v1/workloads";
+        let bytes = submission
+            .to_bytes()
+            .map_err(|e| ClientError::BadResponse {
+                addr: self.addr(),
+                path: path.into(),
+                reason: format!("cannot encode the submission: {e}"),
+            })?;
+        let req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/cbor")
+            .timeout(WORKLOAD_TIMEOUT)
+            .body(bytes);
+        let body = self.send(path, req).await?;
+        self.decode(path, &body)
+    }
+
+    /// `GET /v1/receipts/{id}` (`id`: 64 hex characters).
+    ///
+    /// # Errors
+    /// Any [`ClientError`]; [`ClientError::Api`] 404 when the node has no such receipt.
+    pub async fn receipt(&self, id: &str) -> Result<ReceiptResponse, ClientError> {
+        self.get_json(&format!("/v1/receipts/{id}")).await
+    }
+
+    /// `POST /v1/receipts`: hands a threshold receipt to the node, which verifies, records
+    /// and gossips it.
+    ///
+    /// # Errors
+    /// Any [`ClientError`]; [`ClientError::Api`] 400 when the node refuses it (the reason),
+    /// 409 when it has it already.
+    pub async fn publish_receipt(
+        &self,
+        receipt: &ThresholdReceipt,
+    ) -> Result<ReceiptResponse, ClientError> {
+        let path = "/v1/receipts";
+        let bytes = receipt.to_bytes().map_err(|e| ClientError::BadResponse {
+            addr: self.addr(),
+            path: path.into(),
+            reason: format!("cannot encode the receipt: {e}"),
+        })?;
+        let req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/cbor")
+            .body(bytes);
+        let body = self.send(path, req).await?;
+        self.decode(path, &body)
+    }
+}

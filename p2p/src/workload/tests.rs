@@ -1,0 +1,153 @@
+//! Unit tests of the pure workload parts: executor choice, the module store, recent
+//! receipts and execute refusals.
+
+use dsdn_protocols::da::Bytes64;
+use dsdn_protocols::receipt::{ReceiptDraft, ReceiptV1};
+use libp2p::identity::Keypair;
+
+use super::*;
+
+fn node() -> (PeerId, Bytes32) {
+    let k = Keypair::generate_ed25519();
+    let ed = k.clone().try_into_ed25519().unwrap();
+    (k.public().to_peer_id(), Bytes32(ed.public().to_bytes()))
+}
+
+fn set(types: &[ServiceType]) -> ServiceSet {
+    let mut s = ServiceSet::EMPTY;
+    for t in types {
+        s.insert(*t);
+    }
+    s
+}
+
+#[test]
+fn peer_of_key_is_the_libp2p_peer_id() {
+    let (peer, key) = node();
+    assert_eq!(peer_of_key(&key), Some(peer));
+}
+
+#[test]
+fn executors_are_storage_nodes_other_than_the_submitters_and_rotate() {
+    let (me, _) = node();
+    let (a, _) = node();
+    let (b, b_key) = node();
+    let (c, _) = node();
+    let (coord, _) = node();
+    let connected = vec![
+        (a, set(&[ServiceType::Storage])),
+        (b, set(&[ServiceType::Storage])),
+        (c, set(&[ServiceType::StorageDc])),
+        (coord, set(&[ServiceType::Coordinator])),
+        (me, set(&[ServiceType::Storage])),
+    ];
+    // The submitter operates b: b is never chosen.
+    let first = choose_executors(&connected, &b_key, &me, 0, 8);
+    assert_eq!(first.len(), 2);
+    assert!(!first.contains(&b) && !first.contains(&coord) && !first.contains(&me));
+    let second = choose_executors(&connected, &b_key, &me, 1, 8);
+    assert_ne!(
+        first[0], second[0],
+        "consecutive submissions start elsewhere"
+    );
+    assert_eq!(choose_executors(&connected, &b_key, &me, 0, 1).len(), 1);
+    // Only the submitter's node is connected: nobody.
+    let only = vec![(b, set(&[ServiceType::Storage]))];
+    assert!(choose_executors(&only, &b_key, &me, 0, 8).is_empty());
+}
+
+#[test]
+fn the_module_store_checks_hashes_and_drops_the_least_recently_used() {
+    let mut store = ModuleStore::new(10);
+    let a = store.insert(vec![1; 4], None).unwrap();
+    let b = store.insert(vec![2; 4], None).unwrap();
+    assert_eq!((store.len(), store.bytes()), (2, 8));
+    assert!(store.get(&a).is_some()); // a is now the most recent
+    let c = store
+        .insert(vec![3; 4], Some(&workload_id(&[3; 4])))
+        .unwrap();
+    assert!(store.get(&b).is_none(), "b was the least recently used");
+    assert!(store.get(&a).is_some() && store.get(&c).is_some());
+    assert_eq!(store.bytes(), 8);
+    assert_eq!(
+        store.insert(vec![4; 4], Some(&a)),
+        Err(ModuleError::WrongHash)
+    );
+    assert_eq!(
+        store.insert(vec![5; 11], None),
+        Err(ModuleError::TooLarge(11))
+    );
+    // The same module twice is kept once.
+    store.insert(vec![3; 4], None).unwrap();
+    assert_eq!((store.len(), store.bytes()), (2, 8));
+}
+
+fn receipt(nonce: u64) -> ThresholdReceipt {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let commitment = ExecutionCommitment {
+        workload_id: Bytes32([1; 32]),
+        input_hash: Bytes32([2; 32]),
+        output_hash: Bytes32([3; 32]),
+        state_root_before: Bytes32([4; 32]),
+        state_root_after: Bytes32([5; 32]),
+        trace_root: Bytes32([6; 32]),
+        checkpoints: 1,
+        fuel_used: 10,
+    };
+    let r = ReceiptV1::sign(
+        &key,
+        ReceiptDraft {
+            submitter: Bytes32([9; 32]),
+            nonce,
+            commitment,
+            usage: ResourceUsage {
+                fuel_used: 10,
+                memory_peak_bytes: 0,
+                wall_time_ms: 0,
+            },
+            executed_at_ms: 0,
+        },
+    )
+    .unwrap();
+    ThresholdReceipt {
+        receipt: r,
+        epoch: 0,
+        committee_hash: Bytes32([0; 32]),
+        group_key: dsdn_protocols::committee::GroupKey([0; 32]),
+        signers: vec![],
+        aggregate_signature: Bytes64([0; 64]),
+    }
+}
+
+#[test]
+fn recent_receipts_are_bounded() {
+    let mut recent = RecentReceipts::new(2);
+    let (r1, r2, r3) = (receipt(1), receipt(2), receipt(3));
+    recent.insert(r1.clone());
+    recent.insert(r2.clone());
+    recent.insert(r1.clone());
+    assert_eq!(recent.len(), 2);
+    recent.insert(r3.clone());
+    assert_eq!(recent.len(), 2);
+    assert!(recent.get(&r1.receipt_id()).is_none());
+    assert_eq!(recent.get(&r3.receipt_id()), Some(&r3));
+}
+
+#[test]
+fn execute_refusals() {
+    let me = Bytes32([1; 32]);
+    let other = Bytes32([2; 32]);
+    assert_eq!(
+        execute_refusal(false, 0, 2, &other, &me),
+        Some(WorkloadRefusal::NotExecuting)
+    );
+    assert_eq!(
+        execute_refusal(true, 0, 2, &me, &me),
+        Some(WorkloadRefusal::SelfDealing)
+    );
+    assert_eq!(
+        execute_refusal(true, 2, 2, &other, &me),
+        Some(WorkloadRefusal::Busy)
+    );
+    assert_eq!(execute_refusal(true, 1, 2, &other, &me), None);
+}
