@@ -313,8 +313,10 @@ impl Node {
                 registrar,
                 topic,
             },
-            committee,
-            workload,
+            crate::event_loop::Services {
+                committee,
+                workload,
+            },
             cfg,
         );
         Ok(Node {

@@ -86,7 +86,7 @@ pub enum WorkloadResponse {
     /// [`MAX_OUTPUT_BYTES`]).
     Executed {
         /// The node-signed receipt.
-        receipt: ReceiptV1,
+        receipt: Box<ReceiptV1>,
         /// The module's output.
         output: ByteBuf,
     },

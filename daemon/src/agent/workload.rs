@@ -70,7 +70,8 @@ pub(crate) enum ReceiptCommand {
         #[arg(long, value_name = "FILE")]
         input: Option<PathBuf>,
         /// The group key to verify against (64 hex) [default: the node's DA authority,
-        /// which is the committee's group key once published].
+        /// which is the committee's group key once published; on a committee member
+        /// without one, the committee's group key].
         #[arg(long, value_name = "HEX")]
         group_key: Option<String>,
     },
@@ -202,9 +203,18 @@ pub(crate) async fn receipt(client: &ApiClient, cmd: ReceiptCommand) -> anyhow::
                 Some(hex) => parse_key(&hex)?,
                 None => match client.status().await?.da_authority {
                     Some(hex) => parse_key(&hex)?,
-                    None => bail!(
-                        "the node has no DA authority (group key) configured: pass --group-key"
-                    ),
+                    // A committee member before the group key is published.
+                    None => match client
+                        .committee_status()
+                        .await
+                        .ok()
+                        .and_then(|s| s.group_key)
+                    {
+                        Some(hex) => parse_key(&hex)?,
+                        None => bail!(
+                            "the node has no DA authority (group key) configured: pass --group-key"
+                        ),
+                    },
                 },
             };
             if let Err(e) = receipt.verify(&group_key) {

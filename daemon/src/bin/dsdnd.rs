@@ -84,6 +84,11 @@ struct Cli {
     /// tests). Never use it on a real network.
     #[arg(long, hide = true)]
     test_lie_output: bool,
+    /// **Tests only** (hidden): as a committee member, answer signing packages with a
+    /// corrupted signature share (so that the proposer's detection naming this member can
+    /// be tested). Never use it on a real network.
+    #[arg(long, hide = true)]
+    test_corrupt_shares: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -176,6 +181,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cli.data_dir.join("committee"),
         ))
     };
+    let committee = committee.map(|mut c| {
+        c.test_corrupt_shares = cli.test_corrupt_shares;
+        c
+    });
+    if cli.test_corrupt_shares {
+        tracing::warn!(
+            "--test-corrupt-shares: this member sends corrupted signature shares (tests only)"
+        );
+    }
     // Storage nodes execute workloads (Tahap 14C.B); every node verifies and forwards
     // receipts.
     let executes =

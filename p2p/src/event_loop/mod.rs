@@ -50,6 +50,14 @@ pub(crate) struct DaParts {
     pub(crate) topic: IdentTopic,
 }
 
+/// The committee and workload parts of a node, built by [`crate::Node::start`].
+pub(crate) struct Services {
+    /// The committee protocol, on committee members.
+    pub(crate) committee: Option<CommitteeLoop>,
+    /// Workload execution, receipt signing and the receipts topic.
+    pub(crate) workload: WorkloadLoop,
+}
+
 /// The DA state of the event loop: [`DaParts`] and the requests in flight.
 struct DaLoop {
     service: DaService,
@@ -123,10 +131,13 @@ impl EventLoop {
         store: Arc<PeerStore>,
         metrics: Metrics,
         da: DaParts,
-        committee: Option<CommitteeLoop>,
-        workload: WorkloadLoop,
+        services: Services,
         cfg: NodeConfig,
     ) -> Self {
+        let Services {
+            committee,
+            workload,
+        } = services;
         let interval = cfg.bootstrap.pex_interval;
         let da_subscribers = DaSubscribers::new(&metrics);
         Self {

@@ -438,7 +438,7 @@ impl EventLoop {
                 };
                 match ReceiptV1::sign(&self.workload.key, draft) {
                     Ok(receipt) => WorkloadResponse::Executed {
-                        receipt,
+                        receipt: Box::new(receipt),
                         output: ByteBuf::from(out.output),
                     },
                     Err(e) => WorkloadResponse::Refused(WorkloadRefusal::failed(&e.to_string())),
@@ -462,7 +462,7 @@ impl EventLoop {
                         WorkloadResponse::check_executed(&receipt, &output, &s.request, &key)
                     });
                 match checked {
-                    Ok(()) => (receipt, output.into_vec()),
+                    Ok(()) => (*receipt, output.into_vec()),
                     Err(e) => {
                         tracing::warn!(%peer, error = %e, "a storage node answered a bad receipt");
                         self.swarm
@@ -573,7 +573,12 @@ impl EventLoop {
             self.count_receipt("unverifiable");
             return Err(ReceiptError::WrongGroupKey);
         };
-        match self.workload.dedup.accept(receipt, &group_key) {
+        // Verified before the duplicate check, so that a forgery of a known job is refused
+        // as invalid (and its sender blamed), not ignored as a duplicate.
+        let checked = receipt
+            .verify(&group_key)
+            .and_then(|()| self.workload.dedup.insert(receipt.receipt_id()));
+        match checked {
             Ok(()) => {
                 self.count_receipt("accepted");
                 self.workload.recent.insert(receipt.clone());

@@ -116,7 +116,7 @@ fn a_largest_submission_and_module_response_fit_their_caps() {
     let r = request();
     let output = vec![5; MAX_OUTPUT_BYTES];
     let executed = WorkloadResponse::Executed {
-        receipt: receipt_for(&r, &output, &node),
+        receipt: Box::new(receipt_for(&r, &output, &node)),
         output: ByteBuf::from(output),
     };
     assert!(codec::encode(&executed, MAX_WORKLOAD_RESPONSE_BYTES).is_ok());
@@ -160,7 +160,7 @@ fn the_committee_message_parses_back_and_refuses_other_bytes() {
     let m = CommitteeMessage::parse(&bytes).unwrap();
     assert_eq!(
         (m.epoch, m.committee_hash, m.group_key, m.receipt),
-        (2, hash, group, receipt.clone())
+        (2, hash, group, receipt)
     );
     // A DA blob's signing bytes or any other tuple is not a receipt message.
     let other = codec::encode(&("dsdn/da-blob/v1", 2u64), 1024).unwrap();
