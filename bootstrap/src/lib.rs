@@ -28,8 +28,8 @@ pub mod seed_server;
 
 pub use added::{AddedError, AddedKind, AddedSources, ADDED_FILE, MAX_ADDED};
 pub use config::{
-    socket_dial_addrs, BootstrapConfig, ConfigError, DnsSeed, KeyError, NetworkConfig, SeedsConfig,
-    StaticPeer,
+    socket_dial_addrs, BootstrapConfig, CommitteeConfig, ConfigError, DnsSeed, KeyError,
+    NetworkConfig, SeedsConfig, StaticPeer,
 };
 pub use fallback::{Action, FallbackChain, FallbackConfig, Stage};
 pub use recovery::{PartitionRecovery, RecoveryConfig, RecoveryEvent};

@@ -9,8 +9,9 @@
 //! - [`ConfigSpec`] writes a seeds.toml;
 //! - [`NodeSpec`] / [`Node`] run one daemon process (log in `<data_dir>/dsdnd.log`);
 //! - [`LocalNet`] starts the common shape: a real DNS seed server, one bootstrap node,
-//!   one coordinator (the DA authority) and N storage nodes that find each other through
-//!   the DNS seed only;
+//!   one coordinator (the DA authority) — or a t-of-n coordinator committee
+//!   ([`LocalNetSpec::coordinators`] ≥ 2, Tahap 14A.2B) — and N storage nodes that find
+//!   each other through the DNS seed only;
 //! - [`sample_da_events`] makes a valid DA event sequence covering every variant.
 //!
 //! Every node of a [`LocalNet`] listens on its own loopback IP (`127.0.0.2`, `127.0.0.3`, …)
@@ -25,15 +26,18 @@ use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod committee;
 mod config;
 mod events;
 mod net;
 mod node;
+mod wait;
 
-pub use config::{ConfigSpec, DaSpec};
+pub use config::{CommitteeSpec, ConfigSpec, DaSpec};
 pub use events::{sample_da_events, sample_da_events_for};
-pub use net::{LocalNet, LocalNetSpec, MeshReport, NodeMesh};
+pub use net::{LocalNet, LocalNetSpec};
 pub use node::{Node, NodeMode, NodeSpec, STOP_GRACE};
+pub use wait::{MeshReport, NodeMesh};
 
 use crate::client::ClientError;
 

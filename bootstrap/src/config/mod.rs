@@ -7,12 +7,17 @@
 //! [bootstrap]
 //! dns_seeds = ["seed1.dsdn.network"]
 //! static_peers = ["203.0.113.50:30303", "/ip4/198.51.100.10/tcp/30303"]
+//! # [committee]                      # coordinators only (14A.2B)
+//! # members = ["12D3KooW…", "12D3KooW…", "12D3KooW…"]
+//! # threshold = 2
+//! # epoch = 0
 //! ```
 //!
 //! Every section and every key is optional; missing ones take the defaults documented on
-//! [`NetworkConfig`], [`BootstrapConfig`] and [`DaConfig`]. Unknown keys and malformed values are refused
+//! [`NetworkConfig`], [`BootstrapConfig`], [`DaConfig`] and [`CommitteeConfig`]. Unknown keys and malformed values are refused
 //! with an error naming the key (see [`ConfigError`]).
 
+mod committee;
 mod da;
 mod seed;
 
@@ -26,6 +31,7 @@ use std::time::Duration;
 use dsdn_protocols::NetworkId;
 use serde::Deserialize;
 
+pub use committee::{CommitteeConfig, DEFAULT_COMMITTEE_EPOCH, DEFAULT_COMMITTEE_THRESHOLD};
 pub use da::{DaConfig, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_SYNC_CHUNK};
 pub use seed::{
     socket_dial_addrs, DnsSeed, DnsSeedError, StaticPeer, StaticPeerError, MAX_DOMAIN_LEN,
@@ -47,6 +53,8 @@ pub struct SeedsConfig {
     pub bootstrap: BootstrapConfig,
     /// `[da]`.
     pub da: DaConfig,
+    /// `[committee]` (read by coordinators only).
+    pub committee: CommitteeConfig,
 }
 
 /// `[network]`: which network the node belongs to.
@@ -237,6 +245,7 @@ struct RawFile {
     network: RawNetwork,
     bootstrap: RawBootstrap,
     da: da::RawDa,
+    committee: committee::RawCommittee,
 }
 
 #[derive(Deserialize)]
@@ -335,7 +344,10 @@ impl SeedsConfig {
     ///   `bootstrap.dns_seeds[i]`, `bootstrap.static_peers[i]`, `bootstrap.dns_servers[i]`,
     ///   `bootstrap.peers_file` (empty), `bootstrap.default_port` (0),
     ///   `bootstrap.max_outbound_connections` (0), any `*_secs` key outside
-    ///   1..=[`MAX_DURATION_SECS`], and `bootstrap.dns_seeds` empty on `mainnet`.
+    ///   1..=[`MAX_DURATION_SECS`], `bootstrap.dns_seeds` empty on `mainnet`, the `[da]`
+    ///   ranges, and `committee.members[i]` (not a PeerId, or a duplicate),
+    ///   `committee.members` (not 2..=64 entries) and `committee.threshold` (below 2, or
+    ///   above the number of members).
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         let de = toml::Deserializer::parse(text)
             .map_err(|e| ConfigError::Syntax(e.to_string().trim_end().to_owned()))?;
@@ -423,8 +435,10 @@ fn validate(raw: RawFile) -> Result<SeedsConfig, ConfigError> {
         network,
         bootstrap,
         da,
+        committee,
     } = raw;
     let da = da::validate(da, &mut errs);
+    let committee = committee::validate(committee, &mut errs);
 
     let name = NetworkId::new(&network.name).unwrap_or_else(|e| {
         errs.push("network.name", e);
@@ -519,6 +533,7 @@ fn validate(raw: RawFile) -> Result<SeedsConfig, ConfigError> {
             service_record_ttl,
         },
         da,
+        committee,
     })
 }
 

@@ -74,7 +74,9 @@ enum Command {
     #[command(subcommand)]
     Receipt(workload::ReceiptCommand),
     /// Run a local devnet of real dsdnd processes on loopback (DNS seed server, bootstrap,
-    /// coordinator, storage nodes), publish sample DA events and watch it until Ctrl-C.
+    /// a 2-of-3 coordinator committee, storage nodes): run the committee's DKG, restart
+    /// every node with the group key as da_authority, publish sample DA events sealed by
+    /// the committee and watch it until Ctrl-C.
     Devnet(DevnetArgs),
     /// Follow the network's DA events as a light client, without a daemon: bootstrap from
     /// seeds.toml, verify every event against network.da_authority and print each one as it
@@ -194,6 +196,14 @@ pub(crate) struct DevnetArgs {
     /// Number of storage nodes.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(4..=250))]
     storage: u16,
+    /// Number of coordinators. 2 or more form a committee (members coordinator-1..N, the
+    /// first is the DA proposer) whose DKG group key becomes the da_authority; 1: a single
+    /// coordinator whose own key is the da_authority (no DKG).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    coordinators: u16,
+    /// With 2 or more coordinators: the committee's signing threshold t (2 ≤ t ≤ N).
+    #[arg(long, value_name = "T", default_value_t = 2, value_parser = clap::value_parser!(u16).range(2..=64))]
+    threshold: u16,
     /// Keep config, data and logs in this directory instead of a temporary one.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,

@@ -5,7 +5,13 @@
 //! dsdnd --mode bootstrap|storage|coordinator|validator|chain|ingress [--dc] \
 //!       --config FILE --data-dir DIR --listen IP:PORT --api IP:PORT \
 //!       [--zone ZONE --capacity-bytes N] [--reindex-da]
+//!       [--committee-members P1,P2,.. --committee-threshold T --committee-epoch E]
 //! ```
+//!
+//! A coordinator is a committee member when `--committee-members` or the `[committee]`
+//! section of seeds.toml names members; each of members, threshold and epoch comes from its
+//! flag when given, else from seeds.toml, else its default (threshold 2, epoch 0). Other
+//! modes ignore `[committee]`.
 //!
 //! Every mode but `bootstrap` keeps the DA log in `<data dir>/da-log.redb` and its derived
 //! state in `<data dir>/da-state.cbor`. A storage node registers itself with the DA
@@ -70,15 +76,17 @@ struct Cli {
     /// With `--mode coordinator`: the coordinator committee's members, as comma-separated
     /// PeerIds in the same order on every member (this node among them). Makes this node a
     /// committee member: it speaks `/dsdn/<network>/committee/1.0.0` and keeps its key share
-    /// in `<data dir>/committee/`.
+    /// in `<data dir>/committee/` [default: `committee.members` of seeds.toml].
     #[arg(long, value_delimiter = ',', value_name = "PEER_ID,...")]
     committee_members: Vec<libp2p::PeerId>,
-    /// With `--committee-members`: the signing threshold t (2 ≤ t ≤ members).
-    #[arg(long, default_value_t = 2)]
-    committee_threshold: u16,
-    /// With `--committee-members`: the committee epoch (a new DKG and group key per epoch).
-    #[arg(long, default_value_t = 1)]
-    committee_epoch: u64,
+    /// For a committee member: the signing threshold t (2 ≤ t ≤ members)
+    /// [default: `committee.threshold` of seeds.toml, else 2].
+    #[arg(long, value_name = "T")]
+    committee_threshold: Option<u16>,
+    /// For a committee member: the committee epoch (a new DKG and group key per epoch)
+    /// [default: `committee.epoch` of seeds.toml, else 0].
+    #[arg(long, value_name = "E")]
+    committee_epoch: Option<u64>,
     /// **Tests only** (hidden): with `--mode storage`, report a made-up output for every
     /// workload, with a commitment that matches it (a lying node, for the fraud-check
     /// tests). Never use it on a real network.
@@ -109,6 +117,54 @@ fn init(data_dir: &Path) -> anyhow::Result<()> {
     });
     println!("{out}");
     Ok(())
+}
+
+/// The committee this node belongs to, as resolved from flags and seeds.toml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Membership {
+    members: Vec<libp2p::PeerId>,
+    threshold: u16,
+    epoch: u64,
+}
+
+/// Resolves the committee membership: `None` unless this is a coordinator with members
+/// from `--committee-members` or `[committee] members`. Each of members, threshold and
+/// epoch comes from its flag when given, else from the file (whose defaults are threshold
+/// 2, epoch 0). A non-coordinator ignores `[committee]`.
+///
+/// # Errors
+/// A `--committee-*` flag given with a mode other than `coordinator`.
+fn committee_membership(
+    cli: &Cli,
+    file: &dsdn_bootstrap::config::CommitteeConfig,
+) -> anyhow::Result<Option<Membership>> {
+    let flags_given = !cli.committee_members.is_empty()
+        || cli.committee_threshold.is_some()
+        || cli.committee_epoch.is_some();
+    if cli.mode != Mode::Coordinator {
+        if flags_given {
+            anyhow::bail!("the --committee-* flags need --mode coordinator");
+        }
+        return Ok(None);
+    }
+    let members = if cli.committee_members.is_empty() {
+        file.members.clone()
+    } else {
+        cli.committee_members.clone()
+    };
+    if members.is_empty() {
+        if flags_given {
+            anyhow::bail!(
+                "--committee-threshold and --committee-epoch need members (--committee-members or [committee] members in seeds.toml)"
+            );
+        }
+        return Ok(None);
+    }
+    Ok(Some(Membership {
+        members,
+        threshold: cli.committee_threshold.unwrap_or(file.threshold),
+        epoch: cli.committee_epoch.unwrap_or(file.epoch),
+    }))
 }
 
 async fn shutdown_signal() {
@@ -143,12 +199,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let peers_file = seeds.bootstrap.peers_path(&cli.data_dir);
     let services = cli.mode.services(cli.dc);
     let own_key = key::public_key_bytes(&keypair);
-    if cli.mode == Mode::Coordinator
-        && seeds.network.da_authority.is_some()
-        && seeds.network.da_authority != own_key
-    {
-        tracing::warn!("this coordinator's key is not the network's da_authority: it will relay but not publish DA events");
-    }
     let agent_version = format!("dsdnd/{}", env!("CARGO_PKG_VERSION"));
     let registration = (cli.mode == Mode::Storage).then(|| RegisterRequest {
         zone: cli.zone.clone(),
@@ -168,19 +218,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Err(e) => return Err(e).with_context(|| format!("cannot delete {}", state.display())),
         }
     }
-    let committee = if cli.committee_members.is_empty() {
-        None
-    } else {
-        if cli.mode != Mode::Coordinator {
-            anyhow::bail!("--committee-members needs --mode coordinator");
-        }
-        Some(dsdn_p2p::committee::CommitteeNodeConfig::new(
-            cli.committee_members.clone(),
-            cli.committee_threshold,
-            cli.committee_epoch,
+    let committee = committee_membership(&cli, &seeds.committee)?.map(|m| {
+        tracing::info!(
+            members = m.members.len(),
+            threshold = m.threshold,
+            epoch = m.epoch,
+            proposer = m.members.first() == Some(&peer_id),
+            "coordinator committee member"
+        );
+        dsdn_p2p::committee::CommitteeNodeConfig::new(
+            m.members,
+            m.threshold,
+            m.epoch,
             cli.data_dir.join("committee"),
-        ))
-    };
+        )
+    });
+    // A committee member does not need its own key to be the authority: the DA proposer
+    // seals through the committee when da_authority is the committee's group key.
+    if cli.mode == Mode::Coordinator
+        && committee.is_none()
+        && seeds.network.da_authority.is_some()
+        && seeds.network.da_authority != own_key
+    {
+        tracing::warn!("this coordinator's key is not the network's da_authority: it will relay but not publish DA events");
+    }
     let committee = committee.map(|mut c| {
         c.test_corrupt_shares = cli.test_corrupt_shares;
         c
@@ -353,9 +414,113 @@ mod tests {
         ])
         .expect("parses");
         assert_eq!(cli.committee_members, [a, b]);
-        assert_eq!((cli.committee_threshold, cli.committee_epoch), (2, 3));
+        assert_eq!(
+            (cli.committee_threshold, cli.committee_epoch),
+            (Some(2), Some(3))
+        );
         let cli = Cli::try_parse_from(["dsdnd"]).expect("parses");
         assert!(cli.committee_members.is_empty());
         assert!(Cli::try_parse_from(["dsdnd", "--committee-members", "not-a-peer-id"]).is_err());
+    }
+
+    fn peer() -> libp2p::PeerId {
+        libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id()
+    }
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut all = vec!["dsdnd"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("parses")
+    }
+
+    #[test]
+    fn committee_from_the_file_when_no_flag_is_given() {
+        let (a, b, c) = (peer(), peer(), peer());
+        let text = format!(
+            "[committee]\nmembers = [\"{a}\", \"{b}\", \"{c}\"]\nthreshold = 3\nepoch = 5\n"
+        );
+        let file = SeedsConfig::from_toml_str(&text).expect("config").committee;
+        let m = committee_membership(&parse(&["--mode", "coordinator"]), &file)
+            .expect("ok")
+            .expect("a member");
+        assert_eq!(
+            m,
+            Membership {
+                members: vec![a, b, c],
+                threshold: 3,
+                epoch: 5
+            }
+        );
+        // File defaults: threshold 2, epoch 0.
+        let text = format!("[committee]\nmembers = [\"{a}\", \"{b}\"]\n");
+        let file = SeedsConfig::from_toml_str(&text).expect("config").committee;
+        let m = committee_membership(&parse(&["--mode", "coordinator"]), &file)
+            .expect("ok")
+            .expect("a member");
+        assert_eq!((m.threshold, m.epoch), (2, 0));
+        // No members anywhere: no committee.
+        let none = SeedsConfig::default().committee;
+        assert_eq!(
+            committee_membership(&parse(&["--mode", "coordinator"]), &none).expect("ok"),
+            None
+        );
+    }
+
+    #[test]
+    fn committee_flags_win_over_the_file_key_by_key() {
+        let (a, b, c, d) = (peer(), peer(), peer(), peer());
+        let text = format!(
+            "[committee]\nmembers = [\"{a}\", \"{b}\", \"{c}\"]\nthreshold = 3\nepoch = 5\n"
+        );
+        let file = SeedsConfig::from_toml_str(&text).expect("config").committee;
+        let members = format!("{d},{a}");
+        let all = parse(&[
+            "--mode",
+            "coordinator",
+            "--committee-members",
+            &members,
+            "--committee-threshold",
+            "2",
+            "--committee-epoch",
+            "9",
+        ]);
+        let m = committee_membership(&all, &file)
+            .expect("ok")
+            .expect("member");
+        assert_eq!((m.members, m.threshold, m.epoch), (vec![d, a], 2, 9));
+        // Only the epoch flag: members and threshold from the file.
+        let epoch_only = parse(&["--mode", "coordinator", "--committee-epoch", "1"]);
+        let m = committee_membership(&epoch_only, &file)
+            .expect("ok")
+            .expect("member");
+        assert_eq!((m.members, m.threshold, m.epoch), (vec![a, b, c], 3, 1));
+        // Only the members flag: threshold and epoch from the file.
+        let members_only = parse(&["--mode", "coordinator", "--committee-members", &members]);
+        let m = committee_membership(&members_only, &file)
+            .expect("ok")
+            .expect("member");
+        assert_eq!((m.members, m.threshold, m.epoch), (vec![d, a], 3, 5));
+        // A threshold flag without members anywhere is an error.
+        let lone = parse(&["--mode", "coordinator", "--committee-threshold", "2"]);
+        assert!(committee_membership(&lone, &SeedsConfig::default().committee).is_err());
+    }
+
+    #[test]
+    fn non_coordinators_ignore_the_section_but_refuse_the_flags() {
+        let (a, b) = (peer(), peer());
+        let text = format!("[committee]\nmembers = [\"{a}\", \"{b}\"]\n");
+        let file = SeedsConfig::from_toml_str(&text).expect("config").committee;
+        for mode in ["storage", "bootstrap", "validator"] {
+            assert_eq!(
+                committee_membership(&parse(&["--mode", mode]), &file).expect("ok"),
+                None,
+                "{mode}"
+            );
+        }
+        let members = format!("{a},{b}");
+        let cli = parse(&["--mode", "storage", "--committee-members", &members]);
+        assert!(committee_membership(&cli, &file).is_err());
     }
 }

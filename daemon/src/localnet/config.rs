@@ -14,7 +14,8 @@ use super::LocalNetError;
 pub struct ConfigSpec {
     /// `[network] name`.
     pub network: String,
-    /// `[network] da_authority`: the coordinator's public key (64 hex), if any.
+    /// `[network] da_authority`: the DA authority's public key (64 hex): a coordinator's
+    /// node key, or a committee's group key; `None` = no DA authority.
     pub da_authority: Option<String>,
     /// `[bootstrap] dns_seeds`: DNS seed names.
     pub dns_seeds: Vec<String>,
@@ -54,6 +55,20 @@ pub struct ConfigSpec {
     pub ban_duration_secs: u64,
     /// `[da]`: batching, backfill and snapshot settings.
     pub da: DaSpec,
+    /// `[committee]` (Tahap 14A.2B): written only when set.
+    pub committee: Option<CommitteeSpec>,
+}
+
+/// `[committee]` of a [`ConfigSpec`]: the coordinator committee (read by coordinators
+/// only; see `dsdn_bootstrap::config::CommitteeConfig`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommitteeSpec {
+    /// `members`: PeerIds (base58), in FROST order; the first is the DA proposer.
+    pub members: Vec<String>,
+    /// `threshold`: shares a signature needs (2 ≤ t ≤ members).
+    pub threshold: u16,
+    /// `epoch`: the committee epoch.
+    pub epoch: u64,
 }
 
 /// `[da]` of a [`ConfigSpec`]; defaults are the daemon's.
@@ -114,6 +129,7 @@ impl Default for ConfigSpec {
             recovery_backoff_max_secs: 300,
             ban_duration_secs: 86_400,
             da: DaSpec::default(),
+            committee: None,
         }
     }
 }
@@ -123,6 +139,8 @@ struct File<'a> {
     network: NetworkSection<'a>,
     bootstrap: BootstrapSection<'a>,
     da: &'a DaSpec,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    committee: Option<&'a CommitteeSpec>,
 }
 
 #[derive(Serialize)]
@@ -275,6 +293,16 @@ impl ConfigSpec {
         self
     }
 
+    /// `[committee]`: members (PeerIds, the first is the DA proposer), threshold, epoch.
+    pub fn with_committee(mut self, members: Vec<String>, threshold: u16, epoch: u64) -> Self {
+        self.committee = Some(CommitteeSpec {
+            members,
+            threshold,
+            epoch,
+        });
+        self
+    }
+
     /// `[da]` settings.
     pub fn with_da(mut self, da: DaSpec) -> Self {
         self.da = da;
@@ -327,6 +355,7 @@ impl ConfigSpec {
                 ban_duration_secs: self.ban_duration_secs,
             },
             da: &self.da,
+            committee: self.committee.as_ref(),
         };
         toml::to_string(&file)
             .map_err(|e| LocalNetError::Invalid(format!("cannot encode seeds.toml: {e}")))
@@ -467,6 +496,35 @@ mod tests {
         let text = ConfigSpec::default().to_toml().expect("toml");
         assert!(!text.contains("da_authority"), "{text}");
         assert!(text.contains("static_peers = []"), "{text}");
+    }
+
+    #[test]
+    fn committee_section_is_written_and_parsed_back() {
+        let ids: Vec<String> = (0..3)
+            .map(|_| {
+                libp2p::identity::Keypair::generate_ed25519()
+                    .public()
+                    .to_peer_id()
+                    .to_string()
+            })
+            .collect();
+        let text = ConfigSpec::default()
+            .with_committee(ids.clone(), 2, 4)
+            .to_toml()
+            .expect("toml");
+        let cfg = dsdn_bootstrap::config::SeedsConfig::from_toml_str(&text)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let members: Vec<String> = cfg
+            .committee
+            .members
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(members, ids);
+        assert_eq!((cfg.committee.threshold, cfg.committee.epoch), (2, 4));
+        assert_eq!(cfg.network.da_authority, None);
+        let plain = ConfigSpec::default().to_toml().expect("toml");
+        assert!(!plain.contains("[committee]"), "{plain}");
     }
 
     #[test]

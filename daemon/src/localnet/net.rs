@@ -10,11 +10,9 @@ use dsdn_bootstrap::seed_server::SeedServer;
 use tempfile::TempDir;
 
 use super::{
-    find_dsdnd, init_node_with, port_is_free, reserve_port, ConfigSpec, LocalNetError, Node,
-    NodeMode, NodeSpec, PortLease,
+    find_dsdnd, init_node_with, port_is_free, reserve_port, CommitteeSpec, ConfigSpec,
+    LocalNetError, Node, NodeMode, NodeSpec, PortLease,
 };
-use crate::api::DaStateResponse;
-use crate::client::ClientError;
 
 /// IP of the DNS seed server.
 const SEED_SERVER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
@@ -29,17 +27,29 @@ const FIRST_NODE_IP: u8 = 2;
 const MAX_NODES: usize = 253;
 
 /// Pause between two polls of the `wait_*` methods.
-const POLL_INTERVAL: Duration = Duration::from_millis(500);
+pub(super) const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Timeout of one API request made while polling.
-const POLL_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const POLL_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The shape and tuning of a [`LocalNet`]. [`LocalNetSpec::default`] is a 4-storage-node
-/// devnet with 5 s PEX and retry intervals, temporary directory, `RUST_LOG=info`.
+/// devnet with one coordinator (the DA authority), 5 s PEX and retry intervals, temporary
+/// directory, `RUST_LOG=info`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalNetSpec {
     /// Number of storage nodes (named `storage-1` … `storage-N`).
     pub storage_nodes: usize,
+    /// Number of coordinators. 1 (the default; 0 counts as 1): one node named
+    /// `coordinator` whose own key is the `da_authority`. n ≥ 2: nodes `coordinator-1` …
+    /// `coordinator-n` forming a `committee_threshold`-of-n committee (Tahap 14A.2B) whose
+    /// members are written to the `[committee]` section of the shared seeds.toml, in that
+    /// order (so `coordinator-1` is the DA proposer), and no `da_authority` until
+    /// [`LocalNet::set_da_authority`] (after [`LocalNet::committee_dkg`]).
+    pub coordinators: usize,
+    /// With `coordinators` ≥ 2: the committee threshold t (2 ≤ t ≤ coordinators).
+    pub committee_threshold: u16,
+    /// With `coordinators` ≥ 2: the committee epoch.
+    pub committee_epoch: u64,
     /// The network name.
     pub network: String,
     /// The DNS seed name; it resolves to the bootstrap node's IP.
@@ -73,6 +83,9 @@ impl Default for LocalNetSpec {
     fn default() -> Self {
         Self {
             storage_nodes: 4,
+            coordinators: 1,
+            committee_threshold: 2,
+            committee_epoch: 0,
             network: "devnet".to_owned(),
             seed_name: "seed.devnet.dsdn".to_owned(),
             pex_interval_secs: 5,
@@ -99,6 +112,10 @@ impl Default for LocalNetSpec {
 /// | `coordinator` | coordinator (the DA authority) | `127.0.0.3` | DNS seed |
 /// | `storage-i`   | storage     | `127.0.0.(3+i)` | DNS seed |
 ///
+/// With a committee ([`LocalNetSpec::coordinators`] = n ≥ 2) the coordinators are
+/// `coordinator-1` … `coordinator-n` on `127.0.0.3` … `127.0.0.(2+n)` and the storage nodes
+/// follow them.
+///
 /// Every node listens on the same P2P port P (TCP and QUIC) and serves its API on P + 1.
 /// All share one `seeds.toml` (`<dir>/seeds.toml`) whose only bootstrap source is the DNS
 /// seed, resolved through the seed server. Data directories are `<dir>/<node name>`, logs
@@ -108,12 +125,12 @@ impl Default for LocalNetSpec {
 /// is a temporary one (see [`LocalNet::persist`]).
 pub struct LocalNet {
     // Field order is drop order: processes first, the directory last.
-    nodes: Vec<Node>,
+    pub(super) nodes: Vec<Node>,
     seed: SeedServer,
-    spec: LocalNetSpec,
+    pub(super) spec: LocalNetSpec,
     bin: PathBuf,
-    config: ConfigSpec,
-    config_path: PathBuf,
+    pub(super) config: ConfigSpec,
+    pub(super) config_path: PathBuf,
     port: u16,
     /// Keeps `port` from other local networks (parallel tests) while the nodes run.
     _lease: PortLease,
@@ -148,21 +165,31 @@ impl LocalNet {
     /// As [`LocalNet::start`], calling `progress` with one human-readable line per step
     /// (seed server up, each node up with its peer id, …).
     ///
-    /// Order: the seed server; `dsdnd init` of the coordinator (its public key becomes the
-    /// config's `da_authority`); the config; the bootstrap node, waited for; then the
-    /// coordinator and the storage nodes, all spawned, then waited for in turn.
+    /// Order: the seed server; `dsdnd init` of every coordinator (a single coordinator's
+    /// public key becomes the config's `da_authority`; with a committee their PeerIds, in
+    /// order, become `[committee] members` and there is no `da_authority` yet); the
+    /// config; the bootstrap node, waited for; then the coordinators and the storage nodes,
+    /// all spawned, then waited for in turn.
     ///
     /// # Errors
-    /// As [`LocalNet::start`].
+    /// As [`LocalNet::start`]; [`LocalNetError::Invalid`] for a committee threshold outside
+    /// 2..=coordinators (checked before anything starts).
     pub async fn start_with_progress(
         spec: LocalNetSpec,
         mut progress: impl FnMut(&str),
     ) -> Result<LocalNet, LocalNetError> {
-        let total = spec.storage_nodes + 2;
+        let coordinators = spec.coordinators.max(1);
+        let total = spec.storage_nodes + 1 + coordinators;
         if total > MAX_NODES {
             return Err(LocalNetError::Invalid(format!(
-                "at most {} storage nodes fit on 127.0.0.0/24",
-                MAX_NODES - 2
+                "at most {} coordinators and storage nodes fit on 127.0.0.0/24",
+                MAX_NODES - 1
+            )));
+        }
+        let t = usize::from(spec.committee_threshold);
+        if coordinators >= 2 && !(2..=coordinators).contains(&t) {
+            return Err(LocalNetError::Invalid(format!(
+                "a committee of {coordinators} needs a threshold between 2 and {coordinators}, got {t}"
             )));
         }
         let (dir, tempdir) = prepare_dir(spec.dir.as_deref())?;
@@ -186,13 +213,34 @@ impl LocalNet {
             ips[0]
         ));
 
-        let mut names = vec!["bootstrap".to_owned(), "coordinator".to_owned()];
+        let mut names = vec!["bootstrap".to_owned()];
+        if coordinators == 1 {
+            names.push("coordinator".to_owned());
+        } else {
+            names.extend((1..=coordinators).map(|i| format!("coordinator-{i}")));
+        }
         names.extend((1..=spec.storage_nodes).map(|i| format!("storage-{i}")));
-        let (_, authority) = init_node_with(&bin, &dir.join(&names[1]))?;
+        // The coordinators' identities are needed in the config: create their keys first.
+        let mut coordinator_ids = Vec::with_capacity(coordinators);
+        for name in &names[1..=coordinators] {
+            coordinator_ids.push(init_node_with(&bin, &dir.join(name))?);
+        }
+        let (authority, committee) = if coordinators == 1 {
+            (Some(coordinator_ids[0].1.clone()), None)
+        } else {
+            let members = coordinator_ids.iter().map(|(id, _)| id.clone()).collect();
+            let committee = CommitteeSpec {
+                members,
+                threshold: spec.committee_threshold,
+                epoch: spec.committee_epoch,
+            };
+            (None, Some(committee))
+        };
 
         let config = ConfigSpec {
             network: spec.network.clone(),
-            da_authority: Some(authority.clone()),
+            da_authority: authority.clone(),
+            committee,
             dns_seeds: vec![spec.seed_name.clone()],
             static_peers: Vec::new(),
             peers_file: "peers.dat".to_owned(),
@@ -212,11 +260,20 @@ impl LocalNet {
         };
         let config_path = dir.join("seeds.toml");
         config.write(&config_path)?;
+        let authority_note = match (&authority, &config.committee) {
+            (Some(key), _) => format!("DA authority {}…", &key[..key.len().min(12)]),
+            (None, Some(c)) => format!(
+                "{}-of-{} committee, epoch {}, no DA authority until its DKG",
+                c.threshold,
+                c.members.len(),
+                c.epoch
+            ),
+            (None, None) => "no DA authority".to_owned(),
+        };
         progress(&format!(
-            "config {} (network {}, port {port}, DA authority {}…)",
+            "config {} (network {}, port {port}, {authority_note})",
             config_path.display(),
             spec.network,
-            &authority[..authority.len().min(12)]
         ));
 
         let mut net = LocalNet {
@@ -234,7 +291,7 @@ impl LocalNet {
         for (i, name) in names.iter().enumerate() {
             let mode = match i {
                 0 => NodeMode::Bootstrap,
-                1 => NodeMode::Coordinator,
+                i if i <= coordinators => NodeMode::Coordinator,
                 _ => NodeMode::Storage,
             };
             let node = Node::spawn_with(&net.bin, net.node_spec(name, mode, ips[i])).await?;
@@ -264,7 +321,7 @@ impl LocalNet {
         spec
     }
 
-    async fn wait_node_ready(
+    pub(super) async fn wait_node_ready(
         &self,
         i: usize,
         progress: &mut impl FnMut(&str),
@@ -308,7 +365,8 @@ impl LocalNet {
         Ok(&self.nodes[i])
     }
 
-    /// Every node, in start order: `bootstrap`, `coordinator`, `storage-1`, ….
+    /// Every node, in start order: `bootstrap`, `coordinator` (or `coordinator-1` …
+    /// `coordinator-n`), `storage-1`, ….
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
     }
@@ -333,9 +391,17 @@ impl LocalNet {
         &self.nodes[0]
     }
 
-    /// The coordinator (the DA authority).
+    /// The coordinator (the DA authority); with a committee, `coordinator-1`: the first
+    /// member, the DA proposer.
     pub fn coordinator(&self) -> &Node {
         &self.nodes[1]
+    }
+
+    /// Every coordinator, in member order (one unless the net has a committee).
+    pub fn coordinators(&self) -> impl Iterator<Item = &Node> {
+        self.nodes
+            .iter()
+            .filter(|n| n.mode() == NodeMode::Coordinator)
     }
 
     /// The storage nodes.
@@ -405,178 +471,6 @@ impl LocalNet {
         out
     }
 
-    /// Who is connected to whom, from every node's `GET /v1/peers`.
-    pub async fn mesh_report(&self) -> MeshReport {
-        let mut nodes = Vec::with_capacity(self.nodes.len());
-        for node in &self.nodes {
-            let client = node.client_with_timeout(POLL_REQUEST_TIMEOUT);
-            let entry = match client.peers().await {
-                Ok(peers) => {
-                    let connected: HashSet<&str> = peers
-                        .iter()
-                        .filter(|p| p.connected)
-                        .map(|p| p.peer_id.as_str())
-                        .collect();
-                    let missing = self
-                        .nodes
-                        .iter()
-                        .filter(|o| o.name() != node.name() && !connected.contains(o.peer_id()))
-                        .map(|o| o.name().to_owned())
-                        .collect();
-                    NodeMesh {
-                        name: node.name().to_owned(),
-                        connected: Some(connected.len()),
-                        missing,
-                        error: None,
-                    }
-                }
-                Err(e) => NodeMesh {
-                    name: node.name().to_owned(),
-                    connected: None,
-                    missing: Vec::new(),
-                    error: Some(e.to_string()),
-                },
-            };
-            nodes.push(entry);
-        }
-        MeshReport { nodes }
-    }
-
-    /// Waits until the net is fully connected: **every node's `GET /v1/peers` lists every
-    /// other node of the net, by peer id, with `connected: true`** (see
-    /// [`MeshReport::complete`]). Returns the final report.
-    ///
-    /// # Errors
-    /// [`LocalNetError::Timeout`] with the last report (who misses whom); a node whose
-    /// process exited is reported at once as [`LocalNetError::Node`] with its log tail.
-    pub async fn wait_all_connected(&self, timeout: Duration) -> Result<MeshReport, LocalNetError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            self.check_alive()?;
-            let report = self.mesh_report().await;
-            if report.complete() {
-                return Ok(report);
-            }
-            if Instant::now() >= deadline {
-                return Err(LocalNetError::Timeout {
-                    what: format!("a fully connected net; last: {report}"),
-                    secs: timeout.as_secs(),
-                });
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
-    }
-
-    /// Waits until every node reports at least `min_peers` connected peers in
-    /// `GET /v1/status` (a weaker condition than [`LocalNet::wait_all_connected`], for nets
-    /// larger than the outbound connection limit).
-    ///
-    /// # Errors
-    /// As [`LocalNet::wait_all_connected`].
-    pub async fn wait_min_peers(
-        &self,
-        min_peers: usize,
-        timeout: Duration,
-    ) -> Result<(), LocalNetError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            self.check_alive()?;
-            let mut short = Vec::new();
-            for node in &self.nodes {
-                let client = node.client_with_timeout(POLL_REQUEST_TIMEOUT);
-                match client.status().await {
-                    Ok(s) if s.connected_peers >= min_peers => {}
-                    Ok(s) => short.push(format!("{}={}", node.name(), s.connected_peers)),
-                    Err(e) => short.push(format!("{}: {e}", node.name())),
-                }
-            }
-            if short.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(LocalNetError::Timeout {
-                    what: format!(
-                        "every node to have {min_peers} peers; short: {}",
-                        short.join(", ")
-                    ),
-                    secs: timeout.as_secs(),
-                });
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
-    }
-
-    /// Every node's `GET /v1/da/state`, in node order.
-    pub async fn da_states(&self) -> Vec<(String, Result<DaStateResponse, ClientError>)> {
-        let mut out = Vec::with_capacity(self.nodes.len());
-        for node in &self.nodes {
-            let client = node.client_with_timeout(POLL_REQUEST_TIMEOUT);
-            out.push((node.name().to_owned(), client.da_state().await));
-        }
-        out
-    }
-
-    /// Waits until every node that carries DA events (storage and coordinator nodes; a
-    /// dedicated bootstrap node never subscribes to the DA topic) has applied `events` DA
-    /// events and all report the same state root; returns that root.
-    ///
-    /// # Errors
-    /// [`LocalNetError::Timeout`] listing each node's event count and root prefix; a dead
-    /// node as in [`LocalNet::wait_all_connected`].
-    pub async fn wait_da_converged(
-        &self,
-        events: u64,
-        timeout: Duration,
-    ) -> Result<String, LocalNetError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            self.check_alive()?;
-            let states: Vec<_> = self
-                .da_states()
-                .await
-                .into_iter()
-                .zip(&self.nodes)
-                .filter(|(_, node)| node.mode() != NodeMode::Bootstrap)
-                .map(|(state, _)| state)
-                .collect();
-            let roots: HashSet<&str> = states
-                .iter()
-                .filter_map(|(_, s)| s.as_ref().ok())
-                .filter(|s| s.events == events)
-                .map(|s| s.state_root.as_str())
-                .collect();
-            let all_there = states
-                .iter()
-                .all(|(_, s)| s.as_ref().is_ok_and(|s| s.events == events));
-            if all_there && roots.len() == 1 {
-                if let Some(root) = roots.into_iter().next() {
-                    return Ok(root.to_owned());
-                }
-            }
-            if Instant::now() >= deadline {
-                let seen: Vec<String> = states
-                    .iter()
-                    .map(|(name, s)| match s {
-                        Ok(s) => format!(
-                            "{name}: {} events root {}",
-                            s.events,
-                            &s.state_root[..s.state_root.len().min(12)]
-                        ),
-                        Err(e) => format!("{name}: {e}"),
-                    })
-                    .collect();
-                return Err(LocalNetError::Timeout {
-                    what: format!(
-                        "every node to apply {events} DA events with one state root; last: {}",
-                        seen.join("; ")
-                    ),
-                    secs: timeout.as_secs(),
-                });
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
-    }
-
     /// An error for the first node whose process has exited, with its log tail.
     ///
     /// # Errors
@@ -643,198 +537,5 @@ fn prepare_dir(dir: Option<&Path>) -> Result<(PathBuf, Option<TempDir>), LocalNe
     }
 }
 
-/// Connectivity of a [`LocalNet`], from every node's `GET /v1/peers`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MeshReport {
-    /// One entry per node, in node order.
-    pub nodes: Vec<NodeMesh>,
-}
-
-/// One node's view in a [`MeshReport`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NodeMesh {
-    /// The node's name.
-    pub name: String,
-    /// Peers it reports as connected (any peer, not only nodes of the net); `None` when its
-    /// API did not answer.
-    pub connected: Option<usize>,
-    /// Names of the other nodes of the net it is not connected to.
-    pub missing: Vec<String>,
-    /// The API error, when it did not answer.
-    pub error: Option<String>,
-}
-
-impl MeshReport {
-    /// True when every node answered and misses no other node.
-    pub fn complete(&self) -> bool {
-        self.nodes
-            .iter()
-            .all(|n| n.connected.is_some() && n.missing.is_empty())
-    }
-}
-
-impl fmt::Display for MeshReport {
-    /// `bootstrap=5 coordinator=4(missing storage-3) storage-1=? (error)` on one line.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self
-            .nodes
-            .iter()
-            .map(|n| match (&n.connected, &n.error) {
-                (Some(c), _) if n.missing.is_empty() => format!("{}={c}", n.name),
-                (Some(c), _) => format!("{}={c}(missing {})", n.name, n.missing.join(",")),
-                (None, Some(e)) => format!("{}=?({e})", n.name),
-                (None, None) => format!("{}=?", n.name),
-            })
-            .collect();
-        f.write_str(&parts.join(" "))
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn node_ips() {
-        assert_eq!(node_ip(0), Ipv4Addr::new(127, 0, 0, 2));
-        assert_eq!(node_ip(1), Ipv4Addr::new(127, 0, 0, 3));
-        assert_eq!(node_ip(5), Ipv4Addr::new(127, 0, 0, 7));
-        assert_eq!(node_ip(MAX_NODES - 1), Ipv4Addr::new(127, 0, 0, 254));
-    }
-
-    #[test]
-    fn mesh_report_summary() {
-        let report = MeshReport {
-            nodes: vec![
-                NodeMesh {
-                    name: "bootstrap".into(),
-                    connected: Some(2),
-                    missing: vec![],
-                    error: None,
-                },
-                NodeMesh {
-                    name: "storage-1".into(),
-                    connected: Some(1),
-                    missing: vec!["coordinator".into()],
-                    error: None,
-                },
-                NodeMesh {
-                    name: "coordinator".into(),
-                    connected: None,
-                    missing: vec![],
-                    error: Some("down".into()),
-                },
-            ],
-        };
-        assert!(!report.complete());
-        assert_eq!(
-            report.to_string(),
-            "bootstrap=2 storage-1=1(missing coordinator) coordinator=?(down)"
-        );
-        let full = MeshReport {
-            nodes: vec![report.nodes[0].clone()],
-        };
-        assert!(full.complete());
-    }
-
-    /// End to end with the real daemon: `cargo build --bins` first, then
-    /// `cargo test -p dsdn-daemon --lib real_localnet -- --ignored --nocapture`.
-    #[tokio::test]
-    #[ignore = "needs the dsdnd binary (cargo build --bins)"]
-    async fn real_localnet_smoke() {
-        let mut net = LocalNet::start_with_progress(LocalNetSpec::default(), |l| println!("{l}"))
-            .await
-            .expect("start");
-        let report = net
-            .wait_all_connected(Duration::from_secs(60))
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{}", net.log_tails(20)));
-        println!("mesh: {report}");
-
-        let ids: Vec<String> = net
-            .storage_nodes()
-            .map(|n| n.peer_id().to_owned())
-            .collect();
-        // The storage nodes register themselves; the sample's own registrations are left out.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while net
-            .coordinator()
-            .client()
-            .da_state()
-            .await
-            .expect("state")
-            .nodes
-            < ids.len()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "storage nodes did not register\n{}",
-                net.log_tails(20)
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let events: Vec<_> = super::super::sample_da_events(&ids, 20 + ids.len())
-            .into_iter()
-            .filter(|e| !matches!(e, dsdn_protocols::da::DaEvent::NodeRegistered { .. }))
-            .collect();
-        let resp = net
-            .coordinator()
-            .client()
-            .da_publish(&events)
-            .await
-            .expect("publish");
-        assert_eq!(resp.events, 20);
-        let total = net
-            .coordinator()
-            .client()
-            .da_state()
-            .await
-            .expect("state")
-            .events;
-        let err = net
-            .node("storage-1")
-            .expect("node")
-            .client()
-            .da_publish(&events)
-            .await
-            .expect_err("not the authority");
-        assert!(matches!(err, ClientError::Api { .. }), "{err}");
-        let root = net
-            .wait_da_converged(total, Duration::from_secs(30))
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{}", net.log_tails(20)));
-        println!("state root {root}");
-
-        let metrics = net
-            .node("storage-2")
-            .expect("node")
-            .client()
-            .metrics_text()
-            .await
-            .expect("metrics");
-        let resolves = crate::client::metric_value(&metrics, "bootstrap_dns_resolve_total", &[]);
-        assert!(resolves.is_some_and(|v| v >= 1.0), "{metrics}");
-
-        let node = net.node_mut("storage-3").expect("node");
-        node.restart().await.expect("restart");
-        node.wait_until(Duration::from_secs(60), |s| s.connected_peers >= 1)
-            .await
-            .expect("reconnects");
-        net.add_node("storage-late", NodeMode::Storage)
-            .await
-            .expect("late joiner");
-        net.wait_all_connected(Duration::from_secs(60))
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{}", net.log_tails(20)));
-        let stopped = net.stop_all().await.expect("stop");
-        assert!(stopped.iter().all(|(_, clean)| *clean), "{stopped:?}");
-    }
-
-    #[test]
-    fn default_spec_is_a_devnet() {
-        let spec = LocalNetSpec::default();
-        assert_eq!(spec.storage_nodes, 4);
-        assert_eq!(spec.pex_interval_secs, 5);
-        assert!(spec.dir.is_none());
-    }
-}
+mod tests;

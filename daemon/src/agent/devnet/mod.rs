@@ -1,8 +1,17 @@
 //! `dsdn-agent devnet`: a local network of real dsdnd processes, watched live.
 //!
-//! Phases: start (seed server, bootstrap, coordinator, storage nodes) → wait until they
-//! find each other → publish sample DA events through the coordinator → live table until
-//! Ctrl-C/SIGTERM or `--duration` → stop every process (SIGTERM, then SIGKILL).
+//! Phases with a committee (the default: `--coordinators 3 --threshold 2`, Tahap 14A.2B):
+//! start (seed server, bootstrap, coordinator-1..n configured as a t-of-n committee in
+//! seeds.toml `[committee]`, storage nodes; no `da_authority` yet) → wait until they find
+//! each other → DKG through coordinator-1's control API → `da_authority` = group key in
+//! seeds.toml, restart every node with its data directory → wait for the mesh → publish
+//! sample DA events through coordinator-1 (the DA proposer; the committee threshold-signs
+//! each blob) → wait until every node reached the DA height → [`receipts::produce_receipts`]
+//! (a hook, empty for now) → live table until Ctrl-C/SIGTERM or `--duration` → stop every
+//! process (SIGTERM, then SIGKILL).
+//!
+//! With `--coordinators 1`: one coordinator whose own key is the `da_authority`; no DKG and
+//! no restart.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -16,6 +25,11 @@ use tokio::sync::watch;
 
 use super::table::{render_table, short_hex, short_id};
 use super::{print_out, DevnetArgs};
+
+mod committee;
+mod receipts;
+
+use committee::CommitteeView;
 
 /// How long to wait for every node to be connected to every other before going on anyway.
 const MESH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -35,6 +49,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs `dsdn-agent devnet`.
 pub(crate) async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
+    if args.coordinators >= 2 && args.threshold > args.coordinators {
+        anyhow::bail!(
+            "--threshold {} exceeds --coordinators {}: a t-of-n committee needs 2 <= t <= n",
+            args.threshold,
+            args.coordinators
+        );
+    }
     let stop = stop_signal();
     let dsdnd = find_dsdnd()?;
     // Without --dir, use our own temporary directory so the logs can be kept on failure.
@@ -69,15 +90,26 @@ async fn run_in(
     dir: &Path,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<ExitCode> {
+    let coordinators = usize::from(args.coordinators);
     let spec = LocalNetSpec {
         storage_nodes: usize::from(args.storage),
+        coordinators,
+        committee_threshold: args.threshold,
         dir: Some(dir.to_path_buf()),
         dsdnd: Some(dsdnd),
         rust_log: args.rust_log.clone(),
         ..LocalNetSpec::default()
     };
+    let coordinator_phrase = if coordinators == 1 {
+        "1 coordinator (the DA authority)".to_owned()
+    } else {
+        format!(
+            "{coordinators} coordinators (a {}-of-{coordinators} committee)",
+            args.threshold
+        )
+    };
     say(&format!(
-        "starting 1 bootstrap, 1 coordinator and {} storage nodes in {}",
+        "starting 1 bootstrap, {coordinator_phrase} and {} storage nodes in {}",
         args.storage,
         dir.display()
     ));
@@ -91,9 +123,26 @@ async fn run_in(
     };
 
     let mut outcome = Outcome::Interrupted;
-    if wait_mesh(&net, &mut stop).await? && pause(GOSSIP_SETTLE, &mut stop).await {
+    let (ready, view) = if net.committee().is_some() {
+        let view = committee::bring_up(&mut net, &mut stop).await?;
+        (view.is_some(), view)
+    } else {
+        (wait_mesh(&net, &mut stop).await?, None)
+    };
+    if ready && pause(GOSSIP_SETTLE, &mut stop).await {
+        if view.is_some() {
+            say(&format!(
+                "phase 3/3: DA events through {} (the DA proposer); each blob is threshold-signed by the committee",
+                net.coordinator().name()
+            ));
+        }
         let expected = publish(&net, args.events).await?;
-        outcome = watch_table(&net, &mut stop, args.duration, expected).await?;
+        if view.is_some() {
+            committee::report_da_height(&net).await?;
+        }
+        // PHASE HOOK: workload submission and receipts (not implemented yet).
+        receipts::produce_receipts(&net, view.as_ref()).await?;
+        outcome = watch_table(&net, &mut stop, args.duration, expected, view.as_ref()).await?;
     }
 
     say(&format!(
@@ -233,7 +282,8 @@ const REGISTRATION_WAIT: Duration = Duration::from_secs(30);
 
 /// Waits until every storage node registered itself with the coordinator (their
 /// `NodeRegistered` events are in the coordinator's log), then publishes `count` sample
-/// events about chunks on those nodes through the coordinator. Returns the number of events
+/// events about chunks on those nodes through the coordinator (with a committee: the first
+/// member, the DA proposer). Returns the number of events
 /// every node must end up holding: the coordinator's total after the publication.
 async fn publish(net: &LocalNet, count: usize) -> anyhow::Result<u64> {
     let ids: Vec<String> = net
@@ -271,9 +321,10 @@ async fn publish(net: &LocalNet, count: usize) -> anyhow::Result<u64> {
         .await
         .context("publishing sample DA events through the coordinator")?;
     say(&format!(
-        "published {} DA events in {} through the coordinator at {}: {}",
+        "published {} DA events in {} through {} at {}: {}",
         resp.events,
         super::commands::blobs_phrase(&resp.heights),
+        coordinator.name(),
         coordinator.api_addr(),
         kind_counts(&events)
     ));
@@ -470,6 +521,7 @@ async fn watch_table(
     stop: &mut watch::Receiver<bool>,
     duration: Option<u64>,
     expected: u64,
+    committee: Option<&CommitteeView>,
 ) -> anyhow::Result<Outcome> {
     let tty = std::io::stdout().is_terminal();
     let refresh = if tty { TTY_REFRESH } else { PLAIN_REFRESH };
@@ -478,7 +530,11 @@ async fn watch_table(
     let dir: PathBuf = net.dir().to_path_buf();
     loop {
         let rows = collect_rows(net).await;
-        let table = render_devnet(&rows, expected);
+        let mut table = render_devnet(&rows, expected);
+        if let Some(c) = committee {
+            table.push_str(&c.summary());
+            table.push('\n');
+        }
         let elapsed = started.elapsed().as_secs();
         if tty {
             let until = match duration {
@@ -513,84 +569,4 @@ async fn watch_table(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(name: &str, mode: NodeMode, da: Option<(u64, &str)>) -> NodeRow {
-        NodeRow {
-            name: name.to_owned(),
-            mode,
-            ip: "127.0.0.2".to_owned(),
-            peer_id: format!("12D3KooW{name}xxxxxxxxxxxx"),
-            exited: false,
-            peers: Some(5),
-            da: da.map(|(e, r)| (e, r.to_owned())),
-        }
-    }
-
-    #[test]
-    fn agreement_follows_the_coordinator() {
-        let a = "aa".repeat(32);
-        let b = "bb".repeat(32);
-        let rows = vec![
-            row("bootstrap", NodeMode::Bootstrap, None),
-            row("coordinator", NodeMode::Coordinator, Some((20, a.as_str()))),
-            row("storage-1", NodeMode::Storage, Some((20, a.as_str()))),
-        ];
-        assert!(converged(&rows, 20));
-        assert!(!converged(&rows, 21));
-        assert_eq!(
-            summary_line(&rows, 20),
-            "DA converged: 2/2 nodes agree on root aaaaaaaaaaaa, 2/2 hold all 20 events"
-        );
-
-        let mut split = rows.clone();
-        split[2].da = Some((12, b.clone()));
-        assert!(!converged(&split, 20));
-        let table = render_devnet(&split, 20);
-        let lines: Vec<&str> = table.lines().collect();
-        assert!(lines[0].starts_with("NODE"), "{table}");
-        assert!(lines[0].ends_with("AGREE"), "{table}");
-        assert!(lines[3].starts_with("storage-1"), "{table}");
-        assert!(lines[3].ends_with("bbbbbbbbbbbb  no"), "{table}");
-        assert!(lines[2].ends_with("aaaaaaaaaaaa  yes"), "{table}");
-        assert!(lines[1].ends_with("n/a        n/a           -"), "{table}");
-        assert!(lines[4].starts_with("DA not converged: 1/2"), "{table}");
-    }
-
-    #[test]
-    fn down_and_exited_nodes() {
-        let a = "aa".repeat(32);
-        let mut rows = vec![
-            row("coordinator", NodeMode::Coordinator, Some((5, a.as_str()))),
-            row("storage-1", NodeMode::Storage, None),
-            row("storage-2", NodeMode::Storage, None),
-        ];
-        rows[1].peers = None;
-        rows[2].exited = true;
-        rows[2].peers = None;
-        let table = render_devnet(&rows, 5);
-        assert!(table.contains(" down "), "{table}");
-        assert!(table.contains(" exited "), "{table}");
-        assert!(!converged(&rows, 5));
-        // Without the coordinator, the majority root is the reference.
-        let b = "bb".repeat(32);
-        let rows = vec![
-            row("storage-1", NodeMode::Storage, Some((5, b.as_str()))),
-            row("storage-2", NodeMode::Storage, Some((5, b.as_str()))),
-            row("storage-3", NodeMode::Storage, Some((5, a.as_str()))),
-        ];
-        assert_eq!(reference_root(&rows), Some(b.as_str()));
-        assert_eq!(reference_root(&[]), None);
-        assert_eq!(summary_line(&[], 1), "DA: no node answered");
-    }
-
-    #[test]
-    fn kinds_in_order_of_appearance() {
-        let events = sample_da_events(&["n1".to_owned(), "n2".to_owned()], 12);
-        assert_eq!(
-            kind_counts(&events),
-            "2 node_registered, 2 chunk_declared, 4 replica_added, 2 replica_removed, 2 delete_requested"
-        );
-    }
-}
+mod tests;

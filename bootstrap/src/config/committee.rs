@@ -1,0 +1,222 @@
+//! `[committee]` of seeds.toml: the coordinator committee this coordinator belongs to
+//! (Tahap 14A.2B.1: FROST DKG and threshold signing of DA blobs).
+//!
+//! ```toml
+//! [committee]
+//! members = ["12D3KooW…", "12D3KooW…", "12D3KooW…"]
+//! threshold = 2
+//! epoch = 0
+//! ```
+//!
+//! Only `dsdnd --mode coordinator` reads it, and only when its `--committee-*` flags are
+//! absent (flags win, key by key). Every other mode ignores it: non-members only need
+//! `network.da_authority` set to the committee's group key.
+
+use dsdn_protocols::committee::types::{MAX_MEMBERS, MIN_MEMBERS};
+use libp2p_identity::PeerId;
+use serde::Deserialize;
+
+use super::Errors;
+
+/// Default `committee.threshold`: 2 (the smallest threshold FROST allows).
+pub const DEFAULT_COMMITTEE_THRESHOLD: u16 = 2;
+
+/// Default `committee.epoch`: 0 (the first epoch).
+pub const DEFAULT_COMMITTEE_EPOCH: u64 = 0;
+
+/// `[committee]`: the coordinator committee (14A.2B.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitteeConfig {
+    /// `members`: the members' PeerIds (base58, `12D3KooW…`), in the same order on every
+    /// member; the first one is the DA proposer (it seals DA blobs through the committee).
+    /// Default empty: no committee. When not empty: 2..=64 distinct PeerIds.
+    pub members: Vec<PeerId>,
+    /// `threshold`: signatures need shares of this many members
+    /// (2 ≤ threshold ≤ `members.len()` when members are given). Default
+    /// [`DEFAULT_COMMITTEE_THRESHOLD`].
+    pub threshold: u16,
+    /// `epoch`: the committee epoch; one DKG and one group key per epoch (the key share is
+    /// `<data dir>/committee/key-share-<epoch>.cbor`). Default [`DEFAULT_COMMITTEE_EPOCH`].
+    pub epoch: u64,
+}
+
+impl Default for CommitteeConfig {
+    fn default() -> Self {
+        Self {
+            members: Vec::new(),
+            threshold: DEFAULT_COMMITTEE_THRESHOLD,
+            epoch: DEFAULT_COMMITTEE_EPOCH,
+        }
+    }
+}
+
+impl CommitteeConfig {
+    /// True when `members` names a committee (the section configures one).
+    pub fn is_configured(&self) -> bool {
+        !self.members.is_empty()
+    }
+}
+
+/// `[committee]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawCommittee {
+    members: Vec<String>,
+    threshold: u16,
+    epoch: u64,
+}
+
+impl Default for RawCommittee {
+    fn default() -> Self {
+        Self {
+            members: Vec::new(),
+            threshold: DEFAULT_COMMITTEE_THRESHOLD,
+            epoch: DEFAULT_COMMITTEE_EPOCH,
+        }
+    }
+}
+
+/// Validates `[committee]`, pushing one error per bad key: `committee.members[i]` (not a
+/// PeerId, or a duplicate of an earlier entry), `committee.members` (more than
+/// [`MAX_MEMBERS`] or fewer than [`MIN_MEMBERS`]), `committee.threshold` (below 2, or above
+/// the number of members).
+pub(super) fn validate(raw: RawCommittee, errs: &mut Errors) -> CommitteeConfig {
+    let mut members: Vec<PeerId> = Vec::with_capacity(raw.members.len());
+    for (i, s) in raw.members.iter().enumerate() {
+        match s.trim().parse::<PeerId>() {
+            Ok(p) if members.contains(&p) => {
+                errs.push(
+                    format!("committee.members[{i}]"),
+                    format!("duplicate member {p}"),
+                );
+            }
+            Ok(p) => members.push(p),
+            Err(e) => errs.push(
+                format!("committee.members[{i}]"),
+                format!("invalid PeerId {s:?}: {e}"),
+            ),
+        }
+    }
+    let n = raw.members.len();
+    if n > MAX_MEMBERS || (n > 0 && n < MIN_MEMBERS) {
+        errs.push(
+            "committee.members",
+            format!("a committee has {MIN_MEMBERS} to {MAX_MEMBERS} members, got {n}"),
+        );
+    }
+    if usize::from(raw.threshold) < MIN_MEMBERS {
+        errs.push(
+            "committee.threshold",
+            format!("must be at least {MIN_MEMBERS}, got {}", raw.threshold),
+        );
+    } else if n > 0 && usize::from(raw.threshold) > n {
+        errs.push(
+            "committee.threshold",
+            format!(
+                "must not exceed the number of members ({n}), got {}",
+                raw.threshold
+            ),
+        );
+    }
+    CommitteeConfig {
+        members,
+        threshold: raw.threshold,
+        epoch: raw.epoch,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::SeedsConfig;
+    use super::*;
+
+    fn ids(n: usize) -> Vec<PeerId> {
+        (0..n)
+            .map(|_| {
+                let secret: [u8; 32] = rand::random();
+                libp2p_identity::Keypair::ed25519_from_bytes(secret)
+                    .unwrap()
+                    .public()
+                    .to_peer_id()
+            })
+            .collect()
+    }
+
+    fn section(members: &[String], rest: &str) -> String {
+        let list: Vec<String> = members.iter().map(|m| format!("{m:?}")).collect();
+        format!("[committee]\nmembers = [{}]\n{rest}", list.join(", "))
+    }
+
+    #[test]
+    fn absent_section_means_no_committee() {
+        let cfg = SeedsConfig::from_toml_str("").unwrap();
+        assert_eq!(cfg.committee, CommitteeConfig::default());
+        assert!(!cfg.committee.is_configured());
+        assert_eq!((cfg.committee.threshold, cfg.committee.epoch), (2, 0));
+        // Threshold and epoch alone are accepted (the members may come from flags).
+        let cfg = SeedsConfig::from_toml_str("[committee]\nthreshold = 3\nepoch = 4\n").unwrap();
+        assert_eq!((cfg.committee.threshold, cfg.committee.epoch), (3, 4));
+    }
+
+    #[test]
+    fn members_threshold_and_epoch_parse_in_order() {
+        let m = ids(3);
+        let strs: Vec<String> = m.iter().map(ToString::to_string).collect();
+        let cfg =
+            SeedsConfig::from_toml_str(&section(&strs, "threshold = 2\nepoch = 7\n")).unwrap();
+        assert_eq!(cfg.committee.members, m);
+        assert_eq!((cfg.committee.threshold, cfg.committee.epoch), (2, 7));
+        assert!(cfg.committee.is_configured());
+        // Defaults for the keys left out.
+        let cfg = SeedsConfig::from_toml_str(&section(&strs, "")).unwrap();
+        assert_eq!((cfg.committee.threshold, cfg.committee.epoch), (2, 0));
+    }
+
+    #[test]
+    fn every_bad_value_is_named_by_its_key() {
+        let m = ids(2);
+        let strs = vec![
+            m[0].to_string(),
+            "not-a-peer-id".to_owned(),
+            m[1].to_string(),
+            m[0].to_string(),
+        ];
+        let err = SeedsConfig::from_toml_str(&section(&strs, "threshold = 5\n")).unwrap_err();
+        assert_eq!(
+            err.keys(),
+            [
+                "committee.members[1]",
+                "committee.members[3]",
+                "committee.threshold"
+            ],
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("duplicate member"), "{text}");
+        assert!(
+            text.contains("must not exceed the number of members (4)"),
+            "{text}"
+        );
+
+        let strs: Vec<String> = ids(3).iter().map(ToString::to_string).collect();
+        let err = SeedsConfig::from_toml_str(&section(&strs, "threshold = 1\n")).unwrap_err();
+        assert_eq!(err.keys(), ["committee.threshold"]);
+        let err = SeedsConfig::from_toml_str("[committee]\nthreshold = 0\n").unwrap_err();
+        assert_eq!(err.keys(), ["committee.threshold"]);
+
+        let one = vec![ids(1)[0].to_string()];
+        let err = SeedsConfig::from_toml_str(&section(&one, "")).unwrap_err();
+        assert_eq!(
+            err.keys(),
+            ["committee.members", "committee.threshold"],
+            "{err}"
+        );
+
+        let err = SeedsConfig::from_toml_str("[committee]\nmembers = \"x\"\n").unwrap_err();
+        assert_eq!(err.keys(), ["committee.members"]);
+        let err = SeedsConfig::from_toml_str("[committee]\nepoch = -1\n").unwrap_err();
+        assert_eq!(err.keys(), ["committee.epoch"]);
+        let err = SeedsConfig::from_toml_str("[committee]\nproposer = 1\n").unwrap_err();
+        assert_eq!(err.keys(), ["committee.proposer"]);
+    }
+}
