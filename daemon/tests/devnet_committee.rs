@@ -33,6 +33,8 @@ fn devnet_runs_the_committee_path_to_a_converged_da_log() {
         "phase 3/3: DA events through coordinator-1",
         "published 12 DA events",
         "reached on every node",
+        "receipts: submitting 3 workloads",
+        "on all 7 nodes; verified against the group key; re-executed here: identical commitment",
         "committee 2-of-3, epoch 0, group key",
         "DA converged: 7/7 nodes agree",
         "all nodes stopped",

@@ -7,7 +7,7 @@
 //! seeds.toml, restart every node with its data directory → wait for the mesh → publish
 //! sample DA events through coordinator-1 (the DA proposer; the committee threshold-signs
 //! each blob) → wait until every node reached the DA height → [`receipts::produce_receipts`]
-//! (a hook, empty for now) → live table until Ctrl-C/SIGTERM or `--duration` → stop every
+//! (sample workloads → receipts, verified and re-executed) → live table until Ctrl-C/SIGTERM or `--duration` → stop every
 //! process (SIGTERM, then SIGKILL).
 //!
 //! With `--coordinators 1`: one coordinator whose own key is the `da_authority`; no DKG and
@@ -140,7 +140,7 @@ async fn run_in(
         if view.is_some() {
             committee::report_da_height(&net).await?;
         }
-        // PHASE HOOK: workload submission and receipts (not implemented yet).
+        // Workloads, executed by storage nodes, receipts signed by the committee.
         receipts::produce_receipts(&net, view.as_ref()).await?;
         outcome = watch_table(&net, &mut stop, args.duration, expected, view.as_ref()).await?;
     }
