@@ -13,7 +13,7 @@ use dsdn_daemon::api::{ReceiptResponse, WorkloadResponse};
 use dsdn_daemon::client::ClientError;
 use dsdn_daemon::localnet::NodeMode;
 use dsdn_daemon::workload::samples::{fnv_expected, fnv_wat};
-use dsdn_integration_tests::{agent, eventually, full_mesh, TestNet, WAIT};
+use dsdn_integration_tests::{agent, eventually, full_mesh, metric, TestNet, WAIT};
 use dsdn_protocols::da::Bytes32;
 
 /// The coordinators (committee members) and their IPs' last octets.
@@ -159,6 +159,12 @@ async fn receipts_signed_by_a_3_of_4_committee_with_faults() -> anyhow::Result<(
             "{name} has another receipt"
         );
     }
+    // The storage nodes accepted it from gossip (they never submit): verified before being
+    // forwarded.
+    for (s, _) in STORAGE {
+        let accepted = metric(net.node(s), "receipts_total", &[("result", "accepted")]).await;
+        anyhow::ensure!(accepted >= 1.0, "{s}: receipts_total{{accepted}} = {accepted}");
+    }
     let verify = agent(net.node("s2"), &["receipt", "verify", &r.receipt_id])
         .await?
         .success("receipt verify")?;
@@ -193,6 +199,8 @@ async fn receipts_signed_by_a_3_of_4_committee_with_faults() -> anyhow::Result<(
             }
             other => anyhow::bail!("{name} did not refuse a forged receipt: {other:?}"),
         }
+        let invalid = metric(net.node(name), "receipts_total", &[("result", "invalid")]).await;
+        anyhow::ensure!(invalid >= 1.0, "{name}: receipts_total{{invalid}} = {invalid}");
     }
 
     // 4. A lying node: its receipt is consistent and signed, but re-execution shows fraud.
