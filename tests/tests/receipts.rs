@@ -163,7 +163,10 @@ async fn receipts_signed_by_a_3_of_4_committee_with_faults() -> anyhow::Result<(
     // forwarded.
     for (s, _) in STORAGE {
         let accepted = metric(net.node(s), "receipts_total", &[("result", "accepted")]).await;
-        anyhow::ensure!(accepted >= 1.0, "{s}: receipts_total{{accepted}} = {accepted}");
+        anyhow::ensure!(
+            accepted >= 1.0,
+            "{s}: receipts_total{{accepted}} = {accepted}"
+        );
     }
     let verify = agent(net.node("s2"), &["receipt", "verify", &r.receipt_id])
         .await?
@@ -200,7 +203,10 @@ async fn receipts_signed_by_a_3_of_4_committee_with_faults() -> anyhow::Result<(
             other => anyhow::bail!("{name} did not refuse a forged receipt: {other:?}"),
         }
         let invalid = metric(net.node(name), "receipts_total", &[("result", "invalid")]).await;
-        anyhow::ensure!(invalid >= 1.0, "{name}: receipts_total{{invalid}} = {invalid}");
+        anyhow::ensure!(
+            invalid >= 1.0,
+            "{name}: receipts_total{{invalid}} = {invalid}"
+        );
     }
 
     // 4. A lying node: its receipt is consistent and signed, but re-execution shows fraud.
