@@ -186,7 +186,7 @@ impl ResourceUsage {
 }
 
 #[cfg(test)]
-mod signed_tests;
+pub(crate) mod signed_tests;
 
 #[cfg(test)]
 mod tests {

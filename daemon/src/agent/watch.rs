@@ -195,6 +195,12 @@ fn fields(event: &DaEvent) -> String {
             format!("chunk={} node={}", short(&chunk_id.0), text(node_id))
         }
         DaEvent::DeleteRequested { chunk_id, .. } => format!("chunk={}", short(&chunk_id.0)),
+        DaEvent::ReceiptRecorded { receipt } => format!(
+            "receipt={} workload={} node={}",
+            short(&receipt.receipt_id().0),
+            short(&receipt.receipt.workload_id.0),
+            short(&receipt.receipt.node_key.0)
+        ),
     }
 }
 

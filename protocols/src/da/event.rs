@@ -7,13 +7,20 @@
 //!   `[kind: u8, version: u16, body: bytes]`. Every event is versioned on its own, so a later
 //!   build can add kinds or versions while this build refuses what it does not know
 //!   ([`DaError::UnknownEventKind`], [`DaError::UnsupportedEventVersion`]) instead of guessing.
+//!
+//! Besides the 14A §1 storage events there is `receipt_recorded` (Tahap 14C receipts): a
+//! committee-signed [`ThresholdReceipt`] entered into the log, whose JSON form and wire form
+//! are described on [`DaEvent::ReceiptRecorded`] and [`WireEvent`].
 
 use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::{Bytes32, Bytes64, DaError};
+use crate::receipt::{ThresholdReceipt, MAX_THRESHOLD_RECEIPT_BYTES};
 use crate::{codec, NetworkId};
+
+mod receipt_json;
 
 /// Longest text field (node id, zone, class) of an event, in bytes; text fields hold
 /// 1..=`MAX_TEXT_LEN` bytes.
@@ -22,9 +29,16 @@ pub const MAX_TEXT_LEN: usize = 128;
 /// The event version this build writes and reads (every kind is at version 1).
 pub const EVENT_VERSION: u16 = 1;
 
-/// Largest CBOR body of one wire event, in bytes. The largest valid event (a
-/// `node_registered` with three 128-byte texts) encodes to about 400 bytes.
+/// Largest CBOR body of one wire event of every kind but `receipt_recorded`, in bytes. The
+/// largest valid such event (a `node_registered` with three 128-byte texts) encodes to about
+/// 400 bytes.
 pub const MAX_EVENT_BODY_BYTES: usize = 512;
+
+/// Largest CBOR body of one `receipt_recorded` wire event, in bytes: the receipt's CBOR (at
+/// most [`MAX_THRESHOLD_RECEIPT_BYTES`]) as one CBOR byte string, plus at most 9 bytes of
+/// byte-string header. A receipt signed by a committee of a few members encodes to about
+/// 1 KB; the cap allows the largest committee.
+pub const MAX_RECEIPT_EVENT_BODY_BYTES: usize = MAX_THRESHOLD_RECEIPT_BYTES + 9;
 
 /// The node classes a `node_registered` event may name.
 pub const NODE_CLASSES: [&str; 2] = ["regular", "datacenter"];
@@ -38,6 +52,7 @@ const KIND_CHUNK_DECLARED: u8 = 2;
 const KIND_REPLICA_ADDED: u8 = 3;
 const KIND_REPLICA_REMOVED: u8 = 4;
 const KIND_DELETE_REQUESTED: u8 = 5;
+const KIND_RECEIPT_RECORDED: u8 = 6;
 
 /// One DA event (14A §1: deterministic, ordered, versioned).
 ///
@@ -89,6 +104,25 @@ pub enum DaEvent {
         /// JSON).
         owner_signature: Bytes64,
     },
+    /// A committee-signed execution receipt is recorded (Tahap 14C receipts, entered into
+    /// the DA log per 14A); keyed in the state by its receipt id, recorded at most once.
+    ///
+    /// The receipt is boxed: it is several times larger than every other event.
+    ///
+    /// JSON form (all 32-byte values as 64 hex characters):
+    /// `{"type": "receipt_recorded", "receipt_id", "receipt_hash", "workload_id",
+    /// "node_key", "submitter", "epoch": u64, "receipt_cbor": "<hex of the receipt's CBOR>"}`.
+    /// `receipt_cbor` carries the whole receipt; the other fields are derived from it for
+    /// readers ([`ThresholdReceipt::receipt_hash`] for `receipt_hash`) and, when parsing,
+    /// must equal what `receipt_cbor` holds.
+    #[serde(
+        serialize_with = "receipt_json::serialize",
+        deserialize_with = "receipt_json::deserialize"
+    )]
+    ReceiptRecorded {
+        /// The committee-signed receipt.
+        receipt: Box<ThresholdReceipt>,
+    },
 }
 
 /// An event on the wire: the CBOR array `[kind: u8, version: u16, body: bytes]`.
@@ -99,8 +133,11 @@ pub enum DaEvent {
 /// - kind 3 `replica_added`: `[chunk_id: bytes32, node_id: text]`
 /// - kind 4 `replica_removed`: `[chunk_id: bytes32, node_id: text]`
 /// - kind 5 `delete_requested`: `[chunk_id: bytes32, owner_signature: bytes64]`
+/// - kind 6 `receipt_recorded`: not an array but one byte string holding the receipt's CBOR
+///   ([`ThresholdReceipt::to_bytes`]), so its size is known before the receipt is decoded
 ///
-/// The body is at most [`MAX_EVENT_BODY_BYTES`] bytes.
+/// The body is at most [`MAX_EVENT_BODY_BYTES`] bytes ([`MAX_RECEIPT_EVENT_BODY_BYTES`] for
+/// kind 6).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireEvent(pub u8, pub u16, pub ByteBuf);
 
@@ -110,7 +147,8 @@ fn malformed(kind: &str, e: impl std::fmt::Display) -> DaError {
 
 impl DaEvent {
     /// The snake_case name of the variant (`node_registered`, `chunk_declared`,
-    /// `replica_added`, `replica_removed`, `delete_requested`), as in the JSON `"type"`.
+    /// `replica_added`, `replica_removed`, `delete_requested`, `receipt_recorded`), as in the
+    /// JSON `"type"`.
     pub fn kind(&self) -> &'static str {
         match self {
             DaEvent::NodeRegistered { .. } => "node_registered",
@@ -118,11 +156,23 @@ impl DaEvent {
             DaEvent::ReplicaAdded { .. } => "replica_added",
             DaEvent::ReplicaRemoved { .. } => "replica_removed",
             DaEvent::DeleteRequested { .. } => "delete_requested",
+            DaEvent::ReceiptRecorded { .. } => "receipt_recorded",
+        }
+    }
+
+    /// A `receipt_recorded` event for `receipt` (boxes it); does not validate.
+    pub fn receipt_recorded(receipt: ThresholdReceipt) -> DaEvent {
+        DaEvent::ReceiptRecorded {
+            receipt: Box::new(receipt),
         }
     }
 
     /// Checks the field bounds: every text field is 1..=[`MAX_TEXT_LEN`] bytes, and a
-    /// `node_registered` class is one of [`NODE_CLASSES`].
+    /// `node_registered` class is one of [`NODE_CLASSES`]. A `receipt_recorded` receipt must
+    /// encode within [`MAX_THRESHOLD_RECEIPT_BYTES`] and pass
+    /// [`crate::receipt::ReceiptV1::check_consistency`] (derived ids and hashes,
+    /// anti-self-dealing). Signatures are not checked here: the group signature is the
+    /// committee's and the blob carrying the event is already signed by it.
     ///
     /// # Errors
     /// [`DaError::Malformed`] naming the kind and the offending field.
@@ -145,6 +195,16 @@ impl DaEvent {
             DaEvent::ReplicaAdded { node_id, .. } | DaEvent::ReplicaRemoved { node_id, .. } => {
                 &[("node_id", node_id)]
             }
+            DaEvent::ReceiptRecorded { receipt } => {
+                receipt
+                    .to_bytes()
+                    .map_err(|e| malformed(self.kind(), format_args!("field receipt: {e}")))?;
+                receipt
+                    .receipt
+                    .check_consistency()
+                    .map_err(|e| malformed(self.kind(), format_args!("field receipt: {e}")))?;
+                &[]
+            }
             DaEvent::ChunkDeclared { .. } | DaEvent::DeleteRequested { .. } => &[],
         };
         for (name, value) in texts {
@@ -162,7 +222,8 @@ impl DaEvent {
     ///
     /// # Errors
     /// [`DaError::Malformed`] when the body would exceed [`MAX_EVENT_BODY_BYTES`] (a text
-    /// field far beyond [`MAX_TEXT_LEN`]).
+    /// field far beyond [`MAX_TEXT_LEN`]), or a receipt's CBOR would exceed
+    /// [`MAX_THRESHOLD_RECEIPT_BYTES`].
     pub fn to_wire(&self) -> Result<WireEvent, DaError> {
         let cap = MAX_EVENT_BODY_BYTES;
         let (kind, body) = match self {
@@ -197,6 +258,13 @@ impl DaEvent {
                 KIND_DELETE_REQUESTED,
                 codec::encode(&(chunk_id, owner_signature), cap),
             ),
+            DaEvent::ReceiptRecorded { receipt } => {
+                let inner = receipt.to_bytes().map_err(|e| malformed(self.kind(), e))?;
+                (
+                    KIND_RECEIPT_RECORDED,
+                    codec::encode(&ByteBuf::from(inner), MAX_RECEIPT_EVENT_BODY_BYTES),
+                )
+            }
         };
         let body = body.map_err(|e| malformed(self.kind(), e))?;
         Ok(WireEvent(kind, EVENT_VERSION, ByteBuf::from(body)))
@@ -206,10 +274,11 @@ impl DaEvent {
     /// nothing is guessed. Does not validate (see [`DaEvent::validate`]).
     ///
     /// # Errors
-    /// - [`DaError::UnknownEventKind`] for a kind other than 1..=5;
+    /// - [`DaError::UnknownEventKind`] for a kind other than 1..=6;
     /// - [`DaError::UnsupportedEventVersion`] for a version other than [`EVENT_VERSION`];
-    /// - [`DaError::Malformed`] for a body that is not the kind's version-1 array or is
-    ///   larger than [`MAX_EVENT_BODY_BYTES`].
+    /// - [`DaError::Malformed`] for a body that is not the kind's version-1 form or is
+    ///   larger than [`MAX_EVENT_BODY_BYTES`] ([`MAX_RECEIPT_EVENT_BODY_BYTES`] for kind 6,
+    ///   whose receipt must also decode within [`MAX_THRESHOLD_RECEIPT_BYTES`]).
     pub fn from_wire(w: &WireEvent) -> Result<DaEvent, DaError> {
         let WireEvent(kind, version, body) = w;
         let name = match *kind {
@@ -218,6 +287,7 @@ impl DaEvent {
             KIND_REPLICA_ADDED => "replica_added",
             KIND_REPLICA_REMOVED => "replica_removed",
             KIND_DELETE_REQUESTED => "delete_requested",
+            KIND_RECEIPT_RECORDED => "receipt_recorded",
             other => return Err(DaError::UnknownEventKind(other)),
         };
         if *version != EVENT_VERSION {
@@ -254,6 +324,12 @@ impl DaEvent {
             KIND_REPLICA_REMOVED => {
                 let (chunk_id, node_id) = codec::decode(body, cap).map_err(bad)?;
                 DaEvent::ReplicaRemoved { chunk_id, node_id }
+            }
+            KIND_RECEIPT_RECORDED => {
+                let inner: ByteBuf =
+                    codec::decode(body, MAX_RECEIPT_EVENT_BODY_BYTES).map_err(bad)?;
+                let receipt = ThresholdReceipt::from_bytes(&inner).map_err(bad)?;
+                DaEvent::receipt_recorded(receipt)
             }
             _ => {
                 let (chunk_id, owner_signature) = codec::decode(body, cap).map_err(bad)?;

@@ -3,7 +3,9 @@
 //!
 //! Spec: 14A §1 (`DAEvent`: NodeRegistered, ChunkDeclared, ReplicaAdded, ReplicaRemoved,
 //! DeleteRequested — deterministic, ordered, versioned) and 14A §2 (state: `node_registry`,
-//! `chunk_map`, `replica_map`, `zone_map`, rebuilt only by replaying the log).
+//! `chunk_map`, `replica_map`, `zone_map`, rebuilt only by replaying the log); plus
+//! ReceiptRecorded and the `receipt_map` it builds, recording committee-signed receipts
+//! (14C).
 //!
 //! Only the network's DA authority (an Ed25519 key named in seeds.toml) publishes blobs.
 //! Every node checks a blob's version, network, bounds and signature before storing or
@@ -34,11 +36,12 @@ pub use blob::{
 pub use bytes::{Bytes32, Bytes64};
 pub use chain::{ChainError, DaChain, Offer, MAX_PENDING_BLOBS, MAX_PENDING_BYTES};
 pub use event::{
-    DaEvent, WireEvent, EVENT_VERSION, MAX_EVENT_BODY_BYTES, MAX_TEXT_LEN, NODE_CLASSES,
+    DaEvent, WireEvent, EVENT_VERSION, MAX_EVENT_BODY_BYTES, MAX_RECEIPT_EVENT_BODY_BYTES,
+    MAX_TEXT_LEN, NODE_CLASSES,
 };
 pub use state::{
-    ApplySummary, ChunkRecord, DaState, EventOutcome, NodeRecord, MAX_SNAPSHOT_BYTES,
-    SNAPSHOT_VERSION,
+    ApplySummary, ChunkRecord, DaState, EventOutcome, NodeRecord, RecordedReceipt,
+    MAX_SNAPSHOT_BYTES, SNAPSHOT_VERSION,
 };
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The state rebuilt from the DA log (14A §2): `node_registry`, `chunk_map`, `replica_map`
-//! and `zone_map`, its state root, and snapshots of it.
+//! and `zone_map`, plus `receipt_map` (the committee-signed receipts recorded in the log,
+//! 14C), its state root, and snapshots of it.
 //!
 //! The state is only ever derived: apply the log's blobs in order from genesis (or from a
 //! snapshot) and every node holds the same maps and the same [`DaState::state_root`].
@@ -19,8 +20,8 @@ mod snapshot;
 
 pub use snapshot::{MAX_SNAPSHOT_BYTES, SNAPSHOT_VERSION};
 
-/// Domain separator hashed first into the state root.
-const ROOT_DOMAIN: &str = "dsdn/da-state/v1";
+/// Domain separator hashed first into the state root (v2: `receipt_map` was added).
+const ROOT_DOMAIN: &str = "dsdn/da-state/v2";
 
 /// A storage node in the `node_registry` (14A §2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +47,21 @@ pub struct ChunkRecord {
     pub declared_at: u64,
 }
 
+/// A receipt in the `receipt_map` (keyed by its receipt id), recorded by a
+/// `receipt_recorded` event (14C receipts in the 14A log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RecordedReceipt {
+    /// [`crate::receipt::ThresholdReceipt::receipt_hash`] of the recorded receipt (hash of
+    /// its committee-signed bytes and group signature).
+    pub receipt_hash: Bytes32,
+    /// The workload the receipt is for (`SHA-256` of the WASM module).
+    pub workload_id: Bytes32,
+    /// The executing node's Ed25519 public key.
+    pub node_key: Bytes32,
+    /// Height of the blob that recorded the receipt (≥ 1).
+    pub height: u64,
+}
+
 /// What applying one event did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventOutcome {
@@ -53,7 +69,7 @@ pub enum EventOutcome {
     Applied,
     /// The event was a deterministic no-op; the label says why: `invalid`,
     /// `chunk_already_declared`, `unknown_chunk`, `unknown_node`, `duplicate_replica`,
-    /// `absent_replica`, `bad_owner_signature`.
+    /// `absent_replica`, `bad_owner_signature`, `duplicate_receipt`.
     Ignored(&'static str),
 }
 
@@ -79,6 +95,7 @@ pub struct DaState {
     chunks: BTreeMap<Bytes32, ChunkRecord>,
     replicas: BTreeMap<Bytes32, BTreeSet<String>>,
     zones: BTreeMap<String, BTreeSet<String>>,
+    receipts: BTreeMap<Bytes32, RecordedReceipt>,
 }
 
 impl DaState {
@@ -95,6 +112,7 @@ impl DaState {
             chunks: BTreeMap::new(),
             replicas: BTreeMap::new(),
             zones: BTreeMap::new(),
+            receipts: BTreeMap::new(),
         }
     }
 
@@ -148,7 +166,11 @@ impl DaState {
     /// - `replica_removed` of an absent replica → `Ignored("absent_replica")`;
     /// - `delete_requested` needs a declared chunk (`unknown_chunk`) and a valid
     ///   (`verify_strict`) signature of the chunk's owner over [`DaEvent::delete_message`]
-    ///   (`bad_owner_signature`); it removes the chunk and its replicas.
+    ///   (`bad_owner_signature`); it removes the chunk and its replicas;
+    /// - `receipt_recorded` of a receipt id already in `receipt_map` →
+    ///   `Ignored("duplicate_receipt")` (the first recording stays); otherwise it inserts a
+    ///   [`RecordedReceipt`] at the blob's height. The group signature is not verified (the
+    ///   blob's signature is the committee's).
     pub fn check_event(&self, event: &DaEvent) -> EventOutcome {
         if event.validate().is_err() {
             return EventOutcome::Ignored("invalid");
@@ -195,6 +217,17 @@ impl DaState {
                     EventOutcome::Applied
                 } else {
                     EventOutcome::Ignored("bad_owner_signature")
+                }
+            }
+            DaEvent::ReceiptRecorded { receipt } => {
+                if self.receipts.contains_key(&receipt.receipt_id()) {
+                    EventOutcome::Ignored("duplicate_receipt")
+                } else if receipt.receipt_hash().is_err() {
+                    // Unreachable after `validate` (the receipt encodes within its cap);
+                    // checked so `mutate` can rely on it.
+                    EventOutcome::Ignored("invalid")
+                } else {
+                    EventOutcome::Applied
                 }
             }
         }
@@ -254,6 +287,19 @@ impl DaState {
                 self.chunks.remove(chunk_id);
                 self.replicas.remove(chunk_id);
             }
+            DaEvent::ReceiptRecorded { receipt } => {
+                // `check_event` found the hash computable; it is a pure function of the
+                // receipt, so this never skips.
+                if let Ok(receipt_hash) = receipt.receipt_hash() {
+                    let record = RecordedReceipt {
+                        receipt_hash,
+                        workload_id: receipt.receipt.workload_id,
+                        node_key: receipt.receipt.node_key,
+                        height,
+                    };
+                    self.receipts.insert(receipt.receipt_id(), record);
+                }
+            }
         }
     }
 
@@ -307,15 +353,27 @@ impl DaState {
         &self.zones
     }
 
-    /// SHA-256 over a canonical serialisation of the four maps only (not height, tip,
+    /// `receipt_map`: receipt id → record.
+    pub fn receipts(&self) -> &BTreeMap<Bytes32, RecordedReceipt> {
+        &self.receipts
+    }
+
+    /// The recorded receipt with id `receipt_id`, if a `receipt_recorded` event recorded it.
+    pub fn receipt(&self, receipt_id: &Bytes32) -> Option<&RecordedReceipt> {
+        self.receipts.get(receipt_id)
+    }
+
+    /// SHA-256 over a canonical serialisation of the five maps only (not height, tip,
     /// counters). Every integer is u64 big-endian, every text or byte string is its u64
     /// length then its bytes, and each map is its entry count then its entries in key
     /// order:
-    /// `str("dsdn/da-state/v1")`,
+    /// `str("dsdn/da-state/v2")`,
     /// `node_registry: n, (str node_id, str zone, capacity_bytes, str class, registered_at)*`,
     /// `chunk_map: n, (bytes chunk_id, size_bytes, bytes owner, declared_at)*`,
     /// `replica_map: n, (bytes chunk_id, m, (str node_id)*)*`,
-    /// `zone_map: n, (str zone, m, (str node_id)*)*`.
+    /// `zone_map: n, (str zone, m, (str node_id)*)*`,
+    /// `receipt_map: n, (bytes receipt_id, bytes receipt_hash, bytes workload_id,
+    /// bytes node_key, height)*`.
     /// Streamed into the hasher: no allocation proportional to the state.
     pub fn state_root(&self) -> [u8; 32] {
         let mut h = RootHasher(Sha256::new());
@@ -344,6 +402,14 @@ impl DaState {
         for (zone, set) in &self.zones {
             h.bytes(zone.as_bytes());
             h.set(set);
+        }
+        h.int(self.receipts.len() as u64);
+        for (id, r) in &self.receipts {
+            h.bytes(&id.0);
+            h.bytes(&r.receipt_hash.0);
+            h.bytes(&r.workload_id.0);
+            h.bytes(&r.node_key.0);
+            h.int(r.height);
         }
         h.0.finalize().into()
     }

@@ -10,7 +10,7 @@ use crate::committee::tests::{config, member, rng, run_dkg, sign_with, signers};
 use crate::committee::{CommitteeConfig, GroupKey, MemberId, MAX_MEMBERS, MAX_MEMBER_ID_BYTES};
 use crate::da::Bytes64;
 
-fn commitment(seed: u8, fuel: u64) -> ExecutionCommitment {
+pub(crate) fn commitment(seed: u8, fuel: u64) -> ExecutionCommitment {
     ExecutionCommitment {
         workload_id: sha256(&[seed, 1]),
         input_hash: sha256(&[seed, 2]),
@@ -23,7 +23,7 @@ fn commitment(seed: u8, fuel: u64) -> ExecutionCommitment {
     }
 }
 
-fn draft(seed: u8) -> ReceiptDraft {
+pub(crate) fn draft(seed: u8) -> ReceiptDraft {
     ReceiptDraft {
         submitter: Bytes32([0xaa; 32]),
         nonce: 7,
@@ -37,12 +37,12 @@ fn draft(seed: u8) -> ReceiptDraft {
     }
 }
 
-fn node_key(seed: u8) -> SigningKey {
+pub(crate) fn node_key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
 }
 
 /// A threshold receipt signed by a plain Ed25519 key standing in for the group.
-fn threshold(receipt: ReceiptV1, group: &SigningKey) -> ThresholdReceipt {
+pub(crate) fn threshold(receipt: ReceiptV1, group: &SigningKey) -> ThresholdReceipt {
     let mut t = ThresholdReceipt {
         receipt,
         epoch: 4,

@@ -1,24 +1,28 @@
 //! Snapshots of a [`DaState`]: the CBOR array
-//! `[version: u16 = 1, network: text, height: u64, tip_hash: bytes32, last_timestamp_ms: u64,
+//! `[version: u16 = 2, network: text, height: u64, tip_hash: bytes32, last_timestamp_ms: u64,
 //! events: u64, ignored: u64,
 //! node_registry: [[node_id, zone, capacity_bytes, class, registered_at]...],
 //! chunk_map: [[chunk_id, size_bytes, owner, declared_at]...],
 //! replica_map: [[chunk_id, [node_id...]]...], zone_map: [[zone, [node_id...]]...],
+//! receipt_map: [[receipt_id, receipt_hash, workload_id, node_key, height]...],
 //! state_root: bytes32]`, every list in strictly ascending key order.
+//!
+//! Version 1 (before `receipt_map`) is refused as [`DaError::UnsupportedVersion`]; a node
+//! then rebuilds its state by replaying the log.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::de::SeqAccess;
 use serde::{Serialize, Serializer};
 
-use super::{ChunkRecord, DaState, NodeRecord};
+use super::{ChunkRecord, DaState, NodeRecord, RecordedReceipt};
 use crate::da::blob::{next, Versioned, VersionedBody};
 use crate::da::event::{MAX_TEXT_LEN, NODE_CLASSES};
 use crate::da::{Bytes32, DaError};
 use crate::{codec, NetworkId};
 
-/// Snapshot format version this build writes and reads.
-pub const SNAPSHOT_VERSION: u16 = 1;
+/// Snapshot format version this build writes and reads (2: with `receipt_map`).
+pub const SNAPSHOT_VERSION: u16 = 2;
 
 /// Largest snapshot written or read, in bytes (1 GiB).
 pub const MAX_SNAPSHOT_BYTES: usize = 1 << 30;
@@ -30,6 +34,7 @@ fn bad(what: impl std::fmt::Display) -> DaError {
 struct Nodes<'a>(&'a BTreeMap<String, NodeRecord>);
 struct Chunks<'a>(&'a BTreeMap<Bytes32, ChunkRecord>);
 struct Sets<'a, K>(&'a BTreeMap<K, BTreeSet<String>>);
+struct Receipts<'a>(&'a BTreeMap<Bytes32, RecordedReceipt>);
 
 impl Serialize for Nodes<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -51,6 +56,16 @@ impl Serialize for Chunks<'_> {
     }
 }
 
+impl Serialize for Receipts<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.0
+                .iter()
+                .map(|(id, r)| (id, &r.receipt_hash, &r.workload_id, &r.node_key, r.height)),
+        )
+    }
+}
+
 impl<K: Serialize> Serialize for Sets<'_, K> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.0.iter())
@@ -59,9 +74,10 @@ impl<K: Serialize> Serialize for Sets<'_, K> {
 
 type NodeRow = (String, String, u64, String, u64);
 type ChunkRow = (Bytes32, u64, Bytes32, u64);
+type ReceiptRow = (Bytes32, Bytes32, Bytes32, Bytes32, u64);
 
-/// The version-1 snapshot after its version element.
-struct SnapshotV1 {
+/// The version-2 snapshot after its version element.
+struct SnapshotV2 {
     network: String,
     height: u64,
     tip_hash: Bytes32,
@@ -72,13 +88,14 @@ struct SnapshotV1 {
     chunks: Vec<ChunkRow>,
     replicas: Vec<(Bytes32, Vec<String>)>,
     zones: Vec<(String, Vec<String>)>,
+    receipts: Vec<ReceiptRow>,
     root: Bytes32,
 }
 
-impl VersionedBody for SnapshotV1 {
+impl VersionedBody for SnapshotV2 {
     const VERSION: u16 = SNAPSHOT_VERSION;
     fn from_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Self, A::Error> {
-        Ok(SnapshotV1 {
+        Ok(SnapshotV2 {
             network: next(seq, 1)?,
             height: next(seq, 2)?,
             tip_hash: next(seq, 3)?,
@@ -89,7 +106,8 @@ impl VersionedBody for SnapshotV1 {
             chunks: next(seq, 8)?,
             replicas: next(seq, 9)?,
             zones: next(seq, 10)?,
-            root: next(seq, 11)?,
+            receipts: next(seq, 11)?,
+            root: next(seq, 12)?,
         })
     }
 }
@@ -141,6 +159,7 @@ impl DaState {
             Chunks(&self.chunks),
             Sets(&self.replicas),
             Sets(&self.zones),
+            Receipts(&self.receipts),
             Bytes32(self.state_root()),
         );
         codec::encode(&value, MAX_SNAPSHOT_BYTES).map_err(bad)
@@ -150,17 +169,19 @@ impl DaState {
     ///
     /// Checks, in order: the size cap, the version, the network, canonical order and
     /// bounds of every entry, that `zone_map` is exactly the nodes' zones, that every
-    /// replica names a declared chunk and a registered node, and that the recorded state
-    /// root equals the recomputed one.
+    /// replica names a declared chunk and a registered node, that every receipt was
+    /// recorded at a height in `1..=height`, and that the recorded state root equals the
+    /// recomputed one.
     ///
     /// # Errors
-    /// [`DaError::UnsupportedVersion`] for another snapshot version;
+    /// [`DaError::UnsupportedVersion`] for another snapshot version (including version 1,
+    /// written before `receipt_map` existed: the caller replays the log instead);
     /// [`DaError::WrongNetwork`] for another network; [`DaError::Malformed`]
     /// (`"snapshot ..."`) for oversized, truncated or undecodable input, a broken
     /// invariant, or a root mismatch.
     pub fn from_snapshot(bytes: &[u8], network: &NetworkId) -> Result<DaState, DaError> {
         let s =
-            match codec::decode::<Versioned<SnapshotV1>>(bytes, MAX_SNAPSHOT_BYTES).map_err(bad)? {
+            match codec::decode::<Versioned<SnapshotV2>>(bytes, MAX_SNAPSHOT_BYTES).map_err(bad)? {
                 Versioned::Known(s) => s,
                 Versioned::Unknown(v) => return Err(DaError::UnsupportedVersion(v)),
             };
@@ -226,6 +247,26 @@ impl DaState {
         if derived != zones {
             return Err(bad("zone_map: differs from the nodes' zones"));
         }
+        let receipts = ascending(
+            s.receipts
+                .into_iter()
+                .map(|(id, hash, workload, node, at)| {
+                    let record = RecordedReceipt {
+                        receipt_hash: hash,
+                        workload_id: workload,
+                        node_key: node,
+                        height: at,
+                    };
+                    (id, record)
+                }),
+            "receipt_map",
+        )?;
+        if receipts
+            .values()
+            .any(|r| r.height == 0 || r.height > s.height)
+        {
+            return Err(bad("receipt_map: recorded at a height outside the log"));
+        }
         let state = DaState {
             network: network.clone(),
             height: s.height,
@@ -237,6 +278,7 @@ impl DaState {
             chunks,
             replicas,
             zones,
+            receipts,
         };
         if state.state_root() != s.root.0 {
             return Err(bad("state root mismatch"));

@@ -9,6 +9,7 @@ mod blob;
 mod chain;
 mod event;
 mod props;
+mod receipt;
 mod state;
 
 pub(super) fn key(n: u8) -> SigningKey {

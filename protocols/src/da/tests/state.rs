@@ -3,12 +3,12 @@ use std::collections::BTreeSet;
 use super::*;
 use crate::codec;
 
-fn state() -> DaState {
+pub(super) fn state() -> DaState {
     DaState::new(net())
 }
 
 /// Applies `events` as the next blob of `s`.
-fn apply(s: &mut DaState, events: Vec<DaEvent>) -> ApplySummary {
+pub(super) fn apply(s: &mut DaState, events: Vec<DaEvent>) -> ApplySummary {
     let b = signed(s.height() + 1, s.tip_hash(), s.last_timestamp_ms(), events);
     s.apply_blob(&b).unwrap()
 }
@@ -253,10 +253,10 @@ fn tampered_snapshots_are_refused() {
             Err(DaError::Malformed(m)) if m.starts_with("snapshot")
         ));
     }
-    let v2 = codec::encode(&(2u16, "devnet", [0u8; 4]), 100).unwrap();
+    let v3 = codec::encode(&(3u16, "devnet", [0u8; 4]), 100).unwrap();
     assert_eq!(
-        DaState::from_snapshot(&v2, &net()),
-        Err(DaError::UnsupportedVersion(2))
+        DaState::from_snapshot(&v3, &net()),
+        Err(DaError::UnsupportedVersion(3))
     );
     // Flip each byte of the zone name "zone-1" in turn: the root no longer matches (or the
     // structure breaks); never accepted.
@@ -284,8 +284,9 @@ type Row = (String, String, u64, String, u64);
 fn raw_snapshot(nodes: Vec<Row>, zones: Vec<(String, Vec<String>)>, root: [u8; 32]) -> Vec<u8> {
     let chunks: Vec<(Bytes32, u64, Bytes32, u64)> = vec![];
     let replicas: Vec<(Bytes32, Vec<String>)> = vec![];
+    let receipts: Vec<(Bytes32, Bytes32, Bytes32, Bytes32, u64)> = vec![];
     let value = (
-        1u16,
+        2u16,
         "devnet",
         1u64,
         Bytes32([1; 32]),
@@ -296,6 +297,7 @@ fn raw_snapshot(nodes: Vec<Row>, zones: Vec<(String, Vec<String>)>, root: [u8; 3
         chunks,
         replicas,
         zones,
+        receipts,
         Bytes32(root),
     );
     codec::encode(&value, 1 << 20).unwrap()
