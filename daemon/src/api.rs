@@ -295,6 +295,9 @@ pub struct DaStateResponse {
     pub replicas: usize,
     /// Zones with at least one node (`zone_map`).
     pub zones: usize,
+    /// Threshold receipts recorded in the log (Tahap 14C); absent from older daemons.
+    #[serde(default)]
+    pub receipts: usize,
     /// Verified blobs held until the gap before them fills.
     pub pending: usize,
     /// The highest log tip any peer reported (the backfill target).

@@ -35,6 +35,7 @@ fn devnet_runs_the_committee_path_to_a_converged_da_log() {
         "reached on every node",
         "receipts: submitting 3 workloads",
         "on all 7 nodes; verified against the group key; re-executed here: identical commitment",
+        "receipts: all 3 recorded in the DA log",
         "committee 2-of-3, epoch 0, group key",
         "DA converged: 7/7 nodes agree",
         "all nodes stopped",

@@ -116,7 +116,12 @@ pub enum WorkloadRefusal {
     /// is produced.
     #[error("execution failed: {0}")]
     Failed(String),
-    /// The request is malformed (oversized input, unknown peer role).
+    /// The requester may not ask this: `Execute` only from a connected peer advertising the
+    /// coordinator service, `FetchModule` only from a node this coordinator asked to run
+    /// that module.
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
+    /// The request is malformed (oversized input).
     #[error("malformed request: {0}")]
     Malformed(String),
 }
@@ -129,7 +134,7 @@ impl WorkloadRefusal {
     }
 
     /// The label used in metrics: `not_executing`, `busy`, `self_dealing`,
-    /// `module_unavailable`, `failed`, `malformed`.
+    /// `module_unavailable`, `failed`, `not_allowed`, `malformed`.
     pub fn label(&self) -> &'static str {
         match self {
             WorkloadRefusal::NotExecuting => "not_executing",
@@ -137,6 +142,7 @@ impl WorkloadRefusal {
             WorkloadRefusal::SelfDealing => "self_dealing",
             WorkloadRefusal::ModuleUnavailable => "module_unavailable",
             WorkloadRefusal::Failed(_) => "failed",
+            WorkloadRefusal::NotAllowed(_) => "not_allowed",
             WorkloadRefusal::Malformed(_) => "malformed",
         }
     }

@@ -151,6 +151,7 @@ pub fn state_response(st: DaStateView) -> DaStateResponse {
         chunks: st.chunks,
         replicas: st.replicas,
         zones: st.zones,
+        receipts: st.receipts,
         pending: st.pending,
         target_height: st.target_height,
         rejected: st.rejected,

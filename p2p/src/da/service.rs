@@ -139,6 +139,8 @@ pub struct DaStateView {
     pub replicas: usize,
     /// Zones with at least one node.
     pub zones: usize,
+    /// Threshold receipts recorded in the log (`ReceiptRecorded` events, Tahap 14C).
+    pub receipts: usize,
     /// Verified blobs held until the gap before them fills.
     pub pending: usize,
     /// The highest tip any peer reported.
@@ -434,6 +436,22 @@ impl DaService {
             .collect()
     }
 
+    /// The threshold receipt with id `id` if the applied log recorded it: the
+    /// `ReceiptRecorded` event of the blob at the height the state remembers (Tahap 14C:
+    /// receipts written to the DA log).
+    pub(crate) fn recorded_receipt(
+        &self,
+        id: &dsdn_protocols::da::Bytes32,
+    ) -> Option<dsdn_protocols::receipt::ThresholdReceipt> {
+        let height = self.chain.state().receipt(id)?.height;
+        let bytes = self.store.as_ref()?.get(height).ok()??;
+        let blob = DaBlob::from_bytes(&bytes).ok()?;
+        blob.events.into_iter().find_map(|e| match e {
+            DaEvent::ReceiptRecorded { receipt } if receipt.receipt_id() == *id => Some(*receipt),
+            _ => None,
+        })
+    }
+
     /// The state for `GET /v1/da/state`.
     pub(crate) fn view(&self) -> DaStateView {
         let st = self.chain.state();
@@ -447,6 +465,7 @@ impl DaService {
             chunks: st.chunks().len(),
             replicas: st.replicas().values().map(BTreeSet::len).sum(),
             zones: st.zones().len(),
+            receipts: st.receipts().len(),
             pending: self.chain.pending(),
             target_height: self.planner.target().max(st.height()),
             rejected: self.rejected,

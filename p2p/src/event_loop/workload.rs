@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use dsdn_protocols::committee::GroupKey;
-use dsdn_protocols::da::{Bytes32, Bytes64};
+use dsdn_protocols::da::{Bytes32, Bytes64, DaEvent};
 use dsdn_protocols::receipt::{
     committee_signing_bytes, sha256, ReceiptDedup, ReceiptDraft, ReceiptError, ReceiptV1,
     ThresholdReceipt,
@@ -15,6 +15,7 @@ use dsdn_protocols::receipt::{
 use dsdn_protocols::workload::{
     ExecuteRequest, WorkloadRefusal, WorkloadRequest, WorkloadResponse, WorkloadSubmission,
 };
+use dsdn_protocols::ServiceType;
 use ed25519_dalek::SigningKey;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::request_response::{self, Message, OutboundRequestId, ResponseChannel};
@@ -282,15 +283,42 @@ impl EventLoop {
         let w = &mut self.workload;
         match request {
             WorkloadRequest::FetchModule { workload_id } => {
-                // Modules are served to any peer: they are public content named by hash.
+                // Served only to a node we asked to run this module (a module is up to
+                // 4 MiB: nobody else may make us send it).
+                let asked = w.outbound.values().any(|o| match o {
+                    Outbound::Execute(id, p) => {
+                        *p == peer
+                            && w.submissions
+                                .get(id)
+                                .is_some_and(|s| s.request.workload_id == workload_id)
+                    }
+                    Outbound::Fetch(_) => false,
+                });
                 let response = match w.modules.get(&workload_id) {
+                    Some(_) if !asked => WorkloadResponse::Refused(WorkloadRefusal::NotAllowed(
+                        "no execution of this module was asked of you".into(),
+                    )),
                     Some(m) => WorkloadResponse::Module(ByteBuf::from(m.as_ref().clone())),
                     None => WorkloadResponse::Refused(WorkloadRefusal::ModuleUnavailable),
                 };
                 self.send_workload_response(channel, response);
             }
             WorkloadRequest::Execute(request) => {
-                let refusal = if request.input.len() > dsdn_protocols::workload::MAX_INPUT_BYTES {
+                // Only coordinators hand out work (their handshake said so): anybody else
+                // could keep this node's runtime busy.
+                let coordinator = self
+                    .swarm
+                    .behaviour()
+                    .peer_manager
+                    .connected()
+                    .get(&peer)
+                    .is_some_and(|c| c.services.contains(ServiceType::Coordinator));
+                let w = &mut self.workload;
+                let refusal = if !coordinator {
+                    Some(WorkloadRefusal::NotAllowed(
+                        "execute requests are taken from coordinators only".into(),
+                    ))
+                } else if request.input.len() > dsdn_protocols::workload::MAX_INPUT_BYTES {
                     Some(WorkloadRefusal::Malformed("input too large".into()))
                 } else {
                     execute_refusal(
@@ -660,13 +688,40 @@ impl EventLoop {
         Ok(())
     }
 
-    /// `NodeHandle::receipt`: a receipt this node accepted, by id.
+    /// `NodeHandle::receipt`: a receipt this node accepted recently, else one the DA log
+    /// recorded.
     pub(super) fn receipt(&self, id: &Bytes32) -> Option<ThresholdReceipt> {
-        self.workload.recent.get(id).cloned()
+        self.workload
+            .recent
+            .get(id)
+            .cloned()
+            .or_else(|| self.da.service.recorded_receipt(id))
     }
 
-    /// Records an accepted receipt in the DA log when this node seals DA blobs.
-    fn record_receipt(&mut self, _receipt: &ThresholdReceipt) {}
+    /// Records an accepted receipt in the DA log (a `ReceiptRecorded` event) when this node
+    /// seals DA blobs — the committee's DA proposer — and the log does not hold it yet.
+    fn record_receipt(&mut self, receipt: &ThresholdReceipt) {
+        if !self.cfg.subscribe_da
+            || !self.da.service.is_authority()
+            || self
+                .da
+                .service
+                .state()
+                .receipt(&receipt.receipt_id())
+                .is_some()
+        {
+            return;
+        }
+        // The result arrives once sealed; nobody waits for it (the receipt is already
+        // gossiped, the log is its durable record).
+        let (tx, _rx) = oneshot::channel();
+        self.da.service.publish(
+            vec![DaEvent::receipt_recorded(receipt.clone())],
+            tx,
+            Instant::now(),
+        );
+        self.da_poll();
+    }
 }
 
 /// Counts a submission's outcome and answers it.

@@ -204,6 +204,7 @@ proptest! {
         let responses = [
             WorkloadResponse::Refused(WorkloadRefusal::failed(&text)),
             WorkloadResponse::Refused(WorkloadRefusal::Malformed(text.clone())),
+            WorkloadResponse::Refused(WorkloadRefusal::NotAllowed(text.clone())),
             WorkloadResponse::Refused(WorkloadRefusal::SelfDealing),
             WorkloadResponse::Refused(WorkloadRefusal::Busy),
             WorkloadResponse::Refused(WorkloadRefusal::NotExecuting),

@@ -106,7 +106,20 @@ pub(super) async fn bring_up(
         "DKG done in {:.1} s: group key {group_key}",
         dkg_time.as_secs_f64()
     ));
-    for (name, st) in net.committee_statuses().await? {
+    // The DKG answers once the first member adopted the key; each member adopts it when the
+    // last confirmation reaches it, a moment later.
+    let deadline = Instant::now() + SHARE_RELOAD_TIMEOUT;
+    let statuses = loop {
+        let statuses = net.committee_statuses().await?;
+        let all = statuses
+            .iter()
+            .all(|(_, st)| st.group_key.as_deref() == Some(group_key.as_str()));
+        if all || Instant::now() > deadline {
+            break statuses;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for (name, st) in statuses {
         say(&format!(
             "  {name}: state {}, group key {}",
             st.state,

@@ -29,16 +29,19 @@ const GOSSIP_TIMEOUT: Duration = Duration::from_secs(30);
 /// it, verifies it against the group key and re-executes it locally. Skipped without a
 /// committee (`--coordinators 1`): receipts need one.
 ///
+/// Returns the number of DA events the receipts added to the log (one `ReceiptRecorded`
+/// each).
+///
 /// # Errors
 /// A submission fails, a receipt does not reach every node, does not verify, or
 /// re-executes to another commitment.
 pub(super) async fn produce_receipts(
     net: &LocalNet,
     committee: Option<&CommitteeView>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u64> {
     let Some(committee) = committee else {
         say("receipts: skipped (a single coordinator has no committee to sign them)");
-        return Ok(());
+        return Ok(0);
     };
     let group_key = parse_group_key(&committee.group_key)?;
     let module = fnv_module(ROUNDS).context("cannot assemble the sample module")?;
@@ -105,8 +108,36 @@ pub(super) async fn produce_receipts(
             short(&r.receipt_id)
         ));
     }
+    let height = wait_recorded(net, WORKLOADS).await?;
+    say(&format!(
+        "receipts: all {WORKLOADS} recorded in the DA log (ReceiptRecorded, sealed by the committee) on every node, DA height {height}"
+    ));
     say("receipts: `dsdn-agent --api <node> receipt show|verify ID [--reexecute …]` works on any node");
-    Ok(())
+    Ok(WORKLOADS as u64)
+}
+
+/// Waits until every node that keeps the DA log has at least `n` receipts recorded in its
+/// replayed state (the DA proposer records each accepted receipt); returns the DA height.
+async fn wait_recorded(net: &LocalNet, n: usize) -> anyhow::Result<u64> {
+    let deadline = Instant::now() + GOSSIP_TIMEOUT;
+    let mut height = 0;
+    for node in net.nodes().iter().filter(|n| n.mode().subscribes_da()) {
+        let client = node.client();
+        loop {
+            match client.da_state().await {
+                Ok(st) if st.receipts >= n => {
+                    height = height.max(st.height);
+                    break;
+                }
+                _ if Instant::now() > deadline => bail!(
+                    "the receipts were not recorded in {}'s DA log within {GOSSIP_TIMEOUT:?}",
+                    node.name()
+                ),
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+    Ok(height)
 }
 
 fn parse_group_key(hex_key: &str) -> anyhow::Result<GroupKey> {

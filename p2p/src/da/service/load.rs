@@ -25,6 +25,15 @@ pub(super) fn load_state(
     };
     let state = match DaState::from_snapshot(&bytes, network) {
         Ok(s) => s,
+        // An older (or newer) snapshot format is not damage: it is a cache, rebuilt by
+        // replaying the log, and overwritten by the next snapshot.
+        Err(DaError::UnsupportedVersion(v)) => {
+            tracing::info!(
+                version = v,
+                "the DA state snapshot has another format version: replaying the log"
+            );
+            return fresh;
+        }
         Err(e) => {
             corrupt_snapshot(path, &e, metrics);
             return fresh;
