@@ -249,10 +249,25 @@ async fn dkg_5_of_7_over_the_network_gives_every_member_the_same_group_key() {
     let key = c.dkg().await;
     let sig = c
         .handle(6)
-        .threshold_sign(Slot::Receipt([7; 32]), b"receipt".to_vec())
+        .threshold_sign(Slot::DaBlob(7), b"blob".to_vec())
         .await
         .unwrap();
-    assert!(key.verify(b"receipt", &sig));
+    assert!(key.verify(b"blob", &sig));
+    // A receipt slot carries a receipt: members refuse to sign anything else under it.
+    match c
+        .handle(6)
+        .threshold_sign(Slot::Receipt([7; 32]), b"not a receipt".to_vec())
+        .await
+    {
+        Err(ThresholdSignError::BelowThreshold { refused, .. }) => {
+            assert!(refused.len() >= 2, "{refused:?}");
+            assert!(
+                refused.iter().all(|(_, r)| r.contains("signing policy")),
+                "{refused:?}"
+            );
+        }
+        other => panic!("a non-receipt was signed under a receipt slot: {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
