@@ -325,14 +325,8 @@ impl ApiClient {
     /// Any [`ClientError`]; a blob that does not verify is [`ClientError::Api`] 400, one
     /// that breaks the chain 409.
     pub async fn da_submit(&self, blob: &[u8]) -> Result<SubmitResponse, ClientError> {
-        let path = "/v1/da/blobs";
-        let req = self
-            .http
-            .post(self.url(path))
-            .header("content-type", "application/cbor")
-            .body(blob.to_vec());
-        let body = self.send(path, req).await?;
-        self.decode(path, &body)
+        self.post_cbor("/v1/da/blobs", Ok(blob.to_vec()), None)
+            .await
     }
 
     /// `GET /v1/da/blobs?from=H&count=N`: up to `count` (at most 64) verified blobs.

@@ -58,6 +58,21 @@ where
     }
 }
 
+/// The `p`-th percentile (nearest rank, `p` in 0..=100) of the sorted durations `v`; zero
+/// for an empty slice (the benchmarks' medians and 99th percentiles).
+pub fn percentile(v: &[Duration], p: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+/// `12.3 ms`.
+pub fn fmt_ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
 /// The value of metric `name` (with `labels`) on `node`, 0 when absent.
 pub async fn metric(node: &Node, name: &str, labels: &[(&str, &str)]) -> f64 {
     match node.client().metrics_text().await {

@@ -25,22 +25,12 @@ impl ApiClient {
         &self,
         submission: &WorkloadSubmission,
     ) -> Result<WorkloadResponse, ClientError> {
-        let path = "/v1/workloads";
-        let bytes = submission
-            .to_bytes()
-            .map_err(|e| ClientError::BadResponse {
-                addr: self.addr(),
-                path: path.into(),
-                reason: format!("cannot encode the submission: {e}"),
-            })?;
-        let req = self
-            .http
-            .post(self.url(path))
-            .header("content-type", "application/cbor")
-            .timeout(WORKLOAD_TIMEOUT)
-            .body(bytes);
-        let body = self.send(path, req).await?;
-        self.decode(path, &body)
+        self.post_cbor(
+            "/v1/workloads",
+            submission.to_bytes(),
+            Some(WORKLOAD_TIMEOUT),
+        )
+        .await
     }
 
     /// `GET /v1/receipts/{id}` (`id`: 64 hex characters).
@@ -61,17 +51,31 @@ impl ApiClient {
         &self,
         receipt: &ThresholdReceipt,
     ) -> Result<ReceiptResponse, ClientError> {
-        let path = "/v1/receipts";
-        let bytes = receipt.to_bytes().map_err(|e| ClientError::BadResponse {
+        self.post_cbor("/v1/receipts", receipt.to_bytes(), None)
+            .await
+    }
+
+    /// POSTs CBOR `encoded` to `path` (with `timeout` instead of the client's, if given)
+    /// and decodes the JSON answer.
+    pub(super) async fn post_cbor<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        encoded: Result<Vec<u8>, dsdn_protocols::codec::CodecError>,
+        timeout: Option<Duration>,
+    ) -> Result<T, ClientError> {
+        let bytes = encoded.map_err(|e| ClientError::BadResponse {
             addr: self.addr(),
             path: path.into(),
-            reason: format!("cannot encode the receipt: {e}"),
+            reason: format!("cannot encode the request body: {e}"),
         })?;
-        let req = self
+        let mut req = self
             .http
             .post(self.url(path))
             .header("content-type", "application/cbor")
             .body(bytes);
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
         let body = self.send(path, req).await?;
         self.decode(path, &body)
     }

@@ -30,7 +30,7 @@ use dsdn_daemon::cookie::cookie_path;
 use dsdn_daemon::localnet::{DaSpec, NodeMode};
 use dsdn_integration_tests::roles::Launch;
 use dsdn_integration_tests::{
-    chunk_events, da_publish_all, da_tip, ip, wait_da_equal, TestNet, WAIT,
+    chunk_events, da_publish_all, da_tip, fmt_ms, ip, percentile, wait_da_equal, TestNet, WAIT,
 };
 
 /// Convergence timeout.
@@ -51,19 +51,6 @@ fn has(name: &str) -> bool {
 fn sorted(mut v: Vec<Duration>) -> Vec<Duration> {
     v.sort();
     v
-}
-
-/// The `p`-th percentile (nearest rank) of sorted `v`.
-fn pct(v: &[Duration], p: f64) -> Duration {
-    if v.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// `[da]` of the benchmark: the daemon's defaults, except a 1 s start grace.
@@ -142,8 +129,8 @@ async fn catch_up(events: usize, runs: usize) -> anyhow::Result<()> {
             "  run {run}: {} blobs / {} events: {} from process start, {} from its first verified peer",
             want.height,
             want.events,
-            ms(took),
-            ms(took - peer)
+            fmt_ms(took),
+            fmt_ms(took - peer)
         );
         from_start.push(took);
         from_peer.push(took - peer);
@@ -152,14 +139,14 @@ async fn catch_up(events: usize, runs: usize) -> anyhow::Result<()> {
         net.node_mut(&name).stop().await?;
     }
     let (a, b) = (sorted(from_start), sorted(from_peer));
-    let med = pct(&b, 50.0);
+    let med = percentile(&b, 50.0);
     println!(
         "catch-up of a late joiner, {runs} runs, log of {} events: median {} from its first \
          verified peer ({} from process start); per 10,000 events: {}",
         log.events,
-        ms(med),
-        ms(pct(&a, 50.0)),
-        ms(med.mul_f64(10_000.0 / log.events.max(1) as f64))
+        fmt_ms(med),
+        fmt_ms(percentile(&a, 50.0)),
+        fmt_ms(med.mul_f64(10_000.0 / log.events.max(1) as f64))
     );
     let end = da_tip(net.node("coordinator")).await?;
     let up: Vec<_> = net.nodes().into_iter().filter(|n| n.is_running()).collect();
@@ -276,21 +263,21 @@ async fn latency(nodes: usize, posts: usize, batch_interval_ms: u64) -> anyhow::
     println!(
         "  every node's answer ({} samples): median {}, p99 {}, max {}",
         per_node.len(),
-        ms(pct(&per_node, 50.0)),
-        ms(pct(&per_node, 99.0)),
-        ms(pct(&per_node, 100.0))
+        fmt_ms(percentile(&per_node, 50.0)),
+        fmt_ms(percentile(&per_node, 99.0)),
+        fmt_ms(percentile(&per_node, 100.0))
     );
     println!(
         "  last node per POST ({} samples):  median {}, p99 {}, max {}",
         last_node.len(),
-        ms(pct(&last_node, 50.0)),
-        ms(pct(&last_node, 99.0)),
-        ms(pct(&last_node, 100.0))
+        fmt_ms(percentile(&last_node, 50.0)),
+        fmt_ms(percentile(&last_node, 99.0)),
+        fmt_ms(percentile(&last_node, 100.0))
     );
     println!(
         "  POST /v1/da/events round trip (sealed on the coordinator): median {}, p99 {}",
-        ms(pct(&post_rtt, 50.0)),
-        ms(pct(&post_rtt, 99.0))
+        fmt_ms(percentile(&post_rtt, 50.0)),
+        fmt_ms(percentile(&post_rtt, 99.0))
     );
     println!("  final state on all {nodes} nodes: {end}");
     net.pass();

@@ -18,26 +18,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use dsdn_daemon::localnet::NodeMode;
 use dsdn_daemon::workload::samples::fnv_module;
-use dsdn_integration_tests::{eventually, full_mesh, is_connected_to, TestNet, WAIT};
+use dsdn_integration_tests::{
+    eventually, fmt_ms, full_mesh, is_connected_to, percentile, TestNet, WAIT,
+};
 use dsdn_protocols::workload::WorkloadSubmission;
 use ed25519_dalek::SigningKey;
 
 /// Value of flag `name` (`--name VALUE`).
 fn flag(name: &str) -> Option<String> {
     std::env::args().skip_while(|a| a != name).nth(1)
-}
-
-/// The `p`-th percentile (nearest rank) of sorted `v`.
-fn pct(v: &[Duration], p: f64) -> Duration {
-    if v.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 fn parse_committee(s: &str) -> anyhow::Result<(u16, usize)> {
@@ -110,10 +99,10 @@ async fn bench(t: u16, n: usize, submissions: usize) -> anyhow::Result<()> {
     latencies.sort();
     println!(
         "{t}-of-{n}: DKG {} | receipt end to end over {submissions} submissions: median {}, p99 {} (first, with the module fetch: {})",
-        ms(dkg),
-        ms(pct(&latencies, 50.0)),
-        ms(pct(&latencies, 99.0)),
-        ms(first_one)
+        fmt_ms(dkg),
+        fmt_ms(percentile(&latencies, 50.0)),
+        fmt_ms(percentile(&latencies, 99.0)),
+        fmt_ms(first_one)
     );
     net.pass();
     Ok(())
