@@ -103,16 +103,20 @@ pub struct Limits {
     /// [`EPOCH_TICK`] at function entries and loop headers. Default 10 s.
     pub wall_time: Duration,
     /// Fuel units between trace checkpoints; `u64::MAX` disables the intermediate ones (the
-    /// final checkpoint is always taken). Default 1 000 000 000 (about 0.12 s of compute at
-    /// the ~8 G fuel/s of a tight loop). A checkpoint costs one SHA-256 pass over linear
-    /// memory (~1.3 ms per MiB), so the overhead is about `memory_MiB × 1.3 ms / slice
-    /// duration`, i.e. ~1 % per MiB of memory at this default. `examples/workload_bench.rs`
-    /// (release; two runs on a shared machine, so about ±10 % of noise) measured, against
-    /// the same run without intermediate checkpoints: a 1.1 MiB hash loop +10 to +20 % at
-    /// 10^8, -6 to +4 % at 3·10^8, -8 to -1 % at 10^9; a 0.6 MiB f64 matrix multiply -3 to
-    /// +2 % at 10^8, -6 to -1 % at 10^9. The default stays under 10 % up to
-    /// about 8 MiB of memory; larger memories need a larger interval (or incremental
-    /// hashing of dirty pages, not implemented).
+    /// final checkpoint is always taken). Default 1 000 000 000 (about 0.1 to 0.2 s of
+    /// compute). A checkpoint costs one SHA-256 pass over linear memory (about 1 ms per MiB
+    /// with SHA-NI), so the overhead is about `memory_MiB × 1 ms / slice duration`, i.e.
+    /// ~1 % per MiB of memory at this default. `examples/workload_bench.rs` (release,
+    /// median thread CPU time of 9 interleaved rounds on a shared 2-core machine; an A/A
+    /// check of two identical runtimes differs by about ±2 %) measured against the same
+    /// runtime without intermediate checkpoints: a 1.1 MiB hash loop +2.0 % at 10^9 (no
+    /// intermediate checkpoint), +10.4 % at 10^8, +99 % at 10^7; a 0.6 MiB f64 matrix
+    /// multiply +0.5 % at 10^9, +3.6 % at 10^8, +33 % at 10^7 — 1.0 to 1.1 ms and 0.7 ms
+    /// per checkpoint, the SHA-256 time of those memories. Fuel metering and epoch checks
+    /// themselves, which the limits need, cost +40 to +45 % over a bare engine and are not
+    /// part of that overhead. The default stays under 10 % up to about 8 MiB of memory;
+    /// larger memories need a larger interval (or incremental hashing of dirty pages, not
+    /// implemented).
     pub checkpoint_interval_fuel: u64,
     /// Largest module accepted, in bytes. Default 8 MiB.
     pub max_module_bytes: usize,
