@@ -20,20 +20,24 @@
 //!   all, fuel only, fuel and epoch checks. The difference between them and the baseline is
 //!   the price of the limits (fuel metering above all), not of the checkpoints.
 //!
-//! Every configuration has its own engine and compiled module, built and warmed up (two
-//! untimed runs) before any timing. The timed runs are *interleaved*: each round runs every
-//! configuration once, in turn, so drift of the machine's load or clock speed affects all
-//! configurations alike; the figure of a configuration is the median of its rounds, in
-//! thread CPU time (a run executes entirely on the calling thread, so other processes on a
-//! shared machine do not stretch it; wall time is printed alongside). A second, identical
-//! runtime without checkpoints is measured as an A/A check of the noise. With
-//! `--sequential` the runs are timed the old way instead (one configuration after another,
-//! one warm-up run each): its wall times reproduce the earlier, misleading comparisons,
-//! where whatever else ran during one configuration's block was charged to it alone.
+//! Every sample builds a fresh engine (or runtime), compiles the module, runs it once
+//! untimed and times the second run. The speed of fuel-metered code varies between
+//! instances for the same work (the `mix` loop: 50 to 110 ms of CPU time; bare, unmetered
+//! code hardly varies), so one engine per configuration would turn that luck into a fixed
+//! bias; fresh engines make it noise that the median of many rounds absorbs. Use more
+//! rounds (e.g. 31) when the A/A check is not within a few per cent. The timed runs are *interleaved*: each round takes one sample of every
+//! configuration, in turn (after one untimed round), so drift of the machine's load or
+//! clock speed affects all configurations alike; the figure of a configuration is the
+//! median of its rounds, in thread CPU time (a run executes entirely on the calling thread,
+//! so other processes on a shared machine do not stretch it; wall time is printed
+//! alongside). The baseline is measured twice, as an A/A check of the noise. With
+//! `--sequential` all samples of one configuration are taken before the next
+//! configuration's, as the earlier figures were: its wall times show how whatever else ran
+//! during one configuration's block was charged to it alone.
 //!
 //! Usage: `cargo build --release -p dsdn-daemon --example workload_bench &&
-//! $CARGO_TARGET_DIR/release/examples/workload_bench [RUNS] [--sequential]` (default 9
-//! rounds). Wall times are only meaningful on an otherwise idle machine.
+//! $CARGO_TARGET_DIR/release/examples/workload_bench [RUNS] [--sequential] [--raw]`
+//! (default 9 rounds; `--raw` also prints every sample, in order, on stderr). Wall times are only meaningful on an otherwise idle machine.
 
 use std::time::{Duration, Instant};
 
@@ -269,7 +273,9 @@ struct Subject<'a> {
 }
 
 impl<'a> Subject<'a> {
-    fn bare(module: &[u8], input: &'a [u8], kind: Bare) -> Self {
+    /// A bare engine metering `kind`. Each sample builds a fresh engine, compiles, runs once
+    /// untimed and times the second run.
+    fn bare(module: &'a [u8], input: &'a [u8], kind: Bare) -> Self {
         let mut config = Config::new();
         config
             .cranelift_nan_canonicalization(true)
@@ -283,28 +289,38 @@ impl<'a> Subject<'a> {
                 config.consume_fuel(true).epoch_interruption(true);
             }
         }
-        let engine = Engine::new(&config).expect("bare engine");
-        let module = Module::new(&engine, module).expect("compile on the bare engine");
         Subject {
             run: Box::new(move || {
-                timed(|| {
-                    bare_run(&engine, &module, input, kind);
-                })
+                let engine = Engine::new(&config).expect("bare engine");
+                let module = Module::new(&engine, module).expect("compile on the bare engine");
+                let warm = bare_run(&engine, &module, input, kind);
+                let mut out = 0;
+                let t = timed(|| out = bare_run(&engine, &module, input, kind));
+                assert_eq!(out, warm, "a bare run changed its result");
+                t
             }),
             times: Vec::new(),
         }
     }
 
-    /// The runtime at `interval`; also returns its first execution (compiles the module).
+    /// The runtime at `interval`; also returns a first execution. Each sample builds a fresh
+    /// runtime (engine and compiled module), runs once untimed and times the second run,
+    /// checking both commitments.
     fn runtime(module: &'a [u8], input: &'a [u8], interval: u64) -> (Self, Execution) {
-        let rt = runtime(interval);
-        let first = rt.run(module, input).expect("first run");
-        let commitment = first.commitment.clone();
+        let first = runtime(interval).run(module, input).expect("first run");
+        let commitment = first.commitment;
         let run = Box::new(move || {
+            let rt = runtime(interval);
+            let check = |e: &Result<Execution, _>| {
+                let same = matches!(e, Ok(e) if e.commitment == commitment);
+                assert!(same, "a run changed its commitment: {e:?}");
+            };
+            check(&rt.run(module, input));
             let mut e = None;
             let t = timed(|| e = Some(rt.run(module, input)));
-            let same = matches!(e, Some(Ok(ref e)) if e.commitment == commitment);
-            assert!(same, "a run changed its commitment: {e:?}");
+            if let Some(e) = &e {
+                check(e);
+            }
             t
         });
         (
@@ -348,12 +364,20 @@ fn measure_compile(module: &[u8], runs: usize) -> (Duration, Duration) {
 /// Checkpoint intervals measured, in fuel units; the default (1e9) first.
 const INTERVALS: [u64; 3] = [1_000_000_000, 100_000_000, 10_000_000];
 
-/// Untimed runs of every configuration before timing (interleaved mode).
-const WARM_UP: usize = 2;
+/// Untimed rounds before timing (interleaved mode).
+const WARM_UP: usize = 1;
 
 /// Measures every configuration on `module` and prints the table and the summary lines
 /// (prefixed with `short`).
-fn bench(short: &str, name: &str, module: &[u8], input: &[u8], runs: usize, sequential: bool) {
+fn bench(
+    short: &str,
+    name: &str,
+    module: &[u8],
+    input: &[u8],
+    runs: usize,
+    sequential: bool,
+    raw: bool,
+) {
     let (uncached, cached) = measure_compile(module, runs);
     let default = Limits::DEFAULT.checkpoint_interval_fuel;
     let mut intervals = INTERVALS.to_vec();
@@ -361,8 +385,8 @@ fn bench(short: &str, name: &str, module: &[u8], input: &[u8], runs: usize, sequ
         intervals.insert(0, default);
     }
 
-    // Subjects: 0..3 bare engines, 3 the baseline, 4 a second baseline (its own engine and
-    // compiled module: the A/A check), then one per interval.
+    // Subjects: 0..3 bare engines, 3 the baseline, 4 the same again (the A/A check), then
+    // one per interval.
     let mut subjects = vec![
         Subject::bare(module, input, Bare::Nothing),
         Subject::bare(module, input, Bare::Fuel),
@@ -388,7 +412,6 @@ fn bench(short: &str, name: &str, module: &[u8], input: &[u8], runs: usize, sequ
 
     if sequential {
         for s in &mut subjects {
-            (s.run)();
             for _ in 0..runs {
                 let t = (s.run)();
                 s.times.push(t);
@@ -429,6 +452,16 @@ fn bench(short: &str, name: &str, module: &[u8], input: &[u8], runs: usize, sequ
         None => (wall.clone(), "wall time"),
     };
     let (bare, fuel, epochs, base) = (t[0], t[1], t[2], t[3]);
+    if raw {
+        for (i, subject) in subjects.iter().enumerate() {
+            let v: Vec<String> = subject
+                .times
+                .iter()
+                .map(|x| format!("{:.1}", ms(x.cpu.unwrap_or(x.wall))))
+                .collect();
+            eprintln!("  raw {name} #{i}: {}", v.join(" "));
+        }
+    }
     println!(
         "\n{name}: {} bytes of wasm, {} KiB input, {} KiB memory, {} fuel",
         module.len(),
@@ -439,9 +472,9 @@ fn bench(short: &str, name: &str, module: &[u8], input: &[u8], runs: usize, sequ
     println!(
         "  figures: median {what} of {runs} {}; wall time in brackets",
         if sequential {
-            "sequential runs (one warm-up run each)"
+            "sequential samples"
         } else {
-            "interleaved rounds (after 2 warm-up rounds)"
+            "interleaved rounds (after 1 untimed round)"
         }
     );
     println!(
@@ -476,7 +509,7 @@ fn bench(short: &str, name: &str, module: &[u8], input: &[u8], runs: usize, sequ
         pct(base, bare)
     );
     println!(
-        "  A/A check, a second runtime without checkpoints: {:.1} ms [{:.1}] ({:+.1} %): \
+        "  A/A check, the baseline measured a second time: {:.1} ms [{:.1}] ({:+.1} %): \
          differences of this size are noise",
         ms(t[4]),
         ms(wall[4]),
@@ -536,13 +569,16 @@ fn bench(short: &str, name: &str, module: &[u8], input: &[u8], runs: usize, sequ
 fn main() {
     let mut runs = 9;
     let mut sequential = false;
+    let mut raw = false;
     for arg in std::env::args().skip(1) {
         if arg == "--sequential" {
             sequential = true;
+        } else if arg == "--raw" {
+            raw = true;
         } else {
             runs = arg
                 .parse()
-                .expect("usage: workload_bench [RUNS] [--sequential]");
+                .expect("usage: workload_bench [RUNS] [--sequential] [--raw]");
         }
     }
     assert!(runs > 0, "RUNS must be positive");
@@ -556,6 +592,7 @@ fn main() {
         &input,
         runs,
         sequential,
+        raw,
     );
 
     let cells = (N * N) as usize;
@@ -569,5 +606,6 @@ fn main() {
         &matrices,
         runs,
         sequential,
+        raw,
     );
 }

@@ -107,16 +107,16 @@ pub struct Limits {
     /// compute). A checkpoint costs one SHA-256 pass over linear memory (about 1 ms per MiB
     /// with SHA-NI), so the overhead is about `memory_MiB × 1 ms / slice duration`, i.e.
     /// ~1 % per MiB of memory at this default. `examples/workload_bench.rs` (release,
-    /// median thread CPU time of 9 interleaved rounds on a shared 2-core machine; an A/A
-    /// check of two identical runtimes differs by about ±2 %) measured against the same
-    /// runtime without intermediate checkpoints: a 1.1 MiB hash loop +2.0 % at 10^9 (no
-    /// intermediate checkpoint), +10.4 % at 10^8, +99 % at 10^7; a 0.6 MiB f64 matrix
-    /// multiply +0.5 % at 10^9, +3.6 % at 10^8, +33 % at 10^7 — 1.0 to 1.1 ms and 0.7 ms
-    /// per checkpoint, the SHA-256 time of those memories. Fuel metering and epoch checks
-    /// themselves, which the limits need, cost +40 to +45 % over a bare engine and are not
-    /// part of that overhead. The default stays under 10 % up to about 8 MiB of memory;
-    /// larger memories need a larger interval (or incremental hashing of dirty pages, not
-    /// implemented).
+    /// median thread CPU time of 31 interleaved rounds, a fresh engine per sample) measured
+    /// against the same runtime without intermediate checkpoints: a 0.6 MiB f64 matrix
+    /// multiply +0.7 % at 10^9, +3.8 % at 10^8, +34 % at 10^7 (A/A check +0.4 %); a 1.1 MiB
+    /// hash loop -4.2 % at 10^9 (no intermediate checkpoint: the same work, so this is
+    /// noise — its fuel-metered loop varies from 50 to 110 ms between instances, A/A
+    /// -2.1 %), +4.6 % at 10^8, +108 % at 10^7. Per checkpoint that is 0.7 and 1.1 ms, the
+    /// SHA-256 time of those memories. Fuel metering and epoch checks themselves, which the
+    /// limits need, cost +44 % over a bare engine on both modules and are not part of that
+    /// overhead. The default stays under 10 % up to about 8 MiB of memory; larger memories
+    /// need a larger interval (or incremental hashing of dirty pages, not implemented).
     pub checkpoint_interval_fuel: u64,
     /// Largest module accepted, in bytes. Default 8 MiB.
     pub max_module_bytes: usize,
