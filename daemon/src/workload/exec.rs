@@ -182,9 +182,10 @@ async fn phases(
     target.copy_from_slice(input);
     let state_root_before = state_root(memory.data(&*store));
 
-    if limits.checkpoint_interval_fuel != u64::MAX {
-        store.fuel_async_yield_interval(Some(limits.checkpoint_interval_fuel))?;
-    }
+    // Set even for `u64::MAX` (no intermediate checkpoints), so that a run without
+    // checkpoints takes the same path: fuel never exceeds `i64::MAX`, so all of it is
+    // injected at once and that interval is never reached.
+    store.fuel_async_yield_interval(Some(limits.checkpoint_interval_fuel))?;
     let packed = run.call_async(&mut *store, (ptr as i32, len)).await? as u64;
     store.fuel_async_yield_interval(None)?;
 

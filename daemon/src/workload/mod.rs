@@ -103,16 +103,20 @@ pub struct Limits {
     /// [`EPOCH_TICK`] at function entries and loop headers. Default 10 s.
     pub wall_time: Duration,
     /// Fuel units between trace checkpoints; `u64::MAX` disables the intermediate ones (the
-    /// final checkpoint is always taken). Default 1 000 000 000 (about 0.12 s of compute at
-    /// the ~8 G fuel/s of a tight loop). A checkpoint costs one SHA-256 pass over linear
-    /// memory (~1.3 ms per MiB), so the overhead is about `memory_MiB × 1.3 ms / slice
-    /// duration`, i.e. ~1 % per MiB of memory at this default. `examples/workload_bench.rs`
-    /// (release; two runs on a shared machine, so about ±10 % of noise) measured, against
-    /// the same run without intermediate checkpoints: a 1.1 MiB hash loop +10 to +20 % at
-    /// 10^8, -6 to +4 % at 3·10^8, -8 to -1 % at 10^9; a 0.6 MiB f64 matrix multiply -3 to
-    /// +2 % at 10^8, -6 to -1 % at 10^9. The default stays under 10 % up to
-    /// about 8 MiB of memory; larger memories need a larger interval (or incremental
-    /// hashing of dirty pages, not implemented).
+    /// final checkpoint is always taken). Default 1 000 000 000 (about 0.1 to 0.2 s of
+    /// compute). A checkpoint costs one SHA-256 pass over linear memory (about 1 ms per MiB
+    /// with SHA-NI), so the overhead is about `memory_MiB × 1 ms / slice duration`, i.e.
+    /// ~1 % per MiB of memory at this default. `examples/workload_bench.rs` (release,
+    /// median thread CPU time of 31 interleaved rounds, a fresh engine per sample) measured
+    /// against the same runtime without intermediate checkpoints: a 0.6 MiB f64 matrix
+    /// multiply +0.7 % at 10^9, +3.8 % at 10^8, +34 % at 10^7 (A/A check +0.4 %); a 1.1 MiB
+    /// hash loop -4.2 % at 10^9 (no intermediate checkpoint: the same work, so this is
+    /// noise — its fuel-metered loop varies from 50 to 110 ms between instances, A/A
+    /// -2.1 %), +4.6 % at 10^8, +108 % at 10^7. Per checkpoint that is 0.7 and 1.1 ms, the
+    /// SHA-256 time of those memories. Fuel metering and epoch checks themselves, which the
+    /// limits need, cost +44 % over a bare engine on both modules and are not part of that
+    /// overhead. The default stays under 10 % up to about 8 MiB of memory; larger memories
+    /// need a larger interval (or incremental hashing of dirty pages, not implemented).
     pub checkpoint_interval_fuel: u64,
     /// Largest module accepted, in bytes. Default 8 MiB.
     pub max_module_bytes: usize,
