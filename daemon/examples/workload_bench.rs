@@ -41,23 +41,10 @@
 
 use std::time::{Duration, Instant};
 
+use dsdn_daemon::workload::samples::ALLOC;
 use dsdn_daemon::workload::{Execution, Limits, WorkloadRuntime};
 use dsdn_protocols::receipt::state_root;
 use wasmtime::{Config, Engine, Instance, Module, Store};
-
-/// The bump allocator shared by both modules.
-const ALLOC: &str = r#"
-  (memory (export "memory") 1)
-  (global $heap (mut i32) (i32.const 1024))
-  (func (export "alloc") (param $len i32) (result i32)
-    (local $p i32) (local $need i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (local.get $len)))
-    (local.set $need (i32.sub (global.get $heap) (i32.mul (memory.size) (i32.const 65536))))
-    (if (i32.gt_s (local.get $need) (i32.const 0))
-      (then (drop (memory.grow
-        (i32.add (i32.div_u (local.get $need) (i32.const 65536)) (i32.const 1))))))
-    (local.get $p))"#;
 
 /// `run` mixes every byte into a 64-bit state (multiply–xorshift), `rounds` times, storing
 /// the low byte of the state back into the input so each round reads different data; the

@@ -1,12 +1,13 @@
-//! A sample workload for the devnet and the tests: FNV-1a (64-bit) of the input, computed
-//! `rounds` times over (each round hashes the input and the previous hash), returned as 8
-//! little-endian bytes. It follows the module ABI of [`super`] and imports nothing.
+//! Sample workloads for the devnet, the tests and the benchmarks. [`ALLOC`] is the module
+//! ABI's bump allocator (with the one memory); [`fnv_wat`] is FNV-1a (64-bit) of the input,
+//! computed `rounds` times over (each round hashes the input and the previous hash),
+//! returned as 8 little-endian bytes. They follow the module ABI of [`super`] and import
+//! nothing.
 
-/// The sample module's WebAssembly text for `rounds` rounds (at least 1).
-pub fn fnv_wat(rounds: u32) -> String {
-    let rounds = rounds.max(1);
-    format!(
-        r#"(module
+/// The ABI's `memory` export (one page to start) and a bump allocator `alloc(len) -> ptr`
+/// that grows the memory as needed, heap from address 1024 (WebAssembly text, to splice
+/// into a `(module …)`).
+pub const ALLOC: &str = r#"
   (memory (export "memory") 1)
   (global $heap (mut i32) (i32.const 1024))
   (func (export "alloc") (param $len i32) (result i32)
@@ -17,7 +18,13 @@ pub fn fnv_wat(rounds: u32) -> String {
     (if (i32.gt_s (local.get $need) (i32.const 0))
       (then (drop (memory.grow
         (i32.add (i32.div_u (local.get $need) (i32.const 65536)) (i32.const 1))))))
-    (local.get $p))
+    (local.get $p))"#;
+
+/// The sample module's WebAssembly text for `rounds` rounds (at least 1).
+pub fn fnv_wat(rounds: u32) -> String {
+    let rounds = rounds.max(1);
+    format!(
+        r#"(module {ALLOC}
   (func (export "run") (param $p i32) (param $n i32) (result i64)
     (local $h i64) (local $i i32) (local $r i32)
     (local.set $h (i64.const 0xcbf29ce484222325))

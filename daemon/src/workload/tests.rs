@@ -4,23 +4,13 @@ use std::time::Duration;
 
 use super::*;
 use dsdn_protocols::receipt::{sha256, workload_id};
+use samples::ALLOC;
 
 /// A bump allocator from address 1024 that grows memory as needed, plus `body` as the
 /// definition of `run` and `extra` as further module fields.
 fn module(run: &str, extra: &str) -> Vec<u8> {
     let text = format!(
-        r#"(module
-  (memory (export "memory") 1)
-  (global $heap (mut i32) (i32.const 1024))
-  (func (export "alloc") (param $len i32) (result i32)
-    (local $p i32) (local $need i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (local.get $len)))
-    (local.set $need (i32.sub (global.get $heap) (i32.mul (memory.size) (i32.const 65536))))
-    (if (i32.gt_s (local.get $need) (i32.const 0))
-      (then (drop (memory.grow
-        (i32.add (i32.div_u (local.get $need) (i32.const 65536)) (i32.const 1))))))
-    (local.get $p))
+        r#"(module {ALLOC}
   (func $pack (param $p i32) (param $n i32) (result i64)
     (i64.or (i64.shl (i64.extend_i32_u (local.get $p)) (i64.const 32))
             (i64.extend_i32_u (local.get $n))))
