@@ -363,10 +363,26 @@ mod tests {
         ];
         let port = free_port(&ips);
         assert!(PORT_RANGE.contains(&port));
-        for ip in ips {
-            let _t = TcpListener::bind((ip, port)).expect("tcp p");
-            let _u = UdpSocket::bind((ip, port)).expect("udp p");
-            let _a = TcpListener::bind((ip, port + 1)).expect("tcp p+1");
+        // A process another test of this binary forks holds copies of the check's sockets
+        // until it execs (CLOEXEC), so the binds are retried for a while.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let bind_all = || -> io::Result<()> {
+            let mut held = Vec::new();
+            for ip in ips {
+                held.push(TcpListener::bind((ip, port))?);
+                let _u = UdpSocket::bind((ip, port))?;
+                held.push(TcpListener::bind((ip, port + 1))?);
+            }
+            Ok(())
+        };
+        loop {
+            match bind_all() {
+                Ok(()) => break,
+                Err(e) if std::time::Instant::now() > deadline => {
+                    panic!("port {port} is not bindable on every IP: {e}")
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
         }
     }
 
