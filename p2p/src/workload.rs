@@ -196,8 +196,12 @@ pub enum ModuleError {
     WrongHash,
 }
 
-/// Modules by workload id (`SHA-256` of the bytes), at most `capacity` bytes in all; the
-/// least recently used go first.
+/// Most modules a [`ModuleStore`] holds, whatever their size (bounds the LRU bookkeeping,
+/// which is linear in the number of modules).
+pub const MAX_STORED_MODULES: usize = 256;
+
+/// Modules by workload id (`SHA-256` of the bytes), at most `capacity` bytes and
+/// [`MAX_STORED_MODULES`] modules in all; the least recently used go first.
 #[derive(Debug)]
 pub struct ModuleStore {
     capacity: usize,
@@ -237,7 +241,8 @@ impl ModuleStore {
             self.touch(&id);
             return Ok(id);
         }
-        while self.total + module.len() > self.capacity {
+        while self.total + module.len() > self.capacity || self.modules.len() >= MAX_STORED_MODULES
+        {
             let Some(old) = self.order.pop_front() else {
                 break;
             };

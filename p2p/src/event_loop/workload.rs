@@ -52,7 +52,7 @@ struct Submission {
     /// The executing node's receipt and output, once it answered.
     executed: Option<(ReceiptV1, Vec<u8>, PeerId)>,
     /// The committee's epoch, hash and group key the receipt is signed under.
-    committee: Option<(u64, Bytes32, GroupKey)>,
+    committee: (u64, Bytes32, GroupKey),
     reply: SubmitReply,
 }
 
@@ -196,7 +196,7 @@ impl EventLoop {
                 candidates: candidates.into(),
                 tried: Vec::new(),
                 executed: None,
-                committee: Some(committee),
+                committee,
                 reply,
             },
         );
@@ -512,9 +512,7 @@ impl EventLoop {
                 return self.try_next_executor(id);
             }
         };
-        let Some((epoch, hash, group_key)) = s.committee else {
-            return;
-        };
+        let (epoch, hash, group_key) = s.committee;
         let message = match committee_signing_bytes(&receipt, epoch, &hash, &group_key) {
             Ok(m) => m,
             Err(e) => {
@@ -525,6 +523,10 @@ impl EventLoop {
         let slot = receipt.slot();
         s.executed = Some((receipt, output, peer));
         let Some(c) = self.committee.as_mut() else {
+            // Cannot happen: a submission is taken only by a committee member.
+            if let Some(s) = self.workload.submissions.remove(&id) {
+                finish(&self.workload, s.reply, Err(WorkloadError::NotCommittee));
+            }
             return;
         };
         let (tx, rx) = oneshot::channel();
@@ -542,10 +544,11 @@ impl EventLoop {
         let Some(s) = self.workload.submissions.remove(&id) else {
             return;
         };
-        let (Some((receipt, output, node)), Some((epoch, committee_hash, group_key))) =
-            (s.executed, s.committee)
-        else {
-            return;
+        let (epoch, committee_hash, group_key) = s.committee;
+        let Some((receipt, output, node)) = s.executed else {
+            // Cannot happen: signing starts once a node executed it.
+            let e = ThresholdSignError::Frost("signed before any node executed it".into());
+            return finish(&self.workload, s.reply, Err(WorkloadError::Signing(e)));
         };
         let signature = match result {
             Ok(sig) => sig,
@@ -713,8 +716,14 @@ impl EventLoop {
             return;
         }
         // The result arrives once sealed; nobody waits for it (the receipt is already
-        // gossiped, the log is its durable record).
-        let (tx, _rx) = oneshot::channel();
+        // gossiped, the log is its durable record), but a refusal is reported.
+        let (tx, rx) = oneshot::channel();
+        let id = receipt.receipt_id();
+        tokio::spawn(async move {
+            if let Ok(Err(e)) = rx.await {
+                tracing::warn!(receipt = %hex::encode(id.0), error = %e, "receipt not recorded in the DA log");
+            }
+        });
         self.da.service.publish(
             vec![DaEvent::receipt_recorded(receipt.clone())],
             tx,

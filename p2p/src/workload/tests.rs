@@ -151,3 +151,17 @@ fn execute_refusals() {
     );
     assert_eq!(execute_refusal(true, 1, 2, &other, &me), None);
 }
+
+#[test]
+fn the_module_store_holds_at_most_max_stored_modules() {
+    let mut store = ModuleStore::new(64 << 20);
+    let first = store.insert(vec![0, 0, 0, 0], None).unwrap();
+    for i in 1..=MAX_STORED_MODULES as u32 {
+        store.insert(i.to_le_bytes().to_vec(), None).unwrap();
+    }
+    assert_eq!(store.len(), MAX_STORED_MODULES);
+    assert!(
+        store.get(&first).is_none(),
+        "the oldest tiny module went first"
+    );
+}
