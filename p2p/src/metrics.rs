@@ -61,6 +61,17 @@ pub struct Metrics {
     pub pex_addrs_rate_limited: IntCounter,
     /// `bootstrap_peers_dat_corrupt_total`: corrupt peers.dat files moved aside.
     pub peers_dat_corrupt: IntCounter,
+    /// `bootstrap_peers_dat_unwritten`: address-book entries changed in memory and not yet
+    /// written to peers.dat by the background writer (every entry while a whole-table
+    /// rewrite is pending).
+    pub peers_dat_unwritten: IntGauge,
+    /// `bootstrap_peers_dat_commits_total`: group commits of the peers.dat writer.
+    pub peers_dat_commits: IntCounter,
+    /// `bootstrap_peers_dat_write_failures_total`: failed peers.dat commits (retried).
+    pub peers_dat_write_failures: IntCounter,
+    /// `bootstrap_peers_dat_write_degraded`: 1 while peers.dat commits fail (the address
+    /// book works from memory; the file lags behind).
+    pub peers_dat_write_degraded: IntGauge,
     /// `bootstrap_peers_dat_entries_by_source{source}`: peers.dat entries by source.
     pub peers_dat_by_source: IntGaugeVec,
     /// `bootstrap_peers_dat_entries_by_netgroup{netgroup}`: peers.dat entries of the 16
@@ -243,6 +254,22 @@ impl Metrics {
                 "bootstrap_peers_dat_corrupt_total",
                 "Corrupt peers.dat files moved aside and rebuilt.",
             )?,
+            peers_dat_unwritten: gauge(
+                "bootstrap_peers_dat_unwritten",
+                "Address-book entries changed in memory and not yet written to peers.dat.",
+            )?,
+            peers_dat_commits: counter(
+                "bootstrap_peers_dat_commits_total",
+                "Group commits of the peers.dat writer.",
+            )?,
+            peers_dat_write_failures: counter(
+                "bootstrap_peers_dat_write_failures_total",
+                "Failed peers.dat commits (the changes stay in memory and are retried).",
+            )?,
+            peers_dat_write_degraded: gauge(
+                "bootstrap_peers_dat_write_degraded",
+                "1 while peers.dat commits fail (the file lags behind memory).",
+            )?,
             peers_dat_by_source: gauge_vec(
                 "bootstrap_peers_dat_entries_by_source",
                 "peers.dat entries by the source they were learned from.",
@@ -399,6 +426,10 @@ mod tests {
             "bootstrap_active_peers_by_type{service=\"storage-dc\"} 0",
             "bootstrap_inbound_rate_limited_total 0",
             "bootstrap_peers_dat_corrupt_total 0",
+            "bootstrap_peers_dat_unwritten 0",
+            "bootstrap_peers_dat_commits_total 0",
+            "bootstrap_peers_dat_write_failures_total 0",
+            "bootstrap_peers_dat_write_degraded 0",
             "bootstrap_peers_dat_entries_by_source{source=\"dns_seed\"} 0",
             "bootstrap_peers_dat_suspicious 0",
             "bootstrap_peers_dat_banned 0",

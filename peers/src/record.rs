@@ -255,6 +255,7 @@ pub(crate) fn encode_record_as(r: &PeerRecord, version: u8) -> Result<Vec<u8>, C
 ///
 /// # Errors
 /// A [`RecordError`] naming the first check that failed.
+#[cfg(test)]
 pub(crate) fn decode_record(
     key: &[u8],
     bytes: &[u8],
@@ -263,7 +264,7 @@ pub(crate) fn decode_record(
     decode_record_versioned(key, bytes, network).map(|(r, _)| r)
 }
 
-/// [`decode_record`] that also returns the layout version the record was stored in (to
+/// Decodes a stored record, as `decode_record`, and also returns the layout version the record was stored in (to
 /// rewrite v1 records when a schema-1 file is upgraded).
 ///
 /// # Errors

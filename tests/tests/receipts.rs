@@ -236,6 +236,8 @@ async fn receipts_signed_by_a_3_of_4_committee_with_faults() -> anyhow::Result<(
         "ran on {}",
         lie.receipt.node
     );
+    // c3 verifies it: wait until the receipt has reached c3 through gossip.
+    wait_receipt(&net, "c3", &lie.receipt.receipt_id).await?;
     let input_file = net.dir().join("check-me");
     std::fs::write(&input_file, b"check me")?;
     let (m, i) = (

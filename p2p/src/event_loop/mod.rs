@@ -226,6 +226,10 @@ impl EventLoop {
             Ok(()) => tracing::info!(anchors = anchors.len(), "anchors saved for the next start"),
             Err(e) => tracing::warn!(error = %e, "cannot save the anchors"),
         }
+        // The address book is written by a background writer; wait for its last commit.
+        if let Err(e) = self.store.flush() {
+            tracing::error!(error = %e, "peers.dat: the last changes could not be written");
+        }
         tracing::info!("network event loop stopped");
     }
 
@@ -270,7 +274,20 @@ impl EventLoop {
     /// Exports the address-book health gauges (28.1.C §8) from the store's in-memory index.
     fn export_store_stats(&self) {
         let st = self.store.stats(unix_now());
+        let w = self.store.writer_status();
         let m = &self.metrics;
+        let unwritten = if w.rewrite_pending {
+            st.entries
+        } else {
+            w.unwritten
+        };
+        m.peers_dat_unwritten.set(unwritten as i64);
+        m.peers_dat_commits
+            .inc_by(w.commits.saturating_sub(m.peers_dat_commits.get()));
+        m.peers_dat_write_failures
+            .inc_by(w.failures.saturating_sub(m.peers_dat_write_failures.get()));
+        m.peers_dat_write_degraded
+            .set(i64::from(w.last_error.is_some()));
         for source in PeerSource::ALL {
             let n = st.by_source.get(&source).copied().unwrap_or(0);
             m.peers_dat_by_source

@@ -1,11 +1,16 @@
 //! [`PeerStore`]: peers.dat as a redb database (28.1.B §3–§5, 28.1.C §6–§8).
 //!
-//! Every mutating call is one redb write transaction (crash-safe, default durability: a
-//! committed call survives a crash, an interrupted one leaves no trace). Every read goes
-//! through a redb read transaction. An in-memory index of each entry's score inputs, source,
-//! services and primary netgroup mirrors the file so that [`PeerStore::len`],
-//! [`PeerStore::stats`], the choice of the entry to evict, the outbound and feeler choices,
-//! the dial candidates and the PEX entries are cheap (only the chosen records are read).
+//! The address book lives in memory and is authoritative: every call reads and changes it
+//! under one short lock and never touches the disk, so the node's event loop never waits for
+//! a redb commit or an fsync. Each record is kept with its score inputs, source, services and
+//! primary netgroup, so that [`PeerStore::len`], [`PeerStore::stats`], the choice of the
+//! entry to evict, the outbound and feeler choices, the dial candidates and the PEX entries
+//! cost no I/O. The file follows through a background writer thread in group commits
+//! (`writer`): one redb transaction (default durability: one fsync) writes every record
+//! changed since the previous one. [`PeerStore::flush`] waits for it; dropping the store
+//! writes what is left. A crash loses at most the changes of the last few milliseconds and
+//! never tears the file (redb commits are atomic). A failing disk keeps the changes in
+//! memory, is reported in [`PeerStore::writer_status`] and is retried with backoff.
 //!
 //! Besides the peers, the file keeps the anchors ([`PeerStore::save_anchors`],
 //! [`PeerStore::take_anchors`]): the outbound peers of the last run, redialled first at the
@@ -25,6 +30,7 @@ mod ranked;
 mod stats;
 mod txn;
 mod types;
+mod writer;
 
 #[cfg(test)]
 mod tests_anchors;
@@ -44,25 +50,28 @@ mod tests_ranked;
 mod tests_select;
 #[cfg(test)]
 mod tests_upgrade;
+#[cfg(test)]
+mod tests_writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard};
+use std::thread::JoinHandle;
 
 use dsdn_protocols::pex::PEX_FRESHNESS;
 use dsdn_protocols::{NetworkId, PeerSource, ServiceSet};
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
-use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 
 pub use anchors::MAX_ANCHORS;
 pub use open::SCHEMA_VERSION;
 pub use stats::StoreStats;
 pub use types::{LearnedPeer, OpenReport, StoreError};
+pub use writer::WriterStatus;
 
-use crate::record::{decode_record, sanitize_addrs, PeerRecord};
-use txn::{apply, Eviction, Index, WriteCtx, ANCHORS, PEERS};
+use crate::record::{sanitize_addrs, PeerRecord};
+use txn::{apply, Eviction, WriteCtx};
+use writer::{Mem, Shared};
 
 /// Most entries peers.dat holds (28.1.B §4).
 pub const MAX_ENTRIES: usize = 10_000;
@@ -79,14 +88,24 @@ pub const PEX_WINDOW_SECS: u64 = PEX_FRESHNESS.as_secs();
 /// [`MAX_ENTRIES`] [`PeerRecord`]s of one network.
 ///
 /// Thread-safe (`Send + Sync`); share it behind an `Arc`. Only one `PeerStore` may have a
-/// file open at a time (redb takes a file lock).
+/// file open at a time (redb takes a file lock); dropping it writes the last changes, stops
+/// its writer thread and closes the file.
 pub struct PeerStore {
-    db: Database,
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
     path: PathBuf,
     network: NetworkId,
-    index: Mutex<Index>,
-    /// Number of saved anchors; only changed while the index lock is held, after a commit.
-    anchors: AtomicUsize,
+}
+
+impl Drop for PeerStore {
+    fn drop(&mut self) {
+        self.shared.shut_down();
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!(file = %self.path.display(), "the peers.dat writer panicked");
+            }
+        }
+    }
 }
 
 impl fmt::Debug for PeerStore {
@@ -122,12 +141,26 @@ impl PeerStore {
     /// * [`StoreError::Unusable`] / [`StoreError::Database`] if even a fresh file fails.
     pub fn open(path: &Path, network: &NetworkId) -> Result<(PeerStore, OpenReport), StoreError> {
         let (opened, moved_aside) = open::open_or_recover(path, network)?;
+        let mem = Mem {
+            index: opened.index,
+            anchors: opened.anchors,
+        };
+        let shared = Arc::new(Shared::new(opened.db, mem, path.to_owned()));
+        let writer = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("peers.dat writer".into())
+                .spawn(move || shared.run())
+                .map_err(|source| StoreError::Io {
+                    file: path.to_owned(),
+                    source,
+                })?
+        };
         let store = PeerStore {
-            db: opened.db,
+            shared,
+            writer: Some(writer),
             path: path.to_owned(),
             network: network.clone(),
-            index: Mutex::new(opened.index),
-            anchors: AtomicUsize::new(opened.anchors),
         };
         let report = OpenReport {
             moved_aside,
@@ -147,9 +180,26 @@ impl PeerStore {
         &self.network
     }
 
+    /// Waits until every change made before the call is durable in the file (the writer
+    /// commits continuously; this only waits for it). For shutdown paths and tests.
+    ///
+    /// # Errors
+    /// [`StoreError::WriteFailed`] when a commit attempted after the call failed; the
+    /// changes stay in memory and the writer keeps retrying.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.shared.flush()
+    }
+
+    /// What the background writer has done: unwritten changes, commits, failures and the
+    /// last error while commits fail (a degraded state: the address book works from memory
+    /// and the file lags behind until a commit succeeds).
+    pub fn writer_status(&self) -> WriterStatus {
+        self.shared.status()
+    }
+
     /// Number of entries (from the in-memory index; no I/O).
     pub fn len(&self) -> usize {
-        self.lock_index().len()
+        self.lock_index().index.len()
     }
 
     /// True when the store has no entries.
@@ -278,23 +328,7 @@ impl PeerStore {
     /// # Errors
     /// [`StoreError::Database`] if reading fails.
     pub fn get(&self, peer: &PeerId) -> Result<Option<PeerRecord>, StoreError> {
-        let key = peer.to_bytes();
-        let decoded = {
-            let txn = self.db.begin_read()?;
-            let table = txn.open_table(PEERS)?;
-            let value = table.get(key.as_slice())?;
-            match value {
-                None => return Ok(None),
-                Some(v) => decode_record(&key, v.value(), &self.network),
-            }
-        };
-        match decoded {
-            Ok(r) => Ok(Some(r)),
-            Err(_) => {
-                self.purge(&[key])?;
-                Ok(None)
-            }
-        }
+        Ok(self.lock_index().index.get(peer).map(|e| e.record.clone()))
     }
 
     /// Every record, most recent successful contact first (never-contacted last), as the
@@ -303,7 +337,12 @@ impl PeerStore {
     /// # Errors
     /// [`StoreError::Database`] if reading fails.
     pub fn all(&self) -> Result<Vec<PeerRecord>, StoreError> {
-        let mut all = self.read_all()?;
+        let mut all: Vec<PeerRecord> = self
+            .lock_index()
+            .index
+            .values()
+            .map(|e| e.record.clone())
+            .collect();
         all.sort_by(|a, b| {
             b.last_success
                 .cmp(&a.last_success)
@@ -326,13 +365,10 @@ impl PeerStore {
     /// # Errors
     /// [`StoreError::Database`] if the transaction fails.
     pub fn clear(&self) -> Result<(), StoreError> {
-        let mut index = self.lock_index();
-        let txn = self.db.begin_write()?;
-        txn.open_table(PEERS)?.retain(|_, _| false)?;
-        txn.open_table(ANCHORS)?.retain(|_, _| false)?;
-        txn.commit()?;
-        index.clear();
-        self.anchors.store(0, Ordering::Relaxed);
+        let mut mem = self.lock_index();
+        mem.index.clear();
+        mem.anchors.clear();
+        self.shared.mark([], true, true);
         Ok(())
     }
 
@@ -424,70 +460,27 @@ impl PeerStore {
         })
     }
 
-    fn lock_index(&self) -> MutexGuard<'_, Index> {
-        // The index is only modified after a commit, by plain map inserts and removes, so a
-        // panic elsewhere cannot leave it inconsistent.
-        self.index.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock_index(&self) -> MutexGuard<'_, Mem> {
+        self.shared.mem()
     }
 
-    /// Runs `f` in one write transaction and, once it committed, applies its index changes.
+    /// Runs `f` on the address book and, if it succeeds, applies its changes and hands the
+    /// changed PeerIds to the writer. A failing `f` changes nothing.
     fn write<T>(
         &self,
-        f: impl FnOnce(&mut WriteCtx<'_, '_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.write_with(|_, ctx| f(ctx), |_| {})
-    }
-
-    /// [`PeerStore::write`] where `f` may also open other tables of the transaction, and
-    /// `after` runs with `f`'s result once the transaction committed, under the index lock.
-    fn write_with<T>(
-        &self,
-        f: impl FnOnce(&WriteTransaction, &mut WriteCtx<'_, '_>) -> Result<T, StoreError>,
-        after: impl FnOnce(&T),
-    ) -> Result<T, StoreError> {
-        let mut index = self.lock_index();
-        let txn = self.db.begin_write()?;
+        let mut mem = self.lock_index();
         let (out, overlay) = {
-            let mut ctx = WriteCtx::new(txn.open_table(PEERS)?, &index, &self.network);
-            let out = f(&txn, &mut ctx)?;
+            let mut ctx = WriteCtx::new(&mem.index);
+            let out = f(&mut ctx)?;
             (out, ctx.into_overlay())
         };
-        txn.commit()?;
-        apply(&mut index, overlay);
-        after(&out);
+        if !overlay.is_empty() {
+            let changed: Vec<PeerId> = overlay.keys().copied().collect();
+            apply(&mut mem.index, overlay);
+            self.shared.mark(changed, false, false);
+        }
         Ok(out)
-    }
-
-    /// Reads and decodes every record in one read transaction; undecodable ones are then
-    /// deleted (and logged) and left out.
-    fn read_all(&self) -> Result<Vec<PeerRecord>, StoreError> {
-        let mut records = Vec::with_capacity(self.len());
-        let mut bad = Vec::new();
-        {
-            let txn = self.db.begin_read()?;
-            let table = txn.open_table(PEERS)?;
-            for item in table.iter()? {
-                let (k, v) = item?;
-                match decode_record(k.value(), v.value(), &self.network) {
-                    Ok(r) => records.push(r),
-                    Err(_) => bad.push(k.value().to_vec()),
-                }
-            }
-        }
-        if !bad.is_empty() {
-            self.purge(&bad)?;
-        }
-        Ok(records)
-    }
-
-    /// Deletes the given records if they still fail to decode (the check is repeated inside
-    /// the write transaction, which logs each deletion).
-    fn purge(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
-        self.write(|ctx| {
-            for key in keys {
-                ctx.purge_if_bad(key)?;
-            }
-            Ok(())
-        })
     }
 }

@@ -1,16 +1,13 @@
-//! Outbound and feeler candidates (28.1.C §6), chosen on the in-memory index so that only
-//! the chosen records are read from the file.
+//! Outbound and feeler candidates (28.1.C §6), chosen on the in-memory index.
 
 use std::collections::HashSet;
 
+use super::txn::Index;
+use super::{PeerStore, StoreError};
+use crate::record::PeerRecord;
+use crate::select::{select, Candidate, OutboundView};
 use libp2p_identity::PeerId;
 use rand::seq::SliceRandom;
-use redb::{ReadTransaction, ReadableDatabase};
-
-use super::txn::PEERS;
-use super::{PeerStore, StoreError};
-use crate::record::{decode_record, PeerRecord};
-use crate::select::{select, Candidate, OutboundView};
 
 #[cfg(doc)]
 use crate::select::select_outbound;
@@ -21,12 +18,11 @@ impl PeerStore {
     /// source diversity; 28.1.C §6) among the stored peers not in `exclude` (the connected and
     /// dialling ones), given the current outbound peers `view`. Best first.
     ///
-    /// Equal to `select_outbound(all() minus exclude, view, slots, now)`, but computed on the
-    /// in-memory index: only the chosen records are read. A chosen record that turns out
-    /// undecodable is purged and left out (the result is then one shorter).
+    /// Equal to `select_outbound(all() minus exclude, view, slots, now)`, computed on the
+    /// in-memory index: only the chosen records are cloned.
     ///
     /// # Errors
-    /// [`StoreError::Database`] if reading fails.
+    /// None today (no I/O); the `Result` is kept for callers.
     pub fn outbound_candidates(
         &self,
         now: u64,
@@ -34,9 +30,10 @@ impl PeerStore {
         view: &OutboundView,
         slots: usize,
     ) -> Result<Vec<PeerRecord>, StoreError> {
+        let mem = self.lock_index();
         let chosen: Vec<PeerId> = {
-            let index = self.lock_index();
-            let cands: Vec<Candidate<'_>> = index
+            let cands: Vec<Candidate<'_>> = mem
+                .index
                 .iter()
                 .filter(|(p, _)| !exclude.contains(*p))
                 .map(|(p, e)| Candidate {
@@ -52,9 +49,9 @@ impl PeerStore {
                 .map(|i| cands[i].peer_id)
                 .collect()
         };
-        self.fetch(&chosen, chosen.len(), |r| {
+        Ok(Self::records_of(&mem.index, &chosen, chosen.len(), |r| {
             !r.is_banned(now) && !r.addrs.is_empty()
-        })
+        }))
     }
 
     /// `n` peers picked uniformly at random among the stored peers not in `exclude`, not
@@ -63,65 +60,39 @@ impl PeerStore {
     /// try 2 random peers from peers.dat that are not connected"), whatever their score.
     ///
     /// # Errors
-    /// [`StoreError::Database`] if reading fails.
+    /// None today (no I/O); the `Result` is kept for callers.
     pub fn feeler_candidates(
         &self,
         now: u64,
         exclude: &HashSet<PeerId>,
         n: usize,
     ) -> Result<Vec<PeerRecord>, StoreError> {
-        let mut ids: Vec<PeerId> = self
-            .lock_index()
+        let mem = self.lock_index();
+        let mut ids: Vec<PeerId> = mem
+            .index
             .iter()
             .filter(|(p, e)| e.has_addrs && !e.standing.is_banned(now) && !exclude.contains(*p))
             .map(|(p, _)| *p)
             .collect();
         ids.shuffle(&mut rand::rng());
-        self.fetch(&ids, n, |r| !r.is_banned(now) && !r.addrs.is_empty())
+        Ok(Self::records_of(&mem.index, &ids, n, |r| {
+            !r.is_banned(now) && !r.addrs.is_empty()
+        }))
     }
 
-    /// Reads the records of `ids` in order, in one read transaction, keeping the first `want`
-    /// that pass `keep`; undecodable records are purged afterwards.
-    fn fetch(
-        &self,
+    /// The records of `ids` in that order, the first `want` that pass `keep`.
+    fn records_of(
+        index: &Index,
         ids: &[PeerId],
         want: usize,
         keep: impl Fn(&PeerRecord) -> bool,
-    ) -> Result<Vec<PeerRecord>, StoreError> {
-        self.fetch_in(&self.db.begin_read()?, ids, want, keep)
-    }
-
-    /// [`PeerStore::fetch`] in the read transaction `txn` (e.g. one begun while the index lock
-    /// was held, so that it sees exactly the state the index mirrored).
-    pub(super) fn fetch_in(
-        &self,
-        txn: &ReadTransaction,
-        ids: &[PeerId],
-        want: usize,
-        keep: impl Fn(&PeerRecord) -> bool,
-    ) -> Result<Vec<PeerRecord>, StoreError> {
-        let mut out = Vec::with_capacity(want.min(ids.len()));
-        let mut bad = Vec::new();
-        {
-            let table = txn.open_table(PEERS)?;
-            for p in ids {
-                if out.len() == want {
-                    break;
-                }
-                let key = p.to_bytes();
-                let Some(v) = table.get(key.as_slice())? else {
-                    continue;
-                };
-                match decode_record(&key, v.value(), &self.network) {
-                    Ok(r) if keep(&r) => out.push(r),
-                    Ok(_) => {}
-                    Err(_) => bad.push(key),
-                }
-            }
-        }
-        if !bad.is_empty() {
-            self.purge(&bad)?;
-        }
-        Ok(out)
+    ) -> Vec<PeerRecord> {
+        ids.iter()
+            .filter_map(|p| index.get(p))
+            .map(|e| &e.record)
+            .filter(|r| keep(r))
+            .take(want)
+            .cloned()
+            .collect()
     }
 }

@@ -1,24 +1,19 @@
-//! Dial candidates and PEX entries (28.1.B §3, §5), ranked on the in-memory index so that
-//! only the records returned are read from the file.
+//! Dial candidates and PEX entries (28.1.B §3, §5), ranked on the in-memory index.
 //!
 //! Both used to decode every record of peers.dat per call; a bootstrap node answering the PEX
 //! requests of 1,000 joiners did O(n²) work. Now the filter and the [`dial_order`] ranking run
 //! on the index ([`Standing::rank`], ties by PeerId, is exactly what [`dial_order`] compares),
-//! and the chosen records are fetched in a read transaction begun while the index lock was
-//! held, so that the file and the index agree (writers commit and update the index under that
-//! lock).
+//! and only the chosen records are cloned.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
+use super::txn::IndexEntry;
+use super::{PeerStore, StoreError, PEX_WINDOW_SECS};
+use crate::record::PeerRecord;
+use crate::score::Standing;
 use dsdn_protocols::pex::MAX_PEX_ENTRIES;
 use dsdn_protocols::ServiceSet;
 use libp2p_identity::PeerId;
-use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
-
-use super::txn::{IndexEntry, PEERS};
-use super::{PeerStore, StoreError, PEX_WINDOW_SECS};
-use crate::record::{decode_record, PeerRecord};
-use crate::score::Standing;
 
 #[cfg(doc)]
 use crate::score::dial_order;
@@ -28,12 +23,11 @@ impl PeerStore {
     /// connected), with at least one address; best first by [`dial_order`] (highest score,
     /// ties by most recent success, suspicious entries last).
     ///
-    /// Chosen and ordered on the in-memory index; only the returned records are read. A
-    /// record that turns out undecodable is purged and replaced by the next best peer, so
-    /// the result equals that of filtering and sorting every record.
+    /// Chosen and ordered on the in-memory index; equal to filtering and sorting every
+    /// record.
     ///
     /// # Errors
-    /// [`StoreError::Database`] if reading fails.
+    /// None today (no I/O); the `Result` is kept for callers.
     pub fn dial_candidates(
         &self,
         now: u64,
@@ -53,13 +47,12 @@ impl PeerStore {
     /// `requester`, with at least one address and, if `services` is non-empty, offering at
     /// least one of `services`; best first by [`dial_order`].
     ///
-    /// Chosen and ordered on the in-memory index; only the returned records are read (a PEX
-    /// request costs O(n log n) on the index plus at most 1,000 record reads, not a decode of
-    /// the whole file). A record that turns out undecodable is purged and replaced by the
-    /// next best peer, so the result equals that of filtering and sorting every record.
+    /// Chosen and ordered on the in-memory index (a PEX request costs O(n) to filter plus
+    /// O(k log k) to order the k returned entries, and no decoding); equal to filtering and
+    /// sorting every record.
     ///
     /// # Errors
-    /// [`StoreError::Database`] if reading fails.
+    /// None today (no I/O); the `Result` is kept for callers.
     pub fn pex_entries(
         &self,
         now: u64,
@@ -91,19 +84,10 @@ impl PeerStore {
     }
 
     /// The records of up to `limit` index entries that pass `eligible`, best first by
-    /// [`Standing::rank`] then PeerId (= [`dial_order`] of their records).
+    /// [`Standing::rank`] then PeerId (= [`dial_order`] of their records). `keep` is the
+    /// record-level twin of `eligible`, checked in debug builds.
     ///
-    /// The eligible entries are collected and a read transaction begun under the index lock,
-    /// so that the transaction sees exactly the state the index mirrored (writers commit and
-    /// update the index under that lock); the ranking and the reads happen after the lock is
-    /// released. Records are kept if they decode and pass `keep`, the record-level twin of
-    /// `eligible` (a safety net); an undecodable one is purged and the next best entry takes
-    /// its place.
-    ///
-    /// Only the best `limit` entries are sorted (the rest only if a record had to be
-    /// skipped) and read by key. When they are a large share of the store (the role-aware
-    /// top-up asks for all of them), one pass over the table is cheaper than a lookup per
-    /// record: the table is scanned and only the eligible records are decoded.
+    /// Only the best `limit` entries are sorted and cloned.
     fn ranked(
         &self,
         now: u64,
@@ -114,78 +98,24 @@ impl PeerStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (mut cands, txn, stored) = {
-            let index = self.lock_index();
-            let cands: Vec<(Standing, PeerId)> = index
-                .iter()
-                .filter(|(p, e)| eligible(p, e))
-                .map(|(p, e)| (e.standing, *p))
-                .collect();
-            (cands, self.db.begin_read()?, index.len())
-        };
-        let cmp = |(sa, pa): &(Standing, PeerId), (sb, pb): &(Standing, PeerId)| {
+        let mem = self.lock_index();
+        let mut cands: Vec<(Standing, &PeerId, &PeerRecord)> = mem
+            .index
+            .iter()
+            .filter(|(p, e)| eligible(p, e))
+            .map(|(p, e)| (e.standing, p, &e.record))
+            .collect();
+        let cmp = |(sa, pa, _): &(Standing, &PeerId, &PeerRecord),
+                   (sb, pb, _): &(Standing, &PeerId, &PeerRecord)| {
             sa.rank(sb, now).then_with(|| pa.cmp(pb))
         };
-        let ids = |c: &[(Standing, PeerId)]| c.iter().map(|(_, p)| *p).collect::<Vec<_>>();
-        let reads = limit.min(cands.len());
-        if reads < cands.len() {
-            // The best `limit` first, then the rest if a record had to be skipped.
+        let n = limit.min(cands.len());
+        if n < cands.len() {
             cands.select_nth_unstable_by(limit - 1, cmp);
+            cands.truncate(n);
         }
-        let (best, rest) = cands.split_at_mut(reads);
-        best.sort_unstable_by(cmp);
-        let mut out = if reads.saturating_mul(SCAN_DENOMINATOR) >= stored * SCAN_NUMERATOR {
-            self.scan_in(&txn, &ids(best), limit, &keep)?
-        } else {
-            self.fetch_in(&txn, &ids(best), limit, &keep)?
-        };
-        if out.len() < limit && !rest.is_empty() {
-            rest.sort_unstable_by(cmp);
-            out.extend(self.fetch_in(&txn, &ids(rest), limit - out.len(), &keep)?);
-        }
-        Ok(out)
-    }
-
-    /// The records of `ids` in that order, read in one pass over the table of `txn`: the
-    /// first `want` that decode and pass `keep`. Records not in `ids` are not decoded;
-    /// undecodable ones in `ids` are purged afterwards.
-    fn scan_in(
-        &self,
-        txn: &ReadTransaction,
-        ids: &[PeerId],
-        want: usize,
-        keep: impl Fn(&PeerRecord) -> bool,
-    ) -> Result<Vec<PeerRecord>, StoreError> {
-        let position: HashMap<Vec<u8>, usize> = ids
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.to_bytes(), i))
-            .collect();
-        let mut slots: Vec<Option<PeerRecord>> = Vec::new();
-        slots.resize_with(ids.len(), || None);
-        let mut bad = Vec::new();
-        {
-            let table = txn.open_table(PEERS)?;
-            for item in table.iter()? {
-                let (k, v) = item?;
-                let Some(&i) = position.get(k.value()) else {
-                    continue;
-                };
-                match decode_record(k.value(), v.value(), &self.network) {
-                    Ok(r) if keep(&r) => slots[i] = Some(r),
-                    Ok(_) => {}
-                    Err(_) => bad.push(k.value().to_vec()),
-                }
-            }
-        }
-        if !bad.is_empty() {
-            self.purge(&bad)?;
-        }
-        Ok(slots.into_iter().flatten().take(want).collect())
+        cands.sort_unstable_by(cmp);
+        debug_assert!(cands.iter().all(|(_, _, r)| keep(r)));
+        Ok(cands.into_iter().map(|(_, _, r)| r.clone()).collect())
     }
 }
-
-/// [`PeerStore::ranked`] scans the whole table instead of reading by key when it reads at
-/// least `SCAN_NUMERATOR / SCAN_DENOMINATOR` of the stored records.
-const SCAN_NUMERATOR: usize = 1;
-const SCAN_DENOMINATOR: usize = 4;

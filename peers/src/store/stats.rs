@@ -1,7 +1,6 @@
 //! [`StoreStats`]: the address-book health, computed from the in-memory index without I/O.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 use dsdn_protocols::{PeerSource, ServiceType};
 
@@ -45,9 +44,9 @@ impl PeerStore {
     /// The address-book statistics at `now` (UNIX seconds, for the bans), from the in-memory
     /// index: no I/O, a single pass over at most [`super::MAX_ENTRIES`] entries.
     pub fn stats(&self, now: u64) -> StoreStats {
-        let index = self.lock_index();
-        let mut stats = compute(&index, now);
-        stats.anchors = self.anchors.load(Ordering::Relaxed);
+        let mem = self.lock_index();
+        let mut stats = compute(&mem.index, now);
+        stats.anchors = mem.anchors.len();
         stats
     }
 }

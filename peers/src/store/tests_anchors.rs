@@ -61,26 +61,33 @@ fn at_most_eight_anchors_and_save_replaces() {
 
 #[test]
 fn clear_also_clears_anchors_and_garbage_anchors_are_skipped() {
-    let (_d, s) = store();
+    let (d, s) = store();
     bulk_put(&s, &[rec(1, NOW), rec(2, NOW)]);
     s.save_anchors(&[peer(1), peer(2)]).unwrap();
     s.clear().unwrap();
     assert_eq!(s.stats(NOW), StoreStats { ..empty_stats() });
     assert!(s.take_anchors(NOW).unwrap().is_empty());
-    // Garbage in the anchors table (a hand-edited file) is skipped.
+    // Garbage in the anchors table (a hand-edited file) is skipped at open.
     bulk_put(&s, &[rec(1, NOW)]);
-    s.write_with(
-        |txn, _| {
-            let mut t = txn.open_table(ANCHORS)?;
-            t.insert(0, &b"not a peer id"[..])?;
-            t.insert(1, peer(1).to_bytes().as_slice())?;
-            Ok(())
-        },
-        |_| {},
-    )
-    .unwrap();
+    s.flush().unwrap();
+    drop(s);
+    let path = d.path().join("peers.dat");
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(ANCHORS).unwrap();
+            t.insert(0, &b"not a peer id"[..]).unwrap();
+            t.insert(1, peer(1).to_bytes().as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let (s, _) = PeerStore::open(&path, &net()).unwrap();
     assert_eq!(ids(&s.take_anchors(NOW).unwrap()), [peer(1)]);
-    let txn = redb::ReadableDatabase::begin_read(&s.db).unwrap();
+    s.flush().unwrap();
+    drop(s);
+    let db = redb::Database::open(&path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
     assert_eq!(txn.open_table(ANCHORS).unwrap().len().unwrap(), 0);
 }
 

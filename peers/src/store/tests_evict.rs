@@ -95,7 +95,7 @@ type Trace = Vec<(Vec<PeerId>, Option<bool>, Vec<(PeerId, Standing)>)>;
 
 /// The former `insert_new`: one full scan per eviction.
 fn insert_by_scan(
-    ctx: &mut WriteCtx<'_, '_>,
+    ctx: &mut WriteCtx<'_>,
     r: &PeerRecord,
     eviction: Eviction,
     capacity: usize,
@@ -122,7 +122,7 @@ fn run(initial: &[PeerRecord], steps: &[Step], capacity: usize, scan: bool) -> T
         for step in steps {
             let mut victims = Vec::new();
             let mut inserted = None;
-            let insert = |ctx: &mut WriteCtx<'_, '_>, r: PeerRecord, e| {
+            let insert = |ctx: &mut WriteCtx<'_>, r: PeerRecord, e| {
                 if ctx.get(&r.peer_id)?.is_some() {
                     return Ok(None);
                 }

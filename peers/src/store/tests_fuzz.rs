@@ -11,7 +11,7 @@ use super::tests_ops::NOW;
 use super::txn::PEERS;
 use super::*;
 use crate::record::tests::{addr, net, peer};
-use crate::record::{encode_record, MAX_ADDRS, MAX_ADDR_LEN};
+use crate::record::{decode_record, encode_record, MAX_ADDRS, MAX_ADDR_LEN};
 
 /// Every record is within bounds, of our network, and survives a re-encode unchanged.
 fn assert_valid(s: &PeerStore) {

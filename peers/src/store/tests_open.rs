@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use dsdn_protocols::{NetworkId, PeerSource, ServiceSet, ServiceType};
 use proptest::prelude::*;
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::txn::PEERS;
 use super::*;

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use dsdn_protocols::{PeerSource, ServiceSet, ServiceType};
 use redb::ReadableDatabase;
 
+use super::txn::PEERS;
 use super::*;
 use crate::record::tests::{addr, net, peer};
 use crate::score::score;
@@ -309,8 +310,8 @@ fn get_all_remove_clear() {
 }
 
 #[test]
-fn undecodable_record_is_deleted_on_read() {
-    let (_d, s) = store();
+fn undecodable_record_is_deleted_at_open() {
+    let (d, s) = store();
     for n in 1..=2 {
         s.learn(
             peer(n),
@@ -321,8 +322,12 @@ fn undecodable_record_is_deleted_on_read() {
         )
         .unwrap();
     }
+    s.flush().unwrap();
+    drop(s);
+    let path = d.path().join("peers.dat");
     let overwrite = |n: u64| {
-        let txn = s.db.begin_write().unwrap();
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
         txn.open_table(PEERS)
             .unwrap()
             .insert(peer(n).to_bytes().as_slice(), &[0xa0u8][..])
@@ -330,12 +335,19 @@ fn undecodable_record_is_deleted_on_read() {
         txn.commit().unwrap();
     };
     overwrite(1);
+    let (s, report) = PeerStore::open(&path, &net()).unwrap();
+    assert_eq!(report.purged_records, 1);
     assert_eq!(ids(&s.all().unwrap()), vec![peer(2)]);
     assert_eq!(s.len(), 1);
+    drop(s);
     overwrite(2);
+    let (s, report) = PeerStore::open(&path, &net()).unwrap();
+    assert_eq!(report.purged_records, 1);
     assert!(s.get(&peer(2)).unwrap().is_none());
     assert_eq!(s.len(), 0);
-    let txn = s.db.begin_read().unwrap();
+    drop(s);
+    let db = redb::Database::open(&path).unwrap();
+    let txn = db.begin_read().unwrap();
     assert!(redb::ReadableTableMetadata::is_empty(&txn.open_table(PEERS).unwrap()).unwrap());
 }
 

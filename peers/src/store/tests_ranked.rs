@@ -12,6 +12,7 @@ use super::txn::PEERS;
 use super::*;
 use crate::record::tests::peer;
 use crate::score::dial_order;
+use redb::ReadableTable;
 
 /// The former `dial_candidates`: decode every record, filter, sort, truncate.
 fn dial_candidates_read_all(
@@ -21,7 +22,7 @@ fn dial_candidates_read_all(
     limit: usize,
 ) -> Vec<PeerRecord> {
     let mut v: Vec<PeerRecord> = s
-        .read_all()
+        .all()
         .unwrap()
         .into_iter()
         .filter(|r| !r.is_banned(now) && !exclude.contains(&r.peer_id) && !r.addrs.is_empty())
@@ -41,7 +42,7 @@ fn pex_entries_read_all(
 ) -> Vec<PeerRecord> {
     let any = services.is_empty();
     let mut v: Vec<PeerRecord> = s
-        .read_all()
+        .all()
         .unwrap()
         .into_iter()
         .filter(|r| {
@@ -57,22 +58,32 @@ fn pex_entries_read_all(
     v
 }
 
-/// Overwrites the stored value of each of `peers` with bytes that do not decode, behind the
-/// index's back (as a damaged file would be).
-fn corrupt(s: &PeerStore, peers: &[PeerId]) {
-    let txn = s.db.begin_write().unwrap();
+/// Overwrites the stored value of each of `peers` with bytes that do not decode (as a
+/// damaged file would be) and opens the store again: the address book is in memory, so a
+/// damaged file is only read, and its bad records purged, at open.
+fn corrupt(dir: &tempfile::TempDir, s: PeerStore, peers: &[PeerId]) -> PeerStore {
+    s.flush().unwrap();
+    drop(s);
+    let path = dir.path().join("peers.dat");
     {
-        let mut table = txn.open_table(PEERS).unwrap();
-        for p in peers {
-            let key = p.to_bytes();
-            if table.get(key.as_slice()).unwrap().is_some() {
-                table
-                    .insert(key.as_slice(), b"not a record".as_slice())
-                    .unwrap();
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(PEERS).unwrap();
+            for p in peers {
+                let key = p.to_bytes();
+                if table.get(key.as_slice()).unwrap().is_some() {
+                    table
+                        .insert(key.as_slice(), b"not a record".as_slice())
+                        .unwrap();
+                }
             }
         }
+        txn.commit().unwrap();
     }
-    txn.commit().unwrap();
+    PeerStore::open(&path, &crate::record::tests::net())
+        .unwrap()
+        .0
 }
 
 /// A record of peer `n` whose fields sit on few values, so that scores, last successes and
@@ -145,13 +156,12 @@ proptest! {
         now in NOW - 1..NOW + 3,
         damaged in prop::collection::vec((0u64..40).prop_map(peer), 0..3),
     ) {
-        let (_d, s) = store();
+        let (d, s) = store();
         bulk_put(&s, &records);
         let expected = pex_entries_read_all(&s, now, &requester, services, limit);
         prop_assert_eq!(&s.pex_entries(now, &requester, services, limit).unwrap(), &expected);
-        // Damaged records are purged and replaced by the next best peers, as the read-all
-        // implementation left them out (the new one runs first: both purge what they read).
-        corrupt(&s, &damaged);
+        // Damaged records are purged at the next open and replaced by the next best peers.
+        let s = corrupt(&d, s, &damaged);
         let got = s.pex_entries(now, &requester, services, limit).unwrap();
         let expected = pex_entries_read_all(&s, now, &requester, services, limit);
         prop_assert_eq!(&got, &expected);
@@ -167,11 +177,11 @@ proptest! {
         now in NOW - 1..NOW + 3,
         damaged in prop::collection::vec((0u64..40).prop_map(peer), 0..3),
     ) {
-        let (_d, s) = store();
+        let (d, s) = store();
         bulk_put(&s, &records);
         let expected = dial_candidates_read_all(&s, now, &exclude, limit);
         prop_assert_eq!(&s.dial_candidates(now, &exclude, limit).unwrap(), &expected);
-        corrupt(&s, &damaged);
+        let s = corrupt(&d, s, &damaged);
         let got = s.dial_candidates(now, &exclude, limit).unwrap();
         let expected = dial_candidates_read_all(&s, now, &exclude, limit);
         prop_assert_eq!(&got, &expected);

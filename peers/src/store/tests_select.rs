@@ -296,7 +296,7 @@ proptest! {
                 prop_assert_eq!(model.get(&r.peer_id), Some(&(r.success_count, r.failure_count)));
             }
             let index = s.lock_index();
-            prop_assert!(all.iter().all(|r| index.get(&r.peer_id) == Some(&super::txn::IndexEntry::from(r))));
+            prop_assert!(all.iter().all(|r| index.index.get(&r.peer_id) == Some(&super::txn::IndexEntry::from(r))));
         }
     }
 }

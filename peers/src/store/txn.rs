@@ -1,22 +1,24 @@
-//! The in-memory eviction index and the write context shared by every mutating operation.
+//! The in-memory address book and the write context shared by every mutating operation.
 //!
-//! The index maps every stored PeerId to an [`IndexEntry`] (its [`Standing`], source,
-//! services, primary netgroup and whether it has addresses) so that the store's length, its
-//! statistics, the eviction victim, the outbound and feeler choices, the dial candidates and
-//! the PEX entries are found without decoding 10 000 records. It is only a mirror: it is
-//! rebuilt from the file at open, and changes made inside a write transaction are staged in
-//! an overlay and applied to it only after the transaction committed.
+//! The index maps every stored PeerId to an [`IndexEntry`]: the record itself plus what the
+//! choices need of it (its [`Standing`], source, services, primary netgroup and whether it
+//! has addresses), so that the store's length, its statistics, the eviction victim, the
+//! outbound and feeler choices, the dial candidates and the PEX entries cost no I/O and no
+//! decoding. The index is authoritative: it is loaded from the file at open, an operation's
+//! changes are staged in an overlay and applied to it at once when the operation succeeds,
+//! and the changed PeerIds are handed to the background writer ([`super::writer`]), which
+//! makes the file follow in group commits.
 
 use std::collections::HashMap;
 
-use dsdn_protocols::{NetworkId, PeerSource, ServiceSet};
+use dsdn_protocols::{PeerSource, ServiceSet};
 use libp2p_identity::PeerId;
-use redb::{ReadableTable, Table, TableDefinition};
+use redb::TableDefinition;
 
 use super::evict::{allows, EvictionQueue};
 use super::StoreError;
 use crate::netgroup::NetGroup;
-use crate::record::{decode_record, encode_record, PeerRecord};
+use crate::record::PeerRecord;
 use crate::score::Standing;
 
 /// peers table: PeerId bytes → encoded record.
@@ -25,9 +27,11 @@ pub(super) const PEERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pe
 /// anchors table: position (0, 1, …) → PeerId bytes of a saved anchor.
 pub(super) const ANCHORS: TableDefinition<u32, &[u8]> = TableDefinition::new("anchors");
 
-/// What the index keeps of one record.
+/// One record of the address book and what the choices need of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct IndexEntry {
+    /// The record (authoritative; the file follows it).
+    pub(crate) record: PeerRecord,
     /// Score and ranking inputs, including `banned_until`.
     pub(crate) standing: Standing,
     /// Where the peer was first learned.
@@ -40,19 +44,26 @@ pub(crate) struct IndexEntry {
     pub(crate) has_addrs: bool,
 }
 
-impl From<&PeerRecord> for IndexEntry {
-    fn from(r: &PeerRecord) -> Self {
+impl From<PeerRecord> for IndexEntry {
+    fn from(r: PeerRecord) -> Self {
         Self {
-            standing: Standing::from(r),
+            standing: Standing::from(&r),
             source: r.source,
             services: r.services,
             netgroup: r.netgroup(),
             has_addrs: !r.addrs.is_empty(),
+            record: r,
         }
     }
 }
 
-/// PeerId → index entry of every record in the file.
+impl From<&PeerRecord> for IndexEntry {
+    fn from(r: &PeerRecord) -> Self {
+        Self::from(r.clone())
+    }
+}
+
+/// PeerId → index entry of every record of the store.
 pub(super) type Index = HashMap<PeerId, IndexEntry>;
 
 /// Which entries an insertion into a full store may evict.
@@ -66,16 +77,15 @@ pub(super) enum Eviction {
     UntestedOnly,
 }
 
-/// One open write transaction on the peers table plus the staged index changes.
+/// One store operation: the index as it was, plus the staged changes.
 ///
-/// The overlay is only changed through [`WriteCtx::put`], [`WriteCtx::remove`] and the
-/// purge of undecodable records, which keep the entry count and the eviction queue in step.
-pub(super) struct WriteCtx<'a, 't> {
-    table: Table<'t, &'static [u8], &'static [u8]>,
+/// The overlay is only changed through [`WriteCtx::put`] and [`WriteCtx::remove`], which
+/// keep the entry count and the eviction queue in step. An operation that fails leaves the
+/// index unchanged (its overlay is dropped).
+pub(super) struct WriteCtx<'a> {
     base: &'a Index,
     /// `Some` = upserted, `None` = removed, in this transaction.
     overlay: HashMap<PeerId, Option<IndexEntry>>,
-    network: &'a NetworkId,
     /// Number of entries as of this transaction.
     len: usize,
     /// The (eviction, now) of the last eviction found by a full scan.
@@ -84,18 +94,12 @@ pub(super) struct WriteCtx<'a, 't> {
     queue: Option<EvictionQueue>,
 }
 
-impl<'a, 't> WriteCtx<'a, 't> {
-    /// A context on `table` whose committed state is mirrored by `base`.
-    pub(super) fn new(
-        table: Table<'t, &'static [u8], &'static [u8]>,
-        base: &'a Index,
-        network: &'a NetworkId,
-    ) -> Self {
+impl<'a> WriteCtx<'a> {
+    /// A context over `base`, the index as of the start of the operation.
+    pub(super) fn new(base: &'a Index) -> Self {
         Self {
-            table,
             base,
             overlay: HashMap::new(),
-            network,
             len: base.len(),
             scanned: None,
             queue: None,
@@ -103,7 +107,7 @@ impl<'a, 't> WriteCtx<'a, 't> {
     }
 }
 
-impl WriteCtx<'_, '_> {
+impl WriteCtx<'_> {
     /// Number of entries as of this transaction.
     pub(super) fn len(&self) -> usize {
         self.len
@@ -158,47 +162,20 @@ impl WriteCtx<'_, '_> {
         self.overlay.insert(peer, change);
     }
 
-    /// Reads one record; an undecodable one is deleted (and logged) and reported as absent.
-    pub(super) fn get(&mut self, peer: &PeerId) -> Result<Option<PeerRecord>, StoreError> {
-        self.get_key(&peer.to_bytes())
-    }
-
-    /// Deletes the record under `key` if it fails to decode.
-    pub(super) fn purge_if_bad(&mut self, key: &[u8]) -> Result<(), StoreError> {
-        self.get_key(key).map(drop)
-    }
-
-    fn get_key(&mut self, key: &[u8]) -> Result<Option<PeerRecord>, StoreError> {
-        let decoded = match self.table.get(key)? {
-            None => return Ok(None),
-            Some(v) => decode_record(key, v.value(), self.network),
-        };
-        match decoded {
-            Ok(r) => Ok(Some(r)),
-            Err(e) => {
-                tracing::warn!(error = %e, "deleting undecodable peers.dat record");
-                self.table.remove(key)?;
-                if let Ok(peer) = PeerId::from_bytes(key) {
-                    self.stage(peer, None);
-                }
-                Ok(None)
-            }
-        }
+    /// The record of `peer` as of this operation.
+    pub(super) fn get(&self, peer: &PeerId) -> Result<Option<PeerRecord>, StoreError> {
+        Ok(self.entry(peer).map(|e| e.record.clone()))
     }
 
     /// Writes (inserts or replaces) a record, without any capacity check.
     pub(super) fn put(&mut self, r: &PeerRecord) -> Result<(), StoreError> {
-        let bytes = encode_record(r)?;
-        let key = r.peer_id.to_bytes();
-        self.table.insert(key.as_slice(), bytes.as_slice())?;
         self.stage(r.peer_id, Some(IndexEntry::from(r)));
         Ok(())
     }
 
     /// Deletes a record; true if it existed.
     pub(super) fn remove(&mut self, peer: &PeerId) -> Result<bool, StoreError> {
-        let key = peer.to_bytes();
-        let existed = self.table.remove(key.as_slice())?.is_some();
+        let existed = self.entry(peer).is_some();
         self.stage(*peer, None);
         Ok(existed)
     }
@@ -284,7 +261,7 @@ impl WriteCtx<'_, '_> {
     }
 }
 
-/// Applies the staged changes of a committed transaction to the index.
+/// Applies the staged changes of a successful operation to the index.
 pub(super) fn apply(index: &mut Index, overlay: HashMap<PeerId, Option<IndexEntry>>) {
     for (peer, change) in overlay {
         match change {

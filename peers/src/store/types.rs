@@ -74,6 +74,11 @@ pub enum StoreError {
     /// redb failed while reading or writing.
     #[error("peers.dat database error: {0}")]
     Database(#[from] redb::Error),
+    /// The background writer could not commit the address book to the file (disk full, I/O
+    /// error); the changes stay in memory and are retried ([`PeerStore::flush`],
+    /// [`PeerStore::writer_status`]). The message is the last commit's error.
+    #[error("cannot write peers.dat: {0}")]
+    WriteFailed(String),
     /// A record could not be encoded (cannot happen for records built by this store).
     #[error("cannot encode a peers.dat record: {0}")]
     Encode(#[from] CodecError),
