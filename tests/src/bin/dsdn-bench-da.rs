@@ -21,8 +21,8 @@
 //!   nodes' degree (connected peers) and the encoded size of the sealed blobs (rebuilt
 //!   from `GET /v1/da/blobs`, checked against their hashes).
 //! * **`--baseline`**: after the latency runs, runs `dsdn-bench-gossip-baseline` (next to
-//!   this executable) with the same `--nodes` and `--posts` and the sizes of the blobs of
-//!   the last run: a plain rust-libp2p gossipsub network of the same size, transports,
+//!   this executable) with the same `--nodes` and `--posts`, the sizes of the blobs of
+//!   the last run and its median degree: a plain rust-libp2p gossipsub network of the same size, transports,
 //!   topology shape and gossipsub parameters carrying the same bytes. Prints both side by
 //!   side with the ratio (`dsdnd` gossip + apply median / baseline last-node median).
 //!
@@ -172,6 +172,8 @@ struct Split {
     batch_interval_ms: u64,
     seal: (Duration, Duration),
     gossip_apply: (Duration, Duration),
+    /// Median count of connected peers of the nodes.
+    degree: usize,
     /// Encoded size of each sealed blob, in POST order.
     blob_sizes: Vec<usize>,
 }
@@ -390,6 +392,7 @@ async fn latency(nodes: usize, posts: usize, batch_interval_ms: u64) -> anyhow::
         batch_interval_ms,
         seal: med_p99(&seal),
         gossip_apply: med_p99(&gossip_apply),
+        degree: degree.get(degree.len() / 2).copied().unwrap_or(0),
         blob_sizes: sizes,
     })
 }
@@ -399,6 +402,7 @@ async fn latency(nodes: usize, posts: usize, batch_interval_ms: u64) -> anyhow::
 async fn baseline(
     nodes: usize,
     posts: usize,
+    degree: usize,
     sizes: &[usize],
 ) -> anyhow::Result<(Duration, Duration)> {
     let exe = std::env::current_exe()?.with_file_name(format!(
@@ -408,7 +412,7 @@ async fn baseline(
     let sizes: Vec<String> = sizes.iter().map(ToString::to_string).collect();
     let out = tokio::process::Command::new(&exe)
         .args(["--nodes", &nodes.to_string(), "--posts", &posts.to_string()])
-        .args(["--sizes", &sizes.join(",")])
+        .args(["--sizes", &sizes.join(","), "--degree", &degree.to_string()])
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true)
         .output()
@@ -461,11 +465,11 @@ async fn main() -> anyhow::Result<()> {
             runs.push(latency(nodes, posts, ms).await?);
         }
         if has("--baseline") {
-            let sizes = runs
+            let (sizes, degree) = runs
                 .last()
-                .map(|r| r.blob_sizes.clone())
+                .map(|r| (r.blob_sizes.clone(), r.degree))
                 .unwrap_or_default();
-            let (b_med, b_p99) = baseline(nodes, posts, &sizes).await?;
+            let (b_med, b_p99) = baseline(nodes, posts, degree.max(1), &sizes).await?;
             println!("side by side, {nodes} nodes, {posts} messages of the same sizes, same run:");
             for r in &runs {
                 println!(

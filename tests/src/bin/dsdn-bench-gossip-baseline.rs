@@ -11,12 +11,16 @@
 //!   `Strict` validation (signed messages), `max_transmit_size` = `MAX_BLOB_BYTES` + 4096,
 //!   1 s heartbeat, SHA-256 message ids, the library's other defaults (D = 6, flood
 //!   publish); every node subscribes to the DA and receipts topics of `devnet`.
-//! * **Topology and transport**: as a `dsdnd` devnet: every node but 0 dials node 0 the way
-//!   a static `IP:PORT` peer is dialled (no PeerId, the TCP address: TCP), then `--degree`
-//!   − 1 random other nodes the way PEX-learned peers fill the outbound slots (PeerId with
-//!   the QUIC and TCP addresses, libp2p races them; on loopback QUIC wins). So the
-//!   publisher reaches every node over TCP, the others talk over QUIC, as between `dsdnd`
-//!   nodes. `--transport tcp|quic` forces one transport for every dial instead.
+//! * **Topology and transport**: as a `dsdnd` devnet, where every storage node has the
+//!   coordinator as static peer and fills its outbound slots with PEX-learned peers: every
+//!   node but 0 dials node 0 the way a static `IP:PORT` peer is dialled (no PeerId, the TCP
+//!   address only: TCP), then random other nodes until it has `--degree` neighbours, the
+//!   way PEX-learned peers are dialled (PeerId with the QUIC and TCP addresses, which
+//!   libp2p dials concurrently: the first to complete wins, QUIC or TCP). So the publisher
+//!   reaches every node over TCP, as the coordinator does. The default degree, 19 (capped
+//!   at `--nodes` − 1), is what the nodes of `dsdn-bench-da`'s 20-node network reach
+//!   (median of their connected peers; `dsdn-bench-da --baseline` passes its measured
+//!   median). `--transport tcp|quic` makes every dial use one transport instead.
 //! * **Messages**: `--posts` messages, one every round after a 15 ms pause (as the `dsdnd`
 //!   benchmark before each POST); message `k` has `--bytes` bytes, or the `k`-th of the
 //!   comma-separated `--sizes` (cycled; `dsdn-bench-da --baseline` passes the encoded sizes
@@ -33,9 +37,10 @@
 //! non-zero when a node has not received a message within `--timeout-secs` (default 15).
 //!
 //! Run: `target/release/dsdn-bench-gossip-baseline [--nodes 20] [--posts 200]
-//! [--bytes 400 | --sizes 391,402,…] [--degree 8] [--transport dsdnd|tcp|quic]
+//! [--bytes 214 | --sizes 199,227,…] [--degree 19] [--transport dsdnd|tcp|quic]
 //! [--seed 1] [--timeout-secs 15]`
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -318,17 +323,35 @@ impl Rng {
     }
 }
 
-/// The nodes node `i` dials: 0, then `degree - 1` distinct random others (none for 0).
-fn dials(i: usize, nodes: usize, degree: usize, rng: &mut Rng) -> Vec<usize> {
-    if i == 0 {
-        return Vec::new();
+/// Who dials whom (`dials[i]`: the nodes node `i` dials). Every node but 0 dials node 0
+/// (the publisher is every node's static peer, as the coordinator in a `dsdnd` devnet);
+/// then, in random order, each node dials random others until it has at least `degree`
+/// neighbours (or all of them).
+fn topology(nodes: usize, degree: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
+    let mut adj = vec![BTreeSet::new(); nodes];
+    let mut dials = vec![Vec::new(); nodes];
+    for i in 1..nodes {
+        adj[0].insert(i);
+        adj[i].insert(0);
+        dials[i].push(0);
     }
-    let mut others: Vec<usize> = (1..nodes).filter(|j| *j != i).collect();
-    let mut out = vec![0];
-    while out.len() < degree && !others.is_empty() {
-        out.push(others.swap_remove(rng.below(others.len())));
+    let want = degree.min(nodes - 1);
+    let mut order: Vec<usize> = (1..nodes).collect();
+    for k in (1..order.len()).rev() {
+        order.swap(k, rng.below(k + 1));
     }
-    out
+    for i in order {
+        let mut candidates: Vec<usize> = (1..nodes)
+            .filter(|j| *j != i && !adj[i].contains(j))
+            .collect();
+        while adj[i].len() < want && !candidates.is_empty() {
+            let j = candidates.swap_remove(rng.below(candidates.len()));
+            adj[i].insert(j);
+            adj[j].insert(i);
+            dials[i].push(j);
+        }
+    }
+    dials
 }
 
 /// A node's last `peers` report.
@@ -400,13 +423,13 @@ async fn settle(rx: &mut Lines, state: &mut [Peers]) -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     let nodes: usize = flag("--nodes").unwrap_or(20);
     let posts: usize = flag("--posts").unwrap_or(200);
-    let degree: usize = flag("--degree").unwrap_or(8);
+    let degree: usize = flag("--degree").unwrap_or(19);
     let transport: Transport = flag("--transport").unwrap_or(Transport::Dsdnd);
     let seed: u64 = flag("--seed").unwrap_or(1);
     let timeout = Duration::from_secs(flag("--timeout-secs").unwrap_or(15));
     let sizes: Vec<usize> = match flag::<String>("--sizes") {
         Some(s) => s.split(',').filter_map(|w| w.parse().ok()).collect(),
-        None => vec![flag("--bytes").unwrap_or(400)],
+        None => vec![flag("--bytes").unwrap_or(214)],
     };
     anyhow::ensure!((2..=80).contains(&nodes), "--nodes must be 2..=80");
     anyhow::ensure!(
@@ -449,12 +472,9 @@ async fn run() -> anyhow::Result<()> {
             let _ = tx.send((i, "eof".to_owned()));
         });
     }
-    let mut rng = Rng(seed.max(1));
-    for (i, w) in writers.iter_mut().enumerate() {
-        let list: Vec<String> = dials(i, nodes, degree, &mut rng)
-            .iter()
-            .map(usize::to_string)
-            .collect();
+    let plan = topology(nodes, degree, &mut Rng(seed.max(1)));
+    for (w, to) in writers.iter_mut().zip(&plan) {
+        let list: Vec<String> = to.iter().map(usize::to_string).collect();
         w.write_all(format!("dial {}\n", list.join(" ")).as_bytes())
             .await?;
     }
@@ -504,10 +524,10 @@ async fn run() -> anyhow::Result<()> {
     );
     println!(
         "plain rust-libp2p gossipsub baseline, {nodes} nodes (processes) on 127.0.0.{FIRST_IP}.. \
-         port {port}, transport {transport:?}, each node dials node 0 + {} random others; \
-         degree min/median/max {}/{}/{} (node 0: {}), connections TCP {} / QUIC {} (counted \
+         port {port}, transport {transport:?}, every node dials node 0, then random \
+         others up to degree {}; degree min/median/max {}/{}/{} (node 0: {}), connections TCP {} / QUIC {} (counted \
          at both ends); {posts} messages of {lo}..{hi} bytes:",
-        degree - 1,
+        degree.min(nodes - 1),
         degrees.iter().min().copied().unwrap_or(0),
         median(degrees.clone()),
         degrees.iter().max().copied().unwrap_or(0),
