@@ -14,13 +14,24 @@
 //!   the median and 99th percentile per node (all samples) and of the last node per POST.
 //!   Runs with the daemon's default `batch_interval_ms` (100 ms), then again with
 //!   `--batch-interval-ms MS` if given. Ends with every node on the same tip and root.
+//!   Splits each POST's latency (issue 11) into the **seal** (the coordinator's own
+//!   long-poll answer − the POST start: batching, sealing and applying on the coordinator)
+//!   and **gossip + apply to the last node beyond the seal** (the last node's answer − the
+//!   coordinator's answer for the same height), median and p99 of each. Also prints the
+//!   nodes' degree (connected peers) and the encoded size of the sealed blobs (rebuilt
+//!   from `GET /v1/da/blobs`, checked against their hashes).
+//! * **`--baseline`**: after the latency runs, runs `dsdn-bench-gossip-baseline` (next to
+//!   this executable) with the same `--nodes` and `--posts`, the sizes of the blobs of
+//!   the last run and its median degree: a plain rust-libp2p gossipsub network of the same size, transports,
+//!   topology shape and gossipsub parameters carrying the same bytes. Prints both side by
+//!   side with the ratio (`dsdnd` gossip + apply median / baseline last-node median).
 //!
-//! Exits non-zero when a node does not converge, a long-poll times out, or a joiner's
-//! chain differs.
+//! Exits non-zero when a node does not converge, a long-poll times out, a joiner's
+//! chain differs, or the baseline fails.
 //!
 //! Run: `cargo build --release --bins && target/release/dsdn-bench-da [--events 10000]
 //! [--runs 5] [--nodes 20] [--posts 200] [--batch-interval-ms 10] [--skip-catchup]
-//! [--skip-latency]`
+//! [--skip-latency] [--baseline]`
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +43,7 @@ use dsdn_integration_tests::roles::Launch;
 use dsdn_integration_tests::{
     chunk_events, da_publish_all, da_tip, fmt_ms, ip, percentile, wait_da_equal, TestNet, WAIT,
 };
+use dsdn_protocols::da::{Bytes32, Bytes64, DaBlob, DA_BLOB_VERSION};
 
 /// Convergence timeout.
 const T: Duration = Duration::from_secs(120);
@@ -155,7 +167,62 @@ async fn catch_up(events: usize, runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn latency(nodes: usize, posts: usize, batch_interval_ms: u64) -> anyhow::Result<()> {
+/// One latency run's split, for the side-by-side comparison with the baseline.
+struct Split {
+    batch_interval_ms: u64,
+    seal: (Duration, Duration),
+    gossip_apply: (Duration, Duration),
+    /// Median count of connected peers of the nodes.
+    degree: usize,
+    /// Encoded size of each sealed blob, in POST order.
+    blob_sizes: Vec<usize>,
+}
+
+/// Median and p99 of the sorted `v`.
+fn med_p99(v: &[Duration]) -> (Duration, Duration) {
+    (percentile(v, 50.0), percentile(v, 99.0))
+}
+
+/// The wire size of each blob in `from..=to`, rebuilt from `GET /v1/da/blobs` (the gossip
+/// message is the blob's encoding); each rebuilt blob must have the listed hash.
+async fn blob_sizes(
+    client: &ApiClient,
+    network: &str,
+    from: u64,
+    to: u64,
+) -> anyhow::Result<Vec<usize>> {
+    let mut sizes = Vec::new();
+    let mut h = from;
+    while h <= to {
+        let page = client.da_blobs(h, 64).await?;
+        anyhow::ensure!(!page.is_empty(), "no blob at height {h}");
+        for b in page.iter().filter(|b| b.height <= to) {
+            let mut prev = [0u8; 32];
+            let mut sig = [0u8; 64];
+            hex::decode_to_slice(&b.prev_hash, &mut prev)?;
+            hex::decode_to_slice(&b.signature, &mut sig)?;
+            let blob = DaBlob {
+                version: DA_BLOB_VERSION,
+                network: network.to_owned(),
+                height: b.height,
+                prev_hash: Bytes32(prev),
+                timestamp_ms: b.timestamp_ms,
+                events: b.events.clone(),
+                signature: Bytes64(sig),
+            };
+            anyhow::ensure!(
+                hex::encode(blob.hash()?) == b.hash,
+                "blob {} rebuilt with another hash",
+                b.height
+            );
+            sizes.push(blob.to_bytes()?.len());
+            h = b.height + 1;
+        }
+    }
+    Ok(sizes)
+}
+
+async fn latency(nodes: usize, posts: usize, batch_interval_ms: u64) -> anyhow::Result<Split> {
     anyhow::ensure!((2..=80).contains(&nodes), "--nodes must be 2..=80");
     let mut net = TestNet::new("bench-da-latency").await?;
     let cfg = net
@@ -184,6 +251,12 @@ async fn latency(nodes: usize, posts: usize, batch_interval_ms: u64) -> anyhow::
             .with_context(|| format!("{} connections", n.name()))?;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut degree = Vec::new();
+    for n in net.nodes() {
+        degree.push(n.client().status().await?.connected_peers);
+    }
+    let coordinator_degree = degree.first().copied().unwrap_or(0);
+    degree.sort_unstable();
 
     let ids = net.peer_ids(&names);
     let events = chunk_events(&ids, posts);
@@ -202,6 +275,7 @@ async fn latency(nodes: usize, posts: usize, batch_interval_ms: u64) -> anyhow::
         .client_with_timeout(Duration::from_secs(20));
     let mut height = tip.height;
     let (mut per_node, mut last_node, mut post_rtt) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut seal, mut gossip_apply) = (Vec::new(), Vec::new());
     for (i, event) in events.iter().enumerate() {
         let next = height + 1;
         let polls: Vec<_> = clients
@@ -228,6 +302,7 @@ async fn latency(nodes: usize, posts: usize, batch_interval_ms: u64) -> anyhow::
             r.heights
         );
         let mut worst = Duration::ZERO;
+        let mut own = None;
         for p in polls {
             let (name, at, r) = p.await?;
             let st = r.with_context(|| format!("long-poll on {name}"))?;
@@ -239,8 +314,14 @@ async fn latency(nodes: usize, posts: usize, batch_interval_ms: u64) -> anyhow::
             let d = at.saturating_duration_since(t0);
             per_node.push(d);
             worst = worst.max(d);
+            if name == "coordinator" {
+                own = Some(d);
+            }
         }
+        let own = own.context("the coordinator is not long-polled")?;
         last_node.push(worst);
+        seal.push(own);
+        gossip_apply.push(worst.saturating_sub(own));
         height = next;
     }
     let end = da_tip(net.node("coordinator")).await?;
@@ -249,7 +330,9 @@ async fn latency(nodes: usize, posts: usize, batch_interval_ms: u64) -> anyhow::
         "coordinator at {end}, want height {height}"
     );
     wait_da_equal(&net.nodes(), &end, T).await?;
+    let sizes = blob_sizes(&publisher, &cfg.network, tip.height + 1, height).await?;
     let (per_node, last_node, post_rtt) = (sorted(per_node), sorted(last_node), sorted(post_rtt));
+    let (seal, gossip_apply) = (sorted(seal), sorted(gossip_apply));
     println!(
         "end-to-end latency, {nodes} nodes (1 coordinator + {} storage), {posts} POSTs of one \
          event, batch_interval_ms = {batch_interval_ms}{}:",
@@ -279,9 +362,80 @@ async fn latency(nodes: usize, posts: usize, batch_interval_ms: u64) -> anyhow::
         fmt_ms(percentile(&post_rtt, 50.0)),
         fmt_ms(percentile(&post_rtt, 99.0))
     );
+    println!(
+        "  seal (coordinator's own answer - POST start): median {}, p99 {}",
+        fmt_ms(percentile(&seal, 50.0)),
+        fmt_ms(percentile(&seal, 99.0))
+    );
+    println!(
+        "  gossip + apply to the last node beyond the seal (last answer - coordinator's): \
+         median {}, p99 {}, max {}",
+        fmt_ms(percentile(&gossip_apply, 50.0)),
+        fmt_ms(percentile(&gossip_apply, 99.0)),
+        fmt_ms(percentile(&gossip_apply, 100.0))
+    );
+    let mut by_size = sizes.clone();
+    by_size.sort_unstable();
+    println!(
+        "  degree (connected peers) min/median/max {}/{}/{} (coordinator: {coordinator_degree}); \
+         blobs of {}..{} bytes (median {})",
+        degree.first().copied().unwrap_or(0),
+        degree.get(degree.len() / 2).copied().unwrap_or(0),
+        degree.last().copied().unwrap_or(0),
+        by_size.first().copied().unwrap_or(0),
+        by_size.last().copied().unwrap_or(0),
+        by_size.get(by_size.len() / 2).copied().unwrap_or(0)
+    );
     println!("  final state on all {nodes} nodes: {end}");
     net.pass();
-    Ok(())
+    Ok(Split {
+        batch_interval_ms,
+        seal: med_p99(&seal),
+        gossip_apply: med_p99(&gossip_apply),
+        degree: degree.get(degree.len() / 2).copied().unwrap_or(0),
+        blob_sizes: sizes,
+    })
+}
+
+/// Runs `dsdn-bench-gossip-baseline` (next to this executable) with `nodes`, `posts` and
+/// the message `sizes`; echoes its report and returns its last-node median and p99.
+async fn baseline(
+    nodes: usize,
+    posts: usize,
+    degree: usize,
+    sizes: &[usize],
+) -> anyhow::Result<(Duration, Duration)> {
+    let exe = std::env::current_exe()?.with_file_name(format!(
+        "dsdn-bench-gossip-baseline{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    let sizes: Vec<String> = sizes.iter().map(ToString::to_string).collect();
+    let out = tokio::process::Command::new(&exe)
+        .args(["--nodes", &nodes.to_string(), "--posts", &posts.to_string()])
+        .args(["--sizes", &sizes.join(","), "--degree", &degree.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .with_context(|| format!("run {}", exe.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut result = None;
+    for line in text.lines() {
+        match line.strip_prefix("RESULT ") {
+            Some(r) => result = Some(r.to_owned()),
+            None => println!("{line}"),
+        }
+    }
+    anyhow::ensure!(out.status.success(), "the baseline failed: {}", out.status);
+    let result = result.context("the baseline printed no RESULT line")?;
+    let us = |key: &str| -> anyhow::Result<Duration> {
+        let v = result
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .with_context(|| format!("no {key} in the baseline's RESULT"))?;
+        Ok(Duration::from_micros(v.parse()?))
+    };
+    Ok((us("last_median_us")?, us("last_p99_us")?))
 }
 
 #[tokio::main]
@@ -306,9 +460,36 @@ async fn main() -> anyhow::Result<()> {
         catch_up(events, runs).await?;
     }
     if !has("--skip-latency") {
-        latency(nodes, posts, DaSpec::default().batch_interval_ms).await?;
+        let mut runs = vec![latency(nodes, posts, DaSpec::default().batch_interval_ms).await?];
         if let Some(ms) = fast {
-            latency(nodes, posts, ms).await?;
+            runs.push(latency(nodes, posts, ms).await?);
+        }
+        if has("--baseline") {
+            let (sizes, degree) = runs
+                .last()
+                .map(|r| (r.blob_sizes.clone(), r.degree))
+                .unwrap_or_default();
+            let (b_med, b_p99) = baseline(nodes, posts, degree.max(1), &sizes).await?;
+            println!("side by side, {nodes} nodes, {posts} messages of the same sizes, same run:");
+            for r in &runs {
+                println!(
+                    "  dsdnd, batch_interval_ms = {:>3}: seal median {}, p99 {}; gossip + apply \
+                     to the last node beyond the seal: median {}, p99 {}; ratio to the \
+                     baseline median {:.2}x",
+                    r.batch_interval_ms,
+                    fmt_ms(r.seal.0),
+                    fmt_ms(r.seal.1),
+                    fmt_ms(r.gossip_apply.0),
+                    fmt_ms(r.gossip_apply.1),
+                    r.gossip_apply.0.as_secs_f64() / b_med.as_secs_f64().max(1e-9)
+                );
+            }
+            println!(
+                "  plain rust-libp2p gossipsub, last node: median {}, p99 {} (goal: dsdnd \
+                 gossip + apply ≤ 5 ms median and ≤ 1.5x this)",
+                fmt_ms(b_med),
+                fmt_ms(b_p99)
+            );
         }
     }
     Ok(())
