@@ -26,6 +26,9 @@ use libp2p::StreamProtocol;
 use libp2p::{gossipsub, kad, request_response};
 
 use crate::codec::CborCodec;
+use crate::net::component::Component;
+use crate::net::handshake::HandshakeProtocol;
+use crate::net::pex::PexProtocol;
 use crate::peer_manager::PeerManager;
 
 /// The handshake protocol: one request/response exchange of [`Handshake`]s.
@@ -176,9 +179,9 @@ pub struct Behaviour {
     /// Bootstrap fallback chain, dialling, connection limits and peers.dat bookkeeping.
     pub peer_manager: PeerManager,
     /// `/dsdn/handshake/1.0.0`: version, network id, node id, listen addresses, services.
-    pub handshake: HandshakeBehaviour,
+    pub handshake: Component<HandshakeProtocol>,
     /// `/dsdn/<network>/pex/1.0.0`: peer exchange.
-    pub pex: PexBehaviour,
+    pub pex: Component<PexProtocol>,
     /// `/dsdn/<network>/meshsub/1.1.0`: DA events and receipts.
     /// Absent (disabled) on nodes that subscribe to no topic, such as a dedicated bootstrap
     /// node (28.1.C §3): no gossipsub handler or protocol on their connections.

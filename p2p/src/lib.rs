@@ -54,6 +54,7 @@ pub mod event_loop;
 pub mod handle;
 pub mod light;
 pub mod metrics;
+pub mod net;
 pub mod node;
 pub mod peer_manager;
 pub mod workload;

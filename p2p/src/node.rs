@@ -24,6 +24,9 @@ use crate::da::{DaService, DaServiceConfig, Registrar};
 use crate::event_loop::EventLoop;
 use crate::handle::{NodeHandle, COMMAND_QUEUE};
 use crate::metrics::Metrics;
+use crate::net::component::Component;
+use crate::net::handshake::HandshakeProtocol;
+use crate::net::pex::PexProtocol;
 use crate::peer_manager::{PeerManager, PeerManagerParts};
 
 /// Why a node could not start.
@@ -109,11 +112,26 @@ fn build_behaviour(
     cfg: &NodeConfig,
     key: &libp2p::identity::Keypair,
     manager: PeerManager,
+    store: Arc<PeerStore>,
+    metrics: Metrics,
 ) -> Result<Behaviour, StartError> {
     let net = &cfg.network;
-    let handshake = handshake_behaviour(cfg.bootstrap.peer_connect_timeout);
-    let pex = pex_behaviour(net, Duration::from_secs(30))
-        .map_err(|e| StartError::Swarm(e.to_string()))?;
+    let local = key.public().to_peer_id();
+    let handshake = Component::new(
+        handshake_behaviour(cfg.bootstrap.peer_connect_timeout),
+        HandshakeProtocol::new(net.clone(), local, cfg.services, !cfg.light),
+    );
+    let pex = Component::new(
+        pex_behaviour(net, Duration::from_secs(30))
+            .map_err(|e| StartError::Swarm(e.to_string()))?,
+        PexProtocol::new(
+            store,
+            metrics,
+            local,
+            cfg.bootstrap.pex_interval,
+            !cfg.light,
+        ),
+    );
     let gossip_cfg = gossipsub::ConfigBuilder::default()
         .protocol_id_prefix(format!("/dsdn/{net}/meshsub"))
         .validate_messages()
@@ -225,7 +243,7 @@ impl Node {
                 added_file: cfg.added_file.clone(),
             },
         );
-        let behaviour = build_behaviour(&cfg, &key, manager)?;
+        let behaviour = build_behaviour(&cfg, &key, manager, store.clone(), metrics.clone())?;
         let mut swarm: Swarm<Behaviour> = SwarmBuilder::with_existing_identity(key.clone())
             .with_tokio()
             .with_tcp(

@@ -5,18 +5,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dsdn_peers::ratelimit::AddrTokenBucket;
 use dsdn_peers::score::score;
 use dsdn_peers::store::PeerStore;
-use dsdn_protocols::handshake::{Handshake, HandshakeError, MAX_ADDR_BYTES, MAX_LISTEN_ADDRS};
 use dsdn_protocols::pex::PexRateLimiter;
-use dsdn_protocols::{PeerSource, ServiceType, PROTOCOL_VERSION};
+use dsdn_protocols::{PeerSource, ServiceType};
 use futures::StreamExt;
 use libp2p::gossipsub::IdentTopic;
-use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{self, Message, OutboundFailure, OutboundRequestId};
-use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm};
+use libp2p::request_response::OutboundRequestId;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{PeerId, Swarm};
 use tokio::sync::mpsc;
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
@@ -24,13 +21,14 @@ use crate::config::NodeConfig;
 use crate::da::{DaService, DaSubscribers, PublishError, Registrar};
 use crate::handle::{Command, NodeStatus, PeerView};
 use crate::metrics::Metrics;
-use crate::peer_manager::{unix_now, PeerManagerEvent, VerifiedInfo};
+use crate::net::handshake::HandshakeEvent;
+use crate::net::pex::PexEvent;
+use crate::peer_manager::{unix_now, PeerManagerEvent};
 
 mod committee;
 mod control;
 mod da;
 mod discovery;
-mod pex;
 mod workload;
 
 pub(crate) use committee::CommitteeLoop;
@@ -80,15 +78,7 @@ pub struct EventLoop {
     da: DaLoop,
     cfg: NodeConfig,
     started: Instant,
-    handshakes: HashMap<OutboundRequestId, ConnectionId>,
     discovery: discovery::Discovery,
-    pex_out: PexRateLimiter<PeerId>,
-    pex_in: PexRateLimiter<PeerId>,
-    /// Per-peer token buckets for addresses received through PEX (Bitcoin Core's ADDR
-    /// processing bucket).
-    addr_buckets: HashMap<PeerId, AddrTokenBucket>,
-    /// Per-peer token buckets for addresses served through PEX.
-    serve_buckets: HashMap<PeerId, AddrTokenBucket>,
     /// Receivers of [`crate::da::DaNotice`]s (`NodeHandle::subscribe_da`).
     da_subscribers: DaSubscribers,
     /// Registration requests from one peer: at most one per 5 s.
@@ -97,31 +87,6 @@ pub struct EventLoop {
     committee: Option<CommitteeLoop>,
     /// Workload execution, receipt signing and the receipts topic.
     workload: workload::WorkloadLoop,
-}
-
-/// Decodes and filters advertised addresses: well-formed, IP-based, not unspecified.
-pub(super) fn decode_addrs(raw: &[serde_bytes::ByteBuf]) -> Vec<Multiaddr> {
-    raw.iter()
-        .take(MAX_LISTEN_ADDRS)
-        .filter_map(|b| Multiaddr::try_from(b.to_vec()).ok())
-        .filter(|a| {
-            a.iter().next().is_some_and(|p| match p {
-                Protocol::Ip4(ip) => !ip.is_unspecified(),
-                Protocol::Ip6(ip) => !ip.is_unspecified(),
-                _ => false,
-            })
-        })
-        .collect()
-}
-
-fn encode_addrs(addrs: &[Multiaddr], max: usize) -> Vec<serde_bytes::ByteBuf> {
-    addrs
-        .iter()
-        .map(|a| a.to_vec())
-        .filter(|b| b.len() <= MAX_ADDR_BYTES)
-        .take(max)
-        .map(serde_bytes::ByteBuf::from)
-        .collect()
 }
 
 impl EventLoop {
@@ -138,7 +103,6 @@ impl EventLoop {
             committee,
             workload,
         } = services;
-        let interval = cfg.bootstrap.pex_interval;
         let da_subscribers = DaSubscribers::new(&metrics);
         Self {
             swarm,
@@ -156,14 +120,7 @@ impl EventLoop {
             },
             cfg,
             started: Instant::now(),
-            handshakes: HashMap::new(),
             discovery: discovery::Discovery::default(),
-            // Our own requests: one at verification and one per rotation, never more often
-            // than half the interval; requests from a peer: at most one per interval.
-            pex_out: PexRateLimiter::new(interval / 2),
-            pex_in: PexRateLimiter::new(interval),
-            addr_buckets: HashMap::new(),
-            serve_buckets: HashMap::new(),
             da_subscribers,
             register_in: PexRateLimiter::new(Duration::from_secs(5)),
             committee,
@@ -231,23 +188,6 @@ impl EventLoop {
             tracing::error!(error = %e, "peers.dat: the last changes could not be written");
         }
         tracing::info!("network event loop stopped");
-    }
-
-    fn our_handshake(&self) -> Handshake {
-        let addrs: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
-        // A light client is never advertised: no address to store or share, no services.
-        let (addrs, services) = if self.cfg.light {
-            (Vec::new(), dsdn_protocols::ServiceSet::EMPTY)
-        } else {
-            (addrs, self.cfg.services)
-        };
-        Handshake {
-            protocol_version: PROTOCOL_VERSION,
-            network_id: self.cfg.network.to_string(),
-            node_id: self.swarm.local_peer_id().to_bytes(),
-            listen_addrs: encode_addrs(&addrs, MAX_LISTEN_ADDRS),
-            services,
-        }
     }
 
     fn housekeeping(&mut self) {
@@ -483,9 +423,7 @@ impl EventLoop {
     fn on_peer_manager(&mut self, event: PeerManagerEvent) {
         match event {
             PeerManagerEvent::SendHandshake { peer, connection } => {
-                let hs = self.our_handshake();
-                let id = self.swarm.behaviour_mut().handshake.send_request(&peer, hs);
-                self.handshakes.insert(id, connection);
+                self.swarm.behaviour_mut().handshake.send(peer, connection);
             }
             PeerManagerEvent::PeerVerified {
                 peer,
@@ -496,19 +434,17 @@ impl EventLoop {
                 if !self.check_provider(peer, services) {
                     return;
                 }
+                self.swarm.behaviour_mut().pex.peer_verified(peer);
                 for addr in listen_addrs {
                     self.swarm.behaviour_mut().kad.add_address(&peer, addr);
                 }
                 self.provide_services(Instant::now());
-                self.request_pex(peer);
+                self.swarm.behaviour_mut().pex.request(peer);
                 self.da_peer_connected(peer, services);
             }
-            PeerManagerEvent::RequestPex { peer } => self.request_pex(peer),
+            PeerManagerEvent::RequestPex { peer } => self.swarm.behaviour_mut().pex.request(peer),
             PeerManagerEvent::PeerDisconnected { peer } => {
-                self.pex_out.forget(&peer);
-                self.pex_in.forget(&peer);
-                self.addr_buckets.remove(&peer);
-                self.serve_buckets.remove(&peer);
+                self.swarm.behaviour_mut().pex.peer_disconnected(&peer);
                 self.swarm.behaviour_mut().kad.remove_peer(&peer);
                 self.da_peer_disconnected(&peer);
                 self.committee_peer_disconnected(&peer);
@@ -516,80 +452,27 @@ impl EventLoop {
         }
     }
 
-    fn check_handshake(&mut self, peer: PeerId, connection: ConnectionId, hs: &Handshake) {
-        match hs.check(&self.cfg.network, PROTOCOL_VERSION, &peer.to_bytes()) {
-            Ok(()) => {
-                let info = VerifiedInfo {
-                    listen_addrs: decode_addrs(&hs.listen_addrs),
-                    services: hs.services,
-                };
-                self.swarm
-                    .behaviour_mut()
-                    .peer_manager
-                    .on_handshake_ok(peer, connection, info);
-            }
-            Err(e) => self
-                .swarm
-                .behaviour_mut()
-                .peer_manager
-                .on_handshake_failed(peer, connection, &e),
+    fn on_handshake(&mut self, event: HandshakeEvent) {
+        let pm = &mut self.swarm.behaviour_mut().peer_manager;
+        match event {
+            HandshakeEvent::Verified {
+                peer,
+                connection,
+                info,
+            } => pm.on_handshake_ok(peer, connection, info),
+            HandshakeEvent::Failed {
+                peer,
+                connection,
+                error,
+            } => pm.on_handshake_failed(peer, connection, &error),
         }
     }
 
-    fn on_handshake(&mut self, event: request_response::Event<Handshake, Handshake>) {
+    fn on_pex(&mut self, event: PexEvent) {
+        let pm = &mut self.swarm.behaviour_mut().peer_manager;
         match event {
-            request_response::Event::Message {
-                peer,
-                connection_id,
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-            } => {
-                // Always answer, so a peer of another network learns why it is refused.
-                let ours = self.our_handshake();
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .handshake
-                    .send_response(channel, ours);
-                self.check_handshake(peer, connection_id, &request);
-            }
-            request_response::Event::Message {
-                peer,
-                message:
-                    Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                if let Some(conn) = self.handshakes.remove(&request_id) {
-                    self.check_handshake(peer, conn, &response);
-                }
-            }
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                if let Some(conn) = self.handshakes.remove(&request_id) {
-                    let err = match error {
-                        OutboundFailure::Timeout => HandshakeError::Timeout,
-                        OutboundFailure::UnsupportedProtocols => {
-                            HandshakeError::UnsupportedProtocol
-                        }
-                        other => HandshakeError::Io(other.to_string()),
-                    };
-                    self.swarm
-                        .behaviour_mut()
-                        .peer_manager
-                        .on_handshake_failed(peer, conn, &err);
-                }
-            }
-            request_response::Event::InboundFailure { .. }
-            | request_response::Event::ResponseSent { .. } => {}
+            PexEvent::Discovered { peer, addrs } => pm.discovered(peer, addrs),
+            PexEvent::Misbehaved { peer, reason } => pm.penalize(peer, reason),
         }
     }
 }

@@ -1,0 +1,248 @@
+//! The handshake component (28.1.A §3): `/dsdn/handshake/1.0.0`, one exchange of
+//! [`Handshake`]s per connection.
+//!
+//! The peer manager asks for a handshake on each new connection ([`Component::send`]); the
+//! dialer's request carries its handshake and the listener always answers with its own (so
+//! that a peer of another network learns why it is refused), then both check what they got
+//! with [`Handshake::check`]. The result is one [`HandshakeEvent`] per connection: verified
+//! (with the decoded listen addresses and services) or failed (with the reason). This
+//! component owns the outstanding requests (request id → connection) and the listen
+//! addresses it advertises (tracked from the swarm's listen events).
+
+use std::collections::HashMap;
+
+use dsdn_protocols::handshake::{Handshake, HandshakeError, MAX_LISTEN_ADDRS};
+use dsdn_protocols::{NetworkId, ServiceSet, PROTOCOL_VERSION};
+use libp2p::request_response::{self, Message, OutboundFailure, OutboundRequestId};
+use libp2p::swarm::{ConnectionId, FromSwarm};
+use libp2p::{Multiaddr, PeerId};
+
+use super::component::{Component, Inner, InnerEvent, Outbox, Protocol};
+use super::{decode_addrs, encode_addrs};
+use crate::codec::CborCodec;
+use crate::peer_manager::VerifiedInfo;
+
+/// The outcome of one connection's handshake.
+#[derive(Debug)]
+pub enum HandshakeEvent {
+    /// The peer's handshake checked out (network, version, node id = noise PeerId).
+    Verified {
+        /// The peer.
+        peer: PeerId,
+        /// The connection the handshake ran on.
+        connection: ConnectionId,
+        /// Its advertised listen addresses (decoded and filtered) and service types.
+        info: VerifiedInfo,
+    },
+    /// The handshake was refused (another network, an incompatible version, a node id that
+    /// is not the connection's PeerId) or did not complete (timeout, unsupported protocol,
+    /// I/O).
+    Failed {
+        /// The peer.
+        peer: PeerId,
+        /// The connection the handshake ran on.
+        connection: ConnectionId,
+        /// Why.
+        error: HandshakeError,
+    },
+}
+
+/// The handshake protocol's state; see the module documentation.
+pub struct HandshakeProtocol {
+    network: NetworkId,
+    local: PeerId,
+    /// Advertised service types (none on a light client).
+    services: ServiceSet,
+    /// False on a light client: it advertises no address and no service, so full nodes
+    /// neither store nor share it.
+    advertise: bool,
+    /// This node's listen addresses, in the order the swarm reported them.
+    listen_addrs: Vec<Multiaddr>,
+    /// Our outstanding requests: the connection each one runs on.
+    pending: HashMap<OutboundRequestId, ConnectionId>,
+}
+
+impl HandshakeProtocol {
+    /// The state of a node of `network` with identity `local` offering `services`;
+    /// `advertise = false` for a light client.
+    pub fn new(network: NetworkId, local: PeerId, services: ServiceSet, advertise: bool) -> Self {
+        Self {
+            network,
+            local,
+            services,
+            advertise,
+            listen_addrs: Vec::new(),
+            pending: HashMap::new(),
+        }
+    }
+
+    /// The handshake this node sends and answers with.
+    pub fn ours(&self) -> Handshake {
+        let (addrs, services) = if self.advertise {
+            (self.listen_addrs.as_slice(), self.services)
+        } else {
+            (&[][..], ServiceSet::EMPTY)
+        };
+        Handshake {
+            protocol_version: PROTOCOL_VERSION,
+            network_id: self.network.to_string(),
+            node_id: self.local.to_bytes(),
+            listen_addrs: encode_addrs(addrs, MAX_LISTEN_ADDRS),
+            services,
+        }
+    }
+
+    /// Handshakes waiting for an answer.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn check(&self, peer: PeerId, connection: ConnectionId, hs: &Handshake) -> HandshakeEvent {
+        match hs.check(&self.network, PROTOCOL_VERSION, &peer.to_bytes()) {
+            Ok(()) => HandshakeEvent::Verified {
+                peer,
+                connection,
+                info: VerifiedInfo {
+                    listen_addrs: decode_addrs(&hs.listen_addrs),
+                    services: hs.services,
+                },
+            },
+            Err(error) => HandshakeEvent::Failed {
+                peer,
+                connection,
+                error,
+            },
+        }
+    }
+}
+
+impl Protocol for HandshakeProtocol {
+    type Codec = CborCodec<Handshake, Handshake>;
+    type Event = HandshakeEvent;
+
+    fn on_event(
+        &mut self,
+        event: InnerEvent<Self>,
+        inner: &mut Inner<Self>,
+        out: &mut Outbox<Self>,
+    ) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                connection_id,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+            } => {
+                // Always answer, so a peer of another network learns why it is refused.
+                let _ = inner.send_response(channel, self.ours());
+                out.push_back(self.check(peer, connection_id, &request));
+            }
+            request_response::Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(connection) = self.pending.remove(&request_id) {
+                    out.push_back(self.check(peer, connection, &response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(connection) = self.pending.remove(&request_id) {
+                    let error = match error {
+                        OutboundFailure::Timeout => HandshakeError::Timeout,
+                        OutboundFailure::UnsupportedProtocols => {
+                            HandshakeError::UnsupportedProtocol
+                        }
+                        other => HandshakeError::Io(other.to_string()),
+                    };
+                    out.push_back(HandshakeEvent::Failed {
+                        peer,
+                        connection,
+                        error,
+                    });
+                }
+            }
+            request_response::Event::InboundFailure { .. }
+            | request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: &FromSwarm<'_>) {
+        match event {
+            FromSwarm::NewListenAddr(e) if !self.listen_addrs.contains(e.addr) => {
+                self.listen_addrs.push(e.addr.clone());
+            }
+            FromSwarm::ExpiredListenAddr(e) => self.listen_addrs.retain(|a| a != e.addr),
+            _ => {}
+        }
+    }
+}
+
+impl Component<HandshakeProtocol> {
+    /// Sends our handshake to `peer` on the new `connection` (the peer manager asks for it
+    /// on every connection); the outcome comes back as a [`HandshakeEvent`].
+    pub fn send(&mut self, peer: PeerId, connection: ConnectionId) {
+        let ours = self.state.ours();
+        let id = self.inner.send_request(&peer, ours);
+        self.state.pending.insert(id, connection);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(name: &str) -> NetworkId {
+        NetworkId::new(name).expect("valid network id")
+    }
+
+    #[test]
+    fn a_light_client_advertises_nothing() {
+        let local = PeerId::random();
+        let mut full = HandshakeProtocol::new(net("devnet"), local, ServiceSet::EMPTY, true);
+        full.listen_addrs
+            .push("/ip4/127.0.0.1/tcp/1".parse().expect("addr"));
+        assert_eq!(full.ours().listen_addrs.len(), 1);
+        let mut light = HandshakeProtocol::new(net("devnet"), local, ServiceSet::EMPTY, false);
+        light.listen_addrs = full.listen_addrs.clone();
+        assert!(light.ours().listen_addrs.is_empty());
+        assert_eq!(light.ours().node_id, local.to_bytes());
+    }
+
+    #[test]
+    fn checks_network_and_node_id() {
+        let a = PeerId::random();
+        let b = PeerId::random();
+        let ours = HandshakeProtocol::new(net("devnet"), a, ServiceSet::EMPTY, true);
+        let theirs = HandshakeProtocol::new(net("devnet"), b, ServiceSet::EMPTY, true).ours();
+        let conn = ConnectionId::new_unchecked(1);
+        assert!(matches!(
+            ours.check(b, conn, &theirs),
+            HandshakeEvent::Verified { .. }
+        ));
+        // Claims to be b on a connection authenticated as someone else.
+        assert!(matches!(
+            ours.check(PeerId::random(), conn, &theirs),
+            HandshakeEvent::Failed { .. }
+        ));
+        let other = HandshakeProtocol::new(net("testnet"), b, ServiceSet::EMPTY, true).ours();
+        assert!(matches!(
+            ours.check(b, conn, &other),
+            HandshakeEvent::Failed {
+                error: HandshakeError::NetworkMismatch { .. },
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,42 @@
+//! The network layer's protocol components (issue 11): each request/response protocol is
+//! one [`component::Component`] that owns its state and its outstanding requests and emits
+//! one typed event; the event loop only routes those events.
+//!
+//! * [`handshake`]: `/dsdn/handshake/1.0.0`, the network, version and identity check of
+//!   every connection;
+//! * [`pex`]: `/dsdn/<network>/pex/1.0.0`, peer exchange.
+
+use dsdn_protocols::handshake::{MAX_ADDR_BYTES, MAX_LISTEN_ADDRS};
+use libp2p::multiaddr::Protocol as AddrProtocol;
+use libp2p::Multiaddr;
+
+pub mod component;
+pub mod handshake;
+pub mod pex;
+
+/// Decodes and filters advertised addresses: at most [`MAX_LISTEN_ADDRS`], well-formed,
+/// IP-based, not unspecified.
+pub(crate) fn decode_addrs(raw: &[serde_bytes::ByteBuf]) -> Vec<Multiaddr> {
+    raw.iter()
+        .take(MAX_LISTEN_ADDRS)
+        .filter_map(|b| Multiaddr::try_from(b.to_vec()).ok())
+        .filter(|a| {
+            a.iter().next().is_some_and(|p| match p {
+                AddrProtocol::Ip4(ip) => !ip.is_unspecified(),
+                AddrProtocol::Ip6(ip) => !ip.is_unspecified(),
+                _ => false,
+            })
+        })
+        .collect()
+}
+
+/// Encodes at most `max` addresses of at most [`MAX_ADDR_BYTES`] each.
+pub(crate) fn encode_addrs(addrs: &[Multiaddr], max: usize) -> Vec<serde_bytes::ByteBuf> {
+    addrs
+        .iter()
+        .map(|a| a.to_vec())
+        .filter(|b| b.len() <= MAX_ADDR_BYTES)
+        .take(max)
+        .map(serde_bytes::ByteBuf::from)
+        .collect()
+}
