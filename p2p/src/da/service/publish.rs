@@ -16,6 +16,9 @@ impl DaService {
             SubmitError::Invalid(e)
         })?;
         let height = blob.height();
+        if height == self.chain.height() + 1 && !self.accepting() {
+            return Err(SubmitError::LogBusy { height });
+        }
         let encoded = blob.encoded().to_vec();
         let outcome = match self.offer(blob) {
             Offer::Applied(_) => "applied",
@@ -175,20 +178,29 @@ impl DaService {
     }
 
     /// True when the authority may seal: it holds no out-of-order blob, no peer reported a
-    /// higher tip, and a peer told it the tip (or the start grace passed).
+    /// higher tip, a peer told it the tip (or the start grace passed), and the log takes new
+    /// heights ([`DaService::accepting`]).
     fn may_seal(&self, now: Instant) -> bool {
         self.is_authority()
             && self.sealing.is_none()
+            && self.accepting()
             && self.chain.pending() == 0
             && self.planner.target() <= self.chain.height()
             && (self.planner.probes_answered() > 0
                 || now.duration_since(self.started) >= self.cfg.publish_grace)
     }
 
-    /// Timers: backfill requests and stalls, sealing of batches (authority).
+    /// Timers: backfill requests and stalls, sealing of batches (authority), the end of the
+    /// backoff after a failed append. No new backfill request goes out while the log does
+    /// not take new heights.
     pub(crate) fn poll(&mut self, now: Instant) {
+        self.retry_due(now);
         let stalls = self.planner.stalls();
-        let actions = self.planner.poll(now);
+        let actions = if self.accepting() {
+            self.planner.poll(now)
+        } else {
+            Vec::new()
+        };
         self.metrics
             .da_sync_requests
             .with_label_values(&["stalled"])
@@ -220,10 +232,14 @@ impl DaService {
         } else {
             None
         };
-        match (batch, self.planner.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        // While the log takes no new heights the planner waits: the writer's reports or
+        // the end of the backoff wake the loop.
+        let planner = if self.accepting() {
+            self.planner.next_deadline()
+        } else {
+            None
+        };
+        [batch, planner, self.retry_at()].into_iter().flatten().min()
     }
 
     fn seal(&mut self, batch: Vec<Queued>) {
@@ -268,7 +284,8 @@ impl DaService {
         }
     }
 
-    /// Applies a signed blob this node sealed, gossips it and answers its events' waiters.
+    /// Applies a signed blob this node sealed and gossips it at once; its events' waiters
+    /// are answered once it is durable in the log ([`DaService::when_durable`]).
     pub(super) fn finish_seal(&mut self, blob: VerifiedBlob, replies: Vec<Reply>) {
         let height = blob.height();
         let encoded = blob.encoded().to_vec();
@@ -285,6 +302,11 @@ impl DaService {
         self.metrics.da_blobs_published.inc();
         tracing::info!(height, events, "DA blob sealed");
         self.actions.push(DaAction::Gossip(encoded));
+        self.when_durable(height, replies);
+    }
+
+    /// Answers the waiters of the events of the (durable) blob at `height`.
+    pub(super) fn answer_sealed(&mut self, height: u64, replies: Vec<Reply>) {
         for reply in replies {
             match reply {
                 Reply::Publish(id) => self.publish_sealed(id, height),
