@@ -86,7 +86,10 @@ async fn a_storage_node_killed_mid_stream_recovers_from_its_log_and_its_peers() 
         "the kills ({kills:?}) did not happen mid-stream (last height {last})"
     );
     let want = da_tip(net.node("coordinator")).await?;
-    anyhow::ensure!(want.height == last, "coordinator at {want}, last published {last}");
+    anyhow::ensure!(
+        want.height == last,
+        "coordinator at {want}, last published {last}"
+    );
     wait_da_equal(&net.nodes(), &want, T).await?;
     eprintln!("[da-writer-kill] every node at {want} after kills at {kills:?}");
 
@@ -94,7 +97,10 @@ async fn a_storage_node_killed_mid_stream_recovers_from_its_log_and_its_peers() 
     let aside = files_with_prefix(&net.data_dir(NODE), "da-log.redb.corrupt-");
     anyhow::ensure!(aside.is_empty(), "{NODE} moved its log aside: {aside:?}");
     let aside = files_with_prefix(&net.data_dir(NODE), "da-state.cbor.corrupt-");
-    anyhow::ensure!(aside.is_empty(), "{NODE} moved its snapshot aside: {aside:?}");
+    anyhow::ensure!(
+        aside.is_empty(),
+        "{NODE} moved its snapshot aside: {aside:?}"
+    );
     anyhow::ensure!(
         metric(node, "da_store_corrupt_total", &[]).await == 0.0,
         "da_store_corrupt_total on {NODE}\n{}",

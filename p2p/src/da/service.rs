@@ -439,9 +439,9 @@ impl DaService {
             MAX_SYNC_PAYLOAD_BYTES,
         )
         .unwrap_or_default()
-            .iter()
-            .filter_map(|b| DaBlob::from_bytes(b).ok())
-            .collect()
+        .iter()
+        .filter_map(|b| DaBlob::from_bytes(b).ok())
+        .collect()
     }
 
     /// The threshold receipt with id `id` if the applied log recorded it: the

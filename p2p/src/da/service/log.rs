@@ -138,9 +138,9 @@ impl DaLog {
             Vec::new()
         };
         let mut total: usize = out.iter().map(Vec::len).sum();
-        let mut next = from.saturating_add(out.len() as u64);
-        let start = next;
-        for (height, bytes) in self.unwritten.iter().skip_while(|(h, _)| *h < start) {
+        let start = from.saturating_add(out.len() as u64);
+        let buffered = self.unwritten.iter().skip_while(|(h, _)| *h < start);
+        for (next, (height, bytes)) in (start..).zip(buffered) {
             if *height != next
                 || out.len() >= count as usize
                 || (!out.is_empty() && total.saturating_add(bytes.len()) > max_bytes)
@@ -149,7 +149,6 @@ impl DaLog {
             }
             total += bytes.len();
             out.push(bytes.to_vec());
-            next += 1;
         }
         Ok(out)
     }
@@ -419,9 +418,7 @@ impl DaService {
 
     /// The highest height durable in the log (the chain height without a log on disk).
     pub(crate) fn durable_height(&self) -> u64 {
-        self.log
-            .as_ref()
-            .map_or(self.chain.height(), |l| l.durable)
+        self.log.as_ref().map_or(self.chain.height(), |l| l.durable)
     }
 
     /// Encoded blobs from the durable log and the unwritten buffer.

@@ -239,7 +239,10 @@ impl DaService {
         } else {
             None
         };
-        [batch, planner, self.retry_at()].into_iter().flatten().min()
+        [batch, planner, self.retry_at()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn seal(&mut self, batch: Vec<Queued>) {

@@ -5,8 +5,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::*;
 use super::super::log::MAX_UNWRITTEN_BLOBS;
+use super::*;
 use crate::da::writer::Hooks;
 
 fn hooks(o: &Opened) -> Arc<Hooks> {
@@ -46,7 +46,10 @@ fn blobs_applied_during_a_commit_go_into_few_transactions() {
     // 200 jobs' worth of blobs (the channel holds 64 jobs, the rest waited in the buffer):
     // the first group, the jobs queued behind it, the blobs that did not fit.
     let commits = o.metrics.da_log_commits.get();
-    assert!((1..=3).contains(&commits), "{commits} commits for 200 blobs");
+    assert!(
+        (1..=3).contains(&commits),
+        "{commits} commits for 200 blobs"
+    );
     assert_eq!(o.svc.writer().unwrap().progress_now().commits, commits);
     drop(o);
     let o = open(dir.path());
@@ -68,7 +71,10 @@ fn publishers_are_answered_only_once_their_blob_is_durable() {
     // ...but not answered while the commit has not finished.
     std::thread::sleep(Duration::from_millis(50));
     a.svc.on_writer_progress(Instant::now());
-    assert!(rx.try_recv().is_err(), "answered before the blob was durable");
+    assert!(
+        rx.try_recv().is_err(),
+        "answered before the blob was durable"
+    );
     assert_eq!(a.svc.view().durable_height, 0);
     hooks.hold(false);
     a.svc.flush();
@@ -107,7 +113,10 @@ fn a_failed_append_rolls_the_state_back_to_the_disk_and_the_heights_are_fetched_
     ));
     assert_eq!(o.svc.on_gossip(p, chain.blob(4)), MessageAcceptance::Ignore);
     assert!(sync_actions(&mut o.svc, Instant::now()).is_empty());
-    assert!(o.svc.next_deadline(Instant::now()).is_some(), "the backoff ends");
+    assert!(
+        o.svc.next_deadline(Instant::now()).is_some(),
+        "the backoff ends"
+    );
     // Then the planner fetches the lost heights again.
     let later = Instant::now() + Duration::from_secs(2);
     let reqs = sync_actions(&mut o.svc, later);
@@ -191,7 +200,10 @@ fn too_much_unwritten_stops_new_heights_until_the_writer_catches_up() {
         o.svc.submit(chain.blob(n)),
         Err(SubmitError::LogBusy { .. })
     ));
-    assert_eq!(o.svc.on_gossip(peer(), chain.blob(n)), MessageAcceptance::Ignore);
+    assert_eq!(
+        o.svc.on_gossip(peer(), chain.blob(n)),
+        MessageAcceptance::Ignore
+    );
     assert_eq!(o.svc.view().height, n - 1);
     hooks.hold(false);
     o.svc.flush();
@@ -211,5 +223,8 @@ fn a_clean_shutdown_writes_everything_and_the_snapshot() {
     assert_eq!(snapshot_height(dir.path()), Some(30));
     let o = open(dir.path());
     let v = o.svc.view();
-    assert_eq!((v.height, v.durable_height, v.state_root), (30, 30, chain.root(30)));
+    assert_eq!(
+        (v.height, v.durable_height, v.state_root),
+        (30, 30, chain.root(30))
+    );
 }
