@@ -68,7 +68,9 @@ pub(super) async fn submit(State(s): State<ApiState>, body: axum::body::Bytes) -
                 SubmitError::NotSubscribed | SubmitError::NoAuthority => StatusCode::FORBIDDEN,
                 SubmitError::Invalid(_) => StatusCode::BAD_REQUEST,
                 SubmitError::Chain(_) | SubmitError::TooFarAhead { .. } => StatusCode::CONFLICT,
-                SubmitError::LogBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                SubmitError::LogBusy { .. } | SubmitError::NotStored { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
             };
             error(status, e.to_string())
         }

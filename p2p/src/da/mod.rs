@@ -209,6 +209,15 @@ pub enum SubmitError {
         /// The blob's height.
         height: u64,
     },
+    /// The blob applied but the log failed to store it: the node rolled back to what its
+    /// disk holds and fetches the height again from peers. Retry later.
+    #[error("blob {height} applied but the DA log could not store it: {reason}")]
+    NotStored {
+        /// The blob's height.
+        height: u64,
+        /// The append error.
+        reason: String,
+    },
     /// The blob is too far ahead of the log to be held; sync first.
     #[error("blob is too far ahead of the local log (height {height}, local {local})")]
     TooFarAhead {

@@ -56,13 +56,17 @@ pub(crate) struct DaServiceConfig {
     pub da: DaConfig,
 }
 
-/// Who waits for a sealed event.
+/// Who waits for a sealed (or durable) event.
 #[derive(Debug)]
 pub(crate) enum Reply {
     /// Part of the publish request with this id.
     Publish(u64),
-    /// A storage node's registration: answer it once the event is sealed.
+    /// A storage node's registration: answer it once the event is sealed (and durable).
     Register(ResponseChannel<RegisterResponse>),
+    /// A registration already in the state: answer it once its blob is durable.
+    Known(ResponseChannel<RegisterResponse>),
+    /// A submitted blob that applied (`POST /v1/da/blobs`): answer it once durable.
+    Submit(oneshot::Sender<Result<Submitted, SubmitError>>, Submitted),
 }
 
 /// One event waiting to be sealed.

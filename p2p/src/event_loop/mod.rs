@@ -322,8 +322,8 @@ impl EventLoop {
             }
             Command::SubmitBlob(bytes, tx) => {
                 if self.cfg.subscribe_da {
-                    let result = self.da.service.submit(&bytes);
-                    let _ = tx.send(result);
+                    // Answered once the blob is durable (or at once when it did not apply).
+                    self.da.service.submit_reply(&bytes, tx);
                     self.after_da();
                 } else {
                     let _ = tx.send(Err(crate::da::SubmitError::NotSubscribed));

@@ -41,6 +41,23 @@ impl DaService {
         Ok(Submitted { height, outcome })
     }
 
+    /// `POST /v1/da/blobs`: [`DaService::submit`], with `tx` answered once an applied blob
+    /// is durable in the log (at once for any other outcome or without a log on disk).
+    pub(crate) fn submit_reply(
+        &mut self,
+        bytes: &[u8],
+        tx: oneshot::Sender<Result<Submitted, SubmitError>>,
+    ) {
+        match self.submit(bytes) {
+            Ok(s) if s.outcome == "applied" => {
+                self.when_durable(s.height, vec![Reply::Submit(tx, s)]);
+            }
+            other => {
+                let _ = tx.send(other);
+            }
+        }
+    }
+
     /// Queues `events` for sealing; `tx` is answered once all of them are in blobs.
     pub(crate) fn publish(
         &mut self,
@@ -120,13 +137,14 @@ impl DaService {
                         && r.capacity_bytes == request.capacity_bytes
                         && r.class == request.class =>
                 {
+                    let height = r.registered_at;
                     self.metrics
                         .da_registrations
                         .with_label_values(&["known"])
                         .inc();
-                    Some(RegisterResponse::Registered {
-                        height: r.registered_at,
-                    })
+                    // Told only once the blob holding the registration is durable here.
+                    self.when_durable(height, vec![Reply::Known(channel)]);
+                    return;
                 }
                 _ => {
                     let event = DaEvent::NodeRegistered {
@@ -313,6 +331,13 @@ impl DaService {
         for reply in replies {
             match reply {
                 Reply::Publish(id) => self.publish_sealed(id, height),
+                Reply::Known(channel) => self.actions.push(DaAction::Respond(
+                    channel,
+                    RegisterResponse::Registered { height },
+                )),
+                Reply::Submit(tx, submitted) => {
+                    let _ = tx.send(Ok(submitted));
+                }
                 Reply::Register(channel) => {
                     self.metrics
                         .da_registrations
@@ -357,6 +382,18 @@ impl DaService {
                         reason: "sealing failed".into(),
                     },
                 )),
+                Reply::Known(channel) => self.actions.push(DaAction::Respond(
+                    channel,
+                    RegisterResponse::Refused {
+                        reason: "the coordinator's DA log failed; retry later".into(),
+                    },
+                )),
+                Reply::Submit(tx, submitted) => {
+                    let _ = tx.send(Err(SubmitError::NotStored {
+                        height: submitted.height,
+                        reason: error.to_owned(),
+                    }));
+                }
             }
         }
     }

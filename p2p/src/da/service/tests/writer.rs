@@ -228,3 +228,40 @@ fn a_clean_shutdown_writes_everything_and_the_snapshot() {
         (30, 30, chain.root(30))
     );
 }
+
+#[test]
+fn a_submitted_blob_is_answered_once_durable_or_told_it_was_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = Chain::new(3);
+    let mut o = open(dir.path());
+    let hooks = hooks(&o);
+    hooks.hold(true);
+    // Nothing to store: answered at once.
+    let (tx, mut rx) = oneshot::channel();
+    o.svc.submit_reply(chain.blob(2), tx);
+    assert_eq!(rx.try_recv().unwrap().unwrap().outcome, "held");
+    // Applied: answered once durable.
+    let (tx, mut rx) = oneshot::channel();
+    o.svc.submit_reply(chain.blob(1), tx);
+    assert_eq!(o.svc.view().height, 2);
+    std::thread::sleep(Duration::from_millis(50));
+    o.svc.on_writer_progress(Instant::now());
+    assert!(
+        rx.try_recv().is_err(),
+        "answered before the blob was durable"
+    );
+    hooks.hold(false);
+    o.svc.flush();
+    let s = rx.try_recv().unwrap().unwrap();
+    assert_eq!((s.height, s.outcome), (1, "applied"));
+    // A failed append: the submitter learns it was not stored.
+    hooks.fail_appends.store(1, Ordering::SeqCst);
+    let (tx, mut rx) = oneshot::channel();
+    o.svc.submit_reply(chain.blob(3), tx);
+    o.svc.flush();
+    assert!(matches!(
+        rx.try_recv(),
+        Ok(Err(SubmitError::NotStored { height: 3, .. }))
+    ));
+    assert_eq!(o.svc.view().height, 2);
+}
