@@ -200,8 +200,9 @@ impl DaService {
         self.log.as_ref().is_none_or(DaLog::accepting)
     }
 
-    /// Answers `replies` (the events of the blob at `height`, sealed by this node) once that
-    /// blob is durable; at once without a log on disk.
+    /// Answers `replies` (publishers and registrations of the events of the blob at
+    /// `height`, a known registration, a submitted blob) once that blob is durable; at once
+    /// when it already is or without a log on disk.
     pub(super) fn when_durable(&mut self, height: u64, replies: Vec<Reply>) {
         if let Some(log) = self.log.as_mut().filter(|l| l.durable < height) {
             log.waiters.push_back((height, replies));
