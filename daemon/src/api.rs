@@ -310,6 +310,10 @@ pub struct DaStateResponse {
     pub is_authority: bool,
     /// Events waiting to be sealed (DA authority only).
     pub queued_events: usize,
+    /// Height up to which the log is durable on disk; blobs above it are applied and
+    /// served but still being written (issue 11). Absent from older daemons (read as 0).
+    #[serde(default)]
+    pub durable_height: u64,
 }
 
 /// `GET /v1/committee/status` and `POST /v1/committee/dkg`: the coordinator committee as

@@ -119,6 +119,14 @@ pub struct Metrics {
     pub da_sync_blobs_served: IntCounter,
     /// `da_store_corrupt_total`: corrupt DA log or state snapshot files moved aside.
     pub da_store_corrupt: IntCounter,
+    /// `da_log_commits_total`: append transactions the DA log writer committed (one per
+    /// group of blobs; fewer than the blobs when they arrive faster than the disk).
+    pub da_log_commits: IntCounter,
+    /// `da_log_unwritten_blobs`: DA blobs applied but not yet durable in the log.
+    pub da_log_unwritten: IntGauge,
+    /// `da_log_write_errors_total`: failed appends to the DA log (each one rebuilds the
+    /// state from the disk and re-fetches the lost heights).
+    pub da_log_write_errors: IntCounter,
     /// `da_registrations_total{result}`: storage-node registration requests answered by
     /// this coordinator (`published`, `known`, `refused`).
     pub da_registrations: IntCounterVec,
@@ -354,6 +362,18 @@ impl Metrics {
                 "da_store_corrupt_total",
                 "Corrupt DA log or state snapshot files moved aside.",
             )?,
+            da_log_commits: counter(
+                "da_log_commits_total",
+                "Append transactions committed by the DA log writer.",
+            )?,
+            da_log_unwritten: gauge(
+                "da_log_unwritten_blobs",
+                "DA blobs applied but not yet durable in the log.",
+            )?,
+            da_log_write_errors: counter(
+                "da_log_write_errors_total",
+                "Failed appends to the DA log.",
+            )?,
             da_registrations: counter_vec(
                 "da_registrations_total",
                 "Storage-node registration requests answered, by result.",
@@ -434,6 +454,9 @@ mod tests {
             "bootstrap_peers_dat_suspicious 0",
             "bootstrap_peers_dat_banned 0",
             "bootstrap_dns_resolve_latency_ms_bucket{le=\"1\"} 0",
+            "da_log_commits_total 0",
+            "da_log_unwritten_blobs 0",
+            "da_log_write_errors_total 0",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

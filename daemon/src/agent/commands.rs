@@ -363,6 +363,7 @@ mod tests {
             synced: true,
             is_authority: false,
             queued_events: 0,
+            durable_height: 1,
         });
         assert!(d.starts_with("height          1\n"), "{d}");
         assert!(d.contains("events          20\n"), "{d}");

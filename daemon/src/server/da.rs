@@ -68,6 +68,9 @@ pub(super) async fn submit(State(s): State<ApiState>, body: axum::body::Bytes) -
                 SubmitError::NotSubscribed | SubmitError::NoAuthority => StatusCode::FORBIDDEN,
                 SubmitError::Invalid(_) => StatusCode::BAD_REQUEST,
                 SubmitError::Chain(_) | SubmitError::TooFarAhead { .. } => StatusCode::CONFLICT,
+                SubmitError::LogBusy { .. } | SubmitError::NotStored { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
             };
             error(status, e.to_string())
         }
@@ -158,5 +161,6 @@ pub fn state_response(st: DaStateView) -> DaStateResponse {
         synced: st.synced,
         is_authority: st.is_authority,
         queued_events: st.queued_events,
+        durable_height: st.durable_height,
     }
 }

@@ -2,12 +2,12 @@
 //! publishing.
 //!
 //! ```text
-//!  gossipsub dsdn/<net>/da-events/1 ─┐                      ┌─▶ da-log.redb (append-only, by height)
-//!  /dsdn/<net>/da-sync/1.0.0 ────────┼─▶ verify ─▶ DaChain ─┼─▶ DaState (14A §2) ─▶ da-state.cbor
-//!  POST /v1/da/blobs (submit) ───────┘   (Ed25519   (order, └─▶ DaNotice subscribers, height watch
-//!                                         against    hold,
-//!  POST /v1/da/events ─▶ Batcher ─▶ seal (authority)  hash chain)
-//!  /dsdn/<net>/da-register/1.0.0 ─┘
+//!  gossipsub dsdn/<net>/da-events/1 ─┐                      ┌─▶ DaState (14A §2), gossip, serving
+//!  /dsdn/<net>/da-sync/1.0.0 ────────┼─▶ verify ─▶ DaChain ─┼─▶ DaNotice subscribers, height watch
+//!  POST /v1/da/blobs (submit) ───────┘   (Ed25519   (order, └─▶ unwritten buffer ─▶ writer thread ─▶
+//!                                         against    hold,       da-log.redb (group commits), then
+//!  POST /v1/da/events ─▶ Batcher ─▶ seal (authority)  hash chain) da-state.cbor; durable height back
+//!  /dsdn/<net>/da-register/1.0.0 ─┘                               ─▶ publishers/registrations answered
 //! ```
 //!
 //! * **Blobs.** Every blob ([`dsdn_protocols::da::DaBlob`]) is decoded under its size cap and
@@ -18,18 +18,26 @@
 //!   applies blobs strictly by height along the hash chain, holds out-of-order ones (bounded)
 //!   and refuses blobs that break the chain (their sender is banned too). Nothing invalid is
 //!   stored.
-//! * **Storage.** Applied blobs are appended to `<data dir>/da-log.redb` ([`store`]); the
-//!   derived state is snapshotted to `<data dir>/da-state.cbor`. At start the snapshot is
-//!   used only when it matches the log, and every stored blob after it is verified again and
-//!   replayed; a corrupt file is moved aside and rebuilt (from the log, or from peers).
+//! * **Storage** (issue 11: no disk write on the event loop). Applied blobs are forwarded
+//!   and served at once and appended to `<data dir>/da-log.redb` ([`store`]) by a writer
+//!   thread (`writer`) in group commits: the event loop hands them over with `try_send` and
+//!   learns the durable height through a watch channel. The derived state is snapshotted to
+//!   `<data dir>/da-state.cbor` by the same thread once the log is durable up to its
+//!   height. A failed append rolls the state back to what the disk holds and the lost
+//!   heights are fetched again from peers; too much unwritten stops new heights for a while.
+//!   At start the snapshot is used only when it matches the log, and every stored blob after
+//!   it is verified again and replayed; a corrupt file is moved aside and rebuilt (from the
+//!   log, or from peers). A crash loses only applied-but-unwritten blobs (re-fetched), never
+//!   anything a publisher was told.
 //! * **Backfill.** A node that sees a height beyond its own (a held blob, a peer's reported
 //!   tip) or that starts late asks its DA peers for the missing range over
 //!   `/dsdn/<network>/da-sync/1.0.0`, in chunks, several peers at once, moving a range to
 //!   another peer when one stalls ([`dsdn_protocols::da::sync::BackfillPlanner`]).
 //! * **Publishing.** The node whose key is the DA authority batches posted events
 //!   ([`dsdn_protocols::da::batch::Batcher`]) and seals a blob when the batch is large or old
-//!   enough. Storage nodes register through `/dsdn/<network>/da-register/1.0.0`; the
-//!   authority answers once their `NodeRegistered` event is sealed.
+//!   enough; a publisher is answered once the blob holding its events is durable. Storage
+//!   nodes register through `/dsdn/<network>/da-register/1.0.0`; the authority answers once
+//!   the blob holding their `NodeRegistered` event is sealed and durable.
 
 use dsdn_protocols::da::{ChainError, DaError, DaEvent};
 use serde::{Serialize, Serializer};
@@ -40,6 +48,7 @@ use crate::metrics::Metrics;
 mod register;
 mod service;
 pub mod store;
+mod writer;
 
 pub(crate) use register::Registrar;
 pub use register::RegistrationView;
@@ -193,6 +202,22 @@ pub enum SubmitError {
     /// The blob is validly signed but does not extend the log.
     #[error(transparent)]
     Chain(#[from] ChainError),
+    /// The log takes no new height for now: too many applied blobs are not written yet,
+    /// or an append just failed. Retry later.
+    #[error("the DA log is busy (height {height} not taken now); retry later")]
+    LogBusy {
+        /// The blob's height.
+        height: u64,
+    },
+    /// The blob applied but the log failed to store it: the node rolled back to what its
+    /// disk holds and fetches the height again from peers. Retry later.
+    #[error("blob {height} applied but the DA log could not store it: {reason}")]
+    NotStored {
+        /// The blob's height.
+        height: u64,
+        /// The append error.
+        reason: String,
+    },
     /// The blob is too far ahead of the log to be held; sync first.
     #[error("blob is too far ahead of the local log (height {height}, local {local})")]
     TooFarAhead {

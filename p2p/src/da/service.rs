@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use dsdn_bootstrap::config::DaConfig;
@@ -25,11 +26,13 @@ use serde::Serialize;
 use tokio::sync::{oneshot, watch};
 
 use super::store::{self, DaStore, DA_LOG_FILE, DA_STATE_FILE};
+use super::writer::{LogWriter, WriterMetrics};
 use super::{hex32, DaNotice, PublishError, SubmitError, MAX_QUEUED_EVENTS};
 use crate::metrics::Metrics;
 
 mod committee;
 mod load;
+mod log;
 mod publish;
 mod sync;
 
@@ -39,6 +42,7 @@ pub(crate) use committee::Sealer;
 use committee::MAX_PROPOSAL_FUTURE_MS;
 
 use load::{load_state, replay};
+use log::DaLog;
 
 /// What [`DaService::open`] needs.
 pub(crate) struct DaServiceConfig {
@@ -52,13 +56,17 @@ pub(crate) struct DaServiceConfig {
     pub da: DaConfig,
 }
 
-/// Who waits for a sealed event.
+/// Who waits for a sealed (or durable) event.
 #[derive(Debug)]
 pub(crate) enum Reply {
     /// Part of the publish request with this id.
     Publish(u64),
-    /// A storage node's registration: answer it once the event is sealed.
+    /// A storage node's registration: answer it once the event is sealed (and durable).
     Register(ResponseChannel<RegisterResponse>),
+    /// A registration already in the state: answer it once its blob is durable.
+    Known(ResponseChannel<RegisterResponse>),
+    /// A submitted blob that applied (`POST /v1/da/blobs`): answer it once durable.
+    Submit(oneshot::Sender<Result<Submitted, SubmitError>>, Submitted),
 }
 
 /// One event waiting to be sealed.
@@ -153,6 +161,10 @@ pub struct DaStateView {
     pub is_authority: bool,
     /// Events waiting to be sealed (authority only).
     pub queued_events: usize,
+    /// Height up to which the log is durable on disk (`height` without a data directory);
+    /// the blobs above it are applied and served from memory until the writer commits
+    /// them.
+    pub durable_height: u64,
 }
 
 fn unix_ms() -> u64 {
@@ -169,7 +181,8 @@ pub(crate) struct DaService {
     /// The blob waiting for the committee's signature (committee sealing only).
     sealing: Option<PendingSeal>,
     chain: DaChain,
-    store: Option<DaStore>,
+    /// The log on disk and its writer; `None` keeps the log in memory only (light client).
+    log: Option<DaLog>,
     snapshot_path: Option<PathBuf>,
     planner: BackfillPlanner<PeerId>,
     batcher: Batcher<Queued>,
@@ -208,14 +221,14 @@ impl DaService {
                     metrics.da_store_corrupt.inc();
                     tracing::error!(path = %path.display(), "the DA log was corrupt: moved aside; the log is rebuilt from peers");
                 }
-                (Some(opened.store), Some(dir.join(DA_STATE_FILE)))
+                (Some(Arc::new(opened.store)), Some(dir.join(DA_STATE_FILE)))
             }
             None => (None, None),
         };
         let state = load_state(
             &cfg.network,
             cfg.authority.as_ref(),
-            store.as_ref(),
+            store.as_deref(),
             snapshot_path.as_deref(),
             &metrics,
         );
@@ -225,6 +238,22 @@ impl DaService {
             replay(&mut chain, store, &cfg.network, &authority);
         }
         let height = chain.height();
+        // The writer starts after the replay, which may have truncated the log.
+        let log = match store {
+            Some(store) => {
+                let writer = LogWriter::spawn(
+                    store.clone(),
+                    snapshot_path.clone(),
+                    WriterMetrics {
+                        commits: metrics.da_log_commits.clone(),
+                        errors: metrics.da_log_write_errors.clone(),
+                    },
+                )?;
+                Some(DaLog::new(store, writer))
+            }
+            None => None,
+        };
+        metrics.da_log_unwritten.set(0);
         let sync = SyncConfig {
             chunk: cfg.da.sync_chunk_blobs.clamp(1, MAX_SYNC_BLOBS),
             request_timeout: cfg.da.sync_request_timeout,
@@ -252,7 +281,7 @@ impl DaService {
             sealer,
             sealing: None,
             chain,
-            store,
+            log,
             snapshot_path,
             planner: BackfillPlanner::new(sync, height),
             batcher: Batcher::new(batch, MAX_QUEUED_EVENTS),
@@ -321,6 +350,12 @@ impl DaService {
         match DaBlob::decode_verified(data, &self.network, &authority) {
             Ok(blob) => {
                 let height = blob.height();
+                if height == self.chain.height() + 1 && !self.accepting() {
+                    // Too much is unwritten, or an append just failed: not applied (nor
+                    // forwarded) now; backfill fetches it later.
+                    self.planner.observe_tip(&source, height);
+                    return MessageAcceptance::Ignore;
+                }
                 match self.offer(blob) {
                     Offer::Applied(_) => MessageAcceptance::Accept,
                     Offer::Held => {
@@ -357,14 +392,11 @@ impl DaService {
         outcome
     }
 
+    /// Applied blobs: handed to the log writer (never written here), told to the height
+    /// watch and the notice subscribers; a snapshot is requested every
+    /// `snapshot_interval_blobs`.
     fn on_applied(&mut self, applied: &[VerifiedBlob]) {
-        if let Some(store) = &self.store {
-            let rows: Vec<(u64, &[u8])> =
-                applied.iter().map(|b| (b.height(), b.encoded())).collect();
-            if let Err(e) = store.append(&rows) {
-                tracing::error!(error = %e, "cannot append to the DA log");
-            }
-        }
+        self.record(applied);
         let events: usize = applied.iter().map(|b| b.blob().events.len()).sum();
         self.metrics.da_events_accepted.inc_by(events as u64);
         self.metrics.da_blobs_applied.inc_by(applied.len() as u64);
@@ -388,24 +420,7 @@ impl DaService {
             }
         }
         if height >= self.snapshot_height + self.cfg.snapshot_interval_blobs {
-            self.save_snapshot();
-        }
-    }
-
-    /// Writes the derived state to `da-state.cbor` (no-op without a data directory).
-    pub(crate) fn save_snapshot(&mut self) {
-        let Some(path) = &self.snapshot_path else {
-            return;
-        };
-        match self.chain.state().to_snapshot() {
-            Ok(bytes) => match store::save_snapshot(path, &bytes) {
-                Ok(()) => {
-                    self.snapshot_height = self.chain.height();
-                    tracing::debug!(height = self.snapshot_height, "DA state snapshot saved");
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot save the DA state snapshot"),
-            },
-            Err(e) => tracing::warn!(error = %e, "cannot encode the DA state snapshot"),
+            self.request_snapshot();
         }
     }
 
@@ -419,21 +434,18 @@ impl DaService {
         self.planner.peer_disconnected(peer);
     }
 
-    /// Up to `count` stored blobs from height `from`, decoded (for the control API).
+    /// Up to `count` applied blobs from height `from`, decoded (for the control API): from
+    /// the log, including the blobs not written yet.
     pub(crate) fn blobs(&self, from: u64, count: u32) -> Vec<DaBlob> {
-        let Some(store) = &self.store else {
-            return Vec::new();
-        };
-        store
-            .range(
-                from.max(1),
-                count.min(MAX_SYNC_BLOBS),
-                MAX_SYNC_PAYLOAD_BYTES,
-            )
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|b| DaBlob::from_bytes(b).ok())
-            .collect()
+        self.read_range(
+            from.max(1),
+            count.min(MAX_SYNC_BLOBS),
+            MAX_SYNC_PAYLOAD_BYTES,
+        )
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|b| DaBlob::from_bytes(b).ok())
+        .collect()
     }
 
     /// The threshold receipt with id `id` if the applied log recorded it: the
@@ -444,7 +456,7 @@ impl DaService {
         id: &dsdn_protocols::da::Bytes32,
     ) -> Option<dsdn_protocols::receipt::ThresholdReceipt> {
         let height = self.chain.state().receipt(id)?.height;
-        let bytes = self.store.as_ref()?.get(height).ok()??;
+        let bytes = self.read_blob(height)?;
         let blob = DaBlob::from_bytes(&bytes).ok()?;
         blob.events.into_iter().find_map(|e| match e {
             DaEvent::ReceiptRecorded { receipt } if receipt.receipt_id() == *id => Some(*receipt),
@@ -472,6 +484,7 @@ impl DaService {
             synced: self.planner.target() <= st.height() && self.chain.pending() == 0,
             is_authority: self.is_authority(),
             queued_events: self.batcher.len(),
+            durable_height: self.durable_height(),
         }
     }
 }

@@ -40,6 +40,14 @@ impl EventLoop {
         self.after_da();
     }
 
+    /// The DA log writer reported: what became durable is released (publishers,
+    /// registrations), a failed append rebuilds the state; then the service's timers run
+    /// (a freed log may take backfill again).
+    pub(super) fn da_writer_progress(&mut self) {
+        self.da.service.on_writer_progress(Instant::now());
+        self.da_poll();
+    }
+
     /// Carries out the DA service's actions, hands notices to subscribers and lets the
     /// registrar look at the new state.
     pub(super) fn after_da(&mut self) {

@@ -169,6 +169,8 @@ impl EventLoop {
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 Some(event) = self.workload.internal_rx.recv() => self.on_workload_internal(event),
+                // The DA log writer committed (or failed): release the waiters, rebuild.
+                Some(()) = self.da.service.writer_changed() => self.da_writer_progress(),
                 _ = housekeeping.tick() => self.housekeeping(),
                 _ = gc.tick() => match self.store.gc(unix_now()) {
                     Ok(0) => {}
@@ -177,7 +179,8 @@ impl EventLoop {
                 },
             }
         }
-        self.da.service.save_snapshot();
+        // Drains and joins the DA log writer: a clean stop loses nothing.
+        self.da.service.shutdown();
         let anchors = self.swarm.behaviour().peer_manager.anchor_peers();
         match self.store.save_anchors(&anchors) {
             Ok(()) => tracing::info!(anchors = anchors.len(), "anchors saved for the next start"),
@@ -276,8 +279,8 @@ impl EventLoop {
             }
             Command::SubmitBlob(bytes, tx) => {
                 if self.cfg.subscribe_da {
-                    let result = self.da.service.submit(&bytes);
-                    let _ = tx.send(result);
+                    // Answered once the blob is durable (or at once when it did not apply).
+                    self.da.service.submit_reply(&bytes, tx);
                     self.after_da();
                 } else {
                     let _ = tx.send(Err(crate::da::SubmitError::NotSubscribed));

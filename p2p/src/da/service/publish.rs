@@ -16,6 +16,9 @@ impl DaService {
             SubmitError::Invalid(e)
         })?;
         let height = blob.height();
+        if height == self.chain.height() + 1 && !self.accepting() {
+            return Err(SubmitError::LogBusy { height });
+        }
         let encoded = blob.encoded().to_vec();
         let outcome = match self.offer(blob) {
             Offer::Applied(_) => "applied",
@@ -36,6 +39,23 @@ impl DaService {
             self.actions.push(DaAction::Gossip(encoded));
         }
         Ok(Submitted { height, outcome })
+    }
+
+    /// `POST /v1/da/blobs`: [`DaService::submit`], with `tx` answered once an applied blob
+    /// is durable in the log (at once for any other outcome or without a log on disk).
+    pub(crate) fn submit_reply(
+        &mut self,
+        bytes: &[u8],
+        tx: oneshot::Sender<Result<Submitted, SubmitError>>,
+    ) {
+        match self.submit(bytes) {
+            Ok(s) if s.outcome == "applied" => {
+                self.when_durable(s.height, vec![Reply::Submit(tx, s)]);
+            }
+            other => {
+                let _ = tx.send(other);
+            }
+        }
     }
 
     /// Queues `events` for sealing; `tx` is answered once all of them are in blobs.
@@ -117,13 +137,14 @@ impl DaService {
                         && r.capacity_bytes == request.capacity_bytes
                         && r.class == request.class =>
                 {
+                    let height = r.registered_at;
                     self.metrics
                         .da_registrations
                         .with_label_values(&["known"])
                         .inc();
-                    Some(RegisterResponse::Registered {
-                        height: r.registered_at,
-                    })
+                    // Told only once the blob holding the registration is durable here.
+                    self.when_durable(height, vec![Reply::Known(channel)]);
+                    return;
                 }
                 _ => {
                     let event = DaEvent::NodeRegistered {
@@ -175,20 +196,29 @@ impl DaService {
     }
 
     /// True when the authority may seal: it holds no out-of-order blob, no peer reported a
-    /// higher tip, and a peer told it the tip (or the start grace passed).
+    /// higher tip, a peer told it the tip (or the start grace passed), and the log takes new
+    /// heights ([`DaService::accepting`]).
     fn may_seal(&self, now: Instant) -> bool {
         self.is_authority()
             && self.sealing.is_none()
+            && self.accepting()
             && self.chain.pending() == 0
             && self.planner.target() <= self.chain.height()
             && (self.planner.probes_answered() > 0
                 || now.duration_since(self.started) >= self.cfg.publish_grace)
     }
 
-    /// Timers: backfill requests and stalls, sealing of batches (authority).
+    /// Timers: backfill requests and stalls, sealing of batches (authority), the end of the
+    /// backoff after a failed append. No new backfill request goes out while the log does
+    /// not take new heights.
     pub(crate) fn poll(&mut self, now: Instant) {
+        self.retry_due(now);
         let stalls = self.planner.stalls();
-        let actions = self.planner.poll(now);
+        let actions = if self.accepting() {
+            self.planner.poll(now)
+        } else {
+            Vec::new()
+        };
         self.metrics
             .da_sync_requests
             .with_label_values(&["stalled"])
@@ -220,10 +250,17 @@ impl DaService {
         } else {
             None
         };
-        match (batch, self.planner.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        // While the log takes no new heights the planner waits: the writer's reports or
+        // the end of the backoff wake the loop.
+        let planner = if self.accepting() {
+            self.planner.next_deadline()
+        } else {
+            None
+        };
+        [batch, planner, self.retry_at()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn seal(&mut self, batch: Vec<Queued>) {
@@ -268,7 +305,8 @@ impl DaService {
         }
     }
 
-    /// Applies a signed blob this node sealed, gossips it and answers its events' waiters.
+    /// Applies a signed blob this node sealed and gossips it at once; its events' waiters
+    /// are answered once it is durable in the log ([`DaService::when_durable`]).
     pub(super) fn finish_seal(&mut self, blob: VerifiedBlob, replies: Vec<Reply>) {
         let height = blob.height();
         let encoded = blob.encoded().to_vec();
@@ -285,9 +323,21 @@ impl DaService {
         self.metrics.da_blobs_published.inc();
         tracing::info!(height, events, "DA blob sealed");
         self.actions.push(DaAction::Gossip(encoded));
+        self.when_durable(height, replies);
+    }
+
+    /// Answers the waiters of the events of the (durable) blob at `height`.
+    pub(super) fn answer_sealed(&mut self, height: u64, replies: Vec<Reply>) {
         for reply in replies {
             match reply {
                 Reply::Publish(id) => self.publish_sealed(id, height),
+                Reply::Known(channel) => self.actions.push(DaAction::Respond(
+                    channel,
+                    RegisterResponse::Registered { height },
+                )),
+                Reply::Submit(tx, submitted) => {
+                    let _ = tx.send(Ok(submitted));
+                }
                 Reply::Register(channel) => {
                     self.metrics
                         .da_registrations
@@ -332,6 +382,18 @@ impl DaService {
                         reason: "sealing failed".into(),
                     },
                 )),
+                Reply::Known(channel) => self.actions.push(DaAction::Respond(
+                    channel,
+                    RegisterResponse::Refused {
+                        reason: "the coordinator's DA log failed; retry later".into(),
+                    },
+                )),
+                Reply::Submit(tx, submitted) => {
+                    let _ = tx.send(Err(SubmitError::NotStored {
+                        height: submitted.height,
+                        reason: error.to_owned(),
+                    }));
+                }
             }
         }
     }

@@ -3,17 +3,18 @@
 use super::*;
 
 impl DaService {
-    /// Answers a backfill request from the local log.
+    /// Answers a backfill request from the local log (durable blobs and the unwritten
+    /// buffer).
     pub(crate) fn serve_sync(&self, request: &SyncRequest) -> SyncResponse {
+        // The advertised tip is the applied one: the blobs not durable yet are served from
+        // the writer's buffer, so every height up to it can be served.
         let tip = self.chain.height();
         let mut blobs = Vec::new();
-        if let Some(store) = &self.store {
-            let count = request.count.min(MAX_SYNC_BLOBS);
-            if count > 0 && request.from >= 1 && request.from <= tip {
-                match store.range(request.from, count, MAX_SYNC_PAYLOAD_BYTES) {
-                    Ok(found) => blobs = found,
-                    Err(e) => tracing::warn!(error = %e, "cannot read the DA log"),
-                }
+        let count = request.count.min(MAX_SYNC_BLOBS);
+        if count > 0 && request.from >= 1 && request.from <= tip {
+            match self.read_range(request.from, count, MAX_SYNC_PAYLOAD_BYTES) {
+                Ok(found) => blobs = found,
+                Err(e) => tracing::warn!(error = %e, "cannot read the DA log"),
             }
         }
         self.metrics.da_sync_blobs_served.inc_by(blobs.len() as u64);
@@ -24,7 +25,9 @@ impl DaService {
     }
 
     /// A backfill response. Every blob is verified and offered in order; the first one that
-    /// fails stops the processing and gets the peer banned.
+    /// fails stops the processing and gets the peer banned. Responses are applied even while
+    /// the node is not [`accepting`](DaService::accepting) new heights: they answer
+    /// requests sent before (at most the planner's requests in flight).
     pub(crate) fn on_sync_response(
         &mut self,
         peer: PeerId,

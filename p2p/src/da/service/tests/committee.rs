@@ -65,6 +65,7 @@ fn a_member_seals_through_the_committee_and_others_check_the_proposal() {
     assert_eq!(proposer.svc.view().height, 0);
     proposer.svc.on_threshold_signature(1, Ok(signature));
     assert_eq!(proposer.svc.view().height, 1);
+    proposer.svc.flush();
     let blobs = gossiped(&proposer.svc.take_actions());
     assert_eq!(blobs.len(), 1);
     assert!(matches!(rx.try_recv(), Ok(Ok(p)) if p.heights == vec![1]));

@@ -14,6 +14,7 @@ mod committee;
 mod open;
 mod publishing;
 mod submitted;
+mod writer;
 
 pub(super) fn net() -> NetworkId {
     NetworkId::new("devnet").unwrap()
@@ -190,6 +191,7 @@ impl Chain {
     }
 }
 
+/// Submits `heights` (each must apply), then waits until the writer made them durable.
 pub(super) fn submit_all(
     svc: &mut DaService,
     chain: &Chain,
@@ -199,6 +201,8 @@ pub(super) fn submit_all(
         let s = svc.submit(chain.blob(h)).unwrap();
         assert_eq!(s.outcome, "applied", "height {h}");
     }
+    // The log is written by the writer thread: wait until it is durable.
+    svc.flush();
 }
 
 pub(super) fn rejected(metrics: &Metrics, reason: &str) -> u64 {

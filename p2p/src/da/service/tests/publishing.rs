@@ -62,6 +62,8 @@ fn sealing_waits_for_the_publish_grace_when_no_peer_answered() {
     assert_eq!(a.svc.next_deadline(t0 + Duration::from_secs(1)), None);
 
     a.svc.poll(t0 + grace);
+    // Answered once the blob is durable (the writer thread commits it).
+    a.svc.flush();
     let published = rx.try_recv().unwrap().unwrap();
     assert_eq!((published.events, published.heights), (2, vec![1]));
     let blobs = gossiped(&a.svc.take_actions());
@@ -93,6 +95,7 @@ fn an_answered_probe_lets_the_authority_seal_at_once() {
         .on_sync_response(p, &probes[0].1, SyncResponse::default(), t0);
     let mut rx = publish(&mut a.svc, vec![chunk_event(1)], t0);
     a.svc.poll(t0 + Duration::from_millis(10));
+    a.svc.flush();
     assert_eq!(rx.try_recv().unwrap().unwrap().heights, vec![1]);
 }
 
@@ -130,6 +133,7 @@ fn the_authority_does_not_seal_while_a_peer_reports_a_higher_tip() {
         .on_sync_response(p, &req, response(&chain, 3, 2..=3), later);
     assert_eq!(a.svc.view().height, 3);
     a.svc.poll(later);
+    a.svc.flush();
     assert_eq!(rx.try_recv().unwrap().unwrap().heights, vec![4]);
     let blobs = gossiped(&a.svc.take_actions());
     assert_eq!(blobs.len(), 1);
@@ -155,11 +159,13 @@ fn a_publish_spanning_several_blobs_is_answered_with_every_height() {
     // Full batches are sealed at once; the remainder waits for batch_interval.
     a.svc.poll(t0);
     assert_eq!(a.svc.view().height, 2);
+    a.svc.flush();
     assert!(
         rx.try_recv().is_err(),
         "answered before all events were sealed"
     );
     a.svc.poll(t0 + Duration::from_millis(10));
+    a.svc.flush();
     let published = rx.try_recv().unwrap().unwrap();
     assert_eq!((published.events, published.heights), (5, vec![1, 2, 3]));
     // Two requests sharing a blob both get its height.
@@ -167,6 +173,7 @@ fn a_publish_spanning_several_blobs_is_answered_with_every_height() {
     let mut rx1 = publish(&mut a.svc, vec![chunk_event(7)], t1);
     let mut rx2 = publish(&mut a.svc, vec![chunk_event(8)], t1);
     a.svc.poll(t1);
+    a.svc.flush();
     assert_eq!(rx1.try_recv().unwrap().unwrap().heights, vec![4]);
     assert_eq!(rx2.try_recv().unwrap().unwrap().heights, vec![4]);
     let heights: Vec<u64> = gossiped(&a.svc.take_actions())

@@ -1,0 +1,464 @@
+//! The service's side of the DA log writer (issue 11: no disk write on the event loop).
+//!
+//! Applied blobs enter an in-memory *unwritten* buffer and are handed to the
+//! [`LogWriter`] thread with `try_send` (never waiting); the writer's [`Progress`] reports
+//! come back through a watch channel the event loop selects on
+//! ([`DaService::writer_changed`], then [`DaService::on_writer_progress`]). What the
+//! service does with them:
+//!
+//! * **durable up to h**: the buffer drops heights ≤ h; publishers and registrations
+//!   waiting for blobs ≤ h are answered (never before);
+//! * **a failed append**: the chain and state are rebuilt from the disk (snapshot + log,
+//!   the start-up path), so the node no longer claims the lost heights; waiters above the
+//!   durable height get an error; new heights are refused for a backoff (1 s doubling to
+//!   60 s, reset by a successful commit) and the [`BackfillPlanner`] then fetches the
+//!   missing heights from peers again.
+//!
+//! Reads (sync serving, `blobs`, recorded receipts) combine the durable log with the
+//! buffer, so every height up to the advertised tip can be served. The buffer is bounded:
+//! while it holds [`MAX_UNWRITTEN_BLOBS`] blobs or [`MAX_UNWRITTEN_BYTES`] bytes, the node
+//! applies no new height from gossip or submissions, sends no new backfill request and
+//! seals nothing ([`DaService::accepting`]); blobs already held by the chain or already
+//! requested may still be applied, so the buffer never exceeds the bound by more than the
+//! chain's hold bound plus the requests in flight.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::da::store::DaStoreError;
+use crate::da::writer::{Job, LogWriter, Progress};
+
+/// Most applied-but-unwritten blobs before the node stops taking new heights.
+pub(crate) const MAX_UNWRITTEN_BLOBS: usize = 1024;
+
+/// Most applied-but-unwritten bytes (encoded blobs) before the node stops taking new
+/// heights.
+pub(crate) const MAX_UNWRITTEN_BYTES: usize = 64 * 1024 * 1024;
+
+/// First pause after a failed append; doubled at each further failure.
+const RETRY_MIN: Duration = Duration::from_secs(1);
+
+/// Longest pause after failed appends.
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// Longest [`DaService::flush`] wait.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The durable log, the writer and what is not written yet.
+pub(super) struct DaLog {
+    /// The log (reads here; the writer thread appends).
+    pub(super) store: Arc<DaStore>,
+    pub(super) writer: LogWriter,
+    /// Applied blobs above `durable`, consecutive, ascending.
+    unwritten: VecDeque<(u64, Arc<[u8]>)>,
+    unwritten_bytes: usize,
+    /// Highest height handed to the writer.
+    sent: u64,
+    /// Highest durable height the writer reported.
+    durable: u64,
+    /// Failed appends seen (the generation of the jobs sent).
+    generation: u64,
+    commits_seen: u64,
+    jobs_sent: u64,
+    jobs_done: u64,
+    /// New heights are refused until then (after a failed append).
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    /// Replies waiting for their blob to be durable: (height, replies), ascending.
+    waiters: VecDeque<(u64, Vec<Reply>)>,
+    /// The writer thread is gone (logged once).
+    gone: bool,
+}
+
+impl DaLog {
+    pub(super) fn new(store: Arc<DaStore>, writer: LogWriter) -> DaLog {
+        let tip = store.tip();
+        DaLog {
+            store,
+            writer,
+            unwritten: VecDeque::new(),
+            unwritten_bytes: 0,
+            sent: tip,
+            durable: tip,
+            generation: 0,
+            commits_seen: 0,
+            jobs_sent: 0,
+            jobs_done: 0,
+            retry_at: None,
+            backoff: RETRY_MIN,
+            waiters: VecDeque::new(),
+            gone: false,
+        }
+    }
+
+    /// Hands every blob not handed over yet to the writer, in one job; keeps them for a
+    /// later call when the channel is full.
+    fn pump(&mut self) {
+        let blobs: Vec<(u64, Arc<[u8]>)> = self
+            .unwritten
+            .iter()
+            .filter(|(h, _)| *h > self.sent)
+            .cloned()
+            .collect();
+        let Some(&(last, _)) = blobs.last() else {
+            return;
+        };
+        let job = Job::Append {
+            generation: self.generation,
+            blobs,
+        };
+        match self.writer.try_send(job) {
+            Ok(()) => {
+                self.sent = last;
+                self.jobs_sent += 1;
+            }
+            Err(Some(_)) => {}
+            Err(None) => self.writer_gone(),
+        }
+    }
+
+    fn writer_gone(&mut self) {
+        if !self.gone {
+            self.gone = true;
+            tracing::error!("the DA log writer stopped: nothing more is written; restart the node");
+        }
+    }
+
+    /// Up to `count` encoded blobs from `from`, from the durable log and then the buffer
+    /// (the rules of [`DaStore::range`]).
+    fn range(&self, from: u64, count: u32, max_bytes: usize) -> Result<Vec<Vec<u8>>, DaStoreError> {
+        if from == 0 || count == 0 {
+            return Ok(Vec::new());
+        }
+        let mut out = if from <= self.durable {
+            self.store.range(from, count, max_bytes)?
+        } else {
+            Vec::new()
+        };
+        let mut total: usize = out.iter().map(Vec::len).sum();
+        let start = from.saturating_add(out.len() as u64);
+        let buffered = self.unwritten.iter().skip_while(|(h, _)| *h < start);
+        for (next, (height, bytes)) in (start..).zip(buffered) {
+            if *height != next
+                || out.len() >= count as usize
+                || (!out.is_empty() && total.saturating_add(bytes.len()) > max_bytes)
+            {
+                break;
+            }
+            total += bytes.len();
+            out.push(bytes.to_vec());
+        }
+        Ok(out)
+    }
+
+    /// The encoded blob at `height`, from the buffer or the durable log.
+    fn get(&self, height: u64) -> Result<Option<Vec<u8>>, DaStoreError> {
+        if let Some((_, bytes)) = self.unwritten.iter().find(|(h, _)| *h == height) {
+            return Ok(Some(bytes.to_vec()));
+        }
+        self.store.get(height)
+    }
+
+    fn accepting(&self) -> bool {
+        self.retry_at.is_none()
+            && !self.gone
+            && self.unwritten.len() < MAX_UNWRITTEN_BLOBS
+            && self.unwritten_bytes < MAX_UNWRITTEN_BYTES
+    }
+
+    /// Forgets the buffer after a rebuild at `height` (the log's tip).
+    fn reset(&mut self, height: u64) {
+        self.unwritten.clear();
+        self.unwritten_bytes = 0;
+        self.sent = height;
+        self.durable = height;
+    }
+}
+
+impl DaService {
+    /// Records applied blobs for the writer and hands them over.
+    pub(super) fn record(&mut self, applied: &[VerifiedBlob]) {
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        for b in applied {
+            let bytes: Arc<[u8]> = Arc::from(b.encoded());
+            log.unwritten_bytes += bytes.len();
+            log.unwritten.push_back((b.height(), bytes));
+        }
+        log.pump();
+        self.metrics
+            .da_log_unwritten
+            .set(log.unwritten.len() as i64);
+    }
+
+    /// True when new heights may be applied: the log has no failed append being backed off
+    /// from and the unwritten buffer is under its bounds (always true without a log).
+    pub(crate) fn accepting(&self) -> bool {
+        self.log.as_ref().is_none_or(DaLog::accepting)
+    }
+
+    /// Answers `replies` (publishers and registrations of the events of the blob at
+    /// `height`, a known registration, a submitted blob) once that blob is durable; at once
+    /// when it already is or without a log on disk.
+    pub(super) fn when_durable(&mut self, height: u64, replies: Vec<Reply>) {
+        if let Some(log) = self.log.as_mut().filter(|l| l.durable < height) {
+            log.waiters.push_back((height, replies));
+        } else {
+            self.answer_sealed(height, replies);
+        }
+    }
+
+    /// Resolves when the writer reported something the service has not seen yet (never
+    /// without a log on disk; `None` when the writer thread is gone).
+    pub(crate) async fn writer_changed(&mut self) -> Option<()> {
+        match self.log.as_mut() {
+            Some(log) => log.writer.changed().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Takes the writer's latest report: releases what became durable, or rebuilds from
+    /// the disk after a failed append (see the module documentation).
+    pub(crate) fn on_writer_progress(&mut self, now: Instant) {
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        let p: Progress = log.writer.progress();
+        log.jobs_done = p.jobs_done;
+        if p.commits > log.commits_seen {
+            log.commits_seen = p.commits;
+            log.backoff = RETRY_MIN;
+        }
+        if p.failures > log.generation {
+            log.generation = p.failures;
+            log.retry_at = Some(now + log.backoff);
+            log.backoff = (log.backoff * 2).min(RETRY_MAX);
+            let error = p.last_error.unwrap_or_default();
+            self.rebuild(&error);
+        } else if p.durable > log.durable {
+            log.durable = p.durable;
+            while log.unwritten.front().is_some_and(|(h, _)| *h <= p.durable) {
+                if let Some((_, bytes)) = log.unwritten.pop_front() {
+                    log.unwritten_bytes = log.unwritten_bytes.saturating_sub(bytes.len());
+                }
+            }
+            let mut ready = Vec::new();
+            while log.waiters.front().is_some_and(|(h, _)| *h <= p.durable) {
+                ready.extend(log.waiters.pop_front());
+            }
+            log.pump();
+            for (height, replies) in ready {
+                self.answer_sealed(height, replies);
+            }
+        }
+        if let Some(log) = self.log.as_mut() {
+            log.pump();
+            if log.writer.is_gone() && !log.unwritten.is_empty() {
+                log.writer_gone();
+            }
+            self.metrics
+                .da_log_unwritten
+                .set(log.unwritten.len() as i64);
+        }
+    }
+
+    /// Ends the backoff after a failed append once `now` passed it.
+    pub(super) fn retry_due(&mut self, now: Instant) {
+        if let Some(log) = self.log.as_mut() {
+            if log.retry_at.is_some_and(|t| now >= t) {
+                log.retry_at = None;
+            }
+        }
+    }
+
+    /// When the backoff after a failed append ends.
+    pub(super) fn retry_at(&self) -> Option<Instant> {
+        self.log.as_ref().and_then(|l| l.retry_at)
+    }
+
+    /// A failed append: the state goes back to what the disk holds (snapshot + log).
+    fn rebuild(&mut self, error: &str) {
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        let store = log.store.clone();
+        let state = load_state(
+            &self.network,
+            self.authority.as_ref(),
+            Some(&*store),
+            self.snapshot_path.as_deref(),
+            &self.metrics,
+        );
+        let snapshot_height = state.height();
+        let mut chain = DaChain::new(state);
+        if let Some(authority) = self.authority {
+            replay(&mut chain, &store, &self.network, &authority);
+        }
+        let height = chain.height();
+        tracing::error!(
+            %error,
+            applied = self.chain.height(),
+            durable = height,
+            "cannot append to the DA log: the state is rebuilt from the disk; the missing heights are fetched again"
+        );
+        self.chain = chain;
+        self.snapshot_height = snapshot_height;
+        log.reset(height);
+        // Blobs committed before the failure are durable: their waiters are answered.
+        let (durable, lost): (Vec<_>, Vec<_>) =
+            log.waiters.drain(..).partition(|(h, _)| *h <= height);
+        for (h, replies) in durable {
+            self.answer_sealed(h, replies);
+        }
+        for (h, replies) in lost {
+            let e = format!("the DA log could not store blob {h}: {error}");
+            self.fail_replies(replies, &e);
+        }
+        if let Some(pending) = self.sealing.take() {
+            self.fail_replies(pending.replies, "the DA log failed; sealing again later");
+        }
+        self.planner.set_local_height(height);
+        self.height_tx.send_replace(height);
+        self.metrics.da_height.set(height as i64);
+        self.metrics
+            .da_pending_blobs
+            .set(self.chain.pending() as i64);
+    }
+
+    /// Encodes the state and hands it to the writer, which writes `da-state.cbor` once the
+    /// log is durable up to its height. Only when every applied blob was handed over and
+    /// the channel has room; otherwise the next applied blob tries again. True when it
+    /// was handed over.
+    pub(super) fn request_snapshot(&mut self) -> bool {
+        let height = self.chain.height();
+        let Some(log) = self.log.as_mut() else {
+            return false;
+        };
+        log.pump();
+        if self.snapshot_path.is_none() || log.sent < height || !log.writer.has_room() {
+            return false;
+        }
+        let bytes = match self.chain.state().to_snapshot() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot encode the DA state snapshot");
+                return false;
+            }
+        };
+        let job = Job::Snapshot {
+            generation: log.generation,
+            height,
+            bytes,
+        };
+        match log.writer.try_send(job) {
+            Ok(()) => {
+                log.jobs_sent += 1;
+                self.snapshot_height = height;
+                true
+            }
+            Err(Some(_)) => false,
+            Err(None) => {
+                log.writer_gone();
+                false
+            }
+        }
+    }
+
+    /// Blocks until every applied blob is durable and every job sent was processed (or a
+    /// failure was handled, or 60 s passed, or the writer is gone), taking the writer's
+    /// reports meanwhile. For shutdown and tests only: the event loop never waits.
+    pub(crate) fn flush(&mut self) {
+        let deadline = Instant::now() + FLUSH_TIMEOUT;
+        loop {
+            self.on_writer_progress(Instant::now());
+            let height = self.chain.height();
+            let Some(log) = self.log.as_mut() else {
+                return;
+            };
+            log.pump();
+            let idle = log.sent >= height && log.jobs_done >= log.jobs_sent;
+            if idle || log.gone || log.writer.is_gone() || Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Writes the snapshot of the current state through the writer and waits for it
+    /// (shutdown and tests; a no-op without a data directory).
+    pub(crate) fn save_snapshot(&mut self) {
+        if self.log.is_none() || self.snapshot_path.is_none() {
+            return;
+        }
+        self.flush();
+        let deadline = Instant::now() + FLUSH_TIMEOUT;
+        while !self.request_snapshot() {
+            let stuck = self
+                .log
+                .as_ref()
+                .is_none_or(|l| l.gone || l.writer.is_gone());
+            if stuck || Instant::now() >= deadline {
+                tracing::warn!("cannot hand the DA state snapshot to the writer");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.flush();
+    }
+
+    /// Clean stop: everything applied is written, the snapshot saved, the writer joined.
+    pub(crate) fn shutdown(&mut self) {
+        self.save_snapshot();
+        if let Some(log) = self.log.as_mut() {
+            log.writer.close();
+        }
+    }
+
+    /// The highest height durable in the log (the chain height without a log on disk).
+    pub(crate) fn durable_height(&self) -> u64 {
+        self.log.as_ref().map_or(self.chain.height(), |l| l.durable)
+    }
+
+    /// Encoded blobs from the durable log and the unwritten buffer.
+    pub(super) fn read_range(
+        &self,
+        from: u64,
+        count: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, DaStoreError> {
+        match &self.log {
+            Some(log) => log.range(from, count, max_bytes),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// One encoded blob from the unwritten buffer or the durable log.
+    pub(super) fn read_blob(&self, height: u64) -> Option<Vec<u8>> {
+        self.log.as_ref()?.get(height).ok().flatten()
+    }
+
+    /// The writer (tests: its hooks).
+    #[cfg(test)]
+    pub(crate) fn writer(&self) -> Option<&LogWriter> {
+        self.log.as_ref().map(|l| &l.writer)
+    }
+}
+
+impl Drop for DaLog {
+    /// Hands over what is still buffered (bounded wait), then joins the writer.
+    fn drop(&mut self) {
+        let deadline = Instant::now() + FLUSH_TIMEOUT;
+        loop {
+            self.pump();
+            let handed = self.unwritten.back().is_none_or(|(h, _)| *h <= self.sent);
+            if handed || self.gone || self.writer.is_gone() || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.writer.close();
+    }
+}

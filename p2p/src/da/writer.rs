@@ -1,0 +1,337 @@
+//! [`LogWriter`]: the thread that owns the write side of the DA log (issue 11: no disk
+//! write on the event loop).
+//!
+//! The event loop hands it [`Job`]s through a bounded channel ([`JOB_QUEUE`] jobs) with
+//! `try_send` only, so it never waits for the disk. The thread takes the first job, then
+//! every job already queued behind it, and appends all their blobs in **one** redb
+//! transaction (group commit): while one commit (and its fsync) runs, further blobs
+//! accumulate in the channel and go into the next transaction together. A snapshot job is
+//! written (tmp + fsync + rename) after that commit, and only when the log is durable up
+//! to the snapshot's height.
+//!
+//! The thread reports back through a `watch` channel ([`Progress`]): the durable height,
+//! the commits and the failed appends so far. A watch never blocks the writer and
+//! coalesces reports the loop has not read yet. A failed append bumps
+//! [`Progress::failures`]; the jobs of older *generations* (sent before the event loop
+//! learned of the failure, tagged with the failure count it had seen) are then skipped, so
+//! nothing is written on top of a log the loop is about to rebuild from.
+//!
+//! Dropping (or [`LogWriter::close`]) closes the channel and joins the thread: every job
+//! already sent is written first.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, watch};
+
+use super::store::{self, DaStore, DaStoreError};
+
+/// Capacity of the channel to the writer, in jobs. A job carries every blob not yet handed
+/// over, so a full channel only delays the hand-over: the blobs stay in the service's
+/// unwritten buffer and go in the next job.
+pub(crate) const JOB_QUEUE: usize = 64;
+
+/// Work for the writer thread.
+#[derive(Debug)]
+pub(crate) enum Job {
+    /// Append these `(height, encoded blob)` rows, heights consecutive from the log's tip
+    /// + 1, verified by the caller.
+    Append {
+        /// The failure count the sender had seen ([`Progress::failures`]).
+        generation: u64,
+        /// The rows, ascending by height.
+        blobs: Vec<(u64, Arc<[u8]>)>,
+    },
+    /// Write this encoded state snapshot (`da-state.cbor`) of the state at `height`, once
+    /// the log is durable up to `height`.
+    Snapshot {
+        /// The failure count the sender had seen.
+        generation: u64,
+        /// The state's height.
+        height: u64,
+        /// `DaState::to_snapshot` bytes.
+        bytes: Vec<u8>,
+    },
+}
+
+impl Job {
+    fn generation(&self) -> u64 {
+        match self {
+            Job::Append { generation, .. } | Job::Snapshot { generation, .. } => *generation,
+        }
+    }
+}
+
+/// What the writer reports after each group of jobs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Progress {
+    /// The highest height durable in the log (committed and fsynced).
+    pub(crate) durable: u64,
+    /// Failed appends so far; also the generation of the jobs the writer accepts.
+    pub(crate) failures: u64,
+    /// The error of the last failed append.
+    pub(crate) last_error: Option<String>,
+    /// Jobs taken from the channel so far (written, skipped as stale, or failed).
+    pub(crate) jobs_done: u64,
+    /// Append transactions committed so far.
+    pub(crate) commits: u64,
+    /// Height of the last snapshot written (0: none this run).
+    pub(crate) snapshot_height: u64,
+}
+
+/// Metrics the writer updates (shared with [`crate::metrics::Metrics`]).
+#[derive(Clone)]
+pub(crate) struct WriterMetrics {
+    /// `da_log_commits_total`.
+    pub(crate) commits: prometheus::IntCounter,
+    /// `da_log_write_errors_total`.
+    pub(crate) errors: prometheus::IntCounter,
+}
+
+/// Test hooks: hold the writer before its next commit, make commits fail.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Hooks {
+    /// While true, the writer waits after taking a group of jobs, before committing it.
+    held: std::sync::Mutex<bool>,
+    cond: std::sync::Condvar,
+    /// Appends to fail (each failure decrements it).
+    pub(crate) fail_appends: std::sync::atomic::AtomicU32,
+}
+
+#[cfg(test)]
+impl Hooks {
+    /// Holds (`true`) or releases (`false`) the writer before its next commit.
+    pub(crate) fn hold(&self, held: bool) {
+        *self.held.lock().unwrap() = held;
+        self.cond.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut held = self.held.lock().unwrap();
+        while *held {
+            held = self.cond.wait(held).unwrap();
+        }
+    }
+
+    fn fail(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.fail_appends
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// The handle of the writer thread, owned by the DA service.
+pub(crate) struct LogWriter {
+    jobs: Option<mpsc::Sender<Job>>,
+    progress: watch::Receiver<Progress>,
+    thread: Option<JoinHandle<()>>,
+    #[cfg(test)]
+    pub(crate) hooks: Arc<Hooks>,
+}
+
+impl LogWriter {
+    /// Starts the writer thread over `store` (whose tip is the durable height), writing
+    /// snapshots to `snapshot` (if any).
+    ///
+    /// # Errors
+    /// [`DaStoreError::Io`] when the thread cannot be spawned.
+    pub(crate) fn spawn(
+        store: Arc<DaStore>,
+        snapshot: Option<PathBuf>,
+        metrics: WriterMetrics,
+    ) -> Result<LogWriter, DaStoreError> {
+        let (jobs, rx) = mpsc::channel(JOB_QUEUE);
+        let (tx, progress) = watch::channel(Progress {
+            durable: store.tip(),
+            ..Progress::default()
+        });
+        #[cfg(test)]
+        let hooks = Arc::new(Hooks::default());
+        let worker = Worker {
+            store,
+            snapshot,
+            metrics,
+            tx,
+            #[cfg(test)]
+            hooks: hooks.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("da-log-writer".into())
+            .spawn(move || worker.run(rx))
+            .map_err(DaStoreError::Io)?;
+        Ok(LogWriter {
+            jobs: Some(jobs),
+            progress,
+            thread: Some(thread),
+            #[cfg(test)]
+            hooks,
+        })
+    }
+
+    /// Hands `job` over without waiting. Gives it back when the channel is full
+    /// (`Err(Some(job))`) or the writer is gone (`Err(None)`: it stopped or panicked).
+    pub(crate) fn try_send(&self, job: Job) -> Result<(), Option<Job>> {
+        let Some(jobs) = &self.jobs else {
+            return Err(None);
+        };
+        jobs.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(job) => Some(job),
+            mpsc::error::TrySendError::Closed(_) => None,
+        })
+    }
+
+    /// True when the channel has room for a job.
+    pub(crate) fn has_room(&self) -> bool {
+        self.jobs.as_ref().is_some_and(|j| j.capacity() > 0)
+    }
+
+    /// The latest report, marking it seen.
+    pub(crate) fn progress(&mut self) -> Progress {
+        self.progress.borrow_and_update().clone()
+    }
+
+    /// The latest report without marking it seen (tests).
+    #[cfg(test)]
+    pub(crate) fn progress_now(&self) -> Progress {
+        self.progress.borrow().clone()
+    }
+
+    /// Resolves when the writer reported something not seen yet; `None` when the thread
+    /// is gone.
+    pub(crate) async fn changed(&mut self) -> Option<()> {
+        self.progress.changed().await.ok()
+    }
+
+    /// True when the writer thread has ended (closed, or panicked).
+    pub(crate) fn is_gone(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Closes the channel and joins the thread: every job sent is processed first.
+    /// Blocks the calling thread for as long as that takes.
+    pub(crate) fn close(&mut self) {
+        self.jobs = None;
+        // A test that held the writer and failed must not hang here.
+        #[cfg(test)]
+        self.hooks.hold(false);
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the DA log writer panicked");
+            }
+        }
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The thread side.
+struct Worker {
+    store: Arc<DaStore>,
+    snapshot: Option<PathBuf>,
+    metrics: WriterMetrics,
+    tx: watch::Sender<Progress>,
+    #[cfg(test)]
+    hooks: Arc<Hooks>,
+}
+
+impl Worker {
+    fn run(self, mut rx: mpsc::Receiver<Job>) {
+        let mut failures = 0u64;
+        while let Some(first) = rx.blocking_recv() {
+            let mut group = vec![first];
+            while let Ok(job) = rx.try_recv() {
+                group.push(job);
+            }
+            // A test holds the writer here, as if this group's commit took long.
+            #[cfg(test)]
+            self.hooks.wait();
+            let taken = group.len() as u64;
+            let mut rows: Vec<(u64, Arc<[u8]>)> = Vec::new();
+            let mut snapshot: Option<(u64, Vec<u8>)> = None;
+            for job in group {
+                if job.generation() != failures {
+                    // Sent before the loop learned of a failure: it rebuilds and resends.
+                    continue;
+                }
+                match job {
+                    Job::Append { blobs, .. } => rows.extend(blobs),
+                    Job::Snapshot { height, bytes, .. } => {
+                        if snapshot.as_ref().is_none_or(|(h, _)| *h <= height) {
+                            snapshot = Some((height, bytes));
+                        }
+                    }
+                }
+            }
+            let result = self.append(&rows);
+            let committed = !rows.is_empty() && result.is_ok();
+            if committed {
+                self.metrics.commits.inc();
+            }
+            let error = result.err().map(|e| {
+                failures += 1;
+                self.metrics.errors.inc();
+                tracing::error!(error = %e, blobs = rows.len(), "cannot append to the DA log");
+                e.to_string()
+            });
+            let written = match (&error, snapshot) {
+                (None, Some((height, bytes))) => self.write_snapshot(height, &bytes),
+                _ => None,
+            };
+            let durable = self.store.tip();
+            self.tx.send_modify(|p| {
+                p.durable = durable;
+                p.failures = failures;
+                p.jobs_done += taken;
+                p.commits += u64::from(committed);
+                if let Some(e) = error {
+                    p.last_error = Some(e);
+                }
+                if let Some(h) = written {
+                    p.snapshot_height = h;
+                }
+            });
+        }
+    }
+
+    fn append(&self, rows: &[(u64, Arc<[u8]>)]) -> Result<(), DaStoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        #[cfg(test)]
+        if self.hooks.fail() {
+            return Err(DaStoreError::Db("injected append failure".into()));
+        }
+        let rows: Vec<(u64, &[u8])> = rows.iter().map(|(h, b)| (*h, &b[..])).collect();
+        self.store.append(&rows)
+    }
+
+    /// Writes the snapshot if the log is durable up to `height`; returns the height written.
+    fn write_snapshot(&self, height: u64, bytes: &[u8]) -> Option<u64> {
+        let path = self.snapshot.as_ref()?;
+        if height > self.store.tip() {
+            tracing::warn!(
+                height,
+                durable = self.store.tip(),
+                "DA state snapshot ahead of the durable log: not written"
+            );
+            return None;
+        }
+        match store::save_snapshot(path, bytes) {
+            Ok(()) => {
+                tracing::debug!(height, "DA state snapshot saved");
+                Some(height)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot save the DA state snapshot");
+                None
+            }
+        }
+    }
+}
