@@ -27,6 +27,8 @@ use libp2p::{gossipsub, kad, request_response};
 
 use crate::codec::CborCodec;
 use crate::net::component::Component;
+use crate::net::da_register::DaRegisterProtocol;
+use crate::net::da_sync::DaSyncProtocol;
 use crate::net::handshake::HandshakeProtocol;
 use crate::net::pex::PexProtocol;
 use crate::peer_manager::PeerManager;
@@ -189,10 +191,10 @@ pub struct Behaviour {
     /// `/dsdn/<network>/kad/1.0.0`: the network's Kademlia DHT.
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     /// `/dsdn/<network>/da-sync/1.0.0`: DA log backfill. Absent on nodes without the log.
-    pub da_sync: Toggle<DaSyncBehaviour>,
+    pub da_sync: Toggle<Component<DaSyncProtocol>>,
     /// `/dsdn/<network>/da-register/1.0.0`: storage-node registration with the DA
     /// authority. Absent on nodes without the log and on light clients.
-    pub da_register: Toggle<DaRegisterBehaviour>,
+    pub da_register: Toggle<Component<DaRegisterProtocol>>,
     /// `/dsdn/<network>/committee/1.0.0`: FROST DKG and threshold signing. Present only on
     /// committee members.
     pub committee: Toggle<CommitteeBehaviour>,

@@ -25,6 +25,8 @@ use crate::event_loop::EventLoop;
 use crate::handle::{NodeHandle, COMMAND_QUEUE};
 use crate::metrics::Metrics;
 use crate::net::component::Component;
+use crate::net::da_register::DaRegisterProtocol;
+use crate::net::da_sync::DaSyncProtocol;
 use crate::net::handshake::HandshakeProtocol;
 use crate::net::pex::PexProtocol;
 use crate::peer_manager::{PeerManager, PeerManagerParts};
@@ -176,12 +178,18 @@ fn build_behaviour(
         } else {
             ProtocolSupport::Full
         };
-        Some(da_sync_behaviour(net, cfg.da.sync_request_timeout, support).map_err(swarm_err)?)
+        Some(Component::new(
+            da_sync_behaviour(net, cfg.da.sync_request_timeout, support).map_err(swarm_err)?,
+            DaSyncProtocol::new(net.clone(), cfg.da_authority),
+        ))
     } else {
         None
     };
     let da_register = if cfg.subscribe_da && !cfg.light {
-        Some(da_register_behaviour(net).map_err(swarm_err)?)
+        Some(Component::new(
+            da_register_behaviour(net).map_err(swarm_err)?,
+            DaRegisterProtocol::default(),
+        ))
     } else {
         None
     };

@@ -20,7 +20,6 @@ use dsdn_protocols::da::{
 use dsdn_protocols::NetworkId;
 use ed25519_dalek::SigningKey;
 use libp2p::gossipsub::MessageAcceptance;
-use libp2p::request_response::ResponseChannel;
 use libp2p::PeerId;
 use serde::Serialize;
 use tokio::sync::{oneshot, watch};
@@ -29,6 +28,7 @@ use super::store::{self, DaStore, DA_LOG_FILE, DA_STATE_FILE};
 use super::writer::{LogWriter, WriterMetrics};
 use super::{hex32, DaNotice, PublishError, SubmitError, MAX_QUEUED_EVENTS};
 use crate::metrics::Metrics;
+use crate::net::da_register::RegisterReply;
 
 mod committee;
 mod load;
@@ -62,9 +62,9 @@ pub(crate) enum Reply {
     /// Part of the publish request with this id.
     Publish(u64),
     /// A storage node's registration: answer it once the event is sealed (and durable).
-    Register(ResponseChannel<RegisterResponse>),
+    Register(RegisterReply),
     /// A registration already in the state: answer it once its blob is durable.
-    Known(ResponseChannel<RegisterResponse>),
+    Known(RegisterReply),
     /// A submitted blob that applied (`POST /v1/da/blobs`): answer it once durable.
     Submit(oneshot::Sender<Result<Submitted, SubmitError>>, Submitted),
 }
@@ -92,7 +92,7 @@ pub(crate) enum DaAction {
     /// Send a backfill request.
     Sync(PeerId, SyncRequest),
     /// Answer a registration request.
-    Respond(ResponseChannel<RegisterResponse>, RegisterResponse),
+    Respond(RegisterReply, RegisterResponse),
     /// Ban this peer (it sent a blob that breaks the signature or the chain).
     Penalize(PeerId, &'static str),
     /// Have the coordinator committee threshold-sign `message` (a blob's signing bytes)

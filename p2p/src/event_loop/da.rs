@@ -4,29 +4,23 @@
 
 use std::time::Instant;
 
-use dsdn_protocols::da::register::{RegisterRequest, RegisterResponse};
-use dsdn_protocols::da::sync::{SyncRequest, SyncResponse, MAX_SYNC_BLOBS};
-use dsdn_protocols::da::{DaBlob, DaError};
+use dsdn_protocols::da::sync::{SyncRequest, MAX_SYNC_BLOBS};
+use dsdn_protocols::da::DaBlob;
 use dsdn_protocols::{ServiceSet, ServiceType};
 use libp2p::gossipsub::{self, PublishError as GossipPublishError};
-use libp2p::request_response::{self, Message};
 use libp2p::PeerId;
 use tokio::sync::oneshot;
 
 use super::EventLoop;
 use crate::da::DaAction;
 use crate::handle::RangeError;
+use crate::net::da_register::RegisterEvent;
+use crate::net::da_sync::DaSyncEvent;
 
 /// True when a peer advertising `services` keeps the DA log (every role but a dedicated
 /// bootstrap node; light clients advertise nothing).
 pub(super) fn keeps_da_log(services: ServiceSet) -> bool {
     services.iter().any(|s| s != ServiceType::Bootstrap)
-}
-
-/// A range asked of a peer for [`crate::NodeHandle::da_range`].
-pub(super) struct RangeFetch {
-    pub(super) request: SyncRequest,
-    pub(super) tx: oneshot::Sender<Result<Vec<DaBlob>, RangeError>>,
 }
 
 impl EventLoop {
@@ -56,13 +50,12 @@ impl EventLoop {
                 DaAction::Gossip(bytes) => self.gossip_blob(bytes),
                 DaAction::Sync(peer, request) => {
                     if let Some(sync) = self.swarm.behaviour_mut().da_sync.as_mut() {
-                        let id = sync.send_request(&peer, request);
-                        self.da.sync_requests.insert(id, (peer, request));
+                        sync.backfill(peer, request);
                     }
                 }
-                DaAction::Respond(channel, response) => {
+                DaAction::Respond(reply, response) => {
                     if let Some(reg) = self.swarm.behaviour_mut().da_register.as_mut() {
-                        let _ = reg.send_response(channel, response);
+                        reg.respond(reply, response);
                     }
                 }
                 DaAction::ThresholdSign { height, message } => {
@@ -147,102 +140,47 @@ impl EventLoop {
 
     pub(super) fn da_peer_disconnected(&mut self, peer: &PeerId) {
         self.da.service.peer_disconnected(peer);
-        self.register_in.forget(peer);
+        if let Some(reg) = self.swarm.behaviour_mut().da_register.as_mut() {
+            reg.peer_disconnected(peer);
+        }
     }
 
     /// `/dsdn/<net>/da-sync/1.0.0` events.
-    pub(super) fn on_da_sync(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
+    pub(super) fn on_da_sync(&mut self, event: DaSyncEvent) {
         let now = Instant::now();
         match event {
-            request_response::Event::Message {
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
+            DaSyncEvent::Request { request, reply, .. } => {
                 // The log is public and the protocol id is network-scoped, so a peer whose
                 // handshake this node has not finished verifying yet is answered too: an
                 // empty answer would tell it a wrong tip (0), and it may be a DA authority
                 // deciding whether it may seal.
                 let response = self.da.service.serve_sync(&request);
                 if let Some(sync) = self.swarm.behaviour_mut().da_sync.as_mut() {
-                    let _ = sync.send_response(channel, response);
+                    sync.respond(reply, response);
                 }
             }
-            request_response::Event::Message {
+            DaSyncEvent::Response {
                 peer,
-                message:
-                    Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
+                request,
+                response: Ok(response),
             } => {
-                if let Some(fetch) = self.da.range_fetches.remove(&request_id) {
-                    let result = self.verify_range(&fetch.request, response);
-                    let _ = fetch.tx.send(result);
-                } else if let Some((_, request)) = self.da.sync_requests.remove(&request_id) {
-                    self.da
-                        .service
-                        .on_sync_response(peer, &request, response, now);
-                    // The next range goes out now, not at the next timer tick: backfill is
-                    // paced by responses.
-                    self.da_poll();
-                }
+                self.da
+                    .service
+                    .on_sync_response(peer, &request, response, now);
+                // The next range goes out now, not at the next timer tick: backfill is
+                // paced by responses.
+                self.da_poll();
             }
-            request_response::Event::OutboundFailure {
+            DaSyncEvent::Response {
                 peer,
-                request_id,
-                error,
-                ..
+                request,
+                response: Err(error),
             } => {
-                if let Some(fetch) = self.da.range_fetches.remove(&request_id) {
-                    let _ = fetch.tx.send(Err(RangeError::Peer(error.to_string())));
-                } else if let Some((_, request)) = self.da.sync_requests.remove(&request_id) {
-                    tracing::debug!(%peer, %error, from = request.from, "DA backfill request failed");
-                    self.da.service.on_sync_failure(peer, &request, now);
-                    self.da_poll();
-                }
+                tracing::debug!(%peer, %error, from = request.from, "DA backfill request failed");
+                self.da.service.on_sync_failure(peer, &request, now);
+                self.da_poll();
             }
-            request_response::Event::InboundFailure { .. }
-            | request_response::Event::ResponseSent { .. } => {}
         }
-    }
-
-    /// Checks a range fetched for [`crate::NodeHandle::da_range`]: every blob verified,
-    /// heights consecutive from the requested one, each linked to the one before.
-    fn verify_range(
-        &self,
-        request: &SyncRequest,
-        response: SyncResponse,
-    ) -> Result<Vec<DaBlob>, RangeError> {
-        let authority = self.da.service.authority().ok_or(RangeError::NoAuthority)?;
-        let response = response
-            .validated(request)
-            .map_err(|e| RangeError::Invalid(e.to_string()))?;
-        let mut out: Vec<DaBlob> = Vec::with_capacity(response.blobs.len());
-        let mut prev: Option<[u8; 32]> = None;
-        for (i, bytes) in response.blobs.iter().enumerate() {
-            let blob = DaBlob::decode_verified(bytes, &self.cfg.network, &authority)
-                .map_err(|e: DaError| RangeError::Invalid(e.to_string()))?;
-            if blob.height() != request.from + i as u64 {
-                return Err(RangeError::Invalid(format!(
-                    "expected height {}, got {}",
-                    request.from + i as u64,
-                    blob.height()
-                )));
-            }
-            if prev.is_some_and(|p| p != blob.prev_hash()) {
-                return Err(RangeError::Invalid(format!(
-                    "blob {} does not link to the one before it",
-                    blob.height()
-                )));
-            }
-            prev = Some(blob.hash());
-            out.push(blob.into_blob());
-        }
-        Ok(out)
     }
 
     /// `NodeHandle::da_range`: from the local log when it has the range, otherwise asked of
@@ -270,75 +208,34 @@ impl EventLoop {
             return;
         };
         let request = SyncRequest { from, count };
-        let Some(sync) = self.swarm.behaviour_mut().da_sync.as_mut() else {
-            let _ = tx.send(Err(RangeError::NoPeer));
-            return;
-        };
-        let id = sync.send_request(&peer, request);
-        self.da.range_fetches.insert(id, RangeFetch { request, tx });
+        match self.swarm.behaviour_mut().da_sync.as_mut() {
+            Some(sync) => sync.fetch_range(peer, request, tx),
+            None => {
+                let _ = tx.send(Err(RangeError::NoPeer));
+            }
+        }
     }
 
     /// `/dsdn/<net>/da-register/1.0.0` events.
-    pub(super) fn on_da_register(
-        &mut self,
-        event: request_response::Event<RegisterRequest, RegisterResponse>,
-    ) {
+    pub(super) fn on_da_register(&mut self, event: RegisterEvent) {
         let now = Instant::now();
         match event {
-            request_response::Event::Message {
+            RegisterEvent::Request {
                 peer,
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
+                request,
+                reply,
             } => {
-                // Not gated on this node's side of the handshake: the requester verified us
-                // first and the protocol id is network-scoped; the PeerId (the node id of the
-                // event) is authenticated by noise. One request per peer per 5 s.
-                if !self.register_in.allow(&peer, now) {
-                    if let Some(reg) = self.swarm.behaviour_mut().da_register.as_mut() {
-                        let _ = reg.send_response(
-                            channel,
-                            RegisterResponse::Refused {
-                                reason: "too many registration requests".into(),
-                            },
-                        );
-                    }
-                    return;
-                }
-                self.da.service.on_register(peer, request, channel, now);
+                self.da.service.on_register(peer, request, reply, now);
                 self.da_poll();
             }
-            request_response::Event::Message {
-                peer,
-                message:
-                    Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                if self.da.register_requests.remove(&request_id).is_some() {
-                    if let Some(r) = self.da.registrar.as_mut() {
-                        r.on_response(peer, response, now);
+            RegisterEvent::Answer { peer, response } => {
+                if let Some(r) = self.da.registrar.as_mut() {
+                    match response {
+                        Ok(response) => r.on_response(peer, response, now),
+                        Err(error) => r.on_failure(peer, error, now),
                     }
                 }
             }
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                if self.da.register_requests.remove(&request_id).is_some() {
-                    if let Some(r) = self.da.registrar.as_mut() {
-                        r.on_failure(peer, error.to_string(), now);
-                    }
-                }
-            }
-            request_response::Event::InboundFailure { .. }
-            | request_response::Event::ResponseSent { .. } => {}
         }
     }
 
@@ -359,8 +256,7 @@ impl EventLoop {
         if let Some((peer, request)) = registrar.poll(now, &coordinators) {
             if let Some(reg) = self.swarm.behaviour_mut().da_register.as_mut() {
                 tracing::info!(%peer, zone = %request.zone, "registering with the DA authority");
-                let id = reg.send_request(&peer, request);
-                self.da.register_requests.insert(id, peer);
+                reg.register(peer, request);
             }
         }
     }

@@ -1,19 +1,16 @@
 //! The one event loop of a node: a `tokio::select!` over the bounded command channel, the
 //! PEX and housekeeping timers, and the swarm.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dsdn_peers::score::score;
 use dsdn_peers::store::PeerStore;
-use dsdn_protocols::pex::PexRateLimiter;
 use dsdn_protocols::{PeerSource, ServiceType};
 use futures::StreamExt;
 use libp2p::gossipsub::IdentTopic;
-use libp2p::request_response::OutboundRequestId;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{PeerId, Swarm};
+use libp2p::Swarm;
 use tokio::sync::mpsc;
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
@@ -61,9 +58,6 @@ struct DaLoop {
     service: DaService,
     registrar: Option<Registrar>,
     topic: IdentTopic,
-    sync_requests: HashMap<OutboundRequestId, (PeerId, dsdn_protocols::da::sync::SyncRequest)>,
-    range_fetches: HashMap<OutboundRequestId, da::RangeFetch>,
-    register_requests: HashMap<OutboundRequestId, PeerId>,
     /// The newest blob gossipsub could not send because no peer was known to subscribe yet
     /// (e.g. sealed right after a restart); sent again at the next DA subscription.
     unannounced: Option<Vec<u8>>,
@@ -81,8 +75,6 @@ pub struct EventLoop {
     discovery: discovery::Discovery,
     /// Receivers of [`crate::da::DaNotice`]s (`NodeHandle::subscribe_da`).
     da_subscribers: DaSubscribers,
-    /// Registration requests from one peer: at most one per 5 s.
-    register_in: PexRateLimiter<PeerId>,
     /// The committee protocol, on committee members.
     committee: Option<CommitteeLoop>,
     /// Workload execution, receipt signing and the receipts topic.
@@ -113,16 +105,12 @@ impl EventLoop {
                 service: da.service,
                 registrar: da.registrar,
                 topic: da.topic,
-                sync_requests: HashMap::new(),
-                range_fetches: HashMap::new(),
-                register_requests: HashMap::new(),
                 unannounced: None,
             },
             cfg,
             started: Instant::now(),
             discovery: discovery::Discovery::default(),
             da_subscribers,
-            register_in: PexRateLimiter::new(Duration::from_secs(5)),
             committee,
             workload,
         }

@@ -4,13 +4,17 @@
 //!
 //! * [`handshake`]: `/dsdn/handshake/1.0.0`, the network, version and identity check of
 //!   every connection;
-//! * [`pex`]: `/dsdn/<network>/pex/1.0.0`, peer exchange.
+//! * [`pex`]: `/dsdn/<network>/pex/1.0.0`, peer exchange;
+//! * [`da_sync`]: `/dsdn/<network>/da-sync/1.0.0`, DA log backfill;
+//! * [`da_register`]: `/dsdn/<network>/da-register/1.0.0`, storage-node registration.
 
 use dsdn_protocols::handshake::{MAX_ADDR_BYTES, MAX_LISTEN_ADDRS};
 use libp2p::multiaddr::Protocol as AddrProtocol;
 use libp2p::Multiaddr;
 
 pub mod component;
+pub mod da_register;
+pub mod da_sync;
 pub mod handshake;
 pub mod pex;
 

@@ -278,3 +278,129 @@ impl Component<PexProtocol> {
         state.serve_buckets.remove(peer);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use dsdn_protocols::pex::PexEntry;
+    use dsdn_protocols::NetworkId;
+    use libp2p::swarm::ConnectionId;
+
+    use super::*;
+    use crate::behaviour::pex_behaviour;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Arc<PeerStore>,
+        pex: Component<PexProtocol>,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let net = NetworkId::new("devnet").expect("network id");
+        let (store, _) = PeerStore::open(&dir.path().join("peers.dat"), &net).expect("store");
+        let store = Arc::new(store);
+        let inner = pex_behaviour(&net, Duration::from_secs(5)).expect("protocol name");
+        let state = PexProtocol::new(
+            store.clone(),
+            Metrics::new().expect("metrics"),
+            PeerId::random(),
+            Duration::from_secs(900),
+            true,
+        );
+        Fixture {
+            _dir: dir,
+            store,
+            pex: Component::new(inner, state),
+        }
+    }
+
+    fn entry(n: u8) -> PexEntry {
+        let addr: Multiaddr = format!("/ip4/127.0.9.{n}/tcp/4001").parse().expect("addr");
+        PexEntry {
+            node_id: PeerId::random().to_bytes(),
+            addrs: vec![serde_bytes::ByteBuf::from(addr.to_vec())],
+            services: ServiceSet::EMPTY,
+            last_success_unix: 0,
+        }
+    }
+
+    fn respond(f: &mut Fixture, from: PeerId, entries: Vec<PexEntry>) {
+        let c = &mut f.pex;
+        let request_id = c.inner.send_request(
+            &from,
+            PexRequest {
+                max_entries: 1000,
+                services: ServiceSet::EMPTY,
+            },
+        );
+        let event = request_response::Event::Message {
+            peer: from,
+            connection_id: ConnectionId::new_unchecked(1),
+            message: Message::Response {
+                request_id,
+                response: PexResponse { entries },
+            },
+        };
+        c.state.on_event(event, &mut c.inner, &mut c.out);
+    }
+
+    #[test]
+    fn learned_entries_are_stored_and_reported_within_the_token_bucket() {
+        let mut f = fixture();
+        let from = PeerId::random();
+        // We asked once: the bucket holds 1 + 1000 tokens.
+        f.pex.request(from);
+        respond(&mut f, from, (1..=5).map(entry).collect());
+        let discovered = f
+            .pex
+            .out
+            .drain(..)
+            .filter(|e| matches!(e, PexEvent::Discovered { .. }))
+            .count();
+        assert_eq!(discovered, 5);
+        assert_eq!(f.store.len(), 5);
+        // Unasked, the bucket is nearly empty: one more entry at most is taken.
+        let stranger = PeerId::random();
+        respond(&mut f, stranger, (10..=20).map(entry).collect());
+        assert!(f.pex.out.len() <= 1, "{:?}", f.pex.out);
+    }
+
+    #[test]
+    fn an_oversized_response_is_misbehaviour() {
+        let mut f = fixture();
+        let from = PeerId::random();
+        f.pex.request(from);
+        respond(
+            &mut f,
+            from,
+            (0..=MAX_PEX_ENTRIES).map(|i| entry(i as u8)).collect(),
+        );
+        assert!(matches!(
+            f.pex.out.pop_front(),
+            Some(PexEvent::Misbehaved {
+                reason: "pex_oversized",
+                ..
+            })
+        ));
+        assert_eq!(f.store.len(), 0);
+    }
+
+    #[test]
+    fn a_disconnected_peer_is_no_longer_served() {
+        let mut f = fixture();
+        let peer = PeerId::random();
+        f.pex.peer_verified(peer);
+        assert!(f.pex.state.verified.contains(&peer));
+        f.pex.peer_disconnected(&peer);
+        assert!(!f.pex.state.verified.contains(&peer));
+        let answer = f.pex.state.answer(
+            peer,
+            &PexRequest {
+                max_entries: 10,
+                services: ServiceSet::EMPTY,
+            },
+            Instant::now(),
+        );
+        assert!(answer.entries.is_empty());
+    }
+}

@@ -119,7 +119,7 @@ impl DaService {
         &mut self,
         peer: PeerId,
         request: RegisterRequest,
-        channel: ResponseChannel<RegisterResponse>,
+        channel: RegisterReply,
         now: Instant,
     ) {
         let refuse = |reason: String| RegisterResponse::Refused { reason };
