@@ -26,11 +26,11 @@ use libp2p::StreamProtocol;
 use libp2p::{gossipsub, kad, request_response};
 
 use crate::codec::CborCodec;
+use crate::da::SyncTag;
 use crate::net::component::Component;
-use crate::net::da_register::DaRegisterProtocol;
-use crate::net::da_sync::DaSyncProtocol;
 use crate::net::handshake::HandshakeProtocol;
 use crate::net::pex::PexProtocol;
+use crate::net::rpc::Rpc;
 use crate::peer_manager::PeerManager;
 
 /// The handshake protocol: one request/response exchange of [`Handshake`]s.
@@ -69,6 +69,11 @@ pub fn pex_behaviour(
         request_response::Config::default().with_request_timeout(timeout),
     ))
 }
+
+/// The DA backfill component: its outstanding requests are tagged with what they are for.
+pub type DaSyncComponent = Component<Rpc<CborCodec<SyncRequest, SyncResponse>, SyncTag>>;
+/// The registration component.
+pub type DaRegisterComponent = Component<Rpc<CborCodec<RegisterRequest, RegisterResponse>, ()>>;
 
 /// The DA backfill protocol: [`SyncRequest`] → [`SyncResponse`].
 pub type DaSyncBehaviour = request_response::Behaviour<CborCodec<SyncRequest, SyncResponse>>;
@@ -191,10 +196,10 @@ pub struct Behaviour {
     /// `/dsdn/<network>/kad/1.0.0`: the network's Kademlia DHT.
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     /// `/dsdn/<network>/da-sync/1.0.0`: DA log backfill. Absent on nodes without the log.
-    pub da_sync: Toggle<Component<DaSyncProtocol>>,
+    pub da_sync: Toggle<DaSyncComponent>,
     /// `/dsdn/<network>/da-register/1.0.0`: storage-node registration with the DA
     /// authority. Absent on nodes without the log and on light clients.
-    pub da_register: Toggle<Component<DaRegisterProtocol>>,
+    pub da_register: Toggle<DaRegisterComponent>,
     /// `/dsdn/<network>/committee/1.0.0`: FROST DKG and threshold signing. Present only on
     /// committee members.
     pub committee: Toggle<CommitteeBehaviour>,

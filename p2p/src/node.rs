@@ -25,10 +25,9 @@ use crate::event_loop::EventLoop;
 use crate::handle::{NodeHandle, COMMAND_QUEUE};
 use crate::metrics::Metrics;
 use crate::net::component::Component;
-use crate::net::da_register::DaRegisterProtocol;
-use crate::net::da_sync::DaSyncProtocol;
 use crate::net::handshake::HandshakeProtocol;
 use crate::net::pex::PexProtocol;
+use crate::net::rpc::Rpc;
 use crate::peer_manager::{PeerManager, PeerManagerParts};
 
 /// Why a node could not start.
@@ -180,7 +179,7 @@ fn build_behaviour(
         };
         Some(Component::new(
             da_sync_behaviour(net, cfg.da.sync_request_timeout, support).map_err(swarm_err)?,
-            DaSyncProtocol::new(net.clone(), cfg.da_authority),
+            Rpc::default(),
         ))
     } else {
         None
@@ -188,7 +187,7 @@ fn build_behaviour(
     let da_register = if cfg.subscribe_da && !cfg.light {
         Some(Component::new(
             da_register_behaviour(net).map_err(swarm_err)?,
-            DaRegisterProtocol::default(),
+            Rpc::default(),
         ))
     } else {
         None

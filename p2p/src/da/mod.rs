@@ -48,12 +48,14 @@ use crate::metrics::Metrics;
 mod register;
 mod service;
 pub mod store;
+mod sync_tag;
 mod writer;
 
 pub(crate) use register::Registrar;
 pub use register::RegistrationView;
 pub(crate) use service::{DaAction, DaService, DaServiceConfig};
 pub use service::{DaStateView, Published, Submitted};
+pub use sync_tag::SyncTag;
 
 /// Capacity of one DA subscriber's channel, in notices (blobs).
 pub const DA_NOTICE_QUEUE: usize = 1024;

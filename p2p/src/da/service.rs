@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dsdn_bootstrap::config::DaConfig;
 use dsdn_protocols::da::batch::{BatchConfig, Batcher};
@@ -17,6 +17,7 @@ use dsdn_protocols::da::sync::{
 use dsdn_protocols::da::{
     DaBlob, DaChain, DaError, DaEvent, DaState, Offer, VerifiedBlob, MAX_SNAPSHOT_BYTES,
 };
+use dsdn_protocols::pex::PexRateLimiter;
 use dsdn_protocols::NetworkId;
 use ed25519_dalek::SigningKey;
 use libp2p::gossipsub::MessageAcceptance;
@@ -28,7 +29,7 @@ use super::store::{self, DaStore, DA_LOG_FILE, DA_STATE_FILE};
 use super::writer::{LogWriter, WriterMetrics};
 use super::{hex32, DaNotice, PublishError, SubmitError, MAX_QUEUED_EVENTS};
 use crate::metrics::Metrics;
-use crate::net::da_register::RegisterReply;
+use crate::net::rpc::Reply as RegisterReply;
 
 mod committee;
 mod load;
@@ -197,6 +198,8 @@ pub(crate) struct DaService {
     notices: Vec<DaNotice>,
     want_notices: bool,
     actions: Vec<DaAction>,
+    /// Registration requests of one peer: at most one per 5 s.
+    register_limiter: PexRateLimiter<PeerId>,
 }
 
 impl DaService {
@@ -296,6 +299,7 @@ impl DaService {
             notices: Vec::new(),
             want_notices: false,
             actions: Vec::new(),
+            register_limiter: PexRateLimiter::new(Duration::from_secs(5)),
         };
         Ok((service, height_rx))
     }
@@ -432,6 +436,7 @@ impl DaService {
     /// A peer disconnected.
     pub(crate) fn peer_disconnected(&mut self, peer: &PeerId) {
         self.planner.peer_disconnected(peer);
+        self.register_limiter.forget(peer);
     }
 
     /// Up to `count` applied blobs from height `from`, decoded (for the control API): from

@@ -4,7 +4,8 @@
 
 use std::time::Instant;
 
-use dsdn_protocols::da::sync::{SyncRequest, MAX_SYNC_BLOBS};
+use dsdn_protocols::da::register::{RegisterRequest, RegisterResponse};
+use dsdn_protocols::da::sync::{SyncRequest, SyncResponse, MAX_SYNC_BLOBS};
 use dsdn_protocols::da::DaBlob;
 use dsdn_protocols::{ServiceSet, ServiceType};
 use libp2p::gossipsub::{self, PublishError as GossipPublishError};
@@ -13,9 +14,9 @@ use tokio::sync::oneshot;
 
 use super::EventLoop;
 use crate::da::DaAction;
+use crate::da::SyncTag;
 use crate::handle::RangeError;
-use crate::net::da_register::RegisterEvent;
-use crate::net::da_sync::DaSyncEvent;
+use crate::net::rpc::RpcEvent;
 
 /// True when a peer advertising `services` keeps the DA log (every role but a dedicated
 /// bootstrap node; light clients advertise nothing).
@@ -50,7 +51,7 @@ impl EventLoop {
                 DaAction::Gossip(bytes) => self.gossip_blob(bytes),
                 DaAction::Sync(peer, request) => {
                     if let Some(sync) = self.swarm.behaviour_mut().da_sync.as_mut() {
-                        sync.backfill(peer, request);
+                        sync.send(peer, request, SyncTag::Backfill(request));
                     }
                 }
                 DaAction::Respond(reply, response) => {
@@ -140,16 +141,13 @@ impl EventLoop {
 
     pub(super) fn da_peer_disconnected(&mut self, peer: &PeerId) {
         self.da.service.peer_disconnected(peer);
-        if let Some(reg) = self.swarm.behaviour_mut().da_register.as_mut() {
-            reg.peer_disconnected(peer);
-        }
     }
 
     /// `/dsdn/<net>/da-sync/1.0.0` events.
-    pub(super) fn on_da_sync(&mut self, event: DaSyncEvent) {
+    pub(super) fn on_da_sync(&mut self, event: RpcEvent<SyncRequest, SyncResponse, SyncTag>) {
         let now = Instant::now();
         match event {
-            DaSyncEvent::Request { request, reply, .. } => {
+            RpcEvent::Request { request, reply, .. } => {
                 // The log is public and the protocol id is network-scoped, so a peer whose
                 // handshake this node has not finished verifying yet is answered too: an
                 // empty answer would tell it a wrong tip (0), and it may be a DA authority
@@ -159,9 +157,19 @@ impl EventLoop {
                     sync.respond(reply, response);
                 }
             }
-            DaSyncEvent::Response {
+            RpcEvent::Response {
+                tag: SyncTag::Range(request, tx),
+                response,
+                ..
+            } => {
+                let result = response
+                    .map_err(RangeError::Peer)
+                    .and_then(|r| self.da.service.verify_range(&request, r));
+                let _ = tx.send(result);
+            }
+            RpcEvent::Response {
                 peer,
-                request,
+                tag: SyncTag::Backfill(request),
                 response: Ok(response),
             } => {
                 self.da
@@ -171,9 +179,9 @@ impl EventLoop {
                 // paced by responses.
                 self.da_poll();
             }
-            DaSyncEvent::Response {
+            RpcEvent::Response {
                 peer,
-                request,
+                tag: SyncTag::Backfill(request),
                 response: Err(error),
             } => {
                 tracing::debug!(%peer, %error, from = request.from, "DA backfill request failed");
@@ -209,7 +217,7 @@ impl EventLoop {
         };
         let request = SyncRequest { from, count };
         match self.swarm.behaviour_mut().da_sync.as_mut() {
-            Some(sync) => sync.fetch_range(peer, request, tx),
+            Some(sync) => sync.send(peer, request, SyncTag::Range(request, tx)),
             None => {
                 let _ = tx.send(Err(RangeError::NoPeer));
             }
@@ -217,10 +225,13 @@ impl EventLoop {
     }
 
     /// `/dsdn/<net>/da-register/1.0.0` events.
-    pub(super) fn on_da_register(&mut self, event: RegisterEvent) {
+    pub(super) fn on_da_register(
+        &mut self,
+        event: RpcEvent<RegisterRequest, RegisterResponse, ()>,
+    ) {
         let now = Instant::now();
         match event {
-            RegisterEvent::Request {
+            RpcEvent::Request {
                 peer,
                 request,
                 reply,
@@ -228,7 +239,7 @@ impl EventLoop {
                 self.da.service.on_register(peer, request, reply, now);
                 self.da_poll();
             }
-            RegisterEvent::Answer { peer, response } => {
+            RpcEvent::Response { peer, response, .. } => {
                 if let Some(r) = self.da.registrar.as_mut() {
                     match response {
                         Ok(response) => r.on_response(peer, response, now),
@@ -256,7 +267,7 @@ impl EventLoop {
         if let Some((peer, request)) = registrar.poll(now, &coordinators) {
             if let Some(reg) = self.swarm.behaviour_mut().da_register.as_mut() {
                 tracing::info!(%peer, zone = %request.zone, "registering with the DA authority");
-                reg.register(peer, request);
+                reg.send(peer, request, ());
             }
         }
     }

@@ -5,18 +5,18 @@
 //! * [`handshake`]: `/dsdn/handshake/1.0.0`, the network, version and identity check of
 //!   every connection;
 //! * [`pex`]: `/dsdn/<network>/pex/1.0.0`, peer exchange;
-//! * [`da_sync`]: `/dsdn/<network>/da-sync/1.0.0`, DA log backfill;
-//! * [`da_register`]: `/dsdn/<network>/da-register/1.0.0`, storage-node registration.
+//! * [`rpc`]: the generic state of the protocols answered by a node service rather than by
+//!   the protocol itself: DA backfill and registration (the DA log), the committee
+//!   protocol and the workload protocol.
 
 use dsdn_protocols::handshake::{MAX_ADDR_BYTES, MAX_LISTEN_ADDRS};
 use libp2p::multiaddr::Protocol as AddrProtocol;
 use libp2p::Multiaddr;
 
 pub mod component;
-pub mod da_register;
-pub mod da_sync;
 pub mod handshake;
 pub mod pex;
+pub mod rpc;
 
 /// Decodes and filters advertised addresses: at most [`MAX_LISTEN_ADDRS`], well-formed,
 /// IP-based, not unspecified.

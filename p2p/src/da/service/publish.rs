@@ -123,7 +123,11 @@ impl DaService {
         now: Instant,
     ) {
         let refuse = |reason: String| RegisterResponse::Refused { reason };
-        let answer = if !self.is_authority() {
+        // Not gated on this node's side of the handshake: the requester verified us first
+        // and the protocol id is network-scoped; the PeerId is authenticated by noise.
+        let answer = if !self.register_limiter.allow(&peer, now) {
+            Some(refuse("too many registration requests".into()))
+        } else if !self.is_authority() {
             Some(refuse(
                 "this coordinator is not the DA authority of the network".into(),
             ))

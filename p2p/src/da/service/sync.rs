@@ -1,6 +1,7 @@
 //! Backfill: serving and receiving `/dsdn/<network>/da-sync/1.0.0` (issue 5 §4).
 
 use super::*;
+use crate::handle::RangeError;
 
 impl DaService {
     /// Answers a backfill request from the local log (durable blobs and the unwritten
@@ -104,5 +105,40 @@ impl DaService {
             .with_label_values(&["failed"])
             .inc();
         self.planner.on_failure(&peer, request, now);
+    }
+
+    /// Checks a range fetched for [`crate::NodeHandle::da_range`]: every blob verified,
+    /// heights consecutive from the requested one, each linked to the one before.
+    pub(crate) fn verify_range(
+        &self,
+        request: &SyncRequest,
+        response: SyncResponse,
+    ) -> Result<Vec<DaBlob>, RangeError> {
+        let authority = self.authority.ok_or(RangeError::NoAuthority)?;
+        let response = response
+            .validated(request)
+            .map_err(|e| RangeError::Invalid(e.to_string()))?;
+        let mut out: Vec<DaBlob> = Vec::with_capacity(response.blobs.len());
+        let mut prev: Option<[u8; 32]> = None;
+        for (i, bytes) in response.blobs.iter().enumerate() {
+            let blob = DaBlob::decode_verified(bytes, &self.network, &authority)
+                .map_err(|e| RangeError::Invalid(e.to_string()))?;
+            if blob.height() != request.from + i as u64 {
+                return Err(RangeError::Invalid(format!(
+                    "expected height {}, got {}",
+                    request.from + i as u64,
+                    blob.height()
+                )));
+            }
+            if prev.is_some_and(|p| p != blob.prev_hash()) {
+                return Err(RangeError::Invalid(format!(
+                    "blob {} does not link to the one before it",
+                    blob.height()
+                )));
+            }
+            prev = Some(blob.hash());
+            out.push(blob.into_blob());
+        }
+        Ok(out)
     }
 }
