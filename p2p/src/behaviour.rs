@@ -32,6 +32,7 @@ use crate::net::handshake::HandshakeProtocol;
 use crate::net::pex::PexProtocol;
 use crate::net::rpc::Rpc;
 use crate::peer_manager::PeerManager;
+use crate::workload::WorkloadTag;
 
 /// The handshake protocol: one request/response exchange of [`Handshake`]s.
 pub type HandshakeBehaviour = request_response::Behaviour<CborCodec<Handshake, Handshake>>;
@@ -126,6 +127,10 @@ pub fn da_register_behaviour(
     ))
 }
 
+/// The committee component: outbound requests tagged with the committee service's own
+/// request tag.
+pub type CommitteeComponent = Component<Rpc<CborCodec<CommitteeRequest, CommitteeResponse>, u64>>;
+
 /// The committee protocol: [`CommitteeRequest`] → [`CommitteeResponse`].
 pub type CommitteeBehaviour =
     request_response::Behaviour<CborCodec<CommitteeRequest, CommitteeResponse>>;
@@ -152,6 +157,10 @@ pub fn committee_behaviour(
             .with_max_concurrent_streams(64),
     ))
 }
+
+/// The workload component: outbound requests tagged with what they are for.
+pub type WorkloadComponent =
+    Component<Rpc<CborCodec<WorkloadRequest, WorkloadResponse>, WorkloadTag>>;
 
 /// The workload protocol: [`WorkloadRequest`] → [`WorkloadResponse`].
 pub type WorkloadBehaviour =
@@ -202,8 +211,8 @@ pub struct Behaviour {
     pub da_register: Toggle<DaRegisterComponent>,
     /// `/dsdn/<network>/committee/1.0.0`: FROST DKG and threshold signing. Present only on
     /// committee members.
-    pub committee: Toggle<CommitteeBehaviour>,
+    pub committee: Toggle<CommitteeComponent>,
     /// `/dsdn/<network>/workload/1.0.0`: workload execution and module fetch. Absent on
     /// nodes without the DA log and on light clients.
-    pub workload: Toggle<WorkloadBehaviour>,
+    pub workload: Toggle<WorkloadComponent>,
 }

@@ -193,11 +193,17 @@ fn build_behaviour(
         None
     };
     let committee = match &cfg.committee {
-        Some(c) => Some(committee_behaviour(net, c.phase_timeout).map_err(swarm_err)?),
+        Some(c) => Some(Component::new(
+            committee_behaviour(net, c.phase_timeout).map_err(swarm_err)?,
+            Rpc::default(),
+        )),
         None => None,
     };
     let workload = if cfg.subscribe_da && !cfg.light {
-        Some(workload_behaviour(net, cfg.workload.execute_timeout).map_err(swarm_err)?)
+        Some(Component::new(
+            workload_behaviour(net, cfg.workload.execute_timeout).map_err(swarm_err)?,
+            Rpc::default(),
+        ))
     } else {
         None
     };

@@ -34,6 +34,15 @@ use crate::committee::ThresholdSignError;
 mod metrics;
 pub use metrics::WorkloadMetrics;
 
+/// What an outbound `/dsdn/<network>/workload/1.0.0` request of this node is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadTag {
+    /// An `Execute` for the submission with this id, sent to this storage node.
+    Execute(u64, PeerId),
+    /// A `FetchModule` for the job with this id.
+    Fetch(u64),
+}
+
 /// What an [`Executor`] returns for one run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExecOutput {

@@ -1,27 +1,25 @@
 //! The committee in the event loop: `/dsdn/<net>/committee/1.0.0` requests in and out, the
 //! [`crate::committee::CommitteeService`] timers and the handle's committee commands.
 
-use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use dsdn_protocols::committee::{CommitteeRequest, CommitteeResponse, GroupKey, Slot};
 use dsdn_protocols::da::Bytes32;
 use dsdn_protocols::receipt::CommitteeMessage;
-use libp2p::request_response::{self, Message, OutboundRequestId};
 use tokio::sync::oneshot;
 
 use super::EventLoop;
 use crate::committee::{
     CommitteeService, CommitteeStatus, DkgRunError, GroupSignature, ThresholdSignError,
 };
+use crate::net::rpc::RpcEvent;
 
 /// Where the result of a signing round arrives.
 type SignatureReceiver = oneshot::Receiver<Result<GroupSignature, ThresholdSignError>>;
 
-/// The committee state of the event loop: the service and our requests in flight.
+/// The committee state of the event loop: the service and the DA round it signs.
 pub(crate) struct CommitteeLoop {
     service: CommitteeService,
-    requests: HashMap<OutboundRequestId, u64>,
     /// The DA blob this node proposed and the committee is signing: its height and where
     /// the signature arrives.
     da_round: Option<(u64, SignatureReceiver)>,
@@ -31,7 +29,6 @@ impl CommitteeLoop {
     pub(crate) fn new(service: CommitteeService) -> Self {
         Self {
             service,
-            requests: HashMap::new(),
             da_round: None,
         }
     }
@@ -180,28 +177,24 @@ impl EventLoop {
             return;
         };
         for o in outgoing {
-            let id = behaviour.send_request(&o.peer, o.request);
-            c.requests.insert(id, o.tag);
+            behaviour.send(o.peer, o.request, o.tag);
         }
     }
 
     /// `/dsdn/<net>/committee/1.0.0` events.
     pub(super) fn on_committee(
         &mut self,
-        event: request_response::Event<CommitteeRequest, CommitteeResponse>,
+        event: RpcEvent<CommitteeRequest, CommitteeResponse, u64>,
     ) {
         let now = Instant::now();
         let Some(c) = self.committee.as_mut() else {
             return;
         };
         match event {
-            request_response::Event::Message {
+            RpcEvent::Request {
                 peer,
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
+                request,
+                reply,
             } => {
                 // The PeerId is authenticated by noise; membership is decided by it alone.
                 let member = c.service.is_member(&peer);
@@ -218,30 +211,19 @@ impl EventLoop {
                     Ok(()) => c.service.on_request(peer, request, now),
                 };
                 if let Some(b) = self.swarm.behaviour_mut().committee.as_mut() {
-                    let _ = b.send_response(channel, response);
+                    b.respond(reply, response);
                 }
             }
-            request_response::Event::Message {
-                message:
-                    Message::Response {
-                        request_id,
-                        response,
-                    },
+            RpcEvent::Response {
+                tag,
+                response: Ok(response),
                 ..
-            } => {
-                if let Some(tag) = c.requests.remove(&request_id) {
-                    c.service.on_response(tag, response, now);
-                }
-            }
-            request_response::Event::OutboundFailure {
-                request_id, error, ..
-            } => {
-                if let Some(tag) = c.requests.remove(&request_id) {
-                    c.service.on_failure(tag, &error.to_string(), now);
-                }
-            }
-            request_response::Event::InboundFailure { .. }
-            | request_response::Event::ResponseSent { .. } => {}
+            } => c.service.on_response(tag, response, now),
+            RpcEvent::Response {
+                tag,
+                response: Err(error),
+                ..
+            } => c.service.on_failure(tag, &error, now),
         }
         self.committee_flush();
         self.committee_da_round();

@@ -18,16 +18,16 @@ use dsdn_protocols::workload::{
 use dsdn_protocols::ServiceType;
 use ed25519_dalek::SigningKey;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
-use libp2p::request_response::{self, Message, OutboundRequestId, ResponseChannel};
 use libp2p::PeerId;
 use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 
 use super::EventLoop;
 use crate::committee::{member_id, GroupSignature, ThresholdSignError};
+use crate::net::rpc::{Reply, RpcEvent};
 use crate::workload::{
     choose_executors, execute_refusal, ExecOutput, ModuleStore, RecentReceipts, WorkloadConfig,
-    WorkloadError, WorkloadMetrics, WorkloadResult,
+    WorkloadError, WorkloadMetrics, WorkloadResult, WorkloadTag,
 };
 
 /// Submissions a coordinator handles at once.
@@ -56,17 +56,9 @@ struct Submission {
     reply: SubmitReply,
 }
 
-/// A request this node sent.
-enum Outbound {
-    /// An `Execute` for a submission.
-    Execute(u64, PeerId),
-    /// A `FetchModule` for a job.
-    Fetch(u64),
-}
-
 /// An `Execute` this node serves.
 struct Job {
-    channel: ResponseChannel<WorkloadResponse>,
+    reply: Reply,
     request: ExecuteRequest,
     started: Instant,
 }
@@ -92,7 +84,6 @@ pub(crate) struct WorkloadLoop {
     turn: usize,
     next_id: u64,
     submissions: HashMap<u64, Submission>,
-    outbound: HashMap<OutboundRequestId, Outbound>,
     jobs: HashMap<u64, Job>,
     internal_tx: mpsc::Sender<Internal>,
     pub(super) internal_rx: mpsc::Receiver<Internal>,
@@ -119,7 +110,6 @@ impl WorkloadLoop {
             turn: 0,
             next_id: 0,
             submissions: HashMap::new(),
-            outbound: HashMap::new(),
             jobs: HashMap::new(),
             internal_tx,
             internal_rx,
@@ -218,81 +208,66 @@ impl EventLoop {
         };
         let request = WorkloadRequest::Execute(s.request.clone());
         if let Some(b) = self.swarm.behaviour_mut().workload.as_mut() {
-            let rid = b.send_request(&peer, request);
-            self.workload
-                .outbound
-                .insert(rid, Outbound::Execute(id, peer));
+            b.send(peer, request, WorkloadTag::Execute(id, peer));
         }
     }
 
     /// `/dsdn/<net>/workload/1.0.0` events.
     pub(super) fn on_workload(
         &mut self,
-        event: request_response::Event<WorkloadRequest, WorkloadResponse>,
+        event: RpcEvent<WorkloadRequest, WorkloadResponse, WorkloadTag>,
     ) {
         match event {
-            request_response::Event::Message {
+            RpcEvent::Request {
                 peer,
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => self.on_workload_request(peer, request, channel),
-            request_response::Event::Message {
+                request,
+                reply,
+            } => self.on_workload_request(peer, request, reply),
+            RpcEvent::Response {
                 peer,
-                message:
-                    Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => match self.workload.outbound.remove(&request_id) {
-                Some(Outbound::Execute(id, asked)) => self.on_executed(id, asked, response),
-                Some(Outbound::Fetch(job)) => self.on_module(job, peer, response),
-                None => {}
+                tag,
+                response: Ok(response),
+            } => match tag {
+                WorkloadTag::Execute(id, asked) => self.on_executed(id, asked, response),
+                WorkloadTag::Fetch(job) => self.on_module(job, peer, response),
             },
-            request_response::Event::OutboundFailure {
-                request_id, error, ..
-            } => match self.workload.outbound.remove(&request_id) {
-                Some(Outbound::Execute(id, peer)) => {
+            RpcEvent::Response {
+                tag,
+                response: Err(error),
+                ..
+            } => match tag {
+                WorkloadTag::Execute(id, peer) => {
                     if let Some(s) = self.workload.submissions.get_mut(&id) {
-                        s.tried.push((peer, error.to_string()));
+                        s.tried.push((peer, error));
                     }
                     self.try_next_executor(id);
                 }
-                Some(Outbound::Fetch(job)) => {
+                WorkloadTag::Fetch(job) => {
                     self.answer_job(
                         job,
                         WorkloadResponse::Refused(WorkloadRefusal::ModuleUnavailable),
                     );
                 }
-                None => {}
             },
-            request_response::Event::InboundFailure { .. }
-            | request_response::Event::ResponseSent { .. } => {}
         }
     }
 
-    fn on_workload_request(
-        &mut self,
-        peer: PeerId,
-        request: WorkloadRequest,
-        channel: ResponseChannel<WorkloadResponse>,
-    ) {
+    fn on_workload_request(&mut self, peer: PeerId, request: WorkloadRequest, reply: Reply) {
         let w = &mut self.workload;
         match request {
             WorkloadRequest::FetchModule { workload_id } => {
                 // Served only to a node we asked to run this module (a module is up to
                 // 4 MiB: nobody else may make us send it).
-                let asked = w.outbound.values().any(|o| match o {
-                    Outbound::Execute(id, p) => {
-                        *p == peer
-                            && w.submissions
-                                .get(id)
-                                .is_some_and(|s| s.request.workload_id == workload_id)
-                    }
-                    Outbound::Fetch(_) => false,
+                let asked = self.swarm.behaviour().workload.as_ref().is_some_and(|b| {
+                    b.outstanding().any(|(_, tag)| match tag {
+                        WorkloadTag::Execute(id, p) => {
+                            *p == peer
+                                && w.submissions
+                                    .get(id)
+                                    .is_some_and(|s| s.request.workload_id == workload_id)
+                        }
+                        WorkloadTag::Fetch(_) => false,
+                    })
                 });
                 let response = match w.modules.get(&workload_id) {
                     Some(_) if !asked => WorkloadResponse::Refused(WorkloadRefusal::NotAllowed(
@@ -301,7 +276,7 @@ impl EventLoop {
                     Some(m) => WorkloadResponse::Module(ByteBuf::from(m.as_ref().clone())),
                     None => WorkloadResponse::Refused(WorkloadRefusal::ModuleUnavailable),
                 };
-                self.send_workload_response(channel, response);
+                self.send_workload_response(reply, response);
             }
             WorkloadRequest::Execute(request) => {
                 // Only coordinators hand out work (their handshake said so): anybody else
@@ -334,7 +309,7 @@ impl EventLoop {
                         .executions
                         .with_label_values(&[refusal.label()])
                         .inc();
-                    self.send_workload_response(channel, WorkloadResponse::Refused(refusal));
+                    self.send_workload_response(reply, WorkloadResponse::Refused(refusal));
                     return;
                 }
                 let id = w.next_id();
@@ -343,7 +318,7 @@ impl EventLoop {
                 w.jobs.insert(
                     id,
                     Job {
-                        channel,
+                        reply,
                         request,
                         started: Instant::now(),
                     },
@@ -352,9 +327,11 @@ impl EventLoop {
                     Some(m) => self.run_job(id, m),
                     None => {
                         if let Some(b) = self.swarm.behaviour_mut().workload.as_mut() {
-                            let rid =
-                                b.send_request(&peer, WorkloadRequest::FetchModule { workload_id });
-                            self.workload.outbound.insert(rid, Outbound::Fetch(id));
+                            b.send(
+                                peer,
+                                WorkloadRequest::FetchModule { workload_id },
+                                WorkloadTag::Fetch(id),
+                            );
                         }
                     }
                 }
@@ -362,13 +339,9 @@ impl EventLoop {
         }
     }
 
-    fn send_workload_response(
-        &mut self,
-        channel: ResponseChannel<WorkloadResponse>,
-        response: WorkloadResponse,
-    ) {
+    fn send_workload_response(&mut self, reply: Reply, response: WorkloadResponse) {
         if let Some(b) = self.swarm.behaviour_mut().workload.as_mut() {
-            let _ = b.send_response(channel, response);
+            b.respond(reply, response);
         }
     }
 
@@ -430,7 +403,7 @@ impl EventLoop {
             .executions
             .with_label_values(&[label])
             .inc();
-        self.send_workload_response(job.channel, response);
+        self.send_workload_response(job.reply, response);
     }
 
     /// Results of spawned executions and signing rounds.
