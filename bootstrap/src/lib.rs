@@ -5,8 +5,9 @@
 //! - [`config`]: seeds.toml ([`SeedsConfig`]), DNS seeds and static peers (28.1.A §1–§3).
 //! - [`resolver`]: [`SeedResolver`], an async, timeout-bounded A/AAAA resolver for DNS seeds
 //!   (28.1.A deliverable 3, 28.1.B §1).
-//! - [`seed_server`]: [`SeedServer`], an in-process authoritative DNS server answering
-//!   A/AAAA for seed names, for local networks and tests.
+//! - `seed_server` (cargo feature `seed-server`, off by default): `SeedServer`, an
+//!   in-process authoritative DNS server answering A/AAAA for seed names, for local
+//!   networks (`dsdn-agent devnet`) and tests.
 //! - [`fallback`]: [`FallbackChain`], the peers.dat → static peers → DNS seeds → retry chain
 //!   of 28.1.A §4, as a pure state machine driven by the caller's clock.
 //! - [`added`]: [`AddedSources`], static peers and DNS seeds added by the operator at run
@@ -24,6 +25,7 @@ pub mod fallback;
 pub mod recovery;
 pub mod resolver;
 pub mod rotation;
+#[cfg(feature = "seed-server")]
 pub mod seed_server;
 
 pub use added::{AddedError, AddedKind, AddedSources, ADDED_FILE, MAX_ADDED};
@@ -35,4 +37,5 @@ pub use fallback::{Action, FallbackChain, FallbackConfig, Stage};
 pub use recovery::{PartitionRecovery, RecoveryConfig, RecoveryEvent};
 pub use resolver::{ResolveError, Resolved, ResolverInitError, SeedResolver};
 pub use rotation::{Rotation, RotationConfig, RotationSchedule, FEELERS_PER_ROUND};
+#[cfg(feature = "seed-server")]
 pub use seed_server::SeedServer;

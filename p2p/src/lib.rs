@@ -3,17 +3,25 @@
 //!
 //! ```text
 //!             NodeHandle (clone) ──Command──▶ EventLoop ──▶ Swarm<Behaviour>
-//!                                              │              ├─ PeerManager  (fallback chain, dials, limits, peers.dat)
-//!                                              │              ├─ handshake    /dsdn/handshake/1.0.0
-//!                                              │              ├─ pex          /dsdn/<net>/pex/1.0.0
+//!                                              │              ├─ peer_manager (fallback chain, dials, limits)
+//!                                              │              ├─ handshake    /dsdn/handshake/1.0.0        (net::handshake)
+//!                                              │              ├─ pex          /dsdn/<net>/pex/1.0.0        (net::pex)
 //!                                              │              ├─ gossipsub    /dsdn/<net>/meshsub/1.1.0
 //!                                              │              ├─ kad          /dsdn/<net>/kad/1.0.0
-//!                                              │              ├─ da_sync      /dsdn/<net>/da-sync/1.0.0
-//!                                              │              ├─ da_register  /dsdn/<net>/da-register/1.0.0
-//!                                              │              └─ committee    /dsdn/<net>/committee/1.0.0
-//!                                              ├─ DaService (verify, DaChain, da-log.redb, backfill, sealing)
-//!                                              └─ CommitteeService (FROST DKG, threshold signing, key share)
+//!                                              │              ├─ da_sync      /dsdn/<net>/da-sync/1.0.0    (net::rpc)
+//!                                              │              ├─ da_register  /dsdn/<net>/da-register/1.0.0 (net::rpc)
+//!                                              │              ├─ committee    /dsdn/<net>/committee/1.0.0  (net::rpc)
+//!                                              │              └─ workload     /dsdn/<net>/workload/1.0.0   (net::rpc)
+//!                                              ├─ DaService (verify, DaChain, backfill, sealing; log writer thread)
+//!                                              ├─ CommitteeService (FROST DKG, threshold signing, key share)
+//!                                              └─ workloads and receipts
 //! ```
+//!
+//! Each request/response protocol is a [`net::component::Component`] that owns its state
+//! and outstanding requests and emits one typed event; the event loop only routes those
+//! events to the peer manager and the services. The address book ([`dsdn_peers::PeerStore`])
+//! is in memory and written to peers.dat by a background thread; the DA log by its own
+//! writer thread: the event loop does no disk write on the peer or blob paths.
 //!
 //! Start a node with [`Node::start`], spawn its [`EventLoop::run`], and talk to it through
 //! the [`NodeHandle`].
