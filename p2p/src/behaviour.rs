@@ -13,6 +13,7 @@ use dsdn_protocols::da::register::{RegisterRequest, RegisterResponse, MAX_REGIST
 use dsdn_protocols::da::sync::{
     SyncRequest, SyncResponse, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES,
 };
+use dsdn_protocols::da::MAX_BLOB_BYTES;
 use dsdn_protocols::handshake::{Handshake, HANDSHAKE_PROTOCOL, MAX_HANDSHAKE_BYTES};
 use dsdn_protocols::pex::{PexRequest, PexResponse, MAX_PEX_REQUEST_BYTES, MAX_PEX_RESPONSE_BYTES};
 use dsdn_protocols::workload::{
@@ -24,6 +25,7 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::StreamProtocol;
 use libp2p::{gossipsub, kad, request_response};
+use sha2::{Digest, Sha256};
 
 use crate::codec::CborCodec;
 use crate::da::SyncTag;
@@ -33,6 +35,28 @@ use crate::net::pex::PexProtocol;
 use crate::net::rpc::Rpc;
 use crate::peer_manager::PeerManager;
 use crate::workload::WorkloadTag;
+
+/// The gossipsub configuration of every DSDN node of `network`: protocol prefix
+/// `/dsdn/<network>/meshsub`, messages validated by the node before they are forwarded
+/// (strict validation of signed messages), at most one DA blob (+ 4 KiB) per message, a 1 s
+/// heartbeat, and message ids = SHA-256 of the data (the same blob from two publishers is
+/// one message).
+///
+/// # Errors
+/// gossipsub refuses the configuration (it does not for these values).
+pub fn gossipsub_config(network: &NetworkId) -> Result<gossipsub::Config, String> {
+    gossipsub::ConfigBuilder::default()
+        .protocol_id_prefix(format!("/dsdn/{network}/meshsub"))
+        .validate_messages()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .max_transmit_size(MAX_BLOB_BYTES + 4096)
+        .heartbeat_interval(Duration::from_secs(1))
+        .message_id_fn(|m: &gossipsub::Message| {
+            gossipsub::MessageId::from(Sha256::digest(&m.data).to_vec())
+        })
+        .build()
+        .map_err(|e| e.to_string())
+}
 
 /// The handshake protocol: one request/response exchange of [`Handshake`]s.
 pub type HandshakeBehaviour = request_response::Behaviour<CborCodec<Handshake, Handshake>>;

@@ -7,17 +7,15 @@ use std::time::Duration;
 use dsdn_bootstrap::added::AddedSources;
 use dsdn_bootstrap::resolver::SeedResolver;
 use dsdn_peers::store::{OpenReport, PeerStore};
-use dsdn_protocols::da::MAX_BLOB_BYTES;
-use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
+use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::ProtocolSupport;
 use libp2p::{kad, noise, tcp, yamux, Multiaddr, StreamProtocol, Swarm, SwarmBuilder};
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::behaviour::{
-    committee_behaviour, da_register_behaviour, da_sync_behaviour, handshake_behaviour,
-    pex_behaviour, workload_behaviour, Behaviour,
+    committee_behaviour, da_register_behaviour, da_sync_behaviour, gossipsub_config,
+    handshake_behaviour, pex_behaviour, workload_behaviour, Behaviour,
 };
 use crate::config::NodeConfig;
 use crate::da::{DaService, DaServiceConfig, Registrar};
@@ -133,17 +131,7 @@ fn build_behaviour(
             !cfg.light,
         ),
     );
-    let gossip_cfg = gossipsub::ConfigBuilder::default()
-        .protocol_id_prefix(format!("/dsdn/{net}/meshsub"))
-        .validate_messages()
-        .validation_mode(ValidationMode::Strict)
-        .max_transmit_size(MAX_BLOB_BYTES + 4096)
-        .heartbeat_interval(Duration::from_secs(1))
-        .message_id_fn(|m: &gossipsub::Message| {
-            gossipsub::MessageId::from(Sha256::digest(&m.data).to_vec())
-        })
-        .build()
-        .map_err(|e| StartError::Swarm(e.to_string()))?;
+    let gossip_cfg = gossipsub_config(net).map_err(StartError::Swarm)?;
     let gossipsub = if cfg.subscribe_da {
         Some(
             gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_cfg)

@@ -12,6 +12,19 @@ use dsdn_protocols::{NetworkId, PeerSource};
 /// Entries the bootstrap node serves: one full PEX response.
 const FLOOD: usize = 1000;
 
+/// Waits until the joiner has stored at least half of one full PEX response.
+async fn wait_flood_learned(net: &TestNet) -> anyhow::Result<()> {
+    wait_metric(
+        net.node("joiner"),
+        "bootstrap_peers_dat_size",
+        &[],
+        WAIT,
+        |v| v >= FLOOD as f64 / 2.0,
+    )
+    .await?;
+    Ok(())
+}
+
 /// No `peers.dat.corrupt-*` file next to the node's peers.dat.
 fn no_corrupt_file(net: &TestNet, name: &str) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(net.data_dir(name))? {
@@ -56,16 +69,7 @@ async fn sigkill_during_a_pex_flood_leaves_a_peers_dat_that_opens() -> anyhow::R
     let pauses = [None, Some(Duration::ZERO), Some(Duration::from_millis(300))];
     for (round, pause) in pauses.into_iter().enumerate() {
         match pause {
-            None => {
-                wait_metric(
-                    net.node("joiner"),
-                    "bootstrap_peers_dat_size",
-                    &[],
-                    WAIT,
-                    |v| v >= FLOOD as f64 / 2.0,
-                )
-                .await?;
-            }
+            None => wait_flood_learned(&net).await?,
             Some(p) => tokio::time::sleep(p).await,
         }
         net.node_mut("joiner").kill().await?;
@@ -86,14 +90,7 @@ async fn sigkill_during_a_pex_flood_leaves_a_peers_dat_that_opens() -> anyhow::R
     }
 
     // It relearns what a kill lost; a clean stop writes everything, and the file opens.
-    wait_metric(
-        net.node("joiner"),
-        "bootstrap_peers_dat_size",
-        &[],
-        WAIT,
-        |v| v >= FLOOD as f64 / 2.0,
-    )
-    .await?;
+    wait_flood_learned(&net).await?;
     let commits = metric(net.node("joiner"), "bootstrap_peers_dat_commits_total", &[]).await;
     assert!(commits >= 1.0, "the writer committed nothing: {commits}");
     let size = metric(net.node("joiner"), "bootstrap_peers_dat_size", &[]).await as usize;

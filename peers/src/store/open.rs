@@ -27,7 +27,7 @@ use redb::{Database, ReadableTable, TableHandle};
 
 use super::txn::{apply, Eviction, Index, IndexEntry, WriteCtx, ANCHORS, PEERS};
 use super::{StoreError, MAX_ANCHORS, MAX_ENTRIES};
-use crate::record::{decode_record_versioned, encode_record, PeerRecord, RECORD_VERSION};
+use crate::record::{decode_record_versioned, encode_record, RECORD_VERSION};
 
 /// The peers.dat schema this build reads and writes (2: records with netgroups, anchors
 /// table). Schema 1 is upgraded in place; a newer schema is refused
@@ -182,30 +182,25 @@ fn check_and_load(db: &Database, path: &Path, network: &NetworkId) -> Result<Loa
     let mut changed = upgraded_from.is_some() || names.is_empty();
     let overlay = {
         let mut table = txn.open_table(PEERS).map_err(|e| classify(e, path))?;
-        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        for item in table.iter().map_err(|e| classify(e, path))? {
-            let (k, v) = item.map_err(|e| classify(e, path))?;
-            rows.push((k.value().to_vec(), v.value().to_vec()));
-        }
         let mut bad: Vec<Vec<u8>> = Vec::new();
         // Records of an older layout, rewritten in the current one (schema upgrade).
         let mut old: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        for (row, decoded) in rows.iter().zip(decode_all(&rows, network)) {
-            match decoded {
+        for item in table.iter().map_err(|e| classify(e, path))? {
+            let (k, v) = item.map_err(|e| classify(e, path))?;
+            match decode_record_versioned(k.value(), v.value(), network) {
                 Ok((r, version)) => {
                     if version != RECORD_VERSION {
                         let bytes = encode_record(&r).map_err(fatal)?;
-                        old.push((row.0.clone(), bytes));
+                        old.push((k.value().to_vec(), bytes));
                     }
                     index.insert(r.peer_id, IndexEntry::from(r));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "deleting undecodable peers.dat record");
-                    bad.push(row.0.clone());
+                    bad.push(k.value().to_vec());
                 }
             }
         }
-        drop(rows);
         for key in &bad {
             table
                 .remove(key.as_slice())
@@ -257,49 +252,6 @@ fn check_and_load(db: &Database, path: &Path, network: &NetworkId) -> Result<Loa
         purged,
         anchors,
         upgraded_from,
-    })
-}
-
-/// Records per thread below which decoding stays on the calling thread.
-const PARALLEL_MIN_ROWS: usize = 1024;
-
-/// Decodes every stored `(key, value)` row, on up to 4 threads for a large file (the
-/// records are independent; a full 10,000-entry file decodes in about half the time on two
-/// cores). Results are in row order.
-fn decode_all(
-    rows: &[(Vec<u8>, Vec<u8>)],
-    network: &NetworkId,
-) -> Vec<Result<(PeerRecord, u8), crate::record::RecordError>> {
-    let decode = |chunk: &[(Vec<u8>, Vec<u8>)]| {
-        chunk
-            .iter()
-            .map(|(k, v)| decode_record_versioned(k, v, network))
-            .collect::<Vec<_>>()
-    };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(4)
-        .min(rows.len() / PARALLEL_MIN_ROWS)
-        .max(1);
-    if threads == 1 {
-        return decode(rows);
-    }
-    let per = rows.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = rows
-            .chunks(per)
-            .map(|chunk| scope.spawn(move || decode(chunk)))
-            .collect();
-        let mut out = Vec::with_capacity(rows.len());
-        for h in handles {
-            // A panic in a decoder is carried over to this thread, where the opening
-            // treats it as it treats a panic inside redb.
-            match h.join() {
-                Ok(decoded) => out.extend(decoded),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        out
     })
 }
 

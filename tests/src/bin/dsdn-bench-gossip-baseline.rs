@@ -7,7 +7,8 @@
 //!   tokio runtime. Node 0 is the publisher (the coordinator's place).
 //! * **Swarm**: as `p2p/src/node.rs`: the `libp2p` of the workspace, TCP (`nodelay`) +
 //!   noise + yamux and QUIC v1 on one `IP:PORT`, 24 h idle timeout, gossipsub alone.
-//! * **Gossipsub**: as `dsdnd`: protocol prefix `/dsdn/devnet/meshsub`, `validate_messages`,
+//! * **Gossipsub**: `dsdnd`'s own configuration (`dsdn_p2p::behaviour::gossipsub_config`):
+//!   protocol prefix `/dsdn/devnet/meshsub`, `validate_messages`,
 //!   `Strict` validation (signed messages), `max_transmit_size` = `MAX_BLOB_BYTES` + 4096,
 //!   1 s heartbeat, SHA-256 message ids, the library's other defaults (D = 6, flood
 //!   publish); every node subscribes to the DA and receipts topics of `devnet`.
@@ -51,16 +52,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use dsdn_daemon::localnet::reserve_port;
 use dsdn_integration_tests::{fmt_ms, ip, percentile};
-use dsdn_protocols::da::MAX_BLOB_BYTES;
 use futures::StreamExt;
-use libp2p::gossipsub::{
-    self, IdentTopic, MessageAcceptance, MessageAuthenticity, TopicHash, ValidationMode,
-};
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, TopicHash};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
@@ -150,17 +147,10 @@ fn header(data: &[u8]) -> Option<(u64, u64)> {
 
 /// The swarm and gossipsub of `p2p/src/node.rs`, gossipsub alone.
 fn swarm(key: libp2p::identity::Keypair) -> anyhow::Result<Swarm<gossipsub::Behaviour>> {
-    let cfg = gossipsub::ConfigBuilder::default()
-        .protocol_id_prefix(format!("/dsdn/{NETWORK}/meshsub"))
-        .validate_messages()
-        .validation_mode(ValidationMode::Strict)
-        .max_transmit_size(MAX_BLOB_BYTES + 4096)
-        .heartbeat_interval(Duration::from_secs(1))
-        .message_id_fn(|m: &gossipsub::Message| {
-            gossipsub::MessageId::from(Sha256::digest(&m.data).to_vec())
-        })
-        .build()
-        .map_err(|e| anyhow::anyhow!("gossipsub config: {e:?}"))?;
+    // dsdnd's own configuration, by construction the same parameters.
+    let network = dsdn_protocols::NetworkId::new(NETWORK).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cfg = dsdn_p2p::behaviour::gossipsub_config(&network)
+        .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
     let gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), cfg)
         .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?;
     Ok(SwarmBuilder::with_existing_identity(key)
