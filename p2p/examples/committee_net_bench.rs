@@ -23,7 +23,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dsdn_bootstrap::config::{BootstrapConfig, DaConfig, StaticPeer};
+use dsdn_bootstrap::config::{BootstrapConfig, StaticPeer};
 use dsdn_p2p::committee::{CommitteeNodeConfig, CommitteeState};
 use dsdn_p2p::{Node, NodeConfig, NodeHandle};
 use dsdn_protocols::committee::{GroupKey, Slot};
@@ -50,14 +50,9 @@ fn start(t: u16, n: usize) -> Net {
         let dir = tempfile::tempdir().expect("tempdir");
         let statics = (0..i).map(|j| StaticPeer::Socket(addrs[j])).collect();
         let cfg = NodeConfig {
-            keypair: key,
-            network: NetworkId::new("devnet").expect("network id"),
-            da_authority: None,
             services: ServiceSet::from_types([ServiceType::Coordinator]),
             subscribe_da: false,
-            da: DaConfig::default(),
             da_dir: None,
-            registration: None,
             listen: addrs[i],
             bootstrap: BootstrapConfig {
                 static_peers: statics,
@@ -67,19 +62,19 @@ fn start(t: u16, n: usize) -> Net {
                 inbound_per_ip_per_minute: 10_000,
                 ..BootstrapConfig::default()
             },
-            peers_file: dir.path().join("peers.dat"),
-            added_file: dir.path().join("added-peers.toml"),
             agent_version: "bench".into(),
             mode: "coordinator".into(),
-            required_roles: Vec::new(),
-            light: false,
-            workload: Default::default(),
             committee: Some(CommitteeNodeConfig::new(
                 peers.clone(),
                 t,
                 1,
                 dir.path().join("committee"),
             )),
+            ..NodeConfig::new(
+                key,
+                NetworkId::new("devnet").expect("network id"),
+                dir.path(),
+            )
         };
         let node = Node::start(cfg).expect("node start");
         handles.push(node.handle.clone());

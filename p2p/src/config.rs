@@ -1,8 +1,9 @@
 //! Configuration of a node's peer-to-peer layer.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 
+use dsdn_bootstrap::added::ADDED_FILE;
 use dsdn_bootstrap::config::{BootstrapConfig, DaConfig};
 use dsdn_protocols::da::register::RegisterRequest;
 use dsdn_protocols::{NetworkId, ServiceSet, ServiceType};
@@ -13,7 +14,9 @@ use crate::committee::CommitteeNodeConfig;
 /// Everything [`crate::Node::start`] needs.
 ///
 /// The daemon builds it from seeds.toml (`dsdn_bootstrap::config::SeedsConfig`), the
-/// command line and the node key in the data directory.
+/// command line and the node key in the data directory. Start from [`NodeConfig::new`] and
+/// set what differs, `NodeConfig { services, listen, ..NodeConfig::new(key, network, dir) }`,
+/// so that a new field with a default touches this file only.
 #[derive(Clone)]
 pub struct NodeConfig {
     /// The node's Ed25519 identity; its PeerId is the node id.
@@ -63,4 +66,40 @@ pub struct NodeConfig {
     pub committee: Option<CommitteeNodeConfig>,
     /// Workload execution and receipts: the executor on storage nodes, caps and timeouts.
     pub workload: crate::workload::WorkloadConfig,
+}
+
+/// File name of peers.dat in the data directory.
+pub const PEERS_FILE: &str = "peers.dat";
+
+impl NodeConfig {
+    /// A full node of `network` with identity `keypair`, keeping its files in `data_dir`
+    /// (`peers.dat`, `added-peers.toml`, the DA log and snapshot), and everything else at
+    /// its default: no DA authority (it accepts no DA event), no service advertised, the DA
+    /// log kept (`subscribe_da`), the `[da]` and `[bootstrap]` defaults of seeds.toml,
+    /// listening on `0.0.0.0:<default_port>`, no registration, no required role, not a
+    /// light client, no committee membership, the default workload settings, agent version
+    /// `dsdnd/<crate version>` and mode `node` (status output only).
+    pub fn new(keypair: Keypair, network: NetworkId, data_dir: &Path) -> Self {
+        let bootstrap = BootstrapConfig::default();
+        Self {
+            keypair,
+            network,
+            da_authority: None,
+            services: ServiceSet::EMPTY,
+            subscribe_da: true,
+            da: DaConfig::default(),
+            da_dir: Some(data_dir.to_path_buf()),
+            registration: None,
+            listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, bootstrap.default_port)),
+            bootstrap,
+            peers_file: data_dir.join(PEERS_FILE),
+            added_file: data_dir.join(ADDED_FILE),
+            agent_version: format!("dsdnd/{}", env!("CARGO_PKG_VERSION")),
+            mode: "node".to_owned(),
+            required_roles: Vec::new(),
+            light: false,
+            committee: None,
+            workload: crate::workload::WorkloadConfig::default(),
+        }
+    }
 }

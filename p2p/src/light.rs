@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dsdn_bootstrap::config::{BootstrapConfig, SeedsConfig};
-use dsdn_protocols::{NetworkId, ServiceSet};
+use dsdn_protocols::NetworkId;
 use libp2p::identity::Keypair;
 use libp2p::PeerId;
 use tokio::sync::mpsc;
@@ -159,14 +159,8 @@ impl LightClient {
         let keypair = cfg.keypair.unwrap_or_else(Keypair::generate_ed25519);
         let peer_id = keypair.public().to_peer_id();
         let node_cfg = NodeConfig {
-            keypair,
-            network: cfg.network,
             da_authority: cfg.da_authority,
-            services: ServiceSet::EMPTY,
-            subscribe_da: true,
-            da: dsdn_bootstrap::config::DaConfig::default(),
             da_dir: None,
-            registration: None,
             // Unused: a light node does not listen.
             listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
             bootstrap: cfg.bootstrap,
@@ -174,10 +168,8 @@ impl LightClient {
             added_file: data_dir.join(LIGHT_ADDED_FILE),
             agent_version: format!("dsdn-light/{}", env!("CARGO_PKG_VERSION")),
             mode: "light".to_owned(),
-            required_roles: Vec::new(),
             light: true,
-            committee: None,
-            workload: Default::default(),
+            ..NodeConfig::new(keypair, cfg.network, &data_dir)
         };
         let mut node = Node::start(node_cfg)?;
         if let Some(path) = &node.store_report.moved_aside {

@@ -110,8 +110,6 @@ impl Committee {
         );
         committee.test_corrupt_shares = m.corrupt;
         let cfg = NodeConfig {
-            keypair: m.key.clone(),
-            network: net(),
             da_authority: self.da_authority,
             services: ServiceSet::from_types([ServiceType::Coordinator]),
             subscribe_da: self.da_authority.is_some(),
@@ -119,17 +117,12 @@ impl Committee {
             da_dir: self
                 .da_authority
                 .map(|_| self.members[i].dir.path().join("da")),
-            registration: None,
             listen: m.listen,
             bootstrap: quick_bootstrap(statics),
-            peers_file: m.dir.path().join("peers.dat"),
-            added_file: m.dir.path().join("added-peers.toml"),
             agent_version: "test".into(),
             mode: "coordinator".into(),
-            required_roles: Vec::new(),
-            light: false,
             committee: Some(committee),
-            workload: Default::default(),
+            ..NodeConfig::new(m.key.clone(), net(), m.dir.path())
         };
         let end = tokio::time::Instant::now() + Duration::from_secs(10);
         let node = loop {

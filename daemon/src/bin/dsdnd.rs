@@ -272,25 +272,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     let cfg = NodeConfig {
-        keypair,
-        network: seeds.network.name.clone(),
         da_authority: seeds.network.da_authority,
         services,
         // A dedicated bootstrap node subscribes to no data topic (28.1.C §3).
         subscribe_da: cli.mode.subscribes_da(),
         da: seeds.da.clone(),
-        da_dir: Some(cli.data_dir.clone()),
         registration,
         listen,
         bootstrap: seeds.bootstrap.clone(),
         peers_file,
-        added_file: cli.data_dir.join("added-peers.toml"),
         agent_version: agent_version.clone(),
         mode: cli.mode.as_str().to_owned(),
         required_roles: cli.mode.required_roles(),
-        light: false,
         committee,
         workload,
+        ..NodeConfig::new(keypair, seeds.network.name.clone(), &cli.data_dir)
     };
     let node = Node::start(cfg).context("cannot start the network layer")?;
     if let Some(path) = &node.store_report.moved_aside {

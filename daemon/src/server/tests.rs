@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 
-use dsdn_bootstrap::config::BootstrapConfig;
 use dsdn_p2p::{Node, NodeConfig};
 use dsdn_protocols::{NetworkId, ServiceSet, ServiceType};
 use libp2p::identity::Keypair;
@@ -24,24 +23,16 @@ impl Served {
     async fn start() -> Served {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = NodeConfig {
-            keypair: Keypair::generate_ed25519(),
-            network: NetworkId::new("devnet").expect("network id"),
-            da_authority: None,
             services: ServiceSet::from_types([ServiceType::Storage]),
-            subscribe_da: true,
-            da: dsdn_bootstrap::config::DaConfig::default(),
             da_dir: None,
-            registration: None,
             listen: "127.0.0.1:0".parse().expect("addr"),
-            bootstrap: BootstrapConfig::default(),
-            peers_file: dir.path().join("peers.dat"),
-            added_file: dir.path().join("added-peers.toml"),
             agent_version: "dsdnd/test".to_owned(),
             mode: "storage".to_owned(),
-            required_roles: Vec::new(),
-            light: false,
-            committee: None,
-            workload: Default::default(),
+            ..NodeConfig::new(
+                Keypair::generate_ed25519(),
+                NetworkId::new("devnet").expect("network id"),
+                dir.path(),
+            )
         };
         let node = Node::start(cfg).expect("node");
         let state = ApiState {

@@ -22,7 +22,6 @@ pub fn free_addr(ip: &str) -> SocketAddr {
 // DA log helpers (issue 5): offline-signed chains, nodes that keep the log, rogue DA peers.
 // ---------------------------------------------------------------------------------------
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -271,24 +270,15 @@ pub fn start_da_node(spec: DaNodeSpec) -> DaNode {
     let listen = free_addr("127.0.0.1");
     let peer_id = spec.key.public().to_peer_id();
     let cfg = NodeConfig {
-        keypair: spec.key,
-        network: net(),
         da_authority: Some(spec.authority),
         services: ServiceSet::from_types([spec.service]),
-        subscribe_da: true,
         da: spec.da,
-        da_dir: Some(PathBuf::from(dir.path())),
         registration: spec.registration,
         listen,
         bootstrap: quick_bootstrap(spec.static_peers),
-        peers_file: dir.path().join("peers.dat"),
-        added_file: dir.path().join("added-peers.toml"),
         agent_version: "test".into(),
         mode: spec.service.as_str().into(),
-        required_roles: Vec::new(),
-        light: false,
-        committee: None,
-        workload: Default::default(),
+        ..NodeConfig::new(spec.key, net(), dir.path())
     };
     let node = Node::start(cfg).unwrap();
     let started = DaNode {
