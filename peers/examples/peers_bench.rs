@@ -116,10 +116,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let build = build.elapsed();
     let size = std::fs::metadata(&path)?.len();
-    // A copy of the built file for other measurements (e.g. `open_probe`).
-    if let Some(keep) = std::env::var_os("PEERS_BENCH_KEEP") {
-        std::fs::copy(&path, keep)?;
-    }
 
     // A start: open the file and score every entry; the median of 7 (the store is
     // dropped between two opens, which closes the file).

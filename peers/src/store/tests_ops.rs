@@ -47,6 +47,18 @@ pub(super) fn bulk_put(s: &PeerStore, records: &[PeerRecord]) {
     .unwrap();
 }
 
+/// Learns peer `n` (one address) from PEX at [`NOW`].
+pub(super) fn learn_n(s: &PeerStore, n: u64) {
+    s.learn(
+        peer(n),
+        &[addr(n as u32, 1)],
+        ServiceSet::EMPTY,
+        PeerSource::PeerExchange,
+        NOW,
+    )
+    .unwrap();
+}
+
 pub(super) fn ids(v: &[PeerRecord]) -> Vec<PeerId> {
     v.iter().map(|r| r.peer_id).collect()
 }
@@ -452,14 +464,7 @@ fn thread_safe_and_consistent_under_concurrent_writers() {
             std::thread::spawn(move || {
                 for i in 0..20u64 {
                     let n = t * 100 + i;
-                    s.learn(
-                        peer(n),
-                        &[addr(n as u32, 1)],
-                        ServiceSet::EMPTY,
-                        PeerSource::PeerExchange,
-                        NOW,
-                    )
-                    .unwrap();
+                    learn_n(&s, n);
                     s.record_failure(&peer(n), NOW).unwrap();
                     if i % 3 == 0 {
                         s.remove(&peer(n)).unwrap();

@@ -5,21 +5,10 @@ use std::sync::atomic::Ordering;
 
 use dsdn_protocols::{PeerSource, ServiceSet};
 
-use super::tests_ops::{ids, store, NOW};
+use super::tests_ops::{ids, learn_n, store, NOW};
 use super::writer::MAX_DIRTY;
 use super::*;
 use crate::record::tests::{addr, net, peer};
-
-fn learn(s: &PeerStore, n: u64) {
-    s.learn(
-        peer(n),
-        &[addr(n as u32, 1)],
-        ServiceSet::EMPTY,
-        PeerSource::PeerExchange,
-        NOW,
-    )
-    .unwrap();
-}
 
 fn reopen(dir: &tempfile::TempDir) -> PeerStore {
     PeerStore::open(&dir.path().join("peers.dat"), &net())
@@ -31,7 +20,7 @@ fn reopen(dir: &tempfile::TempDir) -> PeerStore {
 fn changes_reach_the_file_and_a_drop_writes_what_is_left() {
     let (d, s) = store();
     for n in 1..=50 {
-        learn(&s, n);
+        learn_n(&s, n);
     }
     s.record_success(
         peer(7),
@@ -55,7 +44,7 @@ fn changes_reach_the_file_and_a_drop_writes_what_is_left() {
 #[test]
 fn a_failing_disk_is_reported_retried_and_healed_in_one_group_commit() {
     let (d, s) = store();
-    learn(&s, 1);
+    learn_n(&s, 1);
     s.flush().unwrap();
     let healthy = s.writer_status();
     assert_eq!(healthy.failures, 0);
@@ -63,7 +52,7 @@ fn a_failing_disk_is_reported_retried_and_healed_in_one_group_commit() {
 
     s.shared.fail_writes.store(true, Ordering::SeqCst);
     for n in 2..=300 {
-        learn(&s, n);
+        learn_n(&s, n);
     }
     s.remove(&peer(1)).unwrap();
     // The store keeps working from memory, and says that the file lags behind.
@@ -94,17 +83,17 @@ fn a_failing_disk_is_reported_retried_and_healed_in_one_group_commit() {
 fn a_long_outage_collapses_the_queue_into_a_rewrite() {
     let (d, s) = store();
     for n in 0..10 {
-        learn(&s, 1_000_000 + n);
+        learn_n(&s, 1_000_000 + n);
     }
     s.flush().unwrap();
     s.shared.fail_writes.store(true, Ordering::SeqCst);
     // More distinct changes than the queue holds: learned, then removed again.
     for n in 0..(MAX_DIRTY as u64 + 10) {
-        learn(&s, n);
+        learn_n(&s, n);
         s.remove(&peer(n)).unwrap();
     }
     s.remove(&peer(1_000_000)).unwrap();
-    learn(&s, 42);
+    learn_n(&s, 42);
     let st = s.writer_status();
     assert!(st.rewrite_pending);
     assert_eq!(st.unwritten, 0, "the queue does not grow past its cap");
@@ -122,12 +111,12 @@ fn a_long_outage_collapses_the_queue_into_a_rewrite() {
 fn clear_reaches_the_file() {
     let (d, s) = store();
     for n in 1..=20 {
-        learn(&s, n);
+        learn_n(&s, n);
     }
     s.save_anchors(&[peer(1)]).unwrap();
     s.flush().unwrap();
     s.clear().unwrap();
-    learn(&s, 99);
+    learn_n(&s, 99);
     drop(s);
     let s = reopen(&d);
     assert_eq!(ids(&s.all().unwrap()), [peer(99)]);
@@ -143,7 +132,7 @@ fn writes_from_many_threads_are_all_durable() {
             let s = std::sync::Arc::clone(&s);
             std::thread::spawn(move || {
                 for n in 0..250 {
-                    learn(&s, t * 1000 + n);
+                    learn_n(&s, t * 1000 + n);
                 }
             })
         })

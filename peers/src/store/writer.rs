@@ -247,7 +247,11 @@ impl Shared {
                 q.take()
             };
             let upto = batch.upto;
-            let result = self.write(&batch);
+            // redb can panic on a damaged file; a panic here must not kill the writer (a
+            // flush would then wait for ever): it counts as a failed commit.
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write(&batch)))
+                    .unwrap_or_else(|_| Err(StoreError::WriteFailed("redb panicked".into())));
             let mut q = lock(&self.queue);
             q.attempts += 1;
             match result {
