@@ -311,7 +311,7 @@ impl Node {
                 let m = crate::committee::CommitteeMetrics::new(metrics.registry())?;
                 let service =
                     crate::committee::CommitteeService::open(c, key.public().to_peer_id(), m)?;
-                Some(crate::event_loop::CommitteeLoop::new(service))
+                Some(crate::event_loop::CommitteeLoop::new(service)?)
             }
             None => None,
         };

@@ -1,9 +1,11 @@
 //! The coordinator committee over the network (Tahap 14A.2B.1, issue 6 §2–3): FROST DKG and
 //! threshold signing between the configured members on `/dsdn/<network>/committee/1.0.0`.
 //!
-//! `CommitteeService` is pure (every call takes `now`); the event loop
-//! (`event_loop/committee.rs`) moves its queued requests over request-response and
-//! hands back responses, failures and inbound requests.
+//! `CommitteeService` is a pure driver (every call takes `now`; it reads its files once at
+//! start and otherwise does no I/O): it queues [`CommitteeAction`]s — send a request, answer
+//! one, persist the signing guard — which the event loop (`event_loop/committee.rs`) carries
+//! out over the committee component and the [`GuardWriter`] thread, handing back
+//! responses, failures, inbound requests and guard writes.
 //!
 //! Data flow of a DKG (`NodeHandle::committee_dkg` on any member):
 //! ```text
@@ -17,7 +19,8 @@
 //! ```text
 //! proposer ──Commit{slot, sha256(msg)}──▶ every member (itself locally)
 //! first t commitments ──▶ signing package ──Sign──▶ those t members
-//! member: SignPolicy ok, SlotGuard ok → slot-guard-<epoch>.cbor written → share
+//! member: SignPolicy ok, SlotGuard ok → share held → slot-guard-<epoch>.cbor written
+//!         (guard writer thread) → share sent
 //! proposer: t shares → aggregate → verified against the group key → 64-byte signature
 //! ```
 //! Only configured members are answered; anything else is refused and counted in
@@ -33,13 +36,15 @@ use libp2p::PeerId;
 
 mod dkg;
 pub mod files;
+mod guard;
 mod metrics;
 mod service;
 mod signing;
 
+pub(crate) use guard::GuardWriter;
 pub use metrics::CommitteeMetrics;
-pub(crate) use service::CommitteeService;
 pub use service::CommitteeStartError;
+pub(crate) use service::{CommitteeAction, CommitteeService};
 
 /// Most signing rounds a proposer keeps open at once ([`ThresholdSignError::Busy`] beyond).
 pub const MAX_OPEN_ROUNDS: usize = 32;

@@ -14,22 +14,43 @@ use libp2p::PeerId;
 
 use super::dkg::DkgRun;
 use super::files::{ensure_dir, guard_path, key_share_path, read_capped};
+use super::guard::HeldShare;
 use super::signing::ProposerRound;
 use super::{
     member_id, CommitteeMetrics, CommitteeNodeConfig, CommitteeState, CommitteeStatus,
     MAX_REQUESTS_PER_PEER_PER_SEC,
 };
+use crate::net::rpc::Reply;
 
-/// A request the event loop must send; its answer comes back through
-/// [`CommitteeService::on_response`] or [`CommitteeService::on_failure`] with `tag`.
+/// What the committee service asks of the network and the disk; the event loop carries
+/// the actions out in order ([`CommitteeService::take_actions`]).
 #[derive(Debug)]
-pub(crate) struct Outgoing {
-    /// The service's id of the request.
-    pub(crate) tag: u64,
-    /// The member to send it to.
-    pub(crate) peer: PeerId,
-    /// The request.
-    pub(crate) request: CommitteeRequest,
+pub(crate) enum CommitteeAction {
+    /// Send `request` to `peer`; its answer comes back through
+    /// [`CommitteeService::on_response`] or [`CommitteeService::on_failure`] with `tag`.
+    Send {
+        /// The service's id of the request.
+        tag: u64,
+        /// The member to send it to.
+        peer: PeerId,
+        /// The request.
+        request: CommitteeRequest,
+    },
+    /// Answer an inbound request.
+    Respond(Reply, CommitteeResponse),
+    /// Make the signing guard durable: `bytes` is the whole guard (CBOR) after its change
+    /// number `seq`, to be written atomically to `path`. The result comes back through
+    /// [`CommitteeService::on_guard_persisted`]; a writer may skip to the newest request,
+    /// since it holds every earlier change. Shares signed under change `seq` are withheld
+    /// until then.
+    PersistGuard {
+        /// The guard change this write makes durable (and every earlier one).
+        seq: u64,
+        /// `slot-guard-<epoch>.cbor` in the committee directory.
+        path: PathBuf,
+        /// The guard's bytes.
+        bytes: Vec<u8>,
+    },
 }
 
 /// What an outstanding request belongs to.
@@ -63,7 +84,11 @@ pub(crate) struct CommitteeService {
     pub(super) dkg: Option<DkgRun>,
     pub(super) rounds: BTreeMap<u64, ProposerRound>,
     pub(super) next_tag: u64,
-    pub(super) outbox: Vec<Outgoing>,
+    pub(super) actions: Vec<CommitteeAction>,
+    /// Shares signed but withheld until the guard change they made is durable.
+    pub(super) held: Vec<HeldShare>,
+    /// The number of the newest guard change (0: none since start).
+    pub(super) guard_seq: u64,
     pub(super) pending: HashMap<u64, Pending>,
     /// DKG requests to send again at the given instant.
     pub(super) retries: Vec<(Instant, PeerId, CommitteeRequest)>,
@@ -80,6 +105,9 @@ pub enum CommitteeStartError {
     /// The committee directory cannot be created.
     #[error("committee directory: {0}")]
     Dir(#[from] std::io::Error),
+    /// The guard writer thread cannot be started.
+    #[error("committee guard writer: {0}")]
+    Writer(std::io::Error),
 }
 
 impl CommitteeService {
@@ -123,7 +151,9 @@ impl CommitteeService {
             dkg: None,
             rounds: BTreeMap::new(),
             next_tag: 0,
-            outbox: Vec::new(),
+            actions: Vec::new(),
+            held: Vec::new(),
+            guard_seq: 0,
             pending: HashMap::new(),
             retries: Vec::new(),
             rate: HashMap::new(),
@@ -219,9 +249,9 @@ impl CommitteeService {
         Some((self.config.epoch, hash, group_key))
     }
 
-    /// Requests for the event loop to send.
-    pub(crate) fn take_outgoing(&mut self) -> Vec<Outgoing> {
-        std::mem::take(&mut self.outbox)
+    /// What the event loop must carry out, in order.
+    pub(crate) fn take_actions(&mut self) -> Vec<CommitteeAction> {
+        std::mem::take(&mut self.actions)
     }
 
     /// Queues `request` to `peer` for `purpose`.
@@ -237,7 +267,8 @@ impl CommitteeService {
                 request: keep,
             },
         );
-        self.outbox.push(Outgoing { tag, peer, request });
+        self.actions
+            .push(CommitteeAction::Send { tag, peer, request });
     }
 
     /// The other members.
@@ -298,20 +329,50 @@ impl CommitteeService {
     /// The answer to a member's request that a check outside the service refused (the DA
     /// blob a signing package signs does not extend this node's log), counted like a
     /// [`super::SignPolicy`] refusal.
-    pub(crate) fn refuse_by_policy(&self, peer: PeerId, reason: &str) -> CommitteeResponse {
+    pub(crate) fn refuse_by_policy(&mut self, peer: PeerId, reason: &str, reply: Reply) {
         self.metrics.refused.with_label_values(&["policy"]).inc();
         tracing::info!(%peer, %reason, "refused to sign a proposed DA blob");
-        CommitteeResponse::Refused(Refusal::Policy(Refusal::text(reason)))
+        let response = CommitteeResponse::Refused(Refusal::Policy(Refusal::text(reason)));
+        self.actions.push(CommitteeAction::Respond(reply, response));
     }
 
-    /// An inbound request from `peer` (authenticated by the transport): the answer to send.
+    /// An inbound request from `peer` (authenticated by the transport), answered through
+    /// `reply`: at once, or — a signature share — once the guard change it made is durable
+    /// ([`CommitteeAction::PersistGuard`]).
     pub(crate) fn on_request(
         &mut self,
         peer: PeerId,
         request: CommitteeRequest,
+        reply: Reply,
         now: Instant,
-    ) -> CommitteeResponse {
-        if peer == self.me || !self.cfg.members.contains(&peer) {
+    ) {
+        if let CommitteeRequest::Sign(package) = &request {
+            if self.admit(peer, now) {
+                match self.member_sign(package) {
+                    Ok((share, seq)) => self.hold(seq, share, super::guard::HeldFor::Member(reply)),
+                    Err(refusal) => {
+                        let response = self.refusal(peer, refusal);
+                        self.actions.push(CommitteeAction::Respond(reply, response));
+                    }
+                }
+            } else {
+                let response = self.refused_admission(peer);
+                self.actions.push(CommitteeAction::Respond(reply, response));
+            }
+            return;
+        }
+        let response = self.answer(peer, request, now);
+        self.actions.push(CommitteeAction::Respond(reply, response));
+    }
+
+    /// Whether `peer` is another member within its request rate (counted when not).
+    fn admit(&mut self, peer: PeerId, now: Instant) -> bool {
+        self.is_member(&peer) && self.allow(peer, now)
+    }
+
+    /// The refusal of a request [`Self::admit`] did not admit.
+    fn refused_admission(&mut self, peer: PeerId) -> CommitteeResponse {
+        if !self.is_member(&peer) {
             self.metrics
                 .refused
                 .with_label_values(&["not_a_member"])
@@ -319,12 +380,34 @@ impl CommitteeService {
             tracing::debug!(%peer, "committee request from a non-member refused");
             return CommitteeResponse::Refused(Refusal::NotAMember);
         }
-        if !self.allow(peer, now) {
-            self.metrics
-                .refused
-                .with_label_values(&["rate_limited"])
-                .inc();
-            return CommitteeResponse::Refused(Refusal::Busy("too many committee requests".into()));
+        self.metrics
+            .refused
+            .with_label_values(&["rate_limited"])
+            .inc();
+        CommitteeResponse::Refused(Refusal::Busy("too many committee requests".into()))
+    }
+
+    /// Counts and logs a refusal to `peer`: the response carrying it.
+    pub(super) fn refusal(&mut self, peer: PeerId, refusal: Refusal) -> CommitteeResponse {
+        let reason = match refusal {
+            Refusal::Equivocation(_) => "equivocation",
+            Refusal::Policy(_) => "policy",
+            _ => "other",
+        };
+        self.metrics.refused.with_label_values(&[reason]).inc();
+        tracing::debug!(%peer, %refusal, "committee request refused");
+        CommitteeResponse::Refused(refusal)
+    }
+
+    /// The immediate answer to a request other than a signing package.
+    fn answer(
+        &mut self,
+        peer: PeerId,
+        request: CommitteeRequest,
+        now: Instant,
+    ) -> CommitteeResponse {
+        if !self.admit(peer, now) {
+            return self.refused_admission(peer);
         }
         let result = match request {
             CommitteeRequest::DkgStart(config) => self.on_dkg_start(peer, &config, now),
@@ -341,22 +424,14 @@ impl CommitteeService {
             } => self
                 .member_commit(epoch, slot, &message_hash)
                 .map(CommitteeResponse::Commitment),
-            CommitteeRequest::Sign(package) => {
-                self.member_sign(&package).map(CommitteeResponse::Share)
-            }
+            // Answered by `on_request` once the guard is durable.
+            CommitteeRequest::Sign(_) => Err(Refusal::Invalid(Refusal::text(
+                "a signing package is not answered here",
+            ))),
         };
         match result {
             Ok(response) => response,
-            Err(refusal) => {
-                let reason = match refusal {
-                    Refusal::Equivocation(_) => "equivocation",
-                    Refusal::Policy(_) => "policy",
-                    _ => "other",
-                };
-                self.metrics.refused.with_label_values(&[reason]).inc();
-                tracing::debug!(%peer, %refusal, "committee request refused");
-                CommitteeResponse::Refused(refusal)
-            }
+            Err(refusal) => self.refusal(peer, refusal),
         }
     }
 

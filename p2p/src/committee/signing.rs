@@ -1,5 +1,5 @@
-//! Threshold signing over the network: the member side (commit, sign with the guard
-//! persisted before the share leaves) and the proposer's rounds.
+//! Threshold signing over the network: the member side (commit, sign; the share is held
+//! until the guard is persisted, see `guard.rs`) and the proposer's rounds.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -11,8 +11,9 @@ use dsdn_protocols::committee::{
 use libp2p::PeerId;
 use tokio::sync::oneshot;
 
-use super::files::{guard_path, write_private};
-use super::service::{CommitteeService, Purpose};
+use super::files::guard_path;
+use super::guard::HeldFor;
+use super::service::{CommitteeAction, CommitteeService, Purpose};
 use super::{member_id, member_peer, GroupSignature, ThresholdSignError, MAX_OPEN_ROUNDS};
 
 /// The reply channel of `NodeHandle::threshold_sign`.
@@ -38,10 +39,14 @@ pub(crate) struct ProposerRound {
 }
 
 /// What happened to a round.
-enum RoundEvent {
+pub(super) enum RoundEvent {
     Answer(PeerId, CommitteeResponse),
     Failure(PeerId, String),
     Timeout,
+    /// This node's own share, released once its guard change is durable.
+    OwnShare(SignatureShareMsg),
+    /// This node's own share could not be made durable: withheld.
+    OwnWithheld(Refusal),
 }
 
 impl CommitteeService {
@@ -62,12 +67,14 @@ impl CommitteeService {
             .map_err(|e| Refusal::Invalid(Refusal::text(e)))
     }
 
-    /// This member's share for `package`: policy, guard, share, guard persisted — only then
-    /// is the share returned.
+    /// This member's share for `package` (policy, guard, share) and the number of the guard
+    /// change it made: the share may leave only once that change is durable, so a
+    /// [`CommitteeAction::PersistGuard`] is queued and the caller holds the share until
+    /// [`CommitteeService::on_guard_persisted`] releases it.
     pub(super) fn member_sign(
         &mut self,
         package: &SigningPackageMsg,
-    ) -> Result<SignatureShareMsg, Refusal> {
+    ) -> Result<(SignatureShareMsg, u64), Refusal> {
         let signer = self.signer.as_mut().ok_or(Refusal::NoKeyShare)?;
         let message = package
             .message()
@@ -84,18 +91,19 @@ impl CommitteeService {
             .guard()
             .to_bytes()
             .map_err(|e| Refusal::Invalid(Refusal::text(e)))?;
-        write_private(&guard_path(&self.cfg.dir, self.config.epoch), &bytes).map_err(|e| {
-            tracing::error!(error = %e, "cannot persist the signing guard: share withheld");
-            Refusal::Invalid(Refusal::text(format!(
-                "cannot persist the signing guard: {e}"
-            )))
-        })?;
+        self.guard_seq += 1;
+        let seq = self.guard_seq;
+        self.actions.push(CommitteeAction::PersistGuard {
+            seq,
+            path: guard_path(&self.cfg.dir, self.config.epoch),
+            bytes,
+        });
         if self.cfg.test_corrupt_shares {
             if let Some(b) = share.share.first_mut() {
                 *b ^= 1;
             }
         }
-        Ok(share)
+        Ok((share, seq))
     }
 
     /// `NodeHandle::threshold_sign`: proposes a round for `message` in `slot`.
@@ -211,7 +219,7 @@ impl CommitteeService {
     }
 
     /// Applies `event` to round `id`; the round is put back unless it finished.
-    fn step(&mut self, id: u64, event: RoundEvent, now: Instant) {
+    pub(super) fn step(&mut self, id: u64, event: RoundEvent, now: Instant) {
         let Some(mut r) = self.rounds.remove(&id) else {
             return;
         };
@@ -252,6 +260,15 @@ impl CommitteeService {
         let relevant = |peer: &PeerId| !r.sharing || r.signers.contains(peer);
         match event {
             RoundEvent::Timeout => return Some(Err(self.shortfall(r))),
+            RoundEvent::OwnShare(share) => {
+                if let Err(e) = r.round.on_share(&self.my_id, &share) {
+                    return Some(Err(ThresholdSignError::Frost(e.to_string())));
+                }
+                r.answered.insert(self.me);
+            }
+            RoundEvent::OwnWithheld(refusal) => {
+                return Some(Err(ThresholdSignError::Refused(refusal.to_string())))
+            }
             RoundEvent::Failure(peer, _)
             | RoundEvent::Answer(peer, CommitteeResponse::Refused(_))
                 if !relevant(&peer) =>
@@ -348,12 +365,8 @@ impl CommitteeService {
         for peer in r.signers.clone() {
             if peer == self.me {
                 match self.member_sign(&package) {
-                    Ok(share) => {
-                        if let Err(e) = r.round.on_share(&self.my_id, &share) {
-                            return Some(Err(ThresholdSignError::Frost(e.to_string())));
-                        }
-                        r.answered.insert(peer);
-                    }
+                    // Counted as answered once the guard change is durable.
+                    Ok((share, seq)) => self.hold(seq, share, HeldFor::Round(id)),
                     Err(Refusal::Equivocation(slot)) => {
                         return Some(Err(ThresholdSignError::Equivocation {
                             slot,

@@ -9,12 +9,20 @@ use libp2p::PeerId;
 use tokio::sync::oneshot;
 
 use super::*;
+use crate::net::rpc::Reply;
 
 struct Sim {
     nodes: Vec<CommitteeService>,
     peers: Vec<PeerId>,
     /// Members whose requests are never answered (as if unreachable and silent).
     silent: Vec<usize>,
+    /// Members whose guard writes are not carried out (held until [`Sim::write_guards`]).
+    slow_disk: Vec<usize>,
+    /// Guard writes not carried out yet: (member, seq, path, bytes).
+    unwritten: Vec<(usize, u64, std::path::PathBuf, Vec<u8>)>,
+    /// Inbound requests not answered yet: reply handle → (requester, its tag).
+    waiting: std::collections::HashMap<Reply, (usize, u64)>,
+    next_reply: u64,
     _dirs: Vec<tempfile::TempDir>,
 }
 
@@ -35,29 +43,68 @@ impl Sim {
             nodes,
             peers,
             silent: Vec::new(),
+            slow_disk: Vec::new(),
+            unwritten: Vec::new(),
+            waiting: std::collections::HashMap::new(),
+            next_reply: 0,
             _dirs: dirs,
         }
     }
 
-    /// Delivers every queued request (and the requests they cause) until none is left.
+    /// Carries out every queued action (and the actions they cause) until none is left:
+    /// requests are delivered, answers returned, guard writes done at once (except on
+    /// `slow_disk` members).
     fn deliver(&mut self, now: Instant) {
         loop {
             let mut any = false;
             for from in 0..self.nodes.len() {
-                for o in self.nodes[from].take_outgoing() {
+                for action in self.nodes[from].take_actions() {
                     any = true;
-                    let to = self.peers.iter().position(|p| *p == o.peer).unwrap();
-                    if self.silent.contains(&to) {
-                        continue;
+                    match action {
+                        CommitteeAction::Send { tag, peer, request } => {
+                            let to = self.peers.iter().position(|p| *p == peer).unwrap();
+                            if self.silent.contains(&to) {
+                                continue;
+                            }
+                            let reply = Reply::for_test(self.next_reply);
+                            self.next_reply += 1;
+                            self.waiting.insert(reply, (from, tag));
+                            self.nodes[to].on_request(self.peers[from], request, reply, now);
+                        }
+                        CommitteeAction::Respond(reply, response) => {
+                            let (to, tag) = self.waiting.remove(&reply).unwrap();
+                            self.nodes[to].on_response(tag, response, now);
+                        }
+                        CommitteeAction::PersistGuard { seq, path, bytes } => {
+                            if self.slow_disk.contains(&from) {
+                                self.unwritten.push((from, seq, path, bytes));
+                            } else {
+                                files::write_private(&path, &bytes).unwrap();
+                                self.nodes[from].on_guard_persisted(seq, Ok(()), now);
+                            }
+                        }
                     }
-                    let resp = self.nodes[to].on_request(self.peers[from], o.request, now);
-                    self.nodes[from].on_response(o.tag, resp, now);
                 }
             }
             if !any {
                 return;
             }
         }
+    }
+
+    /// Ends the held guard writes: done when `fail` is `None`, failed with it otherwise.
+    fn write_guards(&mut self, fail: Option<&str>, now: Instant) {
+        for (node, seq, path, bytes) in std::mem::take(&mut self.unwritten) {
+            let result = match fail {
+                None => {
+                    files::write_private(&path, &bytes).unwrap();
+                    Ok(())
+                }
+                Some(e) => Err(e.to_owned()),
+            };
+            self.nodes[node].on_guard_persisted(seq, result, now);
+        }
+        self.deliver(now);
     }
 
     fn dkg(&mut self, now: Instant) -> GroupKey {
@@ -169,4 +216,60 @@ fn a_node_outside_the_member_list_does_not_start() {
     let cfg = CommitteeNodeConfig::new(members.clone(), 4, 1, dir.path().to_path_buf());
     let m = CommitteeMetrics::new(&prometheus::Registry::new()).unwrap();
     assert!(CommitteeService::open(cfg, members[0], m).is_err());
+}
+
+#[test]
+fn a_share_leaves_only_once_its_guard_is_durable() {
+    let now = Instant::now();
+    let mut sim = Sim::new(2, 3);
+    let key = sim.dkg(now);
+    // Every member's disk is slow: the commitments flow, the shares are held.
+    sim.slow_disk = vec![0, 1, 2];
+    let mut rx = sim.sign(0, Slot::DaBlob(4), b"four", now);
+    assert!(
+        rx.try_recv().is_err(),
+        "signed before any guard was durable"
+    );
+    let held: usize = sim.nodes.iter().map(CommitteeService::held_shares).sum();
+    assert_eq!(held, 2, "the proposer's own share and its co-signer's");
+    let guard = files::guard_path(sim._dirs[0].path().join("c").as_path(), 1);
+    let before = std::fs::read(&guard).unwrap();
+    sim.write_guards(None, now);
+    assert_ne!(
+        std::fs::read(&guard).unwrap(),
+        before,
+        "the guard was not rewritten"
+    );
+    let sig = rx.try_recv().unwrap().unwrap();
+    assert!(key.verify(b"four", &sig.signature));
+    assert_eq!(
+        sim.nodes
+            .iter()
+            .map(CommitteeService::held_shares)
+            .sum::<usize>(),
+        0
+    );
+}
+
+#[test]
+fn a_failed_guard_write_withholds_the_share() {
+    let now = Instant::now();
+    let mut sim = Sim::new(2, 3);
+    sim.dkg(now);
+    sim.slow_disk = vec![0, 1, 2];
+    let mut rx = sim.sign(0, Slot::DaBlob(5), b"five", now);
+    sim.write_guards(Some("No space left on device"), now);
+    match rx.try_recv().unwrap() {
+        Err(ThresholdSignError::Refused(reason)) => {
+            assert!(reason.contains("No space left on device"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The slot stays taken in memory: another message for it is refused at once.
+    sim.slow_disk.clear();
+    let mut rx = sim.sign(0, Slot::DaBlob(5), b"other", now);
+    assert!(matches!(
+        rx.try_recv().unwrap(),
+        Err(ThresholdSignError::Equivocation { .. })
+    ));
 }

@@ -10,27 +10,36 @@ use tokio::sync::oneshot;
 
 use super::EventLoop;
 use crate::committee::{
-    CommitteeService, CommitteeStatus, DkgRunError, GroupSignature, ThresholdSignError,
+    CommitteeAction, CommitteeService, CommitteeStartError, CommitteeStatus, DkgRunError,
+    GroupSignature, GuardWriter, ThresholdSignError,
 };
 use crate::net::rpc::RpcEvent;
 
 /// Where the result of a signing round arrives.
 type SignatureReceiver = oneshot::Receiver<Result<GroupSignature, ThresholdSignError>>;
 
-/// The committee state of the event loop: the service and the DA round it signs.
+/// The committee state of the event loop: the service, its guard writer and the DA round
+/// it signs.
 pub(crate) struct CommitteeLoop {
     service: CommitteeService,
+    /// Writes the signing guard off the event loop.
+    guard_writer: GuardWriter,
     /// The DA blob this node proposed and the committee is signing: its height and where
     /// the signature arrives.
     da_round: Option<(u64, SignatureReceiver)>,
 }
 
 impl CommitteeLoop {
-    pub(crate) fn new(service: CommitteeService) -> Self {
-        Self {
+    /// The committee parts of a member: `service` and a started guard writer.
+    ///
+    /// # Errors
+    /// The guard writer thread cannot be started.
+    pub(crate) fn new(service: CommitteeService) -> Result<Self, CommitteeStartError> {
+        Ok(Self {
             service,
+            guard_writer: GuardWriter::start().map_err(CommitteeStartError::Writer)?,
             da_round: None,
-        }
+        })
     }
 
     /// The service's next timer.
@@ -58,6 +67,16 @@ impl CommitteeLoop {
         now: Instant,
     ) {
         self.service.start_sign(slot, message, tx, now);
+    }
+}
+
+/// The next result of a member's guard writer (never, on nodes outside the committee).
+pub(super) async fn guard_written(
+    committee: &mut Option<CommitteeLoop>,
+) -> Option<(u64, Result<(), String>)> {
+    match committee {
+        Some(c) => c.guard_writer.done().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -167,18 +186,41 @@ impl EventLoop {
         parsed.receipt.verify().map_err(|e| e.to_string())
     }
 
-    /// Sends the service's queued requests.
+    /// Carries out the service's queued actions: requests and answers go to the committee
+    /// component, guard writes to the guard writer.
     pub(super) fn committee_flush(&mut self) {
         let Some(c) = self.committee.as_mut() else {
             return;
         };
-        let outgoing = c.service.take_outgoing();
-        let Some(behaviour) = self.swarm.behaviour_mut().committee.as_mut() else {
-            return;
-        };
-        for o in outgoing {
-            behaviour.send(o.peer, o.request, o.tag);
+        let actions = c.service.take_actions();
+        let mut behaviour = self.swarm.behaviour_mut().committee.as_mut();
+        for action in actions {
+            match action {
+                CommitteeAction::Send { tag, peer, request } => {
+                    if let Some(b) = behaviour.as_deref_mut() {
+                        b.send(peer, request, tag);
+                    }
+                }
+                CommitteeAction::Respond(reply, response) => {
+                    if let Some(b) = behaviour.as_deref_mut() {
+                        b.respond(reply, response);
+                    }
+                }
+                CommitteeAction::PersistGuard { seq, path, bytes } => {
+                    c.guard_writer.persist(seq, path, bytes);
+                }
+            }
         }
+    }
+
+    /// The guard writer made guard change `seq` durable (or failed to): held shares are
+    /// released (or withheld).
+    pub(super) fn committee_guard_written(&mut self, seq: u64, result: Result<(), String>) {
+        if let Some(c) = self.committee.as_mut() {
+            c.service.on_guard_persisted(seq, result, Instant::now());
+        }
+        self.committee_flush();
+        self.committee_da_round();
     }
 
     /// `/dsdn/<net>/committee/1.0.0` events.
@@ -206,12 +248,9 @@ impl EventLoop {
                 let Some(c) = self.committee.as_mut() else {
                     return;
                 };
-                let response = match checked {
-                    Err(reason) => c.service.refuse_by_policy(peer, &reason),
-                    Ok(()) => c.service.on_request(peer, request, now),
-                };
-                if let Some(b) = self.swarm.behaviour_mut().committee.as_mut() {
-                    b.respond(reply, response);
+                match checked {
+                    Err(reason) => c.service.refuse_by_policy(peer, &reason, reply),
+                    Ok(()) => c.service.on_request(peer, request, reply, now),
                 }
             }
             RpcEvent::Response {

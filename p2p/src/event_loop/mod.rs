@@ -157,6 +157,10 @@ impl EventLoop {
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 Some(event) = self.workload.internal_rx.recv() => self.on_workload_internal(event),
+                // A member's signing guard is durable (or failed): held shares go out.
+                Some((seq, result)) = committee::guard_written(&mut self.committee) => {
+                    self.committee_guard_written(seq, result);
+                }
                 // The DA log writer committed (or failed): release the waiters, rebuild.
                 Some(()) = self.da.service.writer_changed() => self.da_writer_progress(),
                 _ = housekeeping.tick() => self.housekeeping(),

@@ -29,6 +29,14 @@ pub const MAX_WAITING: usize = 4096;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Reply(u64);
 
+#[cfg(test)]
+impl Reply {
+    /// A handle numbered `n`, for services driven by hand in tests.
+    pub(crate) fn for_test(n: u64) -> Self {
+        Self(n)
+    }
+}
+
 /// What an [`Rpc`] protocol tells its service.
 #[derive(Debug)]
 pub enum RpcEvent<Req, Resp, T> {
