@@ -24,12 +24,13 @@ use libp2p::request_response::ProtocolSupport;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::StreamProtocol;
-use libp2p::{gossipsub, kad, request_response};
+use libp2p::{gossipsub, request_response};
 use sha2::{Digest, Sha256};
 
 use crate::codec::CborCodec;
 use crate::da::SyncTag;
 use crate::net::component::Component;
+use crate::net::discovery::Discovery;
 use crate::net::handshake::HandshakeProtocol;
 use crate::net::pex::PexProtocol;
 use crate::net::rpc::Rpc;
@@ -226,8 +227,9 @@ pub struct Behaviour {
     /// Absent (disabled) on nodes that subscribe to no topic, such as a dedicated bootstrap
     /// node (28.1.C §3): no gossipsub handler or protocol on their connections.
     pub gossipsub: Toggle<gossipsub::Behaviour>,
-    /// `/dsdn/<network>/kad/1.0.0`: the network's Kademlia DHT.
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// `/dsdn/<network>/kad/1.0.0`: the network's Kademlia DHT and role discovery through
+    /// its provider records.
+    pub discovery: Discovery,
     /// `/dsdn/<network>/da-sync/1.0.0`: DA log backfill. Absent on nodes without the log.
     pub da_sync: Toggle<DaSyncComponent>,
     /// `/dsdn/<network>/da-register/1.0.0`: storage-node registration with the DA

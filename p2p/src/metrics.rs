@@ -405,6 +405,15 @@ impl Metrics {
         Ok(m)
     }
 
+    /// The discovery component's metrics (shared handles of this registry's families).
+    pub fn discovery(&self) -> crate::net::discovery::DiscoveryMetrics {
+        crate::net::discovery::DiscoveryMetrics {
+            lookups: self.discovery_lookups.clone(),
+            providers_found: self.providers_found.clone(),
+            role_deficit: self.role_deficit.clone(),
+        }
+    }
+
     /// The registry, for callers that add metrics of their own.
     pub fn registry(&self) -> &Registry {
         &self.registry

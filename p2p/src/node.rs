@@ -10,7 +10,7 @@ use dsdn_peers::store::{OpenReport, PeerStore};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::ProtocolSupport;
-use libp2p::{kad, noise, tcp, yamux, Multiaddr, StreamProtocol, Swarm, SwarmBuilder};
+use libp2p::{noise, tcp, yamux, Multiaddr, Swarm, SwarmBuilder};
 use tokio::sync::mpsc;
 
 use crate::behaviour::{
@@ -23,6 +23,7 @@ use crate::event_loop::EventLoop;
 use crate::handle::{NodeHandle, COMMAND_QUEUE};
 use crate::metrics::Metrics;
 use crate::net::component::Component;
+use crate::net::discovery::{Discovery, DiscoveryConfig};
 use crate::net::handshake::HandshakeProtocol;
 use crate::net::pex::PexProtocol;
 use crate::net::rpc::Rpc;
@@ -103,10 +104,6 @@ pub fn listen_addrs(listen: SocketAddr) -> [Multiaddr; 2] {
     ]
 }
 
-fn protocol(name: String) -> Result<StreamProtocol, StartError> {
-    StreamProtocol::try_from_owned(name).map_err(|e| StartError::Swarm(e.to_string()))
-}
-
 fn build_behaviour(
     cfg: &NodeConfig,
     key: &libp2p::identity::Keypair,
@@ -125,7 +122,7 @@ fn build_behaviour(
             .map_err(|e| StartError::Swarm(e.to_string()))?,
         PexProtocol::new(
             store,
-            metrics,
+            metrics.clone(),
             local,
             cfg.bootstrap.pex_interval,
             !cfg.light,
@@ -141,23 +138,18 @@ fn build_behaviour(
         None
     };
     let peer_id = key.public().to_peer_id();
-    let mut kad_cfg = kad::Config::new(protocol(net.protocol("kad", "1.0.0"))?);
-    // Routing-table entries come from verified handshakes; the peer manager, not kad's
-    // periodic bootstrap, decides when the node looks for peers.
-    kad_cfg.set_periodic_bootstrap_interval(None);
-    // Provider records of service types (28.1.C §2): they expire one lifetime after their
-    // last publication and are republished every half lifetime.
-    let ttl = cfg.bootstrap.service_record_ttl;
-    kad_cfg.set_provider_record_ttl(Some(ttl));
-    kad_cfg.set_provider_publication_interval(Some(ttl / 2));
-    let mut kad =
-        kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_cfg);
-    // A light client queries the DHT but never answers nor enters others' routing tables.
-    kad.set_mode(Some(if cfg.light {
-        kad::Mode::Client
-    } else {
-        kad::Mode::Server
-    }));
+    let discovery = Discovery::new(
+        peer_id,
+        DiscoveryConfig {
+            network: net.clone(),
+            services: cfg.services,
+            required_roles: cfg.required_roles.clone(),
+            light: cfg.light,
+            record_ttl: cfg.bootstrap.service_record_ttl,
+        },
+        metrics.discovery(),
+    )
+    .map_err(|e| StartError::Swarm(e.to_string()))?;
     let swarm_err = |e: libp2p::swarm::InvalidProtocol| StartError::Swarm(e.to_string());
     let da_sync = if cfg.subscribe_da {
         let support = if cfg.light {
@@ -202,7 +194,7 @@ fn build_behaviour(
         handshake,
         pex,
         gossipsub: gossipsub.into(),
-        kad,
+        discovery,
         da_sync: da_sync.into(),
         da_register: da_register.into(),
     })

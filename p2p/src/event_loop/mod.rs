@@ -18,6 +18,7 @@ use crate::config::NodeConfig;
 use crate::da::{DaService, DaSubscribers, PublishError, Registrar};
 use crate::handle::{Command, NodeStatus, PeerView};
 use crate::metrics::Metrics;
+use crate::net::discovery::{DiscoveryEvent, MAX_DIALS_PER_ANSWER};
 use crate::net::handshake::HandshakeEvent;
 use crate::net::pex::PexEvent;
 use crate::peer_manager::{unix_now, PeerManagerEvent};
@@ -25,11 +26,10 @@ use crate::peer_manager::{unix_now, PeerManagerEvent};
 mod committee;
 mod control;
 mod da;
-mod discovery;
 mod workload;
 
+pub use crate::net::discovery::service_key;
 pub(crate) use committee::CommitteeLoop;
-pub use discovery::service_key;
 pub(crate) use workload::WorkloadLoop;
 
 /// Netgroups exported one by one in `bootstrap_peers_dat_entries_by_netgroup`.
@@ -72,7 +72,6 @@ pub struct EventLoop {
     da: DaLoop,
     cfg: NodeConfig,
     started: Instant,
-    discovery: discovery::Discovery,
     /// Receivers of [`crate::da::DaNotice`]s (`NodeHandle::subscribe_da`).
     da_subscribers: DaSubscribers,
     /// The committee protocol, on committee members.
@@ -109,7 +108,6 @@ impl EventLoop {
             },
             cfg,
             started: Instant::now(),
-            discovery: discovery::Discovery::default(),
             da_subscribers,
             committee,
             workload,
@@ -199,7 +197,17 @@ impl EventLoop {
                 .with_label_values(&[service.as_str()])
                 .set(n as i64);
         }
-        self.check_roles(Instant::now());
+        let b = self.swarm.behaviour_mut();
+        let pm = &b.peer_manager;
+        b.discovery.check_roles(
+            |service| {
+                pm.connected()
+                    .values()
+                    .filter(|p| p.services.contains(service))
+                    .count()
+            },
+            Instant::now(),
+        );
         self.da_poll();
         // The store's in-memory index makes this one pass over at most 10,000 entries
         // (about 2 ms for a full peers.dat, see peers_bench).
@@ -399,7 +407,7 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::PeerManager(e)) => self.on_peer_manager(e),
             SwarmEvent::Behaviour(BehaviourEvent::Handshake(e)) => self.on_handshake(e),
             SwarmEvent::Behaviour(BehaviourEvent::Pex(e)) => self.on_pex(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Discovery(e)) => self.on_discovery(e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaSync(e)) => self.on_da_sync(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaRegister(e)) => self.on_da_register(e),
@@ -426,23 +434,43 @@ impl EventLoop {
                 services,
                 ..
             } => {
-                if !self.check_provider(peer, services) {
+                let b = self.swarm.behaviour_mut();
+                let now = Instant::now();
+                if !b
+                    .discovery
+                    .peer_verified(peer, &listen_addrs, services, now)
+                {
+                    b.peer_manager.penalize(peer, "provider_mismatch");
                     return;
                 }
-                self.swarm.behaviour_mut().pex.peer_verified(peer);
-                for addr in listen_addrs {
-                    self.swarm.behaviour_mut().kad.add_address(&peer, addr);
-                }
-                self.provide_services(Instant::now());
-                self.swarm.behaviour_mut().pex.request(peer);
+                b.pex.peer_verified(peer);
+                b.pex.request(peer);
                 self.da_peer_connected(peer, services);
             }
             PeerManagerEvent::RequestPex { peer } => self.swarm.behaviour_mut().pex.request(peer),
             PeerManagerEvent::PeerDisconnected { peer } => {
                 self.swarm.behaviour_mut().pex.peer_disconnected(&peer);
-                self.swarm.behaviour_mut().kad.remove_peer(&peer);
+                self.swarm
+                    .behaviour_mut()
+                    .discovery
+                    .peer_disconnected(&peer);
                 self.da_peer_disconnected(&peer);
                 self.committee_peer_disconnected(&peer);
+            }
+        }
+    }
+
+    fn on_discovery(&mut self, event: DiscoveryEvent) {
+        let b = self.swarm.behaviour_mut();
+        match event {
+            DiscoveryEvent::RoleShort { service, deficit } => {
+                b.peer_manager.dial_role(service, deficit);
+            }
+            DiscoveryEvent::ProvidersFound { service, providers } => {
+                let dialled = b
+                    .peer_manager
+                    .dial_providers(&providers, MAX_DIALS_PER_ANSWER);
+                b.discovery.expect(dialled, service, Instant::now());
             }
         }
     }

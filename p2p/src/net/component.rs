@@ -89,7 +89,7 @@ impl<P: Protocol> Component<P> {
 }
 
 /// What an action of the inner behaviour becomes.
-enum Split<E, A> {
+pub(crate) enum Split<E, A> {
     /// An event for the protocol.
     Event(E),
     /// Anything else, for the swarm as it is.
@@ -99,7 +99,7 @@ enum Split<E, A> {
 /// Splits an inner action into the event (for [`Protocol::on_event`]) and everything else,
 /// re-typed for the component. An action of a kind newer than this code is dropped with an
 /// error log rather than guessed at (`ToSwarm` is non-exhaustive).
-fn split<E, F, H>(action: ToSwarm<E, H>) -> Option<Split<E, ToSwarm<F, H>>> {
+pub(crate) fn split<E, F, H>(action: ToSwarm<E, H>) -> Option<Split<E, ToSwarm<F, H>>> {
     Some(match action {
         ToSwarm::GenerateEvent(e) => Split::Event(e),
         ToSwarm::Dial { opts } => Split::Action(ToSwarm::Dial { opts }),

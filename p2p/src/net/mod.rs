@@ -5,6 +5,8 @@
 //! * [`handshake`]: `/dsdn/handshake/1.0.0`, the network, version and identity check of
 //!   every connection;
 //! * [`pex`]: `/dsdn/<network>/pex/1.0.0`, peer exchange;
+//! * [`discovery`]: `/dsdn/<network>/kad/1.0.0`, Kademlia and the service-type provider
+//!   records and lookups of role discovery;
 //! * [`rpc`]: the generic state of the protocols answered by a node service rather than by
 //!   the protocol itself: DA backfill and registration (the DA log), the committee
 //!   protocol and the workload protocol.
@@ -14,6 +16,7 @@ use libp2p::multiaddr::Protocol as AddrProtocol;
 use libp2p::Multiaddr;
 
 pub mod component;
+pub mod discovery;
 pub mod handshake;
 pub mod pex;
 pub mod rpc;

@@ -121,6 +121,21 @@ impl PeerManager {
         true
     }
 
+    /// Dials up to `max` of `providers` (found in Kademlia) as in [`Self::dial_provider`]:
+    /// the ones dialled, in order.
+    pub fn dial_providers(&mut self, providers: &[PeerId], max: usize) -> Vec<PeerId> {
+        let mut dialled = Vec::new();
+        for peer in providers {
+            if dialled.len() == max {
+                break;
+            }
+            if self.dial_provider(*peer) {
+                dialled.push(*peer);
+            }
+        }
+        dialled
+    }
+
     /// Role-aware top-up (28.1.C §1): dials up to `count` of the best cached peers that
     /// advertise `service` and are not connected, even when the outbound slots are full, so a
     /// required role reaches its minimum before the rest is filled by score and diversity.

@@ -1,0 +1,553 @@
+//! Role discovery through Kademlia (28.1.C §1–§2): the [`Discovery`] component wraps the
+//! network's `kad::Behaviour` and owns every provider record and lookup of the node.
+//!
+//! * Key of a service type: the bytes of `/dsdn/<network>/service/<type>` (see
+//!   [`service_key`]); the provider records live [`BootstrapConfig::service_record_ttl`] and
+//!   are republished by Kademlia every half of it, so a node that leaves stops being
+//!   returned within one record lifetime.
+//! * Our records are pushed at the first verified peers ([`EARLY_PROVIDES`] times, at most
+//!   every 2 s): publishing needs peers in the routing table to reach anyone.
+//! * Role deficits: for every `(type, minimum)` of `NodeConfig::required_roles`,
+//!   [`Discovery::check_roles`] compares the number of connected peers offering the type
+//!   with the minimum (`discovery_role_deficit{service}`); while short, a provider lookup
+//!   runs, at most one per type at a time and with a doubling pause between lookups (2 s up
+//!   to 60 s), and [`DiscoveryEvent::RoleShort`] asks for cached peers of the type first.
+//! * Providers a lookup returns come out as [`DiscoveryEvent::ProvidersFound`]; the peer
+//!   manager dials them (admission is its job) and [`Discovery::expect`] remembers the type
+//!   each must advertise. When its handshake does not, [`Discovery::peer_verified`] removes
+//!   it from the routing table and says so (the node penalises it).
+//!
+//! The routing table holds only verified peers: [`Discovery::peer_verified`] adds their
+//! listen addresses, [`Discovery::peer_disconnected`] removes them.
+//!
+//! [`BootstrapConfig::service_record_ttl`]: dsdn_bootstrap::config::BootstrapConfig::service_record_ttl
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use dsdn_protocols::{NetworkId, ServiceSet, ServiceType};
+use libp2p::core::transport::PortUse;
+use libp2p::core::Endpoint;
+use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult, RecordKey};
+use libp2p::swarm::{
+    ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
+    THandlerOutEvent, ToSwarm,
+};
+use libp2p::{Multiaddr, PeerId, StreamProtocol};
+use prometheus::{IntCounterVec, IntGaugeVec};
+
+use super::component::{split, Split};
+
+/// First pause between two provider lookups of one type while it stays short.
+const LOOKUP_BACKOFF_INITIAL: Duration = Duration::from_secs(2);
+/// Longest pause between two provider lookups of one type.
+const LOOKUP_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Shortest interval between two re-publications triggered by new peers.
+const REPROVIDE_MIN: Duration = Duration::from_secs(2);
+/// New peers at which our provider records are pushed again (then Kademlia's own
+/// republication takes over).
+pub const EARLY_PROVIDES: u32 = 8;
+/// How long a dialled provider is remembered while its handshake is awaited.
+const EXPECT_FOR: Duration = Duration::from_secs(60);
+/// Providers dialled per lookup answer, at most.
+pub const MAX_DIALS_PER_ANSWER: usize = 4;
+
+/// The Kademlia key under which providers of `service` on `network` are recorded:
+/// `/dsdn/<network>/service/<type>`.
+pub fn service_key(network: &NetworkId, service: ServiceType) -> RecordKey {
+    RecordKey::new(&format!("/dsdn/{network}/service/{}", service.as_str()))
+}
+
+/// What discovery asks of the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiscoveryEvent {
+    /// A role is short by `deficit` peers and a provider lookup started: dial cached peers
+    /// of the type first.
+    RoleShort {
+        /// The service type.
+        service: ServiceType,
+        /// Required minimum minus connected peers of the type.
+        deficit: usize,
+    },
+    /// A lookup returned these providers of `service` (new to this lookup, sorted): dial
+    /// at most [`MAX_DIALS_PER_ANSWER`] of them and [`Discovery::expect`] those dialled.
+    ProvidersFound {
+        /// The service type they provide.
+        service: ServiceType,
+        /// The providers.
+        providers: Vec<PeerId>,
+    },
+}
+
+/// The discovery metrics (registered by [`crate::Metrics`]).
+#[derive(Clone)]
+pub struct DiscoveryMetrics {
+    /// `discovery_lookups_total{service}`.
+    pub lookups: IntCounterVec,
+    /// `discovery_providers_found_total{service}`.
+    pub providers_found: IntCounterVec,
+    /// `discovery_role_deficit{service}`.
+    pub role_deficit: IntGaugeVec,
+}
+
+/// What this node provides and needs.
+#[derive(Debug, Clone)]
+pub struct DiscoveryConfig {
+    /// The network the keys are scoped to.
+    pub network: NetworkId,
+    /// The service types this node provides (none for a light client).
+    pub services: ServiceSet,
+    /// `(type, minimum)` connected peers this node needs.
+    pub required_roles: Vec<(ServiceType, usize)>,
+    /// A light client: queries the DHT, never answers, provides nothing.
+    pub light: bool,
+    /// Provider records' lifetime; republished every half of it.
+    pub record_ttl: Duration,
+}
+
+/// The Kademlia configuration of a DSDN network: protocol `/dsdn/<network>/kad/1.0.0`, no
+/// periodic bootstrap (the peer manager decides when to look for peers), provider records
+/// living `record_ttl` and republished every half of it.
+///
+/// # Errors
+/// The network id does not make a valid protocol name (it always does for a [`NetworkId`]).
+pub fn kad_config(
+    network: &NetworkId,
+    record_ttl: Duration,
+) -> Result<kad::Config, libp2p::swarm::InvalidProtocol> {
+    let mut cfg = kad::Config::new(StreamProtocol::try_from_owned(
+        network.protocol("kad", "1.0.0"),
+    )?);
+    cfg.set_periodic_bootstrap_interval(None);
+    cfg.set_provider_record_ttl(Some(record_ttl));
+    cfg.set_provider_publication_interval(Some(record_ttl / 2));
+    Ok(cfg)
+}
+
+/// The discovery component; see the module documentation.
+pub struct Discovery {
+    kad: kad::Behaviour<kad::store::MemoryStore>,
+    cfg: DiscoveryConfig,
+    metrics: DiscoveryMetrics,
+    local: PeerId,
+    /// Lookups in flight, by query, with the providers they returned so far.
+    lookups: HashMap<QueryId, (ServiceType, HashSet<PeerId>)>,
+    /// When the next lookup of a type may start, and the pause after it.
+    next_lookup: HashMap<ServiceType, (Instant, Duration)>,
+    /// Providers dialled because of a lookup, with the type they must advertise and when
+    /// they were dialled (entries of dials that never verify expire after [`EXPECT_FOR`]).
+    expected: HashMap<PeerId, (ServiceType, Instant)>,
+    /// When our records were last pushed, and how many times they were.
+    provided: Option<Instant>,
+    provides: u32,
+    out: VecDeque<DiscoveryEvent>,
+}
+
+impl Discovery {
+    /// The component of node `local`.
+    ///
+    /// # Errors
+    /// The network id does not make a valid protocol name.
+    pub fn new(
+        local: PeerId,
+        cfg: DiscoveryConfig,
+        metrics: DiscoveryMetrics,
+    ) -> Result<Self, libp2p::swarm::InvalidProtocol> {
+        let kad_cfg = kad_config(&cfg.network, cfg.record_ttl)?;
+        let mut kad =
+            kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kad_cfg);
+        // A light client queries the DHT but never answers nor enters others' routing tables.
+        kad.set_mode(Some(if cfg.light {
+            kad::Mode::Client
+        } else {
+            kad::Mode::Server
+        }));
+        Ok(Self {
+            kad,
+            cfg,
+            metrics,
+            local,
+            lookups: HashMap::new(),
+            next_lookup: HashMap::new(),
+            expected: HashMap::new(),
+            provided: None,
+            provides: 0,
+            out: VecDeque::new(),
+        })
+    }
+
+    /// A peer passed its handshake advertising `services`: checked against the type it was
+    /// found providing (`false`: it does not advertise it; it is removed from the routing
+    /// table and should be penalised), else its listen addresses enter the routing table
+    /// and our records are pushed if it is one of the first peers.
+    pub fn peer_verified(
+        &mut self,
+        peer: PeerId,
+        listen_addrs: &[Multiaddr],
+        services: ServiceSet,
+        now: Instant,
+    ) -> bool {
+        if let Some((service, _)) = self.expected.remove(&peer) {
+            if !services.contains(service) {
+                tracing::warn!(%peer, %service, advertised = %services, "provider does not advertise the service it provides");
+                self.kad.remove_peer(&peer);
+                return false;
+            }
+        }
+        for addr in listen_addrs {
+            self.kad.add_address(&peer, addr.clone());
+        }
+        self.provide_services(now);
+        true
+    }
+
+    /// A peer disconnected: out of the routing table.
+    pub fn peer_disconnected(&mut self, peer: &PeerId) {
+        self.kad.remove_peer(peer);
+    }
+
+    /// Providers of `service` the node dialled after [`DiscoveryEvent::ProvidersFound`]: their
+    /// handshake must advertise it.
+    pub fn expect(
+        &mut self,
+        peers: impl IntoIterator<Item = PeerId>,
+        service: ServiceType,
+        now: Instant,
+    ) {
+        for peer in peers {
+            tracing::info!(%peer, %service, "dialling a provider found in Kademlia");
+            self.expected.insert(peer, (service, now));
+        }
+    }
+
+    /// Publishes a provider record for each of our service types (not for light clients or
+    /// nodes without services) at each of the first [`EARLY_PROVIDES`] verified peers, at
+    /// most every 2 s; after that Kademlia republishes them by itself.
+    fn provide_services(&mut self, now: Instant) {
+        if self.cfg.light || self.cfg.services.is_empty() {
+            return;
+        }
+        if self.provides >= EARLY_PROVIDES
+            || self
+                .provided
+                .is_some_and(|t| now.duration_since(t) < REPROVIDE_MIN)
+        {
+            return;
+        }
+        self.provided = Some(now);
+        self.provides += 1;
+        for service in self.cfg.services.iter() {
+            let key = service_key(&self.cfg.network, service);
+            if let Err(e) = self.kad.start_providing(key) {
+                tracing::warn!(%service, error = %e, "cannot record a provider");
+            }
+        }
+    }
+
+    /// Compares connected peers (`have(type)`: how many offer it) with the required roles,
+    /// exports the deficits and starts provider lookups for the roles that are short (each
+    /// also a [`DiscoveryEvent::RoleShort`]).
+    pub fn check_roles(&mut self, have: impl Fn(ServiceType) -> usize, now: Instant) {
+        // Providers whose dial failed never verify: forget them.
+        self.expected
+            .retain(|_, (_, dialled)| now.duration_since(*dialled) < EXPECT_FOR);
+        for (service, min) in self.cfg.required_roles.clone() {
+            let deficit = min.saturating_sub(have(service));
+            self.metrics
+                .role_deficit
+                .with_label_values(&[service.as_str()])
+                .set(deficit as i64);
+            if deficit == 0 {
+                self.next_lookup.remove(&service);
+                continue;
+            }
+            if self.lookups.values().any(|(s, _)| *s == service) {
+                continue;
+            }
+            let (at, pause) = self
+                .next_lookup
+                .get(&service)
+                .copied()
+                .unwrap_or((now, LOOKUP_BACKOFF_INITIAL));
+            if now < at || self.kad.kbuckets().next().is_none() {
+                continue;
+            }
+            // Peers of that role already in peers.dat (e.g. learned through PEX) first,
+            // then a Kademlia lookup for more.
+            self.out
+                .push_back(DiscoveryEvent::RoleShort { service, deficit });
+            let id = self
+                .kad
+                .get_providers(service_key(&self.cfg.network, service));
+            tracing::debug!(%service, deficit, "looking up providers");
+            self.metrics
+                .lookups
+                .with_label_values(&[service.as_str()])
+                .inc();
+            self.lookups.insert(id, (service, HashSet::new()));
+            self.next_lookup
+                .insert(service, (now + pause, (pause * 2).min(LOOKUP_BACKOFF_MAX)));
+        }
+    }
+
+    /// Lookups in flight (for status and tests).
+    pub fn lookups_in_flight(&self) -> usize {
+        self.lookups.len()
+    }
+
+    fn on_kad(&mut self, event: kad::Event) {
+        let kad::Event::OutboundQueryProgressed {
+            id, result, step, ..
+        } = event
+        else {
+            return;
+        };
+        let QueryResult::GetProviders(result) = result else {
+            return;
+        };
+        let Some((service, seen)) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        let service = *service;
+        // Several peers may return the same provider: each is reported once per lookup.
+        let mut found: Vec<PeerId> = match result {
+            Ok(GetProvidersOk::FoundProviders { providers, .. }) => providers
+                .into_iter()
+                .filter(|p| *p != self.local && seen.insert(*p))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if step.last {
+            self.lookups.remove(&id);
+        }
+        if found.is_empty() {
+            return;
+        }
+        found.sort();
+        self.metrics
+            .providers_found
+            .with_label_values(&[service.as_str()])
+            .inc_by(found.len() as u64);
+        self.out.push_back(DiscoveryEvent::ProvidersFound {
+            service,
+            providers: found,
+        });
+    }
+}
+
+impl NetworkBehaviour for Discovery {
+    type ConnectionHandler = THandler<kad::Behaviour<kad::store::MemoryStore>>;
+    type ToSwarm = DiscoveryEvent;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        self.kad
+            .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        peer: PeerId,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.kad
+            .handle_established_inbound_connection(connection_id, peer, local_addr, remote_addr)
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        maybe_peer: Option<PeerId>,
+        addresses: &[Multiaddr],
+        effective_role: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        self.kad.handle_pending_outbound_connection(
+            connection_id,
+            maybe_peer,
+            addresses,
+            effective_role,
+        )
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        peer: PeerId,
+        addr: &Multiaddr,
+        role_override: Endpoint,
+        port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.kad.handle_established_outbound_connection(
+            connection_id,
+            peer,
+            addr,
+            role_override,
+            port_use,
+        )
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
+        self.kad.on_swarm_event(event);
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        peer_id: PeerId,
+        connection_id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        self.kad
+            .on_connection_handler_event(peer_id, connection_id, event);
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        loop {
+            if let Some(event) = self.out.pop_front() {
+                return Poll::Ready(ToSwarm::GenerateEvent(event));
+            }
+            match self.kad.poll(cx) {
+                Poll::Ready(action) => match split(action) {
+                    Some(Split::Event(event)) => self.on_kad(event),
+                    Some(Split::Action(action)) => return Poll::Ready(action),
+                    None => {}
+                },
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::identity::Keypair;
+
+    fn metrics() -> DiscoveryMetrics {
+        let m = crate::Metrics::new().unwrap();
+        m.discovery()
+    }
+
+    fn discovery(services: ServiceSet, required: Vec<(ServiceType, usize)>) -> Discovery {
+        let cfg = DiscoveryConfig {
+            network: NetworkId::new("testnet").unwrap(),
+            services,
+            required_roles: required,
+            light: false,
+            record_ttl: Duration::from_secs(60),
+        };
+        Discovery::new(
+            Keypair::generate_ed25519().public().to_peer_id(),
+            cfg,
+            metrics(),
+        )
+        .unwrap()
+    }
+
+    fn peer() -> PeerId {
+        Keypair::generate_ed25519().public().to_peer_id()
+    }
+
+    fn addr() -> Multiaddr {
+        "/ip4/127.0.0.1/tcp/4001".parse().unwrap()
+    }
+
+    #[test]
+    fn a_short_role_is_looked_up_with_a_doubling_pause() {
+        let mut d = discovery(ServiceSet::EMPTY, vec![(ServiceType::Storage, 2)]);
+        let t0 = Instant::now();
+        // No peer in the routing table: nobody to ask.
+        d.check_roles(|_| 0, t0);
+        assert_eq!(d.lookups_in_flight(), 0);
+        assert!(d.peer_verified(peer(), &[addr()], ServiceSet::EMPTY, t0));
+        d.check_roles(|_| 1, t0);
+        assert_eq!(d.lookups_in_flight(), 1);
+        assert_eq!(
+            d.out.pop_front(),
+            Some(DiscoveryEvent::RoleShort {
+                service: ServiceType::Storage,
+                deficit: 1
+            })
+        );
+        // One lookup per type at a time; after it ends, the pause doubles.
+        d.lookups.clear();
+        d.check_roles(|_| 1, t0 + Duration::from_secs(1));
+        assert_eq!(
+            d.lookups_in_flight(),
+            0,
+            "started within the first 2 s pause"
+        );
+        d.check_roles(|_| 1, t0 + Duration::from_secs(2));
+        assert_eq!(d.lookups_in_flight(), 1);
+        d.lookups.clear();
+        d.check_roles(|_| 1, t0 + Duration::from_secs(5));
+        assert_eq!(
+            d.lookups_in_flight(),
+            0,
+            "started within the doubled 4 s pause"
+        );
+        d.check_roles(|_| 1, t0 + Duration::from_secs(6));
+        assert_eq!(d.lookups_in_flight(), 1);
+        // Satisfied: the deficit is 0 and the pause is forgotten.
+        d.lookups.clear();
+        d.out.clear();
+        d.check_roles(|_| 2, t0 + Duration::from_secs(7));
+        assert_eq!(d.lookups_in_flight(), 0);
+        assert!(d.out.is_empty());
+        assert!(!d.next_lookup.contains_key(&ServiceType::Storage));
+    }
+
+    #[test]
+    fn a_provider_that_does_not_advertise_its_type_is_refused() {
+        let mut d = discovery(ServiceSet::EMPTY, Vec::new());
+        let now = Instant::now();
+        let (liar, honest) = (peer(), peer());
+        d.expect([liar, honest], ServiceType::Coordinator, now);
+        assert!(!d.peer_verified(
+            liar,
+            &[addr()],
+            ServiceSet::from_types([ServiceType::Storage]),
+            now
+        ));
+        assert!(d.peer_verified(
+            honest,
+            &[addr()],
+            ServiceSet::from_types([ServiceType::Coordinator]),
+            now
+        ));
+        // Checked once: the same peer verifying again later is not judged again.
+        assert!(d.peer_verified(liar, &[addr()], ServiceSet::EMPTY, now));
+        // Expectations of dials that never verified expire.
+        let late = peer();
+        d.expect([late], ServiceType::Coordinator, now);
+        d.check_roles(|_| 0, now + EXPECT_FOR);
+        assert!(d.peer_verified(late, &[addr()], ServiceSet::EMPTY, now + EXPECT_FOR));
+    }
+
+    #[test]
+    fn records_are_pushed_at_the_first_peers_at_most_every_two_seconds() {
+        let mut d = discovery(ServiceSet::from_types([ServiceType::Storage]), Vec::new());
+        let t0 = Instant::now();
+        d.peer_verified(peer(), &[addr()], ServiceSet::EMPTY, t0);
+        d.peer_verified(
+            peer(),
+            &[addr()],
+            ServiceSet::EMPTY,
+            t0 + Duration::from_secs(1),
+        );
+        assert_eq!(d.provides, 1);
+        for i in 1..20 {
+            d.peer_verified(peer(), &[addr()], ServiceSet::EMPTY, t0 + REPROVIDE_MIN * i);
+        }
+        assert_eq!(d.provides, EARLY_PROVIDES);
+    }
+}
