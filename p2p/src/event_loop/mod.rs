@@ -156,7 +156,7 @@ impl EventLoop {
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                Some(event) = self.workload.internal_rx.recv() => self.on_workload_internal(event),
+                Some(event) = self.workload.service.next_internal() => self.on_workload_internal(event),
                 // The DA log writer committed (or failed): release the waiters, rebuild.
                 Some(()) = self.da.service.writer_changed() => self.da_writer_progress(),
                 _ = housekeeping.tick() => self.housekeeping(),

@@ -17,6 +17,9 @@ pub mod component;
 pub mod handshake;
 pub mod pex;
 pub mod rpc;
+mod view;
+
+pub(crate) use view::PeerView;
 
 /// Decodes and filters advertised addresses: at most [`MAX_LISTEN_ADDRS`], well-formed,
 /// IP-based, not unspecified.
