@@ -29,6 +29,14 @@ pub const MAX_WAITING: usize = 4096;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Reply(u64);
 
+#[cfg(test)]
+impl Reply {
+    /// A reply handle numbered `n`, for services' unit tests (no component behind it).
+    pub(crate) fn for_test(n: u64) -> Self {
+        Reply(n)
+    }
+}
+
 /// What an [`Rpc`] protocol tells its service.
 #[derive(Debug)]
 pub enum RpcEvent<Req, Resp, T> {
