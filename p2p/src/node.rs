@@ -308,9 +308,13 @@ impl Node {
             None => None,
         };
         let workload = crate::event_loop::WorkloadLoop::new(
-            cfg.workload.clone(),
-            crate::workload::WorkloadMetrics::new(metrics.registry())?,
-            signing_key(&key)?,
+            crate::workload::WorkloadService::new(
+                cfg.workload.clone(),
+                crate::workload::WorkloadMetrics::new(metrics.registry())?,
+                signing_key(&key)?,
+                key.public().to_peer_id(),
+                cfg.network.as_str().to_owned(),
+            ),
             receipts_topic,
         );
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);

@@ -1,4 +1,6 @@
-//! Workloads and receipts on the network (Tahap 14C.B): the pure parts the event loop uses.
+//! Workloads and receipts on the network (Tahap 14C.B): the pure parts, and the
+//! `WorkloadService` built on them that the event loop feeds and whose
+//! `WorkloadAction`s it carries out.
 //!
 //! ```text
 //! NodeHandle::submit_workload ─▶ coordinator (committee member)
@@ -32,7 +34,9 @@ use libp2p::PeerId;
 use crate::committee::ThresholdSignError;
 
 mod metrics;
+mod service;
 pub use metrics::WorkloadMetrics;
+pub(crate) use service::{Internal, ReceiptCheck, WorkloadAction, WorkloadService};
 
 /// What an outbound `/dsdn/<network>/workload/1.0.0` request of this node is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -366,3 +370,5 @@ pub fn execute_refusal(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_service;

@@ -154,7 +154,7 @@ impl EventLoop {
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                Some(event) = self.workload.internal_rx.recv() => self.on_workload_internal(event),
+                Some(event) = self.workload.service.next_internal() => self.on_workload_internal(event),
                 // A member's signing guard is durable (or failed): held shares go out.
                 Some((seq, result)) = committee::guard_written(&mut self.committee) => {
                     self.committee_guard_written(seq, result);

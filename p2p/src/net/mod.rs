@@ -20,6 +20,9 @@ pub mod discovery;
 pub mod handshake;
 pub mod pex;
 pub mod rpc;
+mod view;
+
+pub(crate) use view::PeerView;
 
 /// Decodes and filters advertised addresses: at most [`MAX_LISTEN_ADDRS`], well-formed,
 /// IP-based, not unspecified.
