@@ -279,6 +279,29 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn damaged_v3_never_panics(
+            flips in proptest::collection::vec((0usize..512, 1u8..), 1..6),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let r = sample();
+            let key = r.peer_id.to_bytes();
+            let mut bytes = encode(&r).unwrap();
+            for (at, x) in &flips {
+                let i = 1 + at % (bytes.len() - 1);
+                bytes[i] ^= x;
+            }
+            if let Ok(back) = decode(&key, &bytes, &net()) {
+                proptest::prop_assert!(back.addrs.len() <= MAX_ADDRS);
+                proptest::prop_assert_eq!(back.netgroups().len(), back.addrs.len());
+            }
+            let mut random = vec![RECORD_VERSION];
+            random.extend(tail);
+            let _ = decode(&key, &random, &net());
+        }
+    }
+
     #[test]
     fn smaller_than_v2() {
         let r = sample();
