@@ -17,7 +17,8 @@
 //!
 //! All times are UNIX seconds passed in by the caller (`now`), so everything but the file
 //! itself is deterministic; the rate limiters take `std::time::Instant`s. CBOR goes through
-//! [`dsdn_protocols::codec`] only.
+//! [`dsdn_protocols::codec`] only; peers.dat records of schema 3 are postcard (see
+//! `record`).
 //!
 //! Spec: `dsdn-roadmap.md`, Tahap 28.1.B §3 (PEX selection), §4 (peers.dat), §5 (scoring);
 //! 28.1.C §6 (anti-abuse: eclipse, Sybil via PEX, spam connections), §7 (`peers stats`),

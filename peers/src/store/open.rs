@@ -9,8 +9,10 @@
 //! * `anchors` (`u32 → &[u8]`, since schema 2): position → PeerId bytes of a saved anchor.
 //!
 //! Schema history: 1 = records without netgroups; 2 = records with the netgroup of each
-//! address, plus the anchors table. A schema-1 file is upgraded in place in the opening
-//! transaction (records rewritten, anchors table created, meta rewritten). A file of a newer
+//! address, plus the anchors table; 3 = the same content in the compact v3 record layout
+//! (see [`crate::record`]). A schema-1 or schema-2 file is upgraded in place in the opening
+//! transaction (records rewritten in the v3 layout, anchors table created if absent, meta
+//! rewritten). A file of a newer
 //! schema is refused with [`StoreError::NewerSchema`] and left untouched (a newer build wrote
 //! it; it is the operator's call). A file redb refuses (random bytes, truncated, zero-length,
 //! failed integrity check, even a panic inside redb), a redb file without our meta table, or
@@ -23,16 +25,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dsdn_protocols::NetworkId;
 use libp2p_identity::PeerId;
-use redb::{Database, ReadableTable, TableHandle};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableHandle};
 
 use super::txn::{apply, Eviction, Index, IndexEntry, WriteCtx, ANCHORS, PEERS};
 use super::{StoreError, MAX_ANCHORS, MAX_ENTRIES};
 use crate::record::{decode_record_versioned, encode_record, RECORD_VERSION};
 
-/// The peers.dat schema this build reads and writes (2: records with netgroups, anchors
-/// table). Schema 1 is upgraded in place; a newer schema is refused
+/// The peers.dat schema this build reads and writes (3: compact v3 records with netgroups,
+/// anchors table). Schemas 1 and 2 are upgraded in place; a newer schema is refused
 /// ([`StoreError::NewerSchema`]).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The oldest schema this build can upgrade.
 const OLDEST_SCHEMA: u32 = 1;
@@ -182,6 +184,12 @@ fn check_and_load(db: &Database, path: &Path, network: &NetworkId) -> Result<Loa
     let mut changed = upgraded_from.is_some() || names.is_empty();
     let overlay = {
         let mut table = txn.open_table(PEERS).map_err(|e| classify(e, path))?;
+        let stored = table.len().map_err(|e| classify(e, path))?;
+        index.reserve(
+            usize::try_from(stored)
+                .unwrap_or(MAX_ENTRIES)
+                .min(MAX_ENTRIES),
+        );
         let mut bad: Vec<Vec<u8>> = Vec::new();
         // Records of an older layout, rewritten in the current one (schema upgrade).
         let mut old: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();

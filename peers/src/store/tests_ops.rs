@@ -480,3 +480,54 @@ fn thread_safe_and_consistent_under_concurrent_writers() {
     assert_eq!(s.len(), 4 * (20 - 7));
     assert_eq!(s.all().unwrap().len(), s.len());
 }
+
+#[test]
+fn all_orders_by_last_success_then_peer_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = PeerStore::open(&dir.path().join("peers.dat"), &net()).unwrap();
+    // PeerIds of different digest sizes, and ed25519-shaped ones sharing a 16-byte prefix.
+    let mut ids: Vec<PeerId> = (0..40).map(|n| peer(n * 7919)).collect();
+    for n in 0..40u8 {
+        let mut b = vec![0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
+        b.extend_from_slice(&[7; 12]);
+        b.extend_from_slice(&[n % 5, 0, 0, n / 5]);
+        b.extend_from_slice(&[n; 16]);
+        ids.push(PeerId::from_bytes(&b).unwrap());
+    }
+    // SHA-256 multihashes (another code).
+    for n in 0..3u8 {
+        let mut b = vec![0x12, 0x20];
+        b.extend_from_slice(&[n; 32]);
+        ids.push(PeerId::from_bytes(&b).unwrap());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        s.learn(
+            *id,
+            &[addr(i as u32, 1)],
+            ServiceSet::EMPTY,
+            PeerSource::DnsSeed,
+            1,
+        )
+        .unwrap();
+        if i % 3 != 0 {
+            let at = 100 + (i % 4) as u64;
+            s.record_success(
+                *id,
+                &[addr(i as u32, 1)],
+                ServiceSet::EMPTY,
+                PeerSource::DnsSeed,
+                at,
+            )
+            .unwrap();
+        }
+    }
+    let all = s.all().unwrap();
+    let mut expected = all.clone();
+    expected.sort_by(|a, b| {
+        b.last_success
+            .cmp(&a.last_success)
+            .then_with(|| a.peer_id.cmp(&b.peer_id))
+    });
+    assert_eq!(all.len(), ids.len());
+    assert_eq!(all, expected);
+}

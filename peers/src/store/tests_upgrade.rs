@@ -1,4 +1,5 @@
-//! Tests of the schema-1 → schema-2 upgrade (records with netgroups, anchors table).
+//! Tests of the schema-1 → 3 upgrade (records with netgroups, anchors table) and of the
+//! schema-2 → 3 upgrade (CBOR records rewritten in the compact v3 layout).
 
 use dsdn_protocols::{PeerSource, ServiceSet};
 use redb::{Database, ReadableDatabase, ReadableTable, TableHandle};
@@ -6,7 +7,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableHandle};
 use super::txn::{ANCHORS, PEERS};
 use super::*;
 use crate::record::tests::{addr, net, peer};
-use crate::record::{decode_record_versioned, encode_record_as, RECORD_V1, RECORD_VERSION};
+use crate::record::{
+    decode_record_versioned, encode_record_as, RECORD_V1, RECORD_V2, RECORD_VERSION,
+};
 use crate::redb_file::{META, SCHEMA_KEY};
 
 const NOW: u64 = 1_700_000_000;
@@ -14,6 +17,12 @@ const NOW: u64 = 1_700_000_000;
 /// Writes a schema-1 peers.dat (v1 records, no anchors table) holding three peers; returns
 /// them as the store reads them.
 fn schema1_file(path: &std::path::Path) -> Vec<PeerRecord> {
+    old_file(path, RECORD_V1)
+}
+
+/// Writes a peers.dat of schema `version` (1 or 2: its CBOR records; an anchors table only
+/// in schema 2, holding peer 1) with three peers; returns them as the store reads them.
+fn old_file(path: &std::path::Path, version: u8) -> Vec<PeerRecord> {
     let before = {
         let (s, _) = PeerStore::open(path, &net()).unwrap();
         s.record_success(
@@ -33,6 +42,7 @@ fn schema1_file(path: &std::path::Path) -> Vec<PeerRecord> {
         )
         .unwrap();
         s.ban(&peer(3), NOW + 100, NOW).unwrap();
+        s.save_anchors(&[peer(1)]).unwrap();
         s.all().unwrap()
     };
     let db = Database::open(path).unwrap();
@@ -40,16 +50,18 @@ fn schema1_file(path: &std::path::Path) -> Vec<PeerRecord> {
     {
         let mut t = txn.open_table(PEERS).unwrap();
         for r in &before {
-            let v1 = encode_record_as(r, RECORD_V1).unwrap();
-            t.insert(r.peer_id.to_bytes().as_slice(), v1.as_slice())
+            let old = encode_record_as(r, version).unwrap();
+            t.insert(r.peer_id.to_bytes().as_slice(), old.as_slice())
                 .unwrap();
         }
         txn.open_table(META)
             .unwrap()
-            .insert(SCHEMA_KEY, 1u32.to_be_bytes().as_slice())
+            .insert(SCHEMA_KEY, u32::from(version).to_be_bytes().as_slice())
             .unwrap();
     }
-    assert!(txn.delete_table(ANCHORS).unwrap());
+    if version == RECORD_V1 {
+        assert!(txn.delete_table(ANCHORS).unwrap());
+    }
     txn.commit().unwrap();
     before
 }
@@ -118,12 +130,42 @@ fn schema1_is_upgraded_in_place() {
     assert_eq!(ids(&s.take_anchors(NOW).unwrap()), [peer(1)]);
 }
 
+#[test]
+fn schema2_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("peers.dat");
+    let before = old_file(&path, RECORD_V2);
+    assert_eq!(layout(&path), (2, vec![RECORD_V2; 3], true));
+    let size2 = std::fs::metadata(&path).unwrap().len();
+    {
+        let (s, report) = PeerStore::open(&path, &net()).unwrap();
+        assert_eq!(report.upgraded_from, Some(2));
+        assert_eq!(report.moved_aside, None);
+        assert_eq!(report.purged_records, 0);
+        assert_eq!(s.all().unwrap(), before, "nothing lost or changed");
+        assert_eq!(s.stats(NOW).by_netgroup.len(), 2);
+    }
+    assert_eq!(
+        layout(&path),
+        (SCHEMA_VERSION, vec![RECORD_VERSION; 3], true)
+    );
+    assert!(std::fs::metadata(&path).unwrap().len() <= size2);
+    let (s, report) = PeerStore::open(&path, &net()).unwrap();
+    assert_eq!(report, OpenReport::default(), "upgraded once");
+    assert_eq!(s.all().unwrap(), before);
+    assert_eq!(
+        ids(&s.take_anchors(NOW).unwrap()),
+        [peer(1)],
+        "anchors kept"
+    );
+}
+
 fn ids(v: &[PeerRecord]) -> Vec<PeerId> {
     v.iter().map(|r| r.peer_id).collect()
 }
 
 #[test]
-fn a_stray_v1_record_in_a_schema2_file_is_rewritten() {
+fn a_stray_v1_record_in_a_current_file_is_rewritten() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("peers.dat");
     let r = {
@@ -175,17 +217,19 @@ fn tampered_netgroups_are_purged_at_open() {
         }
     }
     {
-        // Swap peer 1's stored netgroup for another one: the bytes stay a valid CBOR record.
+        // Swap peer 1's stored netgroup (`local:10.0.0.1`, its IP's 4 bytes after the address
+        // bytes) for another one: the bytes stay a valid v3 record.
         let db = Database::open(&path).unwrap();
         let txn = db.begin_write().unwrap();
         {
             let mut t = txn.open_table(PEERS).unwrap();
             let key = peer(1).to_bytes();
             let bytes = t.get(key.as_slice()).unwrap().unwrap().value().to_vec();
-            let from = b"local:10.0.0.1";
-            let at = bytes.windows(from.len()).position(|w| w == from).unwrap();
+            assert_eq!(bytes[0], RECORD_VERSION);
+            let from = [10, 0, 0, 1];
+            let at = bytes.windows(4).rposition(|w| w == from).unwrap();
             let mut tampered = bytes.clone();
-            tampered[at..at + from.len()].copy_from_slice(b"local:10.0.0.9");
+            tampered[at + 3] = 9;
             t.insert(key.as_slice(), tampered.as_slice()).unwrap();
         }
         txn.commit().unwrap();
