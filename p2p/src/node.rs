@@ -138,7 +138,7 @@ fn build_behaviour(
         None
     };
     let peer_id = key.public().to_peer_id();
-    let discovery = Discovery::new(
+    let discovery = Discovery::discovery(
         peer_id,
         DiscoveryConfig {
             network: net.clone(),

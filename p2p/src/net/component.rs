@@ -1,8 +1,9 @@
-//! [`Component`]: one request/response protocol, one owner of its state (issue 11 §1).
+//! [`Component`]: one protocol, one owner of its state (issue 11 §1).
 //!
 //! A component is a [`NetworkBehaviour`] in the style of rust-libp2p's `kad::Behaviour`: it
-//! wraps the protocol's [`request_response::Behaviour`], owns the protocol's state and every
-//! one of its outstanding requests, sees every event of the inner behaviour, and emits one
+//! wraps the protocol's inner behaviour (a `request_response::Behaviour` for the
+//! request/response protocols, `kad::Behaviour` for discovery), owns the protocol's state
+//! and every one of its outstanding requests or queries, sees every event of the inner behaviour, and emits one
 //! typed event ([`Protocol::Event`]) for the rest of the node. The event loop never sees a
 //! request id or a response channel of a component: it only routes the typed events (to the
 //! peer manager or a service) and calls the component's own methods.
@@ -22,7 +23,6 @@ use std::task::{Context, Poll};
 
 use libp2p::core::transport::PortUse;
 use libp2p::core::Endpoint;
-use libp2p::request_response;
 use libp2p::swarm::{
     ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
     THandlerOutEvent, ToSwarm,
@@ -30,21 +30,20 @@ use libp2p::swarm::{
 use libp2p::{Multiaddr, PeerId};
 
 /// The inner behaviour of a protocol.
-pub type Inner<P> = request_response::Behaviour<<P as Protocol>::Codec>;
+pub type Inner<P> = <P as Protocol>::Inner;
 
 /// The inner behaviour's events of a protocol.
-pub type InnerEvent<P> = request_response::Event<
-    <<P as Protocol>::Codec as request_response::Codec>::Request,
-    <<P as Protocol>::Codec as request_response::Codec>::Response,
->;
+pub type InnerEvent<P> = <<P as Protocol>::Inner as NetworkBehaviour>::ToSwarm;
 
 /// The typed events a protocol emits, in order.
 pub type Outbox<P> = VecDeque<<P as Protocol>::Event>;
 
-/// One request/response protocol's state and logic; see the module documentation.
+/// One protocol's state and logic; see the module documentation.
 pub trait Protocol: Send + 'static {
-    /// The wire codec (request and response types, size caps).
-    type Codec: request_response::Codec + Clone + Send + 'static;
+    /// The wire side: a `request_response::Behaviour` of the protocol's codec (request
+    /// and response types, size caps), or another libp2p behaviour (`kad::Behaviour` for
+    /// discovery).
+    type Inner: NetworkBehaviour + Send + 'static;
     /// What the protocol tells the rest of the node.
     type Event: Send + 'static;
 
@@ -62,7 +61,7 @@ pub trait Protocol: Send + 'static {
     fn on_swarm_event(&mut self, _event: &FromSwarm<'_>) {}
 }
 
-/// A protocol component: the protocol's [`request_response::Behaviour`] and its state.
+/// A protocol component: the protocol's inner behaviour and its state.
 pub struct Component<P: Protocol> {
     /// The wire side.
     pub(crate) inner: Inner<P>,
@@ -89,7 +88,7 @@ impl<P: Protocol> Component<P> {
 }
 
 /// What an action of the inner behaviour becomes.
-pub(crate) enum Split<E, A> {
+enum Split<E, A> {
     /// An event for the protocol.
     Event(E),
     /// Anything else, for the swarm as it is.
@@ -99,7 +98,7 @@ pub(crate) enum Split<E, A> {
 /// Splits an inner action into the event (for [`Protocol::on_event`]) and everything else,
 /// re-typed for the component. An action of a kind newer than this code is dropped with an
 /// error log rather than guessed at (`ToSwarm` is non-exhaustive).
-pub(crate) fn split<E, F, H>(action: ToSwarm<E, H>) -> Option<Split<E, ToSwarm<F, H>>> {
+fn split<E, F, H>(action: ToSwarm<E, H>) -> Option<Split<E, ToSwarm<F, H>>> {
     Some(match action {
         ToSwarm::GenerateEvent(e) => Split::Event(e),
         ToSwarm::Dial { opts } => Split::Action(ToSwarm::Dial { opts }),
@@ -128,7 +127,7 @@ pub(crate) fn split<E, F, H>(action: ToSwarm<E, H>) -> Option<Split<E, ToSwarm<F
             Split::Action(ToSwarm::NewExternalAddrOfPeer { peer_id, address })
         }
         _ => {
-            tracing::error!("request/response component: unknown swarm action dropped");
+            tracing::error!("protocol component: unknown swarm action dropped");
             return None;
         }
     })

@@ -22,22 +22,15 @@
 //!
 //! [`BootstrapConfig::service_record_ttl`]: dsdn_bootstrap::config::BootstrapConfig::service_record_ttl
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::task::{Context, Poll};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use dsdn_protocols::{NetworkId, ServiceSet, ServiceType};
-use libp2p::core::transport::PortUse;
-use libp2p::core::Endpoint;
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult, RecordKey};
-use libp2p::swarm::{
-    ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
-    THandlerOutEvent, ToSwarm,
-};
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use prometheus::{IntCounterVec, IntGaugeVec};
 
-use super::component::{split, Split};
+use super::component::{Component, Inner, InnerEvent, Outbox, Protocol};
 
 /// First pause between two provider lookups of one type while it stays short.
 const LOOKUP_BACKOFF_INITIAL: Duration = Duration::from_secs(2);
@@ -125,9 +118,13 @@ pub fn kad_config(
     Ok(cfg)
 }
 
-/// The discovery component; see the module documentation.
-pub struct Discovery {
-    kad: kad::Behaviour<kad::store::MemoryStore>,
+/// The discovery component: [`DiscoveryState`] over `kad::Behaviour`; see the module
+/// documentation.
+pub type Discovery = Component<DiscoveryState>;
+
+/// The state of role discovery: what this node provides and needs, its lookups and the
+/// providers it dialled.
+pub struct DiscoveryState {
     cfg: DiscoveryConfig,
     metrics: DiscoveryMetrics,
     local: PeerId,
@@ -141,15 +138,28 @@ pub struct Discovery {
     /// When our records were last pushed, and how many times they were.
     provided: Option<Instant>,
     provides: u32,
-    out: VecDeque<DiscoveryEvent>,
 }
 
-impl Discovery {
+impl Protocol for DiscoveryState {
+    type Inner = kad::Behaviour<kad::store::MemoryStore>;
+    type Event = DiscoveryEvent;
+
+    fn on_event(
+        &mut self,
+        event: InnerEvent<Self>,
+        _inner: &mut Inner<Self>,
+        out: &mut Outbox<Self>,
+    ) {
+        self.on_kad(event, out);
+    }
+}
+
+impl Component<DiscoveryState> {
     /// The component of node `local`.
     ///
     /// # Errors
     /// The network id does not make a valid protocol name.
-    pub fn new(
+    pub fn discovery(
         local: PeerId,
         cfg: DiscoveryConfig,
         metrics: DiscoveryMetrics,
@@ -163,18 +173,19 @@ impl Discovery {
         } else {
             kad::Mode::Server
         }));
-        Ok(Self {
+        Ok(Self::new(
             kad,
-            cfg,
-            metrics,
-            local,
-            lookups: HashMap::new(),
-            next_lookup: HashMap::new(),
-            expected: HashMap::new(),
-            provided: None,
-            provides: 0,
-            out: VecDeque::new(),
-        })
+            DiscoveryState {
+                cfg,
+                metrics,
+                local,
+                lookups: HashMap::new(),
+                next_lookup: HashMap::new(),
+                expected: HashMap::new(),
+                provided: None,
+                provides: 0,
+            },
+        ))
     }
 
     /// A peer passed its handshake advertising `services`: checked against the type it was
@@ -188,15 +199,15 @@ impl Discovery {
         services: ServiceSet,
         now: Instant,
     ) -> bool {
-        if let Some((service, _)) = self.expected.remove(&peer) {
+        if let Some((service, _)) = self.state.expected.remove(&peer) {
             if !services.contains(service) {
                 tracing::warn!(%peer, %service, advertised = %services, "provider does not advertise the service it provides");
-                self.kad.remove_peer(&peer);
+                self.inner.remove_peer(&peer);
                 return false;
             }
         }
         for addr in listen_addrs {
-            self.kad.add_address(&peer, addr.clone());
+            self.inner.add_address(&peer, addr.clone());
         }
         self.provide_services(now);
         true
@@ -204,7 +215,7 @@ impl Discovery {
 
     /// A peer disconnected: out of the routing table.
     pub fn peer_disconnected(&mut self, peer: &PeerId) {
-        self.kad.remove_peer(peer);
+        self.inner.remove_peer(peer);
     }
 
     /// Providers of `service` the node dialled after [`DiscoveryEvent::ProvidersFound`]: their
@@ -217,7 +228,7 @@ impl Discovery {
     ) {
         for peer in peers {
             tracing::info!(%peer, %service, "dialling a provider found in Kademlia");
-            self.expected.insert(peer, (service, now));
+            self.state.expected.insert(peer, (service, now));
         }
     }
 
@@ -225,21 +236,22 @@ impl Discovery {
     /// nodes without services) at each of the first [`EARLY_PROVIDES`] verified peers, at
     /// most every 2 s; after that Kademlia republishes them by itself.
     fn provide_services(&mut self, now: Instant) {
-        if self.cfg.light || self.cfg.services.is_empty() {
+        if self.state.cfg.light || self.state.cfg.services.is_empty() {
             return;
         }
-        if self.provides >= EARLY_PROVIDES
+        if self.state.provides >= EARLY_PROVIDES
             || self
+                .state
                 .provided
                 .is_some_and(|t| now.duration_since(t) < REPROVIDE_MIN)
         {
             return;
         }
-        self.provided = Some(now);
-        self.provides += 1;
-        for service in self.cfg.services.iter() {
-            let key = service_key(&self.cfg.network, service);
-            if let Err(e) = self.kad.start_providing(key) {
+        self.state.provided = Some(now);
+        self.state.provides += 1;
+        for service in self.state.cfg.services.iter() {
+            let key = service_key(&self.state.cfg.network, service);
+            if let Err(e) = self.inner.start_providing(key) {
                 tracing::warn!(%service, error = %e, "cannot record a provider");
             }
         }
@@ -250,27 +262,30 @@ impl Discovery {
     /// also a [`DiscoveryEvent::RoleShort`]).
     pub fn check_roles(&mut self, have: impl Fn(ServiceType) -> usize, now: Instant) {
         // Providers whose dial failed never verify: forget them.
-        self.expected
+        self.state
+            .expected
             .retain(|_, (_, dialled)| now.duration_since(*dialled) < EXPECT_FOR);
-        for (service, min) in self.cfg.required_roles.clone() {
+        for (service, min) in self.state.cfg.required_roles.clone() {
             let deficit = min.saturating_sub(have(service));
-            self.metrics
+            self.state
+                .metrics
                 .role_deficit
                 .with_label_values(&[service.as_str()])
                 .set(deficit as i64);
             if deficit == 0 {
-                self.next_lookup.remove(&service);
+                self.state.next_lookup.remove(&service);
                 continue;
             }
-            if self.lookups.values().any(|(s, _)| *s == service) {
+            if self.state.lookups.values().any(|(s, _)| *s == service) {
                 continue;
             }
             let (at, pause) = self
+                .state
                 .next_lookup
                 .get(&service)
                 .copied()
                 .unwrap_or((now, LOOKUP_BACKOFF_INITIAL));
-            if now < at || self.kad.kbuckets().next().is_none() {
+            if now < at || self.inner.kbuckets().next().is_none() {
                 continue;
             }
             // Peers of that role already in peers.dat (e.g. learned through PEX) first,
@@ -278,25 +293,31 @@ impl Discovery {
             self.out
                 .push_back(DiscoveryEvent::RoleShort { service, deficit });
             let id = self
-                .kad
-                .get_providers(service_key(&self.cfg.network, service));
+                .inner
+                .get_providers(service_key(&self.state.cfg.network, service));
             tracing::debug!(%service, deficit, "looking up providers");
-            self.metrics
+            self.state
+                .metrics
                 .lookups
                 .with_label_values(&[service.as_str()])
                 .inc();
-            self.lookups.insert(id, (service, HashSet::new()));
-            self.next_lookup
+            self.state.lookups.insert(id, (service, HashSet::new()));
+            self.state
+                .next_lookup
                 .insert(service, (now + pause, (pause * 2).min(LOOKUP_BACKOFF_MAX)));
         }
     }
 
     /// Lookups in flight (for status and tests).
     pub fn lookups_in_flight(&self) -> usize {
-        self.lookups.len()
+        self.state.lookups.len()
     }
+}
 
-    fn on_kad(&mut self, event: kad::Event) {
+impl DiscoveryState {
+    /// A Kademlia event: the progress of one of our provider lookups becomes
+    /// [`DiscoveryEvent::ProvidersFound`]; everything else is Kademlia's own business.
+    fn on_kad(&mut self, event: kad::Event, out: &mut Outbox<Self>) {
         let kad::Event::OutboundQueryProgressed {
             id, result, step, ..
         } = event
@@ -329,101 +350,10 @@ impl Discovery {
             .providers_found
             .with_label_values(&[service.as_str()])
             .inc_by(found.len() as u64);
-        self.out.push_back(DiscoveryEvent::ProvidersFound {
+        out.push_back(DiscoveryEvent::ProvidersFound {
             service,
             providers: found,
         });
-    }
-}
-
-impl NetworkBehaviour for Discovery {
-    type ConnectionHandler = THandler<kad::Behaviour<kad::store::MemoryStore>>;
-    type ToSwarm = DiscoveryEvent;
-
-    fn handle_pending_inbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<(), ConnectionDenied> {
-        self.kad
-            .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
-    }
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        peer: PeerId,
-        local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.kad
-            .handle_established_inbound_connection(connection_id, peer, local_addr, remote_addr)
-    }
-
-    fn handle_pending_outbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        maybe_peer: Option<PeerId>,
-        addresses: &[Multiaddr],
-        effective_role: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.kad.handle_pending_outbound_connection(
-            connection_id,
-            maybe_peer,
-            addresses,
-            effective_role,
-        )
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        peer: PeerId,
-        addr: &Multiaddr,
-        role_override: Endpoint,
-        port_use: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.kad.handle_established_outbound_connection(
-            connection_id,
-            peer,
-            addr,
-            role_override,
-            port_use,
-        )
-    }
-
-    fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
-        self.kad.on_swarm_event(event);
-    }
-
-    fn on_connection_handler_event(
-        &mut self,
-        peer_id: PeerId,
-        connection_id: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        self.kad
-            .on_connection_handler_event(peer_id, connection_id, event);
-    }
-
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        loop {
-            if let Some(event) = self.out.pop_front() {
-                return Poll::Ready(ToSwarm::GenerateEvent(event));
-            }
-            match self.kad.poll(cx) {
-                Poll::Ready(action) => match split(action) {
-                    Some(Split::Event(event)) => self.on_kad(event),
-                    Some(Split::Action(action)) => return Poll::Ready(action),
-                    None => {}
-                },
-                Poll::Pending => return Poll::Pending,
-            }
-        }
     }
 }
 
@@ -445,7 +375,7 @@ mod tests {
             light: false,
             record_ttl: Duration::from_secs(60),
         };
-        Discovery::new(
+        Discovery::discovery(
             Keypair::generate_ed25519().public().to_peer_id(),
             cfg,
             metrics(),
@@ -479,7 +409,7 @@ mod tests {
             })
         );
         // One lookup per type at a time; after it ends, the pause doubles.
-        d.lookups.clear();
+        d.state.lookups.clear();
         d.check_roles(|_| 1, t0 + Duration::from_secs(1));
         assert_eq!(
             d.lookups_in_flight(),
@@ -488,7 +418,7 @@ mod tests {
         );
         d.check_roles(|_| 1, t0 + Duration::from_secs(2));
         assert_eq!(d.lookups_in_flight(), 1);
-        d.lookups.clear();
+        d.state.lookups.clear();
         d.check_roles(|_| 1, t0 + Duration::from_secs(5));
         assert_eq!(
             d.lookups_in_flight(),
@@ -498,12 +428,12 @@ mod tests {
         d.check_roles(|_| 1, t0 + Duration::from_secs(6));
         assert_eq!(d.lookups_in_flight(), 1);
         // Satisfied: the deficit is 0 and the pause is forgotten.
-        d.lookups.clear();
+        d.state.lookups.clear();
         d.out.clear();
         d.check_roles(|_| 2, t0 + Duration::from_secs(7));
         assert_eq!(d.lookups_in_flight(), 0);
         assert!(d.out.is_empty());
-        assert!(!d.next_lookup.contains_key(&ServiceType::Storage));
+        assert!(!d.state.next_lookup.contains_key(&ServiceType::Storage));
     }
 
     #[test]
@@ -544,10 +474,10 @@ mod tests {
             ServiceSet::EMPTY,
             t0 + Duration::from_secs(1),
         );
-        assert_eq!(d.provides, 1);
+        assert_eq!(d.state.provides, 1);
         for i in 1..20 {
             d.peer_verified(peer(), &[addr()], ServiceSet::EMPTY, t0 + REPROVIDE_MIN * i);
         }
-        assert_eq!(d.provides, EARLY_PROVIDES);
+        assert_eq!(d.state.provides, EARLY_PROVIDES);
     }
 }

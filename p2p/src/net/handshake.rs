@@ -117,7 +117,7 @@ impl HandshakeProtocol {
 }
 
 impl Protocol for HandshakeProtocol {
-    type Codec = CborCodec<Handshake, Handshake>;
+    type Inner = request_response::Behaviour<CborCodec<Handshake, Handshake>>;
     type Event = HandshakeEvent;
 
     fn on_event(

@@ -186,7 +186,7 @@ impl PexProtocol {
 }
 
 impl Protocol for PexProtocol {
-    type Codec = CborCodec<PexRequest, PexResponse>;
+    type Inner = request_response::Behaviour<CborCodec<PexRequest, PexResponse>>;
     type Event = PexEvent;
 
     fn on_event(

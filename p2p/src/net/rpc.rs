@@ -97,7 +97,7 @@ where
     C::Response: Send,
     T: Send + 'static,
 {
-    type Codec = C;
+    type Inner = request_response::Behaviour<C>;
     type Event = RpcEvent<C::Request, C::Response, T>;
 
     fn on_event(
