@@ -2,9 +2,9 @@
 //! threshold signing between the configured members on `/dsdn/<network>/committee/1.0.0`.
 //!
 //! `CommitteeService` is a pure driver (every call takes `now`; it reads its files once at
-//! start and otherwise does no I/O): it queues [`CommitteeAction`]s — send a request, answer
+//! start and otherwise does no I/O): it queues `CommitteeAction`s — send a request, answer
 //! one, persist the signing guard — which the event loop (`event_loop/committee.rs`) carries
-//! out over the committee component and the [`GuardWriter`] thread, handing back
+//! out over the committee component and the `GuardWriter` thread, handing back
 //! responses, failures, inbound requests and guard writes.
 //!
 //! Data flow of a DKG (`NodeHandle::committee_dkg` on any member):

@@ -6,15 +6,15 @@
 //! parts live elsewhere and are driven here with `now`:
 //!
 //! * the bootstrap [`FallbackChain`] (28.1.A §4): anchors and peers.dat → static peers →
-//!   DNS seeds, retried with backoff ([`dialing`]);
+//!   DNS seeds, retried with backoff (`dialing.rs`);
 //! * [`PartitionRecovery`] (28.1.C §4): below `min_peers`, sweep every DNS seed, static and
-//!   cached peer with exponential backoff ([`maintenance`]);
+//!   cached peer with exponential backoff (`maintenance.rs`);
 //! * the [`RotationSchedule`] (28.1.B §6): a random DNS seed every 30 min, PEX to a random
-//!   peer every 15 min, two feeler connections to cached peers every hour ([`maintenance`]);
+//!   peer every 15 min, two feeler connections to cached peers every hour (`maintenance.rs`);
 //! * outbound selection with netgroup and source diversity and the eclipse warning
 //!   (28.1.C §6, [`dsdn_peers::select`]);
 //! * admission control (28.1.C §6): bans, per-IP inbound rate limit, inbound, outbound and
-//!   per-peer connection limits ([`swarm`]).
+//!   per-peer connection limits (`swarm.rs`).
 //!
 //! The event loop feeds it handshake results ([`PeerManager::on_handshake_ok`],
 //! [`PeerManager::on_handshake_failed`]), PEX discoveries ([`PeerManager::discovered`]) and
