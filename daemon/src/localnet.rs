@@ -33,7 +33,7 @@ mod net;
 mod node;
 mod wait;
 
-pub use config::{CommitteeSpec, ConfigSpec, DaSpec};
+pub use config::ConfigSpec;
 pub use events::{sample_da_events, sample_da_events_for};
 pub use net::{LocalNet, LocalNetSpec};
 pub use node::{Node, NodeMode, NodeSpec, STOP_GRACE};

@@ -16,12 +16,12 @@ use crate::{
 /// Short `[da]` timings for tests: seal every 20 ms, a backfill request unanswered for 2 s is
 /// moved to another peer, and the authority seals 1 s after start even if no peer told it
 /// the tip yet. Everything else is the daemon's default.
-pub fn fast_da() -> dsdn_daemon::localnet::DaSpec {
-    dsdn_daemon::localnet::DaSpec {
-        batch_interval_ms: 20,
-        sync_request_timeout_secs: 2,
-        publish_grace_secs: 1,
-        ..dsdn_daemon::localnet::DaSpec::default()
+pub fn fast_da() -> dsdn_bootstrap::config::DaConfig {
+    dsdn_bootstrap::config::DaConfig {
+        batch_interval: Duration::from_millis(20),
+        sync_request_timeout: Duration::from_secs(2),
+        publish_grace: Duration::from_secs(1),
+        ..dsdn_bootstrap::config::DaConfig::default()
     }
 }
 
@@ -387,9 +387,7 @@ impl TestNet {
         storage: usize,
         cfg: &ConfigSpec,
     ) -> anyhow::Result<Vec<String>> {
-        let mut coordinator_cfg = cfg.clone();
-        let own = self.addr(first);
-        coordinator_cfg.static_peers.retain(|p| *p != own);
+        let coordinator_cfg = cfg.clone().without_static_peer(self.addr(first));
         self.spawn(
             "coordinator",
             NodeMode::Coordinator,

@@ -14,7 +14,7 @@
 
 use dsdn_protocols::committee::types::{MAX_MEMBERS, MIN_MEMBERS};
 use libp2p_identity::PeerId;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::Errors;
 
@@ -57,8 +57,8 @@ impl CommitteeConfig {
     }
 }
 
-/// `[committee]` as written.
-#[derive(Deserialize)]
+/// `[committee]` as written (the section's serde schema, both ways).
+#[derive(Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawCommittee {
     members: Vec<String>,
@@ -73,6 +73,26 @@ impl Default for RawCommittee {
             threshold: DEFAULT_COMMITTEE_THRESHOLD,
             epoch: DEFAULT_COMMITTEE_EPOCH,
         }
+    }
+}
+
+impl RawCommittee {
+    /// True for the section's defaults (no members, default threshold and epoch): such a
+    /// section is not written.
+    pub(super) fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+super::serialize_as_raw!(CommitteeConfig);
+
+impl CommitteeConfig {
+    pub(super) fn to_raw(&self) -> Result<RawCommittee, String> {
+        Ok(RawCommittee {
+            members: self.members.iter().map(ToString::to_string).collect(),
+            threshold: self.threshold,
+            epoch: self.epoch,
+        })
     }
 }
 

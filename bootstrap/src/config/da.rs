@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::Errors;
 
@@ -59,8 +59,8 @@ impl Default for DaConfig {
     }
 }
 
-/// `[da]` as written.
-#[derive(Deserialize)]
+/// `[da]` as written (the section's serde schema, both ways).
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawDa {
     batch_max_bytes: usize,
@@ -84,6 +84,34 @@ impl Default for RawDa {
             snapshot_interval_blobs: d.snapshot_interval_blobs,
             publish_grace_secs: d.publish_grace.as_secs(),
         }
+    }
+}
+
+super::serialize_as_raw!(DaConfig);
+
+impl DaConfig {
+    pub(super) fn to_raw(&self) -> Result<RawDa, String> {
+        let ms = self.batch_interval.as_millis();
+        if self.batch_interval.subsec_nanos() % 1_000_000 != 0 {
+            return Err(format!(
+                "da.batch_interval_ms: {:?} is not a whole number of milliseconds",
+                self.batch_interval
+            ));
+        }
+        let batch_interval_ms = u64::try_from(ms)
+            .map_err(|_| format!("da.batch_interval_ms: {ms} ms is out of range"))?;
+        Ok(RawDa {
+            batch_max_bytes: self.batch_max_bytes,
+            batch_max_events: self.batch_max_events,
+            batch_interval_ms,
+            sync_chunk_blobs: self.sync_chunk_blobs,
+            sync_request_timeout_secs: super::whole_secs(
+                "da.sync_request_timeout_secs",
+                self.sync_request_timeout,
+            )?,
+            snapshot_interval_blobs: self.snapshot_interval_blobs,
+            publish_grace_secs: super::whole_secs("da.publish_grace_secs", self.publish_grace)?,
+        })
     }
 }
 

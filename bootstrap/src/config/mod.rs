@@ -16,6 +16,11 @@
 //! Every section and every key is optional; missing ones take the defaults documented on
 //! [`NetworkConfig`], [`BootstrapConfig`], [`DaConfig`] and [`CommitteeConfig`]. Unknown keys and malformed values are refused
 //! with an error naming the key (see [`ConfigError`]).
+//!
+//! One serde schema describes the file both ways: it is read into it and validated
+//! ([`SeedsConfig::from_toml_str`]), and every config type serialises through it
+//! (`toml::to_string(&seeds_config)` writes a seeds.toml that reads back equal; a value the
+//! file cannot express, such as a sub-second `*_secs` duration, is a serialisation error).
 
 mod committee;
 mod da;
@@ -29,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dsdn_protocols::NetworkId;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use committee::{CommitteeConfig, DEFAULT_COMMITTEE_EPOCH, DEFAULT_COMMITTEE_THRESHOLD};
 pub use da::{DaConfig, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_SYNC_CHUNK};
@@ -44,7 +49,8 @@ pub const DNS_PORT: u16 = 53;
 /// Longest accepted duration setting (`*_secs` keys), in seconds: one week.
 pub const MAX_DURATION_SECS: u64 = 7 * 24 * 3600;
 
-/// The whole of seeds.toml.
+/// The whole of seeds.toml. Serialises to the seeds.toml text (`toml::to_string`); an
+/// unset `[committee]` section and an unset `network.da_authority` are left out.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SeedsConfig {
     /// `[network]`.
@@ -238,20 +244,23 @@ impl ConfigError {
     }
 }
 
-/// seeds.toml as written, before semantic validation.
-#[derive(Deserialize, Default)]
+/// seeds.toml as written, before semantic validation: the file's one serde schema, read
+/// by [`SeedsConfig::from_toml_str`] and written by `impl Serialize for SeedsConfig`.
+#[derive(Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 struct RawFile {
     network: RawNetwork,
     bootstrap: RawBootstrap,
     da: da::RawDa,
+    #[serde(skip_serializing_if = "committee::RawCommittee::is_default")]
     committee: committee::RawCommittee,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawNetwork {
     name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     da_authority: Option<String>,
 }
 
@@ -264,7 +273,7 @@ impl Default for RawNetwork {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawBootstrap {
     dns_seeds: Vec<String>,
@@ -312,6 +321,96 @@ impl Default for RawBootstrap {
             ban_duration_secs: d.ban_duration.as_secs(),
             service_record_ttl_secs: d.service_record_ttl.as_secs(),
         }
+    }
+}
+
+/// `impl Serialize` for a config type through its `to_raw` (the seeds.toml schema); a
+/// value the file cannot express is a serialisation error naming the key.
+macro_rules! serialize_as_raw {
+    ($($ty:ty),*) => {$(
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.to_raw().map_err(serde::ser::Error::custom)?.serialize(s)
+            }
+        }
+    )*};
+}
+pub(crate) use serialize_as_raw;
+
+serialize_as_raw!(SeedsConfig, NetworkConfig, BootstrapConfig);
+
+/// `duration` as whole seconds for the `*_secs` key `key`; an error when it has a fractional
+/// part (the file could not express it).
+pub(crate) fn whole_secs(key: &str, duration: Duration) -> Result<u64, String> {
+    if duration.subsec_nanos() != 0 {
+        return Err(format!(
+            "{key}: {duration:?} is not a whole number of seconds"
+        ));
+    }
+    Ok(duration.as_secs())
+}
+
+impl SeedsConfig {
+    fn to_raw(&self) -> Result<RawFile, String> {
+        Ok(RawFile {
+            network: self.network.to_raw()?,
+            bootstrap: self.bootstrap.to_raw()?,
+            da: self.da.to_raw()?,
+            committee: self.committee.to_raw()?,
+        })
+    }
+}
+
+impl NetworkConfig {
+    fn to_raw(&self) -> Result<RawNetwork, String> {
+        Ok(RawNetwork {
+            name: self.name.as_str().to_owned(),
+            da_authority: self.da_authority.map(hex::encode),
+        })
+    }
+
+    /// Parses a `da_authority` value: an Ed25519 public key written as 64 hex characters.
+    ///
+    /// # Errors
+    /// The message `network.da_authority` is reported with (not hex, or not 32 bytes).
+    pub fn parse_da_authority(hex_key: &str) -> Result<[u8; 32], String> {
+        parse_authority(hex_key)
+    }
+}
+
+impl BootstrapConfig {
+    fn to_raw(&self) -> Result<RawBootstrap, String> {
+        let secs = |key: &str, d: Duration| whole_secs(&format!("bootstrap.{key}"), d);
+        Ok(RawBootstrap {
+            dns_seeds: self.dns_seeds.iter().map(ToString::to_string).collect(),
+            static_peers: self.static_peers.iter().map(ToString::to_string).collect(),
+            peers_file: self.peers_file.clone(),
+            dns_servers: self.dns_servers.iter().map(ToString::to_string).collect(),
+            default_port: self.default_port,
+            max_outbound_connections: self.max_outbound_connections,
+            max_inbound_connections: self.max_inbound_connections,
+            dns_resolve_timeout_secs: secs("dns_resolve_timeout_secs", self.dns_resolve_timeout)?,
+            peer_connect_timeout_secs: secs(
+                "peer_connect_timeout_secs",
+                self.peer_connect_timeout,
+            )?,
+            pex_interval_secs: secs("pex_interval_secs", self.pex_interval)?,
+            retry_interval_secs: secs("retry_interval_secs", self.retry_interval)?,
+            min_peers: self.min_peers,
+            max_connections_per_peer: self.max_connections_per_peer,
+            inbound_per_ip_per_minute: self.inbound_per_ip_per_minute,
+            dns_refresh_interval_secs: secs(
+                "dns_refresh_interval_secs",
+                self.dns_refresh_interval,
+            )?,
+            feeler_interval_secs: secs("feeler_interval_secs", self.feeler_interval)?,
+            recovery_backoff_max_secs: secs(
+                "recovery_backoff_max_secs",
+                self.recovery_backoff_max,
+            )?,
+            ban_duration_secs: secs("ban_duration_secs", self.ban_duration)?,
+            service_record_ttl_secs: secs("service_record_ttl_secs", self.service_record_ttl)?,
+        })
     }
 }
 
