@@ -34,7 +34,7 @@
 //! yields each applied blob as a [`DaNotice`] (see [`light`]):
 //!
 //! ```no_run
-//! use dsdn_bootstrap::config::SeedsConfig;
+//! use dsdn_p2p::seeds::SeedsConfig;
 //! use dsdn_p2p::{LightClient, LightConfig};
 //!
 //! #[tokio::main]
@@ -65,6 +65,7 @@ pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod peer_manager;
+pub mod seeds;
 pub mod workload;
 
 pub use config::NodeConfig;

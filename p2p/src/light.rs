@@ -21,7 +21,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use dsdn_bootstrap::config::SeedsConfig;
+//! use dsdn_p2p::seeds::SeedsConfig;
 //! use dsdn_p2p::light::{LightClient, LightConfig};
 //!
 //! let seeds = SeedsConfig::load("seeds.toml")?;
@@ -36,7 +36,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dsdn_bootstrap::config::{BootstrapConfig, SeedsConfig};
+use dsdn_bootstrap::config::BootstrapConfig;
+
+use crate::seeds::SeedsConfig;
 use dsdn_protocols::NetworkId;
 use libp2p::identity::Keypair;
 use libp2p::PeerId;

@@ -16,12 +16,12 @@ use crate::{
 /// Short `[da]` timings for tests: seal every 20 ms, a backfill request unanswered for 2 s is
 /// moved to another peer, and the authority seals 1 s after start even if no peer told it
 /// the tip yet. Everything else is the daemon's default.
-pub fn fast_da() -> dsdn_bootstrap::config::DaConfig {
-    dsdn_bootstrap::config::DaConfig {
+pub fn fast_da() -> dsdn_p2p::da::DaConfig {
+    dsdn_p2p::da::DaConfig {
         batch_interval: Duration::from_millis(20),
         sync_request_timeout: Duration::from_secs(2),
         publish_grace: Duration::from_secs(1),
-        ..dsdn_bootstrap::config::DaConfig::default()
+        ..dsdn_p2p::da::DaConfig::default()
     }
 }
 

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::net::{POLL_INTERVAL, POLL_REQUEST_TIMEOUT};
-use dsdn_bootstrap::config::CommitteeConfig;
+use dsdn_p2p::committee::CommitteeConfig;
 
 use super::{LocalNet, LocalNetError, NodeMode};
 use crate::api::CommitteeStatusResponse;
@@ -191,8 +191,7 @@ mod tests {
         assert_eq!(members, ids);
         assert_eq!(net.config().seeds.network.da_authority, None);
         // The daemon parses the written [committee] section.
-        let written =
-            dsdn_bootstrap::config::SeedsConfig::load(net.config_path()).expect("seeds.toml");
+        let written = dsdn_p2p::seeds::SeedsConfig::load(net.config_path()).expect("seeds.toml");
         assert_eq!(written.committee.members.len(), 3);
         assert_eq!(written.committee.threshold, 2);
 

@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dsdn_bootstrap::config::{
-    CommitteeConfig, DaConfig, DnsSeed, NetworkConfig, SeedsConfig, StaticPeer,
-};
+use dsdn_bootstrap::config::{DnsSeed, NetworkConfig, StaticPeer};
+use dsdn_p2p::committee::CommitteeConfig;
+use dsdn_p2p::da::DaConfig;
+use dsdn_p2p::seeds::SeedsConfig;
 use dsdn_protocols::NetworkId;
 use libp2p::PeerId;
 
@@ -317,7 +318,7 @@ mod tests {
             .with_ban_duration(14)
             .fast();
         let text = spec.to_toml().expect("toml");
-        let cfg = dsdn_bootstrap::config::SeedsConfig::from_toml_str(&text)
+        let cfg = dsdn_p2p::seeds::SeedsConfig::from_toml_str(&text)
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         let b = cfg.bootstrap;
         assert_eq!(b.dns_seeds.len(), 3);
@@ -343,14 +344,10 @@ mod tests {
     #[test]
     fn defaults_match_the_daemon_defaults() {
         let text = ConfigSpec::default().to_toml().expect("toml");
-        let parsed = dsdn_bootstrap::config::SeedsConfig::from_toml_str(&text).expect("parses");
+        let parsed = dsdn_p2p::seeds::SeedsConfig::from_toml_str(&text).expect("parses");
         let d = dsdn_bootstrap::config::BootstrapConfig::default();
         assert_eq!(parsed.bootstrap, d, "{text}");
-        assert_eq!(
-            parsed.da,
-            dsdn_bootstrap::config::DaConfig::default(),
-            "{text}"
-        );
+        assert_eq!(parsed.da, DaConfig::default(), "{text}");
         let fast = ConfigSpec::default()
             .with_da(DaConfig {
                 batch_interval: Duration::from_millis(7),
@@ -359,7 +356,7 @@ mod tests {
             })
             .to_toml()
             .expect("toml");
-        let parsed = dsdn_bootstrap::config::SeedsConfig::from_toml_str(&fast).expect("parses");
+        let parsed = dsdn_p2p::seeds::SeedsConfig::from_toml_str(&fast).expect("parses");
         assert_eq!(parsed.da.batch_interval.as_millis(), 7);
         assert_eq!(parsed.da.sync_request_timeout.as_secs(), 2);
     }
@@ -385,7 +382,7 @@ mod tests {
             .with_committee(ids.clone(), 2, 4)
             .to_toml()
             .expect("toml");
-        let cfg = dsdn_bootstrap::config::SeedsConfig::from_toml_str(&text)
+        let cfg = dsdn_p2p::seeds::SeedsConfig::from_toml_str(&text)
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         let members: Vec<String> = cfg
             .committee

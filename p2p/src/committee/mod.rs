@@ -31,12 +31,14 @@ use std::time::Duration;
 use dsdn_protocols::committee::{MemberId, Slot};
 use libp2p::PeerId;
 
+pub mod config;
 mod dkg;
 pub mod files;
 mod metrics;
 mod service;
 mod signing;
 
+pub use config::{CommitteeConfig, DEFAULT_COMMITTEE_EPOCH, DEFAULT_COMMITTEE_THRESHOLD};
 pub use metrics::CommitteeMetrics;
 pub(crate) use service::CommitteeService;
 pub use service::CommitteeStartError;

@@ -45,12 +45,14 @@ use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
 
+pub mod config;
 mod register;
 mod service;
 pub mod store;
 mod sync_tag;
 mod writer;
 
+pub use config::{DaConfig, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_SYNC_CHUNK};
 pub(crate) use register::Registrar;
 pub use register::RegistrationView;
 pub(crate) use service::{DaAction, DaService, DaServiceConfig};

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dsdn_bootstrap::config::DaConfig;
 use dsdn_protocols::da::batch::{BatchConfig, Batcher};
 use dsdn_protocols::da::register::{RegisterRequest, RegisterResponse};
 use dsdn_protocols::da::sync::{
@@ -25,6 +24,7 @@ use libp2p::PeerId;
 use serde::Serialize;
 use tokio::sync::{oneshot, watch};
 
+use super::config::DaConfig;
 use super::store::{self, DaStore, DA_LOG_FILE, DA_STATE_FILE};
 use super::writer::{LogWriter, WriterMetrics};
 use super::{hex32, DaNotice, PublishError, SubmitError, MAX_QUEUED_EVENTS};

@@ -36,7 +36,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use dsdn_bootstrap::config::DaConfig;
 use dsdn_daemon::client::ApiClient;
 use dsdn_daemon::cookie::cookie_path;
 use dsdn_daemon::localnet::NodeMode;
@@ -44,6 +43,7 @@ use dsdn_integration_tests::roles::Launch;
 use dsdn_integration_tests::{
     chunk_events, da_publish_all, da_tip, fmt_ms, ip, percentile, wait_da_equal, TestNet, WAIT,
 };
+use dsdn_p2p::da::DaConfig;
 use dsdn_protocols::da::{Bytes32, Bytes64, DaBlob, DA_BLOB_VERSION};
 
 /// Convergence timeout.

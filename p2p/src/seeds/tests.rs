@@ -1,3 +1,10 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dsdn_bootstrap::config::{DnsSeed, MAX_DURATION_SECS};
+use dsdn_bootstrap::StaticPeer;
+use dsdn_protocols::NetworkId;
+
 use super::*;
 
 fn err(text: &str) -> ConfigError {
@@ -477,9 +484,9 @@ fn shipped_seeds_toml_reserialises_to_an_equal_value() {
 
 #[test]
 fn every_field_round_trips() {
-    let members: Vec<libp2p_identity::PeerId> = (0..3)
+    let members: Vec<libp2p::identity::PeerId> = (0..3)
         .map(|i| {
-            libp2p_identity::Keypair::ed25519_from_bytes([i + 1; 32])
+            libp2p::identity::Keypair::ed25519_from_bytes([i + 1; 32])
                 .unwrap()
                 .public()
                 .to_peer_id()
