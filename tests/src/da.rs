@@ -40,11 +40,11 @@ pub struct DaTip {
 
 impl DaTip {
     /// The tip of a `GET /v1/da/state` answer.
-    pub fn of(st: &dsdn_daemon::api::DaStateResponse) -> DaTip {
+    pub fn of(st: &dsdn_daemon::api::DaStateView) -> DaTip {
         DaTip {
             height: st.height,
-            tip_hash: st.tip_hash.clone(),
-            state_root: st.state_root.clone(),
+            tip_hash: hex::encode(st.tip_hash),
+            state_root: hex::encode(st.state_root),
             events: st.events,
         }
     }

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use dsdn_daemon::api::DaStateResponse;
+use dsdn_daemon::api::DaStateView;
 use dsdn_daemon::client::ClientError;
 use dsdn_daemon::localnet::NodeMode;
 use dsdn_integration_tests::{
@@ -19,7 +19,7 @@ use dsdn_protocols::da::{DaBlob, DaEvent};
 const T: Duration = Duration::from_secs(30);
 
 /// The DA state of node `name`, with its name in the error.
-async fn state(net: &TestNet, name: &str) -> anyhow::Result<DaStateResponse> {
+async fn state(net: &TestNet, name: &str) -> anyhow::Result<DaStateView> {
     net.node(name)
         .client()
         .da_state()

@@ -238,8 +238,7 @@ async fn seed_pex_da_restart_isolation() -> anyhow::Result<()> {
     // A blob forged with another key, handed to every storage node directly, is refused
     // with a clear error and counted; the log and state do not change.
     let forger = ed25519_dalek::SigningKey::from_bytes(&[0x66; 32]);
-    let mut tip = [0u8; 32];
-    hex::decode_to_slice(&coord.tip_hash, &mut tip)?;
+    let tip = coord.tip_hash;
     let forged = dsdn_protocols::da::DaBlob::sign(
         &forger,
         &dsdn_protocols::NetworkId::new("devnet")?,

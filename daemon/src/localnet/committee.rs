@@ -280,7 +280,7 @@ mod tests {
             .wait_da_converged(tip.events, Duration::from_secs(30))
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", net.log_tails(20)));
-        assert_eq!(root, tip.state_root);
+        assert_eq!(root, hex::encode(tip.state_root));
         let stopped = net.stop_all().await.expect("stop");
         assert!(stopped.iter().all(|(_, clean)| *clean), "{stopped:?}");
     }

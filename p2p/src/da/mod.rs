@@ -102,6 +102,16 @@ pub(crate) fn hex32<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::E
     s.serialize_str(&hex::encode(bytes))
 }
 
+/// Reads what [`hex32`] writes: 64 hex characters.
+pub(crate) fn from_hex32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(&text, &mut out).map_err(|e| {
+        serde::de::Error::custom(format!("expected 64 hex characters, got {text:?}: {e}"))
+    })?;
+    Ok(out)
+}
+
 /// Refused [`crate::NodeHandle::subscribe_da`]: [`MAX_DA_SUBSCRIBERS`] are subscribed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("too many DA subscribers (max {MAX_DA_SUBSCRIBERS})")]

@@ -377,7 +377,7 @@ async fn collect_rows(net: &LocalNet) -> Vec<NodeRow> {
                     .da_state()
                     .await
                     .ok()
-                    .map(|s| (s.events, s.state_root))
+                    .map(|s| (s.events, hex::encode(s.state_root)))
             } else {
                 None
             };
