@@ -154,7 +154,7 @@ async fn seed_pex_da_restart_isolation() -> anyhow::Result<()> {
         coord.ignored_events, 0,
         "every sample event changes the state"
     );
-    let (root, total) = (coord.state_root.clone(), coord.events);
+    let (root, total) = (coord.state_root, coord.events);
     for n in &storage {
         eventually(T, "events on every storage node", || async {
             let st = n.client().da_state().await.ok()?;

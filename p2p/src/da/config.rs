@@ -91,7 +91,7 @@ dsdn_bootstrap::serialize_as_raw!(DaConfig);
 impl DaConfig {
     pub(crate) fn to_raw(&self) -> Result<RawDa, String> {
         let ms = self.batch_interval.as_millis();
-        if self.batch_interval.subsec_nanos() % 1_000_000 != 0 {
+        if !self.batch_interval.subsec_nanos().is_multiple_of(1_000_000) {
             return Err(format!(
                 "da.batch_interval_ms: {:?} is not a whole number of milliseconds",
                 self.batch_interval
