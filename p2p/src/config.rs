@@ -70,7 +70,7 @@ pub struct NodeConfig {
 }
 
 /// File name of peers.dat in the data directory.
-pub const PEERS_FILE: &str = "peers.dat";
+pub(crate) const PEERS_FILE: &str = "peers.dat";
 
 impl NodeConfig {
     /// A full node of `network` with identity `keypair`, keeping its files in `data_dir`

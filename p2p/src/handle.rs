@@ -23,7 +23,7 @@ use dsdn_protocols::receipt::{ReceiptError, ThresholdReceipt};
 use dsdn_protocols::workload::WorkloadSubmission;
 
 /// Capacity of the command channel.
-pub const COMMAND_QUEUE: usize = 64;
+pub(crate) const COMMAND_QUEUE: usize = 64;
 
 /// A node's status.
 #[derive(Debug, Clone)]

@@ -52,6 +52,7 @@
 //! }
 //! ```
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 pub mod behaviour;
 pub mod codec;

@@ -52,11 +52,11 @@ use crate::metrics::Metrics;
 use crate::node::{Node, StartError};
 
 /// File name of the light client's peer cache inside its data directory.
-pub const LIGHT_PEERS_FILE: &str = "peers.dat";
+pub(crate) const LIGHT_PEERS_FILE: &str = "peers.dat";
 
 /// File name of the operator additions (`NodeHandle::add_peer`, `add_seed`) inside the
 /// light client's data directory.
-pub const LIGHT_ADDED_FILE: &str = "added-peers.toml";
+pub(crate) const LIGHT_ADDED_FILE: &str = "added-peers.toml";
 
 /// How long [`LightClient::shutdown`] waits for the event loop to save its anchors.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

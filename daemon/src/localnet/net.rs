@@ -18,7 +18,7 @@ use super::{
 const SEED_SERVER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 
 /// `inbound_per_ip_per_minute` of a local network (see [`LocalNet`]'s configuration).
-pub const LOOPBACK_INBOUND_PER_IP: u32 = 1000;
+pub(crate) const LOOPBACK_INBOUND_PER_IP: u32 = 1000;
 
 /// IP of the first node; the others follow (`127.0.0.3`, `127.0.0.4`, …).
 const FIRST_NODE_IP: u8 = 2;

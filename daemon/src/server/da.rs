@@ -16,13 +16,13 @@ use super::{error, stopped, ApiState};
 use crate::api::{BlobInfo, PublishResponse, SubmitResponse};
 
 /// Default wait of `GET /v1/da/state?wait_height=H`, in milliseconds.
-pub const DEFAULT_WAIT_MS: u64 = 30_000;
+pub(crate) const DEFAULT_WAIT_MS: u64 = 30_000;
 
 /// Longest wait of `GET /v1/da/state?wait_height=H`, in milliseconds.
-pub const MAX_WAIT_MS: u64 = 60_000;
+pub(crate) const MAX_WAIT_MS: u64 = 60_000;
 
 /// Most blobs `GET /v1/da/blobs` returns.
-pub const MAX_BLOBS_PER_REQUEST: u32 = 64;
+pub(crate) const MAX_BLOBS_PER_REQUEST: u32 = 64;
 
 pub(super) async fn publish(State(s): State<ApiState>, body: axum::body::Bytes) -> Response {
     let events: Vec<DaEvent> = match serde_json::from_slice(&body) {

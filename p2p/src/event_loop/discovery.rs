@@ -41,7 +41,7 @@ const MAX_DIALS_PER_ANSWER: usize = 4;
 
 /// The Kademlia key under which providers of `service` on `network` are recorded:
 /// `/dsdn/<network>/service/<type>`.
-pub fn service_key(network: &NetworkId, service: ServiceType) -> RecordKey {
+pub(crate) fn service_key(network: &NetworkId, service: ServiceType) -> RecordKey {
     RecordKey::new(&format!("/dsdn/{network}/service/{}", service.as_str()))
 }
 

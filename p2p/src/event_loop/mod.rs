@@ -29,7 +29,6 @@ mod discovery;
 mod workload;
 
 pub(crate) use committee::CommitteeLoop;
-pub use discovery::service_key;
 pub(crate) use workload::WorkloadLoop;
 
 /// Netgroups exported one by one in `bootstrap_peers_dat_entries_by_netgroup`.
