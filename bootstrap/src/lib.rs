@@ -2,7 +2,9 @@
 //! small authoritative seed DNS server, the operator's run-time additions, and the pure state
 //! machines deciding when to bootstrap, recover from a partition and refresh peers.
 //!
-//! - [`config`]: seeds.toml ([`SeedsConfig`]), DNS seeds and static peers (28.1.A §1–§3).
+//! - [`config`]: the `[network]` and `[bootstrap]` sections of seeds.toml ([`NetworkConfig`],
+//!   [`BootstrapConfig`]), DNS seeds and static peers (28.1.A §1–§3); the whole file is
+//!   `dsdn_p2p::seeds::SeedsConfig`.
 //! - [`resolver`]: [`SeedResolver`], an async, timeout-bounded A/AAAA resolver for DNS seeds
 //!   (28.1.A deliverable 3, 28.1.B §1).
 //! - `seed_server` (cargo feature `seed-server`, off by default): `SeedServer`, an
@@ -30,8 +32,7 @@ pub mod seed_server;
 
 pub use added::{AddedError, AddedKind, AddedSources, ADDED_FILE, MAX_ADDED};
 pub use config::{
-    socket_dial_addrs, BootstrapConfig, CommitteeConfig, ConfigError, DnsSeed, KeyError,
-    NetworkConfig, SeedsConfig, StaticPeer,
+    socket_dial_addrs, BootstrapConfig, ConfigError, DnsSeed, KeyError, NetworkConfig, StaticPeer,
 };
 pub use fallback::{Action, FallbackChain, FallbackConfig, Stage};
 pub use recovery::{PartitionRecovery, RecoveryConfig, RecoveryEvent};

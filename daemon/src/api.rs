@@ -13,14 +13,14 @@
 //! | GET    | `/v1/peers[?type=SERVICE]` | → `Vec<`[`PeerInfo`]`>` (every known peer: peers.dat ∪ connected; only those offering `SERVICE` when given) |
 //! | POST   | `/v1/peers`                | [`AddPeerRequest`] → [`AddedResponse`]; 409 when configured already |
 //! | POST   | `/v1/seeds`                | [`AddSeedRequest`] → [`AddedResponse`]; 409 when configured already |
-//! | GET    | `/v1/peers/stats`          | → [`PeerStatsResponse`] |
+//! | GET    | `/v1/peers/stats`          | → [`PeerStatsView`] |
 //! | POST   | `/v1/peers/reset`          | → [`ResetResponse`] |
 //! | POST   | `/v1/peers/{peer_id}/ban`  | [`BanRequest`] (body optional) → [`BanResponse`] |
 //! | DELETE | `/v1/peers/{peer_id}/ban`  | → [`UnbanResponse`] |
 //! | POST   | `/v1/da/events`            | `Vec<DaEvent>` (JSON form of `dsdn_protocols::da::DaEvent`) → [`PublishResponse`] once every event is sealed in a blob; DA authority only (403 otherwise, 400 for an invalid event, 503 when the queue is full) |
 //! | POST   | `/v1/da/blobs`             | one CBOR-encoded `DaBlob` (signed elsewhere, e.g. by the committee) → [`SubmitResponse`]; 400 when it does not verify, 409 when it breaks the chain |
 //! | GET    | `/v1/da/blobs?from=H[&count=N]` | → `Vec<`[`BlobInfo`]`>`: up to N (default and max 64) blobs from height H, verified |
-//! | GET    | `/v1/da/state[?wait_height=H[&timeout_ms=T]]` | → [`DaStateResponse`]; with `wait_height`, answered once the log reaches H or after T ms (default 30,000, max 60,000) |
+//! | GET    | `/v1/da/state[?wait_height=H[&timeout_ms=T]]` | → [`DaStateView`]; with `wait_height`, answered once the log reaches H or after T ms (default 30,000, max 60,000) |
 //! | POST   | `/v1/committee/dkg`        | → [`CommitteeStatusResponse`] once this member adopted the group key (the FROST DKG of the configured committee over the network); 403 on a non-member, 409 when a key share for the epoch exists, 502 when the ceremony failed (the message names the members) |
 //! | GET    | `/v1/committee/status`     | → [`CommitteeStatusResponse`]; 404 on a non-member |
 //! | POST   | `/v1/workloads`            | one CBOR-encoded, submitter-signed `WorkloadSubmission` (at most 5 MiB) → [`WorkloadResponse`] once a storage node executed it and the committee signed the receipt; 400 invalid submission, 403 not a committee member with a key share, 503 no storage node or busy, 502 every node failed or the committee did not sign (the message names who and why) |
@@ -33,8 +33,6 @@
 //! a malformed body, service name or peer id, 401 for a missing or wrong token, 409 for an
 //! addition that is configured already (or a full list of additions), 503 while the node
 //! shuts down.
-
-use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -141,57 +139,9 @@ pub struct AddedResponse {
     pub added: String,
 }
 
-/// `GET /v1/peers/stats`: address-book health and connection mix (28.1.C §7
-/// `peers stats`). Maps are sorted by key.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PeerStatsResponse {
-    /// Entries in peers.dat.
-    pub entries: usize,
-    /// Entries by source (`dns_seed`, `static_config`, `peer_exchange`, `inbound`).
-    pub by_source: BTreeMap<String, usize>,
-    /// Entries offering each service type (an entry may count under several).
-    pub by_service: BTreeMap<String, usize>,
-    /// Entries by the netgroup of their first address.
-    pub by_netgroup: BTreeMap<String, usize>,
-    /// Entries successfully contacted at least once.
-    pub tried: usize,
-    /// Entries with 10 or more consecutive failures.
-    pub suspicious: usize,
-    /// Entries banned now.
-    pub banned: usize,
-    /// Sum of successful handshakes over all entries.
-    pub success_count: u64,
-    /// Sum of failed attempts over all entries.
-    pub failure_count: u64,
-    /// `success_count / (success_count + failure_count)`, in `[0, 1]`; `null` before any
-    /// attempt.
-    pub success_rate: Option<f64>,
-    /// Verified connected peers.
-    pub connected: usize,
-    /// Of which we dialled.
-    pub outbound: usize,
-    /// Of which dialled us.
-    pub inbound: usize,
-    /// Connected peers offering each service type.
-    pub connected_by_service: BTreeMap<String, usize>,
-    /// Connected peers by the source we learned them from.
-    pub connected_by_source: BTreeMap<String, usize>,
-    /// Every connected peer came from one source (the 28.1.C §6 eclipse warning).
-    pub single_source: bool,
-    /// Connected peers are below `min_peers` (28.1.C §4 partition recovery is running).
-    pub partitioned: bool,
-    /// Static peers in use: seeds.toml's plus those added with `POST /v1/peers`.
-    pub static_peers: Vec<String>,
-    /// DNS seeds in use: seeds.toml's plus those added with `POST /v1/seeds`.
-    pub dns_seeds: Vec<String>,
-}
-
-/// `successes / (successes + failures)`; `None` when both are zero.
-pub fn success_rate(successes: u64, failures: u64) -> Option<f64> {
-    // u64 → f64 loses precision only beyond 2^53 attempts; the sum cannot overflow in f64.
-    let total = successes as f64 + failures as f64;
-    (total > 0.0).then(|| successes as f64 / total)
-}
+/// `GET /v1/peers/stats`: address-book health and connection mix (28.1.C §7 `peers
+/// stats`), the p2p handle's own type; [`success_rate`] computes its `success_rate`.
+pub use dsdn_p2p::handle::{success_rate, PeerStatsView};
 
 /// Answer to `POST /v1/peers/reset` (peers.dat cleared, connections dropped, bootstrap
 /// started again from the seeds).
@@ -272,49 +222,9 @@ pub struct BlobInfo {
     pub signature: String,
 }
 
-/// `GET /v1/da/state`: the node's DA log and the 14A §2 state replayed from it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DaStateResponse {
-    /// Height of the last applied blob (0: empty log).
-    pub height: u64,
-    /// Its hash (64 hex; zeros for an empty log).
-    pub tip_hash: String,
-    /// Events in the applied blobs.
-    pub events: u64,
-    /// Of which changed nothing under the 14A §2 rules (e.g. a replica of an unknown
-    /// chunk, a delete with a bad owner signature).
-    pub ignored_events: u64,
-    /// The deterministic root of the 14A §2 state (64 hex): equal on every node at the same
-    /// height.
-    pub state_root: String,
-    /// Registered storage nodes (`node_registry`).
-    pub nodes: usize,
-    /// Declared chunks (`chunk_map`).
-    pub chunks: usize,
-    /// Replicas over all chunks (`replica_map`).
-    pub replicas: usize,
-    /// Zones with at least one node (`zone_map`).
-    pub zones: usize,
-    /// Threshold receipts recorded in the log (Tahap 14C); absent from older daemons.
-    #[serde(default)]
-    pub receipts: usize,
-    /// Verified blobs held until the gap before them fills.
-    pub pending: usize,
-    /// The highest log tip any peer reported (the backfill target).
-    pub target_height: u64,
-    /// Blobs rejected since start (bad signature, broken chain, malformed, …).
-    pub rejected: u64,
-    /// True when no peer reported a higher tip and nothing is held.
-    pub synced: bool,
-    /// True when this node is the DA authority (it seals blobs).
-    pub is_authority: bool,
-    /// Events waiting to be sealed (DA authority only).
-    pub queued_events: usize,
-    /// Height up to which the log is durable on disk; blobs above it are applied and
-    /// served but still being written (issue 11). Absent from older daemons (read as 0).
-    #[serde(default)]
-    pub durable_height: u64,
-}
+/// `GET /v1/da/state`: the node's DA log and the 14A §2 state replayed from it, the p2p
+/// handle's own type (hashes as 64 hex in JSON).
+pub use dsdn_p2p::da::DaStateView;
 
 /// `GET /v1/committee/status` and `POST /v1/committee/dkg`: the coordinator committee as
 /// this member sees it (Tahap 14A.2B.1).

@@ -26,8 +26,8 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     AddPeerRequest, AddSeedRequest, AddedResponse, ApiError, BanRequest, BanResponse, BlobInfo,
-    CommitteeStatusResponse, DaStateResponse, PeerInfo, PeerStatsResponse, PublishResponse,
-    ResetResponse, StatusResponse, SubmitResponse, UnbanResponse,
+    CommitteeStatusResponse, DaStateView, PeerInfo, PeerStatsView, PublishResponse, ResetResponse,
+    StatusResponse, SubmitResponse, UnbanResponse,
 };
 use crate::cookie::read_cookie;
 
@@ -243,7 +243,7 @@ impl ApiClient {
     ///
     /// # Errors
     /// Any [`ClientError`].
-    pub async fn peer_stats(&self) -> Result<PeerStatsResponse, ClientError> {
+    pub async fn peer_stats(&self) -> Result<PeerStatsView, ClientError> {
         self.get_json("/v1/peers/stats").await
     }
 
@@ -297,7 +297,7 @@ impl ApiClient {
     ///
     /// # Errors
     /// Any [`ClientError`].
-    pub async fn da_state(&self) -> Result<DaStateResponse, ClientError> {
+    pub async fn da_state(&self) -> Result<DaStateView, ClientError> {
         self.get_json("/v1/da/state").await
     }
 
@@ -311,7 +311,7 @@ impl ApiClient {
         &self,
         height: u64,
         timeout: Duration,
-    ) -> Result<DaStateResponse, ClientError> {
+    ) -> Result<DaStateView, ClientError> {
         let path = format!(
             "/v1/da/state?wait_height={height}&timeout_ms={}",
             timeout.as_millis()

@@ -18,7 +18,7 @@ use rand::TryRng;
 use subtle::ConstantTimeEq;
 
 /// File name of the cookie inside the data directory.
-pub const COOKIE_FILE: &str = ".cookie";
+pub(crate) const COOKIE_FILE: &str = ".cookie";
 
 /// Random bytes in a token (its hex form is twice as long).
 pub const TOKEN_BYTES: usize = 32;
@@ -32,7 +32,7 @@ pub fn cookie_path(data_dir: &Path) -> PathBuf {
 ///
 /// # Errors
 /// When the operating system's random source fails.
-pub fn generate_token() -> io::Result<String> {
+pub(crate) fn generate_token() -> io::Result<String> {
     let mut bytes = [0u8; TOKEN_BYTES];
     rand::rngs::SysRng
         .try_fill_bytes(&mut bytes)
@@ -102,13 +102,13 @@ pub fn remove_cookie(data_dir: &Path) -> io::Result<()> {
 
 /// Compares a presented token with the expected one in time independent of where they
 /// differ (the length may leak; the token's length is public anyway).
-pub fn token_matches(presented: &str, expected: &str) -> bool {
+pub(crate) fn token_matches(presented: &str, expected: &str) -> bool {
     bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
 }
 
 /// The token of an `Authorization: Bearer <token>` header value (scheme matched without
 /// regard to case, as RFC 9110 says); `None` for any other scheme or an empty token.
-pub fn bearer_token(header: &str) -> Option<&str> {
+pub(crate) fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;

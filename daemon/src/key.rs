@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use libp2p::identity::{ed25519, Keypair};
 
 /// File name of the node key inside the data directory.
-pub const KEY_FILE: &str = "node.key";
+pub(crate) const KEY_FILE: &str = "node.key";
 
 /// Why the node key could not be loaded or created.
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,7 @@
 //! local networks of real `dsdnd` processes ([`localnet`]), and the WASM workload runtime
 //! ([`workload`]).
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 pub mod api;
 pub mod client;

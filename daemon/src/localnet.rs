@@ -33,8 +33,8 @@ mod net;
 mod node;
 mod wait;
 
-pub use config::{CommitteeSpec, ConfigSpec, DaSpec};
-pub use events::{sample_da_events, sample_da_events_for};
+pub use config::ConfigSpec;
+pub use events::sample_da_events;
 pub use net::{LocalNet, LocalNetSpec};
 pub use node::{Node, NodeMode, NodeSpec, STOP_GRACE};
 pub use wait::{MeshReport, NodeMesh};
@@ -46,7 +46,7 @@ use crate::client::ClientError;
 pub const DSDND_BIN_ENV: &str = "DSDND_BIN";
 
 /// Lines of a node's log quoted in error messages.
-pub const LOG_TAIL_LINES: usize = 30;
+pub(crate) const LOG_TAIL_LINES: usize = 30;
 
 /// Why a local network operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -287,7 +287,10 @@ pub fn init_node(data_dir: &Path) -> Result<(String, String), LocalNetError> {
 ///
 /// # Errors
 /// [`LocalNetError::Init`] when the command fails or its output is not the expected JSON.
-pub fn init_node_with(dsdnd: &Path, data_dir: &Path) -> Result<(String, String), LocalNetError> {
+pub(crate) fn init_node_with(
+    dsdnd: &Path,
+    data_dir: &Path,
+) -> Result<(String, String), LocalNetError> {
     let init_err = |message: String| LocalNetError::Init {
         dir: data_dir.to_path_buf(),
         message,

@@ -4,16 +4,17 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use dsdn_bootstrap::added::ADDED_FILE;
-use dsdn_bootstrap::config::{BootstrapConfig, DaConfig};
+use dsdn_bootstrap::config::BootstrapConfig;
 use dsdn_protocols::da::register::RegisterRequest;
 use dsdn_protocols::{NetworkId, ServiceSet, ServiceType};
 use libp2p::identity::Keypair;
 
 use crate::committee::CommitteeNodeConfig;
+use crate::da::DaConfig;
 
 /// Everything [`crate::Node::start`] needs.
 ///
-/// The daemon builds it from seeds.toml (`dsdn_bootstrap::config::SeedsConfig`), the
+/// The daemon builds it from seeds.toml ([`crate::seeds::SeedsConfig`]), the
 /// command line and the node key in the data directory. Start from [`NodeConfig::new`] and
 /// set what differs, `NodeConfig { services, listen, ..NodeConfig::new(key, network, dir) }`,
 /// so that a new field with a default touches this file only.
@@ -69,7 +70,7 @@ pub struct NodeConfig {
 }
 
 /// File name of peers.dat in the data directory.
-pub const PEERS_FILE: &str = "peers.dat";
+pub(crate) const PEERS_FILE: &str = "peers.dat";
 
 impl NodeConfig {
     /// A full node of `network` with identity `keypair`, keeping its files in `data_dir`

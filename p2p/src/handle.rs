@@ -11,6 +11,7 @@ use dsdn_protocols::committee::Slot;
 use dsdn_protocols::da::{DaBlob, DaEvent};
 use dsdn_protocols::{PeerSource, ServiceSet};
 use libp2p::{Multiaddr, PeerId};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::committee::{CommitteeStatus, DkgRunError, GroupSignature, ThresholdSignError};
@@ -22,7 +23,7 @@ use dsdn_protocols::receipt::{ReceiptError, ThresholdReceipt};
 use dsdn_protocols::workload::WorkloadSubmission;
 
 /// Capacity of the command channel.
-pub const COMMAND_QUEUE: usize = 64;
+pub(crate) const COMMAND_QUEUE: usize = 64;
 
 /// A node's status.
 #[derive(Debug, Clone)]
@@ -80,8 +81,10 @@ pub struct PeerView {
     pub banned_until: Option<u64>,
 }
 
-/// Address-book health and connection mix, for `dsdn-agent peers stats` (28.1.C §7).
-#[derive(Debug, Clone, Default)]
+/// Address-book health and connection mix (28.1.C §7): the answer of
+/// [`NodeHandle::peer_stats`], and as is the JSON of `GET /v1/peers/stats` read by
+/// `dsdn-agent peers stats`. Maps are sorted by key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PeerStatsView {
     /// Entries in peers.dat.
     pub entries: usize,
@@ -101,6 +104,9 @@ pub struct PeerStatsView {
     pub success_count: u64,
     /// Sum of failed attempts over all entries.
     pub failure_count: u64,
+    /// `success_count / (success_count + failure_count)`, in `[0, 1]`; `None` (JSON `null`)
+    /// before any attempt. See [`PeerStatsView::with_success_rate`].
+    pub success_rate: Option<f64>,
     /// Verified connected peers.
     pub connected: usize,
     /// Of which we dialled.
@@ -119,6 +125,21 @@ pub struct PeerStatsView {
     pub static_peers: Vec<String>,
     /// DNS seeds in use: seeds.toml's plus those added with `peers add-seed`.
     pub dns_seeds: Vec<String>,
+}
+
+impl PeerStatsView {
+    /// Sets `success_rate` from `success_count` and `failure_count` (see [`success_rate`]).
+    pub fn with_success_rate(mut self) -> Self {
+        self.success_rate = success_rate(self.success_count, self.failure_count);
+        self
+    }
+}
+
+/// `successes / (successes + failures)`; `None` when both are zero.
+pub fn success_rate(successes: u64, failures: u64) -> Option<f64> {
+    // u64 → f64 loses precision only beyond 2^53 attempts; the sum cannot overflow in f64.
+    let total = successes as f64 + failures as f64;
+    (total > 0.0).then(|| successes as f64 / total)
 }
 
 /// Why a peer-management command failed.
@@ -510,5 +531,59 @@ impl NodeHandle {
     /// [`Stopped`] when the event loop has ended.
     pub async fn receipt(&self, id: Bytes32) -> Result<Option<ThresholdReceipt>, Stopped> {
         self.ask(|tx| Command::Receipt(id, tx)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_rate() {
+        let v = PeerStatsView {
+            success_count: 3,
+            failure_count: 1,
+            ..PeerStatsView::default()
+        };
+        assert_eq!(v.with_success_rate().success_rate, Some(0.75));
+        assert_eq!(
+            PeerStatsView::default().with_success_rate().success_rate,
+            None
+        );
+    }
+
+    #[test]
+    fn da_state_json_has_hex_hashes_and_reads_back() {
+        let st = DaStateView {
+            height: 3,
+            tip_hash: [0xab; 32],
+            events: 4,
+            ignored_events: 0,
+            state_root: [0x01; 32],
+            nodes: 1,
+            chunks: 2,
+            replicas: 3,
+            zones: 1,
+            receipts: 5,
+            pending: 0,
+            target_height: 3,
+            rejected: 0,
+            synced: true,
+            is_authority: false,
+            queued_events: 0,
+            durable_height: 3,
+        };
+        let json = serde_json::to_value(&st).unwrap();
+        assert_eq!(json["tip_hash"], "ab".repeat(32));
+        assert_eq!(json["state_root"], "01".repeat(32));
+        let back: DaStateView = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, st);
+        // Older daemons send neither `receipts` nor `durable_height`: read as 0.
+        let mut old = json;
+        let obj = old.as_object_mut().unwrap();
+        obj.remove("receipts");
+        obj.remove("durable_height");
+        let back: DaStateView = serde_json::from_value(old).unwrap();
+        assert_eq!((back.receipts, back.durable_height), (0, 0));
     }
 }

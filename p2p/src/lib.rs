@@ -34,7 +34,7 @@
 //! yields each applied blob as a [`DaNotice`] (see [`light`]):
 //!
 //! ```no_run
-//! use dsdn_bootstrap::config::SeedsConfig;
+//! use dsdn_p2p::seeds::SeedsConfig;
 //! use dsdn_p2p::{LightClient, LightConfig};
 //!
 //! #[tokio::main]
@@ -52,6 +52,7 @@
 //! }
 //! ```
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 pub mod behaviour;
 pub mod codec;
@@ -65,6 +66,7 @@ pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod peer_manager;
+pub mod seeds;
 pub mod workload;
 
 pub use config::NodeConfig;

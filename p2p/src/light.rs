@@ -21,7 +21,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use dsdn_bootstrap::config::SeedsConfig;
+//! use dsdn_p2p::seeds::SeedsConfig;
 //! use dsdn_p2p::light::{LightClient, LightConfig};
 //!
 //! let seeds = SeedsConfig::load("seeds.toml")?;
@@ -36,7 +36,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dsdn_bootstrap::config::{BootstrapConfig, SeedsConfig};
+use dsdn_bootstrap::config::BootstrapConfig;
+
+use crate::seeds::SeedsConfig;
 use dsdn_protocols::NetworkId;
 use libp2p::identity::Keypair;
 use libp2p::PeerId;
@@ -50,11 +52,11 @@ use crate::metrics::Metrics;
 use crate::node::{Node, StartError};
 
 /// File name of the light client's peer cache inside its data directory.
-pub const LIGHT_PEERS_FILE: &str = "peers.dat";
+pub(crate) const LIGHT_PEERS_FILE: &str = "peers.dat";
 
 /// File name of the operator additions (`NodeHandle::add_peer`, `add_seed`) inside the
 /// light client's data directory.
-pub const LIGHT_ADDED_FILE: &str = "added-peers.toml";
+pub(crate) const LIGHT_ADDED_FILE: &str = "added-peers.toml";
 
 /// How long [`LightClient::shutdown`] waits for the event loop to save its anchors.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -33,7 +33,7 @@ fn start_node(dir: &std::path::Path, listen: SocketAddr) -> (NodeHandle, Node) {
         da_authority: None,
         services: ServiceSet::from_types([ServiceType::Storage]),
         subscribe_da: true,
-        da: dsdn_bootstrap::config::DaConfig::default(),
+        da: dsdn_p2p::da::DaConfig::default(),
         da_dir: None,
         registration: None,
         listen,

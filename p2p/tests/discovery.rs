@@ -48,7 +48,7 @@ fn start(
         da_authority: None,
         services: ServiceSet::from_types([service]),
         subscribe_da: false,
-        da: dsdn_bootstrap::config::DaConfig::default(),
+        da: dsdn_p2p::da::DaConfig::default(),
         da_dir: None,
         registration: None,
         listen,

@@ -58,7 +58,7 @@ fn start_node(
         services: ServiceSet::from_types([service]),
         // A dedicated bootstrap node carries no DA events (as dsdnd --mode bootstrap).
         subscribe_da: service != ServiceType::Bootstrap,
-        da: dsdn_bootstrap::config::DaConfig::default(),
+        da: dsdn_p2p::da::DaConfig::default(),
         da_dir: None,
         registration: None,
         listen,

@@ -16,12 +16,12 @@ use crate::{
 /// Short `[da]` timings for tests: seal every 20 ms, a backfill request unanswered for 2 s is
 /// moved to another peer, and the authority seals 1 s after start even if no peer told it
 /// the tip yet. Everything else is the daemon's default.
-pub fn fast_da() -> dsdn_daemon::localnet::DaSpec {
-    dsdn_daemon::localnet::DaSpec {
-        batch_interval_ms: 20,
-        sync_request_timeout_secs: 2,
-        publish_grace_secs: 1,
-        ..dsdn_daemon::localnet::DaSpec::default()
+pub fn fast_da() -> dsdn_p2p::da::DaConfig {
+    dsdn_p2p::da::DaConfig {
+        batch_interval: Duration::from_millis(20),
+        sync_request_timeout: Duration::from_secs(2),
+        publish_grace: Duration::from_secs(1),
+        ..dsdn_p2p::da::DaConfig::default()
     }
 }
 
@@ -40,11 +40,11 @@ pub struct DaTip {
 
 impl DaTip {
     /// The tip of a `GET /v1/da/state` answer.
-    pub fn of(st: &dsdn_daemon::api::DaStateResponse) -> DaTip {
+    pub fn of(st: &dsdn_daemon::api::DaStateView) -> DaTip {
         DaTip {
             height: st.height,
-            tip_hash: st.tip_hash.clone(),
-            state_root: st.state_root.clone(),
+            tip_hash: hex::encode(st.tip_hash),
+            state_root: hex::encode(st.state_root),
             events: st.events,
         }
     }
@@ -387,9 +387,7 @@ impl TestNet {
         storage: usize,
         cfg: &ConfigSpec,
     ) -> anyhow::Result<Vec<String>> {
-        let mut coordinator_cfg = cfg.clone();
-        let own = self.addr(first);
-        coordinator_cfg.static_peers.retain(|p| *p != own);
+        let coordinator_cfg = cfg.clone().without_static_peer(self.addr(first));
         self.spawn(
             "coordinator",
             NodeMode::Coordinator,

@@ -19,7 +19,7 @@ async fn s02_fresh_node_static_peers_only() -> anyhow::Result<()> {
     net.spawn("peer-b", NodeMode::Storage, 12, &standalone)
         .await?;
     let cfg = net.config().with_static_peers([net.addr(11), net.addr(12)]);
-    assert!(cfg.dns_seeds.is_empty());
+    assert!(cfg.seeds.bootstrap.dns_seeds.is_empty());
     net.spawn("fresh", NodeMode::Storage, 13, &cfg).await?;
     let fresh = net.node("fresh");
 

@@ -102,7 +102,7 @@ async fn late_joiner_bypasses_a_stalled_peer() -> anyhow::Result<()> {
     let mut net = TestNet::new("da-stalled-peer").await?;
     let mut cfg = net.da_config("coordinator", 80)?;
     // Many small blobs: the catch-up takes many requests.
-    cfg.da.batch_max_events = 8;
+    cfg.seeds.da.batch_max_events = 8;
     let names = net.start_da_net(80, 2, &cfg).await?;
     let ids = net.peer_ids(&names);
     da_publish_all(net.node("coordinator"), &chunk_events(&ids, 4000), 1000).await?;
@@ -120,12 +120,12 @@ async fn late_joiner_bypasses_a_stalled_peer() -> anyhow::Result<()> {
 
     let mut joiner_cfg = net
         .config()
-        .with_da_authority(cfg.da_authority.clone().unwrap_or_default())
-        .with_da(cfg.da.clone())
+        .with_da_authority(cfg.da_authority_hex().unwrap_or_default())
+        .with_da(cfg.seeds.da.clone())
         .with_static_peer(net.addr(81))
         .with_static_peer(net.addr(82));
     // Small chunks: many requests, some of them to the frozen peer.
-    joiner_cfg.da.sync_chunk_blobs = 1;
+    joiner_cfg.seeds.da.sync_chunk_blobs = 1;
     let started = Instant::now();
     net.spawn("joiner", NodeMode::Storage, 83, &joiner_cfg)
         .await?;
@@ -187,7 +187,7 @@ async fn backfill_is_paced_by_responses_not_by_the_1s_tick() -> anyhow::Result<(
     let mut net = TestNet::new("da-backfill-pace").await?;
     let mut cfg = net.da_config("coordinator", 90)?;
     // About 100 small blobs.
-    cfg.da.batch_max_events = 20;
+    cfg.seeds.da.batch_max_events = 20;
     let names = net.start_da_net(90, 2, &cfg).await?;
     let ids = net.peer_ids(&names);
     da_publish_all(net.node("coordinator"), &chunk_events(&ids, 2000), 1000).await?;
@@ -197,12 +197,12 @@ async fn backfill_is_paced_by_responses_not_by_the_1s_tick() -> anyhow::Result<(
 
     let mut joiner_cfg = net
         .config()
-        .with_da_authority(cfg.da_authority.clone().unwrap_or_default())
-        .with_da(cfg.da.clone())
+        .with_da_authority(cfg.da_authority_hex().unwrap_or_default())
+        .with_da(cfg.seeds.da.clone())
         .with_static_peer(net.addr(90))
         .with_static_peer(net.addr(91))
         .with_static_peer(net.addr(92));
-    joiner_cfg.da.sync_chunk_blobs = 2;
+    joiner_cfg.seeds.da.sync_chunk_blobs = 2;
     let started = Instant::now();
     net.spawn("joiner", NodeMode::Storage, 93, &joiner_cfg)
         .await?;

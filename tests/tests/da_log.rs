@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use dsdn_daemon::api::DaStateResponse;
+use dsdn_daemon::api::DaStateView;
 use dsdn_daemon::client::ClientError;
 use dsdn_daemon::localnet::NodeMode;
 use dsdn_integration_tests::{
@@ -19,7 +19,7 @@ use dsdn_protocols::da::{DaBlob, DaEvent};
 const T: Duration = Duration::from_secs(30);
 
 /// The DA state of node `name`, with its name in the error.
-async fn state(net: &TestNet, name: &str) -> anyhow::Result<DaStateResponse> {
+async fn state(net: &TestNet, name: &str) -> anyhow::Result<DaStateView> {
     net.node(name)
         .client()
         .da_state()
@@ -55,7 +55,7 @@ async fn coordinator_restart_keeps_identical_state() -> anyhow::Result<()> {
     let mut cfg = net.da_config("coordinator", 10)?;
     // A snapshot every 3 blobs: after SIGKILL the snapshot is behind the log and the tail
     // is replayed on top of it.
-    cfg.da.snapshot_interval_blobs = 3;
+    cfg.seeds.da.snapshot_interval_blobs = 3;
     let names = net.start_da_net(10, 2, &cfg).await?;
     let ids = net.peer_ids(&names);
     let events = chunk_events(&ids, 140);
@@ -155,7 +155,7 @@ async fn coordinator_restart_keeps_identical_state() -> anyhow::Result<()> {
 async fn storage_restart_keeps_identical_state_and_catches_up() -> anyhow::Result<()> {
     let mut net = TestNet::new("da-storage-restart").await?;
     let mut cfg = net.da_config("coordinator", 20)?;
-    cfg.da.snapshot_interval_blobs = 4;
+    cfg.seeds.da.snapshot_interval_blobs = 4;
     let names = net.start_da_net(20, 3, &cfg).await?;
     let ids = net.peer_ids(&names);
     let events = chunk_events(&ids, 180);
@@ -445,7 +445,7 @@ async fn storage_node_registers_with_zone_and_capacity() -> anyhow::Result<()> {
     let mut net = TestNet::new("da-register").await?;
     let cfg = net.da_config("coordinator", 40)?;
     let mut coordinator_cfg = cfg.clone();
-    coordinator_cfg.static_peers.clear();
+    coordinator_cfg.seeds.bootstrap.static_peers.clear();
     net.spawn("coordinator", NodeMode::Coordinator, 40, &coordinator_cfg)
         .await?;
     net.spawn_with_args(

@@ -40,7 +40,7 @@ async fn a_storage_node_killed_mid_stream_recovers_from_its_log_and_its_peers() 
     let mut net = TestNet::new("da-writer-kill").await?;
     let mut cfg = net.da_config("coordinator", 50)?;
     // Snapshots often, so that kills also land around snapshot writes.
-    cfg.da.snapshot_interval_blobs = 7;
+    cfg.seeds.da.snapshot_interval_blobs = 7;
     let names = net.start_da_net(50, 2, &cfg).await?;
     let ids = net.peer_ids(&names);
     let events = chunk_events(&ids, 400);

@@ -116,7 +116,11 @@ async fn light_client_watch_prints_da_events_in_order() -> anyhow::Result<()> {
     for batch in events.chunks(PER_ENVELOPE).take(ENVELOPES) {
         agent_da_publish(c, &net.dir().join("events"), batch).await?;
         let st = c.client().da_state().await?;
-        after.push((st.height, st.state_root, st.tip_hash));
+        after.push((
+            st.height,
+            hex::encode(st.state_root),
+            hex::encode(st.tip_hash),
+        ));
         record(b, strangers(b, &ours).await);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

@@ -154,7 +154,7 @@ async fn seed_pex_da_restart_isolation() -> anyhow::Result<()> {
         coord.ignored_events, 0,
         "every sample event changes the state"
     );
-    let (root, total) = (coord.state_root.clone(), coord.events);
+    let (root, total) = (coord.state_root, coord.events);
     for n in &storage {
         eventually(T, "events on every storage node", || async {
             let st = n.client().da_state().await.ok()?;
@@ -238,8 +238,7 @@ async fn seed_pex_da_restart_isolation() -> anyhow::Result<()> {
     // A blob forged with another key, handed to every storage node directly, is refused
     // with a clear error and counted; the log and state do not change.
     let forger = ed25519_dalek::SigningKey::from_bytes(&[0x66; 32]);
-    let mut tip = [0u8; 32];
-    hex::decode_to_slice(&coord.tip_hash, &mut tip)?;
+    let tip = coord.tip_hash;
     let forged = dsdn_protocols::da::DaBlob::sign(
         &forger,
         &dsdn_protocols::NetworkId::new("devnet")?,

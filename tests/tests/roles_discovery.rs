@@ -444,9 +444,10 @@ async fn s11_multi_component_bootstrap() -> anyhow::Result<()> {
             checks.ensure(
                 st.state_root == root,
                 format!(
-                    "{}: state root {} != coordinator's {root}",
+                    "{}: state root {} != coordinator's {}",
                     n.name(),
-                    st.state_root
+                    hex::encode(st.state_root),
+                    hex::encode(root)
                 ),
             );
         }

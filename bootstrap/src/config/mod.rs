@@ -1,4 +1,5 @@
-//! seeds.toml: the node's network and bootstrap configuration (28.1.A §1–§3).
+//! The `[network]` and `[bootstrap]` sections of seeds.toml (28.1.A §1–§3), and the tools
+//! every section of the file is read and written with.
 //!
 //! ```toml
 //! [network]
@@ -7,19 +8,18 @@
 //! [bootstrap]
 //! dns_seeds = ["seed1.dsdn.network"]
 //! static_peers = ["203.0.113.50:30303", "/ip4/198.51.100.10/tcp/30303"]
-//! # [committee]                      # coordinators only (14A.2B)
-//! # members = ["12D3KooW…", "12D3KooW…", "12D3KooW…"]
-//! # threshold = 2
-//! # epoch = 0
 //! ```
 //!
-//! Every section and every key is optional; missing ones take the defaults documented on
-//! [`NetworkConfig`], [`BootstrapConfig`], [`DaConfig`] and [`CommitteeConfig`]. Unknown keys and malformed values are refused
-//! with an error naming the key (see [`ConfigError`]).
+//! The whole file (these two sections plus `[da]` and `[committee]`, owned by the services
+//! that use them) is `dsdn_p2p::seeds::SeedsConfig`, composed from [`RawNetwork`] and
+//! [`RawBootstrap`] (the sections as written, one serde schema used both to read and to
+//! write) validated by [`validate_sections`]. Every key is optional; missing ones take the
+//! defaults documented on [`NetworkConfig`] and [`BootstrapConfig`]. Unknown keys and
+//! malformed values are refused with an error naming the key (see [`ConfigError`]);
+//! [`parse_toml`] and [`KeyErrors`] give every section the same error shapes.
 
-mod committee;
-mod da;
 mod seed;
+mod write;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -29,33 +29,20 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dsdn_protocols::NetworkId;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-pub use committee::{CommitteeConfig, DEFAULT_COMMITTEE_EPOCH, DEFAULT_COMMITTEE_THRESHOLD};
-pub use da::{DaConfig, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_SYNC_CHUNK};
 pub use seed::{
     socket_dial_addrs, DnsSeed, DnsSeedError, StaticPeer, StaticPeerError, MAX_DOMAIN_LEN,
     MAX_LABEL_LEN,
 };
+pub use write::whole_secs;
 
 /// Port of the standard DNS service, used for a `dns_servers` entry written without a port.
 pub const DNS_PORT: u16 = 53;
 
 /// Longest accepted duration setting (`*_secs` keys), in seconds: one week.
 pub const MAX_DURATION_SECS: u64 = 7 * 24 * 3600;
-
-/// The whole of seeds.toml.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SeedsConfig {
-    /// `[network]`.
-    pub network: NetworkConfig,
-    /// `[bootstrap]`.
-    pub bootstrap: BootstrapConfig,
-    /// `[da]`.
-    pub da: DaConfig,
-    /// `[committee]` (read by coordinators only).
-    pub committee: CommitteeConfig,
-}
 
 /// `[network]`: which network the node belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -238,20 +225,14 @@ impl ConfigError {
     }
 }
 
-/// seeds.toml as written, before semantic validation.
-#[derive(Deserialize, Default)]
+/// `[network]` as written in seeds.toml (its serde schema, both ways); validated into a
+/// [`NetworkConfig`] by [`validate_sections`], written from one by
+/// [`NetworkConfig::to_raw`]. Default: `name = "devnet"`, no `da_authority`.
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct RawFile {
-    network: RawNetwork,
-    bootstrap: RawBootstrap,
-    da: da::RawDa,
-    committee: committee::RawCommittee,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawNetwork {
+pub struct RawNetwork {
     name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     da_authority: Option<String>,
 }
 
@@ -264,9 +245,12 @@ impl Default for RawNetwork {
     }
 }
 
-#[derive(Deserialize)]
+/// `[bootstrap]` as written in seeds.toml (its serde schema, both ways): the keys of
+/// [`BootstrapConfig`], durations as whole `*_secs`; validated by [`validate_sections`],
+/// written by [`BootstrapConfig::to_raw`]. Default: [`BootstrapConfig::default`].
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct RawBootstrap {
+pub struct RawBootstrap {
     dns_seeds: Vec<String>,
     static_peers: Vec<String>,
     peers_file: PathBuf,
@@ -315,45 +299,28 @@ impl Default for RawBootstrap {
     }
 }
 
-impl SeedsConfig {
-    /// Reads and validates seeds.toml at `path`.
-    ///
-    /// # Errors
-    /// [`ConfigError::Io`] when the file cannot be read, otherwise as
-    /// [`SeedsConfig::from_toml_str`].
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_toml_str(&text)
-    }
+/// Reads the text of a config file.
+///
+/// # Errors
+/// [`ConfigError::Io`] naming `path`.
+pub fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
 
-    /// Parses and validates the text of seeds.toml.
-    ///
-    /// Duplicate DNS seeds and static peers are dropped (the first occurrence is kept).
-    ///
-    /// # Errors
-    /// - [`ConfigError::Syntax`]: not TOML.
-    /// - [`ConfigError::UnknownKey`]: a key seeds.toml does not define (`unknown key
-    ///   bootstrap.foo`).
-    /// - [`ConfigError::Invalid`]: a value of the wrong type (`bootstrap.default_port: invalid
-    ///   type: string "x", expected u16`), or every value failing validation: `network.name`
-    ///   (not a [`NetworkId`]), `network.da_authority` (not 64 hex characters),
-    ///   `bootstrap.dns_seeds[i]`, `bootstrap.static_peers[i]`, `bootstrap.dns_servers[i]`,
-    ///   `bootstrap.peers_file` (empty), `bootstrap.default_port` (0),
-    ///   `bootstrap.max_outbound_connections` (0), any `*_secs` key outside
-    ///   1..=[`MAX_DURATION_SECS`], `bootstrap.dns_seeds` empty on `mainnet`, the `[da]`
-    ///   ranges, and `committee.members[i]` (not a PeerId, or a duplicate),
-    ///   `committee.members` (not 2..=64 entries) and `committee.threshold` (below 2, or
-    ///   above the number of members).
-    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
-        let de = toml::Deserializer::parse(text)
-            .map_err(|e| ConfigError::Syntax(e.to_string().trim_end().to_owned()))?;
-        let raw: RawFile = serde_path_to_error::deserialize(de).map_err(type_error)?;
-        validate(raw)
-    }
+/// Parses TOML `text` into `T` (a file schema of `Raw*` sections), naming the key of any
+/// error.
+///
+/// # Errors
+/// [`ConfigError::Syntax`] (not TOML), [`ConfigError::UnknownKey`] (`unknown key
+/// bootstrap.foo`) or [`ConfigError::Invalid`] with one entry for a value of the wrong type
+/// (`bootstrap.default_port: invalid type: string "x", expected u16`).
+pub fn parse_toml<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| ConfigError::Syntax(e.to_string().trim_end().to_owned()))?;
+    serde_path_to_error::deserialize(de).map_err(type_error)
 }
 
 /// Turns a deserialisation error into an error naming its key.
@@ -372,16 +339,31 @@ fn type_error(err: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
     ConfigError::Invalid(vec![KeyError { key: path, message }])
 }
 
-/// Collects validation errors, each naming its key.
-#[derive(Default)]
-struct Errors(Vec<KeyError>);
+/// Collects validation errors, each naming its key, across every section of a file.
+#[derive(Debug, Default)]
+pub struct KeyErrors(Vec<KeyError>);
 
-impl Errors {
-    fn push(&mut self, key: impl Into<String>, message: impl fmt::Display) {
+impl KeyErrors {
+    /// Records that `key` (dotted, e.g. `da.batch_max_bytes`) is invalid because of
+    /// `message`.
+    pub fn push(&mut self, key: impl Into<String>, message: impl fmt::Display) {
         self.0.push(KeyError {
             key: key.into(),
             message: message.to_string(),
         });
+    }
+
+    /// Consumes the collection: `Ok(value)` when no error was recorded, otherwise
+    /// [`ConfigError::Invalid`] with the errors in the order they were pushed.
+    ///
+    /// # Errors
+    /// As described.
+    pub fn into_result<T>(self, value: T) -> Result<T, ConfigError> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(ConfigError::Invalid(self.0))
+        }
     }
 
     fn secs(&mut self, key: &str, secs: u64) -> Duration {
@@ -429,17 +411,21 @@ fn parse_authority(hex_key: &str) -> Result<[u8; 32], String> {
     })
 }
 
-fn validate(raw: RawFile) -> Result<SeedsConfig, ConfigError> {
-    let mut errs = Errors::default();
-    let RawFile {
-        network,
-        bootstrap,
-        da,
-        committee,
-    } = raw;
-    let da = da::validate(da, &mut errs);
-    let committee = committee::validate(committee, &mut errs);
-
+/// Validates `[network]` and `[bootstrap]` (as written) into their config types, pushing
+/// one error per bad key to `errs`: `network.name` (not a [`NetworkId`]),
+/// `network.da_authority` (not 64 hex characters), `bootstrap.dns_seeds[i]`,
+/// `bootstrap.static_peers[i]`, `bootstrap.dns_servers[i]`, `bootstrap.peers_file` (empty),
+/// `bootstrap.default_port` (0), `bootstrap.max_outbound_connections` (0), any `*_secs` key
+/// outside 1..=[`MAX_DURATION_SECS`], `bootstrap.min_peers`,
+/// `bootstrap.max_connections_per_peer` and `bootstrap.inbound_per_ip_per_minute` (0), and
+/// `bootstrap.dns_seeds` empty on `mainnet`. Duplicate DNS seeds, static peers and name
+/// servers are dropped (the first occurrence is kept). On errors the returned values are
+/// placeholders, to be discarded.
+pub fn validate_sections(
+    network: RawNetwork,
+    bootstrap: RawBootstrap,
+    errs: &mut KeyErrors,
+) -> (NetworkConfig, BootstrapConfig) {
     let name = NetworkId::new(&network.name).unwrap_or_else(|e| {
         errs.push("network.name", e);
         default_network()
@@ -506,12 +492,9 @@ fn validate(raw: RawFile) -> Result<SeedsConfig, ConfigError> {
         );
     }
 
-    if !errs.0.is_empty() {
-        return Err(ConfigError::Invalid(errs.0));
-    }
-    Ok(SeedsConfig {
-        network: NetworkConfig { name, da_authority },
-        bootstrap: BootstrapConfig {
+    (
+        NetworkConfig { name, da_authority },
+        BootstrapConfig {
             dns_seeds: dedup(dns_seeds),
             static_peers: dedup(static_peers),
             peers_file: b.peers_file,
@@ -532,10 +515,5 @@ fn validate(raw: RawFile) -> Result<SeedsConfig, ConfigError> {
             ban_duration,
             service_record_ttl,
         },
-        da,
-        committee,
-    })
+    )
 }
-
-#[cfg(test)]
-mod tests;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use dsdn_daemon::api::{BlobInfo, DaStateResponse, PublishResponse, StatusResponse};
+use dsdn_daemon::api::{BlobInfo, DaStateView, PublishResponse, StatusResponse};
 use dsdn_daemon::client::ApiClient;
 use dsdn_protocols::da::DaEvent;
 
@@ -221,13 +221,13 @@ pub fn blobs_phrase(heights: &[u64]) -> String {
     }
 }
 
-fn da_state_table(s: &DaStateResponse) -> String {
+fn da_state_table(s: &DaStateView) -> String {
     render_kv(&[
         ("height", s.height.to_string()),
-        ("tip hash", s.tip_hash.clone()),
+        ("tip hash", hex::encode(s.tip_hash)),
         ("events", s.events.to_string()),
         ("ignored events", s.ignored_events.to_string()),
-        ("state root", s.state_root.clone()),
+        ("state root", hex::encode(s.state_root)),
         ("nodes", s.nodes.to_string()),
         ("chunks", s.chunks.to_string()),
         ("replicas", s.replicas.to_string()),
@@ -346,12 +346,12 @@ mod tests {
         assert!(t.contains("listen addrs     -\n"), "{t}");
         assert!(t.contains("uptime           1m 05s\n"), "{t}");
         assert!(t.contains("(this node)"), "{t}");
-        let d = da_state_table(&DaStateResponse {
+        let d = da_state_table(&DaStateView {
             height: 1,
-            tip_hash: "11".repeat(32),
+            tip_hash: [0x11; 32],
             events: 20,
             ignored_events: 0,
-            state_root: "00".repeat(32),
+            state_root: [0; 32],
             nodes: 3,
             chunks: 4,
             replicas: 5,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use dsdn_daemon::api::{
-    BanResponse, PeerInfo, PeerStatsResponse, ResetResponse, UnbanResponse, MAX_BAN_SECS,
+    BanResponse, PeerInfo, PeerStatsView, ResetResponse, UnbanResponse, MAX_BAN_SECS,
 };
 use dsdn_daemon::client::ApiClient;
 use dsdn_protocols::ServiceType;
@@ -226,7 +226,7 @@ fn top_counts(map: &BTreeMap<String, usize>, top: usize) -> String {
 }
 
 /// `87.5% (350 ok, 50 failed)`, or `n/a (no attempts yet)`.
-fn rate_text(s: &PeerStatsResponse) -> String {
+fn rate_text(s: &PeerStatsView) -> String {
     match s.success_rate {
         Some(r) => format!(
             "{:.1}% ({} ok, {} failed)",
@@ -239,7 +239,7 @@ fn rate_text(s: &PeerStatsResponse) -> String {
 }
 
 /// The human summary of `peers stats`.
-pub(crate) fn stats_summary(s: &PeerStatsResponse) -> String {
+pub(crate) fn stats_summary(s: &PeerStatsView) -> String {
     let list_or_none = |v: &[String]| {
         if v.is_empty() {
             "none".to_owned()
@@ -413,14 +413,14 @@ mod tests {
             .starts_with("invalid peer id \"nope\""));
     }
 
-    fn stats() -> PeerStatsResponse {
+    fn stats() -> PeerStatsView {
         let map = |pairs: &[(&str, usize)]| -> BTreeMap<String, usize> {
             pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
         };
         let netgroups: Vec<(String, usize)> = (0..13)
             .map(|i| (format!("ipv4:10.{i:02}"), 20 - i))
             .collect();
-        PeerStatsResponse {
+        PeerStatsView {
             entries: 120,
             by_source: map(&[("dns_seed", 40), ("peer_exchange", 70), ("inbound", 10)]),
             by_service: map(&[("storage", 100), ("bootstrap", 3)]),

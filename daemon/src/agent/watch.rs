@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use dsdn_bootstrap::config::SeedsConfig;
+use dsdn_p2p::seeds::SeedsConfig;
 use dsdn_p2p::{DaNotice, LightClient, LightConfig, NodeHandle};
 use dsdn_protocols::da::DaEvent;
 use libp2p::PeerId;

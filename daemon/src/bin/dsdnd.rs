@@ -30,10 +30,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use dsdn_bootstrap::config::SeedsConfig;
 use dsdn_daemon::roles::Mode;
 use dsdn_daemon::server::{self, ApiState};
 use dsdn_daemon::{cookie, key};
+use dsdn_p2p::seeds::SeedsConfig;
 use dsdn_p2p::workload::WorkloadConfig;
 use dsdn_p2p::{Node, NodeConfig};
 use dsdn_protocols::da::register::RegisterRequest;
@@ -136,7 +136,7 @@ struct Membership {
 /// A `--committee-*` flag given with a mode other than `coordinator`.
 fn committee_membership(
     cli: &Cli,
-    file: &dsdn_bootstrap::config::CommitteeConfig,
+    file: &dsdn_p2p::committee::CommitteeConfig,
 ) -> anyhow::Result<Option<Membership>> {
     let flags_given = !cli.committee_members.is_empty()
         || cli.committee_threshold.is_some()

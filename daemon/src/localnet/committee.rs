@@ -5,14 +5,16 @@
 use std::time::{Duration, Instant};
 
 use super::net::{POLL_INTERVAL, POLL_REQUEST_TIMEOUT};
-use super::{CommitteeSpec, LocalNet, LocalNetError, NodeMode};
+use dsdn_p2p::committee::CommitteeConfig;
+
+use super::{LocalNet, LocalNetError, NodeMode};
 use crate::api::CommitteeStatusResponse;
 
 impl LocalNet {
     /// The `[committee]` the coordinators were configured with; `None` for a net with a
     /// single coordinator.
-    pub fn committee(&self) -> Option<&CommitteeSpec> {
-        self.config.committee.as_ref()
+    pub fn committee(&self) -> Option<&CommitteeConfig> {
+        Some(&self.config.seeds.committee).filter(|c| c.is_configured())
     }
 
     /// Runs the committee's FROST DKG through the control API of the first member (the DA
@@ -68,7 +70,9 @@ impl LocalNet {
                 "a DA authority is 64 hex characters, got {key_hex:?}"
             )));
         }
-        self.config.da_authority = Some(key_hex.to_owned());
+        let key = dsdn_bootstrap::config::NetworkConfig::parse_da_authority(key_hex)
+            .map_err(LocalNetError::Invalid)?;
+        self.config.seeds.network.da_authority = Some(key);
         self.config.write(&self.config_path)
     }
 
@@ -183,11 +187,11 @@ mod tests {
         );
         let committee = net.committee().expect("a committee").clone();
         let ids: Vec<String> = net.coordinators().map(|n| n.peer_id().to_owned()).collect();
-        assert_eq!(committee.members, ids);
-        assert_eq!(net.config().da_authority, None);
+        let members: Vec<String> = committee.members.iter().map(ToString::to_string).collect();
+        assert_eq!(members, ids);
+        assert_eq!(net.config().seeds.network.da_authority, None);
         // The daemon parses the written [committee] section.
-        let written =
-            dsdn_bootstrap::config::SeedsConfig::load(net.config_path()).expect("seeds.toml");
+        let written = dsdn_p2p::seeds::SeedsConfig::load(net.config_path()).expect("seeds.toml");
         assert_eq!(written.committee.members.len(), 3);
         assert_eq!(written.committee.threshold, 2);
 
@@ -276,7 +280,7 @@ mod tests {
             .wait_da_converged(tip.events, Duration::from_secs(30))
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", net.log_tails(20)));
-        assert_eq!(root, tip.state_root);
+        assert_eq!(root, hex::encode(tip.state_root));
         let stopped = net.stop_all().await.expect("stop");
         assert!(stopped.iter().all(|(_, clean)| *clean), "{stopped:?}");
     }

@@ -1,311 +1,206 @@
-//! Writing a `seeds.toml` for local networks.
+//! Writing a `seeds.toml` for local networks: a [`SeedsConfig`] (the daemon's own config
+//! types) serialised with `toml::to_string`, so the launcher and the daemon share one schema.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use serde::Serialize;
+use dsdn_bootstrap::config::{DnsSeed, NetworkConfig, StaticPeer};
+use dsdn_p2p::committee::CommitteeConfig;
+use dsdn_p2p::da::DaConfig;
+use dsdn_p2p::seeds::SeedsConfig;
+use dsdn_protocols::NetworkId;
+use libp2p::PeerId;
 
 use super::LocalNetError;
 
-/// Everything a `seeds.toml` holds. [`ConfigSpec::default`] is a devnet config with no
-/// bootstrap source; fill the fields (or use the `with_*` methods) and call
-/// [`ConfigSpec::write`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A `seeds.toml` to write: [`ConfigSpec::seeds`] is the daemon's [`SeedsConfig`], written by
+/// [`ConfigSpec::to_toml`] / [`ConfigSpec::write`]. [`ConfigSpec::default`] is a devnet
+/// config with no bootstrap source (the daemon's defaults). The `with_*` setters take the
+/// strings a test has at hand; one that does not parse is kept and reported by
+/// [`ConfigSpec::to_toml`] (as [`LocalNetError::Invalid`]) instead of panicking.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConfigSpec {
-    /// `[network] name`.
-    pub network: String,
-    /// `[network] da_authority`: the DA authority's public key (64 hex): a coordinator's
-    /// node key, or a committee's group key; `None` = no DA authority.
-    pub da_authority: Option<String>,
-    /// `[bootstrap] dns_seeds`: DNS seed names.
-    pub dns_seeds: Vec<String>,
-    /// `[bootstrap] static_peers`: `IP:PORT` or multiaddrs.
-    pub static_peers: Vec<String>,
-    /// `[bootstrap] peers_file`, relative to the data directory.
-    pub peers_file: String,
-    /// `[bootstrap] dns_servers`: `IP:PORT` name servers; empty = system resolver.
-    pub dns_servers: Vec<String>,
-    /// `[bootstrap] default_port`: the port DNS seed addresses are dialled at.
-    pub default_port: u16,
-    /// `[bootstrap] max_outbound_connections`.
-    pub max_outbound_connections: u32,
-    /// `[bootstrap] max_inbound_connections`.
-    pub max_inbound_connections: u32,
-    /// `[bootstrap] dns_resolve_timeout_secs`.
-    pub dns_resolve_timeout_secs: u64,
-    /// `[bootstrap] peer_connect_timeout_secs`.
-    pub peer_connect_timeout_secs: u64,
-    /// `[bootstrap] pex_interval_secs`.
-    pub pex_interval_secs: u64,
-    /// `[bootstrap] retry_interval_secs`.
-    pub retry_interval_secs: u64,
-    /// `[bootstrap] min_peers`: below this many connected peers the node is partitioned.
-    pub min_peers: u32,
-    /// `[bootstrap] max_connections_per_peer`.
-    pub max_connections_per_peer: u32,
-    /// `[bootstrap] inbound_per_ip_per_minute`.
-    pub inbound_per_ip_per_minute: u32,
-    /// `[bootstrap] dns_refresh_interval_secs`.
-    pub dns_refresh_interval_secs: u64,
-    /// `[bootstrap] feeler_interval_secs`.
-    pub feeler_interval_secs: u64,
-    /// `[bootstrap] recovery_backoff_max_secs`.
-    pub recovery_backoff_max_secs: u64,
-    /// `[bootstrap] ban_duration_secs`.
-    pub ban_duration_secs: u64,
-    /// `[da]`: batching, backfill and snapshot settings.
-    pub da: DaSpec,
-    /// `[committee]` (Tahap 14A.2B): written only when set.
-    pub committee: Option<CommitteeSpec>,
+    /// The configuration written.
+    pub seeds: SeedsConfig,
+    /// Setter arguments that did not parse, each as `key: message`.
+    invalid: Vec<String>,
 }
 
-/// `[committee]` of a [`ConfigSpec`]: the coordinator committee (read by coordinators
-/// only; see `dsdn_bootstrap::config::CommitteeConfig`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CommitteeSpec {
-    /// `members`: PeerIds (base58), in FROST order; the first is the DA proposer.
-    pub members: Vec<String>,
-    /// `threshold`: shares a signature needs (2 ≤ t ≤ members).
-    pub threshold: u16,
-    /// `epoch`: the committee epoch.
-    pub epoch: u64,
-}
-
-/// `[da]` of a [`ConfigSpec`]; defaults are the daemon's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DaSpec {
-    /// `batch_max_bytes`.
-    pub batch_max_bytes: usize,
-    /// `batch_max_events`.
-    pub batch_max_events: usize,
-    /// `batch_interval_ms`.
-    pub batch_interval_ms: u64,
-    /// `sync_chunk_blobs`.
-    pub sync_chunk_blobs: u32,
-    /// `sync_request_timeout_secs`.
-    pub sync_request_timeout_secs: u64,
-    /// `snapshot_interval_blobs`.
-    pub snapshot_interval_blobs: u64,
-    /// `publish_grace_secs`.
-    pub publish_grace_secs: u64,
-}
-
-impl Default for DaSpec {
-    fn default() -> Self {
-        let d = dsdn_bootstrap::config::DaConfig::default();
-        Self {
-            batch_max_bytes: d.batch_max_bytes,
-            batch_max_events: d.batch_max_events,
-            batch_interval_ms: d.batch_interval.as_millis() as u64,
-            sync_chunk_blobs: d.sync_chunk_blobs,
-            sync_request_timeout_secs: d.sync_request_timeout.as_secs(),
-            snapshot_interval_blobs: d.snapshot_interval_blobs,
-            publish_grace_secs: d.publish_grace.as_secs(),
-        }
-    }
-}
-
-impl Default for ConfigSpec {
-    fn default() -> Self {
-        Self {
-            network: "devnet".to_owned(),
-            da_authority: None,
-            dns_seeds: Vec::new(),
-            static_peers: Vec::new(),
-            peers_file: "peers.dat".to_owned(),
-            dns_servers: Vec::new(),
-            default_port: 30303,
-            max_outbound_connections: 8,
-            max_inbound_connections: 125,
-            dns_resolve_timeout_secs: 10,
-            peer_connect_timeout_secs: 5,
-            pex_interval_secs: 900,
-            retry_interval_secs: 30,
-            min_peers: 3,
-            max_connections_per_peer: 2,
-            inbound_per_ip_per_minute: 10,
-            dns_refresh_interval_secs: 1800,
-            feeler_interval_secs: 3600,
-            recovery_backoff_max_secs: 300,
-            ban_duration_secs: 86_400,
-            da: DaSpec::default(),
-            committee: None,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct File<'a> {
-    network: NetworkSection<'a>,
-    bootstrap: BootstrapSection<'a>,
-    da: &'a DaSpec,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    committee: Option<&'a CommitteeSpec>,
-}
-
-#[derive(Serialize)]
-struct NetworkSection<'a> {
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    da_authority: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct BootstrapSection<'a> {
-    dns_seeds: &'a [String],
-    static_peers: &'a [String],
-    peers_file: &'a str,
-    dns_servers: &'a [String],
-    default_port: u16,
-    max_outbound_connections: u32,
-    max_inbound_connections: u32,
-    dns_resolve_timeout_secs: u64,
-    peer_connect_timeout_secs: u64,
-    pex_interval_secs: u64,
-    retry_interval_secs: u64,
-    min_peers: u32,
-    max_connections_per_peer: u32,
-    inbound_per_ip_per_minute: u32,
-    dns_refresh_interval_secs: u64,
-    feeler_interval_secs: u64,
-    recovery_backoff_max_secs: u64,
-    ban_duration_secs: u64,
+fn u32_to_usize(n: u32) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 impl ConfigSpec {
-    /// Sets the network name.
-    pub fn with_network(mut self, name: impl Into<String>) -> Self {
-        self.network = name.into();
+    fn parsed<T, E: std::fmt::Display>(&mut self, key: &str, value: Result<T, E>) -> Option<T> {
+        value
+            .map_err(|e| self.invalid.push(format!("{key}: {e}")))
+            .ok()
+    }
+
+    /// Sets `[network] name` (`mainnet`, `testnet`, `devnet` or a private network's name).
+    pub fn with_network(mut self, name: impl AsRef<str>) -> Self {
+        if let Some(id) = self.parsed("network.name", NetworkId::new(name.as_ref())) {
+            self.seeds.network.name = id;
+        }
         self
     }
 
-    /// Sets the DA authority public key (64 hex).
-    pub fn with_da_authority(mut self, key_hex: impl Into<String>) -> Self {
-        self.da_authority = Some(key_hex.into());
+    /// Sets `[network] da_authority`: the DA authority's public key (64 hex): a
+    /// coordinator's node key, or a committee's group key.
+    pub fn with_da_authority(mut self, key_hex: impl AsRef<str>) -> Self {
+        let key = NetworkConfig::parse_da_authority(key_hex.as_ref());
+        if let Some(key) = self.parsed("network.da_authority", key) {
+            self.seeds.network.da_authority = Some(key);
+        }
         self
+    }
+
+    /// `[network] da_authority` as 64 hex characters; `None` when unset.
+    pub fn da_authority_hex(&self) -> Option<String> {
+        self.seeds.network.da_authority.map(hex::encode)
     }
 
     /// Adds a DNS seed name.
-    pub fn with_dns_seed(mut self, name: impl Into<String>) -> Self {
-        self.dns_seeds.push(name.into());
+    pub fn with_dns_seed(mut self, name: impl AsRef<str>) -> Self {
+        if let Some(seed) = self.parsed("bootstrap.dns_seeds", DnsSeed::new(name.as_ref())) {
+            self.seeds.bootstrap.dns_seeds.push(seed);
+        }
         self
     }
 
     /// Adds a static peer (`IP:PORT` or a multiaddr).
-    pub fn with_static_peer(mut self, peer: impl Into<String>) -> Self {
-        self.static_peers.push(peer.into());
+    pub fn with_static_peer(mut self, peer: impl AsRef<str>) -> Self {
+        let parsed = StaticPeer::parse(peer.as_ref());
+        if let Some(peer) = self.parsed("bootstrap.static_peers", parsed) {
+            self.seeds.bootstrap.static_peers.push(peer);
+        }
+        self
+    }
+
+    /// Removes the static peer written as `peer` (`IP:PORT` or a multiaddr), if present.
+    pub fn without_static_peer(mut self, peer: impl AsRef<str>) -> Self {
+        if let Ok(peer) = StaticPeer::parse(peer.as_ref()) {
+            self.seeds.bootstrap.static_peers.retain(|p| *p != peer);
+        }
         self
     }
 
     /// Adds a name server to resolve DNS seeds with.
     pub fn with_dns_server(mut self, addr: SocketAddr) -> Self {
-        self.dns_servers.push(addr.to_string());
+        self.seeds.bootstrap.dns_servers.push(addr);
         self
     }
 
     /// Sets the port DNS seed addresses are dialled at.
     pub fn with_default_port(mut self, port: u16) -> Self {
-        self.default_port = port;
+        self.seeds.bootstrap.default_port = port;
         self
     }
 
-    /// Sets the PEX and bootstrap retry intervals.
+    /// Sets the PEX and bootstrap retry intervals, in seconds.
     pub fn with_intervals(mut self, pex_interval_secs: u64, retry_interval_secs: u64) -> Self {
-        self.pex_interval_secs = pex_interval_secs;
-        self.retry_interval_secs = retry_interval_secs;
+        self.seeds.bootstrap.pex_interval = Duration::from_secs(pex_interval_secs);
+        self.seeds.bootstrap.retry_interval = Duration::from_secs(retry_interval_secs);
         self
     }
 
     /// Adds several DNS seed names, in order.
-    pub fn with_dns_seeds<I, S>(mut self, names: I) -> Self
+    pub fn with_dns_seeds<I, S>(self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: AsRef<str>,
     {
-        self.dns_seeds.extend(names.into_iter().map(Into::into));
-        self
+        names.into_iter().fold(self, Self::with_dns_seed)
     }
 
     /// Adds several static peers, in order.
-    pub fn with_static_peers<I, S>(mut self, peers: I) -> Self
+    pub fn with_static_peers<I, S>(self, peers: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: AsRef<str>,
     {
-        self.static_peers.extend(peers.into_iter().map(Into::into));
-        self
+        peers.into_iter().fold(self, Self::with_static_peer)
     }
 
     /// Sets `peers_file` (relative to the data directory unless absolute).
-    pub fn with_peers_file(mut self, file: impl Into<String>) -> Self {
-        self.peers_file = file.into();
+    pub fn with_peers_file(mut self, file: impl Into<PathBuf>) -> Self {
+        self.seeds.bootstrap.peers_file = file.into();
         self
     }
 
     /// Sets `max_outbound_connections` and `max_inbound_connections`.
     pub fn with_connection_limits(mut self, max_outbound: u32, max_inbound: u32) -> Self {
-        self.max_outbound_connections = max_outbound;
-        self.max_inbound_connections = max_inbound;
+        self.seeds.bootstrap.max_outbound_connections = u32_to_usize(max_outbound);
+        self.seeds.bootstrap.max_inbound_connections = u32_to_usize(max_inbound);
         self
     }
 
-    /// Sets `dns_resolve_timeout_secs` and `peer_connect_timeout_secs`.
+    /// Sets `dns_resolve_timeout_secs` and `peer_connect_timeout_secs`, in seconds.
     pub fn with_timeouts(mut self, dns_resolve_secs: u64, peer_connect_secs: u64) -> Self {
-        self.dns_resolve_timeout_secs = dns_resolve_secs;
-        self.peer_connect_timeout_secs = peer_connect_secs;
+        self.seeds.bootstrap.dns_resolve_timeout = Duration::from_secs(dns_resolve_secs);
+        self.seeds.bootstrap.peer_connect_timeout = Duration::from_secs(peer_connect_secs);
         self
     }
 
     /// Sets `min_peers` (the partition threshold).
     pub fn with_min_peers(mut self, min_peers: u32) -> Self {
-        self.min_peers = min_peers;
+        self.seeds.bootstrap.min_peers = u32_to_usize(min_peers);
         self
     }
 
     /// Sets `max_connections_per_peer`.
     pub fn with_max_connections_per_peer(mut self, n: u32) -> Self {
-        self.max_connections_per_peer = n;
+        self.seeds.bootstrap.max_connections_per_peer = u32_to_usize(n);
         self
     }
 
     /// Sets `inbound_per_ip_per_minute`.
     pub fn with_inbound_per_ip_per_minute(mut self, n: u32) -> Self {
-        self.inbound_per_ip_per_minute = n;
+        self.seeds.bootstrap.inbound_per_ip_per_minute = n;
         self
     }
 
-    /// Sets `dns_refresh_interval_secs` and `feeler_interval_secs`.
+    /// Sets `dns_refresh_interval_secs` and `feeler_interval_secs`, in seconds.
     pub fn with_refresh_intervals(mut self, dns_refresh_secs: u64, feeler_secs: u64) -> Self {
-        self.dns_refresh_interval_secs = dns_refresh_secs;
-        self.feeler_interval_secs = feeler_secs;
+        self.seeds.bootstrap.dns_refresh_interval = Duration::from_secs(dns_refresh_secs);
+        self.seeds.bootstrap.feeler_interval = Duration::from_secs(feeler_secs);
         self
     }
 
-    /// Sets `recovery_backoff_max_secs`.
+    /// Sets `recovery_backoff_max_secs`, in seconds.
     pub fn with_recovery_backoff_max(mut self, secs: u64) -> Self {
-        self.recovery_backoff_max_secs = secs;
+        self.seeds.bootstrap.recovery_backoff_max = Duration::from_secs(secs);
         self
     }
 
-    /// Sets `ban_duration_secs`.
+    /// Sets `ban_duration_secs`, in seconds.
     pub fn with_ban_duration(mut self, secs: u64) -> Self {
-        self.ban_duration_secs = secs;
+        self.seeds.bootstrap.ban_duration = Duration::from_secs(secs);
         self
     }
 
-    /// `[committee]`: members (PeerIds, the first is the DA proposer), threshold, epoch.
+    /// `[committee]`: members (base58 PeerIds, the first is the DA proposer), threshold,
+    /// epoch.
     pub fn with_committee(mut self, members: Vec<String>, threshold: u16, epoch: u64) -> Self {
-        self.committee = Some(CommitteeSpec {
-            members,
+        let mut ids = Vec::with_capacity(members.len());
+        for (i, m) in members.iter().enumerate() {
+            let key = format!("committee.members[{i}]");
+            if let Some(id) = self.parsed(&key, m.parse::<PeerId>()) {
+                ids.push(id);
+            }
+        }
+        self.seeds.committee = CommitteeConfig {
+            members: ids,
             threshold,
             epoch,
-        });
+        };
         self
     }
 
     /// `[da]` settings.
-    pub fn with_da(mut self, da: DaSpec) -> Self {
-        self.da = da;
+    pub fn with_da(mut self, da: DaConfig) -> Self {
+        self.seeds.da = da;
         self
     }
 
@@ -313,58 +208,37 @@ impl ConfigSpec {
     /// PEX every 2 s, partition-recovery backoff capped at 2 s, and DNS refresh / feeler
     /// connections rare enough (1 h) not to disturb counters. Everything else unchanged.
     pub fn fast(mut self) -> Self {
-        self.retry_interval_secs = 1;
-        self.pex_interval_secs = 2;
-        self.dns_resolve_timeout_secs = 2;
-        self.peer_connect_timeout_secs = 2;
-        self.recovery_backoff_max_secs = 2;
-        self.dns_refresh_interval_secs = 3600;
-        self.feeler_interval_secs = 3600;
+        let b = &mut self.seeds.bootstrap;
+        b.retry_interval = Duration::from_secs(1);
+        b.pex_interval = Duration::from_secs(2);
+        b.dns_resolve_timeout = Duration::from_secs(2);
+        b.peer_connect_timeout = Duration::from_secs(2);
+        b.recovery_backoff_max = Duration::from_secs(2);
+        b.dns_refresh_interval = Duration::from_secs(3600);
+        b.feeler_interval = Duration::from_secs(3600);
         self
     }
 
-    /// The seeds.toml text.
+    /// The seeds.toml text: `toml::to_string` of [`ConfigSpec::seeds`].
     ///
     /// # Errors
-    /// [`LocalNetError::Invalid`] when TOML encoding fails (it does not for any value of
-    /// these field types, but the encoder's API is fallible).
+    /// [`LocalNetError::Invalid`] naming the keys of setter arguments that did not parse,
+    /// or a value the file cannot express (a sub-second `*_secs` duration).
     pub fn to_toml(&self) -> Result<String, LocalNetError> {
-        let file = File {
-            network: NetworkSection {
-                name: &self.network,
-                da_authority: self.da_authority.as_deref(),
-            },
-            bootstrap: BootstrapSection {
-                dns_seeds: &self.dns_seeds,
-                static_peers: &self.static_peers,
-                peers_file: &self.peers_file,
-                dns_servers: &self.dns_servers,
-                default_port: self.default_port,
-                max_outbound_connections: self.max_outbound_connections,
-                max_inbound_connections: self.max_inbound_connections,
-                dns_resolve_timeout_secs: self.dns_resolve_timeout_secs,
-                peer_connect_timeout_secs: self.peer_connect_timeout_secs,
-                pex_interval_secs: self.pex_interval_secs,
-                retry_interval_secs: self.retry_interval_secs,
-                min_peers: self.min_peers,
-                max_connections_per_peer: self.max_connections_per_peer,
-                inbound_per_ip_per_minute: self.inbound_per_ip_per_minute,
-                dns_refresh_interval_secs: self.dns_refresh_interval_secs,
-                feeler_interval_secs: self.feeler_interval_secs,
-                recovery_backoff_max_secs: self.recovery_backoff_max_secs,
-                ban_duration_secs: self.ban_duration_secs,
-            },
-            da: &self.da,
-            committee: self.committee.as_ref(),
-        };
-        toml::to_string(&file)
+        if !self.invalid.is_empty() {
+            return Err(LocalNetError::Invalid(format!(
+                "invalid seeds.toml settings: {}",
+                self.invalid.join("; ")
+            )));
+        }
+        toml::to_string(&self.seeds)
             .map_err(|e| LocalNetError::Invalid(format!("cannot encode seeds.toml: {e}")))
     }
 
     /// Writes the seeds.toml to `path` (creating its parent directory).
     ///
     /// # Errors
-    /// [`LocalNetError::Io`] naming the path.
+    /// As [`ConfigSpec::to_toml`]; [`LocalNetError::Io`] naming the path.
     pub fn write(&self, path: &Path) -> Result<(), LocalNetError> {
         let text = self.to_toml()?;
         if let Some(parent) = path.parent() {
@@ -444,7 +318,7 @@ mod tests {
             .with_ban_duration(14)
             .fast();
         let text = spec.to_toml().expect("toml");
-        let cfg = dsdn_bootstrap::config::SeedsConfig::from_toml_str(&text)
+        let cfg = dsdn_p2p::seeds::SeedsConfig::from_toml_str(&text)
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         let b = cfg.bootstrap;
         assert_eq!(b.dns_seeds.len(), 3);
@@ -470,23 +344,19 @@ mod tests {
     #[test]
     fn defaults_match_the_daemon_defaults() {
         let text = ConfigSpec::default().to_toml().expect("toml");
-        let parsed = dsdn_bootstrap::config::SeedsConfig::from_toml_str(&text).expect("parses");
+        let parsed = dsdn_p2p::seeds::SeedsConfig::from_toml_str(&text).expect("parses");
         let d = dsdn_bootstrap::config::BootstrapConfig::default();
         assert_eq!(parsed.bootstrap, d, "{text}");
-        assert_eq!(
-            parsed.da,
-            dsdn_bootstrap::config::DaConfig::default(),
-            "{text}"
-        );
+        assert_eq!(parsed.da, DaConfig::default(), "{text}");
         let fast = ConfigSpec::default()
-            .with_da(DaSpec {
-                batch_interval_ms: 7,
-                sync_request_timeout_secs: 2,
-                ..DaSpec::default()
+            .with_da(DaConfig {
+                batch_interval: Duration::from_millis(7),
+                sync_request_timeout: Duration::from_secs(2),
+                ..DaConfig::default()
             })
             .to_toml()
             .expect("toml");
-        let parsed = dsdn_bootstrap::config::SeedsConfig::from_toml_str(&fast).expect("parses");
+        let parsed = dsdn_p2p::seeds::SeedsConfig::from_toml_str(&fast).expect("parses");
         assert_eq!(parsed.da.batch_interval.as_millis(), 7);
         assert_eq!(parsed.da.sync_request_timeout.as_secs(), 2);
     }
@@ -512,7 +382,7 @@ mod tests {
             .with_committee(ids.clone(), 2, 4)
             .to_toml()
             .expect("toml");
-        let cfg = dsdn_bootstrap::config::SeedsConfig::from_toml_str(&text)
+        let cfg = dsdn_p2p::seeds::SeedsConfig::from_toml_str(&text)
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         let members: Vec<String> = cfg
             .committee
@@ -525,6 +395,63 @@ mod tests {
         assert_eq!(cfg.network.da_authority, None);
         let plain = ConfigSpec::default().to_toml().expect("toml");
         assert!(!plain.contains("[committee]"), "{plain}");
+    }
+
+    #[test]
+    fn a_launcher_config_reads_back_equal_through_the_daemon_loader() {
+        let ids: Vec<String> = (0..3)
+            .map(|_| {
+                libp2p::identity::Keypair::generate_ed25519()
+                    .public()
+                    .to_peer_id()
+                    .to_string()
+            })
+            .collect();
+        let spec = ConfigSpec::default()
+            .with_network("testnet")
+            .with_da_authority("cd".repeat(32))
+            .with_dns_seeds(["a.dsdn.test", "b.dsdn.test"])
+            .with_static_peers(["127.0.0.9:4000", "/ip4/127.0.0.10/tcp/4000"])
+            .with_dns_server("127.0.0.1:5353".parse().expect("addr"))
+            .with_default_port(31000)
+            .with_peers_file("cache.dat")
+            .with_connection_limits(4, 20)
+            .with_min_peers(2)
+            .with_inbound_per_ip_per_minute(1000)
+            .with_committee(ids, 2, 3)
+            .with_da(DaConfig {
+                batch_interval: Duration::from_millis(7),
+                ..DaConfig::default()
+            })
+            .fast();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("seeds.toml");
+        spec.write(&path).expect("write");
+        let loaded = SeedsConfig::load(&path).expect("the daemon's loader accepts it");
+        assert_eq!(loaded, spec.seeds);
+        assert_eq!(spec.da_authority_hex(), Some("cd".repeat(32)));
+        let without = spec.without_static_peer("127.0.0.9:4000");
+        assert_eq!(without.seeds.bootstrap.static_peers.len(), 1);
+    }
+
+    #[test]
+    fn unparsable_setter_arguments_are_reported_by_name() {
+        let spec = ConfigSpec::default()
+            .with_network("Not A Network")
+            .with_static_peer("nowhere")
+            .with_da_authority("abc");
+        let err = spec.to_toml().expect_err("invalid").to_string();
+        for key in [
+            "network.name",
+            "bootstrap.static_peers",
+            "network.da_authority",
+        ] {
+            assert!(err.contains(key), "{key} missing from {err}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("seeds.toml");
+        assert!(spec.write(&path).is_err());
+        assert!(!path.exists());
     }
 
     #[test]

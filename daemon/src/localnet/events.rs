@@ -35,7 +35,7 @@ fn devnet() -> NetworkId {
 
 /// As [`sample_da_events`], with the `DeleteRequested` signatures made for `network` (the
 /// owner signs [`DaEvent::delete_message`], which names the network).
-pub fn sample_da_events_for(
+pub(crate) fn sample_da_events_for(
     network: &NetworkId,
     storage_node_ids: &[String],
     count: usize,

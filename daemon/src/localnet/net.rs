@@ -10,15 +10,15 @@ use dsdn_bootstrap::seed_server::SeedServer;
 use tempfile::TempDir;
 
 use super::{
-    find_dsdnd, init_node_with, port_is_free, reserve_port, CommitteeSpec, ConfigSpec,
-    LocalNetError, Node, NodeMode, NodeSpec, PortLease,
+    find_dsdnd, init_node_with, port_is_free, reserve_port, ConfigSpec, LocalNetError, Node,
+    NodeMode, NodeSpec, PortLease,
 };
 
 /// IP of the DNS seed server.
 const SEED_SERVER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 
 /// `inbound_per_ip_per_minute` of a local network (see [`LocalNet`]'s configuration).
-pub const LOOPBACK_INBOUND_PER_IP: u32 = 1000;
+pub(crate) const LOOPBACK_INBOUND_PER_IP: u32 = 1000;
 
 /// IP of the first node; the others follow (`127.0.0.3`, `127.0.0.4`, …).
 const FIRST_NODE_IP: u8 = 2;
@@ -225,50 +225,42 @@ impl LocalNet {
         for name in &names[1..=coordinators] {
             coordinator_ids.push(init_node_with(&bin, &dir.join(name))?);
         }
-        let (authority, committee) = if coordinators == 1 {
-            (Some(coordinator_ids[0].1.clone()), None)
-        } else {
-            let members = coordinator_ids.iter().map(|(id, _)| id.clone()).collect();
-            let committee = CommitteeSpec {
-                members,
-                threshold: spec.committee_threshold,
-                epoch: spec.committee_epoch,
-            };
-            (None, Some(committee))
-        };
-
-        let config = ConfigSpec {
-            network: spec.network.clone(),
-            da_authority: authority.clone(),
-            committee,
-            dns_seeds: vec![spec.seed_name.clone()],
-            static_peers: Vec::new(),
-            peers_file: "peers.dat".to_owned(),
-            dns_servers: vec![seed.local_addr().to_string()],
-            default_port: port,
-            max_outbound_connections: spec.max_outbound_connections,
-            max_inbound_connections: spec.max_inbound_connections,
-            dns_resolve_timeout_secs: spec.dns_resolve_timeout_secs,
-            peer_connect_timeout_secs: spec.peer_connect_timeout_secs,
-            pex_interval_secs: spec.pex_interval_secs,
-            retry_interval_secs: spec.retry_interval_secs,
+        let mut config = ConfigSpec::default()
+            .with_network(&spec.network)
+            .with_dns_seed(&spec.seed_name)
+            .with_dns_server(seed.local_addr())
+            .with_default_port(port)
+            .with_connection_limits(spec.max_outbound_connections, spec.max_inbound_connections)
+            .with_timeouts(
+                spec.dns_resolve_timeout_secs,
+                spec.peer_connect_timeout_secs,
+            )
+            .with_intervals(spec.pex_interval_secs, spec.retry_interval_secs)
             // libp2p dials TCP from 0.0.0.0:<listen port>, so on loopback every node's TCP
             // connections come from 127.0.0.1: the per-IP limit would count the whole devnet
             // as one host.
-            inbound_per_ip_per_minute: LOOPBACK_INBOUND_PER_IP,
-            ..ConfigSpec::default()
+            .with_inbound_per_ip_per_minute(LOOPBACK_INBOUND_PER_IP);
+        let authority = if coordinators == 1 {
+            let key = coordinator_ids[0].1.clone();
+            config = config.with_da_authority(&key);
+            Some(key)
+        } else {
+            let members = coordinator_ids.iter().map(|(id, _)| id.clone()).collect();
+            config = config.with_committee(members, spec.committee_threshold, spec.committee_epoch);
+            None
         };
         let config_path = dir.join("seeds.toml");
         config.write(&config_path)?;
-        let authority_note = match (&authority, &config.committee) {
+        let committee = &config.seeds.committee;
+        let authority_note = match (&authority, committee.is_configured()) {
             (Some(key), _) => format!("DA authority {}…", &key[..key.len().min(12)]),
-            (None, Some(c)) => format!(
+            (None, true) => format!(
                 "{}-of-{} committee, epoch {}, no DA authority until its DKG",
-                c.threshold,
-                c.members.len(),
-                c.epoch
+                committee.threshold,
+                committee.members.len(),
+                committee.epoch
             ),
-            (None, None) => "no DA authority".to_owned(),
+            (None, false) => "no DA authority".to_owned(),
         };
         progress(&format!(
             "config {} (network {}, port {port}, {authority_note})",

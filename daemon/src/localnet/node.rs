@@ -144,7 +144,7 @@ impl Node {
     ///
     /// # Errors
     /// As [`Node::spawn`].
-    pub async fn spawn_with(bin: &Path, mut spec: NodeSpec) -> Result<Node, LocalNetError> {
+    pub(crate) async fn spawn_with(bin: &Path, mut spec: NodeSpec) -> Result<Node, LocalNetError> {
         // The process runs in its data directory: make every path absolute first.
         spec.config = absolute(&spec.config)?;
         spec.data_dir = absolute(&spec.data_dir)?;
@@ -238,7 +238,7 @@ impl Node {
     }
 
     /// The exit status once the process has exited (`None` while it runs).
-    pub fn exit_status(&self) -> Option<ExitStatus> {
+    pub(crate) fn exit_status(&self) -> Option<ExitStatus> {
         self.lock().try_wait().ok().flatten()
     }
 

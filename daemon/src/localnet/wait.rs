@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::net::{POLL_INTERVAL, POLL_REQUEST_TIMEOUT};
 use super::{LocalNet, LocalNetError, NodeMode};
-use crate::api::DaStateResponse;
+use crate::api::DaStateView;
 use crate::client::ClientError;
 
 impl LocalNet {
@@ -113,7 +113,7 @@ impl LocalNet {
     }
 
     /// Every node's `GET /v1/da/state`, in node order.
-    pub async fn da_states(&self) -> Vec<(String, Result<DaStateResponse, ClientError>)> {
+    pub async fn da_states(&self) -> Vec<(String, Result<DaStateView, ClientError>)> {
         let mut out = Vec::with_capacity(self.nodes.len());
         for node in &self.nodes {
             let client = node.client_with_timeout(POLL_REQUEST_TIMEOUT);
@@ -145,18 +145,18 @@ impl LocalNet {
                 .filter(|(_, node)| node.mode() != NodeMode::Bootstrap)
                 .map(|(state, _)| state)
                 .collect();
-            let roots: HashSet<&str> = states
+            let roots: HashSet<[u8; 32]> = states
                 .iter()
                 .filter_map(|(_, s)| s.as_ref().ok())
                 .filter(|s| s.events == events)
-                .map(|s| s.state_root.as_str())
+                .map(|s| s.state_root)
                 .collect();
             let all_there = states
                 .iter()
                 .all(|(_, s)| s.as_ref().is_ok_and(|s| s.events == events));
             if all_there && roots.len() == 1 {
                 if let Some(root) = roots.into_iter().next() {
-                    return Ok(root.to_owned());
+                    return Ok(hex::encode(root));
                 }
             }
             if Instant::now() >= deadline {
@@ -166,7 +166,7 @@ impl LocalNet {
                         Ok(s) => format!(
                             "{name}: {} events root {}",
                             s.events,
-                            &s.state_root[..s.state_root.len().min(12)]
+                            hex::encode(&s.state_root[..6])
                         ),
                         Err(e) => format!("{name}: {e}"),
                     })

@@ -11,14 +11,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dsdn_bootstrap::config::{DnsSeed, StaticPeer};
-use dsdn_p2p::handle::{ControlError, PeerStatsView};
+use dsdn_p2p::handle::ControlError;
 use libp2p::PeerId;
 use serde::de::DeserializeOwned;
 
 use super::{error, stopped, ApiState};
 use crate::api::{
-    success_rate, AddPeerRequest, AddSeedRequest, AddedResponse, BanRequest, BanResponse,
-    PeerStatsResponse, ResetResponse, UnbanResponse, MAX_BAN_SECS,
+    AddPeerRequest, AddSeedRequest, AddedResponse, BanRequest, BanResponse, ResetResponse,
+    UnbanResponse, MAX_BAN_SECS,
 };
 
 /// The status of a failed peer-management command.
@@ -88,36 +88,11 @@ pub(super) async fn add_seed(State(s): State<ApiState>, body: Bytes) -> Response
     }
 }
 
-/// The JSON form of the node's statistics, with the success rate computed.
-pub(crate) fn stats_response(v: PeerStatsView) -> PeerStatsResponse {
-    PeerStatsResponse {
-        entries: v.entries,
-        by_source: v.by_source,
-        by_service: v.by_service,
-        by_netgroup: v.by_netgroup,
-        tried: v.tried,
-        suspicious: v.suspicious,
-        banned: v.banned,
-        success_count: v.success_count,
-        failure_count: v.failure_count,
-        success_rate: success_rate(v.success_count, v.failure_count),
-        connected: v.connected,
-        outbound: v.outbound,
-        inbound: v.inbound,
-        connected_by_service: v.connected_by_service,
-        connected_by_source: v.connected_by_source,
-        single_source: v.single_source,
-        partitioned: v.partitioned,
-        static_peers: v.static_peers,
-        dns_seeds: v.dns_seeds,
-    }
-}
-
 /// `GET /v1/peers/stats`.
 pub(super) async fn stats(State(s): State<ApiState>) -> Response {
     match s.node.peer_stats().await {
         Err(_) => stopped(),
-        Ok(v) => Json(stats_response(v)).into_response(),
+        Ok(v) => Json(v).into_response(),
     }
 }
 
@@ -238,16 +213,5 @@ mod tests {
         ] {
             assert!(ban_duration(bad, default).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn stats_rate() {
-        let v = PeerStatsView {
-            success_count: 3,
-            failure_count: 1,
-            ..PeerStatsView::default()
-        };
-        assert_eq!(stats_response(v).success_rate, Some(0.75));
-        assert_eq!(stats_response(PeerStatsView::default()).success_rate, None);
     }
 }

@@ -8,21 +8,21 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use dsdn_p2p::da::{DaStateView, PublishError, SubmitError};
+use dsdn_p2p::da::{PublishError, SubmitError};
 use dsdn_protocols::da::{DaBlob, DaEvent};
 use serde::Deserialize;
 
 use super::{error, stopped, ApiState};
-use crate::api::{BlobInfo, DaStateResponse, PublishResponse, SubmitResponse};
+use crate::api::{BlobInfo, PublishResponse, SubmitResponse};
 
 /// Default wait of `GET /v1/da/state?wait_height=H`, in milliseconds.
-pub const DEFAULT_WAIT_MS: u64 = 30_000;
+pub(crate) const DEFAULT_WAIT_MS: u64 = 30_000;
 
 /// Longest wait of `GET /v1/da/state?wait_height=H`, in milliseconds.
-pub const MAX_WAIT_MS: u64 = 60_000;
+pub(crate) const MAX_WAIT_MS: u64 = 60_000;
 
 /// Most blobs `GET /v1/da/blobs` returns.
-pub const MAX_BLOBS_PER_REQUEST: u32 = 64;
+pub(crate) const MAX_BLOBS_PER_REQUEST: u32 = 64;
 
 pub(super) async fn publish(State(s): State<ApiState>, body: axum::body::Bytes) -> Response {
     let events: Vec<DaEvent> = match serde_json::from_slice(&body) {
@@ -137,30 +137,7 @@ pub(super) async fn state(
         }
     }
     match s.node.da_state().await {
-        Ok(st) => Json(state_response(st)).into_response(),
+        Ok(st) => Json(st).into_response(),
         Err(_) => stopped(),
-    }
-}
-
-/// The API form of the node's DA state.
-pub fn state_response(st: DaStateView) -> DaStateResponse {
-    DaStateResponse {
-        height: st.height,
-        tip_hash: hex::encode(st.tip_hash),
-        events: st.events,
-        ignored_events: st.ignored_events,
-        state_root: hex::encode(st.state_root),
-        nodes: st.nodes,
-        chunks: st.chunks,
-        replicas: st.replicas,
-        zones: st.zones,
-        receipts: st.receipts,
-        pending: st.pending,
-        target_height: st.target_height,
-        rejected: st.rejected,
-        synced: st.synced,
-        is_authority: st.is_authority,
-        queued_events: st.queued_events,
-        durable_height: st.durable_height,
     }
 }

@@ -7,7 +7,7 @@ use dsdn_protocols::{NetworkId, ServiceSet, ServiceType};
 use libp2p::identity::Keypair;
 
 use super::*;
-use crate::api::{AddedResponse, BanResponse, PeerStatsResponse, ResetResponse, UnbanResponse};
+use crate::api::{AddedResponse, BanResponse, PeerStatsView, ResetResponse, UnbanResponse};
 use crate::client::{ApiClient, ClientError};
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -228,7 +228,7 @@ async fn peers_filter_and_additions() {
         "{err:?}"
     );
 
-    let stats: PeerStatsResponse = s.client().peer_stats().await.expect("stats");
+    let stats: PeerStatsView = s.client().peer_stats().await.expect("stats");
     assert!(
         stats.static_peers.iter().any(|p| p == "127.0.0.1:9"),
         "{stats:?}"

@@ -34,6 +34,7 @@ use std::time::Duration;
 use dsdn_protocols::committee::{MemberId, Slot};
 use libp2p::PeerId;
 
+pub mod config;
 mod dkg;
 pub mod files;
 mod guard;
@@ -41,6 +42,7 @@ mod metrics;
 mod service;
 mod signing;
 
+pub use config::{CommitteeConfig, DEFAULT_COMMITTEE_EPOCH, DEFAULT_COMMITTEE_THRESHOLD};
 pub(crate) use guard::GuardWriter;
 pub use metrics::CommitteeMetrics;
 pub use service::CommitteeStartError;

@@ -45,12 +45,14 @@ use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
 
+pub mod config;
 mod register;
 mod service;
 pub mod store;
 mod sync_tag;
 mod writer;
 
+pub use config::{DaConfig, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_SYNC_CHUNK};
 pub(crate) use register::Registrar;
 pub use register::RegistrationView;
 pub(crate) use service::{DaAction, DaService, DaServiceConfig};
@@ -98,6 +100,16 @@ pub struct DaNotice {
 
 pub(crate) fn hex32<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&hex::encode(bytes))
+}
+
+/// Reads what [`hex32`] writes: 64 hex characters.
+pub(crate) fn from_hex32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(&text, &mut out).map_err(|e| {
+        serde::de::Error::custom(format!("expected 64 hex characters, got {text:?}: {e}"))
+    })?;
+    Ok(out)
 }
 
 /// Refused [`crate::NodeHandle::subscribe_da`]: [`MAX_DA_SUBSCRIBERS`] are subscribed.

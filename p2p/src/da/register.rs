@@ -16,7 +16,7 @@ use libp2p::PeerId;
 use serde::Serialize;
 
 /// Interval between two registration attempts while the node is not registered.
-pub const RETRY: Duration = Duration::from_secs(10);
+pub(crate) const RETRY: Duration = Duration::from_secs(10);
 
 /// How long a coordinator that refused or failed is skipped (other coordinators are asked
 /// meanwhile; with a single coordinator this is the retry interval after a refusal).

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dsdn_bootstrap::config::DaConfig;
 use dsdn_protocols::da::batch::{BatchConfig, Batcher};
 use dsdn_protocols::da::register::{RegisterRequest, RegisterResponse};
 use dsdn_protocols::da::sync::{
@@ -22,9 +21,10 @@ use dsdn_protocols::NetworkId;
 use ed25519_dalek::SigningKey;
 use libp2p::gossipsub::MessageAcceptance;
 use libp2p::PeerId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
+use super::config::DaConfig;
 use super::store::{self, DaStore, DA_LOG_FILE, DA_STATE_FILE};
 use super::writer::{LogWriter, WriterMetrics};
 use super::{hex32, DaNotice, PublishError, SubmitError, MAX_QUEUED_EVENTS};
@@ -124,47 +124,52 @@ pub struct Submitted {
     pub outcome: &'static str,
 }
 
-/// The DA state of a node (`GET /v1/da/state`).
-#[derive(Debug, Clone, Serialize)]
+/// The DA state of a node: the DA log and the 14A §2 state replayed from it. The answer of
+/// `NodeHandle::da_state`, and as is the JSON of `GET /v1/da/state` (hashes as 64 hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DaStateView {
     /// Height of the last applied blob (0: empty log).
     pub height: u64,
-    /// Hash of that blob (zeros for an empty log).
-    #[serde(serialize_with = "hex32")]
+    /// Its hash (zeros for an empty log); 64 hex in JSON.
+    #[serde(serialize_with = "hex32", deserialize_with = "super::from_hex32")]
     pub tip_hash: [u8; 32],
     /// Events in the applied blobs.
     pub events: u64,
-    /// Events that changed nothing under the 14A §2 rules (e.g. a replica of an unknown
-    /// chunk).
+    /// Of which changed nothing under the 14A §2 rules (e.g. a replica of an unknown
+    /// chunk, a delete with a bad owner signature).
     pub ignored_events: u64,
-    /// The 14A §2 state root.
-    #[serde(serialize_with = "hex32")]
+    /// The deterministic root of the 14A §2 state: equal on every node at the same height;
+    /// 64 hex in JSON.
+    #[serde(serialize_with = "hex32", deserialize_with = "super::from_hex32")]
     pub state_root: [u8; 32],
-    /// Registered storage nodes.
+    /// Registered storage nodes (`node_registry`).
     pub nodes: usize,
-    /// Declared chunks.
+    /// Declared chunks (`chunk_map`).
     pub chunks: usize,
-    /// Replicas over all chunks.
+    /// Replicas over all chunks (`replica_map`).
     pub replicas: usize,
-    /// Zones with at least one node.
+    /// Zones with at least one node (`zone_map`).
     pub zones: usize,
-    /// Threshold receipts recorded in the log (`ReceiptRecorded` events, Tahap 14C).
+    /// Threshold receipts recorded in the log (`ReceiptRecorded` events, Tahap 14C);
+    /// absent from older daemons (read as 0).
+    #[serde(default)]
     pub receipts: usize,
     /// Verified blobs held until the gap before them fills.
     pub pending: usize,
-    /// The highest tip any peer reported.
+    /// The highest log tip any peer reported (the backfill target).
     pub target_height: u64,
-    /// Blobs rejected since start.
+    /// Blobs rejected since start (bad signature, broken chain, malformed, …).
     pub rejected: u64,
-    /// True when no peer reported a higher tip.
+    /// True when no peer reported a higher tip and nothing is held.
     pub synced: bool,
     /// True when this node is the DA authority (it seals blobs).
     pub is_authority: bool,
-    /// Events waiting to be sealed (authority only).
+    /// Events waiting to be sealed (DA authority only).
     pub queued_events: usize,
     /// Height up to which the log is durable on disk (`height` without a data directory);
     /// the blobs above it are applied and served from memory until the writer commits
-    /// them.
+    /// them (issue 11). Absent from older daemons (read as 0).
+    #[serde(default)]
     pub durable_height: u64,
 }
 

@@ -63,7 +63,7 @@ impl EventLoop {
         v.partitioned = pm.is_partitioned();
         v.static_peers = pm.static_peers().iter().map(ToString::to_string).collect();
         v.dns_seeds = pm.dns_seeds().iter().map(ToString::to_string).collect();
-        v
+        v.with_success_rate()
     }
 
     pub(super) fn add_peer(&mut self, peer: StaticPeer) -> Result<(), ControlError> {

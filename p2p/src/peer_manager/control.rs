@@ -32,7 +32,7 @@ impl PeerManager {
     /// # Errors
     /// [`ControlError::AlreadyPresent`], [`ControlError::TooMany`], or
     /// [`ControlError::Persist`] when the file cannot be written (nothing changes then).
-    pub fn add_static_peer(&mut self, peer: StaticPeer) -> Result<(), ControlError> {
+    pub(crate) fn add_static_peer(&mut self, peer: StaticPeer) -> Result<(), ControlError> {
         if self.cfg.static_peers.contains(&peer) {
             return Err(ControlError::AlreadyPresent(peer.to_string()));
         }
@@ -51,7 +51,7 @@ impl PeerManager {
     ///
     /// # Errors
     /// As [`PeerManager::add_static_peer`].
-    pub fn add_dns_seed(&mut self, seed: DnsSeed) -> Result<(), ControlError> {
+    pub(crate) fn add_dns_seed(&mut self, seed: DnsSeed) -> Result<(), ControlError> {
         if self.cfg.dns_seeds.contains(&seed) {
             return Err(ControlError::AlreadyPresent(seed.to_string()));
         }
@@ -83,7 +83,7 @@ impl PeerManager {
     /// After `peers reset` cleared peers.dat (and the event loop closed every connection):
     /// forget the anchors and bootstrap again from the seeds now: every DNS seed is
     /// resolved and every static peer dialled, and the fallback chain starts a new run.
-    pub fn rebootstrap(&mut self) {
+    pub(crate) fn rebootstrap(&mut self) {
         let now = Instant::now();
         self.anchors.clear();
         self.contact_every_seed();

@@ -96,7 +96,7 @@ impl PeerManager {
     /// `kademlia` and is dialled even when the outbound slots are full, since it fills a
     /// required role. Returns false for ourselves, a peer connected or being dialled, or a
     /// banned one.
-    pub fn dial_provider(&mut self, peer: PeerId) -> bool {
+    pub(crate) fn dial_provider(&mut self, peer: PeerId) -> bool {
         if self.busy_peers().contains(&peer)
             || self.store.is_banned(&peer, unix_now()).unwrap_or(false)
         {
@@ -140,7 +140,7 @@ impl PeerManager {
     /// advertise `service` and are not connected, even when the outbound slots are full, so a
     /// required role reaches its minimum before the rest is filled by score and diversity.
     /// Returns how many were dialled.
-    pub fn dial_role(&mut self, service: ServiceType, count: usize) -> usize {
+    pub(crate) fn dial_role(&mut self, service: ServiceType, count: usize) -> usize {
         let candidates = self
             .store
             .dial_candidates(unix_now(), &self.busy_peers(), usize::MAX)

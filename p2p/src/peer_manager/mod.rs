@@ -61,7 +61,7 @@ pub const EXTRA_OUTBOUND: usize = 4;
 
 /// First delay between partition-recovery sweeps (doubling up to
 /// `recovery_backoff_max_secs`).
-pub const RECOVERY_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+pub(crate) const RECOVERY_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 
 /// What the peer manager tells the event loop.
 #[derive(Debug, Clone)]
@@ -339,13 +339,13 @@ impl PeerManager {
     }
 
     /// True when every bootstrap source failed and no peer is connected.
-    pub fn is_isolated(&self) -> bool {
+    pub(crate) fn is_isolated(&self) -> bool {
         self.chain.is_isolated() && self.verified.is_empty()
     }
 
     /// True while fewer than `min_peers` peers are connected after the start-up grace
     /// period (28.1.C §4: partition recovery runs).
-    pub fn is_partitioned(&self) -> bool {
+    pub(crate) fn is_partitioned(&self) -> bool {
         self.recovery.is_partitioned()
     }
 
@@ -363,7 +363,7 @@ impl PeerManager {
 
     /// The peers to remember as anchors at a clean shutdown: the verified full outbound
     /// peers, longest-connected first.
-    pub fn anchor_peers(&self) -> Vec<PeerId> {
+    pub(crate) fn anchor_peers(&self) -> Vec<PeerId> {
         let mut v: Vec<(&PeerId, &ConnectedPeer)> = self
             .verified
             .iter()

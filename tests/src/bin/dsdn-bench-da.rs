@@ -38,11 +38,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use dsdn_daemon::client::ApiClient;
 use dsdn_daemon::cookie::cookie_path;
-use dsdn_daemon::localnet::{DaSpec, NodeMode};
+use dsdn_daemon::localnet::NodeMode;
 use dsdn_integration_tests::roles::Launch;
 use dsdn_integration_tests::{
     chunk_events, da_publish_all, da_tip, fmt_ms, ip, percentile, wait_da_equal, TestNet, WAIT,
 };
+use dsdn_p2p::da::DaConfig;
 use dsdn_protocols::da::{Bytes32, Bytes64, DaBlob, DA_BLOB_VERSION};
 
 /// Convergence timeout.
@@ -66,11 +67,11 @@ fn sorted(mut v: Vec<Duration>) -> Vec<Duration> {
 }
 
 /// `[da]` of the benchmark: the daemon's defaults, except a 1 s start grace.
-fn da(batch_interval_ms: u64) -> DaSpec {
-    DaSpec {
-        batch_interval_ms,
-        publish_grace_secs: 1,
-        ..DaSpec::default()
+fn da(batch_interval_ms: u64) -> DaConfig {
+    DaConfig {
+        batch_interval: Duration::from_millis(batch_interval_ms),
+        publish_grace: Duration::from_secs(1),
+        ..DaConfig::default()
     }
 }
 
@@ -229,7 +230,7 @@ async fn latency(nodes: usize, posts: usize, batch_interval_ms: u64) -> anyhow::
         .da_config("coordinator", 10)?
         .with_da(da(batch_interval_ms));
     let mut coordinator_cfg = cfg.clone();
-    coordinator_cfg.static_peers.clear();
+    coordinator_cfg.seeds.bootstrap.static_peers.clear();
     net.spawn("coordinator", NodeMode::Coordinator, 10, &coordinator_cfg)
         .await?;
     let names: Vec<String> = (1..nodes).map(|i| format!("storage-{i}")).collect();
@@ -330,7 +331,13 @@ async fn latency(nodes: usize, posts: usize, batch_interval_ms: u64) -> anyhow::
         "coordinator at {end}, want height {height}"
     );
     wait_da_equal(&net.nodes(), &end, T).await?;
-    let sizes = blob_sizes(&publisher, &cfg.network, tip.height + 1, height).await?;
+    let sizes = blob_sizes(
+        &publisher,
+        cfg.seeds.network.name.as_str(),
+        tip.height + 1,
+        height,
+    )
+    .await?;
     let (per_node, last_node, post_rtt) = (sorted(per_node), sorted(last_node), sorted(post_rtt));
     let (seal, gossip_apply) = (sorted(seal), sorted(gossip_apply));
     println!(
@@ -460,7 +467,14 @@ async fn main() -> anyhow::Result<()> {
         catch_up(events, runs).await?;
     }
     if !has("--skip-latency") {
-        let mut runs = vec![latency(nodes, posts, DaSpec::default().batch_interval_ms).await?];
+        let mut runs = vec![
+            latency(
+                nodes,
+                posts,
+                DaConfig::default().batch_interval.as_millis() as u64,
+            )
+            .await?,
+        ];
         if let Some(ms) = fast {
             runs.push(latency(nodes, posts, ms).await?);
         }

@@ -377,7 +377,7 @@ async fn collect_rows(net: &LocalNet) -> Vec<NodeRow> {
                     .da_state()
                     .await
                     .ok()
-                    .map(|s| (s.events, s.state_root))
+                    .map(|s| (s.events, hex::encode(s.state_root)))
             } else {
                 None
             };
@@ -544,7 +544,7 @@ async fn watch_table(
             };
             print_out(&format!(
                 "\x1b[2J\x1b[Hdsdn devnet: network {}, port {}, seed {} via {}, dir {}\n\n{table}\nt+{elapsed}s, {until}\n",
-                net.config().network,
+                net.config().seeds.network.name,
                 net.port(),
                 net.seed_name(),
                 net.seed_server().local_addr(),

@@ -1,11 +1,10 @@
 //! `[da]` of seeds.toml: batching, sync and snapshot settings of the DA event log (issue 5,
-//! Tahap 14A).
+//! Tahap 14A), owned by the DA service; the whole file is [`crate::seeds::SeedsConfig`].
 
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use super::Errors;
+use dsdn_bootstrap::config::{whole_secs, KeyErrors, MAX_DURATION_SECS};
+use serde::{Deserialize, Serialize};
 
 /// Largest accepted `da.batch_max_bytes`: the blob cap (256 KiB) minus room for the blob's
 /// own fields and signature.
@@ -59,10 +58,10 @@ impl Default for DaConfig {
     }
 }
 
-/// `[da]` as written.
-#[derive(Deserialize)]
+/// `[da]` as written (the section's serde schema, both ways).
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(super) struct RawDa {
+pub(crate) struct RawDa {
     batch_max_bytes: usize,
     batch_max_events: usize,
     batch_interval_ms: u64,
@@ -87,8 +86,36 @@ impl Default for RawDa {
     }
 }
 
+dsdn_bootstrap::serialize_as_raw!(DaConfig);
+
+impl DaConfig {
+    pub(crate) fn to_raw(&self) -> Result<RawDa, String> {
+        let ms = self.batch_interval.as_millis();
+        if !self.batch_interval.subsec_nanos().is_multiple_of(1_000_000) {
+            return Err(format!(
+                "da.batch_interval_ms: {:?} is not a whole number of milliseconds",
+                self.batch_interval
+            ));
+        }
+        let batch_interval_ms = u64::try_from(ms)
+            .map_err(|_| format!("da.batch_interval_ms: {ms} ms is out of range"))?;
+        Ok(RawDa {
+            batch_max_bytes: self.batch_max_bytes,
+            batch_max_events: self.batch_max_events,
+            batch_interval_ms,
+            sync_chunk_blobs: self.sync_chunk_blobs,
+            sync_request_timeout_secs: whole_secs(
+                "da.sync_request_timeout_secs",
+                self.sync_request_timeout,
+            )?,
+            snapshot_interval_blobs: self.snapshot_interval_blobs,
+            publish_grace_secs: whole_secs("da.publish_grace_secs", self.publish_grace)?,
+        })
+    }
+}
+
 fn check<T: PartialOrd + std::fmt::Display + Copy>(
-    errs: &mut Errors,
+    errs: &mut KeyErrors,
     key: &str,
     value: T,
     min: T,
@@ -103,8 +130,8 @@ fn check<T: PartialOrd + std::fmt::Display + Copy>(
     value
 }
 
-pub(super) fn validate(raw: RawDa, errs: &mut Errors) -> DaConfig {
-    let max_secs = super::MAX_DURATION_SECS;
+pub(crate) fn validate(raw: RawDa, errs: &mut KeyErrors) -> DaConfig {
+    let max_secs = MAX_DURATION_SECS;
     DaConfig {
         batch_max_bytes: check(
             errs,
@@ -160,8 +187,8 @@ pub(super) fn validate(raw: RawDa, errs: &mut Errors) -> DaConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::super::SeedsConfig;
     use super::*;
+    use crate::seeds::SeedsConfig;
 
     #[test]
     fn defaults_and_overrides() {

@@ -1,5 +1,6 @@
 //! `[committee]` of seeds.toml: the coordinator committee this coordinator belongs to
-//! (Tahap 14A.2B.1: FROST DKG and threshold signing of DA blobs).
+//! (Tahap 14A.2B.1: FROST DKG and threshold signing of DA blobs), owned by the committee
+//! service; the whole file is [`crate::seeds::SeedsConfig`].
 //!
 //! ```toml
 //! [committee]
@@ -12,11 +13,10 @@
 //! absent (flags win, key by key). Every other mode ignores it: non-members only need
 //! `network.da_authority` set to the committee's group key.
 
+use dsdn_bootstrap::config::KeyErrors;
 use dsdn_protocols::committee::types::{MAX_MEMBERS, MIN_MEMBERS};
-use libp2p_identity::PeerId;
-use serde::Deserialize;
-
-use super::Errors;
+use libp2p::identity::PeerId;
+use serde::{Deserialize, Serialize};
 
 /// Default `committee.threshold`: 2 (the smallest threshold FROST allows).
 pub const DEFAULT_COMMITTEE_THRESHOLD: u16 = 2;
@@ -57,10 +57,10 @@ impl CommitteeConfig {
     }
 }
 
-/// `[committee]` as written.
-#[derive(Deserialize)]
+/// `[committee]` as written (the section's serde schema, both ways).
+#[derive(Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub(super) struct RawCommittee {
+pub(crate) struct RawCommittee {
     members: Vec<String>,
     threshold: u16,
     epoch: u64,
@@ -76,11 +76,31 @@ impl Default for RawCommittee {
     }
 }
 
+impl RawCommittee {
+    /// True for the section's defaults (no members, default threshold and epoch): such a
+    /// section is not written.
+    pub(crate) fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+dsdn_bootstrap::serialize_as_raw!(CommitteeConfig);
+
+impl CommitteeConfig {
+    pub(crate) fn to_raw(&self) -> Result<RawCommittee, String> {
+        Ok(RawCommittee {
+            members: self.members.iter().map(ToString::to_string).collect(),
+            threshold: self.threshold,
+            epoch: self.epoch,
+        })
+    }
+}
+
 /// Validates `[committee]`, pushing one error per bad key: `committee.members[i]` (not a
 /// PeerId, or a duplicate of an earlier entry), `committee.members` (more than
 /// [`MAX_MEMBERS`] or fewer than [`MIN_MEMBERS`]), `committee.threshold` (below 2, or above
 /// the number of members).
-pub(super) fn validate(raw: RawCommittee, errs: &mut Errors) -> CommitteeConfig {
+pub(crate) fn validate(raw: RawCommittee, errs: &mut KeyErrors) -> CommitteeConfig {
     let mut members: Vec<PeerId> = Vec::with_capacity(raw.members.len());
     for (i, s) in raw.members.iter().enumerate() {
         match s.trim().parse::<PeerId>() {
@@ -127,14 +147,14 @@ pub(super) fn validate(raw: RawCommittee, errs: &mut Errors) -> CommitteeConfig 
 
 #[cfg(test)]
 mod tests {
-    use super::super::SeedsConfig;
     use super::*;
+    use crate::seeds::SeedsConfig;
 
     fn ids(n: usize) -> Vec<PeerId> {
         (0..n)
             .map(|_| {
                 let secret: [u8; 32] = rand::random();
-                libp2p_identity::Keypair::ed25519_from_bytes(secret)
+                libp2p::identity::Keypair::ed25519_from_bytes(secret)
                     .unwrap()
                     .public()
                     .to_peer_id()

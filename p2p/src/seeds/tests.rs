@@ -1,3 +1,10 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dsdn_bootstrap::config::{DnsSeed, MAX_DURATION_SECS};
+use dsdn_bootstrap::StaticPeer;
+use dsdn_protocols::NetworkId;
+
 use super::*;
 
 fn err(text: &str) -> ConfigError {
@@ -452,4 +459,100 @@ fn load_reports_missing_file_and_reads_a_real_one() {
         cfg.bootstrap.static_peers,
         [StaticPeer::Socket("127.0.0.1:4000".parse().unwrap())]
     );
+}
+
+/// `toml::to_string` then [`SeedsConfig::from_toml_str`] gives back `cfg`.
+fn round_trip(cfg: &SeedsConfig) -> String {
+    let text = toml::to_string(cfg).unwrap_or_else(|e| panic!("{e}: {cfg:?}"));
+    let back = SeedsConfig::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(&back, cfg, "{text}");
+    text
+}
+
+#[test]
+fn shipped_seeds_toml_reserialises_to_an_equal_value() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds.toml");
+    let cfg = SeedsConfig::load(&path).unwrap();
+    let text = round_trip(&cfg);
+    // Unset optional parts are left out, every other key is written.
+    assert!(!text.contains("da_authority"), "{text}");
+    assert!(!text.contains("[committee]"), "{text}");
+    assert!(text.contains("service_record_ttl_secs = 3600"), "{text}");
+    assert!(text.contains("batch_interval_ms = 100"), "{text}");
+    assert_eq!(round_trip(&SeedsConfig::default()), text);
+}
+
+#[test]
+fn every_field_round_trips() {
+    let members: Vec<libp2p::identity::PeerId> = (0..3)
+        .map(|i| {
+            libp2p::identity::Keypair::ed25519_from_bytes([i + 1; 32])
+                .unwrap()
+                .public()
+                .to_peer_id()
+        })
+        .collect();
+    let cfg = SeedsConfig {
+        network: NetworkConfig {
+            name: NetworkId::new("mainnet").unwrap(),
+            da_authority: Some([7; 32]),
+        },
+        bootstrap: BootstrapConfig {
+            dns_seeds: vec![DnsSeed::new("seed1.dsdn.network").unwrap()],
+            static_peers: vec![
+                StaticPeer::parse("203.0.113.50:30303").unwrap(),
+                StaticPeer::parse("[2001:db8::1]:30303").unwrap(),
+                StaticPeer::parse("/ip4/198.51.100.10/tcp/4001").unwrap(),
+            ],
+            peers_file: PathBuf::from("/var/lib/dsdn/peers.dat"),
+            dns_servers: vec!["9.9.9.9:53".parse().unwrap(), "[::1]:5353".parse().unwrap()],
+            default_port: 4001,
+            max_outbound_connections: 4,
+            max_inbound_connections: 0,
+            dns_resolve_timeout: Duration::from_secs(2),
+            peer_connect_timeout: Duration::from_secs(3),
+            pex_interval: Duration::from_secs(60),
+            retry_interval: Duration::from_secs(7),
+            min_peers: 5,
+            max_connections_per_peer: 1,
+            inbound_per_ip_per_minute: 99,
+            dns_refresh_interval: Duration::from_secs(11),
+            feeler_interval: Duration::from_secs(12),
+            recovery_backoff_max: Duration::from_secs(13),
+            ban_duration: Duration::from_secs(14),
+            service_record_ttl: Duration::from_secs(15),
+        },
+        da: DaConfig {
+            batch_max_bytes: 2048,
+            batch_max_events: 3,
+            batch_interval: Duration::from_millis(7),
+            sync_chunk_blobs: 8,
+            sync_request_timeout: Duration::from_secs(9),
+            snapshot_interval_blobs: 10,
+            publish_grace: Duration::from_secs(11),
+        },
+        committee: CommitteeConfig {
+            members,
+            threshold: 3,
+            epoch: 4,
+        },
+    };
+    let text = round_trip(&cfg);
+    assert!(text.contains("[committee]"), "{text}");
+    // A committee section holding only a threshold is still written.
+    let mut partial = SeedsConfig::default();
+    partial.committee.threshold = 3;
+    round_trip(&partial);
+}
+
+#[test]
+fn values_the_file_cannot_express_are_serialisation_errors() {
+    let mut cfg = SeedsConfig::default();
+    cfg.bootstrap.pex_interval = Duration::from_millis(1500);
+    let err = toml::to_string(&cfg).unwrap_err().to_string();
+    assert!(err.contains("bootstrap.pex_interval_secs"), "{err}");
+    let mut cfg = SeedsConfig::default();
+    cfg.da.batch_interval = Duration::from_micros(1500);
+    let err = toml::to_string(&cfg).unwrap_err().to_string();
+    assert!(err.contains("da.batch_interval_ms"), "{err}");
 }
