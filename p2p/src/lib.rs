@@ -1,27 +1,40 @@
-//! The DSDN libp2p swarm: transports, the handshake, peer exchange, DA gossip, Kademlia and
-//! the event loop.
+//! The DSDN libp2p swarm and the node's services on it.
+//!
+//! Two layers, one event loop between them (issue 11):
+//!
+//! * **The network layer** ([`net`]): the composed [`net::behaviour::Behaviour`] (one
+//!   [`net::component::Component`] per protocol, each owning its state and its outstanding
+//!   requests or queries and emitting one typed event), the [`net::peer_manager`]
+//!   (fallback chain, admission, dials, limits, peers.dat bookkeeping) and the read-only
+//!   peer view services use. Transports are built in [`node`].
+//! * **The services** — [`da`] (the DA log: verify, order, apply, backfill, seal, register;
+//!   its log writer thread), [`committee`] (FROST DKG and threshold signing; its guard
+//!   writer thread) and [`workload`] (executions, receipts) — are pure drivers: they take
+//!   `now`, own their state, never touch the swarm, and queue actions (send a request,
+//!   answer one, gossip, report a verdict, penalise a peer, persist) that the event loop
+//!   carries out. Each is unit-tested without a swarm.
+//! * **The [`EventLoop`]** routes swarm events, commands from the [`NodeHandle`] and the
+//!   writers' reports to the components and services, and carries out their actions.
 //!
 //! ```text
-//!             NodeHandle (clone) ──Command──▶ EventLoop ──▶ Swarm<Behaviour>
-//!                                              │              ├─ peer_manager (fallback chain, dials, limits)
-//!                                              │              ├─ handshake    /dsdn/handshake/1.0.0        (net::handshake)
-//!                                              │              ├─ pex          /dsdn/<net>/pex/1.0.0        (net::pex)
-//!                                              │              ├─ gossipsub    /dsdn/<net>/meshsub/1.1.0
-//!                                              │              ├─ kad          /dsdn/<net>/kad/1.0.0
-//!                                              │              ├─ da_sync      /dsdn/<net>/da-sync/1.0.0    (net::rpc)
-//!                                              │              ├─ da_register  /dsdn/<net>/da-register/1.0.0 (net::rpc)
-//!                                              │              ├─ committee    /dsdn/<net>/committee/1.0.0  (net::rpc)
-//!                                              │              └─ workload     /dsdn/<net>/workload/1.0.0   (net::rpc)
-//!                                              ├─ DaService (verify, DaChain, backfill, sealing; log writer thread)
-//!                                              ├─ CommitteeService (FROST DKG, threshold signing, key share)
-//!                                              └─ workloads and receipts
+//!  NodeHandle (clone) ──Command──▶ EventLoop ──▶ Swarm<Behaviour>                  (net)
+//!                                  │              ├─ peer_manager  fallback chain, admission, dials, limits
+//!                                  │              ├─ handshake     /dsdn/handshake/1.0.0          (net::handshake)
+//!                                  │              ├─ pex           /dsdn/<net>/pex/1.0.0          (net::pex)
+//!                                  │              ├─ gossipsub     /dsdn/<net>/meshsub/1.1.0
+//!                                  │              ├─ discovery     /dsdn/<net>/kad/1.0.0          (net::discovery)
+//!                                  │              ├─ da_sync       /dsdn/<net>/da-sync/1.0.0      (net::rpc)
+//!                                  │              ├─ da_register   /dsdn/<net>/da-register/1.0.0  (net::rpc)
+//!                                  │              ├─ committee     /dsdn/<net>/committee/1.0.0    (net::rpc)
+//!                                  │              └─ workload      /dsdn/<net>/workload/1.0.0     (net::rpc)
+//!                                  ├─ DaService ──DaAction──▶        (da;        LogWriter thread: da-log.redb)
+//!                                  ├─ CommitteeService ──CommitteeAction──▶ (committee; GuardWriter thread)
+//!                                  └─ WorkloadService ──WorkloadAction──▶   (workload; executions on the blocking pool)
 //! ```
 //!
-//! Each request/response protocol is a [`net::component::Component`] that owns its state
-//! and outstanding requests and emits one typed event; the event loop only routes those
-//! events to the peer manager and the services. The address book ([`dsdn_peers::PeerStore`])
-//! is in memory and written to peers.dat by a background thread; the DA log by its own
-//! writer thread: the event loop does no disk write on the peer or blob paths.
+//! The address book ([`dsdn_peers::PeerStore`]) is in memory and written to peers.dat by
+//! a background thread, the DA log and the committee's signing guard by their own writer
+//! threads: the event loop does no disk write on the peer, blob or signing paths.
 //!
 //! Start a node with [`Node::start`], spawn its [`EventLoop::run`], and talk to it through
 //! the [`NodeHandle`].
@@ -54,7 +67,6 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
-pub mod behaviour;
 pub mod codec;
 pub mod committee;
 pub mod config;
@@ -65,7 +77,6 @@ pub mod light;
 pub mod metrics;
 pub mod net;
 pub mod node;
-pub mod peer_manager;
 pub mod seeds;
 pub mod workload;
 

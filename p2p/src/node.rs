@@ -13,21 +13,21 @@ use libp2p::request_response::ProtocolSupport;
 use libp2p::{noise, tcp, yamux, Multiaddr, Swarm, SwarmBuilder};
 use tokio::sync::mpsc;
 
-use crate::behaviour::{
-    committee_behaviour, da_register_behaviour, da_sync_behaviour, gossipsub_config,
-    handshake_behaviour, pex_behaviour, workload_behaviour, Behaviour,
-};
 use crate::config::NodeConfig;
 use crate::da::{DaService, DaServiceConfig, Registrar};
 use crate::event_loop::EventLoop;
 use crate::handle::{NodeHandle, COMMAND_QUEUE};
 use crate::metrics::Metrics;
+use crate::net::behaviour::{
+    committee_behaviour, da_register_behaviour, da_sync_behaviour, gossipsub_config,
+    handshake_behaviour, pex_behaviour, workload_behaviour, Behaviour,
+};
 use crate::net::component::Component;
 use crate::net::discovery::{Discovery, DiscoveryConfig};
 use crate::net::handshake::HandshakeProtocol;
+use crate::net::peer_manager::{PeerManager, PeerManagerParts};
 use crate::net::pex::PexProtocol;
 use crate::net::rpc::Rpc;
-use crate::peer_manager::{PeerManager, PeerManagerParts};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]

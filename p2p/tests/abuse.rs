@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use dsdn_bootstrap::config::BootstrapConfig;
-use dsdn_p2p::behaviour::{handshake_behaviour, pex_behaviour, HandshakeBehaviour, PexBehaviour};
+use dsdn_p2p::net::behaviour::{
+    handshake_behaviour, pex_behaviour, HandshakeBehaviour, PexBehaviour,
+};
 use dsdn_p2p::node::listen_addrs;
 use dsdn_p2p::{Node, NodeConfig, NodeHandle};
 use dsdn_protocols::handshake::Handshake;

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dsdn_bootstrap::config::StaticPeer;
-use dsdn_p2p::behaviour::{committee_behaviour, CommitteeBehaviour};
 use dsdn_p2p::committee::files::{guard_path, key_share_path};
 use dsdn_p2p::committee::{
     CommitteeNodeConfig, CommitteeState, CommitteeStatus, DkgRunError, ThresholdSignError,
 };
+use dsdn_p2p::net::behaviour::{committee_behaviour, CommitteeBehaviour};
 use dsdn_p2p::{Metrics, Node, NodeConfig, NodeHandle};
 use dsdn_protocols::committee::{CommitteeRequest, CommitteeResponse, GroupKey, Refusal, Slot};
 use dsdn_protocols::{ServiceSet, ServiceType};

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use dsdn_bootstrap::config::{BootstrapConfig, DnsSeed, StaticPeer};
 use dsdn_bootstrap::seed_server::SeedServer;
-use dsdn_p2p::behaviour::{handshake_behaviour, pex_behaviour, HandshakeBehaviour, PexBehaviour};
+use dsdn_p2p::net::behaviour::{
+    handshake_behaviour, pex_behaviour, HandshakeBehaviour, PexBehaviour,
+};
 use dsdn_p2p::node::{listen_addrs, signing_key};
 use dsdn_p2p::{DaNotice, LightClient, LightConfig, Node, NodeConfig, NodeHandle};
 use dsdn_protocols::da::{Bytes32, DaEvent};

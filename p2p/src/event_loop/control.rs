@@ -9,7 +9,7 @@ use libp2p::PeerId;
 
 use super::EventLoop;
 use crate::handle::{ControlError, PeerStatsView, ResetReport};
-use crate::peer_manager::unix_now;
+use crate::net::peer_manager::unix_now;
 
 fn store_err(e: impl std::fmt::Display) -> ControlError {
     ControlError::Store(e.to_string())

@@ -13,15 +13,15 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::Swarm;
 use tokio::sync::mpsc;
 
-use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::config::NodeConfig;
 use crate::da::{DaService, DaSubscribers, PublishError, Registrar};
 use crate::handle::{Command, NodeStatus, PeerView};
 use crate::metrics::Metrics;
+use crate::net::behaviour::{Behaviour, BehaviourEvent};
 use crate::net::discovery::{DiscoveryEvent, MAX_DIALS_PER_ANSWER};
 use crate::net::handshake::HandshakeEvent;
+use crate::net::peer_manager::{unix_now, PeerManagerEvent};
 use crate::net::pex::PexEvent;
-use crate::peer_manager::{unix_now, PeerManagerEvent};
 
 mod committee;
 mod control;

@@ -15,7 +15,7 @@
 //! protocol's module. Such a struct is unit-tested by feeding it events, without a swarm.
 //!
 //! Adding a protocol: its module (the `Protocol` impl, its event type, its constructor), one
-//! field in [`crate::behaviour::Behaviour`], one routing arm in the event loop, and its
+//! field in [`crate::net::behaviour::Behaviour`], one routing arm in the event loop, and its
 //! configuration.
 
 use std::collections::VecDeque;

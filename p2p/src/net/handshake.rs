@@ -20,7 +20,7 @@ use libp2p::{Multiaddr, PeerId};
 use super::component::{Component, Inner, InnerEvent, Outbox, Protocol};
 use super::{decode_addrs, encode_addrs};
 use crate::codec::CborCodec;
-use crate::peer_manager::VerifiedInfo;
+use crate::net::peer_manager::VerifiedInfo;
 
 /// The outcome of one connection's handshake.
 #[derive(Debug)]

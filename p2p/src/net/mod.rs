@@ -1,6 +1,9 @@
-//! The network layer's protocol components (issue 11): each request/response protocol is
-//! one [`component::Component`] that owns its state and its outstanding requests and emits
-//! one typed event; the event loop only routes those events.
+//! The network layer (issue 11): the composed [`behaviour::Behaviour`], the
+//! [`peer_manager`] and the protocol components. Each protocol is one
+//! [`component::Component`] that owns its state and its outstanding requests and emits one
+//! typed event; the event loop only routes those events. The node's services (`da`,
+//! `committee`, `workload`) sit above this layer and see it only through their actions and
+//! the read-only `PeerView`.
 //!
 //! * [`handshake`]: `/dsdn/handshake/1.0.0`, the network, version and identity check of
 //!   every connection;
@@ -15,9 +18,11 @@ use dsdn_protocols::handshake::{MAX_ADDR_BYTES, MAX_LISTEN_ADDRS};
 use libp2p::multiaddr::Protocol as AddrProtocol;
 use libp2p::Multiaddr;
 
+pub mod behaviour;
 pub mod component;
 pub mod discovery;
 pub mod handshake;
+pub mod peer_manager;
 pub mod pex;
 pub mod rpc;
 mod view;

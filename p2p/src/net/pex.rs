@@ -32,7 +32,7 @@ use super::component::{Component, Inner, InnerEvent, Outbox, Protocol};
 use super::decode_addrs;
 use crate::codec::CborCodec;
 use crate::metrics::Metrics;
-use crate::peer_manager::unix_now;
+use crate::net::peer_manager::unix_now;
 
 /// What peer exchange tells the rest of the node.
 #[derive(Debug)]
@@ -286,7 +286,7 @@ mod tests {
     use libp2p::swarm::ConnectionId;
 
     use super::*;
-    use crate::behaviour::pex_behaviour;
+    use crate::net::behaviour::pex_behaviour;
 
     struct Fixture {
         _dir: tempfile::TempDir,

@@ -202,8 +202,8 @@ mod tests {
     use libp2p::swarm::ConnectionId;
 
     use super::*;
-    use crate::behaviour::da_sync_behaviour;
     use crate::codec::CborCodec;
+    use crate::net::behaviour::da_sync_behaviour;
 
     type Sync = Rpc<CborCodec<SyncRequest, SyncResponse>, &'static str>;
 

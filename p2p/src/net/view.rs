@@ -4,7 +4,7 @@
 use dsdn_protocols::ServiceSet;
 use libp2p::PeerId;
 
-use crate::peer_manager::PeerManager;
+use crate::net::peer_manager::PeerManager;
 
 /// The verified connected peers and the services their handshake advertised.
 pub(crate) trait PeerView {

@@ -27,10 +27,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dsdn_bootstrap::config::{BootstrapConfig, StaticPeer};
-use dsdn_p2p::behaviour::{
+use dsdn_p2p::da::DaConfig;
+use dsdn_p2p::net::behaviour::{
     da_sync_behaviour, handshake_behaviour, DaSyncBehaviour, HandshakeBehaviour,
 };
-use dsdn_p2p::da::DaConfig;
 use dsdn_p2p::{Metrics, Node, NodeConfig, NodeHandle};
 use dsdn_protocols::da::register::RegisterRequest;
 use dsdn_protocols::da::sync::{SyncRequest, SyncResponse};

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use dsdn_daemon::localnet::{reserve_port, ConfigSpec, Node, NodeMode, NodeSpec};
-use dsdn_p2p::behaviour::{handshake_behaviour, pex_behaviour, HandshakeBehaviour, PexBehaviour};
+use dsdn_p2p::net::behaviour::{
+    handshake_behaviour, pex_behaviour, HandshakeBehaviour, PexBehaviour,
+};
 use dsdn_protocols::handshake::Handshake;
 use dsdn_protocols::pex::{PexRequest, PexResponse};
 use dsdn_protocols::{NetworkId, ServiceSet, ServiceType, PROTOCOL_VERSION};

@@ -7,7 +7,7 @@
 //!   tokio runtime. Node 0 is the publisher (the coordinator's place).
 //! * **Swarm**: as `p2p/src/node.rs`: the `libp2p` of the workspace, TCP (`nodelay`) +
 //!   noise + yamux and QUIC v1 on one `IP:PORT`, 24 h idle timeout, gossipsub alone.
-//! * **Gossipsub**: `dsdnd`'s own configuration (`dsdn_p2p::behaviour::gossipsub_config`):
+//! * **Gossipsub**: `dsdnd`'s own configuration (`dsdn_p2p::net::behaviour::gossipsub_config`):
 //!   protocol prefix `/dsdn/devnet/meshsub`, `validate_messages`,
 //!   `Strict` validation (signed messages), `max_transmit_size` = `MAX_BLOB_BYTES` + 4096,
 //!   1 s heartbeat, SHA-256 message ids, the library's other defaults (D = 6, flood
@@ -149,7 +149,7 @@ fn header(data: &[u8]) -> Option<(u64, u64)> {
 fn swarm(key: libp2p::identity::Keypair) -> anyhow::Result<Swarm<gossipsub::Behaviour>> {
     // dsdnd's own configuration, by construction the same parameters.
     let network = dsdn_protocols::NetworkId::new(NETWORK).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let cfg = dsdn_p2p::behaviour::gossipsub_config(&network)
+    let cfg = dsdn_p2p::net::behaviour::gossipsub_config(&network)
         .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
     let gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), cfg)
         .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?;

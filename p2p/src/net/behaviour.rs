@@ -32,9 +32,9 @@ use crate::da::SyncTag;
 use crate::net::component::Component;
 use crate::net::discovery::Discovery;
 use crate::net::handshake::HandshakeProtocol;
+use crate::net::peer_manager::PeerManager;
 use crate::net::pex::PexProtocol;
 use crate::net::rpc::Rpc;
-use crate::peer_manager::PeerManager;
 use crate::workload::WorkloadTag;
 
 /// The gossipsub configuration of every DSDN node of `network`: protocol prefix

@@ -121,7 +121,7 @@ impl PeerManager {
         true
     }
 
-    /// Dials up to `max` of `providers` (found in Kademlia) as in [`Self::dial_provider`]:
+    /// Dials up to `max` of `providers` (found in Kademlia) as in `dial_provider`:
     /// the ones dialled, in order.
     pub fn dial_providers(&mut self, providers: &[PeerId], max: usize) -> Vec<PeerId> {
         let mut dialled = Vec::new();
