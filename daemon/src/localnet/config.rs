@@ -368,16 +368,21 @@ mod tests {
         assert!(text.contains("static_peers = []"), "{text}");
     }
 
-    #[test]
-    fn committee_section_is_written_and_parsed_back() {
-        let ids: Vec<String> = (0..3)
+    /// `n` random PeerIds as strings.
+    fn random_peer_ids(n: usize) -> Vec<String> {
+        (0..n)
             .map(|_| {
                 libp2p::identity::Keypair::generate_ed25519()
                     .public()
                     .to_peer_id()
                     .to_string()
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn committee_section_is_written_and_parsed_back() {
+        let ids = random_peer_ids(3);
         let text = ConfigSpec::default()
             .with_committee(ids.clone(), 2, 4)
             .to_toml()
@@ -399,14 +404,7 @@ mod tests {
 
     #[test]
     fn a_launcher_config_reads_back_equal_through_the_daemon_loader() {
-        let ids: Vec<String> = (0..3)
-            .map(|_| {
-                libp2p::identity::Keypair::generate_ed25519()
-                    .public()
-                    .to_peer_id()
-                    .to_string()
-            })
-            .collect();
+        let ids = random_peer_ids(3);
         let spec = ConfigSpec::default()
             .with_network("testnet")
             .with_da_authority("cd".repeat(32))
