@@ -19,6 +19,8 @@ pub struct Metrics {
     pub dns_resolve_success: IntCounter,
     /// `bootstrap_dns_resolve_latency_ms`: time per DNS seed resolution, in milliseconds.
     pub dns_resolve_latency_ms: Histogram,
+    /// `p2p_ping_rtt_ms`: round trips of libp2p pings (histogram, milliseconds).
+    pub ping_rtt_ms: Histogram,
     /// `bootstrap_peer_connect_total`: outbound connection attempts.
     pub peer_connect_total: IntCounter,
     /// `bootstrap_peer_connect_success`: outbound attempts that ended in a verified handshake.
@@ -174,7 +176,18 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(dns_resolve_latency_ms.clone()))?;
+        let ping_rtt_ms = Histogram::with_opts(
+            HistogramOpts::new(
+                "p2p_ping_rtt_ms",
+                "Round-trip time of libp2p pings on connections, in milliseconds.",
+            )
+            .buckets(vec![
+                0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
+            ]),
+        )?;
+        registry.register(Box::new(ping_rtt_ms.clone()))?;
         let m = Metrics {
+            ping_rtt_ms,
             dns_resolve_total: counter(
                 "bootstrap_dns_resolve_total",
                 "DNS seed resolutions attempted.",

@@ -10,7 +10,7 @@ use dsdn_peers::store::{OpenReport, PeerStore};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::ProtocolSupport;
-use libp2p::{noise, tcp, yamux, Multiaddr, Swarm, SwarmBuilder};
+use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, Swarm, SwarmBuilder};
 use tokio::sync::mpsc;
 
 use crate::config::NodeConfig;
@@ -195,6 +195,12 @@ fn build_behaviour(
         pex,
         gossipsub: gossipsub.into(),
         discovery,
+        identify: identify::Behaviour::new(
+            identify::Config::new(format!("/dsdn/{net}/1.0.0"), key.public())
+                .with_agent_version(cfg.agent_version.clone())
+                .with_push_listen_addr_updates(true),
+        ),
+        ping: ping::Behaviour::new(ping::Config::new()),
         da_sync: da_sync.into(),
         da_register: da_register.into(),
     })

@@ -11,6 +11,7 @@ use futures::StreamExt;
 use libp2p::gossipsub::IdentTopic;
 use libp2p::swarm::SwarmEvent;
 use libp2p::Swarm;
+use libp2p::{identify, ping};
 use tokio::sync::mpsc;
 
 use crate::config::NodeConfig;
@@ -408,6 +409,17 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Handshake(e)) => self.on_handshake(e),
             SwarmEvent::Behaviour(BehaviourEvent::Pex(e)) => self.on_pex(e),
             SwarmEvent::Behaviour(BehaviourEvent::Discovery(e)) => self.on_discovery(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => self.swarm.behaviour_mut().discovery.peer_identified(
+                peer_id,
+                &info.listen_addrs,
+                &info.protocols,
+            ),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(_)) => {}
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.on_ping(e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaSync(e)) => self.on_da_sync(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaRegister(e)) => self.on_da_register(e),
@@ -428,18 +440,10 @@ impl EventLoop {
             PeerManagerEvent::SendHandshake { peer, connection } => {
                 self.swarm.behaviour_mut().handshake.send(peer, connection);
             }
-            PeerManagerEvent::PeerVerified {
-                peer,
-                listen_addrs,
-                services,
-                ..
-            } => {
+            PeerManagerEvent::PeerVerified { peer, services, .. } => {
                 let b = self.swarm.behaviour_mut();
                 let now = Instant::now();
-                if !b
-                    .discovery
-                    .peer_verified(peer, &listen_addrs, services, now)
-                {
+                if !b.discovery.peer_verified(peer, services, now) {
                     b.peer_manager.penalize(peer, "provider_mismatch");
                     return;
                 }
@@ -457,6 +461,15 @@ impl EventLoop {
                 self.da_peer_disconnected(&peer);
                 self.committee_peer_disconnected(&peer);
             }
+        }
+    }
+
+    /// A ping: its round trip is observed in `p2p_ping_rtt_ms`; failures are left to the
+    /// connection's own timeouts (the peer manager closes dead connections).
+    fn on_ping(&mut self, event: ping::Event) {
+        match event.result {
+            Ok(rtt) => self.metrics.ping_rtt_ms.observe(rtt.as_secs_f64() * 1000.0),
+            Err(e) => tracing::debug!(peer = %event.peer, error = %e, "ping failed"),
         }
     }
 

@@ -24,7 +24,7 @@ use libp2p::request_response::ProtocolSupport;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::StreamProtocol;
-use libp2p::{gossipsub, request_response};
+use libp2p::{gossipsub, identify, ping, request_response};
 use sha2::{Digest, Sha256};
 
 use crate::codec::CborCodec;
@@ -230,6 +230,11 @@ pub struct Behaviour {
     /// `/dsdn/<network>/kad/1.0.0`: the network's Kademlia DHT and role discovery through
     /// its provider records.
     pub discovery: Discovery,
+    /// `/ipfs/id/1.0.0` (and `/ipfs/id/push/1.0.0`): identify on every connection: agent
+    /// version `dsdnd/<version>`, listen and observed addresses, supported protocols.
+    pub identify: identify::Behaviour,
+    /// `/ipfs/ping/1.0.0`: liveness and round-trip time of every connection.
+    pub ping: ping::Behaviour,
     /// `/dsdn/<network>/da-sync/1.0.0`: DA log backfill. Absent on nodes without the log.
     pub da_sync: Toggle<DaSyncComponent>,
     /// `/dsdn/<network>/da-register/1.0.0`: storage-node registration with the DA

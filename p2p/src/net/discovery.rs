@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use dsdn_protocols::{NetworkId, ServiceSet, ServiceType};
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult, RecordKey};
+use libp2p::swarm::FromSwarm;
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use prometheus::{IntCounterVec, IntGaugeVec};
 
@@ -46,10 +47,26 @@ const EXPECT_FOR: Duration = Duration::from_secs(60);
 /// Providers dialled per lookup answer, at most.
 pub const MAX_DIALS_PER_ANSWER: usize = 4;
 
-/// The Kademlia key under which providers of `service` on `network` are recorded:
-/// `/dsdn/<network>/service/<type>`.
+/// The multicodec code of SHA2-256 in a multihash.
+const SHA2_256: u64 = 0x12;
+
+/// The service-key string of `service` on `network`: `/dsdn/<network>/service/<type>`.
+pub fn service_key_string(network: &NetworkId, service: ServiceType) -> String {
+    format!("/dsdn/{network}/service/{}", service.as_str())
+}
+
+/// The Kademlia key under which providers of `service` on `network` are recorded: the
+/// SHA2-256 multihash (`0x12 0x20` + 32 bytes) of [`service_key_string`]. It is the
+/// multihash of the CIDv1 `raw` of that string, so a standard libp2p client finds the
+/// providers with `findProviders(CID.createV1(0x55, sha256.digest(utf8(key))))`.
 pub fn service_key(network: &NetworkId, service: ServiceType) -> RecordKey {
-    RecordKey::new(&format!("/dsdn/{network}/service/{}", service.as_str()))
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(service_key_string(network, service).as_bytes());
+    match libp2p::multihash::Multihash::<64>::wrap(SHA2_256, &digest) {
+        Ok(hash) => RecordKey::from(hash),
+        // A 32-byte digest always fits the 64-byte multihash.
+        Err(_) => RecordKey::new(&digest),
+    }
 }
 
 /// What discovery asks of the node.
@@ -100,8 +117,9 @@ pub struct DiscoveryConfig {
 }
 
 /// The Kademlia configuration of a DSDN network: protocol `/dsdn/<network>/kad/1.0.0`, no
-/// periodic bootstrap (the peer manager decides when to look for peers), provider records
-/// living `record_ttl` and republished every half of it.
+/// periodic bootstrap (the peer manager decides when to look for peers), manual routing
+/// table inserts ([`Discovery::peer_verified`], [`Discovery::peer_identified`]), provider
+/// records living `record_ttl` and republished every half of it.
 ///
 /// # Errors
 /// The network id does not make a valid protocol name (it always does for a [`NetworkId`]).
@@ -113,6 +131,9 @@ pub fn kad_config(
         network.protocol("kad", "1.0.0"),
     )?);
     cfg.set_periodic_bootstrap_interval(None);
+    // The routing table holds only verified peers that speak this Kademlia protocol
+    // (handshake + identify), never a peer merely because it connected.
+    cfg.set_kbucket_inserts(kad::BucketInserts::Manual);
     cfg.set_provider_record_ttl(Some(record_ttl));
     cfg.set_provider_publication_interval(Some(record_ttl / 2));
     Ok(cfg)
@@ -138,7 +159,15 @@ pub struct DiscoveryState {
     /// When our records were last pushed, and how many times they were.
     provided: Option<Instant>,
     provides: u32,
+    /// Connected peers whose handshake verified.
+    verified: HashSet<PeerId>,
+    /// Connected peers whose identify said they speak our Kademlia protocol, with the
+    /// listen addresses they gave (at most [`MAX_IDENTIFY_ADDRS`]).
+    identified: HashMap<PeerId, Vec<Multiaddr>>,
 }
+
+/// Listen addresses of one identified peer kept for the routing table, at most.
+pub const MAX_IDENTIFY_ADDRS: usize = 16;
 
 impl Protocol for DiscoveryState {
     type Inner = kad::Behaviour<kad::store::MemoryStore>;
@@ -151,6 +180,18 @@ impl Protocol for DiscoveryState {
         out: &mut Outbox<Self>,
     ) {
         self.on_kad(event, out);
+    }
+
+    /// A peer's last connection closed: what identify and the handshake told of it is
+    /// forgotten (also for peers that never verified, so the maps stay bounded by the
+    /// connections).
+    fn on_swarm_event(&mut self, event: &FromSwarm<'_>) {
+        if let FromSwarm::ConnectionClosed(c) = event {
+            if c.remaining_established == 0 {
+                self.verified.remove(&c.peer_id);
+                self.identified.remove(&c.peer_id);
+            }
+        }
     }
 }
 
@@ -184,21 +225,18 @@ impl Component<DiscoveryState> {
                 expected: HashMap::new(),
                 provided: None,
                 provides: 0,
+                verified: HashSet::new(),
+                identified: HashMap::new(),
             },
         ))
     }
 
     /// A peer passed its handshake advertising `services`: checked against the type it was
     /// found providing (`false`: it does not advertise it; it is removed from the routing
-    /// table and should be penalised), else its listen addresses enter the routing table
-    /// and our records are pushed if it is one of the first peers.
-    pub fn peer_verified(
-        &mut self,
-        peer: PeerId,
-        listen_addrs: &[Multiaddr],
-        services: ServiceSet,
-        now: Instant,
-    ) -> bool {
+    /// table and should be penalised). Otherwise it may enter the routing table, with the
+    /// addresses its identify gave, once identify says it speaks our Kademlia protocol; our
+    /// records are pushed if it is one of the first peers.
+    pub fn peer_verified(&mut self, peer: PeerId, services: ServiceSet, now: Instant) -> bool {
         if let Some((service, _)) = self.state.expected.remove(&peer) {
             if !services.contains(service) {
                 tracing::warn!(%peer, %service, advertised = %services, "provider does not advertise the service it provides");
@@ -206,15 +244,57 @@ impl Component<DiscoveryState> {
                 return false;
             }
         }
-        for addr in listen_addrs {
-            self.inner.add_address(&peer, addr.clone());
-        }
+        self.state.verified.insert(peer);
+        self.route(peer);
         self.provide_services(now);
         true
     }
 
+    /// identify told what `peer` listens on and speaks: a verified peer that speaks our
+    /// Kademlia protocol enters the routing table with those addresses (identify runs
+    /// again on every change, and each answer replaces the last); one that stops speaking
+    /// it leaves.
+    pub fn peer_identified(
+        &mut self,
+        peer: PeerId,
+        listen_addrs: &[Multiaddr],
+        protocols: &[StreamProtocol],
+    ) {
+        let ours = self.state.cfg.network.protocol("kad", "1.0.0");
+        if !protocols.iter().any(|p| p.as_ref() == ours) {
+            if self.state.identified.remove(&peer).is_some() {
+                self.inner.remove_peer(&peer);
+            }
+            return;
+        }
+        let addrs: Vec<Multiaddr> = listen_addrs
+            .iter()
+            .filter(|a| super::usable_addr(a))
+            .take(MAX_IDENTIFY_ADDRS)
+            .cloned()
+            .collect();
+        self.state.identified.insert(peer, addrs);
+        self.route(peer);
+    }
+
+    /// Puts `peer` in the routing table when it is both verified and identified as a
+    /// Kademlia server.
+    fn route(&mut self, peer: PeerId) {
+        if !self.state.verified.contains(&peer) {
+            return;
+        }
+        let Some(addrs) = self.state.identified.get(&peer) else {
+            return;
+        };
+        for addr in addrs.clone() {
+            self.inner.add_address(&peer, addr);
+        }
+    }
+
     /// A peer disconnected: out of the routing table.
     pub fn peer_disconnected(&mut self, peer: &PeerId) {
+        self.state.verified.remove(peer);
+        self.state.identified.remove(peer);
         self.inner.remove_peer(peer);
     }
 
@@ -391,6 +471,68 @@ mod tests {
         "/ip4/127.0.0.1/tcp/4001".parse().unwrap()
     }
 
+    fn kad() -> StreamProtocol {
+        StreamProtocol::new("/dsdn/testnet/kad/1.0.0")
+    }
+
+    /// `p` identifies as a Kademlia server, then verifies with `services`.
+    fn join(d: &mut Discovery, p: PeerId, services: ServiceSet, now: Instant) -> bool {
+        d.peer_identified(p, &[addr()], &[kad()]);
+        d.peer_verified(p, services, now)
+    }
+
+    fn in_table(d: &mut Discovery, p: &PeerId) -> bool {
+        d.inner
+            .kbuckets()
+            .any(|b| b.iter().any(|e| e.node.key.preimage() == p))
+    }
+
+    #[test]
+    fn only_verified_kademlia_servers_enter_the_routing_table() {
+        let mut d = discovery(ServiceSet::EMPTY, Vec::new());
+        let now = Instant::now();
+        let (a, b, c) = (peer(), peer(), peer());
+        // Identified first, verified later (or never).
+        d.peer_identified(a, &[addr()], &[kad()]);
+        assert!(!in_table(&mut d, &a), "in the table before its handshake");
+        assert!(d.peer_verified(a, ServiceSet::EMPTY, now));
+        assert!(in_table(&mut d, &a));
+        // Verified first, identified later.
+        assert!(d.peer_verified(b, ServiceSet::EMPTY, now));
+        assert!(!in_table(&mut d, &b), "in the table without identify");
+        d.peer_identified(b, &[addr()], &[kad()]);
+        assert!(in_table(&mut d, &b));
+        // A verified peer without our Kademlia protocol (a light client, another network's
+        // kad) stays out; one that stops speaking it leaves.
+        assert!(d.peer_verified(c, ServiceSet::EMPTY, now));
+        let other = StreamProtocol::new("/dsdn/othernet/kad/1.0.0");
+        d.peer_identified(c, &[addr()], &[other]);
+        assert!(!in_table(&mut d, &c));
+        d.peer_identified(b, &[addr()], &[]);
+        assert!(!in_table(&mut d, &b));
+        // Unusable addresses are not kept.
+        let d2 = peer();
+        let unspecified: Multiaddr = "/ip4/0.0.0.0/tcp/1".parse().unwrap();
+        d.peer_identified(d2, &[unspecified], &[kad()]);
+        assert!(d.peer_verified(d2, ServiceSet::EMPTY, now));
+        assert!(!in_table(&mut d, &d2));
+        d.peer_disconnected(&a);
+        assert!(!in_table(&mut d, &a));
+    }
+
+    #[test]
+    fn service_keys_are_sha2_256_multihashes_of_the_key_string() {
+        use sha2::{Digest, Sha256};
+        let net = NetworkId::new("testnet").unwrap();
+        let key = service_key(&net, ServiceType::Storage);
+        let s = service_key_string(&net, ServiceType::Storage);
+        assert_eq!(s, "/dsdn/testnet/service/storage");
+        let mut want = vec![0x12, 0x20];
+        want.extend_from_slice(&Sha256::digest(s.as_bytes()));
+        assert_eq!(key.to_vec(), want);
+        assert_ne!(key, service_key(&net, ServiceType::Coordinator));
+    }
+
     #[test]
     fn a_short_role_is_looked_up_with_a_doubling_pause() {
         let mut d = discovery(ServiceSet::EMPTY, vec![(ServiceType::Storage, 2)]);
@@ -398,7 +540,7 @@ mod tests {
         // No peer in the routing table: nobody to ask.
         d.check_roles(|_| 0, t0);
         assert_eq!(d.lookups_in_flight(), 0);
-        assert!(d.peer_verified(peer(), &[addr()], ServiceSet::EMPTY, t0));
+        assert!(join(&mut d, peer(), ServiceSet::EMPTY, t0));
         d.check_roles(|_| 1, t0);
         assert_eq!(d.lookups_in_flight(), 1);
         assert_eq!(
@@ -442,41 +584,41 @@ mod tests {
         let now = Instant::now();
         let (liar, honest) = (peer(), peer());
         d.expect([liar, honest], ServiceType::Coordinator, now);
-        assert!(!d.peer_verified(
+        assert!(!join(
+            &mut d,
             liar,
-            &[addr()],
             ServiceSet::from_types([ServiceType::Storage]),
             now
         ));
-        assert!(d.peer_verified(
+        assert!(join(
+            &mut d,
             honest,
-            &[addr()],
             ServiceSet::from_types([ServiceType::Coordinator]),
             now
         ));
         // Checked once: the same peer verifying again later is not judged again.
-        assert!(d.peer_verified(liar, &[addr()], ServiceSet::EMPTY, now));
+        assert!(join(&mut d, liar, ServiceSet::EMPTY, now));
         // Expectations of dials that never verified expire.
         let late = peer();
         d.expect([late], ServiceType::Coordinator, now);
         d.check_roles(|_| 0, now + EXPECT_FOR);
-        assert!(d.peer_verified(late, &[addr()], ServiceSet::EMPTY, now + EXPECT_FOR));
+        assert!(join(&mut d, late, ServiceSet::EMPTY, now + EXPECT_FOR));
     }
 
     #[test]
     fn records_are_pushed_at_the_first_peers_at_most_every_two_seconds() {
         let mut d = discovery(ServiceSet::from_types([ServiceType::Storage]), Vec::new());
         let t0 = Instant::now();
-        d.peer_verified(peer(), &[addr()], ServiceSet::EMPTY, t0);
-        d.peer_verified(
+        join(&mut d, peer(), ServiceSet::EMPTY, t0);
+        join(
+            &mut d,
             peer(),
-            &[addr()],
             ServiceSet::EMPTY,
             t0 + Duration::from_secs(1),
         );
         assert_eq!(d.state.provides, 1);
         for i in 1..20 {
-            d.peer_verified(peer(), &[addr()], ServiceSet::EMPTY, t0 + REPROVIDE_MIN * i);
+            join(&mut d, peer(), ServiceSet::EMPTY, t0 + REPROVIDE_MIN * i);
         }
         assert_eq!(d.state.provides, EARLY_PROVIDES);
     }

@@ -30,19 +30,22 @@ mod view;
 pub(crate) use view::PeerView;
 
 /// Decodes and filters advertised addresses: at most [`MAX_LISTEN_ADDRS`], well-formed,
-/// IP-based, not unspecified.
+/// and [`usable_addr`].
 pub(crate) fn decode_addrs(raw: &[serde_bytes::ByteBuf]) -> Vec<Multiaddr> {
     raw.iter()
         .take(MAX_LISTEN_ADDRS)
         .filter_map(|b| Multiaddr::try_from(b.to_vec()).ok())
-        .filter(|a| {
-            a.iter().next().is_some_and(|p| match p {
-                AddrProtocol::Ip4(ip) => !ip.is_unspecified(),
-                AddrProtocol::Ip6(ip) => !ip.is_unspecified(),
-                _ => false,
-            })
-        })
+        .filter(usable_addr)
         .collect()
+}
+
+/// An advertised address worth keeping: IP-based and not unspecified.
+pub(crate) fn usable_addr(addr: &Multiaddr) -> bool {
+    addr.iter().next().is_some_and(|p| match p {
+        AddrProtocol::Ip4(ip) => !ip.is_unspecified(),
+        AddrProtocol::Ip6(ip) => !ip.is_unspecified(),
+        _ => false,
+    })
 }
 
 /// Encodes at most `max` addresses of at most [`MAX_ADDR_BYTES`] each.
