@@ -23,6 +23,8 @@
 //!                                  │              ├─ pex           /dsdn/<net>/pex/1.0.0          (net::pex)
 //!                                  │              ├─ gossipsub     /dsdn/<net>/meshsub/1.1.0
 //!                                  │              ├─ discovery     /dsdn/<net>/kad/1.0.0          (net::discovery)
+//!                                  │              ├─ identify      /ipfs/id/1.0.0
+//!                                  │              ├─ ping          /ipfs/ping/1.0.0
 //!                                  │              ├─ da_sync       /dsdn/<net>/da-sync/1.0.0      (net::rpc)
 //!                                  │              ├─ da_register   /dsdn/<net>/da-register/1.0.0  (net::rpc)
 //!                                  │              ├─ committee     /dsdn/<net>/committee/1.0.0    (net::rpc)
