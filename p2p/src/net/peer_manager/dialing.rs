@@ -38,6 +38,12 @@ pub(super) fn preferred_dial_addrs(addrs: Vec<Multiaddr>) -> Vec<Multiaddr> {
     }
 }
 
+/// Every dial of the peer manager takes a new local port (`PortUse::New`): a TCP dial that
+/// reuses the listen port binds `0.0.0.0:<port>`, and to a peer on another address of this
+/// host listening on the same port the kernel then picks the destination's own address as
+/// the source, so the socket connects to itself and noise fails (found in a network
+/// namespace with two addresses; loopback's `src 127.0.0.1` hides it). Reusing the port only
+/// matters for hole punching, which dials for itself.
 impl PeerManager {
     /// Queues a dial and returns whether one was queued.
     pub(super) fn dial(
@@ -57,6 +63,7 @@ impl PeerManager {
             Some(peer) => DialOpts::peer_id(peer)
                 .addresses(preferred_dial_addrs(addrs))
                 .condition(PeerCondition::DisconnectedAndNotDialing)
+                .allocate_new_port()
                 .build(),
             None => {
                 // Without a PeerId libp2p dials one address; prefer TCP, whose refusals are
@@ -69,7 +76,10 @@ impl PeerManager {
                 if self.is_known_socket(&addr) {
                     return false;
                 }
-                DialOpts::unknown_peer_id().address(addr).build()
+                DialOpts::unknown_peer_id()
+                    .address(addr)
+                    .allocate_new_port()
+                    .build()
             }
         };
         self.dials.insert(
@@ -104,6 +114,7 @@ impl PeerManager {
         }
         let opts = DialOpts::peer_id(peer)
             .condition(PeerCondition::DisconnectedAndNotDialing)
+            .allocate_new_port()
             .build();
         self.dials.insert(
             opts.connection_id(),
