@@ -38,6 +38,14 @@ pub(super) fn preferred_dial_addrs(addrs: Vec<Multiaddr>) -> Vec<Multiaddr> {
     }
 }
 
+/// A dial of `addr` without a PeerId, from a new local port.
+fn address_dial(addr: Multiaddr) -> DialOpts {
+    DialOpts::unknown_peer_id()
+        .address(addr)
+        .allocate_new_port()
+        .build()
+}
+
 /// Every dial of the peer manager takes a new local port (`PortUse::New`): a TCP dial that
 /// reuses the listen port binds `0.0.0.0:<port>`, and to a peer on another address of this
 /// host listening on the same port the kernel then picks the destination's own address as
@@ -59,6 +67,7 @@ impl PeerManager {
             return false;
         }
         let netgroup = addrs.first().and_then(NetGroup::of_addr);
+        let mut fallback = None;
         let opts = match peer {
             Some(peer) => DialOpts::peer_id(peer)
                 .addresses(preferred_dial_addrs(addrs))
@@ -66,8 +75,8 @@ impl PeerManager {
                 .allocate_new_port()
                 .build(),
             None => {
-                // Without a PeerId libp2p dials one address; prefer TCP, whose refusals are
-                // immediate, and fall back to the first address.
+                // Without a PeerId libp2p dials one address: TCP first, whose refusals are
+                // immediate, then (`fallback`) the QUIC address when the TCP dial fails.
                 let addr = addrs
                     .iter()
                     .find(|a| is_tcp(a))
@@ -76,10 +85,8 @@ impl PeerManager {
                 if self.is_known_socket(&addr) {
                     return false;
                 }
-                DialOpts::unknown_peer_id()
-                    .address(addr)
-                    .allocate_new_port()
-                    .build()
+                fallback = addrs.iter().find(|a| !is_tcp(a)).cloned();
+                address_dial(addr)
             }
         };
         self.dials.insert(
@@ -91,6 +98,7 @@ impl PeerManager {
                 in_action,
                 netgroup,
                 started: Instant::now(),
+                fallback,
             },
         );
         self.metrics.peer_connect_total.inc();
@@ -125,11 +133,21 @@ impl PeerManager {
                 in_action: false,
                 netgroup: None,
                 started: Instant::now(),
+                fallback: None,
             },
         );
         self.metrics.peer_connect_total.inc();
         self.events.push_back(ToSwarm::Dial { opts });
         true
+    }
+
+    /// An address-only TCP dial failed: `quic`, the same peer's QUIC address, is dialled
+    /// in its place (same source, kind and fallback-chain action, no further fallback).
+    pub(super) fn dial_fallback(&mut self, dial: Dial, quic: Multiaddr) {
+        tracing::debug!(addr = %quic, "TCP dial failed: trying QUIC");
+        let opts = address_dial(quic);
+        self.dials.insert(opts.connection_id(), dial);
+        self.events.push_back(ToSwarm::Dial { opts });
     }
 
     /// Dials up to `max` of `providers` (found in Kademlia) as in `dial_provider`:

@@ -142,6 +142,9 @@ struct Dial {
     in_action: bool,
     netgroup: Option<NetGroup>,
     started: Instant,
+    /// For an address-only TCP dial: the QUIC address of the same peer, dialled if this
+    /// dial fails.
+    fallback: Option<Multiaddr>,
 }
 
 #[derive(Debug)]

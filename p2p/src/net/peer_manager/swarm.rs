@@ -137,8 +137,13 @@ impl NetworkBehaviour for PeerManager {
                 }
             }
             FromSwarm::DialFailure(e) => {
-                if let Some(dial) = self.dials.remove(&e.connection_id) {
+                if let Some(mut dial) = self.dials.remove(&e.connection_id) {
                     tracing::debug!(peer = ?dial.peer, error = %e.error, "dial failed");
+                    if let Some(quic) = dial.fallback.take() {
+                        // The fallback chain's action settles with the QUIC dial.
+                        self.dial_fallback(dial, quic);
+                        return;
+                    }
                     if dial.in_action {
                         self.settle_one(false);
                     }
