@@ -13,7 +13,8 @@
 //! * **Blobs.** Every blob ([`dsdn_protocols::da::DaBlob`]) is decoded under its size cap and
 //!   verified — network, bounds, event versions, Ed25519 signature by the network's DA
 //!   authority — before anything else looks at it. A gossiped blob that fails is rejected
-//!   (gossipsub penalises the sender); one that fails in a backfill response gets the sender
+//!   (not forwarded; gossipsub peer scoring is not enabled, so gossipsub itself does not
+//!   penalise the sender); one that fails in a backfill response gets the sender
 //!   banned. A verified blob enters the [`DaChain`](dsdn_protocols::da::DaChain), which
 //!   applies blobs strictly by height along the hash chain, holds out-of-order ones (bounded)
 //!   and refuses blobs that break the chain (their sender is banned too). Nothing invalid is

@@ -101,7 +101,7 @@ impl EventLoop {
     pub(super) fn on_gossip(&mut self, event: gossipsub::Event) {
         if let gossipsub::Event::Subscribed { topic, .. } = &event {
             // A blob sealed before any peer's subscription was known (the peers' own tip
-            // polls would find it only every 30 s).
+            // polls would find it only every `tip_poll_interval`, 5 s by default).
             if *topic == self.da.topic.hash() {
                 if let Some(bytes) = self.da.unannounced.take() {
                     self.gossip_blob(bytes);
