@@ -166,26 +166,26 @@ impl Metrics {
                 registry.register(Box::new(g.clone()))?;
                 Ok(g)
             };
-        let dns_resolve_latency_ms = Histogram::with_opts(
-            HistogramOpts::new(
-                "bootstrap_dns_resolve_latency_ms",
-                "Latency of DNS seed resolutions, in milliseconds.",
-            )
-            .buckets(vec![
+        let histogram =
+            |name: &str, help: &str, buckets: Vec<f64>| -> Result<Histogram, prometheus::Error> {
+                let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
+                registry.register(Box::new(h.clone()))?;
+                Ok(h)
+            };
+        let dns_resolve_latency_ms = histogram(
+            "bootstrap_dns_resolve_latency_ms",
+            "Latency of DNS seed resolutions, in milliseconds.",
+            vec![
                 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
-            ]),
+            ],
         )?;
-        registry.register(Box::new(dns_resolve_latency_ms.clone()))?;
-        let ping_rtt_ms = Histogram::with_opts(
-            HistogramOpts::new(
-                "p2p_ping_rtt_ms",
-                "Round-trip time of libp2p pings on connections, in milliseconds.",
-            )
-            .buckets(vec![
+        let ping_rtt_ms = histogram(
+            "p2p_ping_rtt_ms",
+            "Round-trip time of libp2p pings on connections, in milliseconds.",
+            vec![
                 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
-            ]),
+            ],
         )?;
-        registry.register(Box::new(ping_rtt_ms.clone()))?;
         let m = Metrics {
             ping_rtt_ms,
             dns_resolve_total: counter(

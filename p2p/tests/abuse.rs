@@ -17,10 +17,10 @@ use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, Message};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder};
+use libp2p::{Multiaddr, PeerId, Swarm};
 
 mod common;
-use common::{free_addr, net};
+use common::{free_addr, net, tcp_swarm};
 
 fn start_node(dir: &std::path::Path, listen: SocketAddr) -> (NodeHandle, Node) {
     let bootstrap = BootstrapConfig {
@@ -63,18 +63,7 @@ struct Rogue {
 fn rogue_swarm(key: Keypair) -> Swarm<Rogue> {
     let handshake = handshake_behaviour(Duration::from_secs(10));
     let pex = pex_behaviour(&net(), Duration::from_secs(10)).unwrap();
-    SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| Rogue { handshake, pex })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build()
+    tcp_swarm(key, Rogue { handshake, pex })
 }
 
 fn rogue_handshake(peer: &PeerId) -> Handshake {

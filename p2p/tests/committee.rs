@@ -20,11 +20,12 @@ use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, Message};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, PeerId, Swarm, SwarmBuilder};
+use libp2p::{PeerId, Swarm};
 
 mod common;
 use common::{
-    blob_events, free_addr, is_connected, metric, net, quick_bootstrap, quick_da, wait_until,
+    blob_events, free_addr, is_connected, metric, net, quick_bootstrap, quick_da, tcp_swarm,
+    wait_until,
 };
 
 /// One committee member: its identity, address and data directory survive restarts.
@@ -429,18 +430,7 @@ async fn a_corrupt_key_share_is_moved_aside_and_not_trusted() {
 /// A raw swarm speaking only the committee protocol, with a key that is no member's.
 fn outsider() -> Swarm<CommitteeBehaviour> {
     let behaviour = committee_behaviour(&net(), Duration::from_secs(5)).unwrap();
-    SwarmBuilder::with_existing_identity(Keypair::generate_ed25519())
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| behaviour)
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
-        .build()
+    tcp_swarm(Keypair::generate_ed25519(), behaviour)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -10,10 +10,10 @@ use dsdn_protocols::{ServiceSet, ServiceType};
 use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, ping, tcp, yamux, StreamProtocol, SwarmBuilder};
+use libp2p::{identify, ping, StreamProtocol};
 
 mod common;
-use common::{free_addr, net};
+use common::{free_addr, net, tcp_swarm};
 
 #[derive(NetworkBehaviour)]
 #[behaviour(prelude = "libp2p::swarm::derive_prelude")]
@@ -37,15 +37,9 @@ async fn a_plain_libp2p_client_identifies_and_pings_a_node() {
 
     let key = Keypair::generate_ed25519();
     let public = key.public();
-    let mut client = SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| Plain {
+    let mut client = tcp_swarm(
+        key,
+        Plain {
             identify: identify::Behaviour::new(identify::Config::new(
                 "/other/1.0.0".into(),
                 public,
@@ -53,9 +47,8 @@ async fn a_plain_libp2p_client_identifies_and_pings_a_node() {
             ping: ping::Behaviour::new(
                 ping::Config::new().with_interval(Duration::from_millis(200)),
             ),
-        })
-        .unwrap()
-        .build();
+        },
+    );
     let addr = listen_addrs(listen)
         .into_iter()
         .find(|a| a.to_string().contains("/tcp/"))

@@ -22,10 +22,10 @@ use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, Message};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, SwarmBuilder};
+use libp2p::{Multiaddr, PeerId};
 
 mod common;
-use common::{free_addr, net};
+use common::{free_addr, net, tcp_swarm};
 
 const SEED: &str = "seed.devnet.test";
 
@@ -158,17 +158,7 @@ async fn pex_answer_of(target: Multiaddr) -> Vec<PexEntry> {
     let me = key.public().to_peer_id();
     let handshake = handshake_behaviour(Duration::from_secs(10));
     let pex = pex_behaviour(&net(), Duration::from_secs(10)).unwrap();
-    let mut swarm = SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| Probe { handshake, pex })
-        .unwrap()
-        .build();
+    let mut swarm = tcp_swarm(key, Probe { handshake, pex });
     swarm.dial(target).unwrap();
     let hs = Handshake {
         protocol_version: PROTOCOL_VERSION,

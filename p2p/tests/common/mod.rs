@@ -424,18 +424,7 @@ fn spawn_rogue_at(
     let handshake = handshake_behaviour(Duration::from_secs(10));
     let da_sync =
         da_sync_behaviour(&net(), Duration::from_secs(30), ProtocolSupport::Full).unwrap();
-    let mut swarm: Swarm<RogueDa> = SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| RogueDa { handshake, da_sync })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
-        .build();
+    let mut swarm: Swarm<RogueDa> = tcp_swarm(key, RogueDa { handshake, da_sync });
     if let Some(listen) = listen {
         swarm.listen_on(listen).unwrap();
     }
@@ -536,4 +525,21 @@ pub fn serve_with_forgery(chain: &TestChain, tip: u64, bad: u64, forged: Vec<u8>
             .collect();
         Some(SyncResponse { tip, blobs })
     })
+}
+
+/// A plain libp2p swarm of `behaviour` over TCP + noise + yamux (connections kept 120 s
+/// when idle): the other side of swarm-level tests.
+pub fn tcp_swarm<B: libp2p::swarm::NetworkBehaviour>(key: Keypair, behaviour: B) -> Swarm<B> {
+    SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| behaviour)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build()
 }
