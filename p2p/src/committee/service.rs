@@ -14,7 +14,7 @@ use libp2p::PeerId;
 
 use super::dkg::DkgRun;
 use super::files::{ensure_dir, guard_path, key_share_path, read_capped};
-use super::guard::HeldShare;
+use super::guard::{HeldFor, HeldShare};
 use super::signing::ProposerRound;
 use super::{
     member_id, CommitteeMetrics, CommitteeNodeConfig, CommitteeState, CommitteeStatus,
@@ -346,22 +346,33 @@ impl CommitteeService {
         reply: Reply,
         now: Instant,
     ) {
-        if let CommitteeRequest::Sign(package) = &request {
-            if self.admit(peer, now) {
-                match self.member_sign(package) {
-                    Ok((share, seq)) => self.hold(seq, share, super::guard::HeldFor::Member(reply)),
-                    Err(refusal) => {
-                        let response = self.refusal(peer, refusal);
-                        self.actions.push(CommitteeAction::Respond(reply, response));
-                    }
-                }
-            } else {
-                let response = self.refused_admission(peer);
-                self.actions.push(CommitteeAction::Respond(reply, response));
-            }
+        if !self.admit(peer, now) {
+            let response = self.refused_admission(peer);
+            self.actions.push(CommitteeAction::Respond(reply, response));
             return;
         }
-        let response = self.answer(peer, request, now);
+        let result = match request {
+            CommitteeRequest::DkgStart(config) => self.on_dkg_start(peer, &config, now),
+            CommitteeRequest::Dkg(msg) => self.on_dkg_message(peer, &msg, now),
+            CommitteeRequest::DkgConfirm {
+                epoch,
+                transcript,
+                group_key,
+            } => self.on_dkg_confirm(peer, epoch, transcript, group_key, now),
+            CommitteeRequest::Commit {
+                epoch,
+                slot,
+                message_hash,
+            } => self
+                .member_commit(epoch, slot, &message_hash)
+                .map(CommitteeResponse::Commitment),
+            // The share is held until the guard change it made is durable.
+            CommitteeRequest::Sign(package) => match self.member_sign(&package) {
+                Ok((share, seq)) => return self.hold(seq, share, HeldFor::Member(reply)),
+                Err(refusal) => Err(refusal),
+            },
+        };
+        let response = result.unwrap_or_else(|refusal| self.refusal(peer, refusal));
         self.actions.push(CommitteeAction::Respond(reply, response));
     }
 
@@ -397,42 +408,6 @@ impl CommitteeService {
         self.metrics.refused.with_label_values(&[reason]).inc();
         tracing::debug!(%peer, %refusal, "committee request refused");
         CommitteeResponse::Refused(refusal)
-    }
-
-    /// The immediate answer to a request other than a signing package.
-    fn answer(
-        &mut self,
-        peer: PeerId,
-        request: CommitteeRequest,
-        now: Instant,
-    ) -> CommitteeResponse {
-        if !self.admit(peer, now) {
-            return self.refused_admission(peer);
-        }
-        let result = match request {
-            CommitteeRequest::DkgStart(config) => self.on_dkg_start(peer, &config, now),
-            CommitteeRequest::Dkg(msg) => self.on_dkg_message(peer, &msg, now),
-            CommitteeRequest::DkgConfirm {
-                epoch,
-                transcript,
-                group_key,
-            } => self.on_dkg_confirm(peer, epoch, transcript, group_key, now),
-            CommitteeRequest::Commit {
-                epoch,
-                slot,
-                message_hash,
-            } => self
-                .member_commit(epoch, slot, &message_hash)
-                .map(CommitteeResponse::Commitment),
-            // Answered by `on_request` once the guard is durable.
-            CommitteeRequest::Sign(_) => Err(Refusal::Invalid(Refusal::text(
-                "a signing package is not answered here",
-            ))),
-        };
-        match result {
-            Ok(response) => response,
-            Err(refusal) => self.refusal(peer, refusal),
-        }
     }
 
     /// The answer to the request `tag`.
