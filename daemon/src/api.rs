@@ -77,6 +77,23 @@ pub struct StatusResponse {
     /// absent for other roles.
     #[serde(default)]
     pub registration: Option<serde_json::Value>,
+    /// Reachability as AutoNAT found it: `public`, `private` or `unknown`.
+    #[serde(default = "unknown")]
+    pub reachability: String,
+    /// Confirmed external addresses (AutoNAT, UPnP, operator-given, relayed): the only
+    /// addresses advertised on a public network.
+    #[serde(default)]
+    pub external_addrs: Vec<String>,
+    /// NAT traversal in detail: `{"reachability", "external_addrs", "relayed_addrs",
+    /// "relays", "relay_server", "milestones": {"reachability_known_ms",
+    /// "first_reservation_ms", "first_direct_upgrade_ms"}, "counters": {"probes_ok",
+    /// "probes_failed", "dcutr_ok", "dcutr_failed"}}`.
+    #[serde(default)]
+    pub nat: Option<serde_json::Value>,
+}
+
+fn unknown() -> String {
+    "unknown".to_owned()
 }
 
 /// One entry of `GET /v1/peers`.

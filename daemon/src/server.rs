@@ -114,6 +114,9 @@ async fn status(State(s): State<ApiState>) -> Response {
         is_da_authority: st.is_da_authority,
         da_height: s.node.da_height(),
         registration: st.registration.and_then(|r| serde_json::to_value(r).ok()),
+        reachability: st.nat.reachability.as_str().to_owned(),
+        external_addrs: st.nat.external_addrs.clone(),
+        nat: serde_json::to_value(&st.nat).ok(),
     })
     .into_response()
 }

@@ -43,6 +43,14 @@ pub struct NodeConfig {
     pub registration: Option<RegisterRequest>,
     /// One `IP:PORT` served by both QUIC (UDP) and TCP.
     pub listen: SocketAddr,
+    /// Reachability and NAT traversal: operator-given external addresses, the AutoNAT
+    /// server, the relay server and its limits, relay reservations, UPnP.
+    pub nat: crate::net::nat::NatConfig,
+    /// Whether the listen addresses are advertised beside the confirmed external ones (in
+    /// the handshake and identify). True where private addresses are allowed (devnet, a
+    /// network on one host or LAN); false on public networks, which advertise confirmed
+    /// and operator-given addresses only (issue 12 §2). Default true.
+    pub advertise_listen_addrs: bool,
     /// Bootstrap sources, limits and timeouts from seeds.toml.
     pub bootstrap: BootstrapConfig,
     /// Absolute path of peers.dat.
@@ -92,6 +100,8 @@ impl NodeConfig {
             da_dir: Some(data_dir.to_path_buf()),
             registration: None,
             listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, bootstrap.default_port)),
+            nat: crate::net::nat::NatConfig::default(),
+            advertise_listen_addrs: true,
             bootstrap,
             peers_file: data_dir.join(PEERS_FILE),
             added_file: data_dir.join(ADDED_FILE),

@@ -48,6 +48,8 @@ pub struct NodeStatus {
     pub registration: Option<RegistrationView>,
     /// Time since the event loop started.
     pub uptime: Duration,
+    /// Reachability, confirmed external addresses, relays and DCUtR (issue 12 §2, §4).
+    pub nat: crate::net::nat::NatView,
 }
 
 /// One known peer (peers.dat ∪ connected).

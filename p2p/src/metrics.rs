@@ -21,6 +21,8 @@ pub struct Metrics {
     pub dns_resolve_latency_ms: Histogram,
     /// `p2p_ping_rtt_ms`: round trips of libp2p pings (histogram, milliseconds).
     pub ping_rtt_ms: Histogram,
+    /// Reachability, AutoNAT, relay and DCUtR metrics (`p2p_reachability{state}`, …).
+    pub nat: crate::net::nat::NatMetrics,
     /// `bootstrap_peer_connect_total`: outbound connection attempts.
     pub peer_connect_total: IntCounter,
     /// `bootstrap_peer_connect_success`: outbound attempts that ended in a verified handshake.
@@ -186,7 +188,43 @@ impl Metrics {
                 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
             ],
         )?;
+        let nat = crate::net::nat::NatMetrics {
+            reachability: gauge_vec(
+                "p2p_reachability",
+                "1 for the node's reachability as AutoNAT found it (public, private, unknown), 0 for the others.",
+                "state",
+            )?,
+            external_addresses: gauge(
+                "p2p_external_addresses",
+                "Confirmed external addresses (AutoNAT, UPnP, operator-given, relayed).",
+            )?,
+            relay_reservations: gauge(
+                "p2p_relay_reservations",
+                "Relays holding an accepted circuit relay v2 reservation of this node.",
+            )?,
+            autonat_probes: counter_vec(
+                "p2p_autonat_probes_total",
+                "AutoNAT v2 tests of this node's addresses, by result (reachable, unreachable).",
+                "result",
+            )?,
+            dcutr: counter_vec(
+                "p2p_dcutr_total",
+                "DCUtR hole punches over relayed connections, by result (ok, failed).",
+                "result",
+            )?,
+            relay_circuits: gauge(
+                "p2p_relay_circuits",
+                "Circuits this node relays now (circuit relay v2 server).",
+            )?,
+        };
+        for r in ["reachable", "unreachable"] {
+            nat.autonat_probes.with_label_values(&[r]);
+        }
+        for r in ["ok", "failed"] {
+            nat.dcutr.with_label_values(&[r]);
+        }
         let m = Metrics {
+            nat,
             ping_rtt_ms,
             dns_resolve_total: counter(
                 "bootstrap_dns_resolve_total",

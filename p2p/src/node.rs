@@ -25,6 +25,7 @@ use crate::net::behaviour::{
 use crate::net::component::Component;
 use crate::net::discovery::{Discovery, DiscoveryConfig};
 use crate::net::handshake::HandshakeProtocol;
+use crate::net::nat::Nat;
 use crate::net::peer_manager::{PeerManager, PeerManagerParts};
 use crate::net::pex::PexProtocol;
 use crate::net::rpc::Rpc;
@@ -110,12 +111,19 @@ fn build_behaviour(
     manager: PeerManager,
     store: Arc<PeerStore>,
     metrics: Metrics,
+    relay_client: libp2p::relay::client::Behaviour,
 ) -> Result<Behaviour, StartError> {
     let net = &cfg.network;
     let local = key.public().to_peer_id();
     let handshake = Component::new(
         handshake_behaviour(cfg.bootstrap.peer_connect_timeout),
-        HandshakeProtocol::new(net.clone(), local, cfg.services, !cfg.light),
+        HandshakeProtocol::new(
+            net.clone(),
+            local,
+            cfg.services,
+            !cfg.light,
+            cfg.advertise_listen_addrs,
+        ),
     );
     let pex = Component::new(
         pex_behaviour(net, Duration::from_secs(30))
@@ -195,10 +203,21 @@ fn build_behaviour(
         pex,
         gossipsub: gossipsub.into(),
         discovery,
+        // On networks that advertise confirmed addresses only, identify hides the listen
+        // addresses (the confirmed external ones remain).
         identify: identify::Behaviour::new(
             identify::Config::new(format!("/dsdn/{net}/1.0.0"), key.public())
                 .with_agent_version(cfg.agent_version.clone())
-                .with_push_listen_addr_updates(true),
+                .with_push_listen_addr_updates(true)
+                .with_hide_listen_addrs(!cfg.advertise_listen_addrs),
+        ),
+        nat: Nat::nat(
+            local,
+            &cfg.nat,
+            relay_client,
+            cfg.light,
+            std::time::Instant::now(),
+            metrics.nat.clone(),
         ),
         ping: ping::Behaviour::new(ping::Config::new()),
         da_sync: da_sync.into(),
@@ -242,7 +261,7 @@ impl Node {
                 added_file: cfg.added_file.clone(),
             },
         );
-        let behaviour = build_behaviour(&cfg, &key, manager, store.clone(), metrics.clone())?;
+        let mut built = None;
         let mut swarm: Swarm<Behaviour> = SwarmBuilder::with_existing_identity(key.clone())
             .with_tokio()
             .with_tcp(
@@ -252,8 +271,30 @@ impl Node {
             )
             .map_err(|e| StartError::Swarm(e.to_string()))?
             .with_quic()
-            .with_behaviour(|_| behaviour)
+            .with_relay_client(noise::Config::new, yamux::Config::default)
             .map_err(|e| StartError::Swarm(e.to_string()))?
+            .with_behaviour(|_, relay_client| {
+                match build_behaviour(
+                    &cfg,
+                    &key,
+                    manager,
+                    store.clone(),
+                    metrics.clone(),
+                    relay_client,
+                ) {
+                    Ok(b) => Ok(b),
+                    Err(e) => {
+                        let msg = e.to_string();
+                        built = Some(e);
+                        Err(msg.into())
+                    }
+                }
+            })
+            .map_err(|e| {
+                built
+                    .take()
+                    .unwrap_or_else(|| StartError::Swarm(e.to_string()))
+            })?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
             .build();
         // A light client does not listen (`cfg.listen` is unused): it only dials out.
@@ -269,6 +310,10 @@ impl Node {
                     addr,
                     reason: e.to_string(),
                 })?;
+        }
+        // Operator-given external addresses are confirmed without a test.
+        for addr in &cfg.nat.external_addresses {
+            swarm.add_external_address(addr.clone());
         }
         let topic = IdentTopic::new(cfg.network.da_topic());
         let receipts_topic = IdentTopic::new(cfg.network.receipts_topic());

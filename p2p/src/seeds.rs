@@ -38,6 +38,7 @@ use crate::committee::config::RawCommittee;
 use crate::committee::CommitteeConfig;
 use crate::da::config::RawDa;
 use crate::da::DaConfig;
+use crate::net::nat::config::{NatSection, RawNat};
 
 /// The whole of seeds.toml. Serialises to the seeds.toml text (`toml::to_string`); an
 /// unset `[committee]` section and an unset `network.da_authority` are left out.
@@ -51,6 +52,8 @@ pub struct SeedsConfig {
     pub da: DaConfig,
     /// `[committee]` (read by coordinators only).
     pub committee: CommitteeConfig,
+    /// `[nat]`: AutoNAT, relay and UPnP settings.
+    pub nat: NatSection,
 }
 
 /// seeds.toml as written, before semantic validation: the file's one serde schema, read
@@ -63,6 +66,7 @@ struct RawFile {
     da: RawDa,
     #[serde(skip_serializing_if = "RawCommittee::is_default")]
     committee: RawCommittee,
+    nat: RawNat,
 }
 
 dsdn_bootstrap::serialize_as_raw!(SeedsConfig);
@@ -74,6 +78,7 @@ impl SeedsConfig {
             bootstrap: self.bootstrap.to_raw()?,
             da: self.da.to_raw()?,
             committee: self.committee.to_raw()?,
+            nat: self.nat.to_raw()?,
         })
     }
 
@@ -105,12 +110,14 @@ impl SeedsConfig {
         let mut errs = KeyErrors::default();
         let da = crate::da::config::validate(raw.da, &mut errs);
         let committee = crate::committee::config::validate(raw.committee, &mut errs);
+        let nat = crate::net::nat::config::validate(raw.nat, &mut errs);
         let (network, bootstrap) = validate_sections(raw.network, raw.bootstrap, &mut errs);
         errs.into_result(SeedsConfig {
             network,
             bootstrap,
             da,
             committee,
+            nat,
         })
     }
 }

@@ -137,6 +137,9 @@ fn status_table(s: &StatusResponse) -> String {
         ("connected peers", s.connected_peers.to_string()),
         ("known peers", s.known_peers.to_string()),
         ("listen addrs", join_or_dash(&s.listen_addrs)),
+        ("reachability", s.reachability.clone()),
+        ("external addrs", join_or_dash(&s.external_addrs)),
+        ("relays", relays_text(s.nat.as_ref())),
         ("protocol", s.protocol_version.clone()),
         ("agent", s.agent_version.clone()),
         ("uptime", format_duration(s.uptime_secs)),
@@ -146,6 +149,26 @@ fn status_table(s: &StatusResponse) -> String {
         ("DA height", s.da_height.to_string()),
         ("registration", registration_text(s.registration.as_ref())),
     ])
+}
+
+/// The relays holding a reservation of ours, `(serving as relay)` on a relay server, or
+/// `-`.
+fn relays_text(nat: Option<&serde_json::Value>) -> String {
+    let Some(nat) = nat else {
+        return "-".to_owned();
+    };
+    let mut parts: Vec<String> = nat["relays"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if nat["relay_server"].as_bool() == Some(true) {
+        parts.push("(serving as relay)".to_owned());
+    }
+    join_or_dash(&parts)
 }
 
 /// `registered at height 7`, `pending (2 attempts; last error: …)` or `-`.
@@ -340,8 +363,13 @@ mod tests {
             is_da_authority: true,
             da_height: 0,
             registration: None,
+            reachability: "private".into(),
+            external_addrs: vec![],
+            nat: Some(serde_json::json!({"relays": ["12D3KooWr"], "relay_server": false})),
         };
         let t = status_table(&s);
+        assert!(t.contains("reachability     private\n"), "{t}");
+        assert!(t.contains("relays           12D3KooWr\n"), "{t}");
         assert!(t.contains("connected peers  3\n"), "{t}");
         assert!(t.contains("listen addrs     -\n"), "{t}");
         assert!(t.contains("uptime           1m 05s\n"), "{t}");

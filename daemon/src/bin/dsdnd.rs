@@ -57,6 +57,11 @@ struct Cli {
     /// One IP:PORT served by both QUIC (UDP) and TCP [default: 0.0.0.0:<default_port>].
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// A public address this node is reachable on (repeatable), e.g.
+    /// `/ip4/203.0.113.7/tcp/30303`: advertised without an AutoNAT test, beside
+    /// `[network] external_addresses`.
+    #[arg(long = "external-address", value_name = "MULTIADDR")]
+    external_addresses: Vec<libp2p::Multiaddr>,
     /// Address of the HTTP/JSON control API.
     #[arg(long, default_value = "127.0.0.1:8645")]
     api: SocketAddr,
@@ -286,6 +291,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         required_roles: cli.mode.required_roles(),
         committee,
         workload,
+        nat: seeds.nat.resolve(
+            &seeds.network.name,
+            cli.mode == Mode::Bootstrap,
+            cli.external_addresses.clone(),
+        ),
+        // Listen addresses are advertised only where private addresses are allowed.
+        advertise_listen_addrs: seeds.network.name.as_str() == "devnet",
         ..NodeConfig::new(keypair, seeds.network.name.clone(), &cli.data_dir)
     };
     let node = Node::start(cfg).context("cannot start the network layer")?;

@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::net::behaviour::{Behaviour, BehaviourEvent};
 use crate::net::discovery::{DiscoveryEvent, MAX_DIALS_PER_ANSWER};
 use crate::net::handshake::HandshakeEvent;
+use crate::net::nat::NatEvent;
 use crate::net::peer_manager::{unix_now, PeerManagerEvent};
 use crate::net::pex::PexEvent;
 
@@ -339,6 +340,11 @@ impl EventLoop {
             is_da_authority: self.da.service.is_authority(),
             da_authority: self.da.service.authority(),
             registration: self.da.registrar.as_ref().map(Registrar::view),
+            nat: self
+                .swarm
+                .behaviour()
+                .nat
+                .view(self.swarm.external_addresses().cloned()),
             uptime: self.started.elapsed(),
         }
     }
@@ -413,13 +419,15 @@ impl EventLoop {
                 peer_id,
                 info,
                 ..
-            })) => self.swarm.behaviour_mut().discovery.peer_identified(
-                peer_id,
-                &info.listen_addrs,
-                &info.protocols,
-            ),
+            })) => {
+                let b = self.swarm.behaviour_mut();
+                b.discovery
+                    .peer_identified(peer_id, &info.listen_addrs, &info.protocols);
+                b.nat.peer_identified(peer_id, &info.protocols);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(_)) => {}
             SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.on_ping(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Nat(e)) => self.on_nat(e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaSync(e)) => self.on_da_sync(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaRegister(e)) => self.on_da_register(e),
@@ -460,6 +468,39 @@ impl EventLoop {
                     .peer_disconnected(&peer);
                 self.da_peer_disconnected(&peer);
                 self.committee_peer_disconnected(&peer);
+            }
+        }
+    }
+
+    /// What reachability and NAT traversal ask of the swarm.
+    fn on_nat(&mut self, event: NatEvent) {
+        match event {
+            NatEvent::Reserve { relay, addr } => match self.swarm.listen_on(addr.clone()) {
+                Ok(id) => self
+                    .swarm
+                    .behaviour_mut()
+                    .nat
+                    .reservation_listener(relay, id),
+                Err(e) => {
+                    tracing::warn!(%relay, %addr, error = %e, "cannot listen through relay");
+                    self.swarm.behaviour_mut().nat.reservation_failed(&relay);
+                }
+            },
+            NatEvent::Advertise(addr) => {
+                tracing::info!(%addr, "advertising relayed address");
+                self.swarm.add_external_address(addr);
+            }
+            NatEvent::Withdraw(addr) => {
+                tracing::info!(%addr, "relayed address gone");
+                self.swarm.remove_external_address(&addr);
+            }
+            NatEvent::Reachability(r) => {
+                let external: Vec<String> = self
+                    .swarm
+                    .external_addresses()
+                    .map(ToString::to_string)
+                    .collect();
+                tracing::info!(reachability = r.as_str(), ?external, "reachability changed");
             }
         }
     }

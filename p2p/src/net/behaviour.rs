@@ -32,6 +32,7 @@ use crate::da::SyncTag;
 use crate::net::component::Component;
 use crate::net::discovery::Discovery;
 use crate::net::handshake::HandshakeProtocol;
+use crate::net::nat::Nat;
 use crate::net::peer_manager::PeerManager;
 use crate::net::pex::PexProtocol;
 use crate::net::rpc::Rpc;
@@ -235,6 +236,10 @@ pub struct Behaviour {
     pub identify: identify::Behaviour,
     /// `/ipfs/ping/1.0.0`: liveness and round-trip time of every connection.
     pub ping: ping::Behaviour,
+    /// AutoNAT v2, circuit relay v2 (client, and server where configured), DCUtR and UPnP:
+    /// reachability, confirmed external addresses and relayed and hole-punched
+    /// connections.
+    pub nat: Nat,
     /// `/dsdn/<network>/da-sync/1.0.0`: DA log backfill. Absent on nodes without the log.
     pub da_sync: Toggle<DaSyncComponent>,
     /// `/dsdn/<network>/da-register/1.0.0`: storage-node registration with the DA

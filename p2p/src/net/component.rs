@@ -59,6 +59,11 @@ pub trait Protocol: Send + 'static {
     /// Told of every swarm event (listen addresses, closed connections, …) before the
     /// inner behaviour is. Default: nothing.
     fn on_swarm_event(&mut self, _event: &FromSwarm<'_>) {}
+
+    /// Pushes typed events the protocol queued outside [`Protocol::on_event`] (for instance
+    /// in [`Protocol::on_swarm_event`]). Called each time the component is polled. Default:
+    /// nothing.
+    fn poll(&mut self, _out: &mut Outbox<Self>) {}
 }
 
 /// A protocol component: the protocol's inner behaviour and its state.
@@ -213,6 +218,7 @@ impl<P: Protocol> NetworkBehaviour for Component<P> {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        self.state.poll(&mut self.out);
         loop {
             if let Some(event) = self.out.pop_front() {
                 return Poll::Ready(ToSwarm::GenerateEvent(event));

@@ -56,38 +56,71 @@ pub struct HandshakeProtocol {
     /// False on a light client: it advertises no address and no service, so full nodes
     /// neither store nor share it.
     advertise: bool,
+    /// Whether the listen addresses are advertised beside the confirmed external ones
+    /// (false on public networks: confirmed addresses only).
+    advertise_listen: bool,
     /// This node's listen addresses, in the order the swarm reported them.
     listen_addrs: Vec<Multiaddr>,
+    /// This node's confirmed external addresses (AutoNAT, UPnP, the operator, relayed), in
+    /// the order they were confirmed.
+    external_addrs: Vec<Multiaddr>,
     /// Our outstanding requests: the connection each one runs on.
     pending: HashMap<OutboundRequestId, ConnectionId>,
 }
 
 impl HandshakeProtocol {
     /// The state of a node of `network` with identity `local` offering `services`;
-    /// `advertise = false` for a light client.
-    pub fn new(network: NetworkId, local: PeerId, services: ServiceSet, advertise: bool) -> Self {
+    /// `advertise = false` for a light client; `advertise_listen`: whether listen addresses
+    /// are advertised beside the confirmed external ones.
+    pub fn new(
+        network: NetworkId,
+        local: PeerId,
+        services: ServiceSet,
+        advertise: bool,
+        advertise_listen: bool,
+    ) -> Self {
         Self {
             network,
             local,
             services,
             advertise,
+            advertise_listen,
             listen_addrs: Vec::new(),
+            external_addrs: Vec::new(),
             pending: HashMap::new(),
         }
     }
 
+    /// The addresses this node advertises: its confirmed external addresses, then (where
+    /// listen addresses are advertised) its listen addresses; none on a light client.
+    pub fn advertised(&self) -> Vec<Multiaddr> {
+        if !self.advertise {
+            return Vec::new();
+        }
+        let mut out = self.external_addrs.clone();
+        if self.advertise_listen {
+            for a in &self.listen_addrs {
+                if !out.contains(a) {
+                    out.push(a.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// The handshake this node sends and answers with.
     pub fn ours(&self) -> Handshake {
-        let (addrs, services) = if self.advertise {
-            (self.listen_addrs.as_slice(), self.services)
+        let addrs = self.advertised();
+        let services = if self.advertise {
+            self.services
         } else {
-            (&[][..], ServiceSet::EMPTY)
+            ServiceSet::EMPTY
         };
         Handshake {
             protocol_version: PROTOCOL_VERSION,
             network_id: self.network.to_string(),
             node_id: self.local.to_bytes(),
-            listen_addrs: encode_addrs(addrs, MAX_LISTEN_ADDRS),
+            listen_addrs: encode_addrs(&addrs, MAX_LISTEN_ADDRS),
             services,
         }
     }
@@ -184,6 +217,10 @@ impl Protocol for HandshakeProtocol {
                 self.listen_addrs.push(e.addr.clone());
             }
             FromSwarm::ExpiredListenAddr(e) => self.listen_addrs.retain(|a| a != e.addr),
+            FromSwarm::ExternalAddrConfirmed(e) if !self.external_addrs.contains(e.addr) => {
+                self.external_addrs.push(e.addr.clone());
+            }
+            FromSwarm::ExternalAddrExpired(e) => self.external_addrs.retain(|a| a != e.addr),
             _ => {}
         }
     }
@@ -210,22 +247,39 @@ mod tests {
     #[test]
     fn a_light_client_advertises_nothing() {
         let local = PeerId::random();
-        let mut full = HandshakeProtocol::new(net("devnet"), local, ServiceSet::EMPTY, true);
+        let mut full = HandshakeProtocol::new(net("devnet"), local, ServiceSet::EMPTY, true, true);
         full.listen_addrs
             .push("/ip4/127.0.0.1/tcp/1".parse().expect("addr"));
         assert_eq!(full.ours().listen_addrs.len(), 1);
-        let mut light = HandshakeProtocol::new(net("devnet"), local, ServiceSet::EMPTY, false);
+        let mut light =
+            HandshakeProtocol::new(net("devnet"), local, ServiceSet::EMPTY, false, true);
         light.listen_addrs = full.listen_addrs.clone();
         assert!(light.ours().listen_addrs.is_empty());
         assert_eq!(light.ours().node_id, local.to_bytes());
     }
 
     #[test]
+    fn a_public_network_node_advertises_confirmed_addresses_only() {
+        let local = PeerId::random();
+        let listen: Multiaddr = "/ip4/10.0.0.2/tcp/1".parse().expect("addr");
+        let public: Multiaddr = "/ip4/198.51.100.2/tcp/1".parse().expect("addr");
+        let mut p = HandshakeProtocol::new(net("testnet"), local, ServiceSet::EMPTY, true, false);
+        p.listen_addrs.push(listen.clone());
+        assert!(p.advertised().is_empty(), "nothing confirmed yet");
+        p.external_addrs.push(public.clone());
+        assert_eq!(p.advertised(), vec![public.clone()]);
+        let mut d = HandshakeProtocol::new(net("devnet"), local, ServiceSet::EMPTY, true, true);
+        d.listen_addrs.push(listen.clone());
+        d.external_addrs.push(public.clone());
+        assert_eq!(d.advertised(), vec![public, listen]);
+    }
+
+    #[test]
     fn checks_network_and_node_id() {
         let a = PeerId::random();
         let b = PeerId::random();
-        let ours = HandshakeProtocol::new(net("devnet"), a, ServiceSet::EMPTY, true);
-        let theirs = HandshakeProtocol::new(net("devnet"), b, ServiceSet::EMPTY, true).ours();
+        let ours = HandshakeProtocol::new(net("devnet"), a, ServiceSet::EMPTY, true, true);
+        let theirs = HandshakeProtocol::new(net("devnet"), b, ServiceSet::EMPTY, true, true).ours();
         let conn = ConnectionId::new_unchecked(1);
         assert!(matches!(
             ours.check(b, conn, &theirs),
@@ -236,7 +290,7 @@ mod tests {
             ours.check(PeerId::random(), conn, &theirs),
             HandshakeEvent::Failed { .. }
         ));
-        let other = HandshakeProtocol::new(net("testnet"), b, ServiceSet::EMPTY, true).ours();
+        let other = HandshakeProtocol::new(net("testnet"), b, ServiceSet::EMPTY, true, true).ours();
         assert!(matches!(
             ours.check(b, conn, &other),
             HandshakeEvent::Failed {

@@ -536,6 +536,19 @@ fn every_field_round_trips() {
             threshold: 3,
             epoch: 4,
         },
+        nat: crate::net::nat::config::NatSection {
+            relay_server: Some(true),
+            upnp: Some(false),
+            autonat_server: false,
+            max_relay_reservations: 5,
+            relay: crate::net::nat::RelayLimits {
+                max_reservations: 6,
+                max_circuits: 7,
+                max_circuit_duration: Duration::from_secs(8),
+                max_circuit_bytes: 9000,
+                ..crate::net::nat::RelayLimits::default()
+            },
+        },
     };
     let text = round_trip(&cfg);
     assert!(text.contains("[committee]"), "{text}");

@@ -1,0 +1,558 @@
+//! The pure reachability and relay-reservation logic of [`super::Nat`] (issue 12 §2, §4):
+//! no swarm, `now` passed in, unit-tested below.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use libp2p::core::transport::ListenerId;
+use libp2p::multiaddr::Protocol as AddrProtocol;
+use libp2p::{Multiaddr, PeerId};
+use serde::Serialize;
+
+/// Whether this node can be reached from the internet, as AutoNAT found it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reachability {
+    /// No address confirmed and none refuted yet (no AutoNAT server asked so far).
+    #[default]
+    Unknown,
+    /// At least one direct external address is confirmed (by an AutoNAT dial-back, a UPnP
+    /// mapping, or given by the operator).
+    Public,
+    /// Every candidate address AutoNAT tested was unreachable and none is confirmed: the
+    /// node is behind a NAT or firewall and is reached through relays.
+    Private,
+}
+
+impl Reachability {
+    /// `unknown`, `public` or `private` (status output, metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reachability::Unknown => "unknown",
+            Reachability::Public => "public",
+            Reachability::Private => "private",
+        }
+    }
+}
+
+/// What the reachability logic asks of the swarm; the event loop carries it out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NatEvent {
+    /// Reserve a slot on `relay`: listen on `addr` (`<relay address>/p2p/<relay>/p2p-circuit`)
+    /// and report the listener with `Component::<NatState>::reservation_listener`.
+    Reserve {
+        /// The relay.
+        relay: PeerId,
+        /// The circuit listen address.
+        addr: Multiaddr,
+    },
+    /// A relayed address of ours became usable (its reservation was accepted): advertise
+    /// it as an external address.
+    Advertise(Multiaddr),
+    /// A relayed address of ours is gone: stop advertising it.
+    Withdraw(Multiaddr),
+    /// Reachability changed to this.
+    Reachability(Reachability),
+}
+
+/// Milestones since start, for status and the lab figures (issue 12 §9).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NatMilestones {
+    /// Milliseconds from start to the first verdict (public or private).
+    pub reachability_known_ms: Option<u64>,
+    /// Milliseconds from start to the first accepted relay reservation.
+    pub first_reservation_ms: Option<u64>,
+    /// Milliseconds from start to the first relayed connection upgraded to a direct one by
+    /// DCUtR.
+    pub first_direct_upgrade_ms: Option<u64>,
+}
+
+/// Counters of the NAT traversal protocols, for metrics and status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NatCounters {
+    /// AutoNAT probes of our addresses answered "reachable".
+    pub probes_ok: u64,
+    /// AutoNAT probes of our addresses answered "unreachable".
+    pub probes_failed: u64,
+    /// Relayed connections upgraded to direct ones by DCUtR.
+    pub dcutr_ok: u64,
+    /// DCUtR attempts that failed.
+    pub dcutr_failed: u64,
+}
+
+/// The relay-side knowledge of one reservation we asked for.
+#[derive(Clone, Debug)]
+struct Reservation {
+    /// The circuit listen address.
+    addr: Multiaddr,
+    /// The swarm's listener for it, once reported.
+    listener: Option<ListenerId>,
+    /// Whether the relay accepted it.
+    accepted: bool,
+}
+
+/// Reachability and relay reservations of one node: fed with AutoNAT verdicts, confirmed
+/// and expired external addresses, connections and identify answers; queues
+/// [`NatEvent`]s.
+#[derive(Debug)]
+pub struct NatState {
+    /// When the node started (milestones count from here).
+    started: Instant,
+    /// Relays to keep a reservation on while private (0: never reserve).
+    max_reservations: usize,
+    /// Confirmed direct external addresses.
+    confirmed: BTreeSet<Multiaddr>,
+    /// Candidate addresses AutoNAT found unreachable.
+    refuted: BTreeSet<Multiaddr>,
+    /// Our relayed (circuit) listen addresses in use.
+    relayed: BTreeSet<Multiaddr>,
+    /// The reachability last reported.
+    reachability: Reachability,
+    /// Connected peers that serve circuit relay v2 (identify lists the hop protocol), with
+    /// the address we reached them on directly (outbound).
+    relays: BTreeMap<PeerId, Multiaddr>,
+    /// Connected peers that serve circuit relay but were reached inbound only: no address
+    /// to reserve through yet.
+    relays_without_addr: BTreeSet<PeerId>,
+    /// Remote address of a direct outbound connection, per connected peer.
+    dialled: HashMap<PeerId, Multiaddr>,
+    /// Reservations asked for, by relay.
+    reservations: BTreeMap<PeerId, Reservation>,
+    /// Milestones.
+    milestones: NatMilestones,
+    /// Counters.
+    counters: NatCounters,
+    /// Events not yet handed out.
+    queued: VecDeque<NatEvent>,
+}
+
+/// The circuit relay v2 hop protocol id, as identify lists it on relays.
+pub const RELAY_HOP_PROTOCOL: &str = "/libp2p/circuit/relay/0.2.0/hop";
+
+/// Whether `addr` goes through a relay (`…/p2p-circuit…`).
+pub fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| matches!(p, AddrProtocol::P2pCircuit))
+}
+
+impl NatState {
+    /// A node started at `started` that keeps up to `max_reservations` relay reservations
+    /// while private.
+    pub fn new(started: Instant, max_reservations: usize) -> Self {
+        Self {
+            started,
+            max_reservations,
+            confirmed: BTreeSet::new(),
+            refuted: BTreeSet::new(),
+            relayed: BTreeSet::new(),
+            reachability: Reachability::Unknown,
+            relays: BTreeMap::new(),
+            relays_without_addr: BTreeSet::new(),
+            dialled: HashMap::new(),
+            reservations: BTreeMap::new(),
+            milestones: NatMilestones::default(),
+            counters: NatCounters::default(),
+            queued: VecDeque::new(),
+        }
+    }
+
+    /// The current reachability.
+    pub fn reachability(&self) -> Reachability {
+        self.reachability
+    }
+
+    /// Confirmed direct external addresses.
+    pub fn confirmed(&self) -> impl Iterator<Item = &Multiaddr> {
+        self.confirmed.iter()
+    }
+
+    /// Our relayed addresses in use.
+    pub fn relayed(&self) -> impl Iterator<Item = &Multiaddr> {
+        self.relayed.iter()
+    }
+
+    /// Relays holding an accepted reservation of ours.
+    pub fn reserved_relays(&self) -> impl Iterator<Item = &PeerId> {
+        self.reservations
+            .iter()
+            .filter(|(_, r)| r.accepted)
+            .map(|(p, _)| p)
+    }
+
+    /// Milestones since start.
+    pub fn milestones(&self) -> NatMilestones {
+        self.milestones
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> NatCounters {
+        self.counters
+    }
+
+    /// The next queued event.
+    pub fn pop_event(&mut self) -> Option<NatEvent> {
+        self.queued.pop_front()
+    }
+
+    fn since_start(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.started).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// An external address was confirmed (AutoNAT, UPnP, the operator, or our own relayed
+    /// address being advertised).
+    pub fn on_confirmed(&mut self, addr: &Multiaddr, now: Instant) {
+        if is_relayed(addr) {
+            return;
+        }
+        self.confirmed.insert(addr.clone());
+        self.refuted.remove(addr);
+        self.update(now);
+    }
+
+    /// An external address expired.
+    pub fn on_expired(&mut self, addr: &Multiaddr, now: Instant) {
+        self.confirmed.remove(addr);
+        self.update(now);
+    }
+
+    /// AutoNAT tested `addr`: `reachable` or not.
+    pub fn on_probe(&mut self, addr: &Multiaddr, reachable: bool, now: Instant) {
+        if reachable {
+            self.counters.probes_ok += 1;
+            // The confirmation itself arrives as a swarm event (`on_confirmed`).
+        } else {
+            self.counters.probes_failed += 1;
+            if !self.confirmed.contains(addr) {
+                self.refuted.insert(addr.clone());
+            }
+        }
+        self.update(now);
+    }
+
+    /// A connection to `peer` was established; `dialled` is the remote address when it is
+    /// a direct outbound connection.
+    pub fn on_connected(&mut self, peer: PeerId, dialled: Option<&Multiaddr>, now: Instant) {
+        let Some(addr) = dialled.filter(|a| !is_relayed(a)) else {
+            return;
+        };
+        self.dialled.insert(peer, addr.clone());
+        if self.relays_without_addr.remove(&peer) {
+            self.relays.insert(peer, addr.clone());
+            self.plan(now);
+        }
+    }
+
+    /// The last connection to `peer` closed.
+    pub fn on_disconnected(&mut self, peer: &PeerId, now: Instant) {
+        self.dialled.remove(peer);
+        self.relays.remove(peer);
+        self.relays_without_addr.remove(peer);
+        // The relay client closes the circuit listener itself (`on_listener_closed`); a
+        // reservation never reported as a listener is forgotten here.
+        if self
+            .reservations
+            .get(peer)
+            .is_some_and(|r| r.listener.is_none())
+        {
+            self.reservations.remove(peer);
+        }
+        self.plan(now);
+    }
+
+    /// identify told the protocols `peer` speaks.
+    pub fn on_identified(&mut self, peer: PeerId, protocols: &[String], now: Instant) {
+        let relay = protocols.iter().any(|p| p == RELAY_HOP_PROTOCOL);
+        if !relay {
+            self.relays.remove(&peer);
+            self.relays_without_addr.remove(&peer);
+            return;
+        }
+        match self.dialled.get(&peer) {
+            Some(addr) => {
+                self.relays.insert(peer, addr.clone());
+            }
+            None => {
+                self.relays_without_addr.insert(peer);
+            }
+        }
+        self.plan(now);
+    }
+
+    /// The swarm's listener for the reservation on `relay`.
+    pub fn reservation_listener(&mut self, relay: PeerId, listener: ListenerId) {
+        if let Some(r) = self.reservations.get_mut(&relay) {
+            r.listener = Some(listener);
+        }
+    }
+
+    /// The swarm refused to listen through `relay`.
+    pub fn reservation_failed(&mut self, relay: &PeerId, now: Instant) {
+        self.reservations.remove(relay);
+        self.relays.remove(relay);
+        self.plan(now);
+    }
+
+    /// The relay client reports an accepted reservation on `relay`.
+    pub fn on_reservation_accepted(&mut self, relay: PeerId, now: Instant) {
+        if let Some(r) = self.reservations.get_mut(&relay) {
+            r.accepted = true;
+        }
+        if self.milestones.first_reservation_ms.is_none() {
+            self.milestones.first_reservation_ms = Some(self.since_start(now));
+        }
+    }
+
+    /// A listener reported a new address: a circuit address is advertised.
+    pub fn on_new_listen_addr(&mut self, addr: &Multiaddr) {
+        if is_relayed(addr) && self.relayed.insert(addr.clone()) {
+            self.queued.push_back(NatEvent::Advertise(addr.clone()));
+        }
+    }
+
+    /// A listener's address expired.
+    pub fn on_expired_listen_addr(&mut self, addr: &Multiaddr) {
+        if self.relayed.remove(addr) {
+            self.queued.push_back(NatEvent::Withdraw(addr.clone()));
+        }
+    }
+
+    /// A listener closed: a reservation ended (the relay went away or refused to renew).
+    pub fn on_listener_closed(&mut self, listener: ListenerId, addrs: &[Multiaddr], now: Instant) {
+        for a in addrs {
+            self.on_expired_listen_addr(a);
+        }
+        self.reservations
+            .retain(|_, r| r.listener != Some(listener));
+        self.plan(now);
+    }
+
+    /// DCUtR upgraded a relayed connection (`ok`) or failed to.
+    pub fn on_dcutr(&mut self, ok: bool, now: Instant) {
+        if ok {
+            self.counters.dcutr_ok += 1;
+            if self.milestones.first_direct_upgrade_ms.is_none() {
+                self.milestones.first_direct_upgrade_ms = Some(self.since_start(now));
+            }
+        } else {
+            self.counters.dcutr_failed += 1;
+        }
+    }
+
+    /// Recomputes the reachability and plans reservations.
+    fn update(&mut self, now: Instant) {
+        let r = if !self.confirmed.is_empty() {
+            Reachability::Public
+        } else if !self.refuted.is_empty() {
+            Reachability::Private
+        } else {
+            Reachability::Unknown
+        };
+        if r != self.reachability {
+            self.reachability = r;
+            if self.milestones.reachability_known_ms.is_none() && r != Reachability::Unknown {
+                self.milestones.reachability_known_ms = Some(self.since_start(now));
+            }
+            self.queued.push_back(NatEvent::Reachability(r));
+        }
+        self.plan(now);
+    }
+
+    /// While private, asks for reservations on connected relays until
+    /// `max_reservations` are held or asked for.
+    fn plan(&mut self, _now: Instant) {
+        if self.reachability != Reachability::Private {
+            return;
+        }
+        let free = self
+            .max_reservations
+            .saturating_sub(self.reservations.len());
+        let picks: Vec<(PeerId, Multiaddr)> = self
+            .relays
+            .iter()
+            .filter(|(p, _)| !self.reservations.contains_key(p))
+            .take(free)
+            .map(|(p, a)| (*p, a.clone()))
+            .collect();
+        for (relay, relay_addr) in picks {
+            let addr = circuit_addr(&relay_addr, relay);
+            self.reservations.insert(
+                relay,
+                Reservation {
+                    addr: addr.clone(),
+                    listener: None,
+                    accepted: false,
+                },
+            );
+            tracing::info!(%relay, %addr, "private: reserving a relay slot");
+            self.queued.push_back(NatEvent::Reserve { relay, addr });
+        }
+    }
+
+    /// The circuit addresses of reservations asked for (accepted or not).
+    pub fn reservation_addrs(&self) -> impl Iterator<Item = &Multiaddr> {
+        self.reservations.values().map(|r| &r.addr)
+    }
+}
+
+/// `<relay address without /p2p>/p2p/<relay>/p2p-circuit`: the address to listen on to
+/// reserve a slot on `relay`.
+pub fn circuit_addr(relay_addr: &Multiaddr, relay: PeerId) -> Multiaddr {
+    let mut base: Multiaddr = relay_addr
+        .iter()
+        .filter(|p| !matches!(p, AddrProtocol::P2p(_)))
+        .collect();
+    base.push(AddrProtocol::P2p(relay));
+    base.push(AddrProtocol::P2pCircuit);
+    base
+}
+
+/// How long a relay's circuit may live by default (circuit relay v2 default: 2 min).
+pub(super) const DEFAULT_CIRCUIT_DURATION: Duration = Duration::from_secs(120);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> Multiaddr {
+        s.parse().unwrap()
+    }
+
+    fn drain(s: &mut NatState) -> Vec<NatEvent> {
+        std::iter::from_fn(|| s.pop_event()).collect()
+    }
+
+    #[test]
+    fn unknown_until_a_verdict_then_public_or_private() {
+        let t0 = Instant::now();
+        let mut s = NatState::new(t0, 2);
+        assert_eq!(s.reachability(), Reachability::Unknown);
+        s.on_probe(
+            &addr("/ip4/203.0.113.1/tcp/4001"),
+            false,
+            t0 + Duration::from_secs(3),
+        );
+        assert_eq!(s.reachability(), Reachability::Private);
+        assert_eq!(s.milestones().reachability_known_ms, Some(3000));
+        s.on_confirmed(
+            &addr("/ip4/203.0.113.1/udp/4001/quic-v1"),
+            t0 + Duration::from_secs(4),
+        );
+        assert_eq!(s.reachability(), Reachability::Public);
+        assert_eq!(
+            drain(&mut s),
+            vec![
+                NatEvent::Reachability(Reachability::Private),
+                NatEvent::Reachability(Reachability::Public)
+            ]
+        );
+        // The milestone is the first verdict.
+        assert_eq!(s.milestones().reachability_known_ms, Some(3000));
+        s.on_expired(&addr("/ip4/203.0.113.1/udp/4001/quic-v1"), t0);
+        assert_eq!(s.reachability(), Reachability::Private);
+    }
+
+    #[test]
+    fn a_relayed_address_does_not_make_a_node_public() {
+        let t0 = Instant::now();
+        let mut s = NatState::new(t0, 2);
+        let relay = PeerId::random();
+        s.on_confirmed(&circuit_addr(&addr("/ip4/198.51.100.1/tcp/1"), relay), t0);
+        assert_eq!(s.reachability(), Reachability::Unknown);
+    }
+
+    #[test]
+    fn a_private_node_reserves_on_up_to_max_relays_it_dialled() {
+        let t0 = Instant::now();
+        let mut s = NatState::new(t0, 2);
+        let relays: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
+        let hop = vec![RELAY_HOP_PROTOCOL.to_owned()];
+        for (i, r) in relays.iter().enumerate() {
+            s.on_connected(
+                *r,
+                Some(&addr(&format!("/ip4/198.51.100.{}/tcp/7", i + 1))),
+                t0,
+            );
+            s.on_identified(*r, &hop, t0);
+        }
+        // A peer without the hop protocol, and one only connected inbound.
+        let plain = PeerId::random();
+        s.on_connected(plain, Some(&addr("/ip4/198.51.100.9/tcp/7")), t0);
+        s.on_identified(plain, &["/ipfs/id/1.0.0".to_owned()], t0);
+        let inbound = PeerId::random();
+        s.on_connected(inbound, None, t0);
+        s.on_identified(inbound, &hop, t0);
+        assert!(drain(&mut s).is_empty(), "no reservation while unknown");
+
+        s.on_probe(&addr("/ip4/203.0.113.1/tcp/4001"), false, t0);
+        let ev = drain(&mut s);
+        let reserves: Vec<&NatEvent> = ev
+            .iter()
+            .filter(|e| matches!(e, NatEvent::Reserve { .. }))
+            .collect();
+        assert_eq!(reserves.len(), 2, "{ev:?}");
+        for e in reserves {
+            let NatEvent::Reserve { relay, addr } = e else {
+                unreachable!()
+            };
+            assert!(relays.contains(relay));
+            assert!(is_relayed(addr));
+            assert!(addr
+                .to_string()
+                .ends_with(&format!("/p2p/{relay}/p2p-circuit")));
+        }
+
+        // One relay leaves before its listener was reported: the third one is asked.
+        let first = *s.reservations.keys().next().unwrap();
+        s.on_disconnected(&first, t0);
+        let ev = drain(&mut s);
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert!(matches!(&ev[0], NatEvent::Reserve { relay, .. } if *relay != first));
+    }
+
+    #[test]
+    fn a_closed_reservation_listener_withdraws_its_address_and_reserves_again() {
+        let t0 = Instant::now();
+        let mut s = NatState::new(t0, 1);
+        let (r1, r2) = (PeerId::random(), PeerId::random());
+        let hop = vec![RELAY_HOP_PROTOCOL.to_owned()];
+        s.on_connected(r1, Some(&addr("/ip4/198.51.100.1/tcp/7")), t0);
+        s.on_identified(r1, &hop, t0);
+        s.on_connected(r2, Some(&addr("/ip4/198.51.100.2/tcp/7")), t0);
+        s.on_identified(r2, &hop, t0);
+        s.on_probe(&addr("/ip4/203.0.113.1/tcp/4001"), false, t0);
+        let ev = drain(&mut s);
+        let Some(NatEvent::Reserve {
+            relay,
+            addr: listen,
+        }) = ev
+            .iter()
+            .find(|e| matches!(e, NatEvent::Reserve { .. }))
+            .cloned()
+        else {
+            panic!("{ev:?}")
+        };
+        let id = ListenerId::next();
+        s.reservation_listener(relay, id);
+        s.on_reservation_accepted(relay, t0 + Duration::from_millis(1500));
+        assert_eq!(s.milestones().first_reservation_ms, Some(1500));
+        s.on_new_listen_addr(&listen);
+        assert_eq!(drain(&mut s), vec![NatEvent::Advertise(listen.clone())]);
+        assert_eq!(s.reserved_relays().collect::<Vec<_>>(), vec![&relay]);
+
+        s.on_listener_closed(id, &[listen.clone()], t0);
+        let ev = drain(&mut s);
+        assert_eq!(ev[0], NatEvent::Withdraw(listen));
+        assert!(matches!(&ev[1], NatEvent::Reserve { .. }), "{ev:?}");
+    }
+
+    #[test]
+    fn dcutr_outcomes_are_counted_and_the_first_success_timed() {
+        let t0 = Instant::now();
+        let mut s = NatState::new(t0, 1);
+        s.on_dcutr(false, t0);
+        s.on_dcutr(true, t0 + Duration::from_millis(2500));
+        s.on_dcutr(true, t0 + Duration::from_secs(9));
+        assert_eq!(s.counters().dcutr_ok, 2);
+        assert_eq!(s.counters().dcutr_failed, 1);
+        assert_eq!(s.milestones().first_direct_upgrade_ms, Some(2500));
+    }
+}
