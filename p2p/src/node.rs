@@ -105,6 +105,12 @@ pub fn listen_addrs(listen: SocketAddr) -> [Multiaddr; 2] {
     ]
 }
 
+/// The swarm's per-dial timeout: the configured connect timeout, capped at 8 s (see
+/// [`Node::start`]).
+fn connection_timeout(peer_connect_timeout: Duration) -> Duration {
+    peer_connect_timeout.min(Duration::from_secs(8))
+}
+
 fn build_behaviour(
     cfg: &NodeConfig,
     key: &libp2p::identity::Keypair,
@@ -296,6 +302,10 @@ impl Node {
                     .unwrap_or_else(|| StartError::Swarm(e.to_string()))
             })?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
+            // One dial (connect, noise, yamux) gives up after the connect timeout, at most
+            // 8 s: an AutoNAT dial-back to an address behind a NAT that drops it must fail
+            // before the server's 10 s request deadline, or the probe proves nothing.
+            .with_connection_timeout(connection_timeout(cfg.bootstrap.peer_connect_timeout))
             .build();
         // A light client does not listen (`cfg.listen` is unused): it only dials out.
         let listen = if cfg.light {

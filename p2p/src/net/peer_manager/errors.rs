@@ -22,6 +22,9 @@ pub enum LimitExceeded {
     /// `max_connections_per_peer` connections with this peer are open.
     #[error("{0} connections with this peer already")]
     PerPeer(usize),
+    /// This many relayed connections are open.
+    #[error("relayed connection limit ({0}) reached")]
+    Relayed(usize),
     /// More than `inbound_per_ip_per_minute` attempts from this IP in the last minute.
     #[error("too many connection attempts from {0} in the last minute")]
     RateLimited(std::net::IpAddr),

@@ -157,6 +157,8 @@ struct Conn {
     opened: Instant,
     verified: bool,
     remote: Multiaddr,
+    /// Through a circuit relay (either direction).
+    relayed: bool,
 }
 
 #[derive(Debug)]

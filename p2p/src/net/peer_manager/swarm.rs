@@ -8,7 +8,9 @@ use std::time::Instant;
 use dsdn_protocols::PeerSource;
 use futures::StreamExt;
 use libp2p::core::transport::PortUse;
-use libp2p::core::Endpoint;
+use libp2p::core::{ConnectedPoint, Endpoint};
+
+use crate::net::nat::is_relayed;
 use libp2p::swarm::{
     dummy, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
     THandlerOutEvent, ToSwarm,
@@ -30,9 +32,26 @@ impl PeerManager {
         ConnectionDenied::new(err)
     }
 
-    fn check_per_peer(&self, peer: &PeerId) -> Result<(), ConnectionDenied> {
+    /// At most [`MAX_RELAYED_CONNECTIONS`] relayed connections.
+    fn check_relayed(&self) -> Result<(), ConnectionDenied> {
+        let n = self.conns.values().filter(|c| c.relayed).count();
+        if n >= MAX_RELAYED_CONNECTIONS {
+            return Err(self.deny(
+                "relayed_limit",
+                LimitExceeded::Relayed(MAX_RELAYED_CONNECTIONS),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `max_connections_per_peer`, plus [`PROBE_SLACK`] for a connection this peer manager
+    /// did not dial (`ours = false`): an AutoNAT dial-back, an address test or a hole
+    /// punch beside the peer's regular connections (two peers that dialled each other at
+    /// once already hold two).
+    fn check_per_peer(&self, peer: &PeerId, ours: bool) -> Result<(), ConnectionDenied> {
         let n = self.conns.values().filter(|c| c.peer == *peer).count();
-        if n >= self.cfg.max_connections_per_peer {
+        let cap = self.cfg.max_connections_per_peer + if ours { 0 } else { PROBE_SLACK };
+        if n >= cap {
             return Err(self.deny(
                 "per_peer",
                 LimitExceeded::PerPeer(self.cfg.max_connections_per_peer),
@@ -41,6 +60,13 @@ impl PeerManager {
         Ok(())
     }
 }
+
+/// Relayed connections (circuit relay v2, either direction) open at once.
+const MAX_RELAYED_CONNECTIONS: usize = 16;
+
+/// Connections allowed with one peer beyond `max_connections_per_peer` when this node did
+/// not dial them through the peer manager (see `check_per_peer`).
+const PROBE_SLACK: usize = 1;
 
 impl NetworkBehaviour for PeerManager {
     type ConnectionHandler = dummy::ConnectionHandler;
@@ -66,18 +92,28 @@ impl NetworkBehaviour for PeerManager {
         &mut self,
         _connection_id: ConnectionId,
         peer: PeerId,
-        _local_addr: &Multiaddr,
+        local_addr: &Multiaddr,
         _remote_addr: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
         self.deny_if_banned(&peer)?;
-        let inbound = self.conns.values().filter(|c| !c.outbound).count();
+        // Relayed connections count against their own limit, not the inbound one.
+        if is_relayed(local_addr) {
+            self.check_relayed()?;
+            self.check_per_peer(&peer, false)?;
+            return Ok(dummy::ConnectionHandler);
+        }
+        let inbound = self
+            .conns
+            .values()
+            .filter(|c| !c.outbound && !c.relayed)
+            .count();
         if inbound >= self.cfg.max_inbound_connections {
             return Err(self.deny(
                 "inbound_limit",
                 LimitExceeded::Inbound(self.cfg.max_inbound_connections),
             ));
         }
-        self.check_per_peer(&peer)?;
+        self.check_per_peer(&peer, false)?;
         Ok(dummy::ConnectionHandler)
     }
 
@@ -85,12 +121,15 @@ impl NetworkBehaviour for PeerManager {
         &mut self,
         connection_id: ConnectionId,
         peer: PeerId,
-        _addr: &Multiaddr,
+        addr: &Multiaddr,
         _role_override: Endpoint,
         _port_use: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
         self.deny_if_banned(&peer)?;
-        self.check_per_peer(&peer)?;
+        if is_relayed(addr) {
+            self.check_relayed()?;
+        }
+        self.check_per_peer(&peer, self.dials.contains_key(&connection_id))?;
         // Our own dials are budgeted already; connections opened by other behaviours
         // (Kademlia, gossipsub) are held to the hard cap.
         if !self.dials.contains_key(&connection_id) {
@@ -125,6 +164,10 @@ impl NetworkBehaviour for PeerManager {
                         opened: Instant::now(),
                         verified: false,
                         remote: e.endpoint.get_remote_address().clone(),
+                        relayed: match e.endpoint {
+                            ConnectedPoint::Dialer { address, .. } => is_relayed(address),
+                            ConnectedPoint::Listener { local_addr, .. } => is_relayed(local_addr),
+                        },
                     },
                 );
                 if outbound {
