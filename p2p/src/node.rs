@@ -159,6 +159,7 @@ fn build_behaviour(
             services: cfg.services,
             required_roles: cfg.required_roles.clone(),
             light: cfg.light,
+            always_server: cfg.advertise_listen_addrs,
             record_ttl: cfg.bootstrap.service_record_ttl,
         },
         metrics.discovery(),

@@ -112,6 +112,11 @@ pub struct DiscoveryConfig {
     pub required_roles: Vec<(ServiceType, usize)>,
     /// A light client: queries the DHT, never answers, provides nothing.
     pub light: bool,
+    /// Answer Kademlia requests from the start (devnet, where every address is
+    /// reachable). Otherwise (public networks) Kademlia serves only while the node has a
+    /// confirmed external address (direct or relayed), so a node nobody can reach never
+    /// enters others' routing tables.
+    pub always_server: bool,
     /// Provider records' lifetime; republished every half of it.
     pub record_ttl: Duration,
 }
@@ -208,12 +213,15 @@ impl Component<DiscoveryState> {
         let kad_cfg = kad_config(&cfg.network, cfg.record_ttl)?;
         let mut kad =
             kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kad_cfg);
-        // A light client queries the DHT but never answers nor enters others' routing tables.
-        kad.set_mode(Some(if cfg.light {
-            kad::Mode::Client
+        // A light client queries the DHT but never answers nor enters others' routing tables;
+        // on public networks the mode follows the confirmed external addresses.
+        kad.set_mode(if cfg.light {
+            Some(kad::Mode::Client)
+        } else if cfg.always_server {
+            Some(kad::Mode::Server)
         } else {
-            kad::Mode::Server
-        }));
+            None
+        });
         Ok(Self::new(
             kad,
             DiscoveryState {
@@ -449,6 +457,7 @@ mod tests {
 
     fn discovery(services: ServiceSet, required: Vec<(ServiceType, usize)>) -> Discovery {
         let cfg = DiscoveryConfig {
+            always_server: true,
             network: NetworkId::new("testnet").unwrap(),
             services,
             required_roles: required,

@@ -214,8 +214,12 @@ impl NatState {
         self.update(now);
     }
 
-    /// AutoNAT tested `addr`: `reachable` or not.
+    /// AutoNAT tested `addr`: `reachable` or not. A relayed address (a peer observed us
+    /// through a relay) says nothing about our own reachability and is ignored.
     pub fn on_probe(&mut self, addr: &Multiaddr, reachable: bool, now: Instant) {
+        if is_relayed(addr) {
+            return;
+        }
         if reachable {
             self.counters.probes_ok += 1;
             // The confirmation itself arrives as a swarm event (`on_confirmed`).
