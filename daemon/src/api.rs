@@ -87,7 +87,7 @@ pub struct StatusResponse {
     /// NAT traversal in detail: `{"reachability", "external_addrs", "relayed_addrs",
     /// "relays", "relay_server", "milestones": {"reachability_known_ms",
     /// "first_reservation_ms", "first_direct_upgrade_ms"}, "counters": {"probes_ok",
-    /// "probes_failed", "dcutr_ok", "dcutr_failed"}}`.
+    /// "probes_failed", "dcutr_ok", "dcutr_failed", "circuits_relayed"}}`.
     #[serde(default)]
     pub nat: Option<serde_json::Value>,
 }

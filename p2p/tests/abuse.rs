@@ -39,6 +39,8 @@ fn start_node(dir: &std::path::Path, listen: SocketAddr) -> (NodeHandle, Node) {
         da_dir: None,
         registration: None,
         listen,
+        nat: Default::default(),
+        advertise_listen_addrs: true,
         bootstrap,
         peers_file: dir.join("peers.dat"),
         added_file: dir.join("added-peers.toml"),

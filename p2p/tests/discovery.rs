@@ -52,6 +52,8 @@ fn start(
         da_dir: None,
         registration: None,
         listen,
+        nat: Default::default(),
+        advertise_listen_addrs: true,
         bootstrap,
         peers_file: dir.path().join("peers.dat"),
         added_file: dir.path().join("added-peers.toml"),

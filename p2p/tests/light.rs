@@ -64,6 +64,8 @@ fn start_node(
         da_dir: None,
         registration: None,
         listen,
+        nat: Default::default(),
+        advertise_listen_addrs: true,
         bootstrap: BootstrapConfig {
             static_peers,
             ..quick_bootstrap()

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dsdn_protocols::NetworkId;
+use multiaddr::Multiaddr;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +55,11 @@ pub struct NetworkConfig {
     /// signature makes a DA event valid. `None` (the default, key absent) means this node
     /// accepts no DA events and cannot publish any.
     pub da_authority: Option<[u8; 32]>,
+    /// `external_addresses`: multiaddrs this node is reachable on from the internet
+    /// (`/ip4/203.0.113.7/tcp/30303`), as the operator knows them: advertised without an
+    /// AutoNAT test, beside `dsdnd --external-address`. Default none. Each must start with
+    /// an IP or DNS host followed by `/tcp/<port>` or `/udp/<port>`.
+    pub external_addresses: Vec<Multiaddr>,
 }
 
 impl Default for NetworkConfig {
@@ -61,6 +67,7 @@ impl Default for NetworkConfig {
         Self {
             name: default_network(),
             da_authority: None,
+            external_addresses: Vec::new(),
         }
     }
 }
@@ -234,6 +241,8 @@ pub struct RawNetwork {
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     da_authority: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    external_addresses: Vec<String>,
 }
 
 impl Default for RawNetwork {
@@ -241,6 +250,7 @@ impl Default for RawNetwork {
         Self {
             name: "devnet".to_owned(),
             da_authority: None,
+            external_addresses: Vec::new(),
         }
     }
 }
@@ -413,7 +423,8 @@ fn parse_authority(hex_key: &str) -> Result<[u8; 32], String> {
 
 /// Validates `[network]` and `[bootstrap]` (as written) into their config types, pushing
 /// one error per bad key to `errs`: `network.name` (not a [`NetworkId`]),
-/// `network.da_authority` (not 64 hex characters), `bootstrap.dns_seeds[i]`,
+/// `network.da_authority` (not 64 hex characters), `network.external_addresses[i]` (not a
+/// dialable multiaddr), `bootstrap.dns_seeds[i]`,
 /// `bootstrap.static_peers[i]`, `bootstrap.dns_servers[i]`, `bootstrap.peers_file` (empty),
 /// `bootstrap.default_port` (0), `bootstrap.max_outbound_connections` (0), any `*_secs` key
 /// outside 1..=[`MAX_DURATION_SECS`], `bootstrap.min_peers`,
@@ -435,6 +446,18 @@ pub fn validate_sections(
             .map_err(|e| errs.push("network.da_authority", e))
             .ok()
     });
+
+    let mut external_addresses = Vec::new();
+    for (i, s) in network.external_addresses.iter().enumerate() {
+        match StaticPeer::parse(s) {
+            Ok(StaticPeer::Multiaddr(a)) => external_addresses.push(a),
+            Ok(StaticPeer::Socket(_)) => errs.push(
+                format!("network.external_addresses[{i}]"),
+                "expected a multiaddr such as /ip4/203.0.113.7/tcp/30303",
+            ),
+            Err(e) => errs.push(format!("network.external_addresses[{i}]"), e.reason),
+        }
+    }
 
     let b = bootstrap;
     let mut dns_seeds = Vec::new();
@@ -493,7 +516,11 @@ pub fn validate_sections(
     }
 
     (
-        NetworkConfig { name, da_authority },
+        NetworkConfig {
+            name,
+            da_authority,
+            external_addresses,
+        },
         BootstrapConfig {
             dns_seeds: dedup(dns_seeds),
             static_peers: dedup(static_peers),

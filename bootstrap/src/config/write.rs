@@ -48,6 +48,11 @@ impl NetworkConfig {
         Ok(RawNetwork {
             name: self.name.as_str().to_owned(),
             da_authority: self.da_authority.map(hex::encode),
+            external_addresses: self
+                .external_addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         })
     }
 

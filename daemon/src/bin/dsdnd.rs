@@ -294,7 +294,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         nat: seeds.nat.resolve(
             &seeds.network.name,
             cli.mode == Mode::Bootstrap,
-            cli.external_addresses.clone(),
+            seeds
+                .network
+                .external_addresses
+                .iter()
+                .chain(&cli.external_addresses)
+                .cloned()
+                .collect(),
         ),
         // Listen addresses are advertised only where private addresses are allowed.
         advertise_listen_addrs: seeds.network.name.as_str() == "devnet",

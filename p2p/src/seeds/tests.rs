@@ -496,6 +496,7 @@ fn every_field_round_trips() {
         network: NetworkConfig {
             name: NetworkId::new("mainnet").unwrap(),
             da_authority: Some([7; 32]),
+            external_addresses: vec!["/ip4/203.0.113.7/tcp/4001".parse().unwrap()],
         },
         bootstrap: BootstrapConfig {
             dns_seeds: vec![DnsSeed::new("seed1.dsdn.network").unwrap()],
@@ -568,4 +569,29 @@ fn values_the_file_cannot_express_are_serialisation_errors() {
     cfg.da.batch_interval = Duration::from_micros(1500);
     let err = toml::to_string(&cfg).unwrap_err().to_string();
     assert!(err.contains("da.batch_interval_ms"), "{err}");
+}
+
+#[test]
+fn external_addresses_are_multiaddrs() {
+    let cfg = SeedsConfig::from_toml_str(
+        "[network]\nexternal_addresses = [\"/ip4/203.0.113.7/tcp/30303\"]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.network.external_addresses,
+        vec!["/ip4/203.0.113.7/tcp/30303"
+            .parse::<libp2p::Multiaddr>()
+            .unwrap()]
+    );
+    let err = SeedsConfig::from_toml_str(
+        "[network]\nexternal_addresses = [\"203.0.113.7:30303\", \"/ip4/0.0.0.0/tcp/1\"]\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.keys(),
+        [
+            "network.external_addresses[0]",
+            "network.external_addresses[1]"
+        ]
+    );
 }

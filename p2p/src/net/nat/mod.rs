@@ -207,7 +207,10 @@ impl Protocol for NatProtocol {
             },
             NatBehaviourEvent::RelayServer(e) => {
                 match &e {
-                    relay::Event::CircuitReqAccepted { .. } => self.metrics.relay_circuits.inc(),
+                    relay::Event::CircuitReqAccepted { .. } => {
+                        self.metrics.relay_circuits.inc();
+                        self.state.on_circuit_relayed();
+                    }
                     relay::Event::CircuitClosed { .. } => self.metrics.relay_circuits.dec(),
                     _ => {}
                 }

@@ -78,6 +78,8 @@ pub struct NatCounters {
     pub dcutr_ok: u64,
     /// DCUtR attempts that failed.
     pub dcutr_failed: u64,
+    /// Circuits this node relayed for others (relay servers).
+    pub circuits_relayed: u64,
 }
 
 /// The relay-side knowledge of one reservation we asked for.
@@ -339,6 +341,11 @@ impl NatState {
         } else {
             self.counters.dcutr_failed += 1;
         }
+    }
+
+    /// This relay server accepted a circuit between two other peers.
+    pub fn on_circuit_relayed(&mut self) {
+        self.counters.circuits_relayed += 1;
     }
 
     /// Recomputes the reachability and plans reservations.
