@@ -63,7 +63,8 @@ fn start_node(
         da: dsdn_p2p::da::DaConfig::default(),
         da_dir: None,
         registration: None,
-        listen,
+        listen: vec![listen],
+        listen_ipv6_optional: false,
         bootstrap: BootstrapConfig {
             static_peers,
             ..quick_bootstrap()
