@@ -6,7 +6,8 @@
 //! * (f) a node listening on IPv4 and IPv6 is reached by an IPv4-only host over IPv4 and by
 //!   an IPv6-only host over IPv6;
 //! * two nodes behind two masquerading routers reach a public bootstrap node through their
-//!   NATs, which sees them at the routers' public addresses.
+//!   NATs, which sees them at the routers' public addresses (nftables counters in its
+//!   namespace) and stores no IPv6 link-local address of theirs.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -28,6 +29,7 @@ fn a_dual_stack_node_is_reached_over_ipv4_and_over_ipv6() -> Result<(), LabError
         return Err(LabError("the lab gave the hosts no addresses".into()));
     };
     let (at4, at6) = (format!("{dual4}:9500"), format!("[{dual6}]:9500"));
+    lab.count_sources("dual", &[&v4_ip.to_string(), &v6_ip.to_string()])?;
     lab.spawn(
         "dual",
         "dual",
@@ -70,17 +72,34 @@ fn a_dual_stack_node_is_reached_over_ipv4_and_over_ipv6() -> Result<(), LabError
             status.listen_addrs
         );
     }
-    // Which family each connection took: the TCP connections the dual node accepted.
-    let remotes = lab.wait_until("TCP connections from both families", WAIT, || {
-        let r = lab.tcp_remotes("dual", 9500).ok()?;
-        (r.contains(&IpAddr::V4(v4_ip)) && r.contains(&IpAddr::V6(v6_ip))).then_some(r)
-    })?;
-    assert!(
-        remotes
+    // Each dialler stores the dual node's address of its own family, and no IPv6
+    // link-local one (the [::] listen reports them, but no one else can dial them).
+    for (who, want) in [
+        ("v4", format!("/ip4/{dual4}/tcp/9500")),
+        ("v6", format!("/ip6/{dual6}/tcp/9500")),
+    ] {
+        let dual_id = &lab.daemon("dual")?.peer_id;
+        let peers = lab.peers(who)?;
+        let rec = peers
             .iter()
-            .all(|r| *r == IpAddr::V4(v4_ip) || *r == IpAddr::V6(v6_ip)),
-        "unexpected remotes {remotes:?}"
-    );
+            .find(|p| &p.peer_id == dual_id)
+            .ok_or_else(|| LabError(format!("{who} has no record of dual")))?;
+        assert!(
+            rec.addresses.contains(&want),
+            "{who}'s record of dual lacks {want}: {:?}",
+            rec.addresses
+        );
+        assert!(
+            !rec.addresses.iter().any(|a| a.starts_with("/ip6/fe80")),
+            "{who} stored a link-local address of dual: {:?}",
+            rec.addresses
+        );
+    }
+    // Which family each dialler used: what the dual node received from each (TCP or QUIC).
+    for ip in [IpAddr::V4(v4_ip), IpAddr::V6(v6_ip)] {
+        let n = lab.packets_from("dual", &ip.to_string())?;
+        assert!(n > 0, "dual received nothing from {ip}");
+    }
     Ok(())
 }
 
@@ -99,6 +118,10 @@ fn nodes_behind_two_nats_reach_a_public_bootstrap_node_through_masquerade() -> R
         return Err(LabError("the lab gave the hosts no addresses".into()));
     };
     let boot_at = format!("{boot_ip}:9600");
+    lab.count_sources(
+        "boot",
+        &["10.0.0.0/8", &r1_ip.to_string(), &r2_ip.to_string()],
+    )?;
     lab.spawn(
         "boot",
         "boot",
@@ -113,17 +136,36 @@ fn nodes_behind_two_nats_reach_a_public_bootstrap_node_through_masquerade() -> R
     lab.wait_until("the bootstrap node verified both NATed nodes", WAIT, || {
         (lab.connected("boot", "a") && lab.connected("boot", "b")).then_some(())
     })?;
-    // Masquerade: the bootstrap node sees the routers' public addresses, never 10.x.
-    let remotes = lab.wait_until("TCP connections from both routers", WAIT, || {
-        let r = lab.tcp_remotes("boot", 9600).ok()?;
-        (r.contains(&IpAddr::V4(r1_ip)) && r.contains(&IpAddr::V4(r2_ip))).then_some(r)
+    // Masquerade: the bootstrap node hears from the routers' public addresses, never from
+    // a 10.x one (TCP or QUIC).
+    lab.wait_until("packets from both routers", WAIT, || {
+        let r1 = lab.packets_from("boot", &r1_ip.to_string()).ok()?;
+        let r2 = lab.packets_from("boot", &r2_ip.to_string()).ok()?;
+        (r1 > 0 && r2 > 0).then_some(())
     })?;
+    let private = lab.packets_from("boot", "10.0.0.0/8")?;
+    assert_eq!(
+        private, 0,
+        "boot received {private} packets from 10.0.0.0/8"
+    );
+    // And the established TCP connections it holds come from the routers only.
+    let remotes = lab.tcp_remotes("boot", 9600)?;
     assert!(
         remotes
             .iter()
             .all(|r| *r == IpAddr::V4(r1_ip) || *r == IpAddr::V4(r2_ip)),
-        "the bootstrap node sees connections from {remotes:?}, not only from the routers"
+        "the bootstrap node has connections from {remotes:?}, not only from the routers"
     );
+    // The NATed nodes' [::] listen reports their link-local IPv6 addresses: the bootstrap
+    // node keeps none of them (a multiaddr has no zone: no one else could dial them).
+    for p in lab.peers("boot")? {
+        assert!(
+            !p.addresses.iter().any(|a| a.starts_with("/ip6/fe80")),
+            "boot stored a link-local address of {}: {:?}",
+            p.peer_id,
+            p.addresses
+        );
+    }
     // The default listen is dual stack: 0.0.0.0 gives the LAN address, [::] the IPv6
     // loopback (the only IPv6 address of a NATed host).
     let port = dsdn_bootstrap::config::BootstrapConfig::default().default_port;

@@ -252,6 +252,62 @@ impl Lab {
             .collect())
     }
 
+    /// Starts counting, in `host`, the packets it receives from each of `sources` (IPv4 or
+    /// IPv6 addresses or prefixes, e.g. `10.0.0.0/8`, `2001:db8::12`): an nftables table
+    /// `lab_seen` with one counter per source, read by [`Lab::source_counts`]. Unlike
+    /// [`Lab::tcp_remotes`] it sees QUIC and closed connections too.
+    ///
+    /// # Errors
+    /// No such host, or nft refuses the rules.
+    pub fn count_sources(&self, host: &str, sources: &[&str]) -> LabResult<()> {
+        let rules: String = sources
+            .iter()
+            .map(|s| {
+                let family = if s.contains(':') { "ip6" } else { "ip" };
+                format!("{family} saddr {s} counter; ")
+            })
+            .collect();
+        self.nft(
+            host,
+            &format!(
+                "table inet lab_seen {{ chain input {{ type filter hook input priority -10; \
+                 policy accept; {rules}}}; }}"
+            ),
+        )
+    }
+
+    /// The packets `host` received from each source given to [`Lab::count_sources`], as
+    /// `(source as nft prints it, packets)`.
+    ///
+    /// # Errors
+    /// No such host, or no counters there.
+    pub fn source_counts(&self, host: &str) -> LabResult<Vec<(String, u64)>> {
+        let out = self.exec(host, &["nft", "list", "table", "inet", "lab_seen"])?;
+        Ok(out
+            .lines()
+            .filter_map(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                let at = |w: &str| words.iter().position(|x| *x == w);
+                let source = words.get(at("saddr")? + 1)?;
+                let packets = words.get(at("packets")? + 1)?.parse().ok()?;
+                Some(((*source).to_owned(), packets))
+            })
+            .collect())
+    }
+
+    /// Packets `host` received from `source` (as given to [`Lab::count_sources`]; an
+    /// address, or a prefix as nft prints it); 0 when not counted.
+    ///
+    /// # Errors
+    /// As [`Lab::source_counts`].
+    pub fn packets_from(&self, host: &str, source: &str) -> LabResult<u64> {
+        Ok(self
+            .source_counts(host)?
+            .into_iter()
+            .find(|(s, _)| s == source)
+            .map_or(0, |(_, n)| n))
+    }
+
     /// Polls `check` every 250 ms until it returns `Some`, for at most `timeout`.
     ///
     /// # Errors
