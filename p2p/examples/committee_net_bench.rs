@@ -53,7 +53,7 @@ fn start(t: u16, n: usize) -> Net {
             services: ServiceSet::from_types([ServiceType::Coordinator]),
             subscribe_da: false,
             da_dir: None,
-            listen: addrs[i],
+            listen: vec![addrs[i]],
             bootstrap: BootstrapConfig {
                 static_peers: statics,
                 peer_connect_timeout: Duration::from_secs(2),

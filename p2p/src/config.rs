@@ -1,6 +1,6 @@
 //! Configuration of a node's peer-to-peer layer.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use dsdn_bootstrap::added::ADDED_FILE;
@@ -41,8 +41,6 @@ pub struct NodeConfig {
     /// until the node's `NodeRegistered` event is in its replayed state. `None` for other
     /// roles.
     pub registration: Option<RegisterRequest>,
-    /// One `IP:PORT` served by both QUIC (UDP) and TCP.
-    pub listen: SocketAddr,
     /// Reachability and NAT traversal: operator-given external addresses, the AutoNAT
     /// server, the relay server and its limits, relay reservations, UPnP.
     pub nat: crate::net::nat::NatConfig,
@@ -51,6 +49,15 @@ pub struct NodeConfig {
     /// network on one host or LAN); false on public networks, which advertise confirmed
     /// and operator-given addresses only (issue 12 §2). Default true.
     pub advertise_listen_addrs: bool,
+    /// The `IP:PORT`s to listen on, IPv4 and IPv6 alike, each served by both QUIC (UDP)
+    /// and TCP. `0.0.0.0:P` and `[::]:P` can be given together: libp2p's TCP and QUIC
+    /// transports set `IPV6_V6ONLY` on IPv6 sockets, so the two bind side by side.
+    pub listen: Vec<SocketAddr>,
+    /// When true, an IPv6 entry of [`NodeConfig::listen`] that cannot be bound because the
+    /// host has no IPv6 is skipped with a warning instead of failing the start (the
+    /// default listen addresses); when false (addresses the operator gave) every entry
+    /// must be bound.
+    pub listen_ipv6_optional: bool,
     /// Bootstrap sources, limits and timeouts from seeds.toml.
     pub bootstrap: BootstrapConfig,
     /// Absolute path of peers.dat.
@@ -85,7 +92,8 @@ impl NodeConfig {
     /// (`peers.dat`, `added-peers.toml`, the DA log and snapshot), and everything else at
     /// its default: no DA authority (it accepts no DA event), no service advertised, the DA
     /// log kept (`subscribe_da`), the `[da]` and `[bootstrap]` defaults of seeds.toml,
-    /// listening on `0.0.0.0:<default_port>`, no registration, no required role, not a
+    /// listening on `0.0.0.0:<default_port>` and `[::]:<default_port>` ([`default_listen`];
+    /// the IPv6 one skipped where the host has no IPv6), no registration, no required role, not a
     /// light client, no committee membership, the default workload settings, agent version
     /// `dsdnd/<crate version>` and mode `node` (status output only).
     pub fn new(keypair: Keypair, network: NetworkId, data_dir: &Path) -> Self {
@@ -99,9 +107,10 @@ impl NodeConfig {
             da: DaConfig::default(),
             da_dir: Some(data_dir.to_path_buf()),
             registration: None,
-            listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, bootstrap.default_port)),
             nat: crate::net::nat::NatConfig::default(),
             advertise_listen_addrs: true,
+            listen: default_listen(bootstrap.default_port),
+            listen_ipv6_optional: true,
             bootstrap,
             peers_file: data_dir.join(PEERS_FILE),
             added_file: data_dir.join(ADDED_FILE),
@@ -113,4 +122,12 @@ impl NodeConfig {
             workload: crate::workload::WorkloadConfig::default(),
         }
     }
+}
+
+/// The default listen addresses: `0.0.0.0:<port>` and `[::]:<port>` (dual stack).
+pub fn default_listen(port: u16) -> Vec<SocketAddr> {
+    vec![
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+        SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)),
+    ]
 }

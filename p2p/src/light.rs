@@ -32,7 +32,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -164,7 +163,7 @@ impl LightClient {
             da_authority: cfg.da_authority,
             da_dir: None,
             // Unused: a light node does not listen.
-            listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            listen: Vec::new(),
             bootstrap: cfg.bootstrap,
             peers_file: data_dir.join(LIGHT_PEERS_FILE),
             added_file: data_dir.join(LIGHT_ADDED_FILE),

@@ -111,6 +111,36 @@ fn connection_timeout(peer_connect_timeout: Duration) -> Duration {
     peer_connect_timeout.min(Duration::from_secs(8))
 }
 
+/// Whether this host can open an IPv6 socket at all (false on a kernel without IPv6).
+fn host_has_ipv6() -> bool {
+    std::net::UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, 0)).is_ok()
+}
+
+/// Listens on the QUIC and TCP addresses of every `IP:PORT` of `listen`. With
+/// `ipv6_optional`, an IPv6 address that cannot be bound on a host without IPv6 is skipped
+/// with a warning; any other failure is [`StartError::Listen`].
+fn listen_on_all<B: libp2p::swarm::NetworkBehaviour>(
+    swarm: &mut Swarm<B>,
+    listen: &[SocketAddr],
+    ipv6_optional: bool,
+) -> Result<(), StartError> {
+    for sock in listen {
+        for addr in listen_addrs(*sock) {
+            if let Err(e) = swarm.listen_on(addr.clone()) {
+                if ipv6_optional && sock.is_ipv6() && !host_has_ipv6() {
+                    tracing::warn!(%addr, error = %e, "this host has no IPv6: listening on IPv4 only");
+                    break;
+                }
+                return Err(StartError::Listen {
+                    addr,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn build_behaviour(
     cfg: &NodeConfig,
     key: &libp2p::identity::Keypair,
@@ -309,18 +339,8 @@ impl Node {
             .with_connection_timeout(connection_timeout(cfg.bootstrap.peer_connect_timeout))
             .build();
         // A light client does not listen (`cfg.listen` is unused): it only dials out.
-        let listen = if cfg.light {
-            Vec::new()
-        } else {
-            listen_addrs(cfg.listen).to_vec()
-        };
-        for addr in listen {
-            swarm
-                .listen_on(addr.clone())
-                .map_err(|e| StartError::Listen {
-                    addr,
-                    reason: e.to_string(),
-                })?;
+        if !cfg.light {
+            listen_on_all(&mut swarm, &cfg.listen, cfg.listen_ipv6_optional)?;
         }
         // Operator-given external addresses are confirmed without a test.
         for addr in &cfg.nat.external_addresses {

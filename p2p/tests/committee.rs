@@ -118,7 +118,7 @@ impl Committee {
             da_dir: self
                 .da_authority
                 .map(|_| self.members[i].dir.path().join("da")),
-            listen: m.listen,
+            listen: vec![m.listen],
             bootstrap: quick_bootstrap(statics),
             agent_version: "test".into(),
             mode: "coordinator".into(),

@@ -28,7 +28,7 @@ async fn a_plain_libp2p_client_identifies_and_pings_a_node() {
     let listen = free_addr("127.0.0.1");
     let cfg = NodeConfig {
         services: ServiceSet::from_types([ServiceType::Storage]),
-        listen,
+        listen: vec![listen],
         ..NodeConfig::new(Keypair::generate_ed25519(), net(), dir.path())
     };
     let node_id = cfg.keypair.public().to_peer_id();

@@ -63,9 +63,10 @@ fn start_node(
         da: dsdn_p2p::da::DaConfig::default(),
         da_dir: None,
         registration: None,
-        listen,
         nat: Default::default(),
         advertise_listen_addrs: true,
+        listen: vec![listen],
+        listen_ipv6_optional: false,
         bootstrap: BootstrapConfig {
             static_peers,
             ..quick_bootstrap()

@@ -6,12 +6,19 @@
 //! | public IPv4                               | its /16             | `ipv4:203.0`      |
 //! | public IPv6                               | its /32             | `ipv6:2001:db8`   |
 //! | IPv4-mapped / -compatible IPv6            | as the IPv4 address | `ipv4:203.0`      |
+//! | 6to4 IPv6 (`2002:V4V4:V4V4::/48`)          | as the IPv4 address | `ipv4:203.0`      |
 //! | loopback, private, link-local, CGNAT, ULA | the whole address   | `local:127.0.0.2` |
 //! | `/dns`, `/dns4`, `/dns6` name             | the lowercase name  | `dns:seed.example`|
 //!
 //! Local addresses are grouped per address, not lumped together as Bitcoin Core does, so
 //! that a devnet on `127.0.0.2`, `127.0.0.3`, … or a LAN still gets several outbound peers;
 //! such addresses never appear on a public network, where they are unroutable anyway.
+//!
+//! Both families share one space of groups (28.1.C §6 across IPv4 and IPv6): an IPv4 /16
+//! and an IPv6 /32 are each one group, and an IPv6 address that embeds an IPv4 one (mapped,
+//! compatible, 6to4) is in the IPv4 address's group, so one IPv4 /16 cannot take a second
+//! outbound slot through its IPv6 forms. A dual-stack peer is grouped by its first
+//! address ([`crate::record::PeerRecord::netgroup`]).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -37,9 +44,9 @@ impl NetGroup {
     pub fn of_ip(ip: IpAddr) -> NetGroup {
         match ip {
             IpAddr::V4(v4) => Self::of_v4(v4),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            IpAddr::V6(v6) if is_local_v6(&v6) => NetGroup::Local(IpAddr::V6(v6)),
+            IpAddr::V6(v6) => match embedded_v4(&v6) {
                 Some(v4) => Self::of_v4(v4),
-                None if is_local_v6(&v6) => NetGroup::Local(IpAddr::V6(v6)),
                 None => {
                     let s = v6.segments();
                     NetGroup::Ipv6([s[0], s[1]])
@@ -91,6 +98,19 @@ fn is_local_v4(ip: &Ipv4Addr) -> bool {
         || (o[0] == 100 && (o[1] & 0xc0) == 64)
 }
 
+/// The IPv4 address an IPv6 one carries: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
+/// (`::a.b.c.d`, deprecated) or 6to4 (`2002:aabb:ccdd::/48`).
+fn embedded_v4(ip: &Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    if s[0] == 0x2002 {
+        let [a, b] = s[1].to_be_bytes();
+        let [c, d] = s[2].to_be_bytes();
+        return Some(Ipv4Addr::new(a, b, c, d));
+    }
+    // `to_ipv4` is mapped or compatible; `::` and `::1` are local and never get here.
+    ip.to_ipv4()
+}
+
 fn is_local_v6(ip: &Ipv6Addr) -> bool {
     let s0 = ip.segments()[0];
     ip.is_loopback()
@@ -136,6 +156,25 @@ mod tests {
         assert_eq!(g("/ip6/fe80::1/tcp/1"), "local:fe80::1");
         assert_eq!(g("/dns4/Seed.Example/tcp/1"), "dns:seed.example");
         assert!(NetGroup::of_addr(&"/memory/5".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn ipv6_groups_are_slash_32s_and_embedded_ipv4_joins_its_ipv4_group() {
+        assert_eq!(g("/ip6/2001:db8:ffff::1/udp/1/quic-v1"), "ipv6:2001:db8");
+        assert_eq!(g("/ip6/2001:db9::1/tcp/1"), "ipv6:2001:db9");
+        assert_eq!(g("/ip6/2a00:1450::1/tcp/1"), "ipv6:2a00:1450");
+        // Compatible (deprecated) and 6to4 forms of 203.0.113.9.
+        assert_eq!(g("/ip6/::203.0.113.9/tcp/1"), "ipv4:203.0");
+        assert_eq!(g("/ip6/2002:cb00:7109::1/tcp/1"), "ipv4:203.0");
+        // Embedded private IPv4 stays local, per address.
+        assert_eq!(g("/ip6/::ffff:10.1.2.3/tcp/1"), "local:10.1.2.3");
+        assert_eq!(g("/ip6/2002:0a01:0203::1/tcp/1"), "local:10.1.2.3");
+        assert_eq!(g("/ip6/::/tcp/1"), "local:::");
+        let v4 = NetGroup::of_ip("32.1.13.184".parse().unwrap());
+        let v6 = NetGroup::of_ip("2001:db8::1".parse().unwrap());
+        // 2001:0db8 read as IPv4 octets is 32.1.13.184: still two different groups.
+        assert_ne!(v4, v6);
+        assert!(!v6.is_local());
     }
 
     #[test]

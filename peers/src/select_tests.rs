@@ -68,6 +68,34 @@ fn one_peer_per_netgroup() {
 }
 
 #[test]
+fn one_peer_per_netgroup_across_ipv4_and_ipv6() {
+    let at = |n, a: &str| cand(n, a, Pex, 20 - u32::try_from(n).unwrap());
+    let c = [
+        at(1, "/ip4/203.0.1.1/tcp/4001"),
+        at(2, "/ip6/2001:db8:1::1/tcp/4001"),
+        at(3, "/ip6/2001:db8:2::2/udp/4001/quic-v1"), // same /32 as 2
+        at(4, "/ip6/::ffff:203.0.9.9/tcp/4001"),      // 1's /16, mapped
+        at(5, "/ip6/2002:cb00:0101::1/tcp/4001"),     // 1's /16, 6to4
+        at(6, "/ip6/2001:db9::1/tcp/4001"),
+        at(7, "/ip4/198.51.100.7/tcp/4001"),
+    ];
+    let none = OutboundView::default();
+    assert_eq!(
+        ids(&select_outbound(&c, &none, 8, NOW)),
+        [1, 2, 6, 7].map(peer)
+    );
+    // An IPv6 /32 already outbound bars its candidates, not the IPv4 ones.
+    let view = OutboundView {
+        netgroups: [NetGroup::Ipv6([0x2001, 0xdb8])].into(),
+        sources: vec![Inbound],
+    };
+    assert_eq!(
+        ids(&select_outbound(&c, &view, 8, NOW)),
+        [1, 6, 7].map(peer)
+    );
+}
+
+#[test]
 fn banned_addressless_and_duplicates_are_skipped() {
     let mut banned = ip(1, "1.1.1.1", Pex, 50);
     banned.banned_until = Some(NOW + 1);

@@ -3,7 +3,7 @@
 //! ```text
 //! dsdnd init --data-dir DIR
 //! dsdnd --mode bootstrap|storage|coordinator|validator|chain|ingress [--dc] \
-//!       --config FILE --data-dir DIR --listen IP:PORT --api IP:PORT \
+//!       --config FILE --data-dir DIR [--listen IP:PORT]... --api IP:PORT \
 //!       [--zone ZONE --capacity-bytes N] [--reindex-da]
 //!       [--committee-members P1,P2,.. --committee-threshold T --committee-epoch E]
 //! ```
@@ -25,7 +25,7 @@
 //! (`Authorization: Bearer <token>`); it is rewritten at each start and removed on a clean
 //! shutdown.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -54,14 +54,17 @@ struct Cli {
     /// Data directory: node key, peers.dat, DA log and state, control cookie.
     #[arg(long, global = true, default_value = "dsdn-data")]
     data_dir: PathBuf,
-    /// One IP:PORT served by both QUIC (UDP) and TCP [default: 0.0.0.0:<default_port>].
-    #[arg(long)]
-    listen: Option<SocketAddr>,
     /// A public address this node is reachable on (repeatable), e.g.
     /// `/ip4/203.0.113.7/tcp/30303`: advertised without an AutoNAT test, beside
     /// `[network] external_addresses`.
     #[arg(long = "external-address", value_name = "MULTIADDR")]
     external_addresses: Vec<libp2p::Multiaddr>,
+    /// An IP:PORT (IPv4 or IPv6, e.g. `[2001:db8::1]:30303`) served by both QUIC (UDP)
+    /// and TCP; repeat it to listen on several, e.g. one IPv4 and one IPv6 address
+    /// [default: 0.0.0.0:<default_port> and [::]:<default_port>, the latter skipped with a
+    /// warning on a host without IPv6].
+    #[arg(long, value_name = "IP:PORT")]
+    listen: Vec<SocketAddr>,
     /// Address of the HTTP/JSON control API.
     #[arg(long, default_value = "127.0.0.1:8645")]
     api: SocketAddr,
@@ -197,10 +200,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if created {
         tracing::info!(%peer_id, "created a new node key");
     }
-    let listen = cli.listen.unwrap_or(SocketAddr::new(
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        seeds.bootstrap.default_port,
-    ));
+    // Addresses the operator gave must all be bound; of the default dual-stack pair the
+    // IPv6 one may be missing on a host without IPv6.
+    let listen_ipv6_optional = cli.listen.is_empty();
+    let listen = if listen_ipv6_optional {
+        dsdn_p2p::config::default_listen(seeds.bootstrap.default_port)
+    } else {
+        cli.listen.clone()
+    };
+    let listen_list = listen
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let peers_file = seeds.bootstrap.peers_path(&cli.data_dir);
     let services = cli.mode.services(cli.dc);
     let own_key = key::public_key_bytes(&keypair);
@@ -284,6 +296,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         da: seeds.da.clone(),
         registration,
         listen,
+        listen_ipv6_optional,
         bootstrap: seeds.bootstrap.clone(),
         peers_file,
         agent_version: agent_version.clone(),
@@ -320,7 +333,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         %peer_id,
         mode = cli.mode.as_str(),
         network = %seeds.network.name,
-        %listen,
+        listen = %listen_list,
         services = %services,
         "dsdnd started"
     );
@@ -404,6 +417,25 @@ mod tests {
         assert_eq!(cli.mode, Mode::Storage);
         assert_eq!(cli.mode.services(cli.dc).names(), ["storage", "storage-dc"]);
         assert!(Cli::try_parse_from(["dsdnd", "--mode", "miner"]).is_err());
+    }
+
+    #[test]
+    fn listen_may_be_given_for_both_families() {
+        let cli = parse(&[
+            "--listen",
+            "198.51.100.7:30303",
+            "--listen",
+            "[2001:db8::7]:30303",
+        ]);
+        let want: Vec<SocketAddr> = vec![
+            "198.51.100.7:30303".parse().expect("v4"),
+            "[2001:db8::7]:30303".parse().expect("v6"),
+        ];
+        assert_eq!(cli.listen, want);
+        assert!(
+            parse(&[]).listen.is_empty(),
+            "none given: the dual-stack default"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ impl Served {
         let cfg = NodeConfig {
             services: ServiceSet::from_types([ServiceType::Storage]),
             da_dir: None,
-            listen: "127.0.0.1:0".parse().expect("addr"),
+            listen: vec!["127.0.0.1:0".parse().expect("addr")],
             agent_version: "dsdnd/test".to_owned(),
             mode: "storage".to_owned(),
             ..NodeConfig::new(

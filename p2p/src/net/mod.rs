@@ -40,11 +40,13 @@ pub(crate) fn decode_addrs(raw: &[serde_bytes::ByteBuf]) -> Vec<Multiaddr> {
         .collect()
 }
 
-/// An advertised address worth keeping: IP-based and not unspecified.
+/// An advertised address worth keeping: IP-based, not unspecified, and not IPv6
+/// link-local (`fe80::/10`: a multiaddr carries no zone, so nobody else can dial it; a
+/// dual-stack listen on `[::]` reports one per interface).
 pub(crate) fn usable_addr(addr: &Multiaddr) -> bool {
     addr.iter().next().is_some_and(|p| match p {
         AddrProtocol::Ip4(ip) => !ip.is_unspecified(),
-        AddrProtocol::Ip6(ip) => !ip.is_unspecified(),
+        AddrProtocol::Ip6(ip) => !ip.is_unspecified() && (ip.segments()[0] & 0xffc0) != 0xfe80,
         _ => false,
     })
 }
@@ -58,4 +60,26 @@ pub(crate) fn encode_addrs(addrs: &[Multiaddr], max: usize) -> Vec<serde_bytes::
         .take(max)
         .map(serde_bytes::ByteBuf::from)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::usable_addr;
+
+    #[test]
+    fn usable_addresses() {
+        for (a, ok) in [
+            ("/ip4/198.51.100.7/tcp/1", true),
+            ("/ip6/2001:db8::7/udp/1/quic-v1", true),
+            ("/ip6/::1/tcp/1", true),
+            ("/ip4/0.0.0.0/tcp/1", false),
+            ("/ip6/::/tcp/1", false),
+            ("/ip6/fe80::1/tcp/1", false),
+            ("/ip6/febf::1/tcp/1", false),
+            ("/ip6/fec0::1/tcp/1", true),
+            ("/dns4/seed.example/tcp/1", false),
+        ] {
+            assert_eq!(usable_addr(&a.parse().unwrap()), ok, "{a}");
+        }
+    }
 }

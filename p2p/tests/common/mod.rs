@@ -275,7 +275,7 @@ pub fn start_da_node(spec: DaNodeSpec) -> DaNode {
         services: ServiceSet::from_types([spec.service]),
         da: spec.da,
         registration: spec.registration,
-        listen,
+        listen: vec![listen],
         bootstrap: quick_bootstrap(spec.static_peers),
         agent_version: "test".into(),
         mode: spec.service.as_str().into(),
