@@ -48,6 +48,7 @@ impl NetworkConfig {
         Ok(RawNetwork {
             name: self.name.as_str().to_owned(),
             da_authority: self.da_authority.map(hex::encode),
+            allow_private_addresses: self.allow_private_addresses,
         })
     }
 
