@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use dsdn_bootstrap::added::ADDED_FILE;
 use dsdn_bootstrap::config::BootstrapConfig;
 use dsdn_protocols::da::register::RegisterRequest;
-use dsdn_protocols::{NetworkId, ServiceSet, ServiceType};
+use dsdn_protocols::{AddressPolicy, NetworkId, ServiceSet, ServiceType};
 use libp2p::identity::Keypair;
 
 use crate::committee::CommitteeNodeConfig;
@@ -24,6 +24,10 @@ pub struct NodeConfig {
     pub keypair: Keypair,
     /// The network id; every protocol id but the handshake's carries it.
     pub network: NetworkId,
+    /// Which peer addresses are stored, taken from handshakes, PEX and identify, and shared
+    /// (`[network] allow_private_addresses`; default [`AddressPolicy::default_for`] the
+    /// network: private addresses allowed on `devnet` only).
+    pub address_policy: AddressPolicy,
     /// The Ed25519 public key whose signature makes a DA blob valid (`None`: this node
     /// accepts no DA events).
     pub da_authority: Option<[u8; 32]>,
@@ -78,12 +82,14 @@ impl NodeConfig {
     /// its default: no DA authority (it accepts no DA event), no service advertised, the DA
     /// log kept (`subscribe_da`), the `[da]` and `[bootstrap]` defaults of seeds.toml,
     /// listening on `0.0.0.0:<default_port>`, no registration, no required role, not a
-    /// light client, no committee membership, the default workload settings, agent version
+    /// light client, no committee membership, the default workload settings, the network's
+    /// default address policy, agent version
     /// `dsdnd/<crate version>` and mode `node` (status output only).
     pub fn new(keypair: Keypair, network: NetworkId, data_dir: &Path) -> Self {
         let bootstrap = BootstrapConfig::default();
         Self {
             keypair,
+            address_policy: AddressPolicy::default_for(&network),
             network,
             da_authority: None,
             services: ServiceSet::EMPTY,

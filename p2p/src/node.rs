@@ -115,7 +115,8 @@ fn build_behaviour(
     let local = key.public().to_peer_id();
     let handshake = Component::new(
         handshake_behaviour(cfg.bootstrap.peer_connect_timeout),
-        HandshakeProtocol::new(net.clone(), local, cfg.services, !cfg.light),
+        HandshakeProtocol::new(net.clone(), local, cfg.services, !cfg.light)
+            .with_address_policy(cfg.address_policy),
     );
     let pex = Component::new(
         pex_behaviour(net, Duration::from_secs(30))
@@ -126,7 +127,8 @@ fn build_behaviour(
             local,
             cfg.bootstrap.pex_interval,
             !cfg.light,
-        ),
+        )
+        .with_address_policy(cfg.address_policy),
     );
     let gossip_cfg = gossipsub_config(net).map_err(StartError::Swarm)?;
     let gossipsub = if cfg.subscribe_da {
@@ -146,6 +148,7 @@ fn build_behaviour(
             required_roles: cfg.required_roles.clone(),
             light: cfg.light,
             record_ttl: cfg.bootstrap.service_record_ttl,
+            address_policy: cfg.address_policy,
         },
         metrics.discovery(),
     )
@@ -216,6 +219,7 @@ impl Node {
     pub fn start(cfg: NodeConfig) -> Result<Node, StartError> {
         let metrics = Metrics::new()?;
         let (store, store_report) = PeerStore::open(&cfg.peers_file, &cfg.network)?;
+        let store = store.with_address_policy(cfg.address_policy);
         if store_report.moved_aside.is_some() {
             metrics.peers_dat_corrupt.inc();
         }
@@ -240,6 +244,7 @@ impl Node {
                 metrics: metrics.clone(),
                 added,
                 added_file: cfg.added_file.clone(),
+                address_policy: cfg.address_policy,
             },
         );
         let behaviour = build_behaviour(&cfg, &key, manager, store.clone(), metrics.clone())?;

@@ -45,6 +45,7 @@ fn start(
     let cfg = NodeConfig {
         keypair,
         network: net(),
+        address_policy: dsdn_protocols::AddressPolicy::PERMISSIVE,
         da_authority: None,
         services: ServiceSet::from_types([service]),
         subscribe_da: false,

@@ -273,6 +273,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let cfg = NodeConfig {
         da_authority: seeds.network.da_authority,
+        address_policy: seeds.network.address_policy(),
         services,
         // A dedicated bootstrap node subscribes to no data topic (28.1.C §3).
         subscribe_da: cli.mode.subscribes_da(),

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use dsdn_protocols::handshake::{Handshake, HandshakeError, MAX_LISTEN_ADDRS};
-use dsdn_protocols::{NetworkId, ServiceSet, PROTOCOL_VERSION};
+use dsdn_protocols::{AddressPolicy, NetworkId, ServiceSet, PROTOCOL_VERSION};
 use libp2p::request_response::{self, Message, OutboundFailure, OutboundRequestId};
 use libp2p::swarm::{ConnectionId, FromSwarm};
 use libp2p::{Multiaddr, PeerId};
@@ -60,6 +60,8 @@ pub struct HandshakeProtocol {
     listen_addrs: Vec<Multiaddr>,
     /// Our outstanding requests: the connection each one runs on.
     pending: HashMap<OutboundRequestId, ConnectionId>,
+    /// Which of a peer's announced addresses are kept (the others are dropped on receipt).
+    policy: AddressPolicy,
 }
 
 impl HandshakeProtocol {
@@ -73,7 +75,15 @@ impl HandshakeProtocol {
             advertise,
             listen_addrs: Vec::new(),
             pending: HashMap::new(),
+            policy: AddressPolicy::PERMISSIVE,
         }
+    }
+
+    /// This state keeping only the announced addresses `policy` admits (the default,
+    /// [`AddressPolicy::PERMISSIVE`], drops unspecified ones only).
+    pub fn with_address_policy(mut self, policy: AddressPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// The handshake this node sends and answers with.
@@ -103,7 +113,7 @@ impl HandshakeProtocol {
                 peer,
                 connection,
                 info: VerifiedInfo {
-                    listen_addrs: decode_addrs(&hs.listen_addrs),
+                    listen_addrs: decode_addrs(&hs.listen_addrs, self.policy),
                     services: hs.services,
                 },
             },
@@ -218,6 +228,31 @@ mod tests {
         light.listen_addrs = full.listen_addrs.clone();
         assert!(light.ours().listen_addrs.is_empty());
         assert_eq!(light.ours().node_id, local.to_bytes());
+    }
+
+    #[test]
+    fn a_public_network_drops_private_announced_addresses() {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut theirs = HandshakeProtocol::new(net("testnet"), b, ServiceSet::EMPTY, true);
+        for s in [
+            "/ip4/10.0.0.2/tcp/1",
+            "/ip4/127.0.0.1/tcp/1",
+            "/ip4/203.0.113.2/tcp/1",
+        ] {
+            theirs.listen_addrs.push(s.parse().expect("addr"));
+        }
+        let theirs = theirs.ours();
+        let conn = ConnectionId::new_unchecked(1);
+        let kept = |ours: &HandshakeProtocol| match ours.check(b, conn, &theirs) {
+            HandshakeEvent::Verified { info, .. } => info.listen_addrs,
+            other => panic!("{other:?}"),
+        };
+        let public = HandshakeProtocol::new(net("testnet"), a, ServiceSet::EMPTY, true)
+            .with_address_policy(AddressPolicy::PUBLIC);
+        let public_addr: Multiaddr = "/ip4/203.0.113.2/tcp/1".parse().expect("addr");
+        assert_eq!(kept(&public), [public_addr]);
+        let devnet = HandshakeProtocol::new(net("testnet"), a, ServiceSet::EMPTY, true);
+        assert_eq!(kept(&devnet).len(), 3);
     }
 
     #[test]

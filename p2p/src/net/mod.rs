@@ -15,7 +15,7 @@
 //!   protocol and the workload protocol.
 
 use dsdn_protocols::handshake::{MAX_ADDR_BYTES, MAX_LISTEN_ADDRS};
-use libp2p::multiaddr::Protocol as AddrProtocol;
+use dsdn_protocols::AddressPolicy;
 use libp2p::Multiaddr;
 
 pub mod behaviour;
@@ -29,23 +29,25 @@ mod view;
 
 pub(crate) use view::PeerView;
 
-/// Decodes and filters advertised addresses: at most [`MAX_LISTEN_ADDRS`], well-formed,
-/// and [`usable_addr`].
-pub(crate) fn decode_addrs(raw: &[serde_bytes::ByteBuf]) -> Vec<Multiaddr> {
+/// Decodes and filters advertised addresses (a handshake's or a PEX entry's): at most
+/// [`MAX_LISTEN_ADDRS`], well-formed, and [`usable_addr`] under `policy`.
+pub(crate) fn decode_addrs(raw: &[serde_bytes::ByteBuf], policy: AddressPolicy) -> Vec<Multiaddr> {
     raw.iter()
         .take(MAX_LISTEN_ADDRS)
         .filter_map(|b| Multiaddr::try_from(b.to_vec()).ok())
-        .filter(usable_addr)
+        .filter(|a| usable_addr(a, policy))
         .collect()
 }
 
-/// An advertised address worth keeping: IP-based and not unspecified.
-pub(crate) fn usable_addr(addr: &Multiaddr) -> bool {
-    addr.iter().next().is_some_and(|p| match p {
-        AddrProtocol::Ip4(ip) => !ip.is_unspecified(),
-        AddrProtocol::Ip6(ip) => !ip.is_unspecified(),
-        _ => false,
-    })
+/// An advertised address worth keeping: IP-based (DNS names are not taken from peers: a
+/// peer announces what it listens on) and admitted by the network's address `policy`
+/// (never unspecified; on a public network never loopback, private or link-local).
+pub(crate) fn usable_addr(addr: &Multiaddr, policy: AddressPolicy) -> bool {
+    use libp2p::multiaddr::Protocol;
+    matches!(
+        addr.iter().next(),
+        Some(Protocol::Ip4(_) | Protocol::Ip6(_))
+    ) && policy.admits(addr)
 }
 
 /// Encodes at most `max` addresses of at most [`MAX_ADDR_BYTES`] each.

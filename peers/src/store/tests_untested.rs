@@ -118,7 +118,7 @@ fn a_public_network_stores_and_shares_no_private_address() {
         NOW,
     )
     .unwrap();
-    assert_eq!(s.get(&peer(3)).unwrap().unwrap().addrs, [public.clone()]);
+    assert_eq!(s.get(&peer(3)).unwrap().unwrap().addrs, [public]);
 }
 
 #[test]
@@ -131,7 +131,7 @@ fn pex_answers_drop_private_addresses_written_before_the_policy() {
         let public = a("/ip4/198.51.100.1/tcp/4001");
         s.record_success(
             peer(1),
-            &[private.clone()],
+            std::slice::from_ref(&private),
             ServiceSet::EMPTY,
             PeerSource::Inbound,
             NOW,
