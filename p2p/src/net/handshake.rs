@@ -86,6 +86,12 @@ impl HandshakeProtocol {
         self
     }
 
+    /// The address policy announced addresses are filtered with (also the one for this
+    /// node's own advertised addresses).
+    pub fn address_policy(&self) -> AddressPolicy {
+        self.policy
+    }
+
     /// The handshake this node sends and answers with.
     pub fn ours(&self) -> Handshake {
         let (addrs, services) = if self.advertise {

@@ -143,6 +143,12 @@ pub(crate) fn reached_addrs(remote: &Multiaddr, announced: &[Multiaddr]) -> Vec<
 }
 
 impl PeerManager {
+    /// The network's address policy: the addresses this node may store, advertise and share
+    /// (for choosing the node's own advertised addresses too).
+    pub fn address_policy(&self) -> dsdn_protocols::AddressPolicy {
+        self.address_policy
+    }
+
     /// Records what a verified handshake on a connection to `remote` shows: for an
     /// outbound connection a success at the reached addresses; for an inbound one the
     /// announced addresses, untested, and an address test queued when some are untested.

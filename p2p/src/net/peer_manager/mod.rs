@@ -133,8 +133,7 @@ enum DialKind {
     Outbound,
     /// A feeler (28.1.B §6): tests an address; kept only if an outbound slot is free.
     Feeler,
-    /// An address test of an inbound peer's announced address (`address_test.rs`): closed
-    /// once connected, without a handshake.
+    /// An address test of an inbound peer's announced address (`address_test.rs`).
     AddressTest,
 }
 
@@ -332,12 +331,6 @@ impl PeerManager {
             address_policy: parts.address_policy,
             address_tests: address_test::AddressTests::new(now),
         }
-    }
-
-    /// The network's address policy: the addresses this node may store, advertise and share
-    /// (for choosing the node's own advertised addresses too).
-    pub fn address_policy(&self) -> AddressPolicy {
-        self.address_policy
     }
 
     /// Verified, connected peers.
