@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use dsdn_bootstrap::added::ADDED_FILE;
 use dsdn_bootstrap::config::BootstrapConfig;
 use dsdn_protocols::da::register::RegisterRequest;
-use dsdn_protocols::{NetworkId, ServiceSet, ServiceType};
+use dsdn_protocols::{AddressPolicy, NetworkId, ServiceSet, ServiceType};
 use libp2p::identity::Keypair;
 
 use crate::committee::CommitteeNodeConfig;
@@ -24,6 +24,13 @@ pub struct NodeConfig {
     pub keypair: Keypair,
     /// The network id; every protocol id but the handshake's carries it.
     pub network: NetworkId,
+    /// Which peer addresses are stored, taken from handshakes, PEX and identify, and shared
+    /// (`[network] allow_private_addresses`; default [`AddressPolicy::default_for`] the
+    /// network: private addresses allowed on `devnet` only). It also decides what this node
+    /// advertises: where private addresses are allowed, its listen addresses beside the
+    /// confirmed external ones, and Kademlia serves from the start; elsewhere only confirmed
+    /// and operator-given addresses (issue 12 §2), and Kademlia serves once one exists.
+    pub address_policy: AddressPolicy,
     /// The Ed25519 public key whose signature makes a DA blob valid (`None`: this node
     /// accepts no DA events).
     pub da_authority: Option<[u8; 32]>,
@@ -44,11 +51,6 @@ pub struct NodeConfig {
     /// Reachability and NAT traversal: operator-given external addresses, the AutoNAT
     /// server, the relay server and its limits, relay reservations, UPnP.
     pub nat: crate::net::nat::NatConfig,
-    /// Whether the listen addresses are advertised beside the confirmed external ones (in
-    /// the handshake and identify). True where private addresses are allowed (devnet, a
-    /// network on one host or LAN); false on public networks, which advertise confirmed
-    /// and operator-given addresses only (issue 12 §2). Default true.
-    pub advertise_listen_addrs: bool,
     /// The `IP:PORT`s to listen on, IPv4 and IPv6 alike, each served by both QUIC (UDP)
     /// and TCP. `0.0.0.0:P` and `[::]:P` can be given together: libp2p's TCP and QUIC
     /// transports set `IPV6_V6ONLY` on IPv6 sockets, so the two bind side by side.
@@ -93,13 +95,15 @@ impl NodeConfig {
     /// its default: no DA authority (it accepts no DA event), no service advertised, the DA
     /// log kept (`subscribe_da`), the `[da]` and `[bootstrap]` defaults of seeds.toml,
     /// listening on `0.0.0.0:<default_port>` and `[::]:<default_port>` ([`default_listen`];
-    /// the IPv6 one skipped where the host has no IPv6), no registration, no required role, not a
-    /// light client, no committee membership, the default workload settings, agent version
+    /// the IPv6 one skipped where the host has no IPv6), no registration, no required role,
+    /// not a light client, no committee membership, the default workload settings, the
+    /// network's default address policy, agent version
     /// `dsdnd/<crate version>` and mode `node` (status output only).
     pub fn new(keypair: Keypair, network: NetworkId, data_dir: &Path) -> Self {
         let bootstrap = BootstrapConfig::default();
         Self {
             keypair,
+            address_policy: AddressPolicy::default_for(&network),
             network,
             da_authority: None,
             services: ServiceSet::EMPTY,
@@ -108,7 +112,6 @@ impl NodeConfig {
             da_dir: Some(data_dir.to_path_buf()),
             registration: None,
             nat: crate::net::nat::NatConfig::default(),
-            advertise_listen_addrs: true,
             listen: default_listen(bootstrap.default_port),
             listen_ipv6_optional: true,
             bootstrap,

@@ -38,7 +38,7 @@ use std::time::Duration;
 use dsdn_bootstrap::config::BootstrapConfig;
 
 use crate::seeds::SeedsConfig;
-use dsdn_protocols::NetworkId;
+use dsdn_protocols::{AddressPolicy, NetworkId};
 use libp2p::identity::Keypair;
 use libp2p::PeerId;
 use tokio::sync::mpsc;
@@ -65,6 +65,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct LightConfig {
     /// The network to join (`[network] name` of seeds.toml).
     pub network: NetworkId,
+    /// Which peer addresses are kept (`[network] allow_private_addresses`).
+    pub address_policy: AddressPolicy,
     /// The Ed25519 public key whose signature makes a DA blob valid
     /// (`[network] da_authority`). With `None` every blob is rejected and the client
     /// receives nothing.
@@ -89,6 +91,7 @@ impl LightConfig {
     pub fn from_seeds(seeds: &SeedsConfig) -> Self {
         Self {
             network: seeds.network.name.clone(),
+            address_policy: seeds.network.address_policy(),
             da_authority: seeds.network.da_authority,
             bootstrap: seeds.bootstrap.clone(),
             data_dir: None,
@@ -170,6 +173,7 @@ impl LightClient {
             agent_version: format!("dsdn-light/{}", env!("CARGO_PKG_VERSION")),
             mode: "light".to_owned(),
             light: true,
+            address_policy: cfg.address_policy,
             ..NodeConfig::new(keypair, cfg.network, &data_dir)
         };
         let mut node = Node::start(node_cfg)?;

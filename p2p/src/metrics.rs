@@ -51,6 +51,9 @@ pub struct Metrics {
     pub active_peers_by_type: IntGaugeVec,
     /// `bootstrap_feeler_connections_total`: feeler dials (28.1.B §6 rotation).
     pub feelers: IntCounter,
+    /// `bootstrap_address_tests_total{outcome}`: address tests of inbound peers' announced
+    /// addresses (`dialled`, `succeeded`, `failed`).
+    pub address_tests: IntCounterVec,
     /// `bootstrap_inbound_rate_limited_total`: inbound attempts refused by the per-IP limit.
     pub inbound_rate_limited: IntCounter,
     /// `bootstrap_connections_denied_total{reason}`: connections refused (`banned`,
@@ -286,6 +289,11 @@ impl Metrics {
             feelers: counter(
                 "bootstrap_feeler_connections_total",
                 "Feeler connections dialled to test cached peers.",
+            )?,
+            address_tests: counter_vec(
+                "bootstrap_address_tests_total",
+                "Address tests of inbound peers' announced addresses, by outcome.",
+                "outcome",
             )?,
             inbound_rate_limited: counter(
                 "bootstrap_inbound_rate_limited_total",

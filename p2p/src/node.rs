@@ -158,8 +158,9 @@ fn build_behaviour(
             local,
             cfg.services,
             !cfg.light,
-            cfg.advertise_listen_addrs,
-        ),
+            cfg.address_policy.allow_private,
+        )
+        .with_address_policy(cfg.address_policy),
     );
     let pex = Component::new(
         pex_behaviour(net, Duration::from_secs(30))
@@ -170,7 +171,8 @@ fn build_behaviour(
             local,
             cfg.bootstrap.pex_interval,
             !cfg.light,
-        ),
+        )
+        .with_address_policy(cfg.address_policy),
     );
     let gossip_cfg = gossipsub_config(net).map_err(StartError::Swarm)?;
     let gossipsub = if cfg.subscribe_da {
@@ -189,8 +191,9 @@ fn build_behaviour(
             services: cfg.services,
             required_roles: cfg.required_roles.clone(),
             light: cfg.light,
-            always_server: cfg.advertise_listen_addrs,
+            always_server: cfg.address_policy.allow_private,
             record_ttl: cfg.bootstrap.service_record_ttl,
+            address_policy: cfg.address_policy,
         },
         metrics.discovery(),
     )
@@ -246,7 +249,7 @@ fn build_behaviour(
             identify::Config::new(format!("/dsdn/{net}/1.0.0"), key.public())
                 .with_agent_version(cfg.agent_version.clone())
                 .with_push_listen_addr_updates(true)
-                .with_hide_listen_addrs(!cfg.advertise_listen_addrs),
+                .with_hide_listen_addrs(!cfg.address_policy.allow_private),
         ),
         nat: Nat::nat(
             local,
@@ -255,6 +258,7 @@ fn build_behaviour(
             cfg.light,
             std::time::Instant::now(),
             metrics.nat.clone(),
+            cfg.address_policy,
         ),
         ping: ping::Behaviour::new(ping::Config::new()),
         da_sync: da_sync.into(),
@@ -272,6 +276,7 @@ impl Node {
     pub fn start(cfg: NodeConfig) -> Result<Node, StartError> {
         let metrics = Metrics::new()?;
         let (store, store_report) = PeerStore::open(&cfg.peers_file, &cfg.network)?;
+        let store = store.with_address_policy(cfg.address_policy);
         if store_report.moved_aside.is_some() {
             metrics.peers_dat_corrupt.inc();
         }
@@ -296,6 +301,7 @@ impl Node {
                 metrics: metrics.clone(),
                 added,
                 added_file: cfg.added_file.clone(),
+                address_policy: cfg.address_policy,
             },
         );
         let mut built = None;

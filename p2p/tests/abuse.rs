@@ -32,6 +32,7 @@ fn start_node(dir: &std::path::Path, listen: SocketAddr) -> (NodeHandle, Node) {
     let cfg = NodeConfig {
         keypair: Keypair::generate_ed25519(),
         network: net(),
+        address_policy: dsdn_protocols::AddressPolicy::PERMISSIVE,
         da_authority: None,
         services: ServiceSet::from_types([ServiceType::Storage]),
         subscribe_da: true,
@@ -39,7 +40,6 @@ fn start_node(dir: &std::path::Path, listen: SocketAddr) -> (NodeHandle, Node) {
         da_dir: None,
         registration: None,
         nat: Default::default(),
-        advertise_listen_addrs: true,
         listen: vec![listen],
         listen_ipv6_optional: false,
         bootstrap,

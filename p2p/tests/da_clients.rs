@@ -25,6 +25,7 @@ use dsdn_bootstrap::config::StaticPeer;
 fn light_config(peer: StaticPeer) -> LightConfig {
     LightConfig {
         network: net(),
+        address_policy: dsdn_protocols::AddressPolicy::PERMISSIVE,
         da_authority: Some(authority()),
         bootstrap: quick_bootstrap(vec![peer]),
         data_dir: None,

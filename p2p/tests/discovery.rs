@@ -45,6 +45,7 @@ fn start(
     let cfg = NodeConfig {
         keypair,
         network: net(),
+        address_policy: dsdn_protocols::AddressPolicy::PERMISSIVE,
         da_authority: None,
         services: ServiceSet::from_types([service]),
         subscribe_da: false,
@@ -52,7 +53,6 @@ fn start(
         da_dir: None,
         registration: None,
         nat: Default::default(),
-        advertise_listen_addrs: true,
         listen: vec![listen],
         listen_ipv6_optional: false,
         bootstrap,

@@ -56,6 +56,7 @@ fn start_node(
     let cfg = NodeConfig {
         keypair: key,
         network: net(),
+        address_policy: dsdn_protocols::AddressPolicy::PERMISSIVE,
         da_authority: Some(authority),
         services: ServiceSet::from_types([service]),
         // A dedicated bootstrap node carries no DA events (as dsdnd --mode bootstrap).
@@ -64,7 +65,6 @@ fn start_node(
         da_dir: None,
         registration: None,
         nat: Default::default(),
-        advertise_listen_addrs: true,
         listen: vec![listen],
         listen_ipv6_optional: false,
         bootstrap: BootstrapConfig {
@@ -250,6 +250,7 @@ async fn light_client_receives_the_coordinators_events_through_a_dns_seeded_boot
     };
     let light_cfg = LightConfig {
         network: net(),
+        address_policy: dsdn_protocols::AddressPolicy::PERMISSIVE,
         da_authority: Some(authority),
         bootstrap: light_bootstrap,
         data_dir: Some(dirs[2].path().join("light")),

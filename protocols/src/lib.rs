@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod addr;
 pub mod codec;
 pub mod committee;
 pub mod da;
@@ -21,5 +22,6 @@ pub mod receipt;
 pub mod service;
 pub mod workload;
 
+pub use addr::AddressPolicy;
 pub use network::{NetworkId, NetworkIdError, PeerSource, ProtocolVersion, PROTOCOL_VERSION};
 pub use service::{ServiceSet, ServiceType, UnknownServiceType};

@@ -5,6 +5,7 @@
 //! [network]
 //! name = "devnet"
 //! # da_authority = "<64 hex chars>"
+//! # allow_private_addresses = true   # default: true on devnet only
 //! [bootstrap]
 //! dns_seeds = ["seed1.dsdn.network"]
 //! static_peers = ["203.0.113.50:30303", "/ip4/198.51.100.10/tcp/30303"]
@@ -28,7 +29,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dsdn_protocols::NetworkId;
+use dsdn_protocols::{AddressPolicy, NetworkId};
 use multiaddr::Multiaddr;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,11 @@ pub struct NetworkConfig {
     /// AutoNAT test, beside `dsdnd --external-address`. Default none. Each must start with
     /// an IP or DNS host followed by `/tcp/<port>` or `/udp/<port>`.
     pub external_addresses: Vec<Multiaddr>,
+    /// `allow_private_addresses`: whether loopback, private (RFC 1918, CGNAT), link-local
+    /// and other non-public addresses are stored, advertised and shared. `None` (the key
+    /// absent) takes the network's default: true for `devnet`, false for `mainnet`,
+    /// `testnet` and any other name ([`NetworkConfig::allow_private_addresses`]).
+    pub allow_private_addresses: Option<bool>,
 }
 
 impl Default for NetworkConfig {
@@ -68,7 +74,21 @@ impl Default for NetworkConfig {
             name: default_network(),
             da_authority: None,
             external_addresses: Vec::new(),
+            allow_private_addresses: None,
         }
+    }
+}
+
+impl NetworkConfig {
+    /// `allow_private_addresses` as set, or the network's default (true for `devnet` only).
+    pub fn allow_private_addresses(&self) -> bool {
+        self.allow_private_addresses
+            .unwrap_or_else(|| AddressPolicy::default_allow_private(&self.name))
+    }
+
+    /// The address policy of this network (see [`AddressPolicy`]).
+    pub fn address_policy(&self) -> AddressPolicy {
+        AddressPolicy::new(self.allow_private_addresses())
     }
 }
 
@@ -234,7 +254,8 @@ impl ConfigError {
 
 /// `[network]` as written in seeds.toml (its serde schema, both ways); validated into a
 /// [`NetworkConfig`] by [`validate_sections`], written from one by
-/// [`NetworkConfig::to_raw`]. Default: `name = "devnet"`, no `da_authority`.
+/// [`NetworkConfig::to_raw`]. Default: `name = "devnet"`, no `da_authority`, no
+/// `allow_private_addresses` (the network's default).
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawNetwork {
@@ -243,6 +264,8 @@ pub struct RawNetwork {
     da_authority: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     external_addresses: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allow_private_addresses: Option<bool>,
 }
 
 impl Default for RawNetwork {
@@ -251,6 +274,7 @@ impl Default for RawNetwork {
             name: "devnet".to_owned(),
             da_authority: None,
             external_addresses: Vec::new(),
+            allow_private_addresses: None,
         }
     }
 }
@@ -520,6 +544,7 @@ pub fn validate_sections(
             name,
             da_authority,
             external_addresses,
+            allow_private_addresses: network.allow_private_addresses,
         },
         BootstrapConfig {
             dns_seeds: dedup(dns_seeds),

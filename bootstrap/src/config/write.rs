@@ -53,6 +53,7 @@ impl NetworkConfig {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
+            allow_private_addresses: self.allow_private_addresses,
         })
     }
 

@@ -290,6 +290,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let cfg = NodeConfig {
         da_authority: seeds.network.da_authority,
+        address_policy: seeds.network.address_policy(),
         services,
         // A dedicated bootstrap node subscribes to no data topic (28.1.C §3).
         subscribe_da: cli.mode.subscribes_da(),
@@ -315,8 +316,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .cloned()
                 .collect(),
         ),
-        // Listen addresses are advertised only where private addresses are allowed.
-        advertise_listen_addrs: seeds.network.name.as_str() == "devnet",
         ..NodeConfig::new(keypair, seeds.network.name.clone(), &cli.data_dir)
     };
     let node = Node::start(cfg).context("cannot start the network layer")?;

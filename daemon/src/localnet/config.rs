@@ -46,6 +46,12 @@ impl ConfigSpec {
         self
     }
 
+    /// Sets `[network] allow_private_addresses` (default: true on `devnet` only).
+    pub fn with_allow_private_addresses(mut self, allow: bool) -> Self {
+        self.seeds.network.allow_private_addresses = Some(allow);
+        self
+    }
+
     /// Sets `[network] da_authority`: the DA authority's public key (64 hex): a
     /// coordinator's node key, or a committee's group key.
     pub fn with_da_authority(mut self, key_hex: impl AsRef<str>) -> Self {

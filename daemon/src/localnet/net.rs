@@ -240,6 +240,11 @@ impl LocalNet {
             // connections come from 127.0.0.1: the per-IP limit would count the whole devnet
             // as one host.
             .with_inbound_per_ip_per_minute(LOOPBACK_INBOUND_PER_IP);
+        // Every node of a local network listens on loopback: whatever its name, the network
+        // must keep private addresses.
+        if spec.network != "devnet" {
+            config = config.with_allow_private_addresses(true);
+        }
         let authority = if coordinators == 1 {
             let key = coordinator_ids[0].1.clone();
             config = config.with_da_authority(&key);

@@ -25,7 +25,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use dsdn_protocols::{NetworkId, ServiceSet, ServiceType};
+use dsdn_protocols::{AddressPolicy, NetworkId, ServiceSet, ServiceType};
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult, RecordKey};
 use libp2p::swarm::FromSwarm;
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
@@ -119,6 +119,8 @@ pub struct DiscoveryConfig {
     pub always_server: bool,
     /// Provider records' lifetime; republished every half of it.
     pub record_ttl: Duration,
+    /// Which of the addresses identify gives enter the routing table.
+    pub address_policy: AddressPolicy,
 }
 
 /// The Kademlia configuration of a DSDN network: protocol `/dsdn/<network>/kad/1.0.0`, no
@@ -277,7 +279,7 @@ impl Component<DiscoveryState> {
         }
         let addrs: Vec<Multiaddr> = listen_addrs
             .iter()
-            .filter(|a| super::usable_addr(a))
+            .filter(|a| super::usable_addr(a, self.state.cfg.address_policy))
             .take(MAX_IDENTIFY_ADDRS)
             .cloned()
             .collect();
@@ -463,6 +465,7 @@ mod tests {
             required_roles: required,
             light: false,
             record_ttl: Duration::from_secs(60),
+            address_policy: AddressPolicy::PERMISSIVE,
         };
         Discovery::discovery(
             Keypair::generate_ed25519().public().to_peer_id(),
@@ -527,6 +530,25 @@ mod tests {
         assert!(!in_table(&mut d, &d2));
         d.peer_disconnected(&a);
         assert!(!in_table(&mut d, &a));
+    }
+
+    #[test]
+    fn a_public_network_keeps_private_identify_addresses_out_of_the_routing_table() {
+        let mut d = discovery(ServiceSet::EMPTY, Vec::new());
+        d.state.cfg.address_policy = AddressPolicy::PUBLIC;
+        let now = Instant::now();
+        let (private, public) = (peer(), peer());
+        d.peer_identified(private, &[addr()], &[kad()]);
+        assert!(d.peer_verified(private, ServiceSet::EMPTY, now));
+        assert!(!in_table(&mut d, &private));
+        let mixed: [Multiaddr; 2] = [
+            "/ip4/10.0.0.1/tcp/4001".parse().unwrap(),
+            "/ip4/198.51.100.1/tcp/4001".parse().unwrap(),
+        ];
+        d.peer_identified(public, &mixed, &[kad()]);
+        assert_eq!(d.state.identified[&public], [mixed[1].clone()]);
+        assert!(d.peer_verified(public, ServiceSet::EMPTY, now));
+        assert!(in_table(&mut d, &public));
     }
 
     #[test]

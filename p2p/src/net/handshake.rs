@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use dsdn_protocols::handshake::{Handshake, HandshakeError, MAX_LISTEN_ADDRS};
-use dsdn_protocols::{NetworkId, ServiceSet, PROTOCOL_VERSION};
+use dsdn_protocols::{AddressPolicy, NetworkId, ServiceSet, PROTOCOL_VERSION};
 use libp2p::request_response::{self, Message, OutboundFailure, OutboundRequestId};
 use libp2p::swarm::{ConnectionId, FromSwarm};
 use libp2p::{Multiaddr, PeerId};
@@ -66,6 +66,8 @@ pub struct HandshakeProtocol {
     external_addrs: Vec<Multiaddr>,
     /// Our outstanding requests: the connection each one runs on.
     pending: HashMap<OutboundRequestId, ConnectionId>,
+    /// Which of a peer's announced addresses are kept (the others are dropped on receipt).
+    policy: AddressPolicy,
 }
 
 impl HandshakeProtocol {
@@ -88,6 +90,7 @@ impl HandshakeProtocol {
             listen_addrs: Vec::new(),
             external_addrs: Vec::new(),
             pending: HashMap::new(),
+            policy: AddressPolicy::PERMISSIVE,
         }
     }
 
@@ -97,7 +100,12 @@ impl HandshakeProtocol {
         if !self.advertise {
             return Vec::new();
         }
-        let mut out = self.external_addrs.clone();
+        let mut out: Vec<Multiaddr> = self
+            .external_addrs
+            .iter()
+            .filter(|a| self.policy.admits(a))
+            .cloned()
+            .collect();
         if self.advertise_listen {
             for a in &self.listen_addrs {
                 if !out.contains(a) {
@@ -106,6 +114,19 @@ impl HandshakeProtocol {
             }
         }
         out
+    }
+
+    /// This state keeping only the announced addresses `policy` admits (the default,
+    /// [`AddressPolicy::PERMISSIVE`], drops unspecified ones only).
+    pub fn with_address_policy(mut self, policy: AddressPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The address policy announced addresses are filtered with (also the one for this
+    /// node's own advertised addresses).
+    pub fn address_policy(&self) -> AddressPolicy {
+        self.policy
     }
 
     /// The handshake this node sends and answers with.
@@ -136,7 +157,7 @@ impl HandshakeProtocol {
                 peer,
                 connection,
                 info: VerifiedInfo {
-                    listen_addrs: decode_addrs(&hs.listen_addrs),
+                    listen_addrs: decode_addrs(&hs.listen_addrs, self.policy),
                     services: hs.services,
                 },
             },
@@ -272,6 +293,31 @@ mod tests {
         d.listen_addrs.push(listen.clone());
         d.external_addrs.push(public.clone());
         assert_eq!(d.advertised(), vec![public, listen]);
+    }
+
+    #[test]
+    fn a_public_network_drops_private_announced_addresses() {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut theirs = HandshakeProtocol::new(net("testnet"), b, ServiceSet::EMPTY, true, true);
+        for s in [
+            "/ip4/10.0.0.2/tcp/1",
+            "/ip4/127.0.0.1/tcp/1",
+            "/ip4/203.0.113.2/tcp/1",
+        ] {
+            theirs.listen_addrs.push(s.parse().expect("addr"));
+        }
+        let theirs = theirs.ours();
+        let conn = ConnectionId::new_unchecked(1);
+        let kept = |ours: &HandshakeProtocol| match ours.check(b, conn, &theirs) {
+            HandshakeEvent::Verified { info, .. } => info.listen_addrs,
+            other => panic!("{other:?}"),
+        };
+        let public = HandshakeProtocol::new(net("testnet"), a, ServiceSet::EMPTY, true, true)
+            .with_address_policy(AddressPolicy::PUBLIC);
+        let public_addr: Multiaddr = "/ip4/203.0.113.2/tcp/1".parse().expect("addr");
+        assert_eq!(kept(&public), [public_addr]);
+        let devnet = HandshakeProtocol::new(net("testnet"), a, ServiceSet::EMPTY, true, true);
+        assert_eq!(kept(&devnet).len(), 3);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //!   protocol and the workload protocol.
 
 use dsdn_protocols::handshake::{MAX_ADDR_BYTES, MAX_LISTEN_ADDRS};
-use libp2p::multiaddr::Protocol as AddrProtocol;
+use dsdn_protocols::AddressPolicy;
 use libp2p::Multiaddr;
 
 pub mod behaviour;
@@ -30,25 +30,33 @@ mod view;
 
 pub(crate) use view::PeerView;
 
-/// Decodes and filters advertised addresses: at most [`MAX_LISTEN_ADDRS`], well-formed,
-/// and [`usable_addr`].
-pub(crate) fn decode_addrs(raw: &[serde_bytes::ByteBuf]) -> Vec<Multiaddr> {
+/// Decodes and filters advertised addresses (a handshake's or a PEX entry's): at most
+/// [`MAX_LISTEN_ADDRS`], well-formed, and [`usable_addr`] under `policy`.
+pub(crate) fn decode_addrs(raw: &[serde_bytes::ByteBuf], policy: AddressPolicy) -> Vec<Multiaddr> {
     raw.iter()
         .take(MAX_LISTEN_ADDRS)
         .filter_map(|b| Multiaddr::try_from(b.to_vec()).ok())
-        .filter(usable_addr)
+        .filter(|a| usable_addr(a, policy))
         .collect()
 }
 
-/// An advertised address worth keeping: IP-based, not unspecified, and not IPv6
-/// link-local (`fe80::/10`: a multiaddr carries no zone, so nobody else can dial it; a
-/// dual-stack listen on `[::]` reports one per interface).
-pub(crate) fn usable_addr(addr: &Multiaddr) -> bool {
-    addr.iter().next().is_some_and(|p| match p {
-        AddrProtocol::Ip4(ip) => !ip.is_unspecified(),
-        AddrProtocol::Ip6(ip) => !ip.is_unspecified() && (ip.segments()[0] & 0xffc0) != 0xfe80,
-        _ => false,
-    })
+/// An advertised address worth keeping: IP-based (DNS names are not taken from peers: a
+/// peer announces what it listens on) and admitted by the network's address `policy`
+/// (never unspecified; on a public network never loopback, private or link-local).
+/// IPv6 link-local (`fe80::/10`) is never kept: a multiaddr carries no zone, so nobody else
+/// can dial it (a dual-stack listen on `[::]` reports one per interface).
+pub(crate) fn usable_addr(addr: &Multiaddr, policy: AddressPolicy) -> bool {
+    use libp2p::multiaddr::Protocol;
+    matches!(
+        addr.iter().next(),
+        Some(Protocol::Ip4(_) | Protocol::Ip6(_))
+    ) && !is_ipv6_link_local(addr)
+        && policy.admits(addr)
+}
+
+/// Whether `addr` starts with an IPv6 link-local address (`fe80::/10`).
+fn is_ipv6_link_local(addr: &Multiaddr) -> bool {
+    matches!(addr.iter().next(), Some(libp2p::multiaddr::Protocol::Ip6(ip)) if (ip.segments()[0] & 0xffc0) == 0xfe80)
 }
 
 /// Encodes at most `max` addresses of at most [`MAX_ADDR_BYTES`] each.
@@ -79,7 +87,14 @@ mod tests {
             ("/ip6/fec0::1/tcp/1", true),
             ("/dns4/seed.example/tcp/1", false),
         ] {
-            assert_eq!(usable_addr(&a.parse().unwrap()), ok, "{a}");
+            assert_eq!(
+                usable_addr(
+                    &a.parse().unwrap(),
+                    dsdn_protocols::AddressPolicy::PERMISSIVE
+                ),
+                ok,
+                "{a}"
+            );
         }
     }
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use dsdn_peers::ratelimit::AddrTokenBucket;
 use dsdn_peers::store::{LearnedPeer, PeerStore};
 use dsdn_protocols::pex::{PexError, PexRateLimiter, PexRequest, PexResponse, MAX_PEX_ENTRIES};
-use dsdn_protocols::{PeerSource, ServiceSet};
+use dsdn_protocols::{AddressPolicy, PeerSource, ServiceSet};
 use libp2p::request_response::{self, Message, OutboundFailure};
 use libp2p::{Multiaddr, PeerId};
 
@@ -73,6 +73,8 @@ pub struct PexProtocol {
     serve_buckets: HashMap<PeerId, AddrTokenBucket>,
     /// Peers connected with a verified handshake: the only ones served.
     verified: HashSet<PeerId>,
+    /// Which received addresses are kept (the store applies it to what it serves).
+    policy: AddressPolicy,
 }
 
 impl PexProtocol {
@@ -95,7 +97,15 @@ impl PexProtocol {
             addr_buckets: HashMap::new(),
             serve_buckets: HashMap::new(),
             verified: HashSet::new(),
+            policy: AddressPolicy::PERMISSIVE,
         }
+    }
+
+    /// This state keeping only the received addresses `policy` admits (the default,
+    /// [`AddressPolicy::PERMISSIVE`], drops unspecified ones only).
+    pub fn with_address_policy(mut self, policy: AddressPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// The answer to `req` from `peer` at `now`.
@@ -162,7 +172,7 @@ impl PexProtocol {
             .iter()
             .filter_map(|e| {
                 let peer_id = PeerId::from_bytes(&e.node_id).ok()?;
-                let addrs = decode_addrs(&e.addrs);
+                let addrs = decode_addrs(&e.addrs, self.policy);
                 (peer_id != self.local && !addrs.is_empty()).then_some(LearnedPeer {
                     peer_id,
                     addrs,
@@ -363,6 +373,32 @@ mod tests {
         let stranger = PeerId::random();
         respond(&mut f, stranger, (10..=20).map(entry).collect());
         assert!(f.pex.out.len() <= 1, "{:?}", f.pex.out);
+    }
+
+    #[test]
+    fn a_public_network_learns_no_private_address_from_pex() {
+        let mut f = fixture();
+        f.pex.state.policy = AddressPolicy::PUBLIC;
+        let from = PeerId::random();
+        f.pex.request(from);
+        let public: Multiaddr = "/ip4/198.51.100.4/tcp/4001".parse().expect("addr");
+        let mut mixed = entry(1);
+        mixed
+            .addrs
+            .push(serde_bytes::ByteBuf::from(public.to_vec()));
+        // entry(2) and entry(3) hold loopback addresses only.
+        respond(&mut f, from, vec![mixed, entry(2), entry(3)]);
+        let discovered: Vec<Vec<Multiaddr>> = f
+            .pex
+            .out
+            .drain(..)
+            .filter_map(|e| match e {
+                PexEvent::Discovered { addrs, .. } => Some(addrs),
+                PexEvent::Misbehaved { .. } => None,
+            })
+            .collect();
+        assert_eq!(discovered, [vec![public]]);
+        assert_eq!(f.store.len(), 1);
     }
 
     #[test]

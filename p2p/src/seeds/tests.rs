@@ -497,6 +497,7 @@ fn every_field_round_trips() {
             name: NetworkId::new("mainnet").unwrap(),
             da_authority: Some([7; 32]),
             external_addresses: vec!["/ip4/203.0.113.7/tcp/4001".parse().unwrap()],
+            allow_private_addresses: Some(true),
         },
         bootstrap: BootstrapConfig {
             dns_seeds: vec![DnsSeed::new("seed1.dsdn.network").unwrap()],
@@ -594,4 +595,39 @@ fn external_addresses_are_multiaddrs() {
             "network.external_addresses[1]"
         ]
     );
+}
+
+#[test]
+fn allow_private_addresses_defaults_to_true_on_devnet_only() {
+    let cfg = SeedsConfig::from_toml_str("").unwrap();
+    assert_eq!(cfg.network.allow_private_addresses, None);
+    assert!(cfg.network.allow_private_addresses());
+    for name in ["mainnet", "testnet", "lab"] {
+        let seeds = if name == "mainnet" {
+            "[bootstrap]\ndns_seeds = [\"seed.example.org\"]\n"
+        } else {
+            ""
+        };
+        let text = format!("[network]\nname = \"{name}\"\n{seeds}");
+        let cfg = SeedsConfig::from_toml_str(&text).unwrap();
+        assert!(!cfg.network.allow_private_addresses(), "{name}");
+        assert!(!cfg.network.address_policy().allow_private, "{name}");
+    }
+    let cfg = SeedsConfig::from_toml_str(
+        "[network]\nname = \"testnet\"\nallow_private_addresses = true\n",
+    )
+    .unwrap();
+    assert!(cfg.network.allow_private_addresses());
+    let text = toml::to_string(&cfg).unwrap();
+    assert!(text.contains("allow_private_addresses = true"), "{text}");
+    assert_eq!(SeedsConfig::from_toml_str(&text).unwrap(), cfg);
+    let cfg = SeedsConfig::from_toml_str("[network]\nallow_private_addresses = false\n").unwrap();
+    assert!(!cfg.network.allow_private_addresses());
+    assert_eq!(
+        err("[network]\nallow_private_addresses = \"no\"\n").keys(),
+        ["network.allow_private_addresses"]
+    );
+    // Unset, it is not written.
+    let text = toml::to_string(&SeedsConfig::default()).unwrap();
+    assert!(!text.contains("allow_private_addresses"), "{text}");
 }

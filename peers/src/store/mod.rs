@@ -30,6 +30,7 @@ mod ranked;
 mod stats;
 mod txn;
 mod types;
+mod untested;
 mod writer;
 
 #[cfg(test)]
@@ -49,6 +50,8 @@ mod tests_ranked;
 #[cfg(test)]
 mod tests_select;
 #[cfg(test)]
+mod tests_untested;
+#[cfg(test)]
 mod tests_upgrade;
 #[cfg(test)]
 mod tests_writer;
@@ -59,7 +62,7 @@ use std::sync::{Arc, MutexGuard};
 use std::thread::JoinHandle;
 
 use dsdn_protocols::pex::PEX_FRESHNESS;
-use dsdn_protocols::{NetworkId, PeerSource, ServiceSet};
+use dsdn_protocols::{AddressPolicy, NetworkId, PeerSource, ServiceSet};
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
 
@@ -95,6 +98,8 @@ pub struct PeerStore {
     writer: Option<JoinHandle<()>>,
     path: PathBuf,
     network: NetworkId,
+    /// Addresses outside it are never stored nor shared (`None`: every address is kept).
+    policy: Option<AddressPolicy>,
 }
 
 impl Drop for PeerStore {
@@ -162,6 +167,7 @@ impl PeerStore {
             writer: Some(writer),
             path: path.to_owned(),
             network: network.clone(),
+            policy: None,
         };
         let report = OpenReport {
             moved_aside,
@@ -169,6 +175,29 @@ impl PeerStore {
             upgraded_from: opened.upgraded_from,
         };
         Ok((store, report))
+    }
+
+    /// This store with the address `policy` of its network: from now on addresses it does
+    /// not admit are dropped from what is stored ([`PeerStore::record_success`],
+    /// [`PeerStore::record_untested`], [`PeerStore::learn_many`]) and from the PEX entries
+    /// served ([`PeerStore::pex_entries`]). Without it every address is kept.
+    pub fn with_address_policy(mut self, policy: AddressPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// The address policy set with [`PeerStore::with_address_policy`], if any.
+    pub fn address_policy(&self) -> Option<AddressPolicy> {
+        self.policy
+    }
+
+    /// `addrs` sanitised (at most 16, each at most 128 bytes, deduplicated) and filtered by
+    /// the address policy.
+    fn clean_addrs(&self, addrs: &[Multiaddr]) -> Vec<Multiaddr> {
+        match self.policy {
+            Some(p) => sanitize_addrs(&p.filter(addrs)),
+            None => sanitize_addrs(addrs),
+        }
     }
 
     /// The file this store was opened from.
@@ -208,11 +237,14 @@ impl PeerStore {
         self.len() == 0
     }
 
-    /// Records a verified handshake with `peer` at `now`.
+    /// Records a successful contact with `peer` at `now`: this node reached it at `addrs`
+    /// (an outbound connection or an address test; the "tried" table of Bitcoin Core).
+    /// An inbound peer's self-announced addresses go to [`PeerStore::record_untested`].
     ///
     /// Inserts the peer if unknown (`source` is kept only from that first insert; a full
     /// store evicts its worst-ranked unbanned entry). `addrs` (sanitised: at most 16, each at
-    /// most 128 bytes, deduplicated) and `services` replace the stored ones;
+    /// most 128 bytes, deduplicated, filtered by the address policy) and `services` replace
+    /// the stored ones;
     /// `success_count += 1`, `consecutive_failures = 0`, `last_success = last_seen = now`.
     /// A ban in force is kept.
     ///
@@ -226,7 +258,7 @@ impl PeerStore {
         source: PeerSource,
         now: u64,
     ) -> Result<(), StoreError> {
-        let addrs = sanitize_addrs(addrs);
+        let addrs = self.clean_addrs(addrs);
         let network = self.network.clone();
         self.write(|ctx| {
             let (mut r, known) = match ctx.get(&peer)? {
@@ -274,7 +306,8 @@ impl PeerStore {
     /// was inserted.
     ///
     /// Known peers are never changed (verified data is never overwritten; a banned peer is a
-    /// known peer). A peer with no valid address is not inserted. In a full store the
+    /// known peer). A peer with no valid address (none the address policy admits) is not
+    /// inserted. In a full store the
     /// newcomer only evicts the worst entry that never had a successful contact and is not
     /// banned, and is dropped if there is none (test-before-evict, as Bitcoin Core).
     ///
@@ -311,7 +344,7 @@ impl PeerStore {
         self.write(|ctx| {
             let mut inserted = 0;
             for p in peers {
-                let addrs = sanitize_addrs(&p.addrs);
+                let addrs = self.clean_addrs(&p.addrs);
                 if addrs.is_empty() || ctx.get(&p.peer_id)?.is_some() {
                     continue;
                 }

@@ -45,7 +45,12 @@ impl PeerStore {
     /// Up to `min(limit, 1000)` peers to share in a PEX response (28.1.B §3): contacted
     /// successfully within [`PEX_WINDOW_SECS`] (24 h) before `now`, not banned, not
     /// `requester`, with at least one address and, if `services` is non-empty, offering at
-    /// least one of `services`; best first by [`dial_order`].
+    /// least one of `services`; best first by [`dial_order`]. With an address policy
+    /// ([`PeerStore::with_address_policy`]) only the addresses it admits are returned, and
+    /// records left without one are left out.
+    ///
+    /// An inbound peer's self-announced addresses ([`PeerStore::record_untested`]) carry no
+    /// successful contact, so they are never shared before this node reached the peer.
     ///
     /// Chosen and ordered on the in-memory index (a PEX request costs O(n) to filter plus
     /// O(k log k) to order the k returned entries, and no decoding); equal to filtering and
@@ -61,7 +66,7 @@ impl PeerStore {
         limit: usize,
     ) -> Result<Vec<PeerRecord>, StoreError> {
         let offers = |s: ServiceSet| services.is_empty() || s.bits() & services.bits() != 0;
-        self.ranked(
+        let entries = self.ranked(
             now,
             limit.min(MAX_PEX_ENTRIES),
             |p, e| {
@@ -80,7 +85,18 @@ impl PeerStore {
                     && !r.addrs.is_empty()
                     && offers(r.services)
             },
-        )
+        )?;
+        // Records written before the address policy was set may hold addresses it refuses.
+        let Some(policy) = self.policy else {
+            return Ok(entries);
+        };
+        Ok(entries
+            .into_iter()
+            .filter_map(|mut r| {
+                r.addrs.retain(|a| policy.admits(a));
+                (!r.addrs.is_empty()).then_some(r)
+            })
+            .collect())
     }
 
     /// The records of up to `limit` index entries that pass `eligible`, best first by

@@ -284,6 +284,7 @@ impl Component<NatProtocol> {
         light: bool,
         started: Instant,
         metrics: NatMetrics,
+        policy: dsdn_protocols::AddressPolicy,
     ) -> Self {
         let autonat_client = autonat::v2::client::Behaviour::new(
             rand::make_rng::<rand::rngs::StdRng>(),
@@ -310,6 +311,7 @@ impl Component<NatProtocol> {
                     state: NatState::new(
                         started,
                         if light { 0 } else { cfg.max_relay_reservations },
+                        policy,
                     ),
                     metrics,
                 };

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use dsdn_protocols::AddressPolicy;
 use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol as AddrProtocol;
 use libp2p::{Multiaddr, PeerId};
@@ -126,6 +127,9 @@ pub struct NatState {
     counters: NatCounters,
     /// Events not yet handed out.
     queued: VecDeque<NatEvent>,
+    /// Addresses the network's policy admits as ours (a private address confirmed by a peer
+    /// on the same LAN is withdrawn on a public network).
+    policy: AddressPolicy,
 }
 
 /// The circuit relay v2 hop protocol id, as identify lists it on relays.
@@ -139,8 +143,9 @@ pub fn is_relayed(addr: &Multiaddr) -> bool {
 impl NatState {
     /// A node started at `started` that keeps up to `max_reservations` relay reservations
     /// while private.
-    pub fn new(started: Instant, max_reservations: usize) -> Self {
+    pub fn new(started: Instant, max_reservations: usize, policy: AddressPolicy) -> Self {
         Self {
+            policy,
             started,
             max_reservations,
             confirmed: BTreeSet::new(),
@@ -200,8 +205,13 @@ impl NatState {
     }
 
     /// An external address was confirmed (AutoNAT, UPnP, the operator, or our own relayed
-    /// address being advertised).
+    /// address being advertised). One the address policy does not admit (a LAN address
+    /// confirmed by a peer on the same LAN, on a public network) is withdrawn at once.
     pub fn on_confirmed(&mut self, addr: &Multiaddr, now: Instant) {
+        if !self.policy.admits(addr) {
+            self.queued.push_back(NatEvent::Withdraw(addr.clone()));
+            return;
+        }
         if is_relayed(addr) {
             return;
         }
@@ -434,7 +444,7 @@ mod tests {
     #[test]
     fn unknown_until_a_verdict_then_public_or_private() {
         let t0 = Instant::now();
-        let mut s = NatState::new(t0, 2);
+        let mut s = NatState::new(t0, 2, AddressPolicy::PERMISSIVE);
         assert_eq!(s.reachability(), Reachability::Unknown);
         s.on_probe(
             &addr("/ip4/203.0.113.1/tcp/4001"),
@@ -462,9 +472,19 @@ mod tests {
     }
 
     #[test]
+    fn a_private_address_confirmed_on_a_public_network_is_withdrawn() {
+        let t0 = Instant::now();
+        let mut s = NatState::new(t0, 2, AddressPolicy::PUBLIC);
+        let lan = addr("/ip4/10.0.0.2/tcp/4001");
+        s.on_confirmed(&lan, t0);
+        assert_eq!(s.reachability(), Reachability::Unknown);
+        assert_eq!(drain(&mut s), vec![NatEvent::Withdraw(lan)]);
+    }
+
+    #[test]
     fn a_relayed_address_does_not_make_a_node_public() {
         let t0 = Instant::now();
-        let mut s = NatState::new(t0, 2);
+        let mut s = NatState::new(t0, 2, AddressPolicy::PERMISSIVE);
         let relay = PeerId::random();
         s.on_confirmed(&circuit_addr(&addr("/ip4/198.51.100.1/tcp/1"), relay), t0);
         assert_eq!(s.reachability(), Reachability::Unknown);
@@ -473,7 +493,7 @@ mod tests {
     #[test]
     fn a_private_node_reserves_on_up_to_max_relays_it_dialled() {
         let t0 = Instant::now();
-        let mut s = NatState::new(t0, 2);
+        let mut s = NatState::new(t0, 2, AddressPolicy::PERMISSIVE);
         let relays: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
         let hop = vec![RELAY_HOP_PROTOCOL.to_owned()];
         for (i, r) in relays.iter().enumerate() {
@@ -522,7 +542,7 @@ mod tests {
     #[test]
     fn a_closed_reservation_listener_withdraws_its_address_and_reserves_again() {
         let t0 = Instant::now();
-        let mut s = NatState::new(t0, 1);
+        let mut s = NatState::new(t0, 1, AddressPolicy::PERMISSIVE);
         let (r1, r2) = (PeerId::random(), PeerId::random());
         let hop = vec![RELAY_HOP_PROTOCOL.to_owned()];
         s.on_connected(r1, Some(&addr("/ip4/198.51.100.1/tcp/7")), t0);
@@ -558,7 +578,7 @@ mod tests {
     #[test]
     fn dcutr_outcomes_are_counted_and_the_first_success_timed() {
         let t0 = Instant::now();
-        let mut s = NatState::new(t0, 1);
+        let mut s = NatState::new(t0, 1, AddressPolicy::PERMISSIVE);
         s.on_dcutr(false, t0);
         s.on_dcutr(true, t0 + Duration::from_millis(2500));
         s.on_dcutr(true, t0 + Duration::from_secs(9));

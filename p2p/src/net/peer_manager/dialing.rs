@@ -444,6 +444,7 @@ impl PeerManager {
             Some(self.rotation.next_wakeup()),
             self.action.as_ref().map(|a| a.deadline),
             self.sweep_deadline,
+            self.address_tests.next_wakeup(),
         ]
         .into_iter()
         .flatten()

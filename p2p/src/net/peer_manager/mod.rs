@@ -38,7 +38,7 @@ use dsdn_peers::ratelimit::InboundRateLimiter;
 use dsdn_peers::store::PeerStore;
 use dsdn_peers::{NetGroup, PeerRecord};
 use dsdn_protocols::handshake::HandshakeError;
-use dsdn_protocols::{PeerSource, ServiceSet};
+use dsdn_protocols::{AddressPolicy, PeerSource, ServiceSet};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use libp2p::multiaddr::Protocol;
@@ -47,8 +47,10 @@ use libp2p::{Multiaddr, PeerId};
 
 use crate::metrics::Metrics;
 
+pub use address_test::{ADDRESS_TEST_GAP, ADDRESS_TEST_PER_PEER, ADDRESS_TEST_QUEUE};
 pub use errors::{BannedPeer, LimitExceeded};
 
+mod address_test;
 mod control;
 mod dialing;
 mod errors;
@@ -131,6 +133,8 @@ enum DialKind {
     Outbound,
     /// A feeler (28.1.B §6): tests an address; kept only if an outbound slot is free.
     Feeler,
+    /// An address test of an inbound peer's announced address (`address_test.rs`).
+    AddressTest,
 }
 
 #[derive(Debug)]
@@ -213,6 +217,10 @@ pub struct PeerManager {
     eclipse_warned: bool,
     /// Earliest time of the next diversity dial while the eclipse warning holds.
     next_diversity_dial: Instant,
+    /// The network's address policy (`[network] allow_private_addresses`).
+    address_policy: AddressPolicy,
+    /// Queued address tests of inbound peers' announced addresses.
+    address_tests: address_test::AddressTests,
 }
 
 /// Current UNIX time in seconds (peers.dat stores wall-clock times).
@@ -253,6 +261,9 @@ pub struct PeerManagerParts {
     pub added: AddedSources,
     /// Where additions are saved.
     pub added_file: PathBuf,
+    /// The network's address policy (`[network] allow_private_addresses`); peers.dat, the
+    /// handshake, PEX and discovery are given the same one.
+    pub address_policy: AddressPolicy,
 }
 
 impl PeerManager {
@@ -319,6 +330,8 @@ impl PeerManager {
             last_fallbacks: 0,
             eclipse_warned: false,
             next_diversity_dial: now,
+            address_policy: parts.address_policy,
+            address_tests: address_test::AddressTests::new(now),
         }
     }
 
@@ -389,7 +402,8 @@ impl PeerManager {
         conn.verified = true;
         let (outbound, source, in_action, kind) =
             (conn.outbound, conn.source, conn.in_action, conn.kind);
-        let netgroup = NetGroup::of_addr(&conn.remote);
+        let remote = conn.remote.clone();
+        let netgroup = NetGroup::of_addr(&remote);
         let newly = !self.verified.contains_key(&peer);
         if outbound {
             self.metrics.peer_connect_success.inc();
@@ -397,20 +411,9 @@ impl PeerManager {
         if in_action {
             self.settle_one(newly);
         }
-        // An inbound peer that advertises no address (a light client) can be neither dialled
-        // nor shared: peers.dat keeps nothing about it.
-        let storable = outbound || !info.listen_addrs.is_empty();
-        if storable {
-            if let Err(e) = self.store.record_success(
-                peer,
-                &info.listen_addrs,
-                info.services,
-                source,
-                unix_now(),
-            ) {
-                tracing::warn!(error = %e, "cannot write peers.dat");
-            }
-        }
+        // Outbound: tried at the reached address; inbound: announced addresses untested
+        // until an address test reaches them (`address_test.rs`).
+        self.record_handshake(peer, outbound, &remote, source, &info);
         if !newly {
             return;
         }

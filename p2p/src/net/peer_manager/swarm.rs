@@ -147,6 +147,14 @@ impl NetworkBehaviour for PeerManager {
             FromSwarm::ConnectionEstablished(e) => {
                 let outbound = e.endpoint.is_dialer();
                 let dial = self.dials.remove(&e.connection_id);
+                if dial
+                    .as_ref()
+                    .is_some_and(|d| d.kind == DialKind::AddressTest)
+                {
+                    let remote = e.endpoint.get_remote_address().clone();
+                    self.address_test_connected(e.peer_id, e.connection_id, &remote);
+                    return;
+                }
                 let (source, in_action, kind) = match (&dial, outbound) {
                     (Some(d), _) => (d.source, d.in_action, d.kind),
                     // Dialled by another behaviour (Kademlia, gossipsub): a discovered peer.
@@ -182,6 +190,14 @@ impl NetworkBehaviour for PeerManager {
             FromSwarm::DialFailure(e) => {
                 if let Some(mut dial) = self.dials.remove(&e.connection_id) {
                     tracing::debug!(peer = ?dial.peer, error = %e.error, "dial failed");
+                    if dial.kind == DialKind::AddressTest {
+                        // The announced address stays untested; the peer is not charged.
+                        self.metrics
+                            .address_tests
+                            .with_label_values(&["failed"])
+                            .inc();
+                        return;
+                    }
                     if let Some(quic) = dial.fallback.take() {
                         // The fallback chain's action settles with the QUIC dial.
                         self.dial_fallback(dial, quic);
@@ -256,6 +272,7 @@ impl NetworkBehaviour for PeerManager {
             self.drive_recovery(now);
             self.drive_rotation(now);
             self.check_diversity(now);
+            self.drive_address_tests(now);
             if !self.events.is_empty() {
                 continue;
             }
