@@ -51,6 +51,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 
 pub mod daemon;
+pub mod traversal;
 
 pub use daemon::{Daemon, DaemonSpec};
 
@@ -334,8 +335,9 @@ impl Lab {
     }
 
     /// A home router: public `eth0` on the internet bridge (198.51.100.101, .102, …), the
-    /// LAN bridge `lan0` with 10.n.0.1/24 (n = 1, 2, … in creation order), IPv4 forwarding
-    /// and nftables masquerade of everything leaving by `eth0`.
+    /// LAN bridge `lan0` with 10.n.0.1/24 (n = 1, 2, … in creation order), IPv4 forwarding,
+    /// nftables masquerade of everything leaving by `eth0`, and a firewall dropping what
+    /// arrives on `eth0` outside connections the LAN opened.
     ///
     /// # Errors
     /// A namespace, link or rule cannot be created, or the name is taken.
@@ -381,6 +383,18 @@ impl Lab {
             name,
             "table ip lab_nat { chain postrouting { type nat hook postrouting priority srcnat; \
              policy accept; oifname \"eth0\" masquerade; }; }",
+        )?;
+        // A home router's firewall: what arrives from the internet is dropped (not
+        // refused with a reset) unless it belongs to a connection the LAN opened, so a hole
+        // punch whose first packet arrives before the other side's works as it does on
+        // real NATs.
+        self.nft(
+            name,
+            "table inet lab_fw { \
+             chain input { type filter hook input priority filter; policy accept; \
+             iifname \"eth0\" ct state established,related accept; iifname \"eth0\" drop; }; \
+             chain forward { type filter hook forward priority filter; policy accept; \
+             iifname \"eth0\" ct state established,related accept; iifname \"eth0\" drop; }; }",
         )?;
         Ok(host)
     }

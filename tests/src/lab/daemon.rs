@@ -169,6 +169,27 @@ impl Lab {
         Ok(daemon)
     }
 
+    /// Creates the node key of daemon `name` before it is spawned (`dsdnd init` in its
+    /// data directory; [`Lab::spawn`] then keeps it): its PeerId and its Ed25519 public key
+    /// as 64 hex characters (e.g. for `da_authority`).
+    ///
+    /// # Errors
+    /// `dsdnd` is not built or prints no key.
+    pub fn init_key(&self, name: &str) -> LabResult<(String, String)> {
+        let bin = find_dsdnd().map_err(|e| LabError(e.to_string()))?;
+        let data_dir = self.dir().join(name);
+        let out = run(
+            path_str(&bin)?,
+            &["init", "--data-dir", path_str(&data_dir)?],
+        )?;
+        let v: serde_json::Value = serde_json::from_str(&out)
+            .map_err(|e| LabError(format!("dsdnd init printed {out:?}: {e}")))?;
+        match (v["peer_id"].as_str(), v["public_key"].as_str()) {
+            (Some(id), Some(key)) => Ok((id.to_owned(), key.to_owned())),
+            _ => Err(LabError(format!("dsdnd init printed no key: {out}"))),
+        }
+    }
+
     /// The daemon called `name`.
     ///
     /// # Errors

@@ -152,16 +152,26 @@ impl PeerManager {
     /// Records what a verified handshake on a connection to `remote` shows: for an
     /// outbound connection a success at the reached addresses; for an inbound one the
     /// announced addresses, untested, and an address test queued when some are untested.
+    ///
+    /// An outbound connection this peer manager did not dial (`ours = false`) proves its
+    /// address only when the peer announced that address: a DCUtR hole punch reaches the
+    /// peer at its NAT's mapping (`<router>:<port>`), which nobody can dial cold, so such a
+    /// connection counts as inbound here.
     pub(super) fn record_handshake(
         &mut self,
         peer: PeerId,
         outbound: bool,
+        ours: bool,
         remote: &Multiaddr,
         source: PeerSource,
         info: &VerifiedInfo,
     ) {
         let now = unix_now();
-        if outbound {
+        let announced = || {
+            let r = without_peer_id(remote);
+            info.listen_addrs.iter().any(|a| without_peer_id(a) == r)
+        };
+        if outbound && (ours || announced()) {
             let addrs = reached_addrs(remote, &info.listen_addrs);
             if let Err(e) = self
                 .store

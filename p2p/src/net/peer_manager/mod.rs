@@ -163,6 +163,8 @@ struct Conn {
     remote: Multiaddr,
     /// Through a circuit relay (either direction).
     relayed: bool,
+    /// Dialled by this peer manager (not by Kademlia, gossipsub or a DCUtR hole punch).
+    ours: bool,
 }
 
 #[derive(Debug)]
@@ -403,6 +405,7 @@ impl PeerManager {
         let (outbound, source, in_action, kind) =
             (conn.outbound, conn.source, conn.in_action, conn.kind);
         let remote = conn.remote.clone();
+        let ours = conn.ours;
         let netgroup = NetGroup::of_addr(&remote);
         let newly = !self.verified.contains_key(&peer);
         if outbound {
@@ -413,7 +416,7 @@ impl PeerManager {
         }
         // Outbound: tried at the reached address; inbound: announced addresses untested
         // until an address test reaches them (`address_test.rs`).
-        self.record_handshake(peer, outbound, &remote, source, &info);
+        self.record_handshake(peer, outbound, ours, &remote, source, &info);
         if !newly {
             return;
         }

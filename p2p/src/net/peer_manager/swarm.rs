@@ -172,6 +172,7 @@ impl NetworkBehaviour for PeerManager {
                         opened: Instant::now(),
                         verified: false,
                         remote: e.endpoint.get_remote_address().clone(),
+                        ours: dial.is_some(),
                         relayed: match e.endpoint {
                             ConnectedPoint::Dialer { address, .. } => is_relayed(address),
                             ConnectedPoint::Listener { local_addr, .. } => is_relayed(local_addr),
