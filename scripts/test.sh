@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
-# The network-namespace tests (tests/tests/netns_*.rs) need root, iproute2's `ip` and nft.
-if { ! command -v ip || ! command -v nft; } >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 nftables
+# The network-namespace tests (the NAT lab: tests/tests/{netns_dialling,nat_lab,nat_traversal}.rs)
+# need root, iproute2 (`ip`, `ss`), nftables (`nft`) and procps (`sysctl`).
+if { ! command -v ip || ! command -v ss || ! command -v nft || ! command -v sysctl; } >/dev/null \
+  && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 nftables procps
 fi
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast
