@@ -40,6 +40,11 @@ pub const ADDRESS_TEST_GAP: Duration = Duration::from_secs(1);
 /// Least time between two address tests of one peer.
 pub const ADDRESS_TEST_PER_PEER: Duration = Duration::from_secs(600);
 
+/// A connected inbound peer whose last successful contact is older than this (UNIX
+/// seconds; half the 24 h PEX window) is tested again at the next feeler round, so peers
+/// that only ever dial in keep being shared.
+pub(crate) const RETEST_AFTER_SECS: u64 = 12 * 3600;
+
 /// The rate-limited queue of address tests; see the module documentation.
 #[derive(Debug)]
 pub(crate) struct AddressTests {
@@ -202,6 +207,38 @@ impl PeerManager {
         if let Some(addr) = candidate {
             if self.address_tests.offer(peer, addr.clone(), Instant::now()) {
                 tracing::debug!(%peer, %addr, "address test queued");
+            }
+        }
+    }
+
+    /// Queues a new test of every connected inbound peer whose record's last successful
+    /// contact is older than [`RETEST_AFTER_SECS`] at `now_unix` (run with the feeler
+    /// round, hourly): a long-lived inbound connection never runs a handshake again, and
+    /// without a fresh success PEX would stop sharing the peer after 24 h.
+    pub(super) fn offer_retests(&mut self, now_unix: u64, now: Instant) {
+        let inbound: Vec<PeerId> = self
+            .verified
+            .iter()
+            .filter(|(_, p)| !p.outbound)
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in inbound {
+            let Some(rec) = self.store.get(&peer).ok().flatten() else {
+                continue;
+            };
+            if rec
+                .last_success
+                .is_some_and(|t| now_unix.saturating_sub(t) < RETEST_AFTER_SECS)
+            {
+                continue;
+            }
+            let addr = preferred_dial_addrs(rec.addrs)
+                .into_iter()
+                .find(|a| !self.is_self(a));
+            if let Some(addr) = addr {
+                if self.address_tests.offer(peer, addr.clone(), now) {
+                    tracing::debug!(%peer, %addr, "address re-test queued");
+                }
             }
         }
     }

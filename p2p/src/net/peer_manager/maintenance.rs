@@ -123,6 +123,7 @@ impl PeerManager {
                     for rec in feelers {
                         self.dial_record(&rec, DialKind::Feeler, false);
                     }
+                    self.offer_retests(unix_now(), now);
                 }
             }
         }
