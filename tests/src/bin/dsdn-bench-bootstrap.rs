@@ -159,9 +159,10 @@ async fn run_peer(
                 }
             }
             SwarmEvent::Behaviour(PeerEvent::Pex(ev)) => {
-                if on_pex_event(&mut swarm.behaviour_mut().pex, ev) {
-                    counters.pex_answers.fetch_add(1, Ordering::Relaxed);
-                }
+                let answer = on_pex_event(&mut swarm.behaviour_mut().pex, ev);
+                counters
+                    .pex_answers
+                    .fetch_add(usize::from(answer), Ordering::Relaxed);
             }
             SwarmEvent::OutgoingConnectionError { error, .. } => {
                 fail(&mut permit, format!("connect: {error}"));

@@ -196,11 +196,12 @@ async fn run_peer(
                 let hs = bench::handshake(swarm.local_peer_id());
                 swarm.behaviour_mut().handshake.send_request(&peer_id, hs);
             }
-            SwarmEvent::ConnectionEstablished { peer_id, .. } if Some(peer_id) == target => {
-                if circuit_permit.take().is_some() {
-                    circuit_up = true;
-                    let _ = report.send(Report::Circuit(Ok(())));
-                }
+            SwarmEvent::ConnectionEstablished { peer_id, .. }
+                if Some(peer_id) == target && circuit_permit.is_some() =>
+            {
+                circuit_permit = None;
+                circuit_up = true;
+                let _ = report.send(Report::Circuit(Ok(())));
             }
             SwarmEvent::Behaviour(PeerEvent::Handshake(ev)) => {
                 let local = *swarm.local_peer_id();

@@ -549,7 +549,7 @@ mod tests {
         assert_eq!(drain(&mut s), vec![NatEvent::Advertise(listen.clone())]);
         assert_eq!(s.reserved_relays().collect::<Vec<_>>(), vec![&relay]);
 
-        s.on_listener_closed(id, &[listen.clone()], t0);
+        s.on_listener_closed(id, std::slice::from_ref(&listen), t0);
         let ev = drain(&mut s);
         assert_eq!(ev[0], NatEvent::Withdraw(listen));
         assert!(matches!(&ev[1], NatEvent::Reserve { .. }), "{ev:?}");
