@@ -14,6 +14,7 @@ use dsdn_bootstrap::seed_server::SeedServer;
 use dsdn_daemon::client::metric_value;
 use dsdn_daemon::localnet::{find_dsdnd, reserve_port, ConfigSpec, Node, NodeMode, PortLease};
 
+pub mod bench;
 pub mod lab;
 pub mod roles;
 

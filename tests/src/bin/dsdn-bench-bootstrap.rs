@@ -19,22 +19,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use dsdn_daemon::localnet::{reserve_port, ConfigSpec, Node, NodeMode, NodeSpec};
+use dsdn_daemon::localnet::{reserve_port, Node};
+use dsdn_integration_tests::bench::{
+    self, clock_ticks, cpu_secs, memory_kib, mib, node_config, on_handshake_event, on_pex_event,
+    spawn_node, HandshakeStep, NETWORK, NODE_IP, PEER_IDLE_TIMEOUT,
+};
 use dsdn_p2p::net::behaviour::{
     handshake_behaviour, pex_behaviour, HandshakeBehaviour, PexBehaviour,
 };
-use dsdn_protocols::handshake::Handshake;
-use dsdn_protocols::pex::{PexRequest, PexResponse};
-use dsdn_protocols::{NetworkId, ServiceSet, ServiceType, PROTOCOL_VERSION};
+use dsdn_protocols::pex::PexRequest;
+use dsdn_protocols::{NetworkId, ServiceSet};
 use futures::StreamExt;
 use libp2p::identity::Keypair;
-use libp2p::request_response::{self, Message};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{noise, tcp, yamux, Multiaddr, Swarm, SwarmBuilder};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
-/// Network of the benchmark's seeds.toml.
-const NETWORK: &str = "devnet";
 /// How long the node gets to start, and to count every peer after the last handshake.
 const WAIT: Duration = Duration::from_secs(120);
 /// Pause before each RSS reading, so in-flight work (PEX answers, peers.dat writes) ends.
@@ -75,53 +75,6 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
-/// `VmRSS` and `VmHWM` of a process, in KiB.
-fn memory_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> anyhow::Result<u64> {
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .with_context(|| format!("no {name} in /proc/{pid}/status"))?;
-        let kib = line
-            .split_whitespace()
-            .nth(1)
-            .with_context(|| format!("malformed {line:?}"))?;
-        Ok(kib.parse()?)
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`; 100 when it cannot be asked).
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_secs(pid: u32, ticks: f64) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) may hold spaces: count fields after its closing paren.
-    let rest = stat
-        .rsplit_once(')')
-        .context("malformed /proc/<pid>/stat")?
-        .1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); utime and stime are fields 14 and 15.
-    let utime: f64 = f.get(11).context("no utime")?.parse()?;
-    let stime: f64 = f.get(12).context("no stime")?.parse()?;
-    Ok((utime + stime) / ticks)
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
 fn peer_swarm(network: &NetworkId) -> anyhow::Result<Swarm<Peer>> {
     let timeout = Duration::from_secs(30);
     let handshake = handshake_behaviour(timeout);
@@ -135,20 +88,9 @@ fn peer_swarm(network: &NetworkId) -> anyhow::Result<Swarm<Peer>> {
                 yamux::Config::default,
             )?
             .with_behaviour(|_| Peer { handshake, pex })?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+            .with_swarm_config(|c| c.with_idle_connection_timeout(PEER_IDLE_TIMEOUT))
             .build(),
     )
-}
-
-fn our_handshake(swarm: &Swarm<Peer>) -> Handshake {
-    Handshake {
-        protocol_version: PROTOCOL_VERSION,
-        network_id: NETWORK.to_owned(),
-        node_id: swarm.local_peer_id().to_bytes(),
-        // Like a node behind NAT: nothing to advertise, so the node never dials back.
-        listen_addrs: Vec::new(),
-        services: ServiceSet::from_types([ServiceType::Storage]),
-    }
 }
 
 /// What the peers tell the benchmark.
@@ -194,54 +136,34 @@ async fn run_peer(
         };
         match ev {
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                let hs = our_handshake(&swarm);
+                let hs = bench::handshake(swarm.local_peer_id());
                 swarm.behaviour_mut().handshake.send_request(&peer_id, hs);
             }
-            SwarmEvent::Behaviour(PeerEvent::Handshake(request_response::Event::Message {
-                peer,
-                message,
-                ..
-            })) => match message {
-                Message::Response { response, .. } => {
-                    if response.network_id != NETWORK {
-                        fail(
-                            &mut permit,
-                            format!("node answered network {}", response.network_id),
-                        );
-                    } else if permit.take().is_some() {
-                        // The node verified our handshake before it answered.
-                        let _ = done.send(Ok(()));
-                        if ask_pex {
-                            let req = PexRequest {
-                                max_entries: 1000,
-                                services: ServiceSet::EMPTY,
-                            };
-                            swarm.behaviour_mut().pex.send_request(&peer, req);
+            SwarmEvent::Behaviour(PeerEvent::Handshake(ev)) => {
+                let local = *swarm.local_peer_id();
+                match on_handshake_event(&mut swarm.behaviour_mut().handshake, &local, ev) {
+                    HandshakeStep::Verified(peer) => {
+                        if permit.take().is_some() {
+                            let _ = done.send(Ok(()));
+                            if ask_pex {
+                                let req = PexRequest {
+                                    max_entries: 1000,
+                                    services: ServiceSet::EMPTY,
+                                };
+                                swarm.behaviour_mut().pex.send_request(&peer, req);
+                            }
                         }
                     }
+                    HandshakeStep::Failed(why) => fail(&mut permit, why),
+                    HandshakeStep::Other => {}
                 }
-                Message::Request { channel, .. } => {
-                    let hs = our_handshake(&swarm);
-                    let _ = swarm.behaviour_mut().handshake.send_response(channel, hs);
-                }
-            },
-            SwarmEvent::Behaviour(PeerEvent::Handshake(
-                request_response::Event::OutboundFailure { error, .. },
-            )) => fail(&mut permit, format!("handshake: {error}")),
-            SwarmEvent::Behaviour(PeerEvent::Pex(request_response::Event::Message {
-                message,
-                ..
-            })) => match message {
-                Message::Request { channel, .. } => {
-                    let _ = swarm
-                        .behaviour_mut()
-                        .pex
-                        .send_response(channel, PexResponse::default());
-                }
-                Message::Response { .. } => {
-                    counters.pex_answers.fetch_add(1, Ordering::Relaxed);
-                }
-            },
+            }
+            SwarmEvent::Behaviour(PeerEvent::Pex(ev)) => {
+                let answer = on_pex_event(&mut swarm.behaviour_mut().pex, ev);
+                counters
+                    .pex_answers
+                    .fetch_add(usize::from(answer), Ordering::Relaxed);
+            }
             SwarmEvent::OutgoingConnectionError { error, .. } => {
                 fail(&mut permit, format!("connect: {error}"));
             }
@@ -290,28 +212,10 @@ async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let n = args.peers;
     let dir = tempfile::tempdir()?;
-    let ip = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let ip = NODE_IP;
     let lease = reserve_port(&[ip])?;
-    let cfg = dir.path().join("seeds.toml");
-    // Every peer dials from 127.0.0.1, so the per-IP limit must let all of them in.
-    ConfigSpec::default()
-        .with_network(NETWORK)
-        .with_default_port(lease.port())
-        .with_connection_limits(8, (2 * n).max(2000) as u32)
-        .with_inbound_per_ip_per_minute(1_000_000)
-        .with_min_peers(1)
-        .write(&cfg)?;
-    let mut spec = NodeSpec::new(
-        "bootstrap",
-        NodeMode::Bootstrap,
-        ip,
-        lease.port(),
-        &cfg,
-        dir.path().join("bootstrap"),
-    );
-    spec.rust_log = "warn".into();
-    let mut node = Node::spawn(spec).await?;
-    node.wait_ready(WAIT).await?;
+    let cfg = node_config(lease.port(), n);
+    let mut node = spawn_node(dir.path(), lease.port(), &cfg, Vec::new(), WAIT).await?;
     let pid = node.pid().context("the node has no pid")?;
     let ticks = clock_ticks();
     tokio::time::sleep(SETTLE).await;

@@ -12,6 +12,8 @@
 //! relay_max_circuits = 16
 //! relay_max_circuit_secs = 120
 //! relay_max_circuit_bytes = 1048576
+//! relay_reservation_rate_per_ip = 60
+//! relay_circuit_rate_per_ip = 60
 //! ```
 
 use std::time::Duration;
@@ -40,7 +42,8 @@ pub struct NatSection {
     /// 0..=8; default 2.
     pub max_relay_reservations: usize,
     /// `relay_max_reservations`, `relay_max_circuits`, `relay_max_circuit_secs`,
-    /// `relay_max_circuit_bytes`: the relay server's limits (see [`RelayLimits`]).
+    /// `relay_max_circuit_bytes`, `relay_reservation_rate_per_ip`,
+    /// `relay_circuit_rate_per_ip`: the relay server's limits (see [`RelayLimits`]).
     pub relay: RelayLimits,
 }
 
@@ -95,6 +98,8 @@ pub(crate) struct RawNat {
     relay_max_circuits: usize,
     relay_max_circuit_secs: u64,
     relay_max_circuit_bytes: u64,
+    relay_reservation_rate_per_ip: u32,
+    relay_circuit_rate_per_ip: u32,
 }
 
 impl Default for RawNat {
@@ -109,6 +114,8 @@ impl Default for RawNat {
             relay_max_circuits: d.relay.max_circuits,
             relay_max_circuit_secs: d.relay.max_circuit_duration.as_secs(),
             relay_max_circuit_bytes: d.relay.max_circuit_bytes,
+            relay_reservation_rate_per_ip: d.relay.reservation_rate_per_ip,
+            relay_circuit_rate_per_ip: d.relay.circuit_rate_per_ip,
         }
     }
 }
@@ -127,6 +134,8 @@ impl NatSection {
                 self.relay.max_circuit_duration,
             )?,
             relay_max_circuit_bytes: self.relay.max_circuit_bytes,
+            relay_reservation_rate_per_ip: self.relay.reservation_rate_per_ip,
+            relay_circuit_rate_per_ip: self.relay.circuit_rate_per_ip,
         })
     }
 }
@@ -149,7 +158,8 @@ fn check<T: PartialOrd + std::fmt::Display + Copy>(
 
 /// Validates `[nat]`: `max_relay_reservations` 0..=8, `relay_max_reservations` and
 /// `relay_max_circuits` 1..=65,536, `relay_max_circuit_secs` 1..=one week,
-/// `relay_max_circuit_bytes` 1 KiB..=1 GiB.
+/// `relay_max_circuit_bytes` 1 KiB..=1 GiB, `relay_reservation_rate_per_ip` and
+/// `relay_circuit_rate_per_ip` 1..=1,000,000.
 pub(crate) fn validate(raw: RawNat, errs: &mut KeyErrors) -> NatSection {
     let d = RelayLimits::default();
     NatSection {
@@ -192,6 +202,20 @@ pub(crate) fn validate(raw: RawNat, errs: &mut KeyErrors) -> NatSection {
                 1024,
                 1 << 30,
             ),
+            reservation_rate_per_ip: check(
+                errs,
+                "relay_reservation_rate_per_ip",
+                raw.relay_reservation_rate_per_ip,
+                1,
+                1_000_000,
+            ),
+            circuit_rate_per_ip: check(
+                errs,
+                "relay_circuit_rate_per_ip",
+                raw.relay_circuit_rate_per_ip,
+                1,
+                1_000_000,
+            ),
             ..d
         },
     }
@@ -227,6 +251,10 @@ mod tests {
         let cfg = SeedsConfig::from_toml_str(text).unwrap();
         assert_eq!(cfg.nat.relay_server, Some(false));
         assert_eq!(cfg.nat.relay.max_circuit_bytes, 4096);
+        assert_eq!(
+            cfg.nat.relay.reservation_rate_per_ip, 60,
+            "default as libp2p's"
+        );
         let again = SeedsConfig::from_toml_str(&toml::to_string(&cfg).unwrap()).unwrap();
         assert_eq!(again, cfg);
         assert!(cfg
@@ -236,7 +264,8 @@ mod tests {
             .is_none());
 
         let err = SeedsConfig::from_toml_str(
-            "[nat]\nmax_relay_reservations = 9\nrelay_max_circuits = 0\nrelay_max_circuit_bytes = 1\n",
+            "[nat]\nmax_relay_reservations = 9\nrelay_max_circuits = 0\nrelay_max_circuit_bytes = 1\n\
+             relay_circuit_rate_per_ip = 0\n",
         )
         .unwrap_err();
         assert_eq!(
@@ -244,8 +273,24 @@ mod tests {
             [
                 "nat.max_relay_reservations",
                 "nat.relay_max_circuits",
-                "nat.relay_max_circuit_bytes"
+                "nat.relay_max_circuit_bytes",
+                "nat.relay_circuit_rate_per_ip"
             ]
         );
+    }
+
+    #[test]
+    fn relay_rate_limits_per_ip_are_read_and_written() {
+        let text = "[nat]\nrelay_reservation_rate_per_ip = 800\nrelay_circuit_rate_per_ip = 900\n";
+        let cfg = SeedsConfig::from_toml_str(text).unwrap();
+        assert_eq!(cfg.nat.relay.reservation_rate_per_ip, 800);
+        assert_eq!(cfg.nat.relay.circuit_rate_per_ip, 900);
+        let written = toml::to_string(&cfg).unwrap();
+        assert!(
+            written.contains("relay_circuit_rate_per_ip = 900"),
+            "{written}"
+        );
+        let again = SeedsConfig::from_toml_str(&written).unwrap();
+        assert_eq!(again.nat, cfg.nat);
     }
 }

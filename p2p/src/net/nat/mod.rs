@@ -59,7 +59,20 @@ pub struct RelayLimits {
     pub max_circuit_duration: Duration,
     /// Bytes relayed per circuit, both ways together. Default 1 MiB.
     pub max_circuit_bytes: u64,
+    /// Reservations accepted from one IP address: a token bucket of this many, refilled
+    /// one every [`RELAY_RATE_INTERVAL_PER_IP`]. Default 60 (circuit relay v2's default).
+    pub reservation_rate_per_ip: u32,
+    /// Circuits accepted from one source IP address: a token bucket of this many, refilled
+    /// one every [`RELAY_RATE_INTERVAL_PER_IP`]. Default 60 (circuit relay v2's default).
+    pub circuit_rate_per_ip: u32,
 }
+
+/// Refill interval of the relay server's per-IP rate limits (circuit relay v2's default).
+pub const RELAY_RATE_INTERVAL_PER_IP: Duration = Duration::from_secs(60);
+/// Per-peer rate limits of the relay server, for reservations and circuits alike: a token
+/// bucket of 30, refilled one every 2 minutes (circuit relay v2's defaults, not configurable).
+const RELAY_RATE_PER_PEER: u32 = 30;
+const RELAY_RATE_INTERVAL_PER_PEER: Duration = Duration::from_secs(120);
 
 impl Default for RelayLimits {
     fn default() -> Self {
@@ -70,6 +83,8 @@ impl Default for RelayLimits {
             max_circuits_per_peer: 4,
             max_circuit_duration: state::DEFAULT_CIRCUIT_DURATION,
             max_circuit_bytes: 1 << 20,
+            reservation_rate_per_ip: 60,
+            circuit_rate_per_ip: 60,
         }
     }
 }
@@ -378,9 +393,10 @@ pub struct NatView {
     pub counters: NatCounters,
 }
 
-/// The relay server's configuration: `l`, and circuit relay v2's default rate limits (per
-/// peer and per IP, for reservations and circuits).
+/// The relay server's configuration: `l`, its per-IP rate limits, and circuit relay v2's
+/// default per-peer rate limits (for reservations and circuits).
 fn relay_config(l: &RelayLimits) -> relay::Config {
+    let nz = |n: u32| std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN);
     relay::Config {
         max_reservations: l.max_reservations,
         max_reservations_per_peer: l.max_reservations_per_peer,
@@ -388,6 +404,36 @@ fn relay_config(l: &RelayLimits) -> relay::Config {
         max_circuits_per_peer: l.max_circuits_per_peer,
         max_circuit_duration: l.max_circuit_duration,
         max_circuit_bytes: l.max_circuit_bytes,
+        reservation_rate_limiters: Vec::new(),
+        circuit_src_rate_limiters: Vec::new(),
         ..relay::Config::default()
+    }
+    .reservation_rate_per_peer(nz(RELAY_RATE_PER_PEER), RELAY_RATE_INTERVAL_PER_PEER)
+    .reservation_rate_per_ip(nz(l.reservation_rate_per_ip), RELAY_RATE_INTERVAL_PER_IP)
+    .circuit_src_per_peer(nz(RELAY_RATE_PER_PEER), RELAY_RATE_INTERVAL_PER_PEER)
+    .circuit_src_per_ip(nz(l.circuit_rate_per_ip), RELAY_RATE_INTERVAL_PER_IP)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_config_keeps_the_limits_and_one_rate_limiter_per_peer_and_per_ip() {
+        let l = RelayLimits {
+            max_circuits: 800,
+            reservation_rate_per_ip: 1000,
+            circuit_rate_per_ip: 2000,
+            ..RelayLimits::default()
+        };
+        let c = relay_config(&l);
+        assert_eq!(c.max_circuits, 800);
+        assert_eq!(c.max_reservations, 128);
+        assert_eq!(c.reservation_rate_limiters.len(), 2);
+        assert_eq!(c.circuit_src_rate_limiters.len(), 2);
+        // The defaults are circuit relay v2's.
+        let d = RelayLimits::default();
+        assert_eq!((d.reservation_rate_per_ip, d.circuit_rate_per_ip), (60, 60));
+        assert_eq!(relay::Config::default().reservation_rate_limiters.len(), 2);
     }
 }
