@@ -201,6 +201,11 @@ impl Metrics {
                 "p2p_external_addresses",
                 "Confirmed external addresses (AutoNAT, UPnP, operator-given, relayed).",
             )?,
+            external_address: gauge_vec(
+                "p2p_external_address",
+                "1 for each confirmed external address of this node (label address).",
+                "address",
+            )?,
             relay_reservations: gauge(
                 "p2p_relay_reservations",
                 "Relays holding an accepted circuit relay v2 reservation of this node.",

@@ -135,6 +135,9 @@ pub struct NatMetrics {
     pub reachability: IntGaugeVec,
     /// `p2p_external_addresses`: confirmed external addresses (direct and relayed).
     pub external_addresses: IntGauge,
+    /// `p2p_external_address{address}`: 1 for each confirmed external address (the series
+    /// is removed when the address expires).
+    pub external_address: IntGaugeVec,
     /// `p2p_relay_reservations`: relays holding an accepted reservation of ours.
     pub relay_reservations: IntGauge,
     /// `p2p_autonat_probes_total{result}`: AutoNAT tests of our addresses (`reachable`,
@@ -254,10 +257,18 @@ impl Protocol for NatProtocol {
         match event {
             FromSwarm::ExternalAddrConfirmed(e) => {
                 self.metrics.external_addresses.inc();
+                self.metrics
+                    .external_address
+                    .with_label_values(&[&e.addr.to_string()])
+                    .set(1);
                 s.on_confirmed(e.addr, now);
             }
             FromSwarm::ExternalAddrExpired(e) => {
                 self.metrics.external_addresses.dec();
+                let _ = self
+                    .metrics
+                    .external_address
+                    .remove_label_values(&[&e.addr.to_string()]);
                 s.on_expired(e.addr, now);
             }
             FromSwarm::NewListenAddr(e) => s.on_new_listen_addr(e.addr),
