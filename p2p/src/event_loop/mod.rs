@@ -491,8 +491,12 @@ impl EventLoop {
                 self.swarm.add_external_address(addr);
             }
             NatEvent::Withdraw(addr) => {
-                tracing::info!(%addr, "relayed address gone");
+                tracing::info!(%addr, "external address withdrawn");
                 self.swarm.remove_external_address(&addr);
+            }
+            NatEvent::Release(listener) => {
+                tracing::info!("public: releasing a relay reservation");
+                self.swarm.remove_listener(listener);
             }
             NatEvent::Reachability(r) => {
                 let external: Vec<String> = self

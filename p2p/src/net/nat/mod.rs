@@ -41,7 +41,7 @@ pub use behaviour::{NatBehaviour, NatBehaviourEvent};
 
 pub use state::{
     circuit_addr, is_relayed, NatCounters, NatEvent, NatMilestones, NatState, Reachability,
-    RELAY_HOP_PROTOCOL,
+    MAX_REFUTED, RELAY_HOP_PROTOCOL, RELAY_RETRY_MAX, RELAY_RETRY_MIN,
 };
 
 /// Limits of the circuit relay v2 server.
@@ -155,6 +155,9 @@ pub struct NatProtocol {
     pub state: NatState,
     /// Metrics.
     metrics: NatMetrics,
+    /// The swarm's confirmed external addresses, as its events told them (the swarm
+    /// notifies again for a duplicate, so the gauges are set from this set).
+    external: std::collections::HashSet<Multiaddr>,
 }
 
 impl NatProtocol {
@@ -220,6 +223,7 @@ impl Protocol for NatProtocol {
                         tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
                     }
                     self.state.on_reservation_accepted(relay_peer_id, now);
+                    self.refresh();
                 }
                 other => tracing::debug!(event = ?other, "relay client"),
             },
@@ -256,19 +260,27 @@ impl Protocol for NatProtocol {
         let s = &mut self.state;
         match event {
             FromSwarm::ExternalAddrConfirmed(e) => {
-                self.metrics.external_addresses.inc();
+                if self.external.insert(e.addr.clone()) {
+                    self.metrics
+                        .external_address
+                        .with_label_values(&[&e.addr.to_string()])
+                        .set(1);
+                }
                 self.metrics
-                    .external_address
-                    .with_label_values(&[&e.addr.to_string()])
-                    .set(1);
+                    .external_addresses
+                    .set(i64::try_from(self.external.len()).unwrap_or(i64::MAX));
                 s.on_confirmed(e.addr, now);
             }
             FromSwarm::ExternalAddrExpired(e) => {
-                self.metrics.external_addresses.dec();
-                let _ = self
-                    .metrics
-                    .external_address
-                    .remove_label_values(&[&e.addr.to_string()]);
+                if self.external.remove(e.addr) {
+                    let _ = self
+                        .metrics
+                        .external_address
+                        .remove_label_values(&[&e.addr.to_string()]);
+                }
+                self.metrics
+                    .external_addresses
+                    .set(i64::try_from(self.external.len()).unwrap_or(i64::MAX));
                 s.on_expired(e.addr, now);
             }
             FromSwarm::NewListenAddr(e) => s.on_new_listen_addr(e.addr),
@@ -289,6 +301,7 @@ impl Protocol for NatProtocol {
     }
 
     fn poll(&mut self, out: &mut Outbox<Self>) {
+        self.state.tick(Instant::now());
         let mut any = false;
         while let Some(e) = self.state.pop_event() {
             out.push_back(e);
@@ -340,6 +353,7 @@ impl Component<NatProtocol> {
                         policy,
                     ),
                     metrics,
+                    external: std::collections::HashSet::new(),
                 };
                 p.refresh();
                 p

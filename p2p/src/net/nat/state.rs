@@ -1,13 +1,14 @@
 //! The pure reachability and relay-reservation logic of [`super::Nat`] (issue 12 §2, §4):
 //! no swarm, `now` passed in, unit-tested below.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use dsdn_protocols::AddressPolicy;
 use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol as AddrProtocol;
 use libp2p::{Multiaddr, PeerId};
+use rand::seq::SliceRandom;
 use serde::Serialize;
 
 /// Whether this node can be reached from the internet, as AutoNAT found it.
@@ -47,11 +48,14 @@ pub enum NatEvent {
         /// The circuit listen address.
         addr: Multiaddr,
     },
-    /// A relayed address of ours became usable (its reservation was accepted): advertise
-    /// it as an external address.
+    /// A relay reported a relayed address of ours (when the reservation is accepted and at
+    /// each renewal; reported once): advertise it as an external address.
     Advertise(Multiaddr),
-    /// A relayed address of ours is gone: stop advertising it.
+    /// A relayed address of ours is gone, or a confirmed address is not one the address
+    /// policy admits: stop advertising it.
     Withdraw(Multiaddr),
+    /// The node became public: close this reservation's listener.
+    Release(ListenerId),
     /// Reachability changed to this.
     Reachability(Reachability),
 }
@@ -121,6 +125,12 @@ pub struct NatState {
     dialled: HashMap<PeerId, Multiaddr>,
     /// Reservations asked for, by relay.
     reservations: BTreeMap<PeerId, Reservation>,
+    /// Connected peers (identify answers of others are ignored).
+    connected: HashSet<PeerId>,
+    /// Relays not to ask again before the instant, with the pause that follows the next
+    /// failure (doubling from [`RELAY_RETRY_MIN`] to [`RELAY_RETRY_MAX`]; reset when a
+    /// reservation is accepted).
+    cooldown: HashMap<PeerId, (Instant, Duration)>,
     /// Milestones.
     milestones: NatMilestones,
     /// Counters.
@@ -131,6 +141,14 @@ pub struct NatState {
     /// on the same LAN is withdrawn on a public network).
     policy: AddressPolicy,
 }
+
+/// First pause before asking a relay again after its reservation ended or was refused.
+pub const RELAY_RETRY_MIN: Duration = Duration::from_secs(10);
+/// Longest such pause.
+pub const RELAY_RETRY_MAX: Duration = Duration::from_secs(600);
+/// Refuted candidate addresses kept (the oldest is dropped beyond): observed addresses are
+/// chosen by remote peers, so the set must not grow with them.
+pub const MAX_REFUTED: usize = 32;
 
 /// The circuit relay v2 hop protocol id, as identify lists it on relays.
 pub const RELAY_HOP_PROTOCOL: &str = "/libp2p/circuit/relay/0.2.0/hop";
@@ -156,6 +174,8 @@ impl NatState {
             relays_without_addr: BTreeSet::new(),
             dialled: HashMap::new(),
             reservations: BTreeMap::new(),
+            connected: HashSet::new(),
+            cooldown: HashMap::new(),
             milestones: NatMilestones::default(),
             counters: NatCounters::default(),
             queued: VecDeque::new(),
@@ -216,7 +236,9 @@ impl NatState {
             return;
         }
         self.confirmed.insert(addr.clone());
-        self.refuted.remove(addr);
+        // Failures seen before an address was confirmed no longer say anything: should
+        // every confirmed address expire, the node is unknown until AutoNAT tests again.
+        self.refuted.clear();
         self.update(now);
     }
 
@@ -238,6 +260,9 @@ impl NatState {
         } else {
             self.counters.probes_failed += 1;
             if !self.confirmed.contains(addr) {
+                if self.refuted.len() >= MAX_REFUTED {
+                    self.refuted.pop_first();
+                }
                 self.refuted.insert(addr.clone());
             }
         }
@@ -247,6 +272,7 @@ impl NatState {
     /// A connection to `peer` was established; `dialled` is the remote address when it is
     /// a direct outbound connection.
     pub fn on_connected(&mut self, peer: PeerId, dialled: Option<&Multiaddr>, now: Instant) {
+        self.connected.insert(peer);
         let Some(addr) = dialled.filter(|a| !is_relayed(a)) else {
             return;
         };
@@ -259,6 +285,8 @@ impl NatState {
 
     /// The last connection to `peer` closed.
     pub fn on_disconnected(&mut self, peer: &PeerId, now: Instant) {
+        self.connected.remove(peer);
+        self.cooldown.remove(peer);
         self.dialled.remove(peer);
         self.relays.remove(peer);
         self.relays_without_addr.remove(peer);
@@ -277,7 +305,7 @@ impl NatState {
     /// identify told the protocols `peer` speaks.
     pub fn on_identified(&mut self, peer: PeerId, protocols: &[String], now: Instant) {
         let relay = protocols.iter().any(|p| p == RELAY_HOP_PROTOCOL);
-        if !relay {
+        if !relay || !self.connected.contains(&peer) {
             self.relays.remove(&peer);
             self.relays_without_addr.remove(&peer);
             return;
@@ -312,6 +340,7 @@ impl NatState {
         if let Some(r) = self.reservations.get_mut(&relay) {
             r.accepted = true;
         }
+        self.cooldown.remove(&relay);
         if self.milestones.first_reservation_ms.is_none() {
             self.milestones.first_reservation_ms = Some(self.since_start(now));
         }
@@ -336,8 +365,21 @@ impl NatState {
         for a in addrs {
             self.on_expired_listen_addr(a);
         }
-        self.reservations
-            .retain(|_, r| r.listener != Some(listener));
+        let ended: Vec<PeerId> = self
+            .reservations
+            .iter()
+            .filter(|(_, r)| r.listener == Some(listener))
+            .map(|(p, _)| *p)
+            .collect();
+        for relay in ended {
+            self.reservations.remove(&relay);
+            // Refused, full, or stopped serving: not asked again at once (nor in a loop).
+            let pause = self
+                .cooldown
+                .get(&relay)
+                .map_or(RELAY_RETRY_MIN, |(_, p)| (*p * 2).min(RELAY_RETRY_MAX));
+            self.cooldown.insert(relay, (now + pause, pause));
+        }
         self.plan(now);
     }
 
@@ -377,22 +419,53 @@ impl NatState {
         self.plan(now);
     }
 
+    /// Re-plans reservations at `now` (relays whose pause ended may be asked again); the
+    /// component calls it whenever it is polled.
+    pub fn tick(&mut self, now: Instant) {
+        if self.reachability == Reachability::Private
+            && self.reservations.len() < self.max_reservations
+            && self.cooldown.values().any(|(until, _)| *until <= now)
+        {
+            self.plan(now);
+        }
+    }
+
     /// While private, asks for reservations on connected relays until
-    /// `max_reservations` are held or asked for.
-    fn plan(&mut self, _now: Instant) {
+    /// `max_reservations` are held or asked for, picking at random among the relays not in
+    /// their pause (so private nodes spread over the relays). Once public, every
+    /// reservation is released.
+    fn plan(&mut self, now: Instant) {
+        if self.reachability == Reachability::Public {
+            let held: Vec<ListenerId> = self
+                .reservations
+                .values()
+                .filter_map(|r| r.listener)
+                .collect();
+            self.reservations.clear();
+            for listener in held {
+                self.queued.push_back(NatEvent::Release(listener));
+            }
+            return;
+        }
         if self.reachability != Reachability::Private {
             return;
         }
         let free = self
             .max_reservations
             .saturating_sub(self.reservations.len());
-        let picks: Vec<(PeerId, Multiaddr)> = self
+        if free == 0 {
+            return;
+        }
+        let mut candidates: Vec<(PeerId, Multiaddr)> = self
             .relays
             .iter()
             .filter(|(p, _)| !self.reservations.contains_key(p))
-            .take(free)
+            .filter(|(p, _)| self.cooldown.get(p).is_none_or(|(until, _)| *until <= now))
             .map(|(p, a)| (*p, a.clone()))
             .collect();
+        candidates.shuffle(&mut rand::rng());
+        candidates.truncate(free);
+        let picks = candidates;
         for (relay, relay_addr) in picks {
             let addr = circuit_addr(&relay_addr, relay);
             self.reservations.insert(
@@ -467,7 +540,10 @@ mod tests {
         );
         // The milestone is the first verdict.
         assert_eq!(s.milestones().reachability_known_ms, Some(3000));
+        // Expired: unknown until AutoNAT finds otherwise (the earlier failure is forgotten).
         s.on_expired(&addr("/ip4/203.0.113.1/udp/4001/quic-v1"), t0);
+        assert_eq!(s.reachability(), Reachability::Unknown);
+        s.on_probe(&addr("/ip4/203.0.113.1/tcp/4001"), false, t0);
         assert_eq!(s.reachability(), Reachability::Private);
     }
 
@@ -573,6 +649,72 @@ mod tests {
         let ev = drain(&mut s);
         assert_eq!(ev[0], NatEvent::Withdraw(listen));
         assert!(matches!(&ev[1], NatEvent::Reserve { .. }), "{ev:?}");
+    }
+
+    #[test]
+    fn a_relay_that_ends_a_reservation_is_paused_doubling_and_not_asked_in_a_loop() {
+        let t0 = Instant::now();
+        let mut s = NatState::new(t0, 1, AddressPolicy::PERMISSIVE);
+        let relay = PeerId::random();
+        s.on_connected(relay, Some(&addr("/ip4/198.51.100.1/tcp/7")), t0);
+        s.on_identified(relay, &[RELAY_HOP_PROTOCOL.to_owned()], t0);
+        s.on_probe(&addr("/ip4/203.0.113.1/tcp/4001"), false, t0);
+        let reserves = |ev: &[NatEvent]| {
+            ev.iter()
+                .filter(|e| matches!(e, NatEvent::Reserve { .. }))
+                .count()
+        };
+        assert_eq!(reserves(&drain(&mut s)), 1);
+        // Refused at once (the listener closes without an accepted reservation): paused.
+        let mut t = t0;
+        for pause in [10, 20, 40] {
+            let id = ListenerId::next();
+            s.reservation_listener(relay, id);
+            s.on_listener_closed(id, &[], t);
+            assert_eq!(reserves(&drain(&mut s)), 0, "asked again at once");
+            s.tick(t + Duration::from_secs(pause - 1));
+            assert_eq!(reserves(&drain(&mut s)), 0, "asked before the pause ended");
+            t += Duration::from_secs(pause);
+            s.tick(t);
+            assert_eq!(reserves(&drain(&mut s)), 1, "not asked after {pause} s");
+        }
+    }
+
+    #[test]
+    fn becoming_public_releases_reservations_and_failures_are_forgotten() {
+        let t0 = Instant::now();
+        let mut s = NatState::new(t0, 2, AddressPolicy::PERMISSIVE);
+        let relay = PeerId::random();
+        s.on_connected(relay, Some(&addr("/ip4/198.51.100.1/tcp/7")), t0);
+        s.on_identified(relay, &[RELAY_HOP_PROTOCOL.to_owned()], t0);
+        s.on_probe(&addr("/ip4/203.0.113.1/tcp/4001"), false, t0);
+        drain(&mut s);
+        let id = ListenerId::next();
+        s.reservation_listener(relay, id);
+        s.on_reservation_accepted(relay, t0);
+        let public = addr("/ip4/203.0.113.1/udp/4001/quic-v1");
+        s.on_confirmed(&public, t0);
+        let ev = drain(&mut s);
+        assert!(ev.contains(&NatEvent::Release(id)), "{ev:?}");
+        assert_eq!(s.reserved_relays().count(), 0);
+        // The old failure does not make the node private again when the address expires.
+        s.on_expired(&public, t0);
+        assert_eq!(s.reachability(), Reachability::Unknown);
+    }
+
+    #[test]
+    fn refuted_candidates_and_identify_answers_stay_bounded() {
+        let t0 = Instant::now();
+        let mut s = NatState::new(t0, 2, AddressPolicy::PERMISSIVE);
+        for port in 1..=1000u16 {
+            s.on_probe(&addr(&format!("/ip4/203.0.113.1/tcp/{port}")), false, t0);
+        }
+        assert_eq!(s.refuted.len(), MAX_REFUTED);
+        // identify of a peer that is no longer (or never was) connected is ignored.
+        for _ in 0..100 {
+            s.on_identified(PeerId::random(), &[RELAY_HOP_PROTOCOL.to_owned()], t0);
+        }
+        assert!(s.relays_without_addr.is_empty() && s.relays.is_empty());
     }
 
     #[test]

@@ -45,9 +45,10 @@ impl PeerManager {
     }
 
     /// `max_connections_per_peer`, plus [`PROBE_SLACK`] for a connection this peer manager
-    /// did not dial (`ours = false`): an AutoNAT dial-back, an address test or a hole
-    /// punch beside the peer's regular connections (two peers that dialled each other at
-    /// once already hold two).
+    /// did not dial for itself (`ours = false`): every inbound connection (it may be an
+    /// AutoNAT dial-back), an outbound one another behaviour opened (a dial-back, a hole
+    /// punch) and an address test, beside the peer's regular connections (two peers that
+    /// dialled each other at once already hold two).
     fn check_per_peer(&self, peer: &PeerId, ours: bool) -> Result<(), ConnectionDenied> {
         let n = self.conns.values().filter(|c| c.peer == *peer).count();
         let cap = self.cfg.max_connections_per_peer + if ours { 0 } else { PROBE_SLACK };
@@ -129,10 +130,19 @@ impl NetworkBehaviour for PeerManager {
         if is_relayed(addr) {
             self.check_relayed()?;
         }
-        self.check_per_peer(&peer, self.dials.contains_key(&connection_id))?;
+        // An address test dials a peer that is connected already: like the probes of other
+        // behaviours it may use the one-connection slack.
+        let ours = self
+            .dials
+            .get(&connection_id)
+            .is_some_and(|d| d.kind != DialKind::AddressTest);
+        self.check_per_peer(&peer, ours)?;
         // Our own dials are budgeted already; connections opened by other behaviours
-        // (Kademlia, gossipsub) are held to the hard cap.
-        if !self.dials.contains_key(&connection_id) {
+        // (Kademlia, gossipsub) are held to the hard cap, except a second connection to a
+        // peer we are connected to (an AutoNAT dial-back, a DCUtR hole punch): refusing it
+        // would make AutoNAT call the peer unreachable, or keep a relayed connection.
+        let connected = self.conns.values().any(|c| c.peer == peer);
+        if !self.dials.contains_key(&connection_id) && !connected {
             let cap = self.cfg.max_outbound_connections + EXTRA_OUTBOUND;
             let outbound = self.conns.values().filter(|c| c.outbound).count();
             if outbound >= cap {
@@ -179,7 +189,16 @@ impl NetworkBehaviour for PeerManager {
                         },
                     },
                 );
-                if outbound {
+                // A connection another behaviour opened to a peer we already reach directly
+                // is a probe (an AutoNAT dial-back): no handshake, so it is closed with the
+                // other unverified connections once it has served. A hole punch (the peer
+                // was reached through a relay only) is handshaken like any connection.
+                let probe = dial.is_none()
+                    && self
+                        .conns
+                        .iter()
+                        .any(|(id, c)| *id != e.connection_id && c.peer == e.peer_id && !c.relayed);
+                if outbound && !probe {
                     self.events.push_back(ToSwarm::GenerateEvent(
                         PeerManagerEvent::SendHandshake {
                             peer: e.peer_id,
@@ -232,12 +251,13 @@ impl NetworkBehaviour for PeerManager {
                     }
                 }
             }
-            FromSwarm::NewListenAddr(e) => {
+            // A relayed listen address holds the relay's socket, not ours.
+            FromSwarm::NewListenAddr(e) if !is_relayed(e.addr) => {
                 if let Some(s) = socket_of(e.addr) {
                     self.listen_sockets.insert(s);
                 }
             }
-            FromSwarm::ExpiredListenAddr(e) => {
+            FromSwarm::ExpiredListenAddr(e) if !is_relayed(e.addr) => {
                 if let Some(s) = socket_of(e.addr) {
                     self.listen_sockets.remove(&s);
                 }
