@@ -189,16 +189,7 @@ impl NetworkBehaviour for PeerManager {
                         },
                     },
                 );
-                // A connection another behaviour opened to a peer we already reach directly
-                // is a probe (an AutoNAT dial-back): no handshake, so it is closed with the
-                // other unverified connections once it has served. A hole punch (the peer
-                // was reached through a relay only) is handshaken like any connection.
-                let probe = dial.is_none()
-                    && self
-                        .conns
-                        .iter()
-                        .any(|(id, c)| *id != e.connection_id && c.peer == e.peer_id && !c.relayed);
-                if outbound && !probe {
+                if outbound {
                     self.events.push_back(ToSwarm::GenerateEvent(
                         PeerManagerEvent::SendHandshake {
                             peer: e.peer_id,
