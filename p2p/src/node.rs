@@ -42,7 +42,8 @@ pub enum StartError {
     /// The transport or a behaviour could not be built.
     #[error("swarm: {0}")]
     Swarm(String),
-    /// The listen address could not be bound.
+    /// The listen address could not be bound; `reason` is the whole cause chain, down to
+    /// the OS error (e.g. `Address already in use (os error 98)`).
     #[error("cannot listen on {addr}: {reason}")]
     Listen {
         /// The address.
@@ -116,6 +117,28 @@ fn host_has_ipv6() -> bool {
     std::net::UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, 0)).is_ok()
 }
 
+/// `error` and its causes, each once, joined with `: `. A cause whose text the message
+/// before it already holds is left out, and so is an empty message (libp2p's transport
+/// errors print nothing of their own and keep the OS reason in their source).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = String::new();
+    let mut next: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        next = e.source();
+    }
+    if out.is_empty() {
+        out.push_str("unknown error");
+    }
+    out
+}
+
 /// Listens on the QUIC and TCP addresses of every `IP:PORT` of `listen`. With
 /// `ipv6_optional`, an IPv6 address that cannot be bound on a host without IPv6 is skipped
 /// with a warning; any other failure is [`StartError::Listen`].
@@ -133,7 +156,7 @@ fn listen_on_all<B: libp2p::swarm::NetworkBehaviour>(
                 }
                 return Err(StartError::Listen {
                     addr,
-                    reason: e.to_string(),
+                    reason: error_chain(&e),
                 });
             }
         }
@@ -448,4 +471,67 @@ pub fn signing_key(
         .try_into()
         .map_err(|_| StartError::Swarm("bad Ed25519 secret".into()))?;
     Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{msg}")]
+    struct E {
+        msg: String,
+        #[source]
+        source: Option<Box<E>>,
+    }
+
+    fn e(msg: &str, source: Option<E>) -> E {
+        E {
+            msg: msg.to_owned(),
+            source: source.map(Box::new),
+        }
+    }
+
+    #[test]
+    fn an_error_chain_names_each_cause_once_and_skips_empty_ones() {
+        let os = e("Address already in use (os error 98)", None);
+        let transport = e("", Some(os));
+        let top = e("cannot bind", Some(transport));
+        assert_eq!(
+            error_chain(&top),
+            "cannot bind: Address already in use (os error 98)"
+        );
+        let repeated = e(
+            "open failed: No such file (os error 2)",
+            Some(e("No such file (os error 2)", None)),
+        );
+        assert_eq!(
+            error_chain(&repeated),
+            "open failed: No such file (os error 2)"
+        );
+        assert_eq!(error_chain(&e("", None)), "unknown error");
+    }
+
+    #[tokio::test]
+    async fn a_port_in_use_is_reported_with_the_os_reason() {
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = NodeConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], port))],
+            listen_ipv6_optional: false,
+            ..NodeConfig::new(
+                libp2p::identity::Keypair::generate_ed25519(),
+                dsdn_protocols::NetworkId::new("devnet").unwrap(),
+                dir.path(),
+            )
+        };
+        let err = match Node::start(cfg) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("listening on a taken UDP port succeeded"),
+        };
+        assert!(err.contains("cannot listen on"), "{err}");
+        assert!(err.contains("os error"), "no OS reason in: {err}");
+        assert!(!err.ends_with(": "), "{err}");
+    }
 }
