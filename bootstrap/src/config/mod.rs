@@ -378,6 +378,21 @@ fn type_error(err: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
 pub struct KeyErrors(Vec<KeyError>);
 
 impl KeyErrors {
+    /// Returns `value`, recording `key` as invalid (`must be between {min} and {max}, got
+    /// {value}`) when it lies outside `min..=max`.
+    pub fn range<T: PartialOrd + fmt::Display + Copy>(
+        &mut self,
+        key: &str,
+        value: T,
+        min: T,
+        max: T,
+    ) -> T {
+        if value < min || value > max {
+            self.push(key, format!("must be between {min} and {max}, got {value}"));
+        }
+        value
+    }
+
     /// Records that `key` (dotted, e.g. `da.batch_max_bytes`) is invalid because of
     /// `message`.
     pub fn push(&mut self, key: impl Into<String>, message: impl fmt::Display) {

@@ -114,70 +114,47 @@ impl DaConfig {
     }
 }
 
-fn check<T: PartialOrd + std::fmt::Display + Copy>(
-    errs: &mut KeyErrors,
-    key: &str,
-    value: T,
-    min: T,
-    max: T,
-) -> T {
-    if value < min || value > max {
-        errs.push(
-            format!("da.{key}"),
-            format!("must be between {min} and {max}, got {value}"),
-        );
-    }
-    value
-}
-
 pub(crate) fn validate(raw: RawDa, errs: &mut KeyErrors) -> DaConfig {
     let max_secs = MAX_DURATION_SECS;
     DaConfig {
-        batch_max_bytes: check(
-            errs,
-            "batch_max_bytes",
+        batch_max_bytes: errs.range(
+            "da.batch_max_bytes",
             raw.batch_max_bytes,
             1024,
             MAX_BATCH_BYTES,
         ),
-        batch_max_events: check(
-            errs,
-            "batch_max_events",
+        batch_max_events: errs.range(
+            "da.batch_max_events",
             raw.batch_max_events,
             1,
             MAX_BATCH_EVENTS,
         ),
-        batch_interval: Duration::from_millis(check(
-            errs,
-            "batch_interval_ms",
+        batch_interval: Duration::from_millis(errs.range(
+            "da.batch_interval_ms",
             raw.batch_interval_ms,
             1,
             60_000,
         )),
-        sync_chunk_blobs: check(
-            errs,
-            "sync_chunk_blobs",
+        sync_chunk_blobs: errs.range(
+            "da.sync_chunk_blobs",
             raw.sync_chunk_blobs,
             1,
             MAX_SYNC_CHUNK,
         ),
-        sync_request_timeout: Duration::from_secs(check(
-            errs,
-            "sync_request_timeout_secs",
+        sync_request_timeout: Duration::from_secs(errs.range(
+            "da.sync_request_timeout_secs",
             raw.sync_request_timeout_secs,
             1,
             max_secs,
         )),
-        snapshot_interval_blobs: check(
-            errs,
-            "snapshot_interval_blobs",
+        snapshot_interval_blobs: errs.range(
+            "da.snapshot_interval_blobs",
             raw.snapshot_interval_blobs,
             1,
             u64::MAX,
         ),
-        publish_grace: Duration::from_secs(check(
-            errs,
-            "publish_grace_secs",
+        publish_grace: Duration::from_secs(errs.range(
+            "da.publish_grace_secs",
             raw.publish_grace_secs,
             1,
             max_secs,

@@ -140,22 +140,6 @@ impl NatSection {
     }
 }
 
-fn check<T: PartialOrd + std::fmt::Display + Copy>(
-    errs: &mut KeyErrors,
-    key: &str,
-    value: T,
-    min: T,
-    max: T,
-) -> T {
-    if value < min || value > max {
-        errs.push(
-            format!("nat.{key}"),
-            format!("must be between {min} and {max}, got {value}"),
-        );
-    }
-    value
-}
-
 /// Validates `[nat]`: `max_relay_reservations` 0..=8, `relay_max_reservations` and
 /// `relay_max_circuits` 1..=65,536, `relay_max_circuit_secs` 1..=one week,
 /// `relay_max_circuit_bytes` 1 KiB..=1 GiB, `relay_reservation_rate_per_ip` and
@@ -166,52 +150,40 @@ pub(crate) fn validate(raw: RawNat, errs: &mut KeyErrors) -> NatSection {
         relay_server: raw.relay_server,
         upnp: raw.upnp,
         autonat_server: raw.autonat_server,
-        max_relay_reservations: check(
-            errs,
-            "max_relay_reservations",
+        max_relay_reservations: errs.range(
+            "nat.max_relay_reservations",
             raw.max_relay_reservations,
             0,
             8,
         ),
         relay: RelayLimits {
-            max_reservations: check(
-                errs,
-                "relay_max_reservations",
+            max_reservations: errs.range(
+                "nat.relay_max_reservations",
                 raw.relay_max_reservations,
                 1,
                 65_536,
             ),
-            max_circuits: check(
-                errs,
-                "relay_max_circuits",
-                raw.relay_max_circuits,
-                1,
-                65_536,
-            ),
-            max_circuit_duration: Duration::from_secs(check(
-                errs,
-                "relay_max_circuit_secs",
+            max_circuits: errs.range("nat.relay_max_circuits", raw.relay_max_circuits, 1, 65_536),
+            max_circuit_duration: Duration::from_secs(errs.range(
+                "nat.relay_max_circuit_secs",
                 raw.relay_max_circuit_secs,
                 1,
                 MAX_DURATION_SECS,
             )),
-            max_circuit_bytes: check(
-                errs,
-                "relay_max_circuit_bytes",
+            max_circuit_bytes: errs.range(
+                "nat.relay_max_circuit_bytes",
                 raw.relay_max_circuit_bytes,
                 1024,
                 1 << 30,
             ),
-            reservation_rate_per_ip: check(
-                errs,
-                "relay_reservation_rate_per_ip",
+            reservation_rate_per_ip: errs.range(
+                "nat.relay_reservation_rate_per_ip",
                 raw.relay_reservation_rate_per_ip,
                 1,
                 1_000_000,
             ),
-            circuit_rate_per_ip: check(
-                errs,
-                "relay_circuit_rate_per_ip",
+            circuit_rate_per_ip: errs.range(
+                "nat.relay_circuit_rate_per_ip",
                 raw.relay_circuit_rate_per_ip,
                 1,
                 1_000_000,

@@ -90,8 +90,6 @@ pub struct NatCounters {
 /// The relay-side knowledge of one reservation we asked for.
 #[derive(Clone, Debug)]
 struct Reservation {
-    /// The circuit listen address.
-    addr: Multiaddr,
     /// The swarm's listener for it, once reported.
     listener: Option<ListenerId>,
     /// Whether the relay accepted it.
@@ -471,7 +469,6 @@ impl NatState {
             self.reservations.insert(
                 relay,
                 Reservation {
-                    addr: addr.clone(),
                     listener: None,
                     accepted: false,
                 },
@@ -479,11 +476,6 @@ impl NatState {
             tracing::info!(%relay, %addr, "private: reserving a relay slot");
             self.queued.push_back(NatEvent::Reserve { relay, addr });
         }
-    }
-
-    /// The circuit addresses of reservations asked for (accepted or not).
-    pub fn reservation_addrs(&self) -> impl Iterator<Item = &Multiaddr> {
-        self.reservations.values().map(|r| &r.addr)
     }
 }
 
