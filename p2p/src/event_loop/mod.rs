@@ -494,10 +494,6 @@ impl EventLoop {
                 tracing::info!(%addr, "external address withdrawn");
                 self.swarm.remove_external_address(&addr);
             }
-            NatEvent::Release(listener) => {
-                tracing::info!("public: releasing a relay reservation");
-                self.swarm.remove_listener(listener);
-            }
             NatEvent::Reachability(r) => {
                 let external: Vec<String> = self
                     .swarm
