@@ -90,6 +90,13 @@ pub struct StatusResponse {
     /// "probes_failed", "dcutr_ok", "dcutr_failed", "circuits_relayed"}}`.
     #[serde(default)]
     pub nat: Option<serde_json::Value>,
+    /// peers.dat entries under a ban now.
+    #[serde(default)]
+    pub banned_peers: usize,
+    /// Problems the operator should act on, one sentence each (most known peers banned,
+    /// another process running with this node's key, …); empty when all is well.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 fn unknown() -> String {
@@ -200,6 +207,13 @@ pub struct UnbanResponse {
     pub peer_id: String,
     /// True when the peer was banned (and is not any more); false when it had no ban.
     pub unbanned: bool,
+}
+
+/// Answer to `DELETE /v1/bans` (`dsdn-agent peers unban --all`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnbanAllResponse {
+    /// How many peers had a ban (expired or not) that is now lifted.
+    pub unbanned: usize,
 }
 
 /// Answer to `POST /v1/da/events`, sent once every event is sealed in a blob.

@@ -281,6 +281,16 @@ impl ApiClient {
         self.decode(&path, &body)
     }
 
+    /// `DELETE /v1/bans`: lifts every ban.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn unban_all(&self) -> Result<crate::api::UnbanAllResponse, ClientError> {
+        let path = "/v1/bans";
+        let body = self.send(path, self.http.delete(self.url(path))).await?;
+        self.decode(path, &body)
+    }
+
     /// `POST /v1/da/events`: publishes `events` (the node must be the DA authority).
     ///
     /// # Errors

@@ -117,6 +117,8 @@ async fn status(State(s): State<ApiState>) -> Response {
         reachability: st.nat.reachability.as_str().to_owned(),
         external_addrs: st.nat.external_addrs.clone(),
         nat: serde_json::to_value(&st.nat).ok(),
+        banned_peers: st.banned_peers,
+        warnings: st.warnings,
     })
     .into_response()
 }
@@ -199,6 +201,7 @@ pub fn router(state: ApiState) -> Router {
             "/v1/peers/{peer_id}/ban",
             post(control::ban).delete(control::unban),
         )
+        .route("/v1/bans", axum::routing::delete(control::unban_all))
         .route("/v1/da/events", post(da::publish))
         .route("/v1/da/blobs", get(da::blobs).post(da::submit))
         .route("/v1/da/state", get(da::state))

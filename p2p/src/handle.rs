@@ -50,6 +50,11 @@ pub struct NodeStatus {
     pub uptime: Duration,
     /// Reachability, confirmed external addresses, relays and DCUtR (issue 12 §2, §4).
     pub nat: crate::net::nat::NatView,
+    /// peers.dat entries under a ban now.
+    pub banned_peers: usize,
+    /// Problems the operator should act on, one sentence each (most known peers banned,
+    /// this node's identity in use elsewhere, …); empty when all is well.
+    pub warnings: Vec<String>,
 }
 
 /// One known peer (peers.dat ∪ connected).
@@ -221,6 +226,8 @@ pub enum Command {
     Ban(PeerId, Duration, oneshot::Sender<Result<u64, ControlError>>),
     /// Lift a ban; replies whether the peer had one.
     Unban(PeerId, oneshot::Sender<Result<bool, ControlError>>),
+    /// Lift every ban; replies how many peers had one.
+    UnbanAll(oneshot::Sender<Result<usize, ControlError>>),
     /// Subscribe to the DA blobs this node applies, from now on.
     SubscribeDa(oneshot::Sender<Result<mpsc::Receiver<DaNotice>, TooManySubscribers>>),
     /// Start (or join) the committee DKG; answered when this member adopted the key.
@@ -412,6 +419,14 @@ impl NodeHandle {
     /// [`Stopped`] when the event loop has ended; [`ControlError::Store`].
     pub async fn unban(&self, peer: PeerId) -> Result<Result<bool, ControlError>, Stopped> {
         self.ask(|tx| Command::Unban(peer, tx)).await
+    }
+
+    /// Lifts every ban (`dsdn-agent peers unban --all`); returns how many peers had one.
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended; [`ControlError::Store`].
+    pub async fn unban_all(&self) -> Result<Result<usize, ControlError>, Stopped> {
+        self.ask(Command::UnbanAll).await
     }
 
     /// Subscribes to the DA blobs this node verifies and applies from now on (its own

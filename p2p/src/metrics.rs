@@ -59,8 +59,16 @@ pub struct Metrics {
     /// `bootstrap_connections_denied_total{reason}`: connections refused (`banned`,
     /// `rate_limited`, `inbound_limit`, `outbound_limit`, `per_peer`).
     pub connections_denied: IntCounterVec,
-    /// `bootstrap_misbehaving_total{reason}`: peers penalised and banned, by reason.
+    /// `bootstrap_misbehaving_total{reason}`: offences charged to peers' reputations, by
+    /// reason (each one lowers the reputation; only some lead to a ban).
     pub misbehaving: IntCounterVec,
+    /// `node_identity_clash{kind}`: 1 once another process was seen running with this
+    /// node's key (`peer_id`: its PeerId on the network; `da_authority`: a blob signed with
+    /// its authority key that it did not seal), else 0 (issue 14 §4).
+    pub identity_clash: IntGaugeVec,
+    /// `bootstrap_peer_bans_total{reason}`: peers banned because their reputation fell past
+    /// the ban threshold, by the reason of the last offence.
+    pub bans: IntCounterVec,
     /// `bootstrap_pex_addrs_received_total`: addresses received in PEX responses.
     pub pex_addrs_received: IntCounter,
     /// `bootstrap_pex_addrs_rate_limited_total`: received PEX addresses dropped by the
@@ -311,7 +319,23 @@ impl Metrics {
             )?,
             misbehaving: counter_vec(
                 "bootstrap_misbehaving_total",
-                "Peers penalised and banned for misbehaviour, by reason.",
+                "Offences charged to peers' reputations, by reason.",
+                "reason",
+            )?,
+            identity_clash: {
+                let g = gauge_vec(
+                    "node_identity_clash",
+                    "1 once another process was seen running with this node's key, by kind.",
+                    "kind",
+                )?;
+                for kind in ["peer_id", "da_authority"] {
+                    g.with_label_values(&[kind]).set(0);
+                }
+                g
+            },
+            bans: counter_vec(
+                "bootstrap_peer_bans_total",
+                "Peers banned when their reputation fell past the ban threshold, by reason.",
                 "reason",
             )?,
             pex_addrs_received: counter(

@@ -289,6 +289,51 @@ fn build_behaviour(
     })
 }
 
+/// Fingerprint of the parts of `cfg` that decide whether a peer's message counts as
+/// misbehaviour: the network id, the DA authority and the committee (members, threshold,
+/// epoch). A ban that rests on them records it ([`dsdn_peers::BanCause::config`]) and is
+/// lifted when the node starts with another fingerprint (issue 14 §3). The first 8 bytes of
+/// a SHA-256 over a length-prefixed encoding, big-endian.
+pub fn config_fingerprint(cfg: &NodeConfig) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    };
+    field(cfg.network.as_str().as_bytes());
+    field(cfg.da_authority.as_ref().map_or(&[][..], |a| &a[..]));
+    if let Some(c) = &cfg.committee {
+        for m in &c.members {
+            field(&m.to_bytes());
+        }
+        field(&c.threshold.to_be_bytes());
+        field(&c.epoch.to_be_bytes());
+    }
+    let d = h.finalize();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&d[..8]);
+    u64::from_be_bytes(out)
+}
+
+/// Lifts the bans that rested on another configuration and warns when most known peers are
+/// banned (issue 14 §3).
+fn check_bans(store: &PeerStore, fingerprint: u64) {
+    match store.lift_config_bans(fingerprint) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            lifted = n,
+            "lifted the bans that rested on a previous configuration (DA authority, committee \
+             or network id changed)"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot lift the bans of a previous configuration"),
+    }
+    let st = store.stats(crate::net::peer_manager::unix_now());
+    if let Some(w) = crate::net::peer_manager::banned_majority_warning(st.banned, st.entries) {
+        tracing::warn!("{w}");
+    }
+}
+
 impl Node {
     /// Opens peers.dat, builds the swarm, starts listening and returns the node, ready to
     /// be run.
@@ -303,6 +348,8 @@ impl Node {
         if store_report.moved_aside.is_some() {
             metrics.peers_dat_corrupt.inc();
         }
+        let fingerprint = config_fingerprint(&cfg);
+        check_bans(&store, fingerprint);
         let store = Arc::new(store);
         let (added, added_moved) =
             AddedSources::load(&cfg.added_file).map_err(|e| StartError::Added(e.to_string()))?;
@@ -325,6 +372,7 @@ impl Node {
                 added,
                 added_file: cfg.added_file.clone(),
                 address_policy: cfg.address_policy,
+                config_fingerprint: fingerprint,
             },
         );
         let mut built = None;

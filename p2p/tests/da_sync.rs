@@ -1,5 +1,5 @@
 //! Swarm-level tests of the DA event log (issue 5 §4): backfill from several peers when one
-//! stalls, penalties for peers that serve invalid blobs, out-of-order gossip held until the
+//! stalls, graduated penalties for peers that serve invalid blobs, out-of-order gossip held until the
 //! gap is backfilled. Real nodes on loopback; the misbehaving peers are built from the public
 //! behaviour constructors (`handshake_behaviour`, `da_sync_behaviour`).
 //!
@@ -84,9 +84,10 @@ async fn late_joiner_backfills_from_several_peers_when_one_stalls() {
 }
 
 /// A rogue serves the chain with blob 10 replaced by `forged`; the joiner applies 1..=9,
-/// rejects 10 with `reason`, bans the rogue, stores nothing invalid, then completes from
-/// an honest peer.
-async fn invalid_blob_in_sync_response_bans_the_sender(
+/// rejects 10 with `reason`, charges the rogue one offence (graduated scoring, issue 14 §3:
+/// one invalid blob is not a ban, as it may come from this node's own configuration), stores
+/// nothing invalid, then completes from an honest peer.
+async fn invalid_blob_in_sync_response_is_penalised(
     forged: fn(&TestChain, u64) -> Vec<u8>,
     reason: &str,
 ) {
@@ -106,32 +107,26 @@ async fn invalid_blob_in_sync_response_bans_the_sender(
         .wait_for(Duration::from_secs(10), |s| matches!(s, RogueSaw::Sync(_)))
         .await
         .expect("the joiner never asked the rogue for blobs");
-    assert!(
-        rogue
-            .wait_for(Duration::from_secs(10), |s| matches!(
-                s,
-                RogueSaw::Closed(_)
-            ))
-            .await
-            .is_some(),
-        "the joiner kept the connection to a peer that served an invalid blob"
-    );
-    wait_until(
-        Duration::from_secs(5),
-        "rogue banned in peers.dat",
-        || async {
-            j.handle
-                .peers()
-                .await
-                .unwrap()
-                .iter()
-                .any(|p| p.peer_id == rogue_id && p.banned_until.is_some())
-        },
-    )
+    wait_until(Duration::from_secs(10), "the offence charged", || async {
+        j.metric("bootstrap_misbehaving_total{reason=\"da_invalid_blob\"}") >= 1.0
+    })
     .await;
     assert_eq!(
         j.metric("bootstrap_misbehaving_total{reason=\"da_invalid_blob\"}"),
         1.0
+    );
+    assert!(
+        !j.handle
+            .peers()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.peer_id == rogue_id && p.banned_until.is_some()),
+        "banned on a first offence"
+    );
+    assert_eq!(
+        j.metric("bootstrap_peer_bans_total{reason=\"da_invalid_blob\"}"),
+        0.0
     );
     let sample = format!("da_blobs_rejected_total{{reason=\"{reason}\"}}");
     assert!(j.metric(&sample) >= 1.0, "{sample} not counted");
@@ -147,23 +142,22 @@ async fn invalid_blob_in_sync_response_bans_the_sender(
     let stored = j.handle.da_range(1, 64).await.unwrap().unwrap();
     assert_eq!(stored.len() as u64, BAD - 1);
 
-    // An honest peer completes the log; the rogue cannot come back.
+    // An honest peer completes the log.
     j.handle.add_peer(a.as_static()).await.unwrap().unwrap();
     let state = reach(&j.handle, N, Duration::from_secs(20)).await;
     assert_eq!(state.state_root, chain.root);
     let stored = j.handle.da_range(BAD, 1).await.unwrap().unwrap();
     assert_eq!(stored, vec![chain.blobs[BAD as usize - 1].clone()]);
-    assert!(!is_connected(&j.handle, rogue_id).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_blob_with_a_bad_signature_in_a_sync_response_bans_the_sender() {
-    invalid_blob_in_sync_response_bans_the_sender(forged_signature, "bad_signature").await;
+async fn a_blob_with_a_bad_signature_in_a_sync_response_is_penalised() {
+    invalid_blob_in_sync_response_is_penalised(forged_signature, "bad_signature").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_blob_breaking_the_hash_chain_in_a_sync_response_bans_the_sender() {
-    invalid_blob_in_sync_response_bans_the_sender(chain_break, "prev_hash_mismatch").await;
+async fn a_blob_breaking_the_hash_chain_in_a_sync_response_is_penalised() {
+    invalid_blob_in_sync_response_is_penalised(chain_break, "prev_hash_mismatch").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use dsdn_peers::{score, LearnedPeer, OutboundView, PeerStore, MAX_ENTRIES};
+use dsdn_peers::{score, BanCause, LearnedPeer, OutboundView, PeerStore, MAX_ENTRIES};
 use dsdn_protocols::{NetworkId, PeerSource, ServiceSet};
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
@@ -110,7 +110,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 store.record_failure(id, t + 60)?;
             }
         }
-        store.ban(&ids[5000], NOW + 86_400, NOW)?;
+        store.ban(&ids[5000], NOW + 86_400, NOW, BanCause::new("bench", None))?;
         assert_eq!(store.len(), MAX_ENTRIES);
         ids
     };

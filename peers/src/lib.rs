@@ -31,13 +31,15 @@ pub mod netgroup;
 pub mod ratelimit;
 pub mod record;
 pub mod redb_file;
+pub mod reputation;
 pub mod score;
 pub mod select;
 pub mod store;
 
 pub use netgroup::{netgroup_of, NetGroup};
 pub use ratelimit::{AddrTokenBucket, InboundRateLimiter, MAX_TRACKED_IPS};
-pub use record::{PeerRecord, SUSPICIOUS_CONSECUTIVE_FAILURES};
+pub use record::{BanCause, PeerRecord, SUSPICIOUS_CONSECUTIVE_FAILURES};
+pub use reputation::{PeerAction, Reputations, Verdict};
 pub use score::{dial_order, score};
 pub use select::{select_outbound, single_source, OutboundView};
 pub use store::{

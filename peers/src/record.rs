@@ -12,10 +12,12 @@
 //! * v2 (schema 2): the same map plus `netgroups`, the [`NetGroup`] of each address in its
 //!   `Display` form (`"ipv4:203.0"`, …; CBOR null for an address without one), as 28.1.C §6
 //!   asks peers.dat to hold "the netgroup of each address"; still decoded;
-//! * v3 (schema 3, written by this build): the tag byte 3 and a postcard encoding with binary
-//!   netgroups, without field names, the PeerId (the table key) or the network (the meta
-//!   table); see `compact`. About a third of the size of v2, and decoded without
-//!   intermediate allocations, for the 10,000-entry load at start-up.
+//! * v3 (schema 3): the tag byte 3 and a postcard encoding with binary netgroups, without
+//!   field names, the PeerId (the table key) or the network (the meta table); see `compact`.
+//!   About a third of the size of v2, and decoded without intermediate allocations, for the
+//!   10,000-entry load at start-up; still decoded;
+//! * v4 (schema 4, written by this build): the v3 layout with the tag byte 4, followed by the
+//!   [`BanCause`] of the ban, if any (postcard `Option`).
 //!
 //! Decoding never trusts the bytes: the version, the PeerId, every multiaddr (count and size
 //! bounds included), the stored netgroups (which must equal the ones recomputed from the
@@ -47,8 +49,45 @@ pub const MAX_RECORD_BYTES: usize = 8 * 1024;
 /// (28.1.B §4).
 pub const SUSPICIOUS_CONSECUTIVE_FAILURES: u32 = 10;
 
-/// Version tag of the current on-disk record layout (v3: compact binary, with netgroups).
-pub(crate) const RECORD_VERSION: u8 = 3;
+/// Version tag of the current on-disk record layout (v4: compact binary, with netgroups and
+/// the cause of a ban).
+pub(crate) const RECORD_VERSION: u8 = 4;
+
+/// Version tag of the schema-3 layout (compact binary without the cause of a ban), still
+/// decoded.
+pub(crate) const RECORD_V3: u8 = 3;
+
+/// Longest [`BanCause::reason`] kept, in bytes.
+pub const MAX_BAN_REASON_LEN: usize = 32;
+
+/// What a ban rests on, kept with it in peers.dat (schema 4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BanCause {
+    /// What the peer did, as the label of `bootstrap_misbehaving_total` (`pex_malformed`,
+    /// `da_invalid_blob`, …) or `operator` for `dsdn-agent peers ban`; at most
+    /// [`MAX_BAN_REASON_LEN`] bytes (longer ones are cut at a character boundary).
+    pub reason: String,
+    /// For a ban whose cause depends on this node's own configuration (a blob that fails
+    /// against the configured DA authority, a receipt against the configured committee): the
+    /// fingerprint of that configuration. The node lifts such a ban when it starts with a
+    /// different fingerprint ([`crate::PeerStore::lift_config_bans`]).
+    pub config: Option<u64>,
+}
+
+impl BanCause {
+    /// A cause labelled `reason` (cut to [`MAX_BAN_REASON_LEN`] bytes), depending on the
+    /// configuration fingerprint `config` if given.
+    pub fn new(reason: &str, config: Option<u64>) -> Self {
+        let mut end = reason.len().min(MAX_BAN_REASON_LEN);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self {
+            reason: reason[..end].to_owned(),
+            config,
+        }
+    }
+}
 
 /// Version tag of the schema-2 layout (CBOR with netgroup strings), still decoded.
 pub(crate) const RECORD_V2: u8 = 2;
@@ -88,6 +127,8 @@ pub struct PeerRecord {
     pub consecutive_failures: u32,
     /// The peer is banned while `now < banned_until`.
     pub banned_until: Option<u64>,
+    /// Why it was banned (the last ban), if known; `None` for bans written before schema 4.
+    pub ban_cause: Option<BanCause>,
 }
 
 impl PeerRecord {
@@ -114,6 +155,7 @@ impl PeerRecord {
             failure_count: 0,
             consecutive_failures: 0,
             banned_until: None,
+            ban_cause: None,
         }
     }
 
@@ -289,8 +331,8 @@ pub(crate) fn decode_record_versioned(
     bytes: &[u8],
     network: &NetworkId,
 ) -> Result<(PeerRecord, u8), RecordError> {
-    if bytes.first() == Some(&RECORD_VERSION) {
-        return compact::decode(key, bytes, network).map(|r| (r, RECORD_VERSION));
+    if let Some(&v @ (RECORD_V3 | RECORD_VERSION)) = bytes.first() {
+        return compact::decode(key, bytes, network).map(|r| (r, v));
     }
     let s: StoredRecord = codec::decode(bytes, MAX_RECORD_BYTES)?;
     if s.v != RECORD_V2 && s.v != RECORD_V1 {
@@ -345,6 +387,7 @@ pub(crate) fn decode_record_versioned(
         failure_count: s.failure_count,
         consecutive_failures: s.consecutive_failures,
         banned_until: s.banned_until,
+        ban_cause: None,
     };
     Ok((record, s.v))
 }
@@ -388,6 +431,7 @@ pub(crate) mod tests {
             failure_count: 6,
             consecutive_failures: 7,
             banned_until: Some(u64::MAX),
+            ban_cause: Some(BanCause::new("da_invalid_blob", Some(u64::MAX))),
         }
     }
 
@@ -455,6 +499,8 @@ pub(crate) mod tests {
     #[test]
     fn v3_v2_and_v1_decode() {
         let mut r = full_record();
+        // The CBOR layouts have no cause of a ban.
+        r.ban_cause = None;
         r.addrs = vec![
             "/ip4/203.0.113.5/tcp/1".parse().unwrap(),
             "/memory/5".parse().unwrap(),

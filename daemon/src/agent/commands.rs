@@ -129,7 +129,7 @@ fn status_table(s: &StatusResponse) -> String {
         (Some(key), false) => key.clone(),
         (None, _) => "none".to_owned(),
     };
-    render_kv(&[
+    let mut out = render_kv(&[
         ("peer id", s.peer_id.clone()),
         ("mode", s.mode.clone()),
         ("network", s.network.clone()),
@@ -148,7 +148,12 @@ fn status_table(s: &StatusResponse) -> String {
         ("DA authority", authority),
         ("DA height", s.da_height.to_string()),
         ("registration", registration_text(s.registration.as_ref())),
-    ])
+        ("banned peers", s.banned_peers.to_string()),
+    ]);
+    for w in &s.warnings {
+        out.push_str(&format!("WARNING: {w}\n"));
+    }
+    out
 }
 
 /// The relays holding a reservation of ours, `(serving as relay)` on a relay server, or
@@ -366,6 +371,8 @@ mod tests {
             reachability: "private".into(),
             external_addrs: vec![],
             nat: Some(serde_json::json!({"relays": ["12D3KooWr"], "relay_server": false})),
+            banned_peers: 5,
+            warnings: vec!["5 of the 6 known peers are banned".into()],
         };
         let t = status_table(&s);
         assert!(t.contains("reachability     private\n"), "{t}");

@@ -128,11 +128,20 @@ enum PeersCommand {
         #[arg(long = "for", value_name = "DURATION", value_parser = peers::parse_ban_duration)]
         duration: Option<u64>,
     },
-    /// Lift a peer's ban.
+    /// Lift a peer's ban, or every ban with --all.
     Unban {
         /// The peer's id (base58, 12D3Koo…).
-        #[arg(value_name = "PEER", value_parser = peers::parse_peer_id)]
-        peer: String,
+        #[arg(
+            value_name = "PEER",
+            value_parser = peers::parse_peer_id,
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        peer: Option<String>,
+        /// Lift every ban (e.g. after fixing a configuration error that made honest peers
+        /// look bad).
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -269,7 +278,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 PeersCommand::Ban { peer, duration } => {
                     peers::ban(&client, &peer, duration).await?
                 }
-                PeersCommand::Unban { peer } => peers::unban(&client, &peer).await?,
+                PeersCommand::Unban {
+                    peer: Some(peer), ..
+                } => peers::unban(&client, &peer).await?,
+                PeersCommand::Unban { peer: None, .. } => peers::unban_all(&client).await?,
             }
         }
         Command::Da(DaCommand::Publish { file }) => commands::da_publish(&client()?, &file).await?,
@@ -434,8 +446,20 @@ mod tests {
         ));
         assert!(matches!(
             peers(&["peers", "unban", peer]),
-            PeersCommand::Unban { .. }
+            PeersCommand::Unban {
+                peer: Some(_),
+                all: false
+            }
         ));
+        assert!(matches!(
+            peers(&["peers", "unban", "--all"]),
+            PeersCommand::Unban {
+                peer: None,
+                all: true
+            }
+        ));
+        assert!(Cli::try_parse_from(["dsdn-agent", "peers", "unban"]).is_err());
+        assert!(Cli::try_parse_from(["dsdn-agent", "peers", "unban", peer, "--all"]).is_err());
         assert!(matches!(
             peers(&["peers", "list", "--type", "chain", "--json"]),
             PeersCommand::List {

@@ -67,6 +67,12 @@ pub(crate) async fn ban(client: &ApiClient, peer: &str, secs: Option<u64>) -> an
     print_out(&ban_summary(&resp))
 }
 
+/// `dsdn-agent peers unban --all`.
+pub(crate) async fn unban_all(client: &ApiClient) -> anyhow::Result<()> {
+    let resp = client.unban_all().await?;
+    print_out(&format!("lifted {} ban(s)\n", resp.unbanned))
+}
+
 /// `dsdn-agent peers unban PEER`.
 pub(crate) async fn unban(client: &ApiClient, peer: &str) -> anyhow::Result<()> {
     let resp = client.unban(peer).await?;

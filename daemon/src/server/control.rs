@@ -171,6 +171,15 @@ pub(super) async fn unban(
     }
 }
 
+/// `DELETE /v1/bans`: lifts every ban.
+pub(super) async fn unban_all(State(s): State<ApiState>) -> Response {
+    match s.node.unban_all().await {
+        Err(_) => stopped(),
+        Ok(Err(e)) => control_error(&e),
+        Ok(Ok(unbanned)) => Json(crate::api::UnbanAllResponse { unbanned }).into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

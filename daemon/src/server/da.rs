@@ -47,7 +47,9 @@ pub(super) async fn publish(State(s): State<ApiState>, body: axum::body::Bytes) 
                     StatusCode::FORBIDDEN
                 }
                 PublishError::Empty | PublishError::Invalid { .. } => StatusCode::BAD_REQUEST,
-                PublishError::QueueFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                PublishError::QueueFull { .. } | PublishError::Halted(_) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 PublishError::Seal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
             error(status, e.to_string())

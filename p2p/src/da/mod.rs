@@ -200,6 +200,9 @@ pub enum PublishError {
     /// Signing or storing the blob failed.
     #[error("sealing failed: {0}")]
     Seal(String),
+    /// This node stopped sealing (another process seals with its key, issue 14 §4).
+    #[error("this node stopped sealing: {0}")]
+    Halted(String),
 }
 
 /// Why a submitted blob (`POST /v1/da/blobs`) is refused.

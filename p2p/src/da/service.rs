@@ -32,6 +32,7 @@ use crate::metrics::Metrics;
 use crate::net::rpc::Reply as RegisterReply;
 
 mod committee;
+mod identity;
 mod load;
 mod log;
 mod publish;
@@ -186,6 +187,10 @@ pub(crate) struct DaService {
     sealer: Sealer,
     /// The blob waiting for the committee's signature (committee sealing only).
     sealing: Option<PendingSeal>,
+    /// This node sealed a blob since it started (see [`identity`]).
+    sealed_this_run: bool,
+    /// Another process seals with this node's key: sealing stopped (issue 14 §4).
+    identity_clash: Option<String>,
     chain: DaChain,
     /// The log on disk and its writer; `None` keeps the log in memory only (light client).
     log: Option<DaLog>,
@@ -288,6 +293,8 @@ impl DaService {
             authority: cfg.authority,
             sealer,
             sealing: None,
+            sealed_this_run: false,
+            identity_clash: None,
             chain,
             log,
             snapshot_path,
@@ -359,6 +366,8 @@ impl DaService {
         match DaBlob::decode_verified(data, &self.network, &authority) {
             Ok(blob) => {
                 let height = blob.height();
+                // A blob of our own key we did not seal is not the sender's fault.
+                let clash = self.own_key_conflict(&blob);
                 if height == self.chain.height() + 1 && !self.accepting() {
                     // Too much is unwritten, or an append just failed: not applied (nor
                     // forwarded) now; backfill fetches it later.
@@ -376,6 +385,7 @@ impl DaService {
                         self.planner.observe_tip(&source, height);
                         MessageAcceptance::Ignore
                     }
+                    Offer::Rejected(_) if clash => MessageAcceptance::Ignore,
                     Offer::Rejected(e) => {
                         self.reject(e.reason(), &e);
                         MessageAcceptance::Reject

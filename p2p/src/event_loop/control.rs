@@ -103,7 +103,14 @@ impl EventLoop {
         }
         let now = unix_now();
         let until = now.saturating_add(duration.as_secs().max(1));
-        self.store.ban(&peer, until, now).map_err(store_err)?;
+        self.store
+            .ban(
+                &peer,
+                until,
+                now,
+                dsdn_peers::BanCause::new("operator", None),
+            )
+            .map_err(store_err)?;
         let _ = self.swarm.disconnect_peer_id(peer);
         tracing::warn!(%peer, until, "peer banned by the operator");
         Ok(until)
@@ -111,9 +118,21 @@ impl EventLoop {
 
     pub(super) fn unban(&mut self, peer: PeerId) -> Result<bool, ControlError> {
         let had = self.store.unban(&peer).map_err(store_err)?;
+        self.swarm.behaviour_mut().peer_manager.forgive(Some(peer));
         if had {
             tracing::info!(%peer, "ban lifted by the operator");
         }
         Ok(had)
+    }
+
+    pub(super) fn unban_all(&mut self) -> Result<usize, ControlError> {
+        let n = self.store.unban_all().map_err(store_err)?;
+        self.swarm.behaviour_mut().peer_manager.forgive(None);
+        tracing::info!(lifted = n, "every ban lifted by the operator");
+        if n > 0 {
+            // The peers just trusted again may be what an isolated node lacked.
+            self.swarm.behaviour_mut().peer_manager.rebootstrap();
+        }
+        Ok(n)
     }
 }

@@ -28,6 +28,7 @@ use crate::net::pex::PexEvent;
 mod committee;
 mod control;
 mod da;
+mod identity;
 mod workload;
 
 pub use crate::net::discovery::service_key;
@@ -80,6 +81,8 @@ pub struct EventLoop {
     committee: Option<CommitteeLoop>,
     /// Workload execution, receipt signing and the receipts topic.
     workload: workload::WorkloadLoop,
+    /// Detects another process running with this node's key.
+    identity: crate::net::identity::IdentityGuard,
 }
 
 impl EventLoop {
@@ -113,6 +116,7 @@ impl EventLoop {
             da_subscribers,
             committee,
             workload,
+            identity: crate::net::identity::IdentityGuard::new(),
         }
     }
 
@@ -211,6 +215,7 @@ impl EventLoop {
             Instant::now(),
         );
         self.da_poll();
+        self.identity_poll();
         // The store's in-memory index makes this one pass over at most 10,000 entries
         // (about 2 ms for a full peers.dat, see peers_bench).
         self.export_store_stats();
@@ -310,6 +315,9 @@ impl EventLoop {
             Command::Unban(peer, tx) => {
                 let _ = tx.send(self.unban(peer));
             }
+            Command::UnbanAll(tx) => {
+                let _ = tx.send(self.unban_all());
+            }
             Command::SubscribeDa(tx) => {
                 let _ = tx.send(self.subscribe_da());
             }
@@ -330,7 +338,16 @@ impl EventLoop {
 
     fn status(&self) -> NodeStatus {
         let pm = &self.swarm.behaviour().peer_manager;
+        let stats = self.store.stats(unix_now());
+        let mut warnings = Vec::new();
+        warnings.extend(crate::net::peer_manager::banned_majority_warning(
+            stats.banned,
+            stats.entries,
+        ));
+        warnings.extend(self.identity_clash_warning());
         NodeStatus {
+            banned_peers: stats.banned,
+            warnings,
             peer_id: *self.swarm.local_peer_id(),
             listen_addrs: self.swarm.listeners().cloned().collect(),
             connected_peers: pm.connected().len(),
@@ -439,6 +456,12 @@ impl EventLoop {
             SwarmEvent::ListenerError { error, .. } => {
                 tracing::error!(%error, "listener error");
             }
+            SwarmEvent::OutgoingConnectionError { error, .. } => self.on_dial_error(&error),
+            SwarmEvent::IncomingConnectionError {
+                error,
+                send_back_addr,
+                ..
+            } => self.on_listen_error(&error, &send_back_addr),
             _ => {}
         }
     }

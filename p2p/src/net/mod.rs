@@ -22,6 +22,7 @@ pub mod behaviour;
 pub mod component;
 pub mod discovery;
 pub mod handshake;
+pub mod identity;
 pub mod nat;
 pub mod peer_manager;
 pub mod pex;

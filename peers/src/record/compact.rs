@@ -1,5 +1,6 @@
-//! The v3 record layout (schema 3): a tag byte [`RECORD_VERSION`] followed by a
-//! [postcard](https://docs.rs/postcard) encoding of [`CompactRecord`].
+//! The compact record layouts: a tag byte followed by a [postcard](https://docs.rs/postcard)
+//! encoding of [`CompactRecord`]; in v4 ([`RECORD_VERSION`], schema 4) that is followed by
+//! the postcard encoding of an `Option<`[`StoredBan`]`>`, in v3 ([`RECORD_V3`]) by nothing.
 //!
 //! Compared with the CBOR layouts v1/v2 it has no field names, integers are varints, the
 //! netgroups are binary ([`DiskGroup`]) instead of strings, and the PeerId and the network,
@@ -20,7 +21,10 @@ use multiaddr::Multiaddr;
 use serde::{Deserialize, Serialize};
 use serde_bytes::Bytes;
 
-use super::{PeerRecord, RecordError, MAX_ADDRS, MAX_ADDR_LEN, MAX_RECORD_BYTES, RECORD_VERSION};
+use super::{
+    BanCause, PeerRecord, RecordError, MAX_ADDRS, MAX_ADDR_LEN, MAX_BAN_REASON_LEN,
+    MAX_RECORD_BYTES, RECORD_V3, RECORD_VERSION,
+};
 use crate::netgroup::NetGroup;
 
 /// A netgroup as stored next to its address (the private mirror of [`NetGroup`]).
@@ -62,6 +66,13 @@ struct CompactRecord<'a> {
     banned_until: Option<u64>,
 }
 
+/// The cause of a ban as stored after a v4 record. Field order is part of the format.
+#[derive(Serialize, Deserialize, PartialEq, Eq, Debug)]
+struct StoredBan<'a> {
+    reason: &'a str,
+    config: Option<u64>,
+}
+
 /// The stored number of a source.
 fn source_code(s: PeerSource) -> u8 {
     match s {
@@ -84,7 +95,7 @@ fn source_of(code: u8) -> Option<PeerSource> {
     })
 }
 
-/// Encodes `r` in the v3 layout.
+/// Encodes `r` in the v4 layout.
 ///
 /// # Errors
 /// [`CodecError::TooLarge`] above [`MAX_RECORD_BYTES`]; [`CodecError::Invalid`] if postcard
@@ -111,6 +122,11 @@ pub(super) fn encode(r: &PeerRecord) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::with_capacity(64 + 32 * r.addrs.len());
     out.push(RECORD_VERSION);
     let out = postcard::to_extend(&stored, out).map_err(|e| CodecError::Invalid(e.to_string()))?;
+    let ban = r.ban_cause.as_ref().map(|c| StoredBan {
+        reason: &c.reason,
+        config: c.config,
+    });
+    let out = postcard::to_extend(&ban, out).map_err(|e| CodecError::Invalid(e.to_string()))?;
     if out.len() > MAX_RECORD_BYTES {
         return Err(CodecError::TooLarge {
             len: out.len(),
@@ -120,7 +136,7 @@ pub(super) fn encode(r: &PeerRecord) -> Result<Vec<u8>, CodecError> {
     Ok(out)
 }
 
-/// Decodes and validates a v3 record (`bytes` starts with the tag byte) stored under `key`
+/// Decodes and validates a v3 or v4 record (`bytes` starts with the tag byte) stored under `key`
 /// in a store of `network`.
 ///
 /// # Errors
@@ -137,13 +153,31 @@ pub(super) fn decode(
         }
         .into());
     }
-    let body = match bytes.split_first() {
-        Some((&RECORD_VERSION, body)) => body,
+    let (version, body) = match bytes.split_first() {
+        Some((&v @ (RECORD_V3 | RECORD_VERSION), body)) => (v, body),
         Some((&v, _)) => return Err(RecordError::Version(v)),
         None => return Err(RecordError::Compact("empty record".into())),
     };
-    let (s, rest): (CompactRecord<'_>, _) =
+    let (s, mut rest): (CompactRecord<'_>, _) =
         postcard::take_from_bytes(body).map_err(|e| RecordError::Compact(e.to_string()))?;
+    let mut ban_cause = None;
+    if version == RECORD_VERSION {
+        let (ban, tail): (Option<StoredBan<'_>>, _) =
+            postcard::take_from_bytes(rest).map_err(|e| RecordError::Compact(e.to_string()))?;
+        rest = tail;
+        if let Some(b) = ban {
+            if b.reason.len() > MAX_BAN_REASON_LEN {
+                return Err(RecordError::Compact(format!(
+                    "ban reason of {} bytes",
+                    b.reason.len()
+                )));
+            }
+            ban_cause = Some(BanCause {
+                reason: b.reason.to_owned(),
+                config: b.config,
+            });
+        }
+    }
     if !rest.is_empty() {
         return Err(RecordError::Compact(format!(
             "{} trailing bytes",
@@ -191,6 +225,7 @@ pub(super) fn decode(
         failure_count: s.failure_count,
         consecutive_failures: s.consecutive_failures,
         banned_until: s.banned_until,
+        ban_cause,
     })
 }
 
@@ -216,8 +251,41 @@ mod tests {
         );
         r.last_success = Some(7);
         r.banned_until = Some(u64::MAX);
+        r.ban_cause = Some(BanCause::new("operator", None));
         r.success_count = u32::MAX;
         r
+    }
+
+    #[test]
+    fn v3_decodes_without_a_cause_and_v4_keeps_it() {
+        let mut r = sample();
+        let v4 = encode(&r).unwrap();
+        assert_eq!(decode(&r.peer_id.to_bytes(), &v4, &net()).unwrap(), r);
+        // A v3 record is the v4 one without the trailer and with tag 3.
+        r.ban_cause = None;
+        let mut v3 = encode(&r).unwrap();
+        assert_eq!(v3.pop(), Some(0), "None is one zero byte");
+        v3[0] = RECORD_V3;
+        assert_eq!(decode(&r.peer_id.to_bytes(), &v3, &net()).unwrap(), r);
+        // A v4 record without its trailer is refused, as is a v3 one with a trailer.
+        let mut cut = v3.clone();
+        cut[0] = RECORD_VERSION;
+        assert!(decode(&r.peer_id.to_bytes(), &cut, &net()).is_err());
+        let mut long = encode(&r).unwrap();
+        long[0] = RECORD_V3;
+        assert!(decode(&r.peer_id.to_bytes(), &long, &net()).is_err());
+        // Causes are cut to the cap; a stored over-long one is refused.
+        let c = BanCause::new(&"é".repeat(40), Some(1));
+        assert!(c.reason.len() <= MAX_BAN_REASON_LEN && c.reason.len() >= MAX_BAN_REASON_LEN - 1);
+        let mut body = encode(&r).unwrap();
+        body.pop();
+        let over = postcard::to_allocvec(&Some(StoredBan {
+            reason: &"x".repeat(MAX_BAN_REASON_LEN + 1),
+            config: None,
+        }))
+        .unwrap();
+        body.extend_from_slice(&over);
+        assert!(decode(&r.peer_id.to_bytes(), &body, &net()).is_err());
     }
 
     #[test]
@@ -241,6 +309,7 @@ mod tests {
         let reencode = |s: &CompactRecord<'_>| {
             let mut v = vec![RECORD_VERSION];
             v.extend(postcard::to_allocvec(s).unwrap());
+            v.push(0); // no cause of a ban
             decode(&key, &v, &net())
         };
         assert!(reencode(&s).is_ok());

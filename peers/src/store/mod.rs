@@ -66,6 +66,8 @@ use dsdn_protocols::{AddressPolicy, NetworkId, PeerSource, ServiceSet};
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
 
+use crate::record::BanCause;
+
 pub use anchors::MAX_ANCHORS;
 pub use open::SCHEMA_VERSION;
 pub use stats::StoreStats;
@@ -404,19 +406,26 @@ impl PeerStore {
         Ok(())
     }
 
-    /// Bans `peer` until `until` (exclusive). An unknown peer gets a placeholder record (no
-    /// addresses, no services, source `inbound`, first seen `now`) so the ban persists and
-    /// [`PeerStore::learn`] cannot re-add it; in a full store that may evict the worst
-    /// unbanned entry.
+    /// Bans `peer` until `until` (exclusive) for `cause`, kept with the ban. An unknown peer
+    /// gets a placeholder record (no addresses, no services, source `inbound`, first seen
+    /// `now`) so the ban persists and [`PeerStore::learn`] cannot re-add it; in a full store
+    /// that may evict the worst unbanned entry.
     ///
     /// # Errors
     /// [`StoreError::Database`] if the transaction fails.
-    pub fn ban(&self, peer: &PeerId, until: u64, now: u64) -> Result<(), StoreError> {
+    pub fn ban(
+        &self,
+        peer: &PeerId,
+        until: u64,
+        now: u64,
+        cause: BanCause,
+    ) -> Result<(), StoreError> {
         let network = self.network.clone();
         self.write(|ctx| {
             match ctx.get(peer)? {
                 Some(mut r) => {
                     r.banned_until = Some(until);
+                    r.ban_cause = Some(cause);
                     ctx.put(&r)?;
                 }
                 None => {
@@ -429,6 +438,7 @@ impl PeerStore {
                         now,
                     );
                     r.banned_until = Some(until);
+                    r.ban_cause = Some(cause);
                     ctx.insert_new(&r, Eviction::Any, MAX_ENTRIES, now)?;
                 }
             }
@@ -444,10 +454,62 @@ impl PeerStore {
         self.write(|ctx| match ctx.get(peer)? {
             Some(mut r) if r.banned_until.is_some() => {
                 r.banned_until = None;
+                r.ban_cause = None;
                 ctx.put(&r)?;
                 Ok(true)
             }
             _ => Ok(false),
+        })
+    }
+
+    /// Lifts the bans selected by `lift` (given each banned record); returns how many were
+    /// lifted.
+    fn unban_where(&self, lift: impl Fn(&PeerRecord) -> bool) -> Result<usize, StoreError> {
+        let banned: Vec<PeerId> = {
+            let mem = self.lock_index();
+            mem.index
+                .values()
+                .filter(|e| e.record.banned_until.is_some() && lift(&e.record))
+                .map(|e| e.record.peer_id)
+                .collect()
+        };
+        self.write(|ctx| {
+            let mut n = 0;
+            for p in &banned {
+                if let Some(mut r) = ctx.get(p)? {
+                    if r.banned_until.is_some() && lift(&r) {
+                        r.banned_until = None;
+                        r.ban_cause = None;
+                        ctx.put(&r)?;
+                        n += 1;
+                    }
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    /// Lifts every ban (`dsdn-agent peers unban --all`); returns how many peers had one.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] if the transaction fails.
+    pub fn unban_all(&self) -> Result<usize, StoreError> {
+        self.unban_where(|_| true)
+    }
+
+    /// Lifts the bans whose cause depends on a configuration of this node other than
+    /// `fingerprint` ([`BanCause::config`]): after the operator fixed a mistyped DA authority
+    /// or committee, the honest peers it made look bad are trusted again. Called at start;
+    /// returns how many bans were lifted.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] if the transaction fails.
+    pub fn lift_config_bans(&self, fingerprint: u64) -> Result<usize, StoreError> {
+        self.unban_where(|r| {
+            r.ban_cause
+                .as_ref()
+                .and_then(|c| c.config)
+                .is_some_and(|f| f != fingerprint)
         })
     }
 

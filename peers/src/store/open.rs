@@ -31,10 +31,10 @@ use super::txn::{apply, Eviction, Index, IndexEntry, WriteCtx, ANCHORS, PEERS};
 use super::{StoreError, MAX_ANCHORS, MAX_ENTRIES};
 use crate::record::{decode_record_versioned, encode_record, RECORD_VERSION};
 
-/// The peers.dat schema this build reads and writes (3: compact v3 records with netgroups,
-/// anchors table). Schemas 1 and 2 are upgraded in place; a newer schema is refused
-/// ([`StoreError::NewerSchema`]).
-pub const SCHEMA_VERSION: u32 = 3;
+/// The peers.dat schema this build reads and writes (4: compact v4 records with netgroups and
+/// the cause of a ban, anchors table). Schemas 1 to 3 are upgraded in place; a newer schema
+/// is refused ([`StoreError::NewerSchema`]).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The oldest schema this build can upgrade.
 const OLDEST_SCHEMA: u32 = 1;

@@ -50,7 +50,8 @@ fn populated(path: &Path) -> Vec<PeerRecord> {
     )
     .unwrap();
     s.record_failure(&peer(1), NOW + 5).unwrap();
-    s.ban(&peer(3), NOW + 100, NOW).unwrap();
+    s.ban(&peer(3), NOW + 100, NOW, BanCause::new("test", None))
+        .unwrap();
     s.all().unwrap()
 }
 

@@ -197,7 +197,8 @@ fn learn_inserts_only_unknown_unbanned_peers_with_addresses() {
         .unwrap());
     assert_eq!(s.get(&peer(2)).unwrap().unwrap(), verified);
     // Banned: not inserted (placeholder kept as is).
-    s.ban(&peer(3), NOW + DAY, NOW).unwrap();
+    s.ban(&peer(3), NOW + DAY, NOW, BanCause::new("test", None))
+        .unwrap();
     assert!(!s
         .learn(
             peer(3),
@@ -374,7 +375,8 @@ fn bans() {
         NOW,
     )
     .unwrap();
-    s.ban(&peer(1), NOW + 100, NOW).unwrap();
+    s.ban(&peer(1), NOW + 100, NOW, BanCause::new("test", None))
+        .unwrap();
     assert!(s.is_banned(&peer(1), NOW + 99).unwrap());
     assert!(
         !s.is_banned(&peer(1), NOW + 100).unwrap(),
@@ -399,7 +401,8 @@ fn bans() {
     assert!(!s.unban(&peer(1)).unwrap());
     assert!(!s.is_banned(&peer(1), NOW).unwrap());
     // Unknown peer: placeholder.
-    s.ban(&peer(2), NOW + 100, NOW).unwrap();
+    s.ban(&peer(2), NOW + 100, NOW, BanCause::new("test", None))
+        .unwrap();
     let r = s.get(&peer(2)).unwrap().unwrap();
     assert_eq!(
         (r.addrs.len(), r.first_seen, r.banned_until),
@@ -407,6 +410,53 @@ fn bans() {
     );
     assert!(!s.is_banned(&peer(3), NOW).unwrap());
     assert!(!s.unban(&peer(3)).unwrap());
+}
+
+#[test]
+fn config_bans_are_lifted_when_the_configuration_changes() {
+    let (dir, s) = store();
+    s.ban(
+        &peer(1),
+        NOW + DAY,
+        NOW,
+        BanCause::new("da_invalid_blob", Some(7)),
+    )
+    .unwrap();
+    s.ban(
+        &peer(2),
+        NOW + DAY,
+        NOW,
+        BanCause::new("pex_malformed", None),
+    )
+    .unwrap();
+    s.ban(
+        &peer(3),
+        NOW + DAY,
+        NOW,
+        BanCause::new("da_invalid_blob", Some(8)),
+    )
+    .unwrap();
+    // The cause survives a reopen.
+    s.flush().unwrap();
+    drop(s);
+    let (s, _) = PeerStore::open(&dir.path().join("peers.dat"), &net()).unwrap();
+    assert_eq!(
+        s.get(&peer(1)).unwrap().unwrap().ban_cause,
+        Some(BanCause::new("da_invalid_blob", Some(7)))
+    );
+    // Same configuration (7): only the ban made under configuration 8 is lifted.
+    assert_eq!(s.lift_config_bans(7).unwrap(), 1);
+    assert!(s.is_banned(&peer(1), NOW).unwrap());
+    assert!(s.is_banned(&peer(2), NOW).unwrap());
+    assert!(!s.is_banned(&peer(3), NOW).unwrap());
+    assert_eq!(s.get(&peer(3)).unwrap().unwrap().ban_cause, None);
+    // A new configuration lifts the other one; a ban not resting on it stays.
+    assert_eq!(s.lift_config_bans(9).unwrap(), 1);
+    assert!(!s.is_banned(&peer(1), NOW).unwrap());
+    assert!(s.is_banned(&peer(2), NOW).unwrap());
+    assert_eq!(s.unban_all().unwrap(), 1);
+    assert!(!s.is_banned(&peer(2), NOW).unwrap());
+    assert_eq!(s.unban_all().unwrap(), 0);
 }
 
 #[test]

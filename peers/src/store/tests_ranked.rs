@@ -209,7 +209,8 @@ fn answers_follow_writes() {
     for n in (0..30u64).step_by(4) {
         s.record_failure(&peer(n), NOW).unwrap();
     }
-    s.ban(&peer(7), NOW + DAY, NOW).unwrap();
+    s.ban(&peer(7), NOW + DAY, NOW, BanCause::new("test", None))
+        .unwrap();
     s.remove(&peer(8)).unwrap();
     for now in [NOW, NOW + 6 * HOUR] {
         let got = s

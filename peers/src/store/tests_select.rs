@@ -277,7 +277,7 @@ proptest! {
                     prop_assert_eq!(s.remove(&peer(p)).unwrap(), model.remove(&peer(p)).is_some());
                 }
                 Op::Ban(p, t) => {
-                    s.ban(&peer(p), t + HOUR, t).unwrap();
+                    s.ban(&peer(p), t + HOUR, t, BanCause::new("test", None)).unwrap();
                     model.entry(peer(p)).or_default();
                 }
                 Op::Unban(p) => { s.unban(&peer(p)).unwrap(); }

@@ -41,9 +41,15 @@ fn old_file(path: &std::path::Path, version: u8) -> Vec<PeerRecord> {
             NOW,
         )
         .unwrap();
-        s.ban(&peer(3), NOW + 100, NOW).unwrap();
+        s.ban(&peer(3), NOW + 100, NOW, BanCause::new("test", None))
+            .unwrap();
         s.save_anchors(&[peer(1)]).unwrap();
-        s.all().unwrap()
+        // The old layouts have no cause of a ban.
+        let mut all = s.all().unwrap();
+        for r in &mut all {
+            r.ban_cause = None;
+        }
+        all
     };
     let db = Database::open(path).unwrap();
     let txn = db.begin_write().unwrap();

@@ -30,7 +30,8 @@ fn changes_reach_the_file_and_a_drop_writes_what_is_left() {
         NOW,
     )
     .unwrap();
-    s.ban(&peer(8), NOW + 100, NOW).unwrap();
+    s.ban(&peer(8), NOW + 100, NOW, BanCause::new("test", None))
+        .unwrap();
     s.remove(&peer(9)).unwrap();
     s.save_anchors(&[peer(7)]).unwrap();
     let before = s.all().unwrap();

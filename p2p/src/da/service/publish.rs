@@ -98,6 +98,9 @@ impl DaService {
         if !self.is_authority() {
             return Err(PublishError::NotAuthority(self.network.to_string()));
         }
+        if let Some(clash) = &self.identity_clash {
+            return Err(PublishError::Halted(format!("identity clash: {clash}")));
+        }
         if events.is_empty() {
             return Err(PublishError::Empty);
         }
@@ -130,6 +133,10 @@ impl DaService {
         } else if !self.is_authority() {
             Some(refuse(
                 "this coordinator is not the DA authority of the network".into(),
+            ))
+        } else if self.identity_clash.is_some() {
+            Some(refuse(
+                "this coordinator stopped sealing (identity clash); try another".into(),
             ))
         } else if let Err(e) = request.validate() {
             Some(refuse(e.to_string()))
@@ -204,6 +211,7 @@ impl DaService {
     /// heights ([`DaService::accepting`]).
     fn may_seal(&self, now: Instant) -> bool {
         self.is_authority()
+            && self.identity_clash.is_none()
             && self.sealing.is_none()
             && self.accepting()
             && self.chain.pending() == 0
@@ -325,6 +333,7 @@ impl DaService {
             }
         }
         self.metrics.da_blobs_published.inc();
+        self.sealed_this_run = true;
         tracing::info!(height, events, "DA blob sealed");
         self.actions.push(DaAction::Gossip(encoded));
         self.when_durable(height, replies);

@@ -64,7 +64,13 @@ impl DaService {
                     return;
                 }
             };
+            let clash = self.own_key_conflict(&blob);
             if let Offer::Rejected(e) = self.offer(blob) {
+                if clash {
+                    // A blob of our own key we did not seal: not the sender's fault.
+                    self.planner.on_failure(&peer, request, now);
+                    return;
+                }
                 self.sync_invalid(peer, request, now, e.reason(), &e);
                 return;
             }

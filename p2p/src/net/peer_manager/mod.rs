@@ -49,12 +49,14 @@ use crate::metrics::Metrics;
 
 pub use address_test::{ADDRESS_TEST_GAP, ADDRESS_TEST_PER_PEER, ADDRESS_TEST_QUEUE};
 pub use errors::{BannedPeer, LimitExceeded};
+pub use misbehaviour::{banned_majority_warning, offence, Offence};
 
 mod address_test;
 mod control;
 mod dialing;
 mod errors;
 mod maintenance;
+mod misbehaviour;
 mod swarm;
 
 /// Outbound connections allowed beyond `max_outbound_connections`: two feelers, one
@@ -223,6 +225,10 @@ pub struct PeerManager {
     address_policy: AddressPolicy,
     /// Queued address tests of inbound peers' announced addresses.
     address_tests: address_test::AddressTests,
+    /// Graduated reputation of misbehaving peers (in memory; bans persist).
+    reputations: dsdn_peers::Reputations,
+    /// Fingerprint of the configuration offences may depend on (see [`misbehaviour`]).
+    config_fingerprint: u64,
 }
 
 /// Current UNIX time in seconds (peers.dat stores wall-clock times).
@@ -266,6 +272,9 @@ pub struct PeerManagerParts {
     /// The network's address policy (`[network] allow_private_addresses`); peers.dat, the
     /// handshake, PEX and discovery are given the same one.
     pub address_policy: AddressPolicy,
+    /// Fingerprint of the node's network id, DA authority and committee
+    /// ([`crate::node::config_fingerprint`]), recorded with bans that depend on them.
+    pub config_fingerprint: u64,
 }
 
 impl PeerManager {
@@ -334,6 +343,8 @@ impl PeerManager {
             next_diversity_dial: now,
             address_policy: parts.address_policy,
             address_tests: address_test::AddressTests::new(now),
+            reputations: dsdn_peers::Reputations::new(),
+            config_fingerprint: parts.config_fingerprint,
         }
     }
 
@@ -481,24 +492,6 @@ impl PeerManager {
         self.events.push_back(ToSwarm::CloseConnection {
             peer_id: peer,
             connection: CloseConnection::One(connection),
-        });
-    }
-
-    /// Misbehaviour (e.g. an oversized or malformed PEX response, 28.1.C §6): the peer is
-    /// charged a failure in peers.dat, banned for `ban_duration_secs` (persisted) and
-    /// disconnected. `reason` labels `bootstrap_misbehaving_total`.
-    pub fn penalize(&mut self, peer: PeerId, reason: &'static str) {
-        self.metrics.misbehaving.with_label_values(&[reason]).inc();
-        let now = unix_now();
-        let until = now.saturating_add(self.cfg.ban_duration.as_secs());
-        let _ = self.store.record_failure(&peer, now);
-        if let Err(e) = self.store.ban(&peer, until, now) {
-            tracing::warn!(error = %e, "cannot write peers.dat");
-        }
-        tracing::warn!(%peer, reason, ban_secs = self.cfg.ban_duration.as_secs(), "peer misbehaved: banned and disconnected");
-        self.events.push_back(ToSwarm::CloseConnection {
-            peer_id: peer,
-            connection: CloseConnection::All,
         });
     }
 
