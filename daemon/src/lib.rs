@@ -14,6 +14,8 @@ pub mod client;
 pub mod cookie;
 pub mod key;
 pub mod localnet;
+pub mod logging;
+pub mod reload;
 pub mod roles;
 pub mod server;
 pub mod workload;

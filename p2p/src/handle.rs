@@ -226,6 +226,11 @@ pub enum Command {
     Ban(PeerId, Duration, oneshot::Sender<Result<u64, ControlError>>),
     /// Lift a ban; replies whether the peer had one.
     Unban(PeerId, oneshot::Sender<Result<bool, ControlError>>),
+    /// Apply the reloadable part of a re-read `[bootstrap]` section; replies what changed.
+    Reload(
+        Box<dsdn_bootstrap::config::BootstrapConfig>,
+        oneshot::Sender<Vec<String>>,
+    ),
     /// Lift every ban; replies how many peers had one.
     UnbanAll(oneshot::Sender<Result<usize, ControlError>>),
     /// Subscribe to the DA blobs this node applies, from now on.
@@ -419,6 +424,19 @@ impl NodeHandle {
     /// [`Stopped`] when the event loop has ended; [`ControlError::Store`].
     pub async fn unban(&self, peer: PeerId) -> Result<Result<bool, ControlError>, Stopped> {
         self.ask(|tx| Command::Unban(peer, tx)).await
+    }
+
+    /// Applies the reloadable part of a re-read seeds.toml `[bootstrap]` section (SIGHUP,
+    /// issue 14 §5): connection limits, `inbound_per_ip_per_minute`, `ban_duration_secs`,
+    /// added static peers and DNS seeds. Returns what changed, one line each.
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended.
+    pub async fn reload_bootstrap(
+        &self,
+        cfg: dsdn_bootstrap::config::BootstrapConfig,
+    ) -> Result<Vec<String>, Stopped> {
+        self.ask(|tx| Command::Reload(Box::new(cfg), tx)).await
     }
 
     /// Lifts every ban (`dsdn-agent peers unban --all`); returns how many peers had one.

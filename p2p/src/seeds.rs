@@ -54,6 +54,25 @@ pub struct SeedsConfig {
     pub committee: CommitteeConfig,
     /// `[nat]`: AutoNAT, relay and UPnP settings.
     pub nat: NatSection,
+    /// `[log]`: the daemon's log settings.
+    pub log: LogSection,
+}
+
+/// `[log]` of seeds.toml: read at start and at each SIGHUP (issue 14 §5).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `level`: a tracing filter such as `info` or `info,dsdn_p2p=debug`, used when the
+    /// `RUST_LOG` environment variable is not set [default: unset, meaning `info`]. The
+    /// daemon checks its syntax.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+}
+
+impl LogSection {
+    fn is_default(&self) -> bool {
+        self.level.is_none()
+    }
 }
 
 /// seeds.toml as written, before semantic validation: the file's one serde schema, read
@@ -67,6 +86,8 @@ struct RawFile {
     #[serde(skip_serializing_if = "RawCommittee::is_default")]
     committee: RawCommittee,
     nat: RawNat,
+    #[serde(skip_serializing_if = "LogSection::is_default")]
+    log: LogSection,
 }
 
 dsdn_bootstrap::serialize_as_raw!(SeedsConfig);
@@ -79,6 +100,7 @@ impl SeedsConfig {
             da: self.da.to_raw()?,
             committee: self.committee.to_raw()?,
             nat: self.nat.to_raw()?,
+            log: self.log.clone(),
         })
     }
 
@@ -118,6 +140,7 @@ impl SeedsConfig {
             da,
             committee,
             nat,
+            log: raw.log,
         })
     }
 }

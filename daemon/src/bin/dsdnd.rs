@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use dsdn_daemon::logging::Log;
 use dsdn_daemon::roles::Mode;
 use dsdn_daemon::server::{self, ApiState};
 use dsdn_daemon::{cookie, key};
@@ -38,7 +39,6 @@ use dsdn_p2p::workload::WorkloadConfig;
 use dsdn_p2p::{Node, NodeConfig};
 use dsdn_protocols::da::register::RegisterRequest;
 use dsdn_protocols::ServiceType;
-use tracing_subscriber::EnvFilter;
 
 /// The DSDN peer-to-peer daemon.
 #[derive(Parser, Debug)]
@@ -65,6 +65,11 @@ struct Cli {
     /// warning on a host without IPv6].
     #[arg(long, value_name = "IP:PORT")]
     listen: Vec<SocketAddr>,
+    /// Append log lines to this file (no colour codes) instead of stderr; SIGHUP reopens
+    /// it, for logrotate. The level is `RUST_LOG` when set, else seeds.toml's `[log] level`,
+    /// else `info`.
+    #[arg(long, global = true, value_name = "PATH")]
+    log_file: Option<PathBuf>,
     /// Address of the HTTP/JSON control API.
     #[arg(long, default_value = "127.0.0.1:8645")]
     api: SocketAddr,
@@ -191,10 +196,27 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Reloads on every SIGHUP until aborted (issue 14 §5).
+async fn reload_on_hangup(
+    path: PathBuf,
+    mut current: SeedsConfig,
+    node: dsdn_p2p::NodeHandle,
+    log: Log,
+) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install the SIGHUP handler");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        dsdn_daemon::reload::reload(&path, &mut current, &node, &log).await;
+    }
+}
+
+async fn run(cli: Cli, seeds: SeedsConfig, log: Log) -> anyhow::Result<()> {
     cli.mode.check_dc(cli.dc)?;
-    let seeds = SeedsConfig::load(&cli.config)
-        .with_context(|| format!("invalid configuration {}", cli.config.display()))?;
     let (keypair, created) = key::load_or_create(&cli.data_dir)?;
     let peer_id = keypair.public().to_peer_id();
     if created {
@@ -359,6 +381,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ban_duration: seeds.bootstrap.ban_duration,
     };
     let event_loop = tokio::spawn(node.event_loop.run());
+    let reloader = tokio::spawn(reload_on_hangup(
+        cli.config.clone(),
+        seeds.clone(),
+        node.handle.clone(),
+        log,
+    ));
     let api = cli.api;
     let served = server::serve(api, state, shutdown_signal())
         .await
@@ -366,6 +394,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Err(e) = cookie::remove_cookie(&cli.data_dir) {
         tracing::warn!(error = %e, "cannot remove the control API cookie");
     }
+    reloader.abort();
+    let _ = reloader.await;
     served?;
     // The API held the last handles; dropping them stops the event loop.
     drop(node.handle);
@@ -373,23 +403,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads the configuration, installs the log and runs the daemon.
+fn start(cli: Cli) -> anyhow::Result<()> {
+    let seeds = SeedsConfig::load(&cli.config)
+        .with_context(|| format!("invalid configuration {}", cli.config.display()))?;
+    let log = Log::init(seeds.log.level.as_deref(), cli.log_file.as_deref())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(cli, seeds, log))
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let result = match cli.command {
-        Some(Command::Init) => init(&cli.data_dir),
-        None => match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt.block_on(run(cli)),
-            Err(e) => Err(e.into()),
-        },
+        Some(Command::Init) => Log::init(None, cli.log_file.as_deref())
+            .map_err(anyhow::Error::from)
+            .and_then(|_| init(&cli.data_dir)),
+        None => start(cli),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -315,6 +315,9 @@ impl EventLoop {
             Command::Unban(peer, tx) => {
                 let _ = tx.send(self.unban(peer));
             }
+            Command::Reload(cfg, tx) => {
+                let _ = tx.send(self.swarm.behaviour_mut().peer_manager.reload(&cfg));
+            }
             Command::UnbanAll(tx) => {
                 let _ = tx.send(self.unban_all());
             }

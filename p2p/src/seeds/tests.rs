@@ -551,6 +551,9 @@ fn every_field_round_trips() {
                 ..crate::net::nat::RelayLimits::default()
             },
         },
+        log: LogSection {
+            level: Some("info,dsdn_p2p=debug".into()),
+        },
     };
     let text = round_trip(&cfg);
     assert!(text.contains("[committee]"), "{text}");

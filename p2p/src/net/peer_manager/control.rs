@@ -90,3 +90,96 @@ impl PeerManager {
         self.chain.trigger_now(now);
     }
 }
+
+/// What a configuration reload (SIGHUP, issue 14 §5) may change in the peer manager: the
+/// `[bootstrap]` section of the re-read seeds.toml.
+pub(crate) fn reload_changes(
+    old: &dsdn_bootstrap::config::BootstrapConfig,
+    new: &dsdn_bootstrap::config::BootstrapConfig,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cmp = |key: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{key}: {a} -> {b}"));
+        }
+    };
+    cmp(
+        "max_outbound_connections",
+        old.max_outbound_connections.to_string(),
+        new.max_outbound_connections.to_string(),
+    );
+    cmp(
+        "max_inbound_connections",
+        old.max_inbound_connections.to_string(),
+        new.max_inbound_connections.to_string(),
+    );
+    cmp(
+        "max_connections_per_peer",
+        old.max_connections_per_peer.to_string(),
+        new.max_connections_per_peer.to_string(),
+    );
+    cmp(
+        "inbound_per_ip_per_minute",
+        old.inbound_per_ip_per_minute.to_string(),
+        new.inbound_per_ip_per_minute.to_string(),
+    );
+    cmp(
+        "ban_duration_secs",
+        old.ban_duration.as_secs().to_string(),
+        new.ban_duration.as_secs().to_string(),
+    );
+    for p in new
+        .static_peers
+        .iter()
+        .filter(|p| !old.static_peers.contains(p))
+    {
+        out.push(format!("static peer added: {p}"));
+    }
+    for s in new.dns_seeds.iter().filter(|s| !old.dns_seeds.contains(s)) {
+        out.push(format!("DNS seed added: {s}"));
+    }
+    out
+}
+
+impl PeerManager {
+    /// Applies the reloadable part of a re-read `[bootstrap]` section (SIGHUP): the
+    /// connection limits, `ban_duration_secs`, and static peers and DNS seeds
+    /// that were added (dialled or resolved now; not written to the additions file, the
+    /// configuration holds them). Entries removed from the file stay in use until the next
+    /// start. Returns what changed, one line each.
+    pub(crate) fn reload(&mut self, new: &dsdn_bootstrap::config::BootstrapConfig) -> Vec<String> {
+        let changes = reload_changes(&self.cfg, new);
+        self.cfg.max_outbound_connections = new.max_outbound_connections;
+        self.cfg.max_inbound_connections = new.max_inbound_connections;
+        self.cfg.max_connections_per_peer = new.max_connections_per_peer;
+        self.cfg.ban_duration = new.ban_duration;
+        if self.cfg.inbound_per_ip_per_minute != new.inbound_per_ip_per_minute {
+            self.cfg.inbound_per_ip_per_minute = new.inbound_per_ip_per_minute;
+            self.inbound_limiter =
+                dsdn_peers::ratelimit::InboundRateLimiter::new(new.inbound_per_ip_per_minute);
+        }
+        let peers: Vec<StaticPeer> = new
+            .static_peers
+            .iter()
+            .filter(|p| !self.cfg.static_peers.contains(p))
+            .cloned()
+            .collect();
+        let seeds: Vec<DnsSeed> = new
+            .dns_seeds
+            .iter()
+            .filter(|s| !self.cfg.dns_seeds.contains(s))
+            .cloned()
+            .collect();
+        self.cfg.static_peers.extend(peers.iter().cloned());
+        self.cfg.dns_seeds.extend(seeds.iter().cloned());
+        self.chain
+            .set_sources(self.cfg.static_peers.len(), self.cfg.dns_seeds.len());
+        for p in &peers {
+            self.dial_static(p, false);
+        }
+        for s in seeds {
+            self.resolve(s, DnsPurpose::Refresh);
+        }
+        changes
+    }
+}

@@ -51,11 +51,11 @@ pub fn offence(reason: &str) -> Offence {
     }
 }
 
-/// The warning for a node that banned most of the peers it knows (at least 3 banned and more
-/// than half of the `known` entries of peers.dat): typically its own configuration made
+/// The warning for a node that banned most of the peers it knows (more than half of the
+/// `known` entries of peers.dat): typically its own configuration made
 /// honest peers look bad. Logged at start and shown in `status`.
 pub fn banned_majority_warning(banned: usize, known: usize) -> Option<String> {
-    (banned >= 3 && banned * 2 > known).then(|| {
+    (banned > 0 && banned * 2 > known).then(|| {
         format!(
             "{banned} of the {known} known peers are banned; if that followed a configuration \
              error of this node (DA authority, committee, network id), lift the bans with \
@@ -133,8 +133,9 @@ mod tests {
 
     #[test]
     fn the_banned_majority_warning() {
-        assert!(banned_majority_warning(2, 2).is_none());
+        assert!(banned_majority_warning(0, 0).is_none());
         assert!(banned_majority_warning(3, 6).is_none());
+        assert!(banned_majority_warning(1, 1).is_some());
         let w = banned_majority_warning(4, 6).unwrap();
         assert!(
             w.contains("4 of the 6") && w.contains("peers unban --all"),
