@@ -183,3 +183,74 @@ fn a_publish_spanning_several_blobs_is_answered_with_every_height() {
     assert_eq!(heights, vec![1, 2, 3, 4]);
     assert_eq!(a.svc.view().queued_events, 0);
 }
+
+// ---- identity clash (issue 14 §4) -------------------------------------------------------
+
+/// A second process with the authority's key seals its own blob 1: the original sees a blob
+/// of its own key at its tip with another hash, stops sealing and fails what waits.
+#[test]
+fn a_blob_of_our_key_that_we_did_not_seal_halts_sealing() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let grace = Duration::from_secs(1);
+    let mut a = open_authority(dir.path(), da(|c| c.publish_grace = grace), t0);
+    let mut rx = publish(&mut a.svc, vec![chunk_event(1)], t0);
+    a.svc.poll(t0 + grace);
+    a.svc.flush();
+    assert!(rx.try_recv().unwrap().is_ok());
+    assert_eq!(a.svc.identity_clash(), None);
+    // The original's own blob coming back is no clash.
+    let own = gossiped(&a.svc.take_actions());
+    assert_eq!(
+        a.svc.on_gossip(peer(), own[0].encoded()),
+        MessageAcceptance::Ignore
+    );
+    assert_eq!(a.svc.identity_clash(), None);
+
+    // The copy's blob 1: same key, other events.
+    let theirs = DaBlob::sign(&auth_key(), &net(), 1, [0; 32], 5, vec![chunk_event(99)])
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let queued = publish(&mut a.svc, vec![chunk_event(2)], t0 + grace);
+    let verdict = a.svc.on_gossip(peer(), &theirs);
+    assert_eq!(
+        verdict,
+        MessageAcceptance::Ignore,
+        "not the relaying peer's fault"
+    );
+    assert!(a.svc.identity_clash().unwrap().contains("height 1"));
+    assert_eq!(
+        a.metrics
+            .identity_clash
+            .with_label_values(&["da_authority"])
+            .get(),
+        1
+    );
+    // What waited to be sealed fails; new publications are refused; nothing is sealed.
+    let mut queued = queued;
+    assert!(
+        matches!(queued.try_recv(), Ok(Err(PublishError::Seal(e))) if e.contains("identity clash"))
+    );
+    let mut rx = publish(&mut a.svc, vec![chunk_event(3)], t0 + grace);
+    assert!(matches!(rx.try_recv(), Ok(Err(PublishError::Halted(_)))));
+    a.svc.poll(t0 + grace * 10);
+    assert_eq!(a.svc.view().height, 1);
+    assert!(gossiped(&a.svc.take_actions()).is_empty());
+}
+
+/// Before it sealed anything in this run, a blob of its key beyond its tip may be one it
+/// sealed before a crash: applied, no clash.
+#[test]
+fn a_blob_beyond_the_tip_before_the_first_seal_is_no_clash() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let mut a = open_authority(dir.path(), da(|_| {}), t0);
+    let chain = Chain::new(1);
+    assert_eq!(
+        a.svc.on_gossip(peer(), chain.blob(1)),
+        MessageAcceptance::Accept
+    );
+    assert_eq!(a.svc.identity_clash(), None);
+    assert_eq!(a.svc.view().height, 1);
+}
