@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, Request, State};
@@ -50,9 +49,6 @@ pub struct ApiState {
     pub agent_version: String,
     /// The bearer token every request must carry (the content of `<data dir>/.cookie`).
     pub token: Arc<str>,
-    /// Ban length of `POST /v1/peers/{peer_id}/ban` without `duration_secs`
-    /// (seeds.toml's `[bootstrap] ban_duration_secs`).
-    pub ban_duration: Duration,
 }
 
 /// The answer to a request without the right token: 401, `WWW-Authenticate: Bearer` and

@@ -221,9 +221,13 @@ pub enum Command {
     AddSeed(DnsSeed, oneshot::Sender<Result<(), ControlError>>),
     /// Clear peers.dat, drop every connection and bootstrap again from the seeds.
     ResetPeers(oneshot::Sender<Result<ResetReport, ControlError>>),
-    /// Ban a peer for a duration (persisted, disconnected now); replies the UNIX second the
-    /// ban ends.
-    Ban(PeerId, Duration, oneshot::Sender<Result<u64, ControlError>>),
+    /// Ban a peer for a duration (`None`: `ban_duration_secs`; persisted, disconnected now);
+    /// replies the UNIX second the ban ends.
+    Ban(
+        PeerId,
+        Option<Duration>,
+        oneshot::Sender<Result<u64, ControlError>>,
+    ),
     /// Lift a ban; replies whether the peer had one.
     Unban(PeerId, oneshot::Sender<Result<bool, ControlError>>),
     /// Apply the reloadable part of a re-read `[bootstrap]` section; replies what changed.
@@ -405,7 +409,8 @@ impl NodeHandle {
         self.ask(Command::ResetPeers).await
     }
 
-    /// Bans `peer` for `duration`; returns the UNIX second the ban ends.
+    /// Bans `peer` for `duration` (`None`: the `ban_duration_secs` in force, which a
+    /// SIGHUP may have changed); returns the UNIX second the ban ends.
     ///
     /// # Errors
     /// [`Stopped`] when the event loop has ended; [`ControlError::OwnPeer`] or
@@ -413,7 +418,7 @@ impl NodeHandle {
     pub async fn ban(
         &self,
         peer: PeerId,
-        duration: Duration,
+        duration: Option<Duration>,
     ) -> Result<Result<u64, ControlError>, Stopped> {
         self.ask(|tx| Command::Ban(peer, duration, tx)).await
     }

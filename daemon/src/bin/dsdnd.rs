@@ -378,7 +378,6 @@ async fn run(cli: Cli, seeds: SeedsConfig, log: Log) -> anyhow::Result<()> {
         services: services.names().into_iter().map(String::from).collect(),
         agent_version,
         token: token.into(),
-        ban_duration: seeds.bootstrap.ban_duration,
     };
     let event_loop = tokio::spawn(node.event_loop.run());
     let reloader = tokio::spawn(reload_on_hangup(

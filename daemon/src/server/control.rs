@@ -109,16 +109,17 @@ pub(super) async fn reset(State(s): State<ApiState>) -> Response {
     }
 }
 
-/// The ban length asked for by an optional [`BanRequest`] body, else `default`.
-fn ban_duration(body: &[u8], default: Duration) -> Result<Duration, BadRequest> {
+/// The ban length asked for by an optional [`BanRequest`] body (`None`: the daemon's
+/// `ban_duration_secs`).
+fn ban_duration(body: &[u8]) -> Result<Option<Duration>, BadRequest> {
     let req: BanRequest = if body.iter().all(u8::is_ascii_whitespace) {
         BanRequest::default()
     } else {
         json_body(body, r#"{"duration_secs": N} or empty"#)?
     };
     match req.duration_secs {
-        None => Ok(default),
-        Some(secs) if (1..=MAX_BAN_SECS).contains(&secs) => Ok(Duration::from_secs(secs)),
+        None => Ok(None),
+        Some(secs) if (1..=MAX_BAN_SECS).contains(&secs) => Ok(Some(Duration::from_secs(secs))),
         Some(secs) => Err(format!(
             "duration_secs must be between 1 and {MAX_BAN_SECS} (365 days), not {secs}"
         )),
@@ -135,7 +136,7 @@ pub(super) async fn ban(
         Ok(p) => p,
         Err(msg) => return bad_request(msg),
     };
-    let duration = match ban_duration(&body, s.ban_duration) {
+    let duration = match ban_duration(&body) {
         Ok(d) => d,
         Err(msg) => return bad_request(msg),
     };
@@ -144,7 +145,16 @@ pub(super) async fn ban(
         Ok(Err(e)) => control_error(&e),
         Ok(Ok(until)) => Json(BanResponse {
             peer_id: peer.to_string(),
-            duration_secs: duration.as_secs(),
+            duration_secs: duration.map_or_else(
+                || {
+                    until.saturating_sub(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs()),
+                    )
+                },
+                |d| d.as_secs(),
+            ),
             banned_until: until,
         })
         .into_response(),
@@ -206,13 +216,12 @@ mod tests {
 
     #[test]
     fn ban_durations() {
-        let default = Duration::from_secs(86_400);
-        assert_eq!(ban_duration(b"", default).ok(), Some(default));
-        assert_eq!(ban_duration(b" \n", default).ok(), Some(default));
-        assert_eq!(ban_duration(b"{}", default).ok(), Some(default));
+        assert_eq!(ban_duration(b"").ok(), Some(None));
+        assert_eq!(ban_duration(b" \n").ok(), Some(None));
+        assert_eq!(ban_duration(b"{}").ok(), Some(None));
         assert_eq!(
-            ban_duration(br#"{"duration_secs": 90}"#, default).ok(),
-            Some(Duration::from_secs(90))
+            ban_duration(br#"{"duration_secs": 90}"#).ok(),
+            Some(Some(Duration::from_secs(90)))
         );
         for bad in [
             &br#"{"duration_secs": 0}"#[..],
@@ -220,7 +229,7 @@ mod tests {
             br#"{"duration_secs": -1}"#,
             b"not json",
         ] {
-            assert!(ban_duration(bad, default).is_err(), "{bad:?}");
+            assert!(ban_duration(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -22,7 +22,7 @@ struct Served {
 impl Served {
     async fn start() -> Served {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = NodeConfig {
+        let mut cfg = NodeConfig {
             services: ServiceSet::from_types([ServiceType::Storage]),
             da_dir: None,
             listen: vec!["127.0.0.1:0".parse().expect("addr")],
@@ -34,6 +34,7 @@ impl Served {
                 dir.path(),
             )
         };
+        cfg.bootstrap.ban_duration = std::time::Duration::from_secs(3600);
         let node = Node::start(cfg).expect("node");
         let state = ApiState {
             node: node.handle.clone(),
@@ -43,7 +44,6 @@ impl Served {
             services: vec!["storage".to_owned()],
             agent_version: "dsdnd/test".to_owned(),
             token: TOKEN.into(),
-            ban_duration: Duration::from_secs(3600),
         };
         tokio::spawn(node.event_loop.run());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -269,7 +269,7 @@ async fn ban_and_unban() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs();
-    // Default duration: the configured ban_duration (1 h here).
+    // Default duration: the node's ban_duration_secs in force (1 h here).
     let (status, body) = s
         .call(
             reqwest::Method::POST,

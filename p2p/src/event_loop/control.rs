@@ -97,10 +97,16 @@ impl EventLoop {
         })
     }
 
-    pub(super) fn ban(&mut self, peer: PeerId, duration: Duration) -> Result<u64, ControlError> {
+    pub(super) fn ban(
+        &mut self,
+        peer: PeerId,
+        duration: Option<Duration>,
+    ) -> Result<u64, ControlError> {
         if peer == *self.swarm.local_peer_id() {
             return Err(ControlError::OwnPeer);
         }
+        let duration =
+            duration.unwrap_or_else(|| self.swarm.behaviour().peer_manager.ban_duration());
         let now = unix_now();
         let until = now.saturating_add(duration.as_secs().max(1));
         self.store

@@ -21,6 +21,11 @@ impl PeerManager {
         &self.cfg.static_peers
     }
 
+    /// The ban length in force (`ban_duration_secs`, reloadable).
+    pub fn ban_duration(&self) -> std::time::Duration {
+        self.cfg.ban_duration
+    }
+
     /// The DNS seeds in use (seeds.toml's, then the operator's additions).
     pub fn dns_seeds(&self) -> &[DnsSeed] {
         &self.cfg.dns_seeds
