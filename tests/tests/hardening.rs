@@ -178,3 +178,56 @@ async fn a_ban_resting_on_another_configuration_is_lifted_at_start() -> anyhow::
     net.pass();
     Ok(())
 }
+
+/// The ban trap as an operator meets it: a node started with a mistyped `da_authority` says
+/// that its authority looks wrong (not just "no bootstrap source reachable"), and once the
+/// key is fixed and the node restarted it follows the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_da_authority_is_named_and_fixing_it_recovers() -> anyhow::Result<()> {
+    let mut net = TestNet::new("wrong-authority").await?;
+    let cfg = net.da_config("coordinator", 20)?;
+    let names = net.start_da_net(20, 1, &cfg).await?;
+    let ids = net.peer_ids(&names);
+    // b knows the coordinator and the storage node, but its da_authority is mistyped.
+    let good = cfg.clone().with_static_peer(net.addr(21));
+    // The key of another node: a valid Ed25519 key, just not the authority's.
+    let (_, other_key) = net.init_identity("not-the-authority")?;
+    let wrong = good.clone().with_da_authority(other_key);
+    net.spawn("b", NodeMode::Storage, 22, &wrong).await?;
+    eventually(WAIT, "b connects to both", || async {
+        let s = net.node("b").client().status().await.ok()?;
+        (s.connected_peers >= 2).then_some(())
+    })
+    .await?;
+    let events = dsdn_integration_tests::chunk_events(&ids, 40);
+    dsdn_integration_tests::da_publish_all(net.node("coordinator"), &events, 10).await?;
+    let s = eventually(WAIT, "b names its da_authority", || async {
+        let s = net.node("b").client().status().await.ok()?;
+        s.warnings
+            .iter()
+            .any(|w| w.contains("check [network] da_authority"))
+            .then_some(s)
+    })
+    .await?;
+    eprintln!("b's warnings: {:?}", s.warnings);
+    assert_eq!(net.node("b").client().da_state().await?.height, 0);
+
+    // Fixed and restarted: b follows the log.
+    net.write_config("b", &good)?;
+    net.node_mut("b").restart().await?;
+    net.node("b").wait_ready(WAIT).await?;
+    let tip = dsdn_integration_tests::da_tip(net.node("coordinator")).await?;
+    eventually(
+        Duration::from_secs(30),
+        "b reaches the coordinator's tip",
+        || async {
+            let h = net.node("b").client().da_state().await.ok()?.height;
+            (h >= tip.height).then_some(())
+        },
+    )
+    .await?;
+    let s = net.node("b").client().status().await?;
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    net.pass();
+    Ok(())
+}

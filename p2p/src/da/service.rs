@@ -32,6 +32,7 @@ use crate::metrics::Metrics;
 use crate::net::rpc::Reply as RegisterReply;
 
 mod committee;
+mod doubt;
 mod identity;
 mod load;
 mod log;
@@ -191,6 +192,8 @@ pub(crate) struct DaService {
     sealed_this_run: bool,
     /// Another process seals with this node's key: sealing stopped (issue 14 §4).
     identity_clash: Option<String>,
+    /// Peers whose blobs failed the signature check (a hint at a wrong `da_authority`).
+    doubt: doubt::AuthorityDoubt,
     chain: DaChain,
     /// The log on disk and its writer; `None` keeps the log in memory only (light client).
     log: Option<DaLog>,
@@ -295,6 +298,7 @@ impl DaService {
             sealing: None,
             sealed_this_run: false,
             identity_clash: None,
+            doubt: doubt::AuthorityDoubt::default(),
             chain,
             log,
             snapshot_path,
@@ -365,6 +369,7 @@ impl DaService {
         };
         match DaBlob::decode_verified(data, &self.network, &authority) {
             Ok(blob) => {
+                self.note_verified();
                 let height = blob.height();
                 // A blob of our own key we did not seal is not the sender's fault.
                 let clash = self.own_key_conflict(&blob);
@@ -393,6 +398,7 @@ impl DaService {
                 }
             }
             Err(e) => {
+                self.note_invalid(source, e.reason());
                 self.reject(e.reason(), &e);
                 MessageAcceptance::Reject
             }

@@ -70,6 +70,11 @@ impl EventLoop {
         }
     }
 
+    /// The `status` warning while the configured DA authority looks wrong.
+    pub(super) fn authority_warning(&self) -> Option<String> {
+        self.da.service.authority_warning()
+    }
+
     /// The `status` warning for a clash, if one was found (PeerId or DA authority).
     pub(super) fn identity_clash_warning(&self) -> Option<String> {
         self.identity

@@ -348,6 +348,7 @@ impl EventLoop {
             stats.entries,
         ));
         warnings.extend(self.identity_clash_warning());
+        warnings.extend(self.authority_warning());
         NodeStatus {
             banned_peers: stats.banned,
             warnings,

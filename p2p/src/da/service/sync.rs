@@ -53,13 +53,17 @@ impl DaService {
         for (i, bytes) in response.blobs.iter().enumerate() {
             let expected = request.from + i as u64;
             let blob = match DaBlob::decode_verified(bytes, &self.network, &authority) {
-                Ok(b) if b.height() == expected => b,
+                Ok(b) if b.height() == expected => {
+                    self.note_verified();
+                    b
+                }
                 Ok(b) => {
                     let e = format!("asked for height {expected}, got {}", b.height());
                     self.sync_invalid(peer, request, now, "wrong_height", &e);
                     return;
                 }
                 Err(e) => {
+                    self.note_invalid(peer, e.reason());
                     self.sync_invalid(peer, request, now, e.reason(), &e);
                     return;
                 }
