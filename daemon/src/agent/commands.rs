@@ -209,7 +209,7 @@ fn parse_events(text: &str) -> anyhow::Result<Vec<DaEvent>> {
         bail!("contains no DA events");
     }
     for (i, e) in events.iter().enumerate() {
-        e.validate()
+        e.validate_for_sealing()
             .map_err(|err| anyhow::anyhow!("event #{} is invalid: {err}", i + 1))?;
     }
     Ok(events)
