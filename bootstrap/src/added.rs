@@ -316,7 +316,7 @@ fn prune_corrupt(path: &Path, newest: &Path) -> io::Result<()> {
             }
         }
     }
-    copies.sort_by(|a, b| b.0.cmp(&a.0));
+    copies.sort_by_key(|c| std::cmp::Reverse(c.0));
     for (_, copy) in copies.into_iter().skip(KEEP_CORRUPT.saturating_sub(1)) {
         fs::remove_file(copy)?;
     }

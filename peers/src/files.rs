@@ -95,7 +95,7 @@ pub fn prune_corrupt(path: &Path, newest: &Path) -> io::Result<Vec<PathBuf>> {
             copies.push((order, copy));
         }
     }
-    copies.sort_by(|a, b| b.0.cmp(&a.0));
+    copies.sort_by_key(|c| std::cmp::Reverse(c.0));
     let mut removed = Vec::new();
     for (_, copy) in copies.into_iter().skip(KEEP_CORRUPT.saturating_sub(1)) {
         fs::remove_file(&copy).map_err(|e| at(&copy, e))?;
