@@ -287,8 +287,18 @@ mod tests {
         let msg = parse_events(&empty_node).expect_err("invalid").to_string();
         assert!(msg.starts_with("event #1 is invalid"), "{msg}");
 
+        // A node_id must be a PeerId (issue 14 §6): refused here, before the daemon says 400.
+        let fake = format!(
+            "[{{\"type\": \"replica_added\", \"chunk_id\": \"{chunk}\", \"node_id\": \"12D3KooWnotreally\"}}]"
+        );
+        let msg = parse_events(&fake).expect_err("not a PeerId").to_string();
+        assert!(
+            msg.starts_with("event #1 is invalid") && msg.contains("is not a PeerId"),
+            "{msg}"
+        );
+
         let good = format!(
-            "[{{\"type\": \"replica_added\", \"chunk_id\": \"{chunk}\", \"node_id\": \"n1\"}}]"
+            "[{{\"type\": \"replica_added\", \"chunk_id\": \"{chunk}\", \"node_id\": \"12D3KooWBwoKmnBmkaAa6DTB2KLpitECR9ay8qydC3wUwdrdQLS1\"}}]"
         );
         assert_eq!(parse_events(&good).expect("good").len(), 1);
     }

@@ -117,8 +117,17 @@ mod tests {
 
     use super::*;
 
+    /// `n` PeerIds (events naming anything else are refused for sealing).
     fn ids(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("12D3KooWnode{i}")).collect()
+        (0..n)
+            .map(|i| {
+                libp2p::identity::Keypair::ed25519_from_bytes([i as u8 + 1; 32])
+                    .expect("32 bytes")
+                    .public()
+                    .to_peer_id()
+                    .to_base58()
+            })
+            .collect()
     }
 
     #[test]
