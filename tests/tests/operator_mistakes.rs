@@ -4,7 +4,9 @@
 //! `error:` line naming the path (or key) and what is wrong, each cause once.
 //!
 //! We run as root, so "unwritable" is produced in ways root respects: a `peers_file` under
-//! a regular file, and a directory where the file should be.
+//! a regular file, a directory where the file should be, and a read-only tmpfs mounted in
+//! a private mount namespace (`unshare -m`; that test is skipped, saying so, on a host
+//! that cannot make one).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -178,6 +180,83 @@ fn a_missing_config_prints_the_os_reason_once() {
         format!(
             "error: invalid configuration {config}: cannot read {config}: No such file or \
              directory (os error 2)"
+        )
+    );
+}
+
+/// Runs `dsdnd` in a private mount namespace where `ro_dir` is a read-only tmpfs (nothing
+/// leaks out: the mount goes with the process). `None` when this host cannot do that
+/// (no `unshare`, or no privilege to make mount namespaces).
+fn run_dsdnd_with_read_only(ro_dir: &Path, args: &[&str]) -> Option<(Option<i32>, String)> {
+    let bin = dsdn_daemon::localnet::find_dsdnd().expect("dsdnd built");
+    let probe = Command::new("unshare").args(["-m", "true"]).output().ok()?;
+    if !probe.status.success() {
+        return None;
+    }
+    let script = r#"mount -t tmpfs -o ro tmpfs "$0" && exec "$@""#;
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", script])
+        .arg(ro_dir)
+        .arg(bin)
+        .args(args)
+        .args(["--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run unshare");
+    Some((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// A read-only file system refuses root too: the data directory and the peer cache on one
+/// are named with the OS reason.
+#[test]
+fn a_read_only_data_directory_or_peers_file_is_refused_with_the_os_reason() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ro = tmp.path().join("ro");
+    std::fs::create_dir(&ro).expect("mkdir");
+    let ro_str = ro.to_str().expect("utf-8");
+    let config = write_config(tmp.path(), "");
+    let Some((code, stderr)) =
+        run_dsdnd_with_read_only(&ro, &["--config", &config, "--data-dir", ro_str])
+    else {
+        eprintln!("skipped: this host cannot make a private mount namespace");
+        return;
+    };
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        error_line(&stderr),
+        format!(
+            "error: data directory {ro_str} is not writable: Read-only file system (os error 30)"
+        )
+    );
+
+    let peers = ro.join("peers.dat");
+    let config = write_config(
+        tmp.path(),
+        &format!(
+            "[bootstrap]\npeers_file = {:?}\n",
+            peers.to_str().expect("utf-8")
+        ),
+    );
+    let data = tmp.path().join("data");
+    let (code, stderr) = run_dsdnd_with_read_only(
+        &ro,
+        &[
+            "--config",
+            &config,
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+        ],
+    )
+    .expect("worked above");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        error_line(&stderr),
+        format!(
+            "error: peers_file {} is not writable: Read-only file system (os error 30)",
+            peers.display()
         )
     );
 }
