@@ -262,7 +262,15 @@ fn add<T: PartialEq>(list: &mut Vec<T>, item: T, kind: AddedKind) -> Result<bool
     Ok(true)
 }
 
-/// Renames `path` to `<name>.corrupt-<now>` (with `.1`, `.2`, … appended if taken).
+/// Moved-aside copies of the additions file kept: the newest 3, as
+/// `dsdn_peers::files::KEEP_CORRUPT` for peers.dat, the DA files and the committee's files
+/// (this crate does not depend on `dsdn-peers`, so the few lines of pruning are repeated
+/// here; a test in `dsdn-p2p` checks that both numbers agree).
+pub const KEEP_CORRUPT: usize = 3;
+
+/// Renames `path` to `<name>.corrupt-<now>` (with `.1`, `.2`, … appended if taken), then
+/// deletes older copies beyond the newest [`KEEP_CORRUPT`] ([`prune_corrupt`]; a failure
+/// there is logged).
 fn move_aside(path: &Path, now: u64) -> io::Result<PathBuf> {
     let name = path
         .file_name()
@@ -276,7 +284,43 @@ fn move_aside(path: &Path, now: u64) -> io::Result<PathBuf> {
         n += 1;
     }
     fs::rename(path, &target)?;
+    if let Err(e) = prune_corrupt(path, &target) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot delete older moved-aside copies");
+    }
     Ok(target)
+}
+
+/// Deletes the copies `<name>.corrupt-<secs>[.<n>]` of `path` beyond the newest
+/// [`KEEP_CORRUPT`] (by the time and counter in the name); `newest`, the copy just made, is
+/// always kept. Other names are left alone.
+fn prune_corrupt(path: &Path, newest: &Path) -> io::Result<()> {
+    let prefix = match path.file_name() {
+        Some(n) => format!("{}.corrupt-", n.to_string_lossy()),
+        None => return Ok(()),
+    };
+    let order = |name: &str| -> Option<(u64, u64)> {
+        let rest = name.strip_prefix(&prefix)?;
+        let (secs, n) = rest.split_once('.').unwrap_or((rest, "0"));
+        Some((secs.parse().ok()?, n.parse().ok()?))
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut copies = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        if let Some(o) = name.to_str().and_then(order) {
+            if newest.file_name() != Some(name.as_os_str()) {
+                copies.push((o, dir.join(name)));
+            }
+        }
+    }
+    copies.sort_by_key(|c| std::cmp::Reverse(c.0));
+    for (_, copy) in copies.into_iter().skip(KEEP_CORRUPT.saturating_sub(1)) {
+        fs::remove_file(copy)?;
+    }
+    Ok(())
 }
 
 /// Syncs the directory holding `path` so a rename in it is durable. Best effort: some

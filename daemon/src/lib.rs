@@ -4,8 +4,8 @@
 //! API's JSON shapes ([`api`]) and server ([`server`]), its cookie authentication
 //! ([`cookie`]), the node key ([`key`]), an HTTP client for the API ([`client`]), the
 //! daemon modes with the roles they advertise and need ([`roles`]) and a launcher for
-//! local networks of real `dsdnd` processes ([`localnet`]), and the WASM workload runtime
-//! ([`workload`]).
+//! local networks of real `dsdnd` processes ([`localnet`]), the WASM workload runtime
+//! ([`workload`]), and the checks of the daemon's paths at start ([`preflight`]).
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
@@ -15,6 +15,7 @@ pub mod cookie;
 pub mod key;
 pub mod localnet;
 pub mod logging;
+pub mod preflight;
 pub mod reload;
 pub mod roles;
 pub mod server;

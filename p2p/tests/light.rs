@@ -122,11 +122,11 @@ fn events(batch: u8, n: usize) -> Vec<DaEvent> {
                 },
                 1 => DaEvent::ReplicaAdded {
                     chunk_id,
-                    node_id: format!("node-{batch}-{i}"),
+                    node_id: common::test_node_id(u64::from(batch) << 32 | i as u64),
                 },
                 _ => DaEvent::ReplicaRemoved {
                     chunk_id,
-                    node_id: format!("node-{batch}-{i}"),
+                    node_id: common::test_node_id(u64::from(batch) << 32 | i as u64),
                 },
             }
         })

@@ -135,7 +135,7 @@ pub async fn wait_da_equal(nodes: &[&Node], want: &DaTip, timeout: Duration) -> 
             for (n, tip, ok) in &last {
                 let tip = match tip {
                     Ok(t) => t.to_string(),
-                    Err(e) => format!("{e:#}"),
+                    Err(e) => dsdn_p2p::node::error_chain(e.as_ref()),
                 };
                 msg.push_str(&format!(
                     "\n  {} {}: {tip}",

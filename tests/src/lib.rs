@@ -589,7 +589,7 @@ impl Checks {
         match r {
             Ok(v) => Some(v),
             Err(e) => {
-                let msg = format!("{what}: {e:#}");
+                let msg = format!("{what}: {}", dsdn_p2p::node::error_chain(e.as_ref()));
                 eprintln!("CHECK FAILED: {msg}");
                 self.failures.push(msg);
                 None

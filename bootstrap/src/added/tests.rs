@@ -128,6 +128,35 @@ fn unusable_file_is_moved_aside_and_treated_as_empty() {
     }
 }
 
+/// Issue 14 §6: the newest [`KEEP_CORRUPT`] copies stay, the copy just made always among
+/// them; other names are left alone.
+#[test]
+fn move_aside_keeps_the_newest_three_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("added-peers.toml");
+    fs::write(dir.path().join("added-peers.toml.corrupt-old"), "mine").unwrap();
+    for now in [5, 5, 7, 3, 9] {
+        fs::write(&path, format!("{now}")).unwrap();
+        let aside = move_aside(&path, now).unwrap();
+        assert!(aside.exists(), "the copy just made stays");
+    }
+    let mut names: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "added-peers.toml.corrupt-5.1",
+            "added-peers.toml.corrupt-7",
+            "added-peers.toml.corrupt-9",
+            "added-peers.toml.corrupt-old",
+        ]
+    );
+    assert_eq!(KEEP_CORRUPT, 3);
+}
+
 #[test]
 fn move_aside_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();

@@ -19,11 +19,11 @@
 //! malformed values are refused with an error naming the key (see [`ConfigError`]);
 //! [`parse_toml`] and [`KeyErrors`] give every section the same error shapes.
 
+mod errors;
 mod seed;
 mod write;
 
 use std::collections::HashSet;
-use std::fmt;
 use std::hash::Hash;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,6 +34,7 @@ use multiaddr::Multiaddr;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use errors::{ConfigError, KeyError, KeyErrors};
 pub use seed::{
     socket_dial_addrs, DnsSeed, DnsSeedError, StaticPeer, StaticPeerError, MAX_DOMAIN_LEN,
     MAX_LABEL_LEN,
@@ -45,6 +46,31 @@ pub const DNS_PORT: u16 = 53;
 
 /// Longest accepted duration setting (`*_secs` keys), in seconds: one week.
 pub const MAX_DURATION_SECS: u64 = 7 * 24 * 3600;
+
+/// Largest `bootstrap.max_outbound_connections`: 1024 peers. Outbound peers are the ones
+/// this node dials and keeps (8 by default, Bitcoin Core keeps 10); far more only multiplies
+/// gossip and PEX traffic, and every one is a socket and a file descriptor.
+pub const MAX_OUTBOUND_CONNECTIONS: usize = 1024;
+
+/// Largest `bootstrap.max_inbound_connections`: 65 536 connections, the number of ports of
+/// one address and far above the open-file limit of a usual process (1024 soft, a few
+/// hundred thousand hard); a larger value would only be refused by the kernel (`EMFILE`)
+/// instead of by the peer manager.
+pub const MAX_INBOUND_CONNECTIONS: usize = 65_536;
+
+/// Largest `bootstrap.max_connections_per_peer`: 16. A well-behaved peer needs one TCP and
+/// one QUIC connection per address family, plus a dial race or a relayed circuit now and
+/// then: 4 to 6; more is one peer hoarding slots.
+pub const MAX_CONNECTIONS_PER_PEER: usize = 16;
+
+/// Largest `bootstrap.min_peers`: [`MAX_OUTBOUND_CONNECTIONS`]; partition recovery
+/// could never end if the node needed more peers than it may hold.
+pub const MAX_MIN_PEERS: usize = MAX_OUTBOUND_CONNECTIONS;
+
+/// Largest `bootstrap.inbound_per_ip_per_minute`: 1 000 000 (about 16 700 a second, as
+/// `nat.relay_*_rate_per_ip`): room for a test network with thousands of nodes behind one
+/// loopback address; beyond it the per-IP limiter would refuse nothing.
+pub const MAX_INBOUND_PER_IP_PER_MINUTE: u32 = 1_000_000;
 
 /// `[network]`: which network the node belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,9 +140,11 @@ pub struct BootstrapConfig {
     /// `default_port`: the P2P port assumed for addresses resolved from DNS seeds, and the
     /// default listen port. Default 30303.
     pub default_port: u16,
-    /// `max_outbound_connections`: outbound peers the node wants (at least 1). Default 8.
+    /// `max_outbound_connections`: outbound peers the node wants,
+    /// 1..=[`MAX_OUTBOUND_CONNECTIONS`]. Default 8.
     pub max_outbound_connections: usize,
-    /// `max_inbound_connections`: inbound peers accepted (0 = none). Default 125.
+    /// `max_inbound_connections`: inbound peers accepted (0 = none),
+    /// 0..=[`MAX_INBOUND_CONNECTIONS`]. Default 125.
     pub max_inbound_connections: usize,
     /// `dns_resolve_timeout_secs`: limit for resolving one DNS seed (A and AAAA together).
     /// Default 10 s.
@@ -131,13 +159,14 @@ pub struct BootstrapConfig {
     pub retry_interval: Duration,
     /// `min_peers`: below this many connected peers the node considers itself partitioned
     /// and runs partition recovery (every DNS seed, every cached and static peer, with
-    /// exponential backoff; 28.1.C §4). At least 1. Default 3.
+    /// exponential backoff; 28.1.C §4). 1..=[`MAX_MIN_PEERS`]. Default 3.
     pub min_peers: usize,
     /// `max_connections_per_peer`: simultaneous connections accepted to or from one PeerId
-    /// (at least 1). Default 2 (one TCP and one QUIC).
+    /// (1..=[`MAX_CONNECTIONS_PER_PEER`]). Default 2 (one TCP and one QUIC).
     pub max_connections_per_peer: usize,
     /// `inbound_per_ip_per_minute`: inbound connection attempts accepted from one IP address
-    /// per minute; more are refused before any handshake (28.1.C §6). At least 1. Default 10.
+    /// per minute; more are refused before any handshake (28.1.C §6).
+    /// 1..=[`MAX_INBOUND_PER_IP_PER_MINUTE`]. Default 10.
     pub inbound_per_ip_per_minute: u32,
     /// `dns_refresh_interval_secs`: one random DNS seed is resolved this often to learn new
     /// peers, even while connected (28.1.B §6). Default 1800 s.
@@ -188,67 +217,6 @@ impl BootstrapConfig {
     /// returned unchanged).
     pub fn peers_path(&self, data_dir: &Path) -> PathBuf {
         data_dir.join(&self.peers_file)
-    }
-}
-
-/// One invalid setting: the dotted key (`bootstrap.static_peers[0]`) and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyError {
-    /// The key path, e.g. `network.name`, `bootstrap.dns_seeds[2]`.
-    pub key: String,
-    /// The problem, e.g. `invalid type: string "x", expected u16`.
-    pub message: String,
-}
-
-impl fmt::Display for KeyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
-    }
-}
-
-/// Why seeds.toml could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The text is not TOML (the message carries line and column).
-    #[error("{0}")]
-    Syntax(String),
-    /// A key that seeds.toml does not define, e.g. `unknown key bootstrap.foo`.
-    #[error("unknown key {key}")]
-    UnknownKey {
-        /// The dotted key path.
-        key: String,
-    },
-    /// One or more values of the wrong type or failing validation, each naming its key;
-    /// displayed as `key: message` entries joined by `; `.
-    #[error("{}", join(.0))]
-    Invalid(Vec<KeyError>),
-}
-
-fn join(errors: &[KeyError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-impl ConfigError {
-    /// The keys this error names (empty for [`ConfigError::Io`] and [`ConfigError::Syntax`]).
-    pub fn keys(&self) -> Vec<&str> {
-        match self {
-            ConfigError::Io { .. } | ConfigError::Syntax(_) => Vec::new(),
-            ConfigError::UnknownKey { key } => vec![key.as_str()],
-            ConfigError::Invalid(errors) => errors.iter().map(|e| e.key.as_str()).collect(),
-        }
     }
 }
 
@@ -373,59 +341,6 @@ fn type_error(err: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
     ConfigError::Invalid(vec![KeyError { key: path, message }])
 }
 
-/// Collects validation errors, each naming its key, across every section of a file.
-#[derive(Debug, Default)]
-pub struct KeyErrors(Vec<KeyError>);
-
-impl KeyErrors {
-    /// Returns `value`, recording `key` as invalid (`must be between {min} and {max}, got
-    /// {value}`) when it lies outside `min..=max`.
-    pub fn range<T: PartialOrd + fmt::Display + Copy>(
-        &mut self,
-        key: &str,
-        value: T,
-        min: T,
-        max: T,
-    ) -> T {
-        if value < min || value > max {
-            self.push(key, format!("must be between {min} and {max}, got {value}"));
-        }
-        value
-    }
-
-    /// Records that `key` (dotted, e.g. `da.batch_max_bytes`) is invalid because of
-    /// `message`.
-    pub fn push(&mut self, key: impl Into<String>, message: impl fmt::Display) {
-        self.0.push(KeyError {
-            key: key.into(),
-            message: message.to_string(),
-        });
-    }
-
-    /// Consumes the collection: `Ok(value)` when no error was recorded, otherwise
-    /// [`ConfigError::Invalid`] with the errors in the order they were pushed.
-    ///
-    /// # Errors
-    /// As described.
-    pub fn into_result<T>(self, value: T) -> Result<T, ConfigError> {
-        if self.0.is_empty() {
-            Ok(value)
-        } else {
-            Err(ConfigError::Invalid(self.0))
-        }
-    }
-
-    fn secs(&mut self, key: &str, secs: u64) -> Duration {
-        if secs == 0 || secs > MAX_DURATION_SECS {
-            self.push(
-                format!("bootstrap.{key}"),
-                format!("must be between 1 and {MAX_DURATION_SECS} seconds, got {secs}"),
-            );
-        }
-        Duration::from_secs(secs)
-    }
-}
-
 fn dedup<T: Clone + Eq + Hash>(items: Vec<T>) -> Vec<T> {
     let mut seen = HashSet::new();
     items
@@ -465,12 +380,15 @@ fn parse_authority(hex_key: &str) -> Result<[u8; 32], String> {
 /// `network.da_authority` (not 64 hex characters), `network.external_addresses[i]` (not a
 /// dialable multiaddr), `bootstrap.dns_seeds[i]`,
 /// `bootstrap.static_peers[i]`, `bootstrap.dns_servers[i]`, `bootstrap.peers_file` (empty),
-/// `bootstrap.default_port` (0), `bootstrap.max_outbound_connections` (0), any `*_secs` key
-/// outside 1..=[`MAX_DURATION_SECS`], `bootstrap.min_peers`,
-/// `bootstrap.max_connections_per_peer` and `bootstrap.inbound_per_ip_per_minute` (0), and
-/// `bootstrap.dns_seeds` empty on `mainnet`. Duplicate DNS seeds, static peers and name
-/// servers are dropped (the first occurrence is kept). On errors the returned values are
-/// placeholders, to be discarded.
+/// `bootstrap.default_port` (0), any `*_secs` key outside 1..=[`MAX_DURATION_SECS`], the
+/// connection limits outside their bounds (`must be between {min} and {max}, got
+/// {value}`): `bootstrap.max_outbound_connections` 1..=[`MAX_OUTBOUND_CONNECTIONS`],
+/// `bootstrap.max_inbound_connections` 0..=[`MAX_INBOUND_CONNECTIONS`],
+/// `bootstrap.min_peers` 1..=[`MAX_MIN_PEERS`], `bootstrap.max_connections_per_peer`
+/// 1..=[`MAX_CONNECTIONS_PER_PEER`], `bootstrap.inbound_per_ip_per_minute`
+/// 1..=[`MAX_INBOUND_PER_IP_PER_MINUTE`]; and `bootstrap.dns_seeds` empty on `mainnet`.
+/// Duplicate DNS seeds, static peers and name servers are dropped (the first occurrence is
+/// kept). On errors the returned values are placeholders, to be discarded.
 pub fn validate_sections(
     network: RawNetwork,
     bootstrap: RawBootstrap,
@@ -526,9 +444,18 @@ pub fn validate_sections(
     if b.default_port == 0 {
         errs.push("bootstrap.default_port", "must not be 0");
     }
-    if b.max_outbound_connections == 0 {
-        errs.push("bootstrap.max_outbound_connections", "must be at least 1");
-    }
+    errs.range(
+        "bootstrap.max_outbound_connections",
+        b.max_outbound_connections,
+        1,
+        MAX_OUTBOUND_CONNECTIONS,
+    );
+    errs.range(
+        "bootstrap.max_inbound_connections",
+        b.max_inbound_connections,
+        0,
+        MAX_INBOUND_CONNECTIONS,
+    );
     let dns_resolve_timeout = errs.secs("dns_resolve_timeout_secs", b.dns_resolve_timeout_secs);
     let peer_connect_timeout = errs.secs("peer_connect_timeout_secs", b.peer_connect_timeout_secs);
     let pex_interval = errs.secs("pex_interval_secs", b.pex_interval_secs);
@@ -538,15 +465,19 @@ pub fn validate_sections(
     let recovery_backoff_max = errs.secs("recovery_backoff_max_secs", b.recovery_backoff_max_secs);
     let ban_duration = errs.secs("ban_duration_secs", b.ban_duration_secs);
     let service_record_ttl = errs.secs("service_record_ttl_secs", b.service_record_ttl_secs);
-    if b.min_peers == 0 {
-        errs.push("bootstrap.min_peers", "must be at least 1");
-    }
-    if b.max_connections_per_peer == 0 {
-        errs.push("bootstrap.max_connections_per_peer", "must be at least 1");
-    }
-    if b.inbound_per_ip_per_minute == 0 {
-        errs.push("bootstrap.inbound_per_ip_per_minute", "must be at least 1");
-    }
+    errs.range("bootstrap.min_peers", b.min_peers, 1, MAX_MIN_PEERS);
+    errs.range(
+        "bootstrap.max_connections_per_peer",
+        b.max_connections_per_peer,
+        1,
+        MAX_CONNECTIONS_PER_PEER,
+    );
+    errs.range(
+        "bootstrap.inbound_per_ip_per_minute",
+        b.inbound_per_ip_per_minute,
+        1,
+        MAX_INBOUND_PER_IP_PER_MINUTE,
+    );
     if name.is_mainnet() && b.dns_seeds.is_empty() {
         errs.push(
             "bootstrap.dns_seeds",

@@ -214,7 +214,7 @@ fn parse_events(text: &str) -> anyhow::Result<Vec<DaEvent>> {
         bail!("contains no DA events");
     }
     for (i, e) in events.iter().enumerate() {
-        e.validate()
+        e.validate_for_sealing()
             .map_err(|err| anyhow::anyhow!("event #{} is invalid: {err}", i + 1))?;
     }
     Ok(events)
@@ -292,8 +292,18 @@ mod tests {
         let msg = parse_events(&empty_node).expect_err("invalid").to_string();
         assert!(msg.starts_with("event #1 is invalid"), "{msg}");
 
+        // A node_id must be a PeerId (issue 14 §6): refused here, before the daemon says 400.
+        let fake = format!(
+            "[{{\"type\": \"replica_added\", \"chunk_id\": \"{chunk}\", \"node_id\": \"12D3KooWnotreally\"}}]"
+        );
+        let msg = parse_events(&fake).expect_err("not a PeerId").to_string();
+        assert!(
+            msg.starts_with("event #1 is invalid") && msg.contains("is not a PeerId"),
+            "{msg}"
+        );
+
         let good = format!(
-            "[{{\"type\": \"replica_added\", \"chunk_id\": \"{chunk}\", \"node_id\": \"n1\"}}]"
+            "[{{\"type\": \"replica_added\", \"chunk_id\": \"{chunk}\", \"node_id\": \"12D3KooWBwoKmnBmkaAa6DTB2KLpitECR9ay8qydC3wUwdrdQLS1\"}}]"
         );
         assert_eq!(parse_events(&good).expect("good").len(), 1);
     }

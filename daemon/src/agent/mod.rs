@@ -322,10 +322,10 @@ fn read_token(cookie: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<
     })
 }
 
-/// The error and its causes on one line (`a: b: c`), cut at the first line break (some
-/// errors quote log tails on the following lines).
+/// The error and its causes on one line (`a: b: c`, each cause once), cut at the first line
+/// break (some errors quote log tails on the following lines).
 fn one_line(e: &anyhow::Error) -> String {
-    let full = format!("{e:#}");
+    let full = dsdn_p2p::node::error_chain(e.as_ref());
     let first = full.lines().next().unwrap_or_default().trim_end();
     first.to_owned()
 }
@@ -522,5 +522,15 @@ mod tests {
     fn errors_are_one_line() {
         let e = anyhow::anyhow!("node x: exited\n--- log ---\nline").context("devnet failed");
         assert_eq!(one_line(&e), "devnet failed: node x: exited");
+        // A cause whose text the error already quotes is printed once.
+        let key = dsdn_daemon::key::KeyError::Io {
+            path: "/d/node.key".into(),
+            source: std::io::Error::from_raw_os_error(2),
+        };
+        let e = anyhow::Error::new(key).context("cannot load the key");
+        assert_eq!(
+            one_line(&e),
+            "cannot load the key: /d/node.key: No such file or directory (os error 2)"
+        );
     }
 }

@@ -21,6 +21,11 @@
 //! carries DA events: see [`dsdn_daemon::roles`]. `validator`, `chain` and `ingress` are
 //! discovery-only roles (they advertise and connect); `--dc` goes with `storage` only.
 //!
+//! Before anything else the data directory and the peer cache are checked
+//! ([`dsdn_daemon::preflight`]): a data directory that is a file, or a `peers_file` that
+//! cannot be written, stops the daemon with a message naming the path and what is wrong.
+//! Errors are printed with each cause once (`error: a: b: c`).
+//!
 //! While it runs, `<data dir>/.cookie` (mode 0600) holds the token the control API demands
 //! (`Authorization: Bearer <token>`); it is rewritten at each start and removed on a clean
 //! shutdown.
@@ -33,7 +38,7 @@ use clap::{Parser, Subcommand};
 use dsdn_daemon::logging::Log;
 use dsdn_daemon::roles::Mode;
 use dsdn_daemon::server::{self, ApiState};
-use dsdn_daemon::{cookie, key};
+use dsdn_daemon::{cookie, key, preflight};
 use dsdn_p2p::seeds::SeedsConfig;
 use dsdn_p2p::workload::WorkloadConfig;
 use dsdn_p2p::{Node, NodeConfig};
@@ -122,6 +127,7 @@ enum Command {
 }
 
 fn init(data_dir: &Path) -> anyhow::Result<()> {
+    preflight::check_data_dir(data_dir)?;
     let (kp, _) = key::load_or_create(data_dir)?;
     let public = key::public_key_bytes(&kp).context("node key is not Ed25519")?;
     let out = serde_json::json!({
@@ -217,6 +223,10 @@ async fn reload_on_hangup(
 
 async fn run(cli: Cli, seeds: SeedsConfig, log: Log) -> anyhow::Result<()> {
     cli.mode.check_dc(cli.dc)?;
+    // Operator mistakes on paths, named before the key loader or redb meet them.
+    preflight::check_data_dir(&cli.data_dir)?;
+    let peers_file = seeds.bootstrap.peers_path(&cli.data_dir);
+    preflight::check_peers_file(&peers_file)?;
     let (keypair, created) = key::load_or_create(&cli.data_dir)?;
     let peer_id = keypair.public().to_peer_id();
     if created {
@@ -235,7 +245,6 @@ async fn run(cli: Cli, seeds: SeedsConfig, log: Log) -> anyhow::Result<()> {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    let peers_file = seeds.bootstrap.peers_path(&cli.data_dir);
     let services = cli.mode.services(cli.dc);
     let own_key = key::public_key_bytes(&keypair);
     let agent_version = format!("dsdnd/{}", env!("CARGO_PKG_VERSION"));
@@ -413,6 +422,12 @@ fn start(cli: Cli) -> anyhow::Result<()> {
     rt.block_on(run(cli, seeds, log))
 }
 
+/// `e` and its causes on one line, each cause once: many errors repeat their source's
+/// text in their own, which `{:#}` would print twice.
+fn error_text(e: &anyhow::Error) -> String {
+    dsdn_p2p::node::error_chain(e.as_ref())
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -424,178 +439,12 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             std::process::ExitCode::FAILURE
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_mode_parses_and_dc_goes_with_storage_only() {
-        for m in Mode::ALL {
-            let cli = Cli::try_parse_from(["dsdnd", "--mode", m.as_str()]).expect("parses");
-            assert_eq!(cli.mode, m);
-        }
-        let cli = Cli::try_parse_from(["dsdnd", "--mode", "validator", "--dc"]).expect("parses");
-        assert!(cli.mode.check_dc(cli.dc).is_err());
-        let cli = Cli::try_parse_from(["dsdnd", "--dc"]).expect("parses");
-        assert_eq!(cli.mode, Mode::Storage);
-        assert_eq!(cli.mode.services(cli.dc).names(), ["storage", "storage-dc"]);
-        assert!(Cli::try_parse_from(["dsdnd", "--mode", "miner"]).is_err());
-    }
-
-    #[test]
-    fn listen_may_be_given_for_both_families() {
-        let cli = parse(&[
-            "--listen",
-            "198.51.100.7:30303",
-            "--listen",
-            "[2001:db8::7]:30303",
-        ]);
-        let want: Vec<SocketAddr> = vec![
-            "198.51.100.7:30303".parse().expect("v4"),
-            "[2001:db8::7]:30303".parse().expect("v6"),
-        ];
-        assert_eq!(cli.listen, want);
-        assert!(
-            parse(&[]).listen.is_empty(),
-            "none given: the dual-stack default"
-        );
-    }
-
-    #[test]
-    fn committee_flags_parse() {
-        let a = libp2p::identity::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id();
-        let b = libp2p::identity::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id();
-        let members = format!("{a},{b}");
-        let cli = Cli::try_parse_from([
-            "dsdnd",
-            "--mode",
-            "coordinator",
-            "--committee-members",
-            &members,
-            "--committee-threshold",
-            "2",
-            "--committee-epoch",
-            "3",
-        ])
-        .expect("parses");
-        assert_eq!(cli.committee_members, [a, b]);
-        assert_eq!(
-            (cli.committee_threshold, cli.committee_epoch),
-            (Some(2), Some(3))
-        );
-        let cli = Cli::try_parse_from(["dsdnd"]).expect("parses");
-        assert!(cli.committee_members.is_empty());
-        assert!(Cli::try_parse_from(["dsdnd", "--committee-members", "not-a-peer-id"]).is_err());
-    }
-
-    fn peer() -> libp2p::PeerId {
-        libp2p::identity::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id()
-    }
-
-    fn parse(args: &[&str]) -> Cli {
-        let mut all = vec!["dsdnd"];
-        all.extend_from_slice(args);
-        Cli::try_parse_from(all).expect("parses")
-    }
-
-    #[test]
-    fn committee_from_the_file_when_no_flag_is_given() {
-        let (a, b, c) = (peer(), peer(), peer());
-        let text = format!(
-            "[committee]\nmembers = [\"{a}\", \"{b}\", \"{c}\"]\nthreshold = 3\nepoch = 5\n"
-        );
-        let file = SeedsConfig::from_toml_str(&text).expect("config").committee;
-        let m = committee_membership(&parse(&["--mode", "coordinator"]), &file)
-            .expect("ok")
-            .expect("a member");
-        assert_eq!(
-            m,
-            Membership {
-                members: vec![a, b, c],
-                threshold: 3,
-                epoch: 5
-            }
-        );
-        // File defaults: threshold 2, epoch 0.
-        let text = format!("[committee]\nmembers = [\"{a}\", \"{b}\"]\n");
-        let file = SeedsConfig::from_toml_str(&text).expect("config").committee;
-        let m = committee_membership(&parse(&["--mode", "coordinator"]), &file)
-            .expect("ok")
-            .expect("a member");
-        assert_eq!((m.threshold, m.epoch), (2, 0));
-        // No members anywhere: no committee.
-        let none = SeedsConfig::default().committee;
-        assert_eq!(
-            committee_membership(&parse(&["--mode", "coordinator"]), &none).expect("ok"),
-            None
-        );
-    }
-
-    #[test]
-    fn committee_flags_win_over_the_file_key_by_key() {
-        let (a, b, c, d) = (peer(), peer(), peer(), peer());
-        let text = format!(
-            "[committee]\nmembers = [\"{a}\", \"{b}\", \"{c}\"]\nthreshold = 3\nepoch = 5\n"
-        );
-        let file = SeedsConfig::from_toml_str(&text).expect("config").committee;
-        let members = format!("{d},{a}");
-        let all = parse(&[
-            "--mode",
-            "coordinator",
-            "--committee-members",
-            &members,
-            "--committee-threshold",
-            "2",
-            "--committee-epoch",
-            "9",
-        ]);
-        let m = committee_membership(&all, &file)
-            .expect("ok")
-            .expect("member");
-        assert_eq!((m.members, m.threshold, m.epoch), (vec![d, a], 2, 9));
-        // Only the epoch flag: members and threshold from the file.
-        let epoch_only = parse(&["--mode", "coordinator", "--committee-epoch", "1"]);
-        let m = committee_membership(&epoch_only, &file)
-            .expect("ok")
-            .expect("member");
-        assert_eq!((m.members, m.threshold, m.epoch), (vec![a, b, c], 3, 1));
-        // Only the members flag: threshold and epoch from the file.
-        let members_only = parse(&["--mode", "coordinator", "--committee-members", &members]);
-        let m = committee_membership(&members_only, &file)
-            .expect("ok")
-            .expect("member");
-        assert_eq!((m.members, m.threshold, m.epoch), (vec![d, a], 3, 5));
-        // A threshold flag without members anywhere is an error.
-        let lone = parse(&["--mode", "coordinator", "--committee-threshold", "2"]);
-        assert!(committee_membership(&lone, &SeedsConfig::default().committee).is_err());
-    }
-
-    #[test]
-    fn non_coordinators_ignore_the_section_but_refuse_the_flags() {
-        let (a, b) = (peer(), peer());
-        let text = format!("[committee]\nmembers = [\"{a}\", \"{b}\"]\n");
-        let file = SeedsConfig::from_toml_str(&text).expect("config").committee;
-        for mode in ["storage", "bootstrap", "validator"] {
-            assert_eq!(
-                committee_membership(&parse(&["--mode", mode]), &file).expect("ok"),
-                None,
-                "{mode}"
-            );
-        }
-        let members = format!("{a},{b}");
-        let cli = parse(&["--mode", "storage", "--committee-members", &members]);
-        assert!(committee_membership(&cli, &file).is_err());
-    }
-}
+#[path = "dsdnd/tests.rs"]
+mod tests;

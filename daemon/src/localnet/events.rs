@@ -10,10 +10,11 @@ const ZONES: [&str; 3] = ["id-jkt-1", "id-sby-1", "sg-sin-1"];
 /// Events per sample chunk: declared, two replicas added, one removed, delete requested.
 const EVENTS_PER_CHUNK: usize = 5;
 
-/// Node id used when no storage node ids are given.
-const PLACEHOLDER_NODE: &str = "devnet-node-0";
+/// Node id used when no storage node ids are given: a valid PeerId (events naming no
+/// PeerId are refused for sealing) of no running node.
+const PLACEHOLDER_NODE: &str = "12D3KooWBwoKmnBmkaAa6DTB2KLpitECR9ay8qydC3wUwdrdQLS1";
 
-/// A deterministic, valid ([`DaEvent::validate`]) sequence of DA events covering every
+/// A deterministic, valid ([`DaEvent::validate_for_sealing`]) sequence of DA events covering every
 /// variant:
 ///
 /// 1. one `NodeRegistered` per id of `storage_node_ids` (zones `id-jkt-1`, `id-sby-1`,
@@ -116,8 +117,17 @@ mod tests {
 
     use super::*;
 
+    /// `n` PeerIds (events naming anything else are refused for sealing).
     fn ids(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("12D3KooWnode{i}")).collect()
+        (0..n)
+            .map(|i| {
+                libp2p::identity::Keypair::ed25519_from_bytes([i as u8 + 1; 32])
+                    .expect("32 bytes")
+                    .public()
+                    .to_peer_id()
+                    .to_base58()
+            })
+            .collect()
     }
 
     #[test]
@@ -126,7 +136,7 @@ mod tests {
         let events = sample_da_events(&nodes, 20);
         assert_eq!(events.len(), 20);
         for e in &events {
-            e.validate().expect("valid event");
+            e.validate_for_sealing().expect("valid event");
         }
         let kinds: BTreeSet<&str> = events.iter().map(DaEvent::kind).collect();
         assert_eq!(
@@ -158,7 +168,9 @@ mod tests {
         for nodes in [ids(1), Vec::new()] {
             let events = sample_da_events(&nodes, 30);
             assert_eq!(events.len(), 30);
-            events.iter().for_each(|e| e.validate().expect("valid"));
+            events
+                .iter()
+                .for_each(|e| e.validate_for_sealing().expect("valid"));
             let kinds: BTreeSet<&str> = events.iter().map(DaEvent::kind).collect();
             assert_eq!(kinds.len(), 5);
         }

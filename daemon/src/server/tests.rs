@@ -21,15 +21,23 @@ struct Served {
 
 impl Served {
     async fn start() -> Served {
+        Self::start_with(false).await
+    }
+
+    /// With `da_authority`, the node keeps the DA log and is the network's DA authority.
+    async fn start_with(da_authority: bool) -> Served {
         let dir = tempfile::tempdir().expect("tempdir");
+        let key = Keypair::generate_ed25519();
+        let own = crate::key::public_key_bytes(&key);
         let mut cfg = NodeConfig {
             services: ServiceSet::from_types([ServiceType::Storage]),
-            da_dir: None,
+            da_dir: da_authority.then(|| dir.path().to_path_buf()),
+            da_authority: if da_authority { own } else { None },
             listen: vec!["127.0.0.1:0".parse().expect("addr")],
             agent_version: "dsdnd/test".to_owned(),
             mode: "storage".to_owned(),
             ..NodeConfig::new(
-                Keypair::generate_ed25519(),
+                key,
                 NetworkId::new("devnet").expect("network id"),
                 dir.path(),
             )
@@ -316,4 +324,31 @@ async fn committee_routes_on_a_non_member() {
         Err(ClientError::Api { status: 404, .. }) => {}
         other => panic!("{other:?}"),
     }
+}
+
+/// Issue 14 §6: an event whose `node_id` is not a PeerId is a 400 naming the event and the
+/// field; nothing is sealed.
+#[tokio::test]
+async fn a_node_id_that_is_no_peer_id_is_a_400() {
+    let s = Served::start_with(true).await;
+    let event = serde_json::json!([{
+        "type": "node_registered",
+        "node_id": "12D3KooWnotreally",
+        "zone": "z",
+        "capacity_bytes": 1,
+        "class": "regular"
+    }]);
+    let (status, body) = s
+        .call(reqwest::Method::POST, "/v1/da/events", Some(event))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert_eq!(
+        error,
+        "event 0: malformed DA data: node_registered event: field node_id \"12D3KooWnotreally\" \
+         is not a PeerId (base58, 12D3KooW…)"
+    );
+    let (status, body) = s.call(reqwest::Method::GET, "/v1/da/state", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["height"], 0, "{body}");
 }

@@ -422,6 +422,7 @@ impl DaService {
     /// `snapshot_interval_blobs`.
     fn on_applied(&mut self, applied: &[VerifiedBlob]) {
         self.record(applied);
+        warn_bad_node_ids(applied);
         let events: usize = applied.iter().map(|b| b.blob().events.len()).sum();
         self.metrics.da_events_accepted.inc_by(events as u64);
         self.metrics.da_blobs_applied.inc_by(applied.len() as u64);
@@ -511,6 +512,27 @@ impl DaService {
             is_authority: self.is_authority(),
             queued_events: self.batcher.len(),
             durable_height: self.durable_height(),
+        }
+    }
+}
+
+/// Warns about every event of `applied` (blobs from the network or this node's own) whose
+/// `node_id` is not a PeerId. Such an event is applied as sealed, never refused: the blob
+/// verifies, a signed blob is history, and refusing it would stall this node's chain and
+/// make old logs unreplayable. Only an older build of the DA authority can have sealed it
+/// (this one refuses it at admission, [`DaEvent::validate_for_sealing`]).
+fn warn_bad_node_ids(applied: &[VerifiedBlob]) {
+    for b in applied {
+        for (index, event) in b.blob().events.iter().enumerate() {
+            if let Err(e) = event.check_node_ids() {
+                tracing::warn!(
+                    height = b.height(),
+                    index,
+                    error = %e,
+                    "a DA blob holds an event naming no PeerId: applied as sealed; the DA \
+                     authority runs a build that does not refuse such events"
+                );
+            }
         }
     }
 }

@@ -166,9 +166,10 @@ fn peer_management_keys_refuse_zero_and_out_of_range() {
     ] {
         let e = err(&format!("[bootstrap]\n{key} = 0\n"));
         assert_eq!(e.keys(), [format!("bootstrap.{key}")], "{e}");
-        assert_eq!(
-            e.to_string(),
-            format!("bootstrap.{key}: must be at least 1")
+        assert!(
+            e.to_string()
+                .starts_with(&format!("bootstrap.{key}: must be between 1 and ")),
+            "{e}"
         );
     }
     for key in [
@@ -210,6 +211,71 @@ fn peer_management_keys_refuse_zero_and_out_of_range() {
             "bootstrap.min_peers"
         ]
     );
+}
+
+/// Issue 14 §6: a connection limit far beyond what a host can hold (9.2e18, the largest
+/// TOML integer) is refused with an error naming the key, the value and the bound; the
+/// bound itself is accepted.
+#[test]
+fn connection_limits_have_upper_bounds() {
+    use dsdn_bootstrap::config::{
+        MAX_CONNECTIONS_PER_PEER, MAX_INBOUND_CONNECTIONS, MAX_INBOUND_PER_IP_PER_MINUTE,
+        MAX_MIN_PEERS, MAX_OUTBOUND_CONNECTIONS,
+    };
+    let bounds: [(&str, u64, u64); 5] = [
+        (
+            "max_outbound_connections",
+            1,
+            MAX_OUTBOUND_CONNECTIONS as u64,
+        ),
+        ("max_inbound_connections", 0, MAX_INBOUND_CONNECTIONS as u64),
+        (
+            "max_connections_per_peer",
+            1,
+            MAX_CONNECTIONS_PER_PEER as u64,
+        ),
+        ("min_peers", 1, MAX_MIN_PEERS as u64),
+        (
+            "inbound_per_ip_per_minute",
+            1,
+            u64::from(MAX_INBOUND_PER_IP_PER_MINUTE),
+        ),
+    ];
+    assert_eq!(MAX_INBOUND_CONNECTIONS, 65_536);
+    assert_eq!(MAX_CONNECTIONS_PER_PEER, 16);
+    for (key, min, max) in bounds {
+        let ok = format!("[bootstrap]\n{key} = {max}\n");
+        assert!(SeedsConfig::from_toml_str(&ok).is_ok(), "{ok}");
+        for value in [max + 1, 9_223_372_036_854_775_807] {
+            if key == "inbound_per_ip_per_minute" && value > u64::from(u32::MAX) {
+                continue; // a u32: a type error naming the key, tested below
+            }
+            let e = err(&format!("[bootstrap]\n{key} = {value}\n"));
+            assert_eq!(e.keys(), [format!("bootstrap.{key}")], "{e}");
+            assert_eq!(
+                e.to_string(),
+                format!("bootstrap.{key}: must be between {min} and {max}, got {value}")
+            );
+        }
+    }
+    let e = err("[bootstrap]\ninbound_per_ip_per_minute = 9223372036854775807\n");
+    assert_eq!(e.keys(), ["bootstrap.inbound_per_ip_per_minute"], "{e}");
+    // Every bound is written in the comment right above its key in the shipped seeds.toml.
+    let shipped = include_str!("../../../seeds.toml");
+    for (key, _, max) in bounds {
+        let comment = shipped
+            .lines()
+            .rev()
+            .skip_while(|l| !l.starts_with(&format!("{key} = ")))
+            .skip(1)
+            .take_while(|l| l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            comment.contains(&format!("at most {max}")),
+            "seeds.toml does not document the bound {max} of {key}: {comment:?}"
+        );
+    }
 }
 
 #[test]
@@ -373,7 +439,7 @@ fn semantic_errors_are_named() {
         (
             "[bootstrap]\nmax_outbound_connections = 0\n",
             "bootstrap.max_outbound_connections",
-            "at least 1",
+            "must be between 1 and 1024, got 0",
         ),
         (
             "[bootstrap]\npeers_file = \"\"\n",

@@ -55,12 +55,23 @@ pub fn authority() -> [u8; 32] {
     authority_key().verifying_key().to_bytes()
 }
 
+/// A PeerId (base58) made from `seed`: a valid `node_id` for DA events.
+pub fn test_node_id(seed: u64) -> String {
+    let mut secret = [0x5a; 32];
+    secret[..8].copy_from_slice(&seed.to_be_bytes());
+    libp2p::identity::Keypair::ed25519_from_bytes(secret)
+        .expect("32 bytes")
+        .public()
+        .to_peer_id()
+        .to_base58()
+}
+
 /// The events of blob `height`: a chunk, a node, a replica of the chunk on the node, so
 /// every blob changes all four 14A §2 maps.
 pub fn blob_events(height: u64) -> Vec<DaEvent> {
     let mut chunk = [0u8; 32];
     chunk[..8].copy_from_slice(&height.to_be_bytes());
-    let node_id = format!("node-{height}");
+    let node_id = test_node_id(height);
     vec![
         DaEvent::ChunkDeclared {
             chunk_id: Bytes32(chunk),

@@ -218,6 +218,50 @@ impl DaEvent {
         Ok(())
     }
 
+    /// The `node_id` fields of the event (none for kinds that name no node).
+    fn node_ids(&self) -> &[String] {
+        match self {
+            DaEvent::NodeRegistered { node_id, .. }
+            | DaEvent::ReplicaAdded { node_id, .. }
+            | DaEvent::ReplicaRemoved { node_id, .. } => std::slice::from_ref(node_id),
+            DaEvent::ChunkDeclared { .. }
+            | DaEvent::DeleteRequested { .. }
+            | DaEvent::ReceiptRecorded { .. } => &[],
+        }
+    }
+
+    /// Checks that every `node_id` of the event is a libp2p PeerId in its base58 text form
+    /// (`12D3KooW…`, as [`multiaddr::PeerId`] parses and prints it). Part of
+    /// [`DaEvent::validate_for_sealing`], not of [`DaEvent::validate`]: an event sealed
+    /// before this check existed must keep its blob verifiable and its log replayable.
+    ///
+    /// # Errors
+    /// [`DaError::Malformed`] naming the kind, the field and the value.
+    pub fn check_node_ids(&self) -> Result<(), DaError> {
+        for node_id in self.node_ids() {
+            if node_id.parse::<multiaddr::PeerId>().is_err() {
+                return Err(malformed(
+                    self.kind(),
+                    format_args!("field node_id {node_id:?} is not a PeerId (base58, 12D3KooW…)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The admission check of an event that is about to be sealed into a new blob (the
+    /// publish API, the DA authority's batcher, a committee member asked to co-sign):
+    /// [`DaEvent::validate`], then [`DaEvent::check_node_ids`]. Blob verification and the
+    /// apply rules use [`DaEvent::validate`] only, so a blob sealed by an older build with
+    /// a `node_id` that is no PeerId still verifies and replays.
+    ///
+    /// # Errors
+    /// [`DaError::Malformed`] naming the kind and the offending field.
+    pub fn validate_for_sealing(&self) -> Result<(), DaError> {
+        self.validate()?;
+        self.check_node_ids()
+    }
+
     /// The versioned wire form of the event (see [`WireEvent`]); does not validate.
     ///
     /// # Errors

@@ -77,7 +77,7 @@ pub(crate) async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
                 Some(t) => format!("logs kept in {}", t.keep().display()),
                 None => format!("logs in {}", dir.display()),
             };
-            let first = format!("{e:#}");
+            let first = dsdn_p2p::node::error_chain(e.as_ref());
             let first = first.lines().next().unwrap_or_default().trim_end();
             Err(anyhow::anyhow!("devnet: {first} ({logs})"))
         }

@@ -47,8 +47,9 @@ impl DaService {
     /// Whether this member may sign `message` for the DA slot `height`: it must be the
     /// signing bytes of a blob of this network at exactly that height, extending this
     /// member's own tip, with a timestamp neither before the tip's nor more than
-    /// [`MAX_PROPOSAL_FUTURE_MS`] past `now_ms` (UNIX milliseconds). A member that is behind
-    /// refuses; the proposer needs only t answers.
+    /// [`MAX_PROPOSAL_FUTURE_MS`] past `now_ms` (UNIX milliseconds), and with every event
+    /// passing [`DaEvent::validate_for_sealing`] (each `node_id` a PeerId). A member that is
+    /// behind refuses; the proposer needs only t answers.
     ///
     /// # Errors
     /// Why the proposal is refused, for the proposer's error message.
@@ -82,6 +83,12 @@ impl DaService {
         }
         if blob.timestamp_ms > now_ms.saturating_add(MAX_PROPOSAL_FUTURE_MS) {
             return Err(format!("blob {height} is dated in the future"));
+        }
+        // What the proposer admits for sealing, checked again: a signed blob is for good.
+        for (i, event) in blob.events.iter().enumerate() {
+            event
+                .validate_for_sealing()
+                .map_err(|e| format!("blob {height} event {i}: {e}"))?;
         }
         Ok(())
     }

@@ -106,7 +106,7 @@ impl DaService {
         }
         for (index, event) in events.iter().enumerate() {
             event
-                .validate()
+                .validate_for_sealing()
                 .and_then(|()| event.to_wire().map(drop))
                 .map_err(|error| PublishError::Invalid { index, error })?;
         }

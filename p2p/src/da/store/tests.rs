@@ -468,3 +468,24 @@ fn move_aside_names_with_timestamp_and_counter() {
         io::ErrorKind::NotFound
     );
 }
+
+/// Every moved-aside file keeps the same number of copies: the shared helper of
+/// `dsdn-peers` (peers.dat, the DA log and state, the committee's files) and the copy in
+/// `dsdn-bootstrap` (the operator additions file), which does not depend on `dsdn-peers`.
+#[test]
+fn moved_aside_copies_are_capped_alike() {
+    assert_eq!(
+        dsdn_peers::files::KEEP_CORRUPT,
+        dsdn_bootstrap::added::KEEP_CORRUPT
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join(DA_LOG_FILE);
+    for now in 1..=5 {
+        std::fs::write(&log, b"not redb").unwrap();
+        move_aside_at(&log, now).unwrap();
+    }
+    assert_eq!(
+        corrupt_files(dir.path()).len(),
+        dsdn_peers::files::KEEP_CORRUPT
+    );
+}

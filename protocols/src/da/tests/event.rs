@@ -220,3 +220,46 @@ fn json_form_is_documented_form() {
     let kind = r#"[{"type": "node_left", "node_id": "x"}]"#;
     assert!(serde_json::from_str::<Vec<DaEvent>>(kind).is_err());
 }
+
+/// Issue 14 §6: a `node_id` must be a PeerId for an event to be sealed; an event sealed
+/// before the check (`12D3KooWnotreally` was) still verifies, decodes and applies, so an
+/// old log replays as it did.
+#[test]
+fn node_ids_must_be_peer_ids_to_be_sealed_but_old_blobs_still_apply() {
+    let real = "12D3KooWBwoKmnBmkaAa6DTB2KLpitECR9ay8qydC3wUwdrdQLS1";
+    let fake = "12D3KooWnotreally";
+    for e in [
+        node(real, "z"),
+        add(1, real),
+        remove(1, real),
+        chunk(1),
+        delete(1),
+    ] {
+        e.validate_for_sealing().unwrap();
+    }
+    for e in [node(fake, "z"), add(1, fake), remove(1, "a")] {
+        e.validate().unwrap();
+        let err = e.validate_for_sealing().unwrap_err();
+        assert!(matches!(err, DaError::Malformed(_)), "{err:?}");
+        assert!(err.to_string().contains("is not a PeerId"), "{err}");
+    }
+    assert_eq!(
+        node(fake, "z").check_node_ids().unwrap_err().to_string(),
+        "malformed DA data: node_registered event: field node_id \"12D3KooWnotreally\" is not \
+         a PeerId (base58, 12D3KooW…)"
+    );
+    // Size bounds come first, as before.
+    assert!(node("", "z")
+        .validate_for_sealing()
+        .unwrap_err()
+        .to_string()
+        .contains("1-128 bytes"));
+
+    // A blob an older build sealed with such an event verifies and applies.
+    let blob = signed(1, [0; 32], 1, vec![node(fake, "z")]);
+    let again = DaBlob::decode_verified(blob.encoded(), &net(), &auth()).unwrap();
+    let mut state = DaState::new(net());
+    let summary = state.apply_blob(&again).unwrap();
+    assert_eq!(summary.applied, 1);
+    assert!(state.nodes().contains_key(fake));
+}

@@ -132,3 +132,34 @@ fn a_forged_aggregate_or_a_proposal_that_breaks_the_chain_is_refused() {
     m.svc.set_committee_key(Some([9; 32]));
     assert!(!m.svc.is_authority());
 }
+
+/// Issue 14 §6: a member does not co-sign a proposal holding a `node_id` that is no PeerId
+/// (a proposer of an older build could propose one; a signed blob is for good).
+#[test]
+fn a_member_refuses_to_sign_a_node_id_that_is_no_peer_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = member(dir.path(), Instant::now());
+    let proposal = |node_id: &str| {
+        let event = DaEvent::NodeRegistered {
+            node_id: node_id.into(),
+            zone: "z".into(),
+            capacity_bytes: 1,
+            class: "regular".into(),
+        };
+        DaBlob::unsigned(&net(), 1, [0; 32], now_ms(), vec![event])
+            .unwrap()
+            .signing_bytes()
+            .unwrap()
+    };
+    m.svc
+        .check_proposal(1, &proposal(&test_node_id(b"member")), now_ms())
+        .unwrap();
+    let refused = m
+        .svc
+        .check_proposal(1, &proposal("12D3KooWnotreally"), now_ms())
+        .unwrap_err();
+    assert!(
+        refused.contains("event 0") && refused.contains("is not a PeerId"),
+        "{refused}"
+    );
+}

@@ -97,9 +97,23 @@ pub(super) fn open_authority(dir: &Path, cfg: DaConfig, now: Instant) -> Opened 
 }
 
 /// A chunk, a node and a replica per blob; `salt` makes different chains.
+/// A PeerId (base58) made from `seed`: a valid `node_id` for DA events.
+pub(super) fn test_node_id(seed: &[u8]) -> String {
+    let mut secret = [0x5a; 32];
+    for (s, b) in secret.iter_mut().zip(seed) {
+        *s ^= b;
+    }
+    libp2p::identity::Keypair::ed25519_from_bytes(secret)
+        .expect("32 bytes")
+        .public()
+        .to_peer_id()
+        .to_base58()
+}
+
 pub(super) fn events(height: u64, salt: u8) -> Vec<DaEvent> {
     let mut chunk = [salt; 32];
     chunk[..8].copy_from_slice(&height.to_be_bytes());
+    let node_id = test_node_id(&chunk[..9]);
     vec![
         DaEvent::ChunkDeclared {
             chunk_id: Bytes32(chunk),
@@ -107,14 +121,14 @@ pub(super) fn events(height: u64, salt: u8) -> Vec<DaEvent> {
             owner: Bytes32([7; 32]),
         },
         DaEvent::NodeRegistered {
-            node_id: format!("node-{salt}-{height}"),
+            node_id: node_id.clone(),
             zone: format!("zone-{}", height % 3),
             capacity_bytes: 1 << 30,
             class: "regular".into(),
         },
         DaEvent::ReplicaAdded {
             chunk_id: Bytes32(chunk),
-            node_id: format!("node-{salt}-{height}"),
+            node_id,
         },
     ]
 }

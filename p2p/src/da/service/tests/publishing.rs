@@ -35,6 +35,31 @@ fn publish_refusals() {
         "a refused request queues nothing"
     );
 
+    // Issue 14 §6: a node_id must be a PeerId to be sealed; the error names the field.
+    for bad in [
+        DaEvent::ReplicaAdded {
+            chunk_id: Bytes32([1; 32]),
+            node_id: "12D3KooWnotreally".into(),
+        },
+        DaEvent::NodeRegistered {
+            node_id: "12D3KooWnotreally".into(),
+            zone: "z".into(),
+            capacity_bytes: 1,
+            class: "regular".into(),
+        },
+    ] {
+        let mut rx = publish(&mut a.svc, vec![chunk_event(1), bad], now);
+        match rx.try_recv() {
+            Ok(Err(e @ PublishError::Invalid { index: 1, .. })) => assert!(
+                e.to_string()
+                    .contains("node_id \"12D3KooWnotreally\" is not a PeerId"),
+                "{e}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(a.svc.view().queued_events, 0);
+
     // The queue holds MAX_QUEUED_EVENTS events; one more is refused.
     let all: Vec<DaEvent> = (0..MAX_QUEUED_EVENTS as u64).map(chunk_event).collect();
     let mut rx_full = publish(&mut a.svc, all, now);
