@@ -50,6 +50,9 @@ pub struct NodeStatus {
     pub uptime: Duration,
     /// Reachability, confirmed external addresses, relays and DCUtR (issue 12 §2, §4).
     pub nat: crate::net::nat::NatView,
+    /// Stores whose writes fail and are retried (issue 14 §2: `da_log`, `peers`,
+    /// `committee`), with the error; empty while every write succeeds.
+    pub degraded_stores: Vec<crate::storage::StorageIssue>,
 }
 
 /// One known peer (peers.dat ∪ connected).
@@ -574,6 +577,7 @@ mod tests {
             is_authority: false,
             queued_events: 0,
             durable_height: 3,
+            degraded: None,
         };
         let json = serde_json::to_value(&st).unwrap();
         assert_eq!(json["tip_hash"], "ab".repeat(32));
