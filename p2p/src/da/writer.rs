@@ -305,16 +305,29 @@ impl Worker {
         }
     }
 
+    /// Appends `rows`. A store left closed by a failed reopen is reopened first; after a
+    /// failed append the file is reopened at once (redb refuses every operation on a
+    /// database that saw an I/O error, reads included), so that the durable heights can be
+    /// read and served while the disk is full, and the retry starts from a fresh handle.
     fn append(&self, rows: &[(u64, Arc<[u8]>)]) -> Result<(), DaStoreError> {
         if rows.is_empty() {
             return Ok(());
+        }
+        if !self.store.is_open() {
+            self.store.reopen()?;
         }
         #[cfg(test)]
         if self.hooks.fail() {
             return Err(DaStoreError::Db("injected append failure".into()));
         }
         let rows: Vec<(u64, &[u8])> = rows.iter().map(|(h, b)| (*h, &b[..])).collect();
-        self.store.append(&rows)
+        let result = self.store.append(&rows);
+        if result.is_err() {
+            if let Err(e) = self.store.reopen() {
+                tracing::debug!(error = %e, "cannot reopen the DA log after a failed append");
+            }
+        }
+        result
     }
 
     /// Writes the snapshot if the log is durable up to `height`; returns the height written.

@@ -136,3 +136,22 @@ fn the_authority_seals_nothing_while_degraded_and_resumes_after_its_own_retry() 
     assert_eq!((v.height, v.durable_height), (2, 2));
     assert!(v.degraded.is_none());
 }
+
+#[test]
+fn the_writer_reopens_a_store_a_failed_reopen_left_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = Chain::new(4);
+    let mut o = open(dir.path());
+    submit_all(&mut o.svc, &chain, 1..=2);
+    o.svc.flush();
+    let store = o.svc.log.as_ref().unwrap().store.clone();
+    store.close_for_test();
+    // Reads of a closed store fail: nothing is served rather than a wrong answer.
+    assert!(o.svc.blobs(1, 64).is_empty());
+    submit_all(&mut o.svc, &chain, 3..=4);
+    o.svc.flush();
+    let v = o.svc.view();
+    assert_eq!((v.height, v.durable_height), (4, 4));
+    assert!(v.degraded.is_none());
+    assert_eq!(o.svc.blobs(1, 64).len(), 4);
+}
