@@ -90,7 +90,16 @@ pub struct StatusResponse {
     /// "probes_failed", "dcutr_ok", "dcutr_failed", "circuits_relayed"}}`.
     #[serde(default)]
     pub nat: Option<serde_json::Value>,
+    /// Stores whose writes fail (disk full, I/O error) and are retried with backoff
+    /// (issue 14 §2): `da_log`, `peers` or `committee`, with the last error. Empty while
+    /// every write succeeds; absent from older daemons. While `da_log` is listed the node
+    /// claims and serves only the heights it stored; while `committee` is listed it signs
+    /// nothing.
+    #[serde(default)]
+    pub degraded_stores: Vec<StorageIssue>,
 }
+
+pub use dsdn_p2p::storage::StorageIssue;
 
 fn unknown() -> String {
     "unknown".to_owned()

@@ -117,6 +117,7 @@ async fn status(State(s): State<ApiState>) -> Response {
         reachability: st.nat.reachability.as_str().to_owned(),
         external_addrs: st.nat.external_addrs.clone(),
         nat: serde_json::to_value(&st.nat).ok(),
+        degraded_stores: st.degraded_stores,
     })
     .into_response()
 }

@@ -176,7 +176,11 @@ impl DaService {
                 log.health.retry_started();
                 log.sent = log.sent.max(last);
                 log.jobs_sent += 1;
-                tracing::debug!(from = log.durable + 1, to = last, "retrying the DA log append");
+                tracing::debug!(
+                    from = log.durable + 1,
+                    to = last,
+                    "retrying the DA log append"
+                );
             }
             // Full: the next poll tries again.
             Err(Some(_)) => {}

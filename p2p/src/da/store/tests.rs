@@ -487,6 +487,9 @@ fn a_closed_store_refuses_reads_and_writes_until_reopened() {
     fill(&store, 4, 5, 10);
     // Reopening an open store is harmless and keeps everything.
     store.reopen().unwrap();
-    assert_eq!((store.tip(), store.range(1, 10, 1 << 20).unwrap().len()), (5, 5));
+    assert_eq!(
+        (store.tip(), store.range(1, 10, 1 << 20).unwrap().len()),
+        (5, 5)
+    );
     assert!(corrupt_files(dir.path()).is_empty());
 }

@@ -61,7 +61,10 @@ fn a_failing_log_is_degraded_claims_only_the_durable_tip_and_recovers_by_itself(
 
     // The first retry (after 1 s) fails too: still degraded, counted, not claimed.
     hooks.fail_appends.store(1, Ordering::SeqCst);
-    let due = o.svc.next_deadline(Instant::now()).expect("a retry is scheduled");
+    let due = o
+        .svc
+        .next_deadline(Instant::now())
+        .expect("a retry is scheduled");
     assert!(due <= Instant::now() + Duration::from_secs(1));
     assert!(sync_actions(&mut o.svc, due).is_empty());
     o.svc.flush();
@@ -115,7 +118,11 @@ fn the_authority_seals_nothing_while_degraded_and_resumes_after_its_own_retry() 
     a.svc.poll(t0 + Duration::from_millis(10));
     a.svc.flush();
     assert_eq!(a.svc.view().height, 0);
-    assert_eq!(gossiped(&a.svc.take_actions()).len(), 1, "sealed and gossiped once");
+    assert_eq!(
+        gossiped(&a.svc.take_actions()).len(),
+        1,
+        "sealed and gossiped once"
+    );
     let _second = publish(&mut a.svc, vec![chunk_event(2)], t0);
     // Two failed retries: nothing sealed meanwhile.
     for _ in 0..2 {
@@ -123,7 +130,10 @@ fn the_authority_seals_nothing_while_degraded_and_resumes_after_its_own_retry() 
         a.svc.poll(due);
         a.svc.flush();
         assert_eq!(a.svc.view().height, 0);
-        assert!(gossiped(&a.svc.take_actions()).is_empty(), "sealed while degraded");
+        assert!(
+            gossiped(&a.svc.take_actions()).is_empty(),
+            "sealed while degraded"
+        );
     }
     assert_eq!(a.svc.view().degraded.map(|d| d.failures), Some(3));
     let due = a.svc.next_deadline(Instant::now()).unwrap();

@@ -119,7 +119,10 @@ fn a_failed_append_rolls_the_state_back_to_the_disk_and_the_kept_heights_are_ret
     );
     // Then the kept blobs are appended again (the retry) and applied once durable...
     let later = Instant::now() + Duration::from_secs(2);
-    assert!(sync_actions(&mut o.svc, later).is_empty(), "the retry first");
+    assert!(
+        sync_actions(&mut o.svc, later).is_empty(),
+        "the retry first"
+    );
     o.svc.flush();
     let v = o.svc.view();
     assert_eq!((v.height, v.durable_height), (6, 6));

@@ -1,0 +1,273 @@
+//! Issue 14 §2 (disk full and write errors) with real `dsdnd` processes: a storage node
+//! whose data directory is a small tmpfs (node key, cookie, peers.dat, da-log.redb) is
+//! filled to the brim while the coordinator keeps publishing. The node must show the
+//! degraded store (status, `da state`, metric), claim and serve no height it has not
+//! stored, and — once space returns — recover by itself and catch up with the network.
+//!
+//! Needs root (to mount the tmpfs); skipped with a message otherwise.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use dsdn_daemon::localnet::NodeMode;
+use dsdn_integration_tests::{
+    chunk_events, da_log_lines, da_tip, log_matches, log_offset, metric, wait_da_equal, TestNet,
+    WAIT,
+};
+
+const NODE: &str = "storage-2";
+
+/// Size of the tmpfs: room for the key, the cookie, peers.dat and a young DA log.
+const TMPFS_SIZE: &str = "16m";
+
+/// A tmpfs mounted for the test; unmounted (lazily, so even with the daemon still in it)
+/// when dropped, failure or not.
+struct Tmpfs {
+    path: PathBuf,
+    mounted: bool,
+}
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> anyhow::Result<Tmpfs> {
+        std::fs::create_dir_all(path)?;
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(path)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "mount tmpfs on {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(Tmpfs {
+            path: path.to_owned(),
+            mounted: true,
+        })
+    }
+
+    fn unmount(&mut self) {
+        if self.mounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+            self.mounted = false;
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        self.unmount();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Writes zeros to `path` until the file system refuses (ENOSPC), in shrinking chunks down
+/// to one byte: afterwards not one more byte fits. Returns the bytes written.
+fn fill_to_the_brim(path: &Path) -> anyhow::Result<u64> {
+    let mut f = std::fs::File::create(path)?;
+    let mut written = 0u64;
+    let mut chunk = 1usize << 20;
+    let zeros = vec![0u8; chunk];
+    while chunk > 0 {
+        match f.write(&zeros[..chunk]) {
+            Ok(0) => chunk /= 2,
+            Ok(n) => written += n as u64,
+            Err(e) if e.raw_os_error() == Some(28) => chunk /= 2,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let _ = f.sync_all();
+    Ok(written)
+}
+
+/// Coordinator + `storage-1` on ordinary disks, `storage-2` on a 16 MiB tmpfs. The tmpfs
+/// is filled to the brim while the coordinator publishes: `storage-2` must report its
+/// DA log degraded (status, `da state`, `storage_degraded{store="da_log"}`), stay at its
+/// durable tip (height = durable height, `synced: false`, `da blobs` empty above it),
+/// then, after the filler is deleted, clear the degraded state by itself and reach the
+/// network's tip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_node_on_a_full_disk_degrades_and_recovers_when_space_returns(
+) -> anyhow::Result<()> {
+    if !is_root() {
+        eprintln!("[disk-full] skipped: mounting a tmpfs needs root");
+        return Ok(());
+    }
+    // Declared before the net: dropped (unmounted) after the daemons were killed.
+    let mut tmpfs: Option<Tmpfs> = None;
+    let mut net = TestNet::new("disk-full").await?;
+    let cfg = net.da_config("coordinator", 40)?;
+    let mut names = net.start_da_net(40, 1, &cfg).await?;
+    let data = net.data_dir(NODE);
+    tmpfs = Some(Tmpfs::mount(&data, TMPFS_SIZE)?);
+    // The daemon's log goes outside the tmpfs, so that it can be read (and written) while
+    // the tmpfs is full.
+    let log_file = net.dir().join(format!("{NODE}.log"));
+    std::fs::File::create(&log_file)?;
+    std::os::unix::fs::symlink(&log_file, data.join("dsdnd.log"))?;
+    net.spawn(NODE, NodeMode::Storage, 42, &cfg).await?;
+    net.wait_registered(&[NODE]).await?;
+    names.push(NODE.to_owned());
+    let ids = net.peer_ids(&names);
+    let events = chunk_events(&ids, 8000);
+    // Big blobs (256 events, the batch limit): the full disk is hit soon.
+    let mut events = events.chunks(256);
+    let coordinator = net
+        .node("coordinator")
+        .client_with_timeout(Duration::from_secs(30));
+    let node = net.node(NODE);
+
+    // Some blobs everywhere first.
+    for part in events.by_ref().take(3) {
+        coordinator.da_publish(part).await?;
+    }
+    let tip = da_tip(net.node("coordinator")).await?;
+    wait_da_equal(&net.nodes(), &tip, WAIT).await?;
+    anyhow::ensure!(
+        metric(node, "storage_degraded", &[("store", "da_log")]).await == 0.0,
+        "degraded before the disk filled"
+    );
+
+    // Fill the tmpfs, then publish until the node is seen degraded. redb may still commit
+    // into pages its file already holds (a retry can succeed on a "full" disk and the next
+    // append fail again), so each look is checked as a whole: it counts only if the node
+    // is degraded before and after it, at the same durable height.
+    let offset = log_offset(node);
+    let filler = data.join("filler");
+    let filled = fill_to_the_brim(&filler)?;
+    eprintln!("[disk-full] {NODE}'s tmpfs filled with {filled} bytes at {tip}");
+    let start = Instant::now();
+    let mut looks = 0;
+    let (seen, network_tip) = loop {
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(25),
+            "{NODE} never showed a consistent degraded state on a full disk ({looks} looks)\n{}",
+            da_log_lines(node, 30)
+        );
+        let Some(part) = events.next() else {
+            anyhow::bail!("ran out of events before {NODE} degraded");
+        };
+        coordinator.da_publish(part).await?;
+        let network_tip = da_tip(net.node("coordinator")).await?;
+        let status = node.client().status().await?;
+        let before = node.client().da_state().await?;
+        let Some(d) = &before.degraded else {
+            continue;
+        };
+        looks += 1;
+        let listed = status.degraded_stores.iter().any(|s| s.store == "da_log");
+        let above = node
+            .client()
+            .da_blobs(before.durable_height + 1, 64)
+            .await?;
+        let gauge = metric(node, "storage_degraded", &[("store", "da_log")]).await;
+        let after = node.client().da_state().await?;
+        let same = after.degraded.is_some() && after.durable_height == before.durable_height;
+        if !(same && listed) {
+            continue;
+        }
+        // A consistent look at a degraded node: it claims and serves only what it stored.
+        anyhow::ensure!(
+            !before.synced && before.height == before.durable_height,
+            "degraded node: synced {}, height {}, durable {}",
+            before.synced,
+            before.height,
+            before.durable_height
+        );
+        anyhow::ensure!(
+            above.is_empty(),
+            "da blobs serves heights above the durable tip {}: {:?}",
+            before.durable_height,
+            above.iter().map(|b| b.height).collect::<Vec<_>>()
+        );
+        anyhow::ensure!(
+            gauge == 1.0,
+            "storage_degraded{{store=\"da_log\"}} = {gauge}"
+        );
+        anyhow::ensure!(
+            d.error.to_lowercase().contains("space"),
+            "the error should name the cause: {d:?}"
+        );
+        if before.height < network_tip.height {
+            break (before, network_tip);
+        }
+    };
+    eprintln!(
+        "[disk-full] {NODE} degraded after {:.1} s at durable height {} (network at {}): {:?}",
+        start.elapsed().as_secs_f64(),
+        seen.durable_height,
+        network_tip.height,
+        seen.degraded
+    );
+    anyhow::ensure!(
+        metric(node, "storage_write_errors_total", &[("store", "da_log")]).await >= 1.0,
+        "no write error counted"
+    );
+
+    // Space returns: the node recovers by itself and catches up.
+    std::fs::remove_file(&filler)?;
+    let freed = Instant::now();
+    wait_da_equal(&[node], &network_tip, Duration::from_secs(40)).await?;
+    let st = node.client().status().await?;
+    anyhow::ensure!(
+        st.degraded_stores.is_empty(),
+        "still degraded after catching up: {:?}",
+        st.degraded_stores
+    );
+    let view = node.client().da_state().await?;
+    anyhow::ensure!(
+        view.degraded.is_none() && view.durable_height == network_tip.height,
+        "after recovery: degraded {:?}, durable {} of {}",
+        view.degraded,
+        view.durable_height,
+        network_tip.height
+    );
+    anyhow::ensure!(
+        metric(node, "storage_degraded", &[("store", "da_log")]).await == 0.0,
+        "storage_degraded{{store=\"da_log\"}} still 1"
+    );
+    eprintln!(
+        "[disk-full] {NODE} recovered {:.1} s after the filler was deleted",
+        freed.elapsed().as_secs_f64()
+    );
+    // Logged once per degraded run (error) and once per recovery (info), not per retry.
+    let errors = log_matches(node, offset, Some("ERROR"), "cannot write the DA log");
+    let recovered = log_matches(node, offset, Some("INFO"), "DA log writes recovered");
+    let failed = metric(node, "storage_write_errors_total", &[("store", "da_log")]).await;
+    anyhow::ensure!(
+        !errors.is_empty() && errors.len() == recovered.len(),
+        "{} error lines for {} recoveries ({failed} failed writes):\n{errors:#?}\n{recovered:#?}",
+        errors.len(),
+        recovered.len()
+    );
+    eprintln!(
+        "[disk-full] {} degraded run(s), {failed} failed writes",
+        errors.len()
+    );
+    // The recovered node keeps up with new blobs.
+    for part in events.by_ref().take(2) {
+        coordinator.da_publish(part).await?;
+    }
+    let tip = da_tip(net.node("coordinator")).await?;
+    wait_da_equal(&net.nodes(), &tip, WAIT).await?;
+    net.node_mut(NODE).stop().await?;
+    if let Some(t) = tmpfs.as_mut() {
+        t.unmount();
+    }
+    net.pass();
+    Ok(())
+}
