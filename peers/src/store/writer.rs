@@ -299,6 +299,12 @@ impl Shared {
         }
     }
 
+    /// Test hook: closes the file as a failed reopen leaves it.
+    #[cfg(test)]
+    pub(super) fn close_for_test(&self) {
+        *lock(&self.db) = None;
+    }
+
     /// Closes the file and opens it again after a failed commit; a failed reopen leaves it
     /// closed and the next attempt tries again.
     fn reopen(&self) {
