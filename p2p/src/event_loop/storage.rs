@@ -24,6 +24,9 @@ impl EventLoop {
                 next_retry_ms: None,
             });
         }
+        if let Some(c) = &self.committee {
+            out.extend(c.storage_issue(now));
+        }
         out
     }
 
