@@ -108,7 +108,7 @@ async fn a_storage_node_on_a_full_disk_degrades_and_recovers_when_space_returns(
         return Ok(());
     }
     // Declared before the net: dropped (unmounted) after the daemons were killed.
-    let mut tmpfs: Option<Tmpfs> = None;
+    let mut tmpfs: Option<Tmpfs>;
     let mut net = TestNet::new("disk-full").await?;
     let cfg = net.da_config("coordinator", 40)?;
     let mut names = net.start_da_net(40, 1, &cfg).await?;
