@@ -165,3 +165,66 @@ fn the_writer_reopens_a_store_a_failed_reopen_left_closed() {
     assert!(v.degraded.is_none());
     assert_eq!(o.svc.blobs(1, 64).len(), 4);
 }
+
+/// Counts the events of the degraded-log module by level (the test thread only).
+#[derive(Default)]
+struct Counter {
+    errors: std::sync::atomic::AtomicUsize,
+    infos: std::sync::atomic::AtomicUsize,
+}
+
+struct Counting(Arc<Counter>);
+
+impl tracing::Subscriber for Counting {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let m = event.metadata();
+        if !m.target().ends_with("::degraded") {
+            return;
+        }
+        let counter = match *m.level() {
+            tracing::Level::ERROR => &self.0.errors,
+            tracing::Level::INFO => &self.0.infos,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn a_degraded_run_is_logged_once_and_its_recovery_once_not_per_retry() {
+    let counter = Arc::new(Counter::default());
+    let subscriber = Counting(counter.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = Chain::new(4);
+        let mut o = open(dir.path());
+        let hooks = o.svc.writer().unwrap().hooks.clone();
+        // The append and its first three retries fail.
+        hooks.fail_appends.store(4, Ordering::SeqCst);
+        for h in 1..=2 {
+            o.svc.submit(chain.blob(h)).unwrap();
+        }
+        o.svc.flush();
+        for _ in 0..4 {
+            let due = o.svc.next_deadline(Instant::now()).expect("a retry");
+            o.svc.poll(due);
+            o.svc.flush();
+        }
+        let v = o.svc.view();
+        assert_eq!((v.height, v.durable_height), (2, 2));
+        assert!(v.degraded.is_none());
+        assert_eq!(write_errors(&o.metrics), 4);
+    });
+    assert_eq!(counter.errors.load(Ordering::SeqCst), 1, "error lines");
+    assert_eq!(counter.infos.load(Ordering::SeqCst), 1, "recovery lines");
+}
