@@ -2,7 +2,8 @@
 //! whose data directory is a small tmpfs (node key, cookie, peers.dat, da-log.redb) is
 //! filled to the brim while the coordinator keeps publishing. The node must show the
 //! degraded store (status, `da state`, metric), claim and serve no height it has not
-//! stored, and — once space returns — recover by itself and catch up with the network.
+//! stored, and — once space returns (the tmpfs is grown) — recover by itself and catch up
+//! with the network.
 //!
 //! Needs root (to mount the tmpfs); skipped with a message otherwise.
 
@@ -21,6 +22,9 @@ const NODE: &str = "storage-2";
 
 /// Size of the tmpfs: room for the key, the cookie, peers.dat and a young DA log.
 const TMPFS_SIZE: &str = "16m";
+
+/// Its size once space "returns".
+const GROWN_SIZE: &str = "64m";
 
 /// A tmpfs mounted for the test; unmounted (lazily, so even with the daemon still in it)
 /// when dropped, failure or not.
@@ -52,6 +56,21 @@ impl Tmpfs {
             path: path.to_owned(),
             mounted: true,
         })
+    }
+
+    /// Grows (or shrinks) the mounted tmpfs to `size`.
+    fn resize(&self, size: &str) -> anyhow::Result<()> {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.path)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "remount {} to {size}: {}",
+            self.path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
     }
 
     fn unmount(&mut self) {
@@ -98,8 +117,9 @@ fn fill_to_the_brim(path: &Path) -> anyhow::Result<u64> {
 /// is filled to the brim while the coordinator publishes: `storage-2` must report its
 /// DA log degraded (status, `da state`, `storage_degraded{store="da_log"}`), stay at its
 /// durable tip (height = durable height, `synced: false`, `da blobs` empty above it),
-/// then, after the filler is deleted, clear the degraded state by itself and reach the
-/// network's tip.
+/// through its failed retries while the disk stays full (the error logged once), then,
+/// after the tmpfs is grown to 64 MiB (the filler stays), clear the degraded state by
+/// itself and reach the network's tip.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storage_node_on_a_full_disk_degrades_and_recovers_when_space_returns(
 ) -> anyhow::Result<()> {
@@ -218,8 +238,39 @@ async fn a_storage_node_on_a_full_disk_degrades_and_recovers_when_space_returns(
         "no write error counted"
     );
 
-    // Space returns: the node recovers by itself and catches up.
-    std::fs::remove_file(&filler)?;
+    // The disk stays full for a while: the retries (after 1 s, then 2 s more) fail or, when
+    // redb finds room in pages its file already holds, store some kept blobs; at every
+    // look a degraded node claims only what it stored.
+    let full_until = Instant::now() + Duration::from_secs(4);
+    let mut network_tip = network_tip;
+    let mut degraded_looks = 0;
+    while Instant::now() < full_until {
+        if let Some(part) = events.next() {
+            coordinator.da_publish(part).await?;
+            network_tip = da_tip(net.node("coordinator")).await?;
+        }
+        let st = node.client().da_state().await?;
+        if st.degraded.is_some() {
+            degraded_looks += 1;
+            anyhow::ensure!(
+                !st.synced && st.height == st.durable_height && st.height < network_tip.height,
+                "degraded node on a full disk: synced {}, height {}, durable {}, network {}",
+                st.synced,
+                st.height,
+                st.durable_height,
+                network_tip.height
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let failed = metric(node, "storage_write_errors_total", &[("store", "da_log")]).await;
+    eprintln!(
+        "[disk-full] {degraded_looks} degraded looks while full, {failed} failed writes so far"
+    );
+
+    // Space returns (the tmpfs is grown, the filler stays): the node recovers by itself
+    // and catches up.
+    tmpfs.as_ref().map_or(Ok(()), |t| t.resize(GROWN_SIZE))?;
     let freed = Instant::now();
     wait_da_equal(&[node], &network_tip, Duration::from_secs(40)).await?;
     let st = node.client().status().await?;
@@ -241,7 +292,7 @@ async fn a_storage_node_on_a_full_disk_degrades_and_recovers_when_space_returns(
         "storage_degraded{{store=\"da_log\"}} still 1"
     );
     eprintln!(
-        "[disk-full] {NODE} recovered {:.1} s after the filler was deleted",
+        "[disk-full] {NODE} recovered {:.1} s after the tmpfs was grown",
         freed.elapsed().as_secs_f64()
     );
     // Logged once per degraded run (error) and once per recovery (info), not per retry.
