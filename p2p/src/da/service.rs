@@ -161,7 +161,8 @@ pub struct DaStateView {
     pub target_height: u64,
     /// Blobs rejected since start (bad signature, broken chain, malformed, …).
     pub rejected: u64,
-    /// True when no peer reported a higher tip and nothing is held.
+    /// True when no peer reported a higher tip, nothing is held and the log is not
+    /// degraded (its writes succeed).
     pub synced: bool,
     /// True when this node is the DA authority (it seals blobs).
     pub is_authority: bool,

@@ -19,6 +19,9 @@
 //! redb), a redb file without our meta table or with wrongly typed tables, an unknown older
 //! schema (0), or a blobs table whose heights are not exactly `1..=N` is renamed to
 //! `<name>.corrupt-<unix-seconds>` and a fresh log is created.
+//!
+//! After a write error the writer calls [`DaStore::reopen`] (the same checks, nothing
+//! moved aside): redb refuses every further operation on a database that saw an I/O error.
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -14,7 +14,13 @@
 //! coalesces reports the loop has not read yet. A failed append bumps
 //! [`Progress::failures`]; the jobs of older *generations* (sent before the event loop
 //! learned of the failure, tagged with the failure count it had seen) are then skipped, so
-//! nothing is written on top of a log the loop is about to rebuild from.
+//! nothing is written on top of a log the loop is about to rebuild from. After a failed
+//! append the writer closes and reopens the redb file (redb refuses every operation on a
+//! database that saw an I/O error), and a store a failed reopen left closed is reopened
+//! before the next append: the loop's retry (issue 14 §2, `service/degraded.rs`) then
+//! starts from a fresh handle. A failed snapshot write is logged and counted in
+//! `storage_write_errors_total{store="da_log"}` but does not degrade the log: the
+//! snapshot is a cache of it.
 //!
 //! Dropping (or [`LogWriter::close`]) closes the channel and joins the thread: every job
 //! already sent is written first.
