@@ -87,6 +87,18 @@ impl Drop for Tmpfs {
     }
 }
 
+/// Mounts a [`TMPFS_SIZE`] tmpfs as node `name`'s data directory, its log file
+/// (`dsdnd.log`) a symlink to `<net dir>/<name>.log` outside it, so that the log can be
+/// written and read while the tmpfs is full.
+fn data_dir_on_tmpfs(net: &TestNet, name: &str) -> anyhow::Result<Tmpfs> {
+    let data = net.data_dir(name);
+    let tmpfs = Tmpfs::mount(&data, TMPFS_SIZE)?;
+    let log_file = net.dir().join(format!("{name}.log"));
+    std::fs::File::create(&log_file)?;
+    std::os::unix::fs::symlink(&log_file, data.join("dsdnd.log"))?;
+    Ok(tmpfs)
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -133,12 +145,7 @@ async fn a_storage_node_on_a_full_disk_degrades_and_recovers_when_space_returns(
     let cfg = net.da_config("coordinator", 40)?;
     let mut names = net.start_da_net(40, 1, &cfg).await?;
     let data = net.data_dir(NODE);
-    tmpfs = Some(Tmpfs::mount(&data, TMPFS_SIZE)?);
-    // The daemon's log goes outside the tmpfs, so that it can be read (and written) while
-    // the tmpfs is full.
-    let log_file = net.dir().join(format!("{NODE}.log"));
-    std::fs::File::create(&log_file)?;
-    std::os::unix::fs::symlink(&log_file, data.join("dsdnd.log"))?;
+    tmpfs = Some(data_dir_on_tmpfs(&net, NODE)?);
     net.spawn(NODE, NodeMode::Storage, 42, &cfg).await?;
     net.wait_registered(&[NODE]).await?;
     names.push(NODE.to_owned());
@@ -319,6 +326,138 @@ async fn a_storage_node_on_a_full_disk_degrades_and_recovers_when_space_returns(
     if let Some(t) = tmpfs.as_mut() {
         t.unmount();
     }
+    net.pass();
+    Ok(())
+}
+
+/// The DA authority on a full disk: the coordinator (on a tmpfs holding its key, cookie,
+/// peers.dat and DA log) seals a blob it cannot store. The publisher is told; the node
+/// reports `da_log` degraded, stays at its durable tip and seals nothing more while the
+/// disk is full (events posted meanwhile wait); once the tmpfs is grown it stores the kept
+/// blob, seals the waiting events on top of it and the network converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_on_a_full_disk_seals_nothing_until_space_returns() -> anyhow::Result<()> {
+    if !is_root() {
+        eprintln!("[disk-full-coordinator] skipped: mounting a tmpfs needs root");
+        return Ok(());
+    }
+    // Declared before the net: dropped (unmounted) after the daemons were killed.
+    let mut tmpfs: Tmpfs;
+    let mut net = TestNet::new("disk-full-coordinator").await?;
+    tmpfs = data_dir_on_tmpfs(&net, "coordinator")?;
+    let cfg = net.da_config("coordinator", 44)?;
+    let names = net.start_da_net(44, 1, &cfg).await?;
+    let ids = net.peer_ids(&names);
+    let events = chunk_events(&ids, 8000);
+    let mut events = events.chunks(256);
+    let coordinator = net.node("coordinator");
+    let storage = net.node("storage-1");
+    let client = coordinator.client_with_timeout(Duration::from_secs(60));
+    for part in events.by_ref().take(2) {
+        client.da_publish(part).await?;
+    }
+    let tip = da_tip(coordinator).await?;
+    wait_da_equal(&net.nodes(), &tip, WAIT).await?;
+
+    let offset = log_offset(coordinator);
+    let filled = fill_to_the_brim(&tmpfs.path.join("filler"))?;
+    eprintln!("[disk-full-coordinator] tmpfs filled with {filled} bytes at {tip}");
+    // Publish until a publish is refused because its blob could not be stored.
+    let start = Instant::now();
+    let failed_height = loop {
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "no publish failed on the full disk\n{}",
+            da_log_lines(coordinator, 30)
+        );
+        let Some(part) = events.next() else {
+            anyhow::bail!("ran out of events");
+        };
+        match client.da_publish(part).await {
+            Ok(_) => continue,
+            Err(e) => {
+                let e = e.to_string();
+                anyhow::ensure!(e.contains("could not store blob"), "unexpected error: {e}");
+                let st = coordinator.client().da_state().await?;
+                eprintln!("[disk-full-coordinator] publish refused: {e}");
+                break st.durable_height + 1;
+            }
+        }
+    };
+    // Events posted now wait: nothing is sealed while the log is degraded.
+    let waiting: Vec<_> = events.next().map(<[_]>::to_vec).unwrap_or_default();
+    let background = coordinator.client_with_timeout(Duration::from_secs(60));
+    let publish = tokio::spawn(async move { background.da_publish(&waiting).await });
+    let full_until = Instant::now() + Duration::from_secs(4);
+    let mut looks = 0;
+    while Instant::now() < full_until {
+        let st = coordinator.client().da_state().await?;
+        if st.degraded.is_some() {
+            looks += 1;
+            anyhow::ensure!(
+                !st.synced && st.height == st.durable_height && st.height < failed_height,
+                "degraded coordinator: synced {}, height {}, durable {}, failed blob {failed_height}",
+                st.synced,
+                st.height,
+                st.durable_height
+            );
+            let status = coordinator.client().status().await?;
+            anyhow::ensure!(
+                status.degraded_stores.iter().any(|d| d.store == "da_log"),
+                "status does not list the degraded DA log: {:?}",
+                status.degraded_stores
+            );
+        }
+        // The storage node got the failed blob by gossip, and nothing after it.
+        let other = da_tip(storage).await?;
+        anyhow::ensure!(
+            other.height <= failed_height,
+            "the coordinator sealed {} while its log was degraded at {failed_height}",
+            other.height
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    anyhow::ensure!(looks > 0, "the coordinator never looked degraded");
+    anyhow::ensure!(!publish.is_finished(), "events were sealed on a full disk");
+
+    tmpfs.resize(GROWN_SIZE)?;
+    let published = tokio::time::timeout(Duration::from_secs(40), publish)
+        .await
+        .map_err(|_| anyhow::anyhow!("the waiting events were not sealed after the disk grew"))??
+        .map_err(|e| anyhow::anyhow!("waiting publish: {e}"))?;
+    anyhow::ensure!(
+        published
+            .heights
+            .first()
+            .is_some_and(|h| *h > failed_height),
+        "the waiting events went into {:?}, not after the kept blob {failed_height}",
+        published.heights
+    );
+    let tip = da_tip(coordinator).await?;
+    wait_da_equal(&net.nodes(), &tip, WAIT).await?;
+    let st = coordinator.client().status().await?;
+    anyhow::ensure!(
+        st.degraded_stores.is_empty(),
+        "still degraded: {:?}",
+        st.degraded_stores
+    );
+    let errors = log_matches(
+        coordinator,
+        offset,
+        Some("ERROR"),
+        "cannot write the DA log",
+    );
+    let recovered = log_matches(coordinator, offset, Some("INFO"), "DA log writes recovered");
+    anyhow::ensure!(
+        !errors.is_empty() && errors.len() == recovered.len(),
+        "{} error lines for {} recoveries",
+        errors.len(),
+        recovered.len()
+    );
+    eprintln!("[disk-full-coordinator] recovered; network at {tip}");
+    net.node_mut("coordinator").stop().await?;
+    net.node_mut("storage-1").stop().await?;
+    tmpfs.unmount();
     net.pass();
     Ok(())
 }
