@@ -13,10 +13,14 @@
 //!     └──────────────────┴──── the owner retries the write ───────────┘
 //! ```
 //!
-//! [`Health::fail`] returns true only on the transition into the degraded state, and
-//! [`Health::succeed`] returns the state it recovered from only on the way out, so the
-//! owner logs the error once at error level and the recovery once at info level, never
-//! per retry. The metrics `storage_degraded{store}` (0/1) and
+//! [`Health::fail`] says [`Failed::Degraded`] only on the transition into the degraded
+//! state, and [`Health::succeed`] returns the state it recovered from only on the way out,
+//! so the owner logs the error once at error level and the recovery once at info level,
+//! never per retry. A disk that is nearly full can *flap*: a write finds room, the next
+//! one does not. A failure within [`RELAPSE_WINDOW`] of a recovery is a
+//! [`Failed::Relapsed`] (logged at warn level) and keeps the backoff where it was, so a
+//! flapping store retries (and logs) at most about once a minute; the backoff starts
+//! again from [`RETRY_MIN`] only after a longer healthy period. The metrics `storage_degraded{store}` (0/1) and
 //! `storage_write_errors_total{store}` and the `degraded_stores` field of the node status
 //! show the state ([`StorageIssue`]).
 
@@ -30,6 +34,21 @@ pub const RETRY_MIN: Duration = Duration::from_secs(1);
 /// Longest pause between two retries while writes keep failing.
 pub const RETRY_MAX: Duration = Duration::from_secs(60);
 
+/// A failure this soon after a recovery is a relapse: the backoff is not reset.
+pub const RELAPSE_WINDOW: Duration = Duration::from_secs(60);
+
+/// What a failed write did to the store's health ([`Health::fail`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    /// The store was healthy (for at least [`RELAPSE_WINDOW`]): it is degraded now. Log
+    /// the error (once).
+    Degraded,
+    /// The store recovered less than [`RELAPSE_WINDOW`] ago and fails again (a flapping
+    /// disk): degraded again, with the backoff continuing where it was.
+    Relapsed,
+    /// The store was degraded already (a retry failed).
+    StillDegraded,
+}
 /// A store whose writes can fail; its name is the `store` label of the storage metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Store {
@@ -114,6 +133,8 @@ pub struct Degraded {
 pub struct Health {
     degraded: Option<Degraded>,
     backoff: Backoff,
+    /// When the store last recovered.
+    recovered_at: Option<Instant>,
 }
 
 impl Health {
@@ -127,40 +148,48 @@ impl Health {
         Health {
             degraded: None,
             backoff: Backoff::new(min, max),
+            recovered_at: None,
         }
     }
 
     /// A write failed at `now` with `error`: the store is degraded and the next retry is
-    /// scheduled after the backoff. True when the store was healthy until now (log the
-    /// error once).
-    pub fn fail(&mut self, error: &str, now: Instant) -> bool {
-        let retry_at = Some(now + self.backoff.next_delay());
-        match &mut self.degraded {
-            Some(d) => {
-                d.failures += 1;
-                d.last_error = error.to_owned();
-                d.retry_at = retry_at;
-                false
-            }
-            None => {
-                self.degraded = Some(Degraded {
-                    error: error.to_owned(),
-                    last_error: error.to_owned(),
-                    since: now,
-                    failures: 1,
-                    retry_at,
-                });
-                true
-            }
+    /// scheduled after the backoff (see [`Failed`] for what to log).
+    pub fn fail(&mut self, error: &str, now: Instant) -> Failed {
+        if let Some(d) = &mut self.degraded {
+            d.failures += 1;
+            d.last_error = error.to_owned();
+            d.retry_at = Some(now + self.backoff.next_delay());
+            return Failed::StillDegraded;
+        }
+        let relapse = self
+            .recovered_at
+            .is_some_and(|t| now.saturating_duration_since(t) < RELAPSE_WINDOW);
+        if !relapse {
+            self.backoff.reset();
+        }
+        self.degraded = Some(Degraded {
+            error: error.to_owned(),
+            last_error: error.to_owned(),
+            since: now,
+            failures: 1,
+            retry_at: Some(now + self.backoff.next_delay()),
+        });
+        if relapse {
+            Failed::Relapsed
+        } else {
+            Failed::Degraded
         }
     }
 
-    /// A write succeeded: the store is healthy and the backoff starts again from the
-    /// minimum. Returns the degraded state it left (log the recovery once), `None` if it
-    /// was healthy.
-    pub fn succeed(&mut self) -> Option<Degraded> {
-        self.backoff.reset();
-        self.degraded.take()
+    /// A write succeeded at `now`: the store is healthy. Returns the degraded state it left
+    /// (log the recovery once), `None` if it was healthy. The backoff starts again from
+    /// the minimum only if the store stays healthy for [`RELAPSE_WINDOW`].
+    pub fn succeed(&mut self, now: Instant) -> Option<Degraded> {
+        let was = self.degraded.take();
+        if was.is_some() {
+            self.recovered_at = Some(now);
+        }
+        was
     }
 
     /// True when degraded and the retry is due at `now` (and not started yet).
@@ -241,10 +270,12 @@ mod tests {
     fn the_error_is_reported_once_per_degraded_run_and_the_recovery_once() {
         let t0 = Instant::now();
         let mut h = Health::new();
-        assert!(h.succeed().is_none(), "healthy: no recovery to report");
-        assert!(h.fail("disk full", t0));
-        assert!(!h.fail("disk full", t0 + Duration::from_secs(1)));
-        assert!(!h.fail("No space left", t0 + Duration::from_secs(3)));
+        assert!(h.succeed(t0).is_none(), "healthy: no recovery to report");
+        assert_eq!(h.fail("disk full", t0), Failed::Degraded);
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(h.fail("disk full", t1), Failed::StillDegraded);
+        let t3 = t0 + Duration::from_secs(3);
+        assert_eq!(h.fail("No space left", t3), Failed::StillDegraded);
         let d = h.degraded().unwrap().clone();
         assert_eq!((d.failures, d.error.as_str()), (3, "disk full"));
         assert_eq!(d.last_error, "No space left");
@@ -252,14 +283,36 @@ mod tests {
         assert_eq!(issue.store, "da_log");
         assert_eq!(issue.error, "No space left");
         assert_eq!((issue.degraded_secs, issue.failures), (4, 3));
-        let left = h.succeed().unwrap();
+        let left = h.succeed(t3).unwrap();
         assert_eq!(left.failures, 3);
         assert!(!h.is_degraded());
-        assert!(h.issue(Store::DaLog, t0).is_none());
-        assert!(h.succeed().is_none());
-        // A new run of failures is reported again, with the backoff from the start.
-        assert!(h.fail("disk full", t0));
-        assert_eq!(h.retry_at(), Some(t0 + RETRY_MIN));
+        assert!(h.issue(Store::DaLog, t3).is_none());
+        assert!(h.succeed(t3).is_none());
+        // A new run of failures long after is reported again, with the backoff from the
+        // start.
+        let later = t3 + RELAPSE_WINDOW;
+        assert_eq!(h.fail("disk full", later), Failed::Degraded);
+        assert_eq!(h.retry_at(), Some(later + RETRY_MIN));
+    }
+
+    #[test]
+    fn a_flapping_store_relapses_without_resetting_its_backoff() {
+        let t0 = Instant::now();
+        let mut h = Health::new();
+        assert_eq!(h.fail("full", t0), Failed::Degraded);
+        assert_eq!(h.retry_at(), Some(t0 + Duration::from_secs(1)));
+        h.fail("full", t0);
+        assert_eq!(h.retry_at(), Some(t0 + Duration::from_secs(2)));
+        // A retry finds room; the next write does not.
+        let t1 = t0 + Duration::from_secs(3);
+        assert!(h.succeed(t1).is_some());
+        assert_eq!(h.fail("full", t1), Failed::Relapsed);
+        assert_eq!(h.retry_at(), Some(t1 + Duration::from_secs(4)));
+        assert_eq!(h.degraded().map(|d| d.failures), Some(1));
+        let t2 = t1 + Duration::from_secs(4);
+        assert!(h.succeed(t2).is_some());
+        assert_eq!(h.fail("full", t2), Failed::Relapsed);
+        assert_eq!(h.retry_at(), Some(t2 + Duration::from_secs(8)));
     }
 
     #[test]
@@ -283,8 +336,9 @@ mod tests {
             h.fail("e", t1);
         }
         assert_eq!(h.retry_at(), Some(t1 + RETRY_MAX));
-        h.succeed();
-        h.fail("e", t1);
-        assert_eq!(h.retry_at(), Some(t1 + RETRY_MIN));
+        h.succeed(t1);
+        let t2 = t1 + RELAPSE_WINDOW;
+        h.fail("e", t2);
+        assert_eq!(h.retry_at(), Some(t2 + RETRY_MIN));
     }
 }

@@ -302,8 +302,15 @@ async fn a_storage_node_on_a_full_disk_degrades_and_recovers_when_space_returns(
         "[disk-full] {NODE} recovered {:.1} s after the tmpfs was grown",
         freed.elapsed().as_secs_f64()
     );
-    // Logged once per degraded run (error) and once per recovery (info), not per retry.
-    let errors = log_matches(node, offset, Some("ERROR"), "cannot write the DA log");
+    // Logged once per degraded run (error; warn for a relapse soon after a recovery) and
+    // once per recovery (info), not per retry.
+    let mut errors = log_matches(node, offset, Some("ERROR"), "cannot write the DA log");
+    errors.extend(log_matches(
+        node,
+        offset,
+        Some("WARN"),
+        "DA log writes fail again",
+    ));
     let recovered = log_matches(node, offset, Some("INFO"), "DA log writes recovered");
     let failed = metric(node, "storage_write_errors_total", &[("store", "da_log")]).await;
     anyhow::ensure!(
@@ -441,12 +448,18 @@ async fn a_coordinator_on_a_full_disk_seals_nothing_until_space_returns() -> any
         "still degraded: {:?}",
         st.degraded_stores
     );
-    let errors = log_matches(
+    let mut errors = log_matches(
         coordinator,
         offset,
         Some("ERROR"),
         "cannot write the DA log",
     );
+    errors.extend(log_matches(
+        coordinator,
+        offset,
+        Some("WARN"),
+        "DA log writes fail again",
+    ));
     let recovered = log_matches(coordinator, offset, Some("INFO"), "DA log writes recovered");
     anyhow::ensure!(
         !errors.is_empty() && errors.len() == recovered.len(),

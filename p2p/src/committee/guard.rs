@@ -25,6 +25,7 @@ use super::files::{guard_path, write_private};
 use super::service::{CommitteeAction, CommitteeService};
 use super::signing::RoundEvent;
 use crate::net::rpc::Reply;
+use crate::storage::Failed;
 
 /// Where a held share goes once its guard change is durable.
 #[derive(Debug)]
@@ -96,15 +97,21 @@ impl CommitteeService {
         match result {
             Err(e) => {
                 self.metrics.storage_errors.inc();
-                if self.health.fail(e, now) {
-                    self.metrics.storage_degraded.set(1);
-                    tracing::error!(error = %e, "cannot write the signing guard: storage degraded; this member signs nothing until the guard is written again (retried with backoff)");
-                } else {
-                    tracing::debug!(error = %e, "signing guard retry failed");
+                self.metrics.storage_degraded.set(1);
+                match self.health.fail(e, now) {
+                    Failed::Degraded => {
+                        tracing::error!(error = %e, "cannot write the signing guard: storage degraded; this member signs nothing until the guard is written again (retried with backoff)")
+                    }
+                    Failed::Relapsed => {
+                        tracing::warn!(error = %e, "the signing guard cannot be written again soon after recovering: this member signs nothing; the retries keep their backoff")
+                    }
+                    Failed::StillDegraded => {
+                        tracing::debug!(error = %e, "signing guard retry failed")
+                    }
                 }
             }
             Ok(()) => {
-                if let Some(was) = self.health.succeed() {
+                if let Some(was) = self.health.succeed(now) {
                     self.metrics.storage_degraded.set(0);
                     tracing::info!(
                         failures = was.failures,

@@ -24,7 +24,7 @@
 
 use super::*;
 use crate::da::writer::Job;
-use crate::storage::{StorageIssue, Store};
+use crate::storage::{Failed, StorageIssue, Store};
 
 impl DaService {
     /// The writer reported a failed append; the log is durable up to `durable`.
@@ -52,21 +52,27 @@ impl DaService {
         let kept_count = kept.len();
         log.held = kept.into();
         let label = [Store::DaLog.as_str()];
-        if log.health.fail(error, now) {
-            self.metrics
-                .storage_degraded
-                .with_label_values(&label)
-                .set(1);
-            tracing::error!(
+        self.metrics
+            .storage_degraded
+            .with_label_values(&label)
+            .set(1);
+        match log.health.fail(error, now) {
+            Failed::Degraded => tracing::error!(
                 %error,
                 durable,
                 applied,
                 kept = kept_count,
                 "cannot write the DA log: storage degraded; the node serves and claims only \
                  the durable heights and retries the write with backoff (1 s to 60 s)"
-            );
-        } else {
-            tracing::debug!(%error, durable, "DA log retry failed");
+            ),
+            Failed::Relapsed => tracing::warn!(
+                %error,
+                durable,
+                kept = kept_count,
+                "DA log writes fail again soon after recovering: storage degraded; the retries \
+                 keep their backoff"
+            ),
+            Failed::StillDegraded => tracing::debug!(%error, durable, "DA log retry failed"),
         }
         if applied > durable || !log.waiters.is_empty() || sealing {
             self.rebuild(error);
@@ -80,7 +86,7 @@ impl DaService {
         let Some(log) = self.log.as_mut() else {
             return;
         };
-        let Some(was) = log.health.succeed() else {
+        let Some(was) = log.health.succeed(now) else {
             return;
         };
         self.metrics
