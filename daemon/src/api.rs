@@ -97,7 +97,16 @@ pub struct StatusResponse {
     /// another process running with this node's key, …); empty when all is well.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Stores whose writes fail (disk full, I/O error) and are retried with backoff
+    /// (issue 14 §2): `da_log`, `peers` or `committee`, with the last error. Empty while
+    /// every write succeeds; absent from older daemons. While `da_log` is listed the node
+    /// claims and serves only the heights it stored; while `committee` is listed it signs
+    /// nothing.
+    #[serde(default)]
+    pub degraded_stores: Vec<StorageIssue>,
 }
+
+pub use dsdn_p2p::storage::StorageIssue;
 
 fn unknown() -> String {
     "unknown".to_owned()

@@ -115,6 +115,7 @@ async fn status(State(s): State<ApiState>) -> Response {
         nat: serde_json::to_value(&st.nat).ok(),
         banned_peers: st.banned_peers,
         warnings: st.warnings,
+        degraded_stores: st.degraded_stores,
     })
     .into_response()
 }

@@ -55,6 +55,9 @@ pub struct NodeStatus {
     /// Problems the operator should act on, one sentence each (most known peers banned,
     /// this node's identity in use elsewhere, …); empty when all is well.
     pub warnings: Vec<String>,
+    /// Stores whose writes fail and are retried (issue 14 §2: `da_log`, `peers`,
+    /// `committee`), with the error; empty while every write succeeds.
+    pub degraded_stores: Vec<crate::storage::StorageIssue>,
 }
 
 /// One known peer (peers.dat ∪ connected).
@@ -612,6 +615,7 @@ mod tests {
             is_authority: false,
             queued_events: 0,
             durable_height: 3,
+            degraded: None,
         };
         let json = serde_json::to_value(&st).unwrap();
         assert_eq!(json["tip_hash"], "ab".repeat(32));

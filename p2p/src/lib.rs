@@ -80,6 +80,7 @@ pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod seeds;
+pub mod storage;
 pub mod workload;
 
 pub use config::NodeConfig;

@@ -148,6 +148,12 @@ pub struct Metrics {
     /// `da_notices_dropped_total`: applied-blob notices not delivered to a DA subscriber
     /// (`NodeHandle::subscribe_da`, the light client) because its queue was full.
     pub da_notices_dropped: IntCounter,
+    /// `storage_degraded{store}`: 1 while writes to the store (`da_log`, `peers`,
+    /// `committee`) fail and are retried, 0 otherwise (issue 14 §2).
+    pub storage_degraded: IntGaugeVec,
+    /// `storage_write_errors_total{store}`: failed writes to the store (every retry that
+    /// fails counts).
+    pub storage_write_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -471,6 +477,16 @@ impl Metrics {
                 "da_notices_dropped_total",
                 "Applied DA blobs not delivered to a subscriber whose queue was full.",
             )?,
+            storage_degraded: gauge_vec(
+                "storage_degraded",
+                "1 while writes to the store fail and are retried (da_log, peers, committee).",
+                "store",
+            )?,
+            storage_write_errors: counter_vec(
+                "storage_write_errors_total",
+                "Failed writes to the store (da_log, peers, committee).",
+                "store",
+            )?,
             registry,
         };
         // Make the labelled series visible at zero before the first event.
@@ -489,6 +505,10 @@ impl Metrics {
         }
         for source in dsdn_protocols::PeerSource::ALL {
             m.peers_dat_by_source.with_label_values(&[source.as_str()]);
+        }
+        for store in crate::storage::Store::ALL {
+            m.storage_degraded.with_label_values(&[store.as_str()]);
+            m.storage_write_errors.with_label_values(&[store.as_str()]);
         }
         Ok(m)
     }
@@ -554,6 +574,11 @@ mod tests {
             "da_log_commits_total 0",
             "da_log_unwritten_blobs 0",
             "da_log_write_errors_total 0",
+            "storage_degraded{store=\"da_log\"} 0",
+            "storage_degraded{store=\"peers\"} 0",
+            "storage_degraded{store=\"committee\"} 0",
+            "storage_write_errors_total{store=\"da_log\"} 0",
+            "storage_write_errors_total{store=\"committee\"} 0",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

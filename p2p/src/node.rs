@@ -459,7 +459,11 @@ impl Node {
         });
         let committee = match cfg.committee.clone() {
             Some(c) => {
-                let m = crate::committee::CommitteeMetrics::new(metrics.registry())?;
+                let store = [crate::storage::Store::Committee.as_str()];
+                let m = crate::committee::CommitteeMetrics::new(metrics.registry())?.with_storage(
+                    metrics.storage_degraded.with_label_values(&store),
+                    metrics.storage_write_errors.with_label_values(&store),
+                );
                 let service =
                     crate::committee::CommitteeService::open(c, key.public().to_peer_id(), m)?;
                 Some(crate::event_loop::CommitteeLoop::new(service)?)

@@ -149,11 +149,33 @@ fn status_table(s: &StatusResponse) -> String {
         ("DA height", s.da_height.to_string()),
         ("registration", registration_text(s.registration.as_ref())),
         ("banned peers", s.banned_peers.to_string()),
+        ("storage", storage_text(&s.degraded_stores)),
     ]);
     for w in &s.warnings {
         out.push_str(&format!("WARNING: {w}\n"));
     }
     out
+}
+
+/// `ok`, or each degraded store with its error: `DEGRADED da_log (3 failed writes, 12 s):
+/// No space left on device`.
+fn storage_text(stores: &[dsdn_daemon::api::StorageIssue]) -> String {
+    if stores.is_empty() {
+        return "ok".to_owned();
+    }
+    stores
+        .iter()
+        .map(|d| {
+            format!(
+                "DEGRADED {} ({} failed writes, {}): {}",
+                d.store,
+                d.failures,
+                format_duration(d.degraded_secs),
+                d.error
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The relays holding a reservation of ours, `(serving as relay)` on a relay server, or
@@ -264,6 +286,8 @@ fn da_state_table(s: &DaStateView) -> String {
         ("pending", s.pending.to_string()),
         ("target height", s.target_height.to_string()),
         ("synced", s.synced.to_string()),
+        ("durable height", s.durable_height.to_string()),
+        ("storage", storage_text(s.degraded.as_slice())),
         ("rejected", s.rejected.to_string()),
     ])
 }
@@ -383,6 +407,7 @@ mod tests {
             nat: Some(serde_json::json!({"relays": ["12D3KooWr"], "relay_server": false})),
             banned_peers: 5,
             warnings: vec!["5 of the 6 known peers are banned".into()],
+            degraded_stores: vec![],
         };
         let t = status_table(&s);
         assert!(t.contains("reachability     private\n"), "{t}");
@@ -391,6 +416,22 @@ mod tests {
         assert!(t.contains("listen addrs     -\n"), "{t}");
         assert!(t.contains("uptime           1m 05s\n"), "{t}");
         assert!(t.contains("(this node)"), "{t}");
+        assert!(t.contains("storage          ok\n"), "{t}");
+        let full = StatusResponse {
+            degraded_stores: vec![dsdn_daemon::api::StorageIssue {
+                store: "da_log".into(),
+                error: "No space left on device".into(),
+                degraded_secs: 12,
+                failures: 3,
+                next_retry_ms: Some(4000),
+            }],
+            ..s
+        };
+        let t = status_table(&full);
+        assert!(
+            t.contains("DEGRADED da_log (3 failed writes, 12s): No space left on device"),
+            "{t}"
+        );
         let d = da_state_table(&DaStateView {
             height: 1,
             tip_hash: [0x11; 32],
@@ -409,6 +450,7 @@ mod tests {
             is_authority: false,
             queued_events: 0,
             durable_height: 1,
+            degraded: None,
         });
         assert!(d.starts_with("height          1\n"), "{d}");
         assert!(d.contains("events          20\n"), "{d}");

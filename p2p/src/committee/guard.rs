@@ -21,10 +21,11 @@ use std::time::Instant;
 use dsdn_protocols::committee::{CommitteeResponse, Refusal, SignatureShareMsg};
 use tokio::sync::mpsc;
 
-use super::files::write_private;
+use super::files::{guard_path, write_private};
 use super::service::{CommitteeAction, CommitteeService};
 use super::signing::RoundEvent;
 use crate::net::rpc::Reply;
+use crate::storage::Failed;
 
 /// Where a held share goes once its guard change is durable.
 #[derive(Debug)]
@@ -57,13 +58,14 @@ impl CommitteeService {
         result: Result<(), String>,
         now: Instant,
     ) {
+        self.guard_health(&result, now);
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
             .into_iter()
             .partition(|h| h.seq <= seq);
         self.held = later;
         if let Err(e) = &result {
             if !due.is_empty() {
-                tracing::error!(error = %e, shares = due.len(), "cannot persist the signing guard: shares withheld");
+                tracing::debug!(error = %e, shares = due.len(), "cannot persist the signing guard: shares withheld");
             }
         }
         for h in due {
@@ -87,6 +89,74 @@ impl CommitteeService {
                 }
             }
         }
+    }
+
+    /// Follows the guard writes: a failure degrades the member (logged once, signs nothing,
+    /// retried with backoff by [`CommitteeService::poll`]), a success ends it.
+    fn guard_health(&mut self, result: &Result<(), String>, now: Instant) {
+        match result {
+            Err(e) => {
+                self.metrics.storage_errors.inc();
+                self.metrics.storage_degraded.set(1);
+                match self.health.fail(e, now) {
+                    Failed::Degraded => {
+                        tracing::error!(error = %e, "cannot write the signing guard: storage degraded; this member signs nothing until the guard is written again (retried with backoff)")
+                    }
+                    Failed::Relapsed => {
+                        tracing::warn!(error = %e, "the signing guard cannot be written again soon after recovering: this member signs nothing; the retries keep their backoff")
+                    }
+                    Failed::StillDegraded => {
+                        tracing::debug!(error = %e, "signing guard retry failed")
+                    }
+                }
+            }
+            Ok(()) => {
+                if let Some(was) = self.health.succeed(now) {
+                    self.metrics.storage_degraded.set(0);
+                    tracing::info!(
+                        failures = was.failures,
+                        degraded_secs = now.saturating_duration_since(was.since).as_secs(),
+                        "signing guard written again: this member signs again"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Writes the current guard again once the backoff after a failed write ended.
+    pub(super) fn retry_guard(&mut self, now: Instant) {
+        if !self.health.retry_due(now) {
+            return;
+        }
+        self.health.retry_started();
+        let Some(signer) = self.signer.as_ref() else {
+            return;
+        };
+        match signer.guard().to_bytes() {
+            Ok(bytes) => self.actions.push(CommitteeAction::PersistGuard {
+                seq: self.guard_seq,
+                path: guard_path(&self.cfg.dir, self.config.epoch),
+                bytes,
+            }),
+            Err(e) => tracing::warn!(error = %e, "cannot encode the signing guard"),
+        }
+    }
+
+    /// Refuses to sign while the guard cannot be written: a share must never leave a
+    /// member whose guard might forget it.
+    pub(super) fn refuse_if_degraded(&self) -> Result<(), Refusal> {
+        match self.health.degraded() {
+            Some(d) => Err(Refusal::Busy(format!(
+                "this member's signing guard cannot be written ({}); it signs nothing until it can",
+                d.last_error
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The committee store's issue at `now`, `None` while guard writes succeed.
+    pub(crate) fn storage_issue(&self, now: Instant) -> Option<crate::storage::StorageIssue> {
+        self.health.issue(crate::storage::Store::Committee, now)
     }
 
     /// Shares held for their guard write (for tests and status).

@@ -1,6 +1,6 @@
 //! Prometheus metrics of the committee, registered in the node's registry.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The committee's metrics.
 #[derive(Clone)]
@@ -16,6 +16,12 @@ pub struct CommitteeMetrics {
     /// `committee_dkg_total{result}`: DKG ceremonies this node took part in, by outcome
     /// (`ok`, `failed`).
     pub dkg: IntCounterVec,
+    /// `storage_degraded{store="committee"}`: 1 while the signing guard cannot be written
+    /// (the member signs nothing meanwhile). Unregistered until
+    /// [`CommitteeMetrics::with_storage`] hands the node's series.
+    pub storage_degraded: IntGauge,
+    /// `storage_write_errors_total{store="committee"}`: failed guard writes.
+    pub storage_errors: IntCounter,
 }
 
 impl CommitteeMetrics {
@@ -66,6 +72,16 @@ impl CommitteeMetrics {
             signatures,
             sign_latency_ms,
             dkg,
+            storage_degraded: IntGauge::new("storage_degraded", "unregistered")?,
+            storage_errors: IntCounter::new("storage_write_errors_total", "unregistered")?,
         })
+    }
+
+    /// Uses the node's `storage_degraded{store="committee"}` and
+    /// `storage_write_errors_total{store="committee"}` series (issue 14 §2).
+    pub fn with_storage(mut self, degraded: IntGauge, errors: IntCounter) -> Self {
+        self.storage_degraded = degraded;
+        self.storage_errors = errors;
+        self
     }
 }

@@ -94,6 +94,9 @@ pub(crate) struct CommitteeService {
     pub(super) retries: Vec<(Instant, PeerId, CommitteeRequest)>,
     rate: HashMap<PeerId, (Instant, u32)>,
     pub(super) metrics: CommitteeMetrics,
+    /// Degraded while the signing guard cannot be written: nothing is signed until a
+    /// retried write succeeds (issue 14 §2).
+    pub(super) health: crate::storage::Health,
 }
 
 /// Why the committee service could not be built.
@@ -158,6 +161,7 @@ impl CommitteeService {
             retries: Vec::new(),
             rate: HashMap::new(),
             metrics,
+            health: crate::storage::Health::new(),
         };
         service.load();
         Ok(service)
@@ -286,11 +290,15 @@ impl CommitteeService {
         let dkg = self.dkg.as_ref().map(|d| d.deadline);
         let retry = self.retries.iter().map(|(t, _, _)| *t).min();
         let rounds = self.rounds.values().map(|r| r.deadline).min();
-        [dkg, retry, rounds].into_iter().flatten().min()
+        [dkg, retry, rounds, self.health.retry_at()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs the timers: re-sends due DKG requests, ends timed-out DKGs and signing phases.
     pub(crate) fn poll(&mut self, now: Instant) {
+        self.retry_guard(now);
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retries)
             .into_iter()
             .partition(|(t, _, _)| *t <= now);

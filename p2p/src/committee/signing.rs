@@ -57,6 +57,7 @@ impl CommitteeService {
         slot: Slot,
         hash: &[u8; 32],
     ) -> Result<CommitmentMsg, Refusal> {
+        self.refuse_if_degraded()?;
         let signer = self.signer.as_mut().ok_or(Refusal::NoKeyShare)?;
         if epoch != self.config.epoch {
             return Err(Refusal::WrongCommittee(format!("epoch {epoch}")));
@@ -75,6 +76,7 @@ impl CommitteeService {
         &mut self,
         package: &SigningPackageMsg,
     ) -> Result<(SignatureShareMsg, u64), Refusal> {
+        self.refuse_if_degraded()?;
         let signer = self.signer.as_mut().ok_or(Refusal::NoKeyShare)?;
         let message = package
             .message()
@@ -118,6 +120,10 @@ impl CommitteeService {
             let _ = reply.send(Err(ThresholdSignError::NoKeyShare));
             return;
         };
+        if let Err(refusal) = self.refuse_if_degraded() {
+            let _ = reply.send(Err(ThresholdSignError::Busy(refusal.to_string())));
+            return;
+        }
         if self.rounds.len() >= MAX_OPEN_ROUNDS {
             let _ = reply.send(Err(ThresholdSignError::Busy(format!(
                 "{MAX_OPEN_ROUNDS} signing rounds are open"

@@ -265,11 +265,37 @@ fn a_failed_guard_write_withholds_the_share() {
         }
         other => panic!("{other:?}"),
     }
-    // The slot stays taken in memory: another message for it is refused at once.
+    // The members whose guard failed are degraded: they sign nothing, not even a new slot.
     sim.slow_disk.clear();
-    let mut rx = sim.sign(0, Slot::DaBlob(5), b"other", now);
+    let issue = sim.nodes[0].storage_issue(now).expect("degraded");
+    assert_eq!(issue.store, "committee");
+    assert!(issue.error.contains("No space left on device"));
+    assert_eq!(sim.nodes[0].metrics.storage_degraded.get(), 1);
+    let mut rx = sim.sign(0, Slot::DaBlob(6), b"six", now);
+    match rx.try_recv().unwrap() {
+        Err(ThresholdSignError::Busy(reason)) => {
+            assert!(
+                reason.contains("signing guard cannot be written"),
+                "{reason}"
+            )
+        }
+        other => panic!("signed while degraded: {other:?}"),
+    }
+    // The guard write is retried after the backoff; once it succeeds the member signs again.
+    let later = now + Duration::from_secs(1);
+    assert!(sim.nodes[0].next_deadline().is_some_and(|t| t <= later));
+    for node in &mut sim.nodes {
+        node.poll(later);
+    }
+    sim.deliver(later);
+    assert!(sim.nodes.iter().all(|n| n.storage_issue(later).is_none()));
+    assert_eq!(sim.nodes[0].metrics.storage_degraded.get(), 0);
+    // The slot stays taken in memory: another message for it is refused at once.
+    let mut rx = sim.sign(0, Slot::DaBlob(5), b"other", later);
     assert!(matches!(
         rx.try_recv().unwrap(),
         Err(ThresholdSignError::Equivocation { .. })
     ));
+    let mut rx = sim.sign(0, Slot::DaBlob(6), b"six", later);
+    assert!(rx.try_recv().unwrap().is_ok());
 }

@@ -32,6 +32,7 @@ use crate::metrics::Metrics;
 use crate::net::rpc::Reply as RegisterReply;
 
 mod committee;
+mod degraded;
 mod doubt;
 mod identity;
 mod load;
@@ -162,7 +163,8 @@ pub struct DaStateView {
     pub target_height: u64,
     /// Blobs rejected since start (bad signature, broken chain, malformed, …).
     pub rejected: u64,
-    /// True when no peer reported a higher tip and nothing is held.
+    /// True when no peer reported a higher tip, nothing is held and the log is not
+    /// degraded (its writes succeed).
     pub synced: bool,
     /// True when this node is the DA authority (it seals blobs).
     pub is_authority: bool,
@@ -173,6 +175,11 @@ pub struct DaStateView {
     /// them (issue 11). Absent from older daemons (read as 0).
     #[serde(default)]
     pub durable_height: u64,
+    /// Set while writes to the DA log fail (issue 14 §2): the error, since when, the
+    /// retries. The node then claims and serves only `durable_height` and is not
+    /// `synced`. Absent (`null`) while the log is healthy.
+    #[serde(default)]
+    pub degraded: Option<crate::storage::StorageIssue>,
 }
 
 fn unix_ms() -> u64 {
@@ -263,6 +270,9 @@ impl DaService {
                     WriterMetrics {
                         commits: metrics.da_log_commits.clone(),
                         errors: metrics.da_log_write_errors.clone(),
+                        storage_errors: metrics
+                            .storage_write_errors
+                            .with_label_values(&[crate::storage::Store::DaLog.as_str()]),
                     },
                 )?;
                 Some(DaLog::new(store, writer))
@@ -406,7 +416,12 @@ impl DaService {
     }
 
     /// Offers a verified blob to the chain and persists whatever it applied.
+    /// While a failed append holds new heights back (issue 14 §2), the next height is not
+    /// applied (answered `TooFarAhead`: not forwarded, not penalised, fetched again later).
     fn offer(&mut self, blob: VerifiedBlob) -> Offer {
+        if blob.height() == self.chain.height() + 1 && self.holding() {
+            return Offer::TooFarAhead;
+        }
         let outcome = self.chain.offer(blob);
         if let Offer::Applied(applied) = &outcome {
             self.on_applied(applied);
@@ -494,6 +509,7 @@ impl DaService {
     /// The state for `GET /v1/da/state`.
     pub(crate) fn view(&self) -> DaStateView {
         let st = self.chain.state();
+        let degraded = self.storage_issue(Instant::now());
         DaStateView {
             height: st.height(),
             tip_hash: st.tip_hash(),
@@ -508,10 +524,13 @@ impl DaService {
             pending: self.chain.pending(),
             target_height: self.planner.target().max(st.height()),
             rejected: self.rejected,
-            synced: self.planner.target() <= st.height() && self.chain.pending() == 0,
+            synced: self.planner.target() <= st.height()
+                && self.chain.pending() == 0
+                && degraded.is_none(),
             is_authority: self.is_authority(),
             queued_events: self.batcher.len(),
             durable_height: self.durable_height(),
+            degraded,
         }
     }
 }

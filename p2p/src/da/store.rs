@@ -19,10 +19,13 @@
 //! redb), a redb file without our meta table or with wrongly typed tables, an unknown older
 //! schema (0), or a blobs table whose heights are not exactly `1..=N` is renamed to
 //! `<name>.corrupt-<unix-seconds>` and a fresh log is created.
+//!
+//! After a write error the writer calls [`DaStore::reopen`] (the same checks, nothing
+//! moved aside): redb refuses every further operation on a database that saw an I/O error.
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, TryLockError};
 
 use dsdn_protocols::NetworkId;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -140,9 +143,16 @@ pub struct StoreOpen {
 /// Thread-safe (`Send + Sync`); writes are serialised. Every write is one redb transaction
 /// (crash-safe: a committed call survives a crash, an interrupted one leaves no trace).
 /// Only one `DaStore` may have a file open at a time (redb takes a file lock).
+///
+/// After an I/O error redb refuses every further operation on the open database
+/// (`PreviousIo`), so a failed write is followed by [`DaStore::reopen`] (the writer does it
+/// before its retry); reads made while the file is being reopened, or while it cannot be,
+/// fail instead of waiting.
 pub struct DaStore {
-    db: Database,
+    /// `None` while being reopened or after a failed reopen.
+    db: RwLock<Option<Database>>,
     path: PathBuf,
+    network: NetworkId,
     /// The highest stored height (0 when empty); the lock is held across each write.
     tip: Mutex<u64>,
 }
@@ -175,21 +185,95 @@ impl DaStore {
         let ((db, tip), moved_aside) =
             dsdn_peers::redb_file::open_or_recover(path, "the DA log", || try_open(path, network))?;
         Ok(StoreOpen {
-            store: DaStore::new(db, path, tip),
+            store: DaStore::new(db, path, network, tip),
             moved_aside,
         })
     }
 
-    fn new(db: Database, path: &Path, tip: u64) -> DaStore {
+    fn new(db: Database, path: &Path, network: &NetworkId, tip: u64) -> DaStore {
         DaStore {
-            db,
+            db: RwLock::new(Some(db)),
             path: path.to_owned(),
+            network: network.clone(),
             tip: Mutex::new(tip),
         }
     }
 
     fn lock_tip(&self) -> MutexGuard<'_, u64> {
         self.tip.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The open database for a read: never waits for a reopen under way.
+    fn read_db(&self) -> Result<RwLockReadGuard<'_, Option<Database>>, DaStoreError> {
+        let guard = match self.db.try_read() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                return Err(DaStoreError::Db(format!(
+                    "{}: the DA log is being reopened",
+                    self.path.display()
+                )))
+            }
+        };
+        if guard.is_none() {
+            return Err(self.closed());
+        }
+        Ok(guard)
+    }
+
+    /// The open database for a write (waits for a reopen under way).
+    fn write_db(&self) -> Result<RwLockReadGuard<'_, Option<Database>>, DaStoreError> {
+        let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            return Err(self.closed());
+        }
+        Ok(guard)
+    }
+
+    fn closed(&self) -> DaStoreError {
+        DaStoreError::Db(format!(
+            "{}: the DA log is not open (a reopen after a write error failed)",
+            self.path.display()
+        ))
+    }
+
+    /// True when the database is open (false after a failed [`DaStore::reopen`]).
+    pub fn is_open(&self) -> bool {
+        self.db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// Closes and opens the file again, after a write error: redb refuses every operation
+    /// on a database that saw an I/O error. Nothing is moved aside here (unlike
+    /// [`DaStore::open`]): a file that does not open is left as it is and the store stays
+    /// closed until a later reopen succeeds. The tip is read again from the file.
+    /// Blocks for as long as redb's recovery of the file takes; call it off the event loop.
+    ///
+    /// # Errors
+    /// [`DaStoreError::Io`] or [`DaStoreError::Db`] when the file cannot be opened (e.g. the
+    /// disk is still full); the store is then closed: reads and appends fail.
+    pub fn reopen(&self) -> Result<(), DaStoreError> {
+        let mut tip = self.lock_tip();
+        let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        // The old handle must be closed first: redb locks the file.
+        *db = None;
+        let (opened, new_tip) = try_open(&self.path, &self.network).map_err(|f| match f {
+            open::Failure::Fatal(e) => e,
+            open::Failure::Corrupt(reason) => {
+                DaStoreError::Db(format!("{}: {reason}", self.path.display()))
+            }
+        })?;
+        *db = Some(opened);
+        *tip = new_tip;
+        Ok(())
+    }
+
+    /// Test hook: closes the database as a failed reopen leaves it.
+    #[cfg(test)]
+    pub(crate) fn close_for_test(&self) {
+        *self.db.write().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// The file this log was opened from.
@@ -222,7 +306,8 @@ impl DaStore {
         let Some(&(last, _)) = blobs.last() else {
             return Ok(());
         };
-        let txn = self.db.begin_write()?;
+        let db = self.write_db()?;
+        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write()?;
         {
             let mut table = txn.open_table(BLOBS)?;
             for &(height, bytes) in blobs {
@@ -239,7 +324,8 @@ impl DaStore {
     /// # Errors
     /// [`DaStoreError::Db`] if the read fails.
     pub fn get(&self, height: u64) -> Result<Option<Vec<u8>>, DaStoreError> {
-        let txn = self.db.begin_read()?;
+        let db = self.read_db()?;
+        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_read()?;
         let table = txn.open_table(BLOBS)?;
         let value = table.get(height)?;
         Ok(value.map(|v| v.value().to_vec()))
@@ -263,7 +349,8 @@ impl DaStore {
             return Ok(out);
         }
         let mut total = 0usize;
-        let txn = self.db.begin_read()?;
+        let db = self.read_db()?;
+        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_read()?;
         let table = txn.open_table(BLOBS)?;
         for (i, item) in table.range(from..)?.enumerate() {
             let (height, value) = item?;
@@ -293,7 +380,8 @@ impl DaStore {
         from: u64,
         mut f: impl FnMut(u64, &[u8]) -> bool,
     ) -> Result<(), DaStoreError> {
-        let txn = self.db.begin_read()?;
+        let db = self.read_db()?;
+        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_read()?;
         let table = txn.open_table(BLOBS)?;
         for item in table.range(from..)? {
             let (height, value) = item?;
@@ -317,7 +405,8 @@ impl DaStore {
         if height > *tip {
             return Ok(0);
         }
-        let txn = self.db.begin_write()?;
+        let db = self.write_db()?;
+        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write()?;
         let mut removed = 0u64;
         let new_tip = {
             let mut table = txn.open_table(BLOBS)?;

@@ -14,7 +14,13 @@
 //! coalesces reports the loop has not read yet. A failed append bumps
 //! [`Progress::failures`]; the jobs of older *generations* (sent before the event loop
 //! learned of the failure, tagged with the failure count it had seen) are then skipped, so
-//! nothing is written on top of a log the loop is about to rebuild from.
+//! nothing is written on top of a log the loop is about to rebuild from. After a failed
+//! append the writer closes and reopens the redb file (redb refuses every operation on a
+//! database that saw an I/O error), and a store a failed reopen left closed is reopened
+//! before the next append: the loop's retry (issue 14 §2, `service/degraded.rs`) then
+//! starts from a fresh handle. A failed snapshot write is logged and counted in
+//! `storage_write_errors_total{store="da_log"}` but does not degrade the log: the
+//! snapshot is a cache of it.
 //!
 //! Dropping (or [`LogWriter::close`]) closes the channel and joins the thread: every job
 //! already sent is written first.
@@ -87,6 +93,8 @@ pub(crate) struct WriterMetrics {
     pub(crate) commits: prometheus::IntCounter,
     /// `da_log_write_errors_total`.
     pub(crate) errors: prometheus::IntCounter,
+    /// `storage_write_errors_total{store="da_log"}`: failed appends and snapshot writes.
+    pub(crate) storage_errors: prometheus::IntCounter,
 }
 
 /// Test hooks: hold the writer before its next commit, make commits fail.
@@ -277,7 +285,10 @@ impl Worker {
             let error = result.err().map(|e| {
                 failures += 1;
                 self.metrics.errors.inc();
-                tracing::error!(error = %e, blobs = rows.len(), "cannot append to the DA log");
+                self.metrics.storage_errors.inc();
+                // The service logs the first failure of a run at error level (issue 14 §2:
+                // once, not per retry).
+                tracing::debug!(error = %e, blobs = rows.len(), "cannot append to the DA log");
                 e.to_string()
             });
             let written = match (&error, snapshot) {
@@ -300,16 +311,29 @@ impl Worker {
         }
     }
 
+    /// Appends `rows`. A store left closed by a failed reopen is reopened first; after a
+    /// failed append the file is reopened at once (redb refuses every operation on a
+    /// database that saw an I/O error, reads included), so that the durable heights can be
+    /// read and served while the disk is full, and the retry starts from a fresh handle.
     fn append(&self, rows: &[(u64, Arc<[u8]>)]) -> Result<(), DaStoreError> {
         if rows.is_empty() {
             return Ok(());
+        }
+        if !self.store.is_open() {
+            self.store.reopen()?;
         }
         #[cfg(test)]
         if self.hooks.fail() {
             return Err(DaStoreError::Db("injected append failure".into()));
         }
         let rows: Vec<(u64, &[u8])> = rows.iter().map(|(h, b)| (*h, &b[..])).collect();
-        self.store.append(&rows)
+        let result = self.store.append(&rows);
+        if result.is_err() {
+            if let Err(e) = self.store.reopen() {
+                tracing::debug!(error = %e, "cannot reopen the DA log after a failed append");
+            }
+        }
+        result
     }
 
     /// Writes the snapshot if the log is durable up to `height`; returns the height written.
@@ -329,6 +353,9 @@ impl Worker {
                 Some(height)
             }
             Err(e) => {
+                // The snapshot is a cache of the log (rebuilt by a replay): a failed write
+                // is counted and logged, but claims nothing the log does not hold.
+                self.metrics.storage_errors.inc();
                 tracing::warn!(error = %e, "cannot save the DA state snapshot");
                 None
             }

@@ -58,6 +58,11 @@ impl CommitteeLoop {
         self.service.group_key()
     }
 
+    /// The committee store's issue (a guard that cannot be written), if any.
+    pub(super) fn storage_issue(&self, now: Instant) -> Option<crate::storage::StorageIssue> {
+        self.service.storage_issue(now)
+    }
+
     /// Starts a signing round this member proposes.
     pub(super) fn start_sign(
         &mut self,

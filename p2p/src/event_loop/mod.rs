@@ -29,6 +29,7 @@ mod committee;
 mod control;
 mod da;
 mod identity;
+mod storage;
 mod workload;
 
 pub use crate::net::discovery::service_key;
@@ -83,6 +84,12 @@ pub struct EventLoop {
     workload: workload::WorkloadLoop,
     /// Detects another process running with this node's key.
     identity: crate::net::identity::IdentityGuard,
+    /// Since when peers.dat's writes fail (issue 14 §2).
+    peers_degraded_since: Option<Instant>,
+    /// peers.dat's failed commits before the current run of failures, and at the last
+    /// look.
+    peers_failures_before: u64,
+    peers_last_failures: u64,
 }
 
 impl EventLoop {
@@ -117,6 +124,9 @@ impl EventLoop {
             committee,
             workload,
             identity: crate::net::identity::IdentityGuard::new(),
+            peers_degraded_since: None,
+            peers_failures_before: 0,
+            peers_last_failures: 0,
         }
     }
 
@@ -222,7 +232,7 @@ impl EventLoop {
     }
 
     /// Exports the address-book health gauges (28.1.C §8) from the store's in-memory index.
-    fn export_store_stats(&self) {
+    fn export_store_stats(&mut self) {
         let st = self.store.stats(unix_now());
         let w = self.store.writer_status();
         let m = &self.metrics;
@@ -238,6 +248,8 @@ impl EventLoop {
             .inc_by(w.failures.saturating_sub(m.peers_dat_write_failures.get()));
         m.peers_dat_write_degraded
             .set(i64::from(w.last_error.is_some()));
+        self.export_peers_health(w.last_error.is_some(), w.failures);
+        let m = &self.metrics;
         for source in PeerSource::ALL {
             let n = st.by_source.get(&source).copied().unwrap_or(0);
             m.peers_dat_by_source
@@ -367,6 +379,7 @@ impl EventLoop {
                 .nat
                 .view(self.swarm.external_addresses().cloned()),
             uptime: self.started.elapsed(),
+            degraded_stores: self.degraded_stores(),
         }
     }
 

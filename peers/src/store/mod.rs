@@ -153,7 +153,12 @@ impl PeerStore {
             index: opened.index,
             anchors: opened.anchors,
         };
-        let shared = Arc::new(Shared::new(opened.db, mem, path.to_owned()));
+        let shared = Arc::new(Shared::new(
+            opened.db,
+            mem,
+            path.to_owned(),
+            network.clone(),
+        ));
         let writer = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()

@@ -121,6 +121,31 @@ pub(super) fn open_or_recover(
     })
 }
 
+/// Opens `path` once more after a failed write (redb refuses every operation on a
+/// database that saw an I/O error): the same checks as at start, but nothing is moved
+/// aside and what the file holds is not loaded (memory is authoritative).
+///
+/// # Errors
+/// Any failure to open or check the file (e.g. the disk is still full).
+pub(super) fn reopen(path: &Path, network: &NetworkId) -> Result<Database, StoreError> {
+    let opened = redb_file::open_db(
+        path,
+        "peers.dat",
+        CACHE_BYTES,
+        (SCHEMA_VERSION, network),
+        refusal(path, network),
+        |db| check_and_load(db, path, network),
+    );
+    match opened {
+        Ok((db, _)) => Ok(db),
+        Err(OpenFailure::Fatal(e)) => Err(e),
+        Err(OpenFailure::Corrupt(reason)) => Err(StoreError::Unusable {
+            file: path.to_owned(),
+            reason,
+        }),
+    }
+}
+
 /// What [`check_and_load`] found.
 struct Loaded {
     index: Index,

@@ -147,3 +147,19 @@ fn writes_from_many_threads_are_all_durable() {
     let s = reopen(&d);
     assert_eq!(s.all().unwrap(), before);
 }
+
+#[test]
+fn a_file_left_closed_by_a_failed_reopen_is_opened_again_by_the_next_write() {
+    let (d, s) = store();
+    learn_n(&s, 1);
+    s.flush().unwrap();
+    s.shared.close_for_test();
+    learn_n(&s, 2);
+    s.flush().unwrap();
+    assert_eq!(s.writer_status().last_error, None);
+    let before = s.all().unwrap();
+    drop(s);
+    let s = reopen(&d);
+    assert_eq!(s.all().unwrap(), before);
+    assert_eq!(before.len(), 2);
+}

@@ -16,7 +16,10 @@
 //! A failed commit keeps everything it should have written in the queue, is logged once at
 //! error level per run of failures, counted ([`WriterStatus`]), and retried with a backoff
 //! from [`RETRY_MIN`] doubling to [`RETRY_MAX`]; the first success after failures is logged
-//! too. When the store is dropped the writer writes what is left and stops.
+//! too. After a failed commit the file is closed and opened again before the retry (redb
+//! refuses every operation on a database that saw an I/O error, so without it a disk that
+//! was full once would fail for ever). When the store is dropped the writer writes what is
+//! left and stops.
 //!
 //! Crash semantics: a crash loses at most the changes marked since the last commit began
 //! (in practice the last few milliseconds of handshakes, failures and PEX entries); the file
@@ -27,6 +30,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use dsdn_protocols::NetworkId;
 use libp2p_identity::PeerId;
 use redb::Database;
 
@@ -138,9 +142,11 @@ pub struct WriterStatus {
 
 /// State shared by the store and its writer thread.
 pub(super) struct Shared {
-    pub(super) db: Database,
-    /// The file, for logs.
+    /// The open file; `None` after a failed reopen (the next attempt opens it again).
+    db: Mutex<Option<Database>>,
+    /// The file, for logs and reopening.
     path: PathBuf,
+    network: NetworkId,
     mem: Mutex<Mem>,
     queue: Mutex<Queue>,
     /// Wakes the writer: new changes, or shutdown.
@@ -158,10 +164,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub(super) fn new(db: Database, mem: Mem, path: PathBuf) -> Self {
+    pub(super) fn new(db: Database, mem: Mem, path: PathBuf, network: NetworkId) -> Self {
         Self {
-            db,
+            db: Mutex::new(Some(db)),
             path,
+            network,
             mem: Mutex::new(mem),
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
@@ -252,6 +259,10 @@ impl Shared {
             let result =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write(&batch)))
                     .unwrap_or_else(|_| Err(StoreError::WriteFailed("redb panicked".into())));
+            if result.is_err() {
+                // Off the queue lock: marking changes never waits for the disk.
+                self.reopen();
+            }
             let mut q = lock(&self.queue);
             q.attempts += 1;
             match result {
@@ -288,6 +299,26 @@ impl Shared {
         }
     }
 
+    /// Test hook: closes the file as a failed reopen leaves it.
+    #[cfg(test)]
+    pub(super) fn close_for_test(&self) {
+        *lock(&self.db) = None;
+    }
+
+    /// Closes the file and opens it again after a failed commit; a failed reopen leaves it
+    /// closed and the next attempt tries again.
+    fn reopen(&self) {
+        let mut db = lock(&self.db);
+        // The old handle must be closed first: redb locks the file.
+        *db = None;
+        match super::open::reopen(&self.path, &self.network) {
+            Ok(opened) => *db = Some(opened),
+            Err(e) => {
+                tracing::debug!(file = %self.path.display(), error = %e, "cannot reopen peers.dat")
+            }
+        }
+    }
+
     /// Writes one batch in one transaction: the current records of its PeerIds (removed if
     /// gone), or every record for a rewrite, and the anchors if they changed.
     fn write(&self, batch: &Batch) -> Result<(), StoreError> {
@@ -312,7 +343,14 @@ impl Shared {
             };
             (rows, batch.anchors.then(|| mem.anchors.clone()))
         };
-        let txn = self.db.begin_write()?;
+        let mut db = lock(&self.db);
+        if db.is_none() {
+            *db = Some(super::open::reopen(&self.path, &self.network)?);
+        }
+        let Some(db) = db.as_ref() else {
+            return Err(StoreError::WriteFailed("peers.dat is not open".into()));
+        };
+        let txn = db.begin_write()?;
         {
             let mut table = txn.open_table(PEERS)?;
             if batch.rewrite {

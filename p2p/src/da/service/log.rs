@@ -8,11 +8,13 @@
 //!
 //! * **durable up to h**: the buffer drops heights ≤ h; publishers and registrations
 //!   waiting for blobs ≤ h are answered (never before);
-//! * **a failed append**: the chain and state are rebuilt from the disk (snapshot + log,
-//!   the start-up path), so the node no longer claims the lost heights; waiters above the
-//!   durable height get an error; new heights are refused for a backoff (1 s doubling to
-//!   60 s, reset by a successful commit) and the [`BackfillPlanner`] then fetches the
-//!   missing heights from peers again.
+//! * **a failed append**: the DA log is *degraded* (issue 14 §2, see [`super::degraded`]):
+//!   the chain and state are rebuilt from the disk (snapshot + log, the start-up path), so
+//!   the node no longer claims, serves or announces the lost heights; their blobs are kept
+//!   aside (not served) and the append is retried with a backoff (1 s doubling to 60 s);
+//!   waiters above the durable height get an error; no new height is applied until a
+//!   retry succeeds; then the kept blobs are applied again and the [`BackfillPlanner`]
+//!   fetches the rest from peers.
 //!
 //! Reads (sync serving, `blobs`, recorded receipts) combine the durable log with the
 //! buffer, so every height up to the advertised tip can be served. The buffer is bounded:
@@ -29,6 +31,7 @@ use std::time::Duration;
 use super::*;
 use crate::da::store::DaStoreError;
 use crate::da::writer::{Job, LogWriter, Progress};
+use crate::storage::Health;
 
 /// Most applied-but-unwritten blobs before the node stops taking new heights.
 pub(crate) const MAX_UNWRITTEN_BLOBS: usize = 1024;
@@ -36,12 +39,6 @@ pub(crate) const MAX_UNWRITTEN_BLOBS: usize = 1024;
 /// Most applied-but-unwritten bytes (encoded blobs) before the node stops taking new
 /// heights.
 pub(crate) const MAX_UNWRITTEN_BYTES: usize = 64 * 1024 * 1024;
-
-/// First pause after a failed append; doubled at each further failure.
-const RETRY_MIN: Duration = Duration::from_secs(1);
-
-/// Longest pause after failed appends.
-const RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// Longest [`DaService::flush`] wait.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -52,22 +49,24 @@ pub(super) struct DaLog {
     pub(super) store: Arc<DaStore>,
     pub(super) writer: LogWriter,
     /// Applied blobs above `durable`, consecutive, ascending.
-    unwritten: VecDeque<(u64, Arc<[u8]>)>,
-    unwritten_bytes: usize,
+    pub(super) unwritten: VecDeque<(u64, Arc<[u8]>)>,
+    pub(super) unwritten_bytes: usize,
     /// Highest height handed to the writer.
-    sent: u64,
+    pub(super) sent: u64,
     /// Highest durable height the writer reported.
-    durable: u64,
+    pub(super) durable: u64,
     /// Failed appends seen (the generation of the jobs sent).
-    generation: u64,
+    pub(super) generation: u64,
     commits_seen: u64,
-    jobs_sent: u64,
+    pub(super) jobs_sent: u64,
     jobs_done: u64,
-    /// New heights are refused until then (after a failed append).
-    retry_at: Option<Instant>,
-    backoff: Duration,
+    /// Degraded while appends fail: the retry schedule (issue 14 §2).
+    pub(super) health: Health,
+    /// Verified blobs above `durable` whose append failed, consecutive, ascending: retried
+    /// as they are, never served or claimed; applied again once durable.
+    pub(super) held: VecDeque<(u64, Arc<[u8]>)>,
     /// Replies waiting for their blob to be durable: (height, replies), ascending.
-    waiters: VecDeque<(u64, Vec<Reply>)>,
+    pub(super) waiters: VecDeque<(u64, Vec<Reply>)>,
     /// The writer thread is gone (logged once).
     gone: bool,
 }
@@ -86,8 +85,8 @@ impl DaLog {
             commits_seen: 0,
             jobs_sent: 0,
             jobs_done: 0,
-            retry_at: None,
-            backoff: RETRY_MIN,
+            health: Health::new(),
+            held: VecDeque::new(),
             waiters: VecDeque::new(),
             gone: false,
         }
@@ -119,7 +118,7 @@ impl DaLog {
         }
     }
 
-    fn writer_gone(&mut self) {
+    pub(super) fn writer_gone(&mut self) {
         if !self.gone {
             self.gone = true;
             tracing::error!("the DA log writer stopped: nothing more is written; restart the node");
@@ -161,15 +160,22 @@ impl DaLog {
         self.store.get(height)
     }
 
+    /// True while a failed append holds new heights back: degraded, unless the retry is
+    /// due and there is no kept blob to retry with (then the next applied height is the
+    /// retry).
+    pub(super) fn holding(&self) -> bool {
+        self.health.is_degraded() && !(self.health.retry_at().is_none() && self.held.is_empty())
+    }
+
     fn accepting(&self) -> bool {
-        self.retry_at.is_none()
+        !self.holding()
             && !self.gone
             && self.unwritten.len() < MAX_UNWRITTEN_BLOBS
             && self.unwritten_bytes < MAX_UNWRITTEN_BYTES
     }
 
     /// Forgets the buffer after a rebuild at `height` (the log's tip).
-    fn reset(&mut self, height: u64) {
+    pub(super) fn reset(&mut self, height: u64) {
         self.unwritten.clear();
         self.unwritten_bytes = 0;
         self.sent = height;
@@ -183,7 +189,9 @@ impl DaService {
         let Some(log) = self.log.as_mut() else {
             return;
         };
-        for b in applied {
+        // Heights already durable (kept blobs applied again after a retry) are not written
+        // twice.
+        for b in applied.iter().filter(|b| b.height() > log.durable) {
             let bytes: Arc<[u8]> = Arc::from(b.encoded());
             log.unwritten_bytes += bytes.len();
             log.unwritten.push_back((b.height(), bytes));
@@ -228,16 +236,13 @@ impl DaService {
         };
         let p: Progress = log.writer.progress();
         log.jobs_done = p.jobs_done;
-        if p.commits > log.commits_seen {
-            log.commits_seen = p.commits;
-            log.backoff = RETRY_MIN;
-        }
-        if p.failures > log.generation {
+        let committed = p.commits > log.commits_seen;
+        log.commits_seen = p.commits;
+        let failed = p.failures > log.generation;
+        if failed {
             log.generation = p.failures;
-            log.retry_at = Some(now + log.backoff);
-            log.backoff = (log.backoff * 2).min(RETRY_MAX);
             let error = p.last_error.unwrap_or_default();
-            self.rebuild(&error);
+            self.append_failed(&error, p.durable, now);
         } else if p.durable > log.durable {
             log.durable = p.durable;
             while log.unwritten.front().is_some_and(|(h, _)| *h <= p.durable) {
@@ -254,6 +259,9 @@ impl DaService {
                 self.answer_sealed(height, replies);
             }
         }
+        if committed && !failed {
+            self.append_succeeded(now);
+        }
         if let Some(log) = self.log.as_mut() {
             log.pump();
             if log.writer.is_gone() && !log.unwritten.is_empty() {
@@ -265,22 +273,8 @@ impl DaService {
         }
     }
 
-    /// Ends the backoff after a failed append once `now` passed it.
-    pub(super) fn retry_due(&mut self, now: Instant) {
-        if let Some(log) = self.log.as_mut() {
-            if log.retry_at.is_some_and(|t| now >= t) {
-                log.retry_at = None;
-            }
-        }
-    }
-
-    /// When the backoff after a failed append ends.
-    pub(super) fn retry_at(&self) -> Option<Instant> {
-        self.log.as_ref().and_then(|l| l.retry_at)
-    }
-
     /// A failed append: the state goes back to what the disk holds (snapshot + log).
-    fn rebuild(&mut self, error: &str) {
+    pub(super) fn rebuild(&mut self, error: &str) {
         let Some(log) = self.log.as_mut() else {
             return;
         };
@@ -298,11 +292,10 @@ impl DaService {
             replay(&mut chain, &store, &self.network, &authority);
         }
         let height = chain.height();
-        tracing::error!(
-            %error,
+        tracing::info!(
             applied = self.chain.height(),
             durable = height,
-            "cannot append to the DA log: the state is rebuilt from the disk; the missing heights are fetched again"
+            "the DA state is rebuilt from the disk: the heights not stored are no longer claimed"
         );
         self.chain = chain;
         self.snapshot_height = snapshot_height;
@@ -314,7 +307,10 @@ impl DaService {
             self.answer_sealed(h, replies);
         }
         for (h, replies) in lost {
-            let e = format!("the DA log could not store blob {h}: {error}");
+            let e = format!(
+                "the DA log could not store blob {h}: {error} (the blob is kept and its write \
+                 retried; it is stored once the disk takes writes again)"
+            );
             self.fail_replies(replies, &e);
         }
         if let Some(pending) = self.sealing.take() {

@@ -489,3 +489,28 @@ fn moved_aside_copies_are_capped_alike() {
         dsdn_peers::files::KEEP_CORRUPT
     );
 }
+
+#[test]
+fn a_closed_store_refuses_reads_and_writes_until_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&log_path(&dir));
+    fill(&store, 1, 3, 10);
+    store.close_for_test();
+    assert!(!store.is_open());
+    assert!(store.get(1).is_err());
+    assert!(store.range(1, 10, 1 << 20).is_err());
+    assert!(store.append(&[(4, &blob(4, 10))]).is_err());
+    assert_eq!(store.tip(), 3);
+    store.reopen().unwrap();
+    assert!(store.is_open());
+    assert_eq!(store.tip(), 3);
+    assert_eq!(store.get(2).unwrap(), Some(blob(2, 10)));
+    fill(&store, 4, 5, 10);
+    // Reopening an open store is harmless and keeps everything.
+    store.reopen().unwrap();
+    assert_eq!(
+        (store.tip(), store.range(1, 10, 1 << 20).unwrap().len()),
+        (5, 5)
+    );
+    assert!(corrupt_files(dir.path()).is_empty());
+}

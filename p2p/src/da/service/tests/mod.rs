@@ -11,6 +11,7 @@ use super::*;
 
 mod backfill;
 mod committee;
+mod degraded;
 mod open;
 mod publishing;
 mod submitted;

@@ -83,7 +83,7 @@ fn publishers_are_answered_only_once_their_blob_is_durable() {
 }
 
 #[test]
-fn a_failed_append_rolls_the_state_back_to_the_disk_and_the_heights_are_fetched_again() {
+fn a_failed_append_rolls_the_state_back_to_the_disk_and_the_kept_heights_are_retried() {
     let dir = tempfile::tempdir().unwrap();
     let chain = Chain::new(8);
     let t0 = Instant::now();
@@ -117,13 +117,22 @@ fn a_failed_append_rolls_the_state_back_to_the_disk_and_the_heights_are_fetched_
         o.svc.next_deadline(Instant::now()).is_some(),
         "the backoff ends"
     );
-    // Then the planner fetches the lost heights again.
+    // Then the kept blobs are appended again (the retry) and applied once durable...
     let later = Instant::now() + Duration::from_secs(2);
+    assert!(
+        sync_actions(&mut o.svc, later).is_empty(),
+        "the retry first"
+    );
+    o.svc.flush();
+    let v = o.svc.view();
+    assert_eq!((v.height, v.durable_height), (6, 6));
+    assert!(v.degraded.is_none());
+    // ...and the planner fetches the rest from peers.
     let reqs = sync_actions(&mut o.svc, later);
     assert_eq!(reqs.len(), 1, "{reqs:?}");
-    assert_eq!((reqs[0].0, reqs[0].1.from), (p, 4));
+    assert_eq!((reqs[0].0, reqs[0].1.from), (p, 7));
     o.svc
-        .on_sync_response(p, &reqs[0].1, response(&chain, 8, 4..=8), later);
+        .on_sync_response(p, &reqs[0].1, response(&chain, 8, 7..=8), later);
     o.svc.flush();
     let v = o.svc.view();
     assert_eq!((v.height, v.durable_height), (8, 8));
@@ -149,13 +158,17 @@ fn publishers_of_a_blob_that_failed_to_append_get_an_error() {
         matches!(rx.try_recv(), Ok(Err(PublishError::Seal(e))) if e.contains("could not store blob 1"))
     );
     assert_eq!(a.svc.view().height, 0);
-    // Nothing is sealed during the backoff; afterwards the next publish is.
+    // Nothing is sealed during the backoff; afterwards the kept blob is stored (it was
+    // gossiped: it is part of the network's log) and the next publish is sealed after it.
     let mut rx = publish(&mut a.svc, vec![chunk_event(2)], t0);
     a.svc.poll(Instant::now());
     assert_eq!(a.svc.view().height, 0);
     a.svc.poll(Instant::now() + Duration::from_secs(2));
     a.svc.flush();
-    assert_eq!(rx.try_recv().unwrap().unwrap().heights, vec![1]);
+    assert_eq!(a.svc.view().height, 1);
+    a.svc.poll(Instant::now() + Duration::from_secs(2));
+    a.svc.flush();
+    assert_eq!(rx.try_recv().unwrap().unwrap().heights, vec![2]);
 }
 
 #[test]

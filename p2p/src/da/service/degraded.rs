@@ -1,0 +1,213 @@
+//! A degraded DA log (issue 14 §2): appends fail (disk full, I/O error) and are retried.
+//!
+//! The state machine is [`crate::storage::Health`]; this module is what the service does
+//! on its transitions:
+//!
+//! * **first failed append** (healthy → degraded): logged once at error level,
+//!   `storage_degraded{store="da_log"}` = 1. The blobs above the durable height are taken
+//!   out of the unwritten buffer and *kept* ([`DaLog::held`]): not served, not announced,
+//!   not counted in the height. If the chain had applied heights above the durable tip it
+//!   is rebuilt from the disk (the start-up path), so the height, `da blobs`, backfill
+//!   answers and the height watch all stop at the durable tip; waiters above it get an
+//!   error. `da state` reports `synced: false` and the error in `degraded`.
+//! * **while degraded**: no new height is applied (gossip, backfill responses, submitted
+//!   blobs, sealing), no backfill request goes out; when the backoff (1 s doubling to
+//!   60 s) ends, the kept blobs are appended again in one job (the retry). A retry that
+//!   fails only reschedules (logged at debug level, counted in
+//!   `storage_write_errors_total{store="da_log"}`).
+//! * **a commit succeeds** (degraded → healthy): logged once at info level, the gauge goes
+//!   back to 0, the kept blobs — now durable — are applied again (catch-up from the disk's
+//!   new tip, no second write), and the backfill planner fetches the rest from peers.
+//!
+//! A failure with nothing to keep (it cannot normally happen: the failed rows are above
+//! the durable tip) falls back to a retry through the next applied height.
+
+use super::*;
+use crate::da::writer::Job;
+use crate::storage::{Failed, StorageIssue, Store};
+
+impl DaService {
+    /// The writer reported a failed append; the log is durable up to `durable`.
+    pub(super) fn append_failed(&mut self, error: &str, durable: u64, now: Instant) {
+        let applied = self.chain.height();
+        let sealing = self.sealing.is_some();
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        // Keep every verified blob above the durable tip, as one consecutive run.
+        let mut kept: Vec<(u64, Arc<[u8]>)> = log
+            .held
+            .drain(..)
+            .chain(log.unwritten.drain(..))
+            .filter(|(h, _)| *h > durable)
+            .collect();
+        kept.sort_by_key(|(h, _)| *h);
+        kept.dedup_by_key(|(h, _)| *h);
+        let run = kept
+            .iter()
+            .zip(durable.saturating_add(1)..)
+            .take_while(|((h, _), want)| h == want)
+            .count();
+        kept.truncate(run);
+        let kept_count = kept.len();
+        log.held = kept.into();
+        let label = [Store::DaLog.as_str()];
+        self.metrics
+            .storage_degraded
+            .with_label_values(&label)
+            .set(1);
+        match log.health.fail(error, now) {
+            Failed::Degraded => tracing::error!(
+                %error,
+                durable,
+                applied,
+                kept = kept_count,
+                "cannot write the DA log: storage degraded; the node serves and claims only \
+                 the durable heights and retries the write with backoff (1 s to 60 s)"
+            ),
+            Failed::Relapsed => tracing::warn!(
+                %error,
+                durable,
+                kept = kept_count,
+                "DA log writes fail again soon after recovering: storage degraded; the retries \
+                 keep their backoff"
+            ),
+            Failed::StillDegraded => tracing::debug!(%error, durable, "DA log retry failed"),
+        }
+        if applied > durable || !log.waiters.is_empty() || sealing {
+            self.rebuild(error);
+        } else {
+            log.reset(durable);
+        }
+    }
+
+    /// A commit succeeded: a degraded log recovers and applies its kept blobs again.
+    pub(super) fn append_succeeded(&mut self, now: Instant) {
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        let Some(was) = log.health.succeed(now) else {
+            return;
+        };
+        self.metrics
+            .storage_degraded
+            .with_label_values(&[Store::DaLog.as_str()])
+            .set(0);
+        let durable = log.durable;
+        let kept: Vec<(u64, Arc<[u8]>)> = log.held.drain(..).collect();
+        tracing::info!(
+            durable,
+            failures = was.failures,
+            degraded_secs = now.saturating_duration_since(was.since).as_secs(),
+            "DA log writes recovered: the node catches up"
+        );
+        let Some(authority) = self.authority else {
+            return;
+        };
+        for (height, bytes) in kept {
+            if height <= self.chain.height() {
+                continue;
+            }
+            // Kept blobs above the new durable tip (none normally) are fetched again.
+            if height > durable {
+                break;
+            }
+            match DaBlob::decode_verified(&bytes, &self.network, &authority) {
+                Ok(blob) => {
+                    if !matches!(self.offer(blob), Offer::Applied(_)) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, height, "a kept DA blob no longer verifies");
+                    break;
+                }
+            }
+        }
+        if self.chain.height() < durable {
+            self.catch_up_from_disk(durable, &authority);
+        }
+    }
+
+    /// Applies the stored blobs between the chain's height and `durable` (what the kept
+    /// blobs did not cover), verified like at start.
+    fn catch_up_from_disk(&mut self, durable: u64, authority: &[u8; 32]) {
+        let Some(store) = self.log.as_ref().map(|l| l.store.clone()) else {
+            return;
+        };
+        let mut stored = Vec::new();
+        let read = store.for_each_from(self.chain.height() + 1, |height, bytes| {
+            if height > durable {
+                return false;
+            }
+            match DaBlob::decode_verified(bytes, &self.network, authority) {
+                Ok(b) if b.height() == height => {
+                    stored.push(b);
+                    true
+                }
+                _ => false,
+            }
+        });
+        if let Err(e) = read {
+            tracing::warn!(error = %e, "cannot read the DA log");
+        }
+        for blob in stored {
+            if !matches!(self.offer(blob), Offer::Applied(_)) {
+                break;
+            }
+        }
+    }
+
+    /// Starts the retry of a failed append once its backoff ended at `now`.
+    pub(super) fn retry_due(&mut self, now: Instant) {
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        if !log.health.retry_due(now) {
+            return;
+        }
+        if log.held.is_empty() {
+            // Nothing kept: the next applied height is the retry.
+            log.health.retry_started();
+            return;
+        }
+        let blobs: Vec<(u64, Arc<[u8]>)> = log.held.iter().cloned().collect();
+        let last = blobs.last().map_or(log.durable, |(h, _)| *h);
+        let job = Job::Append {
+            generation: log.generation,
+            blobs,
+        };
+        match log.writer.try_send(job) {
+            Ok(()) => {
+                log.health.retry_started();
+                log.sent = log.sent.max(last);
+                log.jobs_sent += 1;
+                tracing::debug!(
+                    from = log.durable + 1,
+                    to = last,
+                    "retrying the DA log append"
+                );
+            }
+            // Full: the next poll tries again.
+            Err(Some(_)) => {}
+            Err(None) => log.writer_gone(),
+        }
+    }
+
+    /// When the next retry of a failed append is due.
+    pub(super) fn retry_at(&self) -> Option<Instant> {
+        self.log.as_ref().and_then(|l| l.health.retry_at())
+    }
+
+    /// True while a degraded log holds new heights back (see [`DaLog::holding`]).
+    pub(super) fn holding(&self) -> bool {
+        self.log.as_ref().is_some_and(DaLog::holding)
+    }
+
+    /// The DA log's storage issue at `now`, `None` while its writes succeed.
+    pub(crate) fn storage_issue(&self, now: Instant) -> Option<StorageIssue> {
+        self.log
+            .as_ref()
+            .and_then(|l| l.health.issue(Store::DaLog, now))
+    }
+}
