@@ -1,7 +1,8 @@
 //! seeds.toml, the whole file: `[network]` and `[bootstrap]` (owned by `dsdn_bootstrap`),
-//! `[da]` (owned by the DA service, [`crate::da::DaConfig`]) and `[committee]` (owned by
-//! the committee service, [`crate::committee::CommitteeConfig`]), composed here because
-//! this crate sees all four (`dsdn-p2p` depends on `dsdn-bootstrap`, not the reverse).
+//! `[da]` (owned by the DA service, [`crate::da::DaConfig`]), `[committee]` (owned by
+//! the committee service, [`crate::committee::CommitteeConfig`]), `[nat]` and `[api]` (the
+//! control API's limits, [`api::ApiSection`]), composed here because this crate sees them
+//! all (`dsdn-p2p` depends on `dsdn-bootstrap`, not the reverse).
 //!
 //! ```toml
 //! [network]
@@ -17,7 +18,8 @@
 //! ```
 //!
 //! Every section and every key is optional; missing ones take the defaults documented on
-//! [`NetworkConfig`], [`BootstrapConfig`], [`DaConfig`] and [`CommitteeConfig`]. Unknown
+//! [`NetworkConfig`], [`BootstrapConfig`], [`DaConfig`], [`CommitteeConfig`],
+//! [`NatSection`] and [`api::ApiSection`]. Unknown
 //! keys and malformed values are refused with an error naming the key (see
 //! [`ConfigError`]).
 //!
@@ -40,6 +42,10 @@ use crate::da::config::RawDa;
 use crate::da::DaConfig;
 use crate::net::nat::config::{NatSection, RawNat};
 
+pub mod api;
+
+use api::{ApiSection, RawApi};
+
 /// The whole of seeds.toml. Serialises to the seeds.toml text (`toml::to_string`); an
 /// unset `[committee]` section and an unset `network.da_authority` are left out.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -54,6 +60,8 @@ pub struct SeedsConfig {
     pub committee: CommitteeConfig,
     /// `[nat]`: AutoNAT, relay and UPnP settings.
     pub nat: NatSection,
+    /// `[api]`: the control API's connection limits and timeouts.
+    pub api: ApiSection,
 }
 
 /// seeds.toml as written, before semantic validation: the file's one serde schema, read
@@ -67,6 +75,7 @@ struct RawFile {
     #[serde(skip_serializing_if = "RawCommittee::is_default")]
     committee: RawCommittee,
     nat: RawNat,
+    api: RawApi,
 }
 
 dsdn_bootstrap::serialize_as_raw!(SeedsConfig);
@@ -79,6 +88,7 @@ impl SeedsConfig {
             da: self.da.to_raw()?,
             committee: self.committee.to_raw()?,
             nat: self.nat.to_raw()?,
+            api: self.api.to_raw()?,
         })
     }
 
@@ -103,14 +113,15 @@ impl SeedsConfig {
     ///   type: string "x", expected u16`), or every value failing validation: the `[da]`
     ///   ranges, `committee.members[i]` (not a PeerId, or a duplicate),
     ///   `committee.members` (not 2..=64 entries) and `committee.threshold` (below 2, or
-    ///   above the number of members), then the `[network]` and `[bootstrap]` keys listed on
-    ///   [`validate_sections`].
+    ///   above the number of members), the `[nat]` and `[api]` ranges, then the `[network]`
+    ///   and `[bootstrap]` keys listed on [`validate_sections`].
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         let raw: RawFile = parse_toml(text)?;
         let mut errs = KeyErrors::default();
         let da = crate::da::config::validate(raw.da, &mut errs);
         let committee = crate::committee::config::validate(raw.committee, &mut errs);
         let nat = crate::net::nat::config::validate(raw.nat, &mut errs);
+        let api = api::validate(raw.api, &mut errs);
         let (network, bootstrap) = validate_sections(raw.network, raw.bootstrap, &mut errs);
         errs.into_result(SeedsConfig {
             network,
@@ -118,6 +129,7 @@ impl SeedsConfig {
             da,
             committee,
             nat,
+            api,
         })
     }
 }
