@@ -4,14 +4,15 @@
 //! API's JSON shapes ([`api`]) and server ([`server`]), its cookie authentication
 //! ([`cookie`]), the node key ([`key`]), an HTTP client for the API ([`client`]), the
 //! daemon modes with the roles they advertise and need ([`roles`]) and a launcher for
-//! local networks of real `dsdnd` processes ([`localnet`]), and the WASM workload runtime
-//! ([`workload`]).
+//! local networks of real `dsdnd` processes ([`localnet`]), the WASM workload runtime
+//! ([`workload`]) and the file-descriptor budget ([`fds`]).
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
 pub mod api;
 pub mod client;
 pub mod cookie;
+pub mod fds;
 pub mod key;
 pub mod localnet;
 pub mod roles;

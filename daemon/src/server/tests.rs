@@ -10,17 +10,23 @@ use super::*;
 use crate::api::{AddedResponse, BanResponse, PeerStatsView, ResetResponse, UnbanResponse};
 use crate::client::{ApiClient, ClientError};
 
-const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+pub(crate) const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// A served API; the node and server stop when it is dropped (the runtime ends).
-struct Served {
-    addr: SocketAddr,
+pub(crate) struct Served {
+    pub(crate) addr: SocketAddr,
     http: reqwest::Client,
+    pub(crate) metrics: Metrics,
     _dir: tempfile::TempDir,
 }
 
 impl Served {
     async fn start() -> Served {
+        Self::start_with(ApiSection::default()).await
+    }
+
+    /// Serves through [`listen::serve_listener`] with `limits`.
+    pub(crate) async fn start_with(limits: ApiSection) -> Served {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = NodeConfig {
             services: ServiceSet::from_types([ServiceType::Storage]),
@@ -45,14 +51,20 @@ impl Served {
             token: TOKEN.into(),
             ban_duration: Duration::from_secs(3600),
         };
+        let metrics = node.metrics.clone();
+        let api_metrics = ApiMetrics::register(metrics.registry()).expect("metrics");
         tokio::spawn(node.event_loop.run());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router(state)).await;
-        });
+        tokio::spawn(listen::serve_listener(
+            listener,
+            router(state),
+            limits,
+            api_metrics,
+            std::future::pending(),
+        ));
         let http = reqwest::Client::builder()
             .no_proxy()
             .build()
@@ -60,6 +72,7 @@ impl Served {
         Served {
             addr,
             http,
+            metrics,
             _dir: dir,
         }
     }
