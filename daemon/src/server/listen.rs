@@ -5,8 +5,9 @@
 //!   extra one for the connection being judged); nothing is accepted while none is free,
 //!   so the API never holds more descriptors than its share of the budget
 //!   ([`crate::fds`]). Admission by [`Slots`]: global and per-source caps, a new
-//!   connection replacing the oldest one without token, or refused (a best-effort `503`
-//!   and close) when all have shown it.
+//!   connection replacing the oldest one without token, else the oldest idle one, or
+//!   refused (a best-effort `503` and close) when every one serves a request with the
+//!   token.
 //! - **Time**: a connection with no request in progress that receives nothing for
 //!   `idle_timeout` is closed; once a request's first byte arrives its head must be
 //!   complete within `header_read_timeout`; a handler (reading the body included) that
@@ -65,7 +66,7 @@ pub struct ApiMetrics {
     /// `api_connections`: open connections.
     pub connections: IntGauge,
     /// `api_connections_rejected_total{reason="global_limit"|"per_ip_limit"}`: connections
-    /// closed at accept because every open one had shown the token.
+    /// closed at accept because every open one served a request with the token.
     pub rejected: IntCounterVec,
     /// `api_connections_closed_total{reason="replaced"|"idle_timeout"|"header_timeout"|
     /// "request_timeout"}`: connections the server closed (`request_timeout`: requests
@@ -422,7 +423,7 @@ impl Conn {
         let auth = self.slot.auth.clone();
         let requests = activity.clone();
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            let busy = requests.begin();
+            let busy = (requests.begin(), auth.request());
             req.extensions_mut().insert(auth.clone());
             let mut router = router.clone();
             let metrics = metrics.clone();

@@ -1,40 +1,66 @@
 //! Admission of control API connections: at most `max_connections` open, at most
 //! `max_connections_per_ip` from one source (an IPv4 address, or an IPv6 /64).
 //!
-//! Beyond a cap a new connection takes the place of the oldest open one (of the same
-//! source for the per-source cap) that has not yet shown the API token: the operator's
-//! tool, which sends its token at once, always gets in, however many token-less
-//! connections a client keeps open. When every candidate has shown the token the new
-//! connection is refused.
+//! Beyond a cap a new connection takes the place of an open one (of the same source, for
+//! the per-source cap): the oldest that has not yet shown the API token, else the oldest
+//! with no request in progress (an idle keep-alive connection, which a client replaces at
+//! no cost). The operator's tool, which sends its token at once, always gets in however
+//! many token-less connections a client keeps open; a new connection is refused only when
+//! every candidate is serving a request that carried the token.
 //!
 //! The table holds only open connections, so it never holds more than `max_connections`
 //! entries (and as many sources).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+/// What the table knows of a connection, updated by the connection.
+#[derive(Debug, Default)]
+pub(crate) struct ConnState {
+    /// A request carried the right token.
+    authed: AtomicBool,
+    /// Requests in a handler.
+    in_flight: AtomicUsize,
+}
+
 /// Put in each request's extensions: [`crate::server::require_token`] marks the connection
-/// as authenticated, which protects it from being replaced.
+/// as authenticated, which protects it from being replaced by token-less ones.
 #[derive(Clone, Debug)]
-pub(crate) struct ConnAuth(pub(crate) Arc<AtomicBool>);
+pub(crate) struct ConnAuth(pub(crate) Arc<ConnState>);
 
 impl ConnAuth {
     /// Records that a request of this connection carried the right token.
     pub(crate) fn mark(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.authed.store(true, Ordering::Relaxed);
+    }
+
+    /// A request of this connection is in a handler until the guard drops.
+    pub(crate) fn request(&self) -> InFlight {
+        self.0.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.0.clone())
+    }
+}
+
+/// See [`ConnAuth::request`].
+pub(crate) struct InFlight(Arc<ConnState>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 /// Why a connection was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Refusal {
-    /// `max_connections` open, each of which has shown the token.
+    /// `max_connections` open, each serving a request with the token.
     GlobalLimit,
-    /// `max_connections_per_ip` open from this source, each of which has shown the token.
+    /// `max_connections_per_ip` open from this source, each serving a request with the
+    /// token.
     PerIpLimit,
 }
 
@@ -50,7 +76,7 @@ impl Refusal {
 
 struct Entry {
     source: IpAddr,
-    auth: Arc<AtomicBool>,
+    state: Arc<ConnState>,
     kill: Arc<Notify>,
 }
 
@@ -74,14 +100,24 @@ impl Table {
         Some(e)
     }
 
-    /// The oldest connection that has not shown the token, of `source` if given.
+    /// The connection to replace, of `source` if given: the oldest that has not shown the
+    /// token, else the oldest with no request in progress.
     fn victim(&self, source: Option<IpAddr>) -> Option<u64> {
-        self.conns
-            .iter()
-            .filter(|(_, e)| source.is_none_or(|s| e.source == s))
-            .filter(|(_, e)| !e.auth.load(Ordering::Relaxed))
+        let candidates = || {
+            self.conns
+                .iter()
+                .filter(move |(_, e)| source.is_none_or(|s| e.source == s))
+        };
+        candidates()
+            .filter(|(_, e)| !e.state.authed.load(Ordering::Relaxed))
             .map(|(id, _)| *id)
             .min()
+            .or_else(|| {
+                candidates()
+                    .filter(|(_, e)| e.state.in_flight.load(Ordering::Relaxed) == 0)
+                    .map(|(id, _)| *id)
+                    .min()
+            })
     }
 }
 
@@ -96,7 +132,7 @@ pub(crate) struct Slots {
 pub(crate) struct Slot {
     slots: Arc<Slots>,
     id: u64,
-    /// Set once a request of this connection carried the token.
+    /// Its state, for the requests.
     pub(crate) auth: ConnAuth,
     /// Notified when a newer connection took this one's place.
     pub(crate) kill: Arc<Notify>,
@@ -168,13 +204,13 @@ impl Slots {
         }
         let id = t.next_id;
         t.next_id += 1;
-        let auth = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(ConnState::default());
         let kill = Arc::new(Notify::new());
         t.conns.insert(
             id,
             Entry {
                 source,
-                auth: auth.clone(),
+                state: state.clone(),
                 kill: kill.clone(),
             },
         );
@@ -184,7 +220,7 @@ impl Slots {
             Slot {
                 slots: self.clone(),
                 id,
-                auth: ConnAuth(auth),
+                auth: ConnAuth(state),
                 kill,
             },
             replaced,
@@ -201,35 +237,47 @@ mod tests {
     }
 
     #[test]
-    fn caps_replace_the_oldest_without_token_then_refuse() {
+    fn caps_replace_token_less_then_idle_connections_then_refuse() {
         let slots = Slots::new(3, 2);
         let (a1, r) = slots.admit(ip("10.0.0.1")).expect("a1");
         assert!(!r);
         let (a2, _) = slots.admit(ip("10.0.0.1")).expect("a2");
-        // Per source: a3 takes a1's place.
+        a1.auth.mark();
+        // Per source: a3 takes the place of a2 (without token), not the older a1.
         let (a3, r) = slots.admit(ip("10.0.0.1")).expect("a3");
         assert!(r, "replaced");
         assert_eq!(slots.len(), 2);
-        // a1's drop afterwards removes nothing else.
-        drop(a1);
+        // a2's drop afterwards removes nothing else.
+        drop(a2);
         assert_eq!(slots.len(), 2);
-        a2.auth.mark();
+        // Both with the token: the idle one of them (a1) gives way.
         a3.auth.mark();
+        let _busy3 = a3.auth.request();
+        let (a4, r) = slots.admit(ip("10.0.0.1")).expect("a4");
+        assert!(r);
+        a4.auth.mark();
+        let busy4 = a4.auth.request();
         assert_eq!(
             slots.admit(ip("10.0.0.1")).err(),
             Some(Refusal::PerIpLimit),
-            "both show the token"
+            "both serve a request with the token"
         );
+        drop(busy4);
+        let (a5, r) = slots.admit(ip("10.0.0.1")).expect("a4 idle again");
+        assert!(r);
+        a5.auth.mark();
+        let _busy5 = a5.auth.request();
         // Global: b1 fills the table, b2 replaces b1 (the only one without token).
         let (b1, _) = slots.admit(ip("10.0.0.2")).expect("b1");
         let (b2, r) = slots.admit(ip("10.0.0.3")).expect("b2");
         assert!(r);
         b2.auth.mark();
+        let busy_b2 = b2.auth.request();
         assert_eq!(
             slots.admit(ip("10.0.0.4")).err(),
             Some(Refusal::GlobalLimit)
         );
-        drop((b1, b2));
+        drop((b1, busy_b2, b2, a1));
         assert_eq!(slots.len(), 2);
         assert!(slots.admit(ip("10.0.0.4")).is_ok());
     }

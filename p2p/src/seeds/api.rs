@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 pub struct ApiSection {
     /// `max_connections`: control API connections open at once. Each holds one file
     /// descriptor, which the daemon reserves from its budget; beyond it a new connection
-    /// takes the place of the oldest one that has not yet shown the API token, or is
-    /// closed when every open one has. 1..=4096; default 64.
+    /// takes the place of the oldest one that has not yet shown the API token, else of the
+    /// oldest idle one, or is closed when every open one serves a request with the token.
+    /// 1..=4096; default 64.
     pub max_connections: usize,
     /// `max_connections_per_ip`: of those, connections from one IP address (same rule
     /// beyond it). 1..=`max_connections`; default 8.

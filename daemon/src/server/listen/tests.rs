@@ -140,52 +140,95 @@ async fn a_slow_loris_is_closed_after_the_header_read_timeout() {
     );
 }
 
+/// Sends, on `s`, an authenticated request whose handler waits for a body that never
+/// comes (in progress until `request_timeout`); gives the server 300 ms to reach the
+/// handler.
+async fn make_busy(s: &mut TcpStream) {
+    s.write_all(
+        format!(
+            "POST /v1/da/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\n\
+             content-length: 1000\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+/// A connection from `127.0.0.<from>` serving an authenticated request.
+async fn busy(to: SocketAddr, from: u8) -> TcpStream {
+    let mut s = connect(to, from).await;
+    make_busy(&mut s).await;
+    s
+}
+
+/// Refused at accept: a 503, then closed.
+async fn assert_refused(to: SocketAddr, from: u8) {
+    let mut s = connect(to, from).await;
+    let (head, _) = read_head(&mut s, Duration::from_secs(2)).await;
+    assert!(head.starts_with("HTTP/1.1 503"), "from .{from}: {head:?}");
+    assert!(closed_within(&mut s, Duration::from_secs(2))
+        .await
+        .is_some());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn caps_replace_connections_without_token_then_refuse() {
-    // Partial heads must outlive the test's steps.
+async fn caps_replace_token_less_then_idle_connections_then_refuse() {
+    // Partial heads and requests must outlive the test's steps.
     let s = Served::start_with(ApiSection {
         header_read_timeout: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(10),
         ..limits()
     })
     .await;
-    // Per IP (2): two authenticated connections from .2 hold it; a third is refused.
-    let _a1 = authed(s.addr, 2).await;
-    let _a2 = authed(s.addr, 2).await;
-    let mut refused = connect(s.addr, 2).await;
-    let (head, _) = read_head(&mut refused, Duration::from_secs(2)).await;
-    assert!(head.starts_with("HTTP/1.1 503"), "{head:?}");
-    assert!(closed_within(&mut refused, Duration::from_secs(2))
-        .await
-        .is_some());
+    // Per IP (2): two requests with the token in progress from .2; a third is refused.
+    let _b1 = busy(s.addr, 2).await;
+    let _b2 = busy(s.addr, 2).await;
+    assert_refused(s.addr, 2).await;
     assert_eq!(
         metric(&s, "api_connections_rejected_total", "per_ip_limit"),
         1.0
     );
 
-    // Two token-less connections from .3: the operator's request from .3 takes the
-    // place of the older one, which is closed.
-    let mut p1 = partial(s.addr, 3).await;
-    let _p2 = partial(s.addr, 3).await;
+    // From .3, an idle connection with the token, then a token-less one: the operator's
+    // request takes the place of the token-less one, though it is the newer.
+    let mut x = authed(s.addr, 3).await;
+    let mut p = partial(s.addr, 3).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let _b1 = authed(s.addr, 3).await;
+    let mut y = authed(s.addr, 3).await;
     assert!(
-        closed_within(&mut p1, Duration::from_secs(2))
+        closed_within(&mut p, Duration::from_secs(2))
             .await
             .is_some(),
-        "the oldest token-less connection was not closed"
+        "the token-less connection was not closed"
+    );
+    assert!(
+        closed_within(&mut x, Duration::from_millis(300))
+            .await
+            .is_none(),
+        "the connection with the token was closed"
     );
 
-    // Global (4): .2 ×2, .3 ×2 (p2, b1). .4's request replaces p2; then all four have
-    // shown the token and .5 is refused.
-    let _c1 = authed(s.addr, 4).await;
-    let mut refused = connect(s.addr, 5).await;
-    let (head, _) = read_head(&mut refused, Duration::from_secs(2)).await;
-    assert!(head.starts_with("HTTP/1.1 503"), "{head:?}");
+    // Global (4): b1, b2, x, y. No token-less connection left: .4 takes the place of the
+    // oldest idle one, x.
+    let mut z = authed(s.addr, 4).await;
+    assert!(
+        closed_within(&mut x, Duration::from_secs(2))
+            .await
+            .is_some(),
+        "the idle connection was not closed"
+    );
+    assert_eq!(metric(&s, "api_connections_closed_total", "replaced"), 2.0);
+
+    // Once y and z serve requests too, .5 is refused.
+    make_busy(&mut y).await;
+    make_busy(&mut z).await;
+    assert_refused(s.addr, 5).await;
     assert_eq!(
         metric(&s, "api_connections_rejected_total", "global_limit"),
         1.0
     );
-    assert_eq!(metric(&s, "api_connections_closed_total", "replaced"), 2.0);
     let open = metric_value(&s.metrics.encode(), "api_connections", &[]);
     assert_eq!(open, Some(4.0));
 }
