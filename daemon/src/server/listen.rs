@@ -52,8 +52,9 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 /// How long a shutdown waits for open connections to finish their requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Pause of the accept loop after `accept` failed for lack of descriptors (EMFILE,
-/// ENFILE) or memory: the pending connection stays in the listen backlog.
+/// Pause of the accept loop after `accept` failed other than for one connection (no
+/// descriptor, EMFILE/ENFILE, or no memory): pending connections stay in the listen
+/// backlog.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Written to a refused connection before it is closed.
@@ -171,14 +172,14 @@ impl RefusalLog {
     }
 }
 
-/// True for the `accept` errors that a pause may cure (no descriptor or memory left).
-fn is_resource_error(e: &io::Error) -> bool {
+/// True for the `accept` errors of one connection (the next `accept` may succeed at
+/// once); the others (no descriptor, no memory, …) are met with a pause.
+fn is_connection_error(e: &io::Error) -> bool {
     matches!(
-        e.raw_os_error(),
-        Some(23 /* ENFILE */)
-            | Some(24 /* EMFILE */)
-            | Some(12 /* ENOMEM */)
-            | Some(105 /* ENOBUFS */)
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
     )
 }
 
@@ -224,7 +225,7 @@ pub async fn serve_listener(
                 log.accept_errors += 1;
                 log.last_error = Some(e.to_string());
                 log.flush();
-                if is_resource_error(&e) {
+                if !is_connection_error(&e) {
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
                 continue;
