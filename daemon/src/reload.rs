@@ -13,6 +13,7 @@ use std::path::Path;
 use dsdn_p2p::seeds::SeedsConfig;
 use dsdn_p2p::NodeHandle;
 
+use crate::fds::FdBudget;
 use crate::logging::Log;
 
 /// Why `new` cannot replace `old` while running, if it cannot.
@@ -60,15 +61,26 @@ pub fn needs_restart(old: &SeedsConfig, new: &SeedsConfig) -> Vec<&'static str> 
     if old.nat != new.nat {
         out.push("[nat]");
     }
+    if old.api != new.api {
+        out.push("[api]");
+    }
     out
 }
 
 /// One SIGHUP: reopens the log file, re-reads `path` and applies what it can to `node` and
-/// `log`; `current` becomes the applied configuration. Never fails: problems are logged.
-pub async fn reload(path: &Path, current: &mut SeedsConfig, node: &NodeHandle, log: &Log) {
+/// `log`; `current` becomes the applied configuration. The new connection limits are fitted
+/// to the descriptor `budget` of the start as they were then ([`FdBudget::plan`]). Never
+/// fails: problems are logged.
+pub async fn reload(
+    path: &Path,
+    current: &mut SeedsConfig,
+    node: &NodeHandle,
+    log: &Log,
+    budget: Option<FdBudget>,
+) {
     log.reopen();
     tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
-    let new = match SeedsConfig::load(path) {
+    let mut new = match SeedsConfig::load(path) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, config = %path.display(), "reload refused: invalid configuration; still running on the previous one");
@@ -78,6 +90,26 @@ pub async fn reload(path: &Path, current: &mut SeedsConfig, node: &NodeHandle, l
     if let Some(why) = refusal(current, &new) {
         tracing::error!(reason = %why, "reload refused; still running on the previous configuration");
         return;
+    }
+    if let Some(b) = budget {
+        // The API keeps its running limits (a change needs a restart).
+        match FdBudget::plan(b.total, &current.api, &mut new.bootstrap) {
+            Ok((_, lowered)) => {
+                for l in &lowered {
+                    tracing::warn!(
+                        key = l.key,
+                        configured = l.from,
+                        in_effect = l.to,
+                        nofile = b.total,
+                        "P2P connection limit lowered to fit the file descriptor budget"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused; still running on the previous configuration");
+                return;
+            }
+        }
     }
     let level = match new.log.level.as_deref().map(crate::logging::parse_filter) {
         Some(Err(e)) => {
@@ -110,6 +142,7 @@ pub async fn reload(path: &Path, current: &mut SeedsConfig, node: &NodeHandle, l
         applied.committee = current.committee.clone();
         applied.nat = current.nat.clone();
         applied.network = current.network.clone();
+        applied.api = current.api.clone();
     }
     *current = applied;
 }

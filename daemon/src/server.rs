@@ -2,7 +2,13 @@
 //!
 //! Every route, `/metrics` and unknown paths included, sits behind [`require_token`]: the
 //! request must carry `Authorization: Bearer <token>` with the token of the daemon's
-//! cookie ([`crate::cookie`]).
+//! cookie ([`crate::cookie`]). The check reads the headers only: a request without the
+//! token is answered 401 before a byte of its body is read (the routes' extractors read
+//! bodies, the middleware runs before them).
+//!
+//! Connections are accepted and served by [`listen`]: caps on connections (global and per
+//! source IP), header-read, request and idle timeouts, a hard cap on the descriptors the
+//! API holds (`[api]` of seeds.toml, [`ApiSection`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,9 +28,14 @@ use serde::Deserialize;
 use crate::api::{ApiError, PeerInfo, StatusResponse};
 use crate::cookie::{bearer_token, token_matches};
 
+pub use dsdn_p2p::seeds::api::ApiSection;
+pub use listen::ApiMetrics;
+
 mod committee;
 mod control;
 pub mod da;
+pub mod listen;
+mod slots;
 #[cfg(test)]
 mod tests;
 mod workload;
@@ -65,7 +76,9 @@ fn unauthorized(msg: &str) -> Response {
 }
 
 /// Middleware: passes the request on when it carries `Authorization: Bearer <token>` with
-/// [`ApiState::token`] (compared in constant time), else answers 401.
+/// [`ApiState::token`] (compared in constant time), else answers 401 without reading the
+/// body. A connection whose request passed is protected from being replaced by newer
+/// connections ([`listen`]).
 pub async fn require_token(State(s): State<ApiState>, req: Request, next: Next) -> Response {
     let presented = req
         .headers()
@@ -73,7 +86,12 @@ pub async fn require_token(State(s): State<ApiState>, req: Request, next: Next) 
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token);
     match presented {
-        Some(token) if token_matches(token, &s.token) => next.run(req).await,
+        Some(token) if token_matches(token, &s.token) => {
+            if let Some(conn) = req.extensions().get::<slots::ConnAuth>() {
+                conn.mark();
+            }
+            next.run(req).await
+        }
         Some(_) => unauthorized("wrong API token: use the one in the daemon's <data dir>/.cookie"),
         None => unauthorized(
             "missing API token: send Authorization: Bearer <content of the daemon's <data dir>/.cookie>",
@@ -219,18 +237,47 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Binds `addr` and serves the API until `shutdown` resolves.
+/// Errors of [`serve`].
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The API's metrics cannot be registered (registered already).
+    #[error("cannot register the control API metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// Binds `addr` and serves the API with `limits` until `shutdown` resolves; open
+/// connections then get [`listen::SHUTDOWN_GRACE`] to finish. Registers [`ApiMetrics`] in
+/// the node's registry.
 ///
 /// # Errors
-/// When `addr` cannot be bound.
+/// When `addr` cannot be bound or the metrics are registered already.
 pub async fn serve(
     addr: SocketAddr,
     state: ApiState,
+    limits: ApiSection,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "control API listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let metrics = ApiMetrics::register(state.metrics.registry())?;
+    tracing::info!(
+        %addr,
+        max_connections = limits.max_connections,
+        max_connections_per_ip = limits.max_connections_per_ip,
+        header_read_timeout_secs = limits.header_read_timeout.as_secs(),
+        request_timeout_secs = limits.request_timeout.as_secs(),
+        idle_timeout_secs = limits.idle_timeout.as_secs(),
+        "control API listening"
+    );
+    listen::serve_listener(listener, router(state), limits, metrics, shutdown).await;
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! seeds.toml, the whole file: `[network]` and `[bootstrap]` (owned by `dsdn_bootstrap`),
-//! `[da]` (owned by the DA service, [`crate::da::DaConfig`]) and `[committee]` (owned by
-//! the committee service, [`crate::committee::CommitteeConfig`]), composed here because
-//! this crate sees all four (`dsdn-p2p` depends on `dsdn-bootstrap`, not the reverse).
+//! `[da]` (owned by the DA service, [`crate::da::DaConfig`]), `[committee]` (owned by
+//! the committee service, [`crate::committee::CommitteeConfig`]), `[nat]` and `[api]` (the
+//! control API's limits, [`api::ApiSection`]), composed here because this crate sees them
+//! all (`dsdn-p2p` depends on `dsdn-bootstrap`, not the reverse).
 //!
 //! ```toml
 //! [network]
@@ -17,7 +18,8 @@
 //! ```
 //!
 //! Every section and every key is optional; missing ones take the defaults documented on
-//! [`NetworkConfig`], [`BootstrapConfig`], [`DaConfig`] and [`CommitteeConfig`]. Unknown
+//! [`NetworkConfig`], [`BootstrapConfig`], [`DaConfig`], [`CommitteeConfig`],
+//! [`NatSection`] and [`api::ApiSection`]. Unknown
 //! keys and malformed values are refused with an error naming the key (see
 //! [`ConfigError`]).
 //!
@@ -40,6 +42,10 @@ use crate::da::config::RawDa;
 use crate::da::DaConfig;
 use crate::net::nat::config::{NatSection, RawNat};
 
+pub mod api;
+
+use api::{ApiSection, RawApi};
+
 /// The whole of seeds.toml. Serialises to the seeds.toml text (`toml::to_string`); an
 /// unset `[committee]` section and an unset `network.da_authority` are left out.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -56,6 +62,8 @@ pub struct SeedsConfig {
     pub nat: NatSection,
     /// `[log]`: the daemon's log settings.
     pub log: LogSection,
+    /// `[api]`: the control API's connection limits and timeouts.
+    pub api: ApiSection,
 }
 
 /// `[log]` of seeds.toml: read at start and at each SIGHUP (issue 14 §5).
@@ -88,6 +96,7 @@ struct RawFile {
     nat: RawNat,
     #[serde(skip_serializing_if = "LogSection::is_default")]
     log: LogSection,
+    api: RawApi,
 }
 
 dsdn_bootstrap::serialize_as_raw!(SeedsConfig);
@@ -101,6 +110,7 @@ impl SeedsConfig {
             committee: self.committee.to_raw()?,
             nat: self.nat.to_raw()?,
             log: self.log.clone(),
+            api: self.api.to_raw()?,
         })
     }
 
@@ -125,14 +135,15 @@ impl SeedsConfig {
     ///   type: string "x", expected u16`), or every value failing validation: the `[da]`
     ///   ranges, `committee.members[i]` (not a PeerId, or a duplicate),
     ///   `committee.members` (not 2..=64 entries) and `committee.threshold` (below 2, or
-    ///   above the number of members), then the `[network]` and `[bootstrap]` keys listed on
-    ///   [`validate_sections`].
+    ///   above the number of members), the `[nat]` and `[api]` ranges, then the `[network]`
+    ///   and `[bootstrap]` keys listed on [`validate_sections`].
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         let raw: RawFile = parse_toml(text)?;
         let mut errs = KeyErrors::default();
         let da = crate::da::config::validate(raw.da, &mut errs);
         let committee = crate::committee::config::validate(raw.committee, &mut errs);
         let nat = crate::net::nat::config::validate(raw.nat, &mut errs);
+        let api = api::validate(raw.api, &mut errs);
         let (network, bootstrap) = validate_sections(raw.network, raw.bootstrap, &mut errs);
         errs.into_result(SeedsConfig {
             network,
@@ -141,6 +152,7 @@ impl SeedsConfig {
             committee,
             nat,
             log: raw.log,
+            api,
         })
     }
 }

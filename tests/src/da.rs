@@ -313,6 +313,35 @@ impl TestNet {
         cfg: &ConfigSpec,
         args: &[&str],
     ) -> anyhow::Result<()> {
+        self.spawn_limited(name, mode, last, cfg, args, None).await
+    }
+
+    /// As [`TestNet::spawn`], with the daemon's open-files limit (`RLIMIT_NOFILE`, soft
+    /// and hard) set to `nofile` descriptors, as `prlimit --nofile=N:N` would.
+    ///
+    /// # Errors
+    /// As [`TestNet::spawn`].
+    pub async fn spawn_with_nofile(
+        &mut self,
+        name: &str,
+        mode: NodeMode,
+        last: u8,
+        cfg: &ConfigSpec,
+        nofile: u64,
+    ) -> anyhow::Result<()> {
+        self.spawn_limited(name, mode, last, cfg, &[], Some(nofile))
+            .await
+    }
+
+    async fn spawn_limited(
+        &mut self,
+        name: &str,
+        mode: NodeMode,
+        last: u8,
+        cfg: &ConfigSpec,
+        args: &[&str],
+        nofile: Option<u64>,
+    ) -> anyhow::Result<()> {
         anyhow::ensure!(
             TEST_IPS.contains(&last),
             "node IP 127.0.0.{last} is outside TEST_IPS"
@@ -331,6 +360,7 @@ impl TestNet {
         if let Ok(filter) = std::env::var(RUST_LOG_ENV) {
             spec.rust_log = filter;
         }
+        spec.nofile = nofile;
         let node = Node::spawn(spec).await?;
         self.nodes.push(node);
         self.node(name).wait_ready(WAIT).await?;

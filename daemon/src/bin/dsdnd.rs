@@ -29,12 +29,17 @@
 //! While it runs, `<data dir>/.cookie` (mode 0600) holds the token the control API demands
 //! (`Authorization: Bearer <token>`); it is rewritten at each start and removed on a clean
 //! shutdown.
+//!
+//! At start the soft `nofile` limit is raised to the hard one and split between files, the
+//! control API and P2P connections (see [`dsdn_daemon::fds`]); P2P limits that do not fit
+//! are lowered, with a warning naming the keys.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use dsdn_daemon::fds::{self, FdBudget, FdMetrics};
 use dsdn_daemon::logging::Log;
 use dsdn_daemon::roles::Mode;
 use dsdn_daemon::server::{self, ApiState};
@@ -208,6 +213,7 @@ async fn reload_on_hangup(
     mut current: SeedsConfig,
     node: dsdn_p2p::NodeHandle,
     log: Log,
+    budget: Option<FdBudget>,
 ) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => s,
@@ -217,16 +223,71 @@ async fn reload_on_hangup(
         }
     };
     while hup.recv().await.is_some() {
-        dsdn_daemon::reload::reload(&path, &mut current, &node, &log).await;
+        dsdn_daemon::reload::reload(&path, &mut current, &node, &log, budget).await;
     }
 }
 
-async fn run(cli: Cli, seeds: SeedsConfig, log: Log) -> anyhow::Result<()> {
+/// Interval of the `process_open_fds` count.
+const FD_COUNT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Raises the soft `nofile` limit, splits it ([`FdBudget::plan`]) and lowers the P2P
+/// limits of `seeds` to fit; logs the budget and each lowered key.
+fn plan_descriptors(seeds: &mut SeedsConfig) -> anyhow::Result<Option<FdBudget>> {
+    let limit = match fds::raise_nofile_limit() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-files limit: no descriptor budget");
+            return Ok(None);
+        }
+    };
+    let (budget, lowered) = FdBudget::plan(limit.soft, &seeds.api, &mut seeds.bootstrap)?;
+    tracing::info!(
+        nofile = budget.total,
+        nofile_before = limit.before,
+        nofile_hard = limit.hard,
+        files = budget.files,
+        api = budget.api,
+        p2p = budget.p2p,
+        max_inbound_connections = seeds.bootstrap.max_inbound_connections,
+        max_outbound_connections = seeds.bootstrap.max_outbound_connections,
+        "file descriptor budget"
+    );
+    for l in &lowered {
+        tracing::warn!(
+            key = l.key,
+            configured = l.from,
+            in_effect = l.to,
+            nofile = budget.total,
+            "P2P connection limit lowered to fit the file descriptor budget (raise the nofile limit to keep it)"
+        );
+    }
+    Ok(Some(budget))
+}
+
+/// Keeps `process_open_fds` current and warns (at most every 10 s) when 90 % of the
+/// budget is in use.
+async fn watch_descriptors(metrics: FdMetrics, budget: FdBudget) {
+    let mut tick = tokio::time::interval(FD_COUNT_INTERVAL);
+    loop {
+        tick.tick().await;
+        let Some(open) = metrics.update() else { return };
+        if open.saturating_mul(10) >= budget.total.saturating_mul(9) {
+            tracing::warn!(
+                open,
+                nofile = budget.total,
+                "file descriptors nearly exhausted"
+            );
+        }
+    }
+}
+
+async fn run(cli: Cli, mut seeds: SeedsConfig, log: Log) -> anyhow::Result<()> {
     cli.mode.check_dc(cli.dc)?;
     // Operator mistakes on paths, named before the key loader or redb meet them.
     preflight::check_data_dir(&cli.data_dir)?;
     let peers_file = seeds.bootstrap.peers_path(&cli.data_dir);
     preflight::check_peers_file(&peers_file)?;
+    let budget = plan_descriptors(&mut seeds)?;
     let (keypair, created) = key::load_or_create(&cli.data_dir)?;
     let peer_id = keypair.public().to_peer_id();
     if created {
@@ -388,15 +449,21 @@ async fn run(cli: Cli, seeds: SeedsConfig, log: Log) -> anyhow::Result<()> {
         agent_version,
         token: token.into(),
     };
+    if let Some(budget) = budget {
+        let metrics = FdMetrics::register(node.metrics.registry(), &budget)
+            .context("cannot register the descriptor metrics")?;
+        tokio::spawn(watch_descriptors(metrics, budget));
+    }
     let event_loop = tokio::spawn(node.event_loop.run());
     let reloader = tokio::spawn(reload_on_hangup(
         cli.config.clone(),
         seeds.clone(),
         node.handle.clone(),
         log,
+        budget,
     ));
     let api = cli.api;
-    let served = server::serve(api, state, shutdown_signal())
+    let served = server::serve(api, state, seeds.api, shutdown_signal())
         .await
         .with_context(|| format!("control API on {api}"));
     if let Err(e) = cookie::remove_cookie(&cli.data_dir) {

@@ -50,6 +50,9 @@ pub struct NodeSpec {
     pub extra_args: Vec<String>,
     /// `RUST_LOG` of the process.
     pub rust_log: String,
+    /// The process' soft and hard `RLIMIT_NOFILE` (the open-files limit, in descriptors),
+    /// as `prlimit --nofile=N:N` would set it; `None`: inherited.
+    pub nofile: Option<u64>,
 }
 
 impl NodeSpec {
@@ -72,6 +75,7 @@ impl NodeSpec {
             data_dir: data_dir.into(),
             extra_args: Vec::new(),
             rust_log: "info".to_owned(),
+            nofile: None,
         }
     }
 
@@ -440,6 +444,17 @@ fn start_process(bin: &Path, spec: &NodeSpec, start: u32) -> Result<Child, Local
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(stderr))
         .kill_on_drop(true);
+    #[cfg(unix)]
+    if let Some(n) = spec.nofile {
+        use nix::sys::resource::{setrlimit, Resource};
+        // SAFETY: the closure runs in the forked child before exec; it only makes the
+        // setrlimit system call (async-signal-safe) and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                setrlimit(Resource::RLIMIT_NOFILE, n, n).map_err(std::io::Error::from)
+            });
+        }
+    }
     cmd.spawn().map_err(|e| LocalNetError::Node {
         node: spec.name.clone(),
         message: format!("cannot start {}: {e}", bin.display()),

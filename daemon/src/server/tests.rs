@@ -10,22 +10,34 @@ use super::*;
 use crate::api::{AddedResponse, BanResponse, PeerStatsView, ResetResponse, UnbanResponse};
 use crate::client::{ApiClient, ClientError};
 
-const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+pub(crate) const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// A served API; the node and server stop when it is dropped (the runtime ends).
-struct Served {
-    addr: SocketAddr,
+pub(crate) struct Served {
+    pub(crate) addr: SocketAddr,
     http: reqwest::Client,
+    pub(crate) metrics: Metrics,
     _dir: tempfile::TempDir,
 }
 
 impl Served {
     async fn start() -> Served {
-        Self::start_with(false).await
+        Self::start_with(ApiSection::default()).await
     }
 
-    /// With `da_authority`, the node keeps the DA log and is the network's DA authority.
-    async fn start_with(da_authority: bool) -> Served {
+    /// A node that keeps the DA log and is the network's DA authority.
+    async fn start_authority() -> Served {
+        Self::start_full(true, ApiSection::default()).await
+    }
+
+    /// Serves through [`listen::serve_listener`] with `limits`.
+    pub(crate) async fn start_with(limits: ApiSection) -> Served {
+        Self::start_full(false, limits).await
+    }
+
+    /// With `da_authority`, the node keeps the DA log and is the network's DA authority;
+    /// served with `limits`.
+    async fn start_full(da_authority: bool, limits: ApiSection) -> Served {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = Keypair::generate_ed25519();
         let own = crate::key::public_key_bytes(&key);
@@ -53,14 +65,20 @@ impl Served {
             agent_version: "dsdnd/test".to_owned(),
             token: TOKEN.into(),
         };
+        let metrics = node.metrics.clone();
+        let api_metrics = ApiMetrics::register(metrics.registry()).expect("metrics");
         tokio::spawn(node.event_loop.run());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router(state)).await;
-        });
+        tokio::spawn(listen::serve_listener(
+            listener,
+            router(state),
+            limits,
+            api_metrics,
+            std::future::pending(),
+        ));
         let http = reqwest::Client::builder()
             .no_proxy()
             .build()
@@ -68,6 +86,7 @@ impl Served {
         Served {
             addr,
             http,
+            metrics,
             _dir: dir,
         }
     }
@@ -330,7 +349,7 @@ async fn committee_routes_on_a_non_member() {
 /// field; nothing is sealed.
 #[tokio::test]
 async fn a_node_id_that_is_no_peer_id_is_a_400() {
-    let s = Served::start_with(true).await;
+    let s = Served::start_authority().await;
     let event = serde_json::json!([{
         "type": "node_registered",
         "node_id": "12D3KooWnotreally",

@@ -620,6 +620,13 @@ fn every_field_round_trips() {
         log: LogSection {
             level: Some("info,dsdn_p2p=debug".into()),
         },
+        api: super::api::ApiSection {
+            max_connections: 16,
+            max_connections_per_ip: 3,
+            header_read_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(9),
+        },
     };
     let text = round_trip(&cfg);
     assert!(text.contains("[committee]"), "{text}");
