@@ -162,7 +162,7 @@ mod tests {
         assert!(refusal(&a, &b).unwrap().contains("network.name"));
         let c = cfg(&format!(
             "[network]\nname = \"devnet\"\nda_authority = \"{}\"\n",
-            "ab".repeat(32)
+            "58".to_owned() + &"66".repeat(31)
         ));
         assert!(refusal(&a, &c).unwrap().contains("da_authority"));
         let d = cfg("[network]\nname = \"devnet\"\n[bootstrap]\nmax_inbound_connections = 10\n");

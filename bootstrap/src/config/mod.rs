@@ -367,12 +367,20 @@ fn parse_authority(hex_key: &str) -> Result<[u8; 32], String> {
     let bytes = hex::decode(hex_key.trim()).map_err(|e| {
         format!("expected an Ed25519 public key as 64 hex characters, got {hex_key:?}: {e}")
     })?;
-    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+    let key = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
         format!(
             "expected an Ed25519 public key as 64 hex characters, got {} characters",
             hex_key.trim().len()
         )
-    })
+    })?;
+    // A mistyped key is usually no curve point at all: caught here, not as "no usable
+    // authority" on every blob later.
+    dsdn_protocols::da::authority_key(&key).map_err(|_| {
+        "not a usable Ed25519 public key (not a curve point, or a weak key): check for a \
+         mistyped character"
+            .to_owned()
+    })?;
+    Ok(key)
 }
 
 /// Validates `[network]` and `[bootstrap]` (as written) into their config types, pushing

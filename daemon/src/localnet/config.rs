@@ -267,7 +267,9 @@ mod tests {
     fn writes_every_key() {
         let spec = ConfigSpec::default()
             .with_network("testnet")
-            .with_da_authority("ab".repeat(32))
+            .with_da_authority(
+                "5866666666666666666666666666666666666666666666666666666666666666".to_owned(),
+            )
             .with_dns_seed("seed.devnet.dsdn")
             .with_static_peer("127.0.0.9:4000")
             .with_dns_server("127.0.0.1:5353".parse().expect("addr"))
@@ -277,7 +279,14 @@ mod tests {
         let v: toml::Table = text.parse().expect("parses back");
         let net = v["network"].as_table().expect("network");
         assert_eq!(net["name"].as_str(), Some("testnet"));
-        assert_eq!(net["da_authority"].as_str(), Some("ab".repeat(32).as_str()));
+        assert_eq!(
+            net["da_authority"].as_str(),
+            Some(
+                "5866666666666666666666666666666666666666666666666666666666666666"
+                    .to_owned()
+                    .as_str()
+            )
+        );
         let b = v["bootstrap"].as_table().expect("bootstrap");
         for key in [
             "dns_seeds",

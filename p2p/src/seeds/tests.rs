@@ -280,7 +280,8 @@ fn connection_limits_have_upper_bounds() {
 
 #[test]
 fn full_file() {
-    let key = "ab".repeat(32);
+    // The Ed25519 base point: a usable public key.
+    let key = format!("58{}", "66".repeat(31));
     let text = format!(
         r#"
 [network]
@@ -302,7 +303,9 @@ retry_interval_secs = 7
     );
     let cfg = SeedsConfig::from_toml_str(&text).unwrap();
     assert!(cfg.network.name.is_mainnet());
-    assert_eq!(cfg.network.da_authority, Some([0xab; 32]));
+    let mut want = [0x66; 32];
+    want[0] = 0x58;
+    assert_eq!(cfg.network.da_authority, Some(want));
     let b = &cfg.bootstrap;
     let seeds: Vec<&str> = b.dns_seeds.iter().map(DnsSeed::as_str).collect();
     assert_eq!(seeds, ["seed1.dsdn.network", "seed2.dsdn.network"]);
@@ -415,6 +418,12 @@ fn semantic_errors_are_named() {
             "[network]\nda_authority = \"zz\"\n",
             "network.da_authority",
             "64 hex",
+        ),
+        (
+            // 64 hex characters, but no Ed25519 public key (a mistyped authority).
+            "[network]\nda_authority = \"abababababababababababababababababababababababababababababababab\"\n",
+            "network.da_authority",
+            "not a usable Ed25519 public key",
         ),
         (
             "[bootstrap]\ndns_seeds = [\"ok.example\", \"a.example\", \"bad_seed\"]\n",
@@ -561,7 +570,11 @@ fn every_field_round_trips() {
     let cfg = SeedsConfig {
         network: NetworkConfig {
             name: NetworkId::new("mainnet").unwrap(),
-            da_authority: Some([7; 32]),
+            da_authority: Some({
+                let mut k = [0x66; 32];
+                k[0] = 0x58;
+                k
+            }),
             external_addresses: vec!["/ip4/203.0.113.7/tcp/4001".parse().unwrap()],
             allow_private_addresses: Some(true),
         },

@@ -316,10 +316,7 @@ impl DaBlob {
             });
         }
         check_fields(self.height, &self.events)?;
-        let key = VerifyingKey::from_bytes(authority).map_err(|_| DaError::NoAuthority)?;
-        if key.is_weak() {
-            return Err(DaError::NoAuthority);
-        }
+        let key = authority_key(authority)?;
         let wire = self.wire_events()?;
         let msg = self.encode_signing(&wire)?;
         let signature = Signature::from_bytes(&self.signature.0);
@@ -357,6 +354,19 @@ impl DaBlob {
 }
 
 /// SHA-256(signed bytes ‖ signature): the identity of a blob in the hash chain.
+/// The DA authority's key from its 32 bytes.
+///
+/// # Errors
+/// [`DaError::NoAuthority`] when the bytes are not a point of Ed25519 or are a weak
+/// (small-order) key: no signature could verify against it, so it cannot be the authority.
+pub fn authority_key(bytes: &[u8; 32]) -> Result<VerifyingKey, DaError> {
+    let key = VerifyingKey::from_bytes(bytes).map_err(|_| DaError::NoAuthority)?;
+    if key.is_weak() {
+        return Err(DaError::NoAuthority);
+    }
+    Ok(key)
+}
+
 fn hash_signed(mut msg: Vec<u8>, signature: &[u8; 64]) -> [u8; 32] {
     msg.extend_from_slice(signature);
     Sha256::digest(&msg).into()

@@ -30,8 +30,8 @@ pub mod state;
 pub mod sync;
 
 pub use blob::{
-    DaBlob, DaError, VerifiedBlob, DA_BLOB_VERSION, GENESIS_PREV_HASH, MAX_BLOB_BYTES,
-    MAX_EVENTS_PER_BLOB,
+    authority_key, DaBlob, DaError, VerifiedBlob, DA_BLOB_VERSION, GENESIS_PREV_HASH,
+    MAX_BLOB_BYTES, MAX_EVENTS_PER_BLOB,
 };
 pub use bytes::{Bytes32, Bytes64};
 pub use chain::{ChainError, DaChain, Offer, MAX_PENDING_BLOBS, MAX_PENDING_BYTES};
