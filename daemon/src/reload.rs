@@ -142,7 +142,7 @@ pub async fn reload(
         applied.committee = current.committee.clone();
         applied.nat = current.nat.clone();
         applied.network = current.network.clone();
-        applied.api = current.api.clone();
+        applied.api = current.api;
     }
     *current = applied;
 }

@@ -267,9 +267,7 @@ mod tests {
     fn writes_every_key() {
         let spec = ConfigSpec::default()
             .with_network("testnet")
-            .with_da_authority(
-                "5866666666666666666666666666666666666666666666666666666666666666".to_owned(),
-            )
+            .with_da_authority("5866666666666666666666666666666666666666666666666666666666666666")
             .with_dns_seed("seed.devnet.dsdn")
             .with_static_peer("127.0.0.9:4000")
             .with_dns_server("127.0.0.1:5353".parse().expect("addr"))
