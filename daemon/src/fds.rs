@@ -120,6 +120,19 @@ pub struct Lowered {
     pub to: usize,
 }
 
+impl Lowered {
+    /// Logs the lowering (a warning naming the key) for a budget of `nofile` descriptors.
+    pub fn warn(&self, nofile: u64) {
+        tracing::warn!(
+            key = self.key,
+            configured = self.from,
+            in_effect = self.to,
+            nofile,
+            "P2P connection limit lowered to fit the file descriptor budget (raise the nofile limit to keep it)"
+        );
+    }
+}
+
 /// The split of the descriptor budget, in descriptors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FdBudget {

@@ -96,13 +96,7 @@ pub async fn reload(
         match FdBudget::plan(b.total, &current.api, &mut new.bootstrap) {
             Ok((_, lowered)) => {
                 for l in &lowered {
-                    tracing::warn!(
-                        key = l.key,
-                        configured = l.from,
-                        in_effect = l.to,
-                        nofile = b.total,
-                        "P2P connection limit lowered to fit the file descriptor budget"
-                    );
+                    l.warn(b.total);
                 }
             }
             Err(e) => {

@@ -253,13 +253,7 @@ fn plan_descriptors(seeds: &mut SeedsConfig) -> anyhow::Result<Option<FdBudget>>
         "file descriptor budget"
     );
     for l in &lowered {
-        tracing::warn!(
-            key = l.key,
-            configured = l.from,
-            in_effect = l.to,
-            nofile = budget.total,
-            "P2P connection limit lowered to fit the file descriptor budget (raise the nofile limit to keep it)"
-        );
+        l.warn(budget.total);
     }
     Ok(Some(budget))
 }

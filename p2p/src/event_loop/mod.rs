@@ -30,6 +30,7 @@ mod control;
 mod da;
 mod identity;
 mod storage;
+mod views;
 mod workload;
 
 pub use crate::net::discovery::service_key;
@@ -84,6 +85,8 @@ pub struct EventLoop {
     workload: workload::WorkloadLoop,
     /// Detects another process running with this node's key.
     identity: crate::net::identity::IdentityGuard,
+    /// Rate limit of listener error logs (e.g. `Too many open files`, once per accept).
+    listener_errors: views::LogLimit,
     /// Since when peers.dat's writes fail (issue 14 §2).
     peers_degraded_since: Option<Instant>,
     /// peers.dat's failed commits before the current run of failures, and at the last
@@ -124,6 +127,7 @@ impl EventLoop {
             committee,
             workload,
             identity: crate::net::identity::IdentityGuard::new(),
+            listener_errors: views::LogLimit::default(),
             peers_degraded_since: None,
             peers_failures_before: 0,
             peers_last_failures: 0,
@@ -351,98 +355,6 @@ impl EventLoop {
         }
     }
 
-    fn status(&self) -> NodeStatus {
-        let pm = &self.swarm.behaviour().peer_manager;
-        let stats = self.store.stats(unix_now());
-        let mut warnings = Vec::new();
-        warnings.extend(crate::net::peer_manager::banned_majority_warning(
-            stats.banned,
-            stats.entries,
-        ));
-        warnings.extend(self.identity_clash_warning());
-        warnings.extend(self.authority_warning());
-        NodeStatus {
-            banned_peers: stats.banned,
-            warnings,
-            peer_id: *self.swarm.local_peer_id(),
-            listen_addrs: self.swarm.listeners().cloned().collect(),
-            connected_peers: pm.connected().len(),
-            known_peers: self.store.len(),
-            bootstrap_stage: pm.stage(),
-            isolated: pm.is_isolated(),
-            is_da_authority: self.da.service.is_authority(),
-            da_authority: self.da.service.authority(),
-            registration: self.da.registrar.as_ref().map(Registrar::view),
-            nat: self
-                .swarm
-                .behaviour()
-                .nat
-                .view(self.swarm.external_addresses().cloned()),
-            uptime: self.started.elapsed(),
-            degraded_stores: self.degraded_stores(),
-        }
-    }
-
-    fn peer_views(&self) -> Vec<PeerView> {
-        let now = unix_now();
-        let connected = self.swarm.behaviour().peer_manager.connected();
-        let mut out: Vec<PeerView> = self
-            .store
-            .all()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| PeerView {
-                peer_id: r.peer_id,
-                connected_outbound: connected.get(&r.peer_id).map(|p| p.outbound),
-                score: score(&r, now),
-                netgroup: r
-                    .addrs
-                    .first()
-                    .and_then(dsdn_peers::netgroup_of)
-                    .map(|g| g.to_string()),
-                suspicious: r.is_suspicious(),
-                banned_until: r.banned_until.filter(|_| r.is_banned(now)),
-                addrs: r.addrs,
-                services: r.services,
-                source: r.source,
-                last_seen: Some(r.last_seen),
-                last_success: r.last_success,
-                success_count: r.success_count,
-                failure_count: r.failure_count,
-            })
-            .collect();
-        for (peer, p) in connected {
-            if !out.iter().any(|v| v.peer_id == *peer) {
-                out.push(PeerView {
-                    peer_id: *peer,
-                    addrs: p.listen_addrs.clone(),
-                    services: p.services,
-                    source: p.source,
-                    connected_outbound: Some(p.outbound),
-                    last_seen: None,
-                    last_success: None,
-                    success_count: 0,
-                    failure_count: 0,
-                    score: 0,
-                    netgroup: p
-                        .listen_addrs
-                        .first()
-                        .and_then(dsdn_peers::netgroup_of)
-                        .map(|g| g.to_string()),
-                    suspicious: false,
-                    banned_until: None,
-                });
-            }
-        }
-        out.sort_by(|a, b| {
-            b.connected_outbound
-                .is_some()
-                .cmp(&a.connected_outbound.is_some())
-                .then(b.score.cmp(&a.score))
-        });
-        out
-    }
-
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::PeerManager(e)) => self.on_peer_manager(e),
@@ -470,9 +382,7 @@ impl EventLoop {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
             }
-            SwarmEvent::ListenerError { error, .. } => {
-                tracing::error!(%error, "listener error");
-            }
+            SwarmEvent::ListenerError { error, .. } => self.on_listener_error(&error),
             SwarmEvent::OutgoingConnectionError { error, .. } => self.on_dial_error(&error),
             SwarmEvent::IncomingConnectionError {
                 error,
