@@ -33,7 +33,9 @@ use prometheus::{IntGauge, IntGaugeVec, Opts, Registry};
 pub const FILES_RESERVE: u64 = 64;
 
 /// Descriptors of the P2P share kept for connections that are being dialled or handshaken
-/// (counted by no connection limit yet).
+/// (counted by no connection limit yet): the peer manager admits at most
+/// `dsdn_p2p::net::peer_manager::MAX_PENDING_INBOUND` (24) inbound ones at once, the rest is
+/// for dials in flight.
 pub const P2P_PENDING_RESERVE: u64 = 32;
 
 /// Errors of [`FdBudget::plan`].

@@ -56,7 +56,7 @@ pub struct Metrics {
     pub address_tests: IntCounterVec,
     /// `bootstrap_inbound_rate_limited_total`: inbound attempts refused by the per-IP limit.
     pub inbound_rate_limited: IntCounter,
-    /// `bootstrap_connections_denied_total{reason}`: connections refused (`banned`,
+    /// `bootstrap_connections_denied_total{reason}`: connections refused (`banned`, `pending_limit`,
     /// `rate_limited`, `inbound_limit`, `outbound_limit`, `per_peer`).
     pub connections_denied: IntCounterVec,
     /// `bootstrap_misbehaving_total{reason}`: offences charged to peers' reputations, by

@@ -232,3 +232,64 @@ async fn a_full_pex_response_is_learned() {
         "{text}"
     );
 }
+
+/// Connections that never start their handshake, from many addresses, take at most
+/// `MAX_PENDING_INBOUND` slots: the rest are refused at accept (counted), and once they are
+/// gone an honest peer connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_hold_at_most_the_pending_inbound_slots() {
+    use dsdn_p2p::net::peer_manager::MAX_PENDING_INBOUND;
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr("127.0.0.1");
+    let (_handle, node) = start_node(dir.path(), listen);
+    let metrics = node.metrics.clone();
+    tokio::spawn(node.event_loop.run());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // One connection from each of 3 × MAX_PENDING_INBOUND loopback addresses (the per-IP
+    // rate limit does not apply), each silent.
+    let mut silent = Vec::new();
+    for i in 0..(3 * MAX_PENDING_INBOUND) as u8 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(SocketAddr::from(([127, 0, 3, 1 + i], 0)))
+            .unwrap();
+        if let Ok(s) = socket.connect(listen).await {
+            silent.push(s);
+        }
+    }
+    let denied = "bootstrap_connections_denied_total{reason=\"pending_limit\"}";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let value = |text: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(denied))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    while value(&metrics.encode()) < MAX_PENDING_INBOUND as f64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "silent connections were not refused beyond the pending limit:\n{}",
+            metrics.encode()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(silent);
+
+    // Once they are gone, an honest peer connects.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut peer = rogue_swarm(Keypair::generate_ed25519());
+    peer.dial(listen_addrs(listen)[1].clone()).unwrap();
+    let connected = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let SwarmEvent::ConnectionEstablished { .. } = peer.select_next_some().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        connected.is_ok(),
+        "an honest peer could not connect after the flood"
+    );
+}

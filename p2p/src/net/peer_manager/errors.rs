@@ -25,6 +25,9 @@ pub enum LimitExceeded {
     /// This many relayed connections are open.
     #[error("relayed connection limit ({0}) reached")]
     Relayed(usize),
+    /// This many inbound connections are still in their security handshake.
+    #[error("{0} inbound connections are still in their handshake")]
+    PendingInbound(usize),
     /// More than `inbound_per_ip_per_minute` attempts from this IP in the last minute.
     #[error("too many connection attempts from {0} in the last minute")]
     RateLimited(std::net::IpAddr),

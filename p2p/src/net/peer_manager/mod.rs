@@ -50,6 +50,7 @@ use crate::metrics::Metrics;
 pub use address_test::{ADDRESS_TEST_GAP, ADDRESS_TEST_PER_PEER, ADDRESS_TEST_QUEUE};
 pub use errors::{BannedPeer, LimitExceeded};
 pub use misbehaviour::{banned_majority_warning, offence, Offence};
+pub use swarm::MAX_PENDING_INBOUND;
 
 mod address_test;
 mod control;
@@ -213,6 +214,9 @@ pub struct PeerManager {
     dns: FuturesUnordered<DnsFuture>,
     dials: HashMap<ConnectionId, Dial>,
     conns: HashMap<ConnectionId, Conn>,
+    /// Inbound connections accepted by the transport whose handshake (noise, yamux) has not
+    /// finished (at most [`MAX_PENDING_INBOUND`]).
+    pending_inbound: HashSet<ConnectionId>,
     verified: HashMap<PeerId, ConnectedPeer>,
     listen_sockets: HashSet<SocketAddr>,
     events: VecDeque<ToSwarm<PeerManagerEvent, Infallible>>,
@@ -334,6 +338,7 @@ impl PeerManager {
             dns: FuturesUnordered::new(),
             dials: HashMap::new(),
             conns: HashMap::new(),
+            pending_inbound: HashSet::new(),
             verified: HashMap::new(),
             listen_sockets: HashSet::new(),
             events: VecDeque::new(),

@@ -62,6 +62,12 @@ impl PeerManager {
     }
 }
 
+/// Inbound connections in their security handshake at once (as libp2p's
+/// `connection_limits::max_pending_incoming`): a flood of connections that never finish noise,
+/// from many addresses, holds at most this many descriptors; the rest are refused at accept.
+/// Within the descriptor budget's P2P reserve for pending connections (32, `dsdnd`'s fds).
+pub const MAX_PENDING_INBOUND: usize = 24;
+
 /// Relayed connections (circuit relay v2, either direction) open at once.
 const MAX_RELAYED_CONNECTIONS: usize = 16;
 
@@ -75,7 +81,7 @@ impl NetworkBehaviour for PeerManager {
 
     fn handle_pending_inbound_connection(
         &mut self,
-        _connection_id: ConnectionId,
+        connection_id: ConnectionId,
         _local_addr: &Multiaddr,
         remote_addr: &Multiaddr,
     ) -> Result<(), ConnectionDenied> {
@@ -86,16 +92,24 @@ impl NetworkBehaviour for PeerManager {
                 return Err(self.deny("rate_limited", LimitExceeded::RateLimited(sock.ip())));
             }
         }
+        if self.pending_inbound.len() >= MAX_PENDING_INBOUND {
+            return Err(self.deny(
+                "pending_limit",
+                LimitExceeded::PendingInbound(MAX_PENDING_INBOUND),
+            ));
+        }
+        self.pending_inbound.insert(connection_id);
         Ok(())
     }
 
     fn handle_established_inbound_connection(
         &mut self,
-        _connection_id: ConnectionId,
+        connection_id: ConnectionId,
         peer: PeerId,
         local_addr: &Multiaddr,
         _remote_addr: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.pending_inbound.remove(&connection_id);
         self.deny_if_banned(&peer)?;
         // Relayed connections count against their own limit, not the inbound one.
         if is_relayed(local_addr) {
@@ -154,7 +168,12 @@ impl NetworkBehaviour for PeerManager {
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {
+            // A pending inbound connection failed its handshake, or a behaviour refused it.
+            FromSwarm::ListenFailure(e) => {
+                self.pending_inbound.remove(&e.connection_id);
+            }
             FromSwarm::ConnectionEstablished(e) => {
+                self.pending_inbound.remove(&e.connection_id);
                 let outbound = e.endpoint.is_dialer();
                 let dial = self.dials.remove(&e.connection_id);
                 if dial
