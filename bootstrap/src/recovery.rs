@@ -111,6 +111,8 @@ pub struct PartitionRecovery {
     total: u64,
     /// When the last sweep was handed out.
     last_sweep: Option<Instant>,
+    /// Peers this node could reach: those it verified at least once (not banned), if told.
+    reachable: Option<usize>,
 }
 
 impl PartitionRecovery {
@@ -131,6 +133,23 @@ impl PartitionRecovery {
             failed: 0,
             total: 0,
             last_sweep: None,
+            reachable: None,
+        }
+    }
+
+    /// Tells how many peers this node could reach: the distinct peers it verified at least
+    /// once and has not banned (issue 15 §7). A network smaller than `min_peers` is no
+    /// partition: the node is partitioned only below [`PartitionRecovery::threshold`].
+    pub fn set_reachable(&mut self, peers: usize) {
+        self.reachable = Some(peers);
+    }
+
+    /// The connected peers below which the node is partitioned: `min_peers`, or fewer when
+    /// the node could reach fewer ([`PartitionRecovery::set_reachable`]), but at least 1.
+    pub fn threshold(&self) -> usize {
+        match self.reachable {
+            Some(r) => self.cfg.min_peers.min(r.max(1)),
+            None => self.cfg.min_peers,
         }
     }
 
@@ -152,7 +171,7 @@ impl PartitionRecovery {
     ///   [`RecoveryEvent::Recovered`] is returned if at least one sweep ran (a dip that
     ///   healed before any sweep resets silently).
     pub fn poll(&mut self, now: Instant, connected: usize) -> Option<RecoveryEvent> {
-        let below = connected < self.cfg.min_peers;
+        let below = connected < self.threshold();
         match self.phase {
             Phase::Sweeping { .. } => None,
             Phase::Healthy => {
@@ -213,7 +232,7 @@ impl PartitionRecovery {
             tracing::debug!("partition sweep reported with no sweep outstanding; ignored");
             return;
         };
-        if connected < self.cfg.min_peers {
+        if connected < self.threshold() {
             self.failed = self.failed.saturating_add(1);
         }
         self.phase = Phase::Partitioned {

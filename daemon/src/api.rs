@@ -65,6 +65,10 @@ pub struct StatusResponse {
     pub bootstrap_stage: String,
     /// True when every bootstrap source failed and no peer is connected.
     pub isolated: bool,
+    /// True while partition recovery runs: fewer connected peers than `min_peers` and than
+    /// the peers this node reached before; what the `CRITICAL: network partition` log says.
+    #[serde(default)]
+    pub partitioned: bool,
     /// The network's DA authority public key (hex), if configured.
     pub da_authority: Option<String>,
     /// True when this node's key is the DA authority (it may publish DA events).

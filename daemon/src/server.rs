@@ -124,6 +124,7 @@ async fn status(State(s): State<ApiState>) -> Response {
         uptime_secs: st.uptime.as_secs(),
         bootstrap_stage: st.bootstrap_stage,
         isolated: st.isolated,
+        partitioned: st.partitioned,
         da_authority: st.da_authority.map(hex::encode),
         is_da_authority: st.is_da_authority,
         da_height: s.node.da_height(),

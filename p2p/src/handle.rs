@@ -40,6 +40,10 @@ pub struct NodeStatus {
     pub bootstrap_stage: String,
     /// True when every source failed and no peer is connected.
     pub isolated: bool,
+    /// True while partition recovery runs: fewer connected peers than `min_peers` and than
+    /// the peers this node reached before (the verdict of the `CRITICAL: network partition`
+    /// log line).
+    pub partitioned: bool,
     /// Whether this node's key is the DA authority.
     pub is_da_authority: bool,
     /// The configured DA authority.

@@ -241,3 +241,24 @@ fn from_bootstrap_config() {
     let c = RecoveryConfig::from_bootstrap(&b);
     assert_eq!(c, cfg(1, 2, 2));
 }
+
+/// A network smaller than `min_peers` (issue 15 §7): a node connected to every peer it could
+/// reach is not partitioned; it is once it loses one of them.
+#[test]
+fn a_small_network_is_no_partition() {
+    let (mut r, now) = healthy(cfg(3, 5, 300));
+    // Two peers known and verified, both connected: healthy although below min_peers.
+    r.set_reachable(2);
+    assert_eq!(r.threshold(), 2);
+    assert_eq!(r.poll(now, 2), None);
+    assert!(!r.is_partitioned());
+    // One of them gone: a partition, and a sweep.
+    assert_eq!(r.poll(now, 1), sweep(1));
+    assert!(r.is_partitioned());
+    // Knowing more peers raises the threshold up to min_peers only.
+    r.set_reachable(50);
+    assert_eq!(r.threshold(), 3);
+    // Knowing none: one connected peer is enough not to be partitioned.
+    r.set_reachable(0);
+    assert_eq!(r.threshold(), 1);
+}

@@ -59,6 +59,7 @@ impl EventLoop {
             known_peers: self.store.len(),
             bootstrap_stage: pm.stage(),
             isolated: pm.is_isolated(),
+            partitioned: pm.is_partitioned(),
             is_da_authority: self.da.service.is_authority(),
             da_authority: self.da.service.authority(),
             registration: self.da.registrar.as_ref().map(Registrar::view),

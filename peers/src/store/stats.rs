@@ -49,6 +49,16 @@ impl PeerStore {
         stats.anchors = mem.anchors.len();
         stats
     }
+
+    /// Entries verified at least once (`tried`) and not banned at `now`: the peers this node
+    /// could reach. One pass over the in-memory index, no allocation.
+    pub fn tried_unbanned(&self, now: u64) -> usize {
+        let mem = self.lock_index();
+        mem.index
+            .values()
+            .filter(|e| e.standing.last_success.is_some() && !e.standing.is_banned(now))
+            .count()
+    }
 }
 
 /// [`PeerStore::stats`] of an index, without the anchors.

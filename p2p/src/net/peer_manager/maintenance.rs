@@ -19,9 +19,14 @@ impl PeerManager {
     /// at error level); above, the state resets.
     pub(super) fn drive_recovery(&mut self, now: Instant) {
         let connected = self.verified.len();
+        // A network smaller than min_peers is no partition (issue 15 §7): the threshold is
+        // min_peers or the peers this node could reach, whichever is smaller.
+        let reachable = self.store.tried_unbanned(unix_now()).max(connected);
+        self.recovery.set_reachable(reachable);
+        let want = self.recovery.threshold();
         if let Some(deadline) = self.sweep_deadline {
             // A sweep is settled at its deadline, or as soon as enough peers are connected.
-            if now < deadline && connected < self.cfg.min_peers {
+            if now < deadline && connected < want {
                 self.metrics
                     .partitioned
                     .set(i64::from(self.recovery.is_partitioned()));
@@ -29,9 +34,10 @@ impl PeerManager {
             }
             self.sweep_deadline = None;
             self.recovery.on_sweep_done(now, connected);
-            if connected < self.cfg.min_peers {
+            if connected < want {
                 tracing::error!(
                     connected,
+                    reachable,
                     min_peers = self.cfg.min_peers,
                     failed_sweeps = self.recovery.consecutive_failed_sweeps(),
                     "CRITICAL: network partition persists after a recovery sweep; retrying with \
@@ -44,10 +50,11 @@ impl PeerManager {
                 if attempt <= 1 {
                     tracing::error!(
                         connected,
+                        reachable,
                         min_peers = self.cfg.min_peers,
                         "CRITICAL: network partition suspected: fewer connected peers than \
-                         min_peers; resolving every DNS seed and retrying every cached and \
-                         static peer"
+                         min_peers and than the peers this node reached before; resolving \
+                         every DNS seed and retrying every cached and static peer"
                     );
                 }
                 self.sweep(now);
@@ -57,7 +64,7 @@ impl PeerManager {
                     connected,
                     sweeps,
                     after_secs = now.duration_since(since).as_secs(),
-                    "partition recovered: min_peers reached again"
+                    "partition recovered: connected to min_peers, or to every peer this node could reach"
                 );
             }
             None => {}
