@@ -1,8 +1,11 @@
 //! The daemon's log: a tracing subscriber whose filter can be replaced and whose file can be
 //! reopened while it runs (SIGHUP, issue 14 §5).
 //!
-//! * The filter is `RUST_LOG` when set, else seeds.toml's `[log] level`, else `info`; a
-//!   SIGHUP re-reads `[log] level` (when `RUST_LOG` is not set).
+//! * The filter is `--log-level` when given, else `RUST_LOG` when set, else seeds.toml's
+//!   `[log] level`, else `info`; a SIGHUP re-reads `[log] level` (when neither of the first
+//!   two is set).
+//! * `--log-format json` writes one JSON object per line (timestamp, level, target, fields),
+//!   for log shippers; `text` (the default) is the human form.
 //! * With `--log-file PATH` lines are appended to PATH (created mode 0640 if missing, no
 //!   colour codes); a SIGHUP reopens it, so logrotate can move the file away and signal.
 //!   Without it they go to stderr, with colour only when stderr is a terminal.
@@ -13,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Registry};
 
@@ -50,6 +53,16 @@ pub fn parse_filter(level: &str) -> Result<EnvFilter, LogError> {
         level: level.to_owned(),
         reason: e.to_string(),
     })
+}
+
+/// The form of log lines (`--log-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// An append-only log file that can be reopened at the same path.
@@ -139,38 +152,52 @@ pub struct Log {
 }
 
 impl Log {
-    /// Installs the global subscriber: filter from `RUST_LOG`, else `level`, else `info`;
-    /// lines to `file` when given, else stderr.
+    /// Installs the global subscriber: filter from `fixed` (`--log-level`), else `RUST_LOG`,
+    /// else `level` (`[log] level`), else `info`; lines in `format` to `file` when given,
+    /// else stderr.
     ///
     /// # Errors
     /// [`LogError`] when the filter does not parse, the file cannot be opened or a
     /// subscriber is already installed.
-    pub fn init(level: Option<&str>, file: Option<&Path>) -> Result<Self, LogError> {
+    pub fn init(
+        fixed: Option<&str>,
+        level: Option<&str>,
+        file: Option<&Path>,
+        format: LogFormat,
+    ) -> Result<Self, LogError> {
         let env = std::env::var("RUST_LOG").ok().filter(|s| !s.is_empty());
-        let from_env = env.is_some();
-        let text = env
+        let fixed = fixed.map(str::to_owned).or(env);
+        let from_env = fixed.is_some();
+        let text = fixed
             .or_else(|| level.map(str::to_owned))
             .unwrap_or_else(|| "info".to_owned());
         let (filter, handle) = reload::Layer::new(parse_filter(&text)?);
         let file = file.map(LogFile::open).transpose()?;
-        let registry = tracing_subscriber::registry().with(filter);
-        let installed = match &file {
-            Some(f) => registry
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .with_ansi(false)
-                        .with_writer(f.clone()),
-                )
-                .try_init(),
-            None => registry
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .with_ansi(io::stderr().is_terminal())
-                        .with_writer(io::stderr),
-                )
-                .try_init(),
+        type Filtered =
+            tracing_subscriber::layer::Layered<reload::Layer<EnvFilter, Registry>, Registry>;
+        let lines: Box<dyn Layer<Filtered> + Send + Sync> = match (&file, format) {
+            (Some(f), LogFormat::Text) => tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(f.clone())
+                .boxed(),
+            (Some(f), LogFormat::Json) => tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(f.clone())
+                .boxed(),
+            (None, LogFormat::Text) => tracing_subscriber::fmt::layer()
+                .with_ansi(io::stderr().is_terminal())
+                .with_writer(io::stderr)
+                .boxed(),
+            (None, LogFormat::Json) => tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(io::stderr)
+                .boxed(),
         };
-        installed.map_err(|e| LogError::Setup(e.to_string()))?;
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(lines)
+            .try_init()
+            .map_err(|e| LogError::Setup(e.to_string()))?;
         Ok(Self {
             filter: handle,
             file,
@@ -193,7 +220,8 @@ impl Log {
     }
 
     /// Applies a new `[log] level` (SIGHUP); `None` means `info`. Returns the change as
-    /// `"log level: old -> new"` when there was one; `RUST_LOG`, when set, wins.
+    /// `"log level: old -> new"` when there was one; `--log-level` or `RUST_LOG`, when set,
+    /// wins.
     ///
     /// # Errors
     /// [`LogError::Filter`] (nothing changes) or [`LogError::Setup`].

@@ -48,3 +48,58 @@ async fn a_small_network_is_no_partition_until_a_peer_is_lost() -> anyhow::Resul
     net.pass();
     Ok(())
 }
+
+/// `dsdnd` started where there is no seeds.toml and without `--config` runs on the
+/// documented defaults and says so (issue 15 §9); its API answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dsdnd_starts_without_a_config_file_on_the_defaults() -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir()?;
+    let ip = dsdn_integration_tests::ip(32);
+    let lease = dsdn_daemon::localnet::reserve_port(&[ip])?;
+    let port = lease.port();
+    drop(lease);
+    let mut child = std::process::Command::new(dsdn_daemon::localnet::find_dsdnd()?)
+        .current_dir(dir.path())
+        .args(["--mode", "bootstrap", "--data-dir", "data"])
+        .args(["--listen", &format!("{ip}:{port}")])
+        .args(["--api", &format!("{ip}:{}", port + 1)])
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let found = loop {
+        match rx.recv_timeout(WAIT) {
+            Ok(l) if l.contains("no configuration file") => break Some(l),
+            Ok(l) => seen.push(l),
+            Err(_) => break None,
+        }
+    };
+    let status = tokio::time::timeout(WAIT, async {
+        loop {
+            let c = dsdn_daemon::client::ApiClient::new(format!("{ip}:{}", port + 1).parse()?)
+                .with_cookie_file(dir.path().join("data/.cookie"));
+            if let Ok(s) = c.status().await {
+                return anyhow::Ok(s);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = found.unwrap_or_else(|| panic!("no defaults line; log:\n{}", seen.join("\n")));
+    assert!(line.contains("network=devnet"), "{line}");
+    let status = status??;
+    assert_eq!(status.network, "devnet");
+    Ok(())
+}

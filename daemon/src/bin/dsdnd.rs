@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use dsdn_daemon::fds::{self, FdBudget, FdMetrics};
-use dsdn_daemon::logging::Log;
+use dsdn_daemon::logging::{Log, LogFormat};
 use dsdn_daemon::roles::Mode;
 use dsdn_daemon::server::{self, ApiState};
 use dsdn_daemon::{cookie, key, preflight};
@@ -59,8 +59,12 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = Mode::Storage)]
     mode: Mode,
     /// seeds.toml: network id, DA authority, bootstrap sources and limits.
-    #[arg(long, default_value = "seeds.toml")]
-    config: PathBuf,
+    ///
+    /// Without this flag `./seeds.toml` is read when it exists; otherwise the daemon runs
+    /// on the documented defaults (network `devnet`, no seeds: peers come from `dsdn-agent
+    /// peers add`), and says so. A file named with this flag must exist.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Data directory: node key, peers.dat, DA log and state, control cookie.
     #[arg(long, global = true, default_value = "dsdn-data")]
     data_dir: PathBuf,
@@ -80,6 +84,13 @@ struct Cli {
     /// else `info`.
     #[arg(long, global = true, value_name = "PATH")]
     log_file: Option<PathBuf>,
+    /// The log filter, e.g. `debug` or `info,dsdn_p2p=debug`; wins over `RUST_LOG` and
+    /// seeds.toml's `[log] level` (which a SIGHUP then does not change).
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
+    /// `text` (human lines) or `json` (one object per line, for log shippers).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Address of the HTTP/JSON control API.
     #[arg(long, default_value = "127.0.0.1:8645")]
     api: SocketAddr,
@@ -209,7 +220,7 @@ async fn shutdown_signal() {
 
 /// Reloads on every SIGHUP until aborted (issue 14 §5).
 async fn reload_on_hangup(
-    path: PathBuf,
+    path: Option<PathBuf>,
     mut current: SeedsConfig,
     node: dsdn_p2p::NodeHandle,
     log: Log,
@@ -223,7 +234,15 @@ async fn reload_on_hangup(
         }
     };
     while hup.recv().await.is_some() {
-        dsdn_daemon::reload::reload(&path, &mut current, &node, &log, budget).await;
+        match &path {
+            Some(path) => {
+                dsdn_daemon::reload::reload(path, &mut current, &node, &log, budget).await;
+            }
+            None => {
+                log.reopen();
+                tracing::info!("SIGHUP: no configuration file to reload (started on the defaults)");
+            }
+        }
     }
 }
 
@@ -275,8 +294,20 @@ async fn watch_descriptors(metrics: FdMetrics, budget: FdBudget) {
     }
 }
 
-async fn run(cli: Cli, mut seeds: SeedsConfig, log: Log) -> anyhow::Result<()> {
+async fn run(
+    cli: Cli,
+    mut seeds: SeedsConfig,
+    config_path: Option<PathBuf>,
+    log: Log,
+) -> anyhow::Result<()> {
     cli.mode.check_dc(cli.dc)?;
+    if config_path.is_none() {
+        tracing::info!(
+            network = %seeds.network.name,
+            "no configuration file (no --config, no ./seeds.toml): running on the documented \
+             defaults; add peers with `dsdn-agent peers add`"
+        );
+    }
     // Operator mistakes on paths, named before the key loader or redb meet them.
     preflight::check_data_dir(&cli.data_dir)?;
     let peers_file = seeds.bootstrap.peers_path(&cli.data_dir);
@@ -450,7 +481,7 @@ async fn run(cli: Cli, mut seeds: SeedsConfig, log: Log) -> anyhow::Result<()> {
     }
     let event_loop = tokio::spawn(node.event_loop.run());
     let reloader = tokio::spawn(reload_on_hangup(
-        cli.config.clone(),
+        config_path.clone(),
         seeds.clone(),
         node.handle.clone(),
         log,
@@ -472,15 +503,35 @@ async fn run(cli: Cli, mut seeds: SeedsConfig, log: Log) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The configuration: the file named by `--config`, else `./seeds.toml` when it exists,
+/// else the defaults (no file; `None` as the path SIGHUP re-reads).
+fn load_config(flag: Option<&Path>) -> anyhow::Result<(SeedsConfig, Option<PathBuf>)> {
+    let path = match flag {
+        Some(p) => p.to_path_buf(),
+        None if Path::new(DEFAULT_CONFIG).exists() => PathBuf::from(DEFAULT_CONFIG),
+        None => return Ok((SeedsConfig::default(), None)),
+    };
+    let seeds = SeedsConfig::load(&path)
+        .with_context(|| format!("invalid configuration {}", path.display()))?;
+    Ok((seeds, Some(path)))
+}
+
+/// The configuration file read when `--config` is not given and it exists.
+const DEFAULT_CONFIG: &str = "seeds.toml";
+
 /// Reads the configuration, installs the log and runs the daemon.
 fn start(cli: Cli) -> anyhow::Result<()> {
-    let seeds = SeedsConfig::load(&cli.config)
-        .with_context(|| format!("invalid configuration {}", cli.config.display()))?;
-    let log = Log::init(seeds.log.level.as_deref(), cli.log_file.as_deref())?;
+    let (seeds, config_path) = load_config(cli.config.as_deref())?;
+    let log = Log::init(
+        cli.log_level.as_deref(),
+        seeds.log.level.as_deref(),
+        cli.log_file.as_deref(),
+        cli.log_format,
+    )?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run(cli, seeds, log))
+    rt.block_on(run(cli, seeds, config_path, log))
 }
 
 /// `e` and its causes on one line, each cause once: many errors repeat their source's
@@ -492,9 +543,14 @@ fn error_text(e: &anyhow::Error) -> String {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Init) => Log::init(None, cli.log_file.as_deref())
-            .map_err(anyhow::Error::from)
-            .and_then(|_| init(&cli.data_dir)),
+        Some(Command::Init) => Log::init(
+            cli.log_level.as_deref(),
+            None,
+            cli.log_file.as_deref(),
+            cli.log_format,
+        )
+        .map_err(anyhow::Error::from)
+        .and_then(|_| init(&cli.data_dir)),
         None => start(cli),
     };
     match result {
