@@ -120,7 +120,8 @@ enum PeersCommand {
     Reset,
     /// Ban a peer: disconnect it and refuse it until the ban ends.
     Ban {
-        /// The peer's id (base58, 12D3Koo…).
+        /// The peer's id (base58, 12D3Koo…), a unique prefix of it, or the short form
+        /// `peers list` prints (12D3…abcdefgh).
         #[arg(value_name = "PEER", value_parser = peers::parse_peer_id)]
         peer: String,
         /// Ban length: 90s, 30m, 12h, 7d, 2w or plain seconds (at most 365d)
@@ -130,7 +131,8 @@ enum PeersCommand {
     },
     /// Lift a peer's ban, or every ban with --all.
     Unban {
-        /// The peer's id (base58, 12D3Koo…).
+        /// The peer's id (base58, 12D3Koo…), a unique prefix of it, or the short form
+        /// `peers list` prints (12D3…abcdefgh).
         #[arg(
             value_name = "PEER",
             value_parser = peers::parse_peer_id,
@@ -467,7 +469,9 @@ mod tests {
                 service: Some(ServiceType::Chain)
             }
         ));
-        assert!(parse(&["peers", "ban", "nope"]).is_err());
+        // A prefix or short form is resolved against the known peers when the command runs.
+        assert!(parse(&["peers", "ban", "12D3…abcdefgh"]).is_ok());
+        assert!(parse(&["peers", "ban", " "]).is_err());
         assert!(parse(&["peers", "ban", peer, "--for", "1y"]).is_err());
         assert!(parse(&["peers", "add"]).is_err());
         assert!(parse(&["peers", "reset", "--yes"]).is_err());

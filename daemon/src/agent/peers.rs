@@ -63,7 +63,8 @@ pub(crate) async fn reset(client: &ApiClient) -> anyhow::Result<()> {
 
 /// `dsdn-agent peers ban PEER [--for DURATION]`.
 pub(crate) async fn ban(client: &ApiClient, peer: &str, secs: Option<u64>) -> anyhow::Result<()> {
-    let resp = client.ban(peer, secs).await?;
+    let peer = resolve_peer(client, peer).await?;
+    let resp = client.ban(&peer, secs).await?;
     print_out(&ban_summary(&resp))
 }
 
@@ -75,7 +76,8 @@ pub(crate) async fn unban_all(client: &ApiClient) -> anyhow::Result<()> {
 
 /// `dsdn-agent peers unban PEER`.
 pub(crate) async fn unban(client: &ApiClient, peer: &str) -> anyhow::Result<()> {
-    let resp = client.unban(peer).await?;
+    let peer = resolve_peer(client, peer).await?;
+    let resp = client.unban(&peer).await?;
     print_out(&unban_summary(&resp))
 }
 
@@ -112,9 +114,57 @@ pub(crate) fn parse_ban_duration(s: &str) -> Result<u64, String> {
 
 /// Checks a PeerId argument before anything is sent.
 pub(crate) fn parse_peer_id(s: &str) -> Result<String, String> {
-    s.parse::<libp2p::PeerId>()
-        .map(|p| p.to_string())
-        .map_err(|e| format!("invalid peer id {s:?}: {e}"))
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty peer id".to_owned());
+    }
+    Ok(s.to_owned())
+}
+
+/// Whether `id` (a full PeerId) is what `given` names: `given` itself, a prefix of it, or
+/// the shortened form the tables print (`12D3…abcdefgh`, or with `...`).
+fn names(given: &str, id: &str) -> bool {
+    if id.starts_with(given) {
+        return true;
+    }
+    let split = given.split_once('…').or_else(|| given.split_once("..."));
+    match split {
+        Some((head, tail)) => {
+            id.len() >= head.len() + tail.len() && id.starts_with(head) && id.ends_with(tail)
+        }
+        None => false,
+    }
+}
+
+/// The one PeerId `given` names (bitcoin-cli style, issue 15 §6): a full PeerId as is; else
+/// a unique prefix or the shortened form the tables print, among the peers this node knows.
+///
+/// # Errors
+/// When no known peer matches, or several do (naming them).
+pub(crate) async fn resolve_peer(client: &ApiClient, given: &str) -> anyhow::Result<String> {
+    if let Ok(p) = given.parse::<libp2p::PeerId>() {
+        return Ok(p.to_string());
+    }
+    let known = client.peers().await?;
+    pick_peer(given, known.iter().map(|p| p.peer_id.as_str()))
+}
+
+/// [`resolve_peer`] over the ids `known`.
+fn pick_peer<'a>(given: &str, known: impl Iterator<Item = &'a str>) -> anyhow::Result<String> {
+    let mut matches: Vec<&str> = known.filter(|id| names(given, id)).collect();
+    matches.sort_unstable();
+    matches.dedup();
+    match matches.as_slice() {
+        [one] => Ok((*one).to_owned()),
+        [] => anyhow::bail!(
+            "{given:?} is not a peer id, nor the prefix or short form of a peer this node knows"
+        ),
+        many => anyhow::bail!(
+            "{given:?} names {} known peers: {}; give more characters",
+            many.len(),
+            many.iter().take(5).copied().collect::<Vec<_>>().join(", ")
+        ),
+    }
 }
 
 /// The first address, with `(+N)` when there are more; `-` without any.
@@ -414,9 +464,22 @@ mod tests {
     fn peer_ids() {
         let id = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";
         assert_eq!(parse_peer_id(id).as_deref(), Ok(id));
-        assert!(parse_peer_id("nope")
-            .unwrap_err()
-            .starts_with("invalid peer id \"nope\""));
+        assert!(parse_peer_id(" ").is_err());
+    }
+
+    #[test]
+    fn peers_are_named_by_prefix_or_short_form() {
+        let a = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";
+        let b = "12D3KooWQYzzzzdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xp";
+        let known = || [a, b].into_iter();
+        assert_eq!(pick_peer("12D3KooWQYh", known()).unwrap(), a);
+        // The form `peers list` prints.
+        assert_eq!(pick_peer(&short_id(a), known()).unwrap(), a);
+        assert_eq!(pick_peer("12D3...CVe2Xp", known()).unwrap(), b);
+        let e = pick_peer("12D3KooWQY", known()).unwrap_err().to_string();
+        assert!(e.contains("names 2 known peers"), "{e}");
+        let e = pick_peer("nope", known()).unwrap_err().to_string();
+        assert!(e.contains("not a peer id"), "{e}");
     }
 
     fn stats() -> PeerStatsView {
