@@ -229,7 +229,7 @@ pub fn router(state: ApiState) -> Router {
                 dsdn_protocols::workload::MAX_SUBMISSION_BYTES,
             )),
         )
-        .route("/v1/receipts", post(workload::publish))
+        .route("/v1/receipts", get(workload::list).post(workload::publish))
         .route("/v1/receipts/{id}", get(workload::show))
         .route("/metrics", get(metrics))
         .fallback(not_found)

@@ -268,6 +268,11 @@ pub enum Command {
     ),
     /// A receipt this node accepted, by id.
     Receipt(Bytes32, oneshot::Sender<Option<ThresholdReceipt>>),
+    /// Receipts by id prefix, or the most recent ones.
+    Receipts(
+        crate::workload::ReceiptQuery,
+        oneshot::Sender<Vec<ThresholdReceipt>>,
+    ),
 }
 
 /// The event loop stopped; no more requests can be served.
@@ -578,6 +583,17 @@ impl NodeHandle {
     /// [`Stopped`] when the event loop has ended.
     pub async fn receipt(&self, id: Bytes32) -> Result<Option<ThresholdReceipt>, Stopped> {
         self.ask(|tx| Command::Receipt(id, tx)).await
+    }
+
+    /// The receipts `query` selects (see [`crate::workload::ReceiptQuery`]).
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended.
+    pub async fn receipts(
+        &self,
+        query: crate::workload::ReceiptQuery,
+    ) -> Result<Vec<ThresholdReceipt>, Stopped> {
+        self.ask(|tx| Command::Receipts(query, tx)).await
     }
 }
 

@@ -299,6 +299,37 @@ impl ModuleStore {
     }
 }
 
+/// Which receipts [`crate::NodeHandle::receipts`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiptQuery {
+    /// Those whose id starts with these hex digits (at most 2 are returned: one means the
+    /// prefix is unique); recently accepted ones and those recorded in the DA log.
+    Prefix(String),
+    /// The `n` accepted most recently, newest first.
+    Recent(usize),
+}
+
+/// The receipt-id range covered by the hex digits `prefix` (lower and upper bound), `None`
+/// when `prefix` is not 1–64 hex digits.
+pub fn prefix_range(prefix: &str) -> Option<(Bytes32, Bytes32)> {
+    if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let (mut lo, mut hi) = ([0u8; 32], [0xffu8; 32]);
+    for (i, c) in prefix.bytes().enumerate() {
+        let v = (c as char).to_digit(16)? as u8;
+        let byte = i / 2;
+        if i % 2 == 0 {
+            lo[byte] = v << 4;
+            hi[byte] = (v << 4) | 0x0f;
+        } else {
+            lo[byte] |= v;
+            hi[byte] = (hi[byte] & 0xf0) | v;
+        }
+    }
+    Some((Bytes32(lo), Bytes32(hi)))
+}
+
 /// The most recent accepted receipts, by id (at most `capacity`; oldest dropped first):
 /// what `receipt show` finds before the DA log records it.
 #[derive(Debug)]
@@ -336,6 +367,14 @@ impl RecentReceipts {
     /// The receipt with id `id`.
     pub fn get(&self, id: &Bytes32) -> Option<&ThresholdReceipt> {
         self.receipts.get(id)
+    }
+
+    /// The receipts kept, newest first.
+    pub fn newest(&self) -> impl Iterator<Item = &ThresholdReceipt> {
+        self.order
+            .iter()
+            .rev()
+            .filter_map(|id| self.receipts.get(id))
     }
 
     /// Receipts kept.

@@ -172,6 +172,20 @@ async fn receipts_signed_by_a_3_of_4_committee_with_faults() -> anyhow::Result<(
         .await?
         .success("receipt verify")?;
     anyhow::ensure!(verify.contains("valid"), "{verify}");
+    // The 12 hex digits the tables print name it too (issue 15 §6), and it is listed.
+    let short = &r.receipt_id[..12];
+    let shown = agent(net.node("s2"), &["receipt", "show", short])
+        .await?
+        .success("receipt show by prefix")?;
+    anyhow::ensure!(shown.contains(&r.receipt_id), "{shown}");
+    let list = agent(net.node("s2"), &["receipt", "list"])
+        .await?
+        .success("receipt list")?;
+    anyhow::ensure!(list.contains(short), "{list}");
+    anyhow::ensure!(
+        list.lines().all(|l| l.chars().count() <= 80),
+        "wider than 80 columns:\n{list}"
+    );
 
     // 2. Anti-self-dealing: submitted with s1's key, the workload never runs on s1.
     let s1_key = net.data_dir("s1").join("node.key");

@@ -15,6 +15,7 @@ use ed25519_dalek::SigningKey;
 
 use super::commands::to_json;
 use super::print_out;
+use super::table::{render_table, short_hex, short_id};
 
 /// `dsdn-agent workload …`.
 #[derive(Debug, Subcommand)]
@@ -46,9 +47,19 @@ pub(crate) enum WorkloadCommand {
 /// `dsdn-agent receipt …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ReceiptCommand {
+    /// List the receipts the node accepted most recently, newest first.
+    List {
+        /// How many (at most 100).
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+        /// Print them as a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a receipt the node accepted.
     Show {
-        /// The receipt id (64 hex characters).
+        /// The receipt id (64 hex characters) or a unique prefix of at least 6, e.g. the 12
+        /// the devnet prints.
         id: String,
         /// Print the receipt as one JSON object.
         #[arg(long)]
@@ -58,7 +69,7 @@ pub(crate) enum ReceiptCommand {
     /// with --reexecute also run the workload again and compare the commitments: a
     /// mismatch is evidence of fraud (exit code 3).
     Verify {
-        /// The receipt id (64 hex characters).
+        /// The receipt id (64 hex characters) or a unique prefix of at least 6.
         id: String,
         /// Re-run the workload with the network's limits and compare commitments.
         #[arg(long, requires = "module")]
@@ -148,6 +159,27 @@ pub(crate) async fn workload(client: &ApiClient, cmd: WorkloadCommand) -> anyhow
 }
 
 /// The receipt as aligned `name value` lines.
+/// `receipt list` as a table that fits 80 columns: short ids (a prefix `receipt show`
+/// takes), the executing node, fuel and time.
+pub(crate) fn receipt_table(list: &[ReceiptResponse]) -> String {
+    if list.is_empty() {
+        return "no receipts accepted since this node started\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|r| {
+            vec![
+                short_hex(&r.receipt_id),
+                short_hex(&r.workload_id),
+                short_id(&r.node),
+                r.fuel_used.to_string(),
+                format!("{} ms", r.wall_time_ms),
+            ]
+        })
+        .collect();
+    render_table(&["RECEIPT", "WORKLOAD", "NODE", "FUEL", "TIME"], &rows)
+}
+
 pub(crate) fn receipt_text(r: &ReceiptResponse) -> String {
     let rows = [
         ("receipt", r.receipt_id.clone()),
@@ -183,6 +215,15 @@ pub(crate) fn receipt_text(r: &ReceiptResponse) -> String {
 /// Runs `dsdn-agent receipt …`.
 pub(crate) async fn receipt(client: &ApiClient, cmd: ReceiptCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        ReceiptCommand::List { count, json } => {
+            let list = client.receipts(count).await?;
+            print_out(&if json {
+                to_json(&list)?
+            } else {
+                receipt_table(&list)
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         ReceiptCommand::Show { id, json } => {
             let r = client.receipt(&id).await?;
             print_out(&if json { to_json(&r)? } else { receipt_text(&r) })?;

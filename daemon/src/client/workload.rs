@@ -33,12 +33,21 @@ impl ApiClient {
         .await
     }
 
-    /// `GET /v1/receipts/{id}` (`id`: 64 hex characters).
+    /// `GET /v1/receipts/{id}` (`id`: 64 hex characters, or a unique prefix of at least 6).
     ///
     /// # Errors
     /// Any [`ClientError`]; [`ClientError::Api`] 404 when the node has no such receipt.
     pub async fn receipt(&self, id: &str) -> Result<ReceiptResponse, ClientError> {
         self.get_json(&format!("/v1/receipts/{id}")).await
+    }
+
+    /// `GET /v1/receipts?count=N`: the receipts the node accepted most recently, newest
+    /// first.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn receipts(&self, count: usize) -> Result<Vec<ReceiptResponse>, ClientError> {
+        self.get_json(&format!("/v1/receipts?count={count}")).await
     }
 
     /// `POST /v1/receipts`: hands a threshold receipt to the node, which verifies, records

@@ -1,12 +1,13 @@
 //! The workload and receipt routes of the control API: `POST /v1/workloads`,
-//! `GET /v1/receipts/{id}` and `POST /v1/receipts` (issue 6; shapes in [`crate::api`]).
+//! `GET /v1/receipts[?count=N]`, `GET /v1/receipts/{id}` (an id or a unique prefix) and
+//! `POST /v1/receipts` (issue 6; shapes in [`crate::api`]).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use dsdn_p2p::workload::WorkloadError;
+use dsdn_p2p::workload::{ReceiptQuery, WorkloadError};
 use dsdn_protocols::da::Bytes32;
 use dsdn_protocols::receipt::{ReceiptError, ThresholdReceipt};
 use dsdn_protocols::workload::WorkloadSubmission;
@@ -57,26 +58,81 @@ pub(super) async fn submit(State(s): State<ApiState>, body: Bytes) -> Response {
     }
 }
 
-/// `GET /v1/receipts/{id}`.
+/// `GET /v1/receipts/{id}`: `id` is a receipt id (64 hex), or a unique prefix of one
+/// (at least [`MIN_RECEIPT_PREFIX`] hex digits, e.g. the 12 the devnet prints), among the
+/// receipts this node accepted recently and those recorded in its DA log.
 pub(super) async fn show(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
-    let bytes = match hex::decode(id.trim()) {
-        Ok(b) if b.len() == 32 => b,
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid receipt id {id:?}: 64 hex characters expected"),
-            )
+    let id = id.trim().to_ascii_lowercase();
+    if id.len() == 64 {
+        if let Ok(bytes) = hex::decode(&id) {
+            let mut raw = [0u8; 32];
+            raw.copy_from_slice(&bytes);
+            return match s.node.receipt(Bytes32(raw)).await {
+                Err(_) => stopped(),
+                Ok(None) => error(
+                    StatusCode::NOT_FOUND,
+                    format!("no receipt {id} on this node"),
+                ),
+                Ok(Some(r)) => receipt_json(&r),
+            };
         }
-    };
-    let mut raw = [0u8; 32];
-    raw.copy_from_slice(&bytes);
-    match s.node.receipt(Bytes32(raw)).await {
+    }
+    if id.len() < MIN_RECEIPT_PREFIX || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "invalid receipt id {id:?}: 64 hex characters, or a unique prefix of at least \
+                 {MIN_RECEIPT_PREFIX}"
+            ),
+        );
+    }
+    match s.node.receipts(ReceiptQuery::Prefix(id.clone())).await {
         Err(_) => stopped(),
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            format!("no receipt {id} on this node"),
-        ),
-        Ok(Some(r)) => receipt_json(&r),
+        Ok(found) => match found.as_slice() {
+            [] => error(
+                StatusCode::NOT_FOUND,
+                format!("no receipt whose id starts with {id} on this node"),
+            ),
+            [one] => receipt_json(one),
+            _ => error(
+                StatusCode::CONFLICT,
+                format!("several receipts start with {id}: give more hex digits"),
+            ),
+        },
+    }
+}
+
+/// Shortest receipt-id prefix `GET /v1/receipts/{id}` looks up (hex digits).
+pub(crate) const MIN_RECEIPT_PREFIX: usize = 6;
+
+/// Most receipts `GET /v1/receipts` lists.
+pub(crate) const MAX_RECEIPT_LIST: usize = 100;
+
+/// Query of `GET /v1/receipts`.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct ListQuery {
+    /// How many (default 20, at most [`MAX_RECEIPT_LIST`]).
+    count: Option<usize>,
+}
+
+/// `GET /v1/receipts[?count=N]`: the receipts this node accepted most recently, newest
+/// first.
+pub(super) async fn list(
+    State(s): State<ApiState>,
+    axum::extract::Query(q): axum::extract::Query<ListQuery>,
+) -> Response {
+    let n = q.count.unwrap_or(20).clamp(1, MAX_RECEIPT_LIST);
+    match s.node.receipts(ReceiptQuery::Recent(n)).await {
+        Err(_) => stopped(),
+        Ok(found) => {
+            let out: Result<Vec<ReceiptResponse>, _> =
+                found.iter().map(ReceiptResponse::new).collect();
+            match out {
+                Ok(v) => Json(v).into_response(),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
     }
 }
 

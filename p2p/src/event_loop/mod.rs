@@ -352,6 +352,9 @@ impl EventLoop {
             Command::Receipt(id, tx) => {
                 let _ = tx.send(self.receipt(&id));
             }
+            Command::Receipts(query, tx) => {
+                let _ = tx.send(self.receipts(&query));
+            }
         }
     }
 

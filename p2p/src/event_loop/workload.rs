@@ -137,6 +137,48 @@ impl EventLoop {
             .or_else(|| self.da.service.recorded_receipt(id))
     }
 
+    /// The receipts `query` selects: by id prefix among the recent ones and those recorded
+    /// in the DA log (at most 2), or the most recent ones.
+    pub(super) fn receipts(&self, query: &crate::workload::ReceiptQuery) -> Vec<ThresholdReceipt> {
+        use crate::workload::{prefix_range, ReceiptQuery};
+        match query {
+            ReceiptQuery::Recent(n) => self
+                .workload
+                .service
+                .recent_receipts()
+                .take(*n)
+                .cloned()
+                .collect(),
+            ReceiptQuery::Prefix(p) => {
+                let Some((lo, hi)) = prefix_range(p) else {
+                    return Vec::new();
+                };
+                let mut ids: Vec<Bytes32> = self
+                    .workload
+                    .service
+                    .recent_receipts()
+                    .map(ThresholdReceipt::receipt_id)
+                    .filter(|id| *id >= lo && *id <= hi)
+                    .collect();
+                ids.extend(
+                    self.da
+                        .service
+                        .state()
+                        .receipts()
+                        .range(lo..=hi)
+                        .map(|(id, _)| *id)
+                        .take(2),
+                );
+                ids.sort_unstable();
+                ids.dedup();
+                ids.iter()
+                    .take(2)
+                    .filter_map(|id| self.receipt(id))
+                    .collect()
+            }
+        }
+    }
+
     /// Carries out the workload service's actions until it queues no more.
     fn after_workload(&mut self) {
         loop {

@@ -165,3 +165,26 @@ fn the_module_store_holds_at_most_max_stored_modules() {
         "the oldest tiny module went first"
     );
 }
+
+#[test]
+fn receipt_id_prefixes_cover_their_range() {
+    use crate::workload::prefix_range;
+    let (lo, hi) = prefix_range("ab1").unwrap();
+    assert_eq!(lo.0[..2], [0xab, 0x10]);
+    assert_eq!(hi.0[..2], [0xab, 0x1f]);
+    assert!(lo.0[2..].iter().all(|b| *b == 0) && hi.0[2..].iter().all(|b| *b == 0xff));
+    let full = "cd".repeat(32);
+    assert_eq!(
+        prefix_range(&full),
+        Some((Bytes32([0xcd; 32]), Bytes32([0xcd; 32])))
+    );
+    for bad in ["", "xyz", &"a".repeat(65)] {
+        assert_eq!(prefix_range(bad), None, "{bad:?}");
+    }
+    let mut recent = RecentReceipts::new(3);
+    let (r1, r2) = (receipt(1), receipt(2));
+    recent.insert(r1.clone());
+    recent.insert(r2.clone());
+    let newest: Vec<_> = recent.newest().cloned().collect();
+    assert_eq!(newest, vec![r2, r1]);
+}

@@ -107,6 +107,11 @@ impl WorkloadService {
         Ok(())
     }
 
+    /// The receipts this node accepted recently, newest first.
+    pub(crate) fn recent_receipts(&self) -> impl Iterator<Item = &ThresholdReceipt> {
+        self.recent.newest()
+    }
+
     /// A receipt this node accepted recently (the DA log holds the older ones).
     pub(crate) fn recent_receipt(&self, id: &Bytes32) -> Option<ThresholdReceipt> {
         self.recent.get(id).cloned()
