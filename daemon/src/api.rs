@@ -151,6 +151,11 @@ pub struct PeerInfo {
     /// UNIX seconds until which a ban is in force, if the peer is banned now.
     #[serde(default)]
     pub banned_until: Option<u64>,
+    /// Why it is banned (with a ban in force): the offence (`pex_oversized`,
+    /// `da_invalid_blob`, …) or `operator`, with ` [config]` when the ban rests on this node's
+    /// configuration (lifted at a start with another one); absent for older bans.
+    #[serde(default)]
+    pub ban_reason: Option<String>,
 }
 
 /// Body of `POST /v1/peers`: a static peer to add (persisted in the data directory and

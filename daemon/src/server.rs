@@ -165,6 +165,7 @@ fn peer_info(p: PeerView) -> PeerInfo {
         netgroup: p.netgroup,
         suspicious: p.suspicious,
         banned_until: p.banned_until,
+        ban_reason: p.ban_reason,
     }
 }
 

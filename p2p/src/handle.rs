@@ -93,6 +93,9 @@ pub struct PeerView {
     pub suspicious: bool,
     /// UNIX seconds until which a ban is in force, if banned now.
     pub banned_until: Option<u64>,
+    /// Why it is banned (with a ban in force): the offence label or `operator`, with
+    /// ` [config]` for a ban resting on this node's configuration (lifted when it changes).
+    pub ban_reason: Option<String>,
 }
 
 /// Address-book health and connection mix (28.1.C §7): the answer of

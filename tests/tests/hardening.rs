@@ -162,6 +162,11 @@ async fn a_ban_resting_on_another_configuration_is_lifted_at_start() -> anyhow::
         s.warnings.iter().any(|w| w.contains("peers unban --all")),
         "{s:?}"
     );
+    // The ban is listed with its reason (issue 15 §6).
+    let bans = agent(net.node("b"), &["peers", "bans"])
+        .await?
+        .success("peers bans")?;
+    assert!(bans.contains("operator"), "{bans}");
     let out = agent(net.node("b"), &["peers", "unban", "--all"])
         .await?
         .success("unban --all")?;

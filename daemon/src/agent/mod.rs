@@ -108,6 +108,12 @@ enum PeersCommand {
         #[arg(value_name = "DOMAIN")]
         domain: String,
     },
+    /// The bans in force: peer, until when (UTC) and why.
+    Bans {
+        /// Print them as a JSON array (the `peers list` entries of banned peers).
+        #[arg(long)]
+        json: bool,
+    },
     /// Address-book and connection statistics (peers.dat health, eclipse and partition
     /// warnings).
     Stats {
@@ -276,6 +282,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 PeersCommand::Add { addr } => peers::add(&client, &addr).await?,
                 PeersCommand::AddSeed { domain } => peers::add_seed(&client, &domain).await?,
                 PeersCommand::Stats { json } => peers::stats(&client, json).await?,
+                PeersCommand::Bans { json } => peers::bans(&client, json).await?,
                 PeersCommand::Reset => peers::reset(&client).await?,
                 PeersCommand::Ban { peer, duration } => {
                     peers::ban(&client, &peer, duration).await?

@@ -55,6 +55,38 @@ pub(crate) async fn stats(client: &ApiClient, json: bool) -> anyhow::Result<()> 
     print_out(&stats_summary(&stats))
 }
 
+/// `dsdn-agent peers bans [--json]`.
+pub(crate) async fn bans(client: &ApiClient, json: bool) -> anyhow::Result<()> {
+    let banned: Vec<PeerInfo> = client
+        .peers()
+        .await?
+        .into_iter()
+        .filter(|p| p.banned_until.is_some())
+        .collect();
+    if json {
+        return print_out(&super::commands::to_json(&banned)?);
+    }
+    print_out(&bans_table(&banned))
+}
+
+/// `peers bans` as a table (80 columns: short ids, UTC expiry, reason).
+pub(crate) fn bans_table(banned: &[PeerInfo]) -> String {
+    if banned.is_empty() {
+        return "no bans in force\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = banned
+        .iter()
+        .map(|p| {
+            vec![
+                short_id(&p.peer_id),
+                format_unix_utc(p.banned_until.unwrap_or(0)),
+                p.ban_reason.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
+        .collect();
+    render_table(&["PEER", "BANNED UNTIL (UTC)", "REASON"], &rows)
+}
+
 /// `dsdn-agent peers reset`.
 pub(crate) async fn reset(client: &ApiClient) -> anyhow::Result<()> {
     let resp = client.reset_peers().await?;
@@ -393,7 +425,26 @@ mod tests {
             netgroup: Some("local:127.0.0.2".to_owned()),
             suspicious: false,
             banned_until: None,
+            ban_reason: None,
         }
+    }
+
+    #[test]
+    fn the_bans_table_names_expiry_and_reason() {
+        assert_eq!(bans_table(&[]), "no bans in force\n");
+        let mut a = peer(
+            "12D3KooWaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            &["storage"],
+            false,
+            1,
+        );
+        a.banned_until = Some(1_709_294_400);
+        a.ban_reason = Some("da_invalid_blob [config]".into());
+        let t = bans_table(&[a]);
+        assert!(t.contains("12D3…aaaaaaaa"), "{t}");
+        assert!(t.contains("2024-03-01 12:00:00"), "{t}");
+        assert!(t.contains("da_invalid_blob [config]"), "{t}");
+        assert!(t.lines().all(|l| l.chars().count() <= 80), "{t}");
     }
 
     #[test]

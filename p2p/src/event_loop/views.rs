@@ -92,6 +92,12 @@ impl EventLoop {
                     .map(|g| g.to_string()),
                 suspicious: r.is_suspicious(),
                 banned_until: r.banned_until.filter(|_| r.is_banned(now)),
+                ban_reason: r.ban_cause.as_ref().filter(|_| r.is_banned(now)).map(|c| {
+                    match c.config {
+                        Some(_) => format!("{} [config]", c.reason),
+                        None => c.reason.clone(),
+                    }
+                }),
                 addrs: r.addrs,
                 services: r.services,
                 source: r.source,
@@ -121,6 +127,7 @@ impl EventLoop {
                         .map(|g| g.to_string()),
                     suspicious: false,
                     banned_until: None,
+                    ban_reason: None,
                 });
             }
         }
