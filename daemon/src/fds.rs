@@ -20,13 +20,13 @@
 //!
 //! QUIC connections share the UDP socket and relayed circuits ride on existing connections,
 //! so only TCP connections count against the P2P share; counting every connection keeps a
-//! margin. [`FdMetrics`] exports the split (`dsdn_fd_budget{part}`) and the descriptors
-//! open (`process_open_fds`, Linux).
+//! margin. [`FdMetrics`] exports the split (`dsdn_fd_budget{part}`); the descriptors open
+//! are the process collector's `process_open_fds` (Linux).
 
 use dsdn_bootstrap::config::BootstrapConfig;
 use dsdn_p2p::net::peer_manager::EXTRA_OUTBOUND;
 use dsdn_p2p::seeds::api::ApiSection;
-use prometheus::{IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{IntGaugeVec, Opts, Registry};
 
 /// Descriptors reserved for everything that is not a connection (files, sockets of the
 /// resolver and UPnP, listeners, the runtime's own).
@@ -210,11 +210,13 @@ pub fn open_fds() -> Option<u64> {
     Some(n.saturating_sub(1))
 }
 
-/// `dsdn_fd_budget{part="total"|"files"|"api"|"p2p"}` and `process_open_fds`.
+/// `dsdn_fd_budget{part="total"|"files"|"api"|"p2p"}`; the descriptors open are the
+/// process collector's `process_open_fds` (read at each scrape, beside
+/// `process_max_fds`, `process_resident_memory_bytes` and `process_cpu_seconds_total`).
 #[derive(Clone)]
 pub struct FdMetrics {
-    /// `process_open_fds`: descriptors open, as of the last [`FdMetrics::update`].
-    pub open: IntGauge,
+    /// The budget's split.
+    pub parts: IntGaugeVec,
 }
 
 impl FdMetrics {
@@ -241,16 +243,12 @@ impl FdMetrics {
                 .with_label_values(&[part])
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
-        let open = IntGauge::new("process_open_fds", "File descriptors open")?;
-        registry.register(Box::new(open.clone()))?;
-        Ok(Self { open })
+        Ok(Self { parts })
     }
 
-    /// Counts the open descriptors into `process_open_fds`; returns the count.
+    /// Counts the open descriptors (for the near-exhaustion warning).
     pub fn update(&self) -> Option<u64> {
-        let n = open_fds()?;
-        self.open.set(i64::try_from(n).unwrap_or(i64::MAX));
-        Some(n)
+        open_fds()
     }
 }
 

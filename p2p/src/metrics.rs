@@ -489,7 +489,48 @@ impl Metrics {
             )?,
             registry,
         };
-        // Make the labelled series visible at zero before the first event.
+        // Make the labelled series visible at zero before the first event (issue 15 §5:
+        // alerts and dashboards see 0, not "no data").
+        for reason in dsdn_protocols::handshake::HandshakeError::REASONS {
+            m.handshake_failure.with_label_values(&[reason]);
+        }
+        for reason in [
+            "banned",
+            "rate_limited",
+            "pending_limit",
+            "inbound_limit",
+            "outbound_limit",
+            "per_peer",
+            "relayed_limit",
+        ] {
+            m.connections_denied.with_label_values(&[reason]);
+        }
+        for reason in crate::net::peer_manager::OFFENCES {
+            m.misbehaving.with_label_values(&[reason]);
+            m.bans.with_label_values(&[reason]);
+        }
+        for outcome in ["dialled", "succeeded", "failed"] {
+            m.address_tests.with_label_values(&[outcome]);
+        }
+        for kind in ["peer_id", "da_authority"] {
+            m.identity_clash.with_label_values(&[kind]);
+        }
+        for service in dsdn_protocols::ServiceType::ALL {
+            m.discovery_lookups.with_label_values(&[service.as_str()]);
+            m.providers_found.with_label_values(&[service.as_str()]);
+        }
+        for result in ["reachable", "unreachable"] {
+            m.nat.autonat_probes.with_label_values(&[result]);
+        }
+        for result in ["ok", "failed"] {
+            m.nat.dcutr.with_label_values(&[result]);
+        }
+        // Process metrics (RSS, CPU seconds, open and maximum descriptors, threads, start
+        // time), read from /proc at each scrape.
+        #[cfg(target_os = "linux")]
+        m.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         for dir in ["sent", "received"] {
             m.pex_requests_total.with_label_values(&[dir]);
         }
@@ -540,6 +581,23 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(target_os = "linux")]
+    fn process_metrics_are_exported() {
+        let text = Metrics::new().unwrap().encode();
+        for name in [
+            "process_resident_memory_bytes",
+            "process_cpu_seconds_total",
+            "process_open_fds",
+            "process_max_fds",
+        ] {
+            assert!(
+                text.contains(&format!("\n{name} ")),
+                "{name} missing:\n{text}"
+            );
+        }
+    }
+
+    #[test]
     fn exact_names_are_exposed() {
         let m = Metrics::new().unwrap();
         m.dns_resolve_success.inc();
@@ -557,6 +615,13 @@ mod tests {
             "bootstrap_active_peers 0",
             "bootstrap_pex_requests_total{direction=\"sent\"} 0",
             "bootstrap_fallback_triggered 0",
+            // Labelled families at zero from the start (issue 15 §5).
+            "bootstrap_peer_handshake_failure{reason=\"timeout\"} 0",
+            "bootstrap_connections_denied_total{reason=\"pending_limit\"} 0",
+            "bootstrap_misbehaving_total{reason=\"da_invalid_blob\"} 0",
+            "bootstrap_peer_bans_total{reason=\"pex_oversized\"} 0",
+            "p2p_autonat_probes_total{result=\"unreachable\"} 0",
+            "node_identity_clash{kind=\"da_authority\"} 0",
             "bootstrap_partitioned 0",
             "bootstrap_partition_recovery_total 0",
             "bootstrap_eclipse_warning 0",

@@ -75,6 +75,17 @@ pub enum HandshakeError {
 }
 
 impl HandshakeError {
+    /// Every value [`HandshakeError::reason`] returns.
+    pub const REASONS: [&'static str; 7] = [
+        "network_mismatch",
+        "incompatible_version",
+        "node_id_mismatch",
+        "malformed",
+        "timeout",
+        "unsupported_protocol",
+        "io",
+    ];
+
     /// The `reason` label of `bootstrap_peer_handshake_failure`: `network_mismatch`,
     /// `incompatible_version`, `node_id_mismatch`, `malformed`, `timeout`,
     /// `unsupported_protocol` or `io`.

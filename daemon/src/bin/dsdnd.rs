@@ -246,7 +246,7 @@ async fn reload_on_hangup(
     }
 }
 
-/// Interval of the `process_open_fds` count.
+/// Interval of the descriptor count behind the near-exhaustion warning.
 const FD_COUNT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Raises the soft `nofile` limit, splits it ([`FdBudget::plan`]) and lowers the P2P
@@ -277,7 +277,7 @@ fn plan_descriptors(seeds: &mut SeedsConfig) -> anyhow::Result<Option<FdBudget>>
     Ok(Some(budget))
 }
 
-/// Keeps `process_open_fds` current and warns (at most every 10 s) when 90 % of the
+/// Counts the open descriptors every 10 s and warns when 90 % of the
 /// budget is in use.
 async fn watch_descriptors(metrics: FdMetrics, budget: FdBudget) {
     let mut tick = tokio::time::interval(FD_COUNT_INTERVAL);

@@ -25,6 +25,16 @@ pub struct Offence {
     pub depends_on_config: bool,
 }
 
+/// Every misbehaviour label the node charges (`bootstrap_misbehaving_total{reason}`,
+/// `bootstrap_peer_bans_total{reason}`).
+pub const OFFENCES: [&str; 5] = [
+    "pex_oversized",
+    "pex_malformed",
+    "bad_receipt",
+    "provider_mismatch",
+    "da_invalid_blob",
+];
+
 /// The offence of a misbehaviour label (`bootstrap_misbehaving_total{reason}`).
 ///
 /// | label              | tolerance | on own config |

@@ -49,7 +49,7 @@ use crate::metrics::Metrics;
 
 pub use address_test::{ADDRESS_TEST_GAP, ADDRESS_TEST_PER_PEER, ADDRESS_TEST_QUEUE};
 pub use errors::{BannedPeer, LimitExceeded};
-pub use misbehaviour::{banned_majority_warning, offence, Offence};
+pub use misbehaviour::{banned_majority_warning, offence, Offence, OFFENCES};
 pub use swarm::MAX_PENDING_INBOUND;
 
 mod address_test;
