@@ -34,6 +34,7 @@ pub use listen::ApiMetrics;
 mod committee;
 mod control;
 pub mod da;
+pub mod health;
 pub mod listen;
 mod slots;
 #[cfg(test)]
@@ -233,6 +234,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/receipts", get(workload::list).post(workload::publish))
         .route("/v1/receipts/{id}", get(workload::show))
         .route("/metrics", get(metrics))
+        .route("/health", get(health::health))
+        .route("/health/live", get(health::live))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))

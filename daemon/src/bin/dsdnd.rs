@@ -91,6 +91,11 @@ struct Cli {
     /// `text` (human lines) or `json` (one object per line, for log shippers).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Also serve `/metrics`, `/health` and `/health/live` **without token** on this
+    /// address, for Prometheus and health probes on a private interface (at most 8
+    /// connections).
+    #[arg(long, value_name = "IP:PORT")]
+    metrics_listen: Option<SocketAddr>,
     /// Address of the HTTP/JSON control API.
     #[arg(long, default_value = "127.0.0.1:8645")]
     api: SocketAddr,
@@ -487,6 +492,30 @@ async fn run(
         log,
         budget,
     ));
+    let metrics_listener = match cli.metrics_listen {
+        Some(addr) => {
+            let listener = match server::health::bind_metrics(addr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = cookie::remove_cookie(&cli.data_dir);
+                    return Err(
+                        anyhow::Error::from(e).context(format!("metrics listener on {addr}"))
+                    );
+                }
+            };
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let serving = tokio::spawn(server::health::serve_metrics(
+                listener,
+                state.clone(),
+                seeds.api,
+                async move {
+                    let _ = stop_rx.await;
+                },
+            ));
+            Some((stop_tx, serving, addr))
+        }
+        None => None,
+    };
     let api = cli.api;
     let served = server::serve(api, state, seeds.api, shutdown_signal())
         .await
@@ -496,6 +525,14 @@ async fn run(
     }
     reloader.abort();
     let _ = reloader.await;
+    if let Some((stop, serving, addr)) = metrics_listener {
+        let _ = stop.send(());
+        match serving.await {
+            Ok(Err(e)) => tracing::error!(%addr, error = %e, "the metrics listener failed"),
+            Err(e) => tracing::error!(%addr, error = %e, "the metrics listener panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
     served?;
     // The API held the last handles; dropping them stops the event loop.
     drop(node.handle);

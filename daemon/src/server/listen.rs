@@ -76,23 +76,39 @@ pub struct ApiMetrics {
 }
 
 impl ApiMetrics {
-    /// Registers the families in `registry`.
+    /// Registers the families (`api_connections`, …) in `registry`.
     ///
     /// # Errors
     /// When one is registered already.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let connections = IntGauge::new("api_connections", "Control API connections open")?;
+        Self::register_as(registry, "api", "Control API")
+    }
+
+    /// Registers the families named `<prefix>_connections`, … (the metrics listener uses
+    /// `metrics_listener`), described as `what`.
+    ///
+    /// # Errors
+    /// When one is registered already.
+    pub fn register_as(
+        registry: &Registry,
+        prefix: &str,
+        what: &str,
+    ) -> Result<Self, prometheus::Error> {
+        let connections = IntGauge::new(
+            format!("{prefix}_connections"),
+            format!("{what} connections open"),
+        )?;
         let rejected = IntCounterVec::new(
             Opts::new(
-                "api_connections_rejected_total",
-                "Control API connections refused at accept, by the cap that refused them",
+                format!("{prefix}_connections_rejected_total"),
+                format!("{what} connections refused at accept, by the cap that refused them"),
             ),
             &["reason"],
         )?;
         let closed = IntCounterVec::new(
             Opts::new(
-                "api_connections_closed_total",
-                "Control API connections closed by the server, by reason",
+                format!("{prefix}_connections_closed_total"),
+                format!("{what} connections closed by the server, by reason"),
             ),
             &["reason"],
         )?;
