@@ -38,12 +38,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use dsdn_daemon::fds::{self, FdBudget, FdMetrics};
 use dsdn_daemon::logging::Log;
 use dsdn_daemon::roles::Mode;
 use dsdn_daemon::server::{self, ApiState};
-use dsdn_daemon::{cookie, key, preflight};
+use dsdn_daemon::{cli_docs, cookie, key, preflight};
 use dsdn_p2p::seeds::SeedsConfig;
 use dsdn_p2p::workload::WorkloadConfig;
 use dsdn_p2p::{Node, NodeConfig};
@@ -52,7 +52,7 @@ use dsdn_protocols::ServiceType;
 
 /// The DSDN peer-to-peer daemon.
 #[derive(Parser, Debug)]
-#[command(name = "dsdnd", version, about)]
+#[command(name = "dsdnd", version = dsdn_daemon::build_info::LONG_VERSION)]
 struct Cli {
     /// What this daemon advertises, which roles it keeps connected and whether it carries
     /// DA events (validator, chain, ingress: discovery only).
@@ -129,6 +129,18 @@ enum Command {
     /// Create the data directory and node key if missing; print the peer id and public key
     /// as JSON.
     Init,
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages to DIR (for packaging).
+    #[command(hide = true)]
+    Man {
+        /// Directory the pages are written to (created if missing).
+        dir: PathBuf,
+    },
 }
 
 fn init(data_dir: &Path) -> anyhow::Result<()> {
@@ -443,6 +455,8 @@ async fn run(cli: Cli, mut seeds: SeedsConfig, log: Log) -> anyhow::Result<()> {
         agent_version,
         token: token.into(),
     };
+    dsdn_daemon::build_info::register(node.metrics.registry())
+        .context("cannot register dsdn_build_info")?;
     if let Some(budget) = budget {
         let metrics = FdMetrics::register(node.metrics.registry(), &budget)
             .context("cannot register the descriptor metrics")?;
@@ -495,6 +509,13 @@ fn main() -> std::process::ExitCode {
         Some(Command::Init) => Log::init(None, cli.log_file.as_deref())
             .map_err(anyhow::Error::from)
             .and_then(|_| init(&cli.data_dir)),
+        Some(Command::Completions { shell }) => {
+            cli_docs::write_completions(Cli::command(), shell, &mut std::io::stdout());
+            Ok(())
+        }
+        Some(Command::Man { dir }) => cli_docs::write_man_pages(Cli::command(), &dir)
+            .map(drop)
+            .with_context(|| format!("cannot write the man pages to {}", dir.display())),
         None => start(cli),
     };
     match result {
