@@ -2,7 +2,7 @@
 //! (issue 15 §3): `dsdnd completions SHELL`, `dsdn-agent completions SHELL` print a
 //! completion script; the hidden `man DIR` subcommands write one page per (sub)command,
 //! e.g. `dsdn-agent.1`, `dsdn-agent-peers.1`, `dsdn-agent-peers-list.1`. The Debian
-//! package's build (`scripts/package-test.sh`) calls both.
+//! package's build (`scripts/package.sh`) calls both.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
