@@ -26,6 +26,7 @@
 use dsdn_bootstrap::config::BootstrapConfig;
 use dsdn_p2p::net::peer_manager::EXTRA_OUTBOUND;
 use dsdn_p2p::seeds::api::ApiSection;
+use dsdn_p2p::seeds::SeedsConfig;
 use prometheus::{IntGaugeVec, Opts, Registry};
 
 /// Descriptors reserved for everything that is not a connection (files, sockets of the
@@ -249,6 +250,57 @@ impl FdMetrics {
     /// Counts the open descriptors (for the near-exhaustion warning).
     pub fn update(&self) -> Option<u64> {
         open_fds()
+    }
+}
+
+/// Interval of the descriptor count behind the near-exhaustion warning.
+pub const FD_COUNT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Raises the soft `nofile` limit, splits it ([`FdBudget::plan`]) and lowers the P2P
+/// limits of `seeds` to fit; logs the budget and each lowered key.
+///
+/// # Errors
+/// [`FdError::TooSmall`] when not even one outbound connection fits.
+pub fn plan_for(seeds: &mut SeedsConfig) -> Result<Option<FdBudget>, FdError> {
+    let limit = match raise_nofile_limit() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-files limit: no descriptor budget");
+            return Ok(None);
+        }
+    };
+    let (budget, lowered) = FdBudget::plan(limit.soft, &seeds.api, &mut seeds.bootstrap)?;
+    tracing::info!(
+        nofile = budget.total,
+        nofile_before = limit.before,
+        nofile_hard = limit.hard,
+        files = budget.files,
+        api = budget.api,
+        p2p = budget.p2p,
+        max_inbound_connections = seeds.bootstrap.max_inbound_connections,
+        max_outbound_connections = seeds.bootstrap.max_outbound_connections,
+        "file descriptor budget"
+    );
+    for l in &lowered {
+        l.warn(budget.total);
+    }
+    Ok(Some(budget))
+}
+
+/// Counts the open descriptors every 10 s and warns when 90 % of the
+/// budget is in use.
+pub async fn watch(metrics: FdMetrics, budget: FdBudget) {
+    let mut tick = tokio::time::interval(FD_COUNT_INTERVAL);
+    loop {
+        tick.tick().await;
+        let Some(open) = metrics.update() else { return };
+        if open.saturating_mul(10) >= budget.total.saturating_mul(9) {
+            tracing::warn!(
+                open,
+                nofile = budget.total,
+                "file descriptors nearly exhausted"
+            );
+        }
     }
 }
 

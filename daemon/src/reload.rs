@@ -8,7 +8,7 @@
 //! daemon keeps running on the old configuration). Anything else that changed is named in a
 //! warning as needing a restart. Every change is logged, one line each.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use dsdn_p2p::seeds::SeedsConfig;
 use dsdn_p2p::NodeHandle;
@@ -139,6 +139,35 @@ pub async fn reload(
         applied.api = current.api;
     }
     *current = applied;
+}
+
+/// Reloads on every SIGHUP until aborted (issue 14 §5): re-reads `path`, or with no
+/// configuration file (started on the defaults) only reopens the log file.
+pub async fn on_hangup(
+    path: Option<PathBuf>,
+    mut current: SeedsConfig,
+    node: NodeHandle,
+    log: Log,
+    budget: Option<FdBudget>,
+) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install the SIGHUP handler");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        match &path {
+            Some(path) => {
+                reload(path, &mut current, &node, &log, budget).await;
+            }
+            None => {
+                log.reopen();
+                tracing::info!("SIGHUP: no configuration file to reload (started on the defaults)");
+            }
+        }
+    }
 }
 
 #[cfg(test)]

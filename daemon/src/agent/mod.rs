@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use dsdn_daemon::client::{ApiClient, DEFAULT_API_ADDR};
 use dsdn_daemon::cookie::{cookie_path, read_cookie};
 use dsdn_protocols::ServiceType;
@@ -24,7 +24,7 @@ const DEFAULT_DATA_DIR: &str = "dsdn-data";
 
 /// Operator tool for dsdnd: node status, peers, DA events, and local devnets.
 #[derive(Debug, Parser)]
-#[command(name = "dsdn-agent", version)]
+#[command(name = "dsdn-agent", version = dsdn_daemon::build_info::LONG_VERSION)]
 struct Cli {
     /// Control API address of the dsdnd to talk to.
     #[arg(
@@ -82,6 +82,18 @@ enum Command {
     /// seeds.toml, verify every event against network.da_authority and print each one as it
     /// arrives (one line per event; --json: one JSON object per line). Ctrl-C stops it.
     Watch(watch::WatchArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages to DIR (for packaging).
+    #[command(hide = true)]
+    Man {
+        /// Directory the pages are written to (created if missing).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -272,6 +284,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Ok(ApiClient::new(api).with_token(token))
     };
     match cli.command {
+        Command::Completions { shell } => {
+            dsdn_daemon::cli_docs::write_completions(Cli::command(), shell, &mut std::io::stdout())
+        }
+        Command::Man { dir } => {
+            dsdn_daemon::cli_docs::write_man_pages(Cli::command(), &dir)
+                .with_context(|| format!("cannot write the man pages to {}", dir.display()))?;
+        }
         Command::Devnet(args) => return devnet::run(args).await,
         Command::Watch(args) => watch::run(&args, watch_dir.as_deref()).await?,
         Command::Status { json } => commands::status(&client()?, json).await?,
@@ -353,11 +372,47 @@ pub(crate) fn print_out(text: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn version_names_the_commit_and_profile() {
+        let version = Cli::command().render_version();
+        assert_eq!(
+            version.trim_end(),
+            format!(
+                "dsdn-agent {} (git {}, {})",
+                dsdn_daemon::build_info::VERSION,
+                dsdn_daemon::build_info::COMMIT,
+                dsdn_daemon::build_info::PROFILE
+            )
+        );
+    }
+
+    #[test]
+    fn completions_and_man_pages_name_every_subcommand() {
+        let cmd = Cli::command();
+        let paths = dsdn_daemon::cli_docs::subcommand_paths(&cmd);
+        for p in [
+            "status",
+            "peers list",
+            "peers add-seed",
+            "da blobs",
+            "committee dkg",
+            "watch",
+            "completions",
+        ] {
+            assert!(paths.iter().any(|q| q == p), "{p} not in {paths:?}");
+        }
+        assert!(
+            !paths.iter().any(|q| q == "man"),
+            "man is hidden: {paths:?}"
+        );
+        let problems = dsdn_daemon::cli_docs::check_documents(&cmd);
+        assert!(problems.is_empty(), "{problems:#?}");
     }
 
     #[test]

@@ -38,12 +38,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use dsdn_daemon::fds::{self, FdBudget, FdMetrics};
+use clap::{CommandFactory, Parser, Subcommand};
+use dsdn_daemon::fds::{self, FdMetrics};
 use dsdn_daemon::logging::{Log, LogFormat};
 use dsdn_daemon::roles::Mode;
 use dsdn_daemon::server::{self, ApiState};
-use dsdn_daemon::{cookie, key, preflight};
+use dsdn_daemon::{cli_docs, cookie, key, preflight};
 use dsdn_p2p::seeds::SeedsConfig;
 use dsdn_p2p::workload::WorkloadConfig;
 use dsdn_p2p::{Node, NodeConfig};
@@ -52,7 +52,7 @@ use dsdn_protocols::ServiceType;
 
 /// The DSDN peer-to-peer daemon.
 #[derive(Parser, Debug)]
-#[command(name = "dsdnd", version, about)]
+#[command(name = "dsdnd", version = dsdn_daemon::build_info::LONG_VERSION)]
 struct Cli {
     /// What this daemon advertises, which roles it keeps connected and whether it carries
     /// DA events (validator, chain, ingress: discovery only).
@@ -145,6 +145,18 @@ enum Command {
     /// Create the data directory and node key if missing; print the peer id and public key
     /// as JSON.
     Init,
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages to DIR (for packaging).
+    #[command(hide = true)]
+    Man {
+        /// Directory the pages are written to (created if missing).
+        dir: PathBuf,
+    },
 }
 
 fn init(data_dir: &Path) -> anyhow::Result<()> {
@@ -223,82 +235,6 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// Reloads on every SIGHUP until aborted (issue 14 §5).
-async fn reload_on_hangup(
-    path: Option<PathBuf>,
-    mut current: SeedsConfig,
-    node: dsdn_p2p::NodeHandle,
-    log: Log,
-    budget: Option<FdBudget>,
-) {
-    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install the SIGHUP handler");
-            return;
-        }
-    };
-    while hup.recv().await.is_some() {
-        match &path {
-            Some(path) => {
-                dsdn_daemon::reload::reload(path, &mut current, &node, &log, budget).await;
-            }
-            None => {
-                log.reopen();
-                tracing::info!("SIGHUP: no configuration file to reload (started on the defaults)");
-            }
-        }
-    }
-}
-
-/// Interval of the descriptor count behind the near-exhaustion warning.
-const FD_COUNT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Raises the soft `nofile` limit, splits it ([`FdBudget::plan`]) and lowers the P2P
-/// limits of `seeds` to fit; logs the budget and each lowered key.
-fn plan_descriptors(seeds: &mut SeedsConfig) -> anyhow::Result<Option<FdBudget>> {
-    let limit = match fds::raise_nofile_limit() {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read or raise the open-files limit: no descriptor budget");
-            return Ok(None);
-        }
-    };
-    let (budget, lowered) = FdBudget::plan(limit.soft, &seeds.api, &mut seeds.bootstrap)?;
-    tracing::info!(
-        nofile = budget.total,
-        nofile_before = limit.before,
-        nofile_hard = limit.hard,
-        files = budget.files,
-        api = budget.api,
-        p2p = budget.p2p,
-        max_inbound_connections = seeds.bootstrap.max_inbound_connections,
-        max_outbound_connections = seeds.bootstrap.max_outbound_connections,
-        "file descriptor budget"
-    );
-    for l in &lowered {
-        l.warn(budget.total);
-    }
-    Ok(Some(budget))
-}
-
-/// Counts the open descriptors every 10 s and warns when 90 % of the
-/// budget is in use.
-async fn watch_descriptors(metrics: FdMetrics, budget: FdBudget) {
-    let mut tick = tokio::time::interval(FD_COUNT_INTERVAL);
-    loop {
-        tick.tick().await;
-        let Some(open) = metrics.update() else { return };
-        if open.saturating_mul(10) >= budget.total.saturating_mul(9) {
-            tracing::warn!(
-                open,
-                nofile = budget.total,
-                "file descriptors nearly exhausted"
-            );
-        }
-    }
-}
-
 async fn run(
     cli: Cli,
     mut seeds: SeedsConfig,
@@ -317,7 +253,7 @@ async fn run(
     preflight::check_data_dir(&cli.data_dir)?;
     let peers_file = seeds.bootstrap.peers_path(&cli.data_dir);
     preflight::check_peers_file(&peers_file)?;
-    let budget = plan_descriptors(&mut seeds)?;
+    let budget = fds::plan_for(&mut seeds)?;
     let (keypair, created) = key::load_or_create(&cli.data_dir)?;
     let peer_id = keypair.public().to_peer_id();
     if created {
@@ -479,13 +415,15 @@ async fn run(
         agent_version,
         token: token.into(),
     };
+    dsdn_daemon::build_info::register(node.metrics.registry())
+        .context("cannot register dsdn_build_info")?;
     if let Some(budget) = budget {
         let metrics = FdMetrics::register(node.metrics.registry(), &budget)
             .context("cannot register the descriptor metrics")?;
-        tokio::spawn(watch_descriptors(metrics, budget));
+        tokio::spawn(fds::watch(metrics, budget));
     }
     let event_loop = tokio::spawn(node.event_loop.run());
-    let reloader = tokio::spawn(reload_on_hangup(
+    let reloader = tokio::spawn(dsdn_daemon::reload::on_hangup(
         config_path.clone(),
         seeds.clone(),
         node.handle.clone(),
@@ -588,6 +526,13 @@ fn main() -> std::process::ExitCode {
         )
         .map_err(anyhow::Error::from)
         .and_then(|_| init(&cli.data_dir)),
+        Some(Command::Completions { shell }) => {
+            cli_docs::write_completions(Cli::command(), shell, &mut std::io::stdout());
+            Ok(())
+        }
+        Some(Command::Man { dir }) => cli_docs::write_man_pages(Cli::command(), &dir)
+            .map(drop)
+            .with_context(|| format!("cannot write the man pages to {}", dir.display())),
         None => start(cli),
     };
     match result {

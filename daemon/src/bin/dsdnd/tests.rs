@@ -183,3 +183,29 @@ fn non_coordinators_ignore_the_section_but_refuse_the_flags() {
     let cli = parse(&["--mode", "storage", "--committee-members", &members]);
     assert!(committee_membership(&cli, &file).is_err());
 }
+
+#[test]
+fn version_names_the_commit_and_profile() {
+    let version = Cli::command().render_version();
+    let expected = format!(
+        "dsdnd {} (git {}, {})",
+        dsdn_daemon::build_info::VERSION,
+        dsdn_daemon::build_info::COMMIT,
+        dsdn_daemon::build_info::PROFILE
+    );
+    assert_eq!(version.trim_end(), expected);
+    assert!(!dsdn_daemon::build_info::COMMIT.is_empty());
+}
+
+#[test]
+fn completions_and_man_pages_name_every_subcommand() {
+    let cmd = Cli::command();
+    assert_eq!(
+        dsdn_daemon::cli_docs::subcommand_paths(&cmd),
+        ["init", "completions"]
+    );
+    let problems = dsdn_daemon::cli_docs::check_documents(&cmd);
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(Cli::try_parse_from(["dsdnd", "completions", "bash"]).is_ok());
+    assert!(Cli::try_parse_from(["dsdnd", "completions", "tcsh"]).is_err());
+}
