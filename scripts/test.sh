@@ -10,6 +10,15 @@ if { ! command -v ip || ! command -v ss || ! command -v nft || ! command -v sysc
   && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 nftables procps
 fi
+# The Prometheus scrape test (tests/tests/prometheus_scrape.rs) runs a real Prometheus server
+# (Debian package `prometheus`; the test skips, saying so, without it).
+if ! command -v prometheus >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+  # The package may start its own server (and node exporter) where an init system runs; the
+  # test starts its own.
+  pkill -x prometheus || true
+  pkill -x prometheus-node-exporter || true
+fi
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast
 # Tests that need the dsdnd binary built above (ignored in a plain `cargo test`).
