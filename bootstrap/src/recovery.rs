@@ -138,13 +138,22 @@ impl PartitionRecovery {
     }
 
     /// Tells how many peers this node could reach: the distinct peers it verified at least
-    /// once and has not banned (issue 15 §7). A network smaller than `min_peers` is no
-    /// partition: the node is partitioned only below [`PartitionRecovery::threshold`].
+    /// once and has not banned (issue 15 §7). Below `min_peers` the sweeps run (they are how
+    /// the node finds more peers), but a network smaller than `min_peers` raises no alarm:
+    /// see [`PartitionRecovery::alarm`].
     pub fn set_reachable(&mut self, peers: usize) {
         self.reachable = Some(peers);
     }
 
-    /// The connected peers below which the node is partitioned: `min_peers`, or fewer when
+    /// True when the shortage is a partition worth an alarm: the sweeps run (below
+    /// `min_peers`) and `connected` is also below [`PartitionRecovery::threshold`], i.e. the
+    /// node lost peers it could reach. A node connected to every peer it knows, in a
+    /// network smaller than `min_peers`, is only looking for more.
+    pub fn alarm(&self, connected: usize) -> bool {
+        self.is_partitioned() && connected < self.threshold()
+    }
+
+    /// The connected peers below which a shortage is an alarm: `min_peers`, or fewer when
     /// the node could reach fewer ([`PartitionRecovery::set_reachable`]), but at least 1.
     pub fn threshold(&self) -> usize {
         match self.reachable {
@@ -171,7 +180,7 @@ impl PartitionRecovery {
     ///   [`RecoveryEvent::Recovered`] is returned if at least one sweep ran (a dip that
     ///   healed before any sweep resets silently).
     pub fn poll(&mut self, now: Instant, connected: usize) -> Option<RecoveryEvent> {
-        let below = connected < self.threshold();
+        let below = connected < self.cfg.min_peers;
         match self.phase {
             Phase::Sweeping { .. } => None,
             Phase::Healthy => {
@@ -232,7 +241,7 @@ impl PartitionRecovery {
             tracing::debug!("partition sweep reported with no sweep outstanding; ignored");
             return;
         };
-        if connected < self.threshold() {
+        if connected < self.cfg.min_peers {
             self.failed = self.failed.saturating_add(1);
         }
         self.phase = Phase::Partitioned {

@@ -243,18 +243,19 @@ fn from_bootstrap_config() {
 }
 
 /// A network smaller than `min_peers` (issue 15 §7): a node connected to every peer it could
-/// reach is not partitioned; it is once it loses one of them.
+/// reach keeps looking for more (sweeps) but raises no alarm; it does once it loses one.
 #[test]
 fn a_small_network_is_no_partition() {
     let (mut r, now) = healthy(cfg(3, 5, 300));
-    // Two peers known and verified, both connected: healthy although below min_peers.
+    // Two peers known and verified, both connected: below min_peers, so a sweep looks for
+    // more, but no alarm.
     r.set_reachable(2);
     assert_eq!(r.threshold(), 2);
-    assert_eq!(r.poll(now, 2), None);
-    assert!(!r.is_partitioned());
-    // One of them gone: a partition, and a sweep.
-    assert_eq!(r.poll(now, 1), sweep(1));
+    assert_eq!(r.poll(now, 2), sweep(1));
     assert!(r.is_partitioned());
+    assert!(!r.alarm(2));
+    // One of them gone: the alarm.
+    assert!(r.alarm(1));
     // Knowing more peers raises the threshold up to min_peers only.
     r.set_reachable(50);
     assert_eq!(r.threshold(), 3);

@@ -15,26 +15,24 @@ use super::{unix_now, DialKind, DnsPurpose, PeerManager, PeerManagerEvent};
 impl PeerManager {
     /// Runs partition detection and recovery: below `min_peers` connected peers, a sweep
     /// resolves every DNS seed and dials every static peer and the best cached peers; the
-    /// sweeps back off exponentially while the node stays below (each failed one is logged
-    /// at error level); above, the state resets.
+    /// sweeps back off exponentially while the node stays below; above, the state resets.
+    /// The partition *alarm* (CRITICAL log, `bootstrap_partitioned`, `status.partitioned`)
+    /// is raised only while the node also has fewer peers than it could reach (issue 15 §7,
+    /// [`dsdn_bootstrap::recovery::PartitionRecovery::alarm`]): a network smaller than
+    /// `min_peers` only makes the node look for more.
     pub(super) fn drive_recovery(&mut self, now: Instant) {
         let connected = self.verified.len();
-        // A network smaller than min_peers is no partition (issue 15 §7): the threshold is
-        // min_peers or the peers this node could reach, whichever is smaller.
         let reachable = self.store.tried_unbanned(unix_now()).max(connected);
         self.recovery.set_reachable(reachable);
-        let want = self.recovery.threshold();
         if let Some(deadline) = self.sweep_deadline {
             // A sweep is settled at its deadline, or as soon as enough peers are connected.
-            if now < deadline && connected < want {
-                self.metrics
-                    .partitioned
-                    .set(i64::from(self.recovery.is_partitioned()));
+            if now < deadline && connected < self.cfg.min_peers {
+                self.report_partition(connected, reachable);
                 return;
             }
             self.sweep_deadline = None;
             self.recovery.on_sweep_done(now, connected);
-            if connected < want {
+            if self.recovery.alarm(connected) && self.partition_alarm {
                 tracing::error!(
                     connected,
                     reachable,
@@ -47,14 +45,12 @@ impl PeerManager {
         }
         match self.recovery.poll(now, connected) {
             Some(RecoveryEvent::Sweep { attempt }) => {
-                if attempt <= 1 {
-                    tracing::error!(
+                if attempt <= 1 && !self.recovery.alarm(connected) {
+                    tracing::info!(
                         connected,
-                        reachable,
                         min_peers = self.cfg.min_peers,
-                        "CRITICAL: network partition suspected: fewer connected peers than \
-                         min_peers and than the peers this node reached before; resolving \
-                         every DNS seed and retrying every cached and static peer"
+                        "fewer connected peers than min_peers, but connected to every peer this \
+                         node reached before: resolving every DNS seed and asking for more"
                     );
                 }
                 self.sweep(now);
@@ -64,14 +60,31 @@ impl PeerManager {
                     connected,
                     sweeps,
                     after_secs = now.duration_since(since).as_secs(),
-                    "partition recovered: connected to min_peers, or to every peer this node could reach"
+                    "min_peers reached again"
                 );
             }
             None => {}
         }
-        self.metrics
-            .partitioned
-            .set(i64::from(self.recovery.is_partitioned()));
+        self.report_partition(connected, reachable);
+    }
+
+    /// Raises or clears the partition alarm (one log line at each change) and exports it.
+    fn report_partition(&mut self, connected: usize, reachable: usize) {
+        let alarm = self.recovery.alarm(connected);
+        if alarm && !self.partition_alarm {
+            tracing::error!(
+                connected,
+                reachable,
+                min_peers = self.cfg.min_peers,
+                "CRITICAL: network partition suspected: fewer connected peers than min_peers \
+                 and than the peers this node reached before; resolving every DNS seed and \
+                 retrying every cached and static peer"
+            );
+        } else if !alarm && self.partition_alarm {
+            tracing::info!(connected, "partition recovered");
+        }
+        self.partition_alarm = alarm;
+        self.metrics.partitioned.set(i64::from(alarm));
     }
 
     /// One recovery sweep: every DNS seed, every static peer, the best cached peers.

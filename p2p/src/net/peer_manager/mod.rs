@@ -233,6 +233,8 @@ pub struct PeerManager {
     reputations: dsdn_peers::Reputations,
     /// Fingerprint of the configuration offences may depend on (see [`misbehaviour`]).
     config_fingerprint: u64,
+    /// The partition alarm is raised (see `maintenance.rs`).
+    partition_alarm: bool,
 }
 
 /// Current UNIX time in seconds (peers.dat stores wall-clock times).
@@ -350,6 +352,7 @@ impl PeerManager {
             address_tests: address_test::AddressTests::new(now),
             reputations: dsdn_peers::Reputations::new(),
             config_fingerprint: parts.config_fingerprint,
+            partition_alarm: false,
         }
     }
 
@@ -379,10 +382,9 @@ impl PeerManager {
         self.chain.is_isolated() && self.verified.is_empty()
     }
 
-    /// True while fewer than `min_peers` peers are connected after the start-up grace
-    /// period (28.1.C §4: partition recovery runs).
+    /// True while the partition alarm holds (28.1.C §4, issue 15 §7; `maintenance.rs`).
     pub(crate) fn is_partitioned(&self) -> bool {
-        self.recovery.is_partitioned()
+        self.recovery.alarm(self.verified.len())
     }
 
     /// True when at least two outbound peers are connected and all came from one source
