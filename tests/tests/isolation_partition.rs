@@ -251,7 +251,7 @@ async fn s07_partitioned_groups_merge_through_dns_and_pex() -> anyhow::Result<()
         checks.ensure(
             metric(n, "bootstrap_partitioned", &[]).await == 0.0
                 && log_matches(n, 0, Some("ERROR"), "partition").is_empty(),
-            &format!(
+            format!(
                 "{}: a partition alarm in a group that lost nobody",
                 n.name()
             ),
