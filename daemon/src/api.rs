@@ -117,7 +117,7 @@ fn unknown() -> String {
 }
 
 /// One entry of `GET /v1/peers`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PeerInfo {
     /// The peer's PeerId (base58).
     pub peer_id: String,
@@ -156,6 +156,54 @@ pub struct PeerInfo {
     /// configuration (lifted at a start with another one); absent for older bans.
     #[serde(default)]
     pub ban_reason: Option<String>,
+    /// The open connection, for a connected peer (issue 15 §6); absent otherwise.
+    #[serde(default)]
+    pub connection: Option<ConnectionInfo>,
+    /// For a peer the operator added (`dsdn-agent peers add`): its state; absent otherwise.
+    #[serde(default)]
+    pub added: Option<AddedPeerInfo>,
+}
+
+/// What `GET /v1/peers` tells of a peer's open connection (the first one, when several are
+/// open).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionInfo {
+    /// The remote multiaddr of the connection (a `/p2p-circuit` address when relayed).
+    pub remote_addr: String,
+    /// True when the connection runs through a relay (Circuit Relay v2).
+    pub relayed: bool,
+    /// Seconds since the handshake verified.
+    pub age_secs: u64,
+    /// Round-trip time of the last ping, in milliseconds; absent before the first one.
+    #[serde(default)]
+    pub rtt_ms: Option<f64>,
+    /// Bytes received from the peer over its open connections.
+    pub bytes_in: u64,
+    /// Bytes sent to the peer over its open connections.
+    pub bytes_out: u64,
+    /// The peer's identify agent version (`dsdnd/0.1.0`, `rust-libp2p/…`), once known.
+    #[serde(default)]
+    pub agent_version: Option<String>,
+    /// The protocols the peer supports, from identify, sorted.
+    #[serde(default)]
+    pub protocols: Vec<String>,
+    /// Open connections to the peer (1 usually; 2 during a relayed → direct upgrade).
+    pub connections: u32,
+}
+
+/// The state of a peer the operator added with `peers add` (issue 15 §6).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddedPeerInfo {
+    /// The address as the operator gave it.
+    pub addr: String,
+    /// `connected`, `dialing` or `waiting` (for the next retry).
+    pub state: String,
+    /// The last dial error, if the last attempt failed.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Seconds until the next dial attempt, while waiting.
+    #[serde(default)]
+    pub next_retry_secs: Option<u64>,
 }
 
 /// Body of `POST /v1/peers`: a static peer to add (persisted in the data directory and

@@ -167,6 +167,8 @@ fn peer_info(p: PeerView) -> PeerInfo {
         suspicious: p.suspicious,
         banned_until: p.banned_until,
         ban_reason: p.ban_reason,
+        connection: None,
+        added: None,
     }
 }
 

@@ -426,6 +426,8 @@ mod tests {
             suspicious: false,
             banned_until: None,
             ban_reason: None,
+            connection: None,
+            added: None,
         }
     }
 
