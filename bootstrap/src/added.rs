@@ -219,6 +219,13 @@ impl AddedSources {
         add(&mut self.dns_seeds, seed, AddedKind::DnsSeed)
     }
 
+    /// Removes a static peer added before; false when it was not in the list.
+    pub fn remove_static(&mut self, peer: &StaticPeer) -> bool {
+        let before = self.static_peers.len();
+        self.static_peers.retain(|p| p != peer);
+        self.static_peers.len() != before
+    }
+
     /// Appends to `cfg.static_peers` and `cfg.dns_seeds` the additions not already listed
     /// there, in the order added, after the seeds.toml entries (so indices of existing
     /// entries, e.g. in a [`crate::FallbackChain`], stay valid). Returns how many entries

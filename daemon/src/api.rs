@@ -159,9 +159,6 @@ pub struct PeerInfo {
     /// The open connection, for a connected peer (issue 15 §6); absent otherwise.
     #[serde(default)]
     pub connection: Option<ConnectionInfo>,
-    /// For a peer the operator added (`dsdn-agent peers add`): its state; absent otherwise.
-    #[serde(default)]
-    pub added: Option<AddedPeerInfo>,
 }
 
 /// What `GET /v1/peers` tells of a peer's open connection (the first one, when several are
@@ -191,11 +188,15 @@ pub struct ConnectionInfo {
     pub connections: u32,
 }
 
-/// The state of a peer the operator added with `peers add` (issue 15 §6).
+/// One entry of `GET /v1/peers/added`: a peer the operator added with `peers add` and its
+/// state (issue 15 §6, like bitcoin-cli's `getaddednodeinfo`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddedPeerInfo {
     /// The address as the operator gave it.
     pub addr: String,
+    /// The PeerId, when the address names one or a connection verified it.
+    #[serde(default)]
+    pub peer_id: Option<String>,
     /// `connected`, `dialing` or `waiting` (for the next retry).
     pub state: String,
     /// The last dial error, if the last attempt failed.
@@ -227,6 +228,13 @@ pub struct AddSeedRequest {
 pub struct AddedResponse {
     /// The static peer or seed as the daemon stores it (normalised form of the input).
     pub added: String,
+}
+
+/// Answer of `POST /v1/peers/remove`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedResponse {
+    /// The static peer removed, as the daemon stored it.
+    pub removed: String,
 }
 
 /// `GET /v1/peers/stats`: address-book health and connection mix (28.1.C §7 `peers

@@ -25,9 +25,9 @@ use dsdn_protocols::da::DaEvent;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    AddPeerRequest, AddSeedRequest, AddedResponse, ApiError, BanRequest, BanResponse, BlobInfo,
-    CommitteeStatusResponse, DaStateView, PeerInfo, PeerStatsView, PublishResponse, ResetResponse,
-    StatusResponse, SubmitResponse, UnbanResponse,
+    AddPeerRequest, AddSeedRequest, AddedPeerInfo, AddedResponse, ApiError, BanRequest,
+    BanResponse, BlobInfo, CommitteeStatusResponse, DaStateView, PeerInfo, PeerStatsView,
+    PublishResponse, RemovedResponse, ResetResponse, StatusResponse, SubmitResponse, UnbanResponse,
 };
 use crate::cookie::read_cookie;
 
@@ -226,6 +226,25 @@ impl ApiClient {
             addr: addr.to_owned(),
         };
         self.post_json("/v1/peers", Some(&body)).await
+    }
+
+    /// `POST /v1/peers/remove`: removes a static peer added with [`ApiClient::add_peer`].
+    ///
+    /// # Errors
+    /// Any [`ClientError`]; a peer that was not added is [`ClientError::Api`] 404.
+    pub async fn remove_peer(&self, addr: &str) -> Result<RemovedResponse, ClientError> {
+        let body = AddPeerRequest {
+            addr: addr.to_owned(),
+        };
+        self.post_json("/v1/peers/remove", Some(&body)).await
+    }
+
+    /// `GET /v1/peers/added`: the added peers and their state.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn added_peers(&self) -> Result<Vec<AddedPeerInfo>, ClientError> {
+        self.get_json("/v1/peers/added").await
     }
 
     /// `POST /v1/seeds`: adds a DNS seed, persisted by the daemon and resolved at once.

@@ -25,7 +25,7 @@ use dsdn_p2p::{Metrics, NodeHandle};
 use dsdn_protocols::{ServiceType, PROTOCOL_VERSION};
 use serde::Deserialize;
 
-use crate::api::{ApiError, PeerInfo, StatusResponse};
+use crate::api::{ApiError, ConnectionInfo, PeerInfo, StatusResponse};
 use crate::cookie::{bearer_token, token_matches};
 
 pub use dsdn_p2p::seeds::api::ApiSection;
@@ -167,8 +167,17 @@ fn peer_info(p: PeerView) -> PeerInfo {
         suspicious: p.suspicious,
         banned_until: p.banned_until,
         ban_reason: p.ban_reason,
-        connection: None,
-        added: None,
+        connection: p.connection.map(|c| ConnectionInfo {
+            remote_addr: c.remote_addr.to_string(),
+            relayed: c.relayed,
+            age_secs: c.age.as_secs(),
+            rtt_ms: c.rtt.map(|d| d.as_secs_f64() * 1000.0),
+            bytes_in: p.traffic.bytes_in,
+            bytes_out: p.traffic.bytes_out,
+            agent_version: c.agent_version,
+            protocols: c.protocols,
+            connections: c.connections,
+        }),
     }
 }
 
@@ -216,6 +225,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/peers", get(peers).post(control::add_peer))
         .route("/v1/seeds", post(control::add_seed))
         .route("/v1/peers/stats", get(control::stats))
+        .route("/v1/peers/added", get(control::added_peers))
+        .route("/v1/peers/remove", post(control::remove_peer))
         .route("/v1/peers/reset", post(control::reset))
         .route(
             "/v1/peers/{peer_id}/ban",

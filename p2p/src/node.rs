@@ -7,10 +7,14 @@ use std::time::Duration;
 use dsdn_bootstrap::added::AddedSources;
 use dsdn_bootstrap::resolver::SeedResolver;
 use dsdn_peers::store::{OpenReport, PeerStore};
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::timeout::TransportTimeout;
+use libp2p::core::upgrade::Version;
+use libp2p::core::Transport as _;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::ProtocolSupport;
-use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, Swarm, SwarmBuilder};
+use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
 use tokio::sync::mpsc;
 
 use crate::config::NodeConfig;
@@ -29,6 +33,7 @@ use crate::net::nat::Nat;
 use crate::net::peer_manager::{PeerManager, PeerManagerParts};
 use crate::net::pex::PexProtocol;
 use crate::net::rpc::Rpc;
+use crate::net::traffic::PeerTraffic;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +113,39 @@ pub fn listen_addrs(listen: SocketAddr) -> [Multiaddr; 2] {
 
 /// The swarm's per-dial timeout: the configured connect timeout, capped at 8 s (see
 /// [`Node::start`]).
+/// The node's transport: TCP (noise, yamux), QUIC and Circuit Relay v2 client connections,
+/// each established connection's muxer counting its bytes into `traffic`, and a dial (connect,
+/// noise, yamux) given up after [`connection_timeout`]. The same composition as libp2p's
+/// `SwarmBuilder::with_tcp().with_quic().with_relay_client()`, which has no hook for
+/// per-connection counters.
+fn build_transport(
+    key: &libp2p::identity::Keypair,
+    relay_transport: libp2p::relay::client::Transport,
+    traffic: PeerTraffic,
+    peer_connect_timeout: Duration,
+) -> Result<libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)>, StartError> {
+    let noise = |key: &libp2p::identity::Keypair| {
+        noise::Config::new(key).map_err(|e| StartError::Swarm(e.to_string()))
+    };
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise(key)?)
+        .multiplex(yamux::Config::default())
+        .map(|(p, c), _| (p, StreamMuxerBox::new(c)));
+    let quic = libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(key))
+        .map(|(p, c), _| (p, StreamMuxerBox::new(c)));
+    let relay = relay_transport
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise(key)?)
+        .multiplex(yamux::Config::default())
+        .map(|(p, c), _| (p, StreamMuxerBox::new(c)));
+    let transport = relay
+        .or_transport(tcp.or_transport(quic).map(|either, _| either.into_inner()))
+        .map(|either, _| either.into_inner())
+        .map(move |(p, c), _| (p, traffic.wrap(p, c)));
+    Ok(TransportTimeout::new(transport, connection_timeout(peer_connect_timeout)).boxed())
+}
+
 fn connection_timeout(peer_connect_timeout: Duration) -> Duration {
     peer_connect_timeout.min(Duration::from_secs(8))
 }
@@ -375,46 +413,29 @@ impl Node {
                 config_fingerprint: fingerprint,
             },
         );
-        let mut built = None;
-        let mut swarm: Swarm<Behaviour> = SwarmBuilder::with_existing_identity(key.clone())
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .map_err(|e| StartError::Swarm(e.to_string()))?
-            .with_quic()
-            .with_relay_client(noise::Config::new, yamux::Config::default)
-            .map_err(|e| StartError::Swarm(e.to_string()))?
-            .with_behaviour(|_, relay_client| {
-                match build_behaviour(
-                    &cfg,
-                    &key,
-                    manager,
-                    store.clone(),
-                    metrics.clone(),
-                    relay_client,
-                ) {
-                    Ok(b) => Ok(b),
-                    Err(e) => {
-                        let msg = e.to_string();
-                        built = Some(e);
-                        Err(msg.into())
-                    }
-                }
-            })
-            .map_err(|e| {
-                built
-                    .take()
-                    .unwrap_or_else(|| StartError::Swarm(e.to_string()))
-            })?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
-            // One dial (connect, noise, yamux) gives up after the connect timeout, at most
-            // 8 s: an AutoNAT dial-back to an address behind a NAT that drops it must fail
-            // before the server's 10 s request deadline, or the probe proves nothing.
-            .with_connection_timeout(connection_timeout(cfg.bootstrap.peer_connect_timeout))
-            .build();
+        let traffic = PeerTraffic::new();
+        let (relay_transport, relay_client) = libp2p::relay::client::new(key.public().to_peer_id());
+        let behaviour = build_behaviour(
+            &cfg,
+            &key,
+            manager,
+            store.clone(),
+            metrics.clone(),
+            relay_client,
+        )?;
+        let transport = build_transport(
+            &key,
+            relay_transport,
+            traffic.clone(),
+            cfg.bootstrap.peer_connect_timeout,
+        )?;
+        let mut swarm: Swarm<Behaviour> = Swarm::new(
+            transport,
+            behaviour,
+            key.public().to_peer_id(),
+            libp2p::swarm::Config::with_tokio_executor()
+                .with_idle_connection_timeout(Duration::from_secs(24 * 3600)),
+        );
         // A light client does not listen (`cfg.listen` is unused): it only dials out.
         if !cfg.light {
             listen_on_all(&mut swarm, &cfg.listen, cfg.listen_ipv6_optional)?;
@@ -494,6 +515,7 @@ impl Node {
             crate::event_loop::Services {
                 committee,
                 workload,
+                traffic,
             },
             cfg,
         );

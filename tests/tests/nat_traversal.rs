@@ -81,6 +81,8 @@ fn nodes_behind_nats_are_relayed_hole_punched_and_in_sync() -> Result<(), LabErr
                             && p.connected
                             && p.direction.as_deref() == Some("outbound")
                             && p.addresses.iter().any(|a| a.contains("/p2p-circuit"))
+                            // `peers list` shows the connection (issue 15 §6).
+                            && p.connection.is_some()
                     })
                     .then_some(())
             },
@@ -100,6 +102,16 @@ fn nodes_behind_nats_are_relayed_hole_punched_and_in_sync() -> Result<(), LabErr
     }
     lab.wait_until("s1 and s2 are connected", STEP, || {
         (lab.connected("s1", "s2") && lab.connected("s2", "s1")).then_some(())
+    })?;
+    // `peers list` says the connection is direct now, not relayed (issue 15 §6).
+    lab.wait_until("s1 lists its connection to s2 as direct", STEP, || {
+        let peers = lab.peers("s1").ok()?;
+        let c = peers
+            .iter()
+            .find(|p| p.peer_id == s2_id)?
+            .connection
+            .clone()?;
+        (!c.relayed && !c.remote_addr.contains("/p2p-circuit")).then_some(())
     })?;
     let [r1, r2] = t.router_ips;
     let direct = lab.wait_until("a direct TCP connection between the NATs", STEP, || {

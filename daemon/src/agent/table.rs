@@ -30,6 +30,126 @@ pub(crate) fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Terminal width the tables fit by default (issue 15 §6).
+pub(crate) const TABLE_WIDTH: usize = 80;
+
+/// As [`render_table`], but at most `width` columns wide when that can be done by folding
+/// the columns `fold`: the widest of them is narrowed first, none below its longest word
+/// (text between `,` or spaces) or its header, and their cells are wrapped onto
+/// continuation lines whose other columns are blank. A table that fits is exactly
+/// [`render_table`]'s; one that cannot fit is folded as far as the words allow.
+pub(crate) fn render_table_fit(
+    headers: &[&str],
+    rows: &[Vec<String>],
+    width: usize,
+    fold: &[usize],
+) -> String {
+    let cols = headers.len();
+    let cells = |i: usize| rows.iter().filter_map(move |r| r.get(i));
+    let mut widths: Vec<usize> = (0..cols)
+        .map(|i| {
+            cells(i)
+                .map(|c| c.chars().count())
+                .chain(std::iter::once(headers[i].chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * cols.saturating_sub(1);
+    if total(&widths) <= width {
+        return render_table(headers, rows);
+    }
+    let fold: Vec<usize> = fold.iter().copied().filter(|i| *i < cols).collect();
+    let floor: Vec<usize> = (0..cols)
+        .map(|i| {
+            cells(i)
+                .flat_map(|c| c.split_inclusive([',', ' ']))
+                .map(|w| w.trim_end().chars().count())
+                .chain(std::iter::once(headers[i].chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    while total(&widths) > width {
+        let Some(&i) = fold
+            .iter()
+            .filter(|i| widths[**i] > floor[**i])
+            .max_by_key(|i| widths[**i])
+        else {
+            break;
+        };
+        widths[i] -= 1;
+    }
+    let mut out_rows: Vec<Vec<String>> = Vec::new();
+    for row in rows {
+        let wrapped: Vec<Vec<String>> = (0..cols)
+            .map(|i| {
+                let cell = row.get(i).cloned().unwrap_or_default();
+                if fold.contains(&i) {
+                    wrap(&cell, widths[i])
+                } else {
+                    vec![cell]
+                }
+            })
+            .collect();
+        let lines = wrapped.iter().map(Vec::len).max().unwrap_or(1);
+        for l in 0..lines {
+            out_rows.push(
+                wrapped
+                    .iter()
+                    .map(|pieces| pieces.get(l).cloned().unwrap_or_default())
+                    .collect(),
+            );
+        }
+    }
+    render_table(headers, &out_rows)
+}
+
+/// `text` in pieces of at most `width` characters, broken after the last `,` or space that
+/// fits, else hard.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut start = 0;
+    while chars.len() - start > width {
+        let window = &chars[start..start + width];
+        let cut = window
+            .iter()
+            .rposition(|c| *c == ',' || *c == ' ')
+            .map_or(width, |i| i + 1);
+        out.push(
+            chars[start..start + cut]
+                .iter()
+                .collect::<String>()
+                .trim_end()
+                .to_owned(),
+        );
+        start += cut;
+        while chars.get(start) == Some(&' ') {
+            start += 1;
+        }
+    }
+    if start < chars.len() || out.is_empty() {
+        out.push(chars[start..].iter().collect());
+    }
+    out
+}
+
+/// A byte count for tables: `512B`, `1.5K`, `12.0M`, `3.2G` (powers of 1024).
+pub(crate) fn format_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["K", "M", "G", "T"];
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1}{}", UNITS[unit])
+}
+
 /// `key  value` lines with the values aligned.
 pub(crate) fn render_kv(pairs: &[(&str, String)]) -> String {
     let width = pairs
@@ -134,6 +254,47 @@ mod tests {
         let t = render_table(&["ID", "X"], &[vec!["12D3…abcdefgh".into(), "1".into()]]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0].find('X'), Some("12D3…abcdefgh  ".chars().count()));
+    }
+
+    #[test]
+    fn fit_folds_one_column_to_the_width() {
+        let rows = vec![
+            vec![
+                "a".to_owned(),
+                "storage,storage-dc,coordinator,validator,bootstrap".to_owned(),
+                "x".to_owned(),
+            ],
+            vec!["b".to_owned(), "chain".to_owned(), "y".to_owned()],
+        ];
+        let t = render_table_fit(&["ID", "SERVICES", "END"], &rows, 30, &[1]);
+        for line in t.lines() {
+            assert!(line.chars().count() <= 30, "{t}");
+        }
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>()[0], "a");
+        assert!(lines[1].ends_with(" x"), "{t}");
+        assert!(lines[2].starts_with("   "), "{t}");
+        // Every service is still there, in order.
+        let joined: String = t
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.starts_with('b'))
+            .map(|l| {
+                l.split_whitespace()
+                    .nth(if l.starts_with('a') { 1 } else { 0 })
+                    .unwrap_or("")
+            })
+            .collect();
+        assert_eq!(joined, "storage,storage-dc,coordinator,validator,bootstrap");
+        // A table that fits is render_table's.
+        assert_eq!(
+            render_table_fit(&["ID"], &[vec!["a".to_owned()]], 80, &[0]),
+            render_table(&["ID"], &[vec!["a".to_owned()]])
+        );
+        assert_eq!(wrap("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
+        assert_eq!(format_bytes(512), "512B");
+        assert_eq!(format_bytes(1536), "1.5K");
+        assert_eq!(format_bytes(5 * 1024 * 1024), "5.0M");
     }
 
     #[test]

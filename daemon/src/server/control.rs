@@ -17,8 +17,8 @@ use serde::de::DeserializeOwned;
 
 use super::{error, stopped, ApiState};
 use crate::api::{
-    AddPeerRequest, AddSeedRequest, AddedResponse, BanRequest, BanResponse, ResetResponse,
-    UnbanResponse, MAX_BAN_SECS,
+    AddPeerRequest, AddSeedRequest, AddedPeerInfo, AddedResponse, BanRequest, BanResponse,
+    RemovedResponse, ResetResponse, UnbanResponse, MAX_BAN_SECS,
 };
 
 /// The status of a failed peer-management command.
@@ -26,6 +26,7 @@ fn control_status(e: &ControlError) -> StatusCode {
     match e {
         ControlError::AlreadyPresent(_) | ControlError::TooMany(_) => StatusCode::CONFLICT,
         ControlError::OwnPeer => StatusCode::BAD_REQUEST,
+        ControlError::NotAdded(_) => StatusCode::NOT_FOUND,
         ControlError::Persist(_) | ControlError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -68,6 +69,43 @@ pub(super) async fn add_peer(State(s): State<ApiState>, body: Bytes) -> Response
         Ok(Err(e)) => control_error(&e),
         Ok(Ok(())) => Json(AddedResponse { added }).into_response(),
     }
+}
+
+/// `POST /v1/peers/remove` `{"addr": "IP:PORT|MULTIADDR"}`: undoes `POST /v1/peers`
+/// (404 for a peer that was not added).
+pub(super) async fn remove_peer(State(s): State<ApiState>, body: Bytes) -> Response {
+    let req: AddPeerRequest = match json_body(&body, r#"{"addr": "IP:PORT|MULTIADDR"}"#) {
+        Ok(r) => r,
+        Err(msg) => return bad_request(msg),
+    };
+    let peer = match StaticPeer::parse(&req.addr) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let removed = peer.to_string();
+    match s.node.remove_peer(peer).await {
+        Err(_) => stopped(),
+        Ok(Err(e)) => control_error(&e),
+        Ok(Ok(())) => Json(RemovedResponse { removed }).into_response(),
+    }
+}
+
+/// `GET /v1/peers/added`: the added peers and their state.
+pub(super) async fn added_peers(State(s): State<ApiState>) -> Response {
+    let Ok(added) = s.node.added_peers().await else {
+        return stopped();
+    };
+    let out: Vec<AddedPeerInfo> = added
+        .into_iter()
+        .map(|a| AddedPeerInfo {
+            addr: a.peer.to_string(),
+            peer_id: a.peer_id.map(|p| p.to_string()),
+            state: a.state.as_str().to_owned(),
+            last_error: a.last_error,
+            next_retry_secs: a.next_retry.map(|d| d.as_secs()),
+        })
+        .collect();
+    Json(out).into_response()
 }
 
 /// `POST /v1/seeds` `{"domain": "seed.example.org"}`.

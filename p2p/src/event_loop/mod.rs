@@ -56,6 +56,8 @@ pub(crate) struct Services {
     pub(crate) committee: Option<CommitteeLoop>,
     /// Workload execution, receipt signing and the receipts topic.
     pub(crate) workload: WorkloadLoop,
+    /// Bytes per peer, counted by the transport.
+    pub(crate) traffic: crate::net::traffic::PeerTraffic,
 }
 
 /// The DA state of the event loop: [`DaParts`] and the requests in flight.
@@ -83,6 +85,10 @@ pub struct EventLoop {
     committee: Option<CommitteeLoop>,
     /// Workload execution, receipt signing and the receipts topic.
     workload: workload::WorkloadLoop,
+    /// Open connections: address, age, ping, identify (for `peers list`).
+    connections: crate::net::connections::ConnectionBook,
+    /// Bytes per peer, counted by the transport.
+    traffic: crate::net::traffic::PeerTraffic,
     /// Detects another process running with this node's key.
     identity: crate::net::identity::IdentityGuard,
     /// Rate limit of listener error logs (e.g. `Too many open files`, once per accept).
@@ -108,6 +114,7 @@ impl EventLoop {
         let Services {
             committee,
             workload,
+            traffic,
         } = services;
         let da_subscribers = DaSubscribers::new(&metrics);
         Self {
@@ -126,6 +133,8 @@ impl EventLoop {
             da_subscribers,
             committee,
             workload,
+            connections: crate::net::connections::ConnectionBook::default(),
+            traffic,
             identity: crate::net::identity::IdentityGuard::new(),
             listener_errors: views::LogLimit::default(),
             peers_degraded_since: None,
@@ -316,6 +325,13 @@ impl EventLoop {
             Command::PeerStats(tx) => {
                 let _ = tx.send(self.peer_stats());
             }
+            Command::RemovePeer(peer, tx) => {
+                let pm = &mut self.swarm.behaviour_mut().peer_manager;
+                let _ = tx.send(pm.remove_static_peer(&peer));
+            }
+            Command::AddedPeers(tx) => {
+                let _ = tx.send(self.swarm.behaviour().peer_manager.added_peers());
+            }
             Command::AddPeer(peer, tx) => {
                 let _ = tx.send(self.add_peer(peer));
             }
@@ -369,6 +385,10 @@ impl EventLoop {
                 info,
                 ..
             })) => {
+                let protocols: Vec<String> =
+                    info.protocols.iter().map(ToString::to_string).collect();
+                self.connections
+                    .identified(&peer_id, &info.agent_version, &protocols);
                 let b = self.swarm.behaviour_mut();
                 b.discovery
                     .peer_identified(peer_id, &info.listen_addrs, &info.protocols);
@@ -382,6 +402,25 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::DaRegister(e)) => self.on_da_register(e),
             SwarmEvent::Behaviour(BehaviourEvent::Committee(e)) => self.on_committee(e),
             SwarmEvent::Behaviour(BehaviourEvent::Workload(e)) => self.on_workload(e),
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, ?connection_id, ?endpoint, "connection established");
+                self.connections
+                    .established(peer_id, connection_id, &endpoint, Instant::now());
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                cause,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, ?connection_id, ?cause, "connection closed");
+                self.connections.closed(&peer_id, connection_id);
+            }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
             }
@@ -462,7 +501,10 @@ impl EventLoop {
     /// connection's own timeouts (the peer manager closes dead connections).
     fn on_ping(&mut self, event: ping::Event) {
         match event.result {
-            Ok(rtt) => self.metrics.ping_rtt_ms.observe(rtt.as_secs_f64() * 1000.0),
+            Ok(rtt) => {
+                self.metrics.ping_rtt_ms.observe(rtt.as_secs_f64() * 1000.0);
+                self.connections.ping(&event.peer, rtt);
+            }
             Err(e) => tracing::debug!(peer = %event.peer, error = %e, "ping failed"),
         }
     }

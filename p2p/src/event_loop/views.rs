@@ -75,6 +75,7 @@ impl EventLoop {
 
     pub(super) fn peer_views(&self) -> Vec<PeerView> {
         let now = unix_now();
+        let instant = Instant::now();
         let connected = self.swarm.behaviour().peer_manager.connected();
         let mut out: Vec<PeerView> = self
             .store
@@ -82,6 +83,8 @@ impl EventLoop {
             .unwrap_or_default()
             .into_iter()
             .map(|r| PeerView {
+                connection: self.connections.get(&r.peer_id, instant),
+                traffic: self.traffic.get(&r.peer_id),
                 peer_id: r.peer_id,
                 connected_outbound: connected.get(&r.peer_id).map(|p| p.outbound),
                 score: score(&r, now),
@@ -110,6 +113,8 @@ impl EventLoop {
         for (peer, p) in connected {
             if !out.iter().any(|v| v.peer_id == *peer) {
                 out.push(PeerView {
+                    connection: self.connections.get(peer, instant),
+                    traffic: self.traffic.get(peer),
                     peer_id: *peer,
                     addrs: p.listen_addrs.clone(),
                     services: p.services,

@@ -20,6 +20,7 @@ use libp2p::Multiaddr;
 
 pub mod behaviour;
 pub mod component;
+pub mod connections;
 pub mod discovery;
 pub mod handshake;
 pub mod identity;
@@ -27,6 +28,7 @@ pub mod nat;
 pub mod peer_manager;
 pub mod pex;
 pub mod rpc;
+pub mod traffic;
 mod view;
 
 pub(crate) use view::PeerView;

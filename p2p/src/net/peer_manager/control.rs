@@ -43,11 +43,43 @@ impl PeerManager {
         }
         self.save_addition(&peer, |a| a.add_static(peer.clone()))?;
         self.cfg.static_peers.push(peer.clone());
+        self.added_peers.add(peer.clone(), Instant::now());
         self.chain
             .set_sources(self.cfg.static_peers.len(), self.cfg.dns_seeds.len());
         tracing::info!(%peer, file = %self.added_file.display(), "static peer added");
         self.dial_static(&peer, false);
         Ok(())
+    }
+
+    /// Removes a peer added with [`PeerManager::add_static_peer`] (`peers remove`): saved to
+    /// the additions file first, then no longer used or re-dialled. An open connection to
+    /// it stays open (as Bitcoin Core's `addnode remove`; `peers ban` closes one).
+    ///
+    /// # Errors
+    /// [`ControlError::NotAdded`] for a peer that is not an operator addition (seeds.toml's
+    /// static peers are edited there), or [`ControlError::Persist`] when the file cannot be
+    /// written (nothing changes then).
+    pub(crate) fn remove_static_peer(&mut self, peer: &StaticPeer) -> Result<(), ControlError> {
+        let mut added = self.added.clone();
+        if !added.remove_static(peer) {
+            return Err(ControlError::NotAdded(peer.to_string()));
+        }
+        added.save(&self.added_file).map_err(persist_err)?;
+        self.added = added;
+        // A seeds.toml entry with the same address stays.
+        if let Some(i) = self.cfg.static_peers.iter().rposition(|p| p == peer) {
+            self.cfg.static_peers.remove(i);
+        }
+        self.chain
+            .set_sources(self.cfg.static_peers.len(), self.cfg.dns_seeds.len());
+        self.added_peers.remove(peer);
+        tracing::info!(%peer, file = %self.added_file.display(), "static peer removed");
+        Ok(())
+    }
+
+    /// The operator's added peers and their state (`peers added`).
+    pub fn added_peers(&self) -> Vec<super::added::AddedPeerView> {
+        self.added_peers.view(Instant::now())
     }
 
     /// Adds a DNS seed: saved to the additions file first, then used by the fallback chain,

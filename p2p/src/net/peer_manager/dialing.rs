@@ -14,7 +14,7 @@ use dsdn_protocols::{PeerSource, ServiceType};
 use futures::FutureExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{CloseConnection, ConnectionDenied, ToSwarm};
+use libp2p::swarm::{CloseConnection, ConnectionDenied, ConnectionId, ToSwarm};
 use libp2p::{Multiaddr, PeerId};
 
 use super::{unix_now, ActionState, BannedPeer, Dial, DialKind, DnsPurpose, PeerManager};
@@ -62,9 +62,21 @@ impl PeerManager {
         kind: DialKind,
         in_action: bool,
     ) -> bool {
+        self.dial_id(peer, addrs, source, kind, in_action).is_some()
+    }
+
+    /// As [`PeerManager::dial`], returning the dial's connection id when it was started.
+    fn dial_id(
+        &mut self,
+        peer: Option<PeerId>,
+        addrs: Vec<Multiaddr>,
+        source: PeerSource,
+        kind: DialKind,
+        in_action: bool,
+    ) -> Option<ConnectionId> {
         let addrs: Vec<Multiaddr> = addrs.into_iter().filter(|a| !self.is_self(a)).collect();
         if addrs.is_empty() || peer == Some(self.local_peer_id) {
-            return false;
+            return None;
         }
         let netgroup = addrs.first().and_then(NetGroup::of_addr);
         let mut fallback = None;
@@ -83,14 +95,15 @@ impl PeerManager {
                     .unwrap_or(&addrs[0])
                     .clone();
                 if self.is_known_socket(&addr) {
-                    return false;
+                    return None;
                 }
                 fallback = addrs.iter().find(|a| !is_tcp(a)).cloned();
                 address_dial(addr)
             }
         };
+        let id = opts.connection_id();
         self.dials.insert(
-            opts.connection_id(),
+            id,
             Dial {
                 source,
                 peer,
@@ -106,7 +119,7 @@ impl PeerManager {
             self.metrics.feelers.inc();
         }
         self.events.push_back(ToSwarm::Dial { opts });
-        true
+        Some(id)
     }
 
     /// Dials a provider found in Kademlia (28.1.C §2) by PeerId alone: the addresses come
@@ -143,9 +156,11 @@ impl PeerManager {
 
     /// An address-only TCP dial failed: `quic`, the same peer's QUIC address, is dialled
     /// in its place (same source, kind and fallback-chain action, no further fallback).
-    pub(super) fn dial_fallback(&mut self, dial: Dial, quic: Multiaddr) {
+    /// Dials `quic` after the TCP dial `failed` of the same peer failed.
+    pub(super) fn dial_fallback(&mut self, failed: ConnectionId, dial: Dial, quic: Multiaddr) {
         tracing::debug!(addr = %quic, "TCP dial failed: trying QUIC");
         let opts = address_dial(quic);
+        self.added_peers.dial_replaced(failed, opts.connection_id());
         self.dials.insert(opts.connection_id(), dial);
         self.events.push_back(ToSwarm::Dial { opts });
     }
@@ -207,15 +222,21 @@ impl PeerManager {
     }
 
     /// Dials a static peer as a full outbound peer.
+    /// Dials a static peer as a full outbound peer (an added one's dial is tracked for
+    /// `peers added`).
     pub(super) fn dial_static(&mut self, peer: &StaticPeer, in_action: bool) -> bool {
         tracing::debug!(%peer, "dialling static peer");
-        self.dial(
+        let id = self.dial_id(
             static_peer_id(peer),
             peer.dial_addrs(),
             PeerSource::StaticConfig,
             DialKind::Outbound,
             in_action,
-        )
+        );
+        if let Some(id) = id {
+            self.added_peers.dial_started(peer, id);
+        }
+        id.is_some()
     }
 
     /// Starts resolving `seed` for `purpose`.

@@ -37,12 +37,11 @@ use dsdn_bootstrap::rotation::{RotationConfig, RotationSchedule};
 use dsdn_peers::ratelimit::InboundRateLimiter;
 use dsdn_peers::store::PeerStore;
 use dsdn_peers::{NetGroup, PeerRecord};
-use dsdn_protocols::handshake::HandshakeError;
 use dsdn_protocols::{AddressPolicy, PeerSource, ServiceSet};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::{CloseConnection, ConnectionId, ToSwarm};
+use libp2p::swarm::{ConnectionId, ToSwarm};
 use libp2p::{Multiaddr, PeerId};
 
 use crate::metrics::Metrics;
@@ -52,6 +51,7 @@ pub use errors::{BannedPeer, LimitExceeded};
 pub use misbehaviour::{banned_majority_warning, offence, Offence, OFFENCES};
 pub use swarm::MAX_PENDING_INBOUND;
 
+pub mod added;
 mod address_test;
 mod control;
 mod dialing;
@@ -59,6 +59,7 @@ mod errors;
 mod maintenance;
 mod misbehaviour;
 mod swarm;
+mod verify;
 
 /// Outbound connections allowed beyond `max_outbound_connections`: two feelers, one
 /// diversity dial and one connection opened by Kademlia or gossipsub.
@@ -205,6 +206,8 @@ pub struct PeerManager {
     inbound_limiter: InboundRateLimiter,
     added: AddedSources,
     added_file: PathBuf,
+    /// The state of the operator's added peers, re-dialled with a backoff.
+    added_peers: added::AddedPeers,
     /// Anchors of the last clean shutdown, dialled before any other cached peer.
     anchors: Vec<PeerRecord>,
     action: Option<ActionState>,
@@ -290,6 +293,10 @@ impl PeerManager {
     pub fn new(mut cfg: BootstrapConfig, parts: PeerManagerParts) -> Self {
         let now = Instant::now();
         parts.added.merge_into(&mut cfg);
+        let mut added_peers = added::AddedPeers::default();
+        for p in &parts.added.static_peers {
+            added_peers.add(p.clone(), now);
+        }
         let chain = FallbackChain::new(
             FallbackConfig {
                 static_peers: cfg.static_peers.len(),
@@ -333,6 +340,7 @@ impl PeerManager {
             rotation,
             added: parts.added,
             added_file: parts.added_file,
+            added_peers,
             anchors,
             action: None,
             action_ids: 0,
@@ -409,121 +417,6 @@ impl PeerManager {
             .collect();
         v.sort_by_key(|(_, p)| p.since);
         v.into_iter().map(|(id, _)| *id).collect()
-    }
-
-    /// Records a verified handshake on `connection` (called by the event loop).
-    pub fn on_handshake_ok(&mut self, peer: PeerId, connection: ConnectionId, info: VerifiedInfo) {
-        let Some(conn) = self.conns.get_mut(&connection) else {
-            return;
-        };
-        if conn.verified {
-            return;
-        }
-        conn.verified = true;
-        let (outbound, source, in_action, kind) =
-            (conn.outbound, conn.source, conn.in_action, conn.kind);
-        let remote = conn.remote.clone();
-        let ours = conn.ours;
-        let netgroup = NetGroup::of_addr(&remote);
-        let newly = !self.verified.contains_key(&peer);
-        if outbound {
-            self.metrics.peer_connect_success.inc();
-        }
-        if in_action {
-            self.settle_one(newly);
-        }
-        // Outbound: tried at the reached address; inbound: announced addresses untested
-        // until an address test reaches them (`address_test.rs`).
-        self.record_handshake(peer, outbound, ours, &remote, source, &info);
-        if !newly {
-            return;
-        }
-        // A feeler is promoted to a full outbound peer when a slot is free; otherwise it has
-        // done its job (peers.dat now knows the address works) and is closed.
-        let feeler = kind == DialKind::Feeler
-            && self.outbound_verified() >= self.cfg.max_outbound_connections;
-        if feeler {
-            tracing::debug!(%peer, "feeler verified; closing");
-            self.events.push_back(ToSwarm::CloseConnection {
-                peer_id: peer,
-                connection: CloseConnection::All,
-            });
-        }
-        self.verified.insert(
-            peer,
-            ConnectedPeer {
-                outbound,
-                feeler,
-                services: info.services,
-                listen_addrs: info.listen_addrs.clone(),
-                source,
-                netgroup,
-                since: Instant::now(),
-            },
-        );
-        tracing::info!(%peer, outbound, source = source.as_str(), services = %info.services, "peer verified");
-        self.events
-            .push_back(ToSwarm::GenerateEvent(PeerManagerEvent::PeerVerified {
-                peer,
-                listen_addrs: info.listen_addrs,
-                services: info.services,
-                outbound,
-            }));
-    }
-
-    /// Records a failed or refused handshake on `connection` and closes it.
-    pub fn on_handshake_failed(
-        &mut self,
-        peer: PeerId,
-        connection: ConnectionId,
-        error: &HandshakeError,
-    ) {
-        self.metrics
-            .handshake_failure
-            .with_label_values(&[error.reason()])
-            .inc();
-        tracing::warn!(%peer, %error, "handshake failed; disconnecting");
-        let mut settle = false;
-        if let Some(conn) = self.conns.get_mut(&connection) {
-            if !conn.verified && conn.in_action {
-                conn.in_action = false;
-                settle = true;
-            }
-            if conn.outbound {
-                let _ = self.store.record_failure(&peer, unix_now());
-            }
-        }
-        if settle {
-            self.settle_one(false);
-        }
-        self.events.push_back(ToSwarm::CloseConnection {
-            peer_id: peer,
-            connection: CloseConnection::One(connection),
-        });
-    }
-
-    /// A peer learned through PEX (already stored in peers.dat): dial it if an outbound slot
-    /// is free and its netgroup has no outbound peer yet. It counts as a good peer only once
-    /// its handshake verifies.
-    pub fn discovered(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
-        if self.free_outbound_slots() == 0 || self.busy_peers().contains(&peer) {
-            return;
-        }
-        if let Some(g) = addrs.first().and_then(NetGroup::of_addr) {
-            if self.outbound_netgroups().contains(&g) {
-                return;
-            }
-        }
-        if self.store.is_banned(&peer, unix_now()).unwrap_or(false) {
-            return;
-        }
-        self.dial(
-            Some(peer),
-            addrs,
-            PeerSource::PeerExchange,
-            DialKind::Outbound,
-            false,
-        );
     }
 
     fn outbound_verified(&self) -> usize {

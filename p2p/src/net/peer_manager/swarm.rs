@@ -230,9 +230,14 @@ impl NetworkBehaviour for PeerManager {
                     }
                     if let Some(quic) = dial.fallback.take() {
                         // The fallback chain's action settles with the QUIC dial.
-                        self.dial_fallback(dial, quic);
+                        self.dial_fallback(e.connection_id, dial, quic);
                         return;
                     }
+                    self.added_peers.dial_failed(
+                        e.connection_id,
+                        &crate::node::error_chain(e.error),
+                        Instant::now(),
+                    );
                     if dial.in_action {
                         self.settle_one(false);
                     }
@@ -246,6 +251,13 @@ impl NetworkBehaviour for PeerManager {
                     if !conn.verified && conn.in_action {
                         self.settle_one(false);
                     }
+                    if !conn.verified {
+                        self.added_peers.dial_failed(
+                            e.connection_id,
+                            "connection closed before the handshake verified",
+                            Instant::now(),
+                        );
+                    }
                 }
                 let still_verified = self
                     .conns
@@ -253,6 +265,7 @@ impl NetworkBehaviour for PeerManager {
                     .any(|c| c.peer == e.peer_id && c.verified);
                 if !still_verified && self.verified.remove(&e.peer_id).is_some() {
                     tracing::info!(peer = %e.peer_id, "peer disconnected");
+                    self.added_peers.disconnected(&e.peer_id, Instant::now());
                     self.events.push_back(ToSwarm::GenerateEvent(
                         PeerManagerEvent::PeerDisconnected { peer: e.peer_id },
                     ));
@@ -304,6 +317,9 @@ impl NetworkBehaviour for PeerManager {
             self.drive_rotation(now);
             self.check_diversity(now);
             self.drive_address_tests(now);
+            for peer in self.added_peers.due(now) {
+                self.dial_static(&peer, false);
+            }
             if !self.events.is_empty() {
                 continue;
             }

@@ -3,29 +3,90 @@
 use std::collections::BTreeMap;
 
 use dsdn_daemon::api::{
-    BanResponse, PeerInfo, PeerStatsView, ResetResponse, UnbanResponse, MAX_BAN_SECS,
+    AddedPeerInfo, BanResponse, PeerInfo, PeerStatsView, ResetResponse, UnbanResponse, MAX_BAN_SECS,
 };
 use dsdn_daemon::client::ApiClient;
 use dsdn_protocols::ServiceType;
 
 use super::commands::{join_or_dash, to_json};
 use super::print_out;
-use super::table::{format_duration, format_unix_utc, render_kv, render_table, short_id, yes_no};
+use super::table::{
+    format_bytes, format_duration, format_unix_utc, render_kv, render_table, render_table_fit,
+    short_id, yes_no, TABLE_WIDTH,
+};
 
 /// Netgroups listed by name in `peers stats`; the rest are summed as `others`.
 const TOP_NETGROUPS: usize = 10;
 
-/// `dsdn-agent peers list [--type SERVICE] [--json]`.
+/// `dsdn-agent peers list [--type SERVICE] [--wide] [--json]`: the table, then one line on
+/// the added peers when there are any.
 pub(crate) async fn list(
     client: &ApiClient,
     json: bool,
+    wide: bool,
     service: Option<ServiceType>,
 ) -> anyhow::Result<()> {
     let peers = client.peers_of_type(service.map(|t| t.as_str())).await?;
     if json {
         return print_out(&to_json(&peers)?);
     }
-    print_out(&peers_table(&peers))
+    let mut out = peers_table(&peers, wide);
+    let added = client.added_peers().await?;
+    if !added.is_empty() {
+        let connected = added.iter().filter(|a| a.state == "connected").count();
+        out.push_str(&format!(
+            "{} added peer{}, {connected} connected (dsdn-agent peers added)\n",
+            added.len(),
+            if added.len() == 1 { "" } else { "s" }
+        ));
+    }
+    print_out(&out)
+}
+
+/// `dsdn-agent peers added [--json]`.
+pub(crate) async fn added(client: &ApiClient, json: bool) -> anyhow::Result<()> {
+    let added = client.added_peers().await?;
+    if json {
+        return print_out(&to_json(&added)?);
+    }
+    print_out(&added_table(&added))
+}
+
+/// `peers added` as a table: address, state, PeerId, next retry, last error (folded).
+pub(crate) fn added_table(added: &[AddedPeerInfo]) -> String {
+    if added.is_empty() {
+        return "no peers added (dsdn-agent peers add IP:PORT|MULTIADDR)\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = added
+        .iter()
+        .map(|a| {
+            vec![
+                a.addr.clone(),
+                a.state.clone(),
+                a.peer_id
+                    .as_deref()
+                    .map_or_else(|| "-".to_owned(), short_id),
+                a.next_retry_secs
+                    .map_or_else(|| "-".to_owned(), |s| format!("in {}", format_duration(s))),
+                a.last_error.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
+        .collect();
+    render_table_fit(
+        &["ADDRESS", "STATE", "PEER ID", "RETRY", "LAST ERROR"],
+        &rows,
+        TABLE_WIDTH,
+        &[4],
+    )
+}
+
+/// `dsdn-agent peers remove IP:PORT|MULTIADDR`.
+pub(crate) async fn remove(client: &ApiClient, addr: &str) -> anyhow::Result<()> {
+    let resp = client.remove_peer(addr).await?;
+    print_out(&format!(
+        "removed static peer {} (no longer dialled; an open connection stays until it closes or `peers ban`)\n",
+        resp.removed
+    ))
 }
 
 /// `dsdn-agent peers add IP:PORT|MULTIADDR`.
@@ -208,9 +269,12 @@ fn first_address(addrs: &[String]) -> String {
     }
 }
 
-/// `suspicious,banned`, or `-`.
+/// `relayed,suspicious,banned`, or `-`.
 fn flags(p: &PeerInfo) -> String {
     let mut f = Vec::new();
+    if p.connection.as_ref().is_some_and(|c| c.relayed) {
+        f.push("relayed");
+    }
     if p.suspicious {
         f.push("suspicious");
     }
@@ -224,9 +288,20 @@ fn flags(p: &PeerInfo) -> String {
     }
 }
 
+/// A round trip for tables: `0.4ms`, `12ms`, `1.2s`; `-` when unknown.
+fn format_rtt(ms: Option<f64>) -> String {
+    match ms {
+        None => "-".to_owned(),
+        Some(ms) if ms < 10.0 => format!("{ms:.1}ms"),
+        Some(ms) if ms < 1000.0 => format!("{ms:.0}ms"),
+        Some(ms) => format!("{:.1}s", ms / 1000.0),
+    }
+}
+
 /// The `peers list` table: connected peers first, then by score (highest first), then by
-/// id; a count line at the end.
-pub(crate) fn peers_table(peers: &[PeerInfo]) -> String {
+/// id; a count line at the end. It fits [`TABLE_WIDTH`] columns (SERVICES folds); `wide`
+/// adds the address, source, netgroup, handshake counts, agent version and protocols.
+pub(crate) fn peers_table(peers: &[PeerInfo], wide: bool) -> String {
     if peers.is_empty() {
         return "no known peers\n".to_owned();
     }
@@ -237,44 +312,60 @@ pub(crate) fn peers_table(peers: &[PeerInfo]) -> String {
             .then(b.score.cmp(&a.score))
             .then(a.peer_id.cmp(&b.peer_id))
     });
+    let dash = || "-".to_owned();
     let rows: Vec<Vec<String>> = sorted
         .iter()
         .map(|p| {
-            let connected = match (p.connected, &p.direction) {
-                (true, Some(d)) => format!("yes ({d})"),
-                (true, None) => "yes".to_owned(),
-                (false, _) => "no".to_owned(),
+            let dir = match (p.connected, p.direction.as_deref()) {
+                (true, Some("inbound")) => "in".to_owned(),
+                (true, Some("outbound")) => "out".to_owned(),
+                (true, _) => "yes".to_owned(),
+                (false, _) => dash(),
             };
-            vec![
+            let c = p.connection.as_ref();
+            let mut row = vec![
                 short_id(&p.peer_id),
-                first_address(&p.addresses),
+                dir,
                 join_or_dash(&p.services).replace(", ", ","),
-                p.source.clone(),
-                p.netgroup.clone().unwrap_or_else(|| "-".to_owned()),
-                connected,
+                c.map_or_else(dash, |c| format_duration(c.age_secs)),
+                format_rtt(c.and_then(|c| c.rtt_ms)),
+                c.map_or_else(dash, |c| format_bytes(c.bytes_in)),
+                c.map_or_else(dash, |c| format_bytes(c.bytes_out)),
                 p.score.to_string(),
-                format!("{}/{}", p.success_count, p.failure_count),
                 flags(p),
-            ]
+            ];
+            if wide {
+                row.extend([
+                    c.map_or_else(|| first_address(&p.addresses), |c| c.remote_addr.clone()),
+                    p.source.clone(),
+                    p.netgroup.clone().unwrap_or_else(dash),
+                    format!("{}/{}", p.success_count, p.failure_count),
+                    c.and_then(|c| c.agent_version.clone()).unwrap_or_else(dash),
+                    c.map_or_else(dash, |c| join_or_dash(&c.protocols).replace(", ", ",")),
+                ]);
+            }
+            row
         })
         .collect();
+    let mut headers = vec![
+        "PEER ID", "DIR", "SERVICES", "AGE", "RTT", "RECV", "SENT", "SCORE", "FLAGS",
+    ];
+    let mut out = if wide {
+        headers.extend([
+            "ADDRESS",
+            "SOURCE",
+            "NETGROUP",
+            "OK/FAIL",
+            "AGENT",
+            "PROTOCOLS",
+        ]);
+        render_table(&headers, &rows)
+    } else {
+        render_table_fit(&headers, &rows, TABLE_WIDTH, &[2, 8])
+    };
     let connected = peers.iter().filter(|p| p.connected).count();
     let suspicious = peers.iter().filter(|p| p.suspicious).count();
     let banned = peers.iter().filter(|p| p.banned_until.is_some()).count();
-    let mut out = render_table(
-        &[
-            "PEER ID",
-            "ADDRESS",
-            "SERVICES",
-            "SOURCE",
-            "NETGROUP",
-            "CONNECTED",
-            "SCORE",
-            "OK/FAIL",
-            "FLAGS",
-        ],
-        &rows,
-    );
     out.push_str(&format!(
         "{} peer{}, {connected} connected, {suspicious} suspicious, {banned} banned\n",
         peers.len(),
@@ -406,232 +497,4 @@ pub(crate) fn unban_summary(r: &UnbanResponse) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn peer(id: &str, services: &[&str], connected: bool, score: i64) -> PeerInfo {
-        PeerInfo {
-            peer_id: id.to_owned(),
-            addresses: vec![format!("/ip4/127.0.0.2/tcp/3000/p2p/{id}")],
-            services: services.iter().map(|s| (*s).to_owned()).collect(),
-            source: "dns_seed".to_owned(),
-            connected,
-            direction: connected.then(|| "outbound".to_owned()),
-            last_seen: None,
-            last_success: None,
-            success_count: 3,
-            failure_count: 1,
-            score,
-            netgroup: Some("local:127.0.0.2".to_owned()),
-            suspicious: false,
-            banned_until: None,
-            ban_reason: None,
-            connection: None,
-            added: None,
-        }
-    }
-
-    #[test]
-    fn the_bans_table_names_expiry_and_reason() {
-        assert_eq!(bans_table(&[]), "no bans in force\n");
-        let mut a = peer(
-            "12D3KooWaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-            &["storage"],
-            false,
-            1,
-        );
-        a.banned_until = Some(1_709_294_400);
-        a.ban_reason = Some("da_invalid_blob [config]".into());
-        let t = bans_table(&[a]);
-        assert!(t.contains("12D3…aaaaaaaa"), "{t}");
-        assert!(t.contains("2024-03-01 12:00:00"), "{t}");
-        assert!(t.contains("da_invalid_blob [config]"), "{t}");
-        assert!(t.lines().all(|l| l.chars().count() <= 80), "{t}");
-    }
-
-    #[test]
-    fn peers_table_columns_and_order() {
-        let mut a = peer("12D3KooWaaaaaaaaaaaaaaaa", &["storage"], false, 10);
-        a.suspicious = true;
-        a.banned_until = Some(1_700_000_000);
-        a.addresses
-            .push("/ip4/127.0.0.2/udp/3000/quic-v1".to_owned());
-        let peers = vec![
-            a,
-            peer("12D3KooWbbbbbbbbbbbbbbbb", &["bootstrap"], true, 5),
-            peer(
-                "12D3KooWcccccccccccccccc",
-                &["storage", "storage-dc"],
-                true,
-                7,
-            ),
-        ];
-        let table = peers_table(&peers);
-        let lines: Vec<&str> = table.lines().collect();
-        assert!(lines[0].starts_with("PEER ID"), "{table}");
-        assert!(lines[0].ends_with("OK/FAIL  FLAGS"), "{table}");
-        // Connected first, by score.
-        assert!(lines[1].starts_with("12D3…cccccccc"), "{table}");
-        assert!(lines[1].contains("storage,storage-dc"), "{table}");
-        assert!(lines[1].contains("local:127.0.0.2"), "{table}");
-        assert!(lines[1].contains("yes (outbound)"), "{table}");
-        assert!(lines[1].contains(" 3/1 "), "{table}");
-        assert!(lines[1].ends_with(" -"), "{table}");
-        assert!(lines[2].starts_with("12D3…bbbbbbbb"), "{table}");
-        assert!(lines[3].contains(" no "), "{table}");
-        assert!(lines[3].contains("(+1)"), "{table}");
-        assert!(lines[3].ends_with("suspicious,banned"), "{table}");
-        assert_eq!(lines[4], "3 peers, 2 connected, 1 suspicious, 1 banned");
-        assert_eq!(peers_table(&[]), "no known peers\n");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_ban_duration("90s"), Ok(90));
-        assert_eq!(parse_ban_duration("90"), Ok(90));
-        assert_eq!(parse_ban_duration("30m"), Ok(1800));
-        assert_eq!(parse_ban_duration("12h"), Ok(43_200));
-        assert_eq!(parse_ban_duration(" 7d "), Ok(604_800));
-        assert_eq!(parse_ban_duration("2w"), Ok(1_209_600));
-        assert_eq!(parse_ban_duration("365d"), Ok(MAX_BAN_SECS));
-        for bad in [
-            "",
-            "d",
-            "0",
-            "0s",
-            "366d",
-            "1y",
-            "1.5h",
-            "-5",
-            "5 m x",
-            "99999999999999999999w",
-        ] {
-            assert!(parse_ban_duration(bad).is_err(), "{bad:?}");
-        }
-        assert!(parse_ban_duration("1y")
-            .unwrap_err()
-            .contains("expected e.g. 90s, 30m"));
-    }
-
-    #[test]
-    fn peer_ids() {
-        let id = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";
-        assert_eq!(parse_peer_id(id).as_deref(), Ok(id));
-        assert!(parse_peer_id(" ").is_err());
-    }
-
-    #[test]
-    fn peers_are_named_by_prefix_or_short_form() {
-        let a = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";
-        let b = "12D3KooWQYzzzzdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xp";
-        let known = || [a, b].into_iter();
-        assert_eq!(pick_peer("12D3KooWQYh", known()).unwrap(), a);
-        // The form `peers list` prints.
-        assert_eq!(pick_peer(&short_id(a), known()).unwrap(), a);
-        assert_eq!(pick_peer("12D3...CVe2Xp", known()).unwrap(), b);
-        let e = pick_peer("12D3KooWQY", known()).unwrap_err().to_string();
-        assert!(e.contains("names 2 known peers"), "{e}");
-        let e = pick_peer("nope", known()).unwrap_err().to_string();
-        assert!(e.contains("not a peer id"), "{e}");
-    }
-
-    fn stats() -> PeerStatsView {
-        let map = |pairs: &[(&str, usize)]| -> BTreeMap<String, usize> {
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
-        };
-        let netgroups: Vec<(String, usize)> = (0..13)
-            .map(|i| (format!("ipv4:10.{i:02}"), 20 - i))
-            .collect();
-        PeerStatsView {
-            entries: 120,
-            by_source: map(&[("dns_seed", 40), ("peer_exchange", 70), ("inbound", 10)]),
-            by_service: map(&[("storage", 100), ("bootstrap", 3)]),
-            by_netgroup: netgroups.into_iter().collect(),
-            tried: 45,
-            suspicious: 2,
-            banned: 1,
-            success_count: 350,
-            failure_count: 50,
-            success_rate: Some(0.875),
-            connected: 8,
-            outbound: 6,
-            inbound: 2,
-            connected_by_service: map(&[("storage", 6), ("bootstrap", 2)]),
-            connected_by_source: map(&[("dns_seed", 8)]),
-            single_source: true,
-            partitioned: false,
-            static_peers: vec![],
-            dns_seeds: vec!["seed1.dsdn.network".to_owned()],
-        }
-    }
-
-    #[test]
-    fn stats_summary_lines() {
-        let text = stats_summary(&stats());
-        let line = |key: &str| -> String {
-            text.lines()
-                .find(|l| l.starts_with(key))
-                .unwrap_or_else(|| panic!("no {key:?} in\n{text}"))
-                .to_owned()
-        };
-        assert!(line("peers.dat entries").ends_with(" 120"), "{text}");
-        assert!(
-            line("  by source").ends_with("peer_exchange 70, dns_seed 40, inbound 10"),
-            "{text}"
-        );
-        let ng = line("  by netgroup");
-        assert!(ng.contains("ipv4:10.00 20, ipv4:10.01 19"), "{ng}");
-        assert!(
-            ng.contains("ipv4:10.09 11, others 27 (in 3 netgroups)"),
-            "{ng}"
-        );
-        assert!(!ng.contains("ipv4:10.10"), "{ng}");
-        assert!(
-            line("success rate").ends_with("87.5% (350 ok, 50 failed)"),
-            "{text}"
-        );
-        assert!(line("connected").ends_with("8 (2 in, 6 out)"), "{text}");
-        assert!(line("partitioned").ends_with(" no"), "{text}");
-        assert!(line("static peers").ends_with(" none"), "{text}");
-        assert!(line("DNS seeds").ends_with(" seed1.dsdn.network"), "{text}");
-        assert!(
-            line("warning:").starts_with("warning: all 8 connected peers came from dns_seed"),
-            "{text}"
-        );
-
-        let mut calm = stats();
-        calm.single_source = false;
-        calm.partitioned = true;
-        calm.success_rate = None;
-        let text = stats_summary(&calm);
-        assert!(!text.contains("warning"), "{text}");
-        assert!(text.contains("partition recovery is running"), "{text}");
-        assert!(text.contains("n/a (no attempts yet)"), "{text}");
-    }
-
-    #[test]
-    fn one_line_summaries() {
-        assert_eq!(
-            reset_summary(&ResetResponse {
-                removed: 1,
-                disconnected: 3
-            }),
-            "peers.dat cleared: 1 entry removed, 3 connections closed; bootstrapping again from the seeds\n"
-        );
-        assert_eq!(
-            ban_summary(&BanResponse {
-                peer_id: "12D3KooWx".into(),
-                duration_secs: 3600,
-                banned_until: 1_709_294_400,
-            }),
-            "banned 12D3KooWx for 1h 00m 00s, until 2024-03-01 12:00:00 UTC\n"
-        );
-        let mut un = UnbanResponse {
-            peer_id: "12D3KooWx".into(),
-            unbanned: true,
-        };
-        assert_eq!(unban_summary(&un), "lifted the ban on 12D3KooWx\n");
-        un.unbanned = false;
-        assert_eq!(unban_summary(&un), "12D3KooWx was not banned\n");
-    }
-}
+mod tests;
