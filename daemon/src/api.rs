@@ -329,7 +329,7 @@ pub struct BlobInfo {
 
 /// `GET /v1/da/state`: the node's DA log and the 14A §2 state replayed from it, the p2p
 /// handle's own type (hashes as 64 hex in JSON).
-pub use dsdn_p2p::da::DaStateView;
+pub use dsdn_p2p::da::{DaStateView, ForkEvidenceView};
 
 /// `GET /v1/committee/status` and `POST /v1/committee/dkg`: the coordinator committee as
 /// this member sees it (Tahap 14A.2B.1).

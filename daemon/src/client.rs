@@ -26,8 +26,9 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     AddPeerRequest, AddSeedRequest, AddedPeerInfo, AddedResponse, ApiError, BanRequest,
-    BanResponse, BlobInfo, CommitteeStatusResponse, DaStateView, PeerInfo, PeerStatsView,
-    PublishResponse, RemovedResponse, ResetResponse, StatusResponse, SubmitResponse, UnbanResponse,
+    BanResponse, BlobInfo, CommitteeStatusResponse, DaStateView, ForkEvidenceView, PeerInfo,
+    PeerStatsView, PublishResponse, RemovedResponse, ResetResponse, StatusResponse, SubmitResponse,
+    UnbanResponse,
 };
 use crate::cookie::read_cookie;
 
@@ -328,6 +329,14 @@ impl ApiClient {
     /// Any [`ClientError`].
     pub async fn da_state(&self) -> Result<DaStateView, ClientError> {
         self.get_json("/v1/da/state").await
+    }
+
+    /// `GET /v1/da/evidence`: the fork evidence the node holds (issue 13 §4).
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn da_evidence(&self) -> Result<Vec<ForkEvidenceView>, ClientError> {
+        self.get_json("/v1/da/evidence").await
     }
 
     /// `GET /v1/da/state?wait_height=H&timeout_ms=T`: the state once the log reaches

@@ -90,6 +90,8 @@ pub enum Command {
     SubmitBlob(Vec<u8>, oneshot::Sender<Result<Submitted, SubmitError>>),
     /// Report the DA state.
     DaState(oneshot::Sender<DaStateView>),
+    /// The fork evidence held (issue 13 §4).
+    DaEvidence(oneshot::Sender<Vec<crate::da::ForkEvidenceView>>),
     /// Up to `count` verified blobs from height `from`.
     DaRange(u64, u32, oneshot::Sender<Result<Vec<DaBlob>, RangeError>>),
     /// Address-book and connection statistics.
@@ -224,6 +226,15 @@ impl NodeHandle {
     /// [`Stopped`] when the event loop has ended.
     pub async fn da_state(&self) -> Result<DaStateView, Stopped> {
         self.ask(Command::DaState).await
+    }
+
+    /// The fork evidence this node holds (issue 13 §4): pairs of validly signed DA blobs at
+    /// one height, oldest first, at most [`crate::da::MAX_FORK_EVIDENCE`].
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended.
+    pub async fn da_evidence(&self) -> Result<Vec<crate::da::ForkEvidenceView>, Stopped> {
+        self.ask(Command::DaEvidence).await
     }
 
     /// Up to `count` (at most 64) verified blobs from height `from`: read from the local

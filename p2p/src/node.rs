@@ -23,8 +23,8 @@ use crate::event_loop::EventLoop;
 use crate::handle::{NodeHandle, COMMAND_QUEUE};
 use crate::metrics::Metrics;
 use crate::net::behaviour::{
-    committee_behaviour, da_register_behaviour, da_sync_behaviour, gossipsub_config,
-    handshake_behaviour, pex_behaviour, workload_behaviour, Behaviour,
+    committee_behaviour, da_evidence_behaviour, da_register_behaviour, da_sync_behaviour,
+    gossipsub_config, handshake_behaviour, pex_behaviour, workload_behaviour, Behaviour,
 };
 use crate::net::component::Component;
 use crate::net::discovery::{Discovery, DiscoveryConfig};
@@ -281,6 +281,14 @@ fn build_behaviour(
     } else {
         None
     };
+    let da_evidence = if cfg.subscribe_da {
+        Some(Component::new(
+            da_evidence_behaviour(net).map_err(swarm_err)?,
+            Rpc::default(),
+        ))
+    } else {
+        None
+    };
     let committee = match &cfg.committee {
         Some(c) => Some(Component::new(
             committee_behaviour(net, c.phase_timeout).map_err(swarm_err)?,
@@ -324,6 +332,7 @@ fn build_behaviour(
         ping: ping::Behaviour::new(ping::Config::new()),
         da_sync: da_sync.into(),
         da_register: da_register.into(),
+        da_evidence: da_evidence.into(),
     })
 }
 

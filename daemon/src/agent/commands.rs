@@ -10,7 +10,7 @@ use dsdn_daemon::client::ApiClient;
 use dsdn_protocols::da::DaEvent;
 
 use super::print_out;
-use super::table::{format_duration, render_kv, yes_no};
+use super::table::{format_duration, render_kv, render_table, short_hex, yes_no};
 
 /// `dsdn-agent status [--json]`.
 pub(crate) async fn status(client: &ApiClient, json: bool) -> anyhow::Result<()> {
@@ -76,6 +76,37 @@ pub(crate) async fn da_blobs(
         return print_out(&to_json(&blobs)?);
     }
     print_out(&blobs_table(&blobs))
+}
+
+/// `dsdn-agent da evidence [--json]`: the fork evidence the node holds.
+pub(crate) async fn da_evidence(client: &ApiClient, json: bool) -> anyhow::Result<()> {
+    let evidence = client.da_evidence().await?;
+    if json {
+        return print_out(&to_json(&evidence)?);
+    }
+    if evidence.is_empty() {
+        return print_out(
+            "no fork evidence: the DA log has one blob per height as far as this node saw\n",
+        );
+    }
+    let rows: Vec<Vec<String>> = evidence
+        .iter()
+        .map(|e| {
+            vec![
+                e.height.to_string(),
+                short_hex(&e.applied_hash),
+                short_hex(&e.conflicting_hash),
+                super::table::format_unix_utc(e.detected_at_ms / 1000),
+            ]
+        })
+        .collect();
+    let mut out = render_table(&["HEIGHT", "APPLIED", "CONFLICTING", "SEEN (UTC)"], &rows);
+    out.push_str(&format!(
+        "{} fork evidence entr{}: the DA authority key signed two blobs at one height (--json: the verifiable evidence)\n",
+        evidence.len(),
+        if evidence.len() == 1 { "y" } else { "ies" }
+    ));
+    print_out(&out)
 }
 
 /// `dsdn-agent da submit --file BLOB.cbor`: hands a blob signed elsewhere to the node.

@@ -229,6 +229,14 @@ enum DaCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Fork evidence the node holds: pairs of validly signed blobs at one height (the DA
+    /// authority key signs for two sealers), verifiable by anyone with the network id and
+    /// the authority key.
+    Evidence {
+        /// Print a JSON array (with each evidence's CBOR as hex).
+        #[arg(long)]
+        json: bool,
+    },
     /// Hand the node a blob signed elsewhere (e.g. by the coordinator committee): one
     /// CBOR-encoded DA blob. The node verifies, applies or holds, and gossips it.
     Submit {
@@ -343,6 +351,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::da_blobs(&client()?, from, count, json).await?
         }
         Command::Da(DaCommand::Submit { file }) => commands::da_submit(&client()?, &file).await?,
+        Command::Da(DaCommand::Evidence { json }) => {
+            commands::da_evidence(&client()?, json).await?;
+        }
         Command::Committee(CommitteeCommand::Dkg { json }) => {
             let status = client()?.committee_dkg().await?;
             commands::committee_status(&status, json)?

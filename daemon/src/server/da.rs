@@ -143,3 +143,11 @@ pub(super) async fn state(
         Err(_) => stopped(),
     }
 }
+
+/// `GET /v1/da/evidence`: the fork evidence this node holds (issue 13 §4), oldest first.
+pub(super) async fn evidence(State(s): State<ApiState>) -> Response {
+    match s.node.da_evidence().await {
+        Ok(v) => Json(v).into_response(),
+        Err(_) => stopped(),
+    }
+}

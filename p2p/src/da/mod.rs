@@ -57,7 +57,10 @@ pub use config::{DaConfig, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_SYNC_CHUNK};
 pub(crate) use register::Registrar;
 pub use register::RegistrationView;
 pub(crate) use service::{DaAction, DaService, DaServiceConfig};
-pub use service::{DaStateView, Published, Submitted};
+pub use service::{
+    DaStateView, ForkEvidenceView, Published, Submitted, CONFIRM_PEERS, CONFIRM_RETRY,
+    CONFIRM_TIMEOUT, MAX_FORK_EVIDENCE,
+};
 pub use sync_tag::SyncTag;
 
 /// Capacity of one DA subscriber's channel, in notices (blobs).

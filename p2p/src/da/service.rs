@@ -32,13 +32,18 @@ use crate::metrics::Metrics;
 use crate::net::rpc::Reply as RegisterReply;
 
 mod committee;
+mod confirm;
 mod degraded;
 mod doubt;
+mod fork;
 mod identity;
 mod load;
 mod log;
 mod publish;
 mod sync;
+
+pub use confirm::{CONFIRM_PEERS, CONFIRM_RETRY, CONFIRM_TIMEOUT};
+pub use fork::{ForkEvidenceView, MAX_FORK_EVIDENCE};
 
 use committee::PendingSeal;
 pub(crate) use committee::Sealer;
@@ -95,6 +100,18 @@ pub(crate) enum DaAction {
     Gossip(Vec<u8>),
     /// Send a backfill request.
     Sync(PeerId, SyncRequest),
+    /// Ask a peer for its blob at `request.from` to confirm a sealed blob (answer with
+    /// [`DaService::on_confirm_response`]).
+    Confirm(PeerId, SyncRequest),
+    /// Hand fork evidence to this DA peer (`/dsdn/<net>/da-evidence/1.0.0`).
+    PushEvidence(PeerId, Box<dsdn_protocols::da::evidence::ForkEvidence>),
+    /// Write fork evidence to `path` (atomically, off the event loop).
+    PersistEvidence {
+        /// `<da dir>/fork-evidence/<height>-<hash>.cbor`.
+        path: PathBuf,
+        /// The `ForkEvidence` CBOR.
+        bytes: Vec<u8>,
+    },
     /// Answer a registration request.
     Respond(RegisterReply, RegisterResponse),
     /// Ban this peer (it sent a blob that breaks the signature or the chain).
@@ -220,6 +237,10 @@ pub(crate) struct DaService {
     actions: Vec<DaAction>,
     /// Registration requests of one peer: at most one per 5 s.
     register_limiter: PexRateLimiter<PeerId>,
+    /// Fork evidence and what it is compared with (issue 13 §4).
+    forks: fork::ForkWatch,
+    /// Sealed blobs whose waiters wait for the network's confirmation.
+    confirming: Vec<confirm::Confirming>,
 }
 
 impl DaService {
@@ -301,6 +322,12 @@ impl DaService {
                 "DA log replayed"
             );
         }
+        let forks = fork::ForkWatch::load(
+            cfg.dir.as_deref(),
+            &cfg.network,
+            cfg.authority,
+            fork::ForkMetrics::new(metrics.registry()).ok(),
+        );
         let service = DaService {
             network: cfg.network,
             authority: cfg.authority,
@@ -326,6 +353,8 @@ impl DaService {
             want_notices: false,
             actions: Vec::new(),
             register_limiter: PexRateLimiter::new(Duration::from_secs(5)),
+            forks,
+            confirming: Vec::new(),
         };
         Ok((service, height_rx))
     }
@@ -383,6 +412,13 @@ impl DaService {
                 let height = blob.height();
                 // A blob of our own key we did not seal is not the sender's fault.
                 let clash = self.own_key_conflict(&blob);
+                // A second validly signed blob at a height: evidence, forwarded so that
+                // every node sees it (the relaying peer did nothing wrong).
+                match self.check_fork(&blob) {
+                    Some(true) => return MessageAcceptance::Accept,
+                    Some(false) => return MessageAcceptance::Ignore,
+                    None => {}
+                }
                 if height == self.chain.height() + 1 && !self.accepting() {
                     // Too much is unwritten, or an append just failed: not applied (nor
                     // forwarded) now; backfill fetches it later.
@@ -437,6 +473,10 @@ impl DaService {
     /// `snapshot_interval_blobs`.
     fn on_applied(&mut self, applied: &[VerifiedBlob]) {
         self.record(applied);
+        let keep_bytes = self.log.is_none();
+        for b in applied {
+            self.forks.applied(b, keep_bytes);
+        }
         warn_bad_node_ids(applied);
         let events: usize = applied.iter().map(|b| b.blob().events.len()).sum();
         self.metrics.da_events_accepted.inc_by(events as u64);
@@ -473,6 +513,8 @@ impl DaService {
     /// A peer disconnected.
     pub(crate) fn peer_disconnected(&mut self, peer: &PeerId) {
         self.planner.peer_disconnected(peer);
+        self.confirm_peer_gone(peer);
+        self.forks.peer_gone(peer);
         self.register_limiter.forget(peer);
     }
 

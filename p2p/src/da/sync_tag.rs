@@ -12,6 +12,9 @@ use crate::handle::RangeError;
 pub enum SyncTag {
     /// A range the backfill planner asked for; the response goes to the DA service.
     Backfill(SyncRequest),
+    /// A sealed blob's confirmation: the peer's blob at `from` (see
+    /// `DaService::on_confirm_response`).
+    Confirm(SyncRequest),
     /// A range asked for by a caller of [`crate::NodeHandle::da_range`]: the response is
     /// verified and the blobs (or the error) are sent on the channel.
     Range(

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use dsdn_protocols::da::evidence::ForkEvidence;
 use dsdn_protocols::da::register::{RegisterRequest, RegisterResponse};
 use dsdn_protocols::da::sync::{SyncRequest, SyncResponse, MAX_SYNC_BLOBS};
 use dsdn_protocols::da::DaBlob;
@@ -22,6 +23,20 @@ use crate::net::rpc::RpcEvent;
 /// bootstrap node; light clients advertise nothing).
 pub(super) fn keeps_da_log(services: ServiceSet) -> bool {
     services.iter().any(|s| s != ServiceType::Bootstrap)
+}
+
+/// Writes fork evidence on the blocking pool (never on the event loop); a failure is
+/// logged (the evidence stays in memory and in the API).
+fn persist_evidence(path: std::path::PathBuf, bytes: Vec<u8>) {
+    tokio::task::spawn_blocking(move || {
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| dsdn_peers::files::write_atomic(&path, &bytes, false));
+        if let Err(error) = written {
+            tracing::warn!(path = %path.display(), %error, "cannot write the fork evidence");
+        }
+    });
 }
 
 impl EventLoop {
@@ -52,6 +67,17 @@ impl EventLoop {
                 DaAction::Sync(peer, request) => {
                     if let Some(sync) = self.swarm.behaviour_mut().da_sync.as_mut() {
                         sync.send(peer, request, SyncTag::Backfill(request));
+                    }
+                }
+                DaAction::Confirm(peer, request) => {
+                    if let Some(sync) = self.swarm.behaviour_mut().da_sync.as_mut() {
+                        sync.send(peer, request, SyncTag::Confirm(request));
+                    }
+                }
+                DaAction::PersistEvidence { path, bytes } => persist_evidence(path, bytes),
+                DaAction::PushEvidence(peer, evidence) => {
+                    if let Some(c) = self.swarm.behaviour_mut().da_evidence.as_mut() {
+                        c.send(peer, *evidence, ());
                     }
                 }
                 DaAction::Respond(reply, response) => {
@@ -169,6 +195,16 @@ impl EventLoop {
             }
             RpcEvent::Response {
                 peer,
+                tag: SyncTag::Confirm(request),
+                response,
+            } => {
+                self.da
+                    .service
+                    .on_confirm_response(peer, &request, response.ok(), now);
+                self.after_da();
+            }
+            RpcEvent::Response {
+                peer,
                 tag: SyncTag::Backfill(request),
                 response: Ok(response),
             } => {
@@ -220,6 +256,27 @@ impl EventLoop {
             Some(sync) => sync.send(peer, request, SyncTag::Range(request, tx)),
             None => {
                 let _ = tx.send(Err(RangeError::NoPeer));
+            }
+        }
+    }
+
+    /// `/dsdn/<net>/da-evidence/1.0.0` events: evidence handed over by a peer is checked
+    /// and kept by the DA service (which hands it on); answers to ours are only logged.
+    pub(super) fn on_da_evidence(&mut self, event: RpcEvent<ForkEvidence, bool, ()>) {
+        match event {
+            RpcEvent::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                let new = self.da.service.on_evidence(peer, request, Instant::now());
+                if let Some(c) = self.swarm.behaviour_mut().da_evidence.as_mut() {
+                    c.respond(reply, new);
+                }
+                self.after_da();
+            }
+            RpcEvent::Response { peer, response, .. } => {
+                tracing::debug!(%peer, ?response, "fork evidence handed over");
             }
         }
     }

@@ -321,6 +321,9 @@ impl EventLoop {
             Command::DaState(tx) => {
                 let _ = tx.send(self.da.service.view());
             }
+            Command::DaEvidence(tx) => {
+                let _ = tx.send(self.da.service.fork_evidence());
+            }
             Command::DaRange(from, count, tx) => self.da_range(from, count, tx),
             Command::PeerStats(tx) => {
                 let _ = tx.send(self.peer_stats());
@@ -400,6 +403,7 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaSync(e)) => self.on_da_sync(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaRegister(e)) => self.on_da_register(e),
+            SwarmEvent::Behaviour(BehaviourEvent::DaEvidence(e)) => self.on_da_evidence(e),
             SwarmEvent::Behaviour(BehaviourEvent::Committee(e)) => self.on_committee(e),
             SwarmEvent::Behaviour(BehaviourEvent::Workload(e)) => self.on_workload(e),
             SwarmEvent::ConnectionEstablished {

@@ -50,6 +50,7 @@ impl EventLoop {
         ));
         warnings.extend(self.identity_clash_warning());
         warnings.extend(self.authority_warning());
+        warnings.extend(self.da.service.fork_warning());
         NodeStatus {
             banned_peers: stats.banned,
             warnings,

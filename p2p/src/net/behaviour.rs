@@ -9,6 +9,7 @@ use std::time::Duration;
 use dsdn_protocols::committee::{
     CommitteeRequest, CommitteeResponse, MAX_COMMITTEE_REQUEST_BYTES, MAX_COMMITTEE_RESPONSE_BYTES,
 };
+use dsdn_protocols::da::evidence::{ForkEvidence, MAX_EVIDENCE_BYTES};
 use dsdn_protocols::da::register::{RegisterRequest, RegisterResponse, MAX_REGISTER_BYTES};
 use dsdn_protocols::da::sync::{
     SyncRequest, SyncResponse, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES,
@@ -153,6 +154,35 @@ pub fn da_register_behaviour(
     ))
 }
 
+/// The fork-evidence component (issue 13 §4): nothing to tag.
+pub type DaEvidenceComponent = Component<Rpc<CborCodec<ForkEvidence, bool>, ()>>;
+
+/// The fork-evidence protocol: [`ForkEvidence`] → `true` when it was new to the receiver.
+pub type DaEvidenceBehaviour = request_response::Behaviour<CborCodec<ForkEvidence, bool>>;
+
+/// The fork-evidence behaviour on `/dsdn/<network>/da-evidence/1.0.0`: a node that finds
+/// two validly signed DA blobs at one height hands the evidence to its DA peers, who verify
+/// it, keep it and hand it on once (gossip cannot carry it when the two sealers share a
+/// PeerId: a peer connected to both sees one peer). Requests up to
+/// [`MAX_EVIDENCE_BYTES`], a one-byte answer, 30 s timeout.
+///
+/// # Errors
+/// The network id does not make a valid protocol name (it always does for a [`NetworkId`]).
+pub fn da_evidence_behaviour(
+    network: &NetworkId,
+) -> Result<DaEvidenceBehaviour, libp2p::swarm::InvalidProtocol> {
+    Ok(request_response::Behaviour::with_codec(
+        CborCodec::new(MAX_EVIDENCE_BYTES, 16),
+        [(
+            StreamProtocol::try_from_owned(network.protocol("da-evidence", "1.0.0"))?,
+            ProtocolSupport::Full,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(Duration::from_secs(30))
+            .with_max_concurrent_streams(2),
+    ))
+}
+
 /// The committee component: outbound requests tagged with the committee service's own
 /// request tag.
 pub type CommitteeComponent = Component<Rpc<CborCodec<CommitteeRequest, CommitteeResponse>, u64>>;
@@ -245,6 +275,9 @@ pub struct Behaviour {
     /// `/dsdn/<network>/da-register/1.0.0`: storage-node registration with the DA
     /// authority. Absent on nodes without the log and on light clients.
     pub da_register: Toggle<DaRegisterComponent>,
+    /// `/dsdn/<network>/da-evidence/1.0.0`: fork evidence handed from peer to peer. Absent on
+    /// nodes without the DA log.
+    pub da_evidence: Toggle<DaEvidenceComponent>,
     /// `/dsdn/<network>/committee/1.0.0`: FROST DKG and threshold signing. Present only on
     /// committee members.
     pub committee: Toggle<CommitteeComponent>,

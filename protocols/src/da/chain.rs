@@ -191,6 +191,11 @@ impl DaChain {
         self.state.tip_hash()
     }
 
+    /// The blob held (verified, not applied yet) at `height`, if any.
+    pub fn held(&self, height: u64) -> Option<&VerifiedBlob> {
+        self.pending.get(&height)
+    }
+
     /// Number of blobs held ahead of the tip (≤ [`MAX_PENDING_BLOBS`]).
     pub fn pending(&self) -> usize {
         self.pending.len()

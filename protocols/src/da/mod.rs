@@ -25,6 +25,7 @@ pub mod blob;
 mod bytes;
 pub mod chain;
 pub mod event;
+pub mod evidence;
 pub mod register;
 pub mod state;
 pub mod sync;

@@ -53,6 +53,11 @@ impl DaService {
         true
     }
 
+    /// Stops sealing for good (until a restart): the authority key is in use elsewhere.
+    pub(super) fn halt_sealing(&mut self, what: String) {
+        self.on_identity_clash(what);
+    }
+
     fn on_identity_clash(&mut self, what: String) {
         if self.identity_clash.is_some() {
             return;

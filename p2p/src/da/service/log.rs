@@ -299,6 +299,7 @@ impl DaService {
         );
         self.chain = chain;
         self.snapshot_height = snapshot_height;
+        self.forks.rolled_back(height);
         log.reset(height);
         // Blobs committed before the failure are durable: their waiters are answered.
         let (durable, lost): (Vec<_>, Vec<_>) =

@@ -225,6 +225,7 @@ impl DaService {
     /// not take new heights.
     pub(crate) fn poll(&mut self, now: Instant) {
         self.retry_due(now);
+        self.settle_confirmations(now);
         let stalls = self.planner.stalls();
         let actions = if self.accepting() {
             self.planner.poll(now)
@@ -269,7 +270,7 @@ impl DaService {
         } else {
             None
         };
-        [batch, planner, self.retry_at()]
+        [batch, planner, self.retry_at(), self.confirm_deadline(now)]
             .into_iter()
             .flatten()
             .min()
@@ -339,8 +340,8 @@ impl DaService {
         self.when_durable(height, replies);
     }
 
-    /// Answers the waiters of the events of the (durable) blob at `height`.
-    pub(super) fn answer_sealed(&mut self, height: u64, replies: Vec<Reply>) {
+    /// Answers the waiters of the events of the (durable, confirmed) blob at `height`.
+    pub(super) fn answer_confirmed(&mut self, height: u64, replies: Vec<Reply>) {
         for reply in replies {
             match reply {
                 Reply::Publish(id) => self.publish_sealed(id, height),

@@ -69,6 +69,13 @@ impl DaService {
                 }
             };
             let clash = self.own_key_conflict(&blob);
+            if self.check_fork(&blob).is_some() {
+                // Another validly signed blob at a held height: evidence, not the sender's
+                // fault (it follows the other branch of the fork); the rest of its range
+                // builds on that branch, so it is dropped too.
+                self.planner.on_failure(&peer, request, now);
+                return;
+            }
             if let Offer::Rejected(e) = self.offer(blob) {
                 if clash {
                     // A blob of our own key we did not seal: not the sender's fault.

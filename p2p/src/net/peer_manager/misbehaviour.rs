@@ -44,6 +44,7 @@ pub const OFFENCES: [&str; 5] = [
 /// | `bad_receipt`      | low       | no            |
 /// | `provider_mismatch`| mid       | no            |
 /// | `da_invalid_blob`  | mid       | yes (DA authority, committee, network) |
+/// | `da_bad_evidence`  | mid       | yes (DA authority, network) |
 /// | anything else      | mid       | no            |
 pub fn offence(reason: &str) -> Offence {
     let (action, depends_on_config) = match reason {
@@ -52,7 +53,7 @@ pub fn offence(reason: &str) -> Offence {
         "pex_oversized" => (PeerAction::Fatal, false),
         // Undecodable (perhaps another version) or a receipt that does not check out.
         "pex_malformed" | "bad_receipt" => (PeerAction::LowToleranceError, false),
-        "da_invalid_blob" => (PeerAction::MidToleranceError, true),
+        "da_invalid_blob" | "da_bad_evidence" => (PeerAction::MidToleranceError, true),
         _ => (PeerAction::MidToleranceError, false),
     };
     Offence {

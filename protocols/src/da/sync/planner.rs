@@ -171,6 +171,11 @@ impl<P: Clone + Eq + Hash + Ord + Debug> BackfillPlanner<P> {
         }
     }
 
+    /// The connected peers that are not excluded, in their order.
+    pub fn peers(&self) -> impl Iterator<Item = &P> {
+        self.peers.keys().filter(|p| !self.excluded.contains(*p))
+    }
+
     /// A peer speaking the sync protocol connected at `now`; it is probed on the next
     /// poll. Ignored for an excluded or already known peer.
     pub fn peer_connected(&mut self, peer: P, now: Instant) {

@@ -8,6 +8,7 @@ use crate::NetworkId;
 mod blob;
 mod chain;
 mod event;
+mod evidence;
 mod props;
 mod receipt;
 mod state;

@@ -12,6 +12,7 @@ use super::*;
 mod backfill;
 mod committee;
 mod degraded;
+mod forks;
 mod open;
 mod publishing;
 mod submitted;
@@ -218,6 +219,30 @@ pub(super) fn submit_all(
     }
     // The log is written by the writer thread: wait until it is durable.
     svc.flush();
+}
+
+/// Answers the confirmation requests among the service's actions as peers that hold the
+/// service's own blobs would (issue 13 §4); returns the other actions, in order.
+pub(super) fn confirm_own(svc: &mut DaService, now: Instant) -> Vec<DaAction> {
+    let mut rest = Vec::new();
+    for action in svc.take_actions() {
+        match action {
+            DaAction::Confirm(peer, request) => {
+                let blobs = svc
+                    .read_blob(request.from)
+                    .into_iter()
+                    .map(serde_bytes::ByteBuf::from)
+                    .collect();
+                let response = SyncResponse {
+                    tip: svc.view().height,
+                    blobs,
+                };
+                svc.on_confirm_response(peer, &request, Some(response), now);
+            }
+            other => rest.push(other),
+        }
+    }
+    rest
 }
 
 pub(super) fn rejected(metrics: &Metrics, reason: &str) -> u64 {

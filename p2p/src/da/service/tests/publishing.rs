@@ -121,6 +121,9 @@ fn an_answered_probe_lets_the_authority_seal_at_once() {
     let mut rx = publish(&mut a.svc, vec![chunk_event(1)], t0);
     a.svc.poll(t0 + Duration::from_millis(10));
     a.svc.flush();
+    // Answered once the connected peer confirms it holds the blob (issue 13 §4).
+    assert!(rx.try_recv().is_err(), "answered before the peer confirmed");
+    confirm_own(&mut a.svc, t0 + Duration::from_millis(10));
     assert_eq!(rx.try_recv().unwrap().unwrap().heights, vec![1]);
 }
 
@@ -159,8 +162,9 @@ fn the_authority_does_not_seal_while_a_peer_reports_a_higher_tip() {
     assert_eq!(a.svc.view().height, 3);
     a.svc.poll(later);
     a.svc.flush();
+    let actions = confirm_own(&mut a.svc, later);
     assert_eq!(rx.try_recv().unwrap().unwrap().heights, vec![4]);
-    let blobs = gossiped(&a.svc.take_actions());
+    let blobs = gossiped(&actions);
     assert_eq!(blobs.len(), 1);
     assert_eq!(
         (blobs[0].height(), blobs[0].prev_hash()),
@@ -241,10 +245,27 @@ fn a_blob_of_our_key_that_we_did_not_seal_halts_sealing() {
     let verdict = a.svc.on_gossip(peer(), &theirs);
     assert_eq!(
         verdict,
-        MessageAcceptance::Ignore,
-        "not the relaying peer's fault"
+        MessageAcceptance::Accept,
+        "not the relaying peer's fault: forwarded so every node sees the fork"
     );
     assert!(a.svc.identity_clash().unwrap().contains("height 1"));
+    // Both blobs are kept as evidence that anyone can verify (issue 13 §4).
+    let evidence = a.svc.fork_evidence();
+    assert_eq!(evidence.len(), 1);
+    assert_eq!(evidence[0].height, 1);
+    let e = dsdn_protocols::da::evidence::ForkEvidence::from_bytes(
+        &hex::decode(&evidence[0].evidence_cbor).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(e.verify(&net(), &auth()).unwrap().1, evidence_hash(&theirs));
+    assert!(a
+        .svc
+        .fork_warning()
+        .unwrap()
+        .contains("FORK at height(s) [1]"));
+    // Seen again (another peer relays it): nothing new, not forwarded again.
+    assert_eq!(a.svc.on_gossip(peer(), &theirs), MessageAcceptance::Ignore);
+    assert_eq!(a.svc.fork_evidence().len(), 1);
     assert_eq!(
         a.metrics
             .identity_clash
@@ -261,7 +282,17 @@ fn a_blob_of_our_key_that_we_did_not_seal_halts_sealing() {
     assert!(matches!(rx.try_recv(), Ok(Err(PublishError::Halted(_)))));
     a.svc.poll(t0 + grace * 10);
     assert_eq!(a.svc.view().height, 1);
-    assert!(gossiped(&a.svc.take_actions()).is_empty());
+    // Only the two blobs of the evidence go on gossip (so every node finds the fork);
+    // nothing new is sealed.
+    assert!(gossiped(&a.svc.take_actions())
+        .iter()
+        .all(|b| b.height() == 1));
+}
+
+fn evidence_hash(bytes: &[u8]) -> [u8; 32] {
+    DaBlob::decode_verified(bytes, &net(), &auth())
+        .unwrap()
+        .hash()
 }
 
 /// Before it sealed anything in this run, a blob of its key beyond its tip may be one it
