@@ -1,6 +1,8 @@
 //! Tests of the devnet table and summary.
 
+use super::live::*;
 use super::*;
+use dsdn_daemon::localnet::NodeMode;
 
 fn row(name: &str, mode: NodeMode, da: Option<(u64, &str)>) -> NodeRow {
     NodeRow {
