@@ -1,17 +1,23 @@
 //! `dsdn-agent devnet`: a local network of real dsdnd processes, watched live.
 //!
-//! Phases with a committee (the default: `--coordinators 3 --threshold 2`, Tahap 14A.2B):
-//! start (seed server, bootstrap, coordinator-1..n configured as a t-of-n committee in
-//! seeds.toml `[committee]`, storage nodes; no `da_authority` yet) → wait until they find
-//! each other → DKG through coordinator-1's control API → `da_authority` = group key in
-//! seeds.toml, restart every node with its data directory → wait for the mesh → publish
-//! sample DA events through coordinator-1 (the DA proposer; the committee threshold-signs
-//! each blob) → wait until every node reached the DA height → [`receipts::produce_receipts`]
-//! (sample workloads → receipts, verified and re-executed) → live table until Ctrl-C/SIGTERM or `--duration` → stop every
-//! process (SIGTERM, then SIGKILL).
+//! Its six [`Phase`]s, with a committee (the default: `--coordinators 3 --threshold 2`,
+//! Tahap 14A.2B):
 //!
-//! With `--coordinators 1`: one coordinator whose own key is the `da_authority`; no DKG and
-//! no restart.
+//! 1. **Start**: seed server, bootstrap, coordinator-1..n configured as a t-of-n committee
+//!    in seeds.toml `[committee]` (no `da_authority` yet), storage nodes; wait until they
+//!    find each other.
+//! 2. **DKG** through coordinator-1's control API.
+//! 3. **Restart with the group key**: `da_authority` = group key in seeds.toml, every node
+//!    restarted with its data directory; wait for the mesh and the key shares.
+//! 4. **DA events**: sample events published through coordinator-1 (the DA proposer; the
+//!    committee threshold-signs each blob); wait until every node reached the DA height.
+//! 5. **Receipts**: [`receipts::produce_receipts`] (sample workloads → receipts, verified
+//!    and re-executed).
+//! 6. **Live table** until Ctrl-C/SIGTERM or `--duration`; then every process is stopped
+//!    (SIGTERM, then SIGKILL).
+//!
+//! With `--coordinators 1`: one coordinator whose own key is the `da_authority`; phases 2,
+//! 3 and 5 are announced as skipped.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,6 +43,58 @@ const MESH_TIMEOUT: Duration = Duration::from_secs(60);
 /// (gossipsub grafts peers on its heartbeat, about once a second).
 const GOSSIP_SETTLE: Duration = Duration::from_secs(3);
 
+/// The devnet's phases, numbered and named the same in its output and in the README:
+/// `[devnet] phase 2/6: DKG — …`. With `--coordinators 1` the DKG and the restart are
+/// announced as skipped, so the numbers stay the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Keys, config, every node started, waiting until they are connected.
+    Start = 1,
+    /// The committee's FROST DKG.
+    Dkg,
+    /// `da_authority` = the group key, every node restarted.
+    Restart,
+    /// Sample DA events published and spread.
+    DaEvents,
+    /// Sample workloads and their receipts.
+    Receipts,
+    /// The live table.
+    LiveTable,
+}
+
+impl Phase {
+    /// How many phases there are.
+    pub(super) const COUNT: u8 = 6;
+
+    /// The phase's name, as the README lists it.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Phase::Start => "Start",
+            Phase::Dkg => "DKG",
+            Phase::Restart => "Restart with the group key",
+            Phase::DaEvents => "DA events",
+            Phase::Receipts => "Receipts",
+            Phase::LiveTable => "Live table",
+        }
+    }
+
+    /// `phase 2/6: DKG`.
+    pub(super) fn title(self) -> String {
+        format!("phase {}/{}: {}", self as u8, Self::COUNT, self.name())
+    }
+}
+
+/// Where the devnet reports its phases.
+#[derive(Clone, Default)]
+pub(super) struct Progress;
+
+impl Progress {
+    /// Prints `[devnet] phase N/6: NAME — detail`.
+    pub(super) fn phase(&self, phase: Phase, detail: &str) {
+        say(&format!("{} — {detail}", phase.title()));
+    }
+}
+
 /// Runs `dsdn-agent devnet`.
 pub(crate) async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     if args.coordinators >= 2 && args.threshold > args.coordinators {
@@ -48,6 +106,7 @@ pub(crate) async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     }
     let stop = stop_signal();
     let dsdnd = find_dsdnd()?;
+    let progress = Progress;
     // Without --dir, use our own temporary directory so the logs can be kept on failure.
     let (tempdir, dir) = match &args.dir {
         Some(dir) => (None, dir.clone()),
@@ -60,7 +119,7 @@ pub(crate) async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
             (Some(t), path)
         }
     };
-    match run_in(&args, dsdnd, &dir, stop).await {
+    match run_in(&args, dsdnd, &dir, stop, &progress).await {
         Ok(code) => Ok(code),
         Err(e) => {
             let logs = match tempdir {
@@ -79,6 +138,7 @@ async fn run_in(
     dsdnd: PathBuf,
     dir: &Path,
     mut stop: watch::Receiver<bool>,
+    progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
     let coordinators = usize::from(args.coordinators);
     let spec = LocalNetSpec {
@@ -98,11 +158,14 @@ async fn run_in(
             args.threshold
         )
     };
-    say(&format!(
-        "starting 1 bootstrap, {coordinator_phrase} and {} storage nodes in {}",
-        args.storage,
-        dir.display()
-    ));
+    progress.phase(
+        Phase::Start,
+        &format!(
+            "1 bootstrap, {coordinator_phrase} and {} storage nodes in {}; then waiting until all are connected",
+            args.storage,
+            dir.display()
+        ),
+    );
     let start = LocalNet::start_with_progress(spec, say);
     let mut net = tokio::select! {
         net = start => net?,
@@ -114,25 +177,48 @@ async fn run_in(
 
     let mut outcome = Outcome::Interrupted;
     let (ready, view) = if net.committee().is_some() {
-        let view = committee::bring_up(&mut net, &mut stop).await?;
+        let view = committee::bring_up(&mut net, &mut stop, progress).await?;
         (view.is_some(), view)
     } else {
-        (wait_mesh(&net, &mut stop).await?, None)
+        let ready = wait_mesh(&net, &mut stop).await?;
+        if ready {
+            progress.phase(
+                Phase::Dkg,
+                "skipped: a single coordinator signs with its own key (the da_authority)",
+            );
+            progress.phase(Phase::Restart, "skipped: no committee, no group key");
+        }
+        (ready, None)
     };
     if ready && pause(GOSSIP_SETTLE, &mut stop).await {
-        if view.is_some() {
-            say(&format!(
-                "phase 3/3: DA events through {} (the DA proposer); each blob is threshold-signed by the committee",
+        let how = if view.is_some() {
+            "(the DA proposer); each blob is threshold-signed by the committee"
+        } else {
+            "(the DA authority), which signs each blob with its own key"
+        };
+        progress.phase(
+            Phase::DaEvents,
+            &format!(
+                "{} sample events through {} {how}",
+                args.events,
                 net.coordinator().name()
-            ));
-        }
+            ),
+        );
         let expected = publish(&net, args.events).await?;
         if view.is_some() {
             committee::report_da_height(&net).await?;
         }
         // Workloads, executed by storage nodes, receipts signed by the committee.
         // Each receipt adds a ReceiptRecorded event to the log.
-        let expected = expected + receipts::produce_receipts(&net, view.as_ref()).await?;
+        let expected = expected + receipts::produce_receipts(&net, view.as_ref(), progress).await?;
+        let until = match args.duration {
+            Some(d) => format!("for {d} s"),
+            None => "until Ctrl-C".to_owned(),
+        };
+        progress.phase(
+            Phase::LiveTable,
+            &format!("peers, DA events and state root of every node, {until}"),
+        );
         outcome = watch_table(&net, &mut stop, args.duration, expected, view.as_ref()).await?;
     }
 
@@ -178,7 +264,7 @@ enum Outcome {
 }
 
 /// Prints one progress line.
-fn say(line: &str) {
+pub(super) fn say(line: &str) {
     let _ = print_out(&format!("[devnet] {line}\n"));
 }
 
