@@ -196,6 +196,7 @@ pub(super) async fn watch_table(
     duration: Option<u64>,
     expected: u64,
     committee: Option<&CommitteeView>,
+    header: &str,
 ) -> anyhow::Result<Outcome> {
     let tty = std::io::stdout().is_terminal();
     let refresh = if tty { TTY_REFRESH } else { PLAIN_REFRESH };
@@ -216,7 +217,7 @@ pub(super) async fn watch_table(
                 None => "Ctrl-C to stop".to_owned(),
             };
             print_out(&format!(
-                "\x1b[2J\x1b[Hdsdn devnet: network {}, port {}, seed {} via {}, dir {}\n\n{table}\nt+{elapsed}s, {until}\n",
+                "\x1b[2J\x1b[Hdsdn devnet: network {}, port {}, seed {} via {}, dir {}{header}\n\n{table}\nt+{elapsed}s, {until}\n",
                 net.config().seeds.network.name,
                 net.port(),
                 net.seed_name(),

@@ -17,7 +17,8 @@
 //!    (SIGTERM, then SIGKILL).
 //!
 //! With `--coordinators 1`: one coordinator whose own key is the `da_authority`; phases 2,
-//! 3 and 5 are announced as skipped.
+//! 3 and 5 are announced as skipped. `--dashboard` serves the live page
+//! ([`super::dashboard`]) from phase 1 on, `--record` writes its timeline.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,6 +29,7 @@ use dsdn_daemon::localnet::{find_dsdnd, sample_da_events, LocalNet, LocalNetSpec
 use dsdn_protocols::da::DaEvent;
 use tokio::sync::watch;
 
+use super::dashboard::{Dashboard, PhaseLine, Target};
 use super::{print_out, DevnetArgs};
 
 mod committee;
@@ -84,19 +86,32 @@ impl Phase {
     }
 }
 
-/// Where the devnet reports its phases.
+/// Where the devnet reports its phases: its output, and the dashboard's header if one runs.
 #[derive(Clone, Default)]
-pub(super) struct Progress;
+pub(super) struct Progress {
+    line: Option<PhaseLine>,
+}
 
 impl Progress {
-    /// Prints `[devnet] phase N/6: NAME — detail`.
+    /// Prints `[devnet] phase N/6: NAME — detail` and shows the phase on the dashboard.
     pub(super) fn phase(&self, phase: Phase, detail: &str) {
         say(&format!("{} — {detail}", phase.title()));
+        if let Some(line) = &self.line {
+            line.set(&phase.title());
+        }
+    }
+
+    /// Shows `text` on the dashboard only (after the phases: stopping, stopped).
+    fn status(&self, text: &str) {
+        if let Some(line) = &self.line {
+            line.set(text);
+        }
     }
 }
 
 /// Runs `dsdn-agent devnet`.
 pub(crate) async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
     if args.coordinators >= 2 && args.threshold > args.coordinators {
         anyhow::bail!(
             "--threshold {} exceeds --coordinators {}: a t-of-n committee needs 2 <= t <= n",
@@ -106,7 +121,27 @@ pub(crate) async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     }
     let stop = stop_signal();
     let dsdnd = find_dsdnd()?;
-    let progress = Progress;
+    // The dashboard's address is bound (and the record written) before anything starts.
+    let mut dashboard = if args.dashboard.is_some() || args.record.is_some() {
+        Some(Dashboard::start("devnet", started, args.dashboard, args.record.clone()).await?)
+    } else {
+        None
+    };
+    let progress = Progress {
+        line: dashboard.as_ref().map(Dashboard::phase_line),
+    };
+    if let Some(d) = &dashboard {
+        if let Some(addr) = d.local_addr() {
+            say(&format!("dashboard: http://{addr}/"));
+        }
+        if let Some(path) = d.record_path() {
+            say(&format!(
+                "recording the timeline in {} (every {} s and at the end)",
+                path.display(),
+                super::dashboard::RECORD_EVERY.as_secs()
+            ));
+        }
+    }
     // Without --dir, use our own temporary directory so the logs can be kept on failure.
     let (tempdir, dir) = match &args.dir {
         Some(dir) => (None, dir.clone()),
@@ -119,7 +154,15 @@ pub(crate) async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
             (Some(t), path)
         }
     };
-    match run_in(&args, dsdnd, &dir, stop, &progress).await {
+    let result = run_in(&args, dsdnd, &dir, stop, &progress, dashboard.as_mut()).await;
+    if let Some(d) = dashboard {
+        let record = d.record_path().map(Path::to_path_buf);
+        d.finish().await?;
+        if let Some(path) = record {
+            say(&format!("timeline recorded in {}", path.display()));
+        }
+    }
+    match result {
         Ok(code) => Ok(code),
         Err(e) => {
             let logs = match tempdir {
@@ -139,6 +182,7 @@ async fn run_in(
     dir: &Path,
     mut stop: watch::Receiver<bool>,
     progress: &Progress,
+    mut dashboard: Option<&mut Dashboard>,
 ) -> anyhow::Result<ExitCode> {
     let coordinators = usize::from(args.coordinators);
     let spec = LocalNetSpec {
@@ -174,6 +218,18 @@ async fn run_in(
             return Ok(ExitCode::SUCCESS);
         }
     };
+    if let Some(d) = dashboard.as_deref_mut() {
+        d.watch(
+            net.nodes()
+                .iter()
+                .map(|n| Target {
+                    name: n.name().to_owned(),
+                    client: n.client_with_timeout(super::dashboard::REQUEST_TIMEOUT),
+                    mode: Some(n.mode().to_string()),
+                })
+                .collect(),
+        );
+    }
 
     let mut outcome = Outcome::Interrupted;
     let (ready, view) = if net.committee().is_some() {
@@ -219,14 +275,31 @@ async fn run_in(
             Phase::LiveTable,
             &format!("peers, DA events and state root of every node, {until}"),
         );
-        outcome = watch_table(&net, &mut stop, args.duration, expected, view.as_ref()).await?;
+        let header = dashboard
+            .as_deref()
+            .and_then(Dashboard::local_addr)
+            .map_or_else(String::new, |a| format!(", dashboard http://{a}/"));
+        outcome = watch_table(
+            &net,
+            &mut stop,
+            args.duration,
+            expected,
+            view.as_ref(),
+            &header,
+        )
+        .await?;
     }
 
+    if let Some(d) = dashboard {
+        d.stop_polling();
+    }
+    progress.status("stopping");
     say(&format!(
         "stopping {} nodes (SIGTERM, SIGKILL after 10 s)",
         net.nodes().len()
     ));
     let stopped = net.stop_all().await?;
+    progress.status("stopped");
     let killed: Vec<&str> = stopped
         .iter()
         .filter(|(_, clean)| !clean)
@@ -269,7 +342,7 @@ pub(super) fn say(line: &str) {
 }
 
 /// A receiver that turns `true` on the first Ctrl-C (or SIGTERM on Unix).
-fn stop_signal() -> watch::Receiver<bool> {
+pub(super) fn stop_signal() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
