@@ -19,6 +19,12 @@ if ! command -v prometheus >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-ge
   pkill -x prometheus || true
   pkill -x prometheus-node-exporter || true
 fi
+# The dashboard test (tests/tests/dashboard_browser.rs) opens the devnet's dashboard in
+# headless Chromium (Debian package `chromium`; fonts-liberation for legible text; the test
+# skips, saying so, without it, and fails in CI).
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation
+fi
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast
 # Tests that need the dsdnd binary built above (ignored in a plain `cargo test`).

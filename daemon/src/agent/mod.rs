@@ -12,6 +12,7 @@ use dsdn_daemon::cookie::{cookie_path, read_cookie};
 use dsdn_protocols::ServiceType;
 
 mod commands;
+mod dashboard;
 mod devnet;
 mod peers;
 mod table;
@@ -78,6 +79,10 @@ enum Command {
     /// every node with the group key as da_authority, publish sample DA events sealed by
     /// the committee and watch it until Ctrl-C.
     Devnet(DevnetArgs),
+    /// Serve the live dashboard of running nodes (the page `devnet --dashboard` serves):
+    /// topology, DA height and state root over time, propagation of blobs and receipts,
+    /// committee. Ctrl-C stops it.
+    Dashboard(dashboard::DashboardArgs),
     /// Follow the network's DA events as a light client, without a daemon: bootstrap from
     /// seeds.toml, verify every event against network.da_authority and print each one as it
     /// arrives (one line per event; --json: one JSON object per line). Ctrl-C stops it.
@@ -274,6 +279,15 @@ pub(crate) struct DevnetArgs {
     /// RUST_LOG of the daemons.
     #[arg(long, value_name = "FILTER", default_value = "info")]
     rust_log: String,
+    /// Serve the live dashboard on IP:PORT from the start (port 0: a free port; the URL is
+    /// printed). No authentication: keep it on loopback or a private interface.
+    #[arg(long, value_name = "IP:PORT")]
+    dashboard: Option<SocketAddr>,
+    /// Write the timeline (per node and per DA height or receipt, when it first had it, in
+    /// ms since the devnet started; heights and state roots over time) as JSON to FILE,
+    /// every 5 s and at the end.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
 }
 
 fn parse_service_type(s: &str) -> Result<ServiceType, String> {
@@ -305,6 +319,11 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Every command but devnet and watch talks to one daemon, with its token.
     let watch_dir = cli.data_dir.clone();
+    let default_cookie = match (&cli.cookie, &cli.data_dir) {
+        (Some(file), _) => file.clone(),
+        (None, Some(dir)) => cookie_path(dir),
+        (None, None) => cookie_path(Path::new(DEFAULT_DATA_DIR)),
+    };
     let (api, cookie, data_dir) = (cli.api, cli.cookie, cli.data_dir);
     let client = move || -> anyhow::Result<ApiClient> {
         let token = read_token(cookie.as_deref(), data_dir.as_deref())?;
@@ -319,6 +338,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot write the man pages to {}", dir.display()))?;
         }
         Command::Devnet(args) => return devnet::run(args).await,
+        Command::Dashboard(args) => dashboard::run_standalone(args, api, &default_cookie).await?,
         Command::Watch(args) => watch::run(&args, watch_dir.as_deref()).await?,
         Command::Status { json } => commands::status(&client()?, json).await?,
         Command::Peers(cmd) => {

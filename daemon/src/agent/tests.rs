@@ -1,3 +1,5 @@
+//! Tests of the command line: parsing, tokens, one-line errors.
+
 use super::*;
 
 #[test]

@@ -8,7 +8,7 @@ use anyhow::Context;
 use dsdn_daemon::localnet::LocalNet;
 use tokio::sync::watch;
 
-use super::{say, stopped, wait_mesh};
+use super::{say, stopped, wait_mesh, Phase, Progress};
 
 /// How long every DA-carrying node gets to reach the proposer's DA height.
 const DA_HEIGHT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -65,6 +65,7 @@ impl CommitteeView {
 pub(super) async fn bring_up(
     net: &mut LocalNet,
     stop: &mut watch::Receiver<bool>,
+    progress: &Progress,
 ) -> anyhow::Result<Option<CommitteeView>> {
     let Some(spec) = net.committee().cloned() else {
         anyhow::bail!("this devnet has no committee");
@@ -87,11 +88,14 @@ pub(super) async fn bring_up(
         return Ok(None);
     }
 
-    say(&format!(
-        "phase 1/3: DKG through the control API of {} (POST /v1/committee/dkg at {})",
-        net.coordinator().name(),
-        net.coordinator().api_addr()
-    ));
+    progress.phase(
+        Phase::Dkg,
+        &format!(
+            "through the control API of {} (POST /v1/committee/dkg at {})",
+            net.coordinator().name(),
+            net.coordinator().api_addr()
+        ),
+    );
     let started = Instant::now();
     let status = tokio::select! {
         s = net.committee_dkg() => s.context("committee DKG")?,
@@ -134,10 +138,13 @@ pub(super) async fn bring_up(
         }
     }
 
-    say(&format!(
-        "phase 2/3: restarting with da_authority = group key {group_key} in {} (SIGTERM; data dirs, peers.dat and key shares kept)",
-        net.config_path().display()
-    ));
+    progress.phase(
+        Phase::Restart,
+        &format!(
+            "da_authority = group key {group_key} in {}; restarting every node (SIGTERM; data dirs, peers.dat and key shares kept)",
+            net.config_path().display()
+        ),
+    );
     net.set_da_authority(&group_key)?;
     let restarted = tokio::select! {
         r = net.restart_all(say) => r?,
@@ -206,7 +213,7 @@ async fn wait_shares_reloaded(net: &LocalNet, group_key: &str) -> anyhow::Result
     }
 }
 
-/// Phase 3 check: waits until every DA-carrying node reached the DA proposer's height (the
+/// Phase 4 check: waits until every DA-carrying node reached the DA proposer's height (the
 /// blobs were sealed by the committee and each node verified them against the group key);
 /// prints each node's height.
 pub(super) async fn report_da_height(net: &LocalNet) -> anyhow::Result<u64> {

@@ -1,35 +1,42 @@
 //! `dsdn-agent devnet`: a local network of real dsdnd processes, watched live.
 //!
-//! Phases with a committee (the default: `--coordinators 3 --threshold 2`, Tahap 14A.2B):
-//! start (seed server, bootstrap, coordinator-1..n configured as a t-of-n committee in
-//! seeds.toml `[committee]`, storage nodes; no `da_authority` yet) → wait until they find
-//! each other → DKG through coordinator-1's control API → `da_authority` = group key in
-//! seeds.toml, restart every node with its data directory → wait for the mesh → publish
-//! sample DA events through coordinator-1 (the DA proposer; the committee threshold-signs
-//! each blob) → wait until every node reached the DA height → [`receipts::produce_receipts`]
-//! (sample workloads → receipts, verified and re-executed) → live table until Ctrl-C/SIGTERM or `--duration` → stop every
-//! process (SIGTERM, then SIGKILL).
+//! Its six [`Phase`]s, with a committee (the default: `--coordinators 3 --threshold 2`,
+//! Tahap 14A.2B):
 //!
-//! With `--coordinators 1`: one coordinator whose own key is the `da_authority`; no DKG and
-//! no restart.
+//! 1. **Start**: seed server, bootstrap, coordinator-1..n configured as a t-of-n committee
+//!    in seeds.toml `[committee]` (no `da_authority` yet), storage nodes; wait until they
+//!    find each other.
+//! 2. **DKG** through coordinator-1's control API.
+//! 3. **Restart with the group key**: `da_authority` = group key in seeds.toml, every node
+//!    restarted with its data directory; wait for the mesh and the key shares.
+//! 4. **DA events**: sample events published through coordinator-1 (the DA proposer; the
+//!    committee threshold-signs each blob); wait until every node reached the DA height.
+//! 5. **Receipts**: [`receipts::produce_receipts`] (sample workloads → receipts, verified
+//!    and re-executed).
+//! 6. **Live table** until Ctrl-C/SIGTERM or `--duration`; then every process is stopped
+//!    (SIGTERM, then SIGKILL).
+//!
+//! With `--coordinators 1`: one coordinator whose own key is the `da_authority`; phases 2,
+//! 3 and 5 are announced as skipped. `--dashboard` serves the live page
+//! ([`super::dashboard`]) from phase 1 on, `--record` writes its timeline.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use dsdn_daemon::localnet::{find_dsdnd, sample_da_events, LocalNet, LocalNetSpec, NodeMode};
+use dsdn_daemon::localnet::{find_dsdnd, sample_da_events, LocalNet, LocalNetSpec};
 use dsdn_protocols::da::DaEvent;
 use tokio::sync::watch;
 
-use super::table::{render_table, short_hex, short_id};
+use super::dashboard::{Dashboard, PhaseLine, Target};
 use super::{print_out, DevnetArgs};
 
 mod committee;
+mod live;
 mod receipts;
 
-use committee::CommitteeView;
+use live::watch_table;
 
 /// How long to wait for every node to be connected to every other before going on anyway.
 const MESH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -38,17 +45,73 @@ const MESH_TIMEOUT: Duration = Duration::from_secs(60);
 /// (gossipsub grafts peers on its heartbeat, about once a second).
 const GOSSIP_SETTLE: Duration = Duration::from_secs(3);
 
-/// Table refresh on a terminal.
-const TTY_REFRESH: Duration = Duration::from_secs(1);
+/// The devnet's phases, numbered and named the same in its output and in the README:
+/// `[devnet] phase 2/6: DKG — …`. With `--coordinators 1` the DKG and the restart are
+/// announced as skipped, so the numbers stay the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Keys, config, every node started, waiting until they are connected.
+    Start = 1,
+    /// The committee's FROST DKG.
+    Dkg,
+    /// `da_authority` = the group key, every node restarted.
+    Restart,
+    /// Sample DA events published and spread.
+    DaEvents,
+    /// Sample workloads and their receipts.
+    Receipts,
+    /// The live table.
+    LiveTable,
+}
 
-/// Table print interval when stdout is not a terminal.
-const PLAIN_REFRESH: Duration = Duration::from_secs(5);
+impl Phase {
+    /// How many phases there are.
+    pub(super) const COUNT: u8 = 6;
 
-/// Timeout of one API request of the live table.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+    /// The phase's name, as the README lists it.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Phase::Start => "Start",
+            Phase::Dkg => "DKG",
+            Phase::Restart => "Restart with the group key",
+            Phase::DaEvents => "DA events",
+            Phase::Receipts => "Receipts",
+            Phase::LiveTable => "Live table",
+        }
+    }
+
+    /// `phase 2/6: DKG`.
+    pub(super) fn title(self) -> String {
+        format!("phase {}/{}: {}", self as u8, Self::COUNT, self.name())
+    }
+}
+
+/// Where the devnet reports its phases: its output, and the dashboard's header if one runs.
+#[derive(Clone, Default)]
+pub(super) struct Progress {
+    line: Option<PhaseLine>,
+}
+
+impl Progress {
+    /// Prints `[devnet] phase N/6: NAME — detail` and shows the phase on the dashboard.
+    pub(super) fn phase(&self, phase: Phase, detail: &str) {
+        say(&format!("{} — {detail}", phase.title()));
+        if let Some(line) = &self.line {
+            line.set(&phase.title());
+        }
+    }
+
+    /// Shows `text` on the dashboard only (after the phases: stopping, stopped).
+    fn status(&self, text: &str) {
+        if let Some(line) = &self.line {
+            line.set(text);
+        }
+    }
+}
 
 /// Runs `dsdn-agent devnet`.
 pub(crate) async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
     if args.coordinators >= 2 && args.threshold > args.coordinators {
         anyhow::bail!(
             "--threshold {} exceeds --coordinators {}: a t-of-n committee needs 2 <= t <= n",
@@ -58,6 +121,27 @@ pub(crate) async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     }
     let stop = stop_signal();
     let dsdnd = find_dsdnd()?;
+    // The dashboard's address is bound (and the record written) before anything starts.
+    let mut dashboard = if args.dashboard.is_some() || args.record.is_some() {
+        Some(Dashboard::start("devnet", started, args.dashboard, args.record.clone()).await?)
+    } else {
+        None
+    };
+    let progress = Progress {
+        line: dashboard.as_ref().map(Dashboard::phase_line),
+    };
+    if let Some(d) = &dashboard {
+        if let Some(addr) = d.local_addr() {
+            say(&format!("dashboard: http://{addr}/"));
+        }
+        if let Some(path) = d.record_path() {
+            say(&format!(
+                "recording the timeline in {} (every {} s and at the end)",
+                path.display(),
+                super::dashboard::RECORD_EVERY.as_secs()
+            ));
+        }
+    }
     // Without --dir, use our own temporary directory so the logs can be kept on failure.
     let (tempdir, dir) = match &args.dir {
         Some(dir) => (None, dir.clone()),
@@ -70,7 +154,15 @@ pub(crate) async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
             (Some(t), path)
         }
     };
-    match run_in(&args, dsdnd, &dir, stop).await {
+    let result = run_in(&args, dsdnd, &dir, stop, &progress, dashboard.as_mut()).await;
+    if let Some(d) = dashboard {
+        let record = d.record_path().map(Path::to_path_buf);
+        d.finish().await?;
+        if let Some(path) = record {
+            say(&format!("timeline recorded in {}", path.display()));
+        }
+    }
+    match result {
         Ok(code) => Ok(code),
         Err(e) => {
             let logs = match tempdir {
@@ -89,6 +181,8 @@ async fn run_in(
     dsdnd: PathBuf,
     dir: &Path,
     mut stop: watch::Receiver<bool>,
+    progress: &Progress,
+    mut dashboard: Option<&mut Dashboard>,
 ) -> anyhow::Result<ExitCode> {
     let coordinators = usize::from(args.coordinators);
     let spec = LocalNetSpec {
@@ -108,11 +202,14 @@ async fn run_in(
             args.threshold
         )
     };
-    say(&format!(
-        "starting 1 bootstrap, {coordinator_phrase} and {} storage nodes in {}",
-        args.storage,
-        dir.display()
-    ));
+    progress.phase(
+        Phase::Start,
+        &format!(
+            "1 bootstrap, {coordinator_phrase} and {} storage nodes in {}; then waiting until all are connected",
+            args.storage,
+            dir.display()
+        ),
+    );
     let start = LocalNet::start_with_progress(spec, say);
     let mut net = tokio::select! {
         net = start => net?,
@@ -121,36 +218,88 @@ async fn run_in(
             return Ok(ExitCode::SUCCESS);
         }
     };
+    if let Some(d) = dashboard.as_deref_mut() {
+        d.watch(
+            net.nodes()
+                .iter()
+                .map(|n| Target {
+                    name: n.name().to_owned(),
+                    client: n.client_with_timeout(super::dashboard::REQUEST_TIMEOUT),
+                    mode: Some(n.mode().to_string()),
+                })
+                .collect(),
+        );
+    }
 
     let mut outcome = Outcome::Interrupted;
     let (ready, view) = if net.committee().is_some() {
-        let view = committee::bring_up(&mut net, &mut stop).await?;
+        let view = committee::bring_up(&mut net, &mut stop, progress).await?;
         (view.is_some(), view)
     } else {
-        (wait_mesh(&net, &mut stop).await?, None)
+        let ready = wait_mesh(&net, &mut stop).await?;
+        if ready {
+            progress.phase(
+                Phase::Dkg,
+                "skipped: a single coordinator signs with its own key (the da_authority)",
+            );
+            progress.phase(Phase::Restart, "skipped: no committee, no group key");
+        }
+        (ready, None)
     };
     if ready && pause(GOSSIP_SETTLE, &mut stop).await {
-        if view.is_some() {
-            say(&format!(
-                "phase 3/3: DA events through {} (the DA proposer); each blob is threshold-signed by the committee",
+        let how = if view.is_some() {
+            "(the DA proposer); each blob is threshold-signed by the committee"
+        } else {
+            "(the DA authority), which signs each blob with its own key"
+        };
+        progress.phase(
+            Phase::DaEvents,
+            &format!(
+                "{} sample events through {} {how}",
+                args.events,
                 net.coordinator().name()
-            ));
-        }
+            ),
+        );
         let expected = publish(&net, args.events).await?;
         if view.is_some() {
             committee::report_da_height(&net).await?;
         }
         // Workloads, executed by storage nodes, receipts signed by the committee.
         // Each receipt adds a ReceiptRecorded event to the log.
-        let expected = expected + receipts::produce_receipts(&net, view.as_ref()).await?;
-        outcome = watch_table(&net, &mut stop, args.duration, expected, view.as_ref()).await?;
+        let expected = expected + receipts::produce_receipts(&net, view.as_ref(), progress).await?;
+        let until = match args.duration {
+            Some(d) => format!("for {d} s"),
+            None => "until Ctrl-C".to_owned(),
+        };
+        progress.phase(
+            Phase::LiveTable,
+            &format!("peers, DA events and state root of every node, {until}"),
+        );
+        let header = dashboard
+            .as_deref()
+            .and_then(Dashboard::local_addr)
+            .map_or_else(String::new, |a| format!(", dashboard http://{a}/"));
+        outcome = watch_table(
+            &net,
+            &mut stop,
+            args.duration,
+            expected,
+            view.as_ref(),
+            &header,
+        )
+        .await?;
     }
 
+    if let Some(d) = dashboard {
+        d.stop_polling();
+    }
+    progress.status("stopping");
     say(&format!(
         "stopping {} nodes (SIGTERM, SIGKILL after 10 s)",
         net.nodes().len()
     ));
     let stopped = net.stop_all().await?;
+    progress.status("stopped");
     let killed: Vec<&str> = stopped
         .iter()
         .filter(|(_, clean)| !clean)
@@ -188,12 +337,12 @@ enum Outcome {
 }
 
 /// Prints one progress line.
-fn say(line: &str) {
+pub(super) fn say(line: &str) {
     let _ = print_out(&format!("[devnet] {line}\n"));
 }
 
 /// A receiver that turns `true` on the first Ctrl-C (or SIGTERM on Unix).
-fn stop_signal() -> watch::Receiver<bool> {
+pub(super) fn stop_signal() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -346,227 +495,6 @@ fn kind_counts(events: &[DaEvent]) -> String {
         .map(|(k, n)| format!("{n} {k}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// One line of the live table.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct NodeRow {
-    name: String,
-    mode: NodeMode,
-    ip: String,
-    peer_id: String,
-    /// The process has exited.
-    exited: bool,
-    /// Connected peers, when the API answered.
-    peers: Option<usize>,
-    /// DA events applied and state root, when the API answered.
-    da: Option<(u64, String)>,
-}
-
-async fn collect_rows(net: &LocalNet) -> Vec<NodeRow> {
-    let mut rows = Vec::with_capacity(net.nodes().len());
-    for node in net.nodes() {
-        let exited = !node.is_running();
-        let (peers, da) = if exited {
-            (None, None)
-        } else {
-            let client = node.client_with_timeout(REQUEST_TIMEOUT);
-            let peers = client.status().await.ok().map(|s| s.connected_peers);
-            let da = if carries_da(node.mode()) {
-                client
-                    .da_state()
-                    .await
-                    .ok()
-                    .map(|s| (s.events, hex::encode(s.state_root)))
-            } else {
-                None
-            };
-            (peers, da)
-        };
-        rows.push(NodeRow {
-            name: node.name().to_owned(),
-            mode: node.mode(),
-            ip: node.ip().to_string(),
-            peer_id: node.peer_id().to_owned(),
-            exited,
-            peers,
-            da,
-        });
-    }
-    rows
-}
-
-/// Whether nodes of this mode carry DA events (dedicated bootstrap nodes do not: they
-/// never subscribe to the DA topic and always report an empty DA state).
-fn carries_da(mode: NodeMode) -> bool {
-    mode != NodeMode::Bootstrap
-}
-
-/// The rows of nodes that carry DA events.
-fn da_rows(rows: &[NodeRow]) -> impl Iterator<Item = &NodeRow> {
-    rows.iter().filter(|r| carries_da(r.mode))
-}
-
-/// The root every DA-carrying node should hold: the coordinator's (the DA authority), else
-/// the most common one.
-fn reference_root(rows: &[NodeRow]) -> Option<&str> {
-    let coordinator = rows
-        .iter()
-        .find(|r| r.mode == NodeMode::Coordinator)
-        .and_then(|r| r.da.as_ref())
-        .map(|(_, root)| root.as_str());
-    coordinator.or_else(|| {
-        let roots: Vec<&str> = rows
-            .iter()
-            .filter_map(|r| r.da.as_ref().map(|(_, root)| root.as_str()))
-            .collect();
-        roots
-            .iter()
-            .max_by_key(|root| roots.iter().filter(|r| r == root).count())
-            .copied()
-    })
-}
-
-/// True when every DA-carrying node answered with `expected` events and the reference root.
-fn converged(rows: &[NodeRow], expected: u64) -> bool {
-    let reference = reference_root(rows);
-    reference.is_some()
-        && da_rows(rows).all(|r| {
-            r.da.as_ref().is_some_and(|(events, root)| {
-                *events == expected && Some(root.as_str()) == reference
-            })
-        })
-}
-
-/// `DA converged: 5/5 nodes agree on root a1b2c3d4e5f6, 5/5 hold all 20 events` and the
-/// like (over DA-carrying nodes only).
-fn summary_line(rows: &[NodeRow], expected: u64) -> String {
-    let Some(reference) = reference_root(rows) else {
-        return "DA: no node answered".to_owned();
-    };
-    let agree = da_rows(rows)
-        .filter(|r| r.da.as_ref().is_some_and(|(_, root)| root == reference))
-        .count();
-    let complete = da_rows(rows)
-        .filter(|r| r.da.as_ref().is_some_and(|(events, _)| *events == expected))
-        .count();
-    let total = da_rows(rows).count();
-    let verdict = if converged(rows, expected) {
-        "converged"
-    } else {
-        "not converged"
-    };
-    format!(
-        "DA {verdict}: {agree}/{total} nodes agree on root {}, {complete}/{total} hold all {expected} events",
-        short_hex(reference),
-    )
-}
-
-fn render_devnet(rows: &[NodeRow], expected: u64) -> String {
-    let reference = reference_root(rows);
-    let table_rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            let peers = match (r.exited, r.peers) {
-                (true, _) => "exited".to_owned(),
-                (false, Some(p)) => p.to_string(),
-                (false, None) => "down".to_owned(),
-            };
-            let (events, root, agree) = match &r.da {
-                Some((events, root)) => (
-                    events.to_string(),
-                    short_hex(root),
-                    if Some(root.as_str()) == reference {
-                        "yes"
-                    } else {
-                        "no"
-                    },
-                ),
-                None if !carries_da(r.mode) => ("n/a".to_owned(), "n/a".to_owned(), "-"),
-                None => ("-".to_owned(), "-".to_owned(), "?"),
-            };
-            vec![
-                r.name.clone(),
-                r.mode.to_string(),
-                r.ip.clone(),
-                short_id(&r.peer_id),
-                peers,
-                events,
-                root,
-                agree.to_owned(),
-            ]
-        })
-        .collect();
-    let mut out = render_table(
-        &[
-            "NODE",
-            "MODE",
-            "IP",
-            "PEER ID",
-            "PEERS",
-            "DA EVENTS",
-            "STATE ROOT",
-            "AGREE",
-        ],
-        &table_rows,
-    );
-    out.push_str(&summary_line(rows, expected));
-    out.push('\n');
-    out
-}
-
-/// The live table: redrawn every second on a terminal, printed every few seconds
-/// otherwise, until a stop signal or `duration` seconds.
-async fn watch_table(
-    net: &LocalNet,
-    stop: &mut watch::Receiver<bool>,
-    duration: Option<u64>,
-    expected: u64,
-    committee: Option<&CommitteeView>,
-) -> anyhow::Result<Outcome> {
-    let tty = std::io::stdout().is_terminal();
-    let refresh = if tty { TTY_REFRESH } else { PLAIN_REFRESH };
-    let started = Instant::now();
-    let deadline = duration.map(|d| started + Duration::from_secs(d));
-    let dir: PathBuf = net.dir().to_path_buf();
-    loop {
-        let rows = collect_rows(net).await;
-        let mut table = render_devnet(&rows, expected);
-        if let Some(c) = committee {
-            table.push_str(&c.summary());
-            table.push('\n');
-        }
-        let elapsed = started.elapsed().as_secs();
-        if tty {
-            let until = match duration {
-                Some(d) => format!("stops after {d} s"),
-                None => "Ctrl-C to stop".to_owned(),
-            };
-            print_out(&format!(
-                "\x1b[2J\x1b[Hdsdn devnet: network {}, port {}, seed {} via {}, dir {}\n\n{table}\nt+{elapsed}s, {until}\n",
-                net.config().seeds.network.name,
-                net.port(),
-                net.seed_name(),
-                net.seed_server().local_addr(),
-                dir.display(),
-            ))?;
-        } else {
-            print_out(&format!("[devnet] t+{elapsed}s\n{table}"))?;
-        }
-        let now = Instant::now();
-        if let Some(deadline) = deadline {
-            if now >= deadline {
-                return Ok(Outcome::Elapsed {
-                    converged: converged(&rows, expected),
-                    summary: summary_line(&rows, expected),
-                });
-            }
-        }
-        let wait = deadline.map_or(refresh, |d| refresh.min(d - now));
-        if !pause(wait, stop).await {
-            return Ok(Outcome::Interrupted);
-        }
-    }
 }
 
 #[cfg(test)]

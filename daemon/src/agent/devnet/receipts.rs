@@ -15,7 +15,7 @@ use dsdn_protocols::workload::WorkloadSubmission;
 use ed25519_dalek::SigningKey;
 
 use super::committee::CommitteeView;
-use super::say;
+use super::{say, Phase, Progress};
 
 /// Workloads the devnet submits.
 const WORKLOADS: usize = 3;
@@ -38,9 +38,13 @@ const GOSSIP_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) async fn produce_receipts(
     net: &LocalNet,
     committee: Option<&CommitteeView>,
+    progress: &Progress,
 ) -> anyhow::Result<u64> {
     let Some(committee) = committee else {
-        say("receipts: skipped (a single coordinator has no committee to sign them)");
+        progress.phase(
+            Phase::Receipts,
+            "skipped: a single coordinator has no committee to sign them",
+        );
         return Ok(0);
     };
     let group_key = parse_group_key(&committee.group_key)?;
@@ -50,11 +54,14 @@ pub(super) async fn produce_receipts(
     let runtime = WorkloadRuntime::new(NETWORK_LIMITS).context("cannot build the WASM runtime")?;
     // A submitter operating no node of the devnet.
     let submitter = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
-    say(&format!(
-        "receipts: submitting {WORKLOADS} workloads (FNV-1a × {ROUNDS}, {} bytes of WASM) to {}",
-        module.len(),
-        net.coordinator().name()
-    ));
+    progress.phase(
+        Phase::Receipts,
+        &format!(
+            "submitting {WORKLOADS} workloads (FNV-1a × {ROUNDS}, {} bytes of WASM) to {}",
+            module.len(),
+            net.coordinator().name()
+        ),
+    );
     for n in 0..WORKLOADS {
         let input = format!("devnet workload {n}").into_bytes();
         let submission = WorkloadSubmission::sign(

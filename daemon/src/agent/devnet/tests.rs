@@ -1,6 +1,8 @@
 //! Tests of the devnet table and summary.
 
+use super::live::*;
 use super::*;
+use dsdn_daemon::localnet::NodeMode;
 
 fn row(name: &str, mode: NodeMode, da: Option<(u64, &str)>) -> NodeRow {
     NodeRow {
@@ -78,4 +80,37 @@ fn kinds_in_order_of_appearance() {
         kind_counts(&events),
         "2 node_registered, 2 chunk_declared, 4 replica_added, 2 replica_removed, 2 delete_requested"
     );
+}
+
+#[test]
+fn phases_are_numbered_as_in_the_readme() {
+    let phases = [
+        Phase::Start,
+        Phase::Dkg,
+        Phase::Restart,
+        Phase::DaEvents,
+        Phase::Receipts,
+        Phase::LiveTable,
+    ];
+    assert_eq!(phases.len(), usize::from(Phase::COUNT));
+    assert_eq!(Phase::Dkg.title(), "phase 2/6: DKG");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("What `devnet` does")
+        .nth(1)
+        .expect("the README's devnet section");
+    let listed: Vec<&str> = section
+        .lines()
+        .take_while(|l| !l.starts_with('#'))
+        .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_digit()) && l.contains(". **"))
+        .collect();
+    assert_eq!(listed.len(), phases.len(), "{listed:#?}");
+    for (line, phase) in listed.iter().zip(phases) {
+        let want = format!("{}. **{}.**", phase as u8, phase.name());
+        assert!(
+            line.starts_with(&want),
+            "README: {line:?}, devnet prints {want:?}"
+        );
+    }
 }
