@@ -240,7 +240,7 @@ pub(crate) struct DaService {
     /// Fork evidence and what it is compared with (issue 13 §4).
     forks: fork::ForkWatch,
     /// Sealed blobs whose waiters wait for the network's confirmation.
-    confirming: Vec<confirm::Confirming>,
+    confirming: confirm::Confirmations,
 }
 
 impl DaService {
@@ -354,7 +354,7 @@ impl DaService {
             actions: Vec::new(),
             register_limiter: PexRateLimiter::new(Duration::from_secs(5)),
             forks,
-            confirming: Vec::new(),
+            confirming: confirm::Confirmations::default(),
         };
         Ok((service, height_rx))
     }

@@ -5,25 +5,31 @@
 //! height, and the other's events are lost. So the answer to everyone who waits for a blob
 //! this node sealed (publishers, registrations, submitted blobs) waits until a majority of
 //! up to [`CONFIRM_PEERS`] connected DA peers report, over the backfill protocol, that they
-//! hold this node's blob at N. A peer that is behind is asked again every
-//! [`CONFIRM_RETRY`]. A peer holding another validly signed blob at N is fork evidence
-//! ([`super::fork`]): the waiters are told the events were not published. A node without
-//! DA peers answers at once: nobody can hold another blob for it.
+//! hold this node's blob. A peer that is behind, or whose request failed, is asked again
+//! every [`CONFIRM_RETRY`]. A peer holding another validly signed blob at that height is
+//! fork evidence ([`super::fork`]): the waiters of that height and above are told their
+//! events were not published. A node without DA peers answers at once: nobody can hold
+//! another blob for it.
 //!
-//! When the majority has not answered within [`CONFIRM_TIMEOUT`], the waiters are answered
-//! if at least one peer holds the blob and no peer holds another; with no confirmation at
-//! all they get an error that says the blob is in this node's log but unconfirmed.
-//! Entries: one per sealed blob with waiters, each with at most [`CONFIRM_PEERS`] peers.
+//! One probe at a time, for the highest waiting height: a peer applies a blob only on top of
+//! the chain it links to, so a peer that holds this node's blob N holds its blobs below N
+//! too, and a burst of sealed blobs costs one round of requests, not one per blob. When the
+//! majority has not answered within [`CONFIRM_TIMEOUT`], the waiters are answered if at
+//! least one peer holds the blob and none holds another; with no confirmation at all they
+//! get an error that says the blob is in this node's log but unconfirmed.
+
+use std::collections::BTreeMap;
 
 use super::*;
 
 /// DA peers asked to confirm a sealed blob.
 pub const CONFIRM_PEERS: usize = 3;
 
-/// Pause before asking again a peer that did not hold the blob yet.
+/// Pause before asking again a peer that did not hold the blob yet (or whose request
+/// failed).
 pub const CONFIRM_RETRY: Duration = Duration::from_millis(50);
 
-/// How long the waiters of one blob wait for the confirmations.
+/// How long a probe waits for the confirmations.
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where one asked peer stands.
@@ -31,26 +37,25 @@ pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 enum Ask {
     /// A request is in flight.
     Asked,
-    /// It did not hold the blob yet: ask again at this time.
+    /// Ask again at this time.
     RetryAt(Instant),
     /// It holds this node's blob.
     Confirmed,
-    /// It failed, disconnected, or answered something unusable.
+    /// It disconnected.
     Gone,
 }
 
-/// The waiters of one sealed blob and the peers asked about it.
+/// The peers asked about the highest waiting height.
 #[derive(Debug)]
-pub(crate) struct Confirming {
+struct Probe {
     height: u64,
     hash: [u8; 32],
-    replies: Vec<Reply>,
     /// Set at the first [`DaService::settle_confirmations`] (the service's clock).
     deadline: Option<Instant>,
     peers: Vec<(PeerId, Ask)>,
 }
 
-impl Confirming {
+impl Probe {
     fn confirmed(&self) -> usize {
         self.peers
             .iter()
@@ -70,6 +75,14 @@ impl Confirming {
     }
 }
 
+/// Sealed blobs whose waiters wait for the network's confirmation; see the module
+/// documentation. At most one entry per sealed height with waiters, one probe.
+#[derive(Debug, Default)]
+pub(crate) struct Confirmations {
+    waiting: BTreeMap<u64, Vec<Reply>>,
+    probe: Option<Probe>,
+}
+
 impl DaService {
     /// Answers the waiters of the durable blob at `height` once the network holds it (see
     /// the module documentation).
@@ -86,21 +99,44 @@ impl DaService {
             );
             return;
         }
-        let hash = match height.cmp(&self.chain.height()) {
-            std::cmp::Ordering::Equal => self.chain.tip_hash(),
-            _ => match self.forks_hash_at(height) {
-                Some(h) => h,
-                None => {
-                    self.answer_confirmed(height, replies);
-                    return;
-                }
-            },
-        };
-        let mut peers: Vec<PeerId> = self.planner.peers().cloned().collect();
-        if peers.is_empty() {
+        if self.planner.peers().next().is_none() {
             self.answer_confirmed(height, replies);
             return;
         }
+        self.confirming
+            .waiting
+            .entry(height)
+            .or_default()
+            .extend(replies);
+        if self
+            .confirming
+            .probe
+            .as_ref()
+            .is_none_or(|p| p.height < height)
+        {
+            self.start_probe(height);
+        }
+    }
+
+    /// Asks up to [`CONFIRM_PEERS`] random DA peers for their blob at `height` (the probe of
+    /// an older height is dropped: this one covers it).
+    fn start_probe(&mut self, height: u64) {
+        let hash = if height == self.chain.height() {
+            Some(self.chain.tip_hash())
+        } else {
+            self.chain.held(height).map(|b| b.hash()).or_else(|| {
+                self.read_blob(height)
+                    .and_then(|b| DaBlob::from_bytes(&b).ok())
+                    .and_then(|b| b.hash().ok())
+            })
+        };
+        let Some(hash) = hash else {
+            // Not readable (cannot happen for a durable blob): nothing to compare with.
+            self.confirming.probe = None;
+            self.answer_up_to(height);
+            return;
+        };
+        let mut peers: Vec<PeerId> = self.planner.peers().cloned().collect();
         use rand::seq::SliceRandom;
         peers.shuffle(&mut rand::rng());
         peers.truncate(CONFIRM_PEERS);
@@ -111,24 +147,16 @@ impl DaService {
         for peer in &peers {
             self.actions.push(DaAction::Confirm(*peer, request));
         }
-        self.confirming.push(Confirming {
+        self.confirming.probe = Some(Probe {
             height,
             hash,
-            replies,
             deadline: None,
             peers: peers.into_iter().map(|p| (p, Ask::Asked)).collect(),
         });
     }
 
-    fn forks_hash_at(&self, height: u64) -> Option<[u8; 32]> {
-        self.chain.held(height).map(|b| b.hash()).or_else(|| {
-            self.read_blob(height)
-                .and_then(|b| DaBlob::from_bytes(&b).ok())
-                .and_then(|b| b.hash().ok())
-        })
-    }
-
-    /// A peer's answer to a confirmation request for `request.from`.
+    /// A peer's answer to a confirmation request for `request.from` (`None`: the request
+    /// failed).
     pub(crate) fn on_confirm_response(
         &mut self,
         peer: PeerId,
@@ -137,33 +165,40 @@ impl DaService {
         now: Instant,
     ) {
         let height = request.from;
-        let Some(i) = self.confirming.iter().position(|c| c.height == height) else {
-            return;
-        };
         let blob = response
             .and_then(|r| r.validated(request).ok())
             .map(|r| r.blobs.into_iter().next());
-        let authority = self.authority;
-        let ask = match blob {
-            None => Ask::Gone,
-            Some(None) => Ask::RetryAt(now + CONFIRM_RETRY),
-            Some(Some(bytes)) => match authority
-                .and_then(|a| DaBlob::decode_verified(&bytes, &self.network, &a).ok())
-            {
-                Some(b) if b.height() == height && b.hash() == self.confirming[i].hash => {
-                    Ask::Confirmed
-                }
-                Some(b) if b.height() == height => {
-                    // Another validly signed blob at our height: fork evidence; the
-                    // waiters are failed by `confirm_failed_at`.
-                    self.check_fork(&b);
-                    Ask::Gone
-                }
-                _ => Ask::Gone,
-            },
+        let verified = match (&blob, self.authority) {
+            (Some(Some(bytes)), Some(a)) => DaBlob::decode_verified(bytes, &self.network, &a)
+                .ok()
+                .filter(|b| b.height() == height),
+            _ => None,
         };
-        if let Some(c) = self.confirming.iter_mut().find(|c| c.height == height) {
-            if let Some(entry) = c.peers.iter_mut().find(|(p, _)| *p == peer) {
+        let Some(probe) = self
+            .confirming
+            .probe
+            .as_mut()
+            .filter(|p| p.height == height)
+        else {
+            // An answer about an older probe: only a conflict matters now.
+            if let Some(b) = verified {
+                self.check_fork(&b);
+            }
+            return;
+        };
+        let ask = match verified {
+            Some(b) if b.hash() == probe.hash => Ask::Confirmed,
+            Some(b) => {
+                // Another validly signed blob at our height: fork evidence, which fails the
+                // waiters of this height and above (`confirm_failed_at`).
+                self.check_fork(&b);
+                return;
+            }
+            // Behind, a failed request, or an unusable answer: asked again.
+            None => Ask::RetryAt(now + CONFIRM_RETRY),
+        };
+        if let Some(entry) = probe.peers.iter_mut().find(|(p, _)| *p == peer) {
+            if entry.1 != Ask::Gone {
                 entry.1 = ask;
             }
         }
@@ -172,8 +207,8 @@ impl DaService {
 
     /// A DA peer left: it confirms nothing more.
     pub(super) fn confirm_peer_gone(&mut self, peer: &PeerId) {
-        for c in &mut self.confirming {
-            for (p, a) in &mut c.peers {
+        if let Some(probe) = self.confirming.probe.as_mut() {
+            for (p, a) in &mut probe.peers {
                 if p == peer && *a != Ask::Confirmed {
                     *a = Ask::Gone;
                 }
@@ -181,85 +216,107 @@ impl DaService {
         }
     }
 
-    /// Fork evidence at `height`: its waiters are told their events were not published.
+    /// Fork evidence at `height`: the waiters of that height and above (their blobs chain on
+    /// this node's blob there) are told their events were not published; lower heights are
+    /// probed again.
     pub(super) fn confirm_failed_at(&mut self, height: u64) {
-        let failed: Vec<Confirming> = self
-            .confirming
-            .extract_if(.., |c| c.height == height)
-            .collect();
-        for c in failed {
+        let failed = self.confirming.waiting.split_off(&height);
+        for (h, replies) in failed {
             self.fail_replies(
-                c.replies,
-                &format!("NOT published: another validly signed blob holds height {height} (the DA log forked; dsdn-agent da evidence)"),
+                replies,
+                &format!("NOT published: another validly signed blob holds height {height} (the DA log forked; dsdn-agent da evidence), so blob {h} is not the network's"),
             );
+        }
+        if self
+            .confirming
+            .probe
+            .as_ref()
+            .is_some_and(|p| p.height >= height)
+        {
+            self.confirming.probe = None;
+            if let Some(&lower) = self.confirming.waiting.keys().next_back() {
+                self.start_probe(lower);
+            }
         }
     }
 
-    /// Re-asks peers that were behind, answers what is confirmed or timed out.
+    /// Answers the waiters of every height up to `height`.
+    fn answer_up_to(&mut self, height: u64) {
+        let above = self.confirming.waiting.split_off(&(height + 1));
+        let done = std::mem::replace(&mut self.confirming.waiting, above);
+        for (h, replies) in done {
+            self.answer_confirmed(h, replies);
+        }
+    }
+
+    /// Re-asks peers whose retry is due; answers (or fails) the waiters once the probe is
+    /// settled.
     pub(super) fn settle_confirmations(&mut self, now: Instant) {
+        let Some(probe) = self.confirming.probe.as_mut() else {
+            return;
+        };
+        let deadline = *probe.deadline.get_or_insert(now + CONFIRM_TIMEOUT);
+        let request = SyncRequest {
+            from: probe.height,
+            count: 1,
+        };
         let mut resend = Vec::new();
-        for c in &mut self.confirming {
-            c.deadline.get_or_insert(now + CONFIRM_TIMEOUT);
-            for (p, a) in &mut c.peers {
-                if let Ask::RetryAt(t) = *a {
-                    if t <= now {
-                        *a = Ask::Asked;
-                        resend.push((
-                            *p,
-                            SyncRequest {
-                                from: c.height,
-                                count: 1,
-                            },
-                        ));
-                    }
+        for (p, a) in &mut probe.peers {
+            if let Ask::RetryAt(t) = *a {
+                if t <= now && now < deadline {
+                    *a = Ask::Asked;
+                    resend.push(*p);
                 }
             }
         }
-        for (peer, request) in resend {
+        let settled =
+            probe.confirmed() >= probe.needed() || probe.all_answered() || deadline <= now;
+        let (height, confirmed, needed, asked) = (
+            probe.height,
+            probe.confirmed(),
+            probe.needed(),
+            probe.peers.len(),
+        );
+        for peer in resend {
             self.actions.push(DaAction::Confirm(peer, request));
         }
-        let done: Vec<Confirming> = self
-            .confirming
-            .extract_if(.., |c| {
-                c.confirmed() >= c.needed()
-                    || c.all_answered()
-                    || c.deadline.is_some_and(|d| d <= now)
-            })
-            .collect();
-        for c in done {
-            if c.confirmed() >= 1 {
-                if c.confirmed() < c.needed() {
-                    tracing::warn!(
-                        height = c.height,
-                        confirmed = c.confirmed(),
-                        asked = c.peers.len(),
-                        "DA blob confirmed by fewer peers than a majority of those asked; answering"
-                    );
-                }
-                self.answer_confirmed(c.height, c.replies);
-            } else {
-                let height = c.height;
+        if !settled {
+            return;
+        }
+        self.confirming.probe = None;
+        if confirmed >= 1 {
+            if confirmed < needed {
+                tracing::warn!(
+                    height,
+                    confirmed,
+                    asked,
+                    "DA blob confirmed by fewer peers than a majority of those asked; answering"
+                );
+            }
+            self.answer_up_to(height);
+        } else {
+            let above = self.confirming.waiting.split_off(&(height + 1));
+            let done = std::mem::replace(&mut self.confirming.waiting, above);
+            for (_, replies) in done {
                 self.fail_replies(
-                    c.replies,
+                    replies,
                     &format!("blob {height} is in this node's log but no DA peer confirmed holding it within {CONFIRM_TIMEOUT:?}; check `dsdn-agent da blobs --from {height}` on another node"),
                 );
             }
         }
     }
 
-    /// The next confirmation retry or deadline (`now` for an entry not settled yet).
+    /// The next confirmation retry or deadline (`now` for a probe not settled yet).
     pub(super) fn confirm_deadline(&self, now: Instant) -> Option<Instant> {
-        self.confirming
+        let probe = self.confirming.probe.as_ref()?;
+        probe
+            .peers
             .iter()
-            .flat_map(|c| {
-                c.peers
-                    .iter()
-                    .filter_map(|(_, a)| match a {
-                        Ask::RetryAt(t) => Some(*t),
-                        _ => None,
-                    })
-                    .chain(std::iter::once(c.deadline.unwrap_or(now)))
+            .filter_map(|(_, a)| match a {
+                Ask::RetryAt(t) => Some(*t),
+                _ => None,
             })
+            .chain(std::iter::once(probe.deadline.unwrap_or(now)))
             .min()
     }
 }

@@ -206,3 +206,49 @@ fn without_any_confirmation_the_publisher_gets_an_error_that_says_so() {
     lone.svc.flush();
     assert_eq!(rx.try_recv().unwrap().unwrap().heights, vec![1]);
 }
+
+#[test]
+fn a_burst_of_sealed_blobs_is_confirmed_by_one_probe_of_the_highest() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let mut a = open_authority(
+        dir.path(),
+        da(|c| {
+            c.publish_grace = Duration::ZERO;
+            c.batch_max_events = 1;
+        }),
+        t0,
+    );
+    let p = peer();
+    a.svc.peer_connected(p, t0);
+    let probes = sync_actions(&mut a.svc, t0);
+    a.svc
+        .on_sync_response(p, &probes[0].1, SyncResponse::default(), t0);
+    let mut rx = publish(&mut a.svc, (0..5).map(chunk_event).collect(), t0);
+    a.svc.poll(t0 + BATCH);
+    a.svc.flush();
+    assert_eq!(a.svc.view().height, 5);
+    let actions = a.svc.take_actions();
+    let asked: Vec<u64> = actions
+        .iter()
+        .filter_map(|a| match a {
+            DaAction::Confirm(_, r) => Some(r.from),
+            _ => None,
+        })
+        .collect();
+    // Every durable blob may start a probe as it becomes durable, but the answer comes
+    // from the probe of the highest: it covers the blobs below it.
+    assert_eq!(asked.last(), Some(&5), "{asked:?}");
+    let bytes = a.svc.read_blob(5).unwrap();
+    a.svc.on_confirm_response(
+        p,
+        &SyncRequest { from: 5, count: 1 },
+        Some(SyncResponse {
+            tip: 5,
+            blobs: vec![serde_bytes::ByteBuf::from(bytes)],
+        }),
+        t0 + BATCH,
+    );
+    let published = rx.try_recv().unwrap().unwrap();
+    assert_eq!(published.heights, vec![1, 2, 3, 4, 5]);
+}
