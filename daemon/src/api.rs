@@ -500,3 +500,28 @@ mod tests {
         assert_eq!(b.duration_secs, Some(60));
     }
 }
+
+/// `GET /v1/disputes`: the coordinator disputes this node found (issue 13 §6, Tahap
+/// 14A.2B.2 §3c), for the chain to judge. Each carries its evidence as CBOR (hex) that
+/// verifies on its own: `ForkEvidence::verify` with the network id and DA authority,
+/// `DoubleReceipt::verify` with the group key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DisputesResponse {
+    /// Two validly signed DA blobs at one height.
+    pub da_forks: Vec<ForkEvidenceView>,
+    /// Two validly signed threshold receipts of one job (`InconsistentScheduling`).
+    pub double_receipts: Vec<DoubleReceiptView>,
+}
+
+/// One double receipt of [`DisputesResponse`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoubleReceiptView {
+    /// The job both receipts are for (`dsdn/receipt-job/v1` hash, 64 hex).
+    pub job: String,
+    /// The receipt this node accepted first.
+    pub receipt_a: ReceiptResponse,
+    /// The other one.
+    pub receipt_b: ReceiptResponse,
+    /// The `DoubleReceipt` CBOR, hex.
+    pub dispute_cbor: String,
+}

@@ -26,9 +26,9 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     AddPeerRequest, AddSeedRequest, AddedPeerInfo, AddedResponse, ApiError, BanRequest,
-    BanResponse, BlobInfo, CommitteeStatusResponse, DaStateView, ForkEvidenceView, PeerInfo,
-    PeerStatsView, PublishResponse, RemovedResponse, ResetResponse, StatusResponse, SubmitResponse,
-    UnbanResponse,
+    BanResponse, BlobInfo, CommitteeStatusResponse, DaStateView, DisputesResponse,
+    ForkEvidenceView, PeerInfo, PeerStatsView, PublishResponse, RemovedResponse, ResetResponse,
+    StatusResponse, SubmitResponse, UnbanResponse,
 };
 use crate::cookie::read_cookie;
 
@@ -329,6 +329,14 @@ impl ApiClient {
     /// Any [`ClientError`].
     pub async fn da_state(&self) -> Result<DaStateView, ClientError> {
         self.get_json("/v1/da/state").await
+    }
+
+    /// `GET /v1/disputes`: the coordinator disputes the node found (issue 13 §6).
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn disputes(&self) -> Result<DisputesResponse, ClientError> {
+        self.get_json("/v1/disputes").await
     }
 
     /// `GET /v1/da/evidence`: the fork evidence the node holds (issue 13 §4).

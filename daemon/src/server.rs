@@ -246,6 +246,7 @@ pub fn router(state: ApiState) -> Router {
             )),
         )
         .route("/v1/receipts", get(workload::list).post(workload::publish))
+        .route("/v1/disputes", get(workload::disputes))
         .route("/v1/receipts/{id}", get(workload::show))
         .route("/metrics", get(metrics))
         .route("/health", get(health::health))

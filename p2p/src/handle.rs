@@ -146,6 +146,8 @@ pub enum Command {
     ),
     /// A receipt this node accepted, by id.
     Receipt(Bytes32, oneshot::Sender<Option<ThresholdReceipt>>),
+    /// The disputes this node found (issue 13 §6).
+    Disputes(oneshot::Sender<Disputes>),
     /// Receipts by id prefix, or the most recent ones.
     Receipts(
         crate::workload::ReceiptQuery,
@@ -503,6 +505,24 @@ impl NodeHandle {
     ) -> Result<Vec<ThresholdReceipt>, Stopped> {
         self.ask(|tx| Command::Receipts(query, tx)).await
     }
+
+    /// The coordinator disputes this node found (issue 13 §6): DA forks and double
+    /// receipts, each verifiable on its own.
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended.
+    pub async fn disputes(&self) -> Result<Disputes, Stopped> {
+        self.ask(Command::Disputes).await
+    }
+}
+
+/// The disputes a node found (issue 13 §6), oldest first in each list.
+#[derive(Debug, Clone, Default)]
+pub struct Disputes {
+    /// Two validly signed DA blobs at one height.
+    pub da_forks: Vec<crate::da::ForkEvidenceView>,
+    /// Two validly signed threshold receipts of one job.
+    pub double_receipts: Vec<dsdn_protocols::receipt::dispute::DoubleReceipt>,
 }
 
 #[cfg(test)]

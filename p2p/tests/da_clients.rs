@@ -208,9 +208,14 @@ async fn a_storage_node_registers_with_the_da_authority() {
     );
     assert_eq!((c.height, c.state_root), (s.height, s.state_root));
     assert!(c.is_authority && !s.is_authority);
-    assert_eq!(
-        coord.metric("da_registrations_total{result=\"published\"}"),
-        1.0
-    );
+    // The storage node sees itself registered in its own log as soon as it applied the
+    // blob; the coordinator answers (and counts) once the storage node confirmed holding
+    // that blob (issue 13 §4).
+    wait_until(
+        Duration::from_secs(10),
+        "the coordinator answered the registration",
+        || async { coord.metric("da_registrations_total{result=\"published\"}") == 1.0 },
+    )
+    .await;
     assert_eq!(coord.metric("da_blobs_published_total"), 1.0);
 }

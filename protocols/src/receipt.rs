@@ -21,6 +21,7 @@
 //! The commitment holds only values that are a deterministic function of (module, input,
 //! runtime limits); wall-clock time and memory peak live in [`ResourceUsage`] instead.
 
+pub mod dispute;
 pub mod merkle;
 pub mod threshold;
 pub mod v1;

@@ -109,6 +109,46 @@ pub(crate) async fn da_evidence(client: &ApiClient, json: bool) -> anyhow::Resul
     print_out(&out)
 }
 
+/// `dsdn-agent disputes [--json]`: DA forks and double receipts the node found.
+pub(crate) async fn disputes(client: &ApiClient, json: bool) -> anyhow::Result<()> {
+    let d = client.disputes().await?;
+    if json {
+        return print_out(&to_json(&d)?);
+    }
+    if d.da_forks.is_empty() && d.double_receipts.is_empty() {
+        return print_out("no disputes: no DA fork and no double receipt seen by this node\n");
+    }
+    let mut rows: Vec<Vec<String>> = d
+        .da_forks
+        .iter()
+        .map(|e| {
+            vec![
+                "da_fork".to_owned(),
+                format!("height {}", e.height),
+                format!(
+                    "{} / {}",
+                    short_hex(&e.applied_hash),
+                    short_hex(&e.conflicting_hash)
+                ),
+            ]
+        })
+        .collect();
+    rows.extend(d.double_receipts.iter().map(|r| {
+        vec![
+            "double_receipt".to_owned(),
+            format!("job {}", short_hex(&r.job)),
+            format!(
+                "{} / {}",
+                short_hex(&r.receipt_a.receipt_id),
+                short_hex(&r.receipt_b.receipt_id)
+            ),
+        ]
+    }));
+    let mut out = render_table(&["KIND", "WHERE", "A / B"], &rows);
+    out.push_str("--json gives each dispute's evidence as CBOR (hex), verifiable on its own\n");
+    print_out(&out)
+}
+
 /// `dsdn-agent da submit --file BLOB.cbor`: hands a blob signed elsewhere to the node.
 pub(crate) async fn da_submit(client: &ApiClient, file: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;

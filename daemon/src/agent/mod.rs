@@ -74,6 +74,14 @@ enum Command {
     /// Show and verify threshold-signed receipts (re-execution: the start of a fraud check).
     #[command(subcommand)]
     Receipt(workload::ReceiptCommand),
+    /// The coordinator disputes this node found, for the chain to judge: DA forks (two
+    /// validly signed blobs at one height) and double receipts (two validly signed receipts
+    /// of one job).
+    Disputes {
+        /// Print them as one JSON object (with each dispute's verifiable CBOR as hex).
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a local devnet of real dsdnd processes on loopback (DNS seed server, bootstrap,
     /// a 2-of-3 coordinator committee, storage nodes): run the committee's DKG, restart
     /// every node with the group key as da_authority, publish sample DA events sealed by
@@ -384,6 +392,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Workload(cmd) => return workload::workload(&client()?, cmd).await,
         Command::Receipt(cmd) => return workload::receipt(&client()?, cmd).await,
+        Command::Disputes { json } => commands::disputes(&client()?, json).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

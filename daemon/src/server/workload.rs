@@ -13,7 +13,7 @@ use dsdn_protocols::receipt::{ReceiptError, ThresholdReceipt};
 use dsdn_protocols::workload::WorkloadSubmission;
 
 use super::{error, stopped, ApiState};
-use crate::api::{ReceiptResponse, WorkloadResponse};
+use crate::api::{DisputesResponse, DoubleReceiptView, ReceiptResponse, WorkloadResponse};
 
 fn receipt_json(receipt: &ThresholdReceipt) -> Response {
     match ReceiptResponse::new(receipt) {
@@ -153,4 +153,33 @@ pub(super) async fn publish(State(s): State<ApiState>, body: Bytes) -> Response 
         Ok(Err(e @ ReceiptError::Duplicate(_))) => error(StatusCode::CONFLICT, e.to_string()),
         Ok(Err(e)) => error(StatusCode::BAD_REQUEST, format!("receipt refused: {e}")),
     }
+}
+
+/// `GET /v1/disputes`: DA forks and double receipts this node found (issue 13 §6).
+pub(super) async fn disputes(State(s): State<ApiState>) -> Response {
+    let Ok(d) = s.node.disputes().await else {
+        return stopped();
+    };
+    let mut double_receipts = Vec::new();
+    for dr in &d.double_receipts {
+        let view = (|| -> Result<DoubleReceiptView, String> {
+            let job = dsdn_protocols::receipt::dispute::job_key(&dr.receipt_a.receipt)
+                .map_err(|e| e.to_string())?;
+            Ok(DoubleReceiptView {
+                job: hex::encode(job.0),
+                receipt_a: ReceiptResponse::new(&dr.receipt_a).map_err(|e| e.to_string())?,
+                receipt_b: ReceiptResponse::new(&dr.receipt_b).map_err(|e| e.to_string())?,
+                dispute_cbor: hex::encode(dr.to_bytes().map_err(|e| e.to_string())?),
+            })
+        })();
+        match view {
+            Ok(v) => double_receipts.push(v),
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        }
+    }
+    Json(DisputesResponse {
+        da_forks: d.da_forks,
+        double_receipts,
+    })
+    .into_response()
 }

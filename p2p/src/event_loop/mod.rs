@@ -374,6 +374,12 @@ impl EventLoop {
             Command::Receipts(query, tx) => {
                 let _ = tx.send(self.receipts(&query));
             }
+            Command::Disputes(tx) => {
+                let _ = tx.send(crate::handle::Disputes {
+                    da_forks: self.da.service.fork_evidence(),
+                    double_receipts: self.workload.service.double_receipts(),
+                });
+            }
         }
     }
 

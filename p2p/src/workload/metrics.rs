@@ -1,6 +1,6 @@
 //! Prometheus metrics of workloads and receipts, registered in the node's registry.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The workload and receipt metrics.
 #[derive(Clone)]
@@ -19,6 +19,9 @@ pub struct WorkloadMetrics {
     pub receipts: IntCounterVec,
     /// `workload_module_cache_bytes`: bytes of modules kept by id.
     pub module_cache_bytes: IntGauge,
+    /// `receipt_disputes_total`: double receipts found (two validly signed receipts of one
+    /// job, issue 13 §6).
+    pub disputes: IntCounter,
 }
 
 impl WorkloadMetrics {
@@ -62,13 +65,19 @@ impl WorkloadMetrics {
         registry.register(Box::new(execution_ms.clone()))?;
         registry.register(Box::new(submissions.clone()))?;
         registry.register(Box::new(receipts.clone()))?;
+        let disputes = IntCounter::new(
+            "receipt_disputes_total",
+            "Double receipts found: two validly signed threshold receipts of one job.",
+        )?;
         registry.register(Box::new(module_cache_bytes.clone()))?;
+        registry.register(Box::new(disputes.clone()))?;
         Ok(WorkloadMetrics {
             executions,
             execution_ms,
             submissions,
             receipts,
             module_cache_bytes,
+            disputes,
         })
     }
 }

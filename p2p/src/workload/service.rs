@@ -33,6 +33,7 @@ use crate::committee::{GroupSignature, ThresholdSignError};
 use crate::net::rpc::Reply;
 
 mod coordinator;
+mod disputes;
 mod executor;
 mod receipts;
 
@@ -140,6 +141,8 @@ pub(crate) struct WorkloadService {
     modules: ModuleStore,
     recent: RecentReceipts,
     dedup: ReceiptDedup,
+    /// Jobs seen and double receipts found (issue 13 §6).
+    disputes: disputes::ReceiptDisputes,
     /// Rotates the executor choice over consecutive submissions.
     turn: usize,
     next_id: u64,
@@ -171,6 +174,7 @@ impl WorkloadService {
             network,
             recent: RecentReceipts::new(RECENT_RECEIPTS),
             dedup: ReceiptDedup::new(DEDUP_CAPACITY),
+            disputes: disputes::ReceiptDisputes::default(),
             turn: 0,
             next_id: 0,
             submissions: HashMap::new(),

@@ -484,3 +484,30 @@ fn an_executed_receipt_is_checked_signed_by_the_committee_and_gossiped() {
     }
     assert_eq!(metrics.submissions.with_label_values(&["ok"]).get(), 1);
 }
+
+/// Issue 13 §6: two validly signed receipts of one job (two nodes ran the same
+/// submission) are a double receipt, kept as verifiable evidence; both stay accepted.
+#[test]
+fn two_receipts_of_one_job_are_a_double_receipt() {
+    let (mut s, metrics) = service(WorkloadConfig::default());
+    let source = PeerId::random();
+    let id = MessageId(b"m".to_vec());
+    let a = threshold(node_receipt(&SigningKey::from_bytes(&[7; 32]), 1, b"out"));
+    let b = threshold(node_receipt(&SigningKey::from_bytes(&[8; 32]), 1, b"other"));
+    let unrelated = threshold(node_receipt(&SigningKey::from_bytes(&[8; 32]), 2, b"out"));
+    for r in [&a, &unrelated, &b] {
+        s.on_receipt_gossip(source, id.clone(), &r.to_bytes().unwrap(), check(false));
+        assert_eq!(
+            verdict(&s.take_actions(), &id, source),
+            MessageAcceptance::Accept
+        );
+    }
+    let found = s.double_receipts();
+    assert_eq!(found.len(), 1);
+    assert_eq!((&found[0].receipt_a, &found[0].receipt_b), (&a, &b));
+    found[0].verify(&context().unwrap().2).unwrap();
+    assert_eq!(metrics.disputes.get(), 1);
+    // The same second receipt again is a duplicate, not a second dispute.
+    s.on_receipt_gossip(source, id.clone(), &b.to_bytes().unwrap(), check(false));
+    assert_eq!(s.double_receipts().len(), 1);
+}

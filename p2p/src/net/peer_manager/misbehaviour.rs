@@ -27,12 +27,13 @@ pub struct Offence {
 
 /// Every misbehaviour label the node charges (`bootstrap_misbehaving_total{reason}`,
 /// `bootstrap_peer_bans_total{reason}`).
-pub const OFFENCES: [&str; 5] = [
+pub const OFFENCES: [&str; 6] = [
     "pex_oversized",
     "pex_malformed",
     "bad_receipt",
     "provider_mismatch",
     "da_invalid_blob",
+    "da_bad_evidence",
 ];
 
 /// The offence of a misbehaviour label (`bootstrap_misbehaving_total{reason}`).

@@ -34,6 +34,7 @@ impl WorkloadService {
         match checked {
             Ok(()) => {
                 self.count_receipt("accepted");
+                self.check_double_receipt(receipt);
                 self.recent.insert(receipt.clone());
                 if check.record {
                     self.push(WorkloadAction::RecordReceipt(Box::new(receipt.clone())));

@@ -1,0 +1,87 @@
+//! Double receipts (issue 13 §6): two validly signed threshold receipts of one job (see
+//! [`dsdn_protocols::receipt::dispute`]). Every accepted receipt's job is remembered (at
+//! most [`MAX_JOBS`], oldest forgotten) with the first receipt seen for it; a second,
+//! different receipt of a remembered job whose first receipt is still among the recent
+//! receipts becomes a [`DoubleReceipt`] (at most [`MAX_DISPUTES`] kept, oldest dropped),
+//! logged at error level, counted in `receipt_disputes_total` and served by
+//! `GET /v1/disputes`. Both receipts stay accepted: each is valid on its own, and judging
+//! them is the chain's business.
+
+use std::collections::{HashMap, VecDeque};
+
+use dsdn_protocols::da::Bytes32;
+use dsdn_protocols::receipt::dispute::{job_key, DoubleReceipt};
+use dsdn_protocols::receipt::ThresholdReceipt;
+
+use super::WorkloadService;
+
+/// Jobs remembered for the comparison.
+pub(crate) const MAX_JOBS: usize = 4096;
+
+/// Double receipts kept.
+pub(crate) const MAX_DISPUTES: usize = 32;
+
+/// The jobs seen and the double receipts found; see the module documentation.
+#[derive(Debug, Default)]
+pub(crate) struct ReceiptDisputes {
+    first: HashMap<Bytes32, Bytes32>,
+    order: VecDeque<Bytes32>,
+    found: VecDeque<DoubleReceipt>,
+}
+
+impl ReceiptDisputes {
+    /// The double receipts found, oldest first.
+    pub(crate) fn found(&self) -> impl Iterator<Item = &DoubleReceipt> {
+        self.found.iter()
+    }
+}
+
+impl WorkloadService {
+    /// An accepted (verified, new) receipt: remembered by job, and compared with the first
+    /// receipt of its job.
+    pub(super) fn check_double_receipt(&mut self, receipt: &ThresholdReceipt) {
+        let Ok(job) = job_key(&receipt.receipt) else {
+            return;
+        };
+        let id = receipt.receipt_id();
+        let d = &mut self.disputes;
+        let Some(first_id) = d.first.get(&job).copied() else {
+            if d.order.len() >= MAX_JOBS {
+                if let Some(old) = d.order.pop_front() {
+                    d.first.remove(&old);
+                }
+            }
+            d.first.insert(job, id);
+            d.order.push_back(job);
+            return;
+        };
+        if first_id == id {
+            return;
+        }
+        let Some(first) = self.recent.get(&first_id).cloned() else {
+            return;
+        };
+        if first == *receipt {
+            return;
+        }
+        tracing::error!(
+            job = %hex::encode(job.0),
+            first = %hex::encode(first_id.0),
+            second = %hex::encode(id.0),
+            "DOUBLE RECEIPT: the committee signed two different receipts of one job (GET /v1/disputes)"
+        );
+        self.metrics.disputes.inc();
+        if d.found.len() >= MAX_DISPUTES {
+            d.found.pop_front();
+        }
+        d.found.push_back(DoubleReceipt {
+            receipt_a: first,
+            receipt_b: receipt.clone(),
+        });
+    }
+
+    /// The double receipts found, oldest first.
+    pub(crate) fn double_receipts(&self) -> Vec<DoubleReceipt> {
+        self.disputes.found().cloned().collect()
+    }
+}
