@@ -154,6 +154,8 @@ pub(super) struct Checker {
     last: BTreeMap<usize, MemberRecord>,
     pub violations: Vec<String>,
     pub seals: u64,
+    /// Heights sealed again (the same message, another aggregate) by a later round.
+    pub reseals: u64,
     pub max_round: u64,
 }
 
@@ -211,6 +213,7 @@ impl Checker {
         let hash = message_hash(message);
         self.seals += 1;
         if let Some(h) = self.sealed.insert(height, hash) {
+            self.reseals += 1;
             if h != hash {
                 self.violations.push(format!(
                     "SAFETY: two different blobs sealed at height {height}"

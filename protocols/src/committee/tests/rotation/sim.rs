@@ -89,6 +89,7 @@ pub(super) struct Outcome {
     pub crashes: u64,
     pub splits: u64,
     pub sealed_heights: usize,
+    pub reseals: u64,
     pub max_round: u64,
     /// Simulated ms from the end of the chaos until the live set sealed 3 more heights.
     pub recovery_ms: Option<u64>,
@@ -329,6 +330,7 @@ impl Sim {
         }
         self.out.sealed_heights = self.world.checker.sealed_heights();
         self.out.max_round = self.world.checker.max_round;
+        self.out.reseals = self.world.checker.reseals;
         self.out
             .violations
             .extend(self.world.checker.violations.iter().cloned());
