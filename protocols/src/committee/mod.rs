@@ -13,6 +13,7 @@
 //! - [`dkg`] — [`DkgSession`] and its wire messages;
 //! - [`guard`] — [`Slot`] and the equivocation guard [`SlotGuard`];
 //! - [`signing`] — [`Signer`], [`SigningRound`] and their wire messages;
+//! - [`rotation`] — DA proposer rotation, failover and locking ([`rotation::HeightConsensus`]);
 //! - [`wire`] — the request/response messages of `/dsdn/<network>/committee/1.0.0`.
 //!
 //! Randomness comes from a `rand_core` 0.6 RNG (what frost-ed25519 3 takes), re-exported
@@ -20,6 +21,7 @@
 
 pub mod dkg;
 pub mod guard;
+pub mod rotation;
 pub mod signing;
 pub mod types;
 pub mod wire;

@@ -11,6 +11,7 @@ use super::*;
 mod dkg;
 mod guard;
 mod props;
+mod rotation;
 mod signing;
 mod wire;
 
