@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::blob::{DaBlob, DaError, MAX_BLOB_BYTES};
+use super::blob::{DaBlob, DaError, VerifiedBlob, MAX_BLOB_BYTES};
 use crate::codec::{self, CodecError};
 use crate::network::NetworkId;
 
@@ -61,9 +61,18 @@ pub enum EvidenceError {
         /// The conflicting blob's height.
         conflicting: u64,
     },
-    /// Both are the same blob.
-    #[error("fork evidence: both blobs are the same")]
+    /// Both are the same blob, or the same content under two signatures (a height sealed
+    /// again with the same blob, as a committee's later round may do): no fork.
+    #[error("fork evidence: both blobs have the same content")]
     Same,
+}
+
+/// True when two blobs sign the same bytes (they differ at most in their signatures).
+pub fn same_content(a: &VerifiedBlob, b: &VerifiedBlob) -> bool {
+    matches!(
+        (a.blob().signing_bytes(), b.blob().signing_bytes()),
+        (Ok(x), Ok(y)) if x == y
+    )
 }
 
 impl ForkEvidence {
@@ -105,7 +114,7 @@ impl ForkEvidence {
                 conflicting: b.height(),
             });
         }
-        if a.hash() == b.hash() {
+        if a.hash() == b.hash() || same_content(&a, &b) {
             return Err(EvidenceError::Same);
         }
         Ok((a.hash(), b.hash()))

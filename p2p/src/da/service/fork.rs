@@ -295,6 +295,14 @@ impl DaService {
             tracing::warn!(height, "a conflicting DA blob arrived but this node's own blob at that height is not readable: no evidence kept");
             return Some(false);
         };
+        // The same content under another signature (a height sealed again) is no fork.
+        let same = self.authority.is_some_and(|a| {
+            DaBlob::decode_verified(&ours, &self.network, &a)
+                .is_ok_and(|o| dsdn_protocols::da::evidence::same_content(&o, blob))
+        });
+        if same {
+            return Some(false);
+        }
         let evidence = ForkEvidence::new(height, ours, blob.encoded().to_vec(), unix_ms());
         self.record_fork(Entry {
             evidence,
