@@ -53,15 +53,17 @@ fn peer_id(path: Result<Path<String>, PathRejection>) -> Result<PeerId, BadReque
     PeerId::from_str(&raw).map_err(|e| format!("invalid peer id {raw:?}: {e}"))
 }
 
+/// The static peer of a `{"addr": "IP:PORT|MULTIADDR"}` body, or the 400 answer's message.
+fn static_peer_body(body: &[u8]) -> Result<StaticPeer, BadRequest> {
+    let req: AddPeerRequest = json_body(body, r#"{"addr": "IP:PORT|MULTIADDR"}"#)?;
+    StaticPeer::parse(&req.addr).map_err(|e| e.to_string())
+}
+
 /// `POST /v1/peers` `{"addr": "IP:PORT|MULTIADDR"}`.
 pub(super) async fn add_peer(State(s): State<ApiState>, body: Bytes) -> Response {
-    let req: AddPeerRequest = match json_body(&body, r#"{"addr": "IP:PORT|MULTIADDR"}"#) {
-        Ok(r) => r,
-        Err(msg) => return bad_request(msg),
-    };
-    let peer = match StaticPeer::parse(&req.addr) {
+    let peer = match static_peer_body(&body) {
         Ok(p) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(msg) => return bad_request(msg),
     };
     let added = peer.to_string();
     match s.node.add_peer(peer).await {
@@ -74,13 +76,9 @@ pub(super) async fn add_peer(State(s): State<ApiState>, body: Bytes) -> Response
 /// `POST /v1/peers/remove` `{"addr": "IP:PORT|MULTIADDR"}`: undoes `POST /v1/peers`
 /// (404 for a peer that was not added).
 pub(super) async fn remove_peer(State(s): State<ApiState>, body: Bytes) -> Response {
-    let req: AddPeerRequest = match json_body(&body, r#"{"addr": "IP:PORT|MULTIADDR"}"#) {
-        Ok(r) => r,
-        Err(msg) => return bad_request(msg),
-    };
-    let peer = match StaticPeer::parse(&req.addr) {
+    let peer = match static_peer_body(&body) {
         Ok(p) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(msg) => return bad_request(msg),
     };
     let removed = peer.to_string();
     match s.node.remove_peer(peer).await {
