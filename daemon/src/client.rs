@@ -414,6 +414,15 @@ impl ApiClient {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// `GET path` (with the token) and the body of its 2xx answer, for callers that time or
+    /// pass on an answer without decoding it (benchmarks).
+    ///
+    /// # Errors
+    /// [`ClientError`] for a transport failure or a non-2xx answer (its message).
+    pub async fn get_raw(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        self.send(path, self.http.get(self.url(path))).await
+    }
+
     async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let body = self.send(path, self.http.get(self.url(path))).await?;
         self.decode(path, &body)

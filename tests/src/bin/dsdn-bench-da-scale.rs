@@ -1,0 +1,327 @@
+//! The DA state at network scale (issue 16 §6): one log, grown through the sizes asked for,
+//! measured with a real `dsdnd` full node at each size.
+//!
+//! For each size (default 1, 10 and 100 million events):
+//! 1. the generator ([`dsdn_integration_tests::scale::LogGenerator`]) appends signed blobs
+//!    to the full node's `da-log.redb` until the log holds that many events (a storage
+//!    network: 5 % registrations of up to 100,000 nodes, 48 % chunks, 48 % replicas);
+//! 2. everything the node derived from the log is deleted, and `dsdnd` (storage mode, no
+//!    peers, the generator's key as DA authority) is started: it rebuilds its state from the
+//!    log. **Apply rate** = events / the process's CPU seconds until it answers at the tip;
+//! 3. **bytes on disk per event**: the data directory's size / events;
+//! 4. **`da state` latency**: `--samples` sequential `GET /v1/da/state`, median and p99;
+//!    **proof latency** the same for `GET /v1/da/proof` when the node serves it;
+//! 5. **RSS** once it answers; then it is stopped and started again: **restart time** is
+//!    process start to answering at the tip with its stored state;
+//! 6. the light client's join from a checkpoint and a new full node's state sync are
+//!    measured when the daemon has them (issue 16 §4, §5), else printed as not measured.
+//!
+//! Before each size it checks the disk (the bytes per event seen so far × the events to add,
+//! with 20 % to spare) and the memory (the RSS seen so far, scaled, against `MemAvailable`);
+//! it stops at the first size that does not fit and says so. At the end it prints a table
+//! and draws the figures against the log size (`--plot`, SVG).
+//!
+//! Run: `cargo build --release --bins && target/release/dsdn-bench-da-scale
+//! [--sizes 1000000,10000000,100000000] [--samples 200] [--dir DIR] [--plot docs/da-scale.svg]`
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use dsdn_daemon::localnet::{ConfigSpec, Node, NodeMode, NodeSpec};
+use dsdn_integration_tests::bench::{clock_ticks, cpu_secs, memory_kib, mib};
+use dsdn_integration_tests::scale::plot::{self, ScalePoint};
+use dsdn_integration_tests::scale::{dir_bytes, free_bytes, mem_available, LogGenerator};
+use dsdn_integration_tests::{fmt_ms, percentile, unix_now};
+use dsdn_protocols::NetworkId;
+
+/// The benchmark network.
+const NETWORK: &str = "devnet";
+
+/// The full node's loopback address.
+const IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 61);
+
+/// Longest wait for the node to answer at the tip (a rebuild of 100 million events).
+const READY: Duration = Duration::from_secs(3 * 3600);
+
+/// Files of the data directory that are not derived from the log: kept between runs.
+const PRIMARY: [&str; 3] = [dsdn_p2p::da::store::DA_LOG_FILE, "node.key", "seeds.toml"];
+
+/// Value of flag `name` (`--name VALUE`).
+fn flag(name: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != name).nth(1)
+}
+
+fn sizes() -> anyhow::Result<Vec<u64>> {
+    let text = flag("--sizes").unwrap_or_else(|| "1000000,10000000,100000000".into());
+    let mut v = text
+        .split(',')
+        .map(|s| s.trim().replace('_', "").parse::<u64>())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("--sizes {text}: comma-separated event counts"))?;
+    v.sort_unstable();
+    v.dedup();
+    anyhow::ensure!(v.first().is_some_and(|&s| s > 0), "--sizes: give positive sizes");
+    Ok(v)
+}
+
+/// Deletes what the node derived from the log (its state, snapshots, evidence…).
+fn delete_derived(data: &Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(data)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if PRIMARY.iter().any(|p| name == *p) || name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        if entry.metadata()?.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts the node and waits until `GET /v1/da/state` answers at `height`; returns the node,
+/// the wall time from the start and the process's CPU seconds by then.
+async fn start_at_tip(spec: &NodeSpec, height: u64) -> anyhow::Result<(Node, Duration, f64)> {
+    let started = Instant::now();
+    let node = Node::spawn(spec.clone()).await?;
+    let client = node.client();
+    let pid = node.pid().context("the node does not run")?;
+    loop {
+        if let Ok(st) = client.da_state().await {
+            if st.height >= height {
+                break;
+            }
+        }
+        anyhow::ensure!(
+            started.elapsed() < READY,
+            "the node did not reach height {height} within {READY:?}"
+        );
+        anyhow::ensure!(node.pid().is_some(), "the node exited while starting");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    let cpu = cpu_secs(pid, clock_ticks())?;
+    Ok((node, elapsed, cpu))
+}
+
+/// Median and p99 of `samples` sequential calls of `call`, in milliseconds.
+async fn latency<F, Fut>(samples: usize, mut call: F) -> anyhow::Result<(f64, f64)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut v = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let t = Instant::now();
+        call().await?;
+        v.push(t.elapsed());
+    }
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    Ok((ms(percentile(&v, 50.0)), ms(percentile(&v, 99.0))))
+}
+
+struct Run {
+    dir: PathBuf,
+    data: PathBuf,
+    spec: NodeSpec,
+    samples: usize,
+}
+
+impl Run {
+    /// Measures the node on the log as it is now (`events` events, tip `height`).
+    async fn measure(&self, events: u64, height: u64) -> anyhow::Result<ScalePoint> {
+        delete_derived(&self.data)?;
+        eprintln!("[scale] {events} events: rebuilding the state from the log…");
+        let (mut node, rebuild, cpu) = start_at_tip(&self.spec, height).await?;
+        let apply = events as f64 / cpu.max(1e-3);
+        eprintln!(
+            "[scale] rebuilt in {:.1} s wall, {cpu:.1} s CPU: {apply:.0} events/CPU-s",
+            rebuild.as_secs_f64()
+        );
+        let client = node.client();
+        let state_ms = latency(self.samples, || async {
+            client.da_state().await?;
+            Ok(())
+        })
+        .await?;
+        let proof_ms = match client.get_raw("/v1/da/proof?key=zone/id-jkt-1").await {
+            Ok(_) => Some(
+                latency(self.samples, || async {
+                    client.get_raw("/v1/da/proof?key=zone/id-jkt-1").await?;
+                    Ok(())
+                })
+                .await?,
+            ),
+            Err(e) => {
+                eprintln!("[scale] proofs not measured: {e}");
+                None
+            }
+        };
+        let pid = node.pid().context("the node exited")?;
+        let (rss_kib, _) = memory_kib(pid)?;
+        node.stop().await?;
+        let bytes = dir_bytes(&self.data)?;
+        let (mut node, restart, _) = start_at_tip(&self.spec, height).await?;
+        node.stop().await?;
+        eprintln!(
+            "[scale] restart {:.2} s; RSS {:.0} MiB; {:.1} bytes/event",
+            restart.as_secs_f64(),
+            mib(rss_kib),
+            bytes as f64 / events as f64
+        );
+        Ok(ScalePoint {
+            events,
+            apply_per_core_sec: apply,
+            bytes_per_event: bytes as f64 / events as f64,
+            rss_mib: mib(rss_kib),
+            state_ms,
+            proof_ms,
+            restart_secs: restart.as_secs_f64(),
+            light: None,
+            state_sync_secs: None,
+        })
+    }
+}
+
+/// Whether `next` events fit on the disk and in memory, judged by `last`; the reason if not.
+fn fits(dir: &Path, last: &ScalePoint, next: u64) -> anyhow::Result<Option<String>> {
+    let added = (next - last.events) as f64;
+    let disk_needed = added * last.bytes_per_event * 1.2;
+    let free = free_bytes(dir)? as f64;
+    if disk_needed > free {
+        return Ok(Some(format!(
+            "{next} events need about {:.1} GB more on disk ({:.0} bytes/event), {:.1} GB are free",
+            disk_needed / 1e9,
+            last.bytes_per_event,
+            free / 1e9
+        )));
+    }
+    let rss = last.rss_mib * 1024.0 * 1024.0 * next as f64 / last.events as f64;
+    let available = mem_available()? as f64;
+    if last.rss_mib > 200.0 && rss > 0.8 * available {
+        return Ok(Some(format!(
+            "a full node would need about {:.1} GB of memory at {next} events \
+             (RSS grows with the log), {:.1} GB are available",
+            rss / 1e9,
+            available / 1e9
+        )));
+    }
+    Ok(None)
+}
+
+fn print_table(points: &[ScalePoint]) {
+    let na = || "n/a".to_owned();
+    println!(
+        "{:>12} {:>14} {:>10} {:>9} {:>18} {:>18} {:>10} {:>14} {:>10}",
+        "events", "apply ev/CPU-s", "bytes/ev", "RSS MiB", "da state med/p99", "proof med/p99",
+        "restart s", "light join/RSS", "sync s"
+    );
+    for p in points {
+        let ms = |(a, b): (f64, f64)| {
+            format!(
+                "{}/{}",
+                fmt_ms(Duration::from_secs_f64(a / 1e3)),
+                fmt_ms(Duration::from_secs_f64(b / 1e3))
+            )
+        };
+        println!(
+            "{:>12} {:>14.0} {:>10.1} {:>9.1} {:>18} {:>18} {:>10.2} {:>14} {:>10}",
+            p.events,
+            p.apply_per_core_sec,
+            p.bytes_per_event,
+            p.rss_mib,
+            ms(p.state_ms),
+            p.proof_ms.map(ms).unwrap_or_else(na),
+            p.restart_secs,
+            p.light
+                .map(|(s, m)| format!("{s:.2}s/{m:.0}MiB"))
+                .unwrap_or_else(na),
+            p.state_sync_secs
+                .map(|s| format!("{s:.2}"))
+                .unwrap_or_else(na),
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let sizes = sizes()?;
+    let samples: usize = flag("--samples").map_or(Ok(200), |s| s.parse())?;
+    let plot_path = PathBuf::from(flag("--plot").unwrap_or_else(|| "docs/da-scale.svg".into()));
+    let base = flag("--dir").map_or_else(std::env::temp_dir, PathBuf::from);
+    let dir = tempfile::Builder::new()
+        .prefix("dsdn-da-scale-")
+        .tempdir_in(&base)
+        .with_context(|| format!("create a directory in {}", base.display()))?;
+    let data = dir.path().join("full");
+    std::fs::create_dir_all(&data)?;
+    let network = NetworkId::new(NETWORK).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[0x16; 32]);
+    let mut generator = LogGenerator::new(key, network, unix_now() * 1000 - 86_400_000);
+    let lease = dsdn_daemon::localnet::reserve_port(&[IP]).context("reserve a port")?;
+    let cfg = ConfigSpec::default()
+        .with_network(NETWORK)
+        .with_default_port(lease.port())
+        .with_da_authority(generator.authority_hex());
+    let config = dir.path().join("seeds.toml");
+    cfg.write(&config)?;
+    let mut spec = NodeSpec::new("full", NodeMode::Storage, IP, lease.port(), &config, data.clone());
+    spec.rust_log = "warn".into();
+    let run = Run {
+        dir: dir.path().to_path_buf(),
+        data: data.clone(),
+        spec,
+        samples,
+    };
+    // `dsdnd init` before the log is written: the node key lives beside it.
+    dsdn_daemon::localnet::init_node(&data)?;
+    let log = data.join(dsdn_p2p::da::store::DA_LOG_FILE);
+    let mut points: Vec<ScalePoint> = Vec::new();
+    let mut stopped = None;
+    for &size in &sizes {
+        if let Some(last) = points.last() {
+            if let Some(reason) = fits(&run.dir, last, size)? {
+                stopped = Some(reason);
+                break;
+            }
+        }
+        let t = Instant::now();
+        let mut shown = Instant::now();
+        generator.grow_to(&log, size, |events| {
+            if shown.elapsed() > Duration::from_secs(10) {
+                eprintln!("[scale] generating: {events} of {size} events");
+                shown = Instant::now();
+            }
+        })?;
+        eprintln!(
+            "[scale] generated {size} events ({} blobs) in {:.1} s",
+            generator.height(),
+            t.elapsed().as_secs_f64()
+        );
+        match run.measure(generator.events(), generator.height()).await {
+            Ok(point) => points.push(point),
+            Err(e) => {
+                stopped = Some(format!("{size} events: {e:#}"));
+                break;
+            }
+        }
+    }
+    print_table(&points);
+    if let Some(reason) = &stopped {
+        println!("stopped: {reason}");
+    }
+    if !points.is_empty() {
+        if let Some(parent) = plot_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        plot::draw(&points, &plot_path)?;
+        println!("plot: {}", plot_path.display());
+    }
+    drop(lease);
+    Ok(())
+}
