@@ -108,14 +108,27 @@ async fn start_at_tip(spec: &NodeSpec, height: u64) -> anyhow::Result<(Node, Dur
     Ok((node, elapsed, cpu))
 }
 
-/// Median and p99 of `samples` sequential calls of `call`, in milliseconds.
+/// Longest time spent on one latency series: it stops early (after at least
+/// [`MIN_SAMPLES`]) when calls are slow, as `da state` is when it recomputes the root.
+const LATENCY_BUDGET: Duration = Duration::from_secs(60);
+
+/// Fewest calls of a latency series.
+const MIN_SAMPLES: usize = 10;
+
+/// Median and p99 of up to `samples` sequential calls of `call` (fewer once
+/// [`LATENCY_BUDGET`] is spent, at least [`MIN_SAMPLES`]), in milliseconds.
 async fn latency<F, Fut>(samples: usize, mut call: F) -> anyhow::Result<(f64, f64)>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let mut v = Vec::with_capacity(samples);
-    for _ in 0..samples {
+    let started = Instant::now();
+    for i in 0..samples {
+        if i >= MIN_SAMPLES && started.elapsed() > LATENCY_BUDGET {
+            eprintln!("[scale] latency: {i} samples within {LATENCY_BUDGET:?}");
+            break;
+        }
         let t = Instant::now();
         call().await?;
         v.push(t.elapsed());
