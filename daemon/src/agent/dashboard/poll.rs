@@ -132,9 +132,23 @@ async fn run(board: Shared, node: usize, client: ApiClient, start: Instant) {
         }
         let result = poll_round(&board, node, &client, start, round).await;
         if let Err(e) = &result {
-            lock(&board).observe_error(node, &e.to_string());
+            lock(&board).observe_error(node, &error_text(e));
         }
         was_down = result.is_err();
+    }
+}
+
+/// What the page shows for a failed poll. A refused token gets the dashboard's own advice
+/// (the client's usual text names `--data-dir`/`--cookie`, which `dashboard` has no use for).
+fn error_text(e: &ClientError) -> String {
+    match e {
+        ClientError::Unauthorized { addr, sent_token } => format!(
+            "the control API at {addr} refused the {}: give the node as \
+             --node NAME={addr},PATH with PATH its data directory or its .cookie file \
+             (rewritten at every start of the node)",
+            if *sent_token { "token" } else { "request without a token" }
+        ),
+        other => other.to_string(),
     }
 }
 
@@ -179,4 +193,25 @@ async fn poll_round(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_token_names_the_dashboards_own_flag() {
+        let addr: std::net::SocketAddr = "127.0.0.1:8645".parse().unwrap();
+        let text = error_text(&ClientError::Unauthorized {
+            addr,
+            sent_token: true,
+        });
+        assert!(text.contains("--node NAME=127.0.0.1:8645,PATH"), "{text}");
+        assert!(!text.contains("--data-dir"), "{text}");
+        let other = ClientError::Api {
+            status: 500,
+            message: "boom".into(),
+        };
+        assert_eq!(error_text(&other), other.to_string());
+    }
 }
