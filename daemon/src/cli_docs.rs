@@ -9,10 +9,65 @@ use std::path::{Path, PathBuf};
 
 use clap_complete::Shell;
 
-/// Prints the completion script of `cmd` for `shell` to `out`.
-pub fn write_completions(mut cmd: clap::Command, shell: Shell, out: &mut dyn Write) {
+/// The `completions` and hidden `man` subcommands, the same in both binaries: each binary's
+/// `Command` enum flattens it (`#[command(flatten)] Docs(DocsCommand)`).
+#[derive(clap::Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum DocsCommand {
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Write the man pages to DIR (for packaging).
+    #[command(hide = true)]
+    Man {
+        /// Directory the pages are written to (created if missing).
+        dir: PathBuf,
+    },
+}
+
+impl DocsCommand {
+    /// Runs the subcommand for the binary whose clap definition is `cmd`: the completion
+    /// script to stdout, or the man pages to the directory.
+    ///
+    /// # Errors
+    /// The man pages cannot be written; the error names the directory.
+    pub fn run(self, cmd: clap::Command) -> std::io::Result<()> {
+        match self {
+            // A reader that stops early (`| head`) is not an error.
+            DocsCommand::Completions { shell } => {
+                match write_completions(cmd, shell, &mut std::io::stdout()) {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                    other => other,
+                }
+            }
+            DocsCommand::Man { dir } => write_man_pages(cmd, &dir).map(drop).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot write the man pages to {}: {e}", dir.display()),
+                )
+            }),
+        }
+    }
+}
+
+/// Prints the completion script of `cmd` for `shell` to `out`. The script is rendered into
+/// memory first: clap_complete panics when its writer fails (`dsdnd completions bash |
+/// head`), a write error here is returned instead.
+///
+/// # Errors
+/// Writing to `out` failed.
+pub fn write_completions(
+    mut cmd: clap::Command,
+    shell: Shell,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let name = cmd.get_name().to_owned();
-    clap_complete::generate(shell, &mut cmd, name, out);
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    out.write_all(&script)?;
+    out.flush()
 }
 
 /// Renders the man page of `cmd` itself (section 1) to `out`.
@@ -71,7 +126,9 @@ pub fn check_documents(cmd: &clap::Command) -> Vec<String> {
     let leaf = |p: &str| p.rsplit(' ').next().unwrap_or(p).to_owned();
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         let mut out = Vec::new();
-        write_completions(cmd.clone(), shell, &mut out);
+        if let Err(e) = write_completions(cmd.clone(), shell, &mut out) {
+            problems.push(format!("{shell}: {e}"));
+        }
         let text = String::from_utf8_lossy(&out);
         if text.trim().is_empty() {
             problems.push(format!("{shell}: empty completion script"));

@@ -95,18 +95,8 @@ enum Command {
     /// seeds.toml, verify every event against network.da_authority and print each one as it
     /// arrives (one line per event; --json: one JSON object per line). Ctrl-C stops it.
     Watch(watch::WatchArgs),
-    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
-    Completions {
-        /// The shell to complete for.
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-    },
-    /// Write the man pages to DIR (for packaging).
-    #[command(hide = true)]
-    Man {
-        /// Directory the pages are written to (created if missing).
-        dir: PathBuf,
-    },
+    #[command(flatten)]
+    Docs(dsdn_daemon::cli_docs::DocsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -338,13 +328,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Ok(ApiClient::new(api).with_token(token))
     };
     match cli.command {
-        Command::Completions { shell } => {
-            dsdn_daemon::cli_docs::write_completions(Cli::command(), shell, &mut std::io::stdout())
-        }
-        Command::Man { dir } => {
-            dsdn_daemon::cli_docs::write_man_pages(Cli::command(), &dir)
-                .with_context(|| format!("cannot write the man pages to {}", dir.display()))?;
-        }
+        Command::Docs(docs) => docs.run(Cli::command())?,
         Command::Devnet(args) => return devnet::run(args).await,
         Command::Dashboard(args) => dashboard::run_standalone(args, api, &default_cookie).await?,
         Command::Watch(args) => watch::run(&args, watch_dir.as_deref()).await?,

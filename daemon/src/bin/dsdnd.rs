@@ -145,18 +145,8 @@ enum Command {
     /// Create the data directory and node key if missing; print the peer id and public key
     /// as JSON.
     Init,
-    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
-    Completions {
-        /// The shell to complete for.
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-    },
-    /// Write the man pages to DIR (for packaging).
-    #[command(hide = true)]
-    Man {
-        /// Directory the pages are written to (created if missing).
-        dir: PathBuf,
-    },
+    #[command(flatten)]
+    Docs(cli_docs::DocsCommand),
 }
 
 fn init(data_dir: &Path) -> anyhow::Result<()> {
@@ -526,13 +516,7 @@ fn main() -> std::process::ExitCode {
         )
         .map_err(anyhow::Error::from)
         .and_then(|_| init(&cli.data_dir)),
-        Some(Command::Completions { shell }) => {
-            cli_docs::write_completions(Cli::command(), shell, &mut std::io::stdout());
-            Ok(())
-        }
-        Some(Command::Man { dir }) => cli_docs::write_man_pages(Cli::command(), &dir)
-            .map(drop)
-            .with_context(|| format!("cannot write the man pages to {}", dir.display())),
+        Some(Command::Docs(docs)) => docs.run(Cli::command()).map_err(anyhow::Error::from),
         None => start(cli),
     };
     match result {
