@@ -507,15 +507,24 @@ impl EventLoop {
         }
     }
 
-    /// A ping: its round trip is observed in `p2p_ping_rtt_ms`; failures are left to the
-    /// connection's own timeouts (the peer manager closes dead connections).
+    /// A ping: its round trip is observed in `p2p_ping_rtt_ms`; a connection that stops
+    /// answering is closed as dead ([`crate::net::connections::ConnectionBook::ping_failed`]: libp2p's ping only
+    /// reports the failure, and a TCP connection whose far end vanished would otherwise
+    /// stay open for the kernel's ~15 minutes of retransmissions).
     fn on_ping(&mut self, event: ping::Event) {
         match event.result {
             Ok(rtt) => {
                 self.metrics.ping_rtt_ms.observe(rtt.as_secs_f64() * 1000.0);
-                self.connections.ping(&event.peer, rtt);
+                self.connections.ping(&event.peer, event.connection, rtt);
             }
-            Err(e) => tracing::debug!(peer = %event.peer, error = %e, "ping failed"),
+            Err(e) => {
+                if self.connections.ping_failed(&event.peer, event.connection) {
+                    tracing::info!(peer = %event.peer, error = %e, "closing a connection that stopped answering pings");
+                    self.swarm.close_connection(event.connection);
+                } else {
+                    tracing::debug!(peer = %event.peer, error = %e, "ping failed");
+                }
+            }
         }
     }
 

@@ -7,6 +7,13 @@
 //! open connections only, so it is bounded by the swarm's connection limits; identify's
 //! strings come from the network and are capped ([`MAX_AGENT_CHARS`], [`MAX_PROTOCOLS`],
 //! [`MAX_PROTOCOL_CHARS`]).
+//!
+//! It also decides when a connection is dead ([`ConnectionBook::ping_failed`]): libp2p's
+//! ping reports a failure but keeps the connection, and a TCP connection whose far end
+//! vanished without a FIN (a NAT that dropped the mapping, a host that lost power, a peer
+//! whose old connection outlived its restart under the same PeerId) otherwise stays open
+//! for as long as the kernel retransmits, around 15 minutes, while request-response and
+//! gossipsub keep sending on it.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -19,6 +26,10 @@ use crate::net::nat::is_relayed;
 
 /// Longest agent version kept, in characters (longer ones are cut).
 pub const MAX_AGENT_CHARS: usize = 128;
+
+/// Consecutive unanswered pings after which a connection is closed as dead. With libp2p's
+/// ping defaults (every 15 s, 20 s to answer) that is about 70 s of silence.
+pub const MAX_PING_FAILURES: u32 = 2;
 
 /// Most protocols kept per peer.
 pub const MAX_PROTOCOLS: usize = 64;
@@ -43,6 +54,8 @@ struct Conn {
     remote: Multiaddr,
     relayed: bool,
     since: Instant,
+    /// Consecutive pings on this connection that were not answered.
+    ping_failures: u32,
 }
 
 /// A connected peer's connection details, as [`ConnectionBook::get`] returns them.
@@ -91,6 +104,7 @@ impl ConnectionBook {
             remote: endpoint.get_remote_address().clone(),
             relayed,
             since: now,
+            ping_failures: 0,
         });
     }
 
@@ -104,11 +118,32 @@ impl ConnectionBook {
         }
     }
 
-    /// A ping to `peer` came back after `rtt` (ignored for a peer without connections).
-    pub fn ping(&mut self, peer: &PeerId, rtt: Duration) {
+    /// A ping to `peer` on connection `id` came back after `rtt` (ignored for a peer
+    /// without connections).
+    pub fn ping(&mut self, peer: &PeerId, id: ConnectionId, rtt: Duration) {
         if let Some(p) = self.peers.get_mut(peer) {
             p.rtt = Some(rtt);
+            if let Some(c) = p.conns.iter_mut().find(|c| c.id == id) {
+                c.ping_failures = 0;
+            }
         }
+    }
+
+    /// A ping to `peer` on connection `id` failed (timed out or the stream broke). Returns
+    /// true when the connection is to be closed as dead: after [`MAX_PING_FAILURES`]
+    /// failures in a row, or after the first one when the peer has another open connection
+    /// (the usual sign of a peer that restarted under the same PeerId and dialled again
+    /// while its old connection has not noticed yet).
+    pub fn ping_failed(&mut self, peer: &PeerId, id: ConnectionId) -> bool {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return false;
+        };
+        let others = p.conns.len().saturating_sub(1);
+        let Some(c) = p.conns.iter_mut().find(|c| c.id == id) else {
+            return false;
+        };
+        c.ping_failures = c.ping_failures.saturating_add(1);
+        c.ping_failures >= MAX_PING_FAILURES || others > 0
     }
 
     /// Identify told `peer`'s agent version and protocols (capped; see the module docs).
@@ -170,7 +205,8 @@ mod tests {
             .parse()
             .expect("addr");
         // Nothing is kept for a peer without a connection.
-        book.ping(&p, Duration::from_millis(5));
+        book.ping(&p, ConnectionId::new_unchecked(9), Duration::from_millis(5));
+        assert!(!book.ping_failed(&p, ConnectionId::new_unchecked(9)));
         book.identified(&p, "x", &[]);
         assert!(book.is_empty());
 
@@ -186,7 +222,7 @@ mod tests {
         assert!(d.relayed, "only the relayed connection is open");
         assert_eq!(d.remote_addr, relayed);
         book.established(p, c2, &dialer(&direct), t0 + Duration::from_secs(3));
-        book.ping(&p, Duration::from_millis(12));
+        book.ping(&p, c2, Duration::from_millis(12));
         let long_agent = "a".repeat(500);
         let mut protocols: Vec<String> = (0..100).map(|i| format!("/p/{i:03}")).collect();
         protocols.push("/x/".to_owned() + &"y".repeat(300));
@@ -209,5 +245,36 @@ mod tests {
         book.closed(&p, c1);
         assert!(book.get(&p, t0).is_none());
         assert!(book.is_empty());
+    }
+
+    #[test]
+    fn a_connection_that_stops_answering_pings_is_closed() {
+        let mut book = ConnectionBook::default();
+        let p = PeerId::random();
+        let t0 = Instant::now();
+        let addr: Multiaddr = "/ip4/198.51.100.1/tcp/4001".parse().expect("addr");
+        let listener = ConnectedPoint::Listener {
+            local_addr: addr.clone(),
+            send_back_addr: addr,
+        };
+        let old = ConnectionId::new_unchecked(1);
+        book.established(p, old, &listener, t0);
+        // One lost ping on the only connection is not enough; an answer resets the count.
+        assert!(!book.ping_failed(&p, old));
+        book.ping(&p, old, Duration::from_millis(3));
+        assert!(!book.ping_failed(&p, old));
+        assert!(book.ping_failed(&p, old), "two in a row: dead");
+        // The peer restarted and dialled again: the old connection is closed at its first
+        // failure, the new one is kept.
+        let mut book = ConnectionBook::default();
+        book.established(p, old, &listener, t0);
+        let new = ConnectionId::new_unchecked(2);
+        book.established(p, new, &listener, t0 + Duration::from_secs(30));
+        assert!(book.ping_failed(&p, old));
+        book.closed(&p, old);
+        assert!(!book.ping_failed(&p, new), "the only connection left gets a second chance");
+        // Unknown connections and peers are never closed from here.
+        assert!(!book.ping_failed(&p, ConnectionId::new_unchecked(7)));
+        assert!(!book.ping_failed(&PeerId::random(), new));
     }
 }
