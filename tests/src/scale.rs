@@ -74,6 +74,11 @@ impl LogGenerator {
         self.events
     }
 
+    /// Chunks declared so far (chunk `i` for `i` in `1..=chunks()` has id [`chunk_id`]`(i)`).
+    pub fn chunks(&self) -> u64 {
+        self.chunks
+    }
+
     /// Height of the last written blob.
     pub fn height(&self) -> u64 {
         self.height
@@ -197,8 +202,8 @@ impl LogGenerator {
     }
 }
 
-/// Chunk `i`'s id: sha256-like spread of `i` (not a real content hash, unique per `i`).
-fn chunk_id(i: u64) -> [u8; 32] {
+/// Chunk `i`'s id: SHA-256 of `i` (little-endian), unique per `i` (not a content hash).
+pub fn chunk_id(i: u64) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     Sha256::digest(i.to_le_bytes()).into()
 }

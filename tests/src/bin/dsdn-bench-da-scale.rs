@@ -10,7 +10,8 @@
 //!    log. **Apply rate** = events / the process's CPU seconds until it answers at the tip;
 //! 3. **bytes on disk per event**: the data directory's size / events;
 //! 4. **`da state` latency**: `--samples` sequential `GET /v1/da/state`, median and p99;
-//!    **proof latency** the same for `GET /v1/da/proof` when the node serves it;
+//!    **proof latency** the same for `GET /v1/da/proof?key=chunk:…` of chunks spread over
+//!    the whole log, when the node serves proofs;
 //! 5. **RSS** once it answers; then it is stopped and started again: **restart time** is
 //!    process start to answering at the tip with its stored state;
 //! 6. the light client's join from a checkpoint and a new full node's state sync are
@@ -31,7 +32,9 @@ use anyhow::Context;
 use dsdn_daemon::localnet::{ConfigSpec, Node, NodeMode, NodeSpec};
 use dsdn_integration_tests::bench::{clock_ticks, cpu_secs, memory_kib, mib};
 use dsdn_integration_tests::scale::plot::{self, ScalePoint};
-use dsdn_integration_tests::scale::{dir_bytes, free_bytes, mem_available, LogGenerator};
+use dsdn_integration_tests::scale::{
+    chunk_id, dir_bytes, free_bytes, mem_available, LogGenerator,
+};
 use dsdn_integration_tests::{fmt_ms, percentile, unix_now};
 use dsdn_protocols::NetworkId;
 
@@ -147,7 +150,7 @@ struct Run {
 
 impl Run {
     /// Measures the node on the log as it is now (`events` events, tip `height`).
-    async fn measure(&self, events: u64, height: u64) -> anyhow::Result<ScalePoint> {
+    async fn measure(&self, events: u64, height: u64, chunks: u64) -> anyhow::Result<ScalePoint> {
         delete_derived(&self.data)?;
         eprintln!("[scale] {events} events: rebuilding the state from the log…");
         let (mut node, rebuild, cpu) = start_at_tip(&self.spec, height).await?;
@@ -162,14 +165,28 @@ impl Run {
             Ok(())
         })
         .await?;
-        let proof_ms = match client.get_raw("/v1/da/proof?key=zone/id-jkt-1").await {
-            Ok(_) => Some(
-                latency(self.samples, || async {
-                    client.get_raw("/v1/da/proof?key=zone/id-jkt-1").await?;
-                    Ok(())
-                })
-                .await?,
-            ),
+        // Proofs of chunks spread over the whole log (a multiplicative walk over 1..=chunks).
+        let chunks = chunks.max(1);
+        let key = |i: u64| {
+            let n = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % chunks + 1;
+            format!("/v1/da/proof?key=chunk:{}", hex::encode(chunk_id(n)))
+        };
+        let proof_ms = match client.get_raw(&key(0)).await {
+            Ok(_) => {
+                let mut i = 0u64;
+                Some(
+                    latency(self.samples, || {
+                        i += 1;
+                        let path = key(i);
+                        let client = &client;
+                        async move {
+                            client.get_raw(&path).await?;
+                            Ok(())
+                        }
+                    })
+                    .await?,
+                )
+            }
             Err(e) => {
                 eprintln!("[scale] proofs not measured: {e}");
                 None
@@ -316,7 +333,10 @@ async fn main() -> anyhow::Result<()> {
             generator.height(),
             t.elapsed().as_secs_f64()
         );
-        match run.measure(generator.events(), generator.height()).await {
+        match run
+            .measure(generator.events(), generator.height(), generator.chunks())
+            .await
+        {
             Ok(point) => points.push(point),
             Err(e) => {
                 stopped = Some(format!("{size} events: {e:#}"));
