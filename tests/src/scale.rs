@@ -54,7 +54,11 @@ impl LogGenerator {
     /// A generator of an empty log of `network`, signing with `key`; blob timestamps start
     /// at `start_ms` (Unix milliseconds).
     pub fn new(key: SigningKey, network: NetworkId, start_ms: u64) -> LogGenerator {
-        let owner = Bytes32(SigningKey::from_bytes(&[0x42; 32]).verifying_key().to_bytes());
+        let owner = Bytes32(
+            SigningKey::from_bytes(&[0x42; 32])
+                .verifying_key()
+                .to_bytes(),
+        );
         LogGenerator {
             key,
             network,

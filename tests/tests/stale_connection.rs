@@ -43,15 +43,26 @@ async fn the_old_connection_of_a_restarted_peer_is_closed() -> anyhow::Result<()
     )?;
     let twin_started = std::time::Instant::now();
     net.spawn("twin", NodeMode::Storage, 33, &cfg).await?;
-    anyhow::ensure!(net.node("twin").peer_id() == peer_id, "the twin has another key");
+    anyhow::ensure!(
+        net.node("twin").peer_id() == peer_id,
+        "the twin has another key"
+    );
 
     // The hub ends with exactly one connection to the PeerId, younger than the twin: on
     // loopback every dial leaves from 127.0.0.1, so the age tells the two apart.
-    let seen = eventually(DEAD_WITHIN, "the frozen connection to be closed", || async {
-        let peers = hub.peers().await.ok()?;
-        let c = peers.iter().find(|p| p.peer_id == peer_id)?.connection.clone()?;
-        (c.connections == 1 && c.age_secs <= twin_started.elapsed().as_secs()).then_some(c)
-    })
+    let seen = eventually(
+        DEAD_WITHIN,
+        "the frozen connection to be closed",
+        || async {
+            let peers = hub.peers().await.ok()?;
+            let c = peers
+                .iter()
+                .find(|p| p.peer_id == peer_id)?
+                .connection
+                .clone()?;
+            (c.connections == 1 && c.age_secs <= twin_started.elapsed().as_secs()).then_some(c)
+        },
+    )
     .await;
     let closed_after = twin_started.elapsed();
     signal(net.node("old"), "CONT")?;

@@ -272,7 +272,10 @@ mod tests {
         book.established(p, new, &listener, t0 + Duration::from_secs(30));
         assert!(book.ping_failed(&p, old));
         book.closed(&p, old);
-        assert!(!book.ping_failed(&p, new), "the only connection left gets a second chance");
+        assert!(
+            !book.ping_failed(&p, new),
+            "the only connection left gets a second chance"
+        );
         // Unknown connections and peers are never closed from here.
         assert!(!book.ping_failed(&p, ConnectionId::new_unchecked(7)));
         assert!(!book.ping_failed(&PeerId::random(), new));

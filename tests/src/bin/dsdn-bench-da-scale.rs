@@ -32,9 +32,7 @@ use anyhow::Context;
 use dsdn_daemon::localnet::{ConfigSpec, Node, NodeMode, NodeSpec};
 use dsdn_integration_tests::bench::{clock_ticks, cpu_secs, memory_kib, mib};
 use dsdn_integration_tests::scale::plot::{self, ScalePoint};
-use dsdn_integration_tests::scale::{
-    chunk_id, dir_bytes, free_bytes, mem_available, LogGenerator,
-};
+use dsdn_integration_tests::scale::{chunk_id, dir_bytes, free_bytes, mem_available, LogGenerator};
 use dsdn_integration_tests::{fmt_ms, percentile, unix_now};
 use dsdn_protocols::NetworkId;
 
@@ -64,7 +62,10 @@ fn sizes() -> anyhow::Result<Vec<u64>> {
         .with_context(|| format!("--sizes {text}: comma-separated event counts"))?;
     v.sort_unstable();
     v.dedup();
-    anyhow::ensure!(v.first().is_some_and(|&s| s > 0), "--sizes: give positive sizes");
+    anyhow::ensure!(
+        v.first().is_some_and(|&s| s > 0),
+        "--sizes: give positive sizes"
+    );
     Ok(v)
 }
 
@@ -248,8 +249,15 @@ fn print_table(points: &[ScalePoint]) {
     let na = || "n/a".to_owned();
     println!(
         "{:>12} {:>14} {:>10} {:>9} {:>18} {:>18} {:>10} {:>14} {:>10}",
-        "events", "apply ev/CPU-s", "bytes/ev", "RSS MiB", "da state med/p99", "proof med/p99",
-        "restart s", "light join/RSS", "sync s"
+        "events",
+        "apply ev/CPU-s",
+        "bytes/ev",
+        "RSS MiB",
+        "da state med/p99",
+        "proof med/p99",
+        "restart s",
+        "light join/RSS",
+        "sync s"
     );
     for p in points {
         let ms = |(a, b): (f64, f64)| {
@@ -300,7 +308,14 @@ async fn main() -> anyhow::Result<()> {
         .with_da_authority(generator.authority_hex());
     let config = dir.path().join("seeds.toml");
     cfg.write(&config)?;
-    let mut spec = NodeSpec::new("full", NodeMode::Storage, IP, lease.port(), &config, data.clone());
+    let mut spec = NodeSpec::new(
+        "full",
+        NodeMode::Storage,
+        IP,
+        lease.port(),
+        &config,
+        data.clone(),
+    );
     spec.rust_log = "warn".into();
     let run = Run {
         dir: dir.path().to_path_buf(),

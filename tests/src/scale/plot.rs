@@ -187,7 +187,14 @@ mod tests {
             .collect();
         draw(&points, &path).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
-        for title in ["apply rate", "bytes on disk", "RSS", "latency", "restart", "joining"] {
+        for title in [
+            "apply rate",
+            "bytes on disk",
+            "RSS",
+            "latency",
+            "restart",
+            "joining",
+        ] {
             assert!(svg.contains(title), "no panel {title}");
         }
         assert!(svg.contains("proof median"));

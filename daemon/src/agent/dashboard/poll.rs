@@ -146,7 +146,11 @@ fn error_text(e: &ClientError) -> String {
             "the control API at {addr} refused the {}: give the node as \
              --node NAME={addr},PATH with PATH its data directory or its .cookie file \
              (rewritten at every start of the node)",
-            if *sent_token { "token" } else { "request without a token" }
+            if *sent_token {
+                "token"
+            } else {
+                "request without a token"
+            }
         ),
         other => other.to_string(),
     }
