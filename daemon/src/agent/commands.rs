@@ -109,14 +109,18 @@ pub(crate) async fn da_evidence(client: &ApiClient, json: bool) -> anyhow::Resul
     print_out(&out)
 }
 
-/// `dsdn-agent disputes [--json]`: DA forks and double receipts the node found.
+/// `dsdn-agent disputes [--json]`: DA forks, double receipts and challenged optimistic
+/// receipts the node found.
 pub(crate) async fn disputes(client: &ApiClient, json: bool) -> anyhow::Result<()> {
     let d = client.disputes().await?;
     if json {
         return print_out(&to_json(&d)?);
     }
-    if d.da_forks.is_empty() && d.double_receipts.is_empty() {
-        return print_out("no disputes: no DA fork and no double receipt seen by this node\n");
+    if d.da_forks.is_empty() && d.double_receipts.is_empty() && d.optimistic_conflicts.is_empty()
+    {
+        return print_out(
+            "no disputes: no DA fork, no double receipt and no challenged optimistic receipt seen by this node\n",
+        );
     }
     let mut rows: Vec<Vec<String>> = d
         .da_forks
@@ -141,6 +145,17 @@ pub(crate) async fn disputes(client: &ApiClient, json: bool) -> anyhow::Result<(
                 "{} / {}",
                 short_hex(&r.receipt_a.receipt_id),
                 short_hex(&r.receipt_b.receipt_id)
+            ),
+        ]
+    }));
+    rows.extend(d.optimistic_conflicts.iter().map(|c| {
+        vec![
+            "optimistic_conflict".to_owned(),
+            format!("job {}", short_hex(&c.job)),
+            format!(
+                "{} / {}",
+                short_hex(&c.optimistic.receipt_hash),
+                short_hex(&c.threshold.receipt_hash)
             ),
         ]
     }));

@@ -15,8 +15,8 @@ use tokio::sync::oneshot;
 use super::EventLoop;
 use crate::net::rpc::RpcEvent;
 use crate::workload::{
-    Internal, ReceiptCheck, WorkloadAction, WorkloadError, WorkloadResult, WorkloadService,
-    WorkloadTag,
+    HeldReceipt, Internal, ReceiptCheck, WorkloadAction, WorkloadError, WorkloadResult,
+    WorkloadService, WorkloadTag,
 };
 
 /// The workload parts of the event loop: the service and the receipts topic.
@@ -54,13 +54,14 @@ impl EventLoop {
     pub(super) fn submit_workload(
         &mut self,
         submission: WorkloadSubmission,
+        optimistic: Option<bool>,
         reply: oneshot::Sender<Result<WorkloadResult, WorkloadError>>,
     ) {
         let committee = self.committee.as_ref().and_then(|c| c.receipt_context());
         let peers = &self.swarm.behaviour().peer_manager;
         self.workload
             .service
-            .submit(submission, reply, committee, peers);
+            .submit(submission, optimistic, reply, committee, peers);
         self.after_workload();
     }
 
@@ -128,18 +129,23 @@ impl EventLoop {
         result
     }
 
-    /// `NodeHandle::receipt`: a receipt this node accepted recently, else one the DA log
-    /// recorded.
-    pub(super) fn receipt(&self, id: &Bytes32) -> Option<ThresholdReceipt> {
-        self.workload
-            .service
-            .recent_receipt(id)
-            .or_else(|| self.da.service.recorded_receipt(id))
+    /// `NodeHandle::receipt`: a threshold receipt this node accepted recently or the DA log
+    /// recorded, else an optimistic receipt it holds.
+    pub(super) fn receipt(&self, id: &Bytes32) -> Option<HeldReceipt> {
+        match self.workload.service.recent_receipt(id) {
+            Some(HeldReceipt::Threshold(t)) => Some(HeldReceipt::Threshold(t)),
+            held => self
+                .da
+                .service
+                .recorded_receipt(id)
+                .map(HeldReceipt::Threshold)
+                .or(held),
+        }
     }
 
     /// The receipts `query` selects: by id prefix among the recent ones and those recorded
     /// in the DA log (at most 2), or the most recent ones.
-    pub(super) fn receipts(&self, query: &crate::workload::ReceiptQuery) -> Vec<ThresholdReceipt> {
+    pub(super) fn receipts(&self, query: &crate::workload::ReceiptQuery) -> Vec<HeldReceipt> {
         use crate::workload::{prefix_range, ReceiptQuery};
         match query {
             ReceiptQuery::Recent(n) => self
@@ -157,7 +163,7 @@ impl EventLoop {
                     .workload
                     .service
                     .recent_receipts()
-                    .map(ThresholdReceipt::receipt_id)
+                    .map(HeldReceipt::receipt_id)
                     .filter(|id| *id >= lo && *id <= hi)
                     .collect();
                 ids.extend(

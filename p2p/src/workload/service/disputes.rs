@@ -6,12 +6,17 @@
 //! logged at error level, counted in `receipt_disputes_total` and served by
 //! `GET /v1/disputes`. Both receipts stay accepted: each is valid on its own, and judging
 //! them is the chain's business.
+//!
+//! Conflicting optimistic receipts (issue 13 §5, the challenge): a threshold receipt of a
+//! job whose execution commitment differs from the one a coordinator vouched for in an
+//! optimistic receipt of that job. Kept the same way ([`MAX_DISPUTES`], oldest dropped),
+//! logged, counted in `receipt_disputes_total` and served by `GET /v1/disputes`.
 
 use std::collections::{HashMap, VecDeque};
 
 use dsdn_protocols::da::Bytes32;
 use dsdn_protocols::receipt::dispute::{job_key, DoubleReceipt};
-use dsdn_protocols::receipt::ThresholdReceipt;
+use dsdn_protocols::receipt::{OptimisticConflict, ThresholdReceipt};
 
 use super::WorkloadService;
 
@@ -27,12 +32,18 @@ pub(crate) struct ReceiptDisputes {
     first: HashMap<Bytes32, Bytes32>,
     order: VecDeque<Bytes32>,
     found: VecDeque<DoubleReceipt>,
+    conflicts: VecDeque<OptimisticConflict>,
 }
 
 impl ReceiptDisputes {
     /// The double receipts found, oldest first.
     pub(crate) fn found(&self) -> impl Iterator<Item = &DoubleReceipt> {
         self.found.iter()
+    }
+
+    /// The id of the first threshold receipt accepted for `job`, if remembered.
+    pub(crate) fn first_receipt(&self, job: &Bytes32) -> Option<Bytes32> {
+        self.first.get(job).copied()
     }
 }
 
@@ -58,7 +69,7 @@ impl WorkloadService {
         if first_id == id {
             return;
         }
-        let Some(first) = self.recent.get(&first_id).cloned() else {
+        let Some(first) = self.recent.threshold(&first_id).cloned() else {
             return;
         };
         if first == *receipt {
@@ -83,5 +94,29 @@ impl WorkloadService {
     /// The double receipts found, oldest first.
     pub(crate) fn double_receipts(&self) -> Vec<DoubleReceipt> {
         self.disputes.found().cloned().collect()
+    }
+
+    /// A threshold receipt contradicting an optimistic receipt of its job: kept as
+    /// evidence, logged and counted (both receipts were verified before).
+    pub(super) fn record_conflict(&mut self, conflict: OptimisticConflict) {
+        let d = &mut self.disputes;
+        if d.conflicts.contains(&conflict) {
+            return;
+        }
+        tracing::error!(
+            receipt = %hex::encode(conflict.optimistic.receipt_id().0),
+            coordinator = %hex::encode(conflict.optimistic.coordinator_key.0),
+            "OPTIMISTIC RECEIPT CHALLENGED: the committee signed another execution commitment for the job (GET /v1/disputes)"
+        );
+        self.metrics.disputes.inc();
+        if d.conflicts.len() >= MAX_DISPUTES {
+            d.conflicts.pop_front();
+        }
+        d.conflicts.push_back(conflict);
+    }
+
+    /// The optimistic receipts contradicted by a threshold receipt, oldest first.
+    pub(crate) fn optimistic_conflicts(&self) -> Vec<OptimisticConflict> {
+        self.disputes.conflicts.iter().cloned().collect()
     }
 }
