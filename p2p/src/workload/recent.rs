@@ -291,7 +291,7 @@ mod tests {
             epoch: 1,
             committee_hash: Bytes32([9; 32]),
             group_key: GroupKey(group().verifying_key().to_bytes()),
-            signers: vec![],
+            signers: vec![crate::committee::member_id(&libp2p::PeerId::random()).unwrap()],
             aggregate_signature: Bytes64([0; 64]),
         };
         t.aggregate_signature = Bytes64(group().sign(&t.signing_bytes().unwrap()).to_bytes());
