@@ -515,10 +515,8 @@ impl ReceiptResponse {
         }
         .to_owned();
         out.coordinator = Some(
-            libp2p::PeerId::from_bytes(&dsdn_protocols::receipt::peer_id_bytes(
-                &o.coordinator_key,
-            ))
-            .map_or_else(|_| hex::encode(o.coordinator_key.0), |p| p.to_string()),
+            libp2p::PeerId::from_bytes(&dsdn_protocols::receipt::peer_id_bytes(&o.coordinator_key))
+                .map_or_else(|_| hex::encode(o.coordinator_key.0), |p| p.to_string()),
         );
         out.issued_at_ms = Some(o.issued_at_ms);
         out.challenge_deadline_ms = Some(o.challenge_deadline_ms);

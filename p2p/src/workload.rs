@@ -42,7 +42,7 @@ mod recent;
 mod service;
 pub use config::ReceiptsConfig;
 pub use metrics::WorkloadMetrics;
-pub use recent::{HeldReceipt, OptimisticKept, RecentReceipts, ReceiptStatus, ThresholdKept};
+pub use recent::{HeldReceipt, OptimisticKept, ReceiptStatus, RecentReceipts, ThresholdKept};
 pub(crate) use service::{Internal, ReceiptCheck, WorkloadAction, WorkloadService};
 
 /// What an outbound `/dsdn/<network>/workload/1.0.0` request of this node is for.

@@ -46,7 +46,9 @@ async fn receipt_latency_optimistic_vs_threshold() -> anyhow::Result<()> {
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         let sent = Instant::now();
-        let answer = client.submit_workload_with(&s, Some(optimistic_one)).await?;
+        let answer = client
+            .submit_workload_with(&s, Some(optimistic_one))
+            .await?;
         let took = sent.elapsed();
         anyhow::ensure!(
             answer.receipt.is_optimistic() == optimistic_one,

@@ -46,11 +46,19 @@ async fn submit(
 /// Waits until `receipt show id` on node `name` prints a status line containing `what`.
 async fn wait_shown(net: &TestNet, name: &str, id: &str, what: &str) -> anyhow::Result<String> {
     let node = net.node(name);
-    eventually(WAIT, &format!("{name}: receipt {id} shown as {what:?}"), || async {
-        let run = agent(node, &["receipt", "show", id]).await.ok()?;
-        let status = run.stdout.lines().find(|l| l.starts_with("status"))?.to_owned();
-        status.contains(what).then_some(status)
-    })
+    eventually(
+        WAIT,
+        &format!("{name}: receipt {id} shown as {what:?}"),
+        || async {
+            let run = agent(node, &["receipt", "show", id]).await.ok()?;
+            let status = run
+                .stdout
+                .lines()
+                .find(|l| l.starts_with("status"))?
+                .to_owned();
+            status.contains(what).then_some(status)
+        },
+    )
     .await
 }
 
@@ -88,7 +96,10 @@ async fn optimistic_receipts_are_upgraded_or_expire() -> anyhow::Result<()> {
         r.kind == "optimistic" && r.status == "optimistic" && r.signers.is_empty(),
         "not an optimistic answer: {r:?}"
     );
-    anyhow::ensure!(r.coordinator.as_deref() == Some(rn.ids[0].as_str()), "{r:?}");
+    anyhow::ensure!(
+        r.coordinator.as_deref() == Some(rn.ids[0].as_str()),
+        "{r:?}"
+    );
     let o = r.decode_optimistic().map_err(anyhow::Error::msg)?;
     o.verify(&group_key)?;
     anyhow::ensure!(

@@ -116,8 +116,7 @@ pub(crate) async fn disputes(client: &ApiClient, json: bool) -> anyhow::Result<(
     if json {
         return print_out(&to_json(&d)?);
     }
-    if d.da_forks.is_empty() && d.double_receipts.is_empty() && d.optimistic_conflicts.is_empty()
-    {
+    if d.da_forks.is_empty() && d.double_receipts.is_empty() && d.optimistic_conflicts.is_empty() {
         return print_out(
             "no disputes: no DA fork, no double receipt and no challenged optimistic receipt seen by this node\n",
         );

@@ -197,7 +197,10 @@ pub(crate) fn receipt_table(list: &[ReceiptResponse]) -> String {
             ]
         })
         .collect();
-    render_table(&["RECEIPT", "WORKLOAD", "NODE", "FUEL", "TIME", "STATUS"], &rows)
+    render_table(
+        &["RECEIPT", "WORKLOAD", "NODE", "FUEL", "TIME", "STATUS"],
+        &rows,
+    )
 }
 
 /// What a receipt is worth, in words: `threshold (group key …)`, `optimistic (challenge

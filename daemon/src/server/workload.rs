@@ -15,8 +15,7 @@ use dsdn_protocols::workload::WorkloadSubmission;
 
 use super::{error, stopped, ApiState};
 use crate::api::{
-    DisputesResponse, DoubleReceiptView, OptimisticConflictView, ReceiptResponse,
-    WorkloadResponse,
+    DisputesResponse, DoubleReceiptView, OptimisticConflictView, ReceiptResponse, WorkloadResponse,
 };
 
 fn receipt_json(receipt: &ThresholdReceipt) -> Response {

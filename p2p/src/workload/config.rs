@@ -93,10 +93,9 @@ mod tests {
         let text = toml::to_string(&cfg).unwrap();
         assert_eq!(SeedsConfig::from_toml_str(&text).unwrap(), cfg);
         for bad in ["0", "86401"] {
-            let err = SeedsConfig::from_toml_str(&format!(
-                "[receipts]\nchallenge_window_secs = {bad}\n"
-            ))
-            .unwrap_err();
+            let err =
+                SeedsConfig::from_toml_str(&format!("[receipts]\nchallenge_window_secs = {bad}\n"))
+                    .unwrap_err();
             assert_eq!(err.keys(), ["receipts.challenge_window_secs"]);
         }
     }

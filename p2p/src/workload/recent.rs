@@ -355,7 +355,10 @@ mod tests {
         );
         assert_eq!(recent.insert(threshold(r)), ThresholdKept::Upgraded);
         assert_eq!(recent.len(), 2, "superseded, not duplicated");
-        assert_eq!(recent.get(&o.receipt_id()).unwrap().status(NOW), ReceiptStatus::Threshold);
+        assert_eq!(
+            recent.get(&o.receipt_id()).unwrap().status(NOW),
+            ReceiptStatus::Threshold
+        );
         // Upgraded in place: still older than `later`.
         let newest: Vec<_> = recent.newest().map(HeldReceipt::receipt_id).collect();
         assert_eq!(newest, vec![later.receipt_id(), o.receipt_id()]);
@@ -375,7 +378,10 @@ mod tests {
             held.status(deadline_ms - 1),
             ReceiptStatus::Optimistic { deadline_ms }
         );
-        assert_eq!(held.status(deadline_ms), ReceiptStatus::Expired { deadline_ms });
+        assert_eq!(
+            held.status(deadline_ms),
+            ReceiptStatus::Expired { deadline_ms }
+        );
         assert_eq!(held.threshold(), None);
         // A threshold receipt arriving after the window still confirms it.
         assert_eq!(recent.insert(threshold(o.receipt)), ThresholdKept::Upgraded);

@@ -293,7 +293,9 @@ impl OptimisticConflict {
         self.threshold.verify(group_key)?;
         let job = job_key(&self.optimistic.receipt)?;
         if job_key(&self.threshold.receipt)? != job {
-            return Err(ReceiptError::Codec("the receipts are of different jobs".into()));
+            return Err(ReceiptError::Codec(
+                "the receipts are of different jobs".into(),
+            ));
         }
         if self.optimistic.receipt.commitment == self.threshold.receipt.commitment {
             return Err(ReceiptError::Codec("the commitments are the same".into()));
@@ -365,7 +367,10 @@ mod tests {
         assert!(GossipReceipt::from_bytes(b"junk").is_err());
 
         // Refusals: another group key, a changed field, another version, a bad window.
-        assert_eq!(o.verify(&GroupKey([1; 32])), Err(ReceiptError::WrongGroupKey));
+        assert_eq!(
+            o.verify(&GroupKey([1; 32])),
+            Err(ReceiptError::WrongGroupKey)
+        );
         let mut later = o.clone();
         later.challenge_deadline_ms += 1;
         assert_eq!(
@@ -423,7 +428,10 @@ mod tests {
         // The same job run by another node with the same result confirms that run only.
         let t2 = threshold(ReceiptV1::sign(&node_key(2), draft(1)).unwrap(), &group);
         assert_eq!(t2.receipt.commitment, r.commitment);
-        assert_eq!(o.upgrade_to_threshold(t2), Err(UpgradeError::NotThisReceipt));
+        assert_eq!(
+            o.upgrade_to_threshold(t2),
+            Err(UpgradeError::NotThisReceipt)
+        );
 
         // The same job with another output: the challenge, with verifiable evidence.
         let mut d = draft(1);
@@ -434,7 +442,10 @@ mod tests {
             panic!("no conflict");
         };
         assert_eq!(c.verify(&gk).unwrap(), job_key(&r).unwrap());
-        assert_eq!(OptimisticConflict::from_bytes(&c.to_bytes().unwrap()).unwrap(), *c);
+        assert_eq!(
+            OptimisticConflict::from_bytes(&c.to_bytes().unwrap()).unwrap(),
+            *c
+        );
         // Not evidence: the same commitment, or a receipt of another group.
         let same = OptimisticConflict {
             optimistic: o.clone(),

@@ -19,9 +19,7 @@ use super::{
 };
 use crate::committee::{member_id, GroupSignature, ThresholdSignError};
 use crate::net::PeerView;
-use crate::workload::{
-    choose_executors, HeldReceipt, WorkloadError, WorkloadResult, WorkloadTag,
-};
+use crate::workload::{choose_executors, HeldReceipt, WorkloadError, WorkloadResult, WorkloadTag};
 
 impl WorkloadService {
     /// `NodeHandle::submit_workload`: checks the submission, keeps the module and asks the
@@ -222,8 +220,8 @@ impl WorkloadService {
         receipt: ReceiptV1,
         committee: (u64, Bytes32, GroupKey),
     ) -> Result<OptimisticReceipt, ReceiptError> {
-        let window_ms = u64::try_from(self.cfg.receipts.challenge_window.as_millis())
-            .unwrap_or(u64::MAX);
+        let window_ms =
+            u64::try_from(self.cfg.receipts.challenge_window.as_millis()).unwrap_or(u64::MAX);
         let o = OptimisticReceipt::sign(&self.key, receipt, committee, unix_ms(), window_ms)?;
         self.keep_optimistic(&o);
         self.gossip(o.to_bytes()?);

@@ -71,7 +71,11 @@ fn an_optimistic_submission_is_answered_at_once_then_upgraded() {
     assert_eq!(o.receipt, receipt);
     assert_eq!(answer.output, b"out");
     assert!(o.issued_at_ms >= before);
-    assert_eq!(o.challenge_deadline_ms - o.issued_at_ms, 600_000, "the default window");
+    assert_eq!(
+        o.challenge_deadline_ms - o.issued_at_ms,
+        600_000,
+        "the default window"
+    );
     match actions.as_slice() {
         [WorkloadAction::Gossip(bytes), WorkloadAction::ThresholdSign { .. }] => {
             assert_eq!(OptimisticReceipt::from_bytes(bytes).unwrap(), *o)
@@ -79,7 +83,9 @@ fn an_optimistic_submission_is_answered_at_once_then_upgraded() {
         other => panic!("expected gossip then signing, got {other:?}"),
     }
     assert!(matches!(
-        s.recent_receipt(&receipt.receipt_id).unwrap().status(o.issued_at_ms),
+        s.recent_receipt(&receipt.receipt_id)
+            .unwrap()
+            .status(o.issued_at_ms),
         ReceiptStatus::Optimistic { .. }
     ));
 
@@ -88,9 +94,16 @@ fn an_optimistic_submission_is_answered_at_once_then_upgraded() {
         signature: group().sign(&message).to_bytes(),
         signers: vec![PeerId::random()],
     };
-    s.on_internal(Internal::Signed(id, Ok(signature)), check(false), Instant::now());
+    s.on_internal(
+        Internal::Signed(id, Ok(signature)),
+        check(false),
+        Instant::now(),
+    );
     let actions = s.take_actions();
-    assert!(matches!(actions.as_slice(), [WorkloadAction::Gossip(_)]), "{actions:?}");
+    assert!(
+        matches!(actions.as_slice(), [WorkloadAction::Gossip(_)]),
+        "{actions:?}"
+    );
     let held = s.recent_receipt(&receipt.receipt_id).unwrap();
     assert_eq!(held.status(u64::MAX), ReceiptStatus::Threshold);
     assert_eq!(s.recent_receipts().count(), 1, "superseded, not duplicated");
@@ -124,13 +137,19 @@ fn without_the_committee_signature_it_expires_at_its_deadline() {
         held.status(deadline_ms - 1),
         ReceiptStatus::Optimistic { deadline_ms }
     );
-    assert_eq!(held.status(deadline_ms), ReceiptStatus::Expired { deadline_ms });
+    assert_eq!(
+        held.status(deadline_ms),
+        ReceiptStatus::Expired { deadline_ms }
+    );
     assert_eq!(metrics.submissions.with_label_values(&["signing"]).get(), 1);
 
     // A submitter may still ask for the threshold receipt: then nothing is answered early.
     let (tx, mut rx) = oneshot::channel();
     let (_, _, _, actions) = run_until_signing(&mut s, Some(false), tx);
-    assert!(matches!(actions.as_slice(), [WorkloadAction::ThresholdSign { .. }]));
+    assert!(matches!(
+        actions.as_slice(),
+        [WorkloadAction::ThresholdSign { .. }]
+    ));
     assert!(rx.try_recv().is_err());
 }
 
@@ -142,8 +161,7 @@ fn optimistic_gossip_verdicts_and_the_challenge() {
     let coordinator = SigningKey::from_bytes(&[11; 32]);
     let node_key = SigningKey::from_bytes(&[7; 32]);
     let sign = |r: ReceiptV1, window_ms: u64| {
-        OptimisticReceipt::sign(&coordinator, r, context().unwrap(), unix_ms(), window_ms)
-            .unwrap()
+        OptimisticReceipt::sign(&coordinator, r, context().unwrap(), unix_ms(), window_ms).unwrap()
     };
     let gossip = |s: &mut WorkloadService, bytes: &[u8]| {
         s.on_receipt_gossip(source, id.clone(), bytes, check(false));
@@ -157,7 +175,10 @@ fn optimistic_gossip_verdicts_and_the_challenge() {
     // A forged coordinator signature: rejected.
     let mut forged = sign(node_receipt(&node_key, 2, b"out"), 60_000);
     forged.coordinator_signature.0[0] ^= 1;
-    assert_eq!(gossip(&mut s, &forged.to_bytes().unwrap()), MessageAcceptance::Reject);
+    assert_eq!(
+        gossip(&mut s, &forged.to_bytes().unwrap()),
+        MessageAcceptance::Reject
+    );
     assert_eq!(
         s.accept_optimistic(&forged, None, check(false), unix_ms()),
         Err(ReceiptError::BadCoordinatorSignature)
@@ -171,10 +192,16 @@ fn optimistic_gossip_verdicts_and_the_challenge() {
 
     // The committee signs another output for the job of `o`: the challenge succeeds.
     let lie = threshold(node_receipt(&node_key, 1, b"another output"));
-    assert_eq!(gossip(&mut s, &lie.to_bytes().unwrap()), MessageAcceptance::Accept);
+    assert_eq!(
+        gossip(&mut s, &lie.to_bytes().unwrap()),
+        MessageAcceptance::Accept
+    );
     let conflicts = s.optimistic_conflicts();
     assert_eq!(conflicts.len(), 1);
-    assert_eq!((&conflicts[0].optimistic, &conflicts[0].threshold), (&o, &lie));
+    assert_eq!(
+        (&conflicts[0].optimistic, &conflicts[0].threshold),
+        (&o, &lie)
+    );
     conflicts[0].verify(&gk()).unwrap();
     assert_eq!(metrics.disputes.get(), 1);
     assert_eq!(
@@ -185,10 +212,19 @@ fn optimistic_gossip_verdicts_and_the_challenge() {
     // Gossip keeps no order: a threshold receipt first, then its optimistic receipt
     // (superseded, ignored), or a contradicted one (the same challenge, found the other way).
     let t = threshold(node_receipt(&node_key, 4, b"out"));
-    assert_eq!(gossip(&mut s, &t.to_bytes().unwrap()), MessageAcceptance::Accept);
+    assert_eq!(
+        gossip(&mut s, &t.to_bytes().unwrap()),
+        MessageAcceptance::Accept
+    );
     let stale = sign(t.receipt, 60_000);
-    assert_eq!(gossip(&mut s, &stale.to_bytes().unwrap()), MessageAcceptance::Ignore);
-    assert_eq!(s.recent_receipt(&t.receipt_id()), Some(HeldReceipt::Threshold(t)));
+    assert_eq!(
+        gossip(&mut s, &stale.to_bytes().unwrap()),
+        MessageAcceptance::Ignore
+    );
+    assert_eq!(
+        s.recent_receipt(&t.receipt_id()),
+        Some(HeldReceipt::Threshold(t))
+    );
     let contradicted = sign(node_receipt(&node_key, 4, b"a third output"), 60_000);
     assert_eq!(
         gossip(&mut s, &contradicted.to_bytes().unwrap()),
