@@ -26,7 +26,7 @@
 //! | POST   | `/v1/workloads[?optimistic=true\|false]` | one CBOR-encoded, submitter-signed `WorkloadSubmission` (at most 5 MiB) → [`WorkloadResponse`] once a storage node executed it and the committee signed the receipt (with `optimistic=true`, or by default under `[receipts] optimistic = true`: as soon as this coordinator signed an optimistic receipt, issue 13 §5); 400 invalid submission, 403 not a committee member with a key share, 503 no storage node or busy, 502 every node failed or the committee did not sign (the message names who and why) |
 //! | GET    | `/v1/receipts/{id}`        | → [`ReceiptResponse`] of an accepted receipt (64 hex id): the threshold receipt once known, else the optimistic one with its status; 404 unknown |
 //! | GET    | `/v1/disputes`             | → [`DisputesResponse`] |
-//! | POST   | `/v1/receipts`             | one CBOR-encoded `ThresholdReceipt` → [`ReceiptResponse`] once verified (group key, node signature, commitment) and gossiped; 400 refused (the reason), 409 duplicate |
+//! | POST   | `/v1/receipts`             | one CBOR-encoded `ThresholdReceipt` or `OptimisticReceipt` → [`ReceiptResponse`] once verified (group key or coordinator key, node signature, commitment) and gossiped; 400 refused (the reason), 409 duplicate (or an optimistic receipt superseded or past its deadline) |
 //! | GET    | `/metrics`                 | → Prometheus text exposition |
 //!
 //! The peer-management endpoints are the daemon side of `dsdn-agent peers …` (roadmap
@@ -615,6 +615,29 @@ pub struct DisputesResponse {
     /// commitment (the challenge of issue 13 §5).
     #[serde(default)]
     pub optimistic_conflicts: Vec<OptimisticConflictView>,
+    /// Receipts validly signed by a key not authorised for the committee
+    /// (`UnauthorizedSigner`: a threshold receipt under another group key; on a committee
+    /// member, an optimistic receipt by a non-member).
+    #[serde(default)]
+    pub unauthorized_signers: Vec<SignerDisputeView>,
+    /// Receipts naming the committee's group key whose signature does not verify
+    /// (`InvalidSignature`).
+    #[serde(default)]
+    pub invalid_signatures: Vec<SignerDisputeView>,
+}
+
+/// One signer dispute of [`DisputesResponse`] (`UnauthorizedSigner::verify` or
+/// `InvalidSignature::verify` of its CBOR checks it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignerDisputeView {
+    /// `threshold` or `optimistic`.
+    pub kind: String,
+    /// The receipt id (64 hex).
+    pub receipt_id: String,
+    /// The key that signed it: the group key it names, or the coordinator's key (64 hex).
+    pub signer: String,
+    /// The `UnauthorizedSigner` or `InvalidSignature` CBOR, hex.
+    pub dispute_cbor: String,
 }
 
 /// One challenged optimistic receipt of [`DisputesResponse`].

@@ -16,7 +16,7 @@ use crate::da::{DaNotice, PublishError, SubmitError, TooManySubscribers};
 pub use crate::da::{DaStateView, Published, RegistrationView, Submitted};
 use crate::workload::{HeldReceipt, WorkloadError, WorkloadResult};
 use dsdn_protocols::da::Bytes32;
-use dsdn_protocols::receipt::{ReceiptError, ThresholdReceipt};
+use dsdn_protocols::receipt::{GossipReceipt, ReceiptError, ThresholdReceipt};
 use dsdn_protocols::workload::WorkloadSubmission;
 
 mod views;
@@ -143,7 +143,7 @@ pub enum Command {
     ),
     /// Verify, record and gossip a threshold receipt.
     PublishReceipt(
-        Box<ThresholdReceipt>,
+        Box<GossipReceipt>,
         oneshot::Sender<Result<(), ReceiptError>>,
     ),
     /// A receipt this node accepted, by id.
@@ -502,6 +502,21 @@ impl NodeHandle {
         &self,
         receipt: ThresholdReceipt,
     ) -> Result<Result<(), ReceiptError>, Stopped> {
+        self.publish_any_receipt(GossipReceipt::Threshold(receipt))
+            .await
+    }
+
+    /// [`NodeHandle::publish_receipt`] for a receipt of either kind: an optimistic receipt
+    /// is verified against the coordinator's key (and, on a committee member, refused when
+    /// the coordinator is no member), kept and gossiped.
+    ///
+    /// # Errors
+    /// As [`NodeHandle::publish_receipt`]; an optimistic receipt that is superseded, held
+    /// already or past its deadline is refused as [`ReceiptError::Duplicate`].
+    pub async fn publish_any_receipt(
+        &self,
+        receipt: GossipReceipt,
+    ) -> Result<Result<(), ReceiptError>, Stopped> {
         self.ask(|tx| Command::PublishReceipt(Box::new(receipt), tx))
             .await
     }
@@ -545,6 +560,10 @@ pub struct Disputes {
     pub double_receipts: Vec<dsdn_protocols::receipt::dispute::DoubleReceipt>,
     /// Optimistic receipts contradicted by their job's threshold receipt (issue 13 §5).
     pub optimistic_conflicts: Vec<dsdn_protocols::receipt::OptimisticConflict>,
+    /// Receipts validly signed by a key not authorised for the committee.
+    pub unauthorized_signers: Vec<dsdn_protocols::receipt::dispute::UnauthorizedSigner>,
+    /// Receipts naming the committee's group key whose signature does not verify.
+    pub invalid_signatures: Vec<dsdn_protocols::receipt::dispute::InvalidSignature>,
 }
 
 #[cfg(test)]

@@ -116,9 +116,14 @@ pub(crate) async fn disputes(client: &ApiClient, json: bool) -> anyhow::Result<(
     if json {
         return print_out(&to_json(&d)?);
     }
-    if d.da_forks.is_empty() && d.double_receipts.is_empty() && d.optimistic_conflicts.is_empty() {
+    if d.da_forks.is_empty()
+        && d.double_receipts.is_empty()
+        && d.optimistic_conflicts.is_empty()
+        && d.unauthorized_signers.is_empty()
+        && d.invalid_signatures.is_empty()
+    {
         return print_out(
-            "no disputes: no DA fork, no double receipt and no challenged optimistic receipt seen by this node\n",
+            "no disputes: no DA fork, double receipt, challenged optimistic receipt, unauthorized signer or invalid signature seen by this node\n",
         );
     }
     let mut rows: Vec<Vec<String>> = d
@@ -158,6 +163,18 @@ pub(crate) async fn disputes(client: &ApiClient, json: bool) -> anyhow::Result<(
             ),
         ]
     }));
+    for (kind, list) in [
+        ("unauthorized_signer", &d.unauthorized_signers),
+        ("invalid_signature", &d.invalid_signatures),
+    ] {
+        rows.extend(list.iter().map(|e| {
+            vec![
+                kind.to_owned(),
+                format!("{} receipt {}", e.kind, short_hex(&e.receipt_id)),
+                format!("signer {}", short_hex(&e.signer)),
+            ]
+        }));
+    }
     let mut out = render_table(&["KIND", "WHERE", "A / B"], &rows);
     out.push_str("--json gives each dispute's evidence as CBOR (hex), verifiable on its own\n");
     print_out(&out)

@@ -10,12 +10,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dsdn_p2p::workload::{HeldReceipt, ReceiptQuery, WorkloadError};
 use dsdn_protocols::da::Bytes32;
-use dsdn_protocols::receipt::{ReceiptError, ThresholdReceipt};
+use dsdn_protocols::receipt::dispute::SignedReceipt;
+use dsdn_protocols::receipt::{GossipReceipt, ReceiptError, ThresholdReceipt};
 use dsdn_protocols::workload::WorkloadSubmission;
 
 use super::{error, stopped, ApiState};
 use crate::api::{
-    DisputesResponse, DoubleReceiptView, OptimisticConflictView, ReceiptResponse, WorkloadResponse,
+    DisputesResponse, DoubleReceiptView, OptimisticConflictView, ReceiptResponse,
+    SignerDisputeView, WorkloadResponse,
 };
 
 fn receipt_json(receipt: &ThresholdReceipt) -> Response {
@@ -168,27 +170,33 @@ pub(super) async fn list(
     }
 }
 
-/// `POST /v1/receipts` with a CBOR `ThresholdReceipt`.
+/// `POST /v1/receipts` with a CBOR `ThresholdReceipt` or `OptimisticReceipt`.
 pub(super) async fn publish(State(s): State<ApiState>, body: Bytes) -> Response {
-    let receipt = match ThresholdReceipt::from_bytes(&body) {
+    let receipt = match GossipReceipt::from_bytes(&body) {
         Ok(r) => r,
         Err(e) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("not a threshold receipt: {e}"),
+                format!("not a threshold or optimistic receipt: {e}"),
             )
         }
     };
-    match s.node.publish_receipt(receipt.clone()).await {
+    match s.node.publish_any_receipt(receipt.clone()).await {
         Err(_) => stopped(),
-        Ok(Ok(())) => receipt_json(&receipt),
+        Ok(Ok(())) => match receipt {
+            GossipReceipt::Threshold(t) => receipt_json(&t),
+            GossipReceipt::Optimistic(o) => held_json(&HeldReceipt::Optimistic {
+                receipt: o,
+                challenged: false,
+            }),
+        },
         Ok(Err(e @ ReceiptError::Duplicate(_))) => error(StatusCode::CONFLICT, e.to_string()),
         Ok(Err(e)) => error(StatusCode::BAD_REQUEST, format!("receipt refused: {e}")),
     }
 }
 
-/// `GET /v1/disputes`: DA forks, double receipts (issue 13 §6) and challenged optimistic
-/// receipts (§5) this node found.
+/// `GET /v1/disputes`: DA forks, double receipts, unauthorised signers and invalid
+/// signatures (issue 13 §6) and challenged optimistic receipts (§5) this node found.
 pub(super) async fn disputes(State(s): State<ApiState>) -> Response {
     let Ok(d) = s.node.disputes().await else {
         return stopped();
@@ -232,10 +240,37 @@ pub(super) async fn disputes(State(s): State<ApiState>) -> Response {
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
         }
     }
+    let signer_view = |receipt: &SignedReceipt,
+                       cbor: Result<Vec<u8>, dsdn_protocols::codec::CodecError>|
+     -> Result<SignerDisputeView, String> {
+        Ok(SignerDisputeView {
+            kind: receipt.kind().to_owned(),
+            receipt_id: hex::encode(receipt.receipt_id().0),
+            signer: hex::encode(receipt.signer().0),
+            dispute_cbor: hex::encode(cbor.map_err(|e| e.to_string())?),
+        })
+    };
+    let unauthorized_signers: Result<Vec<_>, String> = d
+        .unauthorized_signers
+        .iter()
+        .map(|e| signer_view(&e.receipt, e.to_bytes()))
+        .collect();
+    let invalid_signatures: Result<Vec<_>, String> = d
+        .invalid_signatures
+        .iter()
+        .map(|e| signer_view(&e.receipt, e.to_bytes()))
+        .collect();
+    let (unauthorized_signers, invalid_signatures) =
+        match (unauthorized_signers, invalid_signatures) {
+            (Ok(u), Ok(i)) => (u, i),
+            (Err(e), _) | (_, Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        };
     Json(DisputesResponse {
         da_forks: d.da_forks,
         double_receipts,
         optimistic_conflicts,
+        unauthorized_signers,
+        invalid_signatures,
     })
     .into_response()
 }

@@ -377,10 +377,14 @@ impl EventLoop {
                 let _ = tx.send(self.receipts(&query));
             }
             Command::Disputes(tx) => {
+                let (unauthorized_signers, invalid_signatures) =
+                    self.workload.service.signer_disputes();
                 let _ = tx.send(crate::handle::Disputes {
                     da_forks: self.da.service.fork_evidence(),
                     double_receipts: self.workload.service.double_receipts(),
                     optimistic_conflicts: self.workload.service.optimistic_conflicts(),
+                    unauthorized_signers,
+                    invalid_signatures,
                 });
             }
         }

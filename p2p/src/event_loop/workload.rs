@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use dsdn_protocols::committee::GroupKey;
 use dsdn_protocols::da::{Bytes32, DaEvent};
-use dsdn_protocols::receipt::{ReceiptError, ThresholdReceipt};
+use dsdn_protocols::receipt::{GossipReceipt, ReceiptError, ThresholdReceipt};
 use dsdn_protocols::workload::{WorkloadRequest, WorkloadResponse, WorkloadSubmission};
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::PeerId;
@@ -119,10 +119,7 @@ impl EventLoop {
     }
 
     /// `NodeHandle::publish_receipt`.
-    pub(super) fn publish_receipt(
-        &mut self,
-        receipt: ThresholdReceipt,
-    ) -> Result<(), ReceiptError> {
+    pub(super) fn publish_receipt(&mut self, receipt: GossipReceipt) -> Result<(), ReceiptError> {
         let check = self.receipt_check();
         let result = self.workload.service.publish_receipt(receipt, check);
         self.after_workload();

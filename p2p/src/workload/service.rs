@@ -147,8 +147,12 @@ pub(crate) struct WorkloadService {
     modules: ModuleStore,
     recent: RecentReceipts,
     dedup: ReceiptDedup,
-    /// Jobs seen and double receipts found (issue 13 §6).
+    /// Jobs seen and disputes found (issue 13 §5, §6).
     disputes: disputes::ReceiptDisputes,
+    /// The committee as this node knows it (members only: a committee member's own
+    /// configuration); `None` elsewhere. Optimistic receipts by non-members are then
+    /// refused as `UnauthorizedSigner` evidence.
+    committee: Option<dsdn_protocols::committee::CommitteeConfig>,
     /// Rotates the executor choice over consecutive submissions.
     turn: usize,
     next_id: u64,
@@ -181,6 +185,7 @@ impl WorkloadService {
             recent: RecentReceipts::new(RECENT_RECEIPTS),
             dedup: ReceiptDedup::new(DEDUP_CAPACITY),
             disputes: disputes::ReceiptDisputes::default(),
+            committee: None,
             turn: 0,
             next_id: 0,
             submissions: HashMap::new(),
@@ -189,6 +194,16 @@ impl WorkloadService {
             internal_tx,
             internal_rx,
         }
+    }
+
+    /// The service of a committee member: `committee` is its committee (epoch, threshold,
+    /// members), against which optimistic receipts' signers are checked.
+    pub(crate) fn with_committee(
+        mut self,
+        committee: Option<dsdn_protocols::committee::CommitteeConfig>,
+    ) -> Self {
+        self.committee = committee;
+        self
     }
 
     /// The actions queued since the last call, oldest first.

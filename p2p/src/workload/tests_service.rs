@@ -6,7 +6,7 @@ use std::time::Instant;
 use dsdn_protocols::committee::GroupKey;
 use dsdn_protocols::da::Bytes64;
 use dsdn_protocols::receipt::{
-    committee_signing_bytes, sha256, ExecutionCommitment, ReceiptDraft, ReceiptV1, ResourceUsage,
+    committee_signing_bytes, GossipReceipt, sha256, ExecutionCommitment, ReceiptDraft, ReceiptV1, ResourceUsage,
     ThresholdReceipt,
 };
 use dsdn_protocols::workload::{
@@ -409,13 +409,13 @@ fn receipt_gossip_verdicts() {
 fn a_published_receipt_is_gossiped_once() {
     let (mut s, _) = service(WorkloadConfig::default());
     let good = threshold(node_receipt(&SigningKey::from_bytes(&[7; 32]), 1, b"out"));
-    s.publish_receipt(good.clone(), check(false)).unwrap();
+    s.publish_receipt(GossipReceipt::Threshold(good.clone()), check(false)).unwrap();
     match s.take_actions().as_slice() {
         [WorkloadAction::Gossip(bytes)] => assert_eq!(*bytes, good.to_bytes().unwrap()),
         other => panic!("expected a gossip, got {other:?}"),
     }
     assert!(matches!(
-        s.publish_receipt(good, check(false)),
+        s.publish_receipt(GossipReceipt::Threshold(good), check(false)),
         Err(dsdn_protocols::receipt::ReceiptError::Duplicate(_))
     ));
     assert!(s.take_actions().is_empty());

@@ -89,6 +89,10 @@ pub enum ReceiptError {
     /// [`super::optimistic::MAX_CHALLENGE_WINDOW_MS`].
     #[error("challenge window out of range")]
     BadChallengeWindow,
+    /// An optimistic receipt's coordinator is not a member of the committee this node
+    /// knows (an `UnauthorizedSigner` dispute).
+    #[error("the coordinator is not a committee member")]
+    UnauthorizedSigner,
     /// This receipt id was seen before ([`super::ReceiptDedup`]).
     #[error("duplicate receipt {0}")]
     Duplicate(Bytes32),

@@ -3,7 +3,7 @@
 //! record, gossip and its verdicts.
 
 use dsdn_protocols::da::Bytes32;
-use dsdn_protocols::receipt::dispute::job_key;
+use dsdn_protocols::receipt::dispute::{job_key, SignedReceipt, UnauthorizedSigner};
 use dsdn_protocols::receipt::optimistic::UpgradeError;
 use dsdn_protocols::receipt::{GossipReceipt, OptimisticReceipt, ReceiptError, ThresholdReceipt};
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
@@ -67,6 +67,21 @@ impl WorkloadService {
                 if let Some(peer) = source {
                     tracing::warn!(%peer, error = %e, "invalid receipt refused");
                 }
+                let signed = SignedReceipt::Threshold(receipt.clone());
+                match e {
+                    ReceiptError::BadGroupSignature => {
+                        self.record_invalid_signature(signed, group_key)
+                    }
+                    // Validly signed under another group key: an unauthorised signer.
+                    ReceiptError::WrongGroupKey if receipt.verify(&receipt.group_key).is_ok() => {
+                        self.record_unauthorized(UnauthorizedSigner {
+                            receipt: signed,
+                            group_key,
+                            committee: None,
+                        })
+                    }
+                    _ => {}
+                }
                 Err(e)
             }
         }
@@ -112,7 +127,27 @@ impl WorkloadService {
             if let Some(peer) = source {
                 tracing::warn!(%peer, error = %e, "invalid optimistic receipt refused");
             }
+            if matches!(
+                e,
+                ReceiptError::BadCoordinatorSignature | ReceiptError::BadCoordinatorKey
+            ) {
+                self.record_invalid_signature(SignedReceipt::Optimistic(receipt.clone()), group_key);
+            }
             return Err(e);
+        }
+        // A committee member knows the members: a non-member's receipt is refused, and kept
+        // as evidence.
+        if let Some(committee) = &self.committee {
+            let evidence = UnauthorizedSigner {
+                receipt: SignedReceipt::Optimistic(receipt.clone()),
+                group_key,
+                committee: Some(committee.clone()),
+            };
+            if evidence.verify().is_ok() {
+                self.count_receipt("invalid");
+                self.record_unauthorized(evidence);
+                return Err(ReceiptError::UnauthorizedSigner);
+            }
         }
         // The threshold receipt of its job may have come first (gossip keeps no order).
         let first = job_key(&receipt.receipt)
@@ -194,18 +229,32 @@ impl WorkloadService {
         self.push(WorkloadAction::Verdict(id, source, verdict));
     }
 
-    /// `NodeHandle::publish_receipt`: verify, record and gossip a receipt handed in by an
-    /// operator or client.
+    /// `NodeHandle::publish_receipt`: verify, record and gossip a receipt (threshold or
+    /// optimistic) handed in by an operator or client.
     ///
     /// # Errors
-    /// As [`WorkloadService::accept_receipt`]; nothing is gossiped then.
+    /// As [`WorkloadService::accept_receipt`] and [`WorkloadService::accept_optimistic`]
+    /// (an optimistic receipt not kept: [`ReceiptError::Duplicate`]); nothing is gossiped
+    /// then.
     pub(crate) fn publish_receipt(
         &mut self,
-        receipt: ThresholdReceipt,
+        receipt: GossipReceipt,
         check: ReceiptCheck,
     ) -> Result<(), ReceiptError> {
-        self.accept_receipt(&receipt, None, check)?;
-        self.gossip_receipt(&receipt);
+        match receipt {
+            GossipReceipt::Threshold(t) => {
+                self.accept_receipt(&t, None, check)?;
+                self.gossip_receipt(&t);
+            }
+            GossipReceipt::Optimistic(o) => {
+                match self.accept_optimistic(&o, None, check, unix_ms())? {
+                    OptimisticOutcome::Kept => self.gossip(o.to_bytes()?),
+                    OptimisticOutcome::Ignored => {
+                        return Err(ReceiptError::Duplicate(o.receipt_id()))
+                    }
+                }
+            }
+        }
         Ok(())
     }
 

@@ -203,7 +203,8 @@ fn optimistic_gossip_verdicts_and_the_challenge() {
         (&o, &lie)
     );
     conflicts[0].verify(&gk()).unwrap();
-    assert_eq!(metrics.disputes.get(), 1);
+    // The damaged signature above (an invalid signature, §6) and this conflict.
+    assert_eq!(metrics.disputes.get(), 2);
     assert_eq!(
         s.recent_receipt(&lie.receipt_id()),
         Some(HeldReceipt::Threshold(lie.clone()))
@@ -231,5 +232,85 @@ fn optimistic_gossip_verdicts_and_the_challenge() {
         MessageAcceptance::Accept
     );
     assert_eq!(s.optimistic_conflicts().len(), 2);
-    assert_eq!(metrics.disputes.get(), 2);
+    assert_eq!(metrics.disputes.get(), 3);
+}
+
+/// Issue 13 §6: on a committee member, an optimistic receipt signed by a non-member is
+/// refused and kept as `UnauthorizedSigner` evidence; a damaged signature and a threshold
+/// receipt under another group key are evidence on any node.
+#[test]
+fn unauthorized_signers_and_invalid_signatures_are_kept_as_evidence() {
+    use dsdn_protocols::committee::CommitteeConfig;
+    use dsdn_protocols::receipt::committee_hash;
+    use dsdn_protocols::receipt::dispute::SignedReceipt;
+
+    let member = SigningKey::from_bytes(&[11; 32]);
+    let outsider = SigningKey::from_bytes(&[12; 32]);
+    let member_id_of = |k: &SigningKey| {
+        let peer = crate::workload::peer_of_key(&Bytes32(k.verifying_key().to_bytes())).unwrap();
+        member_id(&peer).unwrap()
+    };
+    let committee = CommitteeConfig {
+        epoch: 4,
+        threshold: 2,
+        members: vec![member_id_of(&member), member_id(&PeerId::random()).unwrap()],
+    };
+    let hash = committee_hash(&committee).unwrap();
+    let (s, metrics) = service(WorkloadConfig::default());
+    let mut s = s.with_committee(Some(committee));
+    let source = PeerId::random();
+    let id = MessageId(b"m".to_vec());
+    let sign = |k: &SigningKey, nonce: u64| {
+        OptimisticReceipt::sign(
+            k,
+            node_receipt(&SigningKey::from_bytes(&[7; 32]), nonce, b"out"),
+            (4, hash, gk()),
+            unix_ms(),
+            60_000,
+        )
+        .unwrap()
+    };
+    let gossip = |s: &mut WorkloadService, bytes: &[u8]| {
+        s.on_receipt_gossip(source, id.clone(), bytes, check(false));
+        verdict(&s.take_actions(), &id, source)
+    };
+    // A member's optimistic receipt is kept; a non-member's refused.
+    let by_member = sign(&member, 1);
+    assert_eq!(gossip(&mut s, &by_member.to_bytes().unwrap()), MessageAcceptance::Accept);
+    let by_outsider = sign(&outsider, 2);
+    assert_eq!(gossip(&mut s, &by_outsider.to_bytes().unwrap()), MessageAcceptance::Reject);
+    assert_eq!(s.recent_receipt(&by_outsider.receipt_id()), None);
+    // A damaged coordinator signature and a damaged group signature.
+    let mut damaged = sign(&member, 3);
+    damaged.coordinator_signature.0[1] ^= 1;
+    assert_eq!(gossip(&mut s, &damaged.to_bytes().unwrap()), MessageAcceptance::Reject);
+    let mut forged = threshold(node_receipt(&SigningKey::from_bytes(&[7; 32]), 4, b"out"));
+    forged.aggregate_signature.0[0] ^= 1;
+    assert_eq!(gossip(&mut s, &forged.to_bytes().unwrap()), MessageAcceptance::Reject);
+    // A threshold receipt signed under another group key.
+    let mut foreign = threshold(node_receipt(&SigningKey::from_bytes(&[7; 32]), 5, b"out"));
+    let other_group = SigningKey::from_bytes(&[60; 32]);
+    foreign.group_key = GroupKey(other_group.verifying_key().to_bytes());
+    foreign.aggregate_signature =
+        Bytes64(other_group.sign(&foreign.signing_bytes().unwrap()).to_bytes());
+    assert_eq!(gossip(&mut s, &foreign.to_bytes().unwrap()), MessageAcceptance::Reject);
+    // The same again adds nothing.
+    assert_eq!(gossip(&mut s, &by_outsider.to_bytes().unwrap()), MessageAcceptance::Reject);
+
+    let (unauthorized, invalid) = s.signer_disputes();
+    assert_eq!(unauthorized.len(), 2);
+    assert_eq!(unauthorized[0].receipt, SignedReceipt::Optimistic(by_outsider));
+    assert_eq!(
+        unauthorized[0].verify().unwrap().0,
+        outsider.verifying_key().to_bytes()
+    );
+    assert_eq!(unauthorized[1].receipt, SignedReceipt::Threshold(foreign.clone()));
+    assert_eq!(unauthorized[1].verify().unwrap().0, foreign.group_key.0);
+    assert_eq!(invalid.len(), 2);
+    for e in &invalid {
+        e.verify().unwrap();
+    }
+    assert_eq!(invalid[0].receipt, SignedReceipt::Optimistic(damaged));
+    assert_eq!(invalid[1].receipt, SignedReceipt::Threshold(forged));
+    assert_eq!(metrics.disputes.get(), 4);
 }
