@@ -5,6 +5,9 @@
 //! threshold receipt then supersedes it on every node (`receipt show` says `threshold`, one
 //! entry per receipt). With two members down (below the threshold) the optimistic answer
 //! still comes, and once its challenge window is over every node shows it as expired.
+//! Issue 13 §6 on the way: an optimistic receipt signed by a non-member is refused by the
+//! members and served as `UnauthorizedSigner` evidence, a damaged group signature as
+//! `InvalidSignature` evidence.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,6 +17,10 @@ use dsdn_daemon::workload::samples::{fnv_expected, fnv_wat};
 use dsdn_integration_tests::committee::start_receipt_net;
 use dsdn_integration_tests::{agent, eventually, TestNet, WAIT};
 use dsdn_protocols::committee::GroupKey;
+use dsdn_protocols::da::Bytes32;
+use dsdn_protocols::receipt::dispute::{InvalidSignature, UnauthorizedSigner};
+use dsdn_protocols::receipt::{OptimisticReceipt, ReceiptDraft, ReceiptV1};
+use ed25519_dalek::SigningKey;
 
 /// Rounds of the sample module.
 const ROUNDS: u32 = 50;
@@ -41,6 +48,15 @@ async fn submit(
         .await?
         .success("workload submit")?;
     Ok(serde_json::from_str(&out)?)
+}
+
+/// The node key in data directory `dir` (`node.key`: 64 hex characters).
+fn node_key(dir: &Path) -> anyhow::Result<SigningKey> {
+    let text = std::fs::read_to_string(dir.join("node.key"))?;
+    let bytes: [u8; 32] = hex::decode(text.trim())?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("node.key is not 32 bytes"))?;
+    Ok(SigningKey::from_bytes(&bytes))
 }
 
 /// Waits until `receipt show id` on node `name` prints a status line containing `what`.
@@ -127,6 +143,72 @@ async fn optimistic_receipts_are_upgraded_or_expire() -> anyhow::Result<()> {
         let copies = list.iter().filter(|x| x.receipt_id == r.receipt_id).count();
         anyhow::ensure!(copies == 1, "{name} lists the receipt {copies} times");
     }
+
+    // Issue 13 §6. An optimistic receipt signed by a non-member (storage node s1's key, over
+    // a node receipt signed by s2): s1 cannot tell (it knows only the group key) and
+    // gossips it; the members refuse it and keep it as `UnauthorizedSigner` evidence.
+    let s1_key = node_key(&net.data_dir("s1"))?;
+    let s2_key = node_key(&net.data_dir("s2"))?;
+    let mut commitment = o.receipt.commitment;
+    commitment.input_hash = dsdn_protocols::receipt::sha256(b"never submitted");
+    let fake_node_receipt = ReceiptV1::sign(
+        &s2_key,
+        ReceiptDraft {
+            submitter: Bytes32([0x5a; 32]),
+            nonce: 1,
+            commitment,
+            usage: o.receipt.usage,
+            executed_at_ms: o.issued_at_ms,
+        },
+    )?;
+    let by_outsider = OptimisticReceipt::sign(
+        &s1_key,
+        fake_node_receipt,
+        (o.epoch, o.committee_hash, o.group_key),
+        dsdn_integration_tests::unix_now() * 1000,
+        60_000,
+    )?;
+    let accepted = net
+        .node("s1")
+        .client()
+        .publish_optimistic_receipt(&by_outsider)
+        .await?;
+    anyhow::ensure!(accepted.status == "optimistic", "{accepted:?}");
+    let s1_public = hex::encode(s1_key.verifying_key().to_bytes());
+    for name in ["c2", "c3"] {
+        let client = net.node(name).client();
+        let evidence = eventually(WAIT, &format!("{name}: unauthorized signer"), || {
+            let client = client.clone();
+            let s1_public = s1_public.clone();
+            async move {
+                let d = client.disputes().await.ok()?;
+                d.unauthorized_signers.into_iter().find(|e| e.signer == s1_public)
+            }
+        })
+        .await?;
+        let e = UnauthorizedSigner::from_bytes(&hex::decode(&evidence.dispute_cbor)?)?;
+        anyhow::ensure!(e.verify()?.0 == s1_key.verifying_key().to_bytes(), "{name}");
+        anyhow::ensure!(
+            client.receipt(&accepted.receipt_id).await.is_err(),
+            "{name} keeps a non-member's receipt"
+        );
+    }
+    // A damaged group signature handed to s2: refused, and kept as `InvalidSignature`.
+    let mut damaged = plain.receipt.decode().map_err(anyhow::Error::msg)?;
+    damaged.aggregate_signature.0[0] ^= 1;
+    let refused = net.node("s2").client().publish_receipt(&damaged).await;
+    anyhow::ensure!(refused.is_err(), "a damaged receipt was accepted");
+    let d = net.node("s2").client().disputes().await?;
+    let found = d
+        .invalid_signatures
+        .iter()
+        .find(|e| e.receipt_id == plain.receipt.receipt_id)
+        .ok_or_else(|| anyhow::anyhow!("no invalid signature evidence on s2: {d:?}"))?;
+    InvalidSignature::from_bytes(&hex::decode(&found.dispute_cbor)?)?.verify()?;
+    let listed = agent(net.node("s2"), &["disputes"])
+        .await?
+        .success("disputes")?;
+    anyhow::ensure!(listed.contains("invalid_signature"), "{listed}");
 
     // 2. Below the threshold (c3 and c4 down): the optimistic answer still comes, and the
     // receipt expires unconfirmed on every node once its window is over.

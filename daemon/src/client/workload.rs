@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dsdn_protocols::receipt::ThresholdReceipt;
+use dsdn_protocols::receipt::{OptimisticReceipt, ThresholdReceipt};
 use dsdn_protocols::workload::WorkloadSubmission;
 
 use super::{ApiClient, ClientError};
@@ -74,6 +74,20 @@ impl ApiClient {
     pub async fn publish_receipt(
         &self,
         receipt: &ThresholdReceipt,
+    ) -> Result<ReceiptResponse, ClientError> {
+        self.post_cbor("/v1/receipts", receipt.to_bytes(), None)
+            .await
+    }
+
+    /// `POST /v1/receipts` with an optimistic receipt: verified against its coordinator's
+    /// key (refused on a committee member when the coordinator is no member), kept and
+    /// gossiped.
+    ///
+    /// # Errors
+    /// As [`ApiClient::publish_receipt`].
+    pub async fn publish_optimistic_receipt(
+        &self,
+        receipt: &OptimisticReceipt,
     ) -> Result<ReceiptResponse, ClientError> {
         self.post_cbor("/v1/receipts", receipt.to_bytes(), None)
             .await
