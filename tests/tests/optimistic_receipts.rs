@@ -182,7 +182,9 @@ async fn optimistic_receipts_are_upgraded_or_expire() -> anyhow::Result<()> {
             let s1_public = s1_public.clone();
             async move {
                 let d = client.disputes().await.ok()?;
-                d.unauthorized_signers.into_iter().find(|e| e.signer == s1_public)
+                d.unauthorized_signers
+                    .into_iter()
+                    .find(|e| e.signer == s1_public)
             }
         })
         .await?;

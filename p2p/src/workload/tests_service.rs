@@ -6,8 +6,8 @@ use std::time::Instant;
 use dsdn_protocols::committee::GroupKey;
 use dsdn_protocols::da::Bytes64;
 use dsdn_protocols::receipt::{
-    committee_signing_bytes, GossipReceipt, sha256, ExecutionCommitment, ReceiptDraft, ReceiptV1, ResourceUsage,
-    ThresholdReceipt,
+    committee_signing_bytes, sha256, ExecutionCommitment, GossipReceipt, ReceiptDraft, ReceiptV1,
+    ResourceUsage, ThresholdReceipt,
 };
 use dsdn_protocols::workload::{
     WorkloadRefusal, WorkloadRequest, WorkloadResponse, WorkloadSubmission,
@@ -409,7 +409,8 @@ fn receipt_gossip_verdicts() {
 fn a_published_receipt_is_gossiped_once() {
     let (mut s, _) = service(WorkloadConfig::default());
     let good = threshold(node_receipt(&SigningKey::from_bytes(&[7; 32]), 1, b"out"));
-    s.publish_receipt(GossipReceipt::Threshold(good.clone()), check(false)).unwrap();
+    s.publish_receipt(GossipReceipt::Threshold(good.clone()), check(false))
+        .unwrap();
     match s.take_actions().as_slice() {
         [WorkloadAction::Gossip(bytes)] => assert_eq!(*bytes, good.to_bytes().unwrap()),
         other => panic!("expected a gossip, got {other:?}"),

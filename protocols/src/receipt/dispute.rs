@@ -355,10 +355,9 @@ mod tests {
         let r = ReceiptV1::sign(&node_key(1), draft(1)).unwrap();
         // A committee of two members, one of them the coordinator with key 30.
         let coordinator = node_key(30);
-        let member_30 = MemberId::new(
-            peer_id_bytes(&Bytes32(coordinator.verifying_key().to_bytes())).to_vec(),
-        )
-        .unwrap();
+        let member_30 =
+            MemberId::new(peer_id_bytes(&Bytes32(coordinator.verifying_key().to_bytes())).to_vec())
+                .unwrap();
         let committee = CommitteeConfig {
             epoch: 4,
             threshold: 2,
@@ -428,7 +427,10 @@ mod tests {
             group_key: gk,
         };
         e.verify().unwrap();
-        assert_eq!(InvalidSignature::from_bytes(&e.to_bytes().unwrap()).unwrap(), e);
+        assert_eq!(
+            InvalidSignature::from_bytes(&e.to_bytes().unwrap()).unwrap(),
+            e
+        );
         assert!(InvalidSignature {
             receipt: SignedReceipt::Threshold(threshold(r, &group)),
             group_key: gk

@@ -131,7 +131,10 @@ impl WorkloadService {
                 e,
                 ReceiptError::BadCoordinatorSignature | ReceiptError::BadCoordinatorKey
             ) {
-                self.record_invalid_signature(SignedReceipt::Optimistic(receipt.clone()), group_key);
+                self.record_invalid_signature(
+                    SignedReceipt::Optimistic(receipt.clone()),
+                    group_key,
+                );
             }
             return Err(e);
         }

@@ -276,35 +276,62 @@ fn unauthorized_signers_and_invalid_signatures_are_kept_as_evidence() {
     };
     // A member's optimistic receipt is kept; a non-member's refused.
     let by_member = sign(&member, 1);
-    assert_eq!(gossip(&mut s, &by_member.to_bytes().unwrap()), MessageAcceptance::Accept);
+    assert_eq!(
+        gossip(&mut s, &by_member.to_bytes().unwrap()),
+        MessageAcceptance::Accept
+    );
     let by_outsider = sign(&outsider, 2);
-    assert_eq!(gossip(&mut s, &by_outsider.to_bytes().unwrap()), MessageAcceptance::Reject);
+    assert_eq!(
+        gossip(&mut s, &by_outsider.to_bytes().unwrap()),
+        MessageAcceptance::Reject
+    );
     assert_eq!(s.recent_receipt(&by_outsider.receipt_id()), None);
     // A damaged coordinator signature and a damaged group signature.
     let mut damaged = sign(&member, 3);
     damaged.coordinator_signature.0[1] ^= 1;
-    assert_eq!(gossip(&mut s, &damaged.to_bytes().unwrap()), MessageAcceptance::Reject);
+    assert_eq!(
+        gossip(&mut s, &damaged.to_bytes().unwrap()),
+        MessageAcceptance::Reject
+    );
     let mut forged = threshold(node_receipt(&SigningKey::from_bytes(&[7; 32]), 4, b"out"));
     forged.aggregate_signature.0[0] ^= 1;
-    assert_eq!(gossip(&mut s, &forged.to_bytes().unwrap()), MessageAcceptance::Reject);
+    assert_eq!(
+        gossip(&mut s, &forged.to_bytes().unwrap()),
+        MessageAcceptance::Reject
+    );
     // A threshold receipt signed under another group key.
     let mut foreign = threshold(node_receipt(&SigningKey::from_bytes(&[7; 32]), 5, b"out"));
     let other_group = SigningKey::from_bytes(&[60; 32]);
     foreign.group_key = GroupKey(other_group.verifying_key().to_bytes());
-    foreign.aggregate_signature =
-        Bytes64(other_group.sign(&foreign.signing_bytes().unwrap()).to_bytes());
-    assert_eq!(gossip(&mut s, &foreign.to_bytes().unwrap()), MessageAcceptance::Reject);
+    foreign.aggregate_signature = Bytes64(
+        other_group
+            .sign(&foreign.signing_bytes().unwrap())
+            .to_bytes(),
+    );
+    assert_eq!(
+        gossip(&mut s, &foreign.to_bytes().unwrap()),
+        MessageAcceptance::Reject
+    );
     // The same again adds nothing.
-    assert_eq!(gossip(&mut s, &by_outsider.to_bytes().unwrap()), MessageAcceptance::Reject);
+    assert_eq!(
+        gossip(&mut s, &by_outsider.to_bytes().unwrap()),
+        MessageAcceptance::Reject
+    );
 
     let (unauthorized, invalid) = s.signer_disputes();
     assert_eq!(unauthorized.len(), 2);
-    assert_eq!(unauthorized[0].receipt, SignedReceipt::Optimistic(by_outsider));
+    assert_eq!(
+        unauthorized[0].receipt,
+        SignedReceipt::Optimistic(by_outsider)
+    );
     assert_eq!(
         unauthorized[0].verify().unwrap().0,
         outsider.verifying_key().to_bytes()
     );
-    assert_eq!(unauthorized[1].receipt, SignedReceipt::Threshold(foreign.clone()));
+    assert_eq!(
+        unauthorized[1].receipt,
+        SignedReceipt::Threshold(foreign.clone())
+    );
     assert_eq!(unauthorized[1].verify().unwrap().0, foreign.group_key.0);
     assert_eq!(invalid.len(), 2);
     for e in &invalid {
