@@ -434,3 +434,80 @@ fn differing_fields(a: &ExecutionCommitment, b: &ExecutionCommitment) -> Vec<&'s
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsdn_p2p::workload::HeldReceipt;
+    use dsdn_protocols::da::Bytes32;
+    use dsdn_protocols::receipt::{OptimisticReceipt, ReceiptDraft, ResourceUsage};
+
+    fn optimistic() -> OptimisticReceipt {
+        let commitment = ExecutionCommitment {
+            workload_id: sha256(b"m"),
+            input_hash: sha256(b"i"),
+            output_hash: sha256(b"o"),
+            state_root_before: sha256(b"b"),
+            state_root_after: sha256(b"a"),
+            trace_root: sha256(b"t"),
+            checkpoints: 1,
+            fuel_used: 5,
+        };
+        let receipt = ReceiptV1::sign(
+            &SigningKey::from_bytes(&[1; 32]),
+            ReceiptDraft {
+                submitter: Bytes32([2; 32]),
+                nonce: 1,
+                commitment,
+                usage: ResourceUsage {
+                    fuel_used: 5,
+                    memory_peak_bytes: 65_536,
+                    wall_time_ms: 1,
+                },
+                executed_at_ms: 1_700_000_000_000,
+            },
+        )
+        .unwrap();
+        OptimisticReceipt::sign(
+            &SigningKey::from_bytes(&[3; 32]),
+            receipt,
+            (0, Bytes32([4; 32]), GroupKey([5; 32])),
+            1_700_000_000_000,
+            600_000,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn receipt_show_says_which_receipt_it_is() {
+        let o = optimistic();
+        let held = HeldReceipt::Optimistic {
+            receipt: o.clone(),
+            challenged: false,
+        };
+        let open = ReceiptResponse::held(&held, o.issued_at_ms).unwrap();
+        let text = receipt_text(&open);
+        assert!(
+            text.starts_with(
+                "status      optimistic (challenge window until 2023-11-14 22:23:20 UTC, signed by coordinator 12D3"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("signers     none yet (optimistic)"), "{text}");
+        assert_eq!(open.decode_optimistic().unwrap(), o);
+        assert!(open.decode().is_err(), "not a threshold receipt");
+        let expired = ReceiptResponse::held(&held, o.challenge_deadline_ms).unwrap();
+        assert_eq!(expired.status, "expired");
+        assert!(
+            status_text(&expired).starts_with("optimistic, expired unconfirmed"),
+            "{}",
+            status_text(&expired)
+        );
+        let challenged = HeldReceipt::Optimistic {
+            receipt: o,
+            challenged: true,
+        };
+        let shown = ReceiptResponse::held(&challenged, 0).unwrap();
+        assert!(status_text(&shown).starts_with("optimistic, challenged"));
+    }
+}
