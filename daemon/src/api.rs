@@ -23,9 +23,10 @@
 //! | GET    | `/v1/da/state[?wait_height=H[&timeout_ms=T]]` | → [`DaStateView`]; with `wait_height`, answered once the log reaches H or after T ms (default 30,000, max 60,000) |
 //! | POST   | `/v1/committee/dkg`        | → [`CommitteeStatusResponse`] once this member adopted the group key (the FROST DKG of the configured committee over the network); 403 on a non-member, 409 when a key share for the epoch exists, 502 when the ceremony failed (the message names the members) |
 //! | GET    | `/v1/committee/status`     | → [`CommitteeStatusResponse`]; 404 on a non-member |
-//! | POST   | `/v1/workloads`            | one CBOR-encoded, submitter-signed `WorkloadSubmission` (at most 5 MiB) → [`WorkloadResponse`] once a storage node executed it and the committee signed the receipt; 400 invalid submission, 403 not a committee member with a key share, 503 no storage node or busy, 502 every node failed or the committee did not sign (the message names who and why) |
-//! | GET    | `/v1/receipts/{id}`        | → [`ReceiptResponse`] of an accepted receipt (64 hex id); 404 unknown |
-//! | POST   | `/v1/receipts`             | one CBOR-encoded `ThresholdReceipt` → [`ReceiptResponse`] once verified (group key, node signature, commitment) and gossiped; 400 refused (the reason), 409 duplicate |
+//! | POST   | `/v1/workloads[?optimistic=true\|false]` | one CBOR-encoded, submitter-signed `WorkloadSubmission` (at most 5 MiB) → [`WorkloadResponse`] once a storage node executed it and the committee signed the receipt (with `optimistic=true`, or by default under `[receipts] optimistic = true`: as soon as this coordinator signed an optimistic receipt, issue 13 §5); 400 invalid submission, 403 not a committee member with a key share, 503 no storage node or busy, 502 every node failed or the committee did not sign (the message names who and why) |
+//! | GET    | `/v1/receipts/{id}`        | → [`ReceiptResponse`] of an accepted receipt (64 hex id): the threshold receipt once known, else the optimistic one with its status; 404 unknown |
+//! | GET    | `/v1/disputes`             | → [`DisputesResponse`] |
+//! | POST   | `/v1/receipts`             | one CBOR-encoded `ThresholdReceipt` or `OptimisticReceipt` → [`ReceiptResponse`] once verified (group key or coordinator key, node signature, commitment) and gossiped; 400 refused (the reason), 409 duplicate (or an optimistic receipt superseded or past its deadline) |
 //! | GET    | `/metrics`                 | → Prometheus text exposition |
 //!
 //! The peer-management endpoints are the daemon side of `dsdn-agent peers …` (roadmap
@@ -401,8 +402,31 @@ pub struct ReceiptResponse {
     pub group_key: String,
     /// The members whose shares were aggregated (PeerIds).
     pub signers: Vec<String>,
-    /// The whole `ThresholdReceipt`, CBOR, in hex.
+    /// The whole `ThresholdReceipt` (or, for `kind` `optimistic`, `OptimisticReceipt`),
+    /// CBOR, in hex.
     pub receipt_cbor: String,
+    /// Which receipt `receipt_cbor` holds: `threshold` or `optimistic` (issue 13 §5).
+    #[serde(default = "threshold_text")]
+    pub kind: String,
+    /// What the receipt is worth when answered: `threshold`; `optimistic` (its challenge
+    /// window is open); `expired` (the window ended without the threshold receipt:
+    /// unconfirmed, not to be relied on); `challenged` (a threshold receipt of its job
+    /// carries another execution commitment, see `GET /v1/disputes`).
+    #[serde(default = "threshold_text")]
+    pub status: String,
+    /// Optimistic receipts: the PeerId of the coordinator that signed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinator: Option<String>,
+    /// Optimistic receipts: when it was signed (UNIX ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at_ms: Option<u64>,
+    /// Optimistic receipts: the end of the challenge window (UNIX ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge_deadline_ms: Option<u64>,
+}
+
+fn threshold_text() -> String {
+    "threshold".to_owned()
 }
 
 impl ReceiptResponse {
@@ -447,23 +471,99 @@ impl ReceiptResponse {
                 })
                 .collect(),
             receipt_cbor: hex::encode(receipt.to_bytes()?),
+            kind: threshold_text(),
+            status: threshold_text(),
+            coordinator: None,
+            issued_at_ms: None,
+            challenge_deadline_ms: None,
         })
     }
 
-    /// The receipt itself, decoded from [`ReceiptResponse::receipt_cbor`] (not verified).
+    /// The response for a receipt a node holds, with its status at `now_ms` (UNIX ms). An
+    /// optimistic receipt shows the committee it waits for (epoch, committee hash, group
+    /// key), no signers, and its coordinator and challenge window.
     ///
     /// # Errors
-    /// A text when the hex or the CBOR is malformed.
+    /// The receipt cannot be encoded (over its size cap).
+    pub fn held(
+        held: &dsdn_p2p::workload::HeldReceipt,
+        now_ms: u64,
+    ) -> Result<Self, dsdn_protocols::receipt::ReceiptError> {
+        use dsdn_p2p::workload::{HeldReceipt, ReceiptStatus};
+        let o = match held {
+            HeldReceipt::Threshold(t) => return Self::new(t),
+            HeldReceipt::Optimistic { receipt, .. } => receipt,
+        };
+        // The threshold shape over the same node receipt and committee, then the fields
+        // that differ.
+        let mut out = Self::new(&dsdn_protocols::receipt::ThresholdReceipt {
+            receipt: o.receipt,
+            epoch: o.epoch,
+            committee_hash: o.committee_hash,
+            group_key: o.group_key,
+            signers: Vec::new(),
+            aggregate_signature: dsdn_protocols::da::Bytes64([0; 64]),
+        })?;
+        out.receipt_hash = hex::encode(o.receipt_hash()?.0);
+        out.receipt_cbor = hex::encode(o.to_bytes()?);
+        out.kind = "optimistic".to_owned();
+        out.status = match held.status(now_ms) {
+            ReceiptStatus::Threshold => "threshold",
+            ReceiptStatus::Optimistic { .. } => "optimistic",
+            ReceiptStatus::Expired { .. } => "expired",
+            ReceiptStatus::Challenged => "challenged",
+        }
+        .to_owned();
+        out.coordinator = Some(
+            libp2p::PeerId::from_bytes(&dsdn_protocols::receipt::peer_id_bytes(&o.coordinator_key))
+                .map_or_else(|_| hex::encode(o.coordinator_key.0), |p| p.to_string()),
+        );
+        out.issued_at_ms = Some(o.issued_at_ms);
+        out.challenge_deadline_ms = Some(o.challenge_deadline_ms);
+        Ok(out)
+    }
+
+    /// True for an optimistic receipt (`kind` `optimistic`).
+    pub fn is_optimistic(&self) -> bool {
+        self.kind == "optimistic"
+    }
+
+    /// The threshold receipt itself, decoded from [`ReceiptResponse::receipt_cbor`] (not
+    /// verified).
+    ///
+    /// # Errors
+    /// A text when the hex or the CBOR is malformed, or the receipt is optimistic (see
+    /// [`ReceiptResponse::decode_optimistic`]).
     pub fn decode(&self) -> Result<dsdn_protocols::receipt::ThresholdReceipt, String> {
+        if self.is_optimistic() {
+            return Err(format!(
+                "an optimistic receipt ({}), not threshold-signed",
+                self.status
+            ));
+        }
         let bytes = hex::decode(&self.receipt_cbor).map_err(|e| format!("receipt_cbor: {e}"))?;
         dsdn_protocols::receipt::ThresholdReceipt::from_bytes(&bytes).map_err(|e| e.to_string())
+    }
+
+    /// The optimistic receipt itself, decoded from [`ReceiptResponse::receipt_cbor`] (not
+    /// verified).
+    ///
+    /// # Errors
+    /// A text when the hex or the CBOR is malformed or the receipt is not optimistic.
+    pub fn decode_optimistic(&self) -> Result<dsdn_protocols::receipt::OptimisticReceipt, String> {
+        if !self.is_optimistic() {
+            return Err("not an optimistic receipt".to_owned());
+        }
+        let bytes = hex::decode(&self.receipt_cbor).map_err(|e| format!("receipt_cbor: {e}"))?;
+        dsdn_protocols::receipt::OptimisticReceipt::from_bytes(&bytes).map_err(|e| e.to_string())
     }
 }
 
 /// `POST /v1/workloads`: the receipt and the output.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkloadResponse {
-    /// The committee-signed receipt.
+    /// The committee-signed receipt, or for an optimistic submission the coordinator's
+    /// optimistic receipt (`kind` `optimistic`).
     pub receipt: ReceiptResponse,
     /// The output, in hex.
     pub output: String,
@@ -504,13 +604,53 @@ mod tests {
 /// `GET /v1/disputes`: the coordinator disputes this node found (issue 13 §6, Tahap
 /// 14A.2B.2 §3c), for the chain to judge. Each carries its evidence as CBOR (hex) that
 /// verifies on its own: `ForkEvidence::verify` with the network id and DA authority,
-/// `DoubleReceipt::verify` with the group key.
+/// `DoubleReceipt::verify` and `OptimisticConflict::verify` with the group key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DisputesResponse {
     /// Two validly signed DA blobs at one height.
     pub da_forks: Vec<ForkEvidenceView>,
     /// Two validly signed threshold receipts of one job (`InconsistentScheduling`).
     pub double_receipts: Vec<DoubleReceiptView>,
+    /// Optimistic receipts whose job's threshold receipt carries another execution
+    /// commitment (the challenge of issue 13 §5).
+    #[serde(default)]
+    pub optimistic_conflicts: Vec<OptimisticConflictView>,
+    /// Receipts validly signed by a key not authorised for the committee
+    /// (`UnauthorizedSigner`: a threshold receipt under another group key; on a committee
+    /// member, an optimistic receipt by a non-member).
+    #[serde(default)]
+    pub unauthorized_signers: Vec<SignerDisputeView>,
+    /// Receipts naming the committee's group key whose signature does not verify
+    /// (`InvalidSignature`).
+    #[serde(default)]
+    pub invalid_signatures: Vec<SignerDisputeView>,
+}
+
+/// One signer dispute of [`DisputesResponse`] (`UnauthorizedSigner::verify` or
+/// `InvalidSignature::verify` of its CBOR checks it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignerDisputeView {
+    /// `threshold` or `optimistic`.
+    pub kind: String,
+    /// The receipt id (64 hex).
+    pub receipt_id: String,
+    /// The key that signed it: the group key it names, or the coordinator's key (64 hex).
+    pub signer: String,
+    /// The `UnauthorizedSigner` or `InvalidSignature` CBOR, hex.
+    pub dispute_cbor: String,
+}
+
+/// One challenged optimistic receipt of [`DisputesResponse`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptimisticConflictView {
+    /// The job both receipts are for (`dsdn/receipt-job/v1` hash, 64 hex).
+    pub job: String,
+    /// The coordinator's optimistic receipt.
+    pub optimistic: ReceiptResponse,
+    /// The committee's threshold receipt.
+    pub threshold: ReceiptResponse,
+    /// The `OptimisticConflict` CBOR, hex.
+    pub dispute_cbor: String,
 }
 
 /// One double receipt of [`DisputesResponse`].

@@ -58,6 +58,9 @@ pub fn needs_restart(old: &SeedsConfig, new: &SeedsConfig) -> Vec<&'static str> 
     if old.committee != new.committee {
         out.push("[committee]");
     }
+    if old.receipts != new.receipts {
+        out.push("[receipts]");
+    }
     if old.nat != new.nat {
         out.push("[nat]");
     }

@@ -14,9 +14,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::committee::{CommitteeStatus, DkgRunError, GroupSignature, ThresholdSignError};
 use crate::da::{DaNotice, PublishError, SubmitError, TooManySubscribers};
 pub use crate::da::{DaStateView, Published, RegistrationView, Submitted};
-use crate::workload::{WorkloadError, WorkloadResult};
+use crate::workload::{HeldReceipt, WorkloadError, WorkloadResult};
 use dsdn_protocols::da::Bytes32;
-use dsdn_protocols::receipt::{ReceiptError, ThresholdReceipt};
+use dsdn_protocols::receipt::{GossipReceipt, ReceiptError, ThresholdReceipt};
 use dsdn_protocols::workload::WorkloadSubmission;
 
 mod views;
@@ -134,24 +134,26 @@ pub enum Command {
         Vec<u8>,
         oneshot::Sender<Result<GroupSignature, ThresholdSignError>>,
     ),
-    /// Execute a submitted workload and have the committee sign its receipt.
+    /// Execute a submitted workload and have the committee sign its receipt (optimistic
+    /// answer: `Some(true)`; `None`: the node's default).
     SubmitWorkload(
         Box<WorkloadSubmission>,
+        Option<bool>,
         oneshot::Sender<Result<WorkloadResult, WorkloadError>>,
     ),
     /// Verify, record and gossip a threshold receipt.
     PublishReceipt(
-        Box<ThresholdReceipt>,
+        Box<GossipReceipt>,
         oneshot::Sender<Result<(), ReceiptError>>,
     ),
     /// A receipt this node accepted, by id.
-    Receipt(Bytes32, oneshot::Sender<Option<ThresholdReceipt>>),
+    Receipt(Bytes32, oneshot::Sender<Option<HeldReceipt>>),
     /// The disputes this node found (issue 13 §6).
     Disputes(oneshot::Sender<Disputes>),
     /// Receipts by id prefix, or the most recent ones.
     Receipts(
         crate::workload::ReceiptQuery,
-        oneshot::Sender<Vec<ThresholdReceipt>>,
+        oneshot::Sender<Vec<HeldReceipt>>,
     ),
 }
 
@@ -458,7 +460,8 @@ impl NodeHandle {
     /// hash, a connected storage node not operated by the submitter executes it (the node
     /// fetches the module by hash), the committee threshold-signs the node's receipt, and
     /// the [`ThresholdReceipt`] is gossiped on `dsdn/<net>/receipts/1`. Waits for all of
-    /// it (each node tried waits at most `WorkloadConfig::execute_timeout`).
+    /// it (each node tried waits at most `WorkloadConfig::execute_timeout`). Whether the
+    /// answer is optimistic is the node's default (`[receipts] optimistic`).
     ///
     /// # Errors
     /// [`WorkloadError`]: invalid submission, not a committee member, no storage node, every
@@ -467,7 +470,23 @@ impl NodeHandle {
         &self,
         submission: WorkloadSubmission,
     ) -> Result<WorkloadResult, WorkloadError> {
-        self.ask(|tx| Command::SubmitWorkload(Box::new(submission), tx))
+        self.submit_workload_with(submission, None).await
+    }
+
+    /// [`NodeHandle::submit_workload`], choosing the answer: `Some(true)` answers with an
+    /// optimistic receipt (issue 13 §5) signed by this coordinator as soon as the storage
+    /// node's receipt checks out (the threshold receipt follows on gossip and supersedes
+    /// it); `Some(false)` waits for the threshold receipt; `None` takes the node's default.
+    ///
+    /// # Errors
+    /// As [`NodeHandle::submit_workload`] (an optimistic submission is answered before the
+    /// committee signs, so never with [`WorkloadError::Signing`]).
+    pub async fn submit_workload_with(
+        &self,
+        submission: WorkloadSubmission,
+        optimistic: Option<bool>,
+    ) -> Result<WorkloadResult, WorkloadError> {
+        self.ask(|tx| Command::SubmitWorkload(Box::new(submission), optimistic, tx))
             .await
             .map_err(|_| WorkloadError::Stopped)?
     }
@@ -483,15 +502,31 @@ impl NodeHandle {
         &self,
         receipt: ThresholdReceipt,
     ) -> Result<Result<(), ReceiptError>, Stopped> {
+        self.publish_any_receipt(GossipReceipt::Threshold(receipt))
+            .await
+    }
+
+    /// [`NodeHandle::publish_receipt`] for a receipt of either kind: an optimistic receipt
+    /// is verified against the coordinator's key (and, on a committee member, refused when
+    /// the coordinator is no member), kept and gossiped.
+    ///
+    /// # Errors
+    /// As [`NodeHandle::publish_receipt`]; an optimistic receipt that is superseded, held
+    /// already or past its deadline is refused as [`ReceiptError::Duplicate`].
+    pub async fn publish_any_receipt(
+        &self,
+        receipt: GossipReceipt,
+    ) -> Result<Result<(), ReceiptError>, Stopped> {
         self.ask(|tx| Command::PublishReceipt(Box::new(receipt), tx))
             .await
     }
 
-    /// A receipt this node accepted (from gossip, a submission, the API or the DA log).
+    /// A receipt this node accepted (from gossip, a submission, the API or the DA log):
+    /// the threshold receipt when it has one, else the optimistic receipt of that id.
     ///
     /// # Errors
     /// [`Stopped`] when the event loop has ended.
-    pub async fn receipt(&self, id: Bytes32) -> Result<Option<ThresholdReceipt>, Stopped> {
+    pub async fn receipt(&self, id: Bytes32) -> Result<Option<HeldReceipt>, Stopped> {
         self.ask(|tx| Command::Receipt(id, tx)).await
     }
 
@@ -502,7 +537,7 @@ impl NodeHandle {
     pub async fn receipts(
         &self,
         query: crate::workload::ReceiptQuery,
-    ) -> Result<Vec<ThresholdReceipt>, Stopped> {
+    ) -> Result<Vec<HeldReceipt>, Stopped> {
         self.ask(|tx| Command::Receipts(query, tx)).await
     }
 
@@ -523,6 +558,12 @@ pub struct Disputes {
     pub da_forks: Vec<crate::da::ForkEvidenceView>,
     /// Two validly signed threshold receipts of one job.
     pub double_receipts: Vec<dsdn_protocols::receipt::dispute::DoubleReceipt>,
+    /// Optimistic receipts contradicted by their job's threshold receipt (issue 13 §5).
+    pub optimistic_conflicts: Vec<dsdn_protocols::receipt::OptimisticConflict>,
+    /// Receipts validly signed by a key not authorised for the committee.
+    pub unauthorized_signers: Vec<dsdn_protocols::receipt::dispute::UnauthorizedSigner>,
+    /// Receipts naming the committee's group key whose signature does not verify.
+    pub invalid_signatures: Vec<dsdn_protocols::receipt::dispute::InvalidSignature>,
 }
 
 #[cfg(test)]

@@ -507,7 +507,21 @@ impl Node {
                 signing_key(&key)?,
                 key.public().to_peer_id(),
                 cfg.network.as_str().to_owned(),
-            ),
+            )
+            .with_committee(cfg.committee.as_ref().and_then(|c| {
+                // The committee as a member knows it: optimistic receipts of non-members are
+                // refused as `UnauthorizedSigner` evidence.
+                let members = c
+                    .members
+                    .iter()
+                    .map(|p| crate::committee::member_id(p).ok())
+                    .collect::<Option<Vec<_>>>()?;
+                Some(dsdn_protocols::committee::CommitteeConfig {
+                    epoch: c.epoch,
+                    threshold: c.threshold,
+                    members,
+                })
+            })),
             receipts_topic,
         );
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);

@@ -1,6 +1,7 @@
 //! seeds.toml, the whole file: `[network]` and `[bootstrap]` (owned by `dsdn_bootstrap`),
 //! `[da]` (owned by the DA service, [`crate::da::DaConfig`]), `[committee]` (owned by
-//! the committee service, [`crate::committee::CommitteeConfig`]), `[nat]` and `[api]` (the
+//! the committee service, [`crate::committee::CommitteeConfig`]), `[receipts]` (owned by the
+//! workload service, [`crate::workload::ReceiptsConfig`]), `[nat]` and `[api]` (the
 //! control API's limits, [`api::ApiSection`]), composed here because this crate sees them
 //! all (`dsdn-p2p` depends on `dsdn-bootstrap`, not the reverse).
 //!
@@ -19,7 +20,7 @@
 //!
 //! Every section and every key is optional; missing ones take the defaults documented on
 //! [`NetworkConfig`], [`BootstrapConfig`], [`DaConfig`], [`CommitteeConfig`],
-//! [`NatSection`] and [`api::ApiSection`]. Unknown
+//! [`ReceiptsConfig`], [`NatSection`] and [`api::ApiSection`]. Unknown
 //! keys and malformed values are refused with an error naming the key (see
 //! [`ConfigError`]).
 //!
@@ -41,6 +42,8 @@ use crate::committee::CommitteeConfig;
 use crate::da::config::RawDa;
 use crate::da::DaConfig;
 use crate::net::nat::config::{NatSection, RawNat};
+use crate::workload::config::RawReceipts;
+use crate::workload::ReceiptsConfig;
 
 pub mod api;
 
@@ -58,6 +61,8 @@ pub struct SeedsConfig {
     pub da: DaConfig,
     /// `[committee]` (read by coordinators only).
     pub committee: CommitteeConfig,
+    /// `[receipts]`: optimistic receipts (read by coordinators).
+    pub receipts: ReceiptsConfig,
     /// `[nat]`: AutoNAT, relay and UPnP settings.
     pub nat: NatSection,
     /// `[log]`: the daemon's log settings.
@@ -93,6 +98,7 @@ struct RawFile {
     da: RawDa,
     #[serde(skip_serializing_if = "RawCommittee::is_default")]
     committee: RawCommittee,
+    receipts: RawReceipts,
     nat: RawNat,
     #[serde(skip_serializing_if = "LogSection::is_default")]
     log: LogSection,
@@ -108,6 +114,7 @@ impl SeedsConfig {
             bootstrap: self.bootstrap.to_raw()?,
             da: self.da.to_raw()?,
             committee: self.committee.to_raw()?,
+            receipts: self.receipts.to_raw()?,
             nat: self.nat.to_raw()?,
             log: self.log.clone(),
             api: self.api.to_raw()?,
@@ -135,13 +142,15 @@ impl SeedsConfig {
     ///   type: string "x", expected u16`), or every value failing validation: the `[da]`
     ///   ranges, `committee.members[i]` (not a PeerId, or a duplicate),
     ///   `committee.members` (not 2..=64 entries) and `committee.threshold` (below 2, or
-    ///   above the number of members), the `[nat]` and `[api]` ranges, then the `[network]`
+    ///   above the number of members), `receipts.challenge_window_secs` (1 to 86,400), the
+    ///   `[nat]` and `[api]` ranges, then the `[network]`
     ///   and `[bootstrap]` keys listed on [`validate_sections`].
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         let raw: RawFile = parse_toml(text)?;
         let mut errs = KeyErrors::default();
         let da = crate::da::config::validate(raw.da, &mut errs);
         let committee = crate::committee::config::validate(raw.committee, &mut errs);
+        let receipts = crate::workload::config::validate(raw.receipts, &mut errs);
         let nat = crate::net::nat::config::validate(raw.nat, &mut errs);
         let api = api::validate(raw.api, &mut errs);
         let (network, bootstrap) = validate_sections(raw.network, raw.bootstrap, &mut errs);
@@ -150,6 +159,7 @@ impl SeedsConfig {
             bootstrap,
             da,
             committee,
+            receipts,
             nat,
             log: raw.log,
             api,

@@ -15,6 +15,11 @@
 //!      proposer records it in the DA log (DaEvent::ReceiptRecorded)
 //! ```
 //!
+//! An optimistic submission (issue 13 §5) is answered as soon as the storage node's receipt
+//! checks out, with an `OptimisticReceipt` signed by this coordinator's node key and a
+//! challenge window ([`ReceiptsConfig`]), gossiped on the same topic; the threshold receipt
+//! follows and supersedes it on every node ([`RecentReceipts`] applies the upgrade rule).
+//!
 //! Execution itself is the daemon's (it owns the WASM runtime): it hands the node an
 //! [`Executor`], called on tokio's blocking pool, at most [`WorkloadConfig::max_jobs`] at a
 //! time.
@@ -24,18 +29,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dsdn_protocols::da::Bytes32;
-use dsdn_protocols::receipt::{
-    peer_id_bytes, workload_id, ExecutionCommitment, ResourceUsage, ThresholdReceipt,
-};
+use dsdn_protocols::receipt::{peer_id_bytes, workload_id, ExecutionCommitment, ResourceUsage};
 use dsdn_protocols::workload::{WorkloadRefusal, MAX_MODULE_BYTES};
 use dsdn_protocols::{ServiceSet, ServiceType};
 use libp2p::PeerId;
 
 use crate::committee::ThresholdSignError;
 
+pub(crate) mod config;
 mod metrics;
+mod recent;
 mod service;
+pub use config::ReceiptsConfig;
 pub use metrics::WorkloadMetrics;
+pub use recent::{HeldReceipt, OptimisticKept, ReceiptStatus, RecentReceipts, ThresholdKept};
 pub(crate) use service::{Internal, ReceiptCheck, WorkloadAction, WorkloadService};
 
 /// What an outbound `/dsdn/<network>/workload/1.0.0` request of this node is for.
@@ -87,6 +94,9 @@ pub struct WorkloadConfig {
     /// **Tests only**: this node reports a made-up output with a commitment that matches
     /// it (a lying node, caught by re-execution). Never set it in production.
     pub test_lie_output: bool,
+    /// Optimistic receipts: whether submissions get one by default, and their challenge
+    /// window (`[receipts]` of seeds.toml). Default: off, 10 minutes.
+    pub receipts: ReceiptsConfig,
 }
 
 impl Default for WorkloadConfig {
@@ -98,6 +108,7 @@ impl Default for WorkloadConfig {
             execute_timeout: Duration::from_secs(60),
             max_attempts: 3,
             test_lie_output: false,
+            receipts: ReceiptsConfig::default(),
         }
     }
 }
@@ -111,15 +122,18 @@ impl std::fmt::Debug for WorkloadConfig {
             .field("execute_timeout", &self.execute_timeout)
             .field("max_attempts", &self.max_attempts)
             .field("test_lie_output", &self.test_lie_output)
+            .field("receipts", &self.receipts)
             .finish()
     }
 }
 
-/// What `NodeHandle::submit_workload` returns: the committee-signed receipt and the output.
+/// What `NodeHandle::submit_workload` returns: the receipt and the output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkloadResult {
-    /// The receipt, threshold-signed by the committee (already gossiped).
-    pub receipt: ThresholdReceipt,
+    /// The receipt (already gossiped): threshold-signed by the committee, or, for an
+    /// optimistic submission, signed by this coordinator alone (its threshold receipt
+    /// follows on gossip and supersedes it).
+    pub receipt: HeldReceipt,
     /// The module's output as the executing node returned it.
     pub output: Vec<u8>,
     /// The node that executed it.
@@ -328,64 +342,6 @@ pub fn prefix_range(prefix: &str) -> Option<(Bytes32, Bytes32)> {
         }
     }
     Some((Bytes32(lo), Bytes32(hi)))
-}
-
-/// The most recent accepted receipts, by id (at most `capacity`; oldest dropped first):
-/// what `receipt show` finds before the DA log records it.
-#[derive(Debug)]
-pub struct RecentReceipts {
-    capacity: usize,
-    receipts: HashMap<Bytes32, ThresholdReceipt>,
-    order: VecDeque<Bytes32>,
-}
-
-impl RecentReceipts {
-    /// An empty set of at most `capacity` receipts (at least 1).
-    pub fn new(capacity: usize) -> Self {
-        RecentReceipts {
-            capacity: capacity.max(1),
-            receipts: HashMap::new(),
-            order: VecDeque::new(),
-        }
-    }
-
-    /// Keeps `receipt` (a receipt already kept is left as it is).
-    pub fn insert(&mut self, receipt: ThresholdReceipt) {
-        let id = receipt.receipt_id();
-        if self.receipts.contains_key(&id) {
-            return;
-        }
-        self.receipts.insert(id, receipt);
-        self.order.push_back(id);
-        while self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.receipts.remove(&old);
-            }
-        }
-    }
-
-    /// The receipt with id `id`.
-    pub fn get(&self, id: &Bytes32) -> Option<&ThresholdReceipt> {
-        self.receipts.get(id)
-    }
-
-    /// The receipts kept, newest first.
-    pub fn newest(&self) -> impl Iterator<Item = &ThresholdReceipt> {
-        self.order
-            .iter()
-            .rev()
-            .filter_map(|id| self.receipts.get(id))
-    }
-
-    /// Receipts kept.
-    pub fn len(&self) -> usize {
-        self.receipts.len()
-    }
-
-    /// True when none is kept.
-    pub fn is_empty(&self) -> bool {
-        self.receipts.is_empty()
-    }
 }
 
 /// The refusal a node answers for an `Execute` it cannot take (`None`: it takes it).

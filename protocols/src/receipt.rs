@@ -16,16 +16,19 @@
 //!
 //! Signed receipts: [`ReceiptV1`] (the node's signature over its commitment and usage,
 //! [`v1`]) inside a [`ThresholdReceipt`] (the committee's FROST signature, [`threshold`]),
-//! and [`ReceiptDedup`] for duplicate rejection.
+//! and [`ReceiptDedup`] for duplicate rejection; [`OptimisticReceipt`] (one coordinator's
+//! signature and a challenge window, superseded by the threshold receipt, [`optimistic`]).
 //!
 //! The commitment holds only values that are a deterministic function of (module, input,
 //! runtime limits); wall-clock time and memory peak live in [`ResourceUsage`] instead.
 
 pub mod dispute;
 pub mod merkle;
+pub mod optimistic;
 pub mod threshold;
 pub mod v1;
 
+pub use optimistic::{GossipReceipt, OptimisticConflict, OptimisticReceipt};
 pub use threshold::{
     committee_hash, committee_signing_bytes, CommitteeMessage, ReceiptDedup, ThresholdReceipt,
     COMMITTEE_HASH_DOMAIN, COMMITTEE_SIGNING_DOMAIN, MAX_THRESHOLD_RECEIPT_BYTES,

@@ -15,6 +15,7 @@ use dsdn_daemon::client::metric_value;
 use dsdn_daemon::localnet::{find_dsdnd, reserve_port, ConfigSpec, Node, NodeMode, PortLease};
 
 pub mod bench;
+pub mod committee;
 pub mod lab;
 mod logs;
 pub mod roles;

@@ -109,14 +109,22 @@ pub(crate) async fn da_evidence(client: &ApiClient, json: bool) -> anyhow::Resul
     print_out(&out)
 }
 
-/// `dsdn-agent disputes [--json]`: DA forks and double receipts the node found.
+/// `dsdn-agent disputes [--json]`: DA forks, double receipts and challenged optimistic
+/// receipts the node found.
 pub(crate) async fn disputes(client: &ApiClient, json: bool) -> anyhow::Result<()> {
     let d = client.disputes().await?;
     if json {
         return print_out(&to_json(&d)?);
     }
-    if d.da_forks.is_empty() && d.double_receipts.is_empty() {
-        return print_out("no disputes: no DA fork and no double receipt seen by this node\n");
+    if d.da_forks.is_empty()
+        && d.double_receipts.is_empty()
+        && d.optimistic_conflicts.is_empty()
+        && d.unauthorized_signers.is_empty()
+        && d.invalid_signatures.is_empty()
+    {
+        return print_out(
+            "no disputes: no DA fork, double receipt, challenged optimistic receipt, unauthorized signer or invalid signature seen by this node\n",
+        );
     }
     let mut rows: Vec<Vec<String>> = d
         .da_forks
@@ -144,6 +152,29 @@ pub(crate) async fn disputes(client: &ApiClient, json: bool) -> anyhow::Result<(
             ),
         ]
     }));
+    rows.extend(d.optimistic_conflicts.iter().map(|c| {
+        vec![
+            "optimistic_conflict".to_owned(),
+            format!("job {}", short_hex(&c.job)),
+            format!(
+                "{} / {}",
+                short_hex(&c.optimistic.receipt_hash),
+                short_hex(&c.threshold.receipt_hash)
+            ),
+        ]
+    }));
+    for (kind, list) in [
+        ("unauthorized_signer", &d.unauthorized_signers),
+        ("invalid_signature", &d.invalid_signatures),
+    ] {
+        rows.extend(list.iter().map(|e| {
+            vec![
+                kind.to_owned(),
+                format!("{} receipt {}", e.kind, short_hex(&e.receipt_id)),
+                format!("signer {}", short_hex(&e.signer)),
+            ]
+        }));
+    }
     let mut out = render_table(&["KIND", "WHERE", "A / B"], &rows);
     out.push_str("--json gives each dispute's evidence as CBOR (hex), verifiable on its own\n");
     print_out(&out)

@@ -71,12 +71,14 @@ enum Command {
     /// Submit WASM workloads to a coordinator.
     #[command(subcommand)]
     Workload(workload::WorkloadCommand),
-    /// Show and verify threshold-signed receipts (re-execution: the start of a fraud check).
+    /// Show and verify receipts, threshold-signed or optimistic (re-execution: the start of
+    /// a fraud check).
     #[command(subcommand)]
     Receipt(workload::ReceiptCommand),
     /// The coordinator disputes this node found, for the chain to judge: DA forks (two
-    /// validly signed blobs at one height) and double receipts (two validly signed receipts
-    /// of one job).
+    /// validly signed blobs at one height), double receipts (two validly signed receipts
+    /// of one job) and challenged optimistic receipts (a coordinator's receipt whose job the
+    /// committee signed with another commitment).
     Disputes {
         /// Print them as one JSON object (with each dispute's verifiable CBOR as hex).
         #[arg(long)]

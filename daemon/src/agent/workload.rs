@@ -9,20 +9,22 @@ use dsdn_daemon::api::ReceiptResponse;
 use dsdn_daemon::client::ApiClient;
 use dsdn_daemon::workload::{WorkloadRuntime, NETWORK_LIMITS};
 use dsdn_protocols::committee::GroupKey;
-use dsdn_protocols::receipt::{sha256, workload_id, ExecutionCommitment, ThresholdReceipt};
+use dsdn_protocols::receipt::{sha256, workload_id, ExecutionCommitment, ReceiptV1};
 use dsdn_protocols::workload::WorkloadSubmission;
 use ed25519_dalek::SigningKey;
 
 use super::commands::to_json;
 use super::print_out;
-use super::table::{render_table, short_hex, short_id};
+use super::table::{format_unix_utc, render_table, short_hex, short_id};
 
 /// `dsdn-agent workload …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum WorkloadCommand {
     /// Hand a WASM workload to a coordinator (the node at --api): a storage node not
     /// operated by the submitter executes it, the committee threshold-signs the receipt.
-    /// Prints the receipt and the output.
+    /// Prints the receipt and the output. With --optimistic the coordinator answers at once
+    /// with a receipt signed by itself alone and a challenge window; the committee's
+    /// threshold receipt supersedes it later (`receipt show` tells which one a node has).
     Submit {
         /// The module: WebAssembly binary (.wasm) or text (.wat).
         #[arg(value_name = "MODULE.wasm")]
@@ -38,6 +40,15 @@ pub(crate) enum WorkloadCommand {
         /// The submission nonce [default: the current time in nanoseconds].
         #[arg(long)]
         nonce: Option<u64>,
+        /// Ask for an optimistic receipt: answered as soon as the coordinator signed the
+        /// storage node's receipt, valid until the end of its challenge window unless the
+        /// committee's threshold receipt supersedes it [default: the coordinator's
+        /// `[receipts] optimistic`].
+        #[arg(long, conflicts_with = "threshold")]
+        optimistic: bool,
+        /// Wait for the committee's threshold receipt, whatever the coordinator's default.
+        #[arg(long)]
+        threshold: bool,
         /// Print the answer as one JSON object.
         #[arg(long)]
         json: bool,
@@ -65,8 +76,9 @@ pub(crate) enum ReceiptCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Verify a receipt here (group signature, node signature, commitment consistency);
-    /// with --reexecute also run the workload again and compare the commitments: a
+    /// Verify a receipt here (group signature, node signature, commitment consistency; for
+    /// an optimistic receipt the coordinator's signature instead of the group's); with
+    /// --reexecute also run the workload again and compare the commitments: a
     /// mismatch is evidence of fraud (exit code 3).
     Verify {
         /// The receipt id (64 hex characters) or a unique prefix of at least 6.
@@ -131,8 +143,15 @@ pub(crate) async fn workload(client: &ApiClient, cmd: WorkloadCommand) -> anyhow
         input,
         key,
         nonce,
+        optimistic,
+        threshold,
         json,
     } = cmd;
+    let choice = match (optimistic, threshold) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
     let module = read_module(&module)?;
     let input = read_input(input.as_deref())?;
     let key = match key {
@@ -147,7 +166,7 @@ pub(crate) async fn workload(client: &ApiClient, cmd: WorkloadCommand) -> anyhow
     let network = client.status().await?.network;
     let submission = WorkloadSubmission::sign(&key, &network, module, input, nonce)
         .map_err(|e| anyhow::anyhow!("cannot build the submission: {e}"))?;
-    let answer = client.submit_workload(&submission).await?;
+    let answer = client.submit_workload_with(&submission, choice).await?;
     if json {
         print_out(&to_json(&answer)?)?;
     } else {
@@ -174,14 +193,42 @@ pub(crate) fn receipt_table(list: &[ReceiptResponse]) -> String {
                 short_id(&r.node),
                 r.fuel_used.to_string(),
                 format!("{} ms", r.wall_time_ms),
+                r.status.clone(),
             ]
         })
         .collect();
-    render_table(&["RECEIPT", "WORKLOAD", "NODE", "FUEL", "TIME"], &rows)
+    render_table(
+        &["RECEIPT", "WORKLOAD", "NODE", "FUEL", "TIME", "STATUS"],
+        &rows,
+    )
+}
+
+/// What a receipt is worth, in words: `threshold (group key …)`, `optimistic (challenge
+/// window until …, coordinator …)`, `optimistic, expired unconfirmed (…)` or `optimistic,
+/// challenged (…)`.
+pub(crate) fn status_text(r: &ReceiptResponse) -> String {
+    let until = r
+        .challenge_deadline_ms
+        .map_or_else(|| "?".to_owned(), |ms| format_unix_utc(ms / 1000));
+    let by = r.coordinator.as_deref().unwrap_or("?");
+    match r.status.as_str() {
+        "threshold" => format!("threshold (group key {})", r.group_key),
+        "optimistic" => {
+            format!("optimistic (challenge window until {until}, signed by coordinator {by})")
+        }
+        "expired" => format!(
+            "optimistic, expired unconfirmed (challenge window ended {until} without the threshold receipt; signed by coordinator {by})"
+        ),
+        "challenged" => format!(
+            "optimistic, challenged (the committee signed another commitment for this job: dsdn-agent disputes; signed by coordinator {by})"
+        ),
+        other => other.to_owned(),
+    }
 }
 
 pub(crate) fn receipt_text(r: &ReceiptResponse) -> String {
     let rows = [
+        ("status", status_text(r)),
         ("receipt", r.receipt_id.clone()),
         ("hash", r.receipt_hash.clone()),
         ("workload", r.workload_id.clone()),
@@ -207,7 +254,14 @@ pub(crate) fn receipt_text(r: &ReceiptResponse) -> String {
             "committee",
             format!("epoch {}, group key {}", r.epoch, r.group_key),
         ),
-        ("signers", r.signers.join(", ")),
+        (
+            "signers",
+            if r.is_optimistic() {
+                "none yet (optimistic)".to_owned()
+            } else {
+                r.signers.join(", ")
+            },
+        ),
     ];
     rows.iter().map(|(k, v)| format!("{k:<11} {v}\n")).collect()
 }
@@ -237,9 +291,6 @@ pub(crate) async fn receipt(client: &ApiClient, cmd: ReceiptCommand) -> anyhow::
             group_key,
         } => {
             let shown = client.receipt(&id).await?;
-            let receipt = shown
-                .decode()
-                .map_err(|e| anyhow::anyhow!("the node's receipt does not decode: {e}"))?;
             let group_key = match group_key {
                 Some(hex) => parse_key(&hex)?,
                 None => match client.status().await?.da_authority {
@@ -258,19 +309,40 @@ pub(crate) async fn receipt(client: &ApiClient, cmd: ReceiptCommand) -> anyhow::
                     },
                 },
             };
-            if let Err(e) = receipt.verify(&group_key) {
-                print_out(&format!("INVALID: {e}\n"))?;
-                return Ok(ExitCode::from(EXIT_INVALID));
-            }
-            let mut out = format!(
-                "receipt {id}: valid (group signature of {} signers under {}, node signature, commitment consistent)\n",
-                receipt.signers.len(),
-                hex::encode(group_key.0)
-            );
+            let (node_receipt, mut out) = if shown.is_optimistic() {
+                let receipt = shown.decode_optimistic().map_err(|e| {
+                    anyhow::anyhow!("the node's optimistic receipt does not decode: {e}")
+                })?;
+                if let Err(e) = receipt.verify(&group_key) {
+                    print_out(&format!("INVALID: {e}\n"))?;
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
+                let text = format!(
+                    "receipt {id}: valid optimistic receipt (signature of coordinator {}, node signature, commitment consistent; for group key {}); {}\n",
+                    shown.coordinator.as_deref().unwrap_or("?"),
+                    hex::encode(group_key.0),
+                    status_text(&shown)
+                );
+                (receipt.receipt, text)
+            } else {
+                let receipt = shown
+                    .decode()
+                    .map_err(|e| anyhow::anyhow!("the node's receipt does not decode: {e}"))?;
+                if let Err(e) = receipt.verify(&group_key) {
+                    print_out(&format!("INVALID: {e}\n"))?;
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
+                let text = format!(
+                    "receipt {id}: valid (group signature of {} signers under {}, node signature, commitment consistent)\n",
+                    receipt.signers.len(),
+                    hex::encode(group_key.0)
+                );
+                (receipt.receipt, text)
+            };
             if reexecute {
                 let module = read_module(module.as_deref().context("--module is required")?)?;
                 let input = read_input(input.as_deref())?;
-                let verdict = reexecute_and_compare(&receipt, &module, &input)?;
+                let verdict = reexecute_and_compare(&node_receipt, &module, &input)?;
                 out.push_str(&verdict.text);
                 print_out(&out)?;
                 return Ok(if verdict.fraud {
@@ -302,11 +374,11 @@ struct Verdict {
 /// Re-runs `module` on `input` with the network's limits and compares the commitment with
 /// the receipt's (the start of a fraud check, Tahap 18.8).
 fn reexecute_and_compare(
-    receipt: &ThresholdReceipt,
+    receipt: &ReceiptV1,
     module: &[u8],
     input: &[u8],
 ) -> anyhow::Result<Verdict> {
-    let claimed = &receipt.receipt.commitment;
+    let claimed = &receipt.commitment;
     if workload_id(module) != claimed.workload_id {
         bail!("the module given is not the receipt's workload (its SHA-256 differs)");
     }
@@ -361,4 +433,81 @@ fn differing_fields(a: &ExecutionCommitment, b: &ExecutionCommitment) -> Vec<&'s
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsdn_p2p::workload::HeldReceipt;
+    use dsdn_protocols::da::Bytes32;
+    use dsdn_protocols::receipt::{OptimisticReceipt, ReceiptDraft, ResourceUsage};
+
+    fn optimistic() -> OptimisticReceipt {
+        let commitment = ExecutionCommitment {
+            workload_id: sha256(b"m"),
+            input_hash: sha256(b"i"),
+            output_hash: sha256(b"o"),
+            state_root_before: sha256(b"b"),
+            state_root_after: sha256(b"a"),
+            trace_root: sha256(b"t"),
+            checkpoints: 1,
+            fuel_used: 5,
+        };
+        let receipt = ReceiptV1::sign(
+            &SigningKey::from_bytes(&[1; 32]),
+            ReceiptDraft {
+                submitter: Bytes32([2; 32]),
+                nonce: 1,
+                commitment,
+                usage: ResourceUsage {
+                    fuel_used: 5,
+                    memory_peak_bytes: 65_536,
+                    wall_time_ms: 1,
+                },
+                executed_at_ms: 1_700_000_000_000,
+            },
+        )
+        .unwrap();
+        OptimisticReceipt::sign(
+            &SigningKey::from_bytes(&[3; 32]),
+            receipt,
+            (0, Bytes32([4; 32]), GroupKey([5; 32])),
+            1_700_000_000_000,
+            600_000,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn receipt_show_says_which_receipt_it_is() {
+        let o = optimistic();
+        let held = HeldReceipt::Optimistic {
+            receipt: o.clone(),
+            challenged: false,
+        };
+        let open = ReceiptResponse::held(&held, o.issued_at_ms).unwrap();
+        let text = receipt_text(&open);
+        assert!(
+            text.starts_with(
+                "status      optimistic (challenge window until 2023-11-14 22:23:20 UTC, signed by coordinator 12D3"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("signers     none yet (optimistic)"), "{text}");
+        assert_eq!(open.decode_optimistic().unwrap(), o);
+        assert!(open.decode().is_err(), "not a threshold receipt");
+        let expired = ReceiptResponse::held(&held, o.challenge_deadline_ms).unwrap();
+        assert_eq!(expired.status, "expired");
+        assert!(
+            status_text(&expired).starts_with("optimistic, expired unconfirmed"),
+            "{}",
+            status_text(&expired)
+        );
+        let challenged = HeldReceipt::Optimistic {
+            receipt: o,
+            challenged: true,
+        };
+        let shown = ReceiptResponse::held(&challenged, 0).unwrap();
+        assert!(status_text(&shown).starts_with("optimistic, challenged"));
+    }
 }

@@ -329,6 +329,7 @@ async fn run(
             None
         },
         test_lie_output: cli.test_lie_output,
+        receipts: seeds.receipts.clone(),
         ..WorkloadConfig::default()
     };
     if cli.test_lie_output {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dsdn_protocols::receipt::ThresholdReceipt;
+use dsdn_protocols::receipt::{OptimisticReceipt, ThresholdReceipt};
 use dsdn_protocols::workload::WorkloadSubmission;
 
 use super::{ApiClient, ClientError};
@@ -25,12 +25,27 @@ impl ApiClient {
         &self,
         submission: &WorkloadSubmission,
     ) -> Result<WorkloadResponse, ClientError> {
-        self.post_cbor(
-            "/v1/workloads",
-            submission.to_bytes(),
-            Some(WORKLOAD_TIMEOUT),
-        )
-        .await
+        self.submit_workload_with(submission, None).await
+    }
+
+    /// [`ApiClient::submit_workload`] choosing the answer: `Some(true)` asks for an
+    /// optimistic receipt (`?optimistic=true`: answered as soon as the coordinator signed
+    /// the node's receipt), `Some(false)` for the threshold receipt, `None` takes the
+    /// node's default (`[receipts] optimistic`).
+    ///
+    /// # Errors
+    /// As [`ApiClient::submit_workload`].
+    pub async fn submit_workload_with(
+        &self,
+        submission: &WorkloadSubmission,
+        optimistic: Option<bool>,
+    ) -> Result<WorkloadResponse, ClientError> {
+        let path = match optimistic {
+            Some(o) => format!("/v1/workloads?optimistic={o}"),
+            None => "/v1/workloads".to_owned(),
+        };
+        self.post_cbor(&path, submission.to_bytes(), Some(WORKLOAD_TIMEOUT))
+            .await
     }
 
     /// `GET /v1/receipts/{id}` (`id`: 64 hex characters, or a unique prefix of at least 6).
@@ -59,6 +74,20 @@ impl ApiClient {
     pub async fn publish_receipt(
         &self,
         receipt: &ThresholdReceipt,
+    ) -> Result<ReceiptResponse, ClientError> {
+        self.post_cbor("/v1/receipts", receipt.to_bytes(), None)
+            .await
+    }
+
+    /// `POST /v1/receipts` with an optimistic receipt: verified against its coordinator's
+    /// key (refused on a committee member when the coordinator is no member), kept and
+    /// gossiped.
+    ///
+    /// # Errors
+    /// As [`ApiClient::publish_receipt`].
+    pub async fn publish_optimistic_receipt(
+        &self,
+        receipt: &OptimisticReceipt,
     ) -> Result<ReceiptResponse, ClientError> {
         self.post_cbor("/v1/receipts", receipt.to_bytes(), None)
             .await

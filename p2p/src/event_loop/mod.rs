@@ -364,7 +364,9 @@ impl EventLoop {
                 let _ = tx.send(self.committee_status());
             }
             Command::ThresholdSign(slot, message, tx) => self.threshold_sign(slot, message, tx),
-            Command::SubmitWorkload(submission, tx) => self.submit_workload(*submission, tx),
+            Command::SubmitWorkload(submission, optimistic, tx) => {
+                self.submit_workload(*submission, optimistic, tx)
+            }
             Command::PublishReceipt(receipt, tx) => {
                 let _ = tx.send(self.publish_receipt(*receipt));
             }
@@ -375,9 +377,14 @@ impl EventLoop {
                 let _ = tx.send(self.receipts(&query));
             }
             Command::Disputes(tx) => {
+                let (unauthorized_signers, invalid_signatures) =
+                    self.workload.service.signer_disputes();
                 let _ = tx.send(crate::handle::Disputes {
                     da_forks: self.da.service.fork_evidence(),
                     double_receipts: self.workload.service.double_receipts(),
+                    optimistic_conflicts: self.workload.service.optimistic_conflicts(),
+                    unauthorized_signers,
+                    invalid_signatures,
                 });
             }
         }

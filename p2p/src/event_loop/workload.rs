@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use dsdn_protocols::committee::GroupKey;
 use dsdn_protocols::da::{Bytes32, DaEvent};
-use dsdn_protocols::receipt::{ReceiptError, ThresholdReceipt};
+use dsdn_protocols::receipt::{GossipReceipt, ReceiptError, ThresholdReceipt};
 use dsdn_protocols::workload::{WorkloadRequest, WorkloadResponse, WorkloadSubmission};
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::PeerId;
@@ -15,8 +15,8 @@ use tokio::sync::oneshot;
 use super::EventLoop;
 use crate::net::rpc::RpcEvent;
 use crate::workload::{
-    Internal, ReceiptCheck, WorkloadAction, WorkloadError, WorkloadResult, WorkloadService,
-    WorkloadTag,
+    HeldReceipt, Internal, ReceiptCheck, WorkloadAction, WorkloadError, WorkloadResult,
+    WorkloadService, WorkloadTag,
 };
 
 /// The workload parts of the event loop: the service and the receipts topic.
@@ -54,13 +54,14 @@ impl EventLoop {
     pub(super) fn submit_workload(
         &mut self,
         submission: WorkloadSubmission,
+        optimistic: Option<bool>,
         reply: oneshot::Sender<Result<WorkloadResult, WorkloadError>>,
     ) {
         let committee = self.committee.as_ref().and_then(|c| c.receipt_context());
         let peers = &self.swarm.behaviour().peer_manager;
         self.workload
             .service
-            .submit(submission, reply, committee, peers);
+            .submit(submission, optimistic, reply, committee, peers);
         self.after_workload();
     }
 
@@ -118,28 +119,30 @@ impl EventLoop {
     }
 
     /// `NodeHandle::publish_receipt`.
-    pub(super) fn publish_receipt(
-        &mut self,
-        receipt: ThresholdReceipt,
-    ) -> Result<(), ReceiptError> {
+    pub(super) fn publish_receipt(&mut self, receipt: GossipReceipt) -> Result<(), ReceiptError> {
         let check = self.receipt_check();
         let result = self.workload.service.publish_receipt(receipt, check);
         self.after_workload();
         result
     }
 
-    /// `NodeHandle::receipt`: a receipt this node accepted recently, else one the DA log
-    /// recorded.
-    pub(super) fn receipt(&self, id: &Bytes32) -> Option<ThresholdReceipt> {
-        self.workload
-            .service
-            .recent_receipt(id)
-            .or_else(|| self.da.service.recorded_receipt(id))
+    /// `NodeHandle::receipt`: a threshold receipt this node accepted recently or the DA log
+    /// recorded, else an optimistic receipt it holds.
+    pub(super) fn receipt(&self, id: &Bytes32) -> Option<HeldReceipt> {
+        match self.workload.service.recent_receipt(id) {
+            Some(HeldReceipt::Threshold(t)) => Some(HeldReceipt::Threshold(t)),
+            held => self
+                .da
+                .service
+                .recorded_receipt(id)
+                .map(HeldReceipt::Threshold)
+                .or(held),
+        }
     }
 
     /// The receipts `query` selects: by id prefix among the recent ones and those recorded
     /// in the DA log (at most 2), or the most recent ones.
-    pub(super) fn receipts(&self, query: &crate::workload::ReceiptQuery) -> Vec<ThresholdReceipt> {
+    pub(super) fn receipts(&self, query: &crate::workload::ReceiptQuery) -> Vec<HeldReceipt> {
         use crate::workload::{prefix_range, ReceiptQuery};
         match query {
             ReceiptQuery::Recent(n) => self
@@ -157,7 +160,7 @@ impl EventLoop {
                     .workload
                     .service
                     .recent_receipts()
-                    .map(ThresholdReceipt::receipt_id)
+                    .map(HeldReceipt::receipt_id)
                     .filter(|id| *id >= lo && *id <= hi)
                     .collect();
                 ids.extend(

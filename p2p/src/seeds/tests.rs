@@ -617,6 +617,10 @@ fn every_field_round_trips() {
             threshold: 3,
             epoch: 4,
         },
+        receipts: crate::workload::ReceiptsConfig {
+            optimistic: true,
+            challenge_window: Duration::from_secs(17),
+        },
         nat: crate::net::nat::config::NatSection {
             relay_server: Some(true),
             upnp: Some(false),

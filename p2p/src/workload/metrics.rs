@@ -14,13 +14,17 @@ pub struct WorkloadMetrics {
     /// `workload_submissions_total{result}`: submissions this coordinator handled, by outcome
     /// (`ok`, `invalid`, `not_committee`, `no_executor`, `failed`, `signing`, `busy`).
     pub submissions: IntCounterVec,
-    /// `receipts_total{result}`: threshold receipts seen (gossip, submissions, the API), by
-    /// outcome (`accepted`, `duplicate`, `invalid`, `unverifiable` — no group key known).
+    /// `receipts_total{result}`: receipts seen (gossip, submissions, the API), by outcome:
+    /// threshold receipts `accepted` (and among them `upgraded`: superseding an optimistic
+    /// receipt held), optimistic receipts `optimistic` (kept), `superseded` (their
+    /// threshold receipt was held), `expired` (arrived after their deadline); both kinds
+    /// `duplicate`, `invalid`, `unverifiable` (no group key known).
     pub receipts: IntCounterVec,
     /// `workload_module_cache_bytes`: bytes of modules kept by id.
     pub module_cache_bytes: IntGauge,
     /// `receipt_disputes_total`: double receipts found (two validly signed receipts of one
-    /// job, issue 13 §6).
+    /// job, issue 13 §6) and optimistic receipts contradicted by their job's threshold
+    /// receipt (issue 13 §5).
     pub disputes: IntCounter,
 }
 
@@ -54,7 +58,10 @@ impl WorkloadMetrics {
             &["result"],
         )?;
         let receipts = IntCounterVec::new(
-            Opts::new("receipts_total", "Threshold receipts seen, by outcome."),
+            Opts::new(
+                "receipts_total",
+                "Threshold and optimistic receipts seen, by outcome.",
+            ),
             &["result"],
         )?;
         let module_cache_bytes = IntGauge::new(
@@ -67,7 +74,7 @@ impl WorkloadMetrics {
         registry.register(Box::new(receipts.clone()))?;
         let disputes = IntCounter::new(
             "receipt_disputes_total",
-            "Double receipts found: two validly signed threshold receipts of one job.",
+            "Receipt disputes found: double receipts and challenged optimistic receipts.",
         )?;
         registry.register(Box::new(module_cache_bytes.clone()))?;
         registry.register(Box::new(disputes.clone()))?;

@@ -18,7 +18,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use dsdn_protocols::committee::{GroupKey, Slot};
 use dsdn_protocols::da::Bytes32;
-use dsdn_protocols::receipt::{ReceiptDedup, ReceiptV1, ThresholdReceipt};
+use dsdn_protocols::receipt::{ReceiptDedup, ReceiptV1};
 use dsdn_protocols::workload::{ExecuteRequest, WorkloadRequest, WorkloadResponse};
 use ed25519_dalek::SigningKey;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
@@ -36,6 +36,8 @@ mod coordinator;
 mod disputes;
 mod executor;
 mod receipts;
+#[cfg(test)]
+pub(crate) use receipts::OptimisticOutcome;
 
 /// Submissions a coordinator handles at once.
 pub(crate) const MAX_SUBMISSIONS: usize = 16;
@@ -58,7 +60,7 @@ pub(crate) enum WorkloadAction {
     Send(PeerId, WorkloadRequest, WorkloadTag),
     /// Answer an inbound workload request.
     Respond(Reply, WorkloadResponse),
-    /// Gossip this encoded [`ThresholdReceipt`] on the receipts topic.
+    /// Gossip this encoded `ThresholdReceipt` or `OptimisticReceipt` on the receipts topic.
     Gossip(Vec<u8>),
     /// Report the validation result of a receipts gossip message (message id, propagation
     /// source, verdict).
@@ -78,7 +80,7 @@ pub(crate) enum WorkloadAction {
     },
     /// Record this accepted receipt in the DA log (a `ReceiptRecorded` event), unless the
     /// log holds it already. Queued only when [`ReceiptCheck::record`] is set.
-    RecordReceipt(Box<ThresholdReceipt>),
+    RecordReceipt(Box<dsdn_protocols::receipt::ThresholdReceipt>),
 }
 
 /// What the service needs to know of the node's other services to judge a receipt.
@@ -116,7 +118,11 @@ struct Submission {
     executed: Option<(ReceiptV1, Vec<u8>, PeerId)>,
     /// The committee's epoch, hash and group key the receipt is signed under.
     committee: (u64, Bytes32, GroupKey),
-    reply: SubmitReply,
+    /// Answer with an optimistic receipt as soon as a node executed it (issue 13 §5).
+    optimistic: bool,
+    /// Where the result goes; `None` once answered (optimistically) while the committee
+    /// still signs.
+    reply: Option<SubmitReply>,
 }
 
 /// An `Execute` this node serves.
@@ -141,8 +147,12 @@ pub(crate) struct WorkloadService {
     modules: ModuleStore,
     recent: RecentReceipts,
     dedup: ReceiptDedup,
-    /// Jobs seen and double receipts found (issue 13 §6).
+    /// Jobs seen and disputes found (issue 13 §5, §6).
     disputes: disputes::ReceiptDisputes,
+    /// The committee as this node knows it (members only: a committee member's own
+    /// configuration); `None` elsewhere. Optimistic receipts by non-members are then
+    /// refused as `UnauthorizedSigner` evidence.
+    committee: Option<dsdn_protocols::committee::CommitteeConfig>,
     /// Rotates the executor choice over consecutive submissions.
     turn: usize,
     next_id: u64,
@@ -175,6 +185,7 @@ impl WorkloadService {
             recent: RecentReceipts::new(RECENT_RECEIPTS),
             dedup: ReceiptDedup::new(DEDUP_CAPACITY),
             disputes: disputes::ReceiptDisputes::default(),
+            committee: None,
             turn: 0,
             next_id: 0,
             submissions: HashMap::new(),
@@ -183,6 +194,16 @@ impl WorkloadService {
             internal_tx,
             internal_rx,
         }
+    }
+
+    /// The service of a committee member: `committee` is its committee (epoch, threshold,
+    /// members), against which optimistic receipts' signers are checked.
+    pub(crate) fn with_committee(
+        mut self,
+        committee: Option<dsdn_protocols::committee::CommitteeConfig>,
+    ) -> Self {
+        self.committee = committee;
+        self
     }
 
     /// The actions queued since the last call, oldest first.
@@ -221,8 +242,9 @@ impl WorkloadService {
             .set(self.modules.bytes() as i64);
     }
 
-    /// Counts a submission's outcome and answers it.
-    fn finish(&self, reply: SubmitReply, result: Result<WorkloadResult, WorkloadError>) {
+    /// Counts a submission's outcome and answers it (nothing to answer when `reply` is
+    /// `None`: an optimistic submission answered already; the outcome is still counted).
+    fn finish(&self, reply: Option<SubmitReply>, result: Result<WorkloadResult, WorkloadError>) {
         let label = match &result {
             Ok(_) => "ok",
             Err(WorkloadError::Invalid(_)) => "invalid",
@@ -233,7 +255,9 @@ impl WorkloadService {
             Err(WorkloadError::Busy(_)) | Err(WorkloadError::Stopped) => "busy",
         };
         self.metrics.submissions.with_label_values(&[label]).inc();
-        let _ = reply.send(result);
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
     }
 }
 
@@ -244,7 +268,7 @@ fn key_of_peer(peer: &PeerId) -> Option<Bytes32> {
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
-fn unix_ms() -> u64 {
+pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

@@ -1,8 +1,6 @@
-//! Unit tests of the pure workload parts: executor choice, the module store, recent
-//! receipts and execute refusals.
+//! Unit tests of the pure workload parts: executor choice, the module store and execute
+//! refusals (recent receipts: `recent.rs`).
 
-use dsdn_protocols::da::Bytes64;
-use dsdn_protocols::receipt::{ReceiptDraft, ReceiptV1};
 use libp2p::identity::Keypair;
 
 use super::*;
@@ -82,57 +80,6 @@ fn the_module_store_checks_hashes_and_drops_the_least_recently_used() {
     assert_eq!((store.len(), store.bytes()), (2, 8));
 }
 
-fn receipt(nonce: u64) -> ThresholdReceipt {
-    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
-    let commitment = ExecutionCommitment {
-        workload_id: Bytes32([1; 32]),
-        input_hash: Bytes32([2; 32]),
-        output_hash: Bytes32([3; 32]),
-        state_root_before: Bytes32([4; 32]),
-        state_root_after: Bytes32([5; 32]),
-        trace_root: Bytes32([6; 32]),
-        checkpoints: 1,
-        fuel_used: 10,
-    };
-    let r = ReceiptV1::sign(
-        &key,
-        ReceiptDraft {
-            submitter: Bytes32([9; 32]),
-            nonce,
-            commitment,
-            usage: ResourceUsage {
-                fuel_used: 10,
-                memory_peak_bytes: 0,
-                wall_time_ms: 0,
-            },
-            executed_at_ms: 0,
-        },
-    )
-    .unwrap();
-    ThresholdReceipt {
-        receipt: r,
-        epoch: 0,
-        committee_hash: Bytes32([0; 32]),
-        group_key: dsdn_protocols::committee::GroupKey([0; 32]),
-        signers: vec![],
-        aggregate_signature: Bytes64([0; 64]),
-    }
-}
-
-#[test]
-fn recent_receipts_are_bounded() {
-    let mut recent = RecentReceipts::new(2);
-    let (r1, r2, r3) = (receipt(1), receipt(2), receipt(3));
-    recent.insert(r1.clone());
-    recent.insert(r2.clone());
-    recent.insert(r1.clone());
-    assert_eq!(recent.len(), 2);
-    recent.insert(r3.clone());
-    assert_eq!(recent.len(), 2);
-    assert!(recent.get(&r1.receipt_id()).is_none());
-    assert_eq!(recent.get(&r3.receipt_id()), Some(&r3));
-}
-
 #[test]
 fn execute_refusals() {
     let me = Bytes32([1; 32]);
@@ -181,10 +128,4 @@ fn receipt_id_prefixes_cover_their_range() {
     for bad in ["", "xyz", &"a".repeat(65)] {
         assert_eq!(prefix_range(bad), None, "{bad:?}");
     }
-    let mut recent = RecentReceipts::new(3);
-    let (r1, r2) = (receipt(1), receipt(2));
-    recent.insert(r1.clone());
-    recent.insert(r2.clone());
-    let newest: Vec<_> = recent.newest().cloned().collect();
-    assert_eq!(newest, vec![r2, r1]);
 }

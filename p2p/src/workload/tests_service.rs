@@ -6,8 +6,8 @@ use std::time::Instant;
 use dsdn_protocols::committee::GroupKey;
 use dsdn_protocols::da::Bytes64;
 use dsdn_protocols::receipt::{
-    committee_signing_bytes, sha256, ExecutionCommitment, ReceiptDraft, ReceiptV1, ResourceUsage,
-    ThresholdReceipt,
+    committee_signing_bytes, sha256, ExecutionCommitment, GossipReceipt, ReceiptDraft, ReceiptV1,
+    ResourceUsage, ThresholdReceipt,
 };
 use dsdn_protocols::workload::{
     WorkloadRefusal, WorkloadRequest, WorkloadResponse, WorkloadSubmission,
@@ -133,7 +133,7 @@ fn a_submission_moves_to_the_next_node_and_fails_with_the_nodes_tried() {
         (PeerId::random(), set(ServiceType::Coordinator)),
     ]);
     let (tx, mut rx) = oneshot::channel();
-    s.submit(submission(), tx, context(), &peers);
+    s.submit(submission(), None, tx, context(), &peers);
     let (first, tag) = sent_execute(&s.take_actions());
     s.on_response(
         first,
@@ -163,18 +163,18 @@ fn submissions_without_committee_or_storage_node_fail_at_once() {
     let (mut s, metrics) = service(WorkloadConfig::default());
     let peers = Peers(vec![(PeerId::random(), set(ServiceType::Coordinator))]);
     let (tx, mut rx) = oneshot::channel();
-    s.submit(submission(), tx, None, &peers);
+    s.submit(submission(), None, tx, None, &peers);
     assert!(matches!(
         rx.try_recv(),
         Ok(Err(WorkloadError::NotCommittee))
     ));
     let (tx, mut rx) = oneshot::channel();
-    s.submit(submission(), tx, context(), &peers);
+    s.submit(submission(), None, tx, context(), &peers);
     assert!(matches!(rx.try_recv(), Ok(Err(WorkloadError::NoExecutor))));
     let mut bad = submission();
     bad.nonce += 1;
     let (tx, mut rx) = oneshot::channel();
-    s.submit(bad, tx, context(), &peers);
+    s.submit(bad, None, tx, context(), &peers);
     assert!(matches!(rx.try_recv(), Ok(Err(WorkloadError::Invalid(_)))));
     assert!(s.take_actions().is_empty());
     for label in ["not_committee", "no_executor", "invalid"] {
@@ -251,7 +251,7 @@ fn a_module_is_served_only_to_the_node_asked_to_run_it() {
         (b, set(ServiceType::Storage)),
     ]);
     let (tx, _rx) = oneshot::channel();
-    s.submit(submission(), tx, context(), &peers);
+    s.submit(submission(), None, tx, context(), &peers);
     let (asked, tag) = sent_execute(&s.take_actions());
     let other = if asked == a { b } else { a };
     let fetch = || WorkloadRequest::FetchModule {
@@ -354,7 +354,10 @@ fn receipt_gossip_verdicts() {
         matches!(&actions[..], [WorkloadAction::RecordReceipt(r), _] if **r == good),
         "the DA proposer records it: {actions:?}"
     );
-    assert_eq!(s.recent_receipt(&good.receipt_id()), Some(good.clone()));
+    assert_eq!(
+        s.recent_receipt(&good.receipt_id()),
+        Some(HeldReceipt::Threshold(good.clone()))
+    );
     // The same again: ignored, not recorded twice.
     s.on_receipt_gossip(source, id.clone(), &bytes, check(true));
     let actions = s.take_actions();
@@ -406,13 +409,14 @@ fn receipt_gossip_verdicts() {
 fn a_published_receipt_is_gossiped_once() {
     let (mut s, _) = service(WorkloadConfig::default());
     let good = threshold(node_receipt(&SigningKey::from_bytes(&[7; 32]), 1, b"out"));
-    s.publish_receipt(good.clone(), check(false)).unwrap();
+    s.publish_receipt(GossipReceipt::Threshold(good.clone()), check(false))
+        .unwrap();
     match s.take_actions().as_slice() {
         [WorkloadAction::Gossip(bytes)] => assert_eq!(*bytes, good.to_bytes().unwrap()),
         other => panic!("expected a gossip, got {other:?}"),
     }
     assert!(matches!(
-        s.publish_receipt(good, check(false)),
+        s.publish_receipt(GossipReceipt::Threshold(good), check(false)),
         Err(dsdn_protocols::receipt::ReceiptError::Duplicate(_))
     ));
     assert!(s.take_actions().is_empty());
@@ -429,7 +433,7 @@ fn an_executed_receipt_is_checked_signed_by_the_committee_and_gossiped() {
     ]);
     let keys = |p: PeerId| if p == a { a_key.clone() } else { b_key.clone() };
     let (tx, mut rx) = oneshot::channel();
-    s.submit(submission(), tx, context(), &peers);
+    s.submit(submission(), None, tx, context(), &peers);
     let (first, tag) = sent_execute(&s.take_actions());
     // The first node answers a receipt signed by another key: penalized, next node.
     let wrong = node_receipt(&SigningKey::from_bytes(&[7; 32]), 42, b"out");
@@ -474,11 +478,12 @@ fn an_executed_receipt_is_checked_signed_by_the_committee_and_gossiped() {
         (result.node, result.output.as_slice()),
         (second, &b"out"[..])
     );
-    assert_eq!(result.receipt.receipt, receipt);
+    assert_eq!(*result.receipt.receipt(), receipt);
+    let signed = result.receipt.threshold().expect("a threshold receipt");
     match actions.as_slice() {
         [WorkloadAction::RecordReceipt(r), WorkloadAction::Gossip(bytes)] => {
-            assert_eq!(**r, result.receipt);
-            assert_eq!(*bytes, result.receipt.to_bytes().unwrap());
+            assert_eq!(**r, *signed);
+            assert_eq!(*bytes, signed.to_bytes().unwrap());
         }
         other => panic!("expected record and gossip, got {other:?}"),
     }
@@ -511,3 +516,5 @@ fn two_receipts_of_one_job_are_a_double_receipt() {
     s.on_receipt_gossip(source, id.clone(), &b.to_bytes().unwrap(), check(false));
     assert_eq!(s.double_receipts().len(), 1);
 }
+
+mod optimistic;

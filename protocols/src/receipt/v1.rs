@@ -79,6 +79,20 @@ pub enum ReceiptError {
     /// or fewer signers than the threshold.
     #[error("not signed by this committee: {0}")]
     WrongCommittee(&'static str),
+    /// An optimistic receipt's coordinator key is not a usable Ed25519 public key.
+    #[error("coordinator key is not a valid Ed25519 key")]
+    BadCoordinatorKey,
+    /// An optimistic receipt's coordinator signature does not verify (`verify_strict`).
+    #[error("coordinator signature does not verify")]
+    BadCoordinatorSignature,
+    /// An optimistic receipt's challenge window is empty, negative or longer than
+    /// [`super::optimistic::MAX_CHALLENGE_WINDOW_MS`].
+    #[error("challenge window out of range")]
+    BadChallengeWindow,
+    /// An optimistic receipt's coordinator is not a member of the committee this node
+    /// knows (an `UnauthorizedSigner` dispute).
+    #[error("the coordinator is not a committee member")]
+    UnauthorizedSigner,
     /// This receipt id was seen before ([`super::ReceiptDedup`]).
     #[error("duplicate receipt {0}")]
     Duplicate(Bytes32),

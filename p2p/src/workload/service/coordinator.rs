@@ -4,7 +4,9 @@
 
 use dsdn_protocols::committee::GroupKey;
 use dsdn_protocols::da::{Bytes32, Bytes64};
-use dsdn_protocols::receipt::{committee_signing_bytes, ThresholdReceipt};
+use dsdn_protocols::receipt::{
+    committee_signing_bytes, OptimisticReceipt, ReceiptError, ReceiptV1, ThresholdReceipt,
+};
 use dsdn_protocols::workload::{
     ExecuteRequest, WorkloadRefusal, WorkloadRequest, WorkloadResponse, WorkloadSubmission,
 };
@@ -12,27 +14,31 @@ use libp2p::PeerId;
 use tokio::sync::oneshot;
 
 use super::{
-    key_of_peer, Internal, ReceiptCheck, Submission, SubmitReply, WorkloadAction, WorkloadService,
-    MAX_SUBMISSIONS,
+    key_of_peer, unix_ms, Internal, ReceiptCheck, Submission, SubmitReply, WorkloadAction,
+    WorkloadService, MAX_SUBMISSIONS,
 };
 use crate::committee::{member_id, GroupSignature, ThresholdSignError};
 use crate::net::PeerView;
-use crate::workload::{choose_executors, WorkloadError, WorkloadResult, WorkloadTag};
+use crate::workload::{choose_executors, HeldReceipt, WorkloadError, WorkloadResult, WorkloadTag};
 
 impl WorkloadService {
     /// `NodeHandle::submit_workload`: checks the submission, keeps the module and asks the
     /// first chosen storage node to execute it ([`WorkloadAction::Send`]). `committee`:
     /// the epoch, committee hash and group key receipts are signed under (`None` on a
     /// node that is not a committee member holding a share); `peers`: where executors are
-    /// chosen from. The result goes to `reply` once a receipt is signed or every chosen
-    /// node failed ([`WorkloadError`]).
+    /// chosen from; `optimistic`: the submitter's choice of an optimistic receipt (`None`:
+    /// [`crate::workload::ReceiptsConfig::optimistic`]). The result goes to `reply` once a
+    /// receipt is signed (optimistic: once this coordinator signed the node's receipt) or
+    /// every chosen node failed ([`WorkloadError`]).
     pub(crate) fn submit(
         &mut self,
         submission: WorkloadSubmission,
+        optimistic: Option<bool>,
         reply: SubmitReply,
         committee: Option<(u64, Bytes32, GroupKey)>,
         peers: &dyn PeerView,
     ) {
+        let reply = Some(reply);
         if let Err(e) = submission.verify(&self.network) {
             return self.finish(reply, Err(WorkloadError::Invalid(e.to_string())));
         }
@@ -74,6 +80,7 @@ impl WorkloadService {
                 tried: Vec::new(),
                 executed: None,
                 committee,
+                optimistic: optimistic.unwrap_or(self.cfg.receipts.optimistic),
                 reply,
             },
         );
@@ -131,8 +138,9 @@ impl WorkloadService {
         }
     }
 
-    /// A storage node answered a submission's `Execute`: check it, then have the committee
-    /// sign the receipt ([`WorkloadAction::ThresholdSign`]).
+    /// A storage node answered a submission's `Execute`: check it, answer an optimistic
+    /// submission with this node's optimistic receipt, then have the committee sign the
+    /// receipt ([`WorkloadAction::ThresholdSign`]).
     fn on_executed(&mut self, id: u64, peer: PeerId, response: WorkloadResponse) {
         let Some(s) = self.submissions.get_mut(&id) else {
             return;
@@ -173,8 +181,51 @@ impl WorkloadService {
             }
         };
         let slot = receipt.slot();
+        let (optimistic, committee) = (s.optimistic, s.committee);
         s.executed = Some((receipt, output, peer));
+        if optimistic {
+            match self.issue_optimistic(receipt, committee) {
+                // Answered now; the signing round still runs and its receipt supersedes
+                // this one.
+                Ok(o) => {
+                    if let Some(s) = self.submissions.get_mut(&id) {
+                        let output = s.executed.as_ref().map(|e| e.1.clone()).unwrap_or_default();
+                        let answer = WorkloadResult {
+                            receipt: HeldReceipt::Optimistic {
+                                receipt: o,
+                                challenged: false,
+                            },
+                            output,
+                            node: peer,
+                        };
+                        if let Some(reply) = s.reply.take() {
+                            let _ = reply.send(Ok(answer));
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "no optimistic receipt: the submitter is answered once the committee signed"
+                ),
+            }
+        }
         self.push(WorkloadAction::ThresholdSign { id, slot, message });
+    }
+
+    /// Signs `receipt` optimistically with this node's key (challenge window
+    /// [`crate::workload::ReceiptsConfig::challenge_window`] from now), keeps it as any
+    /// accepted receipt and gossips it.
+    fn issue_optimistic(
+        &mut self,
+        receipt: ReceiptV1,
+        committee: (u64, Bytes32, GroupKey),
+    ) -> Result<OptimisticReceipt, ReceiptError> {
+        let window_ms =
+            u64::try_from(self.cfg.receipts.challenge_window.as_millis()).unwrap_or(u64::MAX);
+        let o = OptimisticReceipt::sign(&self.key, receipt, committee, unix_ms(), window_ms)?;
+        self.keep_optimistic(&o);
+        self.gossip(o.to_bytes()?);
+        Ok(o)
     }
 
     /// Where the committee's signing round for submission `id` (its
@@ -224,7 +275,16 @@ impl WorkloadService {
         };
         let signature = match result {
             Ok(sig) => sig,
-            Err(e) => return self.finish(s.reply, Err(WorkloadError::Signing(e))),
+            Err(e) => {
+                if s.reply.is_none() {
+                    tracing::warn!(
+                        receipt = %hex::encode(receipt.receipt_id.0),
+                        error = %e,
+                        "the committee did not sign: the optimistic receipt stays unconfirmed and expires at the end of its challenge window"
+                    );
+                }
+                return self.finish(s.reply, Err(WorkloadError::Signing(e)));
+            }
         };
         let signers = signature
             .signers
@@ -247,7 +307,7 @@ impl WorkloadService {
         self.finish(
             s.reply,
             Ok(WorkloadResult {
-                receipt: signed,
+                receipt: HeldReceipt::Threshold(signed),
                 output,
                 node,
             }),
