@@ -41,15 +41,21 @@ pub enum ChainError {
         /// The blob's height.
         height: u64,
     },
+    /// The node's state store failed while applying the blob (a local fault, not the
+    /// blob's: the state is unchanged and the blob may be offered again).
+    #[error("DA state store failed: {0}")]
+    Storage(String),
 }
 
 impl ChainError {
-    /// A stable metric label: `prev_hash_mismatch`, `timestamp_regression`, `conflict`.
+    /// A stable metric label: `prev_hash_mismatch`, `timestamp_regression`, `conflict`,
+    /// `storage`.
     pub fn reason(&self) -> &'static str {
         match self {
             ChainError::PrevHashMismatch { .. } => "prev_hash_mismatch",
             ChainError::TimestampRegression { .. } => "timestamp_regression",
             ChainError::Conflict { .. } => "conflict",
+            ChainError::Storage(_) => "storage",
         }
     }
 }
@@ -72,7 +78,7 @@ pub enum Offer {
 }
 
 /// The DA log follower of one node: a [`DaState`] plus the blobs held ahead of its tip.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DaChain {
     state: DaState,
     pending: BTreeMap<u64, VerifiedBlob>,

@@ -41,8 +41,8 @@ pub use event::{
     MAX_TEXT_LEN, NODE_CLASSES,
 };
 pub use state::{
-    ApplySummary, ChunkRecord, DaState, EventOutcome, NodeRecord, RecordedReceipt,
-    MAX_SNAPSHOT_BYTES, SNAPSHOT_VERSION,
+    ApplySummary, ChunkRecord, DaState, EventOutcome, MemStore, NodeRecord, RecordedReceipt,
+    StateError, StateHeader, StateKey, StateProof, StateStore, StateValue,
 };
 
 #[cfg(test)]
