@@ -95,6 +95,16 @@ pub struct DaState {
     store: Box<dyn StateStore>,
 }
 
+/// Two states are equal when they are of the same network and have the same header: the
+/// header's root authenticates every key of the maps.
+impl PartialEq for DaState {
+    fn eq(&self, other: &DaState) -> bool {
+        self.network == other.network && self.header == other.header
+    }
+}
+
+impl Eq for DaState {}
+
 /// The reads and writes of one blob being applied: later events see earlier ones.
 struct BlobTx<'a> {
     state: &'a DaState,

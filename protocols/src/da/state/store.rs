@@ -125,7 +125,7 @@ pub struct StateCommit {
 
 /// What a [`super::DaState`] reads and writes. Reads see every commit made so far (a disk
 /// store keeps commits not yet durable in memory until its writer has them on disk).
-pub trait StateStore: Send + fmt::Debug {
+pub trait StateStore: Send + Sync + fmt::Debug {
     /// The header of the latest commit ([`StateHeader::genesis`] for an empty store).
     fn header(&self) -> StateHeader;
     /// The latest value of `key`.
