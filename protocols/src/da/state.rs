@@ -538,6 +538,29 @@ impl DaState {
         })
     }
 
+    /// Up to `limit` ids of recorded receipts in `lo..=hi`, ascending (receipt lookup by id
+    /// prefix).
+    ///
+    /// # Errors
+    /// [`StateError`] when the store cannot be read.
+    pub fn receipt_ids(
+        &self,
+        lo: Bytes32,
+        hi: Bytes32,
+        limit: usize,
+    ) -> Result<Vec<Bytes32>, StateError> {
+        let keys = self
+            .store
+            .keys_in(&StateKey::Receipt(lo), &StateKey::Receipt(hi), limit)?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| match k {
+                StateKey::Receipt(id) => Some(id),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// The state root: the root of the authenticated tree (issue 16 §2) over the keys of
     /// [`keys`] at this height; [`empty_root`] at height 0. Read from the header (no
     /// computation).

@@ -65,6 +65,25 @@ impl StateKey {
         out
     }
 
+    /// Parses [`StateKey::to_bytes`] output.
+    ///
+    /// # Errors
+    /// [`DaError::Malformed`] for an unknown type byte, a wrong id length or non-UTF-8 text.
+    pub fn from_bytes(raw: &[u8]) -> Result<StateKey, DaError> {
+        let bad = || DaError::Malformed("raw state key".into());
+        let (&tag, id) = raw.split_first().ok_or_else(bad)?;
+        let text = || String::from_utf8(id.to_vec()).map_err(|_| bad());
+        let b32 = || <[u8; 32]>::try_from(id).map(Bytes32).map_err(|_| bad());
+        Ok(match tag {
+            1 => StateKey::Node(text()?),
+            2 => StateKey::Chunk(b32()?),
+            3 => StateKey::Replicas(b32()?),
+            4 => StateKey::Zone(text()?),
+            5 => StateKey::Receipt(b32()?),
+            _ => return Err(bad()),
+        })
+    }
+
     /// The tree's key: SHA-256 of [`StateKey::to_bytes`].
     pub fn key_hash(&self) -> jmt::KeyHash {
         jmt::KeyHash::with::<sha2_010::Sha256>(self.to_bytes())

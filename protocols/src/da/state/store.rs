@@ -40,7 +40,8 @@ pub enum StateError {
 }
 
 impl StateError {
-    pub(crate) fn store(e: impl fmt::Display) -> StateError {
+    /// A [`StateError::Store`] with `e`'s message.
+    pub fn store(e: impl fmt::Display) -> StateError {
         StateError::Store(e.to_string())
     }
 }
@@ -145,6 +146,17 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// [`StateError::Store`] when the store cannot be read.
     fn value_at(&self, max_version: u64, key_hash: KeyHash)
         -> Result<Option<Vec<u8>>, StateError>;
+    /// Up to `limit` present keys in `from..=to` (the order of [`StateKey`]: by type, then
+    /// id bytes), ascending.
+    ///
+    /// # Errors
+    /// [`StateError::Store`] when the store cannot be read.
+    fn keys_in(
+        &self,
+        from: &StateKey,
+        to: &StateKey,
+        limit: usize,
+    ) -> Result<Vec<StateKey>, StateError>;
     /// Records `commit` (its height is `header().height + 1`).
     ///
     /// # Errors
@@ -374,6 +386,23 @@ impl StateStore for MemStore {
             Some((v, value)) if *v <= max_version => value.clone(),
             _ => None,
         })
+    }
+
+    fn keys_in(
+        &self,
+        from: &StateKey,
+        to: &StateKey,
+        limit: usize,
+    ) -> Result<Vec<StateKey>, StateError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .values
+            .range(from.clone()..=to.clone())
+            .map(|(k, _)| k.clone())
+            .take(limit)
+            .collect())
     }
 
     fn commit(&mut self, commit: StateCommit) -> Result<(), StateError> {
