@@ -268,7 +268,7 @@ impl DaService {
             }
             None => None,
         };
-        let (state, overlay) = load_state(&cfg.network, store.as_ref(), &metrics);
+        let (state, overlay) = load_state(&cfg.network, cfg.authority.as_ref(), store.as_ref(), &metrics);
         let mut chain = DaChain::new(state);
         if let (Some(store), Some(authority)) = (&store, cfg.authority) {
             replay(

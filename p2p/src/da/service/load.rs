@@ -13,12 +13,14 @@ const REPLAY_WRITE_BATCH: usize = 256;
 /// rebuilt from the log.
 pub(super) fn load_state(
     network: &NetworkId,
+    authority: Option<&[u8; 32]>,
     store: Option<&Arc<DaStore>>,
     metrics: &Metrics,
 ) -> (DaState, Option<SharedOverlay>) {
     let Some(store) = store else {
         return (DaState::new(network.clone()), None);
     };
+    check_tip(network, authority, store);
     let opened = StoredState::open(store.clone()).or_else(|e| {
         metrics.da_store_corrupt.inc();
         tracing::error!(error = %e, "the DA state is unreadable: cleared, rebuilt from the log");
@@ -37,6 +39,37 @@ pub(super) fn load_state(
             // state in memory; the node rebuilds from the disk when the log recovers.
             tracing::error!(error = %e, "cannot read the DA state: starting empty");
             (DaState::new(network.clone()), None)
+        }
+    }
+}
+
+/// Re-verifies the blob at the stored state's height (one signature): when it does not
+/// verify under `authority` (the node's configured authority changed) or is not the
+/// state's tip, the state is cleared, so that the replay re-verifies the whole log and
+/// truncates it at the first blob that fails.
+fn check_tip(network: &NetworkId, authority: Option<&[u8; 32]>, store: &DaStore) {
+    let Ok(Some(header)) = store.state_header() else {
+        return;
+    };
+    if header.height == 0 {
+        return;
+    }
+    let ok = authority.is_some_and(|authority| {
+        store
+            .get(header.height)
+            .ok()
+            .flatten()
+            .and_then(|b| DaBlob::decode_verified(&b, network, authority).ok())
+            .is_some_and(|b| b.hash() == header.tip_hash.0)
+    });
+    if !ok {
+        tracing::warn!(
+            height = header.height,
+            "the stored DA state's tip blob does not verify under the configured authority: \
+             the state is rebuilt and the log re-verified"
+        );
+        if let Err(e) = store.clear_state() {
+            tracing::error!(error = %e, "cannot clear the DA state");
         }
     }
 }

@@ -308,7 +308,12 @@ impl DaService {
             return;
         };
         let store = log.store.clone();
-        let (state, overlay) = load_state(&self.network, Some(&store), &self.metrics);
+        let (state, overlay) = load_state(
+            &self.network,
+            self.authority.as_ref(),
+            Some(&store),
+            &self.metrics,
+        );
         let mut chain = DaChain::new(state);
         if let Some(authority) = self.authority {
             replay(&mut chain, &store, overlay.as_ref(), false, &self.network, &authority);

@@ -127,6 +127,18 @@ impl StoredState {
     }
 }
 
+impl StoredState {
+    /// A store a failed reopen left closed is reopened before a read (as the writer does
+    /// before an append); if that fails too, the read fails.
+    fn ensure_open(&self) {
+        if !self.store.is_open() {
+            if let Err(e) = self.store.reopen() {
+                tracing::debug!(error = %e, "cannot reopen the DA log for a state read");
+            }
+        }
+    }
+}
+
 impl StateStore for StoredState {
     fn header(&self) -> StateHeader {
         self.header
@@ -136,6 +148,7 @@ impl StateStore for StoredState {
         if let Some((_, v)) = lock(&self.overlay).values.get(key) {
             return Ok(v.clone());
         }
+        self.ensure_open();
         self.store.state_get(key)
     }
 
@@ -143,6 +156,7 @@ impl StateStore for StoredState {
         if let Some(n) = lock(&self.overlay).nodes.get(key) {
             return Ok(Some(n.clone()));
         }
+        self.ensure_open();
         self.store.state_node(key)
     }
 
@@ -157,6 +171,7 @@ impl StateStore for StoredState {
                 return Ok(v.clone());
             }
         }
+        self.ensure_open();
         self.store.state_value_at(max_version, key_hash)
     }
 
