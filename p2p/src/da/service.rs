@@ -13,9 +13,7 @@ use dsdn_protocols::da::sync::{
     BackfillPlanner, SyncAction, SyncConfig, SyncRequest, SyncResponse, MAX_SYNC_BLOBS,
     MAX_SYNC_PAYLOAD_BYTES,
 };
-use dsdn_protocols::da::{
-    DaBlob, DaChain, DaError, DaEvent, DaState, Offer, VerifiedBlob,
-};
+use dsdn_protocols::da::{DaBlob, DaChain, DaError, DaEvent, DaState, Offer, VerifiedBlob};
 use dsdn_protocols::pex::PexRateLimiter;
 use dsdn_protocols::NetworkId;
 use ed25519_dalek::SigningKey;
@@ -268,7 +266,12 @@ impl DaService {
             }
             None => None,
         };
-        let (state, overlay) = load_state(&cfg.network, cfg.authority.as_ref(), store.as_ref(), &metrics);
+        let (state, overlay) = load_state(
+            &cfg.network,
+            cfg.authority.as_ref(),
+            store.as_ref(),
+            &metrics,
+        );
         let mut chain = DaChain::new(state);
         if let (Some(store), Some(authority)) = (&store, cfg.authority) {
             replay(

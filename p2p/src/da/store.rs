@@ -39,8 +39,8 @@ mod overlay;
 pub mod state;
 
 pub use files::move_aside;
-pub(crate) use overlay::{lock as overlay_lock, SharedOverlay, StoredState};
 use open::try_open;
+pub(crate) use overlay::{lock as overlay_lock, SharedOverlay, StoredState};
 
 #[cfg(test)]
 mod tests;
@@ -196,7 +196,12 @@ impl DaStore {
         })
     }
 
-    fn new(db: Database, path: &Path, network: &NetworkId, (tip, state_tip): (u64, u64)) -> DaStore {
+    fn new(
+        db: Database,
+        path: &Path,
+        network: &NetworkId,
+        (tip, state_tip): (u64, u64),
+    ) -> DaStore {
         DaStore {
             db: RwLock::new(Some(db)),
             path: path.to_owned(),
@@ -211,7 +216,9 @@ impl DaStore {
     }
 
     fn lock_state_tip(&self) -> MutexGuard<'_, u64> {
-        self.state_tip.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state_tip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The open database for a read: never waits for a reopen under way.
@@ -271,12 +278,13 @@ impl DaStore {
         // The old handle must be closed first: redb locks the file.
         *db = None;
         let mut state_tip = self.lock_state_tip();
-        let (opened, (new_tip, new_state_tip)) = try_open(&self.path, &self.network).map_err(|f| match f {
-            open::Failure::Fatal(e) => e,
-            open::Failure::Corrupt(reason) => {
-                DaStoreError::Db(format!("{}: {reason}", self.path.display()))
-            }
-        })?;
+        let (opened, (new_tip, new_state_tip)) =
+            try_open(&self.path, &self.network).map_err(|f| match f {
+                open::Failure::Fatal(e) => e,
+                open::Failure::Corrupt(reason) => {
+                    DaStoreError::Db(format!("{}: {reason}", self.path.display()))
+                }
+            })?;
         *db = Some(opened);
         *tip = new_tip;
         *state_tip = new_state_tip;

@@ -40,9 +40,9 @@ pub(crate) const JOB_QUEUE: usize = 64;
 /// Work for the writer thread.
 #[derive(Debug)]
 pub(crate) enum Job {
-    /// Append these `(height, encoded blob)` rows, heights consecutive from the log's tip
-    /// + 1, verified by the caller, and these state commits (consecutive from the stored
-    /// state's height + 1, at most the new tip), in one transaction.
+    /// Append these `(height, encoded blob)` rows (heights consecutive from the log's tip
+    /// plus one, verified by the caller) and these state commits (consecutive from the
+    /// stored state's height plus one, at most the new tip) in one transaction.
     Append {
         /// The failure count the sender had seen ([`Progress::failures`]).
         generation: u64,

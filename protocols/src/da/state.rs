@@ -20,11 +20,11 @@ pub mod keys;
 pub mod store;
 
 pub use keys::{StateKey, StateValue, MAX_VALUE_BYTES};
+use store::decode_opt;
 pub use store::{
     empty_root, MemStore, StateCommit, StateError, StateHeader, StateProof, StateStore,
     MAX_PROOF_BYTES,
 };
-use store::decode_opt;
 
 /// A storage node in the `node_registry` (14A §2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,7 +84,6 @@ pub struct ApplySummary {
     /// Events that were deterministic no-ops ([`EventOutcome::Ignored`]).
     pub ignored: usize,
 }
-
 
 /// The DA state of one network (14A §2), rebuilt by applying blobs in order: the header
 /// (height, tip, counters, root) in memory and the maps in a [`StateStore`].

@@ -146,7 +146,11 @@ pub(super) fn replay(
         tracing::error!(error = %e, "cannot write the rebuilt DA state: the writer retries");
     }
     if applied > 0 {
-        tracing::info!(from, applied, "DA state rebuilt from the stored blobs above it");
+        tracing::info!(
+            from,
+            applied,
+            "DA state rebuilt from the stored blobs above it"
+        );
     }
     if let Some((height, error)) = bad {
         tracing::error!(height, %error, "a stored DA blob failed verification: the log is truncated there and backfilled from peers");

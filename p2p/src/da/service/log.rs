@@ -30,9 +30,9 @@ use std::time::Duration;
 
 use super::*;
 use crate::da::store::{overlay_lock, DaStoreError, SharedOverlay};
-use dsdn_protocols::da::state::StateCommit;
 use crate::da::writer::{Job, LogWriter, Progress};
 use crate::storage::Health;
+use dsdn_protocols::da::state::StateCommit;
 
 /// Most applied-but-unwritten blobs before the node stops taking new heights.
 pub(crate) const MAX_UNWRITTEN_BLOBS: usize = 1024;
@@ -316,7 +316,14 @@ impl DaService {
         );
         let mut chain = DaChain::new(state);
         if let Some(authority) = self.authority {
-            replay(&mut chain, &store, overlay.as_ref(), false, &self.network, &authority);
+            replay(
+                &mut chain,
+                &store,
+                overlay.as_ref(),
+                false,
+                &self.network,
+                &authority,
+            );
         }
         log.overlay = overlay;
         log.state_durable = store.state_tip();

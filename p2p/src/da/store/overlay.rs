@@ -76,7 +76,6 @@ impl Overlay {
         self.nodes.retain(|k, _| k.version() > durable);
         self.versions.retain(|(_, h), _| *h > durable);
     }
-
 }
 
 /// The overlay shared by the [`StoredState`] (inside the chain's state) and the DA

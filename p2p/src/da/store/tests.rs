@@ -284,7 +284,11 @@ fn a_newer_schema_is_refused_and_the_file_left_unchanged() {
         let store = open(&log_path(&dir));
         fill(&store, 1, 2, 50);
     }
-    set_meta(&log_path(&dir), SCHEMA_KEY, &(SCHEMA_VERSION + 1).to_be_bytes());
+    set_meta(
+        &log_path(&dir),
+        SCHEMA_KEY,
+        &(SCHEMA_VERSION + 1).to_be_bytes(),
+    );
     let before = fs::read(log_path(&dir)).unwrap();
     let err = DaStore::open(&log_path(&dir), &net()).unwrap_err();
     assert!(

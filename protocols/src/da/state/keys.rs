@@ -174,7 +174,9 @@ impl StateValue {
             StateValue::Chunk(c) => enc(&(c.size_bytes, &c.owner, c.declared_at)),
             StateValue::Replicas { nodes } => enc(nodes),
             StateValue::Zone { nodes } => enc(nodes),
-            StateValue::Receipt(r) => enc(&(&r.receipt_hash, &r.workload_id, &r.node_key, r.height)),
+            StateValue::Receipt(r) => {
+                enc(&(&r.receipt_hash, &r.workload_id, &r.node_key, r.height))
+            }
         }
     }
 

@@ -144,8 +144,7 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// [`StateError::Store`] when the store cannot be read.
-    fn value_at(&self, max_version: u64, key_hash: KeyHash)
-        -> Result<Option<Vec<u8>>, StateError>;
+    fn value_at(&self, max_version: u64, key_hash: KeyHash) -> Result<Option<Vec<u8>>, StateError>;
     /// Up to `limit` present keys in `from..=to` (the order of [`StateKey`]: by type, then
     /// id bytes), ascending.
     ///
@@ -199,7 +198,9 @@ pub fn tree_update(
     let reader = Reader(store);
     let tree = JellyfishMerkleTree::<_, Sha>::new(&reader);
     let set = changes.iter().map(|(k, v)| (k.key_hash(), v.clone()));
-    let (root, batch) = tree.put_value_set(set, version).map_err(StateError::store)?;
+    let (root, batch) = tree
+        .put_value_set(set, version)
+        .map_err(StateError::store)?;
     Ok((root.0, batch))
 }
 
@@ -414,7 +415,8 @@ impl StateStore for MemStore {
             }
         }
         for (key, value) in commit.changes {
-            self.versioned.insert(key.key_hash(), (version, value.clone()));
+            self.versioned
+                .insert(key.key_hash(), (version, value.clone()));
             match value {
                 Some(v) => self.values.insert(key, v),
                 None => self.values.remove(&key),

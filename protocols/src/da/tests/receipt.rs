@@ -134,7 +134,10 @@ fn validate_refuses_inconsistent_and_oversized_receipts() {
             "{err}"
         );
         // Never applied, and no blob carries it.
-        assert_eq!(state().check_event(e).unwrap(), EventOutcome::Ignored("invalid"));
+        assert_eq!(
+            state().check_event(e).unwrap(),
+            EventOutcome::Ignored("invalid")
+        );
         assert!(DaBlob::sign(&authority(), &net(), 1, [0; 32], 0, vec![e.clone()]).is_err());
     }
     // The group signature is not the DA layer's to check: a zeroed one still validates.
@@ -218,7 +221,10 @@ fn replay_records_receipts_at_their_blob_height() {
     assert_eq!(s.header().receipts, 2);
     let t = receipt(1);
     assert_eq!(s.receipt(&t.receipt_id()).unwrap(), Some(record(&t, 2)));
-    assert_eq!(s.receipt(&receipt(2).receipt_id()).unwrap().unwrap().height, 2);
+    assert_eq!(
+        s.receipt(&receipt(2).receipt_id()).unwrap().unwrap().height,
+        2
+    );
     assert_eq!(s.receipt(&receipt(3).receipt_id()).unwrap(), None);
     // Through a chain too: offered out of order, applied in order.
     let b1 = signed(1, GENESIS_PREV_HASH, 1, sample_events());
@@ -259,7 +265,10 @@ fn a_duplicate_receipt_is_ignored_and_counted() {
     assert_eq!(s.ignored_events(), ignored + 2);
     assert_eq!(s.events(), 4);
     assert_eq!(s.receipt(&receipt(1).receipt_id()).unwrap(), Some(first));
-    assert_eq!(s.receipt(&receipt(2).receipt_id()).unwrap().unwrap().height, 2);
+    assert_eq!(
+        s.receipt(&receipt(2).receipt_id()).unwrap().unwrap().height,
+        2
+    );
 }
 
 #[test]

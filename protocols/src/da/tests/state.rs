@@ -43,7 +43,11 @@ fn registration_inserts_replaces_and_moves_zones() {
     assert_eq!(s.zone_size("z1").unwrap(), 1);
     assert_eq!(s.zone_size("z2").unwrap(), 1);
     apply(&mut s, vec![node("b", "z2")]);
-    assert_eq!(s.get(&StateKey::Zone("z1".into())).unwrap(), None, "empty zones are removed");
+    assert_eq!(
+        s.get(&StateKey::Zone("z1".into())).unwrap(),
+        None,
+        "empty zones are removed"
+    );
     assert_eq!(s.header().zones, 1);
     assert_eq!(s.zone_size("z2").unwrap(), 2);
 }
@@ -94,7 +98,10 @@ fn chunk_and_replica_rules() {
     assert_eq!(s.header().replicas, 0);
     assert_eq!(s.events(), 6);
     assert_eq!(s.ignored_events(), 2);
-    assert_eq!(s.check_event(&add(1, "")).unwrap(), EventOutcome::Ignored("invalid"));
+    assert_eq!(
+        s.check_event(&add(1, "")).unwrap(),
+        EventOutcome::Ignored("invalid")
+    );
 }
 
 #[test]

@@ -191,7 +191,13 @@ fn the_empty_state_has_the_placeholder_root_and_proves_absence() {
 #[test]
 fn zone_and_replica_values_follow_the_events() {
     let s = build(
-        &[node("a", "z"), node("b", "z"), chunk(1), add(1, "a"), add(1, "b")],
+        &[
+            node("a", "z"),
+            node("b", "z"),
+            chunk(1),
+            add(1, "a"),
+            add(1, "b"),
+        ],
         &[2],
     );
     assert_eq!(

@@ -30,10 +30,16 @@ fn a_reopened_log_replays_to_the_same_state() {
     // The state came from the disk, not from a replay.
     assert_eq!(o.svc.durable_height(), 20);
     drop(o);
-    let st = DaStore::open(&dir.path().join(DA_LOG_FILE), &net()).unwrap().store;
+    let st = DaStore::open(&dir.path().join(DA_LOG_FILE), &net())
+        .unwrap()
+        .store;
     assert_eq!((st.tip(), st.state_tip()), (20, 20));
     for h in [1, 7, 20] {
-        assert_eq!(st.state_root_at(h).unwrap(), Some(chain.root(h)), "root at {h}");
+        assert_eq!(
+            st.state_root_at(h).unwrap(),
+            Some(chain.root(h)),
+            "root at {h}"
+        );
     }
 }
 
@@ -44,7 +50,9 @@ fn a_deleted_state_is_rebuilt_from_the_log_with_the_same_roots() {
     let mut o = open(dir.path());
     submit_all(&mut o.svc, &chain, 1..=12);
     drop(o);
-    let st = DaStore::open(&dir.path().join(DA_LOG_FILE), &net()).unwrap().store;
+    let st = DaStore::open(&dir.path().join(DA_LOG_FILE), &net())
+        .unwrap()
+        .store;
     assert_eq!(st.clear_state().unwrap(), 12);
     assert_eq!(st.state_header().unwrap(), None);
     drop(st);
@@ -53,10 +61,16 @@ fn a_deleted_state_is_rebuilt_from_the_log_with_the_same_roots() {
     assert_eq!((v.height, v.state_root), (12, chain.root(12)));
     assert_eq!((v.nodes, v.chunks, v.replicas), (12, 12, 12));
     drop(o);
-    let st = DaStore::open(&dir.path().join(DA_LOG_FILE), &net()).unwrap().store;
+    let st = DaStore::open(&dir.path().join(DA_LOG_FILE), &net())
+        .unwrap()
+        .store;
     assert_eq!(st.state_tip(), 12);
     for h in 1..=12 {
-        assert_eq!(st.state_root_at(h).unwrap(), Some(chain.root(h)), "root at {h}");
+        assert_eq!(
+            st.state_root_at(h).unwrap(),
+            Some(chain.root(h)),
+            "root at {h}"
+        );
     }
 }
 
@@ -108,7 +122,9 @@ fn the_stored_state_is_used_and_a_bad_stored_blob_truncates_the_log() {
     // Blob 3 no longer verifies; rewriting the log from 3 on drops the state derived from
     // it, so the whole log is replayed: it stops at blob 3 and the log is truncated there.
     tamper(dir.path(), &chain, 3, &chain.forged(3));
-    let st = DaStore::open(&dir.path().join(DA_LOG_FILE), &net()).unwrap().store;
+    let st = DaStore::open(&dir.path().join(DA_LOG_FILE), &net())
+        .unwrap()
+        .store;
     assert_eq!(st.state_tip(), 0);
     drop(st);
     let o = open(dir.path());

@@ -233,7 +233,9 @@ fn a_clean_shutdown_writes_everything_and_the_state() {
     submit_each(&mut o.svc, &chain, 1..=30);
     o.svc.shutdown();
     drop(o);
-    let st = DaStore::open(&dir.path().join(DA_LOG_FILE), &net()).unwrap().store;
+    let st = DaStore::open(&dir.path().join(DA_LOG_FILE), &net())
+        .unwrap()
+        .store;
     assert_eq!((st.tip(), st.state_tip()), (30, 30));
     drop(st);
     let o = open(dir.path());
