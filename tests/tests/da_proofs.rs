@@ -135,3 +135,86 @@ async fn proofs_from_the_api_and_the_agent_verify_against_the_network_root() -> 
     net.pass();
     Ok(())
 }
+
+/// Percentile `p` (0..=100) of sorted `xs`, in milliseconds.
+fn pct(xs: &[Duration], p: usize) -> f64 {
+    let i = (xs.len().saturating_sub(1) * p) / 100;
+    xs.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// A figure, not a check: `da state` and proof latency (median, p99) and the RSS of a
+/// coordinator and a storage node after `DSDN_BENCH_EVENTS` events (default 200,000).
+/// `cargo build --release --workspace --bins && cargo test --release -p
+/// dsdn-integration-tests --test da_proofs -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: prints figures, takes minutes"]
+async fn bench_da_state_and_proof_latency() -> anyhow::Result<()> {
+    let n: usize = std::env::var("DSDN_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let mut net = TestNet::new("da-proof-bench").await?;
+    let cfg = net.da_config("coordinator", 95)?;
+    let names = net.start_da_net(95, 1, &cfg).await?;
+    let ids = net.peer_ids(&names);
+    let events = chunk_events(&ids, n);
+    let started = std::time::Instant::now();
+    da_publish_all(net.node("coordinator"), &events, 4096).await?;
+    let tip = da_tip(net.node("coordinator")).await?;
+    wait_da_equal(&net.nodes(), &tip, Duration::from_secs(600)).await?;
+    eprintln!(
+        "{n} events in {} blobs applied everywhere in {:.1} s",
+        tip.height,
+        started.elapsed().as_secs_f64()
+    );
+    let node = net.node(&names[0]);
+    let client = node.client();
+    let chunks: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            DaEvent::ChunkDeclared { chunk_id, .. } => {
+                Some(StateKey::Replicas(*chunk_id).to_string())
+            }
+            _ => None,
+        })
+        .take(200)
+        .collect();
+    let mut state = Vec::new();
+    let mut proofs = Vec::new();
+    for key in &chunks {
+        let t = std::time::Instant::now();
+        client.da_state().await?;
+        state.push(t.elapsed());
+        let t = std::time::Instant::now();
+        client.da_proof(key, None).await?;
+        proofs.push(t.elapsed());
+    }
+    state.sort();
+    proofs.sort();
+    let st = client.da_state().await?;
+    eprintln!(
+        "state: {} nodes, {} chunks, {} replicas at height {}",
+        st.nodes, st.chunks, st.replicas, st.height
+    );
+    eprintln!(
+        "da state: median {:.2} ms, p99 {:.2} ms; proof: median {:.2} ms, p99 {:.2} ms ({} requests each, over HTTP)",
+        pct(&state, 50),
+        pct(&state, 99),
+        pct(&proofs, 50),
+        pct(&proofs, 99),
+        state.len()
+    );
+    for name in ["coordinator", names[0].as_str()] {
+        let pid = net.node(name).pid().unwrap_or_default();
+        let (rss, hwm) = dsdn_integration_tests::bench::memory_kib(pid)?;
+        let size = std::fs::metadata(net.data_dir(name).join("da-log.redb"))?.len();
+        eprintln!(
+            "{name}: RSS {:.1} MiB (peak {:.1} MiB), da-log.redb {:.1} MB",
+            rss as f64 / 1024.0,
+            hwm as f64 / 1024.0,
+            size as f64 / 1e6
+        );
+    }
+    net.pass();
+    Ok(())
+}
