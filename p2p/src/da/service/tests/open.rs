@@ -29,6 +29,27 @@ fn a_reopened_log_replays_to_the_same_state() {
     assert_eq!(o.metrics.da_events_accepted.get(), 60);
     // The state came from the disk, not from a replay.
     assert_eq!(o.svc.durable_height(), 20);
+    // Proofs at the kept heights (the last STATE_HISTORY) verify after pruning and a
+    // reopen; older heights are refused.
+    let key = match &events(20, 0)[1] {
+        DaEvent::NodeRegistered { node_id, .. } => {
+            dsdn_protocols::da::StateKey::Node(node_id.clone())
+        }
+        other => panic!("{other:?}"),
+    };
+    let oldest = 20 - store::state::STATE_HISTORY;
+    for h in oldest..=20 {
+        let p = o.svc.proof(&key, Some(h)).unwrap();
+        assert_eq!(
+            p.verify(chain.root(h)).unwrap().1.is_some(),
+            h == 20,
+            "height {h}"
+        );
+    }
+    assert!(matches!(
+        o.svc.proof(&key, Some(oldest - 1)),
+        Err(dsdn_protocols::da::StateError::HeightUnavailable { .. })
+    ));
     drop(o);
     let st = DaStore::open(&dir.path().join(DA_LOG_FILE), &net())
         .unwrap()
