@@ -13,8 +13,8 @@
 //! flag when given, else from seeds.toml, else its default (threshold 2, epoch 0). Other
 //! modes ignore `[committee]`.
 //!
-//! Every mode but `bootstrap` keeps the DA log in `<data dir>/da-log.redb` and its derived
-//! state in `<data dir>/da-state.cbor`. A storage node registers itself with the DA
+//! Every mode but `bootstrap` keeps the DA log and its derived state (maps and authenticated
+//! tree) in `<data dir>/da-log.redb`. A storage node registers itself with the DA
 //! authority (zone, capacity, class `regular`, or `datacenter` with `--dc`).
 //!
 //! The mode decides what the node advertises, which roles it keeps connected and whether it

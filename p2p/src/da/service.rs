@@ -58,7 +58,7 @@ pub(crate) struct DaServiceConfig {
     pub authority: Option<[u8; 32]>,
     /// The node's own key; it signs only if its public key is `authority`.
     pub key: SigningKey,
-    /// Where `da-log.redb` and `da-state.cbor` live; `None` keeps the log in memory only
+    /// Where `da-log.redb` (blobs and state) lives; `None` keeps the log in memory only
     /// (a light client).
     pub dir: Option<PathBuf>,
     pub da: DaConfig,

@@ -88,7 +88,7 @@ pub struct DaChain {
 }
 
 impl DaChain {
-    /// A chain continuing from `state` (empty, restored from a snapshot, or replayed).
+    /// A chain continuing from `state` (empty, opened from a store, or replayed).
     pub fn new(state: DaState) -> DaChain {
         Self::with_limits(state, MAX_PENDING_BLOBS, MAX_PENDING_BYTES)
     }

@@ -16,7 +16,7 @@
 //! Modules:
 //! - [`event`] — [`DaEvent`] and its versioned wire form [`WireEvent`];
 //! - [`blob`] — [`DaBlob`], [`VerifiedBlob`], [`DaError`];
-//! - [`state`] — [`DaState`] and its snapshots;
+//! - [`state`] — [`DaState`], its key scheme, stores, authenticated tree and proofs;
 //! - [`chain`] — [`DaChain`];
 //! - [`sync`], [`batch`], [`register`] — sync, batching and registration wire types.
 

@@ -9,7 +9,7 @@ use super::DaStore;
 
 /// Renames `path` to `<name>.corrupt-<unix-seconds>` in the same directory (with `.1`,
 /// `.2`, … appended if that name is taken) and returns the new path. Used for an unusable
-/// log (by [`DaStore::open`]) or snapshot.
+/// log (by [`DaStore::open`]).
 ///
 /// # Errors
 /// The rename's I/O error (the message names the file); `InvalidInput` if `path` has no

@@ -1,5 +1,5 @@
 //! Tests of `receipt_recorded` events: wire and JSON forms, validation, the `receipt_map`
-//! they build, its share of the state root and of snapshots, and batching them into blobs.
+//! they build, its share of the state root, and batching them into blobs.
 
 use std::time::{Duration, Instant};
 
