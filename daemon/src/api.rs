@@ -328,6 +328,24 @@ pub struct BlobInfo {
     pub signature: String,
 }
 
+/// `GET /v1/da/proof?key=…[&height=H]` (issue 16 §3): a DA state key's value, or its
+/// absence, with the proof against the state root at `height`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProofResponse {
+    /// The key, text form (`node:<id>`, `chunk:<hex>`, `replicas:<hex>`, `zone:<name>`,
+    /// `receipt:<hex>`).
+    pub key: String,
+    /// The height proved at.
+    pub height: u64,
+    /// The state root at that height as this node recorded it (64 hex).
+    pub root: String,
+    /// The decoded value (`{"type": "node", …}`), `null` when the key is absent.
+    pub value: Option<serde_json::Value>,
+    /// The whole proof: the CBOR of `dsdn_protocols::da::StateProof` (hex), which
+    /// `dsdn-agent da proof` decodes and verifies.
+    pub proof: String,
+}
+
 /// `GET /v1/da/state`: the node's DA log and the 14A §2 state replayed from it, the p2p
 /// handle's own type (hashes as 64 hex in JSON).
 pub use dsdn_p2p::da::{DaStateView, ForkEvidenceView};

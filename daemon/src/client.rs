@@ -331,6 +331,24 @@ impl ApiClient {
         self.get_json("/v1/da/state").await
     }
 
+    /// `GET /v1/da/proof?key=K[&height=H]`: a DA state key's value (or absence) with its
+    /// proof (issue 16 §3); `key` in text form (`node:<id>`, `chunk:<hex>`, …).
+    ///
+    /// # Errors
+    /// Any [`ClientError`]; a bad key is [`ClientError::Api`] 400, a height the node cannot
+    /// prove 404.
+    pub async fn da_proof(
+        &self,
+        key: &str,
+        height: Option<u64>,
+    ) -> Result<crate::api::ProofResponse, ClientError> {
+        let mut path = format!("/v1/da/proof?key={}", encode_query(key));
+        if let Some(h) = height {
+            path.push_str(&format!("&height={h}"));
+        }
+        self.get_json(&path).await
+    }
+
     /// `GET /v1/disputes`: the coordinator disputes the node found (issue 13 §6).
     ///
     /// # Errors
@@ -583,3 +601,27 @@ fn root_cause(e: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn encode_query(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod query_tests {
+    use super::encode_query;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(encode_query("node:12D3Koo"), "node%3A12D3Koo");
+        assert_eq!(encode_query("zone:a b/é"), "zone%3Aa%20b%2F%C3%A9");
+    }
+}

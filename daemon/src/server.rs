@@ -236,6 +236,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/da/events", post(da::publish))
         .route("/v1/da/blobs", get(da::blobs).post(da::submit))
         .route("/v1/da/state", get(da::state))
+        .route("/v1/da/proof", get(da::proof))
         .route("/v1/da/evidence", get(da::evidence))
         .route("/v1/committee/dkg", post(committee::dkg))
         .route("/v1/committee/status", get(committee::status))

@@ -39,9 +39,9 @@ pub struct NodeConfig {
     /// Whether to keep the DA log: subscribe to the DA topic, store and serve the log
     /// (dedicated bootstrap nodes do not).
     pub subscribe_da: bool,
-    /// `[da]` of seeds.toml: batching, backfill and snapshot settings.
+    /// `[da]` of seeds.toml: batching and backfill settings.
     pub da: DaConfig,
-    /// Where the DA log (`da-log.redb`) and state snapshot (`da-state.cbor`) live, normally
+    /// Where the DA log and its derived state (`da-log.redb`) live, normally
     /// the data directory. `None`: the log is kept in memory only (light clients).
     pub da_dir: Option<PathBuf>,
     /// A storage node's registration (zone, capacity, class), sent to the DA authority
@@ -91,7 +91,7 @@ pub(crate) const PEERS_FILE: &str = "peers.dat";
 
 impl NodeConfig {
     /// A full node of `network` with identity `keypair`, keeping its files in `data_dir`
-    /// (`peers.dat`, `added-peers.toml`, the DA log and snapshot), and everything else at
+    /// (`peers.dat`, `added-peers.toml`, the DA log), and everything else at
     /// its default: no DA authority (it accepts no DA event), no service advertised, the DA
     /// log kept (`subscribe_da`), the `[da]` and `[bootstrap]` defaults of seeds.toml,
     /// listening on `0.0.0.0:<default_port>` and `[::]:<default_port>` ([`default_listen`];

@@ -90,6 +90,12 @@ pub enum Command {
     SubmitBlob(Vec<u8>, oneshot::Sender<Result<Submitted, SubmitError>>),
     /// Report the DA state.
     DaState(oneshot::Sender<DaStateView>),
+    /// The value of a DA state key with its proof at a height (issue 16 §3).
+    DaProof(
+        dsdn_protocols::da::StateKey,
+        Option<u64>,
+        oneshot::Sender<Result<dsdn_protocols::da::StateProof, dsdn_protocols::da::StateError>>,
+    ),
     /// The fork evidence held (issue 13 §4).
     DaEvidence(oneshot::Sender<Vec<crate::da::ForkEvidenceView>>),
     /// Up to `count` verified blobs from height `from`.
@@ -230,6 +236,22 @@ impl NodeHandle {
     /// [`Stopped`] when the event loop has ended.
     pub async fn da_state(&self) -> Result<DaStateView, Stopped> {
         self.ask(Command::DaState).await
+    }
+
+    /// The value of `key` (or its absence) with its inclusion or exclusion proof against
+    /// the state root at `height` (the current height when `None`); see
+    /// `DaService::proof` for the heights a node can prove.
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended; the inner error when the height is not
+    /// available or the store cannot be read.
+    pub async fn da_proof(
+        &self,
+        key: dsdn_protocols::da::StateKey,
+        height: Option<u64>,
+    ) -> Result<Result<dsdn_protocols::da::StateProof, dsdn_protocols::da::StateError>, Stopped>
+    {
+        self.ask(|tx| Command::DaProof(key, height, tx)).await
     }
 
     /// The fork evidence this node holds (issue 13 §4): pairs of validly signed DA blobs at

@@ -132,7 +132,7 @@ pub struct Metrics {
     pub da_sync_blobs_received: IntCounter,
     /// `da_sync_blobs_served_total`: blobs sent to peers in backfill responses.
     pub da_sync_blobs_served: IntCounter,
-    /// `da_store_corrupt_total`: corrupt DA log or state snapshot files moved aside.
+    /// `da_store_corrupt_total`: corrupt DA log files moved aside, unreadable DA state cleared.
     pub da_store_corrupt: IntCounter,
     /// `da_log_commits_total`: append transactions the DA log writer committed (one per
     /// group of blobs; fewer than the blobs when they arrive faster than the disk).
@@ -454,7 +454,7 @@ impl Metrics {
             )?,
             da_store_corrupt: counter(
                 "da_store_corrupt_total",
-                "Corrupt DA log or state snapshot files moved aside.",
+                "Corrupt DA log files moved aside, unreadable DA state cleared.",
             )?,
             da_log_commits: counter(
                 "da_log_commits_total",

@@ -111,7 +111,7 @@ fn at(path: &Path, e: io::Error) -> io::Error {
 /// Writes `bytes` to `path` atomically: `<path>.tmp` is written and fsynced, renamed over
 /// `path`, and the directory fsynced (Unix), so that a crash leaves the old file or the new
 /// one, never a mix. With `private` the file gets mode 0600 (Unix; key material). Used for
-/// the DA state snapshot and the committee's key share and slot guard.
+/// the committee's key share and slot guard.
 ///
 /// # Errors
 /// The failing step's I/O error, naming the file; the temporary file is removed (best

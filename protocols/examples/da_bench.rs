@@ -220,10 +220,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         state.height(),
         state.events(),
         state.ignored_events(),
-        state.nodes().len(),
-        state.chunks().len(),
-        state.replicas().len(),
-        state.zones().len()
+        state.header().nodes,
+        state.header().chunks,
+        state.header().replicas,
+        state.header().zones
     );
     println!("state root {}", hex::encode(state.state_root()));
     Ok(())

@@ -15,6 +15,7 @@ mod commands;
 mod dashboard;
 mod devnet;
 mod peers;
+mod proof;
 mod table;
 mod watch;
 mod workload;
@@ -242,6 +243,23 @@ enum DaCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Fetch a DA state key's value (or absence) with its proof from the node and verify
+    /// it locally (issue 16 §3). Exits with status 1 when the proof does not verify.
+    Proof {
+        /// The key: `node:<id>`, `chunk:<64 hex>`, `replicas:<64 hex>` (the nodes holding a
+        /// chunk), `zone:<name>` (its node count) or `receipt:<64 hex>`.
+        key: String,
+        /// The height to prove at (default: the node's current height).
+        #[arg(long, value_name = "H")]
+        height: Option<u64>,
+        /// A trusted state root (64 hex) to verify against, e.g. from another node or a
+        /// checkpoint; by default the root the node reports for that height.
+        #[arg(long, value_name = "HEX")]
+        root: Option<String>,
+        /// Print the verdict as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Hand the node a blob signed elsewhere (e.g. by the coordinator committee): one
     /// CBOR-encoded DA blob. The node verifies, applies or holds, and gossips it.
     Submit {
@@ -364,6 +382,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Da(DaCommand::Blobs { from, count, json }) => {
             commands::da_blobs(&client()?, from, count, json).await?
         }
+        Command::Da(DaCommand::Proof {
+            key,
+            height,
+            root,
+            json,
+        }) => proof::da_proof(&client()?, &key, height, root.as_deref(), json).await?,
         Command::Da(DaCommand::Submit { file }) => commands::da_submit(&client()?, &file).await?,
         Command::Da(DaCommand::Evidence { json }) => {
             commands::da_evidence(&client()?, json).await?;

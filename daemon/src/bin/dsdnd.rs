@@ -13,8 +13,8 @@
 //! flag when given, else from seeds.toml, else its default (threshold 2, epoch 0). Other
 //! modes ignore `[committee]`.
 //!
-//! Every mode but `bootstrap` keeps the DA log in `<data dir>/da-log.redb` and its derived
-//! state in `<data dir>/da-state.cbor`. A storage node registers itself with the DA
+//! Every mode but `bootstrap` keeps the DA log and its derived state (maps and authenticated
+//! tree) in `<data dir>/da-log.redb`. A storage node registers itself with the DA
 //! authority (zone, capacity, class `regular`, or `datacenter` with `--dc`).
 //!
 //! The mode decides what the node advertises, which roles it keeps connected and whether it
@@ -108,8 +108,8 @@ struct Cli {
     /// With `--mode storage`: the capacity this node offers, in bytes.
     #[arg(long, default_value_t = 1 << 40)]
     capacity_bytes: u64,
-    /// Delete the derived DA state (`da-state.cbor`) before starting, so the state is
-    /// rebuilt by replaying the log.
+    /// Delete the derived DA state (the state tables of `da-log.redb`) before starting, so
+    /// the state and its roots are rebuilt by replaying the log.
     #[arg(long)]
     reindex_da: bool,
     /// With `--mode coordinator`: the coordinator committee's members, as comma-separated
@@ -274,13 +274,15 @@ async fn run(
         r.validate().context("invalid --zone")?;
     }
     if cli.reindex_da {
-        let state = cli.data_dir.join(dsdn_p2p::da::store::DA_STATE_FILE);
-        match std::fs::remove_file(&state) {
-            Ok(()) => {
-                tracing::info!(path = %state.display(), "DA state deleted: it is rebuilt from the log")
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("cannot delete {}", state.display())),
+        let log = cli.data_dir.join(dsdn_p2p::da::store::DA_LOG_FILE);
+        if log.exists() {
+            let opened = dsdn_p2p::da::store::DaStore::open(&log, &seeds.network.name)
+                .with_context(|| format!("cannot open {}", log.display()))?;
+            let height = opened
+                .store
+                .clear_state()
+                .with_context(|| format!("cannot delete the DA state in {}", log.display()))?;
+            tracing::info!(path = %log.display(), height, "DA state deleted: it is rebuilt from the log");
         }
     }
     let committee = committee_membership(&cli, &seeds.committee)?.map(|m| {

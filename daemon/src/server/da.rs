@@ -1,5 +1,6 @@
 //! The DA routes of the control API: `POST /v1/da/events`, `POST /v1/da/blobs`,
-//! `GET /v1/da/blobs` and `GET /v1/da/state` (issue 5; shapes in [`crate::api`]).
+//! `GET /v1/da/blobs`, `GET /v1/da/state` (issue 5) and `GET /v1/da/proof` (issue 16;
+//! shapes in [`crate::api`]).
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use dsdn_protocols::da::{DaBlob, DaEvent};
 use serde::Deserialize;
 
 use super::{error, stopped, ApiState};
-use crate::api::{BlobInfo, PublishResponse, SubmitResponse};
+use crate::api::{BlobInfo, ProofResponse, PublishResponse, SubmitResponse};
 
 /// Default wait of `GET /v1/da/state?wait_height=H`, in milliseconds.
 pub(crate) const DEFAULT_WAIT_MS: u64 = 30_000;
@@ -149,5 +150,58 @@ pub(super) async fn evidence(State(s): State<ApiState>) -> Response {
     match s.node.da_evidence().await {
         Ok(v) => Json(v).into_response(),
         Err(_) => stopped(),
+    }
+}
+
+/// Query of `GET /v1/da/proof`.
+#[derive(Debug, Deserialize)]
+pub(super) struct ProofQuery {
+    /// The key, text form (`node:<id>`, `chunk:<hex>`, `replicas:<hex>`, `zone:<name>`,
+    /// `receipt:<hex>`).
+    key: String,
+    /// The height (default: the node's current height).
+    height: Option<u64>,
+}
+
+/// `GET /v1/da/proof?key=…[&height=H]`: the key's value (or absence) with its proof against
+/// the state root at that height. 400 for a bad key, 404 for a height the node cannot
+/// prove (above its tip, pruned, not durable yet), 503 when its store cannot be read.
+pub(super) async fn proof(
+    State(s): State<ApiState>,
+    query: Result<Query<ProofQuery>, QueryRejection>,
+) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let key = match dsdn_protocols::da::StateKey::parse(&q.key) {
+        Ok(k) => k,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let proof = match s.node.da_proof(key.clone(), q.height).await {
+        Err(_) => return stopped(),
+        Ok(Err(e @ dsdn_protocols::da::StateError::HeightUnavailable { .. })) => {
+            return error(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Ok(Ok(p)) => p,
+    };
+    let value = match &proof.value {
+        Some(bytes) => match dsdn_protocols::da::StateValue::decode(&key, bytes) {
+            Ok(v) => serde_json::to_value(v).ok(),
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        },
+        None => None,
+    };
+    match proof.encode() {
+        Ok(cbor) => Json(ProofResponse {
+            key: proof.key.clone(),
+            height: proof.height,
+            root: hex::encode(proof.root.0),
+            value,
+            proof: hex::encode(cbor),
+        })
+        .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

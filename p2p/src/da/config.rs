@@ -1,4 +1,4 @@
-//! `[da]` of seeds.toml: batching, sync and snapshot settings of the DA event log (issue 5,
+//! `[da]` of seeds.toml: batching and sync settings of the DA event log (issue 5,
 //! Tahap 14A), owned by the DA service; the whole file is [`crate::seeds::SeedsConfig`].
 
 use std::time::Duration;
@@ -35,9 +35,6 @@ pub struct DaConfig {
     /// `sync_request_timeout_secs`: a backfill request unanswered for this long counts as a
     /// stall; the range is asked of another peer. Default 10.
     pub sync_request_timeout: Duration,
-    /// `snapshot_interval_blobs`: the derived state is written to `da-state.cbor` every this
-    /// many applied blobs (and at shutdown). At least 1; default 1000.
-    pub snapshot_interval_blobs: u64,
     /// `publish_grace_secs`: after a start, the DA authority seals nothing until a peer has
     /// told it the log's tip (so it never forks its own log after losing its data directory)
     /// or this long has passed with no DA peer answering. Default 5.
@@ -52,7 +49,6 @@ impl Default for DaConfig {
             batch_interval: Duration::from_millis(100),
             sync_chunk_blobs: 64,
             sync_request_timeout: Duration::from_secs(10),
-            snapshot_interval_blobs: 1000,
             publish_grace: Duration::from_secs(5),
         }
     }
@@ -67,7 +63,6 @@ pub(crate) struct RawDa {
     batch_interval_ms: u64,
     sync_chunk_blobs: u32,
     sync_request_timeout_secs: u64,
-    snapshot_interval_blobs: u64,
     publish_grace_secs: u64,
 }
 
@@ -80,7 +75,6 @@ impl Default for RawDa {
             batch_interval_ms: d.batch_interval.as_millis() as u64,
             sync_chunk_blobs: d.sync_chunk_blobs,
             sync_request_timeout_secs: d.sync_request_timeout.as_secs(),
-            snapshot_interval_blobs: d.snapshot_interval_blobs,
             publish_grace_secs: d.publish_grace.as_secs(),
         }
     }
@@ -108,7 +102,6 @@ impl DaConfig {
                 "da.sync_request_timeout_secs",
                 self.sync_request_timeout,
             )?,
-            snapshot_interval_blobs: self.snapshot_interval_blobs,
             publish_grace_secs: whole_secs("da.publish_grace_secs", self.publish_grace)?,
         })
     }
@@ -147,12 +140,6 @@ pub(crate) fn validate(raw: RawDa, errs: &mut KeyErrors) -> DaConfig {
             1,
             max_secs,
         )),
-        snapshot_interval_blobs: errs.range(
-            "da.snapshot_interval_blobs",
-            raw.snapshot_interval_blobs,
-            1,
-            u64::MAX,
-        ),
         publish_grace: Duration::from_secs(errs.range(
             "da.publish_grace_secs",
             raw.publish_grace_secs,
@@ -185,7 +172,7 @@ mod tests {
     fn out_of_range_values_name_their_keys() {
         let err = SeedsConfig::from_toml_str(
             "[da]\nbatch_max_bytes = 1\nbatch_max_events = 0\nsync_chunk_blobs = 65\n\
-             batch_interval_ms = 0\nsnapshot_interval_blobs = 0\npublish_grace_secs = 0\n",
+             batch_interval_ms = 0\npublish_grace_secs = 0\n",
         )
         .unwrap_err();
         assert_eq!(
@@ -195,7 +182,6 @@ mod tests {
                 "da.batch_max_events",
                 "da.batch_interval_ms",
                 "da.sync_chunk_blobs",
-                "da.snapshot_interval_blobs",
                 "da.publish_grace_secs"
             ]
         );

@@ -5,8 +5,8 @@
 //!  gossipsub dsdn/<net>/da-events/1 ─┐                      ┌─▶ DaState (14A §2), gossip, serving
 //!  /dsdn/<net>/da-sync/1.0.0 ────────┼─▶ verify ─▶ DaChain ─┼─▶ DaNotice subscribers, height watch
 //!  POST /v1/da/blobs (submit) ───────┘   (Ed25519   (order, └─▶ unwritten buffer ─▶ writer thread ─▶
-//!                                         against    hold,       da-log.redb (group commits), then
-//!  POST /v1/da/events ─▶ Batcher ─▶ seal (authority)  hash chain) da-state.cbor; durable height back
+//!                                         against    hold,       da-log.redb: blobs + state commits
+//!  POST /v1/da/events ─▶ Batcher ─▶ seal (authority)  hash chain) (group commits); durable height back
 //!  /dsdn/<net>/da-register/1.0.0 ─┘                               ─▶ publishers/registrations answered
 //! ```
 //!
@@ -22,13 +22,14 @@
 //! * **Storage** (issue 11: no disk write on the event loop). Applied blobs are forwarded
 //!   and served at once and appended to `<data dir>/da-log.redb` ([`store`]) by a writer
 //!   thread (`writer`) in group commits: the event loop hands them over with `try_send` and
-//!   learns the durable height through a watch channel. The derived state is snapshotted to
-//!   `<data dir>/da-state.cbor` by the same thread once the log is durable up to its
-//!   height. A failed append rolls the state back to what the disk holds and the lost
-//!   heights are fetched again from peers; too much unwritten stops new heights for a while.
-//!   At start the snapshot is used only when it matches the log, and every stored blob after
-//!   it is verified again and replayed; a corrupt file is moved aside and rebuilt (from the
-//!   log, or from peers). A crash loses only applied-but-unwritten blobs (re-fetched), never
+//!   learns the durable height through a watch channel. The derived state (its maps and
+//!   authenticated tree, issue 16) is written by the same thread in the same transactions
+//!   ([`store::state`]); until then it is read through an in-memory overlay. A failed
+//!   append rolls the state back to what the disk holds and the lost heights are fetched
+//!   again from peers; too much unwritten stops new heights for a while. At start the stored
+//!   state is opened and every stored blob above it is verified again and replayed; a
+//!   corrupt file is moved aside and rebuilt (from peers), corrupt state tables are cleared
+//!   and rebuilt from the log. A crash loses only applied-but-unwritten blobs (re-fetched), never
 //!   anything a publisher was told.
 //! * **Backfill.** A node that sees a height beyond its own (a held blob, a peer's reported
 //!   tip) or that starts late asks its DA peers for the missing range over

@@ -80,7 +80,8 @@ impl Registrar {
 
     /// Re-checks the replayed state; call after blobs were applied.
     pub(crate) fn observe(&mut self, state: &DaState) {
-        self.registered_at = state.nodes().get(&self.node_id).and_then(|r| {
+        let record = state.node(&self.node_id).ok().flatten();
+        self.registered_at = record.and_then(|r| {
             (r.zone == self.request.zone
                 && r.capacity_bytes == self.request.capacity_bytes
                 && r.class == self.request.class)

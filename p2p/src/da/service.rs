@@ -13,9 +13,7 @@ use dsdn_protocols::da::sync::{
     BackfillPlanner, SyncAction, SyncConfig, SyncRequest, SyncResponse, MAX_SYNC_BLOBS,
     MAX_SYNC_PAYLOAD_BYTES,
 };
-use dsdn_protocols::da::{
-    DaBlob, DaChain, DaError, DaEvent, DaState, Offer, VerifiedBlob, MAX_SNAPSHOT_BYTES,
-};
+use dsdn_protocols::da::{DaBlob, DaChain, DaError, DaEvent, DaState, Offer, VerifiedBlob};
 use dsdn_protocols::pex::PexRateLimiter;
 use dsdn_protocols::NetworkId;
 use ed25519_dalek::SigningKey;
@@ -25,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
 use super::config::DaConfig;
-use super::store::{self, DaStore, DA_LOG_FILE, DA_STATE_FILE};
+use super::store::{self, DaStore, DA_LOG_FILE};
 use super::writer::{LogWriter, WriterMetrics};
 use super::{hex32, DaNotice, PublishError, SubmitError, MAX_QUEUED_EVENTS};
 use crate::metrics::Metrics;
@@ -39,6 +37,7 @@ mod fork;
 mod identity;
 mod load;
 mod log;
+mod proof;
 mod publish;
 mod sync;
 
@@ -59,7 +58,7 @@ pub(crate) struct DaServiceConfig {
     pub authority: Option<[u8; 32]>,
     /// The node's own key; it signs only if its public key is `authority`.
     pub key: SigningKey,
-    /// Where `da-log.redb` and `da-state.cbor` live; `None` keeps the log in memory only
+    /// Where `da-log.redb` (blobs and state) lives; `None` keeps the log in memory only
     /// (a light client).
     pub dir: Option<PathBuf>,
     pub da: DaConfig,
@@ -221,14 +220,12 @@ pub(crate) struct DaService {
     chain: DaChain,
     /// The log on disk and its writer; `None` keeps the log in memory only (light client).
     log: Option<DaLog>,
-    snapshot_path: Option<PathBuf>,
     planner: BackfillPlanner<PeerId>,
     batcher: Batcher<Queued>,
     waiters: HashMap<u64, PublishWaiter>,
     next_publish: u64,
     cfg: DaConfig,
     started: Instant,
-    snapshot_height: u64,
     rejected: u64,
     metrics: Metrics,
     height_tx: watch::Sender<u64>,
@@ -244,7 +241,8 @@ pub(crate) struct DaService {
 }
 
 impl DaService {
-    /// Opens the log (and snapshot) in `cfg.dir`, verifies and replays it.
+    /// Opens the log and its stored state in `cfg.dir`, verifies and replays the blobs
+    /// above the state's height (all of them when the state is missing).
     ///
     /// # Errors
     /// The log file belongs to another network or a newer schema, or cannot be created.
@@ -258,28 +256,33 @@ impl DaService {
         } else {
             Sealer::None
         };
-        let (store, snapshot_path) = match &cfg.dir {
+        let store = match &cfg.dir {
             Some(dir) => {
                 let opened = DaStore::open(&dir.join(DA_LOG_FILE), &cfg.network)?;
                 if let Some(path) = &opened.moved_aside {
                     metrics.da_store_corrupt.inc();
                     tracing::error!(path = %path.display(), "the DA log was corrupt: moved aside; the log is rebuilt from peers");
                 }
-                (Some(Arc::new(opened.store)), Some(dir.join(DA_STATE_FILE)))
+                Some(Arc::new(opened.store))
             }
-            None => (None, None),
+            None => None,
         };
-        let state = load_state(
+        let (state, overlay) = load_state(
             &cfg.network,
             cfg.authority.as_ref(),
-            store.as_deref(),
-            snapshot_path.as_deref(),
+            store.as_ref(),
             &metrics,
         );
-        let snapshot_height = state.height();
         let mut chain = DaChain::new(state);
         if let (Some(store), Some(authority)) = (&store, cfg.authority) {
-            replay(&mut chain, store, &cfg.network, &authority);
+            replay(
+                &mut chain,
+                store,
+                overlay.as_ref(),
+                true,
+                &cfg.network,
+                &authority,
+            );
         }
         let height = chain.height();
         // The writer starts after the replay, which may have truncated the log.
@@ -287,7 +290,6 @@ impl DaService {
             Some(store) => {
                 let writer = LogWriter::spawn(
                     store.clone(),
-                    snapshot_path.clone(),
                     WriterMetrics {
                         commits: metrics.da_log_commits.clone(),
                         errors: metrics.da_log_write_errors.clone(),
@@ -296,7 +298,7 @@ impl DaService {
                             .with_label_values(&[crate::storage::Store::DaLog.as_str()]),
                     },
                 )?;
-                Some(DaLog::new(store, writer))
+                Some(DaLog::new(store, overlay, writer))
             }
             None => None,
         };
@@ -338,14 +340,12 @@ impl DaService {
             doubt: doubt::AuthorityDoubt::default(),
             chain,
             log,
-            snapshot_path,
             planner: BackfillPlanner::new(sync, height),
             batcher: Batcher::new(batch, MAX_QUEUED_EVENTS),
             waiters: HashMap::new(),
             next_publish: 0,
             cfg: cfg.da,
             started: now,
-            snapshot_height,
             rejected: 0,
             metrics,
             height_tx,
@@ -468,9 +468,8 @@ impl DaService {
         outcome
     }
 
-    /// Applied blobs: handed to the log writer (never written here), told to the height
-    /// watch and the notice subscribers; a snapshot is requested every
-    /// `snapshot_interval_blobs`.
+    /// Applied blobs: handed to the log writer with their state commits (never written
+    /// here), told to the height watch and the notice subscribers.
     fn on_applied(&mut self, applied: &[VerifiedBlob]) {
         self.record(applied);
         let keep_bytes = self.log.is_none();
@@ -499,9 +498,6 @@ impl DaService {
                     state_root: root,
                 });
             }
-        }
-        if height >= self.snapshot_height + self.cfg.snapshot_interval_blobs {
-            self.request_snapshot();
         }
     }
 
@@ -539,7 +535,7 @@ impl DaService {
         &self,
         id: &dsdn_protocols::da::Bytes32,
     ) -> Option<dsdn_protocols::receipt::ThresholdReceipt> {
-        let height = self.chain.state().receipt(id)?.height;
+        let height = self.chain.state().receipt(id).ok()??.height;
         let bytes = self.read_blob(height)?;
         let blob = DaBlob::from_bytes(&bytes).ok()?;
         blob.events.into_iter().find_map(|e| match e {
@@ -558,11 +554,11 @@ impl DaService {
             events: st.events(),
             ignored_events: st.ignored_events(),
             state_root: st.state_root(),
-            nodes: st.nodes().len(),
-            chunks: st.chunks().len(),
-            replicas: st.replicas().values().map(BTreeSet::len).sum(),
-            zones: st.zones().len(),
-            receipts: st.receipts().len(),
+            nodes: st.header().nodes as usize,
+            chunks: st.header().chunks as usize,
+            replicas: st.header().replicas as usize,
+            zones: st.header().zones as usize,
+            receipts: st.header().receipts as usize,
             pending: self.chain.pending(),
             target_height: self.planner.target().max(st.height()),
             rejected: self.rejected,

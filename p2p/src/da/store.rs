@@ -1,12 +1,14 @@
-//! The DA event log on disk: [`DaStore`], a redb database of encoded blobs by height, and
-//! the state-snapshot file helpers (issue 5 §3: the log lives in redb in the data
-//! directory, append-only, indexed by height).
+//! The DA event log on disk: [`DaStore`], a redb database of encoded blobs by height (issue
+//! 5 §3: the log lives in redb in the data directory, append-only, indexed by height), and
+//! the DA state derived from it ([`state`], issue 16), written in the same transactions.
 //!
 //! The store keeps bytes only: every blob is verified by the caller before
-//! [`DaStore::append`] and re-verified when it is read back at start, and a stored blob that
-//! fails re-verification is dropped with everything after it ([`DaStore::truncate_from`]).
+//! [`DaStore::append`]; the blobs above the stored state's height are re-verified when they
+//! are replayed at start, and a stored blob that fails re-verification is dropped with
+//! everything after it ([`DaStore::truncate_from`], which also drops a state derived from
+//! it).
 //!
-//! The log file ([`DA_LOG_FILE`]) is a redb database with two tables:
+//! The log file ([`DA_LOG_FILE`]) is a redb database with the tables of [`state`] and:
 //!
 //! * `meta` (`&str → &[u8]`): `schema_version` = [`SCHEMA_VERSION`] as 4 big-endian bytes,
 //!   `network_id` = the network id as UTF-8;
@@ -25,16 +27,20 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, TryLockError};
 
+use dsdn_protocols::da::state::StateCommit;
 use dsdn_protocols::NetworkId;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 mod files;
 mod open;
+mod overlay;
+pub mod state;
 
-pub use files::{load_snapshot, move_aside, save_snapshot};
+pub use files::move_aside;
 use open::try_open;
+pub(crate) use overlay::{lock as overlay_lock, SharedOverlay, StoredState};
 
 #[cfg(test)]
 mod tests;
@@ -42,13 +48,10 @@ mod tests;
 /// File name of the DA log in the data directory.
 pub const DA_LOG_FILE: &str = "da-log.redb";
 
-/// File name of the DA state snapshot in the data directory (written with
-/// [`save_snapshot`], read with [`load_snapshot`]).
-pub const DA_STATE_FILE: &str = "da-state.cbor";
-
-/// The DA log schema this build reads and writes. A file with a newer schema is refused
-/// ([`DaStoreError::NewerSchema`]).
-pub const SCHEMA_VERSION: u32 = 1;
+/// The DA log schema this build reads and writes (2: with the state tables of [`state`]; a
+/// schema-1 file is upgraded in place and its state rebuilt from its blobs). A file with a
+/// newer schema is refused ([`DaStoreError::NewerSchema`]).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// blobs table: height → encoded blob.
 const BLOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("blobs");
@@ -119,7 +122,8 @@ from_redb!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::Error
 );
 
 /// An I/O error with the file name in its message and its kind kept.
@@ -155,6 +159,8 @@ pub struct DaStore {
     network: NetworkId,
     /// The highest stored height (0 when empty); the lock is held across each write.
     tip: Mutex<u64>,
+    /// The stored state's height (≤ `tip`); locked after `tip` in every write.
+    state_tip: Mutex<u64>,
 }
 
 impl std::fmt::Debug for DaStore {
@@ -182,25 +188,37 @@ impl DaStore {
     ///   `path` is a directory or has no file name, the rename fails);
     /// * [`DaStoreError::Db`] if the file is open elsewhere or even a fresh file fails.
     pub fn open(path: &Path, network: &NetworkId) -> Result<StoreOpen, DaStoreError> {
-        let ((db, tip), moved_aside) =
+        let ((db, tips), moved_aside) =
             dsdn_peers::redb_file::open_or_recover(path, "the DA log", || try_open(path, network))?;
         Ok(StoreOpen {
-            store: DaStore::new(db, path, network, tip),
+            store: DaStore::new(db, path, network, tips),
             moved_aside,
         })
     }
 
-    fn new(db: Database, path: &Path, network: &NetworkId, tip: u64) -> DaStore {
+    fn new(
+        db: Database,
+        path: &Path,
+        network: &NetworkId,
+        (tip, state_tip): (u64, u64),
+    ) -> DaStore {
         DaStore {
             db: RwLock::new(Some(db)),
             path: path.to_owned(),
             network: network.clone(),
             tip: Mutex::new(tip),
+            state_tip: Mutex::new(state_tip),
         }
     }
 
     fn lock_tip(&self) -> MutexGuard<'_, u64> {
         self.tip.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_state_tip(&self) -> MutexGuard<'_, u64> {
+        self.state_tip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The open database for a read: never waits for a reopen under way.
@@ -259,14 +277,17 @@ impl DaStore {
         let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
         // The old handle must be closed first: redb locks the file.
         *db = None;
-        let (opened, new_tip) = try_open(&self.path, &self.network).map_err(|f| match f {
-            open::Failure::Fatal(e) => e,
-            open::Failure::Corrupt(reason) => {
-                DaStoreError::Db(format!("{}: {reason}", self.path.display()))
-            }
-        })?;
+        let mut state_tip = self.lock_state_tip();
+        let (opened, (new_tip, new_state_tip)) =
+            try_open(&self.path, &self.network).map_err(|f| match f {
+                open::Failure::Fatal(e) => e,
+                open::Failure::Corrupt(reason) => {
+                    DaStoreError::Db(format!("{}: {reason}", self.path.display()))
+                }
+            })?;
         *db = Some(opened);
         *tip = new_tip;
+        *state_tip = new_state_tip;
         Ok(())
     }
 
@@ -295,7 +316,25 @@ impl DaStore {
     /// [`DaStoreError::NotConsecutive`] for the first height out of order (nothing written);
     /// [`DaStoreError::Db`] if the transaction fails (nothing written).
     pub fn append(&self, blobs: &[(u64, &[u8])]) -> Result<(), DaStoreError> {
+        self.append_with_state(blobs, &[])
+    }
+
+    /// [`DaStore::append`] and the state commits of applied blobs in the **same**
+    /// transaction (issue 16 §1): all or nothing. The commits above the stored state height
+    /// must follow it without a gap and end at or below the new tip; commits at or below
+    /// the stored state height are skipped.
+    ///
+    /// # Errors
+    /// [`DaStoreError::NotConsecutive`] for a height out of order (blobs or commits) or a
+    /// commit above the new tip (nothing written); [`DaStoreError::Db`] if the transaction
+    /// fails (nothing written).
+    pub fn append_with_state(
+        &self,
+        blobs: &[(u64, &[u8])],
+        commits: &[Arc<StateCommit>],
+    ) -> Result<(), DaStoreError> {
         let mut tip = self.lock_tip();
+        let mut state_tip = self.lock_state_tip();
         let mut expected = tip.saturating_add(1);
         for &(got, _) in blobs {
             if got != expected {
@@ -303,9 +342,16 @@ impl DaStore {
             }
             expected = expected.saturating_add(1);
         }
-        let Some(&(last, _)) = blobs.last() else {
+        let last = blobs.last().map_or(*tip, |&(h, _)| h);
+        if let Some(c) = commits.iter().map(|c| c.header.height).find(|h| *h > last) {
+            return Err(DaStoreError::NotConsecutive {
+                expected: last,
+                got: c,
+            });
+        }
+        if blobs.is_empty() && commits.iter().all(|c| c.header.height <= *state_tip) {
             return Ok(());
-        };
+        }
         let db = self.write_db()?;
         let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write()?;
         {
@@ -314,8 +360,10 @@ impl DaStore {
                 table.insert(height, bytes)?;
             }
         }
+        let new_state_tip = state::write_commits(&txn, *state_tip, commits)?;
         txn.commit()?;
         *tip = last;
+        *state_tip = new_state_tip;
         Ok(())
     }
 
@@ -402,11 +450,17 @@ impl DaStore {
     pub fn truncate_from(&self, height: u64) -> Result<u64, DaStoreError> {
         let height = height.max(1);
         let mut tip = self.lock_tip();
+        let mut state_tip = self.lock_state_tip();
         if height > *tip {
             return Ok(0);
         }
         let db = self.write_db()?;
         let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write()?;
+        // A state derived from a removed blob goes too (rebuilt from the blobs left).
+        let clear_state = *state_tip >= height;
+        if clear_state {
+            state::clear(&txn)?;
+        }
         let mut removed = 0u64;
         let new_tip = {
             let mut table = txn.open_table(BLOBS)?;
@@ -430,6 +484,9 @@ impl DaStore {
         };
         txn.commit()?;
         *tip = new_tip;
+        if clear_state {
+            *state_tip = 0;
+        }
         Ok(removed)
     }
 }

@@ -5,9 +5,9 @@
 //! `try_send` only, so it never waits for the disk. The thread takes the first job, then
 //! every job already queued behind it, and appends all their blobs in **one** redb
 //! transaction (group commit): while one commit (and its fsync) runs, further blobs
-//! accumulate in the channel and go into the next transaction together. A snapshot job is
-//! written (tmp + fsync + rename) after that commit, and only when the log is durable up
-//! to the snapshot's height.
+//! accumulate in the channel and go into the next transaction together. The state commits
+//! of the applied blobs (issue 16 §1) go into the same transaction, so the log and the
+//! state on disk never disagree.
 //!
 //! The thread reports back through a `watch` channel ([`Progress`]): the durable height,
 //! the commits and the failed appends so far. A watch never blocks the writer and
@@ -18,20 +18,19 @@
 //! append the writer closes and reopens the redb file (redb refuses every operation on a
 //! database that saw an I/O error), and a store a failed reopen left closed is reopened
 //! before the next append: the loop's retry (issue 14 §2, `service/degraded.rs`) then
-//! starts from a fresh handle. A failed snapshot write is logged and counted in
-//! `storage_write_errors_total{store="da_log"}` but does not degrade the log: the
-//! snapshot is a cache of it.
+//! starts from a fresh handle.
 //!
 //! Dropping (or [`LogWriter::close`]) closes the channel and joins the thread: every job
 //! already sent is written first.
 
-use std::path::PathBuf;
 use std::sync::Arc;
+
+use dsdn_protocols::da::state::StateCommit;
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, watch};
 
-use super::store::{self, DaStore, DaStoreError};
+use super::store::{DaStore, DaStoreError};
 
 /// Capacity of the channel to the writer, in jobs. A job carries every blob not yet handed
 /// over, so a full channel only delays the hand-over: the blobs stay in the service's
@@ -41,30 +40,23 @@ pub(crate) const JOB_QUEUE: usize = 64;
 /// Work for the writer thread.
 #[derive(Debug)]
 pub(crate) enum Job {
-    /// Append these `(height, encoded blob)` rows, heights consecutive from the log's tip
-    /// + 1, verified by the caller.
+    /// Append these `(height, encoded blob)` rows (heights consecutive from the log's tip
+    /// plus one, verified by the caller) and these state commits (consecutive from the
+    /// stored state's height plus one, at most the new tip) in one transaction.
     Append {
         /// The failure count the sender had seen ([`Progress::failures`]).
         generation: u64,
         /// The rows, ascending by height.
         blobs: Vec<(u64, Arc<[u8]>)>,
-    },
-    /// Write this encoded state snapshot (`da-state.cbor`) of the state at `height`, once
-    /// the log is durable up to `height`.
-    Snapshot {
-        /// The failure count the sender had seen.
-        generation: u64,
-        /// The state's height.
-        height: u64,
-        /// `DaState::to_snapshot` bytes.
-        bytes: Vec<u8>,
+        /// The state commits, ascending by height.
+        state: Vec<Arc<StateCommit>>,
     },
 }
 
 impl Job {
     fn generation(&self) -> u64 {
         match self {
-            Job::Append { generation, .. } | Job::Snapshot { generation, .. } => *generation,
+            Job::Append { generation, .. } => *generation,
         }
     }
 }
@@ -82,8 +74,8 @@ pub(crate) struct Progress {
     pub(crate) jobs_done: u64,
     /// Append transactions committed so far.
     pub(crate) commits: u64,
-    /// Height of the last snapshot written (0: none this run).
-    pub(crate) snapshot_height: u64,
+    /// The height of the state durable on disk (≤ `durable`).
+    pub(crate) state_durable: u64,
 }
 
 /// Metrics the writer updates (shared with [`crate::metrics::Metrics`]).
@@ -93,7 +85,7 @@ pub(crate) struct WriterMetrics {
     pub(crate) commits: prometheus::IntCounter,
     /// `da_log_write_errors_total`.
     pub(crate) errors: prometheus::IntCounter,
-    /// `storage_write_errors_total{store="da_log"}`: failed appends and snapshot writes.
+    /// `storage_write_errors_total{store="da_log"}`: failed appends.
     pub(crate) storage_errors: prometheus::IntCounter,
 }
 
@@ -141,26 +133,24 @@ pub(crate) struct LogWriter {
 }
 
 impl LogWriter {
-    /// Starts the writer thread over `store` (whose tip is the durable height), writing
-    /// snapshots to `snapshot` (if any).
+    /// Starts the writer thread over `store` (whose tip is the durable height).
     ///
     /// # Errors
     /// [`DaStoreError::Io`] when the thread cannot be spawned.
     pub(crate) fn spawn(
         store: Arc<DaStore>,
-        snapshot: Option<PathBuf>,
         metrics: WriterMetrics,
     ) -> Result<LogWriter, DaStoreError> {
         let (jobs, rx) = mpsc::channel(JOB_QUEUE);
         let (tx, progress) = watch::channel(Progress {
             durable: store.tip(),
+            state_durable: store.state_tip(),
             ..Progress::default()
         });
         #[cfg(test)]
         let hooks = Arc::new(Hooks::default());
         let worker = Worker {
             store,
-            snapshot,
             metrics,
             tx,
             #[cfg(test)]
@@ -189,11 +179,6 @@ impl LogWriter {
             mpsc::error::TrySendError::Full(job) => Some(job),
             mpsc::error::TrySendError::Closed(_) => None,
         })
-    }
-
-    /// True when the channel has room for a job.
-    pub(crate) fn has_room(&self) -> bool {
-        self.jobs.as_ref().is_some_and(|j| j.capacity() > 0)
     }
 
     /// The latest report, marking it seen.
@@ -242,7 +227,6 @@ impl Drop for LogWriter {
 /// The thread side.
 struct Worker {
     store: Arc<DaStore>,
-    snapshot: Option<PathBuf>,
     metrics: WriterMetrics,
     tx: watch::Sender<Progress>,
     #[cfg(test)]
@@ -262,23 +246,21 @@ impl Worker {
             self.hooks.wait();
             let taken = group.len() as u64;
             let mut rows: Vec<(u64, Arc<[u8]>)> = Vec::new();
-            let mut snapshot: Option<(u64, Vec<u8>)> = None;
+            let mut commits: Vec<Arc<StateCommit>> = Vec::new();
             for job in group {
                 if job.generation() != failures {
                     // Sent before the loop learned of a failure: it rebuilds and resends.
                     continue;
                 }
                 match job {
-                    Job::Append { blobs, .. } => rows.extend(blobs),
-                    Job::Snapshot { height, bytes, .. } => {
-                        if snapshot.as_ref().is_none_or(|(h, _)| *h <= height) {
-                            snapshot = Some((height, bytes));
-                        }
+                    Job::Append { blobs, state, .. } => {
+                        rows.extend(blobs);
+                        commits.extend(state);
                     }
                 }
             }
-            let result = self.append(&rows);
-            let committed = !rows.is_empty() && result.is_ok();
+            let result = self.append(&rows, &commits);
+            let committed = (!rows.is_empty() || !commits.is_empty()) && result.is_ok();
             if committed {
                 self.metrics.commits.inc();
             }
@@ -291,21 +273,16 @@ impl Worker {
                 tracing::debug!(error = %e, blobs = rows.len(), "cannot append to the DA log");
                 e.to_string()
             });
-            let written = match (&error, snapshot) {
-                (None, Some((height, bytes))) => self.write_snapshot(height, &bytes),
-                _ => None,
-            };
             let durable = self.store.tip();
+            let state_durable = self.store.state_tip();
             self.tx.send_modify(|p| {
                 p.durable = durable;
+                p.state_durable = state_durable;
                 p.failures = failures;
                 p.jobs_done += taken;
                 p.commits += u64::from(committed);
                 if let Some(e) = error {
                     p.last_error = Some(e);
-                }
-                if let Some(h) = written {
-                    p.snapshot_height = h;
                 }
             });
         }
@@ -315,8 +292,12 @@ impl Worker {
     /// failed append the file is reopened at once (redb refuses every operation on a
     /// database that saw an I/O error, reads included), so that the durable heights can be
     /// read and served while the disk is full, and the retry starts from a fresh handle.
-    fn append(&self, rows: &[(u64, Arc<[u8]>)]) -> Result<(), DaStoreError> {
-        if rows.is_empty() {
+    fn append(
+        &self,
+        rows: &[(u64, Arc<[u8]>)],
+        commits: &[Arc<StateCommit>],
+    ) -> Result<(), DaStoreError> {
+        if rows.is_empty() && commits.is_empty() {
             return Ok(());
         }
         if !self.store.is_open() {
@@ -327,38 +308,12 @@ impl Worker {
             return Err(DaStoreError::Db("injected append failure".into()));
         }
         let rows: Vec<(u64, &[u8])> = rows.iter().map(|(h, b)| (*h, &b[..])).collect();
-        let result = self.store.append(&rows);
+        let result = self.store.append_with_state(&rows, commits);
         if result.is_err() {
             if let Err(e) = self.store.reopen() {
                 tracing::debug!(error = %e, "cannot reopen the DA log after a failed append");
             }
         }
         result
-    }
-
-    /// Writes the snapshot if the log is durable up to `height`; returns the height written.
-    fn write_snapshot(&self, height: u64, bytes: &[u8]) -> Option<u64> {
-        let path = self.snapshot.as_ref()?;
-        if height > self.store.tip() {
-            tracing::warn!(
-                height,
-                durable = self.store.tip(),
-                "DA state snapshot ahead of the durable log: not written"
-            );
-            return None;
-        }
-        match store::save_snapshot(path, bytes) {
-            Ok(()) => {
-                tracing::debug!(height, "DA state snapshot saved");
-                Some(height)
-            }
-            Err(e) => {
-                // The snapshot is a cache of the log (rebuilt by a replay): a failed write
-                // is counted and logged, but claims nothing the log does not hold.
-                self.metrics.storage_errors.inc();
-                tracing::warn!(error = %e, "cannot save the DA state snapshot");
-                None
-            }
-        }
     }
 }

@@ -321,6 +321,9 @@ impl EventLoop {
             Command::DaState(tx) => {
                 let _ = tx.send(self.da.service.view());
             }
+            Command::DaProof(key, height, tx) => {
+                let _ = tx.send(self.da.service.proof(&key, height));
+            }
             Command::DaEvidence(tx) => {
                 let _ = tx.send(self.da.service.fork_evidence());
             }

@@ -167,10 +167,8 @@ impl EventLoop {
                     self.da
                         .service
                         .state()
-                        .receipts()
-                        .range(lo..=hi)
-                        .map(|(id, _)| *id)
-                        .take(2),
+                        .receipt_ids(lo, hi, 2)
+                        .unwrap_or_default(),
                 );
                 ids.sort_unstable();
                 ids.dedup();
@@ -241,7 +239,7 @@ impl EventLoop {
     /// log holds it already.
     fn record_receipt(&mut self, receipt: ThresholdReceipt) {
         let id = receipt.receipt_id();
-        if self.da.service.state().receipt(&id).is_some() {
+        if matches!(self.da.service.state().receipt(&id), Ok(Some(_))) {
             return;
         }
         // The result arrives once sealed; nobody waits for it (the receipt is already

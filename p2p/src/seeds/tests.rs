@@ -609,7 +609,6 @@ fn every_field_round_trips() {
             batch_interval: Duration::from_millis(7),
             sync_chunk_blobs: 8,
             sync_request_timeout: Duration::from_secs(9),
-            snapshot_interval_blobs: 10,
             publish_grace: Duration::from_secs(11),
         },
         committee: CommitteeConfig {

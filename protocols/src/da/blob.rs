@@ -34,13 +34,13 @@ pub const GENESIS_PREV_HASH: [u8; 32] = [0; 32];
 /// Domain separator of the signed bytes.
 const SIGNING_DOMAIN: &str = "dsdn/da-blob/v1";
 
-/// Why a blob (or a DA snapshot) is refused.
+/// Why a blob (or a DA state value or proof) is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DaError {
     /// Not decodable, or a field out of bounds; the text says what.
     #[error("malformed DA data: {0}")]
     Malformed(String),
-    /// A blob (or snapshot) format version this build does not know.
+    /// A blob format version this build does not know.
     #[error("unsupported DA blob version {0} (this build accepts {DA_BLOB_VERSION})")]
     UnsupportedVersion(u16),
     /// A wire event kind this build does not know.

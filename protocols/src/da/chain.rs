@@ -41,15 +41,21 @@ pub enum ChainError {
         /// The blob's height.
         height: u64,
     },
+    /// The node's state store failed while applying the blob (a local fault, not the
+    /// blob's: the state is unchanged and the blob may be offered again).
+    #[error("DA state store failed: {0}")]
+    Storage(String),
 }
 
 impl ChainError {
-    /// A stable metric label: `prev_hash_mismatch`, `timestamp_regression`, `conflict`.
+    /// A stable metric label: `prev_hash_mismatch`, `timestamp_regression`, `conflict`,
+    /// `storage`.
     pub fn reason(&self) -> &'static str {
         match self {
             ChainError::PrevHashMismatch { .. } => "prev_hash_mismatch",
             ChainError::TimestampRegression { .. } => "timestamp_regression",
             ChainError::Conflict { .. } => "conflict",
+            ChainError::Storage(_) => "storage",
         }
     }
 }
@@ -72,7 +78,7 @@ pub enum Offer {
 }
 
 /// The DA log follower of one node: a [`DaState`] plus the blobs held ahead of its tip.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DaChain {
     state: DaState,
     pending: BTreeMap<u64, VerifiedBlob>,
@@ -82,7 +88,7 @@ pub struct DaChain {
 }
 
 impl DaChain {
-    /// A chain continuing from `state` (empty, restored from a snapshot, or replayed).
+    /// A chain continuing from `state` (empty, opened from a store, or replayed).
     pub fn new(state: DaState) -> DaChain {
         Self::with_limits(state, MAX_PENDING_BLOBS, MAX_PENDING_BYTES)
     }

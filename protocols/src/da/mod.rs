@@ -16,7 +16,7 @@
 //! Modules:
 //! - [`event`] — [`DaEvent`] and its versioned wire form [`WireEvent`];
 //! - [`blob`] — [`DaBlob`], [`VerifiedBlob`], [`DaError`];
-//! - [`state`] — [`DaState`] and its snapshots;
+//! - [`state`] — [`DaState`], its key scheme, stores, authenticated tree and proofs;
 //! - [`chain`] — [`DaChain`];
 //! - [`sync`], [`batch`], [`register`] — sync, batching and registration wire types.
 
@@ -41,8 +41,8 @@ pub use event::{
     MAX_TEXT_LEN, NODE_CLASSES,
 };
 pub use state::{
-    ApplySummary, ChunkRecord, DaState, EventOutcome, NodeRecord, RecordedReceipt,
-    MAX_SNAPSHOT_BYTES, SNAPSHOT_VERSION,
+    ApplySummary, ChunkRecord, DaState, EventOutcome, MemStore, NodeRecord, RecordedReceipt,
+    StateError, StateHeader, StateKey, StateProof, StateStore, StateValue,
 };
 
 #[cfg(test)]

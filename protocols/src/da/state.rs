@@ -1,27 +1,30 @@
 //! The state rebuilt from the DA log (14A §2): `node_registry`, `chunk_map`, `replica_map`
 //! and `zone_map`, plus `receipt_map` (the committee-signed receipts recorded in the log,
-//! 14C), its state root, and snapshots of it.
+//! 14C), kept in a [`StateStore`] as the keys of an authenticated tree (issue 16).
 //!
-//! The state is only ever derived: apply the log's blobs in order from genesis (or from a
-//! snapshot) and every node holds the same maps and the same [`DaState::state_root`].
-//! Every map is a `BTreeMap`/`BTreeSet`, so iteration, the root and snapshots are
-//! deterministic.
+//! The state is only ever derived: apply the log's blobs in order from genesis and every
+//! node holds the same maps and the same [`DaState::state_root`], the root of a Jellyfish
+//! Merkle tree over the keys of [`keys`] at version = height. Applying a blob reads the
+//! keys its events touch and writes the changed ones: O(changes · log n), nothing
+//! proportional to the state.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{Bytes32, ChainError, DaEvent, VerifiedBlob};
 use crate::NetworkId;
 
-mod snapshot;
+pub mod keys;
+pub mod store;
 
-pub use snapshot::{MAX_SNAPSHOT_BYTES, SNAPSHOT_VERSION};
-
-/// Domain separator hashed first into the state root (v2: `receipt_map` was added).
-const ROOT_DOMAIN: &str = "dsdn/da-state/v2";
+pub use keys::{StateKey, StateValue, MAX_VALUE_BYTES};
+use store::decode_opt;
+pub use store::{
+    empty_root, MemStore, StateCommit, StateError, StateHeader, StateProof, StateStore,
+    MAX_PROOF_BYTES,
+};
 
 /// A storage node in the `node_registry` (14A §2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,41 +85,275 @@ pub struct ApplySummary {
     pub ignored: usize,
 }
 
-/// The DA state of one network (14A §2), rebuilt by applying blobs in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The DA state of one network (14A §2), rebuilt by applying blobs in order: the header
+/// (height, tip, counters, root) in memory and the maps in a [`StateStore`].
+#[derive(Debug)]
 pub struct DaState {
     network: NetworkId,
-    height: u64,
-    tip_hash: [u8; 32],
-    last_timestamp_ms: u64,
-    events: u64,
-    ignored: u64,
-    nodes: BTreeMap<String, NodeRecord>,
-    chunks: BTreeMap<Bytes32, ChunkRecord>,
-    replicas: BTreeMap<Bytes32, BTreeSet<String>>,
-    zones: BTreeMap<String, BTreeSet<String>>,
-    receipts: BTreeMap<Bytes32, RecordedReceipt>,
+    header: StateHeader,
+    store: Box<dyn StateStore>,
 }
 
-impl DaState {
-    /// The empty state at height 0 (tip hash zeros) of `network`.
-    pub fn new(network: NetworkId) -> DaState {
-        DaState {
-            network,
-            height: 0,
-            tip_hash: [0; 32],
-            last_timestamp_ms: 0,
-            events: 0,
-            ignored: 0,
-            nodes: BTreeMap::new(),
-            chunks: BTreeMap::new(),
-            replicas: BTreeMap::new(),
-            zones: BTreeMap::new(),
-            receipts: BTreeMap::new(),
+/// Two states are equal when they are of the same network and have the same header: the
+/// header's root authenticates every key of the maps.
+impl PartialEq for DaState {
+    fn eq(&self, other: &DaState) -> bool {
+        self.network == other.network && self.header == other.header
+    }
+}
+
+impl Eq for DaState {}
+
+/// The reads and writes of one blob being applied: later events see earlier ones.
+struct BlobTx<'a> {
+    state: &'a DaState,
+    network: &'a NetworkId,
+    /// Written keys: new value (`None` = removed).
+    writes: BTreeMap<StateKey, Option<Vec<u8>>>,
+    /// The value each written key had before the blob.
+    before: BTreeMap<StateKey, Option<Vec<u8>>>,
+    header: StateHeader,
+}
+
+impl BlobTx<'_> {
+    fn raw(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError> {
+        match self.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.state.store.get(key),
         }
     }
 
-    /// Applies the events of `blob` in order (rules in [`DaState::check_event`]).
+    fn get(&self, key: &StateKey) -> Result<Option<StateValue>, StateError> {
+        decode_opt(key, self.raw(key)?)
+    }
+
+    fn put(&mut self, key: StateKey, value: Option<StateValue>) -> Result<(), StateError> {
+        if !self.before.contains_key(&key) {
+            let old = self.state.store.get(&key)?;
+            self.before.insert(key.clone(), old);
+        }
+        self.writes.insert(key, value.map(|v| v.encode()));
+        Ok(())
+    }
+
+    fn node(&self, id: &str) -> Result<Option<NodeRecord>, StateError> {
+        Ok(match self.get(&StateKey::Node(id.to_owned()))? {
+            Some(StateValue::Node(n)) => Some(n),
+            _ => None,
+        })
+    }
+
+    fn chunk(&self, id: &Bytes32) -> Result<Option<ChunkRecord>, StateError> {
+        Ok(match self.get(&StateKey::Chunk(*id))? {
+            Some(StateValue::Chunk(c)) => Some(c),
+            _ => None,
+        })
+    }
+
+    fn replicas(&self, id: &Bytes32) -> Result<BTreeSet<String>, StateError> {
+        Ok(match self.get(&StateKey::Replicas(*id))? {
+            Some(StateValue::Replicas { nodes }) => nodes,
+            _ => BTreeSet::new(),
+        })
+    }
+
+    fn zone_size(&self, zone: &str) -> Result<u64, StateError> {
+        Ok(match self.get(&StateKey::Zone(zone.to_owned()))? {
+            Some(StateValue::Zone { nodes }) => nodes,
+            _ => 0,
+        })
+    }
+
+    fn set_replicas(&mut self, id: Bytes32, nodes: BTreeSet<String>) -> Result<(), StateError> {
+        let value = (!nodes.is_empty()).then_some(StateValue::Replicas { nodes });
+        self.put(StateKey::Replicas(id), value)
+    }
+
+    fn add_to_zone(&mut self, zone: &str, delta: i64) -> Result<(), StateError> {
+        let old = self.zone_size(zone)?;
+        let new = old.saturating_add_signed(delta);
+        if old == 0 && new > 0 {
+            self.header.zones += 1;
+        } else if old > 0 && new == 0 {
+            self.header.zones = self.header.zones.saturating_sub(1);
+        }
+        let value = (new > 0).then_some(StateValue::Zone { nodes: new });
+        self.put(StateKey::Zone(zone.to_owned()), value)
+    }
+
+    /// See [`DaState::check_event`].
+    fn check(&self, event: &DaEvent) -> Result<EventOutcome, StateError> {
+        if event.validate().is_err() {
+            return Ok(EventOutcome::Ignored("invalid"));
+        }
+        Ok(match event {
+            DaEvent::NodeRegistered { .. } => EventOutcome::Applied,
+            DaEvent::ChunkDeclared { chunk_id, .. } => {
+                if self.chunk(chunk_id)?.is_some() {
+                    EventOutcome::Ignored("chunk_already_declared")
+                } else {
+                    EventOutcome::Applied
+                }
+            }
+            DaEvent::ReplicaAdded { chunk_id, node_id } => {
+                if self.chunk(chunk_id)?.is_none() {
+                    EventOutcome::Ignored("unknown_chunk")
+                } else if self.node(node_id)?.is_none() {
+                    EventOutcome::Ignored("unknown_node")
+                } else if self.replicas(chunk_id)?.contains(node_id) {
+                    EventOutcome::Ignored("duplicate_replica")
+                } else {
+                    EventOutcome::Applied
+                }
+            }
+            DaEvent::ReplicaRemoved { chunk_id, node_id } => {
+                if self.replicas(chunk_id)?.contains(node_id) {
+                    EventOutcome::Applied
+                } else {
+                    EventOutcome::Ignored("absent_replica")
+                }
+            }
+            DaEvent::DeleteRequested {
+                chunk_id,
+                owner_signature,
+            } => {
+                let Some(chunk) = self.chunk(chunk_id)? else {
+                    return Ok(EventOutcome::Ignored("unknown_chunk"));
+                };
+                let message = DaEvent::delete_message(self.network, chunk_id);
+                let signature = Signature::from_bytes(&owner_signature.0);
+                let valid = VerifyingKey::from_bytes(&chunk.owner.0)
+                    .is_ok_and(|key| key.verify_strict(&message, &signature).is_ok());
+                if valid {
+                    EventOutcome::Applied
+                } else {
+                    EventOutcome::Ignored("bad_owner_signature")
+                }
+            }
+            DaEvent::ReceiptRecorded { receipt } => {
+                if self
+                    .get(&StateKey::Receipt(receipt.receipt_id()))?
+                    .is_some()
+                {
+                    EventOutcome::Ignored("duplicate_receipt")
+                } else if receipt.receipt_hash().is_err() {
+                    // Unreachable after `validate` (the receipt encodes within its cap);
+                    // checked so `mutate` can rely on it.
+                    EventOutcome::Ignored("invalid")
+                } else {
+                    EventOutcome::Applied
+                }
+            }
+        })
+    }
+
+    /// Applies an event that [`BlobTx::check`] found applicable.
+    fn mutate(&mut self, event: &DaEvent, height: u64) -> Result<(), StateError> {
+        match event {
+            DaEvent::NodeRegistered {
+                node_id,
+                zone,
+                capacity_bytes,
+                class,
+            } => {
+                let record = NodeRecord {
+                    zone: zone.clone(),
+                    capacity_bytes: *capacity_bytes,
+                    class: class.clone(),
+                    registered_at: height,
+                };
+                match self.node(node_id)? {
+                    Some(old) => self.add_to_zone(&old.zone, -1)?,
+                    None => self.header.nodes += 1,
+                }
+                self.add_to_zone(zone, 1)?;
+                self.put(
+                    StateKey::Node(node_id.clone()),
+                    Some(StateValue::Node(record)),
+                )?;
+            }
+            DaEvent::ChunkDeclared {
+                chunk_id,
+                size_bytes,
+                owner,
+            } => {
+                let record = ChunkRecord {
+                    size_bytes: *size_bytes,
+                    owner: *owner,
+                    declared_at: height,
+                };
+                self.header.chunks += 1;
+                self.put(StateKey::Chunk(*chunk_id), Some(StateValue::Chunk(record)))?;
+            }
+            DaEvent::ReplicaAdded { chunk_id, node_id } => {
+                let mut set = self.replicas(chunk_id)?;
+                set.insert(node_id.clone());
+                self.header.replicas += 1;
+                self.set_replicas(*chunk_id, set)?;
+            }
+            DaEvent::ReplicaRemoved { chunk_id, node_id } => {
+                let mut set = self.replicas(chunk_id)?;
+                set.remove(node_id);
+                self.header.replicas = self.header.replicas.saturating_sub(1);
+                self.set_replicas(*chunk_id, set)?;
+            }
+            DaEvent::DeleteRequested { chunk_id, .. } => {
+                let set = self.replicas(chunk_id)?;
+                self.header.replicas = self.header.replicas.saturating_sub(set.len() as u64);
+                self.header.chunks = self.header.chunks.saturating_sub(1);
+                self.put(StateKey::Chunk(*chunk_id), None)?;
+                self.set_replicas(*chunk_id, BTreeSet::new())?;
+            }
+            DaEvent::ReceiptRecorded { receipt } => {
+                // `check` found the hash computable; it is a pure function of the receipt,
+                // so this never skips.
+                if let Ok(receipt_hash) = receipt.receipt_hash() {
+                    let record = RecordedReceipt {
+                        receipt_hash,
+                        workload_id: receipt.receipt.workload_id,
+                        node_key: receipt.receipt.node_key,
+                        height,
+                    };
+                    self.header.receipts += 1;
+                    self.put(
+                        StateKey::Receipt(receipt.receipt_id()),
+                        Some(StateValue::Receipt(record)),
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DaState {
+    /// The empty state at height 0 (tip hash zeros) of `network`, in a [`MemStore`].
+    pub fn new(network: NetworkId) -> DaState {
+        DaState::with_store(network, Box::new(MemStore::new()))
+    }
+
+    /// The state held by `store` (at the store's height, e.g. a node's redb state).
+    pub fn with_store(network: NetworkId, store: Box<dyn StateStore>) -> DaState {
+        DaState {
+            network,
+            header: store.header(),
+            store,
+        }
+    }
+
+    /// The store (proofs read the tree through it).
+    pub fn store(&self) -> &dyn StateStore {
+        &*self.store
+    }
+
+    /// Gives the store back (e.g. to rebuild a node's state from its disk).
+    pub fn into_store(self) -> Box<dyn StateStore> {
+        self.store
+    }
+
+    /// Applies the events of `blob` in order (rules in [`DaState::check_event`]), then
+    /// records the changed keys and the tree's new version `height` in the store. All or
+    /// nothing: on an error the state is unchanged.
     ///
     /// The caller ([`super::DaChain`]) offers the blob that extends the tip; anything else
     /// is refused without changing the state.
@@ -125,34 +362,60 @@ impl DaState {
     /// - [`ChainError::PrevHashMismatch`] when the blob's height is not `height() + 1`, its
     ///   `prev_hash` is not `tip_hash()`, or it belongs to another network;
     /// - [`ChainError::TimestampRegression`] when its `timestamp_ms` is below
-    ///   [`DaState::last_timestamp_ms`].
+    ///   [`DaState::last_timestamp_ms`];
+    /// - [`ChainError::Storage`] when the store cannot be read or written.
     pub fn apply_blob(&mut self, blob: &VerifiedBlob) -> Result<ApplySummary, ChainError> {
         let b = blob.blob();
         let height = blob.height();
-        if Some(height) != self.height.checked_add(1)
-            || blob.prev_hash() != self.tip_hash
+        if Some(height) != self.header.height.checked_add(1)
+            || blob.prev_hash() != self.header.tip_hash.0
             || b.network != self.network.as_str()
         {
             return Err(ChainError::PrevHashMismatch { height });
         }
-        if b.timestamp_ms < self.last_timestamp_ms {
+        if b.timestamp_ms < self.header.last_timestamp_ms {
             return Err(ChainError::TimestampRegression { height });
         }
+        let storage = |e: StateError| ChainError::Storage(e.to_string());
+        let mut tx = BlobTx {
+            state: self,
+            network: &self.network,
+            writes: BTreeMap::new(),
+            before: BTreeMap::new(),
+            header: self.header,
+        };
         let mut summary = ApplySummary::default();
         for event in &b.events {
-            match self.check_event(event) {
+            match tx.check(event).map_err(storage)? {
                 EventOutcome::Applied => {
-                    self.mutate(event, height);
+                    tx.mutate(event, height).map_err(storage)?;
                     summary.applied += 1;
                 }
                 EventOutcome::Ignored(_) => summary.ignored += 1,
             }
         }
-        self.height = height;
-        self.tip_hash = blob.hash();
-        self.last_timestamp_ms = b.timestamp_ms;
-        self.events += b.events.len() as u64;
-        self.ignored += summary.ignored as u64;
+        // Keys written back to what they were are no change of the tree.
+        let changes: Vec<(StateKey, Option<Vec<u8>>)> = tx
+            .writes
+            .into_iter()
+            .filter(|(k, v)| tx.before.get(k) != Some(v))
+            .collect();
+        let mut header = tx.header;
+        let (root, tree) = store::tree_update(&*self.store, &changes, height).map_err(storage)?;
+        header.height = height;
+        header.tip_hash = Bytes32(blob.hash());
+        header.last_timestamp_ms = b.timestamp_ms;
+        header.events += b.events.len() as u64;
+        header.ignored += summary.ignored as u64;
+        header.root = Bytes32(root);
+        self.store
+            .commit(StateCommit {
+                header,
+                changes,
+                tree,
+            })
+            .map_err(storage)?;
+        self.header = header;
         Ok(summary)
     }
 
@@ -171,135 +434,20 @@ impl DaState {
     ///   `Ignored("duplicate_receipt")` (the first recording stays); otherwise it inserts a
     ///   [`RecordedReceipt`] at the blob's height. The group signature is not verified (the
     ///   blob's signature is the committee's).
-    pub fn check_event(&self, event: &DaEvent) -> EventOutcome {
-        if event.validate().is_err() {
-            return EventOutcome::Ignored("invalid");
-        }
-        match event {
-            DaEvent::NodeRegistered { .. } => EventOutcome::Applied,
-            DaEvent::ChunkDeclared { chunk_id, .. } => {
-                if self.chunks.contains_key(chunk_id) {
-                    EventOutcome::Ignored("chunk_already_declared")
-                } else {
-                    EventOutcome::Applied
-                }
-            }
-            DaEvent::ReplicaAdded { chunk_id, node_id } => {
-                if !self.chunks.contains_key(chunk_id) {
-                    EventOutcome::Ignored("unknown_chunk")
-                } else if !self.nodes.contains_key(node_id) {
-                    EventOutcome::Ignored("unknown_node")
-                } else if self.has_replica(chunk_id, node_id) {
-                    EventOutcome::Ignored("duplicate_replica")
-                } else {
-                    EventOutcome::Applied
-                }
-            }
-            DaEvent::ReplicaRemoved { chunk_id, node_id } => {
-                if self.has_replica(chunk_id, node_id) {
-                    EventOutcome::Applied
-                } else {
-                    EventOutcome::Ignored("absent_replica")
-                }
-            }
-            DaEvent::DeleteRequested {
-                chunk_id,
-                owner_signature,
-            } => {
-                let Some(chunk) = self.chunks.get(chunk_id) else {
-                    return EventOutcome::Ignored("unknown_chunk");
-                };
-                let message = DaEvent::delete_message(&self.network, chunk_id);
-                let signature = Signature::from_bytes(&owner_signature.0);
-                let valid = VerifyingKey::from_bytes(&chunk.owner.0)
-                    .is_ok_and(|key| key.verify_strict(&message, &signature).is_ok());
-                if valid {
-                    EventOutcome::Applied
-                } else {
-                    EventOutcome::Ignored("bad_owner_signature")
-                }
-            }
-            DaEvent::ReceiptRecorded { receipt } => {
-                if self.receipts.contains_key(&receipt.receipt_id()) {
-                    EventOutcome::Ignored("duplicate_receipt")
-                } else if receipt.receipt_hash().is_err() {
-                    // Unreachable after `validate` (the receipt encodes within its cap);
-                    // checked so `mutate` can rely on it.
-                    EventOutcome::Ignored("invalid")
-                } else {
-                    EventOutcome::Applied
-                }
-            }
-        }
+    ///
+    /// # Errors
+    /// [`StateError`] when the store cannot be read.
+    pub fn check_event(&self, event: &DaEvent) -> Result<EventOutcome, StateError> {
+        self.tx().check(event)
     }
 
-    fn has_replica(&self, chunk_id: &Bytes32, node_id: &str) -> bool {
-        self.replicas
-            .get(chunk_id)
-            .is_some_and(|set| set.contains(node_id))
-    }
-
-    /// Applies an event that [`DaState::check_event`] found applicable.
-    fn mutate(&mut self, event: &DaEvent, height: u64) {
-        match event {
-            DaEvent::NodeRegistered {
-                node_id,
-                zone,
-                capacity_bytes,
-                class,
-            } => {
-                let record = NodeRecord {
-                    zone: zone.clone(),
-                    capacity_bytes: *capacity_bytes,
-                    class: class.clone(),
-                    registered_at: height,
-                };
-                if let Some(old) = self.nodes.insert(node_id.clone(), record) {
-                    remove_from(&mut self.zones, &old.zone, node_id);
-                }
-                self.zones
-                    .entry(zone.clone())
-                    .or_default()
-                    .insert(node_id.clone());
-            }
-            DaEvent::ChunkDeclared {
-                chunk_id,
-                size_bytes,
-                owner,
-            } => {
-                let record = ChunkRecord {
-                    size_bytes: *size_bytes,
-                    owner: *owner,
-                    declared_at: height,
-                };
-                self.chunks.insert(*chunk_id, record);
-            }
-            DaEvent::ReplicaAdded { chunk_id, node_id } => {
-                self.replicas
-                    .entry(*chunk_id)
-                    .or_default()
-                    .insert(node_id.clone());
-            }
-            DaEvent::ReplicaRemoved { chunk_id, node_id } => {
-                remove_from(&mut self.replicas, chunk_id, node_id);
-            }
-            DaEvent::DeleteRequested { chunk_id, .. } => {
-                self.chunks.remove(chunk_id);
-                self.replicas.remove(chunk_id);
-            }
-            DaEvent::ReceiptRecorded { receipt } => {
-                // `check_event` found the hash computable; it is a pure function of the
-                // receipt, so this never skips.
-                if let Ok(receipt_hash) = receipt.receipt_hash() {
-                    let record = RecordedReceipt {
-                        receipt_hash,
-                        workload_id: receipt.receipt.workload_id,
-                        node_key: receipt.receipt.node_key,
-                        height,
-                    };
-                    self.receipts.insert(receipt.receipt_id(), record);
-                }
-            }
+    fn tx(&self) -> BlobTx<'_> {
+        BlobTx {
+            state: self,
+            network: &self.network,
+            writes: BTreeMap::new(),
+            before: BTreeMap::new(),
+            header: self.header,
         }
     }
 
@@ -308,141 +456,122 @@ impl DaState {
         &self.network
     }
 
+    /// The header: height, tip, counters and root.
+    pub fn header(&self) -> &StateHeader {
+        &self.header
+    }
+
     /// Height of the last applied blob (0 before genesis).
     pub fn height(&self) -> u64 {
-        self.height
+        self.header.height
     }
 
     /// Hash of the last applied blob ([`VerifiedBlob::hash`]; zeros at height 0).
     pub fn tip_hash(&self) -> [u8; 32] {
-        self.tip_hash
+        self.header.tip_hash.0
     }
 
     /// `timestamp_ms` of the last applied blob, UNIX milliseconds (0 at height 0).
     pub fn last_timestamp_ms(&self) -> u64 {
-        self.last_timestamp_ms
+        self.header.last_timestamp_ms
     }
 
     /// Events in all applied blobs (applied and ignored).
     pub fn events(&self) -> u64 {
-        self.events
+        self.header.events
     }
 
     /// Events of applied blobs that were ignored ([`EventOutcome::Ignored`]).
     pub fn ignored_events(&self) -> u64 {
-        self.ignored
+        self.header.ignored
     }
 
-    /// `node_registry`: node id → record.
-    pub fn nodes(&self) -> &BTreeMap<String, NodeRecord> {
-        &self.nodes
+    /// The decoded value of `key` (`None`: absent).
+    ///
+    /// # Errors
+    /// [`StateError`] when the store cannot be read.
+    pub fn get(&self, key: &StateKey) -> Result<Option<StateValue>, StateError> {
+        self.tx().get(key)
     }
 
-    /// `chunk_map`: chunk id → record.
-    pub fn chunks(&self) -> &BTreeMap<Bytes32, ChunkRecord> {
-        &self.chunks
+    /// The `node_registry` record of `node_id`.
+    ///
+    /// # Errors
+    /// [`StateError`] when the store cannot be read.
+    pub fn node(&self, node_id: &str) -> Result<Option<NodeRecord>, StateError> {
+        self.tx().node(node_id)
     }
 
-    /// `replica_map`: chunk id → ids of the nodes holding a replica (never an empty set).
-    pub fn replicas(&self) -> &BTreeMap<Bytes32, BTreeSet<String>> {
-        &self.replicas
+    /// The `chunk_map` record of `chunk_id`.
+    ///
+    /// # Errors
+    /// [`StateError`] when the store cannot be read.
+    pub fn chunk(&self, chunk_id: &Bytes32) -> Result<Option<ChunkRecord>, StateError> {
+        self.tx().chunk(chunk_id)
     }
 
-    /// `zone_map`: zone → ids of the registered nodes in it (never an empty set).
-    pub fn zones(&self) -> &BTreeMap<String, BTreeSet<String>> {
-        &self.zones
+    /// The `replica_map` entry of `chunk_id`: the nodes holding a replica (empty: none).
+    ///
+    /// # Errors
+    /// [`StateError`] when the store cannot be read.
+    pub fn replicas(&self, chunk_id: &Bytes32) -> Result<BTreeSet<String>, StateError> {
+        self.tx().replicas(chunk_id)
     }
 
-    /// `receipt_map`: receipt id → record.
-    pub fn receipts(&self) -> &BTreeMap<Bytes32, RecordedReceipt> {
-        &self.receipts
+    /// The `zone_map` entry of `zone`: how many registered nodes it has (0: none).
+    ///
+    /// # Errors
+    /// [`StateError`] when the store cannot be read.
+    pub fn zone_size(&self, zone: &str) -> Result<u64, StateError> {
+        self.tx().zone_size(zone)
     }
 
     /// The recorded receipt with id `receipt_id`, if a `receipt_recorded` event recorded it.
-    pub fn receipt(&self, receipt_id: &Bytes32) -> Option<&RecordedReceipt> {
-        self.receipts.get(receipt_id)
+    ///
+    /// # Errors
+    /// [`StateError`] when the store cannot be read.
+    pub fn receipt(&self, receipt_id: &Bytes32) -> Result<Option<RecordedReceipt>, StateError> {
+        Ok(match self.get(&StateKey::Receipt(*receipt_id))? {
+            Some(StateValue::Receipt(r)) => Some(r),
+            _ => None,
+        })
     }
 
-    /// SHA-256 over a canonical serialisation of the five maps only (not height, tip,
-    /// counters). Every integer is u64 big-endian, every text or byte string is its u64
-    /// length then its bytes, and each map is its entry count then its entries in key
-    /// order:
-    /// `str("dsdn/da-state/v2")`,
-    /// `node_registry: n, (str node_id, str zone, capacity_bytes, str class, registered_at)*`,
-    /// `chunk_map: n, (bytes chunk_id, size_bytes, bytes owner, declared_at)*`,
-    /// `replica_map: n, (bytes chunk_id, m, (str node_id)*)*`,
-    /// `zone_map: n, (str zone, m, (str node_id)*)*`,
-    /// `receipt_map: n, (bytes receipt_id, bytes receipt_hash, bytes workload_id,
-    /// bytes node_key, height)*`.
-    /// Streamed into the hasher: no allocation proportional to the state.
+    /// Up to `limit` ids of recorded receipts in `lo..=hi`, ascending (receipt lookup by id
+    /// prefix).
+    ///
+    /// # Errors
+    /// [`StateError`] when the store cannot be read.
+    pub fn receipt_ids(
+        &self,
+        lo: Bytes32,
+        hi: Bytes32,
+        limit: usize,
+    ) -> Result<Vec<Bytes32>, StateError> {
+        let keys = self
+            .store
+            .keys_in(&StateKey::Receipt(lo), &StateKey::Receipt(hi), limit)?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| match k {
+                StateKey::Receipt(id) => Some(id),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The state root: the root of the authenticated tree (issue 16 §2) over the keys of
+    /// [`keys`] at this height; [`empty_root`] at height 0. Read from the header (no
+    /// computation).
     pub fn state_root(&self) -> [u8; 32] {
-        let mut h = RootHasher(Sha256::new());
-        h.bytes(ROOT_DOMAIN.as_bytes());
-        h.int(self.nodes.len() as u64);
-        for (id, n) in &self.nodes {
-            h.bytes(id.as_bytes());
-            h.bytes(n.zone.as_bytes());
-            h.int(n.capacity_bytes);
-            h.bytes(n.class.as_bytes());
-            h.int(n.registered_at);
-        }
-        h.int(self.chunks.len() as u64);
-        for (id, c) in &self.chunks {
-            h.bytes(&id.0);
-            h.int(c.size_bytes);
-            h.bytes(&c.owner.0);
-            h.int(c.declared_at);
-        }
-        h.int(self.replicas.len() as u64);
-        for (id, set) in &self.replicas {
-            h.bytes(&id.0);
-            h.set(set);
-        }
-        h.int(self.zones.len() as u64);
-        for (zone, set) in &self.zones {
-            h.bytes(zone.as_bytes());
-            h.set(set);
-        }
-        h.int(self.receipts.len() as u64);
-        for (id, r) in &self.receipts {
-            h.bytes(&id.0);
-            h.bytes(&r.receipt_hash.0);
-            h.bytes(&r.workload_id.0);
-            h.bytes(&r.node_key.0);
-            h.int(r.height);
-        }
-        h.0.finalize().into()
+        self.header.root.0
     }
-}
 
-/// Removes `node` from the set under `key`, and the set when it becomes empty.
-fn remove_from<K, Q>(map: &mut BTreeMap<Q, BTreeSet<String>>, key: &K, node: &str)
-where
-    K: Ord + ?Sized,
-    Q: Ord + std::borrow::Borrow<K>,
-{
-    if let Some(set) = map.get_mut(key) {
-        set.remove(node);
-        if set.is_empty() {
-            map.remove(key);
-        }
-    }
-}
-
-struct RootHasher(Sha256);
-
-impl RootHasher {
-    fn int(&mut self, v: u64) {
-        self.0.update(v.to_be_bytes());
-    }
-    fn bytes(&mut self, b: &[u8]) {
-        self.int(b.len() as u64);
-        self.0.update(b);
-    }
-    fn set(&mut self, set: &BTreeSet<String>) {
-        self.int(set.len() as u64);
-        for s in set {
-            self.bytes(s.as_bytes());
-        }
+    /// The proof of `key` at the current height against [`DaState::state_root`].
+    ///
+    /// # Errors
+    /// [`StateError`] when the tree cannot be read.
+    pub fn prove(&self, key: &StateKey) -> Result<StateProof, StateError> {
+        StateProof::build(&*self.store, key, self.header.height, self.header.root.0)
     }
 }

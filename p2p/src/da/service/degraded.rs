@@ -176,6 +176,7 @@ impl DaService {
         let job = Job::Append {
             generation: log.generation,
             blobs,
+            state: Vec::new(),
         };
         match log.writer.try_send(job) {
             Ok(()) => {

@@ -1,90 +1,118 @@
-//! Start-up: the snapshot to resume from and the replay of the stored log (issue 5 §3).
+//! Start-up: the state stored in the log's file and the replay of the blobs above it
+//! (issue 5 §3, issue 16 §1).
 
 use super::*;
+use crate::da::store::{SharedOverlay, StoredState};
 
-/// The state to resume from: the snapshot when it decodes, verifies and matches the stored
-/// log at its height; otherwise an empty state (the log is replayed from height 1).
+/// Commits written at once while replaying at start (before the writer runs).
+const REPLAY_WRITE_BATCH: usize = 256;
+
+/// The state to resume from: the state stored in `store` (at its height, ≤ the log's tip),
+/// read through a fresh overlay; an in-memory empty state without a store. A stored state
+/// that cannot be read is cleared (reported, counted in `da_store_corrupt_total`) and
+/// rebuilt from the log.
 pub(super) fn load_state(
     network: &NetworkId,
     authority: Option<&[u8; 32]>,
-    store: Option<&DaStore>,
-    path: Option<&std::path::Path>,
+    store: Option<&Arc<DaStore>>,
     metrics: &Metrics,
-) -> DaState {
-    let fresh = DaState::new(network.clone());
-    let (Some(store), Some(path), Some(authority)) = (store, path, authority) else {
-        return fresh;
+) -> (DaState, Option<SharedOverlay>) {
+    let Some(store) = store else {
+        return (DaState::new(network.clone()), None);
     };
-    let bytes = match store::load_snapshot(path, MAX_SNAPSHOT_BYTES) {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => return fresh,
+    check_tip(network, authority, store);
+    let opened = StoredState::open(store.clone()).or_else(|e| {
+        metrics.da_store_corrupt.inc();
+        tracing::error!(error = %e, "the DA state is unreadable: cleared, rebuilt from the log");
+        if let Err(e) = store.clear_state() {
+            tracing::error!(error = %e, "cannot clear the DA state");
+        }
+        StoredState::open(store.clone())
+    });
+    match opened {
+        Ok((state, overlay)) => (
+            DaState::with_store(network.clone(), Box::new(state)),
+            Some(overlay),
+        ),
         Err(e) => {
-            corrupt_snapshot(path, &e, metrics);
-            return fresh;
+            // The file reads no more (it is being reopened after a write error): an empty
+            // state in memory; the node rebuilds from the disk when the log recovers.
+            tracing::error!(error = %e, "cannot read the DA state: starting empty");
+            (DaState::new(network.clone()), None)
         }
-    };
-    let state = match DaState::from_snapshot(&bytes, network) {
-        Ok(s) => s,
-        // An older (or newer) snapshot format is not damage: it is a cache, rebuilt by
-        // replaying the log, and overwritten by the next snapshot.
-        Err(DaError::UnsupportedVersion(v)) => {
-            tracing::info!(
-                version = v,
-                "the DA state snapshot has another format version: replaying the log"
-            );
-            return fresh;
-        }
-        Err(e) => {
-            corrupt_snapshot(path, &e, metrics);
-            return fresh;
-        }
-    };
-    if state.height() == 0 {
-        return fresh;
-    }
-    let matches = state.height() <= store.tip()
-        && store
-            .get(state.height())
-            .ok()
-            .flatten()
-            .and_then(|b| DaBlob::decode_verified(&b, network, authority).ok())
-            .is_some_and(|b| b.hash() == state.tip_hash());
-    if matches {
-        tracing::info!(height = state.height(), "DA state snapshot loaded");
-        state
-    } else {
-        tracing::warn!(
-            snapshot_height = state.height(),
-            log_height = store.tip(),
-            "the DA state snapshot does not match the log: replaying the log"
-        );
-        fresh
     }
 }
 
-fn corrupt_snapshot(path: &std::path::Path, error: &dyn std::fmt::Display, metrics: &Metrics) {
-    metrics.da_store_corrupt.inc();
-    match store::move_aside(path) {
-        Ok(to) => {
-            tracing::error!(%error, moved_to = %to.display(), "the DA state snapshot was corrupt: moved aside; replaying the log")
-        }
-        Err(e) => {
-            tracing::error!(%error, move_error = %e, "the DA state snapshot is corrupt and cannot be moved aside; replaying the log")
+/// Re-verifies the blob at the stored state's height (one signature): when it does not
+/// verify under `authority` (the node's configured authority changed) or is not the
+/// state's tip, the state is cleared, so that the replay re-verifies the whole log and
+/// truncates it at the first blob that fails.
+fn check_tip(network: &NetworkId, authority: Option<&[u8; 32]>, store: &DaStore) {
+    let Ok(Some(header)) = store.state_header() else {
+        return;
+    };
+    if header.height == 0 {
+        return;
+    }
+    let ok = authority.is_some_and(|authority| {
+        store
+            .get(header.height)
+            .ok()
+            .flatten()
+            .and_then(|b| DaBlob::decode_verified(&b, network, authority).ok())
+            .is_some_and(|b| b.hash() == header.tip_hash.0)
+    });
+    if !ok {
+        tracing::warn!(
+            height = header.height,
+            "the stored DA state's tip blob does not verify under the configured authority: \
+             the state is rebuilt and the log re-verified"
+        );
+        if let Err(e) = store.clear_state() {
+            tracing::error!(error = %e, "cannot clear the DA state");
         }
     }
 }
 
 /// Verifies and applies every stored blob after the chain's height. The first blob that
 /// fails (undecodable, bad signature, broken chain) is dropped from the log with everything
-/// after it; peers backfill the rest.
+/// after it; peers backfill the rest. With `write_now` (at start, before the writer
+/// runs), the state commits are written to `store` in batches as the replay goes;
+/// otherwise they stay in the overlay's outbox for the writer.
 pub(super) fn replay(
     chain: &mut DaChain,
     store: &DaStore,
+    overlay: Option<&SharedOverlay>,
+    write_now: bool,
     network: &NetworkId,
     authority: &[u8; 32],
 ) {
     let mut bad: Option<(u64, String)> = None;
     let from = chain.height() + 1;
+    let mut applied = 0usize;
+    let mut write_error = None;
+    let mut write = |force: bool| {
+        let Some(overlay) = overlay.filter(|_| write_now) else {
+            return true;
+        };
+        let mut o = crate::da::store::overlay_lock(overlay);
+        let commits = o.take_outbox();
+        if commits.is_empty() || (!force && commits.len() < REPLAY_WRITE_BATCH) {
+            o.put_back(commits);
+            return true;
+        }
+        match store.append_with_state(&[], &commits) {
+            Ok(()) => {
+                o.release(store.state_tip());
+                true
+            }
+            Err(e) => {
+                o.put_back(commits);
+                write_error = Some(e.to_string());
+                false
+            }
+        }
+    };
     let result = store.for_each_from(from, |height, bytes| {
         let verified = DaBlob::decode_verified(bytes, network, authority)
             .map_err(|e| e.to_string())
@@ -96,7 +124,10 @@ pub(super) fn replay(
                 }
             });
         match verified.map(|b| chain.offer(b)) {
-            Ok(Offer::Applied(_)) => true,
+            Ok(Offer::Applied(_)) => {
+                applied += 1;
+                write(false)
+            }
             Ok(other) => {
                 bad = Some((height, format!("{other:?}")));
                 false
@@ -107,8 +138,19 @@ pub(super) fn replay(
             }
         }
     });
+    write(true);
     if let Err(e) = result {
         tracing::error!(error = %e, "cannot read the DA log");
+    }
+    if let Some(e) = write_error {
+        tracing::error!(error = %e, "cannot write the rebuilt DA state: the writer retries");
+    }
+    if applied > 0 {
+        tracing::info!(
+            from,
+            applied,
+            "DA state rebuilt from the stored blobs above it"
+        );
     }
     if let Some((height, error)) = bad {
         tracing::error!(height, %error, "a stored DA blob failed verification: the log is truncated there and backfilled from peers");

@@ -9,7 +9,7 @@
 //! * **durable up to h**: the buffer drops heights ≤ h; publishers and registrations
 //!   waiting for blobs ≤ h are answered (never before);
 //! * **a failed append**: the DA log is *degraded* (issue 14 §2, see [`super::degraded`]):
-//!   the chain and state are rebuilt from the disk (snapshot + log, the start-up path), so
+//!   the chain and state are rebuilt from the disk (stored state + log, the start-up path), so
 //!   the node no longer claims, serves or announces the lost heights; their blobs are kept
 //!   aside (not served) and the append is retried with a backoff (1 s doubling to 60 s);
 //!   waiters above the durable height get an error; no new height is applied until a
@@ -29,9 +29,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::da::store::DaStoreError;
+use crate::da::store::{overlay_lock, DaStoreError, SharedOverlay};
 use crate::da::writer::{Job, LogWriter, Progress};
 use crate::storage::Health;
+use dsdn_protocols::da::state::StateCommit;
 
 /// Most applied-but-unwritten blobs before the node stops taking new heights.
 pub(crate) const MAX_UNWRITTEN_BLOBS: usize = 1024;
@@ -47,6 +48,8 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 pub(super) struct DaLog {
     /// The log (reads here; the writer thread appends).
     pub(super) store: Arc<DaStore>,
+    /// The state commits not durable yet (shared with the chain's state store).
+    pub(super) overlay: Option<SharedOverlay>,
     pub(super) writer: LogWriter,
     /// Applied blobs above `durable`, consecutive, ascending.
     pub(super) unwritten: VecDeque<(u64, Arc<[u8]>)>,
@@ -55,6 +58,8 @@ pub(super) struct DaLog {
     pub(super) sent: u64,
     /// Highest durable height the writer reported.
     pub(super) durable: u64,
+    /// Height of the state durable on disk the writer reported.
+    pub(super) state_durable: u64,
     /// Failed appends seen (the generation of the jobs sent).
     pub(super) generation: u64,
     commits_seen: u64,
@@ -72,15 +77,21 @@ pub(super) struct DaLog {
 }
 
 impl DaLog {
-    pub(super) fn new(store: Arc<DaStore>, writer: LogWriter) -> DaLog {
+    pub(super) fn new(
+        store: Arc<DaStore>,
+        overlay: Option<SharedOverlay>,
+        writer: LogWriter,
+    ) -> DaLog {
         let tip = store.tip();
         DaLog {
             store,
+            overlay,
             writer,
             unwritten: VecDeque::new(),
             unwritten_bytes: 0,
             sent: tip,
             durable: tip,
+            state_durable: 0,
             generation: 0,
             commits_seen: 0,
             jobs_sent: 0,
@@ -92,8 +103,8 @@ impl DaLog {
         }
     }
 
-    /// Hands every blob not handed over yet to the writer, in one job; keeps them for a
-    /// later call when the channel is full.
+    /// Hands every blob not handed over yet to the writer, with the state commits not
+    /// handed over yet, in one job; keeps them for a later call when the channel is full.
     fn pump(&mut self) {
         let blobs: Vec<(u64, Arc<[u8]>)> = self
             .unwritten
@@ -101,20 +112,34 @@ impl DaLog {
             .filter(|(h, _)| *h > self.sent)
             .cloned()
             .collect();
-        let Some(&(last, _)) = blobs.last() else {
-            return;
+        let state = match &self.overlay {
+            Some(o) => overlay_lock(o).take_outbox(),
+            None => Vec::new(),
         };
+        if blobs.is_empty() && state.is_empty() {
+            return;
+        }
+        let last = blobs.last().map(|(h, _)| *h);
         let job = Job::Append {
             generation: self.generation,
             blobs,
+            state,
         };
         match self.writer.try_send(job) {
             Ok(()) => {
-                self.sent = last;
+                if let Some(last) = last {
+                    self.sent = last;
+                }
                 self.jobs_sent += 1;
             }
-            Err(Some(_)) => {}
+            Err(Some(Job::Append { state, .. })) => self.put_back(state),
             Err(None) => self.writer_gone(),
+        }
+    }
+
+    fn put_back(&self, state: Vec<Arc<StateCommit>>) {
+        if let Some(o) = &self.overlay {
+            overlay_lock(o).put_back(state);
         }
     }
 
@@ -243,7 +268,11 @@ impl DaService {
             log.generation = p.failures;
             let error = p.last_error.unwrap_or_default();
             self.append_failed(&error, p.durable, now);
-        } else if p.durable > log.durable {
+        } else if p.durable > log.durable || p.state_durable > log.state_durable {
+            if let Some(o) = &log.overlay {
+                overlay_lock(o).release(p.state_durable);
+            }
+            log.state_durable = p.state_durable;
             log.durable = p.durable;
             while log.unwritten.front().is_some_and(|(h, _)| *h <= p.durable) {
                 if let Some((_, bytes)) = log.unwritten.pop_front() {
@@ -273,24 +302,31 @@ impl DaService {
         }
     }
 
-    /// A failed append: the state goes back to what the disk holds (snapshot + log).
+    /// A failed append: the state goes back to what the disk holds (stored state + log).
     pub(super) fn rebuild(&mut self, error: &str) {
         let Some(log) = self.log.as_mut() else {
             return;
         };
         let store = log.store.clone();
-        let state = load_state(
+        let (state, overlay) = load_state(
             &self.network,
             self.authority.as_ref(),
-            Some(&*store),
-            self.snapshot_path.as_deref(),
+            Some(&store),
             &self.metrics,
         );
-        let snapshot_height = state.height();
         let mut chain = DaChain::new(state);
         if let Some(authority) = self.authority {
-            replay(&mut chain, &store, &self.network, &authority);
+            replay(
+                &mut chain,
+                &store,
+                overlay.as_ref(),
+                false,
+                &self.network,
+                &authority,
+            );
         }
+        log.overlay = overlay;
+        log.state_durable = store.state_tip();
         let height = chain.height();
         tracing::info!(
             applied = self.chain.height(),
@@ -298,7 +334,6 @@ impl DaService {
             "the DA state is rebuilt from the disk: the heights not stored are no longer claimed"
         );
         self.chain = chain;
-        self.snapshot_height = snapshot_height;
         self.forks.rolled_back(height);
         log.reset(height);
         // Blobs committed before the failure are durable: their waiters are answered.
@@ -325,45 +360,6 @@ impl DaService {
             .set(self.chain.pending() as i64);
     }
 
-    /// Encodes the state and hands it to the writer, which writes `da-state.cbor` once the
-    /// log is durable up to its height. Only when every applied blob was handed over and
-    /// the channel has room; otherwise the next applied blob tries again. True when it
-    /// was handed over.
-    pub(super) fn request_snapshot(&mut self) -> bool {
-        let height = self.chain.height();
-        let Some(log) = self.log.as_mut() else {
-            return false;
-        };
-        log.pump();
-        if self.snapshot_path.is_none() || log.sent < height || !log.writer.has_room() {
-            return false;
-        }
-        let bytes = match self.chain.state().to_snapshot() {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot encode the DA state snapshot");
-                return false;
-            }
-        };
-        let job = Job::Snapshot {
-            generation: log.generation,
-            height,
-            bytes,
-        };
-        match log.writer.try_send(job) {
-            Ok(()) => {
-                log.jobs_sent += 1;
-                self.snapshot_height = height;
-                true
-            }
-            Err(Some(_)) => false,
-            Err(None) => {
-                log.writer_gone();
-                false
-            }
-        }
-    }
-
     /// Blocks until every applied blob is durable and every job sent was processed (or a
     /// failure was handled, or 60 s passed, or the writer is gone), taking the writer's
     /// reports meanwhile. For shutdown and tests only: the event loop never waits.
@@ -376,7 +372,11 @@ impl DaService {
                 return;
             };
             log.pump();
-            let idle = log.sent >= height && log.jobs_done >= log.jobs_sent;
+            let state_sent = log
+                .overlay
+                .as_ref()
+                .is_none_or(|o| overlay_lock(o).outbox_is_empty());
+            let idle = log.sent >= height && state_sent && log.jobs_done >= log.jobs_sent;
             if idle || log.gone || log.writer.is_gone() || Instant::now() >= deadline {
                 return;
             }
@@ -384,31 +384,9 @@ impl DaService {
         }
     }
 
-    /// Writes the snapshot of the current state through the writer and waits for it
-    /// (shutdown and tests; a no-op without a data directory).
-    pub(crate) fn save_snapshot(&mut self) {
-        if self.log.is_none() || self.snapshot_path.is_none() {
-            return;
-        }
-        self.flush();
-        let deadline = Instant::now() + FLUSH_TIMEOUT;
-        while !self.request_snapshot() {
-            let stuck = self
-                .log
-                .as_ref()
-                .is_none_or(|l| l.gone || l.writer.is_gone());
-            if stuck || Instant::now() >= deadline {
-                tracing::warn!("cannot hand the DA state snapshot to the writer");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        self.flush();
-    }
-
-    /// Clean stop: everything applied is written, the snapshot saved, the writer joined.
+    /// Clean stop: everything applied is written (blobs and state), the writer joined.
     pub(crate) fn shutdown(&mut self) {
-        self.save_snapshot();
+        self.flush();
         if let Some(log) = self.log.as_mut() {
             log.writer.close();
         }

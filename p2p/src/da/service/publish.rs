@@ -142,7 +142,7 @@ impl DaService {
             Some(refuse(e.to_string()))
         } else {
             let node_id = peer.to_base58();
-            match self.chain.state().nodes().get(&node_id) {
+            match self.chain.state().node(&node_id).ok().flatten() {
                 Some(r)
                     if r.zone == request.zone
                         && r.capacity_bytes == request.capacity_bytes

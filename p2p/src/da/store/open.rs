@@ -7,7 +7,7 @@ use dsdn_peers::redb_file::{self, FileFault, MetaRefusal, OpenFailure, META};
 use dsdn_protocols::NetworkId;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableHandle};
 
-use super::{io_at, DaStoreError, BLOBS, CACHE_BYTES, SCHEMA_VERSION};
+use super::{io_at, state, DaStoreError, BLOBS, CACHE_BYTES, SCHEMA_VERSION};
 
 /// Why an open attempt failed.
 pub(super) type Failure = OpenFailure<DaStoreError>;
@@ -46,8 +46,11 @@ fn refusal(path: &Path, network: &NetworkId) -> impl FnOnce(MetaRefusal) -> DaSt
     }
 }
 
-/// Opens `path` once: the database and its tip.
-pub(super) fn try_open(path: &Path, network: &NetworkId) -> Result<(Database, u64), Failure> {
+/// Opens `path` once: the database, its tip and its state height.
+pub(super) fn try_open(
+    path: &Path,
+    network: &NetworkId,
+) -> Result<(Database, (u64, u64)), Failure> {
     redb_file::open_db(
         path,
         "DA log",
@@ -60,8 +63,10 @@ pub(super) fn try_open(path: &Path, network: &NetworkId) -> Result<(Database, u6
 
 /// Checks (or, for a new file, writes) the meta table, creates the blobs table if absent,
 /// checks that the heights are `1..=N` and returns N, all in one write transaction, which
-/// is only committed when the file is ours.
-fn check_meta(db: &Database, path: &Path, network: &NetworkId) -> Result<u64, Failure> {
+/// is only committed when the file is ours. The state tables ([`state`]) are cleared (and
+/// rebuilt from the blobs by the caller) when their header does not decode or claims a
+/// height above the log's tip; returns (tip, state height).
+fn check_meta(db: &Database, path: &Path, network: &NetworkId) -> Result<(u64, u64), Failure> {
     let classify = |e: redb::Error| Failure::classify(e, path);
     let txn = db.begin_write().map_err(|e| classify(e.into()))?;
     let names: Vec<String> = txn
@@ -69,16 +74,22 @@ fn check_meta(db: &Database, path: &Path, network: &NetworkId) -> Result<u64, Fa
         .map_err(|e| classify(e.into()))?
         .map(|h| h.name().to_owned())
         .collect();
-    if let Some(other) = names
-        .iter()
-        .find(|n| n.as_str() != META.name() && n.as_str() != BLOBS.name())
-    {
+    if let Some(other) = names.iter().find(|n| {
+        n.as_str() != META.name() && n.as_str() != BLOBS.name() && !state::is_state_table(n)
+    }) {
         return Err(Failure::Corrupt(format!("not a DA log: table {other:?}")));
     }
     if names.iter().any(|n| n == META.name()) {
-        let meta = txn.open_table(META).map_err(|e| classify(e.into()))?;
-        let bounds = (SCHEMA_VERSION, SCHEMA_VERSION);
-        redb_file::check_meta(&meta, path, bounds, network, refusal(path, network))?;
+        let found = {
+            let meta = txn.open_table(META).map_err(|e| classify(e.into()))?;
+            // Schema 1 (before the state tables) is upgraded in place: the state is
+            // rebuilt from its blobs at start.
+            let bounds = (1, SCHEMA_VERSION);
+            redb_file::check_meta(&meta, path, bounds, network, refusal(path, network))?
+        };
+        if found < SCHEMA_VERSION {
+            redb_file::write_meta(&txn, path, SCHEMA_VERSION, network)?;
+        }
     } else if names.is_empty() {
         redb_file::write_meta(&txn, path, SCHEMA_VERSION, network)?;
     } else {
@@ -101,6 +112,19 @@ fn check_meta(db: &Database, path: &Path, network: &NetworkId) -> Result<u64, Fa
         }
         tip
     };
+    let state_tip = match state::stored_height(&txn) {
+        Ok(h) if h <= tip => h,
+        other => {
+            tracing::error!(
+                file = %path.display(),
+                state = ?other,
+                log_tip = tip,
+                "the DA state tables are corrupt or ahead of the log: cleared, rebuilt from the log"
+            );
+            state::clear(&txn).map_err(|e| Failure::Corrupt(e.to_string()))?;
+            0
+        }
+    };
     txn.commit().map_err(|e| classify(e.into()))?;
-    Ok(tip)
+    Ok((tip, state_tip))
 }

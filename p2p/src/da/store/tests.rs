@@ -1,4 +1,4 @@
-//! Tests of the DA log store and the snapshot file helpers.
+//! Tests of the DA log store, its state tables and the move-aside helper.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -284,14 +284,18 @@ fn a_newer_schema_is_refused_and_the_file_left_unchanged() {
         let store = open(&log_path(&dir));
         fill(&store, 1, 2, 50);
     }
-    set_meta(&log_path(&dir), SCHEMA_KEY, &2u32.to_be_bytes());
+    set_meta(
+        &log_path(&dir),
+        SCHEMA_KEY,
+        &(SCHEMA_VERSION + 1).to_be_bytes(),
+    );
     let before = fs::read(log_path(&dir)).unwrap();
     let err = DaStore::open(&log_path(&dir), &net()).unwrap_err();
     assert!(
         matches!(
             err,
             DaStoreError::NewerSchema {
-                found: 2,
+                found: 3,
                 supported: SCHEMA_VERSION,
                 ..
             }
@@ -414,42 +418,19 @@ fn missing_directory_is_an_io_error() {
     assert!(matches!(err, DaStoreError::Io(_)), "{err}");
 }
 
-#[test]
-fn snapshot_save_load_absent_and_oversize() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(DA_STATE_FILE);
-    assert_eq!(load_snapshot(&path, 1024).unwrap(), None);
-    save_snapshot(&path, b"first").unwrap();
-    assert_eq!(load_snapshot(&path, 1024).unwrap(), Some(b"first".to_vec()));
-    save_snapshot(&path, b"second, longer").unwrap();
-    assert_eq!(
-        load_snapshot(&path, 1024).unwrap(),
-        Some(b"second, longer".to_vec())
-    );
-    assert!(!dir.path().join(format!("{DA_STATE_FILE}.tmp")).exists());
-    // Exactly at the cap is fine; one byte over is InvalidData.
-    assert_eq!(load_snapshot(&path, 14).unwrap().map(|b| b.len()), Some(14));
-    let err = load_snapshot(&path, 13).unwrap_err();
-    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-    // Empty snapshot.
-    save_snapshot(&path, b"").unwrap();
-    assert_eq!(load_snapshot(&path, 0).unwrap(), Some(Vec::new()));
-    // Saving into a missing directory fails and leaves no temporary file.
-    let missing = dir.path().join("nope").join(DA_STATE_FILE);
-    assert!(save_snapshot(&missing, b"x").is_err());
-}
+const SOME_FILE: &str = "some-file";
 
 #[test]
 fn move_aside_names_with_timestamp_and_counter() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(DA_STATE_FILE);
+    let path = dir.path().join(SOME_FILE);
     for (i, want) in ["", ".1", ".2"].iter().enumerate() {
         fs::write(&path, [i as u8]).unwrap();
         let target = move_aside_at(&path, 1_700_000_000).unwrap();
         assert_eq!(
             target,
             dir.path()
-                .join(format!("{DA_STATE_FILE}.corrupt-1700000000{want}"))
+                .join(format!("{SOME_FILE}.corrupt-1700000000{want}"))
         );
         assert_eq!(fs::read(&target).unwrap(), vec![i as u8]);
         assert!(!path.exists());
@@ -458,7 +439,7 @@ fn move_aside_names_with_timestamp_and_counter() {
     let target = move_aside(&path).unwrap();
     let name = target.file_name().unwrap().to_string_lossy().into_owned();
     let secs: u64 = name
-        .strip_prefix(&format!("{DA_STATE_FILE}.corrupt-"))
+        .strip_prefix(&format!("{SOME_FILE}.corrupt-"))
         .unwrap()
         .parse()
         .unwrap();

@@ -140,14 +140,16 @@ fn the_hold_is_bounded_by_height_count_and_bytes() {
 }
 
 #[test]
-fn resumes_from_a_snapshot() {
+fn resumes_from_a_store() {
     let blobs = chain_of(8);
     let mut c = chain();
+    let mut first = chain();
     for b in &blobs[..5] {
         c.offer(b.clone());
+        first.offer(b.clone());
     }
-    let snap = c.state().to_snapshot().unwrap();
-    let mut resumed = DaChain::new(DaState::from_snapshot(&snap, &net()).unwrap());
+    let store = first.into_state().into_store();
+    let mut resumed = DaChain::new(DaState::with_store(net(), store));
     assert_eq!(resumed.last_timestamp_ms(), c.last_timestamp_ms());
     assert_eq!(resumed.offer(blobs[4].clone()), Offer::Duplicate);
     for b in &blobs[5..] {

@@ -261,5 +261,5 @@ fn node_ids_must_be_peer_ids_to_be_sealed_but_old_blobs_still_apply() {
     let mut state = DaState::new(net());
     let summary = state.apply_blob(&again).unwrap();
     assert_eq!(summary.applied, 1);
-    assert!(state.nodes().contains_key(fake));
+    assert!(state.node(fake).unwrap().is_some());
 }

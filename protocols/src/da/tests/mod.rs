@@ -12,6 +12,7 @@ mod evidence;
 mod props;
 mod receipt;
 mod state;
+mod tree;
 
 pub(super) fn key(n: u8) -> SigningKey {
     SigningKey::from_bytes(&[n; 32])

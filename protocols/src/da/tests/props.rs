@@ -121,7 +121,6 @@ proptest! {
     fn arbitrary_bytes_never_verify(bytes in vec(any::<u8>(), 0..2048)) {
         prop_assert!(DaBlob::decode_verified(&bytes, &net(), &auth()).is_err());
         let _ = DaBlob::from_bytes(&bytes);
-        let _ = DaState::from_snapshot(&bytes, &net());
     }
 
     /// (2b) Arbitrary well-formed-looking blob arrays (random events) never verify.

@@ -1,5 +1,5 @@
 //! Tests of `receipt_recorded` events: wire and JSON forms, validation, the `receipt_map`
-//! they build, its share of the state root and of snapshots, and batching them into blobs.
+//! they build, its share of the state root, and batching them into blobs.
 
 use std::time::{Duration, Instant};
 
@@ -134,7 +134,10 @@ fn validate_refuses_inconsistent_and_oversized_receipts() {
             "{err}"
         );
         // Never applied, and no blob carries it.
-        assert_eq!(state().check_event(e), EventOutcome::Ignored("invalid"));
+        assert_eq!(
+            state().check_event(e).unwrap(),
+            EventOutcome::Ignored("invalid")
+        );
         assert!(DaBlob::sign(&authority(), &net(), 1, [0; 32], 0, vec![e.clone()]).is_err());
     }
     // The group signature is not the DA layer's to check: a zeroed one still validates.
@@ -215,18 +218,21 @@ fn replay_records_receipts_at_their_blob_height() {
             ignored: 0
         }
     );
-    assert_eq!(s.receipts().len(), 2);
+    assert_eq!(s.header().receipts, 2);
     let t = receipt(1);
-    assert_eq!(s.receipt(&t.receipt_id()), Some(&record(&t, 2)));
-    assert_eq!(s.receipt(&receipt(2).receipt_id()).unwrap().height, 2);
-    assert_eq!(s.receipt(&receipt(3).receipt_id()), None);
+    assert_eq!(s.receipt(&t.receipt_id()).unwrap(), Some(record(&t, 2)));
+    assert_eq!(
+        s.receipt(&receipt(2).receipt_id()).unwrap().unwrap().height,
+        2
+    );
+    assert_eq!(s.receipt(&receipt(3).receipt_id()).unwrap(), None);
     // Through a chain too: offered out of order, applied in order.
     let b1 = signed(1, GENESIS_PREV_HASH, 1, sample_events());
     let b2 = signed(2, b1.hash(), 2, vec![recorded(1), recorded(2)]);
     let mut c = DaChain::new(state());
     assert!(matches!(c.offer(b2), Offer::Held));
     assert!(matches!(c.offer(b1), Offer::Applied(_)));
-    assert_eq!(c.state().receipts(), s.receipts());
+    assert_eq!(c.state().header().receipts, s.header().receipts);
     assert_eq!(c.state().state_root(), s.state_root());
 }
 
@@ -234,10 +240,10 @@ fn replay_records_receipts_at_their_blob_height() {
 fn a_duplicate_receipt_is_ignored_and_counted() {
     let mut s = state();
     apply(&mut s, vec![recorded(1)]);
-    let first = *s.receipt(&receipt(1).receipt_id()).unwrap();
+    let first = s.receipt(&receipt(1).receipt_id()).unwrap().unwrap();
     let ignored = s.ignored_events();
     assert_eq!(
-        s.check_event(&recorded(1)),
+        s.check_event(&recorded(1)).unwrap(),
         EventOutcome::Ignored("duplicate_receipt")
     );
     // The same id again (even re-signed in another epoch), and twice in one blob.
@@ -258,8 +264,11 @@ fn a_duplicate_receipt_is_ignored_and_counted() {
     );
     assert_eq!(s.ignored_events(), ignored + 2);
     assert_eq!(s.events(), 4);
-    assert_eq!(s.receipt(&receipt(1).receipt_id()), Some(&first));
-    assert_eq!(s.receipt(&receipt(2).receipt_id()).unwrap().height, 2);
+    assert_eq!(s.receipt(&receipt(1).receipt_id()).unwrap(), Some(first));
+    assert_eq!(
+        s.receipt(&receipt(2).receipt_id()).unwrap().unwrap().height,
+        2
+    );
 }
 
 #[test]
@@ -284,107 +293,13 @@ fn receipts_move_the_state_root_deterministically() {
     // `remove(1, "x")` is an ignored no-op: the maps differ only in the recording height.
     let later = replay(&[sample_events(), vec![remove(1, "x")], vec![recorded(1)]]);
     let same_maps = replay(&[sample_events(), vec![recorded(1)], vec![remove(1, "x")]]);
-    assert_eq!(later.nodes(), same_maps.nodes());
-    assert_eq!(later.receipts().len(), same_maps.receipts().len());
+    assert_eq!(later.header().nodes, same_maps.header().nodes);
+    assert_eq!(later.header().receipts, same_maps.header().receipts);
     assert_ne!(later.state_root(), same_maps.state_root(), "height counts");
     // A duplicate changes nothing in the root.
-    let mut dup = one.clone();
+    let mut dup = replay(&blobs);
     apply(&mut dup, vec![recorded(1)]);
     assert_eq!(dup.state_root(), one.state_root());
-}
-
-#[test]
-fn snapshots_round_trip_with_receipts() {
-    let mut s = state();
-    for h in 1..=5 {
-        apply(&mut s, chain_events(h));
-    }
-    apply(&mut s, vec![recorded(1), recorded(2), recorded(1)]);
-    apply(&mut s, vec![recorded(3)]);
-    assert_eq!(s.receipts().len(), 3);
-    let bytes = s.to_snapshot().unwrap();
-    let back = DaState::from_snapshot(&bytes, &net()).unwrap();
-    assert_eq!(back, s);
-    assert_eq!(back.state_root(), s.state_root());
-    assert_eq!(back.receipt(&receipt(3).receipt_id()).unwrap().height, 7);
-    assert_eq!(back.ignored_events(), s.ignored_events());
-}
-
-type ReceiptRow = (Bytes32, Bytes32, Bytes32, Bytes32, u64);
-
-/// A snapshot of version `version` at height 3 holding only `receipts`.
-fn receipt_snapshot(version: u16, receipts: Vec<ReceiptRow>, root: [u8; 32]) -> Vec<u8> {
-    let none: Vec<u8> = vec![];
-    let value = (
-        version,
-        "devnet",
-        3u64,
-        Bytes32([1; 32]),
-        0u64,
-        3u64,
-        0u64,
-        &none,
-        &none,
-        &none,
-        &none,
-        receipts,
-        Bytes32(root),
-    );
-    codec::encode(&value, 1 << 20).unwrap()
-}
-
-#[test]
-fn old_and_non_canonical_receipt_snapshots_are_refused() {
-    // A version-1 snapshot (written before receipt_map) is refused as such, so the node
-    // replays the log.
-    let v1 = (
-        1u16,
-        "devnet",
-        0u64,
-        Bytes32([0; 32]),
-        0u64,
-        0u64,
-        0u64,
-        Vec::<u8>::new(),
-        Vec::<u8>::new(),
-        Vec::<u8>::new(),
-        Vec::<u8>::new(),
-        Bytes32([0; 32]),
-    );
-    let v1 = codec::encode(&v1, 1024).unwrap();
-    assert_eq!(
-        DaState::from_snapshot(&v1, &net()),
-        Err(DaError::UnsupportedVersion(1))
-    );
-    let row = |id: u8, height: u64| {
-        (
-            Bytes32([id; 32]),
-            Bytes32([7; 32]),
-            Bytes32([8; 32]),
-            Bytes32([9; 32]),
-            height,
-        )
-    };
-    // Rows are checked before the recorded root (here zeros, never matching).
-    let refused = |rows: Vec<ReceiptRow>, want: &str| {
-        assert_eq!(
-            DaState::from_snapshot(&receipt_snapshot(2, rows, [0; 32]), &net()),
-            Err(DaError::Malformed(format!("snapshot receipt_map: {want}")))
-        );
-    };
-    let ascending = "keys not strictly ascending";
-    let outside = "recorded at a height outside the log";
-    refused(vec![row(2, 3), row(1, 1)], ascending);
-    refused(vec![row(1, 1), row(1, 1)], ascending);
-    refused(vec![row(1, 0)], outside);
-    refused(vec![row(1, 1), row(2, 4)], outside);
-    assert_eq!(
-        DaState::from_snapshot(
-            &receipt_snapshot(2, vec![row(1, 1), row(2, 3)], [0; 32]),
-            &net()
-        ),
-        Err(DaError::Malformed("snapshot state root mismatch".into()))
-    );
 }
 
 #[test]
@@ -434,7 +349,7 @@ fn size_cut_batches_of_receipts_fit_a_blob() {
     }
     assert_eq!(out, events);
     assert!(s.height() >= 3);
-    assert_eq!(s.receipts().len(), events.len());
+    assert_eq!(s.header().receipts, events.len() as u64);
 }
 
 proptest! {
@@ -470,6 +385,6 @@ proptest! {
         let distinct: std::collections::BTreeSet<u64> = nonces.iter().copied().collect();
         prop_assert_eq!(sum.applied, distinct.len());
         prop_assert_eq!(sum.ignored, nonces.len() - distinct.len());
-        prop_assert_eq!(s.receipts().len(), distinct.len());
+        prop_assert_eq!(s.header().receipts, distinct.len() as u64);
     }
 }

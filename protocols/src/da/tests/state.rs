@@ -1,7 +1,6 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::codec;
 
 pub(super) fn state() -> DaState {
     DaState::new(net())
@@ -21,17 +20,17 @@ fn set(ids: &[&str]) -> BTreeSet<String> {
 fn registration_inserts_replaces_and_moves_zones() {
     let mut s = state();
     apply(&mut s, vec![node("a", "z1"), node("b", "z1")]);
-    assert_eq!(s.nodes()["a"].registered_at, 1);
-    assert_eq!(s.zones()["z1"], set(&["a", "b"]));
+    assert_eq!(s.node("a").unwrap().unwrap().registered_at, 1);
+    assert_eq!(s.zone_size("z1").unwrap(), 2);
     let moved = DaEvent::NodeRegistered {
         node_id: "a".into(),
         zone: "z2".into(),
         capacity_bytes: 5,
         class: "datacenter".into(),
     };
-    assert_eq!(s.check_event(&moved), EventOutcome::Applied);
+    assert_eq!(s.check_event(&moved).unwrap(), EventOutcome::Applied);
     apply(&mut s, vec![moved]);
-    let a = &s.nodes()["a"];
+    let a = &s.node("a").unwrap().unwrap();
     assert_eq!(
         (
             a.zone.as_str(),
@@ -41,32 +40,37 @@ fn registration_inserts_replaces_and_moves_zones() {
         ),
         ("z2", 5, "datacenter", 2)
     );
-    assert_eq!(s.zones()["z1"], set(&["b"]));
-    assert_eq!(s.zones()["z2"], set(&["a"]));
+    assert_eq!(s.zone_size("z1").unwrap(), 1);
+    assert_eq!(s.zone_size("z2").unwrap(), 1);
     apply(&mut s, vec![node("b", "z2")]);
-    assert!(!s.zones().contains_key("z1"), "empty zones are removed");
-    assert_eq!(s.zones()["z2"], set(&["a", "b"]));
+    assert_eq!(
+        s.get(&StateKey::Zone("z1".into())).unwrap(),
+        None,
+        "empty zones are removed"
+    );
+    assert_eq!(s.header().zones, 1);
+    assert_eq!(s.zone_size("z2").unwrap(), 2);
 }
 
 #[test]
 fn chunk_and_replica_rules() {
     let mut s = state();
     assert_eq!(
-        s.check_event(&add(1, "a")),
+        s.check_event(&add(1, "a")).unwrap(),
         EventOutcome::Ignored("unknown_chunk")
     );
     apply(&mut s, vec![chunk(1)]);
-    assert_eq!(s.chunks()[&Bytes32([1; 32])].declared_at, 1);
+    assert_eq!(s.chunk(&Bytes32([1; 32])).unwrap().unwrap().declared_at, 1);
     assert_eq!(
-        s.check_event(&chunk(1)),
+        s.check_event(&chunk(1)).unwrap(),
         EventOutcome::Ignored("chunk_already_declared")
     );
     assert_eq!(
-        s.check_event(&add(1, "a")),
+        s.check_event(&add(1, "a")).unwrap(),
         EventOutcome::Ignored("unknown_node")
     );
     assert_eq!(
-        s.check_event(&remove(1, "a")),
+        s.check_event(&remove(1, "a")).unwrap(),
         EventOutcome::Ignored("absent_replica")
     );
     let sum = apply(
@@ -80,16 +84,24 @@ fn chunk_and_replica_rules() {
             ignored: 2
         }
     );
-    assert_eq!(s.replicas()[&Bytes32([1; 32])], set(&["a"]));
+    assert_eq!(s.replicas(&Bytes32([1; 32])).unwrap(), set(&["a"]));
     assert_eq!(
-        s.check_event(&add(1, "a")),
+        s.check_event(&add(1, "a")).unwrap(),
         EventOutcome::Ignored("duplicate_replica")
     );
     apply(&mut s, vec![remove(1, "a")]);
-    assert!(s.replicas().is_empty(), "empty replica sets are removed");
+    assert_eq!(
+        s.get(&StateKey::Replicas(Bytes32([1; 32]))).unwrap(),
+        None,
+        "empty replica sets are removed"
+    );
+    assert_eq!(s.header().replicas, 0);
     assert_eq!(s.events(), 6);
     assert_eq!(s.ignored_events(), 2);
-    assert_eq!(s.check_event(&add(1, "")), EventOutcome::Ignored("invalid"));
+    assert_eq!(
+        s.check_event(&add(1, "")).unwrap(),
+        EventOutcome::Ignored("invalid")
+    );
 }
 
 #[test]
@@ -100,7 +112,7 @@ fn deletion_needs_the_owner_signature_for_this_network() {
         vec![node("a", "z"), chunk(1), add(1, "a"), chunk(2), add(2, "a")],
     );
     assert_eq!(
-        s.check_event(&delete(3)),
+        s.check_event(&delete(3)).unwrap(),
         EventOutcome::Ignored("unknown_chunk")
     );
     let wrong_owner = DaEvent::delete_requested(&owner(2), &net(), Bytes32([1; 32]));
@@ -111,7 +123,7 @@ fn deletion_needs_the_owner_signature_for_this_network() {
     };
     for e in [&wrong_owner, &wrong_net, &garbage] {
         assert_eq!(
-            s.check_event(e),
+            s.check_event(e).unwrap(),
             EventOutcome::Ignored("bad_owner_signature")
         );
     }
@@ -123,11 +135,12 @@ fn deletion_needs_the_owner_signature_for_this_network() {
             ignored: 3
         }
     );
-    assert!(!s.chunks().contains_key(&Bytes32([1; 32])));
-    assert!(!s.replicas().contains_key(&Bytes32([1; 32])));
-    assert!(s.replicas().contains_key(&Bytes32([2; 32])));
+    assert!(s.chunk(&Bytes32([1; 32])).unwrap().is_none());
+    assert!(s.replicas(&Bytes32([1; 32])).unwrap().is_empty());
+    assert!(!s.replicas(&Bytes32([2; 32])).unwrap().is_empty());
+    assert_eq!((s.header().chunks, s.header().replicas), (1, 1));
     // A deleted chunk can be declared again.
-    assert_eq!(s.check_event(&chunk(1)), EventOutcome::Applied);
+    assert_eq!(s.check_event(&chunk(1)).unwrap(), EventOutcome::Applied);
 }
 
 #[test]
@@ -144,7 +157,7 @@ fn an_owner_key_that_is_not_a_point_never_deletes() {
     };
     apply(&mut s, vec![declared]);
     assert_eq!(
-        s.check_event(&delete(1)),
+        s.check_event(&delete(1)).unwrap(),
         EventOutcome::Ignored("bad_owner_signature")
     );
 }
@@ -153,7 +166,7 @@ fn an_owner_key_that_is_not_a_point_never_deletes() {
 fn apply_blob_refuses_what_does_not_extend_the_tip() {
     let mut s = state();
     let b1 = signed(1, GENESIS_PREV_HASH, 100, vec![node("a", "z")]);
-    let before = s.clone();
+    let before = *s.header();
     let skip = signed(2, b1.hash(), 100, vec![chunk(1)]);
     assert_eq!(
         s.apply_blob(&skip),
@@ -172,19 +185,19 @@ fn apply_blob_refuses_what_does_not_extend_the_tip() {
         s.apply_blob(&foreign),
         Err(ChainError::PrevHashMismatch { height: 1 })
     );
-    assert_eq!(s, before);
+    assert_eq!(*s.header(), before);
     s.apply_blob(&b1).unwrap();
     assert_eq!(
         (s.height(), s.tip_hash(), s.last_timestamp_ms()),
         (1, b1.hash(), 100)
     );
-    let before = s.clone();
+    let before = *s.header();
     let back = signed(2, b1.hash(), 99, vec![chunk(1)]);
     assert_eq!(
         s.apply_blob(&back),
         Err(ChainError::TimestampRegression { height: 2 })
     );
-    assert_eq!(s, before);
+    assert_eq!(*s.header(), before);
     let same_ms = signed(2, b1.hash(), 100, vec![chunk(1)]);
     s.apply_blob(&same_ms).unwrap();
     assert_eq!(
@@ -209,7 +222,8 @@ fn state_root_covers_the_maps_only() {
     let mut roots = BTreeSet::new();
     roots.insert(one.state_root());
     for extra in [node("b", "z"), node("a", "y"), chunk(2), add(1, "a")] {
-        let mut s = one.clone();
+        let mut s = state();
+        apply(&mut s, vec![node("a", "z"), chunk(1)]);
         apply(&mut s, vec![extra]);
         assert!(roots.insert(s.state_root()), "root did not change");
     }
@@ -219,119 +233,4 @@ fn state_root_covers_the_maps_only() {
     let mut y = state();
     apply(&mut y, vec![node("a", "bc")]);
     assert_ne!(x.state_root(), y.state_root());
-}
-
-#[test]
-fn snapshots_round_trip() {
-    let mut s = state();
-    for h in 1..=20 {
-        apply(&mut s, chain_events(h));
-    }
-    assert!(!s.replicas().is_empty() && !s.zones().is_empty());
-    let bytes = s.to_snapshot().unwrap();
-    let back = DaState::from_snapshot(&bytes, &net()).unwrap();
-    assert_eq!(back, s);
-    assert_eq!(back.state_root(), s.state_root());
-    let empty = DaState::from_snapshot(&state().to_snapshot().unwrap(), &net()).unwrap();
-    assert_eq!(empty, state());
-}
-
-#[test]
-fn tampered_snapshots_are_refused() {
-    let mut s = state();
-    for h in 1..=10 {
-        apply(&mut s, chain_events(h));
-    }
-    let bytes = s.to_snapshot().unwrap();
-    assert!(matches!(
-        DaState::from_snapshot(&bytes, &other_net()),
-        Err(DaError::WrongNetwork { .. })
-    ));
-    for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
-        assert!(matches!(
-            DaState::from_snapshot(&bytes[..cut], &net()),
-            Err(DaError::Malformed(m)) if m.starts_with("snapshot")
-        ));
-    }
-    let v3 = codec::encode(&(3u16, "devnet", [0u8; 4]), 100).unwrap();
-    assert_eq!(
-        DaState::from_snapshot(&v3, &net()),
-        Err(DaError::UnsupportedVersion(3))
-    );
-    // Flip each byte of the zone name "zone-1" in turn: the root no longer matches (or the
-    // structure breaks); never accepted.
-    let pos = bytes.windows(6).position(|w| w == b"zone-1").unwrap();
-    for i in pos..pos + 6 {
-        let mut t = bytes.clone();
-        t[i] ^= 0x01;
-        assert!(matches!(
-            DaState::from_snapshot(&t, &net()),
-            Err(DaError::Malformed(_))
-        ));
-    }
-    // The recorded root itself.
-    let mut t = bytes.clone();
-    let last = t.len() - 1;
-    t[last] ^= 0x80;
-    assert_eq!(
-        DaState::from_snapshot(&t, &net()),
-        Err(DaError::Malformed("snapshot state root mismatch".into()))
-    );
-}
-
-type Row = (String, String, u64, String, u64);
-
-fn raw_snapshot(nodes: Vec<Row>, zones: Vec<(String, Vec<String>)>, root: [u8; 32]) -> Vec<u8> {
-    let chunks: Vec<(Bytes32, u64, Bytes32, u64)> = vec![];
-    let replicas: Vec<(Bytes32, Vec<String>)> = vec![];
-    let receipts: Vec<(Bytes32, Bytes32, Bytes32, Bytes32, u64)> = vec![];
-    let value = (
-        2u16,
-        "devnet",
-        1u64,
-        Bytes32([1; 32]),
-        0u64,
-        1u64,
-        0u64,
-        nodes,
-        chunks,
-        replicas,
-        zones,
-        receipts,
-        Bytes32(root),
-    );
-    codec::encode(&value, 1 << 20).unwrap()
-}
-
-#[test]
-fn non_canonical_snapshots_are_refused() {
-    let mut s = state();
-    apply(&mut s, vec![node("a", "z"), node("b", "z")]);
-    let root = s.state_root();
-    let row = |id: &str| {
-        (
-            id.to_string(),
-            "z".to_string(),
-            1u64 << 40,
-            "regular".to_string(),
-            1u64,
-        )
-    };
-    let zone = |ids: &[&str]| vec![("z".to_string(), ids.iter().map(|s| s.to_string()).collect())];
-    // The canonical form is accepted.
-    let ok = raw_snapshot(vec![row("a"), row("b")], zone(&["a", "b"]), root);
-    DaState::from_snapshot(&ok, &net()).unwrap();
-    let cases = [
-        raw_snapshot(vec![row("b"), row("a")], zone(&["a", "b"]), root),
-        raw_snapshot(vec![row("a"), row("a"), row("b")], zone(&["a", "b"]), root),
-        raw_snapshot(vec![row("a"), row("b")], zone(&["b", "a"]), root),
-        raw_snapshot(vec![row("a"), row("b")], zone(&["a"]), root),
-        raw_snapshot(vec![row("a"), row("b")], zone(&[]), root),
-    ];
-    for bytes in cases {
-        assert!(matches!(
-            DaState::from_snapshot(&bytes, &net()),
-            Err(DaError::Malformed(_))
-        ));
-    }
 }

@@ -1,5 +1,5 @@
-//! Unit tests of [`DaService`] without a swarm: opening and replay (snapshot, corrupt and
-//! mismatching files, blobs that fail re-verification), publishing and sealing, submitted
+//! Unit tests of [`DaService`] without a swarm: opening and replay (the stored state, its
+//! rebuild, blobs that fail re-verification, proofs), publishing and sealing, submitted
 //! and gossiped blobs, backfill responses and the bounds of served ranges.
 
 use std::path::Path;
@@ -251,19 +251,6 @@ pub(super) fn rejected(metrics: &Metrics, reason: &str) -> u64 {
 
 pub(super) fn sync_requests(metrics: &Metrics, result: &str) -> u64 {
     metrics.da_sync_requests.with_label_values(&[result]).get()
-}
-
-pub(super) fn snapshot_height(dir: &Path) -> Option<u64> {
-    let bytes = store::load_snapshot(&dir.join(DA_STATE_FILE), MAX_SNAPSHOT_BYTES).unwrap()?;
-    Some(DaState::from_snapshot(&bytes, &net()).unwrap().height())
-}
-
-pub(super) fn files_starting_with(dir: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
-        .collect()
 }
 
 /// Rewrites stored blob `height` of the (closed) log in `dir` with `bytes`.

@@ -1,4 +1,5 @@
-//! Opening and replay: snapshots, corrupt and mismatching files, blobs that fail re-verification.
+//! Opening and replay: the stored state, its rebuild from the log, blobs that fail
+//! re-verification, proofs at the current and older heights.
 
 use super::*;
 
@@ -26,66 +27,127 @@ fn a_reopened_log_replays_to_the_same_state() {
     assert_eq!(*o.height.borrow(), 20);
     assert_eq!(o.metrics.da_height.get(), 20);
     assert_eq!(o.metrics.da_events_accepted.get(), 60);
-    // The snapshot interval (1000) was not reached: the state came from the log alone.
-    assert_eq!(snapshot_height(dir.path()), None);
+    // The state came from the disk, not from a replay.
+    assert_eq!(o.svc.durable_height(), 20);
+    // Proofs at the kept heights (the last STATE_HISTORY) verify after pruning and a
+    // reopen; older heights are refused.
+    let key = match &events(20, 0)[1] {
+        DaEvent::NodeRegistered { node_id, .. } => {
+            dsdn_protocols::da::StateKey::Node(node_id.clone())
+        }
+        other => panic!("{other:?}"),
+    };
+    let oldest = 20 - store::state::STATE_HISTORY;
+    for h in oldest..=20 {
+        let p = o.svc.proof(&key, Some(h)).unwrap();
+        assert_eq!(
+            p.verify(chain.root(h)).unwrap().1.is_some(),
+            h == 20,
+            "height {h}"
+        );
+    }
+    assert!(matches!(
+        o.svc.proof(&key, Some(oldest - 1)),
+        Err(dsdn_protocols::da::StateError::HeightUnavailable { .. })
+    ));
+    drop(o);
+    let st = DaStore::open(&dir.path().join(DA_LOG_FILE), &net())
+        .unwrap()
+        .store;
+    assert_eq!((st.tip(), st.state_tip()), (20, 20));
+    for h in [1, 7, 20] {
+        assert_eq!(
+            st.state_root_at(h).unwrap(),
+            Some(chain.root(h)),
+            "root at {h}"
+        );
+    }
 }
 
 #[test]
-fn snapshots_are_written_every_interval_and_on_save() {
+fn a_deleted_state_is_rebuilt_from_the_log_with_the_same_roots() {
     let dir = tempfile::tempdir().unwrap();
     let chain = Chain::new(12);
-    let cfg = da(|c| c.snapshot_interval_blobs = 5);
-    let mut o = open_with(
-        Some(dir.path()),
-        other_key(),
-        Some(auth()),
-        cfg.clone(),
-        Instant::now(),
-    );
-    submit_all(&mut o.svc, &chain, 1..=4);
-    assert_eq!(snapshot_height(dir.path()), None);
-    submit_all(&mut o.svc, &chain, 5..=7);
-    assert_eq!(snapshot_height(dir.path()), Some(5));
-    submit_all(&mut o.svc, &chain, 8..=10);
-    assert_eq!(snapshot_height(dir.path()), Some(10));
-    submit_all(&mut o.svc, &chain, 11..=12);
-    assert_eq!(snapshot_height(dir.path()), Some(10));
-    o.svc.save_snapshot();
-    assert_eq!(snapshot_height(dir.path()), Some(12));
+    let mut o = open(dir.path());
+    submit_all(&mut o.svc, &chain, 1..=12);
     drop(o);
-
-    let o = open_with(
-        Some(dir.path()),
-        other_key(),
-        Some(auth()),
-        cfg,
-        Instant::now(),
-    );
+    let st = DaStore::open(&dir.path().join(DA_LOG_FILE), &net())
+        .unwrap()
+        .store;
+    assert_eq!(st.clear_state().unwrap(), 12);
+    assert_eq!(st.state_header().unwrap(), None);
+    drop(st);
+    let o = open(dir.path());
     let v = o.svc.view();
     assert_eq!((v.height, v.state_root), (12, chain.root(12)));
+    assert_eq!((v.nodes, v.chunks, v.replicas), (12, 12, 12));
+    drop(o);
+    let st = DaStore::open(&dir.path().join(DA_LOG_FILE), &net())
+        .unwrap()
+        .store;
+    assert_eq!(st.state_tip(), 12);
+    for h in 1..=12 {
+        assert_eq!(
+            st.state_root_at(h).unwrap(),
+            Some(chain.root(h)),
+            "root at {h}"
+        );
+    }
 }
 
 #[test]
-fn a_matching_snapshot_is_used_and_a_bad_stored_blob_truncates_the_log() {
+fn proofs_verify_at_the_tip_and_at_older_heights() {
+    use dsdn_protocols::da::{StateError, StateKey, StateValue};
+    let dir = tempfile::tempdir().unwrap();
+    let chain = Chain::new(9);
+    let mut o = open(dir.path());
+    submit_all(&mut o.svc, &chain, 1..=9);
+    o.svc.flush();
+    let first = match &events(1, 0)[0] {
+        DaEvent::ChunkDeclared { chunk_id, .. } => StateKey::Chunk(*chunk_id),
+        other => panic!("{other:?}"),
+    };
+    for h in [9, 5, 1] {
+        let p = o.svc.proof(&first, Some(h)).unwrap();
+        assert_eq!(p.height, h);
+        let (_, value) = p.verify(chain.root(h)).unwrap();
+        assert!(matches!(value, Some(StateValue::Chunk(_))), "{value:?}");
+        if h > 1 {
+            assert!(p.verify(chain.root(h - 1)).is_err());
+        }
+    }
+    // Absent keys are proved absent.
+    let absent = StateKey::Node("nobody".into());
+    let p = o.svc.proof(&absent, None).unwrap();
+    assert_eq!(p.verify(chain.root(9)).unwrap().1, None);
+    // Above the tip: unavailable.
+    assert!(matches!(
+        o.svc.proof(&absent, Some(10)),
+        Err(StateError::HeightUnavailable { .. })
+    ));
+}
+
+#[test]
+fn the_stored_state_is_used_and_a_bad_stored_blob_truncates_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let chain = Chain::new(10);
     let mut o = open(dir.path());
-    submit_all(&mut o.svc, &chain, 1..=7);
-    o.svc.save_snapshot();
-    submit_all(&mut o.svc, &chain, 8..=10);
+    submit_all(&mut o.svc, &chain, 1..=10);
     drop(o);
-    // Blob 3, below the snapshot, no longer verifies.
-    tamper(dir.path(), &chain, 3, &chain.forged(3));
-
-    // The snapshot matches the log at height 7: only 8..=10 are re-verified.
+    // The stored state is at the tip: nothing is replayed.
     let o = open(dir.path());
     let v = o.svc.view();
     assert_eq!((v.height, v.state_root), (10, chain.root(10)));
     drop(o);
 
-    // Without the snapshot the whole log is replayed: it stops at blob 3 and the log is
-    // truncated there.
-    std::fs::remove_file(dir.path().join(DA_STATE_FILE)).unwrap();
+    // Blob 3 no longer verifies; rewriting the log from 3 on drops the state derived from
+    // it, so the whole log is replayed: it stops at blob 3 and the log is truncated there.
+    tamper(dir.path(), &chain, 3, &chain.forged(3));
+    let st = DaStore::open(&dir.path().join(DA_LOG_FILE), &net())
+        .unwrap()
+        .store;
+    assert_eq!(st.state_tip(), 0);
+    drop(st);
     let o = open(dir.path());
     let v = o.svc.view();
     assert_eq!((v.height, v.state_root), (2, chain.root(2)));
@@ -135,73 +197,6 @@ fn a_log_of_another_authority_is_dropped() {
 }
 
 #[test]
-fn a_snapshot_that_does_not_match_the_log_is_ignored() {
-    // The log was deleted: the snapshot (height 7) is ahead of the empty log.
-    let dir = tempfile::tempdir().unwrap();
-    let chain = Chain::new(7);
-    let mut o = open(dir.path());
-    submit_all(&mut o.svc, &chain, 1..=7);
-    o.svc.save_snapshot();
-    drop(o);
-    std::fs::remove_file(dir.path().join(DA_LOG_FILE)).unwrap();
-    let mut o = open(dir.path());
-    let v = o.svc.view();
-    assert_eq!(v.height, 0);
-    assert_eq!(v.state_root, DaState::new(net()).state_root());
-    assert_eq!(
-        o.metrics.da_store_corrupt.get(),
-        0,
-        "a stale snapshot is not corrupt"
-    );
-    // The log starts again from height 1.
-    submit_all(&mut o.svc, &chain, 1..=2);
-    assert_eq!(o.svc.view().state_root, chain.root(2));
-    drop(o);
-
-    // Another chain's snapshot at a height the log has: ignored, the log is replayed.
-    let other = Chain::build(5, |h| events(h, 9));
-    let dir_x = tempfile::tempdir().unwrap();
-    let mut x = open(dir_x.path());
-    submit_all(&mut x.svc, &other, 1..=5);
-    x.svc.save_snapshot();
-    drop(x);
-    let dir_y = tempfile::tempdir().unwrap();
-    let mut y = open(dir_y.path());
-    submit_all(&mut y.svc, &chain, 1..=7);
-    drop(y);
-    std::fs::copy(
-        dir_x.path().join(DA_STATE_FILE),
-        dir_y.path().join(DA_STATE_FILE),
-    )
-    .unwrap();
-    let y = open(dir_y.path());
-    let v = y.svc.view();
-    assert_eq!((v.height, v.state_root), (7, chain.root(7)));
-    assert_ne!(v.state_root, other.root(5));
-}
-
-#[test]
-fn a_corrupt_snapshot_is_moved_aside_and_the_log_replayed() {
-    let dir = tempfile::tempdir().unwrap();
-    let chain = Chain::new(4);
-    let mut o = open(dir.path());
-    submit_all(&mut o.svc, &chain, 1..=4);
-    drop(o);
-    std::fs::write(dir.path().join(DA_STATE_FILE), b"\xff\x00 not a snapshot").unwrap();
-    let o = open(dir.path());
-    assert_eq!(o.metrics.da_store_corrupt.get(), 1);
-    let v = o.svc.view();
-    assert_eq!((v.height, v.state_root), (4, chain.root(4)));
-    assert!(!dir.path().join(DA_STATE_FILE).exists());
-    let aside = files_starting_with(dir.path(), &format!("{DA_STATE_FILE}.corrupt-"));
-    assert_eq!(aside.len(), 1, "{aside:?}");
-    assert_eq!(
-        std::fs::read(&aside[0]).unwrap(),
-        b"\xff\x00 not a snapshot"
-    );
-}
-
-#[test]
 fn without_a_data_directory_the_log_is_in_memory() {
     let chain = Chain::new(3);
     let mut o = open_with(None, other_key(), Some(auth()), da(|_| {}), Instant::now());
@@ -211,5 +206,12 @@ fn without_a_data_directory_the_log_is_in_memory() {
     assert!(o.svc.blobs(1, 64).is_empty());
     let r = o.svc.serve_sync(&SyncRequest { from: 1, count: 64 });
     assert_eq!((r.tip, r.blobs.len()), (3, 0));
-    o.svc.save_snapshot();
+    // The light client proves its current height.
+    let key = match &events(2, 0)[0] {
+        DaEvent::ChunkDeclared { chunk_id, .. } => dsdn_protocols::da::StateKey::Chunk(*chunk_id),
+        other => panic!("{other:?}"),
+    };
+    let p = o.svc.proof(&key, None).unwrap();
+    assert!(p.verify(chain.root(3)).unwrap().1.is_some());
+    assert!(o.svc.proof(&key, Some(2)).is_err());
 }

@@ -172,31 +172,31 @@ fn publishers_of_a_blob_that_failed_to_append_get_an_error() {
 }
 
 #[test]
-fn the_snapshot_is_written_only_once_the_log_is_durable_to_its_height() {
+fn the_state_is_written_with_its_blobs_and_never_apart() {
     let dir = tempfile::tempdir().unwrap();
-    let chain = Chain::new(5);
-    let mut o = open_with(
-        Some(dir.path()),
-        other_key(),
-        Some(auth()),
-        da(|c| c.snapshot_interval_blobs = 5),
-        Instant::now(),
-    );
+    let path = dir.path().join(DA_LOG_FILE);
+    let chain = Chain::new(10);
+    let mut o = open(dir.path());
     let hooks = hooks(&o);
     hooks.hold(true);
     submit_each(&mut o.svc, &chain, 1..=5);
     std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(snapshot_height(dir.path()), None);
+    // Applied, readable through the overlay, not on disk yet.
+    assert_eq!(o.svc.view().state_root, chain.root(5));
+    assert_eq!(o.svc.durable_height(), 0);
     hooks.hold(false);
     o.svc.flush();
-    assert_eq!(snapshot_height(dir.path()), Some(5));
-    // A snapshot in a group whose append fails is not written.
-    let more = Chain::new(10);
+    assert_eq!(o.svc.durable_height(), 5);
+    // A group whose append fails writes neither blobs nor state.
     hooks.fail_appends.store(1, Ordering::SeqCst);
-    submit_each(&mut o.svc, &more, 6..=10);
+    submit_each(&mut o.svc, &chain, 6..=10);
     o.svc.flush();
-    assert_eq!(snapshot_height(dir.path()), Some(5));
     assert_eq!(o.svc.view().height, 5);
+    assert_eq!(o.svc.view().state_root, chain.root(5));
+    drop(o);
+    let st = DaStore::open(&path, &net()).unwrap().store;
+    assert_eq!((st.tip(), st.state_tip()), (5, 5));
+    assert_eq!(st.state_root_at(5).unwrap(), Some(chain.root(5)));
 }
 
 #[test]
@@ -226,14 +226,18 @@ fn too_much_unwritten_stops_new_heights_until_the_writer_catches_up() {
 }
 
 #[test]
-fn a_clean_shutdown_writes_everything_and_the_snapshot() {
+fn a_clean_shutdown_writes_everything_and_the_state() {
     let dir = tempfile::tempdir().unwrap();
     let chain = Chain::new(30);
     let mut o = open(dir.path());
     submit_each(&mut o.svc, &chain, 1..=30);
     o.svc.shutdown();
     drop(o);
-    assert_eq!(snapshot_height(dir.path()), Some(30));
+    let st = DaStore::open(&dir.path().join(DA_LOG_FILE), &net())
+        .unwrap()
+        .store;
+    assert_eq!((st.tip(), st.state_tip()), (30, 30));
+    drop(st);
     let o = open(dir.path());
     let v = o.svc.view();
     assert_eq!(

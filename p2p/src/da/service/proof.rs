@@ -1,0 +1,45 @@
+//! Proofs of the DA state (issue 16 §3): a key's value or absence with its jmt proof
+//! against the state root at a height.
+
+use super::*;
+
+impl DaService {
+    /// The value of `key` with its proof against the state root at `height` (the current
+    /// height when `None`) for `GET /v1/da/proof` (issue 16 §3). A full node proves any
+    /// height whose tree it keeps (the current height, and the durable heights of the last
+    /// [`store::state::STATE_HISTORY`]); a node without a data directory (light client)
+    /// only its current height. O(log n) reads.
+    ///
+    /// # Errors
+    /// [`StateError::HeightUnavailable`] for a height above the current one, pruned, or
+    /// applied but not durable yet (other than the current one); [`StateError::Store`]
+    /// when the store cannot be read.
+    pub(crate) fn proof(
+        &self,
+        key: &dsdn_protocols::da::StateKey,
+        height: Option<u64>,
+    ) -> Result<dsdn_protocols::da::StateProof, dsdn_protocols::da::StateError> {
+        use dsdn_protocols::da::{StateError, StateProof};
+        let st = self.chain.state();
+        let current = st.height();
+        let height = height.unwrap_or(current);
+        if height == current {
+            return st.prove(key);
+        }
+        let (oldest, root) = match &self.log {
+            Some(log) if height <= log.durable.min(log.store.state_tip()) => {
+                let oldest = log.store.state_oldest()?;
+                (oldest, log.store.state_root_at(height)?)
+            }
+            _ => (current, None),
+        };
+        match root {
+            Some(root) if height >= oldest => StateProof::build(st.store(), key, height, root),
+            _ => Err(StateError::HeightUnavailable {
+                height,
+                oldest,
+                newest: current,
+            }),
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! The DA state in the log's redb file (issue 16 §1-2): the maps and the Jellyfish Merkle
+//! tree of [`dsdn_protocols::da::state`], written in the **same** transaction as the blobs
+//! they derive from ([`DaStore::append_with_state`]), so the log and the state never
+//! disagree after a crash: the state's height is at most the log's tip, and equal to it
+//! after every commit of the normal path.
+//!
+//! Tables (all in `da-log.redb`):
+//!
+//! * `state_meta` (`&str → &[u8]`): `header` = the [`StateHeader`] (CBOR) of the state's
+//!   height, `oldest` = the oldest height whose tree is kept (u64 big-endian);
+//! * `state_values` (raw key → encoded value): the latest value of every key (the maps);
+//! * `state_nodes` (borsh `NodeKey` → borsh `Node`): the tree's nodes of the kept heights;
+//! * `state_versions` (`key_hash ‖ height (u64 BE)` → `0x00` removed / `0x01 ‖ value`):
+//!   each key's value per height it changed at (proofs at older heights read these);
+//! * `state_stale` (`since (u64 BE) ‖ 0x00 ‖ borsh NodeKey` or `since ‖ 0x01 ‖ key_hash ‖
+//!   height`): what stopped being part of the latest tree at height `since`;
+//! * `state_roots` (`u64 → 32 bytes`): the state root after every height, kept for all
+//!   heights (32 bytes each).
+//!
+//! History: after committing height `h`, the stale entries with `since ≤ h −`
+//! [`STATE_HISTORY`] are deleted, so the trees of the last [`STATE_HISTORY`] heights (and
+//! the roots of all heights) stay provable; older heights answer
+//! [`StateError::HeightUnavailable`].
+
+use std::sync::Arc;
+
+use dsdn_protocols::da::state::{StateCommit, StateError, StateHeader, StateKey};
+use jmt::storage::{Node, NodeKey};
+use jmt::KeyHash;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle, WriteTransaction};
+
+use super::{DaStore, DaStoreError};
+
+/// Heights whose tree is kept for proofs (10,000; 8 in this crate's unit tests, so that
+/// they exercise the pruning). Older heights keep their root only. A height whose blob
+/// changed no key keeps one extra tree node (jmt copies the root without marking the old
+/// one stale), which is never pruned.
+pub const STATE_HISTORY: u64 = if cfg!(test) { 8 } else { 10_000 };
+
+const STATE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("state_meta");
+const STATE_VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_values");
+const STATE_NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_nodes");
+const STATE_VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_versions");
+const STATE_STALE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_stale");
+const STATE_ROOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("state_roots");
+
+const HEADER_KEY: &str = "header";
+const OLDEST_KEY: &str = "oldest";
+
+/// True for the names of the state tables (the open check accepts them).
+pub(super) fn is_state_table(name: &str) -> bool {
+    [
+        STATE_META.name(),
+        STATE_VALUES.name(),
+        STATE_NODES.name(),
+        STATE_VERSIONS.name(),
+        STATE_STALE.name(),
+        STATE_ROOTS.name(),
+    ]
+    .contains(&name)
+}
+
+fn db(e: impl std::fmt::Display) -> DaStoreError {
+    DaStoreError::Db(e.to_string())
+}
+
+fn version_key(key_hash: &KeyHash, height: u64) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..32].copy_from_slice(&key_hash.0);
+    k[32..].copy_from_slice(&height.to_be_bytes());
+    k
+}
+
+fn node_key_bytes(key: &NodeKey) -> Result<Vec<u8>, DaStoreError> {
+    borsh::to_vec(key).map_err(db)
+}
+
+/// Writes `commits` (those above the stored state height, which must follow it without a
+/// gap) inside `txn`; returns the new state height (`state_tip` if nothing was written).
+pub(super) fn write_commits(
+    txn: &WriteTransaction,
+    state_tip: u64,
+    commits: &[Arc<StateCommit>],
+) -> Result<u64, DaStoreError> {
+    let mut tip = state_tip;
+    let mut values = txn.open_table(STATE_VALUES)?;
+    let mut nodes = txn.open_table(STATE_NODES)?;
+    let mut versions = txn.open_table(STATE_VERSIONS)?;
+    let mut stale = txn.open_table(STATE_STALE)?;
+    let mut roots = txn.open_table(STATE_ROOTS)?;
+    let mut meta = txn.open_table(STATE_META)?;
+    for c in commits.iter().filter(|c| c.header.height > state_tip) {
+        let h = c.header.height;
+        if h != tip + 1 {
+            return Err(DaStoreError::NotConsecutive {
+                expected: tip + 1,
+                got: h,
+            });
+        }
+        for (key, value) in &c.changes {
+            let raw = key.to_bytes();
+            let kh = key.key_hash();
+            match value {
+                Some(v) => values.insert(raw.as_slice(), v.as_slice())?,
+                None => values.remove(raw.as_slice())?,
+            };
+            // The value it replaces becomes stale at h.
+            let previous = versions
+                .range(version_key(&kh, 0).as_slice()..version_key(&kh, h).as_slice())?
+                .next_back()
+                .transpose()?
+                .map(|(k, _)| k.value().to_vec());
+            if let Some(prev) = previous {
+                let mut s = h.to_be_bytes().to_vec();
+                s.push(1);
+                s.extend_from_slice(&prev);
+                stale.insert(s.as_slice(), [].as_slice())?;
+            }
+            let mut stored = Vec::with_capacity(1 + value.as_ref().map_or(0, Vec::len));
+            match value {
+                Some(v) => {
+                    stored.push(1);
+                    stored.extend_from_slice(v);
+                }
+                None => stored.push(0),
+            }
+            versions.insert(version_key(&kh, h).as_slice(), stored.as_slice())?;
+        }
+        for (key, node) in c.tree.node_batch.nodes() {
+            let node = borsh::to_vec(node).map_err(db)?;
+            nodes.insert(node_key_bytes(key)?.as_slice(), node.as_slice())?;
+        }
+        for s in &c.tree.stale_node_index_batch {
+            let mut k = s.stale_since_version.to_be_bytes().to_vec();
+            k.push(0);
+            k.extend_from_slice(&node_key_bytes(&s.node_key)?);
+            stale.insert(k.as_slice(), [].as_slice())?;
+        }
+        roots.insert(h, c.header.root.0.as_slice())?;
+        meta.insert(HEADER_KEY, c.header.encode().as_slice())?;
+        tip = h;
+    }
+    if tip > state_tip {
+        // Prune what no kept height needs.
+        let limit = tip.saturating_sub(STATE_HISTORY);
+        let end = (limit + 1).to_be_bytes();
+        let gone: Vec<Vec<u8>> = stale
+            .range(..end.as_slice())?
+            .map(|r| r.map(|(k, _)| k.value().to_vec()))
+            .collect::<Result<_, _>>()?;
+        for k in &gone {
+            match k.get(8) {
+                Some(0) => {
+                    nodes.remove(&k[9..])?;
+                }
+                Some(1) => {
+                    versions.remove(&k[9..])?;
+                }
+                _ => {}
+            }
+            stale.remove(k.as_slice())?;
+        }
+        if limit > 0 {
+            meta.insert(OLDEST_KEY, limit.to_be_bytes().as_slice())?;
+        }
+    }
+    Ok(tip)
+}
+
+/// Deletes every state table inside `txn` (the state is then rebuilt from the blobs).
+pub(super) fn clear(txn: &WriteTransaction) -> Result<(), DaStoreError> {
+    txn.delete_table(STATE_META)?;
+    txn.delete_table(STATE_VALUES)?;
+    txn.delete_table(STATE_NODES)?;
+    txn.delete_table(STATE_VERSIONS)?;
+    txn.delete_table(STATE_STALE)?;
+    txn.delete_table(STATE_ROOTS)?;
+    Ok(())
+}
+
+/// Reads the stored state height inside an open transaction (0 when there is no state).
+///
+/// # Errors
+/// [`DaStoreError::Db`] when the read fails or the stored header does not decode.
+pub(super) fn stored_height(txn: &WriteTransaction) -> Result<u64, DaStoreError> {
+    let meta = txn.open_table(STATE_META)?;
+    let header = meta.get(HEADER_KEY)?;
+    match header {
+        Some(v) => StateHeader::decode(v.value()).map(|h| h.height).map_err(db),
+        None => Ok(0),
+    }
+}
+
+fn store_err(e: DaStoreError) -> StateError {
+    StateError::Store(e.to_string())
+}
+
+macro_rules! read_table {
+    ($self:ident, $table:expr) => {{
+        let db = $self.read_db().map_err(store_err)?;
+        let db = db.as_ref().ok_or_else(|| store_err($self.closed()))?;
+        let txn = db.begin_read().map_err(|e| store_err(e.into()))?;
+        match txn.open_table($table) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(store_err(e.into())),
+        }
+    }};
+}
+
+impl DaStore {
+    /// The stored state's header (`None`: no state stored yet).
+    ///
+    /// # Errors
+    /// [`StateError::Store`] when the read fails or the header does not decode.
+    pub fn state_header(&self) -> Result<Option<StateHeader>, StateError> {
+        let Some(t) = read_table!(self, STATE_META) else {
+            return Ok(None);
+        };
+        let v = t.get(HEADER_KEY).map_err(|e| store_err(e.into()))?;
+        v.map(|v| StateHeader::decode(v.value()).map_err(StateError::store))
+            .transpose()
+    }
+
+    /// The stored latest value of `key`.
+    ///
+    /// # Errors
+    /// [`StateError::Store`] when the read fails.
+    pub fn state_get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError> {
+        let Some(t) = read_table!(self, STATE_VALUES) else {
+            return Ok(None);
+        };
+        let v = t
+            .get(key.to_bytes().as_slice())
+            .map_err(|e| store_err(e.into()))?;
+        Ok(v.map(|v| v.value().to_vec()))
+    }
+
+    /// Up to `limit` stored keys in `from..=to` (raw-key order, which is [`StateKey`]'s
+    /// order), ascending.
+    ///
+    /// # Errors
+    /// [`StateError::Store`] when the read fails or a stored key does not parse.
+    pub fn state_keys_in(
+        &self,
+        from: &StateKey,
+        to: &StateKey,
+        limit: usize,
+    ) -> Result<Vec<StateKey>, StateError> {
+        let Some(t) = read_table!(self, STATE_VALUES) else {
+            return Ok(Vec::new());
+        };
+        let (a, b) = (from.to_bytes(), to.to_bytes());
+        let mut out = Vec::new();
+        for item in t
+            .range(a.as_slice()..=b.as_slice())
+            .map_err(|e| store_err(e.into()))?
+            .take(limit)
+        {
+            let (k, _) = item.map_err(|e| store_err(e.into()))?;
+            out.push(StateKey::from_bytes(k.value()).map_err(StateError::store)?);
+        }
+        Ok(out)
+    }
+
+    /// A stored tree node.
+    ///
+    /// # Errors
+    /// [`StateError::Store`] when the read fails or the node does not decode.
+    pub fn state_node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
+        let Some(t) = read_table!(self, STATE_NODES) else {
+            return Ok(None);
+        };
+        let k = node_key_bytes(key).map_err(store_err)?;
+        let v = t.get(k.as_slice()).map_err(|e| store_err(e.into()))?;
+        v.map(|v| borsh::from_slice::<Node>(v.value()).map_err(StateError::store))
+            .transpose()
+    }
+
+    /// The stored value of `key_hash` at the newest height ≤ `max_version`.
+    ///
+    /// # Errors
+    /// [`StateError::Store`] when the read fails.
+    pub fn state_value_at(
+        &self,
+        max_version: u64,
+        key_hash: KeyHash,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        let Some(t) = read_table!(self, STATE_VERSIONS) else {
+            return Ok(None);
+        };
+        let from = version_key(&key_hash, 0);
+        let to = version_key(&key_hash, max_version);
+        let last = t
+            .range(from.as_slice()..=to.as_slice())
+            .map_err(|e| store_err(e.into()))?
+            .next_back()
+            .transpose()
+            .map_err(|e| store_err(e.into()))?;
+        Ok(last.and_then(|(_, v)| {
+            let v = v.value();
+            (v.first() == Some(&1)).then(|| v[1..].to_vec())
+        }))
+    }
+
+    /// The recorded state root after `height` (`None`: not stored).
+    ///
+    /// # Errors
+    /// [`StateError::Store`] when the read fails.
+    pub fn state_root_at(&self, height: u64) -> Result<Option<[u8; 32]>, StateError> {
+        let Some(t) = read_table!(self, STATE_ROOTS) else {
+            return Ok(None);
+        };
+        let v = t.get(height).map_err(|e| store_err(e.into()))?;
+        Ok(v.and_then(|v| v.value().try_into().ok()))
+    }
+
+    /// The oldest height whose tree is kept (0 until [`STATE_HISTORY`] heights exist).
+    ///
+    /// # Errors
+    /// [`StateError::Store`] when the read fails.
+    pub fn state_oldest(&self) -> Result<u64, StateError> {
+        let Some(t) = read_table!(self, STATE_META) else {
+            return Ok(0);
+        };
+        let v = t.get(OLDEST_KEY).map_err(|e| store_err(e.into()))?;
+        Ok(v.and_then(|v| v.value().try_into().ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    /// Deletes the stored state (every state table) in one transaction; the next start
+    /// rebuilds it from the blobs. Returns the state height that was stored.
+    ///
+    /// # Errors
+    /// [`DaStoreError::Db`] if the transaction fails (nothing deleted).
+    pub fn clear_state(&self) -> Result<u64, DaStoreError> {
+        let mut state_tip = self.lock_state_tip();
+        let db = self.write_db()?;
+        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write()?;
+        let old = stored_height(&txn)?;
+        clear(&txn)?;
+        txn.commit()?;
+        *state_tip = 0;
+        Ok(old)
+    }
+
+    /// The stored state's height (cached; no I/O).
+    pub fn state_tip(&self) -> u64 {
+        *self.lock_state_tip()
+    }
+}
