@@ -64,6 +64,10 @@ pub(crate) struct RawDa {
     sync_chunk_blobs: u32,
     sync_request_timeout_secs: u64,
     publish_grace_secs: u64,
+    /// Obsolete since the state moved into `da-log.redb` (issue 16): accepted so that an
+    /// older seeds.toml still loads, ignored with a warning, never written.
+    #[serde(skip_serializing)]
+    snapshot_interval_blobs: Option<u64>,
 }
 
 impl Default for RawDa {
@@ -76,6 +80,7 @@ impl Default for RawDa {
             sync_chunk_blobs: d.sync_chunk_blobs,
             sync_request_timeout_secs: d.sync_request_timeout.as_secs(),
             publish_grace_secs: d.publish_grace.as_secs(),
+            snapshot_interval_blobs: None,
         }
     }
 }
@@ -103,11 +108,19 @@ impl DaConfig {
                 self.sync_request_timeout,
             )?,
             publish_grace_secs: whole_secs("da.publish_grace_secs", self.publish_grace)?,
+            snapshot_interval_blobs: None,
         })
     }
 }
 
 pub(crate) fn validate(raw: RawDa, errs: &mut KeyErrors) -> DaConfig {
+    if let Some(n) = raw.snapshot_interval_blobs {
+        tracing::warn!(
+            snapshot_interval_blobs = n,
+            "da.snapshot_interval_blobs is obsolete and ignored: the DA state is stored with \
+             the log (remove the line from seeds.toml)"
+        );
+    }
     let max_secs = MAX_DURATION_SECS;
     DaConfig {
         batch_max_bytes: errs.range(
@@ -153,6 +166,15 @@ pub(crate) fn validate(raw: RawDa, errs: &mut KeyErrors) -> DaConfig {
 mod tests {
     use super::*;
     use crate::seeds::SeedsConfig;
+
+    #[test]
+    fn the_obsolete_snapshot_interval_still_loads_and_is_not_written_back() {
+        let cfg = SeedsConfig::from_toml_str("[da]\nsnapshot_interval_blobs = 1000\n").unwrap();
+        assert_eq!(cfg.da, DaConfig::default());
+        let raw = cfg.da.to_raw().unwrap();
+        let text = toml::to_string(&raw).unwrap();
+        assert!(!text.contains("snapshot"), "{text}");
+    }
 
     #[test]
     fn defaults_and_overrides() {
