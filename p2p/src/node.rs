@@ -23,7 +23,7 @@ use crate::event_loop::EventLoop;
 use crate::handle::{NodeHandle, COMMAND_QUEUE};
 use crate::metrics::Metrics;
 use crate::net::behaviour::{
-    committee_behaviour, da_evidence_behaviour, da_register_behaviour, da_sync_behaviour,
+    committee_behaviour, da_evidence_behaviour, da_rotation_behaviour, da_register_behaviour, da_sync_behaviour,
     gossipsub_config, handshake_behaviour, pex_behaviour, workload_behaviour, Behaviour,
 };
 use crate::net::component::Component;
@@ -296,6 +296,13 @@ fn build_behaviour(
         )),
         None => None,
     };
+    let da_rotation = match &cfg.committee {
+        Some(c) => Some(Component::new(
+            da_rotation_behaviour(net, c.round_timeout).map_err(swarm_err)?,
+            Rpc::default(),
+        )),
+        None => None,
+    };
     let workload = if cfg.subscribe_da && !cfg.light {
         Some(Component::new(
             workload_behaviour(net, cfg.workload.execute_timeout).map_err(swarm_err)?,
@@ -306,6 +313,7 @@ fn build_behaviour(
     };
     Ok(Behaviour {
         committee: committee.into(),
+        da_rotation: da_rotation.into(),
         workload: workload.into(),
         peer_manager: manager,
         handshake,

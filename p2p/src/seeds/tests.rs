@@ -616,6 +616,7 @@ fn every_field_round_trips() {
             members,
             threshold: 3,
             epoch: 4,
+            round_timeout: Duration::from_millis(12),
         },
         nat: crate::net::nat::config::NatSection {
             relay_server: Some(true),
