@@ -504,6 +504,21 @@ impl Node {
                 );
                 let service =
                     crate::committee::CommitteeService::open(c, key.public().to_peer_id(), m)?;
+                // The DA proposer rotation is safe only with a majority threshold.
+                if let Some((share, _, _)) = service.rotation_parts() {
+                    if Some(share.group_key().0) == cfg.da_authority {
+                        dsdn_protocols::committee::rotation::RotationConfig::new(
+                            share.config(),
+                            std::time::Duration::from_secs(1),
+                        )
+                        .map_err(|e| {
+                            crate::committee::CommitteeStartError::Config(format!(
+                                "the group key is the DA authority, but {e}: two sets of t \
+                                 members could each seal a blob at one height"
+                            ))
+                        })?;
+                    }
+                }
                 Some(crate::event_loop::CommitteeLoop::new(service)?)
             }
             None => None,

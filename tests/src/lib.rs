@@ -18,6 +18,7 @@ pub mod bench;
 pub mod lab;
 mod logs;
 pub mod roles;
+pub mod rotation;
 
 pub use logs::{log_lines_since, log_matches, log_offset, logs, wait_log};
 

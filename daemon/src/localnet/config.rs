@@ -200,6 +200,7 @@ impl ConfigSpec {
             members: ids,
             threshold,
             epoch,
+            ..CommitteeConfig::default()
         };
         self
     }

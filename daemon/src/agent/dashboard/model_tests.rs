@@ -209,6 +209,7 @@ fn committee_marks_the_proposer_and_da_agreement() {
         epoch: 0,
         group_key: Some("ab".repeat(32)),
         state: "ready".into(),
+        rotation: None,
     };
     b.observe_committee(1, Some(st));
     let s = b.snapshot(0);
