@@ -259,10 +259,18 @@ impl EventLoop {
     /// `NodeHandle::committee_status`.
     pub(super) fn committee_status(&self) -> Option<CommitteeStatus> {
         let pending = self.da.service.has_pending();
+        let connected: Vec<libp2p::PeerId> = self
+            .swarm
+            .behaviour()
+            .peer_manager
+            .connected()
+            .keys()
+            .copied()
+            .collect();
         self.committee.as_ref().map(|c| {
             let mut status = c.service.status();
             status.rotation = match (&c.rotation, &c.rotation_refused) {
-                (Some(r), _) => Some(Ok(r.status(Instant::now(), pending))),
+                (Some(r), _) => Some(Ok(r.status(Instant::now(), pending, &connected))),
                 (None, Some(e)) => Some(Err(e.clone())),
                 (None, None) => None,
             };

@@ -158,6 +158,7 @@ impl EventLoop {
 
     /// A verified peer connected or left.
     pub(super) fn da_peer_connected(&mut self, peer: PeerId, services: ServiceSet) {
+        self.rotation_peer_connected(&peer);
         if self.cfg.subscribe_da && keeps_da_log(services) {
             self.da.service.peer_connected(peer, Instant::now());
             self.da_poll();

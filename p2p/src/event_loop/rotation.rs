@@ -33,8 +33,9 @@ impl RotationLoop {
         &self,
         now: Instant,
         pending: bool,
+        connected: &[PeerId],
     ) -> crate::committee::rotation::RotationView {
-        self.driver.status(now, pending)
+        self.driver.status(now, pending, connected)
     }
 }
 
@@ -145,6 +146,14 @@ impl EventLoop {
             return;
         };
         r.driver.poll(now, pending);
+        self.rotation_flush();
+    }
+
+    /// A verified peer connected: a member is told our round.
+    pub(super) fn rotation_peer_connected(&mut self, peer: &PeerId) {
+        if let Some(r) = self.rotation() {
+            r.driver.on_peer_connected(peer);
+        }
         self.rotation_flush();
     }
 
@@ -262,6 +271,8 @@ impl EventLoop {
             // Answers only say whether a message was taken; the rotation re-sends.
             return;
         };
+        // A message may arrive before the first timer tick after a start.
+        self.rotation_ensure(now);
         let member = self
             .committee
             .as_ref()

@@ -29,9 +29,9 @@
 
 mod record;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dsdn_protocols::committee::rotation::{
     Action, FrostRoundCrypto, HeightConsensus, MemberRecord, ProposerPhase, RotationConfig,
@@ -100,7 +100,8 @@ pub struct RotationView {
     pub lock: Option<(u64, String)>,
     /// Milliseconds before the round times out (while active).
     pub timeout_in_ms: u64,
-    /// Other members not heard from recently, while fewer than t members answer.
+    /// The other members this node is not connected to, while fewer than t members
+    /// (this one included) are.
     pub waiting_for: Vec<PeerId>,
     /// Why the member abstains or failed, if it does.
     pub detail: Option<String>,
@@ -129,7 +130,6 @@ pub(crate) struct DaRotation {
     write_error: Option<String>,
     out: Vec<RotationOut>,
     awaiting_blob: Option<(u64, u64)>,
-    heard: BTreeMap<PeerId, Instant>,
     metrics: CommitteeMetrics,
 }
 
@@ -179,7 +179,6 @@ impl DaRotation {
             write_error: None,
             out: Vec::new(),
             awaiting_blob: None,
-            heard: BTreeMap::new(),
             metrics,
         })
     }
@@ -307,13 +306,48 @@ impl DaRotation {
         if !self.config.contains(&from) {
             return Err(format!("{peer} is not a committee member"));
         }
-        self.heard.insert(peer, now);
         let Some(m) = self.machine.as_mut() else {
             return Err("this member does not take part in the rotation yet".into());
         };
-        let actions = m.on_message(&from, msg, now).map_err(|e| e.to_string())?;
+        // A member announcing a lower round at our height is told ours (as a `Prepare` of a
+        // lower round would be): it catches up now instead of after its own timeout.
+        let stale = match &msg {
+            RotationMsg::NewRound { height, round }
+                if *height == m.height() && *round < m.round() =>
+            {
+                Some(RotationMsg::Stale {
+                    height: m.height(),
+                    round: m.round(),
+                })
+            }
+            _ => None,
+        };
+        let mut actions = m.on_message(&from, msg, now).map_err(|e| e.to_string())?;
+        if let Some(msg) = stale {
+            actions.push(Action::Send { to: from, msg });
+        }
         self.apply(actions);
         Ok(())
+    }
+
+    /// Member `peer` connected (again): it may have missed our round while it was away, so
+    /// it is told (`NewRound`; it answers `Stale` when it is further), as it would be at our
+    /// next timeout.
+    pub(crate) fn on_peer_connected(&mut self, peer: &PeerId) {
+        if !self.is_member(peer) {
+            return;
+        }
+        let (Some(m), Ok(to)) = (self.machine.as_ref(), MemberId::new(peer.to_bytes())) else {
+            return;
+        };
+        if m.round() == 0 {
+            return;
+        }
+        let msg = RotationMsg::NewRound {
+            height: m.height(),
+            round: m.round(),
+        };
+        self.apply(vec![Action::Send { to, msg }]);
     }
 
     /// The round this member proposes waits for a new blob: `(height, round)`.
@@ -377,8 +411,9 @@ impl DaRotation {
         }
     }
 
-    /// The status at `now` (`pending`: the DA pool holds events).
-    pub(crate) fn status(&self, now: Instant, pending: bool) -> RotationView {
+    /// The status at `now` (`pending`: the DA pool holds events; `connected`: the peers
+    /// this node is connected to — a member not connected does not answer).
+    pub(crate) fn status(&self, now: Instant, pending: bool, connected: &[PeerId]) -> RotationView {
         let mut view = RotationView {
             state: "idle".into(),
             height: 0,
@@ -400,18 +435,13 @@ impl DaRotation {
             if self.has_work(pending) {
                 view.state = "active".into();
                 view.timeout_in_ms = st.timeout_in.as_millis() as u64;
-                let recent = (self.config.round_timeout(st.round) * 4).max(Duration::from_secs(5));
                 let silent: Vec<PeerId> = self
                     .config
                     .members()
                     .iter()
                     .filter(|m| **m != self.me)
                     .filter_map(peer_of)
-                    .filter(|p| {
-                        self.heard
-                            .get(p)
-                            .is_none_or(|t| now.saturating_duration_since(*t) > recent)
-                    })
+                    .filter(|p| !connected.contains(p))
                     .collect();
                 let answering = self.config.members().len() - silent.len();
                 if answering < self.config.threshold() {
