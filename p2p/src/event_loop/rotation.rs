@@ -169,6 +169,11 @@ impl EventLoop {
     /// and forwards this member's pending events to the proposer it knows.
     fn rotation_flush(&mut self) {
         let mut sealed = false;
+        let mut ahead = false;
+        let pending = self.da.service.has_pending();
+        if let Some(r) = self.rotation() {
+            r.driver.note_work(Instant::now(), pending);
+        }
         loop {
             let now = Instant::now();
             let mut proposed = false;
@@ -214,14 +219,25 @@ impl EventLoop {
                             tracing::error!(height, error = %e, "the rotation's sealed blob is refused");
                         }
                     },
-                    RotationOut::Ahead(peer, height) => self.da.service.peer_ahead(&peer, height),
+                    RotationOut::Ahead(peer, height) => {
+                        self.da.service.peer_ahead(&peer, height);
+                        ahead = true;
+                    }
                 }
             }
         }
         self.rotation_forward();
         if sealed {
-            // Gossip, durability, the waiters; the rotation moves to the next height.
+            // Gossip, durability, the waiters; the rotation moves to the next height, which
+            // the other members are told (in case the gossip misses one).
             self.after_da();
+            if let Some(r) = self.rotation() {
+                r.driver.announce_height();
+            }
+            self.rotation_flush();
+        } else if ahead {
+            // Backfill from the member that is ahead.
+            self.da_poll();
         }
     }
 

@@ -130,6 +130,8 @@ pub(crate) struct DaRotation {
     write_error: Option<String>,
     out: Vec<RotationOut>,
     awaiting_blob: Option<(u64, u64)>,
+    /// The member had work at the last poll (its round timer runs).
+    working: bool,
     metrics: CommitteeMetrics,
 }
 
@@ -179,6 +181,7 @@ impl DaRotation {
             write_error: None,
             out: Vec::new(),
             awaiting_blob: None,
+            working: false,
             metrics,
         })
     }
@@ -258,9 +261,24 @@ impl DaRotation {
                 .is_some_and(|p| p.phase() == ProposerPhase::Signing)
     }
 
+    /// Notes whether there is work (`pending`: the DA pool holds events); when work appears
+    /// after an idle time the round's timeout starts again ([`HeightConsensus::rearm`]).
+    /// The event loop calls it after every input, so the timeout counts from the moment
+    /// the first event arrived. Returns whether there is work.
+    pub(crate) fn note_work(&mut self, now: Instant, pending: bool) -> bool {
+        let work = self.has_work(pending);
+        let was = std::mem::replace(&mut self.working, work);
+        if work && !was {
+            if let Some(m) = self.machine.as_mut() {
+                m.rearm(now);
+            }
+        }
+        work
+    }
+
     /// Timers (only while there is work): timeouts and resends.
     pub(crate) fn poll(&mut self, now: Instant, pending: bool) {
-        if !self.has_work(pending) {
+        if !self.note_work(now, pending) {
             return;
         }
         let Some(m) = self.machine.as_mut() else {
@@ -328,6 +346,20 @@ impl DaRotation {
         }
         self.apply(actions);
         Ok(())
+    }
+
+    /// This member sealed the height before its current one: every other member is told
+    /// the new height (`NewRound` of round 0, which changes nothing for a member already
+    /// there), so one that missed the gossiped blob fetches it now.
+    pub(crate) fn announce_height(&mut self) {
+        let Some(m) = self.machine.as_ref() else {
+            return;
+        };
+        let msg = RotationMsg::NewRound {
+            height: m.height(),
+            round: 0,
+        };
+        self.apply(vec![Action::Broadcast(msg)]);
     }
 
     /// Member `peer` connected (again): it may have missed our round while it was away, so
@@ -553,8 +585,17 @@ impl DaRotation {
                     self.out.push(RotationOut::Ahead(peer, height));
                 }
             }
-            // A member behind fetches by itself (backfill, gossip).
-            Action::SendSealed { .. } => {}
+            // A member behind is told our height (a `Stale` of our height and round changes
+            // nothing but makes it fetch the blobs from us).
+            Action::SendSealed { to, .. } => {
+                if let (Some(m), Some(peer)) = (&self.machine, peer_of(&to)) {
+                    let msg = RotationMsg::Stale {
+                        height: m.height(),
+                        round: m.round(),
+                    };
+                    self.out.push(RotationOut::Send(peer, RotationRequest::Msg(msg)));
+                }
+            }
             Action::Failed(e) => {
                 self.metrics
                     .rotation_rounds
