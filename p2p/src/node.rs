@@ -23,8 +23,9 @@ use crate::event_loop::EventLoop;
 use crate::handle::{NodeHandle, COMMAND_QUEUE};
 use crate::metrics::Metrics;
 use crate::net::behaviour::{
-    committee_behaviour, da_evidence_behaviour, da_rotation_behaviour, da_register_behaviour, da_sync_behaviour,
-    gossipsub_config, handshake_behaviour, pex_behaviour, workload_behaviour, Behaviour,
+    committee_behaviour, da_evidence_behaviour, da_register_behaviour, da_rotation_behaviour,
+    da_sync_behaviour, gossipsub_config, handshake_behaviour, pex_behaviour, workload_behaviour,
+    Behaviour,
 };
 use crate::net::component::Component;
 use crate::net::discovery::{Discovery, DiscoveryConfig};

@@ -66,7 +66,11 @@ async fn proposer_killed_mid_stream_loses_nothing() -> anyhow::Result<()> {
     for (i, e) in events[..9].iter().enumerate() {
         let name = &cn.coordinators[i % 3].0;
         let h = publish_one(&net, name, e).await;
-        anyhow::ensure!(h.is_some(), "publication {i} on {name} not answered\n{}", net.log_dump(40));
+        anyhow::ensure!(
+            h.is_some(),
+            "publication {i} on {name} not answered\n{}",
+            net.log_dump(40)
+        );
         acked.push(e);
     }
     let before = da_tip(net.node("c1")).await?.height;
@@ -84,9 +88,17 @@ async fn proposer_killed_mid_stream_loses_nothing() -> anyhow::Result<()> {
     eprintln!("killing {victim}, the proposer of height {}", before + 1);
     let stream: Vec<DaEvent> = events[9..30].to_vec();
     let in_flight = {
-        let victim_client = net.node(&victim).client_with_timeout(Duration::from_secs(30));
+        let victim_client = net
+            .node(&victim)
+            .client_with_timeout(Duration::from_secs(30));
         let e = events[30].clone();
-        tokio::spawn(async move { victim_client.da_publish(&[e.clone()]).await.ok().map(|_| e) })
+        tokio::spawn(async move {
+            victim_client
+                .da_publish(std::slice::from_ref(&e))
+                .await
+                .ok()
+                .map(|_| e)
+        })
     };
     let clients: Vec<_> = survivors
         .iter()
@@ -95,7 +107,9 @@ async fn proposer_killed_mid_stream_loses_nothing() -> anyhow::Result<()> {
     let publisher = tokio::spawn(async move {
         let mut answered = Vec::new();
         for (i, e) in stream.into_iter().enumerate() {
-            let r = clients[i % clients.len()].da_publish(&[e.clone()]).await;
+            let r = clients[i % clients.len()]
+                .da_publish(std::slice::from_ref(&e))
+                .await;
             answered.push((e, r.map(|p| p.heights)));
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -118,7 +132,10 @@ async fn proposer_killed_mid_stream_loses_nothing() -> anyhow::Result<()> {
     );
     let in_flight = in_flight.await?;
     let after = da_tip(net.node(&survivors[0])).await?.height;
-    anyhow::ensure!(after > before, "the log did not grow after the kill ({before} → {after})");
+    anyhow::ensure!(
+        after > before,
+        "the log did not grow after the kill ({before} → {after})"
+    );
 
     // 3. Every node that runs ends with one root; everything acknowledged is in the log.
     let running: Vec<String> = everyone(&cn).into_iter().filter(|n| *n != victim).collect();
@@ -133,7 +150,10 @@ async fn proposer_killed_mid_stream_loses_nothing() -> anyhow::Result<()> {
         .filter(|e| !log.contains(e))
         .collect();
     missing.sort();
-    anyhow::ensure!(missing.is_empty(), "acknowledged events not in the log: {missing:?}");
+    anyhow::ensure!(
+        missing.is_empty(),
+        "acknowledged events not in the log: {missing:?}"
+    );
     let st = net.node(&survivors[0]).client().metrics_text().await?;
     eprintln!(
         "{} events acknowledged, log at {after} (was {before}); rotation metrics:\n{}",
@@ -148,7 +168,11 @@ async fn proposer_killed_mid_stream_loses_nothing() -> anyhow::Result<()> {
     net.node_mut(&victim).restart().await?;
     net.node(&victim).wait_ready(WAIT).await?;
     let h = publish_one(&net, &victim, &events[31]).await;
-    anyhow::ensure!(h.is_some(), "the restarted member's publication not answered\n{}", net.log_dump(40));
+    anyhow::ensure!(
+        h.is_some(),
+        "the restarted member's publication not answered\n{}",
+        net.log_dump(40)
+    );
     let all = everyone(&cn);
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     converge(&net, &refs).await?;
@@ -166,7 +190,10 @@ async fn majority_down_seals_nothing_says_why_and_resumes() -> anyhow::Result<()
         .map(|(n, _)| net.node(n).peer_id().to_owned())
         .collect();
     let events = chunk_events(&ids, 4);
-    anyhow::ensure!(publish_one(&net, "c1", &events[0]).await.is_some(), "first publication");
+    anyhow::ensure!(
+        publish_one(&net, "c1", &events[0]).await.is_some(),
+        "first publication"
+    );
     let before = da_tip(net.node("c1")).await?.height;
     let idle = rotation_status(&net, "c1").await;
     anyhow::ensure!(
@@ -202,7 +229,10 @@ async fn majority_down_seals_nothing_says_why_and_resumes() -> anyhow::Result<()
         da_tip(net.node("c1")).await?.height == before,
         "a blob was sealed without a majority"
     );
-    anyhow::ensure!(!waiting.is_finished(), "the publication was answered without a majority");
+    anyhow::ensure!(
+        !waiting.is_finished(),
+        "the publication was answered without a majority"
+    );
 
     // They return: the waiting publication is sealed and answered; everyone agrees.
     for n in ["c2", "c3"] {
@@ -217,14 +247,23 @@ async fn majority_down_seals_nothing_says_why_and_resumes() -> anyhow::Result<()
         "the publication waiting for a majority failed: {answered:?}\n{}",
         net.log_dump(60)
     );
-    anyhow::ensure!(da_tip(net.node("c1")).await?.height > before, "the log did not resume");
-    anyhow::ensure!(publish_one(&net, "c3", &events[2]).await.is_some(), "after the return");
+    anyhow::ensure!(
+        da_tip(net.node("c1")).await?.height > before,
+        "the log did not resume"
+    );
+    anyhow::ensure!(
+        publish_one(&net, "c3", &events[2]).await.is_some(),
+        "after the return"
+    );
     let all = everyone(&cn);
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     converge(&net, &refs).await?;
     let log = log_events(&net, "c2").await?;
     for e in &events[..3] {
-        anyhow::ensure!(log.contains(&serde_json::to_string(e)?), "{e:?} not in the log");
+        anyhow::ensure!(
+            log.contains(&serde_json::to_string(e)?),
+            "{e:?} not in the log"
+        );
     }
     net.pass();
     Ok(())

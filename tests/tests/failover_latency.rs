@@ -20,7 +20,8 @@ const SAMPLES: usize = 7;
 #[ignore = "benchmark: run with --ignored --nocapture"]
 async fn time_from_proposer_death_to_next_sealed_blob() -> anyhow::Result<()> {
     let mut net = TestNet::new("failover-latency").await?;
-    let round_timeout = Duration::from_millis(dsdn_p2p::committee::config::DEFAULT_ROUND_TIMEOUT_MS);
+    let round_timeout =
+        Duration::from_millis(dsdn_p2p::committee::config::DEFAULT_ROUND_TIMEOUT_MS);
     let cn = start_committee_net(&mut net, 60, 3, 2, 1, round_timeout).await?;
     let ids: Vec<String> = cn
         .storage
@@ -40,7 +41,9 @@ async fn time_from_proposer_death_to_next_sealed_blob() -> anyhow::Result<()> {
             .unwrap_or("c1")
             .to_owned();
         let before = da_tip(net.node(&survivor)).await?.height;
-        let client = net.node(&survivor).client_with_timeout(Duration::from_secs(60));
+        let client = net
+            .node(&survivor)
+            .client_with_timeout(Duration::from_secs(60));
         net.node_mut(&victim).kill().await?;
         let killed = Instant::now();
         let e = event.clone();

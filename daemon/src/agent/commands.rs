@@ -72,7 +72,10 @@ fn rotation_lines(r: &dsdn_daemon::api::RotationStatusView) -> String {
     }
     out.push('\n');
     if let Some(l) = &r.lock {
-        out.push_str(&format!("  locked at round {} on blob {}\n", l.round, l.blob));
+        out.push_str(&format!(
+            "  locked at round {} on blob {}\n",
+            l.round, l.blob
+        ));
     }
     if r.state == "active" {
         out.push_str(&format!("  round times out in {} ms\n", r.timeout_in_ms));

@@ -26,10 +26,10 @@ use crate::net::peer_manager::{unix_now, PeerManagerEvent};
 use crate::net::pex::PexEvent;
 
 mod committee;
-mod rotation;
 mod control;
 mod da;
 mod identity;
+mod rotation;
 mod storage;
 mod views;
 mod workload;

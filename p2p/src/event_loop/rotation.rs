@@ -261,8 +261,7 @@ impl EventLoop {
             return;
         };
         let key = (peer, height, round, generation);
-        if r
-            .forwarded
+        if r.forwarded
             .is_some_and(|(k, at)| k == key && now < at + r.reforward)
         {
             return;

@@ -152,7 +152,10 @@ impl DaRotation {
             Loaded::Record(r) => (Some(r), None),
             Loaded::Corrupt { error, moved_to } => {
                 let reason = match moved_to {
-                    Some(p) => format!("rotation record corrupt ({error}), moved to {}", p.display()),
+                    Some(p) => format!(
+                        "rotation record corrupt ({error}), moved to {}",
+                        p.display()
+                    ),
                     None => format!("rotation record corrupt ({error}), could not be moved aside"),
                 };
                 tracing::error!(%reason, "this member abstains from the DA rotation until one more height is sealed");
@@ -212,7 +215,10 @@ impl DaRotation {
                     return;
                 }
                 Some(until) if tip >= until => {
-                    tracing::info!(tip, "a height was sealed since the rotation record was lost: taking part again");
+                    tracing::info!(
+                        tip,
+                        "a height was sealed since the rotation record was lost: taking part again"
+                    );
                     self.abstain = None;
                 }
                 _ => return,
@@ -256,8 +262,7 @@ impl DaRotation {
         };
         pending
             || m.record().lock.is_some()
-            || m
-                .proposer_round()
+            || m.proposer_round()
                 .is_some_and(|p| p.phase() == ProposerPhase::Signing)
     }
 
@@ -547,7 +552,8 @@ impl DaRotation {
             Action::Persist(_) => {}
             Action::Send { to, msg } => {
                 if let Some(peer) = peer_of(&to) {
-                    self.out.push(RotationOut::Send(peer, RotationRequest::Msg(msg)));
+                    self.out
+                        .push(RotationOut::Send(peer, RotationRequest::Msg(msg)));
                 }
             }
             Action::Broadcast(msg) => {
@@ -593,7 +599,8 @@ impl DaRotation {
                         height: m.height(),
                         round: m.round(),
                     };
-                    self.out.push(RotationOut::Send(peer, RotationRequest::Msg(msg)));
+                    self.out
+                        .push(RotationOut::Send(peer, RotationRequest::Msg(msg)));
                 }
             }
             Action::Failed(e) => {

@@ -65,7 +65,9 @@ mod tests {
         assert!(matches!(load(&path), Loaded::Record(x) if x == r));
         std::fs::write(&path, b"not cbor").unwrap();
         match load(&path) {
-            Loaded::Corrupt { moved_to: Some(p), .. } => {
+            Loaded::Corrupt {
+                moved_to: Some(p), ..
+            } => {
                 assert!(p.exists());
                 assert!(!path.exists());
             }

@@ -156,8 +156,7 @@ impl DaService {
             let Some(key) = event_key(&event) else {
                 continue;
             };
-            if self.pool.forwarded.contains_key(&key)
-                || self.pool.own.iter().any(|o| o.key == key)
+            if self.pool.forwarded.contains_key(&key) || self.pool.own.iter().any(|o| o.key == key)
             {
                 continue;
             }

@@ -57,8 +57,10 @@ impl FrostRoundCrypto {
             let id = config
                 .identifier(&s.member)
                 .ok_or_else(|| CryptoError::Failed(format!("{} is no member", s.member)))?;
-            let c = frost::round1::SigningCommitments::deserialize(&s.commitment)
-                .map_err(|_| CryptoError::Failed(format!("commitment of {} does not parse", s.member)))?;
+            let c =
+                frost::round1::SigningCommitments::deserialize(&s.commitment).map_err(|_| {
+                    CryptoError::Failed(format!("commitment of {} does not parse", s.member))
+                })?;
             commitments.insert(id, c);
             ids.push(id);
         }
@@ -93,10 +95,9 @@ impl RoundCrypto for FrostRoundCrypto {
         let (package, _) = self.package(message, signers)?;
         let me = self.key_share.key_package().identifier();
         // Consumed whatever happens next: a nonce signs at most once.
-        let nonces = self
-            .nonces
-            .remove(&(height, round))
-            .ok_or_else(|| CryptoError::Failed(format!("no nonces for height {height} round {round}")))?;
+        let nonces = self.nonces.remove(&(height, round)).ok_or_else(|| {
+            CryptoError::Failed(format!("no nonces for height {height} round {round}"))
+        })?;
         if package.signing_commitments().get(me) != Some(nonces.commitments()) {
             return Err(CryptoError::Failed(
                 "the package does not carry our commitment".into(),
@@ -127,16 +128,12 @@ impl RoundCrypto for FrostRoundCrypto {
         }
         let config = self.key_share.config();
         let signature = frost::aggregate(&package, &map, self.key_share.public_key_package())
-            .map_err(|e| {
-                match e
-                    .culprits()
-                    .first()
-                    .and_then(|id| config.member(id))
-                {
+            .map_err(
+                |e| match e.culprits().first().and_then(|id| config.member(id)) {
                     Some(m) => CryptoError::InvalidShare(m.clone()),
                     None => CryptoError::Failed(e.to_string()),
-                }
-            })?;
+                },
+            )?;
         let bytes = signature
             .serialize()
             .map_err(|e| CryptoError::Failed(e.to_string()))?;

@@ -39,8 +39,14 @@ fn members_pool_events_the_proposer_seals_them_and_every_waiter_is_answered() {
     assert_eq!(wire.len(), 1);
     assert_eq!(proposer.svc.on_forwarded(&wire), Ok(1));
     assert_eq!(proposer.svc.on_forwarded(&wire), Ok(0), "deduplicated");
-    assert!(proposer.svc.on_forwarded(&[WireEvent(250, 1, vec![1].into())]).is_err());
-    assert!(proposer.svc.propose_blob(2).is_none(), "only the next height");
+    assert!(proposer
+        .svc
+        .on_forwarded(&[WireEvent(250, 1, vec![1].into())])
+        .is_err());
+    assert!(
+        proposer.svc.propose_blob(2).is_none(),
+        "only the next height"
+    );
     let message = proposer.svc.propose_blob(1).expect("a blob");
     let blob = DaBlob::from_signing_bytes(&message).unwrap();
     assert_eq!(blob.events, vec![chunk_event(1), chunk_event(2)]);
@@ -50,10 +56,16 @@ fn members_pool_events_the_proposer_seals_them_and_every_waiter_is_answered() {
     assert_eq!(proposer.svc.view().queued_events, 2);
     // A forged aggregate is refused; the group's signature seals the blob.
     let forged = other_key().sign(&message).to_bytes();
-    assert!(proposer.svc.on_rotation_sealed(1, &message, &forged).is_err());
+    assert!(proposer
+        .svc
+        .on_rotation_sealed(1, &message, &forged)
+        .is_err());
     assert_eq!(proposer.svc.view().height, 0);
     let signature = auth_key().sign(&message).to_bytes();
-    proposer.svc.on_rotation_sealed(1, &message, &signature).unwrap();
+    proposer
+        .svc
+        .on_rotation_sealed(1, &message, &signature)
+        .unwrap();
     assert_eq!(proposer.svc.view().height, 1);
     assert!(!proposer.svc.has_pending(), "applied events leave the pool");
     proposer.svc.flush();
@@ -69,7 +81,10 @@ fn members_pool_events_the_proposer_seals_them_and_every_waiter_is_answered() {
     assert!(!other.svc.has_pending());
     assert!(matches!(rx_other.try_recv(), Ok(Ok(p)) if p.heights == vec![1]));
     // Sealed again (a later round may re-seal the same blob): ignored.
-    proposer.svc.on_rotation_sealed(1, &message, &signature).unwrap();
+    proposer
+        .svc
+        .on_rotation_sealed(1, &message, &signature)
+        .unwrap();
     assert_eq!(proposer.svc.view().height, 1);
 }
 

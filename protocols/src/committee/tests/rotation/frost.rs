@@ -26,10 +26,9 @@ fn run(
             if !up[to] {
                 return;
             }
-            let wire = RotationRequest::from_bytes(
-                &RotationRequest::Msg(msg.clone()).to_bytes().unwrap(),
-            )
-            .unwrap();
+            let wire =
+                RotationRequest::from_bytes(&RotationRequest::Msg(msg.clone()).to_bytes().unwrap())
+                    .unwrap();
             let RotationRequest::Msg(msg) = wire else {
                 unreachable!()
             };
