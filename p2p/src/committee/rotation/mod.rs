@@ -618,3 +618,6 @@ impl DaRotation {
 fn peer_of(member: &MemberId) -> Option<PeerId> {
     PeerId::from_bytes(member.as_bytes()).ok()
 }
+
+#[cfg(test)]
+mod tests;
