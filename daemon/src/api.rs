@@ -366,6 +366,45 @@ pub struct CommitteeStatusResponse {
     pub group_key: Option<String>,
     /// `no_share`, `dkg_round_1`…`dkg_round_3`, `ready`, or `failed: <reason>`.
     pub state: String,
+    /// The DA proposer rotation of this member (issue 13 §1), when the group key is the DA
+    /// authority; absent otherwise and from older daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationStatusView>,
+}
+
+/// The DA proposer rotation of a member, in [`CommitteeStatusResponse`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationStatusView {
+    /// `idle` (nothing waits), `active` (rounds run), `no_majority` (fewer than t members
+    /// answer: see `waiting_for`), `abstaining` (its record was corrupt),
+    /// `waiting_for_log`, `record_write_failed`, or `refused` (e.g. 2t ≤ n; see `detail`).
+    pub state: String,
+    /// The DA height being decided (DA tip + 1).
+    pub height: u64,
+    /// This member's round at that height.
+    pub round: u64,
+    /// The proposer of (height, round), a PeerId.
+    pub proposer: Option<String>,
+    /// True when this member is that proposer.
+    pub proposing: bool,
+    /// This member's lock: `{round, blob}` with the SHA-256 (64 hex) of the locked blob's
+    /// signing bytes.
+    pub lock: Option<RotationLock>,
+    /// Milliseconds until the round times out (while active; 0 otherwise).
+    pub timeout_in_ms: u64,
+    /// The other members not heard from recently, while fewer than t members answer.
+    pub waiting_for: Vec<String>,
+    /// Why the member abstains, waits or refuses, when it does.
+    pub detail: Option<String>,
+}
+
+/// A member's lock at the DA height being decided.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationLock {
+    /// The round it released its signature share in.
+    pub round: u64,
+    /// SHA-256 (64 hex) of the locked blob's signing bytes.
+    pub blob: String,
 }
 
 /// Error body of every non-2xx answer.

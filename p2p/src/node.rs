@@ -23,8 +23,9 @@ use crate::event_loop::EventLoop;
 use crate::handle::{NodeHandle, COMMAND_QUEUE};
 use crate::metrics::Metrics;
 use crate::net::behaviour::{
-    committee_behaviour, da_evidence_behaviour, da_register_behaviour, da_sync_behaviour,
-    gossipsub_config, handshake_behaviour, pex_behaviour, workload_behaviour, Behaviour,
+    committee_behaviour, da_evidence_behaviour, da_register_behaviour, da_rotation_behaviour,
+    da_sync_behaviour, gossipsub_config, handshake_behaviour, pex_behaviour, workload_behaviour,
+    Behaviour,
 };
 use crate::net::component::Component;
 use crate::net::discovery::{Discovery, DiscoveryConfig};
@@ -296,6 +297,13 @@ fn build_behaviour(
         )),
         None => None,
     };
+    let da_rotation = match &cfg.committee {
+        Some(c) => Some(Component::new(
+            da_rotation_behaviour(net, c.round_timeout).map_err(swarm_err)?,
+            Rpc::default(),
+        )),
+        None => None,
+    };
     let workload = if cfg.subscribe_da && !cfg.light {
         Some(Component::new(
             workload_behaviour(net, cfg.workload.execute_timeout).map_err(swarm_err)?,
@@ -306,6 +314,7 @@ fn build_behaviour(
     };
     Ok(Behaviour {
         committee: committee.into(),
+        da_rotation: da_rotation.into(),
         workload: workload.into(),
         peer_manager: manager,
         handshake,
@@ -496,6 +505,21 @@ impl Node {
                 );
                 let service =
                     crate::committee::CommitteeService::open(c, key.public().to_peer_id(), m)?;
+                // The DA proposer rotation is safe only with a majority threshold.
+                if let Some((share, _, _)) = service.rotation_parts() {
+                    if Some(share.group_key().0) == cfg.da_authority {
+                        dsdn_protocols::committee::rotation::RotationConfig::new(
+                            share.config(),
+                            std::time::Duration::from_secs(1),
+                        )
+                        .map_err(|e| {
+                            crate::committee::CommitteeStartError::Config(format!(
+                                "the group key is the DA authority, but {e}: two sets of t \
+                                 members could each seal a blob at one height"
+                            ))
+                        })?;
+                    }
+                }
                 Some(crate::event_loop::CommitteeLoop::new(service)?)
             }
             None => None,

@@ -19,6 +19,7 @@ pub mod committee;
 pub mod lab;
 mod logs;
 pub mod roles;
+pub mod rotation;
 pub mod scale;
 
 pub use logs::{log_lines_since, log_matches, log_offset, logs, wait_log};

@@ -52,7 +52,44 @@ pub(crate) fn committee_status(
         let me = if *m == status.me { "  (this node)" } else { "" };
         out.push_str(&format!("  {:>2}. {m}{me}\n", i + 1));
     }
+    if let Some(r) = &status.rotation {
+        out.push_str(&rotation_lines(r));
+    }
     print_out(&out)
+}
+
+/// The DA proposer rotation part of `dsdn-agent committee status`.
+fn rotation_lines(r: &dsdn_daemon::api::RotationStatusView) -> String {
+    let mut out = format!("DA rotation: {}", r.state);
+    if r.height > 0 {
+        out.push_str(&format!(
+            ", height {} round {}, proposer {}{}",
+            r.height,
+            r.round,
+            r.proposer.as_deref().unwrap_or("?"),
+            if r.proposing { " (this node)" } else { "" }
+        ));
+    }
+    out.push('\n');
+    if let Some(l) = &r.lock {
+        out.push_str(&format!(
+            "  locked at round {} on blob {}\n",
+            l.round, l.blob
+        ));
+    }
+    if r.state == "active" {
+        out.push_str(&format!("  round times out in {} ms\n", r.timeout_in_ms));
+    }
+    if !r.waiting_for.is_empty() {
+        out.push_str(&format!(
+            "  no majority: waiting for members {}\n",
+            r.waiting_for.join(", ")
+        ));
+    }
+    if let Some(d) = &r.detail {
+        out.push_str(&format!("  {d}\n"));
+    }
+    out
 }
 
 /// `dsdn-agent da state [--json]`.

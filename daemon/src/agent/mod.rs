@@ -276,11 +276,12 @@ pub(crate) struct DevnetArgs {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(4..=250))]
     storage: u16,
     /// Number of coordinators. 2 or more form a committee (members coordinator-1..N, the
-    /// first is the DA proposer) whose DKG group key becomes the da_authority; 1: a single
+    /// order fixes the DA proposer rotation) whose DKG group key becomes the da_authority; 1: a single
     /// coordinator whose own key is the da_authority (no DKG).
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
     coordinators: u16,
-    /// With 2 or more coordinators: the committee's signing threshold t (2 ≤ t ≤ N).
+    /// With 2 or more coordinators: the committee's signing threshold t (2 ≤ t ≤ N and
+    /// 2t > N: the DA proposer rotation needs a majority).
     #[arg(long, value_name = "T", default_value_t = 2, value_parser = clap::value_parser!(u16).range(2..=64))]
     threshold: u16,
     /// Keep config, data and logs in this directory instead of a temporary one.

@@ -290,18 +290,19 @@ async fn run(
             members = m.members.len(),
             threshold = m.threshold,
             epoch = m.epoch,
-            proposer = m.members.first() == Some(&peer_id),
             "coordinator committee member"
         );
-        dsdn_p2p::committee::CommitteeNodeConfig::new(
+        let mut c = dsdn_p2p::committee::CommitteeNodeConfig::new(
             m.members,
             m.threshold,
             m.epoch,
             cli.data_dir.join("committee"),
-        )
+        );
+        c.round_timeout = seeds.committee.round_timeout;
+        c
     });
-    // A committee member does not need its own key to be the authority: the DA proposer
-    // seals through the committee when da_authority is the committee's group key.
+    // A committee member does not need its own key to be the authority: the members seal
+    // by proposer rotation when da_authority is the committee's group key.
     if cli.mode == Mode::Coordinator
         && committee.is_none()
         && seeds.network.da_authority.is_some()

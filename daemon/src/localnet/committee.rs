@@ -17,8 +17,8 @@ impl LocalNet {
         Some(&self.config.seeds.committee).filter(|c| c.is_configured())
     }
 
-    /// Runs the committee's FROST DKG through the control API of the first member (the DA
-    /// proposer, `coordinator-1`): `POST /v1/committee/dkg`, which returns once that
+    /// Runs the committee's FROST DKG through the control API of the first member
+    /// (`coordinator-1`): `POST /v1/committee/dkg`, which returns once that
     /// member adopted the group key. Call it once the members are connected.
     ///
     /// # Errors
@@ -237,7 +237,7 @@ mod tests {
         loop {
             let st = net.coordinator().client().da_state().await.expect("state");
             if st.nodes >= storage.len() {
-                assert!(st.is_authority, "the proposer seals");
+                assert!(st.is_authority, "every member seals by rotation");
                 break;
             }
             assert!(
@@ -253,22 +253,23 @@ mod tests {
             .into_iter()
             .filter(|e| !matches!(e, dsdn_protocols::da::DaEvent::NodeRegistered { .. }))
             .collect();
-        // Only the first member (the DA proposer) publishes.
-        let refused = net
+        // Every member takes events (proposer rotation): half on each of two members.
+        let (first, second) = events.split_at(5);
+        let resp = net
             .node("coordinator-2")
             .expect("node")
             .client()
-            .da_publish(&events)
+            .da_publish(second)
             .await
-            .expect_err("not the proposer");
-        assert!(matches!(refused, ClientError::Api { .. }), "{refused}");
+            .unwrap_or_else(|e| panic!("{e}\n{}", net.log_tails(20)));
+        assert_eq!(resp.events, second.len());
         let resp = net
             .coordinator()
             .client()
-            .da_publish(&events)
+            .da_publish(first)
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", net.log_tails(20)));
-        assert_eq!(resp.events, 10);
+        assert_eq!(resp.events, 5);
         let tip = net.coordinator().client().da_state().await.expect("state");
         let heights = net
             .wait_da_height(tip.height, Duration::from_secs(60))

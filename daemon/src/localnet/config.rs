@@ -186,7 +186,7 @@ impl ConfigSpec {
         self
     }
 
-    /// `[committee]`: members (base58 PeerIds, the first is the DA proposer), threshold,
+    /// `[committee]`: members (base58 PeerIds, in the order that fixes the DA proposer rotation), threshold,
     /// epoch.
     pub fn with_committee(mut self, members: Vec<String>, threshold: u16, epoch: u64) -> Self {
         let mut ids = Vec::with_capacity(members.len());
@@ -200,6 +200,7 @@ impl ConfigSpec {
             members: ids,
             threshold,
             epoch,
+            ..CommitteeConfig::default()
         };
         self
     }

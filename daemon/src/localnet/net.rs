@@ -43,10 +43,11 @@ pub struct LocalNetSpec {
     /// `coordinator` whose own key is the `da_authority`. n ≥ 2: nodes `coordinator-1` …
     /// `coordinator-n` forming a `committee_threshold`-of-n committee (Tahap 14A.2B) whose
     /// members are written to the `[committee]` section of the shared seeds.toml, in that
-    /// order (so `coordinator-1` is the DA proposer), and no `da_authority` until
+    /// order (which fixes the DA proposer rotation), and no `da_authority` until
     /// [`LocalNet::set_da_authority`] (after [`LocalNet::committee_dkg`]).
     pub coordinators: usize,
-    /// With `coordinators` ≥ 2: the committee threshold t (2 ≤ t ≤ coordinators).
+    /// With `coordinators` ≥ 2: the committee threshold t (2 ≤ t ≤ coordinators and
+    /// 2t > coordinators: the DA proposer rotation needs a majority).
     pub committee_threshold: u16,
     /// With `coordinators` ≥ 2: the committee epoch.
     pub committee_epoch: u64,
@@ -187,9 +188,11 @@ impl LocalNet {
             )));
         }
         let t = usize::from(spec.committee_threshold);
-        if coordinators >= 2 && !(2..=coordinators).contains(&t) {
+        if coordinators >= 2 && (!(2..=coordinators).contains(&t) || 2 * t <= coordinators) {
             return Err(LocalNetError::Invalid(format!(
-                "a committee of {coordinators} needs a threshold between 2 and {coordinators}, got {t}"
+                "a committee of {coordinators} needs a threshold between 2 and {coordinators} \
+                 with 2t > {coordinators} (its group key becomes the DA authority, whose \
+                 proposer rotation needs a majority), got {t}"
             )));
         }
         let (dir, tempdir) = prepare_dir(spec.dir.as_deref())?;
@@ -389,7 +392,7 @@ impl LocalNet {
     }
 
     /// The coordinator (the DA authority); with a committee, `coordinator-1`: the first
-    /// member, the DA proposer.
+    /// member (any member takes DA events).
     pub fn coordinator(&self) -> &Node {
         &self.nodes[1]
     }

@@ -8,7 +8,34 @@ use axum::Json;
 use dsdn_p2p::committee::{CommitteeStatus, DkgRunError};
 
 use super::{error, stopped, ApiState};
-use crate::api::CommitteeStatusResponse;
+use crate::api::{CommitteeStatusResponse, RotationLock, RotationStatusView};
+
+fn rotation(r: Result<dsdn_p2p::committee::rotation::RotationView, String>) -> RotationStatusView {
+    match r {
+        Ok(v) => RotationStatusView {
+            state: v.state,
+            height: v.height,
+            round: v.round,
+            proposer: v.proposer.map(|p| p.to_string()),
+            proposing: v.proposing,
+            lock: v.lock.map(|(round, blob)| RotationLock { round, blob }),
+            timeout_in_ms: v.timeout_in_ms,
+            waiting_for: v.waiting_for.iter().map(ToString::to_string).collect(),
+            detail: v.detail,
+        },
+        Err(e) => RotationStatusView {
+            state: "refused".into(),
+            height: 0,
+            round: 0,
+            proposer: None,
+            proposing: false,
+            lock: None,
+            timeout_in_ms: 0,
+            waiting_for: Vec::new(),
+            detail: Some(e),
+        },
+    }
+}
 
 fn response(s: CommitteeStatus) -> CommitteeStatusResponse {
     CommitteeStatusResponse {
@@ -18,6 +45,7 @@ fn response(s: CommitteeStatus) -> CommitteeStatusResponse {
         epoch: s.epoch,
         group_key: s.group_key,
         state: s.state.to_string(),
+        rotation: s.rotation.map(rotation),
     }
 }
 

@@ -7,6 +7,7 @@
 //! members = ["12D3KooW…", "12D3KooW…", "12D3KooW…"]
 //! threshold = 2
 //! epoch = 0
+//! round_timeout_ms = 1000
 //! ```
 //!
 //! Only `dsdnd --mode coordinator` reads it, and only when its `--committee-*` flags are
@@ -24,12 +25,16 @@ pub const DEFAULT_COMMITTEE_THRESHOLD: u16 = 2;
 /// Default `committee.epoch`: 0 (the first epoch).
 pub const DEFAULT_COMMITTEE_EPOCH: u64 = 0;
 
+/// Default `committee.round_timeout_ms`: 1000 ms (the DA proposer rotation's round-0
+/// timeout; round r waits `base · 2^min(r, 6)`).
+pub const DEFAULT_ROUND_TIMEOUT_MS: u64 = 1000;
+
 /// `[committee]`: the coordinator committee (14A.2B.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommitteeConfig {
     /// `members`: the members' PeerIds (base58, `12D3KooW…`), in the same order on every
-    /// member; the first one is the DA proposer (it seals DA blobs through the committee).
-    /// Default empty: no committee. When not empty: 2..=64 distinct PeerIds.
+    /// member; the order fixes the DA proposer of each height and round
+    /// (`members[(height + round) mod n]`). Default empty: no committee. When not empty: 2..=64 distinct PeerIds.
     pub members: Vec<PeerId>,
     /// `threshold`: signatures need shares of this many members
     /// (2 ≤ threshold ≤ `members.len()` when members are given). Default
@@ -38,6 +43,11 @@ pub struct CommitteeConfig {
     /// `epoch`: the committee epoch; one DKG and one group key per epoch (the key share is
     /// `<data dir>/committee/key-share-<epoch>.cbor`). Default [`DEFAULT_COMMITTEE_EPOCH`].
     pub epoch: u64,
+    /// `round_timeout_ms`: how long a DA height may stay unsealed in round 0 of the
+    /// proposer rotation (while events wait) before the members move to the next round
+    /// and its proposer; round r waits `base · 2^min(r, 6)`. Default
+    /// [`DEFAULT_ROUND_TIMEOUT_MS`]; at least 1.
+    pub round_timeout: std::time::Duration,
 }
 
 impl Default for CommitteeConfig {
@@ -46,6 +56,7 @@ impl Default for CommitteeConfig {
             members: Vec::new(),
             threshold: DEFAULT_COMMITTEE_THRESHOLD,
             epoch: DEFAULT_COMMITTEE_EPOCH,
+            round_timeout: std::time::Duration::from_millis(DEFAULT_ROUND_TIMEOUT_MS),
         }
     }
 }
@@ -64,6 +75,7 @@ pub(crate) struct RawCommittee {
     members: Vec<String>,
     threshold: u16,
     epoch: u64,
+    round_timeout_ms: u64,
 }
 
 impl Default for RawCommittee {
@@ -72,6 +84,7 @@ impl Default for RawCommittee {
             members: Vec::new(),
             threshold: DEFAULT_COMMITTEE_THRESHOLD,
             epoch: DEFAULT_COMMITTEE_EPOCH,
+            round_timeout_ms: DEFAULT_ROUND_TIMEOUT_MS,
         }
     }
 }
@@ -92,6 +105,7 @@ impl CommitteeConfig {
             members: self.members.iter().map(ToString::to_string).collect(),
             threshold: self.threshold,
             epoch: self.epoch,
+            round_timeout_ms: self.round_timeout.as_millis() as u64,
         })
     }
 }
@@ -138,10 +152,14 @@ pub(crate) fn validate(raw: RawCommittee, errs: &mut KeyErrors) -> CommitteeConf
             ),
         );
     }
+    if raw.round_timeout_ms == 0 {
+        errs.push("committee.round_timeout_ms", "must be at least 1");
+    }
     CommitteeConfig {
         members,
         threshold: raw.threshold,
         epoch: raw.epoch,
+        round_timeout: std::time::Duration::from_millis(raw.round_timeout_ms.max(1)),
     }
 }
 

@@ -22,6 +22,14 @@ pub struct CommitteeMetrics {
     pub storage_degraded: IntGauge,
     /// `storage_write_errors_total{store="committee"}`: failed guard writes.
     pub storage_errors: IntCounter,
+    /// `da_rotation_height`: the DA height this member's proposer rotation decides.
+    pub rotation_height: IntGauge,
+    /// `da_rotation_round`: this member's round at that height.
+    pub rotation_round: IntGauge,
+    /// `da_rotation_rounds_total{outcome}`: rounds this member left, by outcome: `sealed`
+    /// (it aggregated the blob as proposer), `timeout` (it moved on by its timer),
+    /// `failed` (a round it proposed was abandoned, e.g. an invalid share).
+    pub rotation_rounds: IntCounterVec,
 }
 
 impl CommitteeMetrics {
@@ -64,6 +72,27 @@ impl CommitteeMetrics {
         registry.register(Box::new(signatures.clone()))?;
         registry.register(Box::new(sign_latency_ms.clone()))?;
         registry.register(Box::new(dkg.clone()))?;
+        let rotation_height = IntGauge::new(
+            "da_rotation_height",
+            "DA height this member's proposer rotation decides.",
+        )?;
+        let rotation_round = IntGauge::new(
+            "da_rotation_round",
+            "This member's proposer rotation round at its DA height.",
+        )?;
+        let rotation_rounds = IntCounterVec::new(
+            Opts::new(
+                "da_rotation_rounds_total",
+                "DA proposer rotation rounds this member left, by outcome.",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(rotation_height.clone()))?;
+        registry.register(Box::new(rotation_round.clone()))?;
+        registry.register(Box::new(rotation_rounds.clone()))?;
+        for outcome in ["sealed", "timeout", "failed"] {
+            rotation_rounds.with_label_values(&[outcome]);
+        }
         for reason in ["not_a_member", "rate_limited", "equivocation", "policy"] {
             refused.with_label_values(&[reason]);
         }
@@ -72,6 +101,9 @@ impl CommitteeMetrics {
             signatures,
             sign_latency_ms,
             dkg,
+            rotation_height,
+            rotation_round,
+            rotation_rounds,
             storage_degraded: IntGauge::new("storage_degraded", "unregistered")?,
             storage_errors: IntCounter::new("storage_write_errors_total", "unregistered")?,
         })

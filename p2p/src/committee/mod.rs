@@ -39,6 +39,7 @@ mod dkg;
 pub mod files;
 mod guard;
 mod metrics;
+pub mod rotation;
 mod service;
 mod signing;
 
@@ -110,6 +111,9 @@ pub struct CommitteeNodeConfig {
     pub phase_timeout: Duration,
     /// How long a DKG may take from start to adopted key; default 30 s.
     pub dkg_timeout: Duration,
+    /// The DA proposer rotation's base round timeout (`[committee] round_timeout_ms`);
+    /// default 1 s.
+    pub round_timeout: Duration,
     /// What this member agrees to sign; default [`AcceptAll`].
     pub policy: Arc<dyn SignPolicy>,
     /// **Tests only**: this member answers signing packages with a corrupted share (so that
@@ -118,7 +122,8 @@ pub struct CommitteeNodeConfig {
 }
 
 impl CommitteeNodeConfig {
-    /// A membership with the default timeouts (2 s per signing phase, 30 s per DKG), the
+    /// A membership with the default timeouts (2 s per signing phase, 30 s per DKG, 1 s DA
+    /// rotation round), the
     /// [`AcceptAll`] policy and honest shares.
     pub fn new(members: Vec<PeerId>, threshold: u16, epoch: u64, dir: PathBuf) -> Self {
         Self {
@@ -128,6 +133,7 @@ impl CommitteeNodeConfig {
             dir,
             phase_timeout: Duration::from_secs(2),
             dkg_timeout: Duration::from_secs(30),
+            round_timeout: Duration::from_millis(config::DEFAULT_ROUND_TIMEOUT_MS),
             policy: Arc::new(AcceptAll),
             test_corrupt_shares: false,
         }
@@ -143,6 +149,7 @@ impl fmt::Debug for CommitteeNodeConfig {
             .field("dir", &self.dir)
             .field("phase_timeout", &self.phase_timeout)
             .field("dkg_timeout", &self.dkg_timeout)
+            .field("round_timeout", &self.round_timeout)
             .field("test_corrupt_shares", &self.test_corrupt_shares)
             .finish()
     }
@@ -192,6 +199,9 @@ pub struct CommitteeStatus {
     pub group_key: Option<String>,
     /// This node's state.
     pub state: CommitteeState,
+    /// The DA proposer rotation of this member, when the group key is the DA authority
+    /// (`Err`: why it cannot run, e.g. a threshold without a majority).
+    pub rotation: Option<Result<rotation::RotationView, String>>,
 }
 
 /// Why `NodeHandle::committee_dkg` failed.

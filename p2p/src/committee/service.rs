@@ -231,6 +231,7 @@ impl CommitteeService {
                 .as_ref()
                 .map(|s| s.key_share().group_key().to_hex()),
             state: self.state.clone(),
+            rotation: None,
         }
     }
 
@@ -322,11 +323,13 @@ impl CommitteeService {
         entry.1 <= MAX_REQUESTS_PER_PEER_PER_SEC
     }
 
-    /// True when this node proposes the committee's DA blobs: the first member of the
-    /// list. One proposer per committee keeps two members from splitting a height's
-    /// signatures between two blobs (the guards would then block that height for good).
-    pub(crate) fn is_da_proposer(&self) -> bool {
-        self.cfg.members.first() == Some(&self.me)
+    /// What the DA proposer rotation of this member needs, once it holds a key share:
+    /// the share, the committee directory, the base round timeout and the metrics.
+    pub(crate) fn rotation_parts(
+        &self,
+    ) -> Option<(&KeyShareFile, &CommitteeNodeConfig, &CommitteeMetrics)> {
+        let signer = self.signer.as_ref()?;
+        Some((signer.key_share(), &self.cfg, &self.metrics))
     }
 
     /// True when `peer` is another member of this committee.

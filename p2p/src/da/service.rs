@@ -37,6 +37,7 @@ mod fork;
 mod identity;
 mod load;
 mod log;
+mod pool;
 mod proof;
 mod publish;
 mod sync;
@@ -44,7 +45,6 @@ mod sync;
 pub use confirm::{CONFIRM_PEERS, CONFIRM_RETRY, CONFIRM_TIMEOUT};
 pub use fork::{ForkEvidenceView, MAX_FORK_EVIDENCE};
 
-use committee::PendingSeal;
 pub(crate) use committee::Sealer;
 #[cfg(test)]
 use committee::MAX_PROPOSAL_FUTURE_MS;
@@ -115,14 +115,6 @@ pub(crate) enum DaAction {
     Respond(RegisterReply, RegisterResponse),
     /// Ban this peer (it sent a blob that breaks the signature or the chain).
     Penalize(PeerId, &'static str),
-    /// Have the coordinator committee threshold-sign `message` (a blob's signing bytes)
-    /// for the DA slot `height`; answer with [`DaService::on_threshold_signature`].
-    ThresholdSign {
-        /// The blob height (the committee slot).
-        height: u64,
-        /// [`DaBlob::signing_bytes`] of the proposed blob.
-        message: Vec<u8>,
-    },
 }
 
 /// What a publish did (`POST /v1/da/events`).
@@ -209,8 +201,6 @@ pub(crate) struct DaService {
     network: NetworkId,
     authority: Option<[u8; 32]>,
     sealer: Sealer,
-    /// The blob waiting for the committee's signature (committee sealing only).
-    sealing: Option<PendingSeal>,
     /// This node sealed a blob since it started (see [`identity`]).
     sealed_this_run: bool,
     /// Another process seals with this node's key: sealing stopped (issue 14 §4).
@@ -222,6 +212,8 @@ pub(crate) struct DaService {
     log: Option<DaLog>,
     planner: BackfillPlanner<PeerId>,
     batcher: Batcher<Queued>,
+    /// Events waiting for the proposer rotation (committee members only).
+    pool: pool::Pool,
     waiters: HashMap<u64, PublishWaiter>,
     next_publish: u64,
     cfg: DaConfig,
@@ -334,7 +326,6 @@ impl DaService {
             network: cfg.network,
             authority: cfg.authority,
             sealer,
-            sealing: None,
             sealed_this_run: false,
             identity_clash: None,
             doubt: doubt::AuthorityDoubt::default(),
@@ -342,6 +333,7 @@ impl DaService {
             log,
             planner: BackfillPlanner::new(sync, height),
             batcher: Batcher::new(batch, MAX_QUEUED_EVENTS),
+            pool: pool::Pool::default(),
             waiters: HashMap::new(),
             next_publish: 0,
             cfg: cfg.da,
@@ -472,6 +464,7 @@ impl DaService {
     /// here), told to the height watch and the notice subscribers.
     fn on_applied(&mut self, applied: &[VerifiedBlob]) {
         self.record(applied);
+        self.pool_applied(applied);
         let keep_bytes = self.log.is_none();
         for b in applied {
             self.forks.applied(b, keep_bytes);
@@ -566,7 +559,7 @@ impl DaService {
                 && self.chain.pending() == 0
                 && degraded.is_none(),
             is_authority: self.is_authority(),
-            queued_events: self.batcher.len(),
+            queued_events: self.queued_events(),
             durable_height: self.durable_height(),
             degraded,
         }

@@ -1,7 +1,7 @@
 //! The committee in the event loop: `/dsdn/<net>/committee/1.0.0` requests in and out, the
 //! [`crate::committee::CommitteeService`] timers and the handle's committee commands.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use dsdn_protocols::committee::{CommitteeRequest, CommitteeResponse, GroupKey, Slot};
 use dsdn_protocols::da::Bytes32;
@@ -15,18 +15,16 @@ use crate::committee::{
 };
 use crate::net::rpc::RpcEvent;
 
-/// Where the result of a signing round arrives.
-type SignatureReceiver = oneshot::Receiver<Result<GroupSignature, ThresholdSignError>>;
-
-/// The committee state of the event loop: the service, its guard writer and the DA round
-/// it signs.
+/// The committee state of the event loop: the service, its guard writer and, when the
+/// group key is the DA authority, the proposer rotation.
 pub(crate) struct CommitteeLoop {
-    service: CommitteeService,
+    pub(super) service: CommitteeService,
     /// Writes the signing guard off the event loop.
     guard_writer: GuardWriter,
-    /// The DA blob this node proposed and the committee is signing: its height and where
-    /// the signature arrives.
-    da_round: Option<(u64, SignatureReceiver)>,
+    /// The DA proposer rotation, once this member holds a share of the DA authority.
+    pub(super) rotation: Option<super::rotation::RotationLoop>,
+    /// Why the rotation cannot run (e.g. a committee without a majority threshold).
+    pub(super) rotation_refused: Option<String>,
 }
 
 impl CommitteeLoop {
@@ -38,7 +36,8 @@ impl CommitteeLoop {
         Ok(Self {
             service,
             guard_writer: GuardWriter::start().map_err(CommitteeStartError::Writer)?,
-            da_round: None,
+            rotation: None,
+            rotation_refused: None,
         })
     }
 
@@ -75,13 +74,28 @@ impl CommitteeLoop {
     }
 }
 
-/// The next result of a member's guard writer (never, on nodes outside the committee).
-pub(super) async fn guard_written(
-    committee: &mut Option<CommitteeLoop>,
-) -> Option<(u64, Result<(), String>)> {
-    match committee {
-        Some(c) => c.guard_writer.done().await,
-        None => std::future::pending().await,
+/// A write of a member's writer threads: change `seq` of the signing guard or of the
+/// rotation record is durable (or failed).
+pub(super) enum Written {
+    /// The signing guard.
+    Guard(u64, Result<(), String>),
+    /// The rotation record.
+    Record(u64, Result<(), String>),
+}
+
+/// The next result of a member's guard or record writer (never, on nodes outside the
+/// committee).
+pub(super) async fn written(committee: &mut Option<CommitteeLoop>) -> Option<Written> {
+    let Some(c) = committee.as_mut() else {
+        return std::future::pending().await;
+    };
+    let guard = &mut c.guard_writer;
+    match c.rotation.as_mut() {
+        Some(r) => tokio::select! {
+            g = guard.done() => g.map(|(s, r)| Written::Guard(s, r)),
+            w = r.writer.done() => w.map(|(s, r)| Written::Record(s, r)),
+        },
+        None => guard.done().await.map(|(s, r)| Written::Guard(s, r)),
     }
 }
 
@@ -92,83 +106,34 @@ impl EventLoop {
             c.service.poll(Instant::now());
         }
         self.committee_flush();
+        self.rotation_poll();
     }
 
-    /// The group key this node holds a share of, if it is the committee's DA proposer: the
-    /// proposer seals blobs through the committee when that key is the DA authority.
-    pub(super) fn committee_proposer_key(&self) -> Option<[u8; 32]> {
-        self.committee
-            .as_ref()
-            .filter(|c| c.service.is_da_proposer())
-            .and_then(|c| c.service.group_key())
-    }
-
-    /// Has the committee sign the DA blob this node proposes at `height` (its
-    /// `DaAction::ThresholdSign`); the signature goes back to the DA service when the
-    /// round ends ([`EventLoop::committee_da_round`]).
-    pub(super) fn committee_sign_da(&mut self, height: u64, message: Vec<u8>) {
-        let Some(c) = self.committee.as_mut() else {
-            let e = "this node is not a committee member".to_owned();
-            self.da.service.on_threshold_signature(height, Err(e));
-            return;
-        };
-        let (tx, rx) = oneshot::channel();
-        c.service
-            .start_sign(Slot::DaBlob(height), message, tx, Instant::now());
-        c.da_round = Some((height, rx));
-        self.committee_flush();
-        self.committee_da_round();
-    }
-
-    /// Hands the result of the DA signing round, once there is one, to the DA service.
-    fn committee_da_round(&mut self) {
-        let Some(c) = self.committee.as_mut() else {
-            return;
-        };
-        let Some((height, rx)) = c.da_round.as_mut() else {
-            return;
-        };
-        let height = *height;
-        let result = match rx.try_recv() {
-            Err(oneshot::error::TryRecvError::Empty) => return,
-            Ok(r) => r.map(|s| s.signature).map_err(|e| e.to_string()),
-            Err(oneshot::error::TryRecvError::Closed) => Err("the signing round ended".into()),
-        };
-        c.da_round = None;
-        self.da.service.on_threshold_signature(height, result);
-        self.after_da();
-    }
-
-    /// A member's check of a DA blob it is asked to sign when the committee's group key is
-    /// the DA authority: the blob must extend this node's own log
-    /// (`DaService::check_proposal`). `Err` carries the reason to refuse; requests
-    /// other than a DA signing package, and packages that do not parse (the service refuses
-    /// those), pass.
+    /// A member's check of a package it is asked to sign on the committee protocol: a
+    /// receipt must verify ([`EventLoop::check_receipt_proposal`]); a `DaBlob` slot is
+    /// refused when the group key is the DA authority (DA blobs are signed by the proposer
+    /// rotation, `/dsdn/<net>/da-rotation/1.0.0`, whose locks replace the slot guard).
+    /// `Err` carries the reason to refuse; packages that do not parse pass (the service
+    /// refuses those).
     fn check_proposal(&self, request: &CommitteeRequest) -> Result<(), String> {
         let CommitteeRequest::Sign(package) = request else {
             return Ok(());
         };
-        let height = match package.slot {
-            Slot::DaBlob(height) => height,
+        match package.slot {
+            Slot::DaBlob(_) => {
+                let committee_key = self.committee.as_ref().and_then(|c| c.service.group_key());
+                if committee_key.is_some() && committee_key == self.da.service.authority() {
+                    return Err("DA blobs are signed by the proposer rotation".into());
+                }
+                Ok(())
+            }
             Slot::Receipt(id) => {
                 let Ok(message) = package.message() else {
                     return Ok(());
                 };
-                return self.check_receipt_proposal(&id, &message);
+                self.check_receipt_proposal(&id, &message)
             }
-        };
-        // Only a committee whose group key is the DA authority signs this node's log.
-        let committee_key = self.committee.as_ref().and_then(|c| c.service.group_key());
-        if committee_key.is_none() || committee_key != self.da.service.authority() {
-            return Ok(());
         }
-        let Ok(message) = package.message() else {
-            return Ok(());
-        };
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        self.da.service.check_proposal(height, &message, now_ms)
     }
 
     /// A member's check of a receipt it is asked to sign: the message is a receipt committee
@@ -225,7 +190,6 @@ impl EventLoop {
             c.service.on_guard_persisted(seq, result, Instant::now());
         }
         self.committee_flush();
-        self.committee_da_round();
     }
 
     /// `/dsdn/<net>/committee/1.0.0` events.
@@ -270,7 +234,6 @@ impl EventLoop {
             } => c.service.on_failure(tag, &error, now),
         }
         self.committee_flush();
-        self.committee_da_round();
     }
 
     /// A peer disconnected.
@@ -295,7 +258,24 @@ impl EventLoop {
 
     /// `NodeHandle::committee_status`.
     pub(super) fn committee_status(&self) -> Option<CommitteeStatus> {
-        self.committee.as_ref().map(|c| c.service.status())
+        let pending = self.da.service.has_pending();
+        let connected: Vec<libp2p::PeerId> = self
+            .swarm
+            .behaviour()
+            .peer_manager
+            .connected()
+            .keys()
+            .copied()
+            .collect();
+        self.committee.as_ref().map(|c| {
+            let mut status = c.service.status();
+            status.rotation = match (&c.rotation, &c.rotation_refused) {
+                (Some(r), _) => Some(Ok(r.status(Instant::now(), pending, &connected))),
+                (None, Some(e)) => Some(Err(e.clone())),
+                (None, None) => None,
+            };
+            status
+        })
     }
 
     /// `NodeHandle::threshold_sign`.

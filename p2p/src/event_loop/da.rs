@@ -43,8 +43,9 @@ impl EventLoop {
     /// Runs the DA service's timers and carries out what it asks.
     pub(super) fn da_poll(&mut self) {
         let now = Instant::now();
-        let proposer_key = self.committee_proposer_key();
-        self.da.service.set_committee_key(proposer_key);
+        self.rotation_ensure(now);
+        let rotation_key = self.rotation_key();
+        self.da.service.set_committee_key(rotation_key);
         self.da.service.poll(now);
         self.poll_registration(now);
         self.after_da();
@@ -85,9 +86,6 @@ impl EventLoop {
                         reg.respond(reply, response);
                     }
                 }
-                DaAction::ThresholdSign { height, message } => {
-                    self.committee_sign_da(height, message);
-                }
                 DaAction::Penalize(peer, reason) => self
                     .swarm
                     .behaviour_mut()
@@ -101,6 +99,7 @@ impl EventLoop {
         if let Some(r) = self.da.registrar.as_mut() {
             r.observe(self.da.service.state());
         }
+        self.rotation_after_da();
     }
 
     fn gossip_blob(&mut self, bytes: Vec<u8>) {
@@ -159,6 +158,7 @@ impl EventLoop {
 
     /// A verified peer connected or left.
     pub(super) fn da_peer_connected(&mut self, peer: PeerId, services: ServiceSet) {
+        self.rotation_peer_connected(&peer);
         if self.cfg.subscribe_da && keeps_da_log(services) {
             self.da.service.peer_connected(peer, Instant::now());
             self.da_poll();

@@ -29,6 +29,7 @@ mod committee;
 mod control;
 mod da;
 mod identity;
+mod rotation;
 mod storage;
 mod views;
 mod workload;
@@ -163,12 +164,14 @@ impl EventLoop {
             let now = Instant::now();
             // The committee's timers (DKG retries, signing phase deadlines) share the sleep.
             let committee_deadline = self.committee.as_ref().and_then(|c| c.next_deadline());
+            let rotation_deadline = self.rotation_deadline();
             let da_deadline = self
                 .da
                 .service
                 .next_deadline(now)
                 .into_iter()
                 .chain(committee_deadline)
+                .chain(rotation_deadline)
                 .min()
                 .map_or(now + Duration::from_secs(1), |d| {
                     d.clamp(now + Duration::from_millis(5), now + Duration::from_secs(1))
@@ -184,10 +187,16 @@ impl EventLoop {
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 Some(event) = self.workload.service.next_internal() => self.on_workload_internal(event),
-                // A member's signing guard is durable (or failed): held shares go out.
-                Some((seq, result)) = committee::guard_written(&mut self.committee) => {
-                    self.committee_guard_written(seq, result);
-                }
+                // A member's signing guard or rotation record is durable (or failed): held
+                // shares and rotation messages go out.
+                Some(written) = committee::written(&mut self.committee) => match written {
+                    committee::Written::Guard(seq, result) => {
+                        self.committee_guard_written(seq, result);
+                    }
+                    committee::Written::Record(seq, result) => {
+                        self.rotation_record_written(seq, result);
+                    }
+                },
                 // The DA log writer committed (or failed): release the waiters, rebuild.
                 Some(()) = self.da.service.writer_changed() => self.da_writer_progress(),
                 _ = housekeeping.tick() => self.housekeeping(),
@@ -421,6 +430,7 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::DaRegister(e)) => self.on_da_register(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaEvidence(e)) => self.on_da_evidence(e),
             SwarmEvent::Behaviour(BehaviourEvent::Committee(e)) => self.on_committee(e),
+            SwarmEvent::Behaviour(BehaviourEvent::DaRotation(e)) => self.on_da_rotation(e),
             SwarmEvent::Behaviour(BehaviourEvent::Workload(e)) => self.on_workload(e),
             SwarmEvent::ConnectionEstablished {
                 peer_id,

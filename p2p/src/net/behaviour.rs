@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use dsdn_protocols::committee::rotation::{RotationRequest, MAX_ROTATION_REQUEST_BYTES};
 use dsdn_protocols::committee::{
     CommitteeRequest, CommitteeResponse, MAX_COMMITTEE_REQUEST_BYTES, MAX_COMMITTEE_RESPONSE_BYTES,
 };
@@ -214,6 +215,35 @@ pub fn committee_behaviour(
     ))
 }
 
+/// The DA proposer rotation component (issue 13 §1): nothing to tag.
+pub type DaRotationComponent = Component<Rpc<CborCodec<RotationRequest, bool>, ()>>;
+
+/// The DA proposer rotation protocol: [`RotationRequest`] → `bool` (taken or refused).
+pub type DaRotationBehaviour = request_response::Behaviour<CborCodec<RotationRequest, bool>>;
+
+/// The DA rotation behaviour on `/dsdn/<network>/da-rotation/1.0.0` between committee
+/// members: requests up to [`MAX_ROTATION_REQUEST_BYTES`], a one-byte answer; requests
+/// time out after `timeout` (the base round timeout, at least 1 s: a lost message is
+/// re-sent by the rotation itself).
+///
+/// # Errors
+/// The network id does not make a valid protocol name (it always does for a [`NetworkId`]).
+pub fn da_rotation_behaviour(
+    network: &NetworkId,
+    timeout: Duration,
+) -> Result<DaRotationBehaviour, libp2p::swarm::InvalidProtocol> {
+    Ok(request_response::Behaviour::with_codec(
+        CborCodec::new(MAX_ROTATION_REQUEST_BYTES, 16),
+        [(
+            StreamProtocol::try_from_owned(network.protocol("da-rotation", "1.0.0"))?,
+            ProtocolSupport::Full,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(timeout.max(Duration::from_secs(1)))
+            .with_max_concurrent_streams(64),
+    ))
+}
+
 /// The workload component: outbound requests tagged with what they are for.
 pub type WorkloadComponent =
     Component<Rpc<CborCodec<WorkloadRequest, WorkloadResponse>, WorkloadTag>>;
@@ -281,6 +311,9 @@ pub struct Behaviour {
     /// `/dsdn/<network>/committee/1.0.0`: FROST DKG and threshold signing. Present only on
     /// committee members.
     pub committee: Toggle<CommitteeComponent>,
+    /// `/dsdn/<network>/da-rotation/1.0.0`: the DA proposer rotation. Present only on
+    /// committee members.
+    pub da_rotation: Toggle<DaRotationComponent>,
     /// `/dsdn/<network>/workload/1.0.0`: workload execution and module fetch. Absent on
     /// nodes without the DA log and on light clients.
     pub workload: Toggle<WorkloadComponent>,

@@ -615,6 +615,7 @@ fn every_field_round_trips() {
             members,
             threshold: 3,
             epoch: 4,
+            round_timeout: Duration::from_millis(12),
         },
         receipts: crate::workload::ReceiptsConfig {
             optimistic: true,

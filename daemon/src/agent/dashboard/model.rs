@@ -383,12 +383,14 @@ impl Board {
             members: st
                 .members
                 .iter()
-                .enumerate()
-                .map(|(i, id)| Member {
+                .map(|id| Member {
                     peer_id: id.clone(),
                     name: names.get(id).cloned(),
                     state: states.get(id.as_str()).map(|s| (*s).to_owned()),
-                    proposer: i == 0,
+                    proposer: st
+                        .rotation
+                        .as_ref()
+                        .is_some_and(|r| r.proposer.as_deref() == Some(id.as_str())),
                 })
                 .collect(),
             threshold: st.threshold,

@@ -209,6 +209,17 @@ fn committee_marks_the_proposer_and_da_agreement() {
         epoch: 0,
         group_key: Some("ab".repeat(32)),
         state: "ready".into(),
+        rotation: Some(dsdn_daemon::api::RotationStatusView {
+            state: "idle".into(),
+            height: 4,
+            round: 0,
+            proposer: Some("Pc1".into()),
+            proposing: true,
+            lock: None,
+            timeout_in_ms: 0,
+            waiting_for: Vec::new(),
+            detail: None,
+        }),
     };
     b.observe_committee(1, Some(st));
     let s = b.snapshot(0);

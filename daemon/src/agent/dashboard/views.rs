@@ -143,7 +143,8 @@ pub(crate) struct Member {
     pub name: Option<String>,
     /// Its state as it reports it (when watched).
     pub state: Option<String>,
-    /// The first member: it proposes the DA blobs.
+    /// It proposes the DA height being decided (the rotation status of the member this
+    /// committee view comes from; false without a rotation).
     pub proposer: bool,
 }
 

@@ -1,10 +1,10 @@
-//! Sealing through the coordinator committee (issue 6 §3, 14A.2B.1): when the DA authority
-//! is the committee's group key, a member seals a batch into an unsigned blob and has the
-//! committee threshold-sign its signing bytes ([`DaAction::ThresholdSign`]); every member
-//! checks a proposed blob against its own log before it signs
-//! ([`DaService::check_proposal`]). One member proposes (the first of the member list); the
-//! committee's slot guard keeps a member from signing two blobs of one height, so even two
-//! proposers could never both complete one (2t > n).
+//! Sealing through the coordinator committee (issue 6 §3, 14A.2B.1, issue 13 §1): when the
+//! DA authority is the committee's group key, every member holding a share takes events
+//! into its pending pool ([`super::pool`]) and the proposer rotation
+//! (`crate::committee::rotation`) seals them: the proposer of a round builds the blob
+//! ([`DaService::propose_blob`]), every signer checks it against its own log first
+//! ([`DaService::check_proposal`]), and the aggregate comes back through
+//! [`DaService::on_rotation_sealed`].
 
 use super::*;
 
@@ -22,15 +22,9 @@ pub(crate) enum Sealer {
     Committee,
 }
 
-/// A blob waiting for the committee's signature, and who waits for it.
-pub(crate) struct PendingSeal {
-    pub(super) blob: DaBlob,
-    pub(super) replies: Vec<Reply>,
-}
-
 impl DaService {
-    /// Tells the service the group key of the committee this node proposes DA blobs for
-    /// (`None`: no key share, or another member is the proposer). The node seals through
+    /// Tells the service the group key of the committee this node is a member of, once its
+    /// proposer rotation runs (`None`: no key share or no rotation). The node seals through
     /// the committee when that key is the configured DA authority; a node whose own key is
     /// the authority keeps sealing with it.
     pub(crate) fn set_committee_key(&mut self, group_key: Option<[u8; 32]>) {
@@ -49,7 +43,8 @@ impl DaService {
     /// member's own tip, with a timestamp neither before the tip's nor more than
     /// [`MAX_PROPOSAL_FUTURE_MS`] past `now_ms` (UNIX milliseconds), and with every event
     /// passing [`DaEvent::validate_for_sealing`] (each `node_id` a PeerId). A member that is
-    /// behind refuses; the proposer needs only t answers.
+    /// behind refuses; the proposer needs only t answers. There is no lower bound on the
+    /// timestamp but the tip's: a blob locked in an earlier round is re-proposed as it was.
     ///
     /// # Errors
     /// Why the proposal is refused, for the proposer's error message.
@@ -91,35 +86,5 @@ impl DaService {
                 .map_err(|e| format!("blob {height} event {i}: {e}"))?;
         }
         Ok(())
-    }
-
-    /// The committee's answer to [`DaAction::ThresholdSign`] for `height`: the aggregate
-    /// signature, or why there is none (e.g. fewer than t members answered). A signed blob
-    /// is applied and gossiped like one sealed with a key; otherwise the waiting publishers
-    /// and registrations get the reason. Answers for anything but the pending blob are
-    /// ignored.
-    pub(crate) fn on_threshold_signature(&mut self, height: u64, result: Result<[u8; 64], String>) {
-        let Some(pending) = self.sealing.take_if(|p| p.blob.height == height) else {
-            return;
-        };
-        let Some(authority) = self.authority else {
-            return;
-        };
-        let network = &self.network;
-        let verified = result.and_then(|signature| {
-            pending
-                .blob
-                .with_signature(signature)
-                .verify(network, &authority)
-                .map_err(|e| format!("the aggregate signature does not verify: {e}"))
-        });
-        match verified {
-            Ok(blob) => self.finish_seal(blob, pending.replies),
-            Err(e) => {
-                tracing::warn!(height, error = %e, "the committee did not sign the DA blob");
-                let e = format!("the committee did not sign blob {height}: {e}");
-                self.fail_replies(pending.replies, &e);
-            }
-        }
     }
 }

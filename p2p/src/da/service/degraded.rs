@@ -30,7 +30,6 @@ impl DaService {
     /// The writer reported a failed append; the log is durable up to `durable`.
     pub(super) fn append_failed(&mut self, error: &str, durable: u64, now: Instant) {
         let applied = self.chain.height();
-        let sealing = self.sealing.is_some();
         let Some(log) = self.log.as_mut() else {
             return;
         };
@@ -74,7 +73,7 @@ impl DaService {
             ),
             Failed::StillDegraded => tracing::debug!(%error, durable, "DA log retry failed"),
         }
-        if applied > durable || !log.waiters.is_empty() || sealing {
+        if applied > durable || !log.waiters.is_empty() {
             self.rebuild(error);
         } else {
             log.reset(durable);

@@ -349,9 +349,6 @@ impl DaService {
             );
             self.fail_replies(replies, &e);
         }
-        if let Some(pending) = self.sealing.take() {
-            self.fail_replies(pending.replies, "the DA log failed; sealing again later");
-        }
         self.planner.set_local_height(height);
         self.height_tx.send_replace(height);
         self.metrics.da_height.set(height as i64);

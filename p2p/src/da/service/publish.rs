@@ -81,16 +81,8 @@ impl DaService {
             },
         );
         for event in events {
-            let size = event_size(&event);
             // check_publish made room for every event.
-            let _ = self.batcher.push(
-                Queued {
-                    event,
-                    reply: Reply::Publish(id),
-                },
-                size,
-                now,
-            );
+            let _ = self.queue_event(event, Reply::Publish(id), now);
         }
     }
 
@@ -110,7 +102,7 @@ impl DaService {
                 .and_then(|()| event.to_wire().map(drop))
                 .map_err(|error| PublishError::Invalid { index, error })?;
         }
-        let queued = self.batcher.len();
+        let queued = self.queued_events();
         if queued + events.len() > MAX_QUEUED_EVENTS {
             return Err(PublishError::QueueFull { queued });
         }
@@ -164,21 +156,12 @@ impl DaService {
                         capacity_bytes: request.capacity_bytes,
                         class: request.class,
                     };
-                    let size = event_size(&event);
-                    match self.batcher.push(
-                        Queued {
-                            event,
-                            reply: Reply::Register(channel),
-                        },
-                        size,
-                        now,
-                    ) {
+                    match self.queue_event(event, Reply::Register(channel), now) {
                         Ok(()) => {
                             tracing::info!(%peer, "storage node registration queued");
                             return;
                         }
-                        Err(full) => {
-                            let Queued { reply, .. } = full.0;
+                        Err(reply) => {
                             if let Reply::Register(channel) = reply {
                                 self.metrics
                                     .da_registrations
@@ -212,7 +195,6 @@ impl DaService {
     fn may_seal(&self, now: Instant) -> bool {
         self.is_authority()
             && self.identity_clash.is_none()
-            && self.sealing.is_none()
             && self.accepting()
             && self.chain.pending() == 0
             && self.planner.target() <= self.chain.height()
@@ -292,22 +274,14 @@ impl DaService {
             events,
         );
         let sealed = match (&self.sealer, unsigned) {
-            (Sealer::None, _) => return,
+            // A committee member seals by rotation (`pool`): its batcher stays empty.
+            (Sealer::None | Sealer::Committee, _) => return,
             (_, Err(e)) => Err(e),
             (Sealer::Key(signer), Ok(blob)) => blob.signing_bytes().and_then(|msg| {
                 let signature = ed25519_dalek::Signer::sign(signer.as_ref(), &msg).to_bytes();
                 blob.with_signature(signature)
                     .verify(&self.network, &authority)
             }),
-            (Sealer::Committee, Ok(blob)) => match blob.signing_bytes() {
-                Ok(message) => {
-                    self.actions
-                        .push(DaAction::ThresholdSign { height, message });
-                    self.sealing = Some(PendingSeal { blob, replies });
-                    return;
-                }
-                Err(e) => Err(e),
-            },
         };
         match sealed {
             Ok(blob) => self.finish_seal(blob, replies),

@@ -248,6 +248,13 @@ impl<C: RoundCrypto> HeightConsensus<C> {
         actions
     }
 
+    /// Restarts the current round's timeout at `now`. A driver that runs no timers while it
+    /// has nothing to seal calls it when work appears, so that a round entered long before
+    /// does not time out at once. Timers decide liveness only, never safety.
+    pub fn rearm(&mut self, now: Instant) {
+        self.entered_at = now;
+    }
+
     /// The DA layer applied the blob of `height` (ours or one it received): moves to
     /// `height + 1`, round 0, no lock (persisted), and starts round 0 when proposing it.
     /// Ignored for a height below ours.

@@ -92,13 +92,16 @@
 //! the daemon, an opaque model in the property test, `committee/tests/rotation/`).
 
 mod accept;
+mod frost;
 mod machine;
 mod msg;
 mod proposer;
 mod record;
+mod wire;
 
 use std::time::Duration;
 
+pub use frost::{FrostRoundCrypto, MAX_ROUND_NONCES};
 pub use machine::{HeightConsensus, RotationStatus};
 pub use msg::{
     Action, CryptoError, RotationError, RotationMsg, RoundCrypto, SignerCommitment,
@@ -106,6 +109,7 @@ pub use msg::{
 };
 pub use proposer::{ProposerPhase, ProposerRound};
 pub use record::{Lock, MemberRecord, RecordError, MAX_MEMBER_RECORD_BYTES, MEMBER_RECORD_VERSION};
+pub use wire::{RotationRequest, MAX_FORWARD_EVENTS, MAX_ROTATION_REQUEST_BYTES};
 
 use super::types::{CommitteeConfig, ConfigError, MemberId};
 

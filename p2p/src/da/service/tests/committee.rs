@@ -1,7 +1,8 @@
-//! Sealing through the committee: the proposal, the members' checks, the aggregate
-//! signature. The committee's group signature is a plain Ed25519 signature, so the
+//! Sealing through the committee: the members' pools, the proposal, the members' checks,
+//! the aggregate signature. The committee's group signature is a plain Ed25519 signature, so the
 //! authority key of these tests stands for the group key.
 
+use dsdn_protocols::da::WireEvent;
 use ed25519_dalek::Signer as _;
 
 use super::*;
@@ -15,94 +16,83 @@ fn member(dir: &Path, now: Instant) -> Opened {
     o
 }
 
-fn proposals(actions: &[DaAction]) -> Vec<(u64, Vec<u8>)> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            DaAction::ThresholdSign { height, message } => Some((*height, message.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
 fn now_ms() -> u64 {
     unix_ms()
 }
 
 #[test]
-fn a_member_seals_through_the_committee_and_others_check_the_proposal() {
+fn members_pool_events_the_proposer_seals_them_and_every_waiter_is_answered() {
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let t0 = Instant::now();
-    let after_grace = t0 + Duration::from_secs(60);
     let mut proposer = member(d1.path(), t0);
-    let other = member(d2.path(), t0);
-    let mut rx = publish(&mut proposer.svc, vec![chunk_event(1), chunk_event(2)], t0);
-    proposer.svc.poll(after_grace);
-    let actions = proposer.svc.take_actions();
-    let sent = proposals(&actions);
-    assert_eq!(sent.len(), 1, "{actions:?}");
+    let mut other = member(d2.path(), t0);
+    assert!(proposer.svc.seals_by_rotation());
+    // Events posted to any member wait in its pool; nothing is sealed by the batcher.
+    let mut rx = publish(&mut proposer.svc, vec![chunk_event(1)], t0);
+    let mut rx_other = publish(&mut other.svc, vec![chunk_event(2)], t0);
+    proposer.svc.poll(t0 + Duration::from_secs(60));
+    assert!(gossiped(&proposer.svc.take_actions()).is_empty());
+    assert!(proposer.svc.has_pending() && other.svc.has_pending());
+    assert_eq!(proposer.svc.view().queued_events, 1);
+    // The other member forwards its own events; the proposer includes them after its own.
+    let (_, wire) = other.svc.own_pending(16, 1 << 20);
+    assert_eq!(wire.len(), 1);
+    assert_eq!(proposer.svc.on_forwarded(&wire), Ok(1));
+    assert_eq!(proposer.svc.on_forwarded(&wire), Ok(0), "deduplicated");
+    assert!(proposer
+        .svc
+        .on_forwarded(&[WireEvent(250, 1, vec![1].into())])
+        .is_err());
     assert!(
-        gossiped(&actions).is_empty(),
-        "nothing is gossiped before it is signed"
+        proposer.svc.propose_blob(2).is_none(),
+        "only the next height"
     );
-    let (height, message) = sent[0].clone();
-    assert_eq!(height, 1);
-    // Members (the proposer included) agree to sign it; wrong slots and bytes are refused.
-    proposer.svc.check_proposal(1, &message, now_ms()).unwrap();
+    let message = proposer.svc.propose_blob(1).expect("a blob");
+    let blob = DaBlob::from_signing_bytes(&message).unwrap();
+    assert_eq!(blob.events, vec![chunk_event(1), chunk_event(2)]);
     other.svc.check_proposal(1, &message, now_ms()).unwrap();
     assert!(other.svc.check_proposal(2, &message, now_ms()).is_err());
-    assert!(other
+    // Proposing takes nothing out: a proposer that dies loses nothing.
+    assert_eq!(proposer.svc.view().queued_events, 2);
+    // A forged aggregate is refused; the group's signature seals the blob.
+    let forged = other_key().sign(&message).to_bytes();
+    assert!(proposer
         .svc
-        .check_proposal(1, &message[1..], now_ms())
+        .on_rotation_sealed(1, &message, &forged)
         .is_err());
-    // While it waits, nothing else is sealed.
-    let mut rx2 = publish(&mut proposer.svc, vec![chunk_event(3)], after_grace);
-    proposer.svc.poll(after_grace + Duration::from_secs(1));
-    assert!(proposals(&proposer.svc.take_actions()).is_empty());
-    // An answer for another height is ignored; the aggregate signature completes the blob.
-    let signature = auth_key().sign(&message).to_bytes();
-    proposer.svc.on_threshold_signature(2, Ok(signature));
     assert_eq!(proposer.svc.view().height, 0);
-    proposer.svc.on_threshold_signature(1, Ok(signature));
+    let signature = auth_key().sign(&message).to_bytes();
+    proposer
+        .svc
+        .on_rotation_sealed(1, &message, &signature)
+        .unwrap();
     assert_eq!(proposer.svc.view().height, 1);
+    assert!(!proposer.svc.has_pending(), "applied events leave the pool");
     proposer.svc.flush();
     let blobs = gossiped(&proposer.svc.take_actions());
     assert_eq!(blobs.len(), 1);
     assert!(matches!(rx.try_recv(), Ok(Ok(p)) if p.heights == vec![1]));
-    // The other member now checks the next proposal against blob 1.
-    let stale = other.svc.check_proposal(2, &message, now_ms());
-    assert!(stale.is_err(), "a height-1 blob offered for slot 2");
-    proposer.svc.poll(after_grace + Duration::from_secs(2));
-    let (h2, m2) = proposals(&proposer.svc.take_actions())[0].clone();
-    assert_eq!(h2, 2);
-    assert!(
-        other.svc.check_proposal(2, &m2, now_ms()).is_err(),
-        "a member that is behind refuses"
+    // The other member applies the gossiped blob: its own waiter is answered.
+    assert_eq!(
+        other.svc.on_gossip(PeerId::random(), blobs[0].encoded()),
+        MessageAcceptance::Accept
     );
+    other.svc.flush();
+    assert!(!other.svc.has_pending());
+    assert!(matches!(rx_other.try_recv(), Ok(Ok(p)) if p.heights == vec![1]));
+    // Sealed again (a later round may re-seal the same blob): ignored.
     proposer
         .svc
-        .on_threshold_signature(2, Err("2 of 3 members did not answer".into()));
-    assert!(
-        matches!(rx2.try_recv(), Ok(Err(PublishError::Seal(e))) if e.contains("did not answer"))
-    );
+        .on_rotation_sealed(1, &message, &signature)
+        .unwrap();
     assert_eq!(proposer.svc.view().height, 1);
 }
 
 #[test]
-fn a_forged_aggregate_or_a_proposal_that_breaks_the_chain_is_refused() {
+fn a_proposal_that_breaks_the_chain_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let t0 = Instant::now();
     let mut m = member(dir.path(), t0);
-    let mut rx = publish(&mut m.svc, vec![chunk_event(1)], t0);
-    m.svc.poll(t0 + Duration::from_secs(60));
-    let (height, message) = proposals(&m.svc.take_actions())[0].clone();
-    // Signed by someone other than the group.
-    let forged = other_key().sign(&message).to_bytes();
-    m.svc.on_threshold_signature(height, Ok(forged));
-    assert_eq!(m.svc.view().height, 0);
-    assert!(
-        matches!(rx.try_recv(), Ok(Err(PublishError::Seal(e))) if e.contains("does not verify"))
-    );
     // Proposals that do not extend the tip, are dated wrongly, or are of another network.
     let unsigned = |prev: [u8; 32], ts: u64, network: &NetworkId| {
         DaBlob::unsigned(network, 1, prev, ts, vec![chunk_event(9)])
@@ -113,6 +103,10 @@ fn a_forged_aggregate_or_a_proposal_that_breaks_the_chain_is_refused() {
     let now = now_ms();
     m.svc
         .check_proposal(1, &unsigned([0; 32], now, &net()), now)
+        .unwrap();
+    // An old timestamp is fine (a locked blob is re-proposed as it was).
+    m.svc
+        .check_proposal(1, &unsigned([0; 32], now - 3_600_000, &net()), now)
         .unwrap();
     assert!(m
         .svc

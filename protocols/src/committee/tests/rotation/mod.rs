@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::super::rotation::*;
 use super::super::{message_hash, MemberId};
 
+mod frost;
 mod props;
 mod scenarios;
 mod sim;

@@ -1,0 +1,283 @@
+//! The pending pool of a committee member (issue 13 §1): when the DA authority is the
+//! committee's group key every member takes `POST /v1/da/events` and registrations. Its own
+//! events wait here, with whoever waits for them, until a blob holding them is applied —
+//! whoever proposed it. Events other members forwarded
+//! (`/dsdn/<net>/da-rotation/1.0.0` `Forward`) wait here too, without waiters, so that this
+//! member includes them when it proposes. Nothing is taken out when a blob is proposed:
+//! only an applied blob removes its events, so a proposer that dies costs nothing but time
+//! (its members re-forward to the next proposer).
+//!
+//! Events are identified by the SHA-256 of their wire form (kind, version, body): two
+//! identical posted events are one entry with both waiters, answered by one blob.
+//! Bounds: own entries with the batcher's [`MAX_QUEUED_EVENTS`], forwarded entries at most
+//! [`MAX_QUEUED_EVENTS`] (more are refused; their member forwards again).
+
+use std::collections::BTreeMap;
+
+use dsdn_protocols::da::WireEvent;
+use sha2::{Digest, Sha256};
+
+use super::publish::event_size;
+use super::*;
+
+/// An event's identity in the pool: SHA-256 of `kind ‖ version (BE) ‖ body` of its wire form.
+pub(super) fn event_key(event: &DaEvent) -> Option<[u8; 32]> {
+    let WireEvent(kind, version, body) = event.to_wire().ok()?;
+    let mut h = Sha256::new();
+    h.update([kind]);
+    h.update(version.to_be_bytes());
+    h.update(&body);
+    Some(h.finalize().into())
+}
+
+struct Own {
+    key: [u8; 32],
+    event: DaEvent,
+    replies: Vec<Reply>,
+}
+
+/// See the module documentation.
+#[derive(Default)]
+pub(crate) struct Pool {
+    /// This member's events, in arrival order.
+    own: Vec<Own>,
+    /// Events forwarded by other members: key → (arrival number, event).
+    forwarded: BTreeMap<[u8; 32], (u64, DaEvent)>,
+    next: u64,
+    /// Bumped whenever an own event is added (the rotation forwards again).
+    generation: u64,
+}
+
+impl Pool {
+    /// Own and forwarded events waiting.
+    pub(super) fn len(&self) -> usize {
+        self.own.len() + self.forwarded.len()
+    }
+
+    fn add_own(&mut self, event: DaEvent, reply: Reply) {
+        self.generation += 1;
+        let Some(key) = event_key(&event) else {
+            return;
+        };
+        if let Some(o) = self.own.iter_mut().find(|o| o.key == key) {
+            o.replies.push(reply);
+            return;
+        }
+        self.forwarded.remove(&key);
+        self.own.push(Own {
+            key,
+            event,
+            replies: vec![reply],
+        });
+    }
+}
+
+impl DaService {
+    /// True when the DA authority is the committee's group key and this member holds a
+    /// share: events go to the [`Pool`] and blobs are sealed by the proposer rotation.
+    pub(crate) fn seals_by_rotation(&self) -> bool {
+        matches!(self.sealer, Sealer::Committee)
+    }
+
+    /// Queues an own event: into the pool under rotation, else into the batcher.
+    /// `Err` gives the reply back when the batcher is full.
+    pub(super) fn queue_event(
+        &mut self,
+        event: DaEvent,
+        reply: Reply,
+        now: Instant,
+    ) -> Result<(), Reply> {
+        if self.seals_by_rotation() {
+            if self.pool.len() >= MAX_QUEUED_EVENTS {
+                return Err(reply);
+            }
+            self.pool.add_own(event, reply);
+            return Ok(());
+        }
+        let size = event_size(&event);
+        self.batcher
+            .push(Queued { event, reply }, size, now)
+            .map_err(|full| full.0.reply)
+    }
+
+    /// Events waiting for a blob (own, forwarded, batched).
+    pub(crate) fn queued_events(&self) -> usize {
+        self.batcher.len() + self.pool.len()
+    }
+
+    /// True when this member's pool holds events (own or forwarded): the rotation runs.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pool.len() > 0
+    }
+
+    /// This member's own waiting events in wire form (at most `max_events` whose bodies
+    /// add up to at most `max_bytes`, oldest first), and the pool's generation (it changes
+    /// whenever an own event is added).
+    pub(crate) fn own_pending(&self, max_events: usize, max_bytes: usize) -> (u64, Vec<WireEvent>) {
+        let mut bytes = 0;
+        let events = self
+            .pool
+            .own
+            .iter()
+            .filter_map(|o| o.event.to_wire().ok())
+            .take(max_events)
+            .take_while(|w| {
+                bytes += w.2.len() + 16;
+                bytes <= max_bytes
+            })
+            .collect();
+        (self.pool.generation, events)
+    }
+
+    /// True when no peer reported a higher tip and no blob is held out of order.
+    pub(crate) fn is_synced(&self) -> bool {
+        self.chain.pending() == 0 && self.planner.target() <= self.chain.height()
+    }
+
+    /// Events another member forwarded: checked as for sealing and kept (without waiters)
+    /// until a blob holds them. Returns how many were new.
+    ///
+    /// # Errors
+    /// Not sealing by rotation, an event that does not decode or would not be sealed.
+    pub(crate) fn on_forwarded(&mut self, events: &[WireEvent]) -> Result<usize, String> {
+        if !self.seals_by_rotation() {
+            return Err("this member does not seal by rotation".into());
+        }
+        let mut decoded = Vec::with_capacity(events.len());
+        for (i, w) in events.iter().enumerate() {
+            let event = DaEvent::from_wire(w).map_err(|e| format!("event {i}: {e}"))?;
+            event
+                .validate_for_sealing()
+                .map_err(|e| format!("event {i}: {e}"))?;
+            decoded.push(event);
+        }
+        let mut new = 0;
+        for event in decoded {
+            let Some(key) = event_key(&event) else {
+                continue;
+            };
+            if self.pool.forwarded.contains_key(&key) || self.pool.own.iter().any(|o| o.key == key)
+            {
+                continue;
+            }
+            if self.pool.forwarded.len() >= MAX_QUEUED_EVENTS {
+                break;
+            }
+            let n = self.pool.next;
+            self.pool.next += 1;
+            self.pool.forwarded.insert(key, (n, event));
+            new += 1;
+        }
+        Ok(new)
+    }
+
+    /// The signing bytes of a new blob for `height` proposed by this member: its own events
+    /// first, then forwarded ones, within the batch limits (`da.batch_max_events`,
+    /// `da.batch_max_bytes`). `None` when nothing waits or this member may not propose
+    /// `height` now (it is behind, holds blobs out of order, or its log takes no new
+    /// heights).
+    pub(crate) fn propose_blob(&self, height: u64) -> Option<Vec<u8>> {
+        if height != self.chain.height() + 1
+            || !self.accepting()
+            || self.chain.pending() > 0
+            || self.planner.target() > self.chain.height()
+            || self.identity_clash.is_some()
+        {
+            return None;
+        }
+        let mut forwarded: Vec<&(u64, DaEvent)> = self.pool.forwarded.values().collect();
+        forwarded.sort_by_key(|(n, _)| *n);
+        let mut events = Vec::new();
+        let mut bytes = 0;
+        for event in self
+            .pool
+            .own
+            .iter()
+            .map(|o| &o.event)
+            .chain(forwarded.into_iter().map(|(_, e)| e))
+        {
+            let size = event_size(event);
+            if events.len() >= self.cfg.batch_max_events
+                || (!events.is_empty() && bytes + size > self.cfg.batch_max_bytes)
+            {
+                break;
+            }
+            bytes += size;
+            events.push(event.clone());
+        }
+        if events.is_empty() {
+            return None;
+        }
+        let timestamp_ms = unix_ms().max(self.chain.last_timestamp_ms());
+        DaBlob::unsigned(
+            &self.network,
+            height,
+            self.chain.tip_hash(),
+            timestamp_ms,
+            events,
+        )
+        .and_then(|b| b.signing_bytes())
+        .map_err(|e| tracing::error!(error = %e, "cannot build a DA blob to propose"))
+        .ok()
+    }
+
+    /// The rotation sealed `message` (a blob's signing bytes) at `height` with the group
+    /// `signature`: applied and gossiped like any sealed blob (its events' waiters, on
+    /// every member, are answered when it applies). Ignored when the height is applied
+    /// already.
+    ///
+    /// # Errors
+    /// The bytes are no blob of this network at `height`, or the signature does not verify.
+    pub(crate) fn on_rotation_sealed(
+        &mut self,
+        height: u64,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), String> {
+        if height != self.chain.height() + 1 {
+            return Ok(());
+        }
+        let authority = self.authority.ok_or("no DA authority")?;
+        let signature =
+            <[u8; 64]>::try_from(signature).map_err(|_| "a signature is 64 bytes".to_owned())?;
+        let blob = DaBlob::from_signing_bytes(message).map_err(|e| e.to_string())?;
+        if blob.height != height {
+            return Err(format!("blob {} sealed for height {height}", blob.height));
+        }
+        let blob = blob
+            .with_signature(signature)
+            .verify(&self.network, &authority)
+            .map_err(|e| format!("the aggregate signature does not verify: {e}"))?;
+        self.finish_seal(blob, Vec::new());
+        Ok(())
+    }
+
+    /// A member is at `height` (it sent a rotation message of that height): the log is
+    /// behind it, so backfill asks it.
+    pub(crate) fn peer_ahead(&mut self, peer: &PeerId, height: u64) {
+        self.planner.observe_tip(peer, height.saturating_sub(1));
+    }
+
+    /// Applied blobs take their events out of the pool; the waiters of own events are
+    /// answered once the blob is durable and confirmed ([`DaService::when_durable`]).
+    pub(super) fn pool_applied(&mut self, applied: &[VerifiedBlob]) {
+        if self.pool.len() == 0 {
+            return;
+        }
+        for b in applied {
+            let mut replies = Vec::new();
+            for event in &b.blob().events {
+                let Some(key) = event_key(event) else {
+                    continue;
+                };
+                self.pool.forwarded.remove(&key);
+                if let Some(i) = self.pool.own.iter().position(|o| o.key == key) {
+                    replies.append(&mut self.pool.own.remove(i).replies);
+                }
+            }
+            if !replies.is_empty() {
+                self.when_durable(b.height(), replies);
+            }
+        }
+    }
+}
