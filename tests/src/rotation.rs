@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use dsdn_daemon::localnet::{ConfigSpec, NodeMode};
 
-use crate::{agent, eventually, full_mesh, TestNet, WAIT};
+use crate::committee::spawn_committee;
+use crate::{eventually, full_mesh, TestNet, WAIT};
 
 /// A committee net: the coordinators' names and IPs' last octets, and the storage nodes'.
 pub struct CommitteeNet {
@@ -49,43 +50,20 @@ pub async fn start_committee_net(
     storage: usize,
     round_timeout: Duration,
 ) -> anyhow::Result<CommitteeNet> {
-    let coordinators: Vec<(String, u8)> = (0..n)
-        .map(|i| (format!("c{}", i + 1), first + i as u8))
-        .collect();
-    let mut ids = Vec::new();
-    for (name, _) in &coordinators {
-        ids.push(net.init_identity(name)?.0);
-    }
-    let args = vec![
-        "--committee-members".to_owned(),
-        ids.join(","),
-        "--committee-threshold".to_owned(),
-        t.to_string(),
-    ];
-    let statics: Vec<String> = coordinators.iter().map(|(_, l)| net.addr(*l)).collect();
-    let mut base = net
-        .config()
-        .with_static_peers(statics.iter().cloned())
-        .with_da(crate::fast_da());
+    let mut base = net.config().with_da(crate::fast_da());
     base.seeds.committee.round_timeout = round_timeout;
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    for (name, last) in &coordinators {
-        net.spawn_with_args(name, NodeMode::Coordinator, *last, &base, &a)
-            .await?;
-    }
-    let nodes: Vec<_> = coordinators.iter().map(|(n, _)| net.node(n)).collect();
-    eventually(WAIT, "coordinator mesh", || async {
-        full_mesh(&nodes).await.then_some(())
-    })
-    .await?;
-    let status = agent(net.node("c1"), &["committee", "dkg", "--json"])
-        .await?
-        .success("committee dkg")?;
-    let status: serde_json::Value = serde_json::from_str(&status)?;
-    let group_key = status["group_key"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("no group key after the DKG: {status}"))?
-        .to_owned();
+    let committee = spawn_committee(net, n, t, first, &base).await?;
+    let coordinators: Vec<(String, u8)> = committee
+        .names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.clone(), first + i as u8))
+        .collect();
+    let args = committee.args.clone();
+    let a = committee.args_with(&[]);
+    let group_key = committee.group_key.clone();
+    let statics: Vec<String> = coordinators.iter().map(|(_, l)| net.addr(*l)).collect();
+    let base = base.with_static_peers(statics.iter().cloned());
     let cfg: ConfigSpec = base.with_da_authority(group_key.clone());
     for (name, _) in &coordinators {
         net.write_config(name, &cfg)?;

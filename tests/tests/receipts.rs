@@ -13,7 +13,8 @@ use dsdn_daemon::api::{ReceiptResponse, WorkloadResponse};
 use dsdn_daemon::client::ClientError;
 use dsdn_daemon::localnet::NodeMode;
 use dsdn_daemon::workload::samples::{fnv_expected, fnv_wat};
-use dsdn_integration_tests::{agent, eventually, full_mesh, metric, TestNet, WAIT};
+use dsdn_integration_tests::committee::spawn_committee;
+use dsdn_integration_tests::{agent, eventually, metric, TestNet, WAIT};
 use dsdn_protocols::da::Bytes32;
 
 /// The coordinators (committee members) and their IPs' last octets.
@@ -69,44 +70,22 @@ async fn wait_receipt(net: &TestNet, name: &str, id: &str) -> anyhow::Result<Rec
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_signed_by_a_3_of_4_committee_with_faults() -> anyhow::Result<()> {
     let mut net = TestNet::new("receipts").await?;
-    let mut ids = Vec::new();
-    for (name, _) in COORDINATORS {
-        ids.push(net.init_identity(name)?.0);
-    }
-    let members = ids.join(",");
+    // The committee of c1…c4 (127.0.0.20…23), its DKG over the network started on c1.
     let statics: Vec<String> = COORDINATORS.iter().map(|(_, l)| net.addr(*l)).collect();
     let base = net.config().with_static_peers(statics.iter().cloned());
-    let committee_args = |extra: &[&str]| -> Vec<String> {
-        let mut a = vec![
-            "--committee-members".to_owned(),
-            members.clone(),
-            "--committee-threshold".to_owned(),
-            "3".to_owned(),
-        ];
-        a.extend(extra.iter().map(|s| (*s).to_owned()));
-        a
-    };
-    for (name, last) in COORDINATORS {
-        let args = committee_args(&[]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        net.spawn_with_args(name, NodeMode::Coordinator, last, &base, &args)
-            .await?;
-    }
-    let coords: Vec<_> = COORDINATORS.iter().map(|(n, _)| net.node(n)).collect();
-    eventually(WAIT, "coordinator mesh", || async {
-        full_mesh(&coords).await.then_some(())
-    })
-    .await?;
-
-    // The DKG over the network, started on c1.
-    let status = agent(net.node("c1"), &["committee", "dkg", "--json"])
-        .await?
-        .success("committee dkg")?;
-    let status: serde_json::Value = serde_json::from_str(&status)?;
-    let group_key = status["group_key"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("no group key after the DKG: {status}"))?
-        .to_owned();
+    let committee =
+        spawn_committee(&mut net, COORDINATORS.len(), 3, COORDINATORS[0].1, &base).await?;
+    anyhow::ensure!(
+        committee
+            .names
+            .iter()
+            .map(String::as_str)
+            .eq(COORDINATORS.iter().map(|(n, _)| *n)),
+        "committee names {:?}",
+        committee.names
+    );
+    let ids = committee.ids.clone();
+    let group_key = committee.group_key.clone();
 
     // The group key is published as the network's DA authority: the storage nodes verify
     // receipts against it.
@@ -310,8 +289,7 @@ async fn receipts_signed_by_a_3_of_4_committee_with_faults() -> anyhow::Result<(
 
     // 6. A member sending invalid shares is detected and named (with c4 down, c2 is
     // necessarily a signer).
-    let corrupt = committee_args(&["--test-corrupt-shares"]);
-    let corrupt: Vec<&str> = corrupt.iter().map(String::as_str).collect();
+    let corrupt = committee.args_with(&["--test-corrupt-shares"]);
     net.respawn_with_args("c2", &corrupt).await?;
     // The proposer restarts too: it may still hold a connection to the c2 that was stopped
     // (seen on loaded machines: its signing requests then go to the dead connection and c2
