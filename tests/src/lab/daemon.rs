@@ -3,7 +3,6 @@
 //! [`Lab::status`] ask its control API by running `dsdn-agent` in the same namespace (the
 //! API listens on `127.0.0.1` there, unreachable from the test's own namespace).
 
-use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -86,8 +85,10 @@ pub struct Daemon {
     pub data_dir: PathBuf,
     /// Its control API, inside the host's namespace.
     pub api: SocketAddr,
-    /// Its log (stdout and stderr).
+    /// Its log (stdout and stderr; a restart appends).
     pub log: PathBuf,
+    /// Its process id.
+    pub pid: u32,
 }
 
 fn path_str(p: &std::path::Path) -> LabResult<&str> {
@@ -132,7 +133,10 @@ impl Lab {
         let port = FIRST_API_PORT + u16::try_from(on_host).unwrap_or(0);
         let api = SocketAddr::from(([127, 0, 0, 1], port));
         let log = self.dir().join(format!("{name}.log"));
-        let file = File::create(&log)
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
             .map_err(|e| LabError(format!("cannot create {}: {e}", log.display())))?;
         let err_file = file
             .try_clone()
@@ -156,6 +160,7 @@ impl Lab {
             .stderr(Stdio::from(err_file))
             .spawn()
             .map_err(|e| LabError(format!("cannot start dsdnd in {ns}: {e}")))?;
+        let pid = child.id();
         self.children.push(child);
         let daemon = Daemon {
             name: name.to_owned(),
@@ -164,9 +169,46 @@ impl Lab {
             data_dir,
             api,
             log,
+            pid,
         };
         self.daemons.insert(name.to_owned(), daemon.clone());
         Ok(daemon)
+    }
+
+    /// Stops daemon `name` (SIGKILL) and forgets it, so that [`Lab::spawn`] can start it
+    /// again under the same name with its data directory (a restart with a new spec).
+    ///
+    /// # Errors
+    /// No such daemon.
+    pub fn stop(&mut self, name: &str) -> LabResult<()> {
+        let pid = self.daemon(name)?.pid;
+        if let Some(i) = self.children.iter().position(|c| c.id() == pid) {
+            let mut child = self.children.swap_remove(i);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.daemons.remove(name);
+        Ok(())
+    }
+
+    /// A `dsdn-agent --api <its API> --data-dir <its data dir> ARGS…` command in daemon
+    /// `name`'s namespace, not started (for agent calls that run in the background).
+    ///
+    /// # Errors
+    /// No such daemon, or `dsdn-agent` is not built.
+    pub fn agent_command(&self, name: &str, args: &[&str]) -> LabResult<Command> {
+        let d = self.daemon(name)?;
+        let ns = &self.host(&d.host)?.ns;
+        let agent = agent_bin()?;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns])
+            .arg(agent)
+            .arg("--api")
+            .arg(d.api.to_string())
+            .arg("--data-dir")
+            .arg(&d.data_dir)
+            .args(args);
+        Ok(cmd)
     }
 
     /// Creates the node key of daemon `name` before it is spawned (`dsdnd init` in its
