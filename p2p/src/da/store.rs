@@ -27,6 +27,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, TryLockError};
 
 use dsdn_protocols::da::state::StateCommit;
@@ -161,6 +162,8 @@ pub struct DaStore {
     tip: Mutex<u64>,
     /// The stored state's height (≤ `tip`); locked after `tip` in every write.
     state_tip: Mutex<u64>,
+    /// Heights whose state tree is kept ([`DaStore::set_proof_history`]).
+    history: AtomicU64,
 }
 
 impl std::fmt::Debug for DaStore {
@@ -208,6 +211,7 @@ impl DaStore {
             network: network.clone(),
             tip: Mutex::new(tip),
             state_tip: Mutex::new(state_tip),
+            history: AtomicU64::new(state::STATE_HISTORY),
         }
     }
 
@@ -297,6 +301,15 @@ impl DaStore {
         *self.db.write().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
+    /// Sets how many of the latest heights keep their whole state tree (for proofs at
+    /// those heights; `da.proof_history_heights`, at least 1; default
+    /// [`state::STATE_HISTORY`]). Takes effect at the next write: a smaller value prunes
+    /// the heights now outside it, a larger one keeps more from then on (heights already
+    /// pruned stay pruned).
+    pub fn set_proof_history(&self, heights: u64) {
+        self.history.store(heights.max(1), Ordering::Relaxed);
+    }
+
     /// The file this log was opened from.
     pub fn path(&self) -> &Path {
         &self.path
@@ -360,7 +373,8 @@ impl DaStore {
                 table.insert(height, bytes)?;
             }
         }
-        let new_state_tip = state::write_commits(&txn, *state_tip, commits)?;
+        let history = self.history.load(Ordering::Relaxed);
+        let new_state_tip = state::write_commits(&txn, *state_tip, commits, last, history)?;
         txn.commit()?;
         *tip = last;
         *state_tip = new_state_tip;
