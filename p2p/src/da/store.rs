@@ -17,7 +17,7 @@
 //!
 //! Opening follows peers.dat: a file of another network or of a newer schema is refused and
 //! left byte-for-byte unchanged (both are checked through a read-only handle first); a file
-//! redb refuses (random bytes, truncated, zero-length, failed integrity check, a panic inside
+//! redb refuses (random bytes, truncated, zero-length, failed recovery, a panic inside
 //! redb), a redb file without our meta table or with wrongly typed tables, an unknown older
 //! schema (0), or a blobs table whose heights are not exactly `1..=N` is renamed to
 //! `<name>.corrupt-<unix-seconds>` and a fresh log is created.
@@ -177,7 +177,10 @@ impl std::fmt::Debug for DaStore {
 
 impl DaStore {
     /// Opens or creates the DA log at `path` (normally `<data dir>/`[`DA_LOG_FILE`]) for
-    /// `network`. The open verifies the checksums of the whole file once.
+    /// `network`. A file closed cleanly is trusted (no integrity check: the check reads the
+    /// whole file, seconds per GB at every start); one that was not (a crash) is recovered
+    /// by redb, which reads it whole once
+    /// ([`dsdn_peers::redb_file::open_db_trusting_clean`]).
     ///
     /// An unusable file (see the module docs) is renamed to `<name>.corrupt-<unix-seconds>`,
     /// logged with `tracing::warn!`, replaced by an empty log and reported in
