@@ -34,6 +34,7 @@ use dsdn_protocols::da::state::StateCommit;
 use dsdn_protocols::NetworkId;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+mod cache;
 mod files;
 mod open;
 mod overlay;
