@@ -140,6 +140,38 @@ pub fn open_db<T, E: From<FileFault>>(
     refuse: impl FnOnce(MetaRefusal) -> E,
     check: impl FnOnce(&Database) -> Result<T, OpenFailure<E>>,
 ) -> Result<(Database, T), OpenFailure<E>> {
+    open_db_with(path, what, cache_bytes, true, expected, refuse, check)
+}
+
+/// [`open_db`] without redb's integrity check of a file that was closed cleanly, for files
+/// too large to read whole at every start (the check reads every page: seconds per GB).
+/// redb still recovers a file that was not closed cleanly (a crash), which reads the whole
+/// file once; a file damaged outside redb (bit flips, truncation by another program) is
+/// only found where redb notices it: at the open (a bad header, a short file) or by the
+/// caller's `check`.
+///
+/// # Errors
+/// As [`open_db`].
+pub fn open_db_trusting_clean<T, E: From<FileFault>>(
+    path: &Path,
+    what: &str,
+    cache_bytes: usize,
+    expected: (u32, &NetworkId),
+    refuse: impl FnOnce(MetaRefusal) -> E,
+    check: impl FnOnce(&Database) -> Result<T, OpenFailure<E>>,
+) -> Result<(Database, T), OpenFailure<E>> {
+    open_db_with(path, what, cache_bytes, false, expected, refuse, check)
+}
+
+fn open_db_with<T, E: From<FileFault>>(
+    path: &Path,
+    what: &str,
+    cache_bytes: usize,
+    check_integrity: bool,
+    expected: (u32, &NetworkId),
+    refuse: impl FnOnce(MetaRefusal) -> E,
+    check: impl FnOnce(&Database) -> Result<T, OpenFailure<E>>,
+) -> Result<(Database, T), OpenFailure<E>> {
     let io_err = |kind: io::ErrorKind, msg: String| {
         OpenFailure::fault(FileFault::Io {
             file: path.to_owned(),
@@ -169,7 +201,7 @@ pub fn open_db<T, E: From<FileFault>>(
         }
         let mut builder = Builder::new();
         builder
-            .set_check_integrity_on_open(true)
+            .set_check_integrity_on_open(check_integrity)
             .set_cache_size(cache_bytes);
         let db = if exists {
             builder.open(path)

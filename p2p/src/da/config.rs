@@ -16,6 +16,12 @@ pub const MAX_BATCH_EVENTS: usize = 1024;
 /// Largest accepted `da.sync_chunk_blobs` (the most blobs one sync response carries).
 pub const MAX_SYNC_CHUNK: u32 = 64;
 
+/// Default of `da.proof_history_heights` (see [`DaConfig::proof_history_heights`]).
+pub const DEFAULT_PROOF_HISTORY_HEIGHTS: u64 = 1024;
+
+/// Largest accepted `da.proof_history_heights`.
+pub const MAX_PROOF_HISTORY_HEIGHTS: u64 = 10_000_000;
+
 /// `[da]`: how a coordinator batches DA events into blobs and how every node stores and
 /// backfills the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +45,19 @@ pub struct DaConfig {
     /// told it the log's tip (so it never forks its own log after losing its data directory)
     /// or this long has passed with no DA peer answering. Default 5.
     pub publish_grace: Duration,
+    /// `proof_history_heights`: how many of the latest heights keep their whole state tree
+    /// on disk, so that `GET /v1/da/proof?height=H` and the proof protocol answer for them
+    /// (issue 16 §3); older heights keep their state root only and answer "not available".
+    /// 1..=[`MAX_PROOF_HISTORY_HEIGHTS`]; default [`DEFAULT_PROOF_HISTORY_HEIGHTS`] (1,024).
+    ///
+    /// Why 1,024: a light client proves values at a height it has just verified, so it
+    /// needs seconds to minutes of history; 1,024 heights are at least 100 s of a log
+    /// sealing a blob every 100 ms (the fastest default rate) and hours of a quiet one.
+    /// Each kept height costs the tree nodes its blob rewrote, about 2 to 3 internal nodes
+    /// of ~0.7 KiB per changed key (≈ 0.5 MiB for a default blob of 256 events, ≈ 2 MiB
+    /// for a full one of 1,024), so 1,024 heights cost ≈ 0.5 to 2 GiB of disk on a busy
+    /// log; lower it to save disk, raise it to serve older proofs.
+    pub proof_history_heights: u64,
 }
 
 impl Default for DaConfig {
@@ -50,6 +69,7 @@ impl Default for DaConfig {
             sync_chunk_blobs: 64,
             sync_request_timeout: Duration::from_secs(10),
             publish_grace: Duration::from_secs(5),
+            proof_history_heights: DEFAULT_PROOF_HISTORY_HEIGHTS,
         }
     }
 }
@@ -64,6 +84,7 @@ pub(crate) struct RawDa {
     sync_chunk_blobs: u32,
     sync_request_timeout_secs: u64,
     publish_grace_secs: u64,
+    proof_history_heights: u64,
     /// Obsolete since the state moved into `da-log.redb` (issue 16): accepted so that an
     /// older seeds.toml still loads, ignored with a warning, never written.
     #[serde(skip_serializing)]
@@ -80,6 +101,7 @@ impl Default for RawDa {
             sync_chunk_blobs: d.sync_chunk_blobs,
             sync_request_timeout_secs: d.sync_request_timeout.as_secs(),
             publish_grace_secs: d.publish_grace.as_secs(),
+            proof_history_heights: d.proof_history_heights,
             snapshot_interval_blobs: None,
         }
     }
@@ -108,6 +130,7 @@ impl DaConfig {
                 self.sync_request_timeout,
             )?,
             publish_grace_secs: whole_secs("da.publish_grace_secs", self.publish_grace)?,
+            proof_history_heights: self.proof_history_heights,
             snapshot_interval_blobs: None,
         })
     }
@@ -159,6 +182,12 @@ pub(crate) fn validate(raw: RawDa, errs: &mut KeyErrors) -> DaConfig {
             1,
             max_secs,
         )),
+        proof_history_heights: errs.range(
+            "da.proof_history_heights",
+            raw.proof_history_heights,
+            1,
+            MAX_PROOF_HISTORY_HEIGHTS,
+        ),
     }
 }
 
@@ -181,9 +210,11 @@ mod tests {
         let cfg = SeedsConfig::from_toml_str("").unwrap();
         assert_eq!(cfg.da, DaConfig::default());
         let cfg = SeedsConfig::from_toml_str(
-            "[da]\nbatch_max_bytes = 2048\nbatch_interval_ms = 5\nsync_chunk_blobs = 8\n",
+            "[da]\nbatch_max_bytes = 2048\nbatch_interval_ms = 5\nsync_chunk_blobs = 8\n\
+             proof_history_heights = 16\n",
         )
         .unwrap();
+        assert_eq!(cfg.da.proof_history_heights, 16);
         assert_eq!(cfg.da.batch_max_bytes, 2048);
         assert_eq!(cfg.da.batch_interval, Duration::from_millis(5));
         assert_eq!(cfg.da.sync_chunk_blobs, 8);
@@ -194,7 +225,7 @@ mod tests {
     fn out_of_range_values_name_their_keys() {
         let err = SeedsConfig::from_toml_str(
             "[da]\nbatch_max_bytes = 1\nbatch_max_events = 0\nsync_chunk_blobs = 65\n\
-             batch_interval_ms = 0\npublish_grace_secs = 0\n",
+             batch_interval_ms = 0\npublish_grace_secs = 0\nproof_history_heights = 0\n",
         )
         .unwrap_err();
         assert_eq!(
@@ -204,7 +235,8 @@ mod tests {
                 "da.batch_max_events",
                 "da.batch_interval_ms",
                 "da.sync_chunk_blobs",
-                "da.publish_grace_secs"
+                "da.publish_grace_secs",
+                "da.proof_history_heights"
             ]
         );
         let err = SeedsConfig::from_toml_str("[da]\nfoo = 1\n").unwrap_err();

@@ -54,7 +54,10 @@ pub mod store;
 mod sync_tag;
 mod writer;
 
-pub use config::{DaConfig, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_SYNC_CHUNK};
+pub use config::{
+    DaConfig, DEFAULT_PROOF_HISTORY_HEIGHTS, MAX_BATCH_BYTES, MAX_BATCH_EVENTS,
+    MAX_PROOF_HISTORY_HEIGHTS, MAX_SYNC_CHUNK,
+};
 pub(crate) use register::Registrar;
 pub use register::RegistrationView;
 pub(crate) use service::{DaAction, DaService, DaServiceConfig};

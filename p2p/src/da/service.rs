@@ -255,6 +255,7 @@ impl DaService {
                     metrics.da_store_corrupt.inc();
                     tracing::error!(path = %path.display(), "the DA log was corrupt: moved aside; the log is rebuilt from peers");
                 }
+                opened.store.set_proof_history(cfg.da.proof_history_heights);
                 Some(Arc::new(opened.store))
             }
             None => None,

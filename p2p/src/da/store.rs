@@ -17,7 +17,7 @@
 //!
 //! Opening follows peers.dat: a file of another network or of a newer schema is refused and
 //! left byte-for-byte unchanged (both are checked through a read-only handle first); a file
-//! redb refuses (random bytes, truncated, zero-length, failed integrity check, a panic inside
+//! redb refuses (random bytes, truncated, zero-length, failed recovery, a panic inside
 //! redb), a redb file without our meta table or with wrongly typed tables, an unknown older
 //! schema (0), or a blobs table whose heights are not exactly `1..=N` is renamed to
 //! `<name>.corrupt-<unix-seconds>` and a fresh log is created.
@@ -27,12 +27,14 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, TryLockError};
 
 use dsdn_protocols::da::state::StateCommit;
 use dsdn_protocols::NetworkId;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+mod cache;
 mod files;
 mod open;
 mod overlay;
@@ -161,6 +163,8 @@ pub struct DaStore {
     tip: Mutex<u64>,
     /// The stored state's height (≤ `tip`); locked after `tip` in every write.
     state_tip: Mutex<u64>,
+    /// Heights whose state tree is kept ([`DaStore::set_proof_history`]).
+    history: AtomicU64,
 }
 
 impl std::fmt::Debug for DaStore {
@@ -174,7 +178,10 @@ impl std::fmt::Debug for DaStore {
 
 impl DaStore {
     /// Opens or creates the DA log at `path` (normally `<data dir>/`[`DA_LOG_FILE`]) for
-    /// `network`. The open verifies the checksums of the whole file once.
+    /// `network`. A file closed cleanly is trusted (no integrity check: the check reads the
+    /// whole file, seconds per GB at every start); one that was not (a crash) is recovered
+    /// by redb, which reads it whole once
+    /// ([`dsdn_peers::redb_file::open_db_trusting_clean`]).
     ///
     /// An unusable file (see the module docs) is renamed to `<name>.corrupt-<unix-seconds>`,
     /// logged with `tracing::warn!`, replaced by an empty log and reported in
@@ -208,6 +215,7 @@ impl DaStore {
             network: network.clone(),
             tip: Mutex::new(tip),
             state_tip: Mutex::new(state_tip),
+            history: AtomicU64::new(state::STATE_HISTORY),
         }
     }
 
@@ -297,6 +305,15 @@ impl DaStore {
         *self.db.write().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
+    /// Sets how many of the latest heights keep their whole state tree (for proofs at
+    /// those heights; `da.proof_history_heights`, at least 1; default
+    /// [`state::STATE_HISTORY`]). Takes effect at the next write: a smaller value prunes
+    /// the heights now outside it, a larger one keeps more from then on (heights already
+    /// pruned stay pruned).
+    pub fn set_proof_history(&self, heights: u64) {
+        self.history.store(heights.max(1), Ordering::Relaxed);
+    }
+
     /// The file this log was opened from.
     pub fn path(&self) -> &Path {
         &self.path
@@ -360,7 +377,8 @@ impl DaStore {
                 table.insert(height, bytes)?;
             }
         }
-        let new_state_tip = state::write_commits(&txn, *state_tip, commits)?;
+        let history = self.history.load(Ordering::Relaxed);
+        let new_state_tip = state::write_commits(&txn, *state_tip, commits, last, history)?;
         txn.commit()?;
         *tip = last;
         *state_tip = new_state_tip;

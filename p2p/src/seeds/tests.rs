@@ -610,6 +610,7 @@ fn every_field_round_trips() {
             sync_chunk_blobs: 8,
             sync_request_timeout: Duration::from_secs(9),
             publish_grace: Duration::from_secs(11),
+            proof_history_heights: 16,
         },
         committee: CommitteeConfig {
             members,

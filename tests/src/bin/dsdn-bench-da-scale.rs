@@ -23,7 +23,8 @@
 //! and draws the figures against the log size (`--plot`, SVG).
 //!
 //! Run: `cargo build --release --bins && target/release/dsdn-bench-da-scale
-//! [--sizes 1000000,10000000,100000000] [--samples 200] [--dir DIR] [--plot docs/da-scale.svg]`
+//! [--sizes 1000000,10000000,100000000] [--samples 200] [--dir DIR] [--plot docs/da-scale.svg]
+//! [--keep]` (`--keep` leaves the generated directory in DIR, e.g. for profiling a restart).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -369,6 +370,9 @@ async fn main() -> anyhow::Result<()> {
         }
         plot::draw(&points, &plot_path)?;
         println!("plot: {}", plot_path.display());
+    }
+    if std::env::args().any(|a| a == "--keep") {
+        println!("kept: {}", dir.keep().display());
     }
     drop(lease);
     Ok(())

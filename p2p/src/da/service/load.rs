@@ -4,8 +4,19 @@
 use super::*;
 use crate::da::store::{SharedOverlay, StoredState};
 
-/// Commits written at once while replaying at start (before the writer runs).
+/// Most commits written in one transaction while replaying at start (before the writer
+/// runs).
 const REPLAY_WRITE_BATCH: usize = 256;
+
+/// Tree nodes of the commits waiting in the overlay above which the replay writes them
+/// (before [`REPLAY_WRITE_BATCH`] commits): bounds the replay's memory, the overlay's
+/// decoded nodes (~1 KiB each) and redb's dirty pages of one transaction, to tens of MiB.
+const REPLAY_WRITE_NODES: usize = 64 * 1024;
+
+/// Blobs read from the log at once while replaying (each chunk in its own read
+/// transaction), and their most bytes.
+const REPLAY_READ_BLOBS: u32 = 64;
+const REPLAY_READ_BYTES: usize = 16 << 20;
 
 /// The state to resume from: the state stored in `store` (at its height, ≤ the log's tip),
 /// read through a fresh overlay; an in-memory empty state without a store. A stored state
@@ -97,7 +108,9 @@ pub(super) fn replay(
         };
         let mut o = crate::da::store::overlay_lock(overlay);
         let commits = o.take_outbox();
-        if commits.is_empty() || (!force && commits.len() < REPLAY_WRITE_BATCH) {
+        let nodes: usize = commits.iter().map(|c| c.tree.node_batch.nodes().len()).sum();
+        let small = commits.len() < REPLAY_WRITE_BATCH && nodes < REPLAY_WRITE_NODES;
+        if commits.is_empty() || (!force && small) {
             o.put_back(commits);
             return true;
         }
@@ -113,31 +126,51 @@ pub(super) fn replay(
             }
         }
     };
-    let result = store.for_each_from(from, |height, bytes| {
-        let verified = DaBlob::decode_verified(bytes, network, authority)
-            .map_err(|e| e.to_string())
-            .and_then(|b| {
-                if b.height() == height {
-                    Ok(b)
-                } else {
-                    Err(format!("stored at height {height}, claims {}", b.height()))
-                }
-            });
-        match verified.map(|b| chain.offer(b)) {
-            Ok(Offer::Applied(_)) => {
-                applied += 1;
-                write(false)
-            }
-            Ok(other) => {
-                bad = Some((height, format!("{other:?}")));
-                false
-            }
+    // Blobs are read in chunks, each from its own read transaction: a read transaction
+    // held across the replay's write transactions would keep redb from reusing any page
+    // they free, and the file would grow by every page the rebuild rewrites.
+    let mut next = from;
+    let mut result = Ok(());
+    'chunks: loop {
+        let chunk = match store.range(next, REPLAY_READ_BLOBS, REPLAY_READ_BYTES) {
+            Ok(chunk) if !chunk.is_empty() => chunk,
+            Ok(_) => break,
             Err(e) => {
-                bad = Some((height, e));
-                false
+                result = Err(e);
+                break;
+            }
+        };
+        for bytes in chunk {
+            let height = next;
+            next += 1;
+            let verified = DaBlob::decode_verified(&bytes, network, authority)
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    if b.height() == height {
+                        Ok(b)
+                    } else {
+                        Err(format!("stored at height {height}, claims {}", b.height()))
+                    }
+                });
+            let go_on = match verified.map(|b| chain.offer(b)) {
+                Ok(Offer::Applied(_)) => {
+                    applied += 1;
+                    write(false)
+                }
+                Ok(other) => {
+                    bad = Some((height, format!("{other:?}")));
+                    false
+                }
+                Err(e) => {
+                    bad = Some((height, e));
+                    false
+                }
+            };
+            if !go_on {
+                break 'chunks;
             }
         }
-    });
+    }
     write(true);
     if let Err(e) = result {
         tracing::error!(error = %e, "cannot read the DA log");

@@ -7,7 +7,7 @@ impl DaService {
     /// The value of `key` with its proof against the state root at `height` (the current
     /// height when `None`) for `GET /v1/da/proof` (issue 16 §3). A full node proves any
     /// height whose tree it keeps (the current height, and the durable heights of the last
-    /// [`store::state::STATE_HISTORY`]); a node without a data directory (light client)
+    /// `da.proof_history_heights`); a node without a data directory (light client)
     /// only its current height. O(log n) reads.
     ///
     /// # Errors

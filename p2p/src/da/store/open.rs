@@ -51,7 +51,7 @@ pub(super) fn try_open(
     path: &Path,
     network: &NetworkId,
 ) -> Result<(Database, (u64, u64)), Failure> {
-    redb_file::open_db(
+    redb_file::open_db_trusting_clean(
         path,
         "DA log",
         CACHE_BYTES,

@@ -12,8 +12,8 @@
 //! Memory: the overlay holds only commits not yet durable, bounded by the service's
 //! unwritten-blob bound (`MAX_UNWRITTEN_BLOBS` blobs of at most `MAX_EVENTS_PER_BLOB`
 //! events, each event changing at most 3 keys and O(log n) tree nodes); everything else is
-//! read from redb, whose page cache is capped at 32 MiB. Nothing grows with the number of
-//! chunks.
+//! read from redb, whose page cache is capped at 32 MiB, through a cache of decoded internal
+//! tree nodes ([`super::cache`], at most ~20 MiB). Nothing grows with the number of chunks.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -22,6 +22,7 @@ use dsdn_protocols::da::state::{StateCommit, StateError, StateHeader, StateKey, 
 use jmt::storage::{Node, NodeKey};
 use jmt::KeyHash;
 
+use super::cache::NodeCache;
 use super::DaStore;
 
 /// Commits applied but not durable yet (see the module docs).
@@ -29,6 +30,10 @@ use super::DaStore;
 pub(crate) struct Overlay {
     /// Latest value per key: (height written, value).
     values: BTreeMap<StateKey, (u64, Option<Vec<u8>>)>,
+    /// The commits not durable yet by height: a tree node is found in the commit of its
+    /// key's version (not copied).
+    pending: BTreeMap<u64, Arc<StateCommit>>,
+    /// Version 0 of the tree (the empty root) until the first commit is durable.
     nodes: BTreeMap<NodeKey, Node>,
     versions: BTreeMap<(KeyHash, u64), Option<Vec<u8>>>,
     /// Commits not handed to the writer yet, ascending.
@@ -42,15 +47,16 @@ impl Overlay {
             self.versions.insert((key.key_hash(), h), value.clone());
             self.values.insert(key.clone(), (h, value.clone()));
         }
-        self.nodes.extend(
-            commit
-                .tree
-                .node_batch
-                .nodes()
-                .iter()
-                .map(|(k, n)| (k.clone(), n.clone())),
-        );
-        self.outbox.push_back(Arc::new(commit));
+        let commit = Arc::new(commit);
+        self.pending.insert(h, commit.clone());
+        self.outbox.push_back(commit);
+    }
+
+    fn node(&self, key: &NodeKey) -> Option<&Node> {
+        match self.pending.get(&key.version()) {
+            Some(c) => c.tree.node_batch.nodes().get(key),
+            None => self.nodes.get(key),
+        }
     }
 
     /// The commits not handed to the writer yet (they stay readable until released).
@@ -73,6 +79,7 @@ impl Overlay {
     /// Drops what is durable in redb (heights ≤ `durable`).
     pub(crate) fn release(&mut self, durable: u64) {
         self.values.retain(|_, (h, _)| *h > durable);
+        self.pending = self.pending.split_off(&durable.saturating_add(1));
         self.nodes.retain(|k, _| k.version() > durable);
         self.versions.retain(|(_, h), _| *h > durable);
     }
@@ -94,6 +101,8 @@ pub(crate) struct StoredState {
     store: Arc<DaStore>,
     header: StateHeader,
     overlay: SharedOverlay,
+    /// Internal tree nodes read from redb (bounded: [`super::cache::NODE_CACHE_ENTRIES`]).
+    cache: Mutex<NodeCache>,
 }
 
 impl StoredState {
@@ -121,6 +130,7 @@ impl StoredState {
             store,
             header,
             overlay: overlay.clone(),
+            cache: Mutex::default(),
         };
         Ok((state, overlay))
     }
@@ -152,11 +162,19 @@ impl StateStore for StoredState {
     }
 
     fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
-        if let Some(n) = lock(&self.overlay).nodes.get(key) {
+        if let Some(n) = lock(&self.overlay).node(key) {
             return Ok(Some(n.clone()));
         }
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = cache.get(key) {
+            return Ok(Some(n));
+        }
         self.ensure_open();
-        self.store.state_node(key)
+        let node = self.store.state_node(key)?;
+        if let Some(n) = &node {
+            cache.insert(key, n);
+        }
+        Ok(node)
     }
 
     fn value_at(&self, max_version: u64, key_hash: KeyHash) -> Result<Option<Vec<u8>>, StateError> {

@@ -17,11 +17,15 @@
 //! * `state_roots` (`u64 → 32 bytes`): the state root after every height, kept for all
 //!   heights (32 bytes each).
 //!
-//! History: after committing height `h`, the stale entries with `since ≤ h −`
-//! [`STATE_HISTORY`] are deleted, so the trees of the last [`STATE_HISTORY`] heights (and
-//! the roots of all heights) stay provable; older heights answer
-//! [`StateError::HeightUnavailable`].
+//! History: after committing height `h`, everything stale at or below `h −` history (the
+//! store's [`DaStore::set_proof_history`], `da.proof_history_heights`) is deleted in the
+//! same transaction (the stale index rows, the nodes and the superseded or removed values
+//! they name), so the trees of the kept heights (and the roots of all heights) stay
+//! provable; older heights answer [`StateError::HeightUnavailable`]. What a transaction
+//! creates and already makes stale below that height is never written
+//! ([`write_commits`]), so a rebuild writes about the final tree plus the kept history.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use dsdn_protocols::da::state::{StateCommit, StateError, StateHeader, StateKey};
@@ -31,11 +35,10 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle, WriteT
 
 use super::{DaStore, DaStoreError};
 
-/// Heights whose tree is kept for proofs (10,000; 8 in this crate's unit tests, so that
-/// they exercise the pruning). Older heights keep their root only. A height whose blob
-/// changed no key keeps one extra tree node (jmt copies the root without marking the old
-/// one stale), which is never pruned.
-pub const STATE_HISTORY: u64 = if cfg!(test) { 8 } else { 10_000 };
+/// Heights whose tree is kept for proofs by a store whose history was not set
+/// ([`DaStore::set_proof_history`]; the DA service sets `da.proof_history_heights`). Older
+/// heights keep their root only.
+pub const STATE_HISTORY: u64 = crate::da::config::DEFAULT_PROOF_HISTORY_HEIGHTS;
 
 const STATE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("state_meta");
 const STATE_VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_values");
@@ -77,94 +80,212 @@ fn node_key_bytes(key: &NodeKey) -> Result<Vec<u8>, DaStoreError> {
 
 /// Writes `commits` (those above the stored state height, which must follow it without a
 /// gap) inside `txn`; returns the new state height (`state_tip` if nothing was written).
+///
+/// `log_tip` is the log's tip after this transaction and `history` the heights whose tree
+/// is kept ([`DaStore::set_proof_history`]). Everything no kept height needs once this
+/// transaction commits goes: the pruning height is `last − history` where `last` is the
+/// last commit's height, or, while the state is being rebuilt behind the log, up to
+/// `min(log_tip − history, last)` (those heights would be pruned before the state reached
+/// the tip). Tree nodes and values that are created **and** become stale at or below the
+/// pruning height within this transaction are never written (a rebuild in large
+/// transactions writes little more than the final tree), stale ones written earlier are
+/// deleted at once instead of being indexed.
 pub(super) fn write_commits(
     txn: &WriteTransaction,
     state_tip: u64,
     commits: &[Arc<StateCommit>],
+    log_tip: u64,
+    history: u64,
 ) -> Result<u64, DaStoreError> {
-    let mut tip = state_tip;
+    let fresh: Vec<&StateCommit> = commits
+        .iter()
+        .map(|c| &**c)
+        .filter(|c| c.header.height > state_tip)
+        .collect();
+    let mut expected = state_tip + 1;
+    for c in &fresh {
+        if c.header.height != expected {
+            return Err(DaStoreError::NotConsecutive {
+                expected,
+                got: c.header.height,
+            });
+        }
+        expected += 1;
+    }
+    let Some(last) = fresh.last().map(|c| c.header.height) else {
+        return Ok(state_tip);
+    };
+    let first = state_tip + 1;
+    let limit = last
+        .saturating_sub(history)
+        .max(log_tip.saturating_sub(history).min(last));
+    let stale_nodes: Vec<Vec<(u64, NodeKey)>> = fresh.iter().map(|c| stale_of(c)).collect();
+    // Nodes created in this transaction that are stale at or below the pruning height.
+    let dead: HashSet<&NodeKey> = stale_nodes
+        .iter()
+        .flatten()
+        .filter(|(since, k)| *since <= limit && k.version() >= first)
+        .map(|(_, k)| k)
+        .collect();
+    // For each change, the next height in this transaction that changes the same key.
+    let mut next_change: HashMap<(KeyHash, u64), u64> = HashMap::new();
+    {
+        let mut seen: HashMap<KeyHash, u64> = HashMap::new();
+        for c in fresh.iter().rev() {
+            let h = c.header.height;
+            for (key, _) in &c.changes {
+                let kh = key.key_hash();
+                if let Some(next) = seen.insert(kh, h) {
+                    next_change.insert((kh, h), next);
+                }
+            }
+        }
+    }
     let mut values = txn.open_table(STATE_VALUES)?;
     let mut nodes = txn.open_table(STATE_NODES)?;
     let mut versions = txn.open_table(STATE_VERSIONS)?;
     let mut stale = txn.open_table(STATE_STALE)?;
     let mut roots = txn.open_table(STATE_ROOTS)?;
     let mut meta = txn.open_table(STATE_META)?;
-    for c in commits.iter().filter(|c| c.header.height > state_tip) {
+    // The latest value of each key changed here, written once at the end (in key order).
+    let mut latest: BTreeMap<Vec<u8>, Option<&Vec<u8>>> = BTreeMap::new();
+    // Per key changed here: its latest height in this transaction and whether that version
+    // was written.
+    let mut in_batch: HashMap<KeyHash, (u64, bool)> = HashMap::new();
+    for (c, stale_here) in fresh.iter().zip(&stale_nodes) {
         let h = c.header.height;
-        if h != tip + 1 {
-            return Err(DaStoreError::NotConsecutive {
-                expected: tip + 1,
-                got: h,
-            });
-        }
         for (key, value) in &c.changes {
-            let raw = key.to_bytes();
+            latest.insert(key.to_bytes(), value.as_ref());
             let kh = key.key_hash();
-            match value {
-                Some(v) => values.insert(raw.as_slice(), v.as_slice())?,
-                None => values.remove(raw.as_slice())?,
+            let previous = match in_batch.get(&kh) {
+                Some(&(ph, written)) => written.then_some(ph),
+                None => versions
+                    .range(version_key(&kh, 0).as_slice()..version_key(&kh, h).as_slice())?
+                    .next_back()
+                    .transpose()?
+                    .map(|(k, _)| version_height(k.value())),
             };
             // The value it replaces becomes stale at h.
-            let previous = versions
-                .range(version_key(&kh, 0).as_slice()..version_key(&kh, h).as_slice())?
-                .next_back()
-                .transpose()?
-                .map(|(k, _)| k.value().to_vec());
-            if let Some(prev) = previous {
-                let mut s = h.to_be_bytes().to_vec();
-                s.push(1);
-                s.extend_from_slice(&prev);
-                stale.insert(s.as_slice(), [].as_slice())?;
-            }
-            let mut stored = Vec::with_capacity(1 + value.as_ref().map_or(0, Vec::len));
-            match value {
-                Some(v) => {
-                    stored.push(1);
-                    stored.extend_from_slice(v);
+            if let Some(ph) = previous {
+                if h <= limit {
+                    versions.remove(version_key(&kh, ph).as_slice())?;
+                } else {
+                    stale.insert(stale_version_key(h, &kh, ph).as_slice(), [].as_slice())?;
                 }
-                None => stored.push(0),
             }
-            versions.insert(version_key(&kh, h).as_slice(), stored.as_slice())?;
+            let superseded = next_change.get(&(kh, h)).is_some_and(|&n| n <= limit);
+            // A removal only hides older values, which are gone once h is pruned.
+            let written = !superseded && (value.is_some() || h > limit);
+            if written {
+                let mut stored = Vec::with_capacity(1 + value.as_ref().map_or(0, Vec::len));
+                match value {
+                    Some(v) => {
+                        stored.push(1);
+                        stored.extend_from_slice(v);
+                    }
+                    None => {
+                        stored.push(0);
+                        stale.insert(stale_version_key(h, &kh, h).as_slice(), [].as_slice())?;
+                    }
+                }
+                versions.insert(version_key(&kh, h).as_slice(), stored.as_slice())?;
+            }
+            in_batch.insert(kh, (h, written));
         }
         for (key, node) in c.tree.node_batch.nodes() {
+            if dead.contains(key) {
+                continue;
+            }
             let node = borsh::to_vec(node).map_err(db)?;
             nodes.insert(node_key_bytes(key)?.as_slice(), node.as_slice())?;
         }
-        for s in &c.tree.stale_node_index_batch {
-            let mut k = s.stale_since_version.to_be_bytes().to_vec();
-            k.push(0);
-            k.extend_from_slice(&node_key_bytes(&s.node_key)?);
-            stale.insert(k.as_slice(), [].as_slice())?;
+        for (since, key) in stale_here {
+            if *since <= limit {
+                if key.version() < first {
+                    nodes.remove(node_key_bytes(key)?.as_slice())?;
+                }
+            } else {
+                let mut k = since.to_be_bytes().to_vec();
+                k.push(0);
+                k.extend_from_slice(&node_key_bytes(key)?);
+                stale.insert(k.as_slice(), [].as_slice())?;
+            }
         }
         roots.insert(h, c.header.root.0.as_slice())?;
+    }
+    for (raw, value) in latest {
+        match value {
+            Some(v) => values.insert(raw.as_slice(), v.as_slice())?,
+            None => values.remove(raw.as_slice())?,
+        };
+    }
+    if let Some(c) = fresh.last() {
         meta.insert(HEADER_KEY, c.header.encode().as_slice())?;
-        tip = h;
     }
-    if tip > state_tip {
-        // Prune what no kept height needs.
-        let limit = tip.saturating_sub(STATE_HISTORY);
-        let end = (limit + 1).to_be_bytes();
-        let gone: Vec<Vec<u8>> = stale
-            .range(..end.as_slice())?
-            .map(|r| r.map(|(k, _)| k.value().to_vec()))
-            .collect::<Result<_, _>>()?;
-        for k in &gone {
-            match k.get(8) {
-                Some(0) => {
-                    nodes.remove(&k[9..])?;
-                }
-                Some(1) => {
-                    versions.remove(&k[9..])?;
-                }
-                _ => {}
+    // Prune what earlier transactions indexed as stale at or below the pruning height.
+    let end = (limit + 1).to_be_bytes();
+    let gone: Vec<Vec<u8>> = stale
+        .range(..end.as_slice())?
+        .map(|r| r.map(|(k, _)| k.value().to_vec()))
+        .collect::<Result<_, _>>()?;
+    for k in &gone {
+        match k.get(8) {
+            Some(0) => {
+                nodes.remove(&k[9..])?;
             }
-            stale.remove(k.as_slice())?;
+            Some(1) => {
+                versions.remove(&k[9..])?;
+            }
+            _ => {}
         }
-        if limit > 0 {
-            meta.insert(OLDEST_KEY, limit.to_be_bytes().as_slice())?;
+        stale.remove(k.as_slice())?;
+    }
+    let oldest = meta
+        .get(OLDEST_KEY)?
+        .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+        .map_or(0, u64::from_be_bytes);
+    if limit > oldest {
+        meta.insert(OLDEST_KEY, limit.to_be_bytes().as_slice())?;
+    }
+    Ok(last)
+}
+
+/// The nodes `c` makes stale, with the height they are stale since: jmt's stale index, and
+/// for a blob that changed no key the previous root (jmt copies it to the new version
+/// without marking the old one stale).
+fn stale_of(c: &StateCommit) -> Vec<(u64, NodeKey)> {
+    let h = c.header.height;
+    let mut out: Vec<(u64, NodeKey)> = c
+        .tree
+        .stale_node_index_batch
+        .iter()
+        .map(|s| (s.stale_since_version, s.node_key.clone()))
+        .collect();
+    if c.changes.is_empty() && h > 0 {
+        let root = c
+            .tree
+            .node_batch
+            .nodes()
+            .keys()
+            .find(|k| k.nibble_path().num_nibbles() == 0);
+        if let Some(root) = root {
+            out.push((h, NodeKey::new(h - 1, root.nibble_path().clone())));
         }
     }
-    Ok(tip)
+    out
+}
+
+fn stale_version_key(since: u64, key_hash: &KeyHash, height: u64) -> Vec<u8> {
+    let mut s = since.to_be_bytes().to_vec();
+    s.push(1);
+    s.extend_from_slice(&version_key(key_hash, height));
+    s
+}
+
+fn version_height(key: &[u8]) -> u64 {
+    key.get(32..40)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_be_bytes)
 }
 
 /// Deletes every state table inside `txn` (the state is then rebuilt from the blobs).
@@ -315,7 +436,7 @@ impl DaStore {
         Ok(v.and_then(|v| v.value().try_into().ok()))
     }
 
-    /// The oldest height whose tree is kept (0 until [`STATE_HISTORY`] heights exist).
+    /// The oldest height whose tree is kept (0 until more heights than the history exist).
     ///
     /// # Errors
     /// [`StateError::Store`] when the read fails.
@@ -347,5 +468,19 @@ impl DaStore {
     /// The stored state's height (cached; no I/O).
     pub fn state_tip(&self) -> u64 {
         *self.lock_state_tip()
+    }
+}
+
+#[cfg(test)]
+impl DaStore {
+    /// Rows of the `state_nodes`, `state_versions` and `state_stale` tables.
+    pub(crate) fn state_rows(&self) -> [u64; 3] {
+        use redb::ReadableTableMetadata;
+        let db = self.read_db().expect("open");
+        let txn = db.as_ref().expect("open").begin_read().expect("read");
+        let len = |t: TableDefinition<&[u8], &[u8]>| {
+            txn.open_table(t).map_or(0, |t| t.len().expect("len"))
+        };
+        [len(STATE_NODES), len(STATE_VERSIONS), len(STATE_STALE)]
     }
 }

@@ -40,9 +40,13 @@ pub(super) fn peer() -> PeerId {
     PeerId::random()
 }
 
+/// `da.proof_history_heights` of the test services: small, so that tests see pruning.
+pub(super) const TEST_HISTORY: u64 = 8;
+
 pub(super) fn da(f: impl FnOnce(&mut DaConfig)) -> DaConfig {
     let mut cfg = DaConfig {
         batch_interval: Duration::from_millis(10),
+        proof_history_heights: TEST_HISTORY,
         ..DaConfig::default()
     };
     f(&mut cfg);

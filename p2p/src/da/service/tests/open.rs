@@ -29,7 +29,7 @@ fn a_reopened_log_replays_to_the_same_state() {
     assert_eq!(o.metrics.da_events_accepted.get(), 60);
     // The state came from the disk, not from a replay.
     assert_eq!(o.svc.durable_height(), 20);
-    // Proofs at the kept heights (the last STATE_HISTORY) verify after pruning and a
+    // Proofs at the kept heights (the last TEST_HISTORY) verify after pruning and a
     // reopen; older heights are refused.
     let key = match &events(20, 0)[1] {
         DaEvent::NodeRegistered { node_id, .. } => {
@@ -37,7 +37,7 @@ fn a_reopened_log_replays_to_the_same_state() {
         }
         other => panic!("{other:?}"),
     };
-    let oldest = 20 - store::state::STATE_HISTORY;
+    let oldest = 20 - TEST_HISTORY;
     for h in oldest..=20 {
         let p = o.svc.proof(&key, Some(h)).unwrap();
         assert_eq!(
@@ -214,4 +214,95 @@ fn without_a_data_directory_the_log_is_in_memory() {
     let p = o.svc.proof(&key, None).unwrap();
     assert!(p.verify(chain.root(3)).unwrap().1.is_some());
     assert!(o.svc.proof(&key, Some(2)).is_err());
+}
+
+/// Blobs that register, declare, remove and re-add (tombstones in the tree's values) and
+/// change no key (jmt copies the root) over more heights than the kept history.
+fn churning_chain(n: u64) -> Chain {
+    let chunk = |h: u64| match &events(h, 0)[0] {
+        DaEvent::ChunkDeclared { chunk_id, .. } => *chunk_id,
+        other => panic!("{other:?}"),
+    };
+    let node = |h: u64| match &events(h, 0)[1] {
+        DaEvent::NodeRegistered { node_id, .. } => node_id.clone(),
+        other => panic!("{other:?}"),
+    };
+    Chain::build(n, |h| {
+        let mut ev = Vec::new();
+        if h % 5 == 0 {
+            // Ignored (the replica is absent): a blob that changes no key.
+            ev.push(DaEvent::ReplicaRemoved {
+                chunk_id: chunk(h + 1000),
+                node_id: node(h),
+            });
+            return ev;
+        }
+        if h % 3 == 0 {
+            ev.push(DaEvent::ReplicaRemoved {
+                chunk_id: chunk(h - 1),
+                node_id: node(h - 1),
+            });
+        }
+        if h % 3 == 1 && h > 3 && (h - 1) % 5 != 0 && (h - 2) % 5 != 0 {
+            ev.push(DaEvent::ReplicaAdded {
+                chunk_id: chunk(h - 2),
+                node_id: node(h - 2),
+            });
+        }
+        ev.extend(events(h, 0));
+        ev
+    })
+}
+
+#[test]
+fn pruning_keeps_exactly_the_history_and_a_rebuild_stores_the_same_rows() {
+    use dsdn_protocols::da::{StateError, StateKey};
+    const N: u64 = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let chain = churning_chain(N);
+    let keys: Vec<StateKey> = (1..=N)
+        .flat_map(|h| match &events(h, 0)[0] {
+            DaEvent::ChunkDeclared { chunk_id, .. } => {
+                vec![StateKey::Chunk(*chunk_id), StateKey::Replicas(*chunk_id)]
+            }
+            other => panic!("{other:?}"),
+        })
+        .chain((0..3).map(|z| StateKey::Zone(format!("zone-{z}"))))
+        .collect();
+    let oldest = N - TEST_HISTORY;
+    let check = |o: &Opened| {
+        for h in oldest..=N {
+            for key in &keys {
+                let p = o.svc.proof(key, Some(h)).unwrap();
+                p.verify(chain.root(h))
+                    .unwrap_or_else(|e| panic!("{key} at {h}: {e}"));
+            }
+        }
+        assert!(matches!(
+            o.svc.proof(&keys[0], Some(oldest - 1)),
+            Err(StateError::HeightUnavailable { .. })
+        ));
+    };
+    let mut o = open(dir.path());
+    for h in 1..=N {
+        submit_all(&mut o.svc, &chain, h..=h);
+    }
+    assert_eq!(o.svc.view().state_root, chain.root(N));
+    check(&o);
+    drop(o);
+    let path = dir.path().join(DA_LOG_FILE);
+    let st = DaStore::open(&path, &net()).unwrap().store;
+    let rows = st.state_rows();
+    assert_eq!(st.state_oldest().unwrap(), oldest);
+    // A rebuild writes the whole log's state in one transaction and skips what is stale
+    // below the kept history: the same rows as blob by blob.
+    st.clear_state().unwrap();
+    drop(st);
+    let o = open(dir.path());
+    assert_eq!(o.svc.view().state_root, chain.root(N));
+    check(&o);
+    drop(o);
+    let st = DaStore::open(&path, &net()).unwrap().store;
+    assert_eq!(st.state_rows(), rows);
+    assert_eq!(st.state_oldest().unwrap(), oldest);
 }
