@@ -285,7 +285,8 @@ impl KeyHistory {
     /// tip + 1; for a height further ahead, a rotation in a blob not applied yet may still
     /// change it.
     pub fn key_for(&self, height: u64) -> [u8; 32] {
-        self.epoch_at(height).map_or(self.genesis, |e| e.group_key.0)
+        self.epoch_at(height)
+            .map_or(self.genesis, |e| e.group_key.0)
     }
 
     /// True when `key` is the genesis authority or a recorded group key (e.g. a signer

@@ -29,8 +29,8 @@ use std::fmt;
 use serde::Serialize;
 
 use super::{ChunkRecord, NodeRecord, RecordedReceipt};
-use crate::da::epochs::EpochRecord;
 use crate::codec;
+use crate::da::epochs::EpochRecord;
 use crate::da::event::MAX_TEXT_LEN;
 use crate::da::{Bytes32, DaError};
 
@@ -271,11 +271,8 @@ impl StateValue {
             }
             StateKey::Committee(epoch) => {
                 let (members, threshold, group_key, effective_height, sealed_at) =
-                    codec::decode::<(Vec<String>, u16, Bytes32, u64, u64)>(
-                        bytes,
-                        MAX_VALUE_BYTES,
-                    )
-                    .map_err(malformed)?;
+                    codec::decode::<(Vec<String>, u16, Bytes32, u64, u64)>(bytes, MAX_VALUE_BYTES)
+                        .map_err(malformed)?;
                 StateValue::Committee(EpochRecord {
                     epoch: *epoch,
                     members,

@@ -66,8 +66,15 @@ fn rotation_bounds_and_the_sealing_refusal() {
     r.epoch = 0;
     assert!(r.validate().is_err());
     // An oversized body is refused on decode.
-    let big = WireEvent(7, 1, serde_bytes::ByteBuf::from(vec![0u8; MAX_ROTATION_EVENT_BODY_BYTES + 1]));
-    assert!(matches!(DaEvent::from_wire(&big), Err(DaError::Malformed(_))));
+    let big = WireEvent(
+        7,
+        1,
+        serde_bytes::ByteBuf::from(vec![0u8; MAX_ROTATION_EVENT_BODY_BYTES + 1]),
+    );
+    assert!(matches!(
+        DaEvent::from_wire(&big),
+        Err(DaError::Malformed(_))
+    ));
     // Publishers cannot submit it.
     assert!(rotated(ok).validate_for_sealing().is_err());
 }
@@ -76,19 +83,37 @@ fn rotation_bounds_and_the_sealing_refusal() {
 fn admission_rule() {
     let r1 = rotation(1, 7, 5);
     assert_eq!(admit_rotation(None, &r1, &net(), 3), Ok(()));
-    assert_eq!(admit_rotation(None, &r1, &net(), 5), Err("bad_effective_height"));
+    assert_eq!(
+        admit_rotation(None, &r1, &net(), 5),
+        Err("bad_effective_height")
+    );
     let far = rotation(1, 7, 3 + MAX_ROTATION_LEAD + 1);
-    assert_eq!(admit_rotation(None, &far, &net(), 3), Err("bad_effective_height"));
-    assert_eq!(admit_rotation(None, &r1, &other_net(), 3), Err("bad_key_proof"));
+    assert_eq!(
+        admit_rotation(None, &far, &net(), 3),
+        Err("bad_effective_height")
+    );
+    assert_eq!(
+        admit_rotation(None, &r1, &other_net(), 3),
+        Err("bad_key_proof")
+    );
     let mut forged = r1.clone();
     forged.group_key = Bytes32(key(8).verifying_key().to_bytes());
-    assert_eq!(admit_rotation(None, &forged, &net(), 3), Err("bad_key_proof"));
+    assert_eq!(
+        admit_rotation(None, &forged, &net(), 3),
+        Err("bad_key_proof")
+    );
     let rec = EpochRecord::of(&r1, 3);
     let r2 = rotation(2, 9, 10);
-    assert_eq!(admit_rotation(Some(&rec), &r2, &net(), 4), Err("rotation_pending"));
+    assert_eq!(
+        admit_rotation(Some(&rec), &r2, &net(), 4),
+        Err("rotation_pending")
+    );
     assert_eq!(admit_rotation(Some(&rec), &r2, &net(), 6), Ok(()));
     let r3 = rotation(3, 9, 10);
-    assert_eq!(admit_rotation(Some(&rec), &r3, &net(), 6), Err("epoch_out_of_order"));
+    assert_eq!(
+        admit_rotation(Some(&rec), &r3, &net(), 6),
+        Err("epoch_out_of_order")
+    );
 }
 
 #[test]
@@ -152,8 +177,14 @@ fn a_log_with_rotations_applies_and_records_the_history() {
     // The history is provable like every other key.
     let proof = state.prove(&StateKey::Committee(2)).unwrap();
     assert!(proof.value.is_some());
-    assert_eq!(StateKey::parse("committee:2").unwrap(), StateKey::Committee(2));
-    assert_eq!(StateKey::parse("committee:latest").unwrap(), StateKey::CommitteeLatest);
+    assert_eq!(
+        StateKey::parse("committee:2").unwrap(),
+        StateKey::Committee(2)
+    );
+    assert_eq!(
+        StateKey::parse("committee:latest").unwrap(),
+        StateKey::CommitteeLatest
+    );
     for k in [StateKey::Committee(2), StateKey::CommitteeLatest] {
         assert_eq!(StateKey::from_bytes(&k.to_bytes()).unwrap(), k);
         assert_eq!(StateKey::parse(&k.to_string()).unwrap(), k);
@@ -183,22 +214,36 @@ fn a_blob_of_the_old_key_after_the_effective_height_is_refused() {
     for b in &log[..4] {
         assert!(matches!(chain.offer(b.clone()), Offer::Applied(_)));
     }
-    assert_eq!(chain.height(), 5, "key 7 is epoch 1's key: height 5 applies");
+    assert_eq!(
+        chain.height(),
+        5,
+        "key 7 is epoch 1's key: height 5 applies"
+    );
     let mut chain = DaChain::new(DaState::new(net()));
     let wrong8 = signed_by(7, 8, log[6].hash(), 3000, vec![chunk(9)]).unwrap();
     assert_eq!(chain.offer(wrong8), Offer::Held);
     for b in &log {
         assert!(matches!(chain.offer(b.clone()), Offer::Applied(_)));
     }
-    assert_eq!(chain.height(), 7, "epoch 2 is in force at 8: key 7 is refused");
+    assert_eq!(
+        chain.height(),
+        7,
+        "epoch 2 is in force at 8: key 7 is refused"
+    );
     assert_eq!(chain.pending(), 0);
 }
 
 #[test]
 fn a_rotation_not_admitted_changes_no_key() {
     let mut state = DaState::new(net());
-    let b1 = signed_by(1, 1, GENESIS_PREV_HASH, 1, vec![rotated(rotation(1, 7, 1 + MAX_ROTATION_LEAD + 1))])
-        .unwrap();
+    let b1 = signed_by(
+        1,
+        1,
+        GENESIS_PREV_HASH,
+        1,
+        vec![rotated(rotation(1, 7, 1 + MAX_ROTATION_LEAD + 1))],
+    )
+    .unwrap();
     assert_eq!(state.apply_blob(&b1).unwrap().ignored, 1);
     assert!(state.committee_epochs().unwrap().is_empty());
     assert_eq!(
