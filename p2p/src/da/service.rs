@@ -35,6 +35,7 @@ mod degraded;
 mod doubt;
 mod fork;
 mod identity;
+mod keys;
 mod load;
 mod log;
 mod pool;
@@ -199,7 +200,11 @@ fn unix_ms() -> u64 {
 /// The DA log of one node; see the module documentation of [`crate::da`].
 pub(crate) struct DaService {
     network: NetworkId,
+    /// The genesis authority (`[network] da_authority`).
     authority: Option<[u8; 32]>,
+    /// The key of every height: `authority` then the epochs recorded in the log
+    /// ([`keys`]); `None` without a genesis authority.
+    keys: Option<dsdn_protocols::da::KeyHistory>,
     sealer: Sealer,
     /// This node sealed a blob since it started (see [`identity`]).
     sealed_this_run: bool,
@@ -266,16 +271,17 @@ impl DaService {
             &metrics,
         );
         let mut chain = DaChain::new(state);
-        if let (Some(store), Some(authority)) = (&store, cfg.authority) {
+        if let Some(store) = &store {
             replay(
                 &mut chain,
                 store,
                 overlay.as_ref(),
                 true,
                 &cfg.network,
-                &authority,
+                cfg.authority,
             );
         }
+        let keys = keys::history_of(cfg.authority, chain.state());
         let height = chain.height();
         // The writer starts after the replay, which may have truncated the log.
         let log = match store {
@@ -319,12 +325,13 @@ impl DaService {
         let forks = fork::ForkWatch::load(
             cfg.dir.as_deref(),
             &cfg.network,
-            cfg.authority,
+            keys.as_ref(),
             fork::ForkMetrics::new(metrics.registry()).ok(),
         );
         let service = DaService {
             network: cfg.network,
             authority: cfg.authority,
+            keys,
             sealer,
             sealed_this_run: false,
             identity_clash: None,
@@ -394,11 +401,11 @@ impl DaService {
     /// `Ignore` (duplicate, or too far ahead: not forwarded, not penalised) or `Reject`
     /// (invalid or breaking the chain: gossipsub penalises the sender).
     pub(crate) fn on_gossip(&mut self, source: PeerId, data: &[u8]) -> MessageAcceptance {
-        let Some(authority) = self.authority else {
+        if self.keys.is_none() {
             self.reject("no_authority", &DaError::NoAuthority);
             return MessageAcceptance::Reject;
-        };
-        match DaBlob::decode_verified(data, &self.network, &authority) {
+        }
+        match self.verify_blob(data) {
             Ok(blob) => {
                 self.note_verified();
                 let height = blob.height();
@@ -435,6 +442,12 @@ impl DaService {
                     }
                 }
             }
+            Err(e) if self.key_pending(data, &e) => {
+                // Perhaps signed by the key of a rotation not applied yet: not forwarded,
+                // not penalised; backfill fetches the height in order.
+                self.planner.observe_tip(&source, self.chain.height() + 1);
+                MessageAcceptance::Ignore
+            }
             Err(e) => {
                 self.note_invalid(source, e.reason());
                 self.reject(e.reason(), &e);
@@ -452,6 +465,7 @@ impl DaService {
         }
         let outcome = self.chain.offer(blob);
         if let Offer::Applied(applied) = &outcome {
+            self.refresh_keys(applied);
             self.on_applied(applied);
         }
         self.metrics
