@@ -154,6 +154,14 @@ async fn a_late_joiner_with_the_genesis_authority_syncs_across_a_committee_rotat
         .await
         .map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(40)))?;
     eprintln!("late joiner synced across the rotation: {want}");
+    let st = net.node("late").client().da_state().await?;
+    anyhow::ensure!(
+        st.committee_epoch == Some(1)
+            && st.authority_key == Some(hex::encode(next.verifying_key().to_bytes())),
+        "late's DA state names epoch {:?}, key {:?}",
+        st.committee_epoch,
+        st.authority_key
+    );
 
     // The late joiner learnt the key history from the log: the old key is refused there
     // too.

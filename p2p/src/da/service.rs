@@ -189,6 +189,15 @@ pub struct DaStateView {
     /// `synced`. Absent (`null`) while the log is healthy.
     #[serde(default)]
     pub degraded: Option<crate::storage::StorageIssue>,
+    /// The last committee epoch recorded in the log by a `committee_rotated` event (issue
+    /// 13 §3); `null` while the genesis authority signs. Absent from older daemons.
+    #[serde(default)]
+    pub committee_epoch: Option<u64>,
+    /// The DA authority key in force for the next height (the genesis `da_authority`, or
+    /// the group key of the recorded epoch in effect); 64 hex in JSON, `null` without an
+    /// authority. Absent from older daemons.
+    #[serde(default)]
+    pub authority_key: Option<String>,
 }
 
 fn unix_ms() -> u64 {
@@ -576,6 +585,8 @@ impl DaService {
             queued_events: self.queued_events(),
             durable_height: self.durable_height(),
             degraded,
+            committee_epoch: self.keys.as_ref().and_then(|k| k.latest()).map(|e| e.epoch),
+            authority_key: self.current_key().map(hex::encode),
         }
     }
 }
