@@ -430,7 +430,7 @@ fn da_state_table(s: &DaStateView) -> String {
         ("storage", storage_text(s.degraded.as_slice())),
         ("rejected", s.rejected.to_string()),
         (
-            "committee epoch",
+            "epoch",
             s.committee_epoch
                 .map_or_else(|| "genesis".to_owned(), |e| e.to_string()),
         ),
@@ -606,6 +606,8 @@ mod tests {
         });
         assert!(d.starts_with("height          1\n"), "{d}");
         assert!(d.contains("events          20\n"), "{d}");
+        assert!(d.contains("epoch           genesis\n"), "{d}");
+        assert!(d.contains("authority key   none"), "{d}");
     }
 
     #[test]
