@@ -12,7 +12,9 @@
 //! * it answers every PEX request with an empty response.
 //!
 //! It subscribes to the network's DA events topic and verifies every blob exactly as a full
-//! node does (network, event versions, Ed25519 signature by the configured DA authority,
+//! node does (network, event versions, Ed25519 signature by the DA authority key of the
+//! blob's height: the configured genesis authority, then the group keys that
+//! `committee_rotated` events record in the log, issue 13 §3;
 //! height and hash chain) before accepting or relaying it. It keeps the chain in memory
 //! (no log on disk), backfills the heights it missed from its DA peers over
 //! `/dsdn/<network>/da-sync/1.0.0` (it asks, never serves), and hands each applied blob to

@@ -429,6 +429,15 @@ fn da_state_table(s: &DaStateView) -> String {
         ("durable height", s.durable_height.to_string()),
         ("storage", storage_text(s.degraded.as_slice())),
         ("rejected", s.rejected.to_string()),
+        (
+            "epoch",
+            s.committee_epoch
+                .map_or_else(|| "genesis".to_owned(), |e| e.to_string()),
+        ),
+        (
+            "authority key",
+            s.authority_key.clone().unwrap_or_else(|| "none".to_owned()),
+        ),
     ])
 }
 
@@ -592,9 +601,13 @@ mod tests {
             queued_events: 0,
             durable_height: 1,
             degraded: None,
+            committee_epoch: None,
+            authority_key: None,
         });
         assert!(d.starts_with("height          1\n"), "{d}");
         assert!(d.contains("events          20\n"), "{d}");
+        assert!(d.contains("epoch           genesis\n"), "{d}");
+        assert!(d.contains("authority key   none"), "{d}");
     }
 
     #[test]

@@ -201,6 +201,14 @@ fn fields(event: &DaEvent) -> String {
             short(&receipt.receipt.workload_id.0),
             short(&receipt.receipt.node_key.0)
         ),
+        DaEvent::CommitteeRotated(r) => format!(
+            "epoch={} members={} threshold={} group_key={} effective_height={}",
+            r.epoch,
+            r.members.len(),
+            r.threshold,
+            short(&r.group_key.0),
+            r.effective_height
+        ),
     }
 }
 

@@ -35,12 +35,14 @@ mod degraded;
 mod doubt;
 mod fork;
 mod identity;
+mod keys;
 mod load;
 mod log;
 mod pool;
 mod proof;
 mod publish;
 mod sync;
+mod view;
 
 pub use confirm::{CONFIRM_PEERS, CONFIRM_RETRY, CONFIRM_TIMEOUT};
 pub use fork::{ForkEvidenceView, MAX_FORK_EVIDENCE};
@@ -48,6 +50,7 @@ pub use fork::{ForkEvidenceView, MAX_FORK_EVIDENCE};
 pub(crate) use committee::Sealer;
 #[cfg(test)]
 use committee::MAX_PROPOSAL_FUTURE_MS;
+pub use view::DaStateView;
 
 use load::{load_state, replay};
 use log::DaLog;
@@ -135,61 +138,6 @@ pub struct Submitted {
     pub outcome: &'static str,
 }
 
-/// The DA state of a node: the DA log and the 14A §2 state replayed from it. The answer of
-/// `NodeHandle::da_state`, and as is the JSON of `GET /v1/da/state` (hashes as 64 hex).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DaStateView {
-    /// Height of the last applied blob (0: empty log).
-    pub height: u64,
-    /// Its hash (zeros for an empty log); 64 hex in JSON.
-    #[serde(serialize_with = "hex32", deserialize_with = "super::from_hex32")]
-    pub tip_hash: [u8; 32],
-    /// Events in the applied blobs.
-    pub events: u64,
-    /// Of which changed nothing under the 14A §2 rules (e.g. a replica of an unknown
-    /// chunk, a delete with a bad owner signature).
-    pub ignored_events: u64,
-    /// The deterministic root of the 14A §2 state: equal on every node at the same height;
-    /// 64 hex in JSON.
-    #[serde(serialize_with = "hex32", deserialize_with = "super::from_hex32")]
-    pub state_root: [u8; 32],
-    /// Registered storage nodes (`node_registry`).
-    pub nodes: usize,
-    /// Declared chunks (`chunk_map`).
-    pub chunks: usize,
-    /// Replicas over all chunks (`replica_map`).
-    pub replicas: usize,
-    /// Zones with at least one node (`zone_map`).
-    pub zones: usize,
-    /// Threshold receipts recorded in the log (`ReceiptRecorded` events, Tahap 14C);
-    /// absent from older daemons (read as 0).
-    #[serde(default)]
-    pub receipts: usize,
-    /// Verified blobs held until the gap before them fills.
-    pub pending: usize,
-    /// The highest log tip any peer reported (the backfill target).
-    pub target_height: u64,
-    /// Blobs rejected since start (bad signature, broken chain, malformed, …).
-    pub rejected: u64,
-    /// True when no peer reported a higher tip, nothing is held and the log is not
-    /// degraded (its writes succeed).
-    pub synced: bool,
-    /// True when this node is the DA authority (it seals blobs).
-    pub is_authority: bool,
-    /// Events waiting to be sealed (DA authority only).
-    pub queued_events: usize,
-    /// Height up to which the log is durable on disk (`height` without a data directory);
-    /// the blobs above it are applied and served from memory until the writer commits
-    /// them (issue 11). Absent from older daemons (read as 0).
-    #[serde(default)]
-    pub durable_height: u64,
-    /// Set while writes to the DA log fail (issue 14 §2): the error, since when, the
-    /// retries. The node then claims and serves only `durable_height` and is not
-    /// `synced`. Absent (`null`) while the log is healthy.
-    #[serde(default)]
-    pub degraded: Option<crate::storage::StorageIssue>,
-}
-
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -199,7 +147,11 @@ fn unix_ms() -> u64 {
 /// The DA log of one node; see the module documentation of [`crate::da`].
 pub(crate) struct DaService {
     network: NetworkId,
+    /// The genesis authority (`[network] da_authority`).
     authority: Option<[u8; 32]>,
+    /// The key of every height: `authority` then the epochs recorded in the log
+    /// ([`keys`]); `None` without a genesis authority.
+    keys: Option<dsdn_protocols::da::KeyHistory>,
     sealer: Sealer,
     /// This node sealed a blob since it started (see [`identity`]).
     sealed_this_run: bool,
@@ -267,16 +219,17 @@ impl DaService {
             &metrics,
         );
         let mut chain = DaChain::new(state);
-        if let (Some(store), Some(authority)) = (&store, cfg.authority) {
+        if let Some(store) = &store {
             replay(
                 &mut chain,
                 store,
                 overlay.as_ref(),
                 true,
                 &cfg.network,
-                &authority,
+                cfg.authority,
             );
         }
+        let keys = keys::history_of(cfg.authority, chain.state());
         let height = chain.height();
         // The writer starts after the replay, which may have truncated the log.
         let log = match store {
@@ -320,12 +273,13 @@ impl DaService {
         let forks = fork::ForkWatch::load(
             cfg.dir.as_deref(),
             &cfg.network,
-            cfg.authority,
+            keys.as_ref(),
             fork::ForkMetrics::new(metrics.registry()).ok(),
         );
         let service = DaService {
             network: cfg.network,
             authority: cfg.authority,
+            keys,
             sealer,
             sealed_this_run: false,
             identity_clash: None,
@@ -395,11 +349,11 @@ impl DaService {
     /// `Ignore` (duplicate, or too far ahead: not forwarded, not penalised) or `Reject`
     /// (invalid or breaking the chain: gossipsub penalises the sender).
     pub(crate) fn on_gossip(&mut self, source: PeerId, data: &[u8]) -> MessageAcceptance {
-        let Some(authority) = self.authority else {
+        if self.keys.is_none() {
             self.reject("no_authority", &DaError::NoAuthority);
             return MessageAcceptance::Reject;
-        };
-        match DaBlob::decode_verified(data, &self.network, &authority) {
+        }
+        match self.verify_blob(data) {
             Ok(blob) => {
                 self.note_verified();
                 let height = blob.height();
@@ -436,6 +390,12 @@ impl DaService {
                     }
                 }
             }
+            Err(e) if self.key_pending(data, &e) => {
+                // Perhaps signed by the key of a rotation not applied yet: not forwarded,
+                // not penalised; backfill fetches the height in order.
+                self.planner.observe_tip(&source, self.chain.height() + 1);
+                MessageAcceptance::Ignore
+            }
             Err(e) => {
                 self.note_invalid(source, e.reason());
                 self.reject(e.reason(), &e);
@@ -453,6 +413,7 @@ impl DaService {
         }
         let outcome = self.chain.offer(blob);
         if let Offer::Applied(applied) = &outcome {
+            self.refresh_keys(applied);
             self.on_applied(applied);
         }
         self.metrics
@@ -536,34 +497,6 @@ impl DaService {
             DaEvent::ReceiptRecorded { receipt } if receipt.receipt_id() == *id => Some(*receipt),
             _ => None,
         })
-    }
-
-    /// The state for `GET /v1/da/state`.
-    pub(crate) fn view(&self) -> DaStateView {
-        let st = self.chain.state();
-        let degraded = self.storage_issue(Instant::now());
-        DaStateView {
-            height: st.height(),
-            tip_hash: st.tip_hash(),
-            events: st.events(),
-            ignored_events: st.ignored_events(),
-            state_root: st.state_root(),
-            nodes: st.header().nodes as usize,
-            chunks: st.header().chunks as usize,
-            replicas: st.header().replicas as usize,
-            zones: st.header().zones as usize,
-            receipts: st.header().receipts as usize,
-            pending: self.chain.pending(),
-            target_height: self.planner.target().max(st.height()),
-            rejected: self.rejected,
-            synced: self.planner.target() <= st.height()
-                && self.chain.pending() == 0
-                && degraded.is_none(),
-            is_authority: self.is_authority(),
-            queued_events: self.queued_events(),
-            durable_height: self.durable_height(),
-            degraded,
-        }
     }
 }
 

@@ -122,7 +122,7 @@ impl EventLoop {
         match package.slot {
             Slot::DaBlob(_) => {
                 let committee_key = self.committee.as_ref().and_then(|c| c.service.group_key());
-                if committee_key.is_some() && committee_key == self.da.service.authority() {
+                if committee_key.is_some() && committee_key == self.da.service.current_key() {
                     return Err("DA blobs are signed by the proposer rotation".into());
                 }
                 Ok(())

@@ -50,7 +50,7 @@ impl EventLoop {
     /// authority (at start, or right after the DKG). A committee without a majority
     /// threshold (2t ≤ n) is refused (logged, shown in the committee status).
     pub(super) fn rotation_ensure(&mut self, now: Instant) {
-        let authority = self.da.service.authority();
+        let authority = self.da.service.current_key();
         let Some(c) = self.committee.as_mut() else {
             return;
         };

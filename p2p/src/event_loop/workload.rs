@@ -36,15 +36,16 @@ impl WorkloadLoop {
 
 impl EventLoop {
     /// What the workload service needs of the committee and the DA log to judge a
-    /// receipt: the committee's group key on a member holding a share, else the network's
-    /// DA authority; and whether this node seals DA blobs.
+    /// receipt: the committee's group key on a member holding a share, else the DA
+    /// authority in force (the genesis `da_authority` or the group key of the epoch recorded
+    /// in the DA log); and whether this node seals DA blobs.
     fn receipt_check(&self) -> ReceiptCheck {
         ReceiptCheck {
             group_key: self
                 .committee
                 .as_ref()
                 .and_then(|c| c.group_key())
-                .or(self.cfg.da_authority)
+                .or(self.da.service.current_key())
                 .map(GroupKey),
             record: self.cfg.subscribe_da && self.da.service.is_authority(),
         }

@@ -37,6 +37,8 @@ fn da_state_json_has_hex_hashes_and_reads_back() {
         queued_events: 0,
         durable_height: 3,
         degraded: None,
+        committee_epoch: None,
+        authority_key: None,
     };
     let json = serde_json::to_value(&st).unwrap();
     assert_eq!(json["tip_hash"], "ab".repeat(32));

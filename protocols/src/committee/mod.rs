@@ -11,6 +11,7 @@
 //! Modules:
 //! - [`types`] — [`MemberId`], [`CommitteeConfig`], [`GroupKey`], [`KeyShareFile`];
 //! - [`dkg`] — [`DkgSession`] and its wire messages;
+//! - [`epoch`] — epoch timing and the deterministic selection of the next committee;
 //! - [`guard`] — [`Slot`] and the equivocation guard [`SlotGuard`];
 //! - [`signing`] — [`Signer`], [`SigningRound`] and their wire messages;
 //! - [`rotation`] — DA proposer rotation, failover and locking ([`rotation::HeightConsensus`]);
@@ -20,6 +21,7 @@
 //! here as [`RngCore`], [`CryptoRng`] and [`OsRng`].
 
 pub mod dkg;
+pub mod epoch;
 pub mod guard;
 pub mod rotation;
 pub mod signing;

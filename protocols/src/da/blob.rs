@@ -328,6 +328,7 @@ impl DaBlob {
             blob: self,
             hash,
             encoded,
+            signer: *authority,
         })
     }
 
@@ -379,9 +380,15 @@ pub struct VerifiedBlob {
     blob: DaBlob,
     hash: [u8; 32],
     encoded: Vec<u8>,
+    signer: [u8; 32],
 }
 
 impl VerifiedBlob {
+    /// The authority key the signature was verified against.
+    pub fn signer(&self) -> [u8; 32] {
+        self.signer
+    }
+
     /// The blob.
     pub fn blob(&self) -> &DaBlob {
         &self.blob

@@ -41,6 +41,15 @@ pub enum ChainError {
         /// The blob's height.
         height: u64,
     },
+    /// A recorded committee epoch is in force at the blob's height and the blob is not
+    /// signed by its group key (issue 13 §3 key history).
+    #[error("DA blob {height} is not signed by the group key of committee epoch {epoch}")]
+    WrongEpochKey {
+        /// The blob's height.
+        height: u64,
+        /// The epoch in force at that height.
+        epoch: u64,
+    },
     /// The node's state store failed while applying the blob (a local fault, not the
     /// blob's: the state is unchanged and the blob may be offered again).
     #[error("DA state store failed: {0}")]
@@ -49,12 +58,13 @@ pub enum ChainError {
 
 impl ChainError {
     /// A stable metric label: `prev_hash_mismatch`, `timestamp_regression`, `conflict`,
-    /// `storage`.
+    /// `wrong_epoch_key`, `storage`.
     pub fn reason(&self) -> &'static str {
         match self {
             ChainError::PrevHashMismatch { .. } => "prev_hash_mismatch",
             ChainError::TimestampRegression { .. } => "timestamp_regression",
             ChainError::Conflict { .. } => "conflict",
+            ChainError::WrongEpochKey { .. } => "wrong_epoch_key",
             ChainError::Storage(_) => "storage",
         }
     }

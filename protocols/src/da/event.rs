@@ -16,6 +16,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use super::epochs::{CommitteeRotation, MAX_ROTATION_EVENT_BODY_BYTES};
 use super::{Bytes32, Bytes64, DaError};
 use crate::receipt::{ThresholdReceipt, MAX_THRESHOLD_RECEIPT_BYTES};
 use crate::{codec, NetworkId};
@@ -53,6 +54,7 @@ const KIND_REPLICA_ADDED: u8 = 3;
 const KIND_REPLICA_REMOVED: u8 = 4;
 const KIND_DELETE_REQUESTED: u8 = 5;
 const KIND_RECEIPT_RECORDED: u8 = 6;
+const KIND_COMMITTEE_ROTATED: u8 = 7;
 
 /// One DA event (14A §1: deterministic, ordered, versioned).
 ///
@@ -123,6 +125,11 @@ pub enum DaEvent {
         /// The committee-signed receipt.
         receipt: Box<ThresholdReceipt>,
     },
+    /// The committee of the next epoch and its group key, in force from
+    /// `effective_height` on (issue 13 §3; rules in [`super::epochs`]). Sealed only by the
+    /// committee's epoch rotation, never taken from the publish API. JSON: the fields of
+    /// [`CommitteeRotation`] next to `"type": "committee_rotated"`.
+    CommitteeRotated(Box<CommitteeRotation>),
 }
 
 /// An event on the wire: the CBOR array `[kind: u8, version: u16, body: bytes]`.
@@ -135,9 +142,11 @@ pub enum DaEvent {
 /// - kind 5 `delete_requested`: `[chunk_id: bytes32, owner_signature: bytes64]`
 /// - kind 6 `receipt_recorded`: not an array but one byte string holding the receipt's CBOR
 ///   ([`ThresholdReceipt::to_bytes`]), so its size is known before the receipt is decoded
+/// - kind 7 `committee_rotated`: `[epoch: u64, members: [text...], threshold: u16,
+///   group_key: bytes32, effective_height: u64, key_proof: bytes64]`
 ///
 /// The body is at most [`MAX_EVENT_BODY_BYTES`] bytes ([`MAX_RECEIPT_EVENT_BODY_BYTES`] for
-/// kind 6).
+/// kind 6, [`MAX_ROTATION_EVENT_BODY_BYTES`] for kind 7).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireEvent(pub u8, pub u16, pub ByteBuf);
 
@@ -147,8 +156,8 @@ fn malformed(kind: &str, e: impl std::fmt::Display) -> DaError {
 
 impl DaEvent {
     /// The snake_case name of the variant (`node_registered`, `chunk_declared`,
-    /// `replica_added`, `replica_removed`, `delete_requested`, `receipt_recorded`), as in the
-    /// JSON `"type"`.
+    /// `replica_added`, `replica_removed`, `delete_requested`, `receipt_recorded`,
+    /// `committee_rotated`), as in the JSON `"type"`.
     pub fn kind(&self) -> &'static str {
         match self {
             DaEvent::NodeRegistered { .. } => "node_registered",
@@ -157,6 +166,7 @@ impl DaEvent {
             DaEvent::ReplicaRemoved { .. } => "replica_removed",
             DaEvent::DeleteRequested { .. } => "delete_requested",
             DaEvent::ReceiptRecorded { .. } => "receipt_recorded",
+            DaEvent::CommitteeRotated(_) => "committee_rotated",
         }
     }
 
@@ -205,6 +215,10 @@ impl DaEvent {
                     .map_err(|e| malformed(self.kind(), format_args!("field receipt: {e}")))?;
                 &[]
             }
+            DaEvent::CommitteeRotated(rotation) => {
+                rotation.validate()?;
+                &[]
+            }
             DaEvent::ChunkDeclared { .. } | DaEvent::DeleteRequested { .. } => &[],
         };
         for (name, value) in texts {
@@ -226,7 +240,8 @@ impl DaEvent {
             | DaEvent::ReplicaRemoved { node_id, .. } => std::slice::from_ref(node_id),
             DaEvent::ChunkDeclared { .. }
             | DaEvent::DeleteRequested { .. }
-            | DaEvent::ReceiptRecorded { .. } => &[],
+            | DaEvent::ReceiptRecorded { .. }
+            | DaEvent::CommitteeRotated(_) => &[],
         }
     }
 
@@ -251,7 +266,8 @@ impl DaEvent {
 
     /// The admission check of an event that is about to be sealed into a new blob (the
     /// publish API, the DA authority's batcher, a committee member asked to co-sign):
-    /// [`DaEvent::validate`], then [`DaEvent::check_node_ids`]. Blob verification and the
+    /// [`DaEvent::validate`], then [`DaEvent::check_node_ids`]; a `committee_rotated`
+    /// event is refused (the epoch rotation seals it, not a publisher). Blob verification and the
     /// apply rules use [`DaEvent::validate`] only, so a blob sealed by an older build with
     /// a `node_id` that is no PeerId still verifies and replays.
     ///
@@ -259,6 +275,12 @@ impl DaEvent {
     /// [`DaError::Malformed`] naming the kind and the offending field.
     pub fn validate_for_sealing(&self) -> Result<(), DaError> {
         self.validate()?;
+        if let DaEvent::CommitteeRotated(_) = self {
+            return Err(malformed(
+                self.kind(),
+                "only the committee's epoch rotation proposes it",
+            ));
+        }
         self.check_node_ids()
     }
 
@@ -309,6 +331,20 @@ impl DaEvent {
                     codec::encode(&ByteBuf::from(inner), MAX_RECEIPT_EVENT_BODY_BYTES),
                 )
             }
+            DaEvent::CommitteeRotated(r) => (
+                KIND_COMMITTEE_ROTATED,
+                codec::encode(
+                    &(
+                        r.epoch,
+                        &r.members,
+                        r.threshold,
+                        &r.group_key,
+                        r.effective_height,
+                        &r.key_proof,
+                    ),
+                    MAX_ROTATION_EVENT_BODY_BYTES,
+                ),
+            ),
         };
         let body = body.map_err(|e| malformed(self.kind(), e))?;
         Ok(WireEvent(kind, EVENT_VERSION, ByteBuf::from(body)))
@@ -318,11 +354,12 @@ impl DaEvent {
     /// nothing is guessed. Does not validate (see [`DaEvent::validate`]).
     ///
     /// # Errors
-    /// - [`DaError::UnknownEventKind`] for a kind other than 1..=6;
+    /// - [`DaError::UnknownEventKind`] for a kind other than 1..=7;
     /// - [`DaError::UnsupportedEventVersion`] for a version other than [`EVENT_VERSION`];
     /// - [`DaError::Malformed`] for a body that is not the kind's version-1 form or is
     ///   larger than [`MAX_EVENT_BODY_BYTES`] ([`MAX_RECEIPT_EVENT_BODY_BYTES`] for kind 6,
-    ///   whose receipt must also decode within [`MAX_THRESHOLD_RECEIPT_BYTES`]).
+    ///   whose receipt must also decode within [`MAX_THRESHOLD_RECEIPT_BYTES`];
+    ///   [`MAX_ROTATION_EVENT_BODY_BYTES`] for kind 7).
     pub fn from_wire(w: &WireEvent) -> Result<DaEvent, DaError> {
         let WireEvent(kind, version, body) = w;
         let name = match *kind {
@@ -332,6 +369,7 @@ impl DaEvent {
             KIND_REPLICA_REMOVED => "replica_removed",
             KIND_DELETE_REQUESTED => "delete_requested",
             KIND_RECEIPT_RECORDED => "receipt_recorded",
+            KIND_COMMITTEE_ROTATED => "committee_rotated",
             other => return Err(DaError::UnknownEventKind(other)),
         };
         if *version != EVENT_VERSION {
@@ -374,6 +412,18 @@ impl DaEvent {
                     codec::decode(body, MAX_RECEIPT_EVENT_BODY_BYTES).map_err(bad)?;
                 let receipt = ThresholdReceipt::from_bytes(&inner).map_err(bad)?;
                 DaEvent::receipt_recorded(receipt)
+            }
+            KIND_COMMITTEE_ROTATED => {
+                let (epoch, members, threshold, group_key, effective_height, key_proof) =
+                    codec::decode(body, MAX_ROTATION_EVENT_BODY_BYTES).map_err(bad)?;
+                DaEvent::CommitteeRotated(Box::new(CommitteeRotation {
+                    epoch,
+                    members,
+                    threshold,
+                    group_key,
+                    effective_height,
+                    key_proof,
+                }))
             }
             _ => {
                 let (chunk_id, owner_signature) = codec::decode(body, cap).map_err(bad)?;

@@ -18,12 +18,14 @@
 //! - [`blob`] — [`DaBlob`], [`VerifiedBlob`], [`DaError`];
 //! - [`state`] — [`DaState`], its key scheme, stores, authenticated tree and proofs;
 //! - [`chain`] — [`DaChain`];
+//! - [`epochs`] — committee rotations on the log and the [`KeyHistory`] of DA authority keys;
 //! - [`sync`], [`batch`], [`register`] — sync, batching and registration wire types.
 
 pub mod batch;
 pub mod blob;
 mod bytes;
 pub mod chain;
+pub mod epochs;
 pub mod event;
 pub mod evidence;
 pub mod register;
@@ -36,6 +38,7 @@ pub use blob::{
 };
 pub use bytes::{Bytes32, Bytes64};
 pub use chain::{ChainError, DaChain, Offer, MAX_PENDING_BLOBS, MAX_PENDING_BYTES};
+pub use epochs::{CommitteeRotation, EpochRecord, KeyHistory, MAX_ROTATION_LEAD};
 pub use event::{
     DaEvent, WireEvent, EVENT_VERSION, MAX_EVENT_BODY_BYTES, MAX_RECEIPT_EVENT_BODY_BYTES,
     MAX_TEXT_LEN, NODE_CLASSES,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{Bytes32, ChainError, DaEvent, VerifiedBlob};
 use crate::NetworkId;
 
+mod committee;
 pub mod keys;
 pub mod store;
 
@@ -113,6 +114,8 @@ struct BlobTx<'a> {
     /// The value each written key had before the blob.
     before: BTreeMap<StateKey, Option<Vec<u8>>>,
     header: StateHeader,
+    /// Height of the blob being applied (the tip + 1).
+    height: u64,
 }
 
 impl BlobTx<'_> {
@@ -244,6 +247,7 @@ impl BlobTx<'_> {
                     EventOutcome::Applied
                 }
             }
+            DaEvent::CommitteeRotated(rotation) => self.check_rotation(rotation)?,
         })
     }
 
@@ -321,6 +325,7 @@ impl BlobTx<'_> {
                     )?;
                 }
             }
+            DaEvent::CommitteeRotated(rotation) => self.record_rotation(rotation, height)?,
         }
         Ok(())
     }
@@ -363,6 +368,9 @@ impl DaState {
     ///   `prev_hash` is not `tip_hash()`, or it belongs to another network;
     /// - [`ChainError::TimestampRegression`] when its `timestamp_ms` is below
     ///   [`DaState::last_timestamp_ms`];
+    /// - [`ChainError::WrongEpochKey`] when a recorded epoch is in force at its height
+    ///   ([`super::epochs`]) and the blob was not verified against that epoch's group key
+    ///   (before the first rotation takes effect the caller's genesis authority is the key);
     /// - [`ChainError::Storage`] when the store cannot be read or written.
     pub fn apply_blob(&mut self, blob: &VerifiedBlob) -> Result<ApplySummary, ChainError> {
         let b = blob.blob();
@@ -377,13 +385,15 @@ impl DaState {
             return Err(ChainError::TimestampRegression { height });
         }
         let storage = |e: StateError| ChainError::Storage(e.to_string());
-        let mut tx = BlobTx {
-            state: self,
-            network: &self.network,
-            writes: BTreeMap::new(),
-            before: BTreeMap::new(),
-            header: self.header,
-        };
+        let mut tx = self.tx();
+        if let Some(epoch) = tx.epoch_at(height).map_err(storage)? {
+            if epoch.group_key.0 != blob.signer() {
+                return Err(ChainError::WrongEpochKey {
+                    height,
+                    epoch: epoch.epoch,
+                });
+            }
+        }
         let mut summary = ApplySummary::default();
         for event in &b.events {
             match tx.check(event).map_err(storage)? {
@@ -433,7 +443,10 @@ impl DaState {
     /// - `receipt_recorded` of a receipt id already in `receipt_map` →
     ///   `Ignored("duplicate_receipt")` (the first recording stays); otherwise it inserts a
     ///   [`RecordedReceipt`] at the blob's height. The group signature is not verified (the
-    ///   blob's signature is the committee's).
+    ///   blob's signature is the committee's);
+    /// - `committee_rotated` is admitted by [`super::epochs::admit_rotation`] (labels
+    ///   `rotation_pending`, `epoch_out_of_order`, `bad_effective_height`, `bad_key_proof`)
+    ///   at height `height() + 1`; it writes `committee:<epoch>` and `committee:latest`.
     ///
     /// # Errors
     /// [`StateError`] when the store cannot be read.
@@ -448,6 +461,7 @@ impl DaState {
             writes: BTreeMap::new(),
             before: BTreeMap::new(),
             header: self.header,
+            height: self.header.height.saturating_add(1),
         }
     }
 

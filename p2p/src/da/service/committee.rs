@@ -25,13 +25,14 @@ pub(crate) enum Sealer {
 impl DaService {
     /// Tells the service the group key of the committee this node is a member of, once its
     /// proposer rotation runs (`None`: no key share or no rotation). The node seals through
-    /// the committee when that key is the configured DA authority; a node whose own key is
-    /// the authority keeps sealing with it.
+    /// the committee when that key is the DA authority in force ([`DaService::current_key`]:
+    /// the configured genesis authority, or the group key of the epoch recorded in the log);
+    /// a node whose own key is the authority keeps sealing with it.
     pub(crate) fn set_committee_key(&mut self, group_key: Option<[u8; 32]>) {
         if matches!(self.sealer, Sealer::Key(_)) {
             return;
         }
-        self.sealer = if group_key.is_some() && group_key == self.authority {
+        self.sealer = if group_key.is_some() && group_key == self.current_key() {
             Sealer::Committee
         } else {
             Sealer::None

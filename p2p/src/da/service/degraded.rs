@@ -100,9 +100,9 @@ impl DaService {
             degraded_secs = now.saturating_duration_since(was.since).as_secs(),
             "DA log writes recovered: the node catches up"
         );
-        let Some(authority) = self.authority else {
+        if self.keys.is_none() {
             return;
-        };
+        }
         for (height, bytes) in kept {
             if height <= self.chain.height() {
                 continue;
@@ -111,7 +111,7 @@ impl DaService {
             if height > durable {
                 break;
             }
-            match DaBlob::decode_verified(&bytes, &self.network, &authority) {
+            match self.verify_blob(&bytes) {
                 Ok(blob) => {
                     if !matches!(self.offer(blob), Offer::Applied(_)) {
                         break;
@@ -124,14 +124,17 @@ impl DaService {
             }
         }
         if self.chain.height() < durable {
-            self.catch_up_from_disk(durable, &authority);
+            self.catch_up_from_disk(durable);
         }
     }
 
     /// Applies the stored blobs between the chain's height and `durable` (what the kept
     /// blobs did not cover), verified like at start.
-    fn catch_up_from_disk(&mut self, durable: u64, authority: &[u8; 32]) {
+    fn catch_up_from_disk(&mut self, durable: u64) {
         let Some(store) = self.log.as_ref().map(|l| l.store.clone()) else {
+            return;
+        };
+        let Some(mut keys) = self.keys.clone() else {
             return;
         };
         let mut stored = Vec::new();
@@ -139,8 +142,9 @@ impl DaService {
             if height > durable {
                 return false;
             }
-            match DaBlob::decode_verified(bytes, &self.network, authority) {
+            match keys::verify_with(Some(&keys), &self.network, bytes) {
                 Ok(b) if b.height() == height => {
+                    keys::follow(&mut keys, &self.network, &b);
                     stored.push(b);
                     true
                 }

@@ -104,12 +104,12 @@ pub(crate) struct ForkWatch {
 
 impl ForkWatch {
     /// Loads the evidence kept in `da_dir` (if any): each file is decoded and verified
-    /// against `network` and `authority`; one that is not valid evidence is moved aside
+    /// against `network` and the key of its height in `keys`; one that is not valid evidence is moved aside
     /// (`.corrupt`) with a warning.
     pub(crate) fn load(
         da_dir: Option<&Path>,
         network: &NetworkId,
-        authority: Option<[u8; 32]>,
+        keys: Option<&dsdn_protocols::da::KeyHistory>,
         metrics: Option<ForkMetrics>,
     ) -> Self {
         let dir = da_dir.map(|d| d.join(EVIDENCE_DIR));
@@ -121,7 +121,7 @@ impl ForkWatch {
             dir: dir.clone(),
             metrics,
         };
-        let (Some(dir), Some(authority)) = (dir, authority) else {
+        let (Some(dir), Some(keys)) = (dir, keys) else {
             return w;
         };
         let Ok(read) = std::fs::read_dir(&dir) else {
@@ -138,7 +138,8 @@ impl ForkWatch {
                 .map_err(|e| e.to_string())
                 .and_then(|b| ForkEvidence::from_bytes(&b).map_err(|e| e.to_string()))
                 .and_then(|e| {
-                    let (a, c) = e.verify(network, &authority).map_err(|e| e.to_string())?;
+                    let key = keys.key_for(e.height);
+                    let (a, c) = e.verify(network, &key).map_err(|e| e.to_string())?;
                     Ok((e, a, c))
                 });
             match loaded {
@@ -296,7 +297,7 @@ impl DaService {
             return Some(false);
         };
         // The same content under another signature (a height sealed again) is no fork.
-        let same = self.authority.is_some_and(|a| {
+        let same = self.key_for(height).is_some_and(|a| {
             DaBlob::decode_verified(&ours, &self.network, &a)
                 .is_ok_and(|o| dsdn_protocols::da::evidence::same_content(&o, blob))
         });
@@ -321,7 +322,7 @@ impl DaService {
         evidence: ForkEvidence,
         now: Instant,
     ) -> bool {
-        let Some(authority) = self.authority else {
+        let Some(authority) = self.key_for(evidence.height) else {
             return false;
         };
         if !self.forks.limiter.allow(&peer, now) {

@@ -55,22 +55,33 @@ pub(super) fn load_state(
 }
 
 /// Re-verifies the blob at the stored state's height (one signature): when it does not
-/// verify under `authority` (the node's configured authority changed) or is not the
-/// state's tip, the state is cleared, so that the replay re-verifies the whole log and
+/// verify under `authority` nor under a group key recorded in the stored state (the
+/// node's configured authority changed) or is not the state's tip, the state is cleared, so that the replay re-verifies the whole log and
 /// truncates it at the first blob that fails.
-fn check_tip(network: &NetworkId, authority: Option<&[u8; 32]>, store: &DaStore) {
+fn check_tip(network: &NetworkId, authority: Option<&[u8; 32]>, store: &Arc<DaStore>) {
     let Ok(Some(header)) = store.state_header() else {
         return;
     };
     if header.height == 0 {
         return;
     }
+    // The key of the tip's epoch is in the stored state, which is not open yet: any key
+    // the state records will do here; the replay checks each blob against its epoch's key.
+    let recorded = StoredState::open(store.clone())
+        .ok()
+        .map(|(s, _)| DaState::with_store(network.clone(), Box::new(s)))
+        .and_then(|s| s.committee_epochs().ok())
+        .unwrap_or_default();
     let ok = authority.is_some_and(|authority| {
         store
             .get(header.height)
             .ok()
             .flatten()
-            .and_then(|b| DaBlob::decode_verified(&b, network, authority).ok())
+            .and_then(|b| {
+                std::iter::once(*authority)
+                    .chain(recorded.iter().map(|e| e.group_key.0))
+                    .find_map(|k| DaBlob::decode_verified(&b, network, &k).ok())
+            })
             .is_some_and(|b| b.hash() == header.tip_hash.0)
     });
     if !ok {
@@ -96,8 +107,11 @@ pub(super) fn replay(
     overlay: Option<&SharedOverlay>,
     write_now: bool,
     network: &NetworkId,
-    authority: &[u8; 32],
+    authority: Option<[u8; 32]>,
 ) {
+    let Some(mut keys) = super::keys::history_of(authority, chain.state()) else {
+        return;
+    };
     let mut bad: Option<(u64, String)> = None;
     let from = chain.height() + 1;
     let mut applied = 0usize;
@@ -143,7 +157,7 @@ pub(super) fn replay(
         for bytes in chunk {
             let height = next;
             next += 1;
-            let verified = DaBlob::decode_verified(&bytes, network, authority)
+            let verified = super::keys::verify_with(Some(&keys), network, &bytes)
                 .map_err(|e| e.to_string())
                 .and_then(|b| {
                     if b.height() == height {
@@ -153,8 +167,13 @@ pub(super) fn replay(
                     }
                 });
             let go_on = match verified.map(|b| chain.offer(b)) {
-                Ok(Offer::Applied(_)) => {
+                Ok(Offer::Applied(blobs)) => {
                     applied += 1;
+                    if super::keys::rotates(&blobs) {
+                        if let Some(k) = super::keys::history_of(authority, chain.state()) {
+                            keys = k;
+                        }
+                    }
                     write(false)
                 }
                 Ok(other) => {

@@ -315,16 +315,15 @@ impl DaService {
             &self.metrics,
         );
         let mut chain = DaChain::new(state);
-        if let Some(authority) = self.authority {
-            replay(
-                &mut chain,
-                &store,
-                overlay.as_ref(),
-                false,
-                &self.network,
-                &authority,
-            );
-        }
+        replay(
+            &mut chain,
+            &store,
+            overlay.as_ref(),
+            false,
+            &self.network,
+            self.authority,
+        );
+        self.keys = super::keys::history_of(self.authority, chain.state());
         log.overlay = overlay;
         log.state_durable = store.state_tip();
         let height = chain.height();

@@ -237,7 +237,7 @@ impl DaService {
         if height != self.chain.height() + 1 {
             return Ok(());
         }
-        let authority = self.authority.ok_or("no DA authority")?;
+        let authority = self.key_for(height).ok_or("no DA authority")?;
         let signature =
             <[u8; 64]>::try_from(signature).map_err(|_| "a signature is 64 bytes".to_owned())?;
         let blob = DaBlob::from_signing_bytes(message).map_err(|e| e.to_string())?;

@@ -10,8 +10,10 @@ impl DaService {
     /// # Errors
     /// [`SubmitError`] when it does not verify, breaks the chain or is too far ahead.
     pub(crate) fn submit(&mut self, bytes: &[u8]) -> Result<Submitted, SubmitError> {
-        let authority = self.authority.ok_or(SubmitError::NoAuthority)?;
-        let blob = DaBlob::decode_verified(bytes, &self.network, &authority).map_err(|e| {
+        if self.keys.is_none() {
+            return Err(SubmitError::NoAuthority);
+        }
+        let blob = self.verify_blob(bytes).map_err(|e| {
             self.reject(e.reason(), &e);
             SubmitError::Invalid(e)
         })?;
@@ -259,12 +261,12 @@ impl DaService {
     }
 
     fn seal(&mut self, batch: Vec<Queued>) {
-        let Some(authority) = self.authority else {
+        let height = self.chain.height() + 1;
+        let Some(authority) = self.key_for(height) else {
             return;
         };
         let (events, replies): (Vec<DaEvent>, Vec<Reply>) =
             batch.into_iter().map(|q| (q.event, q.reply)).unzip();
-        let height = self.chain.height() + 1;
         let timestamp_ms = unix_ms().max(self.chain.last_timestamp_ms());
         let unsigned = DaBlob::unsigned(
             &self.network,

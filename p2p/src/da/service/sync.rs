@@ -36,9 +36,9 @@ impl DaService {
         response: SyncResponse,
         now: Instant,
     ) {
-        let Some(authority) = self.authority else {
+        if self.keys.is_none() {
             return;
-        };
+        }
         let response = match response.validated(request) {
             Ok(r) => r,
             Err(e) => {
@@ -52,7 +52,7 @@ impl DaService {
             .inc_by(u64::from(delivered));
         for (i, bytes) in response.blobs.iter().enumerate() {
             let expected = request.from + i as u64;
-            let blob = match DaBlob::decode_verified(bytes, &self.network, &authority) {
+            let blob = match self.verify_blob(bytes) {
                 Ok(b) if b.height() == expected => {
                     self.note_verified();
                     b
@@ -60,6 +60,12 @@ impl DaService {
                 Ok(b) => {
                     let e = format!("asked for height {expected}, got {}", b.height());
                     self.sync_invalid(peer, request, now, "wrong_height", &e);
+                    return;
+                }
+                Err(e) if self.key_pending(bytes, &e) => {
+                    // A range ahead of the tip, perhaps signed by the key of a rotation not
+                    // applied yet: asked again later, the sender is not at fault.
+                    self.planner.on_failure(&peer, request, now);
                     return;
                 }
                 Err(e) => {
@@ -131,15 +137,18 @@ impl DaService {
         request: &SyncRequest,
         response: SyncResponse,
     ) -> Result<Vec<DaBlob>, RangeError> {
-        let authority = self.authority.ok_or(RangeError::NoAuthority)?;
+        let mut keys = self.keys.clone().ok_or(RangeError::NoAuthority)?;
         let response = response
             .validated(request)
             .map_err(|e| RangeError::Invalid(e.to_string()))?;
         let mut out: Vec<DaBlob> = Vec::with_capacity(response.blobs.len());
         let mut prev: Option<[u8; 32]> = None;
         for (i, bytes) in response.blobs.iter().enumerate() {
-            let blob = DaBlob::decode_verified(bytes, &self.network, &authority)
+            let blob = keys::verify_with(Some(&keys), &self.network, bytes)
                 .map_err(|e| RangeError::Invalid(e.to_string()))?;
+            // A range beyond the applied tip may carry rotations: admit them as the
+            // state would, so that later blobs of the range verify against their key.
+            keys::follow(&mut keys, &self.network, &blob);
             if blob.height() != request.from + i as u64 {
                 return Err(RangeError::Invalid(format!(
                     "expected height {}, got {}",

@@ -12,13 +12,16 @@
 //! | `replica_map`  | `0x03 ‖ chunk_id (32 bytes)` | `[node_id, …]` strictly ascending, never empty       |
 //! | `zone_map`     | `0x04 ‖ zone (UTF-8)`        | `node_count` (u64 ≥ 1): nodes whose record names it  |
 //! | `receipt_map`  | `0x05 ‖ receipt_id (32)`     | `[receipt_hash, workload_id, node_key, height]`      |
+//! | committee epoch| `0x06 ‖ epoch (u64 BE)`      | `[members, threshold, group_key, effective_height, sealed_at]` |
+//! | last epoch     | `0x07`                       | `epoch` (u64) of the last recorded rotation          |
 //!
 //! A zone's members are proved through their node records (each names its zone); the zone
 //! entry carries the count only, so registering a node rewrites O(1) bytes, not the zone's
 //! member list.
 //!
 //! The text form of a key ([`StateKey::parse`], [`std::fmt::Display`]) is `node:<id>`,
-//! `chunk:<64 hex>`, `replicas:<64 hex>`, `zone:<name>`, `receipt:<64 hex>`.
+//! `chunk:<64 hex>`, `replicas:<64 hex>`, `zone:<name>`, `receipt:<64 hex>`,
+//! `committee:<epoch>` (decimal) and `committee:latest`.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -27,6 +30,7 @@ use serde::Serialize;
 
 use super::{ChunkRecord, NodeRecord, RecordedReceipt};
 use crate::codec;
+use crate::da::epochs::EpochRecord;
 use crate::da::event::MAX_TEXT_LEN;
 use crate::da::{Bytes32, DaError};
 
@@ -47,12 +51,22 @@ pub enum StateKey {
     Zone(String),
     /// `receipt_map` entry of a receipt id.
     Receipt(Bytes32),
+    /// The recorded committee of an epoch (a `committee_rotated` event).
+    Committee(u64),
+    /// The epoch of the last recorded `committee_rotated` event.
+    CommitteeLatest,
 }
 
 impl StateKey {
     /// The raw key: type byte then id (module docs).
     pub fn to_bytes(&self) -> Vec<u8> {
+        let epoch;
         let (tag, id): (u8, &[u8]) = match self {
+            StateKey::Committee(e) => {
+                epoch = e.to_be_bytes();
+                (6, &epoch)
+            }
+            StateKey::CommitteeLatest => (7, &[]),
             StateKey::Node(id) => (1, id.as_bytes()),
             StateKey::Chunk(id) => (2, &id.0),
             StateKey::Replicas(id) => (3, &id.0),
@@ -80,6 +94,10 @@ impl StateKey {
             3 => StateKey::Replicas(b32()?),
             4 => StateKey::Zone(text()?),
             5 => StateKey::Receipt(b32()?),
+            6 => StateKey::Committee(u64::from_be_bytes(
+                <[u8; 8]>::try_from(id).map_err(|_| bad())?,
+            )),
+            7 if id.is_empty() => StateKey::CommitteeLatest,
             _ => return Err(bad()),
         })
     }
@@ -90,7 +108,7 @@ impl StateKey {
     }
 
     /// Parses the text form (`node:<id>`, `chunk:<hex>`, `replicas:<hex>`, `zone:<name>`,
-    /// `receipt:<hex>`).
+    /// `receipt:<hex>`, `committee:<epoch>`, `committee:latest`).
     ///
     /// # Errors
     /// [`DaError::Malformed`] for an unknown type, a bad hex id, or an empty or too long
@@ -117,7 +135,16 @@ impl StateKey {
             "replicas" => StateKey::Replicas(hex32(id)?),
             "zone" => StateKey::Zone(name(id)?),
             "receipt" => StateKey::Receipt(hex32(id)?),
-            _ => return Err(bad("type must be node, chunk, replicas, zone or receipt")),
+            "committee" if id == "latest" => StateKey::CommitteeLatest,
+            "committee" => StateKey::Committee(
+                id.parse()
+                    .map_err(|_| bad("committee id must be an epoch number or latest"))?,
+            ),
+            _ => {
+                return Err(bad(
+                    "type must be node, chunk, replicas, zone, receipt or committee",
+                ))
+            }
         })
     }
 }
@@ -130,6 +157,8 @@ impl fmt::Display for StateKey {
             StateKey::Replicas(id) => write!(f, "replicas:{}", hex::encode(id.0)),
             StateKey::Zone(zone) => write!(f, "zone:{zone}"),
             StateKey::Receipt(id) => write!(f, "receipt:{}", hex::encode(id.0)),
+            StateKey::Committee(epoch) => write!(f, "committee:{epoch}"),
+            StateKey::CommitteeLatest => write!(f, "committee:latest"),
         }
     }
 }
@@ -154,6 +183,13 @@ pub enum StateValue {
     },
     /// A recorded receipt.
     Receipt(RecordedReceipt),
+    /// A recorded committee epoch.
+    Committee(EpochRecord),
+    /// The last recorded epoch.
+    CommitteeLatest {
+        /// Its number.
+        epoch: u64,
+    },
 }
 
 fn malformed(e: impl fmt::Display) -> DaError {
@@ -177,6 +213,14 @@ impl StateValue {
             StateValue::Receipt(r) => {
                 enc(&(&r.receipt_hash, &r.workload_id, &r.node_key, r.height))
             }
+            StateValue::Committee(e) => enc(&(
+                &e.members,
+                e.threshold,
+                &e.group_key,
+                e.effective_height,
+                e.sealed_at,
+            )),
+            StateValue::CommitteeLatest { epoch } => enc(epoch),
         }
     }
 
@@ -225,6 +269,22 @@ impl StateValue {
                     height,
                 })
             }
+            StateKey::Committee(epoch) => {
+                let (members, threshold, group_key, effective_height, sealed_at) =
+                    codec::decode::<(Vec<String>, u16, Bytes32, u64, u64)>(bytes, MAX_VALUE_BYTES)
+                        .map_err(malformed)?;
+                StateValue::Committee(EpochRecord {
+                    epoch: *epoch,
+                    members,
+                    threshold,
+                    group_key,
+                    effective_height,
+                    sealed_at,
+                })
+            }
+            StateKey::CommitteeLatest => StateValue::CommitteeLatest {
+                epoch: codec::decode(bytes, MAX_VALUE_BYTES).map_err(malformed)?,
+            },
         })
     }
 }

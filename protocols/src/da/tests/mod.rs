@@ -7,6 +7,7 @@ use crate::NetworkId;
 
 mod blob;
 mod chain;
+mod epochs;
 mod event;
 mod evidence;
 mod props;

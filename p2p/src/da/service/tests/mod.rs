@@ -12,6 +12,7 @@ use super::*;
 mod backfill;
 mod committee;
 mod degraded;
+mod epochs;
 mod forks;
 mod open;
 mod publishing;

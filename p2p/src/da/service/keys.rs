@@ -1,0 +1,113 @@
+//! The DA authority key of each height (issue 13 §3): `[network] da_authority` is the
+//! genesis authority; the committee epochs recorded in the DA state (`committee_rotated`
+//! events) give the key of every later height ([`KeyHistory`]). Every blob this node
+//! verifies — gossip, backfill, ranges, its own disk, fork evidence — is checked against
+//! the key of its height, so a node syncing from height 1 follows rotations with no config
+//! edit and no restart.
+
+use dsdn_protocols::da::epochs::admit_rotation;
+use dsdn_protocols::da::{EpochRecord, KeyHistory};
+
+use super::*;
+
+/// The key history of `genesis` and the epochs recorded in `state` (`None` without a
+/// genesis authority). A state that cannot be read gives the genesis authority alone, with
+/// an error log: blobs of later epochs then fail to verify until the state reads again.
+pub(super) fn history_of(genesis: Option<[u8; 32]>, state: &DaState) -> Option<KeyHistory> {
+    let genesis = genesis?;
+    match state.committee_epochs() {
+        Ok(epochs) => Some(KeyHistory::with_epochs(genesis, epochs)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the committee epochs of the DA state");
+            Some(KeyHistory::new(genesis))
+        }
+    }
+}
+
+/// True when one of `applied` carries a `committee_rotated` event (the key history is
+/// re-read from the state after it).
+pub(super) fn rotates(applied: &[VerifiedBlob]) -> bool {
+    applied.iter().any(|b| {
+        b.blob()
+            .events
+            .iter()
+            .any(|e| matches!(e, DaEvent::CommitteeRotated(_)))
+    })
+}
+
+/// Decodes `bytes` and verifies the blob against the key `history` gives for its height.
+///
+/// # Errors
+/// As [`DaBlob::from_bytes`] and [`DaBlob::verify`]; [`DaError::NoAuthority`] without a
+/// history.
+pub(super) fn verify_with(
+    history: Option<&KeyHistory>,
+    network: &NetworkId,
+    bytes: &[u8],
+) -> Result<VerifiedBlob, DaError> {
+    let history = history.ok_or(DaError::NoAuthority)?;
+    let blob = DaBlob::from_bytes(bytes)?;
+    let key = history.key_for(blob.height);
+    blob.verify(network, &key)
+}
+
+/// Adds to `history` the rotations of `blob` (verified, not applied: e.g. a range fetched
+/// beyond the tip) that the state would admit ([`admit_rotation`]), so that the blobs after
+/// it verify against their epoch's key.
+pub(super) fn follow(history: &mut KeyHistory, network: &NetworkId, blob: &VerifiedBlob) {
+    for event in &blob.blob().events {
+        if let DaEvent::CommitteeRotated(rotation) = event {
+            if admit_rotation(history.latest(), rotation, network, blob.height()).is_ok() {
+                history.push(EpochRecord::of(rotation, blob.height()));
+            }
+        }
+    }
+}
+
+impl DaService {
+    /// The key that must sign the blob at `height` (final up to the applied tip + 1; see
+    /// [`KeyHistory::key_for`]); `None` without a configured genesis authority.
+    pub(crate) fn key_for(&self, height: u64) -> Option<[u8; 32]> {
+        self.keys.as_ref().map(|k| k.key_for(height))
+    }
+
+    /// The key in force for the next height (`key_for(tip + 1)`): the key a sealer of
+    /// this node must hold now.
+    pub(crate) fn current_key(&self) -> Option<[u8; 32]> {
+        self.key_for(self.chain.height() + 1)
+    }
+
+    /// Decodes and verifies a blob against the key of its height.
+    ///
+    /// # Errors
+    /// As [`verify_with`].
+    pub(super) fn verify_blob(&self, bytes: &[u8]) -> Result<VerifiedBlob, DaError> {
+        verify_with(self.keys.as_ref(), &self.network, bytes)
+    }
+
+    /// True when a signature failure of a blob at `height` may be a key this node does not
+    /// know yet: the height is beyond the applied tip + 1, so a rotation in a blob not
+    /// applied yet may name the key that signed it. Such a blob is dropped without
+    /// penalising the sender; backfill fetches it again in order.
+    pub(super) fn key_pending(&self, bytes: &[u8], error: &DaError) -> bool {
+        *error == DaError::BadSignature
+            && DaBlob::from_bytes(bytes).is_ok_and(|b| b.height > self.chain.height() + 1)
+    }
+
+    /// Re-reads the key history after `applied` when one of them rotated the committee.
+    pub(super) fn refresh_keys(&mut self, applied: &[VerifiedBlob]) {
+        if rotates(applied) {
+            self.keys = history_of(self.authority, self.chain.state());
+            if let Some(epoch) = self.keys.as_ref().and_then(KeyHistory::latest) {
+                tracing::info!(
+                    epoch = epoch.epoch,
+                    effective_height = epoch.effective_height,
+                    group_key = %hex::encode(epoch.group_key.0),
+                    members = epoch.members.len(),
+                    threshold = epoch.threshold,
+                    "committee rotation recorded in the DA log"
+                );
+            }
+        }
+    }
+}

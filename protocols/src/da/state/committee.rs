@@ -1,0 +1,96 @@
+//! The committee epochs of the DA state (issue 13 §3): `committee_rotated` events recorded
+//! under `committee:<epoch>` and `committee:latest`, and the key history read back from them.
+
+use super::{BlobTx, DaState, EventOutcome, StateError, StateKey, StateValue};
+use crate::da::epochs::{admit_rotation, CommitteeRotation, EpochRecord};
+
+impl BlobTx<'_> {
+    /// The last recorded epoch (as of the writes of this blob so far).
+    pub(super) fn latest_epoch(&self) -> Result<Option<EpochRecord>, StateError> {
+        let Some(StateValue::CommitteeLatest { epoch }) = self.get(&StateKey::CommitteeLatest)?
+        else {
+            return Ok(None);
+        };
+        self.epoch(epoch)
+    }
+
+    fn epoch(&self, epoch: u64) -> Result<Option<EpochRecord>, StateError> {
+        Ok(match self.get(&StateKey::Committee(epoch))? {
+            Some(StateValue::Committee(record)) => Some(record),
+            _ => None,
+        })
+    }
+
+    /// The recorded epoch in force at `height` (`None`: the genesis authority's). Reads the
+    /// latest epoch and walks back while its effective height is above `height` (at most
+    /// one step at the tip: a rotation takes effect before the next is admitted).
+    pub(super) fn epoch_at(&self, height: u64) -> Result<Option<EpochRecord>, StateError> {
+        let mut current = self.latest_epoch()?;
+        while let Some(record) = current {
+            if record.effective_height <= height {
+                return Ok(Some(record));
+            }
+            current = match record.epoch.checked_sub(1) {
+                Some(previous) => self.epoch(previous)?,
+                None => None,
+            };
+        }
+        Ok(None)
+    }
+
+    /// See [`DaState::check_event`] for `committee_rotated`.
+    pub(super) fn check_rotation(
+        &self,
+        rotation: &CommitteeRotation,
+    ) -> Result<EventOutcome, StateError> {
+        let latest = self.latest_epoch()?;
+        Ok(
+            match admit_rotation(latest.as_ref(), rotation, self.network, self.height) {
+                Ok(()) => EventOutcome::Applied,
+                Err(label) => EventOutcome::Ignored(label),
+            },
+        )
+    }
+
+    /// Records an admitted rotation carried by the blob at `height`.
+    pub(super) fn record_rotation(
+        &mut self,
+        rotation: &CommitteeRotation,
+        height: u64,
+    ) -> Result<(), StateError> {
+        let record = EpochRecord::of(rotation, height);
+        self.put(
+            StateKey::CommitteeLatest,
+            Some(StateValue::CommitteeLatest {
+                epoch: record.epoch,
+            }),
+        )?;
+        self.put(
+            StateKey::Committee(record.epoch),
+            Some(StateValue::Committee(record)),
+        )
+    }
+}
+
+impl DaState {
+    /// Every recorded committee epoch, oldest first (the log's part of a
+    /// [`crate::da::KeyHistory`]). Reads `committee:latest` and walks the epochs down to the
+    /// first recorded one: O(epochs) reads.
+    ///
+    /// # Errors
+    /// [`StateError`] when the store cannot be read.
+    pub fn committee_epochs(&self) -> Result<Vec<EpochRecord>, StateError> {
+        let tx = self.tx();
+        let mut out = Vec::new();
+        let mut current = tx.latest_epoch()?;
+        while let Some(record) = current {
+            current = match record.epoch.checked_sub(1) {
+                Some(previous) => tx.epoch(previous)?,
+                None => None,
+            };
+            out.push(record);
+        }
+        out.reverse();
+        Ok(out)
+    }
+}
