@@ -18,6 +18,7 @@ use dsdn_daemon::api::{CommitteeStatusResponse, DaStateView, ForkEvidenceView};
 use dsdn_integration_tests::chunk_events;
 use dsdn_integration_tests::da::DaTip;
 use dsdn_integration_tests::lab::{DaemonSpec, Lab, Stack};
+use dsdn_protocols::da::DaEvent;
 
 /// Waits for the lab: generous for 2 loaded cores.
 const WAIT: Duration = Duration::from_secs(60);
@@ -55,7 +56,7 @@ fn agree(lab: &Lab, min_height: u64) -> anyhow::Result<DaTip> {
 }
 
 /// Writes `events[i]` as a one-event JSON file; its path.
-fn event_file(lab: &Lab, event: &dsdn_protocols::da::DaEvent, i: usize) -> anyhow::Result<String> {
+fn event_file(lab: &Lab, event: &DaEvent, i: usize) -> anyhow::Result<String> {
     let path = lab.dir().join(format!("event-{i}.json"));
     std::fs::write(&path, serde_json::to_vec(&[event])?)?;
     Ok(path.to_string_lossy().into_owned())
@@ -183,8 +184,14 @@ fn a_two_two_split_of_a_three_of_four_committee_seals_nothing_and_forks_nothing(
     }
     mesh(&lab)?;
 
-    // Chunk events (registrations may be re-sent by their nodes, so appear more than once).
-    let events = chunk_events(&ids, 8);
+    // Distinct chunk declarations: each must be in the log exactly once (sample replica
+    // events repeat, and registrations may be re-sent by their nodes).
+    let events: Vec<DaEvent> = chunk_events(&ids, 64)
+        .into_iter()
+        .filter(|e| matches!(e, DaEvent::ChunkDeclared { .. }))
+        .take(4)
+        .collect();
+    anyhow::ensure!(events.len() == 4, "too few sample chunk declarations");
     let first = event_file(&lab, &events[0], 0)?;
     publish(&lab, "c1", &first, "a first publication sealed")?;
     let before = agree(&lab, 1)?;
