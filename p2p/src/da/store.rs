@@ -34,11 +34,13 @@ use dsdn_protocols::NetworkId;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 mod files;
+mod offline;
 mod open;
 mod overlay;
 pub mod state;
 
 pub use files::move_aside;
+pub use offline::{OfflineError, OfflineState};
 use open::try_open;
 pub(crate) use overlay::{lock as overlay_lock, SharedOverlay, StoredState};
 
