@@ -48,6 +48,7 @@ use tokio::sync::mpsc;
 use crate::metrics::Metrics;
 
 pub mod config;
+mod proof_server;
 mod register;
 mod service;
 pub mod store;
@@ -55,6 +56,8 @@ mod sync_tag;
 mod writer;
 
 pub use config::{DaConfig, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_SYNC_CHUNK};
+pub(crate) use proof_server::ProofServer;
+pub use proof_server::{MAX_PENDING_PER_PEER, PROOF_QUEUE};
 pub(crate) use register::Registrar;
 pub use register::RegistrationView;
 pub(crate) use service::{DaAction, DaService, DaServiceConfig};

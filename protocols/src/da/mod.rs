@@ -26,6 +26,7 @@ mod bytes;
 pub mod chain;
 pub mod event;
 pub mod evidence;
+pub mod prove;
 pub mod register;
 pub mod state;
 pub mod sync;
