@@ -10,7 +10,7 @@ use std::time::Duration;
 use dsdn_daemon::localnet::NodeMode;
 use dsdn_integration_tests::roles::Watch;
 use dsdn_integration_tests::{
-    eventually, fast_da, full_mesh, metric, sign_chain, unix_now, wait_da_equal, DaTip, TestNet,
+    eventually, fast_da, full_mesh, metric, sign_chain, wait_da_equal, DaTip, TestNet,
 };
 use dsdn_protocols::da::{DaBlob, DaEvent, StateKey, StateProof};
 
@@ -37,8 +37,12 @@ async fn light_client_proves_values_through_the_proof_protocol() -> anyhow::Resu
 
     // A log signed offline (every blob commits to the root before it), handed to node-1.
     let fake: Vec<String> = (0..4).map(|i| format!("offline-node-{i}")).collect();
-    let events = dsdn_daemon::localnet::sample_da_events(&fake, K * 5);
-    let batches: Vec<Vec<DaEvent>> = events.chunks(5).map(<[DaEvent]>::to_vec).collect();
+    // Every kind of event (the sample removes what it adds), then chunks that stay.
+    let mut events = dsdn_daemon::localnet::sample_da_events(&fake, (K - 1) * 5);
+    let mut batches: Vec<Vec<DaEvent>> = events.chunks(5).map(<[DaEvent]>::to_vec).collect();
+    let last = dsdn_integration_tests::chunk_events(&fake, 4);
+    events.extend(last.iter().cloned());
+    batches.push(last);
     let (blobs, chain) = sign_chain(&key, "devnet", batches)?;
     for b in &blobs {
         net.node("node-1").client().da_submit(b).await?;
@@ -54,7 +58,7 @@ async fn light_client_proves_values_through_the_proof_protocol() -> anyhow::Resu
         K as u64 + 1,
         chain.tip_hash(),
         [0x11; 32],
-        unix_now() * 1000,
+        chain.last_timestamp_ms(),
         events[..2].to_vec(),
     )?
     .to_bytes()?;
@@ -92,13 +96,23 @@ async fn light_client_proves_values_through_the_proof_protocol() -> anyhow::Resu
             break;
         }
     }
-    for e in &events {
-        if let DaEvent::ReplicaAdded { chunk_id, .. } = e {
-            keys.push(StateKey::Chunk(*chunk_id));
-            keys.push(StateKey::Replicas(*chunk_id));
-            break;
+    // A chunk that is still declared and replicated at the tip.
+    let kept = events.iter().find_map(|e| match e {
+        DaEvent::ReplicaAdded { chunk_id, .. }
+            if chain.state().chunk(chunk_id).ok().flatten().is_some()
+                && !chain
+                    .state()
+                    .replicas(chunk_id)
+                    .unwrap_or_default()
+                    .is_empty() =>
+        {
+            Some(*chunk_id)
         }
-    }
+        _ => None,
+    });
+    let kept = kept.ok_or_else(|| anyhow::anyhow!("no replicated chunk left in the log"))?;
+    keys.push(StateKey::Chunk(kept));
+    keys.push(StateKey::Replicas(kept));
 
     // The light client follows the log to the tip, then proves every key.
     let light_cfg = net.config_path("light");
