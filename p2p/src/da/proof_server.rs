@@ -169,3 +169,110 @@ fn build(
     let (reader, _) = StoredState::open(Arc::clone(store))?;
     StateProof::build(&reader, key, height, root)
 }
+
+#[cfg(test)]
+mod tests {
+    use dsdn_protocols::da::{DaEvent, StateKey};
+    use dsdn_protocols::NetworkId;
+    use ed25519_dalek::SigningKey;
+
+    use super::*;
+    use crate::da::store::OfflineState;
+
+    /// A log of 3 blobs with its state, written through the full node's store code.
+    fn store(dir: &std::path::Path) -> (Arc<DaStore>, [u8; 32]) {
+        let net = NetworkId::new("devnet").unwrap();
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let path = dir.join("da-log.redb");
+        let root = {
+            let mut s = OfflineState::open(&path, &net).unwrap();
+            for h in 1..=3u64 {
+                let b = s
+                    .state()
+                    .seal_next(
+                        &key,
+                        h,
+                        vec![DaEvent::NodeRegistered {
+                            node_id: format!("n{h}"),
+                            zone: "z".into(),
+                            capacity_bytes: h,
+                            class: "regular".into(),
+                        }],
+                    )
+                    .unwrap()
+                    .verify(&net, &key.verifying_key().to_bytes())
+                    .unwrap();
+                s.apply(&b).unwrap();
+            }
+            s.flush().unwrap();
+            s.state().state_root()
+        };
+        (Arc::new(DaStore::open(&path, &net).unwrap().store), root)
+    }
+
+    #[test]
+    fn the_worker_proves_durable_heights_and_refuses_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, root) = store(dir.path());
+        let ask = |key: &str, height| {
+            prove(
+                &store,
+                &ProofRequest {
+                    key: key.into(),
+                    height,
+                },
+            )
+        };
+        // The newest durable height by default, verifying against the state's root.
+        let ProofResponse::Proof(p) = ask("node:n3", None) else {
+            panic!("no proof");
+        };
+        assert_eq!(p.height, 3);
+        assert!(p.verify(root).unwrap().1.is_some());
+        // An older height: n3 absent there.
+        let ProofResponse::Proof(p) = ask("node:n3", Some(2)) else {
+            panic!("no proof at 2");
+        };
+        assert_eq!(
+            p.verify(p.root.0).unwrap(),
+            (StateKey::Node("n3".into()), None)
+        );
+        assert!(matches!(
+            ask("node:n1", Some(9)),
+            ProofResponse::HeightUnavailable {
+                height: 9,
+                newest: 3,
+                ..
+            }
+        ));
+        assert!(matches!(ask("nonsense", None), ProofResponse::BadKey(_)));
+    }
+
+    #[tokio::test]
+    async fn the_server_answers_through_the_event_loop_and_caps_each_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = store(dir.path());
+        let mut server = Some(ProofServer::start(store).unwrap());
+        let peer = PeerId::random();
+        let request = ProofRequest {
+            key: "node:n1".into(),
+            height: None,
+        };
+        let mut busy = 0;
+        for n in 0..(MAX_PENDING_PER_PEER as u64 + 3) {
+            let s = server.as_mut().unwrap();
+            if let Some((_, r)) = s.submit(peer, request.clone(), Reply::for_test(n)) {
+                assert!(matches!(r, ProofResponse::Busy));
+                busy += 1;
+            }
+        }
+        assert!(busy >= 3, "{busy} busy answers");
+        let mut answered = 0;
+        while answered + busy < MAX_PENDING_PER_PEER + 3 {
+            let (_, r) = ProofServer::next_done(&mut server).await.unwrap();
+            assert!(matches!(r, ProofResponse::Proof(_)));
+            answered += 1;
+        }
+        assert_eq!(server.as_ref().unwrap().pending.len(), 0);
+    }
+}

@@ -124,3 +124,101 @@ pub fn check(
         value,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use dsdn_protocols::da::prove::{ProofRequest, ProofResponse};
+    use dsdn_protocols::da::{DaEvent, DaState};
+    use dsdn_protocols::{codec, NetworkId};
+    use ed25519_dalek::SigningKey;
+
+    use super::*;
+
+    /// A state of one blob registering node `a`, and its root.
+    fn state() -> DaState {
+        let net = NetworkId::new("devnet").unwrap();
+        let key = SigningKey::from_bytes(&[4; 32]);
+        let mut s = DaState::new(net.clone());
+        let blob = s
+            .seal_next(
+                &key,
+                1,
+                vec![DaEvent::NodeRegistered {
+                    node_id: "a".into(),
+                    zone: "z".into(),
+                    capacity_bytes: 1,
+                    class: "regular".into(),
+                }],
+            )
+            .unwrap()
+            .verify(&net, &key.verifying_key().to_bytes())
+            .unwrap();
+        s.apply_blob(&blob).unwrap();
+        s
+    }
+
+    #[test]
+    fn a_proof_is_accepted_only_against_the_trusted_root_height_and_key() {
+        let s = state();
+        let root = s.state_root();
+        let key = StateKey::Node("a".into());
+        let proof = s.prove(&key).unwrap();
+        let ok = check(&key, 1, root, &proof).unwrap();
+        assert_eq!(ok.height, 1);
+        assert!(matches!(ok.value, Some(StateValue::Node(ref n)) if n.zone == "z"));
+        // Absent keys are proved absent.
+        let absent = StateKey::Node("b".into());
+        let none = check(&absent, 1, root, &s.prove(&absent).unwrap()).unwrap();
+        assert_eq!(none.value, None);
+        // A root the client does not trust, another height, another key, a tampered value.
+        assert!(matches!(
+            check(&key, 1, [7; 32], &proof),
+            Err(ProveError::Invalid(_))
+        ));
+        assert!(matches!(
+            check(&key, 2, root, &proof),
+            Err(ProveError::Invalid(_))
+        ));
+        assert!(matches!(
+            check(&absent, 1, root, &proof),
+            Err(ProveError::Invalid(_))
+        ));
+        let mut tampered = proof.clone();
+        if let Some(v) = tampered.value.as_mut() {
+            v.push(0);
+        }
+        assert!(check(&key, 1, root, &tampered).is_err());
+    }
+
+    #[test]
+    fn proof_messages_round_trip_under_their_caps() {
+        use dsdn_protocols::da::prove::{MAX_PROOF_REQUEST_BYTES, MAX_PROOF_RESPONSE_BYTES};
+        let s = state();
+        let key = StateKey::Node("a".into());
+        let request = ProofRequest::new(&key, Some(1));
+        let bytes = codec::encode(&request, MAX_PROOF_REQUEST_BYTES).unwrap();
+        let back: ProofRequest = codec::decode(&bytes, MAX_PROOF_REQUEST_BYTES).unwrap();
+        assert_eq!(back, request);
+        for response in [
+            ProofResponse::Proof(s.prove(&key).unwrap()),
+            ProofResponse::HeightUnavailable {
+                height: 9,
+                oldest: 1,
+                newest: 3,
+            },
+            ProofResponse::BadKey("x".into()),
+            ProofResponse::Busy,
+            ProofResponse::Failed("disk".into()),
+        ] {
+            let bytes = codec::encode(&response, MAX_PROOF_RESPONSE_BYTES).unwrap();
+            let back: ProofResponse = codec::decode(&bytes, MAX_PROOF_RESPONSE_BYTES).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{response:?}"));
+        }
+        // A request over its cap is refused before decoding.
+        let long = ProofRequest {
+            key: "n".repeat(MAX_PROOF_REQUEST_BYTES),
+            height: None,
+        };
+        assert!(codec::encode(&long, MAX_PROOF_REQUEST_BYTES).is_err());
+    }
+}
