@@ -9,8 +9,8 @@
 //! Version 1 ([`DA_BLOB_VERSION_V1`], before issue 16 §3) is the same array without
 //! `prev_state_root`. It is still decoded and verified, so a log written by an older build
 //! stays readable and replayable; this build never seals it, a committee member never signs
-//! it ([`DaBlob::from_signing_bytes`] refuses it) and a light client refuses it (it commits
-//! to no state root).
+//! it ([`DaBlob::from_signing_bytes`] refuses it). Such a blob commits to no state root, so
+//! no root check applies to it (and a client cannot take a trusted root from it).
 //!
 //! The authority signs [`DaBlob::signing_bytes`]; a blob's identity is
 //! `SHA-256(signing_bytes ‖ signature)` ([`VerifiedBlob::hash`]), and blob `h` names the hash
