@@ -320,6 +320,14 @@ pub struct BlobInfo {
     pub hash: String,
     /// The previous blob's hash (64 hex; zeros at height 1).
     pub prev_hash: String,
+    /// The blob format version (2; 1 for a blob of a log written before issue 16 §3).
+    /// Absent from older nodes' answers (read as 0).
+    #[serde(default)]
+    pub version: u16,
+    /// The state root after the previous blob that the blob commits to (64 hex; zeros in
+    /// a version-1 blob). Absent from older nodes' answers (read as empty).
+    #[serde(default)]
+    pub prev_state_root: String,
     /// When the DA authority sealed it, UNIX milliseconds.
     pub timestamp_ms: u64,
     /// The events, in the JSON form of `dsdn_protocols::da::DaEvent`.

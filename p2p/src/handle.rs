@@ -100,6 +100,11 @@ pub enum Command {
     DaEvidence(oneshot::Sender<Vec<crate::da::ForkEvidenceView>>),
     /// Up to `count` verified blobs from height `from`.
     DaRange(u64, u32, oneshot::Sender<Result<Vec<DaBlob>, RangeError>>),
+    /// A proof asked of a peer over `/dsdn/<net>/da-proof/1.0.0` (unverified answer).
+    DaProveRemote(
+        dsdn_protocols::da::prove::ProofRequest,
+        oneshot::Sender<Result<dsdn_protocols::da::prove::ProofResponse, String>>,
+    ),
     /// Address-book and connection statistics.
     PeerStats(oneshot::Sender<PeerStatsView>),
     /// Add a static peer (persisted in the data directory) and dial it now.
@@ -275,6 +280,21 @@ impl NodeHandle {
         count: u32,
     ) -> Result<Result<Vec<DaBlob>, RangeError>, Stopped> {
         self.ask(|tx| Command::DaRange(from, count, tx)).await
+    }
+
+    /// Asks a connected peer that keeps the DA log for the proof of `request.key` over
+    /// `/dsdn/<net>/da-proof/1.0.0` (issue 16 §3). The answer is **not verified**: check a
+    /// [`dsdn_protocols::da::prove::ProofResponse::Proof`] against a root you trust
+    /// ([`dsdn_protocols::da::StateProof::verify`]).
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended; the inner error when no peer keeps the
+    /// log or the request failed (timeout, connection closed, protocol not supported).
+    pub async fn da_prove_remote(
+        &self,
+        request: dsdn_protocols::da::prove::ProofRequest,
+    ) -> Result<Result<dsdn_protocols::da::prove::ProofResponse, String>, Stopped> {
+        self.ask(|tx| Command::DaProveRemote(request, tx)).await
     }
 
     /// The height of the last applied DA blob, without a round trip to the event loop.

@@ -19,7 +19,9 @@
 //! (no log on disk), backfills the heights it missed from its DA peers over
 //! `/dsdn/<network>/da-sync/1.0.0` (it asks, never serves), and hands each applied blob to
 //! the program as a [`DaNotice`], in height order from height 1. [`LightClient::range`]
-//! asks a peer for any range and returns it verified.
+//! asks a peer for any range and returns it verified. [`LightClient::prove`] asks a full
+//! node for a state value over `/dsdn/<network>/da-proof/1.0.0` and verifies its proof
+//! against the client's own state root.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,6 +35,10 @@
 //! }
 //! # Ok(()) }
 //! ```
+
+mod prove;
+
+pub use prove::{check as check_proof, ProveError, ProvedValue, PROVE_PATIENCE};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -8,9 +8,7 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use dsdn_protocols::da::{
-    Bytes32, DaBlob, DaChain, DaEvent, DaState, Offer, GENESIS_PREV_HASH, MAX_EVENTS_PER_BLOB,
-};
+use dsdn_protocols::da::{Bytes32, DaBlob, DaChain, DaEvent, DaState, Offer, MAX_EVENTS_PER_BLOB};
 use dsdn_protocols::NetworkId;
 use ed25519_dalek::SigningKey;
 
@@ -175,12 +173,13 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let started = Instant::now();
     let mut encoded = Vec::with_capacity(blob_count);
-    let mut prev = GENESIS_PREV_HASH;
+    // Blobs commit to the state root before them: the builder applies them too.
+    let mut builder = DaState::new(network.clone());
     for h in 1..=blob_count as u64 {
         let events: Vec<DaEvent> = (0..per_blob).map(|_| generator.event()).collect();
-        let blob = DaBlob::sign(&authority, &network, h, prev, 1_700_000_000_000 + h, events)?;
+        let blob = builder.seal_next(&authority, 1_700_000_000_000 + h, events)?;
         let bytes = blob.to_bytes()?;
-        prev = blob.verify(&network, &auth)?.hash();
+        builder.apply_blob(&blob.verify(&network, &auth)?)?;
         encoded.push(bytes);
     }
     let total_bytes: usize = encoded.iter().map(Vec::len).sum();

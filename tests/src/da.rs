@@ -233,6 +233,7 @@ pub fn sign_chain(
             &network,
             height,
             chain.tip_hash(),
+            chain.state_root(),
             start_ms + i as u64,
             events,
         )?;

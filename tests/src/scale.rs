@@ -15,8 +15,8 @@ pub mod plot;
 use std::path::Path;
 
 use anyhow::Context;
-use dsdn_p2p::da::store::DaStore;
-use dsdn_protocols::da::{Bytes32, DaBlob, DaEvent, MAX_EVENTS_PER_BLOB};
+use dsdn_p2p::da::store::{DaStore, OfflineState};
+use dsdn_protocols::da::{Bytes32, DaEvent, MAX_EVENTS_PER_BLOB};
 use dsdn_protocols::NetworkId;
 use ed25519_dalek::SigningKey;
 
@@ -35,12 +35,17 @@ const ZONES: [&str; 4] = ["id-jkt-1", "id-sby-1", "sg-sin-1", "jp-tyo-1"];
 /// Writes a growing, valid, hash-chained DA log of one network, signed by one key.
 ///
 /// The generator is deterministic: the same key and sizes give the same blobs (the
-/// timestamps are `start_ms + height`).
+/// timestamps are `start_ms + height`). Each blob commits to the state root before it
+/// (`prev_state_root`, issue 16 §3): the generator applies its blobs to a state of its own
+/// through the full node's store code ([`OfflineState`]), in a temporary directory beside
+/// nothing of the node's (removed when the generator is dropped), so the node's log holds
+/// blobs only and the node still rebuilds its state from them.
 pub struct LogGenerator {
     key: SigningKey,
     network: NetworkId,
     height: u64,
-    tip_hash: [u8; 32],
+    /// The generator's own state (opened by the first [`LogGenerator::grow_to`]).
+    roots: Option<(tempfile::TempDir, OfflineState)>,
     events: u64,
     chunks: u64,
     registrations: u64,
@@ -63,7 +68,7 @@ impl LogGenerator {
             key,
             network,
             height: 0,
-            tip_hash: [0; 32],
+            roots: None,
             events: 0,
             chunks: 0,
             registrations: 0,
@@ -146,19 +151,37 @@ impl LogGenerator {
             events.push(self.next_event()?);
         }
         let height = self.height + 1;
-        let blob = DaBlob::sign(
-            &self.key,
-            &self.network,
-            height,
-            self.tip_hash,
+        let authority = self.key.verifying_key().to_bytes();
+        let (key, network, ts) = (
+            self.key.clone(),
+            self.network.clone(),
             self.start_ms + height,
-            events,
-        )
-        .with_context(|| format!("sign blob {height}"))?;
-        let bytes = blob.to_bytes()?;
-        self.tip_hash = blob.hash()?;
+        );
+        let roots = self.roots()?;
+        let blob = roots
+            .state()
+            .seal_next(&key, ts, events)
+            .and_then(|b| b.verify(&network, &authority))
+            .with_context(|| format!("sign blob {height}"))?;
+        roots
+            .apply(&blob)
+            .with_context(|| format!("apply blob {height}"))?;
         self.height = height;
-        Ok((height, bytes))
+        Ok((height, blob.encoded().to_vec()))
+    }
+
+    /// The generator's own state, opened on first use.
+    fn roots(&mut self) -> anyhow::Result<&mut OfflineState> {
+        if self.roots.is_none() {
+            let dir = tempfile::tempdir().context("temporary directory for the state")?;
+            let state = OfflineState::open(&dir.path().join("state.redb"), &self.network)
+                .context("open the generator's state")?;
+            self.roots = Some((dir, state));
+        }
+        match &mut self.roots {
+            Some((_, state)) => Ok(state),
+            None => anyhow::bail!("the generator's state is not open"),
+        }
     }
 
     /// Appends blobs to the log at `path` (created for the generator's network if missing)
@@ -199,6 +222,9 @@ impl LogGenerator {
             store
                 .append(&refs)
                 .with_context(|| format!("append to {}", path.display()))?;
+            self.roots()?
+                .flush()
+                .context("write the generator's state")?;
             written += batch.len() as u64;
             progress(self.events);
         }
@@ -265,7 +291,7 @@ pub fn mem_available() -> anyhow::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dsdn_protocols::da::{DaChain, DaState, Offer};
+    use dsdn_protocols::da::{DaBlob, DaChain, DaState, Offer};
 
     #[test]
     fn the_generated_log_is_valid_and_applies_every_event() {

@@ -72,7 +72,7 @@ fn rotated_log(
         } else {
             (next, registration(h))
         };
-        let blob = DaBlob::sign(key, &network, h, chain.tip_hash(), start + h, vec![event])?;
+        let blob = chain.state().seal_next(key, start + h, vec![event])?;
         let bytes = blob.to_bytes()?;
         let verified = DaBlob::decode_verified(&bytes, &network, &key.verifying_key().to_bytes())?;
         match chain.offer(verified) {
@@ -110,15 +110,10 @@ async fn a_late_joiner_with_the_genesis_authority_syncs_across_a_committee_rotat
     );
 
     // A blob of the genesis key after the effective height is refused (400: no verify).
-    let stale = DaBlob::sign(
-        &genesis,
-        &NetworkId::new("devnet").map_err(|e| anyhow::anyhow!("{e}"))?,
-        9,
-        chain.tip_hash(),
-        unix_now() * 1000 + 100,
-        vec![registration(9)],
-    )?
-    .to_bytes()?;
+    let stale = chain
+        .state()
+        .seal_next(&genesis, unix_now() * 1000 + 100, vec![registration(9)])?
+        .to_bytes()?;
     match net.node("node-1").client().da_submit(&stale).await {
         Err(ClientError::Api { status: 400, .. }) => {}
         other => anyhow::bail!("a blob of the old key at height 9: {other:?}, want 400"),

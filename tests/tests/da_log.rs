@@ -375,9 +375,19 @@ async fn delayed_and_reordered_blobs_give_one_state() -> anyhow::Result<()> {
     let mut tip = [0u8; 32];
     hex::decode_to_slice(&want.tip_hash, &mut tip)?;
     let forger = ed25519_dalek::SigningKey::from_bytes(&[0x77; 32]);
-    let forged =
-        DaBlob::sign(&forger, &network, K as u64 + 1, tip, ts, events.clone())?.to_bytes()?;
-    let broken = DaBlob::sign(&key, &network, K as u64 + 1, [9; 32], ts, events)?.to_bytes()?;
+    let forged = DaBlob::sign(
+        &forger,
+        &network,
+        K as u64 + 1,
+        tip,
+        [0; 32],
+        ts,
+        events.clone(),
+    )?
+    .to_bytes()?;
+    // Refused for its prev_hash, checked before its (also wrong) state root.
+    let broken =
+        DaBlob::sign(&key, &network, K as u64 + 1, [9; 32], [0; 32], ts, events)?.to_bytes()?;
     let node = net.node("node-3");
     let e = node
         .client()

@@ -244,6 +244,7 @@ async fn seed_pex_da_restart_isolation() -> anyhow::Result<()> {
         &dsdn_protocols::NetworkId::new("devnet")?,
         coord.height + 1,
         tip,
+        [0; 32],
         dsdn_integration_tests::unix_now() * 1000,
         events[..3].to_vec(),
     )?

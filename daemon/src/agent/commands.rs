@@ -616,6 +616,8 @@ mod tests {
             height: 7,
             hash: "ab".repeat(32),
             prev_hash: "cd".repeat(32),
+            version: 2,
+            prev_state_root: "ef".repeat(32),
             timestamp_ms: 1_700_000_000_123,
             events: dsdn_daemon::localnet::sample_da_events(&["n1".to_owned()], 6),
             signature: "00".repeat(64),

@@ -41,9 +41,29 @@ pub(crate) struct WatchArgs {
     /// Print one JSON object per event and line.
     #[arg(long)]
     pub(crate) json: bool,
-    /// Exit after this many DA blobs (default: run until Ctrl-C).
+    /// Exit after this many DA blobs (default: run until Ctrl-C; with --prove: 1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) count: Option<u64>,
+    /// Once --count blobs were printed, prove KEY (repeatable: `node:<id>`, `chunk:<hex>`,
+    /// `replicas:<hex>`, `zone:<name>`, `receipt:<hex>`) at the light client's height: the
+    /// proof is fetched from a full node over /dsdn/<net>/da-proof/1.0.0 and verified
+    /// against the state root the light client computed itself; one line per key
+    /// (`proved …` / `NOT PROVED …`, or JSON with --json), then exit (1 if any fails).
+    #[arg(long, value_name = "KEY")]
+    pub(crate) prove: Vec<String>,
+}
+
+/// One `--prove` answer with `--json`.
+#[derive(Serialize)]
+struct ProvedLine {
+    key: String,
+    /// `present`, `absent` or `invalid`.
+    verdict: &'static str,
+    height: Option<u64>,
+    /// The light client's own state root the proof was checked against (64 hex).
+    root: Option<String>,
+    value: Option<serde_json::Value>,
+    error: Option<String>,
 }
 
 /// One `--json` line.
@@ -92,9 +112,68 @@ pub(crate) async fn run(args: &WatchArgs, data_dir: Option<&Path>) -> anyhow::Re
             None => String::new(),
         }
     );
-    let result = follow(&mut client, args).await;
+    let keys = args
+        .prove
+        .iter()
+        .map(|k| dsdn_protocols::da::StateKey::parse(k).with_context(|| format!("--prove {k}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut result = follow(&mut client, args).await;
+    if result.is_ok() && !keys.is_empty() {
+        result = prove_keys(&client, &keys, args.json).await;
+    }
     client.shutdown().await;
     result
+}
+
+/// `--prove`: proves each key through the light client and prints the verdicts.
+async fn prove_keys(
+    client: &LightClient,
+    keys: &[dsdn_protocols::da::StateKey],
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for key in keys {
+        let proved = client.prove(key).await;
+        let line = ProvedLine {
+            key: key.to_string(),
+            verdict: match &proved {
+                Ok(p) if p.value.is_some() => "present",
+                Ok(_) => "absent",
+                Err(_) => "invalid",
+            },
+            height: proved.as_ref().ok().map(|p| p.height),
+            root: proved.as_ref().ok().map(|p| hex::encode(p.root)),
+            value: match &proved {
+                Ok(p) => p.value.as_ref().and_then(|v| serde_json::to_value(v).ok()),
+                Err(_) => None,
+            },
+            error: proved.as_ref().err().map(ToString::to_string),
+        };
+        let text = if json {
+            format!("{}\n", serde_json::to_string(&line)?)
+        } else {
+            match &proved {
+                Ok(p) => format!(
+                    "proved {key} at height {} against the light client's root {}: {}\n",
+                    p.height,
+                    hex::encode(p.root),
+                    match &p.value {
+                        Some(v) => serde_json::to_string(v)?,
+                        None => "absent".to_owned(),
+                    }
+                ),
+                Err(e) => format!("NOT PROVED {key}: {e}\n"),
+            }
+        };
+        failed += usize::from(proved.is_err());
+        if !print_lines(&text)? {
+            break;
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} key(s) could not be proved");
+    }
+    Ok(())
 }
 
 async fn follow(client: &mut LightClient, args: &WatchArgs) -> anyhow::Result<()> {
@@ -113,7 +192,8 @@ async fn follow(client: &mut LightClient, args: &WatchArgs) -> anyhow::Result<()
                     return Ok(());
                 }
                 envelopes += 1;
-                if args.count.is_some_and(|n| envelopes >= n) {
+                let count = args.count.or((!args.prove.is_empty()).then_some(1));
+                if count.is_some_and(|n| envelopes >= n) {
                     return Ok(());
                 }
             }

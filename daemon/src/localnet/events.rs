@@ -205,10 +205,18 @@ mod tests {
         assert!(chunks.len() >= 5);
         // Replayed, every event changes the state: nothing is ignored.
         let authority = SigningKey::from_bytes(&[5; 32]);
-        let blob = dsdn_protocols::da::DaBlob::sign(&authority, &devnet(), 1, [0; 32], 1, events)
-            .expect("sign")
-            .verify(&devnet(), &authority.verifying_key().to_bytes())
-            .expect("verify");
+        let blob = dsdn_protocols::da::DaBlob::sign(
+            &authority,
+            &devnet(),
+            1,
+            [0; 32],
+            dsdn_protocols::da::empty_root(),
+            1,
+            events,
+        )
+        .expect("sign")
+        .verify(&devnet(), &authority.verifying_key().to_bytes())
+        .expect("verify");
         let mut state = dsdn_protocols::da::DaState::new(devnet());
         let summary = state.apply_blob(&blob).expect("apply");
         assert_eq!(summary.ignored, 0, "{summary:?}");

@@ -112,6 +112,8 @@ fn blob_info(b: &DaBlob) -> BlobInfo {
         height: b.height,
         hash,
         prev_hash: hex::encode(b.prev_hash.0),
+        version: b.version,
+        prev_state_root: hex::encode(b.prev_state_root.0),
         timestamp_ms: b.timestamp_ms,
         events: b.events.clone(),
         signature: hex::encode(b.signature.0),

@@ -48,6 +48,7 @@ use tokio::sync::mpsc;
 use crate::metrics::Metrics;
 
 pub mod config;
+mod proof_server;
 mod register;
 mod service;
 pub mod store;
@@ -58,6 +59,8 @@ pub use config::{
     DaConfig, DEFAULT_PROOF_HISTORY_HEIGHTS, MAX_BATCH_BYTES, MAX_BATCH_EVENTS,
     MAX_PROOF_HISTORY_HEIGHTS, MAX_SYNC_CHUNK,
 };
+pub(crate) use proof_server::ProofServer;
+pub use proof_server::{MAX_PENDING_PER_PEER, PROOF_QUEUE};
 pub(crate) use register::Registrar;
 pub use register::RegistrationView;
 pub(crate) use service::{DaAction, DaService, DaServiceConfig};

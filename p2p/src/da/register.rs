@@ -168,7 +168,7 @@ impl Registrar {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dsdn_protocols::da::{DaBlob, DaChain, DaEvent, Offer};
+    use dsdn_protocols::da::{DaChain, DaEvent, Offer};
     use dsdn_protocols::NetworkId;
     use ed25519_dalek::SigningKey;
 
@@ -217,15 +217,18 @@ mod tests {
             capacity_bytes: capacity,
             class: "regular".into(),
         };
-        let b1 = DaBlob::sign(&key, &net, 1, [0; 32], 1, vec![reg(5)])
+        let b1 = chain
+            .state()
+            .seal_next(&key, 1, vec![reg(5)])
             .unwrap()
             .verify(&net, &auth_key)
             .unwrap();
-        let h1 = b1.hash();
         assert!(matches!(chain.offer(b1), Offer::Applied(_)));
         r.observe(chain.state());
         assert!(matches!(r.view(), RegistrationView::Pending { .. }));
-        let b2 = DaBlob::sign(&key, &net, 2, h1, 2, vec![reg(1 << 40)])
+        let b2 = chain
+            .state()
+            .seal_next(&key, 2, vec![reg(1 << 40)])
             .unwrap()
             .verify(&net, &auth_key)
             .unwrap();

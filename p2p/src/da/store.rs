@@ -36,11 +36,13 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 mod cache;
 mod files;
+mod offline;
 mod open;
 mod overlay;
 pub mod state;
 
 pub use files::move_aside;
+pub use offline::{OfflineError, OfflineState};
 use open::try_open;
 pub(crate) use overlay::{lock as overlay_lock, SharedOverlay, StoredState};
 

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use dsdn_protocols::da::evidence::ForkEvidence;
+use dsdn_protocols::da::prove::{ProofRequest, ProofResponse};
 use dsdn_protocols::da::register::{RegisterRequest, RegisterResponse};
 use dsdn_protocols::da::sync::{SyncRequest, SyncResponse, MAX_SYNC_BLOBS};
 use dsdn_protocols::da::DaBlob;
@@ -256,6 +257,68 @@ impl EventLoop {
             Some(sync) => sync.send(peer, request, SyncTag::Range(request, tx)),
             None => {
                 let _ = tx.send(Err(RangeError::NoPeer));
+            }
+        }
+    }
+
+    /// `/dsdn/<net>/da-proof/1.0.0` events: a peer's request goes to the proof server
+    /// (answered later from its worker, or at once when busy); our requests' answers go to
+    /// their callers.
+    pub(super) fn on_da_proof(
+        &mut self,
+        event: RpcEvent<ProofRequest, ProofResponse, crate::net::behaviour::ProofTag>,
+    ) {
+        match event {
+            RpcEvent::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                let now = match self.da.proofs.as_mut() {
+                    Some(server) => server.submit(peer, request, reply),
+                    None => Some((
+                        reply,
+                        ProofResponse::Failed("this node serves no proofs".into()),
+                    )),
+                };
+                if let Some((reply, response)) = now {
+                    self.answer_proof(reply, response);
+                }
+            }
+            RpcEvent::Response { tag, response, .. } => {
+                let _ = tag.send(response);
+            }
+        }
+    }
+
+    /// Sends a proof answer on its reply handle.
+    pub(super) fn answer_proof(&mut self, reply: crate::net::rpc::Reply, response: ProofResponse) {
+        if let Some(c) = self.swarm.behaviour_mut().da_proof.as_mut() {
+            c.respond(reply, response);
+        }
+    }
+
+    /// `NodeHandle::da_prove_remote`: asks a connected peer that keeps the DA log (the
+    /// first one found) for a proof; the unverified answer goes to `tx`.
+    pub(super) fn da_prove_remote(
+        &mut self,
+        request: ProofRequest,
+        tx: oneshot::Sender<Result<ProofResponse, String>>,
+    ) {
+        let connected = self.swarm.behaviour().peer_manager.connected();
+        let Some(peer) = connected
+            .iter()
+            .filter(|(_, p)| keeps_da_log(p.services))
+            .map(|(id, _)| *id)
+            .next()
+        else {
+            let _ = tx.send(Err("no connected peer keeps the DA log".into()));
+            return;
+        };
+        match self.swarm.behaviour_mut().da_proof.as_mut() {
+            Some(c) => c.send(peer, request, tx),
+            None => {
+                let _ = tx.send(Err("this node does not speak the DA proof protocol".into()));
             }
         }
     }

@@ -69,6 +69,8 @@ struct DaLoop {
     /// The newest blob gossipsub could not send because no peer was known to subscribe yet
     /// (e.g. sealed right after a restart); sent again at the next DA subscription.
     unannounced: Option<Vec<u8>>,
+    /// Serves `/dsdn/<net>/da-proof/1.0.0` from the log's state (nodes with a log on disk).
+    proofs: Option<crate::da::ProofServer>,
 }
 
 /// Owns the swarm; see the module documentation.
@@ -118,6 +120,16 @@ impl EventLoop {
             traffic,
         } = services;
         let da_subscribers = DaSubscribers::new(&metrics);
+        let proofs = match da.service.log_store() {
+            Some(store) if !cfg.light => match crate::da::ProofServer::start(store) {
+                Ok(server) => Some(server),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot start the DA proof worker: proofs are not served");
+                    None
+                }
+            },
+            _ => None,
+        };
         Self {
             swarm,
             commands,
@@ -128,6 +140,7 @@ impl EventLoop {
                 registrar: da.registrar,
                 topic: da.topic,
                 unannounced: None,
+                proofs,
             },
             cfg,
             started: Instant::now(),
@@ -199,6 +212,9 @@ impl EventLoop {
                 },
                 // The DA log writer committed (or failed): release the waiters, rebuild.
                 Some(()) = self.da.service.writer_changed() => self.da_writer_progress(),
+                Some((reply, response)) = crate::da::ProofServer::next_done(&mut self.da.proofs) => {
+                    self.answer_proof(reply, response);
+                }
                 _ = housekeeping.tick() => self.housekeeping(),
                 _ = gc.tick() => match self.store.gc(unix_now()) {
                     Ok(0) => {}
@@ -337,6 +353,7 @@ impl EventLoop {
                 let _ = tx.send(self.da.service.fork_evidence());
             }
             Command::DaRange(from, count, tx) => self.da_range(from, count, tx),
+            Command::DaProveRemote(request, tx) => self.da_prove_remote(request, tx),
             Command::PeerStats(tx) => {
                 let _ = tx.send(self.peer_stats());
             }
@@ -427,6 +444,7 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Nat(e)) => self.on_nat(e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaSync(e)) => self.on_da_sync(e),
+            SwarmEvent::Behaviour(BehaviourEvent::DaProof(e)) => self.on_da_proof(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaRegister(e)) => self.on_da_register(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaEvidence(e)) => self.on_da_evidence(e),
             SwarmEvent::Behaviour(BehaviourEvent::Committee(e)) => self.on_committee(e),

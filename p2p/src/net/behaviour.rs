@@ -11,6 +11,9 @@ use dsdn_protocols::committee::{
     CommitteeRequest, CommitteeResponse, MAX_COMMITTEE_REQUEST_BYTES, MAX_COMMITTEE_RESPONSE_BYTES,
 };
 use dsdn_protocols::da::evidence::{ForkEvidence, MAX_EVIDENCE_BYTES};
+use dsdn_protocols::da::prove::{
+    ProofRequest, ProofResponse, MAX_PROOF_REQUEST_BYTES, MAX_PROOF_RESPONSE_BYTES,
+};
 use dsdn_protocols::da::register::{RegisterRequest, RegisterResponse, MAX_REGISTER_BYTES};
 use dsdn_protocols::da::sync::{
     SyncRequest, SyncResponse, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES,
@@ -101,6 +104,40 @@ pub fn pex_behaviour(
 
 /// The DA backfill component: its outstanding requests are tagged with what they are for.
 pub type DaSyncComponent = Component<Rpc<CborCodec<SyncRequest, SyncResponse>, SyncTag>>;
+/// The DA proof component (issue 16 §3): outbound requests are tagged with the channel
+/// their answer goes to.
+pub type DaProofComponent = Component<Rpc<CborCodec<ProofRequest, ProofResponse>, ProofTag>>;
+/// What an outbound proof request's answer is for: the caller's channel.
+pub type ProofTag = tokio::sync::oneshot::Sender<Result<ProofResponse, String>>;
+
+/// The DA proof behaviour on `/dsdn/<network>/da-proof/1.0.0`: requests up to
+/// [`MAX_PROOF_REQUEST_BYTES`], responses up to [`MAX_PROOF_RESPONSE_BYTES`], at most 8
+/// concurrent streams per connection, requests time out after `timeout`. `support` is
+/// [`ProtocolSupport::Full`] on nodes that keep the log with its state on disk and
+/// [`ProtocolSupport::Outbound`] on light clients.
+///
+/// # Errors
+/// The network id does not make a valid protocol name (it always does for a [`NetworkId`]).
+pub fn da_proof_behaviour(
+    network: &NetworkId,
+    timeout: Duration,
+    support: ProtocolSupport,
+) -> Result<
+    request_response::Behaviour<CborCodec<ProofRequest, ProofResponse>>,
+    libp2p::swarm::InvalidProtocol,
+> {
+    Ok(request_response::Behaviour::with_codec(
+        CborCodec::new(MAX_PROOF_REQUEST_BYTES, MAX_PROOF_RESPONSE_BYTES),
+        [(
+            StreamProtocol::try_from_owned(network.protocol("da-proof", "1.0.0"))?,
+            support,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(timeout)
+            .with_max_concurrent_streams(8),
+    ))
+}
+
 /// The registration component.
 pub type DaRegisterComponent = Component<Rpc<CborCodec<RegisterRequest, RegisterResponse>, ()>>;
 
@@ -302,6 +339,9 @@ pub struct Behaviour {
     pub nat: Nat,
     /// `/dsdn/<network>/da-sync/1.0.0`: DA log backfill. Absent on nodes without the log.
     pub da_sync: Toggle<DaSyncComponent>,
+    /// `/dsdn/<network>/da-proof/1.0.0`: DA state proofs (issue 16 §3), served by nodes
+    /// with the log on disk, asked by light clients. Absent on nodes without the log.
+    pub da_proof: Toggle<DaProofComponent>,
     /// `/dsdn/<network>/da-register/1.0.0`: storage-node registration with the DA
     /// authority. Absent on nodes without the log and on light clients.
     pub da_register: Toggle<DaRegisterComponent>,

@@ -126,14 +126,13 @@ pub fn test_chain(n: u64) -> TestChain {
     let auth = authority();
     let mut state = DaState::new(net());
     let (mut blobs, mut encoded, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
-    let mut prev = [0u8; 32];
     for h in 1..=n {
-        let blob =
-            DaBlob::sign(&key, &net(), h, prev, 1_700_000_000_000 + h, blob_events(h)).unwrap();
+        let blob = state
+            .seal_next(&key, 1_700_000_000_000 + h, blob_events(h))
+            .unwrap();
         let verified = blob.clone().verify(&net(), &auth).unwrap();
         state.apply_blob(&verified).unwrap();
-        prev = verified.hash();
-        hashes.push(prev);
+        hashes.push(verified.hash());
         encoded.push(verified.encoded().to_vec());
         blobs.push(blob);
     }
@@ -153,6 +152,7 @@ pub fn forged_signature(chain: &TestChain, height: u64) -> Vec<u8> {
         &net(),
         height,
         b.prev_hash.0,
+        b.prev_state_root.0,
         b.timestamp_ms,
         b.events.clone(),
     )
@@ -170,6 +170,7 @@ pub fn chain_break(chain: &TestChain, height: u64) -> Vec<u8> {
         &net(),
         height,
         [0xEE; 32],
+        b.prev_state_root.0,
         b.timestamp_ms,
         b.events.clone(),
     )

@@ -1,13 +1,22 @@
 //! DA blobs: signed, hash-linked batches of events (14A §1 "ordered"), and their errors.
 //!
-//! Wire form of a blob (at most [`MAX_BLOB_BYTES`]): the CBOR array
-//! `[version: u16, network: text, height: u64, prev_hash: bytes32, timestamp_ms: u64,
-//! events: [WireEvent...], signature: bytes64]`. The version is read first, so a blob of an
-//! unknown version is refused as [`DaError::UnsupportedVersion`] whatever its shape.
+//! Wire form of a blob (at most [`MAX_BLOB_BYTES`]), version 2: the CBOR array
+//! `[version: u16, network: text, height: u64, prev_hash: bytes32, prev_state_root: bytes32,
+//! timestamp_ms: u64, events: [WireEvent...], signature: bytes64]`. The version is read
+//! first, so a blob of an unknown version is refused as [`DaError::UnsupportedVersion`]
+//! whatever its shape.
+//!
+//! Version 1 ([`DA_BLOB_VERSION_V1`], before issue 16 §3) is the same array without
+//! `prev_state_root`. It is still decoded and verified, so a log written by an older build
+//! stays readable and replayable; this build never seals it, a committee member never signs
+//! it ([`DaBlob::from_signing_bytes`] refuses it). Such a blob commits to no state root, so
+//! no root check applies to it (and a client cannot take a trusted root from it).
 //!
 //! The authority signs [`DaBlob::signing_bytes`]; a blob's identity is
 //! `SHA-256(signing_bytes ‖ signature)` ([`VerifiedBlob::hash`]), and blob `h` names the hash
-//! of blob `h-1` in `prev_hash`.
+//! of blob `h-1` in `prev_hash` and the state root after blob `h-1` in `prev_state_root`
+//! (the root of the empty tree at height 1), the way a Tendermint header carries the
+//! AppHash of the previous block.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -19,8 +28,12 @@ use sha2::{Digest, Sha256};
 use super::{Bytes32, Bytes64, DaEvent, WireEvent};
 use crate::{codec, NetworkId};
 
-/// Blob format version this build writes and accepts.
-pub const DA_BLOB_VERSION: u16 = 1;
+/// Blob format version this build writes (and accepts, with [`DA_BLOB_VERSION_V1`]).
+pub const DA_BLOB_VERSION: u16 = 2;
+
+/// The older blob format (no `prev_state_root`), still accepted for logs written before
+/// version 2; never written by this build.
+pub const DA_BLOB_VERSION_V1: u16 = 1;
 
 /// Most events in one blob (a blob holds 1..=`MAX_EVENTS_PER_BLOB`).
 pub const MAX_EVENTS_PER_BLOB: usize = 1024;
@@ -41,7 +54,9 @@ pub enum DaError {
     #[error("malformed DA data: {0}")]
     Malformed(String),
     /// A blob format version this build does not know.
-    #[error("unsupported DA blob version {0} (this build accepts {DA_BLOB_VERSION})")]
+    #[error(
+        "unsupported DA blob version {0} (this build accepts {DA_BLOB_VERSION_V1} and {DA_BLOB_VERSION})"
+    )]
     UnsupportedVersion(u16),
     /// A wire event kind this build does not know.
     #[error("unknown DA event kind {0}")]
@@ -91,7 +106,8 @@ impl DaError {
 /// [`DaBlob::verify`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DaBlob {
-    /// Format version; only [`DA_BLOB_VERSION`] is accepted.
+    /// Format version: [`DA_BLOB_VERSION`], or [`DA_BLOB_VERSION_V1`] for a blob of an older
+    /// log.
     pub version: u16,
     /// The network id the blob belongs to.
     pub network: String,
@@ -99,6 +115,10 @@ pub struct DaBlob {
     pub height: u64,
     /// Hash of the blob at `height - 1`; [`GENESIS_PREV_HASH`] (zeros) at height 1.
     pub prev_hash: Bytes32,
+    /// The state root after applying blob `height - 1` (the empty tree's root,
+    /// [`super::state::empty_root`], at height 1). Zeros in a version-1 blob, whose bytes do
+    /// not carry it.
+    pub prev_state_root: Bytes32,
     /// When the authority sealed the blob, UNIX milliseconds; never decreases along the log.
     pub timestamp_ms: u64,
     /// The events, in order (1..=[`MAX_EVENTS_PER_BLOB`]).
@@ -126,8 +146,9 @@ fn check_fields(height: u64, events: &[DaEvent]) -> Result<(), DaError> {
 }
 
 impl DaBlob {
-    /// An unsigned blob (zero signature), e.g. for an external signer; add the signature
-    /// with [`DaBlob::with_signature`].
+    /// An unsigned blob (zero signature, version [`DA_BLOB_VERSION`]), e.g. for an external
+    /// signer; add the signature with [`DaBlob::with_signature`]. `prev_state_root` is the
+    /// sealer's state root after blob `height - 1`.
     ///
     /// # Errors
     /// [`DaError::Malformed`] when `height` is 0, `events` is empty or longer than
@@ -137,6 +158,7 @@ impl DaBlob {
         network: &NetworkId,
         height: u64,
         prev_hash: [u8; 32],
+        prev_state_root: [u8; 32],
         timestamp_ms: u64,
         events: Vec<DaEvent>,
     ) -> Result<DaBlob, DaError> {
@@ -146,6 +168,7 @@ impl DaBlob {
             network: network.to_string(),
             height,
             prev_hash: Bytes32(prev_hash),
+            prev_state_root: Bytes32(prev_state_root),
             timestamp_ms,
             events,
             signature: Bytes64([0; 64]),
@@ -159,33 +182,72 @@ impl DaBlob {
     }
 
     fn encode_signing(&self, wire: &[WireEvent]) -> Result<Vec<u8>, DaError> {
-        let value = (
-            SIGNING_DOMAIN,
-            self.version,
-            &self.network,
-            self.height,
-            &self.prev_hash,
-            self.timestamp_ms,
-            wire,
-        );
-        codec::encode(&value, MAX_BLOB_BYTES).map_err(too_large)
+        let encoded = if self.version == DA_BLOB_VERSION_V1 {
+            codec::encode(
+                &(
+                    SIGNING_DOMAIN,
+                    self.version,
+                    &self.network,
+                    self.height,
+                    &self.prev_hash,
+                    self.timestamp_ms,
+                    wire,
+                ),
+                MAX_BLOB_BYTES,
+            )
+        } else {
+            codec::encode(
+                &(
+                    SIGNING_DOMAIN,
+                    self.version,
+                    &self.network,
+                    self.height,
+                    &self.prev_hash,
+                    &self.prev_state_root,
+                    self.timestamp_ms,
+                    wire,
+                ),
+                MAX_BLOB_BYTES,
+            )
+        };
+        encoded.map_err(too_large)
     }
 
     fn encode_blob(&self, wire: &[WireEvent]) -> Result<Vec<u8>, DaError> {
-        let value = (
-            self.version,
-            &self.network,
-            self.height,
-            &self.prev_hash,
-            self.timestamp_ms,
-            wire,
-            &self.signature,
-        );
-        codec::encode(&value, MAX_BLOB_BYTES).map_err(too_large)
+        let encoded = if self.version == DA_BLOB_VERSION_V1 {
+            codec::encode(
+                &(
+                    self.version,
+                    &self.network,
+                    self.height,
+                    &self.prev_hash,
+                    self.timestamp_ms,
+                    wire,
+                    &self.signature,
+                ),
+                MAX_BLOB_BYTES,
+            )
+        } else {
+            codec::encode(
+                &(
+                    self.version,
+                    &self.network,
+                    self.height,
+                    &self.prev_hash,
+                    &self.prev_state_root,
+                    self.timestamp_ms,
+                    wire,
+                    &self.signature,
+                ),
+                MAX_BLOB_BYTES,
+            )
+        };
+        encoded.map_err(too_large)
     }
 
     /// The bytes the authority signs: the CBOR array `["dsdn/da-blob/v1", version,
-    /// network, height, prev_hash: bytes32, timestamp_ms, [WireEvent...]]`.
+    /// network, height, prev_hash: bytes32, prev_state_root: bytes32, timestamp_ms,
+    /// [WireEvent...]]` (version 1: without `prev_state_root`).
     ///
     /// # Errors
     /// [`DaError::Malformed`] when an event or the whole exceeds its size cap.
@@ -195,16 +257,39 @@ impl DaBlob {
 
     /// The unsigned blob whose [`DaBlob::signing_bytes`] are `bytes`: what a committee
     /// member is asked to threshold-sign (issue 6 §3) is checked through this. The bytes
-    /// must be canonical (re-encoding gives them back).
+    /// must be canonical (re-encoding gives them back) and of version [`DA_BLOB_VERSION`]
+    /// (a member never signs a version-1 blob).
     ///
     /// # Errors
     /// [`DaError::Malformed`] for input over [`MAX_BLOB_BYTES`], undecodable or
     /// non-canonical input, another signing domain, or fields [`DaBlob::unsigned`] refuses;
     /// [`DaError::UnsupportedVersion`]; the event errors of [`DaEvent::from_wire`].
     pub fn from_signing_bytes(bytes: &[u8]) -> Result<DaBlob, DaError> {
-        type Signing = (String, u16, String, u64, Bytes32, u64, Vec<WireEvent>);
-        let (domain, version, network, height, prev_hash, timestamp_ms, wire) =
-            codec::decode::<Signing>(bytes, MAX_BLOB_BYTES).map_err(too_large)?;
+        type Signing = (
+            String,
+            u16,
+            String,
+            u64,
+            Bytes32,
+            Bytes32,
+            u64,
+            Vec<WireEvent>,
+        );
+        type SigningV1 = (String, u16, String, u64, Bytes32, u64, Vec<WireEvent>);
+        let decoded = codec::decode::<Signing>(bytes, MAX_BLOB_BYTES);
+        let (domain, version, network, height, prev_hash, prev_state_root, timestamp_ms, wire) =
+            match decoded {
+                Ok(fields) => fields,
+                Err(e) => {
+                    // A version-1 message is named as such.
+                    if let Ok(v1) = codec::decode::<SigningV1>(bytes, MAX_BLOB_BYTES) {
+                        if v1.0 == SIGNING_DOMAIN {
+                            return Err(DaError::UnsupportedVersion(v1.1));
+                        }
+                    }
+                    return Err(too_large(e));
+                }
+            };
         if domain != SIGNING_DOMAIN {
             return Err(DaError::Malformed(
                 "not the signing bytes of a DA blob".into(),
@@ -219,7 +304,14 @@ impl DaBlob {
             .iter()
             .map(DaEvent::from_wire)
             .collect::<Result<Vec<_>, _>>()?;
-        let blob = DaBlob::unsigned(&network, height, prev_hash.0, timestamp_ms, events)?;
+        let blob = DaBlob::unsigned(
+            &network,
+            height,
+            prev_hash.0,
+            prev_state_root.0,
+            timestamp_ms,
+            events,
+        )?;
         if blob.signing_bytes()? != bytes {
             return Err(DaError::Malformed(
                 "non-canonical blob signing bytes".into(),
@@ -237,6 +329,8 @@ impl DaBlob {
     }
 
     /// Builds a blob and signs it with `key` (the DA authority's key).
+    /// [`super::DaState::seal_next`] fills height, `prev_hash` and `prev_state_root` from a
+    /// state.
     ///
     /// # Errors
     /// As [`DaBlob::unsigned`].
@@ -245,10 +339,18 @@ impl DaBlob {
         network: &NetworkId,
         height: u64,
         prev_hash: [u8; 32],
+        prev_state_root: [u8; 32],
         timestamp_ms: u64,
         events: Vec<DaEvent>,
     ) -> Result<DaBlob, DaError> {
-        let blob = Self::unsigned(network, height, prev_hash, timestamp_ms, events)?;
+        let blob = Self::unsigned(
+            network,
+            height,
+            prev_hash,
+            prev_state_root,
+            timestamp_ms,
+            events,
+        )?;
         let signature = key.sign(&blob.signing_bytes()?).to_bytes();
         Ok(blob.with_signature(signature))
     }
@@ -270,10 +372,18 @@ impl DaBlob {
     /// [`DaError::UnsupportedVersion`]; [`DaError::UnknownEventKind`];
     /// [`DaError::UnsupportedEventVersion`].
     pub fn from_bytes(bytes: &[u8]) -> Result<DaBlob, DaError> {
-        let body = match codec::decode::<Versioned<BlobBodyV1>>(bytes, MAX_BLOB_BYTES)
+        let (version, body) = match codec::decode::<Versioned<BlobBodyV2>>(bytes, MAX_BLOB_BYTES)
             .map_err(too_large)?
         {
-            Versioned::Known(body) => body,
+            Versioned::Known(body) => (DA_BLOB_VERSION, body),
+            Versioned::Unknown(DA_BLOB_VERSION_V1) => {
+                match codec::decode::<Versioned<BlobBodyV1>>(bytes, MAX_BLOB_BYTES)
+                    .map_err(too_large)?
+                {
+                    Versioned::Known(v1) => (DA_BLOB_VERSION_V1, v1.into_v2()),
+                    Versioned::Unknown(v) => return Err(DaError::UnsupportedVersion(v)),
+                }
+            }
             Versioned::Unknown(v) => return Err(DaError::UnsupportedVersion(v)),
         };
         let events = body
@@ -282,10 +392,11 @@ impl DaBlob {
             .map(DaEvent::from_wire)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(DaBlob {
-            version: DA_BLOB_VERSION,
+            version,
             network: body.network,
             height: body.height,
             prev_hash: body.prev_hash,
+            prev_state_root: body.prev_state_root,
             timestamp_ms: body.timestamp_ms,
             events,
             signature: body.signature,
@@ -293,7 +404,7 @@ impl DaBlob {
     }
 
     /// Checks everything a node must check before storing, applying or forwarding the
-    /// blob: version, network, height ≥ 1, event count and [`DaEvent::validate`], and the
+    /// blob: version ([`DA_BLOB_VERSION`] or [`DA_BLOB_VERSION_V1`]), network, height ≥ 1, event count and [`DaEvent::validate`], and the
     /// Ed25519 signature (`verify_strict`) against `authority` (a 32-byte public key).
     /// Returns the blob with its hash and canonical encoding.
     ///
@@ -306,7 +417,7 @@ impl DaBlob {
         network: &NetworkId,
         authority: &[u8; 32],
     ) -> Result<VerifiedBlob, DaError> {
-        if self.version != DA_BLOB_VERSION {
+        if self.version != DA_BLOB_VERSION && self.version != DA_BLOB_VERSION_V1 {
             return Err(DaError::UnsupportedVersion(self.version));
         }
         if self.network != network.as_str() {
@@ -404,6 +515,12 @@ impl VerifiedBlob {
         self.blob.prev_hash.0
     }
 
+    /// The state root after the blob it follows, as the blob commits to it; `None` for a
+    /// version-1 blob, which commits to none.
+    pub fn prev_state_root(&self) -> Option<[u8; 32]> {
+        (self.blob.version != DA_BLOB_VERSION_V1).then_some(self.blob.prev_state_root.0)
+    }
+
     /// Its identity: `SHA-256(signing_bytes ‖ signature)`.
     pub fn hash(&self) -> [u8; 32] {
         self.hash
@@ -466,6 +583,32 @@ impl<'de, T: VersionedBody> Deserialize<'de> for Versioned<T> {
     }
 }
 
+/// The version-2 blob after its version element.
+struct BlobBodyV2 {
+    network: String,
+    height: u64,
+    prev_hash: Bytes32,
+    prev_state_root: Bytes32,
+    timestamp_ms: u64,
+    events: Vec<WireEvent>,
+    signature: Bytes64,
+}
+
+impl VersionedBody for BlobBodyV2 {
+    const VERSION: u16 = DA_BLOB_VERSION;
+    fn from_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Self, A::Error> {
+        Ok(BlobBodyV2 {
+            network: next(seq, 1)?,
+            height: next(seq, 2)?,
+            prev_hash: next(seq, 3)?,
+            prev_state_root: next(seq, 4)?,
+            timestamp_ms: next(seq, 5)?,
+            events: next(seq, 6)?,
+            signature: next(seq, 7)?,
+        })
+    }
+}
+
 /// The version-1 blob after its version element.
 struct BlobBodyV1 {
     network: String,
@@ -476,8 +619,23 @@ struct BlobBodyV1 {
     signature: Bytes64,
 }
 
+impl BlobBodyV1 {
+    /// The same fields with a zero `prev_state_root`.
+    fn into_v2(self) -> BlobBodyV2 {
+        BlobBodyV2 {
+            network: self.network,
+            height: self.height,
+            prev_hash: self.prev_hash,
+            prev_state_root: Bytes32([0; 32]),
+            timestamp_ms: self.timestamp_ms,
+            events: self.events,
+            signature: self.signature,
+        }
+    }
+}
+
 impl VersionedBody for BlobBodyV1 {
-    const VERSION: u16 = DA_BLOB_VERSION;
+    const VERSION: u16 = DA_BLOB_VERSION_V1;
     fn from_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Self, A::Error> {
         Ok(BlobBodyV1 {
             network: next(seq, 1)?,

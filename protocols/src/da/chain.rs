@@ -35,6 +35,22 @@ pub enum ChainError {
         /// The blob's height.
         height: u64,
     },
+    /// The blob's `prev_state_root` is not this node's state root after blob `height - 1`:
+    /// the sealer (authority or committee) committed to another state. A signed blob with a
+    /// wrong root is a fault of its signers; it is refused and counted
+    /// (`da_blobs_rejected_total{reason="state_root_mismatch"}`).
+    #[error(
+        "DA blob {height} commits to state root {} after height {}, this node's is {}",
+        hex::encode(.found), .height.saturating_sub(1), hex::encode(.expected)
+    )]
+    StateRootMismatch {
+        /// The blob's height (≥ 1).
+        height: u64,
+        /// This node's root after `height - 1`.
+        expected: [u8; 32],
+        /// The blob's `prev_state_root`.
+        found: [u8; 32],
+    },
     /// A different blob at the tip height, or at a height already held.
     #[error("a different DA blob {height} is already applied or held")]
     Conflict {
@@ -57,12 +73,13 @@ pub enum ChainError {
 }
 
 impl ChainError {
-    /// A stable metric label: `prev_hash_mismatch`, `timestamp_regression`, `conflict`,
-    /// `wrong_epoch_key`, `storage`.
+    /// A stable metric label: `prev_hash_mismatch`, `timestamp_regression`,
+    /// `state_root_mismatch`, `conflict`, `wrong_epoch_key`, `storage`.
     pub fn reason(&self) -> &'static str {
         match self {
             ChainError::PrevHashMismatch { .. } => "prev_hash_mismatch",
             ChainError::TimestampRegression { .. } => "timestamp_regression",
+            ChainError::StateRootMismatch { .. } => "state_root_mismatch",
             ChainError::Conflict { .. } => "conflict",
             ChainError::WrongEpochKey { .. } => "wrong_epoch_key",
             ChainError::Storage(_) => "storage",
@@ -205,6 +222,12 @@ impl DaChain {
     /// Hash of the last applied blob (zeros before genesis).
     pub fn tip_hash(&self) -> [u8; 32] {
         self.state.tip_hash()
+    }
+
+    /// The state root after the last applied blob (the empty tree's root before genesis):
+    /// the `prev_state_root` of the next blob.
+    pub fn state_root(&self) -> [u8; 32] {
+        self.state.state_root()
     }
 
     /// The blob held (verified, not applied yet) at `height`, if any.

@@ -28,13 +28,14 @@ pub mod chain;
 pub mod epochs;
 pub mod event;
 pub mod evidence;
+pub mod prove;
 pub mod register;
 pub mod state;
 pub mod sync;
 
 pub use blob::{
-    authority_key, DaBlob, DaError, VerifiedBlob, DA_BLOB_VERSION, GENESIS_PREV_HASH,
-    MAX_BLOB_BYTES, MAX_EVENTS_PER_BLOB,
+    authority_key, DaBlob, DaError, VerifiedBlob, DA_BLOB_VERSION, DA_BLOB_VERSION_V1,
+    GENESIS_PREV_HASH, MAX_BLOB_BYTES, MAX_EVENTS_PER_BLOB,
 };
 pub use bytes::{Bytes32, Bytes64};
 pub use chain::{ChainError, DaChain, Offer, MAX_PENDING_BLOBS, MAX_PENDING_BYTES};
@@ -44,8 +45,9 @@ pub use event::{
     MAX_TEXT_LEN, NODE_CLASSES,
 };
 pub use state::{
-    ApplySummary, ChunkRecord, DaState, EventOutcome, MemStore, NodeRecord, RecordedReceipt,
-    StateError, StateHeader, StateKey, StateProof, StateStore, StateValue,
+    check_prev_state_root, empty_root, ApplySummary, ChunkRecord, DaState, EventOutcome, MemStore,
+    NodeRecord, RecordedReceipt, StateError, StateHeader, StateKey, StateProof, StateStore,
+    StateValue,
 };
 
 #[cfg(test)]

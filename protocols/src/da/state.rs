@@ -86,6 +86,23 @@ pub struct ApplySummary {
     pub ignored: usize,
 }
 
+/// Checks that `blob` commits to the state `header` describes: a blob of version 2 must
+/// carry `header.root` (the root after blob `height - 1`) as its `prev_state_root`. A
+/// version-1 blob commits to no root and passes (logs written before issue 16 §3).
+///
+/// # Errors
+/// [`ChainError::StateRootMismatch`] with both roots.
+pub fn check_prev_state_root(header: &StateHeader, blob: &VerifiedBlob) -> Result<(), ChainError> {
+    match blob.prev_state_root() {
+        Some(found) if found != header.root.0 => Err(ChainError::StateRootMismatch {
+            height: blob.height(),
+            expected: header.root.0,
+            found,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The DA state of one network (14A §2), rebuilt by applying blobs in order: the header
 /// (height, tip, counters, root) in memory and the maps in a [`StateStore`].
 #[derive(Debug)]
@@ -371,6 +388,7 @@ impl DaState {
     /// - [`ChainError::WrongEpochKey`] when a recorded epoch is in force at its height
     ///   ([`super::epochs`]) and the blob was not verified against that epoch's group key
     ///   (before the first rotation takes effect the caller's genesis authority is the key);
+    /// - [`ChainError::StateRootMismatch`] as [`check_prev_state_root`];
     /// - [`ChainError::Storage`] when the store cannot be read or written.
     pub fn apply_blob(&mut self, blob: &VerifiedBlob) -> Result<ApplySummary, ChainError> {
         let b = blob.blob();
@@ -384,6 +402,7 @@ impl DaState {
         if b.timestamp_ms < self.header.last_timestamp_ms {
             return Err(ChainError::TimestampRegression { height });
         }
+        check_prev_state_root(&self.header, blob)?;
         let storage = |e: StateError| ChainError::Storage(e.to_string());
         let mut tx = self.tx();
         if let Some(epoch) = tx.epoch_at(height).map_err(storage)? {
@@ -427,6 +446,29 @@ impl DaState {
             .map_err(storage)?;
         self.header = header;
         Ok(summary)
+    }
+
+    /// The next blob of this state signed by `key`: height `height() + 1`, `prev_hash` the
+    /// tip's hash, `prev_state_root` the current root — what an authority seals (tools,
+    /// generators and tests; the daemon's sealers fill the same fields from their chain).
+    ///
+    /// # Errors
+    /// As [`super::DaBlob::sign`].
+    pub fn seal_next(
+        &self,
+        key: &ed25519_dalek::SigningKey,
+        timestamp_ms: u64,
+        events: Vec<DaEvent>,
+    ) -> Result<super::DaBlob, super::DaError> {
+        super::DaBlob::sign(
+            key,
+            &self.network,
+            self.header.height.saturating_add(1),
+            self.header.tip_hash.0,
+            self.header.root.0,
+            timestamp_ms,
+            events,
+        )
     }
 
     /// What applying `event` now would do, without applying it (e.g. for a publisher to

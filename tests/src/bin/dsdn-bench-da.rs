@@ -199,14 +199,21 @@ async fn blob_sizes(
         anyhow::ensure!(!page.is_empty(), "no blob at height {h}");
         for b in page.iter().filter(|b| b.height <= to) {
             let mut prev = [0u8; 32];
+            let mut root = [0u8; 32];
             let mut sig = [0u8; 64];
             hex::decode_to_slice(&b.prev_hash, &mut prev)?;
+            hex::decode_to_slice(&b.prev_state_root, &mut root)?;
             hex::decode_to_slice(&b.signature, &mut sig)?;
             let blob = DaBlob {
-                version: DA_BLOB_VERSION,
+                version: if b.version == 0 {
+                    DA_BLOB_VERSION
+                } else {
+                    b.version
+                },
                 network: network.to_owned(),
                 height: b.height,
                 prev_hash: Bytes32(prev),
+                prev_state_root: Bytes32(root),
                 timestamp_ms: b.timestamp_ms,
                 events: b.events.clone(),
                 signature: Bytes64(sig),

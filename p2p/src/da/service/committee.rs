@@ -41,7 +41,8 @@ impl DaService {
 
     /// Whether this member may sign `message` for the DA slot `height`: it must be the
     /// signing bytes of a blob of this network at exactly that height, extending this
-    /// member's own tip, with a timestamp neither before the tip's nor more than
+    /// member's own tip and committing to this member's state root after `height - 1`
+    /// ([`check_proposal_root`]), with a timestamp neither before the tip's nor more than
     /// [`MAX_PROPOSAL_FUTURE_MS`] past `now_ms` (UNIX milliseconds), and with every event
     /// passing [`DaEvent::validate_for_sealing`] (each `node_id` a PeerId). A member that is
     /// behind refuses; the proposer needs only t answers. There is no lower bound on the
@@ -74,6 +75,7 @@ impl DaService {
         if blob.prev_hash.0 != self.chain.tip_hash() {
             return Err(format!("blob {height} does not extend this member's tip"));
         }
+        check_proposal_root(height, blob.prev_state_root.0, self.chain.state_root())?;
         if blob.timestamp_ms < self.chain.last_timestamp_ms() {
             return Err(format!("blob {height} goes back in time"));
         }
@@ -88,4 +90,27 @@ impl DaService {
         }
         Ok(())
     }
+}
+
+/// A proposal for `height` must commit to the member's own state root after `height - 1`
+/// (`ours`): a member releases no share for a blob with another `prev_state_root` (issue 16
+/// §3). A member that has not applied `height - 1` yet refuses earlier (its next height
+/// differs) and is asked again in a later round.
+///
+/// # Errors
+/// Both roots, in hex, for the proposer's error message.
+pub(crate) fn check_proposal_root(
+    height: u64,
+    proposed: [u8; 32],
+    ours: [u8; 32],
+) -> Result<(), String> {
+    if proposed == ours {
+        return Ok(());
+    }
+    Err(format!(
+        "blob {height} commits to state root {} after height {}, this member's is {}",
+        hex::encode(proposed),
+        height.saturating_sub(1),
+        hex::encode(ours)
+    ))
 }

@@ -122,7 +122,10 @@ pub(super) fn replay(
         };
         let mut o = crate::da::store::overlay_lock(overlay);
         let commits = o.take_outbox();
-        let nodes: usize = commits.iter().map(|c| c.tree.node_batch.nodes().len()).sum();
+        let nodes: usize = commits
+            .iter()
+            .map(|c| c.tree.node_batch.nodes().len())
+            .sum();
         let small = commits.len() < REPLAY_WRITE_BATCH && nodes < REPLAY_WRITE_NODES;
         if commits.is_empty() || (!force && small) {
             o.put_back(commits);

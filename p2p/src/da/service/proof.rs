@@ -4,6 +4,12 @@
 use super::*;
 
 impl DaService {
+    /// The node's DA log with its state (for the proof worker), `None` without a data
+    /// directory.
+    pub(crate) fn log_store(&self) -> Option<Arc<store::DaStore>> {
+        self.log.as_ref().map(|l| Arc::clone(&l.store))
+    }
+
     /// The value of `key` with its proof against the state root at `height` (the current
     /// height when `None`) for `GET /v1/da/proof` (issue 16 §3). A full node proves any
     /// height whose tree it keeps (the current height, and the durable heights of the last

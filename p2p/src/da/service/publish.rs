@@ -272,6 +272,7 @@ impl DaService {
             &self.network,
             height,
             self.chain.tip_hash(),
+            self.chain.state_root(),
             timestamp_ms,
             events,
         );

@@ -96,7 +96,10 @@ mod tests {
         let node = internal_node();
         assert!(matches!(node, Node::Internal(_)));
         let mut cache = NodeCache::default();
-        let leaf = Node::Leaf(LeafNode::new(jmt::KeyHash([1; 32]), jmt::ValueHash([2; 32])));
+        let leaf = Node::Leaf(LeafNode::new(
+            jmt::KeyHash([1; 32]),
+            jmt::ValueHash([2; 32]),
+        ));
         cache.insert(&key(0), &leaf);
         assert!(cache.get(&key(0)).is_none());
         for v in 1..=(3 * NODE_CACHE_ENTRIES as u64) {

@@ -11,19 +11,21 @@ fn blob() -> DaBlob {
         &net(),
         1,
         GENESIS_PREV_HASH,
+        empty_root(),
         1_000,
         sample_events(),
     )
     .unwrap()
 }
 
-/// Encodes a blob-shaped array with arbitrary parts.
+/// Encodes a version-2-shaped blob array with arbitrary parts.
 fn raw_blob(version: u16, events: Vec<WireEvent>) -> Vec<u8> {
     codec::encode(
         &(
             version,
             "devnet",
             1u64,
+            Bytes32([0; 32]),
             Bytes32([0; 32]),
             5u64,
             events,
@@ -63,6 +65,7 @@ fn signing_bytes_are_the_documented_array() {
             "devnet",
             1u64,
             Bytes32(GENESIS_PREV_HASH),
+            Bytes32(empty_root()),
             1_000u64,
             wire,
         ),
@@ -74,7 +77,15 @@ fn signing_bytes_are_the_documented_array() {
 
 #[test]
 fn unsigned_then_external_signature_equals_sign() {
-    let u = DaBlob::unsigned(&net(), 1, GENESIS_PREV_HASH, 1_000, sample_events()).unwrap();
+    let u = DaBlob::unsigned(
+        &net(),
+        1,
+        GENESIS_PREV_HASH,
+        empty_root(),
+        1_000,
+        sample_events(),
+    )
+    .unwrap();
     assert_eq!(u.signature, Bytes64([0; 64]));
     assert_eq!(
         u.clone().verify(&net(), &auth()),
@@ -86,7 +97,7 @@ fn unsigned_then_external_signature_equals_sign() {
 
 #[test]
 fn build_bounds() {
-    let build = |height, events| DaBlob::unsigned(&net(), height, [0; 32], 0, events);
+    let build = |height, events| DaBlob::unsigned(&net(), height, [0; 32], [0; 32], 0, events);
     assert!(matches!(
         build(0, sample_events()),
         Err(DaError::Malformed(_))
@@ -112,11 +123,22 @@ fn build_bounds() {
     // The largest blob that is accepted decodes back.
     let mut events = Vec::new();
     let one = node(&"n".repeat(MAX_TEXT_LEN), &"z".repeat(MAX_TEXT_LEN));
-    while DaBlob::unsigned(&net(), 1, [0; 32], 0, events.clone()).is_ok() || events.is_empty() {
+    while DaBlob::unsigned(&net(), 1, [0; 32], [0; 32], 0, events.clone()).is_ok()
+        || events.is_empty()
+    {
         events.push(one.clone());
     }
     events.pop();
-    let max = DaBlob::sign(&authority(), &net(), u64::MAX, [9; 32], u64::MAX, events).unwrap();
+    let max = DaBlob::sign(
+        &authority(),
+        &net(),
+        u64::MAX,
+        [9; 32],
+        [9; 32],
+        u64::MAX,
+        events,
+    )
+    .unwrap();
     let bytes = max.to_bytes().unwrap();
     assert!(bytes.len() > MAX_BLOB_BYTES - 1024 && bytes.len() <= MAX_BLOB_BYTES);
     assert!(DaBlob::decode_verified(&bytes, &net(), &auth()).is_ok());
@@ -125,11 +147,11 @@ fn build_bounds() {
 #[test]
 fn verify_refuses_with_the_precise_error() {
     let b = blob();
-    let mut v2 = b.clone();
-    v2.version = 2;
+    let mut v3 = b.clone();
+    v3.version = 3;
     assert_eq!(
-        v2.verify(&net(), &auth()),
-        Err(DaError::UnsupportedVersion(2))
+        v3.verify(&net(), &auth()),
+        Err(DaError::UnsupportedVersion(3))
     );
     assert_eq!(
         b.clone().verify(&other_net(), &auth()),
@@ -156,7 +178,16 @@ fn verify_refuses_with_the_precise_error() {
         invalid.verify(&net(), &auth()),
         Err(DaError::Malformed(_))
     ));
-    let rogue = DaBlob::sign(&key(2), &net(), 1, [0; 32], 1_000, sample_events()).unwrap();
+    let rogue = DaBlob::sign(
+        &key(2),
+        &net(),
+        1,
+        [0; 32],
+        empty_root(),
+        1_000,
+        sample_events(),
+    )
+    .unwrap();
     assert_eq!(rogue.verify(&net(), &auth()), Err(DaError::BadSignature));
     let tampers: [fn(&mut DaBlob); 5] = [
         |b| b.height = 2,
@@ -211,24 +242,25 @@ fn decode_refuses_with_the_precise_error() {
     ));
 
     let ev = add(1, "n").to_wire().unwrap();
-    assert!(DaBlob::from_bytes(&raw_blob(1, vec![ev.clone()])).is_ok());
+    assert!(DaBlob::from_bytes(&raw_blob(2, vec![ev.clone()])).is_ok());
     // A later version is reported as such, whatever its shape.
     assert_eq!(
-        DaBlob::from_bytes(&raw_blob(2, vec![ev.clone()])),
-        Err(DaError::UnsupportedVersion(2))
+        DaBlob::from_bytes(&raw_blob(3, vec![ev.clone()])),
+        Err(DaError::UnsupportedVersion(3))
     );
     let v9 = codec::encode(&(9u16, "anything", [1, 2, 3]), 100).unwrap();
     assert_eq!(DaBlob::from_bytes(&v9), Err(DaError::UnsupportedVersion(9)));
-    let short = codec::encode(&(1u16, "devnet"), 100).unwrap();
+    let short = codec::encode(&(2u16, "devnet"), 100).unwrap();
     assert!(matches!(
         DaBlob::from_bytes(&short),
         Err(DaError::Malformed(_))
     ));
     let long = codec::encode(
         &(
-            1u16,
+            2u16,
             "devnet",
             1u64,
+            Bytes32([0; 32]),
             Bytes32([0; 32]),
             5u64,
             vec![ev.clone()],
@@ -244,12 +276,12 @@ fn decode_refuses_with_the_precise_error() {
     ));
     let kind = WireEvent(42, 1, ev.2.clone());
     assert_eq!(
-        DaBlob::from_bytes(&raw_blob(1, vec![ev.clone(), kind])),
+        DaBlob::from_bytes(&raw_blob(2, vec![ev.clone(), kind])),
         Err(DaError::UnknownEventKind(42))
     );
     let version = WireEvent(3, 7, ev.2.clone());
     assert_eq!(
-        DaBlob::from_bytes(&raw_blob(1, vec![version])),
+        DaBlob::from_bytes(&raw_blob(2, vec![version])),
         Err(DaError::UnsupportedEventVersion {
             kind: "replica_added",
             version: 7
@@ -257,7 +289,7 @@ fn decode_refuses_with_the_precise_error() {
     );
     let body = WireEvent(3, 1, ByteBuf::from(vec![1, 2, 3]));
     assert!(matches!(
-        DaBlob::from_bytes(&raw_blob(1, vec![body])),
+        DaBlob::from_bytes(&raw_blob(2, vec![body])),
         Err(DaError::Malformed(_))
     ));
 }
@@ -304,7 +336,7 @@ fn unverified_hash_matches_the_verified_one() {
 
 #[test]
 fn signing_bytes_decode_to_the_unsigned_blob() {
-    let unsigned = DaBlob::unsigned(&net(), 3, [7; 32], 9_000, sample_events()).unwrap();
+    let unsigned = DaBlob::unsigned(&net(), 3, [7; 32], [8; 32], 9_000, sample_events()).unwrap();
     let msg = unsigned.signing_bytes().unwrap();
     assert_eq!(DaBlob::from_signing_bytes(&msg).unwrap(), unsigned);
     // The signature the committee produces over them makes a blob every node verifies.
@@ -334,6 +366,7 @@ fn signing_bytes_of_other_shapes_are_refused() {
                 "devnet",
                 height,
                 Bytes32([0; 32]),
+                Bytes32([0; 32]),
                 5u64,
                 &wire,
             ),
@@ -341,21 +374,86 @@ fn signing_bytes_of_other_shapes_are_refused() {
         )
         .unwrap()
     };
-    assert!(DaBlob::from_signing_bytes(&with("dsdn/da-blob/v1", 1, 1)).is_ok());
+    assert!(DaBlob::from_signing_bytes(&with("dsdn/da-blob/v1", 2, 1)).is_ok());
     assert!(matches!(
-        DaBlob::from_signing_bytes(&with("dsdn/receipt/v1", 1, 1)),
+        DaBlob::from_signing_bytes(&with("dsdn/receipt/v1", 2, 1)),
         Err(DaError::Malformed(_))
     ));
     assert_eq!(
-        DaBlob::from_signing_bytes(&with("dsdn/da-blob/v1", 2, 1)),
-        Err(DaError::UnsupportedVersion(2))
+        DaBlob::from_signing_bytes(&with("dsdn/da-blob/v1", 3, 1)),
+        Err(DaError::UnsupportedVersion(3))
+    );
+    // A member never signs a version-1 blob (it commits to no state root).
+    let v1 = codec::encode(
+        &(
+            "dsdn/da-blob/v1",
+            1u16,
+            "devnet",
+            1u64,
+            Bytes32([0; 32]),
+            5u64,
+            &wire,
+        ),
+        MAX_BLOB_BYTES,
+    )
+    .unwrap();
+    assert_eq!(
+        DaBlob::from_signing_bytes(&v1),
+        Err(DaError::UnsupportedVersion(1))
     );
     assert!(matches!(
-        DaBlob::from_signing_bytes(&with("dsdn/da-blob/v1", 1, 0)),
+        DaBlob::from_signing_bytes(&with("dsdn/da-blob/v1", 2, 0)),
         Err(DaError::Malformed(_))
     ));
-    let mut long = with("dsdn/da-blob/v1", 1, 1);
+    let mut long = with("dsdn/da-blob/v1", 2, 1);
     long.push(0);
     assert!(DaBlob::from_signing_bytes(&long).is_err());
     assert!(DaBlob::from_signing_bytes(&[0xff; 16]).is_err());
+}
+
+/// A version-1 blob (an older log's) still decodes, verifies and re-encodes to its own
+/// bytes; it commits to no state root.
+#[test]
+fn version_1_blobs_of_an_older_log_still_verify() {
+    let events = sample_events();
+    let wire: Vec<WireEvent> = events.iter().map(|e| e.to_wire().unwrap()).collect();
+    let signing = codec::encode(
+        &(
+            "dsdn/da-blob/v1",
+            1u16,
+            "devnet",
+            1u64,
+            Bytes32(GENESIS_PREV_HASH),
+            1_000u64,
+            &wire,
+        ),
+        MAX_BLOB_BYTES,
+    )
+    .unwrap();
+    let sig = Bytes64(authority().sign(&signing).to_bytes());
+    let bytes = codec::encode(
+        &(
+            1u16,
+            "devnet",
+            1u64,
+            Bytes32(GENESIS_PREV_HASH),
+            1_000u64,
+            &wire,
+            sig,
+        ),
+        MAX_BLOB_BYTES,
+    )
+    .unwrap();
+    let v = DaBlob::decode_verified(&bytes, &net(), &auth()).unwrap();
+    assert_eq!(v.blob().version, DA_BLOB_VERSION_V1);
+    assert_eq!(v.prev_state_root(), None);
+    assert_eq!(v.encoded(), &bytes[..]);
+    // It applies to a state (no root to check), as in a log written before version 2.
+    let mut s = DaState::new(net());
+    assert!(s.apply_blob(&v).is_ok());
+    // A version-2 blob exposes its root.
+    assert_eq!(
+        blob().verify(&net(), &auth()).unwrap().prev_state_root(),
+        Some(empty_root())
+    );
 }

@@ -23,15 +23,24 @@ fn rotated(r: CommitteeRotation) -> DaEvent {
     DaEvent::CommitteeRotated(Box::new(r))
 }
 
+/// The next blob of `state` (its height + 1, tip hash and root) signed by `key(k)`.
 fn signed_by(
     k: u8,
-    height: u64,
-    prev: [u8; 32],
+    state: &DaState,
     ts: u64,
     events: Vec<DaEvent>,
 ) -> Result<VerifiedBlob, DaError> {
     let pk = key(k).verifying_key().to_bytes();
-    DaBlob::sign(&key(k), &net(), height, prev, ts, events)?.verify(&net(), &pk)
+    state.seal_next(&key(k), ts, events)?.verify(&net(), &pk)
+}
+
+/// The state after applying `log`.
+fn state_after(log: &[VerifiedBlob]) -> DaState {
+    let mut state = DaState::new(net());
+    for b in log {
+        state.apply_blob(b).unwrap();
+    }
+    state
 }
 
 #[test]
@@ -150,11 +159,11 @@ fn rotated_log() -> Vec<VerifiedBlob> {
         (7, vec![chunk(3)]),
         (9, vec![chunk(4)]),
     ];
-    let mut prev = GENESIS_PREV_HASH;
+    let mut state = DaState::new(net());
     let mut out = Vec::new();
     for (i, (k, events)) in plan.into_iter().enumerate() {
-        let b = signed_by(k, i as u64 + 1, prev, 1000 + i as u64, events).unwrap();
-        prev = b.hash();
+        let b = signed_by(k, &state, 1000 + i as u64, events).unwrap();
+        state.apply_blob(&b).unwrap();
         out.push(b);
     }
     out
@@ -199,7 +208,7 @@ fn a_blob_of_the_old_key_after_the_effective_height_is_refused() {
         state.apply_blob(b).unwrap();
     }
     // Height 4 signed by the genesis key, not by epoch 1's key 7.
-    let stale = signed_by(1, 4, log[2].hash(), 2000, vec![chunk(9)]).unwrap();
+    let stale = signed_by(1, &state, 2000, vec![chunk(9)]).unwrap();
     assert_eq!(
         state.apply_blob(&stale),
         Err(ChainError::WrongEpochKey {
@@ -209,7 +218,7 @@ fn a_blob_of_the_old_key_after_the_effective_height_is_refused() {
     );
     // Held ahead by a chain and released after the rotation: dropped, not applied.
     let mut chain = DaChain::new(DaState::new(net()));
-    let stale5 = signed_by(7, 5, log[3].hash(), 2000, vec![chunk(9)]).unwrap();
+    let stale5 = signed_by(7, &state_after(&log[..4]), 2000, vec![chunk(9)]).unwrap();
     assert_eq!(chain.offer(stale5), Offer::Held);
     for b in &log[..4] {
         assert!(matches!(chain.offer(b.clone()), Offer::Applied(_)));
@@ -220,7 +229,7 @@ fn a_blob_of_the_old_key_after_the_effective_height_is_refused() {
         "key 7 is epoch 1's key: height 5 applies"
     );
     let mut chain = DaChain::new(DaState::new(net()));
-    let wrong8 = signed_by(7, 8, log[6].hash(), 3000, vec![chunk(9)]).unwrap();
+    let wrong8 = signed_by(7, &state_after(&log), 3000, vec![chunk(9)]).unwrap();
     assert_eq!(chain.offer(wrong8), Offer::Held);
     for b in &log {
         assert!(matches!(chain.offer(b.clone()), Offer::Applied(_)));
@@ -238,8 +247,7 @@ fn a_rotation_not_admitted_changes_no_key() {
     let mut state = DaState::new(net());
     let b1 = signed_by(
         1,
-        1,
-        GENESIS_PREV_HASH,
+        &state,
         1,
         vec![rotated(rotation(1, 7, 1 + MAX_ROTATION_LEAD + 1))],
     )

@@ -7,6 +7,7 @@ fn signed(key: &SigningKey, height: u64, timestamp_ms: u64) -> Vec<u8> {
         &net(),
         height,
         GENESIS_PREV_HASH,
+        empty_root(),
         timestamp_ms,
         sample_events(),
     )
@@ -55,7 +56,15 @@ fn one_blob_under_two_threshold_signatures_is_no_fork() {
     use crate::committee::Slot;
     let outputs = run_dkg(&config(2, 3, 0), 7);
     let group = outputs[0].group_key;
-    let unsigned = DaBlob::unsigned(&net(), 1, GENESIS_PREV_HASH, 1_000, sample_events()).unwrap();
+    let unsigned = DaBlob::unsigned(
+        &net(),
+        1,
+        GENESIS_PREV_HASH,
+        empty_root(),
+        1_000,
+        sample_events(),
+    )
+    .unwrap();
     let msg = unsigned.signing_bytes().unwrap();
     let mut s = signers(&outputs);
     let mut r = rng(1);

@@ -87,9 +87,29 @@ pub(super) fn sample_events() -> Vec<DaEvent> {
     ]
 }
 
-/// A verified blob signed by the test authority.
+/// A verified blob signed by the test authority, committing to the empty state's root
+/// (right at height 1; for chains see [`chain_of`] and [`signed_root`]).
 pub(super) fn signed(height: u64, prev: [u8; 32], ts: u64, events: Vec<DaEvent>) -> VerifiedBlob {
-    DaBlob::sign(&authority(), &net(), height, prev, ts, events)
+    signed_root(height, prev, empty_root(), ts, events)
+}
+
+/// A verified blob signed by the test authority committing to `root`.
+pub(super) fn signed_root(
+    height: u64,
+    prev: [u8; 32],
+    root: [u8; 32],
+    ts: u64,
+    events: Vec<DaEvent>,
+) -> VerifiedBlob {
+    DaBlob::sign(&authority(), &net(), height, prev, root, ts, events)
+        .unwrap()
+        .verify(&net(), &auth())
+        .unwrap()
+}
+
+/// The next blob of `s` (right height, hash and root) signed by the test authority.
+pub(super) fn next_of(s: &DaState, ts: u64, events: Vec<DaEvent>) -> VerifiedBlob {
+    s.seal_next(&authority(), ts, events)
         .unwrap()
         .verify(&net(), &auth())
         .unwrap()
@@ -113,11 +133,11 @@ pub(super) fn chain_events(h: u64) -> Vec<DaEvent> {
 
 /// A valid chain of `len` verified blobs from genesis, timestamps non-decreasing.
 pub(super) fn chain_of(len: u64) -> Vec<VerifiedBlob> {
-    let mut prev = GENESIS_PREV_HASH;
+    let mut state = DaState::new(net());
     let mut out = Vec::new();
     for h in 1..=len {
-        let blob = signed(h, prev, 1_000 + h / 2, chain_events(h));
-        prev = blob.hash();
+        let blob = next_of(&state, 1_000 + h / 2, chain_events(h));
+        state.apply_blob(&blob).unwrap();
         out.push(blob);
     }
     out

@@ -157,9 +157,10 @@ proptest! {
         events in vec(arb_event(), 1..48),
         height in 1..u64::MAX,
         prev in any::<[u8; 32]>(),
+        root in any::<[u8; 32]>(),
         ts in any::<u64>(),
     ) {
-        let b = DaBlob::sign(&authority(), &net(), height, prev, ts, events).unwrap();
+        let b = DaBlob::sign(&authority(), &net(), height, prev, root, ts, events).unwrap();
         let bytes = b.to_bytes().unwrap();
         prop_assert!(bytes.len() <= MAX_BLOB_BYTES);
         prop_assert_eq!(&DaBlob::from_bytes(&bytes).unwrap(), &b);

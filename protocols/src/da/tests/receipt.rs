@@ -60,7 +60,16 @@ fn receipt_events_round_trip_on_the_wire() {
     // Inside a blob, next to the other kinds.
     let mut events = sample_events();
     events.extend([recorded(2), recorded(3)]);
-    let b = DaBlob::sign(&authority(), &net(), 1, GENESIS_PREV_HASH, 5, events).unwrap();
+    let b = DaBlob::sign(
+        &authority(),
+        &net(),
+        1,
+        GENESIS_PREV_HASH,
+        empty_root(),
+        5,
+        events,
+    )
+    .unwrap();
     let bytes = b.to_bytes().unwrap();
     let v = DaBlob::decode_verified(&bytes, &net(), &auth()).unwrap();
     assert_eq!(v.blob(), &b);
@@ -138,7 +147,16 @@ fn validate_refuses_inconsistent_and_oversized_receipts() {
             state().check_event(e).unwrap(),
             EventOutcome::Ignored("invalid")
         );
-        assert!(DaBlob::sign(&authority(), &net(), 1, [0; 32], 0, vec![e.clone()]).is_err());
+        assert!(DaBlob::sign(
+            &authority(),
+            &net(),
+            1,
+            [0; 32],
+            empty_root(),
+            0,
+            vec![e.clone()]
+        )
+        .is_err());
     }
     // The group signature is not the DA layer's to check: a zeroed one still validates.
     inconsistent(|t| t.aggregate_signature = Bytes64([0; 64]))
@@ -228,7 +246,9 @@ fn replay_records_receipts_at_their_blob_height() {
     assert_eq!(s.receipt(&receipt(3).receipt_id()).unwrap(), None);
     // Through a chain too: offered out of order, applied in order.
     let b1 = signed(1, GENESIS_PREV_HASH, 1, sample_events());
-    let b2 = signed(2, b1.hash(), 2, vec![recorded(1), recorded(2)]);
+    let mut after1 = state();
+    after1.apply_blob(&b1).unwrap();
+    let b2 = next_of(&after1, 2, vec![recorded(1), recorded(2)]);
     let mut c = DaChain::new(state());
     assert!(matches!(c.offer(b2), Offer::Held));
     assert!(matches!(c.offer(b1), Offer::Applied(_)));
@@ -334,7 +354,7 @@ fn size_cut_batches_of_receipts_fit_a_blob() {
     while let Some(batch) = b.poll(t0) {
         assert!(batch.len() < events.len(), "cut by size, not by count");
         let n = batch.len();
-        let blob = signed(s.height() + 1, prev, 0, batch.clone());
+        let blob = signed_root(s.height() + 1, prev, s.state_root(), 0, batch.clone());
         assert!(blob.encoded().len() <= MAX_BLOB_BYTES);
         prev = blob.hash();
         assert_eq!(s.apply_blob(&blob).unwrap().applied, n);
@@ -342,7 +362,7 @@ fn size_cut_batches_of_receipts_fit_a_blob() {
     }
     // The remainder is below every trigger until it is flushed.
     while let Some(batch) = b.flush() {
-        let blob = signed(s.height() + 1, prev, 0, batch.clone());
+        let blob = signed_root(s.height() + 1, prev, s.state_root(), 0, batch.clone());
         prev = blob.hash();
         s.apply_blob(&blob).unwrap();
         out.extend(batch);

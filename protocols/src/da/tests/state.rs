@@ -8,7 +8,7 @@ pub(super) fn state() -> DaState {
 
 /// Applies `events` as the next blob of `s`.
 pub(super) fn apply(s: &mut DaState, events: Vec<DaEvent>) -> ApplySummary {
-    let b = signed(s.height() + 1, s.tip_hash(), s.last_timestamp_ms(), events);
+    let b = next_of(s, s.last_timestamp_ms(), events);
     s.apply_blob(&b).unwrap()
 }
 
@@ -177,10 +177,18 @@ fn apply_blob_refuses_what_does_not_extend_the_tip() {
         s.apply_blob(&fork),
         Err(ChainError::PrevHashMismatch { height: 1 })
     );
-    let foreign = DaBlob::sign(&authority(), &other_net(), 1, [0; 32], 100, vec![chunk(1)])
-        .unwrap()
-        .verify(&other_net(), &auth())
-        .unwrap();
+    let foreign = DaBlob::sign(
+        &authority(),
+        &other_net(),
+        1,
+        [0; 32],
+        empty_root(),
+        100,
+        vec![chunk(1)],
+    )
+    .unwrap()
+    .verify(&other_net(), &auth())
+    .unwrap();
     assert_eq!(
         s.apply_blob(&foreign),
         Err(ChainError::PrevHashMismatch { height: 1 })
@@ -198,12 +206,53 @@ fn apply_blob_refuses_what_does_not_extend_the_tip() {
         Err(ChainError::TimestampRegression { height: 2 })
     );
     assert_eq!(*s.header(), before);
-    let same_ms = signed(2, b1.hash(), 100, vec![chunk(1)]);
+    let same_ms = next_of(&s, 100, vec![chunk(1)]);
     s.apply_blob(&same_ms).unwrap();
     assert_eq!(
         s.apply_blob(&same_ms),
         Err(ChainError::PrevHashMismatch { height: 2 })
     );
+}
+
+#[test]
+fn apply_blob_refuses_a_blob_committing_to_another_state_root() {
+    let mut s = state();
+    // Height 1 commits to the empty tree's root.
+    let wrong1 = signed_root(1, GENESIS_PREV_HASH, [7; 32], 100, vec![node("a", "z")]);
+    assert_eq!(
+        s.apply_blob(&wrong1),
+        Err(ChainError::StateRootMismatch {
+            height: 1,
+            expected: empty_root(),
+            found: [7; 32]
+        })
+    );
+    assert_eq!(s.height(), 0);
+    let b1 = next_of(&s, 100, vec![node("a", "z")]);
+    assert_eq!(b1.prev_state_root(), Some(empty_root()));
+    s.apply_blob(&b1).unwrap();
+    let root1 = s.state_root();
+    assert_ne!(root1, empty_root());
+    // Height 2 must carry the root after height 1, not the one before.
+    let stale = signed_root(2, b1.hash(), empty_root(), 100, vec![chunk(1)]);
+    let before = *s.header();
+    let e = s.apply_blob(&stale).unwrap_err();
+    assert_eq!(
+        e,
+        ChainError::StateRootMismatch {
+            height: 2,
+            expected: root1,
+            found: empty_root()
+        }
+    );
+    assert_eq!(e.reason(), "state_root_mismatch");
+    assert!(e.to_string().contains(&hex::encode(root1)), "{e}");
+    assert_eq!(*s.header(), before);
+    assert_eq!(check_prev_state_root(s.header(), &stale), Err(e));
+    let good = next_of(&s, 100, vec![chunk(1)]);
+    assert_eq!(check_prev_state_root(s.header(), &good), Ok(()));
+    s.apply_blob(&good).unwrap();
+    assert_eq!(s.height(), 2);
 }
 
 #[test]

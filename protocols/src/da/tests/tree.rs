@@ -34,7 +34,7 @@ fn build(events: &[DaEvent], sizes: &[usize]) -> DaState {
         let n = sizes[i % sizes.len()].clamp(1, rest.len());
         i += 1;
         let (now, later) = rest.split_at(n);
-        let b = signed(s.height() + 1, s.tip_hash(), 1, now.to_vec());
+        let b = next_of(&s, 1, now.to_vec());
         s.apply_blob(&b).unwrap();
         rest = later;
     }

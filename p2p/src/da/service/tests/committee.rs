@@ -95,7 +95,7 @@ fn a_proposal_that_breaks_the_chain_is_refused() {
     let mut m = member(dir.path(), t0);
     // Proposals that do not extend the tip, are dated wrongly, or are of another network.
     let unsigned = |prev: [u8; 32], ts: u64, network: &NetworkId| {
-        DaBlob::unsigned(network, 1, prev, ts, vec![chunk_event(9)])
+        DaBlob::unsigned(network, 1, prev, empty_root(), ts, vec![chunk_event(9)])
             .unwrap()
             .signing_bytes()
             .unwrap()
@@ -117,6 +117,13 @@ fn a_proposal_that_breaks_the_chain_is_refused() {
         .svc
         .check_proposal(1, &unsigned([0; 32], future, &net()), now)
         .is_err());
+    // A proposal committing to another state root than the member's after height 0.
+    let wrong_root = DaBlob::unsigned(&net(), 1, [0; 32], [5; 32], now, vec![chunk_event(9)])
+        .unwrap()
+        .signing_bytes()
+        .unwrap();
+    let e = m.svc.check_proposal(1, &wrong_root, now).unwrap_err();
+    assert!(e.contains("state root"), "{e}");
     let testnet = NetworkId::new("testnet").unwrap();
     assert!(m
         .svc
@@ -140,7 +147,7 @@ fn a_member_refuses_to_sign_a_node_id_that_is_no_peer_id() {
             capacity_bytes: 1,
             class: "regular".into(),
         };
-        DaBlob::unsigned(&net(), 1, [0; 32], now_ms(), vec![event])
+        DaBlob::unsigned(&net(), 1, [0; 32], empty_root(), now_ms(), vec![event])
             .unwrap()
             .signing_bytes()
             .unwrap()

@@ -36,7 +36,12 @@ fn rotation(effective_height: u64) -> DaEvent {
 /// Blobs 1..=`n`: genesis key up to 3 (blob 2 rotates to [`next_key`] from height 4), then
 /// the new key. Returns the encoded blobs.
 fn rotated_log(n: u64) -> Vec<Vec<u8>> {
-    let mut prev = [0u8; 32];
+    rotated_log_and_state(n).0
+}
+
+/// As [`rotated_log`], with the state after the last blob (to seal the next one).
+fn rotated_log_and_state(n: u64) -> (Vec<Vec<u8>>, dsdn_protocols::da::DaState) {
+    let mut state = dsdn_protocols::da::DaState::new(net());
     let mut out = Vec::new();
     for h in 1..=n {
         let (key, event) = match h {
@@ -44,17 +49,22 @@ fn rotated_log(n: u64) -> Vec<Vec<u8>> {
             1 | 3 => (auth_key(), registration()),
             _ => (next_key(), registration()),
         };
-        let blob = DaBlob::sign(&key, &net(), h, prev, 1000 + h, vec![event]).unwrap();
-        prev = blob.hash().unwrap();
-        out.push(blob.to_bytes().unwrap());
+        let blob = state.seal_next(&key, 1000 + h, vec![event]).unwrap();
+        let bytes = blob.to_bytes().unwrap();
+        let verified = blob
+            .verify(&net(), &key.verifying_key().to_bytes())
+            .unwrap();
+        state.apply_blob(&verified).unwrap();
+        out.push(bytes);
     }
-    out
+    (out, state)
 }
 
 #[test]
 fn a_node_with_the_genesis_authority_follows_a_rotation_and_keeps_it_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let log = rotated_log(6);
+    let (_, at5) = rotated_log_and_state(5);
     let mut o = open(dir.path());
     for bytes in &log[..5] {
         assert_eq!(o.svc.on_gossip(peer(), bytes), MessageAcceptance::Accept);
@@ -65,17 +75,11 @@ fn a_node_with_the_genesis_authority_follows_a_rotation_and_keeps_it_after_a_res
         Some(next_key().verifying_key().to_bytes())
     );
     // Height 6 signed by the genesis key after the rotation took effect: refused.
-    let stale = DaBlob::sign(
-        &auth_key(),
-        &net(),
-        6,
-        DaBlob::from_bytes(&log[4]).unwrap().hash().unwrap(),
-        2000,
-        vec![registration()],
-    )
-    .unwrap()
-    .to_bytes()
-    .unwrap();
+    let stale = at5
+        .seal_next(&auth_key(), 2000, vec![registration()])
+        .unwrap()
+        .to_bytes()
+        .unwrap();
     assert_eq!(o.svc.on_gossip(peer(), &stale), MessageAcceptance::Reject);
     drop(o);
     // Reopened with the same (genesis-only) config: the history comes from the log.

@@ -150,13 +150,22 @@ fn the_publisher_is_answered_once_a_peer_holds_the_blob_and_told_when_another_do
     // Blob 2: the peer holds another validly signed blob 2 (a copy of this key sealed it).
     let t1 = t0 + Duration::from_secs(1);
     let prev = a.svc.view().tip_hash;
+    let root = a.svc.view().state_root;
     let mut rx = publish(&mut a.svc, vec![chunk_event(2)], t1);
     a.svc.poll(t1 + BATCH);
     a.svc.flush();
-    let theirs = DaBlob::sign(&auth_key(), &net(), 2, prev, 5_000, vec![chunk_event(99)])
-        .unwrap()
-        .to_bytes()
-        .unwrap();
+    let theirs = DaBlob::sign(
+        &auth_key(),
+        &net(),
+        2,
+        prev,
+        root,
+        5_000,
+        vec![chunk_event(99)],
+    )
+    .unwrap()
+    .to_bytes()
+    .unwrap();
     let request = SyncRequest { from: 2, count: 1 };
     a.svc.on_confirm_response(
         p,

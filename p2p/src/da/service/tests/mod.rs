@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use dsdn_protocols::da::{Bytes32, ChainError, DaState};
+use dsdn_protocols::da::{empty_root, Bytes32, ChainError, DaState};
 
 use super::*;
 
@@ -155,14 +155,14 @@ impl Chain {
             hashes: Vec::new(),
             roots: Vec::new(),
         };
-        let mut prev = [0; 32];
         for h in 1..=n {
-            let v = DaBlob::sign(&auth_key(), &net(), h, prev, 1000 + h, make(h))
+            let v = state
+                .seal_next(&auth_key(), 1000 + h, make(h))
                 .unwrap()
                 .verify(&net(), &auth())
                 .unwrap();
             state.apply_blob(&v).unwrap();
-            prev = v.hash();
+            let prev = v.hash();
             c.hashes.push(prev);
             c.encoded.push(v.encoded().to_vec());
             c.roots.push(state.state_root());
@@ -194,6 +194,7 @@ impl Chain {
             &net(),
             h,
             b.prev_hash.0,
+            b.prev_state_root.0,
             b.timestamp_ms,
             b.events,
         )
@@ -205,10 +206,18 @@ impl Chain {
     /// Blob `h` validly signed but linked to a wrong predecessor.
     fn unlinked(&self, h: u64) -> Vec<u8> {
         let b = DaBlob::from_bytes(self.blob(h)).unwrap();
-        DaBlob::sign(&auth_key(), &net(), h, [0xEE; 32], b.timestamp_ms, b.events)
-            .unwrap()
-            .to_bytes()
-            .unwrap()
+        DaBlob::sign(
+            &auth_key(),
+            &net(),
+            h,
+            [0xEE; 32],
+            b.prev_state_root.0,
+            b.timestamp_ms,
+            b.events,
+        )
+        .unwrap()
+        .to_bytes()
+        .unwrap()
     }
 }
 

@@ -237,10 +237,18 @@ fn a_blob_of_our_key_that_we_did_not_seal_halts_sealing() {
     assert_eq!(a.svc.identity_clash(), None);
 
     // The copy's blob 1: same key, other events.
-    let theirs = DaBlob::sign(&auth_key(), &net(), 1, [0; 32], 5, vec![chunk_event(99)])
-        .unwrap()
-        .to_bytes()
-        .unwrap();
+    let theirs = DaBlob::sign(
+        &auth_key(),
+        &net(),
+        1,
+        [0; 32],
+        empty_root(),
+        5,
+        vec![chunk_event(99)],
+    )
+    .unwrap()
+    .to_bytes()
+    .unwrap();
     let queued = publish(&mut a.svc, vec![chunk_event(2)], t0 + grace);
     let verdict = a.svc.on_gossip(peer(), &theirs);
     assert_eq!(

@@ -32,10 +32,18 @@ fn submit_outcomes() {
     assert_eq!(o.metrics.da_pending_blobs.get(), 0);
     assert_eq!(o.svc.submit(chain.blob(1)).unwrap().outcome, "duplicate");
 
-    let far = DaBlob::sign(&auth_key(), &net(), 2000, [1; 32], 5000, events(2000, 0))
-        .unwrap()
-        .to_bytes()
-        .unwrap();
+    let far = DaBlob::sign(
+        &auth_key(),
+        &net(),
+        2000,
+        [1; 32],
+        [1; 32],
+        5000,
+        events(2000, 0),
+    )
+    .unwrap()
+    .to_bytes()
+    .unwrap();
     assert!(matches!(
         o.svc.submit(&far),
         Err(SubmitError::TooFarAhead {

@@ -1,0 +1,278 @@
+//! Serving `/dsdn/<network>/da-proof/1.0.0` (issue 16 §3): [`ProofServer`] owns the
+//! pending inbound proof requests and a worker thread that builds the proofs from redb, so
+//! the event loop never reads the disk for them. The event loop only routes: a request goes
+//! to [`ProofServer::submit`], the worker's answers come back through
+//! [`ProofServer::next_done`] and are sent with the reply handle the server kept.
+//!
+//! Proofs are built from the durable state only (the redb tables, through a fresh
+//! read-only `StoredState`): a request without a height is answered at the newest durable
+//! height, and heights not durable yet are [`ProofResponse::HeightUnavailable`].
+//!
+//! Caps: at most [`PROOF_QUEUE`] requests queued or being built (more are answered
+//! [`ProofResponse::Busy`] at once), at most [`MAX_PENDING_PER_PEER`] of them per peer;
+//! requests and responses are size-capped by the codec
+//! (`MAX_PROOF_REQUEST_BYTES`, `MAX_PROOF_RESPONSE_BYTES`).
+
+use std::collections::HashMap;
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
+
+use dsdn_protocols::da::prove::{ProofRequest, ProofResponse};
+use dsdn_protocols::da::{StateError, StateKey, StateProof};
+use libp2p::PeerId;
+use tokio::sync::mpsc;
+
+use super::store::{DaStore, StoredState};
+use crate::net::rpc::Reply;
+
+/// Most proof requests queued or being built at once.
+pub const PROOF_QUEUE: usize = 64;
+
+/// Most pending proof requests of one peer.
+pub const MAX_PENDING_PER_PEER: usize = 8;
+
+/// A request handed to the worker.
+struct Job {
+    id: u64,
+    request: ProofRequest,
+}
+
+/// A built answer: the job id and the response.
+pub(crate) struct Done {
+    id: u64,
+    response: ProofResponse,
+}
+
+/// See the module docs.
+pub(crate) struct ProofServer {
+    jobs: SyncSender<Job>,
+    done: mpsc::Receiver<Done>,
+    /// Job id → (asking peer, reply handle).
+    pending: HashMap<u64, (PeerId, Reply)>,
+    next_id: u64,
+}
+
+impl ProofServer {
+    /// Starts the worker thread over `store` (the node's DA log with its state).
+    ///
+    /// # Errors
+    /// The thread cannot be spawned.
+    pub(crate) fn start(store: Arc<DaStore>) -> std::io::Result<ProofServer> {
+        let (jobs, rx) = sync_channel::<Job>(PROOF_QUEUE);
+        let (tx, done) = mpsc::channel(PROOF_QUEUE);
+        std::thread::Builder::new()
+            .name("da-proofs".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    let response = prove(&store, &job.request);
+                    if tx
+                        .blocking_send(Done {
+                            id: job.id,
+                            response,
+                        })
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            })?;
+        Ok(ProofServer {
+            jobs,
+            done,
+            pending: HashMap::new(),
+            next_id: 0,
+        })
+    }
+
+    /// Takes `peer`'s request: queued for the worker (answered later through
+    /// [`ProofServer::next_done`]), or answered at once (returned) when the queue or the
+    /// peer's share is full or the worker is gone.
+    pub(crate) fn submit(
+        &mut self,
+        peer: PeerId,
+        request: ProofRequest,
+        reply: Reply,
+    ) -> Option<(Reply, ProofResponse)> {
+        let of_peer = self.pending.values().filter(|(p, _)| *p == peer).count();
+        if of_peer >= MAX_PENDING_PER_PEER || self.pending.len() >= PROOF_QUEUE {
+            return Some((reply, ProofResponse::Busy));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        match self.jobs.try_send(Job { id, request }) {
+            Ok(()) => {
+                self.pending.insert(id, (peer, reply));
+                None
+            }
+            Err(TrySendError::Full(_)) => Some((reply, ProofResponse::Busy)),
+            Err(TrySendError::Disconnected(_)) => Some((
+                reply,
+                ProofResponse::Failed("the proof worker stopped".into()),
+            )),
+        }
+    }
+
+    /// The next built answer with the reply handle to send it on; pending forever when
+    /// there is no server (for `tokio::select!`).
+    pub(crate) async fn next_done(
+        server: &mut Option<ProofServer>,
+    ) -> Option<(Reply, ProofResponse)> {
+        let Some(s) = server.as_mut() else {
+            return std::future::pending().await;
+        };
+        let done = s.done.recv().await?;
+        let (_, reply) = s.pending.remove(&done.id)?;
+        Some((reply, done.response))
+    }
+}
+
+/// Builds the answer to `request` from the durable state in `store` (on the worker).
+fn prove(store: &Arc<DaStore>, request: &ProofRequest) -> ProofResponse {
+    let key = match StateKey::parse(&request.key) {
+        Ok(k) => k,
+        Err(e) => return ProofResponse::BadKey(e.to_string()),
+    };
+    match build(store, &key, request.height) {
+        Ok(proof) => ProofResponse::Proof(proof),
+        Err(StateError::HeightUnavailable {
+            height,
+            oldest,
+            newest,
+        }) => ProofResponse::HeightUnavailable {
+            height,
+            oldest,
+            newest,
+        },
+        Err(e) => ProofResponse::Failed(e.to_string()),
+    }
+}
+
+fn build(
+    store: &Arc<DaStore>,
+    key: &StateKey,
+    height: Option<u64>,
+) -> Result<StateProof, StateError> {
+    let newest = store.state_tip();
+    let oldest = store.state_oldest()?;
+    let height = height.unwrap_or(newest);
+    let unavailable = StateError::HeightUnavailable {
+        height,
+        oldest,
+        newest,
+    };
+    if height > newest || height < oldest {
+        return Err(unavailable);
+    }
+    let Some(root) = store.state_root_at(height)? else {
+        return Err(unavailable);
+    };
+    let (reader, _) = StoredState::open(Arc::clone(store))?;
+    StateProof::build(&reader, key, height, root)
+}
+
+#[cfg(test)]
+mod tests {
+    use dsdn_protocols::da::{DaEvent, StateKey};
+    use dsdn_protocols::NetworkId;
+    use ed25519_dalek::SigningKey;
+
+    use super::*;
+    use crate::da::store::OfflineState;
+
+    /// A log of 3 blobs with its state, written through the full node's store code.
+    fn store(dir: &std::path::Path) -> (Arc<DaStore>, [u8; 32]) {
+        let net = NetworkId::new("devnet").unwrap();
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let path = dir.join("da-log.redb");
+        let root = {
+            let mut s = OfflineState::open(&path, &net).unwrap();
+            for h in 1..=3u64 {
+                let b = s
+                    .state()
+                    .seal_next(
+                        &key,
+                        h,
+                        vec![DaEvent::NodeRegistered {
+                            node_id: format!("n{h}"),
+                            zone: "z".into(),
+                            capacity_bytes: h,
+                            class: "regular".into(),
+                        }],
+                    )
+                    .unwrap()
+                    .verify(&net, &key.verifying_key().to_bytes())
+                    .unwrap();
+                s.apply(&b).unwrap();
+            }
+            s.flush().unwrap();
+            s.state().state_root()
+        };
+        (Arc::new(DaStore::open(&path, &net).unwrap().store), root)
+    }
+
+    #[test]
+    fn the_worker_proves_durable_heights_and_refuses_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, root) = store(dir.path());
+        let ask = |key: &str, height| {
+            prove(
+                &store,
+                &ProofRequest {
+                    key: key.into(),
+                    height,
+                },
+            )
+        };
+        // The newest durable height by default, verifying against the state's root.
+        let ProofResponse::Proof(p) = ask("node:n3", None) else {
+            panic!("no proof");
+        };
+        assert_eq!(p.height, 3);
+        assert!(p.verify(root).unwrap().1.is_some());
+        // An older height: n3 absent there.
+        let ProofResponse::Proof(p) = ask("node:n3", Some(2)) else {
+            panic!("no proof at 2");
+        };
+        assert_eq!(
+            p.verify(p.root.0).unwrap(),
+            (StateKey::Node("n3".into()), None)
+        );
+        assert!(matches!(
+            ask("node:n1", Some(9)),
+            ProofResponse::HeightUnavailable {
+                height: 9,
+                newest: 3,
+                ..
+            }
+        ));
+        assert!(matches!(ask("nonsense", None), ProofResponse::BadKey(_)));
+    }
+
+    #[tokio::test]
+    async fn the_server_answers_through_the_event_loop_and_caps_each_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = store(dir.path());
+        let mut server = Some(ProofServer::start(store).unwrap());
+        let peer = PeerId::random();
+        let request = ProofRequest {
+            key: "node:n1".into(),
+            height: None,
+        };
+        let mut busy = 0;
+        for n in 0..(MAX_PENDING_PER_PEER as u64 + 3) {
+            let s = server.as_mut().unwrap();
+            if let Some((_, r)) = s.submit(peer, request.clone(), Reply::for_test(n)) {
+                assert!(matches!(r, ProofResponse::Busy));
+                busy += 1;
+            }
+        }
+        assert!(busy >= 3, "{busy} busy answers");
+        let mut answered = 0;
+        while answered + busy < MAX_PENDING_PER_PEER + 3 {
+            let (_, r) = ProofServer::next_done(&mut server).await.unwrap();
+            assert!(matches!(r, ProofResponse::Proof(_)));
+            answered += 1;
+        }
+        assert_eq!(server.as_ref().unwrap().pending.len(), 0);
+    }
+}
