@@ -242,13 +242,7 @@ impl EventLoop {
             let _ = tx.send(Ok(local));
             return;
         }
-        let connected = self.swarm.behaviour().peer_manager.connected();
-        let Some(peer) = connected
-            .iter()
-            .filter(|(_, p)| keeps_da_log(p.services))
-            .map(|(id, _)| *id)
-            .next()
-        else {
+        let Some(peer) = self.da_log_peer() else {
             let _ = tx.send(Err(RangeError::NoPeer));
             return;
         };
@@ -298,6 +292,18 @@ impl EventLoop {
         }
     }
 
+    /// The first connected peer that keeps the DA log (a full node), if any.
+    fn da_log_peer(&self) -> Option<PeerId> {
+        self.swarm
+            .behaviour()
+            .peer_manager
+            .connected()
+            .iter()
+            .filter(|(_, p)| keeps_da_log(p.services))
+            .map(|(id, _)| *id)
+            .next()
+    }
+
     /// `NodeHandle::da_prove_remote`: asks a connected peer that keeps the DA log (the
     /// first one found) for a proof; the unverified answer goes to `tx`.
     pub(super) fn da_prove_remote(
@@ -305,13 +311,7 @@ impl EventLoop {
         request: ProofRequest,
         tx: oneshot::Sender<Result<ProofResponse, String>>,
     ) {
-        let connected = self.swarm.behaviour().peer_manager.connected();
-        let Some(peer) = connected
-            .iter()
-            .filter(|(_, p)| keeps_da_log(p.services))
-            .map(|(id, _)| *id)
-            .next()
-        else {
+        let Some(peer) = self.da_log_peer() else {
             let _ = tx.send(Err("no connected peer keeps the DA log".into()));
             return;
         };

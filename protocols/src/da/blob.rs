@@ -18,15 +18,14 @@
 //! (the root of the empty tree at height 1), the way a Tendermint header carries the
 //! AppHash of the previous block.
 
-use std::fmt;
-use std::marker::PhantomData;
-
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use sha2::{Digest, Sha256};
 
 use super::{Bytes32, Bytes64, DaEvent, WireEvent};
 use crate::{codec, NetworkId};
+
+mod versioned;
+use versioned::{BlobBodyV1, BlobBodyV2, Versioned};
 
 /// Blob format version this build writes (and accepts, with [`DA_BLOB_VERSION_V1`]).
 pub const DA_BLOB_VERSION: u16 = 2;
@@ -534,116 +533,5 @@ impl VerifiedBlob {
     /// The blob, giving up the verification record.
     pub fn into_blob(self) -> DaBlob {
         self.blob
-    }
-}
-
-/// A CBOR array whose first element is a u16 format version: [`Versioned::Known`] with the
-/// remaining elements when the version is `T::VERSION`, [`Versioned::Unknown`] otherwise
-/// (the rest is skipped unread), so unknown versions are reported as such whatever follows.
-pub(crate) enum Versioned<T> {
-    Known(T),
-    Unknown(u16),
-}
-
-/// The elements after the version of a [`Versioned`] array.
-pub(crate) trait VersionedBody: Sized {
-    /// The version whose layout this type decodes.
-    const VERSION: u16;
-    /// Decodes the remaining elements, in order.
-    fn from_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Self, A::Error>;
-}
-
-/// The next element of a versioned array, or an error naming the missing position.
-pub(crate) fn next<'de, A: SeqAccess<'de>, F: Deserialize<'de>>(
-    seq: &mut A,
-    index: usize,
-) -> Result<F, A::Error> {
-    seq.next_element()?
-        .ok_or_else(|| de::Error::custom(format_args!("array too short: no element {index}")))
-}
-
-impl<'de, T: VersionedBody> Deserialize<'de> for Versioned<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(PhantomData<T>);
-        impl<'de, T: VersionedBody> Visitor<'de> for V<T> {
-            type Value = Versioned<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array starting with a u16 version")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let version: u16 = next(&mut seq, 0)?;
-                if version != T::VERSION {
-                    while seq.next_element::<IgnoredAny>()?.is_some() {}
-                    return Ok(Versioned::Unknown(version));
-                }
-                T::from_seq(&mut seq).map(Versioned::Known)
-            }
-        }
-        d.deserialize_seq(V(PhantomData))
-    }
-}
-
-/// The version-2 blob after its version element.
-struct BlobBodyV2 {
-    network: String,
-    height: u64,
-    prev_hash: Bytes32,
-    prev_state_root: Bytes32,
-    timestamp_ms: u64,
-    events: Vec<WireEvent>,
-    signature: Bytes64,
-}
-
-impl VersionedBody for BlobBodyV2 {
-    const VERSION: u16 = DA_BLOB_VERSION;
-    fn from_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Self, A::Error> {
-        Ok(BlobBodyV2 {
-            network: next(seq, 1)?,
-            height: next(seq, 2)?,
-            prev_hash: next(seq, 3)?,
-            prev_state_root: next(seq, 4)?,
-            timestamp_ms: next(seq, 5)?,
-            events: next(seq, 6)?,
-            signature: next(seq, 7)?,
-        })
-    }
-}
-
-/// The version-1 blob after its version element.
-struct BlobBodyV1 {
-    network: String,
-    height: u64,
-    prev_hash: Bytes32,
-    timestamp_ms: u64,
-    events: Vec<WireEvent>,
-    signature: Bytes64,
-}
-
-impl BlobBodyV1 {
-    /// The same fields with a zero `prev_state_root`.
-    fn into_v2(self) -> BlobBodyV2 {
-        BlobBodyV2 {
-            network: self.network,
-            height: self.height,
-            prev_hash: self.prev_hash,
-            prev_state_root: Bytes32([0; 32]),
-            timestamp_ms: self.timestamp_ms,
-            events: self.events,
-            signature: self.signature,
-        }
-    }
-}
-
-impl VersionedBody for BlobBodyV1 {
-    const VERSION: u16 = DA_BLOB_VERSION_V1;
-    fn from_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Self, A::Error> {
-        Ok(BlobBodyV1 {
-            network: next(seq, 1)?,
-            height: next(seq, 2)?,
-            prev_hash: next(seq, 3)?,
-            timestamp_ms: next(seq, 4)?,
-            events: next(seq, 5)?,
-            signature: next(seq, 6)?,
-        })
     }
 }
