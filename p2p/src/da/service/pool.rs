@@ -11,8 +11,14 @@
 //! identical posted events are one entry with both waiters, answered by one blob.
 //! Bounds: own entries with the batcher's [`MAX_QUEUED_EVENTS`], forwarded entries at most
 //! [`MAX_QUEUED_EVENTS`] (more are refused; their member forwards again).
+//!
+//! A forward can arrive after the blob that sealed its events was applied here: its member
+//! sent it before applying that blob (members forward again at every round change and
+//! timeout, and a split delays everything). The keys of the last [`RECENTLY_SEALED`]
+//! sealed events are remembered, and a forwarded event among them is dropped, so a late
+//! forward does not seal an event a second time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use dsdn_protocols::da::WireEvent;
 use sha2::{Digest, Sha256};
@@ -36,6 +42,33 @@ struct Own {
     replies: Vec<Reply>,
 }
 
+/// Keys of sealed events remembered against late forwards (32 bytes each, twice: ~2 MiB).
+pub(crate) const RECENTLY_SEALED: usize = 32_768;
+
+/// The keys of the last [`RECENTLY_SEALED`] sealed events, oldest first.
+#[derive(Default)]
+struct Sealed {
+    order: VecDeque<[u8; 32]>,
+    set: HashSet<[u8; 32]>,
+}
+
+impl Sealed {
+    fn insert(&mut self, key: [u8; 32]) {
+        if self.set.insert(key) {
+            self.order.push_back(key);
+            while self.order.len() > RECENTLY_SEALED {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn contains(&self, key: &[u8; 32]) -> bool {
+        self.set.contains(key)
+    }
+}
+
 /// See the module documentation.
 #[derive(Default)]
 pub(crate) struct Pool {
@@ -46,6 +79,8 @@ pub(crate) struct Pool {
     next: u64,
     /// Bumped whenever an own event is added (the rotation forwards again).
     generation: u64,
+    /// Keys of recently sealed events: a late forward of one is dropped.
+    sealed: Sealed,
 }
 
 impl Pool {
@@ -156,7 +191,9 @@ impl DaService {
             let Some(key) = event_key(&event) else {
                 continue;
             };
-            if self.pool.forwarded.contains_key(&key) || self.pool.own.iter().any(|o| o.key == key)
+            if self.pool.forwarded.contains_key(&key)
+                || self.pool.own.iter().any(|o| o.key == key)
+                || self.pool.sealed.contains(&key)
             {
                 continue;
             }
@@ -262,7 +299,7 @@ impl DaService {
     /// Applied blobs take their events out of the pool; the waiters of own events are
     /// answered once the blob is durable and confirmed ([`DaService::when_durable`]).
     pub(super) fn pool_applied(&mut self, applied: &[VerifiedBlob]) {
-        if self.pool.len() == 0 {
+        if !self.seals_by_rotation() && self.pool.len() == 0 {
             return;
         }
         for b in applied {
@@ -271,6 +308,9 @@ impl DaService {
                 let Some(key) = event_key(event) else {
                     continue;
                 };
+                if self.seals_by_rotation() {
+                    self.pool.sealed.insert(key);
+                }
                 self.pool.forwarded.remove(&key);
                 if let Some(i) = self.pool.own.iter().position(|o| o.key == key) {
                     replies.append(&mut self.pool.own.remove(i).replies);

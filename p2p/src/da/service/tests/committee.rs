@@ -80,6 +80,11 @@ fn members_pool_events_the_proposer_seals_them_and_every_waiter_is_answered() {
     other.svc.flush();
     assert!(!other.svc.has_pending());
     assert!(matches!(rx_other.try_recv(), Ok(Ok(p)) if p.heights == vec![1]));
+    // A late forward of sealed events (sent before its member applied the blob) is
+    // dropped: nothing is sealed twice.
+    assert_eq!(proposer.svc.on_forwarded(&wire), Ok(0), "already sealed");
+    assert!(!proposer.svc.has_pending());
+    assert!(proposer.svc.propose_blob(2).is_none());
     // Sealed again (a later round may re-seal the same blob): ignored.
     proposer
         .svc
