@@ -20,11 +20,13 @@ const ROUND_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Publishes `event` on `name` (one POST); `Ok(Some(height))` when answered "published".
 async fn publish_one(net: &TestNet, name: &str, event: &DaEvent) -> Option<u64> {
     let client = net.node(name).client_with_timeout(Duration::from_secs(30));
-    client
-        .da_publish(std::slice::from_ref(event))
-        .await
-        .ok()
-        .and_then(|p| p.heights.first().copied())
+    match client.da_publish(std::slice::from_ref(event)).await {
+        Ok(p) => p.heights.first().copied(),
+        Err(e) => {
+            eprintln!("publication on {name} failed: {e:#}");
+            None
+        }
+    }
 }
 
 /// Waits until every running node of `names` has one tip and state root (that of `names[0]`

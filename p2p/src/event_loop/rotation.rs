@@ -9,6 +9,7 @@ use dsdn_protocols::committee::rotation::{
     FrostRoundCrypto, RotationConfig, RotationMsg, RotationRequest, MAX_FORWARD_EVENTS,
 };
 use dsdn_protocols::committee::MAX_SIGNED_MESSAGE_BYTES;
+use dsdn_protocols::da::WireEvent;
 use libp2p::PeerId;
 
 use super::EventLoop;
@@ -269,8 +270,19 @@ impl EventLoop {
         r.forwarded = Some((key, now));
         tracing::debug!(%peer, height, round, events = events.len(), "forwarding pending DA events");
         if let Some(b) = self.swarm.behaviour_mut().da_rotation.as_mut() {
-            b.send(peer, RotationRequest::Forward(events), ());
+            b.send(peer, RotationRequest::ForwardAt { height, events }, ());
         }
+    }
+
+    fn rotation_forwarded(
+        &mut self,
+        peer: PeerId,
+        height: Option<u64>,
+        events: &[WireEvent],
+    ) -> Result<(), String> {
+        self.da.service.on_forwarded(height, events).map(|new| {
+            tracing::debug!(%peer, ?height, new, "DA events forwarded to this member");
+        })
     }
 
     /// `/dsdn/<net>/da-rotation/1.0.0` events: members' messages (a `Sign` only after its
@@ -309,13 +321,14 @@ impl EventLoop {
                         None => Err("no rotation".into()),
                     })
                 }
-                RotationRequest::Forward(events) if events.len() > MAX_FORWARD_EVENTS => {
+                RotationRequest::Forward(events) | RotationRequest::ForwardAt { events, .. }
+                    if events.len() > MAX_FORWARD_EVENTS =>
+                {
                     Err(format!("{} events forwarded at once", events.len()))
                 }
-                RotationRequest::Forward(events) => {
-                    self.da.service.on_forwarded(&events).map(|new| {
-                        tracing::debug!(%peer, new, "DA events forwarded to this member");
-                    })
+                RotationRequest::Forward(events) => self.rotation_forwarded(peer, None, &events),
+                RotationRequest::ForwardAt { height, events } => {
+                    self.rotation_forwarded(peer, Some(height), &events)
                 }
             }
         };

@@ -15,10 +15,14 @@
 //! A forward can arrive after the blob that sealed its events was applied here: its member
 //! sent it before applying that blob (members forward again at every round change and
 //! timeout, and a split delays everything). The keys of the last [`RECENTLY_SEALED`]
-//! sealed events are remembered, and a forwarded event among them is dropped, so a late
-//! forward does not seal an event a second time.
+//! sealed events are remembered with the height that sealed them. A forward names the
+//! height its member was deciding (`ForwardAt`); an event sealed at that height or above is
+//! dropped (its member had not applied the blob: a late forward, which must not seal the
+//! event a second time), one sealed below it is taken (its member applied that blob and was
+//! posted the same event again). A forward without a height (older members) drops every
+//! recently sealed event.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use dsdn_protocols::da::WireEvent;
 use sha2::{Digest, Sha256};
@@ -42,30 +46,36 @@ struct Own {
     replies: Vec<Reply>,
 }
 
-/// Keys of sealed events remembered against late forwards (32 bytes each, twice: ~2 MiB).
+/// Keys of sealed events remembered against late forwards (a key twice and a height
+/// each: ~2.5 MiB).
 pub(crate) const RECENTLY_SEALED: usize = 32_768;
 
-/// The keys of the last [`RECENTLY_SEALED`] sealed events, oldest first.
+/// The keys of the last [`RECENTLY_SEALED`] sealed events with the height of the newest
+/// blob that sealed each, oldest first.
 #[derive(Default)]
 struct Sealed {
     order: VecDeque<[u8; 32]>,
-    set: HashSet<[u8; 32]>,
+    heights: HashMap<[u8; 32], u64>,
 }
 
 impl Sealed {
-    fn insert(&mut self, key: [u8; 32]) {
-        if self.set.insert(key) {
+    fn insert(&mut self, key: [u8; 32], height: u64) {
+        if self.heights.insert(key, height).is_none() {
             self.order.push_back(key);
             while self.order.len() > RECENTLY_SEALED {
                 if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
+                    self.heights.remove(&old);
                 }
             }
         }
     }
 
-    fn contains(&self, key: &[u8; 32]) -> bool {
-        self.set.contains(key)
+    /// True when a forward sent by a member deciding `height` (`None`: unknown) is late
+    /// for this event: the event was sealed at that height or above.
+    fn is_late(&self, key: &[u8; 32], height: Option<u64>) -> bool {
+        self.heights
+            .get(key)
+            .is_some_and(|&sealed| height.is_none_or(|h| sealed >= h))
     }
 }
 
@@ -169,12 +179,18 @@ impl DaService {
         self.chain.pending() == 0 && self.planner.target() <= self.chain.height()
     }
 
-    /// Events another member forwarded: checked as for sealing and kept (without waiters)
-    /// until a blob holds them. Returns how many were new.
+    /// Events another member forwarded while deciding `height` (`None`: an older member
+    /// that does not say): checked as for sealing and kept (without waiters) until a blob
+    /// holds them; late forwards of sealed events are dropped (module documentation).
+    /// Returns how many were new.
     ///
     /// # Errors
     /// Not sealing by rotation, an event that does not decode or would not be sealed.
-    pub(crate) fn on_forwarded(&mut self, events: &[WireEvent]) -> Result<usize, String> {
+    pub(crate) fn on_forwarded(
+        &mut self,
+        height: Option<u64>,
+        events: &[WireEvent],
+    ) -> Result<usize, String> {
         if !self.seals_by_rotation() {
             return Err("this member does not seal by rotation".into());
         }
@@ -193,7 +209,7 @@ impl DaService {
             };
             if self.pool.forwarded.contains_key(&key)
                 || self.pool.own.iter().any(|o| o.key == key)
-                || self.pool.sealed.contains(&key)
+                || self.pool.sealed.is_late(&key, height)
             {
                 continue;
             }
@@ -309,7 +325,7 @@ impl DaService {
                     continue;
                 };
                 if self.seals_by_rotation() {
-                    self.pool.sealed.insert(key);
+                    self.pool.sealed.insert(key, b.height());
                 }
                 self.pool.forwarded.remove(&key);
                 if let Some(i) = self.pool.own.iter().position(|o| o.key == key) {

@@ -37,11 +37,15 @@ fn members_pool_events_the_proposer_seals_them_and_every_waiter_is_answered() {
     // The other member forwards its own events; the proposer includes them after its own.
     let (_, wire) = other.svc.own_pending(16, 1 << 20);
     assert_eq!(wire.len(), 1);
-    assert_eq!(proposer.svc.on_forwarded(&wire), Ok(1));
-    assert_eq!(proposer.svc.on_forwarded(&wire), Ok(0), "deduplicated");
+    assert_eq!(proposer.svc.on_forwarded(Some(1), &wire), Ok(1));
+    assert_eq!(
+        proposer.svc.on_forwarded(Some(1), &wire),
+        Ok(0),
+        "deduplicated"
+    );
     assert!(proposer
         .svc
-        .on_forwarded(&[WireEvent(250, 1, vec![1].into())])
+        .on_forwarded(Some(1), &[WireEvent(250, 1, vec![1].into())])
         .is_err());
     assert!(
         proposer.svc.propose_blob(2).is_none(),
@@ -80,17 +84,54 @@ fn members_pool_events_the_proposer_seals_them_and_every_waiter_is_answered() {
     other.svc.flush();
     assert!(!other.svc.has_pending());
     assert!(matches!(rx_other.try_recv(), Ok(Ok(p)) if p.heights == vec![1]));
-    // A late forward of sealed events (sent before its member applied the blob) is
-    // dropped: nothing is sealed twice.
-    assert_eq!(proposer.svc.on_forwarded(&wire), Ok(0), "already sealed");
+    // A late forward of sealed events (sent while its member decided height 1, before it
+    // applied the blob) is dropped: nothing is sealed twice. So is one of an older member
+    // that does not say its height.
+    assert_eq!(
+        proposer.svc.on_forwarded(Some(1), &wire),
+        Ok(0),
+        "already sealed"
+    );
+    assert_eq!(
+        proposer.svc.on_forwarded(None, &wire),
+        Ok(0),
+        "already sealed"
+    );
     assert!(!proposer.svc.has_pending());
     assert!(proposer.svc.propose_blob(2).is_none());
+    // The same event posted again to the other member after it applied blob 1 is a new
+    // publication: forwarded at height 2, it is taken and sealed again.
+    let mut rx_again = publish(&mut other.svc, vec![chunk_event(2)], t0);
+    let (_, again) = other.svc.own_pending(16, 1 << 20);
+    assert_eq!(again, wire);
+    assert_eq!(proposer.svc.on_forwarded(Some(2), &again), Ok(1));
+    let message2 = proposer
+        .svc
+        .propose_blob(2)
+        .expect("a blob re-sealing the event");
+    let blob2 = DaBlob::from_signing_bytes(&message2).unwrap();
+    assert_eq!(blob2.events, vec![chunk_event(2)]);
+    let signature2 = auth_key().sign(&message2).to_bytes();
+    proposer
+        .svc
+        .on_rotation_sealed(2, &message2, &signature2)
+        .unwrap();
+    proposer.svc.flush();
+    let blobs2 = gossiped(&proposer.svc.take_actions());
+    assert_eq!(
+        other.svc.on_gossip(PeerId::random(), blobs2[0].encoded()),
+        MessageAcceptance::Accept
+    );
+    other.svc.flush();
+    assert!(matches!(rx_again.try_recv(), Ok(Ok(p)) if p.heights == vec![2]));
+    // Sealed again at 2: a forward of a member still deciding 2 is late again.
+    assert_eq!(proposer.svc.on_forwarded(Some(2), &wire), Ok(0));
     // Sealed again (a later round may re-seal the same blob): ignored.
     proposer
         .svc
         .on_rotation_sealed(1, &message, &signature)
         .unwrap();
-    assert_eq!(proposer.svc.view().height, 1);
+    assert_eq!(proposer.svc.view().height, 2);
 }
 
 #[test]
