@@ -261,18 +261,10 @@ impl DaService {
         if events.is_empty() {
             return None;
         }
-        let timestamp_ms = unix_ms().max(self.chain.last_timestamp_ms());
-        DaBlob::unsigned(
-            &self.network,
-            height,
-            self.chain.tip_hash(),
-            self.chain.state_root(),
-            timestamp_ms,
-            events,
-        )
-        .and_then(|b| b.signing_bytes())
-        .map_err(|e| tracing::error!(error = %e, "cannot build a DA blob to propose"))
-        .ok()
+        self.next_unsigned(height, events)
+            .and_then(|b| b.signing_bytes())
+            .map_err(|e| tracing::error!(error = %e, "cannot build a DA blob to propose"))
+            .ok()
     }
 
     /// The rotation sealed `message` (a blob's signing bytes) at `height` with the group

@@ -4,6 +4,26 @@
 use super::*;
 
 impl DaService {
+    /// The unsigned blob of `events` this node would seal at `height` on its chain: the
+    /// tip's hash and state root, timestamped now (never before the tip's timestamp).
+    ///
+    /// # Errors
+    /// As [`DaBlob::unsigned`].
+    pub(super) fn next_unsigned(
+        &self,
+        height: u64,
+        events: Vec<DaEvent>,
+    ) -> Result<DaBlob, dsdn_protocols::da::DaError> {
+        DaBlob::unsigned(
+            &self.network,
+            height,
+            self.chain.tip_hash(),
+            self.chain.state_root(),
+            unix_ms().max(self.chain.last_timestamp_ms()),
+            events,
+        )
+    }
+
     /// A blob handed to the node directly (signed elsewhere, e.g. by the coordinator
     /// committee). Applied or held like a gossiped one, then gossiped.
     ///
@@ -267,15 +287,7 @@ impl DaService {
         };
         let (events, replies): (Vec<DaEvent>, Vec<Reply>) =
             batch.into_iter().map(|q| (q.event, q.reply)).unzip();
-        let timestamp_ms = unix_ms().max(self.chain.last_timestamp_ms());
-        let unsigned = DaBlob::unsigned(
-            &self.network,
-            height,
-            self.chain.tip_hash(),
-            self.chain.state_root(),
-            timestamp_ms,
-            events,
-        );
+        let unsigned = self.next_unsigned(height, events);
         let sealed = match (&self.sealer, unsigned) {
             // A committee member seals by rotation (`pool`): its batcher stays empty.
             (Sealer::None | Sealer::Committee, _) => return,
