@@ -400,7 +400,8 @@ pub struct RotationStatusView {
     pub lock: Option<RotationLock>,
     /// Milliseconds until the round times out (while active; 0 otherwise).
     pub timeout_in_ms: u64,
-    /// The other members not heard from recently, while fewer than t members answer.
+    /// The other members that do not answer (not connected, or the last rotation request
+    /// to them failed), while fewer than t members answer.
     pub waiting_for: Vec<String>,
     /// Why the member abstains, waits or refuses, when it does.
     pub detail: Option<String>,

@@ -228,6 +228,13 @@ fn a_two_two_split_of_a_three_of_four_committee_seals_nothing_and_forks_nothing(
             r.as_ref().is_some_and(|r| r.round > 0),
             "{m} did not leave round 0 while it waited: {r:?}"
         );
+        // The connections are still up (keep-alive has not noticed), but the requests to
+        // the other half time out: the status says the majority is missing, and who.
+        anyhow::ensure!(
+            r.as_ref()
+                .is_some_and(|r| r.state == "no_majority" && r.waiting_for.len() == 2),
+            "{m} does not report the missing majority during the split: {r:?}"
+        );
     }
     let drops: u64 = MEMBERS.iter().map(|m| dropped(&lab, m)).sum();
     anyhow::ensure!(

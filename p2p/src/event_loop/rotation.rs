@@ -289,14 +289,20 @@ impl EventLoop {
     /// blob passed `DaService::check_proposal`) and forwarded events.
     pub(super) fn on_da_rotation(&mut self, event: RpcEvent<RotationRequest, bool, ()>) {
         let now = Instant::now();
-        let RpcEvent::Request {
-            peer,
-            request,
-            reply,
-        } = event
-        else {
-            // Answers only say whether a message was taken; the rotation re-sends.
-            return;
+        let (peer, request, reply) = match event {
+            RpcEvent::Request {
+                peer,
+                request,
+                reply,
+            } => (peer, request, reply),
+            // Answers only say whether a message was taken (the rotation re-sends); that
+            // one came back at all tells the status the member answers.
+            RpcEvent::Response { peer, response, .. } => {
+                if let Some(r) = self.rotation() {
+                    r.driver.on_answer(peer, response.is_ok());
+                }
+                return;
+            }
         };
         // A message may arrive before the first timer tick after a start.
         self.rotation_ensure(now);
@@ -305,6 +311,11 @@ impl EventLoop {
             .as_ref()
             .and_then(|c| c.rotation.as_ref())
             .is_some_and(|r| r.driver.is_member(&peer));
+        if member {
+            if let Some(r) = self.rotation() {
+                r.driver.on_answer(peer, true);
+            }
+        }
         let taken = if !member {
             Err("not a member running the rotation".to_owned())
         } else {

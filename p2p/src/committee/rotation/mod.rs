@@ -30,7 +30,7 @@
 mod record;
 mod status;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -108,6 +108,11 @@ pub(crate) struct DaRotation {
     awaiting_blob: Option<(u64, u64)>,
     /// The member had work at the last poll (its round timer runs).
     working: bool,
+    /// Whether each other member answered the last request sent to it (or sent one): a
+    /// member connected but cut off (a split that the connection's keep-alive has not
+    /// noticed yet) fails its requests after one base round timeout. At most one entry
+    /// per member.
+    answered: HashMap<PeerId, bool>,
     metrics: CommitteeMetrics,
 }
 
@@ -161,6 +166,7 @@ impl DaRotation {
             out: Vec::new(),
             awaiting_blob: None,
             working: false,
+            answered: HashMap::new(),
             metrics,
         })
     }
@@ -288,6 +294,19 @@ impl DaRotation {
             return None;
         }
         self.machine.as_ref().map(HeightConsensus::next_deadline)
+    }
+
+    /// Member `peer` answered a request of this member or sent one (`true`), or a request
+    /// to it failed: timed out, or its connection closed (`false`). The status counts a
+    /// member whose last request failed as not answering ([`RotationView::waiting_for`]).
+    /// Non-members are ignored.
+    pub(crate) fn on_answer(&mut self, peer: PeerId, answered: bool) {
+        let Ok(id) = MemberId::new(peer.to_bytes()) else {
+            return;
+        };
+        if id != self.me && self.config.contains(&id) {
+            self.answered.insert(peer, answered);
+        }
     }
 
     /// A message from member `peer` (the event loop checked a `Sign`'s blob against the

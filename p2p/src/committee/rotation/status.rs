@@ -26,8 +26,9 @@ pub struct RotationView {
     pub lock: Option<(u64, String)>,
     /// Milliseconds before the round times out (while active).
     pub timeout_in_ms: u64,
-    /// The other members this node is not connected to, while fewer than t members
-    /// (this one included) are.
+    /// The other members that do not answer — not connected, or their last request
+    /// failed ([`DaRotation::on_answer`]) — while fewer than t members (this one
+    /// included) answer.
     pub waiting_for: Vec<PeerId>,
     /// Why the member abstains or failed, if it does.
     pub detail: Option<String>,
@@ -35,7 +36,8 @@ pub struct RotationView {
 
 impl DaRotation {
     /// The status at `now` (`pending`: the DA pool holds events; `connected`: the peers
-    /// this node is connected to — a member not connected does not answer).
+    /// this node is connected to — a member not connected, or whose last request failed,
+    /// does not answer).
     pub(crate) fn status(&self, now: Instant, pending: bool, connected: &[PeerId]) -> RotationView {
         let mut view = RotationView {
             state: "idle".into(),
@@ -64,7 +66,7 @@ impl DaRotation {
                     .iter()
                     .filter(|m| **m != self.me)
                     .filter_map(peer_of)
-                    .filter(|p| !connected.contains(p))
+                    .filter(|p| !connected.contains(p) || self.answered.get(p) == Some(&false))
                     .collect();
                 let answering = self.config.members().len() - silent.len();
                 if answering < self.config.threshold() {

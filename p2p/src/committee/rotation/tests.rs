@@ -120,6 +120,45 @@ fn messages_leave_only_once_their_record_is_durable() {
 }
 
 #[test]
+fn a_connected_member_whose_requests_fail_does_not_count_towards_the_majority() {
+    let (config, shares) = committee();
+    let now = Instant::now();
+    let mut p = driver(&config, &shares[1], Loaded::Fresh);
+    p.on_tip(0, true, now);
+    let seq = persists(&p.take_out())[0];
+    p.on_persisted(seq, Ok(()));
+    let peers: Vec<PeerId> = config
+        .members
+        .iter()
+        .map(|m| PeerId::from_bytes(m.as_bytes()).unwrap())
+        .collect();
+    let others = [peers[0], peers[2]];
+    // Connected to both, work pending: active.
+    assert_eq!(p.status(now, true, &others).state, "active");
+    // Both cut off (a split the connections have not noticed): 1 of 2 answers.
+    p.on_answer(peers[0], false);
+    p.on_answer(peers[2], false);
+    let view = p.status(now, true, &others);
+    assert_eq!(view.state, "no_majority");
+    assert_eq!(view.waiting_for.len(), 2);
+    // One answers again (or sends a request): 2 of 2 needed, the majority is back.
+    p.on_answer(peers[2], true);
+    let view = p.status(now, true, &others);
+    assert_eq!(view.state, "active", "{view:?}");
+    // Not connected counts as not answering whatever came before; non-members and this
+    // member itself are ignored.
+    let view = p.status(now, true, &[peers[0]]);
+    assert_eq!(view.state, "no_majority");
+    assert_eq!(view.waiting_for, vec![peers[0], peers[2]]);
+    p.on_answer(PeerId::random(), false);
+    p.on_answer(peers[1], false);
+    assert_eq!(p.status(now, true, &others).state, "active");
+    // Without work nothing is waited for.
+    p.on_answer(peers[2], false);
+    assert_eq!(p.status(now, false, &others).state, "idle");
+}
+
+#[test]
 fn a_member_with_a_corrupt_record_abstains_until_a_height_is_sealed_after_it_synced() {
     let (config, shares) = committee();
     let now = Instant::now();
