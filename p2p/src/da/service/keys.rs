@@ -77,6 +77,15 @@ impl DaService {
         self.key_for(self.chain.height() + 1)
     }
 
+    /// The other key valid for threshold receipts at the next height around a rotation
+    /// (`KeyHistory::receipt_keys`: the recorded next key before it takes effect, the
+    /// previous one for `RECEIPT_HANDOFF_HEIGHTS` heights after); `None` outside a handoff
+    /// or without a genesis authority.
+    pub(crate) fn handoff_receipt_key(&self) -> Option<[u8; 32]> {
+        let next = self.chain.height().saturating_add(1);
+        self.keys.as_ref().and_then(|k| k.receipt_keys(next).1)
+    }
+
     /// Decodes and verifies a blob against the key of its height.
     ///
     /// # Errors
