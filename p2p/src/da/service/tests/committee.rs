@@ -268,7 +268,7 @@ fn a_committee_rotation_is_sealed_through_the_pool_and_checked_by_members() {
         .propose_rotation(rotation_of(rotation(3, &next_key())), t0)
         .unwrap();
     let (_, wire) = other.svc.own_pending(16, 1 << 20);
-    assert_eq!(proposer.svc.on_forwarded(&wire), Ok(1));
+    assert_eq!(proposer.svc.on_forwarded(Some(1), &wire), Ok(1));
     let message = proposer.svc.propose_blob(1).expect("a blob");
     other.svc.check_proposal(1, &message, now_ms()).unwrap();
     let signature = auth_key().sign(&message).to_bytes();
