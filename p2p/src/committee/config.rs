@@ -8,6 +8,8 @@
 //! threshold = 2
 //! epoch = 0
 //! round_timeout_ms = 1000
+//! epoch_secs = 21600
+//! handoff_secs = 900
 //! ```
 //!
 //! Only `dsdnd --mode coordinator` reads it, and only when its `--committee-*` flags are
@@ -29,6 +31,14 @@ pub const DEFAULT_COMMITTEE_EPOCH: u64 = 0;
 /// timeout; round r waits `base · 2^min(r, 6)`).
 pub const DEFAULT_ROUND_TIMEOUT_MS: u64 = 1000;
 
+/// Default `committee.epoch_secs`: 21600 s (6 h, issue 13 §3 / Tahap 14A.2B.2 "rotation
+/// every 6 h").
+pub const DEFAULT_EPOCH_SECS: u64 = 21_600;
+
+/// Default `committee.handoff_secs`: 900 s (15 min, the handoff window at the end of each
+/// epoch).
+pub const DEFAULT_HANDOFF_SECS: u64 = 900;
+
 /// `[committee]`: the coordinator committee (14A.2B.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommitteeConfig {
@@ -48,6 +58,16 @@ pub struct CommitteeConfig {
     /// and its proposer; round r waits `base · 2^min(r, 6)`. Default
     /// [`DEFAULT_ROUND_TIMEOUT_MS`]; at least 1.
     pub round_timeout: std::time::Duration,
+    /// `epoch_secs`: the length of a committee epoch (the automatic rotation's period; the
+    /// epochs are aligned on multiples of it since the UNIX epoch, so every member agrees
+    /// on them without a shared start time). Default [`DEFAULT_EPOCH_SECS`]; at least 2 and
+    /// above `handoff_secs`. Used only when the committee seals DA blobs by rotation (its
+    /// group key is the DA authority).
+    pub epoch_length: std::time::Duration,
+    /// `handoff_secs`: the handoff window at the end of each epoch, during which the next
+    /// committee is selected and runs its DKG and both keys are valid for receipts.
+    /// Default [`DEFAULT_HANDOFF_SECS`]; at least 1 and below `epoch_secs`.
+    pub handoff: std::time::Duration,
 }
 
 impl Default for CommitteeConfig {
@@ -57,6 +77,8 @@ impl Default for CommitteeConfig {
             threshold: DEFAULT_COMMITTEE_THRESHOLD,
             epoch: DEFAULT_COMMITTEE_EPOCH,
             round_timeout: std::time::Duration::from_millis(DEFAULT_ROUND_TIMEOUT_MS),
+            epoch_length: std::time::Duration::from_secs(DEFAULT_EPOCH_SECS),
+            handoff: std::time::Duration::from_secs(DEFAULT_HANDOFF_SECS),
         }
     }
 }
@@ -76,6 +98,8 @@ pub(crate) struct RawCommittee {
     threshold: u16,
     epoch: u64,
     round_timeout_ms: u64,
+    epoch_secs: u64,
+    handoff_secs: u64,
 }
 
 impl Default for RawCommittee {
@@ -85,6 +109,8 @@ impl Default for RawCommittee {
             threshold: DEFAULT_COMMITTEE_THRESHOLD,
             epoch: DEFAULT_COMMITTEE_EPOCH,
             round_timeout_ms: DEFAULT_ROUND_TIMEOUT_MS,
+            epoch_secs: DEFAULT_EPOCH_SECS,
+            handoff_secs: DEFAULT_HANDOFF_SECS,
         }
     }
 }
@@ -106,6 +132,8 @@ impl CommitteeConfig {
             threshold: self.threshold,
             epoch: self.epoch,
             round_timeout_ms: self.round_timeout.as_millis() as u64,
+            epoch_secs: self.epoch_length.as_secs(),
+            handoff_secs: self.handoff.as_secs(),
         })
     }
 }
@@ -113,7 +141,8 @@ impl CommitteeConfig {
 /// Validates `[committee]`, pushing one error per bad key: `committee.members[i]` (not a
 /// PeerId, or a duplicate of an earlier entry), `committee.members` (more than
 /// [`MAX_MEMBERS`] or fewer than [`MIN_MEMBERS`]), `committee.threshold` (below 2, or above
-/// the number of members).
+/// the number of members), `committee.epoch_secs` (below 2), `committee.handoff_secs` (0,
+/// or not below `epoch_secs`).
 pub(crate) fn validate(raw: RawCommittee, errs: &mut KeyErrors) -> CommitteeConfig {
     let mut members: Vec<PeerId> = Vec::with_capacity(raw.members.len());
     for (i, s) in raw.members.iter().enumerate() {
@@ -155,11 +184,32 @@ pub(crate) fn validate(raw: RawCommittee, errs: &mut KeyErrors) -> CommitteeConf
     if raw.round_timeout_ms == 0 {
         errs.push("committee.round_timeout_ms", "must be at least 1");
     }
+    if raw.epoch_secs < 2 {
+        errs.push(
+            "committee.epoch_secs",
+            format!("must be at least 2, got {}", raw.epoch_secs),
+        );
+    }
+    if raw.handoff_secs == 0 {
+        errs.push("committee.handoff_secs", "must be at least 1");
+    } else if raw.epoch_secs >= 2 && raw.handoff_secs >= raw.epoch_secs {
+        errs.push(
+            "committee.handoff_secs",
+            format!(
+                "must be below epoch_secs ({}), got {}",
+                raw.epoch_secs, raw.handoff_secs
+            ),
+        );
+    }
     CommitteeConfig {
         members,
         threshold: raw.threshold,
         epoch: raw.epoch,
         round_timeout: std::time::Duration::from_millis(raw.round_timeout_ms.max(1)),
+        epoch_length: std::time::Duration::from_secs(raw.epoch_secs.max(2)),
+        handoff: std::time::Duration::from_secs(
+            raw.handoff_secs.clamp(1, raw.epoch_secs.max(2) - 1),
+        ),
     }
 }
 
@@ -256,5 +306,47 @@ mod tests {
         assert_eq!(err.keys(), ["committee.epoch"]);
         let err = SeedsConfig::from_toml_str("[committee]\nproposer = 1\n").unwrap_err();
         assert_eq!(err.keys(), ["committee.proposer"]);
+    }
+
+    #[test]
+    fn epoch_and_handoff_defaults_and_validation() {
+        let cfg = SeedsConfig::from_toml_str("").unwrap();
+        assert_eq!(cfg.committee.epoch_length.as_secs(), 21_600);
+        assert_eq!(cfg.committee.handoff.as_secs(), 900);
+        // Seconds-long epochs, as the tests use them.
+        let cfg =
+            SeedsConfig::from_toml_str("[committee]\nepoch_secs = 6\nhandoff_secs = 3\n").unwrap();
+        assert_eq!(
+            (
+                cfg.committee.epoch_length.as_secs(),
+                cfg.committee.handoff.as_secs()
+            ),
+            (6, 3)
+        );
+        for (text, key) in [
+            (
+                "epoch_secs = 1\nhandoff_secs = 0\n",
+                vec!["committee.epoch_secs", "committee.handoff_secs"],
+            ),
+            (
+                "epoch_secs = 10\nhandoff_secs = 10\n",
+                vec!["committee.handoff_secs"],
+            ),
+            (
+                "epoch_secs = 10\nhandoff_secs = 11\n",
+                vec!["committee.handoff_secs"],
+            ),
+            ("handoff_secs = 21600\n", vec!["committee.handoff_secs"]),
+            ("epoch_secs = 0\n", vec!["committee.epoch_secs"]),
+        ] {
+            let err = SeedsConfig::from_toml_str(&format!("[committee]\n{text}")).unwrap_err();
+            assert_eq!(err.keys(), key, "{text}: {err}");
+        }
+        let err = SeedsConfig::from_toml_str("[committee]\nepoch_secs = 10\nhandoff_secs = 10\n")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("must be below epoch_secs (10)"),
+            "{err}"
+        );
     }
 }

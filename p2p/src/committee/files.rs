@@ -1,10 +1,13 @@
 //! The committee's files in its directory: `key-share-<epoch>.cbor` (the member's FROST key
-//! share) and `slot-guard-<epoch>.cbor` (the equivocation guard), both written atomically
-//! (temporary file, fsync, rename, directory fsync) with mode 0600.
+//! share), `slot-guard-<epoch>.cbor` (the equivocation guard) and `epoch-driver.cbor` (the
+//! epoch rotation driver's record, issue 13 §3), all written atomically (temporary file,
+//! fsync, rename, directory fsync) with mode 0600.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+
+use dsdn_protocols::committee::epoch_driver::EpochDriverRecord;
 
 /// `<dir>/key-share-<epoch>.cbor`.
 pub fn key_share_path(dir: &Path, epoch: u64) -> PathBuf {
@@ -14,6 +17,45 @@ pub fn key_share_path(dir: &Path, epoch: u64) -> PathBuf {
 /// `<dir>/slot-guard-<epoch>.cbor`.
 pub fn guard_path(dir: &Path, epoch: u64) -> PathBuf {
     dir.join(format!("slot-guard-{epoch}.cbor"))
+}
+
+/// `<dir>/epoch-driver.cbor`: the [`EpochDriverRecord`] of the epoch rotation driver.
+pub fn epoch_driver_path(dir: &Path) -> PathBuf {
+    dir.join("epoch-driver.cbor")
+}
+
+/// Largest `epoch-driver.cbor` read back (a record holds at most one rotation of
+/// [`dsdn_protocols::committee::MAX_MEMBERS`] members: a few KiB).
+pub const MAX_EPOCH_DRIVER_BYTES: usize = 32 * 1024;
+
+/// Encodes `record` as `epoch-driver.cbor`'s bytes (CBOR), to be written off the event loop
+/// with [`write_private`].
+///
+/// # Errors
+/// The codec error (a record over [`MAX_EPOCH_DRIVER_BYTES`]).
+pub fn encode_epoch_driver(record: &EpochDriverRecord) -> Result<Vec<u8>, String> {
+    dsdn_protocols::codec::encode(record, MAX_EPOCH_DRIVER_BYTES).map_err(|e| e.to_string())
+}
+
+/// Reads `<dir>/epoch-driver.cbor`: `Ok(None)` when absent; an unreadable or undecodable
+/// file is an error (the caller moves it aside and starts the driver afresh: the log,
+/// not the record, is the authority on rotations).
+///
+/// # Errors
+/// The I/O or decoding error, naming the file.
+pub fn read_epoch_driver(dir: &Path) -> io::Result<Option<EpochDriverRecord>> {
+    let path = epoch_driver_path(dir);
+    let Some(bytes) = read_capped(&path, MAX_EPOCH_DRIVER_BYTES)? else {
+        return Ok(None);
+    };
+    dsdn_protocols::codec::decode(&bytes, MAX_EPOCH_DRIVER_BYTES)
+        .map(Some)
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })
 }
 
 /// Creates `dir` (and its parents) if missing; the directory itself gets mode 0700 (Unix).
@@ -70,5 +112,29 @@ mod tests {
             assert_eq!(mode, 0o700);
         }
         assert!(!sub.join("key-share-7.cbor.tmp").exists());
+    }
+
+    #[test]
+    fn the_epoch_driver_record_round_trips_and_a_corrupt_one_is_an_error() {
+        use dsdn_protocols::committee::epoch_driver::Step;
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_epoch_driver(dir.path()).unwrap().is_none());
+        let record = EpochDriverRecord {
+            window_ends_ms: 21_600_000,
+            step: Step::Fallback {
+                reason: "the DKG of epoch 3 timed out".into(),
+            },
+            acting_epoch: 2,
+            member: true,
+            rotations: 2,
+            failures: 1,
+        };
+        let bytes = encode_epoch_driver(&record).unwrap();
+        write_private(&epoch_driver_path(dir.path()), &bytes).unwrap();
+        assert_eq!(read_epoch_driver(dir.path()).unwrap(), Some(record));
+        write_private(&epoch_driver_path(dir.path()), b"\xff\x00garbage").unwrap();
+        let e = read_epoch_driver(dir.path()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("epoch-driver.cbor"), "{e}");
     }
 }

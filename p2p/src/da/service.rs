@@ -78,6 +78,9 @@ pub(crate) enum Reply {
     Known(RegisterReply),
     /// A submitted blob that applied (`POST /v1/da/blobs`): answer it once durable.
     Submit(oneshot::Sender<Result<Submitted, SubmitError>>, Submitted),
+    /// An event of the node itself with nobody to answer (the epoch rotation driver's
+    /// `committee_rotated`, [`DaService::propose_rotation`]: the driver reads the log).
+    Internal,
 }
 
 /// One event waiting to be sealed.

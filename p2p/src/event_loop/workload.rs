@@ -47,6 +47,7 @@ impl EventLoop {
                 .and_then(|c| c.group_key())
                 .or(self.da.service.current_key())
                 .map(GroupKey),
+            handoff_key: self.da.service.handoff_receipt_key().map(GroupKey),
             record: self.cfg.subscribe_da && self.da.service.is_authority(),
         }
     }

@@ -90,6 +90,11 @@ pub(crate) struct ReceiptCheck {
     /// share, else the network's DA authority; `None` when neither is known (receipts are
     /// then counted `unverifiable` and gossip is neither forwarded nor blamed).
     pub(crate) group_key: Option<GroupKey>,
+    /// The other key valid for receipts around a committee rotation (issue 13 §3: the next
+    /// epoch's key once its rotation is recorded, the previous one for a while after it
+    /// took effect; `KeyHistory::receipt_keys`), `None` outside a handoff. A receipt naming
+    /// it is verified against it instead of `group_key`.
+    pub(crate) handoff_key: Option<GroupKey>,
     /// True when this node seals DA blobs (the committee's DA proposer): accepted receipts
     /// are then recorded in the DA log ([`WorkloadAction::RecordReceipt`]).
     pub(crate) record: bool,
@@ -102,6 +107,17 @@ pub(crate) enum Internal {
     Ran(u64, Result<ExecOutput, String>),
     /// The signing round of the submission with this id finished.
     Signed(u64, Result<GroupSignature, ThresholdSignError>),
+}
+
+impl ReceiptCheck {
+    /// The key a receipt naming `named` is verified against: `handoff_key` when it is that
+    /// key, else `group_key`.
+    pub(crate) fn key_for(&self, named: &GroupKey) -> Option<GroupKey> {
+        match self.handoff_key {
+            Some(k) if k == *named => Some(k),
+            _ => self.group_key,
+        }
+    }
 }
 
 /// A submission this coordinator handles.

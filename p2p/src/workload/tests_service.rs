@@ -93,6 +93,7 @@ fn context() -> Option<(u64, Bytes32, GroupKey)> {
 fn check(record: bool) -> ReceiptCheck {
     ReceiptCheck {
         group_key: Some(GroupKey(group().verifying_key().to_bytes())),
+        handoff_key: None,
         record,
     }
 }
@@ -380,6 +381,7 @@ fn receipt_gossip_verdicts() {
     let other = threshold(node_receipt(&SigningKey::from_bytes(&[7; 32]), 2, b"out"));
     let unknown = ReceiptCheck {
         group_key: None,
+        handoff_key: None,
         record: true,
     };
     s.on_receipt_gossip(source, id.clone(), &other.to_bytes().unwrap(), unknown);
@@ -518,3 +520,44 @@ fn two_receipts_of_one_job_are_a_double_receipt() {
 }
 
 mod optimistic;
+
+/// Issue 13 §3: around a rotation a receipt of the other epoch's key (the handoff key) is
+/// accepted; outside the handoff the same receipt is refused.
+#[test]
+fn a_receipt_of_the_handoff_key_is_accepted_only_in_the_handoff() {
+    let (mut s, _metrics) = service(WorkloadConfig::default());
+    let old = SigningKey::from_bytes(&[77; 32]);
+    let old_key = GroupKey(old.verifying_key().to_bytes());
+    let mut t = threshold(node_receipt(
+        &SigningKey::from_bytes(&[8; 32]),
+        9,
+        b"handoff",
+    ));
+    t.group_key = old_key;
+    t.aggregate_signature = Bytes64(old.sign(&t.signing_bytes().unwrap()).to_bytes());
+    let source = PeerId::random();
+    let id = MessageId::new(b"handoff");
+    s.on_receipt_gossip(source, id.clone(), &t.to_bytes().unwrap(), check(false));
+    assert_eq!(
+        verdict(&s.take_actions(), &id, source),
+        MessageAcceptance::Reject
+    );
+    let handoff = ReceiptCheck {
+        handoff_key: Some(old_key),
+        ..check(false)
+    };
+    let id2 = MessageId::new(b"handoff-2");
+    s.on_receipt_gossip(source, id2.clone(), &t.to_bytes().unwrap(), handoff);
+    assert_eq!(
+        verdict(&s.take_actions(), &id2, source),
+        MessageAcceptance::Accept
+    );
+    // The handoff key does not replace the current one.
+    let current = threshold(node_receipt(&SigningKey::from_bytes(&[8; 32]), 10, b"now"));
+    let id3 = MessageId::new(b"handoff-3");
+    s.on_receipt_gossip(source, id3.clone(), &current.to_bytes().unwrap(), handoff);
+    assert_eq!(
+        verdict(&s.take_actions(), &id3, source),
+        MessageAcceptance::Accept
+    );
+}

@@ -12,6 +12,7 @@
 //! - [`types`] — [`MemberId`], [`CommitteeConfig`], [`GroupKey`], [`KeyShareFile`];
 //! - [`dkg`] — [`DkgSession`] and its wire messages;
 //! - [`epoch`] — epoch timing and the deterministic selection of the next committee;
+//! - [`epoch_driver`] — the automatic epoch rotation as a pure driver ([`epoch_driver::EpochDriver`]);
 //! - [`guard`] — [`Slot`] and the equivocation guard [`SlotGuard`];
 //! - [`signing`] — [`Signer`], [`SigningRound`] and their wire messages;
 //! - [`rotation`] — DA proposer rotation, failover and locking ([`rotation::HeightConsensus`]);
@@ -22,6 +23,7 @@
 
 pub mod dkg;
 pub mod epoch;
+pub mod epoch_driver;
 pub mod guard;
 pub mod rotation;
 pub mod signing;

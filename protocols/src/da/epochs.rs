@@ -31,6 +31,10 @@ use crate::{codec, NetworkId};
 /// `effective_height` is in `sealed_at + 1 ..= sealed_at + MAX_ROTATION_LEAD`.
 pub const MAX_ROTATION_LEAD: u64 = 64;
 
+/// Heights after a rotation took effect during which threshold receipts of the previous
+/// epoch's key are still accepted ([`KeyHistory::receipt_keys`]).
+pub const RECEIPT_HANDOFF_HEIGHTS: u64 = 64;
+
 /// Largest CBOR body of one `committee_rotated` wire event, in bytes: up to
 /// [`MAX_MEMBERS`] (64) member ids of at most [`MAX_TEXT_LEN`] (128) bytes each (130 bytes
 /// with their CBOR header), plus about 130 bytes of fixed fields.
@@ -287,6 +291,35 @@ impl KeyHistory {
     pub fn key_for(&self, height: u64) -> [u8; 32] {
         self.epoch_at(height)
             .map_or(self.genesis, |e| e.group_key.0)
+    }
+
+    /// The keys whose threshold receipts are valid when the log's next height is
+    /// `next_height` (issue 13 §3, "both keys are valid for receipts during the handoff"):
+    /// the key in force (`key_for(next_height)`) and, around a rotation, the other one —
+    /// the NEW group key from the moment its rotation is recorded until it takes effect
+    /// (the next committee holds it as soon as its DKG finished), and the PREVIOUS key for
+    /// [`RECEIPT_HANDOFF_HEIGHTS`] heights after the new one took effect (receipts the
+    /// leaving committee signed in the handoff are still in flight). A pure function of
+    /// the log, so every node accepts the same receipts.
+    pub fn receipt_keys(&self, next_height: u64) -> ([u8; 32], Option<[u8; 32]>) {
+        let current = self.key_for(next_height);
+        let Some(latest) = self.latest() else {
+            return (current, None);
+        };
+        if next_height < latest.effective_height {
+            return (current, Some(latest.group_key.0));
+        }
+        if next_height
+            < latest
+                .effective_height
+                .saturating_add(RECEIPT_HANDOFF_HEIGHTS)
+        {
+            let previous = self.key_for(latest.effective_height.saturating_sub(1));
+            if previous != current {
+                return (current, Some(previous));
+            }
+        }
+        (current, None)
     }
 
     /// True when `key` is the genesis authority or a recorded group key (e.g. a signer

@@ -44,7 +44,9 @@ impl DaService {
     /// member's own tip and committing to this member's state root after `height - 1`
     /// ([`check_proposal_root`]), with a timestamp neither before the tip's nor more than
     /// [`MAX_PROPOSAL_FUTURE_MS`] past `now_ms` (UNIX milliseconds), and with every event
-    /// passing [`DaEvent::validate_for_sealing`] (each `node_id` a PeerId). A member that is
+    /// passing [`DaEvent::validate_for_sealing`] (each `node_id` a PeerId; a
+    /// `committee_rotated` event instead admitted by the state at `height`, see
+    /// [`DaService::sealable`]). A member that is
     /// behind refuses; the proposer needs only t answers. There is no lower bound on the
     /// timestamp but the tip's: a blob locked in an earlier round is re-proposed as it was.
     ///
@@ -84,8 +86,7 @@ impl DaService {
         }
         // What the proposer admits for sealing, checked again: a signed blob is for good.
         for (i, event) in blob.events.iter().enumerate() {
-            event
-                .validate_for_sealing()
+            self.sealable(event)
                 .map_err(|e| format!("blob {height} event {i}: {e}"))?;
         }
         Ok(())

@@ -6,7 +6,7 @@
 //! edit and no restart.
 
 use dsdn_protocols::da::epochs::admit_rotation;
-use dsdn_protocols::da::{EpochRecord, KeyHistory};
+use dsdn_protocols::da::{CommitteeRotation, EpochRecord, EventOutcome, KeyHistory};
 
 use super::*;
 
@@ -75,6 +75,60 @@ impl DaService {
     /// this node must hold now.
     pub(crate) fn current_key(&self) -> Option<[u8; 32]> {
         self.key_for(self.chain.height() + 1)
+    }
+
+    /// The other key valid for threshold receipts at the next height around a rotation
+    /// (`KeyHistory::receipt_keys`: the recorded next key before it takes effect, the
+    /// previous one for `RECEIPT_HANDOFF_HEIGHTS` heights after); `None` outside a handoff
+    /// or without a genesis authority.
+    pub(crate) fn handoff_receipt_key(&self) -> Option<[u8; 32]> {
+        let next = self.chain.height().saturating_add(1);
+        self.keys.as_ref().and_then(|k| k.receipt_keys(next).1)
+    }
+
+    /// The internal path of the epoch rotation driver (issue 13 §3, its `Propose`): queues
+    /// a signed `committee_rotated` event in this member's pool, from where the current
+    /// proposer seals it like any event (forwarded to it when this member is not the
+    /// proposer). Publishers cannot submit it ([`DaEvent::validate_for_sealing`]).
+    ///
+    /// # Errors
+    /// This node does not seal by rotation, the state would not admit the rotation at the
+    /// next height ([`DaService::sealable`]), or the pool is full.
+    // The epoch rotation driver is not wired into the event loop yet (docs/ARCHITECTURE.md
+    // "Committee epochs"): only the tests call this so far.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn propose_rotation(
+        &mut self,
+        rotation: CommitteeRotation,
+        now: Instant,
+    ) -> Result<(), String> {
+        if !self.seals_by_rotation() {
+            return Err("this node does not seal by rotation".into());
+        }
+        let event = DaEvent::CommitteeRotated(Box::new(rotation));
+        self.sealable(&event)?;
+        self.queue_event(event, Reply::Internal, now)
+            .map_err(|_| "the DA event pool is full".to_owned())
+    }
+
+    /// What a committee member checks of an event before queueing, forwarding or
+    /// co-signing it: [`DaEvent::validate_for_sealing`], except that a `committee_rotated`
+    /// event (never a publisher's) must be admitted by the state at the next height
+    /// ([`DaState::check_event`]: `admit_rotation` with its key proof).
+    ///
+    /// # Errors
+    /// Why the event is not sealable, for logs and the proposer's error message.
+    pub(super) fn sealable(&self, event: &DaEvent) -> Result<(), String> {
+        if !matches!(event, DaEvent::CommitteeRotated(_)) {
+            return event.validate_for_sealing().map_err(|e| e.to_string());
+        }
+        match self.chain.state().check_event(event) {
+            Ok(EventOutcome::Applied) => Ok(()),
+            Ok(EventOutcome::Ignored(label)) => {
+                Err(format!("committee_rotated event not admitted: {label}"))
+            }
+            Err(e) => Err(format!("committee_rotated event: {e}")),
+        }
     }
 
     /// Decodes and verifies a blob against the key of its height.

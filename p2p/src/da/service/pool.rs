@@ -197,8 +197,7 @@ impl DaService {
         let mut decoded = Vec::with_capacity(events.len());
         for (i, w) in events.iter().enumerate() {
             let event = DaEvent::from_wire(w).map_err(|e| format!("event {i}: {e}"))?;
-            event
-                .validate_for_sealing()
+            self.sealable(&event)
                 .map_err(|e| format!("event {i}: {e}"))?;
             decoded.push(event);
         }
@@ -327,6 +326,38 @@ impl DaService {
             if !replies.is_empty() {
                 self.when_durable(b.height(), replies);
             }
+        }
+        self.drop_stale_rotations();
+    }
+
+    /// A `committee_rotated` event the state no longer admits at the next height (its
+    /// effective height passed, or its epoch was recorded) leaves the pool: no member would
+    /// co-sign a blob holding it, so it would stall the log. The epoch rotation driver
+    /// signs a new one if its window lasts (issue 13 §3).
+    fn drop_stale_rotations(&mut self) {
+        let stale = |svc: &DaService, e: &DaEvent| {
+            matches!(e, DaEvent::CommitteeRotated(_)) && svc.sealable(e).is_err()
+        };
+        let own: Vec<bool> = self
+            .pool
+            .own
+            .iter()
+            .map(|o| stale(self, &o.event))
+            .collect();
+        let fwd: Vec<[u8; 32]> = self
+            .pool
+            .forwarded
+            .iter()
+            .filter(|(_, (_, e))| stale(self, e))
+            .map(|(k, _)| *k)
+            .collect();
+        let mut i = 0;
+        self.pool.own.retain(|_| {
+            i += 1;
+            !own[i - 1]
+        });
+        for k in fwd {
+            self.pool.forwarded.remove(&k);
         }
     }
 }

@@ -341,6 +341,7 @@ impl DaService {
                 Reply::Submit(tx, submitted) => {
                     let _ = tx.send(Ok(submitted));
                 }
+                Reply::Internal => {}
                 Reply::Register(channel) => {
                     self.metrics
                         .da_registrations
@@ -396,6 +397,12 @@ impl DaService {
                         height: submitted.height,
                         reason: error.to_owned(),
                     }));
+                }
+                Reply::Internal => {
+                    tracing::warn!(
+                        error,
+                        "an internal DA event (committee rotation) was not sealed"
+                    )
                 }
             }
         }

@@ -92,6 +92,8 @@ fn every_field_round_trips() {
             threshold: 3,
             epoch: 4,
             round_timeout: Duration::from_millis(12),
+            epoch_length: Duration::from_secs(60),
+            handoff: Duration::from_secs(13),
         },
         receipts: crate::workload::ReceiptsConfig {
             optimistic: true,

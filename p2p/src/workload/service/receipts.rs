@@ -35,7 +35,7 @@ impl WorkloadService {
         source: Option<PeerId>,
         check: ReceiptCheck,
     ) -> Result<(), ReceiptError> {
-        let Some(group_key) = check.group_key else {
+        let Some(group_key) = check.key_for(&receipt.group_key) else {
             self.count_receipt("unverifiable");
             return Err(ReceiptError::WrongGroupKey);
         };
@@ -118,7 +118,7 @@ impl WorkloadService {
         check: ReceiptCheck,
         now_ms: u64,
     ) -> Result<OptimisticOutcome, ReceiptError> {
-        let Some(group_key) = check.group_key else {
+        let Some(group_key) = check.key_for(&receipt.group_key) else {
             self.count_receipt("unverifiable");
             return Err(ReceiptError::WrongGroupKey);
         };

@@ -147,6 +147,31 @@ fn key_history_lookup() {
     assert!(!h.knows(&key(3).verifying_key().to_bytes()));
 }
 
+#[test]
+fn receipts_accept_both_keys_around_a_rotation_only() {
+    use crate::da::epochs::RECEIPT_HANDOFF_HEIGHTS;
+    let g = auth();
+    let mut h = KeyHistory::new(g);
+    assert_eq!(h.receipt_keys(5), (g, None));
+    let k7 = key(7).verifying_key().to_bytes();
+    let k9 = key(9).verifying_key().to_bytes();
+    h.push(EpochRecord::of(&rotation(1, 7, 10), 8));
+    // Recorded, not in force yet: the new key too.
+    assert_eq!(h.receipt_keys(9), (g, Some(k7)));
+    // In force: the previous key for RECEIPT_HANDOFF_HEIGHTS heights, then only the new.
+    assert_eq!(h.receipt_keys(10), (k7, Some(g)));
+    assert_eq!(
+        h.receipt_keys(10 + RECEIPT_HANDOFF_HEIGHTS - 1),
+        (k7, Some(g))
+    );
+    assert_eq!(h.receipt_keys(10 + RECEIPT_HANDOFF_HEIGHTS), (k7, None));
+    // The next rotation: the key before it is k7, never the genesis any more.
+    h.push(EpochRecord::of(&rotation(2, 9, 200), 190));
+    assert_eq!(h.receipt_keys(195), (k7, Some(k9)));
+    assert_eq!(h.receipt_keys(201), (k9, Some(k7)));
+    assert_eq!(h.receipt_keys(300), (k9, None));
+}
+
 /// Genesis key 1 seals 1..=3 (rotation to key 7 at height 2, effective at 4), key 7 seals
 /// 4..=6 (rotation to key 9 at height 5, effective at 7), key 9 seals 7.
 fn rotated_log() -> Vec<VerifiedBlob> {

@@ -210,3 +210,124 @@ fn a_member_refuses_to_sign_a_node_id_that_is_no_peer_id() {
         "{refused}"
     );
 }
+
+/// The group key of epoch 1 in the rotation tests.
+fn next_key() -> SigningKey {
+    SigningKey::from_bytes(&[77; 32])
+}
+
+/// A rotation to [`next_key`] effective at `eff`, its key proof signed by `prover`.
+fn rotation(eff: u64, prover: &SigningKey) -> DaEvent {
+    let members = (0..3).map(|_| PeerId::random().to_string()).collect();
+    let r = dsdn_protocols::da::CommitteeRotation {
+        epoch: 1,
+        members,
+        threshold: 2,
+        group_key: Bytes32(next_key().verifying_key().to_bytes()),
+        effective_height: eff,
+        key_proof: dsdn_protocols::da::Bytes64([0; 64]),
+    }
+    .sign_with(&net(), prover)
+    .unwrap();
+    DaEvent::CommitteeRotated(Box::new(r))
+}
+
+fn rotation_of(event: DaEvent) -> dsdn_protocols::da::CommitteeRotation {
+    match event {
+        DaEvent::CommitteeRotated(r) => *r,
+        other => panic!("not a rotation: {other:?}"),
+    }
+}
+
+/// Issue 13 §3: the epoch rotation driver's internal path. Publishers cannot submit a
+/// `committee_rotated` event; the driver queues it in a member's pool, it is forwarded to
+/// the proposer, members co-sign it only while the state admits it, and once sealed the
+/// key history and the receipts' handoff key follow it.
+#[test]
+fn a_committee_rotation_is_sealed_through_the_pool_and_checked_by_members() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let t0 = Instant::now();
+    let mut proposer = member(d1.path(), t0);
+    let mut other = member(d2.path(), t0);
+    let mut rx = publish(&mut proposer.svc, vec![rotation(3, &next_key())], t0);
+    assert!(matches!(rx.try_recv(), Ok(Err(_))), "not publishable");
+    let e = other
+        .svc
+        .propose_rotation(rotation_of(rotation(3, &other_key())), t0)
+        .unwrap_err();
+    assert!(e.contains("bad_key_proof"), "{e}");
+    let e = other
+        .svc
+        .propose_rotation(rotation_of(rotation(100, &next_key())), t0)
+        .unwrap_err();
+    assert!(e.contains("bad_effective_height"), "{e}");
+    assert!(!other.svc.has_pending());
+
+    other
+        .svc
+        .propose_rotation(rotation_of(rotation(3, &next_key())), t0)
+        .unwrap();
+    let (_, wire) = other.svc.own_pending(16, 1 << 20);
+    assert_eq!(proposer.svc.on_forwarded(Some(1), &wire), Ok(1));
+    let message = proposer.svc.propose_blob(1).expect("a blob");
+    other.svc.check_proposal(1, &message, now_ms()).unwrap();
+    let signature = auth_key().sign(&message).to_bytes();
+    proposer
+        .svc
+        .on_rotation_sealed(1, &message, &signature)
+        .unwrap();
+    let new = next_key().verifying_key().to_bytes();
+    assert_eq!(proposer.svc.key_for(2), Some(auth()));
+    assert_eq!(proposer.svc.key_for(3), Some(new));
+    // Both keys for receipts: the new one from now on, the genesis one after the switch.
+    assert_eq!(proposer.svc.handoff_receipt_key(), Some(new));
+    assert!(!proposer.svc.has_pending());
+    // A second rotation before the first took effect is refused by members.
+    let st = proposer.svc.state();
+    let again = DaBlob::unsigned(
+        &net(),
+        2,
+        st.tip_hash(),
+        st.state_root(),
+        now_ms(),
+        vec![rotation(4, &next_key())],
+    )
+    .unwrap()
+    .signing_bytes()
+    .unwrap();
+    let e = proposer
+        .svc
+        .check_proposal(2, &again, now_ms())
+        .unwrap_err();
+    assert!(e.contains("rotation_pending"), "{e}");
+}
+
+/// A rotation whose effective height the log passed leaves the pool (no member would
+/// co-sign a blob holding it: it would stall the log).
+#[test]
+fn a_stale_rotation_leaves_the_pool() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let t0 = Instant::now();
+    let mut proposer = member(d1.path(), t0);
+    let mut other = member(d2.path(), t0);
+    other
+        .svc
+        .propose_rotation(rotation_of(rotation(2, &next_key())), t0)
+        .unwrap();
+    assert!(other.svc.has_pending());
+    let _rx = publish(&mut proposer.svc, vec![chunk_event(1)], t0);
+    let message = proposer.svc.propose_blob(1).expect("a blob");
+    let signature = auth_key().sign(&message).to_bytes();
+    proposer
+        .svc
+        .on_rotation_sealed(1, &message, &signature)
+        .unwrap();
+    proposer.svc.flush();
+    let blobs = gossiped(&proposer.svc.take_actions());
+    assert_eq!(
+        other.svc.on_gossip(PeerId::random(), blobs[0].encoded()),
+        MessageAcceptance::Accept
+    );
+    assert!(!other.svc.has_pending(), "the stale rotation was dropped");
+    assert_eq!(other.svc.key_for(2), Some(auth()));
+}
