@@ -208,3 +208,26 @@ fn an_interrupted_restore_starts_again() {
     let b = open(&b_path);
     assert_eq!((b.base(), b.tip(), b.state_tip()), (0, 0, 0));
 }
+
+#[test]
+fn a_schema_2_log_is_upgraded_and_its_state_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.redb");
+    source(&path, 5);
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(dsdn_peers::redb_file::META)
+            .unwrap()
+            .insert(
+                dsdn_peers::redb_file::SCHEMA_KEY,
+                2u32.to_be_bytes().as_slice(),
+            )
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let a = open(&path);
+    // The blobs stay; the state (without preimages) goes, to be rebuilt from them.
+    assert_eq!((a.tip(), a.state_tip(), a.base()), (5, 0, 0));
+    assert_eq!(a.state_header().unwrap(), None);
+}

@@ -109,15 +109,13 @@ pub(super) fn write_commits(
         .map(|c| &**c)
         .filter(|c| c.header.height > state_tip)
         .collect();
-    let mut expected = state_tip + 1;
-    for c in &fresh {
+    for (c, expected) in fresh.iter().zip(state_tip + 1..) {
         if c.header.height != expected {
             return Err(DaStoreError::NotConsecutive {
                 expected,
                 got: c.header.height,
             });
         }
-        expected += 1;
     }
     let Some(last) = fresh.last().map(|c| c.header.height) else {
         return Ok(state_tip);
