@@ -207,6 +207,13 @@ fn an_interrupted_restore_starts_again() {
     drop(b);
     let b = open(&b_path);
     assert_eq!((b.base(), b.tip(), b.state_tip()), (0, 0, 0));
+    // Clearing the state of a synced log (a reindex) empties it.
+    sync(&a, &b, cp, 5);
+    assert_eq!(b.clear_state().unwrap(), 11);
+    assert_eq!((b.base(), b.tip(), b.state_tip()), (0, 0, 0));
+    drop(b);
+    let b = open(&b_path);
+    assert_eq!((b.base(), b.tip(), b.state_tip()), (0, 0, 0));
 }
 
 #[test]

@@ -476,18 +476,30 @@ impl DaStore {
     }
 
     /// Deletes the stored state (every state table) in one transaction; the next start
-    /// rebuilds it from the blobs. Returns the state height that was stored.
+    /// rebuilds it from the blobs. Returns the state height that was stored. A log restored
+    /// by a state sync ([`DaStore::base`] > 0) cannot be rebuilt from its blobs: it is
+    /// emptied (blobs and base too; the node syncs again).
     ///
     /// # Errors
     /// [`DaStoreError::Db`] if the transaction fails (nothing deleted).
     pub fn clear_state(&self) -> Result<u64, DaStoreError> {
+        let mut tip = self.lock_tip();
         let mut state_tip = self.lock_state_tip();
         let db = self.write_db()?;
         let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write()?;
         let old = stored_height(&txn)?;
-        clear(&txn)?;
+        let based = self.base() > 0;
+        if based {
+            super::restore::wipe(&txn)?;
+        } else {
+            clear(&txn)?;
+        }
         txn.commit()?;
         *state_tip = 0;
+        if based {
+            *tip = 0;
+            self.base.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(old)
     }
 
