@@ -109,7 +109,7 @@ pub(super) fn write_commits(
         .map(|c| &**c)
         .filter(|c| c.header.height > state_tip)
         .collect();
-    for (c, expected) in fresh.iter().zip(state_tip + 1..) {
+    for (expected, c) in (state_tip + 1..).zip(&fresh) {
         if c.header.height != expected {
             return Err(DaStoreError::NotConsecutive {
                 expected,
