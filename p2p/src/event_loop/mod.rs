@@ -71,6 +71,10 @@ struct DaLoop {
     unannounced: Option<Vec<u8>>,
     /// Serves `/dsdn/<net>/da-proof/1.0.0` from the log's state (nodes with a log on disk).
     proofs: Option<crate::da::ProofServer>,
+    /// A light client that stays light (issue 16 §4): gossiped DA blobs go here raw
+    /// (`try_send`, bounded) instead of to the service, which then neither applies nor
+    /// backfills anything.
+    raw: Option<mpsc::Sender<Vec<u8>>>,
 }
 
 /// Owns the swarm; see the module documentation.
@@ -141,6 +145,7 @@ impl EventLoop {
                 topic: da.topic,
                 unannounced: None,
                 proofs,
+                raw: None,
             },
             cfg,
             started: Instant::now(),
@@ -164,6 +169,16 @@ impl EventLoop {
     ) -> Result<mpsc::Receiver<crate::da::DaNotice>, crate::da::TooManySubscribers> {
         let rx = self.da_subscribers.subscribe();
         self.da.service.set_want_notices(true);
+        rx
+    }
+
+    /// Hands gossiped DA blobs to the returned channel (at most `capacity` queued; more are
+    /// dropped: the caller fetches gaps over da-sync) instead of the DA service, and stops
+    /// the service's backfill: the light client that stays light verifies blobs itself and
+    /// holds no DA state (issue 16 §4). Call before [`EventLoop::run`].
+    pub(crate) fn feed_da_raw(&mut self, capacity: usize) -> mpsc::Receiver<Vec<u8>> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        self.da.raw = Some(tx);
         rx
     }
 
@@ -354,6 +369,7 @@ impl EventLoop {
             }
             Command::DaRange(from, count, tx) => self.da_range(from, count, tx),
             Command::DaProveRemote(request, tx) => self.da_prove_remote(request, tx),
+            Command::DaSyncRaw(peer, request, tx) => self.da_sync_raw(peer, request, tx),
             Command::PeerStats(tx) => {
                 let _ = tx.send(self.peer_stats());
             }
