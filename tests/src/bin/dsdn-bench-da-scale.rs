@@ -14,8 +14,12 @@
 //!    the whole log, when the node serves proofs;
 //! 5. **RSS** once it answers; then it is stopped and started again: **restart time** is
 //!    process start to answering at the tip with its stored state;
-//! 6. the light client's join from a checkpoint and a new full node's state sync are
-//!    measured when the daemon has them (issue 16 §4, §5), else printed as not measured.
+//! 6. **light-client join from a checkpoint** (issue 16 §4): while the node runs at the
+//!    tip, `dsdn-agent watch --from-checkpoint --checkpoint <tip - 1>` (checkpoint read from
+//!    the tip blob's `prev_hash`/`prev_state_root`) is started with the node as its static
+//!    peer: time from process start to its first verified blob after the checkpoint
+//!    (`joined`), and its RSS then ([`dsdn_integration_tests::scale::light`]). A new full
+//!    node's state sync (§5) is printed as not measured.
 //!
 //! Before each size it checks the disk (the bytes per event seen so far × the events to add,
 //! with 20 % to spare) and the memory (the RSS seen so far, scaled, against `MemAvailable`);
@@ -32,6 +36,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use dsdn_daemon::localnet::{ConfigSpec, Node, NodeMode, NodeSpec};
 use dsdn_integration_tests::bench::{clock_ticks, cpu_secs, memory_kib, mib};
+use dsdn_integration_tests::scale::light;
 use dsdn_integration_tests::scale::plot::{self, ScalePoint};
 use dsdn_integration_tests::scale::{chunk_id, dir_bytes, free_bytes, mem_available, LogGenerator};
 use dsdn_integration_tests::{fmt_ms, percentile, unix_now};
@@ -148,6 +153,8 @@ struct Run {
     data: PathBuf,
     spec: NodeSpec,
     samples: usize,
+    /// seeds.toml of the light client: the full node as its static peer.
+    light_config: PathBuf,
 }
 
 impl Run {
@@ -196,6 +203,20 @@ impl Run {
         };
         let pid = node.pid().context("the node exited")?;
         let (rss_kib, _) = memory_kib(pid)?;
+        let light = match light::checkpoint_before(&client, height).await {
+            Ok(cp) => light::join(&self.light_config, &cp, &self.dir).await,
+            Err(e) => Err(e),
+        };
+        let light = match light {
+            Ok((secs, rss)) => {
+                eprintln!("[scale] light client joined from a checkpoint in {secs:.2} s, RSS {rss:.1} MiB");
+                Some((secs, rss))
+            }
+            Err(e) => {
+                eprintln!("[scale] light client not measured: {e:#}");
+                None
+            }
+        };
         node.stop().await?;
         let bytes = dir_bytes(&self.data)?;
         let (mut node, restart, _) = start_at_tip(&self.spec, height).await?;
@@ -214,7 +235,7 @@ impl Run {
             state_ms,
             proof_ms,
             restart_secs: restart.as_secs_f64(),
-            light: None,
+            light,
             state_sync_secs: None,
         })
     }
@@ -318,11 +339,16 @@ async fn main() -> anyhow::Result<()> {
         data.clone(),
     );
     spec.rust_log = "warn".into();
+    let light_config = dir.path().join("light.toml");
+    cfg.clone()
+        .with_static_peer(format!("{IP}:{}", lease.port()))
+        .write(&light_config)?;
     let run = Run {
         dir: dir.path().to_path_buf(),
         data: data.clone(),
         spec,
         samples,
+        light_config,
     };
     // `dsdnd init` before the log is written: the node key lives beside it.
     dsdn_daemon::localnet::init_node(&data)?;
