@@ -37,11 +37,7 @@ async fn run_watch(net: &TestNet, name: &str, args: &[String]) -> (Vec<String>, 
     }) {
         eprintln!("[{name}] {line}");
     }
-    (
-        watch.lines(),
-        stderr,
-        status.is_some_and(|s| s.success()),
-    )
+    (watch.lines(), stderr, status.is_some_and(|s| s.success()))
 }
 
 fn json_lines(lines: &[String], field: &str) -> Vec<serde_json::Value> {
@@ -83,7 +79,10 @@ async fn a_light_client_from_a_checkpoint_stays_light_and_agrees_with_full_nodes
         coordinator.da_publish(&batch).await?;
     }
     let height = eventually(T, "the full node at the coordinator's height", || async {
-        let (c, f) = (coordinator.da_state().await.ok()?, full.da_state().await.ok()?);
+        let (c, f) = (
+            coordinator.da_state().await.ok()?,
+            full.da_state().await.ok()?,
+        );
         (c.height >= BEFORE && f.height == c.height).then_some(c.height)
     })
     .await?;
@@ -139,7 +138,11 @@ async fn a_light_client_from_a_checkpoint_stays_light_and_agrees_with_full_nodes
         args.push(k.to_string());
     }
     let (lines, stderr, ok) = run_watch(&net, "watch", &args).await;
-    anyhow::ensure!(ok, "watch --from-checkpoint failed\nstdout:\n{}\nstderr:\n{stderr}", lines.join("\n"));
+    anyhow::ensure!(
+        ok,
+        "watch --from-checkpoint failed\nstdout:\n{}\nstderr:\n{stderr}",
+        lines.join("\n")
+    );
     // Forward only from H + 1.
     let heights: Vec<u64> = json_lines(&lines, "event_index")
         .iter()
@@ -159,9 +162,17 @@ async fn a_light_client_from_a_checkpoint_stays_light_and_agrees_with_full_nodes
     let proved = json_lines(&lines, "verdict");
     anyhow::ensure!(proved.len() == keys.len(), "{proved:?}");
     for (key, line) in keys.iter().zip(&proved) {
-        anyhow::ensure!(line["key"] == key.to_string() && line["verdict"] != "invalid", "{line}");
-        let at = line["height"].as_u64().ok_or_else(|| anyhow::anyhow!("{line}"))?;
-        anyhow::ensure!(at > h, "{key}: proved at {at}, not after the checkpoint {h}");
+        anyhow::ensure!(
+            line["key"] == key.to_string() && line["verdict"] != "invalid",
+            "{line}"
+        );
+        let at = line["height"]
+            .as_u64()
+            .ok_or_else(|| anyhow::anyhow!("{line}"))?;
+        anyhow::ensure!(
+            at > h,
+            "{key}: proved at {at}, not after the checkpoint {h}"
+        );
         for client in [&coordinator, &full] {
             let answer = client.da_proof(&key.to_string(), Some(at)).await?;
             anyhow::ensure!(
@@ -176,7 +187,10 @@ async fn a_light_client_from_a_checkpoint_stays_light_and_agrees_with_full_nodes
             let (_, value) = proof.verify(root)?;
             let full_value = value.map(serde_json::to_value).transpose()?;
             let light = line.get("value").cloned().filter(|v| !v.is_null());
-            anyhow::ensure!(light == full_value, "{key}: light {light:?}, full node {full_value:?}");
+            anyhow::ensure!(
+                light == full_value,
+                "{key}: light {light:?}, full node {full_value:?}"
+            );
         }
     }
     anyhow::ensure!(proved[0]["verdict"] == "present", "{:?}", proved[0]);
@@ -184,10 +198,23 @@ async fn a_light_client_from_a_checkpoint_stays_light_and_agrees_with_full_nodes
 
     // A wrong root, then a wrong hash: refused with a clear error.
     let bad_root = format!("{h}:{}:{}", next.prev_hash, "11".repeat(32));
-    let (_, stderr, ok) = run_watch(&net, "watch-bad-root", &common(&["--checkpoint", &bad_root, "--count", "1"])).await;
-    anyhow::ensure!(!ok && stderr.contains("refused"), "a wrong root was not refused:\n{stderr}");
+    let (_, stderr, ok) = run_watch(
+        &net,
+        "watch-bad-root",
+        &common(&["--checkpoint", &bad_root, "--count", "1"]),
+    )
+    .await;
+    anyhow::ensure!(
+        !ok && stderr.contains("refused"),
+        "a wrong root was not refused:\n{stderr}"
+    );
     let bad_hash = format!("{h}:{}:{}", "22".repeat(32), next.prev_state_root);
-    let (_, stderr, ok) = run_watch(&net, "watch-bad-hash", &common(&["--checkpoint", &bad_hash, "--count", "1"])).await;
+    let (_, stderr, ok) = run_watch(
+        &net,
+        "watch-bad-hash",
+        &common(&["--checkpoint", &bad_hash, "--count", "1"]),
+    )
+    .await;
     anyhow::ensure!(
         !ok && stderr.contains("refused") && stderr.contains("blob hash"),
         "a wrong hash was not refused:\n{stderr}"
@@ -200,16 +227,26 @@ async fn a_light_client_from_a_checkpoint_stays_light_and_agrees_with_full_nodes
         net.node("full").peer_id()
     );
     for (name, extra) in [
-        ("watch-trusted", vec!["--trust-peer", trusted.as_str(), "--count", "1"]),
+        (
+            "watch-trusted",
+            vec!["--trust-peer", trusted.as_str(), "--count", "1"],
+        ),
         ("watch-newest", vec!["--newest", "--count", "1"]),
     ] {
         let (lines, stderr, ok) = run_watch(&net, name, &common(&extra)).await;
-        anyhow::ensure!(ok, "{name} failed\nstdout:\n{}\nstderr:\n{stderr}", lines.join("\n"));
+        anyhow::ensure!(
+            ok,
+            "{name} failed\nstdout:\n{}\nstderr:\n{stderr}",
+            lines.join("\n")
+        );
         let first = json_lines(&lines, "event_index")
             .first()
             .and_then(|v| v["height"].as_u64())
             .unwrap_or(0);
-        anyhow::ensure!(first > height, "{name}: first height {first}, the log was at {height} before it started:\n{stderr}");
+        anyhow::ensure!(
+            first > height,
+            "{name}: first height {first}, the log was at {height} before it started:\n{stderr}"
+        );
     }
     stop.store(true, Ordering::Relaxed);
     let _ = streamer.await;

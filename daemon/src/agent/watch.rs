@@ -101,16 +101,16 @@ pub(crate) async fn run(args: &WatchArgs, data_dir: Option<&Path>) -> anyhow::Re
         seeds.bootstrap.dns_seeds.len(),
         seeds.bootstrap.static_peers.len(),
     );
-    if dns + statics == 0 && data_dir.is_none() && args.checkpoint.trust_peer.is_none()
+    if dns + statics == 0
+        && data_dir.is_none()
+        && args.checkpoint.trust_peer.is_none()
         && seeds.light.trust_peer.is_none()
     {
         bail!("{path}: no bootstrap.dns_seeds and no bootstrap.static_peers: the light client has nowhere to start (or pass the --data-dir of an earlier watch)");
     }
     let mut cfg = LightConfig::from_seeds(&seeds);
     cfg.data_dir = data_dir.map(Path::to_path_buf);
-    cfg.checkpoint = args
-        .checkpoint
-        .source(&seeds.light, &mut cfg.bootstrap)?;
+    cfg.checkpoint = args.checkpoint.source(&seeds.light, &mut cfg.bootstrap)?;
     let statics = cfg.bootstrap.static_peers.len();
     let started = std::time::Instant::now();
     let mut client = LightClient::start(cfg).context("cannot start the light client")?;

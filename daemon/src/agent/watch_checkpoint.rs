@@ -173,7 +173,10 @@ mod tests {
         let addr = format!("/ip4/127.0.0.1/tcp/4001/p2p/{id}");
         let mut boot = BootstrapConfig::default();
         let off = CheckpointArgs::default();
-        assert_eq!(off.source(&LightSection::default(), &mut boot).unwrap(), None);
+        assert_eq!(
+            off.source(&LightSection::default(), &mut boot).unwrap(),
+            None
+        );
         let on = |checkpoint, trust_peer: Option<&str>, newest| CheckpointArgs {
             from_checkpoint: true,
             checkpoint,
@@ -181,19 +184,27 @@ mod tests {
             newest,
         };
         assert_eq!(
-            on(None, None, false).source(&LightSection::default(), &mut boot).unwrap(),
+            on(None, None, false)
+                .source(&LightSection::default(), &mut boot)
+                .unwrap(),
             Some(CheckpointSource::Newest { base: None })
         );
         assert_eq!(
-            on(Some(cp), None, false).source(&LightSection::default(), &mut boot).unwrap(),
+            on(Some(cp), None, false)
+                .source(&LightSection::default(), &mut boot)
+                .unwrap(),
             Some(CheckpointSource::Config(cp))
         );
         assert_eq!(
-            on(Some(cp), None, true).source(&LightSection::default(), &mut boot).unwrap(),
+            on(Some(cp), None, true)
+                .source(&LightSection::default(), &mut boot)
+                .unwrap(),
             Some(CheckpointSource::Newest { base: Some(cp) })
         );
         assert_eq!(
-            on(None, Some(&addr), false).source(&LightSection::default(), &mut boot).unwrap(),
+            on(None, Some(&addr), false)
+                .source(&LightSection::default(), &mut boot)
+                .unwrap(),
             Some(CheckpointSource::TrustedPeer(id))
         );
         assert_eq!(boot.static_peers.len(), 1, "the trusted peer is dialled");
@@ -211,7 +222,9 @@ mod tests {
         );
         let other = Checkpoint { height: 9, ..cp };
         assert_eq!(
-            on(Some(other), None, false).source(&section, &mut boot).unwrap(),
+            on(Some(other), None, false)
+                .source(&section, &mut boot)
+                .unwrap(),
             Some(CheckpointSource::Config(other))
         );
     }

@@ -82,7 +82,9 @@ impl fmt::Display for Checkpoint {
 
 /// Why a checkpoint's text form does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid checkpoint {input:?}: {reason} (expected HEIGHT:HASH:ROOT, hashes in 64 hex digits)")]
+#[error(
+    "invalid checkpoint {input:?}: {reason} (expected HEIGHT:HASH:ROOT, hashes in 64 hex digits)"
+)]
 pub struct CheckpointParseError {
     /// The input as given.
     pub input: String,

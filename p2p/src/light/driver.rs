@@ -232,7 +232,9 @@ impl Driver {
             if tokio::time::Instant::now() + SETUP_RETRY > deadline {
                 return Err(format!(
                     "no newest blob from {} within {SETUP_PATIENCE:?}: {last}",
-                    peer.map_or("any full node".to_owned(), |p| format!("the trusted peer {p}"))
+                    peer.map_or("any full node".to_owned(), |p| format!(
+                        "the trusted peer {p}"
+                    ))
                 ));
             }
             tokio::time::sleep(SETUP_RETRY).await;
@@ -305,7 +307,11 @@ impl Driver {
     }
 
     /// The value of `key` at `cp`, proved by a full node against `cp`'s root.
-    async fn proved(&mut self, cp: Checkpoint, key: &StateKey) -> Result<Option<StateValue>, String> {
+    async fn proved(
+        &mut self,
+        cp: Checkpoint,
+        key: &StateKey,
+    ) -> Result<Option<StateValue>, String> {
         let deadline = tokio::time::Instant::now() + SETUP_PATIENCE;
         let mut last;
         loop {

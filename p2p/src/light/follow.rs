@@ -58,7 +58,9 @@ pub enum FollowError {
     },
     /// The first blob after the checkpoint is a version-1 blob: it commits to no state root,
     /// so the checkpoint's root cannot be checked.
-    #[error("checkpoint at height {0} cannot be checked: the next blob is of version 1 (no state root)")]
+    #[error(
+        "checkpoint at height {0} cannot be checked: the next blob is of version 1 (no state root)"
+    )]
     Unverifiable(u64),
     /// A later blob does not link to the tip's hash (another chain).
     #[error("blob at height {height} does not link to the tip's hash")]
@@ -163,10 +165,8 @@ impl Follower {
     /// # Errors
     /// [`FollowError`]; nothing changes on error.
     pub fn offer(&mut self, bytes: &[u8]) -> Result<VerifiedBlob, FollowError> {
-        let blob = DaBlob::from_bytes(bytes).map_err(|error| FollowError::Invalid {
-            height: 0,
-            error,
-        })?;
+        let blob =
+            DaBlob::from_bytes(bytes).map_err(|error| FollowError::Invalid { height: 0, error })?;
         let height = blob.height;
         if height != self.tip_height + 1 {
             return Err(FollowError::NotNext {
@@ -246,10 +246,8 @@ pub fn checkpoint_from_newest(
     keys: &EpochKeys,
     bytes: &[u8],
 ) -> Result<Checkpoint, FollowError> {
-    let blob = DaBlob::from_bytes(bytes).map_err(|error| FollowError::Invalid {
-        height: 0,
-        error,
-    })?;
+    let blob =
+        DaBlob::from_bytes(bytes).map_err(|error| FollowError::Invalid { height: 0, error })?;
     let height = blob.height;
     if height <= base.height + 1 {
         return Err(FollowError::NotNext {

@@ -146,7 +146,10 @@ fn a_checkpoint_with_a_wrong_hash_or_root_is_refused_by_the_first_signed_blob() 
     let e = Follower::new(net(), bad_hash, genesis_keys())
         .offer(&log.blobs[2])
         .unwrap_err();
-    assert!(e.refutes_checkpoint() && e.to_string().contains("blob hash"), "{e}");
+    assert!(
+        e.refutes_checkpoint() && e.to_string().contains("blob hash"),
+        "{e}"
+    );
     // The right one is taken.
     assert!(Follower::new(net(), good, genesis_keys())
         .offer(&log.blobs[2])
@@ -159,7 +162,8 @@ fn forged_forked_and_backdated_blobs_are_refused_without_moving_the_tip() {
     let mut f = Follower::new(net(), log.checkpoints[1], genesis_keys());
     f.offer(&log.blobs[1]).unwrap();
     // Signed by another key.
-    let forged = log.state(2)
+    let forged = log
+        .state(2)
         .seal_next(&epoch_key(), 2000, vec![registration(99)])
         .unwrap()
         .to_bytes()
@@ -190,7 +194,8 @@ fn forged_forked_and_backdated_blobs_are_refused_without_moving_the_tip() {
         Err(FollowError::PrevHash { height: 3 })
     ));
     // Next height, right chain, timestamp before the tip's.
-    let back = log.state(2)
+    let back = log
+        .state(2)
         .seal_next(&genesis_key(), 1, vec![registration(3)])
         .unwrap()
         .to_bytes()
@@ -212,12 +217,10 @@ fn a_rotation_after_the_checkpoint_changes_the_key_from_its_effective_height() {
     for h in 4..=6 {
         f.offer(&log.blobs[h - 1]).unwrap();
     }
-    assert_eq!(
-        f.keys().key_for(7),
-        epoch_key().verifying_key().to_bytes()
-    );
+    assert_eq!(f.keys().key_for(7), epoch_key().verifying_key().to_bytes());
     // Height 7 signed by the genesis key is refused.
-    let stale = log.state(6)
+    let stale = log
+        .state(6)
         .seal_next(&genesis_key(), 5000, vec![registration(7)])
         .unwrap()
         .to_bytes()
@@ -267,7 +270,12 @@ fn the_newest_blob_gives_a_checkpoint_only_under_the_key_in_force_at_the_base() 
     assert_eq!(cp, plain.checkpoints[7]);
     // Not ahead of base + 1: nothing to skip.
     assert!(matches!(
-        checkpoint_from_newest(&net(), plain.checkpoints[7], &genesis_keys(), &plain.blobs[7]),
+        checkpoint_from_newest(
+            &net(),
+            plain.checkpoints[7],
+            &genesis_keys(),
+            &plain.blobs[7]
+        ),
         Err(FollowError::NotNext { .. })
     ));
     // After a rotation took effect the genesis key no longer signs: refused (the caller

@@ -76,19 +76,22 @@ pub(crate) fn validate(raw: RawLight, errs: &mut KeyErrors) -> LightSection {
                 None
             }
         });
-    let trust_peer = raw.trust_peer.and_then(|text| {
-        match text.parse::<Multiaddr>() {
+    let trust_peer = raw
+        .trust_peer
+        .and_then(|text| match text.parse::<Multiaddr>() {
             Ok(a) if peer_of(&a).is_some() => Some(a),
             Ok(_) => {
-                errs.push("light.trust_peer", format!("{text:?} does not end in /p2p/<peer id>"));
+                errs.push(
+                    "light.trust_peer",
+                    format!("{text:?} does not end in /p2p/<peer id>"),
+                );
                 None
             }
             Err(e) => {
                 errs.push("light.trust_peer", format!("{text:?}: {e}"));
                 None
             }
-        }
-    });
+        });
     LightSection {
         checkpoint,
         trust_peer,

@@ -65,7 +65,11 @@ pub async fn join(config: &Path, checkpoint: &str, dir: &Path) -> anyhow::Result
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    let rss = watch.pid().map(memory_kib).transpose()?.map(|(r, _)| mib(r));
+    let rss = watch
+        .pid()
+        .map(memory_kib)
+        .transpose()?
+        .map(|(r, _)| mib(r));
     watch.kill().await;
     Ok((joined.as_secs_f64(), rss.unwrap_or(f64::NAN)))
 }

@@ -127,9 +127,12 @@ fn every_field_round_trips() {
                 state_root: [0x01; 32],
             }),
             trust_peer: Some(
-                format!("/ip4/203.0.113.50/tcp/30303/p2p/{}", libp2p::PeerId::random())
-                    .parse()
-                    .unwrap(),
+                format!(
+                    "/ip4/203.0.113.50/tcp/30303/p2p/{}",
+                    libp2p::PeerId::random()
+                )
+                .parse()
+                .unwrap(),
             ),
         },
     };
@@ -161,8 +164,14 @@ fn light_checkpoint_and_trusted_peer_are_checked() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("light.checkpoint") && err.contains("HEIGHT:HASH:ROOT"), "{err}");
-    assert!(err.contains("light.trust_peer") && err.contains("/p2p/"), "{err}");
+    assert!(
+        err.contains("light.checkpoint") && err.contains("HEIGHT:HASH:ROOT"),
+        "{err}"
+    );
+    assert!(
+        err.contains("light.trust_peer") && err.contains("/p2p/"),
+        "{err}"
+    );
     assert_eq!(SeedsConfig::default().light.trusted_peer_id(), None);
 }
 
