@@ -48,7 +48,7 @@ pub enum FollowError {
         checkpoint.height + 1, hex::encode(network), hex::encode(ours))]
     CheckpointMismatch {
         /// The checkpoint.
-        checkpoint: Checkpoint,
+        checkpoint: Box<Checkpoint>,
         /// `blob hash` or `state root`.
         what: &'static str,
         /// What the signed blob commits to.
@@ -182,7 +182,7 @@ impl Follower {
         if verified.prev_hash() != self.tip_hash {
             return Err(if first {
                 FollowError::CheckpointMismatch {
-                    checkpoint: self.checkpoint,
+                    checkpoint: Box::new(self.checkpoint),
                     what: "blob hash",
                     network: verified.prev_hash(),
                     ours: self.checkpoint.blob_hash,
@@ -194,7 +194,7 @@ impl Follower {
         match verified.prev_state_root() {
             Some(root) if first && root != self.checkpoint.state_root => {
                 return Err(FollowError::CheckpointMismatch {
-                    checkpoint: self.checkpoint,
+                    checkpoint: Box::new(self.checkpoint),
                     what: "state root",
                     network: root,
                     ours: self.checkpoint.state_root,
