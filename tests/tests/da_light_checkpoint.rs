@@ -250,5 +250,6 @@ async fn a_light_client_from_a_checkpoint_stays_light_and_agrees_with_full_nodes
     }
     stop.store(true, Ordering::Relaxed);
     let _ = streamer.await;
+    net.pass();
     Ok(())
 }
