@@ -100,6 +100,13 @@ pub enum Command {
     DaEvidence(oneshot::Sender<Vec<crate::da::ForkEvidenceView>>),
     /// Up to `count` verified blobs from height `from`.
     DaRange(u64, u32, oneshot::Sender<Result<Vec<DaBlob>, RangeError>>),
+    /// A sync request sent to this peer (or the first connected DA peer), answered
+    /// unverified with the peer asked.
+    DaSyncRaw(
+        Option<PeerId>,
+        dsdn_protocols::da::sync::SyncRequest,
+        oneshot::Sender<Result<(PeerId, dsdn_protocols::da::sync::SyncResponse), String>>,
+    ),
     /// A proof asked of a peer over `/dsdn/<net>/da-proof/1.0.0` (unverified answer).
     DaProveRemote(
         dsdn_protocols::da::prove::ProofRequest,
@@ -295,6 +302,22 @@ impl NodeHandle {
         request: dsdn_protocols::da::prove::ProofRequest,
     ) -> Result<Result<dsdn_protocols::da::prove::ProofResponse, String>, Stopped> {
         self.ask(|tx| Command::DaProveRemote(request, tx)).await
+    }
+
+    /// Sends `request` over `/dsdn/<net>/da-sync/1.0.0` to `peer` (it must be connected) or,
+    /// with `None`, to the first connected peer that keeps the DA log, and returns the
+    /// answer **unverified** with the peer that gave it (a light client that stays light
+    /// verifies blobs itself, issue 16 §4).
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended; the inner error when the peer is not
+    /// connected, no peer keeps the log, or the request failed.
+    pub async fn da_sync_raw(
+        &self,
+        peer: Option<PeerId>,
+        request: dsdn_protocols::da::sync::SyncRequest,
+    ) -> Result<Result<(PeerId, dsdn_protocols::da::sync::SyncResponse), String>, Stopped> {
+        self.ask(|tx| Command::DaSyncRaw(peer, request, tx)).await
     }
 
     /// The height of the last applied DA blob, without a round trip to the event loop.

@@ -36,8 +36,14 @@
 //! # Ok(()) }
 //! ```
 
+mod checkpoint;
+mod driver;
+mod follow;
 mod prove;
 
+pub use checkpoint::{Checkpoint, CheckpointParseError, CheckpointSource, EpochKeys};
+pub use driver::{FollowStatus, FOLLOW_POLL, SETUP_PATIENCE};
+pub use follow::{checkpoint_from_newest, FollowError, Follower, TrustedHead};
 pub use prove::{check as check_proof, ProveError, ProvedValue, PROVE_PATIENCE};
 
 use std::path::{Path, PathBuf};
@@ -65,6 +71,10 @@ pub(crate) const LIGHT_PEERS_FILE: &str = "peers.dat";
 /// light client's data directory.
 pub(crate) const LIGHT_ADDED_FILE: &str = "added-peers.toml";
 
+/// Gossiped DA blobs queued for the checkpoint follower; more are dropped (fetched over
+/// da-sync instead).
+const RAW_GOSSIP_QUEUE: usize = 64;
+
 /// How long [`LightClient::shutdown`] waits for the event loop to save its anchors.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -90,6 +100,11 @@ pub struct LightConfig {
     /// The client's identity. `None`: a fresh Ed25519 key for this run only (a light client
     /// has no reputation to keep, and a new PeerId per run links fewer sessions).
     pub keypair: Option<Keypair>,
+    /// Stay light (issue 16 §4): start from this checkpoint source, follow the log forward
+    /// only and hold no DA state ([`Follower`]); answers about the state come from proofs
+    /// ([`LightClient::prove`]). `None`: the full replay from height 1 with the state in
+    /// memory.
+    pub checkpoint: Option<CheckpointSource>,
 }
 
 impl LightConfig {
@@ -104,6 +119,7 @@ impl LightConfig {
             bootstrap: seeds.bootstrap.clone(),
             data_dir: None,
             keypair: None,
+            checkpoint: None,
         }
     }
 }
@@ -119,6 +135,8 @@ pub struct LightClient {
     peer_id: PeerId,
     data_dir: PathBuf,
     task: JoinHandle<()>,
+    /// The checkpoint follower's status (light mode from a checkpoint only).
+    follow: Option<tokio::sync::watch::Receiver<FollowStatus>>,
     /// Keeps the temporary data directory alive (removed on drop) when none was given.
     _temp: Option<tempfile::TempDir>,
 }
@@ -170,6 +188,7 @@ impl LightClient {
         }
         let keypair = cfg.keypair.unwrap_or_else(Keypair::generate_ed25519);
         let peer_id = keypair.public().to_peer_id();
+        let network = cfg.network.clone();
         let node_cfg = NodeConfig {
             da_authority: cfg.da_authority,
             da_dir: None,
@@ -188,12 +207,35 @@ impl LightClient {
         if let Some(path) = &node.store_report.moved_aside {
             tracing::warn!(path = %path.display(), "peers.dat was corrupt: moved aside");
         }
-        // The loop has no subscriber yet: this cannot fail.
-        let notices = node
-            .event_loop
-            .subscribe_da()
-            .map_err(|e| StartError::Swarm(e.to_string()))?;
+        let (notices, driver) = match cfg.checkpoint {
+            Some(source) => {
+                let raw = node.event_loop.feed_da_raw(RAW_GOSSIP_QUEUE);
+                let (tx, rx) = mpsc::channel(crate::da::DA_NOTICE_QUEUE);
+                let (status, status_rx) = tokio::sync::watch::channel(FollowStatus::default());
+                let driver = driver::Driver {
+                    handle: node.handle.clone(),
+                    network: network.clone(),
+                    authority: cfg.da_authority.unwrap_or_default(),
+                    source,
+                    raw,
+                    notices: tx,
+                    status,
+                };
+                (rx, Some((driver, status_rx)))
+            }
+            // The loop has no subscriber yet: this cannot fail.
+            None => (
+                node.event_loop
+                    .subscribe_da()
+                    .map_err(|e| StartError::Swarm(e.to_string()))?,
+                None,
+            ),
+        };
         let task = runtime.spawn(node.event_loop.run());
+        let follow = driver.map(|(driver, status)| {
+            runtime.spawn(driver.run());
+            status
+        });
         tracing::info!(%peer_id, data_dir = %data_dir.display(), "light client started");
         Ok(LightClient {
             handle: node.handle,
@@ -202,6 +244,7 @@ impl LightClient {
             peer_id,
             data_dir,
             task,
+            follow,
             _temp: temp,
         })
     }
@@ -229,6 +272,21 @@ impl LightClient {
         count: u32,
     ) -> Result<Result<Vec<dsdn_protocols::da::DaBlob>, crate::handle::RangeError>, Stopped> {
         self.handle.da_range(from, count).await
+    }
+
+    /// The checkpoint follower's status (checkpoint, trusted head, lowest height fetched,
+    /// error); `None` in the replay-from-height-1 mode.
+    pub fn follow_status(&self) -> Option<FollowStatus> {
+        self.follow.as_ref().map(|s| s.borrow().clone())
+    }
+
+    /// Waits until the checkpoint follower reports a change (for a caller waiting for the
+    /// first verified tip); `None` in the replay mode or once the follower ended.
+    pub async fn follow_changed(&mut self) -> Option<FollowStatus> {
+        let rx = self.follow.as_mut()?;
+        rx.changed().await.ok()?;
+        let status = rx.borrow_and_update().clone();
+        Some(status)
     }
 
     /// The node's handle, for peers, statistics and DA state (publishing is refused: a light

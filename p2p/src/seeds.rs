@@ -20,7 +20,7 @@
 //!
 //! Every section and every key is optional; missing ones take the defaults documented on
 //! [`NetworkConfig`], [`BootstrapConfig`], [`DaConfig`], [`CommitteeConfig`],
-//! [`ReceiptsConfig`], [`NatSection`] and [`api::ApiSection`]. Unknown
+//! [`ReceiptsConfig`], [`NatSection`], [`api::ApiSection`] and [`light::LightSection`]. Unknown
 //! keys and malformed values are refused with an error naming the key (see
 //! [`ConfigError`]).
 //!
@@ -46,6 +46,7 @@ use crate::workload::config::RawReceipts;
 use crate::workload::ReceiptsConfig;
 
 pub mod api;
+pub mod light;
 
 use api::{ApiSection, RawApi};
 
@@ -69,6 +70,8 @@ pub struct SeedsConfig {
     pub log: LogSection,
     /// `[api]`: the control API's connection limits and timeouts.
     pub api: ApiSection,
+    /// `[light]`: the checkpoint of `dsdn-agent watch --from-checkpoint` (issue 16 §4).
+    pub light: light::LightSection,
 }
 
 /// `[log]` of seeds.toml: read at start and at each SIGHUP (issue 14 §5).
@@ -103,6 +106,8 @@ struct RawFile {
     #[serde(skip_serializing_if = "LogSection::is_default")]
     log: LogSection,
     api: RawApi,
+    #[serde(skip_serializing_if = "light::RawLight::is_default")]
+    light: light::RawLight,
 }
 
 dsdn_bootstrap::serialize_as_raw!(SeedsConfig);
@@ -118,6 +123,7 @@ impl SeedsConfig {
             nat: self.nat.to_raw()?,
             log: self.log.clone(),
             api: self.api.to_raw()?,
+            light: self.light.to_raw(),
         })
     }
 
@@ -153,6 +159,7 @@ impl SeedsConfig {
         let receipts = crate::workload::config::validate(raw.receipts, &mut errs);
         let nat = crate::net::nat::config::validate(raw.nat, &mut errs);
         let api = api::validate(raw.api, &mut errs);
+        let light = light::validate(raw.light, &mut errs);
         let (network, bootstrap) = validate_sections(raw.network, raw.bootstrap, &mut errs);
         errs.into_result(SeedsConfig {
             network,
@@ -163,6 +170,7 @@ impl SeedsConfig {
             nat,
             log: raw.log,
             api,
+            light,
         })
     }
 }

@@ -30,6 +30,7 @@ fn light_config(peer: StaticPeer) -> LightConfig {
         bootstrap: quick_bootstrap(vec![peer]),
         data_dir: None,
         keypair: None,
+        checkpoint: None,
     }
 }
 

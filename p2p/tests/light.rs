@@ -255,6 +255,7 @@ async fn light_client_receives_the_coordinators_events_through_a_dns_seeded_boot
         bootstrap: light_bootstrap,
         data_dir: Some(dirs[2].path().join("light")),
         keypair: None,
+        checkpoint: None,
     };
     let mut client = LightClient::start(light_cfg.clone()).unwrap();
     let light_id = client.peer_id();

@@ -290,6 +290,11 @@ impl Watch {
         })
     }
 
+    /// The process id while it runs (for its RSS).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Stdout lines so far.
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()

@@ -10,6 +10,7 @@
 //! capacity) of existing ones, so the node registry stops growing like a real network's
 //! while the chunk and replica maps grow with the log.
 
+pub mod light;
 pub mod plot;
 
 use std::path::Path;

@@ -18,6 +18,7 @@ mod peers;
 mod proof;
 mod table;
 mod watch;
+mod watch_checkpoint;
 mod workload;
 
 /// The daemon's default data directory (`dsdnd --data-dir`), where its cookie is looked

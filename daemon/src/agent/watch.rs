@@ -49,8 +49,13 @@ pub(crate) struct WatchArgs {
     /// proof is fetched from a full node over /dsdn/<net>/da-proof/1.0.0 and verified
     /// against the state root the light client computed itself; one line per key
     /// (`proved …` / `NOT PROVED …`, or JSON with --json), then exit (1 if any fails).
+    /// With --from-checkpoint the root is the newest one the client trusts (the last
+    /// verified blob committed to it).
     #[arg(long, value_name = "KEY")]
     pub(crate) prove: Vec<String>,
+    /// Start from a checkpoint and stay light (issue 16 §4).
+    #[command(flatten)]
+    pub(crate) checkpoint: super::watch_checkpoint::CheckpointArgs,
 }
 
 /// One `--prove` answer with `--json`.
@@ -96,11 +101,18 @@ pub(crate) async fn run(args: &WatchArgs, data_dir: Option<&Path>) -> anyhow::Re
         seeds.bootstrap.dns_seeds.len(),
         seeds.bootstrap.static_peers.len(),
     );
-    if dns + statics == 0 && data_dir.is_none() {
+    if dns + statics == 0
+        && data_dir.is_none()
+        && args.checkpoint.trust_peer.is_none()
+        && seeds.light.trust_peer.is_none()
+    {
         bail!("{path}: no bootstrap.dns_seeds and no bootstrap.static_peers: the light client has nowhere to start (or pass the --data-dir of an earlier watch)");
     }
     let mut cfg = LightConfig::from_seeds(&seeds);
     cfg.data_dir = data_dir.map(Path::to_path_buf);
+    cfg.checkpoint = args.checkpoint.source(&seeds.light, &mut cfg.bootstrap)?;
+    let statics = cfg.bootstrap.static_peers.len();
+    let started = std::time::Instant::now();
     let mut client = LightClient::start(cfg).context("cannot start the light client")?;
     eprintln!(
         "watch: light client {} on network {}, DA authority {}; bootstrapping from {dns} DNS seed(s), {statics} static peer(s){}",
@@ -117,9 +129,12 @@ pub(crate) async fn run(args: &WatchArgs, data_dir: Option<&Path>) -> anyhow::Re
         .iter()
         .map(|k| dsdn_protocols::da::StateKey::parse(k).with_context(|| format!("--prove {k}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut result = follow(&mut client, args).await;
+    let mut result = follow(&mut client, args, started).await;
     if result.is_ok() && !keys.is_empty() {
         result = prove_keys(&client, &keys, args.json).await;
+    }
+    if let Some(status) = client.follow_status() {
+        eprintln!("{}", super::watch_checkpoint::summary(&status));
     }
     client.shutdown().await;
     result
@@ -176,8 +191,16 @@ async fn prove_keys(
     Ok(())
 }
 
-async fn follow(client: &mut LightClient, args: &WatchArgs) -> anyhow::Result<()> {
-    let mut peers = PeerLog::default();
+async fn follow(
+    client: &mut LightClient,
+    args: &WatchArgs,
+    started: std::time::Instant,
+) -> anyhow::Result<()> {
+    let mut peers = PeerLog {
+        light: client.follow_status().is_some(),
+        ..PeerLog::default()
+    };
+    let mut progress = super::watch_checkpoint::FollowLog::new(started);
     let mut poll = tokio::time::interval(PEER_POLL);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -186,8 +209,12 @@ async fn follow(client: &mut LightClient, args: &WatchArgs) -> anyhow::Result<()
         tokio::select! {
             notice = client.next() => {
                 let Some(notice) = notice else {
+                    if let Some(error) = client.follow_status().and_then(|s| s.error) {
+                        bail!("{error}");
+                    }
                     bail!("the light client stopped");
                 };
+                progress.update(client);
                 if !print_lines(&notice_lines(&notice, args.json)?)? {
                     return Ok(());
                 }
@@ -197,7 +224,10 @@ async fn follow(client: &mut LightClient, args: &WatchArgs) -> anyhow::Result<()
                     return Ok(());
                 }
             }
-            _ = poll.tick() => peers.update(client.handle()).await,
+            _ = poll.tick() => {
+                peers.update(client.handle()).await;
+                progress.update(client);
+            }
             res = &mut ctrl_c => {
                 res.context("cannot listen for Ctrl-C")?;
                 eprintln!("watch: interrupted after {envelopes} envelope(s)");
@@ -314,6 +344,8 @@ struct PeerLog {
     connected: Vec<PeerId>,
     isolated: bool,
     catching_up: bool,
+    /// From a checkpoint: no DA state to report catching up with.
+    light: bool,
 }
 
 impl PeerLog {
@@ -351,6 +383,9 @@ impl PeerLog {
         }
         self.isolated = status.isolated;
         self.connected = now;
+        if self.light {
+            return;
+        }
         if let Ok(da) = handle.da_state().await {
             let behind = da.target_height > da.height;
             if behind && !self.catching_up {

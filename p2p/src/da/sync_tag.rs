@@ -21,4 +21,8 @@ pub enum SyncTag {
         SyncRequest,
         oneshot::Sender<Result<Vec<DaBlob>, RangeError>>,
     ),
+    /// A request of a light client that stays light ([`crate::NodeHandle::da_sync_raw`]):
+    /// the response goes unverified, with the peer that answered, to the channel (the
+    /// caller verifies it; issue 16 §4).
+    Raw(oneshot::Sender<Result<(libp2p::PeerId, dsdn_protocols::da::sync::SyncResponse), String>>),
 }

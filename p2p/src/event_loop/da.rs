@@ -146,6 +146,19 @@ impl EventLoop {
                 self.on_receipt_gossip(propagation_source, &message_id, &message.data);
                 return;
             }
+            if let Some(raw) = &self.da.raw {
+                // Verified by the light client's follower, not here: not forwarded (a leaf
+                // relays nothing), not penalised.
+                let _ = raw.try_send(message.data);
+                if let Some(gossipsub) = self.swarm.behaviour_mut().gossipsub.as_mut() {
+                    gossipsub.report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        libp2p::gossipsub::MessageAcceptance::Ignore,
+                    );
+                }
+                return;
+            }
             let verdict = self.da.service.on_gossip(propagation_source, &message.data);
             if let Some(gossipsub) = self.swarm.behaviour_mut().gossipsub.as_mut() {
                 gossipsub.report_message_validation_result(
@@ -161,7 +174,7 @@ impl EventLoop {
     /// A verified peer connected or left.
     pub(super) fn da_peer_connected(&mut self, peer: PeerId, services: ServiceSet) {
         self.rotation_peer_connected(&peer);
-        if self.cfg.subscribe_da && keeps_da_log(services) {
+        if self.cfg.subscribe_da && keeps_da_log(services) && self.da.raw.is_none() {
             self.da.service.peer_connected(peer, Instant::now());
             self.da_poll();
         }
@@ -194,6 +207,13 @@ impl EventLoop {
                     .map_err(RangeError::Peer)
                     .and_then(|r| self.da.service.verify_range(&request, r));
                 let _ = tx.send(result);
+            }
+            RpcEvent::Response {
+                peer,
+                tag: SyncTag::Raw(tx),
+                response,
+            } => {
+                let _ = tx.send(response.map(|r| (peer, r)));
             }
             RpcEvent::Response {
                 peer,
@@ -252,6 +272,36 @@ impl EventLoop {
             Some(sync) => sync.send(peer, request, SyncTag::Range(request, tx)),
             None => {
                 let _ = tx.send(Err(RangeError::NoPeer));
+            }
+        }
+    }
+
+    /// `NodeHandle::da_sync_raw`: the request goes to `peer` if connected (or the first
+    /// connected DA peer with `None`); the unverified answer to `tx`.
+    pub(super) fn da_sync_raw(
+        &mut self,
+        peer: Option<PeerId>,
+        request: SyncRequest,
+        tx: oneshot::Sender<Result<(PeerId, SyncResponse), String>>,
+    ) {
+        let peer = match peer {
+            Some(p) if self.swarm.is_connected(&p) => p,
+            Some(p) => {
+                let _ = tx.send(Err(format!("peer {p} is not connected")));
+                return;
+            }
+            None => match self.da_log_peer() {
+                Some(p) => p,
+                None => {
+                    let _ = tx.send(Err("no connected peer keeps the DA log".into()));
+                    return;
+                }
+            },
+        };
+        match self.swarm.behaviour_mut().da_sync.as_mut() {
+            Some(sync) => sync.send(peer, request, SyncTag::Raw(tx)),
+            None => {
+                let _ = tx.send(Err("this node does not speak the DA sync protocol".into()));
             }
         }
     }

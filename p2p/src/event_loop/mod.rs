@@ -73,6 +73,10 @@ struct DaLoop {
     proofs: Option<crate::da::ProofServer>,
     /// Serves `/dsdn/<net>/da-state/1.0.0` (state sync) from the log's state.
     states: Option<crate::da::StateServer>,
+    /// A light client that stays light (issue 16 §4): gossiped DA blobs go here raw
+    /// (`try_send`, bounded) instead of to the service, which then neither applies nor
+    /// backfills anything.
+    raw: Option<mpsc::Sender<Vec<u8>>>,
 }
 
 /// Owns the swarm; see the module documentation.
@@ -154,6 +158,7 @@ impl EventLoop {
                 unannounced: None,
                 proofs,
                 states,
+                raw: None,
             },
             cfg,
             started: Instant::now(),
@@ -177,6 +182,16 @@ impl EventLoop {
     ) -> Result<mpsc::Receiver<crate::da::DaNotice>, crate::da::TooManySubscribers> {
         let rx = self.da_subscribers.subscribe();
         self.da.service.set_want_notices(true);
+        rx
+    }
+
+    /// Hands gossiped DA blobs to the returned channel (at most `capacity` queued; more are
+    /// dropped: the caller fetches gaps over da-sync) instead of the DA service, and stops
+    /// the service's backfill: the light client that stays light verifies blobs itself and
+    /// holds no DA state (issue 16 §4). Call before [`EventLoop::run`].
+    pub(crate) fn feed_da_raw(&mut self, capacity: usize) -> mpsc::Receiver<Vec<u8>> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        self.da.raw = Some(tx);
         rx
     }
 
@@ -370,6 +385,7 @@ impl EventLoop {
             }
             Command::DaRange(from, count, tx) => self.da_range(from, count, tx),
             Command::DaProveRemote(request, tx) => self.da_prove_remote(request, tx),
+            Command::DaSyncRaw(peer, request, tx) => self.da_sync_raw(peer, request, tx),
             Command::PeerStats(tx) => {
                 let _ = tx.send(self.peer_stats());
             }

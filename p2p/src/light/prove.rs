@@ -56,21 +56,31 @@ pub enum ProveError {
 impl LightClient {
     /// The value of `key` (or its absence) at the light client's current height, proved by
     /// a connected full node and verified against this client's own state root at that
-    /// height. While full nodes have not made that height durable yet it asks again every
+    /// height (from a checkpoint: the newest trusted header, whose root the next verified
+    /// blob committed to). While full nodes have not made that height durable yet it asks again every
     /// 200 ms for up to [`PROVE_PATIENCE`].
     ///
     /// # Errors
     /// [`ProveError`]: stopped, no root yet, no answer, or an answer that does not verify.
     pub async fn prove(&self, key: &StateKey) -> Result<ProvedValue, ProveError> {
-        let view = self
-            .handle
-            .da_state()
-            .await
-            .map_err(|_| ProveError::Stopped)?;
-        if view.height == 0 {
-            return Err(ProveError::NoRoot);
-        }
-        let (height, root) = (view.height, view.state_root);
+        let (height, root) = match self.follow_status() {
+            // From a checkpoint: the newest trusted header (one blob behind the tip).
+            Some(status) => match status.head {
+                Some(head) => (head.header.height, head.header.state_root),
+                None => return Err(ProveError::NoRoot),
+            },
+            None => {
+                let view = self
+                    .handle
+                    .da_state()
+                    .await
+                    .map_err(|_| ProveError::Stopped)?;
+                if view.height == 0 {
+                    return Err(ProveError::NoRoot);
+                }
+                (view.height, view.state_root)
+            }
+        };
         let deadline = tokio::time::Instant::now() + PROVE_PATIENCE;
         loop {
             let request = ProofRequest::new(key, Some(height));

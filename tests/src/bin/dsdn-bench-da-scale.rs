@@ -17,8 +17,12 @@
 //! 6. **state sync** of a new full node ([`dsdn_integration_tests::scale::state_sync`]):
 //!    the state at `tip − 1` restored from the node's log into a new log through the
 //!    serving and verifying code, in chunks of 4,096 entries, without the network (the
-//!    daemon does not drive a state sync yet); the light client's join from a checkpoint is
-//!    measured when the daemon has it (issue 16 §4), else printed as not measured.
+//!    daemon does not drive a state sync yet).
+//! 7. **light-client join from a checkpoint** (issue 16 §4): while the node runs at the
+//!    tip, `dsdn-agent watch --from-checkpoint --checkpoint <tip - 1>` (checkpoint read from
+//!    the tip blob's `prev_hash`/`prev_state_root`) is started with the node as its static
+//!    peer: time from process start to its first verified blob after the checkpoint
+//!    (`joined`), and its RSS then ([`dsdn_integration_tests::scale::light`]).
 //!
 //! Before each size it checks the disk (the bytes per event seen so far × the events to add,
 //! with 20 % to spare) and the memory (the RSS seen so far, scaled, against `MemAvailable`);
@@ -35,6 +39,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use dsdn_daemon::localnet::{ConfigSpec, Node, NodeMode, NodeSpec};
 use dsdn_integration_tests::bench::{clock_ticks, cpu_secs, memory_kib, mib};
+use dsdn_integration_tests::scale::light;
 use dsdn_integration_tests::scale::plot::{self, ScalePoint};
 use dsdn_integration_tests::scale::{chunk_id, dir_bytes, free_bytes, mem_available, LogGenerator};
 use dsdn_integration_tests::{fmt_ms, percentile, unix_now};
@@ -151,6 +156,8 @@ struct Run {
     data: PathBuf,
     spec: NodeSpec,
     samples: usize,
+    /// seeds.toml of the light client: the full node as its static peer.
+    light_config: PathBuf,
 }
 
 impl Run {
@@ -199,6 +206,20 @@ impl Run {
         };
         let pid = node.pid().context("the node exited")?;
         let (rss_kib, _) = memory_kib(pid)?;
+        let light = match light::checkpoint_before(&client, height).await {
+            Ok(cp) => light::join(&self.light_config, &cp, &self.dir).await,
+            Err(e) => Err(e),
+        };
+        let light = match light {
+            Ok((secs, rss)) => {
+                eprintln!("[scale] light client joined from a checkpoint in {secs:.2} s, RSS {rss:.1} MiB");
+                Some((secs, rss))
+            }
+            Err(e) => {
+                eprintln!("[scale] light client not measured: {e:#}");
+                None
+            }
+        };
         node.stop().await?;
         let bytes = dir_bytes(&self.data)?;
         let (mut node, restart, _) = start_at_tip(&self.spec, height).await?;
@@ -230,7 +251,7 @@ impl Run {
             state_ms,
             proof_ms,
             restart_secs: restart.as_secs_f64(),
-            light: None,
+            light,
             state_sync_secs: Some(sync.elapsed.as_secs_f64()),
         })
     }
@@ -334,11 +355,16 @@ async fn main() -> anyhow::Result<()> {
         data.clone(),
     );
     spec.rust_log = "warn".into();
+    let light_config = dir.path().join("light.toml");
+    cfg.clone()
+        .with_static_peer(format!("{IP}:{}", lease.port()))
+        .write(&light_config)?;
     let run = Run {
         dir: dir.path().to_path_buf(),
         data: data.clone(),
         spec,
         samples,
+        light_config,
     };
     // `dsdnd init` before the log is written: the node key lives beside it.
     dsdn_daemon::localnet::init_node(&data)?;

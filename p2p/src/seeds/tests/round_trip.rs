@@ -122,9 +122,25 @@ fn every_field_round_trips() {
             request_timeout: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(9),
         },
+        light: super::light::LightSection {
+            checkpoint: Some(crate::light::Checkpoint {
+                height: 42,
+                blob_hash: [0xab; 32],
+                state_root: [0x01; 32],
+            }),
+            trust_peer: Some(
+                format!(
+                    "/ip4/203.0.113.50/tcp/30303/p2p/{}",
+                    libp2p::PeerId::random()
+                )
+                .parse()
+                .unwrap(),
+            ),
+        },
     };
     let text = round_trip(&cfg);
     assert!(text.contains("[committee]"), "{text}");
+    assert!(text.contains("[light]"), "{text}");
     // A committee section holding only a threshold is still written.
     let mut partial = SeedsConfig::default();
     partial.committee.threshold = 3;
@@ -141,6 +157,24 @@ fn values_the_file_cannot_express_are_serialisation_errors() {
     cfg.da.batch_interval = Duration::from_micros(1500);
     let err = toml::to_string(&cfg).unwrap_err().to_string();
     assert!(err.contains("da.batch_interval_ms"), "{err}");
+}
+
+#[test]
+fn light_checkpoint_and_trusted_peer_are_checked() {
+    let err = SeedsConfig::from_toml_str(
+        "[light]\ncheckpoint = \"7:ab\"\ntrust_peer = \"/ip4/203.0.113.7/tcp/1\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("light.checkpoint") && err.contains("HEIGHT:HASH:ROOT"),
+        "{err}"
+    );
+    assert!(
+        err.contains("light.trust_peer") && err.contains("/p2p/"),
+        "{err}"
+    );
+    assert_eq!(SeedsConfig::default().light.trusted_peer_id(), None);
 }
 
 #[test]
