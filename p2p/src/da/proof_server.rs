@@ -75,8 +75,15 @@ impl Refusals for StateChunkResponse {
 }
 
 /// See the module docs.
+///
+/// Dropping it closes the queue and joins the thread (after the job in progress, if any),
+/// so the thread's handle on the DA log is gone before the node closes the log: a log
+/// still held when the process exits is not closed cleanly, and the next start pays
+/// redb's recovery pass over the whole file.
 pub(crate) struct Worker<Q, A> {
-    jobs: SyncSender<Job<Q>>,
+    /// `None` once dropping.
+    jobs: Option<SyncSender<Job<Q>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     done: mpsc::Receiver<Done<A>>,
     /// Job id → (asking peer, reply handle).
     pending: HashMap<u64, (PeerId, Reply)>,
@@ -118,7 +125,7 @@ impl<Q: Send + 'static, A: Refusals + Send + 'static> Worker<Q, A> {
     ) -> std::io::Result<Worker<Q, A>> {
         let (jobs, rx) = sync_channel::<Job<Q>>(PROOF_QUEUE);
         let (tx, done) = mpsc::channel(PROOF_QUEUE);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
@@ -135,7 +142,8 @@ impl<Q: Send + 'static, A: Refusals + Send + 'static> Worker<Q, A> {
                 }
             })?;
         Ok(Worker {
-            jobs,
+            jobs: Some(jobs),
+            thread: Some(thread),
             done,
             pending: HashMap::new(),
             next_id: 0,
@@ -152,7 +160,10 @@ impl<Q: Send + 'static, A: Refusals + Send + 'static> Worker<Q, A> {
         }
         let id = self.next_id;
         self.next_id += 1;
-        match self.jobs.try_send(Job { id, request }) {
+        let Some(jobs) = &self.jobs else {
+            return Some((reply, A::stopped()));
+        };
+        match jobs.try_send(Job { id, request }) {
             Ok(()) => {
                 self.pending.insert(id, (peer, reply));
                 None
@@ -171,6 +182,19 @@ impl<Q: Send + 'static, A: Refusals + Send + 'static> Worker<Q, A> {
         let done = s.done.recv().await?;
         let (_, reply) = s.pending.remove(&done.id)?;
         Some((reply, done.response))
+    }
+}
+
+impl<Q, A> Drop for Worker<Q, A> {
+    fn drop(&mut self) {
+        // The worker ends when the queue closes, or when it cannot hand an answer back.
+        self.jobs = None;
+        self.done.close();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("a DA worker thread panicked");
+            }
+        }
     }
 }
 
