@@ -15,10 +15,7 @@
 //! * `state_stale` (`since (u64 BE) ‖ 0x00 ‖ borsh NodeKey` or `since ‖ 0x01 ‖ key_hash ‖
 //!   height`): what stopped being part of the latest tree at height `since`;
 //! * `state_roots` (`u64 → 32 bytes`): the state root after every height, kept for all
-//!   heights (32 bytes each);
-//! * `state_preimages` (`key_hash → raw key`): the raw key of every key ever set (never
-//!   pruned; serving state-sync chunks needs the raw key of each tree leaf, see
-//!   [`super::restore`]).
+//!   heights (32 bytes each).
 //!
 //! History: after committing height `h`, everything stale at or below `h −` history (the
 //! store's [`DaStore::set_proof_history`], `da.proof_history_heights`) is deleted in the
@@ -43,18 +40,15 @@ use super::{DaStore, DaStoreError};
 /// heights keep their root only.
 pub const STATE_HISTORY: u64 = crate::da::config::DEFAULT_PROOF_HISTORY_HEIGHTS;
 
-pub(super) const STATE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("state_meta");
-pub(super) const STATE_VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_values");
-pub(super) const STATE_NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_nodes");
-pub(super) const STATE_VERSIONS: TableDefinition<&[u8], &[u8]> =
-    TableDefinition::new("state_versions");
+const STATE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("state_meta");
+const STATE_VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_values");
+const STATE_NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_nodes");
+const STATE_VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_versions");
 const STATE_STALE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_stale");
-pub(super) const STATE_ROOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("state_roots");
-pub(super) const STATE_PREIMAGES: TableDefinition<&[u8], &[u8]> =
-    TableDefinition::new("state_preimages");
+const STATE_ROOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("state_roots");
 
-pub(super) const HEADER_KEY: &str = "header";
-pub(super) const OLDEST_KEY: &str = "oldest";
+const HEADER_KEY: &str = "header";
+const OLDEST_KEY: &str = "oldest";
 
 /// True for the names of the state tables (the open check accepts them).
 pub(super) fn is_state_table(name: &str) -> bool {
@@ -65,7 +59,6 @@ pub(super) fn is_state_table(name: &str) -> bool {
         STATE_VERSIONS.name(),
         STATE_STALE.name(),
         STATE_ROOTS.name(),
-        STATE_PREIMAGES.name(),
     ]
     .contains(&name)
 }
@@ -74,14 +67,14 @@ fn db(e: impl std::fmt::Display) -> DaStoreError {
     DaStoreError::Db(e.to_string())
 }
 
-pub(super) fn version_key(key_hash: &KeyHash, height: u64) -> [u8; 40] {
+fn version_key(key_hash: &KeyHash, height: u64) -> [u8; 40] {
     let mut k = [0u8; 40];
     k[..32].copy_from_slice(&key_hash.0);
     k[32..].copy_from_slice(&height.to_be_bytes());
     k
 }
 
-pub(super) fn node_key_bytes(key: &NodeKey) -> Result<Vec<u8>, DaStoreError> {
+fn node_key_bytes(key: &NodeKey) -> Result<Vec<u8>, DaStoreError> {
     borsh::to_vec(key).map_err(db)
 }
 
@@ -152,17 +145,16 @@ pub(super) fn write_commits(
     let mut stale = txn.open_table(STATE_STALE)?;
     let mut roots = txn.open_table(STATE_ROOTS)?;
     let mut meta = txn.open_table(STATE_META)?;
-    let mut preimages = txn.open_table(STATE_PREIMAGES)?;
     // The latest value of each key changed here, written once at the end (in key order).
-    let mut latest: BTreeMap<Vec<u8>, (KeyHash, Option<&Vec<u8>>)> = BTreeMap::new();
+    let mut latest: BTreeMap<Vec<u8>, Option<&Vec<u8>>> = BTreeMap::new();
     // Per key changed here: its latest height in this transaction and whether that version
     // was written.
     let mut in_batch: HashMap<KeyHash, (u64, bool)> = HashMap::new();
     for (c, stale_here) in fresh.iter().zip(&stale_nodes) {
         let h = c.header.height;
         for (key, value) in &c.changes {
+            latest.insert(key.to_bytes(), value.as_ref());
             let kh = key.key_hash();
-            latest.insert(key.to_bytes(), (kh, value.as_ref()));
             let previous = match in_batch.get(&kh) {
                 Some(&(ph, written)) => written.then_some(ph),
                 None => versions
@@ -219,12 +211,9 @@ pub(super) fn write_commits(
         }
         roots.insert(h, c.header.root.0.as_slice())?;
     }
-    for (raw, (kh, value)) in latest {
+    for (raw, value) in latest {
         match value {
-            Some(v) => {
-                preimages.insert(kh.0.as_slice(), raw.as_slice())?;
-                values.insert(raw.as_slice(), v.as_slice())?
-            }
+            Some(v) => values.insert(raw.as_slice(), v.as_slice())?,
             None => values.remove(raw.as_slice())?,
         };
     }
@@ -305,7 +294,6 @@ pub(super) fn clear(txn: &WriteTransaction) -> Result<(), DaStoreError> {
     txn.delete_table(STATE_VERSIONS)?;
     txn.delete_table(STATE_STALE)?;
     txn.delete_table(STATE_ROOTS)?;
-    txn.delete_table(STATE_PREIMAGES)?;
     Ok(())
 }
 
@@ -322,11 +310,10 @@ pub(super) fn stored_height(txn: &WriteTransaction) -> Result<u64, DaStoreError>
     }
 }
 
-pub(super) fn store_err(e: DaStoreError) -> StateError {
+fn store_err(e: DaStoreError) -> StateError {
     StateError::Store(e.to_string())
 }
 
-/// Opens `$table` in a read transaction of `$self` (`None` when it does not exist).
 macro_rules! read_table {
     ($self:ident, $table:expr) => {{
         let db = $self.read_db().map_err(store_err)?;
@@ -395,21 +382,6 @@ impl DaStore {
         Ok(out)
     }
 
-    /// The raw key of `key_hash` (any key ever set), `None` when unknown.
-    ///
-    /// # Errors
-    /// [`StateError::Store`] when the read fails or the stored key does not parse.
-    pub fn state_preimage(&self, key_hash: &KeyHash) -> Result<Option<StateKey>, StateError> {
-        let Some(t) = read_table!(self, STATE_PREIMAGES) else {
-            return Ok(None);
-        };
-        let v = t
-            .get(key_hash.0.as_slice())
-            .map_err(|e| store_err(e.into()))?;
-        v.map(|v| StateKey::from_bytes(v.value()).map_err(StateError::store))
-            .transpose()
-    }
-
     /// A stored tree node.
     ///
     /// # Errors
@@ -476,30 +448,18 @@ impl DaStore {
     }
 
     /// Deletes the stored state (every state table) in one transaction; the next start
-    /// rebuilds it from the blobs. Returns the state height that was stored. A log restored
-    /// by a state sync ([`DaStore::base`] > 0) cannot be rebuilt from its blobs: it is
-    /// emptied (blobs and base too; the node syncs again).
+    /// rebuilds it from the blobs. Returns the state height that was stored.
     ///
     /// # Errors
     /// [`DaStoreError::Db`] if the transaction fails (nothing deleted).
     pub fn clear_state(&self) -> Result<u64, DaStoreError> {
-        let mut tip = self.lock_tip();
         let mut state_tip = self.lock_state_tip();
         let db = self.write_db()?;
         let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write()?;
         let old = stored_height(&txn)?;
-        let based = self.base() > 0;
-        if based {
-            super::restore::wipe(&txn)?;
-        } else {
-            clear(&txn)?;
-        }
+        clear(&txn)?;
         txn.commit()?;
         *state_tip = 0;
-        if based {
-            *tip = 0;
-            self.base.store(0, std::sync::atomic::Ordering::Relaxed);
-        }
         Ok(old)
     }
 
