@@ -280,6 +280,12 @@ impl LightClient {
         self.follow.as_ref().map(|s| s.borrow().clone())
     }
 
+    /// A receiver of the checkpoint follower's status, for a caller that waits for its
+    /// changes while it also waits on [`LightClient::next`]; `None` in the replay mode.
+    pub fn follow_watch(&self) -> Option<tokio::sync::watch::Receiver<FollowStatus>> {
+        self.follow.clone()
+    }
+
     /// Waits until the checkpoint follower reports a change (for a caller waiting for the
     /// first verified tip); `None` in the replay mode or once the follower ended.
     pub async fn follow_changed(&mut self) -> Option<FollowStatus> {

@@ -201,6 +201,9 @@ async fn follow(
         ..PeerLog::default()
     };
     let mut progress = super::watch_checkpoint::FollowLog::new(started);
+    // The follower's status as it changes: `joined` is printed when it happens, not at the
+    // next peer poll (up to a second later).
+    let mut follow = client.follow_watch();
     let mut poll = tokio::time::interval(PEER_POLL);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -223,6 +226,17 @@ async fn follow(
                 if count.is_some_and(|n| envelopes >= n) {
                     return Ok(());
                 }
+            }
+            changed = async {
+                match follow.as_mut() {
+                    Some(rx) => rx.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if changed.is_err() {
+                    follow = None;
+                }
+                progress.update(client);
             }
             _ = poll.tick() => {
                 peers.update(client.handle()).await;

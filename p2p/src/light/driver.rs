@@ -26,8 +26,18 @@ pub const FOLLOW_POLL: Duration = Duration::from_millis(500);
 /// How long the start (checkpoint, keys) keeps asking while no full node answers.
 pub const SETUP_PATIENCE: Duration = Duration::from_secs(60);
 
-/// Pause between two asks during the start.
-const SETUP_RETRY: Duration = Duration::from_millis(200);
+/// First pause between two asks during the start (no full node connected yet, usually):
+/// doubled after each failed ask up to [`SETUP_RETRY_MAX`], so a client whose full node
+/// connects within milliseconds starts within milliseconds.
+const SETUP_RETRY_FIRST: Duration = Duration::from_millis(10);
+
+/// Longest pause between two asks during the start.
+const SETUP_RETRY_MAX: Duration = Duration::from_millis(200);
+
+/// The pause after `pause`: doubled, at most [`SETUP_RETRY_MAX`].
+fn next_pause(pause: Duration) -> Duration {
+    (pause * 2).min(SETUP_RETRY_MAX)
+}
 
 /// What the follower task reports (a `watch` channel: the newest only, O(1)).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -223,13 +233,14 @@ impl Driver {
     /// `None` when its log is empty.
     async fn newest(&mut self, peer: Option<PeerId>) -> Result<Option<(Vec<u8>, DaBlob)>, String> {
         let deadline = tokio::time::Instant::now() + SETUP_PATIENCE;
+        let mut pause = SETUP_RETRY_FIRST;
         let mut last;
         loop {
             match self.ask_newest(peer).await {
                 Ok(found) => return Ok(found),
                 Err(e) => last = e,
             }
-            if tokio::time::Instant::now() + SETUP_RETRY > deadline {
+            if tokio::time::Instant::now() + pause > deadline {
                 return Err(format!(
                     "no newest blob from {} within {SETUP_PATIENCE:?}: {last}",
                     peer.map_or("any full node".to_owned(), |p| format!(
@@ -237,7 +248,8 @@ impl Driver {
                     ))
                 ));
             }
-            tokio::time::sleep(SETUP_RETRY).await;
+            tokio::time::sleep(pause).await;
+            pause = next_pause(pause);
         }
     }
 
@@ -313,6 +325,7 @@ impl Driver {
         key: &StateKey,
     ) -> Result<Option<StateValue>, String> {
         let deadline = tokio::time::Instant::now() + SETUP_PATIENCE;
+        let mut pause = SETUP_RETRY_FIRST;
         let mut last;
         loop {
             let request = ProofRequest::new(key, Some(cp.height));
@@ -337,13 +350,31 @@ impl Driver {
                 Ok(Ok(other)) => last = format!("{other:?}"),
                 Ok(Err(e)) => last = e,
             }
-            if tokio::time::Instant::now() + SETUP_RETRY > deadline {
+            if tokio::time::Instant::now() + pause > deadline {
                 return Err(format!(
                     "no full node proved {key} at the checkpoint height {} within {SETUP_PATIENCE:?}: {last}",
                     cp.height
                 ));
             }
-            tokio::time::sleep(SETUP_RETRY).await;
+            tokio::time::sleep(pause).await;
+            pause = next_pause(pause);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_retries_soon_then_backs_off_to_the_cap() {
+        let mut pause = SETUP_RETRY_FIRST;
+        let mut pauses = vec![pause];
+        for _ in 0..8 {
+            pause = next_pause(pause);
+            pauses.push(pause);
+        }
+        let ms: Vec<u128> = pauses.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [10, 20, 40, 80, 160, 200, 200, 200, 200]);
     }
 }
