@@ -49,6 +49,8 @@ use open::try_open;
 pub(crate) use overlay::{lock as overlay_lock, SharedOverlay, StoredState};
 
 #[cfg(test)]
+mod full_disk_tests;
+#[cfg(test)]
 mod tests;
 
 /// File name of the DA log in the data directory.
