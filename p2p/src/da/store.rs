@@ -115,6 +115,27 @@ pub enum DaStoreError {
         /// The height given.
         got: u64,
     },
+    /// [`DaStore::append_with_state`] was given state commits that do not follow the
+    /// stored state (the blobs are not concerned; nothing written).
+    #[error(
+        "DA state commit out of order: the stored state needs height {expected} next, got \
+         {got} (no blob was lost: a state commit is missing)"
+    )]
+    StateNotConsecutive {
+        /// The stored state's height + 1 (or the previous given commit's + 1).
+        expected: u64,
+        /// The commit height given.
+        got: u64,
+    },
+    /// [`DaStore::append_with_state`] was given a state commit above the log's new tip
+    /// (nothing written).
+    #[error("DA state commit for height {got} above the DA log's tip {tip}")]
+    StateAboveTip {
+        /// The log's tip after the append.
+        tip: u64,
+        /// The commit height given.
+        got: u64,
+    },
 }
 
 macro_rules! from_redb {
@@ -353,9 +374,11 @@ impl DaStore {
     /// the stored state height are skipped.
     ///
     /// # Errors
-    /// [`DaStoreError::NotConsecutive`] for a height out of order (blobs or commits) or a
-    /// commit above the new tip (nothing written); [`DaStoreError::Db`] if the transaction
-    /// fails (nothing written).
+    /// [`DaStoreError::NotConsecutive`] for a blob height out of order,
+    /// [`DaStoreError::StateNotConsecutive`] for a commit that does not follow the stored
+    /// state, [`DaStoreError::StateAboveTip`] for a commit above the new tip (nothing
+    /// written in each case); [`DaStoreError::Db`] if the transaction fails (nothing
+    /// written).
     pub fn append_with_state(
         &self,
         blobs: &[(u64, &[u8])],
@@ -372,10 +395,7 @@ impl DaStore {
         }
         let last = blobs.last().map_or(*tip, |&(h, _)| h);
         if let Some(c) = commits.iter().map(|c| c.header.height).find(|h| *h > last) {
-            return Err(DaStoreError::NotConsecutive {
-                expected: last,
-                got: c,
-            });
+            return Err(DaStoreError::StateAboveTip { tip: last, got: c });
         }
         if blobs.is_empty() && commits.iter().all(|c| c.header.height <= *state_tip) {
             return Ok(());

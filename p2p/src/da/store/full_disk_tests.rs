@@ -1,6 +1,7 @@
 //! The DA log on a file system that is full (issue 14 §2): every append that returned `Ok`
-//! must still be there after the writer's reopen and after a fresh open. A small tmpfs is
-//! mounted for the test (needs root; skipped with a message otherwise).
+//! must still be there after the writer's reopen and after a fresh open (a small tmpfs is
+//! mounted for the test: needs root, skipped with a message otherwise); and the errors of
+//! state commits out of order, which name the state, not a blob.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -173,4 +174,54 @@ fn blobs_with_state_acknowledged_on_a_full_disk_survive_reopens() {
     pending.retain(|c| c.header.height <= acked);
     store.append_with_state(&[], &pending).unwrap();
     assert_eq!(store.state_tip(), acked);
+}
+
+/// A state commit that does not follow the stored state, or lies above the log's tip, is
+/// named as such, not as a blob out of order (the two were once one error, and a missing
+/// state commit was read as a lost blob).
+#[test]
+fn a_state_commit_out_of_order_is_not_reported_as_a_blob() {
+    use dsdn_protocols::da::DaState;
+    use ed25519_dalek::SigningKey;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        DaStore::open(&dir.path().join(DA_LOG_FILE), &net())
+            .unwrap()
+            .store,
+    );
+    let (stored, overlay) = StoredState::open(Arc::clone(&store)).unwrap();
+    let mut state = DaState::with_store(net(), Box::new(stored));
+    let key = SigningKey::from_bytes(&[3; 32]);
+    let mut blobs = Vec::new();
+    for h in 1..=2u64 {
+        let blob = state
+            .seal_next(&key, h, events(h))
+            .unwrap()
+            .verify(&net(), &key.verifying_key().to_bytes())
+            .unwrap();
+        state.apply_blob(&blob).unwrap();
+        blobs.push(blob);
+    }
+    let commits = overlay_lock(&overlay).take_outbox();
+    let rows: Vec<(u64, &[u8])> = blobs.iter().map(|b| (b.height(), b.encoded())).collect();
+    let err = store.append_with_state(&rows[..1], &commits).unwrap_err();
+    assert!(
+        matches!(err, DaStoreError::StateAboveTip { tip: 1, got: 2 }),
+        "{err}"
+    );
+    let err = store.append_with_state(&rows, &commits[1..]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DaStoreError::StateNotConsecutive {
+                expected: 1,
+                got: 2
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("state commit"), "{err}");
+    assert_eq!((store.tip(), store.state_tip()), (0, 0));
+    store.append_with_state(&rows, &commits).unwrap();
+    assert_eq!((store.tip(), store.state_tip()), (2, 2));
 }

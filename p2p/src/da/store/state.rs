@@ -111,7 +111,7 @@ pub(super) fn write_commits(
         .collect();
     for (expected, c) in (state_tip + 1..).zip(&fresh) {
         if c.header.height != expected {
-            return Err(DaStoreError::NotConsecutive {
+            return Err(DaStoreError::StateNotConsecutive {
                 expected,
                 got: c.header.height,
             });
