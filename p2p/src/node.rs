@@ -24,8 +24,8 @@ use crate::handle::{NodeHandle, COMMAND_QUEUE};
 use crate::metrics::Metrics;
 use crate::net::behaviour::{
     committee_behaviour, da_evidence_behaviour, da_proof_behaviour, da_register_behaviour,
-    da_rotation_behaviour, da_sync_behaviour, gossipsub_config, handshake_behaviour, pex_behaviour,
-    workload_behaviour, Behaviour,
+    da_rotation_behaviour, da_state_behaviour, da_sync_behaviour, gossipsub_config,
+    handshake_behaviour, pex_behaviour, workload_behaviour, Behaviour,
 };
 use crate::net::component::Component;
 use crate::net::discovery::{Discovery, DiscoveryConfig};
@@ -287,6 +287,19 @@ fn build_behaviour(
     } else {
         None
     };
+    let da_state = if cfg.subscribe_da && !cfg.light {
+        let support = if cfg.da_dir.is_none() {
+            ProtocolSupport::Outbound
+        } else {
+            ProtocolSupport::Full
+        };
+        Some(Component::new(
+            da_state_behaviour(net, cfg.da.sync_request_timeout, support).map_err(swarm_err)?,
+            Rpc::default(),
+        ))
+    } else {
+        None
+    };
     let da_register = if cfg.subscribe_da && !cfg.light {
         Some(Component::new(
             da_register_behaviour(net).map_err(swarm_err)?,
@@ -354,6 +367,7 @@ fn build_behaviour(
         ping: ping::Behaviour::new(ping::Config::new()),
         da_sync: da_sync.into(),
         da_proof: da_proof.into(),
+        da_state: da_state.into(),
         da_register: da_register.into(),
         da_evidence: da_evidence.into(),
     })

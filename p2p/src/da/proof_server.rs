@@ -1,23 +1,28 @@
-//! Serving `/dsdn/<network>/da-proof/1.0.0` (issue 16 §3): [`ProofServer`] owns the
-//! pending inbound proof requests and a worker thread that builds the proofs from redb, so
-//! the event loop never reads the disk for them. The event loop only routes: a request goes
-//! to [`ProofServer::submit`], the worker's answers come back through
-//! [`ProofServer::next_done`] and are sent with the reply handle the server kept.
+//! Serving `/dsdn/<network>/da-proof/1.0.0` (issue 16 §3) and
+//! `/dsdn/<network>/da-state/1.0.0` (state sync, issue 16 §5) off the event loop: a
+//! [`Worker`] owns the pending inbound requests of one protocol and a worker thread that
+//! answers them from redb, so the event loop never reads the disk for them. The event loop
+//! only routes: a request goes to [`Worker::submit`], the worker's answers come back
+//! through [`Worker::next_done`] and are sent with the reply handle the server kept.
+//! [`ProofServer`] builds proofs; [`StateServer`] builds state chunks
+//! ([`DaStore::state_chunk`], at most `MAX_CHUNK_ENTRIES` entries and about
+//! `CHUNK_SOFT_BYTES` bytes each).
 //!
 //! Proofs are built from the durable state only (the redb tables, through a fresh
 //! read-only `StoredState`): a request without a height is answered at the newest durable
 //! height, and heights not durable yet are [`ProofResponse::HeightUnavailable`].
 //!
-//! Caps: at most [`PROOF_QUEUE`] requests queued or being built (more are answered
-//! [`ProofResponse::Busy`] at once), at most [`MAX_PENDING_PER_PEER`] of them per peer;
-//! requests and responses are size-capped by the codec
-//! (`MAX_PROOF_REQUEST_BYTES`, `MAX_PROOF_RESPONSE_BYTES`).
+//! Caps (each server): at most [`PROOF_QUEUE`] requests queued or being built (more are
+//! answered `Busy` at once), at most [`MAX_PENDING_PER_PEER`] of them per peer; requests
+//! and responses are size-capped by the codec (`MAX_PROOF_REQUEST_BYTES`,
+//! `MAX_PROOF_RESPONSE_BYTES`, `MAX_STATE_REQUEST_BYTES`, `MAX_STATE_RESPONSE_BYTES`).
 
 use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 
 use dsdn_protocols::da::prove::{ProofRequest, ProofResponse};
+use dsdn_protocols::da::state_sync::{StateChunkRequest, StateChunkResponse};
 use dsdn_protocols::da::{StateError, StateKey, StateProof};
 use libp2p::PeerId;
 use tokio::sync::mpsc;
@@ -32,15 +37,41 @@ pub const PROOF_QUEUE: usize = 64;
 pub const MAX_PENDING_PER_PEER: usize = 8;
 
 /// A request handed to the worker.
-struct Job {
+struct Job<Q> {
     id: u64,
-    request: ProofRequest,
+    request: Q,
 }
 
 /// A built answer: the job id and the response.
-pub(crate) struct Done {
+pub(crate) struct Done<A> {
     id: u64,
-    response: ProofResponse,
+    response: A,
+}
+
+/// The answers a worker's protocol gives without the worker.
+pub(crate) trait Refusals {
+    /// The queue or the peer's share is full.
+    fn busy() -> Self;
+    /// The worker thread is gone.
+    fn stopped() -> Self;
+}
+
+impl Refusals for ProofResponse {
+    fn busy() -> Self {
+        ProofResponse::Busy
+    }
+    fn stopped() -> Self {
+        ProofResponse::Failed("the proof worker stopped".into())
+    }
+}
+
+impl Refusals for StateChunkResponse {
+    fn busy() -> Self {
+        StateChunkResponse::Busy
+    }
+    fn stopped() -> Self {
+        StateChunkResponse::Failed("the state-sync worker stopped".into())
+    }
 }
 
 /// See the module docs.
@@ -49,29 +80,56 @@ pub(crate) struct Done {
 /// so the thread's handle on the DA log is gone before the node closes the log: a log
 /// still held when the process exits is not closed cleanly, and the next start pays
 /// redb's recovery pass over the whole file.
-pub(crate) struct ProofServer {
+pub(crate) struct Worker<Q, A> {
     /// `None` once dropping.
-    jobs: Option<SyncSender<Job>>,
+    jobs: Option<SyncSender<Job<Q>>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    done: mpsc::Receiver<Done>,
+    done: mpsc::Receiver<Done<A>>,
     /// Job id → (asking peer, reply handle).
     pending: HashMap<u64, (PeerId, Reply)>,
     next_id: u64,
 }
 
+/// Serves `/dsdn/<network>/da-proof/1.0.0`.
+pub(crate) type ProofServer = Worker<ProofRequest, ProofResponse>;
+
+/// Serves `/dsdn/<network>/da-state/1.0.0` (state sync).
+pub(crate) type StateServer = Worker<StateChunkRequest, StateChunkResponse>;
+
 impl ProofServer {
-    /// Starts the worker thread over `store` (the node's DA log with its state).
+    /// Starts the proof worker thread over `store` (the node's DA log with its state).
     ///
     /// # Errors
     /// The thread cannot be spawned.
     pub(crate) fn start(store: Arc<DaStore>) -> std::io::Result<ProofServer> {
-        let (jobs, rx) = sync_channel::<Job>(PROOF_QUEUE);
+        Worker::spawn("da-proofs", store, prove)
+    }
+}
+
+impl StateServer {
+    /// Starts the state-sync worker thread over `store`.
+    ///
+    /// # Errors
+    /// The thread cannot be spawned.
+    pub(crate) fn start(store: Arc<DaStore>) -> std::io::Result<StateServer> {
+        Worker::spawn("da-state-sync", store, |s, r| s.state_chunk(r))
+    }
+}
+
+impl<Q: Send + 'static, A: Refusals + Send + 'static> Worker<Q, A> {
+    /// Starts a worker thread named `name` answering with `answer` over `store`.
+    fn spawn(
+        name: &str,
+        store: Arc<DaStore>,
+        answer: fn(&Arc<DaStore>, &Q) -> A,
+    ) -> std::io::Result<Worker<Q, A>> {
+        let (jobs, rx) = sync_channel::<Job<Q>>(PROOF_QUEUE);
         let (tx, done) = mpsc::channel(PROOF_QUEUE);
         let thread = std::thread::Builder::new()
-            .name("da-proofs".into())
+            .name(name.into())
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
-                    let response = prove(&store, &job.request);
+                    let response = answer(&store, &job.request);
                     if tx
                         .blocking_send(Done {
                             id: job.id,
@@ -83,7 +141,7 @@ impl ProofServer {
                     }
                 }
             })?;
-        Ok(ProofServer {
+        Ok(Worker {
             jobs: Some(jobs),
             thread: Some(thread),
             done,
@@ -93,44 +151,31 @@ impl ProofServer {
     }
 
     /// Takes `peer`'s request: queued for the worker (answered later through
-    /// [`ProofServer::next_done`]), or answered at once (returned) when the queue or the
+    /// [`Worker::next_done`]), or answered at once (returned) when the queue or the
     /// peer's share is full or the worker is gone.
-    pub(crate) fn submit(
-        &mut self,
-        peer: PeerId,
-        request: ProofRequest,
-        reply: Reply,
-    ) -> Option<(Reply, ProofResponse)> {
+    pub(crate) fn submit(&mut self, peer: PeerId, request: Q, reply: Reply) -> Option<(Reply, A)> {
         let of_peer = self.pending.values().filter(|(p, _)| *p == peer).count();
         if of_peer >= MAX_PENDING_PER_PEER || self.pending.len() >= PROOF_QUEUE {
-            return Some((reply, ProofResponse::Busy));
+            return Some((reply, A::busy()));
         }
         let id = self.next_id;
         self.next_id += 1;
         let Some(jobs) = &self.jobs else {
-            return Some((
-                reply,
-                ProofResponse::Failed("the proof worker stopped".into()),
-            ));
+            return Some((reply, A::stopped()));
         };
         match jobs.try_send(Job { id, request }) {
             Ok(()) => {
                 self.pending.insert(id, (peer, reply));
                 None
             }
-            Err(TrySendError::Full(_)) => Some((reply, ProofResponse::Busy)),
-            Err(TrySendError::Disconnected(_)) => Some((
-                reply,
-                ProofResponse::Failed("the proof worker stopped".into()),
-            )),
+            Err(TrySendError::Full(_)) => Some((reply, A::busy())),
+            Err(TrySendError::Disconnected(_)) => Some((reply, A::stopped())),
         }
     }
 
     /// The next built answer with the reply handle to send it on; pending forever when
     /// there is no server (for `tokio::select!`).
-    pub(crate) async fn next_done(
-        server: &mut Option<ProofServer>,
-    ) -> Option<(Reply, ProofResponse)> {
+    pub(crate) async fn next_done(server: &mut Option<Worker<Q, A>>) -> Option<(Reply, A)> {
         let Some(s) = server.as_mut() else {
             return std::future::pending().await;
         };
@@ -140,14 +185,14 @@ impl ProofServer {
     }
 }
 
-impl Drop for ProofServer {
+impl<Q, A> Drop for Worker<Q, A> {
     fn drop(&mut self) {
         // The worker ends when the queue closes, or when it cannot hand an answer back.
         self.jobs = None;
         self.done.close();
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
-                tracing::error!("the DA proof worker thread panicked");
+                tracing::error!("a DA worker thread panicked");
             }
         }
     }
@@ -301,5 +346,35 @@ mod tests {
             answered += 1;
         }
         assert_eq!(server.as_ref().unwrap().pending.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_state_server_answers_chunks_through_the_event_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, root) = store(dir.path());
+        let mut server = Some(StateServer::start(store).unwrap());
+        let peer = PeerId::random();
+        let ask = |height| StateChunkRequest {
+            height,
+            after: None,
+            max_entries: 2,
+        };
+        let s = server.as_mut().unwrap();
+        assert!(s.submit(peer, ask(3), Reply::for_test(0)).is_none());
+        assert!(s.submit(peer, ask(9), Reply::for_test(1)).is_none());
+        let mut seen = 0;
+        while seen < 2 {
+            match StateServer::next_done(&mut server).await.unwrap().1 {
+                StateChunkResponse::Chunk(c) => {
+                    assert_eq!((c.height, c.root.0, c.entries.len()), (3, root, 2));
+                    assert!(!c.last);
+                }
+                StateChunkResponse::HeightUnavailable { height, newest, .. } => {
+                    assert_eq!((height, newest), (9, 3));
+                }
+                other => panic!("unexpected answer {other:?}"),
+            }
+            seen += 1;
+        }
     }
 }

@@ -12,14 +12,15 @@
 //!
 //! * `meta` (`&str → &[u8]`): `schema_version` = [`SCHEMA_VERSION`] as 4 big-endian bytes,
 //!   `network_id` = the network id as UTF-8;
-//! * `blobs` (`u64 → &[u8]`): height (1, 2, 3, …, without gaps) → the blob's canonical
+//! * `blobs` (`u64 → &[u8]`): height (1, 2, 3, …, without gaps; `b + 1, …` for a log
+//!   restored by a state sync at `b`, its base: [`restore`]) → the blob's canonical
 //!   encoding.
 //!
 //! Opening follows peers.dat: a file of another network or of a newer schema is refused and
 //! left byte-for-byte unchanged (both are checked through a read-only handle first); a file
 //! redb refuses (random bytes, truncated, zero-length, failed recovery, a panic inside
 //! redb), a redb file without our meta table or with wrongly typed tables, an unknown older
-//! schema (0), or a blobs table whose heights are not exactly `1..=N` is renamed to
+//! schema (0), or a blobs table whose heights are not exactly `base + 1..=N` is renamed to
 //! `<name>.corrupt-<unix-seconds>` and a fresh log is created.
 //!
 //! After a write error the writer calls [`DaStore::reopen`] (the same checks, nothing
@@ -39,6 +40,7 @@ mod files;
 mod offline;
 mod open;
 mod overlay;
+pub mod restore;
 pub mod state;
 
 pub use files::move_aside;
@@ -47,15 +49,18 @@ use open::try_open;
 pub(crate) use overlay::{lock as overlay_lock, SharedOverlay, StoredState};
 
 #[cfg(test)]
+mod full_disk_tests;
+#[cfg(test)]
 mod tests;
 
 /// File name of the DA log in the data directory.
 pub const DA_LOG_FILE: &str = "da-log.redb";
 
-/// The DA log schema this build reads and writes (2: with the state tables of [`state`]; a
-/// schema-1 file is upgraded in place and its state rebuilt from its blobs). A file with a
-/// newer schema is refused ([`DaStoreError::NewerSchema`]).
-pub const SCHEMA_VERSION: u32 = 2;
+/// The DA log schema this build reads and writes (3: with the state tables of [`state`],
+/// including the preimages, and the base of [`restore`]; a schema-1 or schema-2 file is
+/// upgraded in place and its state rebuilt from its blobs). A file with a newer schema is
+/// refused ([`DaStoreError::NewerSchema`]).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// blobs table: height → encoded blob.
 const BLOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("blobs");
@@ -108,6 +113,27 @@ pub enum DaStoreError {
         /// The height the log needs next (tip + 1, or the previous given height + 1).
         expected: u64,
         /// The height given.
+        got: u64,
+    },
+    /// [`DaStore::append_with_state`] was given state commits that do not follow the
+    /// stored state (the blobs are not concerned; nothing written).
+    #[error(
+        "DA state commit out of order: the stored state needs height {expected} next, got \
+         {got} (no blob was lost: a state commit is missing)"
+    )]
+    StateNotConsecutive {
+        /// The stored state's height + 1 (or the previous given commit's + 1).
+        expected: u64,
+        /// The commit height given.
+        got: u64,
+    },
+    /// [`DaStore::append_with_state`] was given a state commit above the log's new tip
+    /// (nothing written).
+    #[error("DA state commit for height {got} above the DA log's tip {tip}")]
+    StateAboveTip {
+        /// The log's tip after the append.
+        tip: u64,
+        /// The commit height given.
         got: u64,
     },
 }
@@ -167,6 +193,8 @@ pub struct DaStore {
     state_tip: Mutex<u64>,
     /// Heights whose state tree is kept ([`DaStore::set_proof_history`]).
     history: AtomicU64,
+    /// The height the log starts after ([`DaStore::base`]); changed under the tip lock.
+    base: AtomicU64,
 }
 
 impl std::fmt::Debug for DaStore {
@@ -209,7 +237,7 @@ impl DaStore {
         db: Database,
         path: &Path,
         network: &NetworkId,
-        (tip, state_tip): (u64, u64),
+        (tip, state_tip, base): (u64, u64, u64),
     ) -> DaStore {
         DaStore {
             db: RwLock::new(Some(db)),
@@ -218,6 +246,7 @@ impl DaStore {
             tip: Mutex::new(tip),
             state_tip: Mutex::new(state_tip),
             history: AtomicU64::new(state::STATE_HISTORY),
+            base: AtomicU64::new(base),
         }
     }
 
@@ -288,8 +317,8 @@ impl DaStore {
         // The old handle must be closed first: redb locks the file.
         *db = None;
         let mut state_tip = self.lock_state_tip();
-        let (opened, (new_tip, new_state_tip)) =
-            try_open(&self.path, &self.network).map_err(|f| match f {
+        let (opened, (new_tip, new_state_tip, new_base)) = try_open(&self.path, &self.network)
+            .map_err(|f| match f {
                 open::Failure::Fatal(e) => e,
                 open::Failure::Corrupt(reason) => {
                     DaStoreError::Db(format!("{}: {reason}", self.path.display()))
@@ -298,6 +327,7 @@ impl DaStore {
         *db = Some(opened);
         *tip = new_tip;
         *state_tip = new_state_tip;
+        self.base.store(new_base, Ordering::Relaxed);
         Ok(())
     }
 
@@ -344,9 +374,11 @@ impl DaStore {
     /// the stored state height are skipped.
     ///
     /// # Errors
-    /// [`DaStoreError::NotConsecutive`] for a height out of order (blobs or commits) or a
-    /// commit above the new tip (nothing written); [`DaStoreError::Db`] if the transaction
-    /// fails (nothing written).
+    /// [`DaStoreError::NotConsecutive`] for a blob height out of order,
+    /// [`DaStoreError::StateNotConsecutive`] for a commit that does not follow the stored
+    /// state, [`DaStoreError::StateAboveTip`] for a commit above the new tip (nothing
+    /// written in each case); [`DaStoreError::Db`] if the transaction fails (nothing
+    /// written).
     pub fn append_with_state(
         &self,
         blobs: &[(u64, &[u8])],
@@ -363,10 +395,7 @@ impl DaStore {
         }
         let last = blobs.last().map_or(*tip, |&(h, _)| h);
         if let Some(c) = commits.iter().map(|c| c.header.height).find(|h| *h > last) {
-            return Err(DaStoreError::NotConsecutive {
-                expected: last,
-                got: c,
-            });
+            return Err(DaStoreError::StateAboveTip { tip: last, got: c });
         }
         if blobs.is_empty() && commits.iter().all(|c| c.header.height <= *state_tip) {
             return Ok(());
@@ -402,7 +431,8 @@ impl DaStore {
     /// Up to `max_count` encoded blobs at consecutive heights `from, from + 1, …` (for
     /// serving sync requests). Stops before the total encoded size would exceed `max_bytes`,
     /// but returns at least one blob when one is stored at `from` and `max_count ≥ 1`.
-    /// Empty when nothing is stored at `from` (including `from == 0`).
+    /// Empty when nothing is stored at `from` (including `from == 0`, and heights at or
+    /// below the [`DaStore::base`] of a state-synced log).
     ///
     /// # Errors
     /// [`DaStoreError::Db`] if the read fails.
@@ -462,7 +492,9 @@ impl DaStore {
 
     /// Removes the blob at `height` and every later one in one transaction (a stored blob
     /// failed re-verification); the tip becomes `height - 1` (or stays, if it was lower;
-    /// `height` 0 is treated as 1: everything is removed).
+    /// `height` 0 is treated as 1: everything is removed). In a state-synced log (base
+    /// `b`), a height at or below `b`, or a removal that drops the state (derived from a
+    /// removed blob) empties the log: without its restored state it cannot be replayed.
     /// Returns how many blobs were removed.
     ///
     /// # Errors
@@ -476,6 +508,16 @@ impl DaStore {
         }
         let db = self.write_db()?;
         let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write()?;
+        let base = self.base();
+        if base > 0 && (height <= base || *state_tip >= height) {
+            restore::wipe(&txn)?;
+            txn.commit()?;
+            let removed = tip.saturating_sub(base);
+            *tip = 0;
+            *state_tip = 0;
+            self.base.store(0, Ordering::Relaxed);
+            return Ok(removed);
+        }
         // A state derived from a removed blob goes too (rebuilt from the blobs left).
         let clear_state = *state_tip >= height;
         if clear_state {
@@ -486,7 +528,7 @@ impl DaStore {
             let mut table = txn.open_table(BLOBS)?;
             while let Some((key, _)) = table.pop_last()? {
                 let key = key.value();
-                if key < height {
+                if key < height.max(base + 1) {
                     // Cannot happen while the heights have no gaps (`height <= tip`); the
                     // dropped transaction restores what was popped.
                     return Err(DaStoreError::Db(format!(
@@ -499,7 +541,7 @@ impl DaStore {
                     break;
                 }
             }
-            let last = table.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+            let last = table.last()?.map(|(k, _)| k.value()).unwrap_or(base);
             last
         };
         txn.commit()?;

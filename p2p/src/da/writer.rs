@@ -98,6 +98,8 @@ pub(crate) struct Hooks {
     cond: std::sync::Condvar,
     /// Appends to fail (each failure decrements it).
     pub(crate) fail_appends: std::sync::atomic::AtomicU32,
+    /// Appends to let through before the failures of `fail_appends` (each decrements it).
+    pub(crate) pass_appends: std::sync::atomic::AtomicU32,
 }
 
 #[cfg(test)]
@@ -117,6 +119,15 @@ impl Hooks {
 
     fn fail(&self) -> bool {
         use std::sync::atomic::Ordering;
+        let dec = |n: u32| n.checked_sub(1);
+        if self.fail_appends.load(Ordering::SeqCst) > 0
+            && self
+                .pass_appends
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, dec)
+                .is_ok()
+        {
+            return false;
+        }
         self.fail_appends
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()

@@ -7,6 +7,7 @@ use std::time::Instant;
 use dsdn_protocols::da::evidence::ForkEvidence;
 use dsdn_protocols::da::prove::{ProofRequest, ProofResponse};
 use dsdn_protocols::da::register::{RegisterRequest, RegisterResponse};
+use dsdn_protocols::da::state_sync::{StateChunkRequest, StateChunkResponse};
 use dsdn_protocols::da::sync::{SyncRequest, SyncResponse, MAX_SYNC_BLOBS};
 use dsdn_protocols::da::DaBlob;
 use dsdn_protocols::{ServiceSet, ServiceType};
@@ -338,6 +339,47 @@ impl EventLoop {
     /// Sends a proof answer on its reply handle.
     pub(super) fn answer_proof(&mut self, reply: crate::net::rpc::Reply, response: ProofResponse) {
         if let Some(c) = self.swarm.behaviour_mut().da_proof.as_mut() {
+            c.respond(reply, response);
+        }
+    }
+
+    /// `/dsdn/<net>/da-state/1.0.0` events: a peer's state-chunk request goes to the
+    /// state-sync server (answered later from its worker, or at once when busy); our
+    /// requests' answers go to their callers.
+    pub(super) fn on_da_state(
+        &mut self,
+        event: RpcEvent<StateChunkRequest, StateChunkResponse, crate::net::behaviour::StateTag>,
+    ) {
+        match event {
+            RpcEvent::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                let now = match self.da.states.as_mut() {
+                    Some(server) => server.submit(peer, request, reply),
+                    None => Some((
+                        reply,
+                        StateChunkResponse::Failed("this node serves no state sync".into()),
+                    )),
+                };
+                if let Some((reply, response)) = now {
+                    self.answer_state(reply, response);
+                }
+            }
+            RpcEvent::Response { tag, response, .. } => {
+                let _ = tag.send(response);
+            }
+        }
+    }
+
+    /// Sends a state-chunk answer on its reply handle.
+    pub(super) fn answer_state(
+        &mut self,
+        reply: crate::net::rpc::Reply,
+        response: StateChunkResponse,
+    ) {
+        if let Some(c) = self.swarm.behaviour_mut().da_state.as_mut() {
             c.respond(reply, response);
         }
     }

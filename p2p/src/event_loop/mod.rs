@@ -71,6 +71,8 @@ struct DaLoop {
     unannounced: Option<Vec<u8>>,
     /// Serves `/dsdn/<net>/da-proof/1.0.0` from the log's state (nodes with a log on disk).
     proofs: Option<crate::da::ProofServer>,
+    /// Serves `/dsdn/<net>/da-state/1.0.0` (state sync) from the log's state.
+    states: Option<crate::da::StateServer>,
     /// A light client that stays light (issue 16 §4): gossiped DA blobs go here raw
     /// (`try_send`, bounded) instead of to the service, which then neither applies nor
     /// backfills anything.
@@ -134,6 +136,16 @@ impl EventLoop {
             },
             _ => None,
         };
+        let states = match da.service.log_store() {
+            Some(store) if !cfg.light => match crate::da::StateServer::start(store) {
+                Ok(server) => Some(server),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot start the DA state-sync worker: state is not served");
+                    None
+                }
+            },
+            _ => None,
+        };
         Self {
             swarm,
             commands,
@@ -145,6 +157,7 @@ impl EventLoop {
                 topic: da.topic,
                 unannounced: None,
                 proofs,
+                states,
                 raw: None,
             },
             cfg,
@@ -229,6 +242,9 @@ impl EventLoop {
                 Some(()) = self.da.service.writer_changed() => self.da_writer_progress(),
                 Some((reply, response)) = crate::da::ProofServer::next_done(&mut self.da.proofs) => {
                     self.answer_proof(reply, response);
+                }
+                Some((reply, response)) = crate::da::StateServer::next_done(&mut self.da.states) => {
+                    self.answer_state(reply, response);
                 }
                 _ = housekeeping.tick() => self.housekeeping(),
                 _ = gc.tick() => match self.store.gc(unix_now()) {
@@ -461,6 +477,7 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaSync(e)) => self.on_da_sync(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaProof(e)) => self.on_da_proof(e),
+            SwarmEvent::Behaviour(BehaviourEvent::DaState(e)) => self.on_da_state(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaRegister(e)) => self.on_da_register(e),
             SwarmEvent::Behaviour(BehaviourEvent::DaEvidence(e)) => self.on_da_evidence(e),
             SwarmEvent::Behaviour(BehaviourEvent::Committee(e)) => self.on_committee(e),

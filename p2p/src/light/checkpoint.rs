@@ -3,7 +3,7 @@
 //! the committee keys in force there.
 //!
 //! **Trust each source implies** (documented in README "Light client" and PROTOCOL.md
-//! §5.3b):
+//! §5.3c):
 //! * [`CheckpointSource::Config`]: the operator vouches for the three values (taken from a
 //!   node they trust, a block explorer, a release note). The client checks them against
 //!   the network at once: the first blob after the checkpoint must link to its hash and

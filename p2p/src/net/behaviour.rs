@@ -15,6 +15,9 @@ use dsdn_protocols::da::prove::{
     ProofRequest, ProofResponse, MAX_PROOF_REQUEST_BYTES, MAX_PROOF_RESPONSE_BYTES,
 };
 use dsdn_protocols::da::register::{RegisterRequest, RegisterResponse, MAX_REGISTER_BYTES};
+use dsdn_protocols::da::state_sync::{
+    StateChunkRequest, StateChunkResponse, MAX_STATE_REQUEST_BYTES, MAX_STATE_RESPONSE_BYTES,
+};
 use dsdn_protocols::da::sync::{
     SyncRequest, SyncResponse, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES,
 };
@@ -135,6 +138,40 @@ pub fn da_proof_behaviour(
         request_response::Config::default()
             .with_request_timeout(timeout)
             .with_max_concurrent_streams(8),
+    ))
+}
+
+/// The DA state-sync component (issue 16 §5): outbound requests are tagged with the
+/// channel their answer goes to.
+pub type DaStateComponent =
+    Component<Rpc<CborCodec<StateChunkRequest, StateChunkResponse>, StateTag>>;
+/// What an outbound state-chunk request's answer is for: the caller's channel.
+pub type StateTag = tokio::sync::oneshot::Sender<Result<StateChunkResponse, String>>;
+
+/// The DA state-sync behaviour on `/dsdn/<network>/da-state/1.0.0`: requests up to
+/// [`MAX_STATE_REQUEST_BYTES`], responses up to [`MAX_STATE_RESPONSE_BYTES`], at most 4
+/// concurrent streams per connection, requests time out after `timeout`. `support` is
+/// [`ProtocolSupport::Full`] on nodes that keep the log with its state on disk.
+///
+/// # Errors
+/// The network id does not make a valid protocol name (it always does for a [`NetworkId`]).
+pub fn da_state_behaviour(
+    network: &NetworkId,
+    timeout: Duration,
+    support: ProtocolSupport,
+) -> Result<
+    request_response::Behaviour<CborCodec<StateChunkRequest, StateChunkResponse>>,
+    libp2p::swarm::InvalidProtocol,
+> {
+    Ok(request_response::Behaviour::with_codec(
+        CborCodec::new(MAX_STATE_REQUEST_BYTES, MAX_STATE_RESPONSE_BYTES),
+        [(
+            StreamProtocol::try_from_owned(network.protocol("da-state", "1.0.0"))?,
+            support,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(timeout)
+            .with_max_concurrent_streams(4),
     ))
 }
 
@@ -342,6 +379,10 @@ pub struct Behaviour {
     /// `/dsdn/<network>/da-proof/1.0.0`: DA state proofs (issue 16 §3), served by nodes
     /// with the log on disk, asked by light clients. Absent on nodes without the log.
     pub da_proof: Toggle<DaProofComponent>,
+    /// `/dsdn/<network>/da-state/1.0.0`: state sync (issue 16 §5), chunks of the state at
+    /// a kept height served by nodes with the log on disk. Absent on nodes without the log
+    /// and on light clients.
+    pub da_state: Toggle<DaStateComponent>,
     /// `/dsdn/<network>/da-register/1.0.0`: storage-node registration with the DA
     /// authority. Absent on nodes without the log and on light clients.
     pub da_register: Toggle<DaRegisterComponent>,

@@ -31,6 +31,7 @@ pub mod evidence;
 pub mod prove;
 pub mod register;
 pub mod state;
+pub mod state_sync;
 pub mod sync;
 
 pub use blob::{

@@ -14,12 +14,15 @@
 //!    the whole log, when the node serves proofs;
 //! 5. **RSS** once it answers; then it is stopped and started again: **restart time** is
 //!    process start to answering at the tip with its stored state;
-//! 6. **light-client join from a checkpoint** (issue 16 §4): while the node runs at the
+//! 6. **state sync** of a new full node ([`dsdn_integration_tests::scale::state_sync`]):
+//!    the state at `tip − 1` restored from the node's log into a new log through the
+//!    serving and verifying code, in chunks of 4,096 entries, without the network (the
+//!    daemon does not drive a state sync yet).
+//! 7. **light-client join from a checkpoint** (issue 16 §4): while the node runs at the
 //!    tip, `dsdn-agent watch --from-checkpoint --checkpoint <tip - 1>` (checkpoint read from
 //!    the tip blob's `prev_hash`/`prev_state_root`) is started with the node as its static
 //!    peer: time from process start to its first verified blob after the checkpoint
-//!    (`joined`), and its RSS then ([`dsdn_integration_tests::scale::light`]). A new full
-//!    node's state sync (§5) is printed as not measured.
+//!    (`joined`), and its RSS then ([`dsdn_integration_tests::scale::light`]).
 //!
 //! Before each size it checks the disk (the bytes per event seen so far × the events to add,
 //! with 20 % to spare) and the memory (the RSS seen so far, scaled, against `MemAvailable`);
@@ -221,6 +224,19 @@ impl Run {
         let bytes = dir_bytes(&self.data)?;
         let (mut node, restart, _) = start_at_tip(&self.spec, height).await?;
         node.stop().await?;
+        let synced = self.dir.join("state-sync.redb");
+        let sync = dsdn_integration_tests::scale::state_sync(
+            &self.data.join(dsdn_p2p::da::store::DA_LOG_FILE),
+            &synced,
+            &NetworkId::new(NETWORK).map_err(|e| anyhow::anyhow!("{e}"))?,
+        )?;
+        std::fs::remove_file(&synced).with_context(|| format!("remove {}", synced.display()))?;
+        eprintln!(
+            "[scale] state sync {:.2} s ({} entries in {} chunks)",
+            sync.elapsed.as_secs_f64(),
+            sync.entries,
+            sync.chunks
+        );
         eprintln!(
             "[scale] restart {:.2} s; RSS {:.0} MiB; {:.1} bytes/event",
             restart.as_secs_f64(),
@@ -236,7 +252,7 @@ impl Run {
             proof_ms,
             restart_secs: restart.as_secs_f64(),
             light,
-            state_sync_secs: None,
+            state_sync_secs: Some(sync.elapsed.as_secs_f64()),
         })
     }
 }

@@ -6,14 +6,17 @@
 //! * **first failed append** (healthy → degraded): logged once at error level,
 //!   `storage_degraded{store="da_log"}` = 1. The blobs above the durable height are taken
 //!   out of the unwritten buffer and *kept* ([`DaLog::held`]): not served, not announced,
-//!   not counted in the height. If the chain had applied heights above the durable tip it
-//!   is rebuilt from the disk (the start-up path), so the height, `da blobs`, backfill
-//!   answers and the height watch all stop at the durable tip; waiters above it get an
-//!   error. `da state` reports `synced: false` and the error in `degraded`.
+//!   not counted in the height. If the chain had applied heights above the durable tip,
+//!   or its state is ahead of the durable state (the failed job took state commits along,
+//!   which exist nowhere else now), it is rebuilt from the disk (the start-up path), so the
+//!   height, `da blobs`, backfill answers and the height watch all stop at the durable tip
+//!   and the state commits of the stored blobs are computed again; waiters above it get
+//!   an error. `da state` reports `synced: false` and the error in `degraded`.
 //! * **while degraded**: no new height is applied (gossip, backfill responses, submitted
-//!   blobs, sealing), no backfill request goes out; when the backoff (1 s doubling to
-//!   60 s) ends, the kept blobs are appended again in one job (the retry). A retry that
-//!   fails only reschedules (logged at debug level, counted in
+//!   blobs, sealing), no backfill request goes out and nothing is handed to the writer;
+//!   when the backoff (1 s doubling to 60 s) ends, the kept blobs are appended again in
+//!   one job with the state commits not durable yet (the retry). A retry that fails only
+//!   reschedules (logged at debug level, counted in
 //!   `storage_write_errors_total{store="da_log"}`).
 //! * **a commit succeeds** (degraded → healthy): logged once at info level, the gauge goes
 //!   back to 0, the kept blobs — now durable — are applied again (catch-up from the disk's
@@ -23,8 +26,10 @@
 //! the durable tip) falls back to a retry through the next applied height.
 
 use super::*;
+use crate::da::store::overlay_lock;
 use crate::da::writer::Job;
 use crate::storage::{Failed, StorageIssue, Store};
+use dsdn_protocols::da::state::StateCommit;
 
 impl DaService {
     /// The writer reported a failed append; the log is durable up to `durable`.
@@ -49,6 +54,13 @@ impl DaService {
             .count();
         kept.truncate(run);
         let kept_count = kept.len();
+        // Every job sent before this failure is skipped by the writer from now on.
+        let commits: Vec<Arc<StateCommit>> = log
+            .held_state
+            .drain(..)
+            .chain(log.in_flight.drain(..))
+            .collect();
+        log.held_state = state_of_kept(&kept, commits);
         log.held = kept.into();
         let label = [Store::DaLog.as_str()];
         self.metrics
@@ -73,7 +85,14 @@ impl DaService {
             ),
             Failed::StillDegraded => tracing::debug!(%error, durable, "DA log retry failed"),
         }
-        if applied > durable || !log.waiters.is_empty() {
+        // The state commits handed to the writer since the durable state went with the
+        // failed job, or with jobs the writer now skips (an older generation): the overlay
+        // no longer holds them for a later job. Whenever the applied state is ahead of the
+        // durable one the state is rebuilt from the disk, which computes them again from
+        // the stored blobs; otherwise the next commit would leave a gap in the stored state
+        // and every later append would fail.
+        let state_behind = log.overlay.is_some() && log.store.state_tip() < applied;
+        if applied > durable || state_behind || !log.waiters.is_empty() {
             self.rebuild(error);
         } else {
             log.reset(durable);
@@ -94,6 +113,7 @@ impl DaService {
             .set(0);
         let durable = log.durable;
         let kept: Vec<(u64, Arc<[u8]>)> = log.held.drain(..).collect();
+        log.held_state.clear();
         tracing::info!(
             durable,
             failures = was.failures,
@@ -101,6 +121,10 @@ impl DaService {
             "DA log writes recovered: the node catches up"
         );
         if self.keys.is_none() {
+            return;
+        }
+        if log.store.state_tip() > self.chain.height() {
+            self.applied_from_disk(kept);
             return;
         }
         for (height, bytes) in kept {
@@ -125,6 +149,35 @@ impl DaService {
         }
         if self.chain.height() < durable {
             self.catch_up_from_disk(durable);
+        }
+    }
+
+    /// The retry stored the kept blobs with their state: the in-memory state cannot apply
+    /// them over a stored state already past them, so the chain is read again from the
+    /// disk, the kept blobs count as applied (the pool, the fork record, the notices) and
+    /// the blobs the chain held ahead of its tip are offered again.
+    fn applied_from_disk(&mut self, kept: Vec<(u64, Arc<[u8]>)>) {
+        let from = self.chain.height();
+        let ahead: Vec<VerifiedBlob> = (from + 1..=self.chain.highest_held())
+            .filter_map(|h| self.chain.held(h).cloned())
+            .collect();
+        let mut applied = Vec::new();
+        for (height, bytes) in kept.iter().filter(|(h, _)| *h > from) {
+            match self.verify_blob(bytes) {
+                Ok(blob) if blob.height() == *height => applied.push(blob),
+                _ => {
+                    tracing::warn!(height, "a kept DA blob no longer verifies");
+                    break;
+                }
+            }
+        }
+        let Some(height) = self.reload() else {
+            return;
+        };
+        applied.retain(|b| b.height() <= height);
+        self.on_applied(&applied);
+        for blob in ahead.into_iter().filter(|b| b.height() > height) {
+            self.offer(blob);
         }
     }
 
@@ -169,7 +222,26 @@ impl DaService {
         if !log.health.retry_due(now) {
             return;
         }
-        if log.held.is_empty() {
+        // The state commits not durable yet go along: those of stored blobs (computed again
+        // by the rebuild), then those of the kept blobs when they follow on, so that the
+        // retry stores log and state together, as the failed append would have.
+        let mut state = match &log.overlay {
+            Some(o) => overlay_lock(o).take_outbox(),
+            None => Vec::new(),
+        };
+        let next = state
+            .last()
+            .map_or(log.store.state_tip(), |c| c.header.height)
+            .saturating_add(1);
+        if log
+            .held_state
+            .first()
+            .is_some_and(|c| c.header.height == next)
+        {
+            state.extend(log.held_state.iter().cloned());
+        }
+        let sent_state = state.clone();
+        if log.held.is_empty() && state.is_empty() {
             // Nothing kept: the next applied height is the retry.
             log.health.retry_started();
             return;
@@ -179,11 +251,12 @@ impl DaService {
         let job = Job::Append {
             generation: log.generation,
             blobs,
-            state: Vec::new(),
+            state,
         };
         match log.writer.try_send(job) {
             Ok(()) => {
                 log.health.retry_started();
+                log.in_flight.extend(sent_state);
                 log.sent = log.sent.max(last);
                 log.jobs_sent += 1;
                 tracing::debug!(
@@ -193,7 +266,7 @@ impl DaService {
                 );
             }
             // Full: the next poll tries again.
-            Err(Some(_)) => {}
+            Err(Some(Job::Append { state, .. })) => log.put_back(state),
             Err(None) => log.writer_gone(),
         }
     }
@@ -214,4 +287,27 @@ impl DaService {
             .as_ref()
             .and_then(|l| l.health.issue(Store::DaLog, now))
     }
+}
+
+/// The state commits among `commits` of the `kept` blobs (consecutive heights, ascending):
+/// one per kept blob, from the first, each naming that blob's hash as its tip; stops at the
+/// first kept blob without one.
+fn state_of_kept(
+    kept: &[(u64, Arc<[u8]>)],
+    commits: Vec<Arc<StateCommit>>,
+) -> Vec<Arc<StateCommit>> {
+    let mut by_height: std::collections::BTreeMap<u64, Arc<StateCommit>> =
+        commits.into_iter().map(|c| (c.header.height, c)).collect();
+    let mut out = Vec::new();
+    for (height, bytes) in kept {
+        let Some(commit) = by_height.remove(height) else {
+            break;
+        };
+        let hash = DaBlob::from_bytes(bytes).ok().and_then(|b| b.hash().ok());
+        if hash != Some(commit.header.tip_hash.0) {
+            break;
+        }
+        out.push(commit);
+    }
+    out
 }

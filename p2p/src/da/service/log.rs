@@ -70,6 +70,12 @@ pub(super) struct DaLog {
     /// Verified blobs above `durable` whose append failed, consecutive, ascending: retried
     /// as they are, never served or claimed; applied again once durable.
     pub(super) held: VecDeque<(u64, Arc<[u8]>)>,
+    /// The state commits of the kept blobs, consecutive from `durable + 1`: retried with
+    /// them, so that the retry is the transaction that failed (log and state together).
+    pub(super) held_state: Vec<Arc<StateCommit>>,
+    /// State commits handed to the writer and not reported durable yet (the overlay's
+    /// own `Arc`s): a failed append keeps those of its kept blobs.
+    pub(super) in_flight: Vec<Arc<StateCommit>>,
     /// Replies waiting for their blob to be durable: (height, replies), ascending.
     pub(super) waiters: VecDeque<(u64, Vec<Reply>)>,
     /// The writer thread is gone (logged once).
@@ -98,6 +104,8 @@ impl DaLog {
             jobs_done: 0,
             health: Health::new(),
             held: VecDeque::new(),
+            held_state: Vec::new(),
+            in_flight: Vec::new(),
             waiters: VecDeque::new(),
             gone: false,
         }
@@ -105,7 +113,12 @@ impl DaLog {
 
     /// Hands every blob not handed over yet to the writer, with the state commits not
     /// handed over yet, in one job; keeps them for a later call when the channel is full.
+    /// Sends nothing while a failed append is backed off from ([`DaLog::holding`]): the
+    /// retry takes the state commits along ([`DaService::retry_due`]).
     fn pump(&mut self) {
+        if self.holding() {
+            return;
+        }
         let blobs: Vec<(u64, Arc<[u8]>)> = self
             .unwritten
             .iter()
@@ -120,6 +133,7 @@ impl DaLog {
             return;
         }
         let last = blobs.last().map(|(h, _)| *h);
+        let sent_state = state.clone();
         let job = Job::Append {
             generation: self.generation,
             blobs,
@@ -130,6 +144,7 @@ impl DaLog {
                 if let Some(last) = last {
                     self.sent = last;
                 }
+                self.in_flight.extend(sent_state);
                 self.jobs_sent += 1;
             }
             Err(Some(Job::Append { state, .. })) => self.put_back(state),
@@ -137,7 +152,7 @@ impl DaLog {
         }
     }
 
-    fn put_back(&self, state: Vec<Arc<StateCommit>>) {
+    pub(super) fn put_back(&self, state: Vec<Arc<StateCommit>>) {
         if let Some(o) = &self.overlay {
             overlay_lock(o).put_back(state);
         }
@@ -274,6 +289,8 @@ impl DaService {
             }
             log.state_durable = p.state_durable;
             log.durable = p.durable;
+            log.in_flight.retain(|c| c.header.height > p.state_durable);
+            log.held_state.retain(|c| c.header.height > p.state_durable);
             while log.unwritten.front().is_some_and(|(h, _)| *h <= p.durable) {
                 if let Some((_, bytes)) = log.unwritten.pop_front() {
                     log.unwritten_bytes = log.unwritten_bytes.saturating_sub(bytes.len());
@@ -304,9 +321,38 @@ impl DaService {
 
     /// A failed append: the state goes back to what the disk holds (stored state + log).
     pub(super) fn rebuild(&mut self, error: &str) {
+        let applied = self.chain.height();
+        let Some(height) = self.reload() else {
+            return;
+        };
+        tracing::info!(
+            applied,
+            durable = height,
+            "the DA state is rebuilt from the disk: the heights not stored are no longer claimed"
+        );
         let Some(log) = self.log.as_mut() else {
             return;
         };
+        // Blobs committed before the failure are durable: their waiters are answered.
+        let (durable, lost): (Vec<_>, Vec<_>) =
+            log.waiters.drain(..).partition(|(h, _)| *h <= height);
+        for (h, replies) in durable {
+            self.answer_sealed(h, replies);
+        }
+        for (h, replies) in lost {
+            let e = format!(
+                "the DA log could not store blob {h}: {error} (the blob is kept and its write \
+                 retried; it is stored once the disk takes writes again)"
+            );
+            self.fail_replies(replies, &e);
+        }
+    }
+
+    /// Reads the chain and its state again from the disk (the stored state, then the
+    /// stored blobs above it, as at start); the unwritten buffer is forgotten. Returns the
+    /// new height (`None` without a log).
+    pub(super) fn reload(&mut self) -> Option<u64> {
+        let log = self.log.as_mut()?;
         let store = log.store.clone();
         let (state, overlay) = load_state(
             &self.network,
@@ -327,33 +373,16 @@ impl DaService {
         log.overlay = overlay;
         log.state_durable = store.state_tip();
         let height = chain.height();
-        tracing::info!(
-            applied = self.chain.height(),
-            durable = height,
-            "the DA state is rebuilt from the disk: the heights not stored are no longer claimed"
-        );
         self.chain = chain;
         self.forks.rolled_back(height);
         log.reset(height);
-        // Blobs committed before the failure are durable: their waiters are answered.
-        let (durable, lost): (Vec<_>, Vec<_>) =
-            log.waiters.drain(..).partition(|(h, _)| *h <= height);
-        for (h, replies) in durable {
-            self.answer_sealed(h, replies);
-        }
-        for (h, replies) in lost {
-            let e = format!(
-                "the DA log could not store blob {h}: {error} (the blob is kept and its write \
-                 retried; it is stored once the disk takes writes again)"
-            );
-            self.fail_replies(replies, &e);
-        }
         self.planner.set_local_height(height);
         self.height_tx.send_replace(height);
         self.metrics.da_height.set(height as i64);
         self.metrics
             .da_pending_blobs
             .set(self.chain.pending() as i64);
+        Some(height)
     }
 
     /// Blocks until every applied blob is durable and every job sent was processed (or a
@@ -372,7 +401,9 @@ impl DaService {
                 .overlay
                 .as_ref()
                 .is_none_or(|o| overlay_lock(o).outbox_is_empty());
-            let idle = log.sent >= height && state_sent && log.jobs_done >= log.jobs_sent;
+            // A degraded log sends nothing until its retry is due.
+            let handed = (log.sent >= height && state_sent) || log.holding();
+            let idle = handed && log.jobs_done >= log.jobs_sent;
             if idle || log.gone || log.writer.is_gone() || Instant::now() >= deadline {
                 return;
             }

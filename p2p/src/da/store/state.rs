@@ -15,7 +15,10 @@
 //! * `state_stale` (`since (u64 BE) ‖ 0x00 ‖ borsh NodeKey` or `since ‖ 0x01 ‖ key_hash ‖
 //!   height`): what stopped being part of the latest tree at height `since`;
 //! * `state_roots` (`u64 → 32 bytes`): the state root after every height, kept for all
-//!   heights (32 bytes each).
+//!   heights (32 bytes each);
+//! * `state_preimages` (`key_hash → raw key`): the raw key of every key ever set (never
+//!   pruned; serving state-sync chunks needs the raw key of each tree leaf, see
+//!   [`super::restore`]).
 //!
 //! History: after committing height `h`, everything stale at or below `h −` history (the
 //! store's [`DaStore::set_proof_history`], `da.proof_history_heights`) is deleted in the
@@ -40,15 +43,18 @@ use super::{DaStore, DaStoreError};
 /// heights keep their root only.
 pub const STATE_HISTORY: u64 = crate::da::config::DEFAULT_PROOF_HISTORY_HEIGHTS;
 
-const STATE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("state_meta");
-const STATE_VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_values");
-const STATE_NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_nodes");
-const STATE_VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_versions");
+pub(super) const STATE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("state_meta");
+pub(super) const STATE_VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_values");
+pub(super) const STATE_NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_nodes");
+pub(super) const STATE_VERSIONS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("state_versions");
 const STATE_STALE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_stale");
-const STATE_ROOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("state_roots");
+pub(super) const STATE_ROOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("state_roots");
+pub(super) const STATE_PREIMAGES: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("state_preimages");
 
-const HEADER_KEY: &str = "header";
-const OLDEST_KEY: &str = "oldest";
+pub(super) const HEADER_KEY: &str = "header";
+pub(super) const OLDEST_KEY: &str = "oldest";
 
 /// True for the names of the state tables (the open check accepts them).
 pub(super) fn is_state_table(name: &str) -> bool {
@@ -59,6 +65,7 @@ pub(super) fn is_state_table(name: &str) -> bool {
         STATE_VERSIONS.name(),
         STATE_STALE.name(),
         STATE_ROOTS.name(),
+        STATE_PREIMAGES.name(),
     ]
     .contains(&name)
 }
@@ -67,14 +74,14 @@ fn db(e: impl std::fmt::Display) -> DaStoreError {
     DaStoreError::Db(e.to_string())
 }
 
-fn version_key(key_hash: &KeyHash, height: u64) -> [u8; 40] {
+pub(super) fn version_key(key_hash: &KeyHash, height: u64) -> [u8; 40] {
     let mut k = [0u8; 40];
     k[..32].copy_from_slice(&key_hash.0);
     k[32..].copy_from_slice(&height.to_be_bytes());
     k
 }
 
-fn node_key_bytes(key: &NodeKey) -> Result<Vec<u8>, DaStoreError> {
+pub(super) fn node_key_bytes(key: &NodeKey) -> Result<Vec<u8>, DaStoreError> {
     borsh::to_vec(key).map_err(db)
 }
 
@@ -104,7 +111,7 @@ pub(super) fn write_commits(
         .collect();
     for (expected, c) in (state_tip + 1..).zip(&fresh) {
         if c.header.height != expected {
-            return Err(DaStoreError::NotConsecutive {
+            return Err(DaStoreError::StateNotConsecutive {
                 expected,
                 got: c.header.height,
             });
@@ -145,16 +152,17 @@ pub(super) fn write_commits(
     let mut stale = txn.open_table(STATE_STALE)?;
     let mut roots = txn.open_table(STATE_ROOTS)?;
     let mut meta = txn.open_table(STATE_META)?;
+    let mut preimages = txn.open_table(STATE_PREIMAGES)?;
     // The latest value of each key changed here, written once at the end (in key order).
-    let mut latest: BTreeMap<Vec<u8>, Option<&Vec<u8>>> = BTreeMap::new();
+    let mut latest: BTreeMap<Vec<u8>, (KeyHash, Option<&Vec<u8>>)> = BTreeMap::new();
     // Per key changed here: its latest height in this transaction and whether that version
     // was written.
     let mut in_batch: HashMap<KeyHash, (u64, bool)> = HashMap::new();
     for (c, stale_here) in fresh.iter().zip(&stale_nodes) {
         let h = c.header.height;
         for (key, value) in &c.changes {
-            latest.insert(key.to_bytes(), value.as_ref());
             let kh = key.key_hash();
+            latest.insert(key.to_bytes(), (kh, value.as_ref()));
             let previous = match in_batch.get(&kh) {
                 Some(&(ph, written)) => written.then_some(ph),
                 None => versions
@@ -211,9 +219,12 @@ pub(super) fn write_commits(
         }
         roots.insert(h, c.header.root.0.as_slice())?;
     }
-    for (raw, value) in latest {
+    for (raw, (kh, value)) in latest {
         match value {
-            Some(v) => values.insert(raw.as_slice(), v.as_slice())?,
+            Some(v) => {
+                preimages.insert(kh.0.as_slice(), raw.as_slice())?;
+                values.insert(raw.as_slice(), v.as_slice())?
+            }
             None => values.remove(raw.as_slice())?,
         };
     }
@@ -294,6 +305,7 @@ pub(super) fn clear(txn: &WriteTransaction) -> Result<(), DaStoreError> {
     txn.delete_table(STATE_VERSIONS)?;
     txn.delete_table(STATE_STALE)?;
     txn.delete_table(STATE_ROOTS)?;
+    txn.delete_table(STATE_PREIMAGES)?;
     Ok(())
 }
 
@@ -310,10 +322,11 @@ pub(super) fn stored_height(txn: &WriteTransaction) -> Result<u64, DaStoreError>
     }
 }
 
-fn store_err(e: DaStoreError) -> StateError {
+pub(super) fn store_err(e: DaStoreError) -> StateError {
     StateError::Store(e.to_string())
 }
 
+/// Opens `$table` in a read transaction of `$self` (`None` when it does not exist).
 macro_rules! read_table {
     ($self:ident, $table:expr) => {{
         let db = $self.read_db().map_err(store_err)?;
@@ -382,6 +395,21 @@ impl DaStore {
         Ok(out)
     }
 
+    /// The raw key of `key_hash` (any key ever set), `None` when unknown.
+    ///
+    /// # Errors
+    /// [`StateError::Store`] when the read fails or the stored key does not parse.
+    pub fn state_preimage(&self, key_hash: &KeyHash) -> Result<Option<StateKey>, StateError> {
+        let Some(t) = read_table!(self, STATE_PREIMAGES) else {
+            return Ok(None);
+        };
+        let v = t
+            .get(key_hash.0.as_slice())
+            .map_err(|e| store_err(e.into()))?;
+        v.map(|v| StateKey::from_bytes(v.value()).map_err(StateError::store))
+            .transpose()
+    }
+
     /// A stored tree node.
     ///
     /// # Errors
@@ -448,18 +476,30 @@ impl DaStore {
     }
 
     /// Deletes the stored state (every state table) in one transaction; the next start
-    /// rebuilds it from the blobs. Returns the state height that was stored.
+    /// rebuilds it from the blobs. Returns the state height that was stored. A log restored
+    /// by a state sync ([`DaStore::base`] > 0) cannot be rebuilt from its blobs: it is
+    /// emptied (blobs and base too; the node syncs again).
     ///
     /// # Errors
     /// [`DaStoreError::Db`] if the transaction fails (nothing deleted).
     pub fn clear_state(&self) -> Result<u64, DaStoreError> {
+        let mut tip = self.lock_tip();
         let mut state_tip = self.lock_state_tip();
         let db = self.write_db()?;
         let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write()?;
         let old = stored_height(&txn)?;
-        clear(&txn)?;
+        let based = self.base() > 0;
+        if based {
+            super::restore::wipe(&txn)?;
+        } else {
+            clear(&txn)?;
+        }
         txn.commit()?;
         *state_tip = 0;
+        if based {
+            *tip = 0;
+            self.base.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(old)
     }
 

@@ -295,7 +295,7 @@ fn a_newer_schema_is_refused_and_the_file_left_unchanged() {
         matches!(
             err,
             DaStoreError::NewerSchema {
-                found: 3,
+                found: 4,
                 supported: SCHEMA_VERSION,
                 ..
             }

@@ -206,6 +206,12 @@ pub fn tree_update(
 
 /// The tree update that creates version 0 (the empty tree) in an empty store.
 pub fn genesis_tree() -> TreeUpdateBatch {
+    empty_tree(0)
+}
+
+/// The tree update that creates an empty tree at `version` in an empty store (its only
+/// node is the null root).
+pub fn empty_tree(version: u64) -> TreeUpdateBatch {
     struct Empty;
     impl TreeReader for Empty {
         fn get_node_option(&self, _: &NodeKey) -> anyhow::Result<Option<Node>> {
@@ -220,7 +226,7 @@ pub fn genesis_tree() -> TreeUpdateBatch {
     }
     let tree = JellyfishMerkleTree::<_, Sha>::new(&Empty);
     let empty: Vec<(KeyHash, Option<OwnedValue>)> = Vec::new();
-    tree.put_value_set(empty, 0)
+    tree.put_value_set(empty, version)
         .map(|(_, batch)| batch)
         .unwrap_or_default()
 }
@@ -360,6 +366,34 @@ impl MemStore {
             nodes,
             versioned: BTreeMap::new(),
             root_key: root_key(&genesis),
+        }
+    }
+
+    /// The store of a state restored at `header.height` by a state sync
+    /// ([`crate::da::state_sync::StateRestore`]): its verified tree `nodes` (all at that
+    /// version) and `entries`. Blobs above that height apply to it as to any store.
+    pub fn restored(
+        header: StateHeader,
+        nodes: impl IntoIterator<Item = (NodeKey, Node)>,
+        entries: impl IntoIterator<Item = (StateKey, Vec<u8>)>,
+    ) -> MemStore {
+        let mut values = BTreeMap::new();
+        let mut versioned = BTreeMap::new();
+        for (key, value) in entries {
+            versioned.insert(key.key_hash(), (header.height, Some(value.clone())));
+            values.insert(key, value);
+        }
+        let nodes: BTreeMap<NodeKey, Node> = nodes.into_iter().collect();
+        let root_key = nodes
+            .keys()
+            .find(|k| k.version() == header.height && k.nibble_path().num_nibbles() == 0)
+            .cloned();
+        MemStore {
+            header,
+            values,
+            nodes,
+            versioned,
+            root_key,
         }
     }
 

@@ -166,6 +166,82 @@ fn the_writer_reopens_a_store_a_failed_reopen_left_closed() {
     assert_eq!(o.svc.blobs(1, 64).len(), 4);
 }
 
+/// The retry of a failed append stores the kept blobs with their state commits, in one
+/// transaction (issue 16 §1), as the failed append would have: it is not a smaller
+/// transaction than the one the disk refused.
+#[test]
+fn the_retry_stores_the_kept_blobs_with_their_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = Chain::new(5);
+    let mut o = open(dir.path());
+    submit_all(&mut o.svc, &chain, 1..=3);
+    let store = o.svc.log.as_ref().unwrap().store.clone();
+    let hooks = o.svc.writer().unwrap().hooks.clone();
+    hooks.fail_appends.store(1, Ordering::SeqCst);
+    o.svc.submit(chain.blob(4)).unwrap();
+    o.svc.flush();
+    assert_eq!((store.tip(), store.state_tip()), (3, 3));
+    let due = o.svc.next_deadline(Instant::now()).expect("a retry");
+    let done = o.svc.writer().unwrap().progress_now().jobs_done;
+    o.svc.poll(due);
+    // The retry alone, before the service hands anything else over.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while o.svc.writer().unwrap().progress_now().jobs_done == done {
+        assert!(Instant::now() < deadline, "the retry was not written");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!((store.tip(), store.state_tip()), (4, 4));
+    o.svc.flush();
+    submit_all(&mut o.svc, &chain, 5..=5);
+    let v = o.svc.view();
+    assert_eq!((v.height, v.durable_height), (5, 5));
+    assert_eq!(v.state_root, chain.root(5));
+    assert!(v.degraded.is_none());
+}
+
+/// The state commits of a failed job are not lost when every blob is already durable: a
+/// retry that stored a kept blob alone (its state commit unknown) is followed by a job with
+/// that commit (the blob applied again); when that job fails, the state is rebuilt from
+/// the disk and the commit written again. Without that the stored state stayed behind with
+/// a gap and every later append failed (`append out of order: expected height 4, got 5`):
+/// the node stayed degraded for good (seen with real daemons in `disk_full`).
+#[test]
+fn the_state_commits_of_a_failed_job_are_written_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = Chain::new(6);
+    let mut o = open(dir.path());
+    submit_all(&mut o.svc, &chain, 1..=3);
+    let store = o.svc.log.as_ref().unwrap().store.clone();
+    let hooks = o.svc.writer().unwrap().hooks.clone();
+    // Blob 4 and its state commit fail: the blob is kept, the state rebuilt at 3.
+    hooks.fail_appends.store(1, Ordering::SeqCst);
+    o.svc.submit(chain.blob(4)).unwrap();
+    o.svc.flush();
+    assert_eq!((store.tip(), store.state_tip()), (3, 3));
+    o.svc.log.as_mut().unwrap().held_state.clear();
+    // The retry stores blob 4 alone; the job with its state commit fails.
+    hooks.pass_appends.store(1, Ordering::SeqCst);
+    hooks.fail_appends.store(1, Ordering::SeqCst);
+    let due = o.svc.next_deadline(Instant::now()).expect("a retry");
+    o.svc.poll(due);
+    o.svc.flush();
+    assert_eq!(write_errors(&o.metrics), 2);
+    assert_eq!((store.tip(), store.state_tip()), (4, 3));
+    let due = o.svc.next_deadline(Instant::now()).expect("a retry");
+    o.svc.poll(due);
+    o.svc.flush();
+    submit_all(&mut o.svc, &chain, 5..=6);
+    let v = o.svc.view();
+    assert_eq!((v.height, v.durable_height), (6, 6));
+    assert!(v.degraded.is_none(), "{:?}", v.degraded);
+    assert_eq!((store.tip(), store.state_tip()), (6, 6));
+    assert_eq!(v.state_root, chain.root(6));
+    assert_eq!(write_errors(&o.metrics), 2);
+    drop((o, store));
+    let o = open(dir.path());
+    assert_eq!(o.svc.view().state_root, chain.root(6));
+}
+
 /// Counts the events of the degraded-log module by level (the test thread only).
 #[derive(Default)]
 struct Counter {
