@@ -59,7 +59,7 @@ pub use config::{
     DaConfig, DEFAULT_PROOF_HISTORY_HEIGHTS, MAX_BATCH_BYTES, MAX_BATCH_EVENTS,
     MAX_PROOF_HISTORY_HEIGHTS, MAX_SYNC_CHUNK,
 };
-pub(crate) use proof_server::{ProofServer, StateServer};
+pub(crate) use proof_server::{api_answer, ProofServer, StateServer};
 pub use proof_server::{MAX_PENDING_PER_PEER, PROOF_QUEUE};
 pub(crate) use register::Registrar;
 pub use register::RegistrationView;

@@ -3,7 +3,9 @@
 //! [`Worker`] owns the pending inbound requests of one protocol and a worker thread that
 //! answers them from redb, so the event loop never reads the disk for them. The event loop
 //! only routes: a request goes to [`Worker::submit`], the worker's answers come back
-//! through [`Worker::next_done`] and are sent with the reply handle the server kept.
+//! through [`Worker::next_done`] and are sent with the reply handle the server kept. The
+//! control API's `GET /v1/da/proof` at a durable height goes the same way
+//! ([`Worker::submit_local`], sharing the queue with the peers').
 //! [`ProofServer`] builds proofs; [`StateServer`] builds state chunks
 //! ([`DaStore::state_chunk`], at most `MAX_CHUNK_ENTRIES` entries and about
 //! `CHUNK_SOFT_BYTES` bytes each).
@@ -74,6 +76,14 @@ impl Refusals for StateChunkResponse {
     }
 }
 
+/// Who waits for a worker's answer.
+enum Waiter<A> {
+    /// A peer's request: answered on its reply handle through [`Worker::next_done`].
+    Peer(PeerId, Reply),
+    /// A local caller (the control API): the answer is handed to the closure.
+    Local(Box<dyn FnOnce(A) + Send>),
+}
+
 /// See the module docs.
 ///
 /// Dropping it closes the queue and joins the thread (after the job in progress, if any),
@@ -85,8 +95,8 @@ pub(crate) struct Worker<Q, A> {
     jobs: Option<SyncSender<Job<Q>>>,
     thread: Option<std::thread::JoinHandle<()>>,
     done: mpsc::Receiver<Done<A>>,
-    /// Job id → (asking peer, reply handle).
-    pending: HashMap<u64, (PeerId, Reply)>,
+    /// Job id → who waits for it.
+    pending: HashMap<u64, Waiter<A>>,
     next_id: u64,
 }
 
@@ -154,34 +164,68 @@ impl<Q: Send + 'static, A: Refusals + Send + 'static> Worker<Q, A> {
     /// [`Worker::next_done`]), or answered at once (returned) when the queue or the
     /// peer's share is full or the worker is gone.
     pub(crate) fn submit(&mut self, peer: PeerId, request: Q, reply: Reply) -> Option<(Reply, A)> {
-        let of_peer = self.pending.values().filter(|(p, _)| *p == peer).count();
+        let of_peer = self
+            .pending
+            .values()
+            .filter(|w| matches!(w, Waiter::Peer(p, _) if *p == peer))
+            .count();
         if of_peer >= MAX_PENDING_PER_PEER || self.pending.len() >= PROOF_QUEUE {
             return Some((reply, A::busy()));
         }
-        let id = self.next_id;
-        self.next_id += 1;
-        let Some(jobs) = &self.jobs else {
-            return Some((reply, A::stopped()));
-        };
-        match jobs.try_send(Job { id, request }) {
-            Ok(()) => {
-                self.pending.insert(id, (peer, reply));
-                None
-            }
-            Err(TrySendError::Full(_)) => Some((reply, A::busy())),
-            Err(TrySendError::Disconnected(_)) => Some((reply, A::stopped())),
+        match self.enqueue(request, Waiter::Peer(peer, reply)) {
+            Ok(()) => None,
+            Err((Waiter::Peer(_, reply), refusal)) => Some((reply, refusal)),
+            Err((Waiter::Local(_), _)) => None,
         }
     }
 
-    /// The next built answer with the reply handle to send it on; pending forever when
-    /// there is no server (for `tokio::select!`).
+    /// Takes a local request (the control API's): `answer` gets the worker's answer, or
+    /// at once the refusal when the queue is full ([`PROOF_QUEUE`], shared with the
+    /// peers') or the worker is gone.
+    pub(crate) fn submit_local(&mut self, request: Q, answer: Box<dyn FnOnce(A) + Send>) {
+        if self.pending.len() >= PROOF_QUEUE {
+            answer(A::busy());
+            return;
+        }
+        if let Err((Waiter::Local(answer), refusal)) = self.enqueue(request, Waiter::Local(answer))
+        {
+            answer(refusal);
+        }
+    }
+
+    /// Queues `request` for the worker with its waiter; gives both back with the refusal
+    /// when the queue is full or the worker is gone.
+    fn enqueue(&mut self, request: Q, waiter: Waiter<A>) -> Result<(), (Waiter<A>, A)> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let Some(jobs) = &self.jobs else {
+            return Err((waiter, A::stopped()));
+        };
+        match jobs.try_send(Job { id, request }) {
+            Ok(()) => {
+                self.pending.insert(id, waiter);
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => Err((waiter, A::busy())),
+            Err(TrySendError::Disconnected(_)) => Err((waiter, A::stopped())),
+        }
+    }
+
+    /// The next built answer for a peer with the reply handle to send it on (local
+    /// callers' answers are handed over on the way); pending forever when there is no
+    /// server (for `tokio::select!`).
     pub(crate) async fn next_done(server: &mut Option<Worker<Q, A>>) -> Option<(Reply, A)> {
         let Some(s) = server.as_mut() else {
             return std::future::pending().await;
         };
-        let done = s.done.recv().await?;
-        let (_, reply) = s.pending.remove(&done.id)?;
-        Some((reply, done.response))
+        loop {
+            let done = s.done.recv().await?;
+            match s.pending.remove(&done.id) {
+                Some(Waiter::Peer(_, reply)) => return Some((reply, done.response)),
+                Some(Waiter::Local(answer)) => answer(done.response),
+                None => {}
+            }
+        }
     }
 }
 
@@ -216,6 +260,28 @@ fn prove(store: &Arc<DaStore>, request: &ProofRequest) -> ProofResponse {
             newest,
         },
         Err(e) => ProofResponse::Failed(e.to_string()),
+    }
+}
+
+/// A worker's answer as the control API's `GET /v1/da/proof` gives it: the proof, or
+/// [`StateError::HeightUnavailable`], or [`StateError::Store`] (a busy or stopped worker,
+/// a store that cannot be read).
+pub(crate) fn api_answer(response: ProofResponse) -> Result<StateProof, StateError> {
+    match response {
+        ProofResponse::Proof(proof) => Ok(proof),
+        ProofResponse::HeightUnavailable {
+            height,
+            oldest,
+            newest,
+        } => Err(StateError::HeightUnavailable {
+            height,
+            oldest,
+            newest,
+        }),
+        ProofResponse::Busy => Err(StateError::Store(
+            "the proof worker is busy (64 proofs queued): try again".into(),
+        )),
+        ProofResponse::BadKey(e) | ProofResponse::Failed(e) => Err(StateError::Store(e)),
     }
 }
 
@@ -376,5 +442,59 @@ mod tests {
             }
             seen += 1;
         }
+    }
+
+    #[tokio::test]
+    async fn a_local_request_is_answered_beside_the_peers_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, root) = store(dir.path());
+        let mut server = Some(ProofServer::start(log).unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let s = server.as_mut().unwrap();
+        s.submit_local(
+            ProofRequest::new(&StateKey::Node("n2".into()), Some(3)),
+            Box::new(move |r| {
+                let _ = tx.send(api_answer(r));
+            }),
+        );
+        let peer = PeerId::random();
+        let request = ProofRequest {
+            key: "node:n1".into(),
+            height: None,
+        };
+        assert!(s.submit(peer, request, Reply::for_test(1)).is_none());
+        // The worker answers in order: next_done hands the local answer over on its way to
+        // the peer's.
+        let (_, r) = ProofServer::next_done(&mut server).await.unwrap();
+        assert!(matches!(r, ProofResponse::Proof(_)));
+        drop(server);
+        let local = rx.await.unwrap().unwrap();
+        assert_eq!(local.height, 3);
+        assert!(local.verify(root).unwrap().1.is_some());
+        // A height above the tip: HeightUnavailable, as the API's 404 wants it.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let dir2 = tempfile::tempdir().unwrap();
+        let (store2, _) = store(dir2.path());
+        let mut server = Some(ProofServer::start(store2).unwrap());
+        server.as_mut().unwrap().submit_local(
+            ProofRequest::new(&StateKey::Node("n1".into()), Some(9)),
+            Box::new(move |r| {
+                let _ = tx.send(api_answer(r));
+            }),
+        );
+        // Nothing for a peer is pending: drive next_done until the local answer is out.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            ProofServer::next_done(&mut server),
+        )
+        .await;
+        assert!(matches!(
+            rx.await.unwrap(),
+            Err(StateError::HeightUnavailable {
+                height: 9,
+                newest: 3,
+                ..
+            })
+        ));
     }
 }

@@ -336,6 +336,32 @@ impl EventLoop {
         }
     }
 
+    /// `GET /v1/da/proof`: a durable height is proved by the proof worker (the event loop
+    /// reads no tree node for it); the current height while it is not durable yet (the
+    /// group commit's few milliseconds) is proved here from the in-memory overlay and the
+    /// store, as is any height on a node without a proof worker.
+    pub(super) fn da_proof_local(
+        &mut self,
+        key: dsdn_protocols::da::StateKey,
+        height: Option<u64>,
+        tx: oneshot::Sender<Result<dsdn_protocols::da::StateProof, dsdn_protocols::da::StateError>>,
+    ) {
+        match (
+            self.da.service.durable_proof_height(height),
+            self.da.proofs.as_mut(),
+        ) {
+            (Some(at), Some(server)) => server.submit_local(
+                ProofRequest::new(&key, Some(at)),
+                Box::new(move |response| {
+                    let _ = tx.send(crate::da::api_answer(response));
+                }),
+            ),
+            _ => {
+                let _ = tx.send(self.da.service.proof(&key, height));
+            }
+        }
+    }
+
     /// Sends a proof answer on its reply handle.
     pub(super) fn answer_proof(&mut self, reply: crate::net::rpc::Reply, response: ProofResponse) {
         if let Some(c) = self.swarm.behaviour_mut().da_proof.as_mut() {

@@ -377,9 +377,7 @@ impl EventLoop {
             Command::DaState(tx) => {
                 let _ = tx.send(self.da.service.view());
             }
-            Command::DaProof(key, height, tx) => {
-                let _ = tx.send(self.da.service.proof(&key, height));
-            }
+            Command::DaProof(key, height, tx) => self.da_proof_local(key, height, tx),
             Command::DaEvidence(tx) => {
                 let _ = tx.send(self.da.service.fork_evidence());
             }

@@ -10,6 +10,16 @@ impl DaService {
         self.log.as_ref().map(|l| Arc::clone(&l.store))
     }
 
+    /// The height a proof of `height` (the current height when `None`) is built at, when
+    /// the proof worker can build it from the durable state (log and state stored up to
+    /// it); `None` when only [`DaService::proof`] can (a height applied but not durable
+    /// yet, or a node without a data directory).
+    pub(crate) fn durable_proof_height(&self, height: Option<u64>) -> Option<u64> {
+        let log = self.log.as_ref()?;
+        let at = height.unwrap_or(self.chain.height());
+        (at <= log.durable.min(log.store.state_tip())).then_some(at)
+    }
+
     /// The value of `key` with its proof against the state root at `height` (the current
     /// height when `None`) for `GET /v1/da/proof` (issue 16 §3). A full node proves any
     /// height whose tree it keeps (the current height, and the durable heights of the last
