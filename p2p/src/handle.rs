@@ -109,6 +109,7 @@ pub enum Command {
     ),
     /// A proof asked of a peer over `/dsdn/<net>/da-proof/1.0.0` (unverified answer).
     DaProveRemote(
+        Option<PeerId>,
         dsdn_protocols::da::prove::ProofRequest,
         oneshot::Sender<Result<dsdn_protocols::da::prove::ProofResponse, String>>,
     ),
@@ -301,7 +302,22 @@ impl NodeHandle {
         &self,
         request: dsdn_protocols::da::prove::ProofRequest,
     ) -> Result<Result<dsdn_protocols::da::prove::ProofResponse, String>, Stopped> {
-        self.ask(|tx| Command::DaProveRemote(request, tx)).await
+        self.ask(|tx| Command::DaProveRemote(None, request, tx))
+            .await
+    }
+
+    /// [`NodeHandle::da_prove_remote`] asked of `peer` (it must be connected), or with
+    /// `None` of the first connected peer that keeps the DA log.
+    ///
+    /// # Errors
+    /// As [`NodeHandle::da_prove_remote`]; also when `peer` is not connected.
+    pub async fn da_prove_remote_at(
+        &self,
+        peer: Option<PeerId>,
+        request: dsdn_protocols::da::prove::ProofRequest,
+    ) -> Result<Result<dsdn_protocols::da::prove::ProofResponse, String>, Stopped> {
+        self.ask(|tx| Command::DaProveRemote(peer, request, tx))
+            .await
     }
 
     /// Sends `request` over `/dsdn/<net>/da-sync/1.0.0` to `peer` (it must be connected) or,

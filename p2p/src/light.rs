@@ -36,11 +36,13 @@
 //! # Ok(()) }
 //! ```
 
+mod avoid;
 mod checkpoint;
 mod driver;
 mod follow;
 mod prove;
 
+pub use avoid::{AVOID_FOR, MAX_AVOIDED};
 pub use checkpoint::{Checkpoint, CheckpointParseError, CheckpointSource, EpochKeys};
 pub use driver::{FollowStatus, FOLLOW_POLL, SETUP_PATIENCE};
 pub use follow::{checkpoint_from_newest, FollowError, Follower, TrustedHead};
@@ -220,6 +222,7 @@ impl LightClient {
                     raw,
                     notices: tx,
                     status,
+                    avoided: avoid::Avoided::default(),
                 };
                 (rx, Some((driver, status_rx)))
             }

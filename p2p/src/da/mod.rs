@@ -70,6 +70,14 @@ pub use service::{
 };
 pub use sync_tag::SyncTag;
 
+/// True when a peer advertising `services` keeps the DA log (every role but a dedicated
+/// bootstrap node; light clients advertise nothing).
+pub(crate) fn keeps_da_log(services: dsdn_protocols::ServiceSet) -> bool {
+    services
+        .iter()
+        .any(|s| s != dsdn_protocols::ServiceType::Bootstrap)
+}
+
 /// Capacity of one DA subscriber's channel, in notices (blobs).
 pub const DA_NOTICE_QUEUE: usize = 1024;
 

@@ -21,11 +21,7 @@ use crate::da::SyncTag;
 use crate::handle::RangeError;
 use crate::net::rpc::RpcEvent;
 
-/// True when a peer advertising `services` keeps the DA log (every role but a dedicated
-/// bootstrap node; light clients advertise nothing).
-pub(super) fn keeps_da_log(services: ServiceSet) -> bool {
-    services.iter().any(|s| s != ServiceType::Bootstrap)
-}
+use crate::da::keeps_da_log;
 
 /// Writes fork evidence on the blocking pool (never on the event loop); a failure is
 /// logged (the evidence stays in memory and in the API).
@@ -422,16 +418,27 @@ impl EventLoop {
             .next()
     }
 
-    /// `NodeHandle::da_prove_remote`: asks a connected peer that keeps the DA log (the
-    /// first one found) for a proof; the unverified answer goes to `tx`.
+    /// `NodeHandle::da_prove_remote(_at)`: asks `peer` (if connected) or the first
+    /// connected peer that keeps the DA log for a proof; the unverified answer goes to `tx`.
     pub(super) fn da_prove_remote(
         &mut self,
+        peer: Option<PeerId>,
         request: ProofRequest,
         tx: oneshot::Sender<Result<ProofResponse, String>>,
     ) {
-        let Some(peer) = self.da_log_peer() else {
-            let _ = tx.send(Err("no connected peer keeps the DA log".into()));
-            return;
+        let peer = match peer {
+            Some(p) if self.swarm.is_connected(&p) => p,
+            Some(p) => {
+                let _ = tx.send(Err(format!("peer {p} is not connected")));
+                return;
+            }
+            None => match self.da_log_peer() {
+                Some(p) => p,
+                None => {
+                    let _ = tx.send(Err("no connected peer keeps the DA log".into()));
+                    return;
+                }
+            },
         };
         match self.swarm.behaviour_mut().da_proof.as_mut() {
             Some(c) => c.send(peer, request, tx),

@@ -382,7 +382,7 @@ impl EventLoop {
                 let _ = tx.send(self.da.service.fork_evidence());
             }
             Command::DaRange(from, count, tx) => self.da_range(from, count, tx),
-            Command::DaProveRemote(request, tx) => self.da_prove_remote(request, tx),
+            Command::DaProveRemote(peer, request, tx) => self.da_prove_remote(peer, request, tx),
             Command::DaSyncRaw(peer, request, tx) => self.da_sync_raw(peer, request, tx),
             Command::PeerStats(tx) => {
                 let _ = tx.send(self.peer_stats());

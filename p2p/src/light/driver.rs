@@ -15,6 +15,7 @@ use dsdn_protocols::NetworkId;
 use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
 
+use super::avoid::Avoided;
 use super::checkpoint::{Checkpoint, CheckpointSource, EpochKeys};
 use super::follow::{checkpoint_from_newest, FollowError, Follower, TrustedHead};
 use crate::da::DaNotice;
@@ -30,6 +31,10 @@ pub const SETUP_PATIENCE: Duration = Duration::from_secs(60);
 /// doubled after each failed ask up to [`SETUP_RETRY_MAX`], so a client whose full node
 /// connects within milliseconds starts within milliseconds.
 const SETUP_RETRY_FIRST: Duration = Duration::from_millis(10);
+
+/// How long the start waits for another full node when the one asked gave a proof that
+/// does not verify against the checkpoint (before it calls the checkpoint refuted).
+const OTHER_PROVER_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Longest pause between two asks during the start.
 const SETUP_RETRY_MAX: Duration = Duration::from_millis(200);
@@ -65,6 +70,8 @@ pub(super) struct Driver {
     pub(super) raw: mpsc::Receiver<Vec<u8>>,
     pub(super) notices: mpsc::Sender<DaNotice>,
     pub(super) status: watch::Sender<FollowStatus>,
+    /// Full nodes that served a refused blob, passed over by the catch-up for a while.
+    pub(super) avoided: Avoided,
 }
 
 /// A blob to hand on once the next one gives its root.
@@ -89,7 +96,7 @@ impl Driver {
         });
         let mut waiting: Waiting = None;
         if let Some(bytes) = first {
-            self.take(&mut f, &mut waiting, &bytes)?;
+            self.take(&mut f, &mut waiting, &bytes, None)?;
         }
         self.catch_up(&mut f, &mut waiting).await?;
         let mut tick = tokio::time::interval(FOLLOW_POLL);
@@ -99,7 +106,7 @@ impl Driver {
                     let Some(bytes) = bytes else { return Ok(()) };
                     match Follower::height_of(&bytes) {
                         Some(h) if h == f.tip() + 1 => {
-                            self.take(&mut f, &mut waiting, &bytes)?;
+                            self.take(&mut f, &mut waiting, &bytes, None)?;
                         }
                         Some(h) if h > f.tip() + 1 => self.catch_up(&mut f, &mut waiting).await?,
                         _ => {}
@@ -116,11 +123,14 @@ impl Driver {
     /// Offers one blob; a verified one releases the notice of the blob before it (its
     /// root is now trusted). A refuted checkpoint ends the task; any other refusal is one
     /// peer's bad blob, logged and skipped.
+    /// `from`: the peer that sent it over da-sync (`None` for gossip), passed over by
+    /// later catch-ups when the blob is refused.
     fn take(
         &mut self,
         f: &mut Follower,
         waiting: &mut Waiting,
         bytes: &[u8],
+        from: Option<PeerId>,
     ) -> Result<bool, String> {
         match f.offer(bytes) {
             Ok(blob) => {
@@ -141,7 +151,10 @@ impl Driver {
             Err(e) if e.refutes_checkpoint() => Err(e.to_string()),
             Err(FollowError::NotNext { .. }) => Ok(false),
             Err(e) => {
-                tracing::warn!(error = %e, "DA blob refused by the light client");
+                tracing::warn!(error = %e, peer = ?from, "DA blob refused by the light client");
+                if let Some(peer) = from {
+                    self.avoided.add(peer, std::time::Instant::now());
+                }
                 Ok(false)
             }
         }
@@ -172,7 +185,8 @@ impl Driver {
                 from,
                 count: MAX_SYNC_BLOBS,
             };
-            let Ok(Ok((_, response))) = self.handle.da_sync_raw(None, request).await else {
+            let peer = self.catch_up_peer().await;
+            let Ok(Ok((sender, response))) = self.handle.da_sync_raw(peer, request).await else {
                 return Ok(());
             };
             if response.blobs.is_empty() {
@@ -183,7 +197,7 @@ impl Driver {
             });
             let mut progressed = false;
             for bytes in &response.blobs {
-                if !self.take(f, waiting, bytes)? {
+                if !self.take(f, waiting, bytes, Some(sender))? {
                     break;
                 }
                 progressed = true;
@@ -192,6 +206,35 @@ impl Driver {
                 return Ok(());
             }
         }
+    }
+
+    /// A connected full node not passed over, waiting up to `wait` for one to connect;
+    /// `None` when there is none.
+    async fn full_node(&mut self, wait: Duration) -> Option<PeerId> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let peers = self.handle.peers().await.ok()?;
+            let connected = peers
+                .into_iter()
+                .filter(|p| p.connected_outbound.is_some() && crate::da::keeps_da_log(p.services))
+                .map(|p| p.peer_id);
+            if let Some(p) = self.avoided.pick(connected, std::time::Instant::now()) {
+                return Some(p);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(SETUP_RETRY_FIRST * 5).await;
+        }
+    }
+
+    /// The full node to ask: `None` (the node picks one) unless a peer was passed over;
+    /// then the first connected full node that is not (`None` when there is none).
+    async fn catch_up_peer(&mut self) -> Option<PeerId> {
+        if self.avoided.is_empty() {
+            return None;
+        }
+        self.full_node(Duration::ZERO).await
     }
 
     /// The checkpoint, the keys in force there and a first blob to offer (the newest blob
@@ -329,15 +372,30 @@ impl Driver {
         let mut last;
         loop {
             let request = ProofRequest::new(key, Some(cp.height));
-            match self.handle.da_prove_remote(request).await {
+            let peer = self.full_node(Duration::ZERO).await;
+            match self.handle.da_prove_remote_at(peer, request).await {
                 Err(_) => return Err("the light client stopped".into()),
                 Ok(Ok(ProofResponse::Proof(proof))) => {
-                    return super::prove::check(key, cp.height, cp.state_root, &proof)
-                        .map(|p| p.value)
-                        .map_err(|e| format!(
-                            "checkpoint {cp} refused: a full node's proof of {key} at height {} does not verify against its state root, which is not the network's ({e})",
-                            cp.height
-                        ));
+                    match super::prove::check(key, cp.height, cp.state_root, &proof) {
+                        Ok(p) => return Ok(p.value),
+                        Err(e) => {
+                            let refused = format!(
+                                "checkpoint {cp} refused: a full node's proof of {key} at height {} does not verify against its state root, which is not the network's ({e})",
+                                cp.height
+                            );
+                            // One full node's false proof does not refute the checkpoint
+                            // while another one may prove it.
+                            let Some(liar) = peer else {
+                                return Err(refused);
+                            };
+                            tracing::warn!(peer = %liar, error = %e, "a full node's proof does not verify against the checkpoint: asking another one");
+                            self.avoided.add(liar, std::time::Instant::now());
+                            if self.full_node(OTHER_PROVER_PATIENCE).await.is_none() {
+                                return Err(refused);
+                            }
+                            continue;
+                        }
+                    }
                 }
                 Ok(Ok(ProofResponse::HeightUnavailable { oldest, newest, .. }))
                     if cp.height < oldest =>
