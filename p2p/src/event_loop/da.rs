@@ -45,6 +45,8 @@ impl EventLoop {
     pub(super) fn da_poll(&mut self) {
         let now = Instant::now();
         self.rotation_ensure(now);
+        // At effective_height the epoch rotation switches the share before sealing on.
+        self.epochs_tick();
         let rotation_key = self.rotation_key();
         self.da.service.set_committee_key(rotation_key);
         self.da.service.poll(now);

@@ -26,6 +26,7 @@ use crate::net::peer_manager::{unix_now, PeerManagerEvent};
 use crate::net::pex::PexEvent;
 
 mod committee;
+mod epochs;
 mod control;
 mod da;
 mod identity;
@@ -223,6 +224,14 @@ impl EventLoop {
                     }
                     committee::Written::Record(seq, result) => {
                         self.rotation_record_written(seq, result);
+                    }
+                    committee::Written::NextGuard(seq, result) => {
+                        self.epochs_guard_written(seq, result);
+                    }
+                    committee::Written::EpochRecord(seq, result) => {
+                        if let Err(error) = result {
+                            tracing::error!(seq, %error, "cannot write the epoch driver record");
+                        }
                     }
                 },
                 // The DA log writer committed (or failed): release the waiters, rebuild.
