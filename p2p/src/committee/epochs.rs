@@ -16,7 +16,9 @@
 //! ```
 //! Selection seam: the DA state has no registry of coordinators yet, so the candidates of
 //! the selection are the current members: the next committee is the same members re-keyed
-//! (a new DKG, a new group key) in the order the seed gives.
+//! (a new DKG, a new group key) in the order the seed gives. The seed is derived from the
+//! next epoch and the current committee's hash only (no blob hash: members select at
+//! slightly different tips, and must agree on the order and the initiator).
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -188,7 +190,11 @@ impl EpochLoop {
             .map_or([0; 32], |h| h.0);
         LogView {
             tip,
-            tip_hash: if tip == 0 { [0; 32] } else { state.tip_hash() },
+            // The seam again: members tick at slightly different tips, so a seed over the
+            // tip hash gives them different member orders (and initiators) for the same
+            // window. Until the registry pins the blob the seed is taken at, the seed is
+            // the epoch and the committee hash alone (the same on every member).
+            tip_hash: [0; 32],
             latest: epochs.last().cloned(),
             candidates: current.members.clone(),
             current,

@@ -161,6 +161,7 @@ impl EventLoop {
                 return;
             }
             let verdict = self.da.service.on_gossip(propagation_source, &message.data);
+            tracing::debug!(peer = %propagation_source, ?verdict, tip = self.da.service.state().height(), "DA gossip");
             if let Some(gossipsub) = self.swarm.behaviour_mut().gossipsub.as_mut() {
                 gossipsub.report_message_validation_result(
                     &message_id,

@@ -209,6 +209,17 @@ impl EventLoop {
         let now = Instant::now();
         let current = self.committee.as_ref().map(|c| c.service.epoch())?;
         let Some(e) = self.committee.as_ref().and_then(|c| c.epochs.as_ref()) else {
+            // A member whose epoch rotation does not run yet (just restarted) asks the
+            // initiator to send again rather than refusing the next epoch for good.
+            if let RpcEvent::Request { request, reply, .. } = &event {
+                if request_epoch(request) > current {
+                    if let Some(b) = self.swarm.behaviour_mut().committee.as_mut() {
+                        let busy = Refusal::Busy("the epoch rotation does not run here yet".into());
+                        b.respond(*reply, CommitteeResponse::Refused(busy));
+                    }
+                    return None;
+                }
+            }
             return Some(event);
         };
         let view = e.view(self.da.service.state());
