@@ -130,7 +130,9 @@ async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Resu
         .iter()
         .map(|(n, _)| net.node(n).peer_id().to_owned())
         .collect();
-    let events = chunk_events(&ids, 400);
+    let mut events = chunk_events(&ids, 400);
+    // The last ones are posted to a member restarted after the rotation.
+    let after_restart = events.split_off(394);
     let acked: Arc<Mutex<Vec<DaEvent>>> = Arc::default();
     let failed: Arc<Mutex<Vec<String>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -242,6 +244,31 @@ async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Resu
             eprintln!("{n}: rotation DKG {:.0} ms (mean of {count})", 1000.0 * sum / count);
         }
     }
+
+    // A member restarted after the rotation (its configuration names the genesis epoch)
+    // resumes with the key share of the epoch in force and seals events posted to it.
+    let args = cn.args.clone();
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    net.respawn_with_args("c1", &a).await?;
+    let new_key = hex::encode(seen.as_ref().and_then(|r| r.get(&(genesis_epoch + 1))).map_or([0; 32], |(_, k)| *k));
+    eventually(Duration::from_secs(30), "c1 back on the epoch in force", || async {
+        let st = net.node("c1").client().committee_status().await.ok()?;
+        (st.epoch > genesis_epoch && st.rotation.is_some() && st.epochs.is_some()).then_some(st)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(40)))?;
+    let client = net.node("c1").client_with_timeout(Duration::from_secs(60));
+    for e in &after_restart {
+        client
+            .da_publish(std::slice::from_ref(e))
+            .await
+            .map_err(|err| anyhow::anyhow!("c1 after its restart: {err:#}\n{}", net.log_dump(40)))?;
+    }
+    let log = log_events(&net, "c2").await?;
+    for e in &after_restart {
+        anyhow::ensure!(log.contains(&serde_json::to_string(e)?), "an event posted to c1 after its restart is not in c2's log");
+    }
+    eprintln!("c1 restarted on the epoch in force (key {new_key}) and sealed {} events", after_restart.len());
 
     // A node started now with the genesis configuration syncs across both epochs.
     let cfg = net

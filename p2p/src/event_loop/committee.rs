@@ -27,6 +27,9 @@ pub(crate) struct CommitteeLoop {
     pub(super) rotation_refused: Option<String>,
     /// The automatic epoch rotation, once the proposer rotation runs (`event_loop/epochs.rs`).
     pub(super) epochs: Option<crate::committee::epochs::EpochLoop>,
+    /// The DA key in force whose epoch service was last looked for on disk
+    /// (`event_loop/epochs.rs`).
+    pub(super) resume_tried: Option<[u8; 32]>,
 }
 
 impl CommitteeLoop {
@@ -41,6 +44,7 @@ impl CommitteeLoop {
             rotation: None,
             rotation_refused: None,
             epochs: None,
+            resume_tried: None,
         })
     }
 

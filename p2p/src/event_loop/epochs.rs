@@ -27,6 +27,42 @@ impl EventLoop {
         self.committee.as_mut().and_then(|c| c.epochs.as_mut())
     }
 
+    /// After a restart the configuration names the genesis epoch: when the log has a later
+    /// epoch in force that names this member, its service (the share on disk) replaces the
+    /// configured one, so that the proposer rotation starts with it. Tried once per DA key
+    /// in force that is not this service's (the files are read then, not at every tick).
+    fn epochs_resume(&mut self) {
+        let me = *self.swarm.local_peer_id();
+        let in_force = self.da.service.current_key();
+        let Some(c) = self.committee.as_mut() else {
+            return;
+        };
+        if c.epochs.is_some()
+            || c.rotation.is_some()
+            || in_force.is_none()
+            || in_force == c.service.group_key()
+            || c.resume_tried == in_force
+        {
+            return;
+        }
+        c.resume_tried = in_force;
+        let Some((_, cfg, metrics)) = c.service.rotation_parts() else {
+            return;
+        };
+        let (cfg, metrics) = (cfg.clone(), metrics.clone());
+        let state = self.da.service.state();
+        match crate::committee::epochs::service_in_force(&cfg, me, state, c.service.epoch(), metrics)
+        {
+            Ok(Some(service)) => {
+                tracing::info!(epoch = service.epoch(), "resuming with the key share of the committee epoch in force");
+                let old = std::mem::replace(&mut c.service, service);
+                drop_off_loop(old);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "the committee epoch in force cannot be resumed: this member does not seal"),
+        }
+    }
+
     /// Starts the epoch rotation once this member's proposer rotation runs (its committee
     /// seals the DA log).
     fn epochs_ensure(&mut self) {
@@ -57,6 +93,7 @@ impl EventLoop {
     /// Ticks the driver at the current time and carries out its actions (repeatedly: a DKG
     /// result may ask for the key proof at once).
     pub(super) fn epochs_tick(&mut self) {
+        self.epochs_resume();
         self.epochs_ensure();
         for _ in 0..4 {
             let now = Instant::now();
