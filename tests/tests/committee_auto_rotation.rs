@@ -160,17 +160,21 @@ async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Resu
         })
     };
 
-    let rotated = eventually(ROTATION_WAIT, "the next epoch in force on every coordinator", || async {
-        let mut out = Vec::new();
-        for n in &names {
-            let (epoch, rotations, phase) = epoch_of(&net, n).await?;
-            if epoch <= genesis_epoch || rotations == 0 {
-                return None;
+    let rotated = eventually(
+        ROTATION_WAIT,
+        "the next epoch in force on every coordinator",
+        || async {
+            let mut out = Vec::new();
+            for n in &names {
+                let (epoch, rotations, phase) = epoch_of(&net, n).await?;
+                if epoch <= genesis_epoch || rotations == 0 {
+                    return None;
+                }
+                out.push((n.clone(), epoch, phase));
             }
-            out.push((n.clone(), epoch, phase));
-        }
-        Some(out)
-    })
+            Some(out)
+        },
+    )
     .await
     .map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(80)));
     let rotated = match rotated {
@@ -183,9 +187,11 @@ async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Resu
     eprintln!("in force: {rotated:?}");
     // Events keep being sealed under the new key.
     let tip = da_tip(net.node("c1")).await?.height;
-    eventually(Duration::from_secs(30), "blobs sealed after the switch", || async {
-        (da_tip(net.node("c1")).await.ok()?.height >= tip + 3).then_some(())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "blobs sealed after the switch",
+        || async { (da_tip(net.node("c1")).await.ok()?.height >= tip + 3).then_some(()) },
+    )
     .await?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     publisher.await?;
@@ -239,9 +245,15 @@ async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Resu
         let count = metric(net.node(n), "committee_dkg_seconds_count", &[]).await;
         let sum = metric(net.node(n), "committee_dkg_seconds_sum", &[]).await;
         let rotations = metric(net.node(n), "committee_rotations_total", &[]).await;
-        anyhow::ensure!(rotations >= 1.0, "{n}: committee_rotations_total {rotations}");
+        anyhow::ensure!(
+            rotations >= 1.0,
+            "{n}: committee_rotations_total {rotations}"
+        );
         if count > 0.0 {
-            eprintln!("{n}: rotation DKG {:.0} ms (mean of {count})", 1000.0 * sum / count);
+            eprintln!(
+                "{n}: rotation DKG {:.0} ms (mean of {count})",
+                1000.0 * sum / count
+            );
         }
     }
 
@@ -250,11 +262,19 @@ async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Resu
     let args = cn.args.clone();
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     net.respawn_with_args("c1", &a).await?;
-    let new_key = hex::encode(seen.as_ref().and_then(|r| r.get(&(genesis_epoch + 1))).map_or([0; 32], |(_, k)| *k));
-    eventually(Duration::from_secs(30), "c1 back on the epoch in force", || async {
-        let st = net.node("c1").client().committee_status().await.ok()?;
-        (st.epoch > genesis_epoch && st.rotation.is_some() && st.epochs.is_some()).then_some(st)
-    })
+    let new_key = hex::encode(
+        seen.as_ref()
+            .and_then(|r| r.get(&(genesis_epoch + 1)))
+            .map_or([0; 32], |(_, k)| *k),
+    );
+    eventually(
+        Duration::from_secs(30),
+        "c1 back on the epoch in force",
+        || async {
+            let st = net.node("c1").client().committee_status().await.ok()?;
+            (st.epoch > genesis_epoch && st.rotation.is_some() && st.epochs.is_some()).then_some(st)
+        },
+    )
     .await
     .map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(40)))?;
     let client = net.node("c1").client_with_timeout(Duration::from_secs(60));
@@ -262,13 +282,21 @@ async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Resu
         client
             .da_publish(std::slice::from_ref(e))
             .await
-            .map_err(|err| anyhow::anyhow!("c1 after its restart: {err:#}\n{}", net.log_dump(40)))?;
+            .map_err(|err| {
+                anyhow::anyhow!("c1 after its restart: {err:#}\n{}", net.log_dump(40))
+            })?;
     }
     let log = log_events(&net, "c2").await?;
     for e in &after_restart {
-        anyhow::ensure!(log.contains(&serde_json::to_string(e)?), "an event posted to c1 after its restart is not in c2's log");
+        anyhow::ensure!(
+            log.contains(&serde_json::to_string(e)?),
+            "an event posted to c1 after its restart is not in c2's log"
+        );
     }
-    eprintln!("c1 restarted on the epoch in force (key {new_key}) and sealed {} events", after_restart.len());
+    eprintln!(
+        "c1 restarted on the epoch in force (key {new_key}) and sealed {} events",
+        after_restart.len()
+    );
 
     // A node started now with the genesis configuration syncs across both epochs.
     let cfg = net
@@ -289,7 +317,10 @@ async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Resu
         "late's DA state names epoch {:?}",
         st.committee_epoch
     );
-    eprintln!("late joiner synced across the rotation to {}", da_tip(net.node("late")).await?);
+    eprintln!(
+        "late joiner synced across the rotation to {}",
+        da_tip(net.node("late")).await?
+    );
     net.pass();
     Ok(())
 }

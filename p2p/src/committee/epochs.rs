@@ -90,7 +90,11 @@ pub(crate) fn request_epoch(request: &CommitteeRequest) -> u64 {
 
 /// The committee in force at the next height of `state` among the recorded `epochs`
 /// (the genesis committee before the first one takes effect).
-fn in_force(genesis: &CurrentCommittee, epochs: &[EpochRecord], next_height: u64) -> CurrentCommittee {
+fn in_force(
+    genesis: &CurrentCommittee,
+    epochs: &[EpochRecord],
+    next_height: u64,
+) -> CurrentCommittee {
     epochs
         .iter()
         .rev()
@@ -275,7 +279,9 @@ impl EpochLoop {
             let epoch = *epoch;
             let result = match rx.try_recv() {
                 Err(oneshot::error::TryRecvError::Empty) => None,
-                Err(oneshot::error::TryRecvError::Closed) => Some(Err("the DKG was dropped".into())),
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    Some(Err("the DKG was dropped".into()))
+                }
                 Ok(Ok(status)) => Some(
                     status
                         .group_key
@@ -333,8 +339,8 @@ impl EpochLoop {
         cfg.members = members;
         cfg.threshold = config.threshold;
         cfg.epoch = config.epoch;
-        let service =
-            CommitteeService::open(cfg, self.me, self.metrics.clone()).map_err(|e| e.to_string())?;
+        let service = CommitteeService::open(cfg, self.me, self.metrics.clone())
+            .map_err(|e| e.to_string())?;
         let writer = GuardWriter::start().map_err(|e| e.to_string())?;
         self.next = Some((service, writer));
         Ok(())
@@ -418,7 +424,11 @@ impl EpochLoop {
     pub(crate) fn sign_key_proof(&mut self, rotation: &CommitteeRotation, now: Instant) {
         let (tx, rx) = oneshot::channel();
         self.proof = Some((rotation.epoch, rx));
-        let Some((s, _)) = self.next.as_mut().filter(|(s, _)| s.epoch() == rotation.epoch) else {
+        let Some((s, _)) = self
+            .next
+            .as_mut()
+            .filter(|(s, _)| s.epoch() == rotation.epoch)
+        else {
             let _ = tx.send(Err(ThresholdSignError::NoKeyShare));
             return;
         };
@@ -446,7 +456,15 @@ impl EpochLoop {
         let Some((s, _)) = &self.next else {
             return Err("no next committee".into());
         };
-        type Body = (String, String, u64, Vec<String>, u16, dsdn_protocols::da::Bytes32, u64);
+        type Body = (
+            String,
+            String,
+            u64,
+            Vec<String>,
+            u16,
+            dsdn_protocols::da::Bytes32,
+            u64,
+        );
         let body: Body = dsdn_protocols::codec::decode(&message, message.len().max(1))
             .map_err(|e| format!("not a rotation message: {e}"))?;
         let slot = Slot::Receipt(Sha256::digest(&message).into());
@@ -469,10 +487,7 @@ impl EpochLoop {
     /// The writers whose results the event loop waits for: the next service's guard
     /// writer (while there is one) and the record writer.
     pub(crate) fn writers(&mut self) -> (Option<&mut GuardWriter>, &mut GuardWriter) {
-        (
-            self.next.as_mut().map(|(_, w)| w),
-            &mut self.record_writer,
-        )
+        (self.next.as_mut().map(|(_, w)| w), &mut self.record_writer)
     }
 
     /// The next service's earliest timer.
@@ -494,7 +509,10 @@ impl EpochLoop {
     }
 
     /// `Persist(record)`: queued on the record writer.
-    pub(crate) fn persist(&mut self, record: &dsdn_protocols::committee::epoch_driver::EpochDriverRecord) {
+    pub(crate) fn persist(
+        &mut self,
+        record: &dsdn_protocols::committee::epoch_driver::EpochDriverRecord,
+    ) {
         match encode_epoch_driver(record) {
             Ok(bytes) => {
                 self.record_seq += 1;

@@ -50,10 +50,7 @@ impl CommitteeLoop {
 
     /// The service's next timer.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        let next = self
-            .epochs
-            .as_ref()
-            .and_then(|e| e.next_deadline());
+        let next = self.epochs.as_ref().and_then(|e| e.next_deadline());
         self.service.next_deadline().into_iter().chain(next).min()
     }
 
@@ -99,9 +96,7 @@ pub(super) enum Written {
 }
 
 /// The next result of `writer`, never when there is none.
-async fn done_of(
-    writer: Option<&mut GuardWriter>,
-) -> Option<(u64, Result<(), String>)> {
+async fn done_of(writer: Option<&mut GuardWriter>) -> Option<(u64, Result<(), String>)> {
     match writer {
         Some(w) => w.done().await,
         None => std::future::pending().await,
@@ -132,6 +127,19 @@ pub(super) async fn written(committee: &mut Option<CommitteeLoop>) -> Option<Wri
 }
 
 impl EventLoop {
+    /// A member's writer reported a write (see [`Written`]).
+    pub(super) fn on_written(&mut self, written: Written) {
+        match written {
+            Written::Guard(seq, result) => self.committee_guard_written(seq, result),
+            Written::Record(seq, result) => self.rotation_record_written(seq, result),
+            Written::NextGuard(seq, result) => self.epochs_guard_written(seq, result),
+            Written::EpochRecord(seq, Err(error)) => {
+                tracing::error!(seq, %error, "cannot write the epoch driver record");
+            }
+            Written::EpochRecord(_, Ok(())) => {}
+        }
+    }
+
     /// Runs the committee timers and sends what the service queued.
     pub(super) fn committee_poll(&mut self) {
         if let Some(c) = self.committee.as_mut() {

@@ -51,15 +51,25 @@ impl EventLoop {
         };
         let (cfg, metrics) = (cfg.clone(), metrics.clone());
         let state = self.da.service.state();
-        match crate::committee::epochs::service_in_force(&cfg, me, state, c.service.epoch(), metrics)
-        {
+        match crate::committee::epochs::service_in_force(
+            &cfg,
+            me,
+            state,
+            c.service.epoch(),
+            metrics,
+        ) {
             Ok(Some(service)) => {
-                tracing::info!(epoch = service.epoch(), "resuming with the key share of the committee epoch in force");
+                tracing::info!(
+                    epoch = service.epoch(),
+                    "resuming with the key share of the committee epoch in force"
+                );
                 let old = std::mem::replace(&mut c.service, service);
                 drop_off_loop(old);
             }
             Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "the committee epoch in force cannot be resumed: this member does not seal"),
+            Err(e) => {
+                tracing::error!(error = %e, "the committee epoch in force cannot be resumed: this member does not seal")
+            }
         }
     }
 
@@ -131,7 +141,11 @@ impl EventLoop {
                 }
             }
             EpochAction::SignKeyProof(rotation) => {
-                tracing::info!(epoch = rotation.epoch, effective_height = rotation.effective_height, "signing the rotation with the next committee's key");
+                tracing::info!(
+                    epoch = rotation.epoch,
+                    effective_height = rotation.effective_height,
+                    "signing the rotation with the next committee's key"
+                );
                 if let Some(e) = self.epochs() {
                     e.sign_key_proof(&rotation, now);
                 }
@@ -148,7 +162,10 @@ impl EventLoop {
             }
             EpochAction::Switch { epoch, from_height } => self.epoch_switch(epoch, from_height),
             EpochAction::Retire { epoch } => {
-                tracing::info!(epoch, "not a member of the new committee: this node stops sealing");
+                tracing::info!(
+                    epoch,
+                    "not a member of the new committee: this node stops sealing"
+                );
                 if let Some(c) = self.committee.as_mut() {
                     if let Some(old) = c.rotation.take() {
                         drop_off_loop(old);
@@ -293,9 +310,7 @@ impl EventLoop {
                     }
                 }
             }
-            RpcEvent::Response { tag, response, .. }
-                if tag_epoch(tag) > (current & 0xFF_FFFF) =>
-            {
+            RpcEvent::Response { tag, response, .. } if tag_epoch(tag) > (current & 0xFF_FFFF) => {
                 if let Some((s, _)) = self.epochs().and_then(|e| e.next_mut()) {
                     match response {
                         Ok(r) => s.on_response(tag, r, now),
