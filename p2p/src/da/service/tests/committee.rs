@@ -356,7 +356,7 @@ fn publishers_are_confirmed_under_the_key_of_the_epoch_in_force() {
     m.svc
         .propose_rotation(rotation_of(rotation(3, &next_key())), t0)
         .unwrap();
-    let mut seal = |svc: &mut DaService, height: u64, key: &SigningKey| {
+    let seal = |svc: &mut DaService, height: u64, key: &SigningKey| {
         let message = svc.propose_blob(height).expect("a blob");
         let signature = key.sign(&message).to_bytes();
         svc.on_rotation_sealed(height, &message, &signature)
