@@ -53,6 +53,9 @@ pub(crate) struct EpochLoop {
     dkg: Option<(u64, DkgRx)>,
     /// The running key proof (its epoch).
     proof: Option<(u64, SignRx)>,
+    /// The handoff window (the end of its schedule epoch, UNIX ms) in which the next
+    /// service's DKG succeeded.
+    adopted_window: Option<u64>,
     /// Writes `epoch-driver.cbor` off the event loop.
     record_writer: GuardWriter,
     record_seq: u64,
@@ -67,6 +70,16 @@ pub(crate) struct EpochLoop {
 
 fn texts(peers: &[PeerId]) -> Vec<String> {
     peers.iter().map(ToString::to_string).collect()
+}
+
+/// Drops `value` (a service, its writer thread) on a thread of its own.
+fn drop_off_loop<T: Send + 'static>(value: T) {
+    if let Err(e) = std::thread::Builder::new()
+        .name("committee retire".into())
+        .spawn(move || drop(value))
+    {
+        tracing::warn!(error = %e, "cannot spawn the retiring thread");
+    }
 }
 
 fn unix_ms() -> u64 {
@@ -206,6 +219,7 @@ impl EpochLoop {
             next: None,
             dkg: None,
             proof: None,
+            adopted_window: None,
             record_writer: GuardWriter::start().map_err(CommitteeStartError::Writer)?,
             record_seq: 0,
             genesis: CurrentCommittee {
@@ -294,7 +308,10 @@ impl EpochLoop {
             if let Some(result) = result {
                 self.dkg = None;
                 match &result {
-                    Ok(_) => tracing::info!(epoch, "the next committee's DKG is complete"),
+                    Ok(_) => {
+                        self.adopted_window = Some(self.driver.status(now_ms).next_epoch_start_ms);
+                        tracing::info!(epoch, "the next committee's DKG is complete");
+                    }
                     Err(e) => tracing::warn!(epoch, error = %e, "the next committee's DKG failed"),
                 }
                 self.driver.on_dkg(now_ms, view, epoch, result);
@@ -311,6 +328,10 @@ impl EpochLoop {
             };
             if let Some(result) = result {
                 self.proof = None;
+                if result.is_err() {
+                    // The next window runs a fresh DKG rather than this share again.
+                    self.move_aside_share(epoch);
+                }
                 self.driver.on_key_proof(epoch, result);
             }
         }
@@ -339,11 +360,44 @@ impl EpochLoop {
         cfg.members = members;
         cfg.threshold = config.threshold;
         cfg.epoch = config.epoch;
-        let service = CommitteeService::open(cfg, self.me, self.metrics.clone())
+        let mut service = CommitteeService::open(cfg.clone(), self.me, self.metrics.clone())
             .map_err(|e| e.to_string())?;
+        if service.group_key().is_some() {
+            // A share of this epoch left by a window that failed (this member adopted the
+            // key, the rotation never reached the log): a DKG is asked for, so it is stale.
+            drop_off_loop(service);
+            self.move_aside_share(config.epoch);
+            service = CommitteeService::open(cfg, self.me, self.metrics.clone())
+                .map_err(|e| e.to_string())?;
+        }
         let writer = GuardWriter::start().map_err(|e| e.to_string())?;
         self.next = Some((service, writer));
         Ok(())
+    }
+
+    /// Moves the key share and guard of `epoch` aside (`<name>.corrupt-<unix s>`): a share
+    /// of a next committee whose rotation never reached the log (a rename; the service
+    /// holding it is dropped off the loop).
+    fn move_aside_share(&mut self, epoch: u64) {
+        if let Some((s, w)) = self.next.take() {
+            drop_off_loop((s, w));
+        }
+        let now = unix_ms() / 1000;
+        for path in [
+            super::files::key_share_path(&self.template.dir, epoch),
+            super::files::guard_path(&self.template.dir, epoch),
+        ] {
+            if path.exists() {
+                match dsdn_peers::files::move_aside_at(&path, now) {
+                    Ok(to) => {
+                        tracing::warn!(epoch, to = %to.display(), "a key share of a failed handoff moved aside")
+                    }
+                    Err(e) => {
+                        tracing::error!(epoch, error = %e, "cannot move aside the key share of a failed handoff")
+                    }
+                }
+            }
+        }
     }
 
     /// `StartDkg(next)` on the initiator: opens the next epoch's service and starts its DKG.
@@ -400,6 +454,17 @@ impl EpochLoop {
         let phase = self.driver_schedule_phase(unix_ms());
         if !phase {
             return Err("the handoff window is not open".into());
+        }
+        let window = self.driver.status(unix_ms()).next_epoch_start_ms;
+        let stale = self.next.as_ref().is_some_and(|(s, _)| {
+            s.committee_config() == config
+                && s.group_key().is_some()
+                && self.adopted_window != Some(window)
+        });
+        if stale {
+            // Adopted in an earlier window whose rotation never reached the log: the
+            // initiator runs a new DKG, which needs this member without a share.
+            self.move_aside_share(config.epoch);
         }
         self.open_next(config)?;
         if self.dkg.is_none() {
@@ -555,39 +620,4 @@ impl EpochLoop {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(epoch: u64, effective_height: u64) -> EpochRecord {
-        EpochRecord {
-            epoch,
-            members: vec![format!("m{epoch}")],
-            threshold: 1,
-            group_key: dsdn_protocols::da::Bytes32([epoch as u8; 32]),
-            effective_height,
-            sealed_at: effective_height - 2,
-        }
-    }
-
-    #[test]
-    fn the_committee_in_force_follows_the_effective_heights() {
-        let genesis = CurrentCommittee {
-            epoch: 1,
-            members: vec!["g".into()],
-            threshold: 2,
-        };
-        let epochs = vec![record(2, 10), record(3, 20)];
-        assert_eq!(in_force(&genesis, &epochs, 9), genesis);
-        assert_eq!(in_force(&genesis, &epochs, 10).epoch, 2);
-        assert_eq!(in_force(&genesis, &epochs, 19).epoch, 2);
-        assert_eq!(in_force(&genesis, &epochs, 20).epoch, 3);
-        assert_eq!(in_force(&genesis, &[], 100), genesis);
-    }
-
-    #[test]
-    fn request_tags_carry_their_epoch() {
-        use super::super::service::{tag_base, tag_epoch};
-        assert_eq!(tag_epoch(tag_base(7) + 12_345), 7);
-        assert_ne!(tag_epoch(tag_base(7)), tag_epoch(tag_base(8)));
-    }
-}
+mod tests;
