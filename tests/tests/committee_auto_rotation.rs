@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use dsdn_daemon::localnet::NodeMode;
 use dsdn_integration_tests::rotation::{log_events, start_committee_net_with};
-use dsdn_integration_tests::{chunk_events, da_tip, eventually, metric, TestNet};
+use dsdn_integration_tests::{chunk_events, da_tip, eventually, metric, unix_now, TestNet};
 use dsdn_protocols::da::{Bytes32, Bytes64, DaBlob, DaEvent};
 use dsdn_protocols::NetworkId;
 
@@ -322,5 +322,123 @@ async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Resu
         da_tip(net.node("late")).await?
     );
     net.pass();
+    Ok(())
+}
+
+/// A handoff window whose DKG cannot finish (a member is down: the DKG needs every member)
+/// falls back: the current committee keeps sealing what is posted, the failure is counted
+/// (`committee_rotation_failures_total`, `fallback` in the status), and once the member is
+/// back a later window rotates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_handoff_falls_back_and_a_later_window_rotates() -> anyhow::Result<()> {
+    let mut net = TestNet::new("committee-rotation-fallback").await?;
+    let cn = start_committee_net_with(&mut net, 40, 3, 2, 1, Duration::from_millis(500), |c| {
+        c.seeds.committee.epoch_length = Duration::from_secs(EPOCH_SECS);
+        c.seeds.committee.handoff = Duration::from_secs(HANDOFF_SECS);
+    })
+    .await?;
+    let ids: Vec<String> = cn
+        .storage
+        .iter()
+        .map(|(n, _)| net.node(n).peer_id().to_owned())
+        .collect();
+    // Events posted to c1 and c2 throughout (a rotation's effective height is 8 blobs after
+    // it: an idle log would hold a switch back); c1 and c2 are a majority without c3.
+    let events = chunk_events(&ids, 400);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let clients: Vec<_> = ["c1", "c2"]
+            .iter()
+            .map(|n| net.node(n).client_with_timeout(Duration::from_secs(60)))
+            .collect();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut failed = Vec::new();
+            for (i, e) in events.into_iter().enumerate() {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                if let Err(err) = clients[i % clients.len()]
+                    .da_publish(std::slice::from_ref(&e))
+                    .await
+                {
+                    failed.push(format!("{err:#}"));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            failed
+        })
+    };
+    let result = fallback_then_rotation(&mut net, &cn).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let failed = publisher.await?;
+    result.map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(60)))?;
+    anyhow::ensure!(failed.is_empty(), "publications failed: {failed:?}");
+    let mut everyone: Vec<String> = cn.names().iter().map(|s| (*s).to_owned()).collect();
+    everyone.extend(cn.storage.iter().map(|(n, _)| n.clone()));
+    let refs: Vec<&str> = everyone.iter().map(String::as_str).collect();
+    converge(&net, &refs, Duration::from_secs(30)).await?;
+    net.pass();
+    Ok(())
+}
+
+/// c3 down between two windows: a window falls back; c3 back: a later window rotates.
+async fn fallback_then_rotation(
+    net: &mut TestNet,
+    cn: &dsdn_integration_tests::rotation::CommitteeNet,
+) -> anyhow::Result<()> {
+    let base = eventually(
+        ROTATION_WAIT,
+        "c1 sealing, 3 s or more before a window",
+        || async {
+            let e = net
+                .node("c1")
+                .client()
+                .committee_status()
+                .await
+                .ok()?
+                .epochs?;
+            let now = unix_now() * 1000;
+            (e.phase == "sealing" && e.handoff_opens_ms > now + 3_000).then_some(e.epoch)
+        },
+    )
+    .await?;
+    net.node_mut("c3").kill().await?;
+    let fell_back = eventually(ROTATION_WAIT, "a failed handoff window on c1", || async {
+        let e = net
+            .node("c1")
+            .client()
+            .committee_status()
+            .await
+            .ok()?
+            .epochs?;
+        (e.failures >= 1).then_some(e)
+    })
+    .await?;
+    anyhow::ensure!(fell_back.epoch == base, "c1 left epoch {base} without c3");
+    eprintln!(
+        "c1 fell back: {:?} (phase {})",
+        fell_back.fallback_reason, fell_back.phase
+    );
+    let failures = metric(net.node("c1"), "committee_rotation_failures_total", &[]).await;
+    anyhow::ensure!(
+        failures >= 1.0,
+        "committee_rotation_failures_total {failures}"
+    );
+    let args = cn.args.clone();
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    net.respawn_with_args("c3", &a).await?;
+    let names: Vec<String> = cn.names().iter().map(|s| (*s).to_owned()).collect();
+    eventually(ROTATION_WAIT, "a rotation after c3 returned", || async {
+        for n in &names {
+            let (epoch, _, _) = epoch_of(net, n).await?;
+            if epoch <= base {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await?;
+    eprintln!("rotated past epoch {base} once c3 was back");
     Ok(())
 }

@@ -281,6 +281,19 @@ impl EpochLoop {
                 .flatten()
         };
         self.driver.tick(now_ms, view, share_key);
+        if matches!(self.driver.record().step, Step::Fallback { .. })
+            && self
+                .next
+                .as_ref()
+                .is_some_and(|(s, _)| s.group_key().is_none())
+        {
+            // The window failed: a DKG still running (its deadline may outlast the window)
+            // is abandoned, so that the next window starts a fresh one.
+            if let Some(next) = self.next.take() {
+                drop_off_loop(next);
+            }
+            self.dkg = None;
+        }
         let actions = self.driver.take_actions();
         self.metrics
             .observe_epochs(&self.driver.status(now_ms), &actions);
