@@ -28,7 +28,7 @@ use dsdn_protocols::committee::epoch_driver::{
     CurrentCommittee, EpochAction, EpochDriver, EpochDriverConfig, LogView, NextCommittee, Step,
 };
 use dsdn_protocols::committee::{CommitteeConfig, CommitteeRequest, Slot};
-use dsdn_protocols::da::{CommitteeRotation, DaState, EpochRecord};
+use dsdn_protocols::da::{CommitteeRotation, DaState};
 use dsdn_protocols::NetworkId;
 use libp2p::PeerId;
 use sha2::{Digest, Sha256};
@@ -36,9 +36,8 @@ use tokio::sync::oneshot;
 
 use super::files::{encode_epoch_driver, epoch_driver_path, read_epoch_driver};
 use super::{
-    member_id, member_peer, CommitteeMetrics, CommitteeNodeConfig, CommitteeService,
-    CommitteeStartError, CommitteeStatus, DkgRunError, EpochView, GroupSignature, GuardWriter,
-    ThresholdSignError,
+    member_peer, CommitteeMetrics, CommitteeNodeConfig, CommitteeService, CommitteeStartError,
+    CommitteeStatus, DkgRunError, EpochView, GroupSignature, GuardWriter, ThresholdSignError,
 };
 
 type DkgRx = oneshot::Receiver<Result<CommitteeStatus, DkgRunError>>;
@@ -99,85 +98,6 @@ pub(crate) fn request_epoch(request: &CommitteeRequest) -> u64 {
         }
         CommitteeRequest::Sign(p) => p.epoch,
     }
-}
-
-/// The committee in force at the next height of `state` among the recorded `epochs`
-/// (the genesis committee before the first one takes effect).
-fn in_force(
-    genesis: &CurrentCommittee,
-    epochs: &[EpochRecord],
-    next_height: u64,
-) -> CurrentCommittee {
-    epochs
-        .iter()
-        .rev()
-        .find(|r| r.effective_height <= next_height)
-        .map_or_else(
-            || genesis.clone(),
-            |r| CurrentCommittee {
-                epoch: r.epoch,
-                members: r.members.clone(),
-                threshold: r.threshold,
-            },
-        )
-}
-
-/// The [`CommitteeConfig`] of `members` (PeerId texts) at `epoch`.
-fn config_of(epoch: u64, threshold: u16, members: &[String]) -> Result<CommitteeConfig, String> {
-    let members = members
-        .iter()
-        .map(|m| {
-            m.parse::<PeerId>()
-                .map_err(|e| format!("member {m}: {e}"))
-                .and_then(|p| member_id(&p).map_err(|e| e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(CommitteeConfig {
-        epoch,
-        threshold,
-        members,
-    })
-}
-
-/// The committee service of the epoch in force in `state` for the member `me` of the
-/// genesis committee `template`, when a rotation recorded in the log is in force, names
-/// `me` and `current_epoch` is older: after a restart the configuration still names the
-/// genesis epoch, and the share of the epoch in force (`key-share-<e>.cbor`) is on disk.
-///
-/// # Errors
-/// The epoch in force cannot be opened (not a member, no share with its group key).
-pub(crate) fn service_in_force(
-    template: &CommitteeNodeConfig,
-    me: PeerId,
-    state: &DaState,
-    current_epoch: u64,
-    metrics: CommitteeMetrics,
-) -> Result<Option<CommitteeService>, String> {
-    let epochs = state.committee_epochs().map_err(|e| e.to_string())?;
-    let next_height = state.height().saturating_add(1);
-    let Some(record) = epochs
-        .iter()
-        .rev()
-        .find(|r| r.effective_height <= next_height)
-    else {
-        return Ok(None);
-    };
-    if record.epoch <= current_epoch || !record.members.contains(&me.to_string()) {
-        return Ok(None);
-    }
-    let config = config_of(record.epoch, record.threshold, &record.members)?;
-    let mut cfg = template.clone();
-    cfg.members = config.members.iter().filter_map(member_peer).collect();
-    cfg.threshold = config.threshold;
-    cfg.epoch = config.epoch;
-    let service = CommitteeService::open(cfg, me, metrics).map_err(|e| e.to_string())?;
-    if service.group_key() != Some(record.group_key.0) {
-        return Err(format!(
-            "no key share of epoch {} with its group key on disk",
-            record.epoch
-        ));
-    }
-    Ok(Some(service))
 }
 
 impl EpochLoop {
@@ -631,6 +551,11 @@ impl EpochLoop {
         }
     }
 }
+
+mod in_force;
+
+pub(crate) use in_force::service_in_force;
+use in_force::{config_of, in_force};
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! Unit tests of the epoch rotation's node side.
 use super::*;
+use dsdn_protocols::da::EpochRecord;
 
 fn record(epoch: u64, effective_height: u64) -> EpochRecord {
     EpochRecord {
