@@ -385,6 +385,33 @@ pub struct CommitteeStatusResponse {
     /// authority; absent otherwise and from older daemons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<RotationStatusView>,
+    /// The automatic epoch rotation of this member (issue 13 §3), while its committee seals
+    /// the DA log; absent otherwise and from older daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<EpochStatusView>,
+}
+
+/// The epoch rotation of a member, in [`CommitteeStatusResponse`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochStatusView {
+    /// The epoch of the committee in force.
+    pub epoch: u64,
+    /// `sealing`, `handoff`, `dkg`, `switching` or `fallback`.
+    pub phase: String,
+    /// The DA height from which the next key signs, once its rotation is in the log.
+    pub next_switch_height: Option<u64>,
+    /// The epoch of the next committee being prepared, during a handoff.
+    pub next_epoch: Option<u64>,
+    /// UNIX ms the next schedule epoch starts.
+    pub next_epoch_start_ms: u64,
+    /// UNIX ms the next handoff window opens (the current one while open).
+    pub handoff_opens_ms: u64,
+    /// Rotations this node saw take effect.
+    pub rotations: u64,
+    /// Handoff windows that ended in fallback.
+    pub failures: u64,
+    /// Why the last window fell back, while in fallback.
+    pub fallback_reason: Option<String>,
 }
 
 /// The DA proposer rotation of a member, in [`CommitteeStatusResponse`].

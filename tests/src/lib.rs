@@ -387,14 +387,19 @@ impl TestNet {
     /// reserved port, this net's DNS seed server, `min_peers = 1`, no source, and
     /// `inbound_per_ip_per_minute = 1000`: TCP dials with port reuse leave from
     /// `0.0.0.0:<port>`, so on loopback every node's TCP connections come from 127.0.0.1
-    /// and the default limit would throttle a test's own nodes.
+    /// and the default limit would throttle a test's own nodes. The committee's automatic
+    /// epoch rotation is pushed out of reach (`epoch_secs` ≈ 68 years: its windows are
+    /// aligned on the UNIX epoch, so the 6 h default would rotate a test committee that
+    /// runs in the last 15 minutes of a 6 h period); tests of the rotation set their own.
     pub fn config(&self) -> ConfigSpec {
-        ConfigSpec::default()
+        let mut cfg = ConfigSpec::default()
             .fast()
             .with_default_port(self.port())
             .with_dns_server(self.dns.local_addr())
             .with_min_peers(1)
-            .with_inbound_per_ip_per_minute(1000)
+            .with_inbound_per_ip_per_minute(1000);
+        cfg.seeds.committee.epoch_length = Duration::from_secs(1 << 31);
+        cfg
     }
 
     /// Writes `cfg` as node `name`'s config (used at its next start).

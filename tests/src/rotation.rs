@@ -50,8 +50,26 @@ pub async fn start_committee_net(
     storage: usize,
     round_timeout: Duration,
 ) -> anyhow::Result<CommitteeNet> {
+    start_committee_net_with(net, first, n, t, storage, round_timeout, |_| {}).await
+}
+
+/// [`start_committee_net`] with `tweak` applied to every node's configuration (e.g. the
+/// `[committee]` epoch schedule of the automatic rotation).
+///
+/// # Errors
+/// As [`start_committee_net`].
+pub async fn start_committee_net_with(
+    net: &mut TestNet,
+    first: u8,
+    n: usize,
+    t: u16,
+    storage: usize,
+    round_timeout: Duration,
+    tweak: impl FnOnce(&mut ConfigSpec),
+) -> anyhow::Result<CommitteeNet> {
     let mut base = net.config().with_da(crate::fast_da());
     base.seeds.committee.round_timeout = round_timeout;
+    tweak(&mut base);
     let committee = spawn_committee(net, n, t, first, &base).await?;
     let coordinators: Vec<(String, u8)> = committee
         .names

@@ -4,9 +4,9 @@
 //! key after `effective_height`, serves the epoch record with a proof, and a late joiner
 //! configured with the genesis authority only syncs across both epochs to the same root.
 //!
-//! Both keys are keys of the test (signed offline, handed over `POST /v1/da/blobs`): the
-//! automatic committee rotation (selection, DKG in the handoff, the proposal) is not built
-//! yet, see docs/ARCHITECTURE.md "Committee epochs".
+//! Both keys are keys of the test (signed offline, handed over `POST /v1/da/blobs`): the log
+//! side alone. The automatic committee rotation (DKG in the handoff, key proof, proposal,
+//! switch) is `committee_auto_rotation.rs`.
 
 use std::time::Duration;
 

@@ -55,7 +55,32 @@ pub(crate) fn committee_status(
     if let Some(r) = &status.rotation {
         out.push_str(&rotation_lines(r));
     }
+    if let Some(e) = &status.epochs {
+        out.push_str(&epoch_lines(e));
+    }
     print_out(&out)
+}
+
+/// The epoch rotation part of `dsdn-agent committee status`.
+fn epoch_lines(e: &dsdn_daemon::api::EpochStatusView) -> String {
+    let mut out = format!(
+        "epochs: epoch {} in force, phase {}, {} rotation(s), {} failed window(s)\n",
+        e.epoch, e.phase, e.rotations, e.failures
+    );
+    if let Some(n) = e.next_epoch {
+        out.push_str(&format!("  next committee: epoch {n}\n"));
+    }
+    if let Some(h) = e.next_switch_height {
+        out.push_str(&format!("  next key signs from height {h}\n"));
+    }
+    out.push_str(&format!(
+        "  handoff opens at {} ms, next epoch starts at {} ms (UNIX)\n",
+        e.handoff_opens_ms, e.next_epoch_start_ms
+    ));
+    if let Some(r) = &e.fallback_reason {
+        out.push_str(&format!("  fallback: {r}\n"));
+    }
+    out
 }
 
 /// The DA proposer rotation part of `dsdn-agent committee status`.

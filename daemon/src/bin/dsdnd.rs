@@ -299,6 +299,8 @@ async fn run(
             cli.data_dir.join("committee"),
         );
         c.round_timeout = seeds.committee.round_timeout;
+        c.epoch_length = seeds.committee.epoch_length;
+        c.handoff = seeds.committee.handoff;
         c
     });
     // A committee member does not need its own key to be the authority: the members seal

@@ -8,7 +8,7 @@ use axum::Json;
 use dsdn_p2p::committee::{CommitteeStatus, DkgRunError};
 
 use super::{error, stopped, ApiState};
-use crate::api::{CommitteeStatusResponse, RotationLock, RotationStatusView};
+use crate::api::{CommitteeStatusResponse, EpochStatusView, RotationLock, RotationStatusView};
 
 fn rotation(r: Result<dsdn_p2p::committee::rotation::RotationView, String>) -> RotationStatusView {
     match r {
@@ -46,6 +46,17 @@ fn response(s: CommitteeStatus) -> CommitteeStatusResponse {
         group_key: s.group_key,
         state: s.state.to_string(),
         rotation: s.rotation.map(rotation),
+        epochs: s.epochs.map(|e| EpochStatusView {
+            epoch: e.epoch,
+            phase: e.phase,
+            next_switch_height: e.next_switch_height,
+            next_epoch: e.next_epoch,
+            next_epoch_start_ms: e.next_epoch_start_ms,
+            handoff_opens_ms: e.handoff_opens_ms,
+            rotations: e.rotations,
+            failures: e.failures,
+            fallback_reason: e.fallback_reason,
+        }),
     }
 }
 

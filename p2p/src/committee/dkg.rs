@@ -277,9 +277,9 @@ impl CommitteeService {
     pub(super) fn on_dkg_response(
         &mut self,
         peer: PeerId,
-        _request: Option<CommitteeRequest>,
+        request: Option<CommitteeRequest>,
         response: CommitteeResponse,
-        _now: Instant,
+        now: Instant,
     ) {
         if let CommitteeResponse::Refused(r) = response {
             // Once our session finished, a refusal (e.g. a late re-sent start reaching a
@@ -287,6 +287,15 @@ impl CommitteeService {
             let running = self.dkg.as_ref().is_some_and(|run| run.output.is_none());
             if running && !matches!(r, Refusal::Busy(_)) {
                 self.fail_dkg(format!("member {peer} refused: {r}"));
+            } else if let (Refusal::Busy(_), Some(request), Some(run)) =
+                (&r, request, self.dkg.as_ref())
+            {
+                // Busy: e.g. a member of the next epoch's committee that has not taken the
+                // DkgStart yet (issue 13 §3); sent again like a failed request.
+                if now + super::service::DKG_RETRY < run.deadline {
+                    self.retries
+                        .push((now + super::service::DKG_RETRY, peer, request));
+                }
             }
         }
     }

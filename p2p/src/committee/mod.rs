@@ -36,6 +36,7 @@ use libp2p::PeerId;
 
 pub mod config;
 mod dkg;
+pub(crate) mod epochs;
 pub mod files;
 mod guard;
 mod metrics;
@@ -47,7 +48,7 @@ pub use config::{CommitteeConfig, DEFAULT_COMMITTEE_EPOCH, DEFAULT_COMMITTEE_THR
 pub(crate) use guard::GuardWriter;
 pub use metrics::CommitteeMetrics;
 pub use service::CommitteeStartError;
-pub(crate) use service::{CommitteeAction, CommitteeService};
+pub(crate) use service::{tag_epoch, CommitteeAction, CommitteeService};
 
 /// Most signing rounds a proposer keeps open at once ([`ThresholdSignError::Busy`] beyond).
 pub const MAX_OPEN_ROUNDS: usize = 32;
@@ -114,6 +115,12 @@ pub struct CommitteeNodeConfig {
     /// The DA proposer rotation's base round timeout (`[committee] round_timeout_ms`);
     /// default 1 s.
     pub round_timeout: Duration,
+    /// `[committee] epoch_secs`: the schedule epoch of the automatic committee rotation
+    /// (issue 13 §3); default 6 h.
+    pub epoch_length: Duration,
+    /// `[committee] handoff_secs`: the handoff window at the end of each schedule epoch, in
+    /// which the next committee runs its DKG; default 15 min.
+    pub handoff: Duration,
     /// What this member agrees to sign; default [`AcceptAll`].
     pub policy: Arc<dyn SignPolicy>,
     /// **Tests only**: this member answers signing packages with a corrupted share (so that
@@ -134,6 +141,8 @@ impl CommitteeNodeConfig {
             phase_timeout: Duration::from_secs(2),
             dkg_timeout: Duration::from_secs(30),
             round_timeout: Duration::from_millis(config::DEFAULT_ROUND_TIMEOUT_MS),
+            epoch_length: Duration::from_secs(config::DEFAULT_EPOCH_SECS),
+            handoff: Duration::from_secs(config::DEFAULT_HANDOFF_SECS),
             policy: Arc::new(AcceptAll),
             test_corrupt_shares: false,
         }
@@ -150,6 +159,8 @@ impl fmt::Debug for CommitteeNodeConfig {
             .field("phase_timeout", &self.phase_timeout)
             .field("dkg_timeout", &self.dkg_timeout)
             .field("round_timeout", &self.round_timeout)
+            .field("epoch_length", &self.epoch_length)
+            .field("handoff", &self.handoff)
             .field("test_corrupt_shares", &self.test_corrupt_shares)
             .finish()
     }
@@ -202,6 +213,34 @@ pub struct CommitteeStatus {
     /// The DA proposer rotation of this member, when the group key is the DA authority
     /// (`Err`: why it cannot run, e.g. a threshold without a majority).
     pub rotation: Option<Result<rotation::RotationView, String>>,
+    /// The automatic epoch rotation (issue 13 §3), while this member's committee seals the
+    /// DA log.
+    pub epochs: Option<EpochView>,
+}
+
+/// The epoch rotation of a member, in [`CommitteeStatus`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochView {
+    /// The epoch of the committee in force (this node seals with or follows it).
+    pub epoch: u64,
+    /// `sealing`, `handoff`, `dkg`, `switching` or `fallback`
+    /// ([`dsdn_protocols::committee::epoch_driver::Step::phase`]).
+    pub phase: String,
+    /// The DA height from which the next committee's key signs, once its rotation is in
+    /// the log and not in force yet.
+    pub next_switch_height: Option<u64>,
+    /// The epoch of the next committee being prepared (handoff, DKG, key proof).
+    pub next_epoch: Option<u64>,
+    /// UNIX ms the next schedule epoch starts.
+    pub next_epoch_start_ms: u64,
+    /// UNIX ms the next handoff window opens (the current one while open).
+    pub handoff_opens_ms: u64,
+    /// Rotations this node saw take effect.
+    pub rotations: u64,
+    /// Handoff windows that ended in fallback.
+    pub failures: u64,
+    /// Why the last window fell back, while in fallback.
+    pub fallback_reason: Option<String>,
 }
 
 /// Why `NodeHandle::committee_dkg` failed.

@@ -99,6 +99,17 @@ pub(crate) struct CommitteeService {
     pub(super) health: crate::storage::Health,
 }
 
+/// The first request tag of the service of `epoch`: the epoch's low 24 bits above bit 40
+/// (see [`tag_epoch`]).
+pub(crate) fn tag_base(epoch: u64) -> u64 {
+    (epoch & 0xFF_FFFF) << 40
+}
+
+/// The epoch bits of a request tag ([`tag_base`]).
+pub(crate) fn tag_epoch(tag: u64) -> u64 {
+    tag >> 40
+}
+
 /// Why the committee service could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitteeStartError {
@@ -144,6 +155,7 @@ impl CommitteeService {
             )));
         }
         ensure_dir(&cfg.dir)?;
+        let cfg_epoch = cfg.epoch;
         let mut service = Self {
             cfg,
             config,
@@ -153,7 +165,9 @@ impl CommitteeService {
             state: CommitteeState::NoShare,
             dkg: None,
             rounds: BTreeMap::new(),
-            next_tag: 0,
+            // Tags carry the epoch in their high bits: the responses of the next epoch's
+            // service during a handoff are routed to it (`event_loop/epochs.rs`).
+            next_tag: tag_base(cfg_epoch),
             actions: Vec::new(),
             held: Vec::new(),
             guard_seq: 0,
@@ -232,7 +246,23 @@ impl CommitteeService {
                 .map(|s| s.key_share().group_key().to_hex()),
             state: self.state.clone(),
             rotation: None,
+            epochs: None,
         }
+    }
+
+    /// The committee epoch of this service.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.config.epoch
+    }
+
+    /// The committee configuration (epoch, threshold, members in identifier order).
+    pub(crate) fn committee_config(&self) -> &CommitteeConfig {
+        &self.config
+    }
+
+    /// True while a DKG runs on this member.
+    pub(crate) fn dkg_running(&self) -> bool {
+        self.dkg.is_some()
     }
 
     /// The group key (32 bytes) once this member holds a key share.

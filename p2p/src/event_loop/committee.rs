@@ -20,11 +20,16 @@ use crate::net::rpc::RpcEvent;
 pub(crate) struct CommitteeLoop {
     pub(super) service: CommitteeService,
     /// Writes the signing guard off the event loop.
-    guard_writer: GuardWriter,
+    pub(super) guard_writer: GuardWriter,
     /// The DA proposer rotation, once this member holds a share of the DA authority.
     pub(super) rotation: Option<super::rotation::RotationLoop>,
     /// Why the rotation cannot run (e.g. a committee without a majority threshold).
     pub(super) rotation_refused: Option<String>,
+    /// The automatic epoch rotation, once the proposer rotation runs (`event_loop/epochs.rs`).
+    pub(super) epochs: Option<crate::committee::epochs::EpochLoop>,
+    /// The DA key in force whose epoch service was last looked for on disk
+    /// (`event_loop/epochs.rs`).
+    pub(super) resume_tried: Option<[u8; 32]>,
 }
 
 impl CommitteeLoop {
@@ -38,12 +43,15 @@ impl CommitteeLoop {
             guard_writer: GuardWriter::start().map_err(CommitteeStartError::Writer)?,
             rotation: None,
             rotation_refused: None,
+            epochs: None,
+            resume_tried: None,
         })
     }
 
     /// The service's next timer.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.service.next_deadline()
+        let next = self.epochs.as_ref().and_then(|e| e.next_deadline());
+        self.service.next_deadline().into_iter().chain(next).min()
     }
 
     /// The epoch, committee hash and group key receipts are signed under (see
@@ -81,6 +89,18 @@ pub(super) enum Written {
     Guard(u64, Result<(), String>),
     /// The rotation record.
     Record(u64, Result<(), String>),
+    /// The signing guard of the next epoch's service (issue 13 §3).
+    NextGuard(u64, Result<(), String>),
+    /// The epoch driver record.
+    EpochRecord(u64, Result<(), String>),
+}
+
+/// The next result of `writer`, never when there is none.
+async fn done_of(writer: Option<&mut GuardWriter>) -> Option<(u64, Result<(), String>)> {
+    match writer {
+        Some(w) => w.done().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next result of a member's guard or record writer (never, on nodes outside the
@@ -90,16 +110,36 @@ pub(super) async fn written(committee: &mut Option<CommitteeLoop>) -> Option<Wri
         return std::future::pending().await;
     };
     let guard = &mut c.guard_writer;
-    match c.rotation.as_mut() {
-        Some(r) => tokio::select! {
-            g = guard.done() => g.map(|(s, r)| Written::Guard(s, r)),
-            w = r.writer.done() => w.map(|(s, r)| Written::Record(s, r)),
-        },
-        None => guard.done().await.map(|(s, r)| Written::Guard(s, r)),
+    let record = c.rotation.as_mut().map(|r| &mut r.writer);
+    let (next, epoch_record) = match c.epochs.as_mut() {
+        Some(e) => {
+            let (next, record) = e.writers();
+            (next, Some(record))
+        }
+        None => (None, None),
+    };
+    tokio::select! {
+        g = guard.done() => g.map(|(s, r)| Written::Guard(s, r)),
+        w = done_of(record) => w.map(|(s, r)| Written::Record(s, r)),
+        n = done_of(next) => n.map(|(s, r)| Written::NextGuard(s, r)),
+        e = done_of(epoch_record) => e.map(|(s, r)| Written::EpochRecord(s, r)),
     }
 }
 
 impl EventLoop {
+    /// A member's writer reported a write (see [`Written`]).
+    pub(super) fn on_written(&mut self, written: Written) {
+        match written {
+            Written::Guard(seq, result) => self.committee_guard_written(seq, result),
+            Written::Record(seq, result) => self.rotation_record_written(seq, result),
+            Written::NextGuard(seq, result) => self.epochs_guard_written(seq, result),
+            Written::EpochRecord(seq, Err(error)) => {
+                tracing::error!(seq, %error, "cannot write the epoch driver record");
+            }
+            Written::EpochRecord(_, Ok(())) => {}
+        }
+    }
+
     /// Runs the committee timers and sends what the service queued.
     pub(super) fn committee_poll(&mut self) {
         if let Some(c) = self.committee.as_mut() {
@@ -107,6 +147,7 @@ impl EventLoop {
         }
         self.committee_flush();
         self.rotation_poll();
+        self.epochs_poll();
     }
 
     /// A member's check of a package it is asked to sign on the committee protocol: a
@@ -198,6 +239,10 @@ impl EventLoop {
         event: RpcEvent<CommitteeRequest, CommitteeResponse, u64>,
     ) {
         let now = Instant::now();
+        // Requests and responses of the next epoch's committee (issue 13 §3).
+        let Some(event) = self.epochs_route(event) else {
+            return;
+        };
         let Some(c) = self.committee.as_mut() else {
             return;
         };
@@ -274,6 +319,7 @@ impl EventLoop {
                 (None, Some(e)) => Some(Err(e.clone())),
                 (None, None) => None,
             };
+            status.epochs = self.epochs_status();
             status
         })
     }

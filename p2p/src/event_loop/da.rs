@@ -42,6 +42,8 @@ impl EventLoop {
     pub(super) fn da_poll(&mut self) {
         let now = Instant::now();
         self.rotation_ensure(now);
+        // At effective_height the epoch rotation switches the share before sealing on.
+        self.epochs_tick();
         let rotation_key = self.rotation_key();
         self.da.service.set_committee_key(rotation_key);
         self.da.service.poll(now);
@@ -156,6 +158,7 @@ impl EventLoop {
                 return;
             }
             let verdict = self.da.service.on_gossip(propagation_source, &message.data);
+            tracing::debug!(peer = %propagation_source, ?verdict, tip = self.da.service.state().height(), "DA gossip");
             if let Some(gossipsub) = self.swarm.behaviour_mut().gossipsub.as_mut() {
                 gossipsub.report_message_validation_result(
                     &message_id,

@@ -28,6 +28,7 @@ use crate::net::pex::PexEvent;
 mod committee;
 mod control;
 mod da;
+mod epochs;
 mod identity;
 mod rotation;
 mod storage;
@@ -230,14 +231,7 @@ impl EventLoop {
                 Some(event) = self.workload.service.next_internal() => self.on_workload_internal(event),
                 // A member's signing guard or rotation record is durable (or failed): held
                 // shares and rotation messages go out.
-                Some(written) = committee::written(&mut self.committee) => match written {
-                    committee::Written::Guard(seq, result) => {
-                        self.committee_guard_written(seq, result);
-                    }
-                    committee::Written::Record(seq, result) => {
-                        self.rotation_record_written(seq, result);
-                    }
-                },
+                Some(written) = committee::written(&mut self.committee) => self.on_written(written),
                 // The DA log writer committed (or failed): release the waiters, rebuild.
                 Some(()) = self.da.service.writer_changed() => self.da_writer_progress(),
                 Some((reply, response)) = crate::da::ProofServer::next_done(&mut self.da.proofs) => {

@@ -220,6 +220,7 @@ fn committee_marks_the_proposer_and_da_agreement() {
             waiting_for: Vec::new(),
             detail: None,
         }),
+        epochs: None,
     };
     b.observe_committee(1, Some(st));
     let s = b.snapshot(0);

@@ -168,7 +168,9 @@ impl DaService {
         let blob = response
             .and_then(|r| r.validated(request).ok())
             .map(|r| r.blobs.into_iter().next());
-        let verified = match (&blob, self.authority) {
+        // The key of the blob's own height: after a committee rotation the genesis
+        // authority no longer signs (issue 13 §3).
+        let verified = match (&blob, self.key_for(height)) {
             (Some(Some(bytes)), Some(a)) => DaBlob::decode_verified(bytes, &self.network, &a)
                 .ok()
                 .filter(|b| b.height() == height),

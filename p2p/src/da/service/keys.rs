@@ -94,9 +94,6 @@ impl DaService {
     /// # Errors
     /// This node does not seal by rotation, the state would not admit the rotation at the
     /// next height ([`DaService::sealable`]), or the pool is full.
-    // The epoch rotation driver is not wired into the event loop yet (docs/ARCHITECTURE.md
-    // "Committee epochs"): only the tests call this so far.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn propose_rotation(
         &mut self,
         rotation: CommitteeRotation,

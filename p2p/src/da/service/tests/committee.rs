@@ -331,3 +331,52 @@ fn a_stale_rotation_leaves_the_pool() {
     assert!(!other.svc.has_pending(), "the stale rotation was dropped");
     assert_eq!(other.svc.key_for(2), Some(auth()));
 }
+
+/// Issue 13 §3: after a rotation takes effect, a publisher's confirmation checks the peers'
+/// blob against the key of its height (it checked against the genesis authority, so every
+/// publication after a rotation failed once the confirmation timed out).
+#[test]
+fn publishers_are_confirmed_under_the_key_of_the_epoch_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let mut m = open_with(
+        Some(dir.path()),
+        other_key(),
+        Some(auth()),
+        da(|c| c.publish_grace = Duration::ZERO),
+        t0,
+    );
+    m.svc.set_committee_key(Some(auth()));
+    let p = PeerId::random();
+    m.svc.peer_connected(p, t0);
+    let probes = sync_actions(&mut m.svc, t0);
+    m.svc
+        .on_sync_response(p, &probes[0].1, SyncResponse::default(), t0);
+    // Blob 1 carries the rotation to `next_key` from height 3; blob 2 is the genesis key's.
+    m.svc
+        .propose_rotation(rotation_of(rotation(3, &next_key())), t0)
+        .unwrap();
+    let seal = |svc: &mut DaService, height: u64, key: &SigningKey| {
+        let message = svc.propose_blob(height).expect("a blob");
+        let signature = key.sign(&message).to_bytes();
+        svc.on_rotation_sealed(height, &message, &signature)
+            .unwrap();
+        svc.flush();
+        confirm_own(svc, t0)
+    };
+    seal(&mut m.svc, 1, &auth_key());
+    let mut rx = publish(&mut m.svc, vec![chunk_event(1)], t0);
+    seal(&mut m.svc, 2, &auth_key());
+    assert!(matches!(rx.try_recv(), Ok(Ok(r)) if r.heights == vec![2]));
+    // Height 3 is the new key's: the member seals with its new share.
+    let new = next_key().verifying_key().to_bytes();
+    assert_eq!(m.svc.current_key(), Some(new));
+    m.svc.set_committee_key(Some(new));
+    assert!(m.svc.is_authority());
+    let mut rx = publish(&mut m.svc, vec![chunk_event(2)], t0);
+    seal(&mut m.svc, 3, &next_key());
+    assert!(
+        matches!(rx.try_recv(), Ok(Ok(r)) if r.heights == vec![3]),
+        "the peer's blob 3 (new key) confirms the publication"
+    );
+}

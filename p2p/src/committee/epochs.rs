@@ -1,0 +1,561 @@
+//! The automatic epoch rotation of a committee member (issue 13 §3): the node side of the
+//! pure [`EpochDriver`]. [`EpochLoop`] owns the driver, the NEXT epoch's
+//! [`CommitteeService`] (its DKG and the key proof run on it, with its own guard writer; its
+//! files are `key-share-<e+1>.cbor` / `slot-guard-<e+1>.cbor` in the committee directory)
+//! and the record writer of `epoch-driver.cbor`. The event loop glue
+//! (`event_loop/epochs.rs`) ticks it with `now`, carries out the driver's actions and
+//! routes the committee requests of the next epoch to it.
+//!
+//! ```text
+//! tick(now, LogView of the DA state) ─▶ StartDkg(next)   ─▶ open next service, start_dkg
+//!   other members: DkgStart{epoch e+1} from a current member ─▶ open next service from it
+//! DKG done (oneshot) ─▶ on_dkg ─▶ SignKeyProof(rotation) ─▶ next.start_sign(Receipt(sha256 m), m)
+//! signature (oneshot) ─▶ on_key_proof ─▶ Propose ─▶ DaService::propose_rotation
+//! rotation in force (tip + 1 ≥ effective_height) ─▶ Switch ─▶ the next service replaces the
+//!   current one (blobs, receipts), the DA proposer rotation restarts with the new share
+//! ```
+//! Selection seam: the DA state has no registry of coordinators yet, so the candidates of
+//! the selection are the current members: the next committee is the same members re-keyed
+//! (a new DKG, a new group key) in the order the seed gives. The seed is derived from the
+//! next epoch and the current committee's hash only (no blob hash: members select at
+//! slightly different tips, and must agree on the order and the initiator).
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use dsdn_protocols::committee::epoch::EpochSchedule;
+use dsdn_protocols::committee::epoch_driver::{
+    CurrentCommittee, EpochAction, EpochDriver, EpochDriverConfig, LogView, NextCommittee, Step,
+};
+use dsdn_protocols::committee::{CommitteeConfig, CommitteeRequest, Slot};
+use dsdn_protocols::da::{CommitteeRotation, DaState};
+use dsdn_protocols::NetworkId;
+use libp2p::PeerId;
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+
+use super::files::{encode_epoch_driver, epoch_driver_path, read_epoch_driver};
+use super::{
+    member_peer, CommitteeMetrics, CommitteeNodeConfig, CommitteeService, CommitteeStartError,
+    CommitteeStatus, DkgRunError, EpochView, GroupSignature, GuardWriter, ThresholdSignError,
+};
+
+type DkgRx = oneshot::Receiver<Result<CommitteeStatus, DkgRunError>>;
+type SignRx = oneshot::Receiver<Result<GroupSignature, ThresholdSignError>>;
+
+/// The epoch rotation of one member (see the module documentation).
+pub(crate) struct EpochLoop {
+    driver: EpochDriver,
+    /// The next epoch's service and its guard writer, from its DKG to the switch.
+    next: Option<(CommitteeService, GuardWriter)>,
+    /// The running DKG of the next service (its epoch).
+    dkg: Option<(u64, DkgRx)>,
+    /// The running key proof (its epoch).
+    proof: Option<(u64, SignRx)>,
+    /// The handoff window (the end of its schedule epoch, UNIX ms) in which the next
+    /// service's DKG succeeded.
+    adopted_window: Option<u64>,
+    /// Writes `epoch-driver.cbor` off the event loop.
+    record_writer: GuardWriter,
+    record_seq: u64,
+    /// Directory, timeouts and policy of the services of later epochs.
+    template: CommitteeNodeConfig,
+    me: PeerId,
+    network: NetworkId,
+    /// The committee of the configuration (the genesis authority's).
+    genesis: CurrentCommittee,
+    metrics: CommitteeMetrics,
+}
+
+fn texts(peers: &[PeerId]) -> Vec<String> {
+    peers.iter().map(ToString::to_string).collect()
+}
+
+/// Drops `value` (a service, its writer thread) on a thread of its own.
+fn drop_off_loop<T: Send + 'static>(value: T) {
+    if let Err(e) = std::thread::Builder::new()
+        .name("committee retire".into())
+        .spawn(move || drop(value))
+    {
+        tracing::warn!(error = %e, "cannot spawn the retiring thread");
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The epoch of a committee request (every request names one).
+pub(crate) fn request_epoch(request: &CommitteeRequest) -> u64 {
+    match request {
+        CommitteeRequest::DkgStart(c) => c.epoch,
+        CommitteeRequest::Dkg(dsdn_protocols::committee::DkgMessage::Round1(m)) => m.epoch,
+        CommitteeRequest::Dkg(dsdn_protocols::committee::DkgMessage::Round2(m)) => m.epoch,
+        CommitteeRequest::DkgConfirm { epoch, .. } | CommitteeRequest::Commit { epoch, .. } => {
+            *epoch
+        }
+        CommitteeRequest::Sign(p) => p.epoch,
+    }
+}
+
+impl EpochLoop {
+    /// The epoch rotation of the member `me` of the genesis committee `template`, resumed
+    /// from `epoch-driver.cbor` when it reads (an unreadable record is moved aside: the log
+    /// is the authority on rotations).
+    ///
+    /// # Errors
+    /// The record writer thread cannot be started.
+    pub(crate) fn new(
+        template: &CommitteeNodeConfig,
+        me: PeerId,
+        network: NetworkId,
+        metrics: CommitteeMetrics,
+    ) -> Result<Self, CommitteeStartError> {
+        let cfg = EpochDriverConfig {
+            me: me.to_string(),
+            network: network.clone(),
+            schedule: EpochSchedule {
+                start_ms: 0,
+                epoch_ms: template.epoch_length.as_millis() as u64,
+                handoff_ms: template.handoff.as_millis() as u64,
+            },
+            dkg_timeout_ms: template.dkg_timeout.as_millis() as u64,
+            switch_lead: dsdn_protocols::committee::epoch_driver::DEFAULT_SWITCH_LEAD,
+        };
+        let driver = match read_epoch_driver(&template.dir) {
+            Ok(Some(record)) => EpochDriver::resume(cfg, record),
+            Ok(None) => EpochDriver::new(cfg, template.epoch, true),
+            Err(e) => {
+                let path = epoch_driver_path(&template.dir);
+                let moved = dsdn_peers::files::move_aside_at(&path, unix_ms() / 1000);
+                tracing::error!(error = %e, ?moved, "unreadable epoch driver record: starting afresh");
+                EpochDriver::new(cfg, template.epoch, true)
+            }
+        };
+        Ok(Self {
+            driver,
+            next: None,
+            dkg: None,
+            proof: None,
+            adopted_window: None,
+            record_writer: GuardWriter::start().map_err(CommitteeStartError::Writer)?,
+            record_seq: 0,
+            genesis: CurrentCommittee {
+                epoch: template.epoch,
+                members: texts(&template.members),
+                threshold: template.threshold,
+            },
+            template: template.clone(),
+            me,
+            network,
+            metrics,
+        })
+    }
+
+    /// What the driver reads of the DA `state`: the tip, the recorded epochs, the committee
+    /// in force and the candidates (the seam: its own members, see the module docs).
+    pub(crate) fn view(&self, state: &DaState) -> LogView {
+        let epochs = state.committee_epochs().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the committee epochs of the DA state");
+            Vec::new()
+        });
+        let tip = state.height();
+        let current = in_force(&self.genesis, &epochs, tip.saturating_add(1));
+        let current_hash = config_of(current.epoch, current.threshold, &current.members)
+            .ok()
+            .and_then(|c| dsdn_protocols::receipt::committee_hash(&c).ok())
+            .map_or([0; 32], |h| h.0);
+        LogView {
+            tip,
+            // The seam again: members tick at slightly different tips, so a seed over the
+            // tip hash gives them different member orders (and initiators) for the same
+            // window. Until the registry pins the blob the seed is taken at, the seed is
+            // the epoch and the committee hash alone (the same on every member).
+            tip_hash: [0; 32],
+            latest: epochs.last().cloned(),
+            candidates: current.members.clone(),
+            current,
+            current_hash,
+        }
+    }
+
+    /// Advances the driver at `now_ms` over `view` (after the results of a finished DKG or
+    /// key proof, if any): the actions to carry out, oldest first; the metrics follow.
+    pub(crate) fn tick(&mut self, now_ms: u64, view: &LogView) -> Vec<EpochAction> {
+        self.poll_results(now_ms, view);
+        let next = self.next.as_ref().map(|(s, _)| s);
+        let share_key = |n: &NextCommittee| {
+            let s = next?;
+            let c = s.committee_config();
+            let want: BTreeSet<String> = n.members.iter().cloned().collect();
+            let have: BTreeSet<String> = c
+                .members
+                .iter()
+                .filter_map(member_peer)
+                .map(|p| p.to_string())
+                .collect();
+            (c.epoch == n.epoch && c.threshold == n.threshold && want == have)
+                .then(|| s.group_key())
+                .flatten()
+        };
+        self.driver.tick(now_ms, view, share_key);
+        if matches!(self.driver.record().step, Step::Fallback { .. })
+            && self
+                .next
+                .as_ref()
+                .is_some_and(|(s, _)| s.group_key().is_none())
+        {
+            // The window failed: a DKG still running (its deadline may outlast the window)
+            // is abandoned, so that the next window starts a fresh one.
+            if let Some(next) = self.next.take() {
+                drop_off_loop(next);
+            }
+            self.dkg = None;
+        }
+        let actions = self.driver.take_actions();
+        self.metrics
+            .observe_epochs(&self.driver.status(now_ms), &actions);
+        actions
+    }
+
+    /// Hands finished DKG and key-proof results to the driver.
+    fn poll_results(&mut self, now_ms: u64, view: &LogView) {
+        if let Some((epoch, rx)) = self.dkg.as_mut() {
+            let epoch = *epoch;
+            let result = match rx.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => None,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    Some(Err("the DKG was dropped".into()))
+                }
+                Ok(Ok(status)) => Some(
+                    status
+                        .group_key
+                        .and_then(|k| hex::decode(k).ok())
+                        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+                        .ok_or_else(|| "no group key".to_owned()),
+                ),
+                Ok(Err(e)) => Some(Err(e.to_string())),
+            };
+            if let Some(result) = result {
+                self.dkg = None;
+                match &result {
+                    Ok(_) => {
+                        self.adopted_window = Some(self.driver.status(now_ms).next_epoch_start_ms);
+                        tracing::info!(epoch, "the next committee's DKG is complete");
+                    }
+                    Err(e) => tracing::warn!(epoch, error = %e, "the next committee's DKG failed"),
+                }
+                self.driver.on_dkg(now_ms, view, epoch, result);
+            }
+        }
+        if let Some((epoch, rx)) = self.proof.as_mut() {
+            let epoch = *epoch;
+            let result = match rx.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => None,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    Some(Err("the key proof was dropped".into()))
+                }
+                Ok(r) => Some(r.map(|s| s.signature).map_err(|e| e.to_string())),
+            };
+            if let Some(result) = result {
+                self.proof = None;
+                if result.is_err() {
+                    // The next window runs a fresh DKG rather than this share again.
+                    self.move_aside_share(epoch);
+                }
+                self.driver.on_key_proof(epoch, result);
+            }
+        }
+    }
+
+    /// True while a DKG or key proof waits for its result (the glue ticks after every
+    /// committee message then).
+    pub(crate) fn waiting(&self) -> bool {
+        self.dkg.is_some() || self.proof.is_some()
+    }
+
+    fn open_next(&mut self, config: &CommitteeConfig) -> Result<(), String> {
+        if let Some((s, _)) = &self.next {
+            if s.committee_config() == config {
+                return Ok(());
+            }
+            if s.dkg_running() {
+                return Err("another DKG of the next epoch runs".into());
+            }
+        }
+        let members: Vec<PeerId> = config.members.iter().filter_map(member_peer).collect();
+        if members.len() != config.members.len() {
+            return Err("a member id is not a PeerId".into());
+        }
+        let mut cfg = self.template.clone();
+        cfg.members = members;
+        cfg.threshold = config.threshold;
+        cfg.epoch = config.epoch;
+        let mut service = CommitteeService::open(cfg.clone(), self.me, self.metrics.clone())
+            .map_err(|e| e.to_string())?;
+        if service.group_key().is_some() {
+            // A share of this epoch left by a window that failed (this member adopted the
+            // key, the rotation never reached the log): a DKG is asked for, so it is stale.
+            drop_off_loop(service);
+            self.move_aside_share(config.epoch);
+            service = CommitteeService::open(cfg, self.me, self.metrics.clone())
+                .map_err(|e| e.to_string())?;
+        }
+        let writer = GuardWriter::start().map_err(|e| e.to_string())?;
+        self.next = Some((service, writer));
+        Ok(())
+    }
+
+    /// Moves the key share and guard of `epoch` aside (`<name>.corrupt-<unix s>`): a share
+    /// of a next committee whose rotation never reached the log (a rename; the service
+    /// holding it is dropped off the loop).
+    fn move_aside_share(&mut self, epoch: u64) {
+        if let Some((s, w)) = self.next.take() {
+            drop_off_loop((s, w));
+        }
+        let now = unix_ms() / 1000;
+        for path in [
+            super::files::key_share_path(&self.template.dir, epoch),
+            super::files::guard_path(&self.template.dir, epoch),
+        ] {
+            if path.exists() {
+                match dsdn_peers::files::move_aside_at(&path, now) {
+                    Ok(to) => {
+                        tracing::warn!(epoch, to = %to.display(), "a key share of a failed handoff moved aside")
+                    }
+                    Err(e) => {
+                        tracing::error!(epoch, error = %e, "cannot move aside the key share of a failed handoff")
+                    }
+                }
+            }
+        }
+    }
+
+    /// `StartDkg(next)` on the initiator: opens the next epoch's service and starts its DKG.
+    ///
+    /// # Errors
+    /// The service cannot be opened (the reason; the driver's DKG times out).
+    pub(crate) fn start_dkg(&mut self, next: &NextCommittee, now: Instant) -> Result<(), String> {
+        let config = config_of(next.epoch, next.threshold, &next.members)?;
+        self.open_next(&config)?;
+        let (tx, rx) = oneshot::channel();
+        if let Some((s, _)) = self.next.as_mut() {
+            s.start_dkg(tx, now);
+        }
+        self.dkg = Some((next.epoch, rx));
+        Ok(())
+    }
+
+    /// A `DkgStart` of the next epoch from `peer` on a member that is not the initiator:
+    /// taken when `peer` is a current member, `config` is the next epoch of the committee
+    /// in force, holds this node, has a majority threshold and only current members (the
+    /// selection seam), and the handoff window is open. Opens the next service from it and
+    /// joins its DKG.
+    ///
+    /// # Errors
+    /// Why the start is not taken (the caller refuses the request as busy: the initiator
+    /// sends it again).
+    pub(crate) fn accept_dkg_start(
+        &mut self,
+        peer: &PeerId,
+        config: &CommitteeConfig,
+        view: &LogView,
+        now: Instant,
+    ) -> Result<(), String> {
+        let current = &view.current;
+        let members: Vec<String> = config
+            .members
+            .iter()
+            .filter_map(member_peer)
+            .map(|p| p.to_string())
+            .collect();
+        if Some(config.epoch) != current.epoch.checked_add(1) {
+            return Err(format!("epoch {} is not the next one", config.epoch));
+        }
+        if !current.members.contains(&peer.to_string()) {
+            return Err("the initiator is not a current member".into());
+        }
+        if !members.contains(&self.me.to_string())
+            || members.len() != config.members.len()
+            || members.iter().any(|m| !view.candidates.contains(m))
+            || usize::from(config.threshold) != members.len() / 2 + 1
+        {
+            return Err("not the next committee of this member's selection".into());
+        }
+        let phase = self.driver_schedule_phase(unix_ms());
+        if !phase {
+            return Err("the handoff window is not open".into());
+        }
+        let window = self.driver.status(unix_ms()).next_epoch_start_ms;
+        let stale = self.next.as_ref().is_some_and(|(s, _)| {
+            s.committee_config() == config
+                && s.group_key().is_some()
+                && self.adopted_window != Some(window)
+        });
+        if stale {
+            // Adopted in an earlier window whose rotation never reached the log: the
+            // initiator runs a new DKG, which needs this member without a share.
+            self.move_aside_share(config.epoch);
+        }
+        self.open_next(config)?;
+        if self.dkg.is_none() {
+            let (tx, rx) = oneshot::channel();
+            if let Some((s, _)) = self.next.as_mut() {
+                if s.group_key().is_none() {
+                    s.start_dkg(tx, now);
+                    self.dkg = Some((config.epoch, rx));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn driver_schedule_phase(&self, now_ms: u64) -> bool {
+        let s = self.driver.status(now_ms);
+        now_ms >= s.handoff_opens_ms && now_ms < s.next_epoch_start_ms
+    }
+
+    /// `SignKeyProof(rotation)`: the next committee FROST-signs the rotation's message
+    /// (slot `Receipt(sha256(message))` of the next epoch's guard).
+    pub(crate) fn sign_key_proof(&mut self, rotation: &CommitteeRotation, now: Instant) {
+        let (tx, rx) = oneshot::channel();
+        self.proof = Some((rotation.epoch, rx));
+        let Some((s, _)) = self
+            .next
+            .as_mut()
+            .filter(|(s, _)| s.epoch() == rotation.epoch)
+        else {
+            let _ = tx.send(Err(ThresholdSignError::NoKeyShare));
+            return;
+        };
+        match rotation.message(&self.network) {
+            Ok(message) => {
+                let slot = Slot::Receipt(Sha256::digest(&message).into());
+                s.start_sign(slot, message, tx, now);
+            }
+            Err(e) => {
+                let _ = tx.send(Err(ThresholdSignError::Frost(e.to_string())));
+            }
+        }
+    }
+
+    /// A member's check of a signing package of the next epoch: only the key proof of a
+    /// rotation to this service's own group key, under the slot of its hash.
+    ///
+    /// # Errors
+    /// Why the package is refused.
+    pub(crate) fn check_next_package(&self, request: &CommitteeRequest) -> Result<(), String> {
+        let CommitteeRequest::Sign(package) = request else {
+            return Ok(());
+        };
+        let message = package.message().map_err(|e| e.to_string())?;
+        let Some((s, _)) = &self.next else {
+            return Err("no next committee".into());
+        };
+        type Body = (
+            String,
+            String,
+            u64,
+            Vec<String>,
+            u16,
+            dsdn_protocols::da::Bytes32,
+            u64,
+        );
+        let body: Body = dsdn_protocols::codec::decode(&message, message.len().max(1))
+            .map_err(|e| format!("not a rotation message: {e}"))?;
+        let slot = Slot::Receipt(Sha256::digest(&message).into());
+        if package.slot != slot
+            || body.1 != self.network.as_str()
+            || body.2 != s.epoch()
+            || Some(body.5 .0) != s.group_key()
+        {
+            return Err("not the key proof of this member's next committee".into());
+        }
+        Ok(())
+    }
+
+    /// The next epoch's service and its guard writer (routing of its requests, responses and
+    /// actions).
+    pub(crate) fn next_mut(&mut self) -> Option<&mut (CommitteeService, GuardWriter)> {
+        self.next.as_mut()
+    }
+
+    /// The writers whose results the event loop waits for: the next service's guard
+    /// writer (while there is one) and the record writer.
+    pub(crate) fn writers(&mut self) -> (Option<&mut GuardWriter>, &mut GuardWriter) {
+        (self.next.as_mut().map(|(_, w)| w), &mut self.record_writer)
+    }
+
+    /// The next service's earliest timer.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.next.as_ref().and_then(|(s, _)| s.next_deadline())
+    }
+
+    /// The next epoch's service and writer, handed over at the switch to `epoch`.
+    pub(crate) fn take_next(&mut self, epoch: u64) -> Option<(CommitteeService, GuardWriter)> {
+        if self
+            .next
+            .as_ref()
+            .is_some_and(|(s, _)| s.epoch() == epoch && s.group_key().is_some())
+        {
+            self.next.take()
+        } else {
+            None
+        }
+    }
+
+    /// `Persist(record)`: queued on the record writer.
+    pub(crate) fn persist(
+        &mut self,
+        record: &dsdn_protocols::committee::epoch_driver::EpochDriverRecord,
+    ) {
+        match encode_epoch_driver(record) {
+            Ok(bytes) => {
+                self.record_seq += 1;
+                self.record_writer.persist(
+                    self.record_seq,
+                    epoch_driver_path(&self.template.dir),
+                    bytes,
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "cannot encode the epoch driver record"),
+        }
+    }
+
+    /// The status for `committee status`, at `now_ms` over `view`.
+    pub(crate) fn status(&self, now_ms: u64, view: &LogView) -> EpochView {
+        let s = self.driver.status(now_ms);
+        let next_switch_height = view
+            .latest
+            .as_ref()
+            .filter(|r| r.effective_height > view.tip.saturating_add(1))
+            .map(|r| r.effective_height);
+        let next_epoch = match &self.driver.record().step {
+            Step::Handoff { next } | Step::Dkg { next, .. } => Some(next.epoch),
+            Step::KeyProof { rotation } | Step::Proposed { rotation } => Some(rotation.epoch),
+            Step::Switching { record } => Some(record.epoch),
+            Step::Sealing | Step::Fallback { .. } => None,
+        };
+        EpochView {
+            epoch: view.current.epoch,
+            phase: s.phase.to_owned(),
+            next_switch_height,
+            next_epoch,
+            next_epoch_start_ms: s.next_epoch_start_ms,
+            handoff_opens_ms: s.handoff_opens_ms,
+            rotations: s.rotations,
+            failures: s.failures,
+            fallback_reason: s.fallback_reason,
+        }
+    }
+}
+
+mod in_force;
+
+pub(crate) use in_force::service_in_force;
+use in_force::{config_of, in_force};
+
+#[cfg(test)]
+mod tests;
