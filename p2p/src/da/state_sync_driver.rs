@@ -279,7 +279,13 @@ impl Driver {
         let store = Arc::clone(&self.store);
         let progress = self.metrics.as_ref().map(|m| m.entries.clone());
         let worker = tokio::task::spawn_blocking(move || {
-            restorer(&store, header, chunk_rx, &step_tx, progress.as_ref());
+            restorer(
+                &store,
+                header,
+                (chunk_rx, &step_tx),
+                progress.as_ref(),
+                MAX_CHUNK_ENTRIES,
+            );
         });
         let mut chunks = 0u64;
         let fetched = async {
@@ -400,13 +406,14 @@ enum Step {
 /// The restore worker (on the blocking pool: jmt's restore is not `Send` across awaits and
 /// the writes are disk I/O): verifies each chunk received on `chunks` with a
 /// [`StateRestore`] of `header`, writes it, and asks for the next one on `steps` before
-/// writing (the next fetch overlaps the write); `progress` counts the entries written.
+/// writing (the next fetch overlaps the write), at most `per` entries a chunk; `progress`
+/// counts the entries written.
 fn restorer(
     store: &DaStore,
     header: StateHeader,
-    mut chunks: mpsc::Receiver<StateChunk>,
-    steps: &mpsc::Sender<Step>,
+    (mut chunks, steps): (mpsc::Receiver<StateChunk>, &mpsc::Sender<Step>),
     progress: Option<&IntCounter>,
+    per: u32,
 ) {
     let height = header.height;
     let mut run = || -> Result<u64, String> {
@@ -415,7 +422,7 @@ fn restorer(
             .restore_begin()
             .map_err(|e| format!("cannot start the restore: {e}"))?;
         let mut entries = 0u64;
-        let mut next = restore.next_request(MAX_CHUNK_ENTRIES);
+        let mut next = restore.next_request(per);
         let mut written: Option<RestoredPart> = None;
         loop {
             let Some(request) = next.take() else {
@@ -437,7 +444,7 @@ fn restorer(
             let part = restore
                 .add(&chunk)
                 .map_err(|e| format!("a chunk refused: {e}"))?;
-            next = restore.next_request(MAX_CHUNK_ENTRIES);
+            next = restore.next_request(per);
             written = Some(part);
         }
         store
@@ -475,3 +482,7 @@ fn write(
 fn newest_height(bytes: &[u8]) -> Option<u64> {
     DaBlob::from_bytes(bytes).ok().map(|b| b.height)
 }
+
+#[cfg(test)]
+#[path = "state_sync_driver_tests.rs"]
+mod tests;
