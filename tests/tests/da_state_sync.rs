@@ -12,6 +12,14 @@ use dsdn_integration_tests::{
 };
 use dsdn_p2p::da::StateSyncMode;
 
+/// The `chunks=N` of the node's `DA state sync done` line.
+fn synced_chunks(node: &Node) -> Option<u64> {
+    log_lines_since(node, 0)
+        .iter()
+        .filter(|l| l.contains("DA state sync done"))
+        .find_map(|l| l.split("chunks=").nth(1)?.split(' ').next()?.parse().ok())
+}
+
 /// Convergence timeout.
 const T: Duration = Duration::from_secs(40);
 
@@ -104,6 +112,23 @@ async fn a_new_full_node_syncs_state_from_a_checkpoint_then_follows() -> anyhow:
         wait_same_root(net.node(name), &after).await?;
     }
 
+    // Restarted, the synced node replays its log from the base (no state sync: the log
+    // is not empty) and keeps following.
+    net.node_mut("synced").restart().await?;
+    da_publish_all(net.node("coordinator"), &chunk_events(&ids, 40), 20).await?;
+    let after = da_tip(net.node("coordinator")).await?;
+    wait_same_root(net.node("synced"), &after).await?;
+    let restarted = log_lines_since(net.node("synced"), 0);
+    anyhow::ensure!(
+        restarted
+            .iter()
+            .filter(|l| l.contains("DA state sync done"))
+            .count()
+            == 1,
+        "the restarted node synced its state again\n{}",
+        da_log_lines(net.node("synced"), 40)
+    );
+
     // A node without state sync replays from height 1 to the same root.
     let started = Instant::now();
     net.spawn("replayed", NodeMode::Storage, 94, &cfg).await?;
@@ -129,6 +154,52 @@ async fn a_new_full_node_syncs_state_from_a_checkpoint_then_follows() -> anyhow:
     anyhow::ensure!(
         metric(replayed, "da_state_sync_checkpoint_height", &[]).await == 0.0,
         "the node with state_sync off did a state sync"
+    );
+    net.pass();
+    Ok(())
+}
+
+/// A state of more than one chunk (over 4,096 entries, 50,000 events) is fetched in several
+/// chunks over the real protocol, to the same root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_state_syncs_in_several_chunks() -> anyhow::Result<()> {
+    let mut net = TestNet::new("da-state-sync-large").await?;
+    let cfg = net.da_config("coordinator", 85)?;
+    let names = net.start_da_net(85, 1, &cfg).await?;
+    let ids = net.peer_ids(&names);
+    da_publish_all(net.node("coordinator"), &chunk_events(&ids, 50_000), 1000).await?;
+    let want = da_tip(net.node("coordinator")).await?;
+    wait_same_root(net.node("storage-1"), &want).await?;
+    let mut synced_cfg = cfg.clone();
+    synced_cfg.seeds.da.state_sync = StateSyncMode::Auto;
+    let started = Instant::now();
+    net.spawn("synced", NodeMode::Storage, 88, &synced_cfg)
+        .await?;
+    net.wait_registered(&["synced"]).await?;
+    let joined = da_tip(net.node("coordinator")).await?;
+    let synced = net.node("synced");
+    wait_same_root(synced, &joined).await?;
+    let took = started.elapsed();
+    let entries = metric(synced, "da_state_sync_entries_total", &[]).await;
+    let seconds = metric(synced, "da_state_sync_seconds", &[]).await;
+    let checkpoint = metric(synced, "da_state_sync_checkpoint_height", &[]).await;
+    let received = metric(synced, "da_sync_blobs_received_total", &[]).await;
+    let chunks = synced_chunks(synced);
+    eprintln!(
+        "large state sync: {entries} entries in {chunks:?} chunks, checkpoint {checkpoint} of \
+         {want}, {:.0} ms (metric), process start to the same root {:.0} ms, {received} \
+         blobs received",
+        seconds * 1000.0,
+        took.as_secs_f64() * 1000.0
+    );
+    anyhow::ensure!(
+        entries > 4096.0 && chunks.is_some_and(|c| c >= 2),
+        "{entries} entries in {chunks:?} chunks: want more than one chunk\n{}",
+        da_log_lines(synced, 40)
+    );
+    anyhow::ensure!(
+        checkpoint + 1.0 >= want.height as f64 && received + checkpoint <= joined.height as f64,
+        "checkpoint {checkpoint}, {received} blobs received, {joined}"
     );
     net.pass();
     Ok(())
