@@ -104,7 +104,8 @@ impl StateSyncMetrics {
 }
 
 /// Starts the state sync of a node at start when `mode` is `auto`, the node has a genesis
-/// authority, a tokio runtime runs, and its DA log on disk is empty: holds `service` (it
+/// authority, a tokio runtime runs, and its DA log on disk is empty (a light client has
+/// none: nothing happens): holds `service` (it
 /// applies and asks for no height until the driver reports) and spawns the driver, which
 /// talks to the event loop through `handle`. Otherwise does nothing (logged when `auto`).
 pub(crate) fn start(
@@ -114,7 +115,8 @@ pub(crate) fn start(
     handle: NodeHandle,
     metrics: &Metrics,
 ) {
-    if mode == StateSyncMode::Off {
+    // A light client (no log on disk) has nothing to restore into.
+    if mode == StateSyncMode::Off || service.log_store().is_none() {
         return;
     }
     let Some(authority) = service.authority() else {
