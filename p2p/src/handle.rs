@@ -113,6 +113,15 @@ pub enum Command {
         dsdn_protocols::da::prove::ProofRequest,
         oneshot::Sender<Result<dsdn_protocols::da::prove::ProofResponse, String>>,
     ),
+    /// A state-chunk request sent over `/dsdn/<net>/da-state/1.0.0` to this connected peer
+    /// (unverified answer; the state sync driver verifies it, issue 16 §5).
+    DaStateRemote(
+        PeerId,
+        dsdn_protocols::da::state_sync::StateChunkRequest,
+        oneshot::Sender<Result<dsdn_protocols::da::state_sync::StateChunkResponse, String>>,
+    ),
+    /// The state sync driver finished (`true`: the state was restored into the log).
+    DaStateSynced(bool),
     /// Address-book and connection statistics.
     PeerStats(oneshot::Sender<PeerStatsView>),
     /// Add a static peer (persisted in the data directory) and dial it now.
@@ -334,6 +343,34 @@ impl NodeHandle {
         request: dsdn_protocols::da::sync::SyncRequest,
     ) -> Result<Result<(PeerId, dsdn_protocols::da::sync::SyncResponse), String>, Stopped> {
         self.ask(|tx| Command::DaSyncRaw(peer, request, tx)).await
+    }
+
+    /// Sends a state-chunk request over `/dsdn/<net>/da-state/1.0.0` to the connected
+    /// `peer`; the answer is **not verified** (the state sync driver checks every chunk
+    /// with `StateRestore`, issue 16 §5).
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended; the inner error when the peer is not
+    /// connected or the request failed (timeout, connection closed, unsupported).
+    pub(crate) async fn da_state_remote(
+        &self,
+        peer: PeerId,
+        request: dsdn_protocols::da::state_sync::StateChunkRequest,
+    ) -> Result<Result<dsdn_protocols::da::state_sync::StateChunkResponse, String>, Stopped> {
+        self.ask(|tx| Command::DaStateRemote(peer, request, tx))
+            .await
+    }
+
+    /// Tells the DA service that the state sync driver finished (`restored`: the log now
+    /// starts at the checkpoint) so that it takes new heights again.
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended.
+    pub(crate) async fn da_state_synced(&self, restored: bool) -> Result<(), Stopped> {
+        self.tx
+            .send(Command::DaStateSynced(restored))
+            .await
+            .map_err(|_| Stopped)
     }
 
     /// The height of the last applied DA blob, without a round trip to the event loop.

@@ -503,7 +503,7 @@ impl Node {
                     .map_err(|e| StartError::Swarm(e.to_string()))?;
             }
         }
-        let (da, da_height) = DaService::open(
+        let (mut da, da_height) = DaService::open(
             DaServiceConfig {
                 network: cfg.network.clone(),
                 authority: cfg.da_authority,
@@ -577,6 +577,15 @@ impl Node {
             receipts_topic,
         );
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let handle = NodeHandle::new(tx, da_height);
+        // Issue 16 §5: a new full node with `da.state_sync = "auto"` restores the state.
+        crate::da::state_sync_driver::start(
+            &mut da,
+            cfg.da.state_sync,
+            cfg.network.clone(),
+            handle.clone(),
+            &metrics,
+        );
         let event_loop = EventLoop::new(
             swarm,
             rx,
@@ -595,7 +604,7 @@ impl Node {
             cfg,
         );
         Ok(Node {
-            handle: NodeHandle::new(tx, da_height),
+            handle,
             event_loop,
             metrics,
             store_report,

@@ -58,6 +58,31 @@ pub struct DaConfig {
     /// for a full one of 1,024), so 1,024 heights cost ≈ 0.5 to 2 GiB of disk on a busy
     /// log; lower it to save disk, raise it to serve older proofs.
     pub proof_history_heights: u64,
+    /// `state_sync`: how a full node whose DA log is empty gets the DA state (issue 16 §5,
+    /// PROTOCOL.md §5.3b). Default [`StateSyncMode::Off`].
+    pub state_sync: StateSyncMode,
+}
+
+/// `da.state_sync`: `"off"` (replay every blob from height 1) or `"auto"` (a full node
+/// whose DA log is empty restores the state at a checkpoint from a full-node peer, then
+/// follows the log from the checkpoint + 1).
+///
+/// **What `auto` trusts**: the checkpoint is taken from the newest blob of a connected full
+/// node, accepted only if it is signed by the genesis authority (`[network] da_authority`);
+/// the state is then verified chunk by chunk against the root that blob commits to, so a
+/// peer can neither forge nor hold back an entry. As for a light client's `newest`
+/// checkpoint, this assumes the authority key signs one chain only (weak subjectivity:
+/// a leaked old key could sign a false newest blob). A log whose authority rotated to a
+/// committee key since genesis, no full-node peer within 30 s, or three failed attempts
+/// fall back to the replay from height 1 (`off`), logged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateSyncMode {
+    /// Replay from height 1 (the default).
+    #[default]
+    Off,
+    /// State sync from a checkpoint when the log is empty.
+    Auto,
 }
 
 impl Default for DaConfig {
@@ -70,6 +95,7 @@ impl Default for DaConfig {
             sync_request_timeout: Duration::from_secs(10),
             publish_grace: Duration::from_secs(5),
             proof_history_heights: DEFAULT_PROOF_HISTORY_HEIGHTS,
+            state_sync: StateSyncMode::Off,
         }
     }
 }
@@ -85,6 +111,7 @@ pub(crate) struct RawDa {
     sync_request_timeout_secs: u64,
     publish_grace_secs: u64,
     proof_history_heights: u64,
+    state_sync: StateSyncMode,
     /// Obsolete since the state moved into `da-log.redb` (issue 16): accepted so that an
     /// older seeds.toml still loads, ignored with a warning, never written.
     #[serde(skip_serializing)]
@@ -102,6 +129,7 @@ impl Default for RawDa {
             sync_request_timeout_secs: d.sync_request_timeout.as_secs(),
             publish_grace_secs: d.publish_grace.as_secs(),
             proof_history_heights: d.proof_history_heights,
+            state_sync: d.state_sync,
             snapshot_interval_blobs: None,
         }
     }
@@ -131,6 +159,7 @@ impl DaConfig {
             )?,
             publish_grace_secs: whole_secs("da.publish_grace_secs", self.publish_grace)?,
             proof_history_heights: self.proof_history_heights,
+            state_sync: self.state_sync,
             snapshot_interval_blobs: None,
         })
     }
@@ -188,6 +217,7 @@ pub(crate) fn validate(raw: RawDa, errs: &mut KeyErrors) -> DaConfig {
             1,
             MAX_PROOF_HISTORY_HEIGHTS,
         ),
+        state_sync: raw.state_sync,
     }
 }
 
@@ -219,6 +249,12 @@ mod tests {
         assert_eq!(cfg.da.batch_interval, Duration::from_millis(5));
         assert_eq!(cfg.da.sync_chunk_blobs, 8);
         assert_eq!(cfg.da.batch_max_events, 256);
+        assert_eq!(cfg.da.state_sync, StateSyncMode::Off);
+        let cfg = SeedsConfig::from_toml_str("[da]\nstate_sync = \"auto\"\n").unwrap();
+        assert_eq!(cfg.da.state_sync, StateSyncMode::Auto);
+        let text = toml::to_string(&cfg.da.to_raw().unwrap()).unwrap();
+        assert!(text.contains("state_sync = \"auto\""), "{text}");
+        assert!(SeedsConfig::from_toml_str("[da]\nstate_sync = \"on\"\n").is_err());
     }
 
     #[test]

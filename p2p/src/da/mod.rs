@@ -51,12 +51,13 @@ pub mod config;
 mod proof_server;
 mod register;
 mod service;
+pub(crate) mod state_sync_driver;
 pub mod store;
 mod sync_tag;
 mod writer;
 
 pub use config::{
-    DaConfig, DEFAULT_PROOF_HISTORY_HEIGHTS, MAX_BATCH_BYTES, MAX_BATCH_EVENTS,
+    DaConfig, StateSyncMode, DEFAULT_PROOF_HISTORY_HEIGHTS, MAX_BATCH_BYTES, MAX_BATCH_EVENTS,
     MAX_PROOF_HISTORY_HEIGHTS, MAX_SYNC_CHUNK,
 };
 pub(crate) use proof_server::{api_answer, ProofServer, StateServer};

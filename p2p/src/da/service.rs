@@ -41,6 +41,7 @@ mod log;
 mod pool;
 mod proof;
 mod publish;
+mod state_sync;
 mod sync;
 mod view;
 
@@ -185,6 +186,8 @@ pub(crate) struct DaService {
     forks: fork::ForkWatch,
     /// Sealed blobs whose waiters wait for the network's confirmation.
     confirming: confirm::Confirmations,
+    /// A state sync is under way (issue 16 §5): no height is applied or asked for.
+    state_sync_hold: bool,
 }
 
 impl DaService {
@@ -305,6 +308,7 @@ impl DaService {
             register_limiter: PexRateLimiter::new(Duration::from_secs(5)),
             forks,
             confirming: confirm::Confirmations::default(),
+            state_sync_hold: false,
         };
         Ok((service, height_rx))
     }
@@ -411,7 +415,7 @@ impl DaService {
     /// While a failed append holds new heights back (issue 14 §2), the next height is not
     /// applied (answered `TooFarAhead`: not forwarded, not penalised, fetched again later).
     fn offer(&mut self, blob: VerifiedBlob) -> Offer {
-        if blob.height() == self.chain.height() + 1 && self.holding() {
+        if blob.height() == self.chain.height() + 1 && (self.holding() || self.state_sync_hold) {
             return Offer::TooFarAhead;
         }
         let outcome = self.chain.offer(blob);

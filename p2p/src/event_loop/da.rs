@@ -409,6 +409,32 @@ impl EventLoop {
         }
     }
 
+    /// `NodeHandle::da_state_remote`: the request goes to `peer` if connected; the
+    /// unverified answer to `tx`.
+    pub(super) fn da_state_remote(
+        &mut self,
+        peer: PeerId,
+        request: StateChunkRequest,
+        tx: oneshot::Sender<Result<StateChunkResponse, String>>,
+    ) {
+        if !self.swarm.is_connected(&peer) {
+            let _ = tx.send(Err(format!("peer {peer} is not connected")));
+            return;
+        }
+        match self.swarm.behaviour_mut().da_state.as_mut() {
+            Some(c) => c.send(peer, request, tx),
+            None => {
+                let _ = tx.send(Err("this node does not speak the DA state protocol".into()));
+            }
+        }
+    }
+
+    /// The state sync driver finished: the DA service takes new heights again.
+    pub(super) fn da_state_synced(&mut self, restored: bool) {
+        self.da.service.state_sync_done(restored);
+        self.da_poll();
+    }
+
     /// The first connected peer that keeps the DA log (a full node), if any.
     fn da_log_peer(&self) -> Option<PeerId> {
         self.swarm

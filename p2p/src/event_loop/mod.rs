@@ -378,6 +378,8 @@ impl EventLoop {
             Command::DaRange(from, count, tx) => self.da_range(from, count, tx),
             Command::DaProveRemote(peer, request, tx) => self.da_prove_remote(peer, request, tx),
             Command::DaSyncRaw(peer, request, tx) => self.da_sync_raw(peer, request, tx),
+            Command::DaStateRemote(peer, request, tx) => self.da_state_remote(peer, request, tx),
+            Command::DaStateSynced(restored) => self.da_state_synced(restored),
             Command::PeerStats(tx) => {
                 let _ = tx.send(self.peer_stats());
             }

@@ -242,10 +242,11 @@ impl DaService {
             .set(log.unwritten.len() as i64);
     }
 
-    /// True when new heights may be applied: the log has no failed append being backed off
-    /// from and the unwritten buffer is under its bounds (always true without a log).
+    /// True when new heights may be applied: no state sync is under way, the log has no
+    /// failed append being backed off from and the unwritten buffer is under its bounds
+    /// (always true without a log and state sync).
     pub(crate) fn accepting(&self) -> bool {
-        self.log.as_ref().is_none_or(DaLog::accepting)
+        !self.state_sync_hold && self.log.as_ref().is_none_or(DaLog::accepting)
     }
 
     /// Answers `replies` (publishers and registrations of the events of the blob at
