@@ -12,6 +12,7 @@ use dsdn_daemon::cookie::{cookie_path, read_cookie};
 use dsdn_protocols::ServiceType;
 
 mod commands;
+mod committee;
 mod dashboard;
 mod devnet;
 mod peers;
@@ -396,11 +397,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Committee(CommitteeCommand::Dkg { json }) => {
             let status = client()?.committee_dkg().await?;
-            commands::committee_status(&status, json)?
+            committee::committee_status(&status, json)?
         }
         Command::Committee(CommitteeCommand::Status { json }) => {
             let status = client()?.committee_status().await?;
-            commands::committee_status(&status, json)?
+            committee::committee_status(&status, json)?
         }
         Command::Workload(cmd) => return workload::workload(&client()?, cmd).await,
         Command::Receipt(cmd) => return workload::receipt(&client()?, cmd).await,
