@@ -112,7 +112,11 @@ async fn a_light_client_passes_over_a_full_node_serving_a_false_chain() -> anyho
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| Some((v["height"].as_u64()?, v["state_root"].as_str()?.to_owned())))
         .collect();
-    anyhow::ensure!(!printed.is_empty(), "nothing printed:\n{}", lines.join("\n"));
+    anyhow::ensure!(
+        !printed.is_empty(),
+        "nothing printed:\n{}",
+        lines.join("\n")
+    );
     for (height, root) in &printed {
         let next = eventually(T, "the honest full node has the next blob", || async {
             full.da_blobs(height + 1, 1).await.ok()?.pop()
