@@ -403,11 +403,12 @@ async fn fallback_then_rotation(
         },
     )
     .await?;
-    // SIGTERM, not SIGKILL: a member killed right after it aggregated a blob, before its
-    // gossip left, was seen to leave a second threshold-signed blob at that height (the
-    // proposer rotation's lock did not hold; a DA proposer-rotation issue, not of the epoch
-    // rotation, reported separately).
-    net.node_mut("c3").stop().await?;
+    // SIGKILL: a member killed right after it aggregated a blob, before its gossip left,
+    // keeps that blob while the next round re-signs the same bytes (the lock holds) under
+    // another, randomized FROST signature; since blob version 3 both copies have one
+    // identity, so the member takes the next blob on its return (it was refused as
+    // `prev_hash_mismatch` with version 2).
+    net.node_mut("c3").kill().await?;
     let fell_back = eventually(ROTATION_WAIT, "a failed handoff window on c1", || async {
         let e = net
             .node("c1")

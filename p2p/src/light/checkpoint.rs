@@ -39,7 +39,8 @@ use libp2p::PeerId;
 pub struct Checkpoint {
     /// The height (0 = before the first blob).
     pub height: u64,
-    /// SHA-256 of the blob at `height` (signing bytes ‖ signature); zeros at height 0.
+    /// The identity of the blob at `height` ([`dsdn_protocols::da::VerifiedBlob::hash`]);
+    /// zeros at height 0.
     pub blob_hash: [u8; 32],
     /// The state root after the blob at `height`.
     pub state_root: [u8; 32],

@@ -12,8 +12,12 @@
 //! it ([`DaBlob::from_signing_bytes`] refuses it). Such a blob commits to no state root, so
 //! no root check applies to it (and a client cannot take a trusted root from it).
 //!
-//! The authority signs [`DaBlob::signing_bytes`]; a blob's identity is
-//! `SHA-256(signing_bytes ‖ signature)` ([`VerifiedBlob::hash`]), and blob `h` names the hash
+//! Version 3 has the wire form of version 2 and changes only the blob's identity (see
+//! [`DA_BLOB_VERSION`]).
+//!
+//! The authority signs [`DaBlob::signing_bytes`]; a blob's identity ([`VerifiedBlob::hash`])
+//! is `SHA-256(signing_bytes)` from version 3 on, `SHA-256(signing_bytes ‖ signature)` for
+//! versions 1 and 2, and blob `h` names the hash
 //! of blob `h-1` in `prev_hash` and the state root after blob `h-1` in `prev_state_root`
 //! (the root of the empty tree at height 1), the way a Tendermint header carries the
 //! AppHash of the previous block.
@@ -25,10 +29,22 @@ use super::{Bytes32, Bytes64, DaEvent, WireEvent};
 use crate::{codec, NetworkId};
 
 mod versioned;
-use versioned::{BlobBodyV1, BlobBodyV2, Versioned};
+use versioned::{BlobBodyV1, BlobBodyV2, BlobBodyV3, Versioned};
 
-/// Blob format version this build writes (and accepts, with [`DA_BLOB_VERSION_V1`]).
-pub const DA_BLOB_VERSION: u16 = 2;
+/// Blob format version this build writes (and accepts, with [`DA_BLOB_VERSION_V2`] and
+/// [`DA_BLOB_VERSION_V1`]).
+///
+/// Version 3 is version 2 with an identity that leaves the signature out:
+/// `SHA-256(signing_bytes)`. A committee's FROST signatures are randomized, and a height
+/// can be threshold-signed twice over the same bytes (a later round re-proposes the lock of
+/// a round whose aggregate was never delivered: issue 13 §1). With the signature in the
+/// identity, a node holding the other signature could never accept the next blob
+/// (`prev_hash_mismatch`) although the content is the same.
+pub const DA_BLOB_VERSION: u16 = 3;
+
+/// Version 2 (with `prev_state_root`, identity over the signature too), still accepted for
+/// logs written before version 3; never written by this build.
+pub const DA_BLOB_VERSION_V2: u16 = 2;
 
 /// The older blob format (no `prev_state_root`), still accepted for logs written before
 /// version 2; never written by this build.
@@ -54,7 +70,7 @@ pub enum DaError {
     Malformed(String),
     /// A blob format version this build does not know.
     #[error(
-        "unsupported DA blob version {0} (this build accepts {DA_BLOB_VERSION_V1} and {DA_BLOB_VERSION})"
+        "unsupported DA blob version {0} (this build accepts {DA_BLOB_VERSION_V1} to {DA_BLOB_VERSION})"
     )]
     UnsupportedVersion(u16),
     /// A wire event kind this build does not know.
@@ -371,10 +387,18 @@ impl DaBlob {
     /// [`DaError::UnsupportedVersion`]; [`DaError::UnknownEventKind`];
     /// [`DaError::UnsupportedEventVersion`].
     pub fn from_bytes(bytes: &[u8]) -> Result<DaBlob, DaError> {
-        let (version, body) = match codec::decode::<Versioned<BlobBodyV2>>(bytes, MAX_BLOB_BYTES)
+        let (version, body) = match codec::decode::<Versioned<BlobBodyV3>>(bytes, MAX_BLOB_BYTES)
             .map_err(too_large)?
         {
-            Versioned::Known(body) => (DA_BLOB_VERSION, body),
+            Versioned::Known(body) => (DA_BLOB_VERSION, body.0),
+            Versioned::Unknown(DA_BLOB_VERSION_V2) => {
+                match codec::decode::<Versioned<BlobBodyV2>>(bytes, MAX_BLOB_BYTES)
+                    .map_err(too_large)?
+                {
+                    Versioned::Known(v2) => (DA_BLOB_VERSION_V2, v2),
+                    Versioned::Unknown(v) => return Err(DaError::UnsupportedVersion(v)),
+                }
+            }
             Versioned::Unknown(DA_BLOB_VERSION_V1) => {
                 match codec::decode::<Versioned<BlobBodyV1>>(bytes, MAX_BLOB_BYTES)
                     .map_err(too_large)?
@@ -403,7 +427,7 @@ impl DaBlob {
     }
 
     /// Checks everything a node must check before storing, applying or forwarding the
-    /// blob: version ([`DA_BLOB_VERSION`] or [`DA_BLOB_VERSION_V1`]), network, height ≥ 1, event count and [`DaEvent::validate`], and the
+    /// blob: version ([`DA_BLOB_VERSION`], [`DA_BLOB_VERSION_V2`] or [`DA_BLOB_VERSION_V1`]), network, height ≥ 1, event count and [`DaEvent::validate`], and the
     /// Ed25519 signature (`verify_strict`) against `authority` (a 32-byte public key).
     /// Returns the blob with its hash and canonical encoding.
     ///
@@ -416,7 +440,10 @@ impl DaBlob {
         network: &NetworkId,
         authority: &[u8; 32],
     ) -> Result<VerifiedBlob, DaError> {
-        if self.version != DA_BLOB_VERSION && self.version != DA_BLOB_VERSION_V1 {
+        if !matches!(
+            self.version,
+            DA_BLOB_VERSION | DA_BLOB_VERSION_V2 | DA_BLOB_VERSION_V1
+        ) {
             return Err(DaError::UnsupportedVersion(self.version));
         }
         if self.network != network.as_str() {
@@ -432,7 +459,7 @@ impl DaBlob {
         let signature = Signature::from_bytes(&self.signature.0);
         key.verify_strict(&msg, &signature)
             .map_err(|_| DaError::BadSignature)?;
-        let hash = hash_signed(msg, &self.signature.0);
+        let hash = hash_signed(self.version, msg, &self.signature.0);
         let encoded = self.encode_blob(&wire)?;
         Ok(VerifiedBlob {
             blob: self,
@@ -442,13 +469,17 @@ impl DaBlob {
         })
     }
 
-    /// The blob's hash, SHA-256(signing bytes ‖ signature), as [`VerifiedBlob::hash`] — for
+    /// The blob's hash, as [`VerifiedBlob::hash`] — for
     /// display of blobs that were verified before; it checks nothing.
     ///
     /// # Errors
     /// As [`DaBlob::signing_bytes`].
     pub fn hash(&self) -> Result<[u8; 32], DaError> {
-        Ok(hash_signed(self.signing_bytes()?, &self.signature.0))
+        Ok(hash_signed(
+            self.version,
+            self.signing_bytes()?,
+            &self.signature.0,
+        ))
     }
 
     /// [`DaBlob::from_bytes`] then [`DaBlob::verify`].
@@ -464,7 +495,6 @@ impl DaBlob {
     }
 }
 
-/// SHA-256(signed bytes ‖ signature): the identity of a blob in the hash chain.
 /// The DA authority's key from its 32 bytes.
 ///
 /// # Errors
@@ -478,8 +508,12 @@ pub fn authority_key(bytes: &[u8; 32]) -> Result<VerifyingKey, DaError> {
     Ok(key)
 }
 
-fn hash_signed(mut msg: Vec<u8>, signature: &[u8; 64]) -> [u8; 32] {
-    msg.extend_from_slice(signature);
+/// The identity of a blob of `version` in the hash chain: SHA-256(signing bytes) from
+/// version 3 on, SHA-256(signing bytes ‖ signature) before (see [`DA_BLOB_VERSION`]).
+fn hash_signed(version: u16, mut msg: Vec<u8>, signature: &[u8; 64]) -> [u8; 32] {
+    if version < DA_BLOB_VERSION {
+        msg.extend_from_slice(signature);
+    }
     Sha256::digest(&msg).into()
 }
 
@@ -520,7 +554,9 @@ impl VerifiedBlob {
         (self.blob.version != DA_BLOB_VERSION_V1).then_some(self.blob.prev_state_root.0)
     }
 
-    /// Its identity: `SHA-256(signing_bytes ‖ signature)`.
+    /// Its identity: `SHA-256(signing_bytes)` (version 3), `SHA-256(signing_bytes ‖
+    /// signature)` (versions 1 and 2). Two threshold signatures over the same bytes give
+    /// one identity from version 3 on.
     pub fn hash(&self) -> [u8; 32] {
         self.hash
     }

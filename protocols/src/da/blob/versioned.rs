@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, SeqAccess, Visitor};
 
-use super::{DA_BLOB_VERSION, DA_BLOB_VERSION_V1};
+use super::{DA_BLOB_VERSION, DA_BLOB_VERSION_V1, DA_BLOB_VERSION_V2};
 use crate::da::{Bytes32, Bytes64, WireEvent};
 
 /// A CBOR array whose first element is a u16 format version: [`Versioned::Known`] with the
@@ -55,7 +55,17 @@ impl<'de, T: VersionedBody> Deserialize<'de> for Versioned<T> {
     }
 }
 
-/// The version-2 blob after its version element.
+/// The version-3 blob after its version element: the layout of version 2.
+pub(super) struct BlobBodyV3(pub(super) BlobBodyV2);
+
+impl VersionedBody for BlobBodyV3 {
+    const VERSION: u16 = DA_BLOB_VERSION;
+    fn from_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Self, A::Error> {
+        BlobBodyV2::from_seq(seq).map(BlobBodyV3)
+    }
+}
+
+/// The version-2 blob (and, wrapped, version 3) after its version element.
 pub(super) struct BlobBodyV2 {
     pub(super) network: String,
     pub(super) height: u64,
@@ -67,7 +77,7 @@ pub(super) struct BlobBodyV2 {
 }
 
 impl VersionedBody for BlobBodyV2 {
-    const VERSION: u16 = DA_BLOB_VERSION;
+    const VERSION: u16 = DA_BLOB_VERSION_V2;
     fn from_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Self, A::Error> {
         Ok(BlobBodyV2 {
             network: next(seq, 1)?,

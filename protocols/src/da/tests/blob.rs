@@ -48,8 +48,8 @@ fn sign_encode_decode_verify_round_trip() {
     assert_eq!(v.height(), 1);
     assert_eq!(v.prev_hash(), GENESIS_PREV_HASH);
     assert_eq!(v.encoded(), &bytes[..]);
-    let mut msg = b.signing_bytes().unwrap();
-    msg.extend_from_slice(&b.signature.0);
+    // Version 3: the identity is the hash of the signing bytes alone.
+    let msg = b.signing_bytes().unwrap();
     assert_eq!(v.hash(), <[u8; 32]>::from(Sha256::digest(&msg)));
     assert_eq!(v.into_blob(), b);
 }
@@ -147,11 +147,11 @@ fn build_bounds() {
 #[test]
 fn verify_refuses_with_the_precise_error() {
     let b = blob();
-    let mut v3 = b.clone();
-    v3.version = 3;
+    let mut v4 = b.clone();
+    v4.version = 4;
     assert_eq!(
-        v3.verify(&net(), &auth()),
-        Err(DaError::UnsupportedVersion(3))
+        v4.verify(&net(), &auth()),
+        Err(DaError::UnsupportedVersion(4))
     );
     assert_eq!(
         b.clone().verify(&other_net(), &auth()),
@@ -243,10 +243,11 @@ fn decode_refuses_with_the_precise_error() {
 
     let ev = add(1, "n").to_wire().unwrap();
     assert!(DaBlob::from_bytes(&raw_blob(2, vec![ev.clone()])).is_ok());
+    assert!(DaBlob::from_bytes(&raw_blob(3, vec![ev.clone()])).is_ok());
     // A later version is reported as such, whatever its shape.
     assert_eq!(
-        DaBlob::from_bytes(&raw_blob(3, vec![ev.clone()])),
-        Err(DaError::UnsupportedVersion(3))
+        DaBlob::from_bytes(&raw_blob(4, vec![ev.clone()])),
+        Err(DaError::UnsupportedVersion(4))
     );
     let v9 = codec::encode(&(9u16, "anything", [1, 2, 3]), 100).unwrap();
     assert_eq!(DaBlob::from_bytes(&v9), Err(DaError::UnsupportedVersion(9)));
@@ -329,9 +330,35 @@ fn unverified_hash_matches_the_verified_one() {
     let unverified = b.hash().unwrap();
     let v = b.verify(&net(), &auth()).unwrap();
     assert_eq!(unverified, v.hash());
-    let mut signed = v.blob().signing_bytes().unwrap();
-    signed.extend_from_slice(&v.blob().signature.0);
+    let signed = v.blob().signing_bytes().unwrap();
     assert_eq!(<[u8; 32]>::from(Sha256::digest(&signed)), v.hash());
+}
+
+/// A version-2 blob (an older log's) still verifies, and its identity still covers the
+/// signature, so the hash chain of an existing log replays unchanged.
+#[test]
+fn version_2_blobs_keep_the_identity_over_the_signature() {
+    let mut b = DaBlob::unsigned(
+        &net(),
+        1,
+        GENESIS_PREV_HASH,
+        empty_root(),
+        1_000,
+        sample_events(),
+    )
+    .unwrap();
+    b.version = DA_BLOB_VERSION_V2;
+    let msg = b.signing_bytes().unwrap();
+    let b = b.with_signature(authority().sign(&msg).to_bytes());
+    let bytes = b.to_bytes().unwrap();
+    let v = DaBlob::decode_verified(&bytes, &net(), &auth()).unwrap();
+    assert_eq!(v.blob().version, DA_BLOB_VERSION_V2);
+    assert_eq!(v.encoded(), &bytes[..]);
+    assert_eq!(v.prev_state_root(), Some(empty_root()));
+    let mut signed = msg;
+    signed.extend_from_slice(&b.signature.0);
+    assert_eq!(v.hash(), <[u8; 32]>::from(Sha256::digest(&signed)));
+    assert_eq!(b.hash().unwrap(), v.hash());
 }
 
 #[test]
@@ -374,14 +401,19 @@ fn signing_bytes_of_other_shapes_are_refused() {
         )
         .unwrap()
     };
-    assert!(DaBlob::from_signing_bytes(&with("dsdn/da-blob/v1", 2, 1)).is_ok());
+    assert!(DaBlob::from_signing_bytes(&with("dsdn/da-blob/v1", 3, 1)).is_ok());
     assert!(matches!(
-        DaBlob::from_signing_bytes(&with("dsdn/receipt/v1", 2, 1)),
+        DaBlob::from_signing_bytes(&with("dsdn/receipt/v1", 3, 1)),
         Err(DaError::Malformed(_))
     ));
+    // A member signs only the version this build writes.
     assert_eq!(
-        DaBlob::from_signing_bytes(&with("dsdn/da-blob/v1", 3, 1)),
-        Err(DaError::UnsupportedVersion(3))
+        DaBlob::from_signing_bytes(&with("dsdn/da-blob/v1", 2, 1)),
+        Err(DaError::UnsupportedVersion(2))
+    );
+    assert_eq!(
+        DaBlob::from_signing_bytes(&with("dsdn/da-blob/v1", 4, 1)),
+        Err(DaError::UnsupportedVersion(4))
     );
     // A member never signs a version-1 blob (it commits to no state root).
     let v1 = codec::encode(
@@ -402,10 +434,10 @@ fn signing_bytes_of_other_shapes_are_refused() {
         Err(DaError::UnsupportedVersion(1))
     );
     assert!(matches!(
-        DaBlob::from_signing_bytes(&with("dsdn/da-blob/v1", 2, 0)),
+        DaBlob::from_signing_bytes(&with("dsdn/da-blob/v1", 3, 0)),
         Err(DaError::Malformed(_))
     ));
-    let mut long = with("dsdn/da-blob/v1", 2, 1);
+    let mut long = with("dsdn/da-blob/v1", 3, 1);
     long.push(0);
     assert!(DaBlob::from_signing_bytes(&long).is_err());
     assert!(DaBlob::from_signing_bytes(&[0xff; 16]).is_err());

@@ -172,3 +172,59 @@ fn chain_error_reasons() {
     );
     assert_eq!(ChainError::Conflict { height: 1 }.reason(), "conflict");
 }
+
+/// Regression (the `committee_auto_rotation` fallback run of 2026-12-06, height 43): the
+/// round-0 proposer aggregated a blob and died before gossiping it; a member had released a
+/// share for it (its lock), so the round-1 proposer re-proposed the same signing bytes and
+/// the committee signed them again. FROST signatures are randomized: the dead proposer's
+/// log held the blob under signature A, the network's under signature B. With the
+/// signature in the blob identity (version 2), the next blob, which links to B, was refused
+/// by the restarted proposer (`prev_hash_mismatch`) for good. From version 3 on both
+/// signatures give one identity: the next blob extends either copy, and the other copy is
+/// a duplicate, not a conflict.
+#[test]
+fn a_height_signed_twice_over_the_same_bytes_links_either_way() {
+    use crate::committee::tests::{config, rng, run_dkg, sign_with, signers};
+    use crate::committee::Slot;
+    let outputs = run_dkg(&config(2, 3, 0), 43);
+    let group = outputs[0].group_key.0;
+    let mut s = signers(&outputs);
+    let mut r = rng(43);
+    let mut frost_sign = |who: &[usize], blob: DaBlob| {
+        let msg = blob.signing_bytes().unwrap();
+        let sig = sign_with(&mut s, who, Slot::DaBlob(blob.height), &msg, &mut r).unwrap();
+        blob.with_signature(sig).verify(&net(), &group).unwrap()
+    };
+    let state = DaState::new(net());
+    let unsigned = |s: &DaState, events: Vec<DaEvent>| {
+        DaBlob::unsigned(
+            &net(),
+            s.height() + 1,
+            s.tip_hash(),
+            s.state_root(),
+            1_000,
+            events,
+        )
+        .unwrap()
+    };
+    let first = unsigned(&state, chain_events(1));
+    // Round 0: the proposer (member 2) with member 0; round 1: members 0 and 1.
+    let round0 = frost_sign(&[2, 0], first.clone());
+    let round1 = frost_sign(&[0, 1], first);
+    assert_ne!(round0.blob().signature, round1.blob().signature);
+    assert_eq!(round0.hash(), round1.hash(), "one identity for one content");
+
+    // The network extends the round-1 copy.
+    let mut network = DaChain::new(DaState::new(net()));
+    assert_eq!(heights(&network.offer(round1.clone())), [1]);
+    let next = frost_sign(&[1, 2], unsigned(network.state(), chain_events(2)));
+    assert_eq!(heights(&network.offer(next.clone())), [2]);
+
+    // The round-0 proposer holds the round-0 copy and takes the network's next blob.
+    let mut dead = DaChain::new(DaState::new(net()));
+    assert_eq!(heights(&dead.offer(round0)), [1]);
+    assert_eq!(dead.offer(round1), Offer::Duplicate, "the other copy");
+    assert_eq!(heights(&dead.offer(next)), [2]);
+    assert_eq!(dead.tip_hash(), network.tip_hash());
+    assert_eq!(dead.state().state_root(), network.state().state_root());
+}
