@@ -56,6 +56,8 @@ pub(crate) trait Refusals {
     fn busy() -> Self;
     /// The worker thread is gone.
     fn stopped() -> Self;
+    /// This node runs no such worker (no DA log on disk).
+    fn unserved() -> Self;
 }
 
 impl Refusals for ProofResponse {
@@ -65,6 +67,9 @@ impl Refusals for ProofResponse {
     fn stopped() -> Self {
         ProofResponse::Failed("the proof worker stopped".into())
     }
+    fn unserved() -> Self {
+        ProofResponse::Failed("this node serves no proofs".into())
+    }
 }
 
 impl Refusals for StateChunkResponse {
@@ -73,6 +78,9 @@ impl Refusals for StateChunkResponse {
     }
     fn stopped() -> Self {
         StateChunkResponse::Failed("the state-sync worker stopped".into())
+    }
+    fn unserved() -> Self {
+        StateChunkResponse::Failed("this node serves no state sync".into())
     }
 }
 
@@ -176,6 +184,19 @@ impl<Q: Send + 'static, A: Refusals + Send + 'static> Worker<Q, A> {
             Ok(()) => None,
             Err((Waiter::Peer(_, reply), refusal)) => Some((reply, refusal)),
             Err((Waiter::Local(_), _)) => None,
+        }
+    }
+
+    /// [`Worker::submit`] on `server`, or the refusal of a node that runs no such worker.
+    pub(crate) fn offer(
+        server: Option<&mut Worker<Q, A>>,
+        peer: PeerId,
+        request: Q,
+        reply: Reply,
+    ) -> Option<(Reply, A)> {
+        match server {
+            Some(s) => s.submit(peer, request, reply),
+            None => Some((reply, A::unserved())),
         }
     }
 

@@ -204,24 +204,11 @@ impl EventLoop {
             return;
         };
         let actions = c.service.take_actions();
-        let mut behaviour = self.swarm.behaviour_mut().committee.as_mut();
-        for action in actions {
-            match action {
-                CommitteeAction::Send { tag, peer, request } => {
-                    if let Some(b) = behaviour.as_deref_mut() {
-                        b.send(peer, request, tag);
-                    }
-                }
-                CommitteeAction::Respond(reply, response) => {
-                    if let Some(b) = behaviour.as_deref_mut() {
-                        b.respond(reply, response);
-                    }
-                }
-                CommitteeAction::PersistGuard { seq, path, bytes } => {
-                    c.guard_writer.persist(seq, path, bytes);
-                }
-            }
-        }
+        carry_out(
+            actions,
+            self.swarm.behaviour_mut().committee.as_mut(),
+            &mut c.guard_writer,
+        );
     }
 
     /// The guard writer made guard change `seq` durable (or failed to): held shares are
@@ -337,5 +324,31 @@ impl EventLoop {
         };
         c.service.start_sign(slot, message, tx, Instant::now());
         self.committee_flush();
+    }
+}
+
+/// Carries out a committee service's actions (the current epoch's or the next one's):
+/// requests and answers go to the committee component, guard writes to `writer`.
+pub(super) fn carry_out(
+    actions: Vec<CommitteeAction>,
+    mut behaviour: Option<&mut crate::net::behaviour::CommitteeComponent>,
+    writer: &mut GuardWriter,
+) {
+    for action in actions {
+        match action {
+            CommitteeAction::Send { tag, peer, request } => {
+                if let Some(b) = behaviour.as_deref_mut() {
+                    b.send(peer, request, tag);
+                }
+            }
+            CommitteeAction::Respond(reply, response) => {
+                if let Some(b) = behaviour.as_deref_mut() {
+                    b.respond(reply, response);
+                }
+            }
+            CommitteeAction::PersistGuard { seq, path, bytes } => {
+                writer.persist(seq, path, bytes);
+            }
+        }
     }
 }

@@ -283,19 +283,12 @@ impl EventLoop {
         request: SyncRequest,
         tx: oneshot::Sender<Result<(PeerId, SyncResponse), String>>,
     ) {
-        let peer = match peer {
-            Some(p) if self.swarm.is_connected(&p) => p,
-            Some(p) => {
-                let _ = tx.send(Err(format!("peer {p} is not connected")));
+        let peer = match self.asked_peer(peer) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tx.send(Err(e));
                 return;
             }
-            None => match self.da_log_peer() {
-                Some(p) => p,
-                None => {
-                    let _ = tx.send(Err("no connected peer keeps the DA log".into()));
-                    return;
-                }
-            },
         };
         match self.swarm.behaviour_mut().da_sync.as_mut() {
             Some(sync) => sync.send(peer, request, SyncTag::Raw(tx)),
@@ -318,13 +311,8 @@ impl EventLoop {
                 request,
                 reply,
             } => {
-                let now = match self.da.proofs.as_mut() {
-                    Some(server) => server.submit(peer, request, reply),
-                    None => Some((
-                        reply,
-                        ProofResponse::Failed("this node serves no proofs".into()),
-                    )),
-                };
+                let now =
+                    crate::da::ProofServer::offer(self.da.proofs.as_mut(), peer, request, reply);
                 if let Some((reply, response)) = now {
                     self.answer_proof(reply, response);
                 }
@@ -381,13 +369,8 @@ impl EventLoop {
                 request,
                 reply,
             } => {
-                let now = match self.da.states.as_mut() {
-                    Some(server) => server.submit(peer, request, reply),
-                    None => Some((
-                        reply,
-                        StateChunkResponse::Failed("this node serves no state sync".into()),
-                    )),
-                };
+                let now =
+                    crate::da::StateServer::offer(self.da.states.as_mut(), peer, request, reply);
                 if let Some((reply, response)) = now {
                     self.answer_state(reply, response);
                 }
@@ -417,8 +400,8 @@ impl EventLoop {
         request: StateChunkRequest,
         tx: oneshot::Sender<Result<StateChunkResponse, String>>,
     ) {
-        if !self.swarm.is_connected(&peer) {
-            let _ = tx.send(Err(format!("peer {peer} is not connected")));
+        if let Err(e) = self.asked_peer(Some(peer)) {
+            let _ = tx.send(Err(e));
             return;
         }
         match self.swarm.behaviour_mut().da_state.as_mut() {
@@ -433,6 +416,18 @@ impl EventLoop {
     pub(super) fn da_state_synced(&mut self, restored: bool) {
         self.da.service.state_sync_done(restored);
         self.da_poll();
+    }
+
+    /// The peer a request to a full node goes to: `peer` if it is connected, with `None`
+    /// the first connected peer that keeps the DA log; the error to answer otherwise.
+    fn asked_peer(&self, peer: Option<PeerId>) -> Result<PeerId, String> {
+        match peer {
+            Some(p) if self.swarm.is_connected(&p) => Ok(p),
+            Some(p) => Err(format!("peer {p} is not connected")),
+            None => self
+                .da_log_peer()
+                .ok_or_else(|| "no connected peer keeps the DA log".to_owned()),
+        }
     }
 
     /// The first connected peer that keeps the DA log (a full node), if any.
@@ -455,19 +450,12 @@ impl EventLoop {
         request: ProofRequest,
         tx: oneshot::Sender<Result<ProofResponse, String>>,
     ) {
-        let peer = match peer {
-            Some(p) if self.swarm.is_connected(&p) => p,
-            Some(p) => {
-                let _ = tx.send(Err(format!("peer {p} is not connected")));
+        let peer = match self.asked_peer(peer) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tx.send(Err(e));
                 return;
             }
-            None => match self.da_log_peer() {
-                Some(p) => p,
-                None => {
-                    let _ = tx.send(Err("no connected peer keeps the DA log".into()));
-                    return;
-                }
-            },
         };
         match self.swarm.behaviour_mut().da_proof.as_mut() {
             Some(c) => c.send(peer, request, tx),

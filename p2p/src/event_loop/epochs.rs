@@ -13,7 +13,7 @@ use dsdn_protocols::committee::{CommitteeRequest, CommitteeResponse, Refusal};
 
 use super::EventLoop;
 use crate::committee::epochs::{request_epoch, EpochLoop};
-use crate::committee::{tag_epoch, CommitteeAction, EpochView};
+use crate::committee::{tag_epoch, EpochView};
 use crate::net::rpc::RpcEvent;
 
 fn unix_ms() -> u64 {
@@ -217,24 +217,11 @@ impl EventLoop {
             return;
         };
         let actions = service.take_actions();
-        let mut behaviour = self.swarm.behaviour_mut().committee.as_mut();
-        for action in actions {
-            match action {
-                CommitteeAction::Send { tag, peer, request } => {
-                    if let Some(b) = behaviour.as_deref_mut() {
-                        b.send(peer, request, tag);
-                    }
-                }
-                CommitteeAction::Respond(reply, response) => {
-                    if let Some(b) = behaviour.as_deref_mut() {
-                        b.respond(reply, response);
-                    }
-                }
-                CommitteeAction::PersistGuard { seq, path, bytes } => {
-                    writer.persist(seq, path, bytes);
-                }
-            }
-        }
+        super::committee::carry_out(
+            actions,
+            self.swarm.behaviour_mut().committee.as_mut(),
+            writer,
+        );
     }
 
     /// The next epoch's guard writer made change `seq` durable (or failed).
