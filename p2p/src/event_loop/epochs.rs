@@ -249,6 +249,18 @@ impl EventLoop {
     ) -> Option<RpcEvent<CommitteeRequest, CommitteeResponse, u64>> {
         let now = Instant::now();
         let current = self.committee.as_ref().map(|c| c.service.epoch())?;
+        if let RpcEvent::Request { peer, request, .. } = &event {
+            let member = self
+                .committee
+                .as_ref()
+                .is_some_and(|c| c.service.is_member(peer));
+            if request_epoch(request) > current && !member {
+                // The next committee is the current members re-keyed: anyone else asking
+                // for a later epoch is refused by the service in force as not a member
+                // (and counted), not answered "busy".
+                return Some(event);
+            }
+        }
         let Some(e) = self.committee.as_ref().and_then(|c| c.epochs.as_ref()) else {
             // A member whose epoch rotation does not run yet (just restarted) asks the
             // initiator to send again rather than refusing the next epoch for good.
