@@ -41,12 +41,15 @@ mod checkpoint;
 mod driver;
 mod follow;
 mod prove;
+mod rotations;
 
 pub use avoid::{AVOID_FOR, MAX_AVOIDED};
 pub use checkpoint::{Checkpoint, CheckpointParseError, CheckpointSource, EpochKeys};
 pub use driver::{FollowStatus, FOLLOW_POLL, SETUP_PATIENCE};
 pub use follow::{checkpoint_from_newest, FollowError, Follower, TrustedHead};
 pub use prove::{check as check_proof, ProveError, ProvedValue, PROVE_PATIENCE};
+pub(crate) use rotations::{keys_at_newest, PeerSource};
+pub use rotations::{WalkError, MAX_WALK_EPOCHS};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

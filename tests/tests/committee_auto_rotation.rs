@@ -15,8 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dsdn_daemon::localnet::NodeMode;
+use dsdn_integration_tests::roles::Watch;
 use dsdn_integration_tests::rotation::{log_events, start_committee_net_with};
 use dsdn_integration_tests::{chunk_events, da_tip, eventually, metric, unix_now, TestNet};
+use dsdn_p2p::da::StateSyncMode;
 use dsdn_protocols::da::{Bytes32, Bytes64, DaBlob, DaEvent};
 use dsdn_protocols::NetworkId;
 
@@ -321,6 +323,89 @@ async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Resu
         "late joiner synced across the rotation to {}",
         da_tip(net.node("late")).await?
     );
+
+    // A new full node with `state_sync = "auto"` and the same genesis configuration takes
+    // the newest blob, signed by the new key, as its checkpoint: it learns that key through
+    // the rotation blob (verified under the genesis key) instead of replaying from height 1
+    // (issue 16 §5 after a rotation).
+    let effective = seen
+        .as_ref()
+        .and_then(|r| r.get(&(genesis_epoch + 1)))
+        .map_or(0, |(e, _)| *e);
+    let mut synced_cfg = cfg.clone();
+    synced_cfg.seeds.da.state_sync = StateSyncMode::Auto;
+    net.spawn("synced", NodeMode::Storage, 51, &synced_cfg)
+        .await?;
+    with_late.push("synced");
+    converge(&net, &with_late, Duration::from_secs(60))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(60)))?;
+    let synced = net.node("synced");
+    let checkpoint = metric(synced, "da_state_sync_checkpoint_height", &[]).await;
+    let received = metric(synced, "da_sync_blobs_received_total", &[]).await;
+    anyhow::ensure!(
+        checkpoint >= effective as f64,
+        "synced: state sync checkpoint {checkpoint}, the rotation took effect at {effective}\n{}",
+        net.log_dump(60)
+    );
+    anyhow::ensure!(
+        received < checkpoint,
+        "synced: {received} blobs received for a checkpoint at {checkpoint}: it replayed"
+    );
+    eprintln!("a new full node state-synced at {checkpoint} (the new key in force since {effective}), {received} blobs received");
+
+    // A light client with the genesis configuration starts from the newest blob the same way
+    // (`watch --from-checkpoint --newest`), while events are posted.
+    let light_cfg = net.config_path("light");
+    cfg.write(&light_cfg)?;
+    let watch_args: Vec<String> = [
+        "--config",
+        &light_cfg.display().to_string(),
+        "--json",
+        "--from-checkpoint",
+        "--newest",
+        "--count",
+        "1",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let stderr_path = net.dir().join("watch-newest.stderr");
+    let mut watch = Watch::spawn(&watch_args, &stderr_path)?;
+    let c2 = net.node("c2").client();
+    let fresh: Vec<String> = (0..4)
+        .map(|_| libp2p::PeerId::random().to_string())
+        .collect();
+    let mut more = dsdn_daemon::localnet::sample_da_events(&fresh, 40).into_iter();
+    let status = loop {
+        if let Some(status) = watch.wait_exit(Duration::from_millis(300)).await {
+            break Some(status);
+        }
+        match more.next() {
+            Some(e) => {
+                let _ = c2.da_publish(std::slice::from_ref(&e)).await;
+            }
+            None => break watch.wait_exit(Duration::from_secs(30)).await,
+        }
+    };
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let first = watch
+        .lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v.get("event_index").and(v["height"].as_u64()));
+    anyhow::ensure!(
+        status.is_some_and(|s| s.success()) && first.is_some_and(|h| h > effective),
+        "watch --newest after the rotation: exit {status:?}, first height {first:?} (the new \
+         key in force since {effective})\nstderr:\n{stderr}"
+    );
+    anyhow::ensure!(
+        stderr.contains("through the committee rotations"),
+        "the light client did not learn the new key through the rotation blob:\n{stderr}"
+    );
+    for line in stderr.lines().filter(|l| l.contains("watch: ")) {
+        eprintln!("[watch-newest] {line}");
+    }
     net.pass();
     Ok(())
 }

@@ -9,9 +9,10 @@
 //! no height) to read the restored state from the disk. One attempt:
 //!
 //! 1. a connected full node (a peer advertising a service that keeps the log) is asked for
-//!    its newest blob `N`; it must be signed by the genesis authority (the key in force at
-//!    genesis; after a rotation it does not verify and the attempt fails), and it commits
-//!    to the checkpoint `(N − 1, prev_hash, prev_state_root)`
+//!    its newest blob `N`; it must be signed by the genesis authority or, after committee
+//!    rotations, by the key of its epoch learnt through the rotation blobs recorded since
+//!    genesis (each verified under the key before it, [`crate::light::keys_at_newest`]), and
+//!    it commits to the checkpoint `(N − 1, prev_hash, prev_state_root)`
 //!    ([`crate::light::checkpoint_from_newest`], as a light client's `newest` source);
 //! 2. the state at `N − 1` is asked for in chunks of up to [`MAX_CHUNK_ENTRIES`] entries;
 //!    each is verified by [`StateRestore`] against the checkpoint's root before it is
@@ -46,7 +47,7 @@ use tokio::sync::mpsc;
 use super::store::{DaStore, DaStoreError};
 use super::{DaService, StateSyncMode};
 use crate::handle::NodeHandle;
-use crate::light::{checkpoint_from_newest, Checkpoint, EpochKeys};
+use crate::light::{checkpoint_from_newest, keys_at_newest, Checkpoint, EpochKeys, PeerSource};
 use crate::metrics::Metrics;
 
 /// How long the driver waits for a connected full node (per attempt).
@@ -266,9 +267,7 @@ impl Driver {
         if height < 2 {
             return Ok(None);
         }
-        let keys = EpochKeys::genesis(self.authority);
-        let checkpoint = checkpoint_from_newest(&self.network, Checkpoint::genesis(), &keys, &newest)
-            .map_err(|e| format!("{peer}'s newest blob {height} gives no checkpoint under the genesis authority (a committee rotation since genesis?): {e}"))?;
+        let checkpoint = self.checkpoint(peer, height, &newest).await?;
         tracing::info!(%peer, %checkpoint, "DA state sync: checkpoint taken from the newest signed blob");
         let header = StateHeader {
             height: checkpoint.height,
@@ -318,6 +317,36 @@ impl Driver {
             chunks,
             entries,
         }))
+    }
+
+    /// The checkpoint `newest` (the newest blob of `peer`, at `height`) commits to: verified
+    /// under the genesis authority, or under the keys learnt through the committee
+    /// rotations recorded since genesis ([`crate::light::keys_at_newest`]).
+    async fn checkpoint(
+        &self,
+        peer: PeerId,
+        height: u64,
+        newest: &[u8],
+    ) -> Result<Checkpoint, String> {
+        let genesis = EpochKeys::genesis(self.authority);
+        let base = Checkpoint::genesis();
+        if let Ok(cp) = checkpoint_from_newest(&self.network, base, &genesis, newest) {
+            return Ok(cp);
+        }
+        let blob = DaBlob::from_bytes(newest)
+            .map_err(|e| format!("{peer}'s newest blob {height}: {e}"))?;
+        let mut source = PeerSource {
+            handle: &self.handle,
+            peer: Some(peer),
+        };
+        let keys = keys_at_newest(&mut source, &self.network, &genesis, &blob)
+            .await
+            .map_err(|e| {
+                format!("{peer}'s newest blob {height}: the rotations since genesis: {e}")
+            })?;
+        checkpoint_from_newest(&self.network, base, &keys, newest).map_err(|e| {
+            format!("{peer}'s newest blob {height} gives no checkpoint under the genesis authority nor the keys of the rotations recorded since: {e}")
+        })
     }
 
     /// The newest blob of `peer` (its tip, then the blob there); `None` for an empty log.

@@ -19,8 +19,10 @@
 //!   checkpoint (the configured one, or genesis with the configured `da_authority`); the
 //!   blobs between the base and it are skipped. This assumes the key in force signs one
 //!   chain only (no equivocation; weak subjectivity: an old key that leaked could sign a
-//!   false newest blob). When a rotation took effect since the base, the newest blob does
-//!   not verify under the base's key and the client follows forward from the base instead.
+//!   false newest blob). When a rotation took effect since the base, the key of the newest
+//!   blob is learnt through the rotation blobs recorded since ([`super::rotations`], each
+//!   verified under the key before it); when that fails too, the client follows forward
+//!   from the base instead.
 
 use std::fmt;
 use std::str::FromStr;

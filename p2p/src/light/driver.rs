@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use super::avoid::Avoided;
 use super::checkpoint::{Checkpoint, CheckpointSource, EpochKeys};
 use super::follow::{checkpoint_from_newest, FollowError, Follower, TrustedHead};
+use super::rotations::{keys_at_newest, PeerSource};
 use crate::da::DaNotice;
 use crate::handle::NodeHandle;
 
@@ -261,15 +262,47 @@ impl Driver {
                 if blob.height <= base.height + 1 {
                     return Ok((base, base_keys, None));
                 }
-                match checkpoint_from_newest(&self.network, base, &base_keys, &bytes) {
+                let direct = checkpoint_from_newest(&self.network, base, &base_keys, &bytes);
+                let walked = match direct {
+                    Ok(cp) => Ok(cp),
+                    Err(_) => {
+                        self.through_rotations(base, &base_keys, &blob, &bytes)
+                            .await
+                    }
+                };
+                match walked {
                     Ok(cp) => Ok((cp, self.keys_at(cp).await?, Some(bytes))),
                     Err(e) => {
-                        tracing::warn!(error = %e, base = %base, "the newest blob is not signed by the key in force at the base checkpoint (a rotation since?): following forward from the base");
+                        tracing::warn!(error = %e, base = %base, "the newest blob verifies neither under the key in force at the base checkpoint nor through the rotations recorded since: following forward from the base");
                         Ok((base, base_keys, None))
                     }
                 }
             }
         }
+    }
+
+    /// The checkpoint `bytes` (the newest blob, `blob` decoded) commits to, verified under
+    /// the keys learnt through the rotation blobs recorded since `base`
+    /// ([`super::rotations`]).
+    async fn through_rotations(
+        &mut self,
+        base: Checkpoint,
+        base_keys: &EpochKeys,
+        blob: &DaBlob,
+        bytes: &[u8],
+    ) -> Result<Checkpoint, String> {
+        let peer = self.full_node(Duration::ZERO).await;
+        let mut source = PeerSource {
+            handle: &self.handle,
+            peer,
+        };
+        let keys = keys_at_newest(&mut source, &self.network, base_keys, blob)
+            .await
+            .map_err(|e| e.to_string())?;
+        let cp =
+            checkpoint_from_newest(&self.network, base, &keys, bytes).map_err(|e| e.to_string())?;
+        tracing::info!(%cp, epoch = keys.latest().map_or(0, |r| r.epoch), "the newest blob verified through the committee rotations since the base checkpoint");
+        Ok(cp)
     }
 
     /// The newest blob of `peer` (or of the first DA peer): its tip, then the blob at it.

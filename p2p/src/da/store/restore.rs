@@ -30,7 +30,7 @@ use dsdn_protocols::da::{DaBlob, StateError};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::state::{
-    self, node_key_bytes, version_key, HEADER_KEY, OLDEST_KEY, STATE_META, STATE_NODES,
+    self, node_key_bytes, version_key, RootRow, HEADER_KEY, OLDEST_KEY, STATE_META, STATE_NODES,
     STATE_PREIMAGES, STATE_ROOTS, STATE_VALUES, STATE_VERSIONS,
 };
 use super::{DaStore, DaStoreError, StoredState, BLOBS};
@@ -78,8 +78,9 @@ impl DaStore {
     /// Answers a state-chunk request from the durable state (on a worker thread: it reads
     /// redb). Heights served: `max(oldest kept tree, base) ..= durable state height`.
     /// The chunk's header is the stored header at the newest height; at an older height
-    /// its `events` and `ignored` are 0 (not kept per height) and its `last_timestamp_ms`
-    /// is the stored blob's.
+    /// its `events` and `ignored` are those recorded with the height's root (0 in rows
+    /// written before they were recorded) and its `last_timestamp_ms` is the stored
+    /// blob's.
     pub fn state_chunk(self: &Arc<Self>, request: &StateChunkRequest) -> StateChunkResponse {
         match self.build_state_chunk(request) {
             Ok(chunk) => StateChunkResponse::Chunk(chunk),
@@ -111,9 +112,10 @@ impl DaStore {
         if height > newest || height < oldest || newest == 0 {
             return Err(unavailable);
         }
-        let Some(root) = self.state_root_at(height)? else {
+        let Some(row) = self.state_root_row(height)? else {
             return Err(unavailable);
         };
+        let root = row.root;
         let (reader, _) = StoredState::open(Arc::clone(self))?;
         let mut header = self
             .state_header()?
@@ -130,8 +132,8 @@ impl DaStore {
             header = StateHeader {
                 height,
                 root: dsdn_protocols::da::Bytes32(root),
-                events: 0,
-                ignored: 0,
+                events: row.counters.map_or(0, |c| c.0),
+                ignored: row.counters.map_or(0, |c| c.1),
                 last_timestamp_ms: ts,
                 ..header
             };
@@ -223,7 +225,7 @@ impl DaStore {
             meta.insert(HEADER_KEY, header.encode().as_slice())?;
             meta.insert(OLDEST_KEY, h.to_be_bytes().as_slice())?;
             txn.open_table(STATE_ROOTS)?
-                .insert(h, header.root.0.as_slice())?;
+                .insert(h, RootRow::of(header).encode().as_slice())?;
         }
         txn.commit()?;
         *tip = h;

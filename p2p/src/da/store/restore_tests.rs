@@ -123,10 +123,26 @@ fn a_restored_log_follows_to_the_same_roots_and_restarts() {
         }
         s.flush().unwrap();
         let (ha, hb) = (a.state_header().unwrap().unwrap(), *s.state().header());
+        // The event counters too: the source gave those it recorded with root 30.
         assert_eq!(
-            (ha.root, ha.nodes, ha.zones, ha.tip_hash),
-            (hb.root, hb.nodes, hb.zones, hb.tip_hash)
+            (
+                ha.root,
+                ha.nodes,
+                ha.zones,
+                ha.tip_hash,
+                ha.events,
+                ha.ignored
+            ),
+            (
+                hb.root,
+                hb.nodes,
+                hb.zones,
+                hb.tip_hash,
+                hb.events,
+                hb.ignored
+            )
         );
+        assert!(ha.events > 0);
     }
     // Restart: base, tip and roots kept; proofs and chunks served.
     let b = open(&b_path);
@@ -237,4 +253,19 @@ fn a_schema_2_log_is_upgraded_and_its_state_rebuilt() {
     // The blobs stay; the state (without preimages) goes, to be rebuilt from them.
     assert_eq!((a.tip(), a.state_tip(), a.base()), (5, 0, 0));
     assert_eq!(a.state_header().unwrap(), None);
+}
+
+#[test]
+fn root_rows_carry_the_event_counters_and_old_rows_still_read() {
+    use super::super::state::RootRow;
+    let row = RootRow {
+        root: [3; 32],
+        counters: Some((40, 2)),
+    };
+    assert_eq!(row.encode().len(), 48);
+    assert_eq!(RootRow::decode(&row.encode()), Some(row));
+    // A row written before the counters were recorded: the root alone.
+    let old = RootRow::decode(&[3; 32]).unwrap();
+    assert_eq!((old.root, old.counters), ([3; 32], None));
+    assert_eq!(RootRow::decode(&[3; 40]), None);
 }

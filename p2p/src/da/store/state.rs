@@ -14,8 +14,11 @@
 //!   each key's value per height it changed at (proofs at older heights read these);
 //! * `state_stale` (`since (u64 BE) ‖ 0x00 ‖ borsh NodeKey` or `since ‖ 0x01 ‖ key_hash ‖
 //!   height`): what stopped being part of the latest tree at height `since`;
-//! * `state_roots` (`u64 → 32 bytes`): the state root after every height, kept for all
-//!   heights (32 bytes each);
+//! * `state_roots` (`u64 → root (32 bytes) ‖ events ‖ ignored (u64 BE each)`): the state
+//!   root after every height, and the header's event counters then (which are not in the
+//!   tree: a state-sync server gives them with a checkpoint below its tip), kept for all
+//!   heights (48 bytes each; rows written before the counters were 32 bytes, the root
+//!   alone, see [`RootRow`]);
 //! * `state_preimages` (`key_hash → raw key`): the raw key of every key ever set (never
 //!   pruned; serving state-sync chunks needs the raw key of each tree leaf, see
 //!   [`super::restore`]).
@@ -217,7 +220,7 @@ pub(super) fn write_commits(
                 stale.insert(k.as_slice(), [].as_slice())?;
             }
         }
-        roots.insert(h, c.header.root.0.as_slice())?;
+        roots.insert(h, RootRow::of(&c.header).encode().as_slice())?;
     }
     for (raw, (kh, value)) in latest {
         match value {
@@ -282,6 +285,54 @@ fn stale_of(c: &StateCommit) -> Vec<(u64, NodeKey)> {
         }
     }
     out
+}
+
+/// A `state_roots` row: the state root after a height and the header's event counters
+/// then (`None` in rows written before the counters were recorded: 32 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RootRow {
+    /// The state root.
+    pub(crate) root: [u8; 32],
+    /// `(events, ignored)` of the header at that height.
+    pub(crate) counters: Option<(u64, u64)>,
+}
+
+impl RootRow {
+    /// The row of `header`'s height.
+    pub(crate) fn of(header: &StateHeader) -> RootRow {
+        RootRow {
+            root: header.root.0,
+            counters: Some((header.events, header.ignored)),
+        }
+    }
+
+    /// 48 bytes (32 without counters).
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut v = self.root.to_vec();
+        if let Some((events, ignored)) = self.counters {
+            v.extend_from_slice(&events.to_be_bytes());
+            v.extend_from_slice(&ignored.to_be_bytes());
+        }
+        v
+    }
+
+    /// A row of 32 or 48 bytes; `None` for any other length.
+    pub(crate) fn decode(v: &[u8]) -> Option<RootRow> {
+        let root: [u8; 32] = v.get(..32)?.try_into().ok()?;
+        let counters = match v.len() {
+            32 => None,
+            48 => {
+                let n = |r: std::ops::Range<usize>| {
+                    v.get(r)
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map(u64::from_be_bytes)
+                };
+                Some((n(32..40)?, n(40..48)?))
+            }
+            _ => return None,
+        };
+        Some(RootRow { root, counters })
+    }
 }
 
 fn stale_version_key(since: u64, key_hash: &KeyHash, height: u64) -> Vec<u8> {
@@ -455,11 +506,20 @@ impl DaStore {
     /// # Errors
     /// [`StateError::Store`] when the read fails.
     pub fn state_root_at(&self, height: u64) -> Result<Option<[u8; 32]>, StateError> {
+        Ok(self.state_root_row(height)?.map(|r| r.root))
+    }
+
+    /// The recorded root row of `height`: its root, and its event counters when recorded
+    /// (`None`: not stored).
+    ///
+    /// # Errors
+    /// [`StateError::Store`] when the read fails.
+    pub(crate) fn state_root_row(&self, height: u64) -> Result<Option<RootRow>, StateError> {
         let Some(t) = read_table!(self, STATE_ROOTS) else {
             return Ok(None);
         };
         let v = t.get(height).map_err(|e| store_err(e.into()))?;
-        Ok(v.and_then(|v| v.value().try_into().ok()))
+        Ok(v.and_then(|v| RootRow::decode(v.value())))
     }
 
     /// The oldest height whose tree is kept (0 until more heights than the history exist).
