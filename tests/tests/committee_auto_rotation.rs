@@ -8,7 +8,9 @@
 //! every blob of every node verifies under the key of its epoch as recorded in the log (the
 //! new key from `effective_height` on); no event answered "published" is missing; a node
 //! started afterwards with the genesis configuration syncs across both epochs to the same
-//! state root. Prints the DKG time of the rotation (`committee_dkg_seconds`).
+//! state root. Prints the DKG time of the rotation (`committee_dkg_seconds`). Also: a
+//! failed window falls back and a later one rotates; on an idle log the rotation takes
+//! effect through empty filler blobs.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -342,8 +344,8 @@ async fn a_failed_handoff_falls_back_and_a_later_window_rotates() -> anyhow::Res
         .iter()
         .map(|(n, _)| net.node(n).peer_id().to_owned())
         .collect();
-    // Events posted to c1 and c2 throughout (a rotation's effective height is 8 blobs after
-    // it: an idle log would hold a switch back); c1 and c2 are a majority without c3.
+    // Events posted to c1 and c2 throughout (none may fail while a window falls back); c1
+    // and c2 are a majority without c3.
     let events = chunk_events(&ids, 400);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let publisher = {
