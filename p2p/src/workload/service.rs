@@ -40,7 +40,7 @@ mod resign;
 #[cfg(test)]
 pub(crate) use receipts::OptimisticOutcome;
 #[cfg(test)]
-pub(crate) use resign::{resign_plan, Resign, MAX_RESIGNS};
+pub(crate) use resign::{resign_plan, Resign, MAX_RESIGNS, RESIGN_DELAY};
 
 /// Submissions a coordinator handles at once.
 pub(crate) const MAX_SUBMISSIONS: usize = 16;

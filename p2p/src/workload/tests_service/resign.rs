@@ -158,3 +158,43 @@ fn outside_a_handoff_a_failed_round_fails_the_submission() {
     ));
     assert_eq!(metrics.submissions.with_label_values(&["signing"]).get(), 1);
 }
+
+/// In a handoff, a round refused under the epoch in force (members switching a moment
+/// later) is signed again after the delay, under the same committee, and not answered
+/// meanwhile.
+#[tokio::test]
+async fn in_a_handoff_a_failed_round_signs_again_after_a_delay() {
+    let (mut s, _) = service(WorkloadConfig::default());
+    let (tx, mut rx) = oneshot::channel();
+    let (id, message, committee, _) = until_signing(&mut s, tx);
+    let handoff = ReceiptCheck {
+        handoff_key: Some(next_context().2),
+        ..check(false)
+    };
+    let refused = ThresholdSignError::BelowThreshold {
+        have: 1,
+        need: 2,
+        missing: vec![],
+        refused: vec![(PeerId::random(), "busy".into())],
+    };
+    let t0 = Instant::now();
+    s.on_internal(Internal::Signed(id, Err(refused)), handoff, t0);
+    assert!(s.take_actions().is_empty(), "not at once");
+    assert!(rx.try_recv().is_err(), "not answered");
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), s.next_internal())
+        .await
+        .expect("the re-sign comes")
+        .expect("the service lives");
+    assert!(matches!(next, Internal::Resign(i) if i == id), "{next:?}");
+    assert!(t0.elapsed() >= crate::workload::service::RESIGN_DELAY);
+    s.on_internal(next, handoff, Instant::now());
+    match s.take_actions().as_slice() {
+        [WorkloadAction::ThresholdSign {
+            id: again,
+            message: m,
+            committee: c,
+            ..
+        }] => assert_eq!((*again, m, *c), (id, &message, committee)),
+        other => panic!("expected the same signing round again, got {other:?}"),
+    }
+}
