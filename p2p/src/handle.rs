@@ -177,6 +177,8 @@ pub enum Command {
     ),
     /// A receipt this node accepted, by id.
     Receipt(Bytes32, oneshot::Sender<Option<HeldReceipt>>),
+    /// The group key of a committee epoch as the DA log records it.
+    EpochKey(u64, oneshot::Sender<Option<[u8; 32]>>),
     /// The disputes this node found (issue 13 §6).
     Disputes(oneshot::Sender<Disputes>),
     /// Receipts by id prefix, or the most recent ones.
@@ -475,6 +477,17 @@ impl NodeHandle {
     /// [`Stopped`] when the event loop has ended.
     pub async fn receipt(&self, id: Bytes32) -> Result<Option<HeldReceipt>, Stopped> {
         self.ask(|tx| Command::Receipt(id, tx)).await
+    }
+
+    /// The group key of committee epoch `epoch` as this node's DA log records it (the
+    /// genesis `da_authority` before the first recorded rotation; `None` without a DA
+    /// authority or for an epoch not recorded yet): what a threshold receipt naming `epoch`
+    /// verifies under (issue 13 §3).
+    ///
+    /// # Errors
+    /// [`Stopped`] when the event loop has ended.
+    pub async fn epoch_key(&self, epoch: u64) -> Result<Option<[u8; 32]>, Stopped> {
+        self.ask(|tx| Command::EpochKey(epoch, tx)).await
     }
 
     /// The receipts `query` selects (see [`crate::workload::ReceiptQuery`]).

@@ -8,7 +8,9 @@
 //! every blob of every node verifies under the key of its epoch as recorded in the log (the
 //! new key from `effective_height` on); no event answered "published" is missing; a node
 //! started afterwards with the genesis configuration syncs across both epochs to the same
-//! state root. Prints the DKG time of the rotation (`committee_dkg_seconds`).
+//! state root. Prints the DKG time of the rotation (`committee_dkg_seconds`). Also: a
+//! failed window falls back and a later one rotates; on an idle log the rotation takes
+//! effect through empty filler blobs.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -427,8 +429,8 @@ async fn a_failed_handoff_falls_back_and_a_later_window_rotates() -> anyhow::Res
         .iter()
         .map(|(n, _)| net.node(n).peer_id().to_owned())
         .collect();
-    // Events posted to c1 and c2 throughout (a rotation's effective height is 8 blobs after
-    // it: an idle log would hold a switch back); c1 and c2 are a majority without c3.
+    // Events posted to c1 and c2 throughout (none may fail while a window falls back); c1
+    // and c2 are a majority without c3.
     let events = chunk_events(&ids, 400);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let publisher = {
@@ -530,5 +532,93 @@ async fn fallback_then_rotation(
     })
     .await?;
     eprintln!("rotated past epoch {base} once c3 was back");
+    Ok(())
+}
+
+/// Issue 13 §3 on an idle log: nothing is posted after the net started, yet the rotation
+/// takes effect — the committee in force seals empty blobs (fillers) up to the recorded
+/// `effective_height` — and every node ends on the new key; a workload submitted afterwards
+/// gets a receipt of the new epoch under the new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_an_idle_log_the_new_key_takes_over() -> anyhow::Result<()> {
+    let mut net = TestNet::new("committee-rotation-idle").await?;
+    let cn = start_committee_net_with(&mut net, 40, 3, 2, 1, Duration::from_millis(500), |c| {
+        c.seeds.committee.epoch_length = Duration::from_secs(EPOCH_SECS);
+        c.seeds.committee.handoff = Duration::from_secs(HANDOFF_SECS);
+    })
+    .await?;
+    let network = NetworkId::new("devnet").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let genesis = hex32(&cn.group_key)?;
+    let names: Vec<String> = cn.names().iter().map(|s| (*s).to_owned()).collect();
+    let (genesis_epoch, _, _) = epoch_of(&net, "c1")
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no epochs in c1's committee status"))?;
+    let mut everyone: Vec<String> = names.clone();
+    everyone.extend(cn.storage.iter().map(|(n, _)| n.clone()));
+    // The key in force on every node (coordinators and the storage node) is a recorded
+    // epoch's, with no event posted.
+    let rotated = eventually(
+        ROTATION_WAIT,
+        "a new key in force on every node",
+        || async {
+            let mut out = Vec::new();
+            for n in &everyone {
+                let st = net.node(n).client().da_state().await.ok()?;
+                let key = st.authority_key?;
+                if key == cn.group_key || st.committee_epoch.is_none_or(|e| e <= genesis_epoch) {
+                    return None;
+                }
+                out.push((n.clone(), st.height, key));
+            }
+            Some(out)
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(60)))?;
+    eprintln!("in force on an idle log: {rotated:?}");
+    for n in &names {
+        let (epoch, _, _) = epoch_of(&net, n)
+            .await
+            .ok_or_else(|| anyhow::anyhow!("no epochs on {n}"))?;
+        anyhow::ensure!(epoch > genesis_epoch, "{n} still seals epoch {epoch}");
+    }
+    let refs: Vec<&str> = everyone.iter().map(String::as_str).collect();
+    converge(&net, &refs, Duration::from_secs(30)).await?;
+    let rotations = verify_log(&net, "s1", &network, genesis).await?;
+    let (eff, new_key) = rotations
+        .get(&(genesis_epoch + 1))
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("no rotation to epoch {} in s1's log", genesis_epoch + 1))?;
+    let tip = da_tip(net.node("s1")).await?.height;
+    anyhow::ensure!(tip + 1 >= eff, "tip {tip} below effective height {eff}");
+    // The fillers are empty blobs; nothing but the rotation and registrations was posted.
+    let blobs = net.node("s1").client().da_blobs(1, 64).await?;
+    let empty = blobs.iter().filter(|b| b.events.is_empty()).count();
+    anyhow::ensure!(empty >= 1, "no filler blob in s1's log");
+    eprintln!("effective height {eff}, tip {tip}, {empty} filler blobs");
+    // A workload now: a receipt of the new epoch under the new key.
+    let module = dsdn_daemon::workload::samples::fnv_module(100)?;
+    let submitter = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    let s = dsdn_protocols::workload::WorkloadSubmission::sign(
+        &submitter,
+        network.as_str(),
+        module,
+        vec![1, 2, 3],
+        1,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let answer = net
+        .node("c2")
+        .client_with_timeout(Duration::from_secs(60))
+        .submit_workload_with(&s, Some(false))
+        .await?;
+    anyhow::ensure!(
+        answer.receipt.group_key == hex::encode(new_key)
+            && answer.receipt.epoch == genesis_epoch + 1,
+        "receipt of epoch {} under {}",
+        answer.receipt.epoch,
+        answer.receipt.group_key
+    );
+    net.pass();
     Ok(())
 }

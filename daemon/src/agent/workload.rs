@@ -92,9 +92,10 @@ pub(crate) enum ReceiptCommand {
         /// The input file, for --reexecute [default: empty input].
         #[arg(long, value_name = "FILE")]
         input: Option<PathBuf>,
-        /// The group key to verify against (64 hex) [default: the node's DA authority,
-        /// which is the committee's group key once published; on a committee member
-        /// without one, the committee's group key].
+        /// The group key to verify against (64 hex) [default: the key of the receipt's
+        /// committee epoch as the node's DA log records it (the genesis DA authority
+        /// before the first rotation); else the node's DA authority; on a committee
+        /// member without one, the committee's group key].
         #[arg(long, value_name = "HEX")]
         group_key: Option<String>,
     },
@@ -291,7 +292,7 @@ pub(crate) async fn receipt(client: &ApiClient, cmd: ReceiptCommand) -> anyhow::
             group_key,
         } => {
             let shown = client.receipt(&id).await?;
-            let group_key = match group_key {
+            let group_key = match group_key.or_else(|| shown.epoch_key.clone()) {
                 Some(hex) => parse_key(&hex)?,
                 None => match client.status().await?.da_authority {
                     Some(hex) => parse_key(&hex)?,

@@ -71,6 +71,12 @@ pub struct ReceiptResponse {
     /// Optimistic receipts: the end of the challenge window (UNIX ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenge_deadline_ms: Option<u64>,
+    /// `GET /v1/receipts/{id}` only: the group key of the receipt's `epoch` as the node's
+    /// DA log records it (the genesis `da_authority` before the first `committee_rotated`
+    /// event; issue 13 §3), the key it must verify under (`dsdn-agent receipt verify`'s
+    /// default); absent when the node has no DA authority or the epoch is not recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_key: Option<String>,
 }
 
 fn threshold_text() -> String {
@@ -124,6 +130,7 @@ impl ReceiptResponse {
             coordinator: None,
             issued_at_ms: None,
             challenge_deadline_ms: None,
+            epoch_key: None,
         })
     }
 

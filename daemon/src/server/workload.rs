@@ -34,6 +34,20 @@ fn held_json(receipt: &HeldReceipt) -> Response {
     }
 }
 
+/// [`held_json`] with the group key of the receipt's epoch as this node's DA log records
+/// it (`epoch_key`).
+async fn shown_json(s: &ApiState, receipt: &HeldReceipt) -> Response {
+    let mut r = match ReceiptResponse::held(receipt, unix_ms()) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    match s.node.epoch_key(r.epoch).await {
+        Ok(key) => r.epoch_key = key.map(hex::encode),
+        Err(_) => return stopped(),
+    }
+    Json(r).into_response()
+}
+
 /// Milliseconds since the Unix epoch (an optimistic receipt's status is judged at it).
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -104,7 +118,7 @@ pub(super) async fn show(State(s): State<ApiState>, Path(id): Path<String>) -> R
                     StatusCode::NOT_FOUND,
                     format!("no receipt {id} on this node"),
                 ),
-                Ok(Some(r)) => held_json(&r),
+                Ok(Some(r)) => shown_json(&s, &r).await,
             };
         }
     }
@@ -125,7 +139,7 @@ pub(super) async fn show(State(s): State<ApiState>, Path(id): Path<String>) -> R
                 StatusCode::NOT_FOUND,
                 format!("no receipt whose id starts with {id} on this node"),
             ),
-            [one] => held_json(one),
+            [one] => shown_json(&s, one).await,
             _ => error(
                 StatusCode::CONFLICT,
                 format!("several receipts start with {id}: give more hex digits"),

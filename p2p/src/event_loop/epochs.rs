@@ -202,6 +202,9 @@ impl EventLoop {
         c.rotation_refused = None;
         tracing::info!(epoch, from_height, group_key = ?c.service.group_key().map(hex::encode), "committee epoch switched: sealing with the new key share");
         drop_off_loop((old_service, old_writer, old_rotation));
+        // Optimistic receipts' signers are judged against the committee in force.
+        let config = c.service.committee_config().clone();
+        self.workload.service.set_committee(Some(config));
         self.rotation_ensure(Instant::now());
         let key = self.rotation_key();
         self.da.service.set_committee_key(key);

@@ -428,6 +428,9 @@ impl EventLoop {
             Command::Receipt(id, tx) => {
                 let _ = tx.send(self.receipt(&id));
             }
+            Command::EpochKey(epoch, tx) => {
+                let _ = tx.send(self.da.service.epoch_key(epoch));
+            }
             Command::Receipts(query, tx) => {
                 let _ = tx.send(self.receipts(&query));
             }

@@ -48,6 +48,7 @@ impl EventLoop {
                 .or(self.da.service.current_key())
                 .map(GroupKey),
             handoff_key: self.da.service.handoff_receipt_key().map(GroupKey),
+            committee: self.committee.as_ref().and_then(|c| c.receipt_context()),
             record: self.cfg.subscribe_da && self.da.service.is_authority(),
         }
     }
@@ -225,7 +226,26 @@ impl EventLoop {
                 .behaviour_mut()
                 .peer_manager
                 .penalize(peer, reason),
-            WorkloadAction::ThresholdSign { id, slot, message } => match self.committee.as_mut() {
+            WorkloadAction::ThresholdSign {
+                id,
+                slot,
+                message,
+                committee,
+            } => match self.committee.as_mut() {
+                // The epoch service in force is not the one the message names (a switch
+                // since the submission was taken): not signed here; the submission signs
+                // again under the epoch in force (`workload/service/resign.rs`).
+                Some(c) if c.receipt_context() != Some(committee) => {
+                    let check = self.receipt_check();
+                    let e = crate::committee::ThresholdSignError::Busy(
+                        "the committee epoch in force changed".into(),
+                    );
+                    self.workload.service.on_internal(
+                        Internal::Signed(id, Err(e)),
+                        check,
+                        Instant::now(),
+                    );
+                }
                 Some(c) => {
                     let tx = self.workload.service.signature_sender(id);
                     c.start_sign(slot, message, tx, Instant::now());

@@ -36,8 +36,11 @@ mod coordinator;
 mod disputes;
 mod executor;
 mod receipts;
+mod resign;
 #[cfg(test)]
 pub(crate) use receipts::OptimisticOutcome;
+#[cfg(test)]
+pub(crate) use resign::{resign_plan, Resign, MAX_RESIGNS, RESIGN_DELAY};
 
 /// Submissions a coordinator handles at once.
 pub(crate) const MAX_SUBMISSIONS: usize = 16;
@@ -77,6 +80,11 @@ pub(crate) enum WorkloadAction {
         slot: Slot,
         /// `committee_signing_bytes` of the node's receipt.
         message: Vec<u8>,
+        /// The epoch, committee hash and group key `message` names: the committee service
+        /// in force must be that one, else the round is not started and the submission is
+        /// re-signed under the one in force (issue 13 §3, a switch between execution and
+        /// signing; see [`WorkloadService::on_internal`]).
+        committee: (u64, Bytes32, GroupKey),
     },
     /// Record this accepted receipt in the DA log (a `ReceiptRecorded` event), unless the
     /// log holds it already. Queued only when [`ReceiptCheck::record`] is set.
@@ -95,6 +103,11 @@ pub(crate) struct ReceiptCheck {
     /// took effect; `KeyHistory::receipt_keys`), `None` outside a handoff. A receipt naming
     /// it is verified against it instead of `group_key`.
     pub(crate) handoff_key: Option<GroupKey>,
+    /// On a committee member holding a share: the epoch, committee hash and group key
+    /// receipts are signed under now (the epoch service in force); `None` elsewhere. A
+    /// submission whose signing round failed re-signs under it when it is a later epoch
+    /// than the one its message named.
+    pub(crate) committee: Option<(u64, Bytes32, GroupKey)>,
     /// True when this node seals DA blobs (the committee's DA proposer): accepted receipts
     /// are then recorded in the DA log ([`WorkloadAction::RecordReceipt`]).
     pub(crate) record: bool,
@@ -107,6 +120,9 @@ pub(crate) enum Internal {
     Ran(u64, Result<ExecOutput, String>),
     /// The signing round of the submission with this id finished.
     Signed(u64, Result<GroupSignature, ThresholdSignError>),
+    /// The submission with this id signs again, after its round failed around a
+    /// committee switch (`service/resign.rs`).
+    Resign(u64),
 }
 
 impl ReceiptCheck {
@@ -139,6 +155,9 @@ struct Submission {
     /// Where the result goes; `None` once answered (optimistically) while the committee
     /// still signs.
     reply: Option<SubmitReply>,
+    /// Signing rounds started again after a failure around a committee switch (at most
+    /// `resign::MAX_RESIGNS`).
+    resigns: u8,
 }
 
 /// An `Execute` this node serves.
@@ -222,6 +241,15 @@ impl WorkloadService {
         self
     }
 
+    /// The committee optimistic receipts' signers are checked against from now on (the
+    /// next epoch's, at a committee switch: issue 13 §3).
+    pub(crate) fn set_committee(
+        &mut self,
+        committee: Option<dsdn_protocols::committee::CommitteeConfig>,
+    ) {
+        self.committee = committee;
+    }
+
     /// The actions queued since the last call, oldest first.
     pub(crate) fn take_actions(&mut self) -> Vec<WorkloadAction> {
         std::mem::take(&mut self.actions)
@@ -240,6 +268,7 @@ impl WorkloadService {
         match event {
             Internal::Ran(id, result) => self.on_ran(id, result, now),
             Internal::Signed(id, result) => self.on_receipt_signed(id, result, check),
+            Internal::Resign(id) => self.resign(id, check),
         }
     }
 

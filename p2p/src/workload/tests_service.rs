@@ -94,6 +94,7 @@ fn check(record: bool) -> ReceiptCheck {
     ReceiptCheck {
         group_key: Some(GroupKey(group().verifying_key().to_bytes())),
         handoff_key: None,
+        committee: context(),
         record,
     }
 }
@@ -382,6 +383,7 @@ fn receipt_gossip_verdicts() {
     let unknown = ReceiptCheck {
         group_key: None,
         handoff_key: None,
+        committee: None,
         record: true,
     };
     s.on_receipt_gossip(source, id.clone(), &other.to_bytes().unwrap(), unknown);
@@ -456,7 +458,9 @@ fn an_executed_receipt_is_checked_signed_by_the_committee_and_gossiped() {
     let (epoch, hash, gk) = context().unwrap();
     let expected = committee_signing_bytes(&receipt, epoch, &hash, &gk).unwrap();
     let id = match s.take_actions().as_slice() {
-        [WorkloadAction::ThresholdSign { id, slot, message }] => {
+        [WorkloadAction::ThresholdSign {
+            id, slot, message, ..
+        }] => {
             assert_eq!((*slot, message), (receipt.slot(), &expected));
             *id
         }
@@ -520,6 +524,7 @@ fn two_receipts_of_one_job_are_a_double_receipt() {
 }
 
 mod optimistic;
+mod resign;
 
 /// Issue 13 §3: around a rotation a receipt of the other epoch's key (the handoff key) is
 /// accepted; outside the handoff the same receipt is refused.

@@ -50,7 +50,8 @@ pub const DA_BLOB_VERSION_V2: u16 = 2;
 /// version 2; never written by this build.
 pub const DA_BLOB_VERSION_V1: u16 = 1;
 
-/// Most events in one blob (a blob holds 1..=`MAX_EVENTS_PER_BLOB`).
+/// Most events in one blob (a blob holds 0..=`MAX_EVENTS_PER_BLOB`; an empty blob is a
+/// rotation filler).
 pub const MAX_EVENTS_PER_BLOB: usize = 1024;
 
 /// Largest encoded blob, in bytes; also the gossip message cap.
@@ -136,7 +137,7 @@ pub struct DaBlob {
     pub prev_state_root: Bytes32,
     /// When the authority sealed the blob, UNIX milliseconds; never decreases along the log.
     pub timestamp_ms: u64,
-    /// The events, in order (1..=[`MAX_EVENTS_PER_BLOB`]).
+    /// The events, in order (0..=[`MAX_EVENTS_PER_BLOB`]; none in a rotation filler).
     pub events: Vec<DaEvent>,
     /// Ed25519 signature by the DA authority over [`DaBlob::signing_bytes`] (zeros when
     /// unsigned).
@@ -151,9 +152,12 @@ fn check_fields(height: u64, events: &[DaEvent]) -> Result<(), DaError> {
     if height == 0 {
         return Err(DaError::Malformed("blob heights start at 1".into()));
     }
-    if events.is_empty() || events.len() > MAX_EVENTS_PER_BLOB {
+    // An empty blob is a filler: the committee seals it only to reach a recorded
+    // rotation's `effective_height` on an idle log (issue 13 §3; members check that rule
+    // before co-signing, `DaService::check_proposal`).
+    if events.len() > MAX_EVENTS_PER_BLOB {
         return Err(DaError::Malformed(format!(
-            "blob of {} events (expected 1-{MAX_EVENTS_PER_BLOB})",
+            "blob of {} events (expected 0-{MAX_EVENTS_PER_BLOB})",
             events.len()
         )));
     }
@@ -166,7 +170,7 @@ impl DaBlob {
     /// sealer's state root after blob `height - 1`.
     ///
     /// # Errors
-    /// [`DaError::Malformed`] when `height` is 0, `events` is empty or longer than
+    /// [`DaError::Malformed`] when `height` is 0, `events` is longer than
     /// [`MAX_EVENTS_PER_BLOB`], an event fails [`DaEvent::validate`], or the encoded blob
     /// would exceed [`MAX_BLOB_BYTES`].
     pub fn unsigned(

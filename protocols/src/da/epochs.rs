@@ -322,6 +322,24 @@ impl KeyHistory {
         (current, None)
     }
 
+    /// The group key of committee epoch `epoch` as the log records it: a recorded epoch's
+    /// key; the genesis authority for an epoch before the first recorded one (or any epoch
+    /// while none is recorded: the genesis committee's epoch number is configuration, not
+    /// log); `None` for an epoch after the last recorded one. What a threshold receipt
+    /// naming `epoch` must verify under (e.g. `dsdn-agent receipt verify`), whether its
+    /// handoff is over or not.
+    pub fn key_of_epoch(&self, epoch: u64) -> Option<[u8; 32]> {
+        match self.epochs.first() {
+            None => Some(self.genesis),
+            Some(first) if epoch < first.epoch => Some(self.genesis),
+            Some(_) => self
+                .epochs
+                .iter()
+                .find(|e| e.epoch == epoch)
+                .map(|e| e.group_key.0),
+        }
+    }
+
     /// True when `key` is the genesis authority or a recorded group key (e.g. a signer
     /// dispute's key).
     pub fn knows(&self, key: &[u8; 32]) -> bool {

@@ -46,7 +46,8 @@ impl DaService {
     /// [`MAX_PROPOSAL_FUTURE_MS`] past `now_ms` (UNIX milliseconds), and with every event
     /// passing [`DaEvent::validate_for_sealing`] (each `node_id` a PeerId; a
     /// `committee_rotated` event instead admitted by the state at `height`, see
-    /// [`DaService::sealable`]). A member that is
+    /// [`DaService::sealable`]); an empty blob only while a filler is due
+    /// ([`DaService::filler_due`]). A member that is
     /// behind refuses; the proposer needs only t answers. There is no lower bound on the
     /// timestamp but the tip's: a blob locked in an earlier round is re-proposed as it was.
     ///
@@ -83,6 +84,11 @@ impl DaService {
         }
         if blob.timestamp_ms > now_ms.saturating_add(MAX_PROPOSAL_FUTURE_MS) {
             return Err(format!("blob {height} is dated in the future"));
+        }
+        if blob.events.is_empty() && !self.filler_due(height) {
+            return Err(format!(
+                "blob {height} is empty and no recorded rotation takes effect above it"
+            ));
         }
         // What the proposer admits for sealing, checked again: a signed blob is for good.
         for (i, event) in blob.events.iter().enumerate() {

@@ -77,6 +77,13 @@ impl DaService {
         self.key_for(self.chain.height() + 1)
     }
 
+    /// The group key of committee epoch `epoch` as this node's log records it
+    /// ([`KeyHistory::key_of_epoch`]); `None` without a genesis authority or for an epoch
+    /// not recorded yet.
+    pub(crate) fn epoch_key(&self, epoch: u64) -> Option<[u8; 32]> {
+        self.keys.as_ref().and_then(|k| k.key_of_epoch(epoch))
+    }
+
     /// The other key valid for threshold receipts at the next height around a rotation
     /// (`KeyHistory::receipt_keys`: the recorded next key before it takes effect, the
     /// previous one for `RECEIPT_HANDOFF_HEIGHTS` heights after); `None` outside a handoff

@@ -150,9 +150,25 @@ impl DaService {
         self.batcher.len() + self.pool.len()
     }
 
-    /// True when this member's pool holds events (own or forwarded): the rotation runs.
+    /// True when there is something to seal, and so the proposer rotation runs: this
+    /// member's pool holds events (own or forwarded), or a filler is due
+    /// ([`DaService::filler_due`] for the next height).
     pub(crate) fn has_pending(&self) -> bool {
-        self.pool.len() > 0
+        self.pool.len() > 0 || self.filler_due(self.chain.height() + 1)
+    }
+
+    /// Whether an empty blob (a *filler*) may be sealed at `height`: a rotation recorded
+    /// in the log takes effect above it (`height < effective_height`). On an idle log the
+    /// committee in force seals fillers up to the rotation's `effective_height`, so that
+    /// the new key takes over without waiting for traffic (issue 13 §3); at most
+    /// `MAX_ROTATION_LEAD` of them per rotation. The proposer proposes one only when its
+    /// pool is empty ([`DaService::propose_blob`]); members co-sign an empty blob only
+    /// under this rule ([`DaService::check_proposal`]). A pure function of the applied log.
+    pub(crate) fn filler_due(&self, height: u64) -> bool {
+        self.keys
+            .as_ref()
+            .and_then(|k| k.latest())
+            .is_some_and(|e| height < e.effective_height)
     }
 
     /// This member's own waiting events in wire form (at most `max_events` whose bodies
@@ -225,7 +241,8 @@ impl DaService {
 
     /// The signing bytes of a new blob for `height` proposed by this member: its own events
     /// first, then forwarded ones, within the batch limits (`da.batch_max_events`,
-    /// `da.batch_max_bytes`). `None` when nothing waits or this member may not propose
+    /// `da.batch_max_bytes`); with nothing waiting, an empty blob when a filler is due
+    /// ([`DaService::filler_due`]). `None` when nothing waits or this member may not propose
     /// `height` now (it is behind, holds blobs out of order, or its log takes no new
     /// heights).
     pub(crate) fn propose_blob(&self, height: u64) -> Option<Vec<u8>> {
@@ -257,7 +274,7 @@ impl DaService {
             bytes += size;
             events.push(event.clone());
         }
-        if events.is_empty() {
+        if events.is_empty() && !self.filler_due(height) {
             return None;
         }
         self.next_unsigned(height, events)

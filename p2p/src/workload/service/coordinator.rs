@@ -82,6 +82,7 @@ impl WorkloadService {
                 committee,
                 optimistic: optimistic.unwrap_or(self.cfg.receipts.optimistic),
                 reply,
+                resigns: 0,
             },
         );
         self.try_next_executor(id);
@@ -209,7 +210,12 @@ impl WorkloadService {
                 ),
             }
         }
-        self.push(WorkloadAction::ThresholdSign { id, slot, message });
+        self.push(WorkloadAction::ThresholdSign {
+            id,
+            slot,
+            message,
+            committee,
+        });
     }
 
     /// Signs `receipt` optimistically with this node's key (challenge window
@@ -276,14 +282,11 @@ impl WorkloadService {
         let signature = match result {
             Ok(sig) => sig,
             Err(e) => {
-                if s.reply.is_none() {
-                    tracing::warn!(
-                        receipt = %hex::encode(receipt.receipt_id.0),
-                        error = %e,
-                        "the committee did not sign: the optimistic receipt stays unconfirmed and expires at the end of its challenge window"
-                    );
-                }
-                return self.finish(s.reply, Err(WorkloadError::Signing(e)));
+                let s = Submission {
+                    executed: Some((receipt, output, node)),
+                    ..s
+                };
+                return self.signing_failed(id, s, e, check);
             }
         };
         let signers = signature
@@ -301,7 +304,11 @@ impl WorkloadService {
         };
         if let Err(e) = self.accept_receipt(&signed, None, check) {
             let e = ThresholdSignError::Frost(format!("the aggregate receipt is refused: {e}"));
-            return self.finish(s.reply, Err(WorkloadError::Signing(e)));
+            let s = Submission {
+                executed: Some((receipt, output, node)),
+                ..s
+            };
+            return self.signing_failed(id, s, e, check);
         }
         self.gossip_receipt(&signed);
         self.finish(

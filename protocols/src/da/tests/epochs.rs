@@ -208,6 +208,18 @@ fn a_log_with_rotations_applies_and_records_the_history() {
     let history = KeyHistory::with_epochs(auth(), epochs);
     assert_eq!(history.key_for(3), auth());
     assert_eq!(history.key_for(7), key(9).verifying_key().to_bytes());
+    // The key of each epoch, for receipts naming it: genesis before the first record.
+    assert_eq!(history.key_of_epoch(0), Some(auth()));
+    assert_eq!(
+        history.key_of_epoch(1),
+        Some(key(7).verifying_key().to_bytes())
+    );
+    assert_eq!(
+        history.key_of_epoch(2),
+        Some(key(9).verifying_key().to_bytes())
+    );
+    assert_eq!(history.key_of_epoch(3), None);
+    assert_eq!(KeyHistory::new(auth()).key_of_epoch(5), Some(auth()));
     // The history is provable like every other key.
     let proof = state.prove(&StateKey::Committee(2)).unwrap();
     assert!(proof.value.is_some());

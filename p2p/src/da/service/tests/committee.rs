@@ -281,7 +281,8 @@ fn a_committee_rotation_is_sealed_through_the_pool_and_checked_by_members() {
     assert_eq!(proposer.svc.key_for(3), Some(new));
     // Both keys for receipts: the new one from now on, the genesis one after the switch.
     assert_eq!(proposer.svc.handoff_receipt_key(), Some(new));
-    assert!(!proposer.svc.has_pending());
+    // Nothing waits, but a filler is due below the effective height.
+    assert!(proposer.svc.has_pending());
     // A second rotation before the first took effect is refused by members.
     let st = proposer.svc.state();
     let again = DaBlob::unsigned(
@@ -379,4 +380,77 @@ fn publishers_are_confirmed_under_the_key_of_the_epoch_in_force() {
         matches!(rx.try_recv(), Ok(Ok(r)) if r.heights == vec![3]),
         "the peer's blob 3 (new key) confirms the publication"
     );
+}
+
+/// Issue 13 §3: on an idle log the committee in force seals empty blobs (fillers) up to a
+/// recorded rotation's effective height, so the new key takes over without traffic;
+/// members co-sign an empty blob only below a pending rotation's effective height.
+#[test]
+fn an_idle_log_is_filled_up_to_the_effective_height() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let t0 = Instant::now();
+    let mut proposer = member(d1.path(), t0);
+    let mut other = member(d2.path(), t0);
+    // No rotation recorded: nothing to seal, an empty blob is neither proposed nor signed.
+    assert!(!proposer.svc.has_pending());
+    assert_eq!(proposer.svc.propose_blob(1), None);
+    let empty = |svc: &DaService, height: u64| {
+        let st = svc.state();
+        DaBlob::unsigned(
+            &net(),
+            height,
+            st.tip_hash(),
+            st.state_root(),
+            now_ms(),
+            vec![],
+        )
+        .unwrap()
+        .signing_bytes()
+        .unwrap()
+    };
+    let e = other
+        .svc
+        .check_proposal(1, &empty(&other.svc, 1), now_ms())
+        .unwrap_err();
+    assert!(e.contains("empty"), "{e}");
+    // Blob 1 records the rotation, effective at 4: fillers 2 and 3, then nothing.
+    proposer
+        .svc
+        .propose_rotation(rotation_of(rotation(4, &next_key())), t0)
+        .unwrap();
+    let seal = |p: &mut DaService, o: &mut DaService, height: u64| -> usize {
+        let message = p.propose_blob(height).expect("a blob");
+        o.check_proposal(height, &message, now_ms()).unwrap();
+        let signature = auth_key().sign(&message).to_bytes();
+        p.on_rotation_sealed(height, &message, &signature).unwrap();
+        p.flush();
+        let blobs = gossiped(&p.take_actions());
+        assert_eq!(
+            o.on_gossip(PeerId::random(), blobs[0].encoded()),
+            MessageAcceptance::Accept
+        );
+        DaBlob::from_signing_bytes(&message).unwrap().events.len()
+    };
+    assert_eq!(seal(&mut proposer.svc, &mut other.svc, 1), 1);
+    for height in [2, 3] {
+        assert!(proposer.svc.has_pending(), "a filler is due at {height}");
+        assert_eq!(seal(&mut proposer.svc, &mut other.svc, height), 0);
+    }
+    assert_eq!(other.svc.state().height(), 3);
+    let new = next_key().verifying_key().to_bytes();
+    assert_eq!(
+        proposer.svc.current_key(),
+        Some(new),
+        "the new key is in force"
+    );
+    assert!(
+        !proposer.svc.has_pending(),
+        "no filler at the effective height"
+    );
+    assert_eq!(proposer.svc.propose_blob(4), None);
+    let e = other
+        .svc
+        .check_proposal(4, &empty(&other.svc, 4), now_ms())
+        .unwrap_err();
+    assert!(e.contains("empty"), "{e}");
 }
