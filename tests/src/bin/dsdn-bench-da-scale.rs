@@ -121,6 +121,21 @@ async fn start_at_tip(spec: &NodeSpec, height: u64) -> anyhow::Result<(Node, Dur
     Ok((node, elapsed, cpu))
 }
 
+/// Bytes the process `pid` made the kernel read from and write to the disk so far
+/// (`read_bytes`, `write_bytes` of `/proc/PID/io`; page-cache hits are not counted).
+fn disk_io(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io"))?;
+    let field = |name: &str| -> anyhow::Result<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .with_context(|| format!("no {name} in /proc/{pid}/io"))?
+            .trim()
+            .parse()
+            .with_context(|| format!("malformed {name} in /proc/{pid}/io"))
+    };
+    Ok((field("read_bytes:")?, field("write_bytes:")?))
+}
+
 /// Longest time spent on one latency series: it stops early (after at least
 /// [`MIN_SAMPLES`]) when calls are slow, as `da state` is when it recomputes the root.
 const LATENCY_BUDGET: Duration = Duration::from_secs(60);
@@ -167,9 +182,15 @@ impl Run {
         eprintln!("[scale] {events} events: rebuilding the state from the log…");
         let (mut node, rebuild, cpu) = start_at_tip(&self.spec, height).await?;
         let apply = events as f64 / cpu.max(1e-3);
+        let io = node.pid().map(disk_io).transpose()?;
         eprintln!(
-            "[scale] rebuilt in {:.1} s wall, {cpu:.1} s CPU: {apply:.0} events/CPU-s",
-            rebuild.as_secs_f64()
+            "[scale] rebuilt in {:.1} s wall, {cpu:.1} s CPU: {apply:.0} events/CPU-s; {}",
+            rebuild.as_secs_f64(),
+            io.map_or("disk I/O unknown".to_owned(), |(r, w)| format!(
+                "the process read {:.0} B and wrote {:.0} B per event from/to the disk",
+                r as f64 / events as f64,
+                w as f64 / events as f64
+            ))
         );
         let client = node.client();
         let state_ms = latency(self.samples, || async {
