@@ -471,6 +471,12 @@ async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Resu
     )
     .await?
     .map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(40)))?;
+    anyhow::ensure!(
+        over_registry.epoch > genesis_epoch
+            && over_registry.anchor > 0
+            && over_registry.members.len() == member_ids.len(),
+        "selection over the full registry: {over_registry:?}"
+    );
     eprintln!("selected over the full registry: {over_registry:?}");
     net.pass();
     Ok(())
