@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dsdn_daemon::localnet::NodeMode;
-use dsdn_integration_tests::rotation::{log_events, start_committee_net_with};
+use dsdn_integration_tests::rotation::{check_selections, log_events, start_committee_net_with};
 use dsdn_integration_tests::{chunk_events, da_tip, eventually, metric, unix_now, TestNet};
 use dsdn_protocols::da::{Bytes32, Bytes64, DaBlob, DaEvent};
 use dsdn_protocols::NetworkId;
@@ -56,127 +56,6 @@ async fn converge(net: &TestNet, names: &[&str], wait: Duration) -> anyhow::Resu
         tips.windows(2).all(|w| w[0] == w[1]).then_some(())
     })
     .await
-}
-
-/// One rotation of the log whose members were recomputed by [`check_selections`].
-#[derive(Debug)]
-struct Selected {
-    epoch: u64,
-    /// The height of its anchor blob.
-    anchor: u64,
-    /// Coordinators registered at or before the anchor.
-    registered: usize,
-    members: Vec<String>,
-}
-
-/// Recomputes from `name`'s log the selection of every committee it records (issue 13 §3)
-/// and checks each `committee_rotated` event against it: its blob dated in a handoff window
-/// of the test schedule; its anchor the last blob dated before that window opened; its
-/// members `select_committee` over the `coordinator_registered` registry as of the anchor
-/// (only members of the committee handing over are eligible; the committee itself when
-/// fewer are registered), seeded by the anchor's hash and the hash of the committee handing
-/// over (`genesis`, in member order, of epoch `genesis_epoch` for the first one).
-async fn check_selections(
-    net: &TestNet,
-    name: &str,
-    network: &NetworkId,
-    genesis: &[String],
-    genesis_epoch: u64,
-) -> anyhow::Result<Vec<Selected>> {
-    use dsdn_protocols::committee::epoch::{
-        derive_epoch_seed, select_committee, selection_candidates, EpochSchedule,
-    };
-    let client = net.node(name).client();
-    let height = client.da_state().await?.height;
-    // (height, timestamp, hash) of every blob; the registry; the rotations and their blobs.
-    let mut stamps: Vec<(u64, u64, [u8; 32])> = Vec::new();
-    let mut registry: Vec<(String, u64)> = Vec::new();
-    let mut rotations = Vec::new();
-    let mut from = 1;
-    while from <= height {
-        let blobs = client.da_blobs(from, 64).await?;
-        anyhow::ensure!(!blobs.is_empty(), "no blob at {from} on {name}");
-        for b in &blobs {
-            let blob = DaBlob {
-                version: b.version,
-                network: network.as_str().to_owned(),
-                height: b.height,
-                prev_hash: Bytes32(hex32(&b.prev_hash)?),
-                prev_state_root: Bytes32(hex32(&b.prev_state_root)?),
-                timestamp_ms: b.timestamp_ms,
-                events: b.events.clone(),
-                signature: Bytes64([0; 64]),
-            };
-            stamps.push((b.height, b.timestamp_ms, blob.hash()?));
-            for e in &b.events {
-                match e {
-                    DaEvent::CoordinatorRegistered { node_id }
-                        if !registry.iter().any(|(id, _)| id == node_id) =>
-                    {
-                        registry.push((node_id.clone(), b.height));
-                    }
-                    DaEvent::CommitteeRotated(r) => {
-                        rotations.push((b.height, b.timestamp_ms, r.clone()));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        from += blobs.len() as u64;
-    }
-    let schedule = EpochSchedule {
-        start_ms: 0,
-        epoch_ms: EPOCH_SECS * 1000,
-        handoff_ms: HANDOFF_SECS * 1000,
-    };
-    let (mut members, mut epoch) = (genesis.to_vec(), genesis_epoch);
-    let mut out = Vec::new();
-    for (at, ts, rotation) in rotations {
-        anyhow::ensure!(rotation.epoch == epoch + 1, "{name}: rotation out of order");
-        let phase = schedule.phase(ts);
-        anyhow::ensure!(
-            phase.in_handoff,
-            "{name}: the rotation's blob {at} is dated {ts}, outside a handoff window"
-        );
-        let (anchor, hash) = stamps
-            .iter()
-            .filter(|(h, t, _)| *h < at && *t < phase.handoff_opens_ms)
-            .map(|(h, _, hash)| (*h, *hash))
-            .next_back()
-            .unwrap_or((0, [0; 32]));
-        let candidates = selection_candidates(&registry, anchor, &members, |id| {
-            members.iter().any(|m| m == id)
-        });
-        let ids = members
-            .iter()
-            .map(|m| {
-                let p: libp2p::PeerId = m.parse()?;
-                Ok(dsdn_protocols::committee::MemberId::new(p.to_bytes())?)
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let handing_over = dsdn_protocols::committee::CommitteeConfig {
-            epoch,
-            threshold: 2,
-            members: ids,
-        };
-        let committee_hash = dsdn_protocols::receipt::committee_hash(&handing_over)?.0;
-        let seed = derive_epoch_seed(rotation.epoch, &hash, &committee_hash);
-        let selected = select_committee(&candidates, &members, members.len(), &seed);
-        anyhow::ensure!(
-            rotation.members == selected && rotation.threshold == 2,
-            "{name}: rotation {} names {:?}, the selection over the registry as of blob {anchor} is {selected:?}",
-            rotation.epoch,
-            rotation.members
-        );
-        out.push(Selected {
-            epoch: rotation.epoch,
-            anchor,
-            registered: registry.iter().filter(|(_, h)| *h <= anchor).count(),
-            members: selected.clone(),
-        });
-        (members, epoch) = (selected, rotation.epoch);
-    }
-    Ok(out)
 }
 
 /// Checks every blob of `name`'s log against the key of its height: `genesis` until the
@@ -346,11 +225,17 @@ async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Resu
     }
     eprintln!("rotations in the log (epoch → (effective height, key)): {seen:?}");
     // Each rotation's members are the selection the log pins (registry, anchor, seed).
+    let schedule = dsdn_protocols::committee::epoch::EpochSchedule {
+        start_ms: 0,
+        epoch_ms: EPOCH_SECS * 1000,
+        handoff_ms: HANDOFF_SECS * 1000,
+    };
     let member_ids: Vec<String> = names
         .iter()
         .map(|n| net.node(n).peer_id().to_owned())
         .collect();
-    let selections = check_selections(&net, "c1", &network, &member_ids, genesis_epoch).await?;
+    let selections =
+        check_selections(&net, "c1", &network, schedule, &member_ids, genesis_epoch).await?;
     eprintln!("selections recomputed from the log: {selections:?}");
 
     // Nothing acknowledged is missing.
@@ -460,7 +345,8 @@ async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Resu
         ROTATION_WAIT,
         "a rotation selected over the three registered coordinators",
         || async {
-            match check_selections(&net, "c1", &network, &member_ids, genesis_epoch).await {
+            match check_selections(&net, "c1", &network, schedule, &member_ids, genesis_epoch).await
+            {
                 Ok(s) => s
                     .into_iter()
                     .find(|s| s.registered == member_ids.len())
