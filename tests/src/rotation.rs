@@ -1,7 +1,8 @@
 //! Helpers for the DA proposer rotation scenarios and benchmark (issue 13 §1): a committee of
 //! coordinators whose group key is the DA authority (DKG over the network, then a restart
 //! with the group key as `da_authority`), storage nodes, the proposer of the next height,
-//! and the events of a node's whole log.
+//! the events of a node's whole log, and the committee selections recomputed from it
+//! (issue 13 §3).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -10,6 +11,8 @@ use dsdn_daemon::localnet::{ConfigSpec, NodeMode};
 
 use crate::committee::spawn_committee;
 use crate::{eventually, full_mesh, TestNet, WAIT};
+
+pub mod checkpoints;
 
 /// A committee net: the coordinators' names and IPs' last octets, and the storage nodes'.
 pub struct CommitteeNet {
@@ -156,6 +159,135 @@ pub async fn log_events(net: &TestNet, name: &str) -> anyhow::Result<HashSet<Str
             }
         }
         from += blobs.len() as u64;
+    }
+    Ok(out)
+}
+
+/// One rotation of the log whose members were recomputed by [`check_selections`].
+#[derive(Debug)]
+pub struct Selected {
+    /// Its epoch.
+    pub epoch: u64,
+    /// The height of its anchor blob.
+    pub anchor: u64,
+    /// Coordinators registered at or before the anchor.
+    pub registered: usize,
+    /// Its members, in proposer order.
+    pub members: Vec<String>,
+}
+
+/// Recomputes from `name`'s log the selection of every committee it records (issue 13 §3)
+/// and checks each `committee_rotated` event against it: its blob dated in a handoff window
+/// of the test schedule; its anchor the last blob dated before that window opened; its
+/// members `select_committee` over the `coordinator_registered` registry as of the anchor
+/// (only members of the committee handing over are eligible; the committee itself when
+/// fewer are registered), seeded by the anchor's hash and the hash of the committee handing
+/// over (`genesis`, in member order, of epoch `genesis_epoch` for the first one), all
+/// with threshold 2 (the 2-of-3 committees of these tests).
+///
+/// # Errors
+/// The log cannot be read, or a rotation is not the selection (which one, and why).
+pub async fn check_selections(
+    net: &TestNet,
+    name: &str,
+    network: &dsdn_protocols::NetworkId,
+    schedule: dsdn_protocols::committee::epoch::EpochSchedule,
+    genesis: &[String],
+    genesis_epoch: u64,
+) -> anyhow::Result<Vec<Selected>> {
+    use dsdn_protocols::committee::epoch::{
+        derive_epoch_seed, select_committee, selection_candidates,
+    };
+    use dsdn_protocols::da::{Bytes32, Bytes64, DaBlob, DaEvent};
+    let hex32 = |s: &str| -> anyhow::Result<[u8; 32]> {
+        hex::decode(s)?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("not 32 bytes: {s}"))
+    };
+    let client = net.node(name).client();
+    let height = client.da_state().await?.height;
+    // (height, timestamp, hash) of every blob; the registry; the rotations and their blobs.
+    let mut stamps: Vec<(u64, u64, [u8; 32])> = Vec::new();
+    let mut registry: Vec<(String, u64)> = Vec::new();
+    let mut rotations = Vec::new();
+    let mut from = 1;
+    while from <= height {
+        let blobs = client.da_blobs(from, 64).await?;
+        anyhow::ensure!(!blobs.is_empty(), "no blob at {from} on {name}");
+        for b in &blobs {
+            let blob = DaBlob {
+                version: b.version,
+                network: network.as_str().to_owned(),
+                height: b.height,
+                prev_hash: Bytes32(hex32(&b.prev_hash)?),
+                prev_state_root: Bytes32(hex32(&b.prev_state_root)?),
+                timestamp_ms: b.timestamp_ms,
+                events: b.events.clone(),
+                signature: Bytes64([0; 64]),
+            };
+            stamps.push((b.height, b.timestamp_ms, blob.hash()?));
+            for e in &b.events {
+                match e {
+                    DaEvent::CoordinatorRegistered { node_id }
+                        if !registry.iter().any(|(id, _)| id == node_id) =>
+                    {
+                        registry.push((node_id.clone(), b.height));
+                    }
+                    DaEvent::CommitteeRotated(r) => {
+                        rotations.push((b.height, b.timestamp_ms, r.clone()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        from += blobs.len() as u64;
+    }
+    let (mut members, mut epoch) = (genesis.to_vec(), genesis_epoch);
+    let mut out = Vec::new();
+    for (at, ts, rotation) in rotations {
+        anyhow::ensure!(rotation.epoch == epoch + 1, "{name}: rotation out of order");
+        let phase = schedule.phase(ts);
+        anyhow::ensure!(
+            phase.in_handoff,
+            "{name}: the rotation's blob {at} is dated {ts}, outside a handoff window"
+        );
+        let (anchor, hash) = stamps
+            .iter()
+            .filter(|(h, t, _)| *h < at && *t < phase.handoff_opens_ms)
+            .map(|(h, _, hash)| (*h, *hash))
+            .next_back()
+            .unwrap_or((0, [0; 32]));
+        let candidates = selection_candidates(&registry, anchor, &members, |id| {
+            members.iter().any(|m| m == id)
+        });
+        let ids = members
+            .iter()
+            .map(|m| {
+                let p: libp2p::PeerId = m.parse()?;
+                Ok(dsdn_protocols::committee::MemberId::new(p.to_bytes())?)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let handing_over = dsdn_protocols::committee::CommitteeConfig {
+            epoch,
+            threshold: 2,
+            members: ids,
+        };
+        let committee_hash = dsdn_protocols::receipt::committee_hash(&handing_over)?.0;
+        let seed = derive_epoch_seed(rotation.epoch, &hash, &committee_hash);
+        let selected = select_committee(&candidates, &members, members.len(), &seed);
+        anyhow::ensure!(
+            rotation.members == selected && rotation.threshold == 2,
+            "{name}: rotation {} names {:?}, the selection over the registry as of blob {anchor} is {selected:?}",
+            rotation.epoch,
+            rotation.members
+        );
+        out.push(Selected {
+            epoch: rotation.epoch,
+            anchor,
+            registered: registry.iter().filter(|(_, h)| *h <= anchor).count(),
+            members: selected.clone(),
+        });
+        (members, epoch) = (selected, rotation.epoch);
     }
     Ok(out)
 }

@@ -1,12 +1,15 @@
 //! Issue 13 §3 and §7 with real `dsdnd` processes on 127.0.0.x: the automatic epoch
 //! rotation. A 2-of-3 coordinator committee whose group key is the DA authority runs with
 //! a schedule of seconds (`[committee] epoch_secs`/`handoff_secs`); in a handoff window
-//! it runs the next committee's DKG over the network (the same members re-keyed: no
-//! coordinator registry yet), signs the key proof with the new shares, seals the
+//! it runs the next committee's DKG over the network (the members, registered in the
+//! coordinator registry of the log, selected in the order the seed pinned to the log gives:
+//! only members of the committee in force can take part), signs the key proof with the
+//! new shares, seals the
 //! `committee_rotated` event and from its `effective_height` seals with the new key, while
 //! DA events are posted to every member. Checked: every coordinator reports the new epoch;
 //! every blob of every node verifies under the key of its epoch as recorded in the log (the
-//! new key from `effective_height` on); no event answered "published" is missing; a node
+//! new key from `effective_height` on); the rotation's members are the selection recomputed
+//! from the log (registry, anchor blob, seed); no event answered "published" is missing; a node
 //! started afterwards with the genesis configuration syncs across both epochs to the same
 //! state root. Prints the DKG time of the rotation (`committee_dkg_seconds`). Also: a
 //! failed window falls back and a later one rotates; on an idle log the rotation takes
@@ -17,10 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dsdn_daemon::localnet::NodeMode;
-use dsdn_integration_tests::roles::Watch;
-use dsdn_integration_tests::rotation::{log_events, start_committee_net_with};
+use dsdn_integration_tests::rotation::{
+    check_selections, checkpoints, log_events, start_committee_net_with,
+};
 use dsdn_integration_tests::{chunk_events, da_tip, eventually, metric, unix_now, TestNet};
-use dsdn_p2p::da::StateSyncMode;
 use dsdn_protocols::da::{Bytes32, Bytes64, DaBlob, DaEvent};
 use dsdn_protocols::NetworkId;
 
@@ -225,6 +228,19 @@ async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Resu
         seen = Some(r);
     }
     eprintln!("rotations in the log (epoch → (effective height, key)): {seen:?}");
+    // Each rotation's members are the selection the log pins (registry, anchor, seed).
+    let schedule = dsdn_protocols::committee::epoch::EpochSchedule {
+        start_ms: 0,
+        epoch_ms: EPOCH_SECS * 1000,
+        handoff_ms: HANDOFF_SECS * 1000,
+    };
+    let member_ids: Vec<String> = names
+        .iter()
+        .map(|n| net.node(n).peer_id().to_owned())
+        .collect();
+    let selections =
+        check_selections(&net, "c1", &network, schedule, &member_ids, genesis_epoch).await?;
+    eprintln!("selections recomputed from the log: {selections:?}");
 
     // Nothing acknowledged is missing.
     let log = log_events(&net, "c1").await?;
@@ -326,88 +342,42 @@ async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Resu
         da_tip(net.node("late")).await?
     );
 
-    // A new full node with `state_sync = "auto"` and the same genesis configuration takes
-    // the newest blob, signed by the new key, as its checkpoint: it learns that key through
-    // the rotation blob (verified under the genesis key) instead of replaying from height 1
-    // (issue 16 §5 after a rotation).
+    // A new full node (`state_sync = "auto"`) and a light client (`--newest`) with the
+    // genesis configuration start from the newest blob, signed by the new key: they learn
+    // it through the rotation blob instead of replaying from height 1 (issue 16 §4, §5).
     let effective = seen
         .as_ref()
         .and_then(|r| r.get(&(genesis_epoch + 1)))
         .map_or(0, |(e, _)| *e);
-    let mut synced_cfg = cfg.clone();
-    synced_cfg.seeds.da.state_sync = StateSyncMode::Auto;
-    net.spawn("synced", NodeMode::Storage, 51, &synced_cfg)
-        .await?;
-    with_late.push("synced");
-    converge(&net, &with_late, Duration::from_secs(60))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(60)))?;
-    let synced = net.node("synced");
-    let checkpoint = metric(synced, "da_state_sync_checkpoint_height", &[]).await;
-    let received = metric(synced, "da_sync_blobs_received_total", &[]).await;
-    anyhow::ensure!(
-        checkpoint >= effective as f64,
-        "synced: state sync checkpoint {checkpoint}, the rotation took effect at {effective}\n{}",
-        net.log_dump(60)
-    );
-    anyhow::ensure!(
-        received < checkpoint,
-        "synced: {received} blobs received for a checkpoint at {checkpoint}: it replayed"
-    );
-    eprintln!("a new full node state-synced at {checkpoint} (the new key in force since {effective}), {received} blobs received");
+    checkpoints::state_sync_after_rotation(&mut net, &cfg, "c1", effective).await?;
+    checkpoints::light_from_newest(&net, &cfg, "c2", effective).await?;
 
-    // A light client with the genesis configuration starts from the newest blob the same way
-    // (`watch --from-checkpoint --newest`), while events are posted.
-    let light_cfg = net.config_path("light");
-    cfg.write(&light_cfg)?;
-    let watch_args: Vec<String> = [
-        "--config",
-        &light_cfg.display().to_string(),
-        "--json",
-        "--from-checkpoint",
-        "--newest",
-        "--count",
-        "1",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    let stderr_path = net.dir().join("watch-newest.stderr");
-    let mut watch = Watch::spawn(&watch_args, &stderr_path)?;
-    let c2 = net.node("c2").client();
-    let fresh: Vec<String> = (0..4)
-        .map(|_| libp2p::PeerId::random().to_string())
-        .collect();
-    let mut more = dsdn_daemon::localnet::sample_da_events(&fresh, 40).into_iter();
-    let status = loop {
-        if let Some(status) = watch.wait_exit(Duration::from_millis(300)).await {
-            break Some(status);
-        }
-        match more.next() {
-            Some(e) => {
-                let _ = c2.da_publish(std::slice::from_ref(&e)).await;
+    // The registry with real daemons: every coordinator registers itself, and a later
+    // window selects over all of them (not the fallback to the committee in force), as
+    // recomputed from the log.
+    let over_registry = eventually(
+        ROTATION_WAIT,
+        "a rotation selected over the three registered coordinators",
+        || async {
+            match check_selections(&net, "c1", &network, schedule, &member_ids, genesis_epoch).await
+            {
+                Ok(s) => s
+                    .into_iter()
+                    .find(|s| s.registered == member_ids.len())
+                    .map(Ok),
+                Err(e) => Some(Err(e)),
             }
-            None => break watch.wait_exit(Duration::from_secs(30)).await,
-        }
-    };
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    let first = watch
-        .lines()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find_map(|v| v.get("event_index").and(v["height"].as_u64()));
+        },
+    )
+    .await?
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(40)))?;
     anyhow::ensure!(
-        status.is_some_and(|s| s.success()) && first.is_some_and(|h| h > effective),
-        "watch --newest after the rotation: exit {status:?}, first height {first:?} (the new \
-         key in force since {effective})\nstderr:\n{stderr}"
+        over_registry.epoch > genesis_epoch
+            && over_registry.anchor > 0
+            && over_registry.members.len() == member_ids.len(),
+        "selection over the full registry: {over_registry:?}"
     );
-    anyhow::ensure!(
-        stderr.contains("through the committee rotations"),
-        "the light client did not learn the new key through the rotation blob:\n{stderr}"
-    );
-    for line in stderr.lines().filter(|l| l.contains("watch: ")) {
-        eprintln!("[watch-newest] {line}");
-    }
+    eprintln!("selected over the full registry: {over_registry:?}");
     net.pass();
     Ok(())
 }

@@ -319,6 +319,7 @@ fn fields(event: &DaEvent) -> String {
             format!("chunk={} node={}", short(&chunk_id.0), text(node_id))
         }
         DaEvent::DeleteRequested { chunk_id, .. } => format!("chunk={}", short(&chunk_id.0)),
+        DaEvent::CoordinatorRegistered { node_id } => format!("coordinator={}", text(node_id)),
         DaEvent::ReceiptRecorded { receipt } => format!(
             "receipt={} workload={} node={}",
             short(&receipt.receipt_id().0),

@@ -15,7 +15,8 @@
 //!
 //! Every mode but `bootstrap` keeps the DA log and its derived state (maps and authenticated
 //! tree) in `<data dir>/da-log.redb`. A storage node registers itself with the DA
-//! authority (zone, capacity, class `regular`, or `datacenter` with `--dc`).
+//! authority (zone, capacity, class `regular`, or `datacenter` with `--dc`); a coordinator
+//! of a committee network registers in the coordinator registry (class `coordinator`).
 //!
 //! The mode decides what the node advertises, which roles it keeps connected and whether it
 //! carries DA events: see [`dsdn_daemon::roles`]. `validator`, `chain` and `ingress` are
@@ -265,7 +266,7 @@ async fn run(
     let services = cli.mode.services(cli.dc);
     let own_key = key::public_key_bytes(&keypair);
     let agent_version = format!("dsdnd/{}", env!("CARGO_PKG_VERSION"));
-    let registration = (cli.mode == Mode::Storage).then(|| RegisterRequest {
+    let mut registration = (cli.mode == Mode::Storage).then(|| RegisterRequest {
         zone: cli.zone.clone(),
         capacity_bytes: cli.capacity_bytes,
         class: if cli.dc { "datacenter" } else { "regular" }.to_owned(),
@@ -316,6 +317,16 @@ async fn run(
         c.test_corrupt_shares = cli.test_corrupt_shares;
         c
     });
+    if committee.is_some() {
+        // A coordinator of a committee network registers in the coordinator registry the
+        // next committees are selected from (issue 13 §3); zone and capacity are not
+        // recorded.
+        registration = Some(RegisterRequest {
+            zone: cli.zone.clone(),
+            capacity_bytes: 0,
+            class: dsdn_protocols::da::register::COORDINATOR_CLASS.to_owned(),
+        });
+    }
     if cli.test_corrupt_shares {
         tracing::warn!(
             "--test-corrupt-shares: this member sends corrupted signature shares (tests only)"

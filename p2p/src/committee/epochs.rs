@@ -14,25 +14,30 @@
 //! rotation in force (tip + 1 ≥ effective_height) ─▶ Switch ─▶ the next service replaces the
 //!   current one (blobs, receipts), the DA proposer rotation restarts with the new share
 //! ```
-//! Selection seam: the DA state has no registry of coordinators yet, so the candidates of
-//! the selection are the current members: the next committee is the same members re-keyed
-//! (a new DKG, a new group key) in the order the seed gives. The seed is derived from the
-//! next epoch and the current committee's hash only (no blob hash: members select at
-//! slightly different tips, and must agree on the order and the initiator).
+//! Selection ([`selection`]): the seed is pinned to the last blob dated before the handoff
+//! window opened, the candidates are the coordinators registered in the DA state as of that
+//! blob, so every member selects the same committee (order, initiator) whatever its tip.
+//! The seam: only members of the committee in force run this loop and its next service,
+//! so only they are eligible (a registered coordinator outside the committee is not
+//! selected); with fewer eligible registered coordinators than seats, the next committee
+//! is the same members re-keyed (a new DKG, a new group key) in the seed's order.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
 
 use dsdn_protocols::committee::epoch::EpochSchedule;
 use dsdn_protocols::committee::epoch_driver::{
-    CurrentCommittee, EpochAction, EpochDriver, EpochDriverConfig, LogView, NextCommittee, Step,
+    next_committee, CurrentCommittee, EpochAction, EpochDriver, EpochDriverConfig, LogView,
+    NextCommittee, Step,
 };
 use dsdn_protocols::committee::{CommitteeConfig, CommitteeRequest, Slot};
-use dsdn_protocols::da::{CommitteeRotation, DaState};
+use dsdn_protocols::da::CommitteeRotation;
 use dsdn_protocols::NetworkId;
 use libp2p::PeerId;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
+
+use crate::da::DaService;
 
 use super::files::{encode_epoch_driver, epoch_driver_path, read_epoch_driver};
 use super::{
@@ -62,8 +67,11 @@ pub(crate) struct EpochLoop {
     template: CommitteeNodeConfig,
     me: PeerId,
     network: NetworkId,
-    /// The committee of the configuration (the genesis authority's).
-    genesis: CurrentCommittee,
+    /// The epoch schedule and the committee of the configuration (the genesis
+    /// authority's): what the selection needs besides the log.
+    rule: SelectionRule,
+    /// The pinned seed anchor of the last window looked at.
+    anchor_cache: selection::AnchorCache,
     metrics: CommitteeMetrics,
 }
 
@@ -113,14 +121,15 @@ impl EpochLoop {
         network: NetworkId,
         metrics: CommitteeMetrics,
     ) -> Result<Self, CommitteeStartError> {
+        let schedule = EpochSchedule {
+            start_ms: 0,
+            epoch_ms: template.epoch_length.as_millis() as u64,
+            handoff_ms: template.handoff.as_millis() as u64,
+        };
         let cfg = EpochDriverConfig {
             me: me.to_string(),
             network: network.clone(),
-            schedule: EpochSchedule {
-                start_ms: 0,
-                epoch_ms: template.epoch_length.as_millis() as u64,
-                handoff_ms: template.handoff.as_millis() as u64,
-            },
+            schedule,
             dkg_timeout_ms: template.dkg_timeout.as_millis() as u64,
             switch_lead: dsdn_protocols::committee::epoch_driver::DEFAULT_SWITCH_LEAD,
         };
@@ -142,11 +151,15 @@ impl EpochLoop {
             adopted_window: None,
             record_writer: GuardWriter::start().map_err(CommitteeStartError::Writer)?,
             record_seq: 0,
-            genesis: CurrentCommittee {
-                epoch: template.epoch,
-                members: texts(&template.members),
-                threshold: template.threshold,
+            rule: SelectionRule {
+                schedule,
+                genesis: CurrentCommittee {
+                    epoch: template.epoch,
+                    members: texts(&template.members),
+                    threshold: template.threshold,
+                },
             },
+            anchor_cache: Default::default(),
             template: template.clone(),
             me,
             network,
@@ -154,31 +167,16 @@ impl EpochLoop {
         })
     }
 
-    /// What the driver reads of the DA `state`: the tip, the recorded epochs, the committee
-    /// in force and the candidates (the seam: its own members, see the module docs).
-    pub(crate) fn view(&self, state: &DaState) -> LogView {
-        let epochs = state.committee_epochs().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot read the committee epochs of the DA state");
-            Vec::new()
-        });
-        let tip = state.height();
-        let current = in_force(&self.genesis, &epochs, tip.saturating_add(1));
-        let current_hash = config_of(current.epoch, current.threshold, &current.members)
-            .ok()
-            .and_then(|c| dsdn_protocols::receipt::committee_hash(&c).ok())
-            .map_or([0; 32], |h| h.0);
-        LogView {
-            tip,
-            // The seam again: members tick at slightly different tips, so a seed over the
-            // tip hash gives them different member orders (and initiators) for the same
-            // window. Until the registry pins the blob the seed is taken at, the seed is
-            // the epoch and the committee hash alone (the same on every member).
-            tip_hash: [0; 32],
-            latest: epochs.last().cloned(),
-            candidates: current.members.clone(),
-            current,
-            current_hash,
-        }
+    /// What the driver reads of the DA log at `now_ms`: the tip, the recorded epochs, the
+    /// committee in force, the seed anchor of the handoff window and the candidates as of
+    /// it (see [`selection`]).
+    pub(crate) fn view(&self, da: &DaService, now_ms: u64) -> LogView {
+        self.rule.view(da, now_ms, &self.anchor_cache)
+    }
+
+    /// The selection rule (the DA service checks `committee_rotated` events with it).
+    pub(crate) fn rule(&self) -> &SelectionRule {
+        &self.rule
     }
 
     /// Advances the driver at `now_ms` over `view` (after the results of a finished DKG or
@@ -350,8 +348,9 @@ impl EpochLoop {
 
     /// A `DkgStart` of the next epoch from `peer` on a member that is not the initiator:
     /// taken when `peer` is a current member, `config` is the next epoch of the committee
-    /// in force, holds this node, has a majority threshold and only current members (the
-    /// selection seam), and the handoff window is open. Opens the next service from it and
+    /// in force, holds this node and is exactly this member's own selection
+    /// ([`next_committee`] of `view`: members and threshold), and the handoff window is
+    /// open. Opens the next service from it and
     /// joins its DKG.
     ///
     /// # Errors
@@ -377,10 +376,17 @@ impl EpochLoop {
         if !current.members.contains(&peer.to_string()) {
             return Err("the initiator is not a current member".into());
         }
+        // Exactly this member's own selection (the same on every member once the anchor
+        // is pinned; one not pinned yet here answers busy and the initiator asks again).
+        let selected = next_committee(view).filter(|n| {
+            let want: BTreeSet<&String> = n.members.iter().collect();
+            n.epoch == config.epoch
+                && n.threshold == config.threshold
+                && want == members.iter().collect()
+        });
         if !members.contains(&self.me.to_string())
             || members.len() != config.members.len()
-            || members.iter().any(|m| !view.candidates.contains(m))
-            || usize::from(config.threshold) != members.len() / 2 + 1
+            || selected.is_none()
         {
             return Err("not the next committee of this member's selection".into());
         }
@@ -553,9 +559,11 @@ impl EpochLoop {
 }
 
 mod in_force;
+mod selection;
 
+use in_force::config_of;
 pub(crate) use in_force::service_in_force;
-use in_force::{config_of, in_force};
+pub(crate) use selection::{check_rotation, SelectionRule};
 
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,6 @@
-//! [`Registrar`]: a storage node's registration with the DA authority (issue 5 §2).
+//! [`Registrar`]: a storage node's registration with the DA authority (issue 5 §2), and a
+//! coordinator's in the coordinator registry (issue 13 §3: class `coordinator`, a
+//! `CoordinatorRegistered` event; registered once it is in the replayed registry).
 //!
 //! A storage node registers itself: it sends a [`RegisterRequest`] (zone, capacity, class)
 //! over `/dsdn/<network>/da-register/1.0.0` to a connected coordinator — the DA authority's
@@ -80,6 +82,11 @@ impl Registrar {
 
     /// Re-checks the replayed state; call after blobs were applied.
     pub(crate) fn observe(&mut self, state: &DaState) {
+        if self.request.is_coordinator() {
+            // A coordinator (issue 13 §3): in the registry, whatever the zone and capacity.
+            self.registered_at = state.coordinator(&self.node_id).ok().flatten();
+            return;
+        }
         let record = state.node(&self.node_id).ok().flatten();
         self.registered_at = record.and_then(|r| {
             (r.zone == self.request.zone
@@ -236,5 +243,43 @@ mod tests {
         r.observe(chain.state());
         assert_eq!(r.view(), RegistrationView::Registered { height: 2 });
         assert_eq!(r.poll(later + RETRY, &[auth]), None);
+    }
+
+    #[test]
+    fn a_coordinator_is_registered_once_in_the_registry_not_as_a_storage_node() {
+        let me = PeerId::random();
+        let auth = PeerId::random();
+        let mut req = request();
+        req.class = dsdn_protocols::da::register::COORDINATOR_CLASS.into();
+        let mut r = Registrar::new(req, me, Some(auth));
+        let net = NetworkId::new("devnet").unwrap();
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let auth_key = key.verifying_key().to_bytes();
+        let mut chain = DaChain::new(DaState::new(net.clone()));
+        // A storage record of the same PeerId does not count.
+        let storage = DaEvent::NodeRegistered {
+            node_id: me.to_base58(),
+            zone: "id-jkt-1".into(),
+            capacity_bytes: 1 << 40,
+            class: "regular".into(),
+        };
+        let coordinator = DaEvent::CoordinatorRegistered {
+            node_id: me.to_base58(),
+        };
+        for (i, event) in [storage, coordinator].into_iter().enumerate() {
+            let b = chain
+                .state()
+                .seal_next(&key, i as u64 + 1, vec![event])
+                .unwrap()
+                .verify(&net, &auth_key)
+                .unwrap();
+            assert!(matches!(chain.offer(b), Offer::Applied(_)));
+            r.observe(chain.state());
+            if i == 0 {
+                assert!(matches!(r.view(), RegistrationView::Pending { .. }));
+                assert!(r.poll(Instant::now(), &[auth]).is_some());
+            }
+        }
+        assert_eq!(r.view(), RegistrationView::Registered { height: 2 });
     }
 }

@@ -188,6 +188,9 @@ pub(crate) struct DaService {
     confirming: confirm::Confirmations,
     /// A state sync is under way (issue 16 §5): no height is applied or asked for.
     state_sync_hold: bool,
+    /// The selection rule a `committee_rotated` event must follow to be queued or
+    /// co-signed (issue 13 §3); set on a member running the epoch rotation.
+    selection: Option<crate::committee::epochs::SelectionRule>,
 }
 
 impl DaService {
@@ -287,6 +290,7 @@ impl DaService {
             authority: cfg.authority,
             keys,
             sealer,
+            selection: None,
             sealed_this_run: false,
             identity_clash: None,
             doubt: doubt::AuthorityDoubt::default(),

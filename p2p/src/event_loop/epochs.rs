@@ -94,6 +94,8 @@ impl EventLoop {
                     handoff_secs = cfg.handoff.as_secs(),
                     "committee epoch rotation enabled"
                 );
+                // Rotations queued or co-signed here must be this log's selection.
+                self.da.service.set_selection_rule(Some(e.rule().clone()));
                 c.epochs = Some(e);
             }
             Err(e) => tracing::error!(error = %e, "the committee epoch rotation cannot run"),
@@ -112,7 +114,7 @@ impl EventLoop {
                 .committee
                 .as_ref()
                 .and_then(|c| c.epochs.as_ref())
-                .map(|e| e.view(self.da.service.state()))
+                .map(|e| e.view(&self.da.service, now_ms))
             else {
                 return;
             };
@@ -278,7 +280,7 @@ impl EventLoop {
             }
             return Some(event);
         };
-        let view = e.view(self.da.service.state());
+        let view = e.view(&self.da.service, unix_ms());
         match event {
             RpcEvent::Request {
                 peer,
@@ -332,7 +334,8 @@ impl EventLoop {
     /// The epoch part of `committee status`.
     pub(super) fn epochs_status(&self) -> Option<EpochView> {
         let e = self.committee.as_ref()?.epochs.as_ref()?;
-        Some(e.status(unix_ms(), &e.view(self.da.service.state())))
+        let now_ms = unix_ms();
+        Some(e.status(now_ms, &e.view(&self.da.service, now_ms)))
     }
 }
 

@@ -3,15 +3,19 @@
 //! `select_committee`, `EpochManager::is_in_handoff`), as pure functions of their inputs
 //! (`now` passed in).
 //!
-//! These are the rules the epoch rotation driver is to apply; the driver itself (DKG of
-//! the selected members during the handoff, proposing `committee_rotated`) is not built
-//! yet (docs/ARCHITECTURE.md "Committee epochs").
+//! These are the rules the epoch rotation driver ([`super::epoch_driver`]) applies and the
+//! members co-signing a `committee_rotated` event check (docs/ARCHITECTURE.md "Committee
+//! epochs"). The seed is pinned to the log ([`find_anchor`]: the last blob dated before the
+//! handoff window opened) and so are the candidates ([`selection_candidates`]: the
+//! coordinators registered at or before that blob), so every member derives the same
+//! committee whatever its tip.
 //!
 //! Weights: every registered coordinator has weight 1. Stake belongs to the chain: a
 //! stake-weighted selection replaces [`select_committee`]'s sort key by a weighted one
 //! (e.g. `hash / weight`), with the weights read from the chain at the seed's height —
 //! this is the seam.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Domain separator of [`derive_epoch_seed`].
@@ -19,8 +23,8 @@ const SEED_DOMAIN: &[u8] = b"dsdn/epoch-seed/v1";
 
 /// `SHA-256("dsdn/epoch-seed/v1" ‖ epoch (u64 big-endian) ‖ da_blob_hash ‖
 /// prev_committee_hash)`: the seed of the selection for `epoch`, from the hash of the last
-/// DA blob before the handoff and the hash of the committee that hands over (e.g.
-/// [`crate::receipt::committee_hash`]). Anyone holding the log can recompute it.
+/// DA blob before the handoff (the [`SeedAnchor`]) and the hash of the committee that hands
+/// over (e.g. [`crate::receipt::committee_hash`]). Anyone holding the log can recompute it.
 pub fn derive_epoch_seed(
     epoch: u64,
     da_blob_hash: &[u8; 32],
@@ -77,6 +81,108 @@ pub fn verify_selection(
     seed: &[u8; 32],
 ) -> bool {
     select_committee(candidates, current, size, seed) == proposed
+}
+
+/// How long after a handoff window opens a member selects over an unpinned anchor (its tip
+/// is still dated before the window: an idle log), in milliseconds. Until then it waits for
+/// a blob dated in the window, which pins the anchor for good (issue 13 §3).
+pub const ANCHOR_SETTLE_MS: u64 = 2_000;
+
+/// The blob a selection's seed is pinned to: the last blob dated (`timestamp_ms`) before
+/// the handoff window opened (height 0 and zeros when there is none). Blob timestamps never
+/// decrease along the log, so once a blob dated in the window is applied the anchor is
+/// fixed: every member, whatever its tip beyond it, finds the same one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedAnchor {
+    /// Its height (0: no blob before the window).
+    pub height: u64,
+    /// Its hash ([`crate::da::VerifiedBlob::hash`]; zeros at height 0).
+    pub hash: [u8; 32],
+}
+
+/// What [`find_anchor`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnchorLookup {
+    /// A blob dated at or after the window's opening is applied: the anchor is final.
+    Pinned(SeedAnchor),
+    /// The tip is dated before the window: the anchor is the tip for now, and a later blob
+    /// dated before the window would still move it.
+    Unpinned(SeedAnchor),
+}
+
+/// The anchor of the handoff window opening at `opens_ms` (UNIX ms) over the applied blobs
+/// `1..=tip`: the tip when it is dated before `opens_ms` (no read), else a binary search by
+/// timestamp with `header(h) = (timestamp_ms, hash)` of blob `h` (⌈log₂ tip⌉ + 1 reads).
+///
+/// # Errors
+/// The height whose header `header` could not give (e.g. a blob before a state-sync
+/// checkpoint, not held by this node).
+pub fn find_anchor(
+    tip: u64,
+    tip_hash: [u8; 32],
+    tip_timestamp_ms: u64,
+    opens_ms: u64,
+    header: impl Fn(u64) -> Option<(u64, [u8; 32])>,
+) -> Result<AnchorLookup, u64> {
+    if tip == 0 || tip_timestamp_ms < opens_ms {
+        return Ok(AnchorLookup::Unpinned(SeedAnchor {
+            height: tip,
+            hash: if tip == 0 { [0; 32] } else { tip_hash },
+        }));
+    }
+    // Invariant: blob `lo` is dated before the window (0: none), blob `hi` not.
+    let (mut lo, mut hi) = (0u64, tip);
+    let mut lo_hash = [0u8; 32];
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        let (ts, hash) = header(mid).ok_or(mid)?;
+        if ts < opens_ms {
+            (lo, lo_hash) = (mid, hash);
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(AnchorLookup::Pinned(SeedAnchor {
+        height: lo,
+        hash: lo_hash,
+    }))
+}
+
+/// The anchor a member selects over at `now_ms`: a pinned one, or an unpinned one once
+/// [`ANCHOR_SETTLE_MS`] have passed since the window opened at `opens_ms` (an idle log);
+/// `None`: wait.
+pub fn usable_anchor(lookup: AnchorLookup, now_ms: u64, opens_ms: u64) -> Option<SeedAnchor> {
+    match lookup {
+        AnchorLookup::Pinned(a) => Some(a),
+        AnchorLookup::Unpinned(a) => {
+            (now_ms >= opens_ms.saturating_add(ANCHOR_SETTLE_MS)).then_some(a)
+        }
+    }
+}
+
+/// The candidates of a selection over the coordinator `registry` (`(node_id,
+/// registered_at)`, as [`crate::da::DaState::coordinators`]) as of the anchor height: the
+/// coordinators registered at or before it that `eligible` admits (the node side admits
+/// only those able to take part in the next DKG). When they are fewer than the `current`
+/// committee's size, the current members are the candidates: the committee is kept and
+/// re-keyed (a new DKG, the members in the seed's order).
+pub fn selection_candidates(
+    registry: &[(String, u64)],
+    anchor_height: u64,
+    current: &[String],
+    eligible: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut registered: Vec<String> = registry
+        .iter()
+        .filter(|(id, at)| *at <= anchor_height && eligible(id))
+        .map(|(id, _)| id.clone())
+        .collect();
+    registered.sort();
+    registered.dedup();
+    if registered.len() < current.len() {
+        return current.to_vec();
+    }
+    registered
 }
 
 /// Epoch length and handoff window, in milliseconds; epoch `e` covers
@@ -166,6 +272,161 @@ mod tests {
         let dup = vec![ids(1)[0].clone(); 5];
         assert_eq!(select_committee(&dup, &cur, 3, &seed), cur);
         assert_eq!(select_committee(&ids(3), &cur, 3, &seed).len(), 3);
+    }
+
+    /// A log of `n` blobs: blob `h` dated `ts(h)`, hash `[h; 32]`.
+    fn log(ts: &[u64]) -> impl Fn(u64) -> Option<(u64, [u8; 32])> + '_ {
+        move |h| {
+            let i = usize::try_from(h).ok()?.checked_sub(1)?;
+            ts.get(i).map(|t| (*t, [h as u8; 32]))
+        }
+    }
+
+    fn anchor_at(ts: &[u64], tip: u64, opens: u64) -> Result<AnchorLookup, u64> {
+        let head = log(ts);
+        let (tip_ts, tip_hash) = if tip == 0 {
+            (0, [0; 32])
+        } else {
+            head(tip).unwrap()
+        };
+        find_anchor(tip, tip_hash, tip_ts, opens, head)
+    }
+
+    #[test]
+    fn the_anchor_is_the_last_blob_before_the_window_whatever_the_tip() {
+        // Blobs 1..=9 dated 100, 200, …; a window opening at 450: blob 4 is the anchor.
+        let ts: Vec<u64> = (1..=9).map(|h| h * 100).collect();
+        let want = SeedAnchor {
+            height: 4,
+            hash: [4; 32],
+        };
+        for tip in 5..=9 {
+            assert_eq!(
+                anchor_at(&ts, tip, 450),
+                Ok(AnchorLookup::Pinned(want)),
+                "tip {tip}"
+            );
+        }
+        // A blob dated exactly at the opening is in the window.
+        assert_eq!(
+            anchor_at(&ts, 9, 400),
+            Ok(AnchorLookup::Pinned(SeedAnchor {
+                height: 3,
+                hash: [3; 32]
+            }))
+        );
+        // Behind the window: unpinned, the tip for now.
+        assert_eq!(
+            anchor_at(&ts, 3, 450),
+            Ok(AnchorLookup::Unpinned(SeedAnchor {
+                height: 3,
+                hash: [3; 32]
+            }))
+        );
+        // No blob before the window: height 0, zeros.
+        let zero = SeedAnchor {
+            height: 0,
+            hash: [0; 32],
+        };
+        assert_eq!(anchor_at(&ts, 9, 50), Ok(AnchorLookup::Pinned(zero)));
+        assert_eq!(anchor_at(&[], 0, 50), Ok(AnchorLookup::Unpinned(zero)));
+        // Equal timestamps around the opening; every tip, every opening agrees with a scan.
+        let ts = [10, 10, 20, 20, 20, 30, 40, 40];
+        for opens in 0..50 {
+            let last = (1..=8u64)
+                .filter(|h| ts[*h as usize - 1] < opens)
+                .max()
+                .unwrap_or(0);
+            for tip in 1..=8u64 {
+                let got = anchor_at(&ts, tip, opens).unwrap();
+                if ts[tip as usize - 1] >= opens {
+                    assert_eq!(
+                        got,
+                        AnchorLookup::Pinned(SeedAnchor {
+                            height: last,
+                            hash: if last == 0 { [0; 32] } else { [last as u8; 32] }
+                        })
+                    );
+                } else {
+                    assert!(matches!(got, AnchorLookup::Unpinned(a) if a.height == tip));
+                }
+            }
+        }
+        // A blob this node does not hold is reported, never guessed.
+        let holes = |h: u64| (h != 2).then_some((h * 100, [h as u8; 32]));
+        assert_eq!(find_anchor(4, [4; 32], 400, 250, holes), Err(2));
+    }
+
+    #[test]
+    fn an_unpinned_anchor_is_used_only_after_the_settle_delay() {
+        let a = SeedAnchor {
+            height: 3,
+            hash: [3; 32],
+        };
+        assert_eq!(usable_anchor(AnchorLookup::Pinned(a), 0, 1_000), Some(a));
+        let u = AnchorLookup::Unpinned(a);
+        assert_eq!(usable_anchor(u, 1_000 + ANCHOR_SETTLE_MS - 1, 1_000), None);
+        assert_eq!(usable_anchor(u, 1_000 + ANCHOR_SETTLE_MS, 1_000), Some(a));
+    }
+
+    #[test]
+    fn candidates_are_the_registry_as_of_the_anchor() {
+        let cur = ids(3);
+        let reg: Vec<(String, u64)> = ids(6)
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| (id, i as u64 + 1))
+            .collect();
+        let all = |_: &str| true;
+        // Registered at heights 1..=6; at anchor 4, the first four.
+        assert_eq!(selection_candidates(&reg, 4, &cur, all), ids(4));
+        assert_eq!(selection_candidates(&reg, 100, &cur, all), ids(6));
+        // Fewer than the committee's size: the current members.
+        assert_eq!(selection_candidates(&reg, 2, &cur, all), cur);
+        assert_eq!(selection_candidates(&[], 9, &cur, all), cur);
+        // Only the eligible ones count.
+        let even = |id: &str| id.ends_with('0') || id.ends_with('2') || id.ends_with('4');
+        assert_eq!(
+            selection_candidates(&reg, 100, &cur, even),
+            vec![ids(6)[0].clone(), ids(6)[2].clone(), ids(6)[4].clone()]
+        );
+        assert_eq!(selection_candidates(&reg, 4, &cur, even), cur);
+    }
+
+    #[test]
+    fn the_selection_is_the_same_at_every_tip_and_follows_the_registry() {
+        // Blobs dated 1..=40 s; registrations at heights 1..=8; the window opens at 20.5 s.
+        let ts: Vec<u64> = (1..=40).map(|h| h * 1_000).collect();
+        let reg: Vec<(String, u64)> = ids(8)
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| (id, i as u64 + 1))
+            .collect();
+        let cur = ids(3);
+        let select_at = |tip: u64, registry: &[(String, u64)]| {
+            let Ok(AnchorLookup::Pinned(a)) = anchor_at(&ts, tip, 20_500) else {
+                panic!("pinned at tip {tip}");
+            };
+            let c = selection_candidates(registry, a.height, &cur, |_| true);
+            select_committee(&c, &cur, 3, &derive_epoch_seed(1, &a.hash, &[7; 32]))
+        };
+        let at_21 = select_at(21, &reg);
+        for tip in 22..=40 {
+            assert_eq!(select_at(tip, &reg), at_21, "tip {tip}");
+        }
+        // Registrations after the anchor do not count, whenever they are seen.
+        let mut later = reg.clone();
+        later.extend(ids(12).into_iter().skip(8).map(|id| (id, 30)));
+        assert_eq!(select_at(40, &later), at_21);
+        // A different registry (before the anchor) changes the selection for some seed.
+        let fewer: Vec<(String, u64)> = reg[..4].to_vec();
+        let differs = (0..8u8).any(|b| {
+            let seed = derive_epoch_seed(1, &[b; 32], &[7; 32]);
+            let a = selection_candidates(&reg, 20, &cur, |_| true);
+            let f = selection_candidates(&fewer, 20, &cur, |_| true);
+            select_committee(&a, &cur, 3, &seed) != select_committee(&f, &cur, 3, &seed)
+        });
+        assert!(differs);
     }
 
     #[test]

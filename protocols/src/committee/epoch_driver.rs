@@ -6,8 +6,8 @@
 //!
 //! One handoff, per [`EpochSchedule`] window (the last `handoff_ms` of each schedule epoch):
 //! ```text
-//! sealing ──window opens──▶ handoff: next = select_committee(registered coordinators,
-//!                           seed = derive_epoch_seed(epoch + 1, last blob hash, committee hash))
+//! sealing ──window opens, anchor usable──▶ handoff: next = select_committee(candidates,
+//!                           seed = derive_epoch_seed(epoch + 1, anchor hash, committee hash))
 //!         ──initiator──▶ StartDkg{epoch + 1, next}            (phase dkg, ≤ dkg_timeout)
 //!         ◀─on_dkg(group key)── SignKeyProof{rotation}        (FROST of the NEW shares)
 //!         ◀─on_key_proof(sig)── Propose{rotation}             (the CURRENT committee seals it)
@@ -31,7 +31,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::epoch::{derive_epoch_seed, select_committee, EpochSchedule};
+use super::epoch::{derive_epoch_seed, select_committee, EpochSchedule, SeedAnchor};
 use crate::da::epochs::{CommitteeRotation, EpochRecord, MAX_ROTATION_LEAD};
 use crate::da::{Bytes32, Bytes64};
 use crate::NetworkId;
@@ -71,15 +71,18 @@ pub struct CurrentCommittee {
 pub struct LogView {
     /// The applied tip height (0: empty log).
     pub tip: u64,
-    /// Hash of the blob at `tip` (zeros for an empty log).
-    pub tip_hash: [u8; 32],
+    /// The blob the seed of this handoff window's selection is pinned to
+    /// ([`super::epoch::find_anchor`], [`super::epoch::usable_anchor`]); `None` while it is
+    /// not usable yet (the driver waits to select).
+    pub anchor: Option<SeedAnchor>,
     /// The last recorded rotation, if any.
     pub latest: Option<EpochRecord>,
     /// The committee sealing now.
     pub current: CurrentCommittee,
     /// Hash of `current` ([`crate::receipt::committee_hash`]).
     pub current_hash: [u8; 32],
-    /// PeerIds of the coordinators registered in the DA state.
+    /// The candidates of the selection: the coordinators registered in the DA state as of
+    /// `anchor` ([`super::epoch::selection_candidates`]).
     pub candidates: Vec<String>,
 }
 
@@ -227,11 +230,12 @@ pub fn initiator<'a>(next: &'a [String], current: &[String]) -> Option<&'a Strin
 }
 
 /// The next committee for `view`: same size as the current one, selected over the
-/// registered coordinators; `None` when the selection keeps the current members (too few
-/// candidates: nothing to rotate).
+/// candidates with the seed of the anchor's hash; `None` without a usable anchor or with
+/// fewer distinct candidates than seats.
 pub fn next_committee(view: &LogView) -> Option<NextCommittee> {
     let epoch = view.current.epoch.checked_add(1)?;
-    let seed = derive_epoch_seed(epoch, &view.tip_hash, &view.current_hash);
+    let anchor = view.anchor?;
+    let seed = derive_epoch_seed(epoch, &anchor.hash, &view.current_hash);
     let size = view.current.members.len();
     let mut distinct: Vec<&String> = view.candidates.iter().collect();
     distinct.sort();
@@ -392,6 +396,9 @@ impl EpochDriver {
                     }
                     Step::Switching { .. } => {}
                 }
+            }
+            _ if self.record.window_ends_ms != window && view.anchor.is_none() => {
+                // A new window opens, its seed is not pinned yet: wait.
             }
             _ if self.record.window_ends_ms != window => {
                 // A new window opens: select the next committee.

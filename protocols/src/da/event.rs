@@ -55,6 +55,7 @@ const KIND_REPLICA_REMOVED: u8 = 4;
 const KIND_DELETE_REQUESTED: u8 = 5;
 const KIND_RECEIPT_RECORDED: u8 = 6;
 const KIND_COMMITTEE_ROTATED: u8 = 7;
+const KIND_COORDINATOR_REGISTERED: u8 = 8;
 
 /// One DA event (14A §1: deterministic, ordered, versioned).
 ///
@@ -130,6 +131,16 @@ pub enum DaEvent {
     /// committee's epoch rotation, never taken from the publish API. JSON: the fields of
     /// [`CommitteeRotation`] next to `"type": "committee_rotated"`.
     CommitteeRotated(Box<CommitteeRotation>),
+    /// A coordinator joined the registry the next committees are selected from (issue 13
+    /// §3, `coordinator:<node_id>` in the state). Recorded only through the registration
+    /// protocol, whose requester's authenticated PeerId is `node_id` (the publish API
+    /// refuses it). The PeerId is all the next committee's DKG needs: its messages go over
+    /// the committee protocol to connected peers, whose addresses the peer manager holds.
+    CoordinatorRegistered {
+        /// The coordinator's PeerId (base58 text; unlike the older kinds, checked to be a
+        /// PeerId by [`DaEvent::validate`], so the registry holds PeerIds only).
+        node_id: String,
+    },
 }
 
 /// An event on the wire: the CBOR array `[kind: u8, version: u16, body: bytes]`.
@@ -144,6 +155,7 @@ pub enum DaEvent {
 ///   ([`ThresholdReceipt::to_bytes`]), so its size is known before the receipt is decoded
 /// - kind 7 `committee_rotated`: `[epoch: u64, members: [text...], threshold: u16,
 ///   group_key: bytes32, effective_height: u64, key_proof: bytes64]`
+/// - kind 8 `coordinator_registered`: `[node_id: text]`
 ///
 /// The body is at most [`MAX_EVENT_BODY_BYTES`] bytes ([`MAX_RECEIPT_EVENT_BODY_BYTES`] for
 /// kind 6, [`MAX_ROTATION_EVENT_BODY_BYTES`] for kind 7).
@@ -157,7 +169,7 @@ fn malformed(kind: &str, e: impl std::fmt::Display) -> DaError {
 impl DaEvent {
     /// The snake_case name of the variant (`node_registered`, `chunk_declared`,
     /// `replica_added`, `replica_removed`, `delete_requested`, `receipt_recorded`,
-    /// `committee_rotated`), as in the JSON `"type"`.
+    /// `committee_rotated`, `coordinator_registered`), as in the JSON `"type"`.
     pub fn kind(&self) -> &'static str {
         match self {
             DaEvent::NodeRegistered { .. } => "node_registered",
@@ -167,6 +179,7 @@ impl DaEvent {
             DaEvent::DeleteRequested { .. } => "delete_requested",
             DaEvent::ReceiptRecorded { .. } => "receipt_recorded",
             DaEvent::CommitteeRotated(_) => "committee_rotated",
+            DaEvent::CoordinatorRegistered { .. } => "coordinator_registered",
         }
     }
 
@@ -219,6 +232,16 @@ impl DaEvent {
                 rotation.validate()?;
                 &[]
             }
+            DaEvent::CoordinatorRegistered { node_id } => {
+                // A kind without legacy blobs: the PeerId form is part of its validity.
+                if node_id.len() <= MAX_TEXT_LEN && node_id.parse::<multiaddr::PeerId>().is_err() {
+                    return Err(malformed(
+                        self.kind(),
+                        format_args!("field node_id {node_id:?} is not a PeerId"),
+                    ));
+                }
+                &[("node_id", node_id)]
+            }
             DaEvent::ChunkDeclared { .. } | DaEvent::DeleteRequested { .. } => &[],
         };
         for (name, value) in texts {
@@ -237,7 +260,8 @@ impl DaEvent {
         match self {
             DaEvent::NodeRegistered { node_id, .. }
             | DaEvent::ReplicaAdded { node_id, .. }
-            | DaEvent::ReplicaRemoved { node_id, .. } => std::slice::from_ref(node_id),
+            | DaEvent::ReplicaRemoved { node_id, .. }
+            | DaEvent::CoordinatorRegistered { node_id } => std::slice::from_ref(node_id),
             DaEvent::ChunkDeclared { .. }
             | DaEvent::DeleteRequested { .. }
             | DaEvent::ReceiptRecorded { .. }
@@ -345,6 +369,9 @@ impl DaEvent {
                     MAX_ROTATION_EVENT_BODY_BYTES,
                 ),
             ),
+            DaEvent::CoordinatorRegistered { node_id } => {
+                (KIND_COORDINATOR_REGISTERED, codec::encode(&(node_id,), cap))
+            }
         };
         let body = body.map_err(|e| malformed(self.kind(), e))?;
         Ok(WireEvent(kind, EVENT_VERSION, ByteBuf::from(body)))
@@ -354,7 +381,7 @@ impl DaEvent {
     /// nothing is guessed. Does not validate (see [`DaEvent::validate`]).
     ///
     /// # Errors
-    /// - [`DaError::UnknownEventKind`] for a kind other than 1..=7;
+    /// - [`DaError::UnknownEventKind`] for a kind other than 1..=8;
     /// - [`DaError::UnsupportedEventVersion`] for a version other than [`EVENT_VERSION`];
     /// - [`DaError::Malformed`] for a body that is not the kind's version-1 form or is
     ///   larger than [`MAX_EVENT_BODY_BYTES`] ([`MAX_RECEIPT_EVENT_BODY_BYTES`] for kind 6,
@@ -370,6 +397,7 @@ impl DaEvent {
             KIND_DELETE_REQUESTED => "delete_requested",
             KIND_RECEIPT_RECORDED => "receipt_recorded",
             KIND_COMMITTEE_ROTATED => "committee_rotated",
+            KIND_COORDINATOR_REGISTERED => "coordinator_registered",
             other => return Err(DaError::UnknownEventKind(other)),
         };
         if *version != EVENT_VERSION {
@@ -424,6 +452,10 @@ impl DaEvent {
                     effective_height,
                     key_proof,
                 }))
+            }
+            KIND_COORDINATOR_REGISTERED => {
+                let (node_id,): (String,) = codec::decode(body, cap).map_err(bad)?;
+                DaEvent::CoordinatorRegistered { node_id }
             }
             _ => {
                 let (chunk_id, owner_signature) = codec::decode(body, cap).map_err(bad)?;

@@ -1,9 +1,15 @@
-//! Storage-node registration: protocol `/dsdn/<network>/da-register/1.0.0`.
+//! Storage-node and coordinator registration: protocol `/dsdn/<network>/da-register/1.0.0`.
 //!
 //! A storage node asks the DA publisher to record it in the DA log with a
 //! [`RegisterRequest`]; the publisher answers with a [`RegisterResponse`] naming the
 //! blob height that carries its `NodeRegistered` event, or a refusal. The node id is the
 //! requester's authenticated libp2p PeerId, so it is not part of the request.
+//!
+//! A coordinator registers the same way with the class [`COORDINATOR_CLASS`] (issue 13 §3:
+//! the registry the next committees are selected from): the publisher records a
+//! `CoordinatorRegistered` event instead, and the zone and capacity are not recorded. A
+//! publisher of an older build refuses that class ([`RegisterError::UnknownClass`]), so it
+//! never records a coordinator as a storage node.
 //!
 //! Spec: Tahap 14A §1 (`NodeRegistered`), issue 5 §4 (registration of storage nodes).
 //! Both messages are CBOR through [`crate::codec`], at most [`MAX_REGISTER_BYTES`] each.
@@ -24,6 +30,10 @@ pub const MAX_REFUSAL_REASON_LEN: usize = 256;
 /// The node classes a registration may name (as in `NodeRegistered.class`).
 pub const NODE_CLASSES: [&str; 2] = ["regular", "datacenter"];
 
+/// The class of a coordinator's registration (a `CoordinatorRegistered` event, not a
+/// `NodeRegistered` one).
+pub const COORDINATOR_CLASS: &str = "coordinator";
+
 /// Why a registration message is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegisterError {
@@ -33,8 +43,8 @@ pub enum RegisterError {
     /// The class is empty or longer than [`MAX_REGISTER_TEXT_LEN`] bytes (its length).
     #[error("class must be 1..={MAX_REGISTER_TEXT_LEN} bytes, got {0}")]
     ClassLength(usize),
-    /// The class is not one of [`NODE_CLASSES`].
-    #[error("class must be \"regular\" or \"datacenter\", got {0:?}")]
+    /// The class is not one of [`NODE_CLASSES`] nor [`COORDINATOR_CLASS`].
+    #[error("class must be \"regular\", \"datacenter\" or \"coordinator\", got {0:?}")]
     UnknownClass(String),
     /// A refusal reason longer than [`MAX_REFUSAL_REASON_LEN`] bytes (its length).
     #[error("refusal reason of {0} bytes (max {MAX_REFUSAL_REASON_LEN})")]
@@ -51,13 +61,14 @@ pub struct RegisterRequest {
     pub zone: String,
     /// Storage the node offers, in bytes.
     pub capacity_bytes: u64,
-    /// `"regular"` or `"datacenter"`.
+    /// `"regular"` or `"datacenter"` (a storage node), or [`COORDINATOR_CLASS`].
     pub class: String,
 }
 
 impl RegisterRequest {
     /// Checks the same bounds as a `NodeRegistered` event: zone and class
-    /// 1..=[`MAX_REGISTER_TEXT_LEN`] bytes, class one of [`NODE_CLASSES`].
+    /// 1..=[`MAX_REGISTER_TEXT_LEN`] bytes, class one of [`NODE_CLASSES`] or
+    /// [`COORDINATOR_CLASS`].
     ///
     /// # Errors
     /// [`RegisterError::ZoneLength`], [`RegisterError::ClassLength`] or
@@ -69,10 +80,15 @@ impl RegisterRequest {
         if self.class.is_empty() || self.class.len() > MAX_REGISTER_TEXT_LEN {
             return Err(RegisterError::ClassLength(self.class.len()));
         }
-        if !NODE_CLASSES.contains(&self.class.as_str()) {
+        if !NODE_CLASSES.contains(&self.class.as_str()) && !self.is_coordinator() {
             return Err(RegisterError::UnknownClass(self.class.clone()));
         }
         Ok(())
+    }
+
+    /// True for a coordinator's registration (class [`COORDINATOR_CLASS`]).
+    pub fn is_coordinator(&self) -> bool {
+        self.class == COORDINATOR_CLASS
     }
 
     /// Validates, then encodes as CBOR (at most [`MAX_REGISTER_BYTES`]).
@@ -179,6 +195,9 @@ mod tests {
     fn validation_bounds() {
         assert_eq!(req("eu-1", "regular").validate(), Ok(()));
         assert_eq!(req("eu-1", "datacenter").validate(), Ok(()));
+        assert_eq!(req("eu-1", COORDINATOR_CLASS).validate(), Ok(()));
+        assert!(req("eu-1", COORDINATOR_CLASS).is_coordinator());
+        assert!(!req("eu-1", "regular").is_coordinator());
         assert_eq!(req(&"z".repeat(128), "regular").validate(), Ok(()));
         assert_eq!(
             req("", "regular").validate(),

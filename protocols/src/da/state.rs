@@ -18,6 +18,7 @@ use crate::NetworkId;
 
 mod blob_tx;
 mod committee;
+pub use committee::MAX_COORDINATORS;
 pub mod keys;
 pub mod store;
 
@@ -74,7 +75,8 @@ pub enum EventOutcome {
     Applied,
     /// The event was a deterministic no-op; the label says why: `invalid`,
     /// `chunk_already_declared`, `unknown_chunk`, `unknown_node`, `duplicate_replica`,
-    /// `absent_replica`, `bad_owner_signature`, `duplicate_receipt`.
+    /// `absent_replica`, `bad_owner_signature`, `duplicate_receipt`, `duplicate_coordinator`
+    /// and the rotation labels of [`DaState::check_event`].
     Ignored(&'static str),
 }
 
@@ -263,7 +265,11 @@ impl DaState {
     ///   blob's signature is the committee's);
     /// - `committee_rotated` is admitted by [`super::epochs::admit_rotation`] (labels
     ///   `rotation_pending`, `epoch_out_of_order`, `bad_effective_height`, `bad_key_proof`)
-    ///   at height `height() + 1`; it writes `committee:<epoch>` and `committee:latest`.
+    ///   at height `height() + 1`; it writes `committee:<epoch>` and `committee:latest`;
+    /// - `coordinator_registered` of a registered coordinator →
+    ///   `Ignored("duplicate_coordinator")` (the first registration height stays, so the
+    ///   registry as of a height never changes later); otherwise it writes
+    ///   `coordinator:<node_id>` = the blob's height.
     ///
     /// # Errors
     /// [`StateError`] when the store cannot be read.

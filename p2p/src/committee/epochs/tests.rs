@@ -1,6 +1,7 @@
 //! Unit tests of the epoch rotation's node side.
 use super::*;
 use dsdn_protocols::da::EpochRecord;
+use in_force::in_force;
 
 fn record(epoch: u64, effective_height: u64) -> EpochRecord {
     EpochRecord {

@@ -92,7 +92,7 @@ impl DaService {
         }
         // What the proposer admits for sealing, checked again: a signed blob is for good.
         for (i, event) in blob.events.iter().enumerate() {
-            self.sealable(event)
+            self.sealable_at(event, blob.timestamp_ms)
                 .map_err(|e| format!("blob {height} event {i}: {e}"))?;
         }
         Ok(())

@@ -123,16 +123,49 @@ impl DaService {
     /// # Errors
     /// Why the event is not sealable, for logs and the proposer's error message.
     pub(super) fn sealable(&self, event: &DaEvent) -> Result<(), String> {
-        if !matches!(event, DaEvent::CommitteeRotated(_)) {
+        self.sealable_at(event, unix_ms())
+    }
+
+    /// [`DaService::sealable`] for a blob dated `timestamp_ms` (UNIX ms; the pool's checks
+    /// use the clock): a `committee_rotated` event must also be the selection of the
+    /// handoff window the blob is dated in, when this member runs the epoch rotation
+    /// ([`DaService::set_selection_rule`], `crate::committee::epochs::check_rotation`).
+    ///
+    /// # Errors
+    /// As [`DaService::sealable`], or why the rotation is not this log's selection.
+    pub(super) fn sealable_at(&self, event: &DaEvent, timestamp_ms: u64) -> Result<(), String> {
+        let DaEvent::CommitteeRotated(rotation) = event else {
             return event.validate_for_sealing().map_err(|e| e.to_string());
-        }
+        };
         match self.chain.state().check_event(event) {
-            Ok(EventOutcome::Applied) => Ok(()),
+            Ok(EventOutcome::Applied) => {}
             Ok(EventOutcome::Ignored(label)) => {
-                Err(format!("committee_rotated event not admitted: {label}"))
+                return Err(format!("committee_rotated event not admitted: {label}"))
             }
-            Err(e) => Err(format!("committee_rotated event: {e}")),
+            Err(e) => return Err(format!("committee_rotated event: {e}")),
         }
+        match &self.selection {
+            Some(rule) => {
+                crate::committee::epochs::check_rotation(rule, self, rotation, timestamp_ms)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The selection rule `committee_rotated` events must follow on this member (issue 13
+    /// §3); `None`: not checked (a member whose epoch rotation does not run).
+    pub(crate) fn set_selection_rule(
+        &mut self,
+        rule: Option<crate::committee::epochs::SelectionRule>,
+    ) {
+        self.selection = rule;
+    }
+
+    /// `(timestamp_ms, hash)` of the applied blob at `height`, read from the log (the
+    /// unwritten buffer or the disk); `None` when this node does not hold it.
+    pub(crate) fn blob_stamp(&self, height: u64) -> Option<(u64, [u8; 32])> {
+        let blob = DaBlob::from_bytes(&self.read_blob(height)?).ok()?;
+        Some((blob.timestamp_ms, blob.hash().ok()?))
     }
 
     /// Decodes and verifies a blob against the key of its height.

@@ -119,6 +119,14 @@ impl DaService {
             return Err(PublishError::Empty);
         }
         for (index, event) in events.iter().enumerate() {
+            if let DaEvent::CoordinatorRegistered { .. } = event {
+                // Its node id must be the requester's authenticated PeerId (da-register).
+                let error = dsdn_protocols::da::DaError::Malformed(
+                    "coordinator_registered event: only the registration protocol records a coordinator"
+                        .into(),
+                );
+                return Err(PublishError::Invalid { index, error });
+            }
             event
                 .validate_for_sealing()
                 .and_then(|()| event.to_wire().map(drop))
@@ -156,13 +164,24 @@ impl DaService {
             Some(refuse(e.to_string()))
         } else {
             let node_id = peer.to_base58();
-            match self.chain.state().node(&node_id).ok().flatten() {
-                Some(r)
-                    if r.zone == request.zone
-                        && r.capacity_bytes == request.capacity_bytes
-                        && r.class == request.class =>
-                {
-                    let height = r.registered_at;
+            let known = if request.is_coordinator() {
+                // A coordinator (issue 13 §3): its first registration height stays.
+                self.chain.state().coordinator(&node_id).ok().flatten()
+            } else {
+                self.chain
+                    .state()
+                    .node(&node_id)
+                    .ok()
+                    .flatten()
+                    .filter(|r| {
+                        r.zone == request.zone
+                            && r.capacity_bytes == request.capacity_bytes
+                            && r.class == request.class
+                    })
+                    .map(|r| r.registered_at)
+            };
+            match known {
+                Some(height) => {
                     self.metrics
                         .da_registrations
                         .with_label_values(&["known"])
@@ -171,16 +190,20 @@ impl DaService {
                     self.when_durable(height, vec![Reply::Known(channel)]);
                     return;
                 }
-                _ => {
-                    let event = DaEvent::NodeRegistered {
-                        node_id,
-                        zone: request.zone,
-                        capacity_bytes: request.capacity_bytes,
-                        class: request.class,
+                None => {
+                    let event = if request.is_coordinator() {
+                        DaEvent::CoordinatorRegistered { node_id }
+                    } else {
+                        DaEvent::NodeRegistered {
+                            node_id,
+                            zone: request.zone,
+                            capacity_bytes: request.capacity_bytes,
+                            class: request.class,
+                        }
                     };
                     match self.queue_event(event, Reply::Register(channel), now) {
                         Ok(()) => {
-                            tracing::info!(%peer, "storage node registration queued");
+                            tracing::info!(%peer, "registration queued");
                             return;
                         }
                         Err(reply) => {

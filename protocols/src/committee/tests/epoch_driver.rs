@@ -38,7 +38,10 @@ fn cfg(me: &str) -> EpochDriverConfig {
 fn view(tip: u64) -> LogView {
     LogView {
         tip,
-        tip_hash: [tip as u8; 32],
+        anchor: Some(SeedAnchor {
+            height: 1,
+            hash: [1; 32],
+        }),
         latest: None,
         current: CurrentCommittee {
             epoch: 0,
@@ -409,4 +412,30 @@ fn too_few_registered_coordinators_keep_the_committee() {
     let next = vec![id(7), id(1), id(2)];
     assert_eq!(initiator(&next, &[id(0), id(1)]), Some(&id(1)));
     assert_eq!(initiator(&next, &[id(9)]), Some(&id(7)));
+}
+
+#[test]
+fn the_driver_waits_for_a_usable_anchor_then_selects_with_its_hash() {
+    let mut v = view(5);
+    v.anchor = None;
+    assert_eq!(next_committee(&v), None);
+    let init = initiator_of(&view(5));
+    let mut d = EpochDriver::new(cfg(&init), 0, true);
+    d.tick(OPEN0, &v, no_share);
+    assert_eq!(d.status(OPEN0).phase, "sealing");
+    assert!(d.take_actions().is_empty());
+    // The anchor becomes usable later in the window: the selection starts then.
+    let v = view(6);
+    d.tick(OPEN0 + 100, &v, no_share);
+    assert_eq!(d.status(OPEN0 + 100).phase, "dkg");
+    // The seed is the anchor's hash: another anchor, another order for some hash.
+    let differs = (0..16u8).any(|b| {
+        let mut w = view(5);
+        w.anchor = Some(SeedAnchor {
+            height: 1,
+            hash: [b; 32],
+        });
+        next_committee(&w) != next_committee(&view(5))
+    });
+    assert!(differs);
 }

@@ -158,6 +158,13 @@ impl BlobTx<'_> {
                 }
             }
             DaEvent::CommitteeRotated(rotation) => self.check_rotation(rotation)?,
+            DaEvent::CoordinatorRegistered { node_id } => {
+                if self.get(&StateKey::Coordinator(node_id.clone()))?.is_some() {
+                    EventOutcome::Ignored("duplicate_coordinator")
+                } else {
+                    EventOutcome::Applied
+                }
+            }
         })
     }
 
@@ -236,6 +243,12 @@ impl BlobTx<'_> {
                 }
             }
             DaEvent::CommitteeRotated(rotation) => self.record_rotation(rotation, height)?,
+            DaEvent::CoordinatorRegistered { node_id } => self.put(
+                StateKey::Coordinator(node_id.clone()),
+                Some(StateValue::Coordinator {
+                    registered_at: height,
+                }),
+            )?,
         }
         Ok(())
     }

@@ -1,5 +1,7 @@
 //! The committee epochs of the DA state (issue 13 §3): `committee_rotated` events recorded
-//! under `committee:<epoch>` and `committee:latest`, and the key history read back from them.
+//! under `committee:<epoch>` and `committee:latest`, and the key history read back from them;
+//! the coordinator registry (`coordinator:<node_id>`, `coordinator_registered` events) the
+//! next committees are selected from.
 
 use super::{BlobTx, DaState, EventOutcome, StateError, StateKey, StateValue};
 use crate::da::epochs::{admit_rotation, CommitteeRotation, EpochRecord};
@@ -72,7 +74,45 @@ impl BlobTx<'_> {
     }
 }
 
+/// Most registry entries [`DaState::coordinators`] reads (the candidates of one selection).
+pub const MAX_COORDINATORS: usize = 4096;
+
 impl DaState {
+    /// The height at which `node_id` was first registered as a coordinator (`None`: not
+    /// registered).
+    ///
+    /// # Errors
+    /// [`StateError`] when the store cannot be read.
+    pub fn coordinator(&self, node_id: &str) -> Result<Option<u64>, StateError> {
+        Ok(
+            match self.get(&StateKey::Coordinator(node_id.to_owned()))? {
+                Some(StateValue::Coordinator { registered_at }) => Some(registered_at),
+                _ => None,
+            },
+        )
+    }
+
+    /// The coordinator registry: `(node_id, registered_at)` of every registered coordinator,
+    /// by ascending node id, at most [`MAX_COORDINATORS`] (the first ones in that order;
+    /// O(entries) reads).
+    ///
+    /// # Errors
+    /// [`StateError`] when the store cannot be read.
+    pub fn coordinators(&self) -> Result<Vec<(String, u64)>, StateError> {
+        // Registry ids are PeerIds (base58, ASCII): every one sorts below U+007F.
+        let lo = StateKey::Coordinator(String::new());
+        let hi = StateKey::Coordinator("\u{7f}".repeat(crate::da::event::MAX_TEXT_LEN + 1));
+        let mut out = Vec::new();
+        for key in self.store.keys_in(&lo, &hi, MAX_COORDINATORS)? {
+            if let (StateKey::Coordinator(id), Some(StateValue::Coordinator { registered_at })) =
+                (&key, self.get(&key)?)
+            {
+                out.push((id.clone(), registered_at));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every recorded committee epoch, oldest first (the log's part of a
     /// [`crate::da::KeyHistory`]). Reads `committee:latest` and walks the epochs down to the
     /// first recorded one: O(epochs) reads.

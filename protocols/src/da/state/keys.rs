@@ -14,6 +14,7 @@
 //! | `receipt_map`  | `0x05 ‖ receipt_id (32)`     | `[receipt_hash, workload_id, node_key, height]`      |
 //! | committee epoch| `0x06 ‖ epoch (u64 BE)`      | `[members, threshold, group_key, effective_height, sealed_at]` |
 //! | last epoch     | `0x07`                       | `epoch` (u64) of the last recorded rotation          |
+//! | coordinators   | `0x08 ‖ node_id (UTF-8)`     | `registered_at` (u64): height of its first registration |
 //!
 //! A zone's members are proved through their node records (each names its zone); the zone
 //! entry carries the count only, so registering a node rewrites O(1) bytes, not the zone's
@@ -21,7 +22,7 @@
 //!
 //! The text form of a key ([`StateKey::parse`], [`std::fmt::Display`]) is `node:<id>`,
 //! `chunk:<64 hex>`, `replicas:<64 hex>`, `zone:<name>`, `receipt:<64 hex>`,
-//! `committee:<epoch>` (decimal) and `committee:latest`.
+//! `committee:<epoch>` (decimal), `committee:latest` and `coordinator:<id>`.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -55,6 +56,8 @@ pub enum StateKey {
     Committee(u64),
     /// The epoch of the last recorded `committee_rotated` event.
     CommitteeLatest,
+    /// The coordinator registry entry of a node id (a `coordinator_registered` event).
+    Coordinator(String),
 }
 
 impl StateKey {
@@ -67,6 +70,7 @@ impl StateKey {
                 (6, &epoch)
             }
             StateKey::CommitteeLatest => (7, &[]),
+            StateKey::Coordinator(id) => (8, id.as_bytes()),
             StateKey::Node(id) => (1, id.as_bytes()),
             StateKey::Chunk(id) => (2, &id.0),
             StateKey::Replicas(id) => (3, &id.0),
@@ -98,6 +102,7 @@ impl StateKey {
                 <[u8; 8]>::try_from(id).map_err(|_| bad())?,
             )),
             7 if id.is_empty() => StateKey::CommitteeLatest,
+            8 => StateKey::Coordinator(text()?),
             _ => return Err(bad()),
         })
     }
@@ -108,7 +113,7 @@ impl StateKey {
     }
 
     /// Parses the text form (`node:<id>`, `chunk:<hex>`, `replicas:<hex>`, `zone:<name>`,
-    /// `receipt:<hex>`, `committee:<epoch>`, `committee:latest`).
+    /// `receipt:<hex>`, `committee:<epoch>`, `committee:latest`, `coordinator:<id>`).
     ///
     /// # Errors
     /// [`DaError::Malformed`] for an unknown type, a bad hex id, or an empty or too long
@@ -135,6 +140,7 @@ impl StateKey {
             "replicas" => StateKey::Replicas(hex32(id)?),
             "zone" => StateKey::Zone(name(id)?),
             "receipt" => StateKey::Receipt(hex32(id)?),
+            "coordinator" => StateKey::Coordinator(name(id)?),
             "committee" if id == "latest" => StateKey::CommitteeLatest,
             "committee" => StateKey::Committee(
                 id.parse()
@@ -142,7 +148,7 @@ impl StateKey {
             ),
             _ => {
                 return Err(bad(
-                    "type must be node, chunk, replicas, zone, receipt or committee",
+                    "type must be node, chunk, replicas, zone, receipt, committee or coordinator",
                 ))
             }
         })
@@ -159,6 +165,7 @@ impl fmt::Display for StateKey {
             StateKey::Receipt(id) => write!(f, "receipt:{}", hex::encode(id.0)),
             StateKey::Committee(epoch) => write!(f, "committee:{epoch}"),
             StateKey::CommitteeLatest => write!(f, "committee:latest"),
+            StateKey::Coordinator(id) => write!(f, "coordinator:{id}"),
         }
     }
 }
@@ -189,6 +196,11 @@ pub enum StateValue {
     CommitteeLatest {
         /// Its number.
         epoch: u64,
+    },
+    /// A registered coordinator.
+    Coordinator {
+        /// Height of the blob that first registered it (≥ 1).
+        registered_at: u64,
     },
 }
 
@@ -221,6 +233,7 @@ impl StateValue {
                 e.sealed_at,
             )),
             StateValue::CommitteeLatest { epoch } => enc(epoch),
+            StateValue::Coordinator { registered_at } => enc(registered_at),
         }
     }
 
@@ -284,6 +297,9 @@ impl StateValue {
             }
             StateKey::CommitteeLatest => StateValue::CommitteeLatest {
                 epoch: codec::decode(bytes, MAX_VALUE_BYTES).map_err(malformed)?,
+            },
+            StateKey::Coordinator(_) => StateValue::Coordinator {
+                registered_at: codec::decode(bytes, MAX_VALUE_BYTES).map_err(malformed)?,
             },
         })
     }

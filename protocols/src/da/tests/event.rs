@@ -85,7 +85,7 @@ fn largest_events_fit_the_body_cap() {
 #[test]
 fn unknown_kinds_and_versions_are_refused_not_guessed() {
     let body = node("a", "z").to_wire().unwrap().2;
-    for kind in [0u8, 8, 200, 255] {
+    for kind in [0u8, 9, 200, 255] {
         let w = WireEvent(kind, EVENT_VERSION, body.clone());
         assert_eq!(DaEvent::from_wire(&w), Err(DaError::UnknownEventKind(kind)));
     }

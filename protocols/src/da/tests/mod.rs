@@ -12,6 +12,7 @@ mod event;
 mod evidence;
 mod props;
 mod receipt;
+mod registry;
 mod state;
 mod tree;
 

@@ -16,6 +16,7 @@ mod epochs;
 mod forks;
 mod open;
 mod publishing;
+mod selection;
 mod state_sync;
 mod submitted;
 mod writer;
