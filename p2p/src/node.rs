@@ -1,20 +1,20 @@
 //! Building the swarm and starting a node.
+//!
+//! [`Node::start`] opens peers.dat and the DA log, builds the swarm (its transport and
+//! listeners in `transport`, its composed behaviour in `behaviour`) and the services, and
+//! returns the event loop to run.
 
-use std::net::SocketAddr;
+mod behaviour;
+mod transport;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use dsdn_bootstrap::added::AddedSources;
 use dsdn_bootstrap::resolver::SeedResolver;
 use dsdn_peers::store::{OpenReport, PeerStore};
-use libp2p::core::muxing::StreamMuxerBox;
-use libp2p::core::transport::timeout::TransportTimeout;
-use libp2p::core::upgrade::Version;
-use libp2p::core::Transport as _;
-use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
-use libp2p::multiaddr::Protocol;
-use libp2p::request_response::ProtocolSupport;
-use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
+use libp2p::gossipsub::IdentTopic;
+use libp2p::{Multiaddr, Swarm};
 use tokio::sync::mpsc;
 
 use crate::config::NodeConfig;
@@ -22,18 +22,8 @@ use crate::da::{DaService, DaServiceConfig, Registrar};
 use crate::event_loop::EventLoop;
 use crate::handle::{NodeHandle, COMMAND_QUEUE};
 use crate::metrics::Metrics;
-use crate::net::behaviour::{
-    committee_behaviour, da_evidence_behaviour, da_proof_behaviour, da_register_behaviour,
-    da_rotation_behaviour, da_state_behaviour, da_sync_behaviour, gossipsub_config,
-    handshake_behaviour, pex_behaviour, workload_behaviour, Behaviour,
-};
-use crate::net::component::Component;
-use crate::net::discovery::{Discovery, DiscoveryConfig};
-use crate::net::handshake::HandshakeProtocol;
-use crate::net::nat::Nat;
+use crate::net::behaviour::Behaviour;
 use crate::net::peer_manager::{PeerManager, PeerManagerParts};
-use crate::net::pex::PexProtocol;
-use crate::net::rpc::Rpc;
 use crate::net::traffic::PeerTraffic;
 
 /// Why a node could not start.
@@ -97,281 +87,7 @@ pub struct Node {
     pub store_report: OpenReport,
 }
 
-/// The QUIC and TCP multiaddrs of one `IP:PORT`.
-pub fn listen_addrs(listen: SocketAddr) -> [Multiaddr; 2] {
-    let ip = match listen.ip() {
-        std::net::IpAddr::V4(a) => Protocol::Ip4(a),
-        std::net::IpAddr::V6(a) => Protocol::Ip6(a),
-    };
-    let base = Multiaddr::empty().with(ip);
-    [
-        base.clone()
-            .with(Protocol::Udp(listen.port()))
-            .with(Protocol::QuicV1),
-        base.with(Protocol::Tcp(listen.port())),
-    ]
-}
-
-/// The swarm's per-dial timeout: the configured connect timeout, capped at 8 s (see
-/// [`Node::start`]).
-/// The node's transport: TCP (noise, yamux), QUIC and Circuit Relay v2 client connections,
-/// each established connection's muxer counting its bytes into `traffic`, and a dial (connect,
-/// noise, yamux) given up after [`connection_timeout`]. The same composition as libp2p's
-/// `SwarmBuilder::with_tcp().with_quic().with_relay_client()`, which has no hook for
-/// per-connection counters.
-fn build_transport(
-    key: &libp2p::identity::Keypair,
-    relay_transport: libp2p::relay::client::Transport,
-    traffic: PeerTraffic,
-    peer_connect_timeout: Duration,
-) -> Result<libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)>, StartError> {
-    let noise = |key: &libp2p::identity::Keypair| {
-        noise::Config::new(key).map_err(|e| StartError::Swarm(e.to_string()))
-    };
-    let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-        .upgrade(Version::V1Lazy)
-        .authenticate(noise(key)?)
-        .multiplex(yamux::Config::default())
-        .map(|(p, c), _| (p, StreamMuxerBox::new(c)));
-    let quic = libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(key))
-        .map(|(p, c), _| (p, StreamMuxerBox::new(c)));
-    let relay = relay_transport
-        .upgrade(Version::V1Lazy)
-        .authenticate(noise(key)?)
-        .multiplex(yamux::Config::default())
-        .map(|(p, c), _| (p, StreamMuxerBox::new(c)));
-    let transport = relay
-        .or_transport(tcp.or_transport(quic).map(|either, _| either.into_inner()))
-        .map(|either, _| either.into_inner())
-        .map(move |(p, c), _| (p, traffic.wrap(p, c)));
-    Ok(TransportTimeout::new(transport, connection_timeout(peer_connect_timeout)).boxed())
-}
-
-fn connection_timeout(peer_connect_timeout: Duration) -> Duration {
-    peer_connect_timeout.min(Duration::from_secs(8))
-}
-
-/// Whether this host can open an IPv6 socket at all (false on a kernel without IPv6).
-fn host_has_ipv6() -> bool {
-    std::net::UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, 0)).is_ok()
-}
-
-/// `error` and its causes, each once, joined with `: `. A cause whose text the message
-/// before it already holds is left out, and so is an empty message (libp2p's transport
-/// errors print nothing of their own and keep the OS reason in their source).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut out = String::new();
-    let mut next: Option<&dyn std::error::Error> = Some(error);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !text.is_empty() && !out.contains(&text) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&text);
-        }
-        next = e.source();
-    }
-    if out.is_empty() {
-        out.push_str("unknown error");
-    }
-    out
-}
-
-/// Listens on the QUIC and TCP addresses of every `IP:PORT` of `listen`. With
-/// `ipv6_optional`, an IPv6 address that cannot be bound on a host without IPv6 is skipped
-/// with a warning; any other failure is [`StartError::Listen`].
-fn listen_on_all<B: libp2p::swarm::NetworkBehaviour>(
-    swarm: &mut Swarm<B>,
-    listen: &[SocketAddr],
-    ipv6_optional: bool,
-) -> Result<(), StartError> {
-    for sock in listen {
-        for addr in listen_addrs(*sock) {
-            if let Err(e) = swarm.listen_on(addr.clone()) {
-                if ipv6_optional && sock.is_ipv6() && !host_has_ipv6() {
-                    tracing::warn!(%addr, error = %e, "this host has no IPv6: listening on IPv4 only");
-                    break;
-                }
-                return Err(StartError::Listen {
-                    addr,
-                    reason: error_chain(&e),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-fn build_behaviour(
-    cfg: &NodeConfig,
-    key: &libp2p::identity::Keypair,
-    manager: PeerManager,
-    store: Arc<PeerStore>,
-    metrics: Metrics,
-    relay_client: libp2p::relay::client::Behaviour,
-) -> Result<Behaviour, StartError> {
-    let net = &cfg.network;
-    let local = key.public().to_peer_id();
-    let handshake = Component::new(
-        handshake_behaviour(cfg.bootstrap.peer_connect_timeout),
-        HandshakeProtocol::new(
-            net.clone(),
-            local,
-            cfg.services,
-            !cfg.light,
-            cfg.address_policy.allow_private,
-        )
-        .with_address_policy(cfg.address_policy),
-    );
-    let pex = Component::new(
-        pex_behaviour(net, Duration::from_secs(30))
-            .map_err(|e| StartError::Swarm(e.to_string()))?,
-        PexProtocol::new(
-            store,
-            metrics.clone(),
-            local,
-            cfg.bootstrap.pex_interval,
-            !cfg.light,
-        )
-        .with_address_policy(cfg.address_policy),
-    );
-    let gossip_cfg = gossipsub_config(net).map_err(StartError::Swarm)?;
-    let gossipsub = if cfg.subscribe_da {
-        Some(
-            gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_cfg)
-                .map_err(|e| StartError::Swarm(e.to_string()))?,
-        )
-    } else {
-        None
-    };
-    let peer_id = key.public().to_peer_id();
-    let discovery = Discovery::discovery(
-        peer_id,
-        DiscoveryConfig {
-            network: net.clone(),
-            services: cfg.services,
-            required_roles: cfg.required_roles.clone(),
-            light: cfg.light,
-            always_server: cfg.address_policy.allow_private,
-            record_ttl: cfg.bootstrap.service_record_ttl,
-            address_policy: cfg.address_policy,
-        },
-        metrics.discovery(),
-    )
-    .map_err(|e| StartError::Swarm(e.to_string()))?;
-    let swarm_err = |e: libp2p::swarm::InvalidProtocol| StartError::Swarm(e.to_string());
-    let da_sync = if cfg.subscribe_da {
-        let support = if cfg.light {
-            ProtocolSupport::Outbound
-        } else {
-            ProtocolSupport::Full
-        };
-        Some(Component::new(
-            da_sync_behaviour(net, cfg.da.sync_request_timeout, support).map_err(swarm_err)?,
-            Rpc::default(),
-        ))
-    } else {
-        None
-    };
-    let da_proof = if cfg.subscribe_da {
-        let support = if cfg.light || cfg.da_dir.is_none() {
-            ProtocolSupport::Outbound
-        } else {
-            ProtocolSupport::Full
-        };
-        Some(Component::new(
-            da_proof_behaviour(net, cfg.da.sync_request_timeout, support).map_err(swarm_err)?,
-            Rpc::default(),
-        ))
-    } else {
-        None
-    };
-    let da_state = if cfg.subscribe_da && !cfg.light {
-        let support = if cfg.da_dir.is_none() {
-            ProtocolSupport::Outbound
-        } else {
-            ProtocolSupport::Full
-        };
-        Some(Component::new(
-            da_state_behaviour(net, cfg.da.sync_request_timeout, support).map_err(swarm_err)?,
-            Rpc::default(),
-        ))
-    } else {
-        None
-    };
-    let da_register = if cfg.subscribe_da && !cfg.light {
-        Some(Component::new(
-            da_register_behaviour(net).map_err(swarm_err)?,
-            Rpc::default(),
-        ))
-    } else {
-        None
-    };
-    let da_evidence = if cfg.subscribe_da {
-        Some(Component::new(
-            da_evidence_behaviour(net).map_err(swarm_err)?,
-            Rpc::default(),
-        ))
-    } else {
-        None
-    };
-    let committee = match &cfg.committee {
-        Some(c) => Some(Component::new(
-            committee_behaviour(net, c.phase_timeout).map_err(swarm_err)?,
-            Rpc::default(),
-        )),
-        None => None,
-    };
-    let da_rotation = match &cfg.committee {
-        Some(c) => Some(Component::new(
-            da_rotation_behaviour(net, c.round_timeout).map_err(swarm_err)?,
-            Rpc::default(),
-        )),
-        None => None,
-    };
-    let workload = if cfg.subscribe_da && !cfg.light {
-        Some(Component::new(
-            workload_behaviour(net, cfg.workload.execute_timeout).map_err(swarm_err)?,
-            Rpc::default(),
-        ))
-    } else {
-        None
-    };
-    Ok(Behaviour {
-        committee: committee.into(),
-        da_rotation: da_rotation.into(),
-        workload: workload.into(),
-        peer_manager: manager,
-        handshake,
-        pex,
-        gossipsub: gossipsub.into(),
-        discovery,
-        // On networks that advertise confirmed addresses only, identify hides the listen
-        // addresses (the confirmed external ones remain).
-        identify: identify::Behaviour::new(
-            identify::Config::new(format!("/dsdn/{net}/1.0.0"), key.public())
-                .with_agent_version(cfg.agent_version.clone())
-                .with_push_listen_addr_updates(true)
-                .with_hide_listen_addrs(!cfg.address_policy.allow_private),
-        ),
-        nat: Nat::nat(
-            local,
-            &cfg.nat,
-            relay_client,
-            cfg.light,
-            std::time::Instant::now(),
-            metrics.nat.clone(),
-            cfg.address_policy,
-        ),
-        ping: ping::Behaviour::new(ping::Config::new()),
-        da_sync: da_sync.into(),
-        da_proof: da_proof.into(),
-        da_state: da_state.into(),
-        da_register: da_register.into(),
-        da_evidence: da_evidence.into(),
-    })
-}
+pub use transport::{error_chain, listen_addrs};
 
 /// Fingerprint of the parts of `cfg` that decide whether a peer's message counts as
 /// misbehaviour: the network id, the DA authority and the committee (members, threshold,
@@ -461,7 +177,7 @@ impl Node {
         );
         let traffic = PeerTraffic::new();
         let (relay_transport, relay_client) = libp2p::relay::client::new(key.public().to_peer_id());
-        let behaviour = build_behaviour(
+        let behaviour = behaviour::build_behaviour(
             &cfg,
             &key,
             manager,
@@ -469,7 +185,7 @@ impl Node {
             metrics.clone(),
             relay_client,
         )?;
-        let transport = build_transport(
+        let transport = transport::build_transport(
             &key,
             relay_transport,
             traffic.clone(),
@@ -484,7 +200,7 @@ impl Node {
         );
         // A light client does not listen (`cfg.listen` is unused): it only dials out.
         if !cfg.light {
-            listen_on_all(&mut swarm, &cfg.listen, cfg.listen_ipv6_optional)?;
+            transport::listen_on_all(&mut swarm, &cfg.listen, cfg.listen_ipv6_optional)?;
         }
         // Operator-given external addresses are confirmed without a test.
         for addr in &cfg.nat.external_addresses {
@@ -633,42 +349,9 @@ pub fn signing_key(
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
     use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("{msg}")]
-    struct E {
-        msg: String,
-        #[source]
-        source: Option<Box<E>>,
-    }
-
-    fn e(msg: &str, source: Option<E>) -> E {
-        E {
-            msg: msg.to_owned(),
-            source: source.map(Box::new),
-        }
-    }
-
-    #[test]
-    fn an_error_chain_names_each_cause_once_and_skips_empty_ones() {
-        let os = e("Address already in use (os error 98)", None);
-        let transport = e("", Some(os));
-        let top = e("cannot bind", Some(transport));
-        assert_eq!(
-            error_chain(&top),
-            "cannot bind: Address already in use (os error 98)"
-        );
-        let repeated = e(
-            "open failed: No such file (os error 2)",
-            Some(e("No such file (os error 2)", None)),
-        );
-        assert_eq!(
-            error_chain(&repeated),
-            "open failed: No such file (os error 2)"
-        );
-        assert_eq!(error_chain(&e("", None)), "unknown error");
-    }
 
     #[tokio::test]
     async fn a_port_in_use_is_reported_with_the_os_reason() {

@@ -164,5 +164,6 @@ async fn a_late_joiner_with_the_genesis_authority_syncs_across_a_committee_rotat
         Err(ClientError::Api { status: 400, .. }) => {}
         other => anyhow::bail!("late: a blob of the old key at height 9: {other:?}, want 400"),
     }
+    net.pass();
     Ok(())
 }
