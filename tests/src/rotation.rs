@@ -198,12 +198,7 @@ pub async fn check_selections(
     use dsdn_protocols::committee::epoch::{
         derive_epoch_seed, select_committee, selection_candidates,
     };
-    use dsdn_protocols::da::{Bytes32, Bytes64, DaBlob, DaEvent};
-    let hex32 = |s: &str| -> anyhow::Result<[u8; 32]> {
-        hex::decode(s)?
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("not 32 bytes: {s}"))
-    };
+    use dsdn_protocols::da::DaEvent;
     let client = net.node(name).client();
     let height = client.da_state().await?.height;
     // (height, timestamp, hash) of every blob; the registry; the rotations and their blobs.
@@ -215,16 +210,7 @@ pub async fn check_selections(
         let blobs = client.da_blobs(from, 64).await?;
         anyhow::ensure!(!blobs.is_empty(), "no blob at {from} on {name}");
         for b in &blobs {
-            let blob = DaBlob {
-                version: b.version,
-                network: network.as_str().to_owned(),
-                height: b.height,
-                prev_hash: Bytes32(hex32(&b.prev_hash)?),
-                prev_state_root: Bytes32(hex32(&b.prev_state_root)?),
-                timestamp_ms: b.timestamp_ms,
-                events: b.events.clone(),
-                signature: Bytes64([0; 64]),
-            };
+            let blob = blob_of(b, network, [0; 64])?;
             stamps.push((b.height, b.timestamp_ms, blob.hash()?));
             for e in &b.events {
                 match e {
@@ -290,4 +276,37 @@ pub async fn check_selections(
         (members, epoch) = (selected, rotation.epoch);
     }
     Ok(out)
+}
+
+/// 32 bytes from 64 hex digits.
+///
+/// # Errors
+/// When `s` is not 64 hex digits.
+pub fn hex32(s: &str) -> anyhow::Result<[u8; 32]> {
+    hex::decode(s)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("not 32 bytes: {s}"))
+}
+
+/// The blob `b` of `GET /v1/da/blobs` (a blob of `network`) with `signature` (zeros: the
+/// hash, which does not cover the signature from version 3 on, is the same).
+///
+/// # Errors
+/// When a hash field is not 64 hex digits.
+pub fn blob_of(
+    b: &dsdn_daemon::api::BlobInfo,
+    network: &dsdn_protocols::NetworkId,
+    signature: [u8; 64],
+) -> anyhow::Result<dsdn_protocols::da::DaBlob> {
+    use dsdn_protocols::da::{Bytes32, Bytes64, DaBlob};
+    Ok(DaBlob {
+        version: b.version,
+        network: network.as_str().to_owned(),
+        height: b.height,
+        prev_hash: Bytes32(hex32(&b.prev_hash)?),
+        prev_state_root: Bytes32(hex32(&b.prev_state_root)?),
+        timestamp_ms: b.timestamp_ms,
+        events: b.events.clone(),
+        signature: Bytes64(signature),
+    })
 }

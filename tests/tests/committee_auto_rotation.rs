@@ -21,10 +21,11 @@ use std::time::Duration;
 
 use dsdn_daemon::localnet::NodeMode;
 use dsdn_integration_tests::rotation::{
-    check_selections, checkpoints, log_events, start_committee_net_with,
+    blob_of, check_selections, checkpoints, hex32, log_events, start_committee_net_with,
+    CommitteeNet,
 };
 use dsdn_integration_tests::{chunk_events, da_tip, eventually, metric, unix_now, TestNet};
-use dsdn_protocols::da::{Bytes32, Bytes64, DaBlob, DaEvent};
+use dsdn_protocols::da::DaEvent;
 use dsdn_protocols::NetworkId;
 
 /// Schedule epoch and handoff window of the test committee, in seconds.
@@ -35,10 +36,24 @@ const HANDOFF_SECS: u64 = 12;
 /// epoch before the window opens, then the DKG, the key proof and the lead of heights).
 const ROTATION_WAIT: Duration = Duration::from_secs(3 * EPOCH_SECS);
 
-fn hex32(s: &str) -> anyhow::Result<[u8; 32]> {
-    hex::decode(s)?
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("not 32 bytes: {s}"))
+/// A 2-of-3 committee net (coordinators at .40–.42, one storage node) rotating on the
+/// test schedule: the net, the network id, the genesis group key, the coordinators' names
+/// and the genesis epoch.
+async fn start_rotating(
+    net: &mut TestNet,
+) -> anyhow::Result<(CommitteeNet, NetworkId, [u8; 32], Vec<String>, u64)> {
+    let cn = start_committee_net_with(net, 40, 3, 2, 1, Duration::from_millis(500), |c| {
+        c.seeds.committee.epoch_length = Duration::from_secs(EPOCH_SECS);
+        c.seeds.committee.handoff = Duration::from_secs(HANDOFF_SECS);
+    })
+    .await?;
+    let network = NetworkId::new("devnet").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let genesis = hex32(&cn.group_key)?;
+    let names: Vec<String> = cn.names().iter().map(|s| (*s).to_owned()).collect();
+    let (genesis_epoch, _, _) = epoch_of(net, "c1")
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no epochs in c1's committee status"))?;
+    Ok((cn, network, genesis, names, genesis_epoch))
 }
 
 /// The epoch in force on coordinator `name` (its committee status), with the rotations it
@@ -87,16 +102,7 @@ async fn verify_log(
             let sig: [u8; 64] = hex::decode(&b.signature)?
                 .try_into()
                 .map_err(|_| anyhow::anyhow!("signature of blob {} is not 64 bytes", b.height))?;
-            let blob = DaBlob {
-                version: b.version,
-                network: network.as_str().to_owned(),
-                height: b.height,
-                prev_hash: Bytes32(hex32(&b.prev_hash)?),
-                prev_state_root: Bytes32(hex32(&b.prev_state_root)?),
-                timestamp_ms: b.timestamp_ms,
-                events: b.events.clone(),
-                signature: Bytes64(sig),
-            };
+            let blob = blob_of(b, network, sig)?;
             blob.verify(network, &key).map_err(|e| {
                 anyhow::anyhow!(
                     "{name}: blob {} does not verify under the key of its epoch ({}): {e}",
@@ -118,17 +124,7 @@ async fn verify_log(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Result<()> {
     let mut net = TestNet::new("committee-auto-rotation").await?;
-    let cn = start_committee_net_with(&mut net, 40, 3, 2, 1, Duration::from_millis(500), |c| {
-        c.seeds.committee.epoch_length = Duration::from_secs(EPOCH_SECS);
-        c.seeds.committee.handoff = Duration::from_secs(HANDOFF_SECS);
-    })
-    .await?;
-    let network = NetworkId::new("devnet").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let genesis = hex32(&cn.group_key)?;
-    let names: Vec<String> = cn.names().iter().map(|s| (*s).to_owned()).collect();
-    let (genesis_epoch, _, _) = epoch_of(&net, "c1")
-        .await
-        .ok_or_else(|| anyhow::anyhow!("no epochs in c1's committee status"))?;
+    let (cn, network, genesis, names, genesis_epoch) = start_rotating(&mut net).await?;
 
     // Events posted to every member, one at a time, until the rotation is in force
     // everywhere (and a few after).
@@ -512,17 +508,7 @@ async fn fallback_then_rotation(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_an_idle_log_the_new_key_takes_over() -> anyhow::Result<()> {
     let mut net = TestNet::new("committee-rotation-idle").await?;
-    let cn = start_committee_net_with(&mut net, 40, 3, 2, 1, Duration::from_millis(500), |c| {
-        c.seeds.committee.epoch_length = Duration::from_secs(EPOCH_SECS);
-        c.seeds.committee.handoff = Duration::from_secs(HANDOFF_SECS);
-    })
-    .await?;
-    let network = NetworkId::new("devnet").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let genesis = hex32(&cn.group_key)?;
-    let names: Vec<String> = cn.names().iter().map(|s| (*s).to_owned()).collect();
-    let (genesis_epoch, _, _) = epoch_of(&net, "c1")
-        .await
-        .ok_or_else(|| anyhow::anyhow!("no epochs in c1's committee status"))?;
+    let (cn, network, genesis, names, genesis_epoch) = start_rotating(&mut net).await?;
     let mut everyone: Vec<String> = names.clone();
     everyone.extend(cn.storage.iter().map(|(n, _)| n.clone()));
     // The key in force on every node (coordinators and the storage node) is a recorded
