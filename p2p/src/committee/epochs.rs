@@ -22,7 +22,6 @@
 //! selected); with fewer eligible registered coordinators than seats, the next committee
 //! is the same members re-keyed (a new DKG, a new group key) in the seed's order.
 
-use std::collections::BTreeSet;
 use std::time::Instant;
 
 use dsdn_protocols::committee::epoch::EpochSchedule;
@@ -184,20 +183,8 @@ impl EpochLoop {
     pub(crate) fn tick(&mut self, now_ms: u64, view: &LogView) -> Vec<EpochAction> {
         self.poll_results(now_ms, view);
         let next = self.next.as_ref().map(|(s, _)| s);
-        let share_key = |n: &NextCommittee| {
-            let s = next?;
-            let c = s.committee_config();
-            let want: BTreeSet<String> = n.members.iter().cloned().collect();
-            let have: BTreeSet<String> = c
-                .members
-                .iter()
-                .filter_map(member_peer)
-                .map(|p| p.to_string())
-                .collect();
-            (c.epoch == n.epoch && c.threshold == n.threshold && want == have)
-                .then(|| s.group_key())
-                .flatten()
-        };
+        let share_key =
+            |n: &NextCommittee| next.and_then(|s| held_key(s.committee_config(), s.group_key(), n));
         self.driver.tick(now_ms, view, share_key);
         if matches!(self.driver.record().step, Step::Fallback { .. })
             && self
@@ -281,6 +268,11 @@ impl EpochLoop {
             }
             if s.dkg_running() {
                 return Err("another DKG of the next epoch runs".into());
+            }
+            if s.epoch() == config.epoch && s.group_key().is_some() {
+                // A share adopted for another selection of this epoch (an earlier window
+                // whose rotation never reached the log, the seed has moved since): stale.
+                self.move_aside_share(config.epoch);
             }
         }
         let members: Vec<PeerId> = config.members.iter().filter_map(member_peer).collect();
@@ -378,11 +370,10 @@ impl EpochLoop {
         }
         // Exactly this member's own selection (the same on every member once the anchor
         // is pinned; one not pinned yet here answers busy and the initiator asks again).
+        // In order: the order is the FROST identifiers of the DKG and the member order of
+        // the rotation recorded with its key (a restarted member opens its share with it).
         let selected = next_committee(view).filter(|n| {
-            let want: BTreeSet<&String> = n.members.iter().collect();
-            n.epoch == config.epoch
-                && n.threshold == config.threshold
-                && want == members.iter().collect()
+            n.epoch == config.epoch && n.threshold == config.threshold && n.members == members
         });
         if !members.contains(&self.me.to_string())
             || members.len() != config.members.len()
@@ -564,6 +555,30 @@ mod selection;
 use in_force::config_of;
 pub(crate) use in_force::service_in_force;
 pub(crate) use selection::{check_rotation, SelectionRule};
+
+/// The group key of the next epoch's share held here (`config`, `group_key`: its service)
+/// when that share is of exactly `next`: its epoch, threshold and members **in order** (the
+/// order is the FROST identifiers of the DKG that made it, and the member order the
+/// rotation records with its key). A share of the same members in another order (adopted
+/// in an earlier window whose rotation never reached the log, under another seed) is not
+/// `next`'s: a restarted member could not open it under the recorded rotation.
+fn held_key(
+    config: &CommitteeConfig,
+    group_key: Option<[u8; 32]>,
+    next: &NextCommittee,
+) -> Option<[u8; 32]> {
+    let members: Vec<String> = config
+        .members
+        .iter()
+        .filter_map(member_peer)
+        .map(|p| p.to_string())
+        .collect();
+    let same = config.epoch == next.epoch
+        && config.threshold == next.threshold
+        && members.len() == config.members.len()
+        && members == next.members;
+    same.then_some(group_key).flatten()
+}
 
 #[cfg(test)]
 mod tests;
