@@ -419,11 +419,20 @@ impl EpochLoop {
     pub(crate) fn sign_key_proof(&mut self, rotation: &CommitteeRotation, now: Instant) {
         let (tx, rx) = oneshot::channel();
         self.proof = Some((rotation.epoch, rx));
-        let Some((s, _)) = self
-            .next
-            .as_mut()
-            .filter(|(s, _)| s.epoch() == rotation.epoch)
-        else {
+        // Only for the members in the order its DKG ran with (the order a restarted member
+        // opens its share under) and this share's key.
+        let Some((s, _)) = self.next.as_mut().filter(|(s, _)| {
+            s.epoch() == rotation.epoch
+                && held_key(
+                    s.committee_config(),
+                    s.group_key(),
+                    &NextCommittee {
+                        epoch: rotation.epoch,
+                        members: rotation.members.clone(),
+                        threshold: rotation.threshold,
+                    },
+                ) == Some(rotation.group_key.0)
+        }) else {
             let _ = tx.send(Err(ThresholdSignError::NoKeyShare));
             return;
         };
@@ -463,10 +472,13 @@ impl EpochLoop {
         let body: Body = dsdn_protocols::codec::decode(&message, message.len().max(1))
             .map_err(|e| format!("not a rotation message: {e}"))?;
         let slot = Slot::Receipt(Sha256::digest(&message).into());
+        let config = s.committee_config();
         if package.slot != slot
             || body.1 != self.network.as_str()
             || body.2 != s.epoch()
             || Some(body.5 .0) != s.group_key()
+            || body.3 != member_texts(config)
+            || body.4 != config.threshold
         {
             return Err("not the key proof of this member's next committee".into());
         }
@@ -567,17 +579,21 @@ fn held_key(
     group_key: Option<[u8; 32]>,
     next: &NextCommittee,
 ) -> Option<[u8; 32]> {
-    let members: Vec<String> = config
+    let same = config.epoch == next.epoch
+        && config.threshold == next.threshold
+        && member_texts(config) == next.members;
+    same.then_some(group_key).flatten()
+}
+
+/// The members of `config` as PeerId texts, in its order (a member id that is not a PeerId
+/// is left out, so the list then differs from any committee's).
+fn member_texts(config: &CommitteeConfig) -> Vec<String> {
+    config
         .members
         .iter()
         .filter_map(member_peer)
         .map(|p| p.to_string())
-        .collect();
-    let same = config.epoch == next.epoch
-        && config.threshold == next.threshold
-        && members.len() == config.members.len()
-        && members == next.members;
-    same.then_some(group_key).flatten()
+        .collect()
 }
 
 #[cfg(test)]
