@@ -20,9 +20,31 @@ use serde::Serialize;
 /// Interval between two registration attempts while the node is not registered.
 pub(crate) const RETRY: Duration = Duration::from_secs(10);
 
-/// How long a coordinator that refused or failed is skipped (other coordinators are asked
-/// meanwhile; with a single coordinator this is the retry interval after a refusal).
-const REFUSED_FOR: Duration = Duration::from_secs(30);
+/// How long a coordinator that refused or failed is skipped the first time (other
+/// coordinators are asked meanwhile; with a single coordinator this is the retry interval
+/// after a first refusal, e.g. of a coordinator whose DA service was still starting). Each
+/// further refusal or failure of the same coordinator doubles it, up to [`REFUSED_MAX`].
+const REFUSED_BASE: Duration = Duration::from_secs(2);
+
+/// The longest a refusing coordinator is skipped; a coordinator that has not refused for
+/// this long after its last skip ended starts again from [`REFUSED_BASE`].
+const REFUSED_MAX: Duration = Duration::from_secs(30);
+
+/// A coordinator being skipped: until when, and after how many refusals or failures in a
+/// row (its strikes; the skip is `REFUSED_BASE · 2^(strikes − 1)`, at most `REFUSED_MAX`).
+#[derive(Debug, Clone, Copy)]
+struct Skip {
+    until: Instant,
+    strikes: u32,
+}
+
+/// How long a coordinator with `strikes` refusals or failures in a row is skipped.
+fn skip_for(strikes: u32) -> Duration {
+    let doublings = strikes.saturating_sub(1).min(16);
+    REFUSED_BASE
+        .saturating_mul(1u32 << doublings)
+        .min(REFUSED_MAX)
+}
 
 /// A registration in flight is forgotten after this long (the response never came).
 const IN_FLIGHT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -53,7 +75,7 @@ pub(crate) struct Registrar {
     authority_peer: Option<PeerId>,
     next_attempt: Option<Instant>,
     in_flight: Option<(PeerId, Instant)>,
-    skipped: HashMap<PeerId, Instant>,
+    skipped: HashMap<PeerId, Skip>,
     attempts: u32,
     last_error: Option<String>,
     registered_at: Option<u64>,
@@ -115,16 +137,14 @@ impl Registrar {
         if self.next_attempt.is_some_and(|t| now < t) {
             return None;
         }
-        self.skipped.retain(|_, until| *until > now);
+        // Strikes are forgotten once a skip ended REFUSED_MAX ago (the map holds only the
+        // coordinators that refused in the last minute or so).
+        self.skipped.retain(|_, s| s.until + REFUSED_MAX > now);
+        let skipped = |p: &PeerId| self.skipped.get(p).is_some_and(|s| s.until > now);
         let target = self
             .authority_peer
-            .filter(|a| coordinators.contains(a) && !self.skipped.contains_key(a))
-            .or_else(|| {
-                coordinators
-                    .iter()
-                    .find(|p| !self.skipped.contains_key(p))
-                    .copied()
-            })?;
+            .filter(|a| coordinators.contains(a) && !skipped(a))
+            .or_else(|| coordinators.iter().find(|p| !skipped(p)).copied())?;
         self.in_flight = Some((target, now));
         self.next_attempt = Some(now + RETRY);
         self.attempts += 1;
@@ -142,8 +162,8 @@ impl Registrar {
                 self.last_error = None;
             }
             RegisterResponse::Refused { reason } => {
-                tracing::warn!(%peer, %reason, "registration refused");
-                self.skipped.insert(peer, now + REFUSED_FOR);
+                let skip = self.skip(peer, now);
+                tracing::warn!(%peer, %reason, retry_in_secs = skip.as_secs(), "registration refused");
                 self.last_error = Some(reason);
                 // Another coordinator may accept at once.
                 self.next_attempt = Some(now);
@@ -156,8 +176,26 @@ impl Registrar {
         if self.in_flight.is_some_and(|(p, _)| p == peer) {
             self.in_flight = None;
         }
-        self.skipped.insert(peer, now + REFUSED_FOR);
+        self.skip(peer, now);
         self.last_error = Some(error);
+    }
+
+    /// Skips `peer` after one more refusal or failure; returns for how long.
+    fn skip(&mut self, peer: PeerId, now: Instant) -> Duration {
+        let strikes = self
+            .skipped
+            .get(&peer)
+            .map_or(0, |s| s.strikes)
+            .saturating_add(1);
+        let skip = skip_for(strikes);
+        self.skipped.insert(
+            peer,
+            Skip {
+                until: now + skip,
+                strikes,
+            },
+        );
+        skip
     }
 
     /// Where the registration stands.
@@ -205,12 +243,16 @@ mod tests {
         );
         assert_eq!(r.poll(t0, &[other, auth]).map(|x| x.0), Some(other));
         r.on_failure(other, "timeout".into(), t0);
-        assert_eq!(r.poll(t0 + RETRY, &[other, auth]), None, "both skipped");
+        assert_eq!(
+            r.poll(t0 + REFUSED_BASE / 2, &[other, auth]),
+            None,
+            "both skipped"
+        );
         assert!(matches!(
             r.view(),
             RegistrationView::Pending { attempts: 2, .. }
         ));
-        let later = t0 + REFUSED_FOR + RETRY;
+        let later = t0 + RETRY;
         assert_eq!(r.poll(later, &[other, auth]).map(|x| x.0), Some(auth));
 
         // The event in the node's own state ends it; different parameters do not.
@@ -243,6 +285,39 @@ mod tests {
         r.observe(chain.state());
         assert_eq!(r.view(), RegistrationView::Registered { height: 2 });
         assert_eq!(r.poll(later + RETRY, &[auth]), None);
+    }
+
+    /// A coordinator refusing again and again is skipped 2, 4, 8, 16, then 30 s; one that
+    /// stayed quiet for 30 s after its last skip starts again at 2 s.
+    #[test]
+    fn refusals_back_off_exponentially_and_are_forgiven() {
+        let me = PeerId::random();
+        let auth = PeerId::random();
+        let mut r = Registrar::new(request(), me, Some(auth));
+        let refused = || RegisterResponse::Refused {
+            reason: "the DA service is starting".into(),
+        };
+        let mut now = Instant::now();
+        let mut waits = Vec::new();
+        assert_eq!(r.poll(now, &[auth]).map(|x| x.0), Some(auth));
+        for _ in 0..6 {
+            r.on_response(auth, refused(), now);
+            // The first poll that asks again, in 100 ms steps.
+            let start = now;
+            while r.poll(now, &[auth]).is_none() {
+                now += Duration::from_millis(100);
+                assert!(now - start < Duration::from_secs(60), "never asked again");
+            }
+            waits.push((now - start).as_secs());
+        }
+        assert_eq!(waits, vec![2, 4, 8, 16, 30, 30]);
+        // Quiet long enough after the last skip: a new refusal costs 2 s again.
+        r.on_response(auth, refused(), now);
+        now += skip_for(6) + REFUSED_MAX;
+        assert!(r.poll(now, &[auth]).is_some());
+        r.on_response(auth, refused(), now);
+        assert!(r.poll(now + REFUSED_BASE, &[auth]).is_some());
+        assert_eq!(skip_for(u32::MAX), REFUSED_MAX);
     }
 
     #[test]
