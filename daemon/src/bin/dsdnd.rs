@@ -302,6 +302,7 @@ async fn run(
         c.round_timeout = seeds.committee.round_timeout;
         c.epoch_length = seeds.committee.epoch_length;
         c.handoff = seeds.committee.handoff;
+        c.candidates = seeds.committee.candidates.clone();
         c
     });
     // A committee member does not need its own key to be the authority: the members seal

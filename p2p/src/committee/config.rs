@@ -10,6 +10,7 @@
 //! round_timeout_ms = 1000
 //! epoch_secs = 21600
 //! handoff_secs = 900
+//! candidates = ["12D3KooW…"]
 //! ```
 //!
 //! Only `dsdnd --mode coordinator` reads it, and only when its `--committee-*` flags are
@@ -38,6 +39,9 @@ pub const DEFAULT_EPOCH_SECS: u64 = 21_600;
 /// Default `committee.handoff_secs`: 900 s (15 min, the handoff window at the end of each
 /// epoch).
 pub const DEFAULT_HANDOFF_SECS: u64 = 900;
+
+/// The most `committee.candidates` a configuration may name.
+pub const MAX_CANDIDATES: usize = 1024;
 
 /// `[committee]`: the coordinator committee (14A.2B.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +72,17 @@ pub struct CommitteeConfig {
     /// committee is selected and runs its DKG and both keys are valid for receipts.
     /// Default [`DEFAULT_HANDOFF_SECS`]; at least 1 and below `epoch_secs`.
     pub handoff: std::time::Duration,
+    /// `candidates`: coordinators besides `members` that may be selected into a later
+    /// committee (issue 13 §3) once registered in the DA state (class `coordinator`): the
+    /// admission list of the selection while stake is not on the chain (the seam,
+    /// PROTOCOL §7.6a). The same list on every coordinator: the members check each
+    /// rotation's selection against it, so a member with another list refuses the others'
+    /// rotations (the committee then stays in its epoch). Registrations of coordinators
+    /// outside `members` and this list are refused, and such coordinators are never
+    /// selected, so PeerIds made up by the thousand capture nothing. Default empty: the
+    /// committee is re-keyed among the genesis members at each rotation. At most
+    /// [`MAX_CANDIDATES`] distinct PeerIds.
+    pub candidates: Vec<PeerId>,
 }
 
 impl Default for CommitteeConfig {
@@ -79,6 +94,7 @@ impl Default for CommitteeConfig {
             round_timeout: std::time::Duration::from_millis(DEFAULT_ROUND_TIMEOUT_MS),
             epoch_length: std::time::Duration::from_secs(DEFAULT_EPOCH_SECS),
             handoff: std::time::Duration::from_secs(DEFAULT_HANDOFF_SECS),
+            candidates: Vec::new(),
         }
     }
 }
@@ -100,6 +116,7 @@ pub(crate) struct RawCommittee {
     round_timeout_ms: u64,
     epoch_secs: u64,
     handoff_secs: u64,
+    candidates: Vec<String>,
 }
 
 impl Default for RawCommittee {
@@ -111,6 +128,7 @@ impl Default for RawCommittee {
             round_timeout_ms: DEFAULT_ROUND_TIMEOUT_MS,
             epoch_secs: DEFAULT_EPOCH_SECS,
             handoff_secs: DEFAULT_HANDOFF_SECS,
+            candidates: Vec::new(),
         }
     }
 }
@@ -134,6 +152,7 @@ impl CommitteeConfig {
             round_timeout_ms: self.round_timeout.as_millis() as u64,
             epoch_secs: self.epoch_length.as_secs(),
             handoff_secs: self.handoff.as_secs(),
+            candidates: self.candidates.iter().map(ToString::to_string).collect(),
         })
     }
 }
@@ -142,7 +161,8 @@ impl CommitteeConfig {
 /// PeerId, or a duplicate of an earlier entry), `committee.members` (more than
 /// [`MAX_MEMBERS`] or fewer than [`MIN_MEMBERS`]), `committee.threshold` (below 2, or above
 /// the number of members), `committee.epoch_secs` (below 2), `committee.handoff_secs` (0,
-/// or not below `epoch_secs`).
+/// or not below `epoch_secs`), `committee.candidates[i]` (not a PeerId, or a duplicate),
+/// `committee.candidates` (more than [`MAX_CANDIDATES`]).
 pub(crate) fn validate(raw: RawCommittee, errs: &mut KeyErrors) -> CommitteeConfig {
     let mut members: Vec<PeerId> = Vec::with_capacity(raw.members.len());
     for (i, s) in raw.members.iter().enumerate() {
@@ -201,7 +221,31 @@ pub(crate) fn validate(raw: RawCommittee, errs: &mut KeyErrors) -> CommitteeConf
             ),
         );
     }
+    let mut candidates: Vec<PeerId> = Vec::with_capacity(raw.candidates.len().min(MAX_CANDIDATES));
+    if raw.candidates.len() > MAX_CANDIDATES {
+        errs.push(
+            "committee.candidates",
+            format!(
+                "at most {MAX_CANDIDATES} candidates, got {}",
+                raw.candidates.len()
+            ),
+        );
+    }
+    for (i, s) in raw.candidates.iter().enumerate().take(MAX_CANDIDATES) {
+        match s.trim().parse::<PeerId>() {
+            Ok(p) if candidates.contains(&p) => errs.push(
+                format!("committee.candidates[{i}]"),
+                format!("duplicate candidate {p}"),
+            ),
+            Ok(p) => candidates.push(p),
+            Err(e) => errs.push(
+                format!("committee.candidates[{i}]"),
+                format!("invalid PeerId {s:?}: {e}"),
+            ),
+        }
+    }
     CommitteeConfig {
+        candidates,
         members,
         threshold: raw.threshold,
         epoch: raw.epoch,
@@ -258,6 +302,45 @@ mod tests {
         // Defaults for the keys left out.
         let cfg = SeedsConfig::from_toml_str(&section(&strs, "")).unwrap();
         assert_eq!((cfg.committee.threshold, cfg.committee.epoch), (2, 0));
+    }
+
+    #[test]
+    fn candidates_parse_and_bad_ones_are_named() {
+        let m: Vec<String> = ids(3).iter().map(ToString::to_string).collect();
+        let c = ids(2);
+        let list = format!(
+            "candidates = [{:?}, {:?}]\n",
+            c[0].to_string(),
+            c[1].to_string()
+        );
+        let cfg = SeedsConfig::from_toml_str(&section(&m, &list)).unwrap();
+        assert_eq!(cfg.committee.candidates, c);
+        // Written back as read.
+        let again = SeedsConfig::from_toml_str(&toml::to_string(&cfg).unwrap()).unwrap();
+        assert_eq!(again.committee.candidates, c);
+        assert!(SeedsConfig::from_toml_str(&section(&m, ""))
+            .unwrap()
+            .committee
+            .candidates
+            .is_empty());
+        let bad = format!(
+            "candidates = [{:?}, \"nope\", {:?}]\n",
+            c[0].to_string(),
+            c[0].to_string()
+        );
+        let err = SeedsConfig::from_toml_str(&section(&m, &bad)).unwrap_err();
+        assert_eq!(
+            err.keys(),
+            ["committee.candidates[1]", "committee.candidates[2]"],
+            "{err}"
+        );
+        let many: Vec<String> = (0..=MAX_CANDIDATES).map(|i| format!("\"x{i}\"")).collect();
+        let err = SeedsConfig::from_toml_str(&section(
+            &m,
+            &format!("candidates = [{}]\n", many.join(", ")),
+        ))
+        .unwrap_err();
+        assert!(err.keys().contains(&"committee.candidates"), "{err}");
     }
 
     #[test]

@@ -121,6 +121,11 @@ pub struct CommitteeNodeConfig {
     /// `[committee] handoff_secs`: the handoff window at the end of each schedule epoch, in
     /// which the next committee runs its DKG; default 15 min.
     pub handoff: Duration,
+    /// `[committee] candidates`: coordinators besides the genesis `members` that later
+    /// committees may be selected from once registered in the DA state (issue 13 §3; the
+    /// same list on every coordinator, see [`config::CommitteeConfig::candidates`]);
+    /// default empty (re-keying among the genesis members).
+    pub candidates: Vec<PeerId>,
     /// What this member agrees to sign; default [`AcceptAll`].
     pub policy: Arc<dyn SignPolicy>,
     /// **Tests only**: this member answers signing packages with a corrupted share (so that
@@ -143,6 +148,7 @@ impl CommitteeNodeConfig {
             round_timeout: Duration::from_millis(config::DEFAULT_ROUND_TIMEOUT_MS),
             epoch_length: Duration::from_secs(config::DEFAULT_EPOCH_SECS),
             handoff: Duration::from_secs(config::DEFAULT_HANDOFF_SECS),
+            candidates: Vec::new(),
             policy: Arc::new(AcceptAll),
             test_corrupt_shares: false,
         }
@@ -155,6 +161,7 @@ impl fmt::Debug for CommitteeNodeConfig {
             .field("members", &self.members)
             .field("threshold", &self.threshold)
             .field("epoch", &self.epoch)
+            .field("candidates", &self.candidates.len())
             .field("dir", &self.dir)
             .field("phase_timeout", &self.phase_timeout)
             .field("dkg_timeout", &self.dkg_timeout)

@@ -95,6 +95,7 @@ fn every_field_round_trips() {
             round_timeout: Duration::from_millis(12),
             epoch_length: Duration::from_secs(60),
             handoff: Duration::from_secs(13),
+            candidates: vec![libp2p::PeerId::random(), libp2p::PeerId::random()],
         },
         receipts: crate::workload::ReceiptsConfig {
             optimistic: true,
