@@ -185,6 +185,23 @@ pub fn selection_candidates(
     registered
 }
 
+/// The selection rule of this build (`PROTOCOL.md` §7.6a): `2`, every registered
+/// coordinator is a candidate ([`registered_candidates`]; rule 1 admitted only the members
+/// of the committee in force, the only coordinators that ran the committee protocol then).
+pub const SELECTION_RULE_VERSION: u16 = 2;
+
+/// The candidates of selection rule 2 ([`SELECTION_RULE_VERSION`]): every coordinator of
+/// `registry` registered at or before `anchor_height` (every coordinator of a committee
+/// network runs the committee protocol, as a member or a follower, so all of them can take
+/// part in the next DKG); the `current` members when those are fewer than its size.
+pub fn registered_candidates(
+    registry: &[(String, u64)],
+    anchor_height: u64,
+    current: &[String],
+) -> Vec<String> {
+    selection_candidates(registry, anchor_height, current, |_| true)
+}
+
 /// Epoch length and handoff window, in milliseconds; epoch `e` covers
 /// `[start + e·epoch_ms, start + (e+1)·epoch_ms)` and its handoff window is its last
 /// `handoff_ms` (issue 13 §3 defaults: 6 h and 15 min).
@@ -391,6 +408,23 @@ mod tests {
             vec![ids(6)[0].clone(), ids(6)[2].clone(), ids(6)[4].clone()]
         );
         assert_eq!(selection_candidates(&reg, 4, &cur, even), cur);
+    }
+
+    #[test]
+    fn rule_2_admits_every_registered_coordinator_and_keeps_a_thin_committee() {
+        assert_eq!(SELECTION_RULE_VERSION, 2);
+        let cur = ids(3);
+        // ids 3 and 4 are not members of the committee in force: candidates all the same.
+        let reg: Vec<(String, u64)> = ids(5)
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| (id, i as u64 + 1))
+            .collect();
+        assert_eq!(registered_candidates(&reg, 5, &cur), ids(5));
+        assert_eq!(registered_candidates(&reg, 4, &cur), ids(4));
+        // Two registered (one of them outside the committee) for three seats: the members.
+        let thin = vec![(ids(5)[0].clone(), 1), (ids(5)[4].clone(), 1)];
+        assert_eq!(registered_candidates(&thin, 9, &cur), cur);
     }
 
     #[test]

@@ -8,12 +8,11 @@
 //!   anchor is then final) or, on an idle log,
 //!   [`dsdn_protocols::committee::epoch::ANCHOR_SETTLE_MS`] after the opening.
 //! - **Candidates.** The coordinators of the registry (`coordinator:<id>`) registered at
-//!   or before the anchor, that can take part in the next DKG ([`selection_candidates`]).
-//!   The seam: only members of the committee in force run the epoch rotation (a
-//!   coordinator outside it runs no committee service and is never asked to its DKG,
-//!   docs/ARCHITECTURE.md "Committee epochs"), so only they are eligible. With fewer
-//!   eligible registered coordinators than seats the current members are the candidates
-//!   (the committee is re-keyed, as before the registry).
+//!   or before the anchor ([`registered_candidates`], selection rule 2): every coordinator
+//!   of a committee network runs the committee protocol and the epoch driver (a member of
+//!   the committee in force, or a follower outside it), so every registered one can take
+//!   part in the next DKG. With fewer registered coordinators than seats the current
+//!   members are the candidates (the committee is re-keyed, as before the registry).
 //! - **Check.** A member co-signs a blob holding a rotation only if the blob is dated in a
 //!   handoff window and the rotation's members and threshold are the selection of that
 //!   window over the member's own log below the blob ([`check_rotation`]): a function of
@@ -22,7 +21,7 @@
 use std::cell::Cell;
 
 use dsdn_protocols::committee::epoch::{
-    find_anchor, selection_candidates, usable_anchor, AnchorLookup, EpochSchedule, SeedAnchor,
+    find_anchor, registered_candidates, usable_anchor, AnchorLookup, EpochSchedule, SeedAnchor,
 };
 use dsdn_protocols::committee::epoch_driver::{
     next_committee, rotation_matches_selection, CurrentCommittee, LogView,
@@ -113,10 +112,9 @@ impl SelectionRule {
                     tracing::error!(error = %e, "cannot read the coordinator registry of the DA state");
                     Vec::new()
                 });
-                // The seam: only members of the committee in force take part in its DKG.
-                selection_candidates(&registry, a.height, &current.members, |id| {
-                    current.members.iter().any(|m| m == id)
-                })
+                // Rule 2: every registered coordinator (members and followers run the
+                // committee protocol alike).
+                registered_candidates(&registry, a.height, &current.members)
             }
             None => current.members.clone(),
         };
