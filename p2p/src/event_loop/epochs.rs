@@ -250,22 +250,26 @@ impl EventLoop {
             return;
         };
         let me = *self.swarm.local_peer_id();
-        let next = c.epochs.as_mut().and_then(|e| e.take_next(epoch)).or_else(|| {
-            // The next service is gone (a restart after the DKG): the share on disk.
-            let metrics = c.service.metrics().clone();
-            let state = self.da.service.state();
-            crate::committee::epochs::service_in_force(
-                c.service.node_config(),
-                me,
-                state,
-                c.service.epoch(),
-                metrics,
-            )
-            .ok()
-            .flatten()
-            .filter(|s| !s.is_follower() && s.epoch() == epoch)
-            .and_then(|s| Some((s, crate::committee::GuardWriter::start().ok()?)))
-        });
+        let next = c
+            .epochs
+            .as_mut()
+            .and_then(|e| e.take_next(epoch))
+            .or_else(|| {
+                // The next service is gone (a restart after the DKG): the share on disk.
+                let metrics = c.service.metrics().clone();
+                let state = self.da.service.state();
+                crate::committee::epochs::service_in_force(
+                    c.service.node_config(),
+                    me,
+                    state,
+                    c.service.epoch(),
+                    metrics,
+                )
+                .ok()
+                .flatten()
+                .filter(|s| !s.is_follower() && s.epoch() == epoch)
+                .and_then(|s| Some((s, crate::committee::GuardWriter::start().ok()?)))
+            });
         let Some((service, writer)) = next else {
             tracing::error!(epoch, from_height, "the committee rotated, but this member holds no key share of the new epoch: it does not seal");
             if let Some(old) = c.rotation.take() {

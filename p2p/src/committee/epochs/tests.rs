@@ -1,8 +1,8 @@
 //! Unit tests of the epoch rotation's node side.
+use super::super::{DkgRunError, ThresholdSignError};
 use super::*;
 use dsdn_protocols::da::EpochRecord;
 use in_force::in_force;
-use super::super::{DkgRunError, ThresholdSignError};
 
 fn record(epoch: u64, effective_height: u64) -> EpochRecord {
     EpochRecord {
@@ -42,7 +42,11 @@ fn request_tags_carry_their_epoch() {
 fn four(dir: &std::path::Path) -> (Vec<PeerId>, CommitteeNodeConfig, LogView, NextCommittee) {
     use dsdn_protocols::committee::epoch::SeedAnchor;
     let peers: Vec<PeerId> = (0..4)
-        .map(|_| libp2p::identity::Keypair::generate_ed25519().public().to_peer_id())
+        .map(|_| {
+            libp2p::identity::Keypair::generate_ed25519()
+                .public()
+                .to_peer_id()
+        })
         .collect();
     let mut cfg = CommitteeNodeConfig::new(peers[..3].to_vec(), 2, 1, dir.join("committee"));
     // The window is open but for 1 s in 1000 (the test allows that second).
@@ -84,7 +88,10 @@ fn a_coordinator_outside_the_committee_follows_it_and_signs_nothing() {
     assert!(matches!(rx.try_recv(), Ok(Err(DkgRunError::NotConfigured))));
     let (tx, mut rx) = oneshot::channel();
     s.start_sign(Slot::Receipt([1; 32]), b"m".to_vec(), tx, Instant::now());
-    assert!(matches!(rx.try_recv(), Ok(Err(ThresholdSignError::NoKeyShare))));
+    assert!(matches!(
+        rx.try_recv(),
+        Ok(Err(ThresholdSignError::NoKeyShare))
+    ));
     // A request from a member of the committee it follows: refused, not answered.
     let commit = CommitteeRequest::Commit {
         epoch: 1,
@@ -131,8 +138,14 @@ fn a_dkg_start_is_taken_only_in_the_exact_order_of_the_own_selection() {
         .unwrap_or(&next.members[0])
         .clone();
     let me: PeerId = me_text.parse().expect("peer id");
-    let mut e = EpochLoop::new(&cfg, me, NetworkId::new("devnet").expect("net"), metrics(), false)
-        .expect("epoch loop");
+    let mut e = EpochLoop::new(
+        &cfg,
+        me,
+        NetworkId::new("devnet").expect("net"),
+        metrics(),
+        false,
+    )
+    .expect("epoch loop");
     let initiator: PeerId = peers[0];
     let exact = config_of(next.epoch, next.threshold, &next.members).expect("config");
     let mut reversed_members = next.members.clone();

@@ -503,11 +503,7 @@ fn a_follower_joins_when_selected_and_a_member_left_out_retires_to_follow() {
         assert_eq!(d.record().member, selected);
         assert_eq!(d.record().acting_epoch, 1);
         // The member left out of the next committee retires (and follows from then on).
-        let left_out = v
-            .current
-            .members
-            .iter()
-            .find(|m| !next.members.contains(m));
+        let left_out = v.current.members.iter().find(|m| !next.members.contains(m));
         if let Some(m) = left_out {
             let mut d = EpochDriver::new(cfg(m), 0, true);
             d.tick(OPEN0, &v, no_share);
