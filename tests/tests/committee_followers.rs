@@ -14,16 +14,16 @@
 //! selection recomputed from the log alone (registry, anchor, seed, rule 2); DA events posted
 //! round-robin to c1–c4 throughout are each acknowledged (a coordinator that does not seal
 //! at the time refuses with "not the DA authority" and the event goes to the next one), and
-//! every acknowledged event is in the log; every node converges to one tip and state root.
+//! every acknowledged event is in the log; every node converges to one tip and state root;
+//! restarted with the genesis configuration, c4 and the retired member resume in the log's
+//! epoch in force (a member with its share and proposer rotation, or a follower).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dsdn_daemon::localnet::NodeMode;
-use dsdn_integration_tests::rotation::{
-    check_selections, log_events, rotation_status, start_committee_net_with,
-};
+use dsdn_integration_tests::rotation::{check_selections, log_events, start_committee_net_with};
 use dsdn_integration_tests::{chunk_events, da_tip, eventually, fast_da, metric, TestNet};
 use dsdn_protocols::da::DaEvent;
 use dsdn_protocols::NetworkId;
@@ -374,10 +374,34 @@ async fn a_follower_is_selected_into_the_committee_and_seals() -> anyhow::Result
         acked.len(),
         refused.load(Ordering::Relaxed)
     );
-    anyhow::ensure!(
-        rotation_status(&net, "c4").await.is_some(),
-        "c4 stopped its proposer rotation"
-    );
+
+    // Restarted with the genesis configuration, c4 and the retired member resume from the
+    // log's epoch in force: a member of it with its key share and proposer rotation, or a
+    // follower of it.
+    let args = cn.args.clone();
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    for n in ["c4", retired.as_str()] {
+        let in_force = committee_of(&net, "c3")
+            .await
+            .map_or(joined_epoch, |c| c.1.max(joined_epoch));
+        net.respawn_with_args(n, &a).await?;
+        let id = net.node(n).peer_id().to_owned();
+        let (state, epoch) = eventually(
+            Duration::from_secs(30),
+            &format!("{n} resumed in the epoch in force"),
+            || async {
+                let (state, epoch, members, rotating) = committee_of(&net, n).await?;
+                let member = members.contains(&id);
+                (epoch >= in_force
+                    && ((member && state == "ready" && rotating)
+                        || (!member && state == "following" && !rotating)))
+                    .then_some((state, epoch))
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(40)))?;
+        eprintln!("{n} restarted: {state} in epoch {epoch}");
+    }
     net.pass();
     Ok(())
 }
