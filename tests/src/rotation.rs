@@ -180,10 +180,11 @@ pub struct Selected {
 /// and checks each `committee_rotated` event against it: its blob dated in a handoff window
 /// of the test schedule; its anchor the last blob dated before that window opened; its
 /// members `select_committee` over the `coordinator_registered` registry as of the anchor
-/// (only members of the committee handing over are eligible; the committee itself when
-/// fewer are registered), seeded by the anchor's hash and the hash of the committee handing
-/// over (`genesis`, in member order, of epoch `genesis_epoch` for the first one), all
-/// with threshold 2 (the 2-of-3 committees of these tests).
+/// (selection rule 2: every registered coordinator the network admits, `genesis` members
+/// and `candidates`; the committee handing over when fewer are registered than its seats),
+/// seeded by the anchor's hash and the hash of the committee handing over (`genesis`, in
+/// member order, of epoch `genesis_epoch` for the first one), all with threshold 2 (the
+/// 2-of-3 committees of these tests).
 ///
 /// # Errors
 /// The log cannot be read, or a rotation is not the selection (which one, and why).
@@ -193,11 +194,13 @@ pub async fn check_selections(
     network: &dsdn_protocols::NetworkId,
     schedule: dsdn_protocols::committee::epoch::EpochSchedule,
     genesis: &[String],
+    candidates: &[String],
     genesis_epoch: u64,
 ) -> anyhow::Result<Vec<Selected>> {
     use dsdn_protocols::committee::epoch::{
-        derive_epoch_seed, select_committee, selection_candidates,
+        admitted_candidates, derive_epoch_seed, select_committee,
     };
+    let admitted: Vec<String> = genesis.iter().chain(candidates).cloned().collect();
     use dsdn_protocols::da::DaEvent;
     let client = net.node(name).client();
     let height = client.da_state().await?.height;
@@ -243,9 +246,7 @@ pub async fn check_selections(
             .map(|(h, _, hash)| (*h, *hash))
             .next_back()
             .unwrap_or((0, [0; 32]));
-        let candidates = selection_candidates(&registry, anchor, &members, |id| {
-            members.iter().any(|m| m == id)
-        });
+        let candidates = admitted_candidates(&registry, anchor, &members, &admitted);
         let ids = members
             .iter()
             .map(|m| {

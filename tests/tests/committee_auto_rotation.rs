@@ -234,8 +234,16 @@ async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Resu
         .iter()
         .map(|n| net.node(n).peer_id().to_owned())
         .collect();
-    let selections =
-        check_selections(&net, "c1", &network, schedule, &member_ids, genesis_epoch).await?;
+    let selections = check_selections(
+        &net,
+        "c1",
+        &network,
+        schedule,
+        &member_ids,
+        &[],
+        genesis_epoch,
+    )
+    .await?;
     eprintln!("selections recomputed from the log: {selections:?}");
 
     // Nothing acknowledged is missing.
@@ -355,7 +363,16 @@ async fn the_committee_rotates_its_key_while_events_are_posted() -> anyhow::Resu
         ROTATION_WAIT,
         "a rotation selected over the three registered coordinators",
         || async {
-            match check_selections(&net, "c1", &network, schedule, &member_ids, genesis_epoch).await
+            match check_selections(
+                &net,
+                "c1",
+                &network,
+                schedule,
+                &member_ids,
+                &[],
+                genesis_epoch,
+            )
+            .await
             {
                 Ok(s) => s
                     .into_iter()

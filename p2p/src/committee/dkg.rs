@@ -32,6 +32,10 @@ impl CommitteeService {
     /// `NodeHandle::committee_dkg`: starts a ceremony (telling every member) or joins the
     /// running one; `reply` is answered when this member adopted the key or the run failed.
     pub(crate) fn start_dkg(&mut self, reply: DkgReply, now: Instant) {
+        if self.follower {
+            let _ = reply.send(Err(DkgRunError::NotConfigured));
+            return;
+        }
         if self.signer.is_some() {
             let _ = reply.send(Err(DkgRunError::AlreadyHaveKey(self.config.epoch)));
             return;

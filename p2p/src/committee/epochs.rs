@@ -17,10 +17,12 @@
 //! Selection ([`selection`]): the seed is pinned to the last blob dated before the handoff
 //! window opened, the candidates are the coordinators registered in the DA state as of that
 //! blob, so every member selects the same committee (order, initiator) whatever its tip.
-//! The seam: only members of the committee in force run this loop and its next service,
-//! so only they are eligible (a registered coordinator outside the committee is not
-//! selected); with fewer eligible registered coordinators than seats, the next committee
-//! is the same members re-keyed (a new DKG, a new group key) in the seed's order.
+//! Every coordinator of a committee network runs this loop: a member of the committee in
+//! force, or a *follower* (outside it: it signs nothing in that epoch, but selects each
+//! window like the members, joins the next committee's DKG when selected and starts
+//! sealing at the switch; a member not selected retires to follower). So every registered
+//! coordinator is eligible (selection rule v2, PROTOCOL §7.6a); with fewer registered
+//! coordinators than seats, the next committee is the same members re-keyed.
 
 use std::time::Instant;
 
@@ -108,9 +110,9 @@ pub(crate) fn request_epoch(request: &CommitteeRequest) -> u64 {
 }
 
 impl EpochLoop {
-    /// The epoch rotation of the member `me` of the genesis committee `template`, resumed
-    /// from `epoch-driver.cbor` when it reads (an unreadable record is moved aside: the log
-    /// is the authority on rotations).
+    /// The epoch rotation of the coordinator `me` of the committee `template` (a member of
+    /// it when `member`, else a follower), resumed from `epoch-driver.cbor` when it reads
+    /// (an unreadable record is moved aside: the log is the authority on rotations).
     ///
     /// # Errors
     /// The record writer thread cannot be started.
@@ -119,6 +121,7 @@ impl EpochLoop {
         me: PeerId,
         network: NetworkId,
         metrics: CommitteeMetrics,
+        member: bool,
     ) -> Result<Self, CommitteeStartError> {
         let schedule = EpochSchedule {
             start_ms: 0,
@@ -134,12 +137,12 @@ impl EpochLoop {
         };
         let driver = match read_epoch_driver(&template.dir) {
             Ok(Some(record)) => EpochDriver::resume(cfg, record),
-            Ok(None) => EpochDriver::new(cfg, template.epoch, true),
+            Ok(None) => EpochDriver::new(cfg, template.epoch, member),
             Err(e) => {
                 let path = epoch_driver_path(&template.dir);
                 let moved = dsdn_peers::files::move_aside_at(&path, unix_ms() / 1000);
                 tracing::error!(error = %e, ?moved, "unreadable epoch driver record: starting afresh");
-                EpochDriver::new(cfg, template.epoch, true)
+                EpochDriver::new(cfg, template.epoch, member)
             }
         };
         Ok(Self {
@@ -157,6 +160,7 @@ impl EpochLoop {
                     members: texts(&template.members),
                     threshold: template.threshold,
                 },
+                candidates: texts(&template.candidates),
             },
             anchor_cache: Default::default(),
             template: template.clone(),
@@ -340,10 +344,11 @@ impl EpochLoop {
 
     /// A `DkgStart` of the next epoch from `peer` on a member that is not the initiator:
     /// taken when `peer` is a current member, `config` is the next epoch of the committee
-    /// in force, holds this node and is exactly this member's own selection
-    /// ([`next_committee`] of `view`: members and threshold), and the handoff window is
-    /// open. Opens the next service from it and
-    /// joins its DKG.
+    /// in force, holds this node and is exactly this node's own selection
+    /// ([`next_committee`] of `view`: members in the same order — FROST identifiers and
+    /// the rotation's member order follow it — and threshold), and the handoff window is
+    /// open. Opens the next service from it and joins its DKG (a follower selected into
+    /// the next committee too).
     ///
     /// # Errors
     /// Why the start is not taken (the caller refuses the request as busy: the initiator
@@ -485,6 +490,18 @@ impl EpochLoop {
         Ok(())
     }
 
+    /// Whether `peer` may send requests of the next epoch to this node: a member of the
+    /// next service, or of this node's own selection over `view` (its `DkgStart` may not
+    /// have arrived yet: the request is answered busy and sent again). Anyone else is
+    /// refused as not a member.
+    pub(crate) fn next_member(&self, peer: &PeerId, view: &LogView) -> bool {
+        if self.next.as_ref().is_some_and(|(s, _)| s.is_member(peer)) {
+            return true;
+        }
+        let peer = peer.to_string();
+        next_committee(view).is_some_and(|n| n.members.contains(&peer))
+    }
+
     /// The next epoch's service and its guard writer (routing of its requests, responses and
     /// actions).
     pub(crate) fn next_mut(&mut self) -> Option<&mut (CommitteeService, GuardWriter)> {
@@ -565,7 +582,7 @@ mod in_force;
 mod selection;
 
 use in_force::config_of;
-pub(crate) use in_force::service_in_force;
+pub(crate) use in_force::{follower_service, service_in_force};
 pub(crate) use selection::{check_rotation, SelectionRule};
 
 /// The group key of the next epoch's share held here (`config`, `group_key`: its service)

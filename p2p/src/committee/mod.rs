@@ -186,6 +186,9 @@ pub enum CommitteeState {
     },
     /// The key share is loaded: this member signs.
     Ready,
+    /// Not a member of the committee in force (issue 13 §3): this coordinator follows the
+    /// log's epochs, signs nothing, and joins a later committee it is selected into.
+    Following,
     /// The last DKG failed, or the key material on disk was unusable (moved aside), for
     /// this reason. A new DKG may be started.
     Failed(String),
@@ -197,6 +200,7 @@ impl fmt::Display for CommitteeState {
             CommitteeState::NoShare => f.write_str("no_share"),
             CommitteeState::Dkg { round } => write!(f, "dkg_round_{round}"),
             CommitteeState::Ready => f.write_str("ready"),
+            CommitteeState::Following => f.write_str("following"),
             CommitteeState::Failed(r) => write!(f, "failed: {r}"),
         }
     }

@@ -97,6 +97,10 @@ pub(crate) struct CommitteeService {
     /// Degraded while the signing guard cannot be written: nothing is signed until a
     /// retried write succeeds (issue 14 §2).
     pub(super) health: crate::storage::Health,
+    /// True on a coordinator that is not a member of this committee (issue 13 §3): it holds
+    /// no share, signs nothing and refuses every request; its epoch rotation follows the log
+    /// and may select it into a later committee.
+    pub(super) follower: bool,
 }
 
 /// The first request tag of the service of `epoch`: the epoch's low 24 bits above bit 40
@@ -149,11 +153,8 @@ impl CommitteeService {
             .validate()
             .map_err(|e| CommitteeStartError::Config(e.to_string()))?;
         let my_id = member_id(&me).map_err(|e| CommitteeStartError::Config(e.to_string()))?;
-        if !config.contains(&my_id) {
-            return Err(CommitteeStartError::Config(format!(
-                "this node ({me}) is not one of the committee members"
-            )));
-        }
+        // A coordinator outside the committee runs as a follower (no share, no signing).
+        let follower = !config.contains(&my_id);
         ensure_dir(&cfg.dir)?;
         let cfg_epoch = cfg.epoch;
         let mut service = Self {
@@ -162,7 +163,11 @@ impl CommitteeService {
             me,
             my_id,
             signer: None,
-            state: CommitteeState::NoShare,
+            state: if follower {
+                CommitteeState::Following
+            } else {
+                CommitteeState::NoShare
+            },
             dkg: None,
             rounds: BTreeMap::new(),
             // Tags carry the epoch in their high bits: the responses of the next epoch's
@@ -176,8 +181,13 @@ impl CommitteeService {
             rate: HashMap::new(),
             metrics,
             health: crate::storage::Health::new(),
+            follower,
         };
-        service.load();
+        if follower {
+            tracing::info!(%me, epoch = cfg_epoch, "not a member of the committee in force: following it");
+        } else {
+            service.load();
+        }
         Ok(service)
     }
 
@@ -362,6 +372,23 @@ impl CommitteeService {
         Some((signer.key_share(), &self.cfg, &self.metrics))
     }
 
+    /// True on a coordinator outside this committee (it follows the committee and signs
+    /// nothing in its epoch).
+    pub(crate) fn is_follower(&self) -> bool {
+        self.follower
+    }
+
+    /// The node configuration of this service (directory, timeouts, schedule; members,
+    /// threshold and epoch of this committee).
+    pub(crate) fn node_config(&self) -> &CommitteeNodeConfig {
+        &self.cfg
+    }
+
+    /// The metrics of this service.
+    pub(crate) fn metrics(&self) -> &CommitteeMetrics {
+        &self.metrics
+    }
+
     /// True when `peer` is another member of this committee.
     pub(crate) fn is_member(&self, peer: &PeerId) -> bool {
         *peer != self.me && self.cfg.members.contains(peer)
@@ -419,12 +446,12 @@ impl CommitteeService {
 
     /// Whether `peer` is another member within its request rate (counted when not).
     fn admit(&mut self, peer: PeerId, now: Instant) -> bool {
-        self.is_member(&peer) && self.allow(peer, now)
+        !self.follower && self.is_member(&peer) && self.allow(peer, now)
     }
 
     /// The refusal of a request [`Self::admit`] did not admit.
     fn refused_admission(&mut self, peer: PeerId) -> CommitteeResponse {
-        if !self.is_member(&peer) {
+        if self.follower || !self.is_member(&peer) {
             self.metrics
                 .refused
                 .with_label_values(&["not_a_member"])

@@ -206,13 +206,16 @@ fn a_dkg_with_a_silent_member_fails_naming_it() {
 }
 
 #[test]
-fn a_node_outside_the_member_list_does_not_start() {
+fn a_node_outside_the_member_list_follows_and_a_bad_config_does_not_start() {
     let dir = tempfile::tempdir().unwrap();
     let random = || Keypair::generate_ed25519().public().to_peer_id();
     let members: Vec<PeerId> = (0..3).map(|_| random()).collect();
     let cfg = CommitteeNodeConfig::new(members.clone(), 2, 1, dir.path().to_path_buf());
     let m = CommitteeMetrics::new(&prometheus::Registry::new()).unwrap();
-    assert!(CommitteeService::open(cfg, random(), m).is_err());
+    // Issue 13 §3: a coordinator outside the committee runs as a follower.
+    let follower = CommitteeService::open(cfg, random(), m).unwrap();
+    assert!(follower.is_follower());
+    assert_eq!(follower.status().state, CommitteeState::Following);
     let cfg = CommitteeNodeConfig::new(members.clone(), 4, 1, dir.path().to_path_buf());
     let m = CommitteeMetrics::new(&prometheus::Registry::new()).unwrap();
     assert!(CommitteeService::open(cfg, members[0], m).is_err());

@@ -4,7 +4,11 @@
 //! the `committee_rotated` proposal, the switch of the sealing share at `effective_height`,
 //! the record write) and routes the committee requests and responses of the next epoch.
 //!
-//! It runs only on a member whose committee seals the DA log (its proposer rotation runs).
+//! It runs on a member whose committee seals the DA log (its proposer rotation runs) and on
+//! a follower (a coordinator outside the committee in force, once the DA log has an
+//! authority): the follower selects each window like the members, takes part in the next
+//! committee's DKG when selected, and switches into sealing at `effective_height`; a
+//! member not selected retires to a follower of the new epoch.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,9 +32,10 @@ impl EventLoop {
     }
 
     /// After a restart the configuration names the genesis epoch: when the log has a later
-    /// epoch in force that names this member, its service (the share on disk) replaces the
-    /// configured one, so that the proposer rotation starts with it. Tried once per DA key
-    /// in force that is not this service's (the files are read then, not at every tick).
+    /// epoch in force that names this node, its service (the share on disk) replaces the
+    /// configured one, so that the proposer rotation starts with it; when it does not name
+    /// this node, the follower service of that epoch does. Tried once per DA key in force
+    /// that is not this service's (the files are read then, not at every tick).
     fn epochs_resume(&mut self) {
         let me = *self.swarm.local_peer_id();
         let in_force = self.da.service.current_key();
@@ -46,10 +51,7 @@ impl EventLoop {
             return;
         }
         c.resume_tried = in_force;
-        let Some((_, cfg, metrics)) = c.service.rotation_parts() else {
-            return;
-        };
-        let (cfg, metrics) = (cfg.clone(), metrics.clone());
+        let (cfg, metrics) = (c.service.node_config().clone(), c.service.metrics().clone());
         let state = self.da.service.state();
         match crate::committee::epochs::service_in_force(
             &cfg,
@@ -61,10 +63,13 @@ impl EventLoop {
             Ok(Some(service)) => {
                 tracing::info!(
                     epoch = service.epoch(),
-                    "resuming with the key share of the committee epoch in force"
+                    follower = service.is_follower(),
+                    "resuming in the committee epoch in force"
                 );
+                let config = service.committee_config().clone();
                 let old = std::mem::replace(&mut c.service, service);
                 drop_off_loop(old);
+                self.workload.service.set_committee(Some(config));
             }
             Ok(None) => {}
             Err(e) => {
@@ -74,24 +79,28 @@ impl EventLoop {
     }
 
     /// Starts the epoch rotation once this member's proposer rotation runs (its committee
-    /// seals the DA log).
+    /// seals the DA log), or on a follower once the DA log has an authority.
     fn epochs_ensure(&mut self) {
         let network = self.cfg.network.clone();
         let me = *self.swarm.local_peer_id();
+        let authority = self.da.service.current_key();
         let Some(c) = self.committee.as_mut() else {
             return;
         };
-        if c.epochs.is_some() || c.rotation.is_none() {
+        let follower = c.service.is_follower();
+        if c.epochs.is_some()
+            || (!follower && c.rotation.is_none())
+            || (follower && authority.is_none())
+        {
             return;
         }
-        let Some((_, cfg, metrics)) = c.service.rotation_parts() else {
-            return;
-        };
-        match EpochLoop::new(cfg, me, network, metrics.clone()) {
+        let cfg = c.service.node_config();
+        match EpochLoop::new(cfg, me, network, c.service.metrics().clone(), !follower) {
             Ok(e) => {
                 tracing::info!(
                     epoch_secs = cfg.epoch_length.as_secs(),
                     handoff_secs = cfg.handoff.as_secs(),
+                    follower,
                     "committee epoch rotation enabled"
                 );
                 // Rotations queued or co-signed here must be this log's selection.
@@ -129,7 +138,53 @@ impl EventLoop {
                 self.epoch_action(action, now);
             }
         }
+        self.epochs_follow();
         self.epochs_flush();
+    }
+
+    /// A coordinator the epoch in force does not name (a retired member, a follower after
+    /// a rotation it was not selected into) runs the follower service of that epoch: it
+    /// signs nothing, refuses every request, and its requests of the next epoch are
+    /// classified against the epoch in force.
+    fn epochs_follow(&mut self) {
+        let me = *self.swarm.local_peer_id();
+        let Some(current) = self
+            .committee
+            .as_ref()
+            .and_then(|c| c.epochs.as_ref())
+            .map(|e| e.view(&self.da.service, unix_ms()).current)
+        else {
+            return;
+        };
+        let Some(c) = self.committee.as_mut() else {
+            return;
+        };
+        if c.service.epoch() >= current.epoch || current.members.contains(&me.to_string()) {
+            return;
+        }
+        let metrics = c.service.metrics().clone();
+        match crate::committee::epochs::follower_service(
+            c.service.node_config(),
+            me,
+            &current,
+            metrics,
+        ) {
+            Ok(service) => {
+                tracing::info!(
+                    epoch = current.epoch,
+                    "not a member of the committee epoch in force: following it"
+                );
+                let config = service.committee_config().clone();
+                let old = std::mem::replace(&mut c.service, service);
+                let old_rotation = c.rotation.take();
+                drop_off_loop((old, old_rotation));
+                self.da.service.set_committee_key(None);
+                self.workload.service.set_committee(Some(config));
+            }
+            Err(e) => {
+                tracing::warn!(epoch = current.epoch, error = %e, "cannot follow the committee epoch in force")
+            }
+        }
     }
 
     fn epoch_action(&mut self, action: EpochAction, now: Instant) {
@@ -173,6 +228,9 @@ impl EventLoop {
                         drop_off_loop(old);
                     }
                 }
+                // Sealing stops now; the follower service replaces the retired one
+                // (`epochs_follow`, at the end of this tick).
+                self.da.service.set_committee_key(None);
             }
             EpochAction::Persist(record) => {
                 if let Some(e) = self.epochs() {
@@ -191,7 +249,28 @@ impl EventLoop {
         let Some(c) = self.committee.as_mut() else {
             return;
         };
-        let Some((service, writer)) = c.epochs.as_mut().and_then(|e| e.take_next(epoch)) else {
+        let me = *self.swarm.local_peer_id();
+        let next = c
+            .epochs
+            .as_mut()
+            .and_then(|e| e.take_next(epoch))
+            .or_else(|| {
+                // The next service is gone (a restart after the DKG): the share on disk.
+                let metrics = c.service.metrics().clone();
+                let state = self.da.service.state();
+                crate::committee::epochs::service_in_force(
+                    c.service.node_config(),
+                    me,
+                    state,
+                    c.service.epoch(),
+                    metrics,
+                )
+                .ok()
+                .flatten()
+                .filter(|s| !s.is_follower() && s.epoch() == epoch)
+                .and_then(|s| Some((s, crate::committee::GuardWriter::start().ok()?)))
+            });
+        let Some((service, writer)) = next else {
             tracing::error!(epoch, from_height, "the committee rotated, but this member holds no key share of the new epoch: it does not seal");
             if let Some(old) = c.rotation.take() {
                 drop_off_loop(old);
@@ -259,10 +338,15 @@ impl EventLoop {
                 .committee
                 .as_ref()
                 .is_some_and(|c| c.service.is_member(peer));
-            if request_epoch(request) > current && !member {
-                // The next committee is the current members re-keyed: anyone else asking
-                // for a later epoch is refused by the service in force as not a member
-                // (and counted), not answered "busy".
+            let next_member = || {
+                self.committee
+                    .as_ref()
+                    .and_then(|c| c.epochs.as_ref())
+                    .is_some_and(|e| e.next_member(peer, &e.view(&self.da.service, unix_ms())))
+            };
+            if request_epoch(request) > current && !member && !next_member() {
+                // Neither a current member nor one of the next committee: refused by the
+                // service in force as not a member (and counted), not answered "busy".
                 return Some(event);
             }
         }

@@ -185,6 +185,29 @@ pub fn selection_candidates(
     registered
 }
 
+/// The selection rule of this build (`PROTOCOL.md` §7.6a): `2`, the registered
+/// coordinators the network admits are the candidates ([`admitted_candidates`]: the genesis
+/// committee's members and `[committee] candidates`, members of the committee in force or
+/// followers). Rule 1 admitted only the members of the committee in force, the only
+/// coordinators that ran the committee protocol then.
+pub const SELECTION_RULE_VERSION: u16 = 2;
+
+/// The candidates of selection rule 2 ([`SELECTION_RULE_VERSION`]): the coordinators of
+/// `registry` registered at or before `anchor_height` that `admitted` names (the genesis
+/// members and the configured candidates: the admission list while stake is not on the
+/// chain, so registrations of PeerIds made up by the thousand select nobody); the
+/// `current` members when those are fewer than its size.
+pub fn admitted_candidates(
+    registry: &[(String, u64)],
+    anchor_height: u64,
+    current: &[String],
+    admitted: &[String],
+) -> Vec<String> {
+    selection_candidates(registry, anchor_height, current, |id| {
+        admitted.iter().any(|a| a == id)
+    })
+}
+
 /// Epoch length and handoff window, in milliseconds; epoch `e` covers
 /// `[start + e·epoch_ms, start + (e+1)·epoch_ms)` and its handoff window is its last
 /// `handoff_ms` (issue 13 §3 defaults: 6 h and 15 min).
@@ -391,6 +414,31 @@ mod tests {
             vec![ids(6)[0].clone(), ids(6)[2].clone(), ids(6)[4].clone()]
         );
         assert_eq!(selection_candidates(&reg, 4, &cur, even), cur);
+    }
+
+    #[test]
+    fn rule_2_admits_the_listed_registered_coordinators_and_keeps_a_thin_committee() {
+        assert_eq!(SELECTION_RULE_VERSION, 2);
+        let cur = ids(3);
+        // ids 3 is admitted but no member of the committee in force; id 4 registered
+        // without being admitted (a made-up PeerId): never a candidate.
+        let reg: Vec<(String, u64)> = ids(5)
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| (id, i as u64 + 1))
+            .collect();
+        let admitted = ids(4);
+        assert_eq!(admitted_candidates(&reg, 5, &cur, &admitted), ids(4));
+        assert_eq!(admitted_candidates(&reg, 4, &cur, &admitted), ids(4));
+        assert_eq!(admitted_candidates(&reg, 5, &cur, &cur), cur);
+        // Two admitted registered (one of them outside the committee) for three seats: the
+        // members.
+        let thin = vec![
+            (ids(5)[0].clone(), 1),
+            (ids(5)[3].clone(), 1),
+            (ids(5)[4].clone(), 1),
+        ];
+        assert_eq!(admitted_candidates(&thin, 9, &cur, &admitted), cur);
     }
 
     #[test]

@@ -53,13 +53,51 @@ pub(super) fn config_of(
     })
 }
 
-/// The committee service of the epoch in force in `state` for the member `me` of the
-/// genesis committee `template`, when a rotation recorded in the log is in force, names
-/// `me` and `current_epoch` is older: after a restart the configuration still names the
-/// genesis epoch, and the share of the epoch in force (`key-share-<e>.cbor`) is on disk.
+/// The [`CommitteeNodeConfig`] of the committee `members` (PeerId texts) of `epoch` with
+/// `threshold`, the rest (directory, timeouts, schedule) from `template`.
+fn node_config_of(
+    template: &CommitteeNodeConfig,
+    epoch: u64,
+    threshold: u16,
+    members: &[String],
+) -> Result<CommitteeNodeConfig, String> {
+    let config = config_of(epoch, threshold, members)?;
+    let mut cfg = template.clone();
+    cfg.members = config.members.iter().filter_map(member_peer).collect();
+    cfg.threshold = config.threshold;
+    cfg.epoch = config.epoch;
+    Ok(cfg)
+}
+
+/// The follower service of the committee `current` for `me`, a coordinator outside it
+/// (issue 13 §3): no share, no signing, every request refused; what the node runs once
+/// the log's epoch in force does not name it (a retired member, a coordinator never
+/// selected).
 ///
 /// # Errors
-/// The epoch in force cannot be opened (not a member, no share with its group key).
+/// `current` names `me` (a member needs its share) or cannot be configured.
+pub(crate) fn follower_service(
+    template: &CommitteeNodeConfig,
+    me: PeerId,
+    current: &CurrentCommittee,
+    metrics: CommitteeMetrics,
+) -> Result<CommitteeService, String> {
+    let cfg = node_config_of(template, current.epoch, current.threshold, &current.members)?;
+    let service = CommitteeService::open(cfg, me, metrics).map_err(|e| e.to_string())?;
+    if !service.is_follower() {
+        return Err(format!("this node is a member of epoch {}", current.epoch));
+    }
+    Ok(service)
+}
+
+/// The committee service of the epoch in force in `state` for `me` (a coordinator of the
+/// network `template` configures), when a rotation recorded in the log is in force and
+/// `current_epoch` is older: after a restart the configuration still names the genesis
+/// epoch. A member of the epoch in force opens its share (`key-share-<e>.cbor`); a
+/// coordinator it does not name gets the follower service of that epoch.
+///
+/// # Errors
+/// The epoch in force names `me` but cannot be opened (no share with its group key).
 pub(crate) fn service_in_force(
     template: &CommitteeNodeConfig,
     me: PeerId,
@@ -76,15 +114,14 @@ pub(crate) fn service_in_force(
     else {
         return Ok(None);
     };
-    if record.epoch <= current_epoch || !record.members.contains(&me.to_string()) {
+    if record.epoch <= current_epoch {
         return Ok(None);
     }
-    let config = config_of(record.epoch, record.threshold, &record.members)?;
-    let mut cfg = template.clone();
-    cfg.members = config.members.iter().filter_map(member_peer).collect();
-    cfg.threshold = config.threshold;
-    cfg.epoch = config.epoch;
+    let cfg = node_config_of(template, record.epoch, record.threshold, &record.members)?;
     let service = CommitteeService::open(cfg, me, metrics).map_err(|e| e.to_string())?;
+    if service.is_follower() {
+        return Ok(Some(service));
+    }
     if service.group_key() != Some(record.group_key.0) {
         return Err(format!(
             "no key share of epoch {} with its group key on disk",

@@ -8,12 +8,13 @@
 //!   anchor is then final) or, on an idle log,
 //!   [`dsdn_protocols::committee::epoch::ANCHOR_SETTLE_MS`] after the opening.
 //! - **Candidates.** The coordinators of the registry (`coordinator:<id>`) registered at
-//!   or before the anchor, that can take part in the next DKG ([`selection_candidates`]).
-//!   The seam: only members of the committee in force run the epoch rotation (a
-//!   coordinator outside it runs no committee service and is never asked to its DKG,
-//!   docs/ARCHITECTURE.md "Committee epochs"), so only they are eligible. With fewer
-//!   eligible registered coordinators than seats the current members are the candidates
-//!   (the committee is re-keyed, as before the registry).
+//!   or before the anchor that the network admits ([`admitted_candidates`], selection
+//!   rule 2: the genesis members and `[committee] candidates`, [`SelectionRule::admits`]):
+//!   every coordinator of a committee network runs the committee protocol and the epoch
+//!   driver (a member of the committee in force, or a follower outside it), so every
+//!   admitted one can take part in the next DKG. With fewer admitted registered
+//!   coordinators than seats the current members are the candidates (the committee is
+//!   re-keyed, as before the registry).
 //! - **Check.** A member co-signs a blob holding a rotation only if the blob is dated in a
 //!   handoff window and the rotation's members and threshold are the selection of that
 //!   window over the member's own log below the blob ([`check_rotation`]): a function of
@@ -22,7 +23,7 @@
 use std::cell::Cell;
 
 use dsdn_protocols::committee::epoch::{
-    find_anchor, selection_candidates, usable_anchor, AnchorLookup, EpochSchedule, SeedAnchor,
+    admitted_candidates, find_anchor, usable_anchor, AnchorLookup, EpochSchedule, SeedAnchor,
 };
 use dsdn_protocols::committee::epoch_driver::{
     next_committee, rotation_matches_selection, CurrentCommittee, LogView,
@@ -39,6 +40,9 @@ pub(crate) struct SelectionRule {
     pub(crate) schedule: EpochSchedule,
     /// The committee of the configuration (in force before the first rotation).
     pub(crate) genesis: CurrentCommittee,
+    /// `[committee] candidates` (PeerId texts): the coordinators besides the genesis
+    /// members that a selection may pick once registered.
+    pub(crate) candidates: Vec<String>,
 }
 
 /// The last pinned anchor found: `(window opening, anchor)` (a binary search by timestamp
@@ -46,6 +50,26 @@ pub(crate) struct SelectionRule {
 pub(crate) type AnchorCache = Cell<Option<(u64, SeedAnchor)>>;
 
 impl SelectionRule {
+    /// True when the network admits `id` (a PeerId text) to the selection: a genesis
+    /// member or a configured candidate. Registrations of others are refused, and they are
+    /// never selected.
+    pub(crate) fn admits(&self, id: &str) -> bool {
+        self.genesis.members.iter().any(|m| m == id) || self.candidates.iter().any(|c| c == id)
+    }
+
+    /// The admitted coordinators: the genesis members, then the candidates.
+    fn admitted(&self) -> Vec<String> {
+        let mut all = self.genesis.members.clone();
+        all.extend(
+            self.candidates
+                .iter()
+                .filter(|c| !all.contains(c))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        all
+    }
+
     /// The anchor of the window opening at `opens_ms` over `da`'s applied log, usable at
     /// `now_ms` ([`usable_anchor`]); pinned anchors are remembered in `cache`.
     fn anchor(
@@ -113,10 +137,9 @@ impl SelectionRule {
                     tracing::error!(error = %e, "cannot read the coordinator registry of the DA state");
                     Vec::new()
                 });
-                // The seam: only members of the committee in force take part in its DKG.
-                selection_candidates(&registry, a.height, &current.members, |id| {
-                    current.members.iter().any(|m| m == id)
-                })
+                // Rule 2: every admitted registered coordinator (members and followers run the
+                // committee protocol alike).
+                admitted_candidates(&registry, a.height, &current.members, &self.admitted())
             }
             None => current.members.clone(),
         };

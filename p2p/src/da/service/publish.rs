@@ -162,6 +162,17 @@ impl DaService {
             ))
         } else if let Err(e) = request.validate() {
             Some(refuse(e.to_string()))
+        } else if request.is_coordinator()
+            && self
+                .selection
+                .as_ref()
+                .is_some_and(|rule| !rule.admits(&peer.to_base58()))
+        {
+            // Issue 13 §3: only admitted coordinators (genesis members, `[committee]
+            // candidates`) enter the registry; others would never be selected anyway.
+            Some(refuse(
+                "this coordinator is not admitted to the committee selection (neither a genesis member nor one of [committee] candidates)".into(),
+            ))
         } else {
             let node_id = peer.to_base58();
             let known = if request.is_coordinator() {

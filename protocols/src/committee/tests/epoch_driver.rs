@@ -439,3 +439,97 @@ fn the_driver_waits_for_a_usable_anchor_then_selects_with_its_hash() {
     });
     assert!(differs);
 }
+
+/// The genesis committee (members 0..3) at `tip` with 4 registered coordinators and the
+/// anchor hash `[h; 32]`.
+fn view_of_four(tip: u64, h: u8) -> LogView {
+    let mut v = view(tip);
+    v.candidates = (0..4).map(id).collect();
+    v.anchor = Some(SeedAnchor {
+        height: 1,
+        hash: [h; 32],
+    });
+    v
+}
+
+#[test]
+fn a_follower_joins_when_selected_and_a_member_left_out_retires_to_follow() {
+    let follower = id(3);
+    // Anchors whose selection takes the follower in, and one that leaves it out.
+    let picks = |sel: bool| {
+        (0..=255u8)
+            .find(|h| {
+                next_committee(&view_of_four(5, *h))
+                    .is_some_and(|n| n.members.contains(&follower) == sel)
+            })
+            .expect("some anchor")
+    };
+    for (h, selected) in [(picks(true), true), (picks(false), false)] {
+        let v = view_of_four(5, h);
+        let next = next_committee(&v).expect("next");
+        // The initiator is a current member whenever one is selected (3 of 4 always are).
+        let starter = initiator_of(&v);
+        assert!(v.current.members.contains(&starter));
+        let rotation = CommitteeRotation {
+            epoch: 1,
+            members: next.members.clone(),
+            threshold: next.threshold,
+            group_key: Bytes32(new_key().verifying_key().to_bytes()),
+            effective_height: 8,
+            key_proof: Bytes64([0; 64]),
+        };
+        let mut d = EpochDriver::new(cfg(&follower), 0, false);
+        d.tick(OPEN0, &v, no_share);
+        let a = d.take_actions();
+        assert!(!a.iter().any(|a| matches!(a, EpochAction::StartDkg(_))));
+        // Selected: it waits for the initiator's DkgStart; else it only watches.
+        let phase = d.status(OPEN0).phase;
+        assert_eq!(phase, if selected { "dkg" } else { "handoff" });
+        if selected {
+            d.on_dkg(OPEN0 + 300, &v, 1, Ok(rotation.group_key.0));
+            let a = d.take_actions();
+            assert!(!a.iter().any(|a| matches!(a, EpochAction::SignKeyProof(_))));
+        }
+        let mut after = view_after(7, &rotation, 6);
+        after.candidates = v.candidates.clone();
+        d.tick(OPEN0 + 500, &after, no_share);
+        let a = d.take_actions();
+        let switched = a.contains(&EpochAction::Switch {
+            epoch: 1,
+            from_height: 8,
+        });
+        assert_eq!(switched, selected, "{a:?}");
+        assert!(!a.iter().any(|a| matches!(a, EpochAction::Retire { .. })));
+        assert_eq!(d.record().member, selected);
+        assert_eq!(d.record().acting_epoch, 1);
+        // The member left out of the next committee retires (and follows from then on).
+        let left_out = v.current.members.iter().find(|m| !next.members.contains(m));
+        if let Some(m) = left_out {
+            let mut d = EpochDriver::new(cfg(m), 0, true);
+            d.tick(OPEN0, &v, no_share);
+            d.tick(OPEN0 + 500, &after, no_share);
+            let a = d.take_actions();
+            assert!(a.contains(&EpochAction::Retire { epoch: 1 }), "{a:?}");
+            assert!(!d.record().member);
+        } else {
+            assert!(!selected, "the follower took a seat: someone left");
+        }
+    }
+}
+
+#[test]
+fn a_rotation_in_another_member_order_is_not_the_selection() {
+    let v = view_of_four(5, 1);
+    let next = next_committee(&v).expect("next");
+    let mut rotation = CommitteeRotation {
+        epoch: 1,
+        members: next.members.clone(),
+        threshold: next.threshold,
+        group_key: Bytes32([5; 32]),
+        effective_height: 8,
+        key_proof: Bytes64([0; 64]),
+    };
+    assert!(rotation_matches_selection(&rotation, &v));
+    rotation.members.swap(0, 2);
+    assert!(!rotation_matches_selection(&rotation, &v));
+}

@@ -23,6 +23,7 @@ fn rule(members: &[PeerId]) -> SelectionRule {
             members: members.iter().map(ToString::to_string).collect(),
             threshold: 2,
         },
+        candidates: Vec::new(),
     }
 }
 
@@ -116,7 +117,7 @@ fn members_at_different_tips_select_alike_and_co_sign_only_the_selection() {
         r.view(&at8.svc, now + 900, &Default::default()),
     );
     // The anchor is blob 5 on both; the candidates the registered members (the outsider
-    // is registered but is no member: the seam).
+    // is registered but neither a genesis member nor a configured candidate: not admitted).
     let hash5 = at8.svc.blob_stamp(5).unwrap().1;
     assert_eq!(v6.anchor.map(|a| (a.height, a.hash)), Some((5, hash5)));
     assert_eq!(v6.anchor, v8.anchor);
@@ -124,6 +125,17 @@ fn members_at_different_tips_select_alike_and_co_sign_only_the_selection() {
     sorted.sort();
     assert_eq!(v6.candidates, sorted);
     assert_eq!(v6.candidates, v8.candidates);
+    // Named in `[committee] candidates`, the same outsider is one.
+    let mut admitted = r.clone();
+    admitted.candidates = vec![outsider.to_string()];
+    assert!(admitted.admits(&outsider.to_string()) && !r.admits(&outsider.to_string()));
+    let mut with_it = sorted.clone();
+    with_it.push(outsider.to_string());
+    with_it.sort();
+    assert_eq!(
+        admitted.view(&at6.svc, now, &Default::default()).candidates,
+        with_it
+    );
     // Independently: the seed of epoch 1 over blob 5 and the genesis committee's hash.
     let config = CommitteeConfig {
         epoch: 0,
