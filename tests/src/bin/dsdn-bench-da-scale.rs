@@ -58,6 +58,30 @@ const READY: Duration = Duration::from_secs(3 * 3600);
 const PRIMARY: [&str; 3] = [dsdn_p2p::da::store::DA_LOG_FILE, "node.key", "seeds.toml"];
 
 /// Value of flag `name` (`--name VALUE`).
+/// The usage line (`--help`, and an unknown argument).
+const USAGE: &str = "usage: dsdn-bench-da-scale [--sizes 1000000,10000000,100000000] \
+[--samples 200] [--dir DIR] [--plot docs/da-scale.svg] [--keep]";
+
+/// Refuses an argument that is no flag of this benchmark (so that `--help` or a typo
+/// prints the usage instead of starting the default 100-million-event run).
+///
+/// # Errors
+/// The first unknown argument, with the usage.
+fn check_args() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--sizes" | "--samples" | "--dir" | "--plot" => {
+                anyhow::ensure!(args.next().is_some(), "{a} needs a value\n{USAGE}");
+            }
+            "--keep" => {}
+            "--help" | "-h" => anyhow::bail!("{USAGE}"),
+            other => anyhow::bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    Ok(())
+}
+
 fn flag(name: &str) -> Option<String> {
     std::env::args().skip_while(|a| a != name).nth(1)
 }
@@ -347,6 +371,7 @@ fn print_table(points: &[ScalePoint]) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    check_args()?;
     let sizes = sizes()?;
     let samples: usize = flag("--samples").map_or(Ok(200), |s| s.parse())?;
     let plot_path = PathBuf::from(flag("--plot").unwrap_or_else(|| "docs/da-scale.svg".into()));
