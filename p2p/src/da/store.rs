@@ -56,11 +56,14 @@ mod tests;
 /// File name of the DA log in the data directory.
 pub const DA_LOG_FILE: &str = "da-log.redb";
 
-/// The DA log schema this build reads and writes (3: with the state tables of [`state`],
-/// including the preimages, and the base of [`restore`]; a schema-1 or schema-2 file is
-/// upgraded in place and its state rebuilt from its blobs). A file with a newer schema is
-/// refused ([`DaStoreError::NewerSchema`]).
-pub const SCHEMA_VERSION: u32 = 3;
+/// The DA log schema this build reads and writes (4: with the state tables of [`state`] in
+/// their append-friendly layout, tree nodes keyed by version first and raw keys in the
+/// version rows, and the base of [`restore`]; a schema-1, -2 or -3 file is upgraded in
+/// place: its derived state tables are dropped and rebuilt from its blobs, or, for a log
+/// restored by a state sync, which cannot be rebuilt, the log is emptied to sync again).
+/// A file with a newer schema is refused ([`DaStoreError::NewerSchema`]), so an older
+/// build never misreads this layout.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// blobs table: height → encoded blob.
 const BLOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("blobs");

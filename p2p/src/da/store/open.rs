@@ -94,7 +94,10 @@ fn check_meta(db: &Database, path: &Path, network: &NetworkId) -> Result<(u64, u
         };
         if found < SCHEMA_VERSION {
             redb_file::write_meta(&txn, path, SCHEMA_VERSION, network)?;
-            // Schema 2 had no preimages: the state is rebuilt from the blobs.
+            // Schema 2 had no preimages, schema 3 keyed tree nodes by borsh `NodeKey`
+            // (version little-endian first) and kept the preimages in a table of their
+            // own: the state is rebuilt from the blobs (a state-synced log, which cannot
+            // be, is emptied below: its state is then below its base).
             state::clear(&txn).map_err(|e| Failure::Corrupt(e.to_string()))?;
         }
     } else if names.is_empty() {

@@ -14,8 +14,8 @@
 //!   again.
 //!
 //! A restore: [`DaStore::restore_begin`] on an empty log, [`DaStore::restore_part`] for each
-//! verified chunk (one transaction each: nodes, values, versions at the checkpoint height,
-//! preimages), [`DaStore::restore_finish`] (header, root, base; the tip becomes the
+//! verified chunk (one transaction each: nodes, values, versions at the checkpoint height
+//! with their raw keys), [`DaStore::restore_finish`] (header, root, base; the tip becomes the
 //! checkpoint height). Verification is the caller's
 //! ([`dsdn_protocols::da::state_sync::StateRestore`]); this module writes what it returns.
 
@@ -30,8 +30,8 @@ use dsdn_protocols::da::{DaBlob, StateError};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::state::{
-    self, node_key_bytes, version_key, RootRow, HEADER_KEY, OLDEST_KEY, STATE_META, STATE_NODES,
-    STATE_PREIMAGES, STATE_ROOTS, STATE_VALUES, STATE_VERSIONS,
+    self, node_key_bytes, version_key, RootRow, VersionRow, HEADER_KEY, OLDEST_KEY, STATE_META,
+    STATE_NODES, STATE_ROOTS, STATE_VALUES, STATE_VERSIONS,
 };
 use super::{DaStore, DaStoreError, StoredState, BLOBS};
 
@@ -138,7 +138,7 @@ impl DaStore {
                 ..header
             };
         }
-        let preimage = |kh: &jmt::KeyHash| self.state_preimage(kh);
+        let preimage = |kh: &jmt::KeyHash| self.state_preimage(height, kh);
         build_chunk(&reader, &preimage, request, root, header)
     }
 
@@ -186,16 +186,15 @@ impl DaStore {
             }
             let mut values = txn.open_table(STATE_VALUES)?;
             let mut versions = txn.open_table(STATE_VERSIONS)?;
-            let mut preimages = txn.open_table(STATE_PREIMAGES)?;
             for (key, value) in &part.entries {
                 let raw = key.to_bytes();
                 let kh = key.key_hash();
                 values.insert(raw.as_slice(), value.as_slice())?;
-                let mut stored = Vec::with_capacity(1 + value.len());
-                stored.push(1);
-                stored.extend_from_slice(value);
-                versions.insert(version_key(&kh, height).as_slice(), stored.as_slice())?;
-                preimages.insert(kh.0.as_slice(), raw.as_slice())?;
+                let row = VersionRow::Set { raw: &raw, value };
+                versions.insert(
+                    version_key(&kh, height).as_slice(),
+                    row.encode()?.as_slice(),
+                )?;
             }
         }
         txn.commit()?;

@@ -232,27 +232,47 @@ fn an_interrupted_restore_starts_again() {
     assert_eq!((b.base(), b.tip(), b.state_tip()), (0, 0, 0));
 }
 
+/// Writes `schema` into the meta table of the log at `path`.
+fn set_schema(path: &Path, schema: u32) {
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(dsdn_peers::redb_file::META)
+        .unwrap()
+        .insert(
+            dsdn_peers::redb_file::SCHEMA_KEY,
+            schema.to_be_bytes().as_slice(),
+        )
+        .unwrap();
+    txn.commit().unwrap();
+}
+
 #[test]
-fn a_schema_2_log_is_upgraded_and_its_state_rebuilt() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("a.redb");
-    source(&path, 5);
-    {
-        let db = redb::Database::open(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(dsdn_peers::redb_file::META)
-            .unwrap()
-            .insert(
-                dsdn_peers::redb_file::SCHEMA_KEY,
-                2u32.to_be_bytes().as_slice(),
-            )
-            .unwrap();
-        txn.commit().unwrap();
+fn a_schema_2_or_3_log_is_upgraded_and_its_state_rebuilt() {
+    for schema in [2, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.redb");
+        source(&path, 5);
+        set_schema(&path, schema);
+        let a = open(&path);
+        // The blobs stay; the state (no preimages in schema 2, the old node keys and a
+        // preimages table in schema 3) goes, to be rebuilt from them.
+        assert_eq!((a.tip(), a.state_tip(), a.base()), (5, 0, 0), "{schema}");
+        assert_eq!(a.state_header().unwrap(), None);
     }
-    let a = open(&path);
-    // The blobs stay; the state (without preimages) goes, to be rebuilt from them.
-    assert_eq!((a.tip(), a.state_tip(), a.base()), (5, 0, 0));
-    assert_eq!(a.state_header().unwrap(), None);
+}
+
+#[test]
+fn a_synced_schema_3_log_is_emptied_to_sync_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_path, b_path) = (dir.path().join("a.redb"), dir.path().join("b.redb"));
+    source(&a_path, 12);
+    let a = open(&a_path);
+    sync(&a, &open(&b_path), checkpoint(&a, 11), 5);
+    set_schema(&b_path, 3);
+    // Its state cannot be rebuilt from blobs it does not have.
+    let b = open(&b_path);
+    assert_eq!((b.base(), b.tip(), b.state_tip()), (0, 0, 0));
+    assert_eq!(b.state_header().unwrap(), None);
 }
 
 #[test]

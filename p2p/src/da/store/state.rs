@@ -9,19 +9,27 @@
 //! * `state_meta` (`&str → &[u8]`): `header` = the [`StateHeader`] (CBOR) of the state's
 //!   height, `oldest` = the oldest height whose tree is kept (u64 big-endian);
 //! * `state_values` (raw key → encoded value): the latest value of every key (the maps);
-//! * `state_nodes` (borsh `NodeKey` → borsh `Node`): the tree's nodes of the kept heights;
-//! * `state_versions` (`key_hash ‖ height (u64 BE)` → `0x00` removed / `0x01 ‖ value`):
-//!   each key's value per height it changed at (proofs at older heights read these);
-//! * `state_stale` (`since (u64 BE) ‖ 0x00 ‖ borsh NodeKey` or `since ‖ 0x01 ‖ key_hash ‖
-//!   height`): what stopped being part of the latest tree at height `since`;
+//! * `state_nodes` (`version (u64 BE) ‖ nibble path bytes ‖ nibble count (u8)` → borsh
+//!   `Node`, see [`node_key_bytes`]): the tree's nodes of the kept heights. Keys sort by
+//!   the height that created the node, so a height's new nodes are appended at the end of
+//!   the B-tree rather than spread over its pages;
+//! * `state_versions` (`key_hash ‖ height (u64 BE)` → `0x00` removed / `0x01 ‖ raw key
+//!   length (u16 BE) ‖ raw key ‖ value`, see [`VersionRow`]): each key's value per height
+//!   it changed at (proofs at older heights read these; serving state-sync chunks reads the
+//!   raw key of each tree leaf from the row live at the chunk's height, see
+//!   [`super::restore`]);
+//! * `state_stale` (`since (u64 BE) ‖ 0x00 ‖ state_nodes key` or `since ‖ 0x01 ‖ key_hash
+//!   ‖ height`): what stopped being part of the latest tree at height `since`;
 //! * `state_roots` (`u64 → root (32 bytes) ‖ events ‖ ignored (u64 BE each)`): the state
 //!   root after every height, and the header's event counters then (which are not in the
 //!   tree: a state-sync server gives them with a checkpoint below its tip), kept for all
 //!   heights (48 bytes each; rows written before the counters were 32 bytes, the root
-//!   alone, see [`RootRow`]);
-//! * `state_preimages` (`key_hash → raw key`): the raw key of every key ever set (never
-//!   pruned; serving state-sync chunks needs the raw key of each tree leaf, see
-//!   [`super::restore`]).
+//!   alone, see [`RootRow`]).
+//!
+//! Schema 3 (before [`super::SCHEMA_VERSION`] 4) keyed `state_nodes` by borsh `NodeKey`
+//! (version little-endian first: every insert and prune at a random page) and kept the raw
+//! keys in a `state_preimages` table (`key_hash → raw key`, one more random insert per new
+//! key); such a file's state tables are dropped at open and rebuilt from the blobs.
 //!
 //! History: after committing height `h`, everything stale at or below `h −` history (the
 //! store's [`DaStore::set_proof_history`], `da.proof_history_heights`) is deleted in the
@@ -41,6 +49,12 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle, WriteT
 
 use super::{DaStore, DaStoreError};
 
+mod rows;
+#[cfg(test)]
+pub(crate) use rows::node_key_from;
+use rows::{db, stale_node_key, stale_version_key, version_height};
+pub(crate) use rows::{node_key_bytes, version_key, RootRow, VersionRow};
+
 /// Heights whose tree is kept for proofs by a store whose history was not set
 /// ([`DaStore::set_proof_history`]; the DA service sets `da.proof_history_heights`). Older
 /// heights keep their root only.
@@ -53,8 +67,9 @@ pub(super) const STATE_VERSIONS: TableDefinition<&[u8], &[u8]> =
     TableDefinition::new("state_versions");
 const STATE_STALE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_stale");
 pub(super) const STATE_ROOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("state_roots");
-pub(super) const STATE_PREIMAGES: TableDefinition<&[u8], &[u8]> =
-    TableDefinition::new("state_preimages");
+/// Schema 3's `key_hash → raw key` table, now folded into the `state_versions` rows
+/// ([`VersionRow`]): accepted at open and deleted with the other state tables.
+const LEGACY_PREIMAGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_preimages");
 
 pub(super) const HEADER_KEY: &str = "header";
 pub(super) const OLDEST_KEY: &str = "oldest";
@@ -68,24 +83,9 @@ pub(super) fn is_state_table(name: &str) -> bool {
         STATE_VERSIONS.name(),
         STATE_STALE.name(),
         STATE_ROOTS.name(),
-        STATE_PREIMAGES.name(),
+        LEGACY_PREIMAGES.name(),
     ]
     .contains(&name)
-}
-
-fn db(e: impl std::fmt::Display) -> DaStoreError {
-    DaStoreError::Db(e.to_string())
-}
-
-pub(super) fn version_key(key_hash: &KeyHash, height: u64) -> [u8; 40] {
-    let mut k = [0u8; 40];
-    k[..32].copy_from_slice(&key_hash.0);
-    k[32..].copy_from_slice(&height.to_be_bytes());
-    k
-}
-
-pub(super) fn node_key_bytes(key: &NodeKey) -> Result<Vec<u8>, DaStoreError> {
-    borsh::to_vec(key).map_err(db)
 }
 
 /// Writes `commits` (those above the stored state height, which must follow it without a
@@ -155,9 +155,8 @@ pub(super) fn write_commits(
     let mut stale = txn.open_table(STATE_STALE)?;
     let mut roots = txn.open_table(STATE_ROOTS)?;
     let mut meta = txn.open_table(STATE_META)?;
-    let mut preimages = txn.open_table(STATE_PREIMAGES)?;
     // The latest value of each key changed here, written once at the end (in key order).
-    let mut latest: BTreeMap<Vec<u8>, (KeyHash, Option<&Vec<u8>>)> = BTreeMap::new();
+    let mut latest: BTreeMap<Vec<u8>, Option<&Vec<u8>>> = BTreeMap::new();
     // Per key changed here: its latest height in this transaction and whether that version
     // was written.
     let mut in_batch: HashMap<KeyHash, (u64, bool)> = HashMap::new();
@@ -165,7 +164,7 @@ pub(super) fn write_commits(
         let h = c.header.height;
         for (key, value) in &c.changes {
             let kh = key.key_hash();
-            latest.insert(key.to_bytes(), (kh, value.as_ref()));
+            let raw = key.to_bytes();
             let previous = match in_batch.get(&kh) {
                 Some(&(ph, written)) => written.then_some(ph),
                 None => versions
@@ -186,20 +185,20 @@ pub(super) fn write_commits(
             // A removal only hides older values, which are gone once h is pruned.
             let written = !superseded && (value.is_some() || h > limit);
             if written {
-                let mut stored = Vec::with_capacity(1 + value.as_ref().map_or(0, Vec::len));
-                match value {
-                    Some(v) => {
-                        stored.push(1);
-                        stored.extend_from_slice(v);
-                    }
+                let row = match value {
+                    Some(v) => VersionRow::Set {
+                        raw: &raw,
+                        value: v,
+                    },
                     None => {
-                        stored.push(0);
                         stale.insert(stale_version_key(h, &kh, h).as_slice(), [].as_slice())?;
+                        VersionRow::Removed
                     }
-                }
-                versions.insert(version_key(&kh, h).as_slice(), stored.as_slice())?;
+                };
+                versions.insert(version_key(&kh, h).as_slice(), row.encode()?.as_slice())?;
             }
             in_batch.insert(kh, (h, written));
+            latest.insert(raw, value.as_ref());
         }
         for (key, node) in c.tree.node_batch.nodes() {
             if dead.contains(key) {
@@ -214,20 +213,14 @@ pub(super) fn write_commits(
                     nodes.remove(node_key_bytes(key)?.as_slice())?;
                 }
             } else {
-                let mut k = since.to_be_bytes().to_vec();
-                k.push(0);
-                k.extend_from_slice(&node_key_bytes(key)?);
-                stale.insert(k.as_slice(), [].as_slice())?;
+                stale.insert(stale_node_key(*since, key)?.as_slice(), [].as_slice())?;
             }
         }
         roots.insert(h, RootRow::of(&c.header).encode().as_slice())?;
     }
-    for (raw, (kh, value)) in latest {
+    for (raw, value) in latest {
         match value {
-            Some(v) => {
-                preimages.insert(kh.0.as_slice(), raw.as_slice())?;
-                values.insert(raw.as_slice(), v.as_slice())?
-            }
+            Some(v) => values.insert(raw.as_slice(), v.as_slice())?,
             None => values.remove(raw.as_slice())?,
         };
     }
@@ -287,67 +280,6 @@ fn stale_of(c: &StateCommit) -> Vec<(u64, NodeKey)> {
     out
 }
 
-/// A `state_roots` row: the state root after a height and the header's event counters
-/// then (`None` in rows written before the counters were recorded: 32 bytes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct RootRow {
-    /// The state root.
-    pub(crate) root: [u8; 32],
-    /// `(events, ignored)` of the header at that height.
-    pub(crate) counters: Option<(u64, u64)>,
-}
-
-impl RootRow {
-    /// The row of `header`'s height.
-    pub(crate) fn of(header: &StateHeader) -> RootRow {
-        RootRow {
-            root: header.root.0,
-            counters: Some((header.events, header.ignored)),
-        }
-    }
-
-    /// 48 bytes (32 without counters).
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut v = self.root.to_vec();
-        if let Some((events, ignored)) = self.counters {
-            v.extend_from_slice(&events.to_be_bytes());
-            v.extend_from_slice(&ignored.to_be_bytes());
-        }
-        v
-    }
-
-    /// A row of 32 or 48 bytes; `None` for any other length.
-    pub(crate) fn decode(v: &[u8]) -> Option<RootRow> {
-        let root: [u8; 32] = v.get(..32)?.try_into().ok()?;
-        let counters = match v.len() {
-            32 => None,
-            48 => {
-                let n = |r: std::ops::Range<usize>| {
-                    v.get(r)
-                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                        .map(u64::from_be_bytes)
-                };
-                Some((n(32..40)?, n(40..48)?))
-            }
-            _ => return None,
-        };
-        Some(RootRow { root, counters })
-    }
-}
-
-fn stale_version_key(since: u64, key_hash: &KeyHash, height: u64) -> Vec<u8> {
-    let mut s = since.to_be_bytes().to_vec();
-    s.push(1);
-    s.extend_from_slice(&version_key(key_hash, height));
-    s
-}
-
-fn version_height(key: &[u8]) -> u64 {
-    key.get(32..40)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map_or(0, u64::from_be_bytes)
-}
-
 /// Deletes every state table inside `txn` (the state is then rebuilt from the blobs).
 pub(super) fn clear(txn: &WriteTransaction) -> Result<(), DaStoreError> {
     txn.delete_table(STATE_META)?;
@@ -356,7 +288,7 @@ pub(super) fn clear(txn: &WriteTransaction) -> Result<(), DaStoreError> {
     txn.delete_table(STATE_VERSIONS)?;
     txn.delete_table(STATE_STALE)?;
     txn.delete_table(STATE_ROOTS)?;
-    txn.delete_table(STATE_PREIMAGES)?;
+    txn.delete_table(LEGACY_PREIMAGES)?;
     Ok(())
 }
 
@@ -375,6 +307,10 @@ pub(super) fn stored_height(txn: &WriteTransaction) -> Result<u64, DaStoreError>
 
 pub(super) fn store_err(e: DaStoreError) -> StateError {
     StateError::Store(e.to_string())
+}
+
+fn malformed_version(key_hash: &KeyHash) -> StateError {
+    StateError::Store(format!("malformed state_versions row of {key_hash:?}"))
 }
 
 /// Opens `$table` in a read transaction of `$self` (`None` when it does not exist).
@@ -446,19 +382,27 @@ impl DaStore {
         Ok(out)
     }
 
-    /// The raw key of `key_hash` (any key ever set), `None` when unknown.
+    /// The raw key of `key_hash` if it is set at `height` (a leaf of that height's tree;
+    /// read from its version row, [`VersionRow`]), `None` when it is not or the height's
+    /// rows are pruned.
     ///
     /// # Errors
-    /// [`StateError::Store`] when the read fails or the stored key does not parse.
-    pub fn state_preimage(&self, key_hash: &KeyHash) -> Result<Option<StateKey>, StateError> {
-        let Some(t) = read_table!(self, STATE_PREIMAGES) else {
+    /// [`StateError::Store`] when the read fails or the stored row or key does not parse.
+    pub fn state_preimage(
+        &self,
+        height: u64,
+        key_hash: &KeyHash,
+    ) -> Result<Option<StateKey>, StateError> {
+        let Some(row) = self.version_row(height, key_hash)? else {
             return Ok(None);
         };
-        let v = t
-            .get(key_hash.0.as_slice())
-            .map_err(|e| store_err(e.into()))?;
-        v.map(|v| StateKey::from_bytes(v.value()).map_err(StateError::store))
-            .transpose()
+        match VersionRow::decode(&row) {
+            Some(VersionRow::Set { raw, .. }) => StateKey::from_bytes(raw)
+                .map(Some)
+                .map_err(StateError::store),
+            Some(VersionRow::Removed) => Ok(None),
+            None => Err(malformed_version(key_hash)),
+        }
     }
 
     /// A stored tree node.
@@ -484,21 +428,35 @@ impl DaStore {
         max_version: u64,
         key_hash: KeyHash,
     ) -> Result<Option<Vec<u8>>, StateError> {
+        let Some(row) = self.version_row(max_version, &key_hash)? else {
+            return Ok(None);
+        };
+        match VersionRow::decode(&row) {
+            Some(VersionRow::Set { value, .. }) => Ok(Some(value.to_vec())),
+            Some(VersionRow::Removed) => Ok(None),
+            None => Err(malformed_version(&key_hash)),
+        }
+    }
+
+    /// The stored `state_versions` value of `key_hash` at the newest height ≤
+    /// `max_version` (`None`: no such row).
+    fn version_row(
+        &self,
+        max_version: u64,
+        key_hash: &KeyHash,
+    ) -> Result<Option<Vec<u8>>, StateError> {
         let Some(t) = read_table!(self, STATE_VERSIONS) else {
             return Ok(None);
         };
-        let from = version_key(&key_hash, 0);
-        let to = version_key(&key_hash, max_version);
+        let from = version_key(key_hash, 0);
+        let to = version_key(key_hash, max_version);
         let last = t
             .range(from.as_slice()..=to.as_slice())
             .map_err(|e| store_err(e.into()))?
             .next_back()
             .transpose()
             .map_err(|e| store_err(e.into()))?;
-        Ok(last.and_then(|(_, v)| {
-            let v = v.value();
-            (v.first() == Some(&1)).then(|| v[1..].to_vec())
-        }))
+        Ok(last.map(|(_, v)| v.value().to_vec()))
     }
 
     /// The recorded state root after `height` (`None`: not stored).

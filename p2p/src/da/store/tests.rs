@@ -295,7 +295,7 @@ fn a_newer_schema_is_refused_and_the_file_left_unchanged() {
         matches!(
             err,
             DaStoreError::NewerSchema {
-                found: 4,
+                found: 5,
                 supported: SCHEMA_VERSION,
                 ..
             }

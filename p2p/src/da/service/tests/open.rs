@@ -95,6 +95,115 @@ fn a_deleted_state_is_rebuilt_from_the_log_with_the_same_roots() {
     }
 }
 
+/// Rewrites the state tables of the log at `path` as schema 3 stored them: tree nodes keyed
+/// by borsh `NodeKey` (version little-endian first), version rows without the raw key, the
+/// raw keys in `state_preimages`, schema 3 in the meta table.
+fn downgrade_to_schema_3(path: &Path) {
+    use crate::da::store::state::{node_key_from, VersionRow};
+    use redb::{ReadableTable, TableDefinition};
+    type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
+    const NODES: Def = TableDefinition::new("state_nodes");
+    const VERSIONS: Def = TableDefinition::new("state_versions");
+    const PREIMAGES: Def = TableDefinition::new("state_preimages");
+    let rows = |txn: &redb::WriteTransaction, t: Def| -> Vec<(Vec<u8>, Vec<u8>)> {
+        let rows: Vec<_> = txn
+            .open_table(t)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                (k.value().to_vec(), v.value().to_vec())
+            })
+            .collect();
+        assert!(!rows.is_empty());
+        txn.delete_table(t).unwrap();
+        rows
+    };
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    let nodes = rows(&txn, NODES);
+    let versions = rows(&txn, VERSIONS);
+    {
+        let mut t = txn.open_table(NODES).unwrap();
+        for (k, v) in &nodes {
+            let key = borsh::to_vec(&node_key_from(k).unwrap()).unwrap();
+            t.insert(key.as_slice(), v.as_slice()).unwrap();
+        }
+        let mut t = txn.open_table(VERSIONS).unwrap();
+        let mut pre = txn.open_table(PREIMAGES).unwrap();
+        for (k, v) in &versions {
+            let old = match VersionRow::decode(v).unwrap() {
+                VersionRow::Removed => vec![0],
+                VersionRow::Set { raw, value } => {
+                    pre.insert(&k[..32], raw).unwrap();
+                    [&[1][..], value].concat()
+                }
+            };
+            t.insert(k.as_slice(), old.as_slice()).unwrap();
+        }
+        txn.open_table(dsdn_peers::redb_file::META)
+            .unwrap()
+            .insert(
+                dsdn_peers::redb_file::SCHEMA_KEY,
+                3u32.to_be_bytes().as_slice(),
+            )
+            .unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+#[test]
+fn a_schema_3_log_is_rebuilt_from_its_blobs_to_the_same_roots() {
+    use crate::da::store::state::node_key_from;
+    use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+    let dir = tempfile::tempdir().unwrap();
+    let chain = Chain::new(12);
+    let mut o = open(dir.path());
+    submit_all(&mut o.svc, &chain, 1..=12);
+    drop(o);
+    let path = dir.path().join(DA_LOG_FILE);
+    downgrade_to_schema_3(&path);
+    // The old layout is not misread: the derived tables are dropped and rebuilt.
+    let o = open(dir.path());
+    let v = o.svc.view();
+    assert_eq!((v.height, v.state_root), (12, chain.root(12)));
+    assert_eq!((v.nodes, v.chunks, v.replicas), (12, 12, 12));
+    let key = match &events(12, 0)[1] {
+        DaEvent::NodeRegistered { node_id, .. } => {
+            dsdn_protocols::da::StateKey::Node(node_id.clone())
+        }
+        other => panic!("{other:?}"),
+    };
+    for h in 12 - TEST_HISTORY..=12 {
+        let p = o.svc.proof(&key, Some(h)).unwrap();
+        assert_eq!(p.verify(chain.root(h)).unwrap().1.is_some(), h == 12);
+    }
+    drop(o);
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let names: Vec<String> = txn
+            .list_tables()
+            .unwrap()
+            .map(|t| t.name().to_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n == "state_preimages"), "{names:?}");
+        let nodes = txn
+            .open_table(TableDefinition::<&[u8], &[u8]>::new("state_nodes"))
+            .unwrap();
+        for r in nodes.iter().unwrap() {
+            let (k, _) = r.unwrap();
+            assert!(node_key_from(k.value()).is_some(), "{:?}", k.value());
+        }
+    }
+    let st = DaStore::open(&path, &net()).unwrap().store;
+    assert_eq!((st.tip(), st.state_tip()), (12, 12));
+    for h in 1..=12 {
+        assert_eq!(st.state_root_at(h).unwrap(), Some(chain.root(h)), "{h}");
+    }
+}
+
 #[test]
 fn proofs_verify_at_the_tip_and_at_older_heights() {
     use dsdn_protocols::da::{StateError, StateKey, StateValue};
