@@ -62,8 +62,8 @@ const PRIMARY: [&str; 3] = [dsdn_p2p::da::store::DA_LOG_FILE, "node.key", "seeds
 const USAGE: &str = "usage: dsdn-bench-da-scale [--sizes 1000000,10000000,100000000] \
 [--samples 200] [--dir DIR] [--plot docs/da-scale.svg] [--keep]";
 
-/// Refuses an argument that is no flag of this benchmark (so that `--help` or a typo
-/// prints the usage instead of starting the default 100-million-event run).
+/// Refuses an argument that is no flag of this benchmark (so that a typo prints the usage
+/// instead of starting the default 100-million-event run); `--help` prints it and exits.
 ///
 /// # Errors
 /// The first unknown argument, with the usage.
@@ -75,7 +75,10 @@ fn check_args() -> anyhow::Result<()> {
                 anyhow::ensure!(args.next().is_some(), "{a} needs a value\n{USAGE}");
             }
             "--keep" => {}
-            "--help" | "-h" => anyhow::bail!("{USAGE}"),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             other => anyhow::bail!("unknown argument {other:?}\n{USAGE}"),
         }
     }
