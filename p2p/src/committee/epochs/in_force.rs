@@ -11,25 +11,20 @@ use super::super::{
     member_id, member_peer, CommitteeMetrics, CommitteeNodeConfig, CommitteeService,
 };
 
-/// The committee in force at the next height of `state` among the recorded `epochs`
-/// (the genesis committee before the first one takes effect).
+/// The committee of `record`, the epoch in force ([`DaState::epochs_at`]), or the genesis
+/// committee before the first recorded one takes effect.
 pub(super) fn in_force(
     genesis: &CurrentCommittee,
-    epochs: &[EpochRecord],
-    next_height: u64,
+    record: Option<EpochRecord>,
 ) -> CurrentCommittee {
-    epochs
-        .iter()
-        .rev()
-        .find(|r| r.effective_height <= next_height)
-        .map_or_else(
-            || genesis.clone(),
-            |r| CurrentCommittee {
-                epoch: r.epoch,
-                members: r.members.clone(),
-                threshold: r.threshold,
-            },
-        )
+    record.map_or_else(
+        || genesis.clone(),
+        |r| CurrentCommittee {
+            epoch: r.epoch,
+            members: r.members,
+            threshold: r.threshold,
+        },
+    )
 }
 
 /// The [`CommitteeConfig`] of `members` (PeerId texts) at `epoch`.
@@ -105,13 +100,10 @@ pub(crate) fn service_in_force(
     current_epoch: u64,
     metrics: CommitteeMetrics,
 ) -> Result<Option<CommitteeService>, String> {
-    let epochs = state.committee_epochs().map_err(|e| e.to_string())?;
-    let next_height = state.height().saturating_add(1);
-    let Some(record) = epochs
-        .iter()
-        .rev()
-        .find(|r| r.effective_height <= next_height)
-    else {
+    let (_, in_force) = state
+        .epochs_at(state.height().saturating_add(1))
+        .map_err(|e| e.to_string())?;
+    let Some(record) = in_force else {
         return Ok(None);
     };
     if record.epoch <= current_epoch {

@@ -20,7 +20,7 @@
 //!   window over the member's own log below the blob ([`check_rotation`]): a function of
 //!   the log, the same on every member.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use dsdn_protocols::committee::epoch::{
     admitted_candidates, find_anchor, usable_anchor, AnchorLookup, EpochSchedule, SeedAnchor,
@@ -45,9 +45,20 @@ pub(crate) struct SelectionRule {
     pub(crate) candidates: Vec<String>,
 }
 
-/// The last pinned anchor found: `(window opening, anchor)` (a binary search by timestamp
-/// is done once per window).
-pub(crate) type AnchorCache = Cell<Option<(u64, SeedAnchor)>>;
+/// What a selection remembers between ticks: the last pinned anchor found, `(window
+/// opening, anchor)` (a binary search by timestamp is done once per window), and the
+/// candidates read for an anchor, `((anchor height, anchor hash, epoch in force),
+/// candidates)`: the registry as of a pinned anchor never changes (entries keep their first
+/// height), so it is read once per window, not at every tick.
+#[derive(Default)]
+pub(crate) struct AnchorCache {
+    anchor: Cell<Option<(u64, SeedAnchor)>>,
+    candidates: RefCell<Option<(CandidatesKey, Vec<String>)>>,
+}
+
+/// What the candidates of a selection depend on: the anchor's height and hash, and the
+/// epoch in force.
+type CandidatesKey = (u64, [u8; 32], u64);
 
 impl SelectionRule {
     /// True when the network admits `id` (a PeerId text) to the selection: a genesis
@@ -80,7 +91,7 @@ impl SelectionRule {
         cache: &AnchorCache,
     ) -> Option<SeedAnchor> {
         let state = da.state();
-        if let Some((opens, a)) = cache.get() {
+        if let Some((opens, a)) = cache.anchor.get() {
             if opens == opens_ms
                 && state.height() > a.height
                 && state.last_timestamp_ms() >= opens_ms
@@ -90,7 +101,7 @@ impl SelectionRule {
         }
         let lookup = self.lookup(da, opens_ms)?;
         if let AnchorLookup::Pinned(a) = lookup {
-            cache.set(Some((opens_ms, a)));
+            cache.anchor.set(Some((opens_ms, a)));
         }
         usable_anchor(lookup, now_ms, opens_ms)
     }
@@ -116,37 +127,60 @@ impl SelectionRule {
     pub(crate) fn view(&self, da: &DaService, now_ms: u64, cache: &AnchorCache) -> LogView {
         let phase = self.schedule.phase(now_ms);
         let anchor = self.anchor(da, phase.handoff_opens_ms, now_ms, cache);
-        self.view_at(da, anchor)
+        self.view_at(da, anchor, Some(cache))
     }
 
-    fn view_at(&self, da: &DaService, anchor: Option<SeedAnchor>) -> LogView {
+    /// The view over `da`'s log with `anchor`; the candidates of a pinned anchor are taken
+    /// from and kept in `cache` when given.
+    fn view_at(
+        &self,
+        da: &DaService,
+        anchor: Option<SeedAnchor>,
+        cache: Option<&AnchorCache>,
+    ) -> LogView {
         let state = da.state();
-        let epochs = state.committee_epochs().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot read the committee epochs of the DA state");
-            Vec::new()
-        });
         let tip = state.height();
-        let current = in_force(&self.genesis, &epochs, tip.saturating_add(1));
+        let (latest, record) = state.epochs_at(tip.saturating_add(1)).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the committee epochs of the DA state");
+            (None, None)
+        });
+        let current = in_force(&self.genesis, record);
         let current_hash = config_of(current.epoch, current.threshold, &current.members)
             .ok()
             .and_then(|c| dsdn_protocols::receipt::committee_hash(&c).ok())
             .map_or([0; 32], |h| h.0);
         let candidates = match anchor {
             Some(a) => {
-                let registry = state.coordinators().unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "cannot read the coordinator registry of the DA state");
-                    Vec::new()
+                let key = (a.height, a.hash, current.epoch);
+                let cached = cache.and_then(|c| {
+                    c.candidates
+                        .borrow()
+                        .as_ref()
+                        .filter(|(k, _)| *k == key)
+                        .map(|(_, v)| v.clone())
                 });
-                // Rule 2: every admitted registered coordinator (members and followers run the
-                // committee protocol alike).
-                admitted_candidates(&registry, a.height, &current.members, &self.admitted())
+                cached.unwrap_or_else(|| {
+                    let registry = state.coordinators().unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "cannot read the coordinator registry of the DA state");
+                        Vec::new()
+                    });
+                    // Rule 2: every admitted registered coordinator (members and followers
+                    // run the committee protocol alike).
+                    let candidates =
+                        admitted_candidates(&registry, a.height, &current.members, &self.admitted());
+                    // Only a pinned anchor is final (an unpinned one may still move).
+                    if let Some(c) = cache.filter(|c| c.anchor.get().is_some_and(|(_, p)| p == a)) {
+                        *c.candidates.borrow_mut() = Some((key, candidates.clone()));
+                    }
+                    candidates
+                })
             }
             None => current.members.clone(),
         };
         LogView {
             tip,
             anchor,
-            latest: epochs.last().cloned(),
+            latest,
             candidates,
             current,
             current_hash,
@@ -178,7 +212,7 @@ pub(crate) fn check_rotation(
         Some(AnchorLookup::Pinned(a) | AnchorLookup::Unpinned(a)) => a,
         None => return Err("the seed anchor's blob is not held here".into()),
     };
-    let view = rule.view_at(da, Some(anchor));
+    let view = rule.view_at(da, Some(anchor), None);
     if rotation_matches_selection(rotation, &view) {
         return Ok(());
     }

@@ -113,6 +113,33 @@ impl DaState {
         Ok(out)
     }
 
+    /// The last recorded committee epoch and the one in force at `next_height` (the last
+    /// with `effective_height ≤ next_height`; `None`: none yet, the genesis committee).
+    /// Reads from `committee:latest` down and stops at the first in force: one or two reads
+    /// on a running node, whatever the number of epochs (unlike
+    /// [`DaState::committee_epochs`], which reads them all).
+    ///
+    /// # Errors
+    /// [`StateError`] when the store cannot be read.
+    pub fn epochs_at(
+        &self,
+        next_height: u64,
+    ) -> Result<(Option<EpochRecord>, Option<EpochRecord>), StateError> {
+        let tx = self.tx();
+        let latest = tx.latest_epoch()?;
+        let mut current = latest.clone();
+        while let Some(record) = current {
+            if record.effective_height <= next_height {
+                return Ok((latest, Some(record)));
+            }
+            current = match record.epoch.checked_sub(1) {
+                Some(previous) => tx.epoch(previous)?,
+                None => None,
+            };
+        }
+        Ok((latest, None))
+    }
+
     /// Every recorded committee epoch, oldest first (the log's part of a
     /// [`crate::da::KeyHistory`]). Reads `committee:latest` and walks the epochs down to the
     /// first recorded one: O(epochs) reads.

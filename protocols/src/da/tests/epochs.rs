@@ -205,6 +205,16 @@ fn a_log_with_rotations_applies_and_records_the_history() {
     assert_eq!(epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2]);
     assert_eq!(epochs[0].sealed_at, 2);
     assert_eq!(epochs[1].effective_height, 7);
+    // The epoch in force at a next height, read from the latest record down.
+    let at = |h| {
+        let (latest, current) = state.epochs_at(h).unwrap();
+        (latest.map(|r| r.epoch), current.map(|r| r.epoch))
+    };
+    assert_eq!(at(3), (Some(2), None));
+    assert_eq!(at(4), (Some(2), Some(1)));
+    assert_eq!(at(6), (Some(2), Some(1)));
+    assert_eq!(at(7), (Some(2), Some(2)));
+    assert_eq!(at(1000), (Some(2), Some(2)));
     let history = KeyHistory::with_epochs(auth(), epochs);
     assert_eq!(history.key_for(3), auth());
     assert_eq!(history.key_for(7), key(9).verifying_key().to_bytes());
@@ -291,6 +301,7 @@ fn a_rotation_not_admitted_changes_no_key() {
     .unwrap();
     assert_eq!(state.apply_blob(&b1).unwrap().ignored, 1);
     assert!(state.committee_epochs().unwrap().is_empty());
+    assert_eq!(state.epochs_at(10).unwrap(), (None, None));
     assert_eq!(
         state.check_event(&rotated(rotation(1, 7, 3))).unwrap(),
         EventOutcome::Applied
