@@ -210,3 +210,41 @@ async fn reordered_gossip_is_held_then_applied_once_backfill_fills_the_gap() {
     assert!(a.metric("da_sync_blobs_served_total") >= 1.0);
     assert!(j.metric("da_sync_blobs_received_total") >= 1.0);
 }
+
+/// A node whose only sync peer was slow once (its first request held past the timeout, as on
+/// a busy machine) asks it again within seconds: the first back-off is short and graded
+/// (2 s, doubling per stall in a row), not a minute. The peer is not charged an offence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_single_peer_that_stalled_once_is_asked_again_within_seconds() {
+    const N: u64 = 100;
+    let chain = test_chain(N);
+    let j = start_da_node(DaNodeSpec::default());
+    let mut honest = serve_with_forgery(&chain, N, 0, Vec::new());
+    let mut asked = 0u32;
+    let mut slow = spawn_rogue(
+        j.tcp_addr(),
+        Box::new(move |r: &SyncRequest| {
+            asked += 1;
+            // The first request is never answered (a stall); the rest are served honestly.
+            (asked > 1).then(|| honest(r)).flatten()
+        }),
+    );
+    slow.wait_for(Duration::from_secs(10), |s| matches!(s, RogueSaw::Sync(_)))
+        .await
+        .expect("the joiner never asked its only peer for blobs");
+    // The stall (1 s timeout), a 2 s back-off and the next tip poll (5 s) fit well inside 15 s;
+    // the former flat 60 s back-off did not.
+    let state = reach(&j.handle, N, Duration::from_secs(15)).await;
+    assert_eq!(state.state_root, chain.root);
+    assert_eq!(state.rejected, 0);
+    let stalled = j.metric("da_sync_requests_total{result=\"stalled\"}");
+    let failed = j.metric("da_sync_requests_total{result=\"failed\"}");
+    assert!(
+        stalled + failed >= 1.0,
+        "no stall counted ({stalled}, {failed})"
+    );
+    assert_eq!(
+        j.metric("bootstrap_misbehaving_total{reason=\"da_invalid_blob\"}"),
+        0.0
+    );
+}

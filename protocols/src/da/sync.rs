@@ -197,8 +197,14 @@ pub struct SyncConfig {
     pub request_timeout: Duration,
     /// Most requests in flight at once, probes included (default 4; at least 1).
     pub max_in_flight: usize,
-    /// How long a peer is not asked after a stall or failure (default 60 s).
+    /// The longest a peer is not asked after stalls or failures (default 60 s): the
+    /// back-off of its `k`-th strike in a row is `min(peer_backoff, first_backoff ·
+    /// 2^(k−1))`; a useful answer clears its strikes.
     pub peer_backoff: Duration,
+    /// The back-off after a peer's first stall or failure in a row (default 2 s; at most
+    /// `peer_backoff`). Short, so that a node whose only sync peer was slow once (a busy
+    /// machine) asks it again within seconds rather than a minute.
+    pub first_backoff: Duration,
     /// When nothing is in flight, one peer is probed for its tip this often (default 5 s):
     /// the anti-entropy that catches a blob gossip did not deliver (e.g. a restarted peer
     /// whose subscription the old, not yet timed-out connection hides from gossipsub).
@@ -206,14 +212,15 @@ pub struct SyncConfig {
 }
 
 impl Default for SyncConfig {
-    /// chunk 64, request_timeout 10 s, max_in_flight 4, peer_backoff 60 s,
-    /// tip_poll_interval 5 s.
+    /// chunk 64, request_timeout 10 s, max_in_flight 4, peer_backoff 60 s, first_backoff
+    /// 2 s, tip_poll_interval 5 s.
     fn default() -> Self {
         Self {
             chunk: 64,
             request_timeout: Duration::from_secs(10),
             max_in_flight: 4,
             peer_backoff: Duration::from_secs(60),
+            first_backoff: Duration::from_secs(2),
             tip_poll_interval: Duration::from_secs(5),
         }
     }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::ops::Bound;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{SyncAction, SyncConfig, SyncRequest, MAX_SYNC_BLOBS};
 
@@ -102,6 +102,17 @@ struct Flight<P> {
     probe: bool,
 }
 
+/// The back-off after a peer's `strikes`-th stall or failure in a row:
+/// `min(peer_backoff, first_backoff · 2^(strikes−1))`.
+pub(super) fn backoff(cfg: &SyncConfig, strikes: u32) -> Duration {
+    let doublings = strikes.saturating_sub(1).min(20);
+    let first = cfg.first_backoff.min(cfg.peer_backoff);
+    first
+        .checked_mul(1 << doublings)
+        .unwrap_or(cfg.peer_backoff)
+        .min(cfg.peer_backoff)
+}
+
 /// Decides which height ranges to request from which peers while the local DA log is
 /// behind (issue 5 §2; Tahap 14A §2: every node rebuilds the state from the whole log).
 ///
@@ -120,9 +131,10 @@ struct Flight<P> {
 ///   known tip covers the request's start (a request never extends past that tip); at
 ///   most `max_in_flight` requests, probes included, and one per peer at once; requests
 ///   never overlap;
-/// - a request past its deadline is a stall: the peer is backed off for `peer_backoff`
-///   and its range goes to another peer in the same poll; a backed-off peer is used
-///   again once its backoff expired, after peers with fewer stalls and failures;
+/// - a request past its deadline is a stall: the peer is backed off (`first_backoff`,
+///   doubling with each stall or failure in a row up to `peer_backoff`) and its range
+///   goes to another peer in the same poll; a backed-off peer is used again once its
+///   backoff expired, after peers with fewer stalls and failures;
 /// - heights asked but not delivered are requested again while some peer claims them;
 /// - an invalid answer excludes the peer for good;
 /// - when nothing is in flight, one peer (round robin) is probed every
@@ -291,7 +303,7 @@ impl<P: Clone + Eq + Hash + Ord + Debug> BackfillPlanner<P> {
                 // sealing, for as long as it stays connected).
                 state.tip = Some(request.from.saturating_sub(1));
                 state.strikes = state.strikes.saturating_add(1);
-                state.backoff_until = now.checked_add(self.cfg.peer_backoff);
+                state.backoff_until = now.checked_add(backoff(&self.cfg, state.strikes));
             } else {
                 state.strikes = 0;
             }
@@ -310,7 +322,7 @@ impl<P: Clone + Eq + Hash + Ord + Debug> BackfillPlanner<P> {
     }
 
     /// Sending `request` to `peer` failed (connection error, refused stream, undecodable
-    /// answer): the peer is backed off for `peer_backoff`; the range becomes missing.
+    /// answer): the peer is backed off (graded, as for a stall); the range becomes missing.
     pub fn on_failure(&mut self, peer: &P, request: &SyncRequest, now: Instant) {
         self.take_flight(peer, request);
         self.penalise(peer, now);
@@ -492,7 +504,7 @@ impl<P: Clone + Eq + Hash + Ord + Debug> BackfillPlanner<P> {
             // answers (a later probe), so it cannot hold the target up.
             state.tip = None;
             state.strikes = state.strikes.saturating_add(1);
-            state.backoff_until = now.checked_add(self.cfg.peer_backoff);
+            state.backoff_until = now.checked_add(backoff(&self.cfg, state.strikes));
         }
     }
 

@@ -41,6 +41,7 @@ fn default_config_is_documented() {
     assert_eq!(c.request_timeout, 10 * SEC);
     assert_eq!(c.max_in_flight, 4);
     assert_eq!(c.peer_backoff, 60 * SEC);
+    assert_eq!(c.first_backoff, 2 * SEC);
     assert_eq!(c.tip_poll_interval, 5 * SEC);
 }
 
@@ -252,17 +253,53 @@ fn a_stalled_range_completes_from_the_other_peer() {
 #[test]
 fn a_backed_off_peer_is_used_again_after_its_backoff() {
     let t0 = Instant::now();
-    let mut p = BackfillPlanner::new(cfg(), 0);
+    // Tip polls every 3 s, so that the graded back-off, not the poll, sets the pace.
+    let mut p = BackfillPlanner::new(
+        SyncConfig {
+            tip_poll_interval: 3 * SEC,
+            ..cfg()
+        },
+        0,
+    );
     p.peer_connected(1, t0);
     p.poll(t0);
     p.on_response(&1, &req(1, 10), 50, 10, t0);
     p.set_local_height(10);
     assert_eq!(sent(p.poll(t0)), vec![(1, req(11, 10))]);
-    let stalled = t0 + 10 * SEC;
-    assert!(p.poll(stalled).is_empty(), "the only peer is backed off");
-    assert_eq!(p.next_deadline(), Some(stalled + 60 * SEC));
-    assert!(p.poll(stalled + 59 * SEC).is_empty());
-    assert_eq!(sent(p.poll(stalled + 60 * SEC)), vec![(1, req(11, 10))]);
+    // Stalls in a row: backed off 2, 4, 8, 16, 32, then 60 s (the cap), each time asked
+    // again (a probe: its tip is unknown after a stall) once the back-off has expired.
+    let mut now = t0 + 10 * SEC;
+    for expect in [2, 4, 8, 16, 32, 60, 60] {
+        assert!(p.poll(now).is_empty(), "the only peer is backed off");
+        assert_eq!(p.next_deadline(), Some(now + expect * SEC));
+        assert!(p
+            .poll(now + expect * SEC - Duration::from_millis(1))
+            .is_empty());
+        now += expect * SEC;
+        assert_eq!(sent(p.poll(now)), vec![(1, req(11, 10))]);
+        now += 10 * SEC;
+    }
+    // A useful answer clears the strikes: the next stall costs 2 s again.
+    p.on_response(&1, &req(11, 10), 50, 10, now - 5 * SEC);
+    p.set_local_height(20);
+    assert_eq!(sent(p.poll(now - 5 * SEC)), vec![(1, req(21, 10))]);
+    now += 5 * SEC;
+    assert!(p.poll(now).is_empty());
+    assert_eq!(p.next_deadline(), Some(now + 2 * SEC));
+}
+
+#[test]
+fn the_graded_backoff_doubles_up_to_its_cap() {
+    let c = SyncConfig::default();
+    let secs: Vec<u64> = (0..9).map(|k| planner::backoff(&c, k).as_secs()).collect();
+    assert_eq!(secs, [2, 2, 4, 8, 16, 32, 60, 60, 60]);
+    assert_eq!(planner::backoff(&c, u32::MAX), 60 * SEC);
+    // A first back-off above the cap is the cap.
+    let odd = SyncConfig {
+        first_backoff: 90 * SEC,
+        ..c
+    };
+    assert_eq!(planner::backoff(&odd, 1), 60 * SEC);
 }
 
 #[test]

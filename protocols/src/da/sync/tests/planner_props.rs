@@ -61,6 +61,7 @@ impl Sim {
             request_timeout: Duration::from_secs(2),
             max_in_flight: 3,
             peer_backoff: Duration::from_secs(5),
+            first_backoff: Duration::from_secs(1),
             tip_poll_interval: Duration::from_secs(3),
         };
         Sim {
