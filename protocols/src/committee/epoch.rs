@@ -40,7 +40,11 @@ pub fn derive_epoch_seed(
 
 /// The next committee: the `size` candidates with the smallest `SHA-256(seed ‖ id)`
 /// (candidates deduplicated; ties impossible for distinct ids short of a hash collision),
-/// in that order (the proposer order). When fewer than `size` distinct candidates are
+/// in that order (the proposer order), except that when none of them is a member of
+/// `current` the last seat goes to the current member with the smallest key among the
+/// candidates (continuity: the initiator of the next DKG and of its rotation is a member of
+/// both committees, [`super::epoch_driver::initiator`]; it still ranks last, so the order
+/// stays sorted by key). When fewer than `size` distinct candidates are
 /// registered, the current committee is kept (`current`, unchanged).
 pub fn select_committee(
     candidates: &[String],
@@ -64,11 +68,22 @@ pub fn select_committee(
         })
         .collect();
     keyed.sort();
-    keyed
-        .into_iter()
+    let mut members: Vec<String> = keyed
+        .iter()
         .take(size)
-        .map(|(_, id)| id.clone())
-        .collect()
+        .map(|(_, id)| (*id).clone())
+        .collect();
+    // Continuity: a committee with no member of the one in force would have no initiator
+    // to run its DKG and put its rotation on the log (the current committee seals it); the
+    // last seat goes to the best-ranked current member that is a candidate.
+    if !members.iter().any(|m| current.contains(m)) {
+        if let Some((_, carried)) = keyed.iter().skip(size).find(|(_, id)| current.contains(id)) {
+            if let Some(last) = members.last_mut() {
+                *last = (*carried).clone();
+            }
+        }
+    }
+    members
 }
 
 /// True when `proposed` is exactly [`select_committee`] of the same inputs (what a member
@@ -285,6 +300,51 @@ mod tests {
         let differs = (0..8u8)
             .any(|b| select_committee(&c, &cur, 4, &derive_epoch_seed(5, &[b; 32], &[2; 32])) != a);
         assert!(differs);
+    }
+
+    #[test]
+    fn a_committee_of_outsiders_carries_one_current_member_over() {
+        let c = ids(12);
+        let cur = ids(3);
+        let key = |seed: &[u8; 32], id: &String| -> [u8; 32] {
+            let mut h = Sha256::new();
+            h.update(seed);
+            h.update(id.as_bytes());
+            h.finalize().into()
+        };
+        let (mut carried, mut plain) = (0, 0);
+        for b in 0..=255u8 {
+            let seed = derive_epoch_seed(9, &[b; 32], &[1; 32]);
+            let picked = select_committee(&c, &cur, 3, &seed);
+            let mut ranked: Vec<&String> = c.iter().collect();
+            ranked.sort_by_key(|id| key(&seed, id));
+            let top: Vec<String> = ranked.iter().take(3).map(|id| (*id).clone()).collect();
+            assert_eq!(picked.len(), 3);
+            assert!(
+                picked.iter().any(|m| cur.contains(m)),
+                "no current member: {picked:?}"
+            );
+            if top.iter().any(|m| cur.contains(m)) {
+                assert_eq!(picked, top, "with a current member the plain rule stands");
+                plain += 1;
+            } else {
+                // The two best outsiders keep their seats; the best-ranked current member
+                // takes the last one, and the order stays sorted by key.
+                let best_current = ranked.iter().find(|id| cur.contains(id)).unwrap();
+                assert_eq!(picked[..2], top[..2]);
+                assert_eq!(&picked[2], *best_current);
+                assert!(key(&seed, &picked[1]) < key(&seed, &picked[2]));
+                carried += 1;
+            }
+            assert!(verify_selection(&picked, &c, &cur, 3, &seed));
+        }
+        // Both cases occur over these seeds (3 of 12 candidates: ~38 % have no current member).
+        assert!(carried > 0 && plain > 0, "{carried} {plain}");
+        // No current member among the candidates: nothing to carry over.
+        let outsiders: Vec<String> = c[3..].to_vec();
+        let seed = derive_epoch_seed(9, &[0; 32], &[1; 32]);
+        let picked = select_committee(&outsiders, &cur, 3, &seed);
+        assert!(!picked.iter().any(|m| cur.contains(m)));
     }
 
     #[test]

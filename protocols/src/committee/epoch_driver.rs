@@ -222,7 +222,9 @@ pub struct EpochStatus {
 }
 
 /// Who starts the DKG of `next` and asks for its key proof: the first member of `next` in
-/// proposer order that is also in `current`; else the first member of `next`.
+/// proposer order that is also in `current` (the selection carries one over,
+/// [`select_committee`]); else, when no current member was a candidate, the first member
+/// of `next` (whose rotation no sealing pool takes: that window falls back).
 pub fn initiator<'a>(next: &'a [String], current: &[String]) -> Option<&'a String> {
     next.iter()
         .find(|m| current.contains(m))
