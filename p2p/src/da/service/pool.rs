@@ -124,15 +124,48 @@ impl DaService {
         matches!(self.sealer, Sealer::Committee)
     }
 
-    /// Queues an own event: into the pool under rotation, else into the batcher.
-    /// `Err` gives the reply back when the batcher is full.
+    /// Tells the service whether this coordinator forwards posted events to the committee
+    /// in force (issue 13 §1): set by the event loop on a coordinator that runs the
+    /// committee protocol without sealing (a follower, a retired member) and is admitted to
+    /// the selection ([`DaService::admits_forwarder`] of itself), so that the members take
+    /// its forwards. Its publishers' events then wait in the pool as own events, are
+    /// forwarded like a member's, and are answered once a blob holding them is durable
+    /// (and confirmed) here. Ignored while this node seals (it takes events anyway).
+    pub(crate) fn set_forwarding(&mut self, forwarding: bool) {
+        self.forwarding = forwarding;
+    }
+
+    /// True when this node does not seal but forwards posted events to the committee
+    /// ([`DaService::set_forwarding`]).
+    pub(crate) fn forwards(&self) -> bool {
+        self.forwarding && matches!(self.sealer, Sealer::None)
+    }
+
+    /// True when `POST /v1/da/events` is taken here: this node seals (its own key, or a
+    /// share of the committee in force), or it forwards to the committee.
+    pub(super) fn takes_events(&self) -> bool {
+        self.is_authority() || self.forwards()
+    }
+
+    /// True when `peer` may forward events to this member (PROTOCOL §7.6, `Forward`): a
+    /// coordinator the selection rule admits (a genesis member or one of `[committee]
+    /// candidates`; every later member is one of them). `false` while this node runs no
+    /// epoch rotation (no rule): only the members in force forward then.
+    pub(crate) fn admits_forwarder(&self, peer: &PeerId) -> bool {
+        self.selection
+            .as_ref()
+            .is_some_and(|rule| rule.admits(&peer.to_base58()))
+    }
+
+    /// Queues an own event: into the pool under rotation or while forwarding, else into
+    /// the batcher. `Err` gives the reply back when the batcher or the pool is full.
     pub(super) fn queue_event(
         &mut self,
         event: DaEvent,
         reply: Reply,
         now: Instant,
     ) -> Result<(), Reply> {
-        if self.seals_by_rotation() {
+        if self.seals_by_rotation() || self.forwards() {
             if self.pool.len() >= MAX_QUEUED_EVENTS {
                 return Err(reply);
             }
