@@ -47,15 +47,11 @@ async fn events_posted_to_a_follower_are_sealed_by_the_committee() -> anyhow::Re
     net.spawn_with_args("c5", NodeMode::Coordinator, 85, &cfg, &cn.args())
         .await?;
     for n in ["c4", "c5"] {
-        eventually(
-            Duration::from_secs(30),
-            &format!("{n} follows"),
-            || async {
-                let st = net.node(n).client().committee_status().await.ok()?;
-                let synced = da_tip(net.node(n)).await.ok()? == da_tip(net.node("c1")).await.ok()?;
-                (st.state == "following" && st.epochs.is_some() && synced).then_some(())
-            },
-        )
+        eventually(Duration::from_secs(30), &format!("{n} follows"), || async {
+            let st = net.node(n).client().committee_status().await.ok()?;
+            let synced = da_tip(net.node(n)).await.ok()? == da_tip(net.node("c1")).await.ok()?;
+            (st.state == "following" && st.epochs.is_some() && synced).then_some(())
+        })
         .await
         .map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(40)))?;
     }

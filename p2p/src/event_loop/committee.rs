@@ -41,8 +41,9 @@ impl CommitteeLoop {
     /// # Errors
     /// The guard writer thread cannot be started.
     pub(crate) fn new(service: CommitteeService) -> Result<Self, CommitteeStartError> {
-        let forward =
-            crate::committee::rotation::forward::ForwardPlan::new(service.node_config().round_timeout);
+        let forward = crate::committee::rotation::forward::ForwardPlan::new(
+            service.node_config().round_timeout,
+        );
         Ok(Self {
             forward,
             service,

@@ -66,7 +66,11 @@ fn a_follower_forwards_posted_events_and_answers_once_they_are_sealed() {
     // Nothing sealed by the follower, nothing answered yet.
     f.svc.poll(t0 + Duration::from_secs(60));
     assert!(gossiped(&f.svc.take_actions()).is_empty());
-    assert_eq!(f.svc.view().queued_events, 2, "one entry per distinct event");
+    assert_eq!(
+        f.svc.view().queued_events,
+        2,
+        "one entry per distinct event"
+    );
     assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
     let (_, wire) = f.svc.own_pending(16, 1 << 20);
     assert_eq!(wire.len(), 2);
