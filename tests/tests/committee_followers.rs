@@ -233,14 +233,12 @@ async fn a_follower_is_selected_into_the_committee_and_seals() -> anyhow::Result
         let (acked, failed, refused, stop) =
             (acked.clone(), failed.clone(), refused.clone(), stop.clone());
         tokio::spawn(async move {
-            let mut next = 0;
             for (i, e) in events.into_iter().enumerate() {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
                 // Every coordinator takes the event, sealing or not (issue 13 §1).
-                let (name, c) = &clients[next % clients.len()];
-                next += 1;
+                let (name, c) = &clients[i % clients.len()];
                 let outcome = match c.da_publish(std::slice::from_ref(&e)).await {
                     Ok(_) => Ok(name.clone()),
                     Err(err) => {

@@ -326,7 +326,8 @@ impl EventLoop {
             request,
             RotationRequest::Forward(_) | RotationRequest::ForwardAt { .. }
         );
-        let taken = if !member && !(forward && self.da.service.admits_forwarder(&peer)) {
+        let admitted = member || (forward && self.da.service.admits_forwarder(&peer));
+        let taken = if !admitted {
             Err("not a member running the rotation".to_owned())
         } else {
             match request {

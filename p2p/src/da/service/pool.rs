@@ -7,6 +7,11 @@
 //! only an applied blob removes its events, so a proposer that dies costs nothing but time
 //! (its members re-forward to the next proposer).
 //!
+//! A coordinator that runs the committee protocol without sealing (a follower, a retired
+//! member; [`DaService::set_forwarding`]) keeps the events posted to it here as own events
+//! too, and forwards them like a member (`event_loop/forward.rs`); members take forwards
+//! from admitted coordinators only ([`DaService::admits_forwarder`]).
+//!
 //! Events are identified by the SHA-256 of their wire form (kind, version, body): two
 //! identical posted events are one entry with both waiters, answered by one blob.
 //! Bounds: own entries with the batcher's [`MAX_QUEUED_EVENTS`], forwarded entries at most
