@@ -361,7 +361,10 @@ impl DaService {
     /// Applied blobs take their events out of the pool; the waiters of own events are
     /// answered once the blob is durable and confirmed ([`DaService::when_durable`]).
     pub(super) fn pool_applied(&mut self, applied: &[VerifiedBlob]) {
-        if !self.seals_by_rotation() && self.pool.len() == 0 {
+        // A forwarder remembers sealed events too: selected into the committee, it drops
+        // late forwards of events sealed while it followed.
+        let remember = self.seals_by_rotation() || self.forwards();
+        if !remember && self.pool.len() == 0 {
             return;
         }
         for b in applied {
@@ -370,7 +373,7 @@ impl DaService {
                 let Some(key) = event_key(event) else {
                     continue;
                 };
-                if self.seals_by_rotation() {
+                if remember {
                     self.pool.sealed.insert(key, b.height());
                 }
                 self.pool.forwarded.remove(&key);

@@ -94,18 +94,27 @@ fn pending_events_survive_joining_and_leaving_the_committee_and_are_answered_onc
     let mut f = follower(d2.path(), t0);
     f.svc.set_forwarding(true);
     let mut rx = publish(&mut f.svc, vec![chunk_event(7)], t0);
+    // A blob sealed while it follows (another member's event).
+    let mut p = publish(&mut other.svc, vec![chunk_event(6)], t0);
+    seal_and_gossip(&mut other.svc, &mut f.svc, 1);
+    other.svc.flush();
+    assert!(matches!(p.try_recv(), Ok(Ok(p)) if p.heights == vec![1]));
+    let late = vec![chunk_event(6).to_wire().unwrap()];
     // Selected: it seals through the committee now; the event is still its own and it
     // proposes it itself (the event loop stops forwarding while the rotation runs).
     f.svc.set_committee_key(Some(auth()));
     f.svc.set_forwarding(false);
+    // A late forward (its member was deciding height 1) of the event sealed while it
+    // followed is dropped: not sealed twice.
+    assert_eq!(f.svc.on_forwarded(Some(1), &late), Ok(0));
     assert!(f.svc.seals_by_rotation() && !f.svc.forwards());
     let (_, wire) = f.svc.own_pending(16, 1 << 20);
     assert_eq!(wire.len(), 1);
     let mut rx_member = publish(&mut f.svc, vec![chunk_event(8)], t0);
-    let blob = seal_and_gossip(&mut f.svc, &mut other.svc, 1);
+    let blob = seal_and_gossip(&mut f.svc, &mut other.svc, 2);
     assert_eq!(blob.events, vec![chunk_event(7), chunk_event(8)]);
-    assert!(matches!(rx.try_recv(), Ok(Ok(p)) if p.heights == vec![1]));
-    assert!(matches!(rx_member.try_recv(), Ok(Ok(p)) if p.heights == vec![1]));
+    assert!(matches!(rx.try_recv(), Ok(Ok(p)) if p.heights == vec![2]));
+    assert!(matches!(rx_member.try_recv(), Ok(Ok(p)) if p.heights == vec![2]));
     // Retired with an event pending: it stays in the pool, is forwarded and is answered
     // when another member's blob holds it (once).
     let mut rx_retired = publish(&mut f.svc, vec![chunk_event(9)], t0);
@@ -115,10 +124,10 @@ fn pending_events_survive_joining_and_leaving_the_committee_and_are_answered_onc
     assert!(f.svc.forwards());
     let (_, wire) = f.svc.own_pending(16, 1 << 20);
     assert_eq!(wire.len(), 1);
-    assert_eq!(other.svc.on_forwarded(Some(2), &wire), Ok(1));
-    let blob = seal_and_gossip(&mut other.svc, &mut f.svc, 2);
+    assert_eq!(other.svc.on_forwarded(Some(3), &wire), Ok(1));
+    let blob = seal_and_gossip(&mut other.svc, &mut f.svc, 3);
     assert_eq!(blob.events, vec![chunk_event(9)]);
-    assert!(matches!(rx_retired.try_recv(), Ok(Ok(p)) if p.heights == vec![2]));
+    assert!(matches!(rx_retired.try_recv(), Ok(Ok(p)) if p.heights == vec![3]));
     assert_eq!(f.svc.view().queued_events, 0);
 }
 
