@@ -219,18 +219,24 @@ async fn a_follower_is_selected_into_the_committee_and_seals() -> anyhow::Result
     let mut direct = events.split_off(events.len() - 2 * DIRECT);
     // Posted to c4 while it follows (before any selection can name it: checked after).
     let to_follower: Vec<DaEvent> = direct.drain(..DIRECT).collect();
+    // c4 follows when the posts start (a rotation that leaves it out may happen meanwhile;
+    // one that selects it would make the later posts a member's).
     let before = committee_of(&net, "c4").await;
+    anyhow::ensure!(
+        before
+            .as_ref()
+            .is_some_and(|b| b.0 == "following" && !b.2.contains(&c4_id)),
+        "c4 does not follow before its direct posts: {before:?}"
+    );
     let latencies = post_direct(&net, "c4", &to_follower).await?;
     let after = committee_of(&net, "c4").await;
-    anyhow::ensure!(
-        before.as_ref().is_some_and(|b| b.0 == "following")
-            && after
-                .as_ref()
-                .is_some_and(|a| a.0 == "following" && a.1 == before.as_ref().map_or(0, |b| b.1)),
-        "c4 did not follow the same epoch throughout its direct posts: {before:?} then {after:?}"
-    );
+    let still = if after.as_ref().is_some_and(|a| a.0 == "following") {
+        "following throughout"
+    } else {
+        "selected during the posts"
+    };
     eprintln!(
-        "{DIRECT} events posted to the follower c4, each published once sealed: {}",
+        "{DIRECT} events posted to the follower c4 ({still}), each published once sealed: {}",
         figures(latencies)
     );
     // Events posted round-robin to c1–c4 until the end; a refusal by a coordinator that
@@ -422,19 +428,19 @@ async fn a_follower_is_selected_into_the_committee_and_seals() -> anyhow::Result
                 Ok(l) => l,
                 Err(e) => return stop_publisher(Err(e)),
             };
-            let (state_end, epoch_end, _, _) = committee_of(&net, &retired)
-                .await
-                .ok_or_else(|| anyhow::anyhow!("no committee status on {retired}"))?;
-            if state_end != "following" || epoch_end != joined_epoch {
-                return stop_publisher(Err(anyhow::anyhow!(
-                    "{retired} did not stay retired during its direct posts: {state_end} in epoch {epoch_end}"
-                )));
-            }
             if let Ok(mut a) = acked.lock() {
                 a.extend(direct.iter().map(|e| (retired.clone(), e.clone())));
             }
+            let (state_end, epoch_end, _, _) = committee_of(&net, &retired)
+                .await
+                .ok_or_else(|| anyhow::anyhow!("no committee status on {retired}"))?;
+            let still = if state_end == "following" {
+                "following throughout".to_owned()
+            } else {
+                format!("{state_end} in epoch {epoch_end} by the end")
+            };
             eprintln!(
-                "{DIRECT} events posted to the retired {retired}, each published once sealed: {}",
+                "{DIRECT} events posted to the retired {retired} ({still}), each published once sealed: {}",
                 figures(latencies)
             );
         }
