@@ -15,9 +15,11 @@
 //! (`da_rotation_rounds_total{outcome="sealed"}`); the member left out reports `following`,
 //! runs no proposer rotation and seals nothing more; every rotation of the log is the
 //! selection recomputed from the log alone (registry, anchor, seed, rule 2); DA events posted
-//! round-robin to c1–c4 throughout are each acknowledged (a coordinator that does not seal
-//! at the time refuses with "not the DA authority" and the event goes to the next one), and
-//! every acknowledged event is in the log; every node converges to one tip and state root;
+//! round-robin to c1–c4 throughout are each acknowledged by the coordinator they were posted
+//! to, sealing or not (issue 13 §1: a follower or a retired member forwards them to the
+//! committee; no post is refused), events posted to c4 while it follows and to the retired
+//! member after it retired are answered "published" once sealed, and every acknowledged
+//! event is in the log of every node; every node converges to one tip and state root;
 //! restarted with the genesis configuration, c4 and the retired member resume in the log's
 //! epoch in force (a member with its share and proposer rotation, or a follower).
 
@@ -38,6 +40,70 @@ const HANDOFF_SECS: u64 = 12;
 /// is registered (the first may open before its registration), so a run fails by chance
 /// with probability about (1/4)^6.
 const WINDOWS: u64 = 8;
+
+/// Events posted directly to c4 while it follows, and to the retired member.
+const DIRECT: usize = 5;
+
+/// Posts `events` one by one to `name`, each answered "published" in one blob: the time
+/// of each post until the answer.
+async fn post_direct(
+    net: &TestNet,
+    name: &str,
+    events: &[DaEvent],
+) -> anyhow::Result<Vec<Duration>> {
+    let c = net.node(name).client_with_timeout(Duration::from_secs(30));
+    let mut out = Vec::new();
+    for e in events {
+        let started = std::time::Instant::now();
+        let r = c.da_publish(std::slice::from_ref(e)).await.map_err(|err| {
+            anyhow::anyhow!("{name} did not publish: {err:#}\n{}", net.log_dump(40))
+        })?;
+        out.push(started.elapsed());
+        anyhow::ensure!(
+            r.events == 1 && r.heights.len() == 1,
+            "{name} answered {r:?}"
+        );
+    }
+    Ok(out)
+}
+
+/// "median M ms, max X ms" of `latencies`.
+fn figures(mut latencies: Vec<Duration>) -> String {
+    latencies.sort();
+    let median = latencies
+        .get(latencies.len() / 2)
+        .map_or(0, Duration::as_millis);
+    let max = latencies.last().map_or(0, Duration::as_millis);
+    format!("median {median} ms, max {max} ms")
+}
+
+/// The epoch of the configured committee: the one before the first rotation in `name`'s
+/// log, else the epoch `name` reports (the start may fall in a handoff window, so a first
+/// rotation can be in the log before the test looks).
+async fn genesis_epoch_of(net: &TestNet, name: &str) -> anyhow::Result<u64> {
+    let reported = committee_of(net, name)
+        .await
+        .map(|c| c.1)
+        .ok_or_else(|| anyhow::anyhow!("no committee status on {name}"))?;
+    let client = net.node(name).client();
+    let height = client.da_state().await?.height;
+    let mut from = 1;
+    while from <= height {
+        let blobs = client.da_blobs(from, 64).await?;
+        for b in &blobs {
+            for e in &b.events {
+                if let DaEvent::CommitteeRotated(r) = e {
+                    return Ok(r.epoch.saturating_sub(1));
+                }
+            }
+        }
+        if blobs.is_empty() {
+            break;
+        }
+        from += blobs.len() as u64;
+    }
+    Ok(reported)
+}
 
 /// The committee status of `name`: `(state, epoch, members, proposer rotation running)`.
 async fn committee_of(net: &TestNet, name: &str) -> Option<(String, u64, Vec<String>, bool)> {
@@ -71,10 +137,7 @@ async fn a_follower_is_selected_into_the_committee_and_seals() -> anyhow::Result
     let cn = start_committee_net_with(&mut net, 60, 3, 2, 1, Duration::from_millis(500), schedule)
         .await?;
     let network = NetworkId::new("devnet").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let genesis_epoch = committee_of(&net, "c1")
-        .await
-        .map(|c| c.1)
-        .ok_or_else(|| anyhow::anyhow!("no committee status on c1"))?;
+    let genesis_epoch = genesis_epoch_of(&net, "c1").await?;
     let genesis_ids: Vec<String> = cn
         .names()
         .iter()
@@ -146,16 +209,45 @@ async fn a_follower_is_selected_into_the_committee_and_seals() -> anyhow::Result
     .map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(40)))?;
     eprintln!("c5 (not a candidate): {refusal}");
     net.node_mut("c5").kill().await?;
-    // Events posted round-robin to c1–c4 until the end; a refusal by a coordinator that
-    // does not seal at the time sends the event to the next one.
-    let names: Vec<String> = ["c1", "c2", "c3", "c4"].map(String::from).to_vec();
     let ids: Vec<String> = cn
         .storage
         .iter()
         .map(|(n, _)| net.node(n).peer_id().to_owned())
         .collect();
-    let events = chunk_events(&ids, 1500);
-    let acked: Arc<Mutex<Vec<(String, DaEvent)>>> = Arc::default();
+    let mut events = chunk_events(&ids, 1500);
+    anyhow::ensure!(events.len() > 2 * DIRECT, "too few sample events");
+    let mut direct = events.split_off(events.len() - 2 * DIRECT);
+    // Posted to c4 while it follows (before any selection can name it: checked after).
+    let to_follower: Vec<DaEvent> = direct.drain(..DIRECT).collect();
+    // c4 follows when the posts start (a rotation that leaves it out may happen meanwhile;
+    // one that selects it would make the later posts a member's).
+    let before = committee_of(&net, "c4").await;
+    anyhow::ensure!(
+        before
+            .as_ref()
+            .is_some_and(|b| b.0 == "following" && !b.2.contains(&c4_id)),
+        "c4 does not follow before its direct posts: {before:?}"
+    );
+    let latencies = post_direct(&net, "c4", &to_follower).await?;
+    let after = committee_of(&net, "c4").await;
+    let still = if after.as_ref().is_some_and(|a| a.0 == "following") {
+        "following throughout"
+    } else {
+        "selected during the posts"
+    };
+    eprintln!(
+        "{DIRECT} events posted to the follower c4 ({still}), each published once sealed: {}",
+        figures(latencies)
+    );
+    // Events posted round-robin to c1–c4 until the end; a refusal by a coordinator that
+    // does not seal at the time sends the event to the next one.
+    let names: Vec<String> = ["c1", "c2", "c3", "c4"].map(String::from).to_vec();
+    let acked: Arc<Mutex<Vec<(String, DaEvent)>>> = Arc::new(Mutex::new(
+        to_follower
+            .iter()
+            .map(|e| ("c4".to_owned(), e.clone()))
+            .collect(),
+    ));
     let failed: Arc<Mutex<Vec<String>>> = Arc::default();
     let refused = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -172,29 +264,21 @@ async fn a_follower_is_selected_into_the_committee_and_seals() -> anyhow::Result
         let (acked, failed, refused, stop) =
             (acked.clone(), failed.clone(), refused.clone(), stop.clone());
         tokio::spawn(async move {
-            let mut next = 0;
             for (i, e) in events.into_iter().enumerate() {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let mut outcome = Err(format!("event {i}: refused by every coordinator"));
-                for _ in 0..clients.len() {
-                    let (name, c) = &clients[next % clients.len()];
-                    next += 1;
-                    match c.da_publish(std::slice::from_ref(&e)).await {
-                        Ok(_) => {
-                            outcome = Ok(name.clone());
-                            break;
-                        }
-                        Err(err) if format!("{err:#}").contains("not the DA authority") => {
+                // Every coordinator takes the event, sealing or not (issue 13 §1).
+                let (name, c) = &clients[i % clients.len()];
+                let outcome = match c.da_publish(std::slice::from_ref(&e)).await {
+                    Ok(_) => Ok(name.clone()),
+                    Err(err) => {
+                        if format!("{err:#}").contains("not the DA authority") {
                             refused.fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(err) => {
-                            outcome = Err(format!("event {i} to {name}: {err:#}"));
-                            break;
-                        }
+                        Err(format!("event {i} to {name}: {err:#}"))
                     }
-                }
+                };
                 match outcome {
                     Ok(name) => acked.lock().map(|mut a| a.push((name, e))).unwrap_or(()),
                     Err(f) => failed.lock().map(|mut v| v.push(f)).unwrap_or(()),
@@ -339,6 +423,26 @@ async fn a_follower_is_selected_into_the_committee_and_seals() -> anyhow::Result
                 return stop_publisher(Err(e));
             }
             eprintln!("{retired} retired at epoch {joined_epoch}: following, sealing nothing");
+            // Posted to the retired member: it forwards them to the new committee.
+            let latencies = match post_direct(&net, &retired, &direct).await {
+                Ok(l) => l,
+                Err(e) => return stop_publisher(Err(e)),
+            };
+            if let Ok(mut a) = acked.lock() {
+                a.extend(direct.iter().map(|e| (retired.clone(), e.clone())));
+            }
+            let (state_end, epoch_end, _, _) = committee_of(&net, &retired)
+                .await
+                .ok_or_else(|| anyhow::anyhow!("no committee status on {retired}"))?;
+            let still = if state_end == "following" {
+                "following throughout".to_owned()
+            } else {
+                format!("{state_end} in epoch {epoch_end} by the end")
+            };
+            eprintln!(
+                "{DIRECT} events posted to the retired {retired} ({still}), each published once sealed: {}",
+                figures(latencies)
+            );
         }
     } else {
         eprintln!("{retired} was selected again in epoch {epoch} before it could be checked");
@@ -383,27 +487,34 @@ async fn a_follower_is_selected_into_the_committee_and_seals() -> anyhow::Result
     .await
     .map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(40)))?;
 
-    // Every acknowledged event is in the log; some were taken by c4 as a member.
-    let log = log_events(&net, &retired).await?;
+    // Every acknowledged event is in the log of every node; some were taken by c4 as a
+    // member.
     let acked = acked.lock().map(|a| a.clone()).unwrap_or_default();
-    let mut missing = Vec::new();
-    for (_, e) in &acked {
-        if !log.contains(&serde_json::to_string(e)?) {
-            missing.push(e.clone());
+    for n in &everyone {
+        let log = log_events(&net, n).await?;
+        let mut missing = Vec::new();
+        for (_, e) in &acked {
+            if !log.contains(&serde_json::to_string(e)?) {
+                missing.push(e.clone());
+            }
         }
+        anyhow::ensure!(
+            missing.is_empty(),
+            "{n}: {} of {} acknowledged events are not in the log: {missing:?}",
+            missing.len(),
+            acked.len()
+        );
     }
-    anyhow::ensure!(
-        missing.is_empty(),
-        "{} of {} acknowledged events are not in the log: {missing:?}",
-        missing.len(),
-        acked.len()
-    );
     let by_c4 = acked.iter().filter(|(n, _)| n == "c4").count();
     anyhow::ensure!(by_c4 > 0, "no event was acknowledged by c4");
+    let refused = refused.load(Ordering::Relaxed);
+    anyhow::ensure!(
+        refused == 0,
+        "{refused} posts refused as not the DA authority"
+    );
     eprintln!(
-        "{} events acknowledged ({by_c4} by c4), all in the log; {} refusals by coordinators not sealing",
-        acked.len(),
-        refused.load(Ordering::Relaxed)
+        "{} events acknowledged ({by_c4} by c4), all in every node's log; no post refused",
+        acked.len()
     );
 
     // Restarted with the genesis configuration, c4 and the retired member resume from the

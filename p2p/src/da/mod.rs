@@ -193,8 +193,9 @@ impl DaSubscribers {
 /// Why a publish request (`POST /v1/da/events`) is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    /// This node's key is not the network's DA authority.
-    #[error("this node is not the DA authority of network {0}: only the coordinator whose key is da_authority publishes")]
+    /// This node does not seal (its key, or its share of the committee in force, is not the
+    /// network's DA authority) and does not forward to the committee (issue 13 §1).
+    #[error("this node is not the DA authority of network {0}: only the coordinator whose key is da_authority, a member of the committee in force, or a coordinator admitted to the committee selection publishes")]
     NotAuthority(String),
     /// This node does not carry DA events (dedicated bootstrap node).
     #[error("this node does not keep the DA log")]

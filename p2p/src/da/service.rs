@@ -191,6 +191,9 @@ pub(crate) struct DaService {
     /// The selection rule a `committee_rotated` event must follow to be queued or
     /// co-signed (issue 13 §3); set on a member running the epoch rotation.
     selection: Option<crate::committee::epochs::SelectionRule>,
+    /// This coordinator does not seal but forwards posted events to the committee in force
+    /// (issue 13 §1, [`DaService::set_forwarding`]).
+    forwarding: bool,
 }
 
 impl DaService {
@@ -291,6 +294,7 @@ impl DaService {
             keys,
             sealer,
             selection: None,
+            forwarding: false,
             sealed_this_run: false,
             identity_clash: None,
             doubt: doubt::AuthorityDoubt::default(),

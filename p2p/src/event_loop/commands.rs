@@ -19,6 +19,8 @@ impl EventLoop {
             }
             Command::PublishDa(events, tx) => {
                 if self.cfg.subscribe_da {
+                    // A member that retired a moment ago takes events as a forwarder.
+                    self.forward_sync();
                     self.da.service.publish(events, tx, Instant::now());
                     self.da_poll();
                 } else {

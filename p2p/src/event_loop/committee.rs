@@ -30,6 +30,9 @@ pub(crate) struct CommitteeLoop {
     /// The DA key in force whose epoch service was last looked for on disk
     /// (`event_loop/epochs.rs`).
     pub(super) resume_tried: Option<[u8; 32]>,
+    /// Where the events posted to this coordinator go while it does not seal (a follower,
+    /// a retired member: `event_loop/forward.rs`).
+    pub(super) forward: crate::committee::rotation::forward::ForwardPlan,
 }
 
 impl CommitteeLoop {
@@ -38,7 +41,11 @@ impl CommitteeLoop {
     /// # Errors
     /// The guard writer thread cannot be started.
     pub(crate) fn new(service: CommitteeService) -> Result<Self, CommitteeStartError> {
+        let forward = crate::committee::rotation::forward::ForwardPlan::new(
+            service.node_config().round_timeout,
+        );
         Ok(Self {
+            forward,
             service,
             guard_writer: GuardWriter::start().map_err(CommitteeStartError::Writer)?,
             rotation: None,

@@ -46,6 +46,7 @@ impl EventLoop {
         self.epochs_tick();
         let rotation_key = self.rotation_key();
         self.da.service.set_committee_key(rotation_key);
+        self.forward_sync();
         self.da.service.poll(now);
         self.poll_registration(now);
         self.after_da();
@@ -100,6 +101,7 @@ impl EventLoop {
             r.observe(self.da.service.state());
         }
         self.rotation_after_da();
+        self.forward_pending();
     }
 
     fn gossip_blob(&mut self, bytes: Vec<u8>) {

@@ -231,6 +231,8 @@ impl EventLoop {
                 // Sealing stops now; the follower service replaces the retired one
                 // (`epochs_follow`, at the end of this tick).
                 self.da.service.set_committee_key(None);
+                // Its pending events stay in the pool and go to the new committee.
+                self.forward_sync();
             }
             EpochAction::Persist(record) => {
                 if let Some(e) = self.epochs() {

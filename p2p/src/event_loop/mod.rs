@@ -29,6 +29,7 @@ mod committee;
 mod control;
 mod da;
 mod epochs;
+mod forward;
 mod housekeeping;
 mod identity;
 mod network;
@@ -205,7 +206,11 @@ impl EventLoop {
             let now = Instant::now();
             // The committee's timers (DKG retries, signing phase deadlines) share the sleep.
             let committee_deadline = self.committee.as_ref().and_then(|c| c.next_deadline());
-            let rotation_deadline = self.rotation_deadline();
+            let rotation_deadline = self
+                .rotation_deadline()
+                .into_iter()
+                .chain(self.forward_deadline())
+                .min();
             let da_deadline = self
                 .da
                 .service

@@ -286,7 +286,8 @@ impl EventLoop {
     }
 
     /// `/dsdn/<net>/da-rotation/1.0.0` events: members' messages (a `Sign` only after its
-    /// blob passed `DaService::check_proposal`) and forwarded events.
+    /// blob passed `DaService::check_proposal`) and forwarded events (from members, and
+    /// from coordinators the selection admits: `DaService::admits_forwarder`).
     pub(super) fn on_da_rotation(&mut self, event: RpcEvent<RotationRequest, bool, ()>) {
         let now = Instant::now();
         let (peer, request, reply) = match event {
@@ -298,9 +299,12 @@ impl EventLoop {
             // Answers only say whether a message was taken (the rotation re-sends); that
             // one came back at all tells the status the member answers.
             RpcEvent::Response { peer, response, .. } => {
+                let taken = matches!(response, Ok(true));
                 if let Some(r) = self.rotation() {
                     r.driver.on_answer(peer, response.is_ok());
                 }
+                // A follower's forward (it sends nothing else on this protocol).
+                self.forward_answered(peer, taken);
                 return;
             }
         };
@@ -316,7 +320,14 @@ impl EventLoop {
                 r.driver.on_answer(peer, true);
             }
         }
-        let taken = if !member {
+        // Forwards are also taken from the coordinators the selection admits (followers,
+        // retired members: PROTOCOL §7.6); everything else only from members.
+        let forward = matches!(
+            request,
+            RotationRequest::Forward(_) | RotationRequest::ForwardAt { .. }
+        );
+        let admitted = member || (forward && self.da.service.admits_forwarder(&peer));
+        let taken = if !admitted {
             Err("not a member running the rotation".to_owned())
         } else {
             match request {

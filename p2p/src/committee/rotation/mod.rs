@@ -27,6 +27,7 @@
 //!   abstains — it sends nothing and signs nothing — until its DA log is synced and one
 //!   more height has been sealed by the others; its locks (per height) are then obsolete.
 
+pub(crate) mod forward;
 mod record;
 mod status;
 

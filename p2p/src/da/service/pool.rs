@@ -7,6 +7,11 @@
 //! only an applied blob removes its events, so a proposer that dies costs nothing but time
 //! (its members re-forward to the next proposer).
 //!
+//! A coordinator that runs the committee protocol without sealing (a follower, a retired
+//! member; [`DaService::set_forwarding`]) keeps the events posted to it here as own events
+//! too, and forwards them like a member (`event_loop/forward.rs`); members take forwards
+//! from admitted coordinators only ([`DaService::admits_forwarder`]).
+//!
 //! Events are identified by the SHA-256 of their wire form (kind, version, body): two
 //! identical posted events are one entry with both waiters, answered by one blob.
 //! Bounds: own entries with the batcher's [`MAX_QUEUED_EVENTS`], forwarded entries at most
@@ -124,15 +129,48 @@ impl DaService {
         matches!(self.sealer, Sealer::Committee)
     }
 
-    /// Queues an own event: into the pool under rotation, else into the batcher.
-    /// `Err` gives the reply back when the batcher is full.
+    /// Tells the service whether this coordinator forwards posted events to the committee
+    /// in force (issue 13 §1): set by the event loop on a coordinator that runs the
+    /// committee protocol without sealing (a follower, a retired member) and is admitted to
+    /// the selection ([`DaService::admits_forwarder`] of itself), so that the members take
+    /// its forwards. Its publishers' events then wait in the pool as own events, are
+    /// forwarded like a member's, and are answered once a blob holding them is durable
+    /// (and confirmed) here. Ignored while this node seals (it takes events anyway).
+    pub(crate) fn set_forwarding(&mut self, forwarding: bool) {
+        self.forwarding = forwarding;
+    }
+
+    /// True when this node does not seal but forwards posted events to the committee
+    /// ([`DaService::set_forwarding`]).
+    pub(crate) fn forwards(&self) -> bool {
+        self.forwarding && matches!(self.sealer, Sealer::None)
+    }
+
+    /// True when `POST /v1/da/events` is taken here: this node seals (its own key, or a
+    /// share of the committee in force), or it forwards to the committee.
+    pub(super) fn takes_events(&self) -> bool {
+        self.is_authority() || self.forwards()
+    }
+
+    /// True when `peer` may forward events to this member (PROTOCOL §7.6, `Forward`): a
+    /// coordinator the selection rule admits (a genesis member or one of `[committee]
+    /// candidates`; every later member is one of them). `false` while this node runs no
+    /// epoch rotation (no rule): only the members in force forward then.
+    pub(crate) fn admits_forwarder(&self, peer: &PeerId) -> bool {
+        self.selection
+            .as_ref()
+            .is_some_and(|rule| rule.admits(&peer.to_base58()))
+    }
+
+    /// Queues an own event: into the pool under rotation or while forwarding, else into
+    /// the batcher. `Err` gives the reply back when the batcher or the pool is full.
     pub(super) fn queue_event(
         &mut self,
         event: DaEvent,
         reply: Reply,
         now: Instant,
     ) -> Result<(), Reply> {
-        if self.seals_by_rotation() {
+        if self.seals_by_rotation() || self.forwards() {
             if self.pool.len() >= MAX_QUEUED_EVENTS {
                 return Err(reply);
             }
@@ -323,7 +361,10 @@ impl DaService {
     /// Applied blobs take their events out of the pool; the waiters of own events are
     /// answered once the blob is durable and confirmed ([`DaService::when_durable`]).
     pub(super) fn pool_applied(&mut self, applied: &[VerifiedBlob]) {
-        if !self.seals_by_rotation() && self.pool.len() == 0 {
+        // A forwarder remembers sealed events too: selected into the committee, it drops
+        // late forwards of events sealed while it followed.
+        let remember = self.seals_by_rotation() || self.forwards();
+        if !remember && self.pool.len() == 0 {
             return;
         }
         for b in applied {
@@ -332,7 +373,7 @@ impl DaService {
                 let Some(key) = event_key(event) else {
                     continue;
                 };
-                if self.seals_by_rotation() {
+                if remember {
                     self.pool.sealed.insert(key, b.height());
                 }
                 self.pool.forwarded.remove(&key);

@@ -109,7 +109,7 @@ impl DaService {
     }
 
     fn check_publish(&self, events: &[DaEvent]) -> Result<(), PublishError> {
-        if !self.is_authority() {
+        if !self.takes_events() {
             return Err(PublishError::NotAuthority(self.network.to_string()));
         }
         if let Some(clash) = &self.identity_clash {

@@ -14,6 +14,7 @@ mod committee;
 mod degraded;
 mod epochs;
 mod forks;
+mod forwarding;
 mod open;
 mod publishing;
 mod selection;
