@@ -308,6 +308,16 @@ pub fn blob_of(
         prev_state_root: Bytes32(hex32(&b.prev_state_root)?),
         timestamp_ms: b.timestamp_ms,
         events: b.events.clone(),
+        proposer: match &b.proposer {
+            Some(p) => p.parse::<libp2p::PeerId>()?.to_bytes(),
+            None => Vec::new(),
+        },
+        proposer_sig: Bytes64(match &b.proposer_sig {
+            Some(s) => hex::decode(s)?
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("proposer_sig is not 64 bytes"))?,
+            None => [0; 64],
+        }),
         signature: Bytes64(signature),
     })
 }

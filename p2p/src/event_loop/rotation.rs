@@ -323,8 +323,18 @@ impl EventLoop {
                 RotationRequest::Msg(msg) => {
                     let checked = match &msg {
                         RotationMsg::Sign {
-                            height, message, ..
-                        } => self.da.service.check_proposal(*height, message, unix_ms()),
+                            height,
+                            round,
+                            message,
+                            ..
+                        } => self
+                            .da
+                            .service
+                            .check_proposal(*height, message, unix_ms())
+                            .and_then(|blob| match self.rotation() {
+                                Some(r) => r.driver.check_author(*round, &blob, message),
+                                None => Err("no rotation".into()),
+                            }),
                         _ => Ok(()),
                     };
                     checked.and_then(|()| match self.rotation() {

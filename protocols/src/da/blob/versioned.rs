@@ -6,7 +6,9 @@ use std::marker::PhantomData;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, SeqAccess, Visitor};
 
-use super::{DA_BLOB_VERSION, DA_BLOB_VERSION_V1, DA_BLOB_VERSION_V2};
+use serde_bytes::ByteBuf;
+
+use super::{DA_BLOB_VERSION, DA_BLOB_VERSION_V1, DA_BLOB_VERSION_V2, DA_BLOB_VERSION_V4};
 use crate::da::{Bytes32, Bytes64, WireEvent};
 
 /// A CBOR array whose first element is a u16 format version: [`Versioned::Known`] with the
@@ -52,6 +54,40 @@ impl<'de, T: VersionedBody> Deserialize<'de> for Versioned<T> {
             }
         }
         d.deserialize_seq(V(PhantomData))
+    }
+}
+
+/// The version-4 blob after its version element: the fields of version 2 with `proposer`
+/// and `proposer_sig` before the signature.
+pub(super) struct BlobBodyV4 {
+    pub(super) body: BlobBodyV2,
+    pub(super) proposer: (Vec<u8>, Bytes64),
+}
+
+impl VersionedBody for BlobBodyV4 {
+    const VERSION: u16 = DA_BLOB_VERSION_V4;
+    fn from_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Self, A::Error> {
+        let network = next(seq, 1)?;
+        let height = next(seq, 2)?;
+        let prev_hash = next(seq, 3)?;
+        let prev_state_root = next(seq, 4)?;
+        let timestamp_ms = next(seq, 5)?;
+        let events = next(seq, 6)?;
+        let proposer: ByteBuf = next(seq, 7)?;
+        let proposer_sig = next(seq, 8)?;
+        let signature = next(seq, 9)?;
+        Ok(BlobBodyV4 {
+            body: BlobBodyV2 {
+                network,
+                height,
+                prev_hash,
+                prev_state_root,
+                timestamp_ms,
+                events,
+                signature,
+            },
+            proposer: (proposer.into_vec(), proposer_sig),
+        })
     }
 }
 

@@ -15,6 +15,7 @@ mod degraded;
 mod epochs;
 mod forks;
 mod open;
+mod proposer;
 mod publishing;
 mod selection;
 mod state_sync;
@@ -37,6 +38,14 @@ pub(super) fn auth() -> [u8; 32] {
 /// A node key that is not the authority.
 pub(super) fn other_key() -> SigningKey {
     SigningKey::from_bytes(&[5; 32])
+}
+
+/// The libp2p PeerId of the node key `key`.
+pub(super) fn peer_of(key: &SigningKey) -> PeerId {
+    libp2p::identity::Keypair::ed25519_from_bytes(key.to_bytes())
+        .unwrap()
+        .public()
+        .to_peer_id()
 }
 
 pub(super) fn peer() -> PeerId {
