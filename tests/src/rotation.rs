@@ -179,7 +179,11 @@ pub async fn blob_proposers(
     while from <= height {
         let blobs = client.da_blobs(from, 64).await?;
         anyhow::ensure!(!blobs.is_empty(), "no blob at {from} on {name}");
-        out.extend(blobs.iter().map(|b| (b.height, b.version, b.proposer.clone())));
+        out.extend(
+            blobs
+                .iter()
+                .map(|b| (b.height, b.version, b.proposer.clone())),
+        );
         from += blobs.len() as u64;
     }
     Ok(out)

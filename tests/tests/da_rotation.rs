@@ -9,8 +9,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use dsdn_integration_tests::rotation::{
-    blob_proposers, log_events, next_proposer, rotation_status, start_committee_net,
-    CommitteeNet,
+    blob_proposers, log_events, next_proposer, rotation_status, start_committee_net, CommitteeNet,
 };
 use dsdn_integration_tests::{chunk_events, da_tip, eventually, wait_da_equal, TestNet, WAIT};
 use dsdn_protocols::da::DaEvent;
@@ -180,7 +179,10 @@ async fn proposer_killed_mid_stream_loses_nothing() -> anyhow::Result<()> {
         "no blob up to {before} names {victim} ({victim_id}), the proposer before the kill: \
          {proposers:?}"
     );
-    let later: Vec<_> = proposers.iter().filter(|(h, _, _)| *h > at_kill + 2).collect();
+    let later: Vec<_> = proposers
+        .iter()
+        .filter(|(h, _, _)| *h > at_kill + 2)
+        .collect();
     anyhow::ensure!(
         !later.is_empty() && !later.iter().any(|(_, _, p)| named(p)),
         "blobs above {} must name the surviving proposers: {later:?}",

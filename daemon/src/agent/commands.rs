@@ -564,7 +564,7 @@ mod tests {
             proposer: None,
             proposer_sig: None,
         };
-        let t = blobs_table(&[b.clone()]);
+        let t = blobs_table(std::slice::from_ref(&b));
         assert_eq!(
             t,
             "height 7  hash abababababab…  prev cdcdcdcdcdcd…  t=1700000000123 ms  6 events: \

@@ -286,7 +286,8 @@ impl EventLoop {
     }
 
     /// `/dsdn/<net>/da-rotation/1.0.0` events: members' messages (a `Sign` only after its
-    /// blob passed `DaService::check_proposal`) and forwarded events.
+    /// blob passed `DaService::check_proposal` and its author `DaRotation::check_author`)
+    /// and forwarded events.
     pub(super) fn on_da_rotation(&mut self, event: RpcEvent<RotationRequest, bool, ()>) {
         let now = Instant::now();
         let (peer, request, reply) = match event {

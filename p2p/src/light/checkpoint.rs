@@ -29,9 +29,7 @@ use std::str::FromStr;
 
 use dsdn_protocols::da::blob::proposer::check_member;
 use dsdn_protocols::da::epochs::{admit_rotation, EpochRecord};
-use dsdn_protocols::da::{
-    empty_root, DaBlob, DaError, DaEvent, VerifiedBlob, GENESIS_PREV_HASH,
-};
+use dsdn_protocols::da::{empty_root, DaBlob, DaError, DaEvent, VerifiedBlob, GENESIS_PREV_HASH};
 use dsdn_protocols::NetworkId;
 use libp2p::PeerId;
 

@@ -449,9 +449,7 @@ impl DaBlob {
             prev_state_root: body.prev_state_root,
             timestamp_ms: body.timestamp_ms,
             events,
-            proposer: proposer
-                .as_ref()
-                .map_or_else(Vec::new, |(p, _)| p.clone()),
+            proposer: proposer.as_ref().map_or_else(Vec::new, |(p, _)| p.clone()),
             proposer_sig: proposer.map_or(Bytes64([0; 64]), |(_, s)| s),
             signature: body.signature,
         })
@@ -583,4 +581,3 @@ fn hash_signed(version: u16, mut msg: Vec<u8>, signature: &[u8; 64]) -> [u8; 32]
     }
     Sha256::digest(&msg).into()
 }
-

@@ -350,11 +350,7 @@ impl KeyHistory {
     ///
     /// # Errors
     /// As [`DaBlob::verify`]; [`DaError::BadProposer`] for a proposer outside its epoch.
-    pub fn verify_blob(
-        &self,
-        blob: DaBlob,
-        network: &NetworkId,
-    ) -> Result<VerifiedBlob, DaError> {
+    pub fn verify_blob(&self, blob: DaBlob, network: &NetworkId) -> Result<VerifiedBlob, DaError> {
         let key = self.key_for(blob.height);
         let verified = blob.verify(network, &key)?;
         if let (Some(proposer), Some(epoch)) =

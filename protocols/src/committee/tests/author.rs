@@ -49,7 +49,11 @@ fn a_fresh_proposal_must_name_the_rounds_proposer() {
     let (b2, m2) = proposed(1, 2);
     assert!(matches!(
         check_author(&c, 0, &b2, &m2, None),
-        Err(AuthorError::NotItsRound { height: 1, round: 0, .. })
+        Err(AuthorError::NotItsRound {
+            height: 1,
+            round: 0,
+            ..
+        })
     ));
     // Member 0 leads round 3 only: refused in rounds 0-2.
     let (b0, m0) = proposed(1, 0);

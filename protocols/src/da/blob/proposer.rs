@@ -48,8 +48,7 @@ pub fn proposer_key(peer_id: &[u8]) -> Result<VerifyingKey, DaError> {
 /// The base58 text of PeerId bytes (as in `committee:<epoch>` records and the config), or
 /// hex when they are no PeerId.
 pub fn peer_id_text(peer_id: &[u8]) -> String {
-    multiaddr::PeerId::from_bytes(peer_id)
-        .map_or_else(|_| hex::encode(peer_id), |p| p.to_string())
+    multiaddr::PeerId::from_bytes(peer_id).map_or_else(|_| hex::encode(peer_id), |p| p.to_string())
 }
 
 /// Whether the proposer `peer_id` is one of `members` (PeerIds as base58 text, the form of
@@ -59,7 +58,7 @@ pub fn peer_id_text(peer_id: &[u8]) -> String {
 /// [`DaError::BadProposer`] naming the proposer when it is not listed.
 pub fn check_member(peer_id: &[u8], members: &[String]) -> Result<(), DaError> {
     let text = peer_id_text(peer_id);
-    if members.iter().any(|m| *m == text) {
+    if members.contains(&text) {
         return Ok(());
     }
     Err(DaError::BadProposer(format!(

@@ -15,10 +15,17 @@ fn member_key(n: u8) -> SigningKey {
 
 /// A version-4 blob at `height` proposed by `member_key(m)`, unsigned by the committee.
 fn proposal(m: u8) -> DaBlob {
-    DaBlob::unsigned(&net(), 1, GENESIS_PREV_HASH, empty_root(), 1_000, sample_events())
-        .unwrap()
-        .proposed_by(&member_key(m))
-        .unwrap()
+    DaBlob::unsigned(
+        &net(),
+        1,
+        GENESIS_PREV_HASH,
+        empty_root(),
+        1_000,
+        sample_events(),
+    )
+    .unwrap()
+    .proposed_by(&member_key(m))
+    .unwrap()
 }
 
 /// `blob` with the committee signature (the authority's key stands for the group key).
@@ -138,10 +145,17 @@ fn v4_layouts_are_the_documented_arrays() {
 /// 1000, proposed by the node key of seed `[7; 32]`.
 #[test]
 fn v4_test_vector() {
-    let b = DaBlob::unsigned(&net(), 1, GENESIS_PREV_HASH, empty_root(), 1_000, Vec::new())
-        .unwrap()
-        .proposed_by(&SigningKey::from_bytes(&[7; 32]))
-        .unwrap();
+    let b = DaBlob::unsigned(
+        &net(),
+        1,
+        GENESIS_PREV_HASH,
+        empty_root(),
+        1_000,
+        Vec::new(),
+    )
+    .unwrap()
+    .proposed_by(&SigningKey::from_bytes(&[7; 32]))
+    .unwrap();
     assert_eq!(
         hex::encode(b.proposer_signing_bytes().unwrap()),
         "8978186473646e2f64612d626c6f622d70726f706f7365722f763104666465766e657401\
@@ -185,7 +199,10 @@ fn tampered_or_swapped_proposers_are_refused() {
         Err(DaError::BadProposer(_))
     ));
     let e = sealed(b).verify(&net(), &auth()).unwrap_err();
-    assert!(matches!(e, DaError::BadProposer(ref m) if m.contains("does not verify")), "{e}");
+    assert!(
+        matches!(e, DaError::BadProposer(ref m) if m.contains("does not verify")),
+        "{e}"
+    );
     assert_eq!(e.reason(), "bad_proposer");
     // Another member named as the proposer of member 1's signed blob.
     let mut swapped = proposal(1);
@@ -208,7 +225,16 @@ fn tampered_or_swapped_proposers_are_refused() {
     bad.signature.0[0] ^= 1;
     assert_eq!(bad.verify(&net(), &auth()), Err(DaError::BadSignature));
     // Version-3 blobs carry no proposer and still verify.
-    let v3 = DaBlob::sign(&authority(), &net(), 1, GENESIS_PREV_HASH, empty_root(), 1, vec![]).unwrap();
+    let v3 = DaBlob::sign(
+        &authority(),
+        &net(),
+        1,
+        GENESIS_PREV_HASH,
+        empty_root(),
+        1,
+        vec![],
+    )
+    .unwrap();
     assert_eq!(v3.version, DA_BLOB_VERSION);
     assert_eq!(v3.clone().verify(&net(), &auth()).unwrap().proposer(), None);
     let v3_bytes = v3.to_bytes().unwrap();
@@ -236,7 +262,10 @@ fn a_proposer_outside_its_epoch_is_refused() {
     let v = history.verify_blob(by(2), &net()).unwrap();
     assert_eq!(v.proposer().map(peer_id_text), Some(member(2)));
     let e = history.verify_blob(by(4), &net()).unwrap_err();
-    assert!(matches!(e, DaError::BadProposer(ref m) if m.contains("not a member")), "{e}");
+    assert!(
+        matches!(e, DaError::BadProposer(ref m) if m.contains("not a member")),
+        "{e}"
+    );
     // Under the genesis authority no member list is recorded: the signature alone counts.
     let genesis = KeyHistory::new(auth());
     assert!(genesis.verify_blob(sealed(proposal(4)), &net()).is_ok());

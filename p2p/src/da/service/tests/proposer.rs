@@ -83,7 +83,8 @@ fn a_proposer_outside_its_epoch_is_refused() {
     };
     let mut m = outsider(d1.path());
     assert_eq!(m.svc.current_key(), Some(group.verifying_key().to_bytes()));
-    m.svc.set_committee_key(Some(group.verifying_key().to_bytes()));
+    m.svc
+        .set_committee_key(Some(group.verifying_key().to_bytes()));
     let _rx = publish(&mut m.svc, vec![chunk_event(1)], t0);
     let message = m.svc.propose_blob(2).expect("blob 2");
     // Even with the group's signature, a blob proposed by a non-member does not verify.
@@ -100,8 +101,7 @@ fn a_proposer_outside_its_epoch_is_refused() {
     let mut o = outsider(d2.path());
     let _ = o.svc.take_actions();
     assert_eq!(
-        o.svc
-            .on_gossip(PeerId::random(), &blob.to_bytes().unwrap()),
+        o.svc.on_gossip(PeerId::random(), &blob.to_bytes().unwrap()),
         MessageAcceptance::Reject
     );
     assert_eq!(o.svc.state().height(), 1);
