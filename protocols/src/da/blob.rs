@@ -45,7 +45,7 @@ mod verified;
 mod versioned;
 pub use error::DaError;
 pub use verified::VerifiedBlob;
-use versioned::{BlobBodyV1, BlobBodyV2, BlobBodyV3, BlobBodyV4, Versioned};
+use versioned::BlobBody;
 
 /// Blob format version this build writes (and accepts, with [`DA_BLOB_VERSION_V2`] and
 /// [`DA_BLOB_VERSION_V1`]).
@@ -430,11 +430,12 @@ impl DaBlob {
     /// [`DaError::UnsupportedEventVersion`].
     pub fn from_bytes(bytes: &[u8]) -> Result<DaBlob, DaError> {
         let (version, body, proposer) =
-            match codec::decode::<Versioned<BlobBodyV4>>(bytes, MAX_BLOB_BYTES)
-                .map_err(too_large)?
-            {
-                Versioned::Known(v4) => (DA_BLOB_VERSION_V4, v4.body, Some(v4.proposer)),
-                Versioned::Unknown(v) => (v, Self::body_before_v4(bytes, v)?, None),
+            match codec::decode::<BlobBody>(bytes, MAX_BLOB_BYTES).map_err(too_large)? {
+                BlobBody::V4(v4) => (DA_BLOB_VERSION_V4, v4.body, Some(v4.proposer)),
+                BlobBody::V3(v3) => (DA_BLOB_VERSION, v3, None),
+                BlobBody::V2(v2) => (DA_BLOB_VERSION_V2, v2, None),
+                BlobBody::V1(v1) => (DA_BLOB_VERSION_V1, v1.into_v2(), None),
+                BlobBody::Unknown(v) => return Err(DaError::UnsupportedVersion(v)),
             };
         let events = body
             .events
@@ -453,38 +454,6 @@ impl DaBlob {
             proposer_sig: proposer.map_or(Bytes64([0; 64]), |(_, s)| s),
             signature: body.signature,
         })
-    }
-
-    /// The body of a blob of `version` (1 to 3) in `bytes`.
-    fn body_before_v4(bytes: &[u8], version: u16) -> Result<BlobBodyV2, DaError> {
-        let unknown = |v| Err(DaError::UnsupportedVersion(v));
-        match version {
-            DA_BLOB_VERSION => {
-                match codec::decode::<Versioned<BlobBodyV3>>(bytes, MAX_BLOB_BYTES)
-                    .map_err(too_large)?
-                {
-                    Versioned::Known(v3) => Ok(v3.0),
-                    Versioned::Unknown(v) => unknown(v),
-                }
-            }
-            DA_BLOB_VERSION_V2 => {
-                match codec::decode::<Versioned<BlobBodyV2>>(bytes, MAX_BLOB_BYTES)
-                    .map_err(too_large)?
-                {
-                    Versioned::Known(v2) => Ok(v2),
-                    Versioned::Unknown(v) => unknown(v),
-                }
-            }
-            DA_BLOB_VERSION_V1 => {
-                match codec::decode::<Versioned<BlobBodyV1>>(bytes, MAX_BLOB_BYTES)
-                    .map_err(too_large)?
-                {
-                    Versioned::Known(v1) => Ok(v1.into_v2()),
-                    Versioned::Unknown(v) => unknown(v),
-                }
-            }
-            v => unknown(v),
-        }
     }
 
     /// Checks everything a node must check before storing, applying or forwarding the
