@@ -327,8 +327,8 @@ pub struct BlobInfo {
     pub hash: String,
     /// The previous blob's hash (64 hex; zeros at height 1).
     pub prev_hash: String,
-    /// The blob format version (2; 1 for a blob of a log written before issue 16 §3).
-    /// Absent from older nodes' answers (read as 0).
+    /// The blob format version (4 when sealed by a committee, 3 by a single-key authority;
+    /// 1 and 2 for blobs of older logs). Absent from older nodes' answers (read as 0).
     #[serde(default)]
     pub version: u16,
     /// The state root after the previous blob that the blob commits to (64 hex; zeros in
@@ -341,6 +341,15 @@ pub struct BlobInfo {
     pub events: Vec<dsdn_protocols::da::DaEvent>,
     /// The authority's Ed25519 signature (128 hex).
     pub signature: String,
+    /// The committee member that proposed the blob (PeerId, base58), version 4 only
+    /// (issue 13 §6): its own signature over the blob is `proposer_sig`. Absent for older
+    /// versions and from older nodes' answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposer: Option<String>,
+    /// The proposer's Ed25519 signature (128 hex) over the blob's proposer signing bytes
+    /// (PROTOCOL.md §7.1), version 4 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposer_sig: Option<String>,
 }
 
 /// `GET /v1/da/proof?key=…[&height=H]` (issue 16 §3): a DA state key's value, or its

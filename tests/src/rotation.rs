@@ -163,6 +163,32 @@ pub async fn log_events(net: &TestNet, name: &str) -> anyhow::Result<HashSet<Str
     Ok(out)
 }
 
+/// The proposer of every blob of `name`'s log as `GET /v1/da/blobs` shows it (issue 13 §6):
+/// `(height, version, proposer PeerId)`, ascending.
+///
+/// # Errors
+/// When the API does not answer.
+pub async fn blob_proposers(
+    net: &TestNet,
+    name: &str,
+) -> anyhow::Result<Vec<(u64, u16, Option<String>)>> {
+    let client = net.node(name).client();
+    let height = client.da_state().await?.height;
+    let mut out = Vec::new();
+    let mut from = 1;
+    while from <= height {
+        let blobs = client.da_blobs(from, 64).await?;
+        anyhow::ensure!(!blobs.is_empty(), "no blob at {from} on {name}");
+        out.extend(
+            blobs
+                .iter()
+                .map(|b| (b.height, b.version, b.proposer.clone())),
+        );
+        from += blobs.len() as u64;
+    }
+    Ok(out)
+}
+
 /// One rotation of the log whose members were recomputed by [`check_selections`].
 #[derive(Debug)]
 pub struct Selected {
@@ -308,6 +334,16 @@ pub fn blob_of(
         prev_state_root: Bytes32(hex32(&b.prev_state_root)?),
         timestamp_ms: b.timestamp_ms,
         events: b.events.clone(),
+        proposer: match &b.proposer {
+            Some(p) => p.parse::<libp2p::PeerId>()?.to_bytes(),
+            None => Vec::new(),
+        },
+        proposer_sig: Bytes64(match &b.proposer_sig {
+            Some(s) => hex::decode(s)?
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("proposer_sig is not 64 bytes"))?,
+            None => [0; 64],
+        }),
         signature: Bytes64(signature),
     })
 }

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use dsdn_integration_tests::rotation::{
-    log_events, next_proposer, rotation_status, start_committee_net, CommitteeNet,
+    blob_proposers, log_events, next_proposer, rotation_status, start_committee_net, CommitteeNet,
 };
 use dsdn_integration_tests::{chunk_events, da_tip, eventually, wait_da_equal, TestNet, WAIT};
 use dsdn_protocols::da::DaEvent;
@@ -118,6 +118,8 @@ async fn proposer_killed_mid_stream_loses_nothing() -> anyhow::Result<()> {
         answered
     });
     tokio::time::sleep(Duration::from_millis(700)).await;
+    let victim_id = net.node(&victim).peer_id().to_owned();
+    let at_kill = da_tip(net.node(&survivors[0])).await?.height;
     net.node_mut(&victim).kill().await?;
     let answered = publisher.await?;
     let mut failed = Vec::new();
@@ -155,6 +157,43 @@ async fn proposer_killed_mid_stream_loses_nothing() -> anyhow::Result<()> {
     anyhow::ensure!(
         missing.is_empty(),
         "acknowledged events not in the log: {missing:?}"
+    );
+    // Issue 13 §6: every blob names its proposer (API), a coordinator; the victim proposed
+    // blobs before the kill and none above the heights it could still have reached (its
+    // tip at the kill + 1, one more if it sealed a blob the survivors had not applied).
+    let proposers = blob_proposers(&net, &survivors[0]).await?;
+    let members: Vec<String> = cn
+        .names()
+        .iter()
+        .map(|n| net.node(n).peer_id().to_owned())
+        .collect();
+    for (h, version, p) in &proposers {
+        anyhow::ensure!(
+            *version == 4 && p.as_ref().is_some_and(|p| members.contains(p)),
+            "blob {h} (version {version}) names {p:?}, not a coordinator"
+        );
+    }
+    let named = |p: &Option<String>| p.as_deref() == Some(victim_id.as_str());
+    anyhow::ensure!(
+        proposers.iter().any(|(h, _, p)| *h <= before && named(p)),
+        "no blob up to {before} names {victim} ({victim_id}), the proposer before the kill: \
+         {proposers:?}"
+    );
+    let later: Vec<_> = proposers
+        .iter()
+        .filter(|(h, _, _)| *h > at_kill + 2)
+        .collect();
+    anyhow::ensure!(
+        !later.is_empty() && !later.iter().any(|(_, _, p)| named(p)),
+        "blobs above {} must name the surviving proposers: {later:?}",
+        at_kill + 2
+    );
+    eprintln!(
+        "proposers (killed {victim} = {victim_id} at tip {at_kill}): {:?}",
+        proposers
+            .iter()
+            .map(|(h, _, p)| format!("{h}:{}", p.as_deref().map_or("-", |p| &p[p.len() - 6..])))
+            .collect::<Vec<_>>()
     );
     let st = net.node(&survivors[0]).client().metrics_text().await?;
     eprintln!(

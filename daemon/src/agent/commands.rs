@@ -165,7 +165,7 @@ pub(crate) async fn da_submit(client: &ApiClient, file: &Path) -> anyhow::Result
     ))
 }
 
-/// One line per blob: height, hash, time, event count and kinds.
+/// One line per blob: height, hash, time, proposer (version 4), event count and kinds.
 fn blobs_table(blobs: &[BlobInfo]) -> String {
     if blobs.is_empty() {
         return "no blob at that height\n".to_owned();
@@ -177,8 +177,12 @@ fn blobs_table(blobs: &[BlobInfo]) -> String {
             *kinds.entry(e.kind()).or_default() += 1;
         }
         let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let by = b
+            .proposer
+            .as_ref()
+            .map_or_else(String::new, |p| format!("  by {p}"));
         out.push_str(&format!(
-            "height {}  hash {}…  prev {}…  t={} ms  {} event{}: {}\n",
+            "height {}  hash {}…  prev {}…  t={} ms{by}  {} event{}: {}\n",
             b.height,
             &b.hash[..b.hash.len().min(12)],
             &b.prev_hash[..b.prev_hash.len().min(12)],
@@ -557,13 +561,27 @@ mod tests {
             timestamp_ms: 1_700_000_000_123,
             events: dsdn_daemon::localnet::sample_da_events(&["n1".to_owned()], 6),
             signature: "00".repeat(64),
+            proposer: None,
+            proposer_sig: None,
         };
-        let t = blobs_table(&[b]);
+        let t = blobs_table(std::slice::from_ref(&b));
         assert_eq!(
             t,
             "height 7  hash abababababab…  prev cdcdcdcdcdcd…  t=1700000000123 ms  6 events: \
              2 chunk_declared, 1 delete_requested, 1 node_registered, 1 replica_added, \
              1 replica_removed\n"
+        );
+        let by = BlobInfo {
+            version: 4,
+            proposer: Some("12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7".into()),
+            proposer_sig: Some("11".repeat(64)),
+            events: Vec::new(),
+            ..b
+        };
+        assert_eq!(
+            blobs_table(&[by]),
+            "height 7  hash abababababab…  prev cdcdcdcdcdcd…  t=1700000000123 ms  by \
+             12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7  0 events: \n"
         );
         assert_eq!(blobs_table(&[]), "no blob at that height\n");
         assert_eq!(registration_text(None), "-");

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dsdn_p2p::da::{PublishError, SubmitError};
+use dsdn_protocols::da::blob::proposer::peer_id_text;
 use dsdn_protocols::da::{DaBlob, DaEvent};
 use serde::Deserialize;
 
@@ -117,6 +118,8 @@ fn blob_info(b: &DaBlob) -> BlobInfo {
         timestamp_ms: b.timestamp_ms,
         events: b.events.clone(),
         signature: hex::encode(b.signature.0),
+        proposer: b.proposer().map(peer_id_text),
+        proposer_sig: b.proposer().map(|_| hex::encode(b.proposer_sig.0)),
     }
 }
 

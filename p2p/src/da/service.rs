@@ -157,6 +157,9 @@ pub(crate) struct DaService {
     /// ([`keys`]); `None` without a genesis authority.
     keys: Option<dsdn_protocols::da::KeyHistory>,
     sealer: Sealer,
+    /// This node's own Ed25519 key (its libp2p identity): signs the blobs it proposes as a
+    /// committee member (version 4, issue 13 §6).
+    node_key: SigningKey,
     /// This node sealed a blob since it started (see [`identity`]).
     sealed_this_run: bool,
     /// Another process seals with this node's key: sealing stopped (issue 14 §4).
@@ -207,6 +210,7 @@ impl DaService {
         metrics: Metrics,
         now: Instant,
     ) -> Result<(DaService, watch::Receiver<u64>), store::DaStoreError> {
+        let node_key = cfg.key.clone();
         let sealer = if cfg.authority == Some(cfg.key.verifying_key().to_bytes()) {
             Sealer::Key(Box::new(cfg.key))
         } else {
@@ -293,6 +297,7 @@ impl DaService {
             authority: cfg.authority,
             keys,
             sealer,
+            node_key,
             selection: None,
             forwarding: false,
             sealed_this_run: false,

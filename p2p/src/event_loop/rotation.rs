@@ -286,8 +286,9 @@ impl EventLoop {
     }
 
     /// `/dsdn/<net>/da-rotation/1.0.0` events: members' messages (a `Sign` only after its
-    /// blob passed `DaService::check_proposal`) and forwarded events (from members, and
-    /// from coordinators the selection admits: `DaService::admits_forwarder`).
+    /// blob passed `DaService::check_proposal` and its author `DaRotation::check_author`)
+    /// and forwarded events (from members, and from coordinators the selection admits:
+    /// `DaService::admits_forwarder`).
     pub(super) fn on_da_rotation(&mut self, event: RpcEvent<RotationRequest, bool, ()>) {
         let now = Instant::now();
         let (peer, request, reply) = match event {
@@ -334,8 +335,18 @@ impl EventLoop {
                 RotationRequest::Msg(msg) => {
                     let checked = match &msg {
                         RotationMsg::Sign {
-                            height, message, ..
-                        } => self.da.service.check_proposal(*height, message, unix_ms()),
+                            height,
+                            round,
+                            message,
+                            ..
+                        } => self
+                            .da
+                            .service
+                            .check_proposal(*height, message, unix_ms())
+                            .and_then(|blob| match self.rotation() {
+                                Some(r) => r.driver.check_author(*round, &blob, message),
+                                None => Err("no rotation".into()),
+                            }),
                         _ => Ok(()),
                     };
                     checked.and_then(|()| match self.rotation() {

@@ -27,8 +27,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use dsdn_protocols::da::blob::proposer::check_member;
 use dsdn_protocols::da::epochs::{admit_rotation, EpochRecord};
-use dsdn_protocols::da::{empty_root, DaBlob, DaEvent, GENESIS_PREV_HASH};
+use dsdn_protocols::da::{empty_root, DaBlob, DaError, DaEvent, VerifiedBlob, GENESIS_PREV_HASH};
 use dsdn_protocols::NetworkId;
 use libp2p::PeerId;
 
@@ -184,6 +185,24 @@ impl EpochKeys {
             Some(l) if l.effective_height <= height => l.group_key.0,
             _ => self.before,
         }
+    }
+
+    /// Verifies `blob` against the key of its height ([`EpochKeys::key_for`]) and, for a
+    /// version-4 blob of the last recorded epoch, that its proposer is a member of it
+    /// (issue 13 §6; the members of earlier epochs are not kept here, their blobs get the
+    /// proposer-signature check of [`DaBlob::verify`]).
+    ///
+    /// # Errors
+    /// As [`DaBlob::verify`]; [`DaError::BadProposer`] for a proposer outside the epoch.
+    pub fn verify_blob(&self, blob: DaBlob, network: &NetworkId) -> Result<VerifiedBlob, DaError> {
+        let key = self.key_for(blob.height);
+        let verified = blob.verify(network, &key)?;
+        if let (Some(proposer), Some(latest)) = (verified.proposer(), &self.latest) {
+            if latest.effective_height <= verified.height() {
+                check_member(proposer, &latest.members)?;
+            }
+        }
+        Ok(verified)
     }
 
     /// Records the rotations `blob` (verified, at `blob.height`) carries that the DA state

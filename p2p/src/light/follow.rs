@@ -174,9 +174,9 @@ impl Follower {
                 got: height,
             });
         }
-        let key = self.keys.key_for(height);
-        let verified = blob
-            .verify(&self.network, &key)
+        let verified = self
+            .keys
+            .verify_blob(blob, &self.network)
             .map_err(|error| FollowError::Invalid { height, error })?;
         let first = self.tip_height == self.checkpoint.height;
         if verified.prev_hash() != self.tip_hash {
@@ -255,8 +255,8 @@ pub fn checkpoint_from_newest(
             got: height,
         });
     }
-    let verified = blob
-        .verify(network, &keys.key_for(height))
+    let verified = keys
+        .verify_blob(blob, network)
         .map_err(|error| FollowError::Invalid { height, error })?;
     Checkpoint::committed_by(verified.blob()).ok_or(FollowError::Unverifiable(height - 1))
 }

@@ -212,9 +212,8 @@ fn through(
     if blob.height != record.sealed_at {
         return Err(bad(format!("claims height {}", blob.height)));
     }
-    let key = keys.key_for(blob.height);
-    let verified = blob
-        .verify(network, &key)
+    let verified = keys
+        .verify_blob(blob, network)
         .map_err(|e| bad(format!("is not signed by the key in force there: {e}")))?;
     let recorded = keys.follow(network, verified.blob());
     let matches = keys.latest().is_some_and(|l| {

@@ -15,6 +15,15 @@
 //! Version 3 has the wire form of version 2 and changes only the blob's identity (see
 //! [`DA_BLOB_VERSION`]).
 //!
+//! Version 4 ([`DA_BLOB_VERSION_V4`], issue 13 §6) is what a committee seals: version 3
+//! plus `proposer` (the proposing member's PeerId bytes) and `proposer_sig` (its own
+//! Ed25519 signature, by its node key, over [`DaBlob::proposer_signing_bytes`]), placed
+//! before the committee `signature`: `[4, network, height, prev_hash, prev_state_root,
+//! timestamp_ms, events, proposer: bytes, proposer_sig: bytes64, signature: bytes64]`. Both
+//! are in the signing bytes, so the committee's signature commits to the author and its
+//! signature, and a locked blob re-proposed in a later round keeps them ([`proposer`]).
+//! A single-key authority keeps writing version 3 (it has no proposer but itself).
+//!
 //! The authority signs [`DaBlob::signing_bytes`]; a blob's identity ([`VerifiedBlob::hash`])
 //! is `SHA-256(signing_bytes)` from version 3 on, `SHA-256(signing_bytes ‖ signature)` for
 //! versions 1 and 2, and blob `h` names the hash
@@ -25,11 +34,18 @@
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
+use serde_bytes::{ByteBuf, Bytes};
+
 use super::{Bytes32, Bytes64, DaEvent, WireEvent};
 use crate::{codec, NetworkId};
 
+mod error;
+pub mod proposer;
+mod verified;
 mod versioned;
-use versioned::{BlobBodyV1, BlobBodyV2, BlobBodyV3, Versioned};
+pub use error::DaError;
+pub use verified::VerifiedBlob;
+use versioned::BlobBody;
 
 /// Blob format version this build writes (and accepts, with [`DA_BLOB_VERSION_V2`] and
 /// [`DA_BLOB_VERSION_V1`]).
@@ -41,6 +57,11 @@ use versioned::{BlobBodyV1, BlobBodyV2, BlobBodyV3, Versioned};
 /// identity, a node holding the other signature could never accept the next blob
 /// (`prev_hash_mismatch`) although the content is the same.
 pub const DA_BLOB_VERSION: u16 = 3;
+
+/// Blob format a committee seals (issue 13 §6): version 3 plus the proposing member and its
+/// signature (see the module docs and [`proposer`]). Written by committee proposers;
+/// accepted from everyone.
+pub const DA_BLOB_VERSION_V4: u16 = 4;
 
 /// Version 2 (with `prev_state_root`, identity over the signature too), still accepted for
 /// logs written before version 3; never written by this build.
@@ -63,61 +84,6 @@ pub const GENESIS_PREV_HASH: [u8; 32] = [0; 32];
 /// Domain separator of the signed bytes.
 const SIGNING_DOMAIN: &str = "dsdn/da-blob/v1";
 
-/// Why a blob (or a DA state value or proof) is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DaError {
-    /// Not decodable, or a field out of bounds; the text says what.
-    #[error("malformed DA data: {0}")]
-    Malformed(String),
-    /// A blob format version this build does not know.
-    #[error(
-        "unsupported DA blob version {0} (this build accepts {DA_BLOB_VERSION_V1} to {DA_BLOB_VERSION})"
-    )]
-    UnsupportedVersion(u16),
-    /// A wire event kind this build does not know.
-    #[error("unknown DA event kind {0}")]
-    UnknownEventKind(u8),
-    /// A known event kind at a version this build does not know.
-    #[error("unsupported version {version} of DA event {kind}")]
-    UnsupportedEventVersion {
-        /// The kind's snake_case name.
-        kind: &'static str,
-        /// The version found.
-        version: u16,
-    },
-    /// Belongs to another network.
-    #[error("DA data for network {theirs:?}, this node is on {ours}")]
-    WrongNetwork {
-        /// Our network.
-        ours: String,
-        /// The data's network (at most 64 characters of it).
-        theirs: String,
-    },
-    /// The signature does not verify against the network's DA authority.
-    #[error("DA blob signature does not verify against the DA authority")]
-    BadSignature,
-    /// No (usable) DA authority key: the configured key is not a valid, non-weak Ed25519
-    /// point, or none is configured (callers without one report this).
-    #[error("no usable DA authority is configured for this network")]
-    NoAuthority,
-}
-
-impl DaError {
-    /// A stable metric label: `malformed`, `unsupported_version`, `unknown_event_kind`,
-    /// `unsupported_event_version`, `wrong_network`, `bad_signature`, `no_authority`.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            DaError::Malformed(_) => "malformed",
-            DaError::UnsupportedVersion(_) => "unsupported_version",
-            DaError::UnknownEventKind(_) => "unknown_event_kind",
-            DaError::UnsupportedEventVersion { .. } => "unsupported_event_version",
-            DaError::WrongNetwork { .. } => "wrong_network",
-            DaError::BadSignature => "bad_signature",
-            DaError::NoAuthority => "no_authority",
-        }
-    }
-}
-
 /// A batch of DA events at one height of the DA log (fields public; nothing is checked until
 /// [`DaBlob::verify`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,12 +105,18 @@ pub struct DaBlob {
     pub timestamp_ms: u64,
     /// The events, in order (0..=[`MAX_EVENTS_PER_BLOB`]; none in a rotation filler).
     pub events: Vec<DaEvent>,
+    /// The proposing member's PeerId bytes (an Ed25519 PeerId, 38 bytes) in a version-4
+    /// blob; empty before version 4.
+    pub proposer: Vec<u8>,
+    /// The proposer's Ed25519 signature (its node key) over
+    /// [`DaBlob::proposer_signing_bytes`] in a version-4 blob; zeros before version 4.
+    pub proposer_sig: Bytes64,
     /// Ed25519 signature by the DA authority over [`DaBlob::signing_bytes`] (zeros when
     /// unsigned).
     pub signature: Bytes64,
 }
 
-fn too_large(e: codec::CodecError) -> DaError {
+pub(crate) fn too_large(e: codec::CodecError) -> DaError {
     DaError::Malformed(format!("blob: {e}"))
 }
 
@@ -190,13 +162,15 @@ impl DaBlob {
             prev_state_root: Bytes32(prev_state_root),
             timestamp_ms,
             events,
+            proposer: Vec::new(),
+            proposer_sig: Bytes64([0; 64]),
             signature: Bytes64([0; 64]),
         };
         blob.to_bytes()?;
         Ok(blob)
     }
 
-    fn wire_events(&self) -> Result<Vec<WireEvent>, DaError> {
+    pub(crate) fn wire_events(&self) -> Result<Vec<WireEvent>, DaError> {
         self.events.iter().map(DaEvent::to_wire).collect()
     }
 
@@ -211,6 +185,22 @@ impl DaBlob {
                     &self.prev_hash,
                     self.timestamp_ms,
                     wire,
+                ),
+                MAX_BLOB_BYTES,
+            )
+        } else if self.version == DA_BLOB_VERSION_V4 {
+            codec::encode(
+                &(
+                    SIGNING_DOMAIN,
+                    self.version,
+                    &self.network,
+                    self.height,
+                    &self.prev_hash,
+                    &self.prev_state_root,
+                    self.timestamp_ms,
+                    wire,
+                    Bytes::new(&self.proposer),
+                    &self.proposer_sig,
                 ),
                 MAX_BLOB_BYTES,
             )
@@ -246,6 +236,22 @@ impl DaBlob {
                 ),
                 MAX_BLOB_BYTES,
             )
+        } else if self.version == DA_BLOB_VERSION_V4 {
+            codec::encode(
+                &(
+                    self.version,
+                    &self.network,
+                    self.height,
+                    &self.prev_hash,
+                    &self.prev_state_root,
+                    self.timestamp_ms,
+                    wire,
+                    Bytes::new(&self.proposer),
+                    &self.proposer_sig,
+                    &self.signature,
+                ),
+                MAX_BLOB_BYTES,
+            )
         } else {
             codec::encode(
                 &(
@@ -266,7 +272,8 @@ impl DaBlob {
 
     /// The bytes the authority signs: the CBOR array `["dsdn/da-blob/v1", version,
     /// network, height, prev_hash: bytes32, prev_state_root: bytes32, timestamp_ms,
-    /// [WireEvent...]]` (version 1: without `prev_state_root`).
+    /// [WireEvent...]]` (version 1: without `prev_state_root`; version 4: followed by
+    /// `proposer: bytes, proposer_sig: bytes64`).
     ///
     /// # Errors
     /// [`DaError::Malformed`] when an event or the whole exceeds its size cap.
@@ -276,13 +283,16 @@ impl DaBlob {
 
     /// The unsigned blob whose [`DaBlob::signing_bytes`] are `bytes`: what a committee
     /// member is asked to threshold-sign (issue 6 §3) is checked through this. The bytes
-    /// must be canonical (re-encoding gives them back) and of version [`DA_BLOB_VERSION`]
-    /// (a member never signs a version-1 blob).
+    /// must be canonical (re-encoding gives them back) and of version [`DA_BLOB_VERSION_V4`]
+    /// or [`DA_BLOB_VERSION`] (a member never signs a version-1 or -2 blob; a version-3
+    /// one only as the re-proposal of its own lock, the caller's rule). A version-4
+    /// blob's `proposer_sig` is checked ([`DaBlob::check_proposer_sig`]).
     ///
     /// # Errors
     /// [`DaError::Malformed`] for input over [`MAX_BLOB_BYTES`], undecodable or
     /// non-canonical input, another signing domain, or fields [`DaBlob::unsigned`] refuses;
-    /// [`DaError::UnsupportedVersion`]; the event errors of [`DaEvent::from_wire`].
+    /// [`DaError::UnsupportedVersion`]; the event errors of [`DaEvent::from_wire`];
+    /// [`DaError::BadProposer`].
     pub fn from_signing_bytes(bytes: &[u8]) -> Result<DaBlob, DaError> {
         type Signing = (
             String,
@@ -294,11 +304,25 @@ impl DaBlob {
             u64,
             Vec<WireEvent>,
         );
+        type SigningV4 = (
+            String,
+            u16,
+            String,
+            u64,
+            Bytes32,
+            Bytes32,
+            u64,
+            Vec<WireEvent>,
+            ByteBuf,
+            Bytes64,
+        );
         type SigningV1 = (String, u16, String, u64, Bytes32, u64, Vec<WireEvent>);
-        let decoded = codec::decode::<Signing>(bytes, MAX_BLOB_BYTES);
-        let (domain, version, network, height, prev_hash, prev_state_root, timestamp_ms, wire) =
-            match decoded {
-                Ok(fields) => fields,
+        let (fields, proposer) = match codec::decode::<SigningV4>(bytes, MAX_BLOB_BYTES) {
+            Ok((d, v, n, h, p, r, t, w, proposer, sig)) => {
+                ((d, v, n, h, p, r, t, w), Some((proposer.into_vec(), sig)))
+            }
+            Err(_) => match codec::decode::<Signing>(bytes, MAX_BLOB_BYTES) {
+                Ok(fields) => (fields, None),
                 Err(e) => {
                     // A version-1 message is named as such.
                     if let Ok(v1) = codec::decode::<SigningV1>(bytes, MAX_BLOB_BYTES) {
@@ -308,13 +332,21 @@ impl DaBlob {
                     }
                     return Err(too_large(e));
                 }
-            };
+            },
+        };
+        let (domain, version, network, height, prev_hash, prev_state_root, timestamp_ms, wire) =
+            fields;
         if domain != SIGNING_DOMAIN {
             return Err(DaError::Malformed(
                 "not the signing bytes of a DA blob".into(),
             ));
         }
-        if version != DA_BLOB_VERSION {
+        let expected = if proposer.is_some() {
+            DA_BLOB_VERSION_V4
+        } else {
+            DA_BLOB_VERSION
+        };
+        if version != expected {
             return Err(DaError::UnsupportedVersion(version));
         }
         let network = NetworkId::new(&network)
@@ -323,7 +355,7 @@ impl DaBlob {
             .iter()
             .map(DaEvent::from_wire)
             .collect::<Result<Vec<_>, _>>()?;
-        let blob = DaBlob::unsigned(
+        let mut blob = DaBlob::unsigned(
             &network,
             height,
             prev_hash.0,
@@ -331,11 +363,17 @@ impl DaBlob {
             timestamp_ms,
             events,
         )?;
+        if let Some((proposer, proposer_sig)) = proposer {
+            blob.version = DA_BLOB_VERSION_V4;
+            blob.proposer = proposer;
+            blob.proposer_sig = proposer_sig;
+        }
         if blob.signing_bytes()? != bytes {
             return Err(DaError::Malformed(
                 "non-canonical blob signing bytes".into(),
             ));
         }
+        blob.check_proposer_sig()?;
         Ok(blob)
     }
 
@@ -391,28 +429,14 @@ impl DaBlob {
     /// [`DaError::UnsupportedVersion`]; [`DaError::UnknownEventKind`];
     /// [`DaError::UnsupportedEventVersion`].
     pub fn from_bytes(bytes: &[u8]) -> Result<DaBlob, DaError> {
-        let (version, body) = match codec::decode::<Versioned<BlobBodyV3>>(bytes, MAX_BLOB_BYTES)
-            .map_err(too_large)?
-        {
-            Versioned::Known(body) => (DA_BLOB_VERSION, body.0),
-            Versioned::Unknown(DA_BLOB_VERSION_V2) => {
-                match codec::decode::<Versioned<BlobBodyV2>>(bytes, MAX_BLOB_BYTES)
-                    .map_err(too_large)?
-                {
-                    Versioned::Known(v2) => (DA_BLOB_VERSION_V2, v2),
-                    Versioned::Unknown(v) => return Err(DaError::UnsupportedVersion(v)),
-                }
-            }
-            Versioned::Unknown(DA_BLOB_VERSION_V1) => {
-                match codec::decode::<Versioned<BlobBodyV1>>(bytes, MAX_BLOB_BYTES)
-                    .map_err(too_large)?
-                {
-                    Versioned::Known(v1) => (DA_BLOB_VERSION_V1, v1.into_v2()),
-                    Versioned::Unknown(v) => return Err(DaError::UnsupportedVersion(v)),
-                }
-            }
-            Versioned::Unknown(v) => return Err(DaError::UnsupportedVersion(v)),
-        };
+        let (version, body, proposer) =
+            match codec::decode::<BlobBody>(bytes, MAX_BLOB_BYTES).map_err(too_large)? {
+                BlobBody::V4(v4) => (DA_BLOB_VERSION_V4, v4.body, Some(v4.proposer)),
+                BlobBody::V3(v3) => (DA_BLOB_VERSION, v3, None),
+                BlobBody::V2(v2) => (DA_BLOB_VERSION_V2, v2, None),
+                BlobBody::V1(v1) => (DA_BLOB_VERSION_V1, v1.into_v2(), None),
+                BlobBody::Unknown(v) => return Err(DaError::UnsupportedVersion(v)),
+            };
         let events = body
             .events
             .iter()
@@ -426,19 +450,24 @@ impl DaBlob {
             prev_state_root: body.prev_state_root,
             timestamp_ms: body.timestamp_ms,
             events,
+            proposer: proposer.as_ref().map_or_else(Vec::new, |(p, _)| p.clone()),
+            proposer_sig: proposer.map_or(Bytes64([0; 64]), |(_, s)| s),
             signature: body.signature,
         })
     }
 
     /// Checks everything a node must check before storing, applying or forwarding the
-    /// blob: version ([`DA_BLOB_VERSION`], [`DA_BLOB_VERSION_V2`] or [`DA_BLOB_VERSION_V1`]), network, height ≥ 1, event count and [`DaEvent::validate`], and the
-    /// Ed25519 signature (`verify_strict`) against `authority` (a 32-byte public key).
+    /// blob: version (1 to [`DA_BLOB_VERSION_V4`]), network, height ≥ 1, event count and
+    /// [`DaEvent::validate`], the Ed25519 signature (`verify_strict`) against `authority` (a
+    /// 32-byte public key) and, for version 4, the proposer's signature
+    /// ([`DaBlob::check_proposer_sig`]). Whether the proposer is a member of the blob's
+    /// committee depends on the epoch: [`crate::da::KeyHistory::verify_blob`].
     /// Returns the blob with its hash and canonical encoding.
     ///
     /// # Errors
     /// The first applicable of [`DaError::UnsupportedVersion`], [`DaError::WrongNetwork`],
     /// [`DaError::Malformed`], [`DaError::NoAuthority`] (`authority` is not a usable key),
-    /// [`DaError::BadSignature`].
+    /// [`DaError::BadSignature`], [`DaError::BadProposer`].
     pub fn verify(
         self,
         network: &NetworkId,
@@ -446,7 +475,7 @@ impl DaBlob {
     ) -> Result<VerifiedBlob, DaError> {
         if !matches!(
             self.version,
-            DA_BLOB_VERSION | DA_BLOB_VERSION_V2 | DA_BLOB_VERSION_V1
+            DA_BLOB_VERSION_V4 | DA_BLOB_VERSION | DA_BLOB_VERSION_V2 | DA_BLOB_VERSION_V1
         ) {
             return Err(DaError::UnsupportedVersion(self.version));
         }
@@ -463,6 +492,7 @@ impl DaBlob {
         let signature = Signature::from_bytes(&self.signature.0);
         key.verify_strict(&msg, &signature)
             .map_err(|_| DaError::BadSignature)?;
+        self.check_proposer_sig()?;
         let hash = hash_signed(self.version, msg, &self.signature.0);
         let encoded = self.encode_blob(&wire)?;
         Ok(VerifiedBlob {
@@ -513,65 +543,10 @@ pub fn authority_key(bytes: &[u8; 32]) -> Result<VerifyingKey, DaError> {
 }
 
 /// The identity of a blob of `version` in the hash chain: SHA-256(signing bytes) from
-/// version 3 on, SHA-256(signing bytes ‖ signature) before (see [`DA_BLOB_VERSION`]).
+/// version 3 on (for version 4 they include `proposer` and `proposer_sig`), SHA-256(signing bytes ‖ signature) before (see [`DA_BLOB_VERSION`]).
 fn hash_signed(version: u16, mut msg: Vec<u8>, signature: &[u8; 64]) -> [u8; 32] {
     if version < DA_BLOB_VERSION {
         msg.extend_from_slice(signature);
     }
     Sha256::digest(&msg).into()
-}
-
-/// A blob whose version, network, bounds and signature were checked; only
-/// [`DaBlob::verify`] makes one.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifiedBlob {
-    blob: DaBlob,
-    hash: [u8; 32],
-    encoded: Vec<u8>,
-    signer: [u8; 32],
-}
-
-impl VerifiedBlob {
-    /// The authority key the signature was verified against.
-    pub fn signer(&self) -> [u8; 32] {
-        self.signer
-    }
-
-    /// The blob.
-    pub fn blob(&self) -> &DaBlob {
-        &self.blob
-    }
-
-    /// Its height (≥ 1).
-    pub fn height(&self) -> u64 {
-        self.blob.height
-    }
-
-    /// Hash of the blob it follows (zeros at height 1).
-    pub fn prev_hash(&self) -> [u8; 32] {
-        self.blob.prev_hash.0
-    }
-
-    /// The state root after the blob it follows, as the blob commits to it; `None` for a
-    /// version-1 blob, which commits to none.
-    pub fn prev_state_root(&self) -> Option<[u8; 32]> {
-        (self.blob.version != DA_BLOB_VERSION_V1).then_some(self.blob.prev_state_root.0)
-    }
-
-    /// Its identity: `SHA-256(signing_bytes)` (version 3), `SHA-256(signing_bytes ‖
-    /// signature)` (versions 1 and 2). Two threshold signatures over the same bytes give
-    /// one identity from version 3 on.
-    pub fn hash(&self) -> [u8; 32] {
-        self.hash
-    }
-
-    /// The canonical wire form ([`DaBlob::to_bytes`]) to store and serve.
-    pub fn encoded(&self) -> &[u8] {
-        &self.encoded
-    }
-
-    /// The blob, giving up the verification record.
-    pub fn into_blob(self) -> DaBlob {
-        self.blob
-    }
 }

@@ -21,7 +21,8 @@
 use ed25519_dalek::{Signature, Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 
-use super::blob::authority_key;
+use super::blob::proposer::check_member;
+use super::blob::{authority_key, DaBlob, VerifiedBlob};
 use super::event::MAX_TEXT_LEN;
 use super::{Bytes32, Bytes64, DaError};
 use crate::committee::types::MAX_MEMBERS;
@@ -338,6 +339,26 @@ impl KeyHistory {
                 .find(|e| e.epoch == epoch)
                 .map(|e| e.group_key.0),
         }
+    }
+
+    /// Verifies `blob` against the key of its height ([`KeyHistory::key_for`],
+    /// [`DaBlob::verify`]) and, for a version-4 blob of a recorded epoch, that its
+    /// proposer is one of that epoch's members (issue 13 §6). Under the genesis authority
+    /// the log records no member list (the genesis committee is configuration), so only the
+    /// proposer's signature is checked there; the members that co-signed checked
+    /// membership against their configured committee.
+    ///
+    /// # Errors
+    /// As [`DaBlob::verify`]; [`DaError::BadProposer`] for a proposer outside its epoch.
+    pub fn verify_blob(&self, blob: DaBlob, network: &NetworkId) -> Result<VerifiedBlob, DaError> {
+        let key = self.key_for(blob.height);
+        let verified = blob.verify(network, &key)?;
+        if let (Some(proposer), Some(epoch)) =
+            (verified.proposer(), self.epoch_at(verified.height()))
+        {
+            check_member(proposer, &epoch.members)?;
+        }
+        Ok(verified)
     }
 
     /// True when `key` is the genesis authority or a recorded group key (e.g. a signer

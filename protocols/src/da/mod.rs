@@ -36,7 +36,7 @@ pub mod sync;
 
 pub use blob::{
     authority_key, DaBlob, DaError, VerifiedBlob, DA_BLOB_VERSION, DA_BLOB_VERSION_V1,
-    DA_BLOB_VERSION_V2, GENESIS_PREV_HASH, MAX_BLOB_BYTES, MAX_EVENTS_PER_BLOB,
+    DA_BLOB_VERSION_V2, DA_BLOB_VERSION_V4, GENESIS_PREV_HASH, MAX_BLOB_BYTES, MAX_EVENTS_PER_BLOB,
 };
 pub use bytes::{Bytes32, Bytes64};
 pub use chain::{ChainError, DaChain, Offer, MAX_PENDING_BLOBS, MAX_PENDING_BYTES};

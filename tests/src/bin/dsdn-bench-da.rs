@@ -216,6 +216,18 @@ async fn blob_sizes(
                 prev_state_root: Bytes32(root),
                 timestamp_ms: b.timestamp_ms,
                 events: b.events.clone(),
+                proposer: match &b.proposer {
+                    Some(p) => p.parse::<libp2p::PeerId>()?.to_bytes(),
+                    None => Vec::new(),
+                },
+                proposer_sig: Bytes64(match &b.proposer_sig {
+                    Some(s) => {
+                        let mut sig = [0u8; 64];
+                        hex::decode_to_slice(s, &mut sig)?;
+                        sig
+                    }
+                    None => [0; 64],
+                }),
                 signature: Bytes64(sig),
             };
             anyhow::ensure!(

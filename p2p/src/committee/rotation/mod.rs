@@ -36,10 +36,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use dsdn_protocols::committee::rotation::{
-    Action, FrostRoundCrypto, HeightConsensus, MemberRecord, ProposerPhase, RotationConfig,
-    RotationMsg, RotationRequest,
+    check_author, Action, FrostRoundCrypto, HeightConsensus, MemberRecord, ProposerPhase,
+    RotationConfig, RotationMsg, RotationRequest,
 };
 use dsdn_protocols::committee::MemberId;
+use dsdn_protocols::da::DaBlob;
 use libp2p::PeerId;
 
 pub use record::record_path;
@@ -409,6 +410,32 @@ impl DaRotation {
             return None;
         }
         Some((peer_of(p)?, m.height(), m.round()))
+    }
+
+    /// Whether this member may co-sign `message` (a blob's signing bytes, decoded as
+    /// `blob`) in `round` as far as its author goes ([`check_author`], issue 13 §6): a
+    /// fresh proposal names the round's proposer, a re-proposal keeps its author; this
+    /// member's own lock at the blob's height (in the running machine or the record
+    /// waiting to be resumed) is accepted as it is.
+    ///
+    /// # Errors
+    /// The rule broken, for the proposer's error message.
+    pub(crate) fn check_author(
+        &self,
+        round: u64,
+        blob: &DaBlob,
+        message: &[u8],
+    ) -> Result<(), String> {
+        let record = self
+            .machine
+            .as_ref()
+            .map(|m| m.record())
+            .or(self.stored.as_ref());
+        let lock = record
+            .filter(|r| r.height == blob.height)
+            .and_then(|r| r.lock.as_ref())
+            .map(|l| &l.message[..]);
+        check_author(&self.config, round, blob, message, lock).map_err(|e| e.to_string())
     }
 
     /// True when `peer` is another member.

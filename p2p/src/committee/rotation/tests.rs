@@ -191,3 +191,38 @@ fn a_member_with_a_corrupt_record_abstains_until_a_height_is_sealed_after_it_syn
     assert!(!persists(&out).is_empty(), "takes part again from height 6");
     assert_eq!(m.status(now, false, &[]).height, 6);
 }
+
+/// Issue 13 §6: a member's own lock (here a version-3 blob from an older build's record,
+/// which names no proposer) is co-signed again as it is; another blob naming no proposer,
+/// or one by a non-member, is refused.
+#[test]
+fn the_author_rule_accepts_our_own_lock_as_it_is() {
+    use dsdn_protocols::committee::message_hash;
+    use dsdn_protocols::committee::rotation::Lock;
+    use dsdn_protocols::da::{empty_root, DaBlob, GENESIS_PREV_HASH};
+    let (config, shares) = committee();
+    let net = dsdn_protocols::NetworkId::new("devnet").unwrap();
+    let v3 =
+        |t: u64| DaBlob::unsigned(&net, 1, GENESIS_PREV_HASH, empty_root(), t, Vec::new()).unwrap();
+    let locked = v3(5).signing_bytes().unwrap();
+    let record = MemberRecord {
+        height: 1,
+        round: 2,
+        lock: Some(Lock {
+            round: 1,
+            message_hash: message_hash(&locked),
+            message: locked.clone(),
+        }),
+    };
+    let d = driver(&config, &shares[0], Loaded::Record(record));
+    assert_eq!(d.check_author(3, &v3(5), &locked), Ok(()));
+    let other = v3(6).signing_bytes().unwrap();
+    let e = d.check_author(3, &v3(6), &other).unwrap_err();
+    assert!(e.contains("names no proposer"), "{e}");
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let by = v3(6).proposed_by(&stranger).unwrap();
+    let e = d
+        .check_author(3, &by, &by.signing_bytes().unwrap())
+        .unwrap_err();
+    assert!(e.contains("not a member"), "{e}");
+}

@@ -51,6 +51,9 @@ impl DaService {
     /// behind refuses; the proposer needs only t answers. There is no lower bound on the
     /// timestamp but the tip's: a blob locked in an earlier round is re-proposed as it was.
     ///
+    /// Returns the decoded blob (a version-4 blob's proposer signature checked), for the
+    /// author rule of the rotation (`DaRotation::check_author`).
+    ///
     /// # Errors
     /// Why the proposal is refused, for the proposer's error message.
     pub(crate) fn check_proposal(
@@ -58,7 +61,7 @@ impl DaService {
         height: u64,
         message: &[u8],
         now_ms: u64,
-    ) -> Result<(), String> {
+    ) -> Result<DaBlob, String> {
         let blob = DaBlob::from_signing_bytes(message).map_err(|e| e.to_string())?;
         if blob.network != self.network.as_str() {
             return Err("a blob of another network".into());
@@ -95,7 +98,7 @@ impl DaService {
             self.sealable_at(event, blob.timestamp_ms)
                 .map_err(|e| format!("blob {height} event {i}: {e}"))?;
         }
-        Ok(())
+        Ok(blob)
     }
 }
 

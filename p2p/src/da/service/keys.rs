@@ -35,20 +35,20 @@ pub(super) fn rotates(applied: &[VerifiedBlob]) -> bool {
     })
 }
 
-/// Decodes `bytes` and verifies the blob against the key `history` gives for its height.
+/// Decodes `bytes` and verifies the blob against the key `history` gives for its height
+/// and, for a version-4 blob, its proposer against the members of its epoch
+/// ([`KeyHistory::verify_blob`]).
 ///
 /// # Errors
-/// As [`DaBlob::from_bytes`] and [`DaBlob::verify`]; [`DaError::NoAuthority`] without a
-/// history.
+/// As [`DaBlob::from_bytes`] and [`KeyHistory::verify_blob`]; [`DaError::NoAuthority`]
+/// without a history.
 pub(super) fn verify_with(
     history: Option<&KeyHistory>,
     network: &NetworkId,
     bytes: &[u8],
 ) -> Result<VerifiedBlob, DaError> {
     let history = history.ok_or(DaError::NoAuthority)?;
-    let blob = DaBlob::from_bytes(bytes)?;
-    let key = history.key_for(blob.height);
-    blob.verify(network, &key)
+    history.verify_blob(DaBlob::from_bytes(bytes)?, network)
 }
 
 /// Adds to `history` the rotations of `blob` (verified, not applied: e.g. a range fetched

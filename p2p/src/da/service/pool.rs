@@ -29,6 +29,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use dsdn_protocols::da::blob::proposer::peer_id_text;
 use dsdn_protocols::da::WireEvent;
 use sha2::{Digest, Sha256};
 
@@ -277,7 +278,9 @@ impl DaService {
         Ok(new)
     }
 
-    /// The signing bytes of a new blob for `height` proposed by this member: its own events
+    /// The signing bytes of a new blob for `height` proposed by this member (version 4,
+    /// naming this node's PeerId as `proposer` and signed by its node key, issue 13 §6):
+    /// its own events
     /// first, then forwarded ones, within the batch limits (`da.batch_max_events`,
     /// `da.batch_max_bytes`); with nothing waiting, an empty blob when a filler is due
     /// ([`DaService::filler_due`]). `None` when nothing waits or this member may not propose
@@ -316,6 +319,7 @@ impl DaService {
             return None;
         }
         self.next_unsigned(height, events)
+            .and_then(|b| b.proposed_by(&self.node_key))
             .and_then(|b| b.signing_bytes())
             .map_err(|e| tracing::error!(error = %e, "cannot build a DA blob to propose"))
             .ok()
@@ -337,17 +341,23 @@ impl DaService {
         if height != self.chain.height() + 1 {
             return Ok(());
         }
-        let authority = self.key_for(height).ok_or("no DA authority")?;
+        let keys = self.keys.as_ref().ok_or("no DA authority")?;
         let signature =
             <[u8; 64]>::try_from(signature).map_err(|_| "a signature is 64 bytes".to_owned())?;
         let blob = DaBlob::from_signing_bytes(message).map_err(|e| e.to_string())?;
         if blob.height != height {
             return Err(format!("blob {} sealed for height {height}", blob.height));
         }
-        let blob = blob
-            .with_signature(signature)
-            .verify(&self.network, &authority)
-            .map_err(|e| format!("the aggregate signature does not verify: {e}"))?;
+        let blob = keys
+            .verify_blob(blob.with_signature(signature), &self.network)
+            .map_err(|e| format!("the sealed blob does not verify: {e}"))?;
+        tracing::info!(
+            height,
+            hash = %hex::encode(blob.hash()),
+            events = blob.blob().events.len(),
+            proposer = %blob.proposer().map_or_else(|| "-".to_owned(), peer_id_text),
+            "DA blob sealed by the committee"
+        );
         self.finish_seal(blob, Vec::new());
         Ok(())
     }

@@ -92,6 +92,7 @@
 //! the daemon, an opaque model in the property test, `committee/tests/rotation/`).
 
 mod accept;
+mod author;
 mod frost;
 mod machine;
 mod msg;
@@ -101,6 +102,7 @@ mod wire;
 
 use std::time::Duration;
 
+pub use author::{check_author, AuthorError};
 pub use frost::{FrostRoundCrypto, MAX_ROUND_NONCES};
 pub use machine::{HeightConsensus, RotationStatus};
 pub use msg::{

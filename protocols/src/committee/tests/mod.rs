@@ -8,6 +8,7 @@ use rand_chacha_03::ChaCha20Rng;
 
 use super::*;
 
+mod author;
 mod dkg;
 mod guard;
 mod props;

@@ -2,27 +2,27 @@
 //! version, decoded by the layout of that version (PROTOCOL.md §7.3).
 
 use std::fmt;
-use std::marker::PhantomData;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde_bytes::ByteBuf;
 
-use super::{DA_BLOB_VERSION, DA_BLOB_VERSION_V1, DA_BLOB_VERSION_V2};
+use super::{DA_BLOB_VERSION, DA_BLOB_VERSION_V1, DA_BLOB_VERSION_V2, DA_BLOB_VERSION_V4};
 use crate::da::{Bytes32, Bytes64, WireEvent};
 
-/// A CBOR array whose first element is a u16 format version: [`Versioned::Known`] with the
-/// remaining elements when the version is `T::VERSION`, [`Versioned::Unknown`] otherwise
+/// A blob's CBOR array, decoded in one pass by the layout its first element (a u16 format
+/// version) names: the version-specific body, or [`BlobBody::Unknown`] for another version
 /// (the rest is skipped unread), so unknown versions are reported as such whatever follows.
-pub(super) enum Versioned<T> {
-    Known(T),
+pub(super) enum BlobBody {
+    /// Version 1 (no `prev_state_root`).
+    V1(BlobBodyV1),
+    /// Version 2.
+    V2(BlobBodyV2),
+    /// Version 3 (the layout of version 2).
+    V3(BlobBodyV2),
+    /// Version 4 (with the proposer).
+    V4(BlobBodyV4),
+    /// Another version.
     Unknown(u16),
-}
-
-/// The elements after the version of a [`Versioned`] array.
-pub(super) trait VersionedBody: Sized {
-    /// The version whose layout this type decodes.
-    const VERSION: u16;
-    /// Decodes the remaining elements, in order.
-    fn from_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Self, A::Error>;
 }
 
 /// The next element of a versioned array, or an error naming the missing position.
@@ -34,38 +34,66 @@ fn next<'de, A: SeqAccess<'de>, F: Deserialize<'de>>(
         .ok_or_else(|| de::Error::custom(format_args!("array too short: no element {index}")))
 }
 
-impl<'de, T: VersionedBody> Deserialize<'de> for Versioned<T> {
+impl<'de> Deserialize<'de> for BlobBody {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(PhantomData<T>);
-        impl<'de, T: VersionedBody> Visitor<'de> for V<T> {
-            type Value = Versioned<T>;
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = BlobBody;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an array starting with a u16 version")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let version: u16 = next(&mut seq, 0)?;
-                if version != T::VERSION {
-                    while seq.next_element::<IgnoredAny>()?.is_some() {}
-                    return Ok(Versioned::Unknown(version));
+                match version {
+                    DA_BLOB_VERSION_V4 => BlobBodyV4::from_seq(&mut seq).map(BlobBody::V4),
+                    DA_BLOB_VERSION => BlobBodyV2::from_seq(&mut seq).map(BlobBody::V3),
+                    DA_BLOB_VERSION_V2 => BlobBodyV2::from_seq(&mut seq).map(BlobBody::V2),
+                    DA_BLOB_VERSION_V1 => BlobBodyV1::from_seq(&mut seq).map(BlobBody::V1),
+                    other => {
+                        while seq.next_element::<IgnoredAny>()?.is_some() {}
+                        Ok(BlobBody::Unknown(other))
+                    }
                 }
-                T::from_seq(&mut seq).map(Versioned::Known)
             }
         }
-        d.deserialize_seq(V(PhantomData))
+        d.deserialize_seq(V)
     }
 }
 
-/// The version-3 blob after its version element: the layout of version 2.
-pub(super) struct BlobBodyV3(pub(super) BlobBodyV2);
+/// The version-4 blob after its version element: the fields of version 2 with `proposer`
+/// and `proposer_sig` before the signature.
+pub(super) struct BlobBodyV4 {
+    pub(super) body: BlobBodyV2,
+    pub(super) proposer: (Vec<u8>, Bytes64),
+}
 
-impl VersionedBody for BlobBodyV3 {
-    const VERSION: u16 = DA_BLOB_VERSION;
+impl BlobBodyV4 {
     fn from_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Self, A::Error> {
-        BlobBodyV2::from_seq(seq).map(BlobBodyV3)
+        let network = next(seq, 1)?;
+        let height = next(seq, 2)?;
+        let prev_hash = next(seq, 3)?;
+        let prev_state_root = next(seq, 4)?;
+        let timestamp_ms = next(seq, 5)?;
+        let events = next(seq, 6)?;
+        let proposer: ByteBuf = next(seq, 7)?;
+        let proposer_sig = next(seq, 8)?;
+        let signature = next(seq, 9)?;
+        Ok(BlobBodyV4 {
+            body: BlobBodyV2 {
+                network,
+                height,
+                prev_hash,
+                prev_state_root,
+                timestamp_ms,
+                events,
+                signature,
+            },
+            proposer: (proposer.into_vec(), proposer_sig),
+        })
     }
 }
 
-/// The version-2 blob (and, wrapped, version 3) after its version element.
+/// The version-2 and version-3 blob after its version element.
 pub(super) struct BlobBodyV2 {
     pub(super) network: String,
     pub(super) height: u64,
@@ -76,8 +104,7 @@ pub(super) struct BlobBodyV2 {
     pub(super) signature: Bytes64,
 }
 
-impl VersionedBody for BlobBodyV2 {
-    const VERSION: u16 = DA_BLOB_VERSION_V2;
+impl BlobBodyV2 {
     fn from_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Self, A::Error> {
         Ok(BlobBodyV2 {
             network: next(seq, 1)?,
@@ -116,8 +143,7 @@ impl BlobBodyV1 {
     }
 }
 
-impl VersionedBody for BlobBodyV1 {
-    const VERSION: u16 = DA_BLOB_VERSION_V1;
+impl BlobBodyV1 {
     fn from_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Self, A::Error> {
         Ok(BlobBodyV1 {
             network: next(seq, 1)?,

@@ -148,11 +148,11 @@ fn build_bounds() {
 #[test]
 fn verify_refuses_with_the_precise_error() {
     let b = blob();
-    let mut v4 = b.clone();
-    v4.version = 4;
+    let mut v5 = b.clone();
+    v5.version = 5;
     assert_eq!(
-        v4.verify(&net(), &auth()),
-        Err(DaError::UnsupportedVersion(4))
+        v5.verify(&net(), &auth()),
+        Err(DaError::UnsupportedVersion(5))
     );
     assert_eq!(
         b.clone().verify(&other_net(), &auth()),
@@ -245,9 +245,14 @@ fn decode_refuses_with_the_precise_error() {
     assert!(DaBlob::from_bytes(&raw_blob(3, vec![ev.clone()])).is_ok());
     // A later version is reported as such, whatever its shape.
     assert_eq!(
-        DaBlob::from_bytes(&raw_blob(4, vec![ev.clone()])),
-        Err(DaError::UnsupportedVersion(4))
+        DaBlob::from_bytes(&raw_blob(5, vec![ev.clone()])),
+        Err(DaError::UnsupportedVersion(5))
     );
+    // Version 4 in the layout of version 3 misses its proposer fields.
+    assert!(matches!(
+        DaBlob::from_bytes(&raw_blob(4, vec![ev.clone()])),
+        Err(DaError::Malformed(m)) if m.contains("no element 8")
+    ));
     let v9 = codec::encode(&(9u16, "anything", [1, 2, 3]), 100).unwrap();
     assert_eq!(DaBlob::from_bytes(&v9), Err(DaError::UnsupportedVersion(9)));
     let short = codec::encode(&(2u16, "devnet"), 100).unwrap();

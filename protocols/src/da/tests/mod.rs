@@ -6,6 +6,7 @@ use super::*;
 use crate::NetworkId;
 
 mod blob;
+mod blob_v4;
 mod chain;
 mod epochs;
 mod event;

@@ -217,8 +217,13 @@ fn next_key() -> SigningKey {
 }
 
 /// A rotation to [`next_key`] effective at `eff`, its key proof signed by `prover`.
+/// A rotation to [`next_key`] from height `eff`, of a committee holding the test member
+/// (node key [`other_key`]) and two others.
 fn rotation(eff: u64, prover: &SigningKey) -> DaEvent {
-    let members = (0..3).map(|_| PeerId::random().to_string()).collect();
+    let members = [peer_of(&other_key()), PeerId::random(), PeerId::random()]
+        .iter()
+        .map(PeerId::to_string)
+        .collect();
     let r = dsdn_protocols::da::CommitteeRotation {
         epoch: 1,
         members,

@@ -16,6 +16,7 @@ mod epochs;
 mod forks;
 mod forwarding;
 mod open;
+mod proposer;
 mod publishing;
 mod selection;
 mod state_sync;
@@ -38,6 +39,14 @@ pub(super) fn auth() -> [u8; 32] {
 /// A node key that is not the authority.
 pub(super) fn other_key() -> SigningKey {
     SigningKey::from_bytes(&[5; 32])
+}
+
+/// The libp2p PeerId of the node key `key`.
+pub(super) fn peer_of(key: &SigningKey) -> PeerId {
+    libp2p::identity::Keypair::ed25519_from_bytes(key.to_bytes())
+        .unwrap()
+        .public()
+        .to_peer_id()
 }
 
 pub(super) fn peer() -> PeerId {
