@@ -86,6 +86,26 @@ pub async fn da_tip(node: &Node) -> anyhow::Result<DaTip> {
     Ok(DaTip::of(&st))
 }
 
+/// Waits up to `wait` until every node of `names` reports one DA tip and state root (while
+/// the log may still grow).
+///
+/// # Errors
+/// When they do not agree in time.
+pub async fn converge<S: AsRef<str>>(
+    net: &TestNet,
+    names: &[S],
+    wait: Duration,
+) -> anyhow::Result<()> {
+    eventually(wait, "one tip and root on every node", || async {
+        let mut tips = Vec::new();
+        for n in names {
+            tips.push(da_tip(net.node(n.as_ref())).await.ok()?);
+        }
+        tips.windows(2).all(|w| w[0] == w[1]).then_some(())
+    })
+    .await
+}
+
 /// The last `n` lines of `node`'s log that concern the DA log (`DA`, `da_`, `backfill`,
 /// `registration`, `snapshot`, errors and warnings), for failure messages.
 pub fn da_log_lines(node: &Node, n: usize) -> String {

@@ -560,6 +560,6 @@ impl Checks {
 
 pub mod da;
 pub use da::{
-    chunk_events, da_log_lines, da_publish_all, da_tip, fast_da, sign_chain, signal, wait_da_equal,
-    DaTip, Frozen,
+    chunk_events, converge, da_log_lines, da_publish_all, da_tip, fast_da, sign_chain, signal,
+    wait_da_equal, DaTip, Frozen,
 };

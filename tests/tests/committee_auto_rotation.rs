@@ -24,7 +24,9 @@ use dsdn_integration_tests::rotation::{
     blob_of, check_selections, checkpoints, hex32, log_events, start_committee_net_with,
     CommitteeNet,
 };
-use dsdn_integration_tests::{chunk_events, da_tip, eventually, metric, unix_now, TestNet};
+use dsdn_integration_tests::{
+    chunk_events, converge, da_tip, eventually, metric, unix_now, TestNet,
+};
 use dsdn_protocols::da::DaEvent;
 use dsdn_protocols::NetworkId;
 
@@ -62,19 +64,6 @@ async fn epoch_of(net: &TestNet, name: &str) -> Option<(u64, u64, String)> {
     let st = net.node(name).client().committee_status().await.ok()?;
     let e = st.epochs?;
     Some((e.epoch, e.rotations, e.phase))
-}
-
-/// Waits until every node of `names` has one tip and state root (while the log may still
-/// grow).
-async fn converge(net: &TestNet, names: &[&str], wait: Duration) -> anyhow::Result<()> {
-    eventually(wait, "one tip and root on every node", || async {
-        let mut tips = Vec::new();
-        for n in names {
-            tips.push(da_tip(net.node(n)).await.ok()?);
-        }
-        tips.windows(2).all(|w| w[0] == w[1]).then_some(())
-    })
-    .await
 }
 
 /// Checks every blob of `name`'s log against the key of its height: `genesis` until the

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use dsdn_daemon::localnet::NodeMode;
 use dsdn_integration_tests::rotation::{log_events, start_committee_net_with};
-use dsdn_integration_tests::{chunk_events, da_tip, eventually, fast_da, metric, TestNet};
+use dsdn_integration_tests::{
+    chunk_events, converge, da_tip, eventually, fast_da, metric, TestNet,
+};
 
 /// Events posted one by one to c4 (their latency is measured), then concurrently (each
 /// post on its own connection: at most 8 per source address, `max_connections_per_ip`).
@@ -133,19 +135,9 @@ async fn events_posted_to_a_follower_are_sealed_by_the_committee() -> anyhow::Re
     // its answer named.
     let mut everyone: Vec<String> = ["c1", "c2", "c3", "c4", "c5"].map(String::from).to_vec();
     everyone.extend(cn.storage.iter().map(|(n, _)| n.clone()));
-    eventually(
-        Duration::from_secs(30),
-        "one tip and root on every node",
-        || async {
-            let mut tips = Vec::new();
-            for n in &everyone {
-                tips.push(da_tip(net.node(n)).await.ok()?);
-            }
-            tips.windows(2).all(|w| w[0] == w[1]).then_some(())
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(40)))?;
+    converge(&net, &everyone, Duration::from_secs(30))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(40)))?;
     for n in &everyone {
         let log = log_events(&net, n).await?;
         for (_, e) in &acked {

@@ -29,7 +29,9 @@ use std::time::Duration;
 
 use dsdn_daemon::localnet::NodeMode;
 use dsdn_integration_tests::rotation::{check_selections, log_events, start_committee_net_with};
-use dsdn_integration_tests::{chunk_events, da_tip, eventually, fast_da, metric, TestNet};
+use dsdn_integration_tests::{
+    chunk_events, converge, da_tip, eventually, fast_da, metric, TestNet,
+};
 use dsdn_protocols::da::DaEvent;
 use dsdn_protocols::NetworkId;
 
@@ -473,19 +475,9 @@ async fn a_follower_is_selected_into_the_committee_and_seals() -> anyhow::Result
     // One tip and root everywhere, the follower and the retired member included.
     let mut everyone = names.clone();
     everyone.extend(cn.storage.iter().map(|(n, _)| n.clone()));
-    eventually(
-        Duration::from_secs(30),
-        "one tip and root on every node",
-        || async {
-            let mut tips = Vec::new();
-            for n in &everyone {
-                tips.push(da_tip(net.node(n)).await.ok()?);
-            }
-            tips.windows(2).all(|w| w[0] == w[1]).then_some(())
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(40)))?;
+    converge(&net, &everyone, Duration::from_secs(30))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", net.log_dump(40)))?;
 
     // Every acknowledged event is in the log of every node; some were taken by c4 as a
     // member.
