@@ -30,6 +30,11 @@ pub const EVENTS_PER_BLOB: usize = MAX_EVENTS_PER_BLOB;
 /// Blobs appended per redb transaction while generating.
 const BLOBS_PER_APPEND: usize = 64;
 
+/// redb page cache of the generator's own state (as a full node's rebuild uses,
+/// `[da] rebuild_cache_mib`): with the serving 32 MiB, generating 10 million events is
+/// dominated by re-reading evicted pages.
+const GENERATOR_CACHE_BYTES: usize = 1 << 30;
+
 /// Zones of the generated nodes.
 const ZONES: [&str; 4] = ["id-jkt-1", "id-sby-1", "sg-sin-1", "jp-tyo-1"];
 
@@ -54,6 +59,10 @@ pub struct LogGenerator {
     /// PeerIds of the registered nodes (at most [`MAX_NODES`]).
     node_ids: Vec<String>,
     owner: Bytes32,
+    /// Most events per blob ([`EVENTS_PER_BLOB`] unless [`LogGenerator::with_events_per_blob`]).
+    per_blob: usize,
+    /// [`LogGenerator::drop_state`] was called.
+    dropped: bool,
 }
 
 impl LogGenerator {
@@ -76,7 +85,32 @@ impl LogGenerator {
             start_ms,
             node_ids: Vec::new(),
             owner,
+            per_blob: EVENTS_PER_BLOB,
+            dropped: false,
         }
+    }
+
+    /// The same generator with at most `n` events per blob (1..=[`EVENTS_PER_BLOB`]): many
+    /// small blobs, as a test of a long replay wants.
+    pub fn with_events_per_blob(mut self, n: usize) -> LogGenerator {
+        self.per_blob = n.clamp(1, EVENTS_PER_BLOB);
+        self
+    }
+
+    /// Deletes the generator's own state (its temporary redb file, as large as the full
+    /// node's log): call it once the log is grown to its last size. A later
+    /// [`LogGenerator::grow_to`] fails (the roots to continue from are gone).
+    pub fn drop_state(&mut self) {
+        self.roots = None;
+        self.dropped = true;
+    }
+
+    /// The state root after the last written blob (hex), as a full node replaying the log
+    /// must find it; `None` before the first blob.
+    pub fn state_root_hex(&self) -> Option<String> {
+        self.roots
+            .as_ref()
+            .map(|(_, state)| hex::encode(state.state().state_root()))
     }
 
     /// Events written so far.
@@ -143,10 +177,10 @@ impl LogGenerator {
         Ok(event)
     }
 
-    /// The next signed blob, encoded (at most [`EVENTS_PER_BLOB`] events, fewer when
+    /// The next signed blob, encoded (at most the generator's events per blob, fewer when
     /// `max_events` is smaller).
     fn next_blob(&mut self, max_events: u64) -> anyhow::Result<(u64, Vec<u8>)> {
-        let n = max_events.min(EVENTS_PER_BLOB as u64) as usize;
+        let n = max_events.min(self.per_blob as u64) as usize;
         let mut events = Vec::with_capacity(n);
         for _ in 0..n {
             events.push(self.next_event()?);
@@ -173,10 +207,14 @@ impl LogGenerator {
 
     /// The generator's own state, opened on first use.
     fn roots(&mut self) -> anyhow::Result<&mut OfflineState> {
+        anyhow::ensure!(!self.dropped, "the generator's state was dropped");
         if self.roots.is_none() {
             let dir = tempfile::tempdir().context("temporary directory for the state")?;
-            let state = OfflineState::open(&dir.path().join("state.redb"), &self.network)
+            let mut state = OfflineState::open(&dir.path().join("state.redb"), &self.network)
                 .context("open the generator's state")?;
+            state
+                .set_cache_bytes(GENERATOR_CACHE_BYTES)
+                .context("reopen the generator's state")?;
             self.roots = Some((dir, state));
         }
         match &mut self.roots {

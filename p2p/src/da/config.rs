@@ -22,6 +22,12 @@ pub const DEFAULT_PROOF_HISTORY_HEIGHTS: u64 = 1024;
 /// Largest accepted `da.proof_history_heights`.
 pub const MAX_PROOF_HISTORY_HEIGHTS: u64 = 10_000_000;
 
+/// Default of `da.rebuild_cache_mib` (see [`DaConfig::rebuild_cache_mib`]).
+pub const DEFAULT_REBUILD_CACHE_MIB: usize = 1024;
+
+/// Accepted `da.rebuild_cache_mib`: from the serving cache's 32 MiB to 64 GiB.
+pub const REBUILD_CACHE_MIB_RANGE: (usize, usize) = (32, 65_536);
+
 /// `[da]`: how a coordinator batches DA events into blobs and how every node stores and
 /// backfills the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +64,15 @@ pub struct DaConfig {
     /// for a full one of 1,024), so 1,024 heights cost ≈ 0.5 to 2 GiB of disk on a busy
     /// log; lower it to save disk, raise it to serve older proofs.
     pub proof_history_heights: u64,
+    /// `rebuild_cache_mib`: redb's page cache, in MiB, while a start replays many stored
+    /// blobs into the state (a first start on a copied log, `--reindex-da`, a schema
+    /// upgrade, a state found corrupt; issue 16 §6), like Bitcoin Core's `-dbcache` during
+    /// its initial block download. The cache grows only as pages are read and is released
+    /// when the replay ends (the node then serves with 32 MiB). With the serving cache a
+    /// rebuild of 10 million events thrashes: every random insert into the state's
+    /// key-ordered tables reads its pages again. [`REBUILD_CACHE_MIB_RANGE`];
+    /// default [`DEFAULT_REBUILD_CACHE_MIB`] (1,024).
+    pub rebuild_cache_mib: usize,
     /// `state_sync`: how a full node whose DA log is empty gets the DA state (issue 16 §5,
     /// PROTOCOL.md §5.3b). Default [`StateSyncMode::Off`].
     pub state_sync: StateSyncMode,
@@ -95,6 +110,7 @@ impl Default for DaConfig {
             sync_request_timeout: Duration::from_secs(10),
             publish_grace: Duration::from_secs(5),
             proof_history_heights: DEFAULT_PROOF_HISTORY_HEIGHTS,
+            rebuild_cache_mib: DEFAULT_REBUILD_CACHE_MIB,
             state_sync: StateSyncMode::Off,
         }
     }
@@ -111,6 +127,7 @@ pub(crate) struct RawDa {
     sync_request_timeout_secs: u64,
     publish_grace_secs: u64,
     proof_history_heights: u64,
+    rebuild_cache_mib: usize,
     state_sync: StateSyncMode,
     /// Obsolete since the state moved into `da-log.redb` (issue 16): accepted so that an
     /// older seeds.toml still loads, ignored with a warning, never written.
@@ -129,6 +146,7 @@ impl Default for RawDa {
             sync_request_timeout_secs: d.sync_request_timeout.as_secs(),
             publish_grace_secs: d.publish_grace.as_secs(),
             proof_history_heights: d.proof_history_heights,
+            rebuild_cache_mib: d.rebuild_cache_mib,
             state_sync: d.state_sync,
             snapshot_interval_blobs: None,
         }
@@ -159,6 +177,7 @@ impl DaConfig {
             )?,
             publish_grace_secs: whole_secs("da.publish_grace_secs", self.publish_grace)?,
             proof_history_heights: self.proof_history_heights,
+            rebuild_cache_mib: self.rebuild_cache_mib,
             state_sync: self.state_sync,
             snapshot_interval_blobs: None,
         })
@@ -217,6 +236,12 @@ pub(crate) fn validate(raw: RawDa, errs: &mut KeyErrors) -> DaConfig {
             1,
             MAX_PROOF_HISTORY_HEIGHTS,
         ),
+        rebuild_cache_mib: errs.range(
+            "da.rebuild_cache_mib",
+            raw.rebuild_cache_mib,
+            REBUILD_CACHE_MIB_RANGE.0,
+            REBUILD_CACHE_MIB_RANGE.1,
+        ),
         state_sync: raw.state_sync,
     }
 }
@@ -241,10 +266,12 @@ mod tests {
         assert_eq!(cfg.da, DaConfig::default());
         let cfg = SeedsConfig::from_toml_str(
             "[da]\nbatch_max_bytes = 2048\nbatch_interval_ms = 5\nsync_chunk_blobs = 8\n\
-             proof_history_heights = 16\n",
+             proof_history_heights = 16\nrebuild_cache_mib = 64\n",
         )
         .unwrap();
         assert_eq!(cfg.da.proof_history_heights, 16);
+        assert_eq!(cfg.da.rebuild_cache_mib, 64);
+        assert!(SeedsConfig::from_toml_str("[da]\nrebuild_cache_mib = 16\n").is_err());
         assert_eq!(cfg.da.batch_max_bytes, 2048);
         assert_eq!(cfg.da.batch_interval, Duration::from_millis(5));
         assert_eq!(cfg.da.sync_chunk_blobs, 8);

@@ -199,6 +199,23 @@ pub(crate) struct DaService {
     forwarding: bool,
 }
 
+/// Stored blobs above the state from which a start replays them with the large page cache
+/// of `[da] rebuild_cache_mib` (issue 16 §6).
+const BULK_REPLAY_BLOBS: u64 = 1024;
+
+/// Reopens the log with the `what` ("rebuild" or "serving") page cache of `bytes`; a
+/// failure is logged (the writer reopens the store when it next writes).
+fn rebuild_cache(store: &DaStore, bytes: usize, what: &str) {
+    match store.set_cache_bytes(bytes) {
+        Ok(()) => tracing::info!(
+            cache_mib = bytes >> 20,
+            blobs = store.tip(),
+            "DA log reopened with the {what} page cache"
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot reopen the DA log with the {what} page cache"),
+    }
+}
+
 impl DaService {
     /// Opens the log and its stored state in `cfg.dir`, verifies and replays the blobs
     /// above the state's height (all of them when the state is missing).
@@ -236,6 +253,10 @@ impl DaService {
         );
         let mut chain = DaChain::new(state);
         if let Some(store) = &store {
+            let bulk = store.tip().saturating_sub(chain.height()) >= BULK_REPLAY_BLOBS;
+            if bulk {
+                rebuild_cache(store, cfg.da.rebuild_cache_mib << 20, "rebuild");
+            }
             replay(
                 &mut chain,
                 store,
@@ -244,6 +265,9 @@ impl DaService {
                 &cfg.network,
                 cfg.authority,
             );
+            if bulk {
+                rebuild_cache(store, store::CACHE_BYTES, "serving");
+            }
         }
         let keys = keys::history_of(cfg.authority, chain.state());
         let height = chain.height();

@@ -28,13 +28,14 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, TryLockError};
 
 use dsdn_protocols::da::state::StateCommit;
 use dsdn_protocols::NetworkId;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+mod bulk;
 mod cache;
 mod files;
 mod offline;
@@ -68,8 +69,9 @@ pub const SCHEMA_VERSION: u32 = 4;
 /// blobs table: height → encoded blob.
 const BLOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("blobs");
 
-/// redb page cache, in bytes.
-const CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// redb's page cache while the node serves, in bytes (32 MiB). A start-up replay of many
+/// blobs runs with a larger one ([`DaStore::set_cache_bytes`], `[da] rebuild_cache_mib`).
+pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Errors of [`DaStore`].
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +200,8 @@ pub struct DaStore {
     history: AtomicU64,
     /// The height the log starts after ([`DaStore::base`]); changed under the tip lock.
     base: AtomicU64,
+    /// redb's page cache of the open database, in bytes ([`DaStore::set_cache_bytes`]).
+    cache_bytes: AtomicUsize,
 }
 
 impl std::fmt::Debug for DaStore {
@@ -229,7 +233,9 @@ impl DaStore {
     /// * [`DaStoreError::Db`] if the file is open elsewhere or even a fresh file fails.
     pub fn open(path: &Path, network: &NetworkId) -> Result<StoreOpen, DaStoreError> {
         let ((db, tips), moved_aside) =
-            dsdn_peers::redb_file::open_or_recover(path, "the DA log", || try_open(path, network))?;
+            dsdn_peers::redb_file::open_or_recover(path, "the DA log", || {
+                try_open(path, network, CACHE_BYTES)
+            })?;
         Ok(StoreOpen {
             store: DaStore::new(db, path, network, tips),
             moved_aside,
@@ -250,6 +256,7 @@ impl DaStore {
             state_tip: Mutex::new(state_tip),
             history: AtomicU64::new(state::STATE_HISTORY),
             base: AtomicU64::new(base),
+            cache_bytes: AtomicUsize::new(CACHE_BYTES),
         }
     }
 
@@ -320,7 +327,7 @@ impl DaStore {
         // The old handle must be closed first: redb locks the file.
         *db = None;
         let mut state_tip = self.lock_state_tip();
-        let (opened, (new_tip, new_state_tip, new_base)) = try_open(&self.path, &self.network)
+        let (opened, (new_tip, new_state_tip, new_base)) = try_open(&self.path, &self.network, self.cache_bytes())
             .map_err(|f| match f {
                 open::Failure::Fatal(e) => e,
                 open::Failure::Corrupt(reason) => {
@@ -387,6 +394,16 @@ impl DaStore {
         blobs: &[(u64, &[u8])],
         commits: &[Arc<StateCommit>],
     ) -> Result<(), DaStoreError> {
+        self.write(blobs, commits, redb::Durability::Immediate)
+    }
+
+    /// [`DaStore::append_with_state`] with redb's `durability` for the transaction.
+    fn write(
+        &self,
+        blobs: &[(u64, &[u8])],
+        commits: &[Arc<StateCommit>],
+        durability: redb::Durability,
+    ) -> Result<(), DaStoreError> {
         let mut tip = self.lock_tip();
         let mut state_tip = self.lock_state_tip();
         let mut expected = tip.saturating_add(1);
@@ -404,7 +421,9 @@ impl DaStore {
             return Ok(());
         }
         let db = self.write_db()?;
-        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write()?;
+        let mut txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write()?;
+        txn.set_durability(durability)
+            .map_err(|e| DaStoreError::Db(e.to_string()))?;
         {
             let mut table = txn.open_table(BLOBS)?;
             for &(height, bytes) in blobs {

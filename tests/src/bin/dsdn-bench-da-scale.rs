@@ -210,9 +210,12 @@ impl Run {
         let (mut node, rebuild, cpu) = start_at_tip(&self.spec, height).await?;
         let apply = events as f64 / cpu.max(1e-3);
         let io = node.pid().map(disk_io).transpose()?;
+        let peak = node.pid().map(memory_kib).transpose()?.map(|(_, hwm)| mib(hwm));
         eprintln!(
-            "[scale] rebuilt in {:.1} s wall, {cpu:.1} s CPU: {apply:.0} events/CPU-s; {}",
+            "[scale] rebuilt in {:.1} s wall, {cpu:.1} s CPU: {apply:.0} events/CPU-s, peak RSS \
+             {} MiB (the rebuild's page cache, `[da] rebuild_cache_mib`); {}",
             rebuild.as_secs_f64(),
+            peak.map_or("n/a".to_owned(), |m| format!("{m:.0}")),
             io.map_or("disk I/O unknown".to_owned(), |(r, w)| format!(
                 "the process read {:.0} B and wrote {:.0} B per event from/to the disk",
                 r as f64 / events as f64,
@@ -440,6 +443,10 @@ async fn main() -> anyhow::Result<()> {
             generator.height(),
             t.elapsed().as_secs_f64()
         );
+        if Some(&size) == sizes.last() {
+            // Its state is as large as the node's log: free the disk for the state sync.
+            generator.drop_state();
+        }
         match run
             .measure(generator.events(), generator.height(), generator.chunks())
             .await

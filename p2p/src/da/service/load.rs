@@ -13,6 +13,10 @@ const REPLAY_WRITE_BATCH: usize = 256;
 /// decoded nodes (~1 KiB each) and redb's dirty pages of one transaction, to tens of MiB.
 const REPLAY_WRITE_NODES: usize = 64 * 1024;
 
+/// Longest time the replay's writes stay unsynced ([`DaStore::write_replayed`]): a crash
+/// during a long rebuild loses at most this much of its work.
+const REPLAY_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Blobs read from the log at once while replaying (each chunk in its own read
 /// transaction), and their most bytes.
 const REPLAY_READ_BLOBS: u32 = 64;
@@ -102,7 +106,9 @@ fn check_tip(network: &NetworkId, authority: Option<&[u8; 32]>, store: &Arc<DaSt
 /// fails (undecodable, bad signature, broken chain) is dropped from the log with everything
 /// after it; peers backfill the rest. With `write_now` (at start, before the writer
 /// runs), the state commits are written to `store` in batches as the replay goes;
-/// otherwise they stay in the overlay's outbox for the writer.
+/// otherwise they stay in the overlay's outbox for the writer; the batches are written
+/// unsynced, synced every [`REPLAY_SYNC_INTERVAL`] and at the end
+/// ([`DaStore::write_replayed`]).
 pub(super) fn replay(
     chain: &mut DaChain,
     store: &DaStore,
@@ -118,6 +124,8 @@ pub(super) fn replay(
     let from = chain.height() + 1;
     let mut applied = 0usize;
     let mut write_error = None;
+    let mut unsynced = false;
+    let mut synced_at = std::time::Instant::now();
     let mut write = |force: bool| {
         let Some(overlay) = overlay.filter(|_| write_now) else {
             return true;
@@ -129,12 +137,21 @@ pub(super) fn replay(
             .map(|c| c.tree.node_batch.nodes().len())
             .sum();
         let small = commits.len() < REPLAY_WRITE_BATCH && nodes < REPLAY_WRITE_NODES;
-        if commits.is_empty() || (!force && small) {
+        let nothing = commits.is_empty() && !(force && unsynced);
+        if nothing || (!force && small) {
             o.put_back(commits);
             return true;
         }
-        match store.append_with_state(&[], &commits) {
+        // Unsynced but every REPLAY_SYNC_INTERVAL and at the end (a synced write makes the
+        // ones before it durable too): a crash meanwhile leaves an older state, which the
+        // next start replays on from.
+        let sync = force || synced_at.elapsed() >= REPLAY_SYNC_INTERVAL;
+        match store.write_replayed(&commits, sync) {
             Ok(()) => {
+                unsynced = !sync;
+                if sync {
+                    synced_at = std::time::Instant::now();
+                }
                 o.release(store.state_tip());
                 true
             }

@@ -69,6 +69,15 @@ impl OfflineState {
         })
     }
 
+    /// Reopens the file with a redb page cache of `bytes` ([`DaStore::set_cache_bytes`]):
+    /// a tool applying millions of blobs wants a large one. Call it between flushes.
+    ///
+    /// # Errors
+    /// [`OfflineError::Store`] when the file cannot be reopened (then drop this value).
+    pub fn set_cache_bytes(&mut self, bytes: usize) -> Result<(), OfflineError> {
+        Ok(self.store.set_cache_bytes(bytes)?)
+    }
+
     /// The state after the last applied blob (its root is the next blob's
     /// `prev_state_root`).
     pub fn state(&self) -> &DaState {

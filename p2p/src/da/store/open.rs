@@ -7,7 +7,7 @@ use dsdn_peers::redb_file::{self, FileFault, MetaRefusal, OpenFailure, META};
 use dsdn_protocols::NetworkId;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableHandle};
 
-use super::{io_at, restore, state, DaStoreError, BLOBS, CACHE_BYTES, SCHEMA_VERSION};
+use super::{io_at, restore, state, DaStoreError, BLOBS, SCHEMA_VERSION};
 
 /// Why an open attempt failed.
 pub(super) type Failure = OpenFailure<DaStoreError>;
@@ -46,15 +46,17 @@ fn refusal(path: &Path, network: &NetworkId) -> impl FnOnce(MetaRefusal) -> DaSt
     }
 }
 
-/// Opens `path` once: the database, its tip, its state height and its base.
+/// Opens `path` once with a page cache of `cache_bytes`: the database, its tip, its state
+/// height and its base.
 pub(super) fn try_open(
     path: &Path,
     network: &NetworkId,
+    cache_bytes: usize,
 ) -> Result<(Database, (u64, u64, u64)), Failure> {
     redb_file::open_db_trusting_clean(
         path,
         "DA log",
-        CACHE_BYTES,
+        cache_bytes,
         (SCHEMA_VERSION, network),
         refusal(path, network),
         |db| check_meta(db, path, network),

@@ -86,6 +86,7 @@ fn every_field_round_trips() {
             sync_request_timeout: Duration::from_secs(9),
             publish_grace: Duration::from_secs(11),
             proof_history_heights: 16,
+            rebuild_cache_mib: 48,
             state_sync: crate::da::StateSyncMode::Auto,
         },
         committee: CommitteeConfig {
