@@ -1,5 +1,5 @@
 //! Issue 16 §6 and §7 with a real `dsdnd`: a full node rebuilding its DA state from a long
-//! stored log (at least 1,024 blobs above the state: the replay with the large page cache
+//! stored log (at least 64 blobs above the state: the replay with the large page cache
 //! of `[da] rebuild_cache_mib` and unsynced commits) is SIGKILLed at random points of the
 //! rebuild, again and again. Every start must open the log and the state consistent (redb
 //! recovers the last synced commit, never a state ahead of or mixed with the log), the
@@ -15,7 +15,8 @@ use dsdn_integration_tests::scale::LogGenerator;
 use dsdn_integration_tests::{log_matches, log_offset, unix_now, wait_log};
 use dsdn_protocols::NetworkId;
 
-/// Blobs of the generated log (above the 1,024 that switch the replay to the rebuild cache).
+/// Blobs of the generated log (above the 64 that switch the replay to the rebuild cache, and
+/// enough for several write batches of 256 blobs).
 const BLOBS: u64 = 1_300;
 
 /// Events per generated blob: many small blobs, so the replay writes several batches and

@@ -200,8 +200,10 @@ pub(crate) struct DaService {
 }
 
 /// Stored blobs above the state from which a start replays them with the large page cache
-/// of `[da] rebuild_cache_mib` (issue 16 §6).
-const BULK_REPLAY_BLOBS: u64 = 1024;
+/// of `[da] rebuild_cache_mib` (issue 16 §6). A normal restart replays none (the state is
+/// written with its blobs); a few are replayed after a crash of the writer; many after
+/// `--reindex-da`, an upgrade or a cleared state, where a blob may carry 1 to 1,024 events.
+const BULK_REPLAY_BLOBS: u64 = 64;
 
 /// Reopens the log with the `what` ("rebuild" or "serving") page cache of `bytes`; a
 /// failure is logged (the writer reopens the store when it next writes).
