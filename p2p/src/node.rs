@@ -297,7 +297,7 @@ impl Node {
         // Issue 16 §5: a new full node with `da.state_sync = "auto"` restores the state.
         crate::da::state_sync_driver::start(
             &mut da,
-            cfg.da.state_sync,
+            (cfg.da.state_sync, cfg.da.rebuild_cache_mib),
             cfg.network.clone(),
             handle.clone(),
             &metrics,

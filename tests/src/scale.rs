@@ -323,6 +323,8 @@ pub fn state_sync(
         ..StateHeader::genesis()
     };
     let mut restore = StateRestore::new(checkpoint)?;
+    // As the daemon's state sync: the restore runs with the default rebuild cache.
+    target.set_cache_bytes(dsdn_p2p::da::DEFAULT_REBUILD_CACHE_MIB << 20)?;
     target.restore_begin()?;
     let (mut chunks, mut entries) = (0u64, 0u64);
     while let Some(request) = restore.next_request(MAX_CHUNK_ENTRIES) {
@@ -337,6 +339,7 @@ pub fn state_sync(
         chunks += 1;
     }
     target.restore_finish(&restore.header())?;
+    target.set_cache_bytes(dsdn_p2p::da::store::CACHE_BYTES)?;
     let elapsed = start.elapsed();
     anyhow::ensure!(
         target.state_root_at(checkpoint.height)? == Some(checkpoint.root.0),

@@ -54,7 +54,11 @@ async fn a_rebuild_killed_again_and_again_ends_at_the_generated_root() -> anyhow
     dsdn_daemon::localnet::init_node(&data)?;
     let log = data.join(dsdn_p2p::da::store::DA_LOG_FILE);
     generator.grow_to(&log, BLOBS * PER_BLOB as u64, |_| {})?;
-    anyhow::ensure!(generator.height() == BLOBS, "generated {} blobs", generator.height());
+    anyhow::ensure!(
+        generator.height() == BLOBS,
+        "generated {} blobs",
+        generator.height()
+    );
     let want_root = generator.state_root_hex().context("no generated state")?;
 
     let lease = dsdn_daemon::localnet::reserve_port(&[IP])?;
@@ -77,12 +81,18 @@ async fn a_rebuild_killed_again_and_again_ends_at_the_generated_root() -> anyhow
         if kill > 0 {
             node.restart().await?;
         }
-        wait_log(&node, offset, Some("INFO"), "with the rebuild page cache", T)
-            .await
-            .with_context(|| format!("start {}: no replay with the rebuild cache", kill + 1))?;
+        wait_log(
+            &node,
+            offset,
+            Some("INFO"),
+            "with the rebuild page cache",
+            T,
+        )
+        .await
+        .with_context(|| format!("start {}: no replay with the rebuild cache", kill + 1))?;
         tokio::time::sleep(Duration::from_millis(random_ms(&mut seed, 2_000))).await;
-        let done = !log_matches(&node, offset, Some("INFO"), "with the serving page cache")
-            .is_empty();
+        let done =
+            !log_matches(&node, offset, Some("INFO"), "with the serving page cache").is_empty();
         node.kill().await?;
         if !done {
             mid_rebuild += 1;
@@ -90,7 +100,11 @@ async fn a_rebuild_killed_again_and_again_ends_at_the_generated_root() -> anyhow
         eprintln!(
             "[rebuild-crash] kill {}: {}",
             kill + 1,
-            if done { "after the rebuild" } else { "during the rebuild" }
+            if done {
+                "after the rebuild"
+            } else {
+                "during the rebuild"
+            }
         );
     }
     anyhow::ensure!(

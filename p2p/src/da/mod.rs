@@ -57,8 +57,8 @@ mod sync_tag;
 mod writer;
 
 pub use config::{
-    DaConfig, StateSyncMode, DEFAULT_PROOF_HISTORY_HEIGHTS, MAX_BATCH_BYTES, MAX_BATCH_EVENTS,
-    MAX_PROOF_HISTORY_HEIGHTS, MAX_SYNC_CHUNK,
+    DaConfig, StateSyncMode, DEFAULT_PROOF_HISTORY_HEIGHTS, DEFAULT_REBUILD_CACHE_MIB,
+    MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_PROOF_HISTORY_HEIGHTS, MAX_SYNC_CHUNK,
 };
 pub(crate) use proof_server::{api_answer, ProofServer, StateServer};
 pub use proof_server::{MAX_PENDING_PER_PEER, PROOF_QUEUE};

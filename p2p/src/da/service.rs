@@ -214,7 +214,9 @@ fn rebuild_cache(store: &DaStore, bytes: usize, what: &str) {
             blobs = store.tip(),
             "DA log reopened with the {what} page cache"
         ),
-        Err(e) => tracing::error!(error = %e, "cannot reopen the DA log with the {what} page cache"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot reopen the DA log with the {what} page cache")
+        }
     }
 }
 

@@ -104,14 +104,15 @@ impl StateSyncMetrics {
     }
 }
 
-/// Starts the state sync of a node at start when `mode` is `auto`, the node has a genesis
+/// Starts the state sync of a node at start when `mode` is `auto` (the restore's page cache
+/// is `rebuild_cache_mib`), the node has a genesis
 /// authority, a tokio runtime runs, and its DA log on disk is empty (a light client has
 /// none: nothing happens): holds `service` (it
 /// applies and asks for no height until the driver reports) and spawns the driver, which
 /// talks to the event loop through `handle`. Otherwise does nothing (logged when `auto`).
 pub(crate) fn start(
     service: &mut DaService,
-    mode: StateSyncMode,
+    (mode, rebuild_cache_mib): (StateSyncMode, usize),
     network: NetworkId,
     handle: NodeHandle,
     metrics: &Metrics,
@@ -147,6 +148,7 @@ pub(crate) fn start(
         store,
         metrics,
         started: Instant::now(),
+        cache_bytes: rebuild_cache_mib << 20,
     };
     runtime.spawn(driver.run());
 }
@@ -166,6 +168,8 @@ struct Driver {
     store: Arc<DaStore>,
     metrics: Option<StateSyncMetrics>,
     started: Instant,
+    /// The restore's page cache (`[da] rebuild_cache_mib`), in bytes.
+    cache_bytes: usize,
 }
 
 impl Driver {
@@ -278,6 +282,7 @@ impl Driver {
         let (chunk_tx, chunk_rx) = mpsc::channel(1);
         let (step_tx, mut step_rx) = mpsc::channel(1);
         let store = Arc::clone(&self.store);
+        let cache_bytes = self.cache_bytes;
         let progress = self.metrics.as_ref().map(|m| m.entries.clone());
         let worker = tokio::task::spawn_blocking(move || {
             restorer(
@@ -285,7 +290,7 @@ impl Driver {
                 header,
                 (chunk_rx, &step_tx),
                 progress.as_ref(),
-                MAX_CHUNK_ENTRIES,
+                (MAX_CHUNK_ENTRIES, cache_bytes),
             );
         });
         let mut chunks = 0u64;
@@ -438,14 +443,24 @@ enum Step {
 /// the writes are disk I/O): verifies each chunk received on `chunks` with a
 /// [`StateRestore`] of `header`, writes it, and asks for the next one on `steps` before
 /// writing (the next fetch overlaps the write), at most `per` entries a chunk; `progress`
-/// counts the entries written.
+/// counts the entries written. The restore runs with a redb page cache of `cache_bytes`
+/// (`[da] rebuild_cache_mib`: the restore inserts millions of entries in key-hash order,
+/// random for the table of latest values by key); the serving cache is set again once the
+/// restore is finished or abandoned (a failure is abandoned here, before the reopen: a
+/// reopen while a restore is marked empties the log).
 fn restorer(
     store: &DaStore,
     header: StateHeader,
     (mut chunks, steps): (mpsc::Receiver<StateChunk>, &mpsc::Sender<Step>),
     progress: Option<&IntCounter>,
-    per: u32,
+    (per, cache_bytes): (u32, usize),
 ) {
+    let set_cache = |bytes: usize| {
+        if let Err(e) = store.set_cache_bytes(bytes) {
+            tracing::warn!(error = %e, "DA state sync: cannot reopen the DA log with another page cache");
+        }
+    };
+    set_cache(cache_bytes);
     let height = header.height;
     let mut run = || -> Result<u64, String> {
         let mut restore = StateRestore::new(header).map_err(|e| e.to_string())?;
@@ -485,8 +500,14 @@ fn restorer(
     };
     let step = match run() {
         Ok(entries) => Step::Done(entries),
-        Err(e) => Step::Failed(e),
+        Err(e) => {
+            if let Err(abort) = store.restore_abort() {
+                tracing::warn!(error = %abort, "DA state sync: cannot empty the DA log");
+            }
+            Step::Failed(e)
+        }
     };
+    set_cache(super::store::CACHE_BYTES);
     let _ = steps.blocking_send(step);
 }
 

@@ -54,7 +54,8 @@ fn run(
     let (chunk_tx, chunk_rx) = mpsc::channel(1);
     let (step_tx, mut step_rx) = mpsc::channel(1);
     let t = Arc::clone(target);
-    let worker = std::thread::spawn(move || restorer(&t, cp, (chunk_rx, &step_tx), None, per));
+    let worker =
+        std::thread::spawn(move || restorer(&t, cp, (chunk_rx, &step_tx), None, (per, 64 << 20)));
     let mut sent = 0;
     let outcome = loop {
         match step_rx.blocking_recv() {

@@ -327,8 +327,8 @@ impl DaStore {
         // The old handle must be closed first: redb locks the file.
         *db = None;
         let mut state_tip = self.lock_state_tip();
-        let (opened, (new_tip, new_state_tip, new_base)) = try_open(&self.path, &self.network, self.cache_bytes())
-            .map_err(|f| match f {
+        let (opened, (new_tip, new_state_tip, new_base)) =
+            try_open(&self.path, &self.network, self.cache_bytes()).map_err(|f| match f {
                 open::Failure::Fatal(e) => e,
                 open::Failure::Corrupt(reason) => {
                     DaStoreError::Db(format!("{}: {reason}", self.path.display()))

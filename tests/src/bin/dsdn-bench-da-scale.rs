@@ -5,7 +5,8 @@
 //! 1. the generator ([`dsdn_integration_tests::scale::LogGenerator`]) appends signed blobs
 //!    to the full node's `da-log.redb` until the log holds that many events (a storage
 //!    network: 5 % registrations of up to 100,000 nodes, 48 % chunks, 48 % replicas);
-//! 2. everything the node derived from the log is deleted, and `dsdnd` (storage mode, no
+//! 2. everything the node derived from the log is deleted (its files, and its state inside
+//!    `da-log.redb` with `--reindex-da`), and `dsdnd` (storage mode, no
 //!    peers, the generator's key as DA authority) is started: it rebuilds its state from the
 //!    log. **Apply rate** = events / the process's CPU seconds until it answers at the tip;
 //! 3. **bytes on disk per event**: the data directory's size / events;
@@ -60,7 +61,9 @@ const PRIMARY: [&str; 3] = [dsdn_p2p::da::store::DA_LOG_FILE, "node.key", "seeds
 /// Value of flag `name` (`--name VALUE`).
 /// The usage line (`--help`, and an unknown argument).
 const USAGE: &str = "usage: dsdn-bench-da-scale [--sizes 1000000,10000000,100000000] \
-[--samples 200] [--dir DIR] [--plot docs/da-scale.svg] [--keep]";
+[--samples 200] [--dir DIR] [--plot docs/da-scale.svg] [--keep]\n   or: dsdn-bench-da-scale \
+--state-sync LOG [--dir DIR] (only the state sync of an existing devnet da-log.redb, e.g. \
+one left by --keep)";
 
 /// Refuses an argument that is no flag of this benchmark (so that a typo prints the usage
 /// instead of starting the default 100-million-event run); `--help` prints it and exits.
@@ -71,7 +74,7 @@ fn check_args() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--sizes" | "--samples" | "--dir" | "--plot" => {
+            "--sizes" | "--samples" | "--dir" | "--plot" | "--state-sync" => {
                 anyhow::ensure!(args.next().is_some(), "{a} needs a value\n{USAGE}");
             }
             "--keep" => {}
@@ -207,10 +210,18 @@ impl Run {
     async fn measure(&self, events: u64, height: u64, chunks: u64) -> anyhow::Result<ScalePoint> {
         delete_derived(&self.data)?;
         eprintln!("[scale] {events} events: rebuilding the state from the log…");
-        let (mut node, rebuild, cpu) = start_at_tip(&self.spec, height).await?;
+        // The state of the previous size lives in the log's file: `--reindex-da` deletes it,
+        // so every size is rebuilt from height 1.
+        let mut reindex = self.spec.clone();
+        reindex.extra_args.push("--reindex-da".to_owned());
+        let (mut node, rebuild, cpu) = start_at_tip(&reindex, height).await?;
         let apply = events as f64 / cpu.max(1e-3);
         let io = node.pid().map(disk_io).transpose()?;
-        let peak = node.pid().map(memory_kib).transpose()?.map(|(_, hwm)| mib(hwm));
+        let peak = node
+            .pid()
+            .map(memory_kib)
+            .transpose()?
+            .map(|(_, hwm)| mib(hwm));
         eprintln!(
             "[scale] rebuilt in {:.1} s wall, {cpu:.1} s CPU: {apply:.0} events/CPU-s, peak RSS \
              {} MiB (the rebuild's page cache, `[da] rebuild_cache_mib`); {}",
@@ -375,9 +386,33 @@ fn print_table(points: &[ScalePoint]) {
     }
 }
 
+/// `--state-sync LOG`: the state sync of the log's state at its tip − 1 into a new log in
+/// `--dir` (removed afterwards), timed as in a full run.
+fn state_sync_only(log: &Path) -> anyhow::Result<()> {
+    let base = flag("--dir").map_or_else(std::env::temp_dir, PathBuf::from);
+    let dir = tempfile::Builder::new()
+        .prefix("dsdn-state-sync-")
+        .tempdir_in(&base)
+        .with_context(|| format!("create a directory in {}", base.display()))?;
+    let network = NetworkId::new(NETWORK).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sync =
+        dsdn_integration_tests::scale::state_sync(log, &dir.path().join("synced.redb"), &network)?;
+    println!(
+        "state sync {:.2} s ({} entries in {} chunks, state at height {})",
+        sync.elapsed.as_secs_f64(),
+        sync.entries,
+        sync.chunks,
+        sync.height
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     check_args()?;
+    if let Some(log) = flag("--state-sync") {
+        return state_sync_only(Path::new(&log));
+    }
     let sizes = sizes()?;
     let samples: usize = flag("--samples").map_or(Ok(200), |s| s.parse())?;
     let plot_path = PathBuf::from(flag("--plot").unwrap_or_else(|| "docs/da-scale.svg".into()));

@@ -14,9 +14,11 @@
 //!   again.
 //!
 //! A restore: [`DaStore::restore_begin`] on an empty log, [`DaStore::restore_part`] for each
-//! verified chunk (one transaction each: nodes, values, versions at the checkpoint height
-//! with their raw keys), [`DaStore::restore_finish`] (header, root, base; the tip becomes the
-//! checkpoint height). Verification is the caller's
+//! verified chunk (one unsynced transaction each: nodes, values, versions at the checkpoint
+//! height with their raw keys), [`DaStore::restore_finish`] (header, root, base; the tip
+//! becomes the checkpoint height; synced). The caller may run it with a large page cache
+//! ([`DaStore::set_cache_bytes`], set before the begin and reset after the finish or abort:
+//! a reopen while `restoring` is marked empties the log). Verification is the caller's
 //! ([`dsdn_protocols::da::state_sync::StateRestore`]); this module writes what it returns.
 
 use std::sync::atomic::Ordering;
@@ -167,14 +169,20 @@ impl DaStore {
     }
 
     /// Writes one verified chunk's nodes and entries of the state at `height` (one
-    /// transaction).
+    /// transaction, not synced: redb `Durability::None`). A crash before
+    /// [`DaStore::restore_finish`] finds the synced `restoring` mark and empties the log
+    /// anyway, and the finish's synced commit makes every part durable; so a part needs no
+    /// sync of its own (issue 16 §5/§6: at 10 M entries the syncs of thousands of parts
+    /// would be the restore's cost).
     ///
     /// # Errors
     /// [`DaStoreError::Db`] when no restore is under way or the transaction fails.
     pub fn restore_part(&self, height: u64, part: &RestoredPart) -> Result<(), DaStoreError> {
         let _tip = self.lock_tip();
         let db = self.write_db()?;
-        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write()?;
+        let mut txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write()?;
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| DaStoreError::Db(e.to_string()))?;
         if !read_base(&txn)?.1 {
             return Err(DaStoreError::Db("no state restore under way".into()));
         }
