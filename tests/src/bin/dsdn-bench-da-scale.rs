@@ -63,7 +63,8 @@ const PRIMARY: [&str; 3] = [dsdn_p2p::da::store::DA_LOG_FILE, "node.key", "seeds
 const USAGE: &str = "usage: dsdn-bench-da-scale [--sizes 1000000,10000000,100000000] \
 [--samples 200] [--dir DIR] [--plot docs/da-scale.svg] [--keep]\n   or: dsdn-bench-da-scale \
 --state-sync LOG [--dir DIR] (only the state sync of an existing devnet da-log.redb, e.g. \
-one left by --keep)";
+one left by --keep)\n   or: dsdn-bench-da-scale --measure DIR [--samples N] (every figure but the \
+rebuild's, on a directory left by --keep)";
 
 /// Refuses an argument that is no flag of this benchmark (so that a typo prints the usage
 /// instead of starting the default 100-million-event run); `--help` prints it and exits.
@@ -74,7 +75,7 @@ fn check_args() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--sizes" | "--samples" | "--dir" | "--plot" | "--state-sync" => {
+            "--sizes" | "--samples" | "--dir" | "--plot" | "--state-sync" | "--measure" => {
                 anyhow::ensure!(args.next().is_some(), "{a} needs a value\n{USAGE}");
             }
             "--keep" => {}
@@ -206,6 +207,45 @@ struct Run {
 }
 
 impl Run {
+    /// The run in `dir` (the node's data directory is `dir/full`): writes its seeds.toml
+    /// (the network, a reserved port, `authority` as DA authority) and the light client's.
+    /// Keep the lease while the node runs.
+    fn new(
+        dir: &Path,
+        authority: &str,
+        samples: usize,
+    ) -> anyhow::Result<(Run, dsdn_daemon::localnet::PortLease)> {
+        let data = dir.join("full");
+        let lease = dsdn_daemon::localnet::reserve_port(&[IP]).context("reserve a port")?;
+        let cfg = ConfigSpec::default()
+            .with_network(NETWORK)
+            .with_default_port(lease.port())
+            .with_da_authority(authority.to_owned());
+        let config = dir.join("seeds.toml");
+        cfg.write(&config)?;
+        let mut spec = NodeSpec::new(
+            "full",
+            NodeMode::Storage,
+            IP,
+            lease.port(),
+            &config,
+            data.clone(),
+        );
+        spec.rust_log = "warn".into();
+        let light_config = dir.join("light.toml");
+        cfg.clone()
+            .with_static_peer(format!("{IP}:{}", lease.port()))
+            .write(&light_config)?;
+        let run = Run {
+            dir: dir.to_path_buf(),
+            data,
+            spec,
+            samples,
+            light_config,
+        };
+        Ok((run, lease))
+    }
+
     /// Measures the node on the log as it is now (`events` events, tip `height`).
     async fn measure(&self, events: u64, height: u64, chunks: u64) -> anyhow::Result<ScalePoint> {
         delete_derived(&self.data)?;
@@ -214,7 +254,7 @@ impl Run {
         // so every size is rebuilt from height 1.
         let mut reindex = self.spec.clone();
         reindex.extra_args.push("--reindex-da".to_owned());
-        let (mut node, rebuild, cpu) = start_at_tip(&reindex, height).await?;
+        let (node, rebuild, cpu) = start_at_tip(&reindex, height).await?;
         let apply = events as f64 / cpu.max(1e-3);
         let io = node.pid().map(disk_io).transpose()?;
         let peak = node
@@ -233,6 +273,18 @@ impl Run {
                 w as f64 / events as f64
             ))
         );
+        self.measure_serving(node, (events, height, chunks), apply)
+            .await
+    }
+
+    /// Everything but the rebuild, with `node` answering at the tip `height`; `apply` is
+    /// the rebuild's rate (NaN when not measured).
+    async fn measure_serving(
+        &self,
+        mut node: Node,
+        (events, height, chunks): (u64, u64, u64),
+        apply: f64,
+    ) -> anyhow::Result<ScalePoint> {
         let client = node.client();
         let state_ms = latency(self.samples, || async {
             client.da_state().await?;
@@ -386,6 +438,36 @@ fn print_table(points: &[ScalePoint]) {
     }
 }
 
+/// `--measure DIR`: every figure but the rebuild's on a directory kept by `--keep` (or
+/// the same layout: `DIR/full` with `da-log.redb` and `node.key`, state at the tip), e.g.
+/// again after a change of the serving code; prints the table, draws nothing.
+async fn measure_kept(dir: &Path, authority: &str, samples: usize) -> anyhow::Result<()> {
+    let log = dir.join("full").join(dsdn_p2p::da::store::DA_LOG_FILE);
+    let network = NetworkId::new(NETWORK).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let height = dsdn_p2p::da::store::DaStore::open(&log, &network)
+        .with_context(|| format!("open {}", log.display()))?
+        .store
+        .tip();
+    let (run, _lease) = Run::new(dir, authority, samples)?;
+    eprintln!(
+        "[scale] {}: height {height}, starting the node…",
+        dir.display()
+    );
+    let (node, started, _) = start_at_tip(&run.spec, height).await?;
+    let st = node.client().da_state().await?;
+    eprintln!(
+        "[scale] at the tip in {:.2} s: {} events, {} chunks",
+        started.as_secs_f64(),
+        st.events,
+        st.chunks
+    );
+    let point = run
+        .measure_serving(node, (st.events, height, st.chunks as u64), f64::NAN)
+        .await?;
+    print_table(&[point]);
+    Ok(())
+}
+
 /// `--state-sync LOG`: the state sync of the log's state at its tip − 1 into a new log in
 /// `--dir` (removed afterwards), timed as in a full run.
 fn state_sync_only(log: &Path) -> anyhow::Result<()> {
@@ -416,6 +498,12 @@ async fn main() -> anyhow::Result<()> {
     let sizes = sizes()?;
     let samples: usize = flag("--samples").map_or(Ok(200), |s| s.parse())?;
     let plot_path = PathBuf::from(flag("--plot").unwrap_or_else(|| "docs/da-scale.svg".into()));
+    let network = NetworkId::new(NETWORK).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[0x16; 32]);
+    let mut generator = LogGenerator::new(key, network, unix_now() * 1000 - 86_400_000);
+    if let Some(kept) = flag("--measure") {
+        return measure_kept(Path::new(&kept), &generator.authority_hex(), samples).await;
+    }
     let base = flag("--dir").map_or_else(std::env::temp_dir, PathBuf::from);
     let dir = tempfile::Builder::new()
         .prefix("dsdn-da-scale-")
@@ -423,36 +511,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("create a directory in {}", base.display()))?;
     let data = dir.path().join("full");
     std::fs::create_dir_all(&data)?;
-    let network = NetworkId::new(NETWORK).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let key = ed25519_dalek::SigningKey::from_bytes(&[0x16; 32]);
-    let mut generator = LogGenerator::new(key, network, unix_now() * 1000 - 86_400_000);
-    let lease = dsdn_daemon::localnet::reserve_port(&[IP]).context("reserve a port")?;
-    let cfg = ConfigSpec::default()
-        .with_network(NETWORK)
-        .with_default_port(lease.port())
-        .with_da_authority(generator.authority_hex());
-    let config = dir.path().join("seeds.toml");
-    cfg.write(&config)?;
-    let mut spec = NodeSpec::new(
-        "full",
-        NodeMode::Storage,
-        IP,
-        lease.port(),
-        &config,
-        data.clone(),
-    );
-    spec.rust_log = "warn".into();
-    let light_config = dir.path().join("light.toml");
-    cfg.clone()
-        .with_static_peer(format!("{IP}:{}", lease.port()))
-        .write(&light_config)?;
-    let run = Run {
-        dir: dir.path().to_path_buf(),
-        data: data.clone(),
-        spec,
-        samples,
-        light_config,
-    };
+    let (run, lease) = Run::new(dir.path(), &generator.authority_hex(), samples)?;
     // `dsdnd init` before the log is written: the node key lives beside it.
     dsdn_daemon::localnet::init_node(&data)?;
     let log = data.join(dsdn_p2p::da::store::DA_LOG_FILE);
