@@ -10,7 +10,9 @@
 //! capacity) of existing ones, so the node registry stops growing like a real network's
 //! while the chunk and replica maps grow with the log.
 
+pub mod fixture;
 pub mod light;
+pub mod order;
 pub mod plot;
 
 use std::path::Path;

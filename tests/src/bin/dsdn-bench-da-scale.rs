@@ -38,16 +38,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use dsdn_daemon::localnet::{ConfigSpec, Node, NodeMode, NodeSpec};
-use dsdn_integration_tests::bench::{clock_ticks, cpu_secs, memory_kib, mib};
+use dsdn_daemon::localnet::{Node, NodeSpec};
+use dsdn_integration_tests::bench::{memory_kib, mib};
+use dsdn_integration_tests::scale::fixture::{self, FullNodeSetup, NETWORK};
 use dsdn_integration_tests::scale::light;
 use dsdn_integration_tests::scale::plot::{self, ScalePoint};
 use dsdn_integration_tests::scale::{chunk_id, dir_bytes, free_bytes, mem_available, LogGenerator};
 use dsdn_integration_tests::{fmt_ms, percentile, unix_now};
 use dsdn_protocols::NetworkId;
-
-/// The benchmark network.
-const NETWORK: &str = "devnet";
 
 /// The full node's loopback address.
 const IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 61);
@@ -127,29 +125,9 @@ fn delete_derived(data: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the node and waits until `GET /v1/da/state` answers at `height`; returns the node,
-/// the wall time from the start and the process's CPU seconds by then.
+/// Starts the node and waits (up to [`READY`]) until it answers at `height`.
 async fn start_at_tip(spec: &NodeSpec, height: u64) -> anyhow::Result<(Node, Duration, f64)> {
-    let started = Instant::now();
-    let node = Node::spawn(spec.clone()).await?;
-    let client = node.client();
-    let pid = node.pid().context("the node does not run")?;
-    loop {
-        if let Ok(st) = client.da_state().await {
-            if st.height >= height {
-                break;
-            }
-        }
-        anyhow::ensure!(
-            started.elapsed() < READY,
-            "the node did not reach height {height} within {READY:?}"
-        );
-        anyhow::ensure!(node.pid().is_some(), "the node exited while starting");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let elapsed = started.elapsed();
-    let cpu = cpu_secs(pid, clock_ticks())?;
-    Ok((node, elapsed, cpu))
+    fixture::start_at_tip(spec, height, READY).await
 }
 
 /// Bytes the process `pid` made the kernel read from and write to the disk so far
@@ -215,33 +193,13 @@ impl Run {
         authority: &str,
         samples: usize,
     ) -> anyhow::Result<(Run, dsdn_daemon::localnet::PortLease)> {
-        let data = dir.join("full");
-        let lease = dsdn_daemon::localnet::reserve_port(&[IP]).context("reserve a port")?;
-        let cfg = ConfigSpec::default()
-            .with_network(NETWORK)
-            .with_default_port(lease.port())
-            .with_da_authority(authority.to_owned());
-        let config = dir.join("seeds.toml");
-        cfg.write(&config)?;
-        let mut spec = NodeSpec::new(
-            "full",
-            NodeMode::Storage,
-            IP,
-            lease.port(),
-            &config,
-            data.clone(),
-        );
-        spec.rust_log = "warn".into();
-        let light_config = dir.join("light.toml");
-        cfg.clone()
-            .with_static_peer(format!("{IP}:{}", lease.port()))
-            .write(&light_config)?;
+        let (setup, lease) = FullNodeSetup::new(dir, IP, authority)?;
         let run = Run {
             dir: dir.to_path_buf(),
-            data,
-            spec,
+            data: setup.data,
+            spec: setup.spec,
             samples,
-            light_config,
+            light_config: setup.light_config,
         };
         Ok((run, lease))
     }
@@ -326,7 +284,13 @@ impl Run {
         };
         let light = match light {
             Ok((secs, rss)) => {
-                eprintln!("[scale] light client joined from a checkpoint in {secs:.2} s, RSS {rss:.1} MiB");
+                let order = dsdn_integration_tests::roles::agent_bin()
+                    .map(|agent| dsdn_integration_tests::scale::order::coverage_line(&agent))
+                    .unwrap_or_else(|e| format!("code order: unknown ({e:#})"));
+                eprintln!(
+                    "[scale] light client joined from a checkpoint in {secs:.2} s, RSS {rss:.1} \
+                     MiB ({order})"
+                );
                 Some((secs, rss))
             }
             Err(e) => {
