@@ -37,8 +37,9 @@ const IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 62);
 /// Longest wait for one profiled light client (valgrind runs it ~50 times slower).
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// How long a profiled client keeps following after it joined, before Ctrl-C.
-const AFTER_JOIN: Duration = Duration::from_secs(2);
+/// How long a profiled client keeps following after it joined, before Ctrl-C: long enough
+/// for its periodic work (peer maintenance, PEX, Kademlia, DNS seeds) to run.
+const AFTER_JOIN: Duration = Duration::from_secs(25);
 
 const USAGE: &str = "usage: dsdn-light-order [--agent target/release/dsdn-agent] [--out \
 daemon/light-client.order] [--keep]\n   or: dsdn-light-order --check [--agent BIN] (how many \

@@ -12,7 +12,8 @@ use libp2p::{autonat, dcutr, relay, upnp};
 #[behaviour(prelude = "libp2p::swarm::derive_prelude")]
 pub struct NatBehaviour {
     /// `/libp2p/autonat/2/dial-request` (client side) and dial-back: tests our candidates.
-    pub autonat_client: autonat::v2::client::Behaviour,
+    /// Off on light clients: they never listen, so there is nothing to test.
+    pub autonat_client: Toggle<autonat::v2::client::Behaviour>,
     /// AutoNAT v2 server: dials back other nodes' candidates.
     pub autonat_server: Toggle<autonat::v2::server::Behaviour>,
     /// Circuit relay v2 client: reservations and relayed connections.

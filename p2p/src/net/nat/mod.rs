@@ -325,10 +325,14 @@ impl Component<NatProtocol> {
         metrics: NatMetrics,
         policy: dsdn_protocols::AddressPolicy,
     ) -> Self {
-        let autonat_client = autonat::v2::client::Behaviour::new(
-            rand::make_rng::<rand::rngs::StdRng>(),
-            autonat::v2::client::Config::default().with_probe_interval(cfg.probe_interval),
-        );
+        // A light client never listens: its only candidates would be the ports of its own
+        // outbound connections, which nobody can dial.
+        let autonat_client = (!light).then(|| {
+            autonat::v2::client::Behaviour::new(
+                rand::make_rng::<rand::rngs::StdRng>(),
+                autonat::v2::client::Config::default().with_probe_interval(cfg.probe_interval),
+            )
+        });
         let autonat_server = (cfg.autonat_server && !light)
             .then(|| autonat::v2::server::Behaviour::new(rand::make_rng::<rand::rngs::StdRng>()));
         let relay_server = cfg
@@ -338,7 +342,7 @@ impl Component<NatProtocol> {
         let upnp = (cfg.upnp && !light).then(upnp::tokio::Behaviour::default);
         Component::new(
             NatBehaviour {
-                autonat_client,
+                autonat_client: autonat_client.into(),
                 autonat_server: autonat_server.into(),
                 relay_client,
                 relay_server: relay_server.into(),
