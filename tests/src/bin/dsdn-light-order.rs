@@ -123,49 +123,71 @@ impl Publisher {
     }
 }
 
-/// A `dsdn-agent devnet` (DNS seed, bootstrap node, a 2-of-3 committee whose group key is
-/// the DA authority, four storage nodes) in `dir`, once it shows its live table; stopped
-/// with Ctrl-C by [`stop_devnet`].
-async fn devnet(agent: &Path, dir: &Path) -> anyhow::Result<tokio::process::Child> {
-    let log = dir.with_extension("log");
-    let child = tokio::process::Command::new(agent)
-        .arg("devnet")
-        .arg("--dir")
-        .arg(dir)
-        .args(["--duration", "900", "--rust-log", "warn"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(std::fs::File::create(&log)?))
-        .stderr(Stdio::from(std::fs::File::create(
-            log.with_extension("stderr"),
-        )?))
-        .kill_on_drop(true)
-        .spawn()
-        .context("run dsdn-agent devnet")?;
-    let started = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("phase 6/6") {
-            return Ok(child);
+/// Sends Ctrl-C to process `pid` (`kill -INT`).
+fn interrupt(pid: u32) -> std::io::Result<()> {
+    std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .map(|_| ())
+}
+
+/// A running `dsdn-agent devnet`. Dropped without [`Devnet::stop`] (an error on the way),
+/// it still gets Ctrl-C, so that it stops its nodes: a SIGKILL would leave them running.
+struct Devnet {
+    child: tokio::process::Child,
+}
+
+impl Devnet {
+    /// A devnet (DNS seed, bootstrap node, a 2-of-3 committee whose group key is the DA
+    /// authority, four storage nodes) in `dir`, once it shows its live table.
+    async fn start(agent: &Path, dir: &Path) -> anyhow::Result<Devnet> {
+        let log = dir.with_extension("log");
+        let child = tokio::process::Command::new(agent)
+            .arg("devnet")
+            .arg("--dir")
+            .arg(dir)
+            .args(["--duration", "900", "--rust-log", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(std::fs::File::create(&log)?))
+            .stderr(Stdio::from(std::fs::File::create(
+                log.with_extension("stderr"),
+            )?))
+            .spawn()
+            .context("run dsdn-agent devnet")?;
+        let net = Devnet { child };
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("phase 6/6") {
+                return Ok(net);
+            }
+            anyhow::ensure!(
+                started.elapsed() < RUN_TIMEOUT,
+                "the devnet did not come up within {RUN_TIMEOUT:?}: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        anyhow::ensure!(
-            started.elapsed() < RUN_TIMEOUT,
-            "the devnet did not come up within {RUN_TIMEOUT:?}: {text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    /// Ctrl-C, which stops its nodes; waits for it to exit.
+    async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            interrupt(pid)?;
+        }
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .context("the devnet did not stop")??;
+        Ok(())
     }
 }
 
-/// Ctrl-C to the devnet, which stops its nodes; waits for it.
-async fn stop_devnet(mut child: tokio::process::Child) -> anyhow::Result<()> {
-    if let Some(pid) = child.id() {
-        std::process::Command::new("kill")
-            .args(["-INT", &pid.to_string()])
-            .status()?;
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        // Still running (not stopped): Ctrl-C without waiting.
+        if let (Ok(None), Some(pid)) = (self.child.try_wait(), self.child.id()) {
+            let _ = interrupt(pid);
+        }
     }
-    tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .context("the devnet did not stop")??;
-    Ok(())
 }
 
 /// The `--api` of the last start of the node logging to `log` (a localnet `dsdnd.log`).
@@ -232,10 +254,7 @@ async fn profile_run(
         }
         tokio::time::sleep(AFTER_JOIN).await;
         // Ctrl-C: the client stops cleanly, and callgrind writes the profile at its exit.
-        std::process::Command::new("kill")
-            .args(["-INT", &pid.to_string()])
-            .status()
-            .context("kill -INT")?;
+        interrupt(pid).context("kill -INT")?;
     }
     let status = tokio::time::timeout(RUN_TIMEOUT, child.wait())
         .await
@@ -334,7 +353,7 @@ async fn main() -> anyhow::Result<()> {
     // A network like a real one: a DNS seed, eight peers, blobs signed by a committee's
     // group key, new blobs by gossip.
     let net_dir = dir.path().join("devnet");
-    let net = devnet(&agent, &net_dir).await?;
+    let net = Devnet::start(&agent, &net_dir).await?;
     let publisher = Publisher {
         agent: agent.clone(),
         api: api_of(&net_dir.join("coordinator-1").join("dsdnd.log"))?,
@@ -351,7 +370,7 @@ async fn main() -> anyhow::Result<()> {
         &profile,
     )
     .await;
-    stop_devnet(net).await?;
+    net.stop().await?;
     run.context("profile run \"devnet\"")?;
     let a = order::executed_addresses(&std::fs::read_to_string(&profile)?, &agent_name)?;
     eprintln!(
