@@ -31,7 +31,7 @@ fn watch(path: &Path) {
 ///
 /// `light-client.order` lists, by mangled name, the functions `dsdn-agent watch
 /// --from-checkpoint` runs (written by `dsdn-light-order` from callgrind profiles). Linked
-/// next to each other, they fill about 4 MiB of `.text` instead of being spread over 32 MiB,
+/// next to each other, they fill under 5 MiB of `.text` instead of being spread over 32 MiB,
 /// where the kernel's 64 KiB fault-around made 16.5 MiB of code resident. Only the order of
 /// functions in the file changes, never what runs; names the binary does not define (the
 /// order was written for another Cargo.lock or toolchain) are skipped without a warning.
