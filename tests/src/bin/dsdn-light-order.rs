@@ -201,14 +201,14 @@ fn api_of(log: &Path) -> anyhow::Result<String> {
 }
 
 /// Runs `dsdn-agent watch --config CONFIG ARGS` under callgrind, writing the profile to
-/// `profile`; returns its stderr.
+/// `profile`.
 async fn profile_run(
     agent: &Path,
     config: &Path,
     args: &[String],
     end: End,
     profile: &Path,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<()> {
     let stderr_path = profile.with_extension("stderr");
     let stderr = std::fs::File::create(&stderr_path)?;
     let mut child = tokio::process::Command::new("valgrind")
@@ -246,13 +246,15 @@ async fn profile_run(
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if let Some(p) = publisher {
-            for n in 0..PUBLISHED {
-                p.publish(n)?;
-                tokio::time::sleep(AFTER_JOIN / PUBLISHED as u32).await;
+        match publisher {
+            Some(p) => {
+                for n in 0..PUBLISHED {
+                    p.publish(n)?;
+                    tokio::time::sleep(AFTER_JOIN / PUBLISHED as u32).await;
+                }
             }
+            None => tokio::time::sleep(AFTER_JOIN).await,
         }
-        tokio::time::sleep(AFTER_JOIN).await;
         // Ctrl-C: the client stops cleanly, and callgrind writes the profile at its exit.
         interrupt(pid).context("kill -INT")?;
     }
@@ -264,7 +266,45 @@ async fn profile_run(
         "the light client failed ({status}): {}",
         text()
     );
-    Ok(text())
+    Ok(())
+}
+
+/// Profile run `name` (see [`profile_run`]) into `dir/callgrind.NAME`: the instruction
+/// addresses of the agent's binary that ran.
+///
+/// # Errors
+/// When the run fails or its profile names no instruction of the binary.
+async fn profile(
+    name: &str,
+    dir: &Path,
+    agent: &Path,
+    config: &Path,
+    args: &[String],
+    end: End,
+) -> anyhow::Result<BTreeSet<u64>> {
+    let agent_name = agent
+        .file_name()
+        .context("--agent names no file")?
+        .to_string_lossy()
+        .into_owned();
+    let path = dir.join(format!("callgrind.{name}"));
+    let t = Instant::now();
+    profile_run(agent, config, args, end, &path)
+        .await
+        .with_context(|| format!("profile run {name:?}"))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+    let a = order::executed_addresses(&text, &agent_name)?;
+    eprintln!(
+        "[order] {name}: {} instructions of {agent_name} ran ({:.1} s under valgrind)",
+        a.len(),
+        t.elapsed().as_secs_f64()
+    );
+    anyhow::ensure!(
+        !a.is_empty(),
+        "the profile {name:?} names no instruction of {agent_name}"
+    );
+    Ok(a)
 }
 
 /// `--check`: how many of the order's names `agent` defines.
@@ -323,30 +363,9 @@ async fn main() -> anyhow::Result<()> {
         ),
         ("newest", s(&["--from-checkpoint"]), End::AfterJoin(None)),
     ];
-    let agent_name = agent
-        .file_name()
-        .context("--agent names no file")?
-        .to_string_lossy()
-        .into_owned();
     let mut addresses = BTreeSet::new();
     for (name, args, end) in runs {
-        let profile = dir.path().join(format!("callgrind.{name}"));
-        let t = Instant::now();
-        profile_run(&agent, &setup.light_config, &args, end, &profile)
-            .await
-            .with_context(|| format!("profile run {name:?}"))?;
-        let text = std::fs::read_to_string(&profile)
-            .with_context(|| format!("read {}", profile.display()))?;
-        let a = order::executed_addresses(&text, &agent_name)?;
-        eprintln!(
-            "[order] {name}: {} instructions of {agent_name} ran ({:.1} s under valgrind)",
-            a.len(),
-            t.elapsed().as_secs_f64()
-        );
-        anyhow::ensure!(
-            !a.is_empty(),
-            "the profile {name:?} names no instruction of {agent_name}"
-        );
+        let a = profile(name, dir.path(), &agent, &setup.light_config, &args, end).await?;
         addresses.extend(a);
     }
     node.stop().await?;
@@ -360,25 +379,17 @@ async fn main() -> anyhow::Result<()> {
         data_dir: net_dir.join("coordinator-1"),
         file: dir.path().join("events.json"),
     };
-    let profile = dir.path().join("callgrind.devnet");
-    let t = Instant::now();
-    let run = profile_run(
+    let run = profile(
+        "devnet",
+        dir.path(),
         &agent,
         &net_dir.join("seeds.toml"),
         &s(&["--from-checkpoint"]),
         End::AfterJoin(Some(publisher)),
-        &profile,
     )
     .await;
     net.stop().await?;
-    run.context("profile run \"devnet\"")?;
-    let a = order::executed_addresses(&std::fs::read_to_string(&profile)?, &agent_name)?;
-    eprintln!(
-        "[order] devnet: {} instructions of {agent_name} ran ({:.1} s under valgrind)",
-        a.len(),
-        t.elapsed().as_secs_f64()
-    );
-    addresses.extend(a);
+    addresses.extend(run?);
     let symbols = order::text_symbols(&agent)?;
     // Local symbols of one name may sit at several addresses: each name once.
     let mut named = std::collections::HashSet::new();
